@@ -1,0 +1,154 @@
+# ringlog: one non-recursive Makefile.
+#
+# Each subsystem folder holds a `module.mk` fragment that this file includes; fragments only
+# append to the variables below and add rules for their own outputs, so the whole tree is one
+# make graph (no recursive make, correct parallel builds, one dependency view).
+#
+#   make              build everything into build/
+#   make test         every test suite; ends with "N passed, N failed"
+#   make test-asan    the same suites under ASan + UBSan (outputs in build/asan/)
+#   make run          start ringlogd on 127.0.0.1 with data in ./data
+#   make bench        benchmarks (never part of make test)
+#   make sim SEEDS=N  the raft simulator with N seeds per configuration
+#   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
+#   make install      PREFIX=/usr/local
+#   make clean
+
+BUILD ?= build
+SAN ?=
+PREFIX ?= /usr/local
+Q ?= @
+
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+        -Wno-unused-parameter
+OPT := -O2 -g
+SANFLAGS :=
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT := -O1 -g $(SANFLAGS)
+endif
+CFLAGS_ALL = -std=c17 -D_GNU_SOURCE -fPIC -fno-omit-frame-pointer $(OPT) $(WARN) -MMD -MP \
+             -I. -I$(BUILD)/gen $(DEPS_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) $(EXTRA_LDFLAGS)
+
+# Debian packages we build on. The included fragment is (re)made by tools/deps.sh, which
+# installs whatever pkg-config cannot find and then prints the compiler and linker flags. GNU
+# make remakes included makefiles before anything else, so a fresh machine gets its packages
+# before the first compile.
+DEPS_MK := $(BUILD)/deps.mk
+ifeq ($(filter clean distclean,$(MAKECMDGOALS)),)
+include $(DEPS_MK)
+endif
+$(DEPS_MK): tools/deps.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh tools/deps.sh > $@.tmp && mv $@.tmp $@
+
+# Variables the module fragments append to.
+COMMON_SRCS :=
+STORAGE_SRCS :=
+REPL_SRCS :=
+BROKER_SRCS :=
+CLIENT_SRCS :=
+PROTO_SRCS :=
+GEN_HDRS :=
+BINS :=
+LIBS :=
+TESTS :=
+TEST_DEPS :=
+BENCH_TARGETS :=
+FUZZ_TARGETS :=
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# One static archive per layer; programs link the layers they may use (DESIGN's layering).
+LIB_COMMON := $(BUILD)/lib/librl_common.a
+LIB_STORAGE := $(BUILD)/lib/librl_storage.a
+LIB_REPL := $(BUILD)/lib/librl_replication.a
+LIB_PROTO := $(BUILD)/lib/librl_proto.a
+LIB_BROKER := $(BUILD)/lib/librl_broker.a
+LIB_TESTLIB := $(BUILD)/lib/librl_testlib.a
+# libringlog, the public client library: client + common + proto, nothing of the broker.
+LIB_CLIENT_A := $(BUILD)/lib/libringlog.a
+# Everything a test program may need, in link order (users before what they use).
+TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_STORAGE) $(LIB_REPL) \
+                 $(LIB_PROTO) $(LIB_COMMON)
+TESTLIB_SRCS :=
+
+-include common/module.mk
+-include proto/module.mk
+-include storage/module.mk
+-include replication/module.mk
+-include broker/module.mk
+-include client/module.mk
+-include tests/module.mk
+-include bench/module.mk
+
+COMMON_OBJS := $(call obj,$(COMMON_SRCS))
+STORAGE_OBJS := $(call obj,$(STORAGE_SRCS))
+REPL_OBJS := $(call obj,$(REPL_SRCS))
+BROKER_OBJS := $(call obj,$(BROKER_SRCS))
+CLIENT_OBJS := $(call obj,$(CLIENT_SRCS))
+PROTO_OBJS := $(call obj,$(PROTO_SRCS))
+
+TESTLIB_OBJS := $(call obj,$(TESTLIB_SRCS))
+
+$(LIB_COMMON): $(COMMON_OBJS)
+$(LIB_STORAGE): $(STORAGE_OBJS)
+$(LIB_REPL): $(REPL_OBJS)
+$(LIB_PROTO): $(PROTO_OBJS)
+$(LIB_BROKER): $(BROKER_OBJS)
+$(LIB_TESTLIB): $(TESTLIB_OBJS)
+$(LIB_CLIENT_A): $(CLIENT_OBJS) $(COMMON_OBJS) $(PROTO_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/lib/librl_%.a:
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Test programs: tests/unit/NAME.c -> $(BUILD)/tests/unit/NAME (Criterion), and likewise for
+# tests/integration/ and tests/sim/. A fragment lists the program in TESTS; this rule builds it.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_LINK_LIBS)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TEST_LINK_LIBS) $(DEPS_LIBS) $(CRITERION_LIBS)
+
+$(BUILD)/obj/%.o: %.c | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -c $< -o $@
+
+# Keep objects of test programs (make would delete them as intermediates).
+.SECONDARY:
+.DEFAULT_GOAL := all
+.PHONY: all test test-asan run bench sim fuzz install clean deps
+all: $(BINS) $(LIBS)
+
+deps: $(DEPS_MK)
+
+# The runner executes every test program, each printing its own tally, and sums them.
+test: $(TESTS) $(TEST_DEPS)
+	$(Q)BUILD=$(BUILD) sh tests/run-tests.sh $(TESTS)
+
+test-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+run: all
+	mkdir -p data
+	$(BUILD)/bin/ringlogd --data-dir ./data
+
+bench: $(BENCH_TARGETS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

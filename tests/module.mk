@@ -1,0 +1,1 @@
+# tests/: shared helpers (tests/lib) and the suites that belong to no single module.
