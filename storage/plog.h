@@ -1,0 +1,183 @@
+/*
+ * plog: the partition log, ringlog's storage engine. One plog is one partition's ordered,
+ * immutable sequence of record batches, kept as segment files in <data>/<topic>-<partition>/.
+ * Append path: broker -> plog_append -> write buffer -> io_uring vectored write (+ linked
+ * fdatasync) -> completion callbacks. Read path: broker fetch -> plog_read -> a slice of whole
+ * batches (file range or memory) -> socket.
+ *
+ * A `struct storage` is the shared context of one shard: its io ring, a bounded cache of open
+ * segment files (so 10,000 partitions do not need 30,000 descriptors), and a background thread
+ * for blocking work (unlinking old segments). All plogs of a storage are used from the storage's
+ * owner thread only.
+ *
+ * Durability: with flush policy `batch` an append's callback runs only after its bytes are
+ * fdatasync'ed; `interval:<ms>` acknowledges after the write and fsyncs at least every ms;
+ * `none` acknowledges after the write. A failed write or fsync is sticky: the log answers every
+ * later append with RL_E_LOG_FAILED (the page cache can no longer be trusted).
+ */
+#ifndef RL_STORAGE_PLOG_H
+#define RL_STORAGE_PLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/batch.h"
+
+struct io;
+struct storage;
+struct plog;
+
+enum plog_flush_policy {
+    PLOG_FLUSH_BATCH = 0,    /* fdatasync before acknowledging (default) */
+    PLOG_FLUSH_INTERVAL = 1, /* acknowledge after write; fdatasync every flush_interval_ms */
+    PLOG_FLUSH_NONE = 2,     /* acknowledge after write; fdatasync on roll/close only */
+};
+
+struct plog_config {
+    uint64_t segment_bytes;      /* roll when the active segment would exceed this (1 GiB) */
+    int64_t segment_ms;          /* roll when the active segment is older than this (7 days) */
+    int64_t retention_ms;        /* delete segments whose max timestamp is older; -1 = never */
+    int64_t retention_bytes;     /* delete oldest segments while the log is larger; -1 = never */
+    enum plog_flush_policy flush_policy;
+    uint32_t flush_interval_ms;  /* for PLOG_FLUSH_INTERVAL */
+    uint32_t index_interval_bytes; /* one offset/time index entry per this many bytes (4096) */
+    uint32_t max_batch_bytes;    /* appends larger than this fail with RL_E_MESSAGE_TOO_LARGE */
+};
+
+/* Fills cfg with the defaults above. */
+void plog_config_default(struct plog_config *cfg);
+
+/* Parses "batch", "none" or "interval:<ms>" into cfg. Returns 0 or RL_E_INVALID_CONFIG. */
+int plog_parse_flush_policy(const char *text, struct plog_config *cfg);
+
+/* --- storage context -------------------------------------------------------------------------- */
+
+/* Creates the shard's storage context on `io` (borrowed; must outlive the storage).
+ * max_open_files bounds the segment file descriptors kept open across all its logs.
+ * Returns 0 and *out, or -errno. Starts one background thread. */
+int storage_create(struct io *io, unsigned max_open_files, struct storage **out);
+
+/* Closes every log still open (cleanly) and stops the background thread. Blocks. */
+void storage_destroy(struct storage *st);
+
+/* --- open / close ----------------------------------------------------------------------------- */
+
+struct plog_recovery_report {
+    bool clean;                /* the clean-shutdown marker was present: no scan was needed */
+    uint32_t segments;         /* segments found */
+    uint32_t indexes_rebuilt;  /* offset/time indexes rebuilt because missing or inconsistent */
+    uint64_t bytes_scanned;    /* bytes checked batch by batch */
+    uint64_t bytes_truncated;  /* bytes cut off at the first bad byte (0 if none) */
+    int64_t truncated_at_position; /* file position of the cut, -1 if none */
+    char truncated_reason[96]; /* rl_strerror of what was wrong there */
+};
+
+/* Opens (creating if needed) the log in directory `dir`, recovering it when the last stop was
+ * not clean (see DESIGN "Recovery"). Blocks while recovering. `report` may be NULL.
+ * Returns 0 and *out, or a negative code (the directory is left untouched on error). */
+int plog_open(struct storage *st, const char *dir, const struct plog_config *cfg,
+              struct plog_recovery_report *report, struct plog **out);
+
+/* Waits for in-flight appends, fsyncs, writes the clean-shutdown marker and frees the log.
+ * Blocks (runs the storage's io until drained). */
+void plog_close(struct plog *log);
+
+/* Changes the config of an open log (retention, segment size, flush policy). */
+int plog_set_config(struct plog *log, const struct plog_config *cfg);
+
+/* Waits for in-flight appends, then removes the log's directory and everything in it and frees
+ * `log` (the unlinking happens on the background thread). Blocks until queued. */
+int plog_delete(struct plog *log);
+
+/* --- append ----------------------------------------------------------------------------------- */
+
+struct plog_append;
+typedef void (*plog_append_done_fn)(struct plog_append *req, int result);
+
+/* A caller-owned append request; must stay alive until `done` runs. */
+struct plog_append {
+    /* in */
+    const uint8_t *batch;      /* a validated batch (batch_validate), batch_len bytes */
+    uint32_t len;
+    uint32_t leader_epoch;     /* stamped into the stored copy */
+    bool keep_offsets;         /* follower append: the batch's base_offset must equal the LEO */
+    plog_append_done_fn done;  /* called once, from io_run, with 0 or a negative code */
+    void *ctx;
+    /* out: set by plog_append before it returns */
+    uint64_t base_offset;
+    uint64_t last_offset;
+    /* the log's own */
+    struct plog_append *next;
+    uint64_t end_position;
+};
+
+/* Assigns offsets (base = log end offset, unless keep_offsets), stamps them and the epoch into
+ * the log's own copy of the batch, and queues the write. The batch bytes are copied before
+ * this returns, so the caller may reuse req->batch at once; req itself must live until done.
+ * Appends queued while a write is in flight go out together as the next vectored write and
+ * fdatasync (group commit). Returns 0 (done will be called), or a negative code immediately
+ * (done will not be called): RL_E_LOG_FAILED, RL_E_MESSAGE_TOO_LARGE, RL_E_STALE_OFFSET,
+ * RL_E_FULL (too many bytes queued; retry after completions), RL_E_LOG_CLOSED. */
+int plog_append(struct plog *log, struct plog_append *req);
+
+/* Makes everything appended so far durable now (fdatasync), whatever the policy; blocks. */
+int plog_sync(struct plog *log);
+
+/* --- read ------------------------------------------------------------------------------------- */
+
+/* A run of whole batches, either a range of a segment file or bytes in memory. Hold it only
+ * briefly and release it with plog_slice_release (it pins the segment file open). */
+struct plog_slice {
+    int fd;                 /* -1 when `mem` is used */
+    uint64_t file_position;
+    const uint8_t *mem;     /* non-NULL when served from memory */
+    uint32_t len;           /* bytes of whole batches; 0 when nothing to read */
+    uint64_t first_offset;  /* base offset of the first batch in the slice */
+    uint64_t next_offset;   /* offset after the last batch in the slice */
+    void *pin;              /* the log's own */
+};
+
+/* Finds whole batches containing offsets >= `offset`, up to max_bytes but always at least one
+ * batch (if any exists below max_offset), and never a batch whose base offset is >= max_offset
+ * (the caller's visibility bound, e.g. the high watermark; UINT64_MAX for none). The first
+ * batch may start before `offset` (the caller skips records below it). Returns 0 with
+ * out->len == 0 when offset == end, RL_E_OFFSET_OUT_OF_RANGE when offset is below the log start
+ * or above the end. Does not block on disk (index lookups use mapped indexes). */
+int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
+              struct plog_slice *out);
+void plog_slice_release(struct plog *log, struct plog_slice *slice);
+
+/* Convenience for tests, tools and replication: like plog_read, then copies the bytes into buf
+ * (cap bytes). Returns the bytes copied (whole batches only) or a negative code; blocks on
+ * pread. */
+int plog_read_copy(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
+                   uint8_t *buf, size_t cap);
+
+/* Offset of the first record whose timestamp is >= timestamp_ms (by batch max timestamps);
+ * the log end offset when none. */
+int plog_offset_for_time(struct plog *log, int64_t timestamp_ms, uint64_t *offset);
+
+/* --- positions and maintenance ---------------------------------------------------------------- */
+
+uint64_t plog_start_offset(const struct plog *log);
+uint64_t plog_end_offset(const struct plog *log);     /* LEO: next offset to assign */
+uint64_t plog_size_bytes(const struct plog *log);
+uint32_t plog_segment_count(const struct plog *log);
+/* Bytes appended but not yet made durable (for metrics). */
+uint64_t plog_unsynced_bytes(const struct plog *log);
+
+/* Discards every batch with base offset >= offset (a follower dropping a divergent tail); the
+ * new LEO is `offset`, which must fall on a batch boundary (RL_E_INVALID_ARGUMENT otherwise).
+ * Waits for in-flight appends first. Blocks. */
+int plog_truncate_to(struct plog *log, uint64_t offset);
+
+/* Deletes whole segments past retention (never the active one) and rolls by segment_ms.
+ * now_ms is wall-clock time. Returns the number of segments deleted or a negative code. */
+int plog_enforce_retention(struct plog *log, int64_t now_ms);
+
+/* Moves the log start forward (records below `offset` become unreadable; whole segments below
+ * it are deleted). */
+int plog_advance_start(struct plog *log, uint64_t offset);
+
+#endif
