@@ -1,6 +1,6 @@
 # proto/: the native protocol's protobuf schema, compiled by protoc-c at build time (the
 # generated C is never committed).
-$(BUILD)/gen/proto/ringlog.pb-c.c $(BUILD)/gen/proto/ringlog.pb-c.h: proto/ringlog.proto $(DEPS_MK)
+$(BUILD)/gen/proto/ringlog.pb-c.c $(BUILD)/gen/proto/ringlog.pb-c.h &: proto/ringlog.proto $(DEPS_MK)
 	@mkdir -p $(BUILD)/gen
 	@echo "  PROTOC  $<"
 	$(Q)protoc-c --c_out=$(BUILD)/gen proto/ringlog.proto
