@@ -84,6 +84,7 @@ TESTLIB_SRCS :=
 -include storage/module.mk
 -include replication/module.mk
 -include broker/module.mk
+-include broker/delivery.mk
 -include client/module.mk
 -include tests/module.mk
 -include bench/module.mk

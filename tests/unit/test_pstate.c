@@ -1,0 +1,145 @@
+/* pstate: duplicate, gap, fencing and expiry decisions of the idempotent-producer table, and
+ * its snapshot round trip and corruption checks. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/pstate.h"
+#include "common/err.h"
+
+static struct pstate *ps;
+
+static void setup(void)
+{
+    ps = pstate_create(64);
+    cr_assert_not_null(ps);
+}
+
+static void teardown(void)
+{
+    pstate_destroy(ps);
+}
+
+TestSuite(pstate, .init = setup, .fini = teardown);
+
+/* Appends a batch the way the produce path does: check, then record. */
+static int append(int64_t pid, int16_t epoch, int32_t seq, uint32_t n, int64_t offset)
+{
+    int rc = pstate_check(ps, pid, epoch, seq, n, NULL);
+    if (rc == 0)
+        cr_assert_eq(pstate_record(ps, pid, epoch, seq, n, offset, 1000), 0);
+    return rc;
+}
+
+/* A new producer must start at sequence 0; later batches must follow on exactly. */
+Test(pstate, in_order_batches_are_accepted_and_gaps_rejected)
+{
+    cr_assert_eq(append(7, 0, 5, 1, 0), RL_E_UNKNOWN_PRODUCER_ID);
+    cr_assert_eq(append(7, 0, 0, 10, 0), 0);
+    cr_assert_eq(append(7, 0, 10, 5, 10), 0);
+    struct pstate_verdict v;
+    cr_assert_eq(pstate_check(ps, 7, 0, 16, 1, &v), RL_E_OUT_OF_ORDER_SEQUENCE);
+    cr_assert_eq(v.expected_sequence, 15);
+}
+
+/* A retry of any of the last five batches is a duplicate answered with its original offsets;
+ * a retry older than that is out of order. */
+Test(pstate, duplicates_of_last_five_batches_report_original_offsets)
+{
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(append(1, 0, i * 2, 2, 100 + i * 2), 0);
+    struct pstate_verdict v;
+    for (int i = 3; i < 8; i++) {
+        cr_assert_eq(pstate_check(ps, 1, 0, i * 2, 2, &v), RL_E_DUPLICATE_SEQUENCE, "batch %d", i);
+        cr_assert_eq(v.dup_base_offset, 100 + i * 2);
+        cr_assert_eq(v.dup_last_offset, 101 + i * 2);
+    }
+    cr_assert_eq(pstate_check(ps, 1, 0, 4, 2, &v), RL_E_OUT_OF_ORDER_SEQUENCE);
+}
+
+/* An older epoch is fenced; a newer epoch resets the sequence to 0. */
+Test(pstate, epochs_fence_older_producers)
+{
+    cr_assert_eq(append(3, 1, 0, 1, 0), 0);
+    cr_assert_eq(append(3, 2, 1, 1, 1), RL_E_OUT_OF_ORDER_SEQUENCE);
+    cr_assert_eq(append(3, 2, 0, 1, 1), 0);
+    struct pstate_verdict v;
+    cr_assert_eq(pstate_check(ps, 3, 1, 1, 1, &v), RL_E_PRODUCER_FENCED);
+    cr_assert_eq(v.current_epoch, 2);
+}
+
+/* Sequences wrap from INT32_MAX to 0. */
+Test(pstate, sequence_wraps_at_int32_max)
+{
+    cr_assert_eq(pstate_record(ps, 9, 0, INT32_MAX - 1, 2, 50, 0), 0);
+    cr_assert_eq(pstate_check(ps, 9, 0, 0, 1, NULL), 0);
+    cr_assert_eq(pstate_check(ps, 9, 0, INT32_MAX - 1, 2, NULL), RL_E_DUPLICATE_SEQUENCE);
+}
+
+/* Idle producers are forgotten; the table stays consistent under heavy removal (backward shift). */
+Test(pstate, expiry_forgets_idle_producers_only)
+{
+    for (int64_t pid = 0; pid < 64; pid++)
+        cr_assert_eq(pstate_record(ps, pid, 0, 0, 1, pid, pid % 2 ? 5000 : 100), 0);
+    cr_assert_eq(pstate_check(ps, 1000, 0, 0, 1, NULL), RL_E_LIMIT);
+    cr_assert_eq(pstate_expire(ps, 6000, 2000), 32);
+    cr_assert_eq(pstate_count(ps), 32);
+    for (int64_t pid = 0; pid < 64; pid++) {
+        int rc = pstate_check(ps, pid, 0, 0, 1, NULL);
+        cr_assert_eq(rc, pid % 2 ? RL_E_DUPLICATE_SEQUENCE : 0, "pid %lld", (long long)pid);
+    }
+}
+
+/* Truncation forgets batches at or after the cut, and producers left with none. */
+Test(pstate, truncate_drops_batches_beyond_the_cut)
+{
+    cr_assert_eq(append(1, 0, 0, 1, 10), 0);
+    cr_assert_eq(append(1, 0, 1, 1, 20), 0);
+    cr_assert_eq(append(2, 0, 0, 1, 30), 0);
+    pstate_truncate(ps, 20);
+    cr_assert_eq(pstate_count(ps), 1);
+    cr_assert_eq(pstate_check(ps, 1, 0, 1, 1, NULL), 0);
+    cr_assert_eq(pstate_check(ps, 2, 0, 0, 1, NULL), 0);
+}
+
+/* A snapshot restores the same decisions; any flipped byte is detected. */
+Test(pstate, snapshot_round_trip_and_corruption)
+{
+    unsigned seed = (unsigned)time(NULL);
+    printf("pstate snapshot seed %u\n", seed);
+    srand(seed);
+    for (int64_t pid = 0; pid < 40; pid++)
+        for (int b = 0; b < 1 + rand() % 7; b++)
+            cr_assert_eq(pstate_record(ps, pid, (int16_t)(pid % 3), b * 3, 3, pid * 100 + b, 7), 0);
+    size_t cap = pstate_snapshot_size(ps);
+    uint8_t *buf = malloc(cap);
+    int len = pstate_snapshot_encode(ps, 4242, buf, cap);
+    cr_assert_gt(len, 0);
+    struct pstate *copy = pstate_create(64);
+    int64_t next = 0;
+    cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)len, &next), 0);
+    cr_assert_eq(next, 4242);
+    cr_assert_eq(pstate_count(copy), 40);
+    for (int64_t pid = 0; pid < 40; pid++) {
+        struct pstate_verdict a, b;
+        int ra = pstate_check(ps, pid, (int16_t)(pid % 3), 0, 3, &a);
+        int rb = pstate_check(copy, pid, (int16_t)(pid % 3), 0, 3, &b);
+        cr_assert_eq(ra, rb);
+        cr_assert_eq(a.dup_base_offset, b.dup_base_offset);
+        cr_assert_eq(a.expected_sequence, b.expected_sequence);
+    }
+    for (int i = 0; i < 200; i++) {
+        size_t at = (size_t)rand() % (size_t)len;
+        buf[at] ^= (uint8_t)(1 + rand() % 255);
+        cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)len, &next), RL_E_CORRUPT,
+                     "flip at %zu undetected (seed %u)", at, seed);
+        cr_assert_eq(pstate_count(copy), 0);
+        buf[at] = 0;
+        len = pstate_snapshot_encode(ps, 4242, buf, cap);
+    }
+    cr_assert_eq(pstate_snapshot_decode(copy, buf, 10, &next), RL_E_CORRUPT);
+    pstate_destroy(copy);
+    free(buf);
+}
