@@ -1,0 +1,367 @@
+/*
+ * io: the io_uring back-end of the I/O layer (contract in io.h). Where it sits: under every
+ * subsystem that touches a file, a socket, a timer or the clock; above only the kernel.
+ *
+ * Each op's address is its io_uring user_data, so a completion finds its op without a lookup.
+ * The ring also keeps one internal op armed: a read of an eventfd, which io_wake() writes from
+ * any thread, so a blocked io_run() returns. Ops that cannot get a submission entry even after
+ * flushing the queue (the kernel refused the submit, e.g. a completion-queue overflow) are
+ * completed with that error through a deferred list instead of being lost.
+ */
+#include "common/io.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+/* How the layer translates a completion for each kind of op. */
+enum io_kind {
+    IO_KIND_PLAIN = 0,
+    IO_KIND_TIMEOUT = 1, /* the kernel's -ETIME on expiry means success here */
+    IO_KIND_WAKE = 2,    /* the internal eventfd read */
+};
+
+/* The completion queue is this many times the submission queue, so bursts of completions
+ * (accepts, timers firing together) do not overflow it. */
+#define IO_CQ_FACTOR 4
+/* io_run() runs at most this many callbacks per call, so one busy ring cannot starve the
+ * caller's other duties (the remaining completions stay queued for the next call). */
+#define IO_MAX_CALLBACKS_PER_RUN 4096
+
+struct io {
+    struct io_uring ring;
+    int wake_fd;
+    uint64_t wake_buf;
+    struct io_op wake_op;
+    unsigned inflight; /* caller ops prepared or in flight (the wake op is not counted) */
+    struct io_op *deferred_head; /* ops completed without reaching the kernel */
+    struct io_op *deferred_tail;
+};
+
+static void io_wake_rearm(struct io *io);
+
+struct io *io_create(unsigned entries, int *err)
+{
+    struct io *io = calloc(1, sizeof(*io));
+    int rc;
+    if (io == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    if (entries < 8)
+        entries = 8;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+    p.cq_entries = entries * IO_CQ_FACTOR;
+    rc = io_uring_queue_init_params(entries, &io->ring, &p);
+    if (rc == -EINVAL) {
+        /* Older kernels lack the optional flags; the layer works without them. */
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = entries * IO_CQ_FACTOR;
+        rc = io_uring_queue_init_params(entries, &io->ring, &p);
+    }
+    if (rc < 0)
+        goto fail;
+    io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (io->wake_fd < 0) {
+        rc = -errno;
+        io_uring_queue_exit(&io->ring);
+        goto fail;
+    }
+    io->wake_op.kind = IO_KIND_WAKE;
+    io_wake_rearm(io);
+    return io;
+fail:
+    free(io);
+    *err = rc;
+    return NULL;
+}
+
+void io_destroy(struct io *io)
+{
+    if (io == NULL)
+        return;
+    io_uring_queue_exit(&io->ring);
+    close(io->wake_fd);
+    free(io);
+}
+
+uint64_t io_now_ns(struct io *io)
+{
+    (void)io;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t io_wall_ms(struct io *io)
+{
+    (void)io;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void io_defer(struct io *io, struct io_op *op, int result)
+{
+    /* The result rides in `user` of the op's pending link; callers own `user`, so keep the
+     * result in the spare timeout storage, which a failed op no longer needs. */
+    op->timeout_ns_storage[1] = (uint64_t)(int64_t)result;
+    op->next_pending = NULL;
+    if (io->deferred_tail != NULL)
+        io->deferred_tail->next_pending = op;
+    else
+        io->deferred_head = op;
+    io->deferred_tail = op;
+}
+
+/* Gets a submission entry for `op`, flushing the queue to the kernel when it is full. Returns
+ * NULL after deferring op's completion with the error when no entry can be had. */
+static struct io_uring_sqe *io_sqe(struct io *io, struct io_op *op, unsigned flags, uint8_t kind)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+    op->kind = kind;
+    if (op != &io->wake_op)
+        io->inflight++;
+    if (sqe == NULL) {
+        int rc = io_uring_submit(&io->ring);
+        sqe = io_uring_get_sqe(&io->ring);
+        if (sqe == NULL) {
+            io_defer(io, op, rc < 0 ? rc : -EBUSY);
+            return NULL;
+        }
+    }
+    return sqe;
+}
+
+static void io_finish_sqe(struct io_uring_sqe *sqe, struct io_op *op, unsigned flags)
+{
+    io_uring_sqe_set_data(sqe, op);
+    if (flags & IO_LINK)
+        sqe->flags |= IOSQE_IO_LINK;
+}
+
+static void io_wake_rearm(struct io *io)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, &io->wake_op, 0, IO_KIND_WAKE);
+    if (sqe == NULL)
+        return; /* re-armed when the deferred completion is delivered */
+    io_uring_prep_read(sqe, io->wake_fd, &io->wake_buf, sizeof(io->wake_buf), 0);
+    io_finish_sqe(sqe, &io->wake_op, 0);
+}
+
+void io_prep_read(struct io *io, struct io_op *op, int fd, void *buf, size_t len, uint64_t offset,
+                  unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_write(struct io *io, struct io_op *op, int fd, const void *buf, size_t len,
+                   uint64_t offset, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_write(sqe, fd, buf, (unsigned)len, offset);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_writev(struct io *io, struct io_op *op, int fd, const struct iovec *iov, int iovcnt,
+                    uint64_t offset, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, offset);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_fdatasync(struct io *io, struct io_op *op, int fd, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_close(struct io *io, struct io_op *op, int fd, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_close(sqe, fd);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_accept(struct io *io, struct io_op *op, int listen_fd, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_accept(sqe, listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_connect(struct io *io, struct io_op *op, int fd, const struct sockaddr *addr,
+                     socklen_t addrlen, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_connect(sqe, fd, addr, addrlen);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_recv(struct io *io, struct io_op *op, int fd, void *buf, size_t len, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_recv(sqe, fd, buf, len, 0);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_send(struct io *io, struct io_op *op, int fd, const void *buf, size_t len,
+                  unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    /* A peer that went away must surface as -EPIPE on this op, not as a process-killing
+     * SIGPIPE. */
+    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_sendmsg(struct io *io, struct io_op *op, int fd, const struct msghdr *msg,
+                     unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_splice(struct io *io, struct io_op *op, int fd_in, int64_t off_in, int fd_out,
+                    int64_t off_out, size_t len, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, (unsigned)len, 0);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_timeout(struct io *io, struct io_op *op, uint64_t timeout_ns, unsigned flags)
+{
+    _Static_assert(sizeof(op->timeout_ns_storage) >= sizeof(struct __kernel_timespec),
+                   "io_op timeout storage too small for a kernel timespec");
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_TIMEOUT);
+    if (sqe == NULL)
+        return;
+    struct __kernel_timespec *ts = (struct __kernel_timespec *)(void *)op->timeout_ns_storage;
+    ts->tv_sec = (long long)(timeout_ns / 1000000000ull);
+    ts->tv_nsec = (long long)(timeout_ns % 1000000000ull);
+    io_uring_prep_timeout(sqe, ts, 0, 0);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_cancel(struct io *io, struct io_op *op, struct io_op *target, unsigned flags)
+{
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel(sqe, target, 0);
+    io_finish_sqe(sqe, op, flags);
+}
+
+int io_submit(struct io *io)
+{
+    return io_uring_submit(&io->ring);
+}
+
+/* Delivers one completion: the layer's own wake op is re-armed, every other op is handed to its
+ * owner. Returns 1 when a caller's callback ran. */
+static int io_complete(struct io *io, struct io_op *op, int res)
+{
+    if (op == &io->wake_op) {
+        /* -EAGAIN: woken with nothing to read (a racing reader); either way, re-arm. */
+        io_wake_rearm(io);
+        return 0;
+    }
+    RL_ASSERT(io->inflight > 0);
+    io->inflight--;
+    if (op->kind == IO_KIND_TIMEOUT && res == -ETIME)
+        res = 0;
+    op->done(op, res);
+    return 1;
+}
+
+int io_run(struct io *io, uint64_t timeout_ns)
+{
+    struct io_uring_cqe *cqe = NULL;
+    int rc;
+    int ran = 0;
+
+    if (io->deferred_head != NULL) {
+        rc = io_uring_submit(&io->ring);
+    } else if (timeout_ns == 0) {
+        rc = io_uring_submit(&io->ring);
+    } else if (timeout_ns == UINT64_MAX) {
+        rc = io_uring_submit_and_wait(&io->ring, 1);
+    } else {
+        struct __kernel_timespec ts = {
+            .tv_sec = (long long)(timeout_ns / 1000000000ull),
+            .tv_nsec = (long long)(timeout_ns % 1000000000ull),
+        };
+        rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
+        if (rc == -ETIME)
+            rc = 0;
+    }
+    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+        return rc;
+
+    while (io->deferred_head != NULL && ran < IO_MAX_CALLBACKS_PER_RUN) {
+        struct io_op *op = io->deferred_head;
+        io->deferred_head = op->next_pending;
+        if (io->deferred_head == NULL)
+            io->deferred_tail = NULL;
+        ran += io_complete(io, op, (int)(int64_t)op->timeout_ns_storage[1]);
+    }
+    /* Mark each completion seen before running its callback, so a callback may itself call
+     * io_run (a blocking close draining its log) without seeing the same completion twice. */
+    while (ran < IO_MAX_CALLBACKS_PER_RUN && io_uring_peek_cqe(&io->ring, &cqe) == 0) {
+        struct io_op *op = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&io->ring, cqe);
+        ran += io_complete(io, op, res);
+    }
+    return ran;
+}
+
+unsigned io_inflight(const struct io *io)
+{
+    return io->inflight;
+}
+
+void io_wake(struct io *io)
+{
+    uint64_t one = 1;
+    /* write(2) is async-signal-safe; a full counter (EAGAIN) already means "wake". */
+    ssize_t n = write(io->wake_fd, &one, sizeof(one));
+    (void)n;
+}

@@ -1,0 +1,314 @@
+/* io: the io_uring I/O layer's ops against real files, loopback sockets, timers and threads. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/io.h"
+
+/* Every wait in these tests is bounded by this. */
+#define TEST_DEADLINE_NS (5ull * 1000000000ull)
+
+struct result {
+    int calls;
+    int res;
+    int order; /* completion order stamp */
+};
+
+static int g_order;
+
+static void record_done(struct io_op *op, int result)
+{
+    struct result *r = op->ctx;
+    r->calls++;
+    r->res = result;
+    r->order = ++g_order;
+}
+
+static struct io *make_io(void)
+{
+    int err = 0;
+    struct io *io = io_create(64, &err);
+    cr_assert_not_null(io, "io_create failed: %d", err);
+    return io;
+}
+
+/* Runs the ring until `r` has completed or the deadline passes. */
+static void run_until(struct io *io, const struct result *r)
+{
+    uint64_t deadline = io_now_ns(io) + TEST_DEADLINE_NS;
+    while (r->calls == 0 && io_now_ns(io) < deadline)
+        cr_assert_geq(io_run(io, 100 * 1000000ull), 0);
+    cr_assert_eq(r->calls, 1, "op did not complete within the deadline");
+}
+
+static int temp_file(char *path, size_t cap)
+{
+    snprintf(path, cap, "/tmp/rl_test_io_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    return fd;
+}
+
+/* A write, an fdatasync and a read of the same bytes complete with their byte counts. */
+Test(io, write_fsync_read)
+{
+    struct io *io = make_io();
+    char path[64];
+    int fd = temp_file(path, sizeof(path));
+    const char msg[] = "ringlog io layer";
+    char back[sizeof(msg)] = {0};
+    struct result rw = {0}, rs = {0}, rr = {0};
+    struct io_op w = {.done = record_done, .ctx = &rw};
+    struct io_op s = {.done = record_done, .ctx = &rs};
+    struct io_op r = {.done = record_done, .ctx = &rr};
+
+    io_prep_write(io, &w, fd, msg, sizeof(msg), 100, 0);
+    cr_assert_eq(io_inflight(io), 1);
+    run_until(io, &rw);
+    cr_assert_eq(rw.res, (int)sizeof(msg));
+    io_prep_fdatasync(io, &s, fd, 0);
+    run_until(io, &rs);
+    cr_assert_eq(rs.res, 0);
+    io_prep_read(io, &r, fd, back, sizeof(back), 100, 0);
+    run_until(io, &rr);
+    cr_assert_eq(rr.res, (int)sizeof(msg));
+    cr_assert_str_eq(back, msg);
+    cr_assert_eq(io_inflight(io), 0);
+    close(fd);
+    io_destroy(io);
+}
+
+/* A vectored write linked to an fdatasync: both succeed, the sync completes after the write. */
+Test(io, linked_writev_then_fsync)
+{
+    struct io *io = make_io();
+    char path[64];
+    int fd = temp_file(path, sizeof(path));
+    char a[100], b[200], back[300];
+    memset(a, 'a', sizeof(a));
+    memset(b, 'b', sizeof(b));
+    struct iovec iov[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
+    struct result rw = {0}, rs = {0};
+    struct io_op w = {.done = record_done, .ctx = &rw};
+    struct io_op s = {.done = record_done, .ctx = &rs};
+
+    io_prep_writev(io, &w, fd, iov, 2, 0, IO_LINK);
+    io_prep_fdatasync(io, &s, fd, 0);
+    cr_assert_geq(io_submit(io), 0);
+    run_until(io, &rs);
+    cr_assert_eq(rw.calls, 1);
+    cr_assert_eq(rw.res, 300);
+    cr_assert_eq(rs.res, 0);
+    cr_assert_lt(rw.order, rs.order, "the linked sync completed before its write");
+    cr_assert_eq(pread(fd, back, sizeof(back), 0), 300);
+    cr_assert_eq(memcmp(back, a, 100), 0);
+    cr_assert_eq(memcmp(back + 100, b, 200), 0);
+    close(fd);
+    io_destroy(io);
+}
+
+/* A failing op in a link chain cancels the ops after it. */
+Test(io, failed_link_cancels_the_rest)
+{
+    struct io *io = make_io();
+    char buf[16] = "x";
+    struct result rw = {0}, rs = {0};
+    struct io_op w = {.done = record_done, .ctx = &rw};
+    struct io_op s = {.done = record_done, .ctx = &rs};
+    io_prep_write(io, &w, 12345, buf, sizeof(buf), 0, IO_LINK); /* not an open descriptor */
+    io_prep_fdatasync(io, &s, 12345, 0);
+    run_until(io, &rs);
+    cr_assert_eq(rw.res, -EBADF);
+    cr_assert_eq(rs.res, -ECANCELED);
+    io_destroy(io);
+}
+
+/* A timeout fires with 0 after at least its delay; a cancelled one completes with -ECANCELED. */
+Test(io, timeout_and_cancel)
+{
+    struct io *io = make_io();
+    struct result rt = {0}, rt2 = {0}, rc = {0};
+    struct io_op t = {.done = record_done, .ctx = &rt};
+    struct io_op t2 = {.done = record_done, .ctx = &rt2};
+    struct io_op c = {.done = record_done, .ctx = &rc};
+
+    uint64_t start = io_now_ns(io);
+    io_prep_timeout(io, &t, 20 * 1000000ull, 0);
+    run_until(io, &rt);
+    cr_assert_eq(rt.res, 0);
+    cr_assert_geq(io_now_ns(io) - start, 20 * 1000000ull, "timer fired early");
+
+    io_prep_timeout(io, &t2, 60ull * 1000000000ull, 0);
+    io_submit(io);
+    io_prep_cancel(io, &c, &t2, 0);
+    run_until(io, &rt2);
+    run_until(io, &rc);
+    cr_assert_eq(rt2.res, -ECANCELED);
+    cr_assert_eq(rc.res, 0);
+    cr_assert_eq(io_inflight(io), 0);
+    io_destroy(io);
+}
+
+/* io_run with a timeout and nothing to do returns 0 after roughly that time, not at once. */
+Test(io, run_times_out)
+{
+    struct io *io = make_io();
+    uint64_t start = io_now_ns(io);
+    cr_assert_eq(io_run(io, 30 * 1000000ull), 0);
+    uint64_t took = io_now_ns(io) - start;
+    cr_assert_geq(took, 25 * 1000000ull, "returned after %llu ns", (unsigned long long)took);
+    cr_assert_eq(io_run(io, 0), 0);
+    cr_assert_gt(io_wall_ms(io), 1600000000000ll);
+    io_destroy(io);
+}
+
+struct sock_pair_state {
+    struct result acc, con, snd, rcv;
+};
+
+/* accept, connect, send and recv on 127.0.0.1 move bytes end to end. */
+Test(io, loopback_accept_connect_send_recv)
+{
+    struct io *io = make_io();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(lfd, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(addr);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    cr_assert_eq(listen(lfd, 8), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    struct sock_pair_state s = {0};
+    struct io_op acc = {.done = record_done, .ctx = &s.acc};
+    struct io_op con = {.done = record_done, .ctx = &s.con};
+    io_prep_accept(io, &acc, lfd, 0);
+    io_prep_connect(io, &con, cfd, (struct sockaddr *)&addr, sizeof(addr), 0);
+    run_until(io, &s.acc);
+    run_until(io, &s.con);
+    cr_assert_eq(s.con.res, 0);
+    cr_assert_geq(s.acc.res, 0, "accept failed: %d", s.acc.res);
+    int sfd = s.acc.res;
+    cr_assert(fcntl(sfd, F_GETFL) & O_NONBLOCK, "accepted socket is not non-blocking");
+
+    char out[] = "hello over loopback";
+    char in[64] = {0};
+    struct io_op snd = {.done = record_done, .ctx = &s.snd};
+    struct io_op rcv = {.done = record_done, .ctx = &s.rcv};
+    io_prep_recv(io, &rcv, sfd, in, sizeof(in), 0);
+    io_prep_send(io, &snd, cfd, out, sizeof(out), 0);
+    run_until(io, &s.snd);
+    run_until(io, &s.rcv);
+    cr_assert_eq(s.snd.res, (int)sizeof(out));
+    cr_assert_eq(s.rcv.res, (int)sizeof(out));
+    cr_assert_str_eq(in, out);
+
+    /* A send to a closed peer fails with -EPIPE instead of raising SIGPIPE. */
+    close(sfd);
+    struct result r2 = {0};
+    struct io_op snd2 = {.done = record_done, .ctx = &r2};
+    int bad = 0;
+    for (int i = 0; i < 50 && bad == 0; i++) {
+        memset(&r2, 0, sizeof(r2));
+        io_prep_send(io, &snd2, cfd, out, sizeof(out), 0);
+        run_until(io, &r2);
+        if (r2.res < 0)
+            bad = r2.res;
+    }
+    cr_assert(bad == -EPIPE || bad == -ECONNRESET, "send to closed peer gave %d", bad);
+    close(cfd);
+    close(lfd);
+    io_destroy(io);
+}
+
+/* splice moves file bytes through a pipe without user-space copies. */
+Test(io, splice_file_to_pipe)
+{
+    struct io *io = make_io();
+    char path[64];
+    int fd = temp_file(path, sizeof(path));
+    cr_assert_eq(pwrite(fd, "0123456789", 10, 0), 10);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    struct result r = {0};
+    struct io_op op = {.done = record_done, .ctx = &r};
+    io_prep_splice(io, &op, fd, 3, p[1], -1, 5, 0);
+    run_until(io, &r);
+    cr_assert_eq(r.res, 5);
+    char back[8] = {0};
+    cr_assert_eq(read(p[0], back, 5), 5);
+    cr_assert_str_eq(back, "34567");
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+    io_destroy(io);
+}
+
+struct waker {
+    struct io *io;
+    int delay_ms;
+};
+
+static void *wake_thread(void *arg)
+{
+    struct waker *w = arg;
+    usleep((useconds_t)w->delay_ms * 1000); /* the delay is the thing under test, not a sync */
+    io_wake(w->io);
+    return NULL;
+}
+
+/* io_wake from another thread makes an io_run blocked without a timeout return. */
+Test(io, wake_from_another_thread)
+{
+    struct io *io = make_io();
+    struct waker w = {.io = io, .delay_ms = 30};
+    pthread_t th;
+    /* A watchdog timer bounds the wait in case the wake is lost; it must not be what ends it. */
+    struct result rt = {0};
+    struct io_op t = {.done = record_done, .ctx = &rt};
+    io_prep_timeout(io, &t, TEST_DEADLINE_NS, 0);
+    cr_assert_eq(pthread_create(&th, NULL, wake_thread, &w), 0);
+    uint64_t start = io_now_ns(io);
+    cr_assert_geq(io_run(io, UINT64_MAX), 0);
+    uint64_t took = io_now_ns(io) - start;
+    pthread_join(th, NULL);
+    cr_assert_eq(rt.calls, 0, "only the watchdog ended the wait: the wake was lost");
+    cr_assert_lt(took, TEST_DEADLINE_NS / 2);
+
+    /* The wake op was re-armed: a second wake works too. */
+    cr_assert_eq(pthread_create(&th, NULL, wake_thread, &w), 0);
+    cr_assert_geq(io_run(io, UINT64_MAX), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(rt.calls, 0, "the second wake was lost");
+    io_destroy(io);
+}
+
+/* More ops than the submission queue holds are all submitted and completed. */
+Test(io, more_ops_than_ring_entries)
+{
+    int err;
+    struct io *io = io_create(8, &err);
+    cr_assert_not_null(io);
+    enum { N = 200 };
+    static struct result rs[N];
+    static struct io_op ops[N];
+    memset(rs, 0, sizeof(rs));
+    for (int i = 0; i < N; i++) {
+        ops[i] = (struct io_op){.done = record_done, .ctx = &rs[i]};
+        io_prep_timeout(io, &ops[i], 1000, 0);
+    }
+    uint64_t deadline = io_now_ns(io) + TEST_DEADLINE_NS;
+    while (io_inflight(io) > 0 && io_now_ns(io) < deadline)
+        io_run(io, 10 * 1000000ull);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(rs[i].calls, 1, "op %d completed %d times", i, rs[i].calls);
+    io_destroy(io);
+}
