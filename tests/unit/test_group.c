@@ -1,0 +1,181 @@
+/* group: membership state machine (join, rebalance, heartbeat, leave, session expiry) and the
+ * range and round-robin assignors, driven with explicit times. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/group.h"
+#include "common/err.h"
+
+#define MAX_JOINS 16
+
+/* Join answers recorded by the callback; token is the index of the join in this table. */
+struct join_slot {
+    bool done;
+    struct group_join_result res;
+    char member_id[GROUP_MEMBER_ID_MAX + 1];
+};
+static struct join_slot joins[MAX_JOINS];
+static struct group *g;
+
+static void on_join(void *token, const struct group_join_result *res)
+{
+    struct join_slot *s = &joins[(intptr_t)token];
+    cr_assert_not(s->done, "join answered twice");
+    s->done = true;
+    s->res = *res;
+    snprintf(s->member_id, sizeof(s->member_id), "%s", res->member_id);
+    s->res.member_id = s->member_id;
+}
+
+static int partitions_of(void *arg, const char *topic)
+{
+    if (!strcmp(topic, "orders"))
+        return 6;
+    if (!strcmp(topic, "payments"))
+        return 3;
+    return RL_E_UNKNOWN_TOPIC;
+}
+
+static void setup(void)
+{
+    memset(joins, 0, sizeof(joins));
+    struct group_limits lim = {.max_members = 8, .min_session_timeout_ms = 100,
+                               .max_session_timeout_ms = 60000};
+    g = group_create("g1", &lim, 0xabc, partitions_of, NULL, on_join);
+    cr_assert_not_null(g);
+}
+
+static void teardown(void)
+{
+    group_destroy(g);
+}
+
+TestSuite(group, .init = setup, .fini = teardown);
+
+static const char *topics_orders[] = {"orders"};
+static const char *assignors_both[] = {"range", "roundrobin"};
+
+static int join(int slot, const char *member_id, int64_t now_ms)
+{
+    struct group_member_spec spec = {
+        .member_id = member_id, .client_id = "c", .session_timeout_ms = 1000,
+        .rebalance_timeout_ms = 5000, .topics = topics_orders, .topic_count = 1,
+        .assignors = assignors_both, .assignor_count = 2,
+    };
+    return group_join(g, &spec, now_ms, (void *)(intptr_t)slot);
+}
+
+static uint32_t assigned(const char *member_id, int32_t gen)
+{
+    const struct group_tp *tps;
+    uint32_t n;
+    cr_assert_eq(group_sync(g, member_id, gen, 0, &tps, &n), 0);
+    return n;
+}
+
+/* The first member completes a rebalance at once and gets every partition. */
+Test(group, first_member_gets_everything)
+{
+    cr_assert_eq(join(0, "", 0), 0);
+    cr_assert(joins[0].done);
+    cr_assert_eq(joins[0].res.error, 0);
+    cr_assert_eq(joins[0].res.generation, 1);
+    cr_assert_str_eq(joins[0].res.assignor, "range");
+    cr_assert_eq(group_get_state(g), GROUP_STABLE);
+    cr_assert_eq(assigned(joins[0].member_id, 1), 6);
+}
+
+/* A second member triggers a rebalance; the first learns from its heartbeat and rejoins; then
+ * the partitions are split and stale generations are refused. */
+Test(group, second_member_rebalances_and_splits)
+{
+    join(0, "", 0);
+    const char *a = joins[0].member_id;
+    cr_assert_eq(join(1, "", 10), 0);
+    cr_assert_not(joins[1].done, "join must wait for the existing member to rejoin");
+    cr_assert_eq(group_heartbeat(g, a, 1, 20), RL_E_REBALANCE_IN_PROGRESS);
+    cr_assert_eq(join(2, a, 30), 0);
+    cr_assert(joins[1].done && joins[2].done);
+    cr_assert_eq(joins[2].res.generation, 2);
+    cr_assert_eq(assigned(a, 2) + assigned(joins[1].member_id, 2), 6);
+    cr_assert_eq(assigned(a, 2), 3);
+    cr_assert_eq(group_heartbeat(g, a, 1, 40), RL_E_ILLEGAL_GENERATION);
+    cr_assert_eq(group_heartbeat(g, "nobody", 2, 40), RL_E_UNKNOWN_MEMBER_ID);
+    cr_assert_eq(group_check_commit(g, a, 1), RL_E_ILLEGAL_GENERATION);
+    cr_assert_eq(group_check_commit(g, a, 2), 0);
+}
+
+/* A member that stops heartbeating loses its partitions after its session timeout. */
+Test(group, session_timeout_removes_member)
+{
+    join(0, "", 0);
+    join(1, "", 0);
+    join(2, joins[0].member_id, 0);
+    const char *a = joins[0].member_id, *b = joins[1].member_id;
+    cr_assert_eq(group_generation(g), 2);
+    cr_assert_eq(group_tick(g, 900), 0);
+    cr_assert_eq(group_heartbeat(g, a, 2, 900), 0);
+    cr_assert_eq(group_tick(g, 1500), 1, "b should expire, a is alive");
+    cr_assert_eq(group_heartbeat(g, b, 2, 1500), RL_E_UNKNOWN_MEMBER_ID);
+    cr_assert_eq(group_heartbeat(g, a, 2, 1500), RL_E_REBALANCE_IN_PROGRESS);
+    cr_assert_eq(join(3, a, 1600), 0);
+    cr_assert_eq(joins[3].res.generation, 3);
+    cr_assert_eq(assigned(a, 3), 6);
+}
+
+/* Leaving rebalances; members that never rejoin are dropped at the rebalance deadline. */
+Test(group, leave_and_rebalance_deadline)
+{
+    join(0, "", 0);
+    join(1, "", 0);
+    join(2, joins[0].member_id, 0);
+    join(3, "", 100); /* third member: a and b must rejoin */
+    cr_assert_eq(group_leave(g, joins[1].member_id, 200), 0);
+    cr_assert_not(joins[3].done);
+    /* a keeps heartbeating (so its session stays alive) but never rejoins. */
+    for (int64_t t = 1000; t <= 5000; t += 1000) {
+        cr_assert_eq(group_heartbeat(g, joins[0].member_id, 2, t), RL_E_REBALANCE_IN_PROGRESS);
+        cr_assert_eq(group_tick(g, t), 0);
+        cr_assert_not(joins[3].done);
+    }
+    cr_assert_eq(group_tick(g, 100 + 5000), 0);
+    cr_assert(joins[3].done, "deadline must complete the rebalance");
+    cr_assert_eq(group_member_count(g), 1, "a did not rejoin and is dropped");
+    cr_assert_eq(group_leave(g, joins[3].member_id, 6000), 0);
+    cr_assert_eq(group_get_state(g), GROUP_EMPTY);
+    cr_assert_eq(group_check_commit(g, "", -1), 0);
+}
+
+/* Bad joins are refused with their documented errors. */
+Test(group, bad_joins_are_refused)
+{
+    struct group_member_spec spec = {.member_id = "", .session_timeout_ms = 10,
+                                     .topics = topics_orders, .topic_count = 1,
+                                     .assignors = assignors_both, .assignor_count = 2};
+    cr_assert_eq(group_join(g, &spec, 0, NULL), RL_E_INVALID_SESSION_TIMEOUT);
+    spec.session_timeout_ms = 1000;
+    static const char *weird[] = {"sticky"};
+    spec.assignors = weird;
+    spec.assignor_count = 1;
+    cr_assert_eq(group_join(g, &spec, 0, NULL), RL_E_INCONSISTENT_PROTOCOL);
+    cr_assert_eq(join(0, "stale-id", 0), RL_E_UNKNOWN_MEMBER_ID);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(join(i, "", 0), 0);
+    cr_assert_eq(join(8, "", 0), RL_E_LIMIT);
+}
+
+/* Range gives contiguous blocks, round-robin alternates; every partition has one owner. */
+Test(group, assignors_cover_every_partition_once)
+{
+    uint32_t parts[2] = {7, 3};
+    bool subs[3 * 2] = {true, true, true, false, true, true};
+    int32_t owner[10];
+    group_assign_range(2, parts, 3, subs, owner);
+    int32_t want_range[10] = {0, 0, 0, 1, 1, 2, 2, 0, 0, 2};
+    cr_assert_arr_eq(owner, want_range, sizeof(owner));
+    group_assign_roundrobin(2, parts, 3, subs, owner);
+    int32_t want_rr[10] = {0, 1, 2, 0, 1, 2, 0, 2, 0, 2};
+    cr_assert_arr_eq(owner, want_rr, sizeof(owner));
+}
