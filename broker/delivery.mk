@@ -1,4 +1,6 @@
-# broker/ delivery guarantees: idempotent-producer state (pstate) and the consumer-group
-# membership state machine (group). Pure modules with no I/O, unit-tested on their own.
-BROKER_SRCS += broker/pstate.c broker/group.c
-TESTS += $(BUILD)/tests/unit/test_pstate $(BUILD)/tests/unit/test_group
+# broker/ delivery guarantees: idempotent-producer state (pstate), the consumer-group membership
+# state machine (group) and committed offsets (offsets). Pure modules with no I/O, each
+# unit-tested on its own.
+BROKER_SRCS += broker/pstate.c broker/group.c broker/offsets.c
+TESTS += $(BUILD)/tests/unit/test_pstate $(BUILD)/tests/unit/test_group \
+         $(BUILD)/tests/unit/test_offsets

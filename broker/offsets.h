@@ -1,0 +1,80 @@
+/*
+ * offsets: committed consumer offsets, as records of the internal topic __consumer_offsets and
+ * as the in-memory table the coordinator answers OffsetFetch from. Commit path: OffsetCommit ->
+ * offsets_encode_commit -> a record appended (and replicated) to the group's partition of
+ * __consumer_offsets -> offsets_put once durable. After a restart the table is rebuilt by
+ * replaying that partition's records through offsets_apply_record; the latest record per key
+ * wins, and a record with a null value (a tombstone) deletes the key.
+ *
+ * Record format (the record's key and value; integers little-endian):
+ *   key   = version u8 (1) | group_len u16 | group | topic_len u16 | topic | partition u32
+ *   value = version u8 (1) | offset i64 | commit_ms i64 | metadata_len u16 | metadata
+ *
+ * The table is a hash map from (group, topic, partition) to the committed offset, allocating one
+ * node per new key (commits of known keys update in place), bounded by max_entries.
+ * Not thread-safe: owned by the coordinator's shard.
+ */
+#ifndef RL_BROKER_OFFSETS_H
+#define RL_BROKER_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OFFSETS_TOPIC "__consumer_offsets"
+#define OFFSETS_METADATA_MAX 1024
+#define OFFSETS_NAME_MAX 255
+#define OFFSETS_KEY_MAX (1 + 2 + OFFSETS_NAME_MAX + 2 + OFFSETS_NAME_MAX + 4)
+#define OFFSETS_VALUE_MAX (1 + 8 + 8 + 2 + OFFSETS_METADATA_MAX)
+
+struct offsets_table;
+
+struct offsets_commit {
+    int64_t offset;      /* the next offset the group will consume */
+    int64_t commit_ms;
+    const char *metadata; /* optional, NUL-terminated, <= OFFSETS_METADATA_MAX */
+};
+
+/* Which partition of __consumer_offsets holds this group (xxh3-64 of the id, modulo count). */
+uint32_t offsets_partition_for(const char *group_id, uint32_t partition_count);
+
+/* Encode a commit as record key and value. Return the bytes written, or RL_E_INVALID_ARGUMENT
+ * for names longer than OFFSETS_NAME_MAX, metadata longer than OFFSETS_METADATA_MAX, a negative
+ * offset, or a buffer below OFFSETS_KEY_MAX / OFFSETS_VALUE_MAX. */
+int offsets_encode_key(const char *group, const char *topic, uint32_t partition, uint8_t *buf,
+                       size_t cap);
+int offsets_encode_value(const struct offsets_commit *c, uint8_t *buf, size_t cap);
+
+struct offsets_table *offsets_table_create(uint32_t max_entries);
+void offsets_table_destroy(struct offsets_table *t);
+
+/* Stores a commit (copying strings). Returns 0, RL_E_LIMIT when full, or -ENOMEM. */
+int offsets_put(struct offsets_table *t, const char *group, const char *topic,
+                uint32_t partition, const struct offsets_commit *c);
+
+/* Looks a commit up. Returns 0 with *out filled (out->metadata owned by the table, valid until
+ * the key changes) or RL_E_NOT_FOUND. */
+int offsets_get(const struct offsets_table *t, const char *group, const char *topic,
+                uint32_t partition, struct offsets_commit *out);
+
+/* Removes every commit of a group; returns how many. */
+uint32_t offsets_delete_group(struct offsets_table *t, const char *group);
+
+/* Applies one record replayed from __consumer_offsets (value NULL / value_len < 0 = tombstone).
+ * Returns 0, or RL_E_CORRUPT for a record that does not decode (the caller reports it with its
+ * offset and skips it). */
+int offsets_apply_record(struct offsets_table *t, const uint8_t *key, int32_t key_len,
+                         const uint8_t *value, int32_t value_len);
+
+/* Calls fn for every commit of `group` (order unspecified). Do not modify the table from fn. */
+typedef void (*offsets_visit_fn)(void *arg, const char *topic, uint32_t partition,
+                                 const struct offsets_commit *c);
+uint32_t offsets_visit_group(const struct offsets_table *t, const char *group,
+                             offsets_visit_fn fn, void *arg);
+
+/* Distinct group ids with at least one commit, up to max (returns how many were written; the
+ * strings are owned by the table). */
+uint32_t offsets_list_groups(const struct offsets_table *t, const char **groups, uint32_t max);
+
+uint32_t offsets_count(const struct offsets_table *t);
+
+#endif

@@ -1,0 +1,119 @@
+/* offsets: the __consumer_offsets record encoding round-trips, replay keeps the latest commit
+ * per key and honours tombstones, and malformed records are rejected. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/offsets.h"
+#include "common/err.h"
+
+static struct offsets_table *t;
+
+static void setup(void)
+{
+    t = offsets_table_create(1000);
+    cr_assert_not_null(t);
+}
+
+static void teardown(void)
+{
+    offsets_table_destroy(t);
+}
+
+TestSuite(offsets, .init = setup, .fini = teardown);
+
+static void replay(const char *group, const char *topic, uint32_t p, int64_t offset,
+                   const char *meta)
+{
+    uint8_t k[OFFSETS_KEY_MAX], v[OFFSETS_VALUE_MAX];
+    struct offsets_commit c = {.offset = offset, .commit_ms = 123, .metadata = meta};
+    int kl = offsets_encode_key(group, topic, p, k, sizeof(k));
+    int vl = offsets_encode_value(&c, v, sizeof(v));
+    cr_assert_gt(kl, 0);
+    cr_assert_gt(vl, 0);
+    cr_assert_eq(offsets_apply_record(t, k, kl, v, vl), 0);
+}
+
+/* Replaying commits keeps the latest per (group, topic, partition). */
+Test(offsets, replay_keeps_latest_commit)
+{
+    replay("g", "orders", 0, 10, "a");
+    replay("g", "orders", 1, 20, NULL);
+    replay("g", "orders", 0, 15, "b");
+    replay("h", "orders", 0, 99, NULL);
+    struct offsets_commit c;
+    cr_assert_eq(offsets_get(t, "g", "orders", 0, &c), 0);
+    cr_assert_eq(c.offset, 15);
+    cr_assert_str_eq(c.metadata, "b");
+    cr_assert_eq(offsets_get(t, "g", "orders", 1, &c), 0);
+    cr_assert_eq(c.offset, 20);
+    cr_assert_eq(offsets_get(t, "g", "orders", 2, &c), RL_E_NOT_FOUND);
+    cr_assert_eq(offsets_count(t), 3);
+    const char *groups[4];
+    cr_assert_eq(offsets_list_groups(t, groups, 4), 2);
+}
+
+/* A record with a null value deletes the key. */
+Test(offsets, tombstone_deletes)
+{
+    replay("g", "orders", 0, 10, NULL);
+    uint8_t k[OFFSETS_KEY_MAX];
+    int kl = offsets_encode_key("g", "orders", 0, k, sizeof(k));
+    cr_assert_eq(offsets_apply_record(t, k, kl, NULL, -1), 0);
+    struct offsets_commit c;
+    cr_assert_eq(offsets_get(t, "g", "orders", 0, &c), RL_E_NOT_FOUND);
+    cr_assert_eq(offsets_count(t), 0);
+}
+
+/* Every truncation of a valid key or value is rejected as corrupt, never misread. */
+Test(offsets, truncated_records_are_corrupt)
+{
+    uint8_t k[OFFSETS_KEY_MAX], v[OFFSETS_VALUE_MAX];
+    struct offsets_commit c = {.offset = 5, .commit_ms = 1, .metadata = "meta"};
+    int kl = offsets_encode_key("group", "topic", 3, k, sizeof(k));
+    int vl = offsets_encode_value(&c, v, sizeof(v));
+    for (int cut = 0; cut < kl; cut++)
+        cr_assert_eq(offsets_apply_record(t, k, cut, v, vl), RL_E_CORRUPT, "key cut %d", cut);
+    for (int cut = 0; cut < vl; cut++)
+        cr_assert_eq(offsets_apply_record(t, k, kl, v, cut), RL_E_CORRUPT, "value cut %d", cut);
+    k[0] = 9;
+    cr_assert_eq(offsets_apply_record(t, k, kl, v, vl), RL_E_CORRUPT);
+    cr_assert_eq(offsets_count(t), 0);
+}
+
+/* Bad commits are refused before they reach the log; the table is bounded. */
+Test(offsets, limits_and_bad_input)
+{
+    uint8_t k[OFFSETS_KEY_MAX], v[OFFSETS_VALUE_MAX];
+    char long_name[OFFSETS_NAME_MAX + 2];
+    memset(long_name, 'x', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    cr_assert_eq(offsets_encode_key(long_name, "t", 0, k, sizeof(k)), RL_E_INVALID_ARGUMENT);
+    cr_assert_eq(offsets_encode_key("", "t", 0, k, sizeof(k)), RL_E_INVALID_ARGUMENT);
+    struct offsets_commit neg = {.offset = -1};
+    cr_assert_eq(offsets_encode_value(&neg, v, sizeof(v)), RL_E_INVALID_ARGUMENT);
+    struct offsets_table *small = offsets_table_create(2);
+    struct offsets_commit c = {.offset = 1};
+    cr_assert_eq(offsets_put(small, "g", "t", 0, &c), 0);
+    cr_assert_eq(offsets_put(small, "g", "t", 1, &c), 0);
+    cr_assert_eq(offsets_put(small, "g", "t", 2, &c), RL_E_LIMIT);
+    cr_assert_eq(offsets_put(small, "g", "t", 1, &c), 0, "updating a known key never hits the limit");
+    cr_assert_eq(offsets_delete_group(small, "g"), 2);
+    offsets_table_destroy(small);
+}
+
+/* Groups spread over the partitions of __consumer_offsets, deterministically. */
+Test(offsets, partition_for_group_is_stable_and_spread)
+{
+    uint32_t hits[8] = {0};
+    char id[32];
+    for (int i = 0; i < 800; i++) {
+        snprintf(id, sizeof(id), "group-%d", i);
+        uint32_t p = offsets_partition_for(id, 8);
+        cr_assert_lt(p, 8);
+        cr_assert_eq(p, offsets_partition_for(id, 8));
+        hits[p]++;
+    }
+    for (int p = 0; p < 8; p++)
+        cr_assert_gt(hits[p], 50, "partition %d got only %u groups", p, hits[p]);
+}
