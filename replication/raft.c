@@ -1,0 +1,1212 @@
+/*
+ * raft: the consensus core (see raft.h for the contract and the order in which the caller
+ * carries out a ready).
+ *
+ * Within one call the core's view of its log is the caller's log (as of the previous ready)
+ * plus what this call has already put in the ready: a truncation followed by `append`. term_at()
+ * and read_entries() merge the two, which is why a ready must be carried out before the next
+ * call. last_index/last_term always describe that merged view.
+ *
+ * Build-time switch RAFT_PLANT_BUG=N compiles a deliberately broken core for the simulator's
+ * self-test (tests/sim); the production object is always built with it unset (0).
+ *   1: commit an earlier term's entry by counting replicas (no own-term rule)
+ *   2: grant a second vote in a term already voted in
+ *   3: never persist the vote
+ *   4: acknowledge appended entries before they are durable
+ */
+#include "replication/raft.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <string.h>
+
+#ifndef RAFT_PLANT_BUG
+#define RAFT_PLANT_BUG 0
+#endif
+
+#define RAFT_SCAN_CHUNK 16 /* entries read per step when scanning the log for configs */
+
+struct raft_saved {
+    uint64_t term;
+    uint32_t vote;
+    uint64_t commit;
+    uint8_t role;
+    uint32_t leader;
+};
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* splitmix64: tiny state, good enough spread for timeouts, and fully deterministic. */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void reset_election_timer(struct raft *r)
+{
+    r->election_elapsed = 0;
+    r->randomized_election_ticks =
+        r->election_ticks + (uint32_t)(rng_next(&r->rng) % r->election_ticks);
+}
+
+bool raft_config_has(const struct raft_config *c, uint32_t id)
+{
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] == id)
+            return true;
+    return false;
+}
+
+uint32_t raft_config_encode(const struct raft_config *c, uint8_t *buf)
+{
+    uint32_t n = c->n_voters;
+    for (int b = 0; b < 4; b++)
+        buf[b] = (uint8_t)(n >> (8 * b));
+    for (uint32_t i = 0; i < n; i++)
+        for (int b = 0; b < 4; b++)
+            buf[4 + 4 * i + (uint32_t)b] = (uint8_t)(c->voters[i] >> (8 * b));
+    return 4 + 4 * n;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int raft_config_decode(const void *buf, uint32_t len, struct raft_config *c)
+{
+    const uint8_t *p = buf;
+    if (len < 4)
+        return RL_E_CORRUPT;
+    uint32_t n = get_u32(p);
+    if (n == 0 || n > RAFT_MAX_VOTERS || len != 4 + 4 * n)
+        return RL_E_CORRUPT;
+    c->n_voters = n;
+    for (uint32_t i = 0; i < n; i++) {
+        c->voters[i] = get_u32(p + 4 + 4 * i);
+        if (c->voters[i] == RAFT_NONE)
+            return RL_E_CORRUPT;
+    }
+    return 0;
+}
+
+static uint32_t quorum(uint32_t n_voters)
+{
+    return n_voters / 2 + 1;
+}
+
+static struct raft_progress *progress_find(struct raft *r, uint32_t id)
+{
+    for (uint32_t i = 0; i < r->n_progress; i++)
+        if (r->progress[i].id == id)
+            return &r->progress[i];
+    return NULL;
+}
+
+static void progress_init(struct raft *r, struct raft_progress *pr, uint32_t id)
+{
+    memset(pr, 0, sizeof(*pr));
+    pr->id = id;
+    pr->state = RAFT_PR_PROBE;
+    pr->next = r->last_index + 1;
+}
+
+/* One progress slot per voter of the configuration in effect, keeping what is known. */
+static void progress_rebuild(struct raft *r)
+{
+    struct raft_progress old[RAFT_MAX_VOTERS];
+    uint32_t n_old = r->n_progress;
+    memcpy(old, r->progress, sizeof(old));
+    r->n_progress = 0;
+    for (uint32_t i = 0; i < r->config.n_voters; i++) {
+        uint32_t id = r->config.voters[i];
+        struct raft_progress *pr = &r->progress[r->n_progress++];
+        progress_init(r, pr, id);
+        for (uint32_t j = 0; j < n_old; j++)
+            if (old[j].id == id)
+                *pr = old[j];
+    }
+}
+
+static void infl_free_to(struct raft_progress *pr, uint64_t index)
+{
+    while (pr->infl_count > 0 && pr->infl[pr->infl_head] <= index) {
+        pr->infl_head = (pr->infl_head + 1) % RAFT_MAX_INFLIGHT;
+        pr->infl_count--;
+    }
+}
+
+static void infl_add(struct raft_progress *pr, uint64_t last)
+{
+    RL_ASSERT(pr->infl_count < RAFT_MAX_INFLIGHT);
+    pr->infl[(pr->infl_head + pr->infl_count) % RAFT_MAX_INFLIGHT] = last;
+    pr->infl_count++;
+}
+
+static void progress_become_probe(struct raft_progress *pr, uint64_t next)
+{
+    pr->state = RAFT_PR_PROBE;
+    pr->probe_sent = 0;
+    pr->next = next;
+    pr->infl_head = 0;
+    pr->infl_count = 0;
+}
+
+static void progress_become_replicate(struct raft_progress *pr)
+{
+    pr->state = RAFT_PR_REPLICATE;
+    pr->probe_sent = 0;
+    pr->next = pr->match + 1;
+    pr->infl_head = 0;
+    pr->infl_count = 0;
+}
+
+/* ---- the merged log view -------------------------------------------------------------- */
+
+/* Term of entry i in the merged view; 0 when i is 0, beyond the end, or compacted away. */
+static uint64_t term_at(const struct raft *r, uint64_t i)
+{
+    const struct raft_ready *rd = r->rd;
+    if (i == 0 || i > r->last_index || i < r->snap_index)
+        return 0;
+    if (rd && rd->n_append && i >= rd->append[0].index)
+        return rd->append[i - rd->append[0].index].term;
+    if (i == r->snap_index)
+        return r->snap_term;
+    return r->log_ops->term(r->log_ctx, i);
+}
+
+/* The last index that is in the caller's log rather than in this call's ready. */
+static uint64_t log_part_last(const struct raft *r)
+{
+    const struct raft_ready *rd = r->rd;
+    if (rd && rd->n_append)
+        return rd->append[0].index - 1;
+    return r->last_index;
+}
+
+/* Copies entries lo..hi (within limits) into the ready's pool; returns the count (or a
+ * negative log error) and sets *out to the first. */
+static int read_entries(struct raft *r, uint64_t lo, uint64_t hi, const struct raft_entry **out)
+{
+    struct raft_ready *rd = r->rd;
+    uint32_t room = RAFT_READY_MAX_ENTRIES - rd->n_pool;
+    uint32_t max_n = room < r->max_msg_entries ? room : r->max_msg_entries;
+    struct raft_entry *dst = &rd->pool[rd->n_pool];
+    uint64_t log_hi = log_part_last(r), bytes = 0;
+    uint32_t n = 0;
+    *out = dst;
+    if (max_n == 0 || lo > hi)
+        return 0;
+    if (lo <= log_hi) {
+        int k = r->log_ops->entries(r->log_ctx, lo, hi < log_hi ? hi : log_hi, r->max_msg_bytes,
+                                    dst, max_n);
+        if (k < 0)
+            return k;
+        n = (uint32_t)k;
+        for (uint32_t i = 0; i < n; i++)
+            bytes += dst[i].len;
+    }
+    for (uint64_t i = lo + n; i <= hi && i > log_hi && n < max_n; i++) {
+        if (n > 0 && bytes >= r->max_msg_bytes)
+            break;
+        dst[n] = rd->append[i - rd->append[0].index];
+        bytes += dst[n].len;
+        n++;
+    }
+    rd->n_pool += n;
+    return (int)n;
+}
+
+/* The configuration in effect at `index` (>= snap_index): the latest config entry at or below
+ * it. Scans backwards only down to the best configuration already known to be below it. */
+static int config_at(struct raft *r, uint64_t index, struct raft_config *cfg, uint64_t *cfg_index)
+{
+    struct raft_entry buf[RAFT_SCAN_CHUNK];
+    uint64_t floor = r->snap_index;
+    if (r->config_index <= index) {
+        *cfg = r->config; /* the latest configuration of all is at or below index */
+        *cfg_index = r->config_index;
+        return 0;
+    }
+    *cfg = r->snap_config;
+    *cfg_index = r->snap_config_index;
+    if (r->committed_config_index <= index && r->committed_config_index > floor) {
+        *cfg = r->committed_config;
+        *cfg_index = r->committed_config_index;
+        floor = r->committed_config_index;
+    }
+    uint64_t hi = index;
+    uint64_t log_hi = log_part_last(r);
+    if (hi > log_hi)
+        hi = log_hi;
+    while (hi > floor) {
+        uint64_t lo = hi - floor > RAFT_SCAN_CHUNK ? hi - RAFT_SCAN_CHUNK + 1 : floor + 1;
+        int n = r->log_ops->entries(r->log_ctx, lo, hi, UINT64_MAX, buf, RAFT_SCAN_CHUNK);
+        if (n < 0)
+            return n;
+        if (n != (int)(hi - lo + 1))
+            return RL_E_INTERNAL;
+        for (int i = n - 1; i >= 0; i--) {
+            if (buf[i].type == RAFT_ENTRY_CONFIG) {
+                *cfg_index = buf[i].index;
+                return raft_config_decode(buf[i].data, buf[i].len, cfg);
+            }
+        }
+        hi = lo - 1;
+    }
+    return 0;
+}
+
+static void set_config(struct raft *r, const struct raft_config *cfg, uint64_t index)
+{
+    r->config = *cfg;
+    r->config_index = index;
+    progress_rebuild(r);
+}
+
+/* ---- outputs ------------------------------------------------------------------------- */
+
+static struct raft_msg *msg_new(struct raft *r, enum raft_msg_type type, uint32_t to)
+{
+    struct raft_ready *rd = r->rd;
+    if (rd->n_msgs >= RAFT_READY_MAX_MSGS)
+        return NULL; /* dropped: raft tolerates loss; the named maximum keeps the ready bounded */
+    struct raft_msg *m = &rd->msgs[rd->n_msgs++];
+    memset(m, 0, sizeof(*m));
+    m->type = (uint8_t)type;
+    m->from = r->id;
+    m->to = to;
+    m->term = r->term;
+    return m;
+}
+
+static void begin(struct raft *r, struct raft_ready *rd, struct raft_saved *sv)
+{
+    rd->hard_state_changed = false;
+    rd->has_snapshot = false;
+    rd->has_truncate = false;
+    rd->append = NULL;
+    rd->n_append = 0;
+    rd->n_msgs = 0;
+    rd->commit_changed = false;
+    rd->role_changed = false;
+    rd->n_pool = 0;
+    rd->scratch_used = 0;
+    r->rd = rd;
+    sv->term = r->term;
+    sv->vote = r->vote;
+    sv->commit = r->commit;
+    sv->role = r->role;
+    sv->leader = r->leader;
+}
+
+static void finish(struct raft *r, const struct raft_saved *sv)
+{
+    struct raft_ready *rd = r->rd;
+    bool vote_changed = r->vote != sv->vote;
+#if RAFT_PLANT_BUG == 3
+    vote_changed = false;
+#endif
+    if (r->term != sv->term || vote_changed) {
+        rd->hard_state_changed = true;
+        rd->hard_state.term = r->term;
+        rd->hard_state.vote = r->vote;
+#if RAFT_PLANT_BUG == 3
+        if (r->vote != r->id)
+            rd->hard_state.vote = RAFT_NONE;
+#endif
+    }
+    if (r->commit != sv->commit) {
+        RL_ASSERT(r->commit > sv->commit);
+        rd->commit_changed = true;
+    }
+    rd->commit_index = r->commit;
+    if (r->role != sv->role || r->leader != sv->leader || r->term != sv->term)
+        rd->role_changed = true;
+    rd->role = r->role;
+    rd->leader = r->leader;
+    rd->term = r->term;
+    r->rd = NULL;
+}
+
+/* Puts entries (already numbered) in the ready for the caller to append. One batch per call. */
+static int ready_append(struct raft *r, const struct raft_entry *src, uint32_t n)
+{
+    struct raft_ready *rd = r->rd;
+    RL_ASSERT(rd->n_append == 0);
+    if (n > RAFT_READY_MAX_ENTRIES - rd->n_pool)
+        return RL_E_FULL;
+    struct raft_entry *dst = &rd->pool[rd->n_pool];
+    memcpy(dst, src, n * sizeof(*dst));
+    rd->n_pool += n;
+    rd->append = dst;
+    rd->n_append = n;
+    r->last_index = dst[n - 1].index;
+    r->last_term = dst[n - 1].term;
+    for (uint32_t i = n; i-- > 0;) {
+        if (dst[i].type != RAFT_ENTRY_CONFIG)
+            continue;
+        struct raft_config cfg;
+        int rc = raft_config_decode(dst[i].data, dst[i].len, &cfg);
+        if (rc < 0)
+            return rc;
+        set_config(r, &cfg, dst[i].index); /* takes effect on append */
+        break;
+    }
+    return 0;
+}
+
+/* ---- role changes -------------------------------------------------------------------- */
+
+static void become_follower(struct raft *r, uint64_t term, uint32_t leader)
+{
+    if (term != r->term) {
+        r->term = term;
+        r->vote = RAFT_NONE;
+    }
+    r->role = RAFT_FOLLOWER;
+    r->leader = leader;
+    r->transferee = RAFT_NONE;
+    r->verified_index = r->commit;
+    reset_election_timer(r);
+}
+
+static void send_append_loop(struct raft *r, struct raft_progress *pr);
+
+static void broadcast_append(struct raft *r)
+{
+    for (uint32_t i = 0; i < r->n_progress; i++)
+        if (r->progress[i].id != r->id)
+            send_append_loop(r, &r->progress[i]);
+}
+
+static void become_leader(struct raft *r)
+{
+    r->role = RAFT_LEADER;
+    r->leader = r->id;
+    r->transferee = RAFT_NONE;
+    r->heartbeat_elapsed = 0;
+    r->election_elapsed = 0;
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        struct raft_progress *pr = &r->progress[i];
+        uint32_t id = pr->id;
+        progress_init(r, pr, id);
+        pr->recent_active = 1;
+    }
+    /* A no-op of the new term: earlier terms' entries commit only through an entry of this
+     * term, so the leader must write one to finish its predecessors' work. */
+    struct raft_entry noop = {.index = r->last_index + 1, .term = r->term};
+    r->term_start_index = noop.index;
+    r->pending_conf_index = r->last_index;
+    if (ready_append(r, &noop, 1) < 0)
+        RL_ASSERTF(0, "ready has no room for the leader's no-op");
+    broadcast_append(r);
+}
+
+static uint32_t vote_tally(struct raft *r, uint32_t *refused)
+{
+    uint32_t granted = 0;
+    *refused = 0;
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        granted += r->progress[i].vote > 0;
+        *refused += r->progress[i].vote < 0;
+    }
+    return granted;
+}
+
+/* Starts a pre-vote (pre) or a real election. Single-voter groups win at once. */
+static void campaign(struct raft *r, bool pre, bool transfer)
+{
+    if (!raft_config_has(&r->config, r->id))
+        return;
+    if (r->config.n_voters == 1)
+        pre = false;
+    uint64_t vote_term = r->term + 1;
+    if (pre) {
+        r->role = RAFT_PRECANDIDATE;
+        r->leader = RAFT_NONE;
+    } else {
+        r->term = vote_term;
+        r->vote = r->id;
+        r->role = RAFT_CANDIDATE;
+        r->leader = RAFT_NONE;
+    }
+    reset_election_timer(r);
+    for (uint32_t i = 0; i < r->n_progress; i++)
+        r->progress[i].vote = r->progress[i].id == r->id ? 1 : 0;
+    if (r->config.n_voters == 1) {
+        become_leader(r);
+        return;
+    }
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        if (r->progress[i].id == r->id)
+            continue;
+        struct raft_msg *m =
+            msg_new(r, pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, r->progress[i].id);
+        if (!m)
+            continue;
+        m->term = vote_term;
+        m->index = r->last_index;
+        m->log_term = r->last_term;
+        m->flags = transfer ? RAFT_MSG_F_TRANSFER : 0;
+    }
+}
+
+/* ---- leader: replication ------------------------------------------------------------- */
+
+static void send_snapshot(struct raft *r, struct raft_progress *pr)
+{
+    struct raft_msg *m = msg_new(r, RAFT_MSG_SNAPSHOT, pr->id);
+    if (!m)
+        return;
+    m->snap.index = r->snap_index;
+    m->snap.term = r->snap_term;
+    m->snap.config_index = r->snap_config_index;
+    m->snap.config = r->snap_config;
+    pr->state = RAFT_PR_SNAPSHOT;
+    pr->pending_snapshot = r->snap_index;
+    pr->snapshot_wait_ticks = 0;
+    pr->infl_count = 0;
+}
+
+/* Sends one append (or snapshot) to pr if its state allows; returns true if it sent entries
+ * and another one might follow (pipelining in REPLICATE). */
+static bool send_append(struct raft *r, struct raft_progress *pr)
+{
+    if (pr->state == RAFT_PR_SNAPSHOT || (pr->state == RAFT_PR_PROBE && pr->probe_sent))
+        return false;
+    if (pr->state == RAFT_PR_REPLICATE &&
+        (pr->infl_count >= r->max_inflight || pr->next > r->last_index))
+        return false;
+    uint64_t prev = pr->next - 1;
+    if (prev < r->snap_index) {
+        send_snapshot(r, pr);
+        return false;
+    }
+    const struct raft_entry *ents = NULL;
+    int n = read_entries(r, pr->next, r->last_index, &ents);
+    if (n < 0 || (n == 0 && pr->state == RAFT_PR_REPLICATE))
+        return false;
+    struct raft_msg *m = msg_new(r, RAFT_MSG_APPEND, pr->id);
+    if (!m)
+        return false;
+    m->index = prev;
+    m->log_term = term_at(r, prev);
+    m->commit = r->commit;
+    m->entries = ents;
+    m->n_entries = (uint32_t)n;
+    if (pr->state == RAFT_PR_PROBE) {
+        pr->probe_sent = 1;
+        return false;
+    }
+    pr->next = ents[n - 1].index + 1;
+    infl_add(pr, ents[n - 1].index);
+    return true;
+}
+
+static void send_append_loop(struct raft *r, struct raft_progress *pr)
+{
+    for (uint32_t i = 0; i < RAFT_MAX_INFLIGHT && send_append(r, pr); i++) {
+    }
+}
+
+static void send_timeout_now(struct raft *r, uint32_t to)
+{
+    msg_new(r, RAFT_MSG_TIMEOUT_NOW, to);
+}
+
+static void leader_step_down(struct raft *r)
+{
+    become_follower(r, r->term, RAFT_NONE);
+}
+
+static void maybe_commit(struct raft *r)
+{
+    uint64_t m[RAFT_MAX_VOTERS];
+    uint32_t n = r->n_progress;
+    if (n == 0)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        struct raft_progress *pr = &r->progress[i];
+        uint64_t v = pr->id == r->id ? r->durable_index : pr->match;
+        uint32_t j = i;
+        for (; j > 0 && m[j - 1] < v; j--) /* insertion sort, descending */
+            m[j] = m[j - 1];
+        m[j] = v;
+    }
+    uint64_t candidate = m[quorum(n) - 1];
+    if (candidate <= r->commit)
+        return;
+#if RAFT_PLANT_BUG != 1
+    if (term_at(r, candidate) != r->term)
+        return; /* an earlier term's entry commits only through one of this term */
+#endif
+    r->commit = candidate;
+    if (r->commit >= r->config_index) {
+        r->committed_config = r->config;
+        r->committed_config_index = r->config_index;
+        if (!raft_config_has(&r->config, r->id))
+            leader_step_down(r); /* it removed itself; the others elect a successor */
+    }
+}
+
+/* Where to resume after a rejection: the last leader entry at or below the follower's hint
+ * whose term is <= the hint's term. Entries up to there may match; the probe finds out. */
+static uint64_t leader_resume_index(struct raft *r, const struct raft_msg *m)
+{
+    uint64_t j = m->hint_index < r->last_index ? m->hint_index : r->last_index;
+    while (j > r->snap_index && term_at(r, j) > m->hint_term)
+        j--;
+    return j + 1;
+}
+
+static void handle_append_resp(struct raft *r, const struct raft_msg *m, struct raft_progress *pr)
+{
+    if (m->flags & RAFT_MSG_F_REJECT) {
+        if (pr->state == RAFT_PR_SNAPSHOT ||
+            (pr->state == RAFT_PR_REPLICATE && m->index <= pr->match) ||
+            (pr->state == RAFT_PR_PROBE && m->index != pr->next - 1))
+            return; /* stale */
+        uint64_t next = leader_resume_index(r, m);
+        if (next > m->index)
+            next = m->index;
+        if (next < pr->match + 1)
+            next = pr->match + 1;
+        progress_become_probe(pr, next);
+        send_append_loop(r, pr);
+        return;
+    }
+    bool progressed = m->index > pr->match;
+    if (progressed)
+        pr->match = m->index;
+    infl_free_to(pr, m->index);
+    if (pr->state == RAFT_PR_SNAPSHOT && pr->match >= pr->pending_snapshot)
+        progress_become_replicate(pr);
+    else if (pr->state == RAFT_PR_PROBE && pr->match + 1 >= pr->next)
+        progress_become_replicate(pr);
+    else if (pr->next <= pr->match)
+        pr->next = pr->match + 1;
+    if (progressed)
+        maybe_commit(r);
+    if (r->role != RAFT_LEADER)
+        return;
+    if (r->transferee == pr->id && pr->match == r->last_index)
+        send_timeout_now(r, pr->id);
+    send_append_loop(r, pr);
+}
+
+static void handle_heartbeat_resp(struct raft *r, const struct raft_msg *m,
+                                  struct raft_progress *pr)
+{
+    /* The reply carries the same acknowledgement an append reply would, so a lost append
+     * reply cannot leave the leader waiting forever. */
+    if (m->index > pr->match) {
+        pr->match = m->index;
+        if (pr->next <= pr->match)
+            pr->next = pr->match + 1;
+        infl_free_to(pr, m->index);
+        maybe_commit(r);
+        if (r->role != RAFT_LEADER)
+            return;
+    }
+    if (pr->match < r->last_index) {
+        if (pr->state == RAFT_PR_PROBE) {
+            pr->probe_sent = 0;
+        } else if (pr->state == RAFT_PR_REPLICATE) {
+            /* Appends in flight may have been lost. A full window gets one slot back so a
+             * new append can go out (and be rejected into a probe if there is a gap); a
+             * follower that got nothing new across two heartbeats is probed again. */
+            if (pr->infl_count >= r->max_inflight)
+                infl_free_to(pr, pr->infl[pr->infl_head]);
+            uint64_t hint = m->hint_index;
+            if (hint < pr->next - 1 && hint == pr->last_hint)
+                progress_become_probe(pr, pr->match + 1);
+            pr->last_hint = hint;
+        }
+        send_append_loop(r, pr);
+    }
+    if (r->transferee == pr->id && pr->match == r->last_index)
+        send_timeout_now(r, pr->id);
+}
+
+/* ---- follower ------------------------------------------------------------------------ */
+
+static void send_ack(struct raft *r, uint32_t to)
+{
+    struct raft_msg *m = msg_new(r, RAFT_MSG_APPEND_RESP, to);
+    if (!m)
+        return;
+    uint64_t ack = r->durable_index < r->verified_index ? r->durable_index : r->verified_index;
+#if RAFT_PLANT_BUG == 4
+    ack = r->verified_index;
+#endif
+    m->index = ack;
+}
+
+static void send_reject(struct raft *r, const struct raft_msg *req)
+{
+    struct raft_msg *m = msg_new(r, RAFT_MSG_APPEND_RESP, req->from);
+    if (!m)
+        return;
+    m->flags = RAFT_MSG_F_REJECT;
+    m->index = req->index;
+    uint64_t j = req->index < r->last_index ? req->index : r->last_index;
+    uint64_t floor = r->commit > r->snap_index ? r->commit : r->snap_index;
+    while (j > floor && term_at(r, j) > req->log_term)
+        j--;
+    m->hint_index = j;
+    m->hint_term = term_at(r, j);
+}
+
+static void commit_to(struct raft *r, uint64_t index)
+{
+    if (index <= r->commit)
+        return;
+    r->commit = index;
+    if (r->commit >= r->config_index) {
+        r->committed_config = r->config;
+        r->committed_config_index = r->config_index;
+    }
+}
+
+/* Truncates after `after` (in the ready) and reverts the configuration if its entry goes. */
+static int truncate_after(struct raft *r, uint64_t after)
+{
+    struct raft_ready *rd = r->rd;
+#if RAFT_PLANT_BUG
+    if (after < r->commit)
+        return RL_E_INTERNAL; /* let the simulator report what a planted bug broke */
+#endif
+    RL_ASSERTF(after >= r->commit, "truncating committed entries: after %llu commit %llu",
+               (unsigned long long)after, (unsigned long long)r->commit);
+    rd->has_truncate = true;
+    rd->truncate_after = after;
+    r->last_index = after;
+    r->last_term = term_at(r, after);
+    if (r->durable_index > after)
+        r->durable_index = after;
+    if (r->config_index > after) {
+        struct raft_config cfg;
+        uint64_t idx;
+        int rc = config_at(r, after, &cfg, &idx);
+        if (rc < 0)
+            return rc;
+        set_config(r, &cfg, idx);
+    }
+    return 0;
+}
+
+static int handle_append(struct raft *r, const struct raft_msg *m)
+{
+    if (m->index < r->commit) {
+        send_ack(r, m->from);
+        return 0;
+    }
+    if (m->index > r->last_index || term_at(r, m->index) != m->log_term) {
+        send_reject(r, m);
+        return 0;
+    }
+    uint32_t i = 0;
+    for (; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->index > r->last_index || term_at(r, e->index) != e->term)
+            break;
+    }
+    uint64_t last_new = m->index + i;
+    if (i < m->n_entries) {
+        uint64_t first = m->entries[i].index;
+        uint32_t n = m->n_entries - i;
+        uint32_t room = RAFT_READY_MAX_ENTRIES - r->rd->n_pool;
+        if (n > room)
+            n = room; /* the rest comes again later */
+        if (n > 0) {
+            int rc = 0;
+            if (first <= r->last_index)
+                rc = truncate_after(r, first - 1);
+            if (rc == 0)
+                rc = ready_append(r, &m->entries[i], n);
+            if (rc < 0)
+                return rc;
+            last_new = first + n - 1;
+        }
+    }
+    if (last_new > r->verified_index)
+        r->verified_index = last_new;
+    commit_to(r, m->commit < last_new ? m->commit : last_new);
+    if (r->rd->n_append == 0 || RAFT_PLANT_BUG == 4)
+        send_ack(r, m->from); /* otherwise raft_persisted acknowledges */
+    return 0;
+}
+
+static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
+{
+    /* The leader sends min(commit, our match); matched entries are durable here. */
+    commit_to(r, m->commit < r->last_index ? m->commit : r->last_index);
+    struct raft_msg *resp = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+    if (!resp)
+        return;
+    resp->index = r->durable_index < r->verified_index ? r->durable_index : r->verified_index;
+#if RAFT_PLANT_BUG == 4
+    resp->index = r->verified_index;
+#endif
+    resp->hint_index = r->verified_index;
+}
+
+static void handle_snapshot(struct raft *r, const struct raft_msg *m)
+{
+    const struct raft_snapshot_meta *s = &m->snap;
+    if (s->index <= r->commit) {
+        send_ack(r, m->from);
+        return;
+    }
+    if (s->index <= r->last_index && term_at(r, s->index) == s->term) {
+        /* We hold the snapshot's last entry, so everything up to it matches. */
+        if (s->index > r->verified_index)
+            r->verified_index = s->index;
+        commit_to(r, s->index);
+        send_ack(r, m->from);
+        return;
+    }
+    struct raft_ready *rd = r->rd;
+    rd->has_snapshot = true;
+    rd->snapshot = *s;
+    r->snap_index = s->index;
+    r->snap_term = s->term;
+    r->snap_config = s->config;
+    r->snap_config_index = s->config_index;
+    r->last_index = s->index;
+    r->last_term = s->term;
+    r->durable_index = s->index; /* installation is durable before messages go out */
+    r->verified_index = s->index;
+    r->commit = s->index;
+    r->committed_config = s->config;
+    r->committed_config_index = s->config_index;
+    set_config(r, &s->config, s->config_index);
+    send_ack(r, m->from);
+}
+
+/* ---- votes --------------------------------------------------------------------------- */
+
+static void handle_vote_request(struct raft *r, const struct raft_msg *m)
+{
+    bool pre = m->type == RAFT_MSG_PREVOTE;
+    bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->leader == RAFT_NONE) ||
+                    (pre && m->term > r->term);
+#if RAFT_PLANT_BUG == 2
+    can_vote = can_vote || r->leader == RAFT_NONE;
+#endif
+    bool up_to_date = m->log_term > r->last_term ||
+                      (m->log_term == r->last_term && m->index >= r->last_index);
+    bool grant = can_vote && up_to_date;
+    struct raft_msg *resp =
+        msg_new(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
+    if (grant && !pre) {
+        r->vote = m->from;
+        reset_election_timer(r);
+    }
+    if (!resp)
+        return;
+    resp->term = grant ? m->term : r->term;
+    resp->flags = grant ? 0 : RAFT_MSG_F_REJECT;
+}
+
+static void handle_vote_resp(struct raft *r, const struct raft_msg *m)
+{
+    bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
+    if (r->role != (pre ? RAFT_PRECANDIDATE : RAFT_CANDIDATE))
+        return;
+    if (m->term != (pre ? r->term + 1 : r->term) && !(m->flags & RAFT_MSG_F_REJECT))
+        return;
+    struct raft_progress *pr = progress_find(r, m->from);
+    if (!pr)
+        return;
+    pr->vote = (m->flags & RAFT_MSG_F_REJECT) ? -1 : 1;
+    uint32_t refused;
+    uint32_t granted = vote_tally(r, &refused);
+    uint32_t q = quorum(r->config.n_voters);
+    if (granted >= q) {
+        if (pre)
+            campaign(r, false, false);
+        else
+            become_leader(r);
+    } else if (refused >= q) {
+        become_follower(r, r->term, RAFT_NONE);
+    }
+}
+
+/* ---- step ---------------------------------------------------------------------------- */
+
+static bool from_leader(uint8_t type)
+{
+    return type == RAFT_MSG_APPEND || type == RAFT_MSG_HEARTBEAT || type == RAFT_MSG_SNAPSHOT;
+}
+
+/* Term rules; returns false if the message is to be dropped after them. */
+static bool step_term(struct raft *r, const struct raft_msg *m)
+{
+    if (m->term > r->term) {
+        if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+            bool in_lease = r->check_quorum && r->leader != RAFT_NONE &&
+                            r->election_elapsed < r->election_ticks;
+            if (in_lease && !(m->flags & RAFT_MSG_F_TRANSFER))
+                return false; /* a live leader exists: do not let a stray node disrupt it */
+        }
+        if (m->type == RAFT_MSG_PREVOTE)
+            return true; /* asks about a future term; ours does not change */
+        if (m->type == RAFT_MSG_PREVOTE_RESP && !(m->flags & RAFT_MSG_F_REJECT))
+            return true;
+        become_follower(r, m->term, from_leader(m->type) ? m->from : RAFT_NONE);
+        return true;
+    }
+    if (m->term < r->term) {
+        if (from_leader(m->type)) {
+            /* Tell a deposed leader (which may not hear anyone else) about the new term. */
+            msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
+        } else if (m->type == RAFT_MSG_PREVOTE) {
+            struct raft_msg *resp = msg_new(r, RAFT_MSG_PREVOTE_RESP, m->from);
+            if (resp)
+                resp->flags = RAFT_MSG_F_REJECT;
+        }
+        return false;
+    }
+    return true;
+}
+
+static int step_inner(struct raft *r, const struct raft_msg *m)
+{
+    if (m->to != r->id || m->from == RAFT_NONE || m->from == r->id ||
+        m->type >= RAFT_MSG_TYPE_COUNT)
+        return 0;
+    if (!step_term(r, m))
+        return 0;
+    if (from_leader(m->type)) {
+        if (r->role == RAFT_LEADER)
+            return 0; /* another leader in our term cannot exist; drop */
+        if (r->role != RAFT_FOLLOWER)
+            become_follower(r, m->term, m->from);
+        r->leader = m->from;
+        r->election_elapsed = 0;
+    }
+    struct raft_progress *pr = progress_find(r, m->from);
+    switch (m->type) {
+    case RAFT_MSG_PREVOTE:
+    case RAFT_MSG_VOTE:
+        handle_vote_request(r, m);
+        return 0;
+    case RAFT_MSG_PREVOTE_RESP:
+    case RAFT_MSG_VOTE_RESP:
+        handle_vote_resp(r, m);
+        return 0;
+    case RAFT_MSG_APPEND:
+        return handle_append(r, m);
+    case RAFT_MSG_HEARTBEAT:
+        handle_heartbeat(r, m);
+        return 0;
+    case RAFT_MSG_SNAPSHOT:
+        handle_snapshot(r, m);
+        return 0;
+    case RAFT_MSG_APPEND_RESP:
+    case RAFT_MSG_HEARTBEAT_RESP:
+        if (r->role != RAFT_LEADER || !pr)
+            return 0;
+        pr->recent_active = 1;
+        if (m->type == RAFT_MSG_APPEND_RESP)
+            handle_append_resp(r, m, pr);
+        else
+            handle_heartbeat_resp(r, m, pr);
+        return 0;
+    case RAFT_MSG_TIMEOUT_NOW:
+        if (r->role == RAFT_FOLLOWER)
+            campaign(r, false, true);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int raft_step(struct raft *r, const struct raft_msg *m, struct raft_ready *rd)
+{
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    int rc = step_inner(r, m);
+    finish(r, &sv);
+    return rc;
+}
+
+/* ---- tick ---------------------------------------------------------------------------- */
+
+static void leader_tick(struct raft *r)
+{
+    if (++r->heartbeat_elapsed >= r->heartbeat_ticks) {
+        r->heartbeat_elapsed = 0;
+        for (uint32_t i = 0; i < r->n_progress; i++) {
+            struct raft_progress *pr = &r->progress[i];
+            if (pr->id == r->id)
+                continue;
+            struct raft_msg *m = msg_new(r, RAFT_MSG_HEARTBEAT, pr->id);
+            if (m)
+                m->commit = r->commit < pr->match ? r->commit : pr->match;
+        }
+    }
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        struct raft_progress *pr = &r->progress[i];
+        if (pr->state == RAFT_PR_SNAPSHOT && ++pr->snapshot_wait_ticks >= r->election_ticks) {
+            progress_become_probe(pr, pr->match + 1); /* snapshot presumed lost: resend */
+            send_append_loop(r, pr);
+        }
+    }
+    if (r->transferee != RAFT_NONE && ++r->transfer_elapsed >= r->election_ticks)
+        r->transferee = RAFT_NONE;
+    if (++r->election_elapsed < r->election_ticks)
+        return;
+    r->election_elapsed = 0;
+    if (!r->check_quorum)
+        return;
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        struct raft_progress *pr = &r->progress[i];
+        active += pr->id == r->id || pr->recent_active;
+        pr->recent_active = 0;
+    }
+    if (active < quorum(r->config.n_voters))
+        leader_step_down(r);
+}
+
+int raft_tick(struct raft *r, struct raft_ready *rd)
+{
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    if (r->role == RAFT_LEADER) {
+        leader_tick(r);
+    } else if (++r->election_elapsed >= r->randomized_election_ticks) {
+        r->election_elapsed = 0;
+        if (raft_config_has(&r->config, r->id)) {
+            campaign(r, r->pre_vote, false);
+        } else {
+            /* Not a voter as far as it knows (perhaps just added): it cannot campaign, but it
+             * must stop honouring a leader it has not heard from, or it would refuse votes. */
+            r->leader = RAFT_NONE;
+            reset_election_timer(r);
+        }
+    }
+    finish(r, &sv);
+    return 0;
+}
+
+/* ---- proposals ----------------------------------------------------------------------- */
+
+static int propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
+                   uint64_t *first_index)
+{
+    struct raft_entry tmp[RAFT_MAX_PROPOSAL];
+    if (r->role != RAFT_LEADER)
+        return RL_E_RAFT_NOT_LEADER;
+    if (r->transferee != RAFT_NONE)
+        return RL_E_RAFT_TRANSFERRING;
+    if (r->last_index - r->commit + n > r->max_uncommitted)
+        return RL_E_FULL;
+    for (uint32_t i = 0; i < n; i++) {
+        tmp[i] = entries[i];
+        tmp[i].index = r->last_index + 1 + i;
+        tmp[i].term = r->term;
+    }
+    int rc = ready_append(r, tmp, n);
+    if (rc < 0)
+        return rc;
+    if (first_index)
+        *first_index = tmp[0].index;
+    broadcast_append(r);
+    return 0;
+}
+
+int raft_propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
+                 struct raft_ready *rd, uint64_t *first_index)
+{
+    if (n == 0 || n > RAFT_MAX_PROPOSAL)
+        return RL_E_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < n; i++)
+        if (entries[i].type != RAFT_ENTRY_NORMAL)
+            return RL_E_INVALID_ARGUMENT;
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    int rc = propose(r, entries, n, first_index);
+    finish(r, &sv);
+    return rc;
+}
+
+static int conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id, uint64_t *index)
+{
+    if (r->role != RAFT_LEADER)
+        return RL_E_RAFT_NOT_LEADER;
+    if (r->pending_conf_index > r->commit || r->commit < r->term_start_index)
+        return RL_E_RAFT_CONF_PENDING;
+    struct raft_config cfg = r->config;
+    bool has = raft_config_has(&cfg, node_id);
+    if (op == RAFT_CONF_ADD_VOTER) {
+        if (has || cfg.n_voters >= RAFT_MAX_VOTERS)
+            return RL_E_INVALID_ARGUMENT;
+        cfg.voters[cfg.n_voters++] = node_id;
+    } else {
+        if (!has || cfg.n_voters == 1)
+            return RL_E_INVALID_ARGUMENT;
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < cfg.n_voters; i++)
+            if (cfg.voters[i] != node_id)
+                cfg.voters[k++] = cfg.voters[i];
+        cfg.n_voters = k;
+    }
+    struct raft_ready *rd = r->rd;
+    uint8_t *buf = &rd->scratch[rd->scratch_used];
+    uint32_t len = raft_config_encode(&cfg, buf);
+    rd->scratch_used += len;
+    struct raft_entry e = {.data = buf, .len = len, .type = RAFT_ENTRY_CONFIG};
+    uint64_t first = 0;
+    int rc = propose(r, &e, 1, &first);
+    if (rc < 0)
+        return rc;
+    r->pending_conf_index = first;
+    if (index)
+        *index = first;
+    return 0;
+}
+
+int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id,
+                             struct raft_ready *rd, uint64_t *index)
+{
+    if (node_id == RAFT_NONE)
+        return RL_E_INVALID_ARGUMENT;
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    int rc = conf_change(r, op, node_id, index);
+    finish(r, &sv);
+    return rc;
+}
+
+int raft_transfer_leadership(struct raft *r, uint32_t target, struct raft_ready *rd)
+{
+    struct raft_saved sv;
+    int rc = 0;
+    begin(r, rd, &sv);
+    struct raft_progress *pr = progress_find(r, target);
+    if (r->role != RAFT_LEADER) {
+        rc = RL_E_RAFT_NOT_LEADER;
+    } else if (!pr || target == r->id) {
+        rc = RL_E_INVALID_ARGUMENT;
+    } else {
+        r->transferee = target;
+        r->transfer_elapsed = 0;
+        if (pr->match == r->last_index)
+            send_timeout_now(r, target);
+        else
+            send_append_loop(r, pr);
+    }
+    finish(r, &sv);
+    return rc;
+}
+
+/* ---- durability, compaction, init ---------------------------------------------------- */
+
+int raft_persisted(struct raft *r, uint64_t index, uint64_t term, struct raft_ready *rd)
+{
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    if (index > r->durable_index && index <= r->last_index && index > r->snap_index &&
+        term_at(r, index) == term) {
+        r->durable_index = index;
+        if (r->role == RAFT_LEADER) {
+            maybe_commit(r);
+        } else if (r->role == RAFT_FOLLOWER && r->leader != RAFT_NONE) {
+            send_ack(r, r->leader);
+        }
+    }
+    finish(r, &sv);
+    return 0;
+}
+
+int raft_compact(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta)
+{
+    if (index <= r->snap_index || index > r->commit || index > r->durable_index)
+        return RL_E_INVALID_ARGUMENT;
+    struct raft_config cfg;
+    uint64_t cfg_index;
+    int rc = config_at(r, index, &cfg, &cfg_index);
+    if (rc < 0)
+        return rc;
+    r->snap_term = term_at(r, index);
+    r->snap_index = index;
+    r->snap_config = cfg;
+    r->snap_config_index = cfg_index;
+    meta->index = index;
+    meta->term = r->snap_term;
+    meta->config = cfg;
+    meta->config_index = cfg_index;
+    return 0;
+}
+
+int raft_init(struct raft *r, const struct raft_options *opt, const struct raft_hard_state *hs,
+              const struct raft_snapshot_meta *snap)
+{
+    if (!opt || !opt->log_ops || opt->id == RAFT_NONE || opt->election_ticks == 0 ||
+        opt->heartbeat_ticks == 0 || opt->heartbeat_ticks >= opt->election_ticks ||
+        opt->max_inflight > RAFT_MAX_INFLIGHT || snap->config.n_voters == 0 ||
+        snap->config.n_voters > RAFT_MAX_VOTERS)
+        return RL_E_INVALID_ARGUMENT;
+    memset(r, 0, sizeof(*r));
+    r->id = opt->id;
+    r->pre_vote = opt->pre_vote;
+    r->check_quorum = opt->check_quorum;
+    r->election_ticks = opt->election_ticks;
+    r->heartbeat_ticks = opt->heartbeat_ticks;
+    r->max_msg_entries = opt->max_msg_entries ? opt->max_msg_entries : 64;
+    r->max_msg_bytes = opt->max_msg_bytes ? opt->max_msg_bytes : (1u << 20);
+    r->max_inflight = opt->max_inflight ? opt->max_inflight : RAFT_MAX_INFLIGHT;
+    r->max_uncommitted = opt->max_uncommitted ? opt->max_uncommitted : 1u << 16;
+    r->rng = opt->seed ^ ((uint64_t)opt->id << 32);
+    r->log_ops = opt->log_ops;
+    r->log_ctx = opt->log_ctx;
+    r->term = hs ? hs->term : 0;
+    r->vote = hs ? hs->vote : RAFT_NONE;
+    r->snap_index = snap->index;
+    r->snap_term = snap->term;
+    r->snap_config = snap->config;
+    r->snap_config_index = snap->config_index;
+    r->committed_config = snap->config;
+    r->committed_config_index = snap->config_index;
+    r->config = snap->config;
+    r->config_index = snap->config_index;
+    r->commit = snap->index;
+    uint64_t last = r->log_ops->last_index(r->log_ctx);
+    r->last_index = last > snap->index ? last : snap->index;
+    r->last_term = r->last_index == snap->index ? snap->term : term_at(r, r->last_index);
+    r->durable_index = r->last_index; /* what the log holds after a restart is on disk */
+    r->role = RAFT_FOLLOWER;
+    struct raft_config cfg;
+    uint64_t cfg_index;
+    r->verified_index = r->commit;
+    r->config_index = UINT64_MAX; /* make config_at look through the log */
+    int rc = config_at(r, r->last_index, &cfg, &cfg_index);
+    if (rc < 0)
+        return rc;
+    set_config(r, &cfg, cfg_index);
+    reset_election_timer(r);
+    return 0;
+}
+
+const char *raft_role_name(enum raft_role role)
+{
+    static const char *const names[] = {"follower", "precandidate", "candidate", "leader"};
+    return (unsigned)role < 4 ? names[role] : "?";
+}
+
+const char *raft_msg_type_name(enum raft_msg_type type)
+{
+    static const char *const names[RAFT_MSG_TYPE_COUNT] = {
+        "prevote", "prevote_resp", "vote",      "vote_resp", "append",
+        "append_resp", "heartbeat", "heartbeat_resp", "snapshot", "timeout_now"};
+    return (unsigned)type < RAFT_MSG_TYPE_COUNT ? names[type] : "?";
+}

@@ -1,0 +1,316 @@
+/*
+ * raft: the consensus core of one replication group, a pure state machine.
+ *
+ * Where it sits: replication path "partition replication -> raft -> (messages, log actions)".
+ * The core does no I/O, reads no clock, starts no thread and keeps no global state. Its caller
+ * feeds it four kinds of input: a message from a peer (raft_step), a timer tick (raft_tick), a
+ * proposal (raft_propose, raft_propose_conf_change) and notice that the log is durable up to an
+ * entry (raft_persisted). Every call fills a caller-owned struct raft_ready with what the caller
+ * must do next, in this order:
+ *
+ *   1. persist term and vote when hard_state_changed (before any message below is sent);
+ *   2. install the snapshot named in `snapshot` (durably), or truncate the log after
+ *      `truncate_after` and then append `append[0..n_append)` (the append may complete
+ *      asynchronously; report durability later with raft_persisted);
+ *   3. send `msgs`;
+ *   4. apply committed entries up to `commit_index`.
+ *
+ * The ready must be processed before the next call on the same group, because the core reads
+ * its own log through struct raft_log_ops and expects it to reflect the previous ready. A ready
+ * is scratch space that may be reused across groups: one per thread serves many groups.
+ *
+ * Log entries are referenced by (index, term, type, payload pointer, length); the core never
+ * copies payloads. Entries in a ready point into the caller's proposal buffers, the log's
+ * storage, the entries of the message being stepped, or the ready's own scratch; all of these
+ * must stay valid until the ready has been carried out (in particular, payloads the log handed
+ * out must survive the ready's own append). An entry's term is its batch's leader_epoch when
+ * the partition log backs the core.
+ *
+ * Protocol features: randomized election timeouts with pre-vote; check-quorum (a leader that
+ * does not hear from a majority within an election timeout steps down, and followers that hear
+ * from a leader ignore vote requests); pipelined, batched replication with a bounded in-flight
+ * window; fast backtracking with (index, term) conflict hints; commitment of earlier terms only
+ * through an entry of the leader's own term; leadership transfer; single-voter membership
+ * changes (a config entry takes effect when appended, one change at a time, only after the
+ * leader committed an entry of its term); snapshot catch-up for followers behind the log start.
+ *
+ * Many groups per process: struct raft is a few KB with no pointers to owned memory; timers are
+ * tick counters advanced by raft_tick; randomness comes from a per-group seed.
+ */
+#ifndef RL_REPLICATION_RAFT_H
+#define RL_REPLICATION_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAFT_NONE 0u              /* "no node": node ids are 1..UINT32_MAX */
+#define RAFT_MAX_VOTERS 9         /* voters in one configuration */
+#define RAFT_MAX_INFLIGHT 16      /* append messages in flight to one follower */
+#define RAFT_READY_MAX_MSGS 192   /* messages one call may produce */
+#define RAFT_READY_MAX_ENTRIES 2048 /* entries one call may append or send, in total */
+#define RAFT_MAX_PROPOSAL 256     /* entries in one raft_propose call */
+#define RAFT_CONFIG_MAX_BYTES (4 + 4 * RAFT_MAX_VOTERS)
+
+enum raft_role { RAFT_FOLLOWER, RAFT_PRECANDIDATE, RAFT_CANDIDATE, RAFT_LEADER };
+
+enum raft_entry_type {
+    RAFT_ENTRY_NORMAL = 0, /* application data; an empty one is the leader's no-op */
+    RAFT_ENTRY_CONFIG = 1, /* payload is a configuration (raft_config_encode) */
+};
+
+struct raft_entry {
+    uint64_t index;
+    uint64_t term;
+    const void *data; /* not owned; see the file comment for lifetime */
+    uint32_t len;
+    uint8_t type; /* enum raft_entry_type */
+};
+
+/* A voter set. Ids are distinct and non-zero. */
+struct raft_config {
+    uint32_t n_voters;
+    uint32_t voters[RAFT_MAX_VOTERS];
+};
+
+/* What a snapshot stands for: everything up to `index` (whose term is `term`), with the
+ * configuration `config` taken from the log entry at `config_index` (0: the bootstrap one). */
+struct raft_snapshot_meta {
+    uint64_t index;
+    uint64_t term;
+    uint64_t config_index;
+    struct raft_config config;
+};
+
+enum raft_msg_type {
+    RAFT_MSG_PREVOTE,
+    RAFT_MSG_PREVOTE_RESP,
+    RAFT_MSG_VOTE,
+    RAFT_MSG_VOTE_RESP,
+    RAFT_MSG_APPEND,
+    RAFT_MSG_APPEND_RESP,
+    RAFT_MSG_HEARTBEAT,
+    RAFT_MSG_HEARTBEAT_RESP,
+    RAFT_MSG_SNAPSHOT,
+    RAFT_MSG_TIMEOUT_NOW,
+    RAFT_MSG_TYPE_COUNT
+};
+
+#define RAFT_MSG_F_REJECT 0x1u   /* response: refused */
+#define RAFT_MSG_F_TRANSFER 0x2u /* vote request from a leadership transfer: ignore leases */
+
+/*
+ * One message, a plain struct the transport serializes field by field.
+ *   PREVOTE/VOTE:     term (prevote: the term the sender would campaign in), index/log_term =
+ *                     sender's last entry.
+ *   *_RESP for votes: term, flags & REJECT.
+ *   APPEND:           index/log_term = entry before `entries`, commit = leader's commit.
+ *   APPEND_RESP:      ack: index = highest entry the follower holds durably and that matches
+ *                     the leader. reject: index = the rejected `index`, hint_index/hint_term =
+ *                     the follower's last entry at or below it whose term <= the leader's
+ *                     log_term there (the leader resumes from there).
+ *   HEARTBEAT:        commit = min(leader commit, follower's match).
+ *   HEARTBEAT_RESP:   index = as in an APPEND_RESP ack; hint_index = the last entry the
+ *                     follower got from this leader (durable or not).
+ *   SNAPSHOT:         snap = the leader's snapshot; the caller attaches the state to install.
+ *   TIMEOUT_NOW:      leadership transfer: campaign now.
+ */
+struct raft_msg {
+    uint8_t type;  /* enum raft_msg_type */
+    uint8_t flags; /* RAFT_MSG_F_* */
+    uint32_t from;
+    uint32_t to;
+    uint64_t term;
+    uint64_t index;
+    uint64_t log_term;
+    uint64_t commit;
+    uint64_t hint_index;
+    uint64_t hint_term;
+    const struct raft_entry *entries; /* APPEND only; valid until the ready is reused */
+    uint32_t n_entries;
+    struct raft_snapshot_meta snap; /* SNAPSHOT only */
+};
+
+/*
+ * The log as the core sees it: read-only. The caller writes it (from readies). Entries with
+ * index <= the snapshot index may be gone; term() of exactly the snapshot index is answered by
+ * the core itself. All functions are called only for indexes the caller's log holds.
+ */
+struct raft_log_ops {
+    uint64_t (*last_index)(void *ctx);
+    /* Term of entry `index`; 0 if the log has no such entry. */
+    uint64_t (*term)(void *ctx, uint64_t index);
+    /* Fills out[0..] with entries lo, lo+1, ... <= hi, stopping at max_n entries or once
+     * max_bytes of payload is reached (at least one entry is returned when lo <= hi).
+     * Returns the count, or a negative error. Payload pointers must stay valid until the
+     * current ready is carried out, even across that ready's append. */
+    int (*entries)(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+                   struct raft_entry *out, uint32_t max_n);
+};
+
+struct raft_options {
+    uint32_t id;
+    uint32_t election_ticks;  /* base election timeout; actual one is random in [1x, 2x) */
+    uint32_t heartbeat_ticks; /* leader heartbeat period; < election_ticks */
+    uint32_t max_msg_entries; /* entries per append message (0: 64) */
+    uint64_t max_msg_bytes;   /* payload bytes per append message (0: 1 MiB) */
+    uint32_t max_inflight;    /* append messages in flight per follower (<= RAFT_MAX_INFLIGHT) */
+    uint64_t max_uncommitted; /* leader refuses proposals beyond this many uncommitted entries */
+    uint64_t seed;            /* per-group PRNG seed, for deterministic runs */
+    bool pre_vote;
+    bool check_quorum;
+    const struct raft_log_ops *log_ops;
+    void *log_ctx;
+};
+
+struct raft_hard_state {
+    uint64_t term;
+    uint32_t vote;
+};
+
+enum raft_progress_state { RAFT_PR_PROBE, RAFT_PR_REPLICATE, RAFT_PR_SNAPSHOT };
+
+/* The leader's view of one voter. Read-only to callers. */
+struct raft_progress {
+    uint32_t id;
+    uint8_t state;         /* enum raft_progress_state */
+    uint8_t probe_sent;    /* PROBE: one append is out, wait for its answer */
+    uint8_t recent_active; /* heard from it since the last check-quorum round */
+    int8_t vote;           /* candidate: 1 granted, -1 refused, 0 unknown */
+    uint64_t match;
+    uint64_t next;
+    uint64_t pending_snapshot;
+    uint32_t snapshot_wait_ticks;
+    uint64_t last_hint; /* REPLICATE: follower's received index in the last heartbeat reply */
+    uint32_t infl_head;
+    uint32_t infl_count;
+    uint64_t infl[RAFT_MAX_INFLIGHT]; /* last index of each in-flight append, oldest first */
+};
+
+/* One group's whole state. Fields are read-only to callers; use the accessors. */
+struct raft {
+    uint32_t id;
+    uint8_t role;
+    bool pre_vote;
+    bool check_quorum;
+    uint64_t term;
+    uint32_t vote;
+    uint32_t leader;
+    uint64_t commit;
+    uint64_t last_index; /* including entries handed out for append but not yet durable */
+    uint64_t last_term;
+    uint64_t durable_index;  /* log is durable up to here (reported by raft_persisted) */
+    uint64_t verified_index; /* follower: log matches the current leader up to here */
+    uint64_t snap_index;
+    uint64_t snap_term;
+    struct raft_config snap_config; /* configuration as of snap_index */
+    uint64_t snap_config_index;
+    uint64_t term_start_index; /* leader: index of its first entry of this term */
+    uint64_t pending_conf_index;
+    uint32_t election_ticks;
+    uint32_t heartbeat_ticks;
+    uint32_t randomized_election_ticks;
+    uint32_t election_elapsed;
+    uint32_t heartbeat_elapsed;
+    uint32_t max_msg_entries;
+    uint32_t max_inflight;
+    uint64_t max_msg_bytes;
+    uint64_t max_uncommitted;
+    uint32_t transferee;
+    uint32_t transfer_elapsed;
+    uint64_t rng;
+    struct raft_config config;            /* latest in the log (in effect) */
+    uint64_t config_index;
+    struct raft_config committed_config;  /* latest at or below the commit index */
+    uint64_t committed_config_index;
+    uint32_t n_progress;
+    struct raft_progress progress[RAFT_MAX_VOTERS];
+    const struct raft_log_ops *log_ops;
+    void *log_ctx;
+    struct raft_ready *rd; /* the ready of the call in progress; NULL between calls */
+};
+
+/* What one call asks the caller to do; see the file comment for the order. */
+struct raft_ready {
+    bool hard_state_changed;
+    struct raft_hard_state hard_state;
+    bool has_snapshot; /* install `snapshot`: discard the whole log, it now starts after it */
+    struct raft_snapshot_meta snapshot;
+    bool has_truncate; /* remove entries with index > truncate_after */
+    uint64_t truncate_after;
+    const struct raft_entry *append; /* entries to append, consecutive indexes */
+    uint32_t n_append;
+    uint32_t n_msgs;
+    struct raft_msg msgs[RAFT_READY_MAX_MSGS];
+    bool commit_changed;
+    uint64_t commit_index;
+    bool role_changed; /* role, leader or term differ from before the call */
+    uint8_t role;
+    uint32_t leader;
+    uint64_t term;
+    /* scratch the messages and `append` point into */
+    uint32_t n_pool;
+    struct raft_entry pool[RAFT_READY_MAX_ENTRIES];
+    uint32_t scratch_used;
+    uint8_t scratch[4 * RAFT_CONFIG_MAX_BYTES];
+};
+
+/* Starts (or restarts) a group from its persisted state: hard state `hs` (zeroes when new) and
+ * snapshot `snap` (for a new group: index 0, term 0, config_index 0 and the initial voters).
+ * Reads the log to find its end and the latest configuration entry. Returns 0 or
+ * RL_E_INVALID_ARGUMENT. Allocates nothing. */
+int raft_init(struct raft *r, const struct raft_options *opt, const struct raft_hard_state *hs,
+              const struct raft_snapshot_meta *snap);
+
+/* Handles one message addressed to this node. Returns 0 (stale or malformed messages are
+ * dropped silently, as the network may deliver anything) or a negative log error. */
+int raft_step(struct raft *r, const struct raft_msg *m, struct raft_ready *rd);
+
+/* Advances the group's timers by one tick: elections, heartbeats, check-quorum. */
+int raft_tick(struct raft *r, struct raft_ready *rd);
+
+/* Leader only: appends entries[0..n) (their index/term are assigned; data is referenced, not
+ * copied, and must stay valid until the ready is processed). On success returns 0 and sets
+ * *first_index. RL_E_RAFT_NOT_LEADER, RL_E_RAFT_TRANSFERRING, RL_E_FULL (uncommitted limit or
+ * ready space) or RL_E_INVALID_ARGUMENT (n == 0 or > RAFT_MAX_PROPOSAL, or a CONFIG entry). */
+int raft_propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
+                 struct raft_ready *rd, uint64_t *first_index);
+
+enum raft_conf_op { RAFT_CONF_ADD_VOTER, RAFT_CONF_REMOVE_VOTER };
+
+/* Leader only: proposes adding or removing one voter. Refused with RL_E_RAFT_CONF_PENDING while
+ * an earlier change is uncommitted or the leader has not yet committed an entry of its term
+ * (the rule that makes single-voter changes safe across leader changes). */
+int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id,
+                             struct raft_ready *rd, uint64_t *index);
+
+/* Reports that the caller's log is durable up to entry (index, term). A follower then
+ * acknowledges to its leader; a leader counts itself toward the quorum. Reports for entries
+ * that have since been truncated are ignored. */
+int raft_persisted(struct raft *r, uint64_t index, uint64_t term, struct raft_ready *rd);
+
+/* Leader only: hands leadership to `target` once it is caught up (TIMEOUT_NOW). Proposals are
+ * refused until the transfer ends; it is abandoned after an election timeout. */
+int raft_transfer_leadership(struct raft *r, uint32_t target, struct raft_ready *rd);
+
+/* The caller took a snapshot of the state up to `index` (<= commit) and may now drop log
+ * entries <= index once this returns. Fills *meta (for the caller to store with the state).
+ * Returns 0 or RL_E_INVALID_ARGUMENT. */
+int raft_compact(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta);
+
+/* Configuration entry payloads: little-endian u32 count then u32 ids. encode returns bytes
+ * written (<= RAFT_CONFIG_MAX_BYTES); decode returns 0 or RL_E_CORRUPT. */
+uint32_t raft_config_encode(const struct raft_config *c, uint8_t *buf);
+int raft_config_decode(const void *buf, uint32_t len, struct raft_config *c);
+bool raft_config_has(const struct raft_config *c, uint32_t id);
+
+static inline enum raft_role raft_role(const struct raft *r) { return (enum raft_role)r->role; }
+static inline uint32_t raft_leader(const struct raft *r) { return r->leader; }
+static inline uint64_t raft_term(const struct raft *r) { return r->term; }
+static inline uint64_t raft_commit(const struct raft *r) { return r->commit; }
+static inline uint64_t raft_last_index(const struct raft *r) { return r->last_index; }
+
+const char *raft_role_name(enum raft_role role);
+const char *raft_msg_type_name(enum raft_msg_type type);
+
+#endif

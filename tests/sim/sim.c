@@ -1,0 +1,854 @@
+/*
+ * sim: the deterministic raft simulator (see sim.h for what it models and checks).
+ *
+ * Time advances in ticks. In each tick: faults may strike (crash, restart, partition, heal),
+ * clients propose, the leader may change membership or hand over leadership, nodes may compact
+ * their logs; then every live node ticks, due messages are delivered in random order, and due
+ * disk syncs complete. Every core call is followed by carrying out its ready exactly as a real
+ * caller would (persist hard state, install/truncate/append, send, apply) with checks in
+ * between. Payload bytes live in a per-run arena so pointers stay valid for the whole run.
+ */
+#include "tests/sim/sim.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "replication/raft.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIM_MAX_NODES 7
+#define SIM_NET_MAX 4096         /* messages in flight; beyond this the network drops */
+#define SIM_TRACE_LINES 300      /* trace lines kept (the tail is printed on failure) */
+#define SIM_TRACE_LINE_BYTES 200
+#define SIM_ARENA_CHUNK (1u << 20)
+#define SIM_MAX_TERMS (1u << 16) /* terms a run may reach */
+#define SIM_REG_BITS 17          /* (index, term) registry for log matching */
+#define SIM_ELECTION_TICKS 10
+#define SIM_HEARTBEAT_TICKS 2
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used;
+    uint8_t data[SIM_ARENA_CHUNK];
+};
+
+struct memlog {
+    struct raft_entry *e;
+    uint64_t cap;
+    uint64_t first;     /* index of e[0] */
+    uint64_t n;         /* entries held */
+    uint64_t durable_n; /* e[0..durable_n) survive a crash */
+    uint64_t snap_index;
+    uint64_t snap_term;
+};
+
+struct node {
+    uint32_t id;
+    bool up;
+    struct raft r;
+    struct memlog log;
+    struct raft_hard_state hs;      /* as persisted */
+    struct raft_snapshot_meta snap; /* as persisted */
+    bool sync_pending;
+    uint64_t sync_at;
+    uint64_t commit; /* last commit seen this life */
+};
+
+struct net_msg {
+    uint64_t at;
+    struct raft_msg m;
+    struct raft_entry *ents;
+};
+
+struct centry {
+    uint64_t term;
+    uint64_t value;
+};
+
+struct reg_slot {
+    uint64_t index; /* 0: empty */
+    uint64_t term;
+    uint64_t value;
+    uint64_t prev_term;
+};
+
+struct sim {
+    struct sim_options o;
+    struct sim_result *res;
+    uint64_t rng;
+    uint64_t now;
+    uint32_t n_nodes;
+    struct node nodes[SIM_MAX_NODES];
+    bool link_down[SIM_MAX_NODES][SIM_MAX_NODES];
+    uint64_t link_at[SIM_MAX_NODES][SIM_MAX_NODES]; /* latest delivery time on each link */
+    uint32_t n_net;
+    struct net_msg net[SIM_NET_MAX];
+    struct raft_ready rd;
+    struct arena_chunk *arena;
+    uint64_t next_value;
+    /* run parameters drawn from the seed */
+    uint32_t loss_pct, dup_pct, max_delay, max_msg_entries;
+    uint32_t crash_rate, restart_rate, partition_rate; /* per 10,000 ticks (per node) */
+    /* checker */
+    uint32_t *leader_of_term;
+    struct centry *committed;
+    uint64_t committed_len, committed_cap;
+    struct reg_slot *reg;
+    /* trace ring */
+    char (*trace)[SIM_TRACE_LINE_BYTES];
+    uint64_t n_trace;
+};
+
+/* ---- utilities ----------------------------------------------------------------------- */
+
+static uint64_t rnd(struct sim *s)
+{
+    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t rnd_below(struct sim *s, uint32_t n)
+{
+    return (uint32_t)(rnd(s) % n);
+}
+
+static bool chance(struct sim *s, uint32_t per_10000)
+{
+    return rnd_below(s, 10000) < per_10000;
+}
+
+static void trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trace(struct sim *s, const char *fmt, ...)
+{
+    if (!s->trace)
+        return;
+    char *line = s->trace[s->n_trace % SIM_TRACE_LINES];
+    int k = snprintf(line, SIM_TRACE_LINE_BYTES, "t=%-5llu ", (unsigned long long)s->now);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + k, SIM_TRACE_LINE_BYTES - (size_t)k, fmt, ap);
+    va_end(ap);
+    s->n_trace++;
+}
+
+static void fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct sim *s, const char *fmt, ...)
+{
+    if (s->res->failed)
+        return;
+    s->res->failed = true;
+    int k = snprintf(s->res->reason, sizeof(s->res->reason), "t=%llu: ",
+                     (unsigned long long)s->now);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->res->reason + k, sizeof(s->res->reason) - (size_t)k, fmt, ap);
+    va_end(ap);
+    trace(s, "CHECK FAILED: %s", s->res->reason);
+}
+
+static void *arena_copy(struct sim *s, const void *p, size_t len)
+{
+    struct arena_chunk *c = s->arena;
+    if (!c || c->used + len > SIM_ARENA_CHUNK) {
+        c = malloc(sizeof(*c));
+        if (!c)
+            abort();
+        c->next = s->arena;
+        c->used = 0;
+        s->arena = c;
+    }
+    void *dst = c->data + c->used;
+    memcpy(dst, p, len);
+    c->used += (len + 7) & ~(size_t)7;
+    return dst;
+}
+
+static uint64_t entry_value(const struct raft_entry *e)
+{
+    if (e->len == 0)
+        return 0;
+    if (e->type == RAFT_ENTRY_NORMAL && e->len == 8) {
+        uint64_t v;
+        memcpy(&v, e->data, 8);
+        return v;
+    }
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of config payloads, tagged */
+    for (uint32_t i = 0; i < e->len; i++)
+        h = (h ^ ((const uint8_t *)e->data)[i]) * 0x100000001b3ull;
+    return h | 1ull << 63;
+}
+
+/* ---- the in-memory log (what a node's disk holds) -------------------------------------- */
+
+static uint64_t ml_last(void *ctx)
+{
+    const struct memlog *l = ctx;
+    return l->n ? l->first + l->n - 1 : l->snap_index;
+}
+
+static uint64_t ml_term(void *ctx, uint64_t i)
+{
+    const struct memlog *l = ctx;
+    if (i == l->snap_index)
+        return l->snap_term;
+    if (i < l->first || i >= l->first + l->n)
+        return 0;
+    return l->e[i - l->first].term;
+}
+
+static int ml_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+                      struct raft_entry *out, uint32_t max_n)
+{
+    const struct memlog *l = ctx;
+    if (lo < l->first || hi >= l->first + l->n)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    for (uint64_t i = lo; i <= hi && n < max_n; i++) {
+        if (n > 0 && bytes >= max_bytes)
+            break;
+        out[n] = l->e[i - l->first];
+        bytes += out[n].len;
+        n++;
+    }
+    return (int)n;
+}
+
+static const struct raft_log_ops ml_ops = {ml_last, ml_term, ml_entries};
+
+static void ml_append(struct memlog *l, const struct raft_entry *e)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->e = realloc(l->e, l->cap * sizeof(*l->e));
+        if (!l->e)
+            abort();
+    }
+    l->e[l->n++] = *e;
+}
+
+static const struct raft_entry *ml_get(const struct memlog *l, uint64_t i)
+{
+    if (i < l->first || i >= l->first + l->n)
+        return NULL;
+    return &l->e[i - l->first];
+}
+
+/* ---- checker --------------------------------------------------------------------------- */
+
+static void check_registry(struct sim *s, struct node *n, const struct raft_entry *e,
+                           uint64_t prev_term)
+{
+    uint64_t mask = (1ull << SIM_REG_BITS) - 1;
+    uint64_t h = (e->index * 0x9e3779b97f4a7c15ull ^ e->term * 0xc2b2ae3d27d4eb4full) & mask;
+    uint64_t value = entry_value(e);
+    for (uint64_t probe = 0; probe <= mask; probe++) {
+        struct reg_slot *slot = &s->reg[(h + probe) & mask];
+        if (slot->index == 0) {
+            *slot = (struct reg_slot){e->index, e->term, value, prev_term};
+            return;
+        }
+        if (slot->index == e->index && slot->term == e->term) {
+            if (slot->value != value || slot->prev_term != prev_term)
+                fail(s, "log matching: n%u holds (%llu, term %llu) value %llx prev term %llu, "
+                        "another node value %llx prev term %llu", n->id,
+                     (unsigned long long)e->index, (unsigned long long)e->term,
+                     (unsigned long long)value, (unsigned long long)prev_term,
+                     (unsigned long long)slot->value, (unsigned long long)slot->prev_term);
+            return;
+        }
+    }
+    fail(s, "registry full (raise SIM_REG_BITS)");
+}
+
+static bool entry_is_committed(struct sim *s, uint64_t i, const struct raft_entry *e)
+{
+    return i <= s->committed_len && e && s->committed[i].term == e->term &&
+           s->committed[i].value == entry_value(e);
+}
+
+static void check_leader(struct sim *s, struct node *n)
+{
+    uint64_t term = n->r.term;
+    if (term >= SIM_MAX_TERMS) {
+        fail(s, "term %llu beyond the simulator's table", (unsigned long long)term);
+        return;
+    }
+    if (s->leader_of_term[term] && s->leader_of_term[term] != n->id) {
+        fail(s, "two leaders in term %llu: n%u and n%u", (unsigned long long)term,
+             s->leader_of_term[term], n->id);
+        return;
+    }
+    s->leader_of_term[term] = n->id;
+    /* Leader completeness: it holds every entry committed so far. */
+    for (uint64_t i = n->log.snap_index + 1; i <= s->committed_len; i++) {
+        const struct raft_entry *e = ml_get(&n->log, i);
+        if (!entry_is_committed(s, i, e)) {
+            fail(s, "leader completeness: n%u leads term %llu without committed entry %llu "
+                    "(term %llu)", n->id, (unsigned long long)term, (unsigned long long)i,
+                 (unsigned long long)s->committed[i].term);
+            return;
+        }
+    }
+}
+
+static void check_commit(struct sim *s, struct node *n, uint64_t commit)
+{
+    if (commit < n->commit) {
+        fail(s, "n%u commit index moved back from %llu to %llu", n->id,
+             (unsigned long long)n->commit, (unsigned long long)commit);
+        return;
+    }
+    if (commit + 1 > s->committed_cap) {
+        s->committed_cap = (commit + 1) * 2;
+        s->committed = realloc(s->committed, s->committed_cap * sizeof(*s->committed));
+        if (!s->committed)
+            abort();
+    }
+    for (uint64_t i = n->commit + 1; i <= commit; i++) {
+        if (i <= n->log.snap_index)
+            continue; /* came with a snapshot of committed state */
+        const struct raft_entry *e = ml_get(&n->log, i);
+        if (!e) {
+            fail(s, "n%u committed %llu which its log does not hold", n->id,
+                 (unsigned long long)i);
+            return;
+        }
+        if (i <= s->committed_len) {
+            if (!entry_is_committed(s, i, e)) {
+                fail(s, "n%u committed (%llu, term %llu) but (%llu, term %llu) was committed "
+                        "before", n->id, (unsigned long long)i, (unsigned long long)e->term,
+                     (unsigned long long)i, (unsigned long long)s->committed[i].term);
+                return;
+            }
+        } else {
+            RL_ASSERT(i == s->committed_len + 1);
+            s->committed[i] = (struct centry){e->term, entry_value(e)};
+            s->committed_len = i;
+        }
+    }
+    n->commit = commit;
+}
+
+/* ---- network, disk, ready ------------------------------------------------------------- */
+
+static void net_send(struct sim *s, const struct raft_msg *m)
+{
+    uint32_t copies = 1 + chance(s, s->dup_pct * 100);
+    for (uint32_t c = 0; c < copies; c++) {
+        if (chance(s, s->loss_pct * 100) || s->link_down[m->from - 1][m->to - 1] ||
+            s->n_net >= SIM_NET_MAX)
+            continue;
+        struct net_msg *nm = &s->net[s->n_net++];
+        nm->m = *m;
+        nm->ents = NULL;
+        if (m->n_entries) {
+            nm->ents = malloc(m->n_entries * sizeof(*nm->ents));
+            if (!nm->ents)
+                abort();
+            for (uint32_t i = 0; i < m->n_entries; i++) {
+                nm->ents[i] = m->entries[i];
+                if (nm->ents[i].type == RAFT_ENTRY_CONFIG) /* may point into a ready */
+                    nm->ents[i].data = arena_copy(s, m->entries[i].data, m->entries[i].len);
+            }
+        }
+        nm->m.entries = nm->ents;
+        /* Links are FIFO like a TCP connection, except for rare stragglers (a reconnect):
+         * those and duplicates are where reordering comes from. */
+        uint64_t *fifo = &s->link_at[m->from - 1][m->to - 1];
+        nm->at = s->now + (s->max_delay ? rnd_below(s, s->max_delay + 1) : 0);
+        if (chance(s, 100))
+            nm->at += rnd_below(s, 4 * SIM_ELECTION_TICKS);
+        else if (nm->at < *fifo)
+            nm->at = *fifo;
+        else
+            *fifo = nm->at;
+    }
+}
+
+static void apply_ready(struct sim *s, struct node *n)
+{
+    struct raft_ready *rd = &s->rd;
+    struct memlog *l = &n->log;
+    if (rd->hard_state_changed)
+        n->hs = rd->hard_state;
+    if (rd->has_snapshot) {
+        trace(s, "n%u installs snapshot at %llu (term %llu)", n->id,
+              (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
+        n->snap = rd->snapshot;
+        l->first = rd->snapshot.index + 1;
+        l->n = l->durable_n = 0;
+        l->snap_index = rd->snapshot.index;
+        l->snap_term = rd->snapshot.term;
+        s->res->snapshots_sent++;
+    }
+    if (rd->has_truncate) {
+        uint64_t a = rd->truncate_after;
+        if (a < l->snap_index || a >= ml_last(l)) {
+            fail(s, "n%u asked to truncate after %llu outside its log", n->id,
+                 (unsigned long long)a);
+            return;
+        }
+        if (entry_is_committed(s, a + 1, ml_get(l, a + 1)))
+            fail(s, "n%u erases committed entry %llu", n->id, (unsigned long long)(a + 1));
+        trace(s, "n%u truncates after %llu", n->id, (unsigned long long)a);
+        l->n = a + 1 - l->first;
+        if (l->durable_n > l->n)
+            l->durable_n = l->n;
+    }
+    for (uint32_t i = 0; i < rd->n_append; i++) {
+        struct raft_entry e = rd->append[i];
+        if (e.index != ml_last(l) + 1) {
+            fail(s, "n%u appends %llu after %llu", n->id, (unsigned long long)e.index,
+                 (unsigned long long)ml_last(l));
+            return;
+        }
+        if (e.type == RAFT_ENTRY_CONFIG)
+            e.data = arena_copy(s, e.data, e.len);
+        check_registry(s, n, &e, ml_term(l, e.index - 1));
+        ml_append(l, &e);
+    }
+    if (rd->n_append) {
+        trace(s, "n%u appends %llu..%llu term %llu", n->id,
+              (unsigned long long)rd->append[0].index,
+              (unsigned long long)rd->append[rd->n_append - 1].index,
+              (unsigned long long)rd->append[rd->n_append - 1].term);
+        if (!n->sync_pending) {
+            n->sync_pending = true;
+            n->sync_at = s->now + rnd_below(s, 4);
+        }
+    }
+    if (rd->role_changed) {
+        trace(s, "n%u is %s in term %llu (leader n%u)", n->id, raft_role_name(rd->role),
+              (unsigned long long)rd->term, rd->leader);
+        if (rd->term > s->res->max_term)
+            s->res->max_term = rd->term;
+        if (rd->role == RAFT_LEADER)
+            check_leader(s, n);
+    }
+    if (rd->commit_changed)
+        check_commit(s, n, rd->commit_index);
+    for (uint32_t i = 0; i < rd->n_msgs; i++)
+        net_send(s, &rd->msgs[i]);
+}
+
+/* Every core call goes through here: count it, check its status, carry out its ready. */
+static void after_call(struct sim *s, struct node *n, int rc, const char *what)
+{
+    s->res->steps++;
+    if (rc < 0 && rc != RL_E_RAFT_NOT_LEADER && rc != RL_E_RAFT_TRANSFERRING &&
+        rc != RL_E_FULL && rc != RL_E_RAFT_CONF_PENDING && rc != RL_E_INVALID_ARGUMENT)
+        fail(s, "n%u: %s failed: %s", n->id, what, rl_strerror(rc));
+    apply_ready(s, n);
+}
+
+static void node_start(struct sim *s, struct node *n)
+{
+    struct raft_options opt = {
+        .id = n->id,
+        .election_ticks = SIM_ELECTION_TICKS,
+        .heartbeat_ticks = SIM_HEARTBEAT_TICKS,
+        .max_msg_entries = s->max_msg_entries,
+        .max_inflight = 4,
+        .max_uncommitted = 64,
+        .seed = rnd(s),
+        .pre_vote = true,
+        .check_quorum = true,
+        .log_ops = &ml_ops,
+        .log_ctx = &n->log,
+    };
+    int rc = raft_init(&n->r, &opt, &n->hs, &n->snap);
+    if (rc < 0)
+        fail(s, "n%u: raft_init: %s", n->id, rl_strerror(rc));
+    n->up = true;
+    n->commit = n->r.commit;
+    n->sync_pending = false;
+}
+
+static void node_crash(struct sim *s, struct node *n)
+{
+    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id, (unsigned long long)ml_last(&n->log),
+          (unsigned long long)(n->log.first + n->log.durable_n - 1));
+    n->up = false;
+    n->log.n = n->log.durable_n; /* what was not yet durable is gone */
+    n->sync_pending = false;
+    s->res->crashes++;
+}
+
+static void do_sync(struct sim *s, struct node *n)
+{
+    struct memlog *l = &n->log;
+    n->sync_pending = false;
+    l->durable_n = l->n;
+    if (l->n == 0)
+        return;
+    uint64_t last = ml_last(l);
+    int rc = raft_persisted(&n->r, last, ml_term(l, last), &s->rd);
+    after_call(s, n, rc, "persisted");
+}
+
+static void deliver_due(struct sim *s)
+{
+    /* Pick due messages one at a time in random order; bounded by what is in flight now. */
+    for (uint32_t budget = s->n_net; budget > 0 && !s->res->failed; budget--) {
+        uint32_t due[64], n_due = 0;
+        for (uint32_t i = 0; i < s->n_net && n_due < 64; i++)
+            if (s->net[i].at <= s->now)
+                due[n_due++] = i;
+        if (n_due == 0)
+            return;
+        uint32_t k = due[rnd_below(s, n_due)];
+        struct net_msg nm = s->net[k];
+        s->net[k] = s->net[--s->n_net];
+        struct node *to = &s->nodes[nm.m.to - 1];
+        if (to->up && !s->link_down[nm.m.from - 1][nm.m.to - 1]) {
+            trace(s, "n%u <- n%u %s term=%llu idx=%llu lt=%llu c=%llu n=%u%s hint=%llu/%llu",
+                  nm.m.to, nm.m.from, raft_msg_type_name(nm.m.type),
+                  (unsigned long long)nm.m.term, (unsigned long long)nm.m.index,
+                  (unsigned long long)nm.m.log_term, (unsigned long long)nm.m.commit,
+                  nm.m.n_entries, (nm.m.flags & RAFT_MSG_F_REJECT) ? " REJECT" : "",
+                  (unsigned long long)nm.m.hint_index, (unsigned long long)nm.m.hint_term);
+            int rc = raft_step(&to->r, &nm.m, &s->rd);
+            after_call(s, to, rc, "step");
+        }
+        free(nm.ents);
+    }
+}
+
+/* ---- faults and clients -------------------------------------------------------------- */
+
+static struct node *find_leader(struct sim *s)
+{
+    struct node *best = NULL;
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        struct node *n = &s->nodes[i];
+        if (n->up && n->r.role == RAFT_LEADER && (!best || n->r.term > best->r.term))
+            best = n;
+    }
+    return best;
+}
+
+static int propose_value(struct sim *s, struct node *n, uint32_t count, uint64_t *first)
+{
+    struct raft_entry e[8];
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t v = ++s->next_value;
+        e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8};
+    }
+    int rc = raft_propose(&n->r, e, count, &s->rd, first);
+    trace(s, "n%u propose %u entries (values from %llu): %s", n->id, count,
+          (unsigned long long)(s->next_value - count + 1), rl_error_name(rc));
+    after_call(s, n, rc, "propose");
+    return rc;
+}
+
+static void partition(struct sim *s)
+{
+    memset(s->link_down, 0, sizeof(s->link_down));
+    if (chance(s, 5000)) {
+        uint32_t side = 0; /* bit i: node i on side B */
+        for (uint32_t i = 0; i < s->n_nodes; i++)
+            side |= (uint32_t)chance(s, 5000) << i;
+        for (uint32_t a = 0; a < s->n_nodes; a++)
+            for (uint32_t b = 0; b < s->n_nodes; b++)
+                s->link_down[a][b] = ((side >> a) & 1) != ((side >> b) & 1);
+        trace(s, "PARTITION symmetric, side B mask %x", side);
+    } else {
+        uint32_t cuts = 1 + rnd_below(s, 3);
+        for (uint32_t c = 0; c < cuts; c++) {
+            uint32_t a = rnd_below(s, s->n_nodes), b = rnd_below(s, s->n_nodes);
+            s->link_down[a][b] = true;
+            trace(s, "PARTITION one-way n%u -> n%u", a + 1, b + 1);
+        }
+    }
+}
+
+static void membership(struct sim *s, struct node *ld)
+{
+    uint32_t target = 1 + rnd_below(s, s->n_nodes);
+    bool is_voter = raft_config_has(&ld->r.config, target);
+    uint32_t nv = ld->r.config.n_voters;
+    enum raft_conf_op op;
+    if (is_voter && nv > s->o.n_voters - 1 && nv > 1)
+        op = RAFT_CONF_REMOVE_VOTER;
+    else if (!is_voter && nv < s->o.n_voters + 1)
+        op = RAFT_CONF_ADD_VOTER;
+    else
+        return;
+    uint64_t idx = 0;
+    int rc = raft_propose_conf_change(&ld->r, op, target, &s->rd, &idx);
+    trace(s, "n%u proposes %s n%u: %s (index %llu)", ld->id,
+          op == RAFT_CONF_ADD_VOTER ? "add" : "remove", target, rl_error_name(rc),
+          (unsigned long long)idx);
+    s->res->conf_changes += rc == 0;
+    after_call(s, ld, rc, "conf change");
+}
+
+static void compact(struct sim *s, struct node *n)
+{
+    uint64_t hi = n->r.commit < n->r.durable_index ? n->r.commit : n->r.durable_index;
+    if (hi < n->log.snap_index + 8)
+        return;
+    uint64_t idx = hi - rnd_below(s, 4);
+    struct raft_snapshot_meta meta;
+    int rc = raft_compact(&n->r, idx, &meta);
+    if (rc < 0) {
+        fail(s, "n%u: compact %llu: %s", n->id, (unsigned long long)idx, rl_strerror(rc));
+        return;
+    }
+    struct memlog *l = &n->log;
+    uint64_t drop = idx + 1 - l->first;
+    memmove(l->e, l->e + drop, (l->n - drop) * sizeof(*l->e));
+    l->n -= drop;
+    l->durable_n = l->durable_n > drop ? l->durable_n - drop : 0;
+    l->first = idx + 1;
+    l->snap_index = idx;
+    l->snap_term = meta.term;
+    n->snap = meta;
+    trace(s, "n%u compacts through %llu", n->id, (unsigned long long)idx);
+}
+
+static void chaos(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        struct node *n = &s->nodes[i];
+        if (n->up && chance(s, s->crash_rate)) {
+            node_crash(s, n);
+        } else if (!n->up && chance(s, s->restart_rate)) {
+            trace(s, "n%u RESTARTS (term %llu vote n%u)", n->id, (unsigned long long)n->hs.term,
+                  n->hs.vote);
+            node_start(s, n);
+        }
+    }
+    if (chance(s, s->partition_rate))
+        partition(s);
+    else if (chance(s, 200))
+        memset(s->link_down, 0, sizeof(s->link_down));
+    struct node *ld = find_leader(s);
+    if (ld && chance(s, 3000))
+        propose_value(s, ld, 1 + rnd_below(s, 4), NULL);
+    if (ld && ld->up && chance(s, 60))
+        membership(s, ld);
+    if (ld && ld->up && chance(s, 40)) {
+        uint32_t target = ld->r.config.voters[rnd_below(s, ld->r.config.n_voters)];
+        int rc = raft_transfer_leadership(&ld->r, target, &s->rd);
+        trace(s, "n%u transfers leadership to n%u: %s", ld->id, target, rl_error_name(rc));
+        s->res->transfers += rc == 0;
+        after_call(s, ld, rc, "transfer");
+    }
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i].up && chance(s, 100))
+            compact(s, &s->nodes[i]);
+}
+
+static void tick_all(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->n_nodes && !s->res->failed; i++) {
+        struct node *n = &s->nodes[i];
+        if (!n->up)
+            continue;
+        int rc = raft_tick(&n->r, &s->rd);
+        after_call(s, n, rc, "tick");
+    }
+    deliver_due(s);
+    for (uint32_t i = 0; i < s->n_nodes && !s->res->failed; i++) {
+        struct node *n = &s->nodes[i];
+        if (n->up && n->sync_pending && n->sync_at <= s->now)
+            do_sync(s, n);
+    }
+}
+
+/* ---- runs ---------------------------------------------------------------------------- */
+
+static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    s->o = *o;
+    s->res = res;
+    s->rng = o->seed * 0x2545f4914f6cdd1dull + 0x1234567;
+    s->n_nodes = o->n_voters + 1; /* one spare that membership changes may add */
+    if (o->n_voters < 1 || s->n_nodes > SIM_MAX_NODES)
+        return RL_E_INVALID_ARGUMENT;
+    static const uint32_t entries_choice[] = {1, 2, 8, 64};
+    s->loss_pct = (uint32_t[]){0, 2, 10, 25}[rnd_below(s, 4)];
+    s->dup_pct = (uint32_t[]){0, 2, 10}[rnd_below(s, 3)];
+    s->max_delay = rnd_below(s, 5);
+    s->max_msg_entries = entries_choice[rnd_below(s, 4)];
+    /* Calm runs exercise long stretches of replication; stormy ones many leader changes. */
+    s->crash_rate = (uint32_t[]){10, 40, 150}[rnd_below(s, 3)];
+    s->restart_rate = (uint32_t[]){300, 1000, 3000}[rnd_below(s, 3)];
+    s->partition_rate = (uint32_t[]){30, 100, 300}[rnd_below(s, 3)];
+    s->leader_of_term = calloc(SIM_MAX_TERMS, sizeof(*s->leader_of_term));
+    s->reg = calloc(1ull << SIM_REG_BITS, sizeof(*s->reg));
+    s->committed_cap = 1024;
+    s->committed = calloc(s->committed_cap, sizeof(*s->committed));
+    if (o->trace)
+        s->trace = calloc(SIM_TRACE_LINES, sizeof(*s->trace));
+    if (!s->leader_of_term || !s->reg || !s->committed || (o->trace && !s->trace))
+        return -12;
+    struct raft_config cfg = {.n_voters = o->n_voters};
+    for (uint32_t i = 0; i < o->n_voters; i++)
+        cfg.voters[i] = i + 1;
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        struct node *n = &s->nodes[i];
+        n->id = i + 1;
+        n->log.first = 1;
+        n->snap.config = cfg;
+        node_start(s, n);
+    }
+    trace(s, "run: %u voters + 1 spare, loss %u%%, dup %u%%, delay 0-%u, %u entries/msg, "
+             "crash/restart/partition per 10k ticks %u/%u/%u", o->n_voters, s->loss_pct,
+          s->dup_pct, s->max_delay, s->max_msg_entries, s->crash_rate, s->restart_rate,
+          s->partition_rate);
+    return 0;
+}
+
+static void sim_teardown(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->n_net; i++)
+        free(s->net[i].ents);
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        free(s->nodes[i].log.e);
+    while (s->arena) {
+        struct arena_chunk *c = s->arena;
+        s->arena = c->next;
+        free(c);
+    }
+    free(s->leader_of_term);
+    free(s->reg);
+    free(s->committed);
+    free(s->trace);
+}
+
+static void print_nodes(struct sim *s, FILE *out)
+{
+    fprintf(out, "---- node states ----\n");
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        const struct node *n = &s->nodes[i];
+        const struct raft *r = &n->r;
+        fprintf(out, "  n%u %s %s term %llu vote n%u leader n%u commit %llu last %llu durable "
+                     "%llu verified %llu snap %llu voters", n->id, n->up ? "up" : "DOWN",
+                raft_role_name(r->role), (unsigned long long)r->term, r->vote, r->leader,
+                (unsigned long long)r->commit, (unsigned long long)r->last_index,
+                (unsigned long long)r->durable_index, (unsigned long long)r->verified_index,
+                (unsigned long long)r->snap_index);
+        for (uint32_t v = 0; v < r->config.n_voters; v++)
+            fprintf(out, " n%u", r->config.voters[v]);
+        fprintf(out, " (at %llu)\n", (unsigned long long)r->config_index);
+        for (uint32_t p = 0; r->role == RAFT_LEADER && p < r->n_progress; p++) {
+            const struct raft_progress *pr = &r->progress[p];
+            fprintf(out, "      n%u state %u match %llu next %llu inflight %u probe_sent %u\n",
+                    pr->id, pr->state, (unsigned long long)pr->match,
+                    (unsigned long long)pr->next, pr->infl_count, pr->probe_sent);
+        }
+    }
+}
+
+static void print_trace(struct sim *s)
+{
+    FILE *out = s->o.out ? s->o.out : stdout;
+    print_nodes(s, out);
+    uint64_t start = s->n_trace > SIM_TRACE_LINES ? s->n_trace - SIM_TRACE_LINES : 0;
+    fprintf(out, "---- trace: last %llu of %llu steps ----\n",
+            (unsigned long long)(s->n_trace - start), (unsigned long long)s->n_trace);
+    for (uint64_t i = start; i < s->n_trace; i++)
+        fprintf(out, "  %s\n", s->trace[i % SIM_TRACE_LINES]);
+    fprintf(out, "---- end of trace ----\n");
+}
+
+/* Heal everything and require a leader that commits a fresh entry within the bound. */
+static void liveness(struct sim *s)
+{
+    memset(s->link_down, 0, sizeof(s->link_down));
+    s->loss_pct = 0;
+    s->dup_pct = 0;
+    trace(s, "LIVENESS: network healed, all nodes up");
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        if (!s->nodes[i].up)
+            node_start(s, &s->nodes[i]);
+    uint64_t start = s->now, idx = 0, term = 0;
+    struct node *ld = NULL;
+    for (uint32_t t = 0; t < s->o.liveness_ticks && !s->res->failed; t++) {
+        s->now++;
+        tick_all(s);
+        struct node *cur = find_leader(s);
+        if (cur && (cur != ld || cur->r.term != term)) {
+            ld = cur;
+            term = cur->r.term;
+            idx = 0;
+        }
+        if (ld && idx == 0 && propose_value(s, ld, 1, &idx) < 0)
+            idx = 0;
+        if (ld && idx && ld->r.commit >= idx && ld->r.term == term) {
+            s->res->liveness_ticks = (uint32_t)(s->now - start);
+            return;
+        }
+    }
+    if (!s->res->failed)
+        fail(s, "liveness: no leader committed a new entry within %u ticks after healing",
+             s->o.liveness_ticks);
+}
+
+int sim_run(const struct sim_options *o, struct sim_result *res)
+{
+    struct sim *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -12;
+    int rc = sim_setup(s, o, res);
+    for (uint32_t t = 0; rc == 0 && t < o->chaos_ticks && !res->failed; t++) {
+        s->now++;
+        chaos(s);
+        tick_all(s);
+    }
+    if (rc == 0 && !res->failed)
+        liveness(s);
+    res->committed = s->committed_len;
+    if (res->failed && s->trace)
+        print_trace(s);
+    sim_teardown(s);
+    free(s);
+    return rc;
+}
+
+int sim_failover_ticks(uint64_t seed, uint32_t n_voters)
+{
+    struct sim_options o = {.seed = seed, .n_voters = n_voters};
+    struct sim_result res;
+    struct sim *s = calloc(1, sizeof(*s));
+    int out = -1;
+    if (!s || sim_setup(s, &o, &res) < 0)
+        goto out;
+    s->loss_pct = s->dup_pct = 0;
+    s->max_delay = 1;
+    s->max_msg_entries = 64;
+    struct node *ld = NULL;
+    uint64_t idx = 0;
+    for (uint32_t t = 0; t < 1000 && !res.failed && !(ld && idx && ld->r.commit >= idx); t++) {
+        s->now++;
+        tick_all(s);
+        if (!ld && (ld = find_leader(s)) != NULL && propose_value(s, ld, 1, &idx) < 0)
+            ld = NULL;
+    }
+    if (!ld || res.failed)
+        goto out;
+    node_crash(s, ld);
+    uint64_t crash_at = s->now, old_term = ld->r.term;
+    for (uint32_t t = 0; t < 1000 && !res.failed; t++) {
+        s->now++;
+        tick_all(s);
+        struct node *cur = find_leader(s);
+        if (cur && cur->r.term > old_term && cur->r.commit >= cur->r.term_start_index) {
+            out = (int)(s->now - crash_at);
+            break;
+        }
+    }
+out:
+    if (s)
+        sim_teardown(s);
+    free(s);
+    return out;
+}

@@ -1,0 +1,56 @@
+/*
+ * sim: a deterministic simulator for the raft core (replication/raft.h).
+ *
+ * One seeded PRNG drives everything in a run: a 3- or 5-voter cluster (plus one spare node that
+ * membership changes may add), a network that delays, loses, duplicates and reorders messages
+ * and suffers symmetric and one-way partitions, disks whose appends become durable only after a
+ * delay, crashes that lose whatever was not yet durable, restarts, client proposals, membership
+ * changes, leadership transfers and log compaction (so lagging followers need snapshots).
+ *
+ * After every step (each call into a node's core and the handling of its ready) a checker
+ * verifies: at most one leader per term; log matching; leader completeness; no committed entry
+ * ever changed or erased on any node; commit index never moving backwards within a node's life.
+ * A run ends with a liveness phase: the network heals, every node restarts, and a leader must be
+ * elected and commit a fresh proposal within a bounded number of ticks.
+ *
+ * The same seed reproduces a run exactly; a run with `trace` set keeps the last trace lines
+ * (every delivery, tick, crash, partition and proposal) and prints them if the run fails.
+ */
+#ifndef RL_TESTS_SIM_SIM_H
+#define RL_TESTS_SIM_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct sim_options {
+    uint64_t seed;
+    uint32_t n_voters;       /* initial voters: 3 or 5 */
+    uint32_t chaos_ticks;    /* ticks of faults and proposals before the liveness phase */
+    uint32_t liveness_ticks; /* bound for electing a leader and committing after healing */
+    bool trace;              /* keep a trace and print its tail to `out` on failure */
+    FILE *out;
+};
+
+struct sim_result {
+    bool failed;
+    char reason[256];
+    uint64_t steps;          /* core calls made */
+    uint64_t committed;      /* entries committed (global) */
+    uint64_t max_term;
+    uint32_t liveness_ticks; /* ticks the liveness phase needed */
+    uint32_t crashes;
+    uint32_t snapshots_sent;
+    uint32_t conf_changes;
+    uint32_t transfers;
+};
+
+/* Runs one seeded simulation. Returns 0 (res->failed tells whether a check failed). */
+int sim_run(const struct sim_options *opt, struct sim_result *res);
+
+/* Failover measurement for the benchmark: a healthy cluster (no loss, delays of 0-1 ticks)
+ * elects a leader and commits; then the leader crashes. Returns the ticks from the crash until
+ * a new leader commits an entry of its own term, or -1 on a failed check or no recovery. */
+int sim_failover_ticks(uint64_t seed, uint32_t n_voters);
+
+#endif
