@@ -1,0 +1,927 @@
+/*
+ * api: the request handlers of the native protocol. Request path: shard (frame decoded and
+ * checked) -> api_dispatch -> topics / storage -> req_respond. Admin and metadata requests are
+ * answered at once. Produce validates every batch (header, checksum, max.message.bytes) before
+ * appending any batch of a partition, then answers when the appends complete (acks 1/-1) or at
+ * once (acks 0). Fetch reads slices of whole batches; when fewer than min_bytes are there it
+ * waits on the partitions' waiter lists until an append makes enough visible or max_wait
+ * passes (a long poll woken by the append, not a polling loop).
+ *
+ * All handler state lives in the request's arena; nothing is allocated per record.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/shard_internal.h"
+#include "common/batch.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/plog.h"
+
+#define API_SOFTWARE "ringlogd 0.1"
+
+static void *api_alloc(struct req *r, size_t n)
+{
+    return arena_calloc(&r->arena, n);
+}
+
+#define API_NEW(r, type, init)                                                                  \
+    __extension__({                                                                             \
+        type *x__ = arena_alloc(&(r)->arena, sizeof(type));                                     \
+        if (x__)                                                                                \
+            init(x__);                                                                          \
+        x__;                                                                                    \
+    })
+
+static void api_oom(struct req *r)
+{
+    req_respond_error(r, RL_E_LIMIT, "request needs more broker memory than one request may use");
+}
+
+/* --- ApiVersions ------------------------------------------------------------------------------ */
+
+static void api_versions(struct req *r)
+{
+    static const Ringlog__Api served[] = {
+        RINGLOG__API__API_VERSIONS,       RINGLOG__API__API_METADATA,
+        RINGLOG__API__API_CREATE_TOPICS,  RINGLOG__API__API_DELETE_TOPICS,
+        RINGLOG__API__API_DESCRIBE_CONFIGS, RINGLOG__API__API_ALTER_CONFIGS,
+        RINGLOG__API__API_PRODUCE,        RINGLOG__API__API_FETCH,
+        RINGLOG__API__API_LIST_OFFSETS,
+    };
+    size_t n = sizeof(served) / sizeof(served[0]);
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__ApiVersionsResponse *body =
+        API_NEW(r, Ringlog__ApiVersionsResponse, ringlog__api_versions_response__init);
+    Ringlog__ApiVersion *vs = api_alloc(r, n * sizeof(*vs));
+    Ringlog__ApiVersion **ptrs = api_alloc(r, n * sizeof(*ptrs));
+    if (!resp || !body || !vs || !ptrs)
+        return api_oom(r);
+    for (size_t i = 0; i < n; i++) {
+        ringlog__api_version__init(&vs[i]);
+        vs[i].api = served[i];
+        vs[i].min_version = FRAME_VERSION;
+        vs[i].max_version = FRAME_VERSION;
+        ptrs[i] = &vs[i];
+    }
+    body->n_apis = n;
+    body->apis = ptrs;
+    body->broker_software = (char *)API_SOFTWARE;
+    body->node_id = r->sh->cfg.node_id;
+    resp->body_case = RINGLOG__RESPONSE__BODY_API_VERSIONS;
+    resp->api_versions = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+/* --- Metadata --------------------------------------------------------------------------------- */
+
+static Ringlog__TopicMetadata *api_topic_metadata(struct req *r, const char *name)
+{
+    struct shard *sh = r->sh;
+    Ringlog__TopicMetadata *tm =
+        API_NEW(r, Ringlog__TopicMetadata, ringlog__topic_metadata__init);
+    if (!tm)
+        return NULL;
+    struct topic *t = topics_find(sh->topics, name);
+    tm->name = (char *)name;
+    if (!t) {
+        tm->error_code = RL_E_UNKNOWN_TOPIC;
+        tm->error_message = arena_printf(&r->arena, "topic \"%s\" does not exist; create it "
+                                         "with: ringlog topic create %s --partitions N",
+                                         name, name);
+        return tm;
+    }
+    tm->partitioner = t->partitioner;
+    tm->n_split_keys = t->n_split_keys;
+    tm->split_keys = t->split_keys;
+    tm->replication_factor = 1;
+    tm->n_partitions = t->partition_count;
+    tm->partitions = api_alloc(r, t->partition_count * sizeof(*tm->partitions));
+    Ringlog__PartitionMetadata *pm = api_alloc(r, t->partition_count * sizeof(*pm));
+    int32_t *node = api_alloc(r, sizeof(*node));
+    if (!tm->partitions || !pm || !node)
+        return NULL;
+    *node = sh->cfg.node_id;
+    for (uint32_t i = 0; i < t->partition_count; i++) {
+        ringlog__partition_metadata__init(&pm[i]);
+        pm[i].partition = i;
+        pm[i].leader = sh->cfg.node_id;
+        pm[i].n_replicas = 1;
+        pm[i].replicas = node;
+        pm[i].n_isr = 1;
+        pm[i].isr = node;
+        tm->partitions[i] = &pm[i];
+    }
+    return tm;
+}
+
+static void api_metadata(struct req *r, const Ringlog__MetadataRequest *q)
+{
+    struct shard *sh = r->sh;
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__MetadataResponse *body =
+        API_NEW(r, Ringlog__MetadataResponse, ringlog__metadata_response__init);
+    Ringlog__BrokerInfo *bi = API_NEW(r, Ringlog__BrokerInfo, ringlog__broker_info__init);
+    Ringlog__BrokerInfo **bis = api_alloc(r, sizeof(*bis));
+    bool all = q->n_topics == 0;
+    size_t n = all ? topics_count(sh->topics) : q->n_topics;
+    Ringlog__TopicMetadata **tms = api_alloc(r, (n ? n : 1) * sizeof(*tms));
+    if (!resp || !body || !bi || !bis || !tms)
+        return api_oom(r);
+    bi->node_id = sh->cfg.node_id;
+    bi->host = sh->cfg.listen_host;
+    bi->port = sh->port;
+    bis[0] = bi;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = all ? topics_at(sh->topics, i)->name : q->topics[i];
+        tms[i] = api_topic_metadata(r, name);
+        if (!tms[i])
+            return api_oom(r);
+    }
+    body->n_brokers = 1;
+    body->brokers = bis;
+    body->controller_id = sh->cfg.node_id;
+    body->n_topics = n;
+    body->topics = tms;
+    body->cluster_id = arena_printf(&r->arena, "ringlog-%d", sh->cfg.node_id);
+    resp->body_case = RINGLOG__RESPONSE__BODY_METADATA;
+    resp->metadata = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+/* --- CreateTopics / DeleteTopics -------------------------------------------------------------- */
+
+static Ringlog__TopicResult *api_topic_result(struct req *r, const char *name, int rc,
+                                              const char *msg)
+{
+    Ringlog__TopicResult *tr = API_NEW(r, Ringlog__TopicResult, ringlog__topic_result__init);
+    if (!tr)
+        return NULL;
+    tr->name = (char *)name;
+    tr->error_code = rc;
+    if (rc)
+        tr->error_message = arena_strdup(&r->arena, msg[0] ? msg : rl_strerror(rc));
+    if (rc && !tr->error_message)
+        return NULL;
+    return tr;
+}
+
+static void api_create_topics(struct req *r, const Ringlog__CreateTopicsRequest *q)
+{
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__CreateTopicsResponse *body =
+        API_NEW(r, Ringlog__CreateTopicsResponse, ringlog__create_topics_response__init);
+    Ringlog__TopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
+    if (!resp || !body || !trs)
+        return api_oom(r);
+    for (size_t i = 0; i < q->n_topics; i++) {
+        char msg[512] = "";
+        int rc = topics_create(r->sh->topics, q->topics[i], q->validate_only, msg, sizeof(msg));
+        trs[i] = api_topic_result(r, q->topics[i]->name, rc, msg);
+        if (!trs[i])
+            return api_oom(r);
+    }
+    body->n_topics = q->n_topics;
+    body->topics = trs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_CREATE_TOPICS;
+    resp->create_topics = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+static void api_delete_topics(struct req *r, const Ringlog__DeleteTopicsRequest *q)
+{
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__DeleteTopicsResponse *body =
+        API_NEW(r, Ringlog__DeleteTopicsResponse, ringlog__delete_topics_response__init);
+    Ringlog__TopicResult **trs = api_alloc(r, (q->n_names + 1) * sizeof(*trs));
+    if (!resp || !body || !trs)
+        return api_oom(r);
+    for (size_t i = 0; i < q->n_names; i++) {
+        char msg[512] = "";
+        int rc = topics_delete(r->sh->topics, q->names[i], msg, sizeof(msg));
+        trs[i] = api_topic_result(r, q->names[i], rc, msg);
+        if (!trs[i])
+            return api_oom(r);
+    }
+    body->n_topics = q->n_names;
+    body->topics = trs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_DELETE_TOPICS;
+    resp->delete_topics = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+/* --- DescribeConfigs / AlterConfigs ----------------------------------------------------------- */
+
+static Ringlog__TopicConfigs *api_describe_one(struct req *r, const char *name)
+{
+    Ringlog__TopicConfigs *tc = API_NEW(r, Ringlog__TopicConfigs, ringlog__topic_configs__init);
+    if (!tc)
+        return NULL;
+    tc->name = (char *)name;
+    struct topic *t = topics_find(r->sh->topics, name);
+    if (!t) {
+        tc->error_code = RL_E_UNKNOWN_TOPIC;
+        tc->error_message = arena_printf(&r->arena, "topic \"%s\" does not exist", name);
+        return tc;
+    }
+    Ringlog__ConfigEntry *es = api_alloc(r, CONFIG_TOPIC_KEY_COUNT * sizeof(*es));
+    tc->configs = api_alloc(r, CONFIG_TOPIC_KEY_COUNT * sizeof(*tc->configs));
+    if (!es || !tc->configs)
+        return NULL;
+    for (int k = 0; k < CONFIG_TOPIC_KEY_COUNT; k++) {
+        ringlog__config_entry__init(&es[k]);
+        es[k].key = (char *)config_topic_key_name((enum config_topic_key)k);
+        es[k].value = t->cfg.values[k];
+        es[k].is_default = !(t->cfg.set_mask & (1u << k));
+        tc->configs[k] = &es[k];
+    }
+    tc->n_configs = CONFIG_TOPIC_KEY_COUNT;
+    return tc;
+}
+
+static void api_describe_configs(struct req *r, const Ringlog__DescribeConfigsRequest *q)
+{
+    struct topics *tp = r->sh->topics;
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__DescribeConfigsResponse *body =
+        API_NEW(r, Ringlog__DescribeConfigsResponse, ringlog__describe_configs_response__init);
+    bool all = q->n_topics == 0;
+    size_t n = all ? topics_count(tp) : q->n_topics;
+    Ringlog__TopicConfigs **tcs = api_alloc(r, (n + 1) * sizeof(*tcs));
+    if (!resp || !body || !tcs)
+        return api_oom(r);
+    for (size_t i = 0; i < n; i++) {
+        tcs[i] = api_describe_one(r, all ? topics_at(tp, i)->name : q->topics[i]);
+        if (!tcs[i])
+            return api_oom(r);
+    }
+    body->n_topics = n;
+    body->topics = tcs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_DESCRIBE_CONFIGS;
+    resp->describe_configs = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+static void api_alter_configs(struct req *r, const Ringlog__AlterConfigsRequest *q)
+{
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__AlterConfigsResponse *body =
+        API_NEW(r, Ringlog__AlterConfigsResponse, ringlog__alter_configs_response__init);
+    Ringlog__TopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
+    if (!resp || !body || !trs)
+        return api_oom(r);
+    for (size_t i = 0; i < q->n_topics; i++) {
+        const Ringlog__TopicConfigs *tc = q->topics[i];
+        char msg[512] = "";
+        int rc = topics_alter(r->sh->topics, tc->name, tc->configs, tc->n_configs,
+                              q->validate_only, msg, sizeof(msg));
+        trs[i] = api_topic_result(r, tc->name, rc, msg);
+        if (!trs[i])
+            return api_oom(r);
+    }
+    body->n_topics = q->n_topics;
+    body->topics = trs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_ALTER_CONFIGS;
+    resp->alter_configs = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+/* --- ListOffsets ------------------------------------------------------------------------------ */
+
+static void api_list_offsets_one(struct req *r, const char *topic,
+                                 const Ringlog__ListOffsetsPartition *lp,
+                                 Ringlog__ListOffsetsPartitionResult *res)
+{
+    int rc;
+    struct partition *p = topics_partition(r->sh->topics, topic, lp->partition, &rc);
+    res->partition = lp->partition;
+    res->offset = -1;
+    res->timestamp = -1;
+    if (!p) {
+        res->error_code = rc;
+        res->error_message = arena_printf(&r->arena, "%s %s-%u",
+                                          rc == RL_E_UNKNOWN_TOPIC ? "no topic for"
+                                                                   : "no such partition:",
+                                          topic, lp->partition);
+        return;
+    }
+    if (lp->timestamp == -2) {
+        res->offset = (int64_t)plog_start_offset(p->log);
+    } else if (lp->timestamp == -1) {
+        res->offset = (int64_t)p->visible_end;
+    } else if (lp->timestamp < 0) {
+        res->error_code = RL_E_INVALID_REQUEST;
+        res->error_message = arena_printf(&r->arena, "timestamp %lld is not valid: use -2 "
+                                          "(earliest), -1 (latest) or ms since the epoch",
+                                          (long long)lp->timestamp);
+    } else {
+        uint64_t off = 0;
+        rc = plog_offset_for_time(p->log, lp->timestamp, &off);
+        if (rc) {
+            res->error_code = rc;
+            res->error_message = (char *)rl_strerror(rc);
+            return;
+        }
+        res->offset = (int64_t)(off > p->visible_end ? p->visible_end : off);
+        res->timestamp = lp->timestamp;
+    }
+}
+
+static void api_list_offsets(struct req *r, const Ringlog__ListOffsetsRequest *q)
+{
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__ListOffsetsResponse *body =
+        API_NEW(r, Ringlog__ListOffsetsResponse, ringlog__list_offsets_response__init);
+    Ringlog__ListOffsetsTopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
+    if (!resp || !body || !trs)
+        return api_oom(r);
+    for (size_t i = 0; i < q->n_topics; i++) {
+        const Ringlog__ListOffsetsTopic *lt = q->topics[i];
+        Ringlog__ListOffsetsTopicResult *tr = API_NEW(r, Ringlog__ListOffsetsTopicResult,
+                                                      ringlog__list_offsets_topic_result__init);
+        Ringlog__ListOffsetsPartitionResult *prs =
+            api_alloc(r, (lt->n_partitions + 1) * sizeof(*prs));
+        Ringlog__ListOffsetsPartitionResult **pps =
+            api_alloc(r, (lt->n_partitions + 1) * sizeof(*pps));
+        if (!tr || !prs || !pps)
+            return api_oom(r);
+        tr->name = lt->name;
+        for (size_t k = 0; k < lt->n_partitions; k++) {
+            ringlog__list_offsets_partition_result__init(&prs[k]);
+            api_list_offsets_one(r, lt->name, lt->partitions[k], &prs[k]);
+            pps[k] = &prs[k];
+        }
+        tr->n_partitions = lt->n_partitions;
+        tr->partitions = pps;
+        trs[i] = tr;
+    }
+    body->n_topics = q->n_topics;
+    body->topics = trs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_LIST_OFFSETS;
+    resp->list_offsets = body;
+    req_respond(r, resp, NULL, 0);
+}
+
+/* --- Produce ---------------------------------------------------------------------------------- */
+
+struct produce_append {
+    struct plog_append pa;   /* first: the callback gets &pa */
+    struct req *r;
+    struct partition *p;
+    Ringlog__ProducePartitionResult *res;
+    uint32_t records;
+};
+
+struct produce_state {
+    int32_t acks;
+    Ringlog__Response *resp;
+};
+
+static void produce_finish(struct req *r)
+{
+    struct produce_state *ps = r->state;
+    req_respond(r, ps->resp, NULL, 0);
+}
+
+static void produce_append_done(struct plog_append *pa, int result)
+{
+    struct produce_append *a = (struct produce_append *)pa;
+    struct req *r = a->r;
+    struct partition *p = a->p;
+    struct produce_state *ps = r->state;
+    p->pins--;
+    if (result == 0) {
+        p->stats.records_in += a->records;
+        p->stats.bytes_in += pa->len;
+        p->stats.batches_in++;
+        partition_advance(p, pa->last_offset + 1, pa->len);
+    } else {
+        p->stats.append_errors++;
+        if (a->res->error_code == 0) {
+            a->res->error_code = result;
+            a->res->error_message = (char *)rl_strerror(result);
+        }
+    }
+    RL_ASSERT(r->pending > 0);
+    r->pending--;
+    if (r->pending == 0 && ps->acks != 0 && r->conn) {
+        r->needs_finish = true;
+        shard_mark_conn(r->conn);
+    }
+}
+
+/* Checks every batch of one partition's data. Returns 0 and the batch count, or a code with a
+ * message in the result. */
+static int produce_check(struct req *r, const struct topic *t, const uint8_t *d, uint32_t len,
+                         Ringlog__ProducePartitionResult *res, uint32_t *count)
+{
+    uint32_t pos = 0, n = 0;
+    if (len == 0) {
+        res->error_code = RL_E_INVALID_REQUEST;
+        res->error_message = (char *)"partition carries no batches (data_len 0)";
+        return res->error_code;
+    }
+    while (pos < len) {
+        struct batch_header h;
+        int rc = batch_validate(d + pos, len - pos, &h);
+        if (rc == 0 && h.batch_len > t->max_message_bytes)
+            rc = RL_E_MESSAGE_TOO_LARGE;
+        if (rc) {
+            res->error_code = rc;
+            res->error_message = arena_printf(
+                &r->arena, "batch %u at byte %u of %s-%u's data: %s%s", n, pos, t->name,
+                res->partition, rl_strerror(rc),
+                rc == RL_E_MESSAGE_TOO_LARGE ? " (raise the topic's max.message.bytes or send "
+                                               "smaller batches)" : "; nothing was appended");
+            return rc;
+        }
+        pos += h.batch_len;
+        n++;
+    }
+    *count = n;
+    return 0;
+}
+
+static void produce_partition(struct req *r, const char *topic, const Ringlog__ProducePartition *pp,
+                              const uint8_t *d, Ringlog__ProducePartitionResult *res)
+{
+    int rc;
+    uint32_t count = 0;
+    res->partition = pp->partition;
+    res->base_offset = -1;
+    res->log_append_time_ms = -1;
+    struct partition *p = topics_partition(r->sh->topics, topic, pp->partition, &rc);
+    if (!p) {
+        res->error_code = rc;
+        res->error_message = rc == RL_E_UNKNOWN_TOPIC
+            ? arena_printf(&r->arena, "topic \"%s\" does not exist; create it with: ringlog "
+                           "topic create %s --partitions N", topic, topic)
+            : arena_printf(&r->arena, "topic \"%s\" has no partition %u", topic, pp->partition);
+        return;
+    }
+    res->log_start_offset = (int64_t)plog_start_offset(p->log);
+    if (produce_check(r, p->topic, d, pp->data_len, res, &count))
+        return;
+    struct produce_append *as = api_alloc(r, count * sizeof(*as));
+    if (!as) {
+        res->error_code = RL_E_LIMIT;
+        res->error_message = (char *)"too many batches for one request's memory";
+        return;
+    }
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct produce_append *a = &as[i];
+        struct batch_header h;
+        batch_header_decode(d + pos, pp->data_len - pos, &h);
+        a->pa.batch = d + pos;
+        a->pa.len = h.batch_len;
+        a->pa.done = produce_append_done;
+        a->pa.ctx = a;
+        a->r = r;
+        a->p = p;
+        a->res = res;
+        a->records = h.record_count;
+        rc = plog_append(p->log, &a->pa);
+        if (rc) {
+            res->error_code = rc;
+            res->error_message = arena_printf(&r->arena, "batch %u of %s-%u not appended: %s%s",
+                                              i, topic, pp->partition, rl_strerror(rc),
+                                              i ? " (earlier batches were appended)" : "");
+            p->stats.append_errors++;
+            return;
+        }
+        if (i == 0)
+            res->base_offset = (int64_t)a->pa.base_offset;
+        p->pins++;
+        r->pending++;
+        pos += h.batch_len;
+    }
+}
+
+static void api_produce(struct req *r, const Ringlog__ProduceRequest *q, const uint8_t *data)
+{
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__ProduceResponse *body =
+        API_NEW(r, Ringlog__ProduceResponse, ringlog__produce_response__init);
+    Ringlog__ProduceTopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
+    struct produce_state *ps = api_alloc(r, sizeof(*ps));
+    if (!resp || !body || !trs || !ps)
+        return api_oom(r);
+    ps->acks = q->acks;
+    ps->resp = resp;
+    r->state = ps;
+    r->finish = produce_finish;
+    uint64_t pos = 0;
+    for (size_t i = 0; i < q->n_topics; i++) {
+        const Ringlog__ProduceTopic *pt = q->topics[i];
+        Ringlog__ProduceTopicResult *tr = API_NEW(r, Ringlog__ProduceTopicResult,
+                                                  ringlog__produce_topic_result__init);
+        Ringlog__ProducePartitionResult *prs = api_alloc(r, (pt->n_partitions + 1) * sizeof(*prs));
+        Ringlog__ProducePartitionResult **pps =
+            api_alloc(r, (pt->n_partitions + 1) * sizeof(*pps));
+        if (!tr || !prs || !pps)
+            return api_oom(r); /* appends already queued still complete into this request */
+        tr->name = pt->name;
+        for (size_t k = 0; k < pt->n_partitions; k++) {
+            ringlog__produce_partition_result__init(&prs[k]);
+            produce_partition(r, pt->name, pt->partitions[k], data + pos, &prs[k]);
+            pos += pt->partitions[k]->data_len;
+            pps[k] = &prs[k];
+        }
+        tr->n_partitions = pt->n_partitions;
+        tr->partitions = pps;
+        trs[i] = tr;
+    }
+    body->n_topics = q->n_topics;
+    body->topics = trs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_PRODUCE;
+    resp->produce = body;
+    /* acks 0 answers now (offsets are assigned already); otherwise when the appends are done. */
+    if (q->acks == 0 || r->pending == 0)
+        produce_finish(r);
+}
+
+/* --- Fetch ------------------------------------------------------------------------------------ */
+
+enum fetch_phase { FETCH_START, FETCH_WAITING, FETCH_READING, FETCH_DONE };
+
+struct fetch_part {
+    struct req *r;
+    struct partition *p;          /* NULL when this partition is answered with an error */
+    uint64_t offset;
+    uint32_t max_bytes;
+    Ringlog__FetchPartitionResult *res;
+    struct plog_slice slice;
+    bool have_slice;
+    bool read_failed;
+    uint8_t *copy;                /* a file slice read into memory */
+    struct io_op read_op;
+    struct partition_waiter waiter;
+};
+
+struct fetch_state {
+    struct fetch_part *parts;
+    uint32_t n;
+    Ringlog__Response *resp;
+    uint32_t min_bytes, max_bytes, max_wait_ms;
+    uint64_t waited_bytes;
+    enum fetch_phase phase;
+    bool woken, timer_armed;
+    uint32_t reads_left;
+    struct io_op timer_op, cancel_op;
+};
+
+static void fetch_release(struct req *r)
+{
+    struct fetch_state *fs = r->state;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part *fp = &fs->parts[i];
+        if (fp->have_slice) {
+            plog_slice_release(fp->p->log, &fp->slice);
+            fp->p->pins--;
+            fp->have_slice = false;
+        }
+        free(fp->copy);
+        fp->copy = NULL;
+    }
+}
+
+static void fetch_mark(struct req *r)
+{
+    if (r->conn) {
+        r->needs_finish = true;
+        shard_mark_conn(r->conn);
+    }
+}
+
+static void fetch_wake(struct partition_waiter *w, uint32_t bytes, bool gone)
+{
+    struct fetch_part *fp = w->ctx;
+    struct fetch_state *fs = fp->r->state;
+    if (fs->phase != FETCH_WAITING || fs->woken)
+        return;
+    fs->waited_bytes += bytes;
+    if (gone || fs->waited_bytes >= fs->min_bytes) {
+        fs->woken = true;
+        fetch_mark(fp->r);
+    }
+}
+
+static void fetch_timer_done(struct io_op *op, int result)
+{
+    struct req *r = op->ctx;
+    struct fetch_state *fs = r->state;
+    shard_op_ended(r->sh);
+    r->pending--;
+    fs->timer_armed = false;
+    if (result == 0 && fs->phase == FETCH_WAITING && !fs->woken) {
+        fs->woken = true;
+        fetch_mark(r);
+    }
+}
+
+static void fetch_cancel_done(struct io_op *op, int result)
+{
+    struct req *r = op->ctx;
+    shard_op_ended(r->sh);
+    r->pending--;
+}
+
+/* Ends a wait: unlinks the waiters and cancels the timer (whose completion ends later). */
+static void fetch_stop_wait(struct req *r)
+{
+    struct fetch_state *fs = r->state;
+    for (uint32_t i = 0; i < fs->n; i++)
+        partition_unwait(&fs->parts[i].waiter);
+    if (fs->timer_armed) {
+        fs->cancel_op.done = fetch_cancel_done;
+        fs->cancel_op.ctx = r;
+        r->pending++;
+        shard_op_started(r->sh);
+        io_prep_cancel(r->sh->io, &fs->cancel_op, &fs->timer_op, 0);
+    }
+}
+
+static void fetch_read_done(struct io_op *op, int result)
+{
+    struct fetch_part *fp = op->ctx;
+    struct req *r = fp->r;
+    struct fetch_state *fs = r->state;
+    shard_op_ended(r->sh);
+    r->pending--;
+    if (result != (int)fp->slice.len) {
+        fp->read_failed = true;
+        fp->res->error_code = result < 0 ? result : RL_E_INTERNAL;
+        fp->res->error_message = (char *)"reading the log failed; see the broker log";
+        RL_ERROR("fetch %s-%u: read of %u bytes at %llu returned %d", fp->p->topic->name,
+                 fp->p->id, fp->slice.len, (unsigned long long)fp->slice.file_position, result);
+    }
+    if (--fs->reads_left == 0)
+        fetch_mark(r);
+}
+
+static void fetch_respond(struct req *r)
+{
+    struct fetch_state *fs = r->state;
+    struct iovec *iov = arena_alloc(&r->arena, (fs->n + 1) * sizeof(*iov));
+    uint32_t n = 0;
+    if (!iov)
+        return api_oom(r);
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part *fp = &fs->parts[i];
+        if (!fp->have_slice || fp->res->data_len == 0)
+            continue;
+        if (fp->read_failed) {
+            fp->res->data_len = 0;
+            continue;
+        }
+        iov[n].iov_base = fp->copy ? fp->copy : (void *)fp->slice.mem;
+        iov[n].iov_len = fp->slice.len;
+        n++;
+    }
+    fs->phase = FETCH_DONE;
+    req_respond(r, fs->resp, iov, n);
+}
+
+/* Puts the slices into the response, reading file slices into memory. */
+static void fetch_build(struct req *r)
+{
+    struct fetch_state *fs = r->state;
+    struct shard *sh = r->sh;
+    uint64_t total = 0;
+    fs->phase = FETCH_READING;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part *fp = &fs->parts[i];
+        if (!fp->have_slice || fp->slice.len == 0)
+            continue;
+        if (total > 0 && total + fp->slice.len > fs->max_bytes) {
+            /* Over the response cap: only the first batch may exceed it. */
+            plog_slice_release(fp->p->log, &fp->slice);
+            fp->p->pins--;
+            fp->have_slice = false;
+            continue;
+        }
+        total += fp->slice.len;
+        fp->res->data_len = fp->slice.len;
+        uint64_t from = fp->slice.first_offset > fp->offset ? fp->slice.first_offset : fp->offset;
+        fp->p->stats.bytes_out += fp->slice.len;
+        fp->p->stats.records_out += fp->slice.next_offset > from ? fp->slice.next_offset - from : 0;
+        if (fp->slice.mem)
+            continue;
+        fp->copy = malloc(fp->slice.len);
+        if (!fp->copy) {
+            fp->read_failed = true;
+            continue;
+        }
+        shard_mem_charge(sh, fp->slice.len);
+        r->mem_bytes += fp->slice.len;
+        fp->read_op.done = fetch_read_done;
+        fp->read_op.ctx = fp;
+        r->pending++;
+        fs->reads_left++;
+        shard_op_started(sh);
+        io_prep_read(sh->io, &fp->read_op, fp->slice.fd, fp->copy, fp->slice.len,
+                     fp->slice.file_position, 0);
+    }
+    if (fs->reads_left == 0)
+        fetch_respond(r);
+}
+
+/* Reads every partition; answers, or starts waiting when fewer than min_bytes are there. */
+static void fetch_try(struct req *r, bool force)
+{
+    struct fetch_state *fs = r->state;
+    uint64_t total = 0;
+    bool errors = false;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part *fp = &fs->parts[i];
+        if (!fp->p)
+            continue;
+        Ringlog__FetchPartitionResult *res = fp->res;
+        if (fp->p->topic->deleted) {
+            res->error_code = RL_E_UNKNOWN_TOPIC;
+            res->error_message = (char *)"topic was deleted while the fetch waited";
+            fp->p = NULL;
+            errors = true;
+            continue;
+        }
+        uint64_t room = fs->max_bytes > total ? fs->max_bytes - total : 1;
+        uint32_t cap = fp->max_bytes && fp->max_bytes < room ? fp->max_bytes : (uint32_t)room;
+        int rc = plog_read(fp->p->log, fp->offset, cap, fp->p->visible_end, &fp->slice);
+        res->high_watermark = fp->p->visible_end;
+        res->log_start_offset = plog_start_offset(fp->p->log);
+        res->log_end_offset = plog_end_offset(fp->p->log);
+        if (rc) {
+            res->error_code = rc;
+            res->error_message = arena_printf(&r->arena, "offset %llu of %s-%u: %s",
+                                              (unsigned long long)fp->offset,
+                                              fp->p->topic->name, fp->p->id, rl_strerror(rc));
+            errors = true;
+            continue;
+        }
+        fp->have_slice = true;
+        fp->p->pins++;
+        total += fp->slice.len;
+    }
+    bool wait = !force && !errors && total < fs->min_bytes && fs->max_wait_ms > 0 &&
+                !r->sh->stopping && r->conn && !r->conn->eof;
+    if (!wait)
+        return fetch_build(r);
+    fetch_release(r);
+    fs->phase = FETCH_WAITING;
+    fs->woken = false;
+    fs->waited_bytes = total;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part *fp = &fs->parts[i];
+        if (!fp->p)
+            continue;
+        fp->waiter.wake = fetch_wake;
+        fp->waiter.ctx = fp;
+        partition_wait(fp->p, &fp->waiter);
+    }
+    fs->timer_op.done = fetch_timer_done;
+    fs->timer_op.ctx = r;
+    fs->timer_armed = true;
+    r->pending++;
+    shard_op_started(r->sh);
+    io_prep_timeout(r->sh->io, &fs->timer_op, (uint64_t)fs->max_wait_ms * 1000000ull, 0);
+}
+
+static void fetch_finish(struct req *r)
+{
+    struct fetch_state *fs = r->state;
+    if (fs->phase == FETCH_WAITING && fs->woken) {
+        fetch_stop_wait(r);
+        fetch_try(r, true);
+    } else if (fs->phase == FETCH_READING && fs->reads_left == 0) {
+        fetch_respond(r);
+    }
+}
+
+void api_fetch_wake_all(struct conn *c)
+{
+    for (struct req *r = c->head; r; r = r->next) {
+        if (r->api != RINGLOG__API__API_FETCH || !r->state || r->finish != fetch_finish)
+            continue;
+        struct fetch_state *fs = r->state;
+        if (fs->phase == FETCH_WAITING && !fs->woken) {
+            fs->woken = true;
+            fetch_mark(r);
+        }
+    }
+}
+
+void api_fetch_abandon(struct req *r)
+{
+    if (r->finish != fetch_finish || !r->state)
+        return;
+    struct fetch_state *fs = r->state;
+    if (fs->phase == FETCH_WAITING) {
+        fetch_stop_wait(r);
+        fs->phase = FETCH_DONE;
+    }
+}
+
+/* Resolves one requested partition: its result, and whether it can be read. */
+static void fetch_resolve(struct req *r, const char *topic, const Ringlog__FetchPartition *q,
+                          struct fetch_part *fp)
+{
+    int rc;
+    fp->r = r;
+    fp->offset = q->fetch_offset;
+    fp->max_bytes = q->max_bytes;
+    fp->res->partition = q->partition;
+    struct partition *p = topics_partition(r->sh->topics, topic, q->partition, &rc);
+    if (!p) {
+        fp->res->error_code = rc;
+        fp->res->error_message = rc == RL_E_UNKNOWN_TOPIC
+            ? arena_printf(&r->arena, "topic \"%s\" does not exist", topic)
+            : arena_printf(&r->arena, "topic \"%s\" has no partition %u", topic, q->partition);
+        return;
+    }
+    uint64_t start = plog_start_offset(p->log);
+    fp->res->high_watermark = p->visible_end;
+    fp->res->log_start_offset = start;
+    fp->res->log_end_offset = plog_end_offset(p->log);
+    if (q->fetch_offset < start || q->fetch_offset > p->visible_end) {
+        fp->res->error_code = RL_E_OFFSET_OUT_OF_RANGE;
+        fp->res->error_message = arena_printf(
+            &r->arena, "offset %llu is outside %s-%u, which holds offsets %llu to %llu; "
+            "seek to earliest or latest", (unsigned long long)q->fetch_offset, topic,
+            q->partition, (unsigned long long)start, (unsigned long long)p->visible_end);
+        return;
+    }
+    fp->p = p;
+}
+
+static void api_fetch(struct req *r, const Ringlog__FetchRequest *q)
+{
+    Ringlog__Response *resp = req_response(r);
+    Ringlog__FetchResponse *body =
+        API_NEW(r, Ringlog__FetchResponse, ringlog__fetch_response__init);
+    Ringlog__FetchTopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
+    struct fetch_state *fs = api_alloc(r, sizeof(*fs));
+    size_t total = 0;
+    for (size_t i = 0; i < q->n_topics; i++)
+        total += q->topics[i]->n_partitions;
+    if (fs)
+        fs->parts = api_alloc(r, (total + 1) * sizeof(*fs->parts));
+    if (!resp || !body || !trs || !fs || !fs->parts)
+        return api_oom(r);
+    fs->resp = resp;
+    fs->min_bytes = q->min_bytes;
+    fs->max_bytes = q->max_bytes ? q->max_bytes : FETCH_DEFAULT_MAX_BYTES;
+    fs->max_wait_ms = q->max_wait_ms < FETCH_MAX_WAIT_MS ? q->max_wait_ms : FETCH_MAX_WAIT_MS;
+    for (size_t i = 0; i < q->n_topics; i++) {
+        const Ringlog__FetchTopic *ft = q->topics[i];
+        Ringlog__FetchTopicResult *tr =
+            API_NEW(r, Ringlog__FetchTopicResult, ringlog__fetch_topic_result__init);
+        Ringlog__FetchPartitionResult *prs = api_alloc(r, (ft->n_partitions + 1) * sizeof(*prs));
+        Ringlog__FetchPartitionResult **pps = api_alloc(r, (ft->n_partitions + 1) * sizeof(*pps));
+        if (!tr || !prs || !pps)
+            return api_oom(r);
+        tr->name = ft->name;
+        for (size_t k = 0; k < ft->n_partitions; k++) {
+            ringlog__fetch_partition_result__init(&prs[k]);
+            pps[k] = &prs[k];
+            fs->parts[fs->n].res = &prs[k];
+            fetch_resolve(r, ft->name, ft->partitions[k], &fs->parts[fs->n]);
+            fs->n++;
+        }
+        tr->n_partitions = ft->n_partitions;
+        tr->partitions = pps;
+        trs[i] = tr;
+    }
+    body->n_topics = q->n_topics;
+    body->topics = trs;
+    resp->body_case = RINGLOG__RESPONSE__BODY_FETCH;
+    resp->fetch = body;
+    r->state = fs;
+    r->finish = fetch_finish;
+    r->release = fetch_release;
+    fetch_try(r, false);
+}
+
+/* --- dispatch --------------------------------------------------------------------------------- */
+
+void api_dispatch(struct req *r, const Ringlog__Request *rq, const uint8_t *data,
+                  uint32_t data_len)
+{
+    (void)data_len; /* frame_check_request matched it against the envelope */
+    switch (rq->body_case) {
+    case RINGLOG__REQUEST__BODY_API_VERSIONS: return api_versions(r);
+    case RINGLOG__REQUEST__BODY_METADATA: return api_metadata(r, rq->metadata);
+    case RINGLOG__REQUEST__BODY_CREATE_TOPICS: return api_create_topics(r, rq->create_topics);
+    case RINGLOG__REQUEST__BODY_DELETE_TOPICS: return api_delete_topics(r, rq->delete_topics);
+    case RINGLOG__REQUEST__BODY_DESCRIBE_CONFIGS:
+        return api_describe_configs(r, rq->describe_configs);
+    case RINGLOG__REQUEST__BODY_ALTER_CONFIGS: return api_alter_configs(r, rq->alter_configs);
+    case RINGLOG__REQUEST__BODY_PRODUCE: return api_produce(r, rq->produce, data);
+    case RINGLOG__REQUEST__BODY_FETCH: return api_fetch(r, rq->fetch);
+    case RINGLOG__REQUEST__BODY_LIST_OFFSETS: return api_list_offsets(r, rq->list_offsets);
+    default:
+        return req_respond_error(r, RL_E_UNKNOWN_API, "unknown request type");
+    }
+}

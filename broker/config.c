@@ -1,0 +1,444 @@
+/*
+ * config: see config.h.
+ */
+#include "broker/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/batch.h"
+#include "common/err.h"
+#include "storage/plog.h"
+
+/* --- topic configs ---------------------------------------------------------------------------- */
+
+enum config_kind { KIND_INT, KIND_FLUSH, KIND_CLEANUP };
+
+struct config_key_def {
+    const char *name;
+    const char *def;
+    enum config_kind kind;
+    int64_t min, max;
+};
+
+static const struct config_key_def topic_keys[CONFIG_TOPIC_KEY_COUNT] = {
+    [CONFIG_RETENTION_MS] = {"retention.ms", "604800000", KIND_INT, -1, INT64_MAX},
+    [CONFIG_RETENTION_BYTES] = {"retention.bytes", "-1", KIND_INT, -1, INT64_MAX},
+    [CONFIG_SEGMENT_BYTES] = {"segment.bytes", "1073741824", KIND_INT, 4096, 1ll << 40},
+    [CONFIG_SEGMENT_MS] = {"segment.ms", "604800000", KIND_INT, 1, INT64_MAX},
+    [CONFIG_MAX_MESSAGE_BYTES] = {"max.message.bytes", "8388608", KIND_INT,
+                                  RL_BATCH_HEADER_SIZE + 1, RL_BATCH_MAX_BYTES},
+    [CONFIG_FLUSH_POLICY] = {"flush.policy", "batch", KIND_FLUSH, 0, 0},
+    [CONFIG_MIN_INSYNC_REPLICAS] = {"min.insync.replicas", "1", KIND_INT, 1, 255},
+    [CONFIG_CLEANUP_POLICY] = {"cleanup.policy", "delete", KIND_CLEANUP, 0, 0},
+};
+
+void config_topic_default(struct topic_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (int k = 0; k < CONFIG_TOPIC_KEY_COUNT; k++)
+        snprintf(cfg->values[k], CONFIG_VALUE_MAX, "%s", topic_keys[k].def);
+}
+
+const char *config_topic_key_name(enum config_topic_key k)
+{
+    return (unsigned)k < CONFIG_TOPIC_KEY_COUNT ? topic_keys[k].name : "?";
+}
+
+int config_topic_key_find(const char *name)
+{
+    for (int k = 0; k < CONFIG_TOPIC_KEY_COUNT; k++)
+        if (!strcmp(name, topic_keys[k].name))
+            return k;
+    return -1;
+}
+
+static int config_parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "batch", "none" or "interval:<ms>" with 1 <= ms <= 3600000. */
+static int config_parse_flush(const char *v, enum plog_flush_policy *pol, uint32_t *ms)
+{
+    int64_t n = 0;
+    *ms = 0;
+    if (!strcmp(v, "batch")) {
+        *pol = PLOG_FLUSH_BATCH;
+        return 0;
+    }
+    if (!strcmp(v, "none")) {
+        *pol = PLOG_FLUSH_NONE;
+        return 0;
+    }
+    if (!strncmp(v, "interval:", 9) && !config_parse_i64(v + 9, &n) && n >= 1 && n <= 3600000) {
+        *pol = PLOG_FLUSH_INTERVAL;
+        *ms = (uint32_t)n;
+        return 0;
+    }
+    return -1;
+}
+
+int config_topic_set(struct topic_config *cfg, const char *key, const char *value, char *err,
+                     size_t err_cap)
+{
+    int k = config_topic_key_find(key);
+    if (k < 0) {
+        snprintf(err, err_cap, "unknown topic config key \"%s\" (known: retention.ms, "
+                 "retention.bytes, segment.bytes, segment.ms, max.message.bytes, flush.policy, "
+                 "min.insync.replicas, cleanup.policy)", key);
+        return RL_E_INVALID_CONFIG;
+    }
+    const struct config_key_def *d = &topic_keys[k];
+    if (strlen(value) >= CONFIG_VALUE_MAX) {
+        snprintf(err, err_cap, "value of %s is too long (max %d chars)", key,
+                 CONFIG_VALUE_MAX - 1);
+        return RL_E_INVALID_CONFIG;
+    }
+    int64_t n;
+    enum plog_flush_policy pol;
+    uint32_t ms;
+    switch (d->kind) {
+    case KIND_INT:
+        if (config_parse_i64(value, &n) || n < d->min || n > d->max) {
+            snprintf(err, err_cap, "%s must be an integer in [%lld, %lld], got \"%s\"", key,
+                     (long long)d->min, (long long)d->max, value);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(cfg->values[k], CONFIG_VALUE_MAX, "%lld", (long long)n);
+        break;
+    case KIND_FLUSH:
+        if (config_parse_flush(value, &pol, &ms)) {
+            snprintf(err, err_cap, "flush.policy must be batch, none or interval:<ms> "
+                     "(1-3600000), got \"%s\"", value);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(cfg->values[k], CONFIG_VALUE_MAX, "%s", value);
+        break;
+    case KIND_CLEANUP:
+        if (strcmp(value, "delete")) {
+            snprintf(err, err_cap, "cleanup.policy \"%s\" is not supported; use delete "
+                     "(compaction is not available yet)", value);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(cfg->values[k], CONFIG_VALUE_MAX, "%s", value);
+        break;
+    }
+    cfg->set_mask |= 1u << k;
+    return 0;
+}
+
+static int64_t config_topic_i64(const struct topic_config *cfg, enum config_topic_key k)
+{
+    int64_t v = 0;
+    if (config_parse_i64(cfg->values[k], &v))
+        config_parse_i64(topic_keys[k].def, &v);
+    return v;
+}
+
+int config_topic_to_plog(const struct topic_config *cfg, struct plog_config *out)
+{
+    /* Filled field by field rather than from plog_config_default so that every field has a
+     * value this module chose on purpose. */
+    memset(out, 0, sizeof(*out));
+    out->index_interval_bytes = 4096;
+    out->retention_ms = config_topic_i64(cfg, CONFIG_RETENTION_MS);
+    out->retention_bytes = config_topic_i64(cfg, CONFIG_RETENTION_BYTES);
+    out->segment_bytes = (uint64_t)config_topic_i64(cfg, CONFIG_SEGMENT_BYTES);
+    out->segment_ms = config_topic_i64(cfg, CONFIG_SEGMENT_MS);
+    out->max_batch_bytes = config_topic_max_message_bytes(cfg);
+    if (config_parse_flush(cfg->values[CONFIG_FLUSH_POLICY], &out->flush_policy,
+                           &out->flush_interval_ms))
+        out->flush_policy = PLOG_FLUSH_BATCH;
+    return 0;
+}
+
+uint32_t config_topic_max_message_bytes(const struct topic_config *cfg)
+{
+    return (uint32_t)config_topic_i64(cfg, CONFIG_MAX_MESSAGE_BYTES);
+}
+
+/* --- topic names ------------------------------------------------------------------------------ */
+
+int config_topic_name_check(const char *name, char *err, size_t err_cap)
+{
+    size_t n = strlen(name);
+    if (n == 0) {
+        snprintf(err, err_cap, "topic name is empty; use 1-%d chars of [A-Za-z0-9._-]",
+                 CONFIG_TOPIC_NAME_MAX);
+        return RL_E_INVALID_TOPIC_NAME;
+    }
+    if (n > CONFIG_TOPIC_NAME_MAX) {
+        snprintf(err, err_cap, "topic name is %zu chars long; the limit is %d", n,
+                 CONFIG_TOPIC_NAME_MAX);
+        return RL_E_INVALID_TOPIC_NAME;
+    }
+    if (!strcmp(name, ".") || !strcmp(name, "..")) {
+        snprintf(err, err_cap, "topic name \"%s\" is reserved", name);
+        return RL_E_INVALID_TOPIC_NAME;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            snprintf(err, err_cap, "topic name has a bad character (byte 0x%02x at position "
+                     "%zu); use only [A-Za-z0-9._-]", c, i);
+            return RL_E_INVALID_TOPIC_NAME;
+        }
+    }
+    return 0;
+}
+
+/* --- broker config ---------------------------------------------------------------------------- */
+
+void config_broker_default(struct broker_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->node_id = 0;
+    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+    cfg->listen_port = 9400;
+    cfg->http_enabled = true;
+    snprintf(cfg->http_host, sizeof(cfg->http_host), "127.0.0.1");
+    cfg->http_port = 9401;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
+    cfg->max_frame_bytes = 100u * 1024 * 1024;
+    cfg->max_connections = 1024;
+    cfg->max_inflight_bytes = 512ull * 1024 * 1024;
+    cfg->max_requests_per_connection = 128;
+    cfg->max_topics = 4096;
+    cfg->max_partitions = 16384;
+    cfg->max_open_files = 1024;
+    cfg->shutdown_timeout_ms = 10000;
+    config_topic_default(&cfg->topic_defaults);
+}
+
+int config_parse_hostport(const char *text, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon = strrchr(text, ':');
+    int64_t p;
+    if (!colon || colon == text || (size_t)(colon - text) >= host_cap ||
+        config_parse_i64(colon + 1, &p) || p < 0 || p > 65535)
+        return RL_E_INVALID_CONFIG;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = 0;
+    if (!strcmp(host, "localhost"))
+        snprintf(host, host_cap, "127.0.0.1");
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int config_set_u(const char *key, const char *value, int64_t min, int64_t max,
+                        uint64_t *out, char *err, size_t err_cap)
+{
+    int64_t n;
+    if (config_parse_i64(value, &n) || n < min || n > max) {
+        snprintf(err, err_cap, "%s must be an integer in [%lld, %lld], got \"%s\"", key,
+                 (long long)min, (long long)max, value);
+        return RL_E_INVALID_CONFIG;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
+static int config_broker_set_num(struct broker_config *cfg, const char *key, const char *value,
+                                 char *err, size_t err_cap)
+{
+    uint64_t v = 0;
+    int rc;
+#define NUM(name, field, lo, hi)                                                                \
+    if (!strcmp(key, name)) {                                                                   \
+        rc = config_set_u(key, value, lo, hi, &v, err, err_cap);                                \
+        if (!rc)                                                                                \
+            cfg->field = (__typeof__(cfg->field))v;                                             \
+        return rc;                                                                              \
+    }
+    NUM("node.id", node_id, 0, INT32_MAX)
+    NUM("max.frame.bytes", max_frame_bytes, 64 * 1024, 1ll << 30)
+    NUM("max.connections", max_connections, 1, 1 << 20)
+    NUM("max.inflight.bytes", max_inflight_bytes, 1 << 20, 1ll << 40)
+    NUM("max.requests.per.connection", max_requests_per_connection, 1, 4096)
+    NUM("max.topics", max_topics, 1, 1 << 20)
+    NUM("max.partitions", max_partitions, 1, 1 << 22)
+    NUM("max.open.files", max_open_files, 16, 1 << 20)
+    NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
+#undef NUM
+    return 1;
+}
+
+int config_broker_set(struct broker_config *cfg, const char *key, const char *value, char *err,
+                      size_t err_cap)
+{
+    if (!strcmp(key, "listen") || !strcmp(key, "http")) {
+        bool http = key[0] == 'h';
+        if (http && !strcmp(value, "off")) {
+            cfg->http_enabled = false;
+            return 0;
+        }
+        char *host = http ? cfg->http_host : cfg->listen_host;
+        uint16_t *port = http ? &cfg->http_port : &cfg->listen_port;
+        if (config_parse_hostport(value, host, CONFIG_HOST_MAX, port)) {
+            snprintf(err, err_cap, "%s must be HOST:PORT (e.g. 127.0.0.1:9400)%s, got \"%s\"",
+                     key, http ? " or off" : "", value);
+            return RL_E_INVALID_CONFIG;
+        }
+        if (http)
+            cfg->http_enabled = true;
+        return 0;
+    }
+    if (!strcmp(key, "data.dir") || !strcmp(key, "ready.file")) {
+        char *dst = key[0] == 'd' ? cfg->data_dir : cfg->ready_file;
+        if (strlen(value) >= PATH_MAX || (key[0] == 'd' && !value[0])) {
+            snprintf(err, err_cap, "%s must be a path shorter than %d chars", key, PATH_MAX);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(dst, PATH_MAX, "%s", value);
+        return 0;
+    }
+    int rc = config_broker_set_num(cfg, key, value, err, err_cap);
+    if (rc <= 0)
+        return rc;
+    if (config_topic_key_find(key) >= 0) {
+        rc = config_topic_set(&cfg->topic_defaults, key, value, err, err_cap);
+        cfg->topic_defaults.set_mask = 0; /* broker defaults are defaults on every topic */
+        return rc;
+    }
+    snprintf(err, err_cap, "unknown setting \"%s\" (see ringlogd --help)", key);
+    return RL_E_INVALID_CONFIG;
+}
+
+static char *config_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+    return s;
+}
+
+int config_broker_load_file(struct broker_config *cfg, const char *path, char *err,
+                            size_t err_cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = -errno;
+        snprintf(err, err_cap, "cannot read config file %s: %s", path, strerror(-e));
+        return e;
+    }
+    char line[PATH_MAX + 128], msg[256];
+    int rc = 0;
+    for (unsigned lineno = 1; fgets(line, sizeof(line), f); lineno++) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = config_trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, err_cap, "%s:%u: expected \"key = value\", got \"%s\"", path, lineno,
+                     s);
+            rc = RL_E_INVALID_CONFIG;
+            break;
+        }
+        *eq = 0;
+        rc = config_broker_set(cfg, config_trim(s), config_trim(eq + 1), msg, sizeof(msg));
+        if (rc) {
+            snprintf(err, err_cap, "%s:%u: %s", path, lineno, msg);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+const char *config_broker_usage(void)
+{
+    return "usage: ringlogd [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+           "                [--http HOST:PORT|off] [--node-id N] [--ready-file PATH]\n"
+           "                [--set KEY=VALUE ...]\n"
+           "\n"
+           "Starts one ringlog broker in the foreground. Without arguments it listens on\n"
+           "127.0.0.1:9400 (native protocol) and 127.0.0.1:9401 (HTTP: /metrics, /v1/status)\n"
+           "and keeps its data in ./data. SIGTERM or SIGINT shut it down cleanly.\n"
+           "\n"
+           "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
+           "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
+           "max.topics, max.partitions, max.open.files, shutdown.timeout.ms, and the topic keys\n"
+           "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
+           "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
+           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n";
+}
+
+static const char *config_flag_key(const char *flag)
+{
+    static const char *const map[][2] = {
+        {"--data-dir", "data.dir"}, {"--listen", "listen"},         {"--http", "http"},
+        {"--node-id", "node.id"},   {"--ready-file", "ready.file"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(flag, map[i][0]))
+            return map[i][1];
+    return NULL;
+}
+
+int config_broker_from_args(struct broker_config *cfg, int argc, char **argv, char *err,
+                            size_t err_cap)
+{
+    config_broker_default(cfg);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(config_broker_usage(), stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            int rc = config_broker_load_file(cfg, argv[i + 1], err, err_cap);
+            if (rc)
+                return rc;
+        }
+    }
+    char msg[512];
+    for (int i = 1; i < argc; i++) {
+        const char *key = config_flag_key(argv[i]);
+        bool is_set = !strcmp(argv[i], "--set"), is_cfg = !strcmp(argv[i], "--config");
+        if (!key && !is_set && !is_cfg) {
+            snprintf(err, err_cap, "unknown argument \"%s\" (see ringlogd --help)", argv[i]);
+            return RL_E_INVALID_CONFIG;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, err_cap, "%s needs a value (see ringlogd --help)", argv[i]);
+            return RL_E_INVALID_CONFIG;
+        }
+        const char *value = argv[++i];
+        if (is_cfg)
+            continue;
+        int rc;
+        if (is_set) {
+            char kv[PATH_MAX + 64];
+            snprintf(kv, sizeof(kv), "%s", value);
+            char *eq = strchr(kv, '=');
+            if (!eq) {
+                snprintf(err, err_cap, "--set needs KEY=VALUE, got \"%s\"", value);
+                return RL_E_INVALID_CONFIG;
+            }
+            *eq = 0;
+            rc = config_broker_set(cfg, kv, eq + 1, msg, sizeof(msg));
+        } else {
+            rc = config_broker_set(cfg, key, value, msg, sizeof(msg));
+        }
+        if (rc) {
+            snprintf(err, err_cap, "%s %s: %s", argv[i - 1], value, msg);
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,355 @@
+/*
+ * http: the broker's admin endpoint on --http. GET /metrics answers in the Prometheus text
+ * format (names prefixed ringlog_), GET /v1/status with JSON. One request per connection
+ * (Connection: close), requests up to HTTP_REQ_MAX_BYTES, at most SHARD_MAX_HTTP_CONNS at once;
+ * the sockets go through the shard's io ring like everything else.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/shard_internal.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/plog.h"
+
+const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 10000000,
+};
+
+void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error)
+{
+    unsigned a = (unsigned)api < METRICS_APIS ? (unsigned)api : 0;
+    struct api_metrics *m = &sh->m.api[a];
+    m->requests++;
+    if (error)
+        m->errors++;
+    m->sum_us += latency_us;
+    unsigned b = 0;
+    while (b < METRICS_BUCKETS - 1 && latency_us > metrics_bucket_bounds_us[b])
+        b++;
+    m->buckets[b]++;
+}
+
+/* A growable text buffer; on allocation failure it stops growing and reports failure. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = (b->cap + (size_t)n + 1) * 2;
+        char *np = realloc(b->p, nc);
+        if (!np) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+static void metrics_partitions(struct shard *sh, struct sbuf *b)
+{
+    static const char *const names[] = {
+        "records_in_total", "bytes_in_total", "records_out_total", "bytes_out_total",
+        "log_end_offset", "log_start_offset", "high_watermark", "size_bytes",
+        "pending_fsync_bytes",
+    };
+    for (size_t m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
+        bool counter = strstr(names[m], "_total") != NULL;
+        sb_printf(b, "# TYPE ringlog_partition_%s %s\n", names[m], counter ? "counter" : "gauge");
+        for (size_t i = 0; i < topics_count(sh->topics); i++) {
+            struct topic *t = topics_at(sh->topics, i);
+            for (uint32_t k = 0; k < t->partition_count; k++) {
+                struct partition *p = &t->parts[k];
+                uint64_t v = 0;
+                switch (m) {
+                case 0: v = p->stats.records_in; break;
+                case 1: v = p->stats.bytes_in; break;
+                case 2: v = p->stats.records_out; break;
+                case 3: v = p->stats.bytes_out; break;
+                case 4: v = plog_end_offset(p->log); break;
+                case 5: v = plog_start_offset(p->log); break;
+                case 6: v = p->visible_end; break;
+                case 7: v = plog_size_bytes(p->log); break;
+                default: v = plog_unsynced_bytes(p->log); break;
+                }
+                sb_printf(b, "ringlog_partition_%s{topic=\"%s\",partition=\"%u\"} %llu\n",
+                          names[m], t->name, k, (unsigned long long)v);
+            }
+        }
+    }
+}
+
+static void metrics_apis(struct shard *sh, struct sbuf *b)
+{
+    sb_printf(b, "# TYPE ringlog_requests_total counter\n");
+    sb_printf(b, "# TYPE ringlog_request_errors_total counter\n");
+    for (unsigned a = 0; a < METRICS_APIS; a++) {
+        const struct api_metrics *m = &sh->m.api[a];
+        const char *api = frame_api_name((Ringlog__Api)a);
+        sb_printf(b, "ringlog_requests_total{api=\"%s\"} %llu\n", api,
+                  (unsigned long long)m->requests);
+        sb_printf(b, "ringlog_request_errors_total{api=\"%s\"} %llu\n", api,
+                  (unsigned long long)m->errors);
+    }
+    sb_printf(b, "# TYPE ringlog_request_latency_seconds histogram\n");
+    for (unsigned a = 0; a < METRICS_APIS; a++) {
+        const struct api_metrics *m = &sh->m.api[a];
+        const char *api = frame_api_name((Ringlog__Api)a);
+        uint64_t cum = 0;
+        for (unsigned k = 0; k < METRICS_BUCKETS; k++) {
+            cum += m->buckets[k];
+            if (k < METRICS_BUCKETS - 1)
+                sb_printf(b, "ringlog_request_latency_seconds_bucket{api=\"%s\",le=\"%g\"} "
+                          "%llu\n", api, (double)metrics_bucket_bounds_us[k] / 1e6,
+                          (unsigned long long)cum);
+            else
+                sb_printf(b, "ringlog_request_latency_seconds_bucket{api=\"%s\",le=\"+Inf\"} "
+                          "%llu\n", api, (unsigned long long)cum);
+        }
+        sb_printf(b, "ringlog_request_latency_seconds_sum{api=\"%s\"} %.6f\n", api,
+                  (double)m->sum_us / 1e6);
+        sb_printf(b, "ringlog_request_latency_seconds_count{api=\"%s\"} %llu\n", api,
+                  (unsigned long long)m->requests);
+    }
+}
+
+static void metrics_render(struct shard *sh, struct sbuf *b)
+{
+    const struct shard_metrics *m = &sh->m;
+    uint64_t pending = 0;
+    for (size_t i = 0; i < topics_count(sh->topics); i++) {
+        struct topic *t = topics_at(sh->topics, i);
+        for (uint32_t k = 0; k < t->partition_count; k++)
+            pending += plog_unsynced_bytes(t->parts[k].log);
+    }
+#define G(name, type, v)                                                                        \
+    sb_printf(b, "# TYPE ringlog_" name " " type "\nringlog_" name " %llu\n",                   \
+              (unsigned long long)(v))
+    G("connections", "gauge", sh->nconns);
+    G("connections_accepted_total", "counter", m->connections_accepted);
+    G("connections_rejected_total", "counter", m->connections_rejected);
+    G("network_received_bytes_total", "counter", m->bytes_received);
+    G("network_sent_bytes_total", "counter", m->bytes_sent);
+    G("frames_malformed_total", "counter", m->frames_malformed);
+    G("frames_too_large_total", "counter", m->frames_too_large);
+    G("throttled_responses_total", "counter", m->throttled_responses);
+    G("memory_pauses_total", "counter", m->mem_pauses);
+    G("inflight_bytes", "gauge", sh->mem_used);
+    G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
+    G("pending_fsync_bytes", "gauge", pending);
+    G("topics", "gauge", topics_count(sh->topics));
+    G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
+#undef G
+    metrics_apis(sh, b);
+    metrics_partitions(sh, b);
+}
+
+static void status_render(struct shard *sh, struct sbuf *b)
+{
+    uint64_t partitions = 0, records = 0;
+    for (size_t i = 0; i < topics_count(sh->topics); i++) {
+        struct topic *t = topics_at(sh->topics, i);
+        partitions += t->partition_count;
+        for (uint32_t k = 0; k < t->partition_count; k++)
+            records += t->parts[k].visible_end - plog_start_offset(t->parts[k].log);
+    }
+    sb_printf(b, "{\"status\":\"%s\",\"node_id\":%d,\"listen\":\"%s:%u\",\"http\":\"%s:%u\","
+              "\"data_dir\":\"%s\",\"uptime_ms\":%llu,\"started_at_ms\":%lld,"
+              "\"connections\":%u,\"topics\":%zu,\"partitions\":%llu,\"records\":%llu,"
+              "\"inflight_bytes\":%llu}\n",
+              sh->stopping ? "stopping" : "serving", sh->cfg.node_id, sh->cfg.listen_host,
+              sh->port, sh->cfg.http_host, sh->http_port, sh->cfg.data_dir,
+              (unsigned long long)((io_now_ns(sh->io) - sh->start_ns) / 1000000ull),
+              (long long)sh->start_wall_ms, sh->nconns, topics_count(sh->topics),
+              (unsigned long long)partitions, (unsigned long long)records,
+              (unsigned long long)sh->mem_used);
+}
+
+/* --- connections ------------------------------------------------------------------------------ */
+
+static void http_op_done(struct io_op *op, int result)
+{
+    struct http_conn *h = op->ctx;
+    shard_op_ended(h->sh);
+    h->op_inflight = false;
+    h->op_completed = true;
+    h->op_result = result;
+    if (!h->in_ready) {
+        h->in_ready = true;
+        h->ready_next = h->sh->hready;
+        h->sh->hready = h;
+    }
+}
+
+static void http_arm(struct http_conn *h)
+{
+    h->op.done = http_op_done;
+    h->op.ctx = h;
+    h->op_inflight = true;
+    shard_op_started(h->sh);
+    if (h->sending)
+        io_prep_send(h->sh->io, &h->op, h->fd, h->out + h->out_sent, h->out_len - h->out_sent, 0);
+    else
+        io_prep_recv(h->sh->io, &h->op, h->fd, h->in + h->in_len,
+                     sizeof(h->in) - 1 - h->in_len, 0);
+}
+
+void http_conn_start(struct shard *sh, int fd)
+{
+    struct http_conn *h = calloc(1, sizeof(*h));
+    if (!h) {
+        close(fd);
+        return;
+    }
+    h->sh = sh;
+    h->fd = fd;
+    h->next = sh->hconns;
+    sh->hconns = h;
+    sh->nhconns++;
+    http_arm(h);
+}
+
+static void http_free(struct http_conn *h)
+{
+    struct shard *sh = h->sh;
+    for (struct http_conn **pp = &sh->hconns; *pp; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    }
+    for (struct http_conn **pp = &sh->hready; *pp; pp = &(*pp)->ready_next) {
+        if (*pp == h) {
+            *pp = h->ready_next;
+            break;
+        }
+    }
+    sh->nhconns--;
+    close(h->fd);
+    free(h->out);
+    free(h);
+}
+
+static void http_reply(struct http_conn *h, int code, const char *reason, const char *type,
+                       struct sbuf *body)
+{
+    struct sbuf out = {0};
+    sb_printf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Connection: close\r\n\r\n%s", code, reason, type, body->len,
+              body->p ? body->p : "");
+    free(body->p);
+    h->out = out.p;
+    h->out_len = out.failed ? 0 : out.len;
+    h->out_sent = 0;
+    h->sending = true;
+}
+
+static void http_route(struct http_conn *h)
+{
+    struct shard *sh = h->sh;
+    struct sbuf body = {0};
+    char method[8] = "", path[256] = "";
+    sh->m.http_requests++;
+    if (sscanf(h->in, "%7s %255s", method, path) != 2) {
+        sb_printf(&body, "malformed HTTP request line\n");
+        return http_reply(h, 400, "Bad Request", "text/plain", &body);
+    }
+    char *q = strchr(path, '?');
+    if (q)
+        *q = 0;
+    if (strcmp(method, "GET")) {
+        sb_printf(&body, "only GET is served\n");
+        return http_reply(h, 405, "Method Not Allowed", "text/plain", &body);
+    }
+    if (!strcmp(path, "/metrics")) {
+        metrics_render(sh, &body);
+        return http_reply(h, 200, "OK", "text/plain; version=0.0.4", &body);
+    }
+    if (!strcmp(path, "/v1/status")) {
+        status_render(sh, &body);
+        return http_reply(h, 200, "OK", "application/json", &body);
+    }
+    sb_printf(&body, "not found: %s (try /metrics or /v1/status)\n", path);
+    http_reply(h, 404, "Not Found", "text/plain", &body);
+}
+
+static void http_step(struct http_conn *h)
+{
+    h->op_completed = false;
+    int n = h->op_result;
+    if (n <= 0) {
+        http_free(h);
+        return;
+    }
+    if (h->sending) {
+        h->out_sent += (size_t)n;
+        if (h->out_sent >= h->out_len) {
+            http_free(h);
+            return;
+        }
+    } else {
+        h->in_len += (size_t)n;
+        h->in[h->in_len] = 0;
+        if (strstr(h->in, "\r\n\r\n") || strstr(h->in, "\n\n")) {
+            http_route(h);
+            if (h->out_len == 0) {
+                http_free(h);
+                return;
+            }
+        } else if (h->in_len >= sizeof(h->in) - 1) {
+            struct sbuf body = {0};
+            sb_printf(&body, "request header too large (limit %d bytes)\n", HTTP_REQ_MAX_BYTES);
+            http_reply(h, 431, "Request Header Fields Too Large", "text/plain", &body);
+        }
+    }
+    http_arm(h);
+}
+
+void http_process(struct shard *sh)
+{
+    for (uint32_t guard = 0; sh->hready && guard < 100000; guard++) {
+        struct http_conn *h = sh->hready;
+        sh->hready = h->ready_next;
+        h->in_ready = false;
+        if (h->op_completed)
+            http_step(h);
+    }
+}
+
+uint32_t http_close_idle(struct shard *sh)
+{
+    uint32_t left = 0;
+    for (struct http_conn *h = sh->hconns, *next; h; h = next) {
+        next = h->next;
+        if (!h->op_inflight && !h->op_completed)
+            http_free(h);
+        else if (h->op_inflight)
+            shutdown(h->fd, SHUT_RDWR), left++;
+        else
+            left++;
+    }
+    return left;
+}

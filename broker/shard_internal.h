@@ -1,0 +1,199 @@
+/*
+ * shard_internal: the structures shared by the shard's modules (shard.c: loop, connections,
+ * memory; api.c: request handlers; http.c: admin endpoints and metrics). Not for use outside
+ * broker/.
+ */
+#ifndef RL_BROKER_SHARD_INTERNAL_H
+#define RL_BROKER_SHARD_INTERNAL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "broker/arena.h"
+#include "broker/config.h"
+#include "broker/frame.h"
+#include "broker/shard.h"
+#include "broker/topics.h"
+#include "common/io.h"
+
+#define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */
+#define CONN_MAX_IOV 128             /* iovecs gathered into one sendmsg */
+#define REQ_ARENA_CHUNK_BYTES (8u * 1024)
+#define REQ_ARENA_MAX_BYTES (64u * 1024 * 1024) /* one request's decode + response structures */
+#define SHARD_REQ_POOL_MAX 512       /* idle request objects kept for reuse */
+#define SHARD_MAX_HTTP_CONNS 64
+#define HTTP_REQ_MAX_BYTES 8192
+#define SHARD_TICK_MS 1000
+#define SHARD_RETENTION_EVERY_TICKS 60
+#define FETCH_DEFAULT_MAX_BYTES (50u * 1024 * 1024) /* when a fetch says max_bytes 0 */
+#define FETCH_MAX_WAIT_MS 300000u    /* longest long-poll a client may ask for */
+#define METRICS_BUCKETS 16
+#define METRICS_APIS 10              /* Ringlog__Api values 0..9 */
+
+struct shard;
+struct conn;
+
+/* One request on a connection, from its frame to its response being sent. */
+struct req {
+    struct req *next;        /* connection queue, limbo list or free pool */
+    struct conn *conn;       /* NULL once detached (connection gone; in limbo) */
+    struct shard *sh;
+    struct arena arena;      /* decode, handler state and response structures */
+    Ringlog__Api api;
+    uint32_t correlation_id;
+    uint64_t start_ns;
+    int32_t error_code;      /* request-level code, for metrics */
+    bool ready;              /* response encoded (iov/n_iov valid) */
+    bool close_after;        /* close the connection once this response is sent */
+    bool needs_finish;       /* async work completed; the loop should finish the response */
+    bool counted;            /* latency recorded */
+    uint32_t pending;        /* async ops outstanding (appends, reads, timer, cancel) */
+    struct iovec *iov;       /* [0]: frame header + envelope; then raw batch data */
+    uint32_t n_iov;
+    uint64_t total_bytes, sent_bytes;
+    uint64_t mem_bytes;      /* charged to the shard's in-flight budget */
+    uint8_t fallback[96];    /* an error response when the arena is exhausted */
+    struct iovec fallback_iov;
+    void *state;             /* handler state (struct produce_state / fetch_state), in arena */
+    void (*finish)(struct req *r); /* run by the loop when needs_finish */
+    void (*release)(struct req *r); /* frees handler resources (slices, buffers) */
+};
+
+struct conn {
+    struct shard *sh;
+    struct conn *prev, *next;        /* shard's list */
+    struct conn *ready_next;
+    bool in_ready;
+    int fd;
+    uint64_t id;
+    char peer[64];
+    struct io_op recv_op, send_op, cancel_op;
+    bool recv_inflight, send_inflight, cancel_inflight;
+    bool recv_completed;             /* recv_result waits for the loop */
+    int recv_result;
+    bool send_completed;
+    int send_result;
+    bool eof, closing, mem_paused;
+    bool dead;                       /* a send failed: nothing more can be delivered */
+    uint8_t *rbuf;
+    size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
+    struct req *head, *tail;
+    uint32_t nreq;
+    struct msghdr msg;
+    struct iovec iov[CONN_MAX_IOV];
+    uint64_t send_len;
+};
+
+struct http_conn {
+    struct shard *sh;
+    struct http_conn *next;          /* shard's list */
+    struct http_conn *ready_next;
+    bool in_ready;
+    int fd;
+    struct io_op op;
+    bool op_inflight, op_completed, sending;
+    int op_result;
+    char in[HTTP_REQ_MAX_BYTES];
+    size_t in_len;
+    char *out;
+    size_t out_len, out_sent;
+};
+
+struct api_metrics {
+    uint64_t requests, errors;
+    uint64_t buckets[METRICS_BUCKETS]; /* latency histogram, see metrics_bucket_bounds_us */
+    uint64_t sum_us;
+};
+
+struct shard_metrics {
+    struct api_metrics api[METRICS_APIS];
+    uint64_t connections_accepted, connections_rejected, connections_closed;
+    uint64_t bytes_received, bytes_sent;
+    uint64_t frames_malformed, frames_too_large;
+    uint64_t throttled_responses, mem_pauses;
+    uint64_t http_requests;
+};
+
+struct shard {
+    struct broker_config cfg;
+    struct io *io;
+    struct storage *st;
+    struct topics *topics;
+    int listen_fd, http_fd;
+    uint16_t port, http_port;
+    struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
+    struct io_op cancel_tick_op;
+    bool accept_inflight, http_accept_inflight, tick_inflight;
+    bool accept_completed, http_accept_completed, tick_completed;
+    int accept_result, http_accept_result;
+    uint32_t ticks;
+    uint32_t ops;                    /* our io ops in flight (drained before teardown) */
+    struct conn *conns;
+    uint32_t nconns;
+    uint64_t next_conn_id;
+    struct conn *ready;              /* connections the loop must look at */
+    struct http_conn *hconns, *hready;
+    uint32_t nhconns;
+    struct req *limbo;               /* sent or detached requests still waiting for ops */
+    struct req *pool;
+    uint32_t npool;
+    uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
+    bool mem_paused_any;
+    volatile sig_atomic_t stop_requested;
+    bool stopping;
+    uint64_t stop_deadline_ns;
+    uint64_t start_ns;
+    int64_t start_wall_ms;
+    struct shard_metrics m;
+};
+
+/* --- shard.c, used by api.c and http.c -------------------------------------------------------- */
+
+/* Queues c for the loop. Safe inside io callbacks. */
+void shard_mark_conn(struct conn *c);
+/* Charges / refunds bytes against max.inflight.bytes. */
+void shard_mem_charge(struct shard *sh, uint64_t bytes);
+void shard_mem_refund(struct shard *sh, uint64_t bytes);
+/* Throttle time to put in responses now (0 when under budget). */
+uint32_t shard_throttle_ms(const struct shard *sh);
+/* Wraps an op callback so the shard's op count stays right: call at prepare time. */
+void shard_op_started(struct shard *sh);
+void shard_op_ended(struct shard *sh);
+
+/* Encodes resp (+ data iovecs, copied) as r's response and marks it ready. */
+void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *data,
+                 uint32_t n_data);
+/* A fresh response with the correlation id and throttle filled. NULL when out of memory. */
+Ringlog__Response *req_response(struct req *r);
+/* Responds with only an error code and message. */
+void req_respond_error(struct req *r, int code, const char *msg);
+
+/* --- api.c ------------------------------------------------------------------------------------ */
+
+/* Handles a decoded, checked request. data/data_len: the frame's data section, valid only
+ * during the call. Either responds at once or leaves async work that ends in r->finish. */
+void api_dispatch(struct req *r, const Ringlog__Request *rq, const uint8_t *data,
+                  uint32_t data_len);
+
+/* Completes every long-poll fetch of c now (shutdown, connection closing). */
+void api_fetch_wake_all(struct conn *c);
+
+/* Ends a detached fetch's wait (connection gone): unlinks waiters and cancels its timer. */
+void api_fetch_abandon(struct req *r);
+
+/* --- http.c ----------------------------------------------------------------------------------- */
+
+/* Accepted HTTP socket: starts reading a request. */
+void http_conn_start(struct shard *sh, int fd);
+/* Loop work for HTTP connections marked ready. */
+void http_process(struct shard *sh);
+/* Closes every HTTP connection that has no op in flight; returns how many remain. */
+uint32_t http_close_idle(struct shard *sh);
+
+/* Latency histogram upper bounds in microseconds (METRICS_BUCKETS - 1 finite ones). */
+extern const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1];
+void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error);
+
+#endif
