@@ -1,0 +1,320 @@
+/*
+ * config: the `key = value` settings of every libringlog handle, checked when set so a typo
+ * fails at start-up with a message naming the key and what it accepts, not later with odd
+ * behaviour. Where it sits: application -> rl_conf -> producer / consumer / admin (each copies
+ * the struct when it is created, so a configuration can be reused or freed at once).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "common/batch.h"
+#include "common/err.h"
+
+void rlc_set_err(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+void rlc_conf_defaults(struct rl_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->brokers[0].host, sizeof(c->brokers[0].host), "127.0.0.1");
+    c->brokers[0].port = 9400;
+    c->broker_count = 1;
+    snprintf(c->client_id, sizeof(c->client_id), "ringlog");
+    c->request_timeout_ms = 30000;
+    c->connect_timeout_ms = 5000;
+    c->retry_backoff_ms = 100;
+    c->retry_backoff_max_ms = 1000;
+    c->acks = 1;
+    c->batch_size = 256 * 1024;
+    c->linger_ms = 5;
+    c->compression = BATCH_CODEC_NONE;
+    c->compression_level = 1;
+    c->buffer_memory = 64u * 1024 * 1024;
+    c->max_block_ms = 60000;
+    c->delivery_timeout_ms = 120000;
+    c->max_in_flight = 5;
+    c->max_in_flight_per_partition = 1;
+    c->fetch_min_bytes = 1;
+    c->fetch_max_wait_ms = 500;
+    c->fetch_max_bytes = 50u * 1024 * 1024;
+    c->max_partition_fetch_bytes = 8u * 1024 * 1024;
+    c->auto_offset_reset = RL_OFFSET_EARLIEST;
+}
+
+struct rl_conf *rl_conf_new(void)
+{
+    struct rl_conf *c = malloc(sizeof(*c));
+    if (c)
+        rlc_conf_defaults(c);
+    return c;
+}
+
+struct rl_conf *rl_conf_dup(const struct rl_conf *conf)
+{
+    struct rl_conf *c = malloc(sizeof(*c));
+    if (c)
+        *c = *conf;
+    return c;
+}
+
+void rl_conf_destroy(struct rl_conf *conf)
+{
+    free(conf);
+}
+
+void rl_conf_set_delivery_cb(struct rl_conf *conf, rl_delivery_cb cb, void *ctx)
+{
+    conf->delivery_cb = cb;
+    conf->delivery_ctx = ctx;
+}
+
+int rlc_parse_brokers(const char *s, struct rlc_addr *addrs, int max, char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0)
+            goto bad;
+        if (n == max) {
+            rlc_set_err(err, errlen, "too many brokers in \"%s\" (at most %d)", s, max);
+            return RL_E_INVALID_CONFIG;
+        }
+        const char *colon = memrchr(p, ':', len);
+        if (!colon || colon == p || (size_t)(colon - p) >= RLC_HOST_MAX)
+            goto bad;
+        char port[8];
+        size_t plen = len - (size_t)(colon - p) - 1;
+        if (plen == 0 || plen >= sizeof(port))
+            goto bad;
+        memcpy(port, colon + 1, plen);
+        port[plen] = 0;
+        char *pe;
+        long v = strtol(port, &pe, 10);
+        if (*pe || v < 1 || v > 65535)
+            goto bad;
+        memcpy(addrs[n].host, p, (size_t)(colon - p));
+        addrs[n].host[colon - p] = 0;
+        addrs[n].port = (uint16_t)v;
+        n++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (n == 0)
+        goto bad;
+    return n;
+bad:
+    rlc_set_err(err, errlen,
+                "bad broker list \"%s\": expected host:port[,host:port...], e.g. 127.0.0.1:9400",
+                s);
+    return RL_E_INVALID_CONFIG;
+}
+
+/* Parses a decimal integer in [min, max]; returns false when the text is not one. */
+static bool parse_int(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+enum key_kind { K_INT, K_SIZE, K_SPECIAL };
+
+/* Every key, where its value lives, and its bounds: one table, so get and set cannot drift. */
+struct key_def {
+    const char *name;
+    enum key_kind kind;
+    size_t off;
+    long long min, max;
+};
+
+#define OFF(f) offsetof(struct rl_conf, f)
+static const struct key_def keys[] = {
+    {"bootstrap.servers", K_SPECIAL, 0, 0, 0},
+    {"client.id", K_SPECIAL, 0, 0, 0},
+    {"acks", K_SPECIAL, 0, 0, 0},
+    {"compression", K_SPECIAL, 0, 0, 0},
+    {"auto.offset.reset", K_SPECIAL, 0, 0, 0},
+    {"request.timeout.ms", K_INT, OFF(request_timeout_ms), 1, 3600000},
+    {"connect.timeout.ms", K_INT, OFF(connect_timeout_ms), 1, 600000},
+    {"retry.backoff.ms", K_INT, OFF(retry_backoff_ms), 1, 600000},
+    {"retry.backoff.max.ms", K_INT, OFF(retry_backoff_max_ms), 1, 600000},
+    {"batch.size", K_SIZE, OFF(batch_size), 1024, RL_BATCH_MAX_BYTES - 4096},
+    {"linger.ms", K_INT, OFF(linger_ms), 0, 600000},
+    {"compression.level", K_INT, OFF(compression_level), 1, 19},
+    {"buffer.memory", K_SIZE, OFF(buffer_memory), 65536, 1LL << 40},
+    {"max.block.ms", K_INT, OFF(max_block_ms), 0, 3600000},
+    {"delivery.timeout.ms", K_INT, OFF(delivery_timeout_ms), 1, 86400000},
+    {"max.in.flight", K_INT, OFF(max_in_flight), 1, 5},
+    {"max.in.flight.per.partition", K_INT, OFF(max_in_flight_per_partition), 1, 5},
+    {"fetch.min.bytes", K_INT, OFF(fetch_min_bytes), 0, RLC_MAX_FRAME_BYTES},
+    {"fetch.max.wait.ms", K_INT, OFF(fetch_max_wait_ms), 0, 600000},
+    {"fetch.max.bytes", K_INT, OFF(fetch_max_bytes), 1024, RLC_MAX_FRAME_BYTES / 2},
+    {"max.partition.fetch.bytes", K_INT, OFF(max_partition_fetch_bytes), 1024,
+     RLC_MAX_FRAME_BYTES / 2},
+};
+#undef OFF
+
+static const struct key_def *key_find(const char *key)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Field widths differ (int, uint32_t, size_t); store through the right type. */
+static void store_num(struct rl_conf *c, const struct key_def *k, long long v)
+{
+    void *f = (char *)c + k->off;
+    if (k->kind == K_SIZE)
+        *(size_t *)f = (size_t)v;
+    else if (strstr(k->name, "bytes"))
+        *(uint32_t *)f = (uint32_t)v;
+    else
+        *(int *)f = (int)v;
+}
+
+static long long load_num(const struct rl_conf *c, const struct key_def *k)
+{
+    const void *f = (const char *)c + k->off;
+    if (k->kind == K_SIZE)
+        return (long long)*(const size_t *)f;
+    if (strstr(k->name, "bytes"))
+        return *(const uint32_t *)f;
+    return *(const int *)f;
+}
+
+static int set_special(struct rl_conf *c, const char *key, const char *v, char *err,
+                       size_t errlen)
+{
+    if (strcmp(key, "bootstrap.servers") == 0) {
+        struct rlc_addr tmp[RLC_MAX_BROKERS];
+        int n = rlc_parse_brokers(v, tmp, RLC_MAX_BROKERS, err, errlen);
+        if (n < 0)
+            return n;
+        memcpy(c->brokers, tmp, sizeof(tmp));
+        c->broker_count = n;
+        return 0;
+    }
+    if (strcmp(key, "client.id") == 0) {
+        if (strlen(v) >= sizeof(c->client_id)) {
+            rlc_set_err(err, errlen, "client.id is longer than %zu characters",
+                        sizeof(c->client_id) - 1);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(c->client_id, sizeof(c->client_id), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "acks") == 0) {
+        if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
+            c->acks = v[0] - '0';
+        else if (strcmp(v, "all") == 0 || strcmp(v, "-1") == 0)
+            c->acks = -1;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "compression") == 0) {
+        if (strcmp(v, "none") == 0)
+            c->compression = BATCH_CODEC_NONE;
+        else if (strcmp(v, "zstd") == 0)
+            c->compression = BATCH_CODEC_ZSTD;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(v, "earliest") == 0)
+        c->auto_offset_reset = RL_OFFSET_EARLIEST;
+    else if (strcmp(v, "latest") == 0)
+        c->auto_offset_reset = RL_OFFSET_LATEST;
+    else if (strcmp(v, "none") == 0)
+        c->auto_offset_reset = 0;
+    else
+        goto bad;
+    return 0;
+bad:
+    rlc_set_err(err, errlen, "bad value \"%s\" for %s: use %s", v, key,
+                strcmp(key, "acks") == 0          ? "0, 1 or all"
+                : strcmp(key, "compression") == 0 ? "none or zstd"
+                                                  : "earliest, latest or none");
+    return RL_E_INVALID_CONFIG;
+}
+
+int rl_conf_set(struct rl_conf *conf, const char *key, const char *value, char *err,
+                size_t errlen)
+{
+    if (!conf || !key || !value) {
+        rlc_set_err(err, errlen, "rl_conf_set: NULL argument");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    const struct key_def *k = key_find(key);
+    if (!k) {
+        rlc_set_err(err, errlen, "unknown configuration key \"%s\"", key);
+        return RL_E_INVALID_CONFIG;
+    }
+    if (k->kind == K_SPECIAL)
+        return set_special(conf, key, value, err, errlen);
+    long long v;
+    if (!parse_int(value, k->min, k->max, &v)) {
+        rlc_set_err(err, errlen, "bad value \"%s\" for %s: expected an integer in [%lld, %lld]",
+                    value, key, k->min, k->max);
+        return RL_E_INVALID_CONFIG;
+    }
+    store_num(conf, k, v);
+    return 0;
+}
+
+int rl_conf_get(const struct rl_conf *c, const char *key, char *buf, size_t buflen)
+{
+    const struct key_def *k = key_find(key);
+    if (!k)
+        return RL_E_NOT_FOUND;
+    if (k->kind != K_SPECIAL) {
+        snprintf(buf, buflen, "%lld", load_num(c, k));
+        return 0;
+    }
+    if (strcmp(key, "bootstrap.servers") == 0) {
+        size_t used = 0;
+        if (buflen)
+            buf[0] = 0;
+        for (int i = 0; i < c->broker_count && used < buflen; i++)
+            used += (size_t)snprintf(buf + used, buflen - used, "%s%s:%u", i ? "," : "",
+                                     c->brokers[i].host, c->brokers[i].port);
+    } else if (strcmp(key, "client.id") == 0) {
+        snprintf(buf, buflen, "%s", c->client_id);
+    } else if (strcmp(key, "acks") == 0) {
+        snprintf(buf, buflen, "%s", c->acks < 0 ? "all" : c->acks ? "1" : "0");
+    } else if (strcmp(key, "compression") == 0) {
+        snprintf(buf, buflen, "%s", c->compression == BATCH_CODEC_ZSTD ? "zstd" : "none");
+    } else {
+        snprintf(buf, buflen, "%s",
+                 c->auto_offset_reset == RL_OFFSET_EARLIEST ? "earliest"
+                 : c->auto_offset_reset == RL_OFFSET_LATEST ? "latest"
+                                                            : "none");
+    }
+    return 0;
+}
+
+const char *rl_version(void)
+{
+    return RL_VERSION_STRING;
+}

@@ -1,0 +1,765 @@
+/*
+ * consumer: the reading half of libringlog. Data path:
+ *   rl_consumer_poll -> records of the batch being iterated (checksum checked when the batch is
+ *   opened) -> when the fetched answer is used up, the next one, which was asked for as soon as
+ *   the previous answer arrived (prefetching) -> Fetch (long-poll) -> ringlogd.
+ *
+ * Single-threaded: everything runs on the caller's thread inside rl_consumer_poll, bounded by its
+ * timeout. One connection per leader broker, one fetch in flight on each. A fetched answer is
+ * iterated in place in the connection's receive buffer (no copy of record bytes), and the next
+ * answer is not read from the socket until the current one is used up, so that buffer stays
+ * valid while the records it holds are handed out.
+ *
+ * Positions: each assigned partition has `position`, the next offset to hand out, and
+ * `fetch_offset`, where the next fetch starts (ahead of position by what is buffered). A record
+ * below position is skipped (a fetch that starts inside a batch returns the whole batch). A seek
+ * bumps the partition's epoch, so answers to fetches sent before it are ignored.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "common/batch.h"
+#include "common/err.h"
+
+#define NEEDS_RESET INT64_MIN /* position must be resolved with ListOffsets */
+
+struct cpart {
+    char *topic;
+    int32_t partition;
+    int64_t position;
+    int64_t reset_to;     /* RL_OFFSET_EARLIEST / LATEST / timestamp >= 0 when NEEDS_RESET */
+    int64_t fetch_offset;
+    uint32_t epoch;       /* bumped by seek */
+    uint32_t req_epoch;   /* epoch when the partition's current fetch was sent */
+    int broker;           /* index into c->brokers, -1 when the leader is unknown */
+};
+
+struct cbroker {
+    struct rlc_addr addr;
+    struct rlc_conn conn;
+    bool inflight;
+    int64_t next_try_ms;
+    int failures;
+    /* The answer being iterated (resp NULL when none). */
+    Ringlog__Response *resp;
+    const uint8_t *data;
+    size_t data_len;
+    size_t ti, pi;          /* topic and partition result being walked */
+    size_t sec_off, sec_end; /* the current partition's section of data */
+    struct cpart *cur;      /* its consumer partition, NULL when skipped */
+    bool batch_open;
+};
+
+struct rl_consumer {
+    struct rl_conf conf;
+    struct rlc_meta meta;
+    struct cpart *parts;
+    int part_count, part_cap;
+    struct cbroker brokers[RLC_MAX_BROKERS];
+    int broker_count;
+    struct batch_reader *reader;
+    bool needs_route;
+    bool refresh;      /* metadata is stale: ask again before routing */
+    int pending_error; /* a partition error to report from the next poll */
+    uint64_t rnd;
+    char err[512];
+};
+
+struct rl_consumer *rl_consumer_new(const struct rl_conf *conf, char *err, size_t errlen)
+{
+    struct rl_consumer *c = calloc(1, sizeof(*c));
+    if (!c) {
+        rlc_set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->conf = *conf;
+    rlc_meta_init(&c->meta, &c->conf);
+    c->reader = batch_reader_create(RL_BATCH_MAX_BYTES);
+    if (!c->reader) {
+        rlc_set_err(err, errlen, "out of memory");
+        rlc_meta_destroy(&c->meta);
+        free(c);
+        return NULL;
+    }
+    c->rnd = (uint64_t)rlc_wall_ms() | 1;
+    return c;
+}
+
+static void broker_drop_answer(struct cbroker *b)
+{
+    if (b->resp)
+        ringlog__response__free_unpacked(b->resp, NULL);
+    b->resp = NULL;
+    b->cur = NULL;
+    b->batch_open = false;
+}
+
+void rl_consumer_destroy(struct rl_consumer *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->broker_count; i++) {
+        broker_drop_answer(&c->brokers[i]);
+        rlc_conn_close(&c->brokers[i].conn);
+    }
+    for (int i = 0; i < c->part_count; i++)
+        free(c->parts[i].topic);
+    free(c->parts);
+    batch_reader_destroy(c->reader);
+    rlc_meta_destroy(&c->meta);
+    free(c);
+}
+
+const char *rl_consumer_last_error(struct rl_consumer *c)
+{
+    return c->err;
+}
+
+static struct cpart *part_find(struct rl_consumer *c, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < c->part_count; i++)
+        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
+            return &c->parts[i];
+    return NULL;
+}
+
+static int broker_index(struct rl_consumer *c, const struct rlc_addr *a)
+{
+    for (int i = 0; i < c->broker_count; i++)
+        if (c->brokers[i].addr.port == a->port && strcmp(c->brokers[i].addr.host, a->host) == 0)
+            return i;
+    if (c->broker_count == RLC_MAX_BROKERS)
+        return -1;
+    struct cbroker *b = &c->brokers[c->broker_count];
+    memset(b, 0, sizeof(*b));
+    b->addr = *a;
+    b->conn.fd = -1;
+    return c->broker_count++;
+}
+
+/* Sets a partition's position; anything buffered or in flight for it is ignored from now on. */
+static void part_set(struct cpart *p, int64_t offset)
+{
+    p->epoch++;
+    if (offset >= 0) {
+        p->position = offset;
+        p->fetch_offset = offset;
+    } else {
+        p->position = NEEDS_RESET;
+        p->reset_to = offset;
+    }
+}
+
+static int assign_one(struct rl_consumer *c, const char *topic, int32_t partition,
+                      int64_t offset)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (p) {
+        part_set(p, offset);
+        return 0;
+    }
+    if (c->part_count == RLC_MAX_PARTITIONS) {
+        rlc_set_err(c->err, sizeof(c->err), "a consumer takes at most %d partitions",
+                    RLC_MAX_PARTITIONS);
+        return RL_E_LIMIT;
+    }
+    if (c->part_count == c->part_cap) {
+        int cap = c->part_cap ? c->part_cap * 2 : 16;
+        struct cpart *n = realloc(c->parts, sizeof(*n) * (size_t)cap);
+        if (!n)
+            return -ENOMEM;
+        c->parts = n;
+        c->part_cap = cap;
+    }
+    p = &c->parts[c->part_count];
+    memset(p, 0, sizeof(*p));
+    p->topic = strdup(topic);
+    if (!p->topic)
+        return -ENOMEM;
+    p->partition = partition;
+    p->broker = -1;
+    part_set(p, offset);
+    c->part_count++;
+    c->needs_route = true;
+    /* Answers being iterated may point at parts[] entries that moved: drop them. */
+    for (int i = 0; i < c->broker_count; i++)
+        broker_drop_answer(&c->brokers[i]);
+    return 0;
+}
+
+static int topic_partitions(struct rl_consumer *c, const char *topic)
+{
+    struct rlc_topic t;
+    int rc = rlc_meta_topic(&c->meta, topic, false, &t);
+    if (rc) {
+        rlc_set_err(c->err, sizeof(c->err), "%s", c->meta.err);
+        return rc;
+    }
+    int n = t.partitions;
+    rlc_topic_free(&t);
+    return n;
+}
+
+int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partition,
+                       int64_t offset)
+{
+    int n = topic_partitions(c, topic);
+    if (n < 0)
+        return n;
+    if (partition < 0 || partition >= n) {
+        rlc_set_err(c->err, sizeof(c->err), "topic \"%s\" has no partition %d (it has %d: "
+                    "0..%d)", topic, partition, n, n - 1);
+        return RL_E_UNKNOWN_PARTITION;
+    }
+    return assign_one(c, topic, partition, offset);
+}
+
+int rl_consumer_assign_topic(struct rl_consumer *c, const char *topic, int64_t offset)
+{
+    int n = topic_partitions(c, topic);
+    for (int32_t i = 0; i < n; i++) {
+        int rc = assign_one(c, topic, i, offset);
+        if (rc)
+            return rc;
+    }
+    return n;
+}
+
+int rl_consumer_seek(struct rl_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (!p) {
+        rlc_set_err(c->err, sizeof(c->err), "%s partition %d is not assigned", topic, partition);
+        return RL_E_NOT_FOUND;
+    }
+    part_set(p, offset < 0 && offset != RL_OFFSET_LATEST ? RL_OFFSET_EARLIEST : offset);
+    return 0;
+}
+
+int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (!p)
+        return RL_E_NOT_FOUND;
+    return p->position == NEEDS_RESET ? p->reset_to : p->position;
+}
+
+/* Asks for one partition's offset at `when` (earliest, latest or a timestamp). */
+static int list_offset(struct rl_consumer *c, const char *topic, int32_t partition, int64_t when,
+                       int64_t *offset)
+{
+    Ringlog__ListOffsetsPartition lp = RINGLOG__LIST_OFFSETS_PARTITION__INIT;
+    lp.partition = (uint32_t)partition;
+    lp.timestamp = when;
+    Ringlog__ListOffsetsPartition *lpp = &lp;
+    Ringlog__ListOffsetsTopic lt = RINGLOG__LIST_OFFSETS_TOPIC__INIT;
+    lt.name = (char *)topic;
+    lt.partitions = &lpp;
+    lt.n_partitions = 1;
+    Ringlog__ListOffsetsTopic *ltp = &lt;
+    Ringlog__ListOffsetsRequest lr = RINGLOG__LIST_OFFSETS_REQUEST__INIT;
+    lr.topics = &ltp;
+    lr.n_topics = 1;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_LIST_OFFSETS;
+    req.list_offsets = &lr;
+    Ringlog__Response *resp;
+    const uint8_t *data;
+    size_t dlen;
+    int rc = rlc_meta_call(&c->meta, &req, c->conf.request_timeout_ms, &resp, &data, &dlen);
+    if (rc) {
+        rlc_set_err(c->err, sizeof(c->err), "list offsets: %s", c->meta.err);
+        goto out;
+    }
+    rc = RL_E_FRAME_MALFORMED;
+    if (resp->body_case != RINGLOG__RESPONSE__BODY_LIST_OFFSETS ||
+        resp->list_offsets->n_topics != 1 || resp->list_offsets->topics[0]->n_partitions != 1) {
+        rlc_set_err(c->err, sizeof(c->err), "broker sent a malformed list-offsets answer");
+        goto out;
+    }
+    const Ringlog__ListOffsetsPartitionResult *r = resp->list_offsets->topics[0]->partitions[0];
+    rc = r->error_code;
+    if (rc) {
+        rlc_set_err(c->err, sizeof(c->err), "topic \"%s\" partition %d: %s", topic, partition,
+                    r->error_message && r->error_message[0] ? r->error_message
+                                                            : rl_strerror(rc));
+        goto out;
+    }
+    *offset = r->offset;
+out:
+    if (resp)
+        ringlog__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t partition,
+                               int64_t timestamp_ms)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (!p) {
+        rlc_set_err(c->err, sizeof(c->err), "%s partition %d is not assigned", topic, partition);
+        return RL_E_NOT_FOUND;
+    }
+    int64_t off;
+    int rc = list_offset(c, topic, partition, timestamp_ms < 0 ? 0 : timestamp_ms, &off);
+    if (rc == 0 && off < 0)
+        rc = list_offset(c, topic, partition, RL_OFFSET_LATEST, &off);
+    if (rc)
+        return rc;
+    part_set(p, off);
+    return 0;
+}
+
+/* Resolves positions waiting for earliest/latest and routes partitions to their leaders. */
+static int prepare(struct rl_consumer *c)
+{
+    for (int i = 0; i < c->part_count; i++) {
+        struct cpart *p = &c->parts[i];
+        if (p->position != NEEDS_RESET)
+            continue;
+        int64_t off;
+        int rc = list_offset(c, p->topic, p->partition, p->reset_to, &off);
+        if (rc)
+            return rc;
+        uint32_t epoch = p->epoch;
+        part_set(p, off);
+        p->epoch = epoch; /* nothing was fetched at the unresolved position */
+    }
+    if (!c->needs_route)
+        return 0;
+    c->needs_route = false;
+    for (int i = 0; c->refresh && i < c->part_count; i++) {
+        /* One metadata request per topic: partitions of a topic are assigned together. */
+        if (i > 0 && strcmp(c->parts[i - 1].topic, c->parts[i].topic) == 0)
+            continue;
+        struct rlc_topic t;
+        if (rlc_meta_topic(&c->meta, c->parts[i].topic, true, &t) == 0)
+            rlc_topic_free(&t);
+    }
+    c->refresh = false;
+    for (int i = 0; i < c->part_count; i++) {
+        struct cpart *p = &c->parts[i];
+        struct rlc_addr a;
+        if (rlc_meta_leader(&c->meta, p->topic, p->partition, &a) != 0) {
+            struct rlc_topic t;
+            if (rlc_meta_topic(&c->meta, p->topic, true, &t) == 0)
+                rlc_topic_free(&t);
+            if (rlc_meta_leader(&c->meta, p->topic, p->partition, &a) != 0) {
+                p->broker = -1;
+                c->needs_route = true;
+                continue;
+            }
+        }
+        p->broker = broker_index(c, &a);
+    }
+    return 0;
+}
+
+/* --- fetching ----------------------------------------------------------------------------------- */
+
+/* Sends one Fetch for every ready partition led by broker bi. Returns 0, 1 when nothing was
+ * asked (no partition ready), or a negative code. */
+static int send_fetch(struct rl_consumer *c, int bi)
+{
+    struct cbroker *b = &c->brokers[bi];
+    int n = 0;
+    for (int i = 0; i < c->part_count; i++)
+        n += c->parts[i].broker == bi && c->parts[i].position != NEEDS_RESET;
+    if (n == 0)
+        return 1;
+    Ringlog__FetchPartition *fps = calloc((size_t)n, sizeof(*fps));
+    Ringlog__FetchPartition **fpp = calloc((size_t)n, sizeof(*fpp));
+    Ringlog__FetchTopic *fts = calloc((size_t)n, sizeof(*fts));
+    Ringlog__FetchTopic **ftp = calloc((size_t)n, sizeof(*ftp));
+    int rc = -ENOMEM;
+    if (!fps || !fpp || !fts || !ftp)
+        goto out;
+    size_t nt = 0;
+    int k = 0;
+    /* Group by topic; partitions are laid out topic by topic so each topic's pointers are
+     * contiguous in fpp. */
+    for (int i = 0; i < c->part_count; i++) {
+        struct cpart *p = &c->parts[i];
+        if (p->broker != bi || p->position == NEEDS_RESET)
+            continue;
+        bool seen = false;
+        for (size_t t = 0; t < nt && !seen; t++)
+            seen = strcmp(fts[t].name, p->topic) == 0;
+        if (seen)
+            continue;
+        ringlog__fetch_topic__init(&fts[nt]);
+        fts[nt].name = p->topic;
+        fts[nt].partitions = &fpp[k];
+        for (int j = i; j < c->part_count; j++) {
+            struct cpart *q = &c->parts[j];
+            if (q->broker != bi || q->position == NEEDS_RESET || strcmp(q->topic, p->topic))
+                continue;
+            ringlog__fetch_partition__init(&fps[k]);
+            fps[k].partition = (uint32_t)q->partition;
+            fps[k].fetch_offset = (uint64_t)q->fetch_offset;
+            fps[k].max_bytes = c->conf.max_partition_fetch_bytes;
+            fpp[k] = &fps[k];
+            q->req_epoch = q->epoch;
+            k++;
+            fts[nt].n_partitions++;
+        }
+        ftp[nt] = &fts[nt];
+        nt++;
+    }
+    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
+    fr.max_wait_ms = (uint32_t)c->conf.fetch_max_wait_ms;
+    fr.min_bytes = c->conf.fetch_min_bytes;
+    fr.max_bytes = c->conf.fetch_max_bytes;
+    fr.topics = ftp;
+    fr.n_topics = nt;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.client_id = c->conf.client_id;
+    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
+    req.fetch = &fr;
+    rc = rlc_conn_queue(&b->conn, &req, NULL, 0, NULL);
+    if (rc == 0)
+        rc = rlc_conn_flush(&b->conn);
+    if (rc == 0)
+        b->inflight = true;
+out:
+    free(fps);
+    free(fpp);
+    free(fts);
+    free(ftp);
+    return rc;
+}
+
+static void conn_failed(struct rl_consumer *c, struct cbroker *b, int code)
+{
+    rlc_set_err(c->err, sizeof(c->err), "%s", b->conn.err[0] ? b->conn.err : rl_strerror(code));
+    broker_drop_answer(b);
+    rlc_conn_close(&b->conn);
+    b->inflight = false;
+    b->failures++;
+    b->next_try_ms = rlc_now_ms() + rlc_backoff_ms(b->failures, c->conf.retry_backoff_ms,
+                                                   c->conf.retry_backoff_max_ms,
+                                                   rlc_rand(&c->rnd));
+    c->refresh = true;
+    c->needs_route = true;
+}
+
+/* Handles a partition-level error in a fetch answer. */
+static void part_error(struct rl_consumer *c, struct cpart *p, int code, const char *msg)
+{
+    if (code == RL_E_OFFSET_OUT_OF_RANGE && c->conf.auto_offset_reset != 0) {
+        part_set(p, c->conf.auto_offset_reset);
+        return;
+    }
+    if (rlc_needs_metadata(code) || rlc_retriable(code)) {
+        c->refresh = true;
+        c->needs_route = true;
+        return;
+    }
+    if (!c->pending_error) {
+        c->pending_error = code;
+        rlc_set_err(c->err, sizeof(c->err), "topic \"%s\" partition %d at offset %lld: %s",
+                    p->topic, p->partition, (long long)p->fetch_offset,
+                    msg && msg[0] ? msg : rl_strerror(code));
+    }
+}
+
+/* Where the next fetch of a partition starts after a section of whole batches. */
+static void advance_fetch_offset(struct cpart *p, const uint8_t *sec, size_t len)
+{
+    size_t off = 0;
+    while (len - off >= RL_BATCH_HEADER_SIZE) {
+        struct batch_header h;
+        if (batch_header_decode(sec + off, len - off, &h) != 0 || h.batch_len > len - off)
+            break;
+        int64_t next = (int64_t)h.base_offset + h.last_offset_delta + 1;
+        if (next > p->fetch_offset)
+            p->fetch_offset = next;
+        off += h.batch_len;
+    }
+}
+
+/* Takes a fetch answer for iteration and notes where the next fetch of each partition starts. */
+static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Response *resp,
+                           const uint8_t *data, size_t len)
+{
+    b->inflight = false;
+    if (resp->error_code || resp->body_case != RINGLOG__RESPONSE__BODY_FETCH) {
+        if (!c->pending_error && resp->error_code != RL_E_THROTTLED) {
+            c->pending_error = resp->error_code ? resp->error_code : RL_E_FRAME_MALFORMED;
+            rlc_set_err(c->err, sizeof(c->err), "fetch failed: %s", resp->error_message &&
+                        resp->error_message[0] ? resp->error_message
+                                               : rl_strerror(c->pending_error));
+        }
+        if (resp->throttle_ms)
+            b->next_try_ms = rlc_now_ms() + resp->throttle_ms;
+        ringlog__response__free_unpacked(resp, NULL);
+        return;
+    }
+    size_t off = 0;
+    const Ringlog__FetchResponse *fr = resp->fetch;
+    for (size_t i = 0; i < fr->n_topics; i++) {
+        for (size_t j = 0; j < fr->topics[i]->n_partitions; j++) {
+            const Ringlog__FetchPartitionResult *r = fr->topics[i]->partitions[j];
+            size_t sec = r->data_len <= len - off ? r->data_len : len - off;
+            struct cpart *p = part_find(c, fr->topics[i]->name, (int32_t)r->partition);
+            if (p && p->req_epoch == p->epoch && p->position != NEEDS_RESET) {
+                if (r->error_code)
+                    part_error(c, p, r->error_code, r->error_message);
+                else
+                    advance_fetch_offset(p, data + off, sec);
+            }
+            off += sec;
+        }
+    }
+    b->resp = resp;
+    b->data = data;
+    b->data_len = len;
+    b->ti = 0;
+    b->pi = 0;
+    b->sec_off = b->sec_end = 0;
+    b->cur = NULL;
+    b->batch_open = false;
+    b->pi = (size_t)-1; /* the walk starts by stepping to the first section */
+}
+
+/* Steps to the next partition section of the answer; false at its end. */
+static bool next_section(struct rl_consumer *c, struct cbroker *b)
+{
+    const Ringlog__FetchResponse *fr = b->resp->fetch;
+    b->sec_off = b->sec_end;
+    b->pi++;
+    while (b->ti < fr->n_topics && b->pi >= fr->topics[b->ti]->n_partitions) {
+        b->ti++;
+        b->pi = 0;
+    }
+    if (b->ti >= fr->n_topics)
+        return false;
+    const Ringlog__FetchPartitionResult *r = fr->topics[b->ti]->partitions[b->pi];
+    size_t left = b->data_len - b->sec_off;
+    b->sec_end = b->sec_off + (r->data_len <= left ? r->data_len : left);
+    struct cpart *p = part_find(c, fr->topics[b->ti]->name, (int32_t)r->partition);
+    b->cur = p && !r->error_code && p->req_epoch == p->epoch && p->position != NEEDS_RESET
+                 ? p : NULL;
+    return true;
+}
+
+static void fill_record(struct rl_record *rec, const struct cpart *p,
+                        const struct batch_record *r)
+{
+    rec->topic = p->topic;
+    rec->partition = p->partition;
+    rec->offset = r->offset;
+    rec->timestamp_ms = r->timestamp;
+    rec->key = r->key;
+    rec->key_len = r->key_len;
+    rec->value = r->value;
+    rec->value_len = r->value_len;
+    rec->header_count = r->header_count;
+    rec->headers_raw = r->headers;
+    rec->headers_len = r->headers_len;
+}
+
+/* A damaged batch: report it and fetch the partition again from its position. */
+static int batch_damaged(struct rl_consumer *c, struct cbroker *b, int code, int64_t at)
+{
+    struct cpart *p = b->cur;
+    rlc_set_err(c->err, sizeof(c->err), "topic \"%s\" partition %d: batch at offset %lld from "
+                "broker %s:%u is damaged: %s", p->topic, p->partition, (long long)at,
+                b->addr.host, b->addr.port, rl_strerror(code));
+    part_set(p, p->position);
+    b->batch_open = false;
+    b->cur = NULL;
+    return code;
+}
+
+/* Hands out the next record of the answer being iterated: 1, 0 when used up, or an error. */
+static int iter_next(struct rl_consumer *c, struct cbroker *b, struct rl_record *rec)
+{
+    while (b->resp) {
+        if (b->cur && b->cur->epoch != b->cur->req_epoch) {
+            b->cur = NULL; /* sought since the fetch: drop what is left of it */
+            b->batch_open = false;
+        }
+        if (b->batch_open) {
+            struct batch_record r;
+            int rc = batch_reader_next(c->reader, &r);
+            if (rc == 1 && r.offset < b->cur->position)
+                continue;
+            if (rc == 1) {
+                fill_record(rec, b->cur, &r);
+                b->cur->position = r.offset + 1;
+                return 1;
+            }
+            if (rc < 0)
+                return batch_damaged(c, b, rc, b->cur->position);
+            b->batch_open = false;
+            b->sec_off += batch_peek_len(b->data + b->sec_off);
+            continue;
+        }
+        size_t left = b->sec_end - b->sec_off;
+        if (b->cur && left >= RL_BATCH_HEADER_SIZE) {
+            const uint8_t *at = b->data + b->sec_off;
+            struct batch_header h;
+            int rc = batch_header_decode(at, left, &h);
+            if (rc == 0 && h.batch_len <= left &&
+                (int64_t)(h.base_offset + h.last_offset_delta) < b->cur->position) {
+                b->sec_off += h.batch_len; /* wholly before the position: nothing to return */
+                continue;
+            }
+            if (rc == 0 && h.batch_len > left) {
+                b->sec_off = b->sec_end; /* a partial batch at the end: fetched again later */
+                continue;
+            }
+            rc = rc ? rc : batch_reader_open(c->reader, at, h.batch_len, NULL);
+            if (rc)
+                return batch_damaged(c, b, rc, rc ? b->cur->position : (int64_t)h.base_offset);
+            b->batch_open = true;
+            continue;
+        }
+        if (!next_section(c, b))
+            broker_drop_answer(b);
+    }
+    return 0;
+}
+
+/* Asks every broker that has ready partitions and no fetch in flight; connects when needed.
+ * Returns the last connection error seen, or 0. */
+static int send_fetches(struct rl_consumer *c, int64_t now)
+{
+    int last = 0;
+    for (int i = 0; i < c->broker_count; i++) {
+        struct cbroker *b = &c->brokers[i];
+        if (b->inflight || b->resp || b->next_try_ms > now)
+            continue;
+        bool any = false;
+        for (int j = 0; j < c->part_count && !any; j++)
+            any = c->parts[j].broker == i && c->parts[j].position != NEEDS_RESET;
+        if (!any)
+            continue;
+        if (!rlc_conn_is_open(&b->conn)) {
+            int rc = rlc_conn_open(&b->conn, &b->addr, c->conf.connect_timeout_ms);
+            if (rc) {
+                conn_failed(c, b, rc);
+                last = rc;
+                continue;
+            }
+        }
+        int rc = send_fetch(c, i);
+        if (rc < 0) {
+            conn_failed(c, b, rc);
+            last = rc;
+        } else if (rc == 0) {
+            b->failures = 0;
+        }
+    }
+    return last;
+}
+
+/* Waits until some broker's answer arrives or deadline_ms; installs answers and at once sends
+ * the next fetch to that broker (prefetch), so it works while the caller iterates. */
+static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
+{
+    struct pollfd pfd[RLC_MAX_BROKERS];
+    int idx[RLC_MAX_BROKERS], n = 0;
+    int64_t wake = deadline_ms;
+    for (int i = 0; i < c->broker_count; i++) {
+        struct cbroker *b = &c->brokers[i];
+        if (b->inflight && !b->resp && rlc_conn_is_open(&b->conn)) {
+            pfd[n].fd = b->conn.fd;
+            pfd[n].events = POLLIN | (rlc_conn_wants_write(&b->conn) ? POLLOUT : 0);
+            idx[n++] = i;
+        } else if (b->next_try_ms > rlc_now_ms() && b->next_try_ms < wake) {
+            wake = b->next_try_ms;
+        }
+    }
+    if (c->needs_route && rlc_now_ms() + c->conf.retry_backoff_ms < wake)
+        wake = rlc_now_ms() + c->conf.retry_backoff_ms;
+    int64_t left = wake - rlc_now_ms();
+    int r = poll(n ? pfd : NULL, (nfds_t)n, left > 0 ? (int)left : 0);
+    if (r <= 0)
+        return r < 0 && errno != EINTR ? -errno : 0;
+    for (int k = 0; k < n; k++) {
+        struct cbroker *b = &c->brokers[idx[k]];
+        if (!pfd[k].revents)
+            continue;
+        int rc = rlc_conn_flush(&b->conn);
+        Ringlog__Response *resp = NULL;
+        const uint8_t *data;
+        size_t len;
+        if (rc == 0)
+            rc = rlc_conn_read(&b->conn, &resp, &data, &len);
+        if (rc < 0) {
+            conn_failed(c, b, rc);
+            continue;
+        }
+        if (rc == 1) {
+            install_answer(c, b, resp, data, len);
+            if (!b->next_try_ms || b->next_try_ms <= rlc_now_ms()) {
+                int src = send_fetch(c, idx[k]);
+                if (src < 0)
+                    conn_failed(c, b, src);
+            }
+        }
+    }
+    return 0;
+}
+
+int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
+{
+    int64_t deadline = rlc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int last = 0;
+    for (;;) {
+        for (int i = 0; i < c->broker_count; i++) {
+            int rc = c->brokers[i].resp ? iter_next(c, &c->brokers[i], rec) : 0;
+            if (rc)
+                return rc;
+        }
+        if (c->pending_error) {
+            int rc = c->pending_error;
+            c->pending_error = 0;
+            return rc;
+        }
+        if (c->part_count == 0) {
+            rlc_set_err(c->err, sizeof(c->err), "no partition is assigned; call "
+                        "rl_consumer_assign first");
+            return RL_E_INVALID_ARGUMENT;
+        }
+        int rc = prepare(c);
+        if (rc && !rlc_retriable(rc))
+            return rc;
+        last = rc ? rc : last;
+        int64_t now = rlc_now_ms();
+        rc = send_fetches(c, now);
+        last = rc ? rc : last;
+        if (now >= deadline) {
+            if (last)
+                rlc_set_err(c->err, sizeof(c->err), "%s", c->err);
+            return last;
+        }
+        rc = wait_answers(c, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int rl_record_header(const struct rl_record *rec, size_t *pos, const uint8_t **key,
+                     int32_t *key_len, const uint8_t **value, int32_t *value_len)
+{
+    struct batch_record r = {
+        .header_count = rec->header_count, .headers = rec->headers_raw,
+        .headers_len = rec->headers_len,
+    };
+    struct batch_record_header h;
+    int rc = batch_header_next(&r, pos, &h);
+    if (rc == 1) {
+        *key = h.key;
+        *key_len = h.key_len;
+        *value = h.value;
+        *value_len = h.value_len;
+    }
+    return rc;
+}

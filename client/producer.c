@@ -1,0 +1,950 @@
+/*
+ * producer: the batching, sending and retrying half of libringlog. Data path:
+ *   rl_producer_send -> partitioner -> the partition's batch builder (record bytes copied once)
+ *   -> sealed batch (batch.size reached, linger.ms passed, or flush) -> the I/O thread ->
+ *   Produce request (one batch per partition, batches written with writev straight from their
+ *   buffers) -> ringlogd -> answer -> delivery callback per record.
+ *
+ * Threads: callers of rl_producer_send / flush, and one I/O thread per producer. One mutex
+ * (p->lock) guards the partitions, their queues and the memory count; the I/O thread holds it
+ * only to pick work and to file answers, never across a system call that waits, so senders are
+ * not stalled by the network. Delivery callbacks run on the I/O thread without the lock.
+ *
+ * Limits: buffer.memory bounds bytes of records accepted and not yet settled (send waits up to
+ * max.block.ms, then fails with RL_E_FULL); max.in.flight bounds requests per connection;
+ * max.in.flight.per.partition bounds batches per partition (1 by default, which keeps a
+ * partition's records in order across retries); delivery.timeout.ms bounds a record's life.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "client/client_internal.h"
+#include "common/batch.h"
+#include "common/err.h"
+
+#define RECORD_OVERHEAD 32   /* bytes counted per record beyond key and value */
+#define MAX_REQ_BYTES (16u * 1024 * 1024) /* batch bytes in one Produce request (soft) */
+#define MAX_REQ_BATCHES (RLC_FRAME_IOV - 1)
+#define MAX_INFLIGHT_REQS 5
+
+struct ptopic;
+
+/* A sealed batch: waiting in its partition's queue, in flight, or being settled. */
+struct pbatch {
+    struct pbatch *next;
+    struct ppart *part;
+    uint32_t len;
+    uint32_t count;
+    void **opaques;      /* count entries, or NULL without a delivery callback */
+    size_t mem;          /* bytes counted against buffer.memory */
+    int64_t deadline_ms; /* delivery.timeout.ms after its first record was sent */
+    int64_t retry_at_ms;
+    int attempts;
+    int error;           /* when settled */
+    int64_t base_offset; /* when settled successfully */
+    char *error_message; /* owned, or NULL */
+    uint8_t data[];
+};
+
+struct ppart {
+    struct ptopic *topic;
+    int32_t id;
+    int broker;                 /* index into p->brokers, -1 when the leader is unknown */
+    struct batch_builder *bld;  /* created on first use */
+    void **opaques;
+    uint32_t opq_cap;
+    int64_t first_ms;           /* monotonic time of the open batch's first record; 0 = empty */
+    int64_t open_deadline_ms;
+    size_t open_mem;
+    struct pbatch *q_head, *q_tail; /* sealed, in send order */
+    int inflight;
+};
+
+struct ptopic {
+    struct rlc_topic meta;
+    struct ppart *parts;
+    int32_t sticky;        /* partition for keyless records, -1 to pick the next */
+    uint32_t sticky_next;
+    bool refresh;          /* metadata is stale */
+};
+
+struct preq {
+    uint32_t corr;
+    int n;
+    int64_t sent_ms;
+    struct pbatch *batches[MAX_REQ_BATCHES];
+};
+
+struct pbroker {
+    struct rlc_addr addr;
+    struct rlc_conn conn;
+    struct preq reqs[MAX_INFLIGHT_REQS]; /* FIFO ring: answers come in request order */
+    unsigned req_head, req_count;
+    int64_t next_try_ms; /* reconnect / throttle gate */
+    int failures;
+    bool want; /* some partition led by this broker has a batch to send */
+};
+
+struct rl_producer {
+    struct rl_conf conf;
+    struct rlc_meta meta;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* memory freed, records settled */
+    pthread_t thread;
+    int wake_fd;
+    bool stop;
+    int flushers;
+    int mem_waiters; /* senders waiting for buffer memory: seal lingering batches at once */
+    int64_t refreshed_ms;
+    struct ptopic *topics[RLC_MAX_TOPICS];
+    int topic_count;
+    struct pbroker brokers[RLC_MAX_BROKERS];
+    int broker_count;
+    size_t mem_used;
+    uint64_t pending; /* records accepted and not yet settled */
+    uint64_t acked, failed;
+    uint64_t rnd;
+    char err[512];
+};
+
+static void wake(struct rl_producer *p)
+{
+    uint64_t one = 1;
+    ssize_t r = write(p->wake_fd, &one, sizeof(one));
+    (void)r; /* a full eventfd counter still wakes the thread */
+}
+
+static void *io_main(void *arg);
+
+struct rl_producer *rl_producer_new(const struct rl_conf *conf, char *err, size_t errlen)
+{
+    struct rl_producer *p = calloc(1, sizeof(*p));
+    if (!p) {
+        rlc_set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->conf = *conf;
+    rlc_meta_init(&p->meta, &p->conf);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    p->rnd = (uint64_t)rlc_wall_ms() ^ (uint64_t)(uintptr_t)p ^ 0x9E3779B97F4A7C15ULL;
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake_fd < 0) {
+        rlc_set_err(err, errlen, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    int rc = pthread_create(&p->thread, NULL, io_main, p);
+    if (rc) {
+        rlc_set_err(err, errlen, "cannot start the producer thread: %s", strerror(rc));
+        close(p->wake_fd);
+        goto fail;
+    }
+    return p;
+fail:
+    rlc_meta_destroy(&p->meta);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+    return NULL;
+}
+
+/* --- sending side (caller threads) ---------------------------------------------------------- */
+
+static struct ptopic *topic_find(struct rl_producer *p, const char *name)
+{
+    for (int i = 0; i < p->topic_count; i++)
+        if (strcmp(p->topics[i]->meta.name, name) == 0)
+            return p->topics[i];
+    return NULL;
+}
+
+static int broker_index(struct rl_producer *p, const struct rlc_addr *a)
+{
+    for (int i = 0; i < p->broker_count; i++)
+        if (p->brokers[i].addr.port == a->port && strcmp(p->brokers[i].addr.host, a->host) == 0)
+            return i;
+    if (p->broker_count == RLC_MAX_BROKERS)
+        return -1;
+    struct pbroker *b = &p->brokers[p->broker_count];
+    memset(b, 0, sizeof(*b));
+    b->addr = *a;
+    b->conn.fd = -1;
+    return p->broker_count++;
+}
+
+/* Points every partition of t at its leader's connection (lock held). */
+static void topic_route(struct rl_producer *p, struct ptopic *t)
+{
+    for (int32_t i = 0; i < t->meta.partitions; i++) {
+        struct rlc_addr a;
+        t->parts[i].broker = -1;
+        if (rlc_meta_leader(&p->meta, t->meta.name, i, &a) == 0)
+            t->parts[i].broker = broker_index(p, &a);
+    }
+}
+
+/* Finds or creates the producer's state for a topic. Called without the lock held (metadata may
+ * take a round trip); returns with it held on success. */
+static int topic_get(struct rl_producer *p, const char *name, struct ptopic **out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = topic_find(p, name);
+    if (*out)
+        return 0;
+    pthread_mutex_unlock(&p->lock);
+    struct rlc_topic meta;
+    int rc = rlc_meta_topic(&p->meta, name, false, &meta);
+    pthread_mutex_lock(&p->lock);
+    if (rc) {
+        rlc_set_err(p->err, sizeof(p->err), "%s", p->meta.err);
+        pthread_mutex_unlock(&p->lock);
+        return rc;
+    }
+    *out = topic_find(p, name); /* another thread may have raced us here */
+    if (*out) {
+        rlc_topic_free(&meta);
+        return 0;
+    }
+    struct ptopic *t = calloc(1, sizeof(*t));
+    if (t)
+        t->parts = calloc((size_t)meta.partitions, sizeof(struct ppart));
+    if (!t || !t->parts || p->topic_count == RLC_MAX_TOPICS) {
+        rc = t && t->parts ? RL_E_LIMIT : -ENOMEM;
+        rlc_set_err(p->err, sizeof(p->err), "cannot track topic \"%s\": %s", name,
+                    rc == RL_E_LIMIT ? "too many topics for one producer" : "out of memory");
+        if (t)
+            free(t->parts);
+        free(t);
+        rlc_topic_free(&meta);
+        pthread_mutex_unlock(&p->lock);
+        return rc;
+    }
+    t->meta = meta;
+    t->sticky = -1;
+    t->sticky_next = (uint32_t)rlc_rand(&p->rnd);
+    for (int32_t i = 0; i < meta.partitions; i++) {
+        t->parts[i].topic = t;
+        t->parts[i].id = i;
+    }
+    topic_route(p, t);
+    p->topics[p->topic_count++] = t;
+    *out = t;
+    return 0;
+}
+
+/* Seals the open batch of a partition into its send queue (lock held). */
+static int part_seal(struct rl_producer *p, struct ppart *pt)
+{
+    const uint8_t *out;
+    int len = batch_builder_finish(pt->bld, &out);
+    if (len < 0)
+        return len;
+    struct pbatch *b = malloc(sizeof(*b) + (size_t)len);
+    if (!b)
+        return -ENOMEM;
+    memset(b, 0, sizeof(*b));
+    memcpy(b->data, out, (size_t)len);
+    b->part = pt;
+    b->len = (uint32_t)len;
+    b->count = batch_builder_count(pt->bld);
+    b->opaques = pt->opaques;
+    b->mem = pt->open_mem;
+    b->deadline_ms = pt->open_deadline_ms;
+    pt->opaques = NULL;
+    pt->opq_cap = 0;
+    pt->first_ms = 0;
+    pt->open_mem = 0;
+    batch_builder_reset(pt->bld, -1, -1, -1);
+    if (pt->q_tail)
+        pt->q_tail->next = b;
+    else
+        pt->q_head = b;
+    pt->q_tail = b;
+    if (pt->topic->sticky == pt->id)
+        pt->topic->sticky = -1; /* keyless records move on to the next partition */
+    return 0;
+}
+
+static int32_t choose_partition(struct rl_producer *p, struct ptopic *t, const void *key,
+                                size_t key_len)
+{
+    const struct rlc_topic *m = &t->meta;
+    if (key && m->partitioner == RL_PARTITIONER_RANGE)
+        return rlc_part_range(key, key_len, (const uint8_t *const *)m->splits, m->split_lens,
+                              m->split_count);
+    if (key)
+        return rlc_part_hash(key, key_len, m->partitions);
+    if (t->sticky < 0)
+        t->sticky = (int32_t)(t->sticky_next++ % (uint32_t)m->partitions);
+    (void)p;
+    return t->sticky;
+}
+
+/* Waits (lock held) until `need` more bytes fit in buffer.memory, up to max.block.ms. */
+static int wait_memory(struct rl_producer *p, size_t need)
+{
+    if (p->mem_used + need <= p->conf.buffer_memory || p->mem_used == 0)
+        return 0;
+    int64_t deadline = rlc_now_ms() + p->conf.max_block_ms;
+    struct timespec ts;
+    ts.tv_sec = deadline / 1000;
+    ts.tv_nsec = (deadline % 1000) * 1000000;
+    /* Batches still lingering hold memory too: ask the I/O thread to send them now. */
+    p->mem_waiters++;
+    wake(p);
+    int rc = 0;
+    while (p->mem_used + need > p->conf.buffer_memory && p->mem_used > 0 && !p->stop) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
+            rlc_now_ms() >= deadline) {
+            rlc_set_err(p->err, sizeof(p->err),
+                        "producer buffer is full: %zu of buffer.memory=%zu bytes are waiting "
+                        "for acknowledgement after max.block.ms=%d; the broker is slow or "
+                        "unreachable (raise buffer.memory or max.block.ms, or send slower)",
+                        p->mem_used, p->conf.buffer_memory, p->conf.max_block_ms);
+            rc = RL_E_FULL;
+            break;
+        }
+    }
+    p->mem_waiters--;
+    return rc ? rc : p->stop ? RL_E_CLOSED : 0;
+}
+
+/* Makes room for one more opaque pointer before the record goes in, so a failed allocation
+ * never leaves a record in the batch without its callback context. */
+static int opaque_reserve(struct rl_producer *p, struct ppart *pt)
+{
+    if (!p->conf.delivery_cb)
+        return 0;
+    uint32_t n = batch_builder_count(pt->bld);
+    if (n < pt->opq_cap)
+        return 0;
+    uint32_t cap = pt->opq_cap ? pt->opq_cap * 2 : 256;
+    void **o = realloc(pt->opaques, sizeof(void *) * cap);
+    if (!o)
+        return -ENOMEM;
+    pt->opaques = o;
+    pt->opq_cap = cap;
+    return 0;
+}
+
+/* Copies one record into the partition's open batch (lock held). */
+static int part_add(struct rl_producer *p, struct ppart *pt, const struct batch_record_in *rec,
+                    void *opaque, size_t mem)
+{
+    if (!pt->bld) {
+        pt->bld = batch_builder_create(p->conf.batch_size, p->conf.compression,
+                                       p->conf.compression_level);
+        if (!pt->bld)
+            return -ENOMEM;
+        batch_builder_reset(pt->bld, -1, -1, -1);
+    }
+    int rc = opaque_reserve(p, pt);
+    if (rc == 0)
+        rc = batch_builder_add(pt->bld, rec);
+    if (rc == RL_E_FULL) {
+        rc = part_seal(p, pt);
+        if (rc)
+            return rc;
+        wake(p);
+        rc = opaque_reserve(p, pt);
+        if (rc == 0)
+            rc = batch_builder_add(pt->bld, rec);
+    }
+    if (rc)
+        return rc;
+    uint32_t n = batch_builder_count(pt->bld);
+    if (p->conf.delivery_cb)
+        pt->opaques[n - 1] = opaque;
+    if (n == 1) {
+        pt->first_ms = rlc_now_ms();
+        pt->open_deadline_ms = pt->first_ms + p->conf.delivery_timeout_ms;
+        wake(p); /* the I/O thread arms its linger timer */
+    }
+    pt->open_mem += mem;
+    p->mem_used += mem;
+    p->pending++;
+    return 0;
+}
+
+int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition,
+                     const void *key, size_t key_len, const void *value, size_t value_len,
+                     int64_t timestamp_ms, void *opaque)
+{
+    struct ptopic *t;
+    if (!topic)
+        return RL_E_INVALID_ARGUMENT;
+    int rc = topic_get(p, topic, &t);
+    if (rc)
+        return rc;
+    if (p->stop) {
+        rc = RL_E_CLOSED;
+        goto out;
+    }
+    if (partition != RL_PARTITION_ANY && (partition < 0 || partition >= t->meta.partitions)) {
+        rlc_set_err(p->err, sizeof(p->err), "topic \"%s\" has no partition %d (it has %d)",
+                    topic, partition, t->meta.partitions);
+        rc = RL_E_UNKNOWN_PARTITION;
+        goto out;
+    }
+    size_t mem = key_len + value_len + RECORD_OVERHEAD;
+    rc = wait_memory(p, mem);
+    if (rc)
+        goto out;
+    if (partition == RL_PARTITION_ANY)
+        partition = choose_partition(p, t, key, key_len);
+    struct batch_record_in rec = {
+        .key = key, .key_len = key ? key_len : 0, .value = value,
+        .value_len = value ? value_len : 0,
+        .timestamp = timestamp_ms > 0 ? timestamp_ms : rlc_wall_ms(),
+    };
+    rc = part_add(p, &t->parts[partition], &rec, opaque, mem);
+    if (rc == RL_E_BATCH_TOO_LARGE)
+        rlc_set_err(p->err, sizeof(p->err), "record of %zu bytes does not fit in a batch "
+                    "(batch.size=%zu); raise batch.size", key_len + value_len,
+                    p->conf.batch_size);
+    else if (rc)
+        rlc_set_err(p->err, sizeof(p->err), "cannot queue record: %s", rl_strerror(rc));
+out:
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int rl_producer_flush(struct rl_producer *p, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        timeout_ms = p->conf.delivery_timeout_ms + p->conf.request_timeout_ms;
+    int64_t deadline = rlc_now_ms() + timeout_ms;
+    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+    int rc = 0;
+    pthread_mutex_lock(&p->lock);
+    p->flushers++;
+    wake(p);
+    while (p->pending > 0) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
+            rlc_now_ms() >= deadline) {
+            rlc_set_err(p->err, sizeof(p->err), "flush timed out after %d ms with %llu records "
+                        "not yet acknowledged", timeout_ms, (unsigned long long)p->pending);
+            rc = RL_E_TIMED_OUT;
+            break;
+        }
+    }
+    p->flushers--;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void rl_producer_counts(struct rl_producer *p, uint64_t *acked, uint64_t *failed)
+{
+    pthread_mutex_lock(&p->lock);
+    if (acked)
+        *acked = p->acked;
+    if (failed)
+        *failed = p->failed;
+    pthread_mutex_unlock(&p->lock);
+}
+
+const char *rl_producer_last_error(struct rl_producer *p)
+{
+    return p->err;
+}
+
+static void batch_free(struct pbatch *b)
+{
+    free(b->opaques);
+    free(b->error_message);
+    free(b);
+}
+
+int rl_producer_destroy(struct rl_producer *p, int timeout_ms)
+{
+    if (!p)
+        return 0;
+    int rc = rl_producer_flush(p, timeout_ms);
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    wake(p);
+    pthread_join(p->thread, NULL);
+    for (int i = 0; i < p->topic_count; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->meta.partitions; j++) {
+            batch_builder_destroy(t->parts[j].bld);
+            free(t->parts[j].opaques);
+        }
+        free(t->parts);
+        rlc_topic_free(&t->meta);
+        free(t);
+    }
+    for (int i = 0; i < p->broker_count; i++)
+        rlc_conn_close(&p->brokers[i].conn);
+    rlc_meta_destroy(&p->meta);
+    close(p->wake_fd);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+    return rc;
+}
+
+/* --- the I/O thread --------------------------------------------------------------------------- */
+
+/* Settles a batch now or puts it back at the front of its queue for a retry (lock held). */
+static void retry_or_fail(struct rl_producer *p, struct pbatch *b, int code, const char *msg,
+                          int64_t now, struct pbatch **done)
+{
+    struct ppart *pt = b->part;
+    if (rlc_retriable(code) && now < b->deadline_ms && !p->stop) {
+        b->attempts++;
+        b->retry_at_ms = now + rlc_backoff_ms(b->attempts, p->conf.retry_backoff_ms,
+                                              p->conf.retry_backoff_max_ms, rlc_rand(&p->rnd));
+        b->next = pt->q_head;
+        pt->q_head = b;
+        if (!pt->q_tail)
+            pt->q_tail = b;
+        if (rlc_needs_metadata(code) || code < 0)
+            pt->topic->refresh = true;
+        return;
+    }
+    b->error = code;
+    if (code == RL_E_TIMED_OUT || rlc_retriable(code)) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "not acknowledged within delivery.timeout.ms=%d after %d "
+                 "attempts; last error: %s", p->conf.delivery_timeout_ms, b->attempts + 1, msg);
+        b->error_message = strdup(buf);
+        b->error = RL_E_TIMED_OUT;
+    } else {
+        b->error_message = strdup(msg);
+    }
+    b->next = *done;
+    *done = b;
+}
+
+/* Fails every request in flight on a broker connection and closes it (lock held). */
+static void fail_conn(struct rl_producer *p, struct pbroker *br, int code, const char *msg,
+                      int64_t now, struct pbatch **done)
+{
+    /* Newest first, each pushed to the front of its queue: the oldest ends up first again. */
+    while (br->req_count) {
+        struct preq *r = &br->reqs[(br->req_head + br->req_count - 1) % MAX_INFLIGHT_REQS];
+        for (int i = r->n - 1; i >= 0; i--) {
+            r->batches[i]->part->inflight--;
+            retry_or_fail(p, r->batches[i], code, msg, now, done);
+        }
+        br->req_count--;
+    }
+    rlc_conn_close(&br->conn);
+    br->failures++;
+    br->next_try_ms = now + rlc_backoff_ms(br->failures, p->conf.retry_backoff_ms,
+                                           p->conf.retry_backoff_max_ms, rlc_rand(&p->rnd));
+    for (int i = 0; i < p->topic_count; i++)
+        p->topics[i]->refresh = true;
+    rlc_set_err(p->err, sizeof(p->err), "%s", msg);
+}
+
+/* Seals lingering batches, expires old ones, notes which brokers have work (lock held). */
+static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
+{
+    int64_t wake_at = now + 100; /* request and delivery timeouts are checked at least this often */
+    bool hurry = p->flushers > 0 || p->mem_waiters > 0 || p->stop;
+    for (int i = 0; i < p->broker_count; i++)
+        p->brokers[i].want = false;
+    for (int i = 0; i < p->topic_count; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->meta.partitions; j++) {
+            struct ppart *pt = &t->parts[j];
+            if (pt->first_ms) {
+                int64_t due = pt->first_ms + p->conf.linger_ms;
+                if (hurry || now >= due)
+                    part_seal(p, pt);
+                else if (due < wake_at)
+                    wake_at = due;
+            }
+            struct pbatch **pp = &pt->q_head, *last = NULL;
+            while (*pp) {
+                struct pbatch *b = *pp;
+                if (now >= b->deadline_ms || p->stop) {
+                    *pp = b->next;
+                    b->error = p->stop ? RL_E_SHUTTING_DOWN : RL_E_TIMED_OUT;
+                    b->error_message = strdup(p->stop ? "producer closed before the batch was "
+                                              "sent" : "not sent within delivery.timeout.ms; "
+                                              "is the partition's leader reachable?");
+                    b->next = *done;
+                    *done = b;
+                    continue;
+                }
+                last = b;
+                pp = &b->next;
+            }
+            pt->q_tail = last;
+            if (!pt->q_head)
+                continue;
+            if (pt->broker < 0)
+                t->refresh = true;
+            else if (pt->inflight < p->conf.max_in_flight_per_partition)
+                p->brokers[pt->broker].want = true;
+            if (pt->q_head->retry_at_ms > now && pt->q_head->retry_at_ms < wake_at)
+                wake_at = pt->q_head->retry_at_ms;
+        }
+    }
+    for (int i = 0; i < p->broker_count; i++) {
+        struct pbroker *br = &p->brokers[i];
+        if (br->req_count &&
+            now - br->reqs[br->req_head].sent_ms > p->conf.request_timeout_ms) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "broker %s:%u did not answer a produce request within "
+                     "request.timeout.ms=%d", br->addr.host, br->addr.port,
+                     p->conf.request_timeout_ms);
+            fail_conn(p, br, RL_E_REQUEST_TIMED_OUT, msg, now, done);
+        }
+        if (br->want && !rlc_conn_is_open(&br->conn) && br->next_try_ms > now &&
+            br->next_try_ms < wake_at)
+            wake_at = br->next_try_ms;
+    }
+    return wake_at;
+}
+
+/* Refreshes stale topic metadata and opens connections that have work (lock NOT held: both may
+ * wait on the network). */
+static void prepare_network(struct rl_producer *p, int64_t now)
+{
+    if (now - p->refreshed_ms >= p->conf.retry_backoff_ms) {
+        for (int i = 0; i < RLC_MAX_TOPICS; i++) {
+            pthread_mutex_lock(&p->lock);
+            struct ptopic *t = i < p->topic_count ? p->topics[i] : NULL;
+            bool stale = t && t->refresh;
+            pthread_mutex_unlock(&p->lock);
+            if (!t)
+                break;
+            if (!stale)
+                continue;
+            struct rlc_topic m;
+            p->refreshed_ms = now;
+            if (rlc_meta_topic(&p->meta, t->meta.name, true, &m) != 0)
+                continue; /* batches wait; their deadline bounds the wait */
+            pthread_mutex_lock(&p->lock);
+            if (m.partitions == t->meta.partitions)
+                memcpy(t->meta.leaders, m.leaders, sizeof(int32_t) * (size_t)m.partitions);
+            topic_route(p, t);
+            t->refresh = false;
+            pthread_mutex_unlock(&p->lock);
+            rlc_topic_free(&m);
+        }
+    }
+    for (int i = 0; i < p->broker_count; i++) {
+        struct pbroker *br = &p->brokers[i];
+        if (!br->want || rlc_conn_is_open(&br->conn) || br->next_try_ms > now)
+            continue;
+        if (rlc_conn_open(&br->conn, &br->addr, p->conf.connect_timeout_ms) == 0) {
+            br->failures = 0;
+            continue;
+        }
+        pthread_mutex_lock(&p->lock);
+        br->failures++;
+        br->next_try_ms = rlc_now_ms() + rlc_backoff_ms(br->failures, p->conf.retry_backoff_ms,
+                                                        p->conf.retry_backoff_max_ms,
+                                                        rlc_rand(&p->rnd));
+        rlc_set_err(p->err, sizeof(p->err), "%s", br->conn.err);
+        for (int j = 0; j < p->topic_count; j++)
+            p->topics[j]->refresh = true;
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+/* Picks at most one batch per partition led by broker bi into r (lock held). */
+static void pick_batches(struct rl_producer *p, int bi, int64_t now, struct preq *r)
+{
+    size_t bytes = 0;
+    r->n = 0;
+    for (int i = 0; i < p->topic_count && r->n < MAX_REQ_BATCHES; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->meta.partitions && r->n < MAX_REQ_BATCHES; j++) {
+            struct ppart *pt = &t->parts[j];
+            struct pbatch *b = pt->q_head;
+            if (!b || pt->broker != bi || b->retry_at_ms > now ||
+                pt->inflight >= p->conf.max_in_flight_per_partition)
+                continue;
+            if (r->n > 0 && bytes + b->len > MAX_REQ_BYTES)
+                return;
+            pt->q_head = b->next;
+            if (!pt->q_head)
+                pt->q_tail = NULL;
+            b->next = NULL;
+            pt->inflight++;
+            bytes += b->len;
+            r->batches[r->n++] = b;
+        }
+    }
+}
+
+/* Encodes and queues one Produce request for the batches in r (lock held). */
+static int queue_request(struct rl_producer *p, struct pbroker *br, struct preq *r)
+{
+    Ringlog__ProduceTopic tps[MAX_REQ_BATCHES], *tpp[MAX_REQ_BATCHES];
+    Ringlog__ProducePartition pps[MAX_REQ_BATCHES], *ppp[MAX_REQ_BATCHES];
+    struct iovec iov[MAX_REQ_BATCHES];
+    size_t nt = 0;
+    for (int i = 0; i < r->n; i++) {
+        struct pbatch *b = r->batches[i];
+        ringlog__produce_partition__init(&pps[i]);
+        pps[i].partition = (uint32_t)b->part->id;
+        pps[i].data_len = b->len;
+        ppp[i] = &pps[i];
+        iov[i].iov_base = b->data;
+        iov[i].iov_len = b->len;
+        /* Batches of one topic are adjacent (picked topic by topic): group them. */
+        if (nt == 0 || strcmp(tps[nt - 1].name, b->part->topic->meta.name) != 0) {
+            ringlog__produce_topic__init(&tps[nt]);
+            tps[nt].name = b->part->topic->meta.name;
+            tps[nt].partitions = &ppp[i];
+            tpp[nt] = &tps[nt];
+            nt++;
+        }
+        tps[nt - 1].n_partitions++;
+    }
+    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+    pr.acks = p->conf.acks;
+    pr.timeout_ms = (uint32_t)p->conf.request_timeout_ms;
+    pr.topics = tpp;
+    pr.n_topics = nt;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.client_id = p->conf.client_id;
+    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+    req.produce = &pr;
+    return rlc_conn_queue(&br->conn, &req, iov, r->n, &r->corr);
+}
+
+static void fill_requests(struct rl_producer *p, int64_t now, struct pbatch **done)
+{
+    for (int i = 0; i < p->broker_count; i++) {
+        struct pbroker *br = &p->brokers[i];
+        while (br->want && rlc_conn_is_open(&br->conn) && br->next_try_ms <= now &&
+               br->req_count < (unsigned)p->conf.max_in_flight) {
+            struct preq *r = &br->reqs[(br->req_head + br->req_count) % MAX_INFLIGHT_REQS];
+            pick_batches(p, i, now, r);
+            if (r->n == 0)
+                break;
+            r->sent_ms = now;
+            br->req_count++;
+            int rc = queue_request(p, br, r);
+            if (rc) {
+                fail_conn(p, br, rc, "cannot encode a produce request", now, done);
+                break;
+            }
+        }
+    }
+}
+
+/* Finds a partition's result in a Produce answer. */
+static const Ringlog__ProducePartitionResult *find_result(const Ringlog__ProduceResponse *pr,
+                                                          const struct pbatch *b)
+{
+    for (size_t i = 0; pr && i < pr->n_topics; i++) {
+        const Ringlog__ProduceTopicResult *tr = pr->topics[i];
+        if (!tr->name || strcmp(tr->name, b->part->topic->meta.name) != 0)
+            continue;
+        for (size_t j = 0; j < tr->n_partitions; j++)
+            if (tr->partitions[j]->partition == (uint32_t)b->part->id)
+                return tr->partitions[j];
+    }
+    return NULL;
+}
+
+/* Files the answer to the oldest request in flight on br (lock held). */
+static void handle_answer(struct rl_producer *p, struct pbroker *br, Ringlog__Response *resp,
+                          int64_t now, struct pbatch **done)
+{
+    if (br->req_count == 0 || resp->correlation_id != br->reqs[br->req_head].corr) {
+        if (p->conf.acks == 0)
+            return; /* answers to acks=0 requests we already settled */
+        fail_conn(p, br, RL_E_FRAME_MALFORMED, "broker answered out of order", now, done);
+        return;
+    }
+    struct preq *r = &br->reqs[br->req_head];
+    br->req_head = (br->req_head + 1) % MAX_INFLIGHT_REQS;
+    br->req_count--;
+    if (resp->throttle_ms)
+        br->next_try_ms = now + resp->throttle_ms;
+    const Ringlog__ProduceResponse *pr =
+        resp->body_case == RINGLOG__RESPONSE__BODY_PRODUCE ? resp->produce : NULL;
+    for (int i = 0; i < r->n; i++) {
+        struct pbatch *b = r->batches[i];
+        b->part->inflight--;
+        const Ringlog__ProducePartitionResult *res = resp->error_code ? NULL
+                                                                      : find_result(pr, b);
+        int code = resp->error_code ? resp->error_code : res ? res->error_code
+                                                             : RL_E_FRAME_MALFORMED;
+        if (code == 0) {
+            b->base_offset = res->base_offset;
+            b->next = *done;
+            *done = b;
+            continue;
+        }
+        const char *msg = resp->error_code ? resp->error_message
+                          : res            ? res->error_message
+                                           : "broker's answer lacks the partition";
+        char buf[400];
+        snprintf(buf, sizeof(buf), "topic \"%s\" partition %d: %s", b->part->topic->meta.name,
+                 b->part->id, msg && msg[0] ? msg : rl_strerror(code));
+        retry_or_fail(p, b, code, buf, now, done);
+    }
+}
+
+/* With acks=0 a request is settled once its bytes are written (lock held). */
+static void settle_written(struct rl_producer *p, struct pbroker *br, struct pbatch **done)
+{
+    while (p->conf.acks == 0 && br->req_count > br->conn.out_count) {
+        struct preq *r = &br->reqs[br->req_head];
+        for (int i = 0; i < r->n; i++) {
+            r->batches[i]->part->inflight--;
+            r->batches[i]->base_offset = -1;
+            r->batches[i]->next = *done;
+            *done = r->batches[i];
+        }
+        br->req_head = (br->req_head + 1) % MAX_INFLIGHT_REQS;
+        br->req_count--;
+    }
+}
+
+/* Writes and reads one broker connection after poll said it is ready. */
+static void service(struct rl_producer *p, struct pbroker *br, short revents,
+                    struct pbatch **done)
+{
+    int rc = rlc_conn_flush(&br->conn);
+    pthread_mutex_lock(&p->lock);
+    settle_written(p, br, done);
+    pthread_mutex_unlock(&p->lock);
+    while (rc == 0 && (revents & (POLLIN | POLLERR | POLLHUP))) {
+        Ringlog__Response *resp;
+        const uint8_t *data;
+        size_t dlen;
+        rc = rlc_conn_read(&br->conn, &resp, &data, &dlen);
+        if (rc <= 0)
+            break;
+        pthread_mutex_lock(&p->lock);
+        handle_answer(p, br, resp, rlc_now_ms(), done);
+        pthread_mutex_unlock(&p->lock);
+        ringlog__response__free_unpacked(resp, NULL);
+        rc = 0;
+        if (!rlc_conn_is_open(&br->conn))
+            return;
+    }
+    if (rc < 0) {
+        pthread_mutex_lock(&p->lock);
+        fail_conn(p, br, rc, br->conn.err, rlc_now_ms(), done);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+/* Runs delivery callbacks for settled batches, then frees them and their memory. */
+static void settle(struct rl_producer *p, struct pbatch *done)
+{
+    if (!done)
+        return;
+    if (p->conf.delivery_cb) {
+        for (struct pbatch *b = done; b; b = b->next) {
+            struct rl_delivery d = {
+                .topic = b->part->topic->meta.name, .partition = b->part->id,
+                .error = b->error, .error_message = b->error_message ? b->error_message : "",
+            };
+            for (uint32_t i = 0; i < b->count; i++) {
+                d.offset = b->error || b->base_offset < 0 ? -1 : b->base_offset + i;
+                d.opaque = b->opaques ? b->opaques[i] : NULL;
+                p->conf.delivery_cb(p->conf.delivery_ctx, &d);
+            }
+        }
+    }
+    pthread_mutex_lock(&p->lock);
+    while (done) {
+        struct pbatch *b = done;
+        done = b->next;
+        p->mem_used -= b->mem;
+        p->pending -= b->count;
+        if (b->error) {
+            p->failed += b->count;
+            if (b->error_message)
+                rlc_set_err(p->err, sizeof(p->err), "%s", b->error_message);
+        } else {
+            p->acked += b->count;
+        }
+        batch_free(b);
+    }
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Waits for socket readiness, the wake-up eventfd, or the next timer; then services sockets. */
+static void wait_and_service(struct rl_producer *p, int64_t wake_at, struct pbatch **done)
+{
+    struct pollfd pfd[RLC_MAX_BROKERS + 1];
+    int idx[RLC_MAX_BROKERS + 1];
+    int n = 0;
+    pfd[n].fd = p->wake_fd;
+    pfd[n].events = POLLIN;
+    idx[n++] = -1;
+    for (int i = 0; i < p->broker_count; i++) {
+        struct pbroker *br = &p->brokers[i];
+        if (!rlc_conn_is_open(&br->conn))
+            continue;
+        pfd[n].fd = br->conn.fd;
+        pfd[n].events = POLLIN | (rlc_conn_wants_write(&br->conn) ? POLLOUT : 0);
+        idx[n++] = i;
+    }
+    int64_t left = wake_at - rlc_now_ms();
+    int r = poll(pfd, (nfds_t)n, left > 0 ? (int)left : 0);
+    if (r <= 0)
+        return;
+    if (pfd[0].revents) {
+        uint64_t v;
+        ssize_t rd = read(p->wake_fd, &v, sizeof(v));
+        (void)rd;
+    }
+    for (int k = 1; k < n; k++)
+        if (pfd[k].revents)
+            service(p, &p->brokers[idx[k]], pfd[k].revents, done);
+}
+
+static void *io_main(void *arg)
+{
+    struct rl_producer *p = arg;
+    for (;;) {
+        struct pbatch *done = NULL;
+        pthread_mutex_lock(&p->lock);
+        bool stop = p->stop;
+        int64_t now = rlc_now_ms();
+        if (stop) {
+            for (int i = 0; i < p->broker_count; i++)
+                fail_conn(p, &p->brokers[i], RL_E_SHUTTING_DOWN, "producer closed before the "
+                          "broker answered", now, &done);
+        }
+        int64_t wake_at = scan(p, now, &done);
+        pthread_mutex_unlock(&p->lock);
+        settle(p, done);
+        if (stop)
+            break;
+        done = NULL;
+        prepare_network(p, rlc_now_ms());
+        pthread_mutex_lock(&p->lock);
+        now = rlc_now_ms();
+        fill_requests(p, now, &done);
+        pthread_mutex_unlock(&p->lock);
+        for (int i = 0; i < p->broker_count; i++) {
+            struct pbroker *br = &p->brokers[i];
+            if (rlc_conn_is_open(&br->conn) && rlc_conn_wants_write(&br->conn))
+                service(p, br, 0, &done);
+        }
+        settle(p, done);
+        done = NULL;
+        wait_and_service(p, wake_at, &done);
+        settle(p, done);
+    }
+    return NULL;
+}
