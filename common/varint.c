@@ -5,17 +5,7 @@
  */
 #include "common/varint.h"
 
-static size_t uleb_size(uint64_t u)
-{
-    size_t n = 1;
-    while (u >= 0x80) {
-        u >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t uleb_write(uint8_t *out, uint64_t u)
+size_t varint_write_slow(uint8_t *out, uint64_t u)
 {
     size_t n = 0;
     while (u >= 0x80) {
@@ -49,26 +39,6 @@ static size_t uleb_read(const uint8_t *buf, size_t len, size_t max_bytes, unsign
         }
     }
     return 0;
-}
-
-size_t varint_size32(int32_t v)
-{
-    return uleb_size(varint_zigzag32(v));
-}
-
-size_t varint_size64(int64_t v)
-{
-    return uleb_size(varint_zigzag64(v));
-}
-
-size_t varint_write32(uint8_t *out, int32_t v)
-{
-    return uleb_write(out, varint_zigzag32(v));
-}
-
-size_t varint_write64(uint8_t *out, int64_t v)
-{
-    return uleb_write(out, varint_zigzag64(v));
 }
 
 size_t varint_read32_slow(const uint8_t *buf, size_t len, int32_t *out)

@@ -9,8 +9,8 @@
  * and reject encodings whose value does not fit the type (bits set beyond bit 31 or 63). They
  * accept non-minimal encodings (0x80 0x00 for zero), as Kafka does. Nothing here allocates.
  *
- * The one-byte case (values -64..63, i.e. most lengths, deltas and counts in small records) is
- * inline; longer encodings go through the out-of-line readers in varint.c.
+ * Sizes are computed inline; the one-byte case of reads and writes (values -64..63, i.e. most
+ * deltas, counts and short lengths) is inline too, longer encodings go through varint.c.
  */
 #ifndef RL_COMMON_VARINT_H
 #define RL_COMMON_VARINT_H
@@ -41,14 +41,47 @@ static inline int64_t varint_unzigzag64(uint64_t u)
     return (int64_t)((u >> 1) ^ (0u - (u & 1)));
 }
 
+static inline size_t varint_uleb_size(uint64_t u)
+{
+    /* 7 value bits per byte: bytes = ceil(significant bits / 7), at least 1. */
+    return u < 0x80 ? 1 : (size_t)(64 - __builtin_clzll(u) + 6) / 7;
+}
+
 /* Bytes the encoding of v takes (1..5 for a varint, 1..10 for a varlong). */
-size_t varint_size32(int32_t v);
-size_t varint_size64(int64_t v);
+static inline size_t varint_size32(int32_t v)
+{
+    return varint_uleb_size(varint_zigzag32(v));
+}
+
+static inline size_t varint_size64(int64_t v)
+{
+    return varint_uleb_size(varint_zigzag64(v));
+}
+
+/* Out-of-line writer for any encoding length; prefer varint_write32/64 below. */
+size_t varint_write_slow(uint8_t *out, uint64_t u);
 
 /* Writes v at out, which must have room for varint_size32(v) (at most VARINT_MAX_BYTES) or
  * varint_size64(v) bytes. Returns the number of bytes written. */
-size_t varint_write32(uint8_t *out, int32_t v);
-size_t varint_write64(uint8_t *out, int64_t v);
+static inline size_t varint_write32(uint8_t *out, int32_t v)
+{
+    uint32_t u = varint_zigzag32(v);
+    if (u < 0x80) {
+        out[0] = (uint8_t)u;
+        return 1;
+    }
+    return varint_write_slow(out, u);
+}
+
+static inline size_t varint_write64(uint8_t *out, int64_t v)
+{
+    uint64_t u = varint_zigzag64(v);
+    if (u < 0x80) {
+        out[0] = (uint8_t)u;
+        return 1;
+    }
+    return varint_write_slow(out, u);
+}
 
 /* Out-of-line readers for any encoding length; prefer varint_read32/64 below. */
 size_t varint_read32_slow(const uint8_t *buf, size_t len, int32_t *out);
