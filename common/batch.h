@@ -115,7 +115,11 @@ struct batch_record_header {
     int32_t value_len;
 };
 
-/* A record to add to a builder; the builder copies the bytes, the caller keeps ownership. */
+/* A record to add to a builder; the builder copies the bytes, the caller keeps ownership.
+ * A NULL key (value) is a null key (value) and needs key_len (value_len) 0; an empty one is a
+ * non-NULL pointer with length 0. headers may be NULL only when header_count is 0. In a header
+ * the key is never null (NULL with key_len 0 is written as empty) and a NULL value is null
+ * (value_len -1 or 0). */
 struct batch_record_in {
     const void *key; /* NULL for a null key */
     size_t key_len;
@@ -142,7 +146,8 @@ uint32_t batch_peek_len(const uint8_t *buf);
 /* Writes base_offset and leader_epoch into the header in place. The checksum stays valid. */
 void batch_stamp(uint8_t *batch, uint64_t base_offset, uint32_t leader_epoch);
 
-/* Computes the checksum a batch of batch_len bytes should carry. */
+/* Computes the checksum a batch of batch_len bytes should carry (0 when batch_len < 24). Uses an
+ * AVX2 build of XXH3 for large batches when the CPU has it; the value is the same either way. */
 uint64_t batch_compute_checksum(const uint8_t *batch, uint32_t batch_len);
 
 /* Header check plus: len >= batch_len (RL_E_BATCH_SHORT) and checksum (RL_E_BATCH_CHECKSUM).
@@ -169,7 +174,9 @@ void batch_builder_reset(struct batch_builder *b, int64_t producer_id, int16_t p
 
 /* Appends one record. Returns 0, or RL_E_FULL when it does not fit (the batch is unchanged;
  * finish it and start another; a record that cannot fit even in an empty batch gets
- * RL_E_BATCH_TOO_LARGE), or RL_E_INVALID_ARGUMENT. Copies key, value and headers. */
+ * RL_E_BATCH_TOO_LARGE), or RL_E_INVALID_ARGUMENT (pointer/length mismatch as described at
+ * struct batch_record_in, or a timestamp whose delta from the batch's first record overflows
+ * int64). On any error the batch is unchanged. Copies key, value and headers; no allocation. */
 int batch_builder_add(struct batch_builder *b, const struct batch_record_in *rec);
 
 /* Records and uncompressed record bytes added since the last reset. */
@@ -180,29 +187,36 @@ size_t batch_builder_bytes(const struct batch_builder *b);
  * would not shrink the records), fills the header (base_offset 0, leader_epoch 0) and the
  * checksum. *out points into the builder's buffer and stays valid until the next reset/add/
  * destroy. Returns the batch length (> 0), or RL_E_BATCH_EMPTY when no record was added, or
- * another negative code. */
+ * another negative code. More records may be added after finish; finishing again then yields
+ * one batch holding every record since the reset. */
 int batch_builder_finish(struct batch_builder *b, const uint8_t **out);
 
 /* --- reader (consumer side, and deep validation) ---------------------------------------------- */
 
 struct batch_reader;
 
-/* Creates a reader whose scratch buffer (for decompression) holds at most max_records_bytes.
+/* Creates a reader whose scratch buffer (for decompression) holds at most max_records_bytes
+ * (clamped to RL_BATCH_MAX_BYTES), allocated here once, with one zstd context.
  * Returns NULL on allocation failure. */
 struct batch_reader *batch_reader_create(size_t max_records_bytes);
 void batch_reader_destroy(struct batch_reader *r);
 
 /* Opens one whole batch for iteration: validates it (batch_validate) and decompresses its records
  * section into the scratch buffer when compressed (RL_E_BATCH_DECOMPRESS on failure or when the
- * result exceeds the scratch size). The batch bytes must stay valid while iterating. Fills *h
- * when not NULL. Returns 0 or a negative code. */
+ * result exceeds the scratch size). Also RL_E_BATCH_COUNT when the (decompressed) records
+ * section is too small to hold record_count records (each takes at least 7 bytes). The batch
+ * bytes must stay valid while iterating. Fills *h when not NULL. Returns 0 or a negative code;
+ * after a failed open, batch_reader_next returns that code. */
 int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
                       struct batch_header *h);
 
 /* Decodes the next record into *rec. Returns 1 when a record was produced, 0 at the end (after
  * checking that exactly record_count records were present and the section was consumed exactly:
  * RL_E_BATCH_COUNT otherwise), or RL_E_BATCH_VARINT / RL_E_BATCH_RECORD / RL_E_BATCH_OFFSETS for
- * a malformed record. */
+ * a malformed record: VARINT for an encoding that is too long or overflows, RECORD for lengths
+ * that exceed the record (or a record that does not end where its length says), OFFSETS when
+ * the offset delta of record i is not i. Headers are checked here too, so batch_header_next
+ * cannot fail on a record this returned. Errors are sticky until the next open. */
 int batch_reader_next(struct batch_reader *r, struct batch_record *rec);
 
 /* Walks the headers of a record: *pos starts at 0. Returns 1 with *out filled, 0 when done, or a
