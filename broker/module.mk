@@ -1,3 +1,6 @@
 # broker/: ringlogd (the native protocol server, topics, HTTP admin and metrics).
 BROKER_SRCS += broker/arena.c broker/frame.c broker/config.c broker/metalog.c broker/topics.c \
                broker/shard.c broker/api.c broker/http.c
+
+# Shared test helpers (tests/lib): broker processes and a blocking protocol client.
+TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c

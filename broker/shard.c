@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -29,6 +30,9 @@
 #include "storage/plog.h"
 
 static void conn_process(struct conn *c);
+
+#define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
+#define SHARD_BIND_RETRY_MS 50
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
@@ -94,8 +98,19 @@ static int shard_listen(const char *host, uint16_t port, int *fd_out, uint16_t *
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1024)) {
-        int e = -errno;
+    /* After a crash the previous process's listener can outlive it briefly (an io_uring's
+     * pending accept holds it until the kernel tears the ring down asynchronously), so a
+     * restart retries an address in use for a bounded time instead of failing at once. */
+    int rc = 0;
+    for (int attempt = 0; attempt < SHARD_BIND_ATTEMPTS; attempt++) {
+        rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+        if (rc != -EADDRINUSE || port == 0)
+            break;
+        struct timespec ts = {0, SHARD_BIND_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc || listen(fd, 1024)) {
+        int e = rc ? rc : -errno;
         close(fd);
         return e;
     }

@@ -1,0 +1,292 @@
+/*
+ * test_broker: ringlogd end to end over the native protocol, with real broker processes on
+ * 127.0.0.1 (ephemeral ports, temporary data directories): metadata, topics, produce, fetch,
+ * list offsets, pipelining, long-polling, HTTP metrics and status.
+ */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/batch.h"
+#include "common/err.h"
+#include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_client.h"
+
+static struct tl_broker broker;
+static struct tl_conn conn;
+
+static void setup(void)
+{
+    int rc = tl_broker_start(&broker, NULL, 20000);
+    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
+    rc = tl_connect(&conn, broker.host, broker.port, 5000);
+    cr_assert_eq(rc, 0, "connect: %s", rl_strerror(rc));
+}
+
+static void teardown(void)
+{
+    tl_close(&conn);
+    if (broker.pid && tl_broker_stop(&broker, SIGTERM, 20000) != 0)
+        tl_broker_dump_log(&broker, 40);
+    tl_broker_cleanup(&broker);
+}
+
+TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ApiVersions lists every served API at version 0 and names the node. */
+Test(broker, api_versions)
+{
+    Ringlog__ApiVersionsRequest av = RINGLOG__API_VERSIONS_REQUEST__INIT;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_API_VERSIONS;
+    req.api_versions = &av;
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
+    cr_assert_eq(resp->error_code, 0);
+    cr_assert_eq(resp->body_case, RINGLOG__RESPONSE__BODY_API_VERSIONS);
+    cr_assert_geq(resp->api_versions->n_apis, 9);
+    cr_assert_eq(resp->api_versions->node_id, 0);
+}
+
+/* A created topic shows in Metadata with its partitions, leader and partitioner. */
+Test(broker, create_topic_and_metadata)
+{
+    char msg[256];
+    cr_assert_eq(tl_create_topic(&conn, "orders", 4, NULL, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(tl_create_topic(&conn, "orders", 4, NULL, msg, sizeof(msg)), RL_E_TOPIC_EXISTS);
+    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
+    mr.all_topics = 1;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
+    req.metadata = &mr;
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
+    Ringlog__MetadataResponse *m = resp->metadata;
+    cr_assert_not_null(m);
+    cr_assert_eq(m->n_brokers, 1);
+    cr_assert_eq(m->brokers[0]->port, broker.port);
+    cr_assert_eq(m->n_topics, 1);
+    cr_assert_str_eq(m->topics[0]->name, "orders");
+    cr_assert_eq(m->topics[0]->n_partitions, 4);
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(m->topics[0]->partitions[i]->partition, i);
+        cr_assert_eq(m->topics[0]->partitions[i]->leader, 0);
+    }
+}
+
+/* Records produced with acks=1 come back from Fetch in order with stamped offsets, and
+ * ListOffsets reports earliest and latest. */
+Test(broker, produce_fetch_roundtrip)
+{
+    cr_assert_eq(tl_create_topic(&conn, "t", 2, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(10, "value-", &b);
+    cr_assert_gt(len, 0);
+    int64_t base = -1;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(tl_produce(&conn, "t", 1, b, (uint32_t)len, 1, &base), 0);
+        cr_assert_eq(base, 10 * i);
+    }
+    free(b);
+    struct tl_fetch_result fr;
+    struct tl_fetch f = {.topic = "t", .partition = 1, .offset = 0, .max_bytes = 1 << 20};
+    cr_assert_eq(tl_fetch(&conn, &f, &fr), 0, "%s", fr.error_message);
+    cr_assert_eq(fr.records, 30);
+    cr_assert_eq(fr.high_watermark, 30);
+    /* The records decode and carry their values in order. */
+    struct batch_reader *rd = batch_reader_create(1 << 20);
+    uint32_t pos = 0, seen = 0;
+    while (pos < fr.data_len) {
+        struct batch_header h;
+        cr_assert_eq(batch_reader_open(rd, fr.data + pos, fr.data_len - pos, &h), 0);
+        struct batch_record rec;
+        while (batch_reader_next(rd, &rec) == 1) {
+            char want[32];
+            snprintf(want, sizeof(want), "value-%u", seen % 10);
+            cr_assert_eq(rec.offset, seen);
+            cr_assert_eq((size_t)rec.value_len, strlen(want));
+            cr_assert_eq(memcmp(rec.value, want, strlen(want)), 0);
+            seen++;
+        }
+        pos += h.batch_len;
+    }
+    batch_reader_destroy(rd);
+    cr_assert_eq(seen, 30);
+    int64_t off;
+    cr_assert_eq(tl_list_offset(&conn, "t", 1, -2, &off), 0);
+    cr_assert_eq(off, 0);
+    cr_assert_eq(tl_list_offset(&conn, "t", 1, -1, &off), 0);
+    cr_assert_eq(off, 30);
+    cr_assert_eq(tl_list_offset(&conn, "t", 0, -1, &off), 0);
+    cr_assert_eq(off, 0);
+    /* Fetching from the middle returns only what is at or after the offset. */
+    f.offset = 25;
+    cr_assert_eq(tl_fetch(&conn, &f, &fr), 0);
+    cr_assert_eq(fr.records, 5);
+}
+
+/* acks=0 is answered at once with the offsets already assigned; the data is then readable. */
+Test(broker, produce_acks0)
+{
+    cr_assert_eq(tl_create_topic(&conn, "a0", 1, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(5, "x", &b);
+    int64_t base = -1;
+    cr_assert_eq(tl_produce(&conn, "a0", 0, b, (uint32_t)len, 0, &base), 0);
+    cr_assert_eq(base, 0);
+    cr_assert_eq(tl_produce(&conn, "a0", 0, b, (uint32_t)len, 0, &base), 0);
+    cr_assert_eq(base, 5);
+    free(b);
+    struct tl_fetch_result fr;
+    struct tl_fetch f = {.topic = "a0", .offset = 0, .min_bytes = 1, .max_wait_ms = 5000};
+    uint32_t total = 0;
+    for (int i = 0; i < 10 && total < 10; i++) {
+        f.offset = total;
+        cr_assert_eq(tl_fetch(&conn, &f, &fr), 0);
+        total += fr.records;
+    }
+    cr_assert_eq(total, 10);
+}
+
+/* Many requests sent before reading any response are all answered, in request order. */
+Test(broker, pipelining_in_order)
+{
+    cr_assert_eq(tl_create_topic(&conn, "p", 1, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(2, "v", &b);
+    enum { N = 200 };
+    uint32_t corr[N];
+    for (int i = 0; i < N; i++) {
+        Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
+        pp.partition = 0;
+        pp.data_len = (uint32_t)len;
+        Ringlog__ProducePartition *pps[1] = {&pp};
+        Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
+        pt.name = (char *)"p";
+        pt.n_partitions = 1;
+        pt.partitions = pps;
+        Ringlog__ProduceTopic *pts[1] = {&pt};
+        Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+        pr.acks = 1;
+        pr.n_topics = 1;
+        pr.topics = pts;
+        Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
+        Ringlog__Request req = RINGLOG__REQUEST__INIT;
+        if (i % 3 == 2) { /* interleave a request answered at once */
+            req.body_case = RINGLOG__REQUEST__BODY_METADATA;
+            req.metadata = &mr;
+            int64_t c = tl_send(&conn, &req, NULL, 0);
+            cr_assert_geq(c, 0);
+            corr[i] = (uint32_t)c;
+        } else {
+            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+            req.produce = &pr;
+            int64_t c = tl_send(&conn, &req, b, (uint32_t)len);
+            cr_assert_geq(c, 0);
+            corr[i] = (uint32_t)c;
+        }
+    }
+    free(b);
+    int64_t last_base = -1;
+    for (int i = 0; i < N; i++) {
+        Ringlog__Response *resp;
+        cr_assert_eq(tl_recv(&conn, 10000, &resp, NULL, NULL), 0, "response %d", i);
+        cr_assert_eq(resp->correlation_id, corr[i], "response %d out of order", i);
+        cr_assert_eq(resp->error_code, 0);
+        if (resp->body_case == RINGLOG__RESPONSE__BODY_PRODUCE) {
+            int64_t base = resp->produce->topics[0]->partitions[0]->base_offset;
+            cr_assert_gt(base, last_base);
+            last_base = base;
+        }
+    }
+}
+
+/* Whether a response is waiting on c within ms (poll with a deadline). */
+static bool response_within(struct tl_conn *c, int ms)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+/* A fetch waiting on an empty partition returns as soon as a record arrives from another
+ * connection: it is still unanswered 300 ms in, and answered well before its 20 s max wait. */
+Test(broker, long_poll_wakes_on_append)
+{
+    cr_assert_eq(tl_create_topic(&conn, "lp", 1, NULL, NULL, 0), 0);
+    Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
+    Ringlog__FetchPartition *fps[1] = {&fp};
+    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
+    ft.name = (char *)"lp";
+    ft.n_partitions = 1;
+    ft.partitions = fps;
+    Ringlog__FetchTopic *fts[1] = {&ft};
+    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
+    fr.max_wait_ms = 20000;
+    fr.min_bytes = 1;
+    fr.n_topics = 1;
+    fr.topics = fts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
+    req.fetch = &fr;
+    cr_assert_geq(tl_send(&conn, &req, NULL, 0), 0);
+    cr_assert_not(response_within(&conn, 300), "fetch answered before any data arrived");
+    struct tl_conn prod;
+    cr_assert_eq(tl_connect(&prod, broker.host, broker.port, 5000), 0);
+    uint8_t *b;
+    int len = tl_make_batch(1, "wake", &b);
+    uint64_t t0 = tl_now_ms();
+    cr_assert_eq(tl_produce(&prod, "lp", 0, b, (uint32_t)len, 1, NULL), 0);
+    free(b);
+    Ringlog__Response *resp;
+    const uint8_t *data;
+    uint32_t dlen;
+    cr_assert_eq(tl_recv(&conn, 20000, &resp, &data, &dlen), 0);
+    uint64_t waited = tl_now_ms() - t0;
+    cr_assert_lt(waited, 2000, "fetch took %llu ms after the append", (unsigned long long)waited);
+    cr_assert_eq(resp->fetch->topics[0]->partitions[0]->error_code, 0);
+    cr_assert_gt(resp->fetch->topics[0]->partitions[0]->data_len, 0);
+    tl_close(&prod);
+}
+
+/* With no data arriving, a long poll returns empty once max_wait has passed (not before). */
+Test(broker, long_poll_times_out_empty)
+{
+    cr_assert_eq(tl_create_topic(&conn, "idle", 1, NULL, NULL, 0), 0);
+    struct tl_fetch f = {.topic = "idle", .max_wait_ms = 400, .min_bytes = 1};
+    struct tl_fetch_result fr;
+    uint64_t t0 = tl_now_ms();
+    cr_assert_eq(tl_fetch(&conn, &f, &fr), 0);
+    uint64_t took = tl_now_ms() - t0;
+    cr_assert_eq(fr.data_len, 0);
+    cr_assert_geq(took, 380, "returned after %llu ms", (unsigned long long)took);
+    cr_assert_lt(took, 5000);
+}
+
+/* /metrics serves Prometheus text with per-partition and per-API series; /v1/status JSON. */
+Test(broker, http_metrics_and_status)
+{
+    cr_assert_eq(tl_create_topic(&conn, "m", 1, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(7, "v", &b);
+    cr_assert_eq(tl_produce(&conn, "m", 0, b, (uint32_t)len, 1, NULL), 0);
+    free(b);
+    static char body[1 << 20];
+    int st = tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body), 5000);
+    cr_assert_eq(st, 200);
+    cr_assert_not_null(strstr(body, "ringlog_partition_records_in_total{topic=\"m\",partition=\"0\"} 7"),
+                       "%.2000s", body);
+    cr_assert_not_null(strstr(body, "ringlog_partition_log_end_offset{topic=\"m\",partition=\"0\"} 7"));
+    cr_assert_not_null(strstr(body, "ringlog_requests_total{api=\"produce\"} 1"));
+    cr_assert_not_null(strstr(body, "ringlog_request_latency_seconds_bucket{api=\"produce\""));
+    cr_assert_not_null(strstr(body, "ringlog_connections 1"));
+    cr_assert_not_null(strstr(body, "ringlog_pending_fsync_bytes"));
+    st = tl_http_get(broker.host, broker.http_port, "/v1/status", body, sizeof(body), 5000);
+    cr_assert_eq(st, 200);
+    cr_assert_not_null(strstr(body, "\"status\":\"serving\""), "%s", body);
+    cr_assert_not_null(strstr(body, "\"records\":7"), "%s", body);
+    st = tl_http_get(broker.host, broker.http_port, "/nope", body, sizeof(body), 5000);
+    cr_assert_eq(st, 404);
+}
