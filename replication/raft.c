@@ -867,8 +867,12 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
         if (from_leader(m->type)) {
             /* Tell a deposed leader (which may not hear anyone else) about the new term. */
             msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
-        } else if (m->type == RAFT_MSG_PREVOTE) {
-            struct raft_msg *resp = msg_new(r, RAFT_MSG_PREVOTE_RESP, m->from);
+        } else if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+            /* Refuse with our term. A candidate whose configuration names only peers that
+             * are ahead of it would otherwise never learn the term it has to beat. */
+            bool pre = m->type == RAFT_MSG_PREVOTE;
+            struct raft_msg *resp =
+                msg_new(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
             if (resp)
                 resp->flags = RAFT_MSG_F_REJECT;
         }

@@ -20,11 +20,14 @@
 
 #define SIM_MAX_NODES 7
 #define SIM_NET_MAX 4096         /* messages in flight; beyond this the network drops */
-#define SIM_TRACE_LINES 300      /* trace lines kept (the tail is printed on failure) */
+#ifndef SIM_TRACE_LINES
+#define SIM_TRACE_LINES 300 /* trace lines kept (the tail is printed on failure) */
+#endif
 #define SIM_TRACE_LINE_BYTES 200
 #define SIM_ARENA_CHUNK (1u << 20)
 #define SIM_MAX_TERMS (1u << 16) /* terms a run may reach */
 #define SIM_REG_BITS 17          /* (index, term) registry for log matching */
+#define SIM_MAX_SYNCS 32         /* appends awaiting durability per node (then merged) */
 #define SIM_ELECTION_TICKS 10
 #define SIM_HEARTBEAT_TICKS 2
 
@@ -51,9 +54,12 @@ struct node {
     struct memlog log;
     struct raft_hard_state hs;      /* as persisted */
     struct raft_snapshot_meta snap; /* as persisted */
-    bool sync_pending;
-    uint64_t sync_at;
+    uint32_t n_syncs; /* appends whose durability is still to come, oldest first */
+    struct sync {
+        uint64_t index, term, at;
+    } syncs[SIM_MAX_SYNCS];
     uint64_t commit; /* last commit seen this life */
+    uint64_t doom_at; /* crash at this tick (0: not scheduled) */
 };
 
 struct net_msg {
@@ -91,6 +97,8 @@ struct sim {
     /* run parameters drawn from the seed */
     uint32_t loss_pct, dup_pct, max_delay, max_msg_entries;
     uint32_t crash_rate, restart_rate, partition_rate; /* per 10,000 ticks (per node) */
+    uint32_t doom_rate; /* per 10,000 elections: crash the new leader within a few ticks */
+    bool pre_vote, check_quorum; /* drawn per run: without them elections churn far more */
     /* checker */
     uint32_t *leader_of_term;
     struct centry *committed;
@@ -417,18 +425,28 @@ static void apply_ready(struct sim *s, struct node *n)
               (unsigned long long)rd->append[0].index,
               (unsigned long long)rd->append[rd->n_append - 1].index,
               (unsigned long long)rd->append[rd->n_append - 1].term);
-        if (!n->sync_pending) {
-            n->sync_pending = true;
-            n->sync_at = s->now + rnd_below(s, 4);
-        }
+        /* Each append gets its own flush, completing in order after 0-3 ticks, so followers
+         * acknowledge in small steps as a real disk would let them. */
+        const struct raft_entry *last = &rd->append[rd->n_append - 1];
+        uint64_t at = s->now + rnd_below(s, 4);
+        if (n->n_syncs == SIM_MAX_SYNCS)
+            n->n_syncs--; /* merge into the newest */
+        if (n->n_syncs && n->syncs[n->n_syncs - 1].at > at)
+            at = n->syncs[n->n_syncs - 1].at;
+        n->syncs[n->n_syncs++] = (struct sync){last->index, last->term, at};
     }
     if (rd->role_changed) {
         trace(s, "n%u is %s in term %llu (leader n%u)", n->id, raft_role_name(rd->role),
               (unsigned long long)rd->term, rd->leader);
         if (rd->term > s->res->max_term)
             s->res->max_term = rd->term;
-        if (rd->role == RAFT_LEADER)
+        if (rd->role == RAFT_LEADER) {
             check_leader(s, n);
+            /* The moments after an election, when the new leader is still finishing its
+             * predecessors' entries, are where commit-rule bugs show: strike there often. */
+            if (s->doom_rate && chance(s, s->doom_rate))
+                n->doom_at = s->now + 1 + rnd_below(s, 6);
+        }
     }
     if (rd->commit_changed)
         check_commit(s, n, rd->commit_index);
@@ -456,8 +474,8 @@ static void node_start(struct sim *s, struct node *n)
         .max_inflight = 4,
         .max_uncommitted = 64,
         .seed = rnd(s),
-        .pre_vote = true,
-        .check_quorum = true,
+        .pre_vote = s->pre_vote,
+        .check_quorum = s->check_quorum,
         .log_ops = &ml_ops,
         .log_ctx = &n->log,
     };
@@ -466,7 +484,7 @@ static void node_start(struct sim *s, struct node *n)
         fail(s, "n%u: raft_init: %s", n->id, rl_strerror(rc));
     n->up = true;
     n->commit = n->r.commit;
-    n->sync_pending = false;
+    n->n_syncs = 0;
 }
 
 static void node_crash(struct sim *s, struct node *n)
@@ -475,20 +493,23 @@ static void node_crash(struct sim *s, struct node *n)
           (unsigned long long)(n->log.first + n->log.durable_n - 1));
     n->up = false;
     n->log.n = n->log.durable_n; /* what was not yet durable is gone */
-    n->sync_pending = false;
+    n->n_syncs = 0;
     s->res->crashes++;
 }
 
-static void do_sync(struct sim *s, struct node *n)
+static void do_syncs(struct sim *s, struct node *n)
 {
     struct memlog *l = &n->log;
-    n->sync_pending = false;
-    l->durable_n = l->n;
-    if (l->n == 0)
-        return;
-    uint64_t last = ml_last(l);
-    int rc = raft_persisted(&n->r, last, ml_term(l, last), &s->rd);
-    after_call(s, n, rc, "persisted");
+    while (n->n_syncs && n->syncs[0].at <= s->now && n->up && !s->res->failed) {
+        struct sync sy = n->syncs[0];
+        memmove(n->syncs, n->syncs + 1, --n->n_syncs * sizeof(n->syncs[0]));
+        if (sy.index < l->first || ml_term(l, sy.index) != sy.term)
+            continue; /* truncated or replaced since: nothing of it to report */
+        if (sy.index - l->first + 1 > l->durable_n)
+            l->durable_n = sy.index - l->first + 1;
+        int rc = raft_persisted(&n->r, sy.index, sy.term, &s->rd);
+        after_call(s, n, rc, "persisted");
+    }
 }
 
 static void deliver_due(struct sim *s)
@@ -616,7 +637,10 @@ static void chaos(struct sim *s)
 {
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         struct node *n = &s->nodes[i];
-        if (n->up && chance(s, s->crash_rate)) {
+        if (n->up && n->doom_at && n->doom_at <= s->now) {
+            n->doom_at = 0;
+            node_crash(s, n);
+        } else if (n->up && chance(s, s->crash_rate)) {
             node_crash(s, n);
         } else if (!n->up && chance(s, s->restart_rate)) {
             trace(s, "n%u RESTARTS (term %llu vote n%u)", n->id, (unsigned long long)n->hs.term,
@@ -631,7 +655,10 @@ static void chaos(struct sim *s)
     struct node *ld = find_leader(s);
     if (ld && chance(s, 3000))
         propose_value(s, ld, 1 + rnd_below(s, 4), NULL);
-    if (ld && ld->up && chance(s, 60))
+    /* Without pre-vote and check-quorum nothing stops a removed voter that never learnt of
+     * its removal from disrupting the cluster with ever higher terms (as the Raft
+     * dissertation notes), so such runs leave membership alone. */
+    if (ld && ld->up && (s->pre_vote || s->check_quorum) && chance(s, 60))
         membership(s, ld);
     if (ld && ld->up && chance(s, 40)) {
         uint32_t target = ld->r.config.voters[rnd_below(s, ld->r.config.n_voters)];
@@ -657,8 +684,8 @@ static void tick_all(struct sim *s)
     deliver_due(s);
     for (uint32_t i = 0; i < s->n_nodes && !s->res->failed; i++) {
         struct node *n = &s->nodes[i];
-        if (n->up && n->sync_pending && n->sync_at <= s->now)
-            do_sync(s, n);
+        if (n->up)
+            do_syncs(s, n);
     }
 }
 
@@ -682,6 +709,9 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->crash_rate = (uint32_t[]){10, 40, 150}[rnd_below(s, 3)];
     s->restart_rate = (uint32_t[]){300, 1000, 3000}[rnd_below(s, 3)];
     s->partition_rate = (uint32_t[]){30, 100, 300}[rnd_below(s, 3)];
+    s->doom_rate = (uint32_t[]){0, 1000, 3000}[rnd_below(s, 3)];
+    s->pre_vote = chance(s, 7500);
+    s->check_quorum = chance(s, 7500);
     s->leader_of_term = calloc(SIM_MAX_TERMS, sizeof(*s->leader_of_term));
     s->reg = calloc(1ull << SIM_REG_BITS, sizeof(*s->reg));
     s->committed_cap = 1024;
@@ -701,9 +731,10 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
         node_start(s, n);
     }
     trace(s, "run: %u voters + 1 spare, loss %u%%, dup %u%%, delay 0-%u, %u entries/msg, "
-             "crash/restart/partition per 10k ticks %u/%u/%u", o->n_voters, s->loss_pct,
-          s->dup_pct, s->max_delay, s->max_msg_entries, s->crash_rate, s->restart_rate,
-          s->partition_rate);
+             "crash/restart/partition per 10k ticks %u/%u/%u, new leader crash %u/10k, "
+             "pre-vote %d, check-quorum %d", o->n_voters, s->loss_pct, s->dup_pct, s->max_delay,
+          s->max_msg_entries, s->crash_rate, s->restart_rate, s->partition_rate, s->doom_rate,
+          s->pre_vote, s->check_quorum);
     return 0;
 }
 
@@ -767,9 +798,12 @@ static void liveness(struct sim *s)
     s->loss_pct = 0;
     s->dup_pct = 0;
     trace(s, "LIVENESS: network healed, all nodes up");
-    for (uint32_t i = 0; i < s->n_nodes; i++)
+    s->doom_rate = 0;
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        s->nodes[i].doom_at = 0;
         if (!s->nodes[i].up)
             node_start(s, &s->nodes[i]);
+    }
     uint64_t start = s->now, idx = 0, term = 0;
     struct node *ld = NULL;
     for (uint32_t t = 0; t < s->o.liveness_ticks && !s->res->failed; t++) {
@@ -788,9 +822,11 @@ static void liveness(struct sim *s)
             return;
         }
     }
-    if (!s->res->failed)
+    if (!s->res->failed) {
         fail(s, "liveness: no leader committed a new entry within %u ticks after healing",
              s->o.liveness_ticks);
+        s->res->liveness_failed = true;
+    }
 }
 
 int sim_run(const struct sim_options *o, struct sim_result *res)
@@ -807,7 +843,7 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
     if (rc == 0 && !res->failed)
         liveness(s);
     res->committed = s->committed_len;
-    if (res->failed && s->trace)
+    if ((res->failed || o->trace_always) && s->trace)
         print_trace(s);
     sim_teardown(s);
     free(s);

@@ -29,11 +29,13 @@ struct sim_options {
     uint32_t chaos_ticks;    /* ticks of faults and proposals before the liveness phase */
     uint32_t liveness_ticks; /* bound for electing a leader and committing after healing */
     bool trace;              /* keep a trace and print its tail to `out` on failure */
+    bool trace_always;       /* print it even when the run passes */
     FILE *out;
 };
 
 struct sim_result {
     bool failed;
+    bool liveness_failed; /* the failure was the liveness bound, not a safety check */
     char reason[256];
     uint64_t steps;          /* core calls made */
     uint64_t committed;      /* entries committed (global) */
