@@ -4,3 +4,10 @@ BROKER_SRCS += broker/arena.c broker/frame.c broker/config.c broker/metalog.c br
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
 TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c
+
+TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
+         $(BUILD)/tests/unit/test_broker_metalog
+
+# libFuzzer harness for frame and request decoding (tests/fuzz/module.mk builds and replays it).
+FUZZ_HARNESSES += frame
+FUZZ_FLAGS_frame := -max_len=65536
