@@ -95,7 +95,7 @@ struct sim {
     struct arena_chunk *arena;
     uint64_t next_value;
     /* run parameters drawn from the seed */
-    uint32_t loss_pct, dup_pct, max_delay, max_msg_entries;
+    uint32_t loss_pct, dup_pct, max_delay, max_msg_entries, max_inflight;
     uint32_t crash_rate, restart_rate, partition_rate; /* per 10,000 ticks (per node) */
     uint32_t doom_rate; /* per 10,000 elections: crash the new leader within a few ticks */
     bool pre_vote, check_quorum; /* drawn per run: without them elections churn far more */
@@ -471,7 +471,7 @@ static void node_start(struct sim *s, struct node *n)
         .election_ticks = SIM_ELECTION_TICKS,
         .heartbeat_ticks = SIM_HEARTBEAT_TICKS,
         .max_msg_entries = s->max_msg_entries,
-        .max_inflight = 4,
+        .max_inflight = s->max_inflight,
         .max_uncommitted = 64,
         .seed = rnd(s),
         .pre_vote = s->pre_vote,
@@ -705,6 +705,9 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->dup_pct = (uint32_t[]){0, 2, 10}[rnd_below(s, 3)];
     s->max_delay = rnd_below(s, 5);
     s->max_msg_entries = entries_choice[rnd_below(s, 4)];
+    /* A window of 4 stresses the pipeline; one-entry messages get the full window so that
+     * replication outpaces the clients and a follower's lag stays bounded. */
+    s->max_inflight = s->max_msg_entries == 1 || chance(s, 5000) ? RAFT_MAX_INFLIGHT : 4;
     /* Calm runs exercise long stretches of replication; stormy ones many leader changes. */
     s->crash_rate = (uint32_t[]){10, 40, 150}[rnd_below(s, 3)];
     s->restart_rate = (uint32_t[]){300, 1000, 3000}[rnd_below(s, 3)];
@@ -712,6 +715,14 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->doom_rate = (uint32_t[]){0, 1000, 3000}[rnd_below(s, 3)];
     s->pre_vote = chance(s, 7500);
     s->check_quorum = chance(s, 7500);
+    if (o->healthy) {
+        s->loss_pct = s->dup_pct = 0;
+        s->max_delay = 1;
+        s->max_msg_entries = 64;
+        s->max_inflight = RAFT_MAX_INFLIGHT;
+        s->crash_rate = s->partition_rate = s->doom_rate = 0;
+        s->pre_vote = s->check_quorum = true;
+    }
     s->leader_of_term = calloc(SIM_MAX_TERMS, sizeof(*s->leader_of_term));
     s->reg = calloc(1ull << SIM_REG_BITS, sizeof(*s->reg));
     s->committed_cap = 1024;
@@ -731,10 +742,10 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
         node_start(s, n);
     }
     trace(s, "run: %u voters + 1 spare, loss %u%%, dup %u%%, delay 0-%u, %u entries/msg, "
-             "crash/restart/partition per 10k ticks %u/%u/%u, new leader crash %u/10k, "
-             "pre-vote %d, check-quorum %d", o->n_voters, s->loss_pct, s->dup_pct, s->max_delay,
-          s->max_msg_entries, s->crash_rate, s->restart_rate, s->partition_rate, s->doom_rate,
-          s->pre_vote, s->check_quorum);
+             "window %u, crash/restart/partition per 10k ticks %u/%u/%u, new leader crash "
+             "%u/10k, pre-vote %d, check-quorum %d", o->n_voters, s->loss_pct, s->dup_pct,
+          s->max_delay, s->max_msg_entries, s->max_inflight, s->crash_rate, s->restart_rate,
+          s->partition_rate, s->doom_rate, s->pre_vote, s->check_quorum);
     return 0;
 }
 
@@ -852,15 +863,12 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
 
 int sim_failover_ticks(uint64_t seed, uint32_t n_voters)
 {
-    struct sim_options o = {.seed = seed, .n_voters = n_voters};
+    struct sim_options o = {.seed = seed, .n_voters = n_voters, .healthy = true};
     struct sim_result res;
     struct sim *s = calloc(1, sizeof(*s));
     int out = -1;
     if (!s || sim_setup(s, &o, &res) < 0)
         goto out;
-    s->loss_pct = s->dup_pct = 0;
-    s->max_delay = 1;
-    s->max_msg_entries = 64;
     struct node *ld = NULL;
     uint64_t idx = 0;
     for (uint32_t t = 0; t < 1000 && !res.failed && !(ld && idx && ld->r.commit >= idx); t++) {

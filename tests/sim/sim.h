@@ -30,6 +30,8 @@ struct sim_options {
     uint32_t liveness_ticks; /* bound for electing a leader and committing after healing */
     bool trace;              /* keep a trace and print its tail to `out` on failure */
     bool trace_always;       /* print it even when the run passes */
+    bool healthy;            /* no faults: no loss, delays of 0-1 tick, pre-vote and
+                              * check-quorum on (for measurements) */
     FILE *out;
 };
 
