@@ -127,11 +127,13 @@ int cli_produce(struct cli *c)
     acked = sent - failed;
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "\r");
-    if (rc || frc || failed) {
-        cli_error("%llu of %llu records read were not acknowledged",
+    if (failed)
+        cli_error("%llu of %llu records sent were not acknowledged",
                   (unsigned long long)failed, sent);
+    else if (rc && sent)
+        cli_error("stopped reading stdin after %llu records (all acknowledged)", sent);
+    if (rc || frc || failed)
         return CLI_EXIT_FAIL;
-    }
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "produced %llu records to %s\n", (unsigned long long)acked, topic);
     return 0;

@@ -24,6 +24,7 @@
 #include "client/client_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
+#include "common/log.h"
 
 #define NEEDS_RESET INT64_MIN /* position must be resolved with ListOffsets */
 
@@ -34,8 +35,12 @@ struct cpart {
     int64_t reset_to;     /* RL_OFFSET_EARLIEST / LATEST / timestamp >= 0 when NEEDS_RESET */
     int64_t fetch_offset;
     uint32_t epoch;       /* bumped by seek */
-    uint32_t req_epoch;   /* epoch when the partition's current fetch was sent */
+    uint32_t req_epoch;   /* epoch when the partition's fetch in flight was sent */
+    uint32_t buf_epoch;   /* epoch of the fetch whose answer is being iterated */
     int broker;           /* index into c->brokers, -1 when the leader is unknown */
+    /* After a seek by time: records older than this are skipped until the first that is not.
+     * The broker answers at batch granularity; this makes the seek exact per record. */
+    int64_t skip_before_ts;
 };
 
 struct cbroker {
@@ -145,6 +150,7 @@ static int broker_index(struct rl_consumer *c, const struct rlc_addr *a)
 static void part_set(struct cpart *p, int64_t offset)
 {
     p->epoch++;
+    p->skip_before_ts = INT64_MIN;
     if (offset >= 0) {
         p->position = offset;
         p->fetch_offset = offset;
@@ -311,6 +317,7 @@ int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t
     if (rc)
         return rc;
     part_set(p, off);
+    p->skip_before_ts = timestamp_ms;
     return 0;
 }
 
@@ -326,6 +333,8 @@ static int prepare(struct rl_consumer *c)
         if (rc)
             return rc;
         uint32_t epoch = p->epoch;
+        RL_DEBUG("consumer: %s-%d reset (%lld) to offset %lld", p->topic, p->partition,
+                 (long long)p->reset_to, (long long)off);
         part_set(p, off);
         p->epoch = epoch; /* nothing was fetched at the unresolved position */
     }
@@ -506,6 +515,8 @@ static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Re
             const Ringlog__FetchPartitionResult *r = fr->topics[i]->partitions[j];
             size_t sec = r->data_len <= len - off ? r->data_len : len - off;
             struct cpart *p = part_find(c, fr->topics[i]->name, (int32_t)r->partition);
+            if (p)
+                p->buf_epoch = p->req_epoch; /* the prefetch will overwrite req_epoch */
             if (p && p->req_epoch == p->epoch && p->position != NEEDS_RESET) {
                 if (r->error_code)
                     part_error(c, p, r->error_code, r->error_message);
@@ -542,7 +553,7 @@ static bool next_section(struct rl_consumer *c, struct cbroker *b)
     size_t left = b->data_len - b->sec_off;
     b->sec_end = b->sec_off + (r->data_len <= left ? r->data_len : left);
     struct cpart *p = part_find(c, fr->topics[b->ti]->name, (int32_t)r->partition);
-    b->cur = p && !r->error_code && p->req_epoch == p->epoch && p->position != NEEDS_RESET
+    b->cur = p && !r->error_code && p->buf_epoch == p->epoch && p->position != NEEDS_RESET
                  ? p : NULL;
     return true;
 }
@@ -580,7 +591,7 @@ static int batch_damaged(struct rl_consumer *c, struct cbroker *b, int code, int
 static int iter_next(struct rl_consumer *c, struct cbroker *b, struct rl_record *rec)
 {
     while (b->resp) {
-        if (b->cur && b->cur->epoch != b->cur->req_epoch) {
+        if (b->cur && b->cur->epoch != b->cur->buf_epoch) {
             b->cur = NULL; /* sought since the fetch: drop what is left of it */
             b->batch_open = false;
         }
@@ -589,7 +600,12 @@ static int iter_next(struct rl_consumer *c, struct cbroker *b, struct rl_record 
             int rc = batch_reader_next(c->reader, &r);
             if (rc == 1 && r.offset < b->cur->position)
                 continue;
+            if (rc == 1 && r.timestamp < b->cur->skip_before_ts) {
+                b->cur->position = r.offset + 1;
+                continue;
+            }
             if (rc == 1) {
+                b->cur->skip_before_ts = INT64_MIN;
                 fill_record(rec, b->cur, &r);
                 b->cur->position = r.offset + 1;
                 return 1;

@@ -26,6 +26,7 @@
 #include "client/client_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
+#include "common/log.h"
 
 #define RECORD_OVERHEAD 32   /* bytes counted per record beyond key and value */
 #define MAX_REQ_BYTES (16u * 1024 * 1024) /* batch bytes in one Produce request (soft) */
@@ -541,6 +542,7 @@ static void fail_conn(struct rl_producer *p, struct pbroker *br, int code, const
         }
         br->req_count--;
     }
+    RL_DEBUG("producer: connection to %s:%u failed: %s", br->addr.host, br->addr.port, msg);
     rlc_conn_close(&br->conn);
     br->failures++;
     br->next_try_ms = now + rlc_backoff_ms(br->failures, p->conf.retry_backoff_ms,
@@ -628,8 +630,12 @@ static void prepare_network(struct rl_producer *p, int64_t now)
                 continue;
             struct rlc_topic m;
             p->refreshed_ms = now;
-            if (rlc_meta_topic(&p->meta, t->meta.name, true, &m) != 0)
+            if (rlc_meta_topic(&p->meta, t->meta.name, true, &m) != 0) {
+                RL_DEBUG("producer: metadata refresh of %s failed: %s", t->meta.name,
+                         p->meta.err);
                 continue; /* batches wait; their deadline bounds the wait */
+            }
+            RL_DEBUG("producer: metadata of %s refreshed", t->meta.name);
             pthread_mutex_lock(&p->lock);
             if (m.partitions == t->meta.partitions)
                 memcpy(t->meta.leaders, m.leaders, sizeof(int32_t) * (size_t)m.partitions);
@@ -644,9 +650,11 @@ static void prepare_network(struct rl_producer *p, int64_t now)
         if (!br->want || rlc_conn_is_open(&br->conn) || br->next_try_ms > now)
             continue;
         if (rlc_conn_open(&br->conn, &br->addr, p->conf.connect_timeout_ms) == 0) {
+            RL_DEBUG("producer: connected to %s:%u", br->addr.host, br->addr.port);
             br->failures = 0;
             continue;
         }
+        RL_DEBUG("producer: %s", br->conn.err);
         pthread_mutex_lock(&p->lock);
         br->failures++;
         br->next_try_ms = rlc_now_ms() + rlc_backoff_ms(br->failures, p->conf.retry_backoff_ms,
