@@ -33,6 +33,7 @@ static void conn_process(struct conn *c);
 
 #define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
 #define SHARD_BIND_RETRY_MS 50
+#define CONN_COMPACT_BELOW_BYTES (16u * 1024)
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
@@ -428,9 +429,11 @@ static bool conn_reserve(struct conn *c, uint64_t need)
 }
 
 /* Back to the standing buffer once a large frame has been consumed. */
-static void conn_shrink(struct conn *c)
+static void conn_shrink(struct conn *c, uint64_t need)
 {
-    if (c->rcap <= CONN_RBUF_BYTES || c->rend - c->rstart > CONN_RBUF_BYTES)
+    /* Keep a grown buffer while the connection is busy: a producer sending large frames back
+     * to back would otherwise pay a copy per frame. */
+    if (c->rcap <= CONN_RBUF_BYTES || need > 0 || c->nreq > 0)
         return;
     uint8_t *nb = malloc(CONN_RBUF_BYTES);
     if (!nb)
@@ -489,6 +492,7 @@ static void conn_parse(struct conn *c)
 {
     struct shard *sh = c->sh;
     uint32_t max_reqs = sh->cfg.max_requests_per_connection;
+    uint64_t need = c->rend - c->rstart; /* bytes the buffer must hold from rstart */
     for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
         struct frame_info fi;
         int rc = frame_parse_header(c->rbuf + c->rstart, c->rend - c->rstart,
@@ -514,15 +518,30 @@ static void conn_parse(struct conn *c)
             break;
         }
         if (c->rend - c->rstart < fi.total_bytes) {
-            conn_reserve(c, fi.total_bytes);
+            need = fi.total_bytes;
+            if (!c->recv_inflight) /* a recv in flight writes into the buffer as it is */
+                conn_reserve(c, fi.total_bytes);
             break;
         }
         conn_dispatch(c, c->rbuf + c->rstart, &fi);
         c->rstart += fi.total_bytes;
+        need = c->rend - c->rstart;
     }
-    if (c->rstart == c->rend)
+    if (c->recv_inflight) {
+        /* The buffer may be reorganised only when no recv is writing into it; the recv's
+         * completion brings the connection back here. */
+        return;
+    }
+    if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
-    conn_shrink(c);
+    } else if (c->rstart > 0 && c->rcap - c->rend < CONN_COMPACT_BELOW_BYTES) {
+        /* Little room left after a partial frame (or a partial header): move it to the front
+         * so the next recv has space. */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    conn_shrink(c, need);
 }
 
 static void conn_try_send(struct conn *c)

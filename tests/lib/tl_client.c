@@ -273,9 +273,19 @@ int tl_delete_topic(struct tl_conn *c, const char *name)
     return resp->delete_topics->topics[0]->error_code;
 }
 
-int tl_make_batch(uint32_t count, const char *prefix, uint8_t **out)
+/* Builds a batch; values are "<prefix><i>" padded with 'x' to pad_to bytes (0: no padding). */
+static int tl_build(uint32_t count, const char *prefix, uint32_t pad_to, uint8_t **out)
 {
-    struct batch_builder *bb = batch_builder_create(1u << 20, BATCH_CODEC_NONE, 0);
+    size_t max = (size_t)count * (pad_to + 64) + 4096;
+    struct batch_builder *bb = batch_builder_create(max < RL_BATCH_MAX_BYTES ? max
+                                                        : RL_BATCH_MAX_BYTES,
+                                                    BATCH_CODEC_NONE, 0);
+    char *v = malloc(pad_to + 128);
+    if (!bb || !v) {
+        free(v);
+        batch_builder_destroy(bb);
+        return -ENOMEM;
+    }
     if (!bb)
         return -ENOMEM;
     struct timespec ts;
@@ -284,8 +294,11 @@ int tl_make_batch(uint32_t count, const char *prefix, uint8_t **out)
     batch_builder_reset(bb, -1, -1, -1);
     int rc = 0;
     for (uint32_t i = 0; i < count && rc == 0; i++) {
-        char v[128];
-        int n = snprintf(v, sizeof(v), "%s%u", prefix, i);
+        int n = snprintf(v, 128, "%s%u", prefix, i);
+        if ((uint32_t)n < pad_to) {
+            memset(v + n, 'x', pad_to - (uint32_t)n);
+            n = (int)pad_to;
+        }
         struct batch_record_in rec = {.value = v, .value_len = (size_t)n, .timestamp = now_ms};
         rc = batch_builder_add(bb, &rec);
     }
@@ -299,7 +312,18 @@ int tl_make_batch(uint32_t count, const char *prefix, uint8_t **out)
             len = -ENOMEM;
     }
     batch_builder_destroy(bb);
+    free(v);
     return len;
+}
+
+int tl_make_batch(uint32_t count, const char *prefix, uint8_t **out)
+{
+    return tl_build(count, prefix, 0, out);
+}
+
+int tl_make_batch_sized(uint32_t count, uint32_t value_bytes, uint8_t **out)
+{
+    return tl_build(count, "", value_bytes, out);
 }
 
 int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,

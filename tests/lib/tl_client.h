@@ -73,6 +73,10 @@ int tl_delete_topic(struct tl_conn *c, const char *name);
  * timestamp now. *out is malloc'ed (free it). Returns the batch length or a negative code. */
 int tl_make_batch(uint32_t count, const char *prefix, uint8_t **out);
 
+/* Like tl_make_batch with every value exactly value_bytes long ("<i>" then 'x' padding), for
+ * tests that need large frames. */
+int tl_make_batch_sized(uint32_t count, uint32_t value_bytes, uint8_t **out);
+
 /* Produces one partition's data (one or more batches). Returns the partition's error code
  * (request-level codes too); *base_offset (may be NULL) gets the assigned base offset. */
 int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,
