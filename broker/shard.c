@@ -30,6 +30,7 @@
 #include "storage/plog.h"
 
 static void conn_process(struct conn *c);
+static void conn_big_free(struct conn *c);
 
 #define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
 #define SHARD_BIND_RETRY_MS 50
@@ -367,8 +368,7 @@ static void conn_free(struct conn *c)
     }
     c->tail = NULL;
     c->nreq = 0;
-    if (c->rcap > CONN_RBUF_BYTES)
-        shard_mem_refund(sh, c->rcap - CONN_RBUF_BYTES);
+    conn_big_free(c);
     if (c->in_ready) {
         for (struct conn **pp = &sh->ready; *pp; pp = &(*pp)->ready_next) {
             if (*pp == c) {
@@ -391,60 +391,44 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* Makes room for a frame of `need` bytes starting at rstart. Returns false when the memory
- * budget says to wait. */
-static bool conn_reserve(struct conn *c, uint64_t need)
+/* A frame larger than the standing buffer gets a buffer of its own, charged to the memory
+ * budget, filled by recvs aimed at exactly its missing bytes, and freed as soon as the frame is
+ * dispatched. Called only with no recv in flight. Returns false when the budget says wait (the
+ * connection stops reading until memory is released). */
+static bool conn_big_start(struct conn *c, const struct frame_info *fi)
 {
     struct shard *sh = c->sh;
-    if (c->rcap - c->rstart >= need)
-        return true;
-    if (need <= c->rcap) {
-        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
-        c->rend -= c->rstart;
-        c->rstart = 0;
-        return true;
-    }
-    uint64_t extra = need - c->rcap;
-    if (sh->mem_used + extra > sh->cfg.max_inflight_bytes && sh->mem_used > 0) {
+    uint64_t need = fi->total_bytes;
+    if (sh->mem_used + need > sh->cfg.max_inflight_bytes && sh->mem_used > 0) {
         if (!c->mem_paused)
             sh->m.mem_pauses++;
         c->mem_paused = true;
         sh->mem_paused_any = true;
         return false;
     }
-    uint8_t *nb = malloc(need);
-    if (!nb) {
+    uint8_t *big = malloc(need);
+    if (!big) {
         c->mem_paused = true;
         sh->mem_paused_any = true;
         return false;
     }
-    memcpy(nb, c->rbuf + c->rstart, c->rend - c->rstart);
-    free(c->rbuf);
-    shard_mem_charge(sh, extra);
-    c->rbuf = nb;
-    c->rend -= c->rstart;
-    c->rstart = 0;
-    c->rcap = need;
+    shard_mem_charge(sh, need);
+    c->big = big;
+    c->big_len = need;
+    c->big_have = c->rend - c->rstart;
+    memcpy(big, c->rbuf + c->rstart, c->big_have);
+    c->rstart = c->rend = 0;
     return true;
 }
 
-/* Back to the standing buffer once a large frame has been consumed. */
-static void conn_shrink(struct conn *c, uint64_t need)
+static void conn_big_free(struct conn *c)
 {
-    /* Keep a grown buffer while the connection is busy: a producer sending large frames back
-     * to back would otherwise pay a copy per frame. */
-    if (c->rcap <= CONN_RBUF_BYTES || need > 0 || c->nreq > 0)
+    if (!c->big)
         return;
-    uint8_t *nb = malloc(CONN_RBUF_BYTES);
-    if (!nb)
-        return;
-    memcpy(nb, c->rbuf + c->rstart, c->rend - c->rstart);
-    free(c->rbuf);
-    shard_mem_refund(c->sh, c->rcap - CONN_RBUF_BYTES);
-    c->rbuf = nb;
-    c->rend -= c->rstart;
-    c->rstart = 0;
-    c->rcap = CONN_RBUF_BYTES;
+    free(c->big);
+    shard_mem_refund(c->sh, c->big_len);
+    c->big = NULL;
+    c->big_len = c->big_have = 0;
 }
 
 /* A protocol error that ends the connection: answer once, then close after sending. */
@@ -492,7 +476,15 @@ static void conn_parse(struct conn *c)
 {
     struct shard *sh = c->sh;
     uint32_t max_reqs = sh->cfg.max_requests_per_connection;
-    uint64_t need = c->rend - c->rstart; /* bytes the buffer must hold from rstart */
+    if (c->big) {
+        if (c->big_have < c->big_len || c->closing || c->nreq >= max_reqs)
+            return;
+        struct frame_info fi;
+        int rc = frame_parse_header(c->big, c->big_len, UINT32_MAX, &fi);
+        RL_ASSERT(rc == 1 && fi.total_bytes == c->big_len);
+        conn_dispatch(c, c->big, &fi);
+        conn_big_free(c);
+    }
     for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
         struct frame_info fi;
         int rc = frame_parse_header(c->rbuf + c->rstart, c->rend - c->rstart,
@@ -518,14 +510,13 @@ static void conn_parse(struct conn *c)
             break;
         }
         if (c->rend - c->rstart < fi.total_bytes) {
-            need = fi.total_bytes;
-            if (!c->recv_inflight) /* a recv in flight writes into the buffer as it is */
-                conn_reserve(c, fi.total_bytes);
+            /* A recv in flight writes into the buffer as it is: wait for its completion. */
+            if (fi.total_bytes > c->rcap && !c->recv_inflight)
+                conn_big_start(c, &fi);
             break;
         }
         conn_dispatch(c, c->rbuf + c->rstart, &fi);
         c->rstart += fi.total_bytes;
-        need = c->rend - c->rstart;
     }
     if (c->recv_inflight) {
         /* The buffer may be reorganised only when no recv is writing into it; the recv's
@@ -534,14 +525,14 @@ static void conn_parse(struct conn *c)
     }
     if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
-    } else if (c->rstart > 0 && c->rcap - c->rend < CONN_COMPACT_BELOW_BYTES) {
+    } else if (c->rstart > 0 && (c->rcap - c->rend < CONN_COMPACT_BELOW_BYTES ||
+                                 c->rend == c->rcap)) {
         /* Little room left after a partial frame (or a partial header): move it to the front
-         * so the next recv has space. */
+         * so the next recv has space (a frame that fits the buffer then fits whole). */
         memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
         c->rend -= c->rstart;
         c->rstart = 0;
     }
-    conn_shrink(c, need);
 }
 
 static void conn_try_send(struct conn *c)
@@ -604,7 +595,8 @@ static bool conn_can_read(const struct conn *c)
 {
     const struct shard *sh = c->sh;
     return !c->recv_inflight && !c->closing && !c->eof && !sh->stopping && !c->mem_paused &&
-           c->nreq < sh->cfg.max_requests_per_connection && c->rend < c->rcap;
+           c->nreq < sh->cfg.max_requests_per_connection &&
+           (c->big ? c->big_have < c->big_len : c->rend < c->rcap);
 }
 
 static void conn_arm_recv(struct conn *c)
@@ -613,7 +605,11 @@ static void conn_arm_recv(struct conn *c)
     c->recv_op.ctx = c;
     c->recv_inflight = true;
     shard_op_started(c->sh);
-    io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
+    if (c->big)
+        io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->big + c->big_have,
+                     c->big_len - c->big_have, 0);
+    else
+        io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
 }
 
 static void conn_handle_recv(struct conn *c)
@@ -621,18 +617,21 @@ static void conn_handle_recv(struct conn *c)
     c->recv_completed = false;
     int n = c->recv_result;
     if (n > 0) {
-        c->rend += (size_t)n;
+        if (c->big)
+            c->big_have += (uint64_t)n;
+        else
+            c->rend += (size_t)n;
         c->sh->m.bytes_received += (uint64_t)n;
         return;
     }
     c->eof = true;
     if (n < 0 && n != -ECANCELED)
         RL_DEBUG("connection %s: recv failed: %s", c->peer, rl_strerror(n));
-    if (c->rend > c->rstart && !c->closing && n == 0) {
+    if ((c->rend > c->rstart || c->big) && !c->closing && n == 0) {
         /* The peer closed its side mid-frame: say so before closing ours. */
         char msg[160];
-        snprintf(msg, sizeof(msg), "connection closed after %zu bytes of an incomplete frame",
-                 c->rend - c->rstart);
+        snprintf(msg, sizeof(msg), "connection closed after %llu bytes of an incomplete frame",
+                 (unsigned long long)(c->big ? c->big_have : c->rend - c->rstart));
         c->sh->m.frames_malformed++;
         conn_fail(c, RL_E_FRAME_MALFORMED, msg);
     }

@@ -79,6 +79,8 @@ struct conn {
     bool dead;                       /* a send failed: nothing more can be delivered */
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
+    uint8_t *big;                    /* a frame larger than rbuf, being received */
+    uint64_t big_len, big_have;
     struct req *head, *tail;
     uint32_t nreq;
     struct msghdr msg;

@@ -350,3 +350,176 @@ Test(broker, http_metrics_and_status)
     st = tl_http_get(broker.host, broker.http_port, "/nope", body, sizeof(body), 5000);
     cr_assert_eq(st, 404);
 }
+
+/* Reads a metric's value from /metrics text (the first line starting with `name `). */
+static long long metric(const char *body, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, name, n) && p[n] == ' ')
+            return atoll(p + n + 1);
+    return -1;
+}
+
+/* With max.inflight.bytes at its 1 MiB minimum, three connections pipelining 600 KiB frames
+ * are held back (reads pause) instead of growing memory, and every request is still answered. */
+Test(broker, backpressure_bounded_memory)
+{
+    struct tl_broker small;
+    static const char *const args[] = {"--set", "max.inflight.bytes=1048576", NULL};
+    cr_assert_eq(tl_broker_start(&small, args, 20000), 0);
+    struct tl_conn c[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(tl_connect(&c[i], small.host, small.port, 5000), 0);
+    cr_assert_eq(tl_create_topic(&c[0], "bp", 3, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch_sized(600, 1000, &b);
+    cr_assert_gt(len, 600000);
+    enum { PER_CONN = 12 };
+    for (int k = 0; k < PER_CONN; k++)
+        for (int i = 0; i < 3; i++) {
+            Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
+            pp.partition = (uint32_t)i;
+            pp.data_len = (uint32_t)len;
+            Ringlog__ProducePartition *pps[1] = {&pp};
+            Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
+            pt.name = (char *)"bp";
+            pt.n_partitions = 1;
+            pt.partitions = pps;
+            Ringlog__ProduceTopic *pts[1] = {&pt};
+            Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+            pr.acks = 1;
+            pr.n_topics = 1;
+            pr.topics = pts;
+            Ringlog__Request req = RINGLOG__REQUEST__INIT;
+            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+            req.produce = &pr;
+            cr_assert_geq(tl_send(&c[i], &req, b, (uint32_t)len), 0);
+        }
+    free(b);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < PER_CONN; k++) {
+            Ringlog__Response *resp;
+            cr_assert_eq(tl_recv(&c[i], 30000, &resp, NULL, NULL), 0);
+            cr_assert_eq(resp->produce->topics[0]->partitions[0]->error_code, 0);
+        }
+    static char body[1 << 20];
+    cr_assert_eq(tl_http_get(small.host, small.http_port, "/metrics", body, sizeof(body), 5000),
+                 200);
+    cr_assert_gt(metric(body, "ringlog_memory_pauses_total"), 0, "reads never paused");
+    int64_t off;
+    for (uint32_t i = 0; i < 3; i++) {
+        cr_assert_eq(tl_list_offset(&c[0], "bp", i, -1, &off), 0);
+        cr_assert_eq(off, PER_CONN * 600);
+    }
+    for (int i = 0; i < 3; i++)
+        tl_close(&c[i]);
+    cr_assert_eq(tl_broker_stop(&small, SIGTERM, 20000), 0);
+    tl_broker_cleanup(&small);
+}
+
+/* Deleting a topic answers the long polls waiting on it with UNKNOWN_TOPIC at once; the topic
+ * can then be created again, empty. */
+Test(broker, delete_topic_wakes_waiters)
+{
+    cr_assert_eq(tl_create_topic(&conn, "doomed", 1, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(4, "v", &b);
+    cr_assert_eq(tl_produce(&conn, "doomed", 0, b, (uint32_t)len, 1, NULL), 0);
+    free(b);
+    struct tl_conn waiter;
+    cr_assert_eq(tl_connect(&waiter, broker.host, broker.port, 5000), 0);
+    Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
+    fp.fetch_offset = 4;
+    Ringlog__FetchPartition *fps[1] = {&fp};
+    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
+    ft.name = (char *)"doomed";
+    ft.n_partitions = 1;
+    ft.partitions = fps;
+    Ringlog__FetchTopic *fts[1] = {&ft};
+    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
+    fr.max_wait_ms = 30000;
+    fr.min_bytes = 1;
+    fr.n_topics = 1;
+    fr.topics = fts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
+    req.fetch = &fr;
+    cr_assert_geq(tl_send(&waiter, &req, NULL, 0), 0);
+    cr_assert_not(response_within(&waiter, 200));
+    uint64_t t0 = tl_now_ms();
+    cr_assert_eq(tl_delete_topic(&conn, "doomed"), 0);
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_recv(&waiter, 10000, &resp, NULL, NULL), 0);
+    cr_assert_lt(tl_now_ms() - t0, 5000);
+    cr_assert_eq(resp->fetch->topics[0]->partitions[0]->error_code, RL_E_UNKNOWN_TOPIC);
+    tl_close(&waiter);
+    /* Re-creating the name works once the old logs are gone (deletion is asynchronous). */
+    int rc = RL_E_TOPIC_EXISTS;
+    uint64_t deadline = tl_now_ms() + 10000;
+    while (rc == RL_E_TOPIC_EXISTS && tl_now_ms() < deadline) {
+        rc = tl_create_topic(&conn, "doomed", 1, NULL, NULL, 0);
+        if (rc == RL_E_TOPIC_EXISTS)
+            poll(NULL, 0, 20);
+    }
+    cr_assert_eq(rc, 0, "%s", rl_strerror(rc));
+    int64_t off;
+    cr_assert_eq(tl_list_offset(&conn, "doomed", 0, -1, &off), 0);
+    cr_assert_eq(off, 0, "a re-created topic kept old records");
+}
+
+/* One fetch over several partitions returns each partition's batches in the data section in
+ * envelope order, and the whole-response cap limits it while still returning one batch. */
+Test(broker, fetch_many_partitions_and_caps)
+{
+    cr_assert_eq(tl_create_topic(&conn, "mp", 3, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(10, "v", &b);
+    for (uint32_t p = 0; p < 3; p++)
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(tl_produce(&conn, "mp", p, b, (uint32_t)len, 1, NULL), 0);
+    free(b);
+    Ringlog__FetchPartition fp[3], *fps[3];
+    for (int i = 0; i < 3; i++) {
+        ringlog__fetch_partition__init(&fp[i]);
+        fp[i].partition = (uint32_t)(2 - i);
+        fp[i].fetch_offset = (uint64_t)i * 10;
+        fps[i] = &fp[i];
+    }
+    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
+    ft.name = (char *)"mp";
+    ft.n_partitions = 3;
+    ft.partitions = fps;
+    Ringlog__FetchTopic *fts[1] = {&ft};
+    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
+    fr.n_topics = 1;
+    fr.topics = fts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
+    req.fetch = &fr;
+    Ringlog__Response *resp;
+    const uint8_t *data;
+    uint32_t dlen;
+    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, &data, &dlen), 0);
+    Ringlog__FetchTopicResult *tr = resp->fetch->topics[0];
+    uint32_t pos = 0;
+    for (int i = 0; i < 3; i++) {
+        Ringlog__FetchPartitionResult *pr = tr->partitions[i];
+        cr_assert_eq(pr->partition, (uint32_t)(2 - i));
+        cr_assert_eq(pr->data_len, (uint32_t)(3 - i) * (uint32_t)len);
+        struct batch_header h;
+        cr_assert_eq(batch_validate(data + pos, pr->data_len, &h), 0);
+        cr_assert_eq(h.base_offset, (uint64_t)i * 10);
+        pos += pr->data_len;
+    }
+    cr_assert_eq(pos, dlen);
+    /* A 1-byte response cap still returns the first partition's first batch, nothing more. */
+    fr.max_bytes = 1;
+    req.correlation_id = 0;
+    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, &data, &dlen), 0);
+    tr = resp->fetch->topics[0];
+    cr_assert_eq(tr->partitions[0]->data_len, (uint32_t)len);
+    cr_assert_eq(tr->partitions[1]->data_len, 0);
+    cr_assert_eq(tr->partitions[2]->data_len, 0);
+    cr_assert_eq(dlen, (uint32_t)len);
+}

@@ -141,7 +141,11 @@ int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t
         b->n_extra = i + 1;
     }
     int rc = tl_spawn(b, "127.0.0.1:0", "127.0.0.1:0");
-    return rc ? rc : tl_wait_ready(b, timeout_ms);
+    if (!rc)
+        rc = tl_wait_ready(b, timeout_ms);
+    if (rc)
+        tl_broker_cleanup(b); /* its log was shown; leave no process or directory behind */
+    return rc;
 }
 
 int tl_broker_restart(struct tl_broker *b, uint32_t timeout_ms)

@@ -43,7 +43,8 @@ const char *tl_ringlogd_path(void);
 
 /* Creates the temporary directory and starts ringlogd with `extra_args` (NULL-terminated, may be
  * NULL) added to its command line, then waits up to timeout_ms for its ready file. Returns 0, or
- * -ETIMEDOUT / -ECHILD (the broker exited; see its log) / -errno. */
+ * -ETIMEDOUT / -ECHILD (the broker exited) / -errno; on failure the broker's log tail is printed
+ * to stderr and the process and directory are gone. */
 int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t timeout_ms);
 
 /* Starts the broker again on the same directory and the same ports (after a stop or kill).
