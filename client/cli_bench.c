@@ -340,7 +340,7 @@ static void bench_conf(struct cli *c, const struct bench_opts *o, const char *br
     snprintf(v, sizeof(v), "%d", o->max_in_flight_per_partition);
     cli_conf_set(c, "max.in.flight.per.partition", v);
     cli_conf_set(c, "fetch.max.bytes", "33554432");
-    cli_conf_set(c, "max.partition.fetch.bytes", "4194304");
+    cli_conf_set(c, "max.partition.fetch.bytes", "1048576");
 }
 
 static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)

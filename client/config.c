@@ -49,7 +49,7 @@ void rlc_conf_defaults(struct rl_conf *c)
     c->fetch_min_bytes = 1;
     c->fetch_max_wait_ms = 500;
     c->fetch_max_bytes = 50u * 1024 * 1024;
-    c->max_partition_fetch_bytes = 8u * 1024 * 1024;
+    c->max_partition_fetch_bytes = 1024 * 1024;
     c->auto_offset_reset = RL_OFFSET_EARLIEST;
 }
 

@@ -27,6 +27,8 @@
 #include "common/log.h"
 
 #define NEEDS_RESET INT64_MIN /* position must be resolved with ListOffsets */
+/* Fetches in flight per broker connection while partitions stream (one per partition). */
+#define MAX_FETCHES_INFLIGHT 32
 
 struct cpart {
     char *topic;
@@ -38,6 +40,8 @@ struct cpart {
     uint32_t req_epoch;   /* epoch when the partition's fetch in flight was sent */
     uint32_t buf_epoch;   /* epoch of the fetch whose answer is being iterated */
     int broker;           /* index into c->brokers, -1 when the leader is unknown */
+    bool inflight;        /* a fetch for it is in flight */
+    bool had_data;        /* its last answer carried data (or it was just positioned) */
     /* After a seek by time: records older than this are skipped until the first that is not.
      * The broker answers at batch granularity; this makes the seek exact per record. */
     int64_t skip_before_ts;
@@ -46,7 +50,7 @@ struct cpart {
 struct cbroker {
     struct rlc_addr addr;
     struct rlc_conn conn;
-    bool inflight;
+    int inflight; /* fetches in flight, at most MAX_FETCHES_INFLIGHT */
     int64_t next_try_ms;
     int failures;
     /* The answer being iterated (resp NULL when none). */
@@ -150,6 +154,7 @@ static int broker_index(struct rl_consumer *c, const struct rlc_addr *a)
 static void part_set(struct cpart *p, int64_t offset)
 {
     p->epoch++;
+    p->had_data = true;
     p->skip_before_ts = INT64_MIN;
     if (offset >= 0) {
         p->position = offset;
@@ -370,14 +375,19 @@ static int prepare(struct rl_consumer *c)
 
 /* --- fetching ----------------------------------------------------------------------------------- */
 
-/* Sends one Fetch for every ready partition led by broker bi. Returns 0, 1 when nothing was
- * asked (no partition ready), or a negative code. */
-static int send_fetch(struct rl_consumer *c, int bi)
+static bool fetch_ready(const struct cpart *p, int bi)
+{
+    return p->broker == bi && p->position != NEEDS_RESET && !p->inflight;
+}
+
+/* Sends one Fetch for partition `only` (an index into c->parts), or for every ready partition
+ * led by broker bi when only < 0. Returns 0, 1 when nothing was asked, or a negative code. */
+static int send_fetch(struct rl_consumer *c, int bi, int only, uint32_t max_wait_ms)
 {
     struct cbroker *b = &c->brokers[bi];
     int n = 0;
     for (int i = 0; i < c->part_count; i++)
-        n += c->parts[i].broker == bi && c->parts[i].position != NEEDS_RESET;
+        n += (only < 0 || i == only) && fetch_ready(&c->parts[i], bi);
     if (n == 0)
         return 1;
     Ringlog__FetchPartition *fps = calloc((size_t)n, sizeof(*fps));
@@ -393,7 +403,7 @@ static int send_fetch(struct rl_consumer *c, int bi)
      * contiguous in fpp. */
     for (int i = 0; i < c->part_count; i++) {
         struct cpart *p = &c->parts[i];
-        if (p->broker != bi || p->position == NEEDS_RESET)
+        if ((only >= 0 && i != only) || !fetch_ready(p, bi))
             continue;
         bool seen = false;
         for (size_t t = 0; t < nt && !seen; t++)
@@ -405,14 +415,13 @@ static int send_fetch(struct rl_consumer *c, int bi)
         fts[nt].partitions = &fpp[k];
         for (int j = i; j < c->part_count; j++) {
             struct cpart *q = &c->parts[j];
-            if (q->broker != bi || q->position == NEEDS_RESET || strcmp(q->topic, p->topic))
+            if ((only >= 0 && j != only) || !fetch_ready(q, bi) || strcmp(q->topic, p->topic))
                 continue;
             ringlog__fetch_partition__init(&fps[k]);
             fps[k].partition = (uint32_t)q->partition;
             fps[k].fetch_offset = (uint64_t)q->fetch_offset;
             fps[k].max_bytes = c->conf.max_partition_fetch_bytes;
             fpp[k] = &fps[k];
-            q->req_epoch = q->epoch;
             k++;
             fts[nt].n_partitions++;
         }
@@ -420,7 +429,7 @@ static int send_fetch(struct rl_consumer *c, int bi)
         nt++;
     }
     Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
-    fr.max_wait_ms = (uint32_t)c->conf.fetch_max_wait_ms;
+    fr.max_wait_ms = max_wait_ms;
     fr.min_bytes = c->conf.fetch_min_bytes;
     fr.max_bytes = c->conf.fetch_max_bytes;
     fr.topics = ftp;
@@ -432,8 +441,16 @@ static int send_fetch(struct rl_consumer *c, int bi)
     rc = rlc_conn_queue(&b->conn, &req, NULL, 0, NULL);
     if (rc == 0)
         rc = rlc_conn_flush(&b->conn);
-    if (rc == 0)
-        b->inflight = true;
+    if (rc == 0) {
+        b->inflight++;
+        for (int i = 0; i < c->part_count; i++) {
+            struct cpart *q = &c->parts[i];
+            if ((only < 0 || i == only) && fetch_ready(q, bi)) {
+                q->inflight = true;
+                q->req_epoch = q->epoch;
+            }
+        }
+    }
 out:
     free(fps);
     free(fpp);
@@ -442,12 +459,45 @@ out:
     return rc;
 }
 
+/* Keeps the broker busy. While partitions stream (their last answers carried data), each ready
+ * partition gets its own fetch that does not wait (max_wait 0), so several are in flight and the
+ * broker works while the application iterates. Once every partition is caught up, one combined
+ * fetch long-polls for all of them: a per-partition long poll would hold back, by the in-order
+ * rule, the answers of partitions behind it. Returns 0 or a negative code. */
+static int fetch_more(struct rl_consumer *c, int bi)
+{
+    struct cbroker *b = &c->brokers[bi];
+    bool streaming = false;
+    for (int i = 0; i < c->part_count && !streaming; i++)
+        streaming = c->parts[i].broker == bi && c->parts[i].had_data &&
+                    c->parts[i].position != NEEDS_RESET;
+    if (!streaming) {
+        if (b->inflight > 0)
+            return 0;
+        int rc = send_fetch(c, bi, -1, (uint32_t)c->conf.fetch_max_wait_ms);
+        return rc > 0 ? 0 : rc;
+    }
+    for (int i = 0; i < c->part_count && b->inflight < MAX_FETCHES_INFLIGHT; i++) {
+        if (!fetch_ready(&c->parts[i], bi))
+            continue;
+        int rc = send_fetch(c, bi, i, 0);
+        if (rc == RL_E_FULL)
+            return 0;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void conn_failed(struct rl_consumer *c, struct cbroker *b, int code)
 {
     rlc_set_err(c->err, sizeof(c->err), "%s", b->conn.err[0] ? b->conn.err : rl_strerror(code));
     broker_drop_answer(b);
     rlc_conn_close(&b->conn);
-    b->inflight = false;
+    b->inflight = 0;
+    for (int i = 0; i < c->part_count; i++)
+        if (c->parts[i].broker == b - c->brokers)
+            c->parts[i].inflight = false;
     b->failures++;
     b->next_try_ms = rlc_now_ms() + rlc_backoff_ms(b->failures, c->conf.retry_backoff_ms,
                                                    c->conf.retry_backoff_max_ms,
@@ -495,17 +545,23 @@ static void advance_fetch_offset(struct cpart *p, const uint8_t *sec, size_t len
 static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Response *resp,
                            const uint8_t *data, size_t len)
 {
-    b->inflight = false;
+    b->inflight--;
     if (resp->error_code || resp->body_case != RINGLOG__RESPONSE__BODY_FETCH) {
-        if (!c->pending_error && resp->error_code != RL_E_THROTTLED) {
-            c->pending_error = resp->error_code ? resp->error_code : RL_E_FRAME_MALFORMED;
-            rlc_set_err(c->err, sizeof(c->err), "fetch failed: %s", resp->error_message &&
-                        resp->error_message[0] ? resp->error_message
-                                               : rl_strerror(c->pending_error));
-        }
-        if (resp->throttle_ms)
-            b->next_try_ms = rlc_now_ms() + resp->throttle_ms;
+        /* A request-level failure (throttling, a malformed request): start the connection
+         * over, so no partition is left waiting for an answer that will not come. */
+        int code = resp->error_code ? resp->error_code : RL_E_FRAME_MALFORMED;
+        char msg[400];
+        snprintf(msg, sizeof(msg), "fetch failed: %s", resp->error_message &&
+                 resp->error_message[0] ? resp->error_message : rl_strerror(code));
+        uint32_t throttle_ms = resp->throttle_ms;
         ringlog__response__free_unpacked(resp, NULL);
+        conn_failed(c, b, code);
+        if (throttle_ms)
+            b->next_try_ms = rlc_now_ms() + throttle_ms;
+        if (!c->pending_error && !rlc_retriable(code)) {
+            c->pending_error = code;
+            rlc_set_err(c->err, sizeof(c->err), "%s", msg);
+        }
         return;
     }
     size_t off = 0;
@@ -515,8 +571,11 @@ static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Re
             const Ringlog__FetchPartitionResult *r = fr->topics[i]->partitions[j];
             size_t sec = r->data_len <= len - off ? r->data_len : len - off;
             struct cpart *p = part_find(c, fr->topics[i]->name, (int32_t)r->partition);
-            if (p)
+            if (p) {
                 p->buf_epoch = p->req_epoch; /* the prefetch will overwrite req_epoch */
+                p->inflight = false;
+                p->had_data = sec > 0 || r->error_code;
+            }
             if (p && p->req_epoch == p->epoch && p->position != NEEDS_RESET) {
                 if (r->error_code)
                     part_error(c, p, r->error_code, r->error_message);
@@ -649,11 +708,11 @@ static int send_fetches(struct rl_consumer *c, int64_t now)
     int last = 0;
     for (int i = 0; i < c->broker_count; i++) {
         struct cbroker *b = &c->brokers[i];
-        if (b->inflight || b->resp || b->next_try_ms > now)
+        if (b->resp || b->next_try_ms > now)
             continue;
         bool any = false;
         for (int j = 0; j < c->part_count && !any; j++)
-            any = c->parts[j].broker == i && c->parts[j].position != NEEDS_RESET;
+            any = fetch_ready(&c->parts[j], i);
         if (!any)
             continue;
         if (!rlc_conn_is_open(&b->conn)) {
@@ -664,12 +723,10 @@ static int send_fetches(struct rl_consumer *c, int64_t now)
                 continue;
             }
         }
-        int rc = send_fetch(c, i);
+        int rc = fetch_more(c, i);
         if (rc < 0) {
             conn_failed(c, b, rc);
             last = rc;
-        } else if (rc == 0) {
-            b->failures = 0;
         }
     }
     return last;
@@ -684,7 +741,7 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     int64_t wake = deadline_ms;
     for (int i = 0; i < c->broker_count; i++) {
         struct cbroker *b = &c->brokers[i];
-        if (b->inflight && !b->resp && rlc_conn_is_open(&b->conn)) {
+        if (b->inflight > 0 && !b->resp && rlc_conn_is_open(&b->conn)) {
             pfd[n].fd = b->conn.fd;
             pfd[n].events = POLLIN | (rlc_conn_wants_write(&b->conn) ? POLLOUT : 0);
             idx[n++] = i;
@@ -715,7 +772,8 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
         if (rc == 1) {
             install_answer(c, b, resp, data, len);
             if (!b->next_try_ms || b->next_try_ms <= rlc_now_ms()) {
-                int src = send_fetch(c, idx[k]);
+                b->failures = 0;
+                int src = fetch_more(c, idx[k]);
                 if (src < 0)
                     conn_failed(c, b, src);
             }

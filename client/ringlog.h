@@ -75,7 +75,7 @@ const char *rl_version(void);
  *   fetch.min.bytes        a fetch waits until this much data is there... (1)
  *   fetch.max.wait.ms      ...or this long (500)
  *   fetch.max.bytes        bound on one fetch response (52428800)
- *   max.partition.fetch.bytes  bound per partition in one fetch (8388608)
+ *   max.partition.fetch.bytes  bound per partition in one fetch (1048576)
  *   auto.offset.reset      where to go after OFFSET_OUT_OF_RANGE: earliest, latest or none
  *                          (none: rl_consumer_poll returns the error) (earliest)
  */
