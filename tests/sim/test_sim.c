@@ -25,7 +25,8 @@
 #endif
 
 #define DEFAULT_SEEDS 1000
-#define DEFAULT_CHAOS_TICKS 2000
+#define DEFAULT_CHAOS_TICKS 1000
+#define PLANTED_CHAOS_TICKS 500 /* planted-bug runs: shorter runs, more seeds */
 #define LIVENESS_TICKS 400    /* 40 election timeouts: generous, yet a hard bound */
 #define PLANTED_SEED_BUDGET 10000 /* a planted bug must be caught within this many seeds */
 
@@ -135,7 +136,7 @@ static uint64_t run_config(uint32_t voters, uint64_t first, uint64_t count, uint
 int main(int argc, char **argv)
 {
     uint64_t seeds = DEFAULT_SEEDS, one_seed = 0, first = 1;
-    uint32_t voters = 0, ticks = DEFAULT_CHAOS_TICKS;
+    uint32_t voters = 0, ticks = RAFT_PLANT_BUG ? PLANTED_CHAOS_TICKS : DEFAULT_CHAOS_TICKS;
     self_path = argv[0];
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seeds"))
