@@ -372,6 +372,9 @@ struct produce_append {
     struct partition *p;
     Ringlog__ProducePartitionResult *res;
     uint32_t records;
+    bool first;              /* first batch of its partition in the request: sets base_offset */
+    uint8_t *copy;           /* deferred: the batch bytes, copied out of the receive buffer */
+    struct produce_append *next_deferred;
 };
 
 struct produce_state {
@@ -385,30 +388,118 @@ static void produce_finish(struct req *r)
     req_respond(r, ps->resp, NULL, 0);
 }
 
+/* One append of r is over (done or failed): finish the response when it was the last. */
+static void produce_op_over(struct produce_append *a)
+{
+    struct req *r = a->r;
+    struct produce_state *ps = r->state;
+    a->p->pins--;
+    RL_ASSERT(r->pending > 0);
+    r->pending--;
+    if (r->pending == 0 && ps->acks != 0 && r->conn) {
+        r->needs_finish = true;
+        shard_mark_conn(r->conn);
+    }
+}
+
+static void produce_fail(struct produce_append *a, int rc)
+{
+    a->p->stats.append_errors++;
+    if (a->res->error_code == 0) {
+        a->res->error_code = rc;
+        a->res->error_message = (char *)rl_strerror(rc);
+    }
+}
+
 static void produce_append_done(struct plog_append *pa, int result)
 {
     struct produce_append *a = (struct produce_append *)pa;
-    struct req *r = a->r;
     struct partition *p = a->p;
-    struct produce_state *ps = r->state;
-    p->pins--;
+    if (p->deferred_head && !p->in_retry) {
+        /* The log has room again: let the loop retry what waits (not from this callback). */
+        struct shard *sh = a->r->sh;
+        p->in_retry = true;
+        p->retry_next = sh->retry;
+        sh->retry = p;
+    }
     if (result == 0) {
         p->stats.records_in += a->records;
         p->stats.bytes_in += pa->len;
         p->stats.batches_in++;
         partition_advance(p, pa->last_offset + 1, pa->len);
     } else {
-        p->stats.append_errors++;
-        if (a->res->error_code == 0) {
-            a->res->error_code = result;
-            a->res->error_message = (char *)rl_strerror(result);
+        produce_fail(a, result);
+    }
+    produce_op_over(a);
+}
+
+static void produce_copy_free(struct produce_append *a)
+{
+    if (!a->copy)
+        return;
+    free(a->copy);
+    shard_mem_refund(a->r->sh, a->pa.len);
+    a->copy = NULL;
+}
+
+/* Appends a, or queues it behind the partition's deferred appends when the log is full (or
+ * others already wait: order within a partition is kept). Returns 0 when a is now pending. */
+static int produce_submit(struct produce_append *a)
+{
+    struct partition *p = a->p;
+    int rc = p->deferred_head ? RL_E_FULL : plog_append(p->log, &a->pa);
+    if (rc == RL_E_FULL) {
+        a->copy = malloc(a->pa.len);
+        if (!a->copy)
+            return -ENOMEM;
+        memcpy(a->copy, a->pa.batch, a->pa.len);
+        shard_mem_charge(a->r->sh, a->pa.len);
+        a->r->sh->m.produce_deferred++;
+        a->pa.batch = a->copy;
+        a->next_deferred = NULL;
+        if (p->deferred_tail)
+            p->deferred_tail->next_deferred = a;
+        else
+            p->deferred_head = a;
+        p->deferred_tail = a;
+        rc = 0;
+    } else if (rc == 0 && a->first) {
+        a->res->base_offset = (int64_t)a->pa.base_offset;
+    }
+    if (rc == 0) {
+        p->pins++;
+        a->r->pending++;
+    }
+    return rc;
+}
+
+static void produce_retry_partition(struct partition *p)
+{
+    for (uint32_t guard = 0; p->deferred_head && guard < 1000000; guard++) {
+        struct produce_append *a = p->deferred_head;
+        int rc = p->topic->deleted ? RL_E_UNKNOWN_TOPIC : plog_append(p->log, &a->pa);
+        if (rc == RL_E_FULL)
+            return; /* still full: the next completion brings us back */
+        p->deferred_head = a->next_deferred;
+        if (!p->deferred_head)
+            p->deferred_tail = NULL;
+        produce_copy_free(a); /* plog_append copied it, or it failed */
+        if (rc) {
+            produce_fail(a, rc);
+            produce_op_over(a);
+        } else if (a->first) {
+            a->res->base_offset = (int64_t)a->pa.base_offset;
         }
     }
-    RL_ASSERT(r->pending > 0);
-    r->pending--;
-    if (r->pending == 0 && ps->acks != 0 && r->conn) {
-        r->needs_finish = true;
-        shard_mark_conn(r->conn);
+}
+
+void api_produce_retry(struct shard *sh)
+{
+    for (uint32_t guard = 0; sh->retry && guard < 1000000; guard++) {
+        struct partition *p = sh->retry;
+        sh->retry = p->retry_next;
+        p->in_retry = false;
+        produce_retry_partition(p);
     }
 }
 
@@ -483,7 +574,8 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
         a->p = p;
         a->res = res;
         a->records = h.record_count;
-        rc = plog_append(p->log, &a->pa);
+        a->first = i == 0;
+        rc = produce_submit(a);
         if (rc) {
             res->error_code = rc;
             res->error_message = arena_printf(&r->arena, "batch %u of %s-%u not appended: %s%s",
@@ -492,10 +584,6 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
             p->stats.append_errors++;
             return;
         }
-        if (i == 0)
-            res->base_offset = (int64_t)a->pa.base_offset;
-        p->pins++;
-        r->pending++;
         pos += h.batch_len;
     }
 }

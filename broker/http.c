@@ -157,6 +157,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("frames_too_large_total", "counter", m->frames_too_large);
     G("throttled_responses_total", "counter", m->throttled_responses);
     G("memory_pauses_total", "counter", m->mem_pauses);
+    G("produce_deferred_batches_total", "counter", m->produce_deferred);
     G("inflight_bytes", "gauge", sh->mem_used);
     G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
     G("pending_fsync_bytes", "gauge", pending);

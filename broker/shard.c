@@ -794,6 +794,7 @@ static void shard_process(struct shard *sh)
         conn_process(c);
     }
     http_process(sh);
+    api_produce_retry(sh);
     shard_reap_limbo(sh);
     shard_handle_tick(sh);
     shard_arm_accepts(sh);

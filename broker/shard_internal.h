@@ -115,6 +115,7 @@ struct shard_metrics {
     uint64_t bytes_received, bytes_sent;
     uint64_t frames_malformed, frames_too_large;
     uint64_t throttled_responses, mem_pauses;
+    uint64_t produce_deferred;           /* batches queued because a log was full */
     uint64_t http_requests;
 };
 
@@ -139,6 +140,7 @@ struct shard {
     struct http_conn *hconns, *hready;
     uint32_t nhconns;
     struct req *limbo;               /* sent or detached requests still waiting for ops */
+    struct partition *retry;         /* partitions with deferred appends to retry */
     struct req *pool;
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
@@ -178,6 +180,9 @@ void req_respond_error(struct req *r, int code, const char *msg);
  * during the call. Either responds at once or leaves async work that ends in r->finish. */
 void api_dispatch(struct req *r, const Ringlog__Request *rq, const uint8_t *data,
                   uint32_t data_len);
+
+/* Retries the appends partitions deferred because their logs were full. Loop only. */
+void api_produce_retry(struct shard *sh);
 
 /* Completes every long-poll fetch of c now (shutdown, connection closing). */
 void api_fetch_wake_all(struct conn *c);

@@ -44,6 +44,8 @@ struct partition_stats {
     uint64_t append_errors;
 };
 
+struct produce_append; /* broker/api.c: a produce batch waiting for room in the log */
+
 struct partition {
     struct topic *topic;
     uint32_t id;
@@ -51,6 +53,11 @@ struct partition {
     uint64_t visible_end;        /* offsets below are acknowledged by storage (the HW here) */
     struct partition_waiter *waiters;
     uint32_t pins;               /* slices and appends outstanding; the log lives while > 0 */
+    /* Appends the log refused with RL_E_FULL (its write queue is at its cap), in arrival order;
+     * retried by the shard's loop after the log's next completion. */
+    struct produce_append *deferred_head, *deferred_tail;
+    struct partition *retry_next;
+    bool in_retry;
     struct partition_stats stats;
 };
 

@@ -523,3 +523,53 @@ Test(broker, fetch_many_partitions_and_caps)
     cr_assert_eq(tr->partitions[2]->data_len, 0);
     cr_assert_eq(dlen, (uint32_t)len);
 }
+
+/* 100 batches of 1 MiB pipelined to one partition (more than a log queues at once) are all
+ * appended, in order, none refused: a full log defers appends instead of failing them. */
+Test(broker, full_log_defers_in_order)
+{
+    char msg[256];
+    static const char *const cfg[] = {"max.message.bytes=2000000", NULL};
+    cr_assert_eq(tl_create_topic(&conn, "full", 1, cfg, msg, sizeof(msg)), 0, "%s", msg);
+    uint8_t *b;
+    int len = tl_make_batch_sized(1000, 1000, &b);
+    enum { N = 100 };
+    int sent = 0, got = 0;
+    int64_t last = -1;
+    while (got < N) {
+        while (sent < N && sent - got < 100) {
+            Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
+            pp.data_len = (uint32_t)len;
+            Ringlog__ProducePartition *pps[1] = {&pp};
+            Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
+            pt.name = (char *)"full";
+            pt.n_partitions = 1;
+            pt.partitions = pps;
+            Ringlog__ProduceTopic *pts[1] = {&pt};
+            Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+            pr.acks = 1;
+            pr.n_topics = 1;
+            pr.topics = pts;
+            Ringlog__Request req = RINGLOG__REQUEST__INIT;
+            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+            req.produce = &pr;
+            cr_assert_geq(tl_send(&conn, &req, b, (uint32_t)len), 0);
+            sent++;
+        }
+        Ringlog__Response *resp;
+        cr_assert_eq(tl_recv(&conn, 30000, &resp, NULL, NULL), 0);
+        Ringlog__ProducePartitionResult *res = resp->produce->topics[0]->partitions[0];
+        cr_assert_eq(res->error_code, 0, "batch %d: %s", got, res->error_message);
+        cr_assert_eq(res->base_offset, last + 1, "batch %d at %lld after %lld", got,
+                     (long long)res->base_offset, (long long)last);
+        last = res->base_offset + 999;
+        got++;
+    }
+    free(b);
+    static char body[1 << 20];
+    cr_assert_eq(tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body),
+                             5000), 200);
+    fprintf(stderr, "full_log_defers_in_order: %lld batches were deferred\n",
+            metric(body, "ringlog_produce_deferred_batches_total"));
+    cr_assert_eq(metric(body, "ringlog_inflight_bytes"), 0);
+}
