@@ -281,7 +281,7 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
     *o = (struct bench_opts){.seconds = 10, .record_size = 1024, .partitions = 8, .dir = ".",
                              .disk_bytes = 1u << 30, .batch_size = 256 * 1024,
                              .linger_ms = 1, .buffer_memory = 8u << 20,
-                             .max_in_flight_per_partition = 2};
+                             .max_in_flight_per_partition = 5};
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
     if (n > 0) {
         self[n] = 0;

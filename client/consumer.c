@@ -585,6 +585,8 @@ static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Re
             off += sec;
         }
     }
+    RL_DEBUG("consumer: answer of %zu bytes from %s:%u, %d fetches still in flight", len,
+             b->addr.host, b->addr.port, b->inflight);
     b->resp = resp;
     b->data = data;
     b->data_len = len;

@@ -25,13 +25,20 @@ $(BUILD)/bin/ringlog: $(CLI_OBJS) $(LIB_CLIENT_A)
 BINS += $(BUILD)/bin/ringlog
 
 TESTS += $(BUILD)/tests/unit/test_client
-# TESTS += integration suites (added with the broker)
 
-# `make bench`: ringlog bench starts its own ringlogd, measures the disk, prints the summary.
+# The suites that run real brokers, and the benchmark, need ringlogd in the build (broker/ is
+# included before this fragment, so BINS already says whether it is).
+ifneq ($(filter $(BUILD)/bin/ringlogd,$(BINS)),)
+TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli
+TEST_DEPS += $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
+
+# `make bench`: ringlog bench starts its own ringlogd, measures the disk, prints the summary
+# (BENCH_ARGS=... passes options, e.g. --seconds 20 --dir /mnt/nvme).
 .PHONY: bench-client
 bench-client: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
-	$(BUILD)/bin/ringlog bench --ringlogd $(BUILD)/bin/ringlogd
+	$(BUILD)/bin/ringlog bench --ringlogd $(BUILD)/bin/ringlogd $(BENCH_ARGS)
 BENCH_TARGETS += bench-client
+endif
 
 # make install PREFIX=/usr/local: the tool, both libraries, the header and a pkg-config file.
 .PHONY: install-client
