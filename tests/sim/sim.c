@@ -431,12 +431,11 @@ static void net_send(struct sim *s, const struct raft_msg *m)
     }
 }
 
-static void apply_ready(struct sim *s, struct node *n)
+/* Step 2 of a ready: install, truncate, append (with the checks that watch the disk). */
+static void apply_log(struct sim *s, struct node *n)
 {
     struct raft_ready *rd = &s->rd;
     struct memlog *l = &n->log;
-    if (rd->hard_state_changed)
-        n->hs = rd->hard_state;
     if (rd->has_snapshot) {
         trace(s, "n%u installs snapshot at %llu (term %llu)", n->id,
               (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
@@ -492,6 +491,16 @@ static void apply_ready(struct sim *s, struct node *n)
             at = n->syncs[n->n_syncs - 1].at;
         n->syncs[n->n_syncs++] = (struct sync){last->index, last->term, at};
     }
+}
+
+static void apply_ready(struct sim *s, struct node *n)
+{
+    struct raft_ready *rd = &s->rd;
+    if (rd->hard_state_changed)
+        n->hs = rd->hard_state; /* persisted before any message goes out */
+    apply_log(s, n);
+    if (s->res->failed)
+        return;
     if (rd->role_changed) {
         trace(s, "n%u is %s in term %llu (leader n%u)", n->id, raft_role_name(rd->role),
               (unsigned long long)rd->term, rd->leader);

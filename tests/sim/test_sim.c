@@ -125,7 +125,8 @@ static uint64_t run_config(uint32_t voters, uint64_t first, uint64_t count, uint
                ")\n", voters, n_failed, ran, bad);
     printf("%u voters: %" PRIu64 " seeds %s in %.1f s (%u chaos ticks each): %" PRIu64
            " core steps, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64 " snapshots, %"
-           PRIu64 " conf changes, %" PRIu64 " transfers; liveness ticks avg %.1f max %u (seed %" PRIu64 ")\n",
+           PRIu64 " conf changes, %" PRIu64 " transfers; liveness ticks avg %.1f max %u "
+           "(seed %" PRIu64 ")\n",
            voters, ran, bad ? "ran until a failure" : "clean", dt, ticks, steps, committed,
            crashes, snaps, confs, transfers, ran ? (double)live_sum / (double)ran : 0.0,
            live_max, live_max_seed);
