@@ -11,3 +11,19 @@ TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
 # libFuzzer harness for frame and request decoding (tests/fuzz/module.mk builds and replays it).
 FUZZ_HARNESSES += frame
 FUZZ_FLAGS_frame := -max_len=65536
+
+# ringlogd links the partition log, so it (and the suites that run it) join the build once
+# storage/ builds plog (storage/module.mk is included before this fragment).
+ifneq ($(filter storage/plog.c,$(STORAGE_SRCS)),)
+BINS += $(BUILD)/bin/ringlogd
+$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAGE) $(LIB_PROTO) \
+                       $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_STORAGE) $(LIB_PROTO) $(LIB_COMMON) \
+	    $(DEPS_LIBS)
+
+TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
+         $(BUILD)/tests/integration/test_broker_restart
+TEST_DEPS += $(BUILD)/bin/ringlogd
+endif
