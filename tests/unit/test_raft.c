@@ -526,3 +526,61 @@ Test(raft, config_codec_round_trip)
     buf[0] = 0;
     cr_assert_eq(raft_config_decode(buf, len, &d), RL_E_CORRUPT);
 }
+
+Test(raft, proposals_refused_by_followers_and_beyond_limit)
+{
+    /* Only the leader takes proposals, and it stops at its uncommitted-entry limit (the
+     * named maximum that gives callers backpressure) until commits catch up. */
+    tc_init(3, 3);
+    tc_elect(1);
+    cr_assert_eq(tc_propose(2, 1), RL_E_RAFT_NOT_LEADER);
+    node(1)->r.max_uncommitted = 10;
+    tc_isolate(1, true);
+    cr_assert_eq(tc_propose(1, 8), 0);
+    cr_assert_eq(tc_propose(1, 8), RL_E_FULL);
+    tc_isolate(1, false);
+    for (int i = 0; i < 3; i++) /* lost appends are resent after two silent heartbeats */
+        tc_heartbeat(1);
+    cr_assert_eq(node(1)->r.commit, node(1)->r.last_index);
+    cr_assert_eq(tc_propose(1, 8), 0);
+}
+
+Test(raft, duplicated_and_reordered_messages_are_harmless)
+{
+    /* Every message delivered twice and in reverse order within each burst: logs still
+     * converge, commit matches, and no entry is appended twice. */
+    tc_init(3, 3);
+    tc_elect(1);
+    for (int round = 0; round < 20; round++) {
+        cr_assert_eq(tc_propose(1, 1 + (uint32_t)round % 5), 0);
+        uint32_t n = tc.q_len;
+        cr_assert_lt(2 * n, TC_QUEUE_MAX);
+        for (uint32_t i = 0; i < n; i++) /* duplicate the burst ... */
+            tc.q[(tc.q_head + n + i) % TC_QUEUE_MAX] = tc.q[(tc.q_head + i) % TC_QUEUE_MAX];
+        tc.q_len = 2 * n;
+        for (uint32_t i = 0; i < tc.q_len / 2; i++) { /* ... and reverse it */
+            struct tmsg tmp = tc.q[(tc.q_head + i) % TC_QUEUE_MAX];
+            uint32_t j = (tc.q_head + tc.q_len - 1 - i) % TC_QUEUE_MAX;
+            tc.q[(tc.q_head + i) % TC_QUEUE_MAX] = tc.q[j];
+            tc.q[j] = tmp;
+        }
+        tc_deliver();
+    }
+    for (int i = 0; i < 3; i++)
+        tc_heartbeat(1);
+    for (uint32_t id = 2; id <= 3; id++) {
+        cr_assert_eq(node(id)->r.last_index, node(1)->r.last_index);
+        for (uint64_t k = 1; k <= node(1)->r.last_index; k++)
+            cr_assert_eq(tl_term(&node(id)->log, k), tl_term(&node(1)->log, k));
+    }
+    cr_assert_eq(node(1)->r.commit, node(1)->r.last_index);
+    cr_assert_eq(node(2)->r.commit, node(1)->r.commit);
+}
+
+Test(raft, group_state_is_small)
+{
+    /* Many groups per process: one group's whole state stays a few KB, with no owned
+     * memory, and the ready (shared by all groups on a thread) is bounded. */
+    cr_assert_lt(sizeof(struct raft), 4096, "struct raft is %zu bytes", sizeof(struct raft));
+    cr_assert_lt(sizeof(struct raft_ready), 128 * 1024);
+}
