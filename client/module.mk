@@ -24,7 +24,7 @@ $(BUILD)/bin/ringlog: $(CLI_OBJS) $(LIB_CLIENT_A)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(LIB_CLIENT_A) $(DEPS_LIBS)
 BINS += $(BUILD)/bin/ringlog
 
-TESTS += $(BUILD)/tests/unit/test_client
+TESTS += $(BUILD)/tests/unit/test_client $(BUILD)/tests/integration/test_client_fake
 
 # The suites that run real brokers, and the benchmark, need ringlogd in the build (broker/ is
 # included before this fragment, so BINS already says whether it is).
