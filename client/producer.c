@@ -614,6 +614,17 @@ static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
     return wake_at;
 }
 
+/* Brokers are appended by sending threads (under the lock) when a topic names a new leader;
+ * the I/O thread reads the count under the lock and then uses entries below it, which never
+ * move. */
+static int brokers_known(struct rl_producer *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int n = p->broker_count;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 /* Refreshes stale topic metadata and opens connections that have work (lock NOT held: both may
  * wait on the network). */
 static void prepare_network(struct rl_producer *p, int64_t now)
@@ -645,7 +656,8 @@ static void prepare_network(struct rl_producer *p, int64_t now)
             rlc_topic_free(&m);
         }
     }
-    for (int i = 0; i < p->broker_count; i++) {
+    int nb = brokers_known(p);
+    for (int i = 0; i < nb; i++) {
         struct pbroker *br = &p->brokers[i];
         if (!br->want || rlc_conn_is_open(&br->conn) || br->next_try_ms > now)
             continue;
@@ -898,7 +910,8 @@ static void wait_and_service(struct rl_producer *p, int64_t wake_at, struct pbat
     pfd[n].fd = p->wake_fd;
     pfd[n].events = POLLIN;
     idx[n++] = -1;
-    for (int i = 0; i < p->broker_count; i++) {
+    int nb = brokers_known(p);
+    for (int i = 0; i < nb; i++) {
         struct pbroker *br = &p->brokers[i];
         if (!rlc_conn_is_open(&br->conn))
             continue;
@@ -943,8 +956,9 @@ static void *io_main(void *arg)
         pthread_mutex_lock(&p->lock);
         now = rlc_now_ms();
         fill_requests(p, now, &done);
+        int nb = p->broker_count;
         pthread_mutex_unlock(&p->lock);
-        for (int i = 0; i < p->broker_count; i++) {
+        for (int i = 0; i < nb; i++) {
             struct pbroker *br = &p->brokers[i];
             if (rlc_conn_is_open(&br->conn) && rlc_conn_wants_write(&br->conn))
                 service(p, br, 0, &done);

@@ -319,6 +319,95 @@ static int t_range_routing(void)
     return 0;
 }
 
+/* --- compression and keyless records ---------------------------------------------------------- */
+
+struct zstd_check {
+    long n, bad;
+};
+
+static int zstd_verify(void *ctx, const struct rl_record *r)
+{
+    struct zstd_check *z = ctx;
+    char want[64];
+    int len = snprintf(want, sizeof(want), "compressible value %06lld padding padding padding",
+                       (long long)(r->key_len > 0 ? strtoll((const char *)r->key + 1, NULL, 10)
+                                                  : -1));
+    z->bad += r->value_len != len || memcmp(r->value, want, (size_t)len) != 0;
+    z->n++;
+    return 0;
+}
+
+/* zstd: batches compressed by the producer come back intact through the consumer. */
+static int t_zstd_roundtrip(void)
+{
+    CHECK(create_topic(&g_broker, "zstd", 2, NULL, 0) == 0, "create");
+    const char *kv[] = {"compression", "zstd", "batch.size", "65536", NULL};
+    struct rl_conf *c = conf_for(&g_broker, kv);
+    char err[256];
+    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+    for (int i = 0; i < 20000; i++) {
+        char key[16], val[64];
+        int kl = snprintf(key, sizeof(key), "k%d", i);
+        int vl = snprintf(val, sizeof(val), "compressible value %06d padding padding padding",
+                          i);
+        CHECK(rl_producer_send(p, "zstd", RL_PARTITION_ANY, key, (size_t)kl, val, (size_t)vl,
+                               0, NULL) == 0, "send");
+    }
+    CHECK(rl_producer_flush(p, 20000) == 0, "%s", rl_producer_last_error(p));
+    uint64_t acked, failed;
+    rl_producer_counts(p, &acked, &failed);
+    CHECK(acked == 20000 && failed == 0, "acked %llu", (unsigned long long)acked);
+    rl_producer_destroy(p, 1000);
+    rl_conf_destroy(c);
+    struct zstd_check z = {0};
+    long n = consume_all(&g_broker, "zstd", 20000, 3000, zstd_verify, &z);
+    CHECK(n == 20000 && z.bad == 0, "consumed %ld, %ld damaged", n, z.bad);
+    return 0;
+}
+
+struct sticky_state {
+    int32_t part[4000];
+    atomic_int n;
+};
+
+static void sticky_cb(void *ctx, const struct rl_delivery *d)
+{
+    struct sticky_state *s = ctx;
+    s->part[(uintptr_t)d->opaque] = d->error ? -1 : d->partition;
+    atomic_fetch_add(&s->n, 1);
+}
+
+/* keyless: records without a key stay in one partition for a whole batch, and successive
+ * batches move on, so every partition gets some. */
+static int t_keyless_sticky(void)
+{
+    CHECK(create_topic(&g_broker, "keyless", 4, NULL, 0) == 0, "create");
+    const char *kv[] = {"batch.size", "4096", "linger.ms", "1000", NULL};
+    struct rl_conf *c = conf_for(&g_broker, kv);
+    struct sticky_state *s = calloc(1, sizeof(*s));
+    rl_conf_set_delivery_cb(c, sticky_cb, s);
+    char err[256], val[100] = {0};
+    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+    for (int i = 0; i < 4000; i++)
+        CHECK(rl_producer_send(p, "keyless", RL_PARTITION_ANY, NULL, 0, val, sizeof(val), 0,
+                               (void *)(uintptr_t)i) == 0, "send");
+    CHECK(rl_producer_flush(p, 20000) == 0, "%s", rl_producer_last_error(p));
+    rl_producer_destroy(p, 1000);
+    int used[4] = {0}, switches = 0;
+    for (int i = 0; i < 4000; i++) {
+        CHECK(s->part[i] >= 0 && s->part[i] < 4, "record %d failed", i);
+        used[s->part[i]]++;
+        switches += i > 0 && s->part[i] != s->part[i - 1];
+    }
+    /* ~35 records fit in a 4 KiB batch: about 4000/35 switches, each after a full batch. */
+    CHECK(used[0] && used[1] && used[2] && used[3], "partitions used %d %d %d %d", used[0],
+          used[1], used[2], used[3]);
+    CHECK(switches > 50 && switches < 200, "%d partition switches", switches);
+    free(s);
+    rl_conf_destroy(c);
+    return 0;
+}
+
 /* --- consumer positions ---------------------------------------------------------------------- */
 
 /* seek: to an offset, to a timestamp (first record with timestamp >= it), to latest (nothing
@@ -553,6 +642,8 @@ int main(void)
         {"send_errors", t_send_errors},
         {"seek", t_seek},
         {"range_routing", t_range_routing},
+        {"zstd_roundtrip", t_zstd_roundtrip},
+        {"keyless_sticky", t_keyless_sticky},
         {"million", t_million},
         {"hash_stable_across_restart", t_hash_stable_across_restart},
         {"sigkill_acked_survive", t_sigkill_acked_survive},
