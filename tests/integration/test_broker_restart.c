@@ -29,9 +29,11 @@ static void setup(void)
 static void teardown(void)
 {
     tl_close(&conn);
-    if (broker.pid)
-        tl_broker_stop(&broker, SIGTERM, 20000);
+    int st = broker.pid ? tl_broker_stop(&broker, SIGTERM, 20000) : 0;
+    if (st != 0)
+        tl_broker_dump_log(&broker, 40);
     tl_broker_cleanup(&broker);
+    cr_expect_eq(st, 0, "broker exit status %d", st);
 }
 
 TestSuite(restart, .init = setup, .fini = teardown, .timeout = 90);
