@@ -160,7 +160,7 @@ Test(arena, protobuf_allocator)
     struct arena a;
     arena_init(&a, 256, 1 << 20);
     char *names[64];
-    char store[64][8];
+    char store[64][16];
     for (int i = 0; i < 64; i++) {
         snprintf(store[i], sizeof(store[i]), "t%d", i);
         names[i] = store[i];
