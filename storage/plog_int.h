@@ -1,0 +1,135 @@
+/*
+ * plog_int: the partition log's private structures, shared by its three files: plog.c (storage
+ * context, open/recovery, close, delete, config), plog_write.c (append path: write buffer,
+ * group commit, acknowledgements, roll) and plog_read.c (reads, time lookups, retention,
+ * truncation). Nothing outside storage/ includes this.
+ *
+ * Write buffer. Appended batches are copied into 256 KiB chunks of 4 KiB-aligned memory taken
+ * from the storage's pool. A chunk maps a range of one segment file starting at a 4 KiB
+ * boundary, so writes go out with O_DIRECT straight from the chunks (one iovec per chunk: one
+ * vectored write). The last, partly filled block of a write is padded with zeros and written
+ * again, completed, by the next write (the Redpanda scheme); two writes that touch the same
+ * block are never in flight together. When a log goes idle it returns its last chunk to the
+ * pool after copying the partial block into `tail_block`, so an idle partition holds 4 KiB.
+ *
+ * Positions in the append stream are "lsn": bytes appended since the log was opened, counted
+ * across segments (file position p of segment s is lsn s->lsn_base + p). Four cursors, always
+ * appended >= issued >= written >= durable, drive everything:
+ *   appended  bytes copied into chunks by plog_append
+ *   issued    bytes covered by writes handed to the ring
+ *   written   bytes whose writes (and every earlier write) completed: readable, and
+ *             acknowledged under flush policies `none` and `interval`
+ *   durable   bytes covered by a completed fdatasync: acknowledged under `batch`
+ */
+#ifndef RL_STORAGE_PLOG_INT_H
+#define RL_STORAGE_PLOG_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/io.h"
+#include "storage/bio.h"
+#include "storage/fcache.h"
+#include "storage/plog.h"
+#include "storage/segment.h"
+
+#define PLOG_ALIGN 4096u                   /* O_DIRECT alignment of buffers, offsets, lengths */
+#define PLOG_CHUNK_BYTES (256u << 10)      /* one write-buffer chunk */
+#define PLOG_MAX_WOPS 16                   /* data writes in flight per log (queue depth) */
+#define PLOG_MAX_IOV 64                    /* chunks per vectored write */
+#define PLOG_MAX_WRITE_BYTES ((PLOG_MAX_IOV - 2) * PLOG_CHUNK_BYTES)
+#define PLOG_WRITE_UNIT (1u << 20)         /* with writes in flight, issue in pieces this big */
+#define PLOG_LOG_MAX_CHUNKS 128            /* 32 MiB buffered per log, then RL_E_FULL */
+#define STORAGE_MAX_CHUNKS 1024            /* 256 MiB of write buffer per storage */
+#define STORAGE_FREE_CHUNKS_KEPT 64        /* idle chunks kept for reuse (no page faults) */
+#define PLOG_FALLOC_MIN (1u << 20)         /* first preallocation of a segment */
+#define PLOG_FALLOC_MAX (16u << 20)        /* preallocation grows geometrically up to this */
+#define PLOG_SCAN_BUF_BYTES (1u << 20)     /* recovery read window */
+#define PLOG_DRAIN_TIMEOUT_NS (120ull * 1000000000ull) /* blocking calls give up after this */
+#define PLOG_MAX_BATCH_LIMIT ((PLOG_LOG_MAX_CHUNKS - 4) * PLOG_CHUNK_BYTES)
+
+struct chunk {
+    uint8_t *buf;          /* PLOG_CHUNK_BYTES, PLOG_ALIGN-aligned */
+    struct chunk *next;
+    struct segment *seg;   /* the segment file this chunk maps */
+    uint64_t file_pos;     /* file position of buf[0]; a multiple of PLOG_ALIGN */
+    uint32_t fill;         /* bytes of buf holding data */
+};
+
+/* One write in flight (with its linked fdatasync under flush policy `batch`). */
+struct wop {
+    struct io_op wr;
+    struct io_op sync;
+    struct plog *log;
+    struct segment *seg;
+    int64_t lsn_end;       /* the write covers appended data up to here */
+    uint32_t expect_bytes; /* a shorter write is a failure */
+    int res;               /* first error seen, or 0 */
+    unsigned pending;      /* ops of this wop not yet completed */
+    bool has_write, has_sync;
+    int iovcnt;
+    struct iovec iov[PLOG_MAX_IOV];
+};
+
+struct storage {
+    struct io *io;
+    struct fcache fc;
+    struct bio *bio;
+    struct chunk *free_chunks;
+    unsigned n_free, n_alloc; /* chunks on the free list / allocated in total */
+    struct plog *logs;        /* every open log, for storage_destroy */
+    uint8_t *scan_buf;        /* PLOG_SCAN_BUF_BYTES, for recovery and reads */
+    uint64_t delete_seq;      /* makes names of files being deleted unique */
+    bool direct;              /* O_DIRECT works here (cleared when the file system refuses) */
+};
+
+struct plog {
+    struct storage *st;
+    char *dir;
+    struct plog_config cfg;
+    struct segment **segs;   /* ascending base offsets; the last one is active */
+    uint32_t nsegs, cap_segs;
+    uint64_t start_offset, next_offset;
+    uint64_t size_bytes;     /* sum of segments' end_pos */
+
+    struct chunk *ch_head, *ch_tail;
+    unsigned n_chunks;
+    int64_t appended_lsn, issued_lsn, written_lsn, durable_lsn;
+    struct wop wops[PLOG_MAX_WOPS]; /* a ring, completed in order */
+    unsigned wop_head, wop_count;
+    struct wop syncop;       /* a standalone fdatasync (interval policy) */
+    bool sync_inflight;
+    struct io_op timer;      /* interval flush timer */
+    bool timer_armed;
+    struct plog_append *q_head, *q_tail; /* appends not yet acknowledged, in order */
+    struct plog_append *q_read;          /* first of them not yet readable */
+    uint8_t *tail_block;     /* PLOG_ALIGN bytes: the active segment's partial last block */
+    int failed;              /* sticky: the first write/fsync error, or 0 */
+    int fault_next;          /* test hook: error to report for the next write completion */
+    bool closing;
+    struct plog *next_log, *prev_log;
+};
+
+/* plog_write.c */
+void plog_pump(struct plog *log);
+void plog_release_idle(struct plog *log);
+int plog_roll(struct plog *log);
+int plog_drain(struct plog *log);
+int plog_finalize_segment(struct plog *log, struct segment *seg, bool sync);
+int plog_prealloc(struct plog *log, struct segment *seg, int fd, uint64_t upto);
+void plog_chunks_free_all(struct plog *log);
+
+/* plog.c */
+int plog_seg_read_fd(struct plog *log, struct segment *seg);
+int plog_seg_write_fd(struct plog *log, struct segment *seg);
+int plog_segs_push(struct plog *log, struct segment *seg);
+void plog_segment_remove_files(struct plog *log, struct segment *seg);
+void plog_segment_drop(struct plog *log, struct segment *seg);
+int plog_load_tail_block(struct plog *log);
+
+/* plog_read.c */
+int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos,
+                     struct batch_header *h);
+
+#endif

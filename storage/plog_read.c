@@ -1,0 +1,320 @@
+/*
+ * plog_read: the partition log's read path and maintenance. Fetch path: broker -> plog_read
+ * (segment by binary search, position through the in-memory offset index, then a short walk of
+ * batch headers) -> a slice of whole batches in one segment file -> sendfile/splice or
+ * plog_read_copy. Also: timestamp lookups, retention, advancing the log start, and
+ * truncate_to for followers discarding a divergent tail.
+ *
+ * Readers see only batches whose writes completed (segment readable_pos), never bytes still in
+ * the write buffer, so a slice always names bytes that are in the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/batch.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/checkpoint.h"
+#include "storage/plog_int.h"
+
+#define LOG_START_CHECKPOINT "log-start"
+
+int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos, struct batch_header *h)
+{
+    uint8_t buf[RL_BATCH_HEADER_SIZE];
+    int fd = plog_seg_read_fd(log, seg);
+    if (fd < 0)
+        return fd;
+    ssize_t n = pread(fd, buf, sizeof(buf), (off_t)pos);
+    if (n != (ssize_t)sizeof(buf))
+        return n < 0 ? -errno : -EIO;
+    int rc = batch_header_decode(buf, sizeof(buf), h);
+    if (rc < 0) {
+        char path[4096];
+        segment_path(seg, ".log", path, sizeof(path));
+        return RL_CORRUPT(path, (int64_t)pos, -1, "batch header unreadable on the read path");
+    }
+    return 0;
+}
+
+/* Index of the segment that holds `offset`: the last one whose base is <= offset. */
+static uint32_t seg_index_for(const struct plog *log, uint64_t offset)
+{
+    uint32_t lo = 0, hi = log->nsegs;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base_offset <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 ? 0 : lo - 1;
+}
+
+/* Finds the readable batch of seg that contains `offset`: *pos and its header. Returns 1 when
+ * found, 0 when offset is past the readable batches, or a negative code. */
+static int find_batch(struct plog *log, struct segment *seg, uint64_t offset, uint64_t *pos,
+                      struct batch_header *h)
+{
+    uint64_t p = segment_index_lookup(seg, offset);
+    /* The walk is bounded: at most one index interval of batches, plus the one holding the
+     * offset (and the file size). */
+    while (p < seg->readable_pos) {
+        int rc = plog_read_header(log, seg, p, h);
+        if (rc < 0)
+            return rc;
+        if (h->batch_len == 0 || p + h->batch_len > seg->readable_pos)
+            return 0;
+        if (h->base_offset + h->last_offset_delta >= offset) {
+            *pos = p;
+            return 1;
+        }
+        p += h->batch_len;
+    }
+    return 0;
+}
+
+int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
+              struct plog_slice *out)
+{
+    struct batch_header h;
+    uint64_t pos;
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    out->first_offset = out->next_offset = offset;
+    if (offset < log->start_offset || offset > log->next_offset)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    uint32_t i = seg_index_for(log, offset);
+    struct segment *seg = log->segs[i];
+    /* Step past segments whose readable batches end before offset; a later segment can only
+     * have readable data once this one is wholly readable. */
+    while (offset >= seg->readable_next) {
+        if (seg->readable_pos < seg->end_pos || i + 1 >= log->nsegs)
+            return 0;
+        seg = log->segs[++i];
+    }
+    int rc = find_batch(log, seg, offset, &pos, &h);
+    if (rc <= 0)
+        return rc;
+    if (h.base_offset >= max_offset)
+        return 0;
+    uint64_t start = pos, total = 0, next = offset;
+    out->first_offset = h.base_offset;
+    while (pos < seg->readable_pos) {
+        if (total > 0) {
+            rc = plog_read_header(log, seg, pos, &h);
+            if (rc < 0)
+                return rc;
+        }
+        if (h.base_offset >= max_offset || pos + h.batch_len > seg->readable_pos)
+            break;
+        if (total > 0 && total + h.batch_len > max_bytes)
+            break;
+        total += h.batch_len;
+        next = h.base_offset + h.last_offset_delta + 1;
+        pos += h.batch_len;
+    }
+    int fd = plog_seg_read_fd(log, seg);
+    if (fd < 0)
+        return fd;
+    fcache_pin(&seg->rd);
+    seg->refs++;
+    out->fd = fd;
+    out->file_position = start;
+    out->len = (uint32_t)total;
+    out->next_offset = next;
+    out->pin = seg;
+    return 0;
+}
+
+void plog_slice_release(struct plog *log, struct plog_slice *slice)
+{
+    struct segment *seg = slice->pin;
+    if (seg == NULL)
+        return;
+    slice->pin = NULL;
+    fcache_unpin(&seg->rd);
+    RL_ASSERT(seg->refs > 0);
+    if (--seg->refs == 0 && seg->deleted) {
+        fcache_close(&log->st->fc, &seg->rd);
+        fcache_close(&log->st->fc, &seg->wr);
+        segment_free(seg);
+    }
+}
+
+int plog_read_copy(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
+                   uint8_t *buf, size_t cap)
+{
+    struct plog_slice s;
+    uint32_t limit = cap < max_bytes ? (uint32_t)cap : max_bytes;
+    int rc = plog_read(log, offset, limit, max_offset, &s);
+    if (rc < 0 || s.len == 0)
+        return rc;
+    if (s.len > cap) {
+        plog_slice_release(log, &s);
+        return -ENOBUFS;
+    }
+    size_t got = 0;
+    while (got < s.len) {
+        ssize_t n = pread(s.fd, buf + got, s.len - got, (off_t)(s.file_position + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            break;
+        }
+        got += (size_t)n;
+    }
+    plog_slice_release(log, &s);
+    return rc < 0 ? rc : (int)s.len;
+}
+
+int plog_offset_for_time(struct plog *log, int64_t timestamp_ms, uint64_t *offset)
+{
+    struct batch_header h;
+    for (uint32_t i = 0; i < log->nsegs; i++) {
+        struct segment *seg = log->segs[i];
+        if (seg->max_ts < timestamp_ms)
+            continue;
+        uint64_t pos = segment_time_lookup(seg, timestamp_ms);
+        while (pos < seg->readable_pos) {
+            int rc = plog_read_header(log, seg, pos, &h);
+            if (rc < 0)
+                return rc;
+            if (h.max_timestamp >= timestamp_ms &&
+                h.base_offset + h.last_offset_delta >= log->start_offset) {
+                *offset = h.base_offset > log->start_offset ? h.base_offset : log->start_offset;
+                return 0;
+            }
+            pos += h.batch_len;
+        }
+    }
+    *offset = log->next_offset;
+    return 0;
+}
+
+/* --- maintenance ------------------------------------------------------------------------ */
+
+/* Deletes the oldest segment (never the active one). */
+static void drop_oldest(struct plog *log)
+{
+    struct segment *seg = log->segs[0];
+    memmove(log->segs, log->segs + 1, (log->nsegs - 1) * sizeof(*log->segs));
+    log->nsegs--;
+    plog_segment_drop(log, seg);
+    if (log->start_offset < log->segs[0]->base_offset)
+        log->start_offset = log->segs[0]->base_offset;
+}
+
+int plog_enforce_retention(struct plog *log, int64_t now_ms)
+{
+    if (log->failed)
+        return RL_E_LOG_FAILED;
+    struct segment *act = log->segs[log->nsegs - 1];
+    if (act->end_pos > 0 && now_ms - act->created_ms >= log->cfg.segment_ms) {
+        int rc = plog_roll(log);
+        if (rc < 0)
+            return rc;
+    }
+    int deleted = 0;
+    while (log->nsegs > 1) {
+        struct segment *seg = log->segs[0];
+        bool by_age = log->cfg.retention_ms >= 0 && seg->max_ts != INT64_MIN &&
+                      seg->max_ts < now_ms - log->cfg.retention_ms;
+        bool by_size = log->cfg.retention_bytes >= 0 &&
+                       log->size_bytes - seg->end_pos >= (uint64_t)log->cfg.retention_bytes;
+        if (!(by_age || by_size) || !seg->finalized)
+            break;
+        drop_oldest(log);
+        deleted++;
+    }
+    return deleted;
+}
+
+int plog_advance_start(struct plog *log, uint64_t offset)
+{
+    if (offset > log->next_offset)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    if (offset <= log->start_offset)
+        return 0;
+    uint8_t buf[8];
+    memcpy(buf, &offset, sizeof(buf));
+    int rc = checkpoint_write(log->dir, LOG_START_CHECKPOINT, buf, sizeof(buf));
+    if (rc < 0)
+        return rc;
+    log->start_offset = offset;
+    while (log->nsegs > 1 && log->segs[1]->base_offset <= offset && log->segs[0]->finalized)
+        drop_oldest(log);
+    log->start_offset = offset;
+    return 0;
+}
+
+/* Position of the batch starting exactly at `offset` in seg, or RL_E_INVALID_ARGUMENT. */
+static int batch_start(struct plog *log, struct segment *seg, uint64_t offset, uint64_t *pos)
+{
+    struct batch_header h;
+    if (offset == seg->base_offset) {
+        *pos = 0;
+        return 0;
+    }
+    int rc = find_batch(log, seg, offset, pos, &h);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || h.base_offset != offset)
+        return RL_E_INVALID_ARGUMENT;
+    return 0;
+}
+
+int plog_truncate_to(struct plog *log, uint64_t offset)
+{
+    uint64_t pos;
+    int rc = plog_drain(log);
+    if (rc < 0)
+        return rc;
+    if (offset < log->start_offset || offset > log->next_offset)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    if (offset == log->next_offset)
+        return 0;
+    uint32_t i = seg_index_for(log, offset);
+    struct segment *seg = log->segs[i];
+    rc = batch_start(log, seg, offset, &pos);
+    if (rc < 0)
+        return rc;
+    plog_release_idle(log);
+    RL_ASSERT(log->ch_head == NULL);
+    while (log->nsegs > i + 1) {
+        struct segment *s = log->segs[--log->nsegs];
+        fcache_close(&log->st->fc, &s->wr);
+        plog_segment_drop(log, s);
+    }
+    int fd = plog_seg_write_fd(log, seg);
+    if (fd < 0)
+        return fd;
+    if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
+        rc = -errno;
+        return rc;
+    }
+    log->size_bytes -= seg->end_pos - pos;
+    segment_index_truncate(seg, pos);
+    /* Fold the batches between the last surviving index entry and the cut back into the
+     * segment's largest timestamp. */
+    struct seg_scan sc;
+    uint64_t from = seg->last_index_pos;
+    uint64_t min = seg->base_offset + (seg->n_oidx ? seg->oidx[seg->n_oidx - 1].rel : 0);
+    int rfd = plog_seg_read_fd(log, seg);
+    if (rfd >= 0 && segment_scan(seg, rfd, from, pos, min, false, false,
+                                 log->cfg.index_interval_bytes, log->st->scan_buf,
+                                 PLOG_SCAN_BUF_BYTES, &sc) == 0 && sc.max_ts > seg->max_ts)
+        seg->max_ts = sc.max_ts;
+    seg->end_pos = seg->readable_pos = pos;
+    seg->next_offset = seg->readable_next = offset;
+    seg->sealed = seg->finalized = false;
+    seg->falloc_end = pos;
+    seg->lsn_base = 0;
+    log->next_offset = offset;
+    log->appended_lsn = log->issued_lsn = log->written_lsn = log->durable_lsn = (int64_t)pos;
+    return plog_load_tail_block(log);
+}

@@ -1,0 +1,600 @@
+/* storage: the partition log (plog) end to end on real files: append/read, limits, indexes at
+ * segment boundaries, roll, retention, truncate_to, time lookups, recovery, sticky failure. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+
+#include "storage/checkpoint.h"
+#include "storage/plog_debug.h"
+#include "storage_testutil.h"
+
+static struct io *g_io;
+static struct storage *g_st;
+static char g_dir[256];
+
+static void setup(void)
+{
+    int err = 0;
+    g_io = io_create(256, &err);
+    cr_assert_not_null(g_io, "io_create: %d", err);
+    cr_assert_eq(storage_create(g_io, 64, &g_st), 0);
+    tu_mkdtemp(g_dir, sizeof(g_dir), "plog");
+}
+
+static void teardown(void)
+{
+    storage_destroy(g_st);
+    io_destroy(g_io);
+    tu_rm_rf(g_dir);
+}
+
+TestSuite(storage, .init = setup, .fini = teardown);
+
+static struct plog *open_log(const struct plog_config *cfg, struct plog_recovery_report *rep)
+{
+    struct plog *log = NULL;
+    int rc = plog_open(g_st, g_dir, cfg, rep, &log);
+    cr_assert_eq(rc, 0, "plog_open: %s", rl_strerror(rc));
+    return log;
+}
+
+static void small_config(struct plog_config *cfg)
+{
+    plog_config_default(cfg);
+    cfg->segment_bytes = 16 * 1024;
+    cfg->index_interval_bytes = 512;
+    cfg->retention_ms = -1;
+}
+
+/* Appends n batches of `records` records each (value sizes vary with i), waiting for each. */
+static void append_n(struct plog *log, struct tu_batch *out, int n, uint32_t records, int64_t ts)
+{
+    for (int i = 0; i < n; i++) {
+        out[i] = tu_build(records, 100 + (size_t)(i * 37) % 700, (uint64_t)i, ts + i * 10);
+        uint64_t base;
+        int rc = tu_append_wait(g_io, log, &out[i], &base);
+        cr_assert_eq(rc, 0, "append %d: %s", i, rl_strerror(rc));
+        cr_assert_eq(base, (uint64_t)i * records);
+    }
+}
+
+static void free_batches(struct tu_batch *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(b[i].data);
+}
+
+/* Reads the whole log batch by batch and checks every byte against the originals. */
+static void check_contents(struct plog *log, const struct tu_batch *b, int n, uint32_t records)
+{
+    static uint8_t buf[1 << 20];
+    uint64_t off = plog_start_offset(log);
+    int i = (int)(off / records);
+    while (i < n) {
+        int len = plog_read_copy(log, off, 1, UINT64_MAX, buf, sizeof(buf));
+        cr_assert_gt(len, 0, "read at %llu: %s", (unsigned long long)off, rl_strerror(len));
+        cr_assert_eq((uint32_t)len, b[i].len, "batch %d length", i);
+        cr_assert(tu_same_batch(buf, &b[i], (uint64_t)i * records), "batch %d differs", i);
+        cr_assert_eq(batch_validate(buf, (size_t)len, NULL), 0);
+        off += records;
+        i++;
+    }
+    cr_assert_eq(plog_end_offset(log), (uint64_t)n * records);
+}
+
+/* Batches appended come back byte for byte with stamped offsets; reads at or past the end. */
+Test(storage, append_read_roundtrip)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[50];
+    append_n(log, b, 50, 3, 1000);
+    check_contents(log, b, 50, 3);
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, 150, 1 << 20, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.len, 0);
+    cr_assert_eq(plog_read(log, 151, 1 << 20, UINT64_MAX, &s), RL_E_OFFSET_OUT_OF_RANGE);
+    cr_assert_eq(plog_unsynced_bytes(log), 0, "flush policy batch left unsynced bytes");
+    plog_close(log);
+    free_batches(b, 50);
+}
+
+/* A read returns whole batches up to max_bytes, at least one, none at or past max_offset, and
+ * starts with the batch holding the offset asked for. */
+Test(storage, read_limits)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[10];
+    append_n(log, b, 10, 4, 1000);
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, 0, 1, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.len, b[0].len, "one batch even when max_bytes is smaller");
+    cr_assert_eq(s.next_offset, 4);
+    plog_slice_release(log, &s);
+    cr_assert_eq(plog_read(log, 0, b[0].len + b[1].len + b[2].len / 2, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.len, b[0].len + b[1].len, "only whole batches within max_bytes");
+    cr_assert_eq(s.next_offset, 8);
+    plog_slice_release(log, &s);
+    cr_assert_eq(plog_read(log, 6, 1 << 20, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.first_offset, 4, "the batch holding offset 6 starts at 4");
+    cr_assert_eq(s.file_position, b[0].len);
+    plog_slice_release(log, &s);
+    cr_assert_eq(plog_read(log, 0, 1 << 20, 12, &s), 0);
+    cr_assert_eq(s.next_offset, 12, "max_offset 12 stops before the batch at 12");
+    plog_slice_release(log, &s);
+    cr_assert_eq(plog_read(log, 13, 1 << 20, 12, &s), 0);
+    cr_assert_eq(s.len, 0, "nothing visible below max_offset from 13");
+    plog_close(log);
+    free_batches(b, 10);
+}
+
+/* Every offset, including the first and last of each segment, resolves to its batch through
+ * the sparse index, across many small segments, before and after a reopen. */
+Test(storage, index_lookups_at_segment_boundaries)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    enum { N = 120, R = 5 };
+    struct tu_batch b[N];
+    append_n(log, b, N, R, 1000);
+    cr_assert_gt(plog_segment_count(log), 5, "segments: %u", plog_segment_count(log));
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t off = 0; off < N * R; off++) {
+            struct plog_slice s;
+            cr_assert_eq(plog_read(log, off, 1, UINT64_MAX, &s), 0);
+            cr_assert_eq(s.first_offset, off / R * R, "offset %llu", (unsigned long long)off);
+            cr_assert_eq(s.len, b[off / R].len);
+            plog_slice_release(log, &s);
+        }
+        check_contents(log, b, N, R);
+        plog_close(log);
+        struct plog_recovery_report rep;
+        log = open_log(&cfg, &rep);
+        cr_assert(rep.clean);
+        cr_assert_eq(rep.indexes_rebuilt, 0);
+    }
+    /* Segment files are named by base offset and each begins with the batch at that offset. */
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    int logs = 0;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".log") != NULL) {
+            unsigned long long base = strtoull(e->d_name, NULL, 10);
+            cr_assert_eq(base % R, 0);
+            logs++;
+        }
+    closedir(d);
+    cr_assert_eq((uint32_t)logs, plog_segment_count(log));
+    plog_close(log);
+    free_batches(b, N);
+}
+
+/* A segment rolls when the next batch would not fit, and when it is older than segment_ms. */
+Test(storage, roll_by_size_and_age)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    cfg.segment_ms = 60 * 1000;
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = tu_build(1, 6000, (uint64_t)i, 1000);
+        cr_assert_eq(tu_append_wait(g_io, log, &b[i], NULL), 0);
+    }
+    cr_assert_eq(plog_segment_count(log), 2, "16 KiB segments hold two 6 KB batches");
+    int64_t now = io_wall_ms(g_io);
+    cr_assert_eq(plog_enforce_retention(log, now), 0);
+    cr_assert_eq(plog_segment_count(log), 2, "young segment must not roll");
+    cr_assert_eq(plog_enforce_retention(log, now + 61 * 1000), 0);
+    cr_assert_eq(plog_segment_count(log), 3, "old segment must roll");
+    cr_assert_eq(tu_append_wait(g_io, log, &b[0], NULL), 0);
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, 4, 1, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.file_position, 0, "batch after an age roll starts the new segment");
+    plog_slice_release(log, &s);
+    plog_close(log);
+    free_batches(b, 4);
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name), s = strlen(suffix);
+        if (l >= s && strcmp(e->d_name + l - s, suffix) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Retention by size deletes the oldest whole segments (never the active one), moves the log
+ * start, and the files disappear; reads below the start fail. */
+Test(storage, retention_by_size)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    cfg.retention_bytes = 40 * 1024;
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[60];
+    append_n(log, b, 60, 2, 1000);
+    uint32_t before = plog_segment_count(log);
+    int deleted = plog_enforce_retention(log, io_wall_ms(g_io));
+    cr_assert_gt(deleted, 0);
+    cr_assert_eq(plog_segment_count(log), before - (uint32_t)deleted);
+    cr_assert_leq(plog_size_bytes(log), 40 * 1024 + 16 * 1024);
+    cr_assert_geq(plog_size_bytes(log), 40 * 1024 - 16 * 1024);
+    uint64_t start = plog_start_offset(log);
+    cr_assert_gt(start, 0);
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, start - 1, 1, UINT64_MAX, &s), RL_E_OFFSET_OUT_OF_RANGE);
+    storage_debug_sync_background(g_st);
+    cr_assert_eq(count_files(g_dir, ".log"), (int)plog_segment_count(log));
+    check_contents(log, b, 60, 2);
+    plog_close(log);
+    log = open_log(&cfg, NULL);
+    cr_assert_eq(plog_start_offset(log), start);
+    plog_close(log);
+    free_batches(b, 60);
+}
+
+/* Retention by age deletes segments whose newest record is older than retention_ms. */
+Test(storage, retention_by_age)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    cfg.retention_ms = 1000;
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch old[20], young[20];
+    for (int i = 0; i < 20; i++) {
+        old[i] = tu_build(1, 2000, (uint64_t)i, 10000);
+        cr_assert_eq(tu_append_wait(g_io, log, &old[i], NULL), 0);
+    }
+    /* Roll by age (with retention off for the moment) so the old data is not active. */
+    cfg.retention_ms = -1;
+    cr_assert_eq(plog_set_config(log, &cfg), 0);
+    cr_assert_eq(plog_enforce_retention(log, io_wall_ms(g_io) + 8ll * 24 * 3600 * 1000), 0);
+    cfg.retention_ms = 1000;
+    cr_assert_eq(plog_set_config(log, &cfg), 0);
+    for (int i = 0; i < 20; i++) {
+        young[i] = tu_build(1, 2000, (uint64_t)i, 50000);
+        cr_assert_eq(tu_append_wait(g_io, log, &young[i], NULL), 0);
+    }
+    int deleted = plog_enforce_retention(log, 30000);
+    cr_assert_gt(deleted, 0);
+    cr_assert_eq(plog_start_offset(log), 20, "exactly the old segments went");
+    uint64_t off;
+    cr_assert_eq(plog_offset_for_time(log, 0, &off), 0);
+    cr_assert_eq(off, 20);
+    plog_close(log);
+    free_batches(old, 20);
+    free_batches(young, 20);
+}
+
+/* The first batch with max timestamp >= t is found through the time index, across segments. */
+Test(storage, offset_for_time)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[80];
+    append_n(log, b, 80, 2, 100000); /* batch i: timestamps 100000 + 10 i, +1 */
+    for (int i = 0; i < 80; i += 7) {
+        uint64_t off;
+        cr_assert_eq(plog_offset_for_time(log, 100000 + i * 10, &off), 0);
+        cr_assert_eq(off, (uint64_t)i * 2, "t=%d", 100000 + i * 10);
+        cr_assert_eq(plog_offset_for_time(log, 100000 + i * 10 + 1, &off), 0);
+        cr_assert_eq(off, (uint64_t)i * 2, "t within batch %d", i);
+        cr_assert_eq(plog_offset_for_time(log, 100000 + i * 10 + 2, &off), 0);
+        cr_assert_eq(off, (uint64_t)(i + 1) * 2);
+    }
+    uint64_t off;
+    cr_assert_eq(plog_offset_for_time(log, 1, &off), 0);
+    cr_assert_eq(off, 0);
+    cr_assert_eq(plog_offset_for_time(log, 1000000, &off), 0);
+    cr_assert_eq(off, 160, "none that late: the log end");
+    plog_close(log);
+    free_batches(b, 80);
+}
+
+/* truncate_to drops the tail at a batch boundary (inside a segment and at a segment start),
+ * refuses a non-boundary, and appends continue from the new end, also after a reopen. */
+Test(storage, truncate_to)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[60];
+    append_n(log, b, 60, 2, 1000);
+    cr_assert_eq(plog_truncate_to(log, 101), RL_E_INVALID_ARGUMENT, "not a batch boundary");
+    cr_assert_eq(plog_end_offset(log), 120);
+    cr_assert_eq(plog_truncate_to(log, 100), 0);
+    cr_assert_eq(plog_end_offset(log), 100);
+    check_contents(log, b, 50, 2);
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, 100, 1, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.len, 0);
+    /* Truncate to the first offset of a later segment's predecessor boundary. */
+    cr_assert_gt(plog_segment_count(log), 2);
+    uint32_t segs = plog_segment_count(log);
+    uint64_t boundary = 0;
+    for (uint64_t o = 2; o < 100; o += 2) {
+        cr_assert_eq(plog_read(log, o, 1, UINT64_MAX, &s), 0);
+        uint64_t fp = s.file_position;
+        plog_slice_release(log, &s);
+        if (fp == 0) {
+            boundary = o;
+            break;
+        }
+    }
+    cr_assert_gt(boundary, 0);
+    cr_assert_eq(plog_truncate_to(log, boundary), 0);
+    cr_assert_lt(plog_segment_count(log), segs);
+    cr_assert_eq(plog_end_offset(log), boundary);
+    for (int i = (int)boundary / 2; i < 60; i++) {
+        uint64_t base;
+        cr_assert_eq(tu_append_wait(g_io, log, &b[i], &base), 0);
+        cr_assert_eq(base, (uint64_t)i * 2);
+    }
+    check_contents(log, b, 60, 2);
+    plog_close(log);
+    struct plog_recovery_report rep;
+    log = open_log(&cfg, &rep);
+    cr_assert(rep.clean);
+    check_contents(log, b, 60, 2);
+    cr_assert_eq(plog_truncate_to(log, 0), 0);
+    cr_assert_eq(plog_end_offset(log), 0);
+    cr_assert_eq(plog_segment_count(log), 1);
+    cr_assert_eq(tu_append_wait(g_io, log, &b[0], NULL), 0);
+    plog_close(log);
+    free_batches(b, 60);
+}
+
+/* A clean close lets the next open skip the scan; without the marker the active segment is
+ * scanned; missing or damaged index files are rebuilt. */
+Test(storage, reopen_clean_unclean_and_index_rebuild)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[40];
+    append_n(log, b, 40, 3, 1000);
+    plog_close(log);
+    struct plog_recovery_report rep;
+    log = open_log(&cfg, &rep);
+    cr_assert(rep.clean);
+    cr_assert_eq(rep.bytes_truncated, 0);
+    cr_assert_lt(rep.bytes_scanned, 16 * 1024, "clean open read only segment tails");
+    plog_close(log);
+
+    char path[512];
+    snprintf(path, sizeof(path), "%s/clean-shutdown", g_dir);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof(path), "%s/%020d.index", g_dir, 0);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof(path), "%s/%020d.timeindex", g_dir, 0);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "garbage-garbage-", 16), 16);
+    close(fd);
+    log = open_log(&cfg, &rep);
+    cr_assert_not(rep.clean);
+    cr_assert_geq(rep.indexes_rebuilt, 1);
+    cr_assert_eq(rep.bytes_truncated, 0);
+    cr_assert_eq(rep.truncated_at_position, -1);
+    check_contents(log, b, 40, 3);
+    uint64_t off;
+    cr_assert_eq(plog_offset_for_time(log, 1000 + 10 * 5, &off), 0);
+    cr_assert_eq(off, 15);
+    plog_close(log);
+    free_batches(b, 40);
+}
+
+/* A torn tail (the last batch half written, then junk) is cut off and reported; zero padding
+ * after the last batch is trimmed silently; appends continue after the cut. */
+Test(storage, recovery_torn_tail)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[10];
+    append_n(log, b, 10, 1, 1000);
+    plog_close(log);
+    char seg[512], marker[512];
+    snprintf(seg, sizeof(seg), "%s/%020d.log", g_dir, 0);
+    snprintf(marker, sizeof(marker), "%s/clean-shutdown", g_dir);
+    off_t size = tu_file_size(seg);
+    cr_assert_eq(truncate(seg, size - b[9].len / 2), 0);
+    unlink(marker);
+    struct plog_recovery_report rep;
+    log = open_log(&cfg, &rep);
+    cr_assert_not(rep.clean);
+    cr_assert_eq(plog_end_offset(log), 9);
+    cr_assert_eq(rep.truncated_at_position, size - b[9].len);
+    cr_assert_eq(rep.bytes_truncated, b[9].len - b[9].len / 2);
+    cr_assert_str_eq(rep.truncated_reason, rl_strerror(RL_E_BATCH_SHORT));
+    check_contents(log, b, 9, 1);
+    cr_assert_eq(tu_append_wait(g_io, log, &b[9], NULL), 0);
+    check_contents(log, b, 10, 1);
+    plog_close(log);
+
+    /* Zero padding (an unwritten, preallocated tail) is not damage. */
+    size = tu_file_size(seg);
+    cr_assert_eq(truncate(seg, size + 10000), 0);
+    unlink(marker);
+    log = open_log(&cfg, &rep);
+    cr_assert_eq(rep.bytes_truncated, 0);
+    cr_assert_eq(rep.truncated_at_position, -1);
+    cr_assert_eq(tu_file_size(seg), size);
+    check_contents(log, b, 10, 1);
+    plog_close(log);
+    free_batches(b, 10);
+}
+
+/* A write failure fails the waiting append and every later one (RL_E_LOG_FAILED). */
+Test(storage, sticky_failure)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b = tu_build(2, 300, 1, 1000);
+    cr_assert_eq(tu_append_wait(g_io, log, &b, NULL), 0);
+    plog_debug_fail_next_io(log, -EIO);
+    cr_assert_eq(tu_append_wait(g_io, log, &b, NULL), -EIO);
+    struct tu_append a;
+    cr_assert_eq(tu_append_start(log, &a, &b), RL_E_LOG_FAILED);
+    cr_assert_eq(a.calls, 0);
+    plog_close(log);
+    /* The failed log did not leave a clean marker: the next open recovers it. */
+    struct plog_recovery_report rep;
+    log = open_log(&cfg, &rep);
+    cr_assert_not(rep.clean);
+    cr_assert_geq(plog_end_offset(log), 2);
+    plog_close(log);
+    free(b.data);
+}
+
+/* Many appends outstanding at once are all acknowledged, in order, with contiguous offsets,
+ * under each flush policy; `interval` makes everything durable within the interval. */
+Test(storage, async_appends_all_policies)
+{
+    static const char *const policies[] = {"batch", "none", "interval:20"};
+    for (int p = 0; p < 3; p++) {
+        struct plog_config cfg;
+        plog_config_default(&cfg);
+        cr_assert_eq(plog_parse_flush_policy(policies[p], &cfg), 0);
+        char sub[300];
+        snprintf(sub, sizeof(sub), "%s/p%d", g_dir, p);
+        struct plog *log;
+        cr_assert_eq(plog_open(g_st, sub, &cfg, NULL, &log), 0);
+        enum { N = 500 };
+        static struct tu_append a[N];
+        struct tu_batch b = tu_build(3, 500, 7, 1000);
+        int done = 0;
+        for (int i = 0; i < N; i++) {
+            cr_assert_eq(tu_append_start(log, &a[i], &b), 0, "append %d", i);
+            cr_assert_eq(a[i].req.base_offset, (uint64_t)i * 3);
+        }
+        uint64_t deadline = io_now_ns(g_io) + TU_DEADLINE_NS;
+        while (done < N && io_now_ns(g_io) < deadline) {
+            io_run(g_io, 50 * 1000000ull);
+            done = 0;
+            for (int i = 0; i < N; i++)
+                done += a[i].calls;
+        }
+        cr_assert_eq(done, N, "policy %s: %d of %d acknowledged", policies[p], done, N);
+        for (int i = 1; i < N; i++) {
+            cr_assert_eq(a[i].result, 0);
+            cr_assert_gt(a[i].order, a[i - 1].order, "acknowledged out of order");
+        }
+        if (p == 0)
+            cr_assert_eq(plog_unsynced_bytes(log), 0);
+        if (p == 2) {
+            while (plog_unsynced_bytes(log) > 0 && io_now_ns(g_io) < deadline)
+                io_run(g_io, 50 * 1000000ull);
+            cr_assert_eq(plog_unsynced_bytes(log), 0, "interval flush never came");
+        }
+        if (p == 1) {
+            cr_assert_eq(plog_sync(log), 0);
+            cr_assert_eq(plog_unsynced_bytes(log), 0);
+        }
+        plog_close(log);
+        free(b.data);
+    }
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cr_assert_eq(plog_parse_flush_policy("interval:0", &cfg), RL_E_INVALID_CONFIG);
+    cr_assert_eq(plog_parse_flush_policy("interval:", &cfg), RL_E_INVALID_CONFIG);
+    cr_assert_eq(plog_parse_flush_policy("sometimes", &cfg), RL_E_INVALID_CONFIG);
+}
+
+/* Bad appends are refused at once without a callback: too large, bad header, stale follower
+ * offset; a follower append with the right base offset keeps it. */
+Test(storage, append_refusals_and_follower_offsets)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cfg.max_batch_bytes = 4096;
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch big = tu_build(1, 5000, 1, 1000);
+    struct tu_batch b = tu_build(2, 100, 2, 1000);
+    struct tu_append a;
+    cr_assert_eq(tu_append_start(log, &a, &big), RL_E_MESSAGE_TOO_LARGE);
+    uint8_t junk[100] = {0};
+    a.req.batch = junk;
+    a.req.len = sizeof(junk);
+    cr_assert_eq(plog_append(log, &a.req), RL_E_BATCH_MAGIC);
+    batch_stamp(b.data, 5, 0);
+    memset(&a, 0, sizeof(a));
+    a.req = (struct plog_append){.batch = b.data, .len = b.len, .done = tu_append_done,
+                                 .ctx = &a, .keep_offsets = true};
+    cr_assert_eq(plog_append(log, &a.req), RL_E_STALE_OFFSET);
+    batch_stamp(b.data, 0, 7);
+    a.req.leader_epoch = 7;
+    cr_assert_eq(plog_append(log, &a.req), 0);
+    cr_assert(tu_run_until(g_io, &a.calls, 1));
+    cr_assert_eq(a.req.base_offset, 0);
+    cr_assert_eq(plog_end_offset(log), 2);
+    uint8_t buf[4096];
+    cr_assert_eq(plog_read_copy(log, 0, 4096, UINT64_MAX, buf, sizeof(buf)), (int)b.len);
+    struct batch_header h;
+    cr_assert_eq(batch_validate(buf, b.len, &h), 0);
+    cr_assert_eq(h.leader_epoch, 7);
+    plog_close(log);
+    free(big.data);
+    free(b.data);
+}
+
+/* advance_start hides records below it, deletes whole segments below it, and survives a
+ * reopen; plog_delete removes the directory. */
+Test(storage, advance_start_and_delete)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[60];
+    append_n(log, b, 60, 2, 1000);
+    uint32_t segs = plog_segment_count(log);
+    cr_assert_eq(plog_advance_start(log, 81), 0);
+    cr_assert_eq(plog_start_offset(log), 81);
+    cr_assert_lt(plog_segment_count(log), segs);
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, 80, 1, UINT64_MAX, &s), RL_E_OFFSET_OUT_OF_RANGE);
+    cr_assert_eq(plog_read(log, 81, 1, UINT64_MAX, &s), 0);
+    cr_assert_eq(s.first_offset, 80, "the batch holding 81 starts at 80");
+    plog_slice_release(log, &s);
+    cr_assert_eq(plog_advance_start(log, 200), RL_E_OFFSET_OUT_OF_RANGE);
+    plog_close(log);
+    log = open_log(&cfg, NULL);
+    cr_assert_eq(plog_start_offset(log), 81);
+    cr_assert_eq(plog_end_offset(log), 120);
+    cr_assert_eq(plog_delete(log), 0);
+    storage_debug_sync_background(g_st);
+    struct stat sb;
+    cr_assert_neq(stat(g_dir, &sb), 0, "the log directory is still there");
+    mkdir(g_dir, 0755); /* for teardown */
+    free_batches(b, 60);
+}
+
+/* Checkpoints round-trip, and a damaged one is reported rather than trusted. */
+Test(storage, checkpoint_roundtrip_and_damage)
+{
+    char data[100];
+    memset(data, 'x', sizeof(data));
+    cr_assert_eq(checkpoint_write(g_dir, "cp", data, sizeof(data)), 0);
+    char back[200];
+    cr_assert_eq(checkpoint_read(g_dir, "cp", back, sizeof(back)), 100);
+    cr_assert_eq(memcmp(back, data, 100), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/cp", g_dir);
+    int fd = open(path, O_WRONLY);
+    cr_assert_eq(pwrite(fd, "y", 1, 50), 1);
+    close(fd);
+    cr_assert_eq(checkpoint_read(g_dir, "cp", back, sizeof(back)), RL_E_CORRUPT);
+    cr_assert_eq(checkpoint_read(g_dir, "nope", back, sizeof(back)), -ENOENT);
+}
