@@ -39,6 +39,7 @@ struct bench_opts {
     int linger_ms;
     size_t buffer_memory;
     int max_in_flight_per_partition;
+    size_t partition_fetch_bytes;
 };
 
 /* Latency histogram in microseconds; written only by the producer's I/O thread. */
@@ -278,7 +279,10 @@ static long long run_consume(struct rl_conf *conf, long long want, double *secs,
 static int parse_bench(struct cli *c, struct bench_opts *o)
 {
     static char self[PATH_MAX];
-    *o = (struct bench_opts){.seconds = 10, .record_size = 1024, .partitions = 8, .dir = ".",
+    const char *tmp = getenv("TMPDIR");
+    *o = (struct bench_opts){.seconds = 10, .record_size = 1024, .partitions = 8,
+                             .dir = tmp && tmp[0] ? tmp : "/var/tmp",
+                             .partition_fetch_bytes = 1u << 20,
                              .disk_bytes = 1u << 30, .batch_size = 256 * 1024,
                              .linger_ms = 1, .buffer_memory = 8u << 20,
                              .max_in_flight_per_partition = 5};
@@ -310,6 +314,8 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
             o->linger_ms = (int)cli_int("--linger-ms", v, 0, 1000);
         else if ((v = cli_opt(c, &i, "--buffer-mb")))
             o->buffer_memory = (size_t)cli_int("--buffer-mb", v, 1, 4096) << 20;
+        else if ((v = cli_opt(c, &i, "--fetch-kb")))
+            o->partition_fetch_bytes = (size_t)cli_int("--fetch-kb", v, 64, 65536) << 10;
         else if ((v = cli_opt(c, &i, "--in-flight")))
             o->max_in_flight_per_partition = (int)cli_int("--in-flight", v, 1, 5);
         else if (strcmp(c->argv[i], "produce") && strcmp(c->argv[i], "consume")) {
@@ -339,8 +345,9 @@ static void bench_conf(struct cli *c, const struct bench_opts *o, const char *br
     cli_conf_set(c, "buffer.memory", v);
     snprintf(v, sizeof(v), "%d", o->max_in_flight_per_partition);
     cli_conf_set(c, "max.in.flight.per.partition", v);
-    cli_conf_set(c, "fetch.max.bytes", "33554432");
-    cli_conf_set(c, "max.partition.fetch.bytes", "1048576");
+    cli_conf_set(c, "fetch.max.bytes", "67108864");
+    snprintf(v, sizeof(v), "%zu", o->partition_fetch_bytes);
+    cli_conf_set(c, "max.partition.fetch.bytes", v);
 }
 
 static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
