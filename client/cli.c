@@ -21,7 +21,6 @@ static const char usage_text[] =
     "                [--count N] [--format text|json] [--key-separator C] [--idle-exit-ms T]\n"
     "  bench [--seconds S] [--record-size B] [--partitions N] [--dir D] [--ringlogd PATH]\n"
     "        [--batch-size B] [--linger-ms T] [--buffer-mb M] [--in-flight K] [--fetch-kb K]\n"
-    "        [--batch-size B] [--linger-ms T] [--buffer-mb M] [--in-flight K] [--fetch-kb K]\n"
     "  cluster status\n"
     "\n"
     "--brokers defaults to 127.0.0.1:9400. -X sets any libringlog configuration key\n"
