@@ -283,8 +283,8 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
     *o = (struct bench_opts){.seconds = 10, .record_size = 1024, .partitions = 8,
                              .dir = tmp && tmp[0] ? tmp : "/var/tmp",
                              .partition_fetch_bytes = 1u << 20,
-                             .disk_bytes = 1u << 30, .batch_size = 256 * 1024,
-                             .linger_ms = 1, .buffer_memory = 8u << 20,
+                             .disk_bytes = 1u << 30, .batch_size = 64 * 1024,
+                             .linger_ms = 1, .buffer_memory = 2u << 20,
                              .max_in_flight_per_partition = 5};
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
     if (n > 0) {
@@ -371,8 +371,10 @@ static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
     if (!st || create_topic(c->conf, o) != 0)
         goto out;
     printf("bench: broker at %s; producing %d-byte records to %d partitions for %d s "
-           "(acks=1, flush.policy=batch, batch.size=%zu, linger.ms=%d)\n", brokers,
-           o->record_size, o->partitions, o->seconds, o->batch_size, o->linger_ms);
+           "(acks=1, flush.policy=batch, batch.size=%zu, linger.ms=%d, buffer.memory=%zu, "
+           "%d batches in flight per partition)\n", brokers, o->record_size, o->partitions,
+           o->seconds, o->batch_size, o->linger_ms, o->buffer_memory,
+           o->max_in_flight_per_partition);
     fflush(stdout);
     double psecs, csecs;
     long long produced = run_produce(c->conf, o, st, &psecs);
