@@ -109,7 +109,9 @@ enum raft_msg_type {
  *                     the leader. reject: index = the rejected `index`, hint_index/hint_term =
  *                     the follower's last entry at or below it whose term <= the leader's
  *                     log_term there (the leader resumes from there).
- *   HEARTBEAT:        commit = min(leader commit, follower's match).
+ *   HEARTBEAT:        commit = min(leader commit, follower's match). It carries nothing
+ *                     else, so a transport can send one per broker pair for all the groups
+ *                     they share and fan it out on arrival.
  *   HEARTBEAT_RESP:   index = as in an APPEND_RESP ack; hint_index = the last entry the
  *                     follower got from this leader (durable or not).
  *   SNAPSHOT:         snap = the leader's snapshot; the caller attaches the state to install.
