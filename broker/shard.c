@@ -709,7 +709,7 @@ static void shard_arm_accepts(struct shard *sh)
 {
     if (sh->stopping)
         return;
-    if (!sh->accept_inflight && !sh->accept_completed) {
+    if (!sh->accept_inflight && !sh->accept_completed && !sh->accept_backoff) {
         sh->accept_op.done = shard_accept_done;
         sh->accept_op.ctx = sh;
         sh->accept_inflight = true;
@@ -754,7 +754,7 @@ static void shard_handle_accepts(struct shard *sh)
         } else if (fd != -ECANCELED) {
             RL_WARN("accept failed: %s", rl_strerror(fd));
             if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
-                sh->accept_completed = true; /* retry at the next tick, not in a hot loop */
+                sh->accept_backoff = true; /* retry at the next tick, not in a hot loop */
         }
     }
     if (sh->http_accept_completed) {
@@ -775,8 +775,7 @@ static void shard_handle_tick(struct shard *sh)
         return;
     sh->tick_completed = false;
     sh->ticks++;
-    if (sh->accept_completed && sh->accept_result < 0)
-        sh->accept_completed = false; /* re-arm an accept that failed for lack of fds */
+    sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
     topics_reap(sh->topics);
     if (sh->ticks % SHARD_RETENTION_EVERY_TICKS == 0)
         topics_enforce_retention(sh->topics, io_wall_ms(sh->io));

@@ -130,6 +130,7 @@ struct shard {
     struct io_op cancel_tick_op;
     bool accept_inflight, http_accept_inflight, tick_inflight;
     bool accept_completed, http_accept_completed, tick_completed;
+    bool accept_backoff;             /* accept failed for lack of descriptors: wait a tick */
     int accept_result, http_accept_result;
     uint32_t ticks;
     uint32_t ops;                    /* our io ops in flight (drained before teardown) */
