@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -184,6 +185,15 @@ static int create_topic(struct rl_conf *conf, const struct bench_opts *o)
         cli_error("%s", rl_admin_last_error(a));
     rl_admin_destroy(a);
     return rc;
+}
+
+/* CPU seconds this process (every thread, not the broker) has used so far. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static uint64_t now_us(void)
@@ -376,15 +386,16 @@ static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
            o->seconds, o->batch_size, o->linger_ms, o->buffer_memory,
            o->max_in_flight_per_partition);
     fflush(stdout);
-    double psecs, csecs;
+    double psecs, csecs, cpu0 = cpu_s();
     long long produced = run_produce(c->conf, o, st, &psecs);
     if (produced < 0)
         goto out;
-    double pmb = (double)produced * o->record_size / 1e6 / psecs;
+    double pmb = (double)produced * o->record_size / 1e6 / psecs, cpu1 = cpu_s();
     printf("produce: %lld records in %.2f s: %.0f records/s, %.1f MB/s; latency p50 %.2f ms, "
-           "p99 %.2f ms, p99.9 %.2f ms\n", produced, psecs, (double)produced / psecs, pmb,
-           hist_pct_ms(&st->hist, 50), hist_pct_ms(&st->hist, 99),
-           hist_pct_ms(&st->hist, 99.9));
+           "p99 %.2f ms, p99.9 %.2f ms; client CPU %.0f%% of a core\n", produced, psecs,
+           (double)produced / psecs, pmb, hist_pct_ms(&st->hist, 50),
+           hist_pct_ms(&st->hist, 99), hist_pct_ms(&st->hist, 99.9),
+           100 * (cpu1 - cpu0) / psecs);
     fflush(stdout);
     long long bytes;
     long long consumed = run_consume(c->conf, produced, &csecs, &bytes);
@@ -393,8 +404,9 @@ static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
         goto out;
     }
     double cmb = (double)consumed * o->record_size / 1e6 / csecs;
-    printf("consume: %lld records in %.2f s: %.0f records/s, %.1f MB/s\n", consumed, csecs,
-           (double)consumed / csecs, cmb);
+    printf("consume: %lld records in %.2f s: %.0f records/s, %.1f MB/s; client CPU %.0f%% of a "
+           "core\n", consumed, csecs, (double)consumed / csecs, cmb,
+           100 * (cpu_s() - cpu1) / csecs);
     printf("bench: produce %.0f MB/s = %.2f of disk, p99 %.2f ms; consume %.0f MB/s\n", pmb,
            pmb / disk, hist_pct_ms(&st->hist, 99), cmb);
     rc = 0;
