@@ -5,3 +5,16 @@ TESTS += $(BUILD)/tests/unit/test_io
 STORAGE_SRCS += storage/segment.c storage/fcache.c storage/bio.c storage/checkpoint.c \
                 storage/plog.c storage/plog_write.c storage/plog_read.c
 TESTS += $(BUILD)/tests/unit/test_storage
+
+# The storage benchmark: disk limit vs plog appends, group commit vs raw fdatasync.
+BENCH_TARGETS += bench-storage
+$(BUILD)/bench/bench_storage: $(BUILD)/obj/bench/bench_storage.o $(LIB_STORAGE) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_STORAGE) $(LIB_COMMON) $(DEPS_LIBS)
+.PHONY: bench-storage
+bench-storage: $(BUILD)/bench/bench_storage
+	$(BUILD)/bench/bench_storage
+TESTS += $(BUILD)/tests/unit/test_storage_recovery
+TESTS += $(BUILD)/tests/integration/test_crash_plog
+TESTS += $(BUILD)/tests/unit/test_storage_many

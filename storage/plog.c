@@ -128,6 +128,11 @@ void storage_destroy(struct storage *st)
         free(c->buf);
         free(c);
     }
+    while (st->free_rings != NULL) {
+        struct wop_ring *r = st->free_rings;
+        st->free_rings = r->next;
+        free(r);
+    }
     free(st->scan_buf);
     free(st);
 }

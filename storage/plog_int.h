@@ -43,6 +43,7 @@
 #define PLOG_LOG_MAX_CHUNKS 128            /* 32 MiB buffered per log, then RL_E_FULL */
 #define STORAGE_MAX_CHUNKS 1024            /* 256 MiB of write buffer per storage */
 #define STORAGE_FREE_CHUNKS_KEPT 64        /* idle chunks kept for reuse (no page faults) */
+#define STORAGE_FREE_RINGS_KEPT 64         /* idle write-slot rings kept for reuse */
 #define PLOG_FALLOC_MIN (1u << 20)         /* first preallocation of a segment */
 #define PLOG_FALLOC_MAX (16u << 20)        /* preallocation grows geometrically up to this */
 #define PLOG_SCAN_BUF_BYTES (1u << 20)     /* recovery read window */
@@ -72,12 +73,21 @@ struct wop {
     struct iovec iov[PLOG_MAX_IOV];
 };
 
+/* The in-flight write slots of a busy log (about 17 KiB), lent from the storage so idle logs,
+ * the many, do not carry them. */
+struct wop_ring {
+    struct wop w[PLOG_MAX_WOPS];
+    struct wop_ring *next;
+};
+
 struct storage {
     struct io *io;
     struct fcache fc;
     struct bio *bio;
     struct chunk *free_chunks;
     unsigned n_free, n_alloc; /* chunks on the free list / allocated in total */
+    struct wop_ring *free_rings;
+    unsigned n_free_rings;
     struct plog *logs;        /* every open log, for storage_destroy */
     uint8_t *scan_buf;        /* PLOG_SCAN_BUF_BYTES, for recovery and reads */
     uint64_t delete_seq;      /* makes names of files being deleted unique */
@@ -96,7 +106,7 @@ struct plog {
     struct chunk *ch_head, *ch_tail;
     unsigned n_chunks;
     int64_t appended_lsn, issued_lsn, written_lsn, durable_lsn;
-    struct wop wops[PLOG_MAX_WOPS]; /* a ring, completed in order */
+    struct wop_ring *wops;   /* writes in flight, completed in order; held only while busy */
     unsigned wop_head, wop_count;
     struct wop syncop;       /* a standalone fdatasync (interval policy) */
     bool sync_inflight;

@@ -77,6 +77,41 @@ static unsigned chunks_available(const struct storage *st)
     return st->n_free + (STORAGE_MAX_CHUNKS - st->n_alloc);
 }
 
+/* Lends the log a ring of write slots. Returns false when memory is short. */
+static bool ring_take(struct plog *log)
+{
+    struct storage *st = log->st;
+    if (log->wops != NULL)
+        return true;
+    struct wop_ring *r = st->free_rings;
+    if (r != NULL) {
+        st->free_rings = r->next;
+        st->n_free_rings--;
+    } else if ((r = malloc(sizeof(*r))) == NULL) {
+        return false;
+    }
+    log->wops = r;
+    log->wop_head = 0;
+    return true;
+}
+
+/* Gives the ring back once nothing is in flight. */
+static void ring_give(struct plog *log)
+{
+    struct storage *st = log->st;
+    struct wop_ring *r = log->wops;
+    if (r == NULL || log->wop_count > 0)
+        return;
+    log->wops = NULL;
+    if (st->n_free_rings >= STORAGE_FREE_RINGS_KEPT) {
+        free(r);
+        return;
+    }
+    r->next = st->free_rings;
+    st->free_rings = r;
+    st->n_free_rings++;
+}
+
 /* Removes the head chunk; each chunk holds a pin on its segment's write descriptor. */
 static void chunk_pop_head(struct plog *log)
 {
@@ -93,6 +128,7 @@ void plog_chunks_free_all(struct plog *log)
 {
     while (log->ch_head != NULL)
         chunk_pop_head(log);
+    ring_give(log);
 }
 
 /* Appends a fresh chunk for the active segment, continuing the previous chunk of the same
@@ -166,8 +202,11 @@ int plog_prealloc(struct plog *log, struct segment *seg, int fd, uint64_t upto)
     uint64_t target = seg->falloc_end + step;
     if (target < upto)
         target = align_up(upto) + step;
-    if (target > log->cfg.segment_bytes + PLOG_MAX_BATCH_LIMIT)
-        target = upto;
+    /* Never reserve much past the segment size: 10,000 small partitions must not pin
+     * gigabytes of disk. */
+    uint64_t limit = align_up(log->cfg.segment_bytes);
+    if (target > limit)
+        target = upto > limit ? align_up(upto) : limit;
     /* KEEP_SIZE: the file's size still says where the data ends; the blocks behind it are
      * reserved so appends do not allocate. Not every file system can; that only costs speed. */
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)seg->falloc_end,
@@ -323,7 +362,7 @@ static struct segment *seg_for_lsn(struct plog *log, int64_t lsn)
 static void issue_write(struct plog *log, struct segment *seg, uint64_t from, uint64_t to,
                         bool sync)
 {
-    struct wop *w = &log->wops[(log->wop_head + log->wop_count) % PLOG_MAX_WOPS];
+    struct wop *w = &log->wops->w[(log->wop_head + log->wop_count) % PLOG_MAX_WOPS];
     uint64_t start = align_down(from), end = align_up(to);
     int fd = seg->wr.fd;
     RL_ASSERT(fd >= 0 && seg->wr.pins > 0);
@@ -367,6 +406,8 @@ static bool pump_one(struct plog *log)
 {
     if (log->issued_lsn >= log->appended_lsn || log->wop_count >= PLOG_MAX_WOPS)
         return false;
+    if (!ring_take(log))
+        return false; /* retried at the next completion or append */
     struct segment *seg = seg_for_lsn(log, log->issued_lsn);
     uint64_t from = (uint64_t)(log->issued_lsn - seg->lsn_base);
     uint64_t data_end = seg->end_pos;
@@ -560,22 +601,26 @@ static void release_written_chunks(struct plog *log)
 void plog_release_idle(struct plog *log)
 {
     struct chunk *c = log->ch_tail;
-    if (c == NULL || log->wop_count > 0 || log->issued_lsn != log->appended_lsn ||
-        c != log->ch_head)
+    if (log->wop_count > 0 || log->issued_lsn != log->appended_lsn)
         return;
-    struct segment *seg = c->seg;
-    if (!seg->sealed) {
-        uint64_t blk = align_down(seg->end_pos);
-        RL_ASSERT(blk >= c->file_pos && seg->end_pos - c->file_pos <= c->fill);
-        memcpy(log->tail_block, c->buf + (blk - c->file_pos), seg->end_pos - blk);
+    if (c != NULL) {
+        if (c != log->ch_head)
+            return;
+        struct segment *seg = c->seg;
+        if (!seg->sealed) {
+            uint64_t blk = align_down(seg->end_pos);
+            RL_ASSERT(blk >= c->file_pos && seg->end_pos - c->file_pos <= c->fill);
+            memcpy(log->tail_block, c->buf + (blk - c->file_pos), seg->end_pos - blk);
+        }
+        chunk_pop_head(log);
     }
-    chunk_pop_head(log);
+    ring_give(log);
 }
 
 static void plog_progress(struct plog *log)
 {
     while (log->wop_count > 0) {
-        struct wop *w = &log->wops[log->wop_head];
+        struct wop *w = &log->wops->w[log->wop_head];
         if (w->pending > 0)
             break;
         if (w->res < 0) {

@@ -1,0 +1,306 @@
+/*
+ * bench_storage: how close the partition log gets to the disk, measured in one run on one file
+ * system (BENCH_DIR, default /var/tmp/ringlog-bench; not tmpfs):
+ *   1. the disk limit: raw sequential O_DIRECT writes through io_uring, 1 MiB, queue depth 16,
+ *      one fdatasync at the end;
+ *   2. plog appends of 1 MiB batches of incompressible data, flush policy none, one plog_sync at
+ *      the end;
+ *   3. plog appends of 16 KiB batches, flush policy batch, 16 appends kept outstanding (group
+ *      commit);
+ *   4. a raw loop of 16 KiB pwrite + fdatasync, one at a time.
+ * It prints each figure and ends with
+ *   storage: append-bw R1 of disk, group-commit R2 of raw fdatasync
+ * where R1 = (2) / (1) and R2 = (3) / (4). BENCH_MB sets the bytes of phases 1 and 2 (default
+ * 2048), BENCH_SYNC_OPS the operations of phases 3 and 4 (default 4000).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/batch.h"
+#include "common/err.h"
+#include "common/io.h"
+#include "storage/plog.h"
+
+#define QD 16
+#define BIG (1u << 20)
+#define SMALL (16u << 10)
+
+static struct io *g_io;
+static char g_dir[512];
+
+static double now_s(void)
+{
+    return (double)io_now_ns(g_io) / 1e9;
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "bench_storage: %s: %s\n", what, rl_strerror(rc));
+    exit(1);
+}
+
+static void fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t v = seed ^ (seed >> 29);
+        memcpy(p + i, &v, n - i < 8 ? n - i : 8);
+    }
+}
+
+struct raw_op {
+    struct io_op op;
+    int done;
+    int res;
+};
+
+static void raw_done(struct io_op *op, int result)
+{
+    struct raw_op *r = op->ctx;
+    r->done = 1;
+    r->res = result;
+}
+
+/* Phase 1: returns MB/s. */
+static double bench_raw_direct(uint64_t total)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/raw-direct", g_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("open raw O_DIRECT file", -errno);
+    uint8_t *buf;
+    if (posix_memalign((void **)&buf, 4096, (size_t)BIG * QD) != 0)
+        die("alloc", -ENOMEM);
+    fill_random(buf, (size_t)BIG * QD, 1);
+    struct raw_op ops[QD];
+    memset(ops, 0, sizeof(ops));
+    uint64_t issued = 0, completed = 0;
+    double t0 = now_s();
+    for (int i = 0; i < QD && issued < total; i++, issued += BIG) {
+        ops[i] = (struct raw_op){.op = {.done = raw_done, .ctx = &ops[i], .user = issued}};
+        io_prep_write(g_io, &ops[i].op, fd, buf + (size_t)i * BIG, BIG, issued, 0);
+    }
+    while (completed < total) {
+        io_run(g_io, UINT64_MAX);
+        for (int i = 0; i < QD; i++) {
+            if (!ops[i].done)
+                continue;
+            if (ops[i].res != (int)BIG)
+                die("raw write", ops[i].res < 0 ? ops[i].res : -EIO);
+            completed += BIG;
+            ops[i].done = 0;
+            if (issued < total) {
+                ops[i].op.user = issued;
+                io_prep_write(g_io, &ops[i].op, fd, buf + (size_t)i * BIG, BIG, issued, 0);
+                issued += BIG;
+            }
+        }
+    }
+    if (fdatasync(fd) < 0)
+        die("fdatasync", -errno);
+    double secs = now_s() - t0;
+    close(fd);
+    unlink(path);
+    free(buf);
+    return (double)total / secs / 1e6;
+}
+
+struct bench_append {
+    struct plog_append req;
+    int busy;
+    int result;
+};
+
+static void bench_append_done(struct plog_append *req, int result)
+{
+    struct bench_append *a = req->ctx;
+    a->busy = 0;
+    a->result = result;
+}
+
+static struct plog *open_log(struct storage *st, const char *name, const char *policy)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cfg.max_batch_bytes = 4u << 20;
+    if (plog_parse_flush_policy(policy, &cfg) != 0)
+        die("flush policy", RL_E_INVALID_CONFIG);
+    struct plog *log;
+    int rc = plog_open(st, path, &cfg, NULL, &log);
+    if (rc < 0)
+        die("plog_open", rc);
+    return log;
+}
+
+/* Builds one batch of a single record with a value of value_len random bytes. */
+static uint8_t *make_batch(size_t value_len, uint32_t *len)
+{
+    struct batch_builder *b = batch_builder_create(value_len + 4096, BATCH_CODEC_NONE, 0);
+    uint8_t *val = malloc(value_len);
+    fill_random(val, value_len, 7);
+    batch_builder_reset(b, -1, -1, -1);
+    struct batch_record_in r = {.value = val, .value_len = value_len, .timestamp = 1};
+    if (b == NULL || batch_builder_add(b, &r) != 0)
+        die("batch build", RL_E_INTERNAL);
+    const uint8_t *out;
+    int n = batch_builder_finish(b, &out);
+    if (n < 0)
+        die("batch finish", n);
+    uint8_t *copy = malloc((size_t)n);
+    memcpy(copy, out, (size_t)n);
+    *len = (uint32_t)n;
+    batch_builder_destroy(b);
+    free(val);
+    return copy;
+}
+
+/* Phase 2: returns MB/s of batch bytes appended and synced. */
+static double bench_plog_big(struct storage *st, uint64_t total)
+{
+    struct plog *log = open_log(st, "plog-big", "none");
+    uint32_t len;
+    uint8_t *batch = make_batch(BIG - 200, &len);
+    enum { SLOTS = 64 };
+    static struct bench_append a[SLOTS];
+    memset(a, 0, sizeof(a));
+    uint64_t appended = 0;
+    double t0 = now_s();
+    while (appended < total) {
+        bool progressed = false;
+        for (int i = 0; i < SLOTS && appended < total; i++) {
+            if (a[i].busy)
+                continue;
+            if (a[i].result < 0)
+                die("append", a[i].result);
+            a[i].req = (struct plog_append){.batch = batch, .len = len,
+                                            .done = bench_append_done, .ctx = &a[i]};
+            int rc = plog_append(log, &a[i].req);
+            if (rc == RL_E_FULL)
+                break;
+            if (rc < 0)
+                die("plog_append", rc);
+            a[i].busy = 1;
+            appended += len;
+            progressed = true;
+        }
+        io_run(g_io, progressed ? 0 : UINT64_MAX);
+    }
+    int rc = plog_sync(log);
+    if (rc < 0)
+        die("plog_sync", rc);
+    double secs = now_s() - t0;
+    plog_delete(log);
+    free(batch);
+    return (double)appended / secs / 1e6;
+}
+
+/* Phase 3: returns acknowledged appends per second. */
+static double bench_plog_group(struct storage *st, int ops)
+{
+    struct plog *log = open_log(st, "plog-group", "batch");
+    uint32_t len;
+    uint8_t *batch = make_batch(SMALL - 120, &len);
+    struct bench_append a[QD];
+    memset(a, 0, sizeof(a));
+    int started = 0, acked = 0;
+    double t0 = now_s();
+    while (acked < ops) {
+        for (int i = 0; i < QD && started < ops; i++) {
+            if (a[i].busy)
+                continue;
+            a[i].req = (struct plog_append){.batch = batch, .len = len,
+                                            .done = bench_append_done, .ctx = &a[i]};
+            int rc = plog_append(log, &a[i].req);
+            if (rc < 0)
+                die("plog_append", rc);
+            a[i].busy = 1;
+            started++;
+        }
+        io_run(g_io, UINT64_MAX);
+        acked = started;
+        for (int i = 0; i < QD; i++) {
+            acked -= a[i].busy;
+            if (!a[i].busy && a[i].result < 0)
+                die("append", a[i].result);
+        }
+    }
+    double secs = now_s() - t0;
+    plog_delete(log);
+    free(batch);
+    return ops / secs;
+}
+
+/* Phase 4: returns write+fdatasync operations per second. */
+static double bench_raw_fsync(int ops)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/raw-fsync", g_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("open raw file", -errno);
+    uint8_t *buf = malloc(SMALL);
+    fill_random(buf, SMALL, 3);
+    double t0 = now_s();
+    for (int i = 0; i < ops; i++) {
+        if (pwrite(fd, buf, SMALL, (off_t)i * SMALL) != (ssize_t)SMALL)
+            die("pwrite", -errno);
+        if (fdatasync(fd) < 0)
+            die("fdatasync", -errno);
+    }
+    double secs = now_s() - t0;
+    close(fd);
+    unlink(path);
+    free(buf);
+    return ops / secs;
+}
+
+int main(void)
+{
+    int err = 0;
+    const char *dir = getenv("BENCH_DIR");
+    const char *mb = getenv("BENCH_MB");
+    const char *sops = getenv("BENCH_SYNC_OPS");
+    uint64_t total = (uint64_t)(mb ? atoi(mb) : 2048) << 20;
+    int ops = sops ? atoi(sops) : 4000;
+    snprintf(g_dir, sizeof(g_dir), "%s", dir ? dir : "/var/tmp/ringlog-bench");
+    mkdir(g_dir, 0755);
+    g_io = io_create(256, &err);
+    if (g_io == NULL)
+        die("io_create", err);
+    struct storage *st;
+    int rc = storage_create(g_io, 256, &st);
+    if (rc < 0)
+        die("storage_create", rc);
+    printf("storage bench in %s: %llu MiB sequential, %d sync ops\n", g_dir,
+           (unsigned long long)(total >> 20), ops);
+    fflush(stdout);
+    double raw_bw = bench_raw_direct(total);
+    printf("1. raw O_DIRECT io_uring writes (1 MiB, QD %d, fdatasync at end): %.0f MB/s\n", QD,
+           raw_bw);
+    fflush(stdout);
+    double plog_bw = bench_plog_big(st, total);
+    printf("2. plog appends, 1 MiB batches, flush none, one sync at end:      %.0f MB/s\n",
+           plog_bw);
+    fflush(stdout);
+    double group = bench_plog_group(st, ops);
+    printf("3. plog appends, 16 KiB batches, flush batch, %d outstanding:     %.0f appends/s\n",
+           QD, group);
+    fflush(stdout);
+    double rawsync = bench_raw_fsync(ops);
+    printf("4. raw 16 KiB pwrite + fdatasync, one at a time:                 %.0f ops/s\n",
+           rawsync);
+    storage_destroy(st);
+    io_destroy(g_io);
+    rmdir(g_dir);
+    printf("storage: append-bw %.2f of disk, group-commit %.2f of raw fdatasync\n",
+           plog_bw / raw_bw, group / rawsync);
+    return 0;
+}
