@@ -691,9 +691,11 @@ static int iter_next(struct rl_consumer *c, struct cbroker *b, struct rl_record 
                 b->sec_off = b->sec_end; /* a partial batch at the end: fetched again later */
                 continue;
             }
-            rc = rc ? rc : batch_reader_open(c->reader, at, h.batch_len, NULL);
             if (rc)
-                return batch_damaged(c, b, rc, rc ? b->cur->position : (int64_t)h.base_offset);
+                return batch_damaged(c, b, rc, b->cur->position);
+            rc = batch_reader_open(c->reader, at, h.batch_len, NULL);
+            if (rc)
+                return batch_damaged(c, b, rc, (int64_t)h.base_offset);
             b->batch_open = true;
             continue;
         }

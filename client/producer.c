@@ -275,8 +275,7 @@ static int part_seal(struct rl_producer *p, struct ppart *pt)
     return 0;
 }
 
-static int32_t choose_partition(struct rl_producer *p, struct ptopic *t, const void *key,
-                                size_t key_len)
+static int32_t choose_partition(struct ptopic *t, const void *key, size_t key_len)
 {
     const struct rlc_topic *m = &t->meta;
     if (key && m->partitioner == RL_PARTITIONER_RANGE)
@@ -286,7 +285,6 @@ static int32_t choose_partition(struct rl_producer *p, struct ptopic *t, const v
         return rlc_part_hash(key, key_len, m->partitions);
     if (t->sticky < 0)
         t->sticky = (int32_t)(t->sticky_next++ % (uint32_t)m->partitions);
-    (void)p;
     return t->sticky;
 }
 
@@ -401,7 +399,7 @@ int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition
     if (rc)
         goto out;
     if (partition == RL_PARTITION_ANY)
-        partition = choose_partition(p, t, key, key_len);
+        partition = choose_partition(t, key, key_len);
     struct batch_record_in rec = {
         .key = key, .key_len = key ? key_len : 0, .value = value,
         .value_len = value ? value_len : 0,
