@@ -18,3 +18,11 @@ bench-storage: $(BUILD)/bench/bench_storage
 TESTS += $(BUILD)/tests/unit/test_storage_recovery
 TESTS += $(BUILD)/tests/integration/test_crash_plog
 TESTS += $(BUILD)/tests/unit/test_storage_many
+
+# The recovery fuzz harness (tests/fuzz/module.mk builds, replays and fuzzes it).
+FUZZ_HARNESSES += recovery
+FUZZ_FLAGS_recovery := -max_len=16384
+.PHONY: fuzz-corpus-recovery
+fuzz-corpus-recovery: $(BUILD)/tests/fuzz/gen_corpus_recovery
+	mkdir -p tests/fuzz/corpus/recovery
+	$(BUILD)/tests/fuzz/gen_corpus_recovery tests/fuzz/corpus/recovery

@@ -383,6 +383,11 @@ static void issue_write(struct plog *log, struct segment *seg, uint64_t from, ui
         RL_ASSERT(w->iovcnt < PLOG_MAX_IOV);
         w->iov[w->iovcnt++] = (struct iovec){c->buf + (lo - c->file_pos), hi - lo};
     }
+    size_t covered = 0;
+    for (int i = 0; i < w->iovcnt; i++)
+        covered += w->iov[i].iov_len;
+    RL_ASSERTF(covered == end - start, "write buffer covers %zu of %llu bytes", covered,
+               (unsigned long long)(end - start));
     int rc = plog_prealloc(log, seg, fd, end);
     if (rc < 0)
         RL_WARN("%s: preallocation failed: %s", log->dir, rl_strerror(rc));
@@ -423,7 +428,7 @@ static bool pump_one(struct plog *log)
         uint64_t to = data_end < cap_end ? data_end : cap_end;
         /* Leave a partial last block for later when whole blocks make a full write anyway:
          * a partial block in flight would hold back the writes behind it. */
-        if (!seg->sealed && align_down(data_end) - from >= PLOG_WRITE_UNIT)
+        if (!seg->sealed && align_down(data_end) >= from + PLOG_WRITE_UNIT)
             to = align_down(from) + PLOG_WRITE_UNIT;
         issue_write(log, seg, from, to, false);
         return true;
@@ -431,7 +436,7 @@ static bool pump_one(struct plog *log)
     if (from % PLOG_ALIGN != 0)
         return false; /* the block at `from` is being written; it must land first */
     uint64_t full_end = seg->sealed ? data_end : align_down(data_end);
-    if (full_end - from >= PLOG_WRITE_UNIT) {
+    if (full_end >= from + PLOG_WRITE_UNIT) {
         issue_write(log, seg, from, from + PLOG_WRITE_UNIT, false);
         return true;
     }
