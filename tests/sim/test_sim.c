@@ -25,7 +25,7 @@
 #endif
 
 #define DEFAULT_SEEDS 1000
-#define DEFAULT_CHAOS_TICKS 1000
+#define DEFAULT_CHAOS_TICKS 2000
 #define PLANTED_CHAOS_TICKS 500 /* planted-bug runs: shorter runs, more seeds */
 #define LIVENESS_TICKS 400    /* 40 election timeouts: generous, yet a hard bound */
 #define PLANTED_SEED_BUDGET 10000 /* a planted bug must be caught within this many seeds */
