@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +79,15 @@ static double hist_pct_ms(const struct hist *h, double pct)
     return 0;
 }
 
+/* Set by SIGINT/SIGTERM: the phases stop early and the normal clean-up runs. */
+static volatile sig_atomic_t g_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_interrupted = 1;
+}
+
 struct bench_state {
     struct hist hist;
     uint64_t failed;
@@ -119,6 +129,8 @@ static pid_t start_broker(const struct bench_opts *o, const char *dir, char *bro
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* If the bench is interrupted, its broker must not outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -228,7 +240,7 @@ static long long run_produce(struct rl_conf *conf, const struct bench_opts *o,
     size_t span = POOL_BYTES - (size_t)o->record_size;
     int rc = 0;
     while (rc == 0) {
-        if ((sent & 255) == 0 && now_us() >= end)
+        if ((sent & 255) == 0 && (now_us() >= end || g_interrupted))
             break;
         size_t off = (size_t)(rlc_rand(&rnd) % span);
         char key[24];
@@ -245,6 +257,8 @@ static long long run_produce(struct rl_conf *conf, const struct bench_opts *o,
     rl_producer_counts(p, &acked, &failed);
     rl_producer_destroy(p, 0);
     free(pool);
+    if (g_interrupted)
+        return -1;
     if (rc || frc || failed) {
         cli_error("produce phase: %llu of %lld records failed%s%s", (unsigned long long)failed,
                   sent, st->first_error[0] ? ": " : "", st->first_error);
@@ -268,7 +282,7 @@ static long long run_consume(struct rl_conf *conf, long long want, double *secs,
     uint64_t start = now_us();
     int rc = rl_consumer_assign_topic(k, "bench", RL_OFFSET_EARLIEST);
     int idle = 0;
-    while (rc >= 0 && n < want && idle < 50) {
+    while (rc >= 0 && n < want && idle < 50 && !g_interrupted) {
         struct rl_record r;
         rc = rl_consumer_poll(k, 200, &r);
         if (rc == 1) {
@@ -429,7 +443,14 @@ int cli_bench(struct cli *c)
                   strerror(errno));
         return CLI_EXIT_FAIL;
     }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     rc = bench_run(c, &o, dir);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (g_interrupted) {
+        cli_error("interrupted; the broker was stopped and %s removed", dir);
+        return CLI_EXIT_FAIL;
+    }
     return rc;
 }
