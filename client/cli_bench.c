@@ -31,6 +31,7 @@
 #define READY_TIMEOUT_MS 20000
 
 struct bench_opts {
+    bool produce_only; /* `ringlog bench produce`: skip the consume phase */
     int seconds;
     int record_size;
     int partitions;
@@ -342,7 +343,9 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
             o->partition_fetch_bytes = (size_t)cli_int("--fetch-kb", v, 64, 65536) << 10;
         else if ((v = cli_opt(c, &i, "--in-flight")))
             o->max_in_flight_per_partition = (int)cli_int("--in-flight", v, 1, 5);
-        else if (strcmp(c->argv[i], "produce") && strcmp(c->argv[i], "consume")) {
+        else if (!strcmp(c->argv[i], "produce"))
+            o->produce_only = true;
+        else if (strcmp(c->argv[i], "consume")) { /* consume needs the produce phase's data */
             cli_error("unexpected argument \"%s\" for bench; run ringlog --help", c->argv[i]);
             return CLI_EXIT_USAGE;
         }
@@ -411,6 +414,12 @@ static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
            hist_pct_ms(&st->hist, 99), hist_pct_ms(&st->hist, 99.9),
            100 * (cpu1 - cpu0) / psecs);
     fflush(stdout);
+    if (o->produce_only) {
+        printf("bench: produce %.0f MB/s = %.2f of disk, p99 %.2f ms\n", pmb, pmb / disk,
+               hist_pct_ms(&st->hist, 99));
+        rc = 0;
+        goto out;
+    }
     long long bytes;
     long long consumed = run_consume(c->conf, produced, &csecs, &bytes);
     if (consumed != produced) {
