@@ -373,7 +373,7 @@ static int prepare(struct rl_consumer *c)
     return 0;
 }
 
-/* --- fetching ----------------------------------------------------------------------------------- */
+/* --- fetching --------------------------------------------------------------------------------- */
 
 static bool fetch_ready(const struct cpart *p, int bi)
 {
