@@ -39,6 +39,7 @@ struct ptopic;
 struct pbatch {
     struct pbatch *next;
     struct ppart *part;
+    uint64_t seq;        /* seal order, producer-wide: callbacks run in this order */
     uint32_t len;
     uint32_t count;
     void **opaques;      /* count entries, or NULL without a delivery callback */
@@ -109,6 +110,7 @@ struct rl_producer {
     size_t mem_used;
     uint64_t pending; /* records accepted and not yet settled */
     uint64_t acked, failed;
+    uint64_t next_seq;
     uint64_t rnd;
     char err[512];
 };
@@ -255,6 +257,7 @@ static int part_seal(struct rl_producer *p, struct ppart *pt)
     memset(b, 0, sizeof(*b));
     memcpy(b->data, out, (size_t)len);
     b->part = pt;
+    b->seq = p->next_seq++;
     b->len = (uint32_t)len;
     b->count = batch_builder_count(pt->bld);
     b->opaques = pt->opaques;
@@ -863,10 +866,39 @@ static void service(struct rl_producer *p, struct pbroker *br, short revents,
 }
 
 /* Runs delivery callbacks for settled batches, then frees them and their memory. */
+static int seq_cmp(const void *a, const void *b)
+{
+    uint64_t x = (*(struct pbatch *const *)a)->seq, y = (*(struct pbatch *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Puts settled batches back in seal order: they were collected in whatever order answers,
+ * failures and expiries came, and callbacks promise a partition's records in send order. */
+static struct pbatch *sort_by_seq(struct pbatch *done)
+{
+    size_t n = 0;
+    for (struct pbatch *b = done; b; b = b->next)
+        n++;
+    struct pbatch **v = n > 1 ? malloc(n * sizeof(*v)) : NULL;
+    if (!v)
+        return done; /* one batch, or no memory: a best-effort order */
+    n = 0;
+    for (struct pbatch *b = done; b; b = b->next)
+        v[n++] = b;
+    qsort(v, n, sizeof(*v), seq_cmp);
+    for (size_t i = 0; i + 1 < n; i++)
+        v[i]->next = v[i + 1];
+    v[n - 1]->next = NULL;
+    done = v[0];
+    free(v);
+    return done;
+}
+
 static void settle(struct rl_producer *p, struct pbatch *done)
 {
     if (!done)
         return;
+    done = sort_by_seq(done);
     if (p->conf.delivery_cb) {
         for (struct pbatch *b = done; b; b = b->next) {
             struct rl_delivery d = {
