@@ -819,6 +819,38 @@ static void fetch_respond(struct req *r)
 }
 
 /* Puts the slices into the response, reading file slices into memory. */
+static void fetch_drop(struct fetch_part *fp)
+{
+    plog_slice_release(fp->p->log, &fp->slice);
+    fp->p->pins--;
+    fp->have_slice = false;
+}
+
+/* Starts the async read of a cold file slice into a buffer charged to the budget. */
+static void fetch_read(struct req *r, struct fetch_part *fp)
+{
+    struct shard *sh = r->sh;
+    struct fetch_state *fs = r->state;
+    fp->copy = malloc(fp->slice.len);
+    if (!fp->copy) {
+        fp->read_failed = true;
+        return;
+    }
+    shard_mem_charge(sh, fp->slice.len);
+    r->mem_bytes += fp->slice.len;
+    fp->read_op.done = fetch_read_done;
+    fp->read_op.ctx = fp;
+    r->pending++;
+    fs->reads_left++;
+    shard_op_started(sh);
+    io_prep_read(sh->io, &fp->read_op, fp->slice.fd, fp->copy, fp->slice.len,
+                 fp->slice.file_position, 0);
+}
+
+/* Puts the slices into the response (in memory, mapped from the page cache, or read). Past
+ * the response cap, and past the memory budget for slices that must be read, a partition
+ * answers with no data (the client asks again); the first slice always goes, so every fetch
+ * makes progress. */
 static void fetch_build(struct req *r)
 {
     struct fetch_state *fs = r->state;
@@ -830,10 +862,13 @@ static void fetch_build(struct req *r)
         if (!fp->have_slice || fp->slice.len == 0)
             continue;
         if (total > 0 && total + fp->slice.len > fs->max_bytes) {
-            /* Over the response cap: only the first batch may exceed it. */
-            plog_slice_release(fp->p->log, &fp->slice);
-            fp->p->pins--;
-            fp->have_slice = false;
+            fetch_drop(fp);
+            continue;
+        }
+        bool in_memory = fp->slice.mem || fetch_map(fp);
+        if (!in_memory && total > 0 &&
+            sh->mem_used + fp->slice.len > sh->cfg.max_inflight_bytes) {
+            fetch_drop(fp);
             continue;
         }
         total += fp->slice.len;
@@ -841,22 +876,8 @@ static void fetch_build(struct req *r)
         uint64_t from = fp->slice.first_offset > fp->offset ? fp->slice.first_offset : fp->offset;
         fp->p->stats.bytes_out += fp->slice.len;
         fp->p->stats.records_out += fp->slice.next_offset > from ? fp->slice.next_offset - from : 0;
-        if (fp->slice.mem || fetch_map(fp))
-            continue;
-        fp->copy = malloc(fp->slice.len);
-        if (!fp->copy) {
-            fp->read_failed = true;
-            continue;
-        }
-        shard_mem_charge(sh, fp->slice.len);
-        r->mem_bytes += fp->slice.len;
-        fp->read_op.done = fetch_read_done;
-        fp->read_op.ctx = fp;
-        r->pending++;
-        fs->reads_left++;
-        shard_op_started(sh);
-        io_prep_read(sh->io, &fp->read_op, fp->slice.fd, fp->copy, fp->slice.len,
-                     fp->slice.file_position, 0);
+        if (!in_memory)
+            fetch_read(r, fp);
     }
     if (fs->reads_left == 0)
         fetch_respond(r);

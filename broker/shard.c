@@ -108,6 +108,9 @@ static int shard_listen(const char *host, uint16_t port, int *fd_out, uint16_t *
         rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
         if (rc != -EADDRINUSE || port == 0)
             break;
+        if (attempt == 0)
+            RL_INFO("%s:%u is in use; retrying for up to %d ms (a previous broker may still be "
+                    "releasing it)", host, port, SHARD_BIND_ATTEMPTS * SHARD_BIND_RETRY_MS);
         struct timespec ts = {0, SHARD_BIND_RETRY_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
