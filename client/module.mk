@@ -5,13 +5,17 @@
 CLIENT_SRCS += client/config.c client/partition.c client/json.c client/conn.c client/meta.c \
                client/producer.c client/consumer.c client/admin.c
 
+# The file is named by its soname (what programs load); libringlog.so is the link-time symlink.
 LIB_CLIENT_SO := $(BUILD)/lib/libringlog.so
+LIB_CLIENT_SO0 := $(BUILD)/lib/libringlog.so.0
 CLIENT_SO_OBJS := $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) $(PROTO_SRCS))
-$(LIB_CLIENT_SO): $(CLIENT_SO_OBJS) client/libringlog.map
+$(LIB_CLIENT_SO0): $(CLIENT_SO_OBJS) client/libringlog.map
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) -shared -Wl,-soname,libringlog.so.0 -Wl,--version-script=client/libringlog.map \
 	    -Wl,-z,defs $(LDFLAGS_ALL) -o $@ $(CLIENT_SO_OBJS) $(DEPS_LIBS)
+$(LIB_CLIENT_SO): $(LIB_CLIENT_SO0)
+	$(Q)ln -sf libringlog.so.0 $@
 LIBS += $(LIB_CLIENT_A) $(LIB_CLIENT_SO)
 
 # The tool links the static library, so it runs without LD_LIBRARY_PATH. The bench command
@@ -25,6 +29,13 @@ $(BUILD)/bin/ringlog: $(CLI_OBJS) $(LIB_CLIENT_A)
 BINS += $(BUILD)/bin/ringlog
 
 TESTS += $(BUILD)/tests/unit/test_client $(BUILD)/tests/integration/test_client_fake
+
+# The shared library as a user meets it (exports, dependencies, a program linked with it): a
+# shell test, copied into place so the runner can execute it like the others.
+$(BUILD)/tests/integration/test_client_so: tests/integration/test_client_so.sh $(LIB_CLIENT_SO)
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@ && chmod +x $@
+TESTS += $(BUILD)/tests/integration/test_client_so
 
 # The suites that run real brokers, and the benchmark, need ringlogd in the build (broker/ is
 # included before this fragment, so BINS already says whether it is).
@@ -47,7 +58,7 @@ install-client: $(BUILD)/bin/ringlog $(LIB_CLIENT_A) $(LIB_CLIENT_SO)
 	    $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(BUILD)/bin/ringlog $(DESTDIR)$(PREFIX)/bin/ringlog
 	install -m 644 $(LIB_CLIENT_A) $(DESTDIR)$(PREFIX)/lib/libringlog.a
-	install -m 755 $(LIB_CLIENT_SO) $(DESTDIR)$(PREFIX)/lib/libringlog.so.0
+	install -m 755 $(LIB_CLIENT_SO0) $(DESTDIR)$(PREFIX)/lib/libringlog.so.0
 	ln -sf libringlog.so.0 $(DESTDIR)$(PREFIX)/lib/libringlog.so
 	install -m 644 client/ringlog.h $(DESTDIR)$(PREFIX)/include/ringlog.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' client/ringlog.pc.in \
