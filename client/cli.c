@@ -24,6 +24,9 @@ static const char usage_text[] =
     "        [--in-flight K] [--fetch-kb K] [--disk-mb M]\n"
     "  cluster status\n"
     "\n"
+    "consume starts at --from latest unless told otherwise and runs until --count records\n"
+    "(or --idle-exit-ms without any); text prints values (key<C>value with --key-separator C),\n"
+    "json one object per line. produce exits 0 only when every line was acknowledged.\n"
     "--brokers defaults to 127.0.0.1:9400. -X sets any libringlog configuration key\n"
     "(batch.size, linger.ms, compression, request.timeout.ms, ...; see client/ringlog.h).\n";
 
