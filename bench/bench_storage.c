@@ -8,6 +8,10 @@
  *   3. plog appends of 16 KiB batches, flush policy batch, 16 appends kept outstanding (group
  *      commit);
  *   4. a raw loop of 16 KiB pwrite + fdatasync, one at a time.
+ * The machine may be shared and its disk's speed drifts, so the phases run interleaved in
+ * BENCH_ROUNDS rounds (default 4): 1, 2, 1, 2, ... and 3, 4, 3, 4, ...; each figure is the
+ * total work over the total time of its slices, and each ratio compares figures measured side
+ * by side. Each slice writes a fresh file or log.
  * It prints each figure and ends with
  *   storage: append-bw R1 of disk, group-commit R2 of raw fdatasync
  * where R1 = (2) / (1) and R2 = (3) / (4). BENCH_MB sets the bytes of phases 1 and 2 (default
@@ -66,7 +70,7 @@ static void raw_done(struct io_op *op, int result)
     r->res = result;
 }
 
-/* Phase 1: returns MB/s. */
+/* Phase 1: writes `total` bytes; returns the seconds taken. */
 static double bench_raw_direct(uint64_t total)
 {
     char path[600];
@@ -74,6 +78,10 @@ static double bench_raw_direct(uint64_t total)
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
     if (fd < 0)
         die("open raw O_DIRECT file", -errno);
+    /* Reserve the blocks first, as the log does for its segments, so this is the disk's
+     * limit and not the allocator's. */
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)total) < 0 && errno != EOPNOTSUPP)
+        die("fallocate", -errno);
     uint8_t *buf;
     if (posix_memalign((void **)&buf, 4096, (size_t)BIG * QD) != 0)
         die("alloc", -ENOMEM);
@@ -108,7 +116,7 @@ static double bench_raw_direct(uint64_t total)
     close(fd);
     unlink(path);
     free(buf);
-    return (double)total / secs / 1e6;
+    return secs;
 }
 
 struct bench_append {
@@ -162,8 +170,8 @@ static uint8_t *make_batch(size_t value_len, uint32_t *len)
     return copy;
 }
 
-/* Phase 2: returns MB/s of batch bytes appended and synced. */
-static double bench_plog_big(struct storage *st, uint64_t total)
+/* Phase 2: appends about `total` batch bytes and syncs; returns seconds, *bytes the bytes. */
+static double bench_plog_big(struct storage *st, uint64_t total, uint64_t *bytes)
 {
     struct plog *log = open_log(st, "plog-big", "none");
     uint32_t len;
@@ -199,10 +207,11 @@ static double bench_plog_big(struct storage *st, uint64_t total)
     double secs = now_s() - t0;
     plog_delete(log);
     free(batch);
-    return (double)appended / secs / 1e6;
+    *bytes = appended;
+    return secs;
 }
 
-/* Phase 3: returns acknowledged appends per second. */
+/* Phase 3: `ops` acknowledged appends; returns the seconds taken. */
 static double bench_plog_group(struct storage *st, int ops)
 {
     struct plog *log = open_log(st, "plog-group", "batch");
@@ -235,10 +244,10 @@ static double bench_plog_group(struct storage *st, int ops)
     double secs = now_s() - t0;
     plog_delete(log);
     free(batch);
-    return ops / secs;
+    return secs;
 }
 
-/* Phase 4: returns write+fdatasync operations per second. */
+/* Phase 4: `ops` write+fdatasync operations; returns the seconds taken. */
 static double bench_raw_fsync(int ops)
 {
     char path[600];
@@ -259,7 +268,7 @@ static double bench_raw_fsync(int ops)
     close(fd);
     unlink(path);
     free(buf);
-    return ops / secs;
+    return secs;
 }
 
 int main(void)
@@ -279,22 +288,37 @@ int main(void)
     int rc = storage_create(g_io, 256, &st);
     if (rc < 0)
         die("storage_create", rc);
-    printf("storage bench in %s: %llu MiB sequential, %d sync ops\n", g_dir,
-           (unsigned long long)(total >> 20), ops);
+    const char *rs = getenv("BENCH_ROUNDS");
+    int rounds = rs ? atoi(rs) : 4;
+    if (rounds < 1)
+        rounds = 1;
+    printf("storage bench in %s: %llu MiB sequential, %d sync ops, %d interleaved rounds\n",
+           g_dir, (unsigned long long)(total >> 20), ops, rounds);
     fflush(stdout);
-    double raw_bw = bench_raw_direct(total);
+    uint64_t slice = total / (uint64_t)rounds / BIG * BIG, plog_bytes = 0;
+    double raw_s = 0, plog_s = 0, group_s = 0, sync_s = 0;
+    for (int r = 0; r < rounds; r++) {
+        uint64_t b = 0;
+        raw_s += bench_raw_direct(slice);
+        plog_s += bench_plog_big(st, slice, &b);
+        plog_bytes += b;
+    }
+    double raw_bw = (double)slice * rounds / raw_s / 1e6;
+    double plog_bw = (double)plog_bytes / plog_s / 1e6;
     printf("1. raw O_DIRECT io_uring writes (1 MiB, QD %d, fdatasync at end): %.0f MB/s\n", QD,
            raw_bw);
-    fflush(stdout);
-    double plog_bw = bench_plog_big(st, total);
     printf("2. plog appends, 1 MiB batches, flush none, one sync at end:      %.0f MB/s\n",
            plog_bw);
     fflush(stdout);
-    double group = bench_plog_group(st, ops);
+    int per = ops / rounds;
+    for (int r = 0; r < rounds; r++) {
+        group_s += bench_plog_group(st, per);
+        sync_s += bench_raw_fsync(per);
+    }
+    double group = per * rounds / group_s;
+    double rawsync = per * rounds / sync_s;
     printf("3. plog appends, 16 KiB batches, flush batch, %d outstanding:     %.0f appends/s\n",
            QD, group);
-    fflush(stdout);
-    double rawsync = bench_raw_fsync(ops);
     printf("4. raw 16 KiB pwrite + fdatasync, one at a time:                 %.0f ops/s\n",
            rawsync);
     storage_destroy(st);

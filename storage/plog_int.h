@@ -112,6 +112,8 @@ struct plog {
     bool sync_inflight;
     struct io_op timer;      /* interval flush timer */
     bool timer_armed;
+    struct io_op kick;       /* group-commit trigger: see plog_append */
+    bool kick_armed;
     struct plog_append *q_head, *q_tail; /* appends not yet acknowledged, in order */
     struct plog_append *q_read;          /* first of them not yet readable */
     uint8_t *tail_block;     /* PLOG_ALIGN bytes: the active segment's partial last block */

@@ -263,6 +263,14 @@ fail:
 
 /* --- append ----------------------------------------------------------------------------- */
 
+static void kick_done(struct io_op *op, int result)
+{
+    struct plog *log = op->ctx;
+    (void)result;
+    log->kick_armed = false;
+    plog_pump(log);
+}
+
 static bool roll_due(const struct plog *log, const struct segment *seg, uint32_t len)
 {
     if (seg->end_pos == 0)
@@ -337,7 +345,17 @@ int plog_append(struct plog *log, struct plog_append *req)
     log->q_tail = req;
     if (log->q_read == NULL)
         log->q_read = req;
-    plog_pump(log);
+    if (log->cfg.flush_policy != PLOG_FLUSH_BATCH) {
+        plog_pump(log);
+    } else if (log->wop_count == 0 && !log->kick_armed) {
+        /* Group commit: do not write this batch alone. A zero timeout completes at the next
+         * io_run, after the caller has queued whatever else this turn of its loop produces,
+         * and only then does the group go out. While a group is in flight, its completion
+         * starts the next one. */
+        log->kick_armed = true;
+        log->kick = (struct io_op){.done = kick_done, .ctx = log};
+        io_prep_timeout(log->st->io, &log->kick, 0, 0);
+    }
     return 0;
 }
 
@@ -674,7 +692,7 @@ int plog_drain(struct plog *log)
     struct io *io = log->st->io;
     uint64_t deadline = io_now_ns(io) + PLOG_DRAIN_TIMEOUT_NS;
     plog_pump(log);
-    while (log->wop_count > 0 || log->sync_inflight || log->q_head != NULL ||
+    while (log->wop_count > 0 || log->sync_inflight || log->q_head != NULL || log->kick_armed ||
            (log->failed == 0 && log->issued_lsn < log->appended_lsn)) {
         if (io_now_ns(io) > deadline)
             return RL_E_TIMED_OUT;

@@ -110,8 +110,9 @@ int segment_index_load(struct segment *seg, uint64_t file_size);
 
 /* Walks the batches of the file `fd` (file_size bytes) from position `from`: each header must
  * decode, fit in the file, and carry the base offset where the previous batch ended (the first
- * one: exactly min_offset; offsets in a log are contiguous); with verify, each checksum is checked too (batch_validate); with rebuild, index entries
- * are added for every batch from `from` on (the caller cleared entries at or after it).
+ * one: exactly min_offset; offsets in a log are contiguous); with verify, each checksum is
+ * checked too (batch_validate); with rebuild, index entries are added for every batch from
+ * `from` on (the caller cleared entries at or after it).
  * Stops at the end of the file or the first bad batch. `scratch` (cap bytes) is the read
  * window; batches larger than it are read into a temporary buffer. Blocks (pread). Returns 0
  * (details in *out, including a bad batch) or -errno for an I/O error. */
