@@ -196,9 +196,18 @@ static int assign_one(struct rl_consumer *c, const char *topic, int32_t partitio
     part_set(p, offset);
     c->part_count++;
     c->needs_route = true;
-    /* Answers being iterated may point at parts[] entries that moved: drop them. */
+    /* Answers being iterated may point at parts[] entries that moved: drop them, and rewind
+     * every partition to what it has handed out, so the dropped records are fetched again. */
     for (int i = 0; i < c->broker_count; i++)
         broker_drop_answer(&c->brokers[i]);
+    for (int i = 0; i < c->part_count - 1; i++) {
+        struct cpart *q = &c->parts[i];
+        if (q->position == NEEDS_RESET || q->fetch_offset == q->position)
+            continue;
+        int64_t skip = q->skip_before_ts;
+        part_set(q, q->position);
+        q->skip_before_ts = skip;
+    }
     return 0;
 }
 

@@ -461,6 +461,40 @@ static int t_seek(void)
     return 0;
 }
 
+/* assign while records are buffered: adding a partition mid-stream neither skips nor repeats
+ * records of the partitions already assigned. */
+static int t_assign_midstream(void)
+{
+    CHECK(create_topic(&g_broker, "mid", 2, NULL, 0) == 0, "create");
+    struct rl_conf *c = conf_for(&g_broker, NULL);
+    char err[256];
+    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+    for (int i = 0; i < 1000; i++)
+        CHECK(rl_producer_send(p, "mid", 0, NULL, 0, "a", 1, 0, NULL) == 0, "send");
+    for (int i = 0; i < 10; i++)
+        CHECK(rl_producer_send(p, "mid", 1, NULL, 0, "b", 1, 0, NULL) == 0, "send");
+    CHECK(rl_producer_flush(p, 10000) == 0, "flush");
+    rl_producer_destroy(p, 1000);
+    struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
+    struct rl_record r;
+    CHECK(rl_consumer_assign(k, "mid", 0, RL_OFFSET_EARLIEST) == 0, "assign 0");
+    CHECK(rl_consumer_poll(k, 5000, &r) == 1 && r.offset == 0, "first record");
+    CHECK(rl_consumer_assign(k, "mid", 1, RL_OFFSET_EARLIEST) == 0, "assign 1");
+    int64_t next[2] = {1, 0};
+    for (int n = 0; n < 1009; n++) {
+        CHECK(rl_consumer_poll(k, 5000, &r) == 1, "record %d: %s", n, rl_consumer_last_error(k));
+        CHECK(r.offset == next[r.partition], "partition %d: offset %lld, want %lld",
+              r.partition, (long long)r.offset, (long long)next[r.partition]);
+        next[r.partition]++;
+    }
+    CHECK(next[0] == 1000 && next[1] == 10, "ended at %lld/%lld", (long long)next[0],
+          (long long)next[1]);
+    CHECK(rl_consumer_poll(k, 200, &r) == 0, "an extra record");
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return 0;
+}
+
 /* --- admin and errors ----------------------------------------------------------------------- */
 
 /* admin: list, describe (with configs), alter, list offsets, delete; and the errors a person
@@ -649,6 +683,7 @@ int main(void)
         {"admin", t_admin},
         {"send_errors", t_send_errors},
         {"seek", t_seek},
+        {"assign_midstream", t_assign_midstream},
         {"range_routing", t_range_routing},
         {"zstd_roundtrip", t_zstd_roundtrip},
         {"keyless_sticky", t_keyless_sticky},
