@@ -14,6 +14,20 @@
  * fdatasync'ed; `interval:<ms>` acknowledges after the write and fsyncs at least every ms;
  * `none` acknowledges after the write. A failed write or fsync is sticky: the log answers every
  * later append with RL_E_LOG_FAILED (the page cache can no longer be trusted).
+ *
+ * Notes from the implementation (storage/plog_int.h has the details):
+ *  - Writes are O_DIRECT from 4 KiB-aligned buffers (the page cache is bypassed, so appends run
+ *    at the disk's speed); the last partial block is rewritten by the next write. File systems
+ *    that refuse O_DIRECT (tmpfs) get the same writes through the page cache.
+ *  - Under `batch`, an append to an idle log starts its group commit at the caller's next
+ *    io_run (a zero timeout), so everything appended in the same loop turn shares one write and
+ *    one fdatasync; appends made while a group is in flight form the next group. Callers must
+ *    keep running the storage's io for appends to complete.
+ *  - Readers see a batch once its write completed (not while it sits in the write buffer).
+ *  - Blocking calls (plog_close, plog_sync, plog_truncate_to, plog_delete) run the io loop;
+ *    do not call them from inside an append callback of the same log.
+ *  - Offsets in a log are contiguous; recovery treats a batch whose base offset does not follow
+ *    its predecessor as damage (the base offset is outside the checksum).
  */
 #ifndef RL_STORAGE_PLOG_H
 #define RL_STORAGE_PLOG_H
@@ -37,12 +51,14 @@ enum plog_flush_policy {
 struct plog_config {
     uint64_t segment_bytes;      /* roll when the active segment would exceed this (1 GiB) */
     int64_t segment_ms;          /* roll when the active segment is older than this (7 days) */
-    int64_t retention_ms;        /* delete segments whose max timestamp is older; -1 = never */
+    int64_t retention_ms;        /* delete segments whose max timestamp is older (7 days);
+                                    -1 = never */
     int64_t retention_bytes;     /* delete oldest segments while the log is larger; -1 = never */
     enum plog_flush_policy flush_policy;
     uint32_t flush_interval_ms;  /* for PLOG_FLUSH_INTERVAL */
     uint32_t index_interval_bytes; /* one offset/time index entry per this many bytes (4096) */
-    uint32_t max_batch_bytes;    /* appends larger than this fail with RL_E_MESSAGE_TOO_LARGE */
+    uint32_t max_batch_bytes;    /* appends larger than this fail with RL_E_MESSAGE_TOO_LARGE
+                                    (8 MiB; at most 31 MiB, the write buffer of one log) */
 };
 
 /* Fills cfg with the defaults above. */
@@ -118,7 +134,9 @@ struct plog_append {
  * Appends queued while a write is in flight go out together as the next vectored write and
  * fdatasync (group commit). Returns 0 (done will be called), or a negative code immediately
  * (done will not be called): RL_E_LOG_FAILED, RL_E_MESSAGE_TOO_LARGE, RL_E_STALE_OFFSET,
- * RL_E_FULL (too many bytes queued; retry after completions), RL_E_LOG_CLOSED. */
+ * RL_E_FULL (too many bytes queued: 32 MiB per log or the storage's 256 MiB write-buffer pool
+ * in use, or every cached descriptor pinned; retry after completions), RL_E_LOG_CLOSED, or the
+ * header's RL_E_BATCH_* code when batch_header_decode rejects it. */
 int plog_append(struct plog *log, struct plog_append *req);
 
 /* Makes everything appended so far durable now (fdatasync), whatever the policy; blocks. */
@@ -143,7 +161,9 @@ struct plog_slice {
  * (the caller's visibility bound, e.g. the high watermark; UINT64_MAX for none). The first
  * batch may start before `offset` (the caller skips records below it). Returns 0 with
  * out->len == 0 when offset == end, RL_E_OFFSET_OUT_OF_RANGE when offset is below the log start
- * or above the end. Does not block on disk (index lookups use mapped indexes). */
+ * or above the end. The offset index is in memory; finding the exact batch then reads batch
+ * headers (pread, normally from the page cache) for at most one index interval plus the
+ * batches returned. */
 int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
               struct plog_slice *out);
 void plog_slice_release(struct plog *log, struct plog_slice *slice);
