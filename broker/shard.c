@@ -734,7 +734,9 @@ static void shard_arm_tick(struct shard *sh)
     sh->tick_op.ctx = sh;
     sh->tick_inflight = true;
     shard_op_started(sh);
-    io_prep_timeout(sh->io, &sh->tick_op, (uint64_t)SHARD_TICK_MS * 1000000ull, 0);
+    uint32_t ms = sh->cfg.retention_check_interval_ms < SHARD_TICK_MS
+                      ? sh->cfg.retention_check_interval_ms : SHARD_TICK_MS;
+    io_prep_timeout(sh->io, &sh->tick_op, (uint64_t)ms * 1000000ull, 0);
 }
 
 static void shard_handle_accepts(struct shard *sh)
@@ -780,8 +782,11 @@ static void shard_handle_tick(struct shard *sh)
     sh->ticks++;
     sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
     topics_reap(sh->topics);
-    if (sh->ticks % SHARD_RETENTION_EVERY_TICKS == 0)
+    uint64_t now = io_now_ns(sh->io);
+    if (now - sh->last_retention_ns >= (uint64_t)sh->cfg.retention_check_interval_ms * 1000000ull) {
+        sh->last_retention_ns = now;
         topics_enforce_retention(sh->topics, io_wall_ms(sh->io));
+    }
     if (!sh->stopping)
         shard_arm_tick(sh);
 }
@@ -927,6 +932,7 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         goto fail;
     }
     sh->start_ns = io_now_ns(sh->io);
+    sh->last_retention_ns = sh->start_ns;
     sh->start_wall_ms = io_wall_ms(sh->io);
     rc = storage_create(sh->io, cfg->max_open_files, &sh->st);
     if (rc) {

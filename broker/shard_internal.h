@@ -26,7 +26,6 @@
 #define SHARD_MAX_HTTP_CONNS 64
 #define HTTP_REQ_MAX_BYTES 8192
 #define SHARD_TICK_MS 1000
-#define SHARD_RETENTION_EVERY_TICKS 60
 #define FETCH_DEFAULT_MAX_BYTES (50u * 1024 * 1024) /* when a fetch says max_bytes 0 */
 #define FETCH_MAX_WAIT_MS 300000u    /* longest long-poll a client may ask for */
 #define METRICS_BUCKETS 16
@@ -133,6 +132,7 @@ struct shard {
     bool accept_backoff;             /* accept failed for lack of descriptors: wait a tick */
     int accept_result, http_accept_result;
     uint32_t ticks;
+    uint64_t last_retention_ns;
     uint32_t ops;                    /* our io ops in flight (drained before teardown) */
     struct conn *conns;
     uint32_t nconns;

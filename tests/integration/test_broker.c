@@ -579,3 +579,44 @@ Test(broker, full_log_defers_in_order)
             metric(body, "ringlog_produce_deferred_batches_total"));
     cr_assert_eq(metric(body, "ringlog_inflight_bytes"), 0);
 }
+
+/* Retention runs on the broker's schedule: with small segments and retention.bytes, old
+ * segments go, the log start moves forward, fetching below it is OFFSET_OUT_OF_RANGE, and
+ * fetching from the new start still works. */
+Test(broker, retention_moves_log_start)
+{
+    struct tl_broker rb;
+    static const char *const args[] = {"--set", "retention.check.interval.ms=100", NULL};
+    cr_assert_eq(tl_broker_start(&rb, args, 20000), 0);
+    struct tl_conn c;
+    cr_assert_eq(tl_connect(&c, rb.host, rb.port, 5000), 0);
+    char msg[256];
+    static const char *const cfg[] = {"segment.bytes=8192", "retention.bytes=16384", NULL};
+    cr_assert_eq(tl_create_topic(&c, "ret", 1, cfg, msg, sizeof(msg)), 0, "%s", msg);
+    uint8_t *b;
+    int len = tl_make_batch_sized(4, 500, &b);
+    for (int i = 0; i < 60; i++)
+        cr_assert_eq(tl_produce(&c, "ret", 0, b, (uint32_t)len, 1, NULL), 0);
+    free(b);
+    int64_t start = 0;
+    uint64_t deadline = tl_now_ms() + 15000;
+    while (start == 0 && tl_now_ms() < deadline) {
+        cr_assert_eq(tl_list_offset(&c, "ret", 0, -2, &start), 0);
+        if (start == 0)
+            poll(NULL, 0, 50);
+    }
+    cr_assert_gt(start, 0, "retention never deleted a segment");
+    int64_t end;
+    cr_assert_eq(tl_list_offset(&c, "ret", 0, -1, &end), 0);
+    cr_assert_eq(end, 240);
+    struct tl_fetch f = {.topic = "ret", .offset = 0};
+    struct tl_fetch_result fr;
+    cr_assert_eq(tl_fetch(&c, &f, &fr), RL_E_OFFSET_OUT_OF_RANGE);
+    f.offset = (uint64_t)start;
+    cr_assert_eq(tl_fetch(&c, &f, &fr), 0, "%s", fr.error_message);
+    cr_assert_gt(fr.records, 0);
+    tl_close(&c);
+    int st = tl_broker_stop(&rb, SIGTERM, 20000);
+    tl_broker_cleanup(&rb);
+    cr_assert_eq(st, 0);
+}
