@@ -437,6 +437,7 @@ static void conn_big_free(struct conn *c)
 /* A protocol error that ends the connection: answer once, then close after sending. */
 static void conn_fail(struct conn *c, int code, const char *msg)
 {
+    RL_WARN("connection %s: %s: %s", c->peer, rl_error_name(code), msg);
     struct req *r = req_get(c);
     c->closing = true;
     if (!r)
@@ -461,6 +462,7 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
         char msg[160];
         snprintf(msg, sizeof(msg), "request envelope (%u bytes) does not decode as a ringlog "
                  "Request; closing the connection", fi->envelope_len);
+        RL_WARN("connection %s: %s", c->peer, msg);
         req_respond_error(r, RL_E_FRAME_MALFORMED, msg);
         return;
     }
