@@ -539,9 +539,16 @@ static int mkdir_p(const char *dir)
             return -errno;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    if (mkdir(tmp, 0755) < 0)
+        return errno == EEXIST ? 0 : -errno;
+    /* A new log's directory entry must be durable before anything in it is acknowledged. */
+    char *slash = strrchr(tmp, '/');
+    if (slash == NULL)
+        return checkpoint_sync_dir(".");
+    if (slash == tmp)
+        return checkpoint_sync_dir("/");
+    *slash = '\0';
+    return checkpoint_sync_dir(tmp);
 }
 
 static void plog_free(struct plog *log)

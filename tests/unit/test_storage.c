@@ -4,6 +4,7 @@
 #include <dirent.h>
 
 #include "storage/checkpoint.h"
+#include "storage/fcache.h"
 #include "storage/plog_debug.h"
 #include "storage_testutil.h"
 
@@ -625,4 +626,33 @@ Test(storage, small_appends_rewrite_the_partial_block)
         plog_close(log);
         free_batches(b, 30);
     }
+}
+
+/* The descriptor cache evicts the least recently used unpinned entry, never a pinned one, and
+ * refuses (RL_E_FULL) rather than exceed its bound when everything is pinned. */
+Test(storage, fcache_bound_and_pins)
+{
+    struct fcache c;
+    struct fcache_ent e[3];
+    char path[3][400];
+    fcache_init(&c, 2);
+    for (int i = 0; i < 3; i++) {
+        fcache_ent_init(&e[i]);
+        snprintf(path[i], sizeof(path[i]), "%s/f%d", g_dir, i);
+        close(open(path[i], O_CREAT | O_WRONLY, 0644));
+    }
+    cr_assert_geq(fcache_get(&c, &e[0], path[0], O_RDONLY, NULL), 0);
+    cr_assert_geq(fcache_get(&c, &e[1], path[1], O_RDONLY, NULL), 0);
+    fcache_pin(&e[0]);
+    fcache_pin(&e[1]);
+    cr_assert_eq(fcache_get(&c, &e[2], path[2], O_RDONLY, NULL), RL_E_FULL);
+    fcache_unpin(&e[0]);
+    cr_assert_geq(fcache_get(&c, &e[2], path[2], O_RDONLY, NULL), 0);
+    cr_assert_eq(e[0].fd, -1, "the unpinned entry was not the one evicted");
+    cr_assert_geq(e[1].fd, 0);
+    cr_assert_eq(c.open, 2);
+    fcache_unpin(&e[1]);
+    for (int i = 0; i < 3; i++)
+        fcache_close(&c, &e[i]);
+    cr_assert_eq(c.open, 0);
 }
