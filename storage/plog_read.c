@@ -285,11 +285,15 @@ int plog_truncate_to(struct plog *log, uint64_t offset)
         return rc;
     plog_release_idle(log);
     RL_ASSERT(log->ch_head == NULL);
+    bool dropped = log->nsegs > i + 1;
     while (log->nsegs > i + 1) {
         struct segment *s = log->segs[--log->nsegs];
         fcache_close(&log->st->fc, &s->wr);
         plog_segment_drop(log, s);
     }
+    /* The divergent tail must stay gone after a power cut: make the renames durable. */
+    if (dropped && (rc = checkpoint_sync_dir(log->dir)) < 0)
+        return rc;
     int fd = plog_seg_write_fd(log, seg);
     if (fd < 0)
         return fd;
