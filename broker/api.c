@@ -417,13 +417,10 @@ static void produce_append_done(struct plog_append *pa, int result)
 {
     struct produce_append *a = (struct produce_append *)pa;
     struct partition *p = a->p;
-    if (p->deferred_head && !p->in_retry) {
-        /* The log has room again: let the loop retry what waits (not from this callback). */
-        struct shard *sh = a->r->sh;
-        p->in_retry = true;
-        p->retry_next = sh->retry;
-        sh->retry = p;
-    }
+    /* Room in the storage (this log's queue or the shared pool) may have freed up: let the
+     * loop retry deferred appends of any partition (not from inside this callback). */
+    if (a->r->sh->deferred_parts)
+        a->r->sh->retry_due = true;
     if (result == 0) {
         p->stats.records_in += a->records;
         p->stats.bytes_in += pa->len;
@@ -464,6 +461,11 @@ static int produce_submit(struct produce_append *a)
         else
             p->deferred_head = a;
         p->deferred_tail = a;
+        if (!p->deferred_listed) {
+            p->deferred_listed = true;
+            p->deferred_next = a->r->sh->deferred_parts;
+            a->r->sh->deferred_parts = p;
+        }
         rc = 0;
     } else if (rc == 0 && a->first) {
         a->res->base_offset = (int64_t)a->pa.base_offset;
@@ -497,11 +499,19 @@ static void produce_retry_partition(struct partition *p)
 
 void api_produce_retry(struct shard *sh)
 {
-    for (uint32_t guard = 0; sh->retry && guard < 1000000; guard++) {
-        struct partition *p = sh->retry;
-        sh->retry = p->retry_next;
-        p->in_retry = false;
+    if (!sh->retry_due)
+        return;
+    sh->retry_due = false;
+    struct partition **pp = &sh->deferred_parts;
+    for (uint32_t guard = 0; *pp && guard < 10000000; guard++) {
+        struct partition *p = *pp;
         produce_retry_partition(p);
+        if (p->deferred_head) {
+            pp = &p->deferred_next;
+        } else {
+            *pp = p->deferred_next; /* unlisted before its pins can drop to 0 and it is reaped */
+            p->deferred_listed = false;
+        }
     }
 }
 

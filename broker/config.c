@@ -28,8 +28,9 @@ static const struct config_key_def topic_keys[CONFIG_TOPIC_KEY_COUNT] = {
     [CONFIG_RETENTION_BYTES] = {"retention.bytes", "-1", KIND_INT, -1, INT64_MAX},
     [CONFIG_SEGMENT_BYTES] = {"segment.bytes", "1073741824", KIND_INT, 4096, 1ll << 40},
     [CONFIG_SEGMENT_MS] = {"segment.ms", "604800000", KIND_INT, 1, INT64_MAX},
+    /* At most 31 MiB: one log's write buffer must hold a batch (storage/plog.h). */
     [CONFIG_MAX_MESSAGE_BYTES] = {"max.message.bytes", "8388608", KIND_INT,
-                                  RL_BATCH_HEADER_SIZE + 1, RL_BATCH_MAX_BYTES},
+                                  RL_BATCH_HEADER_SIZE + 1, 31ll * 1024 * 1024},
     [CONFIG_FLUSH_POLICY] = {"flush.policy", "batch", KIND_FLUSH, 0, 0},
     [CONFIG_MIN_INSYNC_REPLICAS] = {"min.insync.replicas", "1", KIND_INT, 1, 255},
     [CONFIG_CLEANUP_POLICY] = {"cleanup.policy", "delete", KIND_CLEANUP, 0, 0},

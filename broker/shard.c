@@ -783,6 +783,8 @@ static void shard_handle_tick(struct shard *sh)
     sh->tick_completed = false;
     sh->ticks++;
     sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
+    if (sh->deferred_parts)
+        sh->retry_due = true; /* room may have come from elsewhere (released descriptors) */
     topics_reap(sh->topics);
     uint64_t now = io_now_ns(sh->io);
     if (now - sh->last_retention_ns >= (uint64_t)sh->cfg.retention_check_interval_ms * 1000000ull) {

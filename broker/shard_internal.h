@@ -141,7 +141,8 @@ struct shard {
     struct http_conn *hconns, *hready;
     uint32_t nhconns;
     struct req *limbo;               /* sent or detached requests still waiting for ops */
-    struct partition *retry;         /* partitions with deferred appends to retry */
+    struct partition *deferred_parts; /* partitions with deferred appends */
+    bool retry_due;                  /* an append completed (or a tick passed): retry them */
     struct req *pool;
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */

@@ -53,11 +53,12 @@ struct partition {
     uint64_t visible_end;        /* offsets below are acknowledged by storage (the HW here) */
     struct partition_waiter *waiters;
     uint32_t pins;               /* slices and appends outstanding; the log lives while > 0 */
-    /* Appends the log refused with RL_E_FULL (its write queue is at its cap), in arrival order;
-     * retried by the shard's loop after the log's next completion. */
+    /* Appends the log refused with RL_E_FULL (its queue, the storage's shared write-buffer
+     * pool, or its descriptors were at their caps), in arrival order; the shard's loop retries
+     * them after any append completes, and at every tick. */
     struct produce_append *deferred_head, *deferred_tail;
-    struct partition *retry_next;
-    bool in_retry;
+    struct partition *deferred_next; /* the shard's list of partitions with deferred appends */
+    bool deferred_listed;
     struct partition_stats stats;
 };
 
