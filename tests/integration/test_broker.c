@@ -339,9 +339,11 @@ Test(broker, http_metrics_and_status)
     static char body[1 << 20];
     int st = tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body), 5000);
     cr_assert_eq(st, 200);
-    cr_assert_not_null(strstr(body, "ringlog_partition_records_in_total{topic=\"m\",partition=\"0\"} 7"),
-                       "%.2000s", body);
-    cr_assert_not_null(strstr(body, "ringlog_partition_log_end_offset{topic=\"m\",partition=\"0\"} 7"));
+    cr_assert_not_null(
+        strstr(body, "ringlog_partition_records_in_total{topic=\"m\",partition=\"0\"} 7"),
+        "%.2000s", body);
+    cr_assert_not_null(
+        strstr(body, "ringlog_partition_log_end_offset{topic=\"m\",partition=\"0\"} 7"));
     cr_assert_not_null(strstr(body, "ringlog_requests_total{api=\"produce\"} 1"));
     cr_assert_not_null(strstr(body, "ringlog_request_latency_seconds_bucket{api=\"produce\""));
     cr_assert_not_null(strstr(body, "ringlog_connections 1"));
