@@ -5,6 +5,7 @@
  * survive SIGKILL; a torn metadata-log tail is cut and the broker starts.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ static void reconnect(void)
 }
 
 /* Finds the value of `key` in a DescribeConfigs answer for one topic. */
-static const char *describe(const char *topic, const char *key, bool *is_default)
+static const char *describe_on(struct tl_conn *cc, const char *topic, const char *key,
+                               bool *is_default)
 {
     char *names[1] = {(char *)topic};
     Ringlog__DescribeConfigsRequest dr = RINGLOG__DESCRIBE_CONFIGS_REQUEST__INIT;
@@ -55,7 +57,7 @@ static const char *describe(const char *topic, const char *key, bool *is_default
     req.body_case = RINGLOG__REQUEST__BODY_DESCRIBE_CONFIGS;
     req.describe_configs = &dr;
     Ringlog__Response *resp;
-    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
+    cr_assert_eq(tl_call(cc, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
     Ringlog__TopicConfigs *tc = resp->describe_configs->topics[0];
     cr_assert_eq(tc->error_code, 0, "%s", tc->error_message);
     for (size_t i = 0; i < tc->n_configs; i++) {
@@ -65,6 +67,11 @@ static const char *describe(const char *topic, const char *key, bool *is_default
         }
     }
     return NULL;
+}
+
+static const char *describe(const char *topic, const char *key, bool *is_default)
+{
+    return describe_on(&conn, topic, key, is_default);
 }
 
 static int alter(const char *topic, const char *key, const char *value)
@@ -282,4 +289,43 @@ Test(restart, sigterm_clean_shutdown)
     int64_t off;
     cr_assert_eq(tl_list_offset(&conn, "s", 0, -1, &off), 0);
     cr_assert_eq(off, 3);
+}
+
+/* A config file given with --config sets broker-wide topic defaults (shown as defaults by
+ * DescribeConfigs) and broker limits; a bad file stops the broker at start with the line. */
+Test(restart, config_file)
+{
+    char path[] = "/tmp/ringlog-conf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char *text = "# test config\nflush.policy = interval:50\nmax.connections = 50\n"
+                       "node.id = 7\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct tl_broker cb;
+    const char *args[] = {"--config", path, NULL};
+    cr_assert_eq(tl_broker_start(&cb, args, 20000), 0);
+    struct tl_conn c;
+    cr_assert_eq(tl_connect(&c, cb.host, cb.port, 5000), 0);
+    cr_assert_eq(tl_create_topic(&c, "cf", 1, NULL, NULL, 0), 0);
+    bool def = false;
+    const char *v = describe_on(&c, "cf", "flush.policy", &def);
+    cr_assert_str_eq(v, "interval:50");
+    cr_assert(def);
+    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
+    req.metadata = &mr;
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
+    cr_assert_eq(resp->metadata->brokers[0]->node_id, 7);
+    tl_close(&c);
+    cr_assert_eq(tl_broker_stop(&cb, SIGTERM, 20000), 0);
+    tl_broker_cleanup(&cb);
+    /* A bad value: the broker refuses to start and names the file and line. */
+    FILE *f = fopen(path, "a");
+    fputs("max.connections = many\n", f);
+    fclose(f);
+    cr_assert_eq(tl_broker_start(&cb, args, 20000), -ECHILD);
+    unlink(path);
 }
