@@ -283,6 +283,18 @@ static bool roll_due(const struct plog *log, const struct segment *seg, uint32_t
     return io_wall_ms(log->st->io) - seg->created_ms >= log->cfg.segment_ms;
 }
 
+static void queue_request(struct plog *log, struct plog_append *req)
+{
+    req->next = NULL;
+    if (log->q_tail != NULL)
+        log->q_tail->next = req;
+    else
+        log->q_head = req;
+    log->q_tail = req;
+    if (log->q_read == NULL)
+        log->q_read = req;
+}
+
 int plog_append(struct plog *log, struct plog_append *req)
 {
     struct batch_header h;
@@ -337,14 +349,7 @@ int plog_append(struct plog *log, struct plog_append *req)
     req->base_offset = base;
     req->last_offset = seg->next_offset - 1;
     req->end_position = (uint64_t)log->appended_lsn;
-    req->next = NULL;
-    if (log->q_tail != NULL)
-        log->q_tail->next = req;
-    else
-        log->q_head = req;
-    log->q_tail = req;
-    if (log->q_read == NULL)
-        log->q_read = req;
+    queue_request(log, req);
     if (log->cfg.flush_policy != PLOG_FLUSH_BATCH) {
         plog_pump(log);
     } else if (log->wop_count == 0 && !log->kick_armed) {
