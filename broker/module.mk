@@ -24,6 +24,6 @@ $(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAG
 	    $(DEPS_LIBS)
 
 TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
-         $(BUILD)/tests/integration/test_broker_restart
+         $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos
 TEST_DEPS += $(BUILD)/bin/ringlogd
 endif
