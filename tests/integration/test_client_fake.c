@@ -42,8 +42,8 @@ struct fake {
     atomic_bool stop;
     /* script */
     atomic_int produce_errors_left; /* answer this many produces with produce_error */
-    int produce_error;
-    bool produce_silent;            /* never answer produces */
+    atomic_int produce_error;
+    atomic_bool produce_silent;     /* never answer produces */
     atomic_int corrupt_fetches_left; /* damage the batch in this many fetch answers */
     /* counters */
     atomic_int metadata_requests, produce_requests, fetch_requests;
