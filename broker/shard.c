@@ -35,6 +35,7 @@ static void conn_big_free(struct conn *c);
 #define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
 #define SHARD_BIND_RETRY_MS 50
 #define CONN_COMPACT_BELOW_BYTES (16u * 1024)
+#define SHARD_PEER_WARNS_PER_SEC 10
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
@@ -434,10 +435,28 @@ static void conn_big_free(struct conn *c)
     c->big_len = c->big_have = 0;
 }
 
+/* Logs a peer's protocol error, at most SHARD_PEER_WARNS_PER_SEC a second, so a flood of bad
+ * clients cannot flood the log; the count of suppressed lines is logged with the next one. */
+static void shard_warn_peer(struct shard *sh, const struct conn *c, const char *msg)
+{
+    uint64_t sec = io_now_ns(sh->io) / 1000000000ull;
+    if (sec != sh->warn_sec) {
+        if (sh->warn_suppressed)
+            RL_WARN("%u more protocol errors were not logged", sh->warn_suppressed);
+        sh->warn_sec = sec;
+        sh->warn_count = 0;
+        sh->warn_suppressed = 0;
+    }
+    if (sh->warn_count++ < SHARD_PEER_WARNS_PER_SEC)
+        shard_warn_peer(sh, c, msg);
+    else
+        sh->warn_suppressed++;
+}
+
 /* A protocol error that ends the connection: answer once, then close after sending. */
 static void conn_fail(struct conn *c, int code, const char *msg)
 {
-    RL_WARN("connection %s: %s: %s", c->peer, rl_error_name(code), msg);
+    shard_warn_peer(c->sh, c, msg);
     struct req *r = req_get(c);
     c->closing = true;
     if (!r)
@@ -462,7 +481,7 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
         char msg[160];
         snprintf(msg, sizeof(msg), "request envelope (%u bytes) does not decode as a ringlog "
                  "Request; closing the connection", fi->envelope_len);
-        RL_WARN("connection %s: %s", c->peer, msg);
+        shard_warn_peer(sh, c, msg);
         req_respond_error(r, RL_E_FRAME_MALFORMED, msg);
         return;
     }

@@ -153,6 +153,8 @@ struct shard {
     uint64_t start_ns;
     int64_t start_wall_ms;
     struct shard_metrics m;
+    uint64_t warn_sec;               /* rate limit of protocol-error log lines */
+    uint32_t warn_count, warn_suppressed;
 };
 
 /* --- shard.c, used by api.c and http.c -------------------------------------------------------- */
