@@ -41,7 +41,10 @@ static void progress(const char *verb, unsigned long long n, int64_t *last_ms)
     fprintf(stderr, "\r%s %llu records", verb, n);
 }
 
+#define CLI_MAX_HEADERS 16
+
 static int produce_lines(struct rl_producer *p, const char *topic, int32_t partition, int sep,
+                         const struct rl_header *hdrs, uint32_t nhdrs,
                          unsigned long long *sent)
 {
     char *line = NULL;
@@ -61,7 +64,10 @@ static int produce_lines(struct rl_producer *p, const char *topic, int32_t parti
             value = s + 1;
             vlen = (size_t)len - klen - 1;
         }
-        rc = rl_producer_send(p, topic, partition, key, klen, value, vlen, 0, NULL);
+        struct rl_message m = {.topic = topic, .partition = partition, .key = key,
+                               .key_len = klen, .value = value, .value_len = vlen,
+                               .headers = hdrs, .header_count = nhdrs};
+        rc = rl_producer_send_message(p, &m);
         if (rc) {
             cli_error("%s", rl_producer_last_error(p));
             break;
@@ -79,6 +85,8 @@ int cli_produce(struct cli *c)
     const char *topic = NULL, *v;
     int sep = -1;
     int32_t partition = RL_PARTITION_ANY;
+    struct rl_header hdrs[CLI_MAX_HEADERS];
+    uint32_t nhdrs = 0;
     for (int i = 0; i < c->argc; i++) {
         if ((v = cli_opt(c, &i, "--key-separator"))) {
             if (strlen(v) != 1) {
@@ -90,6 +98,15 @@ int cli_produce(struct cli *c)
             cli_conf_set(c, "acks", v);
         } else if ((v = cli_opt(c, &i, "--partition"))) {
             partition = (int32_t)cli_int("--partition", v, 0, RLC_MAX_PARTITIONS - 1);
+        } else if ((v = cli_opt(c, &i, "--header"))) {
+            char *eq = strchr(c->argv[i], '=');
+            if (!eq || eq == c->argv[i] || nhdrs == CLI_MAX_HEADERS) {
+                cli_error("--header wants key=value (at most %d), got \"%s\"",
+                          CLI_MAX_HEADERS, v);
+                return CLI_EXIT_USAGE;
+            }
+            *eq = 0;
+            hdrs[nhdrs++] = (struct rl_header){c->argv[i], eq + 1, strlen(eq + 1)};
         } else if (!strcmp(c->argv[i], "--idempotent")) {
             cli_error("--idempotent is not supported yet; produce without it (at-least-once)");
             return CLI_EXIT_FAIL;
@@ -115,7 +132,7 @@ int cli_produce(struct cli *c)
         return CLI_EXIT_FAIL;
     }
     unsigned long long sent = 0;
-    int rc = produce_lines(p, topic, partition, sep, &sent);
+    int rc = produce_lines(p, topic, partition, sep, hdrs, nhdrs, &sent);
     int frc = rl_producer_flush(p, -1);
     if (frc)
         cli_error("%s", rl_producer_last_error(p));

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,47 +378,86 @@ static int part_add(struct rl_producer *p, struct ppart *pt, const struct batch_
     return 0;
 }
 
-int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition,
-                     const void *key, size_t key_len, const void *value, size_t value_len,
-                     int64_t timestamp_ms, void *opaque)
+/* Converts the public headers into the codec's form (no allocation: at most RL_MAX_HEADERS)
+ * and returns the bytes they add to the record, or a negative code. */
+static long headers_in(const struct rl_message *m, struct batch_record_header *out)
+{
+    long bytes = 0;
+    if (m->header_count > RL_MAX_HEADERS || (m->header_count && !m->headers))
+        return RL_E_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < m->header_count; i++) {
+        const struct rl_header *h = &m->headers[i];
+        size_t klen = h->key ? strlen(h->key) : 0;
+        if (klen > INT32_MAX || h->value_len > INT32_MAX)
+            return RL_E_INVALID_ARGUMENT;
+        out[i] = (struct batch_record_header){
+            .key = (const uint8_t *)(h->key ? h->key : ""), .key_len = (int32_t)klen,
+            .value = h->value, .value_len = h->value ? (int32_t)h->value_len : -1,
+        };
+        bytes += (long)(klen + h->value_len + 8);
+    }
+    return bytes;
+}
+
+int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m)
 {
     struct ptopic *t;
-    if (!topic)
+    struct batch_record_header hdrs[RL_MAX_HEADERS];
+    if (!m || !m->topic)
         return RL_E_INVALID_ARGUMENT;
-    int rc = topic_get(p, topic, &t);
+    long hbytes = headers_in(m, hdrs);
+    if (hbytes < 0) {
+        rlc_set_err(p->err, sizeof(p->err), "bad headers: at most %d, each with a key",
+                    RL_MAX_HEADERS);
+        return (int)hbytes;
+    }
+    int rc = topic_get(p, m->topic, &t);
     if (rc)
         return rc;
+    int32_t partition = m->partition;
     if (p->stop) {
         rc = RL_E_CLOSED;
         goto out;
     }
     if (partition != RL_PARTITION_ANY && (partition < 0 || partition >= t->meta.partitions)) {
         rlc_set_err(p->err, sizeof(p->err), "topic \"%s\" has no partition %d (it has %d)",
-                    topic, partition, t->meta.partitions);
+                    m->topic, partition, t->meta.partitions);
         rc = RL_E_UNKNOWN_PARTITION;
         goto out;
     }
-    size_t mem = key_len + value_len + RECORD_OVERHEAD;
+    size_t mem = m->key_len + m->value_len + (size_t)hbytes + RECORD_OVERHEAD;
     rc = wait_memory(p, mem);
     if (rc)
         goto out;
     if (partition == RL_PARTITION_ANY)
-        partition = choose_partition(t, key, key_len);
+        partition = choose_partition(t, m->key, m->key_len);
     struct batch_record_in rec = {
-        .key = key, .key_len = key ? key_len : 0, .value = value,
-        .value_len = value ? value_len : 0,
-        .timestamp = timestamp_ms > 0 ? timestamp_ms : rlc_wall_ms(),
+        .key = m->key, .key_len = m->key ? m->key_len : 0, .value = m->value,
+        .value_len = m->value ? m->value_len : 0,
+        .timestamp = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms(),
+        .headers = m->header_count ? hdrs : NULL, .header_count = m->header_count,
     };
-    rc = part_add(p, &t->parts[partition], &rec, opaque, mem);
+    rc = part_add(p, &t->parts[partition], &rec, m->opaque, mem);
     if (rc == RL_E_BATCH_TOO_LARGE)
         rlc_set_err(p->err, sizeof(p->err), "record of %zu bytes does not fit in a batch "
-                    "(batch.size=%zu); raise batch.size", key_len + value_len,
+                    "(batch.size=%zu); raise batch.size", m->key_len + m->value_len,
                     p->conf.batch_size);
     else if (rc)
         rlc_set_err(p->err, sizeof(p->err), "cannot queue record: %s", rl_strerror(rc));
 out:
     pthread_mutex_unlock(&p->lock);
     return rc;
+}
+
+int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition,
+                     const void *key, size_t key_len, const void *value, size_t value_len,
+                     int64_t timestamp_ms, void *opaque)
+{
+    struct rl_message m = {
+        .topic = topic, .partition = partition, .key = key, .key_len = key_len,
+        .value = value, .value_len = value_len, .timestamp_ms = timestamp_ms, .opaque = opaque,
+    };
+    return rl_producer_send_message(p, &m);
 }
 
 int rl_producer_flush(struct rl_producer *p, int timeout_ms)

@@ -147,6 +147,34 @@ int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition
                      const void *key, size_t key_len, const void *value, size_t value_len,
                      int64_t timestamp_ms, void *opaque);
 
+/* A record header: key (a NUL-terminated string) and value bytes (NULL for a null value). */
+struct rl_header {
+    const char *key;
+    const void *value;
+    size_t value_len;
+};
+
+#define RL_MAX_HEADERS 64 /* headers per record */
+
+/* A record with every field, for rl_producer_send_message. All pointers are the caller's and
+ * are only read during the call (the bytes are copied into the batch). */
+struct rl_message {
+    const char *topic;
+    int32_t partition; /* RL_PARTITION_ANY or an explicit partition */
+    const void *key;   /* NULL: no key */
+    size_t key_len;
+    const void *value; /* NULL: a null value (tombstone) */
+    size_t value_len;
+    int64_t timestamp_ms; /* <= 0: now */
+    const struct rl_header *headers;
+    uint32_t header_count; /* at most RL_MAX_HEADERS */
+    void *opaque;          /* handed back in the delivery callback */
+};
+
+/* rl_producer_send with headers: the same contract, plus RL_E_INVALID_ARGUMENT for more than
+ * RL_MAX_HEADERS headers. rl_producer_send is this call without headers. */
+int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m);
+
 /* Sends every queued record now and waits until each has been acknowledged or has failed (its
  * callback has run), or timeout_ms passes (< 0: wait up to delivery.timeout.ms). Returns 0, or
  * RL_E_TIMED_OUT. Records sent by other threads during the flush are waited for as well. */

@@ -214,7 +214,8 @@ static int t_roundtrip(void)
     return 0;
 }
 
-/* JSON escaping of awkward values, a keyless line (key null), and a line with no separator. */
+/* JSON escaping of awkward values, a keyless line (key null), a line with no separator, and
+ * headers given with --header. */
 static int t_json_escaping(void)
 {
     struct run r;
@@ -222,7 +223,7 @@ static int t_json_escaping(void)
     CHECK(r.status == 0, "create: %s", r.err);
     run_free(&r);
     run_cli(&r, "k1|say \"hi\" \\ now\tx\n|\nplain\xff\n", "produce", "esc", "--key-separator",
-            "|", NULL);
+            "|", "--header", "src=cli", "--header", "q=\"x\"", NULL);
     CHECK(r.status == 0, "produce: %s", r.err);
     run_free(&r);
     run_cli(&r, NULL, "consume", "esc", "--from", "earliest", "--count", "3", "--format", "json",
@@ -232,6 +233,8 @@ static int t_json_escaping(void)
           "escaped: %s", r.out);
     CHECK(strstr(r.out, "\"key\":\"\",\"value\":\"\""), "empty key and value: %s", r.out);
     CHECK(strstr(r.out, "\"key\":null,\"value\":\"plain\\u00ff\""), "keyless: %s", r.out);
+    CHECK(strstr(r.out, "\"headers\":{\"src\":\"cli\",\"q\":\"\\\"x\\\"\"}}"),
+          "headers: %s", r.out);
     run_free(&r);
     return 0;
 }

@@ -419,7 +419,7 @@ static int t_keyless_sticky(void)
 /* --- consumer positions ---------------------------------------------------------------------- */
 
 /* seek: to an offset, to a timestamp (first record with timestamp >= it), to latest (nothing
- * until something new arrives, which then does). */
+ * until something new arrives, which then does, with its headers). */
 static int t_seek(void)
 {
     CHECK(create_topic(&g_broker, "seek", 1, NULL, 0) == 0, "create");
@@ -447,10 +447,21 @@ static int t_seek(void)
           (long long)r.offset);
     CHECK(rl_consumer_seek(k, "seek", 0, RL_OFFSET_LATEST) == 0, "seek latest");
     CHECK(rl_consumer_poll(k, 300, &r) == 0, "a record at latest before any was sent");
-    CHECK(rl_producer_send(p, "seek", 0, "k", 1, "new", 3, 0, NULL) == 0, "send new");
+    struct rl_header hs[] = {{"trace", "abc", 3}, {"gone", NULL, 0}};
+    struct rl_message m = {.topic = "seek", .partition = 0, .key = "k", .key_len = 1,
+                           .value = "new", .value_len = 3, .headers = hs, .header_count = 2};
+    CHECK(rl_producer_send_message(p, &m) == 0, "send new");
     CHECK(rl_producer_flush(p, 10000) == 0, "flush");
     CHECK(rl_consumer_poll(k, 5000, &r) == 1 && r.offset == 100 && r.key_len == 1,
           "the new record at 100, got %lld", (long long)r.offset);
+    size_t pos = 0;
+    const uint8_t *hk, *hv;
+    int32_t hkl, hvl;
+    CHECK(r.header_count == 2 && rl_record_header(&r, &pos, &hk, &hkl, &hv, &hvl) == 1 &&
+          hkl == 5 && !memcmp(hk, "trace", 5) && hvl == 3 && !memcmp(hv, "abc", 3),
+          "first header");
+    CHECK(rl_record_header(&r, &pos, &hk, &hkl, &hv, &hvl) == 1 && hkl == 4 && hv == NULL &&
+          rl_record_header(&r, &pos, &hk, &hkl, &hv, &hvl) == 0, "second header (null)");
     CHECK(rl_consumer_seek(k, "seek", 0, RL_OFFSET_EARLIEST) == 0, "seek earliest");
     CHECK(rl_consumer_poll(k, 5000, &r) == 1 && r.offset == 0, "earliest gave %lld",
           (long long)r.offset);
