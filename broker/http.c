@@ -5,6 +5,7 @@
  * the sockets go through the shard's io ring like everything else.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,8 +169,28 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     metrics_partitions(sh, b);
 }
 
+/* Copies s into out as the inside of a JSON string (quotes, backslashes, control bytes). */
+static void json_escape(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    out[n] = 0;
+}
+
 static void status_render(struct shard *sh, struct sbuf *b)
 {
+    char dir[2 * PATH_MAX];
+    json_escape(sh->cfg.data_dir, dir, sizeof(dir));
     uint64_t partitions = 0, records = 0;
     for (size_t i = 0; i < topics_count(sh->topics); i++) {
         struct topic *t = topics_at(sh->topics, i);
@@ -182,7 +203,7 @@ static void status_render(struct shard *sh, struct sbuf *b)
               "\"connections\":%u,\"topics\":%zu,\"partitions\":%llu,\"records\":%llu,"
               "\"inflight_bytes\":%llu}\n",
               sh->stopping ? "stopping" : "serving", sh->cfg.node_id, sh->cfg.listen_host,
-              sh->port, sh->cfg.http_host, sh->http_port, sh->cfg.data_dir,
+              sh->port, sh->cfg.http_host, sh->http_port, dir,
               (unsigned long long)((io_now_ns(sh->io) - sh->start_ns) / 1000000ull),
               (long long)sh->start_wall_ms, sh->nconns, topics_count(sh->topics),
               (unsigned long long)partitions, (unsigned long long)records,
