@@ -188,16 +188,20 @@ void rl_producer_counts(struct rl_producer *p, uint64_t *acked, uint64_t *failed
  * p is invalid afterwards. */
 int rl_producer_destroy(struct rl_producer *p, int timeout_ms);
 
-/* The last error's message for this producer (thread-local to nothing: the most recent failure
- * of any thread). Owned by p; valid until the next call on p. Never NULL. */
+/* The message of the producer's most recent failure, whichever thread met it (a refused send,
+ * a failed flush, a record the I/O thread gave up on). Owned by p; read it right after the
+ * failing call, since another thread's failure may overwrite it. Never NULL. */
 const char *rl_producer_last_error(struct rl_producer *p);
 
 /* --- consumer ---------------------------------------------------------------------------------
  *
  * A consumer reads assigned partitions by offset. rl_consumer_poll returns one record at a time
  * from batches already fetched; as soon as a fetch answer arrives it sends the next fetch, so the
- * broker reads ahead while the application works (prefetching). Every batch's checksum is checked
- * (and its records' structure) before any record of it is returned.
+ * broker reads ahead while the application works (prefetching). While partitions have data each
+ * gets its own fetch (several in flight per broker); once all are caught up one fetch long-polls
+ * for all of them (fetch.max.wait.ms). Every batch's checksum is checked before any of its
+ * records is returned, and a record that does not decode ends its batch with an error; a
+ * damaged batch is reported (RL_E_BATCH_CHECKSUM...) and fetched again on the next poll.
  */
 struct rl_consumer;
 
