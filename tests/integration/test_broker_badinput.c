@@ -281,3 +281,59 @@ Test(badinput, too_many_connections)
         tl_close(&extra[i]);
     assert_still_serving();
 }
+
+static int create_range(const char *name, int32_t partitions, const char *const *keys, size_t n)
+{
+    ProtobufCBinaryData bk[8];
+    for (size_t i = 0; i < n; i++) {
+        bk[i].len = strlen(keys[i]);
+        bk[i].data = (uint8_t *)keys[i];
+    }
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = (char *)name;
+    spec.partitions = partitions;
+    spec.partitioner = RINGLOG__PARTITIONER__PARTITIONER_RANGE;
+    spec.n_split_keys = n;
+    spec.split_keys = bk;
+    Ringlog__TopicSpec *specs[1] = {&spec};
+    Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
+    ct.n_topics = 1;
+    ct.topics = specs;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_CREATE_TOPICS;
+    req.create_topics = &ct;
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
+    Ringlog__TopicResult *tr = resp->create_topics->topics[0];
+    if (tr->error_code)
+        cr_assert_gt(strlen(tr->error_message), 10);
+    return tr->error_code;
+}
+
+/* Range split keys must be partitions-1 long, sorted and distinct; hash takes none; a
+ * replication factor above 1 is refused on a single broker. */
+Test(badinput, invalid_range_splits_and_replication)
+{
+    const char *ok[] = {"g", "p"};
+    const char *unsorted[] = {"p", "g"};
+    const char *dup[] = {"g", "g"};
+    cr_assert_eq(create_range("r1", 3, ok, 1), RL_E_INVALID_SPLITS);
+    cr_assert_eq(create_range("r1", 3, unsorted, 2), RL_E_INVALID_SPLITS);
+    cr_assert_eq(create_range("r1", 3, dup, 2), RL_E_INVALID_SPLITS);
+    cr_assert_eq(create_range("r1", 3, ok, 2), 0);
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = (char *)"r2";
+    spec.partitions = 2;
+    spec.replication_factor = 3;
+    Ringlog__TopicSpec *specs[1] = {&spec};
+    Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
+    ct.n_topics = 1;
+    ct.topics = specs;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_CREATE_TOPICS;
+    req.create_topics = &ct;
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
+    cr_assert_eq(resp->create_topics->topics[0]->error_code, RL_E_INVALID_REPLICATION);
+    assert_still_serving();
+}
