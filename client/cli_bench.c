@@ -308,8 +308,8 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
     *o = (struct bench_opts){.seconds = 10, .record_size = 1024, .partitions = 8,
                              .dir = tmp && tmp[0] ? tmp : "/var/tmp",
                              .partition_fetch_bytes = 1u << 20,
-                             .disk_bytes = 1u << 30, .batch_size = 64 * 1024,
-                             .linger_ms = 1, .buffer_memory = 2u << 20,
+                             .disk_bytes = 1u << 30, .batch_size = 256 * 1024,
+                             .linger_ms = 1, .buffer_memory = 4u << 20,
                              .max_in_flight_per_partition = 5};
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
     if (n > 0) {
