@@ -181,6 +181,9 @@ static int topic_run(struct cli *c, struct rl_admin *a)
         for (size_t i = 0; i < n; i++)
             printf("%s\t%d partitions\t%s\n", t[i].name, t[i].partition_count,
                    t[i].partitioner == RL_PARTITIONER_RANGE ? "range" : "hash");
+        if (n == 0)
+            fprintf(stderr, "no topics yet; create one with: ringlog topic create NAME "
+                    "--partitions N\n");
         return 0;
     }
     if ((!strcmp(sub, "describe") || !strcmp(sub, "delete")) && c->argc == 2) {
