@@ -5,10 +5,13 @@
  *   the previous answer arrived (prefetching) -> Fetch (long-poll) -> ringlogd.
  *
  * Single-threaded: everything runs on the caller's thread inside rl_consumer_poll, bounded by its
- * timeout. One connection per leader broker, one fetch in flight on each. A fetched answer is
- * iterated in place in the connection's receive buffer (no copy of record bytes), and the next
- * answer is not read from the socket until the current one is used up, so that buffer stays
- * valid while the records it holds are handed out.
+ * timeout. One connection per leader broker. At most one fetch per partition is in flight (the
+ * next one's start is only known from the previous answer), but while partitions stream each
+ * has its own, so up to MAX_FETCHES_INFLIGHT are pipelined on a connection; once all partitions
+ * are caught up, one combined fetch long-polls (see fetch_more). A fetched answer is iterated in
+ * place in the connection's receive buffer (no copy of record bytes), and the next answer is not
+ * read from the socket until the current one is used up, so that buffer stays valid while the
+ * records it holds are handed out; answers behind it wait in the socket buffer.
  *
  * Positions: each assigned partition has `position`, the next offset to hand out, and
  * `fetch_offset`, where the next fetch starts (ahead of position by what is buffered). A record
