@@ -5,9 +5,12 @@
 #include "broker/topics.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker/metalog.h"
 #include "common/err.h"
@@ -16,6 +19,13 @@
 
 /* A single broker is a cluster of one; partitions per topic are bounded too. */
 #define TOPICS_MAX_PARTITIONS_PER_TOPIC 100000
+
+/* A topic the metadata log deleted during replay, whose directories may still exist (the
+ * broker stopped between recording the deletion and deleting the logs). */
+struct topics_gone {
+    char name[CONFIG_TOPIC_NAME_MAX + 1];
+    uint32_t partitions;
+};
 
 struct topics {
     struct broker_config cfg;
@@ -27,6 +37,8 @@ struct topics {
     size_t n_doomed, cap_doomed;
     uint32_t partitions_total;
     bool replaying;          /* metadata replay: build the table, open logs afterwards */
+    struct topics_gone *gone; /* replay only */
+    size_t n_gone, cap_gone;
 };
 
 /* --- table helpers ---------------------------------------------------------------------------- */
@@ -404,6 +416,53 @@ static void topics_unlink(struct topics *tp, struct topic *t)
         partition_wake_all(&t->parts[i], 0, true);
 }
 
+static void topics_note_gone(struct topics *tp, const struct topic *t)
+{
+    if (tp->n_gone == tp->cap_gone) {
+        size_t nc = tp->cap_gone ? tp->cap_gone * 2 : 8;
+        struct topics_gone *ng = realloc(tp->gone, nc * sizeof(*ng));
+        if (!ng)
+            return; /* only leftover directories are at stake, and the next start retries */
+        tp->gone = ng;
+        tp->cap_gone = nc;
+    }
+    snprintf(tp->gone[tp->n_gone].name, sizeof(tp->gone[0].name), "%s", t->name);
+    tp->gone[tp->n_gone].partitions = t->partition_count;
+    tp->n_gone++;
+}
+
+static int topics_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_DP ? rmdir(path) : unlink(path))
+        RL_WARN("cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Removes the directories of topics whose deletion was recorded but whose logs were not yet
+ * deleted when the broker stopped; otherwise a topic created again under the same name would
+ * find the old records. Blocks (runs once, at start-up). */
+static void topics_remove_leftovers(struct topics *tp)
+{
+    for (size_t i = 0; i < tp->n_gone; i++) {
+        if (topics_find(tp, tp->gone[i].name))
+            continue; /* created again after the deletion: the directories are its own */
+        for (uint32_t k = 0; k < tp->gone[i].partitions; k++) {
+            char dir[PATH_MAX + 300];
+            struct stat sb;
+            partition_dir(tp, tp->gone[i].name, k, dir, sizeof(dir));
+            if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+                continue;
+            RL_INFO("removing %s, left over from the deleted topic %s", dir, tp->gone[i].name);
+            nftw(dir, topics_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    free(tp->gone);
+    tp->gone = NULL;
+    tp->n_gone = tp->cap_gone = 0;
+}
+
 int topics_delete(struct topics *tp, const char *name, char *err, size_t err_cap)
 {
     struct topic *t = topics_find(tp, name);
@@ -423,6 +482,8 @@ int topics_delete(struct topics *tp, const char *name, char *err, size_t err_cap
         }
     }
     topics_unlink(tp, t);
+    if (tp->replaying)
+        topics_note_gone(tp, t);
     if (tp->replaying || topics_push(&tp->doomed, &tp->n_doomed, &tp->cap_doomed, t)) {
         /* Replay: no logs were opened. Out of memory: drop logs now (nothing pins them yet
          * only if no request holds them; the reap path is the careful one). */
@@ -542,8 +603,10 @@ int topics_open(const struct broker_config *cfg, struct storage *st, struct topi
     tp->replaying = false;
     if (rc) {
         snprintf(err, err_cap, "cannot open the metadata log %s: %s", path, rl_strerror(rc));
+        free(tp->gone);
         goto fail;
     }
+    topics_remove_leftovers(tp);
     for (size_t i = 0; i < tp->n_live; i++) {
         rc = topic_open_logs(tp, tp->live[i], err, err_cap);
         if (rc) {

@@ -329,3 +329,23 @@ Test(restart, config_file)
     cr_assert_eq(tl_broker_start(&cb, args, 20000), -ECHILD);
     unlink(path);
 }
+
+/* A topic deleted just before a crash (its deletion recorded, its logs not yet removed) does
+ * not come back with its old records when a topic of the same name is created again. */
+Test(restart, deleted_topic_stays_deleted_after_sigkill)
+{
+    cr_assert_eq(tl_create_topic(&conn, "old", 2, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch(5, "stale-", &b);
+    cr_assert_eq(tl_produce(&conn, "old", 1, b, (uint32_t)len, 1, NULL), 0);
+    free(b);
+    cr_assert_eq(tl_delete_topic(&conn, "old"), 0);
+    tl_broker_kill(&broker); /* most likely before the loop's next tick deletes the logs */
+    cr_assert_eq(tl_broker_restart(&broker, 20000), 0);
+    reconnect();
+    cr_assert_eq(metadata()->n_topics, 0);
+    cr_assert_eq(tl_create_topic(&conn, "old", 2, NULL, NULL, 0), 0);
+    int64_t off = -1;
+    cr_assert_eq(tl_list_offset(&conn, "old", 1, -1, &off), 0);
+    cr_assert_eq(off, 0, "the re-created topic has %lld old records", (long long)off);
+}
