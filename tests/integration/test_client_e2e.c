@@ -223,6 +223,90 @@ static int t_million(void)
     return 0;
 }
 
+/* --- several sending threads ----------------------------------------------------------------- */
+
+#define THREADS 4
+#define PER_THREAD 50000
+
+struct thread_arg {
+    struct rl_producer *p;
+    int id;
+    int rc;
+};
+
+static void *thread_sender(void *arg)
+{
+    struct thread_arg *a = arg;
+    for (int i = 0; i < PER_THREAD && a->rc == 0; i++) {
+        char key[16], val[32];
+        int kl = snprintf(key, sizeof(key), "t%d-%d", a->id, i % 97);
+        int vl = snprintf(val, sizeof(val), "%d %d", a->id, i);
+        a->rc = rl_producer_send(a->p, "threads", RL_PARTITION_ANY, key, (size_t)kl, val,
+                                 (size_t)vl, 0, NULL);
+    }
+    return NULL;
+}
+
+struct thread_check {
+    int last[THREADS][97]; /* per thread and key: the last sequence seen */
+    long n, bad;
+};
+
+static int thread_verify(void *ctx, const struct rl_record *r)
+{
+    struct thread_check *tc = ctx;
+    char buf[32];
+    int id, seq;
+    if (r->value_len <= 0 || r->value_len >= (int32_t)sizeof(buf))
+        return -1;
+    memcpy(buf, r->value, (size_t)r->value_len);
+    buf[r->value_len] = 0;
+    if (sscanf(buf, "%d %d", &id, &seq) != 2 || id < 0 || id >= THREADS)
+        return -1;
+    /* One key lives in one partition, so a thread's records of a key keep their order. */
+    tc->bad += seq <= tc->last[id][seq % 97];
+    tc->last[id][seq % 97] = seq;
+    tc->n++;
+    return 0;
+}
+
+/* threads: four threads send through one producer at once; every record is acknowledged and
+ * read back, and each thread's records of a key stay in the order it sent them. */
+static int t_threads(void)
+{
+    CHECK(create_topic(&g_broker, "threads", 4, NULL, 0) == 0, "create");
+    const char *kv[] = {"buffer.memory", "1048576", "batch.size", "65536", NULL};
+    struct rl_conf *c = conf_for(&g_broker, kv);
+    char err[256];
+    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+    pthread_t th[THREADS];
+    struct thread_arg args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (struct thread_arg){p, i, 0};
+        pthread_create(&th[i], NULL, thread_sender, &args[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].rc == 0, "thread %d: %s", i, rl_producer_last_error(p));
+    }
+    CHECK(rl_producer_flush(p, 30000) == 0, "%s", rl_producer_last_error(p));
+    uint64_t acked, failed;
+    rl_producer_counts(p, &acked, &failed);
+    CHECK(acked == THREADS * PER_THREAD && failed == 0, "acked %llu failed %llu",
+          (unsigned long long)acked, (unsigned long long)failed);
+    rl_producer_destroy(p, 1000);
+    rl_conf_destroy(c);
+    struct thread_check *tc = calloc(1, sizeof(*tc));
+    for (int i = 0; i < THREADS; i++)
+        for (int k = 0; k < 97; k++)
+            tc->last[i][k] = -1;
+    long n = consume_all(&g_broker, "threads", THREADS * PER_THREAD, 3000, thread_verify, tc);
+    CHECK(n == THREADS * PER_THREAD && tc->bad == 0, "consumed %ld, %ld out of order", n,
+          tc->bad);
+    free(tc);
+    return 0;
+}
+
 /* --- routing ------------------------------------------------------------------------------ */
 
 struct route_state {
@@ -699,6 +783,7 @@ int main(void)
         {"zstd_roundtrip", t_zstd_roundtrip},
         {"keyless_sticky", t_keyless_sticky},
         {"million", t_million},
+        {"threads", t_threads},
         {"hash_stable_across_restart", t_hash_stable_across_restart},
         {"sigkill_acked_survive", t_sigkill_acked_survive},
     };
