@@ -26,4 +26,17 @@ $(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAG
 TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
          $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos
 TEST_DEPS += $(BUILD)/bin/ringlogd
+
+# `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).
+BENCH_BROKER := $(BUILD)/bench/bench_broker
+$(BENCH_BROKER): $(BUILD)/obj/bench/bench_broker.o $(BUILD)/obj/bench/bench_disk.o \
+                 $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) \
+	    $(LIB_COMMON) $(DEPS_LIBS)
+.PHONY: bench-broker
+bench-broker: $(BENCH_BROKER) $(BUILD)/bin/ringlogd
+	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_BROKER) $(BENCH_BROKER_ARGS)
+BENCH_TARGETS += bench-broker
 endif

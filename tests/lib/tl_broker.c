@@ -129,7 +129,8 @@ static int tl_wait_ready(struct tl_broker *b, uint32_t timeout_ms)
 int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t timeout_ms)
 {
     memset(b, 0, sizeof(*b));
-    snprintf(b->dir, sizeof(b->dir), "/tmp/ringlog-test-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(b->dir, sizeof(b->dir), "%s/ringlog-test-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(b->dir))
         return -errno;
     snprintf(b->data_dir, sizeof(b->data_dir), "%s/data", b->dir);
@@ -217,8 +218,9 @@ void tl_broker_dump_log(const struct tl_broker *b, int lines)
 void tl_broker_cleanup(struct tl_broker *b)
 {
     tl_broker_kill(b);
-    if (!b->dir[0] || strncmp(b->dir, "/tmp/ringlog-test-", 18))
-        return;
+    const char *base = strrchr(b->dir, '/');
+    if (!b->dir[0] || !base || strncmp(base, "/ringlog-test-", 14) || strchr(b->dir, '\''))
+        return; /* only ever remove what tl_broker_start created */
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
     if (system(cmd) != 0)

@@ -1,8 +1,9 @@
 /*
  * tl_broker: start, stop, kill and restart real ringlogd processes for integration tests.
- * Each broker gets a fresh temporary directory (/tmp/ringlog-test-XXXXXX) holding its data
- * directory (data/), its log (ringlogd.log: stdout and stderr) and its ready file; it listens on
- * 127.0.0.1 with ephemeral ports (native and HTTP), which the ready file reports.
+ * Each broker gets a fresh temporary directory (ringlog-test-XXXXXX under $TMPDIR, else /tmp)
+ * holding its data directory (data/), its log (ringlogd.log: stdout and stderr) and its ready
+ * file; it listens on 127.0.0.1 with ephemeral ports (native and HTTP), which the ready file
+ * reports.
  *
  *   struct tl_broker b;
  *   tl_broker_start(&b, NULL, 10000);           // extra ringlogd args may be given

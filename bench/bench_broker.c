@@ -1,0 +1,194 @@
+/*
+ * bench_broker: the broker's own throughput and latency, with the thinnest possible client
+ * (tests/lib: one blocking connection, requests pipelined), so the figures are the broker's and
+ * not a client library's. Starts a ringlogd (data under $BENCH_DIR, else build/), measures the
+ * disk limit in the same run, then:
+ *   produce: one connection keeps WINDOW requests in flight, each one batch of 256 x 1 KiB
+ *            incompressible records to the next of 8 partitions, acks=1, flush.policy=batch;
+ *            latency is request sent -> response read;
+ *   consume: every partition read back from offset 0 with 8 MiB fetches.
+ * Ends with: bench-broker: produce P MB/s = R of disk, p99 L ms; consume C MB/s
+ * Usage: RINGLOGD=build/bin/ringlogd bench_broker [SECONDS] [WINDOW]   (defaults 5 and 16)
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bench/bench_disk.h"
+#include "common/batch.h"
+#include "common/err.h"
+#include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_client.h"
+
+#define BB_PARTITIONS 8
+#define BB_RECORDS 256
+#define BB_RECORD_BYTES 1024
+#define BB_MAX_WINDOW 128
+#define BB_MAX_SAMPLES (1u << 20)
+
+static int bb_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One batch of incompressible records (xorshift bytes). */
+static int bb_batch(uint8_t **out)
+{
+    struct batch_builder *bb = batch_builder_create(2u << 20, BATCH_CODEC_NONE, 0);
+    static uint8_t v[BB_RECORD_BYTES];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    if (!bb)
+        return -ENOMEM;
+    batch_builder_reset(bb, -1, -1, -1);
+    for (int i = 0; i < BB_RECORDS; i++) {
+        for (size_t k = 0; k < sizeof(v); k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[k] = (uint8_t)x;
+        }
+        struct batch_record_in r = {.value = v, .value_len = sizeof(v), .timestamp = 1};
+        batch_builder_add(bb, &r);
+    }
+    const uint8_t *b;
+    int len = batch_builder_finish(bb, &b);
+    if (len > 0 && (*out = malloc((size_t)len)) != NULL)
+        memcpy(*out, b, (size_t)len);
+    batch_builder_destroy(bb);
+    return len;
+}
+
+static int64_t bb_send_produce(struct tl_conn *c, uint32_t partition, const uint8_t *b,
+                               uint32_t len)
+{
+    Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
+    pp.partition = partition;
+    pp.data_len = len;
+    Ringlog__ProducePartition *pps[1] = {&pp};
+    Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
+    pt.name = (char *)"bench";
+    pt.n_partitions = 1;
+    pt.partitions = pps;
+    Ringlog__ProduceTopic *pts[1] = {&pt};
+    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+    pr.acks = 1;
+    pr.n_topics = 1;
+    pr.topics = pts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+    req.produce = &pr;
+    return tl_send(c, &req, b, len);
+}
+
+/* Produces for `seconds`; returns MB/s and fills latency percentiles (ms). */
+static double bb_produce(struct tl_conn *c, double seconds, unsigned window, double pct[3])
+{
+    uint8_t *b;
+    int len = bb_batch(&b);
+    uint64_t *lat = malloc(BB_MAX_SAMPLES * sizeof(*lat));
+    uint64_t sent_at[BB_MAX_WINDOW];
+    if (len <= 0 || !lat)
+        return -1;
+    uint64_t t0 = tl_now_ms(), end = t0 + (uint64_t)(seconds * 1000), n = 0, sent = 0, got = 0;
+    struct timespec ts;
+    while (got < sent || tl_now_ms() < end) {
+        while (sent - got < window && tl_now_ms() < end) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            sent_at[sent % BB_MAX_WINDOW] = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+            if (bb_send_produce(c, (uint32_t)(sent % BB_PARTITIONS), b, (uint32_t)len) < 0)
+                return -1;
+            sent++;
+        }
+        Ringlog__Response *resp;
+        if (tl_recv(c, 30000, &resp, NULL, NULL) || resp->error_code ||
+            resp->produce->topics[0]->partitions[0]->error_code)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+        if (n < BB_MAX_SAMPLES)
+            lat[n++] = now - sent_at[got % BB_MAX_WINDOW];
+        got++;
+    }
+    double secs = (double)(tl_now_ms() - t0) / 1000.0;
+    qsort(lat, n, sizeof(*lat), bb_cmp);
+    const double q[3] = {0.50, 0.99, 0.999};
+    for (int i = 0; i < 3; i++)
+        pct[i] = n ? (double)lat[(size_t)(q[i] * (double)(n - 1))] / 1e6 : 0;
+    printf("produce: %llu batches (%llu records) in %.2f s\n", (unsigned long long)got,
+           (unsigned long long)got * BB_RECORDS, secs);
+    free(lat);
+    free(b);
+    return (double)got * (double)len / 1e6 / secs;
+}
+
+static double bb_consume(struct tl_conn *c)
+{
+    uint64_t t0 = tl_now_ms(), bytes = 0;
+    for (uint32_t p = 0; p < BB_PARTITIONS; p++) {
+        uint64_t off = 0;
+        for (;;) {
+            struct tl_fetch f = {.topic = "bench", .partition = p, .offset = off,
+                                 .max_bytes = 8u << 20};
+            struct tl_fetch_result fr;
+            if (tl_fetch(c, &f, &fr))
+                return -1;
+            if (fr.records == 0)
+                break;
+            off += fr.records;
+            bytes += fr.data_len;
+        }
+    }
+    double secs = (double)(tl_now_ms() - t0) / 1000.0;
+    printf("consume: %llu bytes in %.2f s\n", (unsigned long long)bytes, secs);
+    return (double)bytes / 1e6 / (secs > 0 ? secs : 1e-3);
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = argc > 1 ? atof(argv[1]) : 5;
+    unsigned window = argc > 2 ? (unsigned)atoi(argv[2]) : 16;
+    if (window < 1 || window > BB_MAX_WINDOW || seconds <= 0) {
+        fprintf(stderr, "usage: bench_broker [SECONDS] [WINDOW 1-%d]\n", BB_MAX_WINDOW);
+        return 2;
+    }
+    const char *dir = getenv("BENCH_DIR");
+    dir = dir && dir[0] ? dir : "build";
+    mkdir(dir, 0755);
+    setenv("TMPDIR", dir, 1);
+    char err[256] = "";
+    double disk = bench_disk_write_mbps(dir, 1u << 30, 1u << 20, 16, err, sizeof(err));
+    if (disk <= 0) {
+        fprintf(stderr, "bench_broker: cannot measure the disk in %s: %s\n", dir, err);
+        return 1;
+    }
+    printf("disk: %.0f MB/s raw sequential write in %s\n", disk, dir);
+    struct tl_broker b;
+    struct tl_conn c;
+    if (tl_broker_start(&b, NULL, 20000) || tl_connect(&c, b.host, b.port, 5000)) {
+        fprintf(stderr, "bench_broker: ringlogd did not start (%s)\n", tl_ringlogd_path());
+        return 1;
+    }
+    static const char *const cfg[] = {"flush.policy=batch", NULL};
+    double pct[3] = {0}, prod = -1, cons = -1;
+    if (tl_create_topic(&c, "bench", BB_PARTITIONS, cfg, err, sizeof(err)) == 0) {
+        printf("produce: %u requests in flight, %d x %d-byte records per request, acks=1, "
+               "flush.policy=batch, %d partitions, %.0f s\n", window, BB_RECORDS,
+               BB_RECORD_BYTES, BB_PARTITIONS, seconds);
+        prod = bb_produce(&c, seconds, window, pct);
+        cons = prod > 0 ? bb_consume(&c) : -1;
+    }
+    tl_close(&c);
+    tl_broker_stop(&b, SIGTERM, 30000);
+    tl_broker_cleanup(&b);
+    if (prod <= 0 || cons <= 0) {
+        fprintf(stderr, "bench_broker: a request failed (%s)\n", err);
+        return 1;
+    }
+    printf("produce latency: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n", pct[0], pct[1], pct[2]);
+    printf("bench-broker: produce %.0f MB/s = %.2f of disk, p99 %.2f ms; consume %.0f MB/s\n",
+           prod, prod / disk, pct[1], cons);
+    return 0;
+}
