@@ -282,7 +282,9 @@ int rlc_conn_read(struct rlc_conn *c, Ringlog__Response **resp, const uint8_t **
         }
         if (grow_in(c, c->in_len + want))
             return -ENOMEM;
-        ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        /* Read the rest of this frame plus at most a chunk: what is read past the frame is
+         * moved to the front when the frame is dropped, so it must stay small. */
+        ssize_t r = recv(c->fd, c->in + c->in_len, want, 0);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
