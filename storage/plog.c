@@ -179,6 +179,7 @@ int plog_segs_push(struct plog *log, struct segment *seg)
         log->segs = p;
         log->cap_segs = ncap;
     }
+    seg->fc = &log->st->fc;
     log->segs[log->nsegs++] = seg;
     return 0;
 }
@@ -377,10 +378,16 @@ out:
 static void plog_free_segments(struct plog *log)
 {
     for (uint32_t i = 0; i < log->nsegs; i++) {
-        RL_ASSERTF(log->segs[i]->refs == 0, "log %s closed while a read slice is held",
-                   log->dir);
-        segment_close_fds(log, log->segs[i]);
-        segment_free(log->segs[i]);
+        struct segment *seg = log->segs[i];
+        fcache_close(&log->st->fc, &seg->wr);
+        if (seg->refs > 0) {
+            /* A reader still holds a slice (a send in flight): the segment outlives its log
+             * and plog_slice_release frees it. */
+            seg->deleted = true;
+            continue;
+        }
+        segment_close_fds(log, seg);
+        segment_free(seg);
     }
     log->nsegs = 0;
 }
@@ -665,8 +672,6 @@ int plog_delete(struct plog *log)
     plog_drain(log);
     stop_timer(log);
     plog_chunks_free_all(log);
-    for (uint32_t i = 0; i < log->nsegs; i++)
-        segment_close_fds(log, log->segs[i]);
     struct bio *bio = log->st->bio;
     int n = snprintf(gone, sizeof(gone), "%s.%llu.deleted", log->dir,
                      (unsigned long long)++log->st->delete_seq);

@@ -145,7 +145,10 @@ int plog_sync(struct plog *log);
 /* --- read ------------------------------------------------------------------------------------- */
 
 /* A run of whole batches, either a range of a segment file or bytes in memory. Hold it only
- * briefly and release it with plog_slice_release (it pins the segment file open). */
+ * briefly and release it with plog_slice_release (it pins the segment file open). A slice
+ * stays valid if its segment is deleted by retention or truncation, or its log is closed or
+ * deleted, meanwhile (the descriptor stays open until release); release it with the same log
+ * pointer even then (it is not dereferenced). storage_destroy requires every slice released. */
 struct plog_slice {
     int fd;                 /* -1 when `mem` is used */
     uint64_t file_position;

@@ -135,12 +135,13 @@ void plog_slice_release(struct plog *log, struct plog_slice *slice)
     struct segment *seg = slice->pin;
     if (seg == NULL)
         return;
+    (void)log; /* the segment may have outlived its log (see plog_free_segments) */
     slice->pin = NULL;
     fcache_unpin(&seg->rd);
     RL_ASSERT(seg->refs > 0);
     if (--seg->refs == 0 && seg->deleted) {
-        fcache_close(&log->st->fc, &seg->rd);
-        fcache_close(&log->st->fc, &seg->wr);
+        fcache_close(seg->fc, &seg->rd);
+        fcache_close(seg->fc, &seg->wr);
         segment_free(seg);
     }
 }

@@ -59,6 +59,7 @@ struct segment {
     int64_t lsn_base;        /* the log's byte sequence number of file position 0 */
     uint64_t falloc_end;     /* bytes preallocated so far */
     unsigned refs;           /* slices holding the segment */
+    struct fcache *fc;       /* the cache its descriptors live in (set by the owner) */
     bool sealed;             /* no more appends: a newer segment is active */
     bool finalized;          /* sealed, all writes done, trimmed to size, indexes saved */
     bool deleted;            /* removed from its log; freed when the last slice lets go */
