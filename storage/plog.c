@@ -211,6 +211,7 @@ static void segment_close_fds(struct plog *log, struct segment *seg)
 /* Removes a segment that the caller already took out of log->segs. */
 void plog_segment_drop(struct plog *log, struct segment *seg)
 {
+    plog_hdr_window_drop(log->st);
     log->size_bytes -= seg->end_pos;
     plog_segment_remove_files(log, seg);
     if (seg->refs > 0) {
@@ -377,6 +378,7 @@ out:
 
 static void plog_free_segments(struct plog *log)
 {
+    plog_hdr_window_drop(log->st);
     for (uint32_t i = 0; i < log->nsegs; i++) {
         struct segment *seg = log->segs[i];
         fcache_close(&log->st->fc, &seg->wr);
@@ -598,6 +600,7 @@ int plog_open(struct storage *st, const char *dir, const struct plog_config *cfg
         free(log);
         return -ENOMEM;
     }
+    plog_hdr_window_drop(st); /* recovery reads through scan_buf */
     rc = plog_recover(log, rep);
     if (rc < 0) {
         plog_free(log);

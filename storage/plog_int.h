@@ -47,6 +47,7 @@
 #define PLOG_FALLOC_MIN (1u << 20)         /* first preallocation of a segment */
 #define PLOG_FALLOC_MAX (16u << 20)        /* preallocation grows geometrically up to this */
 #define PLOG_SCAN_BUF_BYTES (1u << 20)     /* recovery read window */
+#define PLOG_HDR_WINDOW (64u << 10)        /* read path: header bytes read per pread */
 #define PLOG_DRAIN_TIMEOUT_NS (120ull * 1000000000ull) /* blocking calls give up after this */
 #define PLOG_MAX_BATCH_LIMIT ((PLOG_LOG_MAX_CHUNKS - 4) * PLOG_CHUNK_BYTES)
 
@@ -90,6 +91,12 @@ struct storage {
     unsigned n_free_rings;
     struct plog *logs;        /* every open log, for storage_destroy */
     uint8_t *scan_buf;        /* PLOG_SCAN_BUF_BYTES, for recovery and reads */
+    /* The read path's window of batch headers: scan_buf holds bytes [hw_pos, hw_pos + hw_len)
+     * of segment hw_seg (readable, hence immutable, bytes). Dropped whenever a segment is
+     * truncated or freed, or scan_buf is used for anything else. */
+    const struct segment *hw_seg;
+    uint64_t hw_pos;
+    size_t hw_len;
     uint64_t delete_seq;      /* makes names of files being deleted unique */
     bool direct;              /* O_DIRECT works here (cleared when the file system refuses) */
 };
@@ -141,6 +148,7 @@ void plog_segment_drop(struct plog *log, struct segment *seg);
 int plog_load_tail_block(struct plog *log);
 
 /* plog_read.c */
+void plog_hdr_window_drop(struct storage *st);
 int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos,
                      struct batch_header *h);
 

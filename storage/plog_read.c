@@ -22,16 +22,50 @@
 
 #define LOG_START_CHECKPOINT "log-start"
 
+void plog_hdr_window_drop(struct storage *st)
+{
+    st->hw_seg = NULL;
+    st->hw_len = 0;
+}
+
+/* Bytes [pos, pos + header) of seg, through the header window: one pread serves the walk over
+ * many small batches. Only readable bytes are ever cached. */
+static const uint8_t *hdr_bytes(struct plog *log, struct segment *seg, uint64_t pos, int *err)
+{
+    struct storage *st = log->st;
+    if (st->hw_seg == seg && pos >= st->hw_pos &&
+        pos + RL_BATCH_HEADER_SIZE <= st->hw_pos + st->hw_len)
+        return st->scan_buf + (pos - st->hw_pos);
+    plog_hdr_window_drop(st);
+    int fd = plog_seg_read_fd(log, seg);
+    if (fd < 0) {
+        *err = fd;
+        return NULL;
+    }
+    uint64_t avail = seg->readable_pos > pos ? seg->readable_pos - pos : 0;
+    size_t want = avail < PLOG_HDR_WINDOW ? (size_t)avail : PLOG_HDR_WINDOW;
+    if (want < RL_BATCH_HEADER_SIZE)
+        want = RL_BATCH_HEADER_SIZE; /* a caller past the readable end gets what the file has */
+    ssize_t n = pread(fd, st->scan_buf, want, (off_t)pos);
+    if (n < (ssize_t)RL_BATCH_HEADER_SIZE) {
+        *err = n < 0 ? -errno : -EIO;
+        return NULL;
+    }
+    if ((uint64_t)n <= avail) {
+        st->hw_seg = seg;
+        st->hw_pos = pos;
+        st->hw_len = (size_t)n;
+    }
+    return st->scan_buf;
+}
+
 int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos, struct batch_header *h)
 {
-    uint8_t buf[RL_BATCH_HEADER_SIZE];
-    int fd = plog_seg_read_fd(log, seg);
-    if (fd < 0)
-        return fd;
-    ssize_t n = pread(fd, buf, sizeof(buf), (off_t)pos);
-    if (n != (ssize_t)sizeof(buf))
-        return n < 0 ? -errno : -EIO;
-    int rc = batch_header_decode(buf, sizeof(buf), h);
+    int err = 0;
+    const uint8_t *p = hdr_bytes(log, seg, pos, &err);
+    if (p == NULL)
+        return err;
+    int rc = batch_header_decode(p, RL_BATCH_HEADER_SIZE, h);
     if (rc < 0) {
         char path[4096];
         segment_path(seg, ".log", path, sizeof(path));
@@ -286,6 +320,7 @@ int plog_truncate_to(struct plog *log, uint64_t offset)
         return rc;
     plog_release_idle(log);
     RL_ASSERT(log->ch_head == NULL);
+    plog_hdr_window_drop(log->st);
     bool dropped = log->nsegs > i + 1;
     while (log->nsegs > i + 1) {
         struct segment *s = log->segs[--log->nsegs];
