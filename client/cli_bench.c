@@ -309,7 +309,7 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
                              .dir = tmp && tmp[0] ? tmp : "/var/tmp",
                              .partition_fetch_bytes = 1u << 20,
                              .disk_bytes = 1u << 30, .batch_size = 256 * 1024,
-                             .linger_ms = 1, .buffer_memory = 4u << 20,
+                             .linger_ms = 5, .buffer_memory = 4u << 20,
                              .max_in_flight_per_partition = 5};
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
     if (n > 0) {

@@ -69,6 +69,7 @@ struct ppart {
 };
 
 struct ptopic {
+    int idx;               /* position in p->topics (topics are never removed) */
     struct rlc_topic meta;
     struct ppart *parts;
     int32_t sticky;        /* partition for keyless records, -1 to pick the next */
@@ -102,6 +103,8 @@ struct rl_producer {
     int wake_fd;
     bool stop;
     int flushers;
+    int rr_topic;   /* where the next request's walk over partitions starts */
+    int32_t rr_part;
     int mem_waiters; /* senders waiting for buffer memory: seal lingering batches at once */
     int64_t refreshed_ms;
     struct ptopic *topics[RLC_MAX_TOPICS];
@@ -109,6 +112,7 @@ struct rl_producer {
     struct pbroker brokers[RLC_MAX_BROKERS];
     int broker_count;
     size_t mem_used;
+    size_t mem_sealed; /* of mem_used: bytes in sealed batches (queued or in flight) */
     uint64_t pending; /* records accepted and not yet settled */
     uint64_t acked, failed;
     uint64_t next_seq;
@@ -240,6 +244,7 @@ static int topic_get(struct rl_producer *p, const char *name, struct ptopic **ou
         t->parts[i].id = i;
     }
     topic_route(p, t);
+    t->idx = p->topic_count;
     p->topics[p->topic_count++] = t;
     *out = t;
     return 0;
@@ -263,6 +268,7 @@ static int part_seal(struct rl_producer *p, struct ppart *pt)
     b->count = batch_builder_count(pt->bld);
     b->opaques = pt->opaques;
     b->mem = pt->open_mem;
+    p->mem_sealed += b->mem;
     b->deadline_ms = pt->open_deadline_ms;
     pt->opaques = NULL;
     pt->opq_cap = 0;
@@ -597,7 +603,11 @@ static void fail_conn(struct rl_producer *p, struct pbroker *br, int code, const
 static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
 {
     int64_t wake_at = now + 100; /* request and delivery timeouts are checked at least this often */
-    bool hurry = p->flushers > 0 || p->mem_waiters > 0 || p->stop;
+    /* Senders waiting for memory make lingering batches go at once, but only while sealed
+     * batches hold too little to free it by themselves: sealing on every wait would cut the
+     * records added between two waits into tiny batches, and tiny batches are slow. */
+    bool starving = p->mem_waiters > 0 && p->mem_sealed < p->conf.buffer_memory / 2;
+    bool hurry = p->flushers > 0 || starving || p->stop;
     for (int i = 0; i < p->broker_count; i++)
         p->brokers[i].want = false;
     for (int i = 0; i < p->topic_count; i++) {
@@ -720,29 +730,60 @@ static void prepare_network(struct rl_producer *p, int64_t now)
     }
 }
 
-/* Picks at most one batch per partition led by broker bi into r (lock held). */
+/* Takes the batch at the head of a partition's queue into r when it may go now; returns false
+ * when the request is full. */
+static bool take_batch(struct rl_producer *p, struct ppart *pt, int bi, int64_t now,
+                       struct preq *r, size_t *bytes)
+{
+    struct pbatch *b = pt->q_head;
+    if (!b || pt->broker != bi || b->retry_at_ms > now ||
+        pt->inflight >= p->conf.max_in_flight_per_partition)
+        return true;
+    if (r->n > 0 && *bytes + b->len > MAX_REQ_BYTES)
+        return false;
+    pt->q_head = b->next;
+    if (!pt->q_head)
+        pt->q_tail = NULL;
+    b->next = NULL;
+    pt->inflight++;
+    *bytes += b->len;
+    r->batches[r->n++] = b;
+    return r->n < MAX_REQ_BATCHES;
+}
+
+/* Picks at most one batch per partition led by broker bi into r (lock held). The walk starts
+ * where the previous request's stopped (p->rr_topic, p->rr_part), so when a request fills up
+ * the partitions after it go first next time instead of starving. Batches end up grouped by
+ * topic, in topic order, as the request's layout needs. */
 static void pick_batches(struct rl_producer *p, int bi, int64_t now, struct preq *r)
 {
-    size_t bytes = 0;
+    size_t bytes = 0, total = 0;
     r->n = 0;
-    for (int i = 0; i < p->topic_count && r->n < MAX_REQ_BATCHES; i++) {
-        struct ptopic *t = p->topics[i];
-        for (int32_t j = 0; j < t->meta.partitions && r->n < MAX_REQ_BATCHES; j++) {
-            struct ppart *pt = &t->parts[j];
-            struct pbatch *b = pt->q_head;
-            if (!b || pt->broker != bi || b->retry_at_ms > now ||
-                pt->inflight >= p->conf.max_in_flight_per_partition)
-                continue;
-            if (r->n > 0 && bytes + b->len > MAX_REQ_BYTES)
-                return;
-            pt->q_head = b->next;
-            if (!pt->q_head)
-                pt->q_tail = NULL;
-            b->next = NULL;
-            pt->inflight++;
-            bytes += b->len;
-            r->batches[r->n++] = b;
+    if (p->topic_count == 0)
+        return;
+    for (int i = 0; i < p->topic_count; i++)
+        total += (size_t)p->topics[i]->meta.partitions;
+    int ti = p->rr_topic % p->topic_count;
+    int32_t j = p->rr_part;
+    bool more = true;
+    for (size_t visited = 0; visited < total && more; visited++, j++) {
+        while (j >= p->topics[ti]->meta.partitions) {
+            ti = (ti + 1) % p->topic_count;
+            j = 0;
         }
+        more = take_batch(p, &p->topics[ti]->parts[j], bi, now, r, &bytes);
+        p->rr_topic = ti;
+        p->rr_part = j + 1;
+    }
+    /* Stable insertion sort by topic: after a wrap, a topic's partitions may be split. */
+    for (int a = 1; a < r->n; a++) {
+        struct pbatch *b = r->batches[a];
+        int k = a;
+        while (k > 0 && r->batches[k - 1]->part->topic->idx > b->part->topic->idx) {
+            r->batches[k] = r->batches[k - 1];
+            k--;
+        }
+        r->batches[k] = b;
     }
 }
 
@@ -957,6 +998,7 @@ static void settle(struct rl_producer *p, struct pbatch *done)
         struct pbatch *b = done;
         done = b->next;
         p->mem_used -= b->mem;
+        p->mem_sealed -= b->mem;
         p->pending -= b->count;
         if (b->error) {
             p->failed += b->count;
