@@ -8,7 +8,8 @@
  *            latency is request sent -> response read;
  *   consume: every partition read back from offset 0 with 8 MiB fetches.
  * Ends with: bench-broker: produce P MB/s = R of disk, p99 L ms; consume C MB/s
- * Usage: RINGLOGD=build/bin/ringlogd bench_broker [SECONDS] [WINDOW]   (defaults 5 and 16)
+ * Usage: RINGLOGD=build/bin/ringlogd bench_broker [SECONDS] [WINDOW] [RINGLOGD ARGS...]
+ *        (defaults 5 and 16; e.g. `make bench-broker BENCH_BROKER_ARGS="5 16 --set fetch.splice=0"`)
  */
 #include <errno.h>
 #include <signal.h>
@@ -167,7 +168,11 @@ int main(int argc, char **argv)
     printf("disk: %.0f MB/s raw sequential write in %s\n", disk, dir);
     struct tl_broker b;
     struct tl_conn c;
-    if (tl_broker_start(&b, NULL, 20000) || tl_connect(&c, b.host, b.port, 5000)) {
+    /* Arguments after SECONDS and WINDOW go to ringlogd (e.g. --set fetch.splice=0). */
+    const char *extra[TL_BROKER_MAX_ARGS + 1] = {NULL};
+    for (int i = 3; i < argc && i - 3 < TL_BROKER_MAX_ARGS; i++)
+        extra[i - 3] = argv[i];
+    if (tl_broker_start(&b, extra, 20000) || tl_connect(&c, b.host, b.port, 5000)) {
         fprintf(stderr, "bench_broker: ringlogd did not start (%s)\n", tl_ringlogd_path());
         return 1;
     }

@@ -655,6 +655,7 @@ struct fetch_part {
     Ringlog__FetchPartitionResult *res;
     struct plog_slice slice;
     bool have_slice;
+    bool spliced;                 /* sent from the file by the connection's splice */
     bool read_failed;
     uint8_t *copy;                /* a file slice read into memory */
     void *map;                    /* or mapped, when its pages are all in the page cache */
@@ -808,8 +809,11 @@ static void fetch_respond(struct req *r)
 {
     struct fetch_state *fs = r->state;
     struct iovec *iov = arena_alloc(&r->arena, (fs->n + 1) * sizeof(*iov));
+    int *fds = arena_alloc(&r->arena, (fs->n + 1) * sizeof(*fds));
+    uint64_t *pos = arena_alloc(&r->arena, (fs->n + 1) * sizeof(*pos));
     uint32_t n = 0;
-    if (!iov)
+    bool files = false;
+    if (!iov || !fds || !pos)
         return api_oom(r);
     for (uint32_t i = 0; i < fs->n; i++) {
         struct fetch_part *fp = &fs->parts[i];
@@ -819,13 +823,16 @@ static void fetch_respond(struct req *r)
             fp->res->data_len = 0;
             continue;
         }
-        iov[n].iov_base = fp->copy ? fp->copy
+        iov[n].iov_base = fp->spliced ? NULL : fp->copy ? fp->copy
                           : fp->map ? (void *)fp->map_data : (void *)fp->slice.mem;
         iov[n].iov_len = fp->slice.len;
+        fds[n] = fp->spliced ? fp->slice.fd : -1;
+        pos[n] = fp->spliced ? fp->slice.file_position : 0;
+        files |= fp->spliced;
         n++;
     }
     fs->phase = FETCH_DONE;
-    req_respond(r, fs->resp, iov, n);
+    req_respond_segs(r, fs->resp, iov, files ? fds : NULL, pos, n);
 }
 
 /* Puts the slices into the response, reading file slices into memory. */
@@ -875,7 +882,8 @@ static void fetch_build(struct req *r)
             fetch_drop(fp);
             continue;
         }
-        bool in_memory = fp->slice.mem || fetch_map(fp);
+        fp->spliced = !fp->slice.mem && sh->splice_ok;
+        bool in_memory = fp->slice.mem || fp->spliced || fetch_map(fp);
         if (!in_memory && total > 0 &&
             sh->mem_used + fp->slice.len > sh->cfg.max_inflight_bytes) {
             fetch_drop(fp);

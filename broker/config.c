@@ -220,6 +220,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->max_open_files = 1024;
     cfg->shutdown_timeout_ms = 10000;
     cfg->retention_check_interval_ms = 60000;
+    cfg->fetch_splice = 1;
     config_topic_default(&cfg->topic_defaults);
 }
 
@@ -273,6 +274,7 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("max.open.files", max_open_files, 16, 1 << 20)
     NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
+    NUM("fetch.splice", fetch_splice, 0, 1)
 #undef NUM
     return 1;
 }
@@ -377,7 +379,7 @@ const char *config_broker_usage(void)
            "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
            "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
-           "retention.check.interval.ms, and the topic keys\n"
+           "retention.check.interval.ms, fetch.splice (0/1), and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
            "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n";

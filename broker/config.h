@@ -89,6 +89,7 @@ struct broker_config {
     uint32_t max_open_files;             /* max.open.files: segment descriptors kept open */
     uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
+    uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */
 };
 

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -31,11 +32,13 @@
 
 static void conn_process(struct conn *c);
 static void conn_big_free(struct conn *c);
+static void conn_sent(struct conn *c, uint64_t bytes);
 
 #define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
 #define SHARD_BIND_RETRY_MS 50
 #define CONN_COMPACT_BELOW_BYTES (16u * 1024)
 #define SHARD_PEER_WARNS_PER_SEC 10
+#define CONN_PIPE_BYTES (1024 * 1024) /* splice chunk: the pipe's capacity, if granted */
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
@@ -213,6 +216,22 @@ static void shard_reap_limbo(struct shard *sh)
     }
 }
 
+static bool req_copy_segs(struct req *r, const int *fds, const uint64_t *pos, uint32_t n)
+{
+    r->seg_fd = arena_alloc(&r->arena, (n + 1) * sizeof(*r->seg_fd));
+    r->seg_pos = arena_alloc(&r->arena, (n + 1) * sizeof(*r->seg_pos));
+    if (!r->seg_fd || !r->seg_pos) {
+        r->seg_fd = NULL;
+        r->seg_pos = NULL;
+        return false;
+    }
+    r->seg_fd[0] = -1;
+    r->seg_pos[0] = 0;
+    memcpy(r->seg_fd + 1, fds, n * sizeof(*fds));
+    memcpy(r->seg_pos + 1, pos, n * sizeof(*pos));
+    return true;
+}
+
 Ringlog__Response *req_response(struct req *r)
 {
     Ringlog__Response *resp = arena_alloc(&r->arena, sizeof(*resp));
@@ -228,6 +247,12 @@ Ringlog__Response *req_response(struct req *r)
 
 void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *data,
                  uint32_t n_data)
+{
+    req_respond_segs(r, resp, data, NULL, NULL, n_data);
+}
+
+void req_respond_segs(struct req *r, Ringlog__Response *resp, const struct iovec *data,
+                      const int *fds, const uint64_t *pos, uint32_t n_data)
 {
     struct shard *sh = r->sh;
     if (r->ready)
@@ -258,6 +283,11 @@ void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *dat
         for (uint32_t i = 0; i < n_data; i++)
             r->iov[i + 1] = data[i];
         r->n_iov = n_data + 1;
+        if (fds && !req_copy_segs(r, fds, pos, n_data)) {
+            r->ready = false;
+            r->iov = NULL;
+            return req_respond_error(r, RL_E_LIMIT, "out of request memory");
+        }
         r->total_bytes = n + data_len;
         if (resp->error_code)
             r->error_code = resp->error_code;
@@ -325,6 +355,7 @@ static void conn_create(struct shard *sh, int fd)
     c->fd = fd;
     c->rbuf = buf;
     c->rcap = CONN_RBUF_BYTES;
+    c->pipe_rd = c->pipe_wr = -1;
     c->id = ++sh->next_conn_id;
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
@@ -334,6 +365,12 @@ static void conn_create(struct shard *sh, int fd)
     snprintf(c->peer, sizeof(c->peer), "%s:%u", host, ntohs(sa.sin_port));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Blocking mode: io_uring's recv and sendmsg poll for readiness either way, but a splice
+     * into a non-blocking socket fails with EAGAIN when the socket is full instead of waiting
+     * (in an io_uring worker) for room. Nothing else touches this socket directly. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     c->next = sh->conns;
     if (sh->conns)
         sh->conns->prev = c;
@@ -382,6 +419,10 @@ static void conn_free(struct conn *c)
         }
     }
     close(c->fd);
+    if (c->pipe_rd >= 0) {
+        close(c->pipe_rd);
+        close(c->pipe_wr);
+    }
     free(c->rbuf);
     if (c->prev)
         c->prev->next = c->next;
@@ -559,11 +600,81 @@ static void conn_parse(struct conn *c)
     }
 }
 
+enum conn_send_mode { SEND_MSG, SEND_SPLICE, SEND_DRAIN };
+
+static void conn_splice_in_done(struct io_op *op, int result)
+{
+    struct conn *c = op->ctx;
+    shard_op_ended(c->sh);
+    c->splice_in_inflight = false;
+    c->splice_in_result = result;
+    shard_mark_conn(c);
+}
+
+/* The connection's pipe, made on first use; false when the kernel refuses one. */
+static bool conn_pipe(struct conn *c)
+{
+    if (c->pipe_rd >= 0)
+        return true;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC))
+        return false;
+    int cap = fcntl(p[1], F_SETPIPE_SZ, CONN_PIPE_BYTES);
+    if (cap <= 0)
+        cap = fcntl(p[1], F_GETPIPE_SZ);
+    if (cap <= 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    c->pipe_rd = p[0];
+    c->pipe_wr = p[1];
+    c->pipe_cap = (uint32_t)cap;
+    return true;
+}
+
+/* Moves up to a pipe's worth of a file segment to the socket: file -> pipe, linked with
+ * pipe -> socket. The pipe is empty here, so the first splice never blocks. */
+static void conn_splice(struct conn *c, int fd, uint64_t pos, uint64_t len)
+{
+    struct shard *sh = c->sh;
+    if (!conn_pipe(c)) {
+        RL_ERROR("connection %s: no pipe for splice; closing", c->peer);
+        c->dead = true;
+        return;
+    }
+    size_t chunk = len < c->pipe_cap ? (size_t)len : c->pipe_cap;
+    c->splice_in_op.done = conn_splice_in_done;
+    c->splice_in_op.ctx = c;
+    c->splice_in_inflight = true;
+    shard_op_started(sh);
+    io_prep_splice(sh->io, &c->splice_in_op, fd, (int64_t)pos, c->pipe_wr, -1, chunk, IO_LINK);
+    c->send_op.done = conn_send_done;
+    c->send_op.ctx = c;
+    c->send_inflight = true;
+    c->send_mode = SEND_SPLICE;
+    shard_op_started(sh);
+    io_prep_splice(sh->io, &c->send_op, c->pipe_rd, -1, c->fd, -1, chunk, 0);
+}
+
+/* Sends what a short socket splice left in the pipe. */
+static void conn_drain_pipe(struct conn *c)
+{
+    c->send_op.done = conn_send_done;
+    c->send_op.ctx = c;
+    c->send_inflight = true;
+    c->send_mode = SEND_DRAIN;
+    shard_op_started(c->sh);
+    io_prep_splice(c->sh->io, &c->send_op, c->pipe_rd, -1, c->fd, -1, (size_t)c->pipe_bytes, 0);
+}
+
 static void conn_try_send(struct conn *c)
 {
     struct shard *sh = c->sh;
-    if (c->send_inflight)
+    if (c->send_inflight || c->splice_in_inflight)
         return;
+    if (c->pipe_bytes > 0)
+        return conn_drain_pipe(c);
     uint32_t n = 0;
     uint64_t len = 0;
     for (struct req *r = c->head; r && r->ready && n < CONN_MAX_IOV; r = r->next) {
@@ -574,6 +685,12 @@ static void conn_try_send(struct conn *c)
                 skip -= l;
                 continue;
             }
+            if (r->seg_fd && r->seg_fd[i] >= 0) {
+                /* A file segment: send the memory gathered before it first. */
+                if (n == 0)
+                    return conn_splice(c, r->seg_fd[i], r->seg_pos[i] + skip, l - skip);
+                goto send;
+            }
             c->iov[n].iov_base = (uint8_t *)r->iov[i].iov_base + skip;
             c->iov[n].iov_len = l - skip;
             len += l - skip;
@@ -581,6 +698,7 @@ static void conn_try_send(struct conn *c)
             n++;
         }
     }
+send:
     if (n == 0)
         return;
     memset(&c->msg, 0, sizeof(c->msg));
@@ -591,7 +709,36 @@ static void conn_try_send(struct conn *c)
     c->send_op.ctx = c;
     shard_op_started(sh);
     c->send_inflight = true;
+    c->send_mode = SEND_MSG;
     io_prep_sendmsg(sh->io, &c->send_op, c->fd, &c->msg, 0);
+}
+
+/* Accounts a finished send (sendmsg, splice pair or pipe drain). */
+static void conn_send_finished(struct conn *c)
+{
+    int out = c->send_result;
+    if (c->send_mode == SEND_SPLICE) {
+        int in = c->splice_in_result;
+        if (in <= 0) {
+            /* A file shorter than its slice, or a read error: the response cannot be
+             * completed, so the connection cannot continue. */
+            RL_ERROR("connection %s: splice from the log failed: %s", c->peer,
+                     in ? rl_strerror(in) : "unexpected end of file");
+            c->dead = true;
+            return;
+        }
+        c->pipe_bytes += (uint64_t)in;
+        if (out == -ECANCELED)
+            return; /* the read was short; the pipe is drained next */
+    }
+    if (out <= 0) {
+        RL_DEBUG("connection %s: send failed: %s", c->peer, rl_strerror(out));
+        c->dead = true;
+        return;
+    }
+    if (c->send_mode != SEND_MSG)
+        c->pipe_bytes -= (uint64_t)out;
+    conn_sent(c, (uint64_t)out);
 }
 
 static void conn_sent(struct conn *c, uint64_t bytes)
@@ -669,15 +816,11 @@ static void conn_process(struct conn *c)
         if (c->eof)
             api_fetch_wake_all(c); /* nobody will wait for a long poll on a closed peer */
     }
-    if (c->send_completed) {
+    if (c->send_completed && !c->splice_in_inflight) {
         c->send_completed = false;
-        if (c->send_result < 0) {
-            RL_DEBUG("connection %s: send failed: %s", c->peer, rl_strerror(c->send_result));
-            c->dead = true;
+        conn_send_finished(c);
+        if (c->dead)
             c->closing = true;
-        } else {
-            conn_sent(c, (uint64_t)c->send_result);
-        }
     }
     for (struct req *r = c->head; r; r = r->next) {
         if (r->needs_finish) {
@@ -693,9 +836,10 @@ static void conn_process(struct conn *c)
             conn_arm_recv(c);
     }
     bool done = c->dead || (c->closing && !c->head);
-    if (done && (c->recv_inflight || c->send_inflight))
+    bool busy = c->recv_inflight || c->send_inflight || c->splice_in_inflight;
+    if (done && busy)
         shutdown(c->fd, c->dead ? SHUT_RDWR : SHUT_RD); /* wakes pending ops */
-    if (done && !c->recv_inflight && !c->send_inflight)
+    if (done && !busy)
         conn_free(c);
 }
 
@@ -942,6 +1086,7 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         return -ENOMEM;
     sh->cfg = *cfg;
     sh->listen_fd = sh->http_fd = -1;
+    sh->splice_ok = cfg->fetch_splice != 0;
     rc = shard_mkdirs(cfg->data_dir);
     if (rc) {
         snprintf(err, err_cap, "cannot create the data directory %s: %s", cfg->data_dir,

@@ -50,6 +50,9 @@ struct req {
     bool counted;            /* latency recorded */
     uint32_t pending;        /* async ops outstanding (appends, reads, timer, cancel) */
     struct iovec *iov;       /* [0]: frame header + envelope; then raw batch data */
+    int *seg_fd;             /* NULL, or per iov: -1 for memory, else a file segment of iov_len
+                                bytes at seg_pos in seg_fd (sent by splice; iov_base NULL) */
+    uint64_t *seg_pos;
     uint32_t n_iov;
     uint64_t total_bytes, sent_bytes;
     uint64_t mem_bytes;      /* charged to the shard's in-flight budget */
@@ -85,6 +88,14 @@ struct conn {
     struct msghdr msg;
     struct iovec iov[CONN_MAX_IOV];
     uint64_t send_len;
+    /* File segments go file -> pipe -> socket by splice (no copy through user space). */
+    int pipe_rd, pipe_wr;            /* -1 until the first file segment */
+    uint32_t pipe_cap;
+    uint64_t pipe_bytes;             /* spliced in, not yet out */
+    struct io_op splice_in_op;
+    bool splice_in_inflight;
+    int splice_in_result;
+    uint8_t send_mode;               /* enum conn_send_mode of the op in flight */
 };
 
 struct http_conn {
@@ -149,6 +160,7 @@ struct shard {
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
     bool stopping;
+    bool splice_ok;                  /* fetch.splice: send file slices by splice */
     uint64_t stop_deadline_ns;
     uint64_t start_ns;
     int64_t start_wall_ms;
@@ -173,6 +185,10 @@ void shard_op_ended(struct shard *sh);
 /* Encodes resp (+ data iovecs, copied) as r's response and marks it ready. */
 void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *data,
                  uint32_t n_data);
+/* The same with file segments: fds[i] >= 0 makes data[i] (iov_base NULL) the iov_len bytes at
+ * pos[i] of fds[i], which must stay open until r is released. */
+void req_respond_segs(struct req *r, Ringlog__Response *resp, const struct iovec *data,
+                      const int *fds, const uint64_t *pos, uint32_t n_data);
 /* A fresh response with the correlation id and throttle filled. NULL when out of memory. */
 Ringlog__Response *req_response(struct req *r);
 /* Responds with only an error code and message. */
