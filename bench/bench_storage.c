@@ -9,9 +9,10 @@
  *      commit);
  *   4. a raw loop of 16 KiB pwrite + fdatasync, one at a time.
  * The machine may be shared and its disk's speed drifts, so the phases run interleaved in
- * BENCH_ROUNDS rounds (default 4): 1, 2, 1, 2, ... and 3, 4, 3, 4, ...; each figure is the
- * total work over the total time of its slices, and each ratio compares figures measured side
- * by side. Each slice writes a fresh file or log.
+ * BENCH_ROUNDS rounds (default 8): 1, 2, 1, 2, ... and 3, 4, 3, 4, ...; each figure is the
+ * median of its rounds (every round is printed too), so a neighbour's burst of I/O during one
+ * slice does not decide a ratio. Each slice writes a fresh file or log, and the file system is
+ * allowed to settle (background unlinks done, syncfs) before each slice.
  * It prints each figure and ends with
  *   storage: append-bw R1 of disk, group-commit R2 of raw fdatasync
  * where R1 = (2) / (1) and R2 = (3) / (4). BENCH_MB sets the bytes of phases 1 and 2 (default
@@ -29,6 +30,7 @@
 #include "common/err.h"
 #include "common/io.h"
 #include "storage/plog.h"
+#include "storage/plog_debug.h"
 
 #define QD 16
 #define BIG (1u << 20)
@@ -36,6 +38,46 @@
 
 static struct io *g_io;
 static char g_dir[512];
+
+static struct storage *g_st;
+
+/* Lets the file system settle between phases, so one phase's cleanup (unlinking a 512 MiB
+ * file frees blocks and journals) does not run inside the next one's measurement. */
+static void settle(void)
+{
+    if (g_st != NULL)
+        storage_debug_sync_background(g_st);
+    int fd = open(g_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        syncfs(fd);
+        close(fd);
+    }
+}
+
+#define MAX_ROUNDS 64
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n figures: one slice disturbed by a neighbour's burst of I/O moves it little. */
+static double median(const double *v, int n)
+{
+    double s[MAX_ROUNDS];
+    memcpy(s, v, (size_t)n * sizeof(*s));
+    qsort(s, (size_t)n, sizeof(*s), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static void print_rounds(const char *what, const double *v, int n)
+{
+    printf("%s:", what);
+    for (int i = 0; i < n; i++)
+        printf(" %.0f", v[i]);
+    printf("\n");
+}
 
 static double now_s(void)
 {
@@ -78,9 +120,11 @@ static double bench_raw_direct(uint64_t total)
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
     if (fd < 0)
         die("open raw O_DIRECT file", -errno);
-    /* Reserve the blocks first, as the log does for its segments, so this is the disk's
-     * limit and not the allocator's. */
-    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)total) < 0 && errno != EOPNOTSUPP)
+    /* Reserve the blocks first (and set the size, so no write extends the file), as the log
+     * does for its segments: this is the disk's limit, not the block allocator's nor ext4's
+     * serialized extending writes. (Overwriting blocks that already hold data is faster
+     * still; no append-only log that does not recycle its files can do that.) */
+    if (fallocate(fd, 0, 0, (off_t)total) < 0 && errno != EOPNOTSUPP)
         die("fallocate", -errno);
     uint8_t *buf;
     if (posix_memalign((void **)&buf, 4096, (size_t)BIG * QD) != 0)
@@ -256,7 +300,7 @@ static double bench_raw_fsync(int ops, bool direct)
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644);
     if (fd < 0)
         die("open raw file", -errno);
-    if (direct && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)ops * SMALL) < 0)
+    if (direct && fallocate(fd, 0, 0, (off_t)ops * SMALL) < 0)
         die("fallocate", -errno);
     uint8_t *buf;
     if (posix_memalign((void **)&buf, 4096, SMALL) != 0)
@@ -294,42 +338,51 @@ int main(void)
     if (rc < 0)
         die("storage_create", rc);
     const char *rs = getenv("BENCH_ROUNDS");
-    int rounds = rs ? atoi(rs) : 4;
-    if (rounds < 1)
-        rounds = 1;
+    int rounds = rs ? atoi(rs) : 8;
+    if (rounds < 1 || rounds > MAX_ROUNDS)
+        rounds = rounds < 1 ? 1 : MAX_ROUNDS;
     printf("storage bench in %s: %llu MiB sequential, %d sync ops, %d interleaved rounds\n",
            g_dir, (unsigned long long)(total >> 20), ops, rounds);
     fflush(stdout);
-    uint64_t slice = total / (uint64_t)rounds / BIG * BIG, plog_bytes = 0;
-    double raw_s = 0, plog_s = 0, group_s = 0, sync_s = 0, dsync_s = 0;
+    uint64_t slice = total / (uint64_t)rounds / BIG * BIG;
+    double raw[MAX_ROUNDS], big[MAX_ROUNDS], grp[MAX_ROUNDS], fsy[MAX_ROUNDS], dfsy[MAX_ROUNDS];
+    g_st = st;
     for (int r = 0; r < rounds; r++) {
         uint64_t b = 0;
-        raw_s += bench_raw_direct(slice);
-        plog_s += bench_plog_big(st, slice, &b);
-        plog_bytes += b;
+        settle();
+        raw[r] = (double)slice / bench_raw_direct(slice) / 1e6;
+        settle();
+        double secs = bench_plog_big(st, slice, &b);
+        big[r] = (double)b / secs / 1e6;
     }
-    double raw_bw = (double)slice * rounds / raw_s / 1e6;
-    double plog_bw = (double)plog_bytes / plog_s / 1e6;
+    double raw_bw = median(raw, rounds), plog_bw = median(big, rounds);
     printf("1. raw O_DIRECT io_uring writes (1 MiB, QD %d, fdatasync at end): %.0f MB/s\n", QD,
            raw_bw);
     printf("2. plog appends, 1 MiB batches, flush none, one sync at end:      %.0f MB/s\n",
            plog_bw);
+    print_rounds("   rounds, raw MB/s", raw, rounds);
+    print_rounds("   rounds, plog MB/s", big, rounds);
     fflush(stdout);
-    int per = ops / rounds;
+    int per = ops / rounds > 0 ? ops / rounds : 1;
     for (int r = 0; r < rounds; r++) {
-        group_s += bench_plog_group(st, per);
-        sync_s += bench_raw_fsync(per, false);
-        dsync_s += bench_raw_fsync(per, true);
+        settle();
+        grp[r] = per / bench_plog_group(st, per);
+        settle();
+        fsy[r] = per / bench_raw_fsync(per, false);
+        settle();
+        dfsy[r] = per / bench_raw_fsync(per, true);
     }
-    double group = per * rounds / group_s;
-    double rawsync = per * rounds / sync_s;
+    double group = median(grp, rounds), rawsync = median(fsy, rounds);
+    double dsync = median(dfsy, rounds);
     printf("3. plog appends, 16 KiB batches, flush batch, %d outstanding:     %.0f appends/s\n",
            QD, group);
     printf("4. raw 16 KiB pwrite + fdatasync, one at a time:                 %.0f ops/s\n",
            rawsync);
+    print_rounds("   rounds, group commit appends/s", grp, rounds);
+    print_rounds("   rounds, raw fdatasync ops/s", fsy, rounds);
     printf("   (for reference: the same loop with O_DIRECT into a preallocated file: %.0f ops/s;"
            " group commit is %.2f of it)\n",
-           per * rounds / dsync_s, group / (per * rounds / dsync_s));
+           dsync, group / dsync);
     storage_destroy(st);
     io_destroy(g_io);
     rmdir(g_dir);

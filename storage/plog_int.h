@@ -36,16 +36,17 @@
 
 #define PLOG_ALIGN 4096u                   /* O_DIRECT alignment of buffers, offsets, lengths */
 #define PLOG_CHUNK_BYTES (256u << 10)      /* one write-buffer chunk */
-#define PLOG_MAX_WOPS 16                   /* data writes in flight per log (queue depth) */
+#define PLOG_QD 16                         /* data writes in flight per log (queue depth) */
+#define PLOG_MAX_WOPS 32                   /* write slots: completed writes wait in order */
 #define PLOG_MAX_IOV 64                    /* chunks per vectored write */
 #define PLOG_MAX_WRITE_BYTES ((PLOG_MAX_IOV - 2) * PLOG_CHUNK_BYTES)
 #define PLOG_WRITE_UNIT (1u << 20)         /* with writes in flight, issue in pieces this big */
-#define PLOG_LOG_MAX_CHUNKS 128            /* 32 MiB buffered per log, then RL_E_FULL */
+#define PLOG_LOG_MAX_CHUNKS 256            /* 64 MiB buffered per log, then RL_E_FULL */
 #define STORAGE_MAX_CHUNKS 1024            /* 256 MiB of write buffer per storage */
-#define STORAGE_FREE_CHUNKS_KEPT 64        /* idle chunks kept for reuse (no page faults) */
+#define STORAGE_FREE_CHUNKS_KEPT 256       /* idle chunks kept for reuse (64 MiB: no page faults) */
 #define STORAGE_FREE_RINGS_KEPT 64         /* idle write-slot rings kept for reuse */
 #define PLOG_FALLOC_MIN (1u << 20)         /* first preallocation of a segment */
-#define PLOG_FALLOC_MAX (16u << 20)        /* preallocation grows geometrically up to this */
+#define PLOG_FALLOC_MAX (256u << 20)       /* preallocation doubles up to this step */
 #define PLOG_SCAN_BUF_BYTES (1u << 20)     /* recovery read window */
 #define PLOG_HDR_WINDOW (64u << 10)        /* read path: header bytes read per pread */
 #define PLOG_DRAIN_TIMEOUT_NS (120ull * 1000000000ull) /* blocking calls give up after this */
@@ -115,6 +116,7 @@ struct plog {
     int64_t appended_lsn, issued_lsn, written_lsn, durable_lsn;
     struct wop_ring *wops;   /* writes in flight, completed in order; held only while busy */
     unsigned wop_head, wop_count;
+    unsigned wops_busy;      /* slots whose ops have not all completed (<= PLOG_QD) */
     struct wop syncop;       /* a standalone fdatasync (interval policy) */
     bool sync_inflight;
     struct io_op timer;      /* interval flush timer */

@@ -207,10 +207,13 @@ int plog_prealloc(struct plog *log, struct segment *seg, int fd, uint64_t upto)
     uint64_t limit = align_up(log->cfg.segment_bytes);
     if (target > limit)
         target = upto > limit ? align_up(upto) : limit;
-    /* KEEP_SIZE: the file's size still says where the data ends; the blocks behind it are
-     * reserved so appends do not allocate. Not every file system can; that only costs speed. */
-    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)seg->falloc_end,
-                  (off_t)(target - seg->falloc_end)) < 0 &&
+    /* Not KEEP_SIZE: the file grows to the reserved size at once, so appends are overwrites
+     * inside the file, never extending writes. ext4 serializes extending O_DIRECT writes (and
+     * makes each fdatasync also log a size change), which measured at about half the disk's
+     * bandwidth. The price is that after a crash the file ends in zeros past the last batch;
+     * recovery recognizes them as unwritten space and trims them, and a roll or a clean close
+     * trims the file to its batches. */
+    if (fallocate(fd, 0, (off_t)seg->falloc_end, (off_t)(target - seg->falloc_end)) < 0 &&
         errno != EOPNOTSUPP && errno != ENOSYS)
         return -errno;
     seg->falloc_end = target;
@@ -426,13 +429,17 @@ static void issue_write(struct plog *log, struct segment *seg, uint64_t from, ui
         io_prep_fdatasync(log->st->io, &w->sync, fd, 0);
     }
     log->wop_count++;
+    log->wops_busy++;
     log->issued_lsn = w->lsn_end;
 }
 
 /* Chooses the next write, if any may go now. Returns true when one was issued. */
 static bool pump_one(struct plog *log)
 {
-    if (log->issued_lsn >= log->appended_lsn || log->wop_count >= PLOG_MAX_WOPS)
+    /* Completions arrive out of order; a finished write keeps its slot until the ones
+     * before it finish too, so the queue depth counts busy slots, not occupied ones. */
+    if (log->issued_lsn >= log->appended_lsn || log->wop_count >= PLOG_MAX_WOPS ||
+        log->wops_busy >= PLOG_QD)
         return false;
     if (!ring_take(log))
         return false; /* retried at the next completion or append */
@@ -447,20 +454,23 @@ static bool pump_one(struct plog *log)
         issue_write(log, seg, from, data_end < cap_end ? data_end : cap_end, true);
         return true;
     }
+    /* Streaming writes end on PLOG_WRITE_UNIT boundaries of the file, like a raw sequential
+     * writer's, and only whole blocks go out while others are in flight. */
+    uint64_t unit_end = (from / PLOG_WRITE_UNIT + 1) * PLOG_WRITE_UNIT;
     if (log->wop_count == 0) {
         uint64_t to = data_end < cap_end ? data_end : cap_end;
         /* Leave a partial last block for later when whole blocks make a full write anyway:
          * a partial block in flight would hold back the writes behind it. */
-        if (!seg->sealed && align_down(data_end) >= from + PLOG_WRITE_UNIT)
-            to = align_down(from) + PLOG_WRITE_UNIT;
+        if (!seg->sealed && align_down(data_end) >= unit_end)
+            to = unit_end;
         issue_write(log, seg, from, to, false);
         return true;
     }
     if (from % PLOG_ALIGN != 0)
         return false; /* the block at `from` is being written; it must land first */
     uint64_t full_end = seg->sealed ? data_end : align_down(data_end);
-    if (full_end >= from + PLOG_WRITE_UNIT) {
-        issue_write(log, seg, from, from + PLOG_WRITE_UNIT, false);
+    if (full_end >= unit_end) {
+        issue_write(log, seg, from, unit_end, false);
         return true;
     }
     if (seg->sealed && full_end > from) {
@@ -546,7 +556,8 @@ static void wop_complete(struct wop *w, int result)
     }
     if (result < 0 && w->res == 0)
         w->res = result;
-    w->pending--;
+    if (--w->pending == 0)
+        w->log->wops_busy--;
     plog_progress(w->log);
 }
 
