@@ -58,7 +58,7 @@ struct plog_config {
     uint32_t flush_interval_ms;  /* for PLOG_FLUSH_INTERVAL */
     uint32_t index_interval_bytes; /* one offset/time index entry per this many bytes (4096) */
     uint32_t max_batch_bytes;    /* appends larger than this fail with RL_E_MESSAGE_TOO_LARGE
-                                    (8 MiB; at most 31 MiB, the write buffer of one log) */
+                                    (8 MiB; at most 63 MiB, the write buffer of one log) */
 };
 
 /* Fills cfg with the defaults above. */
@@ -134,7 +134,7 @@ struct plog_append {
  * Appends queued while a write is in flight go out together as the next vectored write and
  * fdatasync (group commit). Returns 0 (done will be called), or a negative code immediately
  * (done will not be called): RL_E_LOG_FAILED, RL_E_MESSAGE_TOO_LARGE, RL_E_STALE_OFFSET,
- * RL_E_FULL (too many bytes queued: 32 MiB per log or the storage's 256 MiB write-buffer pool
+ * RL_E_FULL (too many bytes queued: 64 MiB per log or the storage's 256 MiB write-buffer pool
  * in use, or every cached descriptor pinned; retry after completions), RL_E_LOG_CLOSED, or the
  * header's RL_E_BATCH_* code when batch_header_decode rejects it. */
 int plog_append(struct plog *log, struct plog_append *req);
