@@ -748,16 +748,56 @@ static int send_fetches(struct rl_consumer *c, int64_t now)
     return last;
 }
 
-/* Waits until some broker's answer arrives or deadline_ms; installs answers and at once sends
- * the next fetch to that broker (prefetch), so it works while the caller iterates. */
+/* Reads one answer from broker bi if a whole one is there (in the buffer or the socket), takes
+ * it for iteration and at once sends the next fetches (prefetch). Returns 1 when an answer was
+ * taken, 0 when none is complete yet. */
+static int take_answer(struct rl_consumer *c, int bi)
+{
+    struct cbroker *b = &c->brokers[bi];
+    int rc = rlc_conn_flush(&b->conn);
+    Ringlog__Response *resp = NULL;
+    const uint8_t *data;
+    size_t len;
+    if (rc == 0)
+        rc = rlc_conn_read(&b->conn, &resp, &data, &len);
+    if (rc < 0) {
+        conn_failed(c, b, rc);
+        return 0;
+    }
+    if (rc == 0)
+        return 0;
+    install_answer(c, b, resp, data, len);
+    if (!b->next_try_ms || b->next_try_ms <= rlc_now_ms()) {
+        b->failures = 0;
+        int src = fetch_more(c, bi);
+        if (src < 0)
+            conn_failed(c, b, src);
+    }
+    return 1;
+}
+
+static bool awaiting(const struct cbroker *b)
+{
+    return b->inflight > 0 && !b->resp && rlc_conn_is_open(&b->conn);
+}
+
+/* Waits until some broker's answer arrives or deadline_ms. Answers already read into a
+ * connection's buffer are taken first: a single recv can bring several small answers, and
+ * poll(2) says nothing about those. */
 static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
 {
+    int taken = 0;
+    for (int i = 0; i < c->broker_count; i++)
+        if (awaiting(&c->brokers[i]))
+            taken += take_answer(c, i);
+    if (taken)
+        return 0;
     struct pollfd pfd[RLC_MAX_BROKERS];
     int idx[RLC_MAX_BROKERS], n = 0;
     int64_t wake = deadline_ms;
     for (int i = 0; i < c->broker_count; i++) {
         struct cbroker *b = &c->brokers[i];
-        if (b->inflight > 0 && !b->resp && rlc_conn_is_open(&b->conn)) {
+        if (awaiting(b)) {
             pfd[n].fd = b->conn.fd;
             pfd[n].events = POLLIN | (rlc_conn_wants_write(&b->conn) ? POLLOUT : 0);
             idx[n++] = i;
@@ -771,30 +811,9 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     int r = poll(n ? pfd : NULL, (nfds_t)n, left > 0 ? (int)left : 0);
     if (r <= 0)
         return r < 0 && errno != EINTR ? -errno : 0;
-    for (int k = 0; k < n; k++) {
-        struct cbroker *b = &c->brokers[idx[k]];
-        if (!pfd[k].revents)
-            continue;
-        int rc = rlc_conn_flush(&b->conn);
-        Ringlog__Response *resp = NULL;
-        const uint8_t *data;
-        size_t len;
-        if (rc == 0)
-            rc = rlc_conn_read(&b->conn, &resp, &data, &len);
-        if (rc < 0) {
-            conn_failed(c, b, rc);
-            continue;
-        }
-        if (rc == 1) {
-            install_answer(c, b, resp, data, len);
-            if (!b->next_try_ms || b->next_try_ms <= rlc_now_ms()) {
-                b->failures = 0;
-                int src = fetch_more(c, idx[k]);
-                if (src < 0)
-                    conn_failed(c, b, src);
-            }
-        }
-    }
+    for (int k = 0; k < n; k++)
+        if (pfd[k].revents && awaiting(&c->brokers[idx[k]]))
+            take_answer(c, idx[k]);
     return 0;
 }
 

@@ -208,7 +208,7 @@ static int t_million(void)
     v->seen = calloc(MILLION, 1);
     for (int i = 0; i < 64; i++)
         v->last_index[i] = -1;
-    long n = consume_all(&g_broker, "million", MILLION + 1, 1000, million_verify, v);
+    long n = consume_all(&g_broker, "million", MILLION + 1, 2000, million_verify, v);
     uint64_t t2 = tl_now_ms();
     fprintf(stderr, "  produced in %llu ms, consumed in %llu ms\n",
             (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1));
