@@ -299,7 +299,7 @@ static int consume_loop(struct rl_consumer *k, const struct consume_opts *o)
     long long n = 0;
     int64_t last_record = rlc_now_ms(), last_progress = last_record;
     int rc = 0;
-    bool warned = false;
+    bool warned = false, idle = false;
     while (o->count < 0 || n < o->count) {
         struct rl_record r;
         rc = rl_consumer_poll(k, 200, &r);
@@ -309,7 +309,7 @@ static int consume_loop(struct rl_consumer *k, const struct consume_opts *o)
             else
                 print_text(&r, o->sep);
             n++;
-            last_record = rlc_now_ms();
+            idle = false;
             warned = false;
             continue;
         }
@@ -318,6 +318,10 @@ static int consume_loop(struct rl_consumer *k, const struct consume_opts *o)
         if (rc < 0 && !warned) {
             fprintf(stderr, "ringlog: warning: %s; retrying\n", rl_consumer_last_error(k));
             warned = true;
+        }
+        if (!idle) {
+            idle = true; /* the clock is read when records stop, not per record */
+            last_record = rlc_now_ms();
         }
         fflush(stdout); /* idle: let a reader see what came so far */
         if (!isatty(STDOUT_FILENO))

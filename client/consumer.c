@@ -45,6 +45,7 @@ struct cpart {
     int broker;           /* index into c->brokers, -1 when the leader is unknown */
     bool inflight;        /* a fetch for it is in flight */
     bool had_data;        /* its last answer carried data (or it was just positioned) */
+    bool pick;            /* chosen for the fetch being built (send_fetch clears it) */
     /* After a seek by time: records older than this are skipped until the first that is not.
      * The broker answers at batch granularity; this makes the seek exact per record. */
     int64_t skip_before_ts;
@@ -392,16 +393,24 @@ static bool fetch_ready(const struct cpart *p, int bi)
     return p->broker == bi && p->position != NEEDS_RESET && !p->inflight;
 }
 
-/* Sends one Fetch for partition `only` (an index into c->parts), or for every ready partition
- * led by broker bi when only < 0. Returns 0, 1 when nothing was asked, or a negative code. */
-static int send_fetch(struct rl_consumer *c, int bi, int only, uint32_t max_wait_ms)
+static bool picked(const struct cpart *p, int bi)
+{
+    return p->pick && fetch_ready(p, bi);
+}
+
+/* Sends one Fetch for the ready partitions of broker bi marked `pick`, and clears the marks.
+ * Returns 0, 1 when nothing was asked, or a negative code. */
+static int send_fetch(struct rl_consumer *c, int bi, uint32_t max_wait_ms)
 {
     struct cbroker *b = &c->brokers[bi];
     int n = 0;
     for (int i = 0; i < c->part_count; i++)
-        n += (only < 0 || i == only) && fetch_ready(&c->parts[i], bi);
-    if (n == 0)
+        n += picked(&c->parts[i], bi);
+    if (n == 0) {
+        for (int i = 0; i < c->part_count; i++)
+            c->parts[i].pick = false;
         return 1;
+    }
     Ringlog__FetchPartition *fps = calloc((size_t)n, sizeof(*fps));
     Ringlog__FetchPartition **fpp = calloc((size_t)n, sizeof(*fpp));
     Ringlog__FetchTopic *fts = calloc((size_t)n, sizeof(*fts));
@@ -415,7 +424,7 @@ static int send_fetch(struct rl_consumer *c, int bi, int only, uint32_t max_wait
      * contiguous in fpp. */
     for (int i = 0; i < c->part_count; i++) {
         struct cpart *p = &c->parts[i];
-        if ((only >= 0 && i != only) || !fetch_ready(p, bi))
+        if (!picked(p, bi))
             continue;
         bool seen = false;
         for (size_t t = 0; t < nt && !seen; t++)
@@ -427,7 +436,7 @@ static int send_fetch(struct rl_consumer *c, int bi, int only, uint32_t max_wait
         fts[nt].partitions = &fpp[k];
         for (int j = i; j < c->part_count; j++) {
             struct cpart *q = &c->parts[j];
-            if ((only >= 0 && j != only) || !fetch_ready(q, bi) || strcmp(q->topic, p->topic))
+            if (!picked(q, bi) || strcmp(q->topic, p->topic))
                 continue;
             ringlog__fetch_partition__init(&fps[k]);
             fps[k].partition = (uint32_t)q->partition;
@@ -457,13 +466,15 @@ static int send_fetch(struct rl_consumer *c, int bi, int only, uint32_t max_wait
         b->inflight++;
         for (int i = 0; i < c->part_count; i++) {
             struct cpart *q = &c->parts[i];
-            if ((only < 0 || i == only) && fetch_ready(q, bi)) {
+            if (picked(q, bi)) {
                 q->inflight = true;
                 q->req_epoch = q->epoch;
             }
         }
     }
 out:
+    for (int i = 0; i < c->part_count; i++)
+        c->parts[i].pick = false;
     free(fps);
     free(fpp);
     free(fts);
@@ -472,10 +483,12 @@ out:
 }
 
 /* Keeps the broker busy. While partitions stream (their last answers carried data), each ready
- * partition gets its own fetch that does not wait (max_wait 0), so several are in flight and the
- * broker works while the application iterates. Once every partition is caught up, one combined
- * fetch long-polls for all of them: a per-partition long poll would hold back, by the in-order
- * rule, the answers of partitions behind it. Returns 0 or a negative code. */
+ * one gets its own fetch that does not wait (max_wait 0), so several are in flight and the
+ * broker works while the application iterates; partitions that were caught up ride along in
+ * the next such fetch instead of spinning on fetches of their own. Once every partition is
+ * caught up, one combined fetch long-polls for all of them: a per-partition long poll would
+ * hold back, by the in-order rule, the answers of partitions behind it. Returns 0 or a
+ * negative code. */
 static int fetch_more(struct rl_consumer *c, int bi)
 {
     struct cbroker *b = &c->brokers[bi];
@@ -486,13 +499,21 @@ static int fetch_more(struct rl_consumer *c, int bi)
     if (!streaming) {
         if (b->inflight > 0)
             return 0;
-        int rc = send_fetch(c, bi, -1, (uint32_t)c->conf.fetch_max_wait_ms);
+        for (int i = 0; i < c->part_count; i++)
+            c->parts[i].pick = true;
+        int rc = send_fetch(c, bi, (uint32_t)c->conf.fetch_max_wait_ms);
         return rc > 0 ? 0 : rc;
     }
+    bool idle_taken = false;
     for (int i = 0; i < c->part_count && b->inflight < MAX_FETCHES_INFLIGHT; i++) {
-        if (!fetch_ready(&c->parts[i], bi))
+        if (!fetch_ready(&c->parts[i], bi) || !c->parts[i].had_data)
             continue;
-        int rc = send_fetch(c, bi, i, 0);
+        c->parts[i].pick = true;
+        for (int j = 0; j < c->part_count && !idle_taken; j++)
+            if (fetch_ready(&c->parts[j], bi) && !c->parts[j].had_data)
+                c->parts[j].pick = true;
+        idle_taken = true;
+        int rc = send_fetch(c, bi, 0);
         if (rc == RL_E_FULL)
             return 0;
         if (rc < 0)
@@ -819,7 +840,7 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
 
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
 {
-    int64_t deadline = rlc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = -1; /* read the clock only when a wait is possible: not per record */
     int last = 0;
     for (;;) {
         for (int i = 0; i < c->broker_count; i++) {
@@ -827,6 +848,8 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
             if (rc)
                 return rc;
         }
+        if (deadline < 0)
+            deadline = rlc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
         if (c->pending_error) {
             int rc = c->pending_error;
             c->pending_error = 0;
