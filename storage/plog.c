@@ -122,11 +122,9 @@ void storage_destroy(struct storage *st)
     while (st->logs != NULL)
         plog_close(st->logs);
     bio_destroy(st->bio);
-    while (st->free_chunks != NULL) {
-        struct chunk *c = st->free_chunks;
-        st->free_chunks = c->next;
-        free(c->buf);
-        free(c);
+    for (unsigned i = 0; i < st->n_slabs; i++) {
+        free(st->slabs[i].mem);
+        free(st->slabs[i].chunks);
     }
     while (st->free_rings != NULL) {
         struct wop_ring *r = st->free_rings;

@@ -43,7 +43,8 @@
 #define PLOG_WRITE_UNIT (1u << 20)         /* with writes in flight, issue in pieces this big */
 #define PLOG_LOG_MAX_CHUNKS 256            /* 64 MiB buffered per log, then RL_E_FULL */
 #define STORAGE_MAX_CHUNKS 1024            /* 256 MiB of write buffer per storage */
-#define STORAGE_FREE_CHUNKS_KEPT 256       /* idle chunks kept for reuse (64 MiB: no page faults) */
+#define PLOG_SLAB_BYTES (2u << 20)         /* chunks come in huge-page slabs of this size */
+#define STORAGE_MAX_SLABS (STORAGE_MAX_CHUNKS / (PLOG_SLAB_BYTES / PLOG_CHUNK_BYTES))
 #define STORAGE_FREE_RINGS_KEPT 64         /* idle write-slot rings kept for reuse */
 #define PLOG_FALLOC_MIN (1u << 20)         /* first preallocation of a segment */
 #define PLOG_FALLOC_MAX (256u << 20)       /* preallocation doubles up to this step */
@@ -82,12 +83,19 @@ struct wop_ring {
     struct wop_ring *next;
 };
 
+struct slab {
+    uint8_t *mem;         /* PLOG_SLAB_BYTES */
+    struct chunk *chunks; /* its chunk descriptors */
+};
+
 struct storage {
     struct io *io;
     struct fcache fc;
     struct bio *bio;
     struct chunk *free_chunks;
     unsigned n_free, n_alloc; /* chunks on the free list / allocated in total */
+    struct slab slabs[STORAGE_MAX_SLABS];
+    unsigned n_slabs;
     struct wop_ring *free_rings;
     unsigned n_free_rings;
     struct plog *logs;        /* every open log, for storage_destroy */

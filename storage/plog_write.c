@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/batch.h"
@@ -35,24 +36,41 @@ static struct segment *active_seg(struct plog *log)
 
 /* --- chunk pool -------------------------------------------------------------------------- */
 
+/* Adds one slab (PLOG_SLAB_BYTES, 2 MiB-aligned, backed by huge pages where the kernel
+ * allows) cut into chunks to the free list. Chunks in a huge page are physically contiguous,
+ * so a 1 MiB write reaches the device as one request instead of being split at the queue's
+ * segment limit (254 x 4 KiB pages here). Slabs stay until storage_destroy: the pool is
+ * bounded (STORAGE_MAX_CHUNKS) and its memory is reused, never re-faulted. */
+static bool slab_add(struct storage *st)
+{
+    unsigned per = PLOG_SLAB_BYTES / PLOG_CHUNK_BYTES;
+    if (st->n_alloc + per > STORAGE_MAX_CHUNKS || st->n_slabs >= STORAGE_MAX_SLABS)
+        return false;
+    uint8_t *mem;
+    struct chunk *cs = calloc(per, sizeof(*cs));
+    if (cs == NULL || posix_memalign((void **)&mem, PLOG_SLAB_BYTES, PLOG_SLAB_BYTES) != 0) {
+        free(cs);
+        return false;
+    }
+    (void)madvise(mem, PLOG_SLAB_BYTES, MADV_HUGEPAGE); /* a hint; 4 KiB pages work too */
+    st->slabs[st->n_slabs++] = (struct slab){mem, cs};
+    for (unsigned k = per; k-- > 0;) {
+        cs[k].buf = mem + (size_t)k * PLOG_CHUNK_BYTES;
+        cs[k].next = st->free_chunks;
+        st->free_chunks = &cs[k];
+    }
+    st->n_alloc += per;
+    st->n_free += per;
+    return true;
+}
+
 static struct chunk *chunk_get(struct storage *st)
 {
+    if (st->free_chunks == NULL && !slab_add(st))
+        return NULL;
     struct chunk *c = st->free_chunks;
-    if (c != NULL) {
-        st->free_chunks = c->next;
-        st->n_free--;
-    } else {
-        if (st->n_alloc >= STORAGE_MAX_CHUNKS)
-            return NULL;
-        c = calloc(1, sizeof(*c));
-        if (c == NULL)
-            return NULL;
-        if (posix_memalign((void **)&c->buf, PLOG_ALIGN, PLOG_CHUNK_BYTES) != 0) {
-            free(c);
-            return NULL;
-        }
-        st->n_alloc++;
-    }
+    st->free_chunks = c->next;
+    st->n_free--;
     c->next = NULL;
     c->seg = NULL;
     c->fill = 0;
@@ -61,12 +79,6 @@ static struct chunk *chunk_get(struct storage *st)
 
 static void chunk_put(struct storage *st, struct chunk *c)
 {
-    if (st->n_free >= STORAGE_FREE_CHUNKS_KEPT) {
-        free(c->buf);
-        free(c);
-        st->n_alloc--;
-        return;
-    }
     c->next = st->free_chunks;
     st->free_chunks = c;
     st->n_free++;
