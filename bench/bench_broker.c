@@ -4,12 +4,14 @@
  * not a client library's. Starts a ringlogd (data under $BENCH_DIR, else build/), measures the
  * disk limit in the same run, then:
  *   produce: one connection keeps WINDOW requests in flight, each one batch of 256 x 1 KiB
- *            incompressible records to the next of 8 partitions, acks=1, flush.policy=batch;
+ *            incompressible records to the next of 8 partitions, acks=1, flush.policy=batch
+ *            ($BENCH_FLUSH_POLICY overrides);
  *            latency is request sent -> response read;
  *   consume: every partition read back from offset 0 with 8 MiB fetches.
  * Ends with: bench-broker: produce P MB/s = R of disk, p99 L ms; consume C MB/s
  * Usage: RINGLOGD=build/bin/ringlogd bench_broker [SECONDS] [WINDOW] [RINGLOGD ARGS...]
- *        (defaults 5 and 16; e.g. `make bench-broker BENCH_BROKER_ARGS="5 16 --set fetch.splice=0"`)
+ *        (defaults 5 and 16), e.g.
+ *        make bench-broker BENCH_BROKER_ARGS="5 16 --set fetch.splice=0"
  */
 #include <errno.h>
 #include <signal.h>
@@ -176,12 +178,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_broker: ringlogd did not start (%s)\n", tl_ringlogd_path());
         return 1;
     }
-    static const char *const cfg[] = {"flush.policy=batch", NULL};
+    const char *flush = getenv("BENCH_FLUSH_POLICY");
+    char flush_kv[64];
+    snprintf(flush_kv, sizeof(flush_kv), "flush.policy=%s", flush && flush[0] ? flush : "batch");
+    const char *const cfg[] = {flush_kv, NULL};
     double pct[3] = {0}, prod = -1, cons = -1;
     if (tl_create_topic(&c, "bench", BB_PARTITIONS, cfg, err, sizeof(err)) == 0) {
         printf("produce: %u requests in flight, %d x %d-byte records per request, acks=1, "
-               "flush.policy=batch, %d partitions, %.0f s\n", window, BB_RECORDS,
-               BB_RECORD_BYTES, BB_PARTITIONS, seconds);
+               "%s, %d partitions, %.0f s\n", window, BB_RECORDS, BB_RECORD_BYTES, flush_kv,
+               BB_PARTITIONS, seconds);
         prod = bb_produce(&c, seconds, window, pct);
         cons = prod > 0 ? bb_consume(&c) : -1;
     }
