@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -40,6 +41,7 @@ struct io {
     uint64_t wake_buf;
     struct io_op wake_op;
     unsigned inflight; /* caller ops prepared or in flight (the wake op is not counted) */
+    bool in_chain;     /* the last prepared op had IO_LINK */
     struct io_op *deferred_head; /* ops completed without reaching the kernel */
     struct io_op *deferred_tail;
 };
@@ -127,6 +129,12 @@ static void io_defer(struct io *io, struct io_op *op, int result)
  * NULL after deferring op's completion with the error when no entry can be had. */
 static struct io_uring_sqe *io_sqe(struct io *io, struct io_op *op, unsigned flags, uint8_t kind)
 {
+    /* A link chain cut by a submission boundary would lose its ordering (the kernel ends the
+     * chain at the end of each submission), so an op that starts or continues a chain first
+     * makes room for the whole chain. */
+    if ((flags & IO_LINK) && !io->in_chain && io_uring_sq_space_left(&io->ring) < IO_MAX_CHAIN)
+        io_uring_submit(&io->ring);
+    io->in_chain = (flags & IO_LINK) != 0;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
     op->kind = kind;
     if (op != &io->wake_op)

@@ -12,7 +12,9 @@
  *
  * Linking: IO_LINK on an op makes the next prepared op start only after this one succeeds
  * (IOSQE_IO_LINK); this is how a vectored write and its fdatasync go out as one group commit.
- * If a linked op fails, the ops after it complete with -ECANCELED.
+ * If a linked op fails, the ops after it complete with -ECANCELED. A chain of up to
+ * IO_MAX_CHAIN ops is never split across submissions (which would silently unlink it); the
+ * ring must have at least that many entries.
  *
  * Thread safety: a struct io is used by its owner thread only, except io_wake(), which any
  * thread may call to make a blocked io_run() return (an eventfd read kept armed in the ring).
@@ -29,6 +31,8 @@ struct io;
 struct io_op;
 
 typedef void (*io_done_fn)(struct io_op *op, int result);
+
+#define IO_MAX_CHAIN 4
 
 enum io_op_flags {
     IO_LINK = 1u << 0, /* the next prepared op waits for this one (IOSQE_IO_LINK) */

@@ -312,3 +312,36 @@ Test(io, more_ops_than_ring_entries)
         cr_assert_eq(rs[i].calls, 1, "op %d completed %d times", i, rs[i].calls);
     io_destroy(io);
 }
+
+/* A linked write+fsync prepared when the submission queue is nearly full is not split across
+ * submissions: both complete, the sync after the write, and the earlier ops complete too. */
+Test(io, link_chain_survives_a_nearly_full_ring)
+{
+    int err;
+    struct io *io = io_create(8, &err);
+    cr_assert_not_null(io);
+    char path[64];
+    int fd = temp_file(path, sizeof(path));
+    struct result rt[6], rw = {0}, rs = {0};
+    struct io_op t[6];
+    memset(rt, 0, sizeof(rt));
+    for (int i = 0; i < 6; i++) {
+        t[i] = (struct io_op){.done = record_done, .ctx = &rt[i]};
+        io_prep_timeout(io, &t[i], 1000, 0);
+    }
+    char buf[4096];
+    memset(buf, 'z', sizeof(buf));
+    struct io_op w = {.done = record_done, .ctx = &rw};
+    struct io_op s = {.done = record_done, .ctx = &rs};
+    io_prep_write(io, &w, fd, buf, sizeof(buf), 0, IO_LINK);
+    io_prep_fdatasync(io, &s, fd, 0);
+    run_until(io, &rs);
+    cr_assert_eq(rw.calls, 1);
+    cr_assert_eq(rw.res, (int)sizeof(buf));
+    cr_assert_eq(rs.res, 0);
+    cr_assert_lt(rw.order, rs.order);
+    for (int i = 0; i < 6; i++)
+        run_until(io, &rt[i]);
+    close(fd);
+    io_destroy(io);
+}
