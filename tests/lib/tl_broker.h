@@ -16,7 +16,8 @@
  * The ringlogd binary is $RINGLOGD when set, else bin/ringlogd of the build directory the test
  * program lives in (build/tests/x/test -> build/bin/ringlogd; build/asan/... likewise), so
  * `make test-asan` tests the sanitizer build of the broker. Every wait has a deadline; nothing
- * sleeps for synchronization. Blocking; not thread-safe.
+ * sleeps for synchronization. A broker is SIGKILLed when the process (thread) that started it
+ * dies, so a crashed or timed-out test leaves none behind. Blocking; not thread-safe.
  */
 #ifndef RL_TESTS_TL_BROKER_H
 #define RL_TESTS_TL_BROKER_H
