@@ -246,6 +246,10 @@ static double bench_plog_big(struct storage *st, uint64_t total, uint64_t *bytes
             a[i].busy = 1;
             appended += len;
             progressed = true;
+            /* Reap completions between 1 MiB copies, as an event loop handling one request at
+             * a time would: writes that finished are then replaced at once instead of after
+             * a whole burst of copies (measured: ~15% of the bandwidth). */
+            io_run(g_io, 0);
         }
         io_run(g_io, progressed ? 0 : UINT64_MAX);
     }

@@ -24,6 +24,9 @@
  *    one fdatasync; appends made while a group is in flight form the next group. Callers must
  *    keep running the storage's io for appends to complete.
  *  - Readers see a batch once its write completed (not while it sits in the write buffer).
+ *  - Completed writes are replaced when their completions are reaped: a caller appending many
+ *    large batches in a row should let the ring run between them (io_run(io, 0)), or the disk
+ *    queue drains while it copies.
  *  - Blocking calls (plog_close, plog_sync, plog_truncate_to, plog_delete) run the io loop;
  *    do not call them from inside an append callback of the same log.
  *  - Offsets in a log are contiguous; recovery treats a batch whose base offset does not follow
