@@ -673,14 +673,27 @@ int plog_delete(struct plog *log)
     plog_drain(log);
     stop_timer(log);
     plog_chunks_free_all(log);
-    struct bio *bio = log->st->bio;
-    int n = snprintf(gone, sizeof(gone), "%s.%llu.deleted", log->dir,
-                     (unsigned long long)++log->st->delete_seq);
-    int rc = 0;
-    if (n < (int)sizeof(gone) && rename(log->dir, gone) == 0)
-        rc = bio_remove(bio, gone, 1);
-    else
-        rc = bio_remove(bio, log->dir, 1);
+    /* Rename first, so the name is free for a new log at once and a late background unlink
+     * can never hit it; the pid keeps names unique across restarts that left one behind. */
+    int rc = -EEXIST;
+    for (int tries = 0; tries < 16 && rc != 0; tries++) {
+        int n = snprintf(gone, sizeof(gone), "%s.%d.%llu.deleted", log->dir, (int)getpid(),
+                         (unsigned long long)++log->st->delete_seq);
+        if (n >= (int)sizeof(gone))
+            break;
+        rc = rename(log->dir, gone) == 0 ? 0 : -errno;
+        if (rc != 0 && rc != -EEXIST && rc != -ENOTEMPTY)
+            break;
+    }
+    if (rc == 0) {
+        rc = bio_remove(log->st->bio, gone, 1);
+    } else {
+        /* Cannot rename: remove in place, now, so nothing is left to race a new log. */
+        RL_WARN("%s: cannot rename for deletion (%s); removing in place", log->dir,
+                rl_strerror(rc));
+        rc = bio_remove(log->st->bio, log->dir, 1);
+        bio_drain(log->st->bio);
+    }
     plog_free(log);
     return rc;
 }
