@@ -58,6 +58,16 @@ struct rl_conf {
     uint32_t fetch_max_bytes;
     uint32_t max_partition_fetch_bytes;
     int auto_offset_reset; /* RL_OFFSET_EARLIEST, RL_OFFSET_LATEST, or 0 for none */
+    bool enable_idempotence;
+    char group_id[256]; /* "" without a group */
+    int session_timeout_ms;
+    int heartbeat_interval_ms;
+    int rebalance_timeout_ms;
+    bool enable_auto_commit;
+    int auto_commit_interval_ms;
+    char assignor[32]; /* "range" or "roundrobin" */
+    rl_rebalance_cb rebalance_cb;
+    void *rebalance_ctx;
     rl_delivery_cb delivery_cb;
     void *delivery_ctx;
 };
@@ -227,5 +237,51 @@ bool rlc_retriable(int code);
 bool rlc_needs_metadata(int code);
 
 void rlc_set_err(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* --- consumer internals the group module drives (consumer.c) -------------------------------- */
+
+/* Assigned partitions, in assignment order. */
+int rlc_consumer_part_count(struct rl_consumer *c);
+/* The i-th assigned partition: its topic (valid until the next unassign), position (the next
+ * offset to hand out; negative while it waits for earliest/latest) and last committed offset
+ * (-1 when unknown). */
+void rlc_consumer_part_at(struct rl_consumer *c, int i, const char **topic, int32_t *partition,
+                          int64_t *position, int64_t *committed);
+void rlc_consumer_set_committed(struct rl_consumer *c, const char *topic, int32_t partition,
+                                int64_t committed);
+/* Adds a partition at `start` (an offset, RL_OFFSET_EARLIEST or LATEST), noting `committed`. */
+int rlc_consumer_assign_at(struct rl_consumer *c, const char *topic, int32_t partition,
+                           int64_t start, int64_t committed);
+/* Drops every partition and everything fetched or in flight for them (connections close, so
+ * no late answer can be taken for a partition assigned again later). */
+void rlc_consumer_unassign_all(struct rl_consumer *c);
+
+/* --- consumer groups (group.c) ---------------------------------------------------------------
+ *
+ * The membership of one consumer in its group, driven from rl_consumer_poll on the consumer's
+ * thread: heartbeats, auto-commit, rebalances. See group.c for the protocol. */
+struct rlc_group;
+
+/* Creates the membership state (no I/O). conf and meta belong to the consumer and outlive it.
+ * NULL when out of memory. */
+struct rlc_group *rlc_group_new(struct rl_consumer *c, const struct rl_conf *conf,
+                                struct rlc_meta *meta);
+void rlc_group_free(struct rlc_group *g);
+/* Sets the subscription (copied); the next duty (re)joins. */
+int rlc_group_subscribe(struct rlc_group *g, const char *const *topics, size_t count);
+/* Subscribed and not closed. */
+bool rlc_group_active(const struct rlc_group *g);
+/* Heartbeats, auto-commits and rejoins as due. Blocks for a rebalance (bounded by the
+ * rebalance and request timeouts). Returns 0 or a code with the message in rlc_group_error. */
+int rlc_group_duty(struct rlc_group *g);
+/* When the next heartbeat or auto-commit is due (monotonic ms): poll never waits past it. */
+int64_t rlc_group_due_ms(const struct rlc_group *g);
+/* Commits every assigned partition's position that moved since its last commit. */
+int rlc_group_commit_positions(struct rlc_group *g);
+int rlc_group_commit_offset(struct rlc_group *g, const char *topic, int32_t partition,
+                            int64_t offset);
+/* Commits (auto-commit), revokes, leaves the group. Returns the commit's result. */
+int rlc_group_close(struct rlc_group *g);
+const char *rlc_group_error(const struct rlc_group *g);
 
 #endif

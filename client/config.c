@@ -51,6 +51,13 @@ void rlc_conf_defaults(struct rl_conf *c)
     c->fetch_max_bytes = 50u * 1024 * 1024;
     c->max_partition_fetch_bytes = 1024 * 1024;
     c->auto_offset_reset = RL_OFFSET_EARLIEST;
+    c->enable_idempotence = false;
+    c->session_timeout_ms = 10000;
+    c->heartbeat_interval_ms = 3000;
+    c->rebalance_timeout_ms = 30000;
+    c->enable_auto_commit = true;
+    c->auto_commit_interval_ms = 5000;
+    snprintf(c->assignor, sizeof(c->assignor), "range");
 }
 
 struct rl_conf *rl_conf_new(void)
@@ -78,6 +85,12 @@ void rl_conf_set_delivery_cb(struct rl_conf *conf, rl_delivery_cb cb, void *ctx)
 {
     conf->delivery_cb = cb;
     conf->delivery_ctx = ctx;
+}
+
+void rl_conf_set_rebalance_cb(struct rl_conf *conf, rl_rebalance_cb cb, void *ctx)
+{
+    conf->rebalance_cb = cb;
+    conf->rebalance_ctx = ctx;
 }
 
 int rlc_parse_brokers(const char *s, struct rlc_addr *addrs, int max, char *err, size_t errlen)
@@ -153,6 +166,14 @@ static const struct key_def keys[] = {
     {"acks", K_SPECIAL, 0, 0, 0},
     {"compression", K_SPECIAL, 0, 0, 0},
     {"auto.offset.reset", K_SPECIAL, 0, 0, 0},
+    {"enable.idempotence", K_SPECIAL, 0, 0, 0},
+    {"enable.auto.commit", K_SPECIAL, 0, 0, 0},
+    {"group.id", K_SPECIAL, 0, 0, 0},
+    {"partition.assignment.strategy", K_SPECIAL, 0, 0, 0},
+    {"session.timeout.ms", K_INT, OFF(session_timeout_ms), 1, 3600000},
+    {"heartbeat.interval.ms", K_INT, OFF(heartbeat_interval_ms), 1, 3600000},
+    {"rebalance.timeout.ms", K_INT, OFF(rebalance_timeout_ms), 1, 3600000},
+    {"auto.commit.interval.ms", K_INT, OFF(auto_commit_interval_ms), 1, 86400000},
     {"request.timeout.ms", K_INT, OFF(request_timeout_ms), 1, 3600000},
     {"connect.timeout.ms", K_INT, OFF(connect_timeout_ms), 1, 600000},
     {"retry.backoff.ms", K_INT, OFF(retry_backoff_ms), 1, 600000},
@@ -233,6 +254,31 @@ static int set_special(struct rl_conf *c, const char *key, const char *v, char *
             goto bad;
         return 0;
     }
+    if (strcmp(key, "enable.idempotence") == 0 || strcmp(key, "enable.auto.commit") == 0) {
+        bool *f = key[7] == 'i' ? &c->enable_idempotence : &c->enable_auto_commit;
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            *f = true;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            *f = false;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "group.id") == 0) {
+        if (strlen(v) >= sizeof(c->group_id)) {
+            rlc_set_err(err, errlen, "group.id is longer than %zu characters",
+                        sizeof(c->group_id) - 1);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(c->group_id, sizeof(c->group_id), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "partition.assignment.strategy") == 0) {
+        if (strcmp(v, "range") != 0 && strcmp(v, "roundrobin") != 0)
+            goto bad;
+        snprintf(c->assignor, sizeof(c->assignor), "%s", v);
+        return 0;
+    }
     if (strcmp(key, "compression") == 0) {
         if (strcmp(v, "none") == 0)
             c->compression = BATCH_CODEC_NONE;
@@ -255,6 +301,8 @@ bad:
     rlc_set_err(err, errlen, "bad value \"%s\" for %s: use %s", v, key,
                 strcmp(key, "acks") == 0          ? "0, 1 or all"
                 : strcmp(key, "compression") == 0 ? "none or zstd"
+                : strncmp(key, "enable.", 7) == 0 ? "true or false"
+                : strcmp(key, "partition.assignment.strategy") == 0 ? "range or roundrobin"
                                                   : "earliest, latest or none");
     return RL_E_INVALID_CONFIG;
 }
@@ -305,6 +353,14 @@ int rl_conf_get(const struct rl_conf *c, const char *key, char *buf, size_t bufl
         snprintf(buf, buflen, "%s", c->acks < 0 ? "all" : c->acks ? "1" : "0");
     } else if (strcmp(key, "compression") == 0) {
         snprintf(buf, buflen, "%s", c->compression == BATCH_CODEC_ZSTD ? "zstd" : "none");
+    } else if (strcmp(key, "enable.idempotence") == 0) {
+        snprintf(buf, buflen, "%s", c->enable_idempotence ? "true" : "false");
+    } else if (strcmp(key, "enable.auto.commit") == 0) {
+        snprintf(buf, buflen, "%s", c->enable_auto_commit ? "true" : "false");
+    } else if (strcmp(key, "group.id") == 0) {
+        snprintf(buf, buflen, "%s", c->group_id);
+    } else if (strcmp(key, "partition.assignment.strategy") == 0) {
+        snprintf(buf, buflen, "%s", c->assignor);
     } else {
         snprintf(buf, buflen, "%s",
                  c->auto_offset_reset == RL_OFFSET_EARLIEST ? "earliest"

@@ -49,6 +49,7 @@ struct cpart {
     /* After a seek by time: records older than this are skipped until the first that is not.
      * The broker answers at batch granularity; this makes the seek exact per record. */
     int64_t skip_before_ts;
+    int64_t committed;    /* group members: the last offset committed for it, -1 if unknown */
 };
 
 struct cbroker {
@@ -78,6 +79,7 @@ struct rl_consumer {
     bool needs_route;
     bool refresh;      /* metadata is stale: ask again before routing */
     int pending_error; /* a partition error to report from the next poll */
+    struct rlc_group *group; /* after rl_consumer_subscribe */
     uint64_t rnd;
     char err[512];
 };
@@ -115,6 +117,10 @@ void rl_consumer_destroy(struct rl_consumer *c)
 {
     if (!c)
         return;
+    if (c->group) {
+        rlc_group_close(c->group);
+        rlc_group_free(c->group);
+    }
     for (int i = 0; i < c->broker_count; i++) {
         broker_drop_answer(&c->brokers[i]);
         rlc_conn_close(&c->brokers[i].conn);
@@ -197,6 +203,7 @@ static int assign_one(struct rl_consumer *c, const char *topic, int32_t partitio
         return -ENOMEM;
     p->partition = partition;
     p->broker = -1;
+    p->committed = -1;
     part_set(p, offset);
     c->part_count++;
     c->needs_route = true;
@@ -838,10 +845,121 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     return 0;
 }
 
+/* --- what the group module drives ------------------------------------------------------------ */
+
+int rlc_consumer_part_count(struct rl_consumer *c)
+{
+    return c->part_count;
+}
+
+void rlc_consumer_part_at(struct rl_consumer *c, int i, const char **topic, int32_t *partition,
+                          int64_t *position, int64_t *committed)
+{
+    const struct cpart *p = &c->parts[i];
+    *topic = p->topic;
+    *partition = p->partition;
+    *position = p->position == NEEDS_RESET ? -1 : p->position;
+    *committed = p->committed;
+}
+
+void rlc_consumer_set_committed(struct rl_consumer *c, const char *topic, int32_t partition,
+                                int64_t committed)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (p)
+        p->committed = committed;
+}
+
+int rlc_consumer_assign_at(struct rl_consumer *c, const char *topic, int32_t partition,
+                           int64_t start, int64_t committed)
+{
+    int rc = assign_one(c, topic, partition, start);
+    if (rc == 0)
+        part_find(c, topic, partition)->committed = committed;
+    return rc;
+}
+
+void rlc_consumer_unassign_all(struct rl_consumer *c)
+{
+    for (int i = 0; i < c->broker_count; i++) {
+        struct cbroker *b = &c->brokers[i];
+        broker_drop_answer(b);
+        rlc_conn_close(&b->conn);
+        b->inflight = 0;
+    }
+    for (int i = 0; i < c->part_count; i++)
+        free(c->parts[i].topic);
+    c->part_count = 0;
+    c->pending_error = 0;
+}
+
+/* --- groups ---------------------------------------------------------------------------------- */
+
+int rl_consumer_subscribe(struct rl_consumer *c, const char *const *topics, size_t count)
+{
+    if (!c->conf.group_id[0]) {
+        rlc_set_err(c->err, sizeof(c->err), "subscribing needs a group: set group.id");
+        return RL_E_INVALID_CONFIG;
+    }
+    if (!c->group && !(c->group = rlc_group_new(c, &c->conf, &c->meta)))
+        return -ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        int n = topics && topics[i] ? topic_partitions(c, topics[i]) : RL_E_INVALID_ARGUMENT;
+        if (n < 0)
+            return n;
+    }
+    int rc = rlc_group_subscribe(c->group, topics, count);
+    if (rc)
+        rlc_set_err(c->err, sizeof(c->err), "%s", rlc_group_error(c->group));
+    return rc;
+}
+
+static int group_result(struct rl_consumer *c, int rc)
+{
+    if (rc)
+        rlc_set_err(c->err, sizeof(c->err), "%s", rlc_group_error(c->group));
+    return rc;
+}
+
+int rl_consumer_commit(struct rl_consumer *c)
+{
+    if (!c->group || !rlc_group_active(c->group)) {
+        rlc_set_err(c->err, sizeof(c->err), "commit needs a subscription (group.id and "
+                    "rl_consumer_subscribe)");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return group_result(c, rlc_group_commit_positions(c->group));
+}
+
+int rl_consumer_commit_offset(struct rl_consumer *c, const char *topic, int32_t partition,
+                              int64_t offset)
+{
+    if (!c->group || !rlc_group_active(c->group) || offset < 0) {
+        rlc_set_err(c->err, sizeof(c->err), "commit needs a subscription and an offset >= 0");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return group_result(c, rlc_group_commit_offset(c->group, topic, partition, offset));
+}
+
+int rl_consumer_close(struct rl_consumer *c)
+{
+    if (!c->group)
+        return 0;
+    return group_result(c, rlc_group_close(c->group));
+}
+
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
 {
     int64_t deadline = -1; /* read the clock only when a wait is possible: not per record */
     int last = 0;
+    bool grouped = c->group && rlc_group_active(c->group);
+    if (grouped) {
+        /* Before handing out another record: whatever was handed out so far has been dealt
+         * with, so auto-commit may cover it. */
+        int rc = rlc_group_duty(c->group);
+        if (rc)
+            return group_result(c, rc);
+    }
     for (;;) {
         for (int i = 0; i < c->broker_count; i++) {
             int rc = c->brokers[i].resp ? iter_next(c, &c->brokers[i], rec) : 0;
@@ -855,7 +973,7 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
             c->pending_error = 0;
             return rc;
         }
-        if (c->part_count == 0) {
+        if (c->part_count == 0 && !grouped) {
             rlc_set_err(c->err, sizeof(c->err), "no partition is assigned; call "
                         "rl_consumer_assign first");
             return RL_E_INVALID_ARGUMENT;
@@ -872,9 +990,17 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
                 rlc_set_err(c->err, sizeof(c->err), "%s", c->err);
             return last;
         }
-        rc = wait_answers(c, deadline);
+        /* A member never waits past its next heartbeat or auto-commit. */
+        int64_t until = grouped && rlc_group_due_ms(c->group) < deadline
+                            ? rlc_group_due_ms(c->group) : deadline;
+        rc = wait_answers(c, until);
         if (rc < 0)
             return rc;
+        if (grouped && rlc_now_ms() >= rlc_group_due_ms(c->group)) {
+            rc = rlc_group_duty(c->group);
+            if (rc)
+                return group_result(c, rc);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 # the broker); the shared object exports just the rl_ API (libringlog.map) and links with
 # -z defs so a missing dependency fails the build instead of the user's program.
 CLIENT_SRCS += client/config.c client/partition.c client/json.c client/conn.c client/meta.c \
-               client/producer.c client/consumer.c client/admin.c
+               client/producer.c client/consumer.c client/group.c client/admin.c
 
 # The file is named by its soname (what programs load); libringlog.so is the link-time symlink.
 LIB_CLIENT_SO := $(BUILD)/lib/libringlog.so
@@ -39,6 +39,9 @@ TESTS += $(BUILD)/tests/integration/test_client_so
 
 # The suites that run real brokers, and the benchmark, need ringlogd in the build (broker/ is
 # included before this fragment, so BINS already says whether it is).
+# The answer-losing proxy of the idempotence and group tests.
+TESTLIB_SRCS += tests/integration/tl_proxy.c
+
 ifneq ($(filter $(BUILD)/bin/ringlogd,$(BINS)),)
 TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli
 TEST_DEPS += $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd

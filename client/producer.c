@@ -33,6 +33,7 @@
 #define MAX_REQ_BYTES (16u * 1024 * 1024) /* batch bytes in one Produce request (soft) */
 #define MAX_REQ_BATCHES (RLC_FRAME_IOV - 1)
 #define MAX_INFLIGHT_REQS 5
+#define MAX_INFLIGHT_PART 5 /* the bound of max.in.flight.per.partition */
 
 struct ptopic;
 
@@ -49,6 +50,8 @@ struct pbatch {
     int64_t retry_at_ms;
     int attempts;
     int error;           /* when settled */
+    bool stamped;        /* idempotence: carries (producer id, epoch, base_seq) and was sent */
+    int32_t base_seq;    /* idempotence: valid while stamped */
     int64_t base_offset; /* when settled successfully */
     char *error_message; /* owned, or NULL */
     uint8_t data[];
@@ -66,6 +69,15 @@ struct ppart {
     size_t open_mem;
     struct pbatch *q_head, *q_tail; /* sealed, in send order */
     int inflight;
+    /* Idempotence. next_seq: the sequence the next batch sent for the first time gets;
+     * seal_seq: the sequence the open batch will most likely get, written into it when it is
+     * started so that stamping at send time rarely has to rewrite the header. unres_seq holds
+     * the seal order (pbatch.seq) of stamped batches whose fate is not known yet: at most
+     * max.in.flight.per.partition, because a batch is stamped only when every stamped batch of
+     * its partition is in flight and fewer than that many are. */
+    int32_t next_seq, seal_seq;
+    uint64_t unres_seq[MAX_INFLIGHT_PART];
+    int unres_count;
 };
 
 struct ptopic {
@@ -117,6 +129,19 @@ struct rl_producer {
     uint64_t acked, failed;
     uint64_t next_seq;
     uint64_t rnd;
+    /* Idempotence (enable.idempotence and acks != 0): the producer id and epoch from
+     * InitProducerId (-1 until known). need_bump is set when a stamped batch ended without
+     * success (its sequence may have left a gap): no new batch is stamped until every stamped
+     * batch is resolved, then the epoch is bumped and sequences restart at 0. fatal is a
+     * sticky PRODUCER_FENCED: another instance took over this producer id. */
+    bool idem;
+    int64_t pid;
+    int16_t epoch;
+    bool need_bump;
+    int unresolved; /* stamped batches not yet settled, all partitions */
+    int fatal;
+    int init_failures;
+    int64_t init_next_ms;
     char err[512];
 };
 
@@ -145,6 +170,10 @@ struct rl_producer *rl_producer_new(const struct rl_conf *conf, char *err, size_
     pthread_cond_init(&p->cond, &ca);
     pthread_condattr_destroy(&ca);
     p->rnd = (uint64_t)rlc_wall_ms() ^ (uint64_t)(uintptr_t)p ^ 0x9E3779B97F4A7C15ULL;
+    /* acks=0 gets no answers, so there is nothing to deduplicate retries against. */
+    p->idem = conf->enable_idempotence && conf->acks != 0;
+    p->pid = -1;
+    p->epoch = -1;
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->wake_fd < 0) {
         rlc_set_err(err, errlen, "eventfd: %s", strerror(errno));
@@ -250,6 +279,22 @@ static int topic_get(struct rl_producer *p, const char *name, struct ptopic **ou
     return 0;
 }
 
+/* Sequences count records and wrap from INT32_MAX to 0, as the broker expects. */
+static int32_t seq_add(int32_t seq, uint32_t count)
+{
+    return (int32_t)(((uint32_t)seq + count) & (uint32_t)INT32_MAX);
+}
+
+/* Starts the partition's next batch with the idempotence fields it will most likely carry, so
+ * the header rarely needs rewriting (and rehashing) when the batch is first sent (lock held). */
+static void part_reset(struct rl_producer *p, struct ppart *pt)
+{
+    if (p->idem && p->pid >= 0)
+        batch_builder_reset(pt->bld, p->pid, p->epoch, pt->seal_seq);
+    else
+        batch_builder_reset(pt->bld, -1, -1, -1);
+}
+
 /* Seals the open batch of a partition into its send queue (lock held). */
 static int part_seal(struct rl_producer *p, struct ppart *pt)
 {
@@ -274,7 +319,8 @@ static int part_seal(struct rl_producer *p, struct ppart *pt)
     pt->opq_cap = 0;
     pt->first_ms = 0;
     pt->open_mem = 0;
-    batch_builder_reset(pt->bld, -1, -1, -1);
+    pt->seal_seq = seq_add(pt->seal_seq, b->count);
+    part_reset(p, pt);
     if (pt->q_tail)
         pt->q_tail->next = b;
     else
@@ -354,7 +400,7 @@ static int part_add(struct rl_producer *p, struct ppart *pt, const struct batch_
                                        p->conf.compression_level);
         if (!pt->bld)
             return -ENOMEM;
-        batch_builder_reset(pt->bld, -1, -1, -1);
+        part_reset(p, pt);
     }
     int rc = opaque_reserve(p, pt);
     if (rc == 0)
@@ -423,6 +469,10 @@ int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m)
     int32_t partition = m->partition;
     if (p->stop) {
         rc = RL_E_CLOSED;
+        goto out;
+    }
+    if (p->fatal) {
+        rc = p->fatal; /* p->err already says why */
         goto out;
     }
     if (partition != RL_PARTITION_ANY && (partition < 0 || partition >= t->meta.partitions)) {
@@ -545,23 +595,130 @@ int rl_producer_destroy(struct rl_producer *p, int timeout_ms)
 
 /* --- the I/O thread --------------------------------------------------------------------------- */
 
-/* Settles a batch now or puts it back at the front of its queue for a retry (lock held). */
+/* Puts a batch back into its partition's queue in seal order (lock held). Batches coming back
+ * were sent before every batch still queued, so the walk stops within the few retried ones at
+ * the front; seal order is sequence order, which is what the broker accepts. */
+static void requeue(struct ppart *pt, struct pbatch *b)
+{
+    struct pbatch **pp = &pt->q_head;
+    while (*pp && (*pp)->seq < b->seq)
+        pp = &(*pp)->next;
+    b->next = *pp;
+    *pp = b;
+    if (!b->next)
+        pt->q_tail = b;
+}
+
+/* Gives a batch its producer id, epoch and base sequence as it is sent for the first time
+ * under the current epoch (lock held). The header was usually started with these values
+ * (part_reset); when not (the first batches, or after an epoch bump) it is rewritten and its
+ * checksum recomputed. */
+static void idem_stamp(struct rl_producer *p, struct ppart *pt, struct pbatch *b)
+{
+    b->base_seq = pt->next_seq;
+    pt->next_seq = seq_add(pt->next_seq, b->count);
+    struct batch_header h;
+    if (batch_header_decode(b->data, b->len, &h) != 0 || h.producer_id != p->pid ||
+        h.producer_epoch != p->epoch || h.base_sequence != b->base_seq) {
+        uint8_t *d = b->data;
+        uint64_t pid = (uint64_t)p->pid;
+        uint16_t ep = (uint16_t)p->epoch;
+        uint32_t sq = (uint32_t)b->base_seq;
+        for (int i = 0; i < 8; i++)
+            d[BATCH_OFF_PRODUCER_ID + i] = (uint8_t)(pid >> (8 * i));
+        for (int i = 0; i < 2; i++)
+            d[BATCH_OFF_PRODUCER_EPOCH + i] = (uint8_t)(ep >> (8 * i));
+        for (int i = 0; i < 4; i++)
+            d[BATCH_OFF_BASE_SEQUENCE + i] = (uint8_t)(sq >> (8 * i));
+        uint64_t sum = batch_compute_checksum(d, b->len);
+        for (int i = 0; i < 8; i++)
+            d[BATCH_OFF_CHECKSUM + i] = (uint8_t)(sum >> (8 * i));
+    }
+    b->stamped = true;
+    RL_ASSERT(pt->unres_count < MAX_INFLIGHT_PART);
+    pt->unres_seq[pt->unres_count++] = b->seq;
+    p->unresolved++;
+}
+
+/* The batch's fate is now known (or given up on): it no longer holds back an epoch bump. */
+static void idem_unstamp(struct rl_producer *p, struct pbatch *b)
+{
+    if (!b->stamped)
+        return;
+    struct ppart *pt = b->part;
+    for (int i = 0; i < pt->unres_count; i++) {
+        if (pt->unres_seq[i] == b->seq) {
+            pt->unres_seq[i] = pt->unres_seq[--pt->unres_count];
+            break;
+        }
+    }
+    b->stamped = false;
+    p->unresolved--;
+}
+
+/* A stamped batch ends without success: the broker may or may not have its sequence, so later
+ * batches could meet a gap. Sequences restart under a bumped epoch once nothing stamped is
+ * left unresolved (lock held). */
+static void idem_settle_failed(struct rl_producer *p, struct pbatch *b)
+{
+    if (!b->stamped)
+        return;
+    idem_unstamp(p, b);
+    if (!p->fatal)
+        p->need_bump = true;
+}
+
+/* Is a batch sealed before b, of the same partition, still waiting for its fate? Then a gap
+ * the broker reports for b is that predecessor's doing, and b only has to be sent again. */
+static bool idem_predecessor_pending(const struct pbatch *b)
+{
+    const struct ppart *pt = b->part;
+    for (int i = 0; i < pt->unres_count; i++)
+        if (pt->unres_seq[i] < b->seq)
+            return true;
+    return false;
+}
+
+/* OUT_OF_ORDER_SEQUENCE or UNKNOWN_PRODUCER_ID for a stamped batch (lock held). With a
+ * predecessor pending the batch waits behind it and goes again with the same sequence.
+ * Otherwise the broker certainly did not append it, nor any later batch of the partition:
+ * they are unstamped and wait for the epoch bump that restarts sequences. */
+static void idem_gap(struct rl_producer *p, struct pbatch *b, int64_t now)
+{
+    struct ppart *pt = b->part;
+    if (!idem_predecessor_pending(b)) {
+        idem_unstamp(p, b);
+        for (struct pbatch *q = pt->q_head; q; q = q->next)
+            if (q->stamped && q->seq > b->seq)
+                idem_unstamp(p, q);
+        if (!p->fatal)
+            p->need_bump = true;
+    }
+    b->retry_at_ms = now;
+    requeue(pt, b);
+}
+
+/* Settles a batch now or puts it back in its queue for a retry (lock held). */
 static void retry_or_fail(struct rl_producer *p, struct pbatch *b, int code, const char *msg,
                           int64_t now, struct pbatch **done)
 {
     struct ppart *pt = b->part;
-    if (rlc_retriable(code) && now < b->deadline_ms && !p->stop) {
+    if (rlc_retriable(code) && now < b->deadline_ms && !p->stop && !p->fatal) {
         b->attempts++;
         b->retry_at_ms = now + rlc_backoff_ms(b->attempts, p->conf.retry_backoff_ms,
                                               p->conf.retry_backoff_max_ms, rlc_rand(&p->rnd));
-        b->next = pt->q_head;
-        pt->q_head = b;
-        if (!pt->q_tail)
-            pt->q_tail = b;
+        requeue(pt, b);
         if (rlc_needs_metadata(code) || code < 0)
             pt->topic->refresh = true;
         return;
     }
+    if (code == RL_E_PRODUCER_FENCED && !p->fatal) {
+        p->fatal = code;
+        rlc_set_err(p->err, sizeof(p->err), "producer fenced: another producer instance took "
+                    "over producer id %lld with a newer epoch; this producer can send no more",
+                    (long long)p->pid);
+    }
+    idem_settle_failed(p, b);
     b->error = code;
     if (code == RL_E_TIMED_OUT || rlc_retriable(code)) {
         char buf[512];
@@ -624,11 +781,14 @@ static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
             struct pbatch **pp = &pt->q_head, *last = NULL;
             while (*pp) {
                 struct pbatch *b = *pp;
-                if (now >= b->deadline_ms || p->stop) {
+                if (now >= b->deadline_ms || p->stop || p->fatal) {
                     *pp = b->next;
-                    b->error = p->stop ? RL_E_SHUTTING_DOWN : RL_E_TIMED_OUT;
+                    idem_settle_failed(p, b);
+                    b->error = p->stop ? RL_E_SHUTTING_DOWN : p->fatal ? p->fatal
+                                                                       : RL_E_TIMED_OUT;
                     b->error_message = strdup(p->stop ? "producer closed before the batch was "
-                                              "sent" : "not sent within delivery.timeout.ms; "
+                                              "sent" : p->fatal ? p->err
+                                              : "not sent within delivery.timeout.ms; "
                                               "is the partition's leader reachable?");
                     b->next = *done;
                     *done = b;
@@ -739,8 +899,14 @@ static bool take_batch(struct rl_producer *p, struct ppart *pt, int bi, int64_t 
     if (!b || pt->broker != bi || b->retry_at_ms > now ||
         pt->inflight >= p->conf.max_in_flight_per_partition)
         return true;
+    /* A batch gets its sequence only when it may go: the producer id is known, no epoch bump
+     * is waiting (then only batches already stamped go, to learn their fate). */
+    if (p->idem && !b->stamped && (p->pid < 0 || p->need_bump || p->fatal))
+        return true;
     if (r->n > 0 && *bytes + b->len > MAX_REQ_BYTES)
         return false;
+    if (p->idem && !b->stamped)
+        idem_stamp(p, pt, b);
     pt->q_head = b->next;
     if (!pt->q_head)
         pt->q_tail = NULL;
@@ -884,8 +1050,18 @@ static void handle_answer(struct rl_producer *p, struct pbroker *br, Ringlog__Re
                                                                       : find_result(pr, b);
         int code = resp->error_code ? resp->error_code : res ? res->error_code
                                                              : RL_E_FRAME_MALFORMED;
+        /* A duplicate is a retry of a batch the broker already has: the answer carries the
+         * original offsets, and for the application it is simply delivered. */
+        if (code == RL_E_DUPLICATE_SEQUENCE && b->stamped)
+            code = 0;
+        if ((code == RL_E_OUT_OF_ORDER_SEQUENCE || code == RL_E_UNKNOWN_PRODUCER_ID) &&
+            b->stamped && now < b->deadline_ms && !p->stop) {
+            idem_gap(p, b, now);
+            continue;
+        }
         if (code == 0) {
-            b->base_offset = res->base_offset;
+            idem_unstamp(p, b);
+            b->base_offset = res ? res->base_offset : -1;
             b->next = *done;
             *done = b;
             continue;
@@ -1045,6 +1221,83 @@ static void wait_and_service(struct rl_producer *p, int64_t wake_at, struct pbat
             service(p, &p->brokers[idx[k]], pfd[k].revents, done);
 }
 
+/* After InitProducerId answered (lock held): sequences restart at 0 under the new epoch. Every
+ * queued batch is unstamped (nothing stamped is unresolved when this runs), so each gets its
+ * new sequence as it is sent, in queue order. */
+static void idem_restart(struct rl_producer *p, int64_t pid, int16_t epoch)
+{
+    p->pid = pid;
+    p->epoch = epoch;
+    p->need_bump = false;
+    for (int i = 0; i < p->topic_count; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->meta.partitions; j++) {
+            struct ppart *pt = &t->parts[j];
+            RL_ASSERT(pt->unres_count == 0);
+            pt->next_seq = 0;
+            pt->seal_seq = 0;
+            for (struct pbatch *b = pt->q_head; b; b = b->next)
+                pt->seal_seq = seq_add(pt->seal_seq, b->count);
+        }
+    }
+}
+
+/* Asks for a producer id (the first time) or an epoch bump (need_bump, once no stamped batch
+ * is unresolved), on the metadata connection (lock NOT held: it waits on the network, bounded by
+ * request.timeout.ms). A failure is retried with backoff; batches wait meanwhile, bounded by
+ * their delivery timeout. A broker without the API, or a fenced producer, is fatal. */
+static void idem_init(struct rl_producer *p, int64_t now)
+{
+    pthread_mutex_lock(&p->lock);
+    bool go = p->idem && !p->fatal && !p->stop && p->topic_count > 0 && now >= p->init_next_ms &&
+              (p->pid < 0 || (p->need_bump && p->unresolved == 0));
+    Ringlog__InitProducerIdRequest ir = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
+    ir.producer_id = p->pid;
+    ir.producer_epoch = p->epoch;
+    pthread_mutex_unlock(&p->lock);
+    if (!go)
+        return;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
+    req.init_producer_id = &ir;
+    Ringlog__Response *resp = NULL;
+    const uint8_t *data;
+    size_t dlen;
+    int rc = rlc_meta_call(&p->meta, &req, p->conf.request_timeout_ms, &resp, &data, &dlen);
+    if (rc == 0 && (resp->body_case != RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID ||
+                    resp->init_producer_id->producer_id < 0 ||
+                    resp->init_producer_id->producer_epoch < 0 ||
+                    resp->init_producer_id->producer_epoch > INT16_MAX)) {
+        rc = RL_E_FRAME_MALFORMED;
+        rlc_set_err(p->meta.err, sizeof(p->meta.err), "InitProducerId answer is malformed");
+    }
+    pthread_mutex_lock(&p->lock);
+    if (rc == 0) {
+        RL_DEBUG("producer: id %lld epoch %d", (long long)resp->init_producer_id->producer_id,
+                 resp->init_producer_id->producer_epoch);
+        idem_restart(p, resp->init_producer_id->producer_id,
+                     (int16_t)resp->init_producer_id->producer_epoch);
+        p->init_failures = 0;
+    } else if (rc == RL_E_UNKNOWN_API || rc == RL_E_UNSUPPORTED_VERSION ||
+               rc == RL_E_PRODUCER_FENCED || rc == RL_E_INVALID_PRODUCER_EPOCH) {
+        p->fatal = rc;
+        rlc_set_err(p->err, sizeof(p->err), rc == RL_E_PRODUCER_FENCED ||
+                    rc == RL_E_INVALID_PRODUCER_EPOCH ? "producer fenced: %s" :
+                    "the broker cannot give an idempotent producer its id (%s); set "
+                    "enable.idempotence=false to produce without it", p->meta.err);
+    } else {
+        p->init_failures++;
+        p->init_next_ms = rlc_now_ms() + rlc_backoff_ms(p->init_failures,
+                                                        p->conf.retry_backoff_ms,
+                                                        p->conf.retry_backoff_max_ms,
+                                                        rlc_rand(&p->rnd));
+        rlc_set_err(p->err, sizeof(p->err), "cannot get a producer id: %s", p->meta.err);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (resp)
+        ringlog__response__free_unpacked(resp, NULL);
+}
+
 static void *io_main(void *arg)
 {
     struct rl_producer *p = arg;
@@ -1064,6 +1317,7 @@ static void *io_main(void *arg)
         if (stop)
             break;
         done = NULL;
+        idem_init(p, rlc_now_ms());
         prepare_network(p, rlc_now_ms());
         pthread_mutex_lock(&p->lock);
         now = rlc_now_ms();

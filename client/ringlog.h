@@ -69,15 +69,30 @@ const char *rl_version(void);
  *   max.block.ms           how long rl_producer_send waits for buffer space (60000)
  *   delivery.timeout.ms    bound on a record's whole life: batching, retries, answers (120000)
  *   max.in.flight          produce requests in flight per broker connection, 1..5 (5)
- *   max.in.flight.per.partition  batches in flight per partition; above 1 a retry may reorder
- *                          records of that partition (1)
+ *   max.in.flight.per.partition  batches in flight per partition, 1..5; with idempotence
+ *                          order is kept through retries; without it, above 1 a retry may
+ *                          reorder records of that partition (5)
+ *   enable.idempotence     true or false (true; off when acks=0): each batch carries the
+ *                          producer id, epoch and a per-partition sequence, so the broker
+ *                          appends a retried batch once and keeps a partition's batches in
+ *                          order; see "producer" below
  *  consumer:
  *   fetch.min.bytes        a fetch waits until this much data is there... (1)
  *   fetch.max.wait.ms      ...or this long (500)
  *   fetch.max.bytes        bound on one fetch response (52428800)
  *   max.partition.fetch.bytes  bound per partition in one fetch (1048576)
- *   auto.offset.reset      where to go after OFFSET_OUT_OF_RANGE: earliest, latest or none
- *                          (none: rl_consumer_poll returns the error) (earliest)
+ *   auto.offset.reset      where to go after OFFSET_OUT_OF_RANGE, and where a group member
+ *                          starts a partition the group never committed: earliest, latest or
+ *                          none (none: rl_consumer_poll returns the error) (earliest)
+ *  consumer groups (rl_consumer_subscribe):
+ *   group.id               the group to join ("": none)
+ *   session.timeout.ms     the coordinator drops a member it has not heard from this long (10000)
+ *   heartbeat.interval.ms  how often rl_consumer_poll heartbeats (3000)
+ *   rebalance.timeout.ms   how long a rebalance waits for members to rejoin (30000)
+ *   partition.assignment.strategy  range or roundrobin (range)
+ *   enable.auto.commit     true or false (true): commit what poll has handed out, every
+ *                          auto.commit.interval.ms, before partitions are revoked and on close
+ *   auto.commit.interval.ms  (5000)
  */
 struct rl_conf;
 
@@ -116,6 +131,28 @@ typedef void (*rl_delivery_cb)(void *ctx, const struct rl_delivery *d);
  * alive for the producer's lifetime). */
 void rl_conf_set_delivery_cb(struct rl_conf *conf, rl_delivery_cb cb, void *ctx);
 
+struct rl_consumer;
+
+/* A partition named in a rebalance callback. */
+struct rl_topic_partition {
+    const char *topic;
+    int32_t partition;
+};
+
+enum rl_rebalance_event {
+    RL_REBALANCE_REVOKED = 1,  /* the partitions are about to be taken away */
+    RL_REBALANCE_ASSIGNED = 2, /* the partitions are now this member's */
+};
+
+/* Called by a group member inside rl_consumer_poll (or rl_consumer_close) on the caller's
+ * thread: REVOKED with the partitions held, before the member rejoins (it may call
+ * rl_consumer_commit / rl_consumer_commit_offset, and must not poll); ASSIGNED with the new
+ * partitions once the group is in sync and their positions are known. Pointers are valid
+ * during the call only. */
+typedef void (*rl_rebalance_cb)(void *ctx, struct rl_consumer *c, int event,
+                                const struct rl_topic_partition *parts, size_t count);
+void rl_conf_set_rebalance_cb(struct rl_conf *conf, rl_rebalance_cb cb, void *ctx);
+
 /* --- producer ---------------------------------------------------------------------------------
  *
  * Records are batched per partition. A batch is sent when it reaches batch.size, when it has
@@ -124,6 +161,17 @@ void rl_conf_set_delivery_cb(struct rl_conf *conf, rl_delivery_cb cb, void *ctx)
  * retries retriable failures (connection loss, NOT_LEADER, UNKNOWN_TOPIC/PARTITION after a
  * metadata refresh, throttling, timeouts) with exponential backoff and full jitter until
  * delivery.timeout.ms, and reports each record's fate through the delivery callback.
+ *
+ * Idempotence (enable.idempotence, the default): the I/O thread asks for a producer id and epoch
+ * (InitProducerId) before the first batch goes out; each batch gets its partition's next
+ * sequence when it is first sent. Up to max.in.flight.per.partition batches per partition are in
+ * flight; a retried batch keeps its sequence and the partition's later batches go again in order
+ * after it, so the broker appends every record once and in send order (a retry of a batch it
+ * already has is answered with the original offsets). When a sent batch ends without an answer
+ * (delivery.timeout.ms) or with an error, the broker may or may not hold its sequence: the
+ * producer lets every other sent batch settle, then bumps its epoch and restarts sequences at 0.
+ * A producer fenced by a newer instance of its id fails further records with
+ * RL_E_PRODUCER_FENCED, as does a broker that cannot hand out producer ids.
  */
 struct rl_producer;
 
@@ -260,6 +308,44 @@ int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t p
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec);
 
 const char *rl_consumer_last_error(struct rl_consumer *c);
+
+/* --- consumer groups ----------------------------------------------------------------------------
+ *
+ * With group.id set, rl_consumer_subscribe makes the consumer a member of that group: the
+ * group's coordinator spreads the subscribed topics' partitions over its members (range or
+ * roundrobin) and moves them when members join, leave or go silent. Membership is driven from
+ * rl_consumer_poll on the caller's thread (no background thread): poll heartbeats every
+ * heartbeat.interval.ms and never waits past the next heartbeat, so an application must call
+ * poll at least every session.timeout.ms or it is dropped from the group (the next poll
+ * rejoins). A rebalance runs inside poll, which may then take longer than its timeout (up to
+ * rebalance.timeout.ms). Each partition starts at the group's committed offset, or
+ * auto.offset.reset when nothing is committed.
+ *
+ * At-least-once: commit after processing. rl_consumer_commit commits every partition's position
+ * (the offset after the last record poll handed out); with enable.auto.commit (default) that
+ * happens every auto.commit.interval.ms when poll is entered, before partitions are revoked,
+ * and on close. A member dropped from the group cannot commit (ILLEGAL_GENERATION or
+ * UNKNOWN_MEMBER_ID), so it never overwrites the new owner's progress.
+ */
+
+/* Joins (at the next poll) the group of group.id with a subscription to these topics (copied).
+ * Returns 0, RL_E_INVALID_CONFIG without group.id, RL_E_UNKNOWN_TOPIC, or a connection error.
+ * Blocks for a metadata lookup per topic. Do not mix with rl_consumer_assign. */
+int rl_consumer_subscribe(struct rl_consumer *c, const char *const *topics, size_t count);
+
+/* Commits the position of every assigned partition that moved since its last commit. Blocks up
+ * to request.timeout.ms. Returns 0 or the coordinator's code (RL_E_REBALANCE_IN_PROGRESS while
+ * the member is between generations, RL_E_ILLEGAL_GENERATION, RL_E_UNKNOWN_MEMBER_ID...). */
+int rl_consumer_commit(struct rl_consumer *c);
+
+/* Commits one partition's next offset to consume (the offset after the last record processed). */
+int rl_consumer_commit_offset(struct rl_consumer *c, const char *topic, int32_t partition,
+                              int64_t offset);
+
+/* Leaves the group: commits positions (with auto-commit), calls the REVOKED callback, sends
+ * LeaveGroup so the partitions move at once (not after the session timeout). Returns the
+ * commit's result. rl_consumer_destroy does this too when it was not done. */
+int rl_consumer_close(struct rl_consumer *c);
 
 /* --- admin ------------------------------------------------------------------------------------ */
 
