@@ -16,6 +16,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "broker/delivery.h"
+#include "broker/idempotence.h"
+#include "broker/offsets.h"
 #include "broker/shard_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
@@ -51,7 +54,12 @@ static void api_versions(struct req *r)
         RINGLOG__API__API_CREATE_TOPICS,  RINGLOG__API__API_DELETE_TOPICS,
         RINGLOG__API__API_DESCRIBE_CONFIGS, RINGLOG__API__API_ALTER_CONFIGS,
         RINGLOG__API__API_PRODUCE,        RINGLOG__API__API_FETCH,
-        RINGLOG__API__API_LIST_OFFSETS,
+        RINGLOG__API__API_LIST_OFFSETS,   RINGLOG__API__API_INIT_PRODUCER_ID,
+        RINGLOG__API__API_FIND_COORDINATOR, RINGLOG__API__API_JOIN_GROUP,
+        RINGLOG__API__API_SYNC_GROUP,     RINGLOG__API__API_HEARTBEAT,
+        RINGLOG__API__API_LEAVE_GROUP,    RINGLOG__API__API_OFFSET_COMMIT,
+        RINGLOG__API__API_OFFSET_FETCH,   RINGLOG__API__API_LIST_GROUPS,
+        RINGLOG__API__API_DESCRIBE_GROUPS,
     };
     size_t n = sizeof(served) / sizeof(served[0]);
     Ringlog__Response *resp = req_response(r);
@@ -377,6 +385,9 @@ struct produce_append {
     bool first;              /* first batch of its partition in the request: sets base_offset */
     uint8_t *copy;           /* deferred: the batch bytes, copied out of the receive buffer */
     struct produce_append *next_deferred;
+    int64_t idem_base;       /* idempotent and deferred: the base offset pstate recorded */
+    struct partition_waiter dup_wait; /* a duplicate waiting for its original to be visible */
+    uint64_t dup_until;
 };
 
 struct produce_state {
@@ -413,6 +424,34 @@ static void produce_fail(struct produce_append *a, int rc)
     }
 }
 
+static void produce_dup_wake(struct partition_waiter *w, uint32_t bytes, bool gone)
+{
+    (void)bytes;
+    struct produce_append *a = w->ctx;
+    if (!gone && a->p->visible_end < a->dup_until)
+        return;
+    partition_unwait(w);
+    if (gone)
+        produce_fail(a, RL_E_UNKNOWN_TOPIC);
+    produce_op_over(a);
+}
+
+/* An append of p failed: duplicates waiting for their originals to become visible would wait
+ * forever (the log refuses appends after a failure), so they fail too. */
+static void produce_dup_fail_all(struct partition *p, int rc)
+{
+    struct partition_waiter *w = p->waiters;
+    for (uint32_t guard = 0; w && guard < (1u << 24); guard++) {
+        struct partition_waiter *next = w->next;
+        if (w->wake == produce_dup_wake) {
+            partition_unwait(w);
+            produce_fail(w->ctx, rc);
+            produce_op_over(w->ctx);
+        }
+        w = next;
+    }
+}
+
 static void produce_append_done(struct plog_append *pa, int result)
 {
     struct produce_append *a = (struct produce_append *)pa;
@@ -428,6 +467,7 @@ static void produce_append_done(struct plog_append *pa, int result)
         partition_advance(p, pa->last_offset + 1, pa->len);
     } else {
         produce_fail(a, result);
+        produce_dup_fail_all(p, result);
     }
     produce_op_over(a);
 }
@@ -454,6 +494,7 @@ static int produce_submit(struct produce_append *a)
         memcpy(a->copy, a->pa.batch, a->pa.len);
         shard_mem_charge(a->r->sh, a->pa.len);
         a->r->sh->m.produce_deferred++;
+        p->deferred_records += a->records;
         a->pa.batch = a->copy;
         a->next_deferred = NULL;
         if (p->deferred_tail)
@@ -487,6 +528,11 @@ static void produce_retry_partition(struct partition *p)
         p->deferred_head = a->next_deferred;
         if (!p->deferred_head)
             p->deferred_tail = NULL;
+        p->deferred_records -= a->records;
+        if (rc == 0 && a->idem_base >= 0 && (uint64_t)a->idem_base != a->pa.base_offset)
+            RL_ERROR("%s-%u: deferred idempotent batch got offset %llu, recorded %lld",
+                     p->topic->name, p->id, (unsigned long long)a->pa.base_offset,
+                     (long long)a->idem_base);
         produce_copy_free(a); /* plog_append copied it, or it failed */
         if (rc) {
             produce_fail(a, rc);
@@ -547,6 +593,52 @@ static int produce_check(struct req *r, const struct topic *t, const uint8_t *d,
     return 0;
 }
 
+/* Idempotence check before appending batch a (header h). Returns 0 to append, 1 for a
+ * duplicate (answered with the original's offsets, once they are visible when acks != 0), or
+ * an error already put in the result. */
+static int produce_idem_check(struct produce_append *a, const struct batch_header *h)
+{
+    struct req *r = a->r;
+    struct produce_state *ps = r->state;
+    struct pstate_verdict v;
+    char msg[320];
+    int rc = idem_check(r->sh->dv->idem, a->p, h, io_wall_ms(r->sh->io), &v, msg, sizeof(msg));
+    if (rc == 0)
+        return 0;
+    if (rc != RL_E_DUPLICATE_SEQUENCE) {
+        a->res->error_code = rc;
+        a->res->error_message = arena_strdup(&r->arena, msg);
+        if (!a->res->error_message)
+            a->res->error_message = (char *)rl_strerror(rc);
+        return rc;
+    }
+    if (a->first)
+        a->res->base_offset = v.dup_base_offset;
+    if (ps->acks == 0 || (uint64_t)v.dup_last_offset < a->p->visible_end)
+        return 1;
+    /* The original is still being written: answer once it is durable, like the original. */
+    a->dup_until = (uint64_t)v.dup_last_offset + 1;
+    a->dup_wait.wake = produce_dup_wake;
+    a->dup_wait.ctx = a;
+    partition_wait(a->p, &a->dup_wait);
+    a->p->pins++;
+    r->pending++;
+    return 1;
+}
+
+/* Records an idempotent batch just submitted: its offsets are assigned, or (queued behind a
+ * full log) will be the log end plus the records queued before it. */
+static void produce_idem_record(struct produce_append *a, const struct batch_header *h)
+{
+    struct partition *p = a->p;
+    uint64_t base = a->pa.base_offset;
+    if (a->copy) {
+        base = plog_end_offset(p->log) + p->deferred_records - a->records;
+        a->idem_base = (int64_t)base;
+    }
+    idem_record(a->r->sh->dv->idem, p, h, base, io_wall_ms(a->r->sh->io));
+}
+
 static void produce_partition(struct req *r, const char *topic, const Ringlog__ProducePartition *pp,
                               const uint8_t *d, Ringlog__ProducePartitionResult *res)
 {
@@ -565,6 +657,12 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
         return;
     }
     res->log_start_offset = (int64_t)plog_start_offset(p->log);
+    if (!strcmp(topic, OFFSETS_TOPIC)) {
+        res->error_code = RL_E_INVALID_REQUEST;
+        res->error_message = (char *)"__consumer_offsets is internal: only the group "
+                                     "coordinator writes it (use OffsetCommit)";
+        return;
+    }
     if (produce_check(r, p->topic, d, pp->data_len, res, &count))
         return;
     struct produce_append *as = api_alloc(r, count * sizeof(*as));
@@ -587,7 +685,19 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
         a->res = res;
         a->records = h.record_count;
         a->first = i == 0;
+        a->idem_base = -1;
+        if (h.producer_id >= 0) {
+            rc = produce_idem_check(a, &h);
+            if (rc == 1) {
+                pos += h.batch_len;
+                continue; /* a duplicate: answered with the original's offsets */
+            }
+            if (rc)
+                return;
+        }
         rc = produce_submit(a);
+        if (rc == 0 && h.producer_id >= 0)
+            produce_idem_record(a, &h);
         if (rc) {
             res->error_code = rc;
             res->error_message = arena_printf(&r->arena, "batch %u of %s-%u not appended: %s%s",
@@ -1093,6 +1203,17 @@ void api_dispatch(struct req *r, const Ringlog__Request *rq, const uint8_t *data
     case RINGLOG__REQUEST__BODY_PRODUCE: return api_produce(r, rq->produce, data);
     case RINGLOG__REQUEST__BODY_FETCH: return api_fetch(r, rq->fetch);
     case RINGLOG__REQUEST__BODY_LIST_OFFSETS: return api_list_offsets(r, rq->list_offsets);
+    case RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID:
+    case RINGLOG__REQUEST__BODY_FIND_COORDINATOR:
+    case RINGLOG__REQUEST__BODY_JOIN_GROUP:
+    case RINGLOG__REQUEST__BODY_SYNC_GROUP:
+    case RINGLOG__REQUEST__BODY_HEARTBEAT:
+    case RINGLOG__REQUEST__BODY_LEAVE_GROUP:
+    case RINGLOG__REQUEST__BODY_OFFSET_COMMIT:
+    case RINGLOG__REQUEST__BODY_OFFSET_FETCH:
+    case RINGLOG__REQUEST__BODY_LIST_GROUPS:
+    case RINGLOG__REQUEST__BODY_DESCRIBE_GROUPS:
+        return delivery_dispatch(r, rq);
     default:
         return req_respond_error(r, RL_E_UNKNOWN_API, "unknown request type");
     }

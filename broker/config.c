@@ -221,6 +221,12 @@ void config_broker_default(struct broker_config *cfg)
     cfg->shutdown_timeout_ms = 10000;
     cfg->retention_check_interval_ms = 60000;
     cfg->fetch_splice = 1;
+    cfg->producer_id_expiration_ms = 7ull * 24 * 3600 * 1000;
+    cfg->group_min_session_timeout_ms = 500;
+    cfg->group_max_session_timeout_ms = 300000;
+    cfg->group_max_members = 1000;
+    cfg->max_groups = 10000;
+    cfg->offsets_topic_partitions = 8;
     config_topic_default(&cfg->topic_defaults);
 }
 
@@ -275,6 +281,12 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
     NUM("fetch.splice", fetch_splice, 0, 1)
+    NUM("producer.id.expiration.ms", producer_id_expiration_ms, 1000, 1ll << 42)
+    NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
+    NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, 100, 3600000)
+    NUM("group.max.members", group_max_members, 1, 100000)
+    NUM("max.groups", max_groups, 1, 1000000)
+    NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
 #undef NUM
     return 1;
 }
@@ -379,7 +391,9 @@ const char *config_broker_usage(void)
            "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
            "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
-           "retention.check.interval.ms, fetch.splice (0/1), and the topic keys\n"
+           "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
+           "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
+           "max.groups, offsets.topic.num.partitions, and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
            "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n";

@@ -90,6 +90,12 @@ struct broker_config {
     uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
     uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */
+    uint64_t producer_id_expiration_ms;  /* producer.id.expiration.ms: idle producers forgotten */
+    uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */
+    uint32_t group_max_session_timeout_ms; /* group.max.session.timeout.ms */
+    uint32_t group_max_members;          /* group.max.members */
+    uint32_t max_groups;                 /* max.groups */
+    uint32_t offsets_topic_partitions;   /* offsets.topic.num.partitions (__consumer_offsets) */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */
 };
 

@@ -81,6 +81,16 @@ Ringlog__Api frame_request_api(const Ringlog__Request *req)
     case RINGLOG__REQUEST__BODY_PRODUCE:
     case RINGLOG__REQUEST__BODY_FETCH:
     case RINGLOG__REQUEST__BODY_LIST_OFFSETS:
+    case RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID:
+    case RINGLOG__REQUEST__BODY_FIND_COORDINATOR:
+    case RINGLOG__REQUEST__BODY_JOIN_GROUP:
+    case RINGLOG__REQUEST__BODY_SYNC_GROUP:
+    case RINGLOG__REQUEST__BODY_HEARTBEAT:
+    case RINGLOG__REQUEST__BODY_LEAVE_GROUP:
+    case RINGLOG__REQUEST__BODY_OFFSET_COMMIT:
+    case RINGLOG__REQUEST__BODY_OFFSET_FETCH:
+    case RINGLOG__REQUEST__BODY_LIST_GROUPS:
+    case RINGLOG__REQUEST__BODY_DESCRIBE_GROUPS:
         /* Field numbers are the Api values plus 9 (see the proto). */
         return (Ringlog__Api)(req->body_case - 9);
     default:
@@ -100,6 +110,16 @@ const char *frame_api_name(Ringlog__Api api)
     case RINGLOG__API__API_PRODUCE: return "produce";
     case RINGLOG__API__API_FETCH: return "fetch";
     case RINGLOG__API__API_LIST_OFFSETS: return "list_offsets";
+    case RINGLOG__API__API_INIT_PRODUCER_ID: return "init_producer_id";
+    case RINGLOG__API__API_FIND_COORDINATOR: return "find_coordinator";
+    case RINGLOG__API__API_JOIN_GROUP: return "join_group";
+    case RINGLOG__API__API_SYNC_GROUP: return "sync_group";
+    case RINGLOG__API__API_HEARTBEAT: return "heartbeat";
+    case RINGLOG__API__API_LEAVE_GROUP: return "leave_group";
+    case RINGLOG__API__API_OFFSET_COMMIT: return "offset_commit";
+    case RINGLOG__API__API_OFFSET_FETCH: return "offset_fetch";
+    case RINGLOG__API__API_LIST_GROUPS: return "list_groups";
+    case RINGLOG__API__API_DESCRIBE_GROUPS: return "describe_groups";
     default: return "unknown";
     }
 }

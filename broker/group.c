@@ -596,6 +596,16 @@ int group_check_commit(const struct group *g, const char *member_id, int32_t gen
     return generation == g->generation ? 0 : RL_E_ILLEGAL_GENERATION;
 }
 
+const char *group_id_of(const struct group *g)
+{
+    return g->id;
+}
+
+const char *group_assignor_of(const struct group *g)
+{
+    return g->assignor;
+}
+
 enum group_state group_get_state(const struct group *g)
 {
     return g->state;

@@ -113,7 +113,10 @@ uint32_t group_tick(struct group *g, int64_t now_ms);
  * has no members. */
 int group_check_commit(const struct group *g, const char *member_id, int32_t generation);
 
-/* Introspection for DescribeGroups and tests. */
+/* Introspection for DescribeGroups and tests. The id and assignor (NULL before the first
+ * rebalance) are owned by the group. */
+const char *group_id_of(const struct group *g);
+const char *group_assignor_of(const struct group *g);
 enum group_state group_get_state(const struct group *g);
 int32_t group_generation(const struct group *g);
 uint32_t group_member_count(const struct group *g);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/delivery.h"
 #include "broker/shard_internal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -165,6 +166,9 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("topics", "gauge", topics_count(sh->topics));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
 #undef G
+    char dv[4096];
+    if (delivery_metrics(sh, dv, sizeof(dv)))
+        sb_printf(b, "%s", dv);
     metrics_apis(sh, b);
     metrics_partitions(sh, b);
 }

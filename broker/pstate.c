@@ -113,6 +113,12 @@ static struct pstate_entry *pstate_find(const struct pstate *ps, int64_t produce
     return NULL;
 }
 
+int pstate_producer_epoch(const struct pstate *ps, int64_t producer_id)
+{
+    const struct pstate_entry *e = producer_id >= 0 ? pstate_find(ps, producer_id) : NULL;
+    return e ? e->epoch : -1;
+}
+
 static struct pstate_entry *pstate_insert(struct pstate *ps, int64_t producer_id)
 {
     if (ps->count >= ps->max_producers)

@@ -65,6 +65,9 @@ void pstate_truncate(struct pstate *ps, int64_t offset);
 
 uint32_t pstate_count(const struct pstate *ps);
 
+/* The producer's current epoch in this partition, or -1 when it has no state here. */
+int pstate_producer_epoch(const struct pstate *ps, int64_t producer_id);
+
 /* Snapshot: a self-contained, checksummed byte image of the table as of log offset
  * `next_offset` (replay resumes there). pstate_snapshot_size() bounds the bytes needed.
  * Encode returns the bytes written or RL_E_FULL if cap is too small. Decode replaces the table's

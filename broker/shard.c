@@ -11,6 +11,7 @@
  * Responses leave in request order; every response that is ready at the head of the queue
  * goes out in one sendmsg.
  */
+#include "broker/delivery.h"
 #include "broker/shard_internal.h"
 
 #include <arpa/inet.h>
@@ -969,6 +970,7 @@ static void shard_process(struct shard *sh)
     }
     http_process(sh);
     api_produce_retry(sh);
+    delivery_process(sh);
     shard_reap_limbo(sh);
     shard_handle_tick(sh);
     shard_arm_accepts(sh);
@@ -996,6 +998,7 @@ static void shard_begin_stop(struct shard *sh)
         api_fetch_wake_all(c);
         shard_mark_conn(c);
     }
+    delivery_begin_stop(sh); /* pending joins are answered, not left to the deadline */
 }
 
 static void shard_force_close(struct shard *sh)
@@ -1110,6 +1113,9 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     rc = topics_open(cfg, sh->st, &sh->topics, err, err_cap);
     if (rc)
         goto fail;
+    rc = delivery_open(sh, err, err_cap);
+    if (rc)
+        goto fail;
     rc = shard_listen(cfg->listen_host, cfg->listen_port, &sh->listen_fd, &sh->port);
     if (rc) {
         snprintf(err, err_cap, "cannot listen on %s:%u: %s", cfg->listen_host,
@@ -1143,6 +1149,7 @@ void shard_destroy(struct shard *sh)
      * those are freed only afterwards. */
     topics_close(sh->topics);
     sh->topics = NULL;
+    delivery_close(sh); /* after the logs: commit callbacks may still run while they close */
     if (sh->st)
         storage_destroy(sh->st);
     while (sh->limbo) {

@@ -29,10 +29,11 @@
 #define FETCH_DEFAULT_MAX_BYTES (50u * 1024 * 1024) /* when a fetch says max_bytes 0 */
 #define FETCH_MAX_WAIT_MS 300000u    /* longest long-poll a client may ask for */
 #define METRICS_BUCKETS 16
-#define METRICS_APIS 10              /* Ringlog__Api values 0..9 */
+#define METRICS_APIS 20              /* Ringlog__Api values 0..19 */
 
 struct shard;
 struct conn;
+struct delivery;
 
 /* One request on a connection, from its frame to its response being sent. */
 struct req {
@@ -134,6 +135,7 @@ struct shard {
     struct io *io;
     struct storage *st;
     struct topics *topics;
+    struct delivery *dv;             /* idempotence and consumer groups (broker/delivery.h) */
     int listen_fd, http_fd;
     uint16_t port, http_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker/idempotence.h"
 #include "broker/metalog.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -37,6 +38,7 @@ struct topics {
     size_t n_doomed, cap_doomed;
     uint32_t partitions_total;
     bool replaying;          /* metadata replay: build the table, open logs afterwards */
+    int64_t producer_id_block_end; /* ids below were handed out or reserved */
     struct topics_gone *gone; /* replay only */
     size_t n_gone, cap_gone;
 };
@@ -70,6 +72,8 @@ static void topic_free(struct topic *t)
     for (size_t i = 0; i < t->n_split_keys; i++)
         free(t->split_keys[i].data);
     free(t->split_keys);
+    for (uint32_t i = 0; t->parts && i < t->partition_count; i++)
+        idem_part_free(t->parts[i].idem);
     free(t->parts);
     free(t);
 }
@@ -542,6 +546,24 @@ int topics_alter(struct topics *tp, const char *name, Ringlog__ConfigEntry *cons
     return 0;
 }
 
+int64_t topics_producer_id_block_end(const struct topics *tp)
+{
+    return tp->producer_id_block_end;
+}
+
+int topics_reserve_producer_ids(struct topics *tp, int64_t block_end)
+{
+    if (block_end <= tp->producer_id_block_end)
+        return RL_E_INVALID_ARGUMENT;
+    Ringlog__MetaRecord rec = RINGLOG__META_RECORD__INIT;
+    rec.body_case = RINGLOG__META_RECORD__BODY_PRODUCER_ID_BLOCK_END;
+    rec.producer_id_block_end = block_end;
+    int rc = topics_persist(tp, &rec);
+    if (rc == 0)
+        tp->producer_id_block_end = block_end;
+    return rc;
+}
+
 /* --- open / close / maintenance --------------------------------------------------------------- */
 
 static int topics_replay_one(void *ctx, const uint8_t *payload, uint32_t len)
@@ -572,6 +594,10 @@ static int topics_replay_one(void *ctx, const uint8_t *payload, uint32_t len)
         break;
     case RINGLOG__META_RECORD__BODY_DELETE_TOPIC:
         topics_delete(tp, rec->delete_topic, err, sizeof(err));
+        break;
+    case RINGLOG__META_RECORD__BODY_PRODUCER_ID_BLOCK_END:
+        if (rec->producer_id_block_end > tp->producer_id_block_end)
+            tp->producer_id_block_end = rec->producer_id_block_end;
         break;
     case RINGLOG__META_RECORD__BODY_ALTER_CONFIGS:
         if (topics_alter(tp, rec->alter_configs->name, rec->alter_configs->configs,

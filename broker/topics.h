@@ -45,6 +45,7 @@ struct partition_stats {
 };
 
 struct produce_append; /* broker/api.c: a produce batch waiting for room in the log */
+struct idem_part;      /* broker/idempotence.c: idempotent-producer state */
 
 struct partition {
     struct topic *topic;
@@ -59,6 +60,8 @@ struct partition {
     struct produce_append *deferred_head, *deferred_tail;
     struct partition *deferred_next; /* the shard's list of partitions with deferred appends */
     bool deferred_listed;
+    uint64_t deferred_records;   /* records of the deferred appends (offsets not yet assigned) */
+    struct idem_part *idem;      /* producer state; NULL until first needed (idempotence.c) */
     struct partition_stats stats;
 };
 
@@ -118,6 +121,14 @@ void topics_reap(struct topics *tp);
 
 /* Runs retention on every log (plog_enforce_retention). */
 void topics_enforce_retention(struct topics *tp, int64_t now_ms);
+
+/* The end of the last block of producer ids recorded in the metadata log (0 if none): every
+ * id below it may have been handed out. */
+int64_t topics_producer_id_block_end(const struct topics *tp);
+
+/* Records durably that ids below block_end are reserved (before any is handed out). Returns 0
+ * or the metadata log's error. Blocks (fsync). */
+int topics_reserve_producer_ids(struct topics *tp, int64_t block_end);
 
 /* --- partition helpers ---------------------------------------------------------------------- */
 

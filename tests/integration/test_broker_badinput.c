@@ -143,7 +143,7 @@ Test(badinput, unknown_api)
     expect_error(RL_E_UNKNOWN_API);
     /* An unknown field number (a future API) is the same. */
     uint8_t buf[8 + 3];
-    uint8_t env[] = {0xba, 0x01, 0x00}; /* field 23, wire type 2, length 0 */
+    uint8_t env[] = {0xc2, 0x02, 0x00}; /* field 40, wire type 2, length 0 */
     frame_write_header(buf, sizeof(env), 0);
     memcpy(buf + 8, env, sizeof(env));
     cr_assert_eq(tl_send_raw(&conn, buf, 8 + sizeof(env)), 0);

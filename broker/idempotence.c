@@ -1,0 +1,587 @@
+/*
+ * idempotence: producer ids, epochs and per-partition producer state (see idempotence.h).
+ *
+ * Producer ids: ids below `next_id` were handed out; ids below `block_end` are recorded in the
+ * metadata log as reserved. A restart starts at the recorded block end, so an id reserved before
+ * a crash is never handed out again, even if the crash lost which of its block were used.
+ *
+ * Epochs: `epochs` maps an id to the newest epoch handed out for it (open addressing with
+ * backward-shift deletion, bounded by IDEM_MAX_PRODUCERS; entries idle past
+ * producer.id.expiration.ms are dropped). The produce path fences a batch whose epoch is older
+ * than that, even on a partition the newer epoch has not written yet. The map is not persisted:
+ * after a restart an id's epoch is recovered from the partitions' producer state when a
+ * producer asks to bump it.
+ *
+ * Partition state: loaded on first use (an idempotent batch, or a segment roll) from the
+ * snapshot plus the batch headers after it, up to the partition's visible end. Batches still in
+ * flight when loading cannot carry a producer id: any idempotent batch would have loaded the
+ * state first. A snapshot's next offset covers every batch recorded, including batches whose
+ * append has not completed; if the broker then dies, recovery cuts the log below that offset and
+ * loading truncates the state to the log's end.
+ */
+#include "broker/idempotence.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/config.h"
+#include "broker/topics.h"
+#include "common/batch.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/checkpoint.h"
+#include "storage/plog.h"
+
+#define IDEM_EPOCH_SLOTS (2u * IDEM_MAX_PRODUCERS) /* power of two; load factor <= 0.5 */
+#define IDEM_REPLAY_READ_BYTES (1u << 20)
+#define IDEM_REPLAY_MAX_READS (1u << 24)
+#define IDEM_EXPIRE_EVERY_MS 1000
+
+struct idem_epoch {
+    int64_t producer_id; /* -1: free slot */
+    int64_t last_ms;
+    int16_t epoch;
+};
+
+struct idem_part {
+    struct pstate *ps;          /* NULL until loaded */
+    uint32_t max_producers;     /* of ps */
+    uint32_t seen_segments;     /* segment count at the last look (roll detection) */
+    bool dirty;                 /* recorded since the last snapshot */
+};
+
+struct idem {
+    struct topics *tp;
+    char data_dir[PATH_MAX];
+    int64_t expiration_ms;
+    int64_t next_id, block_end;
+    struct idem_epoch *epochs;
+    uint32_t n_epochs;
+    uint8_t *scratch;           /* snapshot image, CHECKPOINT_MAX_PAYLOAD bytes */
+    int64_t last_expire_ms;
+    struct idem_stats st;
+};
+
+/* --- epoch map -------------------------------------------------------------------------------- */
+
+static uint32_t idem_hash(int64_t id)
+{
+    return (uint32_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 32) & (IDEM_EPOCH_SLOTS - 1);
+}
+
+static struct idem_epoch *idem_epoch_find(const struct idem *id, int64_t producer_id)
+{
+    uint32_t i = idem_hash(producer_id);
+    for (uint32_t n = 0; n < IDEM_EPOCH_SLOTS; n++, i = (i + 1) & (IDEM_EPOCH_SLOTS - 1)) {
+        if (id->epochs[i].producer_id == producer_id)
+            return &id->epochs[i];
+        if (id->epochs[i].producer_id < 0)
+            return NULL;
+    }
+    return NULL;
+}
+
+static void idem_epoch_remove(struct idem *id, uint32_t hole)
+{
+    uint32_t j = hole, mask = IDEM_EPOCH_SLOTS - 1;
+    for (uint32_t n = 0; n < mask; n++) {
+        j = (j + 1) & mask;
+        if (id->epochs[j].producer_id < 0)
+            break;
+        uint32_t home = idem_hash(id->epochs[j].producer_id);
+        /* Move j into the hole when its home is not cyclically within (hole, j]. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            id->epochs[hole] = id->epochs[j];
+            hole = j;
+        }
+    }
+    id->epochs[hole].producer_id = -1;
+    id->n_epochs--;
+}
+
+static void idem_epoch_expire(struct idem *id, int64_t now_ms)
+{
+    for (uint32_t i = 0; i < IDEM_EPOCH_SLOTS; i++) {
+        for (uint32_t guard = 0; guard < IDEM_EPOCH_SLOTS; guard++) {
+            struct idem_epoch *e = &id->epochs[i];
+            if (e->producer_id < 0 || now_ms - e->last_ms <= id->expiration_ms)
+                break;
+            idem_epoch_remove(id, i);
+        }
+    }
+}
+
+static int idem_epoch_set(struct idem *id, int64_t producer_id, int16_t epoch, int64_t now_ms)
+{
+    struct idem_epoch *e = idem_epoch_find(id, producer_id);
+    if (!e) {
+        if (id->n_epochs >= IDEM_MAX_PRODUCERS)
+            idem_epoch_expire(id, now_ms);
+        if (id->n_epochs >= IDEM_MAX_PRODUCERS)
+            return RL_E_LIMIT;
+        uint32_t i = idem_hash(producer_id);
+        while (id->epochs[i].producer_id >= 0)
+            i = (i + 1) & (IDEM_EPOCH_SLOTS - 1);
+        e = &id->epochs[i];
+        e->producer_id = producer_id;
+        id->n_epochs++;
+    }
+    e->epoch = epoch;
+    e->last_ms = now_ms;
+    return 0;
+}
+
+/* --- create / destroy ------------------------------------------------------------------------- */
+
+struct idem *idem_create(struct topics *tp, const struct broker_config *cfg)
+{
+    struct idem *id = calloc(1, sizeof(*id));
+    if (!id)
+        return NULL;
+    id->epochs = malloc(sizeof(*id->epochs) * IDEM_EPOCH_SLOTS);
+    id->scratch = malloc(CHECKPOINT_MAX_PAYLOAD);
+    if (!id->epochs || !id->scratch) {
+        idem_destroy(id);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < IDEM_EPOCH_SLOTS; i++)
+        id->epochs[i].producer_id = -1;
+    id->tp = tp;
+    snprintf(id->data_dir, sizeof(id->data_dir), "%s", cfg->data_dir);
+    id->expiration_ms = (int64_t)cfg->producer_id_expiration_ms;
+    id->block_end = topics_producer_id_block_end(tp);
+    id->next_id = id->block_end;
+    return id;
+}
+
+void idem_destroy(struct idem *id)
+{
+    if (!id)
+        return;
+    free(id->epochs);
+    free(id->scratch);
+    free(id);
+}
+
+void idem_part_free(struct idem_part *ip)
+{
+    if (!ip)
+        return;
+    pstate_destroy(ip->ps);
+    free(ip);
+}
+
+/* --- InitProducerId --------------------------------------------------------------------------- */
+
+static int idem_new_id(struct idem *id, int64_t now_ms, int64_t *out_id, char *msg, size_t cap)
+{
+    if (id->next_id >= id->block_end) {
+        int64_t end = id->block_end + IDEM_BLOCK_SIZE;
+        int rc = topics_reserve_producer_ids(id->tp, end);
+        if (rc) {
+            snprintf(msg, cap, "cannot record a block of producer ids in the metadata log: %s",
+                     rl_strerror(rc));
+            return rc;
+        }
+        id->block_end = end;
+    }
+    int rc = idem_epoch_set(id, id->next_id, 0, now_ms);
+    if (rc) {
+        snprintf(msg, cap, "too many live producers (%u); wait for idle ones to expire "
+                 "(producer.id.expiration.ms)", IDEM_MAX_PRODUCERS);
+        return rc;
+    }
+    *out_id = id->next_id++;
+    return 0;
+}
+
+/* The newest epoch any loaded partition has seen for the id, or -1. */
+static int16_t idem_epoch_from_partitions(const struct idem *id, int64_t producer_id)
+{
+    int16_t best = -1;
+    for (size_t i = 0; i < topics_count(id->tp); i++) {
+        struct topic *t = topics_at(id->tp, i);
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            const struct idem_part *ip = t->parts[k].idem;
+            int e = ip && ip->ps ? pstate_producer_epoch(ip->ps, producer_id) : -1;
+            if (e > best)
+                best = (int16_t)e;
+        }
+    }
+    return best;
+}
+
+int idem_init_producer(struct idem *id, int64_t producer_id, int32_t epoch, int64_t now_ms,
+                       int64_t *out_id, int16_t *out_epoch, char *msg, size_t msg_cap)
+{
+    if (producer_id < -1 || (producer_id >= 0 && producer_id >= id->next_id)) {
+        snprintf(msg, msg_cap, "producer id %lld was never handed out by this broker; ask for "
+                 "a new one with producer_id -1", (long long)producer_id);
+        return RL_E_UNKNOWN_PRODUCER_ID;
+    }
+    if (producer_id == -1) {
+        *out_epoch = 0;
+        return idem_new_id(id, now_ms, out_id, msg, msg_cap);
+    }
+    if (epoch < 0 || epoch > INT16_MAX) {
+        snprintf(msg, msg_cap, "producer epoch %d is out of range [0, %d]", epoch, INT16_MAX);
+        return RL_E_INVALID_PRODUCER_EPOCH;
+    }
+    const struct idem_epoch *e = idem_epoch_find(id, producer_id);
+    int32_t current = e ? e->epoch : idem_epoch_from_partitions(id, producer_id);
+    if (current < 0)
+        current = epoch; /* unknown after a restart and nothing stored: trust the producer */
+    if (epoch < current) {
+        snprintf(msg, msg_cap, "producer %lld epoch %d is fenced: epoch %d was handed out since",
+                 (long long)producer_id, epoch, current);
+        return RL_E_PRODUCER_FENCED;
+    }
+    if (epoch > current) {
+        snprintf(msg, msg_cap, "producer %lld epoch %d was never handed out (current %d)",
+                 (long long)producer_id, epoch, current);
+        return RL_E_INVALID_PRODUCER_EPOCH;
+    }
+    if (current == INT16_MAX) {
+        *out_epoch = 0;
+        return idem_new_id(id, now_ms, out_id, msg, msg_cap);
+    }
+    int rc = idem_epoch_set(id, producer_id, (int16_t)(current + 1), now_ms);
+    if (rc) {
+        snprintf(msg, msg_cap, "too many live producers (%u)", IDEM_MAX_PRODUCERS);
+        return rc;
+    }
+    *out_id = producer_id;
+    *out_epoch = (int16_t)(current + 1);
+    return 0;
+}
+
+/* --- partition state: load, grow, snapshot ---------------------------------------------------- */
+
+static void idem_part_dir(const struct idem *id, const struct partition *p, char *out,
+                          size_t cap)
+{
+    snprintf(out, cap, "%s/%s-%u", id->data_dir, p->topic->name, p->id);
+}
+
+/* Moves the table into one twice as large (through a snapshot image). */
+static int idem_part_grow(struct idem *id, struct idem_part *ip)
+{
+    if (ip->max_producers >= IDEM_PART_MAX_PRODUCERS)
+        return RL_E_LIMIT;
+    uint32_t n = ip->max_producers * 2;
+    if (n > IDEM_PART_MAX_PRODUCERS)
+        n = IDEM_PART_MAX_PRODUCERS;
+    struct pstate *ps = pstate_create(n);
+    if (!ps)
+        return -ENOMEM;
+    int64_t next = 0;
+    int len = pstate_snapshot_encode(ip->ps, 0, id->scratch, CHECKPOINT_MAX_PAYLOAD);
+    if (len < 0 || pstate_snapshot_decode(ps, id->scratch, (size_t)len, &next) != 0) {
+        pstate_destroy(ps);
+        return RL_E_INTERNAL;
+    }
+    pstate_destroy(ip->ps);
+    ip->ps = ps;
+    ip->max_producers = n;
+    return 0;
+}
+
+static int idem_part_record(struct idem *id, struct idem_part *ip, const struct batch_header *h,
+                            uint64_t base_offset, int64_t now_ms)
+{
+    int rc = pstate_record(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
+                           h->record_count, (int64_t)base_offset, now_ms);
+    if (rc == RL_E_LIMIT && idem_part_grow(id, ip) == 0)
+        rc = pstate_record(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
+                           h->record_count, (int64_t)base_offset, now_ms);
+    ip->dirty = true;
+    return rc;
+}
+
+/* Reads the snapshot into a fresh table. Returns the offset replay resumes from. */
+static int64_t idem_load_snapshot(struct idem *id, struct partition *p, struct idem_part *ip)
+{
+    char dir[PATH_MAX + 300];
+    idem_part_dir(id, p, dir, sizeof(dir));
+    int n = checkpoint_read(dir, IDEM_SNAPSHOT_NAME, id->scratch, CHECKPOINT_MAX_PAYLOAD);
+    uint32_t count = 0;
+    if (n >= 20)
+        memcpy(&count, id->scratch + 16, 4); /* the snapshot's producer count (pstate.c) */
+    uint32_t want = IDEM_PART_MIN_PRODUCERS;
+    while (want < count && want < IDEM_PART_MAX_PRODUCERS)
+        want *= 2;
+    ip->max_producers = want > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : want;
+    ip->ps = pstate_create(ip->max_producers);
+    if (!ip->ps)
+        return -1;
+    int64_t next = 0;
+    if (n >= 0 && pstate_snapshot_decode(ip->ps, id->scratch, (size_t)n, &next) != 0) {
+        RL_CORRUPT(dir, 0, 0, "producer-state snapshot does not decode; rebuilding from the log");
+        next = 0;
+    } else if (n < 0 && n != -ENOENT) {
+        RL_WARN("%s/%s: %s; rebuilding producer state from the log", dir, IDEM_SNAPSHOT_NAME,
+                rl_strerror(n));
+    }
+    return next;
+}
+
+/* Records every idempotent batch header in [from, to) of the log. */
+static int idem_replay(struct idem *id, struct partition *p, struct idem_part *ip, uint64_t from,
+                       uint64_t to, int64_t now_ms)
+{
+    uint64_t off = from;
+    uint8_t hdr[RL_BATCH_HEADER_SIZE];
+    for (uint32_t reads = 0; off < to && reads < IDEM_REPLAY_MAX_READS; reads++) {
+        struct plog_slice s;
+        int rc = plog_read(p->log, off, IDEM_REPLAY_READ_BYTES, to, &s);
+        if (rc)
+            return rc;
+        if (s.len == 0) {
+            plog_slice_release(p->log, &s);
+            break;
+        }
+        uint32_t pos = 0;
+        while (rc == 0 && pos + RL_BATCH_HEADER_SIZE <= s.len) {
+            const uint8_t *b = s.mem ? s.mem + pos : hdr;
+            if (!s.mem && pread(s.fd, hdr, sizeof(hdr), (off_t)(s.file_position + pos)) !=
+                              (ssize_t)sizeof(hdr))
+                rc = -EIO;
+            struct batch_header h;
+            if (rc == 0)
+                rc = batch_header_decode(b, RL_BATCH_HEADER_SIZE, &h);
+            if (rc)
+                break;
+            /* Replayed producers count as active now: record timestamps are the
+             * producer's clock, and forgetting a live producer would break its retries. */
+            if (h.producer_id >= 0 && h.base_offset >= off) {
+                if (idem_part_record(id, ip, &h, h.base_offset, now_ms))
+                    RL_WARN("%s-%u: producer state full; producer %lld forgotten",
+                            p->topic->name, p->id, (long long)h.producer_id);
+            }
+            pos += h.batch_len;
+        }
+        off = s.next_offset;
+        plog_slice_release(p->log, &s);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int idem_part_load(struct idem *id, struct partition *p, struct idem_part *ip,
+                          int64_t now_ms)
+{
+    int64_t next = idem_load_snapshot(id, p, ip);
+    if (!ip->ps)
+        return -ENOMEM;
+    uint64_t end = p->visible_end, start = plog_start_offset(p->log);
+    if (next > (int64_t)end) {
+        pstate_truncate(ip->ps, (int64_t)end); /* the log lost a tail after the snapshot */
+        next = (int64_t)end;
+    }
+    if (next < (int64_t)start)
+        next = (int64_t)start;
+    int rc = idem_replay(id, p, ip, (uint64_t)next, end, now_ms);
+    if (rc) {
+        RL_ERROR("%s-%u: cannot rebuild producer state from the log: %s", p->topic->name,
+                 p->id, rl_strerror(rc));
+        pstate_destroy(ip->ps);
+        ip->ps = NULL;
+        return rc;
+    }
+    pstate_expire(ip->ps, now_ms, id->expiration_ms);
+    id->st.partitions_loaded++;
+    RL_INFO("%s-%u: producer state loaded (%u producers, replayed offsets %lld..%llu)",
+            p->topic->name, p->id, pstate_count(ip->ps), (long long)next,
+            (unsigned long long)end);
+    return 0;
+}
+
+static struct idem_part *idem_part_get(struct partition *p)
+{
+    if (!p->idem) {
+        p->idem = calloc(1, sizeof(*p->idem));
+        if (p->idem)
+            p->idem->seen_segments = plog_segment_count(p->log);
+    }
+    return p->idem;
+}
+
+static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
+                           struct idem_part **out)
+{
+    struct idem_part *ip = idem_part_get(p);
+    if (!ip)
+        return -ENOMEM;
+    if (!ip->ps) {
+        int rc = idem_part_load(id, p, ip, now_ms);
+        if (rc)
+            return rc;
+    }
+    *out = ip;
+    return 0;
+}
+
+static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem_part *ip)
+{
+    /* Everything recorded, including appends queued behind a full log, is below this. */
+    int64_t next = (int64_t)(plog_end_offset(p->log) + p->deferred_records);
+    int n = pstate_snapshot_encode(ip->ps, next, id->scratch, CHECKPOINT_MAX_PAYLOAD);
+    char dir[PATH_MAX + 300];
+    idem_part_dir(id, p, dir, sizeof(dir));
+    int rc = n < 0 ? n : checkpoint_write(dir, IDEM_SNAPSHOT_NAME, id->scratch, (size_t)n);
+    if (rc) {
+        RL_WARN("%s: cannot write the producer-state snapshot: %s", dir, rl_strerror(rc));
+        return;
+    }
+    ip->dirty = false;
+    id->st.snapshots++;
+}
+
+/* --- produce path ----------------------------------------------------------------------------- */
+
+int idem_check(struct idem *id, struct partition *p, const struct batch_header *h,
+               int64_t now_ms, struct pstate_verdict *v, char *msg, size_t msg_cap)
+{
+    const char *tn = p->topic->name;
+    memset(v, 0, sizeof(*v));
+    if (h->producer_id >= id->next_id) {
+        snprintf(msg, msg_cap, "producer id %lld was never handed out; call InitProducerId",
+                 (long long)h->producer_id);
+        return RL_E_UNKNOWN_PRODUCER_ID;
+    }
+    if (h->producer_epoch < 0 || h->base_sequence < 0) {
+        snprintf(msg, msg_cap, "idempotent batch for %s-%u has a negative %s", tn, p->id,
+                 h->producer_epoch < 0 ? "producer epoch" : "base sequence");
+        return h->producer_epoch < 0 ? RL_E_INVALID_PRODUCER_EPOCH
+                                     : RL_E_OUT_OF_ORDER_SEQUENCE;
+    }
+    const struct idem_epoch *e = idem_epoch_find(id, h->producer_id);
+    if (e && h->producer_epoch < e->epoch) {
+        id->st.fenced++;
+        snprintf(msg, msg_cap, "producer %lld epoch %d is fenced by epoch %d",
+                 (long long)h->producer_id, h->producer_epoch, e->epoch);
+        return RL_E_PRODUCER_FENCED;
+    }
+    struct idem_part *ip;
+    int rc = idem_part_ready(id, p, now_ms, &ip);
+    if (rc) {
+        snprintf(msg, msg_cap, "producer state of %s-%u is unavailable: %s", tn, p->id,
+                 rl_strerror(rc));
+        return rc;
+    }
+    rc = pstate_check(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
+                      h->record_count, v);
+    if (rc == RL_E_LIMIT) {
+        pstate_expire(ip->ps, now_ms, id->expiration_ms);
+        if (idem_part_grow(id, ip) == 0 || pstate_count(ip->ps) < ip->max_producers)
+            rc = pstate_check(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
+                              h->record_count, v);
+    }
+    switch (rc) {
+    case 0:
+        break;
+    case RL_E_DUPLICATE_SEQUENCE:
+        id->st.duplicates++;
+        break;
+    case RL_E_OUT_OF_ORDER_SEQUENCE:
+        id->st.out_of_order++;
+        snprintf(msg, msg_cap, "producer %lld sent sequence %d to %s-%u; expected %d",
+                 (long long)h->producer_id, h->base_sequence, tn, p->id, v->expected_sequence);
+        break;
+    case RL_E_PRODUCER_FENCED:
+        id->st.fenced++;
+        snprintf(msg, msg_cap, "producer %lld epoch %d is fenced on %s-%u by epoch %d",
+                 (long long)h->producer_id, h->producer_epoch, tn, p->id, v->current_epoch);
+        break;
+    case RL_E_UNKNOWN_PRODUCER_ID:
+        snprintf(msg, msg_cap, "%s-%u has no state for producer %lld (expired or removed by "
+                 "retention) and its batch starts at sequence %d, not 0; bump the epoch",
+                 tn, p->id, (long long)h->producer_id, h->base_sequence);
+        break;
+    case RL_E_LIMIT:
+        snprintf(msg, msg_cap, "%s-%u tracks its maximum of %u producers", tn, p->id,
+                 IDEM_PART_MAX_PRODUCERS);
+        break;
+    default:
+        snprintf(msg, msg_cap, "%s", rl_strerror(rc));
+        break;
+    }
+    return rc;
+}
+
+void idem_record(struct idem *id, struct partition *p, const struct batch_header *h,
+                 uint64_t base_offset, int64_t now_ms)
+{
+    struct idem_part *ip = p->idem;
+    RL_ASSERT(ip && ip->ps); /* idem_check loaded it */
+    if (idem_part_record(id, ip, h, base_offset, now_ms))
+        RL_WARN("%s-%u: producer state full; producer %lld not recorded", p->topic->name, p->id,
+                (long long)h->producer_id);
+    struct idem_epoch *e = idem_epoch_find(id, h->producer_id);
+    if (e) {
+        if (h->producer_epoch > e->epoch)
+            e->epoch = h->producer_epoch;
+        e->last_ms = now_ms;
+    }
+}
+
+/* --- maintenance ------------------------------------------------------------------------------ */
+
+static void idem_tick_partition(struct idem *id, struct partition *p, int64_t now_ms,
+                                bool expire)
+{
+    struct idem_part *ip = idem_part_get(p);
+    if (!ip)
+        return;
+    if (expire && ip->ps) {
+        uint32_t n = pstate_expire(ip->ps, now_ms, id->expiration_ms);
+        id->st.expired += n;
+        ip->dirty |= n > 0;
+    }
+    uint32_t segs = plog_segment_count(p->log);
+    if (segs == ip->seen_segments)
+        return;
+    /* The log rolled (or retention removed segments): a snapshot bounds the next replay to
+     * the new active segment. A partition never loaded gets loaded first so the snapshot
+     * carries what its older snapshot and log said. */
+    bool rolled = segs > ip->seen_segments;
+    ip->seen_segments = segs;
+    if (!rolled || p->topic->deleted)
+        return;
+    if (!ip->ps && idem_part_load(id, p, ip, now_ms) != 0)
+        return;
+    idem_part_snapshot(id, p, ip);
+}
+
+void idem_tick(struct idem *id, int64_t now_ms)
+{
+    bool expire = now_ms - id->last_expire_ms >= IDEM_EXPIRE_EVERY_MS;
+    if (expire) {
+        id->last_expire_ms = now_ms;
+        idem_epoch_expire(id, now_ms);
+    }
+    uint64_t producers = 0;
+    uint32_t loaded = 0;
+    for (size_t i = 0; i < topics_count(id->tp); i++) {
+        struct topic *t = topics_at(id->tp, i);
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            idem_tick_partition(id, &t->parts[k], now_ms, expire);
+            if (t->parts[k].idem && t->parts[k].idem->ps) {
+                loaded++;
+                producers += pstate_count(t->parts[k].idem->ps);
+            }
+        }
+    }
+    id->st.partitions_loaded = loaded;
+    id->st.partition_producers = producers;
+}
+
+void idem_get_stats(const struct idem *id, struct idem_stats *out)
+{
+    *out = id->st;
+    out->producers = id->n_epochs;
+}

@@ -1,0 +1,81 @@
+/*
+ * idempotence: the broker side of idempotent producers. Two jobs:
+ *  - producer ids: InitProducerId hands out ids from blocks recorded in the metadata log
+ *    (topics_reserve_producer_ids), so an id is never handed out twice, also across restarts,
+ *    and bumps a known producer's epoch (fencing the older epoch broker-wide);
+ *  - per-partition producer state: the produce path asks idem_check before appending a batch
+ *    that carries a producer id and calls idem_record once the batch has its offsets. The
+ *    state (broker/pstate) is loaded lazily from the partition's snapshot file
+ *    (<partition dir>/producer.snapshot, a storage/checkpoint) plus the batch headers appended
+ *    after it, and a new snapshot is written whenever the log rolls a segment.
+ *
+ * Append path: api produce -> idem_check -> plog_append -> idem_record.
+ *
+ * Single-threaded: owned by one shard. Loading a partition's state and writing snapshots block
+ * (file reads, fsync); both are bounded by one segment of log and one checkpoint.
+ */
+#ifndef RL_BROKER_IDEMPOTENCE_H
+#define RL_BROKER_IDEMPOTENCE_H
+
+#include <stdint.h>
+
+#include "broker/pstate.h"
+
+struct topics;
+struct partition;
+struct batch_header;
+struct broker_config;
+struct idem;
+struct idem_part;
+
+#define IDEM_BLOCK_SIZE 1000               /* producer ids reserved per metadata record */
+#define IDEM_MAX_PRODUCERS 65536            /* broker-wide producers whose epoch is tracked */
+#define IDEM_PART_MIN_PRODUCERS 64          /* first table size of a partition */
+#define IDEM_PART_MAX_PRODUCERS 7000        /* per partition; the snapshot stays < 1 MiB */
+#define IDEM_SNAPSHOT_NAME "producer.snapshot"
+
+struct idem_stats {
+    uint32_t producers;          /* producer ids with a tracked epoch */
+    uint32_t partitions_loaded;  /* partitions whose producer state is in memory */
+    uint64_t partition_producers; /* sum over loaded partitions of their producers */
+    uint64_t duplicates, out_of_order, fenced, snapshots, expired;
+};
+
+/* Creates the broker-wide state. The next id handed out is the end of the last block recorded
+ * in the metadata log (ids of a block left unused before a restart are skipped). Returns NULL
+ * on allocation failure. */
+struct idem *idem_create(struct topics *tp, const struct broker_config *cfg);
+void idem_destroy(struct idem *id);
+
+/* InitProducerId. producer_id -1: a fresh id with epoch 0 (may reserve a block: one metadata
+ * append, blocking). Otherwise (producer_id, epoch) must be the id's current epoch: the epoch is
+ * bumped (a fresh id is handed out when the epoch would overflow). Returns 0 with *out_*, or
+ * RL_E_UNKNOWN_PRODUCER_ID (never handed out), RL_E_PRODUCER_FENCED (an older epoch),
+ * RL_E_INVALID_PRODUCER_EPOCH (negative or never handed out), RL_E_LIMIT, or the metadata
+ * log's error; msg gets a sentence. */
+int idem_init_producer(struct idem *id, int64_t producer_id, int32_t epoch, int64_t now_ms,
+                       int64_t *out_id, int16_t *out_epoch, char *msg, size_t msg_cap);
+
+/* Checks a batch with producer_id >= 0 about to be appended to p (loading p's state first if
+ * needed). Returns 0 (append it, then idem_record), RL_E_DUPLICATE_SEQUENCE with v->dup_* set
+ * (do not append; answer with those offsets once they are visible), or an error with msg set:
+ * RL_E_OUT_OF_ORDER_SEQUENCE, RL_E_PRODUCER_FENCED, RL_E_UNKNOWN_PRODUCER_ID,
+ * RL_E_INVALID_PRODUCER_EPOCH, RL_E_LIMIT, or a code from loading the state. */
+int idem_check(struct idem *id, struct partition *p, const struct batch_header *h,
+               int64_t now_ms, struct pstate_verdict *v, char *msg, size_t msg_cap);
+
+/* Records an appended batch (after idem_check returned 0) whose offsets start at base_offset
+ * (assigned by plog_append, or predicted for a batch queued behind a full log). */
+void idem_record(struct idem *id, struct partition *p, const struct batch_header *h,
+                 uint64_t base_offset, int64_t now_ms);
+
+/* Periodic work from the shard's loop: expires idle producers and writes a snapshot for each
+ * partition whose log rolled a segment since the last look. Blocks while writing snapshots. */
+void idem_tick(struct idem *id, int64_t now_ms);
+
+/* Frees a partition's state (the partition is going away). NULL is fine. */
+void idem_part_free(struct idem_part *ip);
+
+void idem_get_stats(const struct idem *id, struct idem_stats *out);
+
+#endif
