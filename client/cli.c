@@ -1,7 +1,7 @@
 /*
  * cli: entry point of the `ringlog` tool. Parses the global options (--brokers, -X key=value),
- * then runs one command: topic, produce, consume, bench (cluster status and consumer groups are
- * answered with a clear "not supported yet").
+ * then runs one command: topic, produce, consume, group, bench (cluster status is answered with
+ * a clear "not supported yet").
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,9 +17,11 @@ static const char usage_text[] =
     "               --splits K1,K2,...] [--config k=v ...]\n"
     "  topic list | describe NAME | delete NAME | alter NAME --config k=v ...\n"
     "  produce TOPIC [--key-separator C] [--acks 0|1|all] [--partition P] [--header k=v ...]\n"
-    "                (one record per line on stdin)\n"
+    "                [--idempotent]   (one record per line on stdin)\n"
     "  consume TOPIC [--partition P] [--from earliest|latest|OFFSET|@TIMESTAMP_MS]\n"
     "                [--count N] [--format text|json] [--key-separator C] [--idle-exit-ms T]\n"
+    "                [--group G]\n"
+    "  group list | describe GROUP\n"
     "  bench [produce|consume] [--seconds S] [--record-size B] [--partitions N] [--dir D]\n"
     "        [--ringlogd PATH] [--batch-size B] [--linger-ms T] [--buffer-mb M]\n"
     "        [--in-flight K] [--fetch-kb K] [--disk-mb M]\n"
@@ -27,7 +29,11 @@ static const char usage_text[] =
     "\n"
     "consume starts at --from latest unless told otherwise and runs until --count records\n"
     "(or --idle-exit-ms without any); text prints values (key<C>value with --key-separator C),\n"
-    "json one object per line. produce exits 0 only when every line was acknowledged.\n"
+    "json one object per line. produce exits 0 only when every line was acknowledged\n"
+    "(idempotent by default: retries never duplicate; --idempotent insists on it).\n"
+    "consume --group G joins group G: the group shares the topic's partitions, each starts at\n"
+    "the group's committed offset (--from earliest|latest where none), and what was printed\n"
+    "is committed before exit (also on SIGINT/SIGTERM).\n"
     "--brokers defaults to 127.0.0.1:9400. -X sets any libringlog configuration key\n"
     "(batch.size, linger.ms, compression, request.timeout.ms, ...; see client/ringlog.h).\n";
 
@@ -130,6 +136,8 @@ int main(int argc, char **argv)
         rc = cli_produce(&c);
     } else if (!strcmp(rest[0], "consume")) {
         rc = cli_consume(&c);
+    } else if (!strcmp(rest[0], "group")) {
+        rc = cli_group(&c);
     } else if (!strcmp(rest[0], "bench")) {
         rc = cli_bench(&c);
     } else if (!strcmp(rest[0], "cluster")) {

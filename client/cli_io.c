@@ -2,6 +2,7 @@
  * cli_io: `ringlog produce` (records from stdin lines) and `ringlog consume` (records to stdout
  * as text or JSON lines). produce exits 0 only when every record was acknowledged.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,7 @@ int cli_produce(struct cli *c)
     int32_t partition = RL_PARTITION_ANY;
     struct rl_header hdrs[CLI_MAX_HEADERS];
     uint32_t nhdrs = 0;
+    bool idempotent = false;
     for (int i = 0; i < c->argc; i++) {
         if ((v = cli_opt(c, &i, "--key-separator"))) {
             if (strlen(v) != 1) {
@@ -108,8 +110,8 @@ int cli_produce(struct cli *c)
             *eq = 0;
             hdrs[nhdrs++] = (struct rl_header){c->argv[i], eq + 1, strlen(eq + 1)};
         } else if (!strcmp(c->argv[i], "--idempotent")) {
-            cli_error("--idempotent is not supported yet; produce without it (at-least-once)");
-            return CLI_EXIT_FAIL;
+            /* The library's default; the flag insists, even over -X enable.idempotence. */
+            idempotent = true;
         } else if (c->argv[i][0] == '-' || topic) {
             cli_error("unexpected argument \"%s\"; usage: ringlog produce TOPIC "
                       "[--key-separator C] [--acks 0|1|all]", c->argv[i]);
@@ -122,6 +124,15 @@ int cli_produce(struct cli *c)
         cli_error("usage: ringlog produce TOPIC [--key-separator C] [--acks 0|1|all] "
                   "(records are read from stdin, one per line)");
         return CLI_EXIT_USAGE;
+    }
+    if (idempotent) {
+        char acks[8];
+        rl_conf_get(c->conf, "acks", acks, sizeof(acks));
+        if (!strcmp(acks, "0")) {
+            cli_error("--idempotent needs acknowledgements: use --acks 1 or all");
+            return CLI_EXIT_USAGE;
+        }
+        cli_conf_set(c, "enable.idempotence", "true");
     }
     struct produce_state st = {0};
     rl_conf_set_delivery_cb(c->conf, on_delivery, &st);
@@ -167,7 +178,38 @@ struct consume_opts {
     bool json;
     int sep;
     long long idle_exit_ms; /* -1: wait forever */
+    const char *group;      /* --group: subscribe as a member instead of assigning */
 };
+
+/* SIGINT / SIGTERM end a consume between records, so a group member commits what it printed
+ * and leaves the group instead of waiting out its session. */
+static volatile sig_atomic_t g_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+#define GROUP_COMMIT_EVERY_MS 1000
+
+/* What was printed is committed: stdout is flushed first, then positions (the offsets after
+ * the records handed out, all of which were printed) are committed. */
+static int flush_and_commit(struct rl_consumer *k)
+{
+    fflush(stdout);
+    return rl_consumer_commit(k);
+}
+
+static void on_rebalance(void *ctx, struct rl_consumer *k, int event,
+                         const struct rl_topic_partition *parts, size_t count)
+{
+    (void)ctx;
+    (void)parts;
+    if (event == RL_REBALANCE_REVOKED && count > 0 && flush_and_commit(k) != 0)
+        fprintf(stderr, "ringlog: warning: commit before rebalance failed: %s\n",
+                rl_consumer_last_error(k));
+}
 
 /* Escapes into a growing buffer reused across records (one allocation per growth, not per
  * record). */
@@ -255,9 +297,7 @@ static int parse_consume(struct cli *c, struct consume_opts *o)
         } else if ((v = cli_opt(c, &i, "--key-separator"))) {
             o->sep = (unsigned char)v[0];
         } else if ((v = cli_opt(c, &i, "--group"))) {
-            cli_error("--group is not supported yet (consumer groups come later); consume "
-                      "without it, choosing the start with --from");
-            return CLI_EXIT_FAIL;
+            o->group = v;
         } else if (c->argv[i][0] == '-' || o->topic) {
             cli_error("unexpected argument \"%s\"; run ringlog --help", c->argv[i]);
             return CLI_EXIT_USAGE;
@@ -267,10 +307,33 @@ static int parse_consume(struct cli *c, struct consume_opts *o)
     }
     if (!o->topic) {
         cli_error("usage: ringlog consume TOPIC [--partition P] [--from earliest|latest|OFFSET|"
-                  "@TIMESTAMP_MS] [--count N] [--format text|json]");
+                  "@TIMESTAMP_MS] [--count N] [--format text|json] [--group G]");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->group && (o->partition >= 0 || o->from >= 0 || o->from_ts >= 0)) {
+        cli_error("with --group the group decides partitions and positions; --from may only "
+                  "be earliest or latest (where to start when the group committed nothing)");
         return CLI_EXIT_USAGE;
     }
     return 0;
+}
+
+/* Joins the group: commits are made by this tool (flush_and_commit), not by auto-commit, so
+ * that nothing is committed before it has reached stdout. */
+static int consume_subscribe(struct cli *c, struct rl_consumer **k, const struct consume_opts *o)
+{
+    cli_conf_set(c, "group.id", o->group);
+    cli_conf_set(c, "enable.auto.commit", "false");
+    cli_conf_set(c, "auto.offset.reset", o->from == RL_OFFSET_EARLIEST ? "earliest" : "latest");
+    rl_conf_set_rebalance_cb(c->conf, on_rebalance, NULL);
+    char err[512];
+    *k = rl_consumer_new(c->conf, err, sizeof(err));
+    if (!*k) {
+        cli_error("%s", err);
+        return CLI_EXIT_FAIL;
+    }
+    const char *topics[1] = {o->topic};
+    return rl_consumer_subscribe(*k, topics, 1);
 }
 
 /* Assigns the partitions asked for at the start asked for. */
@@ -300,8 +363,15 @@ static int consume_loop(struct rl_consumer *k, const struct consume_opts *o)
     int64_t last_record = rlc_now_ms(), last_progress = last_record;
     int rc = 0;
     bool warned = false, idle = false;
-    while (o->count < 0 || n < o->count) {
+    int64_t next_commit = o->group ? rlc_now_ms() + GROUP_COMMIT_EVERY_MS : INT64_MAX;
+    while ((o->count < 0 || n < o->count) && !g_stop) {
         struct rl_record r;
+        if (o->group && (n & 0xFF) == 0 && rlc_now_ms() >= next_commit) {
+            next_commit = rlc_now_ms() + GROUP_COMMIT_EVERY_MS;
+            if (flush_and_commit(k) != 0)
+                fprintf(stderr, "ringlog: warning: commit failed: %s\n",
+                        rl_consumer_last_error(k));
+        }
         rc = rl_consumer_poll(k, 200, &r);
         if (rc == 1) {
             if (o->json)
@@ -346,16 +416,34 @@ int cli_consume(struct cli *c)
     if (rc)
         return rc;
     char err[512];
-    struct rl_consumer *k = rl_consumer_new(c->conf, err, sizeof(err));
-    if (!k) {
-        cli_error("%s", err);
-        return CLI_EXIT_FAIL;
-    }
+    struct rl_consumer *k = NULL;
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-    rc = consume_assign(k, &o);
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (o.group) {
+        rc = consume_subscribe(c, &k, &o);
+        if (rc == CLI_EXIT_FAIL)
+            return rc;
+    } else {
+        k = rl_consumer_new(c->conf, err, sizeof(err));
+        if (!k) {
+            cli_error("%s", err);
+            return CLI_EXIT_FAIL;
+        }
+        rc = consume_assign(k, &o);
+    }
     if (rc == 0)
         rc = consume_loop(k, &o);
+    if (rc == 0 && o.group) {
+        /* What was printed is committed before exit; then leave, so partitions move at once. */
+        rc = flush_and_commit(k);
+        if (rc == 0)
+            rc = rl_consumer_close(k);
+        else
+            rl_consumer_close(k);
+    }
     if (rc)
         cli_error("%s", rl_consumer_last_error(k));
     rl_consumer_destroy(k);

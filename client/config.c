@@ -45,13 +45,13 @@ void rlc_conf_defaults(struct rl_conf *c)
     c->max_block_ms = 60000;
     c->delivery_timeout_ms = 120000;
     c->max_in_flight = 5;
-    c->max_in_flight_per_partition = 1;
+    c->max_in_flight_per_partition = 5;
     c->fetch_min_bytes = 1;
     c->fetch_max_wait_ms = 500;
     c->fetch_max_bytes = 50u * 1024 * 1024;
     c->max_partition_fetch_bytes = 1024 * 1024;
     c->auto_offset_reset = RL_OFFSET_EARLIEST;
-    c->enable_idempotence = false;
+    c->enable_idempotence = true;
     c->session_timeout_ms = 10000;
     c->heartbeat_interval_ms = 3000;
     c->rebalance_timeout_ms = 30000;

@@ -20,7 +20,7 @@ LIBS += $(LIB_CLIENT_A) $(LIB_CLIENT_SO)
 
 # The tool links the static library, so it runs without LD_LIBRARY_PATH. The bench command
 # carries its own raw-disk probe (bench/bench_disk.c) to compare against in the same run.
-CLI_SRCS := client/cli.c client/cli_topic.c client/cli_io.c client/cli_bench.c bench/bench_disk.c
+CLI_SRCS := client/cli.c client/cli_topic.c client/cli_io.c client/cli_group.c client/cli_bench.c bench/bench_disk.c
 CLI_OBJS := $(call obj,$(CLI_SRCS))
 $(BUILD)/bin/ringlog: $(CLI_OBJS) $(LIB_CLIENT_A)
 	@mkdir -p $(dir $@)
@@ -43,7 +43,8 @@ TESTS += $(BUILD)/tests/integration/test_client_so
 TESTLIB_SRCS += tests/integration/tl_proxy.c
 
 ifneq ($(filter $(BUILD)/bin/ringlogd,$(BINS)),)
-TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli
+TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli \
+         $(BUILD)/tests/integration/test_client_idem
 TEST_DEPS += $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 
 # `make bench`: ringlog bench starts its own ringlogd, measures the disk, prints the summary

@@ -251,8 +251,8 @@ static int t_errors(void)
     run_cli(&r, NULL, "consume", "nosuch", "--count", "1", NULL);
     CHECK(r.status == 1 && strstr(r.err, "does not exist"), "%d %s", r.status, r.err);
     run_free(&r);
-    run_cli(&r, NULL, "consume", "orders", "--group", "g1", NULL);
-    CHECK(r.status == 1 && strstr(r.err, "not supported yet"), "%s", r.err);
+    run_cli(&r, NULL, "consume", "orders", "--group", "g1", "--partition", "0", NULL);
+    CHECK(r.status == 2 && strstr(r.err, "the group decides"), "%s", r.err);
     run_free(&r);
     run_cli(&r, NULL, "cluster", "status", NULL);
     CHECK(r.status == 1 && strstr(r.err, "not supported yet"), "%s", r.err);

@@ -272,6 +272,9 @@ static struct rl_conf *conf_with(const char *const *kv)
     rl_conf_set(c, "bootstrap.servers", addr, err, sizeof(err));
     rl_conf_set(c, "retry.backoff.ms", "10", err, sizeof(err));
     rl_conf_set(c, "retry.backoff.max.ms", "50", err, sizeof(err));
+    /* The fake answers Metadata and Produce only; these tests are about plain retries. */
+    rl_conf_set(c, "enable.idempotence", "false", err, sizeof(err));
+    rl_conf_set(c, "max.in.flight.per.partition", "1", err, sizeof(err));
     for (int i = 0; kv && kv[i]; i += 2)
         if (rl_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)))
             fprintf(stderr, "  conf: %s\n", err);

@@ -173,7 +173,7 @@ out:
     return rc;
 }
 
-/* 100,000 records through a proxy that loses 3% of Produce answers (closing the connection):
+/* 100,000 records through a proxy that loses 5% of Produce answers (closing the connection):
  * every record is acknowledged, the log holds each exactly once in send order per partition,
  * at the offset its report gave. */
 static int test_dup_retries(void)
@@ -190,8 +190,8 @@ static int test_dup_retries(void)
     CHECK(create_topic("idem") == 0, "create");
     CHECK(tl_proxy_start(&px, g_broker.host, g_broker.port, g_seed) == 0, "proxy");
     proxy_up = true;
-    atomic_store(&px.drop_permille, 30);
-    const char *kv[] = {"batch.size", "4096", "linger.ms", "2", "retry.backoff.ms", "10",
+    atomic_store(&px.drop_permille, 50);
+    const char *kv[] = {"batch.size", "1024", "linger.ms", "2", "retry.backoff.ms", "10",
                         "retry.backoff.max.ms", "100", "request.timeout.ms", "5000",
                         "delivery.timeout.ms", "60000", NULL};
     c = conf_at("127.0.0.1", px.port, kv);
