@@ -8,5 +8,5 @@ TESTS += $(BUILD)/tests/unit/test_pstate $(BUILD)/tests/unit/test_group \
 
 # Integration suites of the delivery guarantees (real ringlogd processes, tests/lib client).
 ifneq ($(filter storage/plog.c,$(STORAGE_SRCS)),)
-TESTS += $(BUILD)/tests/integration/test_idempotence
+TESTS += $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
 endif
