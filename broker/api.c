@@ -617,6 +617,7 @@ static int produce_idem_check(struct produce_append *a, const struct batch_heade
     if (ps->acks == 0 || (uint64_t)v.dup_last_offset < a->p->visible_end)
         return 1;
     /* The original is still being written: answer once it is durable, like the original. */
+    r->sh->m.produce_duplicate_waits++;
     a->dup_until = (uint64_t)v.dup_last_offset + 1;
     a->dup_wait.wake = produce_dup_wake;
     a->dup_wait.ctx = a;

@@ -595,7 +595,7 @@ static struct partition *coord_offsets_partition(struct coord *c, const char *gr
         Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
         spec.name = (char *)OFFSETS_TOPIC;
         spec.partitions = (int32_t)c->sh->cfg.offsets_topic_partitions;
-        char err[400] = "";
+        char err[300] = "";
         *rc = topics_create(tp, &spec, false, err, sizeof(err));
         if (*rc) {
             snprintf(msg, cap, "cannot create %s: %s", OFFSETS_TOPIC, err);
@@ -973,10 +973,12 @@ void coord_list_groups(struct req *r, const Ringlog__ListGroupsRequest *q)
     const char **committed = NULL;
     uint32_t n_committed = 0;
     if (rc == 0) {
-        committed = coord_alloc(r, COORD_LIST_MAX * sizeof(*committed));
+        uint32_t max = offsets_count(c->offsets) < COORD_LIST_MAX ? offsets_count(c->offsets)
+                                                                  : COORD_LIST_MAX;
+        committed = coord_alloc(r, max * sizeof(*committed));
         if (!committed)
             return coord_oom(r);
-        n_committed = offsets_list_groups(c->offsets, committed, COORD_LIST_MAX);
+        n_committed = offsets_list_groups(c->offsets, committed, max);
     }
     size_t cap = (rc ? 0 : c->n_groups) + n_committed;
     body->groups = coord_alloc(r, cap * sizeof(*body->groups));

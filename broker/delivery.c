@@ -163,6 +163,8 @@ size_t delivery_metrics(struct shard *sh, char *buf, size_t cap)
         "# TYPE ringlog_produce_out_of_order_total counter\n"
         "ringlog_produce_out_of_order_total %llu\n"
         "# TYPE ringlog_produce_fenced_total counter\nringlog_produce_fenced_total %llu\n"
+        "# TYPE ringlog_produce_duplicate_waits_total counter\n"
+        "ringlog_produce_duplicate_waits_total %llu\n"
         "# TYPE ringlog_producer_snapshots_total counter\nringlog_producer_snapshots_total %llu\n"
         "# TYPE ringlog_producers_expired_total counter\nringlog_producers_expired_total %llu\n",
         cs.groups, cs.members, cs.committed_offsets, (unsigned long long)cs.commits,
@@ -170,6 +172,7 @@ size_t delivery_metrics(struct shard *sh, char *buf, size_t cap)
         (unsigned long long)cs.members_expired, is.producers, is.partitions_loaded,
         (unsigned long long)is.partition_producers, (unsigned long long)is.duplicates,
         (unsigned long long)is.out_of_order, (unsigned long long)is.fenced,
+        (unsigned long long)sh->m.produce_duplicate_waits,
         (unsigned long long)is.snapshots, (unsigned long long)is.expired);
     if (n < 0)
         return 0;

@@ -127,6 +127,7 @@ struct shard_metrics {
     uint64_t frames_malformed, frames_too_large;
     uint64_t throttled_responses, mem_pauses;
     uint64_t produce_deferred;           /* batches queued because a log was full */
+    uint64_t produce_duplicate_waits;    /* duplicates answered after their original's append */
     uint64_t http_requests;
 };
 
