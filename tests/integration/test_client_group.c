@@ -1,0 +1,472 @@
+/*
+ * Consumer groups of libringlog against a real ringlogd: at-least-once processing while members
+ * join, leave and are killed (SIGKILL), committed offsets surviving a broker restart, and
+ * auto-commit committing exactly what poll handed out. Members are child processes that log
+ * every record they process and every commit that succeeded to one shared file (O_APPEND,
+ * one write per line, so lines from different processes never interleave and a killed process
+ * leaves only whole lines). Prints "N passed, N failed"; RINGLOG_TEST_SEED replays a run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/ringlog.h"
+#include "common/err.h"
+#include "tests/lib/tl_broker.h"
+
+#define CHECK(cond, ...)                                                                        \
+    do {                                                                                        \
+        if (!(cond)) {                                                                          \
+            fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);          \
+            fprintf(stderr, __VA_ARGS__);                                                       \
+            fputc('\n', stderr);                                                                \
+            goto out;                                                                           \
+        }                                                                                       \
+    } while (0)
+
+#define PARTS 12
+#define RECORDS 300000
+#define MAX_MEMBERS 16
+#define MEMBER_RATE_PER_10MS 100 /* records a member processes per 10 ms ("work") */
+
+static struct tl_broker g_broker;
+static uint64_t g_seed;
+static char g_log_path[400];
+
+static struct rl_conf *conf_for(const char *const *kv)
+{
+    struct rl_conf *c = rl_conf_new();
+    char addr[128], err[256];
+    snprintf(addr, sizeof(addr), "%s:%u", g_broker.host, g_broker.port);
+    rl_conf_set(c, "bootstrap.servers", addr, err, sizeof(err));
+    rl_conf_set(c, "request.timeout.ms", "5000", err, sizeof(err));
+    for (int i = 0; kv && kv[i]; i += 2)
+        if (rl_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)))
+            fprintf(stderr, "  conf: %s\n", err);
+    return c;
+}
+
+static int create_topic(const char *name, int parts)
+{
+    struct rl_conf *c = conf_for(NULL);
+    char err[256];
+    struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
+    struct rl_topic_spec spec = {.name = name, .partitions = parts};
+    int rc = rl_admin_create_topic(a, &spec);
+    if (rc)
+        fprintf(stderr, "  create %s: %s\n", name, rl_admin_last_error(a));
+    rl_admin_destroy(a);
+    rl_conf_destroy(c);
+    return rc;
+}
+
+/* Produces n records keyed over 1000 keys; returns 0 when all were acknowledged. */
+static int produce(const char *topic, long n)
+{
+    struct rl_conf *c = conf_for(NULL);
+    char err[256];
+    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+    int rc = p ? 0 : -1;
+    for (long i = 0; rc == 0 && i < n; i++) {
+        char key[16], val[24];
+        int kl = snprintf(key, sizeof(key), "k%ld", i % 1000);
+        int vl = snprintf(val, sizeof(val), "%ld", i);
+        rc = rl_producer_send(p, topic, RL_PARTITION_ANY, key, (size_t)kl, val, (size_t)vl, 0,
+                              NULL);
+    }
+    if (rc == 0)
+        rc = rl_producer_flush(p, 30000);
+    uint64_t acked = 0, failed = 0;
+    if (p)
+        rl_producer_counts(p, &acked, &failed);
+    if (rc || failed || acked != (uint64_t)n)
+        fprintf(stderr, "  produce: rc %d, %" PRIu64 " acked, %" PRIu64 " failed: %s\n", rc,
+                acked, failed, p ? rl_producer_last_error(p) : err);
+    rl_producer_destroy(p, 5000);
+    rl_conf_destroy(c);
+    return rc || failed || acked != (uint64_t)n ? -1 : 0;
+}
+
+/* --- a member (child process) ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_leave;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    g_leave = 1;
+}
+
+struct member {
+    int log_fd;
+    int id;
+    struct rl_topic_partition held[PARTS];
+    char topics[PARTS][32];
+    size_t held_count;
+};
+
+static void log_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(int fd, const char *fmt, ...)
+{
+    char buf[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ssize_t w = write(fd, buf, (size_t)n);
+    (void)w;
+}
+
+/* Commits positions; after success logs each held partition's committed position. */
+static void member_commit(struct member *m, struct rl_consumer *k)
+{
+    if (rl_consumer_commit(k) != 0)
+        return;
+    for (size_t i = 0; i < m->held_count; i++) {
+        int64_t pos = rl_consumer_position(k, m->held[i].topic, m->held[i].partition);
+        if (pos >= 0)
+            log_line(m->log_fd, "C %d %d %" PRId64 "\n", m->id, m->held[i].partition, pos);
+    }
+}
+
+static void member_rebalance(void *ctx, struct rl_consumer *k, int event,
+                             const struct rl_topic_partition *parts, size_t count)
+{
+    struct member *m = ctx;
+    if (event == RL_REBALANCE_REVOKED) {
+        member_commit(m, k);
+        m->held_count = 0;
+        return;
+    }
+    m->held_count = 0;
+    for (size_t i = 0; i < count && i < PARTS; i++) {
+        snprintf(m->topics[i], sizeof(m->topics[i]), "%s", parts[i].topic);
+        m->held[i] = (struct rl_topic_partition){m->topics[i], parts[i].partition};
+        m->held_count++;
+    }
+}
+
+/* The member's life: process records (log each), commit every 200 ms, leave on SIGTERM. */
+static int member_main(int id, const char *topic)
+{
+    struct sigaction sa = {.sa_handler = on_term};
+    sigaction(SIGTERM, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct member m = {.id = id};
+    m.log_fd = open(g_log_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    const char *kv[] = {"group.id", "alo", "session.timeout.ms", "1500",
+                        "heartbeat.interval.ms", "300", "rebalance.timeout.ms", "3000",
+                        "enable.auto.commit", "false", "auto.offset.reset", "earliest",
+                        "fetch.max.wait.ms", "100", NULL};
+    struct rl_conf *c = conf_for(kv);
+    rl_conf_set_rebalance_cb(c, member_rebalance, &m);
+    char err[256];
+    struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
+    const char *topics[1] = {topic};
+    if (m.log_fd < 0 || !k || rl_consumer_subscribe(k, topics, 1) != 0)
+        return 3;
+    uint64_t next_commit = tl_now_ms() + 200, end = tl_now_ms() + 120000;
+    int batch = 0;
+    while (!g_leave && tl_now_ms() < end) {
+        struct rl_record r;
+        int rc = rl_consumer_poll(k, 100, &r);
+        if (rc == 1) {
+            log_line(m.log_fd, "R %d %d %" PRId64 "\n", id, r.partition, r.offset);
+            if (++batch == MEMBER_RATE_PER_10MS) {
+                batch = 0;
+                poll(NULL, 0, 10); /* the "work" that makes rebalances happen mid-stream */
+            }
+        } else if (rc < 0) {
+            fprintf(stderr, "  member %d: poll: %s\n", id, rl_consumer_last_error(k));
+        }
+        if (tl_now_ms() >= next_commit) {
+            next_commit = tl_now_ms() + 200;
+            member_commit(&m, k);
+        }
+    }
+    member_commit(&m, k);
+    rl_consumer_close(k);
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return 0;
+}
+
+static pid_t member_start(int id, const char *topic)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(member_main(id, topic));
+    return pid;
+}
+
+/* --- the parent: schedule, log reading, checks ---------------------------------------------- */
+
+struct tally {
+    int64_t end[PARTS];      /* log end per partition */
+    uint8_t *seen[PARTS];
+    long distinct, deliveries, violations;
+    int64_t committed[PARTS]; /* highest committed so far, in log order */
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+};
+
+/* Takes the whole lines written since the last call. A record processed again below an offset
+ * whose commit had already succeeded is a violation of at-least-once-without-rewind. */
+static void tally_read(struct tally *t)
+{
+    for (;;) {
+        ssize_t r = read(t->fd, t->buf + t->len, sizeof(t->buf) - 1 - t->len);
+        if (r <= 0)
+            return;
+        t->len += (size_t)r;
+        t->buf[t->len] = 0;
+        char *line = t->buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = 0;
+            char kind;
+            int id, p;
+            int64_t o;
+            if (sscanf(line, "%c %d %d %" SCNd64, &kind, &id, &p, &o) == 4 && p >= 0 &&
+                p < PARTS && o >= 0) {
+                if (kind == 'C' && o > t->committed[p])
+                    t->committed[p] = o;
+                if (kind == 'R' && o < t->end[p]) {
+                    t->deliveries++;
+                    if (!t->seen[p][o]++)
+                        t->distinct++;
+                    if (o < t->committed[p] && t->violations++ < 3)
+                        fprintf(stderr, "  member %d processed %d@%" PRId64 " after offset %"
+                                PRId64 " was committed\n", id, p, o, t->committed[p]);
+                }
+            }
+            line = nl + 1;
+        }
+        t->len -= (size_t)(line - t->buf);
+        memmove(t->buf, line, t->len);
+    }
+}
+
+static int end_offsets(const char *topic, int64_t *end)
+{
+    struct rl_conf *c = conf_for(NULL);
+    char err[256];
+    struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
+    int rc = 0;
+    for (int p = 0; p < PARTS && rc == 0; p++)
+        rc = rl_admin_list_offsets(a, topic, p, RL_OFFSET_LATEST, &end[p]);
+    rl_admin_destroy(a);
+    rl_conf_destroy(c);
+    return rc;
+}
+
+/* Waits for a child, bounded; SIGKILLs it past the deadline. Returns its exit code or -1. */
+static int reap(pid_t pid, uint64_t timeout_ms)
+{
+    uint64_t end = tl_now_ms() + timeout_ms;
+    int st;
+    while (tl_now_ms() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        poll(NULL, 0, 20);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+struct step {
+    double at;   /* fraction of records processed */
+    char what;   /* 'k' SIGKILL, 't' SIGTERM (leave), 's' start */
+    int member;
+};
+
+/* 300,000 records over 12 partitions, processed by a group whose members are killed, leave
+ * and join while it works: every record is processed at least once, no record is processed
+ * again below an offset already committed, and after a broker restart a new member finds every
+ * partition committed at its end (it receives nothing). */
+static int test_at_least_once(void)
+{
+    struct tally t = {0};
+    pid_t pids[MAX_MEMBERS] = {0};
+    int rc = -1, started = 0;
+    t.fd = -1;
+    CHECK(create_topic("alo", PARTS) == 0, "create");
+    CHECK(produce("alo", RECORDS) == 0, "produce");
+    CHECK(end_offsets("alo", t.end) == 0, "end offsets");
+    for (int p = 0; p < PARTS; p++) {
+        t.seen[p] = calloc((size_t)t.end[p] + 1, 1);
+        CHECK(t.seen[p], "oom");
+    }
+    snprintf(g_log_path, sizeof(g_log_path), "%s/members.log", g_broker.dir);
+    int wfd = open(g_log_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    CHECK(wfd >= 0, "%s", strerror(errno));
+    close(wfd);
+    t.fd = open(g_log_path, O_RDONLY | O_CLOEXEC);
+    for (; started < 3; started++)
+        pids[started] = member_start(started, "alo");
+    const struct step plan[] = {
+        {0.15, 'k', 0}, {0.15, 's', 3}, {0.35, 't', 1}, {0.35, 's', 4}, {0.50, 's', 5},
+        {0.65, 'k', 2}, {0.65, 'k', 5}, {0.65, 's', 6},
+    };
+    size_t next = 0;
+    uint64_t deadline = tl_now_ms() + 120000;
+    while (t.distinct < RECORDS && tl_now_ms() < deadline) {
+        poll(NULL, 0, 50);
+        tally_read(&t);
+        while (next < sizeof(plan) / sizeof(plan[0]) &&
+               t.distinct >= (long)(plan[next].at * RECORDS)) {
+            const struct step *s = &plan[next++];
+            printf("  at %ld records: %s member %d\n", t.distinct,
+                   s->what == 'k' ? "SIGKILL" : s->what == 't' ? "SIGTERM" : "start", s->member);
+            if (s->what == 's')
+                pids[s->member] = member_start(s->member, "alo"), started++;
+            else
+                kill(pids[s->member], s->what == 'k' ? SIGKILL : SIGTERM);
+        }
+    }
+    for (int i = 0; i < MAX_MEMBERS; i++)
+        if (pids[i] > 0)
+            kill(pids[i], SIGTERM);
+    for (int i = 0; i < MAX_MEMBERS; i++)
+        if (pids[i] > 0)
+            reap(pids[i], 15000), pids[i] = 0;
+    tally_read(&t);
+    printf("  %ld records processed %ld times (%ld re-deliveries)\n", t.distinct, t.deliveries,
+           t.deliveries - t.distinct);
+    CHECK(t.distinct == RECORDS, "only %ld of %d records were processed", t.distinct, RECORDS);
+    CHECK(t.violations == 0, "%ld records processed again below a committed offset",
+          t.violations);
+    for (int p = 0; p < PARTS; p++)
+        CHECK(t.committed[p] == t.end[p], "partition %d: committed %" PRId64 " of %" PRId64, p,
+              t.committed[p], t.end[p]);
+    /* Committed offsets survive a crash of the broker. */
+    tl_broker_kill(&g_broker);
+    CHECK(tl_broker_restart(&g_broker, 20000) == 0, "restart");
+    const char *kv[] = {"group.id", "alo", "session.timeout.ms", "1500",
+                        "auto.offset.reset", "earliest", "fetch.max.wait.ms", "100", NULL};
+    struct rl_conf *c = conf_for(kv);
+    char err[256];
+    struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
+    const char *topics[1] = {"alo"};
+    int got = 0;
+    rc = k ? rl_consumer_subscribe(k, topics, 1) : -1;
+    for (uint64_t end = tl_now_ms() + 3000; rc == 0 && tl_now_ms() < end;) {
+        struct rl_record r;
+        int n = rl_consumer_poll(k, 100, &r);
+        got += n == 1;
+    }
+    for (int p = 0; rc == 0 && p < PARTS; p++)
+        if (rl_consumer_position(k, "alo", p) != t.end[p])
+            rc = -1, fprintf(stderr, "  after the restart partition %d starts at %" PRId64
+                             ", not at its committed %" PRId64 "\n", p,
+                             rl_consumer_position(k, "alo", p), t.end[p]);
+    if (got)
+        rc = -1, fprintf(stderr, "  after the restart %d records came again\n", got);
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+out:
+    for (int i = 0; i < MAX_MEMBERS; i++)
+        if (pids[i] > 0)
+            kill(pids[i], SIGKILL), reap(pids[i], 5000);
+    for (int p = 0; p < PARTS; p++)
+        free(t.seen[p]);
+    if (t.fd >= 0)
+        close(t.fd);
+    return rc;
+}
+
+/* Polls up to `want` records within timeout_ms; marks each value in seen[] and counts repeats. */
+static long take(struct rl_consumer *k, long want, uint8_t *seen, long n, long *repeats,
+                 uint64_t timeout_ms)
+{
+    long got = 0;
+    for (uint64_t end = tl_now_ms() + timeout_ms; got < want && tl_now_ms() < end;) {
+        struct rl_record r;
+        if (rl_consumer_poll(k, 100, &r) != 1)
+            continue;
+        char buf[24];
+        int vl = r.value_len < 23 ? r.value_len : 23;
+        memcpy(buf, r.value, (size_t)vl);
+        buf[vl] = 0;
+        long i = strtol(buf, NULL, 10);
+        if (i >= 0 && i < n && seen[i]++)
+            (*repeats)++;
+        got++;
+    }
+    return got;
+}
+
+/* Auto-commit commits exactly what poll handed out: a member takes 300 of 1,000 records and
+ * closes; the next member of the group gets the other 700, none of the first 300 again. */
+static int test_auto_commit(void)
+{
+    const long n = 1000;
+    uint8_t seen[1000] = {0};
+    long repeats = 0;
+    int rc = -1;
+    struct rl_consumer *k = NULL;
+    const char *kv[] = {"group.id", "ac", "auto.offset.reset", "earliest",
+                        "auto.commit.interval.ms", "100000", "fetch.max.wait.ms", "100", NULL};
+    struct rl_conf *c = conf_for(kv);
+    CHECK(create_topic("ac", 2) == 0 && produce("ac", n) == 0, "setup");
+    char err[256];
+    const char *topics[1] = {"ac"};
+    k = rl_consumer_new(c, err, sizeof(err));
+    CHECK(k && rl_consumer_subscribe(k, topics, 1) == 0, "subscribe");
+    long a = take(k, 300, seen, n, &repeats, 20000);
+    CHECK(a == 300, "first member got %ld", a);
+    CHECK(rl_consumer_close(k) == 0, "close: %s", rl_consumer_last_error(k));
+    rl_consumer_destroy(k);
+    k = rl_consumer_new(c, err, sizeof(err));
+    CHECK(k && rl_consumer_subscribe(k, topics, 1) == 0, "subscribe again");
+    long b = take(k, n - a, seen, n, &repeats, 10000);
+    struct rl_record extra;
+    CHECK(rl_consumer_poll(k, 300, &extra) == 0, "a record beyond the 1,000 came");
+    CHECK(a + b == n && repeats == 0, "second member got %ld (%ld repeats)", b, repeats);
+    rc = 0;
+out:
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return rc;
+}
+
+int main(void)
+{
+    const char *s = getenv("RINGLOG_TEST_SEED");
+    g_seed = s ? strtoull(s, NULL, 0) : tl_now_ms();
+    printf("seed %" PRIu64 "\n", g_seed);
+    if (tl_broker_start(&g_broker, NULL, 20000) != 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    struct {
+        const char *name;
+        int (*fn)(void);
+    } tests[] = {{"auto_commit", test_auto_commit}, {"at_least_once", test_at_least_once}};
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        uint64_t t0 = tl_now_ms();
+        int rc = tests[i].fn();
+        printf("%s %s (%" PRIu64 " ms)\n", rc == 0 ? "PASS" : "FAIL", tests[i].name,
+               tl_now_ms() - t0);
+        rc == 0 ? passed++ : failed++;
+    }
+    if (failed)
+        tl_broker_dump_log(&g_broker, 40);
+    tl_broker_cleanup(&g_broker);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
