@@ -44,7 +44,8 @@ TESTLIB_SRCS += tests/integration/tl_proxy.c
 
 ifneq ($(filter $(BUILD)/bin/ringlogd,$(BINS)),)
 TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli \
-         $(BUILD)/tests/integration/test_client_idem $(BUILD)/tests/integration/test_client_group
+         $(BUILD)/tests/integration/test_client_idem $(BUILD)/tests/integration/test_client_group \
+         $(BUILD)/tests/integration/test_cli_group
 TEST_DEPS += $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 
 # `make bench`: ringlog bench starts its own ringlogd, measures the disk, prints the summary
