@@ -9,4 +9,17 @@ TESTS += $(BUILD)/tests/unit/test_pstate $(BUILD)/tests/unit/test_group \
 # Integration suites of the delivery guarantees (real ringlogd processes, tests/lib client).
 ifneq ($(filter storage/plog.c,$(STORAGE_SRCS)),)
 TESTS += $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
+
+# `make bench-idempotence`: produce throughput with idempotence off and on in one run.
+BENCH_IDEM := $(BUILD)/bench/bench_idempotence
+$(BENCH_IDEM): $(BUILD)/obj/bench/bench_idempotence.o $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) \
+               $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) \
+	    $(LIB_COMMON) $(DEPS_LIBS)
+.PHONY: bench-idempotence
+bench-idempotence: $(BENCH_IDEM) $(BUILD)/bin/ringlogd
+	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_IDEM) $(BENCH_IDEM_ARGS)
+BENCH_TARGETS += bench-idempotence
 endif

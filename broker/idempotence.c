@@ -36,7 +36,7 @@
 #include "storage/plog.h"
 
 #define IDEM_EPOCH_SLOTS (2u * IDEM_MAX_PRODUCERS) /* power of two; load factor <= 0.5 */
-#define IDEM_REPLAY_READ_BYTES (1u << 20)
+#define IDEM_REPLAY_READ_BYTES (16u << 20) /* per plog_read; files are read 1 MiB at a time */
 #define IDEM_REPLAY_MAX_READS (1u << 24)
 #define IDEM_EXPIRE_EVERY_MS 1000
 
@@ -328,12 +328,47 @@ static int64_t idem_load_snapshot(struct idem *id, struct partition *p, struct i
     return next;
 }
 
+/* Records the idempotent batches of one slice whose base offset is >= from. A file slice is
+ * read through the scratch buffer a window at a time (segment files bypass the page cache, so
+ * one small read per header would be one disk read per batch). */
+static int idem_replay_slice(struct idem *id, struct partition *p, struct idem_part *ip,
+                             const struct plog_slice *s, uint64_t from, int64_t now_ms)
+{
+    uint32_t wpos = 0, wlen = 0;
+    for (uint32_t pos = 0; pos + RL_BATCH_HEADER_SIZE <= s->len;) {
+        const uint8_t *b = s->mem ? s->mem + pos : NULL;
+        if (!b) {
+            if (pos < wpos || pos + RL_BATCH_HEADER_SIZE > wpos + wlen) {
+                uint32_t n = s->len - pos < CHECKPOINT_MAX_PAYLOAD ? s->len - pos
+                                                                   : CHECKPOINT_MAX_PAYLOAD;
+                ssize_t got = pread(s->fd, id->scratch, n, (off_t)(s->file_position + pos));
+                if (got < RL_BATCH_HEADER_SIZE)
+                    return got < 0 ? -errno : -EIO;
+                wpos = pos;
+                wlen = (uint32_t)got;
+            }
+            b = id->scratch + (pos - wpos);
+        }
+        struct batch_header h;
+        int rc = batch_header_decode(b, RL_BATCH_HEADER_SIZE, &h);
+        if (rc)
+            return rc;
+        /* Replayed producers count as active now: record timestamps are the producer's
+         * clock, and forgetting a live producer would break its retries. */
+        if (h.producer_id >= 0 && h.base_offset >= from &&
+            idem_part_record(id, ip, &h, h.base_offset, now_ms))
+            RL_WARN("%s-%u: producer state full; producer %lld forgotten", p->topic->name,
+                    p->id, (long long)h.producer_id);
+        pos += h.batch_len;
+    }
+    return 0;
+}
+
 /* Records every idempotent batch header in [from, to) of the log. */
 static int idem_replay(struct idem *id, struct partition *p, struct idem_part *ip, uint64_t from,
                        uint64_t to, int64_t now_ms)
 {
     uint64_t off = from;
-    uint8_t hdr[RL_BATCH_HEADER_SIZE];
     for (uint32_t reads = 0; off < to && reads < IDEM_REPLAY_MAX_READS; reads++) {
         struct plog_slice s;
         int rc = plog_read(p->log, off, IDEM_REPLAY_READ_BYTES, to, &s);
@@ -343,26 +378,7 @@ static int idem_replay(struct idem *id, struct partition *p, struct idem_part *i
             plog_slice_release(p->log, &s);
             break;
         }
-        uint32_t pos = 0;
-        while (rc == 0 && pos + RL_BATCH_HEADER_SIZE <= s.len) {
-            const uint8_t *b = s.mem ? s.mem + pos : hdr;
-            if (!s.mem && pread(s.fd, hdr, sizeof(hdr), (off_t)(s.file_position + pos)) !=
-                              (ssize_t)sizeof(hdr))
-                rc = -EIO;
-            struct batch_header h;
-            if (rc == 0)
-                rc = batch_header_decode(b, RL_BATCH_HEADER_SIZE, &h);
-            if (rc)
-                break;
-            /* Replayed producers count as active now: record timestamps are the
-             * producer's clock, and forgetting a live producer would break its retries. */
-            if (h.producer_id >= 0 && h.base_offset >= off) {
-                if (idem_part_record(id, ip, &h, h.base_offset, now_ms))
-                    RL_WARN("%s-%u: producer state full; producer %lld forgotten",
-                            p->topic->name, p->id, (long long)h.producer_id);
-            }
-            pos += h.batch_len;
-        }
+        rc = idem_replay_slice(id, p, ip, &s, from, now_ms);
         off = s.next_offset;
         plog_slice_release(p->log, &s);
         if (rc)

@@ -1,0 +1,210 @@
+/*
+ * bench_idempotence: what idempotence costs the broker, measured with the thinnest client
+ * (tests/lib, one connection, requests pipelined) so the figure is the broker's. One ringlogd,
+ * one topic of 8 partitions; phases alternate plain batches (producer id -1) and idempotent
+ * batches (one producer id, a sequence per partition), ABAB..., each PHASE_SECONDS long, so
+ * drift on a shared machine hits both sides alike; the first pair warms up (segment
+ * preallocation) and is not counted, and each side reports its median phase. Every batch's header is rewritten and its
+ * checksum recomputed in both modes, so the client does the same work either way.
+ *
+ * Ends with: bench-idempotence: plain R1 rec/s, idempotent R2 rec/s (medians), cost P%
+ * Usage: RINGLOGD=build/bin/ringlogd bench_idempotence [PHASE_SECONDS] [PHASES] [WINDOW]
+ *        (defaults 1, 10, 16); $BENCH_FLUSH_POLICY sets the topic's flush.policy (batch;
+ *        "none" leaves fsync out and shows the broker's CPU cost alone).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/batch.h"
+#include "common/err.h"
+#include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_client.h"
+
+#define BI_PARTITIONS 8
+#define BI_RECORDS 64
+#define BI_RECORD_BYTES 200
+#define BI_MAX_WINDOW 128
+#define BI_MAX_PHASES 32 /* per mode */
+
+static int bi_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double bi_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), bi_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int bi_batch(uint8_t **out)
+{
+    struct batch_builder *bb = batch_builder_create(1u << 20, BATCH_CODEC_NONE, 0);
+    static uint8_t v[BI_RECORD_BYTES];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    if (!bb)
+        return -ENOMEM;
+    batch_builder_reset(bb, -1, -1, -1);
+    for (int i = 0; i < BI_RECORDS; i++) {
+        for (size_t k = 0; k < sizeof(v); k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[k] = (uint8_t)x;
+        }
+        struct batch_record_in r = {.value = v, .value_len = sizeof(v), .timestamp = 1};
+        batch_builder_add(bb, &r);
+    }
+    const uint8_t *b;
+    int len = batch_builder_finish(bb, &b);
+    if (len > 0 && (*out = malloc((size_t)len)) != NULL)
+        memcpy(*out, b, (size_t)len);
+    batch_builder_destroy(bb);
+    return len;
+}
+
+/* Rewrites the idempotence fields and the checksum (the same work in both modes). */
+static void bi_stamp(uint8_t *b, uint32_t len, int64_t pid, int16_t epoch, int32_t seq)
+{
+    put_le(b + BATCH_OFF_PRODUCER_ID, (uint64_t)pid, 8);
+    put_le(b + BATCH_OFF_PRODUCER_EPOCH, (uint64_t)(uint16_t)epoch, 2);
+    put_le(b + BATCH_OFF_BASE_SEQUENCE, (uint64_t)(uint32_t)seq, 4);
+    put_le(b + BATCH_OFF_CHECKSUM, batch_compute_checksum(b, len), 8);
+}
+
+static int64_t bi_send(struct tl_conn *c, uint32_t partition, const uint8_t *b, uint32_t len)
+{
+    Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
+    pp.partition = partition;
+    pp.data_len = len;
+    Ringlog__ProducePartition *pps[1] = {&pp};
+    Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
+    pt.name = (char *)"bench";
+    pt.n_partitions = 1;
+    pt.partitions = pps;
+    Ringlog__ProduceTopic *pts[1] = {&pt};
+    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+    pr.acks = 1;
+    pr.n_topics = 1;
+    pr.topics = pts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+    req.produce = &pr;
+    return tl_send(c, &req, b, len);
+}
+
+/* One phase; returns records per second, or -1 when a request failed. */
+static double bi_phase(struct tl_conn *c, uint8_t *b, uint32_t len, double seconds,
+                       unsigned window, int64_t pid, int32_t seq[BI_PARTITIONS])
+{
+    uint64_t t0 = tl_now_ms(), end = t0 + (uint64_t)(seconds * 1000), sent = 0, got = 0;
+    while (got < sent || tl_now_ms() < end) {
+        while (sent - got < window && tl_now_ms() < end) {
+            uint32_t p = (uint32_t)(sent % BI_PARTITIONS);
+            bi_stamp(b, len, pid, pid >= 0 ? 0 : -1, pid >= 0 ? seq[p] : -1);
+            if (bi_send(c, p, b, len) < 0)
+                return -1;
+            if (pid >= 0)
+                seq[p] += BI_RECORDS;
+            sent++;
+        }
+        Ringlog__Response *resp = NULL;
+        int rc = tl_recv(c, 30000, &resp, NULL, NULL);
+        if (rc == 0)
+            rc = resp->error_code ? resp->error_code
+                                  : resp->produce->topics[0]->partitions[0]->error_code;
+        if (rc) {
+            fprintf(stderr, "bench_idempotence: produce failed: %s\n", rl_strerror(rc));
+            return -1;
+        }
+        got++;
+    }
+    double secs = (double)(tl_now_ms() - t0) / 1000.0;
+    return (double)got * BI_RECORDS / secs;
+}
+
+static int64_t bi_init_pid(struct tl_conn *c)
+{
+    Ringlog__InitProducerIdRequest ip = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
+    ip.producer_id = -1;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
+    req.init_producer_id = &ip;
+    Ringlog__Response *resp;
+    if (tl_call(c, &req, NULL, 0, 10000, &resp, NULL, NULL) || resp->error_code)
+        return -1;
+    return resp->init_producer_id->producer_id;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = argc > 1 ? atof(argv[1]) : 1;
+    int phases = argc > 2 ? atoi(argv[2]) : 10;
+    unsigned window = argc > 3 ? (unsigned)atoi(argv[3]) : 16;
+    if (seconds <= 0 || phases < 4 || phases > 2 * BI_MAX_PHASES || window < 1 ||
+        window > BI_MAX_WINDOW) {
+        fprintf(stderr, "usage: bench_idempotence [PHASE_SECONDS] [PHASES 4-%d] [WINDOW]\n",
+                2 * BI_MAX_PHASES);
+        return 2;
+    }
+    const char *dir = getenv("BENCH_DIR");
+    dir = dir && dir[0] ? dir : "build";
+    mkdir(dir, 0755);
+    setenv("TMPDIR", dir, 1);
+    struct tl_broker br;
+    struct tl_conn c;
+    if (tl_broker_start(&br, NULL, 20000) || tl_connect(&c, br.host, br.port, 5000)) {
+        fprintf(stderr, "bench_idempotence: ringlogd did not start (%s)\n", tl_ringlogd_path());
+        return 1;
+    }
+    const char *flush = getenv("BENCH_FLUSH_POLICY");
+    char flush_kv[64], err[256] = "";
+    snprintf(flush_kv, sizeof(flush_kv), "flush.policy=%s", flush && flush[0] ? flush : "batch");
+    const char *const cfg[] = {flush_kv, NULL};
+    uint8_t *b = NULL;
+    int len = bi_batch(&b);
+    int64_t pid = -1;
+    double res[2][BI_MAX_PHASES];
+    int n[2] = {0, 0};
+    int rc = 1;
+    int32_t seq[BI_PARTITIONS] = {0};
+    if (len <= 0 || tl_create_topic(&c, "bench", BI_PARTITIONS, cfg, err, sizeof(err)) ||
+        (pid = bi_init_pid(&c)) < 0)
+        goto out;
+    printf("produce: %u requests in flight, %d x %d-byte records per batch, acks=1, %s, "
+           "%d partitions, %d phases of %.1f s\n", window, BI_RECORDS, BI_RECORD_BYTES,
+           flush_kv, BI_PARTITIONS, phases, seconds);
+    for (int i = 0; i < phases; i++) {
+        int idem = i % 2;
+        double r = bi_phase(&c, b, (uint32_t)len, seconds, window, idem ? pid : -1, seq);
+        if (r < 0)
+            goto out;
+        printf("phase %d %-10s %.0f records/s%s\n", i, idem ? "idempotent" : "plain", r,
+               i < 2 ? " (warm-up, not counted)" : "");
+        if (i >= 2)
+            res[idem][n[idem]++] = r;
+    }
+    rc = 0;
+out:
+    free(b);
+    tl_close(&c);
+    tl_broker_stop(&br, SIGTERM, 30000);
+    tl_broker_cleanup(&br);
+    if (rc) {
+        fprintf(stderr, "bench_idempotence: failed (%s)\n", err);
+        return rc;
+    }
+    double plain = bi_median(res[0], n[0]), idem = bi_median(res[1], n[1]);
+    printf("bench-idempotence: plain %.0f rec/s, idempotent %.0f rec/s (medians), cost %.1f%%\n",
+           plain, idem, (plain - idem) / plain * 100.0);
+    return 0;
+}
