@@ -54,6 +54,18 @@ TEST_DEPS += $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 bench-client: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 	$(BUILD)/bin/ringlog bench --ringlogd $(BUILD)/bin/ringlogd $(BENCH_ARGS)
 BENCH_TARGETS += bench-client
+
+# `make bench-delivery`: libringlog's idempotence cost (on vs off in one run) and the time a
+# group takes to hand a SIGKILLed member's partitions to another (bench/bench_delivery.c).
+BENCH_DELIVERY := $(BUILD)/bench/bench_delivery
+$(BENCH_DELIVERY): $(BUILD)/obj/bench/bench_delivery.o $(LIB_TESTLIB) $(LIB_CLIENT_A)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_CLIENT_A) $(DEPS_LIBS)
+.PHONY: bench-delivery
+bench-delivery: $(BENCH_DELIVERY) $(BUILD)/bin/ringlogd
+	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_DELIVERY) $(BENCH_DELIVERY_ARGS)
+BENCH_TARGETS += bench-delivery
 endif
 
 # make install PREFIX=/usr/local: the tool, both libraries, the header and a pkg-config file.
