@@ -1,6 +1,7 @@
 /*
  * Unit tests of libringlog's pure parts (no network): partitioners, retry backoff, configuration
- * parsing, JSON escaping, and the producer's refusal paths that need no broker.
+ * parsing (including the idempotence and group keys), JSON escaping, and the producer and
+ * consumer refusal paths that need no broker.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -228,6 +229,63 @@ Test(consumer, poll_without_assignment)
     struct rl_record r;
     cr_assert_eq(rl_consumer_poll(k, 10, &r), RL_E_INVALID_ARGUMENT);
     cr_assert(strstr(rl_consumer_last_error(k), "assign"));
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+}
+
+/* config: the delivery-guarantee keys have their documented defaults, accept what they document
+ * and refuse the rest with a message naming the allowed values. */
+Test(config, delivery_keys)
+{
+    struct rl_conf *c = rl_conf_new();
+    char buf[64], err[256];
+    const char *defaults[][2] = {
+        {"enable.idempotence", "true"}, {"max.in.flight.per.partition", "5"},
+        {"group.id", ""}, {"session.timeout.ms", "10000"}, {"heartbeat.interval.ms", "3000"},
+        {"rebalance.timeout.ms", "30000"}, {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "5000"}, {"partition.assignment.strategy", "range"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        cr_assert_eq(rl_conf_get(c, defaults[i][0], buf, sizeof(buf)), 0, "%s", defaults[i][0]);
+        cr_assert_str_eq(buf, defaults[i][1], "%s", defaults[i][0]);
+    }
+    cr_assert_eq(rl_conf_set(c, "enable.idempotence", "false", err, sizeof(err)), 0);
+    rl_conf_get(c, "enable.idempotence", buf, sizeof(buf));
+    cr_assert_str_eq(buf, "false");
+    cr_assert_eq(rl_conf_set(c, "enable.auto.commit", "maybe", err, sizeof(err)),
+                 RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "true or false"), "%s", err);
+    cr_assert_eq(rl_conf_set(c, "partition.assignment.strategy", "roundrobin", err,
+                             sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "partition.assignment.strategy", "sticky", err, sizeof(err)),
+                 RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "range or roundrobin"), "%s", err);
+    cr_assert_eq(rl_conf_set(c, "group.id", "payments", err, sizeof(err)), 0);
+    rl_conf_get(c, "group.id", buf, sizeof(buf));
+    cr_assert_str_eq(buf, "payments");
+    char longid[300];
+    memset(longid, 'g', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = 0;
+    cr_assert_eq(rl_conf_set(c, "group.id", longid, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert_eq(rl_conf_set(c, "session.timeout.ms", "0", err, sizeof(err)),
+                 RL_E_INVALID_CONFIG);
+    rl_conf_destroy(c);
+}
+
+/* consumer: subscribing needs group.id, and committing needs a subscription; both say so
+ * without touching the network. */
+Test(consumer, group_calls_need_a_group)
+{
+    struct rl_conf *c = rl_conf_new();
+    char err[256];
+    struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
+    const char *topics[1] = {"orders"};
+    cr_assert_eq(rl_consumer_subscribe(k, topics, 1), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(rl_consumer_last_error(k), "group.id"), "%s", rl_consumer_last_error(k));
+    cr_assert_eq(rl_consumer_commit(k), RL_E_INVALID_ARGUMENT);
+    cr_assert(strstr(rl_consumer_last_error(k), "subscription"));
+    cr_assert_eq(rl_consumer_commit_offset(k, "orders", 0, 5), RL_E_INVALID_ARGUMENT);
+    cr_assert_eq(rl_consumer_close(k), 0); /* nothing to leave */
     rl_consumer_destroy(k);
     rl_conf_destroy(c);
 }
