@@ -28,6 +28,20 @@ struct pair {
     size_t in_len, in_cap;
 };
 
+/* Frame lengths sit at any byte position in the buffer: read and write them unaligned. */
+static uint32_t be32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return ntohl(v);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    v = htonl(v);
+    memcpy(p, &v, 4);
+}
+
 static uint64_t proxy_rand(struct tl_proxy *px)
 {
     uint64_t x = atomic_load(&px->rnd);
@@ -75,7 +89,7 @@ static int connect_broker(const struct tl_proxy *px)
  * frame (malloc'ed, *out_len bytes) or NULL to forward the original. */
 static uint8_t *rewrite(struct tl_proxy *px, const uint8_t *frame, size_t len, size_t *out_len)
 {
-    uint32_t env_len = ntohl(*(const uint32_t *)(frame + 4));
+    uint32_t env_len = be32(frame + 4);
     if (8 + (size_t)env_len > len)
         return NULL;
     Ringlog__Response *r = ringlog__response__unpack(NULL, env_len, frame + 8);
@@ -100,8 +114,8 @@ static uint8_t *rewrite(struct tl_proxy *px, const uint8_t *frame, size_t len, s
         if (out) {
             ringlog__response__pack(r, out + 8);
             memcpy(out + 8 + env, frame + 8 + env_len, data_len);
-            *(uint32_t *)out = htonl((uint32_t)(4 + env + data_len));
-            *(uint32_t *)(out + 4) = htonl((uint32_t)env);
+            put_be32(out, (uint32_t)(4 + env + data_len));
+            put_be32(out + 4, (uint32_t)env);
             *out_len = 8 + env + data_len;
         }
     }
@@ -113,7 +127,7 @@ static uint8_t *rewrite(struct tl_proxy *px, const uint8_t *frame, size_t len, s
  * of appended batches.) */
 static bool is_produce(const uint8_t *frame, size_t len)
 {
-    uint32_t env_len = ntohl(*(const uint32_t *)(frame + 4));
+    uint32_t env_len = be32(frame + 4);
     if (8 + (size_t)env_len > len)
         return false;
     Ringlog__Response *r = ringlog__response__unpack(NULL, env_len, frame + 8);
@@ -131,7 +145,7 @@ static int forward_frames(struct pair *pr)
     size_t off = 0;
     int rc = 0;
     while (pr->in_len - off >= 8) {
-        size_t flen = 4 + (size_t)ntohl(*(const uint32_t *)(pr->in + off));
+        size_t flen = 4 + (size_t)be32(pr->in + off);
         if (pr->in_len - off < flen)
             break;
         const uint8_t *f = pr->in + off;
@@ -152,8 +166,10 @@ static int forward_frames(struct pair *pr)
         atomic_fetch_add(&px->forwarded, 1);
         off += flen;
     }
-    memmove(pr->in, pr->in + off, pr->in_len - off);
-    pr->in_len -= off;
+    if (off > 0) {
+        memmove(pr->in, pr->in + off, pr->in_len - off);
+        pr->in_len -= off;
+    }
     return rc;
 }
 
