@@ -12,8 +12,19 @@
  *
  * Limits: buffer.memory bounds bytes of records accepted and not yet settled (send waits up to
  * max.block.ms, then fails with RL_E_FULL); max.in.flight bounds requests per connection;
- * max.in.flight.per.partition bounds batches per partition (1 by default, which keeps a
- * partition's records in order across retries); delivery.timeout.ms bounds a record's life.
+ * max.in.flight.per.partition bounds batches per partition (5); delivery.timeout.ms bounds a
+ * record's life.
+ *
+ * Idempotence (the default): a batch gets (producer id, epoch, base sequence) when it is first
+ * taken for sending (idem_stamp), so sequence order is queue order. Batches that come back for a
+ * retry are put back in seal order (requeue) and only the head of a partition's queue may go, so
+ * a retried batch and the later batches of its partition go again in order with the same
+ * sequences. A gap answer (OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER_ID) while an earlier batch of
+ * the partition is unresolved means "wait for it" (idem_gap); with none unresolved, the broker
+ * has neither that batch nor any later one: they lose their sequences and wait for an epoch
+ * bump. Any stamped batch that ends without success sets need_bump: new batches hold back,
+ * stamped ones settle, then InitProducerId(id, epoch) (idem_init) restarts sequences at 0.
+ * Without idempotence, max.in.flight.per.partition above 1 lets a retry reorder records.
  */
 #include <errno.h>
 #include <poll.h>
@@ -34,6 +45,12 @@
 #define MAX_REQ_BATCHES (RLC_FRAME_IOV - 1)
 #define MAX_INFLIGHT_REQS 5
 #define MAX_INFLIGHT_PART 5 /* the bound of max.in.flight.per.partition */
+/* Idle batch.size buffers kept for reuse. A sealed batch that fills at least half its builder
+ * buffer takes that buffer along instead of being copied out, and the builder continues with a
+ * pooled one: no copy, and no fresh large allocation (mmap, page faults, zeroed pages) per
+ * batch. Emptier batches are copied into an allocation of their size, so buffers are never
+ * held by mostly empty batches (at most 2 * buffer.memory / batch.size are in use). */
+#define MAX_POOLED_BUFS 32
 
 struct ptopic;
 
@@ -54,7 +71,10 @@ struct pbatch {
     int32_t base_seq;    /* idempotence: valid while stamped */
     int64_t base_offset; /* when settled successfully */
     char *error_message; /* owned, or NULL */
-    uint8_t data[];
+    uint8_t *data;       /* the batch: `tail` below, or a batch.size buffer taken from the
+                          * builder (pooled) */
+    bool pooled;
+    uint8_t tail[];
 };
 
 struct ppart {
@@ -123,6 +143,8 @@ struct rl_producer {
     int topic_count;
     struct pbroker brokers[RLC_MAX_BROKERS];
     int broker_count;
+    uint8_t *bufs[MAX_POOLED_BUFS]; /* idle batch.size buffers (see MAX_POOLED_BUFS) */
+    int buf_count;
     size_t mem_used;
     size_t mem_sealed; /* of mem_used: bytes in sealed batches (queued or in flight) */
     uint64_t pending; /* records accepted and not yet settled */
@@ -295,21 +317,50 @@ static void part_reset(struct rl_producer *p, struct ppart *pt)
         batch_builder_reset(pt->bld, -1, -1, -1);
 }
 
+/* Makes a sealed batch of the open batch of a partition: takes the builder's buffer when the
+ * batch fills at least half of it, copies the batch out otherwise (lock held). */
+static struct pbatch *batch_take(struct rl_producer *p, struct ppart *pt, int *err)
+{
+    size_t cap = batch_builder_capacity(pt->bld);
+    if (batch_builder_bytes(pt->bld) < cap / 2) {
+        const uint8_t *out;
+        int len = batch_builder_finish(pt->bld, &out);
+        struct pbatch *b = len < 0 ? NULL : malloc(sizeof(*b) + (size_t)len);
+        *err = len < 0 ? len : -ENOMEM;
+        if (!b)
+            return NULL;
+        memset(b, 0, sizeof(*b));
+        b->data = b->tail;
+        memcpy(b->data, out, (size_t)len);
+        b->len = (uint32_t)len;
+        return b;
+    }
+    struct pbatch *b = malloc(sizeof(*b));
+    uint8_t *fresh = p->buf_count ? p->bufs[--p->buf_count] : malloc(cap);
+    int len = b && fresh ? batch_builder_finish_swap(pt->bld, fresh, &b->data) : -ENOMEM;
+    if (len < 0) {
+        free(b);
+        free(fresh);
+        *err = len;
+        return NULL;
+    }
+    uint8_t *data = b->data;
+    memset(b, 0, sizeof(*b));
+    b->data = data;
+    b->pooled = true;
+    b->len = (uint32_t)len;
+    return b;
+}
+
 /* Seals the open batch of a partition into its send queue (lock held). */
 static int part_seal(struct rl_producer *p, struct ppart *pt)
 {
-    const uint8_t *out;
-    int len = batch_builder_finish(pt->bld, &out);
-    if (len < 0)
-        return len;
-    struct pbatch *b = malloc(sizeof(*b) + (size_t)len);
+    int len;
+    struct pbatch *b = batch_take(p, pt, &len);
     if (!b)
-        return -ENOMEM;
-    memset(b, 0, sizeof(*b));
-    memcpy(b->data, out, (size_t)len);
+        return len;
     b->part = pt;
     b->seq = p->next_seq++;
-    b->len = (uint32_t)len;
     b->count = batch_builder_count(pt->bld);
     b->opaques = pt->opaques;
     b->mem = pt->open_mem;
@@ -555,8 +606,14 @@ const char *rl_producer_last_error(struct rl_producer *p)
     return p->err;
 }
 
-static void batch_free(struct pbatch *b)
+/* Frees a settled batch; its builder buffer goes back to the pool when there is room (lock
+ * held). */
+static void batch_free(struct rl_producer *p, struct pbatch *b)
 {
+    if (b->pooled && p->buf_count < MAX_POOLED_BUFS)
+        p->bufs[p->buf_count++] = b->data;
+    else if (b->pooled)
+        free(b->data);
     free(b->opaques);
     free(b->error_message);
     free(b);
@@ -585,6 +642,8 @@ int rl_producer_destroy(struct rl_producer *p, int timeout_ms)
     }
     for (int i = 0; i < p->broker_count; i++)
         rlc_conn_close(&p->brokers[i].conn);
+    while (p->buf_count)
+        free(p->bufs[--p->buf_count]);
     rlc_meta_destroy(&p->meta);
     close(p->wake_fd);
     pthread_mutex_destroy(&p->lock);
@@ -1183,7 +1242,7 @@ static void settle(struct rl_producer *p, struct pbatch *done)
         } else {
             p->acked += b->count;
         }
-        batch_free(b);
+        batch_free(p, b);
     }
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
