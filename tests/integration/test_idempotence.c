@@ -319,6 +319,65 @@ Test(idem, pipelined_retries)
     free(both);
 }
 
+/* Rewrites a batch's idempotence fields and checksum. */
+static void stamp(uint8_t *b, uint32_t len, int64_t pid, int16_t epoch, int32_t seq)
+{
+    for (int i = 0; i < 8; i++)
+        b[BATCH_OFF_PRODUCER_ID + i] = (uint8_t)((uint64_t)pid >> (8 * i));
+    for (int i = 0; i < 2; i++)
+        b[BATCH_OFF_PRODUCER_EPOCH + i] = (uint8_t)((uint16_t)epoch >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b[BATCH_OFF_BASE_SEQUENCE + i] = (uint8_t)((uint32_t)seq >> (8 * i));
+    uint64_t sum = batch_compute_checksum(b, len);
+    for (int i = 0; i < 8; i++)
+        b[BATCH_OFF_CHECKSUM + i] = (uint8_t)(sum >> (8 * i));
+}
+
+/* One request of 80 idempotent 1 MiB batches for one partition, more than a log queues at
+ * once, so the later ones wait behind the full log with predicted offsets; the last five (the
+ * batches a producer may have in flight, and here still waiting) are retried right behind it.
+ * The log holds each batch once, and retrying each of the last five later is answered with
+ * the offset it really got. */
+Test(idem, full_log_predicted_offsets)
+{
+    char msg[256];
+    static const char *const cfg[] = {"max.message.bytes=2000000", NULL};
+    cr_assert_eq(tl_create_topic(&conn, "full", 1, cfg, msg, sizeof(msg)), 0, "%s", msg);
+    int64_t pid;
+    cr_assert_eq(init_pid(&conn, -1, 0, &pid, NULL), 0);
+    enum { N = 80, RECS = 1000, KEPT = 5 };
+    uint8_t *one;
+    int len = tl_make_batch_sized(RECS, 1000, &one);
+    cr_assert_gt(len, 0);
+    uint8_t *all = malloc((size_t)len * N);
+    cr_assert(all);
+    for (int i = 0; i < N; i++) {
+        memcpy(all + (size_t)i * len, one, (size_t)len);
+        stamp(all + (size_t)i * len, (uint32_t)len, pid, 0, i * RECS);
+    }
+    send_produce(&conn, "full", 0, all, (uint32_t)len * N, 1);
+    send_produce(&conn, "full", 0, all + (size_t)len * (N - KEPT), (uint32_t)len * KEPT, -1);
+    int64_t base = -1;
+    cr_assert_eq(recv_produce(&conn, &base), 0);
+    cr_assert_eq(base, 0);
+    int rc = recv_produce(&conn, &base);
+    cr_assert_eq(rc, 0, "the retried request: %s", rl_strerror(rc));
+    cr_assert_eq(base, (N - KEPT) * RECS);
+    cr_assert_eq(log_end("full", 0), N * RECS, "a batch was appended twice or lost");
+    long long deferred = metric("ringlog_produce_deferred_batches_total");
+    fprintf(stderr, "full_log_predicted_offsets: %lld batches deferred, %lld duplicates waited\n",
+            deferred, metric("ringlog_produce_duplicate_waits_total"));
+    for (int i = N - KEPT; i < N; i++) {
+        cr_assert_eq(tl_produce(&conn, "full", 0, all + (size_t)i * len, (uint32_t)len, 1,
+                                &base), 0);
+        cr_assert_eq(base, (int64_t)i * RECS, "batch %d recorded at %lld", i, (long long)base);
+    }
+    cr_assert_eq(produce_idem(&conn, "full", 0, pid, 0, N * RECS, 1, &base), 0);
+    cr_assert_eq(base, N * RECS);
+    free(all);
+    free(one);
+}
+
 /* SIGKILL between a batch's append and its acknowledgement, then the retry after a restart:
  * the batch is in the log exactly once, and a further retry is a duplicate recognised from the
  * state rebuilt from the log. */
