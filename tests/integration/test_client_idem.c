@@ -2,8 +2,9 @@
  * Idempotent producer against a real ringlogd behind an answer-losing proxy
  * (tests/integration/tl_proxy.h): retried batches that the broker already appended are stored
  * once, in send order, and reported with their original offsets; a producer whose requests
- * vanished past the delivery timeout bumps its epoch and goes on without a gap error; batches
- * in flight when the broker is SIGKILLed are stored once after its restart.
+ * vanished past the delivery timeout bumps its epoch and goes on without a gap error; a newer
+ * instance of its id fences it; batches in flight when the broker is SIGKILLed are stored once
+ * after its restart.
  * Prints "N passed, N failed" and exits non-zero on failure. RINGLOG_TEST_SEED replays a run.
  */
 #include <errno.h>
@@ -16,9 +17,11 @@
 #include <unistd.h>
 
 #include "client/ringlog.h"
+#include "common/batch.h"
 #include "common/err.h"
 #include "tests/integration/tl_proxy.h"
 #include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_client.h"
 
 #define CHECK(cond, ...)                                                                        \
     do {                                                                                        \
@@ -59,6 +62,16 @@ static int create_topic(const char *name)
     rl_admin_destroy(a);
     rl_conf_destroy(c);
     return rc;
+}
+
+/* Writes idempotence fields into a built batch and fixes its checksum. */
+static void batch_stamp_idem(uint8_t *b, uint32_t len, int64_t pid, int16_t epoch, int32_t seq)
+{
+    memcpy(b + BATCH_OFF_PRODUCER_ID, &pid, 8); /* little-endian host, as the format */
+    memcpy(b + BATCH_OFF_PRODUCER_EPOCH, &epoch, 2);
+    memcpy(b + BATCH_OFF_BASE_SEQUENCE, &seq, 4);
+    uint64_t sum = batch_compute_checksum(b, len);
+    memcpy(b + BATCH_OFF_CHECKSUM, &sum, 8);
 }
 
 /* Delivery reports, indexed by the record's number (its value). */
@@ -318,6 +331,70 @@ out:
     return rc;
 }
 
+/* A second instance of the producer's id with a newer epoch (InitProducerId with the id and
+ * epoch the first one stamped, read from its batch in the log) fences the first: its next
+ * records fail with PRODUCER_FENCED, and so does every send after that. */
+static int test_fenced(void)
+{
+    struct reports r;
+    int rc = -1;
+    struct rl_producer *p = NULL;
+    struct rl_conf *c = NULL;
+    struct tl_conn tc = {.fd = -1};
+    CHECK(reports_init(&r, 10) == 0, "out of memory");
+    CHECK(create_topic("fence") == 0, "create");
+    c = conf_at(g_broker.host, g_broker.port, NULL);
+    rl_conf_set_delivery_cb(c, report_cb, &r);
+    char err[256];
+    p = rl_producer_new(c, err, sizeof(err));
+    CHECK(p, "%s", err);
+    CHECK(rl_producer_send(p, "fence", 0, NULL, 0, "0", 1, 0, (void *)0) == 0 &&
+          rl_producer_flush(p, 10000) == 0 && atomic_load(&r.acked) == 1, "first record: %s",
+          rl_producer_last_error(p));
+    CHECK(tl_connect(&tc, g_broker.host, g_broker.port, 5000) == 0, "connect");
+    struct tl_fetch f = {.topic = "fence", .partition = 0, .offset = 0, .max_bytes = 65536};
+    struct tl_fetch_result fr;
+    struct batch_header h;
+    CHECK(tl_fetch(&tc, &f, &fr) == 0 && batch_header_decode(fr.data, fr.data_len, &h) == 0,
+          "fetch the first batch");
+    CHECK(h.producer_id >= 0 && h.producer_epoch >= 0 && h.base_sequence == 0,
+          "the batch carries no idempotence fields: id %lld epoch %d seq %d",
+          (long long)h.producer_id, h.producer_epoch, h.base_sequence);
+    Ringlog__InitProducerIdRequest ir = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
+    ir.producer_id = h.producer_id;
+    ir.producer_epoch = h.producer_epoch;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
+    req.init_producer_id = &ir;
+    Ringlog__Response *resp;
+    CHECK(tl_call(&tc, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 && resp->error_code == 0 &&
+          resp->body_case == RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID &&
+          resp->init_producer_id->producer_epoch > h.producer_epoch, "the newer instance");
+    /* The newer instance appends once, so the partition knows the new epoch. */
+    uint8_t *batch;
+    int blen = tl_make_batch(1, "new", &batch);
+    CHECK(blen > 0, "batch");
+    batch_stamp_idem(batch, (uint32_t)blen, h.producer_id,
+                     (int16_t)resp->init_producer_id->producer_epoch, 0);
+    int prc = tl_produce(&tc, "fence", 0, batch, (uint32_t)blen, 1, NULL);
+    free(batch);
+    CHECK(prc == 0, "the newer instance's append: %s", rl_error_name(prc));
+    CHECK(rl_producer_send(p, "fence", 0, NULL, 0, "1", 1, 0, (void *)1) == 0, "queue");
+    rl_producer_flush(p, 10000);
+    CHECK(atomic_load(&r.failed) == 1 && r.first_error == RL_E_PRODUCER_FENCED,
+          "the old instance's record: %ld failed (%s)", atomic_load(&r.failed),
+          rl_error_name(r.first_error));
+    CHECK(rl_producer_send(p, "fence", 0, NULL, 0, "2", 1, 0, (void *)2) ==
+          RL_E_PRODUCER_FENCED, "a send after fencing: %s", rl_producer_last_error(p));
+    rc = 0;
+out:
+    tl_close(&tc);
+    rl_producer_destroy(p, 5000);
+    rl_conf_destroy(c);
+    reports_free(&r);
+    return rc;
+}
+
 int main(void)
 {
     const char *s = getenv("RINGLOG_TEST_SEED");
@@ -331,7 +408,7 @@ int main(void)
         const char *name;
         int (*fn)(void);
     } tests[] = {{"dup_retries", test_dup_retries}, {"epoch_bump", test_epoch_bump},
-                 {"broker_restart", test_broker_restart}};
+                 {"fenced", test_fenced}, {"broker_restart", test_broker_restart}};
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         uint64_t t0 = tl_now_ms();
