@@ -413,7 +413,7 @@ static const char *coord_join_msg(int rc)
     }
 }
 
-void coord_join_group(struct req *r, const Ringlog__JoinGroupRequest *q)
+void coord_join_group(struct req *r, const Ringlog__JoinGroupRequest *q, const char *client_id)
 {
     struct coord *c = r->sh->dv->coord;
     Ringlog__Response *resp = req_response(r);
@@ -439,7 +439,8 @@ void coord_join_group(struct req *r, const Ringlog__JoinGroupRequest *q)
     if (g) {
         struct group_member_spec spec = {
             .member_id = q->member_id,
-            .client_id = r->conn && r->conn->peer[0] ? r->conn->peer : "",
+            .client_id = client_id && client_id[0] ? client_id
+                         : r->conn ? r->conn->peer : "",
             .session_timeout_ms = (int32_t)q->session_timeout_ms,
             .rebalance_timeout_ms = q->rebalance_timeout_ms ? (int32_t)q->rebalance_timeout_ms
                                                             : (int32_t)q->session_timeout_ms,

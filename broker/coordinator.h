@@ -48,7 +48,8 @@ void coord_tick(struct coord *c, int64_t now_ms);
 /* Request handlers (respond at once, except JoinGroup and OffsetCommit which may complete
  * later through the request's finish). */
 void coord_find_coordinator(struct req *r, const Ringlog__FindCoordinatorRequest *q);
-void coord_join_group(struct req *r, const Ringlog__JoinGroupRequest *q);
+/* client_id: the request envelope's (shown by DescribeGroups; the peer address when empty). */
+void coord_join_group(struct req *r, const Ringlog__JoinGroupRequest *q, const char *client_id);
 void coord_sync_group(struct req *r, const Ringlog__SyncGroupRequest *q);
 void coord_heartbeat(struct req *r, const Ringlog__HeartbeatRequest *q);
 void coord_leave_group(struct req *r, const Ringlog__LeaveGroupRequest *q);

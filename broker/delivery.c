@@ -123,7 +123,8 @@ void delivery_dispatch(struct req *r, const Ringlog__Request *rq)
         return delivery_init_producer_id(r, rq->init_producer_id);
     case RINGLOG__REQUEST__BODY_FIND_COORDINATOR:
         return coord_find_coordinator(r, rq->find_coordinator);
-    case RINGLOG__REQUEST__BODY_JOIN_GROUP: return coord_join_group(r, rq->join_group);
+    case RINGLOG__REQUEST__BODY_JOIN_GROUP:
+        return coord_join_group(r, rq->join_group, rq->client_id);
     case RINGLOG__REQUEST__BODY_SYNC_GROUP: return coord_sync_group(r, rq->sync_group);
     case RINGLOG__REQUEST__BODY_HEARTBEAT: return coord_heartbeat(r, rq->heartbeat);
     case RINGLOG__REQUEST__BODY_LEAVE_GROUP: return coord_leave_group(r, rq->leave_group);

@@ -39,6 +39,9 @@
 #define IDEM_REPLAY_READ_BYTES (16u << 20) /* per plog_read; files are read 1 MiB at a time */
 #define IDEM_REPLAY_MAX_READS (1u << 24)
 #define IDEM_EXPIRE_EVERY_MS 1000
+/* Besides rolls, a snapshot after this many bytes appended, so replay after a crash reads at
+ * most this much of a large active segment. */
+#define IDEM_SNAPSHOT_EVERY_BYTES (64ull << 20)
 
 struct idem_epoch {
     int64_t producer_id; /* -1: free slot */
@@ -51,6 +54,7 @@ struct idem_part {
     uint32_t max_producers;     /* of ps */
     uint32_t seen_segments;     /* segment count at the last look (roll detection) */
     bool dirty;                 /* recorded since the last snapshot */
+    uint64_t bytes_at_snapshot; /* the partition's bytes_in when the last snapshot was taken */
 };
 
 struct idem {
@@ -420,8 +424,10 @@ static struct idem_part *idem_part_get(struct partition *p)
 {
     if (!p->idem) {
         p->idem = calloc(1, sizeof(*p->idem));
-        if (p->idem)
+        if (p->idem) {
             p->idem->seen_segments = plog_segment_count(p->log);
+            p->idem->bytes_at_snapshot = p->stats.bytes_in;
+        }
     }
     return p->idem;
 }
@@ -454,6 +460,7 @@ static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem
         return;
     }
     ip->dirty = false;
+    ip->bytes_at_snapshot = p->stats.bytes_in;
     id->st.snapshots++;
 }
 
@@ -558,6 +565,9 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
         id->st.expired += n;
         ip->dirty |= n > 0;
     }
+    if (ip->ps && ip->dirty && !p->topic->deleted &&
+        p->stats.bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES)
+        idem_part_snapshot(id, p, ip);
     uint32_t segs = plog_segment_count(p->log);
     if (segs == ip->seen_segments)
         return;

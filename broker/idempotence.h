@@ -7,7 +7,8 @@
  *    that carries a producer id and calls idem_record once the batch has its offsets. The
  *    state (broker/pstate) is loaded lazily from the partition's snapshot file
  *    (<partition dir>/producer.snapshot, a storage/checkpoint) plus the batch headers appended
- *    after it, and a new snapshot is written whenever the log rolls a segment.
+ *    after it, and a new snapshot is written whenever the log rolls a segment (and after every
+ *    64 MiB appended, which bounds replay after a crash inside a large active segment).
  *
  * Append path: api produce -> idem_check -> plog_append -> idem_record.
  *
