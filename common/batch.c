@@ -379,6 +379,23 @@ int batch_builder_finish(struct batch_builder *b, const uint8_t **out)
     return (int)batch_len;
 }
 
+int batch_builder_finish_swap(struct batch_builder *b, uint8_t *fresh, uint8_t **out)
+{
+    const uint8_t *done;
+    int len = batch_builder_finish(b, &done);
+    if (len < 0)
+        return len;
+    uint8_t **slot = done == b->buf ? &b->buf : &b->zbuf;
+    *out = *slot;
+    *slot = fresh;
+    return len;
+}
+
+size_t batch_builder_capacity(const struct batch_builder *b)
+{
+    return b->cap;
+}
+
 /* --- reader ----------------------------------------------------------------------------------- */
 
 struct batch_reader {

@@ -191,6 +191,17 @@ size_t batch_builder_bytes(const struct batch_builder *b);
  * one batch holding every record since the reset. */
 int batch_builder_finish(struct batch_builder *b, const uint8_t **out);
 
+/* Finishes the batch as batch_builder_finish does, then hands over the buffer that holds it
+ * instead of copying it out: *out is the batch (at its first byte) in a buffer of
+ * batch_builder_capacity(b) bytes that the caller now owns (free() or reuse it), and the builder
+ * continues with `fresh`, a buffer of the same size the caller gives up. The builder must be
+ * reset before the next add. Returns the batch length, or a negative code as
+ * batch_builder_finish (nothing is swapped then, and the caller still owns fresh). */
+int batch_builder_finish_swap(struct batch_builder *b, uint8_t *fresh, uint8_t **out);
+
+/* The size of the builder's buffers: max_batch_bytes as created. */
+size_t batch_builder_capacity(const struct batch_builder *b);
+
 /* --- reader (consumer side, and deep validation) ---------------------------------------------- */
 
 struct batch_reader;

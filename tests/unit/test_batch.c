@@ -420,6 +420,47 @@ Test(batch, builder_full_leaves_batch_unchanged)
     batch_builder_destroy(b);
 }
 
+/* finish_swap hands out the finished batch in the builder's own buffer and continues with the
+ * one given: the taken batch stays intact while the builder fills the fresh buffer, for both
+ * codecs; an empty builder swaps nothing. */
+Test(batch, builder_finish_swap)
+{
+    static uint8_t val[300];
+    for (int codec = BATCH_CODEC_NONE; codec <= BATCH_CODEC_ZSTD; codec += BATCH_CODEC_ZSTD) {
+        struct batch_builder *b = batch_builder_create(4096, (enum batch_codec)codec, 1);
+        cr_assert_not_null(b);
+        cr_assert_eq(batch_builder_capacity(b), 4096);
+        uint8_t *fresh = malloc(4096), *taken = NULL, *taken2 = NULL;
+        cr_assert_eq(batch_builder_finish_swap(b, fresh, &taken), RL_E_BATCH_EMPTY);
+        cr_assert_null(taken);
+        fill_random(val, sizeof(val), 7);
+        struct batch_record_in in = {.value = val, .value_len = sizeof(val), .timestamp = 5};
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(batch_builder_add(b, &in), 0);
+        int len = batch_builder_finish_swap(b, fresh, &taken);
+        cr_assert_gt(len, 0);
+        cr_assert_neq(taken, fresh);
+        uint8_t copy[4096];
+        memcpy(copy, taken, (size_t)len);
+        /* The next batch is built in `fresh` and must not touch the taken one. */
+        batch_builder_reset(b, -1, -1, -1);
+        fill_random(val, sizeof(val), 8);
+        cr_assert_eq(batch_builder_add(b, &in), 0);
+        uint8_t *fresh2 = malloc(4096);
+        int len2 = batch_builder_finish_swap(b, fresh2, &taken2);
+        cr_assert_gt(len2, 0);
+        cr_assert_eq(memcmp(copy, taken, (size_t)len), 0);
+        struct batch_header h;
+        cr_assert_eq(batch_validate(taken, (size_t)len, &h), 0);
+        cr_assert_eq(h.record_count, 4);
+        cr_assert_eq(batch_validate(taken2, (size_t)len2, &h), 0);
+        cr_assert_eq(h.record_count, 1);
+        free(taken);
+        free(taken2);
+        batch_builder_destroy(b);
+    }
+}
+
 /* A record bigger than an empty batch can hold is BATCH_TOO_LARGE, not FULL (retrying in a new
  * batch would never help); an empty batch does not finish; bad arguments are rejected. */
 Test(batch, builder_rejections)
