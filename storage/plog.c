@@ -204,6 +204,7 @@ static void segment_close_fds(struct plog *log, struct segment *seg)
 {
     fcache_close(&log->st->fc, &seg->rd);
     fcache_close(&log->st->fc, &seg->wr);
+    fcache_close(&log->st->fc, &seg->drd);
 }
 
 /* Removes a segment that the caller already took out of log->segs. */

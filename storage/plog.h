@@ -152,8 +152,17 @@ int plog_sync(struct plog *log);
  * stays valid if its segment is deleted by retention or truncation, or its log is closed or
  * deleted, meanwhile (the descriptor stays open until release); release it with the same log
  * pointer even then (it is not dereferenced). storage_destroy requires every slice released. */
+#define PLOG_DIRECT_ALIGN 4096u /* alignment of reads through plog_slice.direct_fd */
+
 struct plog_slice {
     int fd;                 /* -1 when `mem` is used */
+    /* The same file opened with O_DIRECT, or -1 (the file system refuses it, or no descriptor
+     * was free). Reads through it bypass the page cache: offsets, lengths and buffer addresses
+     * must be multiples of PLOG_DIRECT_ALIGN, so read the aligned range around the slice.
+     * Appends are written with O_DIRECT too, so the page cache rarely holds them anyway, and
+     * reading them through it would allocate fresh cache pages for every read instead of
+     * reusing the caller's buffers. Bytes of the range outside the slice may be changing. */
+    int direct_fd;
     uint64_t file_position;
     const uint8_t *mem;     /* non-NULL when served from memory */
     uint32_t len;           /* bytes of whole batches; 0 when nothing to read */

@@ -50,6 +50,11 @@
 #define PLOG_FALLOC_MAX (256u << 20)       /* preallocation doubles up to this step */
 #define PLOG_SCAN_BUF_BYTES (1u << 20)     /* recovery read window */
 #define PLOG_HDR_WINDOW (64u << 10)        /* read path: header bytes read per pread */
+/* Batches at least this big get their headers read alone: a window would copy mostly record
+ * bytes out of the page cache (a 64 KiB window per 256 KiB batch is a quarter of the data
+ * again), and one more small pread costs less than copying a few KiB. */
+#define PLOG_HDR_BIG_BATCH (8u << 10)
+#define PLOG_HDR_SMALL_READ 512u           /* header bytes read per pread for big batches */
 #define PLOG_DRAIN_TIMEOUT_NS (120ull * 1000000000ull) /* blocking calls give up after this */
 #define PLOG_MAX_BATCH_LIMIT ((PLOG_LOG_MAX_CHUNKS - 4) * PLOG_CHUNK_BYTES)
 
@@ -106,6 +111,7 @@ struct storage {
     const struct segment *hw_seg;
     uint64_t hw_pos;
     size_t hw_len;
+    uint32_t hw_last_batch_len; /* of the last header decoded: sizes the next window */
     uint64_t delete_seq;      /* makes names of files being deleted unique */
     bool direct;              /* O_DIRECT works here (cleared when the file system refuses) */
 };

@@ -43,7 +43,9 @@ static const uint8_t *hdr_bytes(struct plog *log, struct segment *seg, uint64_t 
         return NULL;
     }
     uint64_t avail = seg->readable_pos > pos ? seg->readable_pos - pos : 0;
-    size_t want = avail < PLOG_HDR_WINDOW ? (size_t)avail : PLOG_HDR_WINDOW;
+    size_t window = st->hw_last_batch_len >= PLOG_HDR_BIG_BATCH ? PLOG_HDR_SMALL_READ
+                                                                : PLOG_HDR_WINDOW;
+    size_t want = avail < window ? (size_t)avail : window;
     if (want < RL_BATCH_HEADER_SIZE)
         want = RL_BATCH_HEADER_SIZE; /* a caller past the readable end gets what the file has */
     ssize_t n = pread(fd, st->scan_buf, want, (off_t)pos);
@@ -71,6 +73,7 @@ int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos, struct
         segment_path(seg, ".log", path, sizeof(path));
         return RL_CORRUPT(path, (int64_t)pos, -1, "batch header unreadable on the read path");
     }
+    log->st->hw_last_batch_len = h->batch_len;
     return 0;
 }
 
@@ -111,6 +114,75 @@ static int find_batch(struct plog *log, struct segment *seg, uint64_t offset, ui
     return 0;
 }
 
+/* The segment's O_DIRECT read descriptor, pinned, or -1 when the file system refuses O_DIRECT
+ * or no descriptor is free (the slice is then read through the page cache only). */
+static int direct_fd(struct plog *log, struct segment *seg)
+{
+    char path[4096];
+    bool direct = true;
+    if (!log->st->direct || segment_path(seg, ".log", path, sizeof(path)) < 0)
+        return -1;
+    int fd = fcache_get(&log->st->fc, &seg->drd, path, O_RDONLY | O_DIRECT, &direct);
+    if (fd < 0 || !direct)
+        return -1;
+    fcache_pin(&seg->drd);
+    return fd;
+}
+
+/* Finds the slice from the in-memory offset index alone, without reading a header. Index
+ * entries are batch starts in file order, so the bytes between two entries (or between an
+ * entry and the readable end) are whole batches, and the later entry's offset is where they
+ * end. The slice starts at the entry for `offset` and ends at the furthest entry (or the
+ * readable end) within max_bytes whose offset is <= max_offset. Returns false when the index
+ * cannot answer (no entry starts at offset, or the first interval alone exceeds max_bytes);
+ * the caller then walks the headers. Each header costs a synchronous pread, which is a disk
+ * read when the log was written around the page cache. */
+static bool index_slice(const struct segment *seg, uint64_t offset, uint32_t max_bytes,
+                        uint64_t max_offset, uint64_t *start, uint64_t *len, uint64_t *first,
+                        uint64_t *next)
+{
+    uint32_t lo = 0, hi = seg->n_oidx; /* the last entry with rel <= offset - base */
+    if (hi == 0 || offset < seg->base_offset)
+        return false;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (seg->base_offset + seg->oidx[mid].rel <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Only an entry that starts exactly at `offset` is known to begin the batch holding it
+     * (between two entries there may be several small batches): the usual case for a consumer
+     * reading on, whose next fetch starts where the last slice ended. */
+    if (lo == 0 || seg->oidx[lo - 1].pos >= seg->readable_pos ||
+        seg->base_offset + seg->oidx[lo - 1].rel != offset)
+        return false;
+    const struct seg_oentry *e = &seg->oidx[lo - 1];
+    uint64_t end = 0, end_offset = 0;
+    for (uint32_t j = lo; j < seg->n_oidx; j++) {
+        const struct seg_oentry *f = &seg->oidx[j];
+        if (f->pos >= seg->readable_pos || f->pos - e->pos > max_bytes ||
+            seg->base_offset + f->rel > max_offset)
+            break;
+        end = f->pos;
+        end_offset = seg->base_offset + f->rel;
+    }
+    /* readable_pos is a batch boundary (it moves by whole appends), so up to it is whole
+     * batches too, whatever entries lie between. */
+    if (seg->readable_pos > end && seg->readable_pos - e->pos <= max_bytes &&
+        seg->readable_next <= max_offset) {
+        end = seg->readable_pos;
+        end_offset = seg->readable_next;
+    }
+    if (end <= e->pos || end_offset <= offset)
+        return false;
+    *start = e->pos;
+    *len = end - e->pos;
+    *first = seg->base_offset + e->rel;
+    *next = end_offset;
+    return true;
+}
+
 int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
               struct plog_slice *out)
 {
@@ -118,6 +190,7 @@ int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t ma
     uint64_t pos;
     memset(out, 0, sizeof(*out));
     out->fd = -1;
+    out->direct_fd = -1;
     out->first_offset = out->next_offset = offset;
     if (offset < log->start_offset || offset > log->next_offset)
         return RL_E_OFFSET_OUT_OF_RANGE;
@@ -130,12 +203,17 @@ int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t ma
             return 0;
         seg = log->segs[++i];
     }
+    uint64_t start, total = 0, next = offset, first;
+    if (index_slice(seg, offset, max_bytes, max_offset, &start, &total, &first, &next)) {
+        out->first_offset = first;
+        goto found;
+    }
     int rc = find_batch(log, seg, offset, &pos, &h);
     if (rc <= 0)
         return rc;
     if (h.base_offset >= max_offset)
         return 0;
-    uint64_t start = pos, total = 0, next = offset;
+    start = pos;
     out->first_offset = h.base_offset;
     while (pos < seg->readable_pos) {
         if (total > 0) {
@@ -151,10 +229,12 @@ int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t ma
         next = h.base_offset + h.last_offset_delta + 1;
         pos += h.batch_len;
     }
+found:;
     int fd = plog_seg_read_fd(log, seg);
     if (fd < 0)
         return fd;
     fcache_pin(&seg->rd);
+    out->direct_fd = direct_fd(log, seg);
     seg->refs++;
     out->fd = fd;
     out->file_position = start;
@@ -172,10 +252,13 @@ void plog_slice_release(struct plog *log, struct plog_slice *slice)
     (void)log; /* the segment may have outlived its log (see plog_free_segments) */
     slice->pin = NULL;
     fcache_unpin(&seg->rd);
+    if (slice->direct_fd >= 0)
+        fcache_unpin(&seg->drd);
     RL_ASSERT(seg->refs > 0);
     if (--seg->refs == 0 && seg->deleted) {
         fcache_close(seg->fc, &seg->rd);
         fcache_close(seg->fc, &seg->wr);
+        fcache_close(seg->fc, &seg->drd);
         segment_free(seg);
     }
 }

@@ -37,6 +37,7 @@ struct segment *segment_new(const char *dir, uint64_t base)
     seg->max_ts = INT64_MIN;
     fcache_ent_init(&seg->rd);
     fcache_ent_init(&seg->wr);
+    fcache_ent_init(&seg->drd);
     return seg;
 }
 

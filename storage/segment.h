@@ -56,6 +56,7 @@ struct segment {
     uint32_t n_tidx, cap_tidx;
     struct fcache_ent rd;    /* buffered read-only descriptor (readers, recovery) */
     struct fcache_ent wr;    /* O_DIRECT read-write descriptor (the writer, active only) */
+    struct fcache_ent drd;   /* O_DIRECT read-only descriptor (slices read around the cache) */
     int64_t lsn_base;        /* the log's byte sequence number of file position 0 */
     uint64_t falloc_end;     /* bytes preallocated so far */
     unsigned refs;           /* slices holding the segment */
