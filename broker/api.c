@@ -768,7 +768,9 @@ struct fetch_part {
     bool have_slice;
     bool spliced;                 /* sent from the file by the connection's splice */
     bool read_failed;
-    uint8_t *copy;                /* a file slice read into memory */
+    uint8_t *copy;                /* a file slice read into memory (inside dbuf, if set) */
+    uint8_t *dbuf;                /* a pooled buffer the slice was read into with O_DIRECT */
+    uint32_t dskip;               /* bytes of dbuf before the slice (alignment) */
     void *map;                    /* or mapped, when its pages are all in the page cache */
     size_t map_len;
     const uint8_t *map_data;      /* the slice's first byte inside map */
@@ -798,7 +800,13 @@ static void fetch_release(struct req *r)
             fp->p->pins--;
             fp->have_slice = false;
         }
-        free(fp->copy);
+        if (fp->dbuf && r->sh->n_direct_bufs < SHARD_MAX_IDLE_DIRECT_BUFS)
+            r->sh->direct_bufs[r->sh->n_direct_bufs++] = fp->dbuf;
+        else if (fp->dbuf)
+            free(fp->dbuf);
+        else
+            free(fp->copy);
+        fp->dbuf = NULL;
         fp->copy = NULL;
         if (fp->map)
             munmap(fp->map, fp->map_len);
@@ -905,6 +913,10 @@ static void fetch_read_done(struct io_op *op, int result)
     struct fetch_state *fs = r->state;
     shard_op_ended(r->sh);
     r->pending--;
+    /* A direct read covers the aligned range around the slice; it may stop short at the end
+     * of the file, but never before the slice's last byte. */
+    if (fp->dbuf && result >= (int)(fp->dskip + fp->slice.len))
+        result = (int)fp->slice.len;
     if (result != (int)fp->slice.len) {
         fp->read_failed = true;
         fp->res->error_code = result < 0 ? result : RL_E_INTERNAL;
@@ -954,25 +966,66 @@ static void fetch_drop(struct fetch_part *fp)
     fp->have_slice = false;
 }
 
+/* The aligned file range a direct read of the slice covers: [*start, *start + *len). */
+static void fetch_direct_range(const struct fetch_part *fp, uint64_t *start, uint64_t *len)
+{
+    uint64_t a = PLOG_DIRECT_ALIGN;
+    *start = fp->slice.file_position / a * a;
+    uint64_t end = (fp->slice.file_position + fp->slice.len + a - 1) / a * a;
+    *len = end - *start;
+}
+
+/* Can the slice be read with O_DIRECT into a pooled buffer? */
+static bool fetch_direct_ok(const struct fetch_part *fp)
+{
+    uint64_t start, len;
+    fetch_direct_range(fp, &start, &len);
+    return !fp->slice.mem && fp->slice.direct_fd >= 0 && len <= FETCH_DIRECT_BUF_BYTES;
+}
+
+/* Starts an O_DIRECT read of the aligned range around the slice into a pooled buffer. The
+ * page cache is bypassed (as appends bypass it): reusing our few buffers is far cheaper than
+ * having the kernel fill fresh cache pages for every read and copy or splice from them.
+ * Returns false when no buffer can be had (the caller reads through the cache instead). */
+static bool fetch_read_direct(struct req *r, struct fetch_part *fp)
+{
+    struct shard *sh = r->sh;
+    uint64_t start, len;
+    fetch_direct_range(fp, &start, &len);
+    uint8_t *buf = NULL; /* fetch_direct_ok checked that the range fits */
+    if (sh->n_direct_bufs)
+        buf = sh->direct_bufs[--sh->n_direct_bufs];
+    else if (posix_memalign((void **)&buf, PLOG_DIRECT_ALIGN, FETCH_DIRECT_BUF_BYTES))
+        return false;
+    fp->dbuf = buf;
+    fp->dskip = (uint32_t)(fp->slice.file_position - start);
+    fp->copy = buf + fp->dskip;
+    io_prep_read(sh->io, &fp->read_op, fp->slice.direct_fd, buf, (uint32_t)len, start, 0);
+    return true;
+}
+
 /* Starts the async read of a cold file slice into a buffer charged to the budget. */
 static void fetch_read(struct req *r, struct fetch_part *fp)
 {
     struct shard *sh = r->sh;
     struct fetch_state *fs = r->state;
-    fp->copy = malloc(fp->slice.len);
-    if (!fp->copy) {
-        fp->read_failed = true;
-        return;
-    }
-    shard_mem_charge(sh, fp->slice.len);
-    r->mem_bytes += fp->slice.len;
     fp->read_op.done = fetch_read_done;
     fp->read_op.ctx = fp;
+    if (!fetch_direct_ok(fp) || !fetch_read_direct(r, fp)) {
+        fp->copy = malloc(fp->slice.len);
+        if (!fp->copy) {
+            fp->read_failed = true;
+            return;
+        }
+        io_prep_read(sh->io, &fp->read_op, fp->slice.fd, fp->copy, fp->slice.len,
+                     fp->slice.file_position, 0);
+    }
+    uint64_t held = fp->dbuf ? FETCH_DIRECT_BUF_BYTES : fp->slice.len;
+    shard_mem_charge(sh, held);
+    r->mem_bytes += held;
     r->pending++;
     fs->reads_left++;
     shard_op_started(sh);
-    io_prep_read(sh->io, &fp->read_op, fp->slice.fd, fp->copy, fp->slice.len,
-                 fp->slice.file_position, 0);
 }
 
 /* Puts the slices into the response (in memory, mapped from the page cache, or read). Past
@@ -993,8 +1046,9 @@ static void fetch_build(struct req *r)
             fetch_drop(fp);
             continue;
         }
-        fp->spliced = !fp->slice.mem && sh->splice_ok;
-        bool in_memory = fp->slice.mem || fp->spliced || fetch_map(fp);
+        bool direct = fetch_direct_ok(fp);
+        fp->spliced = !fp->slice.mem && !direct && sh->splice_ok;
+        bool in_memory = fp->slice.mem || fp->spliced || (!direct && fetch_map(fp));
         if (!in_memory && total > 0 &&
             sh->mem_used + fp->slice.len > sh->cfg.max_inflight_bytes) {
             fetch_drop(fp);

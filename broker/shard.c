@@ -1168,5 +1168,7 @@ void shard_destroy(struct shard *sh)
     }
     if (sh->io)
         io_destroy(sh->io);
+    while (sh->n_direct_bufs)
+        free(sh->direct_bufs[--sh->n_direct_bufs]);
     free(sh);
 }

@@ -28,6 +28,10 @@
 #define SHARD_TICK_MS 1000
 #define FETCH_DEFAULT_MAX_BYTES (50u * 1024 * 1024) /* when a fetch says max_bytes 0 */
 #define FETCH_MAX_WAIT_MS 300000u    /* longest long-poll a client may ask for */
+/* Fetched slices are read with O_DIRECT into buffers of this size (a slice whose aligned range
+ * is larger goes by splice or a buffered read), and at most this many idle ones are kept. */
+#define FETCH_DIRECT_BUF_BYTES (2u * 1024 * 1024)
+#define SHARD_MAX_IDLE_DIRECT_BUFS 16
 #define METRICS_BUCKETS 16
 #define METRICS_APIS 20              /* Ringlog__Api values 0..19 */
 
@@ -164,6 +168,8 @@ struct shard {
     volatile sig_atomic_t stop_requested;
     bool stopping;
     bool splice_ok;                  /* fetch.splice: send file slices by splice */
+    uint8_t *direct_bufs[SHARD_MAX_IDLE_DIRECT_BUFS]; /* idle fetch read buffers */
+    uint32_t n_direct_bufs;
     uint64_t stop_deadline_ns;
     uint64_t start_ns;
     int64_t start_wall_ms;
