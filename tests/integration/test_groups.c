@@ -373,6 +373,30 @@ Test(groups, offsets_survive_restart)
                  RL_E_UNKNOWN_MEMBER_ID);
     cr_assert_eq(fetch_offset(&conn, "g", "t1", 0, &off, NULL, 0), 0);
     cr_assert_eq(off, 500, "a rejected commit changed the offset");
+    /* Everything the group committed (no topics listed), and every partition of one topic. */
+    Ringlog__OffsetFetchRequest of = RINGLOG__OFFSET_FETCH_REQUEST__INIT;
+    of.group_id = (char *)"g";
+    Ringlog__Request freq = RINGLOG__REQUEST__INIT;
+    freq.body_case = RINGLOG__REQUEST__BODY_OFFSET_FETCH;
+    freq.offset_fetch = &of;
+    Ringlog__Response *fresp = call(&conn, &freq);
+    cr_assert_eq(fresp->error_code, 0);
+    cr_assert_eq(fresp->offset_fetch->n_topics, 1);
+    cr_assert_str_eq(fresp->offset_fetch->topics[0]->name, "t1");
+    cr_assert_eq(fresp->offset_fetch->topics[0]->n_partitions, 3);
+    int64_t sum = 0;
+    for (size_t i = 0; i < 3; i++)
+        sum += fresp->offset_fetch->topics[0]->partitions[i]->offset;
+    cr_assert_eq(sum, 500 + 501 + 502);
+    Ringlog__OffsetFetchTopic ft = RINGLOG__OFFSET_FETCH_TOPIC__INIT;
+    ft.name = (char *)"t1";
+    Ringlog__OffsetFetchTopic *fts[1] = {&ft};
+    of.n_topics = 1;
+    of.topics = fts;
+    fresp = call(&conn, &freq);
+    cr_assert_eq(fresp->error_code, 0);
+    cr_assert_eq(fresp->offset_fetch->n_topics, 1);
+    cr_assert_eq(fresp->offset_fetch->topics[0]->n_partitions, 3);
     /* ListGroups shows both groups (no members: Empty). */
     Ringlog__ListGroupsRequest lg = RINGLOG__LIST_GROUPS_REQUEST__INIT;
     Ringlog__Request req = RINGLOG__REQUEST__INIT;
