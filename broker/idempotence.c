@@ -39,9 +39,11 @@
 #define IDEM_REPLAY_READ_BYTES (16u << 20) /* per plog_read; files are read 1 MiB at a time */
 #define IDEM_REPLAY_MAX_READS (1u << 24)
 #define IDEM_EXPIRE_EVERY_MS 1000
-/* Besides rolls, a snapshot after this many bytes appended, so replay after a crash reads at
- * most this much of a large active segment. */
-#define IDEM_SNAPSHOT_EVERY_BYTES (64ull << 20)
+/* Besides rolls, a snapshot once this many bytes were appended and this long has passed since
+ * the last one, so replay after a crash reads a bounded part of a large active segment. A
+ * snapshot costs two fsyncs on the loop, hence the time bound for fast partitions. */
+#define IDEM_SNAPSHOT_EVERY_BYTES (256ull << 20)
+#define IDEM_SNAPSHOT_MIN_INTERVAL_MS 10000
 
 struct idem_epoch {
     int64_t producer_id; /* -1: free slot */
@@ -55,6 +57,7 @@ struct idem_part {
     uint32_t seen_segments;     /* segment count at the last look (roll detection) */
     bool dirty;                 /* recorded since the last snapshot */
     uint64_t bytes_at_snapshot; /* the partition's bytes_in when the last snapshot was taken */
+    int64_t snapshot_ms;        /* when the last snapshot was taken */
 };
 
 struct idem {
@@ -447,7 +450,8 @@ static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
     return 0;
 }
 
-static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem_part *ip)
+static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem_part *ip,
+                               int64_t now_ms)
 {
     /* Everything recorded, including appends queued behind a full log, is below this. */
     int64_t next = (int64_t)(plog_end_offset(p->log) + p->deferred_records);
@@ -461,6 +465,7 @@ static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem
     }
     ip->dirty = false;
     ip->bytes_at_snapshot = p->stats.bytes_in;
+    ip->snapshot_ms = now_ms;
     id->st.snapshots++;
 }
 
@@ -566,8 +571,9 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
         ip->dirty |= n > 0;
     }
     if (ip->ps && ip->dirty && !p->topic->deleted &&
-        p->stats.bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES)
-        idem_part_snapshot(id, p, ip);
+        p->stats.bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES &&
+        now_ms - ip->snapshot_ms >= IDEM_SNAPSHOT_MIN_INTERVAL_MS)
+        idem_part_snapshot(id, p, ip, now_ms);
     uint32_t segs = plog_segment_count(p->log);
     if (segs == ip->seen_segments)
         return;
@@ -580,7 +586,7 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
         return;
     if (!ip->ps && idem_part_load(id, p, ip, now_ms) != 0)
         return;
-    idem_part_snapshot(id, p, ip);
+    idem_part_snapshot(id, p, ip, now_ms);
 }
 
 void idem_tick(struct idem *id, int64_t now_ms)

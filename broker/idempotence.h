@@ -8,7 +8,8 @@
  *    state (broker/pstate) is loaded lazily from the partition's snapshot file
  *    (<partition dir>/producer.snapshot, a storage/checkpoint) plus the batch headers appended
  *    after it, and a new snapshot is written whenever the log rolls a segment (and after every
- *    64 MiB appended, which bounds replay after a crash inside a large active segment).
+ *    256 MiB appended, at most every 10 s, which bounds replay after a crash inside a large
+ *    active segment).
  *
  * Append path: api produce -> idem_check -> plog_append -> idem_record.
  *
