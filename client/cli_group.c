@@ -121,7 +121,24 @@ static void print_description(const Ringlog__GroupDescription *d)
     }
 }
 
-/* Committed offsets (every topic the group committed for) with lag against the log end. */
+/* Does the OffsetFetch answer hold a committed offset for (topic, partition)? */
+static bool committed_in(const Ringlog__OffsetFetchResponse *of, const char *topic,
+                         uint32_t partition)
+{
+    for (size_t i = 0; i < of->n_topics; i++) {
+        if (strcmp(of->topics[i]->name, topic) != 0)
+            continue;
+        for (size_t j = 0; j < of->topics[i]->n_partitions; j++) {
+            const Ringlog__OffsetFetchPartitionResult *p = of->topics[i]->partitions[j];
+            if (p->partition == partition && p->error_code == 0 && p->offset >= 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Committed offsets (every topic the group committed for, and every assigned partition) with
+ * lag against the log end. */
 static int print_offsets(struct rlc_meta *m, struct rlc_conn *coord, const char *group,
                          const Ringlog__GroupDescription *d, int timeout_ms)
 {
@@ -158,7 +175,21 @@ static int print_offsets(struct rlc_meta *m, struct rlc_conn *coord, const char 
                    (long long)p->offset, (long long)end, lag, owner_of(d, t->name, p->partition));
         }
     }
-    if (resp->offset_fetch->n_topics == 0)
+    /* Assigned partitions the group has not committed for yet: their whole log is lag. */
+    for (size_t i = 0; i < d->n_members; i++) {
+        const Ringlog__GroupMemberDescription *mb = d->members[i];
+        for (size_t j = 0; j < mb->n_assignment; j++) {
+            const Ringlog__TopicPartitions *tp = mb->assignment[j];
+            for (size_t k = 0; k < tp->n_partitions; k++) {
+                if (committed_in(resp->offset_fetch, tp->topic, tp->partitions[k]))
+                    continue;
+                int64_t end = log_end(m, tp->topic, tp->partitions[k], timeout_ms);
+                printf("%-24s %9u %12s %12lld %10s  %s\n", tp->topic, tp->partitions[k], "-",
+                       (long long)end, "-", mb->member_id);
+            }
+        }
+    }
+    if (resp->offset_fetch->n_topics == 0 && d->n_members == 0)
         printf("(nothing committed yet)\n");
 out:
     if (resp)
