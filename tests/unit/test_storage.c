@@ -131,6 +131,71 @@ Test(storage, read_limits)
     free_batches(b, 10);
 }
 
+/* Batches bigger than the index interval each have an index entry, so a read at a batch start
+ * is answered from the index alone: at every batch start, for every cap and visibility bound,
+ * the slice must hold whole batches from that start, at least one, within max_bytes beyond the
+ * first, none starting at or past max_offset, and stop early only where the header walk would,
+ * or one batch before it when that batch straddles max_offset (the index knows where a batch
+ * starts, not where its offsets end). The slice's O_DIRECT descriptor, when there is one,
+ * reads the same bytes. */
+Test(storage, index_slices_match_the_header_walk)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cfg.index_interval_bytes = 4096;
+    struct plog *log = open_log(&cfg, NULL);
+    enum { N = 12, R = 2 };
+    struct tu_batch b[N];
+    uint64_t pos[N + 1] = {0};
+    for (int i = 0; i < N; i++) {
+        b[i] = tu_build(R, 2500 + (size_t)i * 700, (uint64_t)i, 1000 + i);
+        uint64_t base;
+        cr_assert_eq(tu_append_wait(g_io, log, &b[i], &base), 0);
+        pos[i + 1] = pos[i] + b[i].len;
+    }
+    static uint8_t *dbuf;
+    if (!dbuf)
+        cr_assert_eq(posix_memalign((void **)&dbuf, PLOG_DIRECT_ALIGN, 1 << 20), 0);
+    for (int i = 0; i < N; i++) {
+        for (uint64_t cap = 1; cap <= pos[N] + 1; cap += 2999) {
+            for (uint64_t max_off = (uint64_t)i * R + 1; max_off <= N * R + 1; max_off += 7) {
+                /* The header walk: batches from i while they fit in cap (at least one) and
+                 * start below max_off; batch k holds offsets k*R .. k*R + R - 1. */
+                int walk = i + 1;
+                while (walk < N && pos[walk + 1] - pos[i] <= cap && (uint64_t)walk * R < max_off)
+                    walk++;
+                struct plog_slice s;
+                cr_assert_eq(plog_read(log, (uint64_t)i * R, (uint32_t)cap, max_off, &s), 0);
+                cr_assert_eq(s.file_position, pos[i], "start, batch %d", i);
+                cr_assert_eq(s.first_offset, (uint64_t)i * R);
+                int j = (int)(s.next_offset / R);
+                cr_assert_eq(s.next_offset, (uint64_t)j * R);
+                cr_assert_eq(s.len, pos[j] - pos[i], "whole batches from %d", i);
+                bool straddler_left = j == walk - 1 && j > i && (uint64_t)walk * R > max_off;
+                cr_assert(j == walk || straddler_left, "from %d cap %llu max_off %llu: %d "
+                          "batches, the walk gives %d", i, (unsigned long long)cap,
+                          (unsigned long long)max_off, j - i, walk - i);
+                plog_slice_release(log, &s);
+            }
+        }
+    }
+    struct plog_slice s;
+    cr_assert_eq(plog_read(log, 2 * R, 1 << 20, UINT64_MAX, &s), 0);
+    if (s.direct_fd >= 0) {
+        uint64_t start = s.file_position / PLOG_DIRECT_ALIGN * PLOG_DIRECT_ALIGN;
+        uint64_t end = (s.file_position + s.len + PLOG_DIRECT_ALIGN - 1) / PLOG_DIRECT_ALIGN *
+                       PLOG_DIRECT_ALIGN;
+        ssize_t n = pread(s.direct_fd, dbuf, end - start, (off_t)start);
+        cr_assert_geq(n, (ssize_t)(s.file_position + s.len - start), "direct read: %zd", n);
+        for (int i = 2; i < N; i++)
+            cr_assert(tu_same_batch(dbuf + (pos[i] - start), &b[i], (uint64_t)i * R),
+                      "batch %d differs through the O_DIRECT descriptor", i);
+    }
+    plog_slice_release(log, &s);
+    plog_close(log);
+    free_batches(b, N);
+}
+
 /* Every offset, including the first and last of each segment, resolves to its batch through
  * the sparse index, across many small segments, before and after a reopen. */
 Test(storage, index_lookups_at_segment_boundaries)
