@@ -24,7 +24,7 @@ static const char usage_text[] =
     "  group list | describe GROUP\n"
     "  bench [produce|consume] [--seconds S] [--record-size B] [--partitions N] [--dir D]\n"
     "        [--ringlogd PATH] [--batch-size B] [--linger-ms T] [--buffer-mb M]\n"
-    "        [--in-flight K] [--fetch-kb K] [--disk-mb M]\n"
+    "        [--in-flight K] [--fetch-kb K] [--disk-mb M] [--keys]\n"
     "  cluster status\n"
     "\n"
     "consume starts at --from latest unless told otherwise and runs until --count records\n"

@@ -8,6 +8,11 @@
  * produce incompressible 1 KiB records with acks=1 for --seconds, timing each record from send
  * to acknowledgement -> consume everything back from the earliest offset -> print figures and
  * the summary line `bench: produce P MB/s = R of disk, p99 L ms; consume C MB/s`.
+ *
+ * Records are keyless by default, as in Kafka's producer-perf-test: the producer fills one
+ * partition's batch, then the next, so batches seal one after another and stream to the broker.
+ * With --keys every record gets a key and the hash spreads records over all partitions at once:
+ * their batches fill (and seal) together, which holds more of buffer.memory in open batches.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +37,7 @@
 
 struct bench_opts {
     bool produce_only; /* `ringlog bench produce`: skip the consume phase */
+    bool keys;         /* --keys: a decimal key per record, partitioned by its hash */
     int seconds;
     int record_size;
     int partitions;
@@ -260,9 +266,10 @@ static long long run_produce(struct rl_conf *conf, const struct bench_opts *o,
             break;
         size_t off = (size_t)(rlc_rand(&rnd) % span);
         char key[24];
-        size_t klen = fmt_u64(key, (uint64_t)sent);
-        rc = rl_producer_send(p, "bench", RL_PARTITION_ANY, key, klen, pool + off,
-                              (size_t)o->record_size, 0, (void *)(uintptr_t)now_us());
+        size_t klen = o->keys ? fmt_u64(key, (uint64_t)sent) : 0;
+        rc = rl_producer_send(p, "bench", RL_PARTITION_ANY, o->keys ? key : NULL, klen,
+                              pool + off, (size_t)o->record_size, 0,
+                              (void *)(uintptr_t)now_us());
         sent += rc == 0;
     }
     if (rc)
@@ -323,7 +330,7 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
     *o = (struct bench_opts){.seconds = 10, .record_size = 1024, .partitions = 8,
                              .dir = tmp && tmp[0] ? tmp : "/var/tmp",
                              .partition_fetch_bytes = 1u << 20,
-                             .disk_bytes = 1u << 30, .batch_size = 256 * 1024,
+                             .disk_bytes = 1u << 30, .batch_size = 128 * 1024,
                              .linger_ms = 5, .buffer_memory = 4u << 20,
                              .max_in_flight_per_partition = 5};
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
@@ -358,6 +365,8 @@ static int parse_bench(struct cli *c, struct bench_opts *o)
             o->partition_fetch_bytes = (size_t)cli_int("--fetch-kb", v, 64, 65536) << 10;
         else if ((v = cli_opt(c, &i, "--in-flight")))
             o->max_in_flight_per_partition = (int)cli_int("--in-flight", v, 1, 5);
+        else if (!strcmp(c->argv[i], "--keys"))
+            o->keys = true;
         else if (!strcmp(c->argv[i], "produce"))
             o->produce_only = true;
         else if (strcmp(c->argv[i], "consume")) { /* consume needs the produce phase's data */
@@ -414,9 +423,10 @@ static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
         goto out;
     printf("bench: broker at %s; producing %d-byte records to %d partitions for %d s "
            "(acks=1, flush.policy=batch, batch.size=%zu, linger.ms=%d, buffer.memory=%zu, "
-           "%d batches in flight per partition)\n", brokers, o->record_size, o->partitions,
+           "%d batches in flight per partition, %s)\n", brokers, o->record_size, o->partitions,
            o->seconds, o->batch_size, o->linger_ms, o->buffer_memory,
-           o->max_in_flight_per_partition);
+           o->max_in_flight_per_partition, o->keys ? "keyed records, hash-partitioned"
+           : "keyless records: each batch fills one partition, then the next");
     fflush(stdout);
     double psecs, csecs, cpu0 = cpu_s();
     long long produced = run_produce(c->conf, o, st, &psecs);
