@@ -7,6 +7,8 @@
  * preallocation) and is not counted, and each side reports its median phase. Every batch's header is rewritten and its
  * checksum recomputed in both modes, so the client does the same work either way.
  *
+ * Also prints the broker's CPU time per record in each mode (/proc/PID/schedstat), which the
+ * load of a shared machine disturbs far less than throughput.
  * Ends with: bench-idempotence: plain R1 rec/s, idempotent R2 rec/s (medians), cost P%
  * Usage: RINGLOGD=build/bin/ringlogd bench_idempotence [PHASE_SECONDS] [PHASES] [WINDOW]
  *        (defaults 1, 10, 16); $BENCH_FLUSH_POLICY sets the topic's flush.policy (batch;
@@ -81,6 +83,22 @@ static void bi_stamp(uint8_t *b, uint32_t len, int64_t pid, int16_t epoch, int32
     put_le(b + BATCH_OFF_CHECKSUM, batch_compute_checksum(b, len), 8);
 }
 
+/* Nanoseconds the broker process has run on a CPU (all threads; /proc/PID/schedstat), or 0.
+ * Unlike throughput, this hardly depends on what else the shared machine is doing. */
+static uint64_t bi_cpu_ns(pid_t pid)
+{
+    char path[64];
+    unsigned long long ns = 0;
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%llu", &ns) != 1)
+            ns = 0;
+        fclose(f);
+    }
+    return ns;
+}
+
 static int64_t bi_send(struct tl_conn *c, uint32_t partition, const uint8_t *b, uint32_t len)
 {
     Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
@@ -102,9 +120,11 @@ static int64_t bi_send(struct tl_conn *c, uint32_t partition, const uint8_t *b, 
     return tl_send(c, &req, b, len);
 }
 
-/* One phase; returns records per second, or -1 when a request failed. */
+/* One phase; returns records per second, or -1 when a request failed; *records gets the
+ * records acknowledged. */
 static double bi_phase(struct tl_conn *c, uint8_t *b, uint32_t len, double seconds,
-                       unsigned window, int64_t pid, int32_t seq[BI_PARTITIONS])
+                       unsigned window, int64_t pid, int32_t seq[BI_PARTITIONS],
+                       uint64_t *records)
 {
     uint64_t t0 = tl_now_ms(), end = t0 + (uint64_t)(seconds * 1000), sent = 0, got = 0;
     while (got < sent || tl_now_ms() < end) {
@@ -129,6 +149,7 @@ static double bi_phase(struct tl_conn *c, uint8_t *b, uint32_t len, double secon
         got++;
     }
     double secs = (double)(tl_now_ms() - t0) / 1000.0;
+    *records = got * BI_RECORDS;
     return (double)got * BI_RECORDS / secs;
 }
 
@@ -173,7 +194,7 @@ int main(int argc, char **argv)
     uint8_t *b = NULL;
     int len = bi_batch(&b);
     int64_t pid = -1;
-    double res[2][BI_MAX_PHASES];
+    double res[2][BI_MAX_PHASES], cpu[2][BI_MAX_PHASES];
     int n[2] = {0, 0};
     int rc = 1;
     int32_t seq[BI_PARTITIONS] = {0};
@@ -185,13 +206,18 @@ int main(int argc, char **argv)
            flush_kv, BI_PARTITIONS, phases, seconds);
     for (int i = 0; i < phases; i++) {
         int idem = i % 2;
-        double r = bi_phase(&c, b, (uint32_t)len, seconds, window, idem ? pid : -1, seq);
+        uint64_t recs = 0, cpu0 = bi_cpu_ns(br.pid);
+        double r = bi_phase(&c, b, (uint32_t)len, seconds, window, idem ? pid : -1, seq, &recs);
         if (r < 0)
             goto out;
-        printf("phase %d %-10s %.0f records/s%s\n", i, idem ? "idempotent" : "plain", r,
+        double ns_per_rec = recs ? (double)(bi_cpu_ns(br.pid) - cpu0) / (double)recs : 0;
+        printf("phase %d %-10s %.0f records/s, broker CPU %.0f ns/record%s\n", i,
+               idem ? "idempotent" : "plain", r, ns_per_rec,
                i < 2 ? " (warm-up, not counted)" : "");
-        if (i >= 2)
+        if (i >= 2) {
+            cpu[idem][n[idem]] = ns_per_rec;
             res[idem][n[idem]++] = r;
+        }
     }
     rc = 0;
 out:
@@ -211,6 +237,9 @@ out:
         cost[i] = (res[0][i] - res[1][i]) / res[0][i] * 100.0;
     double c_med = bi_median(cost, pairs);
     double plain = bi_median(res[0], n[0]), idem = bi_median(res[1], n[1]);
+    double cpu_plain = bi_median(cpu[0], n[0]), cpu_idem = bi_median(cpu[1], n[1]);
+    printf("broker CPU per record (medians): plain %.0f ns, idempotent %.0f ns (%+.1f%%)\n",
+           cpu_plain, cpu_idem, cpu_plain > 0 ? (cpu_idem - cpu_plain) / cpu_plain * 100 : 0);
     printf("bench-idempotence: plain %.0f rec/s, idempotent %.0f rec/s (medians), cost %.1f%% "
            "(median of %d adjacent pairs)\n", plain, idem, c_med, pairs);
     return 0;
