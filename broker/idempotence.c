@@ -205,15 +205,22 @@ static int idem_new_id(struct idem *id, int64_t now_ms, int64_t *out_id, char *m
     return 0;
 }
 
-/* The newest epoch any loaded partition has seen for the id, or -1. */
-static int16_t idem_epoch_from_partitions(const struct idem *id, int64_t producer_id)
+static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
+                           struct idem_part **out);
+
+/* The newest epoch any partition has stored for the id, or -1. Used when the epoch map does
+ * not know the id (after a restart): every partition's state is loaded, once per process,
+ * so a fenced instance cannot bump itself back to the epoch that fenced it. */
+static int16_t idem_epoch_from_partitions(struct idem *id, int64_t producer_id, int64_t now_ms)
 {
     int16_t best = -1;
     for (size_t i = 0; i < topics_count(id->tp); i++) {
         struct topic *t = topics_at(id->tp, i);
         for (uint32_t k = 0; k < t->partition_count; k++) {
-            const struct idem_part *ip = t->parts[k].idem;
-            int e = ip && ip->ps ? pstate_producer_epoch(ip->ps, producer_id) : -1;
+            struct idem_part *ip = NULL;
+            if (idem_part_ready(id, &t->parts[k], now_ms, &ip) != 0)
+                continue;
+            int e = pstate_producer_epoch(ip->ps, producer_id);
             if (e > best)
                 best = (int16_t)e;
         }
@@ -238,7 +245,7 @@ int idem_init_producer(struct idem *id, int64_t producer_id, int32_t epoch, int6
         return RL_E_INVALID_PRODUCER_EPOCH;
     }
     const struct idem_epoch *e = idem_epoch_find(id, producer_id);
-    int32_t current = e ? e->epoch : idem_epoch_from_partitions(id, producer_id);
+    int32_t current = e ? e->epoch : idem_epoch_from_partitions(id, producer_id, now_ms);
     if (current < 0)
         current = epoch; /* unknown after a restart and nothing stored: trust the producer */
     if (epoch < current) {

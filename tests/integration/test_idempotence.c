@@ -245,6 +245,8 @@ Test(idem, fencing)
     /* Still fenced after a restart (rebuilt from the log). */
     tl_close(&c2);
     restart_after_kill();
+    /* The fenced instance cannot bump itself back to the epoch that fenced it. */
+    cr_assert_eq(init_pid(&conn, pid, 0, NULL, NULL), RL_E_PRODUCER_FENCED);
     cr_assert_eq(produce_idem(&conn, "f", 0, pid, 0, 2, 1, &base), RL_E_PRODUCER_FENCED);
     cr_assert_eq(produce_idem(&conn, "f", 0, pid, 1, 1, 1, &base), 0);
     cr_assert_eq(base, 3);
