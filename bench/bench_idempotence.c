@@ -4,8 +4,9 @@
  * one topic of 8 partitions; phases alternate plain batches (producer id -1) and idempotent
  * batches (one producer id, a sequence per partition), ABAB..., each PHASE_SECONDS long, so
  * drift on a shared machine hits both sides alike; the first pair warms up (segment
- * preallocation) and is not counted, and each side reports its median phase. Every batch's header is rewritten and its
- * checksum recomputed in both modes, so the client does the same work either way.
+ * preallocation) and is not counted, and each side reports its median phase. Every batch's
+ * header is rewritten and its checksum recomputed in both modes, so the client does the same
+ * work either way.
  *
  * Also prints the broker's CPU time per record in each mode (/proc/PID/schedstat), which the
  * load of a shared machine disturbs far less than throughput.
