@@ -133,6 +133,7 @@ struct rl_producer {
     pthread_cond_t cond; /* memory freed, records settled */
     pthread_t thread;
     int wake_fd;
+    bool wake_pending; /* written to wake_fd since the I/O thread's last pass began */
     bool stop;
     int flushers;
     int rr_topic;   /* where the next request's walk over partitions starts */
@@ -167,8 +168,15 @@ struct rl_producer {
     char err[512];
 };
 
+/* Wakes the I/O thread (lock held). One eventfd write per pass of its loop is enough: the
+ * thread clears wake_pending under the lock before it looks at the partitions, so whatever
+ * changed before a skipped write is seen by that pass, and a wake after it writes again. This
+ * saves a system call on most seals and batch starts. */
 static void wake(struct rl_producer *p)
 {
+    if (p->wake_pending)
+        return;
+    p->wake_pending = true;
     uint64_t one = 1;
     ssize_t r = write(p->wake_fd, &one, sizeof(one));
     (void)r; /* a full eventfd counter still wakes the thread */
@@ -627,8 +635,8 @@ int rl_producer_destroy(struct rl_producer *p, int timeout_ms)
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
     wake(p);
+    pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
     for (int i = 0; i < p->topic_count; i++) {
         struct ptopic *t = p->topics[i];
@@ -1363,6 +1371,7 @@ static void *io_main(void *arg)
     for (;;) {
         struct pbatch *done = NULL;
         pthread_mutex_lock(&p->lock);
+        p->wake_pending = false;
         bool stop = p->stop;
         int64_t now = rlc_now_ms();
         if (stop) {
