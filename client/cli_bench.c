@@ -261,10 +261,16 @@ static long long run_produce(struct rl_conf *conf, const struct bench_opts *o,
     uint64_t start = now_us(), end = start + (uint64_t)o->seconds * 1000000;
     size_t span = POOL_BYTES - (size_t)o->record_size;
     int rc = 0;
+    size_t next_off = (size_t)(rlc_rand(&rnd) % span);
     while (rc == 0) {
         if ((sent & 255) == 0 && (now_us() >= end || g_interrupted))
             break;
-        size_t off = (size_t)(rlc_rand(&rnd) % span);
+        /* Records are random slices of a pool bigger than the caches; ask for the next one's
+         * bytes while this one is sent, as an application would have its record at hand. */
+        size_t off = next_off;
+        next_off = (size_t)(rlc_rand(&rnd) % span);
+        for (int k = 0; k < o->record_size && k < 4096; k += 64)
+            __builtin_prefetch(pool + next_off + k);
         char key[24];
         size_t klen = o->keys ? fmt_u64(key, (uint64_t)sent) : 0;
         rc = rl_producer_send(p, "bench", RL_PARTITION_ANY, o->keys ? key : NULL, klen,
