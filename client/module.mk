@@ -40,7 +40,7 @@ TESTS += $(BUILD)/tests/integration/test_client_so
 # The suites that run real brokers, and the benchmark, need ringlogd in the build (broker/ is
 # included before this fragment, so BINS already says whether it is).
 # The answer-losing proxy of the idempotence and group tests.
-TESTLIB_SRCS += tests/integration/tl_proxy.c
+TESTLIB_SRCS += tests/integration/tl_proxy.c tests/lib/tl_cli.c
 
 ifneq ($(filter $(BUILD)/bin/ringlogd,$(BINS)),)
 TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli \

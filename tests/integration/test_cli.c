@@ -17,135 +17,21 @@
 #include <unistd.h>
 
 #include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_cli.h"
 
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-            return -1;                                                                          \
-        }                                                                                       \
-    } while (0)
-
-#define OUT_MAX (8u << 20)
-#define RUN_TIMEOUT_MS 30000
+#define CHECK TL_CHECK
+#define run_cli(r, input, ...) tl_cli_run((r), g_cli, g_brokers, (input), __VA_ARGS__)
+#define run_free tl_cli_run_free
+#define count_lines tl_count_lines
 
 static struct tl_broker g_broker;
 static char g_brokers[128];
 static char g_cli[PATH_MAX];
 
-struct run {
-    int status; /* exit status, or -1 when killed at the deadline */
-    char *out;
-    size_t out_len;
-    char *err;
-    size_t err_len;
-};
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Drains readable pipe fds into their buffers; returns false at EOF. */
-static bool drain(int fd, char *buf, size_t *len)
-{
-    ssize_t n = read(fd, buf + *len, OUT_MAX - 1 - *len);
-    if (n <= 0)
-        return false;
-    *len += (size_t)n;
-    buf[*len] = 0;
-    return *len < OUT_MAX - 1;
-}
-
-/* Runs ringlog --brokers <test broker> ARGS... with `input` on stdin (NULL: empty). */
-static int run_cli(struct run *r, const char *input, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = g_cli;
-    argv[n++] = "--brokers";
-    argv[n++] = g_brokers;
-    va_list ap;
-    va_start(ap, input);
-    for (const char *a; n < 31 && (a = va_arg(ap, const char *));)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    memset(r, 0, sizeof(*r));
-    r->out = calloc(1, OUT_MAX);
-    r->err = calloc(1, OUT_MAX);
-    int in[2], out[2], err[2];
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
-        return -errno;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        execv(g_cli, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    close(err[1]);
-    size_t in_len = input ? strlen(input) : 0, in_off = 0;
-    if (in_len == 0) {
-        close(in[1]);
-        in[1] = -1;
-    }
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    uint64_t deadline = tl_now_ms() + RUN_TIMEOUT_MS;
-    bool out_open = true, err_open = true;
-    while ((out_open || err_open) && tl_now_ms() < deadline) {
-        struct pollfd p[3] = {{out_open ? out[0] : -1, POLLIN, 0},
-                              {err_open ? err[0] : -1, POLLIN, 0},
-                              {in[1], POLLOUT, 0}};
-        if (poll(p, 3, 200) <= 0)
-            continue;
-        if (p[0].revents)
-            out_open = drain(out[0], r->out, &r->out_len);
-        if (p[1].revents)
-            err_open = drain(err[0], r->err, &r->err_len);
-        if (in[1] >= 0 && p[2].revents) {
-            ssize_t w = write(in[1], input + in_off, in_len - in_off);
-            in_off += w > 0 ? (size_t)w : 0;
-            if (w < 0 || in_off == in_len) {
-                close(in[1]);
-                in[1] = -1;
-            }
-        }
-    }
-    if (in[1] >= 0)
-        close(in[1]);
-    close(out[0]);
-    close(err[0]);
-    int st;
-    if (out_open || err_open) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-        r->status = -1;
-        return 0;
-    }
-    waitpid(pid, &st, 0);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return 0;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 /* topic create / list / describe, and create-twice failing with advice. */
 static int t_topic_commands(void)
 {
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, NULL, "topic", "create", "orders", "--partitions", "4", "--config",
             "flush.policy=batch", NULL);
     CHECK(r.status == 0 && strstr(r.out, "created topic \"orders\""), "create: %d %s%s",
@@ -180,7 +66,7 @@ static int t_roundtrip(void)
     char *input = malloc(cap), *p = input;
     for (int i = 0; i < 1000; i++)
         p += sprintf(p, "key-%d:value-%d\n", i, i);
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, input, "produce", "orders", "--key-separator", ":", "--acks", "1", NULL);
     CHECK(r.status == 0, "produce exit %d: %s", r.status, r.err);
     run_free(&r);
@@ -218,7 +104,7 @@ static int t_roundtrip(void)
  * headers given with --header. */
 static int t_json_escaping(void)
 {
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, NULL, "topic", "create", "esc", "--partitions", "1", NULL);
     CHECK(r.status == 0, "create: %s", r.err);
     run_free(&r);
@@ -242,7 +128,7 @@ static int t_json_escaping(void)
 /* Errors name the problem and the fix; the exit status is non-zero. */
 static int t_errors(void)
 {
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, "x\n", "produce", "nosuch", NULL);
     CHECK(r.status == 1 && strstr(r.err, "topic \"nosuch\" does not exist; create it with: "
                                   "ringlog topic create nosuch --partitions N"), "%d %s",
@@ -281,7 +167,7 @@ static int t_errors(void)
 /* Waits until `topic` holds at least `want` records (ringlog consume --count, bounded). */
 static bool wait_records(const char *topic, const char *want)
 {
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, NULL, "consume", topic, "--from", "earliest", "--count", want,
             "--idle-exit-ms", "5000", NULL);
     bool ok = r.status == 0 && count_lines(r.out) == atoi(want);
@@ -298,7 +184,7 @@ static int t_produce_unacked_fails(void)
     char saved[128];
     snprintf(saved, sizeof(saved), "%s", g_brokers);
     snprintf(g_brokers, sizeof(g_brokers), "%s:%u", b.host, b.port);
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, NULL, "topic", "create", "t", "--partitions", "1", NULL);
     CHECK(r.status == 0, "create: %s", r.err);
     run_free(&r);

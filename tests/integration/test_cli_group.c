@@ -18,130 +18,16 @@
 #include <unistd.h>
 
 #include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_cli.h"
 
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-            return -1;                                                                          \
-        }                                                                                       \
-    } while (0)
-
-#define OUT_MAX (8u << 20)
-#define RUN_TIMEOUT_MS 30000
+#define CHECK TL_CHECK
+#define run_cli(r, input, ...) tl_cli_run((r), g_cli, g_brokers, (input), __VA_ARGS__)
+#define run_free tl_cli_run_free
+#define count_lines tl_count_lines
 
 static struct tl_broker g_broker;
 static char g_brokers[128];
 static char g_cli[PATH_MAX];
-
-struct run {
-    int status; /* exit status, or -1 when killed at the deadline */
-    char *out;
-    size_t out_len;
-    char *err;
-    size_t err_len;
-};
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Drains readable pipe fds into their buffers; returns false at EOF. */
-static bool drain(int fd, char *buf, size_t *len)
-{
-    ssize_t n = read(fd, buf + *len, OUT_MAX - 1 - *len);
-    if (n <= 0)
-        return false;
-    *len += (size_t)n;
-    buf[*len] = 0;
-    return *len < OUT_MAX - 1;
-}
-
-/* Runs ringlog --brokers <test broker> ARGS... with `input` on stdin (NULL: empty). */
-static int run_cli(struct run *r, const char *input, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = g_cli;
-    argv[n++] = "--brokers";
-    argv[n++] = g_brokers;
-    va_list ap;
-    va_start(ap, input);
-    for (const char *a; n < 31 && (a = va_arg(ap, const char *));)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    memset(r, 0, sizeof(*r));
-    r->out = calloc(1, OUT_MAX);
-    r->err = calloc(1, OUT_MAX);
-    int in[2], out[2], err[2];
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
-        return -errno;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        execv(g_cli, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    close(err[1]);
-    size_t in_len = input ? strlen(input) : 0, in_off = 0;
-    if (in_len == 0) {
-        close(in[1]);
-        in[1] = -1;
-    }
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    uint64_t deadline = tl_now_ms() + RUN_TIMEOUT_MS;
-    bool out_open = true, err_open = true;
-    while ((out_open || err_open) && tl_now_ms() < deadline) {
-        struct pollfd p[3] = {{out_open ? out[0] : -1, POLLIN, 0},
-                              {err_open ? err[0] : -1, POLLIN, 0},
-                              {in[1], POLLOUT, 0}};
-        if (poll(p, 3, 200) <= 0)
-            continue;
-        if (p[0].revents)
-            out_open = drain(out[0], r->out, &r->out_len);
-        if (p[1].revents)
-            err_open = drain(err[0], r->err, &r->err_len);
-        if (in[1] >= 0 && p[2].revents) {
-            ssize_t w = write(in[1], input + in_off, in_len - in_off);
-            in_off += w > 0 ? (size_t)w : 0;
-            if (w < 0 || in_off == in_len) {
-                close(in[1]);
-                in[1] = -1;
-            }
-        }
-    }
-    if (in[1] >= 0)
-        close(in[1]);
-    close(out[0]);
-    close(err[0]);
-    int st;
-    if (out_open || err_open) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-        r->status = -1;
-        return 0;
-    }
-    waitpid(pid, &st, 0);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return 0;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 /* 100 lines produced idempotently; a group consumes 40 then the rest (60) in a second run,
  * none twice; list and describe show the group with committed offsets at the log end (lag 0). */
@@ -151,7 +37,7 @@ static int t_group_roundtrip(void)
     size_t len = 0;
     for (int i = 0; i < 100; i++)
         len += (size_t)snprintf(input + len, sizeof(input) - len, "k%d:v%d\n", i, i);
-    struct run r;
+    struct tl_cli_run r;
     run_cli(&r, NULL, "topic", "create", "gt", "--partitions", "3", NULL);
     CHECK(r.status == 0, "create: %s", r.err);
     run_free(&r);
