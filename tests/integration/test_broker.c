@@ -163,34 +163,18 @@ Test(broker, pipelining_in_order)
     enum { N = 200 };
     uint32_t corr[N];
     for (int i = 0; i < N; i++) {
-        Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-        pp.partition = 0;
-        pp.data_len = (uint32_t)len;
-        Ringlog__ProducePartition *pps[1] = {&pp};
-        Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-        pt.name = (char *)"p";
-        pt.n_partitions = 1;
-        pt.partitions = pps;
-        Ringlog__ProduceTopic *pts[1] = {&pt};
-        Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-        pr.acks = 1;
-        pr.n_topics = 1;
-        pr.topics = pts;
-        Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-        Ringlog__Request req = RINGLOG__REQUEST__INIT;
+        int64_t c;
         if (i % 3 == 2) { /* interleave a request answered at once */
+            Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
+            Ringlog__Request req = RINGLOG__REQUEST__INIT;
             req.body_case = RINGLOG__REQUEST__BODY_METADATA;
             req.metadata = &mr;
-            int64_t c = tl_send(&conn, &req, NULL, 0);
-            cr_assert_geq(c, 0);
-            corr[i] = (uint32_t)c;
+            c = tl_send(&conn, &req, NULL, 0);
         } else {
-            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-            req.produce = &pr;
-            int64_t c = tl_send(&conn, &req, b, (uint32_t)len);
-            cr_assert_geq(c, 0);
-            corr[i] = (uint32_t)c;
+            c = tl_send_produce(&conn, "p", 0, b, (uint32_t)len, 1);
         }
+        cr_assert_geq(c, 0);
+        corr[i] = (uint32_t)c;
     }
     free(b);
     int64_t last_base = -1;
@@ -224,23 +208,8 @@ Test(broker, pipelining_large_frames)
     while (got < N) {
         while (sent < N && sent - got < WINDOW) {
             int k = sent % 3;
-            Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-            pp.partition = (uint32_t)k;
-            pp.data_len = (uint32_t)len[k];
-            Ringlog__ProducePartition *pps[1] = {&pp};
-            Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-            pt.name = (char *)"big";
-            pt.n_partitions = 1;
-            pt.partitions = pps;
-            Ringlog__ProduceTopic *pts[1] = {&pt};
-            Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-            pr.acks = 1;
-            pr.n_topics = 1;
-            pr.topics = pts;
-            Ringlog__Request req = RINGLOG__REQUEST__INIT;
-            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-            req.produce = &pr;
-            cr_assert_geq(tl_send(&conn, &req, b[k], (uint32_t)len[k]), 0);
+            int64_t c = tl_send_produce(&conn, "big", (uint32_t)k, b[k], (uint32_t)len[k], 1);
+            cr_assert_geq(c, 0);
             bytes[k] += (uint64_t)len[k];
             sent++;
         }
@@ -383,23 +352,7 @@ Test(broker, backpressure_bounded_memory)
     enum { PER_CONN = 12 };
     for (int k = 0; k < PER_CONN; k++)
         for (int i = 0; i < 3; i++) {
-            Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-            pp.partition = (uint32_t)i;
-            pp.data_len = (uint32_t)len;
-            Ringlog__ProducePartition *pps[1] = {&pp};
-            Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-            pt.name = (char *)"bp";
-            pt.n_partitions = 1;
-            pt.partitions = pps;
-            Ringlog__ProduceTopic *pts[1] = {&pt};
-            Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-            pr.acks = 1;
-            pr.n_topics = 1;
-            pr.topics = pts;
-            Ringlog__Request req = RINGLOG__REQUEST__INIT;
-            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-            req.produce = &pr;
-            cr_assert_geq(tl_send(&c[i], &req, b, (uint32_t)len), 0);
+            cr_assert_geq(tl_send_produce(&c[i], "bp", (uint32_t)i, b, (uint32_t)len, 1), 0);
         }
     free(b);
     for (int i = 0; i < 3; i++)
@@ -546,22 +499,7 @@ Test(broker, full_log_defers_in_order)
     int64_t last = -1;
     while (got < N) {
         while (sent < N && sent - got < 100) {
-            Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-            pp.data_len = (uint32_t)len;
-            Ringlog__ProducePartition *pps[1] = {&pp};
-            Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-            pt.name = (char *)"full";
-            pt.n_partitions = 1;
-            pt.partitions = pps;
-            Ringlog__ProduceTopic *pts[1] = {&pt};
-            Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-            pr.acks = 1;
-            pr.n_topics = 1;
-            pr.topics = pts;
-            Ringlog__Request req = RINGLOG__REQUEST__INIT;
-            req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-            req.produce = &pr;
-            cr_assert_geq(tl_send(&conn, &req, b, (uint32_t)len), 0);
+            cr_assert_geq(tl_send_produce(&conn, "full", 0, b, (uint32_t)len, 1), 0);
             sent++;
         }
         Ringlog__Response *resp;

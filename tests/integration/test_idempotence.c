@@ -108,24 +108,7 @@ static int produce_idem(struct tl_conn *c, const char *topic, uint32_t part, int
 static int64_t send_produce(struct tl_conn *c, const char *topic, uint32_t part,
                             const uint8_t *data, uint32_t len, int32_t acks)
 {
-    Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-    pp.partition = part;
-    pp.data_len = len;
-    Ringlog__ProducePartition *pps[1] = {&pp};
-    Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-    pt.name = (char *)topic;
-    pt.n_partitions = 1;
-    pt.partitions = pps;
-    Ringlog__ProduceTopic *pts[1] = {&pt};
-    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-    pr.acks = acks;
-    pr.timeout_ms = 10000;
-    pr.n_topics = 1;
-    pr.topics = pts;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-    req.produce = &pr;
-    int64_t corr = tl_send(c, &req, data, len);
+    int64_t corr = tl_send_produce(c, topic, part, data, len, acks);
     cr_assert_geq(corr, 0);
     return corr;
 }

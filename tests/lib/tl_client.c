@@ -326,8 +326,8 @@ int tl_make_batch_sized(uint32_t count, uint32_t value_bytes, uint8_t **out)
     return tl_build(count, "", value_bytes, out);
 }
 
-int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,
-               uint32_t len, int32_t acks, int64_t *base_offset)
+int64_t tl_send_produce(struct tl_conn *c, const char *topic, uint32_t partition,
+                        const void *data, uint32_t len, int32_t acks)
 {
     Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
     pp.partition = partition;
@@ -346,10 +346,21 @@ int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const v
     Ringlog__Request req = RINGLOG__REQUEST__INIT;
     req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
     req.produce = &pr;
+    return tl_send(c, &req, data, len);
+}
+
+int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,
+               uint32_t len, int32_t acks, int64_t *base_offset)
+{
+    int64_t corr = tl_send_produce(c, topic, partition, data, len, acks);
+    if (corr < 0)
+        return (int)corr;
     Ringlog__Response *resp;
-    int rc = tl_call(c, &req, data, len, 10000, &resp, NULL, NULL);
+    int rc = tl_recv(c, 10000, &resp, NULL, NULL);
     if (rc)
         return rc;
+    if (resp->correlation_id != (uint32_t)corr && resp->correlation_id != 0)
+        return RL_E_INTERNAL;
     if (resp->error_code)
         return resp->error_code;
     if (!resp->produce || resp->produce->n_topics != 1 ||

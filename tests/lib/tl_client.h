@@ -77,6 +77,11 @@ int tl_make_batch(uint32_t count, const char *prefix, uint8_t **out);
  * tests that need large frames. */
 int tl_make_batch_sized(uint32_t count, uint32_t value_bytes, uint8_t **out);
 
+/* Sends a Produce of one partition's data (timeout_ms 10000) without waiting for the answer.
+ * Returns the correlation id (>= 0) or a negative code; read the answer with tl_recv. */
+int64_t tl_send_produce(struct tl_conn *c, const char *topic, uint32_t partition,
+                        const void *data, uint32_t len, int32_t acks);
+
 /* Produces one partition's data (one or more batches). Returns the partition's error code
  * (request-level codes too); *base_offset (may be NULL) gets the assigned base offset. */
 int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,
