@@ -30,10 +30,7 @@ static void teardown(void)
 {
     tl_close(&conn);
     /* A clean stop exits 0 (under the sanitizers, also without leaks or errors). */
-    int st = broker.pid ? tl_broker_stop(&broker, SIGTERM, 20000) : 0;
-    if (st != 0)
-        tl_broker_dump_log(&broker, 40);
-    tl_broker_cleanup(&broker);
+    int st = tl_broker_finish(&broker, 20000);
     cr_expect_eq(st, 0, "broker exit status %d", st);
 }
 
@@ -372,10 +369,7 @@ Test(broker, backpressure_bounded_memory)
     }
     for (int i = 0; i < 3; i++)
         tl_close(&c[i]);
-    int st = tl_broker_stop(&small, SIGTERM, 20000);
-    if (st != 0)
-        tl_broker_dump_log(&small, 40);
-    tl_broker_cleanup(&small);
+    int st = tl_broker_finish(&small, 20000);
     cr_assert_eq(st, 0);
 }
 
@@ -556,8 +550,7 @@ Test(broker, retention_moves_log_start)
     cr_assert_eq(tl_fetch(&c, &f, &fr), 0, "%s", fr.error_message);
     cr_assert_gt(fr.records, 0);
     tl_close(&c);
-    int st = tl_broker_stop(&rb, SIGTERM, 20000);
-    tl_broker_cleanup(&rb);
+    int st = tl_broker_finish(&rb, 20000);
     cr_assert_eq(st, 0);
 }
 
@@ -594,7 +587,6 @@ Test(broker, fetch_without_splice)
     }
     free(want);
     tl_close(&c);
-    int st = tl_broker_stop(&nb, SIGTERM, 20000);
-    tl_broker_cleanup(&nb);
+    int st = tl_broker_finish(&nb, 20000);
     cr_assert_eq(st, 0);
 }

@@ -187,9 +187,6 @@ Test(chaos, abrupt_connections, .timeout = 120)
     tl_close(&admin);
     for (int i = 0; i < 6; i++)
         free(frames[i]);
-    int st = tl_broker_stop(&b, SIGTERM, 20000);
-    if (st != 0)
-        tl_broker_dump_log(&b, 40);
-    tl_broker_cleanup(&b);
+    int st = tl_broker_finish(&b, 20000);
     cr_assert_eq(st, 0, "exit status %d", st);
 }

@@ -30,10 +30,7 @@ static void setup(void)
 static void teardown(void)
 {
     tl_close(&conn);
-    int st = broker.pid ? tl_broker_stop(&broker, SIGTERM, 20000) : 0;
-    if (st != 0)
-        tl_broker_dump_log(&broker, 40);
-    tl_broker_cleanup(&broker);
+    int st = tl_broker_finish(&broker, 20000);
     cr_expect_eq(st, 0, "broker exit status %d", st);
 }
 

@@ -233,3 +233,12 @@ void tl_broker_cleanup(struct tl_broker *b)
         fprintf(stderr, "tl_broker: could not remove %s\n", b->dir);
     b->dir[0] = 0;
 }
+
+int tl_broker_finish(struct tl_broker *b, uint32_t timeout_ms)
+{
+    int st = b->pid ? tl_broker_stop(b, SIGTERM, timeout_ms) : 0;
+    if (st != 0)
+        tl_broker_dump_log(b, 40);
+    tl_broker_cleanup(b);
+    return st;
+}

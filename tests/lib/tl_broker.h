@@ -69,6 +69,11 @@ void tl_broker_dump_log(const struct tl_broker *b, int lines);
 /* Kills the broker if running and removes its temporary directory. */
 void tl_broker_cleanup(struct tl_broker *b);
 
+/* The end of a test's broker: SIGTERM and wait up to timeout_ms (when it runs), print the log
+ * tail when the exit status is not 0, then tl_broker_cleanup. Returns the exit status as
+ * tl_broker_stop (0 when the broker was not running); a clean stop is 0. */
+int tl_broker_finish(struct tl_broker *b, uint32_t timeout_ms);
+
 /* Monotonic milliseconds, for deadlines. */
 uint64_t tl_now_ms(void);
 
