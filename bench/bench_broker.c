@@ -64,28 +64,6 @@ static int bb_batch(uint8_t **out)
     return len;
 }
 
-static int64_t bb_send_produce(struct tl_conn *c, uint32_t partition, const uint8_t *b,
-                               uint32_t len)
-{
-    Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-    pp.partition = partition;
-    pp.data_len = len;
-    Ringlog__ProducePartition *pps[1] = {&pp};
-    Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-    pt.name = (char *)"bench";
-    pt.n_partitions = 1;
-    pt.partitions = pps;
-    Ringlog__ProduceTopic *pts[1] = {&pt};
-    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-    pr.acks = 1;
-    pr.n_topics = 1;
-    pr.topics = pts;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-    req.produce = &pr;
-    return tl_send(c, &req, b, len);
-}
-
 /* Produces for `seconds`; returns MB/s and fills latency percentiles (ms). */
 static double bb_produce(struct tl_conn *c, double seconds, unsigned window, double pct[3])
 {
@@ -101,7 +79,8 @@ static double bb_produce(struct tl_conn *c, double seconds, unsigned window, dou
         while (sent - got < window && tl_now_ms() < end) {
             clock_gettime(CLOCK_MONOTONIC, &ts);
             sent_at[sent % BB_MAX_WINDOW] = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-            if (bb_send_produce(c, (uint32_t)(sent % BB_PARTITIONS), b, (uint32_t)len) < 0)
+            uint32_t part = (uint32_t)(sent % BB_PARTITIONS);
+            if (tl_send_produce(c, "bench", part, b, (uint32_t)len, 1) < 0)
                 return -1;
             sent++;
         }

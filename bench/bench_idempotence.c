@@ -100,27 +100,6 @@ static uint64_t bi_cpu_ns(pid_t pid)
     return ns;
 }
 
-static int64_t bi_send(struct tl_conn *c, uint32_t partition, const uint8_t *b, uint32_t len)
-{
-    Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
-    pp.partition = partition;
-    pp.data_len = len;
-    Ringlog__ProducePartition *pps[1] = {&pp};
-    Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
-    pt.name = (char *)"bench";
-    pt.n_partitions = 1;
-    pt.partitions = pps;
-    Ringlog__ProduceTopic *pts[1] = {&pt};
-    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
-    pr.acks = 1;
-    pr.n_topics = 1;
-    pr.topics = pts;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
-    req.produce = &pr;
-    return tl_send(c, &req, b, len);
-}
-
 /* One phase; returns records per second, or -1 when a request failed; *records gets the
  * records acknowledged. */
 static double bi_phase(struct tl_conn *c, uint8_t *b, uint32_t len, double seconds,
@@ -132,7 +111,7 @@ static double bi_phase(struct tl_conn *c, uint8_t *b, uint32_t len, double secon
         while (sent - got < window && tl_now_ms() < end) {
             uint32_t p = (uint32_t)(sent % BI_PARTITIONS);
             bi_stamp(b, len, pid, pid >= 0 ? 0 : -1, pid >= 0 ? seq[p] : -1);
-            if (bi_send(c, p, b, len) < 0)
+            if (tl_send_produce(c, "bench", p, b, len, 1) < 0)
                 return -1;
             if (pid >= 0)
                 seq[p] += BI_RECORDS;

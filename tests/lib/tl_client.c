@@ -286,8 +286,6 @@ static int tl_build(uint32_t count, const char *prefix, uint32_t pad_to, uint8_t
         batch_builder_destroy(bb);
         return -ENOMEM;
     }
-    if (!bb)
-        return -ENOMEM;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
