@@ -245,22 +245,8 @@ static bool response_within(struct tl_conn *c, int ms)
 Test(broker, long_poll_wakes_on_append)
 {
     cr_assert_eq(tl_create_topic(&conn, "lp", 1, NULL, NULL, 0), 0);
-    Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
-    Ringlog__FetchPartition *fps[1] = {&fp};
-    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
-    ft.name = (char *)"lp";
-    ft.n_partitions = 1;
-    ft.partitions = fps;
-    Ringlog__FetchTopic *fts[1] = {&ft};
-    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
-    fr.max_wait_ms = 20000;
-    fr.min_bytes = 1;
-    fr.n_topics = 1;
-    fr.topics = fts;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
-    req.fetch = &fr;
-    cr_assert_geq(tl_send(&conn, &req, NULL, 0), 0);
+    struct tl_fetch longpoll = {.topic = "lp", .max_wait_ms = 20000, .min_bytes = 1};
+    cr_assert_geq(tl_send_fetch(&conn, &longpoll), 0);
     cr_assert_not(response_within(&conn, 300), "fetch answered before any data arrived");
     struct tl_conn prod;
     cr_assert_eq(tl_connect(&prod, broker.host, broker.port, 5000), 0);
@@ -384,23 +370,9 @@ Test(broker, delete_topic_wakes_waiters)
     free(b);
     struct tl_conn waiter;
     cr_assert_eq(tl_connect(&waiter, broker.host, broker.port, 5000), 0);
-    Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
-    fp.fetch_offset = 4;
-    Ringlog__FetchPartition *fps[1] = {&fp};
-    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
-    ft.name = (char *)"doomed";
-    ft.n_partitions = 1;
-    ft.partitions = fps;
-    Ringlog__FetchTopic *fts[1] = {&ft};
-    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
-    fr.max_wait_ms = 30000;
-    fr.min_bytes = 1;
-    fr.n_topics = 1;
-    fr.topics = fts;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
-    req.fetch = &fr;
-    cr_assert_geq(tl_send(&waiter, &req, NULL, 0), 0);
+    struct tl_fetch longpoll = {.topic = "doomed", .offset = 4,
+                                .max_wait_ms = 30000, .min_bytes = 1};
+    cr_assert_geq(tl_send_fetch(&waiter, &longpoll), 0);
     cr_assert_not(response_within(&waiter, 200));
     uint64_t t0 = tl_now_ms();
     cr_assert_eq(tl_delete_topic(&conn, "doomed"), 0);

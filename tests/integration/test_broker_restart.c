@@ -247,23 +247,8 @@ Test(restart, sigterm_clean_shutdown)
     int len = tl_make_batch(3, "v", &b);
     cr_assert_eq(tl_produce(&conn, "s", 0, b, (uint32_t)len, 1, NULL), 0);
     free(b);
-    Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
-    fp.fetch_offset = 3;
-    Ringlog__FetchPartition *fps[1] = {&fp};
-    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
-    ft.name = (char *)"s";
-    ft.n_partitions = 1;
-    ft.partitions = fps;
-    Ringlog__FetchTopic *fts[1] = {&ft};
-    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
-    fr.max_wait_ms = 60000;
-    fr.min_bytes = 1;
-    fr.n_topics = 1;
-    fr.topics = fts;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
-    req.fetch = &fr;
-    cr_assert_geq(tl_send(&conn, &req, NULL, 0), 0);
+    struct tl_fetch longpoll = {.topic = "s", .offset = 3, .max_wait_ms = 60000, .min_bytes = 1};
+    cr_assert_geq(tl_send_fetch(&conn, &longpoll), 0);
     /* Make sure the fetch reached the broker: a later request on another connection. */
     struct tl_conn other;
     cr_assert_eq(tl_connect(&other, broker.host, broker.port, 5000), 0);

@@ -386,9 +386,8 @@ static uint32_t tl_count_records(const uint8_t *d, uint32_t len, uint64_t from)
     return n;
 }
 
-int tl_fetch(struct tl_conn *c, const struct tl_fetch *f, struct tl_fetch_result *out)
+int64_t tl_send_fetch(struct tl_conn *c, const struct tl_fetch *f)
 {
-    memset(out, 0, sizeof(*out));
     Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
     fp.partition = f->partition;
     fp.fetch_offset = f->offset;
@@ -408,10 +407,21 @@ int tl_fetch(struct tl_conn *c, const struct tl_fetch *f, struct tl_fetch_result
     Ringlog__Request req = RINGLOG__REQUEST__INIT;
     req.body_case = RINGLOG__REQUEST__BODY_FETCH;
     req.fetch = &fr;
+    return tl_send(c, &req, NULL, 0);
+}
+
+int tl_fetch(struct tl_conn *c, const struct tl_fetch *f, struct tl_fetch_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    int64_t corr = tl_send_fetch(c, f);
+    if (corr < 0)
+        return out->error_code = (int)corr;
     Ringlog__Response *resp;
     const uint8_t *data;
     uint32_t dlen;
-    int rc = tl_call(c, &req, NULL, 0, f->max_wait_ms + 10000, &resp, &data, &dlen);
+    int rc = tl_recv(c, f->max_wait_ms + 10000, &resp, &data, &dlen);
+    if (!rc && resp->correlation_id != (uint32_t)corr && resp->correlation_id != 0)
+        rc = RL_E_INTERNAL;
     if (rc)
         return out->error_code = rc;
     if (resp->error_code) {

@@ -103,6 +103,10 @@ struct tl_fetch_result {
     uint32_t records;        /* records at offsets >= the fetch offset */
 };
 
+/* Sends the Fetch of tl_fetch without waiting (for long polls a test watches). Returns the
+ * correlation id (>= 0) or a negative code; read the answer with tl_recv. */
+int64_t tl_send_fetch(struct tl_conn *c, const struct tl_fetch *f);
+
 /* Fetches one partition and counts the records it returned. Returns out->error_code, or a
  * transport code. */
 int tl_fetch(struct tl_conn *c, const struct tl_fetch *f, struct tl_fetch_result *out);
