@@ -292,19 +292,11 @@ static int create_range(const char *name, int32_t partitions, const char *const 
     spec.partitioner = RINGLOG__PARTITIONER__PARTITIONER_RANGE;
     spec.n_split_keys = n;
     spec.split_keys = bk;
-    Ringlog__TopicSpec *specs[1] = {&spec};
-    Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
-    ct.n_topics = 1;
-    ct.topics = specs;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_CREATE_TOPICS;
-    req.create_topics = &ct;
-    Ringlog__Response *resp;
-    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
-    Ringlog__TopicResult *tr = resp->create_topics->topics[0];
-    if (tr->error_code)
-        cr_assert_gt(strlen(tr->error_message), 10);
-    return tr->error_code;
+    char msg[256];
+    int rc = tl_create_topic_spec(&conn, &spec, msg, sizeof(msg));
+    if (rc)
+        cr_assert_gt(strlen(msg), 10);
+    return rc;
 }
 
 /* Range split keys must be partitions-1 long, sorted and distinct; hash takes none; a
@@ -322,15 +314,6 @@ Test(badinput, invalid_range_splits_and_replication)
     spec.name = (char *)"r2";
     spec.partitions = 2;
     spec.replication_factor = 3;
-    Ringlog__TopicSpec *specs[1] = {&spec};
-    Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
-    ct.n_topics = 1;
-    ct.topics = specs;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_CREATE_TOPICS;
-    req.create_topics = &ct;
-    Ringlog__Response *resp;
-    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
-    cr_assert_eq(resp->create_topics->topics[0]->error_code, RL_E_INVALID_REPLICATION);
+    cr_assert_eq(tl_create_topic_spec(&conn, &spec, NULL, 0), RL_E_INVALID_REPLICATION);
     assert_still_serving();
 }

@@ -102,16 +102,7 @@ static int create_range_topic(const char *name)
     spec.partitioner = RINGLOG__PARTITIONER__PARTITIONER_RANGE;
     spec.n_split_keys = 2;
     spec.split_keys = keys;
-    Ringlog__TopicSpec *specs[1] = {&spec};
-    Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
-    ct.n_topics = 1;
-    ct.topics = specs;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_CREATE_TOPICS;
-    req.create_topics = &ct;
-    Ringlog__Response *resp;
-    cr_assert_eq(tl_call(&conn, &req, NULL, 0, 5000, &resp, NULL, NULL), 0);
-    return resp->create_topics->topics[0]->error_code;
+    return tl_create_topic_spec(&conn, &spec, NULL, 0);
 }
 
 static Ringlog__MetadataResponse *metadata(void)

@@ -227,7 +227,12 @@ int tl_create_topic(struct tl_conn *c, const char *name, int32_t partitions,
     spec.partitions = partitions;
     spec.n_configs = n;
     spec.configs = ptrs;
-    Ringlog__TopicSpec *specs[1] = {&spec};
+    return tl_create_topic_spec(c, &spec, msg, msg_cap);
+}
+
+int tl_create_topic_spec(struct tl_conn *c, Ringlog__TopicSpec *spec, char *msg, size_t msg_cap)
+{
+    Ringlog__TopicSpec *specs[1] = {spec};
     Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
     ct.n_topics = 1;
     ct.topics = specs;

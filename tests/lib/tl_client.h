@@ -66,6 +66,10 @@ bool tl_wait_closed(struct tl_conn *c, uint32_t timeout_ms);
 int tl_create_topic(struct tl_conn *c, const char *name, int32_t partitions,
                     const char *const *configs, char *msg, size_t msg_cap);
 
+/* Creates the topic `spec` describes (for partitioners, split keys or replication factors
+ * tl_create_topic does not set). Returns and fills msg as tl_create_topic. */
+int tl_create_topic_spec(struct tl_conn *c, Ringlog__TopicSpec *spec, char *msg, size_t msg_cap);
+
 /* Deletes a topic; returns its error code. */
 int tl_delete_topic(struct tl_conn *c, const char *name);
 
