@@ -39,36 +39,11 @@ static int bb_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* One batch of incompressible records (xorshift bytes). */
-static int bb_batch(uint8_t **out)
-{
-    struct batch_builder *bb = batch_builder_create(2u << 20, BATCH_CODEC_NONE, 0);
-    static uint8_t v[BB_RECORD_BYTES];
-    uint64_t x = 0x9e3779b97f4a7c15ull;
-    if (!bb)
-        return -ENOMEM;
-    batch_builder_reset(bb, -1, -1, -1);
-    for (int i = 0; i < BB_RECORDS; i++) {
-        for (size_t k = 0; k < sizeof(v); k++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            v[k] = (uint8_t)x;
-        }
-        struct batch_record_in r = {.value = v, .value_len = sizeof(v), .timestamp = 1};
-        batch_builder_add(bb, &r);
-    }
-    const uint8_t *b;
-    int len = batch_builder_finish(bb, &b);
-    if (len > 0 && (*out = malloc((size_t)len)) != NULL)
-        memcpy(*out, b, (size_t)len);
-    batch_builder_destroy(bb);
-    return len;
-}
-
 /* Produces for `seconds`; returns MB/s and fills latency percentiles (ms). */
 static double bb_produce(struct tl_conn *c, double seconds, unsigned window, double pct[3])
 {
     uint8_t *b;
-    int len = bb_batch(&b);
+    int len = tl_make_batch_random(BB_RECORDS, BB_RECORD_BYTES, &b);
     uint64_t *lat = malloc(BB_MAX_SAMPLES * sizeof(*lat));
     uint64_t sent_at[BB_MAX_WINDOW];
     if (len <= 0 || !lat)

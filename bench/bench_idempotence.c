@@ -51,30 +51,6 @@ static void put_le(uint8_t *p, uint64_t v, int bytes)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int bi_batch(uint8_t **out)
-{
-    struct batch_builder *bb = batch_builder_create(1u << 20, BATCH_CODEC_NONE, 0);
-    static uint8_t v[BI_RECORD_BYTES];
-    uint64_t x = 0x9e3779b97f4a7c15ull;
-    if (!bb)
-        return -ENOMEM;
-    batch_builder_reset(bb, -1, -1, -1);
-    for (int i = 0; i < BI_RECORDS; i++) {
-        for (size_t k = 0; k < sizeof(v); k++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            v[k] = (uint8_t)x;
-        }
-        struct batch_record_in r = {.value = v, .value_len = sizeof(v), .timestamp = 1};
-        batch_builder_add(bb, &r);
-    }
-    const uint8_t *b;
-    int len = batch_builder_finish(bb, &b);
-    if (len > 0 && (*out = malloc((size_t)len)) != NULL)
-        memcpy(*out, b, (size_t)len);
-    batch_builder_destroy(bb);
-    return len;
-}
-
 /* Rewrites the idempotence fields and the checksum (the same work in both modes). */
 static void bi_stamp(uint8_t *b, uint32_t len, int64_t pid, int16_t epoch, int32_t seq)
 {
@@ -172,7 +148,7 @@ int main(int argc, char **argv)
     snprintf(flush_kv, sizeof(flush_kv), "flush.policy=%s", flush && flush[0] ? flush : "batch");
     const char *const cfg[] = {flush_kv, NULL};
     uint8_t *b = NULL;
-    int len = bi_batch(&b);
+    int len = tl_make_batch_random(BI_RECORDS, BI_RECORD_BYTES, &b);
     int64_t pid = -1;
     double res[2][BI_MAX_PHASES], cpu[2][BI_MAX_PHASES];
     int n[2] = {0, 0};

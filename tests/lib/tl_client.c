@@ -329,6 +329,39 @@ int tl_make_batch_sized(uint32_t count, uint32_t value_bytes, uint8_t **out)
     return tl_build(count, "", value_bytes, out);
 }
 
+int tl_make_batch_random(uint32_t count, uint32_t value_bytes, uint8_t **out)
+{
+    size_t max = (size_t)count * (value_bytes + 64) + 4096;
+    struct batch_builder *bb = batch_builder_create(max < RL_BATCH_MAX_BYTES ? max
+                                                        : RL_BATCH_MAX_BYTES,
+                                                    BATCH_CODEC_NONE, 0);
+    uint8_t *v = malloc(value_bytes ? value_bytes : 1);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int rc = bb && v ? 0 : -ENOMEM;
+    if (bb)
+        batch_builder_reset(bb, -1, -1, -1);
+    for (uint32_t i = 0; i < count && rc == 0; i++) {
+        for (uint32_t k = 0; k < value_bytes; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[k] = (uint8_t)x;
+        }
+        struct batch_record_in r = {.value = v, .value_len = value_bytes, .timestamp = 1};
+        rc = batch_builder_add(bb, &r);
+    }
+    const uint8_t *b = NULL;
+    int len = rc ? rc : batch_builder_finish(bb, &b);
+    if (len > 0) {
+        *out = malloc((size_t)len);
+        if (*out)
+            memcpy(*out, b, (size_t)len);
+        else
+            len = -ENOMEM;
+    }
+    batch_builder_destroy(bb);
+    free(v);
+    return len;
+}
+
 int64_t tl_send_produce(struct tl_conn *c, const char *topic, uint32_t partition,
                         const void *data, uint32_t len, int32_t acks)
 {

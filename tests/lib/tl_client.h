@@ -86,6 +86,11 @@ int tl_make_batch_sized(uint32_t count, uint32_t value_bytes, uint8_t **out);
 int64_t tl_send_produce(struct tl_conn *c, const char *topic, uint32_t partition,
                         const void *data, uint32_t len, int32_t acks);
 
+/* A batch of `count` uncompressed records of value_bytes incompressible bytes each (a fixed
+ * xorshift stream, so every call builds the same bytes), no keys, timestamp 1: for benchmarks.
+ * *out is malloc'ed (free it). Returns the batch length or a negative code. */
+int tl_make_batch_random(uint32_t count, uint32_t value_bytes, uint8_t **out);
+
 /* Produces one partition's data (one or more batches). Returns the partition's error code
  * (request-level codes too); *base_offset (may be NULL) gets the assigned base offset. */
 int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,
