@@ -298,7 +298,7 @@ static int list_offset(struct rl_consumer *c, const char *topic, int32_t partiti
     Ringlog__Request req = RINGLOG__REQUEST__INIT;
     req.body_case = RINGLOG__REQUEST__BODY_LIST_OFFSETS;
     req.list_offsets = &lr;
-    Ringlog__Response *resp;
+    Ringlog__Response *resp = NULL;
     const uint8_t *data;
     size_t dlen;
     int rc = rlc_meta_call(&c->meta, &req, c->conf.request_timeout_ms, &resp, &data, &dlen);
@@ -985,11 +985,8 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
         int64_t now = rlc_now_ms();
         rc = send_fetches(c, now);
         last = rc ? rc : last;
-        if (now >= deadline) {
-            if (last)
-                rlc_set_err(c->err, sizeof(c->err), "%s", c->err);
-            return last;
-        }
+        if (now >= deadline)
+            return last; /* c->err still says what `last` was */
         /* A member never waits past its next heartbeat or auto-commit. */
         int64_t until = grouped && rlc_group_due_ms(c->group) < deadline
                             ? rlc_group_due_ms(c->group) : deadline;
