@@ -42,7 +42,8 @@ static void *api_alloc(struct req *r, size_t n)
 
 static void api_oom(struct req *r)
 {
-    req_respond_error(r, RL_E_LIMIT, "request needs more broker memory than one request may use");
+    req_respond_error(r, RL_E_LIMIT, "request needs more broker memory than one request may "
+                      "use; split it (fewer topics or partitions per request)");
 }
 
 /* --- ApiVersions ------------------------------------------------------------------------------ */
@@ -669,7 +670,8 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
     struct produce_append *as = api_alloc(r, count * sizeof(*as));
     if (!as) {
         res->error_code = RL_E_LIMIT;
-        res->error_message = (char *)"too many batches for one request's memory";
+        res->error_message = (char *)"too many batches for one request's memory; send fewer, "
+                                     "larger batches (raise batch.size or linger.ms)";
         return;
     }
     uint32_t pos = 0;
