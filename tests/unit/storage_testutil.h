@@ -156,6 +156,16 @@ static inline int tu_append_wait(struct io *io, struct plog *log, const struct t
     return a.result;
 }
 
+/* Builds a batch as tu_build does into *out (the caller frees out->data), appends it and waits
+ * for its acknowledgement. Returns the append result, as tu_append_wait. */
+static inline int tu_build_append(struct io *io, struct plog *log, struct tu_batch *out,
+                                  uint32_t records, size_t value_len, uint64_t tag, int64_t ts,
+                                  uint64_t *base)
+{
+    *out = tu_build(records, value_len, tag, ts);
+    return tu_append_wait(io, log, out, base);
+}
+
 /* Compares a stored batch with the original: equal except the stamped base offset and epoch. */
 static inline bool tu_same_batch(const uint8_t *stored, const struct tu_batch *orig,
                                  uint64_t base)

@@ -50,9 +50,9 @@ static void small_config(struct plog_config *cfg)
 static void append_n(struct plog *log, struct tu_batch *out, int n, uint32_t records, int64_t ts)
 {
     for (int i = 0; i < n; i++) {
-        out[i] = tu_build(records, 100 + (size_t)(i * 37) % 700, (uint64_t)i, ts + i * 10);
         uint64_t base;
-        int rc = tu_append_wait(g_io, log, &out[i], &base);
+        int rc = tu_build_append(g_io, log, &out[i], records, 100 + (size_t)(i * 37) % 700,
+                                 (uint64_t)i, ts + i * 10, &base);
         cr_assert_eq(rc, 0, "append %d: %s", i, rl_strerror(rc));
         cr_assert_eq(base, (uint64_t)i * records);
     }
@@ -148,9 +148,9 @@ Test(storage, index_slices_match_the_header_walk)
     struct tu_batch b[N];
     uint64_t pos[N + 1] = {0};
     for (int i = 0; i < N; i++) {
-        b[i] = tu_build(R, 2500 + (size_t)i * 700, (uint64_t)i, 1000 + i);
         uint64_t base;
-        cr_assert_eq(tu_append_wait(g_io, log, &b[i], &base), 0);
+        cr_assert_eq(tu_build_append(g_io, log, &b[i], R, 2500 + (size_t)i * 700, (uint64_t)i,
+                                     1000 + i, &base), 0);
         pos[i + 1] = pos[i] + b[i].len;
     }
     static uint8_t *dbuf;
@@ -247,8 +247,7 @@ Test(storage, roll_by_size_and_age)
     struct plog *log = open_log(&cfg, NULL);
     struct tu_batch b[4];
     for (int i = 0; i < 4; i++) {
-        b[i] = tu_build(1, 6000, (uint64_t)i, 1000);
-        cr_assert_eq(tu_append_wait(g_io, log, &b[i], NULL), 0);
+        cr_assert_eq(tu_build_append(g_io, log, &b[i], 1, 6000, (uint64_t)i, 1000, NULL), 0);
     }
     cr_assert_eq(plog_segment_count(log), 2, "16 KiB segments hold two 6 KB batches");
     int64_t now = io_wall_ms(g_io);
@@ -318,8 +317,7 @@ Test(storage, retention_by_age)
     struct plog *log = open_log(&cfg, NULL);
     struct tu_batch old[20], young[20];
     for (int i = 0; i < 20; i++) {
-        old[i] = tu_build(1, 2000, (uint64_t)i, 10000);
-        cr_assert_eq(tu_append_wait(g_io, log, &old[i], NULL), 0);
+        cr_assert_eq(tu_build_append(g_io, log, &old[i], 1, 2000, (uint64_t)i, 10000, NULL), 0);
     }
     /* Roll by age (with retention off for the moment) so the old data is not active. */
     cfg.retention_ms = -1;
@@ -328,8 +326,7 @@ Test(storage, retention_by_age)
     cfg.retention_ms = 1000;
     cr_assert_eq(plog_set_config(log, &cfg), 0);
     for (int i = 0; i < 20; i++) {
-        young[i] = tu_build(1, 2000, (uint64_t)i, 50000);
-        cr_assert_eq(tu_append_wait(g_io, log, &young[i], NULL), 0);
+        cr_assert_eq(tu_build_append(g_io, log, &young[i], 1, 2000, (uint64_t)i, 50000, NULL), 0);
     }
     int deleted = plog_enforce_retention(log, 30000);
     cr_assert_gt(deleted, 0);
@@ -680,9 +677,9 @@ Test(storage, small_appends_rewrite_the_partial_block)
         cr_assert_eq(plog_open(g_st, sub, &cfg, NULL, &log), 0);
         struct tu_batch b[30];
         for (int i = 0; i < 30; i++) {
-            b[i] = tu_build(1, 10 + (size_t)i * 13, (uint64_t)i, 1000);
-            cr_assert_eq(tu_append_wait(g_io, log, &b[i], NULL), 0, "%s append %d",
-                         policies[p], i);
+            int rc = tu_build_append(g_io, log, &b[i], 1, 10 + (size_t)i * 13, (uint64_t)i,
+                                     1000, NULL);
+            cr_assert_eq(rc, 0, "%s append %d", policies[p], i);
         }
         check_contents(log, b, 30, 1);
         plog_close(log);

@@ -219,8 +219,7 @@ Test(recovery, damage_in_an_older_segment)
     cr_assert_eq(plog_open(g_st, g_src, &cfg, NULL, &log), 0);
     struct tu_batch b[30];
     for (int i = 0; i < 30; i++) {
-        b[i] = tu_build(1, 1000, (uint64_t)i, 1000);
-        cr_assert_eq(tu_append_wait(g_io, log, &b[i], NULL), 0);
+        cr_assert_eq(tu_build_append(g_io, log, &b[i], 1, 1000, (uint64_t)i, 1000, NULL), 0);
     }
     cr_assert_geq(plog_segment_count(log), 3);
     plog_close(log);
