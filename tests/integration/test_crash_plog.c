@@ -6,6 +6,7 @@
  * there, byte for byte, in order, and that the whole log reads back as valid batches.
  * RINGLOG_SEED=<n> replays a run; prints "N passed, N failed".
  */
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #define OUTSTANDING 16
 #define MAX_APPENDS_PER_CHILD 200000
 #define MAX_REPORTS (MAX_APPENDS_PER_CHILD)
+#define ROUND_DEADLINE_S 60 /* a round whose child has not been killed by then is stalled */
 
 struct report {
     uint64_t base;
@@ -169,9 +171,19 @@ static bool run_round(const char *dir, uint64_t seed, uint64_t *state, int round
     static struct report reps[MAX_REPORTS];
     size_t n = 0, got = 0;
     uint8_t *raw = (uint8_t *)reps;
-    bool killed = false;
-    /* Bounded: the child stops after MAX_APPENDS_PER_CHILD and the pipe then hits EOF. */
+    bool killed = false, stalled = false;
+    time_t deadline = time(NULL) + ROUND_DEADLINE_S;
+    /* Bounded: the child stops after MAX_APPENDS_PER_CHILD and the pipe then hits EOF; a child
+     * that stops reporting is killed at the deadline so the round fails instead of hanging. */
     for (;;) {
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        if (poll(&pfd, 1, 1000) <= 0) {
+            if (time(NULL) < deadline)
+                continue;
+            kill(pid, SIGKILL);
+            stalled = true;
+            break;
+        }
         ssize_t r = read(p[0], raw + got, sizeof(reps) - got);
         if (r <= 0)
             break;
@@ -185,6 +197,9 @@ static bool run_round(const char *dir, uint64_t seed, uint64_t *state, int round
     close(p[0]);
     int status;
     waitpid(pid, &status, 0);
+    CHECK(!stalled, "seed %llu round %d: child neither reported %zu appends nor ended within "
+          "%d s (a hung append?); replay with RINGLOG_SEED=%llu", (unsigned long long)seed,
+          round, kill_after, ROUND_DEADLINE_S, (unsigned long long)seed);
     CHECK(killed && WIFSIGNALED(status), "seed %llu round %d: child ended by itself (status %d)",
           (unsigned long long)seed, round, status);
     printf("round %d: killed after %zu reports (asked %zu)\n", round, n, kill_after);
