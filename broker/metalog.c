@@ -3,6 +3,7 @@
  * change) and replayed from memory.
  */
 #include "broker/metalog.h"
+#include "common/endian.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,28 +29,6 @@ struct metalog {
     bool failed;
     char path[4096];
 };
-
-static uint32_t metalog_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t metalog_get64(const uint8_t *p)
-{
-    return (uint64_t)metalog_get32(p) | ((uint64_t)metalog_get32(p + 4) << 32);
-}
-
-static void metalog_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void metalog_put64(uint8_t *p, uint64_t v)
-{
-    metalog_put32(p, (uint32_t)v);
-    metalog_put32(p + 4, (uint32_t)(v >> 32));
-}
 
 static uint64_t metalog_checksum(const uint8_t *len_field, const uint8_t *payload, uint32_t len)
 {
@@ -108,8 +87,8 @@ static int metalog_replay(struct metalog *ml, const uint8_t *buf, uint64_t len,
 {
     uint64_t pos = METALOG_MAGIC_BYTES;
     while (len - pos >= METALOG_REC_HEADER) {
-        uint32_t plen = metalog_get32(buf + pos);
-        uint64_t sum = metalog_get64(buf + pos + 4);
+        uint32_t plen = rl_load_le32(buf + pos);
+        uint64_t sum = rl_load_le64(buf + pos + 4);
         if (plen > METALOG_MAX_RECORD_BYTES || len - pos - METALOG_REC_HEADER < plen)
             break;
         const uint8_t *payload = buf + pos + METALOG_REC_HEADER;
@@ -201,8 +180,8 @@ int metalog_append(struct metalog *ml, const uint8_t *payload, uint32_t len)
     if (len > METALOG_MAX_RECORD_BYTES)
         return RL_E_INVALID_ARGUMENT;
     uint8_t hdr[METALOG_REC_HEADER];
-    metalog_put32(hdr, len);
-    metalog_put64(hdr + 4, metalog_checksum(hdr, payload, len));
+    rl_store_le32(hdr, len);
+    rl_store_le64(hdr + 4, metalog_checksum(hdr, payload, len));
     int rc = metalog_write_all(ml->fd, hdr, sizeof(hdr), ml->size);
     if (!rc)
         rc = metalog_write_all(ml->fd, payload, len, ml->size + sizeof(hdr));

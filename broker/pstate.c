@@ -14,6 +14,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/endian.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -267,28 +268,14 @@ void pstate_truncate(struct pstate *ps, int64_t offset)
 
 static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
-    memcpy(p, &v, 8); /* little-endian host, asserted in the codec */
+    rl_store_le64(p, v);
     return p + 8;
 }
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
-    memcpy(p, &v, 4);
+    rl_store_le32(p, v);
     return p + 4;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
 }
 
 size_t pstate_snapshot_size(const struct pstate *ps)
@@ -300,8 +287,7 @@ size_t pstate_snapshot_size(const struct pstate *ps)
 static uint8_t *pstate_encode_entry(const struct pstate_entry *e, uint8_t *p)
 {
     p = put_u64(p, (uint64_t)e->producer_id);
-    uint16_t epoch = (uint16_t)e->epoch;
-    memcpy(p, &epoch, 2);
+    rl_store_le16(p, (uint16_t)e->epoch);
     p += 2;
     *p++ = e->batch_count;
     p = put_u64(p, (uint64_t)e->last_ms);
@@ -344,11 +330,10 @@ static int pstate_decode_entry(struct pstate *ps, const uint8_t *buf, size_t end
     if (end - *pos < PSTATE_ENTRY_HEAD)
         return RL_E_CORRUPT;
     const uint8_t *p = buf + *pos;
-    int64_t producer_id = (int64_t)get_u64(p);
-    uint16_t epoch;
-    memcpy(&epoch, p + 8, 2);
+    int64_t producer_id = (int64_t)rl_load_le64(p);
+    uint16_t epoch = rl_load_le16(p + 8);
     uint8_t batch_count = p[10];
-    int64_t last_ms = (int64_t)get_u64(p + 11);
+    int64_t last_ms = (int64_t)rl_load_le64(p + 11);
     *pos += PSTATE_ENTRY_HEAD;
     if (producer_id < 0 || batch_count == 0 || batch_count > PSTATE_BATCHES_KEPT ||
         end - *pos < (size_t)batch_count * PSTATE_BATCH_BYTES || pstate_find(ps, producer_id))
@@ -361,10 +346,10 @@ static int pstate_decode_entry(struct pstate *ps, const uint8_t *buf, size_t end
     e->batch_count = batch_count;
     for (uint32_t i = 0; i < batch_count; i++) {
         p = buf + *pos;
-        e->batches[i].first_seq = (int32_t)get_u32(p);
-        e->batches[i].last_seq = (int32_t)get_u32(p + 4);
-        e->batches[i].base_offset = (int64_t)get_u64(p + 8);
-        e->batches[i].last_offset = (int64_t)get_u64(p + 16);
+        e->batches[i].first_seq = (int32_t)rl_load_le32(p);
+        e->batches[i].last_seq = (int32_t)rl_load_le32(p + 4);
+        e->batches[i].base_offset = (int64_t)rl_load_le64(p + 8);
+        e->batches[i].last_offset = (int64_t)rl_load_le64(p + 16);
         *pos += PSTATE_BATCH_BYTES;
     }
     return 0;
@@ -377,10 +362,10 @@ int pstate_snapshot_decode(struct pstate *ps, const uint8_t *buf, size_t len,
     if (len < PSTATE_SNAPSHOT_HEAD + 8)
         return RL_E_CORRUPT;
     size_t body = len - 8;
-    if (XXH3_64bits(buf, body) != get_u64(buf + body) || get_u32(buf) != PSTATE_SNAPSHOT_MAGIC ||
-        get_u32(buf + 4) != PSTATE_SNAPSHOT_VERSION)
+    if (XXH3_64bits(buf, body) != rl_load_le64(buf + body) || rl_load_le32(buf) != PSTATE_SNAPSHOT_MAGIC ||
+        rl_load_le32(buf + 4) != PSTATE_SNAPSHOT_VERSION)
         return RL_E_CORRUPT;
-    uint32_t count = get_u32(buf + 16);
+    uint32_t count = rl_load_le32(buf + 16);
     if (count > ps->max_producers)
         return RL_E_CORRUPT;
     size_t pos = PSTATE_SNAPSHOT_HEAD;
@@ -394,6 +379,6 @@ int pstate_snapshot_decode(struct pstate *ps, const uint8_t *buf, size_t len,
         pstate_clear(ps);
         return RL_E_CORRUPT;
     }
-    *next_offset = (int64_t)get_u64(buf + 8);
+    *next_offset = (int64_t)rl_load_le64(buf + 8);
     return 0;
 }

@@ -16,6 +16,7 @@
  *    (batch_xxh3.h).
  */
 #include "common/batch.h"
+#include "common/endian.h"
 #include "common/batch_xxh3.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -39,66 +40,25 @@ _Static_assert(RL_BATCH_MAX_BYTES <= INT32_MAX, "batch lengths must fit the int 
 /* The smallest possible record header: an empty key and a null value. */
 #define RECORD_HEADER_MIN_BYTES 2u
 
-/* --- little-endian field access ------------------------------------------------------------- */
-
-static inline uint64_t ld64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return le64toh(v);
-}
-
-static inline uint32_t ld32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return le32toh(v);
-}
-
-static inline uint16_t ld16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof(v));
-    return le16toh(v);
-}
-
-static inline void st64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, sizeof(v));
-}
-
-static inline void st32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, sizeof(v));
-}
-
-static inline void st16(uint8_t *p, uint16_t v)
-{
-    v = htole16(v);
-    memcpy(p, &v, sizeof(v));
-}
-
 /* --- header access -------------------------------------------------------------------------- */
 
 int batch_header_decode(const uint8_t *buf, size_t len, struct batch_header *h)
 {
     if (len < RL_BATCH_HEADER_SIZE)
         return RL_E_BATCH_SHORT;
-    h->base_offset = ld64(buf + BATCH_OFF_BASE_OFFSET);
-    h->batch_len = ld32(buf + BATCH_OFF_BATCH_LEN);
-    h->leader_epoch = ld32(buf + BATCH_OFF_LEADER_EPOCH);
-    h->checksum = ld64(buf + BATCH_OFF_CHECKSUM);
+    h->base_offset = rl_load_le64(buf + BATCH_OFF_BASE_OFFSET);
+    h->batch_len = rl_load_le32(buf + BATCH_OFF_BATCH_LEN);
+    h->leader_epoch = rl_load_le32(buf + BATCH_OFF_LEADER_EPOCH);
+    h->checksum = rl_load_le64(buf + BATCH_OFF_CHECKSUM);
     h->magic = buf[BATCH_OFF_MAGIC];
-    h->flags = ld16(buf + BATCH_OFF_FLAGS);
-    h->record_count = ld32(buf + BATCH_OFF_RECORD_COUNT);
-    h->last_offset_delta = ld32(buf + BATCH_OFF_LAST_OFFSET_DELTA);
-    h->first_timestamp = (int64_t)ld64(buf + BATCH_OFF_FIRST_TIMESTAMP);
-    h->max_timestamp = (int64_t)ld64(buf + BATCH_OFF_MAX_TIMESTAMP);
-    h->producer_id = (int64_t)ld64(buf + BATCH_OFF_PRODUCER_ID);
-    h->producer_epoch = (int16_t)ld16(buf + BATCH_OFF_PRODUCER_EPOCH);
-    h->base_sequence = (int32_t)ld32(buf + BATCH_OFF_BASE_SEQUENCE);
+    h->flags = rl_load_le16(buf + BATCH_OFF_FLAGS);
+    h->record_count = rl_load_le32(buf + BATCH_OFF_RECORD_COUNT);
+    h->last_offset_delta = rl_load_le32(buf + BATCH_OFF_LAST_OFFSET_DELTA);
+    h->first_timestamp = (int64_t)rl_load_le64(buf + BATCH_OFF_FIRST_TIMESTAMP);
+    h->max_timestamp = (int64_t)rl_load_le64(buf + BATCH_OFF_MAX_TIMESTAMP);
+    h->producer_id = (int64_t)rl_load_le64(buf + BATCH_OFF_PRODUCER_ID);
+    h->producer_epoch = (int16_t)rl_load_le16(buf + BATCH_OFF_PRODUCER_EPOCH);
+    h->base_sequence = (int32_t)rl_load_le32(buf + BATCH_OFF_BASE_SEQUENCE);
 
     if (h->magic != RL_BATCH_MAGIC)
         return RL_E_BATCH_MAGIC;
@@ -115,13 +75,13 @@ int batch_header_decode(const uint8_t *buf, size_t len, struct batch_header *h)
 
 uint32_t batch_peek_len(const uint8_t *buf)
 {
-    return ld32(buf + BATCH_OFF_BATCH_LEN);
+    return rl_load_le32(buf + BATCH_OFF_BATCH_LEN);
 }
 
 void batch_stamp(uint8_t *batch, uint64_t base_offset, uint32_t leader_epoch)
 {
-    st64(batch + BATCH_OFF_BASE_OFFSET, base_offset);
-    st32(batch + BATCH_OFF_LEADER_EPOCH, leader_epoch);
+    rl_store_le64(batch + BATCH_OFF_BASE_OFFSET, base_offset);
+    rl_store_le32(batch + BATCH_OFF_LEADER_EPOCH, leader_epoch);
 }
 
 uint64_t batch_compute_checksum(const uint8_t *batch, uint32_t batch_len)
@@ -340,19 +300,19 @@ int batch_builder_add(struct batch_builder *b, const struct batch_record_in *rec
 static void header_write(uint8_t *out, const struct batch_builder *b, uint32_t batch_len,
                          uint16_t flags)
 {
-    st64(out + BATCH_OFF_BASE_OFFSET, 0);
-    st32(out + BATCH_OFF_BATCH_LEN, batch_len);
-    st32(out + BATCH_OFF_LEADER_EPOCH, 0);
+    rl_store_le64(out + BATCH_OFF_BASE_OFFSET, 0);
+    rl_store_le32(out + BATCH_OFF_BATCH_LEN, batch_len);
+    rl_store_le32(out + BATCH_OFF_LEADER_EPOCH, 0);
     out[BATCH_OFF_MAGIC] = RL_BATCH_MAGIC;
-    st16(out + BATCH_OFF_FLAGS, flags);
-    st32(out + BATCH_OFF_RECORD_COUNT, b->count);
-    st32(out + BATCH_OFF_LAST_OFFSET_DELTA, b->count - 1);
-    st64(out + BATCH_OFF_FIRST_TIMESTAMP, (uint64_t)b->first_timestamp);
-    st64(out + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);
-    st64(out + BATCH_OFF_PRODUCER_ID, (uint64_t)b->producer_id);
-    st16(out + BATCH_OFF_PRODUCER_EPOCH, (uint16_t)b->producer_epoch);
-    st32(out + BATCH_OFF_BASE_SEQUENCE, (uint32_t)b->base_sequence);
-    st64(out + BATCH_OFF_CHECKSUM, batch_compute_checksum(out, batch_len));
+    rl_store_le16(out + BATCH_OFF_FLAGS, flags);
+    rl_store_le32(out + BATCH_OFF_RECORD_COUNT, b->count);
+    rl_store_le32(out + BATCH_OFF_LAST_OFFSET_DELTA, b->count - 1);
+    rl_store_le64(out + BATCH_OFF_FIRST_TIMESTAMP, (uint64_t)b->first_timestamp);
+    rl_store_le64(out + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);
+    rl_store_le64(out + BATCH_OFF_PRODUCER_ID, (uint64_t)b->producer_id);
+    rl_store_le16(out + BATCH_OFF_PRODUCER_EPOCH, (uint16_t)b->producer_epoch);
+    rl_store_le32(out + BATCH_OFF_BASE_SEQUENCE, (uint32_t)b->base_sequence);
+    rl_store_le64(out + BATCH_OFF_CHECKSUM, batch_compute_checksum(out, batch_len));
 }
 
 int batch_builder_finish(struct batch_builder *b, const uint8_t **out)
