@@ -11,6 +11,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/endian.h"
 #include "common/err.h"
 
 #define OFFSETS_RECORD_VERSION 1
@@ -43,8 +44,7 @@ uint32_t offsets_partition_for(const char *group_id, uint32_t partition_count)
 
 static uint8_t *put_name(uint8_t *p, const char *s, size_t len)
 {
-    uint16_t n = (uint16_t)len;
-    memcpy(p, &n, 2);
+    rl_store_le16(p, (uint16_t)len);
     memcpy(p + 2, s, len);
     return p + 2 + len;
 }
@@ -60,7 +60,7 @@ int offsets_encode_key(const char *group, const char *topic, uint32_t partition,
     *p++ = OFFSETS_RECORD_VERSION;
     p = put_name(p, group, gl);
     p = put_name(p, topic, tl);
-    memcpy(p, &partition, 4);
+    rl_store_le32(p, partition);
     return (int)(p + 4 - buf);
 }
 
@@ -71,8 +71,8 @@ int offsets_encode_value(const struct offsets_commit *c, uint8_t *buf, size_t ca
         return RL_E_INVALID_ARGUMENT;
     uint8_t *p = buf;
     *p++ = OFFSETS_RECORD_VERSION;
-    memcpy(p, &c->offset, 8);
-    memcpy(p + 8, &c->commit_ms, 8);
+    rl_store_le64(p, (uint64_t)c->offset);
+    rl_store_le64(p + 8, (uint64_t)c->commit_ms);
     p = put_name(p + 16, c->metadata ? c->metadata : "", ml);
     return (int)(p - buf);
 }
@@ -226,8 +226,7 @@ static bool offsets_read_name(const uint8_t *buf, size_t len, size_t *pos, char 
 {
     if (len - *pos < 2)
         return false;
-    uint16_t n;
-    memcpy(&n, buf + *pos, 2);
+    uint16_t n = rl_load_le16(buf + *pos);
     *pos += 2;
     if (n >= out_cap || len - *pos < n)
         return false;
@@ -249,7 +248,7 @@ int offsets_apply_record(struct offsets_table *t, const uint8_t *key, int32_t ke
         !offsets_read_name(key, klen, &pos, topic, sizeof(topic)) || !topic[0] ||
         klen - pos != 4)
         return RL_E_CORRUPT;
-    memcpy(&partition, key + pos, 4);
+    partition = rl_load_le32(key + pos);
     if (!value || value_len < 0) {
         struct offsets_node **link =
             offsets_slot(t, group, topic, partition, offsets_hash(group, topic, partition));
@@ -263,8 +262,8 @@ int offsets_apply_record(struct offsets_table *t, const uint8_t *key, int32_t ke
     if (vlen < 17 || value[0] != OFFSETS_RECORD_VERSION ||
         !offsets_read_name(value, vlen, &pos, metadata, sizeof(metadata)) || pos != vlen)
         return RL_E_CORRUPT;
-    memcpy(&c.offset, value + 1, 8);
-    memcpy(&c.commit_ms, value + 9, 8);
+    c.offset = (int64_t)rl_load_le64(value + 1);
+    c.commit_ms = (int64_t)rl_load_le64(value + 9);
     if (c.offset < 0)
         return RL_E_CORRUPT;
     int rc = offsets_put(t, group, topic, partition, &c);
