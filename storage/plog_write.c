@@ -591,7 +591,8 @@ static void wop_done_sync(struct io_op *op, int result)
 static void plog_fail(struct plog *log, int err)
 {
     if (log->failed == 0) {
-        RL_ERROR("%s: write or fsync failed (%s); the log refuses further appends", log->dir,
+        RL_ERROR("%s: write or fsync failed (%s); the log refuses further appends until it is "
+                 "reopened (check the disk; recovery on open keeps what reached it)", log->dir,
                  rl_strerror(err));
         log->failed = err;
     }
