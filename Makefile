@@ -50,6 +50,7 @@ $(DEPS_MK): tools/deps.sh
 
 # Variables the module fragments append to.
 COMMON_SRCS :=
+IO_SRCS :=
 STORAGE_SRCS :=
 REPL_SRCS :=
 BROKER_SRCS :=
@@ -67,6 +68,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 # One static archive per layer; programs link the layers they may use (DESIGN's layering).
 LIB_COMMON := $(BUILD)/lib/librl_common.a
+LIB_IO := $(BUILD)/lib/librl_io.a
 LIB_STORAGE := $(BUILD)/lib/librl_storage.a
 LIB_REPL := $(BUILD)/lib/librl_replication.a
 LIB_PROTO := $(BUILD)/lib/librl_proto.a
@@ -76,10 +78,11 @@ LIB_TESTLIB := $(BUILD)/lib/librl_testlib.a
 LIB_CLIENT_A := $(BUILD)/lib/libringlog.a
 # Everything a test program may need, in link order (users before what they use).
 TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_STORAGE) $(LIB_REPL) \
-                 $(LIB_PROTO) $(LIB_COMMON)
+                 $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 TESTLIB_SRCS :=
 
 -include common/module.mk
+-include io/module.mk
 -include proto/module.mk
 -include storage/module.mk
 -include replication/module.mk
@@ -90,6 +93,7 @@ TESTLIB_SRCS :=
 -include bench/module.mk
 
 COMMON_OBJS := $(call obj,$(COMMON_SRCS))
+IO_OBJS := $(call obj,$(IO_SRCS))
 STORAGE_OBJS := $(call obj,$(STORAGE_SRCS))
 REPL_OBJS := $(call obj,$(REPL_SRCS))
 BROKER_OBJS := $(call obj,$(BROKER_SRCS))
@@ -99,6 +103,7 @@ PROTO_OBJS := $(call obj,$(PROTO_SRCS))
 TESTLIB_OBJS := $(call obj,$(TESTLIB_SRCS))
 
 $(LIB_COMMON): $(COMMON_OBJS)
+$(LIB_IO): $(IO_OBJS)
 $(LIB_STORAGE): $(STORAGE_OBJS)
 $(LIB_REPL): $(REPL_OBJS)
 $(LIB_PROTO): $(PROTO_OBJS)

@@ -29,7 +29,7 @@
 
 #include "common/batch.h"
 #include "common/err.h"
-#include "common/io.h"
+#include "io/io.h"
 #include "storage/plog.h"
 #include "storage/plog_debug.h"
 

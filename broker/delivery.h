@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/io.h"
+#include "io/io.h"
 #include "proto/ringlog.pb-c.h"
 
 struct shard;

@@ -12,12 +12,12 @@ TESTS += $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/
 
 # `make bench-idempotence`: produce throughput with idempotence off and on in one run.
 BENCH_IDEM := $(BUILD)/bench/bench_idempotence
-$(BENCH_IDEM): $(BUILD)/obj/bench/bench_idempotence.o $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) \
-               $(LIB_COMMON)
+$(BENCH_IDEM): $(BUILD)/obj/bench/bench_idempotence.o $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_IO) \
+               $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) \
-	    $(LIB_COMMON) $(DEPS_LIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_IO) \
+	    $(LIB_PROTO) $(LIB_COMMON) $(DEPS_LIBS)
 .PHONY: bench-idempotence
 bench-idempotence: $(BENCH_IDEM) $(BUILD)/bin/ringlogd
 	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_IDEM) $(BENCH_IDEM_ARGS)

@@ -1,5 +1,5 @@
 # broker/: ringlogd (the native protocol server, topics, HTTP admin and metrics).
-BROKER_SRCS += broker/arena.c broker/frame.c broker/config.c broker/metalog.c broker/topics.c \
+BROKER_SRCS += broker/config.c broker/metalog.c broker/topics.c \
                broker/shard.c broker/api.c broker/http.c
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
@@ -16,11 +16,11 @@ FUZZ_FLAGS_frame := -max_len=65536
 # storage/ builds plog (storage/module.mk is included before this fragment).
 ifneq ($(filter storage/plog.c,$(STORAGE_SRCS)),)
 BINS += $(BUILD)/bin/ringlogd
-$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAGE) $(LIB_PROTO) \
-                       $(LIB_COMMON)
+$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAGE) $(LIB_IO) \
+                       $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_STORAGE) $(LIB_PROTO) $(LIB_COMMON) \
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_STORAGE) $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON) \
 	    $(DEPS_LIBS)
 
 TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
@@ -30,11 +30,11 @@ TEST_DEPS += $(BUILD)/bin/ringlogd
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).
 BENCH_BROKER := $(BUILD)/bench/bench_broker
 $(BENCH_BROKER): $(BUILD)/obj/bench/bench_broker.o $(BUILD)/obj/bench/bench_disk.o \
-                 $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) $(LIB_COMMON)
+                 $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_PROTO) \
-	    $(LIB_COMMON) $(DEPS_LIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_IO) \
+	    $(LIB_PROTO) $(LIB_COMMON) $(DEPS_LIBS)
 .PHONY: bench-broker
 bench-broker: $(BENCH_BROKER) $(BUILD)/bin/ringlogd
 	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_BROKER) $(BENCH_BROKER_ARGS)

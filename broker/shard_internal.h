@@ -11,12 +11,12 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "broker/arena.h"
+#include "common/arena.h"
 #include "broker/config.h"
-#include "broker/frame.h"
+#include "proto/frame.h"
 #include "broker/shard.h"
 #include "broker/topics.h"
-#include "common/io.h"
+#include "io/io.h"
 
 #define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */
 #define CONN_MAX_IOV 128             /* iovecs gathered into one sendmsg */

@@ -1,5 +1,5 @@
 # common/: what broker and client share (no dependency on any other ringlog layer).
-COMMON_SRCS += common/err.c common/log.c
+COMMON_SRCS += common/err.c common/log.c common/arena.c
 TESTS += $(BUILD)/tests/unit/test_err
 
 # The batch codec (built by clients, checked by the broker and storage) and its varints.

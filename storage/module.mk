@@ -1,17 +1,14 @@
-# storage/: the partition log (segments, indexes, io_uring writer, recovery, retention), and the
-# I/O layer it stands on (common/io.c lives with common/ but is built from here).
-COMMON_SRCS += common/io.c
-TESTS += $(BUILD)/tests/unit/test_io
+# storage/: the partition log (segments, indexes, io_uring writer, recovery, retention).
 STORAGE_SRCS += storage/segment.c storage/fcache.c storage/bio.c storage/checkpoint.c \
                 storage/plog.c storage/plog_write.c storage/plog_read.c
 TESTS += $(BUILD)/tests/unit/test_storage
 
 # The storage benchmark: disk limit vs plog appends, group commit vs raw fdatasync.
 BENCH_TARGETS += bench-storage
-$(BUILD)/bench/bench_storage: $(BUILD)/obj/bench/bench_storage.o $(LIB_STORAGE) $(LIB_COMMON)
+$(BUILD)/bench/bench_storage: $(BUILD)/obj/bench/bench_storage.o $(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_STORAGE) $(LIB_COMMON) $(DEPS_LIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON) $(DEPS_LIBS)
 .PHONY: bench-storage
 bench-storage: $(BUILD)/bench/bench_storage
 	$(BUILD)/bench/bench_storage

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "common/io.h"
+#include "io/io.h"
 #include "storage/bio.h"
 #include "storage/fcache.h"
 #include "storage/plog.h"

@@ -9,8 +9,8 @@
  */
 #include <string.h>
 
-#include "broker/arena.h"
-#include "broker/frame.h"
+#include "common/arena.h"
+#include "proto/frame.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "tests/fuzz/fuzz.h"

@@ -19,7 +19,7 @@
 
 #include "common/batch.h"
 #include "common/err.h"
-#include "common/io.h"
+#include "io/io.h"
 #include "common/log.h"
 #include "storage/checkpoint.h"
 #include "storage/plog.h"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/batch.h"
-#include "common/io.h"
+#include "io/io.h"
 #include "storage/plog.h"
 
 static uint8_t seg[16384], idx[4096];

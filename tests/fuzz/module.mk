@@ -40,7 +40,7 @@ FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -gline-table
 # The project code under test, compiled again by clang with coverage instrumentation into one
 # archive; the linker takes only the members a harness needs.
 FUZZ_LIB = $(FUZZ_DIR)/lib/librl_fuzz.a
-FUZZ_LIB_SRCS = $(COMMON_SRCS) $(STORAGE_SRCS) $(REPL_SRCS) $(PROTO_SRCS) $(BROKER_SRCS) \
+FUZZ_LIB_SRCS = $(COMMON_SRCS) $(IO_SRCS) $(STORAGE_SRCS) $(REPL_SRCS) $(PROTO_SRCS) $(BROKER_SRCS) \
                 $(CLIENT_SRCS)
 FUZZ_LIB_OBJS = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRCS))
 

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "broker/frame.h"
+#include "proto/frame.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"

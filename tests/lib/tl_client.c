@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/frame.h"
+#include "proto/frame.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"

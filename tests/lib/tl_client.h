@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/arena.h"
+#include "common/arena.h"
 #include "proto/ringlog.pb-c.h"
 
 struct tl_conn {

@@ -18,7 +18,7 @@
 
 #include "common/batch.h"
 #include "common/err.h"
-#include "common/io.h"
+#include "io/io.h"
 #include "storage/plog.h"
 
 #define TU_DEADLINE_NS (30ull * 1000000000ull)

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/arena.h"
-#include "broker/frame.h"
+#include "common/arena.h"
+#include "proto/frame.h"
 #include "common/err.h"
 
 /* Headers shorter than 8 bytes need more; oversize and inconsistent ones are refused. */

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/io.h"
+#include "io/io.h"
 
 /* Every wait in these tests is bounded by this. */
 #define TEST_DEADLINE_NS (5ull * 1000000000ull)

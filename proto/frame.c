@@ -2,12 +2,12 @@
  * frame: see frame.h. Big-endian on the wire for lengths (network order, like every framing a
  * person will read in a packet capture); batches inside stay little-endian.
  */
-#include "broker/frame.h"
+#include "proto/frame.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/arena.h"
+#include "common/arena.h"
 #include "common/err.h"
 
 static uint32_t frame_get_be32(const uint8_t *p)

@@ -8,7 +8,7 @@
  * flushing the queue (the kernel refused the submit, e.g. a completion-queue overflow) are
  * completed with that error through a deferred list instead of being lost.
  */
-#include "common/io.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <liburing.h>

@@ -13,8 +13,8 @@
  *   off 4  u32 envelope_len  bytes of the protobuf envelope
  *   off 8  envelope, then data_len bytes of raw batches
  */
-#ifndef RL_BROKER_FRAME_H
-#define RL_BROKER_FRAME_H
+#ifndef RL_PROTO_FRAME_H
+#define RL_PROTO_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
  * newest chunk and starts a new chunk (at least twice the request, at least chunk_bytes) when it
  * does not fit.
  */
-#include "broker/arena.h"
+#include "common/arena.h"
 
 #include <stdarg.h>
 #include <stdint.h>

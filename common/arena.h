@@ -9,8 +9,8 @@
  * fields cannot blow memory up): past it, allocations fail and protobuf-c reports the frame as
  * malformed. Single-threaded; owned by whoever owns the request.
  */
-#ifndef RL_BROKER_ARENA_H
-#define RL_BROKER_ARENA_H
+#ifndef RL_COMMON_ARENA_H
+#define RL_COMMON_ARENA_H
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>

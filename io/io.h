@@ -19,8 +19,8 @@
  * Thread safety: a struct io is used by its owner thread only, except io_wake(), which any
  * thread may call to make a blocked io_run() return (an eventfd read kept armed in the ring).
  */
-#ifndef RL_COMMON_IO_H
-#define RL_COMMON_IO_H
+#ifndef RL_IO_IO_H
+#define RL_IO_IO_H
 
 #include <stddef.h>
 #include <stdint.h>
