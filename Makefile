@@ -88,6 +88,7 @@ TESTLIB_SRCS :=
 -include replication/module.mk
 -include broker/module.mk
 -include broker/delivery.mk
+-include broker/kafka/module.mk
 -include client/module.mk
 -include tests/module.mk
 -include bench/module.mk
