@@ -4,8 +4,10 @@
 # Does nothing but print when everything is present, so it is safe to run on every build.
 set -eu
 
-PKGS="liburing libxxhash libzstd libprotobuf-c criterion"
+PKGS="liburing libxxhash libzstd libprotobuf-c criterion zlib snappy liblz4"
 DEBS="pkg-config liburing-dev libxxhash-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler libcriterion-dev"
+# The Kafka listener converts the codecs Kafka clients use (gzip, snappy, lz4) on produce.
+DEBS="$DEBS zlib1g-dev libsnappy-dev liblz4-dev"
 
 have_all() {
     command -v pkg-config >/dev/null 2>&1 || return 1
@@ -29,5 +31,5 @@ if ! have_all; then
 fi
 
 echo "DEPS_CFLAGS := $(pkg-config --cflags $PKGS)"
-echo "DEPS_LIBS := $(pkg-config --libs liburing libxxhash libzstd libprotobuf-c) -lpthread -lm"
+echo "DEPS_LIBS := $(pkg-config --libs liburing libxxhash libzstd libprotobuf-c zlib snappy liblz4) -lpthread -lm"
 echo "CRITERION_LIBS := $(pkg-config --libs criterion)"
