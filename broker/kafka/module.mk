@@ -8,3 +8,14 @@ BROKER_SRCS += broker/kafka/kwire.c broker/kafka/crc32c.c broker/kafka/kerr.c \
 
 TESTS += $(BUILD)/tests/unit/test_kafka_wire $(BUILD)/tests/unit/test_kafka_msg \
          $(BUILD)/tests/unit/test_kafka_batch
+
+# `make bench-kafka-codec`: the cost of batch translation per codec (bench/bench_kafka_codec.c).
+BENCH_TARGETS += bench-kafka-codec
+.PHONY: bench-kafka-codec
+$(BUILD)/bench/bench_kafka_codec: $(BUILD)/obj/bench/bench_kafka_codec.o $(LIB_BROKER) \
+                                  $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_COMMON) $(DEPS_LIBS)
+bench-kafka-codec: $(BUILD)/bench/bench_kafka_codec
+	$(BUILD)/bench/bench_kafka_codec
