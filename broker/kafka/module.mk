@@ -19,3 +19,13 @@ $(BUILD)/bench/bench_kafka_codec: $(BUILD)/obj/bench/bench_kafka_codec.o $(LIB_B
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_COMMON) $(DEPS_LIBS)
 bench-kafka-codec: $(BUILD)/bench/bench_kafka_codec
 	$(BUILD)/bench/bench_kafka_codec
+
+# Fuzz harnesses (tests/fuzz/module.mk builds, replays and fuzzes them): request frames, and
+# batch translation. `make fuzz-corpus-kafka` regenerates both seed corpora.
+FUZZ_HARNESSES += kafka kafka_batch
+FUZZ_FLAGS_kafka := -max_len=65536
+FUZZ_FLAGS_kafka_batch := -max_len=65536
+.PHONY: fuzz-corpus-kafka
+fuzz-corpus-kafka: $(BUILD)/tests/fuzz/gen_corpus_kafka
+	mkdir -p tests/fuzz/corpus/kafka tests/fuzz/corpus/kafka_batch
+	$(BUILD)/tests/fuzz/gen_corpus_kafka tests/fuzz/corpus/kafka tests/fuzz/corpus/kafka_batch
