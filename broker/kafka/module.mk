@@ -29,3 +29,26 @@ FUZZ_FLAGS_kafka_batch := -max_len=65536
 fuzz-corpus-kafka: $(BUILD)/tests/fuzz/gen_corpus_kafka
 	mkdir -p tests/fuzz/corpus/kafka tests/fuzz/corpus/kafka_batch
 	$(BUILD)/tests/fuzz/gen_corpus_kafka tests/fuzz/corpus/kafka tests/fuzz/corpus/kafka_batch
+
+# Kafka client test programs (tests/kafka/run.sh runs them against ringlogd --kafka-listen).
+# Not in TESTS until the listener exists; `make kafka-client-tests` builds them and installs
+# kafkajs from npm into $(BUILD)/kafka-npm (never committed).
+KAFKA_CLIENT_TESTS := $(BUILD)/tests/kafka/rdkafka_idem_group $(BUILD)/tests/kafka/sarama_group \
+                      $(BUILD)/kafka-npm/node_modules/kafkajs/package.json
+$(BUILD)/tests/kafka/rdkafka_idem_group: tests/kafka/rdkafka_idem_group.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) $(RDKAFKA_LIBS)
+# Debian's Go packages live in /usr/share/gocode: GOPATH mode builds offline.
+$(BUILD)/tests/kafka/sarama_group: tests/kafka/sarama_group/main.go
+	@mkdir -p $(dir $@)
+	@echo "  GO      $<"
+	$(Q)GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/$(BUILD)/gocache \
+	    go build -o $@ ./tests/kafka/sarama_group
+$(BUILD)/kafka-npm/node_modules/kafkajs/package.json:
+	@mkdir -p $(BUILD)/kafka-npm
+	$(Q)npm install --no-audit --no-fund --silent --prefix $(BUILD)/kafka-npm kafkajs@2.2.4
+.PHONY: kafka-client-tests test-kafka-clients
+kafka-client-tests: $(KAFKA_CLIENT_TESTS)
+test-kafka-clients: $(KAFKA_CLIENT_TESTS) $(BINS)
+	$(Q)BUILD=$(BUILD) sh tests/kafka/run.sh
