@@ -91,6 +91,7 @@ TESTLIB_SRCS :=
 -include broker/kafka/module.mk
 -include client/module.mk
 -include tests/module.mk
+-include tests/fault/module.mk
 -include bench/module.mk
 
 COMMON_OBJS := $(call obj,$(COMMON_SRCS))
