@@ -17,11 +17,22 @@ python3-lz4 python3-snappy golang-go golang-github-shopify-sarama-dev"
 DEBS="$DEBS $KAFKA_TEST_DEBS"
 command -v npm >/dev/null 2>&1 || DEBS="$DEBS npm"
 
+# The fault tests (tests/fault) build network namespaces with ip and tc (iproute2) and make
+# partitions with nft (nftables).
+DEBS="$DEBS iproute2 nftables"
+
 have_all() {
     command -v pkg-config >/dev/null 2>&1 || return 1
     command -v protoc-c >/dev/null 2>&1 || return 1
     pkg-config --exists $PKGS 2>/dev/null || return 1
+    have_fault_tools || return 1
     have_kafka_clients
+}
+
+have_fault_tools() {
+    for tool in ip tc nft; do
+        command -v $tool >/dev/null 2>&1 || [ -x /usr/sbin/$tool ] || [ -x /sbin/$tool ] || return 1
+    done
 }
 
 have_kafka_clients() {
@@ -43,7 +54,7 @@ if ! have_all; then
         $SUDO apt-get update -qq >&2
         $SUDO apt-get install -y -qq $DEBS >&2
     fi
-    have_all || { echo "deps: packages installed but still missing: pkg-config $PKGS, or a Kafka client (kcat, go + sarama, npm, rdkafka, /usr/bin/python3 modules)" >&2; exit 1; }
+    have_all || { echo "deps: packages installed but still missing: pkg-config $PKGS, ip/tc/nft, or a Kafka client (kcat, go + sarama, npm, rdkafka, /usr/bin/python3 modules)" >&2; exit 1; }
 fi
 
 echo "DEPS_CFLAGS := $(pkg-config --cflags $PKGS)"
