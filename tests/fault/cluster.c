@@ -179,7 +179,7 @@ static void broker_paths(struct cl_cluster *c, int i)
     struct cl_broker *b = &c->b[i];
     b->node = i;
     snprintf(b->host, sizeof(b->host), NETNS_SUBNET ".%d", i);
-    snprintf(b->addr, sizeof(b->addr), "%s:%d", b->host, CL_PORT);
+    snprintf(b->addr, sizeof(b->addr), NETNS_SUBNET ".%d:%d", i, CL_PORT);
     snprintf(b->data_dir, sizeof(b->data_dir), "%s/node-%d", c->dir, i);
     snprintf(b->log_path, sizeof(b->log_path), "%s/node-%d.log", c->dir, i);
     snprintf(b->ready_path, sizeof(b->ready_path), "%s/node-%d.ready", c->dir, i);

@@ -3,12 +3,17 @@
  */
 #include "tests/fault/workload.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "client/ringlog.h"
 #include "common/batch.h"
@@ -461,4 +466,86 @@ long wl_verify(struct hist *h, struct cl_cluster *c, const char *topic, int part
     }
     free(rep);
     return n < 0 && anomalies == 0 ? n : anomalies;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The segment files (*.log) of one partition directory, sorted by base offset (their names
+ * are zero-padded offsets). Returns how many (<= cap), names malloc'ed. */
+static int segment_names(const char *dir, char **names, int cap)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < cap) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".log"))
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof(*names), cmp_name);
+    return n;
+}
+
+/* Records every batch of one segment file until its end or the first byte that is no batch
+ * (a preallocated or torn tail). */
+static long dump_segment(struct hist *h, int source, uint32_t p, struct batch_reader *r,
+                         const char *path, int64_t *next)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    long n = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            n = -errno;
+        } else {
+            uint32_t len = 0;
+            struct batch_header bh;
+            while (len < st.st_size &&
+                   batch_validate(map + len, (size_t)st.st_size - len, &bh) == 0)
+                len += bh.batch_len;
+            n = record_batches(h, source, p, r, map, len, next);
+            munmap(map, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return n;
+}
+
+long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const char *topic,
+                      int partitions, char *why, size_t cap)
+{
+    struct batch_reader *r = batch_reader_create(16u << 20);
+    long total = r ? 0 : -ENOMEM;
+    hist_source_reset(h, source);
+    for (int p = 0; total >= 0 && p < partitions; p++) {
+        char dir[600], *names[1024];
+        snprintf(dir, sizeof(dir), "%s/%s-%d", data_dir, topic, p);
+        int k = segment_names(dir, names, 1024);
+        if (k < 0) {
+            snprintf(why, cap, "%s: %s", dir, strerror(-k));
+            total = k;
+            break;
+        }
+        int64_t next = 0;
+        for (int i = 0; i < k; i++) {
+            char path[1200];
+            snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+            long n = total >= 0 ? dump_segment(h, source, (uint32_t)p, r, path, &next) : 0;
+            if (n < 0)
+                snprintf(why, cap, "%s: %s", path, rl_strerror((int)n));
+            total = n < 0 ? n : total + n;
+            free(names[i]);
+        }
+    }
+    batch_reader_destroy(r);
+    return total;
 }

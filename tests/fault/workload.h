@@ -105,6 +105,14 @@ long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port
                      const char *topic, int partitions, uint32_t timeout_ms, char *why,
                      size_t cap);
 
+/* Reads one stopped broker's copy of the topic straight from its data directory
+ * (the segment files <data_dir>/<topic>-<p>/NNN.log, batches in file order up to the first byte that is no valid
+ * batch), recording each record with its batch's term under `source` (a replica source).
+ * Read-only; the broker must be stopped (a clean stop leaves no preallocated tail). Returns
+ * records read or a negative code with the reason in why. */
+long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const char *topic,
+                      int partitions, char *why, size_t cap);
+
 /* The end of a fault run, after healing: drains every partition through the bootstrap
  * brokers, dumps every running broker's log as a replica source, runs the checker and prints
  * its report; a history with anomalies is written to <cluster dir>/history.txt. Returns the
