@@ -184,6 +184,7 @@ static int verify(struct scn *s)
         long n = wl_dump_data_dir(s->h, src, s->cl.b[i].data_dir, TOPIC, cfg->partitions,
                                   why, sizeof(why));
         FAIL_IF(n < 0, "reading broker %d's files: %s", i, why);
+        wl_claims_from_log(s->h, s->cl.b[i].log_path, TOPIC, i);
     }
     struct hist_report *rep = malloc(sizeof(*rep));
     FAIL_IF(!rep, "out of memory");

@@ -6,8 +6,10 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/fault/history.h"
+#include "tests/fault/workload.h"
 
 #define PARTS 2
 #define PER_PART 5
@@ -370,4 +372,37 @@ Test(history, large_history_is_linear_enough, .timeout = 30)
     struct hist_check_opts opts = {.min_acked = 200000, .min_reads = 200000};
     cr_assert_eq(hist_check(h, &opts, &rep), 0);
     hist_free(h);
+}
+
+/* Leadership claims read from broker logs: two brokers that both logged leading one partition in
+ * one term are two leaders. */
+Test(history, two_leaders_from_broker_logs)
+{
+    char dir[] = "/tmp/ringlog-hist-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char a[64], b[64];
+    snprintf(a, sizeof(a), "%s/1.log", dir);
+    snprintf(b, sizeof(b), "%s/2.log", dir);
+    FILE *f = fopen(a, "w");
+    fprintf(f, "INFO raft: became leader of fault-3 in term 7\nINFO other line\n");
+    fclose(f);
+    f = fopen(b, "w");
+    fprintf(f, "INFO raft: became leader of fault-3 in term 8\n");
+    fclose(f);
+    struct hist *h = hist_new(6);
+    cr_assert_eq(wl_claims_from_log(h, a, "fault", 1), 1);
+    cr_assert_eq(wl_claims_from_log(h, b, "fault", 2), 1);
+    struct hist_check_opts none = {0};
+    struct hist_report rep;
+    cr_assert_eq(hist_check(h, &none, &rep), 0, "different terms: fine");
+    f = fopen(b, "a");
+    fprintf(f, "INFO raft: became leader of fault-3 in term 7\n");
+    fclose(f);
+    cr_assert_eq(wl_claims_from_log(h, b, "fault", 2), 2);
+    cr_assert_eq(hist_check(h, &none, &rep), 1);
+    cr_assert_eq(rep.count[HIST_TWO_LEADERS], 1);
+    hist_free(h);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
 }

@@ -549,3 +549,23 @@ long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const ch
     batch_reader_destroy(r);
     return total;
 }
+
+long wl_claims_from_log(struct hist *h, const char *log_path, const char *topic, int node)
+{
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return -errno;
+    char line[1024], pat[200];
+    snprintf(pat, sizeof(pat), "leader of %s-", topic);
+    long n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, pat);
+        unsigned p, term;
+        if (at && sscanf(at + strlen(pat), "%u in term %u", &p, &term) == 2) {
+            hist_leader(h, p, term, node, "broker log");
+            n++;
+        }
+    }
+    fclose(f);
+    return n;
+}

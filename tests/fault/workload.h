@@ -113,6 +113,11 @@ long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port
 long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const char *topic,
                       int partitions, char *why, size_t cap);
 
+/* Leadership claims from a broker's log: every line holding "leader of <topic>-<p> in term <t>"
+ * (the phrase a broker logs when it becomes a partition's leader) is recorded as node `node`
+ * leading p in term t. Returns the claims found or -errno. */
+long wl_claims_from_log(struct hist *h, const char *log_path, const char *topic, int node);
+
 /* The end of a fault run, after healing: drains every partition through the bootstrap
  * brokers, dumps every running broker's log as a replica source, runs the checker and prints
  * its report; a history with anomalies is written to <cluster dir>/history.txt. Returns the
