@@ -91,6 +91,7 @@ int nem_begin(struct nem *n)
         break;
     case NEM_PAUSE:
         n->target = pick_broker(n, &targeted);
+        n->hold_ms = NEM_PAUSE_MIN_MS + nem_rand(n, 3000); /* past an election timeout */
         rc = cl_pause(n->c, n->target);
         break;
     case NEM_PARTITION_HALVES:

@@ -36,6 +36,9 @@ enum nem_kind {
 };
 
 #define NEM_ALL ((1u << NEM_KINDS) - 1)
+/* A pause lasts at least this long: several election timeouts, so a paused leader is deposed
+ * and comes back stale. */
+#define NEM_PAUSE_MIN_MS 2500
 
 struct nem {
     struct cl_cluster *c;
