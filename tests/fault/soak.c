@@ -7,7 +7,10 @@
  * printed with the command that replays the same schedules; a failing round stops the soak,
  * keeps its brokers' files, logs and history, and exits 1.
  *
- *   soak [--minutes N] [--seed S] [--brokers 1|3] [--steps K]
+ *   soak [--minutes N] [--seed S] [--brokers 1|3] [--steps K] [--faults kill,pause,...]
+ *
+ * --faults narrows the schedule to some kinds (names as printed in the summary), to chase one
+ * failure with the faults that matter.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,29 +33,65 @@ static uint64_t splitmix(uint64_t *x)
 }
 
 struct soak_args {
+    char extra[256]; /* the arguments besides --minutes and --seed, for the replay line */
     double minutes;
     uint64_t seed;
     int brokers, steps;
+    unsigned kinds;
 };
+
+/* "kill,pause" -> a NEM_* mask; 0 for an unknown name. */
+static unsigned parse_kinds(const char *list)
+{
+    unsigned mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < NEM_KINDS && strcmp(tok, nem_kind_name((enum nem_kind)k)))
+            k++;
+        if (k == NEM_KINDS) {
+            fprintf(stderr, "soak: unknown fault \"%s\" (kill, pause, partition-halves, "
+                    "isolate, one-way, loss, delay, slow-disk)\n", tok);
+            return 0;
+        }
+        mask |= 1u << k;
+    }
+    return mask;
+}
 
 static int parse(int argc, char **argv, struct soak_args *a)
 {
-    *a = (struct soak_args){.minutes = 5, .seed = (uint64_t)time(NULL), .steps = 20};
+    *a = (struct soak_args){.extra = "", .minutes = 5, .seed = (uint64_t)time(NULL), .steps = 20,
+                            .kinds = NEM_ALL};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--minutes") && v)
             a->minutes = atof(v);
         else if (!strcmp(argv[i], "--seed") && v)
             a->seed = strtoull(v, NULL, 10);
+        else if (strlen(a->extra) + strlen(argv[i]) + (v ? strlen(v) : 0) + 3 >=
+                 sizeof(a->extra))
+            return -EINVAL;
         else if (!strcmp(argv[i], "--brokers") && v)
             a->brokers = atoi(v);
         else if (!strcmp(argv[i], "--steps") && v)
             a->steps = atoi(v);
+        else if (!strcmp(argv[i], "--faults") && v) {
+            if (!(a->kinds = parse_kinds(v)))
+                return -EINVAL;
+        }
         else {
             fprintf(stderr, "soak: unknown or incomplete argument \"%s\"\n"
-                    "usage: soak [--minutes N] [--seed S] [--brokers 1|3] [--steps K]\n",
+                    "usage: soak [--minutes N] [--seed S] [--brokers 1|3] [--steps K] "
+                    "[--faults kill,pause,...]\n",
                     argv[i]);
             return -EINVAL;
+        }
+        if (strcmp(argv[i], "--minutes") && strcmp(argv[i], "--seed")) {
+            size_t len = strlen(a->extra);
+            snprintf(a->extra + len, sizeof(a->extra) - len, "%s%s %s", len ? " " : "", argv[i],
+                     v);
         }
         i++;
     }
@@ -100,9 +139,10 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("soak: seed %llu, %.1f minutes, %d broker%s, %d faults per round; %s\n"
-           "soak: replay with: make soak SOAK_MINUTES=%g SOAK_SEED=%llu\n",
+           "soak: replay with: make soak SOAK_MINUTES=%g SOAK_SEED=%llu%s%s%s\n",
            (unsigned long long)a.seed, a.minutes, brokers, brokers > 1 ? "s" : "", a.steps,
-           netns_capabilities(&lab), a.minutes, (unsigned long long)a.seed);
+           netns_capabilities(&lab), a.minutes, (unsigned long long)a.seed,
+           a.extra[0] ? " SOAK_ARGS='" : "", a.extra, a.extra[0] ? "'" : "");
     fflush(stdout);
     uint64_t end = tl_now_ms() + (uint64_t)(a.minutes * 60000), x = a.seed;
     long rounds = 0, failed = 0, acked = 0, faults[NEM_KINDS] = {0}, targeted = 0;
@@ -110,7 +150,7 @@ int main(int argc, char **argv)
         struct scn_config cfg = {.brokers = brokers, .cluster = cluster,
                                  .partitions = cluster ? 6 : 3, .replicas = cluster ? 3 : 0,
                                  .producers = 2, .consumers = 2, .steps = a.steps,
-                                 .kinds = NEM_ALL, .target_leaders = cluster,
+                                 .kinds = a.kinds, .target_leaders = cluster,
                                  .seed = splitmix(&x), .recover_ms = 30000, .min_acked = 500};
         struct scn_result res;
         int rc = scn_run(&lab, &cfg, &res);
@@ -131,8 +171,9 @@ int main(int argc, char **argv)
         printf(" %s %ld", nem_kind_name((enum nem_kind)k), faults[k]);
     printf("; kills of partition leaders: %ld\n", targeted);
     if (failed)
-        printf("soak: FAILED; replay with: make soak SOAK_MINUTES=%g SOAK_SEED=%llu\n",
-               a.minutes, (unsigned long long)a.seed);
+        printf("soak: FAILED; replay with: make soak SOAK_MINUTES=%g SOAK_SEED=%llu%s%s%s\n",
+               a.minutes, (unsigned long long)a.seed, a.extra[0] ? " SOAK_ARGS='" : "",
+               a.extra, a.extra[0] ? "'" : "");
     printf("%ld passed, %ld failed\n", rounds - failed, failed);
     return failed ? 1 : 0;
 }
