@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "io/io_int.h"
 
 /* How the layer translates a completion for each kind of op. */
 enum io_kind {
@@ -36,6 +38,11 @@ enum io_kind {
 #define IO_MAX_CALLBACKS_PER_RUN 4096
 
 struct io {
+    struct io_sim *sim; /* the simulated back-end, or NULL for io_uring */
+    struct io_file_stats stats; /* updated with relaxed atomics (background threads add too) */
+    pthread_mutex_t post_mu;    /* io_post: completions handed over by other threads */
+    struct io_op *post_head, *post_tail;
+    int posted;                 /* atomic: the post list is not empty */
     struct io_uring ring;
     int wake_fd;
     uint64_t wake_buf;
@@ -48,6 +55,23 @@ struct io {
 
 static void io_wake_rearm(struct io *io);
 
+static void io_count(struct io *io, uint64_t *field)
+{
+    (void)io;
+    __atomic_fetch_add(field, 1, __ATOMIC_RELAXED);
+}
+
+/* Hands a prepared op to the simulated back-end, when that is what this io is. */
+#define IO_SIM_PREP(io, op, flags, ...)                                                         \
+    do {                                                                                       \
+        if ((io)->sim != NULL) {                                                               \
+            struct io_sim_req r_ = {__VA_ARGS__};                                              \
+            (io)->inflight++;                                                                  \
+            io_sim_prep((io)->sim, (op), &r_, (flags));                                        \
+            return;                                                                            \
+        }                                                                                      \
+    } while (0)
+
 struct io *io_create(unsigned entries, int *err)
 {
     struct io *io = calloc(1, sizeof(*io));
@@ -56,6 +80,7 @@ struct io *io_create(unsigned entries, int *err)
         *err = -ENOMEM;
         return NULL;
     }
+    pthread_mutex_init(&io->post_mu, NULL);
     if (entries < 8)
         entries = 8;
     struct io_uring_params p;
@@ -87,18 +112,65 @@ fail:
     return NULL;
 }
 
+struct io *io_create_sim(const struct io_sim_config *cfg, int *err)
+{
+    struct io *io = calloc(1, sizeof(*io));
+    if (io == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&io->post_mu, NULL);
+    io->wake_fd = -1;
+    io->sim = io_sim_new(io, cfg);
+    if (io->sim == NULL) {
+        free(io);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    return io;
+}
+
 void io_destroy(struct io *io)
 {
     if (io == NULL)
         return;
-    io_uring_queue_exit(&io->ring);
-    close(io->wake_fd);
+    if (io->sim != NULL) {
+        io_sim_free(io->sim);
+    } else {
+        io_uring_queue_exit(&io->ring);
+        close(io->wake_fd);
+    }
+    pthread_mutex_destroy(&io->post_mu);
     free(io);
+}
+
+struct io_sim *io_sim_of(struct io *io)
+{
+    return io->sim;
+}
+
+bool io_is_sim(const struct io *io)
+{
+    return io->sim != NULL;
+}
+
+struct io_file_stats *io_stats_ptr(struct io *io)
+{
+    return &io->stats;
+}
+
+void io_file_stats(struct io *io, struct io_file_stats *out)
+{
+    const uint64_t *src = (const uint64_t *)&io->stats;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 uint64_t io_now_ns(struct io *io)
 {
-    (void)io;
+    if (io->sim != NULL)
+        return io_sim_now_ns(io->sim);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -106,7 +178,8 @@ uint64_t io_now_ns(struct io *io)
 
 int64_t io_wall_ms(struct io *io)
 {
-    (void)io;
+    if (io->sim != NULL)
+        return io_sim_wall_ms(io->sim);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -169,6 +242,9 @@ static void io_wake_rearm(struct io *io)
 void io_prep_read(struct io *io, struct io_op *op, int fd, void *buf, size_t len, uint64_t offset,
                   unsigned flags)
 {
+    io_count(io, &io->stats.reads);
+    IO_SIM_PREP(io, op, flags, .kind = IOS_READ, .fd = fd, .buf = buf, .len = len,
+                .offset = offset);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -179,6 +255,9 @@ void io_prep_read(struct io *io, struct io_op *op, int fd, void *buf, size_t len
 void io_prep_write(struct io *io, struct io_op *op, int fd, const void *buf, size_t len,
                    uint64_t offset, unsigned flags)
 {
+    io_count(io, &io->stats.writes);
+    IO_SIM_PREP(io, op, flags, .kind = IOS_WRITE, .fd = fd, .cbuf = buf, .len = len,
+                .offset = offset);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -189,6 +268,9 @@ void io_prep_write(struct io *io, struct io_op *op, int fd, const void *buf, siz
 void io_prep_writev(struct io *io, struct io_op *op, int fd, const struct iovec *iov, int iovcnt,
                     uint64_t offset, unsigned flags)
 {
+    io_count(io, &io->stats.writes);
+    IO_SIM_PREP(io, op, flags, .kind = IOS_WRITEV, .fd = fd, .iov = iov, .iovcnt = iovcnt,
+                .offset = offset);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -198,6 +280,8 @@ void io_prep_writev(struct io *io, struct io_op *op, int fd, const struct iovec 
 
 void io_prep_fdatasync(struct io *io, struct io_op *op, int fd, unsigned flags)
 {
+    io_count(io, &io->stats.fdatasyncs);
+    IO_SIM_PREP(io, op, flags, .kind = IOS_FDATASYNC, .fd = fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -205,8 +289,30 @@ void io_prep_fdatasync(struct io *io, struct io_op *op, int fd, unsigned flags)
     io_finish_sqe(sqe, op, flags);
 }
 
+void io_prep_fallocate(struct io *io, struct io_op *op, int fd, uint64_t offset, uint64_t len,
+                       unsigned flags)
+{
+    io_count(io, &io->stats.allocates);
+    IO_SIM_PREP(io, op, flags, .kind = IOS_FALLOCATE, .fd = fd, .offset = offset, .len = len);
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_fallocate(sqe, fd, 0, offset, len);
+    io_finish_sqe(sqe, op, flags);
+}
+
+void io_prep_work(struct io *io, struct io_op *op, io_work_fn work, unsigned flags)
+{
+    IO_SIM_PREP(io, op, flags, .kind = IOS_WORK, .work = work);
+    /* No worker here: run it now and deliver the result at the next io_run, as a completion
+     * would be. */
+    io->inflight++;
+    io_defer(io, op, work(op));
+}
+
 void io_prep_close(struct io *io, struct io_op *op, int fd, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_CLOSE, .fd = fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -216,6 +322,7 @@ void io_prep_close(struct io *io, struct io_op *op, int fd, unsigned flags)
 
 void io_prep_accept(struct io *io, struct io_op *op, int listen_fd, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_UNSUPPORTED, .fd = listen_fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -226,6 +333,7 @@ void io_prep_accept(struct io *io, struct io_op *op, int listen_fd, unsigned fla
 void io_prep_connect(struct io *io, struct io_op *op, int fd, const struct sockaddr *addr,
                      socklen_t addrlen, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_UNSUPPORTED, .fd = fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -235,6 +343,7 @@ void io_prep_connect(struct io *io, struct io_op *op, int fd, const struct socka
 
 void io_prep_recv(struct io *io, struct io_op *op, int fd, void *buf, size_t len, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_UNSUPPORTED, .fd = fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -245,6 +354,7 @@ void io_prep_recv(struct io *io, struct io_op *op, int fd, void *buf, size_t len
 void io_prep_send(struct io *io, struct io_op *op, int fd, const void *buf, size_t len,
                   unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_UNSUPPORTED, .fd = fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -257,6 +367,7 @@ void io_prep_send(struct io *io, struct io_op *op, int fd, const void *buf, size
 void io_prep_sendmsg(struct io *io, struct io_op *op, int fd, const struct msghdr *msg,
                      unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_UNSUPPORTED, .fd = fd);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -267,6 +378,7 @@ void io_prep_sendmsg(struct io *io, struct io_op *op, int fd, const struct msghd
 void io_prep_splice(struct io *io, struct io_op *op, int fd_in, int64_t off_in, int fd_out,
                     int64_t off_out, size_t len, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_UNSUPPORTED, .fd = fd_in);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -276,6 +388,7 @@ void io_prep_splice(struct io *io, struct io_op *op, int fd_in, int64_t off_in, 
 
 void io_prep_timeout(struct io *io, struct io_op *op, uint64_t timeout_ns, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_TIMEOUT, .timeout_ns = timeout_ns);
     _Static_assert(sizeof(op->timeout_ns_storage) >= sizeof(struct __kernel_timespec),
                    "io_op timeout storage too small for a kernel timespec");
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_TIMEOUT);
@@ -290,6 +403,7 @@ void io_prep_timeout(struct io *io, struct io_op *op, uint64_t timeout_ns, unsig
 
 void io_prep_cancel(struct io *io, struct io_op *op, struct io_op *target, unsigned flags)
 {
+    IO_SIM_PREP(io, op, flags, .kind = IOS_CANCEL, .target = target);
     struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
     if (sqe == NULL)
         return;
@@ -299,6 +413,8 @@ void io_prep_cancel(struct io *io, struct io_op *op, struct io_op *target, unsig
 
 int io_submit(struct io *io)
 {
+    if (io->sim != NULL)
+        return 0; /* the simulation starts ops inside io_run */
     return io_uring_submit(&io->ring);
 }
 
@@ -319,13 +435,63 @@ static int io_complete(struct io *io, struct io_op *op, int res)
     return 1;
 }
 
+void io_deliver(struct io *io, struct io_op *op, int res)
+{
+    RL_ASSERT(io->inflight > 0);
+    io->inflight--;
+    op->done(op, res);
+}
+
+void io_post(struct io *io, struct io_op *op, int result)
+{
+    op->timeout_ns_storage[1] = (uint64_t)(int64_t)result;
+    op->next_pending = NULL;
+    pthread_mutex_lock(&io->post_mu);
+    if (io->post_tail != NULL)
+        io->post_tail->next_pending = op;
+    else
+        io->post_head = op;
+    io->post_tail = op;
+    __atomic_store_n(&io->posted, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&io->post_mu);
+    if (io->sim == NULL)
+        io_wake(io);
+}
+
+bool io_has_posted(struct io *io)
+{
+    return __atomic_load_n(&io->posted, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Runs the callbacks of ops posted by other threads. Returns how many ran. */
+int io_run_posted(struct io *io)
+{
+    if (!io_has_posted(io))
+        return 0;
+    pthread_mutex_lock(&io->post_mu);
+    struct io_op *op = io->post_head;
+    io->post_head = io->post_tail = NULL;
+    __atomic_store_n(&io->posted, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&io->post_mu);
+    int ran = 0;
+    while (op != NULL) {
+        struct io_op *next = op->next_pending;
+        op->done(op, (int)(int64_t)op->timeout_ns_storage[1]);
+        op = next;
+        ran++;
+    }
+    return ran;
+}
+
 int io_run(struct io *io, uint64_t timeout_ns)
 {
     struct io_uring_cqe *cqe = NULL;
     int rc;
     int ran = 0;
 
-    if (io->deferred_head != NULL) {
+    if (io->sim != NULL)
+        return io_sim_run(io->sim, timeout_ns);
+    if (io->deferred_head != NULL || io_has_posted(io)) {
         rc = io_uring_submit(&io->ring);
     } else if (timeout_ns == 0) {
         rc = io_uring_submit(&io->ring);
@@ -358,7 +524,7 @@ int io_run(struct io *io, uint64_t timeout_ns)
         io_uring_cqe_seen(&io->ring, cqe);
         ran += io_complete(io, op, res);
     }
-    return ran;
+    return ran + io_run_posted(io);
 }
 
 unsigned io_inflight(const struct io *io)
@@ -368,6 +534,8 @@ unsigned io_inflight(const struct io *io)
 
 void io_wake(struct io *io)
 {
+    if (io->sim != NULL)
+        return; /* single-threaded: nothing can be blocked */
     uint64_t one = 1;
     /* write(2) is async-signal-safe; a full counter (EAGAIN) already means "wake". */
     ssize_t n = write(io->wake_fd, &one, sizeof(one));

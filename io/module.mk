@@ -3,3 +3,4 @@
 # liburing.
 IO_SRCS += io/io.c
 TESTS += $(BUILD)/tests/unit/test_io
+IO_SRCS += io/io_file.c io/io_sim.c
