@@ -1105,7 +1105,9 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     sh->start_ns = io_now_ns(sh->io);
     sh->last_retention_ns = sh->start_ns;
     sh->start_wall_ms = io_wall_ms(sh->io);
-    rc = storage_create(sh->io, cfg->max_open_files, &sh->st);
+    struct storage_options sopt = {.max_open_files = cfg->max_open_files,
+                                   .state_dir = cfg->data_dir};
+    rc = storage_open(sh->io, &sopt, &sh->st);
     if (rc) {
         snprintf(err, err_cap, "cannot start storage: %s", rl_strerror(rc));
         goto fail;

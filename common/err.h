@@ -48,6 +48,8 @@
     X(LOG_CLOSED, -5202, "log is closed")                                                       \
     X(SEGMENT_FULL, -5203, "segment is full")                                                   \
     X(STALE_OFFSET, -5204, "batch base offset does not follow the log end offset")              \
+    X(DISK_FULL, -5205, "disk full (no space left on device): appends resume by themselves once " \
+      "space is freed (delete topics, lower retention, or grow the volume); reads continue")     \
     /* protocol and broker */                                                                   \
     X(FRAME_TOO_LARGE, -5300, "frame exceeds the maximum frame size")                           \
     X(FRAME_MALFORMED, -5301, "frame could not be decoded")                                     \

@@ -6,13 +6,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
+#include "io/io.h"
 
-void fcache_init(struct fcache *c, unsigned max_open)
+void fcache_init(struct fcache *c, struct io *io, unsigned max_open)
 {
+    c->io = io;
     c->max_open = max_open < 2 ? 2 : max_open;
     c->open = 0;
     c->lru.prev = c->lru.next = &c->lru;
@@ -48,7 +49,7 @@ void fcache_close(struct fcache *c, struct fcache_ent *e)
         return;
     RL_ASSERTF(e->pins == 0, "closing a pinned descriptor (%u pins)", e->pins);
     lru_unlink(e);
-    close(e->fd);
+    io_file_close(c->io, e->fd);
     e->fd = -1;
     c->open--;
 }
@@ -80,18 +81,18 @@ int fcache_get(struct fcache *c, struct fcache_ent *e, const char *path, int ofl
     while (c->open >= c->max_open)
         if (!fcache_evict_one(c))
             return RL_E_FULL;
-    int fd = open(path, oflags | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == EMFILE && fcache_evict_one(c))
-        fd = open(path, oflags | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == EINVAL && (oflags & O_DIRECT)) {
+    int fd = io_file_open(c->io, path, oflags, 0644);
+    if (fd == -EMFILE && fcache_evict_one(c))
+        fd = io_file_open(c->io, path, oflags, 0644);
+    if (fd == -EINVAL && (oflags & O_DIRECT)) {
         /* tmpfs and some others refuse O_DIRECT; the writer's aligned buffers work without. */
         oflags &= ~O_DIRECT;
-        fd = open(path, oflags | O_CLOEXEC, 0644);
+        fd = io_file_open(c->io, path, oflags, 0644);
         if (fd >= 0 && direct != NULL)
             *direct = false;
     }
     if (fd < 0)
-        return -errno;
+        return fd;
     e->fd = fd;
     e->oflags = oflags;
     c->open++;

@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 
+struct io;
+
 struct fcache_ent {
     int fd;       /* -1 when closed */
     int oflags;   /* flags it was opened with */
@@ -21,13 +23,14 @@ struct fcache_ent {
 };
 
 struct fcache {
+    struct io *io;         /* every open and close goes through it */
     unsigned max_open;
     unsigned open;
     struct fcache_ent lru; /* sentinel: lru.next is the least recently used */
     unsigned long opens, evictions; /* counters for tests and metrics */
 };
 
-void fcache_init(struct fcache *c, unsigned max_open);
+void fcache_init(struct fcache *c, struct io *io, unsigned max_open);
 
 /* Marks an entry closed; call once when embedding it. */
 void fcache_ent_init(struct fcache_ent *e);

@@ -1,7 +1,8 @@
 # storage/: the partition log (segments, indexes, io_uring writer, recovery, retention).
 STORAGE_SRCS += storage/segment.c storage/fcache.c storage/bio.c storage/checkpoint.c \
+                storage/plog_recover.c storage/plog_bg.c \
                 storage/plog.c storage/plog_write.c storage/plog_read.c
-TESTS += $(BUILD)/tests/unit/test_storage
+TESTS += $(BUILD)/tests/unit/test_storage $(BUILD)/tests/unit/test_storage_sim
 
 # The storage benchmark: disk limit vs plog appends, group commit vs raw fdatasync.
 BENCH_TARGETS += bench-storage
@@ -12,7 +13,7 @@ $(BUILD)/bench/bench_storage: $(BUILD)/obj/bench/bench_storage.o $(LIB_STORAGE) 
 .PHONY: bench-storage
 bench-storage: $(BUILD)/bench/bench_storage
 	$(BUILD)/bench/bench_storage
-TESTS += $(BUILD)/tests/unit/test_storage_recovery
+TESTS += $(BUILD)/tests/unit/test_storage_recovery $(BUILD)/tests/unit/test_storage_recovery_sim
 TESTS += $(BUILD)/tests/integration/test_crash_plog
 TESTS += $(BUILD)/tests/unit/test_storage_many
 

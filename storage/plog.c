@@ -1,39 +1,36 @@
 /*
  * plog: the partition log's life cycle (contract in plog.h, internals in plog_int.h): the
- * storage context shared by a shard's logs, configuration, opening with recovery, closing with
- * the clean-shutdown marker, and deletion. Append path in plog_write.c, reads and maintenance
- * in plog_read.c.
+ * storage context shared by a shard's logs and its clean-shutdown record, configuration,
+ * closing, and deletion. Opening and recovery in plog_recover.c, the append path in
+ * plog_write.c, reads and maintenance in plog_read.c.
  *
- * Recovery (plog_open). Without the clean-shutdown marker, the active (last) segment is scanned
- * whole, every batch's length, checksum and offsets verified, its indexes rebuilt, and the file
- * cut at the first bad byte; older segments were finished (fsynced, trimmed, indexed) when they
- * were rolled, so only their tail after the last index entry is verified. A bad batch in an
- * older segment cuts that segment and drops every later one: a log has no holes. Zero bytes
- * after the last good batch are unwritten preallocation or block padding, not damage: they are
- * trimmed without a report. With the marker, indexes are trusted (still checked for
- * consistency) and only the headers after the last index entry are read, to find the end.
+ * The clean-shutdown record, `<state_dir>/storage-clean`, is a checkpoint (checkpoint.h) whose
+ * payload is a u32 count followed by that many 48-byte entries (struct clean_entry, each field
+ * a little-endian u64 in declaration order). storage_open reads it into `clean` and removes the
+ * file; plog_open looks its directory up there; plog_close puts an entry back; storage_destroy
+ * makes everything durable with one syncfs and writes the record again. A log entry that does
+ * not match the files (other end offset, other active segment) is ignored: the log is then
+ * recovered as after a crash.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "common/batch.h"
+#include "common/endian.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/checkpoint.h"
 #include "storage/plog_debug.h"
 #include "storage/plog_int.h"
 
-#define CLEAN_MARKER "clean-shutdown"
-#define LOG_START_CHECKPOINT "log-start"
-#define PLOG_MAX_SEGMENTS_LISTED (1u << 20) /* more segment files than this is not a log */
+#define CLEAN_RECORD_MAX_LOGS (1u << 22)
 
 /* --- configuration ---------------------------------------------------------------------- */
 
@@ -72,7 +69,7 @@ int plog_parse_flush_policy(const char *text, struct plog_config *cfg)
     return RL_E_INVALID_CONFIG;
 }
 
-static int config_check(const struct plog_config *cfg)
+int plog_config_check(const struct plog_config *cfg)
 {
     if (cfg->segment_bytes < 4096 || cfg->segment_bytes > SEGMENT_MAX_BYTES ||
         cfg->segment_ms <= 0 || cfg->index_interval_bytes == 0 ||
@@ -86,7 +83,7 @@ static int config_check(const struct plog_config *cfg)
 
 int plog_set_config(struct plog *log, const struct plog_config *cfg)
 {
-    int rc = config_check(cfg);
+    int rc = plog_config_check(cfg);
     if (rc < 0)
         return rc;
     log->cfg = *cfg;
@@ -94,25 +91,174 @@ int plog_set_config(struct plog *log, const struct plog_config *cfg)
     return 0;
 }
 
+/* --- the clean-shutdown table ----------------------------------------------------------- */
+
+uint64_t plog_dir_hash(const char *dir)
+{
+    uint64_t h = XXH3_64bits(dir, strlen(dir));
+    return h != 0 ? h : 1; /* 0 marks a free slot */
+}
+
+static uint32_t clean_slot(const struct clean_table *t, uint64_t dir_hash)
+{
+    uint32_t i = (uint32_t)dir_hash & (t->cap - 1);
+    while (t->e[i].dir_hash != 0 && t->e[i].dir_hash != dir_hash)
+        i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+const struct clean_entry *clean_find(const struct clean_table *t, uint64_t dir_hash)
+{
+    if (t->cap == 0)
+        return NULL;
+    uint32_t i = clean_slot(t, dir_hash);
+    return t->e[i].dir_hash == dir_hash ? &t->e[i] : NULL;
+}
+
+int clean_put(struct clean_table *t, const struct clean_entry *e)
+{
+    if ((t->n + 1) * 2 > t->cap) {
+        struct clean_table g = {calloc(t->cap ? t->cap * 2 : 64, sizeof(*g.e)),
+                                t->cap ? t->cap * 2 : 64, 0};
+        if (g.e == NULL)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < t->cap; i++)
+            if (t->e[i].dir_hash != 0) {
+                g.e[clean_slot(&g, t->e[i].dir_hash)] = t->e[i];
+                g.n++;
+            }
+        free(t->e);
+        *t = g;
+    }
+    uint32_t i = clean_slot(t, e->dir_hash);
+    if (t->e[i].dir_hash == 0)
+        t->n++;
+    t->e[i] = *e;
+    return 0;
+}
+
+void clean_del(struct clean_table *t, uint64_t dir_hash)
+{
+    if (t->cap == 0)
+        return;
+    uint32_t i = clean_slot(t, dir_hash);
+    if (t->e[i].dir_hash == 0)
+        return;
+    /* Backward-shift deletion keeps probe chains intact without tombstones. */
+    t->e[i].dir_hash = 0;
+    t->n--;
+    for (uint32_t j = (i + 1) & (t->cap - 1); t->e[j].dir_hash != 0; j = (j + 1) & (t->cap - 1)) {
+        struct clean_entry moved = t->e[j];
+        t->e[j].dir_hash = 0;
+        t->e[clean_slot(t, moved.dir_hash)] = moved;
+    }
+}
+
+static int clean_record_load(struct storage *st)
+{
+    size_t cap = 4 + (size_t)CLEAN_RECORD_MAX_LOGS * CLEAN_ENTRY_BYTES;
+    char path[PATH_MAX];
+    uint64_t size = 0;
+    if (snprintf(path, sizeof(path), "%s/%s", st->state_dir, STORAGE_CLEAN_RECORD) >=
+        (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int rc = io_path_size(st->io, path, &size);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0 || size > cap + CHECKPOINT_OVERHEAD)
+        return rc < 0 ? rc : RL_CORRUPT(path, 0, -1, "clean-shutdown record too large");
+    uint8_t *buf = malloc(size);
+    if (buf == NULL)
+        return -ENOMEM;
+    int n = checkpoint_load(st->io, st->state_dir, STORAGE_CLEAN_RECORD, buf, size);
+    rc = n < 0 ? n : 0;
+    if (n >= 4 && (size_t)n == 4 + (size_t)rl_load_le32(buf) * CLEAN_ENTRY_BYTES) {
+        for (uint32_t i = 0; rc == 0 && i < rl_load_le32(buf); i++) {
+            const uint8_t *p = buf + 4 + (size_t)i * CLEAN_ENTRY_BYTES;
+            struct clean_entry e = {rl_load_le64(p), rl_load_le64(p + 8), rl_load_le64(p + 16),
+                                    rl_load_le64(p + 24), rl_load_le64(p + 32),
+                                    rl_load_le64(p + 40)};
+            if (e.dir_hash != 0)
+                rc = clean_put(&st->clean, &e);
+        }
+    } else if (n >= 0) {
+        rc = RL_CORRUPT(path, 0, -1, "clean-shutdown record has a bad length");
+    }
+    free(buf);
+    if (rc == RL_E_CORRUPT) {
+        /* Every log is then recovered as after a crash: slower, never wrong. */
+        st->clean.n = 0;
+        memset(st->clean.e, 0, st->clean.cap * sizeof(*st->clean.e));
+        rc = 0;
+    }
+    return rc;
+}
+
+static int clean_record_save(struct storage *st)
+{
+    size_t len = 4 + (size_t)st->clean.n * CLEAN_ENTRY_BYTES;
+    uint8_t *buf = malloc(len);
+    if (buf == NULL)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < st->clean.cap; i++) {
+        const struct clean_entry *e = &st->clean.e[i];
+        if (e->dir_hash == 0)
+            continue;
+        uint8_t *p = buf + 4 + (size_t)k++ * CLEAN_ENTRY_BYTES;
+        const uint64_t v[6] = {e->dir_hash, e->next_offset, e->start_offset, e->active_base,
+                               e->active_end, e->flags};
+        for (int j = 0; j < 6; j++)
+            rl_store_le64(p + 8 * j, v[j]);
+    }
+    rl_store_le32(buf, k);
+    unsigned flags = CHECKPOINT_DURABLE;
+    int rc = len <= CHECKPOINT_MAX_PAYLOAD
+                 ? checkpoint_save(st->io, st->state_dir, STORAGE_CLEAN_RECORD, buf, len, flags)
+                 : RL_E_LIMIT;
+    free(buf);
+    return rc;
+}
+
 /* --- storage context -------------------------------------------------------------------- */
 
-int storage_create(struct io *io, unsigned max_open_files, struct storage **out)
+int storage_open(struct io *io, const struct storage_options *opt, struct storage **out)
 {
     struct storage *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return -ENOMEM;
     st->io = io;
     st->direct = true;
-    fcache_init(&st->fc, max_open_files);
+    fcache_init(&st->fc, io, opt->max_open_files);
     st->scan_buf = malloc(PLOG_SCAN_BUF_BYTES);
-    int rc = st->scan_buf == NULL ? -ENOMEM : bio_create(&st->bio);
+    st->job_scan_buf = malloc(PLOG_SCAN_BUF_BYTES);
+    int rc = st->scan_buf == NULL || st->job_scan_buf == NULL ? -ENOMEM : 0;
+    if (rc == 0 && opt->state_dir != NULL && (st->state_dir = strdup(opt->state_dir)) == NULL)
+        rc = -ENOMEM;
+    if (rc == 0 && st->state_dir != NULL) {
+        rc = clean_record_load(st);
+        /* From here a crash must not look clean: the record goes before any log changes. */
+        if (rc == 0)
+            rc = checkpoint_delete(io, st->state_dir, STORAGE_CLEAN_RECORD, 1);
+    }
+    if (rc == 0)
+        rc = bio_create(io, &st->bio);
     if (rc < 0) {
         free(st->scan_buf);
+        free(st->job_scan_buf);
+        free(st->state_dir);
+        free(st->clean.e);
         free(st);
         return rc;
     }
     *out = st;
     return 0;
+}
+
+int storage_create(struct io *io, unsigned max_open_files, struct storage **out)
+{
+    struct storage_options opt = {.max_open_files = max_open_files};
+    return storage_open(io, &opt, out);
 }
 
 void storage_destroy(struct storage *st)
@@ -122,6 +268,16 @@ void storage_destroy(struct storage *st)
     while (st->logs != NULL)
         plog_close(st->logs);
     bio_destroy(st->bio);
+    if (st->state_dir != NULL && st->clean.n > 0) {
+        /* One syncfs makes every closed log's data and index files durable, then one record
+         * says they are complete: a few syncs for any number of logs. */
+        int rc = io_fs_sync(st->io, st->state_dir);
+        if (rc == 0)
+            rc = clean_record_save(st);
+        if (rc < 0)
+            RL_ERROR("%s: cannot write the clean-shutdown record (%s); the next start will "
+                     "recover every log as after a crash", st->state_dir, rl_strerror(rc));
+    }
     for (unsigned i = 0; i < st->n_slabs; i++) {
         free(st->slabs[i].mem);
         free(st->slabs[i].chunks);
@@ -131,8 +287,21 @@ void storage_destroy(struct storage *st)
         st->free_rings = r->next;
         free(r);
     }
+    free(st->clean.e);
+    free(st->state_dir);
     free(st->scan_buf);
+    free(st->job_scan_buf);
     free(st);
+}
+
+unsigned storage_disk_full_logs(const struct storage *st)
+{
+    return st->disk_full_logs;
+}
+
+struct io *storage_io(const struct storage *st)
+{
+    return st->io;
 }
 
 void storage_debug_sync_background(struct storage *st)
@@ -143,6 +312,13 @@ void storage_debug_sync_background(struct storage *st)
 unsigned storage_debug_open_files(const struct storage *st)
 {
     return st->fc.open;
+}
+
+void storage_debug_forget_clean(struct storage *st)
+{
+    if (st->clean.e != NULL)
+        memset(st->clean.e, 0, st->clean.cap * sizeof(*st->clean.e));
+    st->clean.n = 0;
 }
 
 void plog_debug_fail_next_io(struct plog *log, int err)
@@ -182,21 +358,18 @@ int plog_segs_push(struct plog *log, struct segment *seg)
     return 0;
 }
 
-/* Renames a segment's files out of the way (synchronously, so the names are free at once) and
- * leaves the unlinking to the background thread. */
-void plog_segment_remove_files(struct plog *log, struct segment *seg)
+/* Unlinks a segment's files. Runs in background jobs (FIFO with the jobs that create files,
+ * so a later segment of the same name is never hit) and in recovery. */
+void plog_segment_remove_files(struct io *io, const struct segment *seg)
 {
-    static const char *const exts[] = {".log", ".index", ".timeindex"};
-    char path[PATH_MAX], gone[PATH_MAX];
+    static const char *const exts[] = {".log", ".index", ".timeindex", ".damaged"};
+    char path[PATH_MAX];
     for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
-        if (segment_path(seg, exts[i], path, sizeof(path)) < 0 ||
-            snprintf(gone, sizeof(gone), "%s.%llu.deleted", path,
-                     (unsigned long long)++log->st->delete_seq) >= (int)sizeof(gone))
+        if (segment_path(seg, exts[i], path, sizeof(path)) < 0)
             continue;
-        if (rename(path, gone) == 0)
-            bio_remove(log->st->bio, gone, 0);
-        else if (errno != ENOENT)
-            RL_WARN("%s: cannot remove: %s", path, strerror(errno));
+        int rc = io_path_unlink(io, path);
+        if (rc < 0 && rc != -ENOENT)
+            RL_WARN("%s: cannot remove: %s", path, rl_strerror(rc));
     }
 }
 
@@ -207,12 +380,47 @@ static void segment_close_fds(struct plog *log, struct segment *seg)
     fcache_close(&log->st->fc, &seg->drd);
 }
 
-/* Removes a segment that the caller already took out of log->segs. */
+/* A job removing one dropped segment's files: it owns a copy of the segment's stem. */
+struct remove_job {
+    struct bio_job job;
+    struct plog *log;
+    struct segment *stub; /* only its stem is used */
+};
+
+static int remove_work(struct bio_job *job)
+{
+    struct remove_job *r = job->ctx;
+    plog_segment_remove_files(storage_io(r->log->st), r->stub);
+    return 0;
+}
+
+static void remove_done(struct bio_job *job, int result)
+{
+    struct remove_job *r = job->ctx;
+    (void)result;
+    plog_job_finished(r->log);
+    segment_free(r->stub);
+    free(r);
+}
+
+/* Removes a segment that the caller already took out of log->segs: its files go in the
+ * background (in order with every other job), its memory when no slice holds it. */
 void plog_segment_drop(struct plog *log, struct segment *seg)
 {
     plog_hdr_window_drop(log->st);
     log->size_bytes -= seg->end_pos;
-    plog_segment_remove_files(log, seg);
+    struct remove_job *r = calloc(1, sizeof(*r));
+    struct segment *stub = r != NULL ? segment_new(log->dir, seg->base_offset) : NULL;
+    if (stub != NULL) {
+        r->log = log;
+        r->stub = stub;
+        r->job.ctx = r;
+        plog_job_submit(log, &r->job, remove_work, remove_done);
+    } else {
+        segment_free(stub);
+        free(r);
+        plog_segment_remove_files(log->st->io, seg); /* out of memory: do it here */
+    }
     if (seg->refs > 0) {
         seg->deleted = true; /* a reader's slice still holds it; freed on release */
         return;
@@ -226,153 +434,36 @@ int plog_load_tail_block(struct plog *log)
     struct segment *seg = log->segs[log->nsegs - 1];
     uint64_t blk = seg->end_pos & ~(uint64_t)(PLOG_ALIGN - 1);
     size_t len = (size_t)(seg->end_pos - blk);
+    char path[PATH_MAX];
     if (len == 0)
         return 0;
-    int fd = plog_seg_read_fd(log, seg);
+    /* A descriptor of its own: this may run on the background thread (plog_open_async), which
+     * must not touch the descriptor cache. */
+    int rc = segment_path(seg, ".log", path, sizeof(path));
+    int fd = rc < 0 ? rc : io_file_open(log->st->io, path, O_RDONLY, 0);
     if (fd < 0)
         return fd;
-    ssize_t n = pread(fd, log->tail_block, len, (off_t)blk);
-    return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+    ssize_t n = io_file_pread(log->st->io, fd, log->tail_block, len, blk);
+    io_file_close(log->st->io, fd);
+    return n == (ssize_t)len ? 0 : (n < 0 ? (int)n : -EIO);
 }
 
-/* --- recovery --------------------------------------------------------------------------- */
+/* --- allocation and linking ------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
+struct plog *plog_alloc(struct storage *st, const char *dir, const struct plog_config *cfg)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Lists the base offsets of B.log files in dir (sorted) and removes leftovers of interrupted
- * work: temp files and files renamed for deletion. */
-static int list_segments(const char *dir, uint64_t **out, uint32_t *n)
-{
-    DIR *d = opendir(dir);
-    uint32_t cap = 0;
-    struct dirent *e;
-    char path[PATH_MAX];
-    *out = NULL;
-    *n = 0;
-    if (d == NULL)
-        return -errno;
-    while ((e = readdir(d)) != NULL && *n < PLOG_MAX_SEGMENTS_LISTED) {
-        size_t len = strlen(e->d_name);
-        if ((len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) ||
-            (len > 8 && strcmp(e->d_name + len - 8, ".deleted") == 0)) {
-            if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
-                unlink(path);
-            continue;
-        }
-        if (len != 24 || strcmp(e->d_name + 20, ".log") != 0)
-            continue;
-        bool digits = true;
-        for (int i = 0; i < 20; i++)
-            digits = digits && isdigit((unsigned char)e->d_name[i]);
-        if (!digits)
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *p = realloc(*out, cap * sizeof(**out));
-            if (p == NULL) {
-                closedir(d);
-                return -ENOMEM;
-            }
-            *out = p;
-        }
-        (*out)[(*n)++] = strtoull(e->d_name, NULL, 10);
+    struct plog *log = calloc(1, sizeof(*log));
+    if (log == NULL)
+        return NULL;
+    log->st = st;
+    log->cfg = *cfg;
+    log->dir = strdup(dir);
+    if (log->dir == NULL || posix_memalign((void **)&log->tail_block, PLOG_ALIGN, PLOG_ALIGN)) {
+        free(log->dir);
+        free(log);
+        return NULL;
     }
-    closedir(d);
-    if (*n > 1)
-        qsort(*out, *n, sizeof(**out), cmp_u64);
-    return 0;
-}
-
-/* What recovery learned from one segment. */
-struct seg_outcome {
-    bool damaged; /* a bad batch (not zero padding) was cut off */
-};
-
-static void report_cut(struct plog_recovery_report *rep, const char *path,
-                       const struct seg_scan *sc, uint64_t size)
-{
-    char what[160];
-    snprintf(what, sizeof(what), "bad batch in recovery (%s); %llu bytes cut off",
-             rl_strerror(sc->bad_code), (unsigned long long)(size - sc->valid_end));
-    RL_CORRUPT(path, (int64_t)sc->valid_end, (int64_t)sc->next_offset, what);
-    if (rep->truncated_at_position < 0) {
-        rep->truncated_at_position = (int64_t)sc->valid_end;
-        snprintf(rep->truncated_reason, sizeof(rep->truncated_reason), "%s",
-                 rl_strerror(sc->bad_code));
-    }
-    rep->bytes_truncated += size - sc->valid_end;
-}
-
-/* Scans one segment as the recovery rules say, then cuts it at the first bad byte. */
-static int recover_segment(struct plog *log, struct segment *seg, bool is_last, bool clean,
-                           struct plog_recovery_report *rep, struct seg_outcome *oc)
-{
-    char path[PATH_MAX];
-    struct stat sb;
-    struct seg_scan sc;
-    int rc = segment_path(seg, ".log", path, sizeof(path));
-    int fd = rc < 0 ? rc : open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return rc < 0 ? rc : -errno;
-    if (fstat(fd, &sb) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    int idx = segment_index_load(seg, size);
-    bool full = idx < 0 || (is_last && !clean);
-    if (idx < 0)
-        rep->indexes_rebuilt++;
-    if (!full) {
-        uint64_t from = seg->last_index_pos;
-        uint64_t min = seg->base_offset + (seg->n_oidx ? seg->oidx[seg->n_oidx - 1].rel : 0);
-        rc = segment_scan(seg, fd, from, size, min, !clean, false, log->cfg.index_interval_bytes,
-                          log->st->scan_buf, PLOG_SCAN_BUF_BYTES, &sc);
-        if (rc < 0)
-            goto out;
-        if (sc.bad_code != 0 && sc.valid_end == from && from > 0) {
-            /* The last index entry does not point at a good batch: the index is stale or
-             * damaged (the log may be fine), so rebuild it from the whole file. */
-            RL_WARN("%s: index inconsistent with the log; rebuilding", path);
-            rep->indexes_rebuilt++;
-            full = true;
-        } else if (sc.max_ts > seg->max_ts) {
-            seg->max_ts = sc.max_ts;
-        }
-    }
-    if (full) {
-        segment_index_clear(seg);
-        rc = segment_scan(seg, fd, 0, size, seg->base_offset, !clean || idx < 0, true,
-                          log->cfg.index_interval_bytes, log->st->scan_buf, PLOG_SCAN_BUF_BYTES,
-                          &sc);
-        if (rc < 0)
-            goto out;
-    }
-    rep->bytes_scanned += sc.bytes_scanned;
-    if (sc.bad_code != 0) {
-        if (!sc.tail_zero) {
-            report_cut(rep, path, &sc, size);
-            oc->damaged = true;
-        }
-        segment_index_truncate(seg, sc.valid_end);
-        if (sc.max_ts > seg->max_ts)
-            seg->max_ts = sc.max_ts;
-        if (ftruncate(fd, (off_t)sc.valid_end) < 0 || fdatasync(fd) < 0) {
-            rc = -errno;
-            goto out;
-        }
-    }
-    seg->end_pos = seg->readable_pos = sc.valid_end;
-    seg->next_offset = seg->readable_next = sc.next_offset;
-    seg->falloc_end = sc.valid_end;
-    rc = 0;
-out:
-    close(fd);
-    return rc;
+    return log;
 }
 
 static void plog_free_segments(struct plog *log)
@@ -393,224 +484,34 @@ static void plog_free_segments(struct plog *log)
     log->nsegs = 0;
 }
 
-static int create_first_segment(struct plog *log, uint64_t base)
+void plog_link(struct plog *log)
 {
-    /* plog_roll needs an active segment to seal; start from an empty placeholder. */
-    char path[PATH_MAX];
-    struct segment *seg = segment_new(log->dir, base);
-    if (seg == NULL)
-        return -ENOMEM;
-    int rc = segment_path(seg, ".log", path, sizeof(path));
-    int fd = rc < 0 ? rc : open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        segment_free(seg);
-        return rc < 0 ? rc : -errno;
-    }
-    close(fd);
-    rc = checkpoint_sync_dir(log->dir);
-    if (rc == 0)
-        rc = plog_segs_push(log, seg);
-    if (rc < 0) {
-        segment_free(seg);
-        return rc;
-    }
-    return 0;
-}
-
-/* Drops segments [from, nsegs): they follow damage or do not continue the log. */
-static void drop_segments_from(struct plog *log, uint32_t from, struct plog_recovery_report *rep)
-{
-    while (log->nsegs > from) {
-        struct segment *s = log->segs[--log->nsegs];
-        char path[PATH_MAX];
-        segment_path(s, ".log", path, sizeof(path));
-        RL_CORRUPT(path, 0, (int64_t)s->base_offset,
-                   "segment follows damaged or missing data; dropped");
-        rep->bytes_truncated += s->end_pos;
-        plog_segment_drop(log, s);
-    }
-}
-
-static int recover_all(struct plog *log, bool clean, struct plog_recovery_report *rep)
-{
-    uint64_t *bases;
-    uint32_t n;
-    int rc = list_segments(log->dir, &bases, &n);
-    if (rc < 0)
-        return rc;
-    rep->segments = n;
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
-        struct segment *seg = segment_new(log->dir, bases[i]);
-        struct seg_outcome oc = {false};
-        rc = seg == NULL ? -ENOMEM : plog_segs_push(log, seg);
-        if (rc < 0) {
-            segment_free(seg);
-            break;
-        }
-        rc = recover_segment(log, seg, i == n - 1, clean, rep, &oc);
-        if (rc < 0)
-            break;
-        log->size_bytes += seg->end_pos;
-        seg->sealed = seg->finalized = true;
-        seg->lsn_base = INT64_MIN;
-        bool gap = i > 0 && log->segs[i - 1]->next_offset != seg->base_offset;
-        if (gap) {
-            drop_segments_from(log, log->nsegs - 1, rep);
-            break;
-        }
-        if (oc.damaged && i + 1 < n) {
-            /* Later segments would leave a hole after the cut; they go too. */
-            for (uint32_t j = i + 1; j < n; j++) {
-                struct segment *s = segment_new(log->dir, bases[j]);
-                if (s == NULL)
-                    continue;
-                char path[PATH_MAX];
-                struct stat sb;
-                segment_path(s, ".log", path, sizeof(path));
-                if (stat(path, &sb) == 0)
-                    rep->bytes_truncated += (uint64_t)sb.st_size;
-                plog_segment_remove_files(log, s);
-                segment_free(s);
-            }
-            break;
-        }
-    }
-    free(bases);
-    return rc;
-}
-
-/* Reads the clean-shutdown marker: 0 with *leo filled when present and intact. */
-static int read_clean_marker(const char *dir, uint64_t *leo)
-{
-    uint8_t buf[16];
-    int n = checkpoint_read(dir, CLEAN_MARKER, buf, sizeof(buf));
-    if (n != (int)sizeof(buf))
-        return n < 0 ? n : RL_E_CORRUPT;
-    memcpy(leo, buf, 8);
-    return 0;
-}
-
-static int plog_recover(struct plog *log, struct plog_recovery_report *rep)
-{
-    uint64_t marker_leo = 0, start = 0;
-    bool clean = read_clean_marker(log->dir, &marker_leo) == 0;
-    int rc = recover_all(log, clean, rep);
-    if (rc == 0 && clean && log->nsegs > 0 &&
-        log->segs[log->nsegs - 1]->next_offset != marker_leo) {
-        /* The marker disagrees with the files: trust neither and recover fully. */
-        RL_WARN("%s: clean-shutdown marker does not match the log; scanning it", log->dir);
-        plog_free_segments(log);
-        log->size_bytes = 0;
-        memset(rep, 0, sizeof(*rep));
-        rep->truncated_at_position = -1;
-        clean = false;
-        rc = recover_all(log, clean, rep);
-    }
-    if (rc < 0)
-        return rc;
-    rep->clean = clean;
-    uint8_t buf[8];
-    if (checkpoint_read(log->dir, LOG_START_CHECKPOINT, buf, sizeof(buf)) == 8)
-        memcpy(&start, buf, 8);
-    if (log->nsegs == 0) {
-        rc = create_first_segment(log, start);
-        if (rc < 0)
-            return rc;
-    }
-    struct segment *act = log->segs[log->nsegs - 1];
-    act->sealed = act->finalized = false;
-    act->lsn_base = 0;
-    act->created_ms = io_wall_ms(log->st->io);
-    log->next_offset = act->next_offset;
-    log->start_offset = log->segs[0]->base_offset;
-    if (start > log->start_offset && start <= log->next_offset)
-        log->start_offset = start;
-    log->appended_lsn = log->issued_lsn = log->written_lsn = log->durable_lsn =
-        (int64_t)act->end_pos;
-    rc = plog_load_tail_block(log);
-    /* From here a crash must not look clean: the marker goes before the first append. */
-    if (rc == 0 && clean)
-        rc = checkpoint_remove(log->dir, CLEAN_MARKER);
-    return rc;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    for (char *p = tmp + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) < 0)
-        return errno == EEXIST ? 0 : -errno;
-    /* A new log's directory entry must be durable before anything in it is acknowledged. */
-    char *slash = strrchr(tmp, '/');
-    if (slash == NULL)
-        return checkpoint_sync_dir(".");
-    if (slash == tmp)
-        return checkpoint_sync_dir("/");
-    *slash = '\0';
-    return checkpoint_sync_dir(tmp);
-}
-
-static void plog_free(struct plog *log)
-{
-    plog_chunks_free_all(log);
-    plog_free_segments(log);
-    if (log->prev_log != NULL)
-        log->prev_log->next_log = log->next_log;
-    else if (log->st->logs == log)
-        log->st->logs = log->next_log;
-    if (log->next_log != NULL)
-        log->next_log->prev_log = log->prev_log;
-    free(log->segs);
-    free(log->tail_block);
-    free(log->dir);
-    free(log);
-}
-
-int plog_open(struct storage *st, const char *dir, const struct plog_config *cfg,
-              struct plog_recovery_report *report, struct plog **out)
-{
-    struct plog_recovery_report local;
-    struct plog_recovery_report *rep = report != NULL ? report : &local;
-    memset(rep, 0, sizeof(*rep));
-    rep->truncated_at_position = -1;
-    int rc = config_check(cfg);
-    if (rc < 0)
-        return rc;
-    rc = mkdir_p(dir);
-    if (rc < 0)
-        return rc;
-    struct plog *log = calloc(1, sizeof(*log));
-    if (log == NULL)
-        return -ENOMEM;
-    log->st = st;
-    log->cfg = *cfg;
-    log->dir = strdup(dir);
-    if (log->dir == NULL || posix_memalign((void **)&log->tail_block, PLOG_ALIGN, PLOG_ALIGN)) {
-        free(log->dir);
-        free(log);
-        return -ENOMEM;
-    }
-    plog_hdr_window_drop(st); /* recovery reads through scan_buf */
-    rc = plog_recover(log, rep);
-    if (rc < 0) {
-        plog_free(log);
-        return rc;
-    }
+    struct storage *st = log->st;
     log->next_log = st->logs;
     if (st->logs != NULL)
         st->logs->prev_log = log;
     st->logs = log;
-    *out = log;
-    return 0;
+    log->linked = true;
+}
+
+void plog_free(struct plog *log)
+{
+    plog_chunks_free_all(log);
+    plog_free_segments(log);
+    if (log->disk_full)
+        log->st->disk_full_logs--;
+    if (log->linked) {
+        if (log->prev_log != NULL)
+            log->prev_log->next_log = log->next_log;
+        else if (log->st->logs == log)
+            log->st->logs = log->next_log;
+        if (log->next_log != NULL)
+            log->next_log->prev_log = log->prev_log;
+    }
+    free(log->segs);
+    free(log->tail_block);
+    free(log->dir);
+    free(log);
 }
 
 /* --- close and delete ------------------------------------------------------------------- */
@@ -621,48 +522,71 @@ static void cancel_done(struct io_op *op, int result)
     *(bool *)op->ctx = true;
 }
 
-/* Stops the interval timer and waits (bounded) until both it and the cancel completed. */
-static void stop_timer(struct plog *log)
+/* Stops a timer of the log and waits (bounded) until both it and the cancel completed. */
+static void stop_timer(struct plog *log, struct io_op *timer, bool *armed)
 {
-    if (!log->timer_armed)
+    if (!*armed)
         return;
     bool cancelled = false;
     struct io_op cancel = {.done = cancel_done, .ctx = &cancelled};
-    io_prep_cancel(log->st->io, &cancel, &log->timer, 0);
+    io_prep_cancel(log->st->io, &cancel, timer, 0);
     uint64_t deadline = io_now_ns(log->st->io) + PLOG_DRAIN_TIMEOUT_NS;
-    while ((log->timer_armed || !cancelled) && io_now_ns(log->st->io) < deadline)
+    while ((*armed || !cancelled) && io_now_ns(log->st->io) < deadline)
         io_run(log->st->io, 100 * 1000000ull);
-    RL_ASSERTF(!log->timer_armed && cancelled, "%s: flush timer did not stop", log->dir);
+    RL_ASSERTF(!*armed && cancelled, "%s: a timer of the log did not stop", log->dir);
 }
 
-/* Makes the whole log durable and trimmed, then writes the marker that lets the next open skip
- * the scan. */
+/* Makes the whole log durable where its policy left it behind and its index files current,
+ * then remembers it as clean. The syncfs and the record come in storage_destroy. */
 static int close_cleanly(struct plog *log)
 {
-    for (uint32_t i = 0; i + 1 < log->nsegs; i++)
-        if (!log->segs[i]->finalized) {
-            int rc = plog_finalize_segment(log, log->segs[i], true);
+    struct io *io = log->st->io;
+    for (uint32_t i = 0; i + 1 < log->nsegs; i++) {
+        struct segment *seg = log->segs[i];
+        if (!seg->finalized) {
+            int rc = plog_finish_sync(log, seg, true);
             if (rc < 0)
                 return rc;
+        } else if (!seg->index_saved) {
+            segment_index_save(io, seg, SEGMENT_INDEX_IN_PLACE); /* an entry after damage */
         }
+    }
     struct segment *act = log->segs[log->nsegs - 1];
-    int rc = plog_finalize_segment(log, act, true);
+    if (log->durable_lsn < log->appended_lsn) {
+        int fd = plog_seg_write_fd(log, act);
+        int rc = fd < 0 ? fd : io_file_fdatasync(io, fd);
+        if (rc < 0)
+            return rc;
+        log->durable_lsn = log->appended_lsn;
+    }
+    fcache_close(&log->st->fc, &act->wr);
+    /* In place, without a sync: the syncfs before the record makes them durable, and a torn
+     * index is caught by the checks at load. The active segment is not trimmed: the record
+     * says where its batches end, and the preallocation is used again after the restart. */
+    int rc = segment_index_save(io, act, SEGMENT_INDEX_IN_PLACE);
     if (rc < 0)
-        return rc;
-    uint64_t marker[2] = {log->next_offset, log->start_offset};
-    return checkpoint_write(log->dir, CLEAN_MARKER, marker, sizeof(marker));
+        RL_WARN("%s: cannot write index files (%s); they will be rebuilt", log->dir,
+                rl_strerror(rc));
+    struct clean_entry e = {plog_dir_hash(log->dir), log->next_offset, log->start_offset,
+                            act->base_offset, act->end_pos, 0};
+    return clean_put(&log->st->clean, &e);
 }
 
 void plog_close(struct plog *log)
 {
     log->closing = true;
     int rc = plog_drain(log);
-    stop_timer(log);
-    if (rc == 0 && log->failed == 0) {
+    stop_timer(log, &log->timer, &log->timer_armed);
+    stop_timer(log, &log->retry, &log->retry_armed);
+    if (rc == 0 && log->failed == 0 && !log->disk_full) {
         rc = close_cleanly(log);
         if (rc < 0)
             RL_ERROR("%s: clean close failed (%s); the next open will recover", log->dir,
                      rl_strerror(rc));
+    } else if (log->disk_full) {
+        RL_ERROR("%s: closed while the disk was full; appends not yet written are dropped "
+                 "(they were never acknowledged) and the next open recovers the log",
+                 log->dir);
     }
     plog_free(log);
 }
@@ -670,10 +594,13 @@ void plog_close(struct plog *log)
 int plog_delete(struct plog *log)
 {
     char gone[PATH_MAX];
+    struct io *io = log->st->io;
     log->closing = true;
     plog_drain(log);
-    stop_timer(log);
+    stop_timer(log, &log->timer, &log->timer_armed);
+    stop_timer(log, &log->retry, &log->retry_armed);
     plog_chunks_free_all(log);
+    clean_del(&log->st->clean, plog_dir_hash(log->dir));
     /* Rename first, so the name is free for a new log at once and a late background unlink
      * can never hit it; the pid keeps names unique across restarts that left one behind. */
     int rc = -EEXIST;
@@ -682,7 +609,7 @@ int plog_delete(struct plog *log)
                          (unsigned long long)++log->st->delete_seq);
         if (n >= (int)sizeof(gone))
             break;
-        rc = rename(log->dir, gone) == 0 ? 0 : -errno;
+        rc = io_path_rename(io, log->dir, gone);
         if (rc != 0 && rc != -EEXIST && rc != -ENOTEMPTY)
             break;
     }
@@ -724,4 +651,20 @@ uint32_t plog_segment_count(const struct plog *log)
 uint64_t plog_unsynced_bytes(const struct plog *log)
 {
     return (uint64_t)(log->appended_lsn - log->durable_lsn);
+}
+
+bool plog_disk_full(const struct plog *log)
+{
+    return log->disk_full;
+}
+
+uint32_t plog_damaged_ranges(const struct plog *log)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < log->nsegs; i++) {
+        n += log->segs[i]->n_holes;
+        if (i + 1 < log->nsegs && log->segs[i]->next_offset < log->segs[i + 1]->base_offset)
+            n++;
+    }
+    return n;
 }

@@ -5,10 +5,29 @@
  * fdatasync) -> completion callbacks. Read path: broker fetch -> plog_read -> a slice of whole
  * batches (file range or memory) -> socket.
  *
- * A `struct storage` is the shared context of one shard: its io ring, a bounded cache of open
- * segment files (so 10,000 partitions do not need 30,000 descriptors), and a background thread
- * for blocking work (unlinking old segments). All plogs of a storage are used from the storage's
- * owner thread only.
+ * A `struct storage` is the shared context of one shard: its io (every file operation goes
+ * through io/, so the simulated back-end can stand in for the disk), a bounded cache of open
+ * segment files (so 10,000 partitions do not need 30,000 descriptors), a background thread for
+ * blocking work (creating, preallocating and finishing segments, truncations, checkpoints,
+ * opening logs, removing files), and the storage-wide clean-shutdown record. All plogs of a
+ * storage are used from the storage's owner thread only.
+ *
+ * Nothing slow runs on the owner's loop in steady state: a roll queues the new segment's
+ * creation and preallocation (appends meanwhile wait in the write buffer), a sealed segment is
+ * synced, trimmed and indexed in the background, preallocation grows through the ring, and
+ * checkpoints are written in the background. The calls documented as blocking are for
+ * start-up, shutdown, tests and tools.
+ *
+ * Clean shutdown: a storage opened with a state directory (storage_open) keeps one record for
+ * all its logs, `<state_dir>/storage-clean`, written by storage_destroy after one syncfs, and
+ * removed (one directory sync) when the next storage_open has read it. A start and clean stop of
+ * any number of logs costs a handful of syncs, not a few per log. A log whose entry in the record
+ * matches its files is "clean": its sealed segments are trusted, its active segment is still
+ * verified batch by batch (checksums included), so a clean start does the same work as a crash
+ * start for the active segment and less for the others.
+ *
+ * Corruption is contained (see "Damaged ranges" below): a bad batch never costs the good data
+ * after it, and never stops a log from opening.
  *
  * Durability: with flush policy `batch` an append's callback runs only after its bytes are
  * fdatasync'ed; `interval:<ms>` acknowledges after the write and fsyncs at least every ms;
@@ -31,6 +50,28 @@
  *    do not call them from inside an append callback of the same log.
  *  - Offsets in a log are contiguous; recovery treats a batch whose base offset does not follow
  *    its predecessor as damage (the base offset is outside the checksum).
+ *  - A segment rolls before relative offsets (u32 in the index) could overflow: a batch whose
+ *    last offset would lie 2^32 or more past its segment's base starts a new segment.
+ *
+ * Damaged ranges. Recovery verifies every batch it scans (length, checksum, contiguous
+ * offsets). A bad batch at the end of the active segment after an unclean stop is a torn write:
+ * the file is cut there (reported, not lost data: nothing after it was acknowledged). Anywhere
+ * else (a sealed segment, or the active one after a clean stop) it is corruption: recovery
+ * reports it through RL_CORRUPT with the file, position and offsets, searches forward for the
+ * next valid batch, and records the bytes in between as a damaged range, kept in the segment's
+ * `<base>.damaged` checkpoint so later opens know it. The batches after it, and every later
+ * segment, stay. Offsets missing between two segments (a lost segment file) are a damaged range
+ * too. A read at an offset inside a damaged range fails with RL_E_CORRUPT and names the range
+ * in the slice's first_offset .. next_offset, so the caller can report it and skip to
+ * next_offset; reads elsewhere are unaffected. The damaged bytes are left in the file for
+ * inspection.
+ *
+ * Disk full. A write refused for space (ENOSPC, or a short write, which is how O_DIRECT says
+ * it) is not a failure of the log: nothing of it was acknowledged, so it is retried (every
+ * PLOG_DISK_FULL_RETRY_MS) until it goes through. Meanwhile plog_disk_full() is true, new
+ * appends get RL_E_DISK_FULL, appends already accepted wait, and reads go on. A failed fsync,
+ * or any other write error, stays sticky (RL_E_LOG_FAILED): after a failed fsync the page cache
+ * can no longer be trusted, so only a reopen (recovery) may continue.
  */
 #ifndef RL_STORAGE_PLOG_H
 #define RL_STORAGE_PLOG_H
@@ -72,34 +113,75 @@ int plog_parse_flush_policy(const char *text, struct plog_config *cfg);
 
 /* --- storage context -------------------------------------------------------------------------- */
 
-/* Creates the shard's storage context on `io` (borrowed; must outlive the storage).
- * max_open_files bounds the segment file descriptors kept open across all its logs.
- * Returns 0 and *out, or -errno. Starts one background thread. */
+struct storage_options {
+    unsigned max_open_files; /* bounds the segment descriptors kept open across all logs */
+    /* Directory for the storage-wide clean-shutdown record (the broker's data directory), or
+     * NULL: then a clean close is remembered only while this storage lives (a reopen in the
+     * same process is clean; the next process recovers every log as after a crash). */
+    const char *state_dir;
+};
+
+/* Creates the shard's storage context on `io` (borrowed; must outlive the storage). Reads the
+ * clean-shutdown record of the state directory, if any, and removes it (one directory sync),
+ * so a crash from here on is never mistaken for a clean stop. Returns 0 and *out, or a
+ * negative code. Starts one background thread (none on a simulated io). Blocks. */
+int storage_open(struct io *io, const struct storage_options *opt, struct storage **out);
+
+/* storage_open without a state directory. */
 int storage_create(struct io *io, unsigned max_open_files, struct storage **out);
 
-/* Closes every log still open (cleanly) and stops the background thread. Blocks. */
+/* Closes every log still open (cleanly), waits for background work, makes everything durable
+ * with one syncfs and writes the clean-shutdown record of every log closed cleanly (when there
+ * is a state directory). Blocks. */
 void storage_destroy(struct storage *st);
+
+/* Logs of this storage that are waiting for disk space (plog_disk_full), for status pages and
+ * metrics. */
+unsigned storage_disk_full_logs(const struct storage *st);
+
+/* The storage's io (for callers that do file I/O beside it). */
+struct io *storage_io(const struct storage *st);
 
 /* --- open / close ----------------------------------------------------------------------------- */
 
 struct plog_recovery_report {
-    bool clean;                /* the clean-shutdown marker was present: no scan was needed */
+    bool clean;                /* the clean-shutdown record matched: sealed segments trusted */
     uint32_t segments;         /* segments found */
     uint32_t indexes_rebuilt;  /* offset/time indexes rebuilt because missing or inconsistent */
     uint64_t bytes_scanned;    /* bytes checked batch by batch */
     uint64_t bytes_truncated;  /* bytes cut off at the first bad byte (0 if none) */
     int64_t truncated_at_position; /* file position of the cut, -1 if none */
     char truncated_reason[96]; /* rl_strerror of what was wrong there */
+    uint32_t damaged_ranges;   /* damaged ranges known in the log (found now or before) */
+    uint64_t damaged_bytes;    /* bytes inside them */
+    uint64_t damaged_offset, damaged_end_offset; /* the first range's offsets, [from, end) */
 };
 
-/* Opens (creating if needed) the log in directory `dir`, recovering it when the last stop was
- * not clean (see DESIGN "Recovery"). Blocks while recovering. `report` may be NULL.
- * Returns 0 and *out, or a negative code (the directory is left untouched on error). */
+/* Opens (creating if needed) the log in directory `dir`, recovering it (see "Damaged ranges"
+ * above). Blocks while recovering. `report` may be NULL. Returns 0 and *out, or a negative code
+ * (the directory is left untouched on error). */
 int plog_open(struct storage *st, const char *dir, const struct plog_config *cfg,
               struct plog_recovery_report *report, struct plog **out);
 
-/* Waits for in-flight appends, fsyncs, writes the clean-shutdown marker and frees the log.
- * Blocks (runs the storage's io until drained). */
+/* Called once on the storage's owner thread, from io_run, when an asynchronous open ends:
+ * result 0 with the open log (owned by the caller from then on, like plog_open's), or a
+ * negative code with log NULL. `report` is valid only during the call. */
+typedef void (*plog_open_done_fn)(void *ctx, struct plog *log, int result,
+                                  const struct plog_recovery_report *report);
+
+/* plog_open without blocking the caller: creating the directory and the first segment, and the
+ * whole recovery, run on the storage's background thread; `done` runs later on the owner
+ * thread (keep calling io_run). Returns 0 (done will be called exactly once), or a negative
+ * code at once (bad config, no memory; done will not be called). dir is copied. Opening a
+ * directory that is already open, or being opened or deleted, is the caller's error. Opens are
+ * carried out one at a time, in the order asked, after any background work queued before. */
+int plog_open_async(struct storage *st, const char *dir, const struct plog_config *cfg,
+                    plog_open_done_fn done, void *ctx);
+
+/* Waits for in-flight appends and background work, makes the log durable where its flush
+ * policy left it behind, writes its index files if they changed, remembers it as closed
+ * cleanly (storage_destroy records that) and frees the log. Blocks (runs the storage's io
+ * until drained). */
 void plog_close(struct plog *log);
 
 /* Changes the config of an open log (retention, segment size, flush policy). */
@@ -136,7 +218,8 @@ struct plog_append {
  * this returns, so the caller may reuse req->batch at once; req itself must live until done.
  * Appends queued while a write is in flight go out together as the next vectored write and
  * fdatasync (group commit). Returns 0 (done will be called), or a negative code immediately
- * (done will not be called): RL_E_LOG_FAILED, RL_E_MESSAGE_TOO_LARGE, RL_E_STALE_OFFSET,
+ * (done will not be called): RL_E_LOG_FAILED, RL_E_DISK_FULL (see "Disk full"),
+ * RL_E_MESSAGE_TOO_LARGE, RL_E_STALE_OFFSET,
  * RL_E_FULL (too many bytes queued: 64 MiB per log or the storage's 256 MiB write-buffer pool
  * in use, or every cached descriptor pinned; retry after completions), RL_E_LOG_CLOSED, or the
  * header's RL_E_BATCH_* code when batch_header_decode rejects it. */
@@ -176,12 +259,24 @@ struct plog_slice {
  * (the caller's visibility bound, e.g. the high watermark; UINT64_MAX for none). The first
  * batch may start before `offset` (the caller skips records below it). Returns 0 with
  * out->len == 0 when offset == end, RL_E_OFFSET_OUT_OF_RANGE when offset is below the log start
- * or above the end. The offset index is in memory; finding the exact batch then reads batch
+ * or above the end, RL_E_CORRUPT when offset lies in a damaged range, with that range in
+ * out->first_offset .. out->next_offset (nothing to release; read on from next_offset). A
+ * slice never reaches into a damaged range. The offset index is in memory; finding the exact batch then reads batch
  * headers (pread, normally from the page cache) for at most one index interval plus the
  * batches returned. */
 int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
               struct plog_slice *out);
 void plog_slice_release(struct plog *log, struct plog_slice *slice);
+
+/* A reader found the batch holding `offset` damaged (its checksum fails: recovery reads only
+ * the tails of sealed segments, so damage elsewhere is found when it is read). The log checks
+ * the batch itself; when it is bad, the batch (and whatever follows it up to the next valid
+ * batch) becomes a damaged range, reported through RL_CORRUPT and recorded in the segment's
+ * .damaged file, and the call returns RL_E_CORRUPT with the range in *from .. *to; reads of it
+ * fail from then on, and the caller skips to *to. Returns 0 when the batch is intact (the
+ * damage was in the caller's copy), or another negative code. Blocks (reads the batch, syncs
+ * the record): damage is rare. */
+int plog_report_damage(struct plog *log, uint64_t offset, uint64_t *from, uint64_t *to);
 
 /* Convenience for tests, tools and replication: like plog_read, then copies the bytes into buf
  * (cap bytes). Returns the bytes copied (whole batches only) or a negative code; blocks on
@@ -201,10 +296,15 @@ uint64_t plog_size_bytes(const struct plog *log);
 uint32_t plog_segment_count(const struct plog *log);
 /* Bytes appended but not yet made durable (for metrics). */
 uint64_t plog_unsynced_bytes(const struct plog *log);
+/* True while the log waits for disk space (see "Disk full"); appends get RL_E_DISK_FULL. */
+bool plog_disk_full(const struct plog *log);
+/* Damaged ranges in the log (see "Damaged ranges"), for status pages and metrics. */
+uint32_t plog_damaged_ranges(const struct plog *log);
 
 /* Discards every batch with base offset >= offset (a follower dropping a divergent tail); the
  * new LEO is `offset`, which must fall on a batch boundary (RL_E_INVALID_ARGUMENT otherwise).
- * Waits for in-flight appends first. Blocks. */
+ * Waits for in-flight appends and the background work of the log, then cuts the files. Blocks
+ * (the replication glue will get an asynchronous form when it needs one). */
 int plog_truncate_to(struct plog *log, uint64_t offset);
 
 /* Deletes whole segments past retention (never the active one) and rolls by segment_ms.
@@ -212,7 +312,8 @@ int plog_truncate_to(struct plog *log, uint64_t offset);
 int plog_enforce_retention(struct plog *log, int64_t now_ms);
 
 /* Moves the log start forward (records below `offset` become unreadable; whole segments below
- * it are deleted). */
+ * it are deleted). The new start is written to the log's checkpoint in the background; a crash
+ * before that lands brings back the old start (records reappear, nothing is lost). */
 int plog_advance_start(struct plog *log, uint64_t offset);
 
 #endif

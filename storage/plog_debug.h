@@ -18,4 +18,8 @@ void storage_debug_sync_background(struct storage *st);
 /* Segment descriptors currently open in the storage's cache. */
 unsigned storage_debug_open_files(const struct storage *st);
 
+/* Forgets every log closed cleanly, as a crash would: the next open of each recovers it as
+ * after an unclean stop. */
+void storage_debug_forget_clean(struct storage *st);
+
 #endif

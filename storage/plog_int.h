@@ -1,8 +1,9 @@
 /*
- * plog_int: the partition log's private structures, shared by its three files: plog.c (storage
- * context, open/recovery, close, delete, config), plog_write.c (append path: write buffer,
- * group commit, acknowledgements, roll) and plog_read.c (reads, time lookups, retention,
- * truncation). Nothing outside storage/ includes this.
+ * plog_int: the partition log's private structures, shared by its four files: plog.c (storage
+ * context, clean-shutdown record, close, delete, config), plog_recover.c (open and recovery,
+ * synchronous or on the background thread), plog_write.c (append path: write buffer, group
+ * commit, acknowledgements, roll, background finishing, disk-full retries) and plog_read.c
+ * (reads, time lookups, retention, truncation). Nothing outside storage/ includes this.
  *
  * Write buffer. Appended batches are copied into 256 KiB chunks of 4 KiB-aligned memory taken
  * from the storage's pool. A chunk maps a range of one segment file starting at a 4 KiB
@@ -20,6 +21,23 @@
  *   written   bytes whose writes (and every earlier write) completed: readable, and
  *             acknowledged under flush policies `none` and `interval`
  *   durable   bytes covered by a completed fdatasync: acknowledged under `batch`
+ *
+ * Background work of a log (log->jobs counts it; blocking calls wait for it): a new segment is
+ * created and preallocated by a roll job, and only then `ready` for writes (appends to it wait
+ * in the write buffer meanwhile); a sealed segment whose writes all completed is finished by a
+ * finish job (fdatasync unless already durable, trim, index files) and only then `finalized`,
+ * which retention and advance_start wait for; the log-start checkpoint is written by a
+ * checkpoint job (one at a time, the latest value wins). Jobs of one storage run one at a time
+ * in submission order, so a file removed by an earlier job is gone before a later job creates
+ * one with the same name.
+ *
+ * Disk full: a write completing with -ENOSPC (or short) sets disk_full; no further write is
+ * issued, and once the writes in flight have completed, issued_lsn goes back to written_lsn
+ * (the chunks from there on are still held) and a timer retries every
+ * PLOG_DISK_FULL_RETRY_MS. Any other write or fsync error sets `failed` (sticky).
+ *
+ * Damaged ranges live in their segment (segment.h: holes); offsets missing between two
+ * segments are a range of the log itself (segs[i]->next_offset < segs[i + 1]->base_offset).
  */
 #ifndef RL_STORAGE_PLOG_INT_H
 #define RL_STORAGE_PLOG_INT_H
@@ -57,6 +75,11 @@
 #define PLOG_HDR_SMALL_READ 512u           /* header bytes read per pread for big batches */
 #define PLOG_DRAIN_TIMEOUT_NS (120ull * 1000000000ull) /* blocking calls give up after this */
 #define PLOG_MAX_BATCH_LIMIT ((PLOG_LOG_MAX_CHUNKS - 4) * PLOG_CHUNK_BYTES)
+#define PLOG_DISK_FULL_RETRY_MS 1000       /* a write refused for space is retried this often */
+#define PLOG_FD_RETRY_MS 10                /* every descriptor pinned: try again this soon */
+#define STORAGE_CLEAN_RECORD "storage-clean"
+#define PLOG_LEGACY_CLEAN_MARKER "clean-shutdown" /* per-log marker of the first version */
+#define PLOG_LOG_START_CHECKPOINT "log-start"
 
 struct chunk {
     uint8_t *buf;          /* PLOG_CHUNK_BYTES, PLOG_ALIGN-aligned */
@@ -75,6 +98,7 @@ struct wop {
     int64_t lsn_end;       /* the write covers appended data up to here */
     uint32_t expect_bytes; /* a shorter write is a failure */
     int res;               /* first error seen, or 0 */
+    bool res_from_sync;    /* that error came from the fdatasync (always sticky) */
     unsigned pending;      /* ops of this wop not yet completed */
     bool has_write, has_sync;
     int iovcnt;
@@ -93,10 +117,31 @@ struct slab {
     struct chunk *chunks; /* its chunk descriptors */
 };
 
+/* One log's entry in the storage-wide clean-shutdown record (little-endian on disk, in this
+ * order, 48 bytes each after a u32 count; see plog.c). */
+struct clean_entry {
+    uint64_t dir_hash;     /* xxh3-64 of the log's directory path as given to plog_open */
+    uint64_t next_offset;  /* the log end offset */
+    uint64_t start_offset;
+    uint64_t active_base;  /* base offset of the active segment */
+    uint64_t active_end;   /* bytes of batches in it (the file may be longer: preallocation) */
+    uint64_t flags;        /* reserved, 0 */
+};
+#define CLEAN_ENTRY_BYTES 48
+
+struct clean_table {
+    struct clean_entry *e; /* open addressing on dir_hash; dir_hash 0 = free */
+    uint32_t cap, n;
+};
+
 struct storage {
     struct io *io;
     struct fcache fc;
     struct bio *bio;
+    char *state_dir;          /* NULL: no clean-shutdown record */
+    struct clean_table clean; /* logs closed cleanly (read at open, added by plog_close) */
+    uint8_t *job_scan_buf;    /* PLOG_SCAN_BUF_BYTES for background recovery (one job at a time) */
+    unsigned disk_full_logs;
     struct chunk *free_chunks;
     unsigned n_free, n_alloc; /* chunks on the free list / allocated in total */
     struct slab slabs[STORAGE_MAX_SLABS];
@@ -142,7 +187,20 @@ struct plog {
     uint8_t *tail_block;     /* PLOG_ALIGN bytes: the active segment's partial last block */
     int failed;              /* sticky: the first write/fsync error, or 0 */
     int fault_next;          /* test hook: error to report for the next write completion */
+    bool disk_full;          /* a write was refused for space; retried by `retry` */
+    bool disk_full_rewind;   /* issued_lsn must go back once the writes in flight are done */
+    bool retry_armed;
+    struct io_op retry;      /* disk-full and descriptor retries */
+    unsigned jobs;           /* background jobs in flight */
+    bool falloc_busy, falloc_warned; /* preallocation through the ring */
+    struct segment *falloc_seg;
+    uint64_t falloc_target;
+    struct io_op falloc_op;
+    bool start_job_busy, start_dirty; /* the log-start checkpoint job */
+    struct bio_job start_job;
+    uint64_t start_job_value;
     bool closing;
+    bool linked;             /* in st->logs */
     struct plog *next_log, *prev_log;
 };
 
@@ -151,21 +209,44 @@ void plog_pump(struct plog *log);
 void plog_release_idle(struct plog *log);
 int plog_roll(struct plog *log);
 int plog_drain(struct plog *log);
-int plog_finalize_segment(struct plog *log, struct segment *seg, bool sync);
-int plog_prealloc(struct plog *log, struct segment *seg, int fd, uint64_t upto);
 void plog_chunks_free_all(struct plog *log);
+void plog_job_submit(struct plog *log, struct bio_job *job, bio_work_fn work, bio_done_fn done);
+void plog_job_finished(struct plog *log);
+void plog_fail(struct plog *log, int err);
+
+/* plog_bg.c */
+int plog_finish_sync(struct plog *log, struct segment *seg, bool sync);
+void plog_finish_submit(struct plog *log, struct segment *seg, bool sync);
+void plog_roll_submit(struct plog *log, struct segment *seg);
+void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto);
+void plog_retry_arm(struct plog *log, uint32_t ms);
+void plog_enter_disk_full(struct plog *log, int err);
 
 /* plog.c */
 int plog_seg_read_fd(struct plog *log, struct segment *seg);
 int plog_seg_write_fd(struct plog *log, struct segment *seg);
 int plog_segs_push(struct plog *log, struct segment *seg);
-void plog_segment_remove_files(struct plog *log, struct segment *seg);
+void plog_segment_remove_files(struct io *io, const struct segment *seg);
 void plog_segment_drop(struct plog *log, struct segment *seg);
 int plog_load_tail_block(struct plog *log);
+uint64_t plog_dir_hash(const char *dir);
+const struct clean_entry *clean_find(const struct clean_table *t, uint64_t dir_hash);
+int clean_put(struct clean_table *t, const struct clean_entry *e);
+void clean_del(struct clean_table *t, uint64_t dir_hash);
+struct plog *plog_alloc(struct storage *st, const char *dir, const struct plog_config *cfg);
+void plog_free(struct plog *log);
+void plog_link(struct plog *log);
+int plog_config_check(const struct plog_config *cfg);
+
+/* plog_recover.c: runs on the caller's thread (plog_open) or the background thread
+ * (plog_open_async); touches only the log, its files, `clean` and `scan_buf`. */
+int plog_recover(struct plog *log, const struct clean_entry *clean, uint8_t *scan_buf,
+                 struct plog_recovery_report *rep);
 
 /* plog_read.c */
 void plog_hdr_window_drop(struct storage *st);
 int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos,
                      struct batch_header *h);
+void plog_start_checkpoint(struct plog *log);
 
 #endif

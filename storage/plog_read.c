@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,10 +19,9 @@
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/endian.h"
 #include "storage/checkpoint.h"
 #include "storage/plog_int.h"
-
-#define LOG_START_CHECKPOINT "log-start"
 
 void plog_hdr_window_drop(struct storage *st)
 {
@@ -48,9 +49,9 @@ static const uint8_t *hdr_bytes(struct plog *log, struct segment *seg, uint64_t 
     size_t want = avail < window ? (size_t)avail : window;
     if (want < RL_BATCH_HEADER_SIZE)
         want = RL_BATCH_HEADER_SIZE; /* a caller past the readable end gets what the file has */
-    ssize_t n = pread(fd, st->scan_buf, want, (off_t)pos);
+    ssize_t n = io_file_pread(st->io, fd, st->scan_buf, want, pos);
     if (n < (ssize_t)RL_BATCH_HEADER_SIZE) {
-        *err = n < 0 ? -errno : -EIO;
+        *err = n < 0 ? (int)n : -EIO;
         return NULL;
     }
     if ((uint64_t)n <= avail) {
@@ -98,12 +99,21 @@ static int find_batch(struct plog *log, struct segment *seg, uint64_t offset, ui
 {
     uint64_t p = segment_index_lookup(seg, offset);
     /* The walk is bounded: at most one index interval of batches, plus the one holding the
-     * offset (and the file size). */
+     * offset (and the file size); it steps over damaged ranges, never into them. */
     while (p < seg->readable_pos) {
+        const struct seg_hole *hole = NULL;
+        for (uint32_t k = 0; k < seg->n_holes && hole == NULL; k++)
+            if (seg->holes[k].pos == p)
+                hole = &seg->holes[k];
+        if (hole != NULL) {
+            p = hole->end_pos;
+            continue;
+        }
+        uint64_t limit = segment_walk_limit(seg, p);
         int rc = plog_read_header(log, seg, p, h);
         if (rc < 0)
             return rc;
-        if (h->batch_len == 0 || p + h->batch_len > seg->readable_pos)
+        if (h->batch_len == 0 || p + h->batch_len > limit)
             return 0;
         if (h->base_offset + h->last_offset_delta >= offset) {
             *pos = p;
@@ -159,18 +169,19 @@ static bool index_slice(const struct segment *seg, uint64_t offset, uint32_t max
         return false;
     const struct seg_oentry *e = &seg->oidx[lo - 1];
     uint64_t end = 0, end_offset = 0;
+    uint64_t limit = segment_walk_limit(seg, e->pos);
     for (uint32_t j = lo; j < seg->n_oidx; j++) {
         const struct seg_oentry *f = &seg->oidx[j];
-        if (f->pos >= seg->readable_pos || f->pos - e->pos > max_bytes ||
+        if (f->pos > limit || f->pos >= seg->readable_pos || f->pos - e->pos > max_bytes ||
             seg->base_offset + f->rel > max_offset)
             break;
         end = f->pos;
         end_offset = seg->base_offset + f->rel;
     }
     /* readable_pos is a batch boundary (it moves by whole appends), so up to it is whole
-     * batches too, whatever entries lie between. */
-    if (seg->readable_pos > end && seg->readable_pos - e->pos <= max_bytes &&
-        seg->readable_next <= max_offset) {
+     * batches too, whatever entries lie between (when no damaged range lies between). */
+    if (limit == seg->readable_pos && seg->readable_pos > end &&
+        seg->readable_pos - e->pos <= max_bytes && seg->readable_next <= max_offset) {
         end = seg->readable_pos;
         end_offset = seg->readable_next;
     }
@@ -201,7 +212,19 @@ int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t ma
     while (offset >= seg->readable_next) {
         if (seg->readable_pos < seg->end_pos || i + 1 >= log->nsegs)
             return 0;
+        if (offset < log->segs[i + 1]->base_offset) {
+            /* Offsets missing between two segments (reported at open). */
+            out->first_offset = seg->next_offset;
+            out->next_offset = log->segs[i + 1]->base_offset;
+            return RL_E_CORRUPT;
+        }
         seg = log->segs[++i];
+    }
+    const struct seg_hole *hole = segment_hole_for_offset(seg, offset);
+    if (hole != NULL) {
+        out->first_offset = hole->offset;
+        out->next_offset = hole->end_offset;
+        return RL_E_CORRUPT;
     }
     uint64_t start, total = 0, next = offset, first;
     if (index_slice(seg, offset, max_bytes, max_offset, &start, &total, &first, &next)) {
@@ -215,13 +238,14 @@ int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t ma
         return 0;
     start = pos;
     out->first_offset = h.base_offset;
-    while (pos < seg->readable_pos) {
+    uint64_t limit = segment_walk_limit(seg, pos);
+    while (pos < limit) {
         if (total > 0) {
             rc = plog_read_header(log, seg, pos, &h);
             if (rc < 0)
                 return rc;
         }
-        if (h.base_offset >= max_offset || pos + h.batch_len > seg->readable_pos)
+        if (h.base_offset >= max_offset || pos + h.batch_len > limit)
             break;
         if (total > 0 && total + h.batch_len > max_bytes)
             break;
@@ -263,6 +287,75 @@ void plog_slice_release(struct plog *log, struct plog_slice *slice)
     }
 }
 
+/* Records a damaged range found by a reader: the batch at `pos` (header h) and what follows
+ * it up to the next valid batch of the segment's readable bytes. */
+static int contain_reported(struct plog *log, struct segment *seg, uint64_t pos,
+                            const struct batch_header *h, uint64_t *from, uint64_t *to)
+{
+    struct io *io = log->st->io;
+    uint64_t limit = segment_walk_limit(seg, pos), q;
+    struct batch_header nh;
+    int fd = plog_seg_read_fd(log, seg);
+    if (fd < 0)
+        return fd;
+    plog_hdr_window_drop(log->st);
+    int found = segment_resync(io, seg, fd, pos + 1, limit, h->base_offset + 1,
+                               log->st->scan_buf, PLOG_SCAN_BUF_BYTES, &q, &nh);
+    if (found < 0)
+        return found;
+    bool tail = seg->readable_pos == seg->end_pos && limit == seg->end_pos;
+    struct seg_hole hole = {pos, found ? q : limit, h->base_offset,
+                            found ? nh.base_offset : (tail ? seg->next_offset : h->base_offset)};
+    if (!found && !tail)
+        return RL_E_CORRUPT; /* the active segment's unfinished end: nothing to record yet */
+    int rc = segment_hole_add(seg, &hole);
+    if (rc == 0 && found)
+        rc = segment_index_insert(seg, pos, q, nh.base_offset);
+    if (rc == 0)
+        rc = segment_holes_save(io, seg);
+    char path[PATH_MAX], what[200];
+    segment_path(seg, ".log", path, sizeof(path));
+    snprintf(what, sizeof(what), "damaged range found by a reader: bytes %llu..%llu, offsets "
+             "%llu..%llu lost; later batches kept", (unsigned long long)hole.pos,
+             (unsigned long long)hole.end_pos, (unsigned long long)hole.offset,
+             (unsigned long long)hole.end_offset);
+    RL_CORRUPT(path, (int64_t)pos, (int64_t)hole.offset, what);
+    *from = hole.offset;
+    *to = hole.end_offset;
+    return rc < 0 ? rc : RL_E_CORRUPT;
+}
+
+int plog_report_damage(struct plog *log, uint64_t offset, uint64_t *from, uint64_t *to)
+{
+    struct plog_slice s;
+    int rc = plog_read(log, offset, 1, UINT64_MAX, &s);
+    if (rc == RL_E_CORRUPT) {
+        *from = s.first_offset;
+        *to = s.next_offset;
+        return rc;
+    }
+    if (rc < 0 || s.len == 0)
+        return rc < 0 ? rc : RL_E_OFFSET_OUT_OF_RANGE;
+    struct segment *seg = s.pin;
+    uint8_t *buf = malloc(s.len);
+    struct batch_header h;
+    rc = buf == NULL ? -ENOMEM : 0;
+    ssize_t n = rc == 0 ? io_file_pread(log->st->io, s.fd, buf, s.len, s.file_position) : 0;
+    if (rc == 0 && n != (ssize_t)s.len)
+        rc = n < 0 ? (int)n : -EIO;
+    if (rc == 0 && batch_header_decode(buf, s.len, &h) == 0 && h.batch_len == s.len &&
+        batch_validate(buf, s.len, &h) == 0) {
+        rc = 0; /* intact */
+    } else if (rc == 0) {
+        batch_header_decode(buf, RL_BATCH_HEADER_SIZE, &h);
+        h.base_offset = s.first_offset; /* what the walk found there */
+        rc = contain_reported(log, seg, s.file_position, &h, from, to);
+    }
+    free(buf);
+    plog_slice_release(log, &s);
+    return rc;
+}
+
 int plog_read_copy(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
                    uint8_t *buf, size_t cap)
 {
@@ -275,17 +368,9 @@ int plog_read_copy(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64
         plog_slice_release(log, &s);
         return -ENOBUFS;
     }
-    size_t got = 0;
-    while (got < s.len) {
-        ssize_t n = pread(s.fd, buf + got, s.len - got, (off_t)(s.file_position + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            break;
-        }
-        got += (size_t)n;
-    }
+    ssize_t n = io_file_pread(log->st->io, s.fd, buf, s.len, s.file_position);
+    if (n != (ssize_t)s.len)
+        rc = n < 0 ? (int)n : -EIO;
     plog_slice_release(log, &s);
     return rc < 0 ? rc : (int)s.len;
 }
@@ -299,6 +384,14 @@ int plog_offset_for_time(struct plog *log, int64_t timestamp_ms, uint64_t *offse
             continue;
         uint64_t pos = segment_time_lookup(seg, timestamp_ms);
         while (pos < seg->readable_pos) {
+            const struct seg_hole *hole = NULL;
+            for (uint32_t k = 0; k < seg->n_holes && hole == NULL; k++)
+                if (seg->holes[k].pos == pos)
+                    hole = &seg->holes[k];
+            if (hole != NULL) {
+                pos = hole->end_pos;
+                continue;
+            }
             int rc = plog_read_header(log, seg, pos, &h);
             if (rc < 0)
                 return rc;
@@ -358,12 +451,8 @@ int plog_advance_start(struct plog *log, uint64_t offset)
         return RL_E_OFFSET_OUT_OF_RANGE;
     if (offset <= log->start_offset)
         return 0;
-    uint8_t buf[8];
-    memcpy(buf, &offset, sizeof(buf));
-    int rc = checkpoint_write(log->dir, LOG_START_CHECKPOINT, buf, sizeof(buf));
-    if (rc < 0)
-        return rc;
     log->start_offset = offset;
+    plog_start_checkpoint(log);
     while (log->nsegs > 1 && log->segs[1]->base_offset <= offset && log->segs[0]->finalized)
         drop_oldest(log);
     log->start_offset = offset;
@@ -388,6 +477,7 @@ static int batch_start(struct plog *log, struct segment *seg, uint64_t offset, u
 
 int plog_truncate_to(struct plog *log, uint64_t offset)
 {
+    struct io *io = log->st->io;
     uint64_t pos;
     int rc = plog_drain(log);
     if (rc < 0)
@@ -410,34 +500,88 @@ int plog_truncate_to(struct plog *log, uint64_t offset)
         fcache_close(&log->st->fc, &s->wr);
         plog_segment_drop(log, s);
     }
-    /* The divergent tail must stay gone after a power cut: make the renames durable. */
-    if (dropped && (rc = checkpoint_sync_dir(log->dir)) < 0)
-        return rc;
+    /* The divergent tail must stay gone after a power cut: the removals (background jobs,
+     * in order) are done, then made durable. */
+    if (dropped) {
+        bio_drain(log->st->bio);
+        rc = io_dir_sync(io, log->dir);
+        if (rc < 0)
+            return rc;
+    }
     int fd = plog_seg_write_fd(log, seg);
     if (fd < 0)
         return fd;
-    if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
-        rc = -errno;
+    rc = io_file_truncate(io, fd, pos);
+    if (rc == 0)
+        rc = io_file_fdatasync(io, fd);
+    if (rc < 0)
         return rc;
-    }
     log->size_bytes -= seg->end_pos - pos;
     segment_index_truncate(seg, pos);
+    if (seg->n_holes > 0) {
+        segment_holes_truncate(seg, pos);
+        char dpath[PATH_MAX];
+        if (seg->n_holes > 0)
+            rc = segment_holes_save(io, seg);
+        else if (segment_path(seg, ".damaged", dpath, sizeof(dpath)) == 0)
+            io_path_unlink(io, dpath);
+        if (rc < 0)
+            return rc;
+    }
     /* Fold the batches between the last surviving index entry and the cut back into the
      * segment's largest timestamp. */
     struct seg_scan sc;
     uint64_t from = seg->last_index_pos;
     uint64_t min = seg->base_offset + (seg->n_oidx ? seg->oidx[seg->n_oidx - 1].rel : 0);
     int rfd = plog_seg_read_fd(log, seg);
-    if (rfd >= 0 && segment_scan(seg, rfd, from, pos, min, false, false,
+    if (rfd >= 0 && segment_scan(io, seg, rfd, from, pos, min, false, false,
                                  log->cfg.index_interval_bytes, log->st->scan_buf,
                                  PLOG_SCAN_BUF_BYTES, &sc) == 0 && sc.max_ts > seg->max_ts)
         seg->max_ts = sc.max_ts;
     seg->end_pos = seg->readable_pos = pos;
     seg->next_offset = seg->readable_next = offset;
     seg->sealed = seg->finalized = false;
+    seg->ready = true;
     seg->falloc_end = pos;
     seg->lsn_base = 0;
     log->next_offset = offset;
     log->appended_lsn = log->issued_lsn = log->written_lsn = log->durable_lsn = (int64_t)pos;
     return plog_load_tail_block(log);
+}
+
+/* --- the log-start checkpoint, in the background ---------------------------------------- */
+
+static int start_work(struct bio_job *job)
+{
+    struct plog *log = job->ctx;
+    uint8_t buf[8];
+    rl_store_le64(buf, log->start_job_value);
+    return checkpoint_save(log->st->io, log->dir, PLOG_LOG_START_CHECKPOINT, buf, sizeof(buf),
+                           CHECKPOINT_DURABLE);
+}
+
+static void start_done(struct bio_job *job, int result)
+{
+    struct plog *log = job->ctx;
+    plog_job_finished(log);
+    log->start_job_busy = false;
+    if (result < 0)
+        RL_WARN("%s: cannot write the log-start checkpoint (%s); after a restart the log may "
+                "start earlier again", log->dir, rl_strerror(result));
+    if (log->start_dirty)
+        plog_start_checkpoint(log);
+}
+
+/* Writes the current log start in the background: one job at a time, the latest value wins. */
+void plog_start_checkpoint(struct plog *log)
+{
+    if (log->start_job_busy) {
+        log->start_dirty = true;
+        return;
+    }
+    log->start_dirty = false;
+    log->start_job_busy = true;
+    log->start_job_value = log->start_offset;
+    log->start_job.ctx = log;
+    plog_job_submit(log, &log->start_job, start_work, start_done);
 }

@@ -202,78 +202,28 @@ static void copy_in(struct plog *log, struct segment *seg, const uint8_t *src, u
     }
 }
 
-/* --- preallocation and roll ------------------------------------------------------------- */
+/* --- roll ------------------------------------------------------------------------------ */
 
-int plog_prealloc(struct plog *log, struct segment *seg, int fd, uint64_t upto)
-{
-    if (upto <= seg->falloc_end)
-        return 0;
-    uint64_t step = seg->falloc_end < PLOG_FALLOC_MIN ? PLOG_FALLOC_MIN : seg->falloc_end;
-    if (step > PLOG_FALLOC_MAX)
-        step = PLOG_FALLOC_MAX;
-    uint64_t target = seg->falloc_end + step;
-    if (target < upto)
-        target = align_up(upto) + step;
-    /* Never reserve much past the segment size: 10,000 small partitions must not pin
-     * gigabytes of disk. */
-    uint64_t limit = align_up(log->cfg.segment_bytes);
-    if (target > limit)
-        target = upto > limit ? align_up(upto) : limit;
-    /* Not KEEP_SIZE: the file grows to the reserved size at once, so appends are overwrites
-     * inside the file, never extending writes. ext4 serializes extending O_DIRECT writes (and
-     * makes each fdatasync also log a size change), which measured at about half the disk's
-     * bandwidth. The price is that after a crash the file ends in zeros past the last batch;
-     * recovery recognizes them as unwritten space and trims them, and a roll or a clean close
-     * trims the file to its batches. */
-    if (fallocate(fd, 0, (off_t)seg->falloc_end, (off_t)(target - seg->falloc_end)) < 0 &&
-        errno != EOPNOTSUPP && errno != ENOSYS)
-        return -errno;
-    seg->falloc_end = target;
-    return 0;
-}
-
+/* Seals the active segment and starts the next at the log end offset. The new file is created
+ * and preallocated in the background; appends to it wait in the write buffer until then. */
 int plog_roll(struct plog *log)
 {
-    char path[4096];
     struct segment *old = active_seg(log);
     struct segment *seg = segment_new(log->dir, log->next_offset);
-    int rc;
     if (seg == NULL)
         return -ENOMEM;
-    rc = segment_path(seg, ".log", path, sizeof(path));
-    int fd = rc < 0 ? rc : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = rc < 0 ? rc : -errno;
-        goto fail;
-    }
-    rc = plog_prealloc(log, seg, fd, 1);
-    close(fd);
-    if (rc < 0)
-        goto fail;
-    /* The new file's directory entry must be durable before anything in it is acknowledged. */
-    int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) < 0) {
-        rc = -errno;
-        if (dfd >= 0)
-            close(dfd);
-        unlink(path);
-        goto fail;
-    }
-    close(dfd);
-    rc = plog_segs_push(log, seg);
+    int rc = plog_segs_push(log, seg);
     if (rc < 0) {
-        unlink(path);
-        goto fail;
+        segment_free(seg);
+        return rc;
     }
     seg->lsn_base = log->appended_lsn;
     seg->created_ms = io_wall_ms(log->st->io);
     old->sealed = true;
+    plog_roll_submit(log, seg);
     /* An idle old segment is finished at once; a busy one when its last write completes. */
     plog_pump(log);
     return 0;
-fail:
-    segment_free(seg);
-    return rc;
 }
 
 /* --- append ----------------------------------------------------------------------------- */
@@ -286,7 +236,8 @@ static void kick_done(struct io_op *op, int result)
     plog_pump(log);
 }
 
-static bool roll_due(const struct plog *log, const struct segment *seg, uint32_t len)
+static bool roll_due(const struct plog *log, const struct segment *seg, uint32_t len,
+                     uint32_t last_offset_delta)
 {
     if (seg->end_pos == 0)
         return false;
@@ -294,6 +245,11 @@ static bool roll_due(const struct plog *log, const struct segment *seg, uint32_t
     if (limit > SEGMENT_MAX_BYTES)
         limit = SEGMENT_MAX_BYTES;
     if (seg->end_pos + len > limit)
+        return true;
+    /* Relative offsets are u32 in the index: a batch whose last offset would lie 2^32 or more
+     * past the segment's base starts a new segment (a batch may claim up to 2^32 records, so
+     * a few small batches can get there long before the segment is large). */
+    if (log->next_offset - seg->base_offset + last_offset_delta > UINT32_MAX)
         return true;
     return io_wall_ms(log->st->io) - seg->created_ms >= log->cfg.segment_ms;
 }
@@ -317,6 +273,8 @@ int plog_append(struct plog *log, struct plog_append *req)
         return RL_E_LOG_CLOSED;
     if (log->failed)
         return RL_E_LOG_FAILED;
+    if (log->disk_full)
+        return RL_E_DISK_FULL;
     if (req->len > log->cfg.max_batch_bytes)
         return RL_E_MESSAGE_TOO_LARGE;
     int rc = batch_header_decode(req->batch, req->len, &h);
@@ -327,7 +285,7 @@ int plog_append(struct plog *log, struct plog_append *req)
     if (req->keep_offsets && h.base_offset != log->next_offset)
         return RL_E_STALE_OFFSET;
     struct segment *seg = active_seg(log);
-    if (roll_due(log, seg, req->len)) {
+    if (roll_due(log, seg, req->len, h.last_offset_delta)) {
         rc = plog_roll(log);
         if (rc < 0)
             return rc;
@@ -336,7 +294,7 @@ int plog_append(struct plog *log, struct plog_append *req)
     unsigned need = chunks_needed(log, seg, req->len);
     if (log->n_chunks + need > PLOG_LOG_MAX_CHUNKS || need > chunks_available(log->st))
         return RL_E_FULL;
-    if (need > 0 && seg->wr.pins == 0) {
+    if (need > 0 && seg->wr.pins == 0 && seg->ready) {
         /* Open (or keep) the write descriptor now, so running out of descriptors is a clean
          * refusal here rather than a failure after the batch was accepted. */
         rc = plog_seg_write_fd(log, seg);
@@ -345,7 +303,7 @@ int plog_append(struct plog *log, struct plog_append *req)
     }
     uint64_t base = req->keep_offsets ? h.base_offset : log->next_offset;
     rc = segment_index_add(seg, seg->end_pos, base, h.max_timestamp,
-                           log->cfg.index_interval_bytes);
+                           log->cfg.index_interval_bytes, false);
     if (rc < 0)
         return rc;
 
@@ -397,12 +355,11 @@ static struct segment *seg_for_lsn(struct plog *log, int64_t lsn)
 
 /* Hands the ring one vectored write of seg's bytes [from, to) (from rounded down, the end
  * padded up to whole blocks), linked to an fdatasync when `sync`. */
-static void issue_write(struct plog *log, struct segment *seg, uint64_t from, uint64_t to,
-                        bool sync)
+static void issue_write(struct plog *log, struct segment *seg, int fd, uint64_t from,
+                        uint64_t to, bool sync)
 {
     struct wop *w = &log->wops->w[(log->wop_head + log->wop_count) % PLOG_MAX_WOPS];
     uint64_t start = align_down(from), end = align_up(to);
-    int fd = seg->wr.fd;
     RL_ASSERT(fd >= 0 && seg->wr.pins > 0);
     memset(w, 0, offsetof(struct wop, iov));
     w->log = log;
@@ -426,9 +383,7 @@ static void issue_write(struct plog *log, struct segment *seg, uint64_t from, ui
         covered += w->iov[i].iov_len;
     RL_ASSERTF(covered == end - start, "write buffer covers %zu of %llu bytes", covered,
                (unsigned long long)(end - start));
-    int rc = plog_prealloc(log, seg, fd, end);
-    if (rc < 0)
-        RL_WARN("%s: preallocation failed: %s", log->dir, rl_strerror(rc));
+    plog_prealloc_ahead(log, seg, fd, end);
     w->lsn_end = seg->lsn_base + (int64_t)to;
     w->expect_bytes = (uint32_t)(end - start);
     w->has_write = true;
@@ -451,11 +406,19 @@ static bool pump_one(struct plog *log)
     /* Completions arrive out of order; a finished write keeps its slot until the ones
      * before it finish too, so the queue depth counts busy slots, not occupied ones. */
     if (log->issued_lsn >= log->appended_lsn || log->wop_count >= PLOG_MAX_WOPS ||
-        log->wops_busy >= PLOG_QD)
+        log->wops_busy >= PLOG_QD || log->disk_full)
         return false;
+    struct segment *seg = seg_for_lsn(log, log->issued_lsn);
+    if (!seg->ready)
+        return false; /* its roll job completes, then pumps */
+    int fd = plog_seg_write_fd(log, seg);
+    if (fd < 0) {
+        /* Every cached descriptor is pinned by other I/O: try again shortly. */
+        plog_retry_arm(log, PLOG_FD_RETRY_MS);
+        return false;
+    }
     if (!ring_take(log))
         return false; /* retried at the next completion or append */
-    struct segment *seg = seg_for_lsn(log, log->issued_lsn);
     uint64_t from = (uint64_t)(log->issued_lsn - seg->lsn_base);
     uint64_t data_end = seg->end_pos;
     uint64_t cap_end = align_down(from) + PLOG_MAX_WRITE_BYTES;
@@ -463,7 +426,7 @@ static bool pump_one(struct plog *log)
         /* One group commit at a time: all that accumulated goes out as the next group. */
         if (log->wop_count > 0)
             return false;
-        issue_write(log, seg, from, data_end < cap_end ? data_end : cap_end, true);
+        issue_write(log, seg, fd, from, data_end < cap_end ? data_end : cap_end, true);
         return true;
     }
     /* Streaming writes end on PLOG_WRITE_UNIT boundaries of the file, like a raw sequential
@@ -475,18 +438,18 @@ static bool pump_one(struct plog *log)
          * a partial block in flight would hold back the writes behind it. */
         if (!seg->sealed && align_down(data_end) >= unit_end)
             to = unit_end;
-        issue_write(log, seg, from, to, false);
+        issue_write(log, seg, fd, from, to, false);
         return true;
     }
     if (from % PLOG_ALIGN != 0)
         return false; /* the block at `from` is being written; it must land first */
     uint64_t full_end = seg->sealed ? data_end : align_down(data_end);
     if (full_end >= unit_end) {
-        issue_write(log, seg, from, unit_end, false);
+        issue_write(log, seg, fd, from, unit_end, false);
         return true;
     }
     if (seg->sealed && full_end > from) {
-        issue_write(log, seg, from, full_end, false);
+        issue_write(log, seg, fd, from, full_end, false);
         return true;
     }
     return false;
@@ -532,7 +495,6 @@ static void timer_done(struct io_op *op, int result)
     io_prep_fdatasync(log->st->io, &w->sync, fd, 0);
 }
 
-static void plog_fail(struct plog *log, int err);
 static void plog_progress(struct plog *log);
 
 static void syncop_done(struct io_op *op, int result)
@@ -560,14 +522,21 @@ void plog_pump(struct plog *log)
 
 /* --- completions ------------------------------------------------------------------------ */
 
-static void wop_complete(struct wop *w, int result)
+static bool space_error(int err)
+{
+    return err == -ENOSPC || err == -EDQUOT;
+}
+
+static void wop_complete(struct wop *w, int result, bool is_sync)
 {
     if (w->log->fault_next != 0 && result >= 0) {
         result = w->log->fault_next; /* test hook: pretend the disk failed */
         w->log->fault_next = 0;
     }
-    if (result < 0 && w->res == 0)
+    if (result < 0 && w->res == 0) {
         w->res = result;
+        w->res_from_sync = is_sync;
+    }
     if (--w->pending == 0)
         w->log->wops_busy--;
     plog_progress(w->log);
@@ -576,20 +545,27 @@ static void wop_complete(struct wop *w, int result)
 static void wop_done_write(struct io_op *op, int result)
 {
     struct wop *w = op->ctx;
+    /* A short write to a regular file means the file system ran out of space part way (an
+     * O_DIRECT write reports it that way); the retry of the rest would say -ENOSPC. */
     if (result >= 0 && (uint32_t)result != w->expect_bytes)
-        result = -EIO; /* a short write to a file means the device gave up part way */
-    wop_complete(w, result);
+        result = -ENOSPC;
+    wop_complete(w, result, false);
 }
 
 static void wop_done_sync(struct io_op *op, int result)
 {
-    wop_complete(op->ctx, result);
+    wop_complete(op->ctx, result, true);
 }
 
 /* Sticky failure: nothing appended after this point can be trusted to reach the disk, so
  * every waiting append fails now and every later one is refused. */
-static void plog_fail(struct plog *log, int err)
+void plog_fail(struct plog *log, int err)
 {
+    if (log->disk_full) {
+        log->disk_full = false;
+        log->disk_full_rewind = false;
+        log->st->disk_full_logs--;
+    }
     if (log->failed == 0) {
         RL_ERROR("%s: write or fsync failed (%s); the log refuses further appends until it is "
                  "reopened (check the disk; recovery on open keeps what reached it)", log->dir,
@@ -624,14 +600,15 @@ static void finish_sealed(struct plog *log)
         first--;
     for (uint32_t i = first; i + 1 < log->nsegs; i++) {
         struct segment *s = log->segs[i];
+        if (s->finishing)
+            continue;
         if (!s->sealed || s->finalized || s->wr.pins > 0)
             break;
         if (log->written_lsn < s->lsn_base + (int64_t)s->end_pos)
             break;
-        bool sync = log->cfg.flush_policy != PLOG_FLUSH_BATCH;
-        int rc = plog_finalize_segment(log, s, sync);
-        if (rc < 0)
-            plog_fail(log, rc);
+        /* Under `batch` every byte was fdatasync'ed before it was acknowledged. */
+        bool sync = log->durable_lsn < s->lsn_base + (int64_t)s->end_pos;
+        plog_finish_submit(log, s, sync);
     }
 }
 
@@ -675,15 +652,26 @@ static void plog_progress(struct plog *log)
         struct wop *w = &log->wops->w[log->wop_head];
         if (w->pending > 0)
             break;
-        if (w->res < 0) {
+        if (w->res < 0 && space_error(w->res) && !w->res_from_sync && log->failed == 0) {
+            /* Refused for space: nothing of it was acknowledged, so it may be written again. */
+            plog_enter_disk_full(log, w->res);
+            log->disk_full_rewind = true;
+        } else if (w->res < 0) {
             plog_fail(log, w->res);
-        } else if (log->failed == 0) {
+        } else if (log->failed == 0 && !log->disk_full_rewind) {
             log->written_lsn = w->lsn_end;
             if (w->has_sync && w->lsn_end > log->durable_lsn)
                 log->durable_lsn = w->lsn_end;
         }
         log->wop_head = (log->wop_head + 1) % PLOG_MAX_WOPS;
         log->wop_count--;
+    }
+    if (log->disk_full_rewind && log->wop_count == 0 && log->failed == 0) {
+        /* Every write in flight has ended: go back to the first byte not written; the chunks
+         * from there on are still held, and the retry writes them again. */
+        log->disk_full_rewind = false;
+        log->issued_lsn = log->written_lsn;
+        plog_retry_arm(log, PLOG_DISK_FULL_RETRY_MS);
     }
     if (log->failed == 0) {
         mark_readable(log);
@@ -721,8 +709,10 @@ int plog_drain(struct plog *log)
     struct io *io = log->st->io;
     uint64_t deadline = io_now_ns(io) + PLOG_DRAIN_TIMEOUT_NS;
     plog_pump(log);
-    while (log->wop_count > 0 || log->sync_inflight || log->q_head != NULL || log->kick_armed ||
-           (log->failed == 0 && log->issued_lsn < log->appended_lsn)) {
+    while (log->wop_count > 0 || log->sync_inflight || log->kick_armed || log->jobs > 0 ||
+           log->falloc_busy ||
+           (!log->disk_full && (log->q_head != NULL ||
+                                (log->failed == 0 && log->issued_lsn < log->appended_lsn)))) {
         if (io_now_ns(io) > deadline)
             return RL_E_TIMED_OUT;
         int rc = io_run(io, 100 * 1000000ull);
@@ -730,26 +720,9 @@ int plog_drain(struct plog *log)
             return rc;
         plog_pump(log);
     }
+    if (log->failed == 0 && log->disk_full)
+        return RL_E_DISK_FULL;
     return log->failed;
-}
-
-int plog_finalize_segment(struct plog *log, struct segment *seg, bool sync)
-{
-    int fd = plog_seg_write_fd(log, seg);
-    int rc = 0;
-    if (fd < 0)
-        return fd;
-    if (sync && fdatasync(fd) < 0)
-        rc = -errno;
-    /* Trim block padding and unused preallocation: a finished segment is exactly its batches. */
-    if (rc == 0 && ftruncate(fd, (off_t)seg->end_pos) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = segment_index_save(seg, false);
-    fcache_close(&log->st->fc, &seg->wr);
-    seg->falloc_end = seg->end_pos;
-    seg->finalized = true;
-    return rc;
 }
 
 int plog_sync(struct plog *log)
@@ -763,8 +736,8 @@ int plog_sync(struct plog *log)
     int fd = plog_seg_write_fd(log, seg);
     if (fd < 0)
         return fd;
-    if (fdatasync(fd) < 0) {
-        rc = -errno;
+    rc = io_file_fdatasync(log->st->io, fd);
+    if (rc < 0) {
         plog_fail(log, rc);
         return rc;
     }

@@ -1,6 +1,8 @@
 /*
  * storage_testutil: helpers shared by the partition-log test programs (header-only, static):
- * scratch directories, batches built with the real codec, and bounded waits on the io ring.
+ * the io back-end (io_uring, or the simulated one when the program is built with TU_SIM),
+ * scratch directories and file access through io (so the same test runs on both back-ends),
+ * batches built with the real codec, and bounded waits on the io ring.
  */
 #ifndef RL_TESTS_STORAGE_TESTUTIL_H
 #define RL_TESTS_STORAGE_TESTUTIL_H
@@ -19,7 +21,14 @@
 #include "common/batch.h"
 #include "common/err.h"
 #include "io/io.h"
+#include "io/io_sim.h"
 #include "storage/plog.h"
+
+#ifdef TU_SIM
+#define TU_BACKEND "sim"
+#else
+#define TU_BACKEND "io_uring"
+#endif
 
 #define TU_DEADLINE_NS (30ull * 1000000000ull)
 
@@ -32,14 +41,14 @@ static int tu_rm_cb(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
-static inline void tu_rm_rf(const char *path)
+static inline void tu_rm_rf_real(const char *path)
 {
     nftw(path, tu_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Creates a fresh scratch directory on a real file system (not tmpfs: O_DIRECT and
  * fallocate behave as in production). */
-static inline void tu_mkdtemp(char *buf, size_t cap, const char *tag)
+static inline void tu_mkdtemp_real(char *buf, size_t cap, const char *tag)
 {
     const char *base = getenv("RINGLOG_TEST_DIR");
     if (base == NULL)
@@ -50,6 +59,151 @@ static inline void tu_mkdtemp(char *buf, size_t cap, const char *tag)
         if (mkdtemp(buf) == NULL)
             abort();
     }
+}
+
+/* The io of a test program: io_uring, or the simulation (seeded by RINGLOG_SIM_SEED, default 1)
+ * when built with TU_SIM. */
+static inline struct io *tu_io_new(unsigned entries)
+{
+    int err = 0;
+    struct io *io;
+#ifdef TU_SIM
+    const char *s = getenv("RINGLOG_SIM_SEED");
+    struct io_sim_config cfg = {.seed = s ? strtoull(s, NULL, 0) : 1, .delay_permille = 100};
+    (void)entries;
+    io = io_create_sim(&cfg, &err);
+#else
+    io = io_create(entries, &err);
+#endif
+    if (io == NULL) {
+        fprintf(stderr, "io_create (%s): %s\n", TU_BACKEND, strerror(-err));
+        abort();
+    }
+    return io;
+}
+
+/* A fresh scratch directory: a real one (see tu_mkdtemp_real) or one in the simulation. */
+static inline void tu_mkdtemp(struct io *io, char *buf, size_t cap, const char *tag)
+{
+    if (!io_is_sim(io)) {
+        tu_mkdtemp_real(buf, cap, tag);
+        return;
+    }
+    static unsigned n;
+    io_dir_make(io, "/sim", 0755);
+    snprintf(buf, cap, "/sim/rl_%s_%u", tag, ++n);
+    if (io_dir_make(io, buf, 0755) != 0)
+        abort();
+}
+
+struct tu_rm_ctx {
+    struct io *io;
+    const char *dir;
+};
+
+static inline void tu_rm_rf(struct io *io, const char *path);
+
+static inline int tu_rm_cb_sim(void *arg, const char *name)
+{
+    struct tu_rm_ctx *c = arg;
+    char child[1024];
+    snprintf(child, sizeof(child), "%s/%s", c->dir, name);
+    if (io_path_unlink(c->io, child) == -EISDIR)
+        tu_rm_rf(c->io, child);
+    return 0;
+}
+
+/* Removes a directory tree (files and directories below it). */
+static inline void tu_rm_rf(struct io *io, const char *path)
+{
+    if (!io_is_sim(io)) {
+        tu_rm_rf_real(path);
+        return;
+    }
+    struct tu_rm_ctx c = {io, path};
+    io_dir_list(io, path, tu_rm_cb_sim, &c);
+    io_dir_remove(io, path);
+}
+
+static inline int64_t tu_file_size(struct io *io, const char *path)
+{
+    uint64_t size;
+    return io_path_size(io, path, &size) == 0 ? (int64_t)size : -1;
+}
+
+static inline bool tu_exists(struct io *io, const char *path)
+{
+    return tu_file_size(io, path) >= 0;
+}
+
+/* Reads up to cap bytes of a file; returns the count or a negative code. */
+static inline ssize_t tu_read_file(struct io *io, const char *path, void *buf, size_t cap)
+{
+    int fd = io_file_open(io, path, O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    ssize_t n = io_file_pread(io, fd, buf, cap, 0);
+    io_file_close(io, fd);
+    return n;
+}
+
+/* Writes bytes at off (creating the file; with trunc, replacing its content). */
+static inline int tu_write_at(struct io *io, const char *path, const void *data, size_t len,
+                              uint64_t off, bool trunc)
+{
+    int fd = io_file_open(io, path, O_WRONLY | O_CREAT | (trunc ? O_TRUNC : 0), 0644);
+    if (fd < 0)
+        return fd;
+    ssize_t n = len ? io_file_pwrite(io, fd, data, len, off) : 0;
+    io_file_close(io, fd);
+    return n < 0 ? (int)n : 0;
+}
+
+static inline int tu_truncate(struct io *io, const char *path, uint64_t size)
+{
+    int fd = io_file_open(io, path, O_WRONLY, 0);
+    if (fd < 0)
+        return fd;
+    int rc = io_file_truncate(io, fd, size);
+    io_file_close(io, fd);
+    return rc;
+}
+
+/* Xors one byte of a file with `flip`. */
+static inline int tu_flip(struct io *io, const char *path, uint64_t off, uint8_t flip)
+{
+    int fd = io_file_open(io, path, O_RDWR, 0);
+    uint8_t c;
+    if (fd < 0)
+        return fd;
+    int rc = io_file_pread(io, fd, &c, 1, off) == 1 ? 0 : -EIO;
+    c ^= flip;
+    if (rc == 0 && io_file_pwrite(io, fd, &c, 1, off) != 1)
+        rc = -EIO;
+    io_file_close(io, fd);
+    return rc;
+}
+
+struct tu_count {
+    const char *suffix;
+    int n;
+};
+
+static inline int tu_count_cb(void *ctx, const char *name)
+{
+    struct tu_count *c = ctx;
+    size_t l = strlen(name), s = strlen(c->suffix);
+    if (l >= s && strcmp(name + l - s, c->suffix) == 0)
+        c->n++;
+    return 0;
+}
+
+/* Files in dir whose names end with suffix. */
+static inline int tu_count_files(struct io *io, const char *dir, const char *suffix)
+{
+    struct tu_count c = {suffix, 0};
+    io_dir_list(io, dir, tu_count_cb, &c);
+    return c.n;
 }
 
 /* Deterministic pseudo-random numbers (splitmix64), so a seed reproduces a run. */
@@ -176,10 +330,5 @@ static inline bool tu_same_batch(const uint8_t *stored, const struct tu_batch *o
            memcmp(stored + 16, orig->data + 16, orig->len - 16) == 0;
 }
 
-static inline off_t tu_file_size(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 ? sb.st_size : -1;
-}
 
 #endif

@@ -1,5 +1,7 @@
-/* storage: the partition log (plog) end to end on real files: append/read, limits, indexes at
- * segment boundaries, roll, retention, truncate_to, time lookups, recovery, sticky failure. */
+/* storage: the partition log (plog) end to end: append/read, limits, indexes at segment
+ * boundaries, roll, retention, truncate_to, time lookups, recovery, sticky failure. Built twice:
+ * test_storage on real files through io_uring, test_storage_sim (TU_SIM) on the simulated
+ * back-end of io/. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 
@@ -14,18 +16,16 @@ static char g_dir[256];
 
 static void setup(void)
 {
-    int err = 0;
-    g_io = io_create(256, &err);
-    cr_assert_not_null(g_io, "io_create: %d", err);
+    g_io = tu_io_new(256);
     cr_assert_eq(storage_create(g_io, 64, &g_st), 0);
-    tu_mkdtemp(g_dir, sizeof(g_dir), "plog");
+    tu_mkdtemp(g_io, g_dir, sizeof(g_dir), "plog");
 }
 
 static void teardown(void)
 {
     storage_destroy(g_st);
+    tu_rm_rf(g_io, g_dir);
     io_destroy(g_io);
-    tu_rm_rf(g_dir);
 }
 
 TestSuite(storage, .init = setup, .fini = teardown);
@@ -181,7 +181,7 @@ Test(storage, index_slices_match_the_header_walk)
     }
     struct plog_slice s;
     cr_assert_eq(plog_read(log, 2 * R, 1 << 20, UINT64_MAX, &s), 0);
-    if (s.direct_fd >= 0) {
+    if (s.direct_fd >= 0 && !io_is_sim(g_io)) {
         uint64_t start = s.file_position / PLOG_DIRECT_ALIGN * PLOG_DIRECT_ALIGN;
         uint64_t end = (s.file_position + s.len + PLOG_DIRECT_ALIGN - 1) / PLOG_DIRECT_ALIGN *
                        PLOG_DIRECT_ALIGN;
@@ -223,17 +223,16 @@ Test(storage, index_lookups_at_segment_boundaries)
         cr_assert_eq(rep.indexes_rebuilt, 0);
     }
     /* Segment files are named by base offset and each begins with the batch at that offset. */
-    DIR *d = opendir(g_dir);
-    struct dirent *e;
-    int logs = 0;
-    while ((e = readdir(d)) != NULL)
-        if (strstr(e->d_name, ".log") != NULL) {
-            unsigned long long base = strtoull(e->d_name, NULL, 10);
-            cr_assert_eq(base % R, 0);
-            logs++;
-        }
-    closedir(d);
-    cr_assert_eq((uint32_t)logs, plog_segment_count(log));
+    cr_assert_eq((uint32_t)tu_count_files(g_io, g_dir, ".log"), plog_segment_count(log));
+    for (uint64_t off = 0; off < N * R; off += R) {
+        struct plog_slice s;
+        cr_assert_eq(plog_read(log, off, 1, UINT64_MAX, &s), 0);
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%020llu.log", g_dir, (unsigned long long)off);
+        cr_assert_eq(s.file_position == 0, tu_exists(g_io, path), "offset %llu",
+                     (unsigned long long)off);
+        plog_slice_release(log, &s);
+    }
     plog_close(log);
     free_batches(b, N);
 }
@@ -264,20 +263,6 @@ Test(storage, roll_by_size_and_age)
     free_batches(b, 4);
 }
 
-static int count_files(const char *dir, const char *suffix)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name), s = strlen(suffix);
-        if (l >= s && strcmp(e->d_name + l - s, suffix) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 /* Retention by size deletes the oldest whole segments (never the active one), moves the log
  * start, and the files disappear; reads below the start fail. */
 Test(storage, retention_by_size)
@@ -299,7 +284,7 @@ Test(storage, retention_by_size)
     struct plog_slice s;
     cr_assert_eq(plog_read(log, start - 1, 1, UINT64_MAX, &s), RL_E_OFFSET_OUT_OF_RANGE);
     storage_debug_sync_background(g_st);
-    cr_assert_eq(count_files(g_dir, ".log"), (int)plog_segment_count(log));
+    cr_assert_eq(tu_count_files(g_io, g_dir, ".log"), (int)plog_segment_count(log));
     check_contents(log, b, 60, 2);
     plog_close(log);
     log = open_log(&cfg, NULL);
@@ -436,15 +421,11 @@ Test(storage, reopen_clean_unclean_and_index_rebuild)
     plog_close(log);
 
     char path[512];
-    snprintf(path, sizeof(path), "%s/clean-shutdown", g_dir);
-    cr_assert_eq(unlink(path), 0);
+    storage_debug_forget_clean(g_st);
     snprintf(path, sizeof(path), "%s/%020d.index", g_dir, 0);
-    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(io_path_unlink(g_io, path), 0);
     snprintf(path, sizeof(path), "%s/%020d.timeindex", g_dir, 0);
-    int fd = open(path, O_WRONLY | O_TRUNC);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, "garbage-garbage-", 16), 16);
-    close(fd);
+    cr_assert_eq(tu_write_at(g_io, path, "garbage-garbage-", 16, 0, true), 0);
     log = open_log(&cfg, &rep);
     cr_assert_not(rep.clean);
     cr_assert_geq(rep.indexes_rebuilt, 1);
@@ -468,12 +449,15 @@ Test(storage, recovery_torn_tail)
     struct tu_batch b[10];
     append_n(log, b, 10, 1, 1000);
     plog_close(log);
-    char seg[512], marker[512];
+    char seg[512];
     snprintf(seg, sizeof(seg), "%s/%020d.log", g_dir, 0);
-    snprintf(marker, sizeof(marker), "%s/clean-shutdown", g_dir);
-    off_t size = tu_file_size(seg);
-    cr_assert_eq(truncate(seg, size - b[9].len / 2), 0);
-    unlink(marker);
+    /* A clean close keeps the preallocation after the batches; they end here. */
+    int64_t size = 0;
+    for (int i = 0; i < 10; i++)
+        size += b[i].len;
+    cr_assert_geq(tu_file_size(g_io, seg), size);
+    cr_assert_eq(tu_truncate(g_io, seg, (uint64_t)size - b[9].len / 2), 0);
+    storage_debug_forget_clean(g_st);
     struct plog_recovery_report rep;
     log = open_log(&cfg, &rep);
     cr_assert_not(rep.clean);
@@ -486,14 +470,13 @@ Test(storage, recovery_torn_tail)
     check_contents(log, b, 10, 1);
     plog_close(log);
 
-    /* Zero padding (an unwritten, preallocated tail) is not damage. */
-    size = tu_file_size(seg);
-    cr_assert_eq(truncate(seg, size + 10000), 0);
-    unlink(marker);
+    /* Zero padding (an unwritten, preallocated tail) is not damage; recovery trims it. */
+    cr_assert_eq(tu_truncate(g_io, seg, (uint64_t)tu_file_size(g_io, seg) + 10000), 0);
+    storage_debug_forget_clean(g_st);
     log = open_log(&cfg, &rep);
     cr_assert_eq(rep.bytes_truncated, 0);
     cr_assert_eq(rep.truncated_at_position, -1);
-    cr_assert_eq(tu_file_size(seg), size);
+    cr_assert_eq(tu_file_size(g_io, seg), size);
     check_contents(log, b, 10, 1);
     plog_close(log);
     free_batches(b, 10);
@@ -638,9 +621,7 @@ Test(storage, advance_start_and_delete)
     cr_assert_eq(plog_end_offset(log), 120);
     cr_assert_eq(plog_delete(log), 0);
     storage_debug_sync_background(g_st);
-    struct stat sb;
-    cr_assert_neq(stat(g_dir, &sb), 0, "the log directory is still there");
-    mkdir(g_dir, 0755); /* for teardown */
+    cr_assert_eq(io_dir_make(g_io, g_dir, 0755), 0, "the log directory is still there");
     free_batches(b, 60);
 }
 
@@ -649,17 +630,15 @@ Test(storage, checkpoint_roundtrip_and_damage)
 {
     char data[100];
     memset(data, 'x', sizeof(data));
-    cr_assert_eq(checkpoint_write(g_dir, "cp", data, sizeof(data)), 0);
+    cr_assert_eq(checkpoint_save(g_io, g_dir, "cp", data, sizeof(data), CHECKPOINT_DURABLE), 0);
     char back[200];
-    cr_assert_eq(checkpoint_read(g_dir, "cp", back, sizeof(back)), 100);
+    cr_assert_eq(checkpoint_load(g_io, g_dir, "cp", back, sizeof(back)), 100);
     cr_assert_eq(memcmp(back, data, 100), 0);
     char path[512];
     snprintf(path, sizeof(path), "%s/cp", g_dir);
-    int fd = open(path, O_WRONLY);
-    cr_assert_eq(pwrite(fd, "y", 1, 50), 1);
-    close(fd);
-    cr_assert_eq(checkpoint_read(g_dir, "cp", back, sizeof(back)), RL_E_CORRUPT);
-    cr_assert_eq(checkpoint_read(g_dir, "nope", back, sizeof(back)), -ENOENT);
+    cr_assert_eq(tu_write_at(g_io, path, "y", 1, 50, false), 0);
+    cr_assert_eq(checkpoint_load(g_io, g_dir, "cp", back, sizeof(back)), RL_E_CORRUPT);
+    cr_assert_eq(checkpoint_load(g_io, g_dir, "nope", back, sizeof(back)), -ENOENT);
 }
 
 /* Small appends one at a time under `none` and `interval` (each new write starts inside the
@@ -697,11 +676,11 @@ Test(storage, fcache_bound_and_pins)
     struct fcache c;
     struct fcache_ent e[3];
     char path[3][400];
-    fcache_init(&c, 2);
+    fcache_init(&c, g_io, 2);
     for (int i = 0; i < 3; i++) {
         fcache_ent_init(&e[i]);
         snprintf(path[i], sizeof(path[i]), "%s/f%d", g_dir, i);
-        close(open(path[i], O_CREAT | O_WRONLY, 0644));
+        cr_assert_eq(tu_write_at(g_io, path[i], "", 0, 0, true), 0);
     }
     cr_assert_geq(fcache_get(&c, &e[0], path[0], O_RDONLY, NULL), 0);
     cr_assert_geq(fcache_get(&c, &e[1], path[1], O_RDONLY, NULL), 0);
@@ -792,15 +771,17 @@ Test(storage, slice_outlives_retention_and_delete)
     cr_assert_eq(plog_advance_start(log, 35), 0);
     cr_assert_gt(plog_start_offset(log), 0);
     uint8_t buf[4096];
-    cr_assert_eq(pread(s1.fd, buf, s1.len, (off_t)s1.file_position), (ssize_t)s1.len);
+    storage_debug_sync_background(g_st);
+    cr_assert_eq(io_file_pread(g_io, s1.fd, buf, s1.len, s1.file_position), (ssize_t)s1.len);
     cr_assert(tu_same_batch(buf, &b[0], 0), "a deleted segment's slice changed");
     cr_assert_eq(plog_delete(log), 0);
-    cr_assert_eq(pread(s2.fd, buf, s2.len, (off_t)s2.file_position), (ssize_t)s2.len);
+    storage_debug_sync_background(g_st);
+    cr_assert_eq(io_file_pread(g_io, s2.fd, buf, s2.len, s2.file_position), (ssize_t)s2.len);
     cr_assert(tu_same_batch(buf, &b[39], 39), "a deleted log's slice changed");
     plog_slice_release(log, &s1);
     plog_slice_release(log, &s2);
     storage_debug_sync_background(g_st);
     cr_assert_eq(storage_debug_open_files(g_st), 0);
-    mkdir(g_dir, 0755); /* for teardown */
+    io_dir_make(g_io, g_dir, 0755); /* for teardown */
     free_batches(b, 40);
 }

@@ -48,7 +48,7 @@ Test(many, ten_thousand_logs_low_fd_limit, .timeout = 240)
     struct stat sb;
     if (getenv("RINGLOG_TEST_DIR") == NULL && stat("/dev/shm", &sb) == 0)
         setenv("RINGLOG_TEST_DIR", "/dev/shm", 1);
-    tu_mkdtemp(root, sizeof(root), "many");
+    tu_mkdtemp(io, root, sizeof(root), "many");
 
     static struct plog *logs[NLOGS];
     static struct plog_append reqs[NLOGS];
@@ -99,6 +99,6 @@ Test(many, ten_thousand_logs_low_fd_limit, .timeout = 240)
            max_fds, MAX_OPEN);
     storage_destroy(st); /* closes the 10,000 reopened logs */
     io_destroy(io);
-    tu_rm_rf(root);
+    tu_rm_rf_real(root);
     free(b.data);
 }
