@@ -1072,17 +1072,31 @@ static void start_queued(struct io_sim *s)
         last->next = NULL;
         chains[n++] = c;
     }
-    /* Shuffle the newly started chains among themselves (Fisher-Yates). */
+    /* Shuffle the newly started chains among themselves (Fisher-Yates), then put the
+     * background jobs back in the order they were queued, in the places jobs took: the jobs
+     * of a background thread run one after another, in order. */
+    struct sim_op *works[256];
+    size_t n_works = 0;
+    for (size_t i = n_held; i < n; i++)
+        if (chains[i]->req.kind == IOS_WORK)
+            works[n_works++] = chains[i];
     for (size_t i = n; i > n_held + 1; i--) {
         size_t j = n_held + (size_t)(sim_rand(s) % (i - n_held));
         struct sim_op *t = chains[i - 1];
         chains[i - 1] = chains[j];
         chains[j] = t;
     }
+    for (size_t i = n_held, w = 0; i < n; i++)
+        if (chains[i]->req.kind == IOS_WORK)
+            chains[i] = works[w++];
     struct sim_op *held_tail = NULL;
+    bool work_held = false; /* a job kept in flight keeps the later jobs behind it */
     for (size_t i = 0; i < n; i++) {
+        bool is_work = chains[i]->req.kind == IOS_WORK;
         bool keep = i >= n_held && chains[i]->req.kind != IOS_TIMEOUT &&
-                    sim_chance(s, s->cfg.delay_permille);
+                    ((is_work && work_held) || sim_chance(s, s->cfg.delay_permille));
+        if (keep && is_work)
+            work_held = true;
         if (!keep) {
             run_chain(s, chains[i]);
             continue;

@@ -24,3 +24,11 @@ FUZZ_FLAGS_recovery := -max_len=16384
 fuzz-corpus-recovery: $(BUILD)/tests/fuzz/gen_corpus_recovery
 	mkdir -p tests/fuzz/corpus/recovery
 	$(BUILD)/tests/fuzz/gen_corpus_recovery tests/fuzz/corpus/recovery
+
+# Seeded power cuts on the simulated back-end (1,000 seeds in make test; more with
+# make test-powercut POWERCUT_SEEDS=N).
+TESTS += $(BUILD)/tests/unit/test_storage_powercut
+POWERCUT_SEEDS ?= 100000
+.PHONY: test-powercut
+test-powercut: $(BUILD)/tests/unit/test_storage_powercut
+	RINGLOG_POWERCUT_SEEDS=$(POWERCUT_SEEDS) $(BUILD)/tests/unit/test_storage_powercut

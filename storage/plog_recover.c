@@ -339,6 +339,43 @@ static int settle_ranges(struct plog *log, const bool *new_holes, const struct c
     return 0;
 }
 
+/* Whether segment `base` starts with a whole, valid batch of that base offset. */
+static bool segment_has_batch(struct plog *log, uint64_t base, uint8_t *buf)
+{
+    struct io *io = log->st->io;
+    struct segment *seg = segment_new(log->dir, base);
+    char path[PATH_MAX];
+    struct batch_header h;
+    bool ok = false;
+    int fd = seg != NULL && segment_path(seg, ".log", path, sizeof(path)) == 0
+                 ? io_file_open(io, path, O_RDONLY, 0)
+                 : -ENOMEM;
+    ssize_t n = fd >= 0 ? io_file_pread(io, fd, buf, PLOG_SCAN_BUF_BYTES, 0) : -1;
+    if (n >= (ssize_t)RL_BATCH_HEADER_SIZE &&
+        batch_header_decode(buf, RL_BATCH_HEADER_SIZE, &h) == 0 && h.batch_len <= (size_t)n)
+        ok = h.base_offset == base && batch_validate(buf, h.batch_len, &h) == 0;
+    if (fd >= 0)
+        io_file_close(io, fd);
+    segment_free(seg);
+    return ok;
+}
+
+/* After an unclean stop, trailing segments holding no batch are files a roll created before
+ * the power went: nothing in them was ever acknowledged, and the segment before them may have
+ * lost its unsynced end. They go, so the last segment with data is recovered as the torn end
+ * of the log rather than as damage. */
+static void drop_empty_tail(struct plog *log, const uint64_t *bases, uint32_t *n, uint8_t *buf)
+{
+    while (*n > 1 && !segment_has_batch(log, bases[*n - 1], buf)) {
+        struct segment *s = segment_new(log->dir, bases[*n - 1]);
+        if (s == NULL)
+            return;
+        plog_segment_remove_files(log->st->io, s);
+        segment_free(s);
+        (*n)--;
+    }
+}
+
 static int recover_all(struct plog *log, const struct clean_entry *clean, uint8_t *buf,
                        struct plog_recovery_report *rep)
 {
@@ -347,6 +384,8 @@ static int recover_all(struct plog *log, const struct clean_entry *clean, uint8_
     int rc = list_segments(log->st->io, log->dir, &bases, &n);
     if (rc < 0)
         return rc;
+    if (clean == NULL)
+        drop_empty_tail(log, bases, &n, buf);
     rep->segments = n;
     bool *new_holes = calloc(n + 1, sizeof(*new_holes));
     if (new_holes == NULL) {

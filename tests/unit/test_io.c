@@ -1,4 +1,5 @@
-/* io: the io_uring I/O layer's ops against real files, loopback sockets, timers and threads. */
+/* io: the io_uring back-end against real files, loopback sockets, timers and threads, and the
+ * simulated back-end: power cuts, torn sectors, injected faults, a full disk, O_DIRECT rules. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/io.h"
+#include "io/io_sim.h"
 
 /* Every wait in these tests is bounded by this. */
 #define TEST_DEADLINE_NS (5ull * 1000000000ull)
@@ -343,5 +345,238 @@ Test(io, link_chain_survives_a_nearly_full_ring)
     for (int i = 0; i < 6; i++)
         run_until(io, &rt[i]);
     close(fd);
+    io_destroy(io);
+}
+
+/* io_run without a timeout blocks until something completes: it returns the timer's callback
+ * (never 0 at once), and only after the timer's delay. */
+Test(io, run_without_timeout_blocks_until_a_completion)
+{
+    struct io *io = make_io();
+    struct result rt = {0};
+    struct io_op t = {.done = record_done, .ctx = &rt};
+    io_prep_timeout(io, &t, 50 * 1000000ull, 0);
+    uint64_t start = io_now_ns(io);
+    int ran = io_run(io, UINT64_MAX);
+    uint64_t took = io_now_ns(io) - start;
+    cr_assert_eq(ran, 1, "io_run(UINT64_MAX) returned %d without waiting", ran);
+    cr_assert_eq(rt.calls, 1);
+    cr_assert_geq(took, 45 * 1000000ull, "returned after %llu ns", (unsigned long long)took);
+    io_destroy(io);
+}
+
+/* A completion posted by another thread runs on the owner's io_run, and wakes a blocked one. */
+struct poster {
+    struct io *io;
+    struct io_op *op;
+};
+
+static void *post_thread(void *arg)
+{
+    struct poster *p = arg;
+    usleep(20 * 1000); /* the delay is what is tested: io_run must be blocked by then */
+    io_post(p->io, p->op, 42);
+    return NULL;
+}
+
+Test(io, post_from_another_thread)
+{
+    struct io *io = make_io();
+    struct result r = {0};
+    struct io_op op = {.done = record_done, .ctx = &r};
+    struct poster p = {io, &op};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, post_thread, &p), 0);
+    run_until(io, &r);
+    pthread_join(th, NULL);
+    cr_assert_eq(r.res, 42);
+    io_destroy(io);
+}
+
+/* The synchronous file calls work on real files and are counted. */
+Test(io, sync_file_calls_and_counts)
+{
+    struct io *io = make_io();
+    char dir[64] = "/tmp/rl_test_io_dir_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char a[128], b[128];
+    snprintf(a, sizeof(a), "%s/a", dir);
+    snprintf(b, sizeof(b), "%s/b", dir);
+    int fd = io_file_open(io, a, O_RDWR | O_CREAT, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(io_file_pwrite(io, fd, "hello", 5, 10), 5);
+    cr_assert_eq(io_file_fdatasync(io, fd), 0);
+    uint64_t size;
+    cr_assert_eq(io_file_size(io, fd, &size), 0);
+    cr_assert_eq(size, 15);
+    char back[8] = {0};
+    cr_assert_eq(io_file_pread(io, fd, back, 8, 10), 5, "a read at the end is short");
+    cr_assert_str_eq(back, "hello");
+    cr_assert_eq(io_file_truncate(io, fd, 3), 0);
+    cr_assert_eq(io_file_close(io, fd), 0);
+    cr_assert_eq(io_path_rename(io, a, b), 0);
+    cr_assert_eq(io_path_size(io, b, &size), 0);
+    cr_assert_eq(size, 3);
+    cr_assert_eq(io_dir_sync(io, dir), 0);
+    cr_assert_eq(io_path_unlink(io, b), 0);
+    cr_assert_eq(io_path_unlink(io, b), -ENOENT);
+    cr_assert_eq(io_dir_remove(io, dir), 0);
+    struct io_file_stats st;
+    io_file_stats(io, &st);
+    cr_assert_eq(st.fdatasyncs, 1);
+    cr_assert_eq(st.renames, 1);
+    cr_assert_eq(st.dir_syncs, 1);
+    cr_assert_eq(st.truncates, 1);
+    io_destroy(io);
+}
+
+/* --- the simulated back-end -------------------------------------------------------------- */
+
+static struct io *make_sim(uint64_t seed, unsigned keep_permille)
+{
+    int err = 0;
+    struct io_sim_config cfg = {.seed = seed, .keep_permille = keep_permille};
+    struct io *io = io_create_sim(&cfg, &err);
+    cr_assert_not_null(io, "io_create_sim: %d", err);
+    cr_assert(io_is_sim(io));
+    cr_assert_eq(io_dir_make(io, "/d", 0755), 0);
+    cr_assert_eq(io_dir_sync(io, "/"), 0);
+    return io;
+}
+
+static void sim_put(struct io *io, const char *path, const char *text, bool sync)
+{
+    int fd = io_file_open(io, path, O_RDWR | O_CREAT, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(io_file_pwrite(io, fd, text, strlen(text), 0), (ssize_t)strlen(text));
+    if (sync)
+        cr_assert_eq(io_file_fdatasync(io, fd), 0);
+    io_file_close(io, fd);
+}
+
+static ssize_t sim_get(struct io *io, const char *path, char *buf, size_t cap)
+{
+    memset(buf, 0, cap);
+    int fd = io_file_open(io, path, O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    ssize_t n = io_file_pread(io, fd, buf, cap - 1, 0);
+    io_file_close(io, fd);
+    return n;
+}
+
+/* A power cut keeps what was synced (data and, after a directory sync, names) and drops what
+ * was not, with keep 0; every op fails with EIO while the power is off. */
+Test(io_sim, power_cut_keeps_synced_drops_unsynced)
+{
+    struct io *io = make_sim(1, 0);
+    char buf[64];
+    sim_put(io, "/d/synced", "durable bytes", true);
+    cr_assert_eq(io_dir_sync(io, "/d"), 0);
+    sim_put(io, "/d/synced", "DURABLE", false); /* overwritten, not synced */
+    sim_put(io, "/d/unnamed", "synced data, name not synced", true);
+    cr_assert_eq(sim_get(io, "/d/synced", buf, sizeof(buf)), 13);
+    cr_assert_str_eq(buf, "DURABLE bytes");
+    io_sim_cut_power_now(io);
+    cr_assert(io_sim_powered_off(io));
+    cr_assert_eq(io_file_open(io, "/d/synced", O_RDONLY, 0), -EIO);
+    io_sim_restart(io);
+    cr_assert_eq(sim_get(io, "/d/synced", buf, sizeof(buf)), 13);
+    cr_assert_str_eq(buf, "durable bytes", "unsynced bytes survived with keep 0");
+    cr_assert_eq(sim_get(io, "/d/unnamed", buf, sizeof(buf)), -ENOENT,
+                 "a name never made durable survived");
+    io_destroy(io);
+}
+
+/* Unsynced bytes survive sector by sector: with keep 1000 all of them, and a torn result is
+ * always whole 512-byte sectors of old or new content. */
+Test(io_sim, unsynced_sectors_survive_whole)
+{
+    for (uint64_t seed = 1; seed <= 50; seed++) {
+        struct io *io = make_sim(seed, seed == 1 ? 1000 : 500);
+        static uint8_t old[4096], new[4096], back[4096];
+        memset(old, 'o', sizeof(old));
+        memset(new, 'n', sizeof(new));
+        int fd = io_file_open(io, "/d/f", O_RDWR | O_CREAT, 0644);
+        cr_assert_eq(io_file_pwrite(io, fd, old, sizeof(old), 0), (ssize_t)sizeof(old));
+        cr_assert_eq(io_file_fsync(io, fd), 0);
+        cr_assert_eq(io_dir_sync(io, "/d"), 0);
+        cr_assert_eq(io_file_pwrite(io, fd, new, sizeof(new), 0), (ssize_t)sizeof(new));
+        io_sim_cut_power_now(io);
+        io_sim_restart(io);
+        fd = io_file_open(io, "/d/f", O_RDONLY, 0);
+        cr_assert_eq(io_file_pread(io, fd, back, sizeof(back), 0), (ssize_t)sizeof(back));
+        for (size_t s = 0; s < sizeof(back); s += 512) {
+            cr_assert(memcmp(back + s, old, 512) == 0 || memcmp(back + s, new, 512) == 0,
+                      "seed %llu: sector %zu is neither old nor new", (unsigned long long)seed,
+                      s / 512);
+            if (seed == 1)
+                cr_assert_eq(back[s], 'n', "keep 1000 lost a sector");
+        }
+        io_destroy(io);
+    }
+}
+
+/* A chosen op fails with a chosen error and changes nothing; a full file system refuses
+ * writes with ENOSPC until space is freed. */
+Test(io_sim, injected_faults_and_capacity)
+{
+    struct io *io = make_sim(3, 0);
+    int fd = io_file_open(io, "/d/f", O_RDWR | O_CREAT, 0644);
+    io_sim_fail_nth(io, IO_SIM_OP_WRITE, 2, -EIO);
+    cr_assert_eq(io_file_pwrite(io, fd, "a", 1, 0), 1);
+    cr_assert_eq(io_file_pwrite(io, fd, "b", 1, 1), -EIO);
+    cr_assert_eq(io_file_pwrite(io, fd, "c", 1, 1), 1);
+    io_sim_fail_nth(io, IO_SIM_OP_SYNC, 1, -EIO);
+    cr_assert_eq(io_file_fdatasync(io, fd), -EIO);
+    io_sim_fail_nth(io, IO_SIM_OP_RENAME, 1, -ENOSPC);
+    cr_assert_eq(io_path_rename(io, "/d/f", "/d/g"), -ENOSPC);
+    cr_assert_eq(io_sim_used_bytes(io), 4096);
+    io_sim_set_capacity(io, 8192);
+    static uint8_t big[8192];
+    cr_assert_eq(io_file_pwrite(io, fd, big, sizeof(big), 1), -ENOSPC);
+    cr_assert_eq(io_file_allocate(io, fd, 0, 16384), -ENOSPC);
+    int fd2 = io_file_open(io, "/d/h", O_RDWR | O_CREAT, 0644);
+    cr_assert_eq(io_file_pwrite(io, fd2, big, 4096, 0), 4096);
+    cr_assert_eq(io_file_pwrite(io, fd, big, 4097, 0), -ENOSPC);
+    io_file_close(io, fd2);
+    cr_assert_eq(io_path_unlink(io, "/d/h"), 0);
+    cr_assert_eq(io_file_pwrite(io, fd, big, sizeof(big), 0), (ssize_t)sizeof(big),
+                 "space freed by an unlink was not reusable");
+    io_file_close(io, fd);
+    io_destroy(io);
+}
+
+/* O_DIRECT descriptors refuse unaligned I/O; async ops run inside io_run, a linked chain in
+ * order; a timer jumps the simulated clock. */
+Test(io_sim, direct_alignment_links_and_clock)
+{
+    struct io *io = make_sim(4, 0);
+    int fd = io_file_open(io, "/d/f", O_RDWR | O_CREAT | O_DIRECT, 0644);
+    static uint8_t buf[4096] __attribute__((aligned(4096)));
+    cr_assert_eq(io_file_pwrite(io, fd, buf + 1, 512, 0), -EINVAL);
+    cr_assert_eq(io_file_pwrite(io, fd, buf, 100, 0), -EINVAL);
+    cr_assert_eq(io_file_pwrite(io, fd, buf, 512, 1), -EINVAL);
+    cr_assert_eq(io_file_pwrite(io, fd, buf, 512, 512), 512);
+    for (int round = 0; round < 20; round++) {
+        struct result rw = {0}, rs = {0};
+        struct io_op w = {.done = record_done, .ctx = &rw};
+        struct io_op s = {.done = record_done, .ctx = &rs};
+        io_prep_write(io, &w, fd, buf, 4096, 0, IO_LINK);
+        io_prep_fdatasync(io, &s, fd, 0);
+        cr_assert_eq(rw.calls + rs.calls, 0, "ran before io_run");
+        while (rs.calls == 0)
+            io_run(io, 0);
+        cr_assert_eq(rw.res, 4096);
+        cr_assert_lt(rw.order, rs.order);
+    }
+    struct result rt = {0};
+    struct io_op t = {.done = record_done, .ctx = &rt};
+    uint64_t start = io_now_ns(io);
+    io_prep_timeout(io, &t, 3600ull * 1000000000ull, 0);
+    cr_assert_eq(io_run(io, UINT64_MAX), 1);
+    cr_assert_eq(rt.calls, 1);
+    cr_assert_geq(io_now_ns(io) - start, 3600ull * 1000000000ull);
+    io_file_close(io, fd);
     io_destroy(io);
 }
