@@ -261,12 +261,13 @@ static void retry_done(struct io_op *op, int result)
     log->retry_armed = false;
     if (result < 0 || log->closing || log->failed)
         return;
-    if (log->disk_full && !log->disk_full_rewind) {
-        log->disk_full = false;
-        log->st->disk_full_logs--;
-        RL_INFO("%s: retrying the writes refused for space", log->dir);
-    }
     struct segment *act = log->segs[log->nsegs - 1];
+    if (log->disk_full && !log->disk_full_rewind) {
+        if (log->written_lsn >= log->appended_lsn && act->ready)
+            plog_leave_disk_full(log); /* nothing is waiting for space */
+        else
+            log->disk_full_retrying = true;
+    }
     if (!act->ready && !act->roll_busy)
         plog_roll_submit(log, act);
     plog_pump(log);
@@ -281,8 +282,19 @@ void plog_retry_arm(struct plog *log, uint32_t ms)
     io_prep_timeout(log->st->io, &log->retry, (uint64_t)ms * 1000000ull, 0);
 }
 
+void plog_leave_disk_full(struct plog *log)
+{
+    if (!log->disk_full)
+        return;
+    log->disk_full = false;
+    log->disk_full_retrying = false;
+    log->st->disk_full_logs--;
+    RL_INFO("%s: space is available again; appends resume", log->dir);
+}
+
 void plog_enter_disk_full(struct plog *log, int err)
 {
+    log->disk_full_retrying = false;
     if (!log->disk_full) {
         RL_ERROR("%s: %s (%s); appends already accepted wait and are retried every %u ms, new "
                  "ones are refused until then", log->dir, rl_strerror(RL_E_DISK_FULL),

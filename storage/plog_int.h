@@ -34,7 +34,9 @@
  * Disk full: a write completing with -ENOSPC (or short) sets disk_full; no further write is
  * issued, and once the writes in flight have completed, issued_lsn goes back to written_lsn
  * (the chunks from there on are still held) and a timer retries every
- * PLOG_DISK_FULL_RETRY_MS. Any other write or fsync error sets `failed` (sticky).
+ * PLOG_DISK_FULL_RETRY_MS: the retry lets writes go out again (disk_full_retrying), and
+ * disk_full ends when one of them succeeds. Any other write or fsync error sets `failed`
+ * (sticky).
  *
  * Damaged ranges live in their segment (segment.h: holes); offsets missing between two
  * segments are a range of the log itself (segs[i]->next_offset < segs[i + 1]->base_offset).
@@ -189,6 +191,7 @@ struct plog {
     int fault_next;          /* test hook: error to report for the next write completion */
     bool disk_full;          /* a write was refused for space; retried by `retry` */
     bool disk_full_rewind;   /* issued_lsn must go back once the writes in flight are done */
+    bool disk_full_retrying; /* the retry may issue writes; the first to succeed ends it */
     bool retry_armed;
     struct io_op retry;      /* disk-full and descriptor retries */
     unsigned jobs;           /* background jobs in flight */
@@ -221,6 +224,7 @@ void plog_roll_submit(struct plog *log, struct segment *seg);
 void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto);
 void plog_retry_arm(struct plog *log, uint32_t ms);
 void plog_enter_disk_full(struct plog *log, int err);
+void plog_leave_disk_full(struct plog *log);
 
 /* plog.c */
 int plog_seg_read_fd(struct plog *log, struct segment *seg);

@@ -406,7 +406,7 @@ static bool pump_one(struct plog *log)
     /* Completions arrive out of order; a finished write keeps its slot until the ones
      * before it finish too, so the queue depth counts busy slots, not occupied ones. */
     if (log->issued_lsn >= log->appended_lsn || log->wop_count >= PLOG_MAX_WOPS ||
-        log->wops_busy >= PLOG_QD || log->disk_full)
+        log->wops_busy >= PLOG_QD || (log->disk_full && !log->disk_full_retrying))
         return false;
     struct segment *seg = seg_for_lsn(log, log->issued_lsn);
     if (!seg->ready)
@@ -564,6 +564,7 @@ void plog_fail(struct plog *log, int err)
     if (log->disk_full) {
         log->disk_full = false;
         log->disk_full_rewind = false;
+        log->disk_full_retrying = false;
         log->st->disk_full_logs--;
     }
     if (log->failed == 0) {
@@ -662,6 +663,8 @@ static void plog_progress(struct plog *log)
             log->written_lsn = w->lsn_end;
             if (w->has_sync && w->lsn_end > log->durable_lsn)
                 log->durable_lsn = w->lsn_end;
+            if (log->disk_full_retrying)
+                plog_leave_disk_full(log); /* the retried write went through */
         }
         log->wop_head = (log->wop_head + 1) % PLOG_MAX_WOPS;
         log->wop_count--;

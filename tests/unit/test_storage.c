@@ -4,6 +4,7 @@
  * back-end of io/. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <sys/mount.h>
 
 #include "storage/checkpoint.h"
 #include "storage/fcache.h"
@@ -784,4 +785,325 @@ Test(storage, slice_outlives_retention_and_delete)
     cr_assert_eq(storage_debug_open_files(g_st), 0);
     io_dir_make(g_io, g_dir, 0755); /* for teardown */
     free_batches(b, 40);
+}
+
+/* A batch may claim up to 2^24 records in a few bytes, so a segment can reach 2^32 relative
+ * offsets long before it is large: the log rolls before a batch's last offset would pass 2^32
+ * past its segment's base (the index stores u32 relative offsets), and every batch is still
+ * found at its offset. */
+Test(storage, roll_before_relative_offsets_overflow)
+{
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b = tu_build(1, 20, 1, 1000);
+    const uint32_t count = 1u << 24;
+    /* Claim 2^24 records; the checksum covers the count, so it is recomputed. */
+    b.data[BATCH_OFF_RECORD_COUNT] = 0;
+    for (int i = 0; i < 4; i++) {
+        b.data[BATCH_OFF_RECORD_COUNT + i] = (uint8_t)(count >> (8 * i));
+        b.data[BATCH_OFF_LAST_OFFSET_DELTA + i] = (uint8_t)((count - 1) >> (8 * i));
+    }
+    uint64_t sum = batch_compute_checksum(b.data, b.len);
+    for (int i = 0; i < 8; i++)
+        b.data[BATCH_OFF_CHECKSUM + i] = (uint8_t)(sum >> (8 * i));
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        uint64_t base;
+        cr_assert_eq(tu_append_wait(g_io, log, &b, &base), 0, "append %d", i);
+        cr_assert_eq(base, (uint64_t)i * count);
+    }
+    cr_assert_eq(plog_segment_count(log), 2, "256 batches of 2^24 records fill 2^32 offsets");
+    for (int i = 0; i < N; i++) {
+        struct plog_slice s;
+        uint64_t off = (uint64_t)i * count + (uint64_t)(i % 7) * 1000;
+        cr_assert_eq(plog_read(log, off, 1, UINT64_MAX, &s), 0);
+        cr_assert_eq(s.first_offset, (uint64_t)i * count, "batch %d not found at its offset", i);
+        cr_assert_eq(s.len, b.len);
+        plog_slice_release(log, &s);
+    }
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%020llu.log", g_dir, 256ull * count);
+    cr_assert(tu_exists(g_io, path), "the second segment starts at 2^32");
+    plog_close(log);
+    free(b.data);
+}
+
+/* Disk full: a write refused for space is not a failure. The log says so (plog_disk_full,
+ * storage_disk_full_logs), refuses new appends with RL_E_DISK_FULL, keeps serving reads, and
+ * once space is freed writes what it holds by itself: every append it accepted is
+ * acknowledged, in order, nothing lost or doubled. A failed fsync stays sticky. Simulated
+ * back-end (a file system with a capacity). */
+Test(storage, disk_full_waits_then_resumes)
+{
+    if (!io_is_sim(g_io))
+        cr_skip_test("needs the simulated back-end's capacity (see test_storage_sim)");
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 64 * 1024;
+    struct plog *log = open_log(&cfg, NULL);
+    enum { N = 200 };
+    static struct tu_append a[N];
+    static struct tu_batch b[N];
+    /* Room for what is there now plus a little: the log fills it within a few batches. */
+    io_sim_set_capacity(g_io, io_sim_used_bytes(g_io) + 3 * 4096);
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        b[i] = tu_build(1, 500, (uint64_t)i, 1000 + i);
+        int rc = tu_append_start(log, &a[i], &b[i]);
+        if (rc == RL_E_DISK_FULL) {
+            refused++;
+            free(b[i].data);
+            b[i].data = NULL;
+            continue;
+        }
+        cr_assert_eq(rc, 0, "append %d: %s", i, rl_strerror(rc));
+        accepted++;
+        io_run(g_io, 0);
+    }
+    cr_assert(plog_disk_full(log), "a full disk was not noticed");
+    cr_assert_eq(storage_disk_full_logs(g_st), 1);
+    cr_assert_gt(refused, 0);
+    int acked_then = 0;
+    for (int i = 0; i < N; i++)
+        acked_then += a[i].calls;
+    cr_assert_lt(acked_then, accepted, "everything fit: the capacity did not bite");
+    /* Reads of what was acknowledged go on. */
+    if (acked_then > 0) {
+        static uint8_t buf[4096];
+        cr_assert_eq(plog_read_copy(log, 0, 1, UINT64_MAX, buf, sizeof(buf)), (int)b[0].len);
+    }
+    /* Nothing happens while the disk stays full, however long. */
+    for (int k = 0; k < 5; k++)
+        io_run(g_io, 2000 * 1000000ull);
+    cr_assert(plog_disk_full(log));
+    io_sim_set_capacity(g_io, 0); /* space freed */
+    int done = 0;
+    for (int k = 0; k < 100 && done < accepted; k++) {
+        io_run(g_io, 500 * 1000000ull);
+        done = 0;
+        for (int i = 0; i < N; i++)
+            done += a[i].calls;
+    }
+    cr_assert_eq(done, accepted, "%d of %d accepted appends acknowledged", done, accepted);
+    cr_assert_not(plog_disk_full(log));
+    cr_assert_eq(storage_disk_full_logs(g_st), 0);
+    uint64_t off = 0, order = 0;
+    static uint8_t buf[4096];
+    for (int i = 0; i < N; i++) {
+        if (b[i].data == NULL)
+            continue;
+        cr_assert_eq(a[i].result, 0);
+        cr_assert_gt(a[i].order, order, "acknowledged out of order");
+        order = a[i].order;
+        cr_assert_eq(a[i].req.base_offset, off);
+        cr_assert_eq(plog_read_copy(log, off, 1, UINT64_MAX, buf, sizeof(buf)), (int)b[i].len);
+        cr_assert(tu_same_batch(buf, &b[i], off), "batch %d", i);
+        off++;
+    }
+    cr_assert_eq(plog_end_offset(log), off);
+    struct tu_batch more;
+    cr_assert_eq(tu_build_append(g_io, log, &more, 1, 100, 999, 1000, NULL), 0);
+    free(more.data);
+    /* A failed fsync is different: sticky, whatever its errno. */
+    io_sim_fail_nth(g_io, IO_SIM_OP_SYNC, 1, -ENOSPC);
+    struct tu_batch last = tu_build(1, 100, 1000, 1000);
+    cr_assert_eq(tu_append_wait(g_io, log, &last, NULL), -ENOSPC);
+    cr_assert_not(plog_disk_full(log));
+    struct tu_append t;
+    cr_assert_eq(tu_append_start(log, &t, &last), RL_E_LOG_FAILED);
+    plog_close(log);
+    free(last.data);
+    for (int i = 0; i < N; i++)
+        free(b[i].data);
+}
+
+struct open_result {
+    int calls, result;
+    struct plog *log;
+    bool clean;
+};
+
+static void opened(void *ctx, struct plog *log, int result,
+                   const struct plog_recovery_report *rep)
+{
+    struct open_result *o = ctx;
+    o->calls++;
+    o->result = result;
+    o->log = log;
+    o->clean = rep->clean;
+}
+
+/* plog_open_async creates or recovers a log in the background and hands it over on the loop;
+ * many opens are in flight at once; a bad directory fails through the callback. */
+Test(storage, open_async)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    enum { N = 40 };
+    static struct open_result o[N];
+    char sub[400];
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < N; i++) {
+        snprintf(sub, sizeof(sub), "%s/t-%d", g_dir, i);
+        cr_assert_eq(plog_open_async(g_st, sub, &cfg, opened, &o[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        cr_assert(tu_run_until(g_io, &o[i].calls, 1), "open %d never completed", i);
+        cr_assert_eq(o[i].result, 0, "open %d: %s", i, rl_strerror(o[i].result));
+        struct tu_batch b;
+        cr_assert_eq(tu_build_append(g_io, o[i].log, &b, 1, 100, (uint64_t)i, 1000, NULL), 0);
+        free(b.data);
+    }
+    for (int i = 0; i < N; i++)
+        plog_close(o[i].log);
+    for (int i = 0; i < N; i++) {
+        snprintf(sub, sizeof(sub), "%s/t-%d", g_dir, i);
+        memset(&o[i], 0, sizeof(o[i]));
+        cr_assert_eq(plog_open_async(g_st, sub, &cfg, opened, &o[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        cr_assert(tu_run_until(g_io, &o[i].calls, 1));
+        cr_assert_eq(o[i].result, 0);
+        cr_assert(o[i].clean, "reopen %d was not clean", i);
+        cr_assert_eq(plog_end_offset(o[i].log), 1);
+    }
+    /* The storage closes logs handed over by asynchronous opens like any other. */
+    char file[400];
+    snprintf(file, sizeof(file), "%s/a-file", g_dir);
+    cr_assert_eq(tu_write_at(g_io, file, "x", 1, 0, true), 0);
+    snprintf(sub, sizeof(sub), "%s/a-file/log", g_dir);
+    struct open_result bad = {0};
+    cr_assert_eq(plog_open_async(g_st, sub, &cfg, opened, &bad), 0);
+    cr_assert(tu_run_until(g_io, &bad.calls, 1));
+    cr_assert_lt(bad.result, 0);
+    cr_assert_null(bad.log);
+    cr_assert_eq(plog_open_async(g_st, sub, &(struct plog_config){0}, opened, &bad),
+                 RL_E_INVALID_CONFIG);
+}
+
+/* Start and clean stop cost a few syncs and renames for the whole storage, however many logs
+ * (two or three per partition before); a clean start trusts the record, and the record is
+ * gone from the moment a storage has started, so a crash after that is never taken for a clean
+ * stop. Counted through io. */
+Test(storage, clean_stop_costs_a_few_syncs_in_all)
+{
+    enum { N = 300 };
+    struct storage_options opt = {.max_open_files = 64, .state_dir = g_dir};
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    char sub[400], rec[400];
+    snprintf(rec, sizeof(rec), "%s/storage-clean", g_dir);
+    static struct plog *logs[N];
+    struct storage *st;
+    cr_assert_eq(storage_open(g_io, &opt, &st), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(sub, sizeof(sub), "%s/p-%d", g_dir, i);
+        cr_assert_eq(plog_open(st, sub, &cfg, NULL, &logs[i]), 0);
+        struct tu_batch b;
+        cr_assert_eq(tu_build_append(g_io, logs[i], &b, 2, 100, (uint64_t)i, 1000, NULL), 0);
+        free(b.data);
+    }
+    storage_destroy(st);
+    cr_assert(tu_exists(g_io, rec), "no record after a clean stop");
+
+    struct io_file_stats before, after;
+    io_file_stats(g_io, &before);
+    cr_assert_eq(storage_open(g_io, &opt, &st), 0);
+    cr_assert_not(tu_exists(g_io, rec), "the record outlived the start");
+    int clean = 0;
+    for (int i = 0; i < N; i++) {
+        struct plog_recovery_report rep;
+        snprintf(sub, sizeof(sub), "%s/p-%d", g_dir, i);
+        cr_assert_eq(plog_open(st, sub, &cfg, &rep, &logs[i]), 0);
+        clean += rep.clean;
+        cr_assert_eq(plog_end_offset(logs[i]), 2);
+    }
+    storage_destroy(st);
+    io_file_stats(g_io, &after);
+    cr_assert_eq(clean, N, "%d of %d logs opened clean", clean, N);
+    uint64_t syncs = (after.fsyncs - before.fsyncs) + (after.fdatasyncs - before.fdatasyncs) +
+                     (after.dir_syncs - before.dir_syncs) + (after.fs_syncs - before.fs_syncs);
+    uint64_t renames = after.renames - before.renames;
+    printf("clean start and stop of %d logs (%s): %llu syncs, %llu renames\n", N, TU_BACKEND,
+           (unsigned long long)syncs, (unsigned long long)renames);
+    cr_assert_leq(syncs, 4, "%llu syncs for %d logs", (unsigned long long)syncs, N);
+    cr_assert_leq(renames, 1, "%llu renames for %d logs", (unsigned long long)renames, N);
+
+    /* Without its entry (a killed process writes none) a log is recovered unclean. */
+    cr_assert_eq(storage_open(g_io, &opt, &st), 0);
+    storage_debug_forget_clean(st);
+    struct plog_recovery_report rep;
+    snprintf(sub, sizeof(sub), "%s/p-%d", g_dir, 0);
+    cr_assert_eq(plog_open(st, sub, &cfg, &rep, &logs[0]), 0);
+    cr_assert_not(rep.clean);
+    cr_assert_eq(plog_end_offset(logs[0]), 2);
+    storage_destroy(st);
+}
+
+/* The same on a real file system that fills up: a 2 MiB tmpfs mounted for the test (skipped
+ * where mounting is not allowed). A ballast file takes most of it; once the log has filled the
+ * rest, deleting the ballast lets the waiting appends through by themselves. */
+Test(storage, disk_full_on_a_real_small_file_system, .timeout = 120)
+{
+    if (io_is_sim(g_io))
+        cr_skip_test("real file system only (test_storage)");
+    char mnt[300];
+    snprintf(mnt, sizeof(mnt), "%s/tmpfs", g_dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m") != 0) {
+        rmdir(mnt);
+        cr_skip_test("cannot mount a tmpfs here (%s)", strerror(errno));
+    }
+    char ballast[400], dir[400];
+    snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
+    snprintf(dir, sizeof(dir), "%s/log", mnt);
+    static uint8_t junk[1 << 20];
+    memset(junk, 0x5a, sizeof(junk));
+    cr_assert_eq(tu_write_at(g_io, ballast, junk, sizeof(junk), 0, true), 0);
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 256 * 1024;
+    struct plog *log;
+    cr_assert_eq(plog_open(g_st, dir, &cfg, NULL, &log), 0);
+    enum { N = 400 };
+    static struct tu_append a[N];
+    static struct tu_batch b[N];
+    int accepted = 0;
+    for (int i = 0; i < N && !plog_disk_full(log); i++) {
+        b[i] = tu_build(1, 4000, (uint64_t)i, 1000 + i);
+        int rc = tu_append_start(log, &a[i], &b[i]);
+        cr_assert(rc == 0 || rc == RL_E_DISK_FULL, "append %d: %s", i, rl_strerror(rc));
+        if (rc == 0)
+            accepted++;
+        uint64_t until = io_now_ns(g_io) + TU_DEADLINE_NS;
+        while (rc == 0 && a[i].calls == 0 && !plog_disk_full(log) && io_now_ns(g_io) < until)
+            io_run(g_io, 10 * 1000000ull);
+    }
+    cr_assert(plog_disk_full(log), "the 2 MiB file system never filled");
+    cr_assert_eq(storage_disk_full_logs(g_st), 1);
+    cr_assert_eq(io_path_unlink(g_io, ballast), 0);
+    int done = 0;
+    uint64_t deadline = io_now_ns(g_io) + TU_DEADLINE_NS;
+    while (done < accepted && io_now_ns(g_io) < deadline) {
+        io_run(g_io, 100 * 1000000ull);
+        done = 0;
+        for (int i = 0; i < N; i++)
+            done += a[i].calls;
+    }
+    cr_assert_eq(done, accepted, "%d of %d accepted appends acknowledged", done, accepted);
+    cr_assert_not(plog_disk_full(log));
+    static uint8_t buf[8192];
+    for (int i = 0; i < accepted; i++) {
+        cr_assert_eq(a[i].result, 0, "append %d: %s", i, rl_strerror(a[i].result));
+        cr_assert_eq(plog_read_copy(log, (uint64_t)i, 1, UINT64_MAX, buf, sizeof(buf)),
+                     (int)b[i].len);
+        cr_assert(tu_same_batch(buf, &b[i], (uint64_t)i));
+    }
+    plog_close(log);
+    storage_debug_sync_background(g_st);
+    umount2(mnt, MNT_DETACH);
+    rmdir(mnt);
+    for (int i = 0; i < N; i++)
+        free(b[i].data);
 }
