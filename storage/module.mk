@@ -16,6 +16,7 @@ bench-storage: $(BUILD)/bench/bench_storage
 TESTS += $(BUILD)/tests/unit/test_storage_recovery $(BUILD)/tests/unit/test_storage_recovery_sim
 TESTS += $(BUILD)/tests/integration/test_crash_plog
 TESTS += $(BUILD)/tests/unit/test_storage_many
+TESTS += $(BUILD)/tests/unit/test_storage_format
 
 # The recovery fuzz harness (tests/fuzz/module.mk builds, replays and fuzzes it).
 FUZZ_HARNESSES += recovery
