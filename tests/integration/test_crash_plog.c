@@ -4,6 +4,10 @@
  * append it was told is durable through a pipe; the parent kills it with SIGKILL after a seeded
  * random number of reports, reopens the log (recovery) and checks that every reported append is
  * there, byte for byte, in order, and that the whole log reads back as valid batches.
+ * Rounds named kill_between_append_and_ack make the case exact instead of likely: the child
+ * kills itself inside the append callback of a seeded append, after the log has made the
+ * batch durable and before the acknowledgement leaves the process (it reports the batch as
+ * "durable, not acknowledged" first). The batch must then be in the log exactly once.
  * RINGLOG_SEED=<n> replays a run; prints "N passed, N failed".
  */
 #include <poll.h>
@@ -14,6 +18,8 @@
 #include "../unit/storage_testutil.h"
 
 #define ROUNDS 6
+#define ACK_ROUNDS 3            /* kill_between_append_and_ack rounds */
+#define PENDING (1ull << 63)    /* report flag: durable, acknowledgement not sent */
 #define OUTSTANDING 16
 #define MAX_APPENDS_PER_CHILD 200000
 #define MAX_REPORTS (MAX_APPENDS_PER_CHILD)
@@ -51,6 +57,7 @@ struct child_slot {
 };
 
 static int g_pipe_fd;
+static uint64_t g_kill_at_ack, g_acks; /* kill_between_append_and_ack: die at this ack */
 
 static void child_done(struct plog_append *req, int result)
 {
@@ -58,13 +65,22 @@ static void child_done(struct plog_append *req, int result)
     s->busy = false;
     if (result != 0)
         _exit(3);
+    if (g_kill_at_ack != 0 && ++g_acks == g_kill_at_ack) {
+        /* The batch is durable (this callback runs after its fdatasync); the acknowledgement
+         * would go out now. Tell the parent, then die before it does. */
+        struct report p = {req->base_offset, s->tag | PENDING};
+        if (write(g_pipe_fd, &p, sizeof(p)) != (ssize_t)sizeof(p))
+            _exit(4);
+        raise(SIGKILL);
+    }
     struct report r = {req->base_offset, s->tag};
     if (write(g_pipe_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
         _exit(4);
 }
 
-static void child_main(const char *dir, int fd, uint64_t round)
+static void child_main(const char *dir, int fd, uint64_t round, uint64_t kill_at_ack)
 {
+    g_kill_at_ack = kill_at_ack;
     int err;
     struct io *io = io_create(64, &err);
     struct storage *st;
@@ -97,7 +113,7 @@ static void child_main(const char *dir, int fd, uint64_t round)
 }
 
 static bool verify_round(const char *dir, const struct report *reps, size_t n, uint64_t seed,
-                         int round)
+                         int round, const struct report *pending)
 {
     int err;
     struct io *io = io_create(64, &err);
@@ -132,6 +148,17 @@ static bool verify_round(const char *dir, const struct report *reps, size_t n, u
         }
         free(b.data);
     }
+    if (ok && pending != NULL) {
+        struct tu_batch b = batch_for(pending->tag & ~PENDING);
+        int len = plog_read_copy(log, pending->base, 1, UINT64_MAX, buf, sizeof(buf));
+        if (len != (int)b.len || !tu_same_batch(buf, &b, pending->base)) {
+            fprintf(stderr, "FAIL seed %llu round %d: the append durable but not acknowledged "
+                    "at the kill (offset %llu) is not in the log\n", (unsigned long long)seed,
+                    round, (unsigned long long)pending->base);
+            ok = false;
+        }
+        free(b.data);
+    }
     /* The whole log reads back as contiguous, valid batches. */
     uint64_t off = plog_start_offset(log);
     while (ok && off < plog_end_offset(log)) {
@@ -155,17 +182,21 @@ static bool verify_round(const char *dir, const struct report *reps, size_t n, u
     return ok;
 }
 
-static bool run_round(const char *dir, uint64_t seed, uint64_t *state, int round)
+static bool run_round(const char *dir, uint64_t seed, uint64_t *state, int round,
+                      bool at_ack)
 {
     int p[2];
     CHECK(pipe(p) == 0, "pipe");
     size_t kill_after = 1 + (size_t)(tu_rand(state) % 1500);
+    uint64_t kill_at_ack = at_ack ? kill_after : 0;
+    if (at_ack)
+        kill_after = SIZE_MAX; /* the child kills itself */
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
         close(p[0]);
-        child_main(dir, p[1], (uint64_t)round + 1);
+        child_main(dir, p[1], (uint64_t)round + 1, kill_at_ack);
     }
     close(p[1]);
     static struct report reps[MAX_REPORTS];
@@ -200,10 +231,21 @@ static bool run_round(const char *dir, uint64_t seed, uint64_t *state, int round
     CHECK(!stalled, "seed %llu round %d: child neither reported %zu appends nor ended within "
           "%d s (a hung append?); replay with RINGLOG_SEED=%llu", (unsigned long long)seed,
           round, kill_after, ROUND_DEADLINE_S, (unsigned long long)seed);
+    if (at_ack) {
+        CHECK(n >= 1 && (reps[n - 1].tag & PENDING) && WIFSIGNALED(status) &&
+                  WTERMSIG(status) == SIGKILL,
+              "seed %llu round %d: the child was to die between a durable append and its "
+              "acknowledgement (ack %llu) but did not (%zu reports, status %d)",
+              (unsigned long long)seed, round, (unsigned long long)kill_at_ack, n, status);
+        printf("round %d (kill_between_append_and_ack): killed after the append at offset %llu "
+               "became durable, before its acknowledgement (ack %llu)\n", round,
+               (unsigned long long)reps[n - 1].base, (unsigned long long)kill_at_ack);
+        return verify_round(dir, reps, n - 1, seed, round, &reps[n - 1]);
+    }
     CHECK(killed && WIFSIGNALED(status), "seed %llu round %d: child ended by itself (status %d)",
           (unsigned long long)seed, round, status);
     printf("round %d: killed after %zu reports (asked %zu)\n", round, n, kill_after);
-    return verify_round(dir, reps, n, seed, round);
+    return verify_round(dir, reps, n, seed, round, NULL);
 }
 
 int main(void)
@@ -215,8 +257,8 @@ int main(void)
     printf("crash: seed %llu (replay with RINGLOG_SEED=%llu)\n", (unsigned long long)seed,
            (unsigned long long)seed);
     tu_mkdtemp_real(dir, sizeof(dir), "crash");
-    for (int round = 0; round < ROUNDS; round++) {
-        if (run_round(dir, seed, &state, round))
+    for (int round = 0; round < ROUNDS + ACK_ROUNDS; round++) {
+        if (run_round(dir, seed, &state, round, round >= ROUNDS))
             g_pass++;
         else
             g_fail++;
