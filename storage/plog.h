@@ -46,8 +46,9 @@
  *  - Completed writes are replaced when their completions are reaped: a caller appending many
  *    large batches in a row should let the ring run between them (io_run(io, 0)), or the disk
  *    queue drains while it copies.
- *  - Blocking calls (plog_close, plog_sync, plog_truncate_to, plog_delete) run the io loop;
- *    do not call them from inside an append callback of the same log.
+ *  - Blocking calls (plog_open, plog_close, plog_sync, plog_truncate_to, plog_delete,
+ *    plog_report_damage) run the io loop; do not call them from inside an append callback of
+ *    the same log. Use plog_open_async on a loop that serves clients.
  *  - Offsets in a log are contiguous; recovery treats a batch whose base offset does not follow
  *    its predecessor as damage (the base offset is outside the checksum).
  *  - A segment rolls before relative offsets (u32 in the index) could overflow: a batch whose
@@ -238,7 +239,9 @@ int plog_sync(struct plog *log);
 #define PLOG_DIRECT_ALIGN 4096u /* alignment of reads through plog_slice.direct_fd */
 
 struct plog_slice {
-    int fd;                 /* -1 when `mem` is used */
+    int fd;                 /* -1 when `mem` is used; a descriptor of the storage's io (an
+                               ordinary one on io_uring; read it through io_file_pread to
+                               work on both back-ends) */
     /* The same file opened with O_DIRECT, or -1 (the file system refuses it, or no descriptor
      * was free). Reads through it bypass the page cache: offsets, lengths and buffer addresses
      * must be multiples of PLOG_DIRECT_ALIGN, so read the aligned range around the slice.
