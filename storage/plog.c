@@ -399,6 +399,8 @@ static void remove_done(struct bio_job *job, int result)
     struct remove_job *r = job->ctx;
     (void)result;
     plog_job_finished(r->log);
+    if (r->log->trunc_waiting)
+        plog_truncate_resume(r->log);
     segment_free(r->stub);
     free(r);
 }

@@ -306,8 +306,18 @@ uint32_t plog_damaged_ranges(const struct plog *log);
 
 /* Discards every batch with base offset >= offset (a follower dropping a divergent tail); the
  * new LEO is `offset`, which must fall on a batch boundary (RL_E_INVALID_ARGUMENT otherwise).
- * Waits for in-flight appends and the background work of the log, then cuts the files. Blocks
- * (the replication glue will get an asynchronous form when it needs one). */
+ * Once the appends and background work in flight have ended, the log is cut in memory at
+ * once (reads no longer see the tail) and the files in the background (later segments
+ * removed, the directory synced, the segment cut and synced, so the tail stays gone after a
+ * power cut); `done` then runs on the owner thread with 0 or a negative code (a failure of
+ * the file work is sticky, RL_E_LOG_FAILED after it). From the call until done, appends get
+ * RL_E_FULL. Returns 0 (done will be called once) or, at once, RL_E_OFFSET_OUT_OF_RANGE,
+ * RL_E_FULL (a truncation is under way), RL_E_LOG_FAILED or RL_E_LOG_CLOSED. */
+typedef void (*plog_truncate_done_fn)(void *ctx, int result);
+int plog_truncate_to_async(struct plog *log, uint64_t offset, plog_truncate_done_fn done,
+                           void *ctx);
+
+/* plog_truncate_to_async, waited for. Blocks (runs the storage's io). */
 int plog_truncate_to(struct plog *log, uint64_t offset);
 
 /* Deletes whole segments past retention (never the active one) and rolls by segment_ms.

@@ -218,20 +218,28 @@ static void falloc_done(struct io_op *op, int result)
     plog_pump(log);
 }
 
-void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto)
+void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto,
+                         uint64_t write_len)
 {
     if (log->falloc_busy || log->falloc_warned || seg->sealed)
         return;
     uint64_t step = seg->falloc_end < PLOG_FALLOC_MIN ? PLOG_FALLOC_MIN : seg->falloc_end;
     if (step > PLOG_FALLOC_MAX)
         step = PLOG_FALLOC_MAX;
-    /* Start the next step once the writes are within half a step of the reserved end, so it
-     * is usually there before they reach it. */
-    if (upto + step / 2 <= seg->falloc_end)
+    /* The reservation runs ahead of the writes by what may be in flight at once (writes this
+     * big, at full queue depth), and the next step starts when the writes are within half of
+     * that, so a fast writer does not overtake it (an extending O_DIRECT write is serialised
+     * by ext4) while a slow one reserves no more than a step. */
+    uint64_t ahead = (uint64_t)PLOG_QD * write_len;
+    if (ahead > (uint64_t)PLOG_QD * PLOG_WRITE_UNIT)
+        ahead = (uint64_t)PLOG_QD * PLOG_WRITE_UNIT;
+    if (ahead < step)
+        ahead = step;
+    if (upto + ahead / 2 <= seg->falloc_end)
         return;
     uint64_t target = seg->falloc_end + step;
-    if (target < upto)
-        target = align_up(upto) + step;
+    if (target < align_up(upto) + ahead)
+        target = align_up(upto) + ahead;
     /* Never reserve much past the segment size: 10,000 small partitions must not pin
      * gigabytes of disk. */
     uint64_t limit = align_up(log->cfg.segment_bytes);

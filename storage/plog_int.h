@@ -199,6 +199,11 @@ struct plog {
     struct segment *falloc_seg;
     uint64_t falloc_target;
     struct io_op falloc_op;
+    bool trunc_busy;         /* a truncation is waiting or running: appends wait */
+    bool trunc_waiting;      /* it waits for the writes and jobs in flight to end */
+    uint64_t trunc_offset;
+    plog_truncate_done_fn trunc_done;
+    void *trunc_ctx;
     bool start_job_busy, start_dirty; /* the log-start checkpoint job */
     struct bio_job start_job;
     uint64_t start_job_value;
@@ -221,7 +226,8 @@ void plog_fail(struct plog *log, int err);
 int plog_finish_sync(struct plog *log, struct segment *seg, bool sync);
 void plog_finish_submit(struct plog *log, struct segment *seg, bool sync);
 void plog_roll_submit(struct plog *log, struct segment *seg);
-void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto);
+void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto,
+                         uint64_t write_len);
 void plog_retry_arm(struct plog *log, uint32_t ms);
 void plog_enter_disk_full(struct plog *log, int err);
 void plog_leave_disk_full(struct plog *log);
@@ -252,5 +258,6 @@ void plog_hdr_window_drop(struct storage *st);
 int plog_read_header(struct plog *log, struct segment *seg, uint64_t pos,
                      struct batch_header *h);
 void plog_start_checkpoint(struct plog *log);
+void plog_truncate_resume(struct plog *log);
 
 #endif

@@ -475,78 +475,197 @@ static int batch_start(struct plog *log, struct segment *seg, uint64_t offset, u
     return 0;
 }
 
-int plog_truncate_to(struct plog *log, uint64_t offset)
+/* The file work of a truncation, in the background: removals of later segments are done
+ * (earlier jobs), so make them durable, cut the segment, sync it, and read back what the
+ * writer needs (the partial last block) and the segment's largest timestamp. */
+struct trunc_job {
+    struct bio_job job;
+    struct plog *log;
+    struct segment *seg;
+    uint64_t pos, offset;
+    bool dropped;
+    bool holes_changed;
+    int64_t max_ts;
+    uint8_t *block;     /* PLOG_ALIGN bytes: the partial block at pos */
+    plog_truncate_done_fn done;
+    void *ctx;
+};
+
+static int trunc_work(struct bio_job *job)
 {
-    struct io *io = log->st->io;
-    uint64_t pos;
-    int rc = plog_drain(log);
-    if (rc < 0)
-        return rc;
-    if (offset < log->start_offset || offset > log->next_offset)
-        return RL_E_OFFSET_OUT_OF_RANGE;
-    if (offset == log->next_offset)
-        return 0;
-    uint32_t i = seg_index_for(log, offset);
-    struct segment *seg = log->segs[i];
-    rc = batch_start(log, seg, offset, &pos);
-    if (rc < 0)
-        return rc;
-    plog_release_idle(log);
-    RL_ASSERT(log->ch_head == NULL);
-    plog_hdr_window_drop(log->st);
-    bool dropped = log->nsegs > i + 1;
-    while (log->nsegs > i + 1) {
-        struct segment *s = log->segs[--log->nsegs];
-        fcache_close(&log->st->fc, &s->wr);
-        plog_segment_drop(log, s);
-    }
-    /* The divergent tail must stay gone after a power cut: the removals (background jobs,
-     * in order) are done, then made durable. */
-    if (dropped) {
-        bio_drain(log->st->bio);
-        rc = io_dir_sync(io, log->dir);
-        if (rc < 0)
-            return rc;
-    }
-    int fd = plog_seg_write_fd(log, seg);
+    struct trunc_job *t = job->ctx;
+    struct io *io = t->log->st->io;
+    struct segment *seg = t->seg;
+    char path[PATH_MAX];
+    int rc = t->dropped ? io_dir_sync(io, t->log->dir) : 0;
+    int fd = rc < 0 ? rc : (segment_path(seg, ".log", path, sizeof(path)) == 0
+                                ? io_file_open(io, path, O_RDWR, 0) : -ENAMETOOLONG);
     if (fd < 0)
         return fd;
-    rc = io_file_truncate(io, fd, pos);
+    rc = io_file_truncate(io, fd, t->pos);
     if (rc == 0)
         rc = io_file_fdatasync(io, fd);
-    if (rc < 0)
-        return rc;
-    log->size_bytes -= seg->end_pos - pos;
-    segment_index_truncate(seg, pos);
-    if (seg->n_holes > 0) {
-        segment_holes_truncate(seg, pos);
-        char dpath[PATH_MAX];
-        if (seg->n_holes > 0)
-            rc = segment_holes_save(io, seg);
-        else if (segment_path(seg, ".damaged", dpath, sizeof(dpath)) == 0)
-            io_path_unlink(io, dpath);
-        if (rc < 0)
-            return rc;
+    uint64_t blk = t->pos & ~(uint64_t)(PLOG_ALIGN - 1);
+    if (rc == 0 && t->pos > blk) {
+        ssize_t n = io_file_pread(io, fd, t->block, t->pos - blk, blk);
+        rc = n == (ssize_t)(t->pos - blk) ? 0 : (n < 0 ? (int)n : -EIO);
     }
-    /* Fold the batches between the last surviving index entry and the cut back into the
+    /* The batches between the last surviving index entry and the cut still count toward the
      * segment's largest timestamp. */
     struct seg_scan sc;
     uint64_t from = seg->last_index_pos;
     uint64_t min = seg->base_offset + (seg->n_oidx ? seg->oidx[seg->n_oidx - 1].rel : 0);
-    int rfd = plog_seg_read_fd(log, seg);
-    if (rfd >= 0 && segment_scan(io, seg, rfd, from, pos, min, false, false,
-                                 log->cfg.index_interval_bytes, log->st->scan_buf,
-                                 PLOG_SCAN_BUF_BYTES, &sc) == 0 && sc.max_ts > seg->max_ts)
-        seg->max_ts = sc.max_ts;
+    if (rc == 0 && segment_scan(io, seg, fd, from, t->pos, min, false, false,
+                                t->log->cfg.index_interval_bytes, t->log->st->job_scan_buf,
+                                PLOG_SCAN_BUF_BYTES, &sc) == 0)
+        t->max_ts = sc.max_ts;
+    io_file_close(io, fd);
+    if (rc == 0 && t->holes_changed) {
+        if (seg->n_holes > 0) {
+            rc = segment_holes_save(io, seg);
+        } else if (segment_path(seg, ".damaged", path, sizeof(path)) == 0) {
+            int u = io_path_unlink(io, path);
+            rc = u == -ENOENT ? 0 : u;
+        }
+    }
+    return rc;
+}
+
+static void trunc_done(struct bio_job *job, int result)
+{
+    struct trunc_job *t = job->ctx;
+    struct plog *log = t->log;
+    struct segment *seg = t->seg;
+    plog_job_finished(log);
+    log->trunc_busy = false;
+    if (result < 0) {
+        plog_fail(log, result); /* the file may be cut or not: only recovery knows */
+    } else {
+        memcpy(log->tail_block, t->block, t->pos & (PLOG_ALIGN - 1));
+        if (t->max_ts > seg->max_ts)
+            seg->max_ts = t->max_ts;
+        seg->ready = true;
+    }
+    plog_truncate_done_fn done = t->done;
+    void *ctx = t->ctx;
+    free(t->block);
+    free(t);
+    done(ctx, result);
+    plog_pump(log);
+}
+
+/* Carries out a truncation whose log is idle: the cut in memory at once, the files in the
+ * background. Returns 0 (done will run) or a code for the caller's callback. */
+static int trunc_start(struct plog *log, uint64_t offset, plog_truncate_done_fn done, void *ctx)
+{
+    uint64_t pos;
+    if (log->failed)
+        return log->failed;
+    if (offset < log->start_offset || offset > log->next_offset)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    if (offset == log->next_offset)
+        return 1; /* nothing to cut */
+    uint32_t i = seg_index_for(log, offset);
+    struct segment *seg = log->segs[i];
+    int rc = batch_start(log, seg, offset, &pos);
+    if (rc < 0)
+        return rc;
+    struct trunc_job *t = calloc(1, sizeof(*t));
+    if (t == NULL || posix_memalign((void **)&t->block, PLOG_ALIGN, PLOG_ALIGN) != 0) {
+        free(t);
+        return -ENOMEM;
+    }
+    plog_release_idle(log);
+    RL_ASSERT(log->ch_head == NULL);
+    plog_hdr_window_drop(log->st);
+    t->dropped = log->nsegs > i + 1;
+    while (log->nsegs > i + 1) {
+        struct segment *s = log->segs[--log->nsegs];
+        fcache_close(&log->st->fc, &s->wr);
+        plog_segment_drop(log, s); /* its removal job runs before the truncation job */
+    }
+    fcache_close(&log->st->fc, &seg->wr);
+    log->size_bytes -= seg->end_pos - pos;
+    segment_index_truncate(seg, pos);
+    uint32_t holes = seg->n_holes;
+    segment_holes_truncate(seg, pos);
+    t->holes_changed = holes != seg->n_holes || (holes > 0 &&
+                                                 seg->holes[holes - 1].end_pos > pos);
     seg->end_pos = seg->readable_pos = pos;
     seg->next_offset = seg->readable_next = offset;
     seg->sealed = seg->finalized = false;
-    seg->ready = true;
+    seg->ready = false; /* until the file is cut */
     seg->falloc_end = pos;
     seg->lsn_base = 0;
     log->next_offset = offset;
     log->appended_lsn = log->issued_lsn = log->written_lsn = log->durable_lsn = (int64_t)pos;
-    return plog_load_tail_block(log);
+    *t = (struct trunc_job){.log = log, .seg = seg, .pos = pos, .offset = offset,
+                            .dropped = t->dropped, .holes_changed = t->holes_changed,
+                            .max_ts = INT64_MIN, .block = t->block, .done = done, .ctx = ctx};
+    t->job.ctx = t;
+    log->trunc_busy = true;
+    plog_job_submit(log, &t->job, trunc_work, trunc_done);
+    return 0;
+}
+
+/* Starts the truncation that waited for the log to go idle. */
+void plog_truncate_resume(struct plog *log)
+{
+    if (!log->trunc_waiting || log->wop_count > 0 || log->sync_inflight || log->jobs > 0 ||
+        log->falloc_busy || log->q_head != NULL || log->issued_lsn < log->appended_lsn)
+        return;
+    log->trunc_waiting = false;
+    int rc = trunc_start(log, log->trunc_offset, log->trunc_done, log->trunc_ctx);
+    if (rc != 0) {
+        log->trunc_busy = false;
+        log->trunc_done(log->trunc_ctx, rc > 0 ? 0 : rc);
+    }
+}
+
+int plog_truncate_to_async(struct plog *log, uint64_t offset, plog_truncate_done_fn done,
+                           void *ctx)
+{
+    if (log->closing)
+        return RL_E_LOG_CLOSED;
+    if (log->failed)
+        return RL_E_LOG_FAILED;
+    if (log->trunc_busy)
+        return RL_E_FULL;
+    if (offset < log->start_offset || offset > log->next_offset)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    log->trunc_busy = true; /* appends wait from now on */
+    log->trunc_waiting = true;
+    log->trunc_offset = offset;
+    log->trunc_done = done;
+    log->trunc_ctx = ctx;
+    plog_pump(log);
+    plog_truncate_resume(log);
+    return 0;
+}
+
+struct trunc_wait {
+    bool done;
+    int result;
+};
+
+static void trunc_waited(void *ctx, int result)
+{
+    struct trunc_wait *w = ctx;
+    w->done = true;
+    w->result = result;
+}
+
+int plog_truncate_to(struct plog *log, uint64_t offset)
+{
+    struct trunc_wait w = {false, 0};
+    int rc = plog_truncate_to_async(log, offset, trunc_waited, &w);
+    if (rc < 0)
+        return rc;
+    struct io *io = log->st->io;
+    uint64_t deadline = io_now_ns(io) + PLOG_DRAIN_TIMEOUT_NS;
+    while (!w.done && io_now_ns(io) < deadline)
+        io_run(io, 100 * 1000000ull);
+    return w.done ? w.result : RL_E_TIMED_OUT;
 }
 
 /* --- the log-start checkpoint, in the background ---------------------------------------- */

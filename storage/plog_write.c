@@ -275,6 +275,8 @@ int plog_append(struct plog *log, struct plog_append *req)
         return RL_E_LOG_FAILED;
     if (log->disk_full)
         return RL_E_DISK_FULL;
+    if (log->trunc_busy)
+        return RL_E_FULL; /* a truncation is under way */
     if (req->len > log->cfg.max_batch_bytes)
         return RL_E_MESSAGE_TOO_LARGE;
     int rc = batch_header_decode(req->batch, req->len, &h);
@@ -383,7 +385,7 @@ static void issue_write(struct plog *log, struct segment *seg, int fd, uint64_t 
         covered += w->iov[i].iov_len;
     RL_ASSERTF(covered == end - start, "write buffer covers %zu of %llu bytes", covered,
                (unsigned long long)(end - start));
-    plog_prealloc_ahead(log, seg, fd, end);
+    plog_prealloc_ahead(log, seg, fd, end, end - start);
     w->lsn_end = seg->lsn_base + (int64_t)to;
     w->expect_bytes = (uint32_t)(end - start);
     w->has_write = true;
@@ -703,6 +705,8 @@ static void plog_progress(struct plog *log)
             ;
     if (log->failed == 0)
         pump_interval(log);
+    if (log->trunc_waiting)
+        plog_truncate_resume(log);
 }
 
 /* --- blocking helpers ------------------------------------------------------------------- */
@@ -713,7 +717,7 @@ int plog_drain(struct plog *log)
     uint64_t deadline = io_now_ns(io) + PLOG_DRAIN_TIMEOUT_NS;
     plog_pump(log);
     while (log->wop_count > 0 || log->sync_inflight || log->kick_armed || log->jobs > 0 ||
-           log->falloc_busy ||
+           log->falloc_busy || log->trunc_busy ||
            (!log->disk_full && (log->q_head != NULL ||
                                 (log->failed == 0 && log->issued_lsn < log->appended_lsn)))) {
         if (io_now_ns(io) > deadline)

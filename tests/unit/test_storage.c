@@ -1107,3 +1107,47 @@ Test(storage, disk_full_on_a_real_small_file_system, .timeout = 120)
     for (int i = 0; i < N; i++)
         free(b[i].data);
 }
+
+static void truncated(void *ctx, int result)
+{
+    int *r = ctx;
+    *r = result == 0 ? 1 : result;
+}
+
+/* truncate_to_async waits for the appends in flight (they are acknowledged first), refuses new
+ * appends until it is done, hides the tail from readers as soon as it starts, cuts the files in
+ * the background, and the cut survives a reopen after an unclean stop. */
+Test(storage, truncate_to_async)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[30];
+    append_n(log, b, 25, 2, 1000);
+    static struct tu_append a[5];
+    for (int i = 0; i < 5; i++) {
+        b[25 + i] = tu_build(2, 300, (uint64_t)(25 + i), 2000);
+        cr_assert_eq(tu_append_start(log, &a[i], &b[25 + i]), 0);
+    }
+    int state = 0;
+    cr_assert_eq(plog_truncate_to_async(log, 20, truncated, &state), 0);
+    cr_assert_eq(plog_truncate_to_async(log, 20, truncated, &state), RL_E_FULL);
+    struct tu_append late;
+    cr_assert_eq(tu_append_start(log, &late, &b[0]), RL_E_FULL, "appended during truncation");
+    uint64_t deadline = io_now_ns(g_io) + TU_DEADLINE_NS;
+    while (state == 0 && io_now_ns(g_io) < deadline)
+        io_run(g_io, 10 * 1000000ull);
+    cr_assert_eq(state, 1, "truncation: %s", rl_strerror(state));
+    for (int i = 0; i < 5; i++)
+        cr_assert(a[i].calls == 1 && a[i].result == 0, "append %d in flight was not kept", i);
+    cr_assert_eq(plog_end_offset(log), 20);
+    check_contents(log, b, 10, 2);
+    cr_assert_eq(tu_append_wait(g_io, log, &b[10], NULL), 0);
+    cr_assert_eq(plog_truncate_to_async(log, 23, truncated, &state), RL_E_OFFSET_OUT_OF_RANGE);
+    plog_close(log);
+    storage_debug_forget_clean(g_st);
+    log = open_log(&cfg, NULL);
+    check_contents(log, b, 11, 2);
+    plog_close(log);
+    free_batches(b, 30);
+}
