@@ -264,9 +264,9 @@ struct plog_slice {
  * out->len == 0 when offset == end, RL_E_OFFSET_OUT_OF_RANGE when offset is below the log start
  * or above the end, RL_E_CORRUPT when offset lies in a damaged range, with that range in
  * out->first_offset .. out->next_offset (nothing to release; read on from next_offset). A
- * slice never reaches into a damaged range. The offset index is in memory; finding the exact batch then reads batch
- * headers (pread, normally from the page cache) for at most one index interval plus the
- * batches returned. */
+ * slice never reaches into a damaged range. The offset index is in memory; finding the exact
+ * batch then reads batch headers (pread, normally from the page cache) for at most one index
+ * interval plus the batches returned. */
 int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
               struct plog_slice *out);
 void plog_slice_release(struct plog *log, struct plog_slice *slice);
