@@ -218,40 +218,31 @@ static void falloc_done(struct io_op *op, int result)
     plog_pump(log);
 }
 
-void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto,
-                         uint64_t write_len)
+bool plog_prealloc_first(struct plog *log, struct segment *seg, int fd, uint64_t upto)
 {
-    if (log->falloc_busy || log->falloc_warned || seg->sealed)
-        return;
+    if (upto <= seg->falloc_end || log->falloc_warned || seg->sealed)
+        return false;
+    if (log->falloc_busy)
+        return true; /* the write waits for the reservation under way */
     uint64_t step = seg->falloc_end < PLOG_FALLOC_MIN ? PLOG_FALLOC_MIN : seg->falloc_end;
     if (step > PLOG_FALLOC_MAX)
         step = PLOG_FALLOC_MAX;
-    /* The reservation runs ahead of the writes by what may be in flight at once (writes this
-     * big, at full queue depth), and the next step starts when the writes are within half of
-     * that, so a fast writer does not overtake it (an extending O_DIRECT write is serialised
-     * by ext4) while a slow one reserves no more than a step. */
-    uint64_t ahead = (uint64_t)PLOG_QD * write_len;
-    if (ahead > (uint64_t)PLOG_QD * PLOG_WRITE_UNIT)
-        ahead = (uint64_t)PLOG_QD * PLOG_WRITE_UNIT;
-    if (ahead < step)
-        ahead = step;
-    if (upto + ahead / 2 <= seg->falloc_end)
-        return;
     uint64_t target = seg->falloc_end + step;
-    if (target < align_up(upto) + ahead)
-        target = align_up(upto) + ahead;
+    if (target < upto)
+        target = align_up(upto) + step;
     /* Never reserve much past the segment size: 10,000 small partitions must not pin
      * gigabytes of disk. */
     uint64_t limit = align_up(log->cfg.segment_bytes);
     if (target > limit)
         target = upto > limit ? align_up(upto) : limit;
-    if (target <= seg->falloc_end)
-        return;
     /* Not KEEP_SIZE: the file grows to the reserved size at once, so appends are overwrites
      * inside the file, never extending writes. ext4 serializes extending O_DIRECT writes (and
      * makes each fdatasync also log a size change), which measured at about half the disk's
      * bandwidth. The price is that after a crash the file ends in zeros past the last batch;
-     * recovery recognizes them as unwritten space and trims them. */
+     * recovery recognizes them as unwritten space and trims them.
+     * The write waits for the reservation rather than going out beside it: fallocate holds
+     * the inode lock and waits for direct I/O in flight, so a write submitted meanwhile would
+     * be handed to io_uring's worker threads, which run writes to one file one at a time. */
     log->falloc_busy = true;
     log->falloc_seg = seg;
     log->falloc_target = target;
@@ -259,6 +250,7 @@ void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t
     log->falloc_op = (struct io_op){.done = falloc_done, .ctx = log};
     io_prep_fallocate(log->st->io, &log->falloc_op, fd, seg->falloc_end,
                       target - seg->falloc_end, 0);
+    return true;
 }
 
 /* --- retries ---------------------------------------------------------------------------- */

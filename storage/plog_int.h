@@ -226,8 +226,9 @@ void plog_fail(struct plog *log, int err);
 int plog_finish_sync(struct plog *log, struct segment *seg, bool sync);
 void plog_finish_submit(struct plog *log, struct segment *seg, bool sync);
 void plog_roll_submit(struct plog *log, struct segment *seg);
-void plog_prealloc_ahead(struct plog *log, struct segment *seg, int fd, uint64_t upto,
-                         uint64_t write_len);
+/* Starts reserving space in seg when a write up to `upto` needs it; returns true when that
+ * write must wait for it (falloc_done pumps again). */
+bool plog_prealloc_first(struct plog *log, struct segment *seg, int fd, uint64_t upto);
 void plog_retry_arm(struct plog *log, uint32_t ms);
 void plog_enter_disk_full(struct plog *log, int err);
 void plog_leave_disk_full(struct plog *log);

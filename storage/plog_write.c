@@ -385,7 +385,6 @@ static void issue_write(struct plog *log, struct segment *seg, int fd, uint64_t 
         covered += w->iov[i].iov_len;
     RL_ASSERTF(covered == end - start, "write buffer covers %zu of %llu bytes", covered,
                (unsigned long long)(end - start));
-    plog_prealloc_ahead(log, seg, fd, end, end - start);
     w->lsn_end = seg->lsn_base + (int64_t)to;
     w->expect_bytes = (uint32_t)(end - start);
     w->has_write = true;
@@ -400,6 +399,16 @@ static void issue_write(struct plog *log, struct segment *seg, int fd, uint64_t 
     log->wop_count++;
     log->wops_busy++;
     log->issued_lsn = w->lsn_end;
+}
+
+/* Issues the write unless the segment must first reserve space for it. */
+static bool issue(struct plog *log, struct segment *seg, int fd, uint64_t from, uint64_t to,
+                  bool sync)
+{
+    if (plog_prealloc_first(log, seg, fd, align_up(to)))
+        return false;
+    issue_write(log, seg, fd, from, to, sync);
+    return true;
 }
 
 /* Chooses the next write, if any may go now. Returns true when one was issued. */
@@ -428,8 +437,7 @@ static bool pump_one(struct plog *log)
         /* One group commit at a time: all that accumulated goes out as the next group. */
         if (log->wop_count > 0)
             return false;
-        issue_write(log, seg, fd, from, data_end < cap_end ? data_end : cap_end, true);
-        return true;
+        return issue(log, seg, fd, from, data_end < cap_end ? data_end : cap_end, true);
     }
     /* Streaming writes end on PLOG_WRITE_UNIT boundaries of the file, like a raw sequential
      * writer's, and only whole blocks go out while others are in flight. */
@@ -440,19 +448,16 @@ static bool pump_one(struct plog *log)
          * a partial block in flight would hold back the writes behind it. */
         if (!seg->sealed && align_down(data_end) >= unit_end)
             to = unit_end;
-        issue_write(log, seg, fd, from, to, false);
-        return true;
+        return issue(log, seg, fd, from, to, false);
     }
     if (from % PLOG_ALIGN != 0)
         return false; /* the block at `from` is being written; it must land first */
     uint64_t full_end = seg->sealed ? data_end : align_down(data_end);
     if (full_end >= unit_end) {
-        issue_write(log, seg, fd, from, unit_end, false);
-        return true;
+        return issue(log, seg, fd, from, unit_end, false);
     }
     if (seg->sealed && full_end > from) {
-        issue_write(log, seg, fd, from, full_end, false);
-        return true;
+        return issue(log, seg, fd, from, full_end, false);
     }
     return false;
 }
