@@ -37,7 +37,7 @@ size_t checkpoint_encode(const void *data, size_t len, uint8_t *out)
 
 int checkpoint_decode(const uint8_t *img, size_t size, const uint8_t **payload)
 {
-    if (size < CHECKPOINT_OVERHEAD || size > CHECKPOINT_OVERHEAD + CHECKPOINT_MAX_PAYLOAD)
+    if (size < CHECKPOINT_OVERHEAD || size > CHECKPOINT_OVERHEAD + CHECKPOINT_LARGE_MAX)
         return RL_E_CORRUPT;
     uint32_t len = rl_load_le32(img + 8);
     if (rl_load_le32(img) != CHECKPOINT_MAGIC || rl_load_le32(img + 4) != CHECKPOINT_VERSION ||
@@ -53,7 +53,7 @@ int checkpoint_save(struct io *io, const char *dir, const char *name, const void
                     size_t len, unsigned flags)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
-    if (len > CHECKPOINT_MAX_PAYLOAD)
+    if (len > ((flags & CHECKPOINT_LARGE) ? CHECKPOINT_LARGE_MAX : CHECKPOINT_MAX_PAYLOAD))
         return RL_E_INVALID_ARGUMENT;
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
         snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= (int)sizeof(tmp))
@@ -96,8 +96,12 @@ int checkpoint_load(struct io *io, const char *dir, const char *name, void *out,
     rc = io_file_size(io, fd, &size);
     if (rc < 0)
         goto out;
-    if (size < CHECKPOINT_OVERHEAD || size > CHECKPOINT_OVERHEAD + CHECKPOINT_MAX_PAYLOAD) {
+    if (size < CHECKPOINT_OVERHEAD || size > CHECKPOINT_OVERHEAD + CHECKPOINT_LARGE_MAX) {
         rc = RL_CORRUPT(path, 0, -1, "checkpoint has an impossible size");
+        goto out;
+    }
+    if (size > CHECKPOINT_OVERHEAD + cap) {
+        rc = -ENOBUFS;
         goto out;
     }
     buf = malloc(size);

@@ -21,6 +21,7 @@
 struct io;
 
 #define CHECKPOINT_MAX_PAYLOAD (1u << 20) /* checkpoints are small; larger ones are refused */
+#define CHECKPOINT_LARGE_MAX (256u << 20)  /* ... unless written with CHECKPOINT_LARGE */
 #define CHECKPOINT_OVERHEAD 20u            /* header and checksum bytes around the payload */
 
 enum checkpoint_flags {
@@ -28,6 +29,9 @@ enum checkpoint_flags {
      * it the new content is atomic but may be lost in a crash (for state that can be rebuilt
      * or that something else makes durable, such as a syncfs at shutdown). */
     CHECKPOINT_DURABLE = 1u << 0,
+    /* Allows a payload up to CHECKPOINT_LARGE_MAX (the storage's clean-shutdown record of
+     * tens of thousands of logs); the reader's cap decides what it accepts. */
+    CHECKPOINT_LARGE = 1u << 1,
 };
 
 /* Writes `len` bytes atomically as <dir>/<name> through io (NULL: plain system calls). Blocks.
@@ -37,7 +41,7 @@ int checkpoint_save(struct io *io, const char *dir, const char *name, const void
 
 /* Reads <dir>/<name> into buf (cap bytes). Returns the payload length, -ENOENT when there is no
  * such checkpoint, RL_E_CORRUPT (reported through RL_CORRUPT) when it is damaged, or -ENOBUFS
- * when cap is too small. Blocks. */
+ * when cap is too small (checked before the file is read). Blocks. */
 int checkpoint_load(struct io *io, const char *dir, const char *name, void *buf, size_t cap);
 
 /* Removes <dir>/<name>; with sync, fsyncs the directory. Returns 0 (also when it did not
@@ -45,8 +49,9 @@ int checkpoint_load(struct io *io, const char *dir, const char *name, void *buf,
 int checkpoint_delete(struct io *io, const char *dir, const char *name, int sync);
 
 /* The file image of a checkpoint: encode writes CHECKPOINT_OVERHEAD + len bytes into out;
- * decode checks an image and points *payload into it. decode returns the payload length or
- * RL_E_CORRUPT (not reported: the caller knows the path). */
+ * decode checks an image (of at most CHECKPOINT_LARGE_MAX payload bytes) and points *payload
+ * into it. decode returns the payload length or RL_E_CORRUPT (not reported: the caller knows
+ * the path). */
 size_t checkpoint_encode(const void *data, size_t len, uint8_t *out);
 int checkpoint_decode(const uint8_t *img, size_t size, const uint8_t **payload);
 

@@ -213,9 +213,8 @@ static int clean_record_save(struct storage *st)
     }
     rl_store_le32(buf, k);
     unsigned flags = CHECKPOINT_DURABLE;
-    int rc = len <= CHECKPOINT_MAX_PAYLOAD
-                 ? checkpoint_save(st->io, st->state_dir, STORAGE_CLEAN_RECORD, buf, len, flags)
-                 : RL_E_LIMIT;
+    int rc = checkpoint_save(st->io, st->state_dir, STORAGE_CLEAN_RECORD, buf, len,
+                             flags | CHECKPOINT_LARGE);
     free(buf);
     return rc;
 }
@@ -265,6 +264,7 @@ void storage_destroy(struct storage *st)
 {
     if (st == NULL)
         return;
+    bio_drain(st->bio); /* asynchronous opens hand over their logs first */
     while (st->logs != NULL)
         plog_close(st->logs);
     bio_destroy(st->bio);
@@ -574,6 +574,21 @@ static int close_cleanly(struct plog *log)
     return clean_put(&log->st->clean, &e);
 }
 
+/* Appends still queued when a log closes without having written them (the disk was full)
+ * were never acknowledged: their callers hear so. */
+static void fail_queued(struct plog *log, int code)
+{
+    struct plog_append *r;
+    while ((r = log->q_head) != NULL) {
+        log->q_head = r->next;
+        if (log->q_head == NULL)
+            log->q_tail = NULL;
+        r->next = NULL;
+        r->done(r, code);
+    }
+    log->q_read = NULL;
+}
+
 void plog_close(struct plog *log)
 {
     log->closing = true;
@@ -590,6 +605,7 @@ void plog_close(struct plog *log)
                  "(they were never acknowledged) and the next open recovers the log",
                  log->dir);
     }
+    fail_queued(log, log->failed ? log->failed : RL_E_DISK_FULL);
     plog_free(log);
 }
 
@@ -601,6 +617,7 @@ int plog_delete(struct plog *log)
     plog_drain(log);
     stop_timer(log, &log->timer, &log->timer_armed);
     stop_timer(log, &log->retry, &log->retry_armed);
+    fail_queued(log, log->failed ? log->failed : RL_E_DISK_FULL);
     plog_chunks_free_all(log);
     clean_del(&log->st->clean, plog_dir_hash(log->dir));
     /* Rename first, so the name is free for a new log at once and a late background unlink

@@ -1151,3 +1151,46 @@ Test(storage, truncate_to_async)
     plog_close(log);
     free_batches(b, 30);
 }
+
+/* Closing a log while the disk is full answers every append it still holds (never
+ * acknowledged) with RL_E_DISK_FULL, so no caller waits forever; the next open recovers what
+ * reached the disk. Simulated back-end. */
+Test(storage, close_while_disk_full_answers_every_append)
+{
+    if (!io_is_sim(g_io))
+        cr_skip_test("needs the simulated back-end's capacity (see test_storage_sim)");
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    enum { N = 50 };
+    static struct tu_append a[N];
+    static struct tu_batch b[N];
+    io_sim_set_capacity(g_io, io_sim_used_bytes(g_io) + 2 * 4096);
+    int accepted = 0;
+    for (int i = 0; i < N; i++) {
+        b[i] = tu_build(1, 700, (uint64_t)i, 1000);
+        if (tu_append_start(log, &a[i], &b[i]) == 0)
+            accepted++;
+        io_run(g_io, 0);
+    }
+    cr_assert(plog_disk_full(log));
+    plog_close(log);
+    int acked = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        if (a[i].calls == 0)
+            continue;
+        cr_assert_eq(a[i].calls, 1);
+        acked += a[i].result == 0;
+        refused += a[i].result == RL_E_DISK_FULL;
+    }
+    cr_assert_eq(acked + refused, accepted, "%d acked + %d refused of %d accepted", acked,
+                 refused, accepted);
+    cr_assert_gt(refused, 0);
+    io_sim_set_capacity(g_io, 0);
+    log = open_log(&cfg, NULL);
+    cr_assert_eq(plog_end_offset(log), (uint64_t)acked, "recovery kept %llu of %d acked",
+                 (unsigned long long)plog_end_offset(log), acked);
+    plog_close(log);
+    for (int i = 0; i < N; i++)
+        free(b[i].data);
+}
