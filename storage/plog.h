@@ -277,7 +277,8 @@ void plog_slice_release(struct plog *log, struct plog_slice *slice);
  * batch) becomes a damaged range, reported through RL_CORRUPT and recorded in the segment's
  * .damaged file, and the call returns RL_E_CORRUPT with the range in *from .. *to; reads of it
  * fail from then on, and the caller skips to *to. Returns 0 when the batch is intact (the
- * damage was in the caller's copy), or another negative code. Blocks (reads the batch, syncs
+ * damage was in the caller's copy), RL_E_FULL when the segment is being finished in the
+ * background (ask again shortly), or another negative code. Blocks (reads the batch, syncs
  * the record): damage is rare. */
 int plog_report_damage(struct plog *log, uint64_t offset, uint64_t *from, uint64_t *to);
 

@@ -294,6 +294,8 @@ static int contain_reported(struct plog *log, struct segment *seg, uint64_t pos,
 {
     struct io *io = log->st->io;
     uint64_t limit = segment_walk_limit(seg, pos), q;
+    if (seg->finishing)
+        return RL_E_FULL; /* its finish job reads the index right now: ask again shortly */
     struct batch_header nh;
     int fd = plog_seg_read_fd(log, seg);
     if (fd < 0)
