@@ -201,7 +201,8 @@ static int inode_write(struct io_sim *s, struct sim_inode *ino, const void *src,
         memset(ino->cur + ino->cur_fill, 0, end - ino->cur_fill);
         ino->cur_fill = end;
     }
-    memcpy(ino->cur + off, src, len);
+    if (len > 0)
+        memcpy(ino->cur + off, src, len);
     mark_dirty(ino, off, end);
     return 0;
 }
@@ -263,7 +264,9 @@ static void inode_after_cut(struct io_sim *s, struct sim_inode *ino)
         len = ino->cur_len;
     uint8_t *img = calloc(1, len ? len : 1);
     RL_ASSERT(img != NULL);
-    memcpy(img, ino->dur, ino->dur_fill < len ? ino->dur_fill : len);
+    uint64_t durable = ino->dur_fill < len ? ino->dur_fill : len;
+    if (durable > 0)
+        memcpy(img, ino->dur, durable);
     if (ino->dirty_lo < ino->dirty_hi) {
         uint64_t lo = ino->dirty_lo / IO_SIM_SECTOR * IO_SIM_SECTOR;
         for (uint64_t sec = lo; sec < ino->dirty_hi && sec < len; sec += IO_SIM_SECTOR) {
@@ -273,7 +276,8 @@ static void inode_after_cut(struct io_sim *s, struct sim_inode *ino)
             uint64_t have = sec < ino->cur_fill ? ino->cur_fill - sec : 0;
             if (have > n)
                 have = n;
-            memcpy(img + sec, ino->cur + sec, have);
+            if (have > 0)
+                memcpy(img + sec, ino->cur + sec, have);
             memset(img + sec + have, 0, n - have);
         }
     }
