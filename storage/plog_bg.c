@@ -155,6 +155,21 @@ static void finish_done(struct bio_job *job, int result)
     struct segment *seg = f->seg;
     plog_job_finished(log);
     seg->finishing = false;
+    if (--seg->refs == 0 && seg->deleted) {
+        /* Retention took it meanwhile (its removal job runs after this one). */
+        fcache_close(seg->fc, &seg->rd);
+        fcache_close(seg->fc, &seg->wr);
+        fcache_close(seg->fc, &seg->drd);
+        segment_free(seg);
+        free(f);
+        plog_pump(log);
+        return;
+    }
+    if (seg->deleted) {
+        free(f);
+        plog_pump(log);
+        return;
+    }
     if (f->sync_rc < 0) {
         plog_fail(log, f->sync_rc);
     } else {
@@ -179,6 +194,7 @@ void plog_finish_submit(struct plog *log, struct segment *seg, bool sync)
     *f = (struct finish_job){.log = log, .seg = seg, .sync = sync};
     f->job.ctx = f;
     seg->finishing = true;
+    seg->refs++; /* retention may drop it meanwhile; the job still reads it */
     plog_job_submit(log, &f->job, finish_work, finish_done);
 }
 

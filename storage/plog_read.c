@@ -439,7 +439,7 @@ int plog_enforce_retention(struct plog *log, int64_t now_ms)
                       seg->max_ts < now_ms - log->cfg.retention_ms;
         bool by_size = log->cfg.retention_bytes >= 0 &&
                        log->size_bytes - seg->end_pos >= (uint64_t)log->cfg.retention_bytes;
-        if (!(by_age || by_size) || !seg->finalized)
+        if (!(by_age || by_size) || !(seg->finalized || seg->finishing))
             break;
         drop_oldest(log);
         deleted++;
@@ -455,7 +455,8 @@ int plog_advance_start(struct plog *log, uint64_t offset)
         return 0;
     log->start_offset = offset;
     plog_start_checkpoint(log);
-    while (log->nsegs > 1 && log->segs[1]->base_offset <= offset && log->segs[0]->finalized)
+    while (log->nsegs > 1 && log->segs[1]->base_offset <= offset &&
+           (log->segs[0]->finalized || log->segs[0]->finishing))
         drop_oldest(log);
     log->start_offset = offset;
     return 0;
