@@ -3,8 +3,8 @@
  * itself, compared with the raw disk limit measured in the same run (absolute figures drift
  * on shared machines; the ratio is what means something).
  *
- * Steps: raw O_DIRECT io_uring writes (1 MiB, QD16) in the bench directory -> start ringlogd on
- * an ephemeral port with its data there -> create a topic (8 partitions, flush.policy=batch) ->
+ * Steps: raw O_DIRECT writes (1 MiB, 16 in flight; client/cli_probe.c) in the bench directory
+ * -> start ringlogd on an ephemeral port with its data there -> create a topic (8 partitions, flush.policy=batch) ->
  * produce incompressible 1 KiB records with acks=1 for --seconds, timing each record from send
  * to acknowledgement -> consume everything back from the earliest offset -> print figures and
  * the summary line `bench: produce P MB/s = R of disk, p99 L ms; consume C MB/s`.
@@ -27,9 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench/bench_disk.h"
 #include "client/cli.h"
 #include "client/client_internal.h"
+#include "client/cli_probe.h"
 
 #define POOL_BYTES (32u * 1024 * 1024) /* random bytes records are cut from: incompressible */
 #define HIST_BUCKETS (64 * 16)         /* log-linear latency buckets: 16 per power of two */
@@ -410,14 +410,15 @@ static void bench_conf(struct cli *c, const struct bench_opts *o, const char *br
 static int bench_run(struct cli *c, const struct bench_opts *o, const char *dir)
 {
     char err[512], brokers[512];
-    printf("bench: measuring the raw disk (O_DIRECT io_uring, 1 MiB writes, QD16, %zu MiB) "
+    printf("bench: measuring the raw disk (O_DIRECT, 1 MiB writes, 16 in flight, %zu MiB) "
            "in %s\n", o->disk_bytes >> 20, dir);
     fflush(stdout);
-    double disk = bench_disk_write_mbps(dir, o->disk_bytes, 1u << 20, 16, err, sizeof(err));
-    if (disk <= 0) {
+    struct probe_disk pd;
+    if (probe_disk_run(dir, o->disk_bytes, 1u << 20, 16, &pd, err, sizeof(err))) {
         cli_error("%s", err);
         return CLI_EXIT_FAIL;
     }
+    double disk = pd.write_mbps;
     printf("disk: %.0f MB/s raw sequential write\n", disk);
     pid_t pid = start_broker(o, dir, brokers, sizeof(brokers));
     if (pid < 0)

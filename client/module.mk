@@ -19,8 +19,10 @@ $(LIB_CLIENT_SO): $(LIB_CLIENT_SO0)
 LIBS += $(LIB_CLIENT_A) $(LIB_CLIENT_SO)
 
 # The tool links the static library, so it runs without LD_LIBRARY_PATH. The bench command
-# carries its own raw-disk probe (bench/bench_disk.c) to compare against in the same run.
-CLI_SRCS := client/cli.c client/cli_topic.c client/cli_io.c client/cli_group.c client/cli_bench.c bench/bench_disk.c
+# (cli_bench*.c) measures the disk and loopback limits itself (cli_probe.c), so the tool links
+# nothing of bench/.
+CLI_SRCS := client/cli.c client/cli_topic.c client/cli_io.c client/cli_group.c client/cli_bench.c \
+            client/cli_probe.c
 CLI_OBJS := $(call obj,$(CLI_SRCS))
 $(BUILD)/bin/ringlog: $(CLI_OBJS) $(LIB_CLIENT_A)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,228 @@
+/*
+ * cli_probe: raw disk (O_DIRECT write and read) and loopback TCP bandwidth, the limits
+ * `ringlog bench` prints its ratios against (see cli_probe.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/cli_probe.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One pass over the file: qd workers take block numbers from one counter, so qd requests are
+ * in flight and the device sees one sequential stream. */
+struct disk_pass {
+    int fd;
+    bool write;
+    size_t block;
+    size_t blocks;
+    atomic_size_t next;
+    atomic_int error; /* first -errno met by any worker */
+};
+
+struct disk_worker {
+    struct disk_pass *pass;
+    void *buf;
+    pthread_t tid;
+};
+
+static void *disk_worker_main(void *arg)
+{
+    struct disk_worker *w = arg;
+    struct disk_pass *p = w->pass;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->blocks || atomic_load(&p->error))
+            return NULL;
+        off_t off = (off_t)(i * p->block);
+        ssize_t n = p->write ? pwrite(p->fd, w->buf, p->block, off)
+                             : pread(p->fd, w->buf, p->block, off);
+        if (n != (ssize_t)p->block) {
+            int e = n < 0 ? -errno : -EIO;
+            int zero = 0;
+            atomic_compare_exchange_strong(&p->error, &zero, e);
+            return NULL;
+        }
+    }
+}
+
+/* Runs one pass with qd workers; returns seconds taken (> 0) or a negative errno. */
+static double disk_pass_run(struct disk_pass *p, struct disk_worker *w, unsigned qd)
+{
+    atomic_store(&p->next, 0);
+    atomic_store(&p->error, 0);
+    double t0 = now_s();
+    unsigned started = 0;
+    for (; started < qd; started++) {
+        w[started].pass = p;
+        if (pthread_create(&w[started].tid, NULL, disk_worker_main, &w[started]))
+            break;
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(w[i].tid, NULL);
+    if (started < qd)
+        return -EAGAIN;
+    if (p->write && atomic_load(&p->error) == 0 && fdatasync(p->fd))
+        return -errno;
+    double secs = now_s() - t0;
+    return atomic_load(&p->error) ? atomic_load(&p->error) : (secs > 0 ? secs : 1e-9);
+}
+
+int probe_disk_run(const char *dir, size_t total, size_t block, unsigned qd,
+                   struct probe_disk *out, char *err, size_t errlen)
+{
+    struct disk_worker w[PROBE_MAX_QD] = {0};
+    char path[4096];
+    int rc = 0;
+    if (qd == 0 || qd > PROBE_MAX_QD || block == 0 || block % 4096 || total < block)
+        return -EINVAL;
+    total -= total % block;
+    snprintf(path, sizeof(path), "%s/probe-disk.XXXXXX", dir);
+    int fd = mkostemp(path, O_DIRECT | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create an O_DIRECT file in %s: %s (the bench needs a file "
+                 "system with O_DIRECT; choose another with --dir)", dir, strerror(-rc));
+        return rc;
+    }
+    unlink(path);
+    if (fallocate(fd, 0, 0, (off_t)total))
+        rc = -errno;
+    for (unsigned i = 0; rc == 0 && i < qd; i++) {
+        if (posix_memalign(&w[i].buf, 4096, block))
+            rc = -ENOMEM;
+        else
+            memset(w[i].buf, (int)(0x5A + i), block);
+    }
+    struct disk_pass p = {.fd = fd, .write = true, .block = block, .blocks = total / block};
+    double wsecs = rc ? rc : disk_pass_run(&p, w, qd);
+    p.write = false;
+    double rsecs = wsecs > 0 ? disk_pass_run(&p, w, qd) : wsecs;
+    if (wsecs < 0 || rsecs < 0) {
+        rc = (int)(wsecs < 0 ? wsecs : rsecs);
+        snprintf(err, errlen, "raw disk %s in %s failed: %s", wsecs < 0 ? "write" : "read", dir,
+                 strerror(-rc));
+    } else {
+        out->write_mbps = (double)total / 1e6 / wsecs;
+        out->read_mbps = (double)total / 1e6 / rsecs;
+    }
+    for (unsigned i = 0; i < qd; i++)
+        free(w[i].buf);
+    close(fd);
+    return rc;
+}
+
+struct loop_sender {
+    int fd;
+    size_t total, chunk;
+    void *buf;
+    int error;
+};
+
+static void *loop_sender_main(void *arg)
+{
+    struct loop_sender *s = arg;
+    size_t sent = 0;
+    while (sent < s->total) {
+        size_t want = s->total - sent < s->chunk ? s->total - sent : s->chunk;
+        ssize_t n = send(s->fd, s->buf, want, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            s->error = n < 0 ? -errno : -EPIPE;
+            break;
+        }
+        sent += (size_t)n;
+    }
+    shutdown(s->fd, SHUT_WR);
+    return NULL;
+}
+
+/* Opens a connected pair of loopback TCP sockets (listener on an ephemeral port). */
+static int loop_pair(int *a, int *b)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int rc = 0, l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *a = *b = -1;
+    if (l < 0)
+        return -errno;
+    if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1) ||
+        getsockname(l, (struct sockaddr *)&sa, &len)) {
+        rc = -errno;
+        goto out;
+    }
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*a < 0 || connect(*a, (struct sockaddr *)&sa, sizeof(sa))) {
+        rc = -errno;
+        goto out;
+    }
+    *b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    if (*b < 0)
+        rc = -errno;
+out:
+    close(l);
+    return rc;
+}
+
+int probe_loopback_run(size_t total, size_t chunk, double *mbps, char *err, size_t errlen)
+{
+    struct loop_sender s = {.total = total, .chunk = chunk};
+    int rx = -1, rc = loop_pair(&s.fd, &rx);
+    void *rbuf = malloc(chunk);
+    s.buf = malloc(chunk);
+    if (!rc && (!rbuf || !s.buf))
+        rc = -ENOMEM;
+    pthread_t tid;
+    if (!rc) {
+        memset(s.buf, 0x5A, chunk);
+        double t0 = now_s();
+        if (pthread_create(&tid, NULL, loop_sender_main, &s)) {
+            rc = -EAGAIN;
+        } else {
+            size_t got = 0;
+            while (got < total) {
+                ssize_t n = recv(rx, rbuf, chunk, 0);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0) {
+                    rc = n < 0 ? -errno : -EPIPE;
+                    break;
+                }
+                got += (size_t)n;
+            }
+            double secs = now_s() - t0;
+            if (rc)
+                shutdown(rx, SHUT_RDWR); /* so a sender blocked in send() gets an error */
+            pthread_join(tid, NULL);
+            rc = rc ? rc : s.error;
+            *mbps = (double)total / 1e6 / (secs > 0 ? secs : 1e-9);
+        }
+    }
+    if (rc)
+        snprintf(err, errlen, "loopback TCP probe failed: %s", strerror(-rc));
+    if (s.fd >= 0)
+        close(s.fd);
+    if (rx >= 0)
+        close(rx);
+    free(rbuf);
+    free(s.buf);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * cli_probe: the physical limits `ringlog bench` compares its figures against, measured in the
+ * same run because absolute figures drift on shared machines and only ratios travel:
+ *
+ *  - raw disk write and read bandwidth of the file system under a directory: sequential
+ *    O_DIRECT writes, then reads, of block_bytes each with qd of them in flight, on a
+ *    preallocated file (the way the partition log writes its preallocated segments), so the
+ *    figure is the device's and not the page cache's or the block allocator's;
+ *  - loopback TCP bandwidth: one connection on 127.0.0.1, one thread sending, one receiving,
+ *    as a broker sends fetched data to one consumer connection.
+ *
+ * qd is kept by qd threads doing pread/pwrite, not by io_uring: the tool stays free of the I/O
+ * layer's dependencies (at 1 MiB per call, system-call cost is far below the device's time).
+ * Both probes block for their duration and allocate their buffers once.
+ */
+#ifndef RL_CLIENT_CLI_PROBE_H
+#define RL_CLIENT_CLI_PROBE_H
+
+#include <stddef.h>
+
+#define PROBE_MAX_QD 64
+
+struct probe_disk {
+    double write_mbps; /* 10^6 bytes per second, including one fdatasync at the end */
+    double read_mbps;
+};
+
+/* Writes total_bytes to a fresh unlinked O_DIRECT file in dir, then reads them back. Returns 0,
+ * or a negative errno with a message naming the directory and the fix in err. */
+int probe_disk_run(const char *dir, size_t total_bytes, size_t block_bytes, unsigned qd,
+                   struct probe_disk *out, char *err, size_t errlen);
+
+/* Sends total_bytes over one loopback TCP connection in chunk_bytes writes. Fills *mbps.
+ * Returns 0 or a negative errno with a message in err. */
+int probe_loopback_run(size_t total_bytes, size_t chunk_bytes, double *mbps, char *err,
+                       size_t errlen);
+
+#endif
