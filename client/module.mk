@@ -22,7 +22,8 @@ LIBS += $(LIB_CLIENT_A) $(LIB_CLIENT_SO)
 # (cli_bench*.c) measures the disk and loopback limits itself (cli_probe.c), so the tool links
 # nothing of bench/.
 CLI_SRCS := client/cli.c client/cli_topic.c client/cli_io.c client/cli_group.c client/cli_bench.c \
-            client/cli_probe.c
+            client/cli_bench_run.c client/cli_bench_hist.c client/cli_bench_payload.c \
+            client/cli_bench_broker.c client/cli_bench_report.c client/cli_probe.c
 CLI_OBJS := $(call obj,$(CLI_SRCS))
 $(BUILD)/bin/ringlog: $(CLI_OBJS) $(LIB_CLIENT_A)
 	@mkdir -p $(dir $@)
@@ -48,6 +49,8 @@ ifneq ($(filter $(BUILD)/bin/ringlogd,$(BINS)),)
 TESTS += $(BUILD)/tests/integration/test_client_e2e $(BUILD)/tests/integration/test_cli \
          $(BUILD)/tests/integration/test_client_idem $(BUILD)/tests/integration/test_client_group \
          $(BUILD)/tests/integration/test_cli_group
+# `ringlog bench` end to end: a 2 s open-loop run with --report, checked for what it promises.
+TESTS += $(BUILD)/tests/integration/test_cli_bench
 TEST_DEPS += $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 
 # `make bench`: ringlog bench starts its own ringlogd, measures the disk, prints the summary
