@@ -1,0 +1,33 @@
+# bench/: the benchmark reports built on `ringlog bench` (client/cli_bench*.c). Neither target
+# is part of `make bench` or `make test`; each installs the one tool it needs (bench/tools.sh).
+BENCH_REPORT_DIR ?= $(BUILD)/bench-report
+BENCH_PROFILE_DIR ?= $(BUILD)/bench-profile
+
+# `make bench-report`: the standard sweep (10% to 100% of the maximum, 10 s each), tail and
+# catch-up, and zstd against none on random and json records, drawn into
+# $(BENCH_REPORT_DIR)/index.html (BENCH_ARGS=... adds options, e.g. --seconds 1800 --rate 200
+# for the long run).
+.PHONY: bench-report
+bench-report: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
+	$(Q)sh bench/tools.sh gnuplot
+	$(Q)rm -rf $(BENCH_REPORT_DIR)
+	$(BUILD)/bin/ringlog bench --ringlogd $(BUILD)/bin/ringlogd --sweep --codecs \
+	    --report $(BENCH_REPORT_DIR) $(BENCH_ARGS)
+
+# `make bench-profile`: the standard bench with perf recording the broker and the client
+# during the max and half-load phases; prints the top entries of each profile.
+.PHONY: bench-profile
+bench-profile: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
+	$(Q)sh bench/tools.sh perf
+	$(Q)rm -rf $(BENCH_PROFILE_DIR)
+	$(BUILD)/bin/ringlog bench --ringlogd $(BUILD)/bin/ringlogd --perf $(BENCH_PROFILE_DIR) \
+	    $(BENCH_ARGS)
+	$(Q)for f in $(BENCH_PROFILE_DIR)/*.perf.data; do \
+	    for comm in ringlogd ringlog; do \
+	        out=$${f%.perf.data}.$$comm.txt; \
+	        perf report -i $$f --comms $$comm --no-children --sort dso,sym --stdio -g none \
+	            --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$$' > $$out; \
+	        echo "== $$(basename $$f .perf.data): $$comm (top entries; all in $$out)"; \
+	        head -n 15 $$out; \
+	    done; \
+	done
