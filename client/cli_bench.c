@@ -654,8 +654,8 @@ static int codec_prepare(struct bench *b, struct codec_run *cr, enum payload_kin
 {
     char err[512];
     *cr = (struct codec_run){.produce_i = -1, .read_i = -1, .open_i = -1};
-    if (payload_init(&cr->payload, kind, (size_t)b->o.record_size, brun_now_ns(), err,
-                     sizeof(err))) {
+    if (payload_init(&cr->payload, kind, (size_t)b->o.record_size, 2 * b->o.batch_size,
+                     brun_now_ns(), err, sizeof(err))) {
         cli_error("%s", err);
         return -1;
     }
@@ -879,8 +879,8 @@ static int bench_run(struct bench *b)
                                .keys = b->o.keys, .interrupted = &g_interrupted,
                                .progress_s = b->o.seconds >= 60 ? 10 : 0};
     int rc = CLI_EXIT_FAIL;
-    if (payload_init(&b->payload, b->o.payload, (size_t)b->o.record_size, brun_now_ns(), err,
-                     sizeof(err))) {
+    if (payload_init(&b->payload, b->o.payload, (size_t)b->o.record_size, 2 * b->o.batch_size,
+                     brun_now_ns(), err, sizeof(err))) {
         cli_error("%s", err);
         goto out;
     }

@@ -4,8 +4,9 @@
  * omission: a record held up by a slow broker still counts from when it should have left).
  *
  * Kinds:
- *  - random: slices of a 32 MiB pool of random bytes (incompressible, bigger than the caches);
- *    the stamp is the first 8 bytes, little-endian nanoseconds.
+ *  - random: consecutive slices of a pool of random bytes (incompressible: no two records of a
+ *    batch share bytes while the pool holds more than a batch); the stamp is the first 8
+ *    bytes, little-endian nanoseconds.
  *  - json: events shaped like what services send (an order or page-view event: ids, a user from
  *    a fixed population, a device, line items, a free-text note), built once into a pool of
  *    distinct events; repeated field names and ids make it compressible the way real events
@@ -35,10 +36,12 @@ struct payload {
     uint64_t rng;
 };
 
-/* Builds the pool for records of record_size bytes. Returns 0, or -EINVAL with a message in err
- * (json below PAYLOAD_JSON_MIN_BYTES, random below PAYLOAD_STAMP_BYTES), or -ENOMEM. */
-int payload_init(struct payload *p, enum payload_kind kind, size_t record_size, uint64_t seed,
-                 char *err, size_t errlen);
+/* Builds the pool for records of record_size bytes: pool_bytes (at least 4 MiB; give it twice
+ * the producer's batch.size, so a batch never wraps around the pool). Returns 0, or -EINVAL
+ * with a message in err (json below PAYLOAD_JSON_MIN_BYTES, random below PAYLOAD_STAMP_BYTES),
+ * or -ENOMEM. */
+int payload_init(struct payload *p, enum payload_kind kind, size_t record_size,
+                 size_t pool_bytes, uint64_t seed, char *err, size_t errlen);
 void payload_free(struct payload *p);
 
 /* The next record, stamped with stamp_ns; record_size bytes valid until the next call. */

@@ -183,8 +183,8 @@ static const char gp_prelude[] =
     "set style line 4 lc rgb '#9467bd' lw 2\n"
     "set style line 5 lc rgb '#d62728' lw 1\n"
     "set style line 6 lc rgb '#777777' lw 1.5 dt 2\n"      /* targets and limits */
-    "set style line 7 lc rgb '#bbbbbb' lw 1\n"             /* rolls and retention */
-    "set style line 8 lc rgb '#8c564b' lw 1\n"
+    "set style line 7 lc rgb '#999999' lw 2\n"             /* segment rolls */
+    "set style line 8 lc rgb '#17becf' lw 2\n"             /* retention deletes */
     "term(fmt, w, h) = fmt eq 'png' ? \\\n"
     "    sprintf(\"set terminal pngcairo size %d,%d font 'sans,11' noenhanced\", w, h) : \\\n"
     "    sprintf(\"set terminal svg size %d,%d dynamic font 'sans,11' noenhanced\", w, h)\n";
@@ -224,7 +224,7 @@ static void gp_throughput(FILE *f, const struct breport_in *in)
           "set output 'throughput.'.fmt\n"
           "set title 'Throughput over time (record bytes per second)'\n"
           "set xlabel 'seconds since the bench started'; set ylabel 'MB/s'\n"
-          "set yrange [0:*]; unset logscale\n", f);
+          "set yrange [0:*]; unset logscale; set autoscale xfix\n", f);
     gp_phase_marks(f, in);
     fprintf(f, "plot 'timeseries.csv' skip 1 using 1:4 with linespoints ls 1 pt 7 ps 0.3 "
             "title 'produce (acknowledged)', \\\n"
@@ -244,7 +244,7 @@ static void gp_latency_panel(FILE *f, const char *title, int c)
             "  '' skip 1 using 1:%d with lines ls 5 title 'max', \\\n"
             "  '' skip 1 using 1:16 axes x1y2 with impulses ls 7 title 'segment rolls (right "
             "axis)', \\\n"
-            "  '' skip 1 using 1:17 axes x1y2 with impulses ls 8 title 'retention deletes "
+            "  '' skip 1 using ($1+0.35):17 axes x1y2 with impulses ls 8 title 'retention deletes "
             "(right axis)'\n", title, c, c + 1, c + 2, c + 3);
 }
 
@@ -264,7 +264,7 @@ static void gp_latency(FILE *f, const struct breport_in *in)
             "set multiplot layout 2,1\n"
             "set logscale y; set yrange [*:*]; set ylabel 'ms (log scale)'\n"
             "set y2range [0:%u]; set y2tics 0,%u,%u; set y2label 'events per second'\n"
-            "set xlabel 'seconds since the bench started'\n", events * 4,
+            "set xlabel 'seconds since the bench started'; set autoscale xfix\n", events * 4,
             events > 4 ? (events + 3) / 4 : 1, events);
     gp_phase_marks(f, in);
     gp_latency_panel(f, "Produce to acknowledgement latency per second (from the intended send "
@@ -323,7 +323,7 @@ static void gp_cpu(FILE *f, const struct breport_in *in)
           "set output 'cpu.'.fmt\n"
           "set title 'CPU over time (1.0 = one core busy)'\n"
           "set xlabel 'seconds since the bench started'; set ylabel 'cores'\n"
-          "set yrange [0:*]\n", f);
+          "set yrange [0:*]; set autoscale xfix\n", f);
     gp_phase_marks(f, in);
     fprintf(f, "plot 'timeseries.csv' skip 1 using 1:14 with lines ls 1 title 'broker', \\\n"
             "  '' skip 1 using 1:15 with lines ls 2 title 'bench client (producer, consumer)', "
