@@ -755,7 +755,8 @@ int brun_produce(const struct brun_env *env, const char *label, const struct bru
     int rc = spec->rate_rps > 0 ? send_open(&s) : send_closed(&s);
     if (rc)
         snprintf(out->error, sizeof(out->error), "send: %s", rl_producer_last_error(s.p));
-    int frc = rl_producer_flush(s.p, FLUSH_TIMEOUT_MS);
+    /* Interrupted: a short flush, so Ctrl-C does not wait for a saturated broker's backlog. */
+    int frc = rl_producer_flush(s.p, *env->interrupted ? 5000 : FLUSH_TIMEOUT_MS);
     rl_producer_destroy(s.p, 0); /* joins the I/O thread: st is ours from here on */
     s.p = NULL;
     if (frc && !out->error[0])
