@@ -15,7 +15,7 @@ bench-report: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 	    --report $(BENCH_REPORT_DIR) $(BENCH_ARGS)
 
 # `make bench-profile`: the standard bench with perf recording the broker and the client
-# during the max and half-load phases; prints the top entries of each profile.
+# during the max, half-load, tail-read and catch-up phases; prints the top entries of each.
 .PHONY: bench-profile
 bench-profile: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 	$(Q)sh bench/tools.sh perf
@@ -23,11 +23,15 @@ bench-profile: $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
 	$(BUILD)/bin/ringlog bench --ringlogd $(BUILD)/bin/ringlogd --perf $(BENCH_PROFILE_DIR) \
 	    $(BENCH_ARGS)
 	$(Q)for f in $(BENCH_PROFILE_DIR)/*.perf.data; do \
+	    echo "== $$(basename $$f .perf.data): samples by process:" \
+	        $$(perf report -i $$f --sort comm --stdio -g none 2>/dev/null | \
+	           grep -v '^#' | grep -v '^$$' | tr -s ' ' | tr '\n' ';'); \
 	    for comm in ringlogd ringlog; do \
 	        out=$${f%.perf.data}.$$comm.txt; \
-	        perf report -i $$f --comms $$comm --no-children --sort dso,sym --stdio -g none \
-	            --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$$' > $$out; \
-	        echo "== $$(basename $$f .perf.data): $$comm (top entries; all in $$out)"; \
-	        head -n 15 $$out; \
+	        perf report -i $$f --comms $$comm --percentage relative --no-children \
+	            --sort dso,sym --stdio -g none --percent-limit 0.5 2>/dev/null | \
+	            grep -v '^#' | grep -v '^$$' > $$out; \
+	        echo "-- $$comm (share of its own samples; all in $$out)"; \
+	        head -n 12 $$out; \
 	    done; \
 	done

@@ -60,8 +60,8 @@ static const char bench_usage[] =
     "  --codecs            zstd against none on random and json records (throughput, bytes\n"
     "                      stored, CPU, latency at a common rate)\n"
     "  --report DIR        CSV time series, gnuplot plots (PNG and SVG) and DIR/index.html\n"
-    "  --perf DIR          perf record -g of the broker and this process during the max and\n"
-    "                      half-load phases, into DIR/max.perf.data and DIR/half.perf.data\n"
+    "  --perf DIR          perf record -g of the broker and this process during the max,\n"
+    "                      half-load, tail-read and catch-up phases: DIR/<phase>.perf.data\n"
     "\n"
     "options (defaults):\n"
     "  --seconds S (10)        each open-loop run     --max-seconds S (10)  the max phase\n"
@@ -563,15 +563,19 @@ static int phase_tail(struct bench *b)
     if (run_produce(b, &b->env, "tail write", &spec) < 0)
         return -1;
     double secs = 0, bytes = 0;
+    pid_t perf = perf_start(b, "tail");
     for (int pass = 1; pass <= TAIL_MAX_PASSES && secs < TAIL_MIN_SECONDS; pass++) {
         char label[32];
         snprintf(label, sizeof(label), "tail read %d", pass);
         int i = run_read(b, &b->env, label, "bench-tail");
-        if (i < 0)
+        if (i < 0) {
+            perf_stop(b, perf, "tail");
             return -1;
+        }
         secs += b->phases[i].secs;
         bytes += (double)b->phases[i].bytes;
     }
+    perf_stop(b, perf, "tail");
     b->tail_mbps = bytes / 1e6 / secs;
     return 0;
 }
@@ -579,7 +583,9 @@ static int phase_tail(struct bench *b)
 static int phase_catchup(struct bench *b)
 {
     say(b, "bench: catch-up: the max phase's log read from its start\n");
+    pid_t perf = perf_start(b, "catchup");
     b->catchup_i = run_read(b, &b->env, "catch-up", "bench");
+    perf_stop(b, perf, "catchup");
     return b->catchup_i < 0 ? -1 : 0;
 }
 
