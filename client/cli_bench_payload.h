@@ -34,6 +34,8 @@ struct payload {
     size_t slots;      /* json: events in the pool */
     size_t next;       /* random: offset of the next record; json: its slot */
     uint64_t rng;
+    uint8_t *stamped;  /* random: the record last handed out, whose first bytes... */
+    uint8_t saved[PAYLOAD_STAMP_BYTES]; /* ...were these before its stamp */
 };
 
 /* Builds the pool for records of record_size bytes: pool_bytes (at least 4 MiB; give it twice

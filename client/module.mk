@@ -33,6 +33,15 @@ BINS += $(BUILD)/bin/ringlog
 
 TESTS += $(BUILD)/tests/unit/test_client $(BUILD)/tests/integration/test_client_fake
 
+# The bench command's histogram and payloads, tested on their own (they are CLI objects, not
+# part of libringlog, so this program links them directly).
+BENCH_UNIT_OBJS := $(call obj,client/cli_bench_hist.c client/cli_bench_payload.c)
+$(BUILD)/tests/unit/test_cli_bench: $(BUILD)/obj/tests/unit/test_cli_bench.o $(BENCH_UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS) $(CRITERION_LIBS)
+TESTS += $(BUILD)/tests/unit/test_cli_bench
+
 # The shared library as a user meets it (exports, dependencies, a program linked with it): a
 # shell test, copied into place so the runner can execute it like the others.
 $(BUILD)/tests/integration/test_client_so: tests/integration/test_client_so.sh $(LIB_CLIENT_SO)

@@ -1,0 +1,165 @@
+/* ringlog bench's building blocks without a broker: the latency histogram's buckets and
+ * percentiles, and the stamped payloads (exact sizes, stamps that round-trip, random batches
+ * that stay incompressible pool cycle after pool cycle, JSON events that are well formed and
+ * compress). Seeds are fixed, so every run checks the same records. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "client/cli_bench_hist.h"
+#include "client/cli_bench_payload.h"
+
+/* Every value lies inside its bucket, buckets are contiguous, and a bucket is at most 1/128
+ * of its values wide. */
+Test(bench_hist, buckets_cover_values)
+{
+    uint64_t prev_upper = 0;
+    for (unsigned idx = 1; idx < BHIST_BUCKETS - 1; idx++) {
+        uint64_t upper = bhist_upper_us(idx);
+        cr_assert_gt(upper, prev_upper, "bucket %u does not start after %u", idx, idx - 1);
+        cr_assert_eq(bhist_index(prev_upper + 1), idx, "value %llu not in bucket %u",
+                     (unsigned long long)prev_upper + 1, idx);
+        cr_assert_eq(bhist_index(upper), idx);
+        cr_assert_leq((double)(upper - prev_upper), (double)upper / 128 + 1,
+                      "bucket %u is %llu wide at %llu", idx,
+                      (unsigned long long)(upper - prev_upper), (unsigned long long)upper);
+        prev_upper = upper;
+    }
+    cr_assert_eq(bhist_index(UINT64_MAX), BHIST_BUCKETS - 1, "huge values are clamped");
+}
+
+/* Percentiles of 1..100000 us: within the bucket precision, never below the true value; the
+ * maximum is exact; merging two halves gives the same figures. */
+Test(bench_hist, percentiles_and_merge)
+{
+    static struct bhist a, b, all;
+    bhist_reset(&a);
+    bhist_reset(&b);
+    bhist_reset(&all);
+    for (uint64_t v = 1; v <= 100000; v++) {
+        bhist_record(v % 2 ? &a : &b, v);
+        bhist_record(&all, v);
+    }
+    static const double pcts[] = {50, 90, 99, 99.9};
+    for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
+        double want = pcts[i] * 1000;
+        uint64_t got = bhist_percentile_us(&all, pcts[i]);
+        cr_assert(got >= want && got <= want * 1.01, "p%g = %llu, want %.0f", pcts[i],
+                  (unsigned long long)got, want);
+    }
+    cr_assert_eq(bhist_percentile_us(&all, 100), 100000);
+    bhist_merge(&a, &b);
+    cr_assert_eq(a.count, all.count);
+    cr_assert_eq(memcmp(a.buckets, all.buckets, sizeof(a.buckets)), 0);
+    cr_assert_eq(bhist_percentile_us(&a, 99), bhist_percentile_us(&all, 99));
+    bhist_reset(&a);
+    cr_assert_eq(bhist_percentile_us(&a, 50), 0, "an empty histogram reports 0");
+}
+
+static double zstd_ratio(const uint8_t *buf, size_t n)
+{
+    size_t cap = ZSTD_compressBound(n);
+    void *out = malloc(cap);
+    size_t c = ZSTD_compress(out, cap, buf, n, 1);
+    free(out);
+    cr_assert(!ZSTD_isError(c));
+    return (double)c / (double)n;
+}
+
+/* Builds `count` consecutive records into buf, stamped base + i, and checks every stamp. */
+static void fill_batch(struct payload *p, uint8_t *buf, size_t count, uint64_t base)
+{
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *r = payload_next(p, base + i);
+        memcpy(buf + i * p->record_size, r, p->record_size);
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint64_t stamp = 0;
+        cr_assert_eq(payload_stamp(p->kind, buf + i * p->record_size, p->record_size, &stamp),
+                     0);
+        cr_assert_eq(stamp, base + i, "record %zu carries stamp %llu", i,
+                     (unsigned long long)stamp);
+    }
+}
+
+/* Random records: stamps round-trip, and 128 KiB batches stay incompressible after 40 passes
+ * over the pool (stamps left in the pool once made them 20-35% compressible). */
+Test(bench_payload, random_stays_incompressible)
+{
+    struct payload p;
+    char err[256];
+    cr_assert_eq(payload_init(&p, PAYLOAD_RANDOM, 1024, 0, 42, err, sizeof(err)), 0, "%s", err);
+    uint8_t *batch = malloc(128 * 1024);
+    size_t per_pool = p.pool_bytes / 1024;
+    for (int cycle = 0; cycle < 40; cycle++)
+        for (size_t i = 0; i < per_pool; i++)
+            payload_next(&p, 1700000000000000000ull + i);
+    for (int k = 0; k < 8; k++) {
+        fill_batch(&p, batch, 128, 1700000000000000000ull + (uint64_t)k * 128);
+        double r = zstd_ratio(batch, 128 * 1024);
+        cr_assert_geq(r, 0.999, "random batch %d compresses to %.3f", k, r);
+    }
+    free(batch);
+    payload_free(&p);
+}
+
+/* Outside strings, braces and brackets balance and close at the end; no control bytes. */
+static void assert_json_shape(const uint8_t *r, size_t n)
+{
+    int depth = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_geq(r[i], 0x20, "control byte at %zu", i);
+        if (in_string) {
+            in_string = r[i] != '"';
+            continue;
+        }
+        if (r[i] == '"')
+            in_string = 1;
+        else if (r[i] == '{' || r[i] == '[')
+            depth++;
+        else if (r[i] == '}' || r[i] == ']')
+            depth--;
+        cr_assert(depth > 0 || i == n - 1, "structure closes early at %zu of %zu", i, n);
+    }
+    cr_assert_eq(depth, 0);
+    cr_assert(!in_string);
+}
+
+/* JSON events of several sizes: exact size, well formed, stamped, distinct within a batch,
+ * and compressible the way events are. */
+Test(bench_payload, json_events)
+{
+    static const size_t sizes[] = {64, 100, 333, 1024, 4096};
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        struct payload p;
+        char err[256];
+        size_t size = sizes[s], count = 128 * 1024 / size;
+        cr_assert_eq(payload_init(&p, PAYLOAD_JSON, size, 0, 7, err, sizeof(err)), 0, "%s",
+                     err);
+        uint8_t *batch = malloc(count * size);
+        fill_batch(&p, batch, count, 123456789012345678ull);
+        for (size_t i = 0; i < count; i++)
+            assert_json_shape(batch + i * size, size);
+        cr_assert_neq(memcmp(batch, batch + size, size), 0, "consecutive events are equal");
+        double r = zstd_ratio(batch, count * size);
+        cr_assert(r > 0.02 && r < 0.5, "%zu-byte events compress to %.3f", size, r);
+        free(batch);
+        payload_free(&p);
+    }
+}
+
+/* Sizes that cannot carry a stamp are refused with a message naming the option. */
+Test(bench_payload, too_small)
+{
+    struct payload p;
+    char err[256] = "";
+    cr_assert_eq(payload_init(&p, PAYLOAD_JSON, 63, 0, 1, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "--record-size"), "%s", err);
+    cr_assert_eq(payload_init(&p, PAYLOAD_RANDOM, 7, 0, 1, err, sizeof(err)), -EINVAL);
+    uint64_t stamp;
+    cr_assert_eq(payload_stamp(PAYLOAD_JSON, (const uint8_t *)"{\"x\":1}", 7, &stamp), -EINVAL);
+}
