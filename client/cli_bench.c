@@ -530,8 +530,13 @@ static int phase_sweep(struct bench *b)
     const struct brun_result *max = &b->phases[b->max_i];
     double max_rps = (double)max->acked / max->secs;
     int steps = b->o.sweep ? b->o.steps : 1;
-    say(b, "bench: open loop at %s of the maximum (%.0f records/s), %d s each, a consumer "
-        "reading alongside\n", b->o.sweep ? "each step" : "50%", max_rps, b->o.seconds);
+    if (b->o.sweep)
+        say(b, "bench: open loop at %.0f%% to 100%% of the maximum (%.0f records/s) in %d "
+            "steps, %d s each, a consumer reading alongside\n", 100.0 / steps, max_rps, steps,
+            b->o.seconds);
+    else
+        say(b, "bench: open loop at 50%% of the maximum (%.0f records/s) for %d s, a consumer "
+            "reading alongside\n", max_rps, b->o.seconds);
     int best = -1;
     for (int k = 1; k <= steps; k++) {
         double pct = b->o.sweep ? 100.0 * k / steps : 50.0;

@@ -139,6 +139,7 @@ struct monitor {
     pthread_cond_t cv;
     bool stop;
     struct bbroker_topic *prev, *cur; /* metrics of the topic, last second and now */
+    bool have_prev;                   /* prev holds a sample (deltas need two) */
     double prev_broker, prev_client;
 };
 
@@ -201,7 +202,9 @@ static void mon_sample(struct monitor *m, uint32_t sec)
     m->prev_broker = b;
     m->prev_client = c;
     if (mon_scrape(m)) {
-        mon_topic_delta(m, s);
+        if (m->have_prev)
+            mon_topic_delta(m, s);
+        m->have_prev = true;
         struct bbroker_topic *t = m->prev;
         m->prev = m->cur;
         m->cur = t;
@@ -256,6 +259,7 @@ static struct monitor *mon_start(const struct brun_env *env, const char *label,
         struct bbroker_topic *t = m->prev; /* the first sample is the baseline */
         m->prev = m->cur;
         m->cur = t;
+        m->have_prev = true;
     }
     if (!m->secs || !m->prev || !m->cur || pthread_create(&m->tid, NULL, mon_main, m)) {
         free(m->secs);
