@@ -362,12 +362,21 @@ static int bench_probe(struct bench *b)
 {
     char err[512];
     say(b, "bench: limits: raw disk in %s (O_DIRECT, 1 MiB blocks, 16 in flight, %zu MiB), "
-        "loopback TCP (%zu MiB)\n", b->dir, b->o.disk_bytes >> 20, b->o.loopback_bytes >> 20);
-    if (probe_disk_run(b->dir, b->o.disk_bytes, 1u << 20, 16, &b->disk, err, sizeof(err)) ||
-        probe_loopback_run(b->o.loopback_bytes, 1u << 20, &b->loopback_mbps, err,
-                           sizeof(err))) {
+        "loopback TCP (best of 3 x %zu MiB)\n", b->dir, b->o.disk_bytes >> 20,
+        b->o.loopback_bytes / 3 >> 20);
+    if (probe_disk_run(b->dir, b->o.disk_bytes, 1u << 20, 16, &b->disk, err, sizeof(err))) {
         cli_error("%s", err);
         return -1;
+    }
+    /* The best of three: a limit is what the machine can do, and on a shared machine a
+     * neighbour can only make one try slower, so the ratios against it never flatter. */
+    for (int i = 0; i < 3; i++) {
+        double mbps;
+        if (probe_loopback_run(b->o.loopback_bytes / 3, 1u << 20, &mbps, err, sizeof(err))) {
+            cli_error("%s", err);
+            return -1;
+        }
+        b->loopback_mbps = mbps > b->loopback_mbps ? mbps : b->loopback_mbps;
     }
     say(b, "limits: disk write %.0f MB/s, disk read %.0f MB/s, loopback %.0f MB/s\n",
         b->disk.write_mbps, b->disk.read_mbps, b->loopback_mbps);
