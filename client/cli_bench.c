@@ -5,8 +5,8 @@
  * ratios are what mean something).
  *
  * A standard run (make bench):
- *   1. limits: raw O_DIRECT write and read bandwidth of the disk under --dir, loopback TCP
- *      (cli_probe);
+ *   1. limits: raw O_DIRECT write and read bandwidth of the disk under --dir, the latency of
+ *      a durable 4 KiB write (the floor under an acknowledgement), loopback TCP (cli_probe);
  *   2. ringlogd on ephemeral ports with its data there (cli_bench_broker); topics with small
  *      segments, so segment rolls happen during the run, and retention on the open-loop topic;
  *   3. max: closed-loop produce, 1 KiB incompressible records, acks=1, flush.policy=batch
@@ -82,6 +82,7 @@ static const char bench_usage[] =
 #define TAIL_MIN_SECONDS 2.0
 #define CODEC_SECONDS_MAX 10
 #define LOG_MAX (1u << 20)
+#define FSYNC_PROBES 200 /* durable 4 KiB writes timed for the latency floor */
 
 /* Set by SIGINT/SIGTERM: the phases stop early and the normal clean-up runs. */
 static volatile sig_atomic_t g_interrupted;
@@ -113,6 +114,7 @@ struct bench {
     struct bbroker broker;
     struct brun_env env;
     struct probe_disk disk;
+    double fsync_p50_ms, fsync_p99_ms;
     double loopback_mbps;
     struct payload payload;
     struct brun_result phases[MAX_PHASES];
@@ -364,7 +366,9 @@ static int bench_probe(struct bench *b)
     say(b, "bench: limits: raw disk in %s (O_DIRECT, 1 MiB blocks, 16 in flight, %zu MiB), "
         "loopback TCP (best of 3 x %zu MiB)\n", b->dir, b->o.disk_bytes >> 20,
         b->o.loopback_bytes / 3 >> 20);
-    if (probe_disk_run(b->dir, b->o.disk_bytes, 1u << 20, 16, &b->disk, err, sizeof(err))) {
+    if (probe_disk_run(b->dir, b->o.disk_bytes, 1u << 20, 16, &b->disk, err, sizeof(err)) ||
+        probe_fsync_run(b->dir, FSYNC_PROBES, &b->fsync_p50_ms, &b->fsync_p99_ms, err,
+                        sizeof(err))) {
         cli_error("%s", err);
         return -1;
     }
@@ -378,8 +382,9 @@ static int bench_probe(struct bench *b)
         }
         b->loopback_mbps = mbps > b->loopback_mbps ? mbps : b->loopback_mbps;
     }
-    say(b, "limits: disk write %.0f MB/s, disk read %.0f MB/s, loopback %.0f MB/s\n",
-        b->disk.write_mbps, b->disk.read_mbps, b->loopback_mbps);
+    say(b, "limits: disk write %.0f MB/s, disk read %.0f MB/s, loopback %.0f MB/s; a durable "
+        "4 KiB write (write + fdatasync) p50 %.2f p99 %.2f ms\n", b->disk.write_mbps,
+        b->disk.read_mbps, b->loopback_mbps, b->fsync_p50_ms, b->fsync_p99_ms);
     return 0;
 }
 
@@ -839,6 +844,7 @@ static int write_report(struct bench *b, const struct breport_target *t)
     struct breport_in in = {
         .dir = b->o.report, .settings = settings, .disk_write_mbps = b->disk.write_mbps,
         .disk_read_mbps = b->disk.read_mbps, .loopback_mbps = b->loopback_mbps,
+        .fsync_p50_ms = b->fsync_p50_ms, .fsync_p99_ms = b->fsync_p99_ms,
         .phases = phases, .nphases = b->nphases, .sweep = sweep, .sweep_pct = b->sweep_pct,
         .nsweep = (size_t)b->nsweep, .cdf_run = b->half_i >= 0 ? &b->phases[b->half_i] : NULL,
         .codecs = b->codecs, .ncodecs = b->ncodecs, .codec_advice = b->advice,

@@ -456,8 +456,11 @@ static void html_settings(FILE *f, const struct breport_in *in)
     fputs("<h2>Limits measured in this run</h2>\n<table>\n", f);
     fprintf(f, "<tr><td>raw disk write (O_DIRECT, sequential)</td><td>%.0f MB/s</td></tr>\n"
             "<tr><td>raw disk read (O_DIRECT, sequential)</td><td>%.0f MB/s</td></tr>\n"
-            "<tr><td>loopback TCP (one connection)</td><td>%.0f MB/s</td></tr>\n</table>\n",
-            in->disk_write_mbps, in->disk_read_mbps, in->loopback_mbps);
+            "<tr><td>loopback TCP (one connection, best of three)</td><td>%.0f MB/s</td></tr>\n"
+            "<tr><td>durable 4 KiB write (O_DIRECT write + fdatasync), p50 / p99</td>"
+            "<td>%.2f / %.2f ms</td></tr>\n</table>\n",
+            in->disk_write_mbps, in->disk_read_mbps, in->loopback_mbps, in->fsync_p50_ms,
+            in->fsync_p99_ms);
     fputs("<h2>Settings</h2>\n<table>\n", f);
     const char *s = in->settings ? in->settings : "";
     while (*s) {

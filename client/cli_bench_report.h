@@ -50,6 +50,7 @@ struct breport_in {
     const char *dir;
     const char *settings;       /* "name\tvalue\n" lines */
     double disk_write_mbps, disk_read_mbps, loopback_mbps;
+    double fsync_p50_ms, fsync_p99_ms; /* a durable 4 KiB write: the floor under an ack */
     const struct brun_result *const *phases; /* every phase, in run order */
     size_t nphases;
     const struct brun_result *const *sweep;  /* the sweep's open-loop steps */

@@ -129,6 +129,55 @@ int probe_disk_run(const char *dir, size_t total, size_t block, unsigned qd,
     return rc;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int probe_fsync_run(const char *dir, unsigned count, double *p50_ms, double *p99_ms, char *err,
+                    size_t errlen)
+{
+    char path[4096];
+    double *ms = calloc(count ? count : 1, sizeof(*ms));
+    void *buf = NULL;
+    int rc = 0;
+    snprintf(path, sizeof(path), "%s/probe-fsync.XXXXXX", dir);
+    int fd = mkostemp(path, O_DIRECT | O_CLOEXEC);
+    if (fd < 0 || !ms || posix_memalign(&buf, 4096, 4096)) {
+        rc = fd < 0 ? -errno : -ENOMEM;
+        goto out;
+    }
+    unlink(path);
+    memset(buf, 0x5A, 4096);
+    if (fallocate(fd, 0, 0, (off_t)count * 4096)) {
+        rc = -errno;
+        goto out;
+    }
+    for (unsigned i = 0; i < count && rc == 0; i++) {
+        double t0 = now_s();
+        ssize_t n = pwrite(fd, buf, 4096, (off_t)i * 4096);
+        if (n != 4096)
+            rc = n < 0 ? -errno : -EIO;
+        else if (fdatasync(fd))
+            rc = -errno;
+        ms[i] = (now_s() - t0) * 1e3;
+    }
+    if (rc == 0 && count) {
+        qsort(ms, count, sizeof(*ms), cmp_double);
+        *p50_ms = ms[count / 2];
+        *p99_ms = ms[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1];
+    }
+out:
+    if (rc)
+        snprintf(err, errlen, "fdatasync probe in %s failed: %s", dir, strerror(-rc));
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    free(ms);
+    return rc;
+}
+
 struct loop_sender {
     int fd;
     size_t total, chunk;

@@ -6,6 +6,8 @@
  *    O_DIRECT writes, then reads, of block_bytes each with qd of them in flight, on a
  *    preallocated file (the way the partition log writes its preallocated segments), so the
  *    figure is the device's and not the page cache's or the block allocator's;
+ *  - the latency of a durable 4 KiB append (O_DIRECT write + fdatasync), the floor under any
+ *    acknowledgement that waits for the disk;
  *  - loopback TCP bandwidth: one connection on 127.0.0.1, one thread sending, one receiving,
  *    as a broker sends fetched data to one consumer connection.
  *
@@ -29,6 +31,13 @@ struct probe_disk {
  * or a negative errno with a message naming the directory and the fix in err. */
 int probe_disk_run(const char *dir, size_t total_bytes, size_t block_bytes, unsigned qd,
                    struct probe_disk *out, char *err, size_t errlen);
+
+/* The latency floor of an acknowledgement with flush.policy=batch: `count` times, one 4 KiB
+ * O_DIRECT write at the end of a preallocated file in dir followed by fdatasync, timed
+ * together. Fills the p50 and p99 in milliseconds. Returns 0 or a negative errno with a
+ * message in err. */
+int probe_fsync_run(const char *dir, unsigned count, double *p50_ms, double *p99_ms, char *err,
+                    size_t errlen);
 
 /* Sends total_bytes over one loopback TCP connection in chunk_bytes writes. Fills *mbps.
  * Returns 0 or a negative errno with a message in err. */
