@@ -393,6 +393,25 @@ static int bench_probe(struct bench *b)
     return 0;
 }
 
+/* The disk measured again once the phases are done, keeping the better figure of each: the
+ * disk is shared, and a ratio against a limit measured while a neighbour was busy would
+ * flatter (make bench once printed produce at 1.11 of the disk). */
+static int bench_reprobe(struct bench *b)
+{
+    char err[512];
+    struct probe_disk again;
+    if (probe_disk_run(b->dir, b->o.disk_bytes, 1u << 20, 16, &again, err, sizeof(err))) {
+        cli_error("%s", err);
+        return -1;
+    }
+    say(b, "limits again: disk write %.0f MB/s, disk read %.0f MB/s; ratios use the better "
+        "of the two measurements: %.0f and %.0f MB/s\n", again.write_mbps, again.read_mbps,
+        fmax(again.write_mbps, b->disk.write_mbps), fmax(again.read_mbps, b->disk.read_mbps));
+    b->disk.write_mbps = fmax(again.write_mbps, b->disk.write_mbps);
+    b->disk.read_mbps = fmax(again.read_mbps, b->disk.read_mbps);
+    return 0;
+}
+
 static struct brun_result *next_phase(struct bench *b)
 {
     if (b->nphases == MAX_PHASES) {
@@ -421,9 +440,8 @@ static void say_phase(struct bench *b, const struct brun_result *r)
         say(b, "%s: read %llu records in %.2f s = %.1f MB/s", r->label,
             (unsigned long long)r->consumed, r->secs, r->mbps);
     } else if (!r->open_loop) {
-        say(b, "%s (closed loop): %llu records in %.2f s = %.1f MB/s, %.0f records/s = %.2f of "
-            "disk write", r->label, (unsigned long long)r->acked, r->secs, r->mbps,
-            (double)r->acked / r->secs, r->mbps / b->disk.write_mbps);
+        say(b, "%s (closed loop): %llu records in %.2f s = %.1f MB/s, %.0f records/s", r->label,
+            (unsigned long long)r->acked, r->secs, r->mbps, (double)r->acked / r->secs);
         say_pcts(b, "time in the producer's buffer to ack", r->ack);
     } else {
         say(b, "%s (open loop at %.1f MB/s): %.1f MB/s", r->label, r->target_mbps, r->mbps);
@@ -883,6 +901,8 @@ static int bench_phases(struct bench *b)
             return -1;
         if (!o->produce_only)
             say_cache_metrics(b);
+        if (bench_reprobe(b))
+            return -1;
     }
     return o->codecs ? phase_codecs(b) : 0;
 }
@@ -971,9 +991,11 @@ int cli_bench(struct cli *c)
         free(b);
         return CLI_EXIT_FAIL;
     }
+    /* A closed stdout (ringlog bench | head) stops the bench like Ctrl-C, with the clean-up. */
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
     rc = bench_run(b);
     nftw(b->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     for (size_t i = 0; i < b->nphases; i++)
