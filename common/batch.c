@@ -24,6 +24,7 @@
 
 #include <endian.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -696,64 +697,95 @@ int batch_validate_deep(struct batch_reader *r, const uint8_t *batch, size_t len
 
 /* --- full validation -------------------------------------------------------------------------- */
 
-/* The smallest and largest record timestamps of a batch, and which records hold them. */
-struct ts_span {
-    int64_t min, max;
-    uint32_t min_index, max_index;
+/* What full validation learns while the reader walks the records. The reader's own verdict
+ * comes first (so a batch the reader refuses gets the reader's code, whatever else is wrong with
+ * it); the first producer-side problem is remembered and reported only when the walk succeeds. */
+struct full_check {
+    int64_t min_ts, max_ts;        /* smallest and largest record timestamps */
+    uint32_t min_index, max_index; /* and which records hold them */
+    int code;                      /* the first producer-side problem, 0 while none */
+    uint32_t index;                /* its record */
+    int64_t value;                 /* attributes, delta or timestamp, by code */
+    bool overflow;                 /* RANGE: first_timestamp + delta overflowed */
 };
 
-/* The producer-only checks of one record that batch_reader_next just returned (its index is
- * r->index - 1). Returns 0 or a code. */
-static int record_check(struct batch_reader *r, struct ts_span *span)
+/* The producer-only checks of the record batch_reader_next just returned (index r->index - 1). */
+static void record_check(const struct batch_reader *r, struct full_check *fc)
 {
+    if (fc->code)
+        return;
     uint32_t i = r->index - 1;
-    if (r->attributes != 0)
-        return reader_fail(r, RL_E_BATCH_RECORD_ATTRIBUTES, "record %u has attributes 0x%02x",
-                           i, r->attributes);
-    if (i == 0 && r->ts_delta != 0)
-        return reader_fail(r, RL_E_BATCH_FIRST_TIMESTAMP, "record 0 has timestamp delta %lld; "
-                           "first_timestamp must be its timestamp", (long long)r->ts_delta);
-    int64_t ts;
-    if (__builtin_add_overflow(r->h.first_timestamp, r->ts_delta, &ts))
-        return reader_fail(r, RL_E_BATCH_TIMESTAMP_RANGE, "record %u: first_timestamp %lld + "
-                           "delta %lld overflows", i, (long long)r->h.first_timestamp,
-                           (long long)r->ts_delta);
-    if (ts < 0)
-        return reader_fail(r, RL_E_BATCH_TIMESTAMP_RANGE, "record %u has timestamp %lld", i,
-                           (long long)ts);
-    if (i == 0 || ts < span->min) {
-        span->min = ts;
-        span->min_index = i;
+    int64_t ts = 0;
+    if (r->attributes != 0) {
+        fc->code = RL_E_BATCH_RECORD_ATTRIBUTES;
+        fc->value = r->attributes;
+    } else if (i == 0 && r->ts_delta != 0) {
+        fc->code = RL_E_BATCH_FIRST_TIMESTAMP;
+        fc->value = r->ts_delta;
+    } else if (__builtin_add_overflow(r->h.first_timestamp, r->ts_delta, &ts)) {
+        fc->code = RL_E_BATCH_TIMESTAMP_RANGE;
+        fc->value = r->ts_delta;
+        fc->overflow = true;
+    } else if (ts < 0) {
+        fc->code = RL_E_BATCH_TIMESTAMP_RANGE;
+        fc->value = ts;
     }
-    if (i == 0 || ts > span->max) {
-        span->max = ts;
-        span->max_index = i;
+    if (fc->code) {
+        fc->index = i;
+        return;
     }
-    return 0;
+    if (i == 0 || ts < fc->min_ts) {
+        fc->min_ts = ts;
+        fc->min_index = i;
+    }
+    if (i == 0 || ts > fc->max_ts) {
+        fc->max_ts = ts;
+        fc->max_index = i;
+    }
+}
+
+/* Reports the problem record_check remembered. Returns its code. */
+static int record_check_fail(struct batch_reader *r, const struct full_check *fc)
+{
+    switch (fc->code) {
+    case RL_E_BATCH_RECORD_ATTRIBUTES:
+        return reader_fail(r, fc->code, "record %u has attributes 0x%02x", fc->index,
+                           (unsigned)fc->value);
+    case RL_E_BATCH_FIRST_TIMESTAMP:
+        return reader_fail(r, fc->code, "record 0 has timestamp delta %lld; first_timestamp "
+                           "must be its timestamp", (long long)fc->value);
+    default:
+        if (fc->overflow)
+            return reader_fail(r, fc->code, "record %u: first_timestamp %lld + delta %lld "
+                               "overflows", fc->index, (long long)r->h.first_timestamp,
+                               (long long)fc->value);
+        return reader_fail(r, fc->code, "record %u has timestamp %lld", fc->index,
+                           (long long)fc->value);
+    }
 }
 
 /* The header's max_timestamp against the records, then the records against the clock. All
  * timestamps are >= 0 here, so the differences below are exact in 64 unsigned bits. */
-static int timestamps_check(struct batch_reader *r, const struct ts_span *span,
+static int timestamps_check(struct batch_reader *r, const struct full_check *fc,
                             const struct batch_limits *lim)
 {
-    if (r->h.max_timestamp != span->max)
+    if (r->h.max_timestamp != fc->max_ts)
         return reader_fail(r, RL_E_BATCH_MAX_TIMESTAMP, "max_timestamp is %lld, but the largest "
                            "record timestamp is %lld (record %u)", (long long)r->h.max_timestamp,
-                           (long long)span->max, span->max_index);
-    if (span->max > lim->now_ms &&
-        (uint64_t)span->max - (uint64_t)lim->now_ms > (uint64_t)lim->after_max_ms)
+                           (long long)fc->max_ts, fc->max_index);
+    if (fc->max_ts > lim->now_ms &&
+        (uint64_t)fc->max_ts - (uint64_t)lim->now_ms > (uint64_t)lim->after_max_ms)
         return reader_fail(r, RL_E_BATCH_TIMESTAMP_FUTURE, "record %u has timestamp %lld, %llu "
                            "ms after the broker's clock (%lld); at most %lld ms are allowed",
-                           span->max_index, (long long)span->max,
-                           (unsigned long long)((uint64_t)span->max - (uint64_t)lim->now_ms),
+                           fc->max_index, (long long)fc->max_ts,
+                           (unsigned long long)((uint64_t)fc->max_ts - (uint64_t)lim->now_ms),
                            (long long)lim->now_ms, (long long)lim->after_max_ms);
-    if (span->min < lim->now_ms &&
-        (uint64_t)lim->now_ms - (uint64_t)span->min > (uint64_t)lim->before_max_ms)
+    if (fc->min_ts < lim->now_ms &&
+        (uint64_t)lim->now_ms - (uint64_t)fc->min_ts > (uint64_t)lim->before_max_ms)
         return reader_fail(r, RL_E_BATCH_TIMESTAMP_PAST, "record %u has timestamp %lld, %llu "
                            "ms before the broker's clock (%lld); at most %lld ms are allowed",
-                           span->min_index, (long long)span->min,
-                           (unsigned long long)((uint64_t)lim->now_ms - (uint64_t)span->min),
+                           fc->min_index, (long long)fc->min_ts,
+                           (unsigned long long)((uint64_t)lim->now_ms - (uint64_t)fc->min_ts),
                            (long long)lim->now_ms, (long long)lim->before_max_ms);
     return 0;
 }
@@ -764,10 +796,7 @@ int batch_validate_full(struct batch_reader *r, const uint8_t *batch, size_t len
     int rc = batch_reader_open(r, batch, len, h);
     if (rc)
         return rc;
-    if (r->h.flags & ~BATCH_FLAG_CODEC_MASK)
-        return reader_fail(r, RL_E_BATCH_FLAGS, "flags 0x%04x; only the codec bits (0x%x) may "
-                           "be set", r->h.flags, BATCH_FLAG_CODEC_MASK);
-    struct ts_span span = {0};
+    struct full_check fc = {0};
     struct batch_record rec;
     /* At most record_count records and one end check. */
     for (uint64_t i = 0; i <= r->h.record_count; i++) {
@@ -775,9 +804,15 @@ int batch_validate_full(struct batch_reader *r, const uint8_t *batch, size_t len
         if (rc < 0)
             return rc;
         if (rc == 0)
-            return timestamps_check(r, &span, lim);
-        if ((rc = record_check(r, &span)) != 0)
-            return rc;
+            break;
+        record_check(r, &fc);
     }
-    return RL_E_INTERNAL;
+    if (rc != 0)
+        return reader_fail(r, RL_E_INTERNAL, "record walk did not end");
+    if (r->h.flags & ~BATCH_FLAG_CODEC_MASK)
+        return reader_fail(r, RL_E_BATCH_FLAGS, "flags 0x%04x; only the codec bits (0x%x) may "
+                           "be set", r->h.flags, BATCH_FLAG_CODEC_MASK);
+    if (fc.code)
+        return record_check_fail(r, &fc);
+    return timestamps_check(r, &fc, lim);
 }

@@ -279,6 +279,9 @@ struct batch_limits {
  *     max_timestamp equals the largest record timestamp (RL_E_BATCH_MAX_TIMESTAMP);
  *   - every record timestamp lies in [now - before_max, now + after_max]
  *     (RL_E_BATCH_TIMESTAMP_FUTURE / _PAST).
+ * The reader's verdict comes first: a batch the reader refuses gets the reader's code, so
+ * whatever a reader refuses is refused here with the same code, and whatever is accepted here a
+ * reader with as large a scratch buffer iterates to the end.
  * Create r with RL_BATCH_MAX_BYTES, the scratch size every consumer's reader uses, so a batch
  * accepted here decompresses in every consumer (a smaller r refuses more, never less). Reuses
  * r's buffer and zstd context: no allocation. Fills *h when not NULL. Returns 0 or the code of
