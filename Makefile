@@ -12,6 +12,7 @@
 #   make bench        benchmarks (never part of make test)
 #   make sim SEEDS=N  the raft simulator with N seeds per configuration
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
+#   make mutate       planted one-line bugs (tests/mutate/mutations.list) must each be caught
 #   make install      PREFIX=/usr/local
 #   make clean
 

@@ -696,6 +696,12 @@ Test(batch, reject_record_structure)
     /* the header-count varint is cut by the record's end (fine if read past it) */
     const uint8_t s8[] = {0x0c, 0x00, 0x00, 0x00, 0x01, 0x01, 0x80, 0x01};
     cr_assert_eq(deep_raw(s8, sizeof(s8), 1), RL_E_BATCH_RECORD);
+    /* a key one byte longer than what follows its length varint in the record: a bound that
+     * forgot the varint's own byte would accept it and parse on past the record (into the
+     * over-long varint placed there, answering BATCH_VARINT) */
+    const uint8_t s9[] = {0x0c, 0x00, 0x00, 0x00, 0x06, 'a', 'b',
+                          0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+    cr_assert_eq(deep_raw(s9, sizeof(s9), 1), RL_E_BATCH_RECORD);
 }
 
 /* Fewer records than the header says, more, or a count the bytes cannot hold: BATCH_COUNT. */
