@@ -215,9 +215,9 @@ void batch_reader_destroy(struct batch_reader *r);
 /* Opens one whole batch for iteration: validates it (batch_validate) and decompresses its records
  * section into the scratch buffer when compressed (RL_E_BATCH_DECOMPRESS when the bytes are not
  * valid zstd, RL_E_BATCH_DECOMPRESS_LIMIT when the result would exceed the scratch size: a frame
- * declaring a larger size is refused before any work). Also RL_E_BATCH_COUNT when the (decompressed) records
- * section is too small to hold record_count records (each takes at least 7 bytes). The batch
- * bytes must stay valid while iterating. Fills *h when not NULL. Returns 0 or a negative code;
+ * declaring a larger size is refused before any work). Also RL_E_BATCH_COUNT when the
+ * (decompressed) records section is too small to hold record_count records (each takes at
+ * least 7 bytes). The batch bytes must stay valid while iterating. Fills *h when not NULL. Returns 0 or a negative code;
  * after a failed open, batch_reader_next returns that code. */
 int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
                       struct batch_header *h);

@@ -191,7 +191,7 @@ build_suites "$all_suites" ||
 for s in $all_suites; do
     if ! run_suite "$s"; then
         tail -n 40 "$WORK/$BUILD/mutate-run.log"
-        die "$s fails without any mutation; fix it first (a suite that fails anyway catches nothing)"
+        die "$s fails without any mutation; fix it first (a failing suite catches nothing)"
     fi
 done
 

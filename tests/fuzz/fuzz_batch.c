@@ -378,9 +378,8 @@ static void verify_batch(struct batch_builder *b, const struct expected *e, uint
         max = e->in[i].timestamp > max ? e->in[i].timestamp : max;
     }
     int want_open = min < 0 ? RL_E_BATCH_TIMESTAMP_RANGE : 0;
-    int want_dflt = want_open ? want_open
-                    : max > FZ_NOW_MS + RL_BATCH_TIMESTAMP_AFTER_MAX_MS ? RL_E_BATCH_TIMESTAMP_FUTURE
-                                                                        : 0;
+    int future = max > FZ_NOW_MS + RL_BATCH_TIMESTAMP_AFTER_MAX_MS;
+    int want_dflt = want_open ? want_open : future ? RL_E_BATCH_TIMESTAMP_FUTURE : 0;
     FUZZ_CHECK(batch_validate_full(fz_validator, copy, (size_t)len, &fz_open_limits, NULL) ==
                want_open);
     FUZZ_CHECK(batch_validate_full(fz_validator, copy, (size_t)len, &fz_default_limits, NULL) ==

@@ -141,6 +141,30 @@ static size_t build(uint8_t *out, enum batch_codec codec, int n, int style)
     return (size_t)len;
 }
 
+/* What only full validation (batch_validate_full) refuses. */
+static void emit_full_rejections(uint8_t *b, size_t cap)
+{
+    size_t n;
+    n = build(b, BATCH_CODEC_NONE, 4, 0);
+    b[BATCH_OFF_FLAGS] |= 0x20; /* control */
+    refix(b, n);
+    emit("full-bad-flags", b, n);
+    static const uint8_t attrs[] = {0x0c, 0x40, 0x00, 0x00, 0x01, 0x01, 0x00};
+    emit("full-bad-attributes", b, raw(b, attrs, sizeof(attrs), 1, 0, 1700000000000));
+    static const uint8_t first[] = {0x0c, 0x00, 0x04, 0x00, 0x01, 0x01, 0x00};
+    emit("full-bad-first-timestamp", b, raw(b, first, sizeof(first), 1, 0, 1700000000000));
+    n = build(b, BATCH_CODEC_NONE, 4, 0);
+    memset(b + BATCH_OFF_MAX_TIMESTAMP, 0xff, 7);
+    b[BATCH_OFF_MAX_TIMESTAMP + 7] = 0x7f; /* INT64_MAX */
+    refix(b, n);
+    emit("full-bad-max-timestamp", b, n);
+    emit("full-bad-future-timestamp", b, build_one(b, INT64_MAX));
+    emit("full-bad-negative-timestamp", b, build_one(b, -5));
+    static const uint8_t hdrs[] = {0x0e, 0x00, 0x00, 0x00, 0x01, 0x01, 0x10, 0x00};
+    emit("full-bad-headers", b, raw(b, hdrs, sizeof(hdrs), 1, 0, 1700000000000));
+    emit("full-bad-zstd-bomb", b, build_bomb(b, cap));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -200,25 +224,7 @@ int main(int argc, char **argv)
     refix(b, n - 7);
     emit("bad-zstd-truncated", b, n - 7);
 
-    /* What only full validation refuses. */
-    n = build(b, BATCH_CODEC_NONE, 4, 0);
-    b[BATCH_OFF_FLAGS] |= 0x20; /* control */
-    refix(b, n);
-    emit("full-bad-flags", b, n);
-    static const uint8_t attrs[] = {0x0c, 0x40, 0x00, 0x00, 0x01, 0x01, 0x00};
-    emit("full-bad-attributes", b, raw(b, attrs, sizeof(attrs), 1, 0, 1700000000000));
-    static const uint8_t first[] = {0x0c, 0x00, 0x04, 0x00, 0x01, 0x01, 0x00};
-    emit("full-bad-first-timestamp", b, raw(b, first, sizeof(first), 1, 0, 1700000000000));
-    n = build(b, BATCH_CODEC_NONE, 4, 0);
-    memset(b + BATCH_OFF_MAX_TIMESTAMP, 0xff, 7);
-    b[BATCH_OFF_MAX_TIMESTAMP + 7] = 0x7f; /* INT64_MAX */
-    refix(b, n);
-    emit("full-bad-max-timestamp", b, n);
-    emit("full-bad-future-timestamp", b, build_one(b, INT64_MAX));
-    emit("full-bad-negative-timestamp", b, build_one(b, -5));
-    static const uint8_t hdrs[] = {0x0e, 0x00, 0x00, 0x00, 0x01, 0x01, 0x10, 0x00};
-    emit("full-bad-headers", b, raw(b, hdrs, sizeof(hdrs), 1, 0, 1700000000000));
-    emit("full-bad-zstd-bomb", b, build_bomb(b, sizeof(b)));
+    emit_full_rejections(b, sizeof(b));
     printf("%d files written to %s\n", files, out_dir);
     return 0;
 }

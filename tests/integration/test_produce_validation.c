@@ -88,7 +88,8 @@ struct shape {
 static struct shape raw(const uint8_t *section, size_t section_len, uint32_t count,
                         uint16_t flags)
 {
-    struct shape s = {malloc(RL_BATCH_HEADER_SIZE + section_len), RL_BATCH_HEADER_SIZE + section_len};
+    size_t len = RL_BATCH_HEADER_SIZE + section_len;
+    struct shape s = {malloc(len), len};
     cr_assert_not_null(s.b);
     memset(s.b, 0, RL_BATCH_HEADER_SIZE);
     put32(s.b + BATCH_OFF_BATCH_LEN, (uint32_t)s.len);

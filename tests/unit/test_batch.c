@@ -1195,7 +1195,7 @@ Test(full, detail_says_where)
     batch_reader_destroy(r);
 }
 
-/* --- golden byte vectors ------------------------------------------------------------------------ */
+/* --- golden byte vectors ---------------------------------------------------------------------- */
 
 /* A batch written out byte by byte from the layout in batch.h: base_offset 42, leader_epoch 7,
  * producer 1000 epoch 2 sequence 5, three records:
