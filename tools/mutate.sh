@@ -35,7 +35,11 @@ MUTATE_TIMEOUT=${MUTATE_TIMEOUT:-300}
 MUTATE_TESTS=${MUTATE_TESTS:?set MUTATE_TESTS to the test programs (make mutate does)}
 MUTATE_DEPS=${MUTATE_DEPS:-}
 ROOT=$(pwd)
-WORK="$ROOT/$BUILD/mutate/tree"
+case "$BUILD" in
+/*) WORK="$BUILD/mutate/tree" ;;
+*) WORK="$ROOT/$BUILD/mutate/tree" ;;
+esac
+MBUILD=build # the mirror's own build directory, whatever $BUILD is
 TAB=$(printf '\t')
 
 die() {
@@ -100,11 +104,11 @@ if [ $# -gt 0 ]; then
 fi
 [ -s "$PARSED" ] || die "no mutants to run"
 
-# The program path of a suite name, from MUTATE_TESTS.
+# The path of a suite's program in the mirror, from its name and MUTATE_TESTS.
 suite_path() {
     for p in $MUTATE_TESTS; do
         if [ "$(basename "$p")" = "$1" ]; then
-            echo "$p"
+            echo "$MBUILD/${p#"$BUILD"/}"
             return 0
         fi
     done
@@ -149,14 +153,14 @@ done <"$PARSED"
 # --- the mirror -------------------------------------------------------------------------------
 git ls-files -co --exclude-standard >"$BUILD/mutate/files.all" || die "not a git checkout"
 while read -r f; do [ -f "$f" ] && echo "$f"; done <"$BUILD/mutate/files.all" >"$BUILD/mutate/files"
-if [ ! -d "$WORK/$BUILD" ]; then
+if [ ! -d "$WORK/$MBUILD" ]; then
     echo "mutate: seeding $WORK from the working tree and $BUILD (first run)"
     rm -rf "$WORK"
     mkdir -p "$WORK"
     tar -cf - -T "$BUILD/mutate/files" | tar -xf - -C "$WORK" || die "cannot copy the tree"
-    mkdir -p "$WORK/$BUILD"
+    mkdir -p "$WORK/$MBUILD"
     (cd "$BUILD" && tar -cf - --exclude=./mutate --exclude=./asan --exclude=./fuzz \
-        --exclude=./test-logs .) | tar -xf - -C "$WORK/$BUILD" || die "cannot copy $BUILD"
+        --exclude=./test-logs .) | tar -xf - -C "$WORK/$MBUILD" || die "cannot copy $BUILD"
 else
     # Content changes only; a changed file gets a fresh mtime so make rebuilds after it.
     while read -r f; do
@@ -165,7 +169,7 @@ else
             cp "$f" "$WORK/$f"
         fi
     done <"$BUILD/mutate/files"
-    (cd "$WORK" && find . -path "./$BUILD" -prune -o -type f -print | sed 's|^\./||') |
+    (cd "$WORK" && find . -path "./$MBUILD" -prune -o -type f -print | sed 's|^\./||') |
         sort >"$BUILD/mutate/mirror-files"
     sort "$BUILD/mutate/files" | comm -13 - "$BUILD/mutate/mirror-files" |
         while read -r f; do rm -f "$WORK/$f"; done
@@ -175,22 +179,24 @@ fi
 build_suites() {
     t=""
     for s in $1; do t="$t $(suite_path "$s")"; done
-    (cd "$WORK" && nice make -j2 --no-print-directory BUILD="$BUILD" $t $MUTATE_DEPS) \
-        >"$WORK/$BUILD/mutate-build.log" 2>&1
+    deps=""
+    for d in $MUTATE_DEPS; do deps="$deps $MBUILD/${d#"$BUILD"/}"; done
+    (cd "$WORK" && nice make -j2 --no-print-directory BUILD="$MBUILD" $t $deps) \
+        >"$WORK/$MBUILD/mutate-build.log" 2>&1
 }
 # Runs one suite in the mirror; returns its status.
 run_suite() {
-    (cd "$WORK" && BUILD="$BUILD" TEST_TIMEOUT="$MUTATE_TIMEOUT" \
-        sh tests/run-tests.sh "$(suite_path "$1")") >"$WORK/$BUILD/mutate-run.log" 2>&1
+    (cd "$WORK" && BUILD="$MBUILD" TEST_TIMEOUT="$MUTATE_TIMEOUT" \
+        sh tests/run-tests.sh "$(suite_path "$1")") >"$WORK/$MBUILD/mutate-run.log" 2>&1
 }
 
 # --- 2. the unmutated suites pass -------------------------------------------------------------
 echo "mutate: building and running the unmutated suites:$all_suites"
 build_suites "$all_suites" ||
-    { tail -n 30 "$WORK/$BUILD/mutate-build.log"; die "the unmutated tree does not build"; }
+    { tail -n 30 "$WORK/$MBUILD/mutate-build.log"; die "the unmutated tree does not build"; }
 for s in $all_suites; do
     if ! run_suite "$s"; then
-        tail -n 40 "$WORK/$BUILD/mutate-run.log"
+        tail -n 40 "$WORK/$MBUILD/mutate-run.log"
         die "$s fails without any mutation; fix it first (a failing suite catches nothing)"
     fi
 done
@@ -205,7 +211,7 @@ while IFS="$TAB" read -r name file from to suites; do
         "$WORK/$file" || die "$name: cannot apply to $WORK/$file"
     verdict=""
     if ! build_suites "$suites" </dev/null; then
-        verdict="BROKEN    $name: does not build (log $WORK/$BUILD/mutate-build.log)"
+        verdict="BROKEN    $name: does not build (log $WORK/$MBUILD/mutate-build.log)"
     else
         for s in $suites; do
             if ! run_suite "$s" </dev/null; then
