@@ -180,8 +180,11 @@ test: $(TESTS) $(TEST_DEPS)
 	$(Q)BUILD=$(BUILD) $(if $(SEED),RINGLOG_SEED=$(SEED)) \
 	    $(if $(TEST_TIMEOUT),TEST_TIMEOUT=$(TEST_TIMEOUT)) sh tests/run-tests.sh $(TESTS)
 
+# Sanitized programs run several times slower (test_sim: about 5 minutes on a loaded 2-core
+# machine), so each gets 30 minutes unless TEST_TIMEOUT says otherwise.
 test-asan:
-	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 \
+	    TEST_TIMEOUT=$(if $(TEST_TIMEOUT),$(TEST_TIMEOUT),1800) test
 
 run: all
 	mkdir -p data
