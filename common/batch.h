@@ -217,8 +217,8 @@ void batch_reader_destroy(struct batch_reader *r);
  * valid zstd, RL_E_BATCH_DECOMPRESS_LIMIT when the result would exceed the scratch size: a frame
  * declaring a larger size is refused before any work). Also RL_E_BATCH_COUNT when the
  * (decompressed) records section is too small to hold record_count records (each takes at
- * least 7 bytes). The batch bytes must stay valid while iterating. Fills *h when not NULL. Returns 0 or a negative code;
- * after a failed open, batch_reader_next returns that code. */
+ * least 7 bytes). The batch bytes must stay valid while iterating. Fills *h when not NULL.
+ * Returns 0 or a negative code; after a failed open, batch_reader_next returns that code. */
 int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
                       struct batch_header *h);
 
@@ -228,10 +228,10 @@ int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
  * RL_E_BATCH_OFFSETS for a malformed record: VARINT for an encoding that is too long or
  * overflows, RECORD for lengths that exceed the record (or a record that does not end where its
  * length says), HEADERS for a header count or header lengths the record cannot hold or a null
- * header key, OFFSETS when the offset delta of record i is not i. Timestamps are
- * first_timestamp + delta with wrap-around (batch_validate_full refuses batches where it
- * wraps). Headers are checked here too, so batch_header_next
- * cannot fail on a record this returned. Errors are sticky until the next open. */
+ * header key, OFFSETS when the offset delta of record i is not i. Headers are checked here too,
+ * so batch_header_next cannot fail on a record this returned. Timestamps are first_timestamp +
+ * delta with wrap-around (batch_validate_full refuses batches where it wraps). Errors are
+ * sticky until the next open. */
 int batch_reader_next(struct batch_reader *r, struct batch_record *rec);
 
 /* Walks the headers of a record: *pos starts at 0. Returns 1 with *out filled, 0 when done, or a
@@ -255,7 +255,7 @@ const char *batch_reader_detail(const struct batch_reader *r);
  * until topics carry the configs: one hour into the future (Kafka 4.0's default; it was
  * unbounded before), and no bound into the past (Kafka's default: replaying old events with
  * their original timestamps is a normal use). A timestamp far in the future would exempt its
- * segment from time retention; nanoseconds sent as milliseconds land about 55,000 years ahead. */
+ * segment from time retention; microseconds sent as milliseconds land 54,000 years ahead. */
 #define RL_BATCH_TIMESTAMP_AFTER_MAX_MS INT64_C(3600000)
 #define RL_BATCH_TIMESTAMP_BEFORE_MAX_MS INT64_MAX
 
