@@ -573,18 +573,24 @@ static int produce_check(struct req *r, const struct topic *t, const uint8_t *d,
         res->error_message = (char *)"partition carries no batches (data_len 0)";
         return res->error_code;
     }
+    /* Full validation (common/batch.h), so whatever is acknowledged every consumer can read. */
+    struct batch_limits lim = {io_wall_ms(r->sh->io), RL_BATCH_TIMESTAMP_AFTER_MAX_MS,
+                               RL_BATCH_TIMESTAMP_BEFORE_MAX_MS};
     while (pos < len) {
         struct batch_header h;
-        int rc = batch_validate(d + pos, len - pos, &h);
-        if (rc == 0 && h.batch_len > t->max_message_bytes)
-            rc = RL_E_MESSAGE_TOO_LARGE;
+        int rc = batch_header_decode(d + pos, len - pos, &h) == 0 &&
+                 h.batch_len > t->max_message_bytes
+                     ? RL_E_MESSAGE_TOO_LARGE
+                     : batch_validate_full(r->sh->batch_check, d + pos, len - pos, &lim, &h);
         if (rc) {
             res->error_code = rc;
             res->error_message = arena_printf(
-                &r->arena, "batch %u at byte %u of %s-%u's data: %s%s", n, pos, t->name,
+                &r->arena, "batch %u at byte %u of %s-%u's data: %s%s%s%s", n, pos, t->name,
                 res->partition, rl_strerror(rc),
                 rc == RL_E_MESSAGE_TOO_LARGE ? " (raise the topic's max.message.bytes or send "
-                                               "smaller batches)" : "; nothing was appended");
+                                               "smaller batches)" : " (",
+                rc == RL_E_MESSAGE_TOO_LARGE ? "" : batch_reader_detail(r->sh->batch_check),
+                rc == RL_E_MESSAGE_TOO_LARGE ? "" : "); nothing was appended");
             return rc;
         }
         pos += h.batch_len;

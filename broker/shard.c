@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"
@@ -1105,6 +1106,12 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     sh->start_ns = io_now_ns(sh->io);
     sh->last_retention_ns = sh->start_ns;
     sh->start_wall_ms = io_wall_ms(sh->io);
+    sh->batch_check = batch_reader_create(RL_BATCH_MAX_BYTES);
+    if (!sh->batch_check) {
+        rc = -ENOMEM;
+        snprintf(err, err_cap, "out of memory for the batch validator");
+        goto fail;
+    }
     struct storage_options sopt = {.max_open_files = cfg->max_open_files,
                                    .state_dir = cfg->data_dir};
     rc = storage_open(sh->io, &sopt, &sh->st);
@@ -1172,5 +1179,6 @@ void shard_destroy(struct shard *sh)
         io_destroy(sh->io);
     while (sh->n_direct_bufs)
         free(sh->direct_bufs[--sh->n_direct_bufs]);
+    batch_reader_destroy(sh->batch_check);
     free(sh);
 }

@@ -174,6 +174,7 @@ struct shard {
     uint64_t start_ns;
     int64_t start_wall_ms;
     struct shard_metrics m;
+    struct batch_reader *batch_check; /* validates produced batches (batch_validate_full) */
     uint64_t warn_sec;               /* rate limit of protocol-error log lines */
     uint32_t warn_count, warn_suppressed;
 };

@@ -23,9 +23,13 @@
 #include "common/varint.h"
 
 #include <endian.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -358,15 +362,23 @@ size_t batch_builder_capacity(const struct batch_builder *b)
 
 /* --- reader ----------------------------------------------------------------------------------- */
 
+#define READER_DETAIL_BYTES 256
+
 struct batch_reader {
     uint8_t *scratch;  /* decompressed records section */
     size_t scratch_cap;
     ZSTD_DCtx *dctx;
     struct batch_header h;
-    const uint8_t *pos; /* next record */
-    const uint8_t *end; /* end of the records section */
-    uint32_t index;     /* records returned so far */
-    int err;            /* sticky: once a batch is found bad, iteration stops there */
+    const uint8_t *section; /* start of the (decompressed) records section */
+    const uint8_t *pos;     /* next record */
+    const uint8_t *end;     /* end of the records section */
+    uint32_t index;         /* records returned so far */
+    int err;                /* sticky: once a batch is found bad, iteration stops there */
+    /* Of the record last returned, for batch_validate_full (the public record leaves them out:
+     * consumers have no use for them). */
+    uint8_t attributes;
+    int64_t ts_delta;
+    char detail[READER_DETAIL_BYTES]; /* batch_reader_detail; written only on failure */
 };
 
 struct batch_reader *batch_reader_create(size_t max_records_bytes)
@@ -384,6 +396,7 @@ struct batch_reader *batch_reader_create(size_t max_records_bytes)
         return NULL;
     }
     r->err = RL_E_INVALID_ARGUMENT; /* nothing open yet */
+    snprintf(r->detail, sizeof(r->detail), "no batch is open");
     return r;
 }
 
@@ -396,33 +409,104 @@ void batch_reader_destroy(struct batch_reader *r)
     free(r);
 }
 
+const char *batch_reader_detail(const struct batch_reader *r)
+{
+    return r->detail;
+}
+
+/* Makes code the reader's sticky error and says where it was found. Returns code. */
+__attribute__((format(printf, 3, 4))) static int reader_fail(struct batch_reader *r, int code,
+                                                             const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+    va_end(ap);
+    r->err = code;
+    return code;
+}
+
+/* Describes why batch_validate refused the batch at open. */
+static int reader_fail_header(struct batch_reader *r, int rc, size_t len)
+{
+    const struct batch_header *h = &r->h;
+    switch (rc) {
+    case RL_E_BATCH_SHORT:
+        if (len < RL_BATCH_HEADER_SIZE)
+            return reader_fail(r, rc, "%zu bytes, fewer than the %d-byte header", len,
+                               RL_BATCH_HEADER_SIZE);
+        return reader_fail(r, rc, "%zu bytes, but batch_len says %u", len, h->batch_len);
+    case RL_E_BATCH_MAGIC:
+        return reader_fail(r, rc, "magic byte %u", h->magic);
+    case RL_E_BATCH_LENGTH:
+        return reader_fail(r, rc, "batch_len %u is outside [%d, %u]", h->batch_len,
+                           RL_BATCH_HEADER_SIZE, RL_BATCH_MAX_BYTES);
+    case RL_E_BATCH_COUNT:
+        return reader_fail(r, rc, "record_count %u, last_offset_delta %u (the count must be 1.."
+                           "%u and last_offset_delta the count - 1)", h->record_count,
+                           h->last_offset_delta, RL_BATCH_MAX_RECORDS);
+    case RL_E_BATCH_CODEC:
+        return reader_fail(r, rc, "codec %u (0 none and 4 zstd are supported)",
+                           h->flags & BATCH_FLAG_CODEC_MASK);
+    case RL_E_BATCH_CHECKSUM:
+        return reader_fail(r, rc, "stored checksum %016llx does not match bytes %d..%u",
+                           (unsigned long long)h->checksum, RL_BATCH_CHECKSUM_FROM,
+                           h->batch_len);
+    default:
+        return reader_fail(r, rc, "%s", rl_strerror(rc));
+    }
+}
+
+/* Decompresses the records section into the scratch buffer, whose size is the hard cap: a frame
+ * declaring more is refused before any work, and one that does not declare its size stops when
+ * the buffer is full. Returns 0 with *out_len set, or a code. */
+static int reader_decompress(struct batch_reader *r, const uint8_t *src, size_t src_len,
+                             size_t *out_len)
+{
+    unsigned long long declared = ZSTD_getFrameContentSize(src, src_len);
+    if (declared == ZSTD_CONTENTSIZE_ERROR)
+        return reader_fail(r, RL_E_BATCH_DECOMPRESS, "the %zu-byte records section is not a "
+                           "zstd frame", src_len);
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > r->scratch_cap)
+        return reader_fail(r, RL_E_BATCH_DECOMPRESS_LIMIT, "its zstd frame declares %llu "
+                           "bytes; the limit is %zu", declared, r->scratch_cap);
+    size_t n = ZSTD_decompressDCtx(r->dctx, r->scratch, r->scratch_cap, src, src_len);
+    if (ZSTD_isError(n)) {
+        if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall)
+            return reader_fail(r, RL_E_BATCH_DECOMPRESS_LIMIT, "its records decompress to "
+                               "more than the limit of %zu bytes", r->scratch_cap);
+        return reader_fail(r, RL_E_BATCH_DECOMPRESS, "zstd: %s", ZSTD_getErrorName(n));
+    }
+    *out_len = n;
+    return 0;
+}
+
 int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
                       struct batch_header *h)
 {
-    r->err = batch_validate(batch, len, &r->h);
-    if (r->err)
-        return r->err;
+    int rc = batch_validate(batch, len, &r->h);
+    if (rc)
+        return reader_fail_header(r, rc, len);
     const uint8_t *section = batch + RL_BATCH_HEADER_SIZE;
     size_t section_len = r->h.batch_len - RL_BATCH_HEADER_SIZE;
     if ((r->h.flags & BATCH_FLAG_CODEC_MASK) == BATCH_CODEC_ZSTD) {
-        size_t n = ZSTD_decompressDCtx(r->dctx, r->scratch, r->scratch_cap, section,
-                                       section_len);
-        if (ZSTD_isError(n)) {
-            r->err = RL_E_BATCH_DECOMPRESS;
-            return r->err;
-        }
+        rc = reader_decompress(r, section, section_len, &section_len);
+        if (rc)
+            return rc;
         section = r->scratch;
-        section_len = n;
     }
     /* Each record takes at least RECORD_MIN_BYTES, so a count the bytes cannot hold is caught
      * here, before any loop runs. */
-    if ((uint64_t)r->h.record_count * RECORD_MIN_BYTES > section_len) {
-        r->err = RL_E_BATCH_COUNT;
-        return r->err;
-    }
-    r->pos = section;
+    if ((uint64_t)r->h.record_count * RECORD_MIN_BYTES > section_len)
+        return reader_fail(r, RL_E_BATCH_COUNT, "record_count %u needs at least %llu bytes; the "
+                           "records section has %zu", r->h.record_count,
+                           (unsigned long long)r->h.record_count * RECORD_MIN_BYTES,
+                           section_len);
+    r->section = r->pos = section;
     r->end = section + section_len;
     r->index = 0;
+    r->err = 0;
+    r->detail[0] = '\0';
     if (h)
         *h = r->h;
     return 0;
@@ -471,20 +555,56 @@ static int field_read_bytes(const uint8_t *p, const uint8_t *rec_end, const uint
     return n + *len;
 }
 
-/* Decodes one record header at p (bounded by rec_end). Returns bytes consumed or a code. */
+/* Decodes one record header at p (bounded by rec_end). Returns bytes consumed or a code: a
+ * structural problem inside a header is RL_E_BATCH_HEADERS, a bad varint RL_E_BATCH_VARINT. */
 static int header_decode_one(const uint8_t *p, const uint8_t *rec_end, const uint8_t *section_end,
                              struct batch_record_header *out)
 {
     int n = field_read_bytes(p, rec_end, section_end, 0, &out->key, &out->key_len);
     if (n < 0)
-        return n;
+        return n == RL_E_BATCH_RECORD ? RL_E_BATCH_HEADERS : n;
     int m = field_read_bytes(p + n, rec_end, section_end, 1, &out->value, &out->value_len);
     if (m < 0)
-        return m;
+        return m == RL_E_BATCH_RECORD ? RL_E_BATCH_HEADERS : m;
     return n + m;
 }
 
-/* Decodes the record at r->pos into *rec and advances. Returns 0 or a negative code. */
+/* Says which field of the current record is bad. Returns code. */
+static int record_fail(struct batch_reader *r, int code, const char *field)
+{
+    int zstd = (r->h.flags & BATCH_FLAG_CODEC_MASK) == BATCH_CODEC_ZSTD;
+    return reader_fail(r, code, "record %u (byte %zu of the %srecords section): %s", r->index,
+                       (size_t)(r->pos - r->section), zstd ? "decompressed " : "", field);
+}
+
+/* Decodes the headers of a record (header_count varint included) at p, bounded by rend. Returns
+ * bytes consumed or a code. */
+static int record_decode_headers(struct batch_reader *r, const uint8_t *p, const uint8_t *rend,
+                                 struct batch_record *rec)
+{
+    const uint8_t *start = p;
+    int32_t header_count;
+    int n = field_read32(p, rend, r->end, &header_count);
+    if (n < 0)
+        return record_fail(r, n, "header count");
+    p += n;
+    if (header_count < 0 ||
+        (size_t)header_count > (size_t)(rend - p) / RECORD_HEADER_MIN_BYTES)
+        return record_fail(r, RL_E_BATCH_HEADERS, "header count exceeds the record");
+    rec->headers = p;
+    rec->header_count = (uint32_t)header_count;
+    for (int32_t i = 0; i < header_count; i++) {
+        struct batch_record_header hd;
+        if ((n = header_decode_one(p, rend, r->end, &hd)) < 0)
+            return record_fail(r, n, "a header");
+        p += n;
+    }
+    rec->headers_len = (size_t)(p - rec->headers);
+    return (int)(p - start);
+}
+
+/* Decodes the record at r->pos into *rec and advances. Returns 0 or a negative code (with the
+ * reader's detail written). */
 static int record_decode(struct batch_reader *r, struct batch_record *rec)
 {
     const uint8_t *p = r->pos;
@@ -492,47 +612,35 @@ static int record_decode(struct batch_reader *r, struct batch_record *rec)
     int32_t body_len;
     int n = field_read32(p, send, send, &body_len);
     if (n < 0)
-        return n;
+        return record_fail(r, n, "record length");
     p += n;
     if (body_len < (int32_t)RECORD_MIN_BYTES - 1 || (size_t)body_len > (size_t)(send - p))
-        return RL_E_BATCH_RECORD;
+        return record_fail(r, RL_E_BATCH_RECORD, "record length out of range");
     const uint8_t *rend = p + body_len;
-    p++; /* attributes: unused in v2 records, any value is accepted */
-    int64_t ts_delta;
-    int32_t offset_delta, header_count;
-    if ((n = field_read64(p, rend, send, &ts_delta)) < 0)
-        return n;
+    r->attributes = *p++; /* unused in v2 records; batch_validate_full requires 0 */
+    int32_t offset_delta;
+    if ((n = field_read64(p, rend, send, &r->ts_delta)) < 0)
+        return record_fail(r, n, "timestamp delta");
     p += n;
     if ((n = field_read32(p, rend, send, &offset_delta)) < 0)
-        return n;
+        return record_fail(r, n, "offset delta");
     p += n;
     if ((uint32_t)offset_delta != r->index)
-        return RL_E_BATCH_OFFSETS;
+        return reader_fail(r, RL_E_BATCH_OFFSETS, "record %u has offset delta %d (deltas must "
+                           "run 0, 1, 2, ...)", r->index, offset_delta);
     if ((n = field_read_bytes(p, rend, send, 1, &rec->key, &rec->key_len)) < 0)
-        return n;
+        return record_fail(r, n, "key");
     p += n;
     if ((n = field_read_bytes(p, rend, send, 1, &rec->value, &rec->value_len)) < 0)
+        return record_fail(r, n, "value");
+    p += n;
+    if ((n = record_decode_headers(r, p, rend, rec)) < 0)
         return n;
     p += n;
-    if ((n = field_read32(p, rend, send, &header_count)) < 0)
-        return n;
-    p += n;
-    if (header_count < 0 ||
-        (size_t)header_count > (size_t)(rend - p) / RECORD_HEADER_MIN_BYTES)
-        return RL_E_BATCH_RECORD;
-    rec->headers = p;
-    rec->header_count = (uint32_t)header_count;
-    for (int32_t i = 0; i < header_count; i++) {
-        struct batch_record_header hd;
-        if ((n = header_decode_one(p, rend, send, &hd)) < 0)
-            return n;
-        p += n;
-    }
     if (p != rend)
-        return RL_E_BATCH_RECORD;
-    rec->headers_len = (size_t)(rend - rec->headers);
+        return record_fail(r, RL_E_BATCH_RECORD, "bytes left over after the headers");
     rec->offset = (int64_t)(r->h.base_offset + (uint64_t)offset_delta);
-    rec->timestamp = (int64_t)((uint64_t)r->h.first_timestamp + (uint64_t)ts_delta);
+    rec->timestamp = (int64_t)((uint64_t)r->h.first_timestamp + (uint64_t)r->ts_delta);
     r->pos = rend;
     return 0;
 }
@@ -543,16 +651,17 @@ int batch_reader_next(struct batch_reader *r, struct batch_record *rec)
         return r->err;
     if (r->index == r->h.record_count) {
         if (r->pos != r->end)
-            r->err = RL_E_BATCH_COUNT;
-        return r->err;
+            return reader_fail(r, RL_E_BATCH_COUNT, "%zu bytes follow record %u, the last one "
+                               "record_count %u allows", (size_t)(r->end - r->pos),
+                               r->index - 1, r->h.record_count);
+        return 0;
     }
-    if (r->pos == r->end) {
-        r->err = RL_E_BATCH_COUNT;
-        return r->err;
-    }
-    r->err = record_decode(r, rec);
-    if (r->err)
-        return r->err;
+    if (r->pos == r->end)
+        return reader_fail(r, RL_E_BATCH_COUNT, "the records section ends after %u records; "
+                           "record_count says %u", r->index, r->h.record_count);
+    int rc = record_decode(r, rec);
+    if (rc)
+        return rc;
     r->index++;
     return 1;
 }
@@ -584,4 +693,126 @@ int batch_validate_deep(struct batch_reader *r, const uint8_t *batch, size_t len
             return rc;
     }
     return RL_E_INTERNAL;
+}
+
+/* --- full validation -------------------------------------------------------------------------- */
+
+/* What full validation learns while the reader walks the records. The reader's own verdict
+ * comes first (so a batch the reader refuses gets the reader's code, whatever else is wrong with
+ * it); the first producer-side problem is remembered and reported only when the walk succeeds. */
+struct full_check {
+    int64_t min_ts, max_ts;        /* smallest and largest record timestamps */
+    uint32_t min_index, max_index; /* and which records hold them */
+    int code;                      /* the first producer-side problem, 0 while none */
+    uint32_t index;                /* its record */
+    int64_t value;                 /* attributes, delta or timestamp, by code */
+    bool overflow;                 /* RANGE: first_timestamp + delta overflowed */
+};
+
+/* The producer-only checks of the record batch_reader_next just returned (index r->index - 1). */
+static void record_check(const struct batch_reader *r, struct full_check *fc)
+{
+    if (fc->code)
+        return;
+    uint32_t i = r->index - 1;
+    int64_t ts = 0;
+    if (r->attributes != 0) {
+        fc->code = RL_E_BATCH_RECORD_ATTRIBUTES;
+        fc->value = r->attributes;
+    } else if (i == 0 && r->ts_delta != 0) {
+        fc->code = RL_E_BATCH_FIRST_TIMESTAMP;
+        fc->value = r->ts_delta;
+    } else if (__builtin_add_overflow(r->h.first_timestamp, r->ts_delta, &ts)) {
+        fc->code = RL_E_BATCH_TIMESTAMP_RANGE;
+        fc->value = r->ts_delta;
+        fc->overflow = true;
+    } else if (ts < 0) {
+        fc->code = RL_E_BATCH_TIMESTAMP_RANGE;
+        fc->value = ts;
+    }
+    if (fc->code) {
+        fc->index = i;
+        return;
+    }
+    if (i == 0 || ts < fc->min_ts) {
+        fc->min_ts = ts;
+        fc->min_index = i;
+    }
+    if (i == 0 || ts > fc->max_ts) {
+        fc->max_ts = ts;
+        fc->max_index = i;
+    }
+}
+
+/* Reports the problem record_check remembered. Returns its code. */
+static int record_check_fail(struct batch_reader *r, const struct full_check *fc)
+{
+    switch (fc->code) {
+    case RL_E_BATCH_RECORD_ATTRIBUTES:
+        return reader_fail(r, fc->code, "record %u has attributes 0x%02x", fc->index,
+                           (unsigned)fc->value);
+    case RL_E_BATCH_FIRST_TIMESTAMP:
+        return reader_fail(r, fc->code, "record 0 has timestamp delta %lld; first_timestamp "
+                           "must be its timestamp", (long long)fc->value);
+    default:
+        if (fc->overflow)
+            return reader_fail(r, fc->code, "record %u: first_timestamp %lld + delta %lld "
+                               "overflows", fc->index, (long long)r->h.first_timestamp,
+                               (long long)fc->value);
+        return reader_fail(r, fc->code, "record %u has timestamp %lld", fc->index,
+                           (long long)fc->value);
+    }
+}
+
+/* The header's max_timestamp against the records, then the records against the clock. All
+ * timestamps are >= 0 here, so the differences below are exact in 64 unsigned bits. */
+static int timestamps_check(struct batch_reader *r, const struct full_check *fc,
+                            const struct batch_limits *lim)
+{
+    if (r->h.max_timestamp != fc->max_ts)
+        return reader_fail(r, RL_E_BATCH_MAX_TIMESTAMP, "max_timestamp is %lld, but the largest "
+                           "record timestamp is %lld (record %u)", (long long)r->h.max_timestamp,
+                           (long long)fc->max_ts, fc->max_index);
+    if (fc->max_ts > lim->now_ms &&
+        (uint64_t)fc->max_ts - (uint64_t)lim->now_ms > (uint64_t)lim->after_max_ms)
+        return reader_fail(r, RL_E_BATCH_TIMESTAMP_FUTURE, "record %u has timestamp %lld, %llu "
+                           "ms after the broker's clock (%lld); at most %lld ms are allowed",
+                           fc->max_index, (long long)fc->max_ts,
+                           (unsigned long long)((uint64_t)fc->max_ts - (uint64_t)lim->now_ms),
+                           (long long)lim->now_ms, (long long)lim->after_max_ms);
+    if (fc->min_ts < lim->now_ms &&
+        (uint64_t)lim->now_ms - (uint64_t)fc->min_ts > (uint64_t)lim->before_max_ms)
+        return reader_fail(r, RL_E_BATCH_TIMESTAMP_PAST, "record %u has timestamp %lld, %llu "
+                           "ms before the broker's clock (%lld); at most %lld ms are allowed",
+                           fc->min_index, (long long)fc->min_ts,
+                           (unsigned long long)((uint64_t)lim->now_ms - (uint64_t)fc->min_ts),
+                           (long long)lim->now_ms, (long long)lim->before_max_ms);
+    return 0;
+}
+
+int batch_validate_full(struct batch_reader *r, const uint8_t *batch, size_t len,
+                        const struct batch_limits *lim, struct batch_header *h)
+{
+    int rc = batch_reader_open(r, batch, len, h);
+    if (rc)
+        return rc;
+    struct full_check fc = {0};
+    struct batch_record rec;
+    /* At most record_count records and one end check. */
+    for (uint64_t i = 0; i <= r->h.record_count; i++) {
+        rc = batch_reader_next(r, &rec);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
+        record_check(r, &fc);
+    }
+    if (rc != 0)
+        return reader_fail(r, RL_E_INTERNAL, "record walk did not end");
+    if (r->h.flags & ~BATCH_FLAG_CODEC_MASK)
+        return reader_fail(r, RL_E_BATCH_FLAGS, "flags 0x%04x; only the codec bits (0x%x) may "
+                           "be set", r->h.flags, BATCH_FLAG_CODEC_MASK);
+    if (fc.code)
+        return record_check_fail(r, &fc);
+    return timestamps_check(r, &fc, lim);
 }

@@ -213,21 +213,25 @@ struct batch_reader *batch_reader_create(size_t max_records_bytes);
 void batch_reader_destroy(struct batch_reader *r);
 
 /* Opens one whole batch for iteration: validates it (batch_validate) and decompresses its records
- * section into the scratch buffer when compressed (RL_E_BATCH_DECOMPRESS on failure or when the
- * result exceeds the scratch size). Also RL_E_BATCH_COUNT when the (decompressed) records
- * section is too small to hold record_count records (each takes at least 7 bytes). The batch
- * bytes must stay valid while iterating. Fills *h when not NULL. Returns 0 or a negative code;
- * after a failed open, batch_reader_next returns that code. */
+ * section into the scratch buffer when compressed (RL_E_BATCH_DECOMPRESS when the bytes are not
+ * valid zstd, RL_E_BATCH_DECOMPRESS_LIMIT when the result would exceed the scratch size: a frame
+ * declaring a larger size is refused before any work). Also RL_E_BATCH_COUNT when the
+ * (decompressed) records section is too small to hold record_count records (each takes at
+ * least 7 bytes). The batch bytes must stay valid while iterating. Fills *h when not NULL.
+ * Returns 0 or a negative code; after a failed open, batch_reader_next returns that code. */
 int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
                       struct batch_header *h);
 
 /* Decodes the next record into *rec. Returns 1 when a record was produced, 0 at the end (after
  * checking that exactly record_count records were present and the section was consumed exactly:
- * RL_E_BATCH_COUNT otherwise), or RL_E_BATCH_VARINT / RL_E_BATCH_RECORD / RL_E_BATCH_OFFSETS for
- * a malformed record: VARINT for an encoding that is too long or overflows, RECORD for lengths
- * that exceed the record (or a record that does not end where its length says), OFFSETS when
- * the offset delta of record i is not i. Headers are checked here too, so batch_header_next
- * cannot fail on a record this returned. Errors are sticky until the next open. */
+ * RL_E_BATCH_COUNT otherwise), or RL_E_BATCH_VARINT / RL_E_BATCH_RECORD / RL_E_BATCH_HEADERS /
+ * RL_E_BATCH_OFFSETS for a malformed record: VARINT for an encoding that is too long or
+ * overflows, RECORD for lengths that exceed the record (or a record that does not end where its
+ * length says), HEADERS for a header count or header lengths the record cannot hold or a null
+ * header key, OFFSETS when the offset delta of record i is not i. Headers are checked here too,
+ * so batch_header_next cannot fail on a record this returned. Timestamps are first_timestamp +
+ * delta with wrap-around (batch_validate_full refuses batches where it wraps). Errors are
+ * sticky until the next open. */
 int batch_reader_next(struct batch_reader *r, struct batch_record *rec);
 
 /* Walks the headers of a record: *pos starts at 0. Returns 1 with *out filled, 0 when done, or a
@@ -235,7 +239,54 @@ int batch_reader_next(struct batch_reader *r, struct batch_record *rec);
 int batch_header_next(const struct batch_record *rec, size_t *pos,
                       struct batch_record_header *out);
 
-/* Full validation: batch_reader_open then every record; returns 0 or the first error. */
+/* Structural validation: batch_reader_open then every record; returns 0 or the first error.
+ * What this accepts, a reader with a scratch buffer at least as large reads to the end. */
 int batch_validate_deep(struct batch_reader *r, const uint8_t *batch, size_t len);
+
+/* A description of the reader's last failure (which record, which field, what values), for
+ * error messages; "" when the last open or next succeeded. Static storage inside the reader,
+ * overwritten by the next call on it. Written only on failure, so the good path pays nothing. */
+const char *batch_reader_detail(const struct batch_reader *r);
+
+/* --- full validation (what a broker acknowledges) --------------------------------------------- */
+
+/* How far record timestamps may stray from the broker's clock, as Kafka's topic configs
+ * message.timestamp.after.max.ms and message.timestamp.before.max.ms. These are the defaults
+ * until topics carry the configs: one hour into the future (Kafka 4.0's default; it was
+ * unbounded before), and no bound into the past (Kafka's default: replaying old events with
+ * their original timestamps is a normal use). A timestamp far in the future would exempt its
+ * segment from time retention; microseconds sent as milliseconds land 54,000 years ahead. */
+#define RL_BATCH_TIMESTAMP_AFTER_MAX_MS INT64_C(3600000)
+#define RL_BATCH_TIMESTAMP_BEFORE_MAX_MS INT64_MAX
+
+/* The broker's side of a validation: its clock and the timestamp bounds (>= 0; INT64_MAX means
+ * no bound). */
+struct batch_limits {
+    int64_t now_ms;        /* the broker's wall clock, ms since 1970 */
+    int64_t after_max_ms;  /* a record may be at most this far ahead of now_ms */
+    int64_t before_max_ms; /* a record may be at most this far behind now_ms */
+};
+
+/* Everything a broker must check before acknowledging a produced batch, so that every consumer
+ * can read what it stores: batch_validate_deep (header, checksum, zstd decompression into the
+ * reader's scratch buffer with its size as the hard cap, record count, offset deltas 0..n-1,
+ * every varint and length, headers), then what only a producer's batch must satisfy:
+ *   - flags hold codec bits only (RL_E_BATCH_FLAGS: control batches and log-append time are
+ *     the broker's to write, reserved bits must be 0);
+ *   - every record's attributes byte is 0 (RL_E_BATCH_RECORD_ATTRIBUTES);
+ *   - record timestamps are >= 0 and first_timestamp + delta does not overflow
+ *     (RL_E_BATCH_TIMESTAMP_RANGE); record 0's delta is 0 (RL_E_BATCH_FIRST_TIMESTAMP);
+ *     max_timestamp equals the largest record timestamp (RL_E_BATCH_MAX_TIMESTAMP);
+ *   - every record timestamp lies in [now - before_max, now + after_max]
+ *     (RL_E_BATCH_TIMESTAMP_FUTURE / _PAST).
+ * The reader's verdict comes first: a batch the reader refuses gets the reader's code, so
+ * whatever a reader refuses is refused here with the same code, and whatever is accepted here a
+ * reader with as large a scratch buffer iterates to the end.
+ * Create r with RL_BATCH_MAX_BYTES, the scratch size every consumer's reader uses, so a batch
+ * accepted here decompresses in every consumer (a smaller r refuses more, never less). Reuses
+ * r's buffer and zstd context: no allocation. Fills *h when not NULL. Returns 0 or the code of
+ * the first problem found; batch_reader_detail(r) then says where. */
+int batch_validate_full(struct batch_reader *r, const uint8_t *batch, size_t len,
+                        const struct batch_limits *lim, struct batch_header *h);
 
 #endif

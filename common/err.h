@@ -42,6 +42,26 @@
     X(BATCH_TOO_LARGE, -5109, "batch exceeds the maximum size")                                 \
     X(BATCH_EMPTY, -5110, "batch holds no records")                                             \
     X(BATCH_OFFSETS, -5111, "batch offset deltas are not 0..record_count-1 in order")           \
+    X(BATCH_DECOMPRESS_LIMIT, -5112, "batch records decompress past the size limit; send "      \
+                                     "smaller batches (lower batch.size)")                      \
+    X(BATCH_FLAGS, -5113, "batch sets flags a producer may not (control, log-append time or "   \
+                          "reserved bits); send codec bits only")                               \
+    X(BATCH_RECORD_ATTRIBUTES, -5114, "batch record attributes byte is not 0 (it is reserved "  \
+                                      "in v2 records); the producer must write 0")              \
+    X(BATCH_HEADERS, -5115, "batch record headers are malformed (count or lengths exceed the "  \
+                            "record, or a null key)")                                           \
+    X(BATCH_FIRST_TIMESTAMP, -5116, "batch first_timestamp is not its first record's "          \
+                                    "timestamp (record 0 needs timestamp delta 0)")             \
+    X(BATCH_MAX_TIMESTAMP, -5117, "batch max_timestamp is not the largest record timestamp; "   \
+                                  "the producer must set it from the records")                  \
+    X(BATCH_TIMESTAMP_RANGE, -5118, "batch record timestamp is negative or overflows; "         \
+                                    "timestamps are milliseconds since 1970")                   \
+    X(BATCH_TIMESTAMP_FUTURE, -5119, "record timestamp is too far ahead of the broker's clock " \
+                                     "(message.timestamp.after.max.ms); fix the producer's "    \
+                                     "clock, and send milliseconds, not micro- or nanoseconds") \
+    X(BATCH_TIMESTAMP_PAST, -5120, "record timestamp is older than the broker accepts "         \
+                                   "(message.timestamp.before.max.ms); fix the producer's "     \
+                                   "clock or its timestamps")                                   \
     /* storage */                                                                               \
     X(OFFSET_OUT_OF_RANGE, -5200, "offset is outside the log (before log start or after end)")  \
     X(LOG_FAILED, -5201, "log refused the write after an earlier I/O failure; restart needed")  \

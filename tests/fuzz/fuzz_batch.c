@@ -1,14 +1,21 @@
 /*
  * fuzz_batch: the batch codec against arbitrary bytes, three ways per input.
  *
- *  1. As a batch, unchanged: header decode, validate, reader open/next/header walk and deep
- *     validation must agree with each other, return only 0 or RL_E_BATCH_* codes, never read
- *     outside the input (ASan) and stop within record_count + 1 steps.
+ *  1. As a batch, unchanged: header decode, validate, reader open/next/header walk, deep
+ *     validation and the broker's full validation (batch_validate_full) must agree with each
+ *     other, return only 0 or RL_E_BATCH_* codes, never read outside the input (ASan) and stop
+ *     within record_count + 1 steps. The property the broker relies on: what full validation
+ *     accepts, a reader (same scratch size as the validator) iterates to the end, and its
+ *     records satisfy what validation promises (timestamps >= 0, first and max consistent);
+ *     what the reader refuses, full validation refuses with the same code.
  *  2. As a batch with the magic, length, count and checksum fixed up, so mutations of the
- *     records section (and of zstd frames) get past the checksum and reach the record parser.
+ *     records section (and of zstd frames) get past the checksum and reach the record parser;
+ *     then again with the flags and max_timestamp made consistent, so the clock bounds are
+ *     reached too.
  *  3. As a script of records fed to builders (both codecs, several size limits): whatever the
- *     records, every finished batch validates, reads back exactly what was added, survives
- *     stamping, and any flipped byte in its checksummed range is caught.
+ *     records, every finished batch validates (fully, with the verdict on timestamps the
+ *     records predict), reads back exactly what was added, survives stamping, and any flipped
+ *     byte in its checksummed range is caught.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -27,7 +34,19 @@
 
 static const size_t fz_caps[4] = {128, 1024, 16 * 1024, 256 * 1024};
 
+/* The broker's clock in this harness (fixed, so every input replays the same way) and two sets
+ * of bounds: the broker's defaults, and none at all. */
+#define FZ_NOW_MS INT64_C(1700000000000)
+static const struct batch_limits fz_default_limits = {
+    .now_ms = FZ_NOW_MS,
+    .after_max_ms = RL_BATCH_TIMESTAMP_AFTER_MAX_MS,
+    .before_max_ms = RL_BATCH_TIMESTAMP_BEFORE_MAX_MS,
+};
+static const struct batch_limits fz_open_limits = {
+    .now_ms = FZ_NOW_MS, .after_max_ms = INT64_MAX, .before_max_ms = INT64_MAX};
+
 static struct batch_reader *fz_reader;
+static struct batch_reader *fz_validator; /* same scratch size as fz_reader */
 static struct batch_builder *fz_builders[2][4];
 static uint8_t fz_pool[FZ_POOL_BYTES];
 
@@ -36,7 +55,8 @@ static void fz_init(void)
     if (fz_reader)
         return;
     fz_reader = batch_reader_create(FZ_SCRATCH_BYTES);
-    FUZZ_CHECK(fz_reader != NULL);
+    fz_validator = batch_reader_create(FZ_SCRATCH_BYTES);
+    FUZZ_CHECK(fz_reader != NULL && fz_validator != NULL);
     for (int c = 0; c < 2; c++)
         for (int i = 0; i < 4; i++) {
             fz_builders[c][i] =
@@ -53,9 +73,10 @@ static void fz_init(void)
     }
 }
 
+/* The batch codec's own codes: the -51xx group of err.h. */
 static int is_batch_code(int rc)
 {
-    return rc <= RL_E_BATCH_SHORT && rc >= RL_E_BATCH_OFFSETS;
+    return rc <= RL_E_BATCH_SHORT && rc > RL_E_BATCH_SHORT - 100;
 }
 
 /* Reads every byte a record exposes (so ASan sees any out-of-bounds pointer) and walks its
@@ -85,6 +106,42 @@ static unsigned touch_record(const struct batch_record *rec)
     return sum;
 }
 
+/* What the reader saw of one batch, for checking full validation's verdict. */
+struct seen {
+    int rc;                 /* the reader's verdict: 0 when every record was read */
+    uint32_t records;
+    int64_t first_ts, min_ts, max_ts;
+};
+
+/* Full validation against what the reader saw: accepted implies the reader read everything and
+ * the timestamps hold what validation promises; the reader's refusals are validation's too;
+ * the clock bounds only ever refuse more. */
+static void check_full(const uint8_t *data, size_t size, const struct batch_header *h,
+                       const struct seen *s)
+{
+    int open = batch_validate_full(fz_validator, data, size, &fz_open_limits, NULL);
+    int dflt = batch_validate_full(fz_validator, data, size, &fz_default_limits, NULL);
+    FUZZ_CHECK(open == 0 || is_batch_code(open));
+    FUZZ_CHECK(dflt == 0 || is_batch_code(dflt));
+    FUZZ_CHECK(batch_reader_detail(fz_validator)[0] == '\0' || dflt != 0);
+    if (s->rc != 0) {
+        FUZZ_CHECK(open == s->rc && dflt == s->rc);
+        return;
+    }
+    if (dflt == 0)
+        FUZZ_CHECK(open == 0);
+    if (open != 0) {
+        FUZZ_CHECK(dflt == open);
+        return;
+    }
+    FUZZ_CHECK(s->records == h->record_count);
+    FUZZ_CHECK((h->flags & ~BATCH_FLAG_CODEC_MASK) == 0);
+    FUZZ_CHECK(s->first_ts == h->first_timestamp && s->max_ts == h->max_timestamp);
+    FUZZ_CHECK(s->min_ts >= 0);
+    int future = s->max_ts > FZ_NOW_MS + RL_BATCH_TIMESTAMP_AFTER_MAX_MS;
+    FUZZ_CHECK(dflt == (future ? RL_E_BATCH_TIMESTAMP_FUTURE : 0));
+}
+
 /* Property 1 (and the body of 2): the entry points agree on any bytes. */
 static void check_bytes(const uint8_t *data, size_t size)
 {
@@ -101,7 +158,8 @@ static void check_bytes(const uint8_t *data, size_t size)
     if (rc_v)
         FUZZ_CHECK(rc_o == rc_v);
     else
-        FUZZ_CHECK(rc_o == 0 || rc_o == RL_E_BATCH_DECOMPRESS || rc_o == RL_E_BATCH_COUNT);
+        FUZZ_CHECK(rc_o == 0 || rc_o == RL_E_BATCH_DECOMPRESS ||
+                   rc_o == RL_E_BATCH_DECOMPRESS_LIMIT || rc_o == RL_E_BATCH_COUNT);
     int rc_iter = rc_o;
     if (rc_o == 0) {
         FUZZ_CHECK(ho.batch_len == hv.batch_len && ho.checksum == hv.checksum &&
@@ -109,17 +167,51 @@ static void check_bytes(const uint8_t *data, size_t size)
         struct batch_record rec;
         uint64_t steps = 0;
         volatile unsigned sink = 0;
+        struct seen seen = {0};
         while ((rc_iter = batch_reader_next(fz_reader, &rec)) == 1) {
             FUZZ_CHECK(++steps <= ho.record_count);
             FUZZ_CHECK(rec.offset == (int64_t)(ho.base_offset + steps - 1));
             sink += touch_record(&rec);
+            if (steps == 1)
+                seen.first_ts = seen.min_ts = seen.max_ts = rec.timestamp;
+            seen.min_ts = rec.timestamp < seen.min_ts ? rec.timestamp : seen.min_ts;
+            seen.max_ts = rec.timestamp > seen.max_ts ? rec.timestamp : seen.max_ts;
         }
         FUZZ_CHECK(rc_iter == 0 || is_batch_code(rc_iter));
+        FUZZ_CHECK(batch_reader_detail(fz_reader)[0] != '\0' || rc_iter == 0);
         if (rc_iter == 0)
             FUZZ_CHECK(steps == ho.record_count);
+        seen.rc = rc_iter;
+        seen.records = (uint32_t)steps;
+        check_full(data, size, &ho, &seen);
         (void)sink;
+    } else {
+        int full = batch_validate_full(fz_validator, data, size, &fz_open_limits, NULL);
+        FUZZ_CHECK(full == rc_o);
     }
     FUZZ_CHECK(batch_validate_deep(fz_reader, data, size) == rc_iter);
+}
+
+/* After a fixed-up batch reads cleanly: keep the codec bits only and set max_timestamp from
+ * the records, so the input reaches the timestamp and clock checks of full validation. */
+static void fix_timestamps(uint8_t *buf, size_t size)
+{
+    if (batch_reader_open(fz_reader, buf, size, NULL) != 0)
+        return;
+    struct batch_record rec;
+    int64_t max = INT64_MIN;
+    int rc;
+    while ((rc = batch_reader_next(fz_reader, &rec)) == 1)
+        max = rec.timestamp > max ? rec.timestamp : max;
+    if (rc != 0)
+        return;
+    buf[BATCH_OFF_FLAGS] &= BATCH_FLAG_CODEC_MASK;
+    buf[BATCH_OFF_FLAGS + 1] = 0;
+    uint64_t v = htole64((uint64_t)max);
+    memcpy(buf + BATCH_OFF_MAX_TIMESTAMP, &v, 8);
+    v = htole64(batch_compute_checksum(buf, (uint32_t)size));
+    memcpy(buf + BATCH_OFF_CHECKSUM, &v, 8);
+    check_bytes(buf, size);
 }
 
 /* Property 2: make the header plausible and the checksum right, then check as in 1. */
@@ -147,6 +239,7 @@ static void check_fixed_up(const uint8_t *data, size_t size)
     int rc = batch_validate(buf, size, NULL);
     FUZZ_CHECK(rc == 0 || rc == RL_E_BATCH_CODEC);
     check_bytes(buf, size);
+    fix_timestamps(buf, size);
     free(buf);
 }
 
@@ -278,6 +371,19 @@ static void verify_batch(struct batch_builder *b, const struct expected *e, uint
         verify_record(&rec, &e->in[i]);
     }
     FUZZ_CHECK(batch_reader_next(fz_reader, &rec) == 0);
+    /* Full validation: the builder's batches fail only on timestamps, as the records predict. */
+    int64_t min = e->in[0].timestamp, max = e->in[0].timestamp;
+    for (uint32_t i = 1; i < e->n; i++) {
+        min = e->in[i].timestamp < min ? e->in[i].timestamp : min;
+        max = e->in[i].timestamp > max ? e->in[i].timestamp : max;
+    }
+    int want_open = min < 0 ? RL_E_BATCH_TIMESTAMP_RANGE : 0;
+    int future = max > FZ_NOW_MS + RL_BATCH_TIMESTAMP_AFTER_MAX_MS;
+    int want_dflt = want_open ? want_open : future ? RL_E_BATCH_TIMESTAMP_FUTURE : 0;
+    FUZZ_CHECK(batch_validate_full(fz_validator, copy, (size_t)len, &fz_open_limits, NULL) ==
+               want_open);
+    FUZZ_CHECK(batch_validate_full(fz_validator, copy, (size_t)len, &fz_default_limits, NULL) ==
+               want_dflt);
     /* Any damaged byte in the checksummed range is caught by the cheap check. */
     size_t at = RL_BATCH_CHECKSUM_FROM + (size_t)(base % ((uint64_t)len - RL_BATCH_CHECKSUM_FROM));
     copy[at] ^= (uint8_t)(1u << (base % 8));

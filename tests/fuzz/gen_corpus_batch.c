@@ -1,7 +1,9 @@
 /*
  * gen_corpus_batch: writes the seed corpus of fuzz_batch into the directory given (normally
  * tests/fuzz/corpus/batch, via `make fuzz-corpus-batch`): valid batches of both codecs, with
- * headers, null and empty keys, many records, and broken ones of every kind the codec rejects.
+ * headers, null and empty keys, many records, and broken ones of every kind the codec rejects,
+ * full validation (batch_validate_full) included: flags, attributes, headers, timestamps and
+ * decompression bombs.
  * The inputs are small (the committed corpus stays well under 200 KiB) and deterministic, so
  * regenerating yields the same files.
  */
@@ -10,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zstd.h>
+
 #include "common/batch.h"
+#include "common/varint.h"
 
 static const char *out_dir;
 static int files;
@@ -33,6 +38,66 @@ static void refix(uint8_t *b, size_t len)
     memcpy(b + BATCH_OFF_BATCH_LEN, &l, 4);
     uint64_t c = htole64(batch_compute_checksum(b, (uint32_t)len));
     memcpy(b + BATCH_OFF_CHECKSUM, &c, 8);
+}
+
+/* Writes a batch around a hand-made records section (count records, both timestamps ts) into
+ * out; returns its length. */
+static size_t raw(uint8_t *out, const uint8_t *section, size_t section_len, uint32_t count,
+                  uint16_t flags, int64_t ts)
+{
+    memset(out, 0, RL_BATCH_HEADER_SIZE);
+    out[BATCH_OFF_MAGIC] = RL_BATCH_MAGIC;
+    uint16_t f = htole16(flags);
+    memcpy(out + BATCH_OFF_FLAGS, &f, 2);
+    uint32_t v = htole32(count);
+    memcpy(out + BATCH_OFF_RECORD_COUNT, &v, 4);
+    v = htole32(count - 1);
+    memcpy(out + BATCH_OFF_LAST_OFFSET_DELTA, &v, 4);
+    uint64_t t = htole64((uint64_t)ts);
+    memcpy(out + BATCH_OFF_FIRST_TIMESTAMP, &t, 8);
+    memcpy(out + BATCH_OFF_MAX_TIMESTAMP, &t, 8);
+    memset(out + BATCH_OFF_PRODUCER_ID, 0xff, 14);
+    memcpy(out + RL_BATCH_HEADER_SIZE, section, section_len);
+    refix(out, RL_BATCH_HEADER_SIZE + section_len);
+    return RL_BATCH_HEADER_SIZE + section_len;
+}
+
+/* One record with the given timestamp, built by a builder. */
+static size_t build_one(uint8_t *out, int64_t ts)
+{
+    struct batch_builder *b = batch_builder_create(4096, BATCH_CODEC_NONE, 0);
+    struct batch_record_in in = {.key = "k", .key_len = 1, .value = "v", .value_len = 1,
+                                 .timestamp = ts};
+    const uint8_t *p;
+    int len;
+    if (!b || batch_builder_add(b, &in) != 0 || (len = batch_builder_finish(b, &p)) <= 0)
+        exit(1);
+    memcpy(out, p, (size_t)len);
+    batch_builder_destroy(b);
+    return (size_t)len;
+}
+
+/* A small zstd batch whose one record holds 2 MiB of zeros: past the fuzz harness's 1 MiB
+ * scratch (and any reader's cap below 2 MiB), a decompression bomb in miniature. */
+static size_t build_bomb(uint8_t *out, size_t cap)
+{
+    size_t zeros = 2u << 20, body = 4 + varint_size32((int32_t)zeros) + zeros + 1;
+    uint8_t *rec = calloc(1, body + 5);
+    if (!rec)
+        exit(1);
+    size_t n = varint_write32(rec, (int32_t)body) + 3;
+    rec[n++] = 0x01; /* null key */
+    n += varint_write32(rec + n, (int32_t)zeros) + zeros;
+    n++; /* no headers */
+    size_t z = ZSTD_compress(out + RL_BATCH_HEADER_SIZE, cap - RL_BATCH_HEADER_SIZE, rec, n, 3);
+    free(rec);
+    if (ZSTD_isError(z))
+        exit(1);
+    uint8_t section[4096];
+    if (z > sizeof(section))
+        exit(1);
+    memcpy(section, out + RL_BATCH_HEADER_SIZE, z);
+    return raw(out, section, z, 1, BATCH_CODEC_ZSTD, 1700000000000);
 }
 
 /* Builds a batch of n records shaped by `style` into out; returns its length. */
@@ -74,6 +139,30 @@ static size_t build(uint8_t *out, enum batch_codec codec, int n, int style)
     memcpy(out, p, (size_t)len);
     batch_builder_destroy(b);
     return (size_t)len;
+}
+
+/* What only full validation (batch_validate_full) refuses. */
+static void emit_full_rejections(uint8_t *b, size_t cap)
+{
+    size_t n;
+    n = build(b, BATCH_CODEC_NONE, 4, 0);
+    b[BATCH_OFF_FLAGS] |= 0x20; /* control */
+    refix(b, n);
+    emit("full-bad-flags", b, n);
+    static const uint8_t attrs[] = {0x0c, 0x40, 0x00, 0x00, 0x01, 0x01, 0x00};
+    emit("full-bad-attributes", b, raw(b, attrs, sizeof(attrs), 1, 0, 1700000000000));
+    static const uint8_t first[] = {0x0c, 0x00, 0x04, 0x00, 0x01, 0x01, 0x00};
+    emit("full-bad-first-timestamp", b, raw(b, first, sizeof(first), 1, 0, 1700000000000));
+    n = build(b, BATCH_CODEC_NONE, 4, 0);
+    memset(b + BATCH_OFF_MAX_TIMESTAMP, 0xff, 7);
+    b[BATCH_OFF_MAX_TIMESTAMP + 7] = 0x7f; /* INT64_MAX */
+    refix(b, n);
+    emit("full-bad-max-timestamp", b, n);
+    emit("full-bad-future-timestamp", b, build_one(b, INT64_MAX));
+    emit("full-bad-negative-timestamp", b, build_one(b, -5));
+    static const uint8_t hdrs[] = {0x0e, 0x00, 0x00, 0x00, 0x01, 0x01, 0x10, 0x00};
+    emit("full-bad-headers", b, raw(b, hdrs, sizeof(hdrs), 1, 0, 1700000000000));
+    emit("full-bad-zstd-bomb", b, build_bomb(b, cap));
 }
 
 int main(int argc, char **argv)
@@ -134,6 +223,8 @@ int main(int argc, char **argv)
     n = build(b, BATCH_CODEC_ZSTD, 12, 0);
     refix(b, n - 7);
     emit("bad-zstd-truncated", b, n - 7);
+
+    emit_full_rejections(b, sizeof(b));
     printf("%d files written to %s\n", files, out_dir);
     return 0;
 }

@@ -1,11 +1,13 @@
 /* varint: zigzag LEB128 encode/decode round trips, sizes, and every malformed-input rejection. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+#include <string.h>
 
 #include "common/varint.h"
+#include "tests/lib/tl_seed.h"
 
 /* Known encodings from Kafka's ByteUtils tests: zigzag maps small magnitudes to one byte. */
 Test(varint, known_encodings)
@@ -96,27 +98,61 @@ Test(varint, non_minimal_is_accepted)
     cr_assert_eq(v, 0);
 }
 
-/* Seeded random values of every magnitude round-trip through both widths. */
+/* Seeded random values of every magnitude round-trip through both widths (tests/lib/tl_seed.h:
+ * RINGLOG_SEED replays). */
 Test(varint, random_round_trip)
 {
-    unsigned seed = (unsigned)time(NULL);
-    if (getenv("RINGLOG_SEED"))
-        seed = (unsigned)strtoul(getenv("RINGLOG_SEED"), NULL, 10);
-    printf("varint.random_round_trip seed %u (RINGLOG_SEED=%u to replay)\n", seed, seed);
-    srand(seed);
+    uint64_t seed = tl_seed("varint.random_round_trip");
+    uint64_t rs = tl_rand_init(seed, 1);
     for (int i = 0; i < 200000; i++) {
-        uint64_t r = ((uint64_t)rand() << 42) ^ ((uint64_t)rand() << 21) ^ (uint64_t)rand();
-        int64_t v = (int64_t)(r >> (rand() % 64));
-        if (rand() & 1)
+        uint64_t r = tl_rand(&rs);
+        int64_t v = (int64_t)(r >> (tl_rand(&rs) % 64));
+        if (tl_rand(&rs) & 1)
             v = -v;
         uint8_t buf[VARLONG_MAX_BYTES];
         int64_t got;
         size_t n = varint_write64(buf, v);
-        cr_assert_eq(varint_read64(buf, n, &got), n, "seed %u value %lld", seed, (long long)v);
-        cr_assert_eq(got, v, "seed %u", seed);
+        cr_assert_eq(varint_read64(buf, n, &got), n, "seed %" PRIu64 " value %lld", seed,
+                     (long long)v);
+        cr_assert_eq(got, v, "seed %" PRIu64, seed);
         int32_t g32, v32 = (int32_t)(uint32_t)v;
         n = varint_write32(buf, v32);
-        cr_assert_eq(varint_read32(buf, n, &g32), n, "seed %u", seed);
-        cr_assert_eq(g32, v32, "seed %u", seed);
+        cr_assert_eq(varint_read32(buf, n, &g32), n, "seed %" PRIu64, seed);
+        cr_assert_eq(g32, v32, "seed %" PRIu64, seed);
+    }
+}
+
+/* Golden bytes: the longest encodings of each width, written out in full, decode to their
+ * values and are what the writers produce (a change of byte order or zigzag mapping fails
+ * here even if it round-trips). */
+Test(varint, golden_long_encodings)
+{
+    static const struct {
+        int64_t v;
+        int wide; /* 64-bit only */
+        uint8_t n, bytes[VARLONG_MAX_BYTES];
+    } golden[] = {
+        {INT32_MAX, 0, 5, {0xfe, 0xff, 0xff, 0xff, 0x0f}},
+        {INT32_MIN, 0, 5, {0xff, 0xff, 0xff, 0xff, 0x0f}},
+        {300, 0, 2, {0xd8, 0x04}},
+        {-300, 0, 2, {0xd7, 0x04}},
+        {1700000000000, 1, 6, {0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62}},
+        {INT64_MAX, 1, 10, {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+        {INT64_MIN, 1, 10, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+    };
+    for (size_t i = 0; i < sizeof(golden) / sizeof(golden[0]); i++) {
+        uint8_t buf[VARLONG_MAX_BYTES];
+        int64_t got64;
+        cr_assert_eq(varint_write64(buf, golden[i].v), golden[i].n, "case %zu", i);
+        cr_assert(memcmp(buf, golden[i].bytes, golden[i].n) == 0, "case %zu bytes", i);
+        cr_assert_eq(varint_read64(golden[i].bytes, golden[i].n, &got64), golden[i].n);
+        cr_assert_eq(got64, golden[i].v, "case %zu", i);
+        if (golden[i].wide)
+            continue;
+        int32_t got32;
+        cr_assert_eq(varint_write32(buf, (int32_t)golden[i].v), golden[i].n, "case %zu", i);
+        cr_assert(memcmp(buf, golden[i].bytes, golden[i].n) == 0, "case %zu bytes", i);
+        cr_assert_eq(varint_read32(golden[i].bytes, golden[i].n, &got32), golden[i].n);
+        cr_assert_eq(got32, (int32_t)golden[i].v, "case %zu", i);
     }
 }
