@@ -490,7 +490,7 @@ static void shard_warn_peer(struct shard *sh, const struct conn *c, const char *
         sh->warn_suppressed = 0;
     }
     if (sh->warn_count++ < SHARD_PEER_WARNS_PER_SEC)
-        shard_warn_peer(sh, c, msg);
+        RL_WARN("connection %s: %s", c->peer, msg);
     else
         sh->warn_suppressed++;
 }
