@@ -24,7 +24,8 @@ $(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAG
 	    $(DEPS_LIBS)
 
 TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
-         $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos
+         $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos \
+         $(BUILD)/tests/integration/test_broker_datadir
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).
