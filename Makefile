@@ -87,7 +87,6 @@ TESTLIB_SRCS :=
 -include storage/module.mk
 -include replication/module.mk
 -include broker/module.mk
--include broker/delivery.mk
 -include broker/kafka/module.mk
 -include client/module.mk
 -include tests/module.mk

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/metalog.h"
+#include "broker/meta/metalog.h"
 #include "common/err.h"
 
 struct seen {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/offsets.h"
+#include "broker/delivery/offsets.h"
 #include "common/err.h"
 
 static struct offsets_table *t;

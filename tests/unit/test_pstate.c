@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "broker/pstate.h"
+#include "broker/delivery/pstate.h"
 #include "common/err.h"
 
 static struct pstate *ps;

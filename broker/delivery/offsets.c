@@ -1,7 +1,7 @@
 /*
  * offsets: committed offsets and their record encoding (see offsets.h).
  */
-#include "broker/offsets.h"
+#include "broker/delivery/offsets.h"
 
 #include <errno.h>
 #include <stdbool.h>

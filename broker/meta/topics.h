@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/config.h"
+#include "broker/server/config.h"
 #include "proto/ringlog.pb-c.h"
 
 struct storage;

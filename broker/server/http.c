@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/delivery.h"
-#include "broker/shard_internal.h"
+#include "broker/delivery/delivery.h"
+#include "broker/server/shard_internal.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"

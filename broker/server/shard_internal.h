@@ -12,10 +12,10 @@
 #include <sys/uio.h>
 
 #include "common/arena.h"
-#include "broker/config.h"
+#include "broker/server/config.h"
 #include "proto/frame.h"
-#include "broker/shard.h"
-#include "broker/topics.h"
+#include "broker/server/shard.h"
+#include "broker/meta/topics.h"
 #include "io/io.h"
 
 #define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */

@@ -2,7 +2,7 @@
  * metalog: see metalog.h. The whole file is read at open (it is small: one record per topic
  * change) and replayed from memory.
  */
-#include "broker/metalog.h"
+#include "broker/meta/metalog.h"
 #include "common/endian.h"
 
 #include <errno.h>

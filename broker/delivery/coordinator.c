@@ -12,17 +12,17 @@
  * persisted: after a restart members get UNKNOWN_MEMBER_ID and rejoin, as Kafka's do after a
  * coordinator moves.
  */
-#include "broker/coordinator.h"
+#include "broker/delivery/coordinator.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/delivery.h"
-#include "broker/group.h"
-#include "broker/offsets.h"
-#include "broker/shard_internal.h"
+#include "broker/delivery/delivery.h"
+#include "broker/delivery/group.h"
+#include "broker/delivery/offsets.h"
+#include "broker/server/shard_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"

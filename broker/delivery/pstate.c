@@ -5,7 +5,7 @@
  * truncating never leave tombstones behind and lookups stay short without periodic rebuilds.
  * Capacity is a power of two at least twice max_producers, keeping the load factor <= 0.5.
  */
-#include "broker/pstate.h"
+#include "broker/delivery/pstate.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

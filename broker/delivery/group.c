@@ -1,7 +1,7 @@
 /*
  * group: consumer-group membership and assignment (see group.h for the state machine).
  */
-#include "broker/group.h"
+#include "broker/delivery/group.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -19,7 +19,7 @@
  * append has not completed; if the broker then dies, recovery cuts the log below that offset and
  * loading truncates the state to the log's end.
  */
-#include "broker/idempotence.h"
+#include "broker/delivery/idempotence.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,8 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/config.h"
-#include "broker/topics.h"
+#include "broker/server/config.h"
+#include "broker/meta/topics.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"

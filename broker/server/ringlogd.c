@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/config.h"
-#include "broker/shard.h"
+#include "broker/server/config.h"
+#include "broker/server/shard.h"
 #include "common/err.h"
 #include "common/log.h"
 

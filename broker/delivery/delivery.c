@@ -5,16 +5,16 @@
  * calls delivery_process, which ticks the groups every DELIVERY_TICK_MS and the producer state
  * every DELIVERY_IDEM_TICK_MS, then re-arms the timer unless the shard is stopping.
  */
-#include "broker/delivery.h"
+#include "broker/delivery/delivery.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/coordinator.h"
-#include "broker/idempotence.h"
-#include "broker/shard_internal.h"
+#include "broker/delivery/coordinator.h"
+#include "broker/delivery/idempotence.h"
+#include "broker/server/shard_internal.h"
 #include "common/err.h"
 #include "common/log.h"
 

@@ -11,8 +11,8 @@
  * Responses leave in request order; every response that is ready at the head of the queue
  * goes out in one sendmsg.
  */
-#include "broker/delivery.h"
-#include "broker/shard_internal.h"
+#include "broker/delivery/delivery.h"
+#include "broker/server/shard_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "broker/config.h"
+#include "broker/server/config.h"
 
 struct shard;
 

@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "broker/pstate.h"
+#include "broker/delivery/pstate.h"
 
 struct topics;
 struct partition;

@@ -2,7 +2,7 @@
  * topics: see topics.h. The table is a plain array scanned by name: topic lookups happen once
  * per topic per request, not per record, and max.topics bounds the scan.
  */
-#include "broker/topics.h"
+#include "broker/meta/topics.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/idempotence.h"
-#include "broker/metalog.h"
+#include "broker/delivery/idempotence.h"
+#include "broker/meta/metalog.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"

@@ -16,10 +16,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "broker/delivery.h"
-#include "broker/idempotence.h"
-#include "broker/offsets.h"
-#include "broker/shard_internal.h"
+#include "broker/delivery/delivery.h"
+#include "broker/delivery/idempotence.h"
+#include "broker/delivery/offsets.h"
+#include "broker/server/shard_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
