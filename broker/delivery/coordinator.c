@@ -49,7 +49,7 @@ struct coord {
 
 /* A request waiting for a join answer or a commit's append. */
 struct coord_pending {
-    struct plog_append pa;     /* first: the append callback gets &pa */
+    struct partition_append pa; /* first: the append callback gets &pa */
     struct req *r;
     struct coord *c;
     Ringlog__Response *resp;
@@ -171,7 +171,8 @@ static int coord_replay_batches(struct coord *c, struct batch_reader *rd, const 
             if (offsets_apply_record(c->offsets, rec.key, rec.key_len, rec.value,
                                      rec.value_len) != 0) {
                 char where[300];
-                snprintf(where, sizeof(where), "%s-%u", p->topic->name, p->id);
+                snprintf(where, sizeof(where), "%s-%u", partition_topic(p),
+                         partition_index(p));
                 RL_CORRUPT(where, 0, rec.offset, "commit record does not decode; skipped");
             }
         }
@@ -195,10 +196,10 @@ static int coord_replay(struct coord *c)
         goto out;
     }
     for (uint32_t k = 0; k < t->partition_count && rc == 0; k++) {
-        struct partition *p = &t->parts[k];
-        uint64_t off = plog_start_offset(p->log), end = p->visible_end;
+        struct partition *p = t->parts[k];
+        uint64_t off = partition_start_offset(p), end = partition_visible_end(p);
         for (uint32_t guard = 0; off < end && guard < (1u << 24); guard++) {
-            int n = plog_read_copy(p->log, off, COORD_REPLAY_BUF_BYTES / 2, end, buf,
+            int n = partition_read_copy(p, off, COORD_REPLAY_BUF_BYTES / 2, buf,
                                    COORD_REPLAY_BUF_BYTES);
             if (n <= 0) {
                 rc = n;
@@ -609,13 +610,11 @@ static struct partition *coord_offsets_partition(struct coord *c, const char *gr
                             rc);
 }
 
-static void coord_commit_done(struct plog_append *pa, int result)
+static void coord_commit_done(struct partition_append *pa, int result)
 {
     struct coord_pending *cp = (struct coord_pending *)pa;
     struct coord *c = cp->c;
     int64_t now_ms = coord_now_ms(c);
-    if (result == 0)
-        partition_advance(cp->p, pa->last_offset + 1, pa->len);
     for (uint32_t i = 0; i < cp->n_items; i++) {
         struct coord_item *it = &cp->items[i];
         int rc = result;
@@ -631,7 +630,6 @@ static void coord_commit_done(struct plog_append *pa, int result)
         }
     }
     c->st.commits++;
-    cp->p->pins--;
     coord_pending_over(cp->r);
 }
 
@@ -780,16 +778,15 @@ void coord_offset_commit(struct req *r, const Ringlog__OffsetCommitRequest *q)
         cp->pa.len = (uint32_t)len;
         cp->pa.done = coord_commit_done;
         cp->pa.ctx = cp;
-        rc = plog_append(p->log, &cp->pa);
+        cp->pa.records = (uint32_t)n;
+        cp->pa.ack = PARTITION_ACK_ALL;
+        rc = partition_append(p, &cp->pa);
         if (rc == 0) {
-            p->pins++;
             r->state = cp;
             r->finish = coord_finish;
             r->pending++;
             return; /* answered once durable */
         }
-        if (rc == RL_E_FULL)
-            rc = RL_E_COORDINATOR_NOT_AVAILABLE; /* the log is busy: retry shortly */
     } else {
         rc = len;
     }

@@ -173,8 +173,9 @@ void idem_destroy(struct idem *id)
     free(id);
 }
 
-void idem_part_free(struct idem_part *ip)
+static void idem_part_free(void *obj)
 {
+    struct idem_part *ip = obj;
     if (!ip)
         return;
     pstate_destroy(ip->ps);
@@ -218,7 +219,7 @@ static int16_t idem_epoch_from_partitions(struct idem *id, int64_t producer_id, 
         struct topic *t = topics_at(id->tp, i);
         for (uint32_t k = 0; k < t->partition_count; k++) {
             struct idem_part *ip = NULL;
-            if (idem_part_ready(id, &t->parts[k], now_ms, &ip) != 0)
+            if (idem_part_ready(id, t->parts[k], now_ms, &ip) != 0)
                 continue;
             int e = pstate_producer_epoch(ip->ps, producer_id);
             if (e > best)
@@ -277,7 +278,7 @@ int idem_init_producer(struct idem *id, int64_t producer_id, int32_t epoch, int6
 static void idem_part_dir(const struct idem *id, const struct partition *p, char *out,
                           size_t cap)
 {
-    snprintf(out, cap, "%s/%s-%u", id->data_dir, p->topic->name, p->id);
+    snprintf(out, cap, "%s/%s-%u", id->data_dir, partition_topic(p), partition_index(p));
 }
 
 /* Moves the table into one twice as large (through a snapshot image). */
@@ -371,8 +372,8 @@ static int idem_replay_slice(struct idem *id, struct partition *p, struct idem_p
          * clock, and forgetting a live producer would break its retries. */
         if (h.producer_id >= 0 && h.base_offset >= from &&
             idem_part_record(id, ip, &h, h.base_offset, now_ms))
-            RL_WARN("%s-%u: producer state full; producer %lld forgotten", p->topic->name,
-                    p->id, (long long)h.producer_id);
+            RL_WARN("%s-%u: producer state full; producer %lld forgotten", partition_topic(p),
+                    partition_index(p), (long long)h.producer_id);
         pos += h.batch_len;
     }
     return 0;
@@ -385,16 +386,16 @@ static int idem_replay(struct idem *id, struct partition *p, struct idem_part *i
     uint64_t off = from;
     for (uint32_t reads = 0; off < to && reads < IDEM_REPLAY_MAX_READS; reads++) {
         struct plog_slice s;
-        int rc = plog_read(p->log, off, IDEM_REPLAY_READ_BYTES, to, &s);
+        int rc = partition_read(p, off, IDEM_REPLAY_READ_BYTES, &s);
         if (rc)
             return rc;
         if (s.len == 0) {
-            plog_slice_release(p->log, &s);
+            partition_read_release(p, &s);
             break;
         }
         rc = idem_replay_slice(id, p, ip, &s, from, now_ms);
         off = s.next_offset;
-        plog_slice_release(p->log, &s);
+        partition_read_release(p, &s);
         if (rc)
             return rc;
     }
@@ -407,7 +408,7 @@ static int idem_part_load(struct idem *id, struct partition *p, struct idem_part
     int64_t next = idem_load_snapshot(id, p, ip);
     if (!ip->ps)
         return -ENOMEM;
-    uint64_t end = p->visible_end, start = plog_start_offset(p->log);
+    uint64_t end = partition_visible_end(p), start = partition_start_offset(p);
     if (next > (int64_t)end) {
         pstate_truncate(ip->ps, (int64_t)end); /* the log lost a tail after the snapshot */
         next = (int64_t)end;
@@ -416,8 +417,8 @@ static int idem_part_load(struct idem *id, struct partition *p, struct idem_part
         next = (int64_t)start;
     int rc = idem_replay(id, p, ip, (uint64_t)next, end, now_ms);
     if (rc) {
-        RL_ERROR("%s-%u: cannot rebuild producer state from the log: %s", p->topic->name,
-                 p->id, rl_strerror(rc));
+        RL_ERROR("%s-%u: cannot rebuild producer state from the log: %s", partition_topic(p),
+                 partition_index(p), rl_strerror(rc));
         pstate_destroy(ip->ps);
         ip->ps = NULL;
         return rc;
@@ -425,21 +426,23 @@ static int idem_part_load(struct idem *id, struct partition *p, struct idem_part
     pstate_expire(ip->ps, now_ms, id->expiration_ms);
     id->st.partitions_loaded++;
     RL_INFO("%s-%u: producer state loaded (%u producers, replayed offsets %lld..%llu)",
-            p->topic->name, p->id, pstate_count(ip->ps), (long long)next,
+            partition_topic(p), partition_index(p), pstate_count(ip->ps), (long long)next,
             (unsigned long long)end);
     return 0;
 }
 
 static struct idem_part *idem_part_get(struct partition *p)
 {
-    if (!p->idem) {
-        p->idem = calloc(1, sizeof(*p->idem));
-        if (p->idem) {
-            p->idem->seen_segments = plog_segment_count(p->log);
-            p->idem->bytes_at_snapshot = p->stats.bytes_in;
+    struct idem_part *ip = partition_attachment(p);
+    if (!ip) {
+        ip = calloc(1, sizeof(*ip));
+        if (ip) {
+            ip->seen_segments = partition_segment_count(p);
+            ip->bytes_at_snapshot = partition_stats(p)->bytes_in;
+            partition_attach(p, ip, idem_part_free);
         }
     }
-    return p->idem;
+    return ip;
 }
 
 static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
@@ -461,7 +464,7 @@ static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem
                                int64_t now_ms)
 {
     /* Everything recorded, including appends queued behind a full log, is below this. */
-    int64_t next = (int64_t)(plog_end_offset(p->log) + p->deferred_records);
+    int64_t next = (int64_t)partition_next_offset(p);
     int n = pstate_snapshot_encode(ip->ps, next, id->scratch, CHECKPOINT_MAX_PAYLOAD);
     char dir[PATH_MAX + 300];
     idem_part_dir(id, p, dir, sizeof(dir));
@@ -471,7 +474,7 @@ static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem
         return;
     }
     ip->dirty = false;
-    ip->bytes_at_snapshot = p->stats.bytes_in;
+    ip->bytes_at_snapshot = partition_stats(p)->bytes_in;
     ip->snapshot_ms = now_ms;
     id->st.snapshots++;
 }
@@ -481,7 +484,7 @@ static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem
 int idem_check(struct idem *id, struct partition *p, const struct batch_header *h,
                int64_t now_ms, struct pstate_verdict *v, char *msg, size_t msg_cap)
 {
-    const char *tn = p->topic->name;
+    const char *tn = partition_topic(p);
     memset(v, 0, sizeof(*v));
     if (h->producer_id >= id->next_id) {
         snprintf(msg, msg_cap, "producer id %lld was never handed out; call InitProducerId",
@@ -489,7 +492,7 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
         return RL_E_UNKNOWN_PRODUCER_ID;
     }
     if (h->producer_epoch < 0 || h->base_sequence < 0) {
-        snprintf(msg, msg_cap, "idempotent batch for %s-%u has a negative %s", tn, p->id,
+        snprintf(msg, msg_cap, "idempotent batch for %s-%u has a negative %s", tn, partition_index(p),
                  h->producer_epoch < 0 ? "producer epoch" : "base sequence");
         return h->producer_epoch < 0 ? RL_E_INVALID_PRODUCER_EPOCH
                                      : RL_E_OUT_OF_ORDER_SEQUENCE;
@@ -504,7 +507,7 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
     struct idem_part *ip;
     int rc = idem_part_ready(id, p, now_ms, &ip);
     if (rc) {
-        snprintf(msg, msg_cap, "producer state of %s-%u is unavailable: %s", tn, p->id,
+        snprintf(msg, msg_cap, "producer state of %s-%u is unavailable: %s", tn, partition_index(p),
                  rl_strerror(rc));
         return rc;
     }
@@ -525,20 +528,20 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
     case RL_E_OUT_OF_ORDER_SEQUENCE:
         id->st.out_of_order++;
         snprintf(msg, msg_cap, "producer %lld sent sequence %d to %s-%u; expected %d",
-                 (long long)h->producer_id, h->base_sequence, tn, p->id, v->expected_sequence);
+                 (long long)h->producer_id, h->base_sequence, tn, partition_index(p), v->expected_sequence);
         break;
     case RL_E_PRODUCER_FENCED:
         id->st.fenced++;
         snprintf(msg, msg_cap, "producer %lld epoch %d is fenced on %s-%u by epoch %d",
-                 (long long)h->producer_id, h->producer_epoch, tn, p->id, v->current_epoch);
+                 (long long)h->producer_id, h->producer_epoch, tn, partition_index(p), v->current_epoch);
         break;
     case RL_E_UNKNOWN_PRODUCER_ID:
         snprintf(msg, msg_cap, "%s-%u has no state for producer %lld (expired or removed by "
                  "retention) and its batch starts at sequence %d, not 0; bump the epoch",
-                 tn, p->id, (long long)h->producer_id, h->base_sequence);
+                 tn, partition_index(p), (long long)h->producer_id, h->base_sequence);
         break;
     case RL_E_LIMIT:
-        snprintf(msg, msg_cap, "%s-%u tracks its maximum of %u producers", tn, p->id,
+        snprintf(msg, msg_cap, "%s-%u tracks its maximum of %u producers", tn, partition_index(p),
                  IDEM_PART_MAX_PRODUCERS);
         break;
     default:
@@ -551,10 +554,10 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
 void idem_record(struct idem *id, struct partition *p, const struct batch_header *h,
                  uint64_t base_offset, int64_t now_ms)
 {
-    struct idem_part *ip = p->idem;
+    struct idem_part *ip = partition_attachment(p);
     RL_ASSERT(ip && ip->ps); /* idem_check loaded it */
     if (idem_part_record(id, ip, h, base_offset, now_ms))
-        RL_WARN("%s-%u: producer state full; producer %lld not recorded", p->topic->name, p->id,
+        RL_WARN("%s-%u: producer state full; producer %lld not recorded", partition_topic(p), partition_index(p),
                 (long long)h->producer_id);
     struct idem_epoch *e = idem_epoch_find(id, h->producer_id);
     if (e) {
@@ -577,11 +580,11 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
         id->st.expired += n;
         ip->dirty |= n > 0;
     }
-    if (ip->ps && ip->dirty && !p->topic->deleted &&
-        p->stats.bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES &&
+    if (ip->ps && ip->dirty && !partition_gone(p) &&
+        partition_stats(p)->bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES &&
         now_ms - ip->snapshot_ms >= IDEM_SNAPSHOT_MIN_INTERVAL_MS)
         idem_part_snapshot(id, p, ip, now_ms);
-    uint32_t segs = plog_segment_count(p->log);
+    uint32_t segs = partition_segment_count(p);
     if (segs == ip->seen_segments)
         return;
     /* The log rolled (or retention removed segments): a snapshot bounds the next replay to
@@ -589,7 +592,7 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
      * carries what its older snapshot and log said. */
     bool rolled = segs > ip->seen_segments;
     ip->seen_segments = segs;
-    if (!rolled || p->topic->deleted)
+    if (!rolled || partition_gone(p))
         return;
     if (!ip->ps && idem_part_load(id, p, ip, now_ms) != 0)
         return;
@@ -608,10 +611,11 @@ void idem_tick(struct idem *id, int64_t now_ms)
     for (size_t i = 0; i < topics_count(id->tp); i++) {
         struct topic *t = topics_at(id->tp, i);
         for (uint32_t k = 0; k < t->partition_count; k++) {
-            idem_tick_partition(id, &t->parts[k], now_ms, expire);
-            if (t->parts[k].idem && t->parts[k].idem->ps) {
+            idem_tick_partition(id, t->parts[k], now_ms, expire);
+            const struct idem_part *ip = partition_attachment(t->parts[k]);
+            if (ip && ip->ps) {
                 loaded++;
-                producers += pstate_count(t->parts[k].idem->ps);
+                producers += pstate_count(ip->ps);
             }
         }
     }

@@ -75,9 +75,6 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
  * partition whose log rolled a segment since the last look. Blocks while writing snapshots. */
 void idem_tick(struct idem *id, int64_t now_ms);
 
-/* Frees a partition's state (the partition is going away). NULL is fine. */
-void idem_part_free(struct idem_part *ip);
-
 void idem_get_stats(const struct idem *id, struct idem_stats *out);
 
 #endif

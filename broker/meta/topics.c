@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/delivery/idempotence.h"
 #include "broker/meta/metalog.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -30,7 +29,7 @@ struct topics_gone {
 
 struct topics {
     struct broker_config cfg;
-    struct storage *st;
+    struct partition_env *env;
     struct metalog *ml;
     struct topic **live;
     size_t n_live, cap_live;
@@ -72,8 +71,6 @@ static void topic_free(struct topic *t)
     for (size_t i = 0; i < t->n_split_keys; i++)
         free(t->split_keys[i].data);
     free(t->split_keys);
-    for (uint32_t i = 0; t->parts && i < t->partition_count; i++)
-        idem_part_free(t->parts[i].idem);
     free(t->parts);
     free(t);
 }
@@ -117,60 +114,10 @@ struct partition *topics_partition(const struct topics *tp, const char *name, ui
         return NULL;
     }
     *err = 0;
-    return &t->parts[index];
+    return t->parts[index];
 }
 
 /* --- partitions ------------------------------------------------------------------------------- */
-
-void partition_wait(struct partition *p, struct partition_waiter *w)
-{
-    w->part = p;
-    w->prev = NULL;
-    w->next = p->waiters;
-    if (p->waiters)
-        p->waiters->prev = w;
-    p->waiters = w;
-}
-
-void partition_unwait(struct partition_waiter *w)
-{
-    struct partition *p = w->part;
-    if (!p)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        p->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
-    w->part = NULL;
-}
-
-static void partition_wake_all(struct partition *p, uint32_t bytes, bool gone)
-{
-    /* A wake may unlink the waiter it is given (and only that one), so step first. */
-    struct partition_waiter *w = p->waiters;
-    for (uint32_t guard = 0; w && guard < (1u << 24); guard++) {
-        struct partition_waiter *next = w->next;
-        w->wake(w, bytes, gone);
-        w = next;
-    }
-}
-
-void partition_advance(struct partition *p, uint64_t new_end, uint32_t bytes)
-{
-    if (new_end <= p->visible_end)
-        return;
-    p->visible_end = new_end;
-    partition_wake_all(p, bytes, false);
-}
-
-static void partition_dir(const struct topics *tp, const char *name, uint32_t i, char *out,
-                          size_t cap)
-{
-    snprintf(out, cap, "%s/%s-%u", tp->cfg.data_dir, name, i);
-}
 
 /* Opens the logs of t; on failure closes those opened and returns the code. */
 static int topic_open_logs(struct topics *tp, struct topic *t, char *err, size_t err_cap)
@@ -178,25 +125,15 @@ static int topic_open_logs(struct topics *tp, struct topic *t, char *err, size_t
     struct plog_config pc;
     config_topic_to_plog(&t->cfg, &pc);
     for (uint32_t i = 0; i < t->partition_count; i++) {
-        char dir[PATH_MAX + 300];
-        struct plog_recovery_report rep;
-        memset(&rep, 0, sizeof(rep));
-        partition_dir(tp, t->name, i, dir, sizeof(dir));
-        int rc = plog_open(tp->st, dir, &pc, &rep, &t->parts[i].log);
+        int rc = partition_open(tp->env, tp->cfg.data_dir, t->name, i, &pc, &t->parts[i], err,
+                                err_cap);
         if (rc) {
-            snprintf(err, err_cap, "cannot open the log of %s-%u in %s: %s", t->name, i, dir,
-                     rl_strerror(rc));
             for (uint32_t j = 0; j < i; j++) {
-                plog_close(t->parts[j].log);
-                t->parts[j].log = NULL;
+                partition_close(t->parts[j]);
+                t->parts[j] = NULL;
             }
             return rc;
         }
-        if (!rep.clean && rep.bytes_truncated)
-            RL_WARN("%s-%u: recovery cut %llu bytes at position %lld (%s)", t->name, i,
-                    (unsigned long long)rep.bytes_truncated,
-                    (long long)rep.truncated_at_position, rep.truncated_reason);
-        t->parts[i].visible_end = plog_end_offset(t->parts[i].log);
     }
     return 0;
 }
@@ -308,10 +245,6 @@ static struct topic *topic_build(const Ringlog__TopicSpec *s, const struct topic
         if (s->split_keys[i].len)
             memcpy(t->split_keys[i].data, s->split_keys[i].data, s->split_keys[i].len);
     }
-    for (uint32_t i = 0; i < t->partition_count; i++) {
-        t->parts[i].topic = t;
-        t->parts[i].id = i;
-    }
     return t;
 fail:
     topic_free(t);
@@ -393,7 +326,7 @@ int topics_create(struct topics *tp, const Ringlog__TopicSpec *spec, bool valida
         snprintf(err, err_cap, "cannot record topic \"%s\" in the metadata log: %s",
                  spec->name, rl_strerror(rc));
         for (uint32_t i = 0; i < t->partition_count; i++)
-            plog_delete(t->parts[i].log);
+            partition_delete(t->parts[i]);
         goto undo;
     }
     RL_INFO("created topic %s with %u partitions", t->name, t->partition_count);
@@ -417,7 +350,8 @@ static void topics_unlink(struct topics *tp, struct topic *t)
     tp->partitions_total -= t->partition_count;
     t->deleted = true;
     for (uint32_t i = 0; i < t->partition_count; i++)
-        partition_wake_all(&t->parts[i], 0, true);
+        if (t->parts[i])
+            partition_mark_gone(t->parts[i]);
 }
 
 static void topics_note_gone(struct topics *tp, const struct topic *t)
@@ -455,7 +389,7 @@ static void topics_remove_leftovers(struct topics *tp)
         for (uint32_t k = 0; k < tp->gone[i].partitions; k++) {
             char dir[PATH_MAX + 300];
             struct stat sb;
-            partition_dir(tp, tp->gone[i].name, k, dir, sizeof(dir));
+            partition_dir_path(tp->cfg.data_dir, tp->gone[i].name, k, dir, sizeof(dir));
             if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
                 continue;
             RL_INFO("removing %s, left over from the deleted topic %s", dir, tp->gone[i].name);
@@ -493,7 +427,7 @@ int topics_delete(struct topics *tp, const char *name, char *err, size_t err_cap
          * only if no request holds them; the reap path is the careful one). */
         if (!tp->replaying)
             for (uint32_t i = 0; i < t->partition_count; i++)
-                plog_delete(t->parts[i].log);
+                partition_delete(t->parts[i]);
         topic_free(t);
     }
     RL_INFO("deleted topic %s", name);
@@ -537,7 +471,7 @@ int topics_alter(struct topics *tp, const char *name, Ringlog__ConfigEntry *cons
         struct plog_config pc;
         config_topic_to_plog(&cfg, &pc);
         for (uint32_t i = 0; i < t->partition_count; i++) {
-            int rc = plog_set_config(t->parts[i].log, &pc);
+            int rc = partition_set_config(t->parts[i], &pc);
             if (rc)
                 RL_WARN("%s-%u: config change not applied to the open log: %s", t->name, i,
                         rl_strerror(rc));
@@ -613,14 +547,14 @@ static int topics_replay_one(void *ctx, const uint8_t *payload, uint32_t len)
     return rc;
 }
 
-int topics_open(const struct broker_config *cfg, struct storage *st, struct topics **out,
+int topics_open(const struct broker_config *cfg, struct partition_env *env, struct topics **out,
                 char *err, size_t err_cap)
 {
     struct topics *tp = calloc(1, sizeof(*tp));
     if (!tp)
         return -ENOMEM;
     tp->cfg = *cfg;
-    tp->st = st;
+    tp->env = env;
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/metadata.log", cfg->data_dir);
     struct metalog_stats ms;
@@ -638,7 +572,7 @@ int topics_open(const struct broker_config *cfg, struct storage *st, struct topi
         if (rc) {
             for (size_t j = 0; j < i; j++)
                 for (uint32_t k = 0; k < tp->live[j]->partition_count; k++)
-                    plog_close(tp->live[j]->parts[k].log);
+                    partition_close(tp->live[j]->parts[k]);
             metalog_close(tp->ml);
             goto fail;
         }
@@ -658,7 +592,7 @@ fail:
 static bool topic_pinned(const struct topic *t)
 {
     for (uint32_t i = 0; i < t->partition_count; i++)
-        if (t->parts[i].pins)
+        if (partition_pinned(t->parts[i]))
             return true;
     return false;
 }
@@ -672,11 +606,8 @@ void topics_reap(struct topics *tp)
             continue;
         }
         topics_remove_at(tp->doomed, &tp->n_doomed, i);
-        for (uint32_t k = 0; k < t->partition_count; k++) {
-            int rc = plog_delete(t->parts[k].log);
-            if (rc)
-                RL_WARN("deleting the log of %s-%u failed: %s", t->name, k, rl_strerror(rc));
-        }
+        for (uint32_t k = 0; k < t->partition_count; k++)
+            partition_delete(t->parts[k]);
         topic_free(t);
     }
 }
@@ -686,7 +617,7 @@ void topics_enforce_retention(struct topics *tp, int64_t now_ms)
     for (size_t i = 0; i < tp->n_live; i++) {
         struct topic *t = tp->live[i];
         for (uint32_t k = 0; k < t->partition_count; k++) {
-            int rc = plog_enforce_retention(t->parts[k].log, now_ms);
+            int rc = partition_enforce_retention(t->parts[k], now_ms);
             if (rc > 0)
                 RL_INFO("%s-%u: retention deleted %d segments", t->name, k, rc);
         }
@@ -699,12 +630,12 @@ void topics_close(struct topics *tp)
         return;
     for (size_t i = 0; i < tp->n_doomed; i++) {
         for (uint32_t k = 0; k < tp->doomed[i]->partition_count; k++)
-            plog_delete(tp->doomed[i]->parts[k].log);
+            partition_delete(tp->doomed[i]->parts[k]);
         topic_free(tp->doomed[i]);
     }
     for (size_t i = 0; i < tp->n_live; i++) {
         for (uint32_t k = 0; k < tp->live[i]->partition_count; k++)
-            plog_close(tp->live[i]->parts[k].log);
+            partition_close(tp->live[i]->parts[k]);
         topic_free(tp->live[i]);
     }
     metalog_close(tp->ml);

@@ -20,50 +20,13 @@
 #include <stdint.h>
 
 #include "broker/server/config.h"
+#include "broker/partition/partition.h"
 #include "proto/ringlog.pb-c.h"
 
 struct storage;
 struct plog;
 struct metalog;
 struct partition;
-
-/* A long-poll fetch waiting for data on one partition. Owned by the waiting request. */
-struct partition_waiter {
-    struct partition_waiter *prev, *next;
-    struct partition *part;     /* NULL when not waiting */
-    /* Called when records become visible (bytes > 0: batch bytes made visible) or when the
-     * partition goes away (gone = true). Must only mark state: it may run inside io_run. The
-     * waiter is still linked; the callee may unlink it with partition_unwait. */
-    void (*wake)(struct partition_waiter *w, uint32_t bytes, bool gone);
-    void *ctx;
-};
-
-struct partition_stats {
-    uint64_t records_in, bytes_in, batches_in;
-    uint64_t records_out, bytes_out;
-    uint64_t append_errors;
-};
-
-struct produce_append; /* broker/api.c: a produce batch waiting for room in the log */
-struct idem_part;      /* broker/idempotence.c: idempotent-producer state */
-
-struct partition {
-    struct topic *topic;
-    uint32_t id;
-    struct plog *log;
-    uint64_t visible_end;        /* offsets below are acknowledged by storage (the HW here) */
-    struct partition_waiter *waiters;
-    uint32_t pins;               /* slices and appends outstanding; the log lives while > 0 */
-    /* Appends the log refused with RL_E_FULL (its queue, the storage's shared write-buffer
-     * pool, or its descriptors were at their caps), in arrival order; the shard's loop retries
-     * them after any append completes, and at every tick. */
-    struct produce_append *deferred_head, *deferred_tail;
-    struct partition *deferred_next; /* the shard's list of partitions with deferred appends */
-    bool deferred_listed;
-    uint64_t deferred_records;   /* records of the deferred appends (offsets not yet assigned) */
-    struct idem_part *idem;      /* producer state; NULL until first needed (idempotence.c) */
-    struct partition_stats stats;
-};
 
 struct topic {
     char name[CONFIG_TOPIC_NAME_MAX + 1];
@@ -73,7 +36,7 @@ struct topic {
     ProtobufCBinaryData *split_keys; /* owned copies */
     struct topic_config cfg;
     uint32_t max_message_bytes;      /* cached from cfg */
-    struct partition *parts;         /* partition_count of them */
+    struct partition **parts;        /* partition_count of them */
     bool deleted;
 };
 
@@ -82,7 +45,7 @@ struct topics;
 /* Opens the metadata log in data_dir (created if needed), replays it and opens every
  * partition's log under data_dir on `st`. limits come from cfg (max.topics, max.partitions,
  * topic defaults). Returns 0 and *out, or a negative code with a sentence in err. Blocks. */
-int topics_open(const struct broker_config *cfg, struct storage *st, struct topics **out,
+int topics_open(const struct broker_config *cfg, struct partition_env *env, struct topics **out,
                 char *err, size_t err_cap);
 
 /* Closes every log cleanly (plog_close) and the metadata log; frees everything. Blocks. */
@@ -129,17 +92,5 @@ int64_t topics_producer_id_block_end(const struct topics *tp);
 /* Records durably that ids below block_end are reserved (before any is handed out). Returns 0
  * or the metadata log's error. Blocks (fsync). */
 int topics_reserve_producer_ids(struct topics *tp, int64_t block_end);
-
-/* --- partition helpers ---------------------------------------------------------------------- */
-
-/* Adds w (with wake and ctx set) to p's waiters. */
-void partition_wait(struct partition *p, struct partition_waiter *w);
-
-/* Removes w if it is waiting; harmless otherwise. */
-void partition_unwait(struct partition_waiter *w);
-
-/* Records that offsets below new_end are visible (an append completed with `bytes` batch
- * bytes) and wakes every waiter. Safe inside io callbacks. */
-void partition_advance(struct partition *p, uint64_t new_end, uint32_t bytes);
 
 #endif

@@ -319,9 +319,9 @@ static void api_list_offsets_one(struct req *r, const char *topic,
         return;
     }
     if (lp->timestamp == -2) {
-        res->offset = (int64_t)plog_start_offset(p->log);
+        res->offset = (int64_t)partition_start_offset(p);
     } else if (lp->timestamp == -1) {
-        res->offset = (int64_t)p->visible_end;
+        res->offset = (int64_t)partition_visible_end(p);
     } else if (lp->timestamp < 0) {
         res->error_code = RL_E_INVALID_REQUEST;
         res->error_message = arena_printf(&r->arena, "timestamp %lld is not valid: use -2 "
@@ -329,13 +329,13 @@ static void api_list_offsets_one(struct req *r, const char *topic,
                                           (long long)lp->timestamp);
     } else {
         uint64_t off = 0;
-        rc = plog_offset_for_time(p->log, lp->timestamp, &off);
+        rc = partition_offset_for_time(p, lp->timestamp, &off);
         if (rc) {
             res->error_code = rc;
             res->error_message = (char *)rl_strerror(rc);
             return;
         }
-        res->offset = (int64_t)(off > p->visible_end ? p->visible_end : off);
+        res->offset = (int64_t)off;
         res->timestamp = lp->timestamp;
     }
 }
@@ -378,15 +378,11 @@ static void api_list_offsets(struct req *r, const Ringlog__ListOffsetsRequest *q
 /* --- Produce ---------------------------------------------------------------------------------- */
 
 struct produce_append {
-    struct plog_append pa;   /* first: the callback gets &pa */
+    struct partition_append pa;
     struct req *r;
     struct partition *p;
     Ringlog__ProducePartitionResult *res;
-    uint32_t records;
     bool first;              /* first batch of its partition in the request: sets base_offset */
-    uint8_t *copy;           /* deferred: the batch bytes, copied out of the receive buffer */
-    struct produce_append *next_deferred;
-    int64_t idem_base;       /* idempotent and deferred: the base offset pstate recorded */
     struct partition_waiter dup_wait; /* a duplicate waiting for its original to be visible */
     uint64_t dup_until;
 };
@@ -402,12 +398,11 @@ static void produce_finish(struct req *r)
     req_respond(r, ps->resp, NULL, 0);
 }
 
-/* One append of r is over (done or failed): finish the response when it was the last. */
-static void produce_op_over(struct produce_append *a)
+/* One async op of r is over (an append or a duplicate's wait): finish the response when it
+ * was the last. */
+static void produce_op_over(struct req *r)
 {
-    struct req *r = a->r;
     struct produce_state *ps = r->state;
-    a->p->pins--;
     RL_ASSERT(r->pending > 0);
     r->pending--;
     if (r->pending == 0 && ps->acks != 0 && r->conn) {
@@ -418,148 +413,35 @@ static void produce_op_over(struct produce_append *a)
 
 static void produce_fail(struct produce_append *a, int rc)
 {
-    a->p->stats.append_errors++;
     if (a->res->error_code == 0) {
         a->res->error_code = rc;
         a->res->error_message = (char *)rl_strerror(rc);
     }
 }
 
-static void produce_dup_wake(struct partition_waiter *w, uint32_t bytes, bool gone)
+static void produce_dup_wake(struct partition_waiter *w, enum partition_event ev, uint32_t bytes)
 {
     (void)bytes;
     struct produce_append *a = w->ctx;
-    if (!gone && a->p->visible_end < a->dup_until)
+    if (ev == PARTITION_VISIBLE && partition_visible_end(a->p) < a->dup_until)
         return;
     partition_unwait(w);
-    if (gone)
+    if (ev == PARTITION_GONE)
         produce_fail(a, RL_E_UNKNOWN_TOPIC);
-    produce_op_over(a);
+    else if (ev == PARTITION_FAILED)
+        produce_fail(a, RL_E_LOG_FAILED);
+    partition_unpin(a->p);
+    produce_op_over(a->r);
 }
 
-/* An append of p failed: duplicates waiting for their originals to become visible would wait
- * forever (the log refuses appends after a failure), so they fail too. */
-static void produce_dup_fail_all(struct partition *p, int rc)
-{
-    struct partition_waiter *w = p->waiters;
-    for (uint32_t guard = 0; w && guard < (1u << 24); guard++) {
-        struct partition_waiter *next = w->next;
-        if (w->wake == produce_dup_wake) {
-            partition_unwait(w);
-            produce_fail(w->ctx, rc);
-            produce_op_over(w->ctx);
-        }
-        w = next;
-    }
-}
-
-static void produce_append_done(struct plog_append *pa, int result)
+static void produce_append_done(struct partition_append *pa, int result)
 {
     struct produce_append *a = (struct produce_append *)pa;
-    struct partition *p = a->p;
-    /* Room in the storage (this log's queue or the shared pool) may have freed up: let the
-     * loop retry deferred appends of any partition (not from inside this callback). */
-    if (a->r->sh->deferred_parts)
-        a->r->sh->retry_due = true;
-    if (result == 0) {
-        p->stats.records_in += a->records;
-        p->stats.bytes_in += pa->len;
-        p->stats.batches_in++;
-        partition_advance(p, pa->last_offset + 1, pa->len);
-    } else {
+    if (result)
         produce_fail(a, result);
-        produce_dup_fail_all(p, result);
-    }
-    produce_op_over(a);
-}
-
-static void produce_copy_free(struct produce_append *a)
-{
-    if (!a->copy)
-        return;
-    free(a->copy);
-    shard_mem_refund(a->r->sh, a->pa.len);
-    a->copy = NULL;
-}
-
-/* Appends a, or queues it behind the partition's deferred appends when the log is full (or
- * others already wait: order within a partition is kept). Returns 0 when a is now pending. */
-static int produce_submit(struct produce_append *a)
-{
-    struct partition *p = a->p;
-    int rc = p->deferred_head ? RL_E_FULL : plog_append(p->log, &a->pa);
-    if (rc == RL_E_FULL) {
-        a->copy = malloc(a->pa.len);
-        if (!a->copy)
-            return -ENOMEM;
-        memcpy(a->copy, a->pa.batch, a->pa.len);
-        shard_mem_charge(a->r->sh, a->pa.len);
-        a->r->sh->m.produce_deferred++;
-        p->deferred_records += a->records;
-        a->pa.batch = a->copy;
-        a->next_deferred = NULL;
-        if (p->deferred_tail)
-            p->deferred_tail->next_deferred = a;
-        else
-            p->deferred_head = a;
-        p->deferred_tail = a;
-        if (!p->deferred_listed) {
-            p->deferred_listed = true;
-            p->deferred_next = a->r->sh->deferred_parts;
-            a->r->sh->deferred_parts = p;
-        }
-        rc = 0;
-    } else if (rc == 0 && a->first) {
-        a->res->base_offset = (int64_t)a->pa.base_offset;
-    }
-    if (rc == 0) {
-        p->pins++;
-        a->r->pending++;
-    }
-    return rc;
-}
-
-static void produce_retry_partition(struct partition *p)
-{
-    for (uint32_t guard = 0; p->deferred_head && guard < 1000000; guard++) {
-        struct produce_append *a = p->deferred_head;
-        int rc = p->topic->deleted ? RL_E_UNKNOWN_TOPIC : plog_append(p->log, &a->pa);
-        if (rc == RL_E_FULL)
-            return; /* still full: the next completion brings us back */
-        p->deferred_head = a->next_deferred;
-        if (!p->deferred_head)
-            p->deferred_tail = NULL;
-        p->deferred_records -= a->records;
-        if (rc == 0 && a->idem_base >= 0 && (uint64_t)a->idem_base != a->pa.base_offset)
-            RL_ERROR("%s-%u: deferred idempotent batch got offset %llu, recorded %lld",
-                     p->topic->name, p->id, (unsigned long long)a->pa.base_offset,
-                     (long long)a->idem_base);
-        produce_copy_free(a); /* plog_append copied it, or it failed */
-        if (rc) {
-            produce_fail(a, rc);
-            produce_op_over(a);
-        } else if (a->first) {
-            a->res->base_offset = (int64_t)a->pa.base_offset;
-        }
-    }
-}
-
-void api_produce_retry(struct shard *sh)
-{
-    if (!sh->retry_due)
-        return;
-    sh->retry_due = false;
-    struct partition **pp = &sh->deferred_parts;
-    for (uint32_t guard = 0; *pp && guard < 10000000; guard++) {
-        struct partition *p = *pp;
-        produce_retry_partition(p);
-        if (p->deferred_head) {
-            pp = &p->deferred_next;
-        } else {
-            *pp = p->deferred_next; /* unlisted before its pins can drop to 0 and it is reaped */
-            p->deferred_listed = false;
-        }
-    }
+    else if (a->first && pa->deferred)
+        a->res->base_offset = (int64_t)pa->base_offset;
+    produce_op_over(a->r);
 }
 
 /* Checks every batch of one partition's data. Returns 0 and the batch count, or a code with a
@@ -615,7 +497,7 @@ static int produce_idem_check(struct produce_append *a, const struct batch_heade
     }
     if (a->first)
         a->res->base_offset = v.dup_base_offset;
-    if (ps->acks == 0 || (uint64_t)v.dup_last_offset < a->p->visible_end)
+    if (ps->acks == 0 || (uint64_t)v.dup_last_offset < partition_visible_end(a->p))
         return 1;
     /* The original is still being written: answer once it is durable, like the original. */
     r->sh->m.produce_duplicate_waits++;
@@ -623,27 +505,22 @@ static int produce_idem_check(struct produce_append *a, const struct batch_heade
     a->dup_wait.wake = produce_dup_wake;
     a->dup_wait.ctx = a;
     partition_wait(a->p, &a->dup_wait);
-    a->p->pins++;
+    partition_pin(a->p);
     r->pending++;
     return 1;
 }
 
-/* Records an idempotent batch just submitted: its offsets are assigned, or (queued behind a
- * full log) will be the log end plus the records queued before it. */
+/* Records an idempotent batch just appended at its assigned (or, deferred, predicted)
+ * offsets. */
 static void produce_idem_record(struct produce_append *a, const struct batch_header *h)
 {
-    struct partition *p = a->p;
-    uint64_t base = a->pa.base_offset;
-    if (a->copy) {
-        base = plog_end_offset(p->log) + p->deferred_records - a->records;
-        a->idem_base = (int64_t)base;
-    }
-    idem_record(a->r->sh->dv->idem, p, h, base, io_wall_ms(a->r->sh->io));
+    idem_record(a->r->sh->dv->idem, a->p, h, a->pa.base_offset, io_wall_ms(a->r->sh->io));
 }
 
 static void produce_partition(struct req *r, const char *topic, const Ringlog__ProducePartition *pp,
                               const uint8_t *d, Ringlog__ProducePartitionResult *res)
 {
+    struct produce_state *ps = r->state;
     int rc;
     uint32_t count = 0;
     res->partition = pp->partition;
@@ -658,14 +535,15 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
             : arena_printf(&r->arena, "topic \"%s\" has no partition %u", topic, pp->partition);
         return;
     }
-    res->log_start_offset = (int64_t)plog_start_offset(p->log);
+    res->log_start_offset = (int64_t)partition_start_offset(p);
     if (!strcmp(topic, OFFSETS_TOPIC)) {
         res->error_code = RL_E_INVALID_REQUEST;
         res->error_message = (char *)"__consumer_offsets is internal: only the group "
                                      "coordinator writes it (use OffsetCommit)";
         return;
     }
-    if (produce_check(r, p->topic, d, pp->data_len, res, &count))
+    const struct topic *t = topics_find(r->sh->topics, topic);
+    if (produce_check(r, t, d, pp->data_len, res, &count))
         return;
     struct produce_append *as = api_alloc(r, count * sizeof(*as));
     if (!as) {
@@ -681,14 +559,14 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
         batch_header_decode(d + pos, pp->data_len - pos, &h);
         a->pa.batch = d + pos;
         a->pa.len = h.batch_len;
+        a->pa.records = h.record_count;
+        a->pa.ack = ps->acks == -1 ? PARTITION_ACK_ALL : PARTITION_ACK_LEADER;
         a->pa.done = produce_append_done;
         a->pa.ctx = a;
         a->r = r;
         a->p = p;
         a->res = res;
-        a->records = h.record_count;
         a->first = i == 0;
-        a->idem_base = -1;
         if (h.producer_id >= 0) {
             rc = produce_idem_check(a, &h);
             if (rc == 1) {
@@ -698,17 +576,21 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
             if (rc)
                 return;
         }
-        rc = produce_submit(a);
-        if (rc == 0 && h.producer_id >= 0)
-            produce_idem_record(a, &h);
+        rc = partition_append(p, &a->pa);
         if (rc) {
             res->error_code = rc;
             res->error_message = arena_printf(&r->arena, "batch %u of %s-%u not appended: %s%s",
                                               i, topic, pp->partition, rl_strerror(rc),
                                               i ? " (earlier batches were appended)" : "");
-            p->stats.append_errors++;
             return;
         }
+        r->pending++;
+        if (a->pa.deferred)
+            r->sh->m.produce_deferred++;
+        else if (a->first)
+            res->base_offset = (int64_t)a->pa.base_offset;
+        if (h.producer_id >= 0)
+            produce_idem_record(a, &h);
         pos += h.batch_len;
     }
 }
@@ -798,8 +680,7 @@ static void fetch_release(struct req *r)
     for (uint32_t i = 0; i < fs->n; i++) {
         struct fetch_part *fp = &fs->parts[i];
         if (fp->have_slice) {
-            plog_slice_release(fp->p->log, &fp->slice);
-            fp->p->pins--;
+            partition_read_release(fp->p, &fp->slice);
             fp->have_slice = false;
         }
         if (fp->dbuf && r->sh->n_direct_bufs < SHARD_MAX_IDLE_DIRECT_BUFS)
@@ -860,14 +741,14 @@ static void fetch_mark(struct req *r)
     }
 }
 
-static void fetch_wake(struct partition_waiter *w, uint32_t bytes, bool gone)
+static void fetch_wake(struct partition_waiter *w, enum partition_event ev, uint32_t bytes)
 {
     struct fetch_part *fp = w->ctx;
     struct fetch_state *fs = fp->r->state;
-    if (fs->phase != FETCH_WAITING || fs->woken)
+    if (fs->phase != FETCH_WAITING || fs->woken || ev == PARTITION_FAILED)
         return;
     fs->waited_bytes += bytes;
-    if (gone || fs->waited_bytes >= fs->min_bytes) {
+    if (ev == PARTITION_GONE || fs->waited_bytes >= fs->min_bytes) {
         fs->woken = true;
         fetch_mark(fp->r);
     }
@@ -923,8 +804,9 @@ static void fetch_read_done(struct io_op *op, int result)
         fp->read_failed = true;
         fp->res->error_code = result < 0 ? result : RL_E_INTERNAL;
         fp->res->error_message = (char *)"reading the log failed; see the broker log";
-        RL_ERROR("fetch %s-%u: read of %u bytes at %llu returned %d", fp->p->topic->name,
-                 fp->p->id, fp->slice.len, (unsigned long long)fp->slice.file_position, result);
+        RL_ERROR("fetch %s-%u: read of %u bytes at %llu returned %d", partition_topic(fp->p),
+                 partition_index(fp->p), fp->slice.len,
+                 (unsigned long long)fp->slice.file_position, result);
     }
     if (--fs->reads_left == 0)
         fetch_mark(r);
@@ -963,8 +845,7 @@ static void fetch_respond(struct req *r)
 /* Puts the slices into the response, reading file slices into memory. */
 static void fetch_drop(struct fetch_part *fp)
 {
-    plog_slice_release(fp->p->log, &fp->slice);
-    fp->p->pins--;
+    partition_read_release(fp->p, &fp->slice);
     fp->have_slice = false;
 }
 
@@ -1059,8 +940,8 @@ static void fetch_build(struct req *r)
         total += fp->slice.len;
         fp->res->data_len = fp->slice.len;
         uint64_t from = fp->slice.first_offset > fp->offset ? fp->slice.first_offset : fp->offset;
-        fp->p->stats.bytes_out += fp->slice.len;
-        fp->p->stats.records_out += fp->slice.next_offset > from ? fp->slice.next_offset - from : 0;
+        partition_count_out(fp->p, fp->slice.len,
+                            fp->slice.next_offset > from ? fp->slice.next_offset - from : 0);
         if (!in_memory)
             fetch_read(r, fp);
     }
@@ -1079,7 +960,7 @@ static void fetch_try(struct req *r, bool force)
         if (!fp->p)
             continue;
         Ringlog__FetchPartitionResult *res = fp->res;
-        if (fp->p->topic->deleted) {
+        if (partition_gone(fp->p)) {
             res->error_code = RL_E_UNKNOWN_TOPIC;
             res->error_message = (char *)"topic was deleted while the fetch waited";
             fp->p = NULL;
@@ -1088,20 +969,20 @@ static void fetch_try(struct req *r, bool force)
         }
         uint64_t room = fs->max_bytes > total ? fs->max_bytes - total : 1;
         uint32_t cap = fp->max_bytes && fp->max_bytes < room ? fp->max_bytes : (uint32_t)room;
-        int rc = plog_read(fp->p->log, fp->offset, cap, fp->p->visible_end, &fp->slice);
-        res->high_watermark = fp->p->visible_end;
-        res->log_start_offset = plog_start_offset(fp->p->log);
-        res->log_end_offset = plog_end_offset(fp->p->log);
+        int rc = partition_read(fp->p, fp->offset, cap, &fp->slice);
+        res->high_watermark = partition_visible_end(fp->p);
+        res->log_start_offset = partition_start_offset(fp->p);
+        res->log_end_offset = partition_log_end(fp->p);
         if (rc) {
             res->error_code = rc;
             res->error_message = arena_printf(&r->arena, "offset %llu of %s-%u: %s",
                                               (unsigned long long)fp->offset,
-                                              fp->p->topic->name, fp->p->id, rl_strerror(rc));
+                                              partition_topic(fp->p), partition_index(fp->p),
+                                              rl_strerror(rc));
             errors = true;
             continue;
         }
         fp->have_slice = true;
-        fp->p->pins++;
         total += fp->slice.len;
     }
     bool wait = !force && !errors && total < fs->min_bytes && fs->max_wait_ms > 0 &&
@@ -1180,16 +1061,16 @@ static void fetch_resolve(struct req *r, const char *topic, const Ringlog__Fetch
             : arena_printf(&r->arena, "topic \"%s\" has no partition %u", topic, q->partition);
         return;
     }
-    uint64_t start = plog_start_offset(p->log);
-    fp->res->high_watermark = p->visible_end;
+    uint64_t start = partition_start_offset(p), visible = partition_visible_end(p);
+    fp->res->high_watermark = visible;
     fp->res->log_start_offset = start;
-    fp->res->log_end_offset = plog_end_offset(p->log);
-    if (q->fetch_offset < start || q->fetch_offset > p->visible_end) {
+    fp->res->log_end_offset = partition_log_end(p);
+    if (q->fetch_offset < start || q->fetch_offset > visible) {
         fp->res->error_code = RL_E_OFFSET_OUT_OF_RANGE;
         fp->res->error_message = arena_printf(
             &r->arena, "offset %llu is outside %s-%u, which holds offsets %llu to %llu; "
             "seek to earliest or latest", (unsigned long long)q->fetch_offset, topic,
-            q->partition, (unsigned long long)start, (unsigned long long)p->visible_end);
+            q->partition, (unsigned long long)start, (unsigned long long)visible);
         return;
     }
     fp->p = p;

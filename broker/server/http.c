@@ -84,18 +84,19 @@ static void metrics_partitions(struct shard *sh, struct sbuf *b)
         for (size_t i = 0; i < topics_count(sh->topics); i++) {
             struct topic *t = topics_at(sh->topics, i);
             for (uint32_t k = 0; k < t->partition_count; k++) {
-                struct partition *p = &t->parts[k];
+                const struct partition *p = t->parts[k];
+                const struct partition_stats *ps = partition_stats(p);
                 uint64_t v = 0;
                 switch (m) {
-                case 0: v = p->stats.records_in; break;
-                case 1: v = p->stats.bytes_in; break;
-                case 2: v = p->stats.records_out; break;
-                case 3: v = p->stats.bytes_out; break;
-                case 4: v = plog_end_offset(p->log); break;
-                case 5: v = plog_start_offset(p->log); break;
-                case 6: v = p->visible_end; break;
-                case 7: v = plog_size_bytes(p->log); break;
-                default: v = plog_unsynced_bytes(p->log); break;
+                case 0: v = ps->records_in; break;
+                case 1: v = ps->bytes_in; break;
+                case 2: v = ps->records_out; break;
+                case 3: v = ps->bytes_out; break;
+                case 4: v = partition_log_end(p); break;
+                case 5: v = partition_start_offset(p); break;
+                case 6: v = partition_visible_end(p); break;
+                case 7: v = partition_size_bytes(p); break;
+                default: v = partition_unsynced_bytes(p); break;
                 }
                 sb_printf(b, "ringlog_partition_%s{topic=\"%s\",partition=\"%u\"} %llu\n",
                           names[m], t->name, k, (unsigned long long)v);
@@ -145,7 +146,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     for (size_t i = 0; i < topics_count(sh->topics); i++) {
         struct topic *t = topics_at(sh->topics, i);
         for (uint32_t k = 0; k < t->partition_count; k++)
-            pending += plog_unsynced_bytes(t->parts[k].log);
+            pending += partition_unsynced_bytes(t->parts[k]);
     }
 #define G(name, type, v)                                                                        \
     sb_printf(b, "# TYPE ringlog_" name " " type "\nringlog_" name " %llu\n",                   \
@@ -200,7 +201,7 @@ static void status_render(struct shard *sh, struct sbuf *b)
         struct topic *t = topics_at(sh->topics, i);
         partitions += t->partition_count;
         for (uint32_t k = 0; k < t->partition_count; k++)
-            records += t->parts[k].visible_end - plog_start_offset(t->parts[k].log);
+            records += partition_visible_end(t->parts[k]) - partition_start_offset(t->parts[k]);
     }
     sb_printf(b, "{\"status\":\"%s\",\"node_id\":%d,\"listen\":\"%s:%u\",\"http\":\"%s:%u\","
               "\"data_dir\":\"%s\",\"uptime_ms\":%llu,\"started_at_ms\":%lld,"

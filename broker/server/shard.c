@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/svc/bg.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"
@@ -81,6 +82,14 @@ void shard_mem_refund(struct shard *sh, uint64_t bytes)
             }
         }
     }
+}
+
+static void shard_mem_hook(void *arg, int64_t delta)
+{
+    if (delta >= 0)
+        shard_mem_charge(arg, (uint64_t)delta);
+    else
+        shard_mem_refund(arg, (uint64_t)-delta);
 }
 
 uint32_t shard_throttle_ms(const struct shard *sh)
@@ -947,8 +956,7 @@ static void shard_handle_tick(struct shard *sh)
     sh->tick_completed = false;
     sh->ticks++;
     sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
-    if (sh->deferred_parts)
-        sh->retry_due = true; /* room may have come from elsewhere (released descriptors) */
+    partition_env_tick(sh->penv); /* room may have come from elsewhere (descriptors) */
     topics_reap(sh->topics);
     uint64_t now = io_now_ns(sh->io);
     if (now - sh->last_retention_ns >= (uint64_t)sh->cfg.retention_check_interval_ms * 1000000ull) {
@@ -969,7 +977,8 @@ static void shard_process(struct shard *sh)
         conn_process(c);
     }
     http_process(sh);
-    api_produce_retry(sh);
+    bg_reap(sh->bg);
+    partition_env_process(sh->penv);
     delivery_process(sh);
     shard_reap_limbo(sh);
     shard_handle_tick(sh);
@@ -1112,7 +1121,18 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         snprintf(err, err_cap, "cannot start storage: %s", rl_strerror(rc));
         goto fail;
     }
-    rc = topics_open(cfg, sh->st, &sh->topics, err, err_cap);
+    rc = bg_create(sh->io, "broker", &sh->bg);
+    if (rc) {
+        snprintf(err, err_cap, "cannot start the background thread: %s", rl_strerror(rc));
+        goto fail;
+    }
+    struct partition_env_hooks hooks = {.mem = shard_mem_hook, .arg = sh};
+    rc = partition_env_create(sh->io, sh->st, sh->bg, &hooks, &sh->penv);
+    if (rc) {
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
+    rc = topics_open(cfg, sh->penv, &sh->topics, err, err_cap);
     if (rc)
         goto fail;
     rc = delivery_open(sh, err, err_cap);
@@ -1152,6 +1172,8 @@ void shard_destroy(struct shard *sh)
     topics_close(sh->topics);
     sh->topics = NULL;
     delivery_close(sh); /* after the logs: commit callbacks may still run while they close */
+    bg_destroy(sh->bg);
+    partition_env_destroy(sh->penv);
     if (sh->st)
         storage_destroy(sh->st);
     while (sh->limbo) {

@@ -139,6 +139,8 @@ struct shard {
     struct broker_config cfg;
     struct io *io;
     struct storage *st;
+    struct bg *bg;                   /* blocking file-system work off the loop */
+    struct partition_env *penv;      /* what the partitions share (deferred appends, opening) */
     struct topics *topics;
     struct delivery *dv;             /* idempotence and consumer groups (broker/delivery.h) */
     int listen_fd, http_fd;
@@ -159,8 +161,6 @@ struct shard {
     struct http_conn *hconns, *hready;
     uint32_t nhconns;
     struct req *limbo;               /* sent or detached requests still waiting for ops */
-    struct partition *deferred_parts; /* partitions with deferred appends */
-    bool retry_due;                  /* an append completed (or a tick passed): retry them */
     struct req *pool;
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
@@ -209,9 +209,6 @@ void req_respond_error(struct req *r, int code, const char *msg);
  * during the call. Either responds at once or leaves async work that ends in r->finish. */
 void api_dispatch(struct req *r, const Ringlog__Request *rq, const uint8_t *data,
                   uint32_t data_len);
-
-/* Retries the appends partitions deferred because their logs were full. Loop only. */
-void api_produce_retry(struct shard *sh);
 
 /* Completes every long-poll fetch of c now (shutdown, connection closing). */
 void api_fetch_wake_all(struct conn *c);
