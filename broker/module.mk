@@ -2,7 +2,8 @@
 # (docs/architecture.md, "Broker"):
 #   server -> native, http -> delivery -> meta -> partition -> svc
 BROKER_SRCS += broker/svc/bg.c broker/partition/partition.c broker/partition/partition_open.c \
-               broker/meta/config_topic.c broker/meta/metalog.c broker/meta/topics.c \
+               broker/meta/config_topic.c broker/meta/metalog.c broker/meta/meta_record.c \
+               broker/meta/meta.c broker/meta/meta_propose.c \
                broker/delivery/pstate.c broker/delivery/group.c broker/delivery/offsets.c \
                broker/delivery/idempotence.c broker/delivery/coordinator.c \
                broker/delivery/delivery.c \

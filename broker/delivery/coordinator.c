@@ -22,6 +22,7 @@
 #include "broker/delivery/delivery.h"
 #include "broker/delivery/group.h"
 #include "broker/delivery/offsets.h"
+#include "broker/meta/meta.h"
 #include "broker/server/shard_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
@@ -45,6 +46,11 @@ struct coord {
     bool stopped;
     struct batch_builder *bb;
     struct coord_stats st;
+    /* __consumer_offsets is created on the first commit, in the background; commits wait. */
+    bool offsets_creating;
+    struct meta_topic_spec offsets_spec;
+    struct meta_proposal offsets_pr;
+    struct coord_pending *waiting, *waiting_tail;
 };
 
 /* A request waiting for a join answer or a commit's append. */
@@ -60,6 +66,7 @@ struct coord_pending {
     const char *group;
     struct coord_item *items;
     uint32_t n_items;
+    struct coord_pending *next_waiting; /* waiting for __consumer_offsets to be created */
 };
 
 struct coord_item {
@@ -120,7 +127,7 @@ static struct group *coord_find(const struct coord *c, const char *id)
 static int coord_partitions(void *arg, const char *topic)
 {
     struct coord *c = arg;
-    struct topic *t = topics_find(c->sh->topics, topic);
+    const struct meta_topic *t = meta_topic_find(c->sh->meta, topic);
     return t ? (int)t->partition_count : RL_E_UNKNOWN_TOPIC;
 }
 
@@ -185,7 +192,7 @@ static int coord_replay_batches(struct coord *c, struct batch_reader *rd, const 
 
 static int coord_replay(struct coord *c)
 {
-    struct topic *t = topics_find(c->sh->topics, OFFSETS_TOPIC);
+    const struct meta_topic *t = meta_topic_find(c->sh->meta, OFFSETS_TOPIC);
     if (!t)
         return 0;
     int rc = 0;
@@ -588,28 +595,6 @@ void coord_leave_group(struct req *r, const Ringlog__LeaveGroupRequest *q)
 
 /* --- OffsetCommit ----------------------------------------------------------------------------- */
 
-static struct partition *coord_offsets_partition(struct coord *c, const char *group, char *msg,
-                                                 size_t cap, int *rc)
-{
-    struct topics *tp = c->sh->topics;
-    struct topic *t = topics_find(tp, OFFSETS_TOPIC);
-    if (!t) {
-        Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
-        spec.name = (char *)OFFSETS_TOPIC;
-        spec.partitions = (int32_t)c->sh->cfg.offsets_topic_partitions;
-        char err[300] = "";
-        *rc = topics_create(tp, &spec, false, err, sizeof(err));
-        if (*rc) {
-            snprintf(msg, cap, "cannot create %s: %s", OFFSETS_TOPIC, err);
-            return NULL;
-        }
-        RL_INFO("created %s with %d partitions", OFFSETS_TOPIC, spec.partitions);
-        t = topics_find(tp, OFFSETS_TOPIC);
-    }
-    return topics_partition(tp, OFFSETS_TOPIC, offsets_partition_for(group, t->partition_count),
-                            rc);
-}
-
 static void coord_commit_done(struct partition_append *pa, int result)
 {
     struct coord_pending *cp = (struct coord_pending *)pa;
@@ -640,7 +625,7 @@ static int coord_commit_check(struct req *r, const char *topic,
 {
     int rc;
     const char *why = NULL;
-    if (!topics_partition(r->sh->topics, topic, q->partition, &rc))
+    if (!meta_partition(r->sh->meta, topic, q->partition, &rc))
         why = rc == RL_E_UNKNOWN_TOPIC ? "topic does not exist" : "partition does not exist";
     else if (q->offset < 0 && (rc = RL_E_INVALID_REQUEST))
         why = "offset must be >= 0 (the next offset to consume)";
@@ -744,6 +729,96 @@ static int coord_commit_group_check(struct coord *c, const Ringlog__OffsetCommit
     return rc;
 }
 
+/* Fails every item of a commit that never reached the log. */
+static void coord_commit_fail(struct coord_pending *cp, int rc, const char *msg)
+{
+    struct req *r = cp->r;
+    for (uint32_t i = 0; i < cp->n_items; i++) {
+        cp->items[i].res->error_code = rc;
+        cp->items[i].res->error_message = msg && msg[0] ? arena_strdup(&r->arena, msg)
+                                                        : (char *)rl_strerror(rc);
+        if (!cp->items[i].res->error_message)
+            cp->items[i].res->error_message = (char *)rl_strerror(rc);
+    }
+    cp->c->st.commit_errors++;
+}
+
+/* Appends the commit's batch to the group's partition of __consumer_offsets (which exists).
+ * Returns 0 when the append is under way (r->pending counts it), else the error. */
+static int coord_commit_append(struct coord_pending *cp, char *msg, size_t cap)
+{
+    struct coord *c = cp->c;
+    const struct meta_topic *t = meta_topic_find(c->sh->meta, OFFSETS_TOPIC);
+    int rc = RL_E_UNKNOWN_TOPIC;
+    struct partition *p = t ? t->parts[offsets_partition_for(cp->group, t->partition_count)]
+                            : NULL;
+    const uint8_t *batch = NULL;
+    int len = p ? coord_commit_batch(c, cp->group, cp->items, cp->n_items, coord_now_ms(c),
+                                     &batch) : rc;
+    if (!p)
+        snprintf(msg, cap, "%s does not exist", OFFSETS_TOPIC);
+    if (len <= 0)
+        return len ? len : RL_E_INTERNAL;
+    cp->p = p;
+    cp->pa.batch = batch;
+    cp->pa.len = (uint32_t)len;
+    cp->pa.done = coord_commit_done;
+    cp->pa.ctx = cp;
+    cp->pa.records = cp->n_items;
+    cp->pa.ack = PARTITION_ACK_ALL;
+    rc = partition_append(p, &cp->pa);
+    if (rc == 0)
+        cp->r->pending++;
+    return rc;
+}
+
+/* __consumer_offsets now exists (or could not be created): the commits that waited for it go
+ * on. Runs from the loop (the proposal's completion). */
+static void coord_offsets_created(struct meta_proposal *pr)
+{
+    struct coord *c = pr->ctx;
+    c->offsets_creating = false;
+    if (pr->rc == 0)
+        RL_INFO("created %s with %u partitions", OFFSETS_TOPIC,
+                c->sh->cfg.offsets_topic_partitions);
+    for (uint32_t guard = 0; c->waiting && guard < 10000000; guard++) {
+        struct coord_pending *cp = c->waiting;
+        c->waiting = cp->next_waiting;
+        char msg[1024] = "";
+        int rc = pr->rc;
+        if (rc)
+            snprintf(msg, sizeof(msg), "cannot create %s: %s", OFFSETS_TOPIC, pr->msg);
+        else
+            rc = coord_commit_append(cp, msg, sizeof(msg));
+        if (rc)
+            coord_commit_fail(cp, rc, msg);
+        coord_pending_over(cp->r); /* the wait is over; an append counts on its own */
+    }
+    c->waiting_tail = NULL;
+}
+
+/* Parks a commit until __consumer_offsets exists, starting its creation (in the background:
+ * a metadata record and one log per partition) if nobody has. */
+static void coord_commit_wait_topic(struct coord_pending *cp)
+{
+    struct coord *c = cp->c;
+    cp->next_waiting = NULL;
+    if (c->waiting_tail)
+        c->waiting_tail->next_waiting = cp;
+    else
+        c->waiting = cp;
+    c->waiting_tail = cp;
+    cp->r->pending++;
+    if (c->offsets_creating)
+        return;
+    c->offsets_creating = true;
+    c->offsets_spec = (struct meta_topic_spec){
+        .name = OFFSETS_TOPIC, .partitions = (int32_t)c->sh->cfg.offsets_topic_partitions};
+    c->offsets_pr.done = coord_offsets_created;
+    c->offsets_pr.ctx = c;
+    meta_propose_create(c->sh->meta, &c->offsets_pr, &c->offsets_spec);
+}
+
 void coord_offset_commit(struct req *r, const Ringlog__OffsetCommitRequest *q)
 {
     struct coord *c = r->sh->dv->coord;
@@ -766,36 +841,19 @@ void coord_offset_commit(struct req *r, const Ringlog__OffsetCommitRequest *q)
         coord_set_error(r, resp, grc, msg);
     if (n == 0)
         return req_respond(r, resp, NULL, 0);
-    int rc;
-    const uint8_t *batch = NULL;
-    int64_t now_ms = coord_now_ms(c);
-    struct partition *p = coord_offsets_partition(c, q->group_id, msg, sizeof(msg), &rc);
-    int len = p ? coord_commit_batch(c, q->group_id, items, (uint32_t)n, now_ms, &batch) : rc;
-    *cp = (struct coord_pending){.r = r, .c = c, .resp = resp, .p = p, .group = q->group_id,
+    *cp = (struct coord_pending){.r = r, .c = c, .resp = resp, .group = q->group_id,
                                  .items = items, .n_items = (uint32_t)n};
-    if (len > 0) {
-        cp->pa.batch = batch;
-        cp->pa.len = (uint32_t)len;
-        cp->pa.done = coord_commit_done;
-        cp->pa.ctx = cp;
-        cp->pa.records = (uint32_t)n;
-        cp->pa.ack = PARTITION_ACK_ALL;
-        rc = partition_append(p, &cp->pa);
-        if (rc == 0) {
-            r->state = cp;
-            r->finish = coord_finish;
-            r->pending++;
-            return; /* answered once durable */
-        }
-    } else {
-        rc = len;
+    r->state = cp;
+    r->finish = coord_finish;
+    if (!meta_topic_find(c->sh->meta, OFFSETS_TOPIC)) {
+        coord_commit_wait_topic(cp);
+        return; /* answered once the topic exists and the commit is durable */
     }
-    for (int i = 0; i < n; i++) {
-        items[i].res->error_code = rc;
-        items[i].res->error_message = msg[0] ? arena_strdup(&r->arena, msg)
-                                             : (char *)rl_strerror(rc);
-    }
-    c->st.commit_errors++;
+    msg[0] = 0;
+    int rc = coord_commit_append(cp, msg, sizeof(msg));
+    if (rc == 0)
+        return; /* answered once durable */
+    coord_commit_fail(cp, rc, msg);
     req_respond(r, resp, NULL, 0);
 }
 
@@ -868,7 +926,7 @@ static void coord_visit_one(void *arg, const char *topic, uint32_t partition,
 static int coord_fetch_all(struct req *r, struct coord *c, const char *group,
                            Ringlog__OffsetFetchResponse *body)
 {
-    struct coord_visit v = {.r = r, .cap_topics = topics_count(r->sh->topics) + 1024};
+    struct coord_visit v = {.r = r, .cap_topics = meta_topic_count(r->sh->meta) + 1024};
     v.topics = coord_alloc(r, v.cap_topics * sizeof(*v.topics));
     if (!v.topics)
         return -ENOMEM;
@@ -894,7 +952,7 @@ static int coord_fetch_listed(struct req *r, struct coord *c, const Ringlog__Off
         v.topics = &one;
         if (qt->n_partitions == 0) {
             /* Every committed partition of the topic. */
-            struct coord_visit all = {.r = r, .cap_topics = topics_count(r->sh->topics) + 1024};
+            struct coord_visit all = {.r = r, .cap_topics = meta_topic_count(r->sh->meta) + 1024};
             all.topics = coord_alloc(r, all.cap_topics * sizeof(*all.topics));
             if (!all.topics)
                 return -ENOMEM;
@@ -914,7 +972,7 @@ static int coord_fetch_listed(struct req *r, struct coord *c, const Ringlog__Off
                 return -ENOMEM;
             Ringlog__OffsetFetchPartitionResult *pr = one->partitions[one->n_partitions - 1];
             int rc;
-            if (!have && !topics_partition(r->sh->topics, qt->name, part, &rc)) {
+            if (!have && !meta_partition(r->sh->meta, qt->name, part, &rc)) {
                 pr->error_code = rc;
                 pr->error_message = (char *)rl_strerror(rc);
             }

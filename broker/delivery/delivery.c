@@ -45,7 +45,8 @@ int delivery_open(struct shard *sh, char *err, size_t err_cap)
     if (!dv)
         return -ENOMEM;
     sh->dv = dv;
-    dv->idem = idem_create(sh->topics, &sh->cfg);
+    dv->idem = idem_create(sh->meta, sh->cfg.data_dir,
+                           (int64_t)sh->cfg.producer_id_expiration_ms);
     if (!dv->idem) {
         snprintf(err, err_cap, "cannot allocate the producer-id table");
         return -ENOMEM;
@@ -93,27 +94,60 @@ void delivery_close(struct shard *sh)
 
 /* --- InitProducerId --------------------------------------------------------------------------- */
 
+struct delivery_init {
+    struct idem_init in;
+    struct req *r;
+    Ringlog__Response *resp;
+};
+
+static void delivery_init_finish(struct req *r)
+{
+    struct delivery_init *di = r->state;
+    Ringlog__InitProducerIdResponse *body = di->resp->init_producer_id;
+    body->producer_id = di->in.rc ? -1 : di->in.out_id;
+    body->producer_epoch = di->in.rc ? -1 : di->in.out_epoch;
+    if (di->in.rc) {
+        di->resp->error_code = di->in.rc;
+        di->resp->error_message = arena_strdup(&r->arena, di->in.msg[0] ? di->in.msg
+                                                                        : rl_strerror(di->in.rc));
+    }
+    req_respond(r, di->resp, NULL, 0);
+}
+
+static void delivery_init_done(struct idem_init *in)
+{
+    struct delivery_init *di = in->ctx;
+    struct req *r = di->r;
+    RL_ASSERT(r->pending > 0);
+    if (--r->pending == 0 && r->conn) {
+        r->needs_finish = true;
+        shard_mark_conn(r->conn);
+    }
+}
+
 static void delivery_init_producer_id(struct req *r, const Ringlog__InitProducerIdRequest *q)
 {
     Ringlog__Response *resp = req_response(r);
     Ringlog__InitProducerIdResponse *body = arena_calloc(&r->arena, sizeof(*body));
-    if (!resp || !body)
+    struct delivery_init *di = arena_calloc(&r->arena, sizeof(*di));
+    if (!resp || !body || !di)
         return req_respond_error(r, RL_E_LIMIT, "out of request memory");
     ringlog__init_producer_id_response__init(body);
-    int64_t id = -1;
-    int16_t epoch = -1;
-    char msg[300] = "";
-    int rc = idem_init_producer(r->sh->dv->idem, q->producer_id, q->producer_epoch,
-                                io_wall_ms(r->sh->io), &id, &epoch, msg, sizeof(msg));
-    body->producer_id = rc ? -1 : id;
-    body->producer_epoch = rc ? -1 : epoch;
-    if (rc) {
-        resp->error_code = rc;
-        resp->error_message = arena_strdup(&r->arena, msg[0] ? msg : rl_strerror(rc));
-    }
     resp->body_case = RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID;
     resp->init_producer_id = body;
-    req_respond(r, resp, NULL, 0);
+    di->r = r;
+    di->resp = resp;
+    di->in.producer_id = q->producer_id;
+    di->in.epoch = q->producer_epoch;
+    di->in.done = delivery_init_done;
+    di->in.ctx = di;
+    r->state = di;
+    r->finish = delivery_init_finish;
+    if (idem_init_producer(r->sh->dv->idem, &di->in, io_wall_ms(r->sh->io)) == 1) {
+        r->pending++; /* answered once a block of ids is recorded */
+        return;
+    }
+    delivery_init_finish(r);
 }
 
 void delivery_dispatch(struct req *r, const Ringlog__Request *rq)

@@ -27,8 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/server/config.h"
-#include "broker/meta/topics.h"
+#include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -61,7 +61,7 @@ struct idem_part {
 };
 
 struct idem {
-    struct topics *tp;
+    struct meta *meta;
     char data_dir[PATH_MAX];
     int64_t expiration_ms;
     int64_t next_id, block_end;
@@ -70,6 +70,10 @@ struct idem {
     uint8_t *scratch;           /* snapshot image, CHECKPOINT_MAX_PAYLOAD bytes */
     int64_t last_expire_ms;
     struct idem_stats st;
+    /* InitProducerIds waiting for the next block of ids to be recorded, in arrival order. */
+    struct idem_init *waiting, *waiting_tail;
+    bool reserving;
+    struct meta_proposal block_pr;
 };
 
 /* --- epoch map -------------------------------------------------------------------------------- */
@@ -143,7 +147,7 @@ static int idem_epoch_set(struct idem *id, int64_t producer_id, int16_t epoch, i
 
 /* --- create / destroy ------------------------------------------------------------------------- */
 
-struct idem *idem_create(struct topics *tp, const struct broker_config *cfg)
+struct idem *idem_create(struct meta *meta, const char *data_dir, int64_t expiration_ms)
 {
     struct idem *id = calloc(1, sizeof(*id));
     if (!id)
@@ -156,10 +160,10 @@ struct idem *idem_create(struct topics *tp, const struct broker_config *cfg)
     }
     for (uint32_t i = 0; i < IDEM_EPOCH_SLOTS; i++)
         id->epochs[i].producer_id = -1;
-    id->tp = tp;
-    snprintf(id->data_dir, sizeof(id->data_dir), "%s", cfg->data_dir);
-    id->expiration_ms = (int64_t)cfg->producer_id_expiration_ms;
-    id->block_end = topics_producer_id_block_end(tp);
+    id->meta = meta;
+    snprintf(id->data_dir, sizeof(id->data_dir), "%s", data_dir);
+    id->expiration_ms = expiration_ms;
+    id->block_end = meta_producer_id_block_end(meta);
     id->next_id = id->block_end;
     return id;
 }
@@ -184,26 +188,72 @@ static void idem_part_free(void *obj)
 
 /* --- InitProducerId --------------------------------------------------------------------------- */
 
-static int idem_new_id(struct idem *id, int64_t now_ms, int64_t *out_id, char *msg, size_t cap)
+/* Hands out the next id with epoch 0. Returns 0, 1 when the reserved block is used up (a new
+ * one must be recorded first), or RL_E_LIMIT with in->msg set. */
+static int idem_new_id(struct idem *id, struct idem_init *in)
 {
-    if (id->next_id >= id->block_end) {
-        int64_t end = id->block_end + IDEM_BLOCK_SIZE;
-        int rc = topics_reserve_producer_ids(id->tp, end);
-        if (rc) {
-            snprintf(msg, cap, "cannot record a block of producer ids in the metadata log: %s",
-                     rl_strerror(rc));
-            return rc;
-        }
-        id->block_end = end;
-    }
-    int rc = idem_epoch_set(id, id->next_id, 0, now_ms);
+    if (id->next_id >= id->block_end)
+        return 1;
+    int rc = idem_epoch_set(id, id->next_id, 0, in->now_ms);
     if (rc) {
-        snprintf(msg, cap, "too many live producers (%u); wait for idle ones to expire "
-                 "(producer.id.expiration.ms)", IDEM_MAX_PRODUCERS);
+        snprintf(in->msg, sizeof(in->msg), "too many live producers (%u); wait for idle ones "
+                 "to expire (producer.id.expiration.ms)", IDEM_MAX_PRODUCERS);
         return rc;
     }
-    *out_id = id->next_id++;
+    in->out_id = id->next_id++;
+    in->out_epoch = 0;
     return 0;
+}
+
+static void idem_block_recorded(struct meta_proposal *pr);
+
+/* Records the next block of ids in the metadata log (in the background), unless already under
+ * way; the waiting InitProducerIds are served once it is committed. */
+static void idem_reserve_block(struct idem *id)
+{
+    if (id->reserving)
+        return;
+    id->reserving = true;
+    id->block_pr.done = idem_block_recorded;
+    id->block_pr.ctx = id;
+    meta_propose_producer_ids(id->meta, &id->block_pr, id->block_end + IDEM_BLOCK_SIZE);
+}
+
+static void idem_block_recorded(struct meta_proposal *pr)
+{
+    struct idem *id = pr->ctx;
+    id->reserving = false;
+    if (pr->rc == 0)
+        id->block_end = meta_producer_id_block_end(id->meta);
+    for (uint32_t guard = 0; id->waiting && guard < 10000000; guard++) {
+        struct idem_init *in = id->waiting;
+        in->rc = pr->rc;
+        if (pr->rc)
+            snprintf(in->msg, sizeof(in->msg), "%s", pr->msg);
+        else if ((in->rc = idem_new_id(id, in)) == 1)
+            return idem_reserve_block(id); /* used up again: the rest wait for the next one */
+        id->waiting = in->next;
+        if (!id->waiting)
+            id->waiting_tail = NULL;
+        in->done(in);
+    }
+}
+
+/* A fresh id for `in`: at once (returns 0 or an error), or after the next block is recorded
+ * (returns 1; in->done runs then). */
+static int idem_new_id_or_wait(struct idem *id, struct idem_init *in)
+{
+    int rc = id->waiting ? 1 : idem_new_id(id, in);
+    if (rc != 1)
+        return rc;
+    in->next = NULL;
+    if (id->waiting_tail)
+        id->waiting_tail->next = in;
+    else
+        id->waiting = in;
+    id->waiting_tail = in;
+    idem_reserve_block(id);
+    return 1;
 }
 
 static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
@@ -215,8 +265,8 @@ static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
 static int16_t idem_epoch_from_partitions(struct idem *id, int64_t producer_id, int64_t now_ms)
 {
     int16_t best = -1;
-    for (size_t i = 0; i < topics_count(id->tp); i++) {
-        struct topic *t = topics_at(id->tp, i);
+    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(id->meta, i);
         for (uint32_t k = 0; k < t->partition_count; k++) {
             struct idem_part *ip = NULL;
             if (idem_part_ready(id, t->parts[k], now_ms, &ip) != 0)
@@ -229,47 +279,50 @@ static int16_t idem_epoch_from_partitions(struct idem *id, int64_t producer_id, 
     return best;
 }
 
-int idem_init_producer(struct idem *id, int64_t producer_id, int32_t epoch, int64_t now_ms,
-                       int64_t *out_id, int16_t *out_epoch, char *msg, size_t msg_cap)
+int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
 {
+    int64_t producer_id = in->producer_id;
+    int32_t epoch = in->epoch;
+    in->now_ms = now_ms;
+    in->rc = 0;
+    in->msg[0] = 0;
+    in->out_id = -1;
+    in->out_epoch = -1;
     if (producer_id < -1 || (producer_id >= 0 && producer_id >= id->next_id)) {
-        snprintf(msg, msg_cap, "producer id %lld was never handed out by this broker; ask for "
-                 "a new one with producer_id -1", (long long)producer_id);
-        return RL_E_UNKNOWN_PRODUCER_ID;
+        snprintf(in->msg, sizeof(in->msg), "producer id %lld was never handed out by this "
+                 "broker; ask for a new one with producer_id -1", (long long)producer_id);
+        return in->rc = RL_E_UNKNOWN_PRODUCER_ID;
     }
-    if (producer_id == -1) {
-        *out_epoch = 0;
-        return idem_new_id(id, now_ms, out_id, msg, msg_cap);
-    }
+    if (producer_id == -1)
+        return in->rc = idem_new_id_or_wait(id, in);
     if (epoch < 0 || epoch > INT16_MAX) {
-        snprintf(msg, msg_cap, "producer epoch %d is out of range [0, %d]", epoch, INT16_MAX);
-        return RL_E_INVALID_PRODUCER_EPOCH;
+        snprintf(in->msg, sizeof(in->msg), "producer epoch %d is out of range [0, %d]", epoch,
+                 INT16_MAX);
+        return in->rc = RL_E_INVALID_PRODUCER_EPOCH;
     }
     const struct idem_epoch *e = idem_epoch_find(id, producer_id);
     int32_t current = e ? e->epoch : idem_epoch_from_partitions(id, producer_id, now_ms);
     if (current < 0)
         current = epoch; /* unknown after a restart and nothing stored: trust the producer */
     if (epoch < current) {
-        snprintf(msg, msg_cap, "producer %lld epoch %d is fenced: epoch %d was handed out since",
-                 (long long)producer_id, epoch, current);
-        return RL_E_PRODUCER_FENCED;
+        snprintf(in->msg, sizeof(in->msg), "producer %lld epoch %d is fenced: epoch %d was "
+                 "handed out since", (long long)producer_id, epoch, current);
+        return in->rc = RL_E_PRODUCER_FENCED;
     }
     if (epoch > current) {
-        snprintf(msg, msg_cap, "producer %lld epoch %d was never handed out (current %d)",
-                 (long long)producer_id, epoch, current);
-        return RL_E_INVALID_PRODUCER_EPOCH;
+        snprintf(in->msg, sizeof(in->msg), "producer %lld epoch %d was never handed out "
+                 "(current %d)", (long long)producer_id, epoch, current);
+        return in->rc = RL_E_INVALID_PRODUCER_EPOCH;
     }
-    if (current == INT16_MAX) {
-        *out_epoch = 0;
-        return idem_new_id(id, now_ms, out_id, msg, msg_cap);
-    }
+    if (current == INT16_MAX)
+        return in->rc = idem_new_id_or_wait(id, in);
     int rc = idem_epoch_set(id, producer_id, (int16_t)(current + 1), now_ms);
     if (rc) {
-        snprintf(msg, msg_cap, "too many live producers (%u)", IDEM_MAX_PRODUCERS);
-        return rc;
+        snprintf(in->msg, sizeof(in->msg), "too many live producers (%u)", IDEM_MAX_PRODUCERS);
+        return in->rc = rc;
     }
-    *out_id = producer_id;
-    *out_epoch = (int16_t)(current + 1);
+    in->out_id = producer_id;
+    in->out_epoch = (int16_t)(current + 1);
     return 0;
 }
 
@@ -608,8 +661,8 @@ void idem_tick(struct idem *id, int64_t now_ms)
     }
     uint64_t producers = 0;
     uint32_t loaded = 0;
-    for (size_t i = 0; i < topics_count(id->tp); i++) {
-        struct topic *t = topics_at(id->tp, i);
+    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(id->meta, i);
         for (uint32_t k = 0; k < t->partition_count; k++) {
             idem_tick_partition(id, t->parts[k], now_ms, expire);
             const struct idem_part *ip = partition_attachment(t->parts[k]);

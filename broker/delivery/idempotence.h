@@ -1,7 +1,7 @@
 /*
  * idempotence: the broker side of idempotent producers. Two jobs:
  *  - producer ids: InitProducerId hands out ids from blocks recorded in the metadata log
- *    (topics_reserve_producer_ids), so an id is never handed out twice, also across restarts,
+ *    (a meta proposal), so an id is never handed out twice, also across restarts,
  *    and bumps a known producer's epoch (fencing the older epoch broker-wide);
  *  - per-partition producer state: the produce path asks idem_check before appending a batch
  *    that carries a producer id and calls idem_record once the batch has its offsets. The
@@ -11,7 +11,7 @@
  *    256 MiB appended, at most every 10 s, which bounds replay after a crash inside a large
  *    active segment).
  *
- * Append path: api produce -> idem_check -> plog_append -> idem_record.
+ * Append path: produce -> idem_check -> partition_append -> idem_record.
  *
  * Single-threaded: owned by one shard. Loading a partition's state and writing snapshots block
  * (file reads, fsync); both are bounded by one segment of log and one checkpoint.
@@ -23,10 +23,9 @@
 
 #include "broker/delivery/pstate.h"
 
-struct topics;
+struct meta;
 struct partition;
 struct batch_header;
-struct broker_config;
 struct idem;
 struct idem_part;
 
@@ -44,19 +43,36 @@ struct idem_stats {
 };
 
 /* Creates the broker-wide state. The next id handed out is the end of the last block recorded
- * in the metadata log (ids of a block left unused before a restart are skipped). Returns NULL
- * on allocation failure. */
-struct idem *idem_create(struct topics *tp, const struct broker_config *cfg);
+ * in the metadata log (ids of a block left unused before a restart are skipped); snapshots go
+ * under data_dir. Returns NULL on allocation failure. */
+struct idem *idem_create(struct meta *meta, const char *data_dir, int64_t expiration_ms);
 void idem_destroy(struct idem *id);
 
-/* InitProducerId. producer_id -1: a fresh id with epoch 0 (may reserve a block: one metadata
- * append, blocking). Otherwise (producer_id, epoch) must be the id's current epoch: the epoch is
- * bumped (a fresh id is handed out when the epoch would overflow). Returns 0 with *out_*, or
- * RL_E_UNKNOWN_PRODUCER_ID (never handed out), RL_E_PRODUCER_FENCED (an older epoch),
+/* One InitProducerId, caller-owned (alive until answered). */
+struct idem_init {
+    /* in */
+    int64_t producer_id;        /* -1: a fresh id */
+    int32_t epoch;
+    void (*done)(struct idem_init *in); /* when idem_init_producer returned 1 */
+    void *ctx;
+    /* out */
+    int rc;
+    int64_t out_id;
+    int16_t out_epoch;
+    char msg[1024];             /* a sentence when rc != 0 */
+    /* idem's own */
+    struct idem_init *next;
+    int64_t now_ms;
+};
+
+/* InitProducerId. producer_id -1: a fresh id with epoch 0. Otherwise (producer_id, epoch) must
+ * be the id's current epoch: the epoch is bumped (a fresh id is handed out when the epoch would
+ * overflow). Returns 0 or an error with in->out_* / in->msg set, or 1 when the answer waits for
+ * a block of ids to be recorded in the metadata log (in->done runs then, from the loop).
+ * Errors: RL_E_UNKNOWN_PRODUCER_ID (never handed out), RL_E_PRODUCER_FENCED (an older epoch),
  * RL_E_INVALID_PRODUCER_EPOCH (negative or never handed out), RL_E_LIMIT, or the metadata
- * log's error; msg gets a sentence. */
-int idem_init_producer(struct idem *id, int64_t producer_id, int32_t epoch, int64_t now_ms,
-                       int64_t *out_id, int16_t *out_epoch, char *msg, size_t msg_cap);
+ * log's. */
+int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms);
 
 /* Checks a batch with producer_id >= 0 about to be appended to p (loading p's state first if
  * needed). Returns 0 (append it, then idem_record), RL_E_DUPLICATE_SEQUENCE with v->dup_* set

@@ -19,6 +19,7 @@
 #include "broker/delivery/delivery.h"
 #include "broker/delivery/idempotence.h"
 #include "broker/delivery/offsets.h"
+#include "broker/meta/meta.h"
 #include "broker/server/shard_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
@@ -95,7 +96,7 @@ static Ringlog__TopicMetadata *api_topic_metadata(struct req *r, const char *nam
         API_NEW(r, Ringlog__TopicMetadata, ringlog__topic_metadata__init);
     if (!tm)
         return NULL;
-    struct topic *t = topics_find(sh->topics, name);
+    const struct meta_topic *t = meta_topic_find(sh->meta, name);
     tm->name = (char *)name;
     if (!t) {
         tm->error_code = RL_E_UNKNOWN_TOPIC;
@@ -104,16 +105,20 @@ static Ringlog__TopicMetadata *api_topic_metadata(struct req *r, const char *nam
                                          name, name);
         return tm;
     }
-    tm->partitioner = t->partitioner;
+    tm->partitioner = (Ringlog__Partitioner)t->partitioner;
     tm->n_split_keys = t->n_split_keys;
-    tm->split_keys = t->split_keys;
+    tm->split_keys = api_alloc(r, (t->n_split_keys + 1) * sizeof(*tm->split_keys));
     tm->replication_factor = 1;
     tm->n_partitions = t->partition_count;
     tm->partitions = api_alloc(r, t->partition_count * sizeof(*tm->partitions));
     Ringlog__PartitionMetadata *pm = api_alloc(r, t->partition_count * sizeof(*pm));
     int32_t *node = api_alloc(r, sizeof(*node));
-    if (!tm->partitions || !pm || !node)
+    if (!tm->partitions || !pm || !node || !tm->split_keys)
         return NULL;
+    for (size_t i = 0; i < t->n_split_keys; i++) {
+        tm->split_keys[i].data = (uint8_t *)t->split_keys[i].data;
+        tm->split_keys[i].len = t->split_keys[i].len;
+    }
     *node = sh->cfg.node_id;
     for (uint32_t i = 0; i < t->partition_count; i++) {
         ringlog__partition_metadata__init(&pm[i]);
@@ -137,7 +142,7 @@ static void api_metadata(struct req *r, const Ringlog__MetadataRequest *q)
     Ringlog__BrokerInfo *bi = API_NEW(r, Ringlog__BrokerInfo, ringlog__broker_info__init);
     Ringlog__BrokerInfo **bis = api_alloc(r, sizeof(*bis));
     bool all = q->n_topics == 0;
-    size_t n = all ? topics_count(sh->topics) : q->n_topics;
+    size_t n = all ? meta_topic_count(sh->meta) : q->n_topics;
     Ringlog__TopicMetadata **tms = api_alloc(r, (n ? n : 1) * sizeof(*tms));
     if (!resp || !body || !bi || !bis || !tms)
         return api_oom(r);
@@ -146,7 +151,7 @@ static void api_metadata(struct req *r, const Ringlog__MetadataRequest *q)
     bi->port = sh->port;
     bis[0] = bi;
     for (size_t i = 0; i < n; i++) {
-        const char *name = all ? topics_at(sh->topics, i)->name : q->topics[i];
+        const char *name = all ? meta_topic_at(sh->meta, i)->name : q->topics[i];
         tms[i] = api_topic_metadata(r, name);
         if (!tms[i])
             return api_oom(r);
@@ -162,65 +167,155 @@ static void api_metadata(struct req *r, const Ringlog__MetadataRequest *q)
     req_respond(r, resp, NULL, 0);
 }
 
-/* --- CreateTopics / DeleteTopics -------------------------------------------------------------- */
+/* --- CreateTopics / DeleteTopics / AlterConfigs ------------------------------------------------ */
 
-static Ringlog__TopicResult *api_topic_result(struct req *r, const char *name, int rc,
-                                              const char *msg)
+/* One topic of an admin request: its result, and the metadata change it waits for. */
+struct admin_item {
+    struct meta_proposal pr;
+    struct req *r;
+    Ringlog__TopicResult *tr;
+};
+
+struct admin_state {
+    Ringlog__Response *resp;
+};
+
+static void admin_finish(struct req *r)
 {
-    Ringlog__TopicResult *tr = API_NEW(r, Ringlog__TopicResult, ringlog__topic_result__init);
-    if (!tr)
-        return NULL;
-    tr->name = (char *)name;
+    struct admin_state *as = r->state;
+    req_respond(r, as->resp, NULL, 0);
+}
+
+static void admin_set_result(struct req *r, Ringlog__TopicResult *tr, int rc, const char *msg)
+{
     tr->error_code = rc;
-    if (rc)
-        tr->error_message = arena_strdup(&r->arena, msg[0] ? msg : rl_strerror(rc));
-    if (rc && !tr->error_message)
+    if (rc) {
+        tr->error_message = arena_strdup(&r->arena, msg && msg[0] ? msg : rl_strerror(rc));
+        if (!tr->error_message)
+            tr->error_message = (char *)rl_strerror(rc);
+    }
+}
+
+static void admin_done(struct meta_proposal *pr)
+{
+    struct admin_item *it = pr->ctx;
+    struct req *r = it->r;
+    admin_set_result(r, it->tr, pr->rc, pr->msg);
+    RL_ASSERT(r->pending > 0);
+    r->pending--;
+    if (r->pending == 0 && r->conn) {
+        r->needs_finish = true;
+        shard_mark_conn(r->conn);
+    }
+}
+
+/* The response skeleton of an admin request over n topics; items[i] is topic i's. */
+static struct admin_item *admin_start(struct req *r, size_t n, Ringlog__TopicResult ***trs_out)
+{
+    struct admin_state *as = api_alloc(r, sizeof(*as));
+    struct admin_item *items = api_alloc(r, (n + 1) * sizeof(*items));
+    Ringlog__TopicResult *trs = api_alloc(r, (n + 1) * sizeof(*trs));
+    Ringlog__TopicResult **ptrs = api_alloc(r, (n + 1) * sizeof(*ptrs));
+    if (!as || !items || !trs || !ptrs || !(as->resp = req_response(r)))
         return NULL;
-    return tr;
+    for (size_t i = 0; i < n; i++) {
+        ringlog__topic_result__init(&trs[i]);
+        ptrs[i] = &trs[i];
+        items[i].r = r;
+        items[i].tr = &trs[i];
+        items[i].pr.done = admin_done;
+        items[i].pr.ctx = &items[i];
+    }
+    r->state = as;
+    r->finish = admin_finish;
+    *trs_out = ptrs;
+    return items;
+}
+
+/* Answers now when nothing waits for a metadata change. */
+static void admin_launch(struct req *r)
+{
+    if (r->pending == 0)
+        admin_finish(r);
+}
+
+/* The plain spec of a CreateTopics entry (arrays in the arena). */
+static int api_spec(struct req *r, const Ringlog__TopicSpec *s, struct meta_topic_spec *out)
+{
+    struct meta_bytes *keys = api_alloc(r, (s->n_split_keys + 1) * sizeof(*keys));
+    struct meta_config *cfgs = api_alloc(r, (s->n_configs + 1) * sizeof(*cfgs));
+    if (!keys || !cfgs)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_split_keys; i++)
+        keys[i] = (struct meta_bytes){s->split_keys[i].data, s->split_keys[i].len};
+    for (size_t i = 0; i < s->n_configs; i++)
+        cfgs[i] = (struct meta_config){s->configs[i]->key, s->configs[i]->value};
+    *out = (struct meta_topic_spec){.name = s->name, .partitions = s->partitions,
+                                    .replication_factor = s->replication_factor,
+                                    .partitioner = (int32_t)s->partitioner,
+                                    .n_split_keys = s->n_split_keys, .split_keys = keys,
+                                    .n_configs = s->n_configs, .configs = cfgs};
+    return 0;
+}
+
+static struct meta_config *api_configs(struct req *r, Ringlog__ConfigEntry *const *e, size_t n)
+{
+    struct meta_config *c = api_alloc(r, (n + 1) * sizeof(*c));
+    for (size_t i = 0; c && i < n; i++)
+        c[i] = (struct meta_config){e[i]->key, e[i]->value};
+    return c;
 }
 
 static void api_create_topics(struct req *r, const Ringlog__CreateTopicsRequest *q)
 {
-    Ringlog__Response *resp = req_response(r);
+    Ringlog__TopicResult **trs;
+    struct admin_item *items = admin_start(r, q->n_topics, &trs);
     Ringlog__CreateTopicsResponse *body =
         API_NEW(r, Ringlog__CreateTopicsResponse, ringlog__create_topics_response__init);
-    Ringlog__TopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
-    if (!resp || !body || !trs)
+    if (!items || !body)
         return api_oom(r);
+    struct admin_state *as = r->state;
     for (size_t i = 0; i < q->n_topics; i++) {
-        char msg[512] = "";
-        int rc = topics_create(r->sh->topics, q->topics[i], q->validate_only, msg, sizeof(msg));
-        trs[i] = api_topic_result(r, q->topics[i]->name, rc, msg);
-        if (!trs[i])
+        struct meta_topic_spec spec;
+        trs[i]->name = q->topics[i]->name;
+        if (api_spec(r, q->topics[i], &spec))
             return api_oom(r);
+        if (q->validate_only) {
+            char msg[512] = "";
+            struct topic_config cfg;
+            int rc = meta_check_create(r->sh->meta, &spec, &cfg, msg, sizeof(msg));
+            admin_set_result(r, trs[i], rc, msg);
+            continue;
+        }
+        r->pending++;
+        meta_propose_create(r->sh->meta, &items[i].pr, &spec);
     }
     body->n_topics = q->n_topics;
     body->topics = trs;
-    resp->body_case = RINGLOG__RESPONSE__BODY_CREATE_TOPICS;
-    resp->create_topics = body;
-    req_respond(r, resp, NULL, 0);
+    as->resp->body_case = RINGLOG__RESPONSE__BODY_CREATE_TOPICS;
+    as->resp->create_topics = body;
+    admin_launch(r);
 }
 
 static void api_delete_topics(struct req *r, const Ringlog__DeleteTopicsRequest *q)
 {
-    Ringlog__Response *resp = req_response(r);
+    Ringlog__TopicResult **trs;
+    struct admin_item *items = admin_start(r, q->n_names, &trs);
     Ringlog__DeleteTopicsResponse *body =
         API_NEW(r, Ringlog__DeleteTopicsResponse, ringlog__delete_topics_response__init);
-    Ringlog__TopicResult **trs = api_alloc(r, (q->n_names + 1) * sizeof(*trs));
-    if (!resp || !body || !trs)
+    if (!items || !body)
         return api_oom(r);
+    struct admin_state *as = r->state;
     for (size_t i = 0; i < q->n_names; i++) {
-        char msg[512] = "";
-        int rc = topics_delete(r->sh->topics, q->names[i], msg, sizeof(msg));
-        trs[i] = api_topic_result(r, q->names[i], rc, msg);
-        if (!trs[i])
-            return api_oom(r);
+        trs[i]->name = q->names[i];
+        r->pending++;
+        meta_propose_delete(r->sh->meta, &items[i].pr, q->names[i]);
     }
     body->n_topics = q->n_names;
     body->topics = trs;
-    resp->body_case = RINGLOG__RESPONSE__BODY_DELETE_TOPICS;
-    resp->delete_topics = body;
-    req_respond(r, resp, NULL, 0);
+    as->resp->body_case = RINGLOG__RESPONSE__BODY_DELETE_TOPICS;
+    as->resp->delete_topics = body;
+    admin_launch(r);
 }
 
 /* --- DescribeConfigs / AlterConfigs ----------------------------------------------------------- */
@@ -231,7 +326,7 @@ static Ringlog__TopicConfigs *api_describe_one(struct req *r, const char *name)
     if (!tc)
         return NULL;
     tc->name = (char *)name;
-    struct topic *t = topics_find(r->sh->topics, name);
+    const struct meta_topic *t = meta_topic_find(r->sh->meta, name);
     if (!t) {
         tc->error_code = RL_E_UNKNOWN_TOPIC;
         tc->error_message = arena_printf(&r->arena, "topic \"%s\" does not exist", name);
@@ -244,8 +339,10 @@ static Ringlog__TopicConfigs *api_describe_one(struct req *r, const char *name)
     for (int k = 0; k < CONFIG_TOPIC_KEY_COUNT; k++) {
         ringlog__config_entry__init(&es[k]);
         es[k].key = (char *)config_topic_key_name((enum config_topic_key)k);
-        es[k].value = t->cfg.values[k];
+        es[k].value = arena_strdup(&r->arena, t->cfg.values[k]);
         es[k].is_default = !(t->cfg.set_mask & (1u << k));
+        if (!es[k].value)
+            return NULL;
         tc->configs[k] = &es[k];
     }
     tc->n_configs = CONFIG_TOPIC_KEY_COUNT;
@@ -254,17 +351,17 @@ static Ringlog__TopicConfigs *api_describe_one(struct req *r, const char *name)
 
 static void api_describe_configs(struct req *r, const Ringlog__DescribeConfigsRequest *q)
 {
-    struct topics *tp = r->sh->topics;
+    struct meta *m = r->sh->meta;
     Ringlog__Response *resp = req_response(r);
     Ringlog__DescribeConfigsResponse *body =
         API_NEW(r, Ringlog__DescribeConfigsResponse, ringlog__describe_configs_response__init);
     bool all = q->n_topics == 0;
-    size_t n = all ? topics_count(tp) : q->n_topics;
+    size_t n = all ? meta_topic_count(m) : q->n_topics;
     Ringlog__TopicConfigs **tcs = api_alloc(r, (n + 1) * sizeof(*tcs));
     if (!resp || !body || !tcs)
         return api_oom(r);
     for (size_t i = 0; i < n; i++) {
-        tcs[i] = api_describe_one(r, all ? topics_at(tp, i)->name : q->topics[i]);
+        tcs[i] = api_describe_one(r, all ? meta_topic_at(m, i)->name : q->topics[i]);
         if (!tcs[i])
             return api_oom(r);
     }
@@ -277,26 +374,34 @@ static void api_describe_configs(struct req *r, const Ringlog__DescribeConfigsRe
 
 static void api_alter_configs(struct req *r, const Ringlog__AlterConfigsRequest *q)
 {
-    Ringlog__Response *resp = req_response(r);
+    Ringlog__TopicResult **trs;
+    struct admin_item *items = admin_start(r, q->n_topics, &trs);
     Ringlog__AlterConfigsResponse *body =
         API_NEW(r, Ringlog__AlterConfigsResponse, ringlog__alter_configs_response__init);
-    Ringlog__TopicResult **trs = api_alloc(r, (q->n_topics + 1) * sizeof(*trs));
-    if (!resp || !body || !trs)
+    if (!items || !body)
         return api_oom(r);
+    struct admin_state *as = r->state;
     for (size_t i = 0; i < q->n_topics; i++) {
         const Ringlog__TopicConfigs *tc = q->topics[i];
-        char msg[512] = "";
-        int rc = topics_alter(r->sh->topics, tc->name, tc->configs, tc->n_configs,
-                              q->validate_only, msg, sizeof(msg));
-        trs[i] = api_topic_result(r, tc->name, rc, msg);
-        if (!trs[i])
+        struct meta_config *cfgs = api_configs(r, tc->configs, tc->n_configs);
+        trs[i]->name = tc->name;
+        if (!cfgs)
             return api_oom(r);
+        if (q->validate_only) {
+            char msg[512] = "";
+            int rc = meta_check_alter(r->sh->meta, tc->name, cfgs, tc->n_configs, msg,
+                                      sizeof(msg));
+            admin_set_result(r, trs[i], rc, msg);
+            continue;
+        }
+        r->pending++;
+        meta_propose_alter(r->sh->meta, &items[i].pr, tc->name, cfgs, tc->n_configs);
     }
     body->n_topics = q->n_topics;
     body->topics = trs;
-    resp->body_case = RINGLOG__RESPONSE__BODY_ALTER_CONFIGS;
-    resp->alter_configs = body;
-    req_respond(r, resp, NULL, 0);
+    as->resp->body_case = RINGLOG__RESPONSE__BODY_ALTER_CONFIGS;
+    as->resp->alter_configs = body;
+    admin_launch(r);
 }
 
 /* --- ListOffsets ------------------------------------------------------------------------------ */
@@ -306,7 +411,7 @@ static void api_list_offsets_one(struct req *r, const char *topic,
                                  Ringlog__ListOffsetsPartitionResult *res)
 {
     int rc;
-    struct partition *p = topics_partition(r->sh->topics, topic, lp->partition, &rc);
+    struct partition *p = meta_partition(r->sh->meta, topic, lp->partition, &rc);
     res->partition = lp->partition;
     res->offset = -1;
     res->timestamp = -1;
@@ -446,7 +551,7 @@ static void produce_append_done(struct partition_append *pa, int result)
 
 /* Checks every batch of one partition's data. Returns 0 and the batch count, or a code with a
  * message in the result. */
-static int produce_check(struct req *r, const struct topic *t, const uint8_t *d, uint32_t len,
+static int produce_check(struct req *r, const struct meta_topic *t, const uint8_t *d, uint32_t len,
                          Ringlog__ProducePartitionResult *res, uint32_t *count)
 {
     uint32_t pos = 0, n = 0;
@@ -526,7 +631,7 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
     res->partition = pp->partition;
     res->base_offset = -1;
     res->log_append_time_ms = -1;
-    struct partition *p = topics_partition(r->sh->topics, topic, pp->partition, &rc);
+    struct partition *p = meta_partition(r->sh->meta, topic, pp->partition, &rc);
     if (!p) {
         res->error_code = rc;
         res->error_message = rc == RL_E_UNKNOWN_TOPIC
@@ -542,7 +647,7 @@ static void produce_partition(struct req *r, const char *topic, const Ringlog__P
                                      "coordinator writes it (use OffsetCommit)";
         return;
     }
-    const struct topic *t = topics_find(r->sh->topics, topic);
+    const struct meta_topic *t = meta_topic_find(r->sh->meta, topic);
     if (produce_check(r, t, d, pp->data_len, res, &count))
         return;
     struct produce_append *as = api_alloc(r, count * sizeof(*as));
@@ -1053,7 +1158,7 @@ static void fetch_resolve(struct req *r, const char *topic, const Ringlog__Fetch
     fp->offset = q->fetch_offset;
     fp->max_bytes = q->max_bytes;
     fp->res->partition = q->partition;
-    struct partition *p = topics_partition(r->sh->topics, topic, q->partition, &rc);
+    struct partition *p = meta_partition(r->sh->meta, topic, q->partition, &rc);
     if (!p) {
         fp->res->error_code = rc;
         fp->res->error_message = rc == RL_E_UNKNOWN_TOPIC

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/delivery/delivery.h"
+#include "broker/meta/meta.h"
 #include "broker/server/shard_internal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -81,8 +82,8 @@ static void metrics_partitions(struct shard *sh, struct sbuf *b)
     for (size_t m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
         bool counter = strstr(names[m], "_total") != NULL;
         sb_printf(b, "# TYPE ringlog_partition_%s %s\n", names[m], counter ? "counter" : "gauge");
-        for (size_t i = 0; i < topics_count(sh->topics); i++) {
-            struct topic *t = topics_at(sh->topics, i);
+        for (size_t i = 0; i < meta_topic_count(sh->meta); i++) {
+            const struct meta_topic *t = meta_topic_at(sh->meta, i);
             for (uint32_t k = 0; k < t->partition_count; k++) {
                 const struct partition *p = t->parts[k];
                 const struct partition_stats *ps = partition_stats(p);
@@ -143,8 +144,8 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
 {
     const struct shard_metrics *m = &sh->m;
     uint64_t pending = 0;
-    for (size_t i = 0; i < topics_count(sh->topics); i++) {
-        struct topic *t = topics_at(sh->topics, i);
+    for (size_t i = 0; i < meta_topic_count(sh->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(sh->meta, i);
         for (uint32_t k = 0; k < t->partition_count; k++)
             pending += partition_unsynced_bytes(t->parts[k]);
     }
@@ -164,7 +165,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("inflight_bytes", "gauge", sh->mem_used);
     G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
     G("pending_fsync_bytes", "gauge", pending);
-    G("topics", "gauge", topics_count(sh->topics));
+    G("topics", "gauge", meta_topic_count(sh->meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
 #undef G
     char dv[4096];
@@ -197,8 +198,8 @@ static void status_render(struct shard *sh, struct sbuf *b)
     char dir[2 * PATH_MAX];
     json_escape(sh->cfg.data_dir, dir, sizeof(dir));
     uint64_t partitions = 0, records = 0;
-    for (size_t i = 0; i < topics_count(sh->topics); i++) {
-        struct topic *t = topics_at(sh->topics, i);
+    for (size_t i = 0; i < meta_topic_count(sh->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(sh->meta, i);
         partitions += t->partition_count;
         for (uint32_t k = 0; k < t->partition_count; k++)
             records += partition_visible_end(t->parts[k]) - partition_start_offset(t->parts[k]);
@@ -210,7 +211,7 @@ static void status_render(struct shard *sh, struct sbuf *b)
               sh->stopping ? "stopping" : "serving", sh->cfg.node_id, sh->cfg.listen_host,
               sh->port, sh->cfg.http_host, sh->http_port, dir,
               (unsigned long long)((io_now_ns(sh->io) - sh->start_ns) / 1000000ull),
-              (long long)sh->start_wall_ms, sh->nconns, topics_count(sh->topics),
+              (long long)sh->start_wall_ms, sh->nconns, meta_topic_count(sh->meta),
               (unsigned long long)partitions, (unsigned long long)records,
               (unsigned long long)sh->mem_used);
 }

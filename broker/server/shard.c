@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/meta/meta.h"
 #include "broker/svc/bg.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -957,11 +958,11 @@ static void shard_handle_tick(struct shard *sh)
     sh->ticks++;
     sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
     partition_env_tick(sh->penv); /* room may have come from elsewhere (descriptors) */
-    topics_reap(sh->topics);
+    meta_reap(sh->meta);
     uint64_t now = io_now_ns(sh->io);
     if (now - sh->last_retention_ns >= (uint64_t)sh->cfg.retention_check_interval_ms * 1000000ull) {
         sh->last_retention_ns = now;
-        topics_enforce_retention(sh->topics, io_wall_ms(sh->io));
+        meta_enforce_retention(sh->meta, io_wall_ms(sh->io));
     }
     if (!sh->stopping)
         shard_arm_tick(sh);
@@ -979,6 +980,7 @@ static void shard_process(struct shard *sh)
     http_process(sh);
     bg_reap(sh->bg);
     partition_env_process(sh->penv);
+    meta_process(sh->meta);
     delivery_process(sh);
     shard_reap_limbo(sh);
     shard_handle_tick(sh);
@@ -1026,7 +1028,10 @@ int shard_run(struct shard *sh)
     shard_arm_tick(sh);
     bool forced = false;
     for (;;) {
-        int rc = io_run(sh->io, sh->stopping ? 100000000ull : UINT64_MAX);
+        /* Partitions being opened a few per turn keep the loop turning without sleeping. */
+        uint64_t wait_ns = partition_env_busy(sh->penv) ? 0
+                           : sh->stopping ? 100000000ull : UINT64_MAX;
+        int rc = io_run(sh->io, wait_ns);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             RL_ERROR("io_run failed: %s", rl_strerror(rc));
             return rc;
@@ -1132,7 +1137,11 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         snprintf(err, err_cap, "out of memory");
         goto fail;
     }
-    rc = topics_open(cfg, sh->penv, &sh->topics, err, err_cap);
+    struct meta_limits lim = {.max_topics = cfg->max_topics,
+                              .max_partitions = cfg->max_partitions,
+                              .topic_defaults = cfg->topic_defaults};
+    snprintf(lim.data_dir, sizeof(lim.data_dir), "%s", cfg->data_dir);
+    rc = meta_open(&lim, sh->penv, sh->bg, &sh->meta, err, err_cap);
     if (rc)
         goto fail;
     rc = delivery_open(sh, err, err_cap);
@@ -1169,8 +1178,8 @@ void shard_destroy(struct shard *sh)
         close(sh->http_fd);
     /* Closing the logs waits for their appends; the callbacks may touch limbo requests, so
      * those are freed only afterwards. */
-    topics_close(sh->topics);
-    sh->topics = NULL;
+    meta_close(sh->meta);
+    sh->meta = NULL;
     delivery_close(sh); /* after the logs: commit callbacks may still run while they close */
     bg_destroy(sh->bg);
     partition_env_destroy(sh->penv);

@@ -15,7 +15,7 @@
 #include "broker/server/config.h"
 #include "proto/frame.h"
 #include "broker/server/shard.h"
-#include "broker/meta/topics.h"
+#include "broker/partition/partition.h"
 #include "io/io.h"
 
 #define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */
@@ -141,7 +141,7 @@ struct shard {
     struct storage *st;
     struct bg *bg;                   /* blocking file-system work off the loop */
     struct partition_env *penv;      /* what the partitions share (deferred appends, opening) */
-    struct topics *topics;
+    struct meta *meta;               /* topics and cluster metadata (broker/meta) */
     struct delivery *dv;             /* idempotence and consumer groups (broker/delivery.h) */
     int listen_fd, http_fd;
     uint16_t port, http_port;
