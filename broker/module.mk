@@ -8,7 +8,8 @@ BROKER_SRCS += broker/svc/bg.c broker/partition/partition.c broker/partition/par
                broker/delivery/idempotence.c broker/delivery/coordinator.c \
                broker/delivery/delivery.c \
                broker/native/api.c \
-               broker/server/config.c broker/server/shard.c broker/server/http.c
+               broker/server/config.c broker/server/shard.c broker/server/http.c \
+               broker/server/loopclock.c
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
 TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c
@@ -33,6 +34,7 @@ $(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/server/ringlogd.o $(LIB_BROKER) $(LIB
 TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
          $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos \
          $(BUILD)/tests/integration/test_broker_datadir \
+         $(BUILD)/tests/integration/test_broker_create_load \
          $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
 TEST_DEPS += $(BUILD)/bin/ringlogd
 

@@ -625,15 +625,16 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
 static void idem_tick_partition(struct idem *id, struct partition *p, int64_t now_ms,
                                 bool expire)
 {
-    struct idem_part *ip = idem_part_get(p);
-    if (!ip)
+    /* Only partitions idempotent producers use have state; the others are never loaded. */
+    struct idem_part *ip = partition_attachment(p);
+    if (!ip || !ip->ps)
         return;
-    if (expire && ip->ps) {
+    if (expire) {
         uint32_t n = pstate_expire(ip->ps, now_ms, id->expiration_ms);
         id->st.expired += n;
         ip->dirty |= n > 0;
     }
-    if (ip->ps && ip->dirty && !partition_gone(p) &&
+    if (ip->dirty && !partition_gone(p) &&
         partition_stats(p)->bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES &&
         now_ms - ip->snapshot_ms >= IDEM_SNAPSHOT_MIN_INTERVAL_MS)
         idem_part_snapshot(id, p, ip, now_ms);
@@ -641,13 +642,10 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
     if (segs == ip->seen_segments)
         return;
     /* The log rolled (or retention removed segments): a snapshot bounds the next replay to
-     * the new active segment. A partition never loaded gets loaded first so the snapshot
-     * carries what its older snapshot and log said. */
+     * the new active segment. */
     bool rolled = segs > ip->seen_segments;
     ip->seen_segments = segs;
     if (!rolled || partition_gone(p))
-        return;
-    if (!ip->ps && idem_part_load(id, p, ip, now_ms) != 0)
         return;
     idem_part_snapshot(id, p, ip, now_ms);
 }

@@ -23,7 +23,7 @@
 #define PARTITION_TOPIC_MAX 255
 /* partition_env_process opens logs of new topics for at most this long per loop turn (and at
  * least one), so a topic of thousands of partitions never holds the loop. */
-#define PARTITION_OPEN_BUDGET_NS (2u * 1000 * 1000)
+#define PARTITION_OPEN_BUDGET_NS (1u * 1000 * 1000)
 
 struct partition_opening;
 

@@ -38,6 +38,22 @@ void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, boo
     m->buckets[b]++;
 }
 
+static const uint64_t metrics_turn_bounds_ns[METRICS_TURN_BUCKETS - 1] = {
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
+    100000000, 250000000, 1000000000,
+};
+
+void metrics_record_turn(struct shard *sh, uint64_t ns)
+{
+    unsigned b = 0;
+    while (b < METRICS_TURN_BUCKETS - 1 && ns > metrics_turn_bounds_ns[b])
+        b++;
+    sh->m.turns[b]++;
+    sh->m.turns_sum_ns += ns;
+    if (ns > sh->m.turn_max_ns)
+        sh->m.turn_max_ns = ns;
+}
+
 /* A growable text buffer; on allocation failure it stops growing and reports failure. */
 struct sbuf {
     char *p;
@@ -140,6 +156,29 @@ static void metrics_apis(struct shard *sh, struct sbuf *b)
     }
 }
 
+static void metrics_turns(struct shard *sh, struct sbuf *b)
+{
+    const struct shard_metrics *m = &sh->m;
+    uint64_t cum = 0;
+    sb_printf(b, "# TYPE ringlog_loop_turn_seconds histogram\n");
+    for (unsigned k = 0; k < METRICS_TURN_BUCKETS; k++) {
+        cum += m->turns[k];
+        if (k < METRICS_TURN_BUCKETS - 1)
+            sb_printf(b, "ringlog_loop_turn_seconds_bucket{le=\"%g\"} %llu\n",
+                      (double)metrics_turn_bounds_ns[k] / 1e9, (unsigned long long)cum);
+        else
+            sb_printf(b, "ringlog_loop_turn_seconds_bucket{le=\"+Inf\"} %llu\n",
+                      (unsigned long long)cum);
+    }
+    sb_printf(b, "ringlog_loop_turn_seconds_sum %.6f\n", (double)m->turns_sum_ns / 1e9);
+    sb_printf(b, "ringlog_loop_turn_seconds_count %llu\n", (unsigned long long)cum);
+    sb_printf(b, "# TYPE ringlog_loop_turn_max_seconds gauge\n"
+              "ringlog_loop_turn_max_seconds %.6f\n", (double)m->turn_max_ns / 1e9);
+    sb_printf(b, "# TYPE ringlog_loop_preempted_seconds_total counter\n"
+              "ringlog_loop_preempted_seconds_total %.6f\n",
+              (double)sh->clock.preempted_ns / 1e9);
+}
+
 static void metrics_render(struct shard *sh, struct sbuf *b)
 {
     const struct shard_metrics *m = &sh->m;
@@ -171,6 +210,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     char dv[4096];
     if (delivery_metrics(sh, dv, sizeof(dv)))
         sb_printf(b, "%s", dv);
+    metrics_turns(sh, b);
     metrics_apis(sh, b);
     metrics_partitions(sh, b);
 }

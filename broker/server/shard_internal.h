@@ -13,6 +13,7 @@
 
 #include "common/arena.h"
 #include "broker/server/config.h"
+#include "broker/server/loopclock.h"
 #include "proto/frame.h"
 #include "broker/server/shard.h"
 #include "broker/partition/partition.h"
@@ -124,8 +125,14 @@ struct api_metrics {
     uint64_t sum_us;
 };
 
+/* Event-loop turns: the loop's work between two waits for events (io_run's return to its
+ * next call), by duration (upper bounds in metrics_turn_bounds_ns). */
+#define METRICS_TURN_BUCKETS 14
+
 struct shard_metrics {
     struct api_metrics api[METRICS_APIS];
+    uint64_t turns[METRICS_TURN_BUCKETS];
+    uint64_t turns_sum_ns, turn_max_ns;
     uint64_t connections_accepted, connections_rejected, connections_closed;
     uint64_t bytes_received, bytes_sent;
     uint64_t frames_malformed, frames_too_large;
@@ -174,6 +181,7 @@ struct shard {
     uint64_t start_ns;
     int64_t start_wall_ms;
     struct shard_metrics m;
+    struct loopclock clock;          /* times loop turns (ringlog_loop_turn_seconds) */
     uint64_t warn_sec;               /* rate limit of protocol-error log lines */
     uint32_t warn_count, warn_suppressed;
 };
@@ -228,5 +236,6 @@ uint32_t http_close_idle(struct shard *sh);
 /* Latency histogram upper bounds in microseconds (METRICS_BUCKETS - 1 finite ones). */
 extern const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1];
 void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error);
+void metrics_record_turn(struct shard *sh, uint64_t ns);
 
 #endif
