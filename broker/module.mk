@@ -1,15 +1,18 @@
 # broker/: ringlogd. One fragment for the broker's subfolders, whose dependencies point one way
 # (docs/architecture.md, "Broker"):
 #   server -> native, http -> delivery -> meta -> partition -> svc
-BROKER_SRCS += broker/svc/bg.c broker/partition/partition.c broker/partition/partition_open.c \
+BROKER_SRCS += broker/svc/bg.c \
+               broker/partition/partition.c broker/partition/partition_open.c \
                broker/meta/config_topic.c broker/meta/metalog.c broker/meta/meta_record.c \
                broker/meta/meta.c broker/meta/meta_propose.c \
                broker/delivery/pstate.c broker/delivery/group.c broker/delivery/offsets.c \
                broker/delivery/idempotence.c broker/delivery/coordinator.c \
-               broker/delivery/delivery.c \
-               broker/native/api.c \
-               broker/server/config.c broker/server/shard.c broker/server/http.c \
-               broker/server/loopclock.c
+               broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
+               broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
+               broker/native/native_groups.c \
+               broker/server/config.c broker/server/loopclock.c broker/server/req.c \
+               broker/server/conn.c broker/server/services.c broker/server/shard.c \
+               broker/server/http.c
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
 TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c

@@ -2,11 +2,6 @@
  * coordinator: group coordination and committed offsets on a single broker (see
  * coordinator.h).
  *
- * Errors travel as the Response's error_code for requests about one group (JoinGroup,
- * SyncGroup, Heartbeat, LeaveGroup, FindCoordinator, a bad group id in OffsetFetch), per
- * partition in OffsetCommit and OffsetFetch, and per group in DescribeGroups. Every response
- * carries its body, also on error.
- *
  * A group lives in the table while it has members; coord_tick drops groups left empty (their
  * committed offsets stay in the offset table and in __consumer_offsets). Memberships are not
  * persisted: after a restart members get UNKNOWN_MEMBER_ID and rejoin, as Kafka's do after a
@@ -19,15 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/delivery/delivery.h"
-#include "broker/delivery/group.h"
-#include "broker/delivery/offsets.h"
 #include "broker/meta/meta.h"
-#include "broker/server/shard_internal.h"
+#include "broker/svc/svc.h"
+#include "common/arena.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "storage/plog.h"
+#include "io/io.h"
 
 #define COORD_REPLAY_BUF_BYTES (COORD_BATCH_MAX_BYTES + (1u << 20))
 #define COORD_LIST_MAX 100000
@@ -38,7 +31,8 @@ struct coord_group {
 };
 
 struct coord {
-    struct shard *sh;
+    struct coord_config cfg;
+    struct meta *meta;
     struct offsets_table *offsets;
     struct coord_group *buckets[COORD_GROUP_BUCKETS];
     uint32_t n_groups;
@@ -53,42 +47,16 @@ struct coord {
     struct coord_pending *waiting, *waiting_tail;
 };
 
-/* A request waiting for a join answer or a commit's append. */
+/* A request waiting for a join answer or a commit's append (in the request's arena). */
 struct coord_pending {
     struct partition_append pa; /* first: the append callback gets &pa */
-    struct req *r;
+    struct svc_req *r;
     struct coord *c;
-    Ringlog__Response *resp;
-    /* join */
-    Ringlog__JoinGroupResponse *join;
-    /* commit */
-    struct partition *p;
-    const char *group;
-    struct coord_item *items;
-    uint32_t n_items;
+    struct coord_join *join;
+    struct coord_commit *commit;
+    int64_t now_ms;
     struct coord_pending *next_waiting; /* waiting for __consumer_offsets to be created */
 };
-
-struct coord_item {
-    const char *topic;
-    const Ringlog__OffsetCommitPartition *q;
-    Ringlog__PartitionResult *res;
-};
-
-static void *coord_alloc(struct req *r, size_t n)
-{
-    return arena_calloc(&r->arena, n ? n : 1);
-}
-
-static void coord_oom(struct req *r)
-{
-    req_respond_error(r, RL_E_LIMIT, "request needs more broker memory than one request may use");
-}
-
-static int64_t coord_now_ms(const struct coord *c)
-{
-    return io_wall_ms(c->sh->io);
-}
 
 /* --- group table ------------------------------------------------------------------------------ */
 
@@ -116,7 +84,7 @@ static int coord_check_id(const char *id, char *msg, size_t cap)
     return 0;
 }
 
-static struct group *coord_find(const struct coord *c, const char *id)
+static struct group *coord_lookup(const struct coord *c, const char *id)
 {
     for (struct coord_group *cg = c->buckets[coord_bucket(id)]; cg; cg = cg->next)
         if (!strcmp(group_id_of(cg->g), id))
@@ -127,7 +95,7 @@ static struct group *coord_find(const struct coord *c, const char *id)
 static int coord_partitions(void *arg, const char *topic)
 {
     struct coord *c = arg;
-    const struct meta_topic *t = meta_topic_find(c->sh->meta, topic);
+    const struct meta_topic *t = meta_topic_find(c->meta, topic);
     return t ? (int)t->partition_count : RL_E_UNKNOWN_TOPIC;
 }
 
@@ -135,20 +103,16 @@ static void coord_join_done(void *token, const struct group_join_result *res);
 
 static struct group *coord_get_or_create(struct coord *c, const char *id, int *err)
 {
-    struct group *g = coord_find(c, id);
+    struct group *g = coord_lookup(c, id);
     if (g)
         return g;
-    if (c->n_groups >= c->sh->cfg.max_groups) {
+    if (c->n_groups >= c->cfg.max_groups) {
         *err = RL_E_LIMIT;
         return NULL;
     }
-    struct group_limits lim = {
-        .max_members = c->sh->cfg.group_max_members,
-        .min_session_timeout_ms = (int32_t)c->sh->cfg.group_min_session_timeout_ms,
-        .max_session_timeout_ms = (int32_t)c->sh->cfg.group_max_session_timeout_ms,
-    };
     struct coord_group *cg = calloc(1, sizeof(*cg));
-    g = cg ? group_create(id, &lim, c->nonce++, coord_partitions, c, coord_join_done) : NULL;
+    g = cg ? group_create(id, &c->cfg.group, c->nonce++, coord_partitions, c, coord_join_done)
+           : NULL;
     if (!g) {
         free(cg);
         *err = -ENOMEM;
@@ -192,7 +156,7 @@ static int coord_replay_batches(struct coord *c, struct batch_reader *rd, const 
 
 static int coord_replay(struct coord *c)
 {
-    const struct meta_topic *t = meta_topic_find(c->sh->meta, OFFSETS_TOPIC);
+    const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
     if (!t)
         return 0;
     int rc = 0;
@@ -207,7 +171,7 @@ static int coord_replay(struct coord *c)
         uint64_t off = partition_start_offset(p), end = partition_visible_end(p);
         for (uint32_t guard = 0; off < end && guard < (1u << 24); guard++) {
             int n = partition_read_copy(p, off, COORD_REPLAY_BUF_BYTES / 2, buf,
-                                   COORD_REPLAY_BUF_BYTES);
+                                        COORD_REPLAY_BUF_BYTES);
             if (n <= 0) {
                 rc = n;
                 break;
@@ -232,13 +196,15 @@ out:
     return rc;
 }
 
-int coord_create(struct shard *sh, struct coord **out, char *err, size_t err_cap)
+int coord_create(const struct coord_config *cfg, struct meta *meta, int64_t now_ms,
+                 struct coord **out, char *err, size_t err_cap)
 {
     struct coord *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    c->sh = sh;
-    c->nonce = (uint64_t)io_wall_ms(sh->io) << 16;
+    c->cfg = *cfg;
+    c->meta = meta;
+    c->nonce = (uint64_t)now_ms << 16;
     c->offsets = offsets_table_create(COORD_MAX_OFFSETS);
     c->bb = batch_builder_create(COORD_BATCH_MAX_BYTES, BATCH_CODEC_NONE, 0);
     if (!c->offsets || !c->bb) {
@@ -317,84 +283,66 @@ void coord_get_stats(const struct coord *c, struct coord_stats *out)
     out->committed_offsets = offsets_count(c->offsets);
 }
 
-/* --- responses -------------------------------------------------------------------------------- */
-
-static void coord_set_error(struct req *r, Ringlog__Response *resp, int rc, const char *msg)
-{
-    resp->error_code = rc;
-    if (rc) {
-        resp->error_message = arena_strdup(&r->arena, msg && msg[0] ? msg : rl_strerror(rc));
-        if (!resp->error_message)
-            resp->error_message = (char *)rl_strerror(rc);
-    }
-}
-
 /* Checks that group requests can be served now and the group id is valid. */
-static int coord_precheck(struct coord *c, const char *group_id, char *msg, size_t cap)
+static int coord_precheck(const struct coord *c, const char *group_id, char *msg, size_t cap)
 {
-    if (!c || c->stopped || c->sh->stopping) {
+    if (!c || c->stopped) {
         snprintf(msg, cap, "the broker is shutting down; find the coordinator again and retry");
         return RL_E_COORDINATOR_NOT_AVAILABLE;
     }
     return group_id ? coord_check_id(group_id, msg, cap) : 0;
 }
 
-static void coord_finish(struct req *r)
+/* A message in the request's arena: msg when set, else the code's own sentence. */
+static const char *coord_msg(struct svc_req *r, int rc, const char *msg)
 {
-    struct coord_pending *cp = r->state;
-    req_respond(r, cp->resp, NULL, 0);
+    if (!rc)
+        return NULL;
+    const char *m = arena_strdup(r->arena, msg && msg[0] ? msg : rl_strerror(rc));
+    return m ? m : rl_strerror(rc);
 }
 
-/* The deferred work of r is over: let the loop send the response. */
-static void coord_pending_over(struct req *r)
+int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap)
 {
-    RL_ASSERT(r->pending > 0);
-    r->pending--;
-    if (r->pending == 0 && r->conn) {
-        r->needs_finish = true;
-        shard_mark_conn(r->conn);
-    }
-}
-
-/* --- FindCoordinator -------------------------------------------------------------------------- */
-
-void coord_find_coordinator(struct req *r, const Ringlog__FindCoordinatorRequest *q)
-{
-    struct shard *sh = r->sh;
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__FindCoordinatorResponse *body = coord_alloc(r, sizeof(*body));
-    if (!resp || !body)
-        return coord_oom(r);
-    ringlog__find_coordinator_response__init(body);
-    char msg[200] = "";
-    int rc = coord_precheck(sh->dv ? sh->dv->coord : NULL, q->group_id, msg, sizeof(msg));
-    body->node_id = rc ? -1 : sh->cfg.node_id;
-    body->host = rc ? (char *)"" : sh->cfg.listen_host;
-    body->port = rc ? 0 : sh->port;
-    coord_set_error(r, resp, rc, msg);
-    resp->body_case = RINGLOG__RESPONSE__BODY_FIND_COORDINATOR;
-    resp->find_coordinator = body;
-    req_respond(r, resp, NULL, 0);
+    return coord_precheck(c, group_id, msg, cap);
 }
 
 /* --- JoinGroup -------------------------------------------------------------------------------- */
 
+static void coord_answer(struct svc_req *r)
+{
+    struct coord_pending *cp = r->state;
+    if (cp->join)
+        cp->join->done(r, cp->join);
+    else
+        cp->commit->done(r, cp->commit);
+}
+
+/* The deferred work of r is over: the loop answers. */
+static void coord_pending_over(struct svc_req *r)
+{
+    RL_ASSERT(r->pending > 0);
+    svc_req_op_ended(r);
+}
+
 static void coord_join_done(void *token, const struct group_join_result *res)
 {
-    struct req *r = token;
+    struct svc_req *r = token;
     struct coord_pending *cp = r->state;
-    Ringlog__JoinGroupResponse *jb = cp->join;
+    struct coord_join *j = cp->join;
     if (res->error) {
-        coord_set_error(r, cp->resp, res->error, NULL);
+        j->rc = res->error;
+        j->msg = coord_msg(r, res->error, NULL);
     } else {
-        jb->generation = res->generation;
-        jb->member_id = arena_strdup(&r->arena, res->member_id);
-        jb->leader_id = arena_strdup(&r->arena, res->leader_id);
-        jb->assignor = arena_strdup(&r->arena, res->assignor ? res->assignor : "");
-        jb->member_count = res->member_count;
-        if (!jb->member_id || !jb->leader_id || !jb->assignor) {
-            jb->member_id = jb->leader_id = jb->assignor = (char *)"";
-            coord_set_error(r, cp->resp, RL_E_LIMIT, "out of request memory");
+        j->generation = res->generation;
+        j->member_id_out = arena_strdup(r->arena, res->member_id);
+        j->leader_id = arena_strdup(r->arena, res->leader_id);
+        j->assignor = arena_strdup(r->arena, res->assignor ? res->assignor : "");
+        j->member_count = res->member_count;
+        if (!j->member_id_out || !j->leader_id || !j->assignor) {
+            j->member_id_out = j->leader_id = j->assignor = "";
+            j->rc = RL_E_LIMIT;
+            j->msg = "out of request memory";
         }
         cp->c->st.rebalances_completed++;
     }
@@ -421,176 +369,130 @@ static const char *coord_join_msg(int rc)
     }
 }
 
-void coord_join_group(struct req *r, const Ringlog__JoinGroupRequest *q, const char *client_id)
+/* Starts the join of j into group g. Returns 0 when pending (answered through
+ * coord_join_done, maybe already), or the error at once. */
+static int coord_join_start(struct coord *c, struct svc_req *r, struct coord_join *j,
+                            struct group *g)
 {
-    struct coord *c = r->sh->dv->coord;
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__JoinGroupResponse *body = coord_alloc(r, sizeof(*body));
-    struct coord_pending *cp = coord_alloc(r, sizeof(*cp));
-    if (!resp || !body || !cp)
-        return coord_oom(r);
-    ringlog__join_group_response__init(body);
-    body->member_id = body->leader_id = body->assignor = (char *)"";
-    resp->body_case = RINGLOG__RESPONSE__BODY_JOIN_GROUP;
-    resp->join_group = body;
-    cp->r = r;
-    cp->c = c;
-    cp->resp = resp;
-    cp->join = body;
-    char msg[200] = "";
-    int rc = coord_precheck(c, q->group_id, msg, sizeof(msg));
-    if (rc == 0 && (q->session_timeout_ms > INT32_MAX || q->rebalance_timeout_ms > INT32_MAX))
-        rc = RL_E_INVALID_SESSION_TIMEOUT;
-    if (rc == 0 && strlen(q->member_id) > GROUP_MEMBER_ID_MAX)
-        rc = RL_E_UNKNOWN_MEMBER_ID;
-    struct group *g = rc ? NULL : coord_get_or_create(c, q->group_id, &rc);
-    if (g) {
-        struct group_member_spec spec = {
-            .member_id = q->member_id,
-            .client_id = client_id && client_id[0] ? client_id
-                         : r->conn ? r->conn->peer : "",
-            .session_timeout_ms = (int32_t)q->session_timeout_ms,
-            .rebalance_timeout_ms = q->rebalance_timeout_ms ? (int32_t)q->rebalance_timeout_ms
-                                                            : (int32_t)q->session_timeout_ms,
-            .topics = (const char *const *)q->topics,
-            .topic_count = (uint32_t)(q->n_topics > UINT32_MAX ? UINT32_MAX : q->n_topics),
-            .assignors = (const char *const *)q->assignors,
-            .assignor_count = (uint32_t)q->n_assignors,
-        };
-        r->state = cp;
-        r->finish = coord_finish;
-        r->pending++;
-        rc = group_join(g, &spec, coord_now_ms(c), r);
-        if (rc == 0)
-            return; /* answered through coord_join_done, maybe already */
-        r->pending--;
-        if (group_member_count(g) == 0 && group_get_state(g) == GROUP_EMPTY)
-            coord_tick(c, coord_now_ms(c)); /* drop the group this failed join created */
+    struct group_member_spec spec = {
+        .member_id = j->member_id,
+        .client_id = j->client_id && j->client_id[0] ? j->client_id : svc_req_peer(r),
+        .session_timeout_ms = (int32_t)j->session_timeout_ms,
+        .rebalance_timeout_ms = j->rebalance_timeout_ms ? (int32_t)j->rebalance_timeout_ms
+                                                        : (int32_t)j->session_timeout_ms,
+        .topics = j->topics,
+        .topic_count = (uint32_t)(j->n_topics > UINT32_MAX ? UINT32_MAX : j->n_topics),
+        .assignors = j->assignors,
+        .assignor_count = (uint32_t)j->n_assignors,
+    };
+    int64_t now_ms = io_wall_ms(r->io);
+    r->pending++;
+    int rc = group_join(g, &spec, now_ms, r);
+    if (rc == 0)
+        return 0;
+    r->pending--;
+    if (group_member_count(g) == 0 && group_get_state(g) == GROUP_EMPTY)
+        coord_tick(c, now_ms); /* drop the group this failed join created */
+    return rc;
+}
+
+void coord_join(struct coord *c, struct svc_req *r, struct coord_join *j)
+{
+    struct coord_pending *cp = arena_calloc(r->arena, sizeof(*cp));
+    j->member_id_out = j->leader_id = j->assignor = "";
+    j->rc = 0;
+    j->msg = NULL;
+    if (!cp) {
+        j->rc = RL_E_LIMIT;
+        j->msg = "out of request memory";
+        return j->done(r, j);
     }
+    *cp = (struct coord_pending){.r = r, .c = c, .join = j};
+    r->state = cp;
+    r->finish = coord_answer;
+    char msg[COORD_MSG_MAX] = "";
+    int rc = coord_precheck(c, j->group_id, msg, sizeof(msg));
+    if (rc == 0 && (j->session_timeout_ms > INT32_MAX || j->rebalance_timeout_ms > INT32_MAX))
+        rc = RL_E_INVALID_SESSION_TIMEOUT;
+    if (rc == 0 && strlen(j->member_id) > GROUP_MEMBER_ID_MAX)
+        rc = RL_E_UNKNOWN_MEMBER_ID;
+    struct group *g = rc ? NULL : coord_get_or_create(c, j->group_id, &rc);
+    if (g && (rc = coord_join_start(c, r, j, g)) == 0)
+        return; /* answered through coord_join_done */
     if (!msg[0] && coord_join_msg(rc))
         snprintf(msg, sizeof(msg), "%s", coord_join_msg(rc));
-    coord_set_error(r, resp, rc, msg);
-    req_respond(r, resp, NULL, 0);
+    j->rc = rc;
+    j->msg = coord_msg(r, rc, msg);
+    j->done(r, j);
 }
 
 /* --- SyncGroup / Heartbeat / LeaveGroup ------------------------------------------------------- */
 
 /* Looks the group up for a member request; unknown groups answer UNKNOWN_MEMBER_ID (after a
- * restart memberships are gone and members must rejoin). */
-static struct group *coord_member_group(struct req *r, const char *group_id,
-                                        const char *member_id, Ringlog__Response *resp)
+ * restart memberships are gone and members must rejoin). Returns the group, or NULL with *rc
+ * and msg set. */
+static struct group *coord_member_group(struct coord *c, const char *group_id,
+                                        const char *member_id, int *rc, char *msg, size_t cap)
 {
-    struct coord *c = r->sh->dv->coord;
-    char msg[200] = "";
-    int rc = coord_precheck(c, group_id, msg, sizeof(msg));
-    struct group *g = rc ? NULL : coord_find(c, group_id);
-    if (!rc && (!g || !member_id || !member_id[0])) {
-        rc = RL_E_UNKNOWN_MEMBER_ID;
-        snprintf(msg, sizeof(msg), "%s", !g ? "group has no members on this coordinator; "
-                 "join it again with an empty member id" : "member id is empty; join first");
+    *rc = coord_precheck(c, group_id, msg, cap);
+    struct group *g = *rc ? NULL : coord_lookup(c, group_id);
+    if (!*rc && (!g || !member_id || !member_id[0])) {
+        *rc = RL_E_UNKNOWN_MEMBER_ID;
+        snprintf(msg, cap, "%s", !g ? "group has no members on this coordinator; join it "
+                 "again with an empty member id" : "member id is empty; join first");
         g = NULL;
     }
-    coord_set_error(r, resp, rc, msg);
     return g;
 }
 
-static const char *coord_member_msg(int rc)
+static void coord_member_msg(int rc, char *msg, size_t cap)
 {
+    const char *m = NULL;
     switch (rc) {
-    case RL_E_UNKNOWN_MEMBER_ID: return "unknown member (removed after its session timeout or "
-                                        "a leave); join again with an empty member id";
-    case RL_E_ILLEGAL_GENERATION: return "stale generation; join the group again";
-    case RL_E_REBALANCE_IN_PROGRESS: return "the group is rebalancing; join again";
-    default: return NULL;
+    case RL_E_UNKNOWN_MEMBER_ID: m = "unknown member (removed after its session timeout or a "
+                                     "leave); join again with an empty member id"; break;
+    case RL_E_ILLEGAL_GENERATION: m = "stale generation; join the group again"; break;
+    case RL_E_REBALANCE_IN_PROGRESS: m = "the group is rebalancing; join again"; break;
+    default: break;
     }
+    snprintf(msg, cap, "%s", m ? m : "");
 }
 
-static int coord_tp_build(struct req *r, const struct group_tp *tps, uint32_t n,
-                          Ringlog__TopicPartitions ***out, size_t *n_out)
+int coord_sync(struct coord *c, const char *group_id, const char *member_id, int32_t generation,
+               int64_t now_ms, const struct group_tp **tps, uint32_t *n, char *msg, size_t cap)
 {
-    uint32_t runs = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (i == 0 || strcmp(tps[i].topic, tps[i - 1].topic))
-            runs++;
-    Ringlog__TopicPartitions **arr = coord_alloc(r, runs * sizeof(*arr));
-    Ringlog__TopicPartitions *tp = coord_alloc(r, runs * sizeof(*tp));
-    uint32_t *parts = coord_alloc(r, n * sizeof(*parts));
-    if (!arr || !tp || !parts)
-        return -ENOMEM;
-    int32_t k = -1;
-    for (uint32_t i = 0; i < n; i++) {
-        if (i == 0 || strcmp(tps[i].topic, tps[i - 1].topic)) {
-            k++;
-            ringlog__topic_partitions__init(&tp[k]);
-            tp[k].topic = arena_strdup(&r->arena, tps[i].topic);
-            if (!tp[k].topic)
-                return -ENOMEM;
-            tp[k].partitions = &parts[i];
-            arr[k] = &tp[k];
-        }
-        parts[i] = tps[i].partition;
-        tp[k].n_partitions++;
-    }
-    *out = arr;
-    *n_out = runs;
-    return 0;
+    int rc;
+    *n = 0;
+    struct group *g = coord_member_group(c, group_id, member_id, &rc, msg, cap);
+    if (!g)
+        return rc;
+    rc = group_sync(g, member_id, generation, now_ms, tps, n);
+    coord_member_msg(rc, msg, cap);
+    return rc;
 }
 
-void coord_sync_group(struct req *r, const Ringlog__SyncGroupRequest *q)
+int coord_heartbeat(struct coord *c, const char *group_id, const char *member_id,
+                    int32_t generation, int64_t now_ms, char *msg, size_t cap)
 {
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__SyncGroupResponse *body = coord_alloc(r, sizeof(*body));
-    if (!resp || !body)
-        return coord_oom(r);
-    ringlog__sync_group_response__init(body);
-    resp->body_case = RINGLOG__RESPONSE__BODY_SYNC_GROUP;
-    resp->sync_group = body;
-    struct group *g = coord_member_group(r, q->group_id, q->member_id, resp);
-    if (g) {
-        const struct group_tp *tps;
-        uint32_t n = 0;
-        int rc = group_sync(g, q->member_id, q->generation, coord_now_ms(r->sh->dv->coord),
-                            &tps, &n);
-        if (rc == 0 && coord_tp_build(r, tps, n, &body->assignment, &body->n_assignment))
-            return coord_oom(r);
-        coord_set_error(r, resp, rc, coord_member_msg(rc));
-    }
-    req_respond(r, resp, NULL, 0);
+    int rc;
+    struct group *g = coord_member_group(c, group_id, member_id, &rc, msg, cap);
+    if (!g)
+        return rc;
+    rc = group_heartbeat(g, member_id, generation, now_ms);
+    coord_member_msg(rc, msg, cap);
+    return rc;
 }
 
-void coord_heartbeat(struct req *r, const Ringlog__HeartbeatRequest *q)
+int coord_leave(struct coord *c, const char *group_id, const char *member_id, int64_t now_ms,
+                char *msg, size_t cap)
 {
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__HeartbeatResponse *body = coord_alloc(r, sizeof(*body));
-    if (!resp || !body)
-        return coord_oom(r);
-    ringlog__heartbeat_response__init(body);
-    resp->body_case = RINGLOG__RESPONSE__BODY_HEARTBEAT;
-    resp->heartbeat = body;
-    struct group *g = coord_member_group(r, q->group_id, q->member_id, resp);
-    if (g) {
-        int rc = group_heartbeat(g, q->member_id, q->generation,
-                                 coord_now_ms(r->sh->dv->coord));
-        coord_set_error(r, resp, rc, coord_member_msg(rc));
-    }
-    req_respond(r, resp, NULL, 0);
-}
-
-void coord_leave_group(struct req *r, const Ringlog__LeaveGroupRequest *q)
-{
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__LeaveGroupResponse *body = coord_alloc(r, sizeof(*body));
-    if (!resp || !body)
-        return coord_oom(r);
-    ringlog__leave_group_response__init(body);
-    resp->body_case = RINGLOG__RESPONSE__BODY_LEAVE_GROUP;
-    resp->leave_group = body;
-    struct group *g = coord_member_group(r, q->group_id, q->member_id, resp);
-    if (g) {
-        int rc = group_leave(g, q->member_id, coord_now_ms(r->sh->dv->coord));
-        coord_set_error(r, resp, rc, coord_member_msg(rc));
-    }
-    req_respond(r, resp, NULL, 0);
+    int rc;
+    struct group *g = coord_member_group(c, group_id, member_id, &rc, msg, cap);
+    if (!g)
+        return rc;
+    rc = group_leave(g, member_id, now_ms);
+    coord_member_msg(rc, msg, cap);
+    return rc;
 }
 
 /* --- OffsetCommit ----------------------------------------------------------------------------- */
@@ -599,18 +501,20 @@ static void coord_commit_done(struct partition_append *pa, int result)
 {
     struct coord_pending *cp = (struct coord_pending *)pa;
     struct coord *c = cp->c;
-    int64_t now_ms = coord_now_ms(c);
-    for (uint32_t i = 0; i < cp->n_items; i++) {
-        struct coord_item *it = &cp->items[i];
+    struct coord_commit *cm = cp->commit;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        struct coord_commit_item *it = &cm->items[i];
+        if (it->rc)
+            continue;
         int rc = result;
         if (rc == 0) {
-            struct offsets_commit oc = {.offset = it->q->offset, .commit_ms = now_ms,
-                                        .metadata = it->q->metadata};
-            rc = offsets_put(c->offsets, cp->group, it->topic, it->q->partition, &oc);
+            struct offsets_commit oc = {.offset = it->offset, .commit_ms = cp->now_ms,
+                                        .metadata = it->metadata};
+            rc = offsets_put(c->offsets, cm->group_id, it->topic, it->partition, &oc);
         }
         if (rc) {
-            it->res->error_code = rc;
-            it->res->error_message = (char *)rl_strerror(rc);
+            it->rc = rc;
+            it->msg = rl_strerror(rc);
             c->st.commit_errors++;
         }
     }
@@ -618,80 +522,39 @@ static void coord_commit_done(struct partition_append *pa, int result)
     coord_pending_over(cp->r);
 }
 
-/* Validates one partition of a commit; returns 0 or its error (message in res). */
-static int coord_commit_check(struct req *r, const char *topic,
-                              const Ringlog__OffsetCommitPartition *q,
-                              Ringlog__PartitionResult *res)
+/* Validates one item of a commit; returns 0 or its error (message in the item). */
+static int coord_commit_check(struct coord *c, struct svc_req *r, struct coord_commit_item *it)
 {
     int rc;
     const char *why = NULL;
-    if (!meta_partition(r->sh->meta, topic, q->partition, &rc))
+    if (!meta_partition(c->meta, it->topic, it->partition, &rc))
         why = rc == RL_E_UNKNOWN_TOPIC ? "topic does not exist" : "partition does not exist";
-    else if (q->offset < 0 && (rc = RL_E_INVALID_REQUEST))
+    else if (it->offset < 0 && (rc = RL_E_INVALID_REQUEST))
         why = "offset must be >= 0 (the next offset to consume)";
-    else if (strlen(q->metadata) > OFFSETS_METADATA_MAX && (rc = RL_E_INVALID_REQUEST))
+    else if (strlen(it->metadata) > OFFSETS_METADATA_MAX && (rc = RL_E_INVALID_REQUEST))
         why = "metadata is longer than 1024 bytes";
     if (why) {
-        res->error_code = rc;
-        res->error_message = arena_printf(&r->arena, "%s-%u: %s", topic, q->partition, why);
+        it->rc = rc;
+        it->msg = arena_printf(r->arena, "%s-%u: %s", it->topic, it->partition, why);
     }
     return why ? rc : 0;
 }
 
-/* Builds the response skeleton and the list of valid items. Returns the item count or -1. */
-static int coord_commit_items(struct req *r, const Ringlog__OffsetCommitRequest *q,
-                              Ringlog__OffsetCommitResponse *body, int group_rc,
-                              const char *group_msg, struct coord_item **items_out)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < q->n_topics; i++)
-        total += q->topics[i]->n_partitions;
-    struct coord_item *items = coord_alloc(r, total * sizeof(*items));
-    body->topics = coord_alloc(r, q->n_topics * sizeof(*body->topics));
-    if (!items || !body->topics)
-        return -1;
-    body->n_topics = q->n_topics;
-    int n = 0;
-    for (size_t i = 0; i < q->n_topics; i++) {
-        const Ringlog__OffsetCommitTopic *qt = q->topics[i];
-        Ringlog__OffsetCommitTopicResult *tr = coord_alloc(r, sizeof(*tr));
-        Ringlog__PartitionResult *prs = coord_alloc(r, qt->n_partitions * sizeof(*prs));
-        Ringlog__PartitionResult **pps = coord_alloc(r, qt->n_partitions * sizeof(*pps));
-        if (!tr || !prs || !pps)
-            return -1;
-        ringlog__offset_commit_topic_result__init(tr);
-        tr->name = qt->name;
-        tr->n_partitions = qt->n_partitions;
-        tr->partitions = pps;
-        body->topics[i] = tr;
-        for (size_t k = 0; k < qt->n_partitions; k++) {
-            ringlog__partition_result__init(&prs[k]);
-            pps[k] = &prs[k];
-            prs[k].partition = qt->partitions[k]->partition;
-            if (group_rc) {
-                prs[k].error_code = group_rc;
-                prs[k].error_message = (char *)group_msg;
-            } else if (coord_commit_check(r, qt->name, qt->partitions[k], &prs[k]) == 0) {
-                items[n++] = (struct coord_item){qt->name, qt->partitions[k], &prs[k]};
-            }
-        }
-    }
-    *items_out = items;
-    return n;
-}
-
-/* Encodes the items as one batch in the coordinator's builder. Returns its length or an
+/* Encodes the valid items as one batch in the coordinator's builder. Returns its length or an
  * error. */
-static int coord_commit_batch(struct coord *c, const char *group, const struct coord_item *items,
-                              uint32_t n, int64_t now_ms, const uint8_t **out)
+static int coord_commit_batch(struct coord *c, const struct coord_commit *cm, int64_t now_ms,
+                              uint32_t *records, const uint8_t **out)
 {
     uint8_t key[OFFSETS_KEY_MAX], value[OFFSETS_VALUE_MAX];
     batch_builder_reset(c->bb, -1, -1, -1);
-    for (uint32_t i = 0; i < n; i++) {
-        struct offsets_commit oc = {.offset = items[i].q->offset, .commit_ms = now_ms,
-                                    .metadata = items[i].q->metadata};
-        int kl = offsets_encode_key(group, items[i].topic, items[i].q->partition, key,
-                                    sizeof(key));
+    *records = 0;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        const struct coord_commit_item *it = &cm->items[i];
+        if (it->rc)
+            continue;
+        struct offsets_commit oc = {.offset = it->offset, .commit_ms = now_ms,
+                                    .metadata = it->metadata};
+        int kl = offsets_encode_key(cm->group_id, it->topic, it->partition, key, sizeof(key));
         int vl = offsets_encode_value(&oc, value, sizeof(value));
         if (kl < 0 || vl < 0)
             return kl < 0 ? kl : vl;
@@ -700,27 +563,29 @@ static int coord_commit_batch(struct coord *c, const char *group, const struct c
         int rc = batch_builder_add(c->bb, &rec);
         if (rc)
             return rc;
+        (*records)++;
     }
     return batch_builder_finish(c->bb, out);
 }
 
-static int coord_commit_group_check(struct coord *c, const Ringlog__OffsetCommitRequest *q,
-                                    char *msg, size_t cap)
+/* May this commit go ahead for its group? 0, or the error with msg. */
+static int coord_commit_group_check(struct coord *c, const struct coord_commit *cm, char *msg,
+                                    size_t cap)
 {
-    int rc = coord_precheck(c, q->group_id, msg, cap);
+    int rc = coord_precheck(c, cm->group_id, msg, cap);
     if (rc)
         return rc;
-    const struct group *g = coord_find(c, q->group_id);
+    const struct group *g = coord_lookup(c, cm->group_id);
     if (!g) {
-        if (q->member_id[0] || q->generation != -1) {
+        if (cm->member_id[0] || cm->generation != -1) {
             snprintf(msg, cap, "group %s has no members on this coordinator; a member commit "
                      "needs a current membership (join again), a standalone commit uses an "
-                     "empty member id and generation -1", q->group_id);
+                     "empty member id and generation -1", cm->group_id);
             return RL_E_UNKNOWN_MEMBER_ID;
         }
         return 0;
     }
-    rc = group_check_commit(g, q->member_id, q->generation);
+    rc = group_check_commit(g, cm->member_id, cm->generation);
     if (rc)
         snprintf(msg, cap, "%s", rc == RL_E_ILLEGAL_GENERATION
                  ? "commit for a stale generation; join the group again"
@@ -729,16 +594,16 @@ static int coord_commit_group_check(struct coord *c, const Ringlog__OffsetCommit
     return rc;
 }
 
-/* Fails every item of a commit that never reached the log. */
+/* Fails every valid item of a commit that never reached the log. */
 static void coord_commit_fail(struct coord_pending *cp, int rc, const char *msg)
 {
-    struct req *r = cp->r;
-    for (uint32_t i = 0; i < cp->n_items; i++) {
-        cp->items[i].res->error_code = rc;
-        cp->items[i].res->error_message = msg && msg[0] ? arena_strdup(&r->arena, msg)
-                                                        : (char *)rl_strerror(rc);
-        if (!cp->items[i].res->error_message)
-            cp->items[i].res->error_message = (char *)rl_strerror(rc);
+    struct coord_commit *cm = cp->commit;
+    const char *m = coord_msg(cp->r, rc, msg);
+    for (size_t i = 0; i < cm->n_items; i++) {
+        if (cm->items[i].rc)
+            continue;
+        cm->items[i].rc = rc;
+        cm->items[i].msg = m;
     }
     cp->c->st.commit_errors++;
 }
@@ -748,25 +613,25 @@ static void coord_commit_fail(struct coord_pending *cp, int rc, const char *msg)
 static int coord_commit_append(struct coord_pending *cp, char *msg, size_t cap)
 {
     struct coord *c = cp->c;
-    const struct meta_topic *t = meta_topic_find(c->sh->meta, OFFSETS_TOPIC);
-    int rc = RL_E_UNKNOWN_TOPIC;
-    struct partition *p = t ? t->parts[offsets_partition_for(cp->group, t->partition_count)]
-                            : NULL;
-    const uint8_t *batch = NULL;
-    int len = p ? coord_commit_batch(c, cp->group, cp->items, cp->n_items, coord_now_ms(c),
-                                     &batch) : rc;
-    if (!p)
+    const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
+    if (!t) {
         snprintf(msg, cap, "%s does not exist", OFFSETS_TOPIC);
+        return RL_E_UNKNOWN_TOPIC;
+    }
+    struct partition *p = t->parts[offsets_partition_for(cp->commit->group_id, t->partition_count)];
+    const uint8_t *batch = NULL;
+    uint32_t records = 0;
+    cp->now_ms = io_wall_ms(cp->r->io);
+    int len = coord_commit_batch(c, cp->commit, cp->now_ms, &records, &batch);
     if (len <= 0)
         return len ? len : RL_E_INTERNAL;
-    cp->p = p;
     cp->pa.batch = batch;
     cp->pa.len = (uint32_t)len;
+    cp->pa.records = records;
+    cp->pa.ack = PARTITION_ACK_ALL;
     cp->pa.done = coord_commit_done;
     cp->pa.ctx = cp;
-    cp->pa.records = cp->n_items;
-    cp->pa.ack = PARTITION_ACK_ALL;
-    rc = partition_append(p, &cp->pa);
+    int rc = partition_append(p, &cp->pa);
     if (rc == 0)
         cp->r->pending++;
     return rc;
@@ -779,12 +644,11 @@ static void coord_offsets_created(struct meta_proposal *pr)
     struct coord *c = pr->ctx;
     c->offsets_creating = false;
     if (pr->rc == 0)
-        RL_INFO("created %s with %u partitions", OFFSETS_TOPIC,
-                c->sh->cfg.offsets_topic_partitions);
+        RL_INFO("created %s with %u partitions", OFFSETS_TOPIC, c->cfg.offsets_topic_partitions);
     for (uint32_t guard = 0; c->waiting && guard < 10000000; guard++) {
         struct coord_pending *cp = c->waiting;
         c->waiting = cp->next_waiting;
-        char msg[1024] = "";
+        char msg[sizeof(pr->msg) + 64] = "";
         int rc = pr->rc;
         if (rc)
             snprintf(msg, sizeof(msg), "cannot create %s: %s", OFFSETS_TOPIC, pr->msg);
@@ -813,256 +677,104 @@ static void coord_commit_wait_topic(struct coord_pending *cp)
         return;
     c->offsets_creating = true;
     c->offsets_spec = (struct meta_topic_spec){
-        .name = OFFSETS_TOPIC, .partitions = (int32_t)c->sh->cfg.offsets_topic_partitions};
+        .name = OFFSETS_TOPIC, .partitions = (int32_t)c->cfg.offsets_topic_partitions};
     c->offsets_pr.done = coord_offsets_created;
     c->offsets_pr.ctx = c;
-    meta_propose_create(c->sh->meta, &c->offsets_pr, &c->offsets_spec);
+    meta_propose_create(c->meta, &c->offsets_pr, &c->offsets_spec);
 }
 
-void coord_offset_commit(struct req *r, const Ringlog__OffsetCommitRequest *q)
+void coord_commit(struct coord *c, struct svc_req *r, struct coord_commit *cm)
 {
-    struct coord *c = r->sh->dv->coord;
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__OffsetCommitResponse *body = coord_alloc(r, sizeof(*body));
-    struct coord_pending *cp = coord_alloc(r, sizeof(*cp));
-    if (!resp || !body || !cp)
-        return coord_oom(r);
-    ringlog__offset_commit_response__init(body);
-    resp->body_case = RINGLOG__RESPONSE__BODY_OFFSET_COMMIT;
-    resp->offset_commit = body;
-    char msg[400] = "";
-    int grc = coord_commit_group_check(c, q, msg, sizeof(msg));
-    char *gmsg = grc ? arena_strdup(&r->arena, msg) : NULL;
-    struct coord_item *items = NULL;
-    int n = coord_commit_items(r, q, body, grc, gmsg ? gmsg : rl_strerror(grc), &items);
-    if (n < 0)
-        return coord_oom(r);
-    if (grc == RL_E_INVALID_GROUP_ID || grc == RL_E_COORDINATOR_NOT_AVAILABLE)
-        coord_set_error(r, resp, grc, msg);
-    if (n == 0)
-        return req_respond(r, resp, NULL, 0);
-    *cp = (struct coord_pending){.r = r, .c = c, .resp = resp, .group = q->group_id,
-                                 .items = items, .n_items = (uint32_t)n};
-    r->state = cp;
-    r->finish = coord_finish;
-    if (!meta_topic_find(c->sh->meta, OFFSETS_TOPIC)) {
-        coord_commit_wait_topic(cp);
-        return; /* answered once the topic exists and the commit is durable */
+    struct coord_pending *cp = arena_calloc(r->arena, sizeof(*cp));
+    char msg[COORD_MSG_MAX] = "";
+    cm->rc = 0;
+    cm->msg = NULL;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        cm->items[i].rc = 0;
+        cm->items[i].msg = NULL;
     }
+    if (!cp) {
+        cm->rc = RL_E_LIMIT;
+        cm->msg = "out of request memory";
+        return cm->done(r, cm);
+    }
+    *cp = (struct coord_pending){.r = r, .c = c, .commit = cm};
+    r->state = cp;
+    r->finish = coord_answer;
+    int grc = coord_commit_group_check(c, cm, msg, sizeof(msg));
+    size_t valid = 0;
+    const char *gmsg = grc ? coord_msg(r, grc, msg) : NULL;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        if (grc) {
+            cm->items[i].rc = grc;
+            cm->items[i].msg = gmsg;
+        } else if (coord_commit_check(c, r, &cm->items[i]) == 0) {
+            valid++;
+        }
+    }
+    if (grc == RL_E_INVALID_GROUP_ID || grc == RL_E_COORDINATOR_NOT_AVAILABLE) {
+        cm->rc = grc;
+        cm->msg = gmsg;
+    }
+    if (valid == 0)
+        return cm->done(r, cm);
+    if (!meta_topic_find(c->meta, OFFSETS_TOPIC))
+        return coord_commit_wait_topic(cp); /* answered once created and durable */
     msg[0] = 0;
     int rc = coord_commit_append(cp, msg, sizeof(msg));
     if (rc == 0)
         return; /* answered once durable */
     coord_commit_fail(cp, rc, msg);
-    req_respond(r, resp, NULL, 0);
+    cm->done(r, cm);
 }
 
 /* --- OffsetFetch ------------------------------------------------------------------------------ */
 
-struct coord_visit {
-    struct req *r;
-    Ringlog__OffsetFetchTopicResult **topics;
-    size_t n_topics, cap_topics;
-    bool failed;
-};
-
-static Ringlog__OffsetFetchPartitionResult *coord_fetch_result(struct req *r, uint32_t partition,
-                                                              const struct offsets_commit *oc)
+int coord_offsets_check(struct coord *c, const char *group_id, char *msg, size_t cap)
 {
-    Ringlog__OffsetFetchPartitionResult *pr = coord_alloc(r, sizeof(*pr));
-    if (!pr)
-        return NULL;
-    ringlog__offset_fetch_partition_result__init(pr);
-    pr->partition = partition;
-    pr->offset = oc ? oc->offset : -1;
-    pr->metadata = oc && oc->metadata ? arena_strdup(&r->arena, oc->metadata) : (char *)"";
-    return pr->metadata ? pr : NULL;
+    return coord_precheck(c, group_id, msg, cap);
 }
 
-/* Appends a partition result to the topic's entry (created on first sight). */
-static void coord_visit_one(void *arg, const char *topic, uint32_t partition,
-                            const struct offsets_commit *oc)
+int coord_offset_get(const struct coord *c, const char *group_id, const char *topic,
+                     uint32_t partition, struct offsets_commit *out)
 {
-    struct coord_visit *v = arg;
-    struct req *r = v->r;
-    Ringlog__OffsetFetchTopicResult *tr = NULL;
-    for (size_t i = 0; i < v->n_topics && !tr; i++)
-        if (!strcmp(v->topics[i]->name, topic))
-            tr = v->topics[i];
-    if (!tr && v->n_topics == v->cap_topics) {
-        v->failed = true;
-        return;
-    }
-    if (!tr) {
-        tr = coord_alloc(r, sizeof(*tr));
-        if (!tr || !(tr->name = arena_strdup(&r->arena, topic))) {
-            v->failed = true;
-            return;
-        }
-        char *name = tr->name;
-        ringlog__offset_fetch_topic_result__init(tr);
-        tr->name = name;
-        v->topics[v->n_topics++] = tr;
-    }
-    /* Partition arrays grow by doubling inside the arena (old arrays are left behind). */
-    size_t n = tr->n_partitions;
-    if ((n & (n - 1)) == 0) {
-        Ringlog__OffsetFetchPartitionResult **na = coord_alloc(r, (n ? 2 * n : 1) * sizeof(*na));
-        if (!na) {
-            v->failed = true;
-            return;
-        }
-        if (n)
-            memcpy(na, tr->partitions, n * sizeof(*na));
-        tr->partitions = na;
-    }
-    tr->partitions[n] = coord_fetch_result(r, partition, oc);
-    if (!tr->partitions[n])
-        v->failed = true;
-    else
-        tr->n_partitions++;
+    return offsets_get(c->offsets, group_id, topic, partition, out);
 }
 
-static int coord_fetch_all(struct req *r, struct coord *c, const char *group,
-                           Ringlog__OffsetFetchResponse *body)
+void coord_offsets_visit(const struct coord *c, const char *group_id, offsets_visit_fn fn,
+                         void *arg)
 {
-    struct coord_visit v = {.r = r, .cap_topics = meta_topic_count(r->sh->meta) + 1024};
-    v.topics = coord_alloc(r, v.cap_topics * sizeof(*v.topics));
-    if (!v.topics)
-        return -ENOMEM;
-    offsets_visit_group(c->offsets, group, coord_visit_one, &v);
-    if (v.failed)
-        return -ENOMEM;
-    body->n_topics = v.n_topics;
-    body->topics = v.topics;
-    return 0;
-}
-
-static int coord_fetch_listed(struct req *r, struct coord *c, const Ringlog__OffsetFetchRequest *q,
-                              Ringlog__OffsetFetchResponse *body)
-{
-    body->topics = coord_alloc(r, q->n_topics * sizeof(*body->topics));
-    if (!body->topics)
-        return -ENOMEM;
-    body->n_topics = q->n_topics;
-    for (size_t i = 0; i < q->n_topics; i++) {
-        const Ringlog__OffsetFetchTopic *qt = q->topics[i];
-        struct coord_visit v = {.r = r, .cap_topics = 1};
-        Ringlog__OffsetFetchTopicResult *one = NULL;
-        v.topics = &one;
-        if (qt->n_partitions == 0) {
-            /* Every committed partition of the topic. */
-            struct coord_visit all = {.r = r, .cap_topics = meta_topic_count(r->sh->meta) + 1024};
-            all.topics = coord_alloc(r, all.cap_topics * sizeof(*all.topics));
-            if (!all.topics)
-                return -ENOMEM;
-            offsets_visit_group(c->offsets, q->group_id, coord_visit_one, &all);
-            for (size_t k = 0; k < all.n_topics; k++)
-                if (!strcmp(all.topics[k]->name, qt->name))
-                    one = all.topics[k];
-            if (all.failed)
-                return -ENOMEM;
-        }
-        for (size_t k = 0; k < qt->n_partitions; k++) {
-            struct offsets_commit oc;
-            uint32_t part = qt->partitions[k];
-            bool have = offsets_get(c->offsets, q->group_id, qt->name, part, &oc) == 0;
-            coord_visit_one(&v, qt->name, part, have ? &oc : NULL);
-            if (v.failed)
-                return -ENOMEM;
-            Ringlog__OffsetFetchPartitionResult *pr = one->partitions[one->n_partitions - 1];
-            int rc;
-            if (!have && !meta_partition(r->sh->meta, qt->name, part, &rc)) {
-                pr->error_code = rc;
-                pr->error_message = (char *)rl_strerror(rc);
-            }
-        }
-        if (!one) {
-            one = coord_alloc(r, sizeof(*one));
-            if (!one)
-                return -ENOMEM;
-            ringlog__offset_fetch_topic_result__init(one);
-            one->name = qt->name;
-        }
-        body->topics[i] = one;
-    }
-    return 0;
-}
-
-void coord_offset_fetch(struct req *r, const Ringlog__OffsetFetchRequest *q)
-{
-    struct coord *c = r->sh->dv->coord;
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__OffsetFetchResponse *body = coord_alloc(r, sizeof(*body));
-    if (!resp || !body)
-        return coord_oom(r);
-    ringlog__offset_fetch_response__init(body);
-    resp->body_case = RINGLOG__RESPONSE__BODY_OFFSET_FETCH;
-    resp->offset_fetch = body;
-    char msg[200] = "";
-    int rc = coord_precheck(c, q->group_id, msg, sizeof(msg));
-    if (rc == 0) {
-        rc = q->n_topics == 0 ? coord_fetch_all(r, c, q->group_id, body)
-                              : coord_fetch_listed(r, c, q, body);
-        if (rc)
-            return coord_oom(r);
-    }
-    coord_set_error(r, resp, rc, msg);
-    req_respond(r, resp, NULL, 0);
+    offsets_visit_group(c->offsets, group_id, fn, arg);
 }
 
 /* --- ListGroups / DescribeGroups -------------------------------------------------------------- */
 
-void coord_list_groups(struct req *r, const Ringlog__ListGroupsRequest *q)
+int coord_list_groups(struct coord *c, struct svc_req *r, struct coord_listing **out,
+                      size_t *n_out, char *msg, size_t cap)
 {
-    (void)q;
-    struct coord *c = r->sh->dv->coord;
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__ListGroupsResponse *body = coord_alloc(r, sizeof(*body));
-    if (!resp || !body)
-        return coord_oom(r);
-    ringlog__list_groups_response__init(body);
-    resp->body_case = RINGLOG__RESPONSE__BODY_LIST_GROUPS;
-    resp->list_groups = body;
-    char msg[200] = "";
-    int rc = coord_precheck(c, NULL, msg, sizeof(msg));
-    const char **committed = NULL;
-    uint32_t n_committed = 0;
-    if (rc == 0) {
-        uint32_t max = offsets_count(c->offsets) < COORD_LIST_MAX ? offsets_count(c->offsets)
-                                                                  : COORD_LIST_MAX;
-        committed = coord_alloc(r, max * sizeof(*committed));
-        if (!committed)
-            return coord_oom(r);
-        n_committed = offsets_list_groups(c->offsets, committed, max);
-    }
-    size_t cap = (rc ? 0 : c->n_groups) + n_committed;
-    body->groups = coord_alloc(r, cap * sizeof(*body->groups));
-    Ringlog__GroupListing *gl = coord_alloc(r, cap * sizeof(*gl));
-    if (!body->groups || !gl)
-        return coord_oom(r);
+    *out = NULL;
+    *n_out = 0;
+    int rc = coord_precheck(c, NULL, msg, cap);
+    if (rc)
+        return rc;
+    uint32_t max = offsets_count(c->offsets) < COORD_LIST_MAX ? offsets_count(c->offsets)
+                                                              : COORD_LIST_MAX;
+    const char **committed = arena_calloc(r->arena, (max + 1) * sizeof(*committed));
+    struct coord_listing *gl = arena_calloc(r->arena, (c->n_groups + max + 1) * sizeof(*gl));
+    if (!committed || !gl)
+        return -ENOMEM;
+    uint32_t n_committed = offsets_list_groups(c->offsets, committed, max);
     size_t n = 0;
-    for (uint32_t b = 0; rc == 0 && b < COORD_GROUP_BUCKETS; b++) {
-        for (struct coord_group *cg = c->buckets[b]; cg; cg = cg->next) {
-            ringlog__group_listing__init(&gl[n]);
-            gl[n].group_id = (char *)group_id_of(cg->g);
-            gl[n].state = (char *)group_state_name(group_get_state(cg->g));
-            body->groups[n] = &gl[n];
-            n++;
-        }
-    }
-    for (uint32_t i = 0; i < n_committed; i++) {
-        if (coord_find(c, committed[i]))
-            continue;
-        ringlog__group_listing__init(&gl[n]);
-        gl[n].group_id = (char *)committed[i];
-        gl[n].state = (char *)group_state_name(GROUP_EMPTY);
-        body->groups[n] = &gl[n];
-        n++;
-    }
-    body->n_groups = n;
-    coord_set_error(r, resp, rc, msg);
-    req_respond(r, resp, NULL, 0);
+    for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++)
+        for (struct coord_group *cg = c->buckets[b]; cg; cg = cg->next)
+            gl[n++] = (struct coord_listing){group_id_of(cg->g),
+                                             group_state_name(group_get_state(cg->g))};
+    for (uint32_t i = 0; i < n_committed; i++)
+        if (!coord_lookup(c, committed[i]))
+            gl[n++] = (struct coord_listing){committed[i], group_state_name(GROUP_EMPTY)};
+    *out = gl;
+    *n_out = n;
+    return 0;
 }
 
 static void coord_count_visit(void *arg, const char *topic, uint32_t partition,
@@ -1074,72 +786,62 @@ static void coord_count_visit(void *arg, const char *topic, uint32_t partition,
     (*(uint32_t *)arg)++;
 }
 
-static int coord_describe_one(struct req *r, struct coord *c, const char *id,
-                              Ringlog__GroupDescription *d)
+/* The members of a live group, copied into r's arena. */
+static int coord_describe_members(struct svc_req *r, const struct group *g,
+                                  struct coord_group_desc *d)
 {
-    ringlog__group_description__init(d);
-    d->group_id = (char *)id;
-    char msg[200] = "";
-    int rc = coord_precheck(c, id, msg, sizeof(msg));
-    const struct group *g = rc ? NULL : coord_find(c, id);
-    uint32_t commits = 0;
-    if (rc == 0 && !g)
-        offsets_visit_group(c->offsets, id, coord_count_visit, &commits);
-    if (rc == 0 && !g && commits == 0) {
-        rc = RL_E_GROUP_ID_NOT_FOUND;
-        snprintf(msg, sizeof(msg), "group %s has no members and no committed offsets", id);
-    }
-    d->state = (char *)group_state_name(g ? group_get_state(g) : GROUP_EMPTY);
-    d->assignor = (char *)"";
-    if (rc || !g) {
-        d->error_code = rc;
-        d->error_message = rc ? arena_strdup(&r->arena, msg) : NULL;
-        return 0;
-    }
-    d->generation = group_generation(g);
     uint32_t n = group_member_count(g);
-    d->members = coord_alloc(r, n * sizeof(*d->members));
-    Ringlog__GroupMemberDescription *md = coord_alloc(r, n * sizeof(*md));
-    if (!d->members || !md)
+    d->members = arena_calloc(r->arena, (n + 1) * sizeof(*d->members));
+    if (!d->members)
         return -ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         const char *mid, *cid;
         const struct group_tp *tps;
         uint32_t count;
-        ringlog__group_member_description__init(&md[i]);
+        struct coord_member_desc *md = &d->members[i];
         group_member_at(g, i, &mid, &cid, &tps, &count);
-        md[i].member_id = arena_strdup(&r->arena, mid);
-        md[i].client_id = arena_strdup(&r->arena, cid ? cid : "");
-        if (!md[i].member_id || !md[i].client_id ||
-            coord_tp_build(r, tps, count, &md[i].assignment, &md[i].n_assignment))
+        md->member_id = arena_strdup(r->arena, mid);
+        md->client_id = arena_strdup(r->arena, cid ? cid : "");
+        struct group_tp *copy = arena_calloc(r->arena, (count + 1) * sizeof(*copy));
+        if (!md->member_id || !md->client_id || !copy)
             return -ENOMEM;
-        d->members[i] = &md[i];
+        for (uint32_t k = 0; k < count; k++) {
+            copy[k].topic = arena_strdup(r->arena, tps[k].topic);
+            copy[k].partition = tps[k].partition;
+            if (!copy[k].topic)
+                return -ENOMEM;
+        }
+        md->assignment = copy;
+        md->n_assignment = count;
     }
     d->n_members = n;
-    const char *assignor = group_assignor_of(g);
-    d->assignor = (char *)(assignor ? assignor : "");
     return 0;
 }
 
-void coord_describe_groups(struct req *r, const Ringlog__DescribeGroupsRequest *q)
+int coord_describe(struct coord *c, struct svc_req *r, const char *group_id,
+                   struct coord_group_desc *d)
 {
-    struct coord *c = r->sh->dv->coord;
-    Ringlog__Response *resp = req_response(r);
-    Ringlog__DescribeGroupsResponse *body = coord_alloc(r, sizeof(*body));
-    Ringlog__GroupDescription *ds = coord_alloc(r, q->n_group_ids * sizeof(*ds));
-    if (!resp || !body || !ds)
-        return coord_oom(r);
-    ringlog__describe_groups_response__init(body);
-    body->groups = coord_alloc(r, q->n_group_ids * sizeof(*body->groups));
-    if (!body->groups)
-        return coord_oom(r);
-    for (size_t i = 0; i < q->n_group_ids; i++) {
-        if (coord_describe_one(r, c, q->group_ids[i], &ds[i]))
-            return coord_oom(r);
-        body->groups[i] = &ds[i];
+    char msg[COORD_MSG_MAX] = "";
+    memset(d, 0, sizeof(*d));
+    int rc = coord_precheck(c, group_id, msg, sizeof(msg));
+    const struct group *g = rc ? NULL : coord_lookup(c, group_id);
+    uint32_t commits = 0;
+    if (rc == 0 && !g)
+        offsets_visit_group(c->offsets, group_id, coord_count_visit, &commits);
+    if (rc == 0 && !g && commits == 0) {
+        rc = RL_E_GROUP_ID_NOT_FOUND;
+        snprintf(msg, sizeof(msg), "group %s has no members and no committed offsets",
+                 group_id);
     }
-    body->n_groups = q->n_group_ids;
-    resp->body_case = RINGLOG__RESPONSE__BODY_DESCRIBE_GROUPS;
-    resp->describe_groups = body;
-    req_respond(r, resp, NULL, 0);
+    d->state = group_state_name(g ? group_get_state(g) : GROUP_EMPTY);
+    d->assignor = "";
+    d->rc = rc;
+    if (rc || !g) {
+        d->msg = rc ? arena_strdup(r->arena, msg) : NULL;
+        return 0;
+    }
+    d->generation = group_generation(g);
+    const char *assignor = group_assignor_of(g);
+    d->assignor = assignor ? assignor : "";
+    return coord_describe_members(r, g, d);
 }

@@ -1,59 +1,68 @@
 /*
- * delivery: the broker's delivery guarantees wired into the shard: idempotent producers
- * (broker/idempotence) and consumer groups with committed offsets (broker/coordinator). The
- * shard calls in at a handful of points: start-up (replays __consumer_offsets, learns the
- * producer-id block), its loop (a 100 ms timer drives session timeouts, rebalance deadlines,
- * producer expiry and snapshots), shutdown (pending joins are answered), request dispatch for
- * InitProducerId and the group APIs, and /metrics.
+ * delivery: the broker's delivery services together, protocol-neutral: produce (with
+ * idempotence), fetch and list offsets, producer ids (InitProducerId), consumer groups and
+ * committed offsets. The server creates it after the metadata (broker/meta) is open, ticks it
+ * from its loop (group session timeouts and rebalance deadlines every tick, producer expiry and
+ * producer-state snapshots every DELIVERY_IDEM_TICK_MS), tells it when shutdown begins, and
+ * reads its stats for /metrics. Protocol handlers (broker/native, later broker/kafka) call the
+ * services through the pointers below.
  *
- * Request path: shard -> api_dispatch -> delivery_dispatch -> idem_* / coord_* -> response.
- * Single-threaded: owned by the shard.
+ * Single-threaded: owned by the shard's loop.
  */
-#ifndef RL_BROKER_DELIVERY_H
-#define RL_BROKER_DELIVERY_H
+#ifndef RL_BROKER_DELIVERY_DELIVERY_H
+#define RL_BROKER_DELIVERY_DELIVERY_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/io.h"
-#include "proto/ringlog.pb-c.h"
+#include "broker/delivery/coordinator.h"
+#include "broker/delivery/fetch.h"
+#include "broker/delivery/idempotence.h"
+#include "broker/delivery/produce.h"
 
-struct shard;
-struct req;
-struct idem;
-struct coord;
+struct bg;
+struct meta;
 
-#define DELIVERY_TICK_MS 100     /* group timers and producer-state upkeep */
 #define DELIVERY_IDEM_TICK_MS 1000
+
+struct delivery_config {
+    char data_dir[PATH_MAX];             /* where producer-state snapshots go */
+    int64_t producer_id_expiration_ms;   /* producer.id.expiration.ms */
+    bool fetch_splice;                   /* fetch.splice */
+    struct coord_config coord;
+};
 
 struct delivery {
     struct idem *idem;
     struct coord *coord;
-    struct io_op timer_op;
-    bool timer_inflight, timer_due;
-    uint64_t last_idem_tick_ns;
+    struct produce *produce;
+    struct fetch *fetch;
+    int64_t last_idem_tick_ms;
 };
 
-/* After topics are open: creates the state, replays committed offsets and arms the timer.
- * Returns 0, or a negative code with a sentence in err. Blocks (replay). */
-int delivery_open(struct shard *sh, char *err, size_t err_cap);
+struct delivery_stats {
+    struct idem_stats idem;
+    struct coord_stats coord;
+    struct produce_stats produce;
+};
 
-/* Shutdown begins: pending joins are answered (COORDINATOR_NOT_AVAILABLE) and the timer is
- * no longer re-armed. */
-void delivery_begin_stop(struct shard *sh);
+/* After the metadata is open: creates the services and replays committed offsets. Returns 0
+ * and *out, or a negative code with a sentence in err. Blocks (replay). */
+int delivery_open(const struct delivery_config *cfg, struct meta *meta, struct bg *bg,
+                  int64_t now_ms, struct delivery **out, char *err, size_t err_cap);
 
-/* Loop work: runs the timer's due work. Never from inside an io callback. */
-void delivery_process(struct shard *sh);
+/* Periodic work, from the loop (never inside a callback). */
+void delivery_tick(struct delivery *dv, int64_t now_ms);
 
-/* Frees everything (before the topics close). NULL-safe on a shard that never opened it. */
-void delivery_close(struct shard *sh);
+/* Shutdown begins: pending joins are answered (COORDINATOR_NOT_AVAILABLE), group requests
+ * refused from now on. */
+void delivery_begin_stop(struct delivery *dv);
 
-/* Handles InitProducerId and the group APIs (FindCoordinator .. DescribeGroups). */
-void delivery_dispatch(struct req *r, const Ringlog__Request *rq);
+/* Frees everything. NULL is fine. */
+void delivery_close(struct delivery *dv);
 
-/* Appends Prometheus lines (groups, members, producers, commits) to buf; returns the bytes
- * written (truncated at cap). */
-size_t delivery_metrics(struct shard *sh, char *buf, size_t cap);
+void delivery_get_stats(const struct delivery *dv, struct delivery_stats *out);
 
 #endif

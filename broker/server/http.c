@@ -14,6 +14,7 @@
 
 #include "broker/delivery/delivery.h"
 #include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
 #include "broker/server/shard_internal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -98,8 +99,8 @@ static void metrics_partitions(struct shard *sh, struct sbuf *b)
     for (size_t m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
         bool counter = strstr(names[m], "_total") != NULL;
         sb_printf(b, "# TYPE ringlog_partition_%s %s\n", names[m], counter ? "counter" : "gauge");
-        for (size_t i = 0; i < meta_topic_count(sh->meta); i++) {
-            const struct meta_topic *t = meta_topic_at(sh->meta, i);
+        for (size_t i = 0; i < meta_topic_count(sh->svc.meta); i++) {
+            const struct meta_topic *t = meta_topic_at(sh->svc.meta, i);
             for (uint32_t k = 0; k < t->partition_count; k++) {
                 const struct partition *p = t->parts[k];
                 const struct partition_stats *ps = partition_stats(p);
@@ -179,12 +180,40 @@ static void metrics_turns(struct shard *sh, struct sbuf *b)
               (double)sh->clock.preempted_ns / 1e9);
 }
 
+static void metrics_delivery(const struct delivery_stats *ds, struct sbuf *b)
+{
+    const struct coord_stats *cs = &ds->coord;
+    const struct idem_stats *is = &ds->idem;
+#define G(name, type, v)                                                                        \
+    sb_printf(b, "# TYPE ringlog_" name " " type "\nringlog_" name " %llu\n",                   \
+              (unsigned long long)(v))
+    G("groups", "gauge", cs->groups);
+    G("group_members", "gauge", cs->members);
+    G("committed_offsets", "gauge", cs->committed_offsets);
+    G("offset_commits_total", "counter", cs->commits);
+    G("offset_commit_errors_total", "counter", cs->commit_errors);
+    G("group_rebalance_joins_total", "counter", cs->rebalances_completed);
+    G("group_members_expired_total", "counter", cs->members_expired);
+    G("producer_ids", "gauge", is->producers);
+    G("producer_state_partitions", "gauge", is->partitions_loaded);
+    G("producer_states", "gauge", is->partition_producers);
+    G("produce_duplicates_total", "counter", is->duplicates);
+    G("produce_out_of_order_total", "counter", is->out_of_order);
+    G("produce_fenced_total", "counter", is->fenced);
+    G("produce_duplicate_waits_total", "counter", ds->produce.duplicate_waits);
+    G("producer_snapshots_total", "counter", is->snapshots);
+    G("producers_expired_total", "counter", is->expired);
+#undef G
+}
+
 static void metrics_render(struct shard *sh, struct sbuf *b)
 {
     const struct shard_metrics *m = &sh->m;
+    struct delivery_stats ds;
+    delivery_get_stats(sh->svc.dv, &ds);
     uint64_t pending = 0;
-    for (size_t i = 0; i < meta_topic_count(sh->meta); i++) {
-        const struct meta_topic *t = meta_topic_at(sh->meta, i);
+    for (size_t i = 0; i < meta_topic_count(sh->svc.meta); i++) {
+        const struct meta_topic *t = meta_topic_at(sh->svc.meta, i);
         for (uint32_t k = 0; k < t->partition_count; k++)
             pending += partition_unsynced_bytes(t->parts[k]);
     }
@@ -200,16 +229,14 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("frames_too_large_total", "counter", m->frames_too_large);
     G("throttled_responses_total", "counter", m->throttled_responses);
     G("memory_pauses_total", "counter", m->mem_pauses);
-    G("produce_deferred_batches_total", "counter", m->produce_deferred);
+    G("produce_deferred_batches_total", "counter", ds.produce.deferred_batches);
     G("inflight_bytes", "gauge", sh->mem_used);
     G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
     G("pending_fsync_bytes", "gauge", pending);
-    G("topics", "gauge", meta_topic_count(sh->meta));
+    G("topics", "gauge", meta_topic_count(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
 #undef G
-    char dv[4096];
-    if (delivery_metrics(sh, dv, sizeof(dv)))
-        sb_printf(b, "%s", dv);
+    metrics_delivery(&ds, b);
     metrics_turns(sh, b);
     metrics_apis(sh, b);
     metrics_partitions(sh, b);
@@ -238,8 +265,8 @@ static void status_render(struct shard *sh, struct sbuf *b)
     char dir[2 * PATH_MAX];
     json_escape(sh->cfg.data_dir, dir, sizeof(dir));
     uint64_t partitions = 0, records = 0;
-    for (size_t i = 0; i < meta_topic_count(sh->meta); i++) {
-        const struct meta_topic *t = meta_topic_at(sh->meta, i);
+    for (size_t i = 0; i < meta_topic_count(sh->svc.meta); i++) {
+        const struct meta_topic *t = meta_topic_at(sh->svc.meta, i);
         partitions += t->partition_count;
         for (uint32_t k = 0; k < t->partition_count; k++)
             records += partition_visible_end(t->parts[k]) - partition_start_offset(t->parts[k]);
@@ -251,7 +278,7 @@ static void status_render(struct shard *sh, struct sbuf *b)
               sh->stopping ? "stopping" : "serving", sh->cfg.node_id, sh->cfg.listen_host,
               sh->port, sh->cfg.http_host, sh->http_port, dir,
               (unsigned long long)((io_now_ns(sh->io) - sh->start_ns) / 1000000ull),
-              (long long)sh->start_wall_ms, sh->nconns, meta_topic_count(sh->meta),
+              (long long)sh->start_wall_ms, sh->nconns, meta_topic_count(sh->svc.meta),
               (unsigned long long)partitions, (unsigned long long)records,
               (unsigned long long)sh->mem_used);
 }

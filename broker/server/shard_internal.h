@@ -1,7 +1,9 @@
 /*
- * shard_internal: the structures shared by the shard's modules (shard.c: loop, connections,
- * memory; api.c: request handlers; http.c: admin endpoints and metrics). Not for use outside
- * broker/.
+ * shard_internal: the structures shared by the server's files: shard.c (the loop, accepts,
+ * ticks, memory budget, start and stop), conn.c (connections: receive, parse, send, splice),
+ * req.c (a request's life, and the server's side of the svc and native contracts), services.c
+ * (the subsystems below the server, built and driven in one place) and http.c (admin
+ * endpoints and metrics). Nothing outside broker/server includes this.
  */
 #ifndef RL_BROKER_SHARD_INTERNAL_H
 #define RL_BROKER_SHARD_INTERNAL_H
@@ -11,13 +13,14 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "common/arena.h"
+#include "broker/native/native.h"
 #include "broker/server/config.h"
 #include "broker/server/loopclock.h"
-#include "proto/frame.h"
 #include "broker/server/shard.h"
-#include "broker/partition/partition.h"
+#include "broker/svc/svc.h"
+#include "common/arena.h"
 #include "io/io.h"
+#include "proto/frame.h"
 
 #define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */
 #define CONN_MAX_IOV 128             /* iovecs gathered into one sendmsg */
@@ -26,22 +29,21 @@
 #define SHARD_REQ_POOL_MAX 512       /* idle request objects kept for reuse */
 #define SHARD_MAX_HTTP_CONNS 64
 #define HTTP_REQ_MAX_BYTES 8192
-#define SHARD_TICK_MS 1000
-#define FETCH_DEFAULT_MAX_BYTES (50u * 1024 * 1024) /* when a fetch says max_bytes 0 */
-#define FETCH_MAX_WAIT_MS 300000u    /* longest long-poll a client may ask for */
-/* Fetched slices are read with O_DIRECT into buffers of this size (a slice whose aligned range
- * is larger goes by splice or a buffered read), and at most this many idle ones are kept. */
-#define FETCH_DIRECT_BUF_BYTES (2u * 1024 * 1024)
-#define SHARD_MAX_IDLE_DIRECT_BUFS 16
+#define SHARD_TICK_MS 100            /* group timers; slower upkeep counts its own interval */
+#define SHARD_SLOW_TICK_MS 1000      /* deleted topics reaped, accept backoff cleared */
 #define METRICS_BUCKETS 16
 #define METRICS_APIS 20              /* Ringlog__Api values 0..19 */
 
 struct shard;
 struct conn;
+struct bg;
+struct partition_env;
+struct meta;
 struct delivery;
 
 /* One request on a connection, from its frame to its response being sent. */
 struct req {
+    struct svc_req svc;      /* what handlers and services see (broker/svc/svc.h) */
     struct req *next;        /* connection queue, limbo list or free pool */
     struct conn *conn;       /* NULL once detached (connection gone; in limbo) */
     struct shard *sh;
@@ -54,7 +56,6 @@ struct req {
     bool close_after;        /* close the connection once this response is sent */
     bool needs_finish;       /* async work completed; the loop should finish the response */
     bool counted;            /* latency recorded */
-    uint32_t pending;        /* async ops outstanding (appends, reads, timer, cancel) */
     struct iovec *iov;       /* [0]: frame header + envelope; then raw batch data */
     int *seg_fd;             /* NULL, or per iov: -1 for memory, else a file segment of iov_len
                                 bytes at seg_pos in seg_fd (sent by splice; iov_base NULL) */
@@ -64,9 +65,18 @@ struct req {
     uint64_t mem_bytes;      /* charged to the shard's in-flight budget */
     uint8_t fallback[96];    /* an error response when the arena is exhausted */
     struct iovec fallback_iov;
-    void *state;             /* handler state (struct produce_state / fetch_state), in arena */
-    void (*finish)(struct req *r); /* run by the loop when needs_finish */
-    void (*release)(struct req *r); /* frees handler resources (slices, buffers) */
+};
+
+/* The subsystems below the server, in dependency order (services.c). Adding one means adding
+ * it here and to services.c; the loop calls services_turn/tick/begin_stop and nothing else. */
+struct services {
+    struct bg *bg;                   /* blocking file-system work off the loop */
+    struct partition_env *penv;      /* what the partitions share (deferred appends, opening) */
+    struct meta *meta;               /* topics and cluster metadata */
+    struct delivery *dv;             /* produce, fetch, producer ids, groups, offsets */
+    struct native *native;           /* the native protocol's handlers */
+    int64_t last_slow_tick_ms;
+    int64_t last_retention_ms;
 };
 
 struct conn {
@@ -137,8 +147,6 @@ struct shard_metrics {
     uint64_t bytes_received, bytes_sent;
     uint64_t frames_malformed, frames_too_large;
     uint64_t throttled_responses, mem_pauses;
-    uint64_t produce_deferred;           /* batches queued because a log was full */
-    uint64_t produce_duplicate_waits;    /* duplicates answered after their original's append */
     uint64_t http_requests;
 };
 
@@ -146,10 +154,7 @@ struct shard {
     struct broker_config cfg;
     struct io *io;
     struct storage *st;
-    struct bg *bg;                   /* blocking file-system work off the loop */
-    struct partition_env *penv;      /* what the partitions share (deferred appends, opening) */
-    struct meta *meta;               /* topics and cluster metadata (broker/meta) */
-    struct delivery *dv;             /* idempotence and consumer groups (broker/delivery.h) */
+    struct services svc;
     int listen_fd, http_fd;
     uint16_t port, http_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
@@ -159,7 +164,6 @@ struct shard {
     bool accept_backoff;             /* accept failed for lack of descriptors: wait a tick */
     int accept_result, http_accept_result;
     uint32_t ticks;
-    uint64_t last_retention_ns;
     uint32_t ops;                    /* our io ops in flight (drained before teardown) */
     struct conn *conns;
     uint32_t nconns;
@@ -174,9 +178,6 @@ struct shard {
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
     bool stopping;
-    bool splice_ok;                  /* fetch.splice: send file slices by splice */
-    uint8_t *direct_bufs[SHARD_MAX_IDLE_DIRECT_BUFS]; /* idle fetch read buffers */
-    uint32_t n_direct_bufs;
     uint64_t stop_deadline_ns;
     uint64_t start_ns;
     int64_t start_wall_ms;
@@ -186,7 +187,7 @@ struct shard {
     uint32_t warn_count, warn_suppressed;
 };
 
-/* --- shard.c, used by api.c and http.c -------------------------------------------------------- */
+/* --- shard.c ------------------------------------------------------------------------------------ */
 
 /* Queues c for the loop. Safe inside io callbacks. */
 void shard_mark_conn(struct conn *c);
@@ -195,34 +196,55 @@ void shard_mem_charge(struct shard *sh, uint64_t bytes);
 void shard_mem_refund(struct shard *sh, uint64_t bytes);
 /* Throttle time to put in responses now (0 when under budget). */
 uint32_t shard_throttle_ms(const struct shard *sh);
-/* Wraps an op callback so the shard's op count stays right: call at prepare time. */
+/* Counts the shard's own io ops in flight (drained before teardown): call at prepare time. */
 void shard_op_started(struct shard *sh);
 void shard_op_ended(struct shard *sh);
 
-/* Encodes resp (+ data iovecs, copied) as r's response and marks it ready. */
+/* --- req.c -------------------------------------------------------------------------------------- */
+
+/* The server's side of the contracts its handlers are written against. */
+extern const struct svc_host req_svc_host;
+extern const struct native_host req_native_host;
+
+/* A new request at the tail of c's queue (arena ready), or NULL when out of memory. */
+struct req *req_get(struct conn *c);
+/* The response is sent (or will never be): free r now, or from limbo once its ops end. */
+void req_retire(struct req *r);
+/* Frees the limbo's requests whose ops have all ended. */
+void req_reap_limbo(struct shard *sh);
+/* Frees r for good (releases, refunds, back to the pool). */
+void req_free(struct req *r);
+/* Encodes resp (+ data; fds[i] >= 0 makes data[i] the iov_len bytes at pos[i] of fds[i]) as
+ * r's response and marks it ready. */
 void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *data,
-                 uint32_t n_data);
-/* The same with file segments: fds[i] >= 0 makes data[i] (iov_base NULL) the iov_len bytes at
- * pos[i] of fds[i], which must stay open until r is released. */
-void req_respond_segs(struct req *r, Ringlog__Response *resp, const struct iovec *data,
-                      const int *fds, const uint64_t *pos, uint32_t n_data);
-/* A fresh response with the correlation id and throttle filled. NULL when out of memory. */
-Ringlog__Response *req_response(struct req *r);
+                 const int *fds, const uint64_t *pos, uint32_t n_data);
 /* Responds with only an error code and message. */
 void req_respond_error(struct req *r, int code, const char *msg);
 
-/* --- api.c ------------------------------------------------------------------------------------ */
+/* --- conn.c ------------------------------------------------------------------------------------- */
 
-/* Handles a decoded, checked request. data/data_len: the frame's data section, valid only
- * during the call. Either responds at once or leaves async work that ends in r->finish. */
-void api_dispatch(struct req *r, const Ringlog__Request *rq, const uint8_t *data,
-                  uint32_t data_len);
+/* An accepted connection joins the shard. */
+void conn_create(struct shard *sh, int fd);
+/* Loop work for one connection marked ready: finish, parse, send, re-arm, maybe free. */
+void conn_process(struct conn *c);
+/* Long polls of c answer now (the peer closes, or the broker stops). */
+void conn_interrupt(struct conn *c);
 
-/* Completes every long-poll fetch of c now (shutdown, connection closing). */
-void api_fetch_wake_all(struct conn *c);
+/* --- services.c --------------------------------------------------------------------------------- */
 
-/* Ends a detached fetch's wait (connection gone): unlinks waiters and cancels its timer. */
-void api_fetch_abandon(struct req *r);
+/* Builds the subsystems (after storage is open). Returns 0, or a code with err. Blocks
+ * (recovery, replays). */
+int services_open(struct shard *sh, char *err, size_t err_cap);
+/* Once per loop turn: background completions, partition work, metadata proposals. */
+void services_turn(struct shard *sh);
+/* Every SHARD_TICK_MS: group timers, producer upkeep, deferred retries, reaping, retention. */
+void services_tick(struct shard *sh, int64_t now_ms);
+/* Shutdown begins. */
+void services_begin_stop(struct shard *sh);
+/* True while a subsystem needs turns soon (the loop should not sleep long). */
+bool services_busy(const struct shard *sh);
+/* Closes everything (logs cleanly). NULL members are fine. Blocks. */
+void services_close(struct shard *sh);
 
 /* --- http.c ----------------------------------------------------------------------------------- */
 

@@ -50,6 +50,11 @@ struct svc_req {
     void *state;             /* handler state, in the arena */
     void (*finish)(struct svc_req *r);  /* run by the loop after svc_req_complete */
     void (*release)(struct svc_req *r); /* frees what the handler holds outside the arena */
+    /* Optional, for requests that wait (long polls): stop waiting and answer now (the peer is
+     * closing, the broker stopping); and stop waiting for good, nothing will be sent (the
+     * connection is gone). */
+    void (*interrupt)(struct svc_req *r);
+    void (*abandon)(struct svc_req *r);
 };
 
 static inline void svc_req_complete(struct svc_req *r)
