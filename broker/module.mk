@@ -6,7 +6,8 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/meta/config_topic.c broker/meta/metalog.c broker/meta/meta_record.c \
                broker/meta/meta.c broker/meta/meta_propose.c \
                broker/delivery/pstate.c broker/delivery/group.c broker/delivery/offsets.c \
-               broker/delivery/idempotence.c broker/delivery/coordinator.c \
+               broker/delivery/idempotence.c broker/delivery/idem_state.c \
+               broker/delivery/coordinator.c \
                broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
                broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
                broker/native/native_groups.c \

@@ -93,7 +93,7 @@ struct coord_join {
 };
 void coord_join(struct coord *c, struct svc_req *r, struct coord_join *j);
 
-/* --- SyncGroup, Heartbeat, LeaveGroup ----------------------------------------------------------- */
+/* --- SyncGroup, Heartbeat, LeaveGroup --------------------------------------------------------- */
 
 /* The member's assignment for `generation` (*tps valid until the next rebalance; copy it).
  * These return 0 or the error with a sentence in msg (empty when the code says it all). */
@@ -132,7 +132,7 @@ struct coord_commit {
 };
 void coord_commit(struct coord *c, struct svc_req *r, struct coord_commit *cm);
 
-/* --- OffsetFetch, ListGroups, DescribeGroups --------------------------------------------------- */
+/* --- OffsetFetch, ListGroups, DescribeGroups -------------------------------------------------- */
 
 /* Checks that offsets of group_id can be read now (0 or the error, with msg). */
 int coord_offsets_check(struct coord *c, const char *group_id, char *msg, size_t cap);

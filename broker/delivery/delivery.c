@@ -12,12 +12,11 @@
 int delivery_open(const struct delivery_config *cfg, struct meta *meta, struct bg *bg,
                   int64_t now_ms, struct delivery **out, char *err, size_t err_cap)
 {
-    (void)bg;
     struct delivery *dv = calloc(1, sizeof(*dv));
     if (!dv)
         return -ENOMEM;
     int rc = -ENOMEM;
-    dv->idem = idem_create(meta, cfg->data_dir, cfg->producer_id_expiration_ms);
+    dv->idem = idem_create(meta, bg, cfg->data_dir, cfg->producer_id_expiration_ms);
     if (!dv->idem || produce_create(meta, dv->idem, &dv->produce) ||
         fetch_create(meta, cfg->fetch_splice, &dv->fetch)) {
         snprintf(err, err_cap, "cannot allocate the delivery services");

@@ -154,7 +154,7 @@ static void group_remove_member(struct group *g, struct group_member *m)
     g->member_count--;
 }
 
-/* --- assignors --------------------------------------------------------------------------------- */
+/* --- assignors -------------------------------------------------------------------------------- */
 
 void group_assign_range(uint32_t topic_count, const uint32_t *partitions, uint32_t member_count,
                         const bool *subscribed, int32_t *member_of)
@@ -203,7 +203,7 @@ void group_assign_roundrobin(uint32_t topic_count, const uint32_t *partitions,
     }
 }
 
-/* --- rebalance completion ---------------------------------------------------------------------- */
+/* --- rebalance completion --------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -398,7 +398,7 @@ static void group_start_rebalance(struct group *g, int64_t now_ms)
     g->rebalance_deadline_ms = now_ms + longest_ms;
 }
 
-/* --- requests ---------------------------------------------------------------------------------- */
+/* --- requests --------------------------------------------------------------------------------- */
 
 /* Validates a join's subscription and assignors; fills prefs. */
 static int group_parse_spec(const struct group *g, const struct group_member_spec *spec,

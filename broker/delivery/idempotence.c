@@ -1,5 +1,6 @@
 /*
- * idempotence: producer ids, epochs and per-partition producer state (see idempotence.h).
+ * idempotence: producer ids, epochs and the produce path's checks (see idempotence.h; each
+ * partition's state lives in idem_state.c, the shared structures in idem_int.h).
  *
  * Producer ids: ids below `next_id` were handed out; ids below `block_end` are recorded in the
  * metadata log as reserved. A restart starts at the recorded block end, so an id reserved before
@@ -10,16 +11,13 @@
  * producer.id.expiration.ms are dropped). The produce path fences a batch whose epoch is older
  * than that, even on a partition the newer epoch has not written yet. The map is not persisted:
  * after a restart an id's epoch is recovered from the partitions' producer state when a
- * producer asks to bump it.
+ * producer asks to bump it (every partition is loaded first, in the background).
  *
- * Partition state: loaded on first use (an idempotent batch, or a segment roll) from the
- * snapshot plus the batch headers after it, up to the partition's visible end. Batches still in
- * flight when loading cannot carry a producer id: any idempotent batch would have loaded the
- * state first. A snapshot's next offset covers every batch recorded, including batches whose
- * append has not completed; if the broker then dies, recovery cuts the log below that offset and
- * loading truncates the state to the log's end.
+ * A snapshot's next offset covers every batch recorded, including batches whose append has not
+ * completed; if the broker then dies, recovery cuts the log below that offset and loading
+ * truncates the state to the log's end.
  */
-#include "broker/delivery/idempotence.h"
+#include "broker/delivery/idem_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,45 +34,11 @@
 #include "storage/plog.h"
 
 #define IDEM_EPOCH_SLOTS (2u * IDEM_MAX_PRODUCERS) /* power of two; load factor <= 0.5 */
-#define IDEM_REPLAY_READ_BYTES (16u << 20) /* per plog_read; files are read 1 MiB at a time */
-#define IDEM_REPLAY_MAX_READS (1u << 24)
 #define IDEM_EXPIRE_EVERY_MS 1000
 /* Besides rolls, a snapshot once this many bytes were appended and this long has passed since
- * the last one, so replay after a crash reads a bounded part of a large active segment. A
- * snapshot costs two fsyncs on the loop, hence the time bound for fast partitions. */
+ * the last one, so replay after a crash reads a bounded part of a large active segment. */
 #define IDEM_SNAPSHOT_EVERY_BYTES (256ull << 20)
 #define IDEM_SNAPSHOT_MIN_INTERVAL_MS 10000
-
-struct idem_epoch {
-    int64_t producer_id; /* -1: free slot */
-    int64_t last_ms;
-    int16_t epoch;
-};
-
-struct idem_part {
-    struct pstate *ps;          /* NULL until loaded */
-    uint32_t max_producers;     /* of ps */
-    uint32_t seen_segments;     /* segment count at the last look (roll detection) */
-    bool dirty;                 /* recorded since the last snapshot */
-    uint64_t bytes_at_snapshot; /* the partition's bytes_in when the last snapshot was taken */
-    int64_t snapshot_ms;        /* when the last snapshot was taken */
-};
-
-struct idem {
-    struct meta *meta;
-    char data_dir[PATH_MAX];
-    int64_t expiration_ms;
-    int64_t next_id, block_end;
-    struct idem_epoch *epochs;
-    uint32_t n_epochs;
-    uint8_t *scratch;           /* snapshot image, CHECKPOINT_MAX_PAYLOAD bytes */
-    int64_t last_expire_ms;
-    struct idem_stats st;
-    /* InitProducerIds waiting for the next block of ids to be recorded, in arrival order. */
-    struct idem_init *waiting, *waiting_tail;
-    bool reserving;
-    struct meta_proposal block_pr;
-};
 
 /* --- epoch map -------------------------------------------------------------------------------- */
 
@@ -147,7 +111,8 @@ static int idem_epoch_set(struct idem *id, int64_t producer_id, int16_t epoch, i
 
 /* --- create / destroy ------------------------------------------------------------------------- */
 
-struct idem *idem_create(struct meta *meta, const char *data_dir, int64_t expiration_ms)
+struct idem *idem_create(struct meta *meta, struct bg *bg, const char *data_dir,
+                         int64_t expiration_ms)
 {
     struct idem *id = calloc(1, sizeof(*id));
     if (!id)
@@ -161,6 +126,7 @@ struct idem *idem_create(struct meta *meta, const char *data_dir, int64_t expira
     for (uint32_t i = 0; i < IDEM_EPOCH_SLOTS; i++)
         id->epochs[i].producer_id = -1;
     id->meta = meta;
+    id->bg = bg;
     snprintf(id->data_dir, sizeof(id->data_dir), "%s", data_dir);
     id->expiration_ms = expiration_ms;
     id->block_end = meta_producer_id_block_end(meta);
@@ -175,15 +141,6 @@ void idem_destroy(struct idem *id)
     free(id->epochs);
     free(id->scratch);
     free(id);
-}
-
-static void idem_part_free(void *obj)
-{
-    struct idem_part *ip = obj;
-    if (!ip)
-        return;
-    pstate_destroy(ip->ps);
-    free(ip);
 }
 
 /* --- InitProducerId --------------------------------------------------------------------------- */
@@ -256,52 +213,25 @@ static int idem_new_id_or_wait(struct idem *id, struct idem_init *in)
     return 1;
 }
 
-static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
-                           struct idem_part **out);
-
-/* The newest epoch any partition has stored for the id, or -1. Used when the epoch map does
- * not know the id (after a restart): every partition's state is loaded, once per process,
- * so a fenced instance cannot bump itself back to the epoch that fenced it. */
-static int16_t idem_epoch_from_partitions(struct idem *id, int64_t producer_id, int64_t now_ms)
+/* The newest epoch any loaded partition holds for the id, or -1. */
+static int16_t idem_epoch_from_partitions(const struct idem *id, int64_t producer_id)
 {
     int16_t best = -1;
-    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
-        const struct meta_topic *t = meta_topic_at(id->meta, i);
-        for (uint32_t k = 0; k < t->partition_count; k++) {
-            struct idem_part *ip = NULL;
-            if (idem_part_ready(id, t->parts[k], now_ms, &ip) != 0)
-                continue;
-            int e = pstate_producer_epoch(ip->ps, producer_id);
-            if (e > best)
-                best = (int16_t)e;
-        }
+    for (const struct idem_part *ip = id->parts; ip; ip = ip->next) {
+        if (!ip->ps)
+            continue;
+        int e = pstate_producer_epoch(ip->ps, producer_id);
+        if (e > best)
+            best = (int16_t)e;
     }
     return best;
 }
 
-int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
+/* Bumps in's epoch from `current`, the id's newest epoch (-1: unknown, trust the producer). */
+static int idem_bump(struct idem *id, struct idem_init *in, int32_t current)
 {
     int64_t producer_id = in->producer_id;
     int32_t epoch = in->epoch;
-    in->now_ms = now_ms;
-    in->rc = 0;
-    in->msg[0] = 0;
-    in->out_id = -1;
-    in->out_epoch = -1;
-    if (producer_id < -1 || (producer_id >= 0 && producer_id >= id->next_id)) {
-        snprintf(in->msg, sizeof(in->msg), "producer id %lld was never handed out by this "
-                 "broker; ask for a new one with producer_id -1", (long long)producer_id);
-        return in->rc = RL_E_UNKNOWN_PRODUCER_ID;
-    }
-    if (producer_id == -1)
-        return in->rc = idem_new_id_or_wait(id, in);
-    if (epoch < 0 || epoch > INT16_MAX) {
-        snprintf(in->msg, sizeof(in->msg), "producer epoch %d is out of range [0, %d]", epoch,
-                 INT16_MAX);
-        return in->rc = RL_E_INVALID_PRODUCER_EPOCH;
-    }
-    const struct idem_epoch *e = idem_epoch_find(id, producer_id);
-    int32_t current = e ? e->epoch : idem_epoch_from_partitions(id, producer_id, now_ms);
     if (current < 0)
         current = epoch; /* unknown after a restart and nothing stored: trust the producer */
     if (epoch < current) {
@@ -316,7 +246,7 @@ int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
     }
     if (current == INT16_MAX)
         return in->rc = idem_new_id_or_wait(id, in);
-    int rc = idem_epoch_set(id, producer_id, (int16_t)(current + 1), now_ms);
+    int rc = idem_epoch_set(id, producer_id, (int16_t)(current + 1), in->now_ms);
     if (rc) {
         snprintf(in->msg, sizeof(in->msg), "too many live producers (%u)", IDEM_MAX_PRODUCERS);
         return in->rc = rc;
@@ -326,210 +256,67 @@ int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
     return 0;
 }
 
-/* --- partition state: load, grow, snapshot ---------------------------------------------------- */
-
-static void idem_part_dir(const struct idem *id, const struct partition *p, char *out,
-                          size_t cap)
+/* An epoch bump for an id the epoch map does not know (after a restart): every partition's
+ * state is loaded first (once per process, in the background), so a fenced instance cannot bump
+ * itself back to the epoch that fenced it. Returns as idem_init_producer. */
+static int idem_bump_unknown(struct idem *id, struct idem_init *in)
 {
-    snprintf(out, cap, "%s/%s-%u", id->data_dir, partition_topic(p), partition_index(p));
-}
-
-/* Moves the table into one twice as large (through a snapshot image). */
-static int idem_part_grow(struct idem *id, struct idem_part *ip)
-{
-    if (ip->max_producers >= IDEM_PART_MAX_PRODUCERS)
-        return RL_E_LIMIT;
-    uint32_t n = ip->max_producers * 2;
-    if (n > IDEM_PART_MAX_PRODUCERS)
-        n = IDEM_PART_MAX_PRODUCERS;
-    struct pstate *ps = pstate_create(n);
-    if (!ps)
-        return -ENOMEM;
-    int64_t next = 0;
-    int len = pstate_snapshot_encode(ip->ps, 0, id->scratch, CHECKPOINT_MAX_PAYLOAD);
-    if (len < 0 || pstate_snapshot_decode(ps, id->scratch, (size_t)len, &next) != 0) {
-        pstate_destroy(ps);
-        return RL_E_INTERNAL;
-    }
-    pstate_destroy(ip->ps);
-    ip->ps = ps;
-    ip->max_producers = n;
-    return 0;
-}
-
-static int idem_part_record(struct idem *id, struct idem_part *ip, const struct batch_header *h,
-                            uint64_t base_offset, int64_t now_ms)
-{
-    int rc = pstate_record(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
-                           h->record_count, (int64_t)base_offset, now_ms);
-    if (rc == RL_E_LIMIT && idem_part_grow(id, ip) == 0)
-        rc = pstate_record(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
-                           h->record_count, (int64_t)base_offset, now_ms);
-    ip->dirty = true;
-    return rc;
-}
-
-/* Reads the snapshot into a fresh table. Returns the offset replay resumes from. */
-static int64_t idem_load_snapshot(struct idem *id, struct partition *p, struct idem_part *ip)
-{
-    char dir[PATH_MAX + 300];
-    idem_part_dir(id, p, dir, sizeof(dir));
-    int n = checkpoint_read(dir, IDEM_SNAPSHOT_NAME, id->scratch, CHECKPOINT_MAX_PAYLOAD);
-    uint32_t count = 0;
-    if (n >= 20)
-        memcpy(&count, id->scratch + 16, 4); /* the snapshot's producer count (pstate.c) */
-    uint32_t want = IDEM_PART_MIN_PRODUCERS;
-    while (want < count && want < IDEM_PART_MAX_PRODUCERS)
-        want *= 2;
-    ip->max_producers = want > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : want;
-    ip->ps = pstate_create(ip->max_producers);
-    if (!ip->ps)
-        return -1;
-    int64_t next = 0;
-    if (n >= 0 && pstate_snapshot_decode(ip->ps, id->scratch, (size_t)n, &next) != 0) {
-        RL_CORRUPT(dir, 0, 0, "producer-state snapshot does not decode; rebuilding from the log");
-        next = 0;
-    } else if (n < 0 && n != -ENOENT) {
-        RL_WARN("%s/%s: %s; rebuilding producer state from the log", dir, IDEM_SNAPSHOT_NAME,
-                rl_strerror(n));
-    }
-    return next;
-}
-
-/* Records the idempotent batches of one slice whose base offset is >= from. A file slice is
- * read through the scratch buffer a window at a time (segment files bypass the page cache, so
- * one small read per header would be one disk read per batch). */
-static int idem_replay_slice(struct idem *id, struct partition *p, struct idem_part *ip,
-                             const struct plog_slice *s, uint64_t from, int64_t now_ms)
-{
-    uint32_t wpos = 0, wlen = 0;
-    for (uint32_t pos = 0; pos + RL_BATCH_HEADER_SIZE <= s->len;) {
-        const uint8_t *b = s->mem ? s->mem + pos : NULL;
-        if (!b) {
-            if (pos < wpos || pos + RL_BATCH_HEADER_SIZE > wpos + wlen) {
-                uint32_t n = s->len - pos < CHECKPOINT_MAX_PAYLOAD ? s->len - pos
-                                                                   : CHECKPOINT_MAX_PAYLOAD;
-                ssize_t got = pread(s->fd, id->scratch, n, (off_t)(s->file_position + pos));
-                if (got < RL_BATCH_HEADER_SIZE)
-                    return got < 0 ? -errno : -EIO;
-                wpos = pos;
-                wlen = (uint32_t)got;
-            }
-            b = id->scratch + (pos - wpos);
-        }
-        struct batch_header h;
-        int rc = batch_header_decode(b, RL_BATCH_HEADER_SIZE, &h);
-        if (rc)
-            return rc;
-        /* Replayed producers count as active now: record timestamps are the producer's
-         * clock, and forgetting a live producer would break its retries. */
-        if (h.producer_id >= 0 && h.base_offset >= from &&
-            idem_part_record(id, ip, &h, h.base_offset, now_ms))
-            RL_WARN("%s-%u: producer state full; producer %lld forgotten", partition_topic(p),
-                    partition_index(p), (long long)h.producer_id);
-        pos += h.batch_len;
-    }
-    return 0;
-}
-
-/* Records every idempotent batch header in [from, to) of the log. */
-static int idem_replay(struct idem *id, struct partition *p, struct idem_part *ip, uint64_t from,
-                       uint64_t to, int64_t now_ms)
-{
-    uint64_t off = from;
-    for (uint32_t reads = 0; off < to && reads < IDEM_REPLAY_MAX_READS; reads++) {
-        struct plog_slice s;
-        int rc = partition_read(p, off, IDEM_REPLAY_READ_BYTES, &s);
-        if (rc)
-            return rc;
-        if (s.len == 0) {
-            partition_read_release(p, &s);
-            break;
-        }
-        rc = idem_replay_slice(id, p, ip, &s, from, now_ms);
-        off = s.next_offset;
-        partition_read_release(p, &s);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int idem_part_load(struct idem *id, struct partition *p, struct idem_part *ip,
-                          int64_t now_ms)
-{
-    int64_t next = idem_load_snapshot(id, p, ip);
-    if (!ip->ps)
-        return -ENOMEM;
-    uint64_t end = partition_visible_end(p), start = partition_start_offset(p);
-    if (next > (int64_t)end) {
-        pstate_truncate(ip->ps, (int64_t)end); /* the log lost a tail after the snapshot */
-        next = (int64_t)end;
-    }
-    if (next < (int64_t)start)
-        next = (int64_t)start;
-    int rc = idem_replay(id, p, ip, (uint64_t)next, end, now_ms);
-    if (rc) {
-        RL_ERROR("%s-%u: cannot rebuild producer state from the log: %s", partition_topic(p),
-                 partition_index(p), rl_strerror(rc));
-        pstate_destroy(ip->ps);
-        ip->ps = NULL;
-        return rc;
-    }
-    pstate_expire(ip->ps, now_ms, id->expiration_ms);
-    id->st.partitions_loaded++;
-    RL_INFO("%s-%u: producer state loaded (%u producers, replayed offsets %lld..%llu)",
-            partition_topic(p), partition_index(p), pstate_count(ip->ps), (long long)next,
-            (unsigned long long)end);
-    return 0;
-}
-
-static struct idem_part *idem_part_get(struct partition *p)
-{
-    struct idem_part *ip = partition_attachment(p);
-    if (!ip) {
-        ip = calloc(1, sizeof(*ip));
-        if (ip) {
-            ip->seen_segments = partition_segment_count(p);
-            ip->bytes_at_snapshot = partition_stats(p)->bytes_in;
-            partition_attach(p, ip, idem_part_free);
+    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(id->meta, i);
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            struct idem_part *ip = idem_part_get(id, t->parts[k]);
+            if (ip)
+                idem_part_load(id, ip);
         }
     }
-    return ip;
+    if (!idem_loads_busy(id))
+        return idem_bump(id, in, idem_epoch_from_partitions(id, in->producer_id));
+    in->next = NULL;
+    if (id->bump_waiting_tail)
+        id->bump_waiting_tail->next = in;
+    else
+        id->bump_waiting = in;
+    id->bump_waiting_tail = in;
+    return 1;
 }
 
-static int idem_part_ready(struct idem *id, struct partition *p, int64_t now_ms,
-                           struct idem_part **out)
+void idem_loads_drained(struct idem *id)
 {
-    struct idem_part *ip = idem_part_get(p);
-    if (!ip)
-        return -ENOMEM;
-    if (!ip->ps) {
-        int rc = idem_part_load(id, p, ip, now_ms);
-        if (rc)
-            return rc;
+    for (uint32_t guard = 0; id->bump_waiting && guard < 10000000; guard++) {
+        struct idem_init *in = id->bump_waiting;
+        id->bump_waiting = in->next;
+        if (!id->bump_waiting)
+            id->bump_waiting_tail = NULL;
+        const struct idem_epoch *e = idem_epoch_find(id, in->producer_id);
+        int32_t current = e ? e->epoch : idem_epoch_from_partitions(id, in->producer_id);
+        if (idem_bump(id, in, current) != 1) /* 1: waits for a block of ids, done runs then */
+            in->done(in);
     }
-    *out = ip;
-    return 0;
 }
 
-static void idem_part_snapshot(struct idem *id, struct partition *p, struct idem_part *ip,
-                               int64_t now_ms)
+int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
 {
-    /* Everything recorded, including appends queued behind a full log, is below this. */
-    int64_t next = (int64_t)partition_next_offset(p);
-    int n = pstate_snapshot_encode(ip->ps, next, id->scratch, CHECKPOINT_MAX_PAYLOAD);
-    char dir[PATH_MAX + 300];
-    idem_part_dir(id, p, dir, sizeof(dir));
-    int rc = n < 0 ? n : checkpoint_write(dir, IDEM_SNAPSHOT_NAME, id->scratch, (size_t)n);
-    if (rc) {
-        RL_WARN("%s: cannot write the producer-state snapshot: %s", dir, rl_strerror(rc));
-        return;
+    int64_t producer_id = in->producer_id;
+    id->now_ms = now_ms;
+    in->now_ms = now_ms;
+    in->rc = 0;
+    in->msg[0] = 0;
+    in->out_id = -1;
+    in->out_epoch = -1;
+    if (producer_id < -1 || (producer_id >= 0 && producer_id >= id->next_id)) {
+        snprintf(in->msg, sizeof(in->msg), "producer id %lld was never handed out by this "
+                 "broker; ask for a new one with producer_id -1", (long long)producer_id);
+        return in->rc = RL_E_UNKNOWN_PRODUCER_ID;
     }
-    ip->dirty = false;
-    ip->bytes_at_snapshot = partition_stats(p)->bytes_in;
-    ip->snapshot_ms = now_ms;
-    id->st.snapshots++;
+    if (producer_id == -1)
+        return in->rc = idem_new_id_or_wait(id, in);
+    if (in->epoch < 0 || in->epoch > INT16_MAX) {
+        snprintf(in->msg, sizeof(in->msg), "producer epoch %d is out of range [0, %d]",
+                 in->epoch, INT16_MAX);
+        return in->rc = RL_E_INVALID_PRODUCER_EPOCH;
+    }
+    const struct idem_epoch *e = idem_epoch_find(id, producer_id);
+    return e ? idem_bump(id, in, e->epoch) : idem_bump_unknown(id, in);
 }
 
 /* --- produce path ----------------------------------------------------------------------------- */
@@ -545,8 +332,8 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
         return RL_E_UNKNOWN_PRODUCER_ID;
     }
     if (h->producer_epoch < 0 || h->base_sequence < 0) {
-        snprintf(msg, msg_cap, "idempotent batch for %s-%u has a negative %s", tn, partition_index(p),
-                 h->producer_epoch < 0 ? "producer epoch" : "base sequence");
+        snprintf(msg, msg_cap, "idempotent batch for %s-%u has a negative %s", tn,
+                 partition_index(p), h->producer_epoch < 0 ? "producer epoch" : "base sequence");
         return h->producer_epoch < 0 ? RL_E_INVALID_PRODUCER_EPOCH
                                      : RL_E_OUT_OF_ORDER_SEQUENCE;
     }
@@ -557,14 +344,18 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
                  (long long)h->producer_id, h->producer_epoch, e->epoch);
         return RL_E_PRODUCER_FENCED;
     }
-    struct idem_part *ip;
-    int rc = idem_part_ready(id, p, now_ms, &ip);
-    if (rc) {
-        snprintf(msg, msg_cap, "producer state of %s-%u is unavailable: %s", tn, partition_index(p),
-                 rl_strerror(rc));
-        return rc;
+    id->now_ms = now_ms;
+    struct idem_part *ip = idem_part_get(id, p);
+    if (!ip) {
+        snprintf(msg, msg_cap, "producer state of %s-%u is unavailable: %s", tn,
+                 partition_index(p), rl_strerror(-ENOMEM));
+        return -ENOMEM;
     }
-    rc = pstate_check(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
+    if (!ip->ps) {
+        idem_part_load(id, ip);
+        return IDEM_PENDING; /* the caller waits with idem_wait_loaded */
+    }
+    int rc = pstate_check(ip->ps, h->producer_id, h->producer_epoch, h->base_sequence,
                       h->record_count, v);
     if (rc == RL_E_LIMIT) {
         pstate_expire(ip->ps, now_ms, id->expiration_ms);
@@ -581,12 +372,14 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
     case RL_E_OUT_OF_ORDER_SEQUENCE:
         id->st.out_of_order++;
         snprintf(msg, msg_cap, "producer %lld sent sequence %d to %s-%u; expected %d",
-                 (long long)h->producer_id, h->base_sequence, tn, partition_index(p), v->expected_sequence);
+                 (long long)h->producer_id, h->base_sequence, tn, partition_index(p),
+                 v->expected_sequence);
         break;
     case RL_E_PRODUCER_FENCED:
         id->st.fenced++;
         snprintf(msg, msg_cap, "producer %lld epoch %d is fenced on %s-%u by epoch %d",
-                 (long long)h->producer_id, h->producer_epoch, tn, partition_index(p), v->current_epoch);
+                 (long long)h->producer_id, h->producer_epoch, tn, partition_index(p),
+                 v->current_epoch);
         break;
     case RL_E_UNKNOWN_PRODUCER_ID:
         snprintf(msg, msg_cap, "%s-%u has no state for producer %lld (expired or removed by "
@@ -594,8 +387,8 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
                  tn, partition_index(p), (long long)h->producer_id, h->base_sequence);
         break;
     case RL_E_LIMIT:
-        snprintf(msg, msg_cap, "%s-%u tracks its maximum of %u producers", tn, partition_index(p),
-                 IDEM_PART_MAX_PRODUCERS);
+        snprintf(msg, msg_cap, "%s-%u tracks its maximum of %u producers", tn,
+                 partition_index(p), IDEM_PART_MAX_PRODUCERS);
         break;
     default:
         snprintf(msg, msg_cap, "%s", rl_strerror(rc));
@@ -610,8 +403,8 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
     struct idem_part *ip = partition_attachment(p);
     RL_ASSERT(ip && ip->ps); /* idem_check loaded it */
     if (idem_part_record(id, ip, h, base_offset, now_ms))
-        RL_WARN("%s-%u: producer state full; producer %lld not recorded", partition_topic(p), partition_index(p),
-                (long long)h->producer_id);
+        RL_WARN("%s-%u: producer state full; producer %lld not recorded", partition_topic(p),
+                partition_index(p), (long long)h->producer_id);
     struct idem_epoch *e = idem_epoch_find(id, h->producer_id);
     if (e) {
         if (h->producer_epoch > e->epoch)
@@ -622,13 +415,12 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
 
 /* --- maintenance ------------------------------------------------------------------------------ */
 
-static void idem_tick_partition(struct idem *id, struct partition *p, int64_t now_ms,
+static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t now_ms,
                                 bool expire)
 {
-    /* Only partitions idempotent producers use have state; the others are never loaded. */
-    struct idem_part *ip = partition_attachment(p);
-    if (!ip || !ip->ps)
-        return;
+    struct partition *p = ip->p;
+    if (!ip->ps)
+        return; /* being loaded (or its load failed: the next idempotent batch retries) */
     if (expire) {
         uint32_t n = pstate_expire(ip->ps, now_ms, id->expiration_ms);
         id->st.expired += n;
@@ -637,7 +429,7 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
     if (ip->dirty && !partition_gone(p) &&
         partition_stats(p)->bytes_in - ip->bytes_at_snapshot >= IDEM_SNAPSHOT_EVERY_BYTES &&
         now_ms - ip->snapshot_ms >= IDEM_SNAPSHOT_MIN_INTERVAL_MS)
-        idem_part_snapshot(id, p, ip, now_ms);
+        idem_part_snapshot(id, ip, now_ms);
     uint32_t segs = partition_segment_count(p);
     if (segs == ip->seen_segments)
         return;
@@ -647,11 +439,12 @@ static void idem_tick_partition(struct idem *id, struct partition *p, int64_t no
     ip->seen_segments = segs;
     if (!rolled || partition_gone(p))
         return;
-    idem_part_snapshot(id, p, ip, now_ms);
+    idem_part_snapshot(id, ip, now_ms);
 }
 
 void idem_tick(struct idem *id, int64_t now_ms)
 {
+    id->now_ms = now_ms;
     bool expire = now_ms - id->last_expire_ms >= IDEM_EXPIRE_EVERY_MS;
     if (expire) {
         id->last_expire_ms = now_ms;
@@ -659,15 +452,12 @@ void idem_tick(struct idem *id, int64_t now_ms)
     }
     uint64_t producers = 0;
     uint32_t loaded = 0;
-    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
-        const struct meta_topic *t = meta_topic_at(id->meta, i);
-        for (uint32_t k = 0; k < t->partition_count; k++) {
-            idem_tick_partition(id, t->parts[k], now_ms, expire);
-            const struct idem_part *ip = partition_attachment(t->parts[k]);
-            if (ip && ip->ps) {
-                loaded++;
-                producers += pstate_count(ip->ps);
-            }
+    /* Only partitions idempotent producers use have state; the others are never looked at. */
+    for (struct idem_part *ip = id->parts; ip; ip = ip->next) {
+        idem_tick_partition(id, ip, now_ms, expire);
+        if (ip->ps) {
+            loaded++;
+            producers += pstate_count(ip->ps);
         }
     }
     id->st.partitions_loaded = loaded;

@@ -21,6 +21,9 @@
 #include "common/log.h"
 #include "io/io.h"
 
+/* produce_idem_check's answer for a duplicate (besides 0, IDEM_PENDING and errors). */
+#define PRODUCE_DUPLICATE (IDEM_PENDING + 1)
+
 struct produce {
     struct meta *meta;
     struct idem *idem;
@@ -151,9 +154,11 @@ static int produce_check(struct svc_req *r, const struct meta_topic *t, struct p
     return 0;
 }
 
-/* Idempotence check before appending batch a (header h). Returns 0 to append, 1 for a
- * duplicate (answered with the original's offsets, once they are visible when acks != 0), or
- * an error already put in the result. */
+/* Idempotence check before appending batch a (header h). Returns 0 to append,
+ * PRODUCE_DUPLICATE for a duplicate (answered with the original's offsets, once they are
+ * visible when acks != 0),
+ * IDEM_PENDING while the partition's producer state loads, or an error already put in the
+ * result. */
 static int produce_idem_check(struct produce *ps, struct produce_append *a,
                               const struct batch_header *h)
 {
@@ -162,8 +167,8 @@ static int produce_idem_check(struct produce *ps, struct produce_append *a,
     struct pstate_verdict v;
     char msg[320];
     int rc = idem_check(ps->idem, a->p, h, io_wall_ms(r->io), &v, msg, sizeof(msg));
-    if (rc == 0)
-        return 0;
+    if (rc == 0 || rc == IDEM_PENDING)
+        return rc;
     if (rc != RL_E_DUPLICATE_SEQUENCE) {
         a->res->error_code = rc;
         a->res->error_message = arena_strdup(r->arena, msg);
@@ -174,7 +179,7 @@ static int produce_idem_check(struct produce *ps, struct produce_append *a,
     if (a->first)
         a->res->base_offset = v.dup_base_offset;
     if (st->q->acks == 0 || (uint64_t)v.dup_last_offset < partition_visible_end(a->p))
-        return 1;
+        return PRODUCE_DUPLICATE;
     /* The original is still being written: answer once it is durable, like the original. */
     ps->st.duplicate_waits++;
     a->dup_until = (uint64_t)v.dup_last_offset + 1;
@@ -183,7 +188,7 @@ static int produce_idem_check(struct produce *ps, struct produce_append *a,
     partition_wait(a->p, &a->dup_wait);
     partition_pin(a->p);
     r->pending++;
-    return 1;
+    return PRODUCE_DUPLICATE;
 }
 
 /* Looks the partition up and checks what can be checked before appending. Returns it, or
@@ -213,55 +218,108 @@ static struct partition *produce_resolve(struct produce *ps, struct svc_req *r,
     return p;
 }
 
-static void produce_partition(struct produce *ps, struct svc_req *r, struct produce_part *res)
+/* One partition's batches of a request, appended in order; parked (with its remaining bytes
+ * copied into the request's arena) while the partition's producer state loads. */
+struct produce_run {
+    struct idem_wait wait;
+    struct produce *ps;
+    struct svc_req *r;
+    struct produce_part *res;
+    struct partition *p;
+    struct produce_append *as;   /* one per batch */
+    uint32_t count;
+    const uint8_t *data;         /* batch bytes at position pos are data + (pos - data_pos) */
+    uint32_t data_pos;
+    uint32_t i, pos;             /* the next batch and its position in the partition's data */
+    uint8_t *copy;               /* while parked: the batches not yet appended */
+};
+
+static void produce_run(struct produce_run *run);
+
+static void produce_resume(struct idem_wait *w, int rc)
 {
-    struct produce_state *st = r->state;
-    const struct meta_topic *t = NULL;
-    uint32_t count = 0;
-    res->base_offset = -1;
-    res->log_append_time_ms = -1;
-    struct partition *p = produce_resolve(ps, r, res, &t);
-    if (!p || produce_check(r, t, res, &count))
-        return;
-    struct produce_append *as = arena_calloc(r->arena, count * sizeof(*as));
-    if (!as) {
-        res->error_code = RL_E_LIMIT;
-        res->error_message = "too many batches for one request's memory; send fewer, larger "
-                             "batches (raise batch.size or linger.ms)";
-        return;
+    struct produce_run *run = w->ctx;
+    if (rc) {
+        run->res->error_code = rc;
+        run->res->error_message = arena_printf(run->r->arena, "producer state of %s-%u is "
+                                               "unavailable: %s", run->res->topic,
+                                               run->res->partition, rl_strerror(rc));
+    } else {
+        produce_run(run); /* the log copies (or queues a copy of) every batch it takes */
     }
-    const uint8_t *d = res->data;
-    uint32_t pos = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        struct produce_append *a = &as[i];
+    free(run->copy);
+    run->copy = NULL;
+    produce_op_over(run->r); /* the wait is over; appends count on their own */
+}
+
+/* Waits for the partition's producer state, keeping the bytes of the batches not yet appended
+ * (the receive buffer they came in is reused once the request is dispatched): a copy charged
+ * to the memory budget, freed once the batches went to the log. */
+static void produce_park(struct produce_run *run)
+{
+    struct svc_req *r = run->r;
+    uint32_t left = run->res->data_len - run->pos;
+    if (run->data == run->res->data) {
+        run->copy = malloc(left ? left : 1);
+        if (!run->copy) {
+            run->res->error_code = -ENOMEM;
+            run->res->error_message = "out of memory while producer state loads";
+            return;
+        }
+        memcpy(run->copy, run->data + (run->pos - run->data_pos), left);
+        svc_req_charge(r, left);
+        run->data = run->copy;
+        run->data_pos = run->pos;
+    }
+    run->wait.done = produce_resume;
+    run->wait.ctx = run;
+    r->pending++;
+    idem_wait_loaded(run->ps->idem, run->p, &run->wait);
+}
+
+/* Appends the run's batches from the next one on. */
+static void produce_run(struct produce_run *run)
+{
+    struct produce *ps = run->ps;
+    struct svc_req *r = run->r;
+    struct produce_part *res = run->res;
+    struct produce_state *st = r->state;
+    for (; run->i < run->count; run->i++) {
+        struct produce_append *a = &run->as[run->i];
+        const uint8_t *b = run->data + (run->pos - run->data_pos);
         struct batch_header h;
-        batch_header_decode(d + pos, res->data_len - pos, &h);
-        a->pa.batch = d + pos;
+        batch_header_decode(b, res->data_len - run->pos, &h);
+        a->pa.batch = b;
         a->pa.len = h.batch_len;
         a->pa.records = h.record_count;
         a->pa.ack = st->q->acks == -1 ? PARTITION_ACK_ALL : PARTITION_ACK_LEADER;
         a->pa.done = produce_append_done;
         a->pa.ctx = a;
         a->r = r;
-        a->p = p;
+        a->p = run->p;
         a->res = res;
-        a->first = i == 0;
-        pos += h.batch_len;
+        a->first = run->i == 0;
         if (h.producer_id >= 0) {
             int rc = produce_idem_check(ps, a, &h);
-            if (rc == 1)
-                continue; /* a duplicate: answered with the original's offsets */
+            if (rc == IDEM_PENDING)
+                return produce_park(run);
+            if (rc == PRODUCE_DUPLICATE) {
+                run->pos += h.batch_len;
+                continue; /* answered with the original's offsets */
+            }
             if (rc)
                 return;
         }
-        int rc = partition_append(p, &a->pa);
+        int rc = partition_append(run->p, &a->pa);
         if (rc) {
             res->error_code = rc;
             res->error_message = arena_printf(r->arena, "batch %u of %s-%u not appended: %s%s",
-                                              i, res->topic, res->partition, rl_strerror(rc),
-                                              i ? " (earlier batches were appended)" : "");
+                                              run->i, res->topic, res->partition,
+                                              rl_strerror(rc),
+                                              run->i ? " (earlier batches were appended)" : "");
             return;
         }
+        run->pos += h.batch_len;
         r->pending++;
         if (a->pa.deferred)
             ps->st.deferred_batches++;
@@ -270,8 +328,30 @@ static void produce_partition(struct produce *ps, struct svc_req *r, struct prod
         /* Recorded at its assigned (or, deferred, predicted) offsets, so pipelined batches of
          * the producer follow each other. */
         if (h.producer_id >= 0)
-            idem_record(ps->idem, p, &h, a->pa.base_offset, io_wall_ms(r->io));
+            idem_record(ps->idem, run->p, &h, a->pa.base_offset, io_wall_ms(r->io));
     }
+}
+
+static void produce_partition(struct produce *ps, struct svc_req *r, struct produce_part *res)
+{
+    const struct meta_topic *t = NULL;
+    uint32_t count = 0;
+    res->base_offset = -1;
+    res->log_append_time_ms = -1;
+    struct partition *p = produce_resolve(ps, r, res, &t);
+    if (!p || produce_check(r, t, res, &count))
+        return;
+    struct produce_run *run = arena_calloc(r->arena, sizeof(*run));
+    struct produce_append *as = arena_calloc(r->arena, count * sizeof(*as));
+    if (!run || !as) {
+        res->error_code = RL_E_LIMIT;
+        res->error_message = "too many batches for one request's memory; send fewer, larger "
+                             "batches (raise batch.size or linger.ms)";
+        return;
+    }
+    *run = (struct produce_run){.ps = ps, .r = r, .res = res, .p = p, .as = as, .count = count,
+                                .data = res->data};
+    produce_run(run);
 }
 
 void produce_start(struct produce *ps, struct svc_req *r, struct produce_request *q)

@@ -264,7 +264,7 @@ void pstate_truncate(struct pstate *ps, int64_t offset)
     pstate_remove_if(ps, pstate_truncate_entry, offset);
 }
 
-/* --- snapshot ------------------------------------------------------------------------------- */
+/* --- snapshot --------------------------------------------------------------------------------- */
 
 static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {

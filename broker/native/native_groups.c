@@ -252,8 +252,9 @@ static void native_commit_done(struct svc_req *r, struct coord_commit *cm)
     size_t k = 0;
     for (size_t i = 0; i < q->n_topics; i++) {
         const Ringlog__OffsetCommitTopic *qt = q->topics[i];
-        Ringlog__OffsetCommitTopicResult *tr = NATIVE_NEW(r, Ringlog__OffsetCommitTopicResult,
-                                                          ringlog__offset_commit_topic_result__init);
+        Ringlog__OffsetCommitTopicResult *tr =
+            NATIVE_NEW(r, Ringlog__OffsetCommitTopicResult,
+                       ringlog__offset_commit_topic_result__init);
         Ringlog__PartitionResult *prs = native_alloc(r, qt->n_partitions * sizeof(*prs));
         Ringlog__PartitionResult **pps = native_alloc(r, qt->n_partitions * sizeof(*pps));
         if (!tr || !prs || !pps)

@@ -94,7 +94,7 @@ void native_metadata(struct native *n, struct svc_req *r, const Ringlog__Request
     n->host->respond(r, resp, NULL, NULL, NULL, 0);
 }
 
-/* --- CreateTopics / DeleteTopics / AlterConfigs ------------------------------------------------ */
+/* --- CreateTopics / DeleteTopics / AlterConfigs ----------------------------------------------- */
 
 /* One topic of an admin request: its result, and the metadata change it waits for. */
 struct admin_item {

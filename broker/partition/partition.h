@@ -41,7 +41,7 @@ struct bg;
 struct partition;
 struct partition_env;
 
-/* --- environment: what the partitions of one shard share --------------------------------------- */
+/* --- environment: what the partitions of one shard share -------------------------------------- */
 
 struct partition_env_hooks {
     /* Charges (delta > 0) or refunds (delta < 0) the broker's in-flight memory budget for

@@ -3,7 +3,7 @@
  * closed in reverse. Dependencies point down:
  *
  *   server -> native -> delivery -> meta -> partition -> storage
- *                                        \-> svc (bg: the background thread)
+ *                                        \-> svc (bg: background threads)
  *
  * This is the one place that knows the list: the loop calls services_turn every turn,
  * services_tick every SHARD_TICK_MS and services_begin_stop at shutdown, and a new subsystem
@@ -54,14 +54,17 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
         },
     };
     snprintf(dc.data_dir, sizeof(dc.data_dir), "%s", cfg->data_dir);
-    return delivery_open(&dc, sh->svc.meta, sh->svc.bg, io_wall_ms(sh->io), &sh->svc.dv, err,
-                         err_cap);
+    return delivery_open(&dc, sh->svc.meta, sh->svc.bg_state, io_wall_ms(sh->io), &sh->svc.dv,
+                         err, err_cap);
 }
 
 int services_open(struct shard *sh, char *err, size_t err_cap)
 {
     struct services *s = &sh->svc;
+    /* Two threads, so a long producer-state replay never delays a topic's creation. */
     int rc = bg_create(sh->io, "broker", &s->bg);
+    if (rc == 0)
+        rc = bg_create(sh->io, "producer-state", &s->bg_state);
     if (rc) {
         snprintf(err, err_cap, "cannot start the background thread: %s", rl_strerror(rc));
         return rc;
@@ -91,6 +94,7 @@ void services_turn(struct shard *sh)
 {
     struct services *s = &sh->svc;
     bg_reap(s->bg);
+    bg_reap(s->bg_state);
     partition_env_process(s->penv);
     meta_process(s->meta);
 }
@@ -124,12 +128,17 @@ bool services_busy(const struct shard *sh)
 void services_close(struct shard *sh)
 {
     struct services *s = &sh->svc;
+    /* Background work still touching partitions finishes first. */
+    if (s->bg_state)
+        bg_drain(s->bg_state);
     if (s->bg)
-        bg_drain(s->bg); /* background work still touching partitions finishes first */
+        bg_drain(s->bg);
     meta_close(s->meta); /* closes every log; commit callbacks still reach the coordinator */
     s->meta = NULL;
     delivery_close(s->dv);
     s->dv = NULL;
+    bg_destroy(s->bg_state);
+    s->bg_state = NULL;
     bg_destroy(s->bg);
     s->bg = NULL;
     partition_env_destroy(s->penv);

@@ -70,7 +70,8 @@ struct req {
 /* The subsystems below the server, in dependency order (services.c). Adding one means adding
  * it here and to services.c; the loop calls services_turn/tick/begin_stop and nothing else. */
 struct services {
-    struct bg *bg;                   /* blocking file-system work off the loop */
+    struct bg *bg;                   /* metadata appends and new partitions, off the loop */
+    struct bg *bg_state;             /* producer-state loads and snapshots, off the loop */
     struct partition_env *penv;      /* what the partitions share (deferred appends, opening) */
     struct meta *meta;               /* topics and cluster metadata */
     struct delivery *dv;             /* produce, fetch, producer ids, groups, offsets */
@@ -187,7 +188,7 @@ struct shard {
     uint32_t warn_count, warn_suppressed;
 };
 
-/* --- shard.c ------------------------------------------------------------------------------------ */
+/* --- shard.c ---------------------------------------------------------------------------------- */
 
 /* Queues c for the loop. Safe inside io callbacks. */
 void shard_mark_conn(struct conn *c);
@@ -200,7 +201,7 @@ uint32_t shard_throttle_ms(const struct shard *sh);
 void shard_op_started(struct shard *sh);
 void shard_op_ended(struct shard *sh);
 
-/* --- req.c -------------------------------------------------------------------------------------- */
+/* --- req.c ------------------------------------------------------------------------------------ */
 
 /* The server's side of the contracts its handlers are written against. */
 extern const struct svc_host req_svc_host;
@@ -221,7 +222,7 @@ void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *dat
 /* Responds with only an error code and message. */
 void req_respond_error(struct req *r, int code, const char *msg);
 
-/* --- conn.c ------------------------------------------------------------------------------------- */
+/* --- conn.c ----------------------------------------------------------------------------------- */
 
 /* An accepted connection joins the shard. */
 void conn_create(struct shard *sh, int fd);
@@ -230,7 +231,7 @@ void conn_process(struct conn *c);
 /* Long polls of c answer now (the peer closes, or the broker stops). */
 void conn_interrupt(struct conn *c);
 
-/* --- services.c --------------------------------------------------------------------------------- */
+/* --- services.c ------------------------------------------------------------------------------- */
 
 /* Builds the subsystems (after storage is open). Returns 0, or a code with err. Blocks
  * (recovery, replays). */
