@@ -56,6 +56,8 @@ void partition_env_get_stats(const struct partition_env *env, struct partition_e
 {
     out->deferred_batches = env->deferred_batches;
     out->opening = env->opening_parts;
+    out->logs_opened = env->logs_opened;
+    out->segment_rolls = env->segment_rolls;
 }
 
 /* --- lifetime --------------------------------------------------------------------------------- */
@@ -312,6 +314,15 @@ static void partition_copy_free(struct partition_append *a)
         env->hooks.mem(env->hooks.arg, -(int64_t)a->len);
 }
 
+int partition_log_append(struct partition *p, struct partition_append *a)
+{
+    uint32_t segs = plog_segment_count(p->log);
+    int rc = plog_append(p->log, &a->pa);
+    if (plog_segment_count(p->log) > segs)
+        p->env->segment_rolls++; /* the loop's turn metrics name the work it did */
+    return rc;
+}
+
 /* Queues a behind the partition's deferred appends: its bytes are copied (the caller's buffer
  * is reused as soon as partition_append returns) and charged to the memory budget. */
 static int partition_defer(struct partition *p, struct partition_append *a)
@@ -356,7 +367,7 @@ int partition_append(struct partition *p, struct partition_append *a)
     a->pa.ctx = a;
     a->base_offset = partition_next_offset(p);
     /* Others already waiting for room go first: order within a partition is kept. */
-    int rc = p->deferred_head ? RL_E_FULL : plog_append(p->log, &a->pa);
+    int rc = p->deferred_head ? RL_E_FULL : partition_log_append(p, a);
     if (rc == RL_E_FULL)
         rc = partition_defer(p, a);
     else if (rc == 0)
@@ -374,7 +385,7 @@ static void partition_retry(struct partition *p)
 {
     for (uint32_t guard = 0; p->deferred_head && guard < 1000000; guard++) {
         struct partition_append *a = p->deferred_head;
-        int rc = p->gone ? RL_E_UNKNOWN_TOPIC : plog_append(p->log, &a->pa);
+        int rc = p->gone ? RL_E_UNKNOWN_TOPIC : partition_log_append(p, a);
         if (rc == RL_E_FULL)
             return; /* still full: the next completion brings us back */
         p->deferred_head = a->next;

@@ -53,6 +53,8 @@ struct partition_env_hooks {
 struct partition_env_stats {
     uint64_t deferred_batches;  /* appends queued because a log was full, since start */
     uint32_t opening;           /* partitions being created in the background */
+    uint64_t logs_opened;       /* logs opened on the loop (start-up and new topics) */
+    uint64_t segment_rolls;     /* appends that rolled their log to a new segment */
 };
 
 /* Creates the environment on the shard's io and storage; `bg` runs blocking file-system work

@@ -37,6 +37,7 @@ struct partition_env {
     uint64_t deferred_batches;
     struct partition_opening *openings; /* prepared on the bg thread, opening on the loop */
     uint32_t opening_parts;             /* partitions of openings not yet finished */
+    uint64_t logs_opened, segment_rolls;
 };
 
 struct partition {
@@ -66,6 +67,9 @@ struct partition {
  * failure (the log is left open). */
 struct partition *partition_new(struct partition_env *env, const char *topic, uint32_t index,
                                 const char *dir, struct plog *log);
+
+/* plog_append, counting the appends that rolled the log to a new segment. */
+int partition_log_append(struct partition *p, struct partition_append *a);
 
 /* Continues the openings whose directories are ready, within the turn's budget. */
 void partition_open_process(struct partition_env *env);

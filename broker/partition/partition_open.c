@@ -79,6 +79,7 @@ int partition_open(struct partition_env *env, const char *data_dir, const char *
         return rc;
     }
     partition_log_recovery(topic, index, &rep);
+    env->logs_opened++;
     struct partition *p = partition_new(env, topic, index, dir, log);
     if (!p) {
         plog_close(log);

@@ -44,8 +44,10 @@ static const uint64_t metrics_turn_bounds_ns[METRICS_TURN_BUCKETS - 1] = {
     100000000, 250000000, 1000000000,
 };
 
-void metrics_record_turn(struct shard *sh, uint64_t ns)
+void metrics_record_turn(struct shard *sh, uint64_t ns, enum turn_cause cause)
 {
+    if (ns > METRICS_SLOW_TURN_NS)
+        sh->m.slow_turns[cause]++;
     unsigned b = 0;
     while (b < METRICS_TURN_BUCKETS - 1 && ns > metrics_turn_bounds_ns[b])
         b++;
@@ -175,6 +177,11 @@ static void metrics_turns(struct shard *sh, struct sbuf *b)
     sb_printf(b, "ringlog_loop_turn_seconds_count %llu\n", (unsigned long long)cum);
     sb_printf(b, "# TYPE ringlog_loop_turn_max_seconds gauge\n"
               "ringlog_loop_turn_max_seconds %.6f\n", (double)m->turn_max_ns / 1e9);
+    static const char *const causes[TURN_CAUSES] = {"partition_open", "segment_roll", "other"};
+    sb_printf(b, "# TYPE ringlog_loop_slow_turns_total counter\n");
+    for (unsigned c = 0; c < TURN_CAUSES; c++)
+        sb_printf(b, "ringlog_loop_slow_turns_total{work=\"%s\"} %llu\n", causes[c],
+                  (unsigned long long)m->slow_turns[c]);
     sb_printf(b, "# TYPE ringlog_loop_preempted_seconds_total counter\n"
               "ringlog_loop_preempted_seconds_total %.6f\n",
               (double)sh->clock.preempted_ns / 1e9);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void loopclock_open(struct loopclock *lc)
@@ -20,26 +21,31 @@ void loopclock_close(struct loopclock *lc)
     lc->fd = -1;
 }
 
-/* Reads the thread's run delay: "<ns on cpu> <ns waiting on a runqueue> <timeslices>". */
+/* Reads "<ns on cpu> <ns waiting on a runqueue> <timeslices>" and the voluntary switches. */
 static void loopclock_sample(struct loopclock *lc, uint64_t now_ns)
 {
     char buf[96];
-    ssize_t n = lc->fd >= 0 ? pread(lc->fd, buf, sizeof(buf) - 1, 0) : -1;
     unsigned long long on_cpu, delay;
-    lc->sample_ns = now_ns;
+    struct rusage ru;
+    lc->last.at_ns = now_ns;
+    ssize_t n = lc->fd >= 0 ? pread(lc->fd, buf, sizeof(buf) - 1, 0) : -1;
     if (n <= 0)
         return;
     buf[n] = 0;
-    if (sscanf(buf, "%llu %llu", &on_cpu, &delay) == 2)
-        lc->run_delay_ns = delay;
+    if (sscanf(buf, "%llu %llu", &on_cpu, &delay) != 2)
+        return;
+    lc->last.on_cpu_ns = on_cpu;
+    lc->last.run_delay_ns = delay;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0)
+        lc->last.voluntary = (uint64_t)ru.ru_nvcsw;
 }
 
-void loopclock_turn_start(struct loopclock *lc, uint64_t now_ns)
+void loopclock_turn_start(struct loopclock *lc, uint64_t now_ns, bool exact)
 {
-    if (now_ns - lc->sample_ns >= LOOPCLOCK_SAMPLE_NS)
+    if (exact || now_ns - lc->last.at_ns >= LOOPCLOCK_SAMPLE_NS)
         loopclock_sample(lc, now_ns);
     lc->turn_start_ns = now_ns;
-    lc->turn_delay_ns = lc->run_delay_ns;
+    lc->start = lc->last;
 }
 
 uint64_t loopclock_turn_end(struct loopclock *lc, uint64_t now_ns)
@@ -48,9 +54,13 @@ uint64_t loopclock_turn_end(struct loopclock *lc, uint64_t now_ns)
     if (wall <= LOOPCLOCK_EXACT_NS || lc->fd < 0)
         return wall;
     loopclock_sample(lc, now_ns);
-    uint64_t waited = lc->run_delay_ns - lc->turn_delay_ns;
-    if (waited > wall)
-        waited = wall;
-    lc->preempted_ns += waited;
-    return wall - waited;
+    uint64_t cpu = lc->last.on_cpu_ns - lc->start.on_cpu_ns;
+    uint64_t waited = lc->last.run_delay_ns - lc->start.run_delay_ns;
+    uint64_t turn;
+    if (lc->last.voluntary == lc->start.voluntary)
+        turn = cpu < wall ? cpu : wall; /* never slept: all it did was compute */
+    else
+        turn = waited < wall ? wall - waited : 0;
+    lc->preempted_ns += wall - turn;
+    return turn;
 }

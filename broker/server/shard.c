@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/partition/partition.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"
@@ -314,11 +315,18 @@ int shard_run(struct shard *sh)
             RL_ERROR("io_run failed: %s", rl_strerror(rc));
             return rc;
         }
-        loopclock_turn_start(&sh->clock, io_now_ns(sh->io));
+        struct partition_env_stats before, after;
+        partition_env_get_stats(sh->svc.penv, &before);
+        loopclock_turn_start(&sh->clock, io_now_ns(sh->io), services_busy(sh));
         if (sh->stop_requested && !sh->stopping)
             shard_begin_stop(sh);
         shard_process(sh);
-        metrics_record_turn(sh, loopclock_turn_end(&sh->clock, io_now_ns(sh->io)));
+        uint64_t turn_ns = loopclock_turn_end(&sh->clock, io_now_ns(sh->io));
+        partition_env_get_stats(sh->svc.penv, &after);
+        metrics_record_turn(sh, turn_ns,
+                            after.logs_opened != before.logs_opened ? TURN_PARTITION_OPEN
+                            : after.segment_rolls != before.segment_rolls ? TURN_SEGMENT_ROLL
+                            : TURN_OTHER);
         if (!sh->stopping)
             continue;
         if (!sh->conns && !sh->limbo)

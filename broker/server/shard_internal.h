@@ -140,10 +140,15 @@ struct api_metrics {
  * next call), by duration (upper bounds in metrics_turn_bounds_ns). */
 #define METRICS_TURN_BUCKETS 14
 
+/* What a slow turn (over METRICS_SLOW_TURN_NS) did, so it can be told apart. */
+enum turn_cause { TURN_PARTITION_OPEN, TURN_SEGMENT_ROLL, TURN_OTHER, TURN_CAUSES };
+#define METRICS_SLOW_TURN_NS 10000000ull
+
 struct shard_metrics {
     struct api_metrics api[METRICS_APIS];
     uint64_t turns[METRICS_TURN_BUCKETS];
     uint64_t turns_sum_ns, turn_max_ns;
+    uint64_t slow_turns[TURN_CAUSES];
     uint64_t connections_accepted, connections_rejected, connections_closed;
     uint64_t bytes_received, bytes_sent;
     uint64_t frames_malformed, frames_too_large;
@@ -259,6 +264,6 @@ uint32_t http_close_idle(struct shard *sh);
 /* Latency histogram upper bounds in microseconds (METRICS_BUCKETS - 1 finite ones). */
 extern const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1];
 void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error);
-void metrics_record_turn(struct shard *sh, uint64_t ns);
+void metrics_record_turn(struct shard *sh, uint64_t ns, enum turn_cause cause);
 
 #endif
