@@ -19,6 +19,8 @@ BROKER_SRCS += broker/svc/bg.c \
 TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c
 
 TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
+         $(BUILD)/tests/unit/test_partition $(BUILD)/tests/unit/test_bg \
+         $(BUILD)/tests/unit/test_meta \
          $(BUILD)/tests/unit/test_broker_metalog $(BUILD)/tests/unit/test_pstate \
          $(BUILD)/tests/unit/test_group $(BUILD)/tests/unit/test_offsets
 
