@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker/partition/partition.h"
+#include "broker/svc/bg.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"
@@ -414,6 +415,11 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         snprintf(err, err_cap, "cannot start storage: %s", rl_strerror(rc));
         goto fail;
     }
+    rc = bg_create(sh->io, "http", &sh->bg_http);
+    if (rc) {
+        snprintf(err, err_cap, "cannot start the HTTP thread: %s", rl_strerror(rc));
+        goto fail;
+    }
     rc = services_open(sh, err, err_cap);
     if (rc)
         goto fail;
@@ -450,6 +456,7 @@ void shard_destroy(struct shard *sh)
     /* Closing the logs waits for their appends; the callbacks may touch limbo requests, so
      * those are freed only afterwards. */
     services_close(sh);
+    bg_destroy(sh->bg_http);
     if (sh->st)
         storage_destroy(sh->st);
     while (sh->limbo) {

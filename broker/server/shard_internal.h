@@ -123,6 +123,7 @@ struct http_conn {
     int fd;
     struct io_op op;
     bool op_inflight, op_completed, sending;
+    bool rendering;                  /* /metrics being formatted on the HTTP thread */
     int op_result;
     char in[HTTP_REQ_MAX_BYTES];
     size_t in_len;
@@ -161,6 +162,7 @@ struct shard {
     struct io *io;
     struct storage *st;
     struct services svc;
+    struct bg *bg_http;              /* formats /metrics off the loop */
     int listen_fd, http_fd;
     uint16_t port, http_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
