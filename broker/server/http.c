@@ -223,7 +223,7 @@ static void metrics_turns(struct shard *sh, struct sbuf *b)
     sb_printf(b, "ringlog_loop_turn_seconds_count %llu\n", (unsigned long long)cum);
     sb_printf(b, "# TYPE ringlog_loop_turn_max_seconds gauge\n"
               "ringlog_loop_turn_max_seconds %.6f\n", (double)m->turn_max_ns / 1e9);
-    static const char *const causes[TURN_CAUSES] = {"partition_open", "segment_roll", "other"};
+    static const char *const causes[TURN_CAUSES] = {"topic_create", "segment_roll", "other"};
     sb_printf(b, "# TYPE ringlog_loop_slow_turns_total counter\n");
     for (unsigned c = 0; c < TURN_CAUSES; c++)
         sb_printf(b, "ringlog_loop_slow_turns_total{work=\"%s\"} %llu\n", causes[c],

@@ -125,6 +125,21 @@ bool services_busy(const struct shard *sh)
     return sh->svc.penv && partition_env_busy(sh->svc.penv);
 }
 
+bool services_changing(const struct shard *sh)
+{
+    return services_busy(sh) || (sh->svc.bg && bg_pending(sh->svc.bg) > 0) ||
+           (sh->svc.meta && meta_proposals_pending(sh->svc.meta) > 0);
+}
+
+void services_work(const struct shard *sh, struct services_work *out)
+{
+    struct partition_env_stats ps = {0};
+    if (sh->svc.penv)
+        partition_env_get_stats(sh->svc.penv, &ps);
+    out->topic_create = ps.logs_opened + (sh->svc.bg ? bg_done_count(sh->svc.bg) : 0);
+    out->segment_rolls = ps.segment_rolls;
+}
+
 void services_close(struct shard *sh)
 {
     struct services *s = &sh->svc;

@@ -316,16 +316,16 @@ int shard_run(struct shard *sh)
             RL_ERROR("io_run failed: %s", rl_strerror(rc));
             return rc;
         }
-        struct partition_env_stats before, after;
-        partition_env_get_stats(sh->svc.penv, &before);
-        loopclock_turn_start(&sh->clock, io_now_ns(sh->io), services_busy(sh));
+        struct services_work before, after;
+        services_work(sh, &before);
+        loopclock_turn_start(&sh->clock, io_now_ns(sh->io), services_changing(sh));
         if (sh->stop_requested && !sh->stopping)
             shard_begin_stop(sh);
         shard_process(sh);
         uint64_t turn_ns = loopclock_turn_end(&sh->clock, io_now_ns(sh->io));
-        partition_env_get_stats(sh->svc.penv, &after);
+        services_work(sh, &after);
         metrics_record_turn(sh, turn_ns,
-                            after.logs_opened != before.logs_opened ? TURN_PARTITION_OPEN
+                            after.topic_create != before.topic_create ? TURN_TOPIC_CREATE
                             : after.segment_rolls != before.segment_rolls ? TURN_SEGMENT_ROLL
                             : TURN_OTHER);
         if (!sh->stopping)

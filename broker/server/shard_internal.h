@@ -142,7 +142,7 @@ struct api_metrics {
 #define METRICS_TURN_BUCKETS 14
 
 /* What a slow turn (over METRICS_SLOW_TURN_NS) did, so it can be told apart. */
-enum turn_cause { TURN_PARTITION_OPEN, TURN_SEGMENT_ROLL, TURN_OTHER, TURN_CAUSES };
+enum turn_cause { TURN_TOPIC_CREATE, TURN_SEGMENT_ROLL, TURN_OTHER, TURN_CAUSES };
 #define METRICS_SLOW_TURN_NS 10000000ull
 
 struct shard_metrics {
@@ -251,6 +251,16 @@ void services_tick(struct shard *sh, int64_t now_ms);
 void services_begin_stop(struct shard *sh);
 /* True while a subsystem needs turns soon (the loop should not sleep long). */
 bool services_busy(const struct shard *sh);
+/* True while metadata or partitions are being changed in the background (turns are then
+ * timed exactly). */
+bool services_changing(const struct shard *sh);
+
+/* Counts of the work turns do, to tell what a slow turn did. */
+struct services_work {
+    uint64_t topic_create;   /* logs opened, and metadata or new-partition work completed */
+    uint64_t segment_rolls;  /* appends that rolled a log */
+};
+void services_work(const struct shard *sh, struct services_work *out);
 /* Closes everything (logs cleanly). NULL members are fine. Blocks. */
 void services_close(struct shard *sh);
 

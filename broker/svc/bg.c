@@ -29,6 +29,7 @@ struct bg {
     struct bg_list queued, done;
     uint32_t n_queued;        /* queued, not yet taken by the thread */
     uint32_t n_pending;       /* submitted, done callback not yet run (loop thread only) */
+    uint64_t n_done;          /* done callbacks run (loop thread only) */
     bool running;             /* the thread holds a job */
     bool stop;
 };
@@ -120,6 +121,7 @@ unsigned bg_reap(struct bg *b)
         struct bg_job *next = j->next;
         RL_ASSERT(b->n_pending > 0);
         b->n_pending--;
+        b->n_done++;
         j->done(j);
         j = next;
         n++;
@@ -142,6 +144,11 @@ void bg_drain(struct bg *b)
 uint32_t bg_pending(const struct bg *b)
 {
     return b->n_pending;
+}
+
+uint64_t bg_done_count(const struct bg *b)
+{
+    return b->n_done;
 }
 
 void bg_destroy(struct bg *b)

@@ -50,4 +50,7 @@ void bg_drain(struct bg *b);
 /* Jobs submitted whose done has not run yet. */
 uint32_t bg_pending(const struct bg *b);
 
+/* Jobs whose done has run, since creation. */
+uint64_t bg_done_count(const struct bg *b);
+
 #endif
