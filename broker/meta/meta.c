@@ -89,6 +89,14 @@ static bool meta_is_creating(const struct meta *m, const char *name)
     return false;
 }
 
+bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr)
+{
+    for (size_t i = 0; i < m->n_creating; i++)
+        if (m->creating[i]->pr == pr)
+            return true;
+    return false;
+}
+
 const struct meta_topic *meta_topic_find(const struct meta *m, const char *name)
 {
     return meta_find_live(m, name);

@@ -57,6 +57,8 @@ int meta_validate(const struct meta *m, const struct meta_record *rec, struct to
                   char *err, size_t err_cap);
 /* Fills configs (CONFIG_TOPIC_KEY_COUNT room) with the explicitly set keys of cfg. */
 size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs);
+/* Whether a topic is being created for proposal pr. */
+bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr);
 /* The proposal waiting for the topic's creation, when the creation ends. */
 void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err);
 

@@ -143,7 +143,10 @@ static void meta_appended(struct bg_job *j)
         return meta_proposal_fail(m, pr, rc, "cannot apply the change (out of memory)");
     if (pr->rec.kind != META_RECORD_CREATE_TOPIC)
         return meta_proposal_finish(m, pr);
-    /* A create ends in meta_proposal_created, once its partitions are open. */
+    /* A create ends in meta_proposal_created, once its partitions are open; unless applying
+     * it created nothing (it contradicted the state), which validation rules out. */
+    if (!meta_creating_for(m, pr))
+        return meta_proposal_fail(m, pr, RL_E_INTERNAL, "the recorded topic was not applied");
 }
 
 void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err)
