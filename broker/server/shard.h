@@ -1,11 +1,13 @@
 /*
- * shard: one broker thread and everything it owns: an io ring, the storage context, the topic
- * table, the native listener and its connections, and the HTTP admin listener. DESIGN's unit
- * of ownership: a later multi-core broker runs several shards and hands work for another
- * shard's partitions over by message passing. Today ringlogd runs one.
+ * shard: one broker thread and everything it owns: an io ring, the services (metadata state,
+ * partitions, delivery, the native protocol; services.c), the native listener and its
+ * connections, and the HTTP admin listener. DESIGN's unit of ownership: a later multi-core
+ * broker runs several shards and hands work for another shard's partitions over by message
+ * passing. Today ringlogd runs one.
  *
- * Request path: accept -> conn recv (io_uring) -> frame -> api_* handler -> storage ->
- * response queued in request order -> one sendmsg gathers every finished response.
+ * Request path: accept -> conn recv (io_uring) -> frame (proto/frame.h) -> req (svc_req) ->
+ * native dispatch -> delivery/meta service -> partition -> storage -> response queued in
+ * request order -> one sendmsg gathers every finished response.
  * Every io callback only records what happened and queues its connection; the shard's loop
  * does the work afterwards, so nothing runs re-entrantly when storage drives the ring itself
  * (plog_close, plog_delete) and objects are freed by the loop, never inside a callback.
