@@ -637,7 +637,7 @@ void meta_close(struct meta *m)
     /* Proposals still running (a forced shutdown) finish first: their callbacks touch us. */
     for (uint32_t guard = 0; (m->inflight || m->n_creating) && guard < 1000000; guard++) {
         bg_drain(m->bg);
-        partition_env_process(m->env);
+        partition_env_settle(m->env);
     }
     meta_free(m);
 }

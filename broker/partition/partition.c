@@ -19,7 +19,7 @@
 
 /* --- environment ------------------------------------------------------------------------------ */
 
-int partition_env_create(struct io *io, struct storage *st, struct bg *bg,
+int partition_env_create(struct io *io, struct storage *st,
                          const struct partition_env_hooks *hooks, struct partition_env **out)
 {
     struct partition_env *env = calloc(1, sizeof(*env));
@@ -27,7 +27,6 @@ int partition_env_create(struct io *io, struct storage *st, struct bg *bg,
         return -ENOMEM;
     env->io = io;
     env->st = st;
-    env->bg = bg;
     env->hooks = *hooks;
     *out = env;
     return 0;

@@ -37,7 +37,6 @@
 
 struct io;
 struct storage;
-struct bg;
 struct partition;
 struct partition_env;
 
@@ -57,9 +56,8 @@ struct partition_env_stats {
     uint64_t segment_rolls;     /* appends that rolled their log to a new segment */
 };
 
-/* Creates the environment on the shard's io and storage; `bg` runs blocking file-system work
- * of partition creation. Returns 0 and *out, or -ENOMEM. */
-int partition_env_create(struct io *io, struct storage *st, struct bg *bg,
+/* Creates the environment on the shard's io and storage. Returns 0 and *out, or -ENOMEM. */
+int partition_env_create(struct io *io, struct storage *st,
                          const struct partition_env_hooks *hooks, struct partition_env **out);
 /* Frees the environment; every partition must be closed or deleted first. */
 void partition_env_destroy(struct partition_env *env);
@@ -74,6 +72,9 @@ void partition_env_tick(struct partition_env *env);
 
 /* True while partitions are being created (the loop should not sleep long). */
 bool partition_env_busy(const struct partition_env *env);
+
+/* Runs the io until every opening has been reported (shutdown). */
+void partition_env_settle(struct partition_env *env);
 
 void partition_env_get_stats(const struct partition_env *env, struct partition_env_stats *out);
 
@@ -95,10 +96,10 @@ int partition_open(struct partition_env *env, const char *data_dir, const char *
  * with a sentence in err (nothing stays open or on disk then). */
 typedef void (*partition_opened_fn)(void *ctx, int rc, const char *err);
 
-/* Creates partitions 0..count-1 of a new topic without stalling the loop: directories and
- * their first files are made durable on the background thread, then the logs are opened on the
- * loop a few at a time (partition_env_process). out (count slots) is filled as they open and
- * must stay valid until done runs. Returns 0 (done will be called), or -ENOMEM. */
+/* Creates partitions 0..count-1 of a new topic without stalling the loop: storage opens each
+ * log on its background thread (plog_open_async), and the partitions are built on the loop as
+ * they land. out (count slots) is filled as they open and must stay valid until done runs,
+ * from partition_env_process. Returns 0 (done will be called), or -ENOMEM. */
 int partition_open_all(struct partition_env *env, const char *data_dir, const char *topic,
                        uint32_t count, const struct plog_config *cfg, struct partition **out,
                        partition_opened_fn done, void *ctx);

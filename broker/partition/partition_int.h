@@ -21,21 +21,17 @@
 #include "broker/partition/partition.h"
 
 #define PARTITION_TOPIC_MAX 255
-/* partition_env_process opens logs of new topics for at most this long per loop turn (and at
- * least one), so a topic of thousands of partitions never holds the loop. */
-#define PARTITION_OPEN_BUDGET_NS (1u * 1000 * 1000)
 
 struct partition_opening;
 
 struct partition_env {
     struct io *io;
     struct storage *st;
-    struct bg *bg;
     struct partition_env_hooks hooks;
     struct partition *deferred;         /* partitions with deferred appends */
     bool retry_due;                     /* an append completed (or a tick passed): retry them */
     uint64_t deferred_batches;
-    struct partition_opening *openings; /* prepared on the bg thread, opening on the loop */
+    struct partition_opening *openings; /* topics whose logs storage is opening */
     uint32_t opening_parts;             /* partitions of openings not yet finished */
     uint64_t logs_opened, segment_rolls;
 };
@@ -71,7 +67,7 @@ struct partition *partition_new(struct partition_env *env, const char *topic, ui
 /* plog_append, counting the appends that rolled the log to a new segment. */
 int partition_log_append(struct partition *p, struct partition_append *a);
 
-/* Continues the openings whose directories are ready, within the turn's budget. */
+/* Reports the openings whose logs have all landed. */
 void partition_open_process(struct partition_env *env);
 
 #endif

@@ -2,55 +2,48 @@
  * partition_open: opening partitions. At start-up every partition is opened (and recovered)
  * in turn, blocking, before the broker serves. A topic created while serving must not stall
  * the loop: creating 5,000 partitions costs two directory fsyncs each, seconds in all. So
- * partition_open_all splits the work:
+ * partition_open_all hands each log's open to storage (plog_open_async: the directory, the
+ * first segment and their fsyncs run on storage's background thread), and the loop only
+ * builds each partition around its log as the opens complete:
  *
- *   bg thread   partition_prepare_dirs: each directory and its first (empty) segment file are
- *               created and made durable (the fsyncs plog_open would do on the loop)
- *   loop        partition_open_process: plog_open on each prepared directory, which then only
- *               reads (no fsync), for at most PARTITION_OPEN_BUDGET_NS per turn
- *   loop        done(ctx, 0) once all are open; on failure, everything is undone first
- *
- * partition_prepare_dirs is the one place that knows what plog_open would create; it goes
- * when storage opens logs asynchronously itself (then open_process hands the whole open to
- * storage instead).
+ *   storage bg   plog_open_async of partition 0, 1, .. count-1, in order
+ *   io callback  partition_open_landed: the partition is built (or the failure noted)
+ *   loop         partition_open_process: an opening whose logs all landed is reported,
+ *                done(ctx, 0); on failure, the logs that did open are deleted first
  */
 #include "broker/partition/partition_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "broker/svc/bg.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "io/io.h"
-#include "storage/checkpoint.h"
 
-/* The name storage gives the first segment of a new log (storage/segment.c). */
-#define PARTITION_FIRST_SEGMENT "00000000000000000000.log"
+struct partition_opening;
+
+/* One log's open in flight: the context plog_open_async hands back. */
+struct partition_open_slot {
+    struct partition_opening *o;
+    uint32_t index;
+};
 
 struct partition_opening {
-    struct bg_job job;
     struct partition_env *env;
-    struct partition_opening *next;  /* env's list, once prepared */
+    struct partition_opening *next;  /* env's list */
     char data_dir[PATH_MAX];
     char topic[PARTITION_TOPIC_MAX + 1];
     uint32_t count;
-    uint32_t prepared;               /* directories made by the bg thread */
-    uint32_t opened;                 /* logs opened on the loop */
-    struct plog_config cfg;
+    uint32_t landed;                 /* opens that completed (either way) */
     struct partition **out;
     partition_opened_fn done;
     void *ctx;
     int rc;
     char err[PATH_MAX + 1024];
-    bool cleanup;                    /* the bg job removes prepared directories instead */
-    uint32_t undo_from;              /* cleanup: directories [undo_from, prepared) */
+    struct partition_open_slot slots[];
 };
 
 static void partition_log_recovery(const char *topic, uint32_t index,
@@ -90,164 +83,107 @@ int partition_open(struct partition_env *env, const char *data_dir, const char *
     return 0;
 }
 
-/* --- background: directories ------------------------------------------------------------------ */
+/* --- creating a topic's partitions ------------------------------------------------------------ */
 
-static int partition_prepare_one(const char *dir)
+/* Runs from io_run when storage finishes one open: only builds the partition or notes the
+ * failure; the loop reports the opening afterwards (partition_open_process). */
+static void partition_open_landed(void *ctx, struct plog *log, int result,
+                                  const struct plog_recovery_report *rep)
 {
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return -errno;
-    char path[PATH_MAX + 400];
-    snprintf(path, sizeof(path), "%s/%s", dir, PARTITION_FIRST_SEGMENT);
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    close(fd);
-    return checkpoint_sync_dir(dir);
-}
-
-/* Removes what partition_prepare_one made (a failed creation, before its logs opened). */
-static void partition_unprepare_one(const char *dir)
-{
-    char path[PATH_MAX + 400];
-    snprintf(path, sizeof(path), "%s/%s", dir, PARTITION_FIRST_SEGMENT);
-    unlink(path);
-    rmdir(dir);
-}
-
-static void partition_prepare_run(struct bg_job *j)
-{
-    struct partition_opening *o = (struct partition_opening *)j;
-    char dir[PATH_MAX + 300];
-    if (o->cleanup) {
-        for (uint32_t i = o->undo_from; i < o->prepared; i++)
-            if (partition_dir_path(o->data_dir, o->topic, i, dir, sizeof(dir)) >= 0)
-                partition_unprepare_one(dir);
-        checkpoint_sync_dir(o->data_dir);
-        return;
-    }
-    for (uint32_t i = 0; i < o->count; i++) {
-        int rc = partition_dir_path(o->data_dir, o->topic, i, dir, sizeof(dir));
-        if (rc >= 0)
-            rc = partition_prepare_one(dir);
-        if (rc < 0) {
-            o->rc = rc;
-            snprintf(o->err, sizeof(o->err), "cannot create the log directory %s: %s", dir,
-                     rl_strerror(rc));
-            return;
-        }
-        o->prepared = i + 1;
-    }
-    /* The new directories' entries in the data directory, all at once. */
-    int rc = checkpoint_sync_dir(o->data_dir);
-    if (rc < 0) {
-        o->rc = rc;
-        snprintf(o->err, sizeof(o->err), "cannot sync the data directory %s: %s", o->data_dir,
-                 rl_strerror(rc));
-    }
-}
-
-static void partition_opening_end(struct partition_opening *o)
-{
+    struct partition_open_slot *s = ctx;
+    struct partition_opening *o = s->o;
     struct partition_env *env = o->env;
-    env->opening_parts -= o->count - o->opened;
-    o->done(o->ctx, o->rc, o->err);
-    free(o);
-}
-
-static void partition_cleanup_done(struct bg_job *j)
-{
-    partition_opening_end((struct partition_opening *)j);
-}
-
-/* The creation failed: delete the logs opened so far, remove the directories prepared but not
- * opened (on the bg thread), then report. */
-static void partition_opening_fail(struct partition_opening *o)
-{
-    for (uint32_t i = 0; i < o->opened; i++) {
-        partition_delete(o->out[i]);
-        o->out[i] = NULL;
+    char dir[PATH_MAX + 300];
+    partition_dir_path(o->data_dir, o->topic, s->index, dir, sizeof(dir));
+    if (result == 0) {
+        env->logs_opened++;
+        partition_log_recovery(o->topic, s->index, rep);
+        o->out[s->index] = partition_new(env, o->topic, s->index, dir, log);
+        if (!o->out[s->index]) {
+            plog_delete(log);
+            result = -ENOMEM;
+        }
     }
-    o->undo_from = o->opened;
-    o->cleanup = true;
-    o->job.run = partition_prepare_run;
-    o->job.done = partition_cleanup_done;
-    if (bg_submit(o->env->bg, &o->job))
-        partition_opening_end(o);
-}
-
-static void partition_prepare_done(struct bg_job *j)
-{
-    struct partition_opening *o = (struct partition_opening *)j;
-    if (o->rc) {
-        partition_opening_fail(o);
-        return;
+    if (result < 0 && !o->rc) {
+        o->rc = result;
+        snprintf(o->err, sizeof(o->err), "cannot create the log of %s-%u in %s: %s", o->topic,
+                 s->index, dir, rl_strerror(result));
     }
-    o->next = o->env->openings;
-    o->env->openings = o;
+    o->landed++;
+    env->opening_parts--;
 }
 
 int partition_open_all(struct partition_env *env, const char *data_dir, const char *topic,
                        uint32_t count, const struct plog_config *cfg, struct partition **out,
                        partition_opened_fn done, void *ctx)
 {
-    struct partition_opening *o = calloc(1, sizeof(*o));
+    struct partition_opening *o = calloc(1, sizeof(*o) + count * sizeof(o->slots[0]));
     if (!o)
         return -ENOMEM;
     o->env = env;
     snprintf(o->data_dir, sizeof(o->data_dir), "%s", data_dir);
     snprintf(o->topic, sizeof(o->topic), "%s", topic);
     o->count = count;
-    o->cfg = *cfg;
     o->out = out;
     o->done = done;
     o->ctx = ctx;
-    o->job.run = partition_prepare_run;
-    o->job.done = partition_prepare_done;
-    int rc = bg_submit(env->bg, &o->job);
-    if (rc) {
-        free(o);
-        return rc;
+    char dir[PATH_MAX + 300];
+    for (uint32_t i = 0; i < count; i++) {
+        o->slots[i] = (struct partition_open_slot){.o = o, .index = i};
+        out[i] = NULL;
+        int rc = partition_dir_path(data_dir, topic, i, dir, sizeof(dir));
+        if (rc >= 0)
+            rc = plog_open_async(env->st, dir, cfg, partition_open_landed, &o->slots[i]);
+        if (rc < 0) {
+            /* The opens already asked for still land; the opening fails when they have. */
+            o->rc = rc;
+            snprintf(o->err, sizeof(o->err), "cannot create the log of %s-%u: %s", topic, i,
+                     rl_strerror(rc));
+            o->count = i;
+            break;
+        }
     }
-    env->opening_parts += count;
+    env->opening_parts += o->count;
+    o->next = env->openings;
+    env->openings = o;
     return 0;
 }
 
-/* --- loop: opening prepared logs -------------------------------------------------------------- */
+/* --- loop: reporting finished openings -------------------------------------------------------- */
 
-/* Opens logs of o until the deadline. Returns true when o is finished (done or failed). */
-static bool partition_opening_step(struct partition_opening *o, uint64_t deadline_ns)
+static void partition_opening_end(struct partition_opening *o)
 {
-    struct partition_env *env = o->env;
-    while (o->opened < o->count) {
-        int rc = partition_open(env, o->data_dir, o->topic, o->opened, &o->cfg,
-                                &o->out[o->opened], o->err, sizeof(o->err));
-        if (rc) {
-            o->rc = rc;
-            partition_opening_fail(o);
-            return true;
+    if (o->rc) {
+        /* Nothing of a failed creation stays: the logs that opened are deleted. */
+        for (uint32_t i = 0; i < o->count; i++) {
+            if (o->out[i])
+                partition_delete(o->out[i]);
+            o->out[i] = NULL;
         }
-        o->opened++;
-        env->opening_parts--;
-        if (io_now_ns(env->io) >= deadline_ns && o->opened < o->count)
-            return false;
     }
-    partition_opening_end(o);
-    return true;
+    o->done(o->ctx, o->rc, o->err);
+    free(o);
 }
 
 void partition_open_process(struct partition_env *env)
 {
-    uint64_t deadline = io_now_ns(env->io) + PARTITION_OPEN_BUDGET_NS;
     struct partition_opening **pp = &env->openings;
     while (*pp) {
         struct partition_opening *o = *pp;
-        *pp = o->next; /* unlinked while it runs: its done may start another opening */
-        if (!partition_opening_step(o, deadline)) {
-            o->next = *pp;
-            *pp = o;
-            return;
+        if (o->landed < o->count) {
+            pp = &o->next;
+            continue;
         }
-        if (io_now_ns(env->io) >= deadline)
-            return;
+        *pp = o->next; /* unlinked first: its done may start another opening */
+        partition_opening_end(o);
+        pp = &env->openings;
+    }
+}
+
+void partition_env_settle(struct partition_env *env)
+{
+    for (uint32_t guard = 0; env->openings && guard < 1000000; guard++) {
+        io_run(env->io, 10 * 1000 * 1000);
+        partition_open_process(env);
     }
 }

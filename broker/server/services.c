@@ -70,7 +70,7 @@ int services_open(struct shard *sh, char *err, size_t err_cap)
         return rc;
     }
     struct partition_env_hooks hooks = {.mem = services_mem, .arg = sh};
-    rc = partition_env_create(sh->io, sh->st, s->bg, &hooks, &s->penv);
+    rc = partition_env_create(sh->io, sh->st, &hooks, &s->penv);
     if (rc) {
         snprintf(err, err_cap, "out of memory");
         return rc;

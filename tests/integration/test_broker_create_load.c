@@ -4,10 +4,10 @@
  * ListOffsets in a loop: its p99 latency must stay under 50 ms, and no event-loop turn that
  * worked on the creation (opened logs, applied metadata, took a new topic's directories) may
  * take over 10 ms (ringlog_loop_turn_seconds, and the slow turns by the work they did,
- * ringlog_loop_slow_turns_total): metadata fsyncs and partition directories are made on a
- * background thread, and the loop opens the prepared logs a few at a time. A second
- * test adds a producer whose log rolls every 2 MiB and requires the same of turns that rolled a
- * segment; rolls are storage's to move off the loop, and that test is enabled once they are.
+ * ringlog_loop_slow_turns_total): metadata fsyncs run on a background thread and storage
+ * opens the new logs on its own (plog_open_async). A second test adds a producer whose log
+ * rolls every 2 MiB and requires the same of turns that rolled a segment (storage creates and
+ * finishes segments off the loop).
  *
  * Turn times leave out time the loop thread waited for a CPU (broker/server/loopclock.h), so
  * other processes and the hypervisor of a shared machine do not count against the broker; the
@@ -248,10 +248,8 @@ Test(create_load, creating_partitions_stalls_nobody, .timeout = 300)
     cl_run(false);
 }
 
-/* The same with a producer whose log rolls every 2 MiB. Segment rolls (a new file, its
- * preallocation and a directory fsync, and finishing the old segment) still run on the loop
- * inside storage until storage's off-loop roll is on main; enable this test then. */
-Test(create_load, creating_partitions_while_rolling, .timeout = 300, .disabled = true)
+/* The same with a producer whose log rolls every 2 MiB. */
+Test(create_load, creating_partitions_while_rolling, .timeout = 300)
 {
     cl_run(true);
 }

@@ -60,7 +60,7 @@ static void setup(void)
     cr_assert_eq(storage_create(io, 64, &st), 0);
     cr_assert_eq(bg_create(io, "test", &bg), 0);
     struct partition_env_hooks hooks = {0};
-    cr_assert_eq(partition_env_create(io, st, bg, &hooks, &env), 0);
+    cr_assert_eq(partition_env_create(io, st, &hooks, &env), 0);
     mt_open();
 }
 

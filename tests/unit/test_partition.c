@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "broker/partition/partition.h"
-#include "broker/svc/bg.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "io/io.h"
@@ -25,7 +24,6 @@
 static char dir[256];
 static struct io *io;
 static struct storage *st;
-static struct bg *bg;
 static struct partition_env *env;
 static int64_t mem_charged;
 
@@ -53,15 +51,13 @@ static void setup(void)
     io = io_create(256, &rc);
     cr_assert_not_null(io, "io_create: %s", rl_strerror(rc));
     cr_assert_eq(storage_create(io, 64, &st), 0);
-    cr_assert_eq(bg_create(io, "test", &bg), 0);
     struct partition_env_hooks hooks = {.mem = pt_mem};
-    cr_assert_eq(partition_env_create(io, st, bg, &hooks, &env), 0);
+    cr_assert_eq(partition_env_create(io, st, &hooks, &env), 0);
     mem_charged = 0;
 }
 
 static void teardown(void)
 {
-    bg_destroy(bg);
     partition_env_destroy(env);
     storage_destroy(st);
     io_destroy(io);
@@ -70,13 +66,12 @@ static void teardown(void)
 
 TestSuite(partition, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Runs the loop (io, background completions, partition work) until *flag or the deadline. */
+/* Runs the loop (io and its completions, partition work) until *flag or the deadline. */
 static void pt_drive(const bool *flag)
 {
     uint64_t until = io_now_ns(io) + PT_DEADLINE_NS;
     while (!*flag && io_now_ns(io) < until) {
         io_run(io, 10000000ull);
-        bg_reap(bg);
         partition_env_process(env);
     }
     cr_assert(*flag, "timed out");
@@ -271,8 +266,8 @@ static void pt_opened_cb(void *ctx, int rc, const char *err)
     o->done = true;
 }
 
-/* Partitions created in the background: directories made off the loop, logs opened a few per
- * turn, every one usable. */
+/* Partitions created in the background: storage opens their logs off the loop, and every one
+ * is usable once done runs. */
 Test(partition, open_all_in_background)
 {
     enum { N = 40 };
