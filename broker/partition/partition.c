@@ -56,6 +56,7 @@ void partition_env_get_stats(const struct partition_env *env, struct partition_e
     out->deferred_batches = env->deferred_batches;
     out->opening = env->opening_parts;
     out->logs_opened = env->logs_opened;
+    out->openings_done = env->openings_done;
     out->segment_rolls = env->segment_rolls;
 }
 

@@ -52,7 +52,8 @@ struct partition_env_hooks {
 struct partition_env_stats {
     uint64_t deferred_batches;  /* appends queued because a log was full, since start */
     uint32_t opening;           /* partitions being created in the background */
-    uint64_t logs_opened;       /* logs opened on the loop (start-up and new topics) */
+    uint64_t logs_opened;       /* logs opened (start-up and new topics) */
+    uint64_t openings_done;     /* partition_open_all calls finished (reported) */
     uint64_t segment_rolls;     /* appends that rolled their log to a new segment */
 };
 
@@ -70,7 +71,7 @@ void partition_env_process(struct partition_env *env);
  * appends are retried at the next turn. */
 void partition_env_tick(struct partition_env *env);
 
-/* True while partitions are being created (the loop should not sleep long). */
+/* True while partitions are being created. */
 bool partition_env_busy(const struct partition_env *env);
 
 /* Runs the io until every opening has been reported (shutdown). */

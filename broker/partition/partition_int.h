@@ -33,7 +33,7 @@ struct partition_env {
     uint64_t deferred_batches;
     struct partition_opening *openings; /* topics whose logs storage is opening */
     uint32_t opening_parts;             /* partitions of openings not yet finished */
-    uint64_t logs_opened, segment_rolls;
+    uint64_t logs_opened, openings_done, segment_rolls;
 };
 
 struct partition {

@@ -153,6 +153,7 @@ int partition_open_all(struct partition_env *env, const char *data_dir, const ch
 
 static void partition_opening_end(struct partition_opening *o)
 {
+    o->env->openings_done++;
     if (o->rc) {
         /* Nothing of a failed creation stays: the logs that opened are deleted. */
         for (uint32_t i = 0; i < o->count; i++) {

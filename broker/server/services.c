@@ -120,14 +120,9 @@ void services_begin_stop(struct shard *sh)
     delivery_begin_stop(sh->svc.dv);
 }
 
-bool services_busy(const struct shard *sh)
-{
-    return sh->svc.penv && partition_env_busy(sh->svc.penv);
-}
-
 bool services_changing(const struct shard *sh)
 {
-    return services_busy(sh) || (sh->svc.bg && bg_pending(sh->svc.bg) > 0) ||
+    return (sh->svc.penv && partition_env_busy(sh->svc.penv)) || (sh->svc.bg && bg_pending(sh->svc.bg) > 0) ||
            (sh->svc.meta && meta_proposals_pending(sh->svc.meta) > 0);
 }
 
@@ -136,7 +131,8 @@ void services_work(const struct shard *sh, struct services_work *out)
     struct partition_env_stats ps = {0};
     if (sh->svc.penv)
         partition_env_get_stats(sh->svc.penv, &ps);
-    out->topic_create = ps.logs_opened + (sh->svc.bg ? bg_done_count(sh->svc.bg) : 0);
+    out->topic_create =
+        ps.logs_opened + ps.openings_done + (sh->svc.bg ? bg_done_count(sh->svc.bg) : 0);
     out->segment_rolls = ps.segment_rolls;
 }
 

@@ -31,7 +31,6 @@
 
 #define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
 #define SHARD_BIND_RETRY_MS 50
-#define SHARD_BUSY_WAIT_NS 500000ull  /* longest sleep while background work needs turns */
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
@@ -306,11 +305,9 @@ int shard_run(struct shard *sh)
     shard_arm_tick(sh);
     bool forced = false;
     for (;;) {
-        /* While partitions are being opened a few per turn, the loop comes back for more
-         * after at most SHARD_BUSY_WAIT_NS; waiting (rather than spinning) between slices
-         * keeps it a thread the scheduler wakes promptly instead of one it preempts. */
-        uint64_t wait_ns = services_busy(sh) ? SHARD_BUSY_WAIT_NS
-                           : sh->stopping ? 100000000ull : UINT64_MAX;
+        /* Background work (storage's, the services' bg threads) completes through the ring,
+         * so the loop sleeps until something happens. */
+        uint64_t wait_ns = sh->stopping ? 100000000ull : UINT64_MAX;
         int rc = io_run(sh->io, wait_ns);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             RL_ERROR("io_run failed: %s", rl_strerror(rc));

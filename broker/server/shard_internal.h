@@ -249,8 +249,6 @@ void services_turn(struct shard *sh);
 void services_tick(struct shard *sh, int64_t now_ms);
 /* Shutdown begins. */
 void services_begin_stop(struct shard *sh);
-/* True while a subsystem needs turns soon (the loop should not sleep long). */
-bool services_busy(const struct shard *sh);
 /* True while metadata or partitions are being changed in the background (turns are then
  * timed exactly). */
 bool services_changing(const struct shard *sh);
