@@ -29,6 +29,7 @@ struct partition_opening;
 struct partition_open_slot {
     struct partition_opening *o;
     uint32_t index;
+    struct plog *unbuilt; /* opened, but no memory for its partition: deleted on the loop */
 };
 
 struct partition_opening {
@@ -100,7 +101,7 @@ static void partition_open_landed(void *ctx, struct plog *log, int result,
         partition_log_recovery(o->topic, s->index, rep);
         o->out[s->index] = partition_new(env, o->topic, s->index, dir, log);
         if (!o->out[s->index]) {
-            plog_delete(log);
+            s->unbuilt = log; /* not deleted here: plog_delete runs the io, and this is io_run */
             result = -ENOMEM;
         }
     }
@@ -159,6 +160,8 @@ static void partition_opening_end(struct partition_opening *o)
         for (uint32_t i = 0; i < o->count; i++) {
             if (o->out[i])
                 partition_delete(o->out[i]);
+            else if (o->slots[i].unbuilt)
+                plog_delete(o->slots[i].unbuilt);
             o->out[i] = NULL;
         }
     }

@@ -2,7 +2,8 @@
  * test_partition: broker/partition on a real partition log (io_uring, a scratch directory):
  * the one append path (done in order at the acknowledged stage, offsets, the visible end moving
  * and waking waiters), deferral behind a full log with predicted offsets kept in order, a gone
- * partition, pins that refuse to go below zero, and partitions created in the background.
+ * partition, pins that refuse to go below zero, and partitions created in the background (all
+ * of them usable, or none left when one fails).
  */
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -256,13 +257,14 @@ Test(partition, unpin_below_zero_aborts, .signal = SIGABRT)
 struct pt_opened {
     bool done;
     int rc;
+    char err[600];
 };
 
 static void pt_opened_cb(void *ctx, int rc, const char *err)
 {
-    (void)err;
     struct pt_opened *o = ctx;
     o->rc = rc;
+    snprintf(o->err, sizeof(o->err), "%s", err ? err : "");
     o->done = true;
 }
 
@@ -293,4 +295,38 @@ Test(partition, open_all_in_background)
         partition_close(parts[i]);
     }
     free(b);
+}
+
+/* A creation that fails part-way leaves nothing: the partitions whose logs did open are
+ * deleted before done reports the failure, naming the partition that failed. */
+Test(partition, open_all_failure_leaves_nothing)
+{
+    enum { N = 5 };
+    char path[400];
+    snprintf(path, sizeof(path), "%s/half-2", dir);
+    FILE *f = fopen(path, "w"); /* a file where partition 2's directory goes */
+    cr_assert_not_null(f);
+    fclose(f);
+    struct partition *parts[N] = {0};
+    struct plog_config pc;
+    plog_config_default(&pc);
+    struct pt_opened o = {0};
+    cr_assert_eq(partition_open_all(env, dir, "half", N, &pc, parts, pt_opened_cb, &o), 0);
+    pt_drive(&o.done);
+    cr_assert_lt(o.rc, 0);
+    cr_assert_not_null(strstr(o.err, "half-2"), "the error names the partition: %s", o.err);
+    cr_assert_not(partition_env_busy(env));
+    for (int i = 0; i < N; i++)
+        cr_assert_null(parts[i]);
+    /* Deletions run on storage's background thread: wait (bounded) for the directories to go. */
+    uint64_t until = io_now_ns(io) + PT_DEADLINE_NS;
+    for (int i = 0; i < N; i++) {
+        if (i == 2)
+            continue;
+        snprintf(path, sizeof(path), "%s/half-%d", dir, i);
+        struct stat sb;
+        while (stat(path, &sb) == 0 && io_now_ns(io) < until)
+            io_run(io, 10000000ull);
+        cr_assert_neq(stat(path, &sb), 0, "%s is still there", path);
+    }
 }
