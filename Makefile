@@ -90,14 +90,11 @@ include proto/module.mk
 include storage/module.mk
 include replication/module.mk
 include broker/module.mk
-include broker/delivery.mk
 include broker/kafka/module.mk
 include client/module.mk
 include tests/module.mk
 include tests/fault/module.mk
-# bench/ has no fragment of its own yet (its programs are built by their modules' fragments);
-# once it has one this line is an ordinary include.
--include bench/module.mk
+include bench/module.mk
 
 COMMON_OBJS := $(call obj,$(COMMON_SRCS))
 IO_OBJS := $(call obj,$(IO_SRCS))

@@ -1,30 +1,47 @@
-# broker/: ringlogd (the native protocol server, topics, HTTP admin and metrics).
-BROKER_SRCS += broker/config.c broker/metalog.c broker/topics.c \
-               broker/shard.c broker/api.c broker/http.c
+# broker/: ringlogd. One fragment for the broker's subfolders, whose dependencies point one way
+# (docs/architecture.md, "Broker"):
+#   server -> native, http -> delivery -> meta -> partition -> svc
+BROKER_SRCS += broker/svc/bg.c \
+               broker/partition/partition.c broker/partition/partition_open.c \
+               broker/meta/config_topic.c broker/meta/metalog.c broker/meta/meta_record.c \
+               broker/meta/meta.c broker/meta/meta_propose.c \
+               broker/delivery/pstate.c broker/delivery/group.c broker/delivery/offsets.c \
+               broker/delivery/idempotence.c broker/delivery/idem_state.c \
+               broker/delivery/coordinator.c \
+               broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
+               broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
+               broker/native/native_groups.c \
+               broker/server/config.c broker/server/loopclock.c broker/server/req.c \
+               broker/server/conn.c broker/server/services.c broker/server/shard.c \
+               broker/server/http.c
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
 TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c
 
 TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
-         $(BUILD)/tests/unit/test_broker_metalog
+         $(BUILD)/tests/unit/test_partition $(BUILD)/tests/unit/test_bg \
+         $(BUILD)/tests/unit/test_meta \
+         $(BUILD)/tests/unit/test_broker_metalog $(BUILD)/tests/unit/test_pstate \
+         $(BUILD)/tests/unit/test_group $(BUILD)/tests/unit/test_offsets
 
 # libFuzzer harness for frame and request decoding (tests/fuzz/module.mk builds and replays it).
 FUZZ_HARNESSES += frame
 FUZZ_FLAGS_frame := -max_len=65536
 
-# ringlogd links the partition log, so it (and the suites that run it) join the build once
-# storage/ builds plog (storage/module.mk is included before this fragment).
-ifneq ($(filter storage/plog.c,$(STORAGE_SRCS)),)
 BINS += $(BUILD)/bin/ringlogd
-$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/ringlogd.o $(LIB_BROKER) $(LIB_STORAGE) $(LIB_IO) \
-                       $(LIB_PROTO) $(LIB_COMMON)
+$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/server/ringlogd.o $(LIB_BROKER) $(LIB_STORAGE) \
+                       $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_STORAGE) $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON) \
 	    $(DEPS_LIBS)
 
+# Integration suites: real ringlogd processes (tests/lib client).
 TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_broker_badinput \
-         $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos
+         $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos \
+         $(BUILD)/tests/integration/test_broker_datadir \
+         $(BUILD)/tests/integration/test_broker_create_load \
+         $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).
@@ -39,4 +56,16 @@ $(BENCH_BROKER): $(BUILD)/obj/bench/bench_broker.o $(BUILD)/obj/bench/bench_disk
 bench-broker: $(BENCH_BROKER) $(BUILD)/bin/ringlogd
 	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_BROKER) $(BENCH_BROKER_ARGS)
 BENCH_TARGETS += bench-broker
-endif
+
+# `make bench-idempotence`: produce throughput with idempotence off and on in one run.
+BENCH_IDEM := $(BUILD)/bench/bench_idempotence
+$(BENCH_IDEM): $(BUILD)/obj/bench/bench_idempotence.o $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_IO) \
+               $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_IO) \
+	    $(LIB_PROTO) $(LIB_COMMON) $(DEPS_LIBS)
+.PHONY: bench-idempotence
+bench-idempotence: $(BENCH_IDEM) $(BUILD)/bin/ringlogd
+	RINGLOGD=$(BUILD)/bin/ringlogd $(BENCH_IDEM) $(BENCH_IDEM_ARGS)
+BENCH_TARGETS += bench-idempotence

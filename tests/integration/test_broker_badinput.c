@@ -132,6 +132,40 @@ Test(badinput, undecodable_envelope)
     assert_still_serving();
 }
 
+/* True once the broker's log holds `needle` (polled until the deadline: the log is written by
+ * another process). */
+static bool log_has(const char *needle, uint32_t timeout_ms)
+{
+    for (uint64_t until = tl_now_ms() + timeout_ms;;) {
+        FILE *f = fopen(broker.log_path, "r");
+        char line[1024];
+        bool found = false;
+        while (f && !found && fgets(line, sizeof(line), f))
+            found = strstr(line, needle) != NULL;
+        if (f)
+            fclose(f);
+        if (found || tl_now_ms() >= until)
+            return found;
+        struct timespec ts = {0, 20 * 1000000L}; /* polling pace */
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A peer's protocol error is written to the broker's log with the peer's address (the
+ * rate limiter lets the first ones of each second through). */
+Test(badinput, protocol_errors_are_logged)
+{
+    uint8_t buf[8 + 6];
+    frame_write_header(buf, 6, 0);
+    memcpy(buf + 8, "\xff\xff\xff\xff\xff\xff", 6);
+    cr_assert_eq(tl_send_raw(&conn, buf, sizeof(buf)), 0);
+    expect_error(RL_E_FRAME_MALFORMED);
+    cr_assert(log_has("connection 127.0.0.1:", 5000), "no protocol warning in the log");
+    cr_assert(log_has("does not decode as a ringlog Request", 5000));
+    cr_assert_not(log_has("protocol errors were not logged", 0));
+    assert_still_serving();
+}
+
 /* A request without a known body gets UNKNOWN_API, and the same connection stays usable. */
 Test(badinput, unknown_api)
 {

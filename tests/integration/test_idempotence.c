@@ -469,3 +469,48 @@ Test(idem, internal_topic_is_not_produced)
                  RL_E_INVALID_REQUEST);
     free(b);
 }
+
+/* Waits until the 1 s upkeep wrote a producer snapshot (it looks at every partition in the same
+ * pass), then returns how many partitions hold producer state. */
+static long long loaded_after_snapshot(void)
+{
+    bool snap = false;
+    for (uint64_t until = tl_now_ms() + 10000; !snap && tl_now_ms() < until;) {
+        snap = metric("ringlog_producer_snapshots_total") > 0;
+        if (!snap)
+            usleep(100000); /* polling pace */
+    }
+    cr_assert(snap, "no snapshot written after segment rolls");
+    return metric("ringlog_producer_state_partitions");
+}
+
+/* Producer state exists only for partitions idempotent producers use: a topic written without
+ * producer ids, rolling segment after segment, never has its log replayed (before a restart or
+ * after), while the idempotent topic's state is loaded (in the background) at its first batch
+ * after the restart. Both topics roll, so the upkeep pass that snapshots the idempotent one
+ * has seen the other one roll too. */
+Test(idem, state_only_where_used)
+{
+    const char *cfg[] = {"segment.bytes=8192", NULL};
+    cr_assert_eq(tl_create_topic(&conn, "plain", 1, cfg, NULL, 0), 0);
+    cr_assert_eq(tl_create_topic(&conn, "used", 1, cfg, NULL, 0), 0);
+    int64_t pid, base;
+    cr_assert_eq(init_pid(&conn, -1, 0, &pid, NULL), 0);
+    uint8_t *b;
+    int len = tl_make_batch_sized(20, 200, &b);
+    for (int i = 0; i < 60; i++)
+        cr_assert_eq(tl_produce(&conn, "plain", 0, b, (uint32_t)len, 1, NULL), 0);
+    int32_t seq = 0;
+    for (int i = 0; i < 120; i++, seq += 10)
+        cr_assert_eq(produce_idem(&conn, "used", 0, pid, 0, seq, 10, &base), 0);
+    cr_assert_eq(loaded_after_snapshot(), 1, "producer state held for another partition");
+    restart_after_kill();
+    for (int i = 0; i < 60; i++)
+        cr_assert_eq(tl_produce(&conn, "plain", 0, b, (uint32_t)len, 1, NULL), 0);
+    cr_assert_eq(produce_idem(&conn, "used", 0, pid, 0, seq - 10, 10, &base), 0);
+    cr_assert_eq(base, (int64_t)seq - 10, "the reloaded state lost the last batch");
+    for (int i = 0; i < 120; i++, seq += 10)
+        cr_assert_eq(produce_idem(&conn, "used", 0, pid, 0, seq, 10, &base), 0);
+    cr_assert_eq(loaded_after_snapshot(), 1, "after the restart, state for another partition");
+    free(b);
+}

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto/frame.h"
 #include "proto/ringlog.pb-c.h"
 
 #define PROXY_BUF_MAX (160u * 1024 * 1024) /* the largest answer frame it will hold */
@@ -27,20 +28,6 @@ struct pair {
     uint8_t *in; /* answer bytes from the broker not yet forwarded */
     size_t in_len, in_cap;
 };
-
-/* Frame lengths sit at any byte position in the buffer: read and write them unaligned. */
-static uint32_t be32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    v = htonl(v);
-    memcpy(p, &v, 4);
-}
 
 static uint64_t proxy_rand(struct tl_proxy *px)
 {
@@ -85,14 +72,21 @@ static int connect_broker(const struct tl_proxy *px)
     return fd;
 }
 
+/* A whole answer frame's header (the broker's own framing, proto/frame.h). */
+static bool proxy_frame(const uint8_t *frame, size_t len, struct frame_info *fi)
+{
+    return frame_parse_header(frame, len, UINT32_MAX, fi) == 1 && fi->total_bytes == len;
+}
+
 /* Re-encodes an answer whose body names brokers, pointing them at the proxy. Returns a new
  * frame (malloc'ed, *out_len bytes) or NULL to forward the original. */
 static uint8_t *rewrite(struct tl_proxy *px, const uint8_t *frame, size_t len, size_t *out_len)
 {
-    uint32_t env_len = be32(frame + 4);
-    if (8 + (size_t)env_len > len)
+    struct frame_info fi;
+    if (!proxy_frame(frame, len, &fi))
         return NULL;
-    Ringlog__Response *r = ringlog__response__unpack(NULL, env_len, frame + 8);
+    Ringlog__Response *r = ringlog__response__unpack(NULL, fi.envelope_len,
+                                                     frame + FRAME_HEADER_BYTES);
     if (!r)
         return NULL;
     bool changed = false;
@@ -108,15 +102,12 @@ static uint8_t *rewrite(struct tl_proxy *px, const uint8_t *frame, size_t len, s
     }
     uint8_t *out = NULL;
     if (changed) {
-        size_t data_len = len - 8 - env_len;
-        size_t env = ringlog__response__get_packed_size(r);
-        out = malloc(8 + env + data_len);
+        size_t head = frame_response_envelope_bytes(r);
+        out = malloc(head + fi.data_len);
         if (out) {
-            ringlog__response__pack(r, out + 8);
-            memcpy(out + 8 + env, frame + 8 + env_len, data_len);
-            put_be32(out, (uint32_t)(4 + env + data_len));
-            put_be32(out + 4, (uint32_t)env);
-            *out_len = 8 + env + data_len;
+            size_t n = frame_encode_response(r, fi.data_len, out);
+            memcpy(out + n, frame + FRAME_HEADER_BYTES + fi.envelope_len, fi.data_len);
+            *out_len = n + fi.data_len;
         }
     }
     ringlog__response__free_unpacked(r, NULL);
@@ -127,10 +118,11 @@ static uint8_t *rewrite(struct tl_proxy *px, const uint8_t *frame, size_t len, s
  * of appended batches.) */
 static bool is_produce(const uint8_t *frame, size_t len)
 {
-    uint32_t env_len = be32(frame + 4);
-    if (8 + (size_t)env_len > len)
+    struct frame_info fi;
+    if (!proxy_frame(frame, len, &fi))
         return false;
-    Ringlog__Response *r = ringlog__response__unpack(NULL, env_len, frame + 8);
+    Ringlog__Response *r = ringlog__response__unpack(NULL, fi.envelope_len,
+                                                     frame + FRAME_HEADER_BYTES);
     bool yes = r && r->body_case == RINGLOG__RESPONSE__BODY_PRODUCE;
     if (r)
         ringlog__response__free_unpacked(r, NULL);
@@ -144,9 +136,15 @@ static int forward_frames(struct pair *pr)
     struct tl_proxy *px = pr->px;
     size_t off = 0;
     int rc = 0;
-    while (pr->in_len - off >= 8) {
-        size_t flen = 4 + (size_t)be32(pr->in + off);
-        if (pr->in_len - off < flen)
+    for (;;) {
+        struct frame_info fi;
+        int hr = frame_parse_header(pr->in + off, pr->in_len - off, UINT32_MAX, &fi);
+        if (hr < 0) {
+            rc = -1; /* the broker never sends that: close rather than guess */
+            break;
+        }
+        size_t flen = (size_t)fi.total_bytes;
+        if (hr == 0 || pr->in_len - off < flen)
             break;
         const uint8_t *f = pr->in + off;
         int permille = atomic_load(&px->drop_permille);

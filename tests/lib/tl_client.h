@@ -1,7 +1,7 @@
 /*
  * tl_client: a small blocking client of the native protocol for tests: send Request frames
  * (or raw bytes), read Response frames with a deadline, and one-call helpers for the common
- * requests. It uses the broker's own framing code (broker/frame.h), so tests exercise the
+ * requests. It uses the broker's own framing code (proto/frame.h), so tests exercise the
  * real encoder and decoder; decoded responses live in the connection's arena until the next
  * receive.
  *

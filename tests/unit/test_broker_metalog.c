@@ -1,7 +1,9 @@
 /*
- * test_broker_metalog: the metadata log (broker/metalog.h) on a temporary file: records
+ * test_broker_metalog: the metadata log (broker/meta/metalog.h) on a temporary file: records
  * replay in order across reopenings; a torn tail and a corrupt record are cut and later appends
- * continue from the cut.
+ * continue from the cut. And its format, pinned: a metadata.log written by the broker of
+ * commit c904487 decodes into the records it holds, and encoding those records again
+ * (broker/meta/meta_record.h) reproduces the file byte for byte.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -11,7 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/metalog.h"
+#include "broker/meta/meta_record.h"
+#include "broker/meta/metalog.h"
 #include "common/err.h"
 
 struct seen {
@@ -140,4 +143,110 @@ Test(metalog, bad_magic_refused)
     struct metalog *ml;
     struct seen s = {0};
     cr_assert_eq(metalog_open(path, collect, &s, &ml, NULL), RL_E_CORRUPT);
+}
+
+/* metadata.log of tests/fixtures/datadir-v1.tar.gz (written by the broker of commit c904487):
+ * create plain (2 partitions, retention.ms=86400000), create ranged (range, split "m"), alter
+ * ranged (segment.bytes=65536), create idem (segment.bytes=4096), create gone (3), delete
+ * gone, producer-id block end 1000, create __consumer_offsets (8). */
+static const uint8_t golden_metalog[] = {
+  0x52, 0x4c, 0x4d, 0x45, 0x54, 0x41, 0x30, 0x31, 0x27, 0x00, 0x00, 0x00,
+  0x07, 0xb4, 0x43, 0xf7, 0x8a, 0xde, 0xfe, 0x2f, 0x0a, 0x25, 0x0a, 0x05,
+  0x70, 0x6c, 0x61, 0x69, 0x6e, 0x10, 0x02, 0x18, 0x01, 0x32, 0x18, 0x0a,
+  0x0c, 0x72, 0x65, 0x74, 0x65, 0x6e, 0x74, 0x69, 0x6f, 0x6e, 0x2e, 0x6d,
+  0x73, 0x12, 0x08, 0x38, 0x36, 0x34, 0x30, 0x30, 0x30, 0x30, 0x30, 0x13,
+  0x00, 0x00, 0x00, 0x0c, 0xf3, 0x36, 0x02, 0x54, 0x67, 0x4e, 0x91, 0x0a,
+  0x11, 0x0a, 0x06, 0x72, 0x61, 0x6e, 0x67, 0x65, 0x64, 0x10, 0x02, 0x18,
+  0x01, 0x20, 0x01, 0x2a, 0x01, 0x6d, 0x22, 0x00, 0x00, 0x00, 0x01, 0x7c,
+  0x17, 0x77, 0xa5, 0xcc, 0x4a, 0x5c, 0x1a, 0x20, 0x0a, 0x06, 0x72, 0x61,
+  0x6e, 0x67, 0x65, 0x64, 0x22, 0x16, 0x0a, 0x0d, 0x73, 0x65, 0x67, 0x6d,
+  0x65, 0x6e, 0x74, 0x2e, 0x62, 0x79, 0x74, 0x65, 0x73, 0x12, 0x05, 0x36,
+  0x35, 0x35, 0x33, 0x36, 0x23, 0x00, 0x00, 0x00, 0x4b, 0x5c, 0xae, 0xe8,
+  0x9e, 0x5a, 0x63, 0xbd, 0x0a, 0x21, 0x0a, 0x04, 0x69, 0x64, 0x65, 0x6d,
+  0x10, 0x01, 0x18, 0x01, 0x32, 0x15, 0x0a, 0x0d, 0x73, 0x65, 0x67, 0x6d,
+  0x65, 0x6e, 0x74, 0x2e, 0x62, 0x79, 0x74, 0x65, 0x73, 0x12, 0x04, 0x34,
+  0x30, 0x39, 0x36, 0x0c, 0x00, 0x00, 0x00, 0x08, 0x95, 0xcb, 0xc2, 0x70,
+  0x7c, 0xda, 0xb0, 0x0a, 0x0a, 0x0a, 0x04, 0x67, 0x6f, 0x6e, 0x65, 0x10,
+  0x03, 0x18, 0x01, 0x06, 0x00, 0x00, 0x00, 0x13, 0xf5, 0x0a, 0x38, 0xcc,
+  0x32, 0x62, 0x7f, 0x12, 0x04, 0x67, 0x6f, 0x6e, 0x65, 0x03, 0x00, 0x00,
+  0x00, 0x05, 0xcc, 0x24, 0xf8, 0x5a, 0xe8, 0xf3, 0x29, 0x20, 0xe8, 0x07,
+  0x1a, 0x00, 0x00, 0x00, 0x26, 0xc3, 0xbc, 0xe5, 0xbd, 0x8d, 0xf2, 0x7e,
+  0x0a, 0x18, 0x0a, 0x12, 0x5f, 0x5f, 0x63, 0x6f, 0x6e, 0x73, 0x75, 0x6d,
+  0x65, 0x72, 0x5f, 0x6f, 0x66, 0x66, 0x73, 0x65, 0x74, 0x73, 0x10, 0x08,
+  0x18, 0x01
+};
+
+struct golden_replay {
+    struct metalog *out;   /* the copy being written through the encoder */
+    int n;
+    struct meta_record_decoded recs[8];
+};
+
+/* Decodes each record, keeps it, and appends its re-encoding to the copy. */
+static int golden_collect(void *ctx, const uint8_t *p, uint32_t len)
+{
+    struct golden_replay *g = ctx;
+    cr_assert_lt(g->n, 8);
+    cr_assert_eq(meta_record_decode(p, len, &g->recs[g->n]), 0);
+    uint8_t *enc;
+    size_t enc_len;
+    cr_assert_eq(meta_record_encode(&g->recs[g->n].rec, &enc, &enc_len), 0);
+    cr_assert_eq(enc_len, len, "record %d re-encodes to %zu bytes, not %u", g->n, enc_len, len);
+    cr_assert_eq(memcmp(enc, p, len), 0, "record %d re-encodes differently", g->n);
+    cr_assert_eq(metalog_append(g->out, enc, (uint32_t)enc_len), 0);
+    free(enc);
+    g->n++;
+    return 0;
+}
+
+/* The committed bytes decode into the records they hold, and the encoder reproduces them. */
+Test(metalog, golden_format)
+{
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    cr_assert_eq(write(fd, golden_metalog, sizeof(golden_metalog)),
+                 (ssize_t)sizeof(golden_metalog));
+    close(fd);
+    char copy[80];
+    snprintf(copy, sizeof(copy), "%s.copy", path);
+    unlink(copy);
+    struct golden_replay g = {0};
+    cr_assert_eq(metalog_open(copy, collect, &(struct seen){0}, &g.out, NULL), 0);
+    struct metalog *ml;
+    cr_assert_eq(metalog_open(path, golden_collect, &g, &ml, NULL), 0);
+    metalog_close(ml);
+    metalog_close(g.out);
+    cr_assert_eq(g.n, 8);
+    const struct meta_record *r = &g.recs[0].rec;
+    cr_assert_eq(r->kind, META_RECORD_CREATE_TOPIC);
+    cr_assert_str_eq(r->spec.name, "plain");
+    cr_assert_eq(r->spec.partitions, 2);
+    cr_assert_eq(r->spec.replication_factor, 1);
+    cr_assert_eq(r->spec.n_configs, 1);
+    cr_assert_str_eq(r->spec.configs[0].key, "retention.ms");
+    cr_assert_str_eq(r->spec.configs[0].value, "86400000");
+    r = &g.recs[1].rec;
+    cr_assert_eq(r->spec.partitioner, META_PARTITIONER_RANGE);
+    cr_assert_eq(r->spec.n_split_keys, 1);
+    cr_assert_eq(r->spec.split_keys[0].len, 1);
+    cr_assert_eq(r->spec.split_keys[0].data[0], 'm');
+    r = &g.recs[2].rec;
+    cr_assert_eq(r->kind, META_RECORD_ALTER_CONFIGS);
+    cr_assert_str_eq(r->name, "ranged");
+    cr_assert_eq(r->n_configs, 1);
+    cr_assert_str_eq(r->configs[0].value, "65536");
+    cr_assert_eq(g.recs[5].rec.kind, META_RECORD_DELETE_TOPIC);
+    cr_assert_str_eq(g.recs[5].rec.name, "gone");
+    cr_assert_eq(g.recs[6].rec.kind, META_RECORD_PRODUCER_ID_BLOCK);
+    cr_assert_eq(g.recs[6].rec.producer_id_block_end, 1000);
+    cr_assert_str_eq(g.recs[7].rec.spec.name, "__consumer_offsets");
+    cr_assert_eq(g.recs[7].rec.spec.partitions, 8);
+    for (int i = 0; i < g.n; i++)
+        meta_record_free(&g.recs[i]);
+    /* The copy written through the encoder is the same file. */
+    uint8_t buf[sizeof(golden_metalog) + 1];
+    fd = open(copy, O_RDONLY);
+    cr_assert_eq(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(golden_metalog));
+    close(fd);
+    unlink(copy);
+    cr_assert_eq(memcmp(buf, golden_metalog, sizeof(golden_metalog)), 0);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/config.h"
+#include "broker/server/config.h"
 #include "common/err.h"
 #include "storage/plog.h"
 

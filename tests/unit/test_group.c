@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/group.h"
+#include "broker/delivery/group.h"
 #include "common/err.h"
 
 #define MAX_JOINS 16

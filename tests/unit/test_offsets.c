@@ -1,10 +1,11 @@
 /* offsets: the __consumer_offsets record encoding round-trips, replay keeps the latest commit
- * per key and honours tombstones, and malformed records are rejected. */
+ * per key and honours tombstones, and malformed records are rejected; the record format is
+ * pinned by bytes the broker of commit c904487 wrote. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/offsets.h"
+#include "broker/delivery/offsets.h"
 #include "common/err.h"
 
 static struct offsets_table *t;
@@ -116,4 +117,35 @@ Test(offsets, partition_for_group_is_stable_and_spread)
     }
     for (int p = 0; p < 8; p++)
         cr_assert_gt(hits[p], 50, "partition %d got only %u groups", p, hits[p]);
+}
+
+/* (group "g1", topic "plain", partition 1) -> (offset 30, commit_ms 1700000000123, "meta"), as
+ * encoded by the broker of commit c904487. These bytes are in every __consumer_offsets log;
+ * they must keep decoding, and the encoder must keep producing them. */
+static const uint8_t golden_key[] = {
+    0x01, 0x02, 0x00, 0x67, 0x31, 0x05, 0x00, 0x70, 0x6c, 0x61, 0x69, 0x6e,
+    0x01, 0x00, 0x00, 0x00,
+};
+static const uint8_t golden_value[] = {
+    0x01, 0x1e, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7b, 0x68, 0xe5,
+    0xcf, 0x8b, 0x01, 0x00, 0x00, 0x04, 0x00, 0x6d, 0x65, 0x74, 0x61,
+};
+
+Test(offsets, golden_record)
+{
+    cr_assert_eq(offsets_apply_record(t, golden_key, sizeof(golden_key), golden_value,
+                                      sizeof(golden_value)), 0);
+    struct offsets_commit oc;
+    cr_assert_eq(offsets_get(t, "g1", "plain", 1, &oc), 0);
+    cr_assert_eq(oc.offset, 30);
+    cr_assert_eq(oc.commit_ms, 1700000000123LL);
+    cr_assert_str_eq(oc.metadata, "meta");
+    uint8_t k[OFFSETS_KEY_MAX], v[OFFSETS_VALUE_MAX];
+    int kl = offsets_encode_key("g1", "plain", 1, k, sizeof(k));
+    struct offsets_commit c = {.offset = 30, .commit_ms = 1700000000123LL, .metadata = "meta"};
+    int vl = offsets_encode_value(&c, v, sizeof(v));
+    cr_assert_eq(kl, (int)sizeof(golden_key));
+    cr_assert_eq(vl, (int)sizeof(golden_value));
+    cr_assert_eq(memcmp(k, golden_key, sizeof(golden_key)), 0);
+    cr_assert_eq(memcmp(v, golden_value, sizeof(golden_value)), 0);
 }

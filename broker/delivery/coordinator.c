@@ -1,0 +1,847 @@
+/*
+ * coordinator: group coordination and committed offsets on a single broker (see
+ * coordinator.h).
+ *
+ * A group lives in the table while it has members; coord_tick drops groups left empty (their
+ * committed offsets stay in the offset table and in __consumer_offsets). Memberships are not
+ * persisted: after a restart members get UNKNOWN_MEMBER_ID and rejoin, as Kafka's do after a
+ * coordinator moves.
+ */
+#include "broker/delivery/coordinator.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/meta/meta.h"
+#include "broker/svc/svc.h"
+#include "common/arena.h"
+#include "common/batch.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "io/io.h"
+
+#define COORD_REPLAY_BUF_BYTES (COORD_BATCH_MAX_BYTES + (1u << 20))
+#define COORD_LIST_MAX 100000
+
+struct coord_group {
+    struct coord_group *next;
+    struct group *g;
+};
+
+struct coord {
+    struct coord_config cfg;
+    struct meta *meta;
+    struct offsets_table *offsets;
+    struct coord_group *buckets[COORD_GROUP_BUCKETS];
+    uint32_t n_groups;
+    uint64_t nonce;
+    bool stopped;
+    struct batch_builder *bb;
+    struct coord_stats st;
+    /* __consumer_offsets is created on the first commit, in the background; commits wait. */
+    bool offsets_creating;
+    struct meta_topic_spec offsets_spec;
+    struct meta_proposal offsets_pr;
+    struct coord_pending *waiting, *waiting_tail;
+};
+
+/* A request waiting for a join answer or a commit's append (in the request's arena). */
+struct coord_pending {
+    struct partition_append pa; /* first: the append callback gets &pa */
+    struct svc_req *r;
+    struct coord *c;
+    struct coord_join *join;
+    struct coord_commit *commit;
+    int64_t now_ms;
+    struct coord_pending *next_waiting; /* waiting for __consumer_offsets to be created */
+};
+
+/* --- group table ------------------------------------------------------------------------------ */
+
+static uint32_t coord_bucket(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *s = id; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h % COORD_GROUP_BUCKETS;
+}
+
+static int coord_check_id(const char *id, char *msg, size_t cap)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > GROUP_ID_MAX) {
+        snprintf(msg, cap, "group id must be 1-%d bytes, got %zu", GROUP_ID_MAX, n);
+        return RL_E_INVALID_GROUP_ID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((uint8_t)id[i] < 0x20 || id[i] == 0x7f) {
+            snprintf(msg, cap, "group id contains a control byte at %zu", i);
+            return RL_E_INVALID_GROUP_ID;
+        }
+    }
+    return 0;
+}
+
+static struct group *coord_lookup(const struct coord *c, const char *id)
+{
+    for (struct coord_group *cg = c->buckets[coord_bucket(id)]; cg; cg = cg->next)
+        if (!strcmp(group_id_of(cg->g), id))
+            return cg->g;
+    return NULL;
+}
+
+static int coord_partitions(void *arg, const char *topic)
+{
+    struct coord *c = arg;
+    const struct meta_topic *t = meta_topic_find(c->meta, topic);
+    return t ? (int)t->partition_count : RL_E_UNKNOWN_TOPIC;
+}
+
+static void coord_join_done(void *token, const struct group_join_result *res);
+
+static struct group *coord_get_or_create(struct coord *c, const char *id, int *err)
+{
+    struct group *g = coord_lookup(c, id);
+    if (g)
+        return g;
+    if (c->n_groups >= c->cfg.max_groups) {
+        *err = RL_E_LIMIT;
+        return NULL;
+    }
+    struct coord_group *cg = calloc(1, sizeof(*cg));
+    g = cg ? group_create(id, &c->cfg.group, c->nonce++, coord_partitions, c, coord_join_done)
+           : NULL;
+    if (!g) {
+        free(cg);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    cg->g = g;
+    uint32_t b = coord_bucket(id);
+    cg->next = c->buckets[b];
+    c->buckets[b] = cg;
+    c->n_groups++;
+    return g;
+}
+
+/* --- replay of __consumer_offsets ------------------------------------------------------------- */
+
+static int coord_replay_batches(struct coord *c, struct batch_reader *rd, const uint8_t *buf,
+                                int len, const struct partition *p)
+{
+    int pos = 0;
+    while (pos < len) {
+        struct batch_header h;
+        int rc = batch_reader_open(rd, buf + pos, (size_t)(len - pos), &h);
+        if (rc)
+            return rc;
+        struct batch_record rec;
+        while ((rc = batch_reader_next(rd, &rec)) == 1) {
+            if (offsets_apply_record(c->offsets, rec.key, rec.key_len, rec.value,
+                                     rec.value_len) != 0) {
+                char where[300];
+                snprintf(where, sizeof(where), "%s-%u", partition_topic(p),
+                         partition_index(p));
+                RL_CORRUPT(where, 0, rec.offset, "commit record does not decode; skipped");
+            }
+        }
+        if (rc < 0)
+            return rc;
+        pos += (int)h.batch_len;
+    }
+    return 0;
+}
+
+static int coord_replay(struct coord *c)
+{
+    const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
+    if (!t)
+        return 0;
+    int rc = 0;
+    uint8_t *buf = malloc(COORD_REPLAY_BUF_BYTES);
+    struct batch_reader *rd = batch_reader_create(RL_BATCH_MAX_BYTES);
+    if (!buf || !rd) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint32_t k = 0; k < t->partition_count && rc == 0; k++) {
+        struct partition *p = t->parts[k];
+        uint64_t off = partition_start_offset(p), end = partition_visible_end(p);
+        for (uint32_t guard = 0; off < end && guard < (1u << 24); guard++) {
+            int n = partition_read_copy(p, off, COORD_REPLAY_BUF_BYTES / 2, buf,
+                                        COORD_REPLAY_BUF_BYTES);
+            if (n <= 0) {
+                rc = n;
+                break;
+            }
+            uint64_t next = off;
+            for (int pos = 0; pos < n;) {
+                struct batch_header h;
+                if (batch_header_decode(buf + pos, (size_t)(n - pos), &h))
+                    break;
+                next = h.base_offset + h.record_count;
+                pos += (int)h.batch_len;
+            }
+            rc = coord_replay_batches(c, rd, buf, n, p);
+            if (rc || next <= off)
+                break;
+            off = next;
+        }
+    }
+out:
+    free(buf);
+    batch_reader_destroy(rd);
+    return rc;
+}
+
+int coord_create(const struct coord_config *cfg, struct meta *meta, int64_t now_ms,
+                 struct coord **out, char *err, size_t err_cap)
+{
+    struct coord *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->cfg = *cfg;
+    c->meta = meta;
+    c->nonce = (uint64_t)now_ms << 16;
+    c->offsets = offsets_table_create(COORD_MAX_OFFSETS);
+    c->bb = batch_builder_create(COORD_BATCH_MAX_BYTES, BATCH_CODEC_NONE, 0);
+    if (!c->offsets || !c->bb) {
+        coord_destroy(c);
+        return -ENOMEM;
+    }
+    int rc = coord_replay(c);
+    if (rc) {
+        snprintf(err, err_cap, "cannot replay committed offsets from %s: %s", OFFSETS_TOPIC,
+                 rl_strerror(rc));
+        coord_destroy(c);
+        return rc;
+    }
+    if (offsets_count(c->offsets))
+        RL_INFO("committed offsets: %u replayed from %s", offsets_count(c->offsets),
+                OFFSETS_TOPIC);
+    *out = c;
+    return 0;
+}
+
+void coord_stop(struct coord *c)
+{
+    if (!c || c->stopped)
+        return;
+    c->stopped = true;
+    for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++) {
+        while (c->buckets[b]) {
+            struct coord_group *cg = c->buckets[b];
+            c->buckets[b] = cg->next;
+            group_destroy(cg->g); /* answers pending joins */
+            free(cg);
+        }
+    }
+    c->n_groups = 0;
+}
+
+void coord_destroy(struct coord *c)
+{
+    if (!c)
+        return;
+    coord_stop(c);
+    offsets_table_destroy(c->offsets);
+    batch_builder_destroy(c->bb);
+    free(c);
+}
+
+void coord_tick(struct coord *c, int64_t now_ms)
+{
+    if (c->stopped)
+        return;
+    for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++) {
+        struct coord_group **pp = &c->buckets[b];
+        while (*pp) {
+            struct coord_group *cg = *pp;
+            c->st.members_expired += group_tick(cg->g, now_ms);
+            if (group_get_state(cg->g) == GROUP_EMPTY && group_member_count(cg->g) == 0) {
+                *pp = cg->next;
+                group_destroy(cg->g);
+                free(cg);
+                c->n_groups--;
+            } else {
+                pp = &cg->next;
+            }
+        }
+    }
+}
+
+void coord_get_stats(const struct coord *c, struct coord_stats *out)
+{
+    *out = c->st;
+    out->groups = c->n_groups;
+    out->members = 0;
+    for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++)
+        for (struct coord_group *cg = c->buckets[b]; cg; cg = cg->next)
+            out->members += group_member_count(cg->g);
+    out->committed_offsets = offsets_count(c->offsets);
+}
+
+/* Checks that group requests can be served now and the group id is valid. */
+static int coord_precheck(const struct coord *c, const char *group_id, char *msg, size_t cap)
+{
+    if (!c || c->stopped) {
+        snprintf(msg, cap, "the broker is shutting down; find the coordinator again and retry");
+        return RL_E_COORDINATOR_NOT_AVAILABLE;
+    }
+    return group_id ? coord_check_id(group_id, msg, cap) : 0;
+}
+
+/* A message in the request's arena: msg when set, else the code's own sentence. */
+static const char *coord_msg(struct svc_req *r, int rc, const char *msg)
+{
+    if (!rc)
+        return NULL;
+    const char *m = arena_strdup(r->arena, msg && msg[0] ? msg : rl_strerror(rc));
+    return m ? m : rl_strerror(rc);
+}
+
+int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap)
+{
+    return coord_precheck(c, group_id, msg, cap);
+}
+
+/* --- JoinGroup -------------------------------------------------------------------------------- */
+
+static void coord_answer(struct svc_req *r)
+{
+    struct coord_pending *cp = r->state;
+    if (cp->join)
+        cp->join->done(r, cp->join);
+    else
+        cp->commit->done(r, cp->commit);
+}
+
+/* The deferred work of r is over: the loop answers. */
+static void coord_pending_over(struct svc_req *r)
+{
+    RL_ASSERT(r->pending > 0);
+    svc_req_op_ended(r);
+}
+
+static void coord_join_done(void *token, const struct group_join_result *res)
+{
+    struct svc_req *r = token;
+    struct coord_pending *cp = r->state;
+    struct coord_join *j = cp->join;
+    if (res->error) {
+        j->rc = res->error;
+        j->msg = coord_msg(r, res->error, NULL);
+    } else {
+        j->generation = res->generation;
+        j->member_id_out = arena_strdup(r->arena, res->member_id);
+        j->leader_id = arena_strdup(r->arena, res->leader_id);
+        j->assignor = arena_strdup(r->arena, res->assignor ? res->assignor : "");
+        j->member_count = res->member_count;
+        if (!j->member_id_out || !j->leader_id || !j->assignor) {
+            j->member_id_out = j->leader_id = j->assignor = "";
+            j->rc = RL_E_LIMIT;
+            j->msg = "out of request memory";
+        }
+        cp->c->st.rebalances_completed++;
+    }
+    coord_pending_over(r);
+}
+
+static const char *coord_join_msg(int rc)
+{
+    switch (rc) {
+    case RL_E_INVALID_SESSION_TIMEOUT:
+        return "session_timeout_ms is outside [group.min.session.timeout.ms, "
+               "group.max.session.timeout.ms]";
+    case RL_E_INCONSISTENT_PROTOCOL:
+        return "the member's assignors (range, roundrobin) share none with the group's members";
+    case RL_E_UNKNOWN_MEMBER_ID:
+        return "unknown member id; join again with an empty member id";
+    case RL_E_LIMIT:
+        return "the group has its maximum of members (group.max.members) or the broker its "
+               "maximum of groups (max.groups)";
+    case RL_E_INVALID_ARGUMENT:
+        return "invalid subscription: topics must be non-empty names (at most 256)";
+    default:
+        return NULL;
+    }
+}
+
+/* Starts the join of j into group g. Returns 0 when pending (answered through
+ * coord_join_done, maybe already), or the error at once. */
+static int coord_join_start(struct coord *c, struct svc_req *r, struct coord_join *j,
+                            struct group *g)
+{
+    struct group_member_spec spec = {
+        .member_id = j->member_id,
+        .client_id = j->client_id && j->client_id[0] ? j->client_id : svc_req_peer(r),
+        .session_timeout_ms = (int32_t)j->session_timeout_ms,
+        .rebalance_timeout_ms = j->rebalance_timeout_ms ? (int32_t)j->rebalance_timeout_ms
+                                                        : (int32_t)j->session_timeout_ms,
+        .topics = j->topics,
+        .topic_count = (uint32_t)(j->n_topics > UINT32_MAX ? UINT32_MAX : j->n_topics),
+        .assignors = j->assignors,
+        .assignor_count = (uint32_t)j->n_assignors,
+    };
+    int64_t now_ms = io_wall_ms(r->io);
+    r->pending++;
+    int rc = group_join(g, &spec, now_ms, r);
+    if (rc == 0)
+        return 0;
+    r->pending--;
+    if (group_member_count(g) == 0 && group_get_state(g) == GROUP_EMPTY)
+        coord_tick(c, now_ms); /* drop the group this failed join created */
+    return rc;
+}
+
+void coord_join(struct coord *c, struct svc_req *r, struct coord_join *j)
+{
+    struct coord_pending *cp = arena_calloc(r->arena, sizeof(*cp));
+    j->member_id_out = j->leader_id = j->assignor = "";
+    j->rc = 0;
+    j->msg = NULL;
+    if (!cp) {
+        j->rc = RL_E_LIMIT;
+        j->msg = "out of request memory";
+        return j->done(r, j);
+    }
+    *cp = (struct coord_pending){.r = r, .c = c, .join = j};
+    r->state = cp;
+    r->finish = coord_answer;
+    char msg[COORD_MSG_MAX] = "";
+    int rc = coord_precheck(c, j->group_id, msg, sizeof(msg));
+    if (rc == 0 && (j->session_timeout_ms > INT32_MAX || j->rebalance_timeout_ms > INT32_MAX))
+        rc = RL_E_INVALID_SESSION_TIMEOUT;
+    if (rc == 0 && strlen(j->member_id) > GROUP_MEMBER_ID_MAX)
+        rc = RL_E_UNKNOWN_MEMBER_ID;
+    struct group *g = rc ? NULL : coord_get_or_create(c, j->group_id, &rc);
+    if (g && (rc = coord_join_start(c, r, j, g)) == 0)
+        return; /* answered through coord_join_done */
+    if (!msg[0] && coord_join_msg(rc))
+        snprintf(msg, sizeof(msg), "%s", coord_join_msg(rc));
+    j->rc = rc;
+    j->msg = coord_msg(r, rc, msg);
+    j->done(r, j);
+}
+
+/* --- SyncGroup / Heartbeat / LeaveGroup ------------------------------------------------------- */
+
+/* Looks the group up for a member request; unknown groups answer UNKNOWN_MEMBER_ID (after a
+ * restart memberships are gone and members must rejoin). Returns the group, or NULL with *rc
+ * and msg set. */
+static struct group *coord_member_group(struct coord *c, const char *group_id,
+                                        const char *member_id, int *rc, char *msg, size_t cap)
+{
+    *rc = coord_precheck(c, group_id, msg, cap);
+    struct group *g = *rc ? NULL : coord_lookup(c, group_id);
+    if (!*rc && (!g || !member_id || !member_id[0])) {
+        *rc = RL_E_UNKNOWN_MEMBER_ID;
+        snprintf(msg, cap, "%s", !g ? "group has no members on this coordinator; join it "
+                 "again with an empty member id" : "member id is empty; join first");
+        g = NULL;
+    }
+    return g;
+}
+
+static void coord_member_msg(int rc, char *msg, size_t cap)
+{
+    const char *m = NULL;
+    switch (rc) {
+    case RL_E_UNKNOWN_MEMBER_ID: m = "unknown member (removed after its session timeout or a "
+                                     "leave); join again with an empty member id"; break;
+    case RL_E_ILLEGAL_GENERATION: m = "stale generation; join the group again"; break;
+    case RL_E_REBALANCE_IN_PROGRESS: m = "the group is rebalancing; join again"; break;
+    default: break;
+    }
+    snprintf(msg, cap, "%s", m ? m : "");
+}
+
+int coord_sync(struct coord *c, const char *group_id, const char *member_id, int32_t generation,
+               int64_t now_ms, const struct group_tp **tps, uint32_t *n, char *msg, size_t cap)
+{
+    int rc;
+    *n = 0;
+    struct group *g = coord_member_group(c, group_id, member_id, &rc, msg, cap);
+    if (!g)
+        return rc;
+    rc = group_sync(g, member_id, generation, now_ms, tps, n);
+    coord_member_msg(rc, msg, cap);
+    return rc;
+}
+
+int coord_heartbeat(struct coord *c, const char *group_id, const char *member_id,
+                    int32_t generation, int64_t now_ms, char *msg, size_t cap)
+{
+    int rc;
+    struct group *g = coord_member_group(c, group_id, member_id, &rc, msg, cap);
+    if (!g)
+        return rc;
+    rc = group_heartbeat(g, member_id, generation, now_ms);
+    coord_member_msg(rc, msg, cap);
+    return rc;
+}
+
+int coord_leave(struct coord *c, const char *group_id, const char *member_id, int64_t now_ms,
+                char *msg, size_t cap)
+{
+    int rc;
+    struct group *g = coord_member_group(c, group_id, member_id, &rc, msg, cap);
+    if (!g)
+        return rc;
+    rc = group_leave(g, member_id, now_ms);
+    coord_member_msg(rc, msg, cap);
+    return rc;
+}
+
+/* --- OffsetCommit ----------------------------------------------------------------------------- */
+
+static void coord_commit_done(struct partition_append *pa, int result)
+{
+    struct coord_pending *cp = (struct coord_pending *)pa;
+    struct coord *c = cp->c;
+    struct coord_commit *cm = cp->commit;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        struct coord_commit_item *it = &cm->items[i];
+        if (it->rc)
+            continue;
+        int rc = result;
+        if (rc == 0) {
+            struct offsets_commit oc = {.offset = it->offset, .commit_ms = cp->now_ms,
+                                        .metadata = it->metadata};
+            rc = offsets_put(c->offsets, cm->group_id, it->topic, it->partition, &oc);
+        }
+        if (rc) {
+            it->rc = rc;
+            it->msg = rl_strerror(rc);
+            c->st.commit_errors++;
+        }
+    }
+    c->st.commits++;
+    coord_pending_over(cp->r);
+}
+
+/* Validates one item of a commit; returns 0 or its error (message in the item). */
+static int coord_commit_check(struct coord *c, struct svc_req *r, struct coord_commit_item *it)
+{
+    int rc;
+    const char *why = NULL;
+    if (!meta_partition(c->meta, it->topic, it->partition, &rc))
+        why = rc == RL_E_UNKNOWN_TOPIC ? "topic does not exist" : "partition does not exist";
+    else if (it->offset < 0 && (rc = RL_E_INVALID_REQUEST))
+        why = "offset must be >= 0 (the next offset to consume)";
+    else if (strlen(it->metadata) > OFFSETS_METADATA_MAX && (rc = RL_E_INVALID_REQUEST))
+        why = "metadata is longer than 1024 bytes";
+    if (why) {
+        it->rc = rc;
+        it->msg = arena_printf(r->arena, "%s-%u: %s", it->topic, it->partition, why);
+    }
+    return why ? rc : 0;
+}
+
+/* Encodes the valid items as one batch in the coordinator's builder. Returns its length or an
+ * error. */
+static int coord_commit_batch(struct coord *c, const struct coord_commit *cm, int64_t now_ms,
+                              uint32_t *records, const uint8_t **out)
+{
+    uint8_t key[OFFSETS_KEY_MAX], value[OFFSETS_VALUE_MAX];
+    batch_builder_reset(c->bb, -1, -1, -1);
+    *records = 0;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        const struct coord_commit_item *it = &cm->items[i];
+        if (it->rc)
+            continue;
+        struct offsets_commit oc = {.offset = it->offset, .commit_ms = now_ms,
+                                    .metadata = it->metadata};
+        int kl = offsets_encode_key(cm->group_id, it->topic, it->partition, key, sizeof(key));
+        int vl = offsets_encode_value(&oc, value, sizeof(value));
+        if (kl < 0 || vl < 0)
+            return kl < 0 ? kl : vl;
+        struct batch_record_in rec = {.key = key, .key_len = (size_t)kl, .value = value,
+                                      .value_len = (size_t)vl, .timestamp = now_ms};
+        int rc = batch_builder_add(c->bb, &rec);
+        if (rc)
+            return rc;
+        (*records)++;
+    }
+    return batch_builder_finish(c->bb, out);
+}
+
+/* May this commit go ahead for its group? 0, or the error with msg. */
+static int coord_commit_group_check(struct coord *c, const struct coord_commit *cm, char *msg,
+                                    size_t cap)
+{
+    int rc = coord_precheck(c, cm->group_id, msg, cap);
+    if (rc)
+        return rc;
+    const struct group *g = coord_lookup(c, cm->group_id);
+    if (!g) {
+        if (cm->member_id[0] || cm->generation != -1) {
+            snprintf(msg, cap, "group %s has no members on this coordinator; a member commit "
+                     "needs a current membership (join again), a standalone commit uses an "
+                     "empty member id and generation -1", cm->group_id);
+            return RL_E_UNKNOWN_MEMBER_ID;
+        }
+        return 0;
+    }
+    rc = group_check_commit(g, cm->member_id, cm->generation);
+    if (rc)
+        snprintf(msg, cap, "%s", rc == RL_E_ILLEGAL_GENERATION
+                 ? "commit for a stale generation; join the group again"
+                 : "unknown member (or a standalone commit to a group with members); join "
+                   "again");
+    return rc;
+}
+
+/* Fails every valid item of a commit that never reached the log. */
+static void coord_commit_fail(struct coord_pending *cp, int rc, const char *msg)
+{
+    struct coord_commit *cm = cp->commit;
+    const char *m = coord_msg(cp->r, rc, msg);
+    for (size_t i = 0; i < cm->n_items; i++) {
+        if (cm->items[i].rc)
+            continue;
+        cm->items[i].rc = rc;
+        cm->items[i].msg = m;
+    }
+    cp->c->st.commit_errors++;
+}
+
+/* Appends the commit's batch to the group's partition of __consumer_offsets (which exists).
+ * Returns 0 when the append is under way (r->pending counts it), else the error. */
+static int coord_commit_append(struct coord_pending *cp, char *msg, size_t cap)
+{
+    struct coord *c = cp->c;
+    const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
+    if (!t) {
+        snprintf(msg, cap, "%s does not exist", OFFSETS_TOPIC);
+        return RL_E_UNKNOWN_TOPIC;
+    }
+    struct partition *p = t->parts[offsets_partition_for(cp->commit->group_id, t->partition_count)];
+    const uint8_t *batch = NULL;
+    uint32_t records = 0;
+    cp->now_ms = io_wall_ms(cp->r->io);
+    int len = coord_commit_batch(c, cp->commit, cp->now_ms, &records, &batch);
+    if (len <= 0)
+        return len ? len : RL_E_INTERNAL;
+    cp->pa.batch = batch;
+    cp->pa.len = (uint32_t)len;
+    cp->pa.records = records;
+    cp->pa.ack = PARTITION_ACK_ALL;
+    cp->pa.done = coord_commit_done;
+    cp->pa.ctx = cp;
+    int rc = partition_append(p, &cp->pa);
+    if (rc == 0)
+        cp->r->pending++;
+    return rc;
+}
+
+/* __consumer_offsets now exists (or could not be created): the commits that waited for it go
+ * on. Runs from the loop (the proposal's completion). */
+static void coord_offsets_created(struct meta_proposal *pr)
+{
+    struct coord *c = pr->ctx;
+    c->offsets_creating = false;
+    if (pr->rc == 0)
+        RL_INFO("created %s with %u partitions", OFFSETS_TOPIC, c->cfg.offsets_topic_partitions);
+    for (uint32_t guard = 0; c->waiting && guard < 10000000; guard++) {
+        struct coord_pending *cp = c->waiting;
+        c->waiting = cp->next_waiting;
+        char msg[sizeof(pr->msg) + 64] = "";
+        int rc = pr->rc;
+        if (rc)
+            snprintf(msg, sizeof(msg), "cannot create %s: %s", OFFSETS_TOPIC, pr->msg);
+        else
+            rc = coord_commit_append(cp, msg, sizeof(msg));
+        if (rc)
+            coord_commit_fail(cp, rc, msg);
+        coord_pending_over(cp->r); /* the wait is over; an append counts on its own */
+    }
+    c->waiting_tail = NULL;
+}
+
+/* Parks a commit until __consumer_offsets exists, starting its creation (in the background:
+ * a metadata record and one log per partition) if nobody has. */
+static void coord_commit_wait_topic(struct coord_pending *cp)
+{
+    struct coord *c = cp->c;
+    cp->next_waiting = NULL;
+    if (c->waiting_tail)
+        c->waiting_tail->next_waiting = cp;
+    else
+        c->waiting = cp;
+    c->waiting_tail = cp;
+    cp->r->pending++;
+    if (c->offsets_creating)
+        return;
+    c->offsets_creating = true;
+    c->offsets_spec = (struct meta_topic_spec){
+        .name = OFFSETS_TOPIC, .partitions = (int32_t)c->cfg.offsets_topic_partitions};
+    c->offsets_pr.done = coord_offsets_created;
+    c->offsets_pr.ctx = c;
+    meta_propose_create(c->meta, &c->offsets_pr, &c->offsets_spec);
+}
+
+void coord_commit(struct coord *c, struct svc_req *r, struct coord_commit *cm)
+{
+    struct coord_pending *cp = arena_calloc(r->arena, sizeof(*cp));
+    char msg[COORD_MSG_MAX] = "";
+    cm->rc = 0;
+    cm->msg = NULL;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        cm->items[i].rc = 0;
+        cm->items[i].msg = NULL;
+    }
+    if (!cp) {
+        cm->rc = RL_E_LIMIT;
+        cm->msg = "out of request memory";
+        return cm->done(r, cm);
+    }
+    *cp = (struct coord_pending){.r = r, .c = c, .commit = cm};
+    r->state = cp;
+    r->finish = coord_answer;
+    int grc = coord_commit_group_check(c, cm, msg, sizeof(msg));
+    size_t valid = 0;
+    const char *gmsg = grc ? coord_msg(r, grc, msg) : NULL;
+    for (size_t i = 0; i < cm->n_items; i++) {
+        if (grc) {
+            cm->items[i].rc = grc;
+            cm->items[i].msg = gmsg;
+        } else if (coord_commit_check(c, r, &cm->items[i]) == 0) {
+            valid++;
+        }
+    }
+    if (grc == RL_E_INVALID_GROUP_ID || grc == RL_E_COORDINATOR_NOT_AVAILABLE) {
+        cm->rc = grc;
+        cm->msg = gmsg;
+    }
+    if (valid == 0)
+        return cm->done(r, cm);
+    if (!meta_topic_find(c->meta, OFFSETS_TOPIC))
+        return coord_commit_wait_topic(cp); /* answered once created and durable */
+    msg[0] = 0;
+    int rc = coord_commit_append(cp, msg, sizeof(msg));
+    if (rc == 0)
+        return; /* answered once durable */
+    coord_commit_fail(cp, rc, msg);
+    cm->done(r, cm);
+}
+
+/* --- OffsetFetch ------------------------------------------------------------------------------ */
+
+int coord_offsets_check(struct coord *c, const char *group_id, char *msg, size_t cap)
+{
+    return coord_precheck(c, group_id, msg, cap);
+}
+
+int coord_offset_get(const struct coord *c, const char *group_id, const char *topic,
+                     uint32_t partition, struct offsets_commit *out)
+{
+    return offsets_get(c->offsets, group_id, topic, partition, out);
+}
+
+void coord_offsets_visit(const struct coord *c, const char *group_id, offsets_visit_fn fn,
+                         void *arg)
+{
+    offsets_visit_group(c->offsets, group_id, fn, arg);
+}
+
+/* --- ListGroups / DescribeGroups -------------------------------------------------------------- */
+
+int coord_list_groups(struct coord *c, struct svc_req *r, struct coord_listing **out,
+                      size_t *n_out, char *msg, size_t cap)
+{
+    *out = NULL;
+    *n_out = 0;
+    int rc = coord_precheck(c, NULL, msg, cap);
+    if (rc)
+        return rc;
+    uint32_t max = offsets_count(c->offsets) < COORD_LIST_MAX ? offsets_count(c->offsets)
+                                                              : COORD_LIST_MAX;
+    const char **committed = arena_calloc(r->arena, (max + 1) * sizeof(*committed));
+    struct coord_listing *gl = arena_calloc(r->arena, (c->n_groups + max + 1) * sizeof(*gl));
+    if (!committed || !gl)
+        return -ENOMEM;
+    uint32_t n_committed = offsets_list_groups(c->offsets, committed, max);
+    size_t n = 0;
+    for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++)
+        for (struct coord_group *cg = c->buckets[b]; cg; cg = cg->next)
+            gl[n++] = (struct coord_listing){group_id_of(cg->g),
+                                             group_state_name(group_get_state(cg->g))};
+    for (uint32_t i = 0; i < n_committed; i++)
+        if (!coord_lookup(c, committed[i]))
+            gl[n++] = (struct coord_listing){committed[i], group_state_name(GROUP_EMPTY)};
+    *out = gl;
+    *n_out = n;
+    return 0;
+}
+
+static void coord_count_visit(void *arg, const char *topic, uint32_t partition,
+                              const struct offsets_commit *oc)
+{
+    (void)topic;
+    (void)partition;
+    (void)oc;
+    (*(uint32_t *)arg)++;
+}
+
+/* The members of a live group, copied into r's arena. */
+static int coord_describe_members(struct svc_req *r, const struct group *g,
+                                  struct coord_group_desc *d)
+{
+    uint32_t n = group_member_count(g);
+    d->members = arena_calloc(r->arena, (n + 1) * sizeof(*d->members));
+    if (!d->members)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *mid, *cid;
+        const struct group_tp *tps;
+        uint32_t count;
+        struct coord_member_desc *md = &d->members[i];
+        group_member_at(g, i, &mid, &cid, &tps, &count);
+        md->member_id = arena_strdup(r->arena, mid);
+        md->client_id = arena_strdup(r->arena, cid ? cid : "");
+        struct group_tp *copy = arena_calloc(r->arena, (count + 1) * sizeof(*copy));
+        if (!md->member_id || !md->client_id || !copy)
+            return -ENOMEM;
+        for (uint32_t k = 0; k < count; k++) {
+            copy[k].topic = arena_strdup(r->arena, tps[k].topic);
+            copy[k].partition = tps[k].partition;
+            if (!copy[k].topic)
+                return -ENOMEM;
+        }
+        md->assignment = copy;
+        md->n_assignment = count;
+    }
+    d->n_members = n;
+    return 0;
+}
+
+int coord_describe(struct coord *c, struct svc_req *r, const char *group_id,
+                   struct coord_group_desc *d)
+{
+    char msg[COORD_MSG_MAX] = "";
+    memset(d, 0, sizeof(*d));
+    int rc = coord_precheck(c, group_id, msg, sizeof(msg));
+    const struct group *g = rc ? NULL : coord_lookup(c, group_id);
+    uint32_t commits = 0;
+    if (rc == 0 && !g)
+        offsets_visit_group(c->offsets, group_id, coord_count_visit, &commits);
+    if (rc == 0 && !g && commits == 0) {
+        rc = RL_E_GROUP_ID_NOT_FOUND;
+        snprintf(msg, sizeof(msg), "group %s has no members and no committed offsets",
+                 group_id);
+    }
+    d->state = group_state_name(g ? group_get_state(g) : GROUP_EMPTY);
+    d->assignor = "";
+    d->rc = rc;
+    if (rc || !g) {
+        d->msg = rc ? arena_strdup(r->arena, msg) : NULL;
+        return 0;
+    }
+    d->generation = group_generation(g);
+    const char *assignor = group_assignor_of(g);
+    d->assignor = assignor ? assignor : "";
+    return coord_describe_members(r, g, d);
+}

@@ -1,0 +1,471 @@
+/*
+ * idem_state: each partition's producer state, off the loop (see idempotence.h; invariants in
+ * idem_int.h).
+ *
+ * A load is a job that alternates between the loop and the background thread:
+ *
+ *   bg    read <partition dir>/producer.snapshot and decode it into a fresh table
+ *   loop  the replay range: from the snapshot's next offset (cut back when the log lost a tail
+ *         after it, moved up to the log start) to the visible end now
+ *   loop  partition_read of the next slice (up to 16 MiB)        } until the range is read
+ *   bg    read that slice's batch headers, a 1 MiB window at a    }
+ *         time, and record the idempotent batches                 }
+ *   loop  install the table, wake the waiters in order, start the next queued load
+ *
+ * At most IDEM_MAX_LOADS run at once; each holds a 1 MiB window and one slice.
+ *
+ * A snapshot is encoded on the loop (the table lives there) into a buffer of its own and
+ * written by the background thread (write-temp, fsync, rename, directory fsync).
+ */
+#include "broker/delivery/idem_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
+#include "broker/svc/bg.h"
+#include "common/batch.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/checkpoint.h"
+#include "storage/plog.h"
+
+#define IDEM_REPLAY_READ_BYTES (16u << 20) /* per slice; read 1 MiB at a time */
+#define IDEM_REPLAY_MAX_SLICES (1u << 24)
+
+enum idem_load_stage { IDEM_LOAD_SNAPSHOT, IDEM_LOAD_SLICE };
+
+struct idem_load {
+    struct bg_job job;             /* first: the job's callbacks get &job */
+    struct idem *id;
+    struct idem_part *ip;
+    struct partition *p;
+    enum idem_load_stage stage;
+    char dir[PATH_MAX + 300];
+    int64_t now_ms;
+    int64_t next;                  /* the snapshot's next offset */
+    uint64_t from, end, off;       /* replay [from, end); off: the next slice */
+    uint32_t slices;
+    struct pstate *ps;
+    uint32_t max_producers;
+    uint8_t *scratch;              /* CHECKPOINT_MAX_PAYLOAD: snapshot image, header window */
+    struct plog_slice slice;
+    bool have_slice;
+    int rc;
+};
+
+struct idem_snap {
+    struct bg_job job;             /* first */
+    struct idem *id;
+    struct idem_part *ip;
+    char dir[PATH_MAX + 300];
+    uint8_t *buf;
+    size_t len;
+    int rc;
+};
+
+static void idem_load_next(struct idem *id);
+
+/* The load of ip ended (rc 0: the state is there): its waiters go on, in order. */
+static void idem_load_wake(struct idem_part *ip, int rc)
+{
+    for (uint32_t guard = 0; ip->waiters && guard < 10000000; guard++) {
+        struct idem_wait *w = ip->waiters;
+        ip->waiters = w->next;
+        if (!ip->waiters)
+            ip->waiters_tail = NULL;
+        w->done(w, rc); /* may append and record now that the state is there */
+    }
+}
+
+/* A queued load that could not start. */
+static void idem_load_fail_waiters(struct idem_part *ip, int rc)
+{
+    partition_unpin(ip->p);
+    idem_load_wake(ip, rc);
+}
+
+static void idem_part_free(void *obj)
+{
+    struct idem_part *ip = obj;
+    if (!ip)
+        return;
+    struct idem *id = ip->id;
+    RL_ASSERT(!ip->loading && !ip->load_queued && !ip->snapshot_inflight && !ip->waiters);
+    if (ip->prev)
+        ip->prev->next = ip->next;
+    else
+        id->parts = ip->next;
+    if (ip->next)
+        ip->next->prev = ip->prev;
+    pstate_destroy(ip->ps);
+    free(ip);
+}
+
+struct idem_part *idem_part_get(struct idem *id, struct partition *p)
+{
+    struct idem_part *ip = partition_attachment(p);
+    if (ip)
+        return ip;
+    ip = calloc(1, sizeof(*ip));
+    if (!ip)
+        return NULL;
+    ip->id = id;
+    ip->p = p;
+    ip->seen_segments = partition_segment_count(p);
+    ip->bytes_at_snapshot = partition_stats(p)->bytes_in;
+    ip->next = id->parts;
+    if (id->parts)
+        id->parts->prev = ip;
+    id->parts = ip;
+    partition_attach(p, ip, idem_part_free);
+    return ip;
+}
+
+static void idem_part_dir(const struct idem *id, const struct partition *p, char *out,
+                          size_t cap)
+{
+    snprintf(out, cap, "%s/%s-%u", id->data_dir, partition_topic(p), partition_index(p));
+}
+
+/* Moves *ps into a table twice as large (through a snapshot image in scratch). */
+static int idem_table_grow(struct pstate **ps, uint32_t *max, uint8_t *scratch)
+{
+    if (*max >= IDEM_PART_MAX_PRODUCERS)
+        return RL_E_LIMIT;
+    uint32_t n = *max * 2 > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : *max * 2;
+    struct pstate *bigger = pstate_create(n);
+    if (!bigger)
+        return -ENOMEM;
+    int64_t next = 0;
+    int len = pstate_snapshot_encode(*ps, 0, scratch, CHECKPOINT_MAX_PAYLOAD);
+    if (len < 0 || pstate_snapshot_decode(bigger, scratch, (size_t)len, &next) != 0) {
+        pstate_destroy(bigger);
+        return RL_E_INTERNAL;
+    }
+    pstate_destroy(*ps);
+    *ps = bigger;
+    *max = n;
+    return 0;
+}
+
+static int idem_table_record(struct pstate **ps, uint32_t *max, uint8_t *scratch,
+                             const struct batch_header *h, uint64_t base_offset, int64_t now_ms)
+{
+    int rc = pstate_record(*ps, h->producer_id, h->producer_epoch, h->base_sequence,
+                           h->record_count, (int64_t)base_offset, now_ms);
+    if (rc == RL_E_LIMIT && idem_table_grow(ps, max, scratch) == 0)
+        rc = pstate_record(*ps, h->producer_id, h->producer_epoch, h->base_sequence,
+                           h->record_count, (int64_t)base_offset, now_ms);
+    return rc;
+}
+
+int idem_part_grow(struct idem *id, struct idem_part *ip)
+{
+    return idem_table_grow(&ip->ps, &ip->max_producers, id->scratch);
+}
+
+int idem_part_record(struct idem *id, struct idem_part *ip, const struct batch_header *h,
+                     uint64_t base_offset, int64_t now_ms)
+{
+    ip->dirty = true;
+    return idem_table_record(&ip->ps, &ip->max_producers, id->scratch, h, base_offset, now_ms);
+}
+
+/* --- load: background steps ------------------------------------------------------------------- */
+
+/* Reads the snapshot into a fresh table sized for it. */
+static void idem_load_snapshot_run(struct idem_load *ld)
+{
+    int n = checkpoint_read(ld->dir, IDEM_SNAPSHOT_NAME, ld->scratch, CHECKPOINT_MAX_PAYLOAD);
+    uint32_t count = 0;
+    if (n >= 20)
+        memcpy(&count, ld->scratch + 16, 4); /* the snapshot's producer count (pstate.c) */
+    uint32_t want = IDEM_PART_MIN_PRODUCERS;
+    while (want < count && want < IDEM_PART_MAX_PRODUCERS)
+        want *= 2;
+    ld->max_producers = want > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : want;
+    ld->ps = pstate_create(ld->max_producers);
+    if (!ld->ps) {
+        ld->rc = -ENOMEM;
+        return;
+    }
+    ld->next = 0;
+    if (n >= 0 && pstate_snapshot_decode(ld->ps, ld->scratch, (size_t)n, &ld->next) != 0) {
+        RL_CORRUPT(ld->dir, 0, 0, "producer-state snapshot does not decode; rebuilding from the "
+                   "log");
+        ld->next = 0;
+    } else if (n < 0 && n != -ENOENT) {
+        RL_WARN("%s/%s: %s; rebuilding producer state from the log", ld->dir,
+                IDEM_SNAPSHOT_NAME, rl_strerror(n));
+    }
+}
+
+/* Records the idempotent batches of the slice in [from, end). A file slice is read through the
+ * window a piece at a time (segment files bypass the page cache, so one small read per header
+ * would be one disk read per batch). */
+static int idem_load_scan(struct idem_load *ld, const struct plog_slice *s)
+{
+    uint32_t wpos = 0, wlen = 0;
+    for (uint32_t pos = 0; pos + RL_BATCH_HEADER_SIZE <= s->len;) {
+        const uint8_t *b = s->mem ? s->mem + pos : NULL;
+        if (!b) {
+            if (pos < wpos || pos + RL_BATCH_HEADER_SIZE > wpos + wlen) {
+                uint32_t n = s->len - pos < CHECKPOINT_MAX_PAYLOAD ? s->len - pos
+                                                                   : CHECKPOINT_MAX_PAYLOAD;
+                ssize_t got = pread(s->fd, ld->scratch, n, (off_t)(s->file_position + pos));
+                if (got < RL_BATCH_HEADER_SIZE)
+                    return got < 0 ? -errno : -EIO;
+                wpos = pos;
+                wlen = (uint32_t)got;
+            }
+            b = ld->scratch + (pos - wpos);
+        }
+        struct batch_header h;
+        int rc = batch_header_decode(b, RL_BATCH_HEADER_SIZE, &h);
+        if (rc)
+            return rc;
+        /* Replayed producers count as active now: record timestamps are the producer's
+         * clock, and forgetting a live producer would break its retries. */
+        if (h.producer_id >= 0 && h.base_offset >= ld->from && h.base_offset < ld->end &&
+            idem_table_record(&ld->ps, &ld->max_producers, ld->scratch, &h, h.base_offset,
+                              ld->now_ms))
+            RL_WARN("%s: producer state full; producer %lld forgotten", ld->dir,
+                    (long long)h.producer_id);
+        pos += h.batch_len;
+    }
+    return 0;
+}
+
+static void idem_load_run(struct bg_job *j)
+{
+    struct idem_load *ld = (struct idem_load *)j;
+    if (ld->stage == IDEM_LOAD_SNAPSHOT)
+        idem_load_snapshot_run(ld);
+    else
+        ld->rc = idem_load_scan(ld, &ld->slice);
+}
+
+/* --- load: loop steps ------------------------------------------------------------------------- */
+
+static void idem_load_done(struct bg_job *j);
+
+/* Ends a load: installs the table (or reports why not), wakes the waiters in order. */
+static void idem_load_end(struct idem_load *ld)
+{
+    struct idem *id = ld->id;
+    struct idem_part *ip = ld->ip;
+    if (ld->have_slice)
+        partition_read_release(ld->p, &ld->slice);
+    if (ld->rc == 0) {
+        pstate_expire(ld->ps, ld->now_ms, id->expiration_ms);
+        ip->ps = ld->ps;
+        ip->max_producers = ld->max_producers;
+        ld->ps = NULL;
+        RL_INFO("%s-%u: producer state loaded (%u producers, replayed offsets %lld..%llu)",
+                partition_topic(ld->p), partition_index(ld->p), pstate_count(ip->ps),
+                (long long)ld->from, (unsigned long long)ld->end);
+    } else {
+        RL_ERROR("%s-%u: cannot rebuild producer state from the log: %s",
+                 partition_topic(ld->p), partition_index(ld->p), rl_strerror(ld->rc));
+    }
+    ip->loading = false;
+    id->loads_inflight--;
+    partition_unpin(ld->p);
+    int rc = ld->rc;
+    pstate_destroy(ld->ps);
+    free(ld->scratch);
+    free(ld);
+    idem_load_wake(ip, rc);
+    idem_load_next(id);
+}
+
+/* Reads the next slice of the replay range, on the loop (the log's index lives here); the
+ * headers are read on the bg thread. Returns true when the load is over. */
+static bool idem_load_slice(struct idem_load *ld)
+{
+    for (; ld->off < ld->end && ld->slices < IDEM_REPLAY_MAX_SLICES; ld->slices++) {
+        if (partition_gone(ld->p)) {
+            ld->rc = RL_E_UNKNOWN_TOPIC;
+            return true;
+        }
+        ld->rc = partition_read(ld->p, ld->off, IDEM_REPLAY_READ_BYTES, &ld->slice);
+        if (ld->rc)
+            return true;
+        ld->have_slice = true;
+        if (ld->slice.len == 0)
+            return true;
+        if (!ld->slice.mem) {
+            ld->stage = IDEM_LOAD_SLICE;
+            ld->rc = bg_submit(ld->id->bg, &ld->job);
+            return ld->rc != 0;
+        }
+        ld->rc = idem_load_scan(ld, &ld->slice); /* memory: nothing to wait for */
+        ld->off = ld->slice.next_offset;
+        partition_read_release(ld->p, &ld->slice);
+        ld->have_slice = false;
+        if (ld->rc)
+            return true;
+    }
+    return true;
+}
+
+static void idem_load_done(struct bg_job *j)
+{
+    struct idem_load *ld = (struct idem_load *)j;
+    if (ld->rc)
+        return idem_load_end(ld);
+    if (ld->stage == IDEM_LOAD_SNAPSHOT) {
+        /* The range to replay, from what the log holds now. */
+        uint64_t start = partition_start_offset(ld->p);
+        ld->end = partition_visible_end(ld->p);
+        if (ld->next > (int64_t)ld->end) {
+            pstate_truncate(ld->ps, (int64_t)ld->end); /* the log lost a tail after it */
+            ld->next = (int64_t)ld->end;
+        }
+        ld->from = ld->off = ld->next < (int64_t)start ? start : (uint64_t)ld->next;
+    } else {
+        ld->off = ld->slice.next_offset;
+        partition_read_release(ld->p, &ld->slice);
+        ld->have_slice = false;
+    }
+    if (idem_load_slice(ld))
+        idem_load_end(ld);
+}
+
+/* Starts queued loads while fewer than IDEM_MAX_LOADS run. */
+static void idem_load_next(struct idem *id)
+{
+    while (id->load_head && id->loads_inflight < IDEM_MAX_LOADS) {
+        struct idem_part *ip = id->load_head;
+        id->load_head = ip->load_next;
+        if (!id->load_head)
+            id->load_tail = NULL;
+        ip->load_queued = false;
+        struct idem_load *ld = calloc(1, sizeof(*ld));
+        uint8_t *scratch = malloc(CHECKPOINT_MAX_PAYLOAD);
+        if (!ld || !scratch) {
+            free(ld);
+            free(scratch);
+            RL_ERROR("out of memory loading producer state");
+            idem_load_fail_waiters(ip, -ENOMEM);
+            continue;
+        }
+        *ld = (struct idem_load){.id = id, .ip = ip, .p = ip->p, .scratch = scratch,
+                                 .now_ms = id->now_ms, .stage = IDEM_LOAD_SNAPSHOT};
+        ld->job.run = idem_load_run;
+        ld->job.done = idem_load_done;
+        idem_part_dir(id, ip->p, ld->dir, sizeof(ld->dir));
+        ip->loading = true;
+        id->loads_inflight++;
+        if (bg_submit(id->bg, &ld->job)) {
+            ld->rc = RL_E_FULL;
+            idem_load_end(ld);
+        }
+    }
+    if (!idem_loads_busy(id))
+        idem_loads_drained(id);
+}
+
+void idem_part_load(struct idem *id, struct idem_part *ip)
+{
+    if (ip->ps || ip->loading || ip->load_queued)
+        return;
+    partition_pin(ip->p); /* until the load ends: the partition outlives it */
+    ip->load_queued = true;
+    ip->load_next = NULL;
+    if (id->load_tail)
+        id->load_tail->load_next = ip;
+    else
+        id->load_head = ip;
+    id->load_tail = ip;
+    idem_load_next(id);
+}
+
+bool idem_loads_busy(const struct idem *id)
+{
+    return id->loads_inflight > 0 || id->load_head != NULL;
+}
+
+void idem_wait_loaded(struct idem *id, struct partition *p, struct idem_wait *w)
+{
+    struct idem_part *ip = idem_part_get(id, p);
+    if (!ip) {
+        w->done(w, -ENOMEM);
+        return;
+    }
+    w->next = NULL;
+    if (ip->waiters_tail)
+        ip->waiters_tail->next = w;
+    else
+        ip->waiters = w;
+    ip->waiters_tail = w;
+    idem_part_load(id, ip);
+}
+
+/* --- snapshots -------------------------------------------------------------------------------- */
+
+static void idem_snap_run(struct bg_job *j)
+{
+    struct idem_snap *sn = (struct idem_snap *)j;
+    sn->rc = checkpoint_write(sn->dir, IDEM_SNAPSHOT_NAME, sn->buf, sn->len);
+}
+
+static void idem_snap_done(struct bg_job *j)
+{
+    struct idem_snap *sn = (struct idem_snap *)j;
+    struct idem_part *ip = sn->ip;
+    if (sn->rc) {
+        RL_WARN("%s: cannot write the producer-state snapshot: %s", sn->dir,
+                rl_strerror(sn->rc));
+        ip->dirty = true; /* the next tick tries again */
+    } else {
+        sn->id->st.snapshots++;
+    }
+    ip->snapshot_inflight = false;
+    partition_unpin(ip->p);
+    free(sn->buf);
+    free(sn);
+    if (ip->snapshot_wanted && !partition_gone(ip->p)) {
+        ip->snapshot_wanted = false;
+        idem_part_snapshot(ip->id, ip, ip->snapshot_ms);
+    }
+}
+
+void idem_part_snapshot(struct idem *id, struct idem_part *ip, int64_t now_ms)
+{
+    if (ip->snapshot_inflight) {
+        ip->snapshot_wanted = true;
+        return;
+    }
+    struct idem_snap *sn = calloc(1, sizeof(*sn));
+    size_t cap = pstate_snapshot_size(ip->ps);
+    uint8_t *buf = sn ? malloc(cap) : NULL;
+    /* Everything recorded, including appends queued behind a full log, is below this. */
+    int n = buf ? pstate_snapshot_encode(ip->ps, (int64_t)partition_next_offset(ip->p), buf,
+                                         cap) : -ENOMEM;
+    if (n < 0) {
+        RL_WARN("%s-%u: cannot encode the producer-state snapshot: %s", partition_topic(ip->p),
+                partition_index(ip->p), rl_strerror(n));
+        free(buf);
+        free(sn);
+        return;
+    }
+    *sn = (struct idem_snap){.id = id, .ip = ip, .buf = buf, .len = (size_t)n};
+    sn->job.run = idem_snap_run;
+    sn->job.done = idem_snap_done;
+    idem_part_dir(id, ip->p, sn->dir, sizeof(sn->dir));
+    ip->dirty = false;
+    ip->bytes_at_snapshot = partition_stats(ip->p)->bytes_in;
+    ip->snapshot_ms = now_ms;
+    ip->snapshot_inflight = true;
+    partition_pin(ip->p);
+    if (bg_submit(id->bg, &sn->job)) {
+        sn->rc = RL_E_FULL;
+        idem_snap_done(&sn->job);
+    }
+}

@@ -1,0 +1,672 @@
+/*
+ * meta: see meta.h. The table is a plain array scanned by name: topic lookups happen once per
+ * topic per request, not per record, and max.topics bounds the scan.
+ */
+#include "broker/meta/meta_int.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker/partition/partition.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/plog.h"
+
+/* --- table helpers ---------------------------------------------------------------------------- */
+
+static int meta_push(void ***arr, size_t *n, size_t *cap, void *x)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        void **na = realloc(*arr, nc * sizeof(*na));
+        if (!na)
+            return -ENOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = x;
+    return 0;
+}
+
+static void meta_remove(void **arr, size_t *n, void *x)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (arr[i] == x) {
+            memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(*arr));
+            (*n)--;
+            return;
+        }
+    }
+}
+
+#define META_PUSH(arr, n, cap, x) meta_push((void ***)(arr), (n), (cap), (x))
+#define META_REMOVE(arr, n, x) meta_remove((void **)(arr), (n), (x))
+
+static void meta_topic_free(struct meta_topic *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_split_keys; i++)
+        free((void *)t->split_keys[i].data);
+    free(t->split_keys);
+    free(t->parts);
+    free(t);
+}
+
+size_t meta_topic_count(const struct meta *m)
+{
+    return m->n_live;
+}
+
+const struct meta_topic *meta_topic_at(const struct meta *m, size_t i)
+{
+    return i < m->n_live ? m->live[i] : NULL;
+}
+
+static struct meta_topic *meta_find_in(struct meta_topic *const *arr, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(arr[i]->name, name))
+            return arr[i];
+    return NULL;
+}
+
+static struct meta_topic *meta_find_live(const struct meta *m, const char *name)
+{
+    return meta_find_in(m->live, m->n_live, name);
+}
+
+static bool meta_is_creating(const struct meta *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_creating; i++)
+        if (!strcmp(m->creating[i]->t->name, name))
+            return true;
+    return false;
+}
+
+bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr)
+{
+    for (size_t i = 0; i < m->n_creating; i++)
+        if (m->creating[i]->pr == pr)
+            return true;
+    return false;
+}
+
+const struct meta_topic *meta_topic_find(const struct meta *m, const char *name)
+{
+    return meta_find_live(m, name);
+}
+
+struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
+                                 int *err)
+{
+    const struct meta_topic *t = meta_find_live(m, topic);
+    if (!t) {
+        *err = RL_E_UNKNOWN_TOPIC;
+        return NULL;
+    }
+    if (index >= t->partition_count) {
+        *err = RL_E_UNKNOWN_PARTITION;
+        return NULL;
+    }
+    *err = 0;
+    return t->parts[index];
+}
+
+int64_t meta_producer_id_block_end(const struct meta *m)
+{
+    return m->producer_id_block_end;
+}
+
+uint32_t meta_partition_count(const struct meta *m)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < m->n_live; i++)
+        n += m->live[i]->partition_count;
+    return n;
+}
+
+uint32_t meta_proposals_pending(const struct meta *m)
+{
+    return m->n_proposals;
+}
+
+size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs)
+{
+    size_t n = 0;
+    for (int k = 0; k < CONFIG_TOPIC_KEY_COUNT; k++) {
+        if (!(cfg->set_mask & (1u << k)))
+            continue;
+        configs[n].key = config_topic_key_name((enum config_topic_key)k);
+        configs[n].value = cfg->values[k];
+        n++;
+    }
+    return n;
+}
+
+/* --- validation ------------------------------------------------------------------------------- */
+
+static int meta_check_splits(const struct meta_topic_spec *s, char *err, size_t err_cap)
+{
+    if (s->partitioner == META_PARTITIONER_HASH) {
+        if (s->n_split_keys) {
+            snprintf(err, err_cap, "split keys are only for the range partitioner");
+            return RL_E_INVALID_SPLITS;
+        }
+        return 0;
+    }
+    if (s->partitioner != META_PARTITIONER_RANGE) {
+        snprintf(err, err_cap, "unknown partitioner %d; use hash or range", (int)s->partitioner);
+        return RL_E_INVALID_REQUEST;
+    }
+    if (s->n_split_keys != (size_t)s->partitions - 1) {
+        snprintf(err, err_cap, "range partitioning over %d partitions needs %d split keys, "
+                 "got %zu", s->partitions, s->partitions - 1, s->n_split_keys);
+        return RL_E_INVALID_SPLITS;
+    }
+    for (size_t i = 1; i < s->n_split_keys; i++) {
+        const struct meta_bytes *a = &s->split_keys[i - 1], *b = &s->split_keys[i];
+        size_t n = a->len < b->len ? a->len : b->len;
+        int c = n ? memcmp(a->data, b->data, n) : 0;
+        if (c > 0 || (c == 0 && a->len >= b->len)) {
+            snprintf(err, err_cap, "split keys must be sorted and distinct (key %zu is not "
+                     "greater than key %zu)", i, i - 1);
+            return RL_E_INVALID_SPLITS;
+        }
+    }
+    return 0;
+}
+
+/* The spec on its own: name, counts, partitioner, configs (into *cfg). */
+static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s,
+                           struct topic_config *cfg, char *err, size_t err_cap)
+{
+    int rc = config_topic_name_check(s->name, err, err_cap);
+    if (rc)
+        return rc;
+    if (s->partitions <= 0 || s->partitions > META_MAX_PARTITIONS_PER_TOPIC) {
+        snprintf(err, err_cap, "partition count must be between 1 and %d, got %d",
+                 META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
+        return RL_E_INVALID_PARTITIONS;
+    }
+    if (s->replication_factor != 0 && s->replication_factor != 1) {
+        snprintf(err, err_cap, "replication factor %d is not possible: this cluster has one "
+                 "broker; use 1", s->replication_factor);
+        return RL_E_INVALID_REPLICATION;
+    }
+    rc = meta_check_splits(s, err, err_cap);
+    if (rc)
+        return rc;
+    *cfg = m->lim.topic_defaults;
+    cfg->set_mask = 0;
+    for (size_t i = 0; i < s->n_configs; i++) {
+        rc = config_topic_set(cfg, s->configs[i].key, s->configs[i].value, err, err_cap);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int meta_check_create(const struct meta *m, const struct meta_topic_spec *s,
+                      struct topic_config *cfg, char *err, size_t err_cap)
+{
+    int rc = meta_check_spec(m, s, cfg, err, err_cap);
+    if (rc)
+        return rc;
+    if (meta_find_live(m, s->name) || meta_is_creating(m, s->name)) {
+        snprintf(err, err_cap, "topic \"%s\" already exists", s->name);
+        return RL_E_TOPIC_EXISTS;
+    }
+    if (meta_find_in(m->doomed, m->n_doomed, s->name)) {
+        snprintf(err, err_cap, "topic \"%s\" is still being deleted; retry shortly", s->name);
+        return RL_E_TOPIC_EXISTS;
+    }
+    if (m->n_live + m->n_creating >= m->lim.max_topics) {
+        snprintf(err, err_cap, "the broker holds its maximum of %u topics (max.topics)",
+                 m->lim.max_topics);
+        return RL_E_LIMIT;
+    }
+    if (m->partitions_total + (uint32_t)s->partitions > m->lim.max_partitions) {
+        snprintf(err, err_cap, "%d more partitions would exceed the broker's maximum of %u "
+                 "(max.partitions; %u in use)", s->partitions, m->lim.max_partitions,
+                 m->partitions_total);
+        return RL_E_LIMIT;
+    }
+    return 0;
+}
+
+/* The topic's config after setting the listed keys (others keep their values). */
+static int meta_altered_config(const struct meta_topic *t, const struct meta_config *configs,
+                               size_t n, struct topic_config *cfg, char *err, size_t err_cap)
+{
+    *cfg = t->cfg;
+    for (size_t i = 0; i < n; i++) {
+        int rc = config_topic_set(cfg, configs[i].key, configs[i].value, err, err_cap);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int meta_check_alter(const struct meta *m, const char *name, const struct meta_config *configs,
+                     size_t n, char *err, size_t err_cap)
+{
+    const struct meta_topic *t = meta_find_live(m, name);
+    if (!t) {
+        snprintf(err, err_cap, "topic \"%s\" does not exist", name);
+        return RL_E_UNKNOWN_TOPIC;
+    }
+    struct topic_config cfg;
+    return meta_altered_config(t, configs, n, &cfg, err, err_cap);
+}
+
+int meta_validate(const struct meta *m, const struct meta_record *rec, struct topic_config *cfg,
+                  char *err, size_t err_cap)
+{
+    switch (rec->kind) {
+    case META_RECORD_CREATE_TOPIC:
+        return meta_check_create(m, &rec->spec, cfg, err, err_cap);
+    case META_RECORD_DELETE_TOPIC:
+        if (!meta_find_live(m, rec->name)) {
+            snprintf(err, err_cap, "topic \"%s\" does not exist", rec->name);
+            return RL_E_UNKNOWN_TOPIC;
+        }
+        return 0;
+    case META_RECORD_ALTER_CONFIGS: {
+        const struct meta_topic *t = meta_find_live(m, rec->name);
+        if (!t) {
+            snprintf(err, err_cap, "topic \"%s\" does not exist", rec->name);
+            return RL_E_UNKNOWN_TOPIC;
+        }
+        return meta_altered_config(t, rec->configs, rec->n_configs, cfg, err, err_cap);
+    }
+    case META_RECORD_PRODUCER_ID_BLOCK:
+        if (rec->producer_id_block_end <= m->producer_id_block_end) {
+            snprintf(err, err_cap, "producer-id block end %lld is not past %lld",
+                     (long long)rec->producer_id_block_end, (long long)m->producer_id_block_end);
+            return RL_E_INVALID_ARGUMENT;
+        }
+        return 0;
+    default:
+        snprintf(err, err_cap, "unknown metadata record kind %d", (int)rec->kind);
+        return RL_E_INVALID_ARGUMENT;
+    }
+}
+
+/* --- apply ------------------------------------------------------------------------------------ */
+
+/* Builds the in-memory topic from a checked spec (no partitions yet). */
+static struct meta_topic *meta_topic_build(const struct meta_topic_spec *s,
+                                           const struct topic_config *cfg)
+{
+    struct meta_topic *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    snprintf(t->name, sizeof(t->name), "%s", s->name);
+    t->partition_count = (uint32_t)s->partitions;
+    t->partitioner = (enum meta_partitioner)s->partitioner;
+    t->cfg = *cfg;
+    t->max_message_bytes = config_topic_max_message_bytes(cfg);
+    t->parts = calloc(t->partition_count, sizeof(*t->parts));
+    t->split_keys = s->n_split_keys ? calloc(s->n_split_keys, sizeof(*t->split_keys)) : NULL;
+    if (!t->parts || (s->n_split_keys && !t->split_keys))
+        goto fail;
+    for (size_t i = 0; i < s->n_split_keys; i++) {
+        uint8_t *copy = malloc(s->split_keys[i].len + 1);
+        if (!copy)
+            goto fail;
+        if (s->split_keys[i].len)
+            memcpy(copy, s->split_keys[i].data, s->split_keys[i].len);
+        t->split_keys[i] = (struct meta_bytes){copy, s->split_keys[i].len};
+        t->n_split_keys = i + 1;
+    }
+    return t;
+fail:
+    meta_topic_free(t);
+    return NULL;
+}
+
+/* The partitions of a topic created while serving are open (or failed). */
+static void meta_topic_opened(void *ctx, int rc, const char *err)
+{
+    struct meta_creating *c = ctx;
+    struct meta *m = c->m;
+    struct meta_topic *t = c->t;
+    META_REMOVE(m->creating, &m->n_creating, c);
+    if (rc == 0 && META_PUSH(&m->live, &m->n_live, &m->cap_live, t))
+        rc = -ENOMEM; /* cannot happen while creating holds a slot; handled all the same */
+    if (rc == 0) {
+        RL_INFO("created topic %s with %u partitions", t->name, t->partition_count);
+    } else {
+        RL_WARN("topic %s: creating its partitions failed: %s", t->name, err);
+        m->partitions_total -= t->partition_count;
+        for (uint32_t i = 0; i < t->partition_count; i++)
+            if (t->parts[i])
+                partition_delete(t->parts[i]);
+        meta_topic_free(t);
+    }
+    if (c->pr)
+        meta_proposal_created(m, c->pr, rc, err);
+    free(c);
+}
+
+static int meta_apply_create(struct meta *m, const struct meta_topic_spec *spec)
+{
+    char err[512];
+    struct topic_config cfg;
+    if (meta_find_live(m, spec->name) || meta_is_creating(m, spec->name)) {
+        RL_WARN("metadata: topic %s created twice; keeping the first", spec->name);
+        return 0;
+    }
+    int rc = meta_check_spec(m, spec, &cfg, err, sizeof(err));
+    if (rc) {
+        RL_WARN("metadata: skipping topic %s: %s", spec->name, err);
+        return 0;
+    }
+    struct meta_topic *t = meta_topic_build(spec, &cfg);
+    if (!t)
+        return -ENOMEM;
+    if (m->replaying) {
+        if (META_PUSH(&m->live, &m->n_live, &m->cap_live, t)) {
+            meta_topic_free(t);
+            return -ENOMEM;
+        }
+        m->partitions_total += t->partition_count;
+        return 0;
+    }
+    struct meta_creating *c = calloc(1, sizeof(*c));
+    if (!c || META_PUSH(&m->creating, &m->n_creating, &m->cap_creating, c)) {
+        free(c);
+        meta_topic_free(t);
+        return -ENOMEM;
+    }
+    *c = (struct meta_creating){.t = t, .m = m};
+    if (m->inflight && m->inflight->rec.kind == META_RECORD_CREATE_TOPIC &&
+        !strcmp(m->inflight->rec.spec.name, t->name))
+        c->pr = m->inflight;
+    m->partitions_total += t->partition_count;
+    struct plog_config pc;
+    config_topic_to_plog(&cfg, &pc);
+    rc = partition_open_all(m->env, m->lim.data_dir, t->name, t->partition_count, &pc,
+                            t->parts, meta_topic_opened, c);
+    if (rc) {
+        META_REMOVE(m->creating, &m->n_creating, c);
+        m->partitions_total -= t->partition_count;
+        meta_topic_free(t);
+        free(c);
+    }
+    return rc;
+}
+
+static void meta_note_gone(struct meta *m, const struct meta_topic *t)
+{
+    if (m->n_gone == m->cap_gone) {
+        size_t nc = m->cap_gone ? m->cap_gone * 2 : 8;
+        struct meta_gone *ng = realloc(m->gone, nc * sizeof(*ng));
+        if (!ng)
+            return; /* only leftover directories are at stake, and the next start retries */
+        m->gone = ng;
+        m->cap_gone = nc;
+    }
+    snprintf(m->gone[m->n_gone].name, sizeof(m->gone[0].name), "%s", t->name);
+    m->gone[m->n_gone].partitions = t->partition_count;
+    m->n_gone++;
+}
+
+static void meta_apply_delete(struct meta *m, const char *name)
+{
+    struct meta_topic *t = meta_find_live(m, name);
+    if (!t) {
+        RL_WARN("metadata: deletion of unknown topic %s skipped", name);
+        return;
+    }
+    META_REMOVE(m->live, &m->n_live, t);
+    m->partitions_total -= t->partition_count;
+    if (m->replaying) {
+        meta_note_gone(m, t); /* no logs were opened; leftovers are removed after replay */
+        meta_topic_free(t);
+        return;
+    }
+    for (uint32_t i = 0; i < t->partition_count; i++)
+        partition_mark_gone(t->parts[i]);
+    if (META_PUSH(&m->doomed, &m->n_doomed, &m->cap_doomed, t)) {
+        /* Out of memory: the logs go now if nothing holds them, or leak until restart. */
+        RL_ERROR("out of memory deleting topic %s; its logs stay until restart", name);
+        return;
+    }
+    RL_INFO("deleted topic %s", name);
+}
+
+static void meta_apply_alter(struct meta *m, const char *name, const struct meta_config *configs,
+                             size_t n)
+{
+    char err[512];
+    struct meta_topic *t = meta_find_live(m, name);
+    struct topic_config cfg;
+    if (!t || meta_altered_config(t, configs, n, &cfg, err, sizeof(err))) {
+        RL_WARN("metadata: skipping a config change of %s: %s", name,
+                t ? err : "unknown topic");
+        return;
+    }
+    t->cfg = cfg;
+    t->max_message_bytes = config_topic_max_message_bytes(&cfg);
+    if (m->replaying)
+        return;
+    struct plog_config pc;
+    config_topic_to_plog(&cfg, &pc);
+    for (uint32_t i = 0; i < t->partition_count; i++) {
+        int rc = partition_set_config(t->parts[i], &pc);
+        if (rc)
+            RL_WARN("%s-%u: config change not applied to the open log: %s", t->name, i,
+                    rl_strerror(rc));
+    }
+}
+
+int meta_apply(struct meta *m, const struct meta_record *rec)
+{
+    switch (rec->kind) {
+    case META_RECORD_CREATE_TOPIC:
+        return meta_apply_create(m, &rec->spec);
+    case META_RECORD_DELETE_TOPIC:
+        meta_apply_delete(m, rec->name);
+        return 0;
+    case META_RECORD_ALTER_CONFIGS:
+        meta_apply_alter(m, rec->name, rec->configs, rec->n_configs);
+        return 0;
+    case META_RECORD_PRODUCER_ID_BLOCK:
+        if (rec->producer_id_block_end > m->producer_id_block_end)
+            m->producer_id_block_end = rec->producer_id_block_end;
+        return 0;
+    default:
+        RL_WARN("metadata: skipping a record of a kind this version does not know");
+        return 0;
+    }
+}
+
+/* --- start-up --------------------------------------------------------------------------------- */
+
+static int meta_replay_one(void *ctx, const uint8_t *payload, uint32_t len)
+{
+    struct meta *m = ctx;
+    struct meta_record_decoded d;
+    int rc = meta_record_decode(payload, len, &d);
+    if (rc == RL_E_CORRUPT) {
+        RL_WARN("metadata log: skipping a record that does not decode (%u bytes)", len);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    rc = meta_apply(m, &d.rec);
+    meta_record_free(&d);
+    return rc;
+}
+
+static int meta_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_DP ? rmdir(path) : unlink(path))
+        RL_WARN("cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Removes the directories of topics whose deletion was recorded but whose logs were not yet
+ * deleted when the broker stopped; otherwise a topic created again under the same name would
+ * find the old records. Blocks (runs once, at start-up). */
+static void meta_remove_leftovers(struct meta *m)
+{
+    for (size_t i = 0; i < m->n_gone; i++) {
+        if (meta_find_live(m, m->gone[i].name))
+            continue; /* created again after the deletion: the directories are its own */
+        for (uint32_t k = 0; k < m->gone[i].partitions; k++) {
+            char dir[PATH_MAX + 300];
+            struct stat sb;
+            if (partition_dir_path(m->lim.data_dir, m->gone[i].name, k, dir, sizeof(dir)) < 0 ||
+                stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+                continue;
+            RL_INFO("removing %s, left over from the deleted topic %s", dir, m->gone[i].name);
+            nftw(dir, meta_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    free(m->gone);
+    m->gone = NULL;
+    m->n_gone = m->cap_gone = 0;
+}
+
+static void meta_close_partitions(struct meta_topic *t)
+{
+    for (uint32_t k = 0; k < t->partition_count; k++) {
+        partition_close(t->parts[k]);
+        t->parts[k] = NULL;
+    }
+}
+
+/* Opens every live topic's partitions, in turn. */
+static int meta_open_partitions(struct meta *m, char *err, size_t err_cap)
+{
+    for (size_t i = 0; i < m->n_live; i++) {
+        struct meta_topic *t = m->live[i];
+        struct plog_config pc;
+        config_topic_to_plog(&t->cfg, &pc);
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            int rc = partition_open(m->env, m->lim.data_dir, t->name, k, &pc, &t->parts[k],
+                                    err, err_cap);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static bool meta_topic_pinned(const struct meta_topic *t)
+{
+    for (uint32_t i = 0; i < t->partition_count; i++)
+        if (partition_pinned(t->parts[i]))
+            return true;
+    return false;
+}
+
+static void meta_free(struct meta *m)
+{
+    for (size_t i = 0; i < m->n_live; i++) {
+        meta_close_partitions(m->live[i]);
+        meta_topic_free(m->live[i]);
+    }
+    for (size_t i = 0; i < m->n_doomed; i++) {
+        /* A log still held is closed instead; the next start removes it (the deletion is
+         * recorded). */
+        struct meta_topic *t = m->doomed[i];
+        bool held = meta_topic_pinned(t);
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            if (held)
+                partition_close(t->parts[k]);
+            else
+                partition_delete(t->parts[k]);
+        }
+        meta_topic_free(t);
+    }
+    metalog_close(m->ml);
+    free(m->live);
+    free(m->doomed);
+    free(m->creating);
+    free(m->gone);
+    free(m);
+}
+
+int meta_open(const struct meta_limits *lim, struct partition_env *env, struct bg *bg,
+              struct meta **out, char *err, size_t err_cap)
+{
+    struct meta *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->lim = *lim;
+    m->env = env;
+    m->bg = bg;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/metadata.log", lim->data_dir);
+    struct metalog_stats ms;
+    m->replaying = true;
+    int rc = metalog_open(path, meta_replay_one, m, &m->ml, &ms);
+    m->replaying = false;
+    if (rc) {
+        snprintf(err, err_cap, "cannot open the metadata log %s: %s", path, rl_strerror(rc));
+        meta_free(m);
+        return rc;
+    }
+    meta_remove_leftovers(m);
+    rc = meta_open_partitions(m, err, err_cap);
+    if (rc) {
+        meta_free(m);
+        return rc;
+    }
+    RL_INFO("metadata: %u records replayed, %zu topics, %u partitions", ms.records, m->n_live,
+            m->partitions_total);
+    *out = m;
+    return 0;
+}
+
+void meta_close(struct meta *m)
+{
+    if (!m)
+        return;
+    /* Proposals still running (a forced shutdown) finish first: their callbacks touch us. */
+    for (uint32_t guard = 0; (m->inflight || m->n_creating) && guard < 1000000; guard++) {
+        bg_drain(m->bg);
+        partition_env_settle(m->env);
+    }
+    meta_free(m);
+}
+
+/* --- maintenance ------------------------------------------------------------------------------ */
+
+void meta_reap(struct meta *m)
+{
+    for (size_t i = 0; i < m->n_doomed;) {
+        struct meta_topic *t = m->doomed[i];
+        if (meta_topic_pinned(t)) {
+            i++;
+            continue;
+        }
+        META_REMOVE(m->doomed, &m->n_doomed, t);
+        for (uint32_t k = 0; k < t->partition_count; k++)
+            partition_delete(t->parts[k]);
+        meta_topic_free(t);
+    }
+}
+
+void meta_enforce_retention(struct meta *m, int64_t now_ms)
+{
+    for (size_t i = 0; i < m->n_live; i++) {
+        struct meta_topic *t = m->live[i];
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            int rc = partition_enforce_retention(t->parts[k], now_ms);
+            if (rc > 0)
+                RL_INFO("%s-%u: retention deleted %d segments", t->name, k, rc);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+/*
+ * meta: topics and cluster metadata as a state machine. Its state (the topic table with each
+ * topic's partitions and config, the producer-id block) changes only by applying committed
+ * records of the metadata log, in order:
+ *
+ *   propose:  admin service -> meta_propose_* (validated against the state) -> queued
+ *             -> the record is appended to <data>/metadata.log and fsynced on the background
+ *             thread (committed: the single-node stand-in for the controller's Raft log)
+ *   apply:    meta_apply(record) -> the table changes; a new topic's partitions are created
+ *             in the background and the topic goes live once they are all open
+ *   start-up: metadata.log replayed through the same meta_apply, then every partition opened
+ *
+ * so a controller can later feed meta_apply from its log instead. Proposals run one at a time,
+ * each validated against everything applied before it, and complete through their `done`.
+ *
+ * A deleted topic leaves the table at once (new requests see UNKNOWN_TOPIC, its partitions are
+ * marked gone); its logs are deleted once nothing pins them, by meta_reap from the loop.
+ *
+ * Single-threaded: owned by the shard's loop.
+ */
+#ifndef RL_BROKER_META_META_H
+#define RL_BROKER_META_META_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/meta/config_topic.h"
+#include "broker/meta/meta_record.h"
+#include "broker/svc/bg.h"
+
+struct meta;
+struct partition;
+struct partition_env;
+
+/* A topic as the table holds it. Read-only outside meta; valid until the next apply. */
+struct meta_topic {
+    char name[CONFIG_TOPIC_NAME_MAX + 1];
+    uint32_t partition_count;
+    enum meta_partitioner partitioner;
+    size_t n_split_keys;
+    struct meta_bytes *split_keys;   /* owned copies */
+    struct topic_config cfg;
+    uint32_t max_message_bytes;      /* cached from cfg */
+    struct partition **parts;        /* partition_count of them */
+};
+
+struct meta_limits {
+    char data_dir[PATH_MAX];
+    uint32_t max_topics;             /* max.topics */
+    uint32_t max_partitions;         /* max.partitions, over all topics */
+    struct topic_config topic_defaults;
+};
+
+/* Opens <data_dir>/metadata.log (created if needed), applies its records, removes directories
+ * left by deletions the last run recorded but did not finish, and opens every partition
+ * (recovering their logs). `bg` is where later appends and partition creation run. Returns 0
+ * and *out, or a negative code with a sentence in err. Blocks: for start-up. */
+int meta_open(const struct meta_limits *lim, struct partition_env *env, struct bg *bg,
+              struct meta **out, char *err, size_t err_cap);
+
+/* Closes every partition cleanly and the metadata log; frees everything. No proposal may be
+ * in flight. Blocks. */
+void meta_close(struct meta *m);
+
+/* --- reading the table ------------------------------------------------------------------------ */
+
+/* Live topics (created and not deleted), in creation order. */
+size_t meta_topic_count(const struct meta *m);
+const struct meta_topic *meta_topic_at(const struct meta *m, size_t i);
+const struct meta_topic *meta_topic_find(const struct meta *m, const char *name);
+
+/* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC or RL_E_UNKNOWN_PARTITION. */
+struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
+                                 int *err);
+
+/* The end of the last producer-id block recorded (0 if none): any id below it may have been
+ * handed out. */
+int64_t meta_producer_id_block_end(const struct meta *m);
+
+/* Partitions of live topics, for metrics. */
+uint32_t meta_partition_count(const struct meta *m);
+
+/* --- the state machine ------------------------------------------------------------------------ */
+
+/* Applies one committed record. Records that contradict the state (a topic created twice, a
+ * deleted topic unknown) are skipped with a warning, as a replayed log may hold them. A created
+ * topic is live at once during start-up replay (its partitions open afterwards), and after its
+ * partitions are created otherwise (meta_topic_find does not return it before). Returns 0 or
+ * -ENOMEM. */
+int meta_apply(struct meta *m, const struct meta_record *rec);
+
+/* --- proposals -------------------------------------------------------------------------------- */
+
+/* A change asked for by an admin request: caller-owned (request arena), alive until done has
+ * run. Strings and arrays the record points to must stay valid as long. */
+struct meta_proposal {
+    struct meta_record rec;
+    void (*done)(struct meta_proposal *pr); /* rc and msg are set */
+    void *ctx;
+    int rc;                      /* 0, or why the change was refused or failed */
+    char msg[800];               /* a sentence when rc != 0 */
+    /* meta's own */
+    struct meta_proposal *next;
+    uint8_t *payload;
+    size_t payload_len;
+    int append_rc;
+    bool rolling_back;           /* the topic's partitions failed: recording its deletion */
+    struct meta *owner;
+    struct bg_job job;
+};
+
+/* Checks a CreateTopics spec against the limits and the table without changing anything;
+ * *cfg gets the topic's config. Returns 0 or a code with a sentence in err. */
+int meta_check_create(const struct meta *m, const struct meta_topic_spec *spec,
+                      struct topic_config *cfg, char *err, size_t err_cap);
+/* Checks an AlterConfigs change (every key valid, topic live). */
+int meta_check_alter(const struct meta *m, const char *name, const struct meta_config *configs,
+                     size_t n, char *err, size_t err_cap);
+
+/* Queues a change. It is validated when its turn comes (against everything applied before),
+ * recorded durably, applied, and reported through pr->done, which never runs inside these
+ * calls. A create is done once its partitions are open. */
+void meta_propose_create(struct meta *m, struct meta_proposal *pr,
+                         const struct meta_topic_spec *spec);
+void meta_propose_delete(struct meta *m, struct meta_proposal *pr, const char *name);
+void meta_propose_alter(struct meta *m, struct meta_proposal *pr, const char *name,
+                        const struct meta_config *configs, size_t n);
+void meta_propose_producer_ids(struct meta *m, struct meta_proposal *pr, int64_t block_end);
+
+/* Proposals queued or in flight. */
+uint32_t meta_proposals_pending(const struct meta *m);
+
+/* Loop work, once per turn: starts the next queued proposal. */
+void meta_process(struct meta *m);
+
+/* --- maintenance (from the loop, never inside a callback) ------------------------------------- */
+
+/* Deletes the logs of deleted topics that nothing pins any more. */
+void meta_reap(struct meta *m);
+
+/* Runs retention on every partition. */
+void meta_enforce_retention(struct meta *m, int64_t now_ms);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * meta_int: the structures shared by meta.c (the table, apply, start-up, maintenance) and
+ * meta_propose.c (the proposal queue). Nothing outside broker/meta includes this.
+ *
+ * Invariants:
+ *  - A topic name is in at most one of live, creating and doomed.
+ *  - partitions_total counts the partitions of live and creating topics (the limit
+ *    max.partitions applies to both).
+ *  - At most one proposal is in flight (inflight); queued ones wait in order. A proposal is
+ *    validated only when it becomes the one in flight, against everything applied before.
+ */
+#ifndef RL_BROKER_META_INT_H
+#define RL_BROKER_META_INT_H
+
+#include "broker/meta/meta.h"
+#include "broker/meta/metalog.h"
+
+/* A single broker is a cluster of one; partitions per topic are bounded too. */
+#define META_MAX_PARTITIONS_PER_TOPIC 100000
+
+/* A topic the metadata log deleted during replay, whose directories may still exist (the
+ * broker stopped between recording the deletion and deleting the logs). */
+struct meta_gone {
+    char name[CONFIG_TOPIC_NAME_MAX + 1];
+    uint32_t partitions;
+};
+
+/* A topic whose partitions are being created. */
+struct meta_creating {
+    struct meta_topic *t;
+    struct meta *m;
+    struct meta_proposal *pr;   /* the proposal waiting for it, or NULL */
+};
+
+struct meta {
+    struct meta_limits lim;
+    struct partition_env *env;
+    struct bg *bg;
+    struct metalog *ml;
+    struct meta_topic **live;
+    size_t n_live, cap_live;
+    struct meta_topic **doomed;   /* deleted, logs not yet deleted */
+    size_t n_doomed, cap_doomed;
+    struct meta_creating **creating;
+    size_t n_creating, cap_creating;
+    uint32_t partitions_total;
+    bool replaying;               /* start-up: build the table, open logs afterwards */
+    int64_t producer_id_block_end;
+    struct meta_gone *gone;       /* replay only */
+    size_t n_gone, cap_gone;
+    struct meta_proposal *queue_head, *queue_tail, *inflight;
+    uint32_t n_proposals;
+};
+
+/* meta.c, for meta_propose.c */
+int meta_validate(const struct meta *m, const struct meta_record *rec, struct topic_config *cfg,
+                  char *err, size_t err_cap);
+/* Fills configs (CONFIG_TOPIC_KEY_COUNT room) with the explicitly set keys of cfg. */
+size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs);
+/* Whether a topic is being created for proposal pr. */
+bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr);
+/* The proposal waiting for the topic's creation, when the creation ends. */
+void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err);
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * meta_propose: the proposal queue (see meta.h). One proposal at a time:
+ *
+ *   meta_process (loop)  validate against the state -> encode the record (as stored: a create
+ *                        keeps only the keys set explicitly) -> bg job
+ *   bg thread            metalog_append: write + fdatasync (the record is committed)
+ *   meta_appended (loop) decode the committed bytes and meta_apply them (exactly what a replay
+ *                        or a controller would apply) -> done, or for a create, done once its
+ *                        partitions are open (meta_proposal_created)
+ *
+ * A create whose partitions cannot be created is rolled back: its deletion is recorded too, so
+ * a restart does not bring it back, and the proposal reports the original error.
+ */
+#include "broker/meta/meta_int.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+static void meta_proposal_finish(struct meta *m, struct meta_proposal *pr)
+{
+    RL_ASSERT(m->inflight == pr);
+    m->inflight = NULL;
+    m->n_proposals--;
+    free(pr->payload);
+    pr->payload = NULL;
+    pr->done(pr);
+}
+
+static void meta_proposal_fail(struct meta *m, struct meta_proposal *pr, int rc, const char *why)
+{
+    pr->rc = rc;
+    if (why)
+        snprintf(pr->msg, sizeof(pr->msg), "%s", why);
+    meta_proposal_finish(m, pr);
+}
+
+static struct meta_proposal *meta_job_proposal(struct bg_job *j)
+{
+    return (struct meta_proposal *)((char *)j - offsetof(struct meta_proposal, job));
+}
+
+static void meta_append_run(struct bg_job *j)
+{
+    struct meta_proposal *pr = meta_job_proposal(j);
+    struct meta *m = pr->owner;
+    pr->append_rc = metalog_append(m->ml, pr->payload, (uint32_t)pr->payload_len);
+}
+
+static void meta_appended(struct bg_job *j);
+
+/* Encodes rec and hands its append to the bg thread. */
+static int meta_start_append(struct meta *m, struct meta_proposal *pr,
+                             const struct meta_record *rec)
+{
+    free(pr->payload);
+    pr->payload = NULL;
+    int rc = meta_record_encode(rec, &pr->payload, &pr->payload_len);
+    if (rc)
+        return rc;
+    if (pr->payload_len > METALOG_MAX_RECORD_BYTES)
+        return RL_E_INVALID_ARGUMENT;
+    pr->owner = m;
+    pr->job.run = meta_append_run;
+    pr->job.done = meta_appended;
+    return bg_submit(m->bg, &pr->job);
+}
+
+/* Why a committed change could not be recorded, as each admin request says it. */
+static void meta_record_failed(const struct meta_record *rec, int rc, char *out, size_t cap)
+{
+    switch (rec->kind) {
+    case META_RECORD_CREATE_TOPIC:
+        snprintf(out, cap, "cannot record topic \"%s\" in the metadata log: %s",
+                 rec->spec.name, rl_strerror(rc));
+        break;
+    case META_RECORD_DELETE_TOPIC:
+        snprintf(out, cap, "cannot record the deletion of \"%s\": %s", rec->name,
+                 rl_strerror(rc));
+        break;
+    case META_RECORD_ALTER_CONFIGS:
+        snprintf(out, cap, "cannot record the config change: %s", rl_strerror(rc));
+        break;
+    default:
+        snprintf(out, cap, "cannot record a block of producer ids in the metadata log: %s",
+                 rl_strerror(rc));
+        break;
+    }
+}
+
+/* The record as stored: a create with replication factor 1 and only the explicitly set keys,
+ * an alter with every explicitly set key after the change. */
+static int meta_proposal_record(struct meta *m, struct meta_proposal *pr)
+{
+    struct topic_config cfg;
+    struct meta_config set[CONFIG_TOPIC_KEY_COUNT];
+    int rc = meta_validate(m, &pr->rec, &cfg, pr->msg, sizeof(pr->msg));
+    if (rc)
+        return rc;
+    struct meta_record rec = pr->rec;
+    if (rec.kind == META_RECORD_CREATE_TOPIC) {
+        rec.spec.replication_factor = 1;
+        rec.spec.n_configs = meta_set_configs(&cfg, set);
+        rec.spec.configs = set;
+    } else if (rec.kind == META_RECORD_ALTER_CONFIGS) {
+        rec.n_configs = meta_set_configs(&cfg, set);
+        rec.configs = set;
+    }
+    rc = meta_start_append(m, pr, &rec);
+    if (rc)
+        meta_record_failed(&pr->rec, rc, pr->msg, sizeof(pr->msg));
+    return rc;
+}
+
+static void meta_appended(struct bg_job *j)
+{
+    struct meta_proposal *pr = meta_job_proposal(j);
+    struct meta *m = pr->owner;
+    char why[sizeof(pr->msg)];
+    if (pr->rolling_back) {
+        if (pr->append_rc)
+            RL_ERROR("metadata: cannot record the rollback of topic %s: %s",
+                     pr->rec.spec.name, rl_strerror(pr->append_rc));
+        return meta_proposal_finish(m, pr); /* rc and msg hold the creation's failure */
+    }
+    if (pr->append_rc) {
+        meta_record_failed(&pr->rec, pr->append_rc, why, sizeof(why));
+        return meta_proposal_fail(m, pr, pr->append_rc, why);
+    }
+    /* Apply what was committed, decoded as a replay would see it. */
+    struct meta_record_decoded d;
+    int rc = meta_record_decode(pr->payload, pr->payload_len, &d);
+    if (rc == 0) {
+        rc = meta_apply(m, &d.rec);
+        meta_record_free(&d);
+    }
+    if (rc)
+        return meta_proposal_fail(m, pr, rc, "cannot apply the change (out of memory)");
+    if (pr->rec.kind != META_RECORD_CREATE_TOPIC)
+        return meta_proposal_finish(m, pr);
+    /* A create ends in meta_proposal_created, once its partitions are open; unless applying
+     * it created nothing (it contradicted the state), which validation rules out. */
+    if (!meta_creating_for(m, pr))
+        return meta_proposal_fail(m, pr, RL_E_INTERNAL, "the recorded topic was not applied");
+}
+
+void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err)
+{
+    if (rc == 0)
+        return meta_proposal_finish(m, pr);
+    pr->rc = rc;
+    snprintf(pr->msg, sizeof(pr->msg), "%s", err);
+    pr->rolling_back = true;
+    struct meta_record del = {.kind = META_RECORD_DELETE_TOPIC, .name = pr->rec.spec.name};
+    int arc = meta_start_append(m, pr, &del);
+    if (arc) {
+        RL_ERROR("metadata: cannot record the rollback of topic %s: %s", pr->rec.spec.name,
+                 rl_strerror(arc));
+        meta_proposal_finish(m, pr);
+    }
+}
+
+static void meta_enqueue(struct meta *m, struct meta_proposal *pr)
+{
+    pr->rc = 0;
+    pr->msg[0] = 0;
+    pr->next = NULL;
+    pr->payload = NULL;
+    pr->rolling_back = false;
+    if (m->queue_tail)
+        m->queue_tail->next = pr;
+    else
+        m->queue_head = pr;
+    m->queue_tail = pr;
+    m->n_proposals++;
+}
+
+void meta_process(struct meta *m)
+{
+    for (uint32_t guard = 0; !m->inflight && m->queue_head && guard < 100000; guard++) {
+        struct meta_proposal *pr = m->queue_head;
+        m->queue_head = pr->next;
+        if (!m->queue_head)
+            m->queue_tail = NULL;
+        m->inflight = pr;
+        int rc = meta_proposal_record(m, pr);
+        if (rc) {
+            pr->rc = rc;
+            meta_proposal_finish(m, pr);
+        }
+    }
+}
+
+void meta_propose_create(struct meta *m, struct meta_proposal *pr,
+                         const struct meta_topic_spec *spec)
+{
+    pr->rec = (struct meta_record){.kind = META_RECORD_CREATE_TOPIC, .spec = *spec};
+    meta_enqueue(m, pr);
+}
+
+void meta_propose_delete(struct meta *m, struct meta_proposal *pr, const char *name)
+{
+    pr->rec = (struct meta_record){.kind = META_RECORD_DELETE_TOPIC, .name = name};
+    meta_enqueue(m, pr);
+}
+
+void meta_propose_alter(struct meta *m, struct meta_proposal *pr, const char *name,
+                        const struct meta_config *configs, size_t n)
+{
+    pr->rec = (struct meta_record){.kind = META_RECORD_ALTER_CONFIGS, .name = name,
+                                   .n_configs = n, .configs = configs};
+    meta_enqueue(m, pr);
+}
+
+void meta_propose_producer_ids(struct meta *m, struct meta_proposal *pr, int64_t block_end)
+{
+    pr->rec = (struct meta_record){.kind = META_RECORD_PRODUCER_ID_BLOCK,
+                                   .producer_id_block_end = block_end};
+    meta_enqueue(m, pr);
+}

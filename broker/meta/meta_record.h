@@ -1,0 +1,82 @@
+/*
+ * meta_record: the records of the metadata log, as plain C structs and as the bytes stored.
+ * Topic path: admin service -> meta_propose (a struct meta_record) -> meta_record_encode ->
+ * metalog (durable) -> meta_apply; start-up: metalog replay -> meta_record_decode ->
+ * meta_apply. The same records will be the entries of the controller's Raft log.
+ *
+ * Stored form: the protobuf message MetaRecord of proto/ringlog.proto (the format of
+ * <data>/metadata.log since its first version; it must not change). This file is the only
+ * place in broker/meta that knows protobuf.
+ *
+ *   MetaRecord { oneof body {
+ *     TopicSpec    create_topic = 1;  // configs hold only the keys set explicitly
+ *     string       delete_topic = 2;
+ *     TopicConfigs alter_configs = 3; // the full set of explicitly set keys after the change
+ *     int64        producer_id_block_end = 4; } }
+ */
+#ifndef RL_BROKER_META_RECORD_H
+#define RL_BROKER_META_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum meta_partitioner {
+    META_PARTITIONER_HASH = 0,  /* xxh3-64(key) % partitions */
+    META_PARTITIONER_RANGE = 1, /* partition = number of split keys <= key */
+};
+
+struct meta_bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
+struct meta_config {
+    const char *key;
+    const char *value;
+};
+
+/* A topic as CreateTopics describes it (and as its record stores it). */
+struct meta_topic_spec {
+    const char *name;
+    int32_t partitions;
+    int32_t replication_factor;   /* 0: the broker's default */
+    int32_t partitioner;          /* enum meta_partitioner (anything else is refused) */
+    size_t n_split_keys;
+    const struct meta_bytes *split_keys;
+    size_t n_configs;
+    const struct meta_config *configs;
+};
+
+enum meta_record_kind {
+    META_RECORD_UNKNOWN = 0,
+    META_RECORD_CREATE_TOPIC,      /* spec (configs: only the keys set explicitly) */
+    META_RECORD_DELETE_TOPIC,      /* name */
+    META_RECORD_ALTER_CONFIGS,     /* name, configs: every explicitly set key after the change */
+    META_RECORD_PRODUCER_ID_BLOCK, /* producer ids below block_end were handed out or reserved */
+};
+
+struct meta_record {
+    enum meta_record_kind kind;
+    struct meta_topic_spec spec;   /* CREATE_TOPIC */
+    const char *name;              /* DELETE_TOPIC, ALTER_CONFIGS */
+    size_t n_configs;              /* ALTER_CONFIGS */
+    const struct meta_config *configs;
+    int64_t producer_id_block_end; /* PRODUCER_ID_BLOCK */
+};
+
+/* Encodes rec into a malloc'ed buffer (*out, *len). Returns 0, RL_E_INVALID_ARGUMENT for an
+ * unknown kind, or -ENOMEM. */
+int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len);
+
+/* A decoded record; its pointers live in `owner` until meta_record_free. */
+struct meta_record_decoded {
+    struct meta_record rec;
+    void *owner;
+};
+
+/* Decodes one stored record. Returns 0 (rec.kind META_RECORD_UNKNOWN for a kind this version
+ * does not know), or RL_E_CORRUPT when the bytes do not decode. */
+int meta_record_decode(const uint8_t *buf, size_t len, struct meta_record_decoded *out);
+void meta_record_free(struct meta_record_decoded *d);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * config: see config.h.
+ */
+#include "broker/server/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "storage/plog.h"
+
+/* --- broker config ---------------------------------------------------------------------------- */
+
+void config_broker_default(struct broker_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->node_id = 0;
+    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+    cfg->listen_port = 9400;
+    cfg->http_enabled = true;
+    snprintf(cfg->http_host, sizeof(cfg->http_host), "127.0.0.1");
+    cfg->http_port = 9401;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
+    cfg->max_frame_bytes = 100u * 1024 * 1024;
+    cfg->max_connections = 1024;
+    cfg->max_inflight_bytes = 512ull * 1024 * 1024;
+    cfg->max_requests_per_connection = 128;
+    cfg->max_topics = 4096;
+    cfg->max_partitions = 16384;
+    cfg->max_open_files = 1024;
+    cfg->shutdown_timeout_ms = 10000;
+    cfg->retention_check_interval_ms = 60000;
+    cfg->fetch_splice = 1;
+    cfg->producer_id_expiration_ms = 7ull * 24 * 3600 * 1000;
+    cfg->group_min_session_timeout_ms = 500;
+    cfg->group_max_session_timeout_ms = 300000;
+    cfg->group_max_members = 1000;
+    cfg->max_groups = 10000;
+    cfg->offsets_topic_partitions = 8;
+    config_topic_default(&cfg->topic_defaults);
+}
+
+int config_parse_hostport(const char *text, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon = strrchr(text, ':');
+    int64_t p;
+    if (!colon || colon == text || (size_t)(colon - text) >= host_cap ||
+        config_topic_parse_i64(colon + 1, &p) || p < 0 || p > 65535)
+        return RL_E_INVALID_CONFIG;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = 0;
+    if (!strcmp(host, "localhost"))
+        snprintf(host, host_cap, "127.0.0.1");
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int config_set_u(const char *key, const char *value, int64_t min, int64_t max,
+                        uint64_t *out, char *err, size_t err_cap)
+{
+    int64_t n;
+    if (config_topic_parse_i64(value, &n) || n < min || n > max) {
+        snprintf(err, err_cap, "%s must be an integer in [%lld, %lld], got \"%s\"", key,
+                 (long long)min, (long long)max, value);
+        return RL_E_INVALID_CONFIG;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
+static int config_broker_set_num(struct broker_config *cfg, const char *key, const char *value,
+                                 char *err, size_t err_cap)
+{
+    uint64_t v = 0;
+    int rc;
+#define NUM(name, field, lo, hi)                                                                \
+    if (!strcmp(key, name)) {                                                                   \
+        rc = config_set_u(key, value, lo, hi, &v, err, err_cap);                                \
+        if (!rc)                                                                                \
+            cfg->field = (__typeof__(cfg->field))v;                                             \
+        return rc;                                                                              \
+    }
+    NUM("node.id", node_id, 0, INT32_MAX)
+    NUM("max.frame.bytes", max_frame_bytes, 64 * 1024, 1ll << 30)
+    NUM("max.connections", max_connections, 1, 1 << 20)
+    NUM("max.inflight.bytes", max_inflight_bytes, 1 << 20, 1ll << 40)
+    NUM("max.requests.per.connection", max_requests_per_connection, 1, 4096)
+    NUM("max.topics", max_topics, 1, 1 << 20)
+    NUM("max.partitions", max_partitions, 1, 1 << 22)
+    NUM("max.open.files", max_open_files, 16, 1 << 20)
+    NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
+    NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
+    NUM("fetch.splice", fetch_splice, 0, 1)
+    NUM("producer.id.expiration.ms", producer_id_expiration_ms, 1000, 1ll << 42)
+    NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
+    NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, 100, 3600000)
+    NUM("group.max.members", group_max_members, 1, 100000)
+    NUM("max.groups", max_groups, 1, 1000000)
+    NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
+#undef NUM
+    return 1;
+}
+
+int config_broker_set(struct broker_config *cfg, const char *key, const char *value, char *err,
+                      size_t err_cap)
+{
+    if (!strcmp(key, "listen") || !strcmp(key, "http")) {
+        bool http = key[0] == 'h';
+        if (http && !strcmp(value, "off")) {
+            cfg->http_enabled = false;
+            return 0;
+        }
+        char *host = http ? cfg->http_host : cfg->listen_host;
+        uint16_t *port = http ? &cfg->http_port : &cfg->listen_port;
+        if (config_parse_hostport(value, host, CONFIG_HOST_MAX, port)) {
+            snprintf(err, err_cap, "%s must be HOST:PORT (e.g. 127.0.0.1:9400)%s, got \"%s\"",
+                     key, http ? " or off" : "", value);
+            return RL_E_INVALID_CONFIG;
+        }
+        if (http)
+            cfg->http_enabled = true;
+        return 0;
+    }
+    if (!strcmp(key, "data.dir") || !strcmp(key, "ready.file")) {
+        char *dst = key[0] == 'd' ? cfg->data_dir : cfg->ready_file;
+        if (strlen(value) >= PATH_MAX || (key[0] == 'd' && !value[0])) {
+            snprintf(err, err_cap, "%s must be a path shorter than %d chars", key, PATH_MAX);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(dst, PATH_MAX, "%s", value);
+        return 0;
+    }
+    int rc = config_broker_set_num(cfg, key, value, err, err_cap);
+    if (rc <= 0)
+        return rc;
+    if (config_topic_key_find(key) >= 0) {
+        rc = config_topic_set(&cfg->topic_defaults, key, value, err, err_cap);
+        cfg->topic_defaults.set_mask = 0; /* broker defaults are defaults on every topic */
+        return rc;
+    }
+    snprintf(err, err_cap, "unknown setting \"%s\" (see ringlogd --help)", key);
+    return RL_E_INVALID_CONFIG;
+}
+
+static char *config_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+    return s;
+}
+
+int config_broker_load_file(struct broker_config *cfg, const char *path, char *err,
+                            size_t err_cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = -errno;
+        snprintf(err, err_cap, "cannot read config file %s: %s", path, strerror(-e));
+        return e;
+    }
+    char line[PATH_MAX + 128], msg[256];
+    int rc = 0;
+    for (unsigned lineno = 1; fgets(line, sizeof(line), f); lineno++) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = config_trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, err_cap, "%s:%u: expected \"key = value\", got \"%s\"", path, lineno,
+                     s);
+            rc = RL_E_INVALID_CONFIG;
+            break;
+        }
+        *eq = 0;
+        rc = config_broker_set(cfg, config_trim(s), config_trim(eq + 1), msg, sizeof(msg));
+        if (rc) {
+            snprintf(err, err_cap, "%s:%u: %s", path, lineno, msg);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+const char *config_broker_usage(void)
+{
+    return "usage: ringlogd [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+           "                [--http HOST:PORT|off] [--node-id N] [--ready-file PATH]\n"
+           "                [--set KEY=VALUE ...]\n"
+           "\n"
+           "Starts one ringlog broker in the foreground. Without arguments it listens on\n"
+           "127.0.0.1:9400 (native protocol) and 127.0.0.1:9401 (HTTP: /metrics, /v1/status)\n"
+           "and keeps its data in ./data. SIGTERM or SIGINT shut it down cleanly.\n"
+           "\n"
+           "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
+           "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
+           "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
+           "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
+           "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
+           "max.groups, offsets.topic.num.partitions, and the topic keys\n"
+           "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
+           "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
+           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n";
+}
+
+static const char *config_flag_key(const char *flag)
+{
+    static const char *const map[][2] = {
+        {"--data-dir", "data.dir"}, {"--listen", "listen"},         {"--http", "http"},
+        {"--node-id", "node.id"},   {"--ready-file", "ready.file"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(flag, map[i][0]))
+            return map[i][1];
+    return NULL;
+}
+
+int config_broker_from_args(struct broker_config *cfg, int argc, char **argv, char *err,
+                            size_t err_cap)
+{
+    config_broker_default(cfg);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(config_broker_usage(), stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            int rc = config_broker_load_file(cfg, argv[i + 1], err, err_cap);
+            if (rc)
+                return rc;
+        }
+    }
+    char msg[512];
+    for (int i = 1; i < argc; i++) {
+        const char *key = config_flag_key(argv[i]);
+        bool is_set = !strcmp(argv[i], "--set"), is_cfg = !strcmp(argv[i], "--config");
+        if (!key && !is_set && !is_cfg) {
+            snprintf(err, err_cap, "unknown argument \"%s\" (see ringlogd --help)", argv[i]);
+            return RL_E_INVALID_CONFIG;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, err_cap, "%s needs a value (see ringlogd --help)", argv[i]);
+            return RL_E_INVALID_CONFIG;
+        }
+        const char *value = argv[++i];
+        if (is_cfg)
+            continue;
+        int rc;
+        if (is_set) {
+            char kv[PATH_MAX + 64];
+            snprintf(kv, sizeof(kv), "%s", value);
+            char *eq = strchr(kv, '=');
+            if (!eq) {
+                snprintf(err, err_cap, "--set needs KEY=VALUE, got \"%s\"", value);
+                return RL_E_INVALID_CONFIG;
+            }
+            *eq = 0;
+            rc = config_broker_set(cfg, kv, eq + 1, msg, sizeof(msg));
+        } else {
+            rc = config_broker_set(cfg, key, value, msg, sizeof(msg));
+        }
+        if (rc) {
+            snprintf(err, err_cap, "%s %s: %s", argv[i - 1], value, msg);
+            return rc;
+        }
+    }
+    return 0;
+}

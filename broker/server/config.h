@@ -1,0 +1,75 @@
+/*
+ * config: ringlogd's settings. Start-up path: ringlogd main -> config_broker_from_args
+ * (defaults, then the `key = value` file of --config, then command-line flags, which win) ->
+ * shard, which hands each subsystem the part it needs. Topic keys given here are broker-wide
+ * topic defaults (broker/meta/config_topic.h). Every error comes back as a sentence naming the
+ * key, the bad value and what is allowed.
+ */
+#ifndef RL_BROKER_SERVER_CONFIG_H
+#define RL_BROKER_SERVER_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/meta/config_topic.h"
+
+/* --- broker config ---------------------------------------------------------------------------- */
+
+#define CONFIG_HOST_MAX 64
+
+struct broker_config {
+    int32_t node_id;
+    char listen_host[CONFIG_HOST_MAX];
+    uint16_t listen_port;                /* 0: an ephemeral port (see ready_file) */
+    bool http_enabled;
+    char http_host[CONFIG_HOST_MAX];
+    uint16_t http_port;
+    char data_dir[PATH_MAX];
+    char ready_file[PATH_MAX];           /* "" or a path written once listening (for tests) */
+    uint32_t max_frame_bytes;            /* max.frame.bytes */
+    uint32_t max_connections;            /* max.connections */
+    uint64_t max_inflight_bytes;         /* max.inflight.bytes: request+response memory cap */
+    uint32_t max_requests_per_connection; /* max.requests.per.connection (pipelining depth) */
+    uint32_t max_topics;                 /* max.topics */
+    uint32_t max_partitions;             /* max.partitions: over all topics */
+    uint32_t max_open_files;             /* max.open.files: segment descriptors kept open */
+    uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
+    uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
+    uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */
+    uint64_t producer_id_expiration_ms;  /* producer.id.expiration.ms: idle producers forgotten */
+    uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */
+    uint32_t group_max_session_timeout_ms; /* group.max.session.timeout.ms */
+    uint32_t group_max_members;          /* group.max.members */
+    uint32_t max_groups;                 /* max.groups */
+    uint32_t offsets_topic_partitions;   /* offsets.topic.num.partitions (__consumer_offsets) */
+    struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */
+};
+
+/* Fills cfg with the defaults: node 0, 127.0.0.1:9400, HTTP 127.0.0.1:9401, ./data. */
+void config_broker_default(struct broker_config *cfg);
+
+/* Applies one `key = value` setting (file keys, see config_broker_usage). Returns 0 or
+ * RL_E_INVALID_CONFIG with a sentence in err. */
+int config_broker_set(struct broker_config *cfg, const char *key, const char *value, char *err,
+                      size_t err_cap);
+
+/* Reads a `key = value` file ('#' starts a comment; blank lines ignored). Returns 0, -errno
+ * when it cannot be read, or RL_E_INVALID_CONFIG with "path:line: reason" in err. Blocks. */
+int config_broker_load_file(struct broker_config *cfg, const char *path, char *err,
+                            size_t err_cap);
+
+/* Defaults, then --config FILE, then the other flags (which win over the file). Returns 0,
+ * 1 when --help was asked (usage printed to stdout), or a negative code with err filled. */
+int config_broker_from_args(struct broker_config *cfg, int argc, char **argv, char *err,
+                            size_t err_cap);
+
+/* Usage text for ringlogd. */
+const char *config_broker_usage(void);
+
+/* Parses "host:port" (host an IPv4 address or "localhost"; port 0-65535). Returns 0 or
+ * RL_E_INVALID_CONFIG. */
+int config_parse_hostport(const char *text, char *host, size_t host_cap, uint16_t *port);
+
+#endif

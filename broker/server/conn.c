@@ -1,0 +1,549 @@
+/*
+ * conn: the shard's native-protocol connections. Each reads into one receive buffer
+ * (CONN_RBUF_BYTES, or a buffer of its own for a larger frame, charged to max.inflight.bytes)
+ * and parses frames into requests (req.c) handed to broker/native. Reads stop while a
+ * connection has max.requests.per.connection requests queued or the shard is over its memory
+ * budget: TCP's window fills and producers slow down, instead of the broker growing.
+ * Responses leave in request order; every response ready at the head of the queue goes out in
+ * one sendmsg, and file ranges of fetch answers go file -> pipe -> socket by splice.
+ *
+ * Every io callback here only records its result and marks the connection; conn_process, run
+ * by the loop, does the work.
+ */
+#include "broker/server/shard_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+static void conn_big_free(struct conn *c);
+static void conn_sent(struct conn *c, uint64_t bytes);
+
+#define CONN_COMPACT_BELOW_BYTES (16u * 1024)
+#define CONN_PEER_WARNS_PER_SEC 10
+#define CONN_PIPE_BYTES (1024 * 1024) /* splice chunk: the pipe's capacity, if granted */
+
+void conn_interrupt(struct conn *c)
+{
+    for (struct req *r = c->head; r; r = r->next)
+        if (r->svc.interrupt)
+            r->svc.interrupt(&r->svc);
+}
+
+static void conn_recv_done(struct io_op *op, int result)
+{
+    struct conn *c = op->ctx;
+    shard_op_ended(c->sh);
+    c->recv_inflight = false;
+    c->recv_completed = true;
+    c->recv_result = result;
+    shard_mark_conn(c);
+}
+
+static void conn_send_done(struct io_op *op, int result)
+{
+    struct conn *c = op->ctx;
+    shard_op_ended(c->sh);
+    c->send_inflight = false;
+    c->send_completed = true;
+    c->send_result = result;
+    shard_mark_conn(c);
+}
+
+void conn_create(struct shard *sh, int fd)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    uint8_t *buf = malloc(CONN_RBUF_BYTES);
+    if (!c || !buf) {
+        free(c);
+        free(buf);
+        close(fd);
+        RL_WARN("out of memory accepting a connection");
+        return;
+    }
+    c->sh = sh;
+    c->fd = fd;
+    c->rbuf = buf;
+    c->rcap = CONN_RBUF_BYTES;
+    c->pipe_rd = c->pipe_wr = -1;
+    c->id = ++sh->next_conn_id;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    char host[INET_ADDRSTRLEN] = "?";
+    if (!getpeername(fd, (struct sockaddr *)&sa, &len))
+        inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
+    snprintf(c->peer, sizeof(c->peer), "%s:%u", host, ntohs(sa.sin_port));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Blocking mode: io_uring's recv and sendmsg poll for readiness either way, but a splice
+     * into a non-blocking socket fails with EAGAIN when the socket is full instead of waiting
+     * (in an io_uring worker) for room. Nothing else touches this socket directly. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    c->next = sh->conns;
+    if (sh->conns)
+        sh->conns->prev = c;
+    sh->conns = c;
+    sh->nconns++;
+    sh->m.connections_accepted++;
+    RL_DEBUG("connection %llu from %s", (unsigned long long)c->id, c->peer);
+    shard_mark_conn(c);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct shard *sh = c->sh;
+    while (c->head) {
+        struct req *r = c->head;
+        c->head = r->next;
+        if (r->svc.abandon)
+            r->svc.abandon(&r->svc);
+        req_retire(r);
+    }
+    c->tail = NULL;
+    c->nreq = 0;
+    conn_big_free(c);
+    if (c->in_ready) {
+        for (struct conn **pp = &sh->ready; *pp; pp = &(*pp)->ready_next) {
+            if (*pp == c) {
+                *pp = c->ready_next;
+                break;
+            }
+        }
+    }
+    close(c->fd);
+    if (c->pipe_rd >= 0) {
+        close(c->pipe_rd);
+        close(c->pipe_wr);
+    }
+    free(c->rbuf);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        sh->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    sh->nconns--;
+    sh->m.connections_closed++;
+    RL_DEBUG("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
+    free(c);
+}
+
+/* A frame larger than the standing buffer gets a buffer of its own, charged to the memory
+ * budget, filled by recvs aimed at exactly its missing bytes, and freed as soon as the frame is
+ * dispatched. Called only with no recv in flight. Returns false when the budget says wait (the
+ * connection stops reading until memory is released). */
+static bool conn_big_start(struct conn *c, const struct frame_info *fi)
+{
+    struct shard *sh = c->sh;
+    uint64_t need = fi->total_bytes;
+    if (sh->mem_used + need > sh->cfg.max_inflight_bytes && sh->mem_used > 0) {
+        if (!c->mem_paused)
+            sh->m.mem_pauses++;
+        c->mem_paused = true;
+        sh->mem_paused_any = true;
+        return false;
+    }
+    uint8_t *big = malloc(need);
+    if (!big) {
+        c->mem_paused = true;
+        sh->mem_paused_any = true;
+        return false;
+    }
+    shard_mem_charge(sh, need);
+    c->big = big;
+    c->big_len = need;
+    c->big_have = c->rend - c->rstart;
+    memcpy(big, c->rbuf + c->rstart, c->big_have);
+    c->rstart = c->rend = 0;
+    return true;
+}
+
+static void conn_big_free(struct conn *c)
+{
+    if (!c->big)
+        return;
+    free(c->big);
+    shard_mem_refund(c->sh, c->big_len);
+    c->big = NULL;
+    c->big_len = c->big_have = 0;
+}
+
+/* Logs a peer's protocol error, at most CONN_PEER_WARNS_PER_SEC a second, so a flood of bad
+ * clients cannot flood the log; the count of suppressed lines is logged with the next one. */
+static void conn_warn_peer(struct shard *sh, const struct conn *c, const char *msg)
+{
+    uint64_t sec = io_now_ns(sh->io) / 1000000000ull;
+    if (sec != sh->warn_sec) {
+        if (sh->warn_suppressed)
+            RL_WARN("%u more protocol errors were not logged", sh->warn_suppressed);
+        sh->warn_sec = sec;
+        sh->warn_count = 0;
+        sh->warn_suppressed = 0;
+    }
+    if (sh->warn_count++ < CONN_PEER_WARNS_PER_SEC)
+        RL_WARN("connection %s: %s", c->peer, msg);
+    else
+        sh->warn_suppressed++;
+}
+
+/* A protocol error that ends the connection: answer once, then close after sending. */
+static void conn_fail(struct conn *c, int code, const char *msg)
+{
+    conn_warn_peer(c->sh, c, msg);
+    struct req *r = req_get(c);
+    c->closing = true;
+    if (!r)
+        return;
+    r->close_after = true;
+    req_respond_error(r, code, msg);
+}
+
+static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct frame_info *fi)
+{
+    struct shard *sh = c->sh;
+    struct req *r = req_get(c);
+    if (!r) {
+        c->closing = true;
+        return;
+    }
+    Ringlog__Request *rq = NULL;
+    if (frame_decode_request(frame, fi, &r->arena, &rq)) {
+        sh->m.frames_malformed++;
+        r->close_after = true;
+        c->closing = true;
+        char msg[160];
+        snprintf(msg, sizeof(msg), "request envelope (%u bytes) does not decode as a ringlog "
+                 "Request; closing the connection", fi->envelope_len);
+        conn_warn_peer(sh, c, msg);
+        req_respond_error(r, RL_E_FRAME_MALFORMED, msg);
+        return;
+    }
+    r->correlation_id = rq->correlation_id;
+    r->api = frame_request_api(rq);
+    char msg[256];
+    int rc = frame_check_request(rq, fi->data_len, msg, sizeof(msg));
+    if (rc) {
+        req_respond_error(r, rc, msg);
+        return;
+    }
+    native_dispatch(sh->svc.native, &r->svc, rq, frame + FRAME_HEADER_BYTES + fi->envelope_len,
+                    fi->data_len);
+}
+
+static void conn_parse(struct conn *c)
+{
+    struct shard *sh = c->sh;
+    uint32_t max_reqs = sh->cfg.max_requests_per_connection;
+    if (c->big) {
+        if (c->big_have < c->big_len || c->closing || c->nreq >= max_reqs)
+            return;
+        struct frame_info fi;
+        int rc = frame_parse_header(c->big, c->big_len, UINT32_MAX, &fi);
+        RL_ASSERT(rc == 1 && fi.total_bytes == c->big_len);
+        conn_dispatch(c, c->big, &fi);
+        conn_big_free(c);
+    }
+    for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
+        struct frame_info fi;
+        int rc = frame_parse_header(c->rbuf + c->rstart, c->rend - c->rstart,
+                                    sh->cfg.max_frame_bytes, &fi);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            char msg[200];
+            const uint8_t *h = c->rbuf + c->rstart;
+            uint32_t flen = ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) |
+                            ((uint32_t)h[2] << 8) | h[3];
+            if (rc == RL_E_FRAME_TOO_LARGE) {
+                sh->m.frames_too_large++;
+                snprintf(msg, sizeof(msg), "frame of %u bytes exceeds the maximum frame size of "
+                         "%u bytes (max.frame.bytes); closing the connection", flen,
+                         sh->cfg.max_frame_bytes);
+            } else {
+                sh->m.frames_malformed++;
+                snprintf(msg, sizeof(msg), "frame header is inconsistent (frame_len %u cannot "
+                         "hold the envelope length it declares); closing the connection", flen);
+            }
+            conn_fail(c, rc, msg);
+            break;
+        }
+        if (c->rend - c->rstart < fi.total_bytes) {
+            /* A recv in flight writes into the buffer as it is: wait for its completion. */
+            if (fi.total_bytes > c->rcap && !c->recv_inflight)
+                conn_big_start(c, &fi);
+            break;
+        }
+        conn_dispatch(c, c->rbuf + c->rstart, &fi);
+        c->rstart += fi.total_bytes;
+    }
+    if (c->recv_inflight) {
+        /* The buffer may be reorganised only when no recv is writing into it; the recv's
+         * completion brings the connection back here. */
+        return;
+    }
+    if (c->rstart == c->rend) {
+        c->rstart = c->rend = 0;
+    } else if (c->rstart > 0 && (c->rcap - c->rend < CONN_COMPACT_BELOW_BYTES ||
+                                 c->rend == c->rcap)) {
+        /* Little room left after a partial frame (or a partial header): move it to the front
+         * so the next recv has space (a frame that fits the buffer then fits whole). */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+}
+
+enum conn_send_mode { SEND_MSG, SEND_SPLICE, SEND_DRAIN };
+
+static void conn_splice_in_done(struct io_op *op, int result)
+{
+    struct conn *c = op->ctx;
+    shard_op_ended(c->sh);
+    c->splice_in_inflight = false;
+    c->splice_in_result = result;
+    shard_mark_conn(c);
+}
+
+/* The connection's pipe, made on first use; false when the kernel refuses one. */
+static bool conn_pipe(struct conn *c)
+{
+    if (c->pipe_rd >= 0)
+        return true;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC))
+        return false;
+    int cap = fcntl(p[1], F_SETPIPE_SZ, CONN_PIPE_BYTES);
+    if (cap <= 0)
+        cap = fcntl(p[1], F_GETPIPE_SZ);
+    if (cap <= 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    c->pipe_rd = p[0];
+    c->pipe_wr = p[1];
+    c->pipe_cap = (uint32_t)cap;
+    return true;
+}
+
+/* Moves up to a pipe's worth of a file segment to the socket: file -> pipe, linked with
+ * pipe -> socket. The pipe is empty here, so the first splice never blocks. */
+static void conn_splice(struct conn *c, int fd, uint64_t pos, uint64_t len)
+{
+    struct shard *sh = c->sh;
+    if (!conn_pipe(c)) {
+        RL_ERROR("connection %s: no pipe for splice; closing", c->peer);
+        c->dead = true;
+        return;
+    }
+    size_t chunk = len < c->pipe_cap ? (size_t)len : c->pipe_cap;
+    c->splice_in_op.done = conn_splice_in_done;
+    c->splice_in_op.ctx = c;
+    c->splice_in_inflight = true;
+    shard_op_started(sh);
+    io_prep_splice(sh->io, &c->splice_in_op, fd, (int64_t)pos, c->pipe_wr, -1, chunk, IO_LINK);
+    c->send_op.done = conn_send_done;
+    c->send_op.ctx = c;
+    c->send_inflight = true;
+    c->send_mode = SEND_SPLICE;
+    shard_op_started(sh);
+    io_prep_splice(sh->io, &c->send_op, c->pipe_rd, -1, c->fd, -1, chunk, 0);
+}
+
+/* Sends what a short socket splice left in the pipe. */
+static void conn_drain_pipe(struct conn *c)
+{
+    c->send_op.done = conn_send_done;
+    c->send_op.ctx = c;
+    c->send_inflight = true;
+    c->send_mode = SEND_DRAIN;
+    shard_op_started(c->sh);
+    io_prep_splice(c->sh->io, &c->send_op, c->pipe_rd, -1, c->fd, -1, (size_t)c->pipe_bytes, 0);
+}
+
+static void conn_try_send(struct conn *c)
+{
+    struct shard *sh = c->sh;
+    if (c->send_inflight || c->splice_in_inflight)
+        return;
+    if (c->pipe_bytes > 0)
+        return conn_drain_pipe(c);
+    uint32_t n = 0;
+    uint64_t len = 0;
+    for (struct req *r = c->head; r && r->ready && n < CONN_MAX_IOV; r = r->next) {
+        uint64_t skip = r->sent_bytes;
+        for (uint32_t i = 0; i < r->n_iov && n < CONN_MAX_IOV; i++) {
+            size_t l = r->iov[i].iov_len;
+            if (skip >= l) {
+                skip -= l;
+                continue;
+            }
+            if (r->seg_fd && r->seg_fd[i] >= 0) {
+                /* A file segment: send the memory gathered before it first. */
+                if (n == 0)
+                    return conn_splice(c, r->seg_fd[i], r->seg_pos[i] + skip, l - skip);
+                goto send;
+            }
+            c->iov[n].iov_base = (uint8_t *)r->iov[i].iov_base + skip;
+            c->iov[n].iov_len = l - skip;
+            len += l - skip;
+            skip = 0;
+            n++;
+        }
+    }
+send:
+    if (n == 0)
+        return;
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    c->send_len = len;
+    c->send_op.done = conn_send_done;
+    c->send_op.ctx = c;
+    shard_op_started(sh);
+    c->send_inflight = true;
+    c->send_mode = SEND_MSG;
+    io_prep_sendmsg(sh->io, &c->send_op, c->fd, &c->msg, 0);
+}
+
+/* Accounts a finished send (sendmsg, splice pair or pipe drain). */
+static void conn_send_finished(struct conn *c)
+{
+    int out = c->send_result;
+    if (c->send_mode == SEND_SPLICE) {
+        int in = c->splice_in_result;
+        if (in <= 0) {
+            /* A file shorter than its slice, or a read error: the response cannot be
+             * completed, so the connection cannot continue. */
+            RL_ERROR("connection %s: splice from the log failed: %s", c->peer,
+                     in ? rl_strerror(in) : "unexpected end of file");
+            c->dead = true;
+            return;
+        }
+        c->pipe_bytes += (uint64_t)in;
+        if (out == -ECANCELED)
+            return; /* the read was short; the pipe is drained next */
+    }
+    if (out <= 0) {
+        RL_DEBUG("connection %s: send failed: %s", c->peer, rl_strerror(out));
+        c->dead = true;
+        return;
+    }
+    if (c->send_mode != SEND_MSG)
+        c->pipe_bytes -= (uint64_t)out;
+    conn_sent(c, (uint64_t)out);
+}
+
+static void conn_sent(struct conn *c, uint64_t bytes)
+{
+    c->sh->m.bytes_sent += bytes;
+    while (bytes > 0 && c->head) {
+        struct req *r = c->head;
+        uint64_t left = r->total_bytes - r->sent_bytes;
+        uint64_t take = bytes < left ? bytes : left;
+        r->sent_bytes += take;
+        bytes -= take;
+        if (r->sent_bytes < r->total_bytes)
+            break;
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->nreq--;
+        if (r->close_after)
+            c->closing = true;
+        req_retire(r);
+    }
+}
+
+static bool conn_can_read(const struct conn *c)
+{
+    const struct shard *sh = c->sh;
+    return !c->recv_inflight && !c->closing && !c->eof && !sh->stopping && !c->mem_paused &&
+           c->nreq < sh->cfg.max_requests_per_connection &&
+           (c->big ? c->big_have < c->big_len : c->rend < c->rcap);
+}
+
+static void conn_arm_recv(struct conn *c)
+{
+    c->recv_op.done = conn_recv_done;
+    c->recv_op.ctx = c;
+    c->recv_inflight = true;
+    shard_op_started(c->sh);
+    if (c->big)
+        io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->big + c->big_have,
+                     c->big_len - c->big_have, 0);
+    else
+        io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
+}
+
+static void conn_handle_recv(struct conn *c)
+{
+    c->recv_completed = false;
+    int n = c->recv_result;
+    if (n > 0) {
+        if (c->big)
+            c->big_have += (uint64_t)n;
+        else
+            c->rend += (size_t)n;
+        c->sh->m.bytes_received += (uint64_t)n;
+        return;
+    }
+    c->eof = true;
+    if (n < 0 && n != -ECANCELED)
+        RL_DEBUG("connection %s: recv failed: %s", c->peer, rl_strerror(n));
+    if ((c->rend > c->rstart || c->big) && !c->closing && n == 0) {
+        /* The peer closed its side mid-frame: say so before closing ours. */
+        char msg[160];
+        snprintf(msg, sizeof(msg), "connection closed after %llu bytes of an incomplete frame",
+                 (unsigned long long)(c->big ? c->big_have : c->rend - c->rstart));
+        c->sh->m.frames_malformed++;
+        conn_fail(c, RL_E_FRAME_MALFORMED, msg);
+    }
+    c->closing = true;
+}
+
+void conn_process(struct conn *c)
+{
+    if (c->recv_completed) {
+        conn_handle_recv(c);
+        if (c->eof)
+            conn_interrupt(c); /* nobody will wait for a long poll on a closed peer */
+    }
+    if (c->send_completed && !c->splice_in_inflight) {
+        c->send_completed = false;
+        conn_send_finished(c);
+        if (c->dead)
+            c->closing = true;
+    }
+    for (struct req *r = c->head; r; r = r->next) {
+        if (r->needs_finish) {
+            r->needs_finish = false;
+            if (r->svc.finish)
+                r->svc.finish(&r->svc);
+        }
+    }
+    if (!c->dead) {
+        conn_parse(c);
+        conn_try_send(c);
+        if (conn_can_read(c))
+            conn_arm_recv(c);
+    }
+    bool done = c->dead || (c->closing && !c->head);
+    bool busy = c->recv_inflight || c->send_inflight || c->splice_in_inflight;
+    if (done && busy)
+        shutdown(c->fd, c->dead ? SHUT_RDWR : SHUT_RD); /* wakes pending ops */
+    if (done && !busy)
+        conn_free(c);
+}

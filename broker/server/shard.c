@@ -1,0 +1,476 @@
+/*
+ * shard: see shard.h. The loop:
+ *
+ *   io_run (callbacks record results and mark connections) -> shard_process: accepts,
+ *   connections (conn.c: finish async answers, parse and dispatch frames, send, re-arm reads),
+ *   HTTP, services_turn (background completions, partitions being opened, metadata
+ *   proposals), limbo requests, the tick (services_tick) -> repeat
+ *
+ * Each turn is timed for ringlog_loop_turn_seconds (loopclock.h). The loop never blocks on a
+ * disk: blocking work runs on the services' background thread and completes back here.
+ */
+#include "broker/server/shard_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/partition/partition.h"
+#include "broker/svc/bg.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/plog.h"
+
+#define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
+#define SHARD_BIND_RETRY_MS 50
+
+/* --- small helpers ---------------------------------------------------------------------------- */
+
+void shard_op_started(struct shard *sh)
+{
+    sh->ops++;
+}
+
+void shard_op_ended(struct shard *sh)
+{
+    RL_ASSERT(sh->ops > 0);
+    sh->ops--;
+}
+
+void shard_mark_conn(struct conn *c)
+{
+    if (c->in_ready)
+        return;
+    c->in_ready = true;
+    c->ready_next = c->sh->ready;
+    c->sh->ready = c;
+}
+
+void shard_mem_charge(struct shard *sh, uint64_t bytes)
+{
+    sh->mem_used += bytes;
+}
+
+void shard_mem_refund(struct shard *sh, uint64_t bytes)
+{
+    RL_ASSERT(sh->mem_used >= bytes);
+    sh->mem_used -= bytes;
+    if (sh->mem_paused_any && sh->mem_used < sh->cfg.max_inflight_bytes) {
+        sh->mem_paused_any = false;
+        for (struct conn *c = sh->conns; c; c = c->next) {
+            if (c->mem_paused) {
+                c->mem_paused = false;
+                shard_mark_conn(c);
+            }
+        }
+    }
+}
+
+uint32_t shard_throttle_ms(const struct shard *sh)
+{
+    /* Above three quarters of the budget, ask clients to slow down, more the fuller it is. */
+    uint64_t b = sh->cfg.max_inflight_bytes;
+    if (sh->mem_used * 4 <= b * 3)
+        return 0;
+    return sh->mem_used >= b ? 500 : 100;
+}
+
+static int shard_listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return RL_E_INVALID_CONFIG;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* After a crash the previous process's listener can outlive it briefly (an io_uring's
+     * pending accept holds it until the kernel tears the ring down asynchronously), so a
+     * restart retries an address in use for a bounded time instead of failing at once. */
+    int rc = 0;
+    for (int attempt = 0; attempt < SHARD_BIND_ATTEMPTS; attempt++) {
+        rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+        if (rc != -EADDRINUSE || port == 0)
+            break;
+        if (attempt == 0)
+            RL_INFO("%s:%u is in use; retrying for up to %d ms (a previous broker may still be "
+                    "releasing it)", host, port, SHARD_BIND_ATTEMPTS * SHARD_BIND_RETRY_MS);
+        struct timespec ts = {0, SHARD_BIND_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc || listen(fd, 1024)) {
+        int e = rc ? rc : -errno;
+        close(fd);
+        return e;
+    }
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *bound = ntohs(sa.sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+/* Answers a connection over the limit with one error frame, then closes it. The socket is
+ * non-blocking and the frame is tiny, so this never stalls the loop. */
+static void shard_reject(struct shard *sh, int fd, int code, const char *msg)
+{
+    uint8_t buf[512];
+    Ringlog__Response resp = RINGLOG__RESPONSE__INIT;
+    resp.error_code = code;
+    resp.error_message = (char *)msg;
+    if (frame_response_envelope_bytes(&resp) <= sizeof(buf)) {
+        size_t n = frame_encode_response(&resp, 0, buf);
+        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    close(fd);
+    sh->m.connections_rejected++;
+}
+
+/* --- accept, tick, loop ----------------------------------------------------------------------- */
+
+static void shard_accept_done(struct io_op *op, int result)
+{
+    struct shard *sh = op->ctx;
+    shard_op_ended(sh);
+    if (op == &sh->accept_op) {
+        sh->accept_inflight = false;
+        sh->accept_completed = true;
+        sh->accept_result = result;
+    } else {
+        sh->http_accept_inflight = false;
+        sh->http_accept_completed = true;
+        sh->http_accept_result = result;
+    }
+}
+
+static void shard_tick_done(struct io_op *op, int result)
+{
+    struct shard *sh = op->ctx;
+    shard_op_ended(sh);
+    sh->tick_inflight = false;
+    sh->tick_completed = true;
+}
+
+static void shard_cancel_done(struct io_op *op, int result)
+{
+    shard_op_ended(op->ctx);
+}
+
+static void shard_arm_accepts(struct shard *sh)
+{
+    if (sh->stopping)
+        return;
+    if (!sh->accept_inflight && !sh->accept_completed && !sh->accept_backoff) {
+        sh->accept_op.done = shard_accept_done;
+        sh->accept_op.ctx = sh;
+        sh->accept_inflight = true;
+        shard_op_started(sh);
+        io_prep_accept(sh->io, &sh->accept_op, sh->listen_fd, 0);
+    }
+    if (sh->http_fd >= 0 && !sh->http_accept_inflight && !sh->http_accept_completed) {
+        sh->http_accept_op.done = shard_accept_done;
+        sh->http_accept_op.ctx = sh;
+        sh->http_accept_inflight = true;
+        shard_op_started(sh);
+        io_prep_accept(sh->io, &sh->http_accept_op, sh->http_fd, 0);
+    }
+}
+
+static void shard_arm_tick(struct shard *sh)
+{
+    sh->tick_op.done = shard_tick_done;
+    sh->tick_op.ctx = sh;
+    sh->tick_inflight = true;
+    shard_op_started(sh);
+    uint32_t ms = sh->cfg.retention_check_interval_ms < SHARD_TICK_MS
+                      ? sh->cfg.retention_check_interval_ms : SHARD_TICK_MS;
+    io_prep_timeout(sh->io, &sh->tick_op, (uint64_t)ms * 1000000ull, 0);
+}
+
+static void shard_handle_accepts(struct shard *sh)
+{
+    if (sh->accept_completed) {
+        sh->accept_completed = false;
+        int fd = sh->accept_result;
+        if (fd >= 0) {
+            if (sh->stopping) {
+                shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
+            } else if (sh->nconns >= sh->cfg.max_connections) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
+                         "(max.connections); retry later or raise the limit",
+                         sh->cfg.max_connections);
+                shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
+            } else {
+                conn_create(sh, fd);
+            }
+        } else if (fd != -ECANCELED) {
+            RL_WARN("accept failed: %s", rl_strerror(fd));
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
+                sh->accept_backoff = true; /* retry at the next tick, not in a hot loop */
+        }
+    }
+    if (sh->http_accept_completed) {
+        sh->http_accept_completed = false;
+        int fd = sh->http_accept_result;
+        if (fd >= 0) {
+            if (sh->stopping || sh->nhconns >= SHARD_MAX_HTTP_CONNS)
+                close(fd);
+            else
+                http_conn_start(sh, fd);
+        }
+    }
+}
+
+static void shard_handle_tick(struct shard *sh)
+{
+    if (!sh->tick_completed)
+        return;
+    sh->tick_completed = false;
+    sh->ticks++;
+    sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
+    services_tick(sh, io_wall_ms(sh->io));
+    if (!sh->stopping)
+        shard_arm_tick(sh);
+}
+
+static void shard_process(struct shard *sh)
+{
+    shard_handle_accepts(sh);
+    for (uint32_t guard = 0; sh->ready && guard < 1000000; guard++) {
+        struct conn *c = sh->ready;
+        sh->ready = c->ready_next;
+        c->in_ready = false;
+        conn_process(c);
+    }
+    http_process(sh);
+    services_turn(sh);
+    req_reap_limbo(sh);
+    shard_handle_tick(sh);
+    shard_arm_accepts(sh);
+}
+
+static void shard_cancel(struct shard *sh, struct io_op *cancel, struct io_op *target)
+{
+    cancel->done = shard_cancel_done;
+    cancel->ctx = sh;
+    shard_op_started(sh);
+    io_prep_cancel(sh->io, cancel, target, 0);
+}
+
+static void shard_begin_stop(struct shard *sh)
+{
+    RL_INFO("stopping: no new connections; finishing in-flight requests");
+    sh->stopping = true;
+    sh->stop_deadline_ns = io_now_ns(sh->io) + (uint64_t)sh->cfg.shutdown_timeout_ms * 1000000ull;
+    if (sh->accept_inflight)
+        shard_cancel(sh, &sh->cancel_accept_op, &sh->accept_op);
+    if (sh->http_accept_inflight)
+        shard_cancel(sh, &sh->cancel_http_op, &sh->http_accept_op);
+    for (struct conn *c = sh->conns; c; c = c->next) {
+        c->closing = true;
+        conn_interrupt(c);
+        shard_mark_conn(c);
+    }
+    services_begin_stop(sh); /* pending joins are answered, not left to the deadline */
+}
+
+static void shard_force_close(struct shard *sh)
+{
+    RL_WARN("shutdown timeout: closing %u connections with requests still in flight",
+            sh->nconns);
+    for (struct conn *c = sh->conns; c; c = c->next) {
+        c->dead = true;
+        shard_mark_conn(c);
+    }
+}
+
+int shard_run(struct shard *sh)
+{
+    loopclock_open(&sh->clock);
+    shard_arm_accepts(sh);
+    shard_arm_tick(sh);
+    bool forced = false;
+    for (;;) {
+        /* Background work (storage's, the services' bg threads) completes through the ring,
+         * so the loop sleeps until something happens. */
+        uint64_t wait_ns = sh->stopping ? 100000000ull : UINT64_MAX;
+        int rc = io_run(sh->io, wait_ns);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            RL_ERROR("io_run failed: %s", rl_strerror(rc));
+            return rc;
+        }
+        struct services_work before, after;
+        services_work(sh, &before);
+        loopclock_turn_start(&sh->clock, io_now_ns(sh->io), services_changing(sh));
+        if (sh->stop_requested && !sh->stopping)
+            shard_begin_stop(sh);
+        shard_process(sh);
+        uint64_t turn_ns = loopclock_turn_end(&sh->clock, io_now_ns(sh->io));
+        services_work(sh, &after);
+        metrics_record_turn(sh, turn_ns,
+                            after.topic_create != before.topic_create ? TURN_TOPIC_CREATE
+                            : after.segment_rolls != before.segment_rolls ? TURN_SEGMENT_ROLL
+                            : TURN_OTHER);
+        if (!sh->stopping)
+            continue;
+        if (!sh->conns && !sh->limbo)
+            break;
+        if (!forced && io_now_ns(sh->io) > sh->stop_deadline_ns) {
+            shard_force_close(sh);
+            forced = true;
+        }
+    }
+    /* Drain our own ops (cancelled accepts, the tick, HTTP) with a bound. */
+    if (sh->tick_inflight)
+        shard_cancel(sh, &sh->cancel_tick_op, &sh->tick_op);
+    uint64_t until = io_now_ns(sh->io) + 2000000000ull;
+    while ((sh->ops > 0 || sh->hconns) && io_now_ns(sh->io) < until) {
+        http_close_idle(sh);
+        io_run(sh->io, 50000000ull);
+        shard_process(sh);
+    }
+    if (sh->ops)
+        RL_WARN("stopping with %u io ops still in flight", sh->ops);
+    loopclock_close(&sh->clock);
+    return 0;
+}
+
+void shard_request_stop(struct shard *sh)
+{
+    sh->stop_requested = 1;
+    io_wake(sh->io);
+}
+
+uint16_t shard_port(const struct shard *sh)
+{
+    return sh->port;
+}
+
+uint16_t shard_http_port(const struct shard *sh)
+{
+    return sh->http_port;
+}
+
+static int shard_mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int shard_create(const struct broker_config *cfg, struct shard **out, char *err, size_t err_cap)
+{
+    int rc;
+    struct shard *sh = calloc(1, sizeof(*sh));
+    if (!sh)
+        return -ENOMEM;
+    sh->cfg = *cfg;
+    sh->listen_fd = sh->http_fd = -1;
+    sh->clock.fd = -1;
+    rc = shard_mkdirs(cfg->data_dir);
+    if (rc) {
+        snprintf(err, err_cap, "cannot create the data directory %s: %s", cfg->data_dir,
+                 rl_strerror(rc));
+        goto fail;
+    }
+    sh->io = io_create(1024, &rc);
+    if (!sh->io) {
+        snprintf(err, err_cap, "cannot create an io_uring (%s); is io_uring enabled "
+                 "(sysctl kernel.io_uring_disabled)?", rl_strerror(rc));
+        goto fail;
+    }
+    sh->start_ns = io_now_ns(sh->io);
+    sh->start_wall_ms = io_wall_ms(sh->io);
+    struct storage_options sopt = {.max_open_files = cfg->max_open_files,
+                                   .state_dir = cfg->data_dir};
+    rc = storage_open(sh->io, &sopt, &sh->st);
+    if (rc) {
+        snprintf(err, err_cap, "cannot start storage: %s", rl_strerror(rc));
+        goto fail;
+    }
+    rc = bg_create(sh->io, "http", &sh->bg_http);
+    if (rc) {
+        snprintf(err, err_cap, "cannot start the HTTP thread: %s", rl_strerror(rc));
+        goto fail;
+    }
+    rc = services_open(sh, err, err_cap);
+    if (rc)
+        goto fail;
+    rc = shard_listen(cfg->listen_host, cfg->listen_port, &sh->listen_fd, &sh->port);
+    if (rc) {
+        snprintf(err, err_cap, "cannot listen on %s:%u: %s", cfg->listen_host,
+                 cfg->listen_port, rl_strerror(rc));
+        goto fail;
+    }
+    native_set_listener(sh->svc.native, cfg->node_id, cfg->listen_host, sh->port);
+    if (cfg->http_enabled) {
+        rc = shard_listen(cfg->http_host, cfg->http_port, &sh->http_fd, &sh->http_port);
+        if (rc) {
+            snprintf(err, err_cap, "cannot listen for HTTP on %s:%u: %s", cfg->http_host,
+                     cfg->http_port, rl_strerror(rc));
+            goto fail;
+        }
+    }
+    *out = sh;
+    return 0;
+fail:
+    shard_destroy(sh);
+    return rc;
+}
+
+void shard_destroy(struct shard *sh)
+{
+    if (!sh)
+        return;
+    if (sh->listen_fd >= 0)
+        close(sh->listen_fd);
+    if (sh->http_fd >= 0)
+        close(sh->http_fd);
+    /* Closing the logs waits for their appends; the callbacks may touch limbo requests, so
+     * those are freed only afterwards. */
+    services_close(sh);
+    bg_destroy(sh->bg_http);
+    if (sh->st)
+        storage_destroy(sh->st);
+    while (sh->limbo) {
+        struct req *r = sh->limbo;
+        sh->limbo = r->next;
+        /* Its ops never completed and the logs are closed: just let the memory go. */
+        r->svc.pending = 0;
+        r->svc.release = NULL;
+        req_free(r);
+    }
+    while (sh->pool) {
+        struct req *r = sh->pool;
+        sh->pool = r->next;
+        arena_destroy(&r->arena);
+        free(r);
+    }
+    if (sh->io)
+        io_destroy(sh->io);
+    free(sh);
+}

@@ -1,0 +1,216 @@
+/*
+ * test_meta: topics and metadata as a state machine (broker/meta/meta.h) on a real data
+ * directory: a proposal is validated, recorded (metadata.log) and applied, and a create is
+ * answered once its partitions exist; reopening replays the same records into the same table;
+ * applying a record twice changes nothing; a create whose partitions cannot be made is rolled
+ * back (and stays rolled back after a restart); producer-id blocks only grow.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
+#include "broker/svc/bg.h"
+#include "common/err.h"
+#include "io/io.h"
+#include "storage/plog.h"
+
+#define MT_DEADLINE_NS (30ull * 1000000000ull)
+
+static char dir[256];
+static struct io *io;
+static struct storage *st;
+static struct bg *bg;
+static struct partition_env *env;
+static struct meta *m;
+
+static int mt_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void mt_open(void)
+{
+    struct meta_limits lim = {.max_topics = 10, .max_partitions = 50};
+    config_topic_default(&lim.topic_defaults);
+    snprintf(lim.data_dir, sizeof(lim.data_dir), "%s", dir);
+    char err[512];
+    int rc = meta_open(&lim, env, bg, &m, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+}
+
+static void setup(void)
+{
+    const char *base = getenv("RINGLOG_TEST_DIR") ? getenv("RINGLOG_TEST_DIR") : "/var/tmp";
+    snprintf(dir, sizeof(dir), "%s/rl_meta_XXXXXX", base);
+    cr_assert_not_null(mkdtemp(dir));
+    int rc;
+    io = io_create(256, &rc);
+    cr_assert_not_null(io);
+    cr_assert_eq(storage_create(io, 64, &st), 0);
+    cr_assert_eq(bg_create(io, "test", &bg), 0);
+    struct partition_env_hooks hooks = {0};
+    cr_assert_eq(partition_env_create(io, st, &hooks, &env), 0);
+    mt_open();
+}
+
+static void teardown(void)
+{
+    meta_close(m);
+    bg_destroy(bg);
+    partition_env_destroy(env);
+    storage_destroy(st);
+    io_destroy(io);
+    nftw(dir, mt_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(meta, .init = setup, .fini = teardown, .timeout = 60);
+
+static void mt_reopen(void)
+{
+    meta_close(m);
+    mt_open();
+}
+
+struct mt_prop {
+    struct meta_proposal pr;
+    bool done;
+};
+
+static void mt_done(struct meta_proposal *pr)
+{
+    ((struct mt_prop *)pr)->done = true;
+}
+
+/* Runs the loop until the proposal is done; returns its code. */
+static int mt_run(struct mt_prop *p)
+{
+    uint64_t until = io_now_ns(io) + MT_DEADLINE_NS;
+    while (!p->done && io_now_ns(io) < until) {
+        meta_process(m);
+        io_run(io, 1000000ull);
+        bg_reap(bg);
+        partition_env_process(env);
+    }
+    cr_assert(p->done, "proposal never completed");
+    return p->pr.rc;
+}
+
+static int mt_create(const char *name, int32_t partitions, const char *key, const char *value)
+{
+    struct meta_config cfg = {key, value};
+    struct meta_topic_spec spec = {.name = name, .partitions = partitions,
+                                   .n_configs = key ? 1 : 0, .configs = &cfg};
+    struct mt_prop p = {.pr = {.done = mt_done}};
+    meta_propose_create(m, &p.pr, &spec);
+    cr_assert_not(p.done, "done ran inside the proposal");
+    return mt_run(&p);
+}
+
+static int mt_delete(const char *name)
+{
+    struct mt_prop p = {.pr = {.done = mt_done}};
+    meta_propose_delete(m, &p.pr, name);
+    return mt_run(&p);
+}
+
+/* A create is recorded, applied, and answered once its partitions exist; the table survives a
+ * reopen with the same content, and validation sees what was applied before. */
+Test(meta, create_apply_replay)
+{
+    cr_assert_null(meta_topic_find(m, "orders"));
+    cr_assert_eq(mt_create("orders", 3, "retention.ms", "1000"), 0);
+    const struct meta_topic *t = meta_topic_find(m, "orders");
+    cr_assert_not_null(t);
+    cr_assert_eq(t->partition_count, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        cr_assert_not_null(t->parts[i]);
+    cr_assert_str_eq(t->cfg.values[CONFIG_RETENTION_MS], "1000");
+    cr_assert_eq(mt_create("orders", 1, NULL, NULL), RL_E_TOPIC_EXISTS);
+    cr_assert_eq(mt_create("bad name", 1, NULL, NULL), RL_E_INVALID_TOPIC_NAME);
+    cr_assert_eq(mt_create("huge", 48, NULL, NULL), RL_E_LIMIT, "max.partitions not checked");
+    mt_reopen();
+    t = meta_topic_find(m, "orders");
+    cr_assert_not_null(t, "the topic did not survive a reopen");
+    cr_assert_eq(t->partition_count, 3);
+    cr_assert_str_eq(t->cfg.values[CONFIG_RETENTION_MS], "1000");
+    cr_assert(t->cfg.set_mask & (1u << CONFIG_RETENTION_MS));
+    cr_assert_eq(meta_topic_count(m), 1);
+}
+
+/* Applying a committed record twice (a replayed log may hold both) changes nothing. */
+Test(meta, apply_twice)
+{
+    struct meta_topic_spec spec = {.name = "twice", .partitions = 1};
+    struct meta_record rec = {.kind = META_RECORD_CREATE_TOPIC, .spec = spec};
+    cr_assert_eq(mt_create("twice", 2, NULL, NULL), 0);
+    cr_assert_eq(meta_apply(m, &rec), 0);
+    cr_assert_eq(meta_topic_find(m, "twice")->partition_count, 2, "a second create applied");
+    struct meta_record del = {.kind = META_RECORD_DELETE_TOPIC, .name = "nothing"};
+    cr_assert_eq(meta_apply(m, &del), 0);
+    cr_assert_eq(meta_topic_count(m), 1);
+}
+
+/* A deleted topic leaves the table at once, is reaped once unpinned, stays deleted after a
+ * reopen, and its name can be used again. */
+Test(meta, delete_reap_reuse)
+{
+    cr_assert_eq(mt_create("gone", 2, NULL, NULL), 0);
+    struct partition *p = meta_topic_find(m, "gone")->parts[0];
+    partition_pin(p);
+    cr_assert_eq(mt_delete("gone"), 0);
+    cr_assert_null(meta_topic_find(m, "gone"));
+    cr_assert(partition_gone(p));
+    cr_assert_eq(mt_create("gone", 1, NULL, NULL), RL_E_TOPIC_EXISTS, "while still pinned");
+    meta_reap(m);
+    partition_unpin(p);
+    meta_reap(m);
+    cr_assert_eq(mt_delete("gone"), RL_E_UNKNOWN_TOPIC);
+    mt_reopen();
+    cr_assert_null(meta_topic_find(m, "gone"));
+    cr_assert_eq(mt_create("gone", 1, NULL, NULL), 0);
+    cr_assert_eq(meta_topic_find(m, "gone")->partition_count, 1);
+}
+
+/* A topic whose partition directory cannot be made is not created, and its record is rolled
+ * back, so a reopen does not bring it back. */
+Test(meta, failed_create_rolls_back)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/blocked-0", dir);
+    int fd = open(path, O_CREAT | O_WRONLY, 0644); /* a file where the directory goes */
+    cr_assert_geq(fd, 0);
+    close(fd);
+    int rc = mt_create("blocked", 2, NULL, NULL);
+    cr_assert_neq(rc, 0);
+    cr_assert_null(meta_topic_find(m, "blocked"));
+    unlink(path);
+    mt_reopen();
+    cr_assert_null(meta_topic_find(m, "blocked"), "a rolled-back topic came back");
+    cr_assert_eq(mt_create("blocked", 2, NULL, NULL), 0);
+}
+
+/* Producer-id blocks are metadata: recorded, applied, replayed, and never moved back. */
+Test(meta, producer_id_blocks)
+{
+    cr_assert_eq(meta_producer_id_block_end(m), 0);
+    struct mt_prop p = {.pr = {.done = mt_done}};
+    meta_propose_producer_ids(m, &p.pr, 1000);
+    cr_assert_eq(mt_run(&p), 0);
+    cr_assert_eq(meta_producer_id_block_end(m), 1000);
+    struct mt_prop back = {.pr = {.done = mt_done}};
+    meta_propose_producer_ids(m, &back.pr, 500);
+    cr_assert_eq(mt_run(&back), RL_E_INVALID_ARGUMENT);
+    mt_reopen();
+    cr_assert_eq(meta_producer_id_block_end(m), 1000);
+}
