@@ -64,6 +64,7 @@ struct node {
 
 struct net_msg {
     uint64_t at;
+    uint64_t seq; /* send order: ties in `at` on one link deliver in this order */
     struct raft_msg m;
     struct raft_entry *ents;
 };
@@ -90,6 +91,7 @@ struct sim {
     bool link_down[SIM_MAX_NODES][SIM_MAX_NODES];
     uint64_t link_at[SIM_MAX_NODES][SIM_MAX_NODES]; /* latest delivery time on each link */
     uint32_t n_net;
+    uint64_t net_seq;
     struct net_msg net[SIM_NET_MAX];
     struct raft_ready rd;
     struct arena_chunk *arena;
@@ -405,6 +407,7 @@ static void net_send(struct sim *s, const struct raft_msg *m)
             s->n_net >= SIM_NET_MAX)
             continue;
         struct net_msg *nm = &s->net[s->n_net++];
+        nm->seq = ++s->net_seq;
         nm->m = *m;
         nm->ents = NULL;
         if (m->n_entries) {
@@ -579,17 +582,36 @@ static void do_syncs(struct sim *s, struct node *n)
     }
 }
 
+/* The due message that goes first on its link: earliest `at`, then earliest sent. */
+static bool net_before(const struct net_msg *a, const struct net_msg *b)
+{
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
 static void deliver_due(struct sim *s)
 {
-    /* Pick due messages one at a time in random order; bounded by what is in flight now. */
+    /* Deliver due messages one at a time, choosing at random among the links that have one
+     * due but keeping each link in order (a link is a TCP connection: only stragglers and
+     * duplicates, which net_send gives later times, arrive out of order). Bounded by what is
+     * in flight now. */
     for (uint32_t budget = s->n_net; budget > 0 && !s->res->failed; budget--) {
-        uint32_t due[64], n_due = 0;
-        for (uint32_t i = 0; i < s->n_net && n_due < 64; i++)
-            if (s->net[i].at <= s->now)
-                due[n_due++] = i;
-        if (n_due == 0)
+        int32_t head[SIM_MAX_NODES][SIM_MAX_NODES];
+        uint32_t cand[SIM_MAX_NODES * SIM_MAX_NODES], n_cand = 0;
+        memset(head, -1, sizeof(head));
+        for (uint32_t i = 0; i < s->n_net; i++) {
+            const struct net_msg *nm = &s->net[i];
+            if (nm->at > s->now)
+                continue;
+            int32_t *h = &head[nm->m.from - 1][nm->m.to - 1];
+            if (*h < 0)
+                cand[n_cand++] = (uint32_t)((nm->m.from - 1) * SIM_MAX_NODES + nm->m.to - 1);
+            if (*h < 0 || net_before(nm, &s->net[*h]))
+                *h = (int32_t)i;
+        }
+        if (n_cand == 0)
             return;
-        uint32_t k = due[rnd_below(s, n_due)];
+        uint32_t link = cand[rnd_below(s, n_cand)];
+        uint32_t k = (uint32_t)head[link / SIM_MAX_NODES][link % SIM_MAX_NODES];
         struct net_msg nm = s->net[k];
         s->net[k] = s->net[--s->n_net];
         struct node *to = &s->nodes[nm.m.to - 1];

@@ -3,7 +3,8 @@
  *
  * One seeded PRNG drives everything in a run: a 3- or 5-voter cluster (plus one spare node that
  * membership changes may add), a network that delays, loses, duplicates and reorders messages
- * and suffers symmetric and one-way partitions, disks whose appends become durable only after a
+ * (each link in order, as a TCP connection, but for rare stragglers and duplicates that arrive
+ * late) and suffers symmetric and one-way partitions, disks whose appends become durable only after a
  * delay, crashes that lose whatever was not yet durable, restarts, client proposals, membership
  * changes, leadership transfers and log compaction (so lagging followers need snapshots).
  *
