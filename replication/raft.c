@@ -525,6 +525,36 @@ static void leader_step_down(struct raft *r)
     become_follower(r, r->term, RAFT_NONE);
 }
 
+/* True for a leader whose configuration no longer names it. Until that configuration
+ * commits it replicates it without counting itself (it has no progress slot); afterwards it
+ * only hands leadership over. Either way it takes no proposals. */
+static bool leader_leaving(const struct raft *r)
+{
+    return !raft_config_has(&r->config, r->id);
+}
+
+/* A leader has committed a configuration without itself (replication-anchors 6.11): rather
+ * than fall silent, which leaves the voters to wait out an election timeout while its last
+ * appends still reach them and re-arm their leases, it hands leadership to the voter with the
+ * highest match, as a transfer does (TIMEOUT_NOW once that voter holds the whole log, resent
+ * on each heartbeat reply). It steps down when the successor's term reaches it or when the
+ * transfer times out, and never campaigns again: it is no voter. */
+static void hand_over(struct raft *r)
+{
+    struct raft_progress *best = NULL;
+    for (uint32_t i = 0; i < r->n_progress; i++)
+        if (!best || r->progress[i].match > best->match)
+            best = &r->progress[i];
+    if (!best) {
+        leader_step_down(r);
+        return;
+    }
+    r->transferee = best->id;
+    r->transfer_elapsed = 0;
+    if (best->match == r->last_index)
+        send_timeout_now(r, best->id);
+}
+
 static void maybe_commit(struct raft *r)
 {
     uint64_t m[RAFT_MAX_VOTERS];
@@ -551,7 +581,7 @@ static void maybe_commit(struct raft *r)
         r->committed_config = r->config;
         r->committed_config_index = r->config_index;
         if (!raft_config_has(&r->config, r->id))
-            leader_step_down(r); /* it removed itself; the others elect a successor */
+            hand_over(r);
     }
 }
 
@@ -964,8 +994,13 @@ static void leader_tick(struct raft *r)
             send_append_loop(r, pr);
         }
     }
-    if (r->transferee != RAFT_NONE && ++r->transfer_elapsed >= r->election_ticks)
+    if (r->transferee != RAFT_NONE && ++r->transfer_elapsed >= r->election_ticks) {
         r->transferee = RAFT_NONE;
+        if (leader_leaving(r) && r->commit >= r->config_index) {
+            leader_step_down(r); /* the hand-over failed: the voters elect as usual */
+            return;
+        }
+    }
     if (++r->election_elapsed < r->election_ticks)
         return;
     r->election_elapsed = 0;
@@ -1010,7 +1045,7 @@ static int propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
     struct raft_entry tmp[RAFT_MAX_PROPOSAL];
     if (r->role != RAFT_LEADER)
         return RL_E_RAFT_NOT_LEADER;
-    if (r->transferee != RAFT_NONE)
+    if (r->transferee != RAFT_NONE || leader_leaving(r))
         return RL_E_RAFT_TRANSFERRING;
     if (r->last_index - r->commit + n > r->max_uncommitted)
         return RL_E_FULL;
@@ -1043,6 +1078,22 @@ int raft_propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
     return rc;
 }
 
+/* True when a quorum of cfg's voters already holds everything committed, so cfg can commit
+ * its own entry one round trip after it is appended. A configuration whose quorum lags can
+ * commit nothing, and the group takes no writes, until the laggards catch up; removing a
+ * voter while another one is far behind is how a group stalls for as long as catch-up takes. */
+static bool config_caught_up(struct raft *r, const struct raft_config *cfg)
+{
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < cfg->n_voters; i++) {
+        uint32_t id = cfg->voters[i];
+        const struct raft_progress *pr = progress_find(r, id);
+        uint64_t match = id == r->id ? r->durable_index : pr ? pr->match : 0;
+        ok += match >= r->commit;
+    }
+    return ok >= quorum(cfg->n_voters);
+}
+
 static int conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id, uint64_t *index)
 {
     if (r->role != RAFT_LEADER)
@@ -1064,6 +1115,8 @@ static int conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id, u
                 cfg.voters[k++] = cfg.voters[i];
         cfg.n_voters = k;
     }
+    if (!config_caught_up(r, &cfg))
+        return RL_E_RAFT_CATCHING_UP;
     struct raft_ready *rd = r->rd;
     uint8_t *buf = &rd->scratch[rd->scratch_used];
     uint32_t len = raft_config_encode(&cfg, buf);

@@ -282,7 +282,13 @@ enum raft_conf_op { RAFT_CONF_ADD_VOTER, RAFT_CONF_REMOVE_VOTER };
 
 /* Leader only: proposes adding or removing one voter. Refused with RL_E_RAFT_CONF_PENDING while
  * an earlier change is uncommitted or the leader has not yet committed an entry of its term
- * (the rule that makes single-voter changes safe across leader changes). */
+ * (the rule that makes single-voter changes safe across leader changes), and with
+ * RL_E_RAFT_CATCHING_UP while fewer than a quorum of the new configuration hold the commit
+ * index (the new configuration could commit nothing until they catch up).
+ * A leader that removes itself keeps leading (without counting itself) until the change
+ * commits, refusing proposals (RL_E_RAFT_TRANSFERRING); then it hands leadership to the voter
+ * with the highest match (TIMEOUT_NOW) and steps down when that voter's term reaches it or an
+ * election timeout passes. It never campaigns again while it is not a voter. */
 int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id,
                              struct raft_ready *rd, uint64_t *index);
 

@@ -528,7 +528,8 @@ static void after_call(struct sim *s, struct node *n, int rc, const char *what)
 {
     s->res->steps++;
     if (rc < 0 && rc != RL_E_RAFT_NOT_LEADER && rc != RL_E_RAFT_TRANSFERRING &&
-        rc != RL_E_FULL && rc != RL_E_RAFT_CONF_PENDING && rc != RL_E_INVALID_ARGUMENT)
+        rc != RL_E_FULL && rc != RL_E_RAFT_CONF_PENDING && rc != RL_E_INVALID_ARGUMENT &&
+        rc != RL_E_RAFT_CATCHING_UP)
         fail(s, "n%u: %s failed: %s", n->id, what, rl_strerror(rc));
     apply_ready(s, n);
     check_no_loss(s);

@@ -30,6 +30,23 @@
 #define LIVENESS_TICKS 400    /* 40 election timeouts: generous, yet a hard bound */
 #define PLANTED_SEED_BUDGET 10000 /* a planted bug must be caught within this many seeds */
 
+#if !RAFT_PLANT_BUG
+/* Seeds that once failed, replayed by every run before its seed range. The simulator's draws
+ * move whenever the core or the simulator changes, so a seed here no longer replays its
+ * original run; tests/unit/test_raft.c pins each one's scenario by hand. */
+static const struct {
+    uint64_t seed;
+    uint32_t voters;
+    const char *what;
+} regressions[] = {
+    /* A leader removed itself while the surviving voter n2 lagged by ~400 entries; the
+     * change committed only at t=2347, then the leader fell silent and the voters had not
+     * elected anyone when the 400-tick liveness window ended (removed_leader_hands_over_*,
+     * voter_change_waits_for_the_new_quorum_to_catch_up). */
+    {516557, 3, "removed leader: hand-over and catch-up before a voter change"},
+};
+#endif
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -165,6 +182,20 @@ int main(int argc, char **argv)
     }
     static const uint32_t configs[] = {3, 5};
     int pass = 0, failed = 0;
+#if !RAFT_PLANT_BUG
+    for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]); i++) {
+        if (voters && regressions[i].voters != voters)
+            continue;
+        uint64_t bad = run_config(regressions[i].voters, regressions[i].seed, 1,
+                                  DEFAULT_CHAOS_TICKS, false);
+        printf("regression seed %" PRIu64 " (%s): %s\n", regressions[i].seed, regressions[i].what,
+               bad ? "FAILED" : "ok");
+        if (bad)
+            failed++;
+        else
+            pass++;
+    }
+#endif
     for (unsigned c = 0; c < 2; c++) {
         if (voters && configs[c] != voters)
             continue;

@@ -434,7 +434,7 @@ Test(raft, membership_add_then_remove_one_at_a_time)
     tc_apply(1);
     tc_deliver();
     tc_heartbeat(1);
-    cr_assert_eq(node(1)->r.role, RAFT_FOLLOWER, "a removed leader steps down");
+    cr_assert_eq(node(1)->r.role, RAFT_FOLLOWER, "a removed leader hands over and steps down");
     cr_assert_not(raft_config_has(&node(2)->r.config, 1));
     cr_assert_eq(node(2)->r.config.n_voters, 3);
     uint32_t leader = 0;
@@ -448,6 +448,144 @@ Test(raft, membership_add_then_remove_one_at_a_time)
     }
     cr_assert_neq(leader, 0, "the remaining voters elect a successor");
     cr_assert_neq(node(1)->r.role, RAFT_LEADER, "the removed node never campaigns");
+}
+
+/* Delivers queued messages until node `id` has committed `index` (bounded), leaving the rest
+ * queued, so a test can look at what the commit itself produced. */
+static void tc_deliver_until_commit(uint32_t id, uint64_t index)
+{
+    for (uint32_t budget = 100000; tc.q_len && budget && node(id)->r.commit < index; budget--) {
+        struct tmsg t = tc.q[tc.q_head];
+        tc.q_head = (tc.q_head + 1) % TC_QUEUE_MAX;
+        tc.q_len--;
+        if (tc.cut[t.m.from][t.m.to])
+            continue;
+        t.m.entries = t.ents;
+        cr_assert_eq(raft_step(&node(t.m.to)->r, &t.m, &tc.rd), 0);
+        tc_apply(t.m.to);
+    }
+}
+
+/* Drops queued messages of one type (a lossy network, aimed). Returns how many. */
+static uint32_t tc_drop(enum raft_msg_type type)
+{
+    uint32_t kept = 0, dropped = 0;
+    for (uint32_t i = 0; i < tc.q_len; i++) {
+        struct tmsg *t = &tc.q[(tc.q_head + i) % TC_QUEUE_MAX];
+        if (t->m.type == type) {
+            dropped++;
+            continue;
+        }
+        if (dropped)
+            tc.q[(tc.q_head + kept) % TC_QUEUE_MAX] = *t;
+        kept++;
+    }
+    tc.q_len = kept;
+    return dropped;
+}
+
+static uint32_t tc_leader_among(uint32_t lo, uint32_t hi)
+{
+    for (uint32_t id = lo; id <= hi; id++)
+        if (node(id)->r.role == RAFT_LEADER)
+            return id;
+    return 0;
+}
+
+Test(raft, removed_leader_hands_over_without_an_election_timeout)
+{
+    /* Seed 516557's failure: a leader that removed itself used to fall silent once the change
+     * committed, and the voters waited out an election timeout (stretched by its last appends
+     * re-arming their leases) before electing anyone. Now it sends TIMEOUT_NOW to the voter
+     * with the highest match as the commit happens: a successor is elected with no voter
+     * ticking at all, and the lagging voter (n3, cut off from the leader) is not chosen. */
+    tc_init(4, 4);
+    tc_elect(4);
+    cr_assert_eq(tc_propose(4, 3), 0);
+    tc_deliver();
+    tc_heartbeat(4);
+    uint64_t term = node(4)->r.term;
+    tc.cut[4][3] = true;
+    uint64_t idx = 0;
+    cr_assert_eq(raft_propose_conf_change(&node(4)->r, RAFT_CONF_REMOVE_VOTER, 4, &tc.rd, &idx),
+                 0);
+    tc_apply(4);
+    cr_assert_eq(tc_propose(4, 1), RL_E_RAFT_TRANSFERRING, "a leaving leader takes no writes");
+    cr_assert_eq(node(4)->r.role, RAFT_LEADER, "it leads until its removal commits");
+    tc_deliver_until_commit(4, idx);
+    cr_assert_geq(node(4)->r.commit, idx);
+    uint32_t target = node(4)->r.transferee;
+    cr_assert(target == 1 || target == 2, "hand-over to a caught-up voter, not n%u", target);
+    tc.cut[4][3] = false;
+    tc_deliver();
+    cr_assert_eq(tc_leader_among(1, 3), target, "the chosen voter leads, no timeout needed");
+    cr_assert_eq(node(target)->r.term, term + 1);
+    tc_heartbeat(4); /* its stale heartbeats are answered with the new term */
+    cr_assert_eq(node(4)->r.role, RAFT_FOLLOWER);
+    cr_assert_eq(node(4)->r.term, term + 1);
+    for (int i = 0; i < 100; i++) {
+        tc_tick(4, 1);
+        cr_assert(node(4)->r.role == RAFT_FOLLOWER, "a removed node never campaigns");
+        tc_heartbeat(target);
+    }
+    cr_assert_eq(node(4)->r.term, term + 1);
+    cr_assert_eq(node(target)->r.role, RAFT_LEADER);
+}
+
+Test(raft, removed_leader_resends_timeout_now_then_gives_up)
+{
+    /* A lost TIMEOUT_NOW is sent again on the next heartbeat reply; a leaving leader that can
+     * reach nobody steps down after an election timeout (and stays a follower for good). */
+    tc_init(3, 3);
+    tc_elect(1);
+    uint64_t idx = 0;
+    cr_assert_eq(raft_propose_conf_change(&node(1)->r, RAFT_CONF_REMOVE_VOTER, 1, &tc.rd, &idx),
+                 0);
+    tc_apply(1);
+    tc_deliver_until_commit(1, idx);
+    cr_assert_eq(tc_drop(RAFT_MSG_TIMEOUT_NOW), 1);
+    tc_deliver();
+    cr_assert_eq(tc_leader_among(2, 3), 0, "nobody campaigned yet");
+    tc_heartbeat(1);
+    uint32_t successor = tc_leader_among(2, 3);
+    cr_assert_neq(successor, 0, "the resent TIMEOUT_NOW elected a successor");
+
+    tc_init(3, 3);
+    tc_elect(1);
+    cr_assert_eq(raft_propose_conf_change(&node(1)->r, RAFT_CONF_REMOVE_VOTER, 1, &tc.rd, &idx),
+                 0);
+    tc_apply(1);
+    tc_deliver_until_commit(1, idx);
+    tc_isolate(1, true);
+    uint32_t ticks = 0;
+    for (; ticks < 40 && node(1)->r.role == RAFT_LEADER; ticks++)
+        tc_tick(1, 1);
+    cr_assert_eq(node(1)->r.role, RAFT_FOLLOWER);
+    cr_assert_leq(ticks, 10, "steps down after one election timeout, took %u ticks", ticks);
+    tc_tick(1, 100);
+    cr_assert_eq(node(1)->r.role, RAFT_FOLLOWER, "and never campaigns");
+}
+
+Test(raft, voter_change_waits_for_the_new_quorum_to_catch_up)
+{
+    /* Removing n2 while n3 is far behind would leave {n1, n3} unable to commit anything until
+     * n3 caught up, so the change is refused until it has. */
+    tc_init(3, 3);
+    tc_elect(1);
+    tc_isolate(3, true);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(tc_propose(1, 10), 0);
+    tc_deliver();
+    cr_assert_eq(raft_propose_conf_change(&node(1)->r, RAFT_CONF_REMOVE_VOTER, 2, &tc.rd, NULL),
+                 RL_E_RAFT_CATCHING_UP);
+    tc_apply(1);
+    tc_isolate(3, false);
+    for (int i = 0; i < 5; i++)
+        tc_heartbeat(1);
+    cr_assert_eq(node(3)->r.last_index, node(1)->r.last_index);
+    cr_assert_eq(raft_propose_conf_change(&node(1)->r, RAFT_CONF_REMOVE_VOTER, 2, &tc.rd, NULL),
+                 0);
+    tc_apply(1);
 }
 
 Test(raft, snapshot_catches_up_follower_behind_log_start)
