@@ -6,7 +6,8 @@
  *   test_sim --seed S --voters V   replay one seed with a trace of every step
  *   --first S                      start the seed range at S (default 1)
  *   --ticks T                      chaos ticks per run
- *   --count 1                      run every seed and count the failing ones
+ *   --count 1                      run every seed and count the failing ones (no regression
+ *                                  seeds; tests/sim/run-seeds.sh runs long ranges this way)
  *   --verbose 1                    with --seed: print the trace even if the run passes
  *
  * Built with -DRAFT_PLANT_BUG=N (as planted_bugN, linked with a core carrying that bug) the
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
     static const uint32_t configs[] = {3, 5};
     int pass = 0, failed = 0;
 #if !RAFT_PLANT_BUG
-    for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]); i++) {
+    for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]) && !count_mode; i++) {
         if (voters && regressions[i].voters != voters)
             continue;
         uint64_t bad = run_config(regressions[i].voters, regressions[i].seed, 1,
