@@ -1,5 +1,5 @@
 # replication/: the raft core (pure state machine), its simulator and benchmark.
-REPL_SRCS += replication/raft.c
+REPL_SRCS += replication/raft.c replication/memlog.c
 
 # Unit tests of the core's behaviours (Criterion) and the deterministic simulator.
 TESTS += $(BUILD)/tests/unit/test_raft $(BUILD)/tests/sim/test_sim
@@ -21,7 +21,7 @@ $(BUILD)/tests/unit/test_raft: $(BUILD)/obj/tests/unit/test_raft.o $(LIB_REPL) $
 # Planted bugs: the core and the simulator's driver rebuilt with -DRAFT_PLANT_BUG=N into
 # separate objects and programs. The production raft.o (and librl_replication.a) never holds
 # them. Each program passes only if the simulator catches its bug within a fixed seed budget.
-RAFT_PLANTED := 1 2 3 4
+RAFT_PLANTED := 1 2 3 4 5 6
 RAFT_BUG_BINS := $(foreach n,$(RAFT_PLANTED),$(BUILD)/tests/sim/planted_bug$(n))
 RAFT_BUG_OBJS := $(foreach n,$(RAFT_PLANTED),$(BUILD)/obj/replication/raft_bug$(n).o)
 SIM_BUG_OBJS := $(foreach n,$(RAFT_PLANTED),$(BUILD)/obj/tests/sim/test_sim_bug$(n).o)
@@ -37,7 +37,8 @@ $(SIM_BUG_OBJS): $(BUILD)/obj/tests/sim/test_sim_bug%.o: tests/sim/test_sim.c
 	@echo "  CC      $< (planted bug $*)"
 	$(Q)$(CC) $(CFLAGS_ALL) -DRAFT_PLANT_BUG=$* -c $< -o $@
 $(RAFT_BUG_BINS): $(BUILD)/tests/sim/planted_bug%: $(BUILD)/obj/tests/sim/test_sim_bug%.o \
-		$(BUILD)/obj/replication/raft_bug%.o $(SIM_OBJS) $(LIB_COMMON)
+		$(BUILD)/obj/replication/raft_bug%.o $(SIM_OBJS) $(BUILD)/obj/replication/memlog.o \
+		$(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS)

@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "replication/memlog.h"
 #include "replication/raft.h"
 
 #include <stdarg.h>
@@ -26,7 +27,6 @@
 #define SIM_TRACE_LINE_BYTES 200
 #define SIM_ARENA_CHUNK (1u << 20)
 #define SIM_MAX_TERMS (1u << 16) /* terms a run may reach */
-#define SIM_REG_BITS 17          /* (index, term) registry for log matching */
 #define SIM_MAX_SYNCS 32         /* appends awaiting durability per node (then merged) */
 #define SIM_ELECTION_TICKS 10
 #define SIM_HEARTBEAT_TICKS 2
@@ -35,16 +35,6 @@ struct arena_chunk {
     struct arena_chunk *next;
     size_t used;
     uint8_t data[SIM_ARENA_CHUNK];
-};
-
-struct memlog {
-    struct raft_entry *e;
-    uint64_t cap;
-    uint64_t first;     /* index of e[0] */
-    uint64_t n;         /* entries held */
-    uint64_t durable_n; /* e[0..durable_n) survive a crash */
-    uint64_t snap_index;
-    uint64_t snap_term;
 };
 
 struct node {
@@ -59,7 +49,9 @@ struct node {
         uint64_t index, term, at;
     } syncs[SIM_MAX_SYNCS];
     uint64_t commit; /* last commit seen this life */
+    uint64_t holds;  /* the log holds the committed entries up to here (check_no_loss) */
     uint64_t doom_at; /* crash at this tick (0: not scheduled) */
+    uint8_t role;     /* as of its last ready */
 };
 
 struct net_msg {
@@ -69,16 +61,26 @@ struct net_msg {
     struct raft_entry *ents;
 };
 
+/* A committed entry, in the order of the global committed log. */
 struct centry {
+    uint64_t index;
+    uint64_t count;
     uint64_t term;
     uint64_t value;
 };
 
-struct reg_slot {
-    uint64_t index; /* 0: empty */
-    uint64_t term;
+/* An entry as first seen on any node, registered under its term: (start, end] and what it
+ * held. One leader per term writes each index once, so entries of one term never overlap
+ * unless identical. */
+struct reg_entry {
+    uint64_t start, end;
     uint64_t value;
     uint64_t prev_term;
+};
+
+struct term_reg {
+    struct reg_entry *e; /* sorted by end; disjoint */
+    uint32_t n, cap;
 };
 
 struct sim {
@@ -101,11 +103,14 @@ struct sim {
     uint32_t crash_rate, restart_rate, partition_rate; /* per 10,000 ticks (per node) */
     uint32_t doom_rate; /* per 10,000 elections: crash the new leader within a few ticks */
     bool pre_vote, check_quorum; /* drawn per run: without them elections churn far more */
+    uint32_t max_count; /* records per proposed entry: 1 (each index an entry) or up to this */
     /* checker */
-    uint32_t *leader_of_term;
-    struct centry *committed;
-    uint64_t committed_len, committed_cap;
-    struct reg_slot *reg;
+    uint32_t *leader_of_term; /* by term, [0, n_terms) */
+    uint64_t n_terms;
+    struct centry *committed; /* the global committed log, in index order */
+    uint64_t n_committed, committed_cap;
+    uint64_t committed_len; /* its last index */
+    struct term_reg *reg;   /* by term, [0, n_terms) */
     /* trace ring */
     char (*trace)[SIM_TRACE_LINE_BYTES];
     uint64_t n_trace;
@@ -192,102 +197,109 @@ static uint64_t entry_value(const struct raft_entry *e)
     return h | 1ull << 63;
 }
 
-/* ---- the in-memory log (what a node's disk holds) -------------------------------------- */
+/* ---- the logs (replication/memlog) --------------------------------------------------- */
 
-static uint64_t ml_last(void *ctx)
+/* Term of the entry ending at `index` in l (the snapshot's at its index), 0 if none. */
+static uint64_t ml_term(const struct memlog *l, uint64_t index)
 {
-    const struct memlog *l = ctx;
-    return l->n ? l->first + l->n - 1 : l->snap_index;
-}
-
-static uint64_t ml_term(void *ctx, uint64_t i)
-{
-    const struct memlog *l = ctx;
-    if (i == l->snap_index)
-        return l->snap_term;
-    if (i < l->first || i >= l->first + l->n)
-        return 0;
-    return l->e[i - l->first].term;
-}
-
-static int ml_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                      struct raft_entry *out, uint32_t max_n)
-{
-    const struct memlog *l = ctx;
-    if (lo < l->first || hi >= l->first + l->n)
-        return RL_E_OFFSET_OUT_OF_RANGE;
-    uint32_t n = 0;
-    uint64_t bytes = 0;
-    for (uint64_t i = lo; i <= hi && n < max_n; i++) {
-        if (n > 0 && bytes >= max_bytes)
-            break;
-        out[n] = l->e[i - l->first];
-        bytes += out[n].len;
-        n++;
-    }
-    return (int)n;
-}
-
-static const struct raft_log_ops ml_ops = {ml_last, ml_term, ml_entries};
-
-static void ml_append(struct memlog *l, const struct raft_entry *e)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->e = realloc(l->e, l->cap * sizeof(*l->e));
-        if (!l->e)
-            abort();
-    }
-    l->e[l->n++] = *e;
-}
-
-static const struct raft_entry *ml_get(const struct memlog *l, uint64_t i)
-{
-    if (i < l->first || i >= l->first + l->n)
-        return NULL;
-    return &l->e[i - l->first];
+    return memlog_ops.term((void *)l, index);
 }
 
 /* ---- checker --------------------------------------------------------------------------- */
 
+/* Makes the per-term tables cover `term`; false (and the run fails) beyond SIM_MAX_TERMS. */
+static bool terms_cover(struct sim *s, uint64_t term)
+{
+    if (term < s->n_terms)
+        return true;
+    if (term >= SIM_MAX_TERMS) {
+        fail(s, "term %llu beyond the simulator's table", (unsigned long long)term);
+        return false;
+    }
+    uint64_t n = s->n_terms ? s->n_terms : 64;
+    while (n <= term)
+        n *= 2;
+    s->leader_of_term = realloc(s->leader_of_term, n * sizeof(*s->leader_of_term));
+    s->reg = realloc(s->reg, n * sizeof(*s->reg));
+    if (!s->leader_of_term || !s->reg)
+        abort();
+    memset(s->leader_of_term + s->n_terms, 0, (n - s->n_terms) * sizeof(*s->leader_of_term));
+    memset(s->reg + s->n_terms, 0, (n - s->n_terms) * sizeof(*s->reg));
+    s->n_terms = n;
+    return true;
+}
+
+/* Log matching on indexes: an entry of term t covering any index another node holds under
+ * term t must be that very entry (same range, payload and predecessor's term). */
 static void check_registry(struct sim *s, struct node *n, const struct raft_entry *e,
                            uint64_t prev_term)
 {
-    uint64_t mask = (1ull << SIM_REG_BITS) - 1;
-    uint64_t h = (e->index * 0x9e3779b97f4a7c15ull ^ e->term * 0xc2b2ae3d27d4eb4full) & mask;
-    uint64_t value = entry_value(e);
-    for (uint64_t probe = 0; probe <= mask; probe++) {
-        struct reg_slot *slot = &s->reg[(h + probe) & mask];
-        if (slot->index == 0) {
-            *slot = (struct reg_slot){e->index, e->term, value, prev_term};
-            return;
-        }
-        if (slot->index == e->index && slot->term == e->term) {
-            if (slot->value != value || slot->prev_term != prev_term)
-                fail(s, "log matching: n%u holds (%llu, term %llu) value %llx prev term %llu, "
-                        "another node value %llx prev term %llu", n->id,
-                     (unsigned long long)e->index, (unsigned long long)e->term,
-                     (unsigned long long)value, (unsigned long long)prev_term,
-                     (unsigned long long)slot->value, (unsigned long long)slot->prev_term);
-            return;
-        }
+    if (!terms_cover(s, e->term))
+        return;
+    struct term_reg *tr = &s->reg[e->term];
+    uint64_t start = e->index - e->count, value = entry_value(e);
+    uint32_t lo = 0, hi = tr->n;
+    while (lo < hi) { /* first registered entry ending after `start` */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (tr->e[mid].end <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    fail(s, "registry full (raise SIM_REG_BITS)");
+    if (lo < tr->n && tr->e[lo].start < e->index) {
+        const struct reg_entry *x = &tr->e[lo];
+        if (x->start != start || x->end != e->index || x->value != value ||
+            x->prev_term != prev_term)
+            fail(s, "log matching: n%u holds (%llu..%llu] term %llu value %llx prev term "
+                    "%llu; another node held (%llu..%llu] value %llx prev term %llu", n->id,
+                 (unsigned long long)start, (unsigned long long)e->index,
+                 (unsigned long long)e->term, (unsigned long long)value,
+                 (unsigned long long)prev_term, (unsigned long long)x->start,
+                 (unsigned long long)x->end, (unsigned long long)x->value,
+                 (unsigned long long)x->prev_term);
+        return;
+    }
+    if (tr->n == tr->cap) {
+        tr->cap = tr->cap ? tr->cap * 2 : 16;
+        tr->e = realloc(tr->e, tr->cap * sizeof(*tr->e));
+        if (!tr->e)
+            abort();
+    }
+    memmove(tr->e + lo + 1, tr->e + lo, (tr->n - lo) * sizeof(*tr->e));
+    tr->e[lo] = (struct reg_entry){start, e->index, value, prev_term};
+    tr->n++;
 }
 
-static bool entry_is_committed(struct sim *s, uint64_t i, const struct raft_entry *e)
+/* The globally committed entry ending at `index`, or NULL. */
+static const struct centry *committed_at(const struct sim *s, uint64_t index)
 {
-    return i <= s->committed_len && e && s->committed[i].term == e->term &&
-           s->committed[i].value == entry_value(e);
+    uint64_t lo = 0, hi = s->n_committed;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->committed[mid].index < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_committed && s->committed[lo].index == index ? &s->committed[lo] : NULL;
+}
+
+static bool entry_is_committed(struct sim *s, const struct raft_entry *e)
+{
+    const struct centry *c = e ? committed_at(s, e->index) : NULL;
+    return c && c->term == e->term && c->count == e->count && c->value == entry_value(e);
+}
+
+static bool is_voter_node(const struct node *n)
+{
+    return raft_config_is_voter(&n->r.config, n->id);
 }
 
 static void check_leader(struct sim *s, struct node *n)
 {
     uint64_t term = n->r.term;
-    if (term >= SIM_MAX_TERMS) {
-        fail(s, "term %llu beyond the simulator's table", (unsigned long long)term);
+    if (!terms_cover(s, term))
         return;
-    }
     if (s->leader_of_term[term] && s->leader_of_term[term] != n->id) {
         fail(s, "two leaders in term %llu: n%u and n%u", (unsigned long long)term,
              s->leader_of_term[term], n->id);
@@ -295,50 +307,71 @@ static void check_leader(struct sim *s, struct node *n)
     }
     s->leader_of_term[term] = n->id;
     /* Leader completeness: it holds every entry committed so far. */
-    for (uint64_t i = n->log.snap_index + 1; i <= s->committed_len; i++) {
-        const struct raft_entry *e = ml_get(&n->log, i);
-        if (!entry_is_committed(s, i, e)) {
+    uint64_t lo = 0, hi = s->n_committed;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->committed[mid].index <= n->log.snap_index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (uint64_t k = lo; k < s->n_committed; k++) {
+        const struct raft_entry *e = memlog_get(&n->log, s->committed[k].index);
+        if (!entry_is_committed(s, e)) {
             fail(s, "leader completeness: n%u leads term %llu without committed entry %llu "
-                    "(term %llu)", n->id, (unsigned long long)term, (unsigned long long)i,
-                 (unsigned long long)s->committed[i].term);
+                    "(term %llu)", n->id, (unsigned long long)term,
+                 (unsigned long long)s->committed[k].index,
+                 (unsigned long long)s->committed[k].term);
             return;
         }
     }
 }
 
+/* Adds e to the global committed log, which must end where e starts. */
+static void committed_push(struct sim *s, struct node *n, const struct raft_entry *e)
+{
+    if (e->index - e->count != s->committed_len) {
+        fail(s, "n%u committed (%llu..%llu] but the committed log ends at %llu", n->id,
+             (unsigned long long)(e->index - e->count), (unsigned long long)e->index,
+             (unsigned long long)s->committed_len);
+        return;
+    }
+    if (s->n_committed == s->committed_cap) {
+        s->committed_cap = s->committed_cap ? s->committed_cap * 2 : 1024;
+        s->committed = realloc(s->committed, s->committed_cap * sizeof(*s->committed));
+        if (!s->committed)
+            abort();
+    }
+    s->committed[s->n_committed++] = (struct centry){e->index, e->count, e->term,
+                                                     entry_value(e)};
+    s->committed_len = e->index;
+}
+
 static void check_commit(struct sim *s, struct node *n, uint64_t commit)
 {
+    const struct memlog *l = &n->log;
     if (commit < n->commit) {
         fail(s, "n%u commit index moved back from %llu to %llu", n->id,
              (unsigned long long)n->commit, (unsigned long long)commit);
         return;
     }
-    if (commit + 1 > s->committed_cap) {
-        s->committed_cap = (commit + 1) * 2;
-        s->committed = realloc(s->committed, s->committed_cap * sizeof(*s->committed));
-        if (!s->committed)
-            abort();
+    if (commit > l->snap_index && !memlog_get(l, commit)) {
+        fail(s, "n%u committed %llu, which ends no entry of its log", n->id,
+             (unsigned long long)commit);
+        return;
     }
-    for (uint64_t i = n->commit + 1; i <= commit; i++) {
-        if (i <= n->log.snap_index)
-            continue; /* came with a snapshot of committed state */
-        const struct raft_entry *e = ml_get(&n->log, i);
-        if (!e) {
-            fail(s, "n%u committed %llu which its log does not hold", n->id,
-                 (unsigned long long)i);
-            return;
-        }
-        if (i <= s->committed_len) {
-            if (!entry_is_committed(s, i, e)) {
-                fail(s, "n%u committed (%llu, term %llu) but (%llu, term %llu) was committed "
-                        "before", n->id, (unsigned long long)i, (unsigned long long)e->term,
-                     (unsigned long long)i, (unsigned long long)s->committed[i].term);
-                return;
-            }
+    /* Entries at or below the snapshot point came with a snapshot of committed state. */
+    for (uint64_t k = memlog_lower_bound(l, n->commit + 1); k < l->n && !s->res->failed; k++) {
+        const struct raft_entry *e = &l->e[k];
+        if (e->index > commit)
+            break;
+        if (e->index <= s->committed_len) {
+            if (!entry_is_committed(s, e))
+                fail(s, "n%u committed (%llu, term %llu, %u records) but another entry ends "
+                        "there or overlaps it in the committed log", n->id,
+                     (unsigned long long)e->index, (unsigned long long)e->term, e->count);
         } else {
-            RL_ASSERT(i == s->committed_len + 1);
-            s->committed[i] = (struct centry){e->term, entry_value(e)};
-            s->committed_len = i;
+            committed_push(s, n, e);
         }
     }
     n->commit = commit;
@@ -354,7 +387,7 @@ static bool same_voters(const struct raft_config *a, const struct raft_config *b
     if (a->n_voters != b->n_voters)
         return false;
     for (uint32_t i = 0; i < a->n_voters; i++)
-        if (!raft_config_has(b, a->voters[i]))
+        if (!raft_config_is_voter(b, a->voters[i]))
             return false;
     return true;
 }
@@ -363,8 +396,9 @@ static bool same_voters(const struct raft_config *a, const struct raft_config *b
  * committed entry must not be able to collect a quorum of votes on log grounds, counting every
  * voter whose durable log (what it would have after a crash) is no newer than the node's log.
  * Raft's own safety argument gives this at every step; it catches a bad commit as soon as it
- * happens, before any election. Checked while all nodes agree on the voters (with a change
- * in flight, whose quorum applies is not a fact of one step). */
+ * happens, before any election. Only voters count: a commit a learner helped make fails here.
+ * Checked while all nodes agree on the voters (with a change in flight, whose quorum applies
+ * is not a fact of one step). */
 static void check_no_loss(struct sim *s)
 {
     uint64_t c = s->committed_len;
@@ -377,24 +411,39 @@ static void check_no_loss(struct sim *s)
     for (uint32_t k = 0; k < cfg->n_voters; k++) {
         struct node *cand = &s->nodes[cfg->voters[k] - 1];
         const struct memlog *l = &cand->log;
-        if (l->snap_index >= c || entry_is_committed(s, c, ml_get(l, c)))
+        if (l->snap_index >= c || cand->holds >= c)
             continue;
-        uint64_t last = ml_last((void *)l), last_term = ml_term((void *)l, last);
+        if (memlog_last(l) >= c && entry_is_committed(s, memlog_get(l, c))) {
+            cand->holds = c; /* until its log loses entries (node_lost_to) */
+            continue;
+        }
+        uint64_t last = memlog_last(l), last_term = ml_term(l, last);
         uint32_t votes = 0;
         for (uint32_t v = 0; v < cfg->n_voters; v++) {
             const struct memlog *vl = &s->nodes[cfg->voters[v] - 1].log;
-            uint64_t dl = vl->durable_n ? vl->first + vl->durable_n - 1 : vl->snap_index;
-            votes += log_newer_or_equal(last_term, last, ml_term((void *)vl, dl), dl);
+            uint64_t dl = memlog_durable_last(vl);
+            votes += log_newer_or_equal(last_term, last, ml_term(vl, dl), dl);
         }
         if (votes >= cfg->n_voters / 2 + 1) {
             fail(s, "committed entry %llu (term %llu) can be lost: n%u lacks it (last %llu "
                     "term %llu) yet %u of %u voters' durable logs would let it win",
-                 (unsigned long long)c, (unsigned long long)s->committed[c].term, cand->id,
+                 (unsigned long long)c,
+                 (unsigned long long)s->committed[s->n_committed - 1].term, cand->id,
                  (unsigned long long)last, (unsigned long long)last_term, votes,
                  cfg->n_voters);
             return;
         }
     }
+}
+
+/* Only voters campaign and lead: a learner, or a node its own configuration removed, that
+ * becomes a (pre-)candidate is the LogCabin #205 bug. */
+static void check_role(struct sim *s, struct node *n, uint8_t role)
+{
+    if (role != n->role && role != RAFT_FOLLOWER && !is_voter_node(n))
+        fail(s, "n%u became %s but its configuration does not name it a voter", n->id,
+             raft_role_name((enum raft_role)role));
+    n->role = role;
 }
 
 /* ---- network, disk, ready ------------------------------------------------------------- */
@@ -443,50 +492,54 @@ static void apply_log(struct sim *s, struct node *n)
         trace(s, "n%u installs snapshot at %llu (term %llu)", n->id,
               (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
         n->snap = rd->snapshot;
-        l->first = rd->snapshot.index + 1;
-        l->n = l->durable_n = 0;
-        l->snap_index = rd->snapshot.index;
-        l->snap_term = rd->snapshot.term;
+        memlog_reset(l, rd->snapshot.index, rd->snapshot.term);
+        if (n->holds > rd->snapshot.index)
+            n->holds = rd->snapshot.index;
         s->res->snapshots_sent++;
     }
     if (rd->has_truncate) {
         uint64_t a = rd->truncate_after;
-        if (a < l->snap_index || a >= ml_last(l)) {
-            fail(s, "n%u asked to truncate after %llu outside its log", n->id,
-                 (unsigned long long)a);
+        if (a < l->snap_index || a >= memlog_last(l) ||
+            (a > l->snap_index && !memlog_get(l, a))) {
+            fail(s, "n%u asked to truncate after %llu, no boundary of its log before its end",
+                 n->id, (unsigned long long)a);
             return;
         }
         /* A node may lose a copy of a globally committed entry it does not know to be
          * committed (a stale leader in a minority can overwrite it; the quorum that committed
          * it keeps it, which check_no_loss watches). What it knows to be committed is fixed. */
         if (a < n->commit)
-            fail(s, "n%u erases entry %llu at or below its commit index %llu", n->id,
-                 (unsigned long long)(a + 1), (unsigned long long)n->commit);
+            fail(s, "n%u erases entries after %llu, below its commit index %llu", n->id,
+                 (unsigned long long)a, (unsigned long long)n->commit);
         trace(s, "n%u truncates after %llu", n->id, (unsigned long long)a);
-        l->n = a + 1 - l->first;
-        if (l->durable_n > l->n)
-            l->durable_n = l->n;
+        memlog_truncate_after(l, a);
+        if (n->holds > a)
+            n->holds = a;
     }
     for (uint32_t i = 0; i < rd->n_append; i++) {
         struct raft_entry e = rd->append[i];
-        if (e.index != ml_last(l) + 1) {
-            fail(s, "n%u appends %llu after %llu", n->id, (unsigned long long)e.index,
-                 (unsigned long long)ml_last(l));
+        uint64_t start = e.index - e.count;
+        if (e.count == 0 || e.index < e.count || start != memlog_last(l)) {
+            fail(s, "n%u appends (%llu, %u records) after %llu", n->id,
+                 (unsigned long long)e.index, e.count, (unsigned long long)memlog_last(l));
             return;
         }
         if (e.type == RAFT_ENTRY_CONFIG)
             e.data = arena_copy(s, e.data, e.len);
-        check_registry(s, n, &e, ml_term(l, e.index - 1));
-        ml_append(l, &e);
+        check_registry(s, n, &e, ml_term(l, start));
+        if (memlog_append(l, &e) < 0) {
+            fail(s, "n%u: memlog refused (%llu, term %llu)", n->id, (unsigned long long)e.index,
+                 (unsigned long long)e.term);
+            return;
+        }
     }
     if (rd->n_append) {
-        trace(s, "n%u appends %llu..%llu term %llu", n->id,
-              (unsigned long long)rd->append[0].index,
-              (unsigned long long)rd->append[rd->n_append - 1].index,
-              (unsigned long long)rd->append[rd->n_append - 1].term);
+        const struct raft_entry *last = &rd->append[rd->n_append - 1];
+        trace(s, "n%u appends %llu..%llu (%u entries) term %llu", n->id,
+              (unsigned long long)(rd->append[0].index - rd->append[0].count + 1),
+              (unsigned long long)last->index, rd->n_append, (unsigned long long)last->term);
         /* Each append gets its own flush, completing in order after 0-3 ticks, so followers
          * acknowledge in small steps as a real disk would let them. */
-        const struct raft_entry *last = &rd->append[rd->n_append - 1];
         uint64_t at = s->now + rnd_below(s, 4);
         if (n->n_syncs == SIM_MAX_SYNCS)
             n->n_syncs--; /* merge into the newest */
@@ -509,7 +562,7 @@ static void apply_ready(struct sim *s, struct node *n)
               (unsigned long long)rd->term, rd->leader);
         if (rd->term > s->res->max_term)
             s->res->max_term = rd->term;
-        if (rd->role == RAFT_LEADER) {
+        if (rd->role == RAFT_LEADER && n->role != RAFT_LEADER) {
             check_leader(s, n);
             /* The moments after an election, when the new leader is still finishing its
              * predecessors' entries, are where commit-rule bugs show: strike there often. */
@@ -517,6 +570,7 @@ static void apply_ready(struct sim *s, struct node *n)
                 n->doom_at = s->now + 1 + rnd_below(s, 6);
         }
     }
+    check_role(s, n, rd->role);
     if (rd->commit_changed)
         check_commit(s, n, rd->commit_index);
     for (uint32_t i = 0; i < rd->n_msgs; i++)
@@ -543,11 +597,11 @@ static void node_start(struct sim *s, struct node *n)
         .heartbeat_ticks = SIM_HEARTBEAT_TICKS,
         .max_msg_entries = s->max_msg_entries,
         .max_inflight = s->max_inflight,
-        .max_uncommitted = 64,
+        .max_uncommitted = 64 * (s->max_count > 1 ? 8 : 1),
         .seed = rnd(s),
         .pre_vote = s->pre_vote,
         .check_quorum = s->check_quorum,
-        .log_ops = &ml_ops,
+        .log_ops = &memlog_ops,
         .log_ctx = &n->log,
     };
     int rc = raft_init(&n->r, &opt, &n->hs, &n->snap);
@@ -555,15 +609,19 @@ static void node_start(struct sim *s, struct node *n)
         fail(s, "n%u: raft_init: %s", n->id, rl_strerror(rc));
     n->up = true;
     n->commit = n->r.commit;
+    n->role = RAFT_FOLLOWER;
     n->n_syncs = 0;
 }
 
 static void node_crash(struct sim *s, struct node *n)
 {
-    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id, (unsigned long long)ml_last(&n->log),
-          (unsigned long long)(n->log.first + n->log.durable_n - 1));
+    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id,
+          (unsigned long long)memlog_last(&n->log),
+          (unsigned long long)memlog_durable_last(&n->log));
     n->up = false;
-    n->log.n = n->log.durable_n; /* what was not yet durable is gone */
+    memlog_crash(&n->log); /* what was not yet durable is gone */
+    if (n->holds > memlog_last(&n->log))
+        n->holds = memlog_last(&n->log);
     n->n_syncs = 0;
     s->res->crashes++;
 }
@@ -574,10 +632,10 @@ static void do_syncs(struct sim *s, struct node *n)
     while (n->n_syncs && n->syncs[0].at <= s->now && n->up && !s->res->failed) {
         struct sync sy = n->syncs[0];
         memmove(n->syncs, n->syncs + 1, --n->n_syncs * sizeof(n->syncs[0]));
-        if (sy.index < l->first || ml_term(l, sy.index) != sy.term)
+        const struct raft_entry *e = memlog_get(l, sy.index);
+        if (!e || e->term != sy.term)
             continue; /* truncated or replaced since: nothing of it to report */
-        if (sy.index - l->first + 1 > l->durable_n)
-            l->durable_n = sy.index - l->first + 1;
+        memlog_set_durable(l, sy.index);
         int rc = raft_persisted(&n->r, sy.index, sy.term, &s->rd);
         after_call(s, n, rc, "persisted");
     }
@@ -643,17 +701,22 @@ static struct node *find_leader(struct sim *s)
     return best;
 }
 
-static int propose_value(struct sim *s, struct node *n, uint32_t count, uint64_t *first)
+/* Proposes `n` entries, each with a fresh value and a record count drawn for the run (1, or
+ * 1..max_count with a bias to small batches). *last gets the last one's index. */
+static int propose_value(struct sim *s, struct node *ld, uint32_t n, uint64_t *last)
 {
     struct raft_entry e[8];
-    for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         uint64_t v = ++s->next_value;
-        e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8};
+        uint32_t count = 1;
+        if (s->max_count > 1)
+            count = chance(s, 3000) ? 1 : 1 + rnd_below(s, 1 + rnd_below(s, s->max_count));
+        e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8, .count = count};
     }
-    int rc = raft_propose(&n->r, e, count, &s->rd, first);
-    trace(s, "n%u propose %u entries (values from %llu): %s", n->id, count,
-          (unsigned long long)(s->next_value - count + 1), rl_error_name(rc));
-    after_call(s, n, rc, "propose");
+    int rc = raft_propose(&ld->r, e, n, &s->rd, last);
+    trace(s, "n%u propose %u entries (values from %llu): %s", ld->id, n,
+          (unsigned long long)(s->next_value - n + 1), rl_error_name(rc));
+    after_call(s, ld, rc, "propose");
     return rc;
 }
 
@@ -678,23 +741,31 @@ static void partition(struct sim *s)
     }
 }
 
+/* One membership change toward a random node, keeping the voters within one of the initial
+ * count: a non-member joins as a learner (mostly) or straight as a voter, a learner is promoted
+ * (refused while it lags) or removed, a voter is removed. */
 static void membership(struct sim *s, struct node *ld)
 {
+    static const char *const names[] = {"add voter", "remove voter", "add learner",
+                                        "promote learner", "remove learner"};
     uint32_t target = 1 + rnd_below(s, s->n_nodes);
-    bool is_voter = raft_config_has(&ld->r.config, target);
-    uint32_t nv = ld->r.config.n_voters;
+    const struct raft_config *c = &ld->r.config;
+    bool voter = raft_config_is_voter(c, target), learner = raft_config_is_learner(c, target);
+    uint32_t nv = c->n_voters;
     enum raft_conf_op op;
-    if (is_voter && nv > s->o.n_voters - 1 && nv > 1)
+    if (voter && nv > s->o.n_voters - 1 && nv > 1)
         op = RAFT_CONF_REMOVE_VOTER;
-    else if (!is_voter && nv < s->o.n_voters + 1)
-        op = RAFT_CONF_ADD_VOTER;
+    else if (learner)
+        op = nv < s->o.n_voters + 1 && chance(s, 8000) ? RAFT_CONF_PROMOTE_LEARNER
+                                                       : RAFT_CONF_REMOVE_LEARNER;
+    else if (!voter && nv < s->o.n_voters + 1)
+        op = chance(s, 7500) ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER;
     else
         return;
     uint64_t idx = 0;
     int rc = raft_propose_conf_change(&ld->r, op, target, &s->rd, &idx);
-    trace(s, "n%u proposes %s n%u: %s (index %llu)", ld->id,
-          op == RAFT_CONF_ADD_VOTER ? "add" : "remove", target, rl_error_name(rc),
-          (unsigned long long)idx);
+    trace(s, "n%u proposes %s n%u: %s (index %llu)", ld->id, names[op], target,
+          rl_error_name(rc), (unsigned long long)idx);
     s->res->conf_changes += rc == 0;
     after_call(s, ld, rc, "conf change");
 }
@@ -704,21 +775,16 @@ static void compact(struct sim *s, struct node *n)
     uint64_t hi = n->r.commit < n->r.durable_index ? n->r.commit : n->r.durable_index;
     if (hi < n->log.snap_index + 8)
         return;
-    uint64_t idx = hi - rnd_below(s, 4);
+    uint64_t term, idx = memlog_ops.boundary(&n->log, hi - rnd_below(s, 4), UINT64_MAX, &term);
+    if (idx <= n->log.snap_index)
+        return;
     struct raft_snapshot_meta meta;
     int rc = raft_compact(&n->r, idx, &meta);
     if (rc < 0) {
         fail(s, "n%u: compact %llu: %s", n->id, (unsigned long long)idx, rl_strerror(rc));
         return;
     }
-    struct memlog *l = &n->log;
-    uint64_t drop = idx + 1 - l->first;
-    memmove(l->e, l->e + drop, (l->n - drop) * sizeof(*l->e));
-    l->n -= drop;
-    l->durable_n = l->durable_n > drop ? l->durable_n - drop : 0;
-    l->first = idx + 1;
-    l->snap_index = idx;
-    l->snap_term = meta.term;
+    memlog_compact(&n->log, idx);
     n->snap = meta;
     trace(s, "n%u compacts through %llu", n->id, (unsigned long long)idx);
 }
@@ -806,6 +872,8 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->doom_rate = (uint32_t[]){0, 1000, 3000}[rnd_below(s, 3)];
     s->pre_vote = chance(s, 7500);
     s->check_quorum = chance(s, 7500);
+    /* A third of the runs give every entry one index, as before entries spanned several. */
+    s->max_count = (uint32_t[]){1, 8, 64}[rnd_below(s, 3)];
     if (o->healthy) {
         s->loss_pct = s->dup_pct = 0;
         s->max_delay = 1;
@@ -814,13 +882,9 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
         s->crash_rate = s->partition_rate = s->doom_rate = 0;
         s->pre_vote = s->check_quorum = true;
     }
-    s->leader_of_term = calloc(SIM_MAX_TERMS, sizeof(*s->leader_of_term));
-    s->reg = calloc(1ull << SIM_REG_BITS, sizeof(*s->reg));
-    s->committed_cap = 1024;
-    s->committed = calloc(s->committed_cap, sizeof(*s->committed));
     if (o->trace)
         s->trace = calloc(SIM_TRACE_LINES, sizeof(*s->trace));
-    if (!s->leader_of_term || !s->reg || !s->committed || (o->trace && !s->trace))
+    if (o->trace && !s->trace)
         return -12;
     struct raft_config cfg = {.n_voters = o->n_voters};
     for (uint32_t i = 0; i < o->n_voters; i++)
@@ -828,15 +892,16 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         struct node *n = &s->nodes[i];
         n->id = i + 1;
-        n->log.first = 1;
+        memlog_init(&n->log, 0, 0);
         n->snap.config = cfg;
         node_start(s, n);
     }
     trace(s, "run: %u voters + 1 spare, loss %u%%, dup %u%%, delay 0-%u, %u entries/msg, "
              "window %u, crash/restart/partition per 10k ticks %u/%u/%u, new leader crash "
-             "%u/10k, pre-vote %d, check-quorum %d", o->n_voters, s->loss_pct, s->dup_pct,
-          s->max_delay, s->max_msg_entries, s->max_inflight, s->crash_rate, s->restart_rate,
-          s->partition_rate, s->doom_rate, s->pre_vote, s->check_quorum);
+             "%u/10k, pre-vote %d, check-quorum %d, records per entry 1-%u", o->n_voters,
+          s->loss_pct, s->dup_pct, s->max_delay, s->max_msg_entries, s->max_inflight,
+          s->crash_rate, s->restart_rate, s->partition_rate, s->doom_rate, s->pre_vote,
+          s->check_quorum, s->max_count);
     return 0;
 }
 
@@ -845,13 +910,15 @@ static void sim_teardown(struct sim *s)
     for (uint32_t i = 0; i < s->n_net; i++)
         free(s->net[i].ents);
     for (uint32_t i = 0; i < s->n_nodes; i++)
-        free(s->nodes[i].log.e);
+        memlog_free(&s->nodes[i].log);
     while (s->arena) {
         struct arena_chunk *c = s->arena;
         s->arena = c->next;
         free(c);
     }
     free(s->leader_of_term);
+    for (uint64_t t = 0; t < s->n_terms; t++)
+        free(s->reg[t].e);
     free(s->reg);
     free(s->committed);
     free(s->trace);
@@ -871,12 +938,17 @@ static void print_nodes(struct sim *s, FILE *out)
                 (unsigned long long)r->snap_index);
         for (uint32_t v = 0; v < r->config.n_voters; v++)
             fprintf(out, " n%u", r->config.voters[v]);
+        if (r->config.n_learners)
+            fprintf(out, " learners");
+        for (uint32_t v = 0; v < r->config.n_learners; v++)
+            fprintf(out, " n%u", r->config.learners[v]);
         fprintf(out, " (at %llu)\n", (unsigned long long)r->config_index);
         for (uint32_t p = 0; r->role == RAFT_LEADER && p < r->n_progress; p++) {
             const struct raft_progress *pr = &r->progress[p];
-            fprintf(out, "      n%u state %u match %llu next %llu inflight %u probe_sent %u\n",
-                    pr->id, pr->state, (unsigned long long)pr->match,
-                    (unsigned long long)pr->next, pr->infl_count, pr->probe_sent);
+            fprintf(out, "      n%u%s state %u match %llu next %llu inflight %u probe_sent "
+                         "%u\n", pr->id, pr->voter ? "" : " (learner)", pr->state,
+                    (unsigned long long)pr->match, (unsigned long long)pr->next,
+                    pr->infl_count, pr->probe_sent);
         }
     }
 }

@@ -4,15 +4,21 @@
  * One seeded PRNG drives everything in a run: a 3- or 5-voter cluster (plus one spare node that
  * membership changes may add), a network that delays, loses, duplicates and reorders messages
  * (each link in order, as a TCP connection, but for rare stragglers and duplicates that arrive
- * late) and suffers symmetric and one-way partitions, disks whose appends become durable only after a
- * delay, crashes that lose whatever was not yet durable, restarts, client proposals, membership
- * changes, leadership transfers and log compaction (so lagging followers need snapshots).
+ * late) and suffers symmetric and one-way partitions, disks whose appends become durable only
+ * after a delay, crashes that lose whatever was not yet durable, restarts, client proposals,
+ * membership changes, leadership transfers and log compaction (so lagging followers need
+ * snapshots).
+ *
+ * Entries span a random number of indexes (records), or one each in a third of the runs, and
+ * membership changes go through learners (add, catch up, promote) as well as directly.
  *
  * After every step (each call into a node's core and the handling of its ready) a checker
- * verifies: at most one leader per term; log matching; leader completeness; no committed entry
- * ever changed or erased on any node; commit index never moving backwards within a node's life.
- * A run ends with a liveness phase: the network heals, every node restarts, and a leader must be
- * elected and commit a fresh proposal within a bounded number of ticks.
+ * verifies: at most one leader per term; log matching on indexes; leader completeness; no
+ * committed entry ever changed or erased on any node, and every commit a boundary that extends
+ * the committed log; commit index never moving backwards within a node's life; no node lacking
+ * the newest committed entry able to win an election; only voters campaigning. A run ends with
+ * a liveness phase: the network heals, every node restarts, and a leader must be elected and
+ * commit a fresh proposal within a bounded number of ticks.
  *
  * The same seed reproduces a run exactly; a run with `trace` set keeps the last trace lines
  * (every delivery, tick, crash, partition and proposal) and prints them if the run fails.
