@@ -92,9 +92,14 @@ struct sim {
     struct node nodes[SIM_MAX_NODES];
     bool link_down[SIM_MAX_NODES][SIM_MAX_NODES];
     uint64_t link_at[SIM_MAX_NODES][SIM_MAX_NODES]; /* latest delivery time on each link */
-    uint32_t n_net;
+    uint32_t n_net;   /* messages in flight */
     uint64_t net_seq;
-    struct net_msg net[SIM_NET_MAX];
+    struct net_msg net[SIM_NET_MAX]; /* a pool; free slots listed in net_free */
+    uint32_t net_free[SIM_NET_MAX], n_free;
+    struct link_queue {
+        uint32_t *heap; /* pool slots, a min-heap on (at, seq) */
+        uint32_t n, cap;
+    } links[SIM_MAX_NODES][SIM_MAX_NODES];
     struct raft_ready rd;
     struct arena_chunk *arena;
     uint64_t next_value;
@@ -110,6 +115,7 @@ struct sim {
     struct centry *committed; /* the global committed log, in index order */
     uint64_t n_committed, committed_cap;
     uint64_t committed_len; /* its last index */
+    bool logs_changed;      /* since check_no_loss last looked */
     struct term_reg *reg;   /* by term, [0, n_terms) */
     /* trace ring */
     char (*trace)[SIM_TRACE_LINE_BYTES];
@@ -402,8 +408,9 @@ static bool same_voters(const struct raft_config *a, const struct raft_config *b
 static void check_no_loss(struct sim *s)
 {
     uint64_t c = s->committed_len;
-    if (c == 0)
-        return;
+    if (c == 0 || !s->logs_changed)
+        return; /* nothing it looks at moved: no log, durable point, config or commit */
+    s->logs_changed = false;
     const struct raft_config *cfg = &s->nodes[0].r.config;
     for (uint32_t i = 1; i < s->n_nodes; i++)
         if (!same_voters(cfg, &s->nodes[i].r.config))
@@ -417,12 +424,13 @@ static void check_no_loss(struct sim *s)
             cand->holds = c; /* until its log loses entries (node_lost_to) */
             continue;
         }
-        uint64_t last = memlog_last(l), last_term = ml_term(l, last);
+        uint64_t last = memlog_last(l), last_term = l->n ? l->e[l->n - 1].term : l->snap_term;
         uint32_t votes = 0;
         for (uint32_t v = 0; v < cfg->n_voters; v++) {
             const struct memlog *vl = &s->nodes[cfg->voters[v] - 1].log;
             uint64_t dl = memlog_durable_last(vl);
-            votes += log_newer_or_equal(last_term, last, ml_term(vl, dl), dl);
+            uint64_t dt = vl->durable_n ? vl->e[vl->durable_n - 1].term : vl->snap_term;
+            votes += log_newer_or_equal(last_term, last, dt, dl);
         }
         if (votes >= cfg->n_voters / 2 + 1) {
             fail(s, "committed entry %llu (term %llu) can be lost: n%u lacks it (last %llu "
@@ -448,6 +456,48 @@ static void check_role(struct sim *s, struct node *n, uint8_t role)
 
 /* ---- network, disk, ready ------------------------------------------------------------- */
 
+/* The message that goes first on a link: earliest `at`, then earliest sent. */
+static bool net_before(const struct sim *s, uint32_t a, uint32_t b)
+{
+    const struct net_msg *x = &s->net[a], *y = &s->net[b];
+    return x->at < y->at || (x->at == y->at && x->seq < y->seq);
+}
+
+static void link_push(struct sim *s, struct link_queue *q, uint32_t slot)
+{
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 64;
+        q->heap = realloc(q->heap, q->cap * sizeof(*q->heap));
+        if (!q->heap)
+            abort();
+    }
+    uint32_t i = q->n++;
+    while (i > 0 && net_before(s, slot, q->heap[(i - 1) / 2])) {
+        q->heap[i] = q->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->heap[i] = slot;
+}
+
+static uint32_t link_pop(struct sim *s, struct link_queue *q)
+{
+    uint32_t top = q->heap[0], last = q->heap[--q->n], i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n && net_before(s, q->heap[c + 1], q->heap[c]))
+            c++;
+        if (!net_before(s, q->heap[c], last))
+            break;
+        q->heap[i] = q->heap[c];
+        i = c;
+    }
+    if (q->n)
+        q->heap[i] = last;
+    return top;
+}
+
 static void net_send(struct sim *s, const struct raft_msg *m)
 {
     uint32_t copies = 1 + chance(s, s->dup_pct * 100);
@@ -455,7 +505,9 @@ static void net_send(struct sim *s, const struct raft_msg *m)
         if (chance(s, s->loss_pct * 100) || s->link_down[m->from - 1][m->to - 1] ||
             s->n_net >= SIM_NET_MAX)
             continue;
-        struct net_msg *nm = &s->net[s->n_net++];
+        uint32_t slot = s->net_free[--s->n_free];
+        struct net_msg *nm = &s->net[slot];
+        s->n_net++;
         nm->seq = ++s->net_seq;
         nm->m = *m;
         nm->ents = NULL;
@@ -480,6 +532,7 @@ static void net_send(struct sim *s, const struct raft_msg *m)
             nm->at = *fifo;
         else
             *fifo = nm->at;
+        link_push(s, &s->links[m->from - 1][m->to - 1], slot);
     }
 }
 
@@ -488,6 +541,8 @@ static void apply_log(struct sim *s, struct node *n)
 {
     struct raft_ready *rd = &s->rd;
     struct memlog *l = &n->log;
+    if (rd->has_snapshot || rd->has_truncate || rd->n_append || rd->commit_changed)
+        s->logs_changed = true;
     if (rd->has_snapshot) {
         trace(s, "n%u installs snapshot at %llu (term %llu)", n->id,
               (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
@@ -608,6 +663,7 @@ static void node_start(struct sim *s, struct node *n)
     if (rc < 0)
         fail(s, "n%u: raft_init: %s", n->id, rl_strerror(rc));
     n->up = true;
+    s->logs_changed = true;
     n->commit = n->r.commit;
     n->role = RAFT_FOLLOWER;
     n->n_syncs = 0;
@@ -620,6 +676,7 @@ static void node_crash(struct sim *s, struct node *n)
           (unsigned long long)memlog_durable_last(&n->log));
     n->up = false;
     memlog_crash(&n->log); /* what was not yet durable is gone */
+    s->logs_changed = true;
     if (n->holds > memlog_last(&n->log))
         n->holds = memlog_last(&n->log);
     n->n_syncs = 0;
@@ -636,15 +693,10 @@ static void do_syncs(struct sim *s, struct node *n)
         if (!e || e->term != sy.term)
             continue; /* truncated or replaced since: nothing of it to report */
         memlog_set_durable(l, sy.index);
+        s->logs_changed = true;
         int rc = raft_persisted(&n->r, sy.index, sy.term, &s->rd);
         after_call(s, n, rc, "persisted");
     }
-}
-
-/* The due message that goes first on its link: earliest `at`, then earliest sent. */
-static bool net_before(const struct net_msg *a, const struct net_msg *b)
-{
-    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
 static void deliver_due(struct sim *s)
@@ -654,25 +706,20 @@ static void deliver_due(struct sim *s)
      * duplicates, which net_send gives later times, arrive out of order). Bounded by what is
      * in flight now. */
     for (uint32_t budget = s->n_net; budget > 0 && !s->res->failed; budget--) {
-        int32_t head[SIM_MAX_NODES][SIM_MAX_NODES];
-        uint32_t cand[SIM_MAX_NODES * SIM_MAX_NODES], n_cand = 0;
-        memset(head, -1, sizeof(head));
-        for (uint32_t i = 0; i < s->n_net; i++) {
-            const struct net_msg *nm = &s->net[i];
-            if (nm->at > s->now)
-                continue;
-            int32_t *h = &head[nm->m.from - 1][nm->m.to - 1];
-            if (*h < 0)
-                cand[n_cand++] = (uint32_t)((nm->m.from - 1) * SIM_MAX_NODES + nm->m.to - 1);
-            if (*h < 0 || net_before(nm, &s->net[*h]))
-                *h = (int32_t)i;
-        }
+        struct link_queue *cand[SIM_MAX_NODES * SIM_MAX_NODES];
+        uint32_t n_cand = 0;
+        for (uint32_t a = 0; a < s->n_nodes; a++)
+            for (uint32_t b = 0; b < s->n_nodes; b++) {
+                struct link_queue *q = &s->links[a][b];
+                if (q->n && s->net[q->heap[0]].at <= s->now)
+                    cand[n_cand++] = q;
+            }
         if (n_cand == 0)
             return;
-        uint32_t link = cand[rnd_below(s, n_cand)];
-        uint32_t k = (uint32_t)head[link / SIM_MAX_NODES][link % SIM_MAX_NODES];
+        uint32_t k = link_pop(s, cand[rnd_below(s, n_cand)]);
         struct net_msg nm = s->net[k];
-        s->net[k] = s->net[--s->n_net];
+        s->net_free[s->n_free++] = k;
+        s->n_net--;
         struct node *to = &s->nodes[nm.m.to - 1];
         if (to->up && !s->link_down[nm.m.from - 1][nm.m.to - 1]) {
             trace(s, "n%u <- n%u %s term=%llu idx=%llu lt=%llu c=%llu n=%u%s hint=%llu/%llu",
@@ -785,6 +832,7 @@ static void compact(struct sim *s, struct node *n)
         return;
     }
     memlog_compact(&n->log, idx);
+    s->logs_changed = true;
     n->snap = meta;
     trace(s, "n%u compacts through %llu", n->id, (unsigned long long)idx);
 }
@@ -855,6 +903,9 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->res = res;
     s->rng = o->seed * 0x2545f4914f6cdd1dull + 0x1234567;
     s->n_nodes = o->n_voters + 1; /* one spare that membership changes may add */
+    for (uint32_t i = 0; i < SIM_NET_MAX; i++)
+        s->net_free[i] = SIM_NET_MAX - 1 - i;
+    s->n_free = SIM_NET_MAX;
     if (o->n_voters < 1 || s->n_nodes > SIM_MAX_NODES)
         return RL_E_INVALID_ARGUMENT;
     static const uint32_t entries_choice[] = {1, 2, 8, 64};
@@ -907,8 +958,13 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
 
 static void sim_teardown(struct sim *s)
 {
-    for (uint32_t i = 0; i < s->n_net; i++)
-        free(s->net[i].ents);
+    for (uint32_t a = 0; a < SIM_MAX_NODES; a++)
+        for (uint32_t b = 0; b < SIM_MAX_NODES; b++) {
+            struct link_queue *q = &s->links[a][b];
+            for (uint32_t i = 0; i < q->n; i++)
+                free(s->net[q->heap[i]].ents);
+            free(q->heap);
+        }
     for (uint32_t i = 0; i < s->n_nodes; i++)
         memlog_free(&s->nodes[i].log);
     while (s->arena) {
