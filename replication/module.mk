@@ -1,6 +1,7 @@
 # replication/: the raft core (pure state machine), its simulator and benchmark, and the glue
 # from the core to the partition log.
-REPL_SRCS += replication/raft.c replication/memlog.c replication/raftlog.c replication/hstore.c
+REPL_SRCS += replication/raft.c replication/memlog.c replication/raftlog.c replication/hstore.c \
+             replication/rwire.c replication/repl.c
 
 # Unit tests of the core's behaviours (Criterion) and the deterministic simulator.
 TESTS += $(BUILD)/tests/unit/test_raft $(BUILD)/tests/sim/test_sim
@@ -20,7 +21,8 @@ $(BUILD)/tests/unit/test_raft: $(BUILD)/obj/tests/unit/test_raft.o $(LIB_REPL) $
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS) $(CRITERION_LIBS)
 
 # The glue on real files and io_uring: replication before storage in the link (layer order).
-REPL_GLUE_TESTS := $(BUILD)/tests/unit/test_raftlog $(BUILD)/tests/unit/test_hstore
+REPL_GLUE_TESTS := $(BUILD)/tests/unit/test_raftlog $(BUILD)/tests/unit/test_hstore \
+                   $(BUILD)/tests/unit/test_repl
 TESTS += $(REPL_GLUE_TESTS)
 $(REPL_GLUE_TESTS): $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB_REPL) \
 		$(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)

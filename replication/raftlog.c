@@ -80,6 +80,8 @@ struct raftlog {
     uint32_t n_chunks, n_inflight;
     uint64_t durable_index, durable_term;
     bool durable_new;
+    void (*notify)(void *ctx);
+    void *notify_ctx;
     int failed;
     uint8_t ctl[RAFTLOG_CTL_MAX_BYTES]; /* the control batch being appended */
 };
@@ -760,6 +762,14 @@ static void append_done(struct plog_append *req, int result)
         rl->durable_new = true;
     }
     pending_put(rl, p);
+    if (rl->notify)
+        rl->notify(rl->notify_ctx);
+}
+
+void raftlog_set_notify(struct raftlog *rl, void (*fn)(void *ctx), void *ctx)
+{
+    rl->notify = fn;
+    rl->notify_ctx = ctx;
 }
 
 static int fail(struct raftlog *rl, int rc)

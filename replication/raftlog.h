@@ -104,6 +104,12 @@ int raftlog_maintain(struct raftlog *rl, uint64_t max_uncovered);
 /* The sticky error, or 0. */
 int raftlog_failed(const struct raftlog *rl);
 
+/* Calls fn(ctx) from the plog's completion callback whenever an append completes (durably or
+ * not), so a driver learns there is something for raftlog_take_durable without polling every
+ * log. fn must not call into the raft core (it runs inside io_run, perhaps while a ready is
+ * being carried out). */
+void raftlog_set_notify(struct raftlog *rl, void (*fn)(void *ctx), void *ctx);
+
 /* Stamps base_offset (index - count of the entry the batch will be) and leader_epoch into a
  * data batch before it is proposed, so the bytes every replica stores and every message carries
  * are the leader's own. */
