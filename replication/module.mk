@@ -60,9 +60,11 @@ SEEDS ?= 10000
 sim: $(BUILD)/tests/sim/test_sim
 	$(BUILD)/tests/sim/test_sim --seeds $(SEEDS)
 
-# make bench-raft: commit throughput of an in-process 3-node group, and election recovery.
+# make bench-raft: commit throughput of an in-process 3-node group, election recovery, and the
+# idle cost of 1,000 groups per broker through the replication driver.
 BENCH_TARGETS += bench-raft
-$(BUILD)/bench/raft_bench: $(BUILD)/obj/bench/raft_bench.o $(SIM_OBJS) $(LIB_REPL) $(LIB_COMMON)
+$(BUILD)/bench/raft_bench: $(BUILD)/obj/bench/raft_bench.o $(SIM_OBJS) $(LIB_REPL) \
+		$(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS)

@@ -715,6 +715,11 @@ void repl_get_stats(const struct repl *r, struct repl_stats *out)
     *out = r->stats;
 }
 
+size_t repl_group_state_bytes(void)
+{
+    return sizeof(struct repl_group);
+}
+
 /* ---- a raftlog as a group's log ------------------------------------------------------- */
 
 static int rl_apply(void *log, const struct raft_ready *rd)

@@ -144,4 +144,8 @@ void repl_flush(struct repl *r);
 
 void repl_get_stats(const struct repl *r, struct repl_stats *out);
 
+/* Bytes of driver and core state one group takes (its log's and held messages' aside), for
+ * the memory-per-replica figure. */
+size_t repl_group_state_bytes(void);
+
 #endif
