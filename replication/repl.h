@@ -82,7 +82,7 @@ struct repl_group_options {
     /* Role, term or leader changed (redirect clients; fence a deposed leader's requests). */
     void (*on_role)(void *ctx, struct repl_group *g, enum raft_role role, uint64_t term,
                     uint32_t leader);
-    void *ctx;
+    void *ctx; /* the callbacks may propose, but must not remove the group they are given */
 };
 
 struct repl_stats {
