@@ -27,8 +27,10 @@
  * type CONFIG with the configuration payload, or type NORMAL with no payload. Consumers skip
  * control batches.
  *
- * Appends: a data batch must already carry base_offset = index - count (the proposer stamps
- * it; raftlog_stamp). Followers append with keep_offsets (the plog checks the offset), the
+ * Appends: the plog must use flush policy `batch`: an append counts as durable when the plog
+ * acknowledges it, and Raft counts a replica toward commit only once its copy is on disk
+ * (replication-anchors 6.4). A data batch must already carry base_offset = index - count (the
+ * proposer stamps it; raftlog_stamp). Followers append with keep_offsets (the plog checks the offset), the
  * leader with assigned offsets. Appends complete asynchronously: raftlog_take_durable reports
  * the highest entry made durable, which the driver passes to raft_persisted (never from inside
  * the plog callback, which may run while another ready is being carried out). A failed append
