@@ -436,6 +436,11 @@ uint64_t hstore_durable_seq(const struct hstore *hs)
     return hs->durable_seq;
 }
 
+uint64_t hstore_put_seq(const struct hstore *hs)
+{
+    return hs->put_seq;
+}
+
 uint64_t hstore_flushes(const struct hstore *hs)
 {
     return hs->flushes;

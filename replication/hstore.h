@@ -60,6 +60,8 @@ int hstore_flush(struct hstore *hs);
 
 /* Puts up to this sequence number are durable. */
 uint64_t hstore_durable_seq(const struct hstore *hs);
+/* The sequence number of the latest put. */
+uint64_t hstore_put_seq(const struct hstore *hs);
 
 /* Statistics: flushes completed (each one write and one fdatasync), records in the file. */
 uint64_t hstore_flushes(const struct hstore *hs);

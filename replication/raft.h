@@ -375,6 +375,13 @@ static inline uint32_t raft_leader(const struct raft *r) { return r->leader; }
 static inline uint64_t raft_term(const struct raft *r) { return r->term; }
 static inline uint64_t raft_commit(const struct raft *r) { return r->commit; }
 static inline uint64_t raft_last_index(const struct raft *r) { return r->last_index; }
+/* A leader that has committed its term's first entry (its no-op): everything committed before
+ * it is now known committed, so it may serve produce, the high watermark and ListOffsets
+ * (replication-anchors 6.7; Redpanda #5090). */
+static inline bool raft_leader_ready(const struct raft *r)
+{
+    return r->role == RAFT_LEADER && r->commit >= r->term_start_index;
+}
 
 const char *raft_role_name(enum raft_role role);
 const char *raft_msg_type_name(enum raft_msg_type type);

@@ -48,6 +48,7 @@ struct repl_group {
     void (*on_commit)(void *ctx, struct repl_group *g, uint64_t commit);
     void (*on_role)(void *ctx, struct repl_group *g, enum raft_role role, uint64_t term,
                     uint32_t leader);
+    void (*on_durable)(void *ctx, struct repl_group *g, uint64_t index);
     void *ctx;
     int failed;
     uint64_t hs_seq;         /* its latest hard-state put */
@@ -249,6 +250,7 @@ int repl_group_add(struct repl *r, const struct repl_group_options *o, struct re
     g->log = o->log;
     g->on_commit = o->on_commit;
     g->on_role = o->on_role;
+    g->on_durable = o->on_durable;
     g->ctx = o->ctx;
     struct raft_hard_state hs = hstore_get(r->hs, o->id);
     int rc = raft_init(&g->raft, &g->opt, &hs, &g->snap);
@@ -598,6 +600,8 @@ static void feed_durability(struct repl *r)
             continue;
         raft_persisted(&g->raft, index, term, &r->rd);
         process(r, g);
+        if (g->on_durable && !g->failed && g->raft.durable_index == index)
+            g->on_durable(g->ctx, g, index);
     }
 }
 

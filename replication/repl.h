@@ -82,6 +82,9 @@ struct repl_group_options {
     /* Role, term or leader changed (redirect clients; fence a deposed leader's requests). */
     void (*on_role)(void *ctx, struct repl_group *g, enum raft_role role, uint64_t term,
                     uint32_t leader);
+    /* This replica's log is durable up to `index` (answer acks=1 produce requests on the
+     * leader). May be NULL. */
+    void (*on_durable)(void *ctx, struct repl_group *g, uint64_t index);
     void *ctx; /* the callbacks may propose, but must not remove the group they are given */
 };
 
