@@ -29,6 +29,7 @@
 #define RAFTLOG_CKPT_VERSION 1
 #define RAFTLOG_SCAN_BYTES (1u << 20) /* read window of the open-time scan */
 #define RAFTLOG_CTL_KEY_BYTES 4       /* control key: version i16, type i16 (big-endian) */
+#define RAFTLOG_TAIL_MAX 512          /* tail boundaries kept (half dropped when reached) */
 #define RAFTLOG_CTL_MAX_BYTES (RL_BATCH_HEADER_SIZE + 32 + RAFT_CONFIG_MAX_BYTES)
 
 struct raftlog_arena {
@@ -358,11 +359,12 @@ static int batch_around(struct raftlog *rl, uint64_t offset, uint64_t *base, uin
     return 0;
 }
 
-/* Drops tail entries already readable from the plog once the tail grows past a few thousand:
- * below tail_lo the plog's offset index answers. */
+/* Drops tail entries already readable from the plog once the tail reaches RAFTLOG_TAIL_MAX:
+ * below tail_lo the plog's offset index answers. The tail's memory stays at 8 KiB per
+ * partition; the hot queries (acks, commits, the next append's predecessor) are near the end. */
 static void tail_trim(struct raftlog *rl)
 {
-    if (rl->n_tail < 4096)
+    if (rl->n_tail < RAFTLOG_TAIL_MAX)
         return;
     uint32_t m = 0;
     while (m < rl->n_tail / 2 && rl->tail[m].index <= rl->durable_index)
