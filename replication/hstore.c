@@ -13,7 +13,6 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "io/io.h"
-#include "storage/checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #define HSTORE_WAIT_NS (60ull * 1000000000ull) /* blocking waits give up after this */
@@ -164,68 +162,28 @@ struct raft_hard_state hstore_get(const struct hstore *hs, uint64_t group)
 
 /* ---- blocking helpers (open, close, rewrite) ------------------------------------------ */
 
-struct wait {
-    int result;
-    bool done;
-};
-
-static void wait_done(struct io_op *op, int result)
-{
-    struct wait *w = op->ctx;
-    w->result = result;
-    w->done = true;
-}
-
-static int run_until(struct io *io, const bool *flag)
-{
-    uint64_t deadline = io_now_ns(io) + HSTORE_WAIT_NS;
-    while (!*flag) {
-        if (io_now_ns(io) > deadline)
-            return RL_E_TIMED_OUT;
-        int rc = io_run(io, 100 * 1000000ull);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-    }
-    return 0;
-}
-
-/* Writes len bytes at position pos of fd and fdatasyncs, waiting. */
+/* Writes len bytes at position pos of fd and fdatasyncs (the io's synchronous file calls). */
 static int write_sync(struct io *io, int fd, const void *p, size_t len, uint64_t pos)
 {
-    struct wait w1 = {0}, w2 = {0};
-    struct io_op wr = {.done = wait_done, .ctx = &w1}, sy = {.done = wait_done, .ctx = &w2};
-    io_prep_write(io, &wr, fd, p, len, pos, IO_LINK);
-    io_prep_fdatasync(io, &sy, fd, 0);
-    int rc = run_until(io, &w1.done);
-    if (rc == 0)
-        rc = run_until(io, &w2.done);
-    if (rc < 0)
-        return rc;
-    if (w1.result < 0)
-        return w1.result;
-    if ((size_t)w1.result != len)
-        return -EIO;
-    return w2.result < 0 ? w2.result : 0;
+    ssize_t n = io_file_pwrite(io, fd, p, len, pos);
+    if (n < 0)
+        return (int)n;
+    return io_file_fdatasync(io, fd);
 }
 
-/* Reads the whole file into *b, waiting. */
+/* Reads the whole file into *b. */
 static int read_all(struct hstore *hs, struct buf *b)
 {
     for (;;) {
         int rc = buf_reserve(b, HSTORE_READ_CHUNK);
         if (rc < 0)
             return rc;
-        struct wait w = {0};
-        struct io_op rd = {.done = wait_done, .ctx = &w};
-        io_prep_read(hs->io, &rd, hs->fd, b->p + b->len, HSTORE_READ_CHUNK, b->len, 0);
-        rc = run_until(hs->io, &w.done);
-        if (rc < 0)
-            return rc;
-        if (w.result < 0)
-            return w.result;
-        if (w.result == 0)
+        ssize_t n = io_file_pread(hs->io, hs->fd, b->p + b->len, HSTORE_READ_CHUNK, b->len);
+        if (n < 0)
+            return (int)n;
+        b->len += (size_t)n;
+        if (n < HSTORE_READ_CHUNK)
             return 0;
-        b->len += (size_t)w.result;
     }
 }
 
@@ -275,9 +233,9 @@ int hstore_open(struct io *io, const char *dir, struct hstore **out)
     if (!(hs->dir = strdup(dir)) || !(hs->path = malloc(n)))
         goto fail;
     snprintf(hs->path, n, "%s/%s", dir, HSTORE_FILE);
-    hs->fd = open(hs->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    hs->fd = io_file_open(io, hs->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (hs->fd < 0) {
-        rc = -errno;
+        rc = hs->fd;
         goto fail;
     }
     if ((rc = read_all(hs, &b)) < 0 || (rc = replay(hs, &b, &hs->end)) < 0)
@@ -286,14 +244,12 @@ int hstore_open(struct io *io, const char *dir, struct hstore **out)
         uint8_t h[HSTORE_RECORD_BYTES];
         record_put(h, HSTORE_MAGIC, 1, 0);
         if ((rc = write_sync(io, hs->fd, h, sizeof(h), 0)) < 0 ||
-            (rc = checkpoint_sync_dir(dir)) < 0)
+            (rc = io_dir_sync(io, dir)) < 0)
             goto fail;
         hs->end = sizeof(h);
     }
-    if (b.len > hs->end && ftruncate(hs->fd, (off_t)hs->end) < 0) {
-        rc = -errno;
+    if (b.len > hs->end && (rc = io_file_truncate(io, hs->fd, hs->end)) < 0)
         goto fail;
-    }
     free(b.p);
     *out = hs;
     return 0;
@@ -309,7 +265,7 @@ void hstore_close(struct hstore *hs)
         return;
     wait_idle(hs);
     if (hs->fd >= 0)
-        close(hs->fd);
+        io_file_close(hs->io, hs->fd);
     free(hs->slots);
     free(hs->pend.p);
     free(hs->inflight.p);
@@ -364,9 +320,10 @@ static int rewrite(struct hstore *hs)
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", hs->path);
     int rc = buf_reserve(&b, (size_t)(hs->n + 1) * HSTORE_RECORD_BYTES);
-    int fd = rc < 0 ? -1 : open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = rc < 0 ? -1 : io_file_open(hs->io, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                                         0644);
     if (rc == 0 && fd < 0)
-        rc = -errno;
+        rc = fd;
     if (rc < 0)
         goto out;
     record_put(b.p, HSTORE_MAGIC, 1, 0);
@@ -380,13 +337,10 @@ static int rewrite(struct hstore *hs)
     }
     if ((rc = write_sync(hs->io, fd, b.p, b.len, 0)) < 0)
         goto out;
-    if (rename(tmp, hs->path) < 0) {
-        rc = -errno;
+    if ((rc = io_path_rename(hs->io, tmp, hs->path)) < 0 ||
+        (rc = io_dir_sync(hs->io, hs->dir)) < 0)
         goto out;
-    }
-    if ((rc = checkpoint_sync_dir(hs->dir)) < 0)
-        goto out;
-    close(hs->fd);
+    io_file_close(hs->io, hs->fd);
     hs->fd = fd;
     fd = -1;
     hs->end = b.len;
@@ -396,8 +350,8 @@ static int rewrite(struct hstore *hs)
     hs->flushes++;
 out:
     if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
+        io_file_close(hs->io, fd);
+        io_path_unlink(hs->io, tmp);
     }
     free(b.p);
     return rc;

@@ -21,8 +21,8 @@ $(BUILD)/tests/unit/test_raft: $(BUILD)/obj/tests/unit/test_raft.o $(LIB_REPL) $
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS) $(CRITERION_LIBS)
 
 # The glue on real files and io_uring: replication before storage in the link (layer order).
-REPL_GLUE_TESTS := $(BUILD)/tests/unit/test_raftlog $(BUILD)/tests/unit/test_hstore \
-                   $(BUILD)/tests/unit/test_repl
+REPL_GLUE_TESTS := $(foreach t,raftlog hstore repl,$(BUILD)/tests/unit/test_$(t) \
+                     $(BUILD)/tests/unit/test_$(t)_sim)
 TESTS += $(REPL_GLUE_TESTS)
 $(REPL_GLUE_TESTS): $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB_REPL) \
 		$(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)

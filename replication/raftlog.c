@@ -10,7 +10,11 @@
  *    log start that the checkpoint or a scan has seen; none beyond leo.
  *  - tail[] holds (boundary, term) of every batch appended since open, plus tail_lo: every
  *    boundary in [tail_lo, leo] is in it. Below tail_lo the plog's offset index answers.
- *  - covered: the checkpoint on disk describes epochs and configurations of offsets below it.
+ *  - covered: the checkpoint on disk describes epochs and configurations of offsets below it,
+ *    and covered <= the commit index and the durable end when it was written: committed,
+ *    durable entries are never truncated, so no truncation can make the checkpoint wrong.
+ *  - While a truncation is under way (plog_truncate_to_async), appends wait in `queued` (their
+ *    bytes copied) and go to the plog, in order, once it is done; leo counts them already.
  */
 #include "replication/raftlog.h"
 
@@ -19,6 +23,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/varint.h"
+#include "io/io.h"
 #include "storage/checkpoint.h"
 #include "storage/plog.h"
 
@@ -31,6 +36,7 @@
 #define RAFTLOG_CTL_KEY_BYTES 4       /* control key: version i16, type i16 (big-endian) */
 #define RAFTLOG_TAIL_MAX 512          /* tail boundaries kept (half dropped when reached) */
 #define RAFTLOG_CTL_MAX_BYTES (RL_BATCH_HEADER_SIZE + 32 + RAFT_CONFIG_MAX_BYTES)
+#define RAFTLOG_CLOSE_WAIT_NS (120ull * 1000000000ull) /* close waits this long for answers */
 
 struct raftlog_arena {
     uint8_t *buf;
@@ -53,6 +59,14 @@ struct tail_entry {
     uint64_t term;
 };
 
+/* An append waiting for a truncation to end (its bytes copied). */
+struct queued {
+    uint8_t *bytes;
+    uint32_t len;
+    uint64_t index, term;
+    bool keep_offsets;
+};
+
 /* One append awaiting durability. */
 struct pending {
     struct plog_append req;
@@ -62,6 +76,7 @@ struct pending {
 };
 
 struct raftlog {
+    struct io *io;
     struct plog *plog;
     char *dir;
     struct raftlog_arena *arena;
@@ -84,6 +99,11 @@ struct raftlog {
     void (*notify)(void *ctx);
     void *notify_ctx;
     int failed;
+    bool truncating;          /* a plog_truncate_to_async is under way */
+    bool retruncate;          /* ... and another one must follow it, to `retruncate_to` */
+    uint64_t retruncate_to;
+    struct queued *queue;     /* appends waiting for it, in order */
+    uint32_t n_queue, cap_queue;
     uint8_t ctl[RAFTLOG_CTL_MAX_BYTES]; /* the control batch being appended */
 };
 
@@ -524,6 +544,11 @@ const struct raft_log_ops raftlog_ops = {
 static int ckpt_save(struct raftlog *rl)
 {
     uint64_t start = plog_start_offset(rl->plog);
+    uint64_t covered = rl->commit < rl->durable_index ? rl->commit : rl->durable_index;
+    if (covered > rl->leo)
+        covered = rl->leo;
+    if (covered < rl->covered)
+        covered = rl->covered; /* what an earlier checkpoint covered is still immutable */
     int64_t first = epoch_at(rl, start);
     uint32_t e0 = first < 0 ? 0 : (uint32_t)first;
     size_t cap = 20 + (size_t)(rl->n_epochs - e0) * 16 + (size_t)rl->n_confs * (12 + 64);
@@ -532,25 +557,27 @@ static int ckpt_save(struct raftlog *rl)
         return -ENOMEM;
     size_t k = 20;
     uint32_t n_confs = 0;
-    for (uint32_t i = e0; i < rl->n_epochs; i++, k += 16) {
+    uint32_t n_epochs = 0;
+    for (uint32_t i = e0; i < rl->n_epochs && rl->epochs[i].start < covered; i++, k += 16) {
         rl_store_le64(buf + k, rl->epochs[i].epoch);
         rl_store_le64(buf + k + 8, rl->epochs[i].start);
+        n_epochs++;
     }
-    for (uint32_t i = 0; i < rl->n_confs; i++, n_confs++) {
+    for (uint32_t i = 0; i < rl->n_confs && rl->confs[i].index <= covered; i++, n_confs++) {
         rl_store_le64(buf + k, rl->confs[i].index);
         rl_store_le32(buf + k + 8, rl->confs[i].len);
         memcpy(buf + k + 12, rl->confs[i].payload, rl->confs[i].len);
         k += 12 + rl->confs[i].len;
     }
     rl_store_le32(buf, RAFTLOG_CKPT_VERSION);
-    rl_store_le64(buf + 4, rl->leo);
-    rl_store_le32(buf + 12, rl->n_epochs - e0);
+    rl_store_le64(buf + 4, covered);
+    rl_store_le32(buf + 12, n_epochs);
     rl_store_le32(buf + 16, n_confs);
-    int rc = checkpoint_write(rl->dir, RAFTLOG_CHECKPOINT, buf, k);
+    int rc = checkpoint_save(rl->io, rl->dir, RAFTLOG_CHECKPOINT, buf, k, CHECKPOINT_DURABLE);
     free(buf);
     if (rc < 0)
         return rc;
-    rl->covered = rl->leo;
+    rl->covered = covered;
     rl->covered_bytes = plog_size_bytes(rl->plog);
     rl->dirty = false;
     return 0;
@@ -563,7 +590,7 @@ static int ckpt_load(struct raftlog *rl)
     uint8_t *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
-    int len = checkpoint_read(rl->dir, RAFTLOG_CHECKPOINT, buf, cap);
+    int len = checkpoint_load(rl->io, rl->dir, RAFTLOG_CHECKPOINT, buf, cap);
     int rc = 0;
     if (len < 20 || rl_load_le32(buf) != RAFTLOG_CKPT_VERSION)
         goto out; /* none (or damaged, already reported): scan the whole log */
@@ -662,7 +689,7 @@ static bool epochs_plausible(struct raftlog *rl)
     return ok;
 }
 
-int raftlog_open(struct plog *log, const char *dir, struct raftlog_arena *arena,
+int raftlog_open(struct io *io, struct plog *log, const char *dir, struct raftlog_arena *arena,
                  struct raftlog **out)
 {
     struct raftlog *rl = calloc(1, sizeof(*rl));
@@ -670,6 +697,7 @@ int raftlog_open(struct plog *log, const char *dir, struct raftlog_arena *arena,
         free(rl);
         return -ENOMEM;
     }
+    rl->io = io;
     rl->plog = log;
     rl->arena = arena;
     rl->leo = plog_end_offset(log);
@@ -688,8 +716,7 @@ int raftlog_open(struct plog *log, const char *dir, struct raftlog_arena *arena,
         }
     }
     rl->tail_lo = rl->leo;
-    if (rc == 0 && rl->dirty)
-        rc = ckpt_save(rl);
+    rl->durable_index = rl->leo; /* what the log holds after open is on disk */
     if (rc < 0) {
         raftlog_close(rl);
         return rc;
@@ -699,12 +726,28 @@ int raftlog_open(struct plog *log, const char *dir, struct raftlog_arena *arena,
     return 0;
 }
 
+static void queue_clear(struct raftlog *rl, uint32_t keep)
+{
+    for (uint32_t i = keep; i < rl->n_queue; i++)
+        free(rl->queue[i].bytes);
+    rl->n_queue = keep;
+}
+
 void raftlog_close(struct raftlog *rl)
 {
     if (!rl)
         return;
-    if (!rl->failed && (rl->dirty || rl->covered < rl->leo) && rl->n_inflight == 0)
-        ckpt_save(rl); /* best effort: the next open scans what it does not cover */
+    /* Every append and truncation must have answered before the memory they answer into goes
+     * (after a power cut they answer with errors). Bounded. */
+    uint64_t deadline = io_now_ns(rl->io) + RAFTLOG_CLOSE_WAIT_NS;
+    while ((rl->n_inflight || rl->truncating) && io_now_ns(rl->io) < deadline)
+        io_run(rl->io, 1000000);
+    RL_ASSERTF(rl->n_inflight == 0 && !rl->truncating, "raftlog %s: appends never answered",
+               rl->dir);
+    if (!rl->failed && rl->dirty)
+        ckpt_save(rl); /* best effort: the next open reads what it does not cover */
+    queue_clear(rl, 0);
+    free(rl->queue);
     for (uint32_t i = 0; i < rl->n_chunks; i++)
         free(rl->chunks[i]);
     free(rl->chunks);
@@ -781,12 +824,66 @@ static int fail(struct raftlog *rl, int rc)
     return rc;
 }
 
+static int issue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint64_t index,
+                 uint64_t term, bool keep_offsets);
+static int truncate_start(struct raftlog *rl, uint64_t after);
+
+/* The plog's truncation ended: start the one asked for meanwhile, or send the queued appends. */
+static void truncate_done(void *ctx, int result)
+{
+    struct raftlog *rl = ctx;
+    rl->truncating = false;
+    if (result < 0 && !rl->failed)
+        rl->failed = result;
+    if (rl->failed) {
+        queue_clear(rl, 0);
+        return;
+    }
+    if (rl->retruncate) {
+        rl->retruncate = false;
+        int rc = truncate_start(rl, rl->retruncate_to);
+        if (rc < 0 && !rl->failed)
+            rl->failed = rc;
+        return;
+    }
+    for (uint32_t i = 0; i < rl->n_queue && !rl->failed; i++) {
+        struct queued *q = &rl->queue[i];
+        int rc = issue(rl, q->bytes, q->len, q->index, q->term, q->keep_offsets);
+        if (rc < 0)
+            rl->failed = rc;
+    }
+    queue_clear(rl, 0);
+}
+
+static int truncate_start(struct raftlog *rl, uint64_t after)
+{
+    rl->truncating = true;
+    int rc = plog_truncate_to_async(rl->plog, after, truncate_done, rl);
+    if (rc < 0)
+        rl->truncating = false;
+    return rc;
+}
+
+/* Cuts the log after `after` (a boundary at or above the commit index). The plog cuts in memory
+ * at once and the files in the background; appends wait until it is done. A second cut asked
+ * meanwhile trims the queue, or follows the first when it reaches below it. */
 static int truncate_to(struct raftlog *rl, uint64_t after)
 {
     if (after < rl->commit || after > rl->leo)
         return RL_E_INTERNAL; /* the core never asks this; refusing keeps committed data */
-    bool described = rl->covered > after; /* the checkpoint speaks of what goes */
-    int rc = plog_truncate_to(rl->plog, after);
+    uint64_t plog_leo = plog_end_offset(rl->plog);
+    int rc = 0;
+    if (!rl->truncating) {
+        rc = after < plog_leo ? truncate_start(rl, after) : 0;
+    } else if (after < plog_leo) {
+        rl->retruncate = true; /* below what the first cut keeps */
+        rl->retruncate_to = after;
+        queue_clear(rl, 0);
+    }
+    uint32_t keep = 0; /* queued appends at or below `after` stay */
+    while (keep < rl->n_queue && rl->queue[keep].index <= after)
+        keep++;
+    queue_clear(rl, keep);
     if (rc < 0)
         return rc;
     rl->leo = after;
@@ -795,7 +892,52 @@ static int truncate_to(struct raftlog *rl, uint64_t after)
         rl->durable_index = after; /* the core ignores a report for an index it truncated */
         rl->durable_new = false;
     }
-    return described ? ckpt_save(rl) : 0;
+    return 0;
+}
+
+/* Queues an append behind a truncation under way (a copy: the bytes live only as long as the
+ * ready). */
+static int enqueue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint64_t index,
+                   uint64_t term, bool keep_offsets)
+{
+    int rc = grow((void **)&rl->queue, &rl->cap_queue, rl->n_queue + 1, sizeof(*rl->queue),
+                  RAFTLOG_MAX_INFLIGHT);
+    uint8_t *copy = rc == 0 ? malloc(len) : NULL;
+    if (!copy)
+        return rc < 0 ? rc : -ENOMEM;
+    memcpy(copy, bytes, len);
+    rl->queue[rl->n_queue++] = (struct queued){copy, len, index, term, keep_offsets};
+    return 0;
+}
+
+/* Hands one batch to the plog (at its end, which must be where the batch starts). */
+static int issue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint64_t index,
+                 uint64_t term, bool keep_offsets)
+{
+    struct pending *p = pending_get(rl);
+    if (!p)
+        return RL_E_FULL;
+    p->rl = rl;
+    p->index = index;
+    p->term = term;
+    memset(&p->req, 0, sizeof(p->req));
+    p->req.batch = bytes;
+    p->req.len = len;
+    p->req.leader_epoch = (uint32_t)term;
+    p->req.keep_offsets = keep_offsets;
+    p->req.done = append_done;
+    p->req.ctx = p;
+    uint64_t start = plog_end_offset(rl->plog);
+    int rc = plog_append(rl->plog, &p->req);
+    if (rc < 0) {
+        pending_put(rl, p);
+        return rc;
+    }
+    RL_ASSERTF(p->req.base_offset == start && p->req.last_offset + 1 == index,
+               "raftlog %s: batch placed at %llu..%llu, the entry is ..%llu", rl->dir,
+               (unsigned long long)p->req.base_offset, (unsigned long long)p->req.last_offset,
+               (unsigned long long)index);
+    return 0;
 }
 
 /* Appends one entry: a data batch as it is, a no-op or configuration as a control batch. */
@@ -823,25 +965,11 @@ static int append_one(struct raftlog *rl, const struct raft_entry *e, bool leade
     int rc = epoch_note(rl, e->term, start);
     if (rc == 0 && e->type == RAFT_ENTRY_CONFIG)
         rc = conf_note(rl, e->index, e->data, e->len);
-    struct pending *p = rc == 0 ? pending_get(rl) : NULL;
-    if (!p)
-        return rc < 0 ? rc : RL_E_FULL;
-    p->rl = rl;
-    p->index = e->index;
-    p->term = e->term;
-    memset(&p->req, 0, sizeof(p->req));
-    p->req.batch = bytes;
-    p->req.len = len;
-    p->req.leader_epoch = (uint32_t)e->term;
-    p->req.keep_offsets = !leader;
-    p->req.done = append_done;
-    p->req.ctx = p;
-    rc = plog_append(rl->plog, &p->req);
-    if (rc < 0) {
-        pending_put(rl, p);
+    if (rc == 0)
+        rc = rl->truncating ? enqueue(rl, bytes, len, e->index, e->term, !leader)
+                            : issue(rl, bytes, len, e->index, e->term, !leader);
+    if (rc < 0)
         return rc;
-    }
-    RL_ASSERT(p->req.base_offset == start);
     rl->leo = e->index;
     return tail_note(rl, e->index, e->term);
 }

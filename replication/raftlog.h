@@ -14,10 +14,10 @@
  *    queries near the end of the log (every append, ack and commit asks one) need no I/O.
  * Whether an older index is a boundary is asked of the plog (its offset index, plog_read).
  * Epochs and configurations are persisted as one small checkpoint in the partition directory
- * (`raft-state`, storage/checkpoint.h), covering the log up to an offset; at open the part of the
- * log past it is read back to complete them. The checkpoint is written by raftlog_maintain (the
- * driver's choice of when), at close, and at once after a truncation (so it never describes
- * batches the log no longer holds).
+ * (`raft-state`, storage/checkpoint.h), covering the log up to an offset that is committed and
+ * durable when it is written (never truncated, so no truncation can make the checkpoint wrong);
+ * at open the part of the log past it is read back to complete them. The checkpoint is written
+ * by raftlog_maintain (the driver's choice of when) and at close.
  *
  * Entries: a data entry's payload is the whole batch (its bytes as stored or as proposed); the
  * leader's no-op and configuration entries are control batches of one record (flag bit 5, key
@@ -37,11 +37,16 @@
  * (I/O error, RL_E_FULL from the plog's buffer) makes the raftlog failed: every later call
  * returns the error and the driver restarts the group from what is durable.
  *
+ * Truncation uses plog_truncate_to_async (the cut in memory at once, the files in the
+ * background); appends made before it is done wait in a queue (their bytes copied) and go to the
+ * plog in order once it is.
+ *
  * Reads: entries() copies whole batches into a read arena shared by all raftlogs of a loop
  * (struct raftlog_arena), valid until raftlog_ready_done. Batches appended but not yet written
  * are not readable from the plog; entries() then returns RL_E_FULL and the core sends them on a
- * later call. Blocking: open, close, truncation and maintain run the storage's io (plog calls
- * that block); nothing else does.
+ * later call. All file I/O goes through io (checkpoints through storage/checkpoint.h), so the
+ * simulated back-end can stand in for the disk. Blocking: open, close and maintain; nothing on
+ * the append, truncation or read path blocks.
  */
 #ifndef RL_REPLICATION_RAFTLOG_H
 #define RL_REPLICATION_RAFTLOG_H
@@ -52,6 +57,7 @@
 
 #include "replication/raft.h"
 
+struct io;
 struct plog;
 struct raftlog;
 struct raftlog_arena;
@@ -69,23 +75,25 @@ struct raftlog_arena;
 struct raftlog_arena *raftlog_arena_create(size_t cap_bytes);
 void raftlog_arena_destroy(struct raftlog_arena *a);
 
-/* Opens the Raft view of `log` (an open plog of directory `dir`, borrowed: it must outlive the
- * raftlog), reading the checkpoint and the log past it. Blocks. Returns 0 and *out, RL_E_CORRUPT
- * (a damaged checkpoint is reported and rebuilt from the log instead, so only a log whose
- * batches contradict themselves fails), or a negative code. */
-int raftlog_open(struct plog *log, const char *dir, struct raftlog_arena *arena,
+/* Opens the Raft view of `log` (an open plog of directory `dir` on the storage whose io is
+ * `io`; borrowed: it must outlive the raftlog), reading the checkpoint and the log past it.
+ * Blocks. Returns 0 and *out, RL_E_CORRUPT (a damaged checkpoint is reported and rebuilt from the
+ * log instead, so only a log whose batches contradict themselves fails), or a negative code. */
+int raftlog_open(struct io *io, struct plog *log, const char *dir, struct raftlog_arena *arena,
                  struct raftlog **out);
 
-/* Writes the checkpoint if it changed and frees the raftlog (not the plog). Blocks. */
+/* Waits until every append and truncation in flight has answered (after a power cut they
+ * answer with errors), writes the checkpoint if it changed, and frees the raftlog. Call it
+ * before the plog is closed. Blocks. */
 void raftlog_close(struct raftlog *rl);
 
 /* The raft_log_ops of a raftlog; log_ctx is the struct raftlog. */
 extern const struct raft_log_ops raftlog_ops;
 
-/* Step 2 of a ready (raft.h): truncation (plog_truncate_to; refused with RL_E_INTERNAL below
- * the commit index the log was told of), then the appends. A snapshot install is refused with
- * RL_E_INVALID_ARGUMENT: the plog has no way yet to restart at an offset past its end. Blocks
- * only to truncate. Returns 0 or a negative code (the raftlog is then failed). */
+/* Step 2 of a ready (raft.h): truncation (refused with RL_E_INTERNAL below the commit index
+ * the log was told of), then the appends. A snapshot install is refused with
+ * RL_E_INVALID_ARGUMENT: the plog has no way yet to restart at an offset past its end. Does not
+ * block. Returns 0 or a negative code (the raftlog is then failed). */
 int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd);
 
 /* The ready just carried out is done: the arena's contents (entries() payloads) may go. */

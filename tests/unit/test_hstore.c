@@ -1,12 +1,11 @@
 /*
- * test_hstore: the shared hard-state store (replication/hstore.h) on real files and io_uring:
+ * test_hstore: the shared hard-state store (replication/hstore.h) on real files and io_uring
+ * (test_hstore_sim: the same on the I/O layer's simulated back-end):
  * an election storm of 2,000 groups becomes durable with one flush; the latest term and vote of
  * every group survive a reopen; a torn or damaged tail is cut and the store goes on; the file
  * is rewritten before it grows without bound; a file of another kind is refused.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "replication/hstore.h"
 #include "storage_testutil.h"
@@ -99,11 +98,9 @@ Test(hstore, torn_tail_is_cut_and_the_store_goes_on)
     hstore_close(g_hs);
     char path[300];
     snprintf(path, sizeof(path), "%s/%s", g_dir, HSTORE_FILE);
-    int fd = open(path, O_WRONLY | O_APPEND);
-    cr_assert_geq(fd, 0);
     uint8_t junk[20] = {9, 9, 9}; /* part of a record that never finished */
-    cr_assert_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
-    close(fd);
+    cr_assert_eq(tu_write_at(g_io, path, junk, sizeof(junk),
+                             (uint64_t)tu_file_size(g_io, path), false), 0);
     cr_assert_eq(hstore_open(g_io, g_dir, &g_hs), 0);
     cr_assert_eq(hstore_get(g_hs, 1).term, 3);
     cr_assert_eq(hstore_get(g_hs, 2).term, 4);
@@ -141,11 +138,9 @@ Test(hstore, refuses_a_file_of_another_kind)
     g_hs = NULL;
     char path[300];
     snprintf(path, sizeof(path), "%s/%s", g_dir, HSTORE_FILE);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    for (int i = 0; i < 64; i++)
-        fputc('x', f);
-    fclose(f);
+    uint8_t x[64];
+    memset(x, 'x', sizeof(x));
+    cr_assert_eq(tu_write_at(g_io, path, x, sizeof(x), 0, true), 0);
     struct hstore *hs = NULL;
     cr_assert_eq(hstore_open(g_io, g_dir, &hs), RL_E_CORRUPT);
     cr_assert_eq(hstore_open(g_io, g_dir, &g_hs), RL_E_CORRUPT, "and leaves it as it was");

@@ -1,6 +1,6 @@
 /*
  * test_raftlog: the partition log as a Raft log (replication/raftlog.h) on real files and the
- * real io_uring back-end. The main check replays one random history of appends (data batches of
+ * real io_uring back-end (test_raftlog_sim: the same on the I/O layer's simulated back-end). The main check replays one random history of appends (data batches of
  * random record counts, no-ops, configuration entries, new terms), truncations and reopenings
  * into both a raftlog and replication/memlog (the reference implementation of the log
  * contract) and compares every answer of struct raft_log_ops after each step. Then: a Raft group
@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "common/endian.h"
 #include "replication/memlog.h"
 #include "replication/raftlog.h"
 #include "storage/checkpoint.h"
@@ -38,7 +39,7 @@ static void open_logs(void)
     cfg.retention_ms = -1;
     int rc = plog_open(g_st, g_dir, &cfg, NULL, &g_plog);
     cr_assert_eq(rc, 0, "plog_open: %s", rl_strerror(rc));
-    rc = raftlog_open(g_plog, g_dir, g_arena, &g_rl);
+    rc = raftlog_open(g_io, g_plog, g_dir, g_arena, &g_rl);
     cr_assert_eq(rc, 0, "raftlog_open: %s", rl_strerror(rc));
 }
 
@@ -269,27 +270,31 @@ Test(raftlog, reopen_finds_epochs_and_configs_from_checkpoint_or_log)
         last = memlog_last(&ml);
     }
     compare_all(&ml, 3);
+    raftlog_set_commit(g_rl, memlog_last(&ml)); /* the checkpoint covers committed entries */
     char path[300];
     snprintf(path, sizeof(path), "%s/%s", g_dir, RAFTLOG_CHECKPOINT);
     for (int round = 0; round < 4; round++) {
         close_logs();
         if (round == 1)
-            cr_assert_eq(checkpoint_remove(g_dir, RAFTLOG_CHECKPOINT), 0);
-        if (round == 2) { /* a flipped byte: the checkpoint's checksum catches it */
-            FILE *f = fopen(path, "r+b");
-            cr_assert_not_null(f);
-            fseek(f, 20, SEEK_SET);
-            int c = fgetc(f);
-            fseek(f, 20, SEEK_SET);
-            fputc(c ^ 0x40, f);
-            fclose(f);
-        }
+            cr_assert_eq(checkpoint_delete(g_io, g_dir, RAFTLOG_CHECKPOINT, 1), 0);
+        if (round == 2) /* a flipped byte: the checkpoint's checksum catches it */
+            cr_assert_eq(tu_flip(g_io, path, 20, 0x40), 0);
         if (round == 3) { /* well formed, but not this log's: covers all, knows no epoch */
             uint8_t lie[20] = {1, 0, 0, 0, 0xff, 0xff};
-            cr_assert_eq(checkpoint_write(g_dir, RAFTLOG_CHECKPOINT, lie, sizeof(lie)), 0);
+            cr_assert_eq(checkpoint_save(g_io, g_dir, RAFTLOG_CHECKPOINT, lie, sizeof(lie),
+                                         CHECKPOINT_DURABLE), 0);
+        }
+        if (round == 0) { /* a clean close wrote a checkpoint covering the whole log */
+            uint8_t ck[256];
+            int n = checkpoint_load(g_io, g_dir, RAFTLOG_CHECKPOINT, ck, sizeof(ck));
+            cr_assert_geq(n, 20);
+            cr_assert_eq(rl_load_le64(ck + 4), memlog_last(&ml));
+            cr_assert_eq(rl_load_le32(ck + 12), 3, "three epochs");
+            cr_assert_eq(rl_load_le32(ck + 16), 2, "two configurations");
         }
         open_logs();
         compare_all(&ml, 3);
+        raftlog_set_commit(g_rl, memlog_last(&ml));
     }
     memlog_free(&ml);
 }

@@ -517,7 +517,7 @@ static void pnode_start(struct pnode *n)
         plog_config_default(&cfg);
         cfg.retention_ms = -1;
         cr_assert_eq(plog_open(n->st, sub, &cfg, NULL, &n->plog[g]), 0);
-        cr_assert_eq(raftlog_open(n->plog[g], sub, n->arena, &n->rl[g]), 0);
+        cr_assert_eq(raftlog_open(n->io, n->plog[g], sub, n->arena, &n->rl[g]), 0);
         struct repl_group_options o = {
             .id = 100 + g,
             .raft = {.id = n->id, .election_ticks = 10, .heartbeat_ticks = 2,
