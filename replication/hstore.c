@@ -23,6 +23,10 @@
 #include <xxhash.h>
 
 #define HSTORE_WAIT_NS (60ull * 1000000000ull) /* blocking waits give up after this */
+
+#ifndef RAFT_PLANT_BUG
+#define RAFT_PLANT_BUG 0
+#endif
 #define HSTORE_READ_CHUNK (256u << 10)
 
 struct slot {
@@ -292,6 +296,9 @@ int64_t hstore_put(struct hstore *hs, uint64_t group, const struct raft_hard_sta
         hs->pend.len += HSTORE_RECORD_BYTES;
     }
     record_put(hs->pend.p + (size_t)s->pend_pos * HSTORE_RECORD_BYTES, group, s->term, s->vote);
+#if RAFT_PLANT_BUG == 8
+    hs->durable_seq = hs->put_seq + 1; /* planted (tests/sim only): durable before its fsync */
+#endif
     return (int64_t)++hs->put_seq;
 }
 

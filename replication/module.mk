@@ -7,11 +7,12 @@ REPL_SRCS += replication/raft.c replication/memlog.c replication/raftlog.c repli
 TESTS += $(BUILD)/tests/unit/test_raft $(BUILD)/tests/sim/test_sim
 
 # The simulator library (cluster, network, disk, checker), shared by test_sim and bench-raft.
-SIM_OBJS := $(BUILD)/obj/tests/sim/sim.o
-# The raft programs link only the layers they use (replication, common), so a broken build
-# elsewhere in the tree does not stop them.
-$(BUILD)/tests/sim/test_sim: $(BUILD)/obj/tests/sim/test_sim.o $(SIM_OBJS) $(LIB_REPL) \
-		$(LIB_COMMON)
+SIM_OBJS := $(BUILD)/obj/tests/sim/sim.o $(BUILD)/obj/tests/sim/sim_glue.o
+# The raft programs link only the layers they use (replication, and for the glue mode storage
+# and io), so a broken build elsewhere in the tree does not stop them.
+TESTS += $(BUILD)/tests/sim/test_sim_glue
+$(BUILD)/tests/sim/test_sim $(BUILD)/tests/sim/test_sim_glue: $(BUILD)/tests/sim/%: \
+		$(BUILD)/obj/tests/sim/%.o $(SIM_OBJS) $(LIB_REPL) $(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS)
@@ -50,10 +51,38 @@ $(SIM_BUG_OBJS): $(BUILD)/obj/tests/sim/test_sim_bug%.o: tests/sim/test_sim.c
 	$(Q)$(CC) $(CFLAGS_ALL) -DRAFT_PLANT_BUG=$* -c $< -o $@
 $(RAFT_BUG_BINS): $(BUILD)/tests/sim/planted_bug%: $(BUILD)/obj/tests/sim/test_sim_bug%.o \
 		$(BUILD)/obj/replication/raft_bug%.o $(SIM_OBJS) $(BUILD)/obj/replication/memlog.o \
-		$(LIB_COMMON)
+		$(LIB_REPL) $(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS)
+
+# Planted bugs of the glue, caught by the simulator's glue mode on simulated disks: 7, the
+# raftlog reports an append durable when it hands it to the plog; 8, the hstore counts a put
+# durable before its fsync.
+GLUE_PLANTED_BINS := $(BUILD)/tests/sim/planted_bug7 $(BUILD)/tests/sim/planted_bug8
+TESTS += $(GLUE_PLANTED_BINS)
+$(BUILD)/obj/replication/raftlog_bug7.o: replication/raftlog.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (planted bug 7)"
+	$(Q)$(CC) $(CFLAGS_ALL) -DRAFT_PLANT_BUG=7 -c $< -o $@
+$(BUILD)/obj/replication/hstore_bug8.o: replication/hstore.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (planted bug 8)"
+	$(Q)$(CC) $(CFLAGS_ALL) -DRAFT_PLANT_BUG=8 -c $< -o $@
+$(BUILD)/obj/tests/sim/test_sim_gbug7.o $(BUILD)/obj/tests/sim/test_sim_gbug8.o: \
+		$(BUILD)/obj/tests/sim/test_sim_gbug%.o: tests/sim/test_sim.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (planted glue bug $*)"
+	$(Q)$(CC) $(CFLAGS_ALL) -DRAFT_PLANT_BUG=$* -DSIM_GLUE_DEFAULT=1 -c $< -o $@
+GLUE_BUG_OBJS_7 := $(BUILD)/obj/tests/sim/test_sim_gbug7.o $(BUILD)/obj/replication/raftlog_bug7.o
+GLUE_BUG_OBJS_8 := $(BUILD)/obj/tests/sim/test_sim_gbug8.o $(BUILD)/obj/replication/hstore_bug8.o
+# The broken objects go before the archives, so the archives' sound copies are never pulled in.
+$(GLUE_PLANTED_BINS): $(BUILD)/tests/sim/planted_bug%: $(GLUE_BUG_OBJS_7) $(GLUE_BUG_OBJS_8) \
+		$(SIM_OBJS) $(LIB_REPL) $(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(GLUE_BUG_OBJS_$*) $(SIM_OBJS) $(LIB_REPL) $(LIB_STORAGE) \
+		$(LIB_IO) $(LIB_COMMON) $(DEPS_LIBS)
 
 # make sim SEEDS=N: the simulator over N seeds per configuration (default 10000).
 SEEDS ?= 10000

@@ -31,6 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef RAFT_PLANT_BUG
+#define RAFT_PLANT_BUG 0
+#endif
+
 #define RAFTLOG_CKPT_VERSION 1
 #define RAFTLOG_SCAN_BYTES (1u << 20) /* read window of the open-time scan */
 #define RAFTLOG_CTL_KEY_BYTES 4       /* control key: version i16, type i16 (big-endian) */
@@ -133,7 +137,7 @@ struct raftlog_arena *raftlog_arena_create(size_t cap_bytes)
     struct raftlog_arena *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
-    a->cap = cap_bytes < RL_BATCH_MAX_BYTES ? RL_BATCH_MAX_BYTES : cap_bytes;
+    a->cap = cap_bytes < (64u << 10) ? (64u << 10) : cap_bytes;
     a->buf = malloc(a->cap);
     if (!a->buf) {
         free(a);
@@ -910,7 +914,9 @@ static int enqueue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint6
     return 0;
 }
 
-/* Hands one batch to the plog (at its end, which must be where the batch starts). */
+/* Hands one batch to the plog (at its end, which must be where the batch starts). Planted bug
+ * 7 (tests/sim, never in the production object) reports it durable as soon as it is handed
+ * over, as a glue that trusted the page cache would. */
 static int issue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint64_t index,
                  uint64_t term, bool keep_offsets)
 {
@@ -937,6 +943,11 @@ static int issue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint64_
                "raftlog %s: batch placed at %llu..%llu, the entry is ..%llu", rl->dir,
                (unsigned long long)p->req.base_offset, (unsigned long long)p->req.last_offset,
                (unsigned long long)index);
+#if RAFT_PLANT_BUG == 7
+    rl->durable_index = index;
+    rl->durable_term = term;
+    rl->durable_new = true;
+#endif
     return 0;
 }
 

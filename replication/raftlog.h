@@ -69,9 +69,10 @@ struct raftlog_arena;
 #define RAFTLOG_MAX_CONFIGS 4096  /* configuration entries kept */
 #define RAFTLOG_MAX_INFLIGHT 4096 /* appends awaiting durability; more fail with RL_E_FULL */
 
-/* The shared read arena and batch scratch of one loop: every raftlog on the loop reads into it;
- * its contents live until raftlog_ready_done. cap_bytes bounds one ready's reads (e.g. 8 MiB:
- * enough for a few full append messages). Returns NULL on allocation failure. */
+/* The shared read arena of one loop: every raftlog on the loop reads into it; its contents
+ * live until raftlog_ready_done. cap_bytes bounds one ready's reads (at least 64 KiB) and must
+ * exceed the largest batch the logs hold (a batch that cannot fit is never sent): 8 MiB plus
+ * the plog's max_batch_bytes suits the defaults. Returns NULL on allocation failure. */
 struct raftlog_arena *raftlog_arena_create(size_t cap_bytes);
 void raftlog_arena_destroy(struct raftlog_arena *a);
 

@@ -12,8 +12,11 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/batch.h"
 #include "replication/memlog.h"
 #include "replication/raft.h"
+#include "replication/raftlog.h"
+#include "tests/sim/sim_glue.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -52,6 +55,17 @@ struct node {
     uint64_t holds;  /* the log holds the committed entries up to here (check_no_loss) */
     uint64_t doom_at; /* crash at this tick (0: not scheduled) */
     uint8_t role;     /* as of its last ready */
+    /* glue mode: the disk is the partition log and an hstore on a simulated machine; `log`
+     * stays as the checker's view of it */
+    struct sim_glue *glue;
+    uint64_t hs_seq;                /* the latest hard-state put */
+    struct raft_hard_state hs_put;  /* ... what it put */
+    struct raft_hard_state hs_durable; /* the latest put known durable */
+    struct held {
+        struct raft_msg m;
+        void *blob; /* the message's entries and their bytes */
+    } *held;                        /* messages waiting for the hard state's fsync */
+    uint32_t n_held, cap_held;
 };
 
 struct net_msg {
@@ -110,6 +124,8 @@ struct sim {
     uint32_t doom_rate; /* per 10,000 elections: crash the new leader within a few ticks */
     bool pre_vote, check_quorum; /* drawn per run: without them elections churn far more */
     uint32_t max_count; /* records per proposed entry: 1 (each index an entry) or up to this */
+    struct raftlog_arena *glue_arena; /* glue mode: the raftlogs' read arena */
+    struct batch_builder *builder;    /* glue mode: proposals are real record batches */
     /* checker */
     uint32_t *leader_of_term; /* by term, [0, n_terms) */
     uint64_t n_terms;
@@ -501,6 +517,29 @@ static uint32_t link_pop(struct sim *s, struct link_queue *q)
     return top;
 }
 
+/* A copy of a message's entries and their bytes in one block (the bytes may live only as long
+ * as the ready: the proposal, the sender's read arena, its config scratch). free() releases
+ * it. */
+static struct raft_entry *copy_entries(const struct raft_entry *src, uint32_t n)
+{
+    size_t bytes = n * sizeof(*src);
+    for (uint32_t i = 0; i < n; i++)
+        bytes += src[i].len;
+    struct raft_entry *e = malloc(bytes ? bytes : 1);
+    if (!e)
+        abort();
+    uint8_t *p = (uint8_t *)(e + n);
+    for (uint32_t i = 0; i < n; i++) {
+        e[i] = src[i];
+        if (src[i].len) {
+            memcpy(p, src[i].data, src[i].len);
+            e[i].data = p;
+            p += src[i].len;
+        }
+    }
+    return e;
+}
+
 static void net_send(struct sim *s, const struct raft_msg *m)
 {
     uint32_t copies = 1 + chance(s, s->dup_pct * 100);
@@ -513,17 +552,7 @@ static void net_send(struct sim *s, const struct raft_msg *m)
         s->n_net++;
         nm->seq = ++s->net_seq;
         nm->m = *m;
-        nm->ents = NULL;
-        if (m->n_entries) {
-            nm->ents = malloc(m->n_entries * sizeof(*nm->ents));
-            if (!nm->ents)
-                abort();
-            for (uint32_t i = 0; i < m->n_entries; i++) {
-                nm->ents[i] = m->entries[i];
-                if (nm->ents[i].type == RAFT_ENTRY_CONFIG) /* may point into a ready */
-                    nm->ents[i].data = arena_copy(s, m->entries[i].data, m->entries[i].len);
-            }
-        }
+        nm->ents = m->n_entries ? copy_entries(m->entries, m->n_entries) : NULL;
         nm->m.entries = nm->ents;
         /* Links are FIFO like a TCP connection, except for rare stragglers (a reconnect):
          * those and duplicates are where reordering comes from. */
@@ -582,7 +611,7 @@ static void apply_log(struct sim *s, struct node *n)
                  (unsigned long long)e.index, e.count, (unsigned long long)memlog_last(l));
             return;
         }
-        if (e.type == RAFT_ENTRY_CONFIG)
+        if (e.len) /* the bytes may live only as long as the message or the ready */
             e.data = arena_copy(s, e.data, e.len);
         check_registry(s, n, &e, ml_term(l, start));
         if (memlog_append(l, &e) < 0) {
@@ -596,6 +625,8 @@ static void apply_log(struct sim *s, struct node *n)
         trace(s, "n%u appends %llu..%llu (%u entries) term %llu", n->id,
               (unsigned long long)(rd->append[0].index - rd->append[0].count + 1),
               (unsigned long long)last->index, rd->n_append, (unsigned long long)last->term);
+        if (n->glue)
+            return; /* the partition log reports durability itself */
         /* Each append gets its own flush, completing in order after 0-3 ticks, so followers
          * acknowledge in small steps as a real disk would let them. */
         uint64_t at = s->now + rnd_below(s, 4);
@@ -607,11 +638,48 @@ static void apply_log(struct sim *s, struct node *n)
     }
 }
 
+/* Glue mode: the hard state must be durable before any message of the node leaves (the
+ * driver's rule, replication-anchors 6.2); until then its messages wait, in order. */
+static void send_or_hold(struct sim *s, struct node *n, const struct raft_msg *m)
+{
+    bool pending = n->glue && (n->n_held || !sim_glue_hs_durable(n->glue, n->hs_seq));
+    if (!pending) {
+        net_send(s, m);
+        return;
+    }
+    if (n->n_held == n->cap_held) {
+        n->cap_held = n->cap_held ? 2 * n->cap_held : 64;
+        n->held = realloc(n->held, n->cap_held * sizeof(*n->held));
+        if (!n->held)
+            abort();
+    }
+    struct held *h = &n->held[n->n_held++];
+    h->m = *m;
+    h->blob = m->n_entries ? copy_entries(m->entries, m->n_entries) : NULL;
+    h->m.entries = h->blob;
+}
+
+static void drop_held(struct node *n)
+{
+    for (uint32_t i = 0; i < n->n_held; i++)
+        free(n->held[i].blob);
+    n->n_held = 0;
+}
+
 static void apply_ready(struct sim *s, struct node *n)
 {
     struct raft_ready *rd = &s->rd;
-    if (rd->hard_state_changed)
+    if (n->glue) {
+        int rc = sim_glue_apply(n->glue, rd, &n->hs_seq);
+        if (rc < 0) {
+            fail(s, "n%u: the glue refused a ready: %s", n->id, rl_strerror(rc));
+            return;
+        }
+        if (rd->hard_state_changed)
+            n->hs_put = rd->hard_state;
+    } else if (rd->hard_state_changed) {
         n->hs = rd->hard_state; /* persisted before any message goes out */
+    }
     apply_log(s, n);
     if (s->res->failed)
         return;
@@ -632,7 +700,9 @@ static void apply_ready(struct sim *s, struct node *n)
     if (rd->commit_changed)
         check_commit(s, n, rd->commit_index);
     for (uint32_t i = 0; i < rd->n_msgs; i++)
-        net_send(s, &rd->msgs[i]);
+        send_or_hold(s, n, &rd->msgs[i]);
+    if (n->glue)
+        sim_glue_ready_done(n->glue);
 }
 
 /* Every core call goes through here: count it, check its status, carry out its ready. */
@@ -647,8 +717,89 @@ static void after_call(struct sim *s, struct node *n, int rc, const char *what)
     check_no_loss(s);
 }
 
+/* Whether `e` was written under its term somewhere before (the same range and bytes). */
+static bool registered(struct sim *s, const struct raft_entry *e)
+{
+    if (e->term >= s->n_terms)
+        return false;
+    const struct term_reg *tr = &s->reg[e->term];
+    for (uint32_t i = 0; i < tr->n; i++)
+        if (tr->e[i].end == e->index)
+            return tr->e[i].start == e->index - e->count && tr->e[i].value == entry_value(e);
+    return false;
+}
+
+/* Glue mode, at a restart: the recovered partition log must begin with every entry the node
+ * had made durable (byte for byte), and whatever follows must be entries written under their
+ * terms before (a power cut may bring back unsynced entries, or a tail whose truncation had
+ * not reached the disk: both are states the log was in). The checker's copy becomes it. */
+static void glue_recover_log(struct sim *s, struct node *n)
+{
+    struct memlog *l = &n->log; /* cut to its durable entries at the crash */
+    struct raftlog *rl = sim_glue_log(n->glue);
+    uint64_t leo = raftlog_ops.last_index(rl), k = 0;
+    struct raft_entry got[64];
+    for (uint64_t lo = l->snap_index + 1; lo <= leo && !s->res->failed;) {
+        int m = raftlog_ops.entries(rl, lo, leo, 1u << 20, got, 64);
+        if (m <= 0) {
+            fail(s, "n%u: the recovered partition log cannot be read at %llu: %s", n->id,
+                 (unsigned long long)lo, rl_strerror(m));
+            break;
+        }
+        for (int j = 0; j < m && !s->res->failed; j++, k++) {
+            const struct raft_entry *e = k < l->n ? &l->e[k] : NULL;
+            if (e && (got[j].index != e->index || got[j].term != e->term ||
+                      got[j].len != e->len ||
+                      (e->len && memcmp(got[j].data, e->data, e->len) != 0))) {
+                fail(s, "n%u: the partition log lost or changed durable entry %llu", n->id,
+                     (unsigned long long)e->index);
+            } else if (!e) {
+                struct raft_entry c = got[j];
+                if (!registered(s, &c))
+                    fail(s, "n%u: the partition log came back with (%llu, term %llu), never "
+                            "written", n->id, (unsigned long long)c.index,
+                         (unsigned long long)c.term);
+                c.data = c.len ? arena_copy(s, c.data, c.len) : NULL;
+                if (!s->res->failed && memlog_append(l, &c) < 0)
+                    fail(s, "n%u: recovered entries do not follow one another", n->id);
+            }
+            lo = got[j].index + 1;
+        }
+        sim_glue_ready_done(n->glue);
+    }
+    if (!s->res->failed && k < l->n)
+        fail(s, "n%u: the partition log came back ending at %llu, before its durable end %llu",
+             n->id, (unsigned long long)leo, (unsigned long long)memlog_last(l));
+    memlog_set_durable(l, memlog_last(l));
+}
+
+/* Glue mode: opens the node's disk again; the hard state found must be at least what was
+ * known durable, and at most the last put. */
+static bool glue_start(struct sim *s, struct node *n, struct raft_hard_state *hs)
+{
+    int rc = sim_glue_start(n->glue, hs);
+    if (rc < 0) {
+        fail(s, "n%u: the glue did not open after a power cut: %s", n->id, rl_strerror(rc));
+        return false;
+    }
+    const struct raft_hard_state *d = &n->hs_durable, *p = &n->hs_put;
+    if (hs->term < d->term || hs->term > p->term ||
+        (hs->term == d->term && d->vote != RAFT_NONE && hs->vote != d->vote)) {
+        fail(s, "n%u: hard state came back as term %llu vote n%u; durable was term %llu vote "
+                "n%u, last put term %llu vote n%u", n->id, (unsigned long long)hs->term,
+             hs->vote, (unsigned long long)d->term, d->vote, (unsigned long long)p->term,
+             p->vote);
+        return false;
+    }
+    n->hs_durable = n->hs_put = *hs;
+    n->hs_seq = 0;
+    glue_recover_log(s, n);
+    return !s->res->failed;
+}
+
 static void node_start(struct sim *s, struct node *n)
 {
+    struct raft_hard_state hs = n->hs;
     struct raft_options opt = {
         .id = n->id,
         .election_ticks = SIM_ELECTION_TICKS,
@@ -662,7 +813,13 @@ static void node_start(struct sim *s, struct node *n)
         .log_ops = &memlog_ops,
         .log_ctx = &n->log,
     };
-    int rc = raft_init(&n->r, &opt, &n->hs, &n->snap);
+    if (n->glue) {
+        if (!glue_start(s, n, &hs))
+            return;
+        opt.log_ops = &raftlog_ops;
+        opt.log_ctx = sim_glue_log(n->glue);
+    }
+    int rc = raft_init(&n->r, &opt, &hs, &n->snap);
     if (rc < 0)
         fail(s, "n%u: raft_init: %s", n->id, rl_strerror(rc));
     n->up = true;
@@ -674,21 +831,54 @@ static void node_start(struct sim *s, struct node *n)
 
 static void node_crash(struct sim *s, struct node *n)
 {
-    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id,
-          (unsigned long long)memlog_last(&n->log),
-          (unsigned long long)memlog_durable_last(&n->log));
+    struct memlog *l = &n->log;
+    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id, (unsigned long long)memlog_last(l),
+          (unsigned long long)memlog_durable_last(l));
     n->up = false;
-    memlog_crash(&n->log); /* what was not yet durable is gone */
+    if (n->glue) {
+        drop_held(n);
+        sim_glue_crash(n->glue);
+    }
+    memlog_crash(l); /* what was not yet durable is gone (or, on the glue, may be) */
     s->logs_changed = true;
-    if (n->holds > memlog_last(&n->log))
-        n->holds = memlog_last(&n->log);
+    if (n->holds > memlog_last(l))
+        n->holds = memlog_last(l);
     n->n_syncs = 0;
     s->res->crashes++;
+}
+
+/* Glue mode: the disk's completions: hard state made durable releases held messages; appends
+ * made durable are reported to the core. */
+static void glue_syncs(struct sim *s, struct node *n)
+{
+    sim_glue_poll(n->glue);
+    if (n->n_held && sim_glue_hs_durable(n->glue, n->hs_seq)) {
+        n->hs_durable = n->hs_put;
+        for (uint32_t i = 0; i < n->n_held; i++)
+            net_send(s, &n->held[i].m);
+        drop_held(n);
+    } else if (sim_glue_hs_durable(n->glue, n->hs_seq)) {
+        n->hs_durable = n->hs_put;
+    }
+    uint64_t index, term;
+    while (!s->res->failed && n->up && sim_glue_take_durable(n->glue, &index, &term)) {
+        const struct raft_entry *e = memlog_get(&n->log, index);
+        if (e && e->term == term) {
+            memlog_set_durable(&n->log, index);
+            s->logs_changed = true;
+        }
+        int rc = raft_persisted(&n->r, index, term, &s->rd);
+        after_call(s, n, rc, "persisted");
+    }
 }
 
 static void do_syncs(struct sim *s, struct node *n)
 {
     struct memlog *l = &n->log;
+    if (n->glue) {
+        glue_syncs(s, n);
+        return;
+    }
     while (n->n_syncs && n->syncs[0].at <= s->now && n->up && !s->res->failed) {
         struct sync sy = n->syncs[0];
         memmove(n->syncs, n->syncs + 1, --n->n_syncs * sizeof(n->syncs[0]));
@@ -753,15 +943,42 @@ static struct node *find_leader(struct sim *s)
 
 /* Proposes `n` entries, each with a fresh value and a record count drawn for the run (1, or
  * 1..max_count with a bias to small batches). *last gets the last one's index. */
+/* Glue mode: the entry is a real record batch of `count` records carrying v, stamped as the
+ * entry that starts at `base` in the leader's term (as repl_propose stamps). */
+static struct raft_entry batch_entry(struct sim *s, uint64_t v, uint32_t count, uint64_t base,
+                                     uint64_t term)
+{
+    batch_builder_reset(s->builder, -1, -1, -1);
+    for (uint32_t r = 0; r < count; r++) {
+        uint64_t val[2] = {v, r};
+        struct batch_record_in rec = {.value = val, .value_len = sizeof(val),
+                                      .timestamp = (int64_t)v};
+        if (batch_builder_add(s->builder, &rec) != 0)
+            abort();
+    }
+    const uint8_t *out;
+    int len = batch_builder_finish(s->builder, &out);
+    if (len <= 0)
+        abort();
+    uint8_t *copy = arena_copy(s, out, (size_t)len);
+    raftlog_stamp(copy, base, term);
+    return (struct raft_entry){.data = copy, .len = (uint32_t)len, .count = count};
+}
+
 static int propose_value(struct sim *s, struct node *ld, uint32_t n, uint64_t *last)
 {
     struct raft_entry e[8];
+    uint64_t base = ld->r.last_index;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t v = ++s->next_value;
         uint32_t count = 1;
         if (s->max_count > 1)
             count = chance(s, 3000) ? 1 : 1 + rnd_below(s, 1 + rnd_below(s, s->max_count));
-        e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8, .count = count};
+        if (s->builder)
+            e[i] = batch_entry(s, v, count, base, ld->r.term);
+        else
+            e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8, .count = count};
+        base += count;
     }
     int rc = raft_propose(&ld->r, e, n, &s->rd, last);
     trace(s, "n%u propose %u entries (values from %llu): %s", ld->id, n,
@@ -822,6 +1039,8 @@ static void membership(struct sim *s, struct node *ld)
 
 static void compact(struct sim *s, struct node *n)
 {
+    if (n->glue)
+        return; /* the partition log takes no snapshot yet (raftlog.h) */
     uint64_t hi = n->r.commit < n->r.durable_index ? n->r.commit : n->r.durable_index;
     if (hi < n->log.snap_index + 8)
         return;
@@ -946,6 +1165,16 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     struct raft_config cfg = {.n_voters = o->n_voters};
     for (uint32_t i = 0; i < o->n_voters; i++)
         cfg.voters[i] = i + 1;
+    if (o->glue) {
+        unsigned keep = (unsigned[]){0, 300, 900}[rnd_below(s, 3)]; /* unsynced sectors kept */
+        s->glue_arena = raftlog_arena_create(8u << 20);
+        s->builder = batch_builder_create(1u << 20, BATCH_CODEC_NONE, 0);
+        if (!s->glue_arena || !s->builder)
+            return -12;
+        for (uint32_t i = 0; i < s->n_nodes; i++)
+            if (sim_glue_create(rnd(s), keep, s->glue_arena, &s->nodes[i].glue) < 0)
+                return -12;
+    }
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         struct node *n = &s->nodes[i];
         n->id = i + 1;
@@ -971,8 +1200,16 @@ static void sim_teardown(struct sim *s)
                 free(s->net[q->heap[i]].ents);
             free(q->heap);
         }
-    for (uint32_t i = 0; i < s->n_nodes; i++)
-        memlog_free(&s->nodes[i].log);
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        struct node *n = &s->nodes[i];
+        memlog_free(&n->log);
+        sim_glue_destroy(n->glue);
+        drop_held(n);
+        free(n->held);
+    }
+    raftlog_arena_destroy(s->glue_arena);
+    if (s->builder)
+        batch_builder_destroy(s->builder);
     while (s->arena) {
         struct arena_chunk *c = s->arena;
         s->arena = c->next;

@@ -37,6 +37,9 @@ struct sim_options {
     uint32_t liveness_ticks; /* bound for electing a leader and committing after healing */
     bool trace;              /* keep a trace and print its tail to `out` on failure */
     bool trace_always;       /* print it even when the run passes */
+    bool glue;               /* each node's log is the partition log through raftlog, its
+                              * hard state in an hstore, both on a simulated disk whose power
+                              * is cut when the node crashes (tests/sim/sim_glue.h) */
     bool healthy;            /* no faults: no loss, delays of 0-1 tick, pre-vote and
                               * check-quorum on (for measurements) */
     FILE *out;
