@@ -110,7 +110,9 @@
     X(RAFT_NOT_LEADER, -5600, "raft node is not the leader")                                    \
     X(RAFT_DROPPED, -5601, "raft proposal was dropped (leadership changed)")                    \
     X(RAFT_CONF_PENDING, -5602, "a membership change is already in progress")                   \
-    X(RAFT_TRANSFERRING, -5603, "leadership transfer in progress")
+    X(RAFT_TRANSFERRING, -5603, "leadership transfer in progress")                             \
+    X(RAFT_CATCHING_UP, -5604, "the new configuration's voters lag behind the commit index; "   \
+                               "retry once they have caught up")
 
 enum rl_error {
 #define RL_ERR_ENUM(name, num, msg) RL_E_##name = (num),

@@ -3,9 +3,13 @@
  * carries out a ready).
  *
  * Within one call the core's view of its log is the caller's log (as of the previous ready)
- * plus what this call has already put in the ready: a truncation followed by `append`. term_at()
- * and read_entries() merge the two, which is why a ready must be carried out before the next
- * call. last_index/last_term always describe that merged view.
+ * plus what this call has already put in the ready: a truncation followed by `append`. term_at(),
+ * boundary_at(), read_entries() and config_at() merge the two, which is why a ready must be
+ * carried out before the next call. last_index/last_term always describe that merged view.
+ *
+ * Every position kept here (match, next - 1, commit, durable, verified, truncation points) is
+ * a boundary: the index where an entry ends. An index inside an entry has no term (term_at
+ * answers 0), so it can never match a message's previous index.
  *
  * Build-time switch RAFT_PLANT_BUG=N compiles a deliberately broken core for the simulator's
  * self-test (tests/sim); the production object is always built with it unset (0).
@@ -13,6 +17,8 @@
  *   2: grant a second vote in a term already voted in
  *   3: never persist the vote
  *   4: acknowledge appended entries before they are durable
+ *   5: count learners toward the commit quorum
+ *   6: let a node that is no voter (a removed leader, a learner) campaign
  */
 #include "replication/raft.h"
 
@@ -25,7 +31,7 @@
 #define RAFT_PLANT_BUG 0
 #endif
 
-#define RAFT_SCAN_CHUNK 16 /* entries read per step when scanning the log for configs */
+#define RAFT_CONFIG_V1_TAG 0x80000001u /* first word of a version-1 configuration payload */
 
 struct raft_saved {
     uint64_t term;
@@ -53,23 +59,40 @@ static void reset_election_timer(struct raft *r)
         r->election_ticks + (uint32_t)(rng_next(&r->rng) % r->election_ticks);
 }
 
-bool raft_config_has(const struct raft_config *c, uint32_t id)
+static uint64_t min_u64(uint64_t a, uint64_t b)
 {
-    for (uint32_t i = 0; i < c->n_voters; i++)
-        if (c->voters[i] == id)
+    return a < b ? a : b;
+}
+
+/* ---- configurations ------------------------------------------------------------------- */
+
+static bool ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == id)
             return true;
     return false;
 }
 
-uint32_t raft_config_encode(const struct raft_config *c, uint8_t *buf)
+bool raft_config_is_voter(const struct raft_config *c, uint32_t id)
 {
-    uint32_t n = c->n_voters;
+    return ids_have(c->voters, c->n_voters, id);
+}
+
+bool raft_config_is_learner(const struct raft_config *c, uint32_t id)
+{
+    return ids_have(c->learners, c->n_learners, id);
+}
+
+static bool config_is_member(const struct raft_config *c, uint32_t id)
+{
+    return raft_config_is_voter(c, id) || raft_config_is_learner(c, id);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
     for (int b = 0; b < 4; b++)
-        buf[b] = (uint8_t)(n >> (8 * b));
-    for (uint32_t i = 0; i < n; i++)
-        for (int b = 0; b < 4; b++)
-            buf[4 + 4 * i + (uint32_t)b] = (uint8_t)(c->voters[i] >> (8 * b));
-    return 4 + 4 * n;
+        p[b] = (uint8_t)(v >> (8 * b));
 }
 
 static uint32_t get_u32(const uint8_t *p)
@@ -77,27 +100,67 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+uint32_t raft_config_encode(const struct raft_config *c, uint8_t *buf)
+{
+    uint32_t k = 12;
+    put_u32(buf, RAFT_CONFIG_V1_TAG);
+    put_u32(buf + 4, c->n_voters);
+    put_u32(buf + 8, c->n_learners);
+    for (uint32_t i = 0; i < c->n_voters; i++, k += 4)
+        put_u32(buf + k, c->voters[i]);
+    for (uint32_t i = 0; i < c->n_learners; i++, k += 4)
+        put_u32(buf + k, c->learners[i]);
+    return k;
+}
+
+/* Ids must be non-zero and distinct across both lists. */
+static bool config_ids_valid(const struct raft_config *c)
+{
+    if (c->n_voters == 0 || c->n_voters > RAFT_MAX_VOTERS || c->n_learners > RAFT_MAX_LEARNERS)
+        return false;
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] == RAFT_NONE || ids_have(c->voters, i, c->voters[i]))
+            return false;
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        if (c->learners[i] == RAFT_NONE || ids_have(c->learners, i, c->learners[i]) ||
+            raft_config_is_voter(c, c->learners[i]))
+            return false;
+    return true;
+}
+
 int raft_config_decode(const void *buf, uint32_t len, struct raft_config *c)
 {
     const uint8_t *p = buf;
+    uint32_t k;
+    memset(c, 0, sizeof(*c));
     if (len < 4)
         return RL_E_CORRUPT;
-    uint32_t n = get_u32(p);
-    if (n == 0 || n > RAFT_MAX_VOTERS || len != 4 + 4 * n)
-        return RL_E_CORRUPT;
-    c->n_voters = n;
-    for (uint32_t i = 0; i < n; i++) {
-        c->voters[i] = get_u32(p + 4 + 4 * i);
-        if (c->voters[i] == RAFT_NONE)
+    if (get_u32(p) == RAFT_CONFIG_V1_TAG) {
+        if (len < 12)
             return RL_E_CORRUPT;
+        c->n_voters = get_u32(p + 4);
+        c->n_learners = get_u32(p + 8);
+        k = 12;
+    } else { /* version 0: voters only */
+        c->n_voters = get_u32(p);
+        k = 4;
     }
-    return 0;
+    if (c->n_voters == 0 || c->n_voters > RAFT_MAX_VOTERS || c->n_learners > RAFT_MAX_LEARNERS ||
+        len != k + 4 * (c->n_voters + c->n_learners))
+        return RL_E_CORRUPT;
+    for (uint32_t i = 0; i < c->n_voters; i++, k += 4)
+        c->voters[i] = get_u32(p + k);
+    for (uint32_t i = 0; i < c->n_learners; i++, k += 4)
+        c->learners[i] = get_u32(p + k);
+    return config_ids_valid(c) ? 0 : RL_E_CORRUPT;
 }
 
 static uint32_t quorum(uint32_t n_voters)
 {
     return n_voters / 2 + 1;
 }
+
+/* ---- progress ------------------------------------------------------------------------- */
 
 static struct raft_progress *progress_find(struct raft *r, uint32_t id)
 {
@@ -107,28 +170,34 @@ static struct raft_progress *progress_find(struct raft *r, uint32_t id)
     return NULL;
 }
 
-static void progress_init(struct raft *r, struct raft_progress *pr, uint32_t id)
+static void progress_init(struct raft *r, struct raft_progress *pr, uint32_t id, bool voter)
 {
     memset(pr, 0, sizeof(*pr));
     pr->id = id;
+    pr->voter = voter;
     pr->state = RAFT_PR_PROBE;
     pr->next = r->last_index + 1;
 }
 
-/* One progress slot per voter of the configuration in effect, keeping what is known. */
+/* One progress slot per member of the configuration in effect (voters first), keeping what is
+ * known of members that stay (a promoted learner keeps its match). */
 static void progress_rebuild(struct raft *r)
 {
-    struct raft_progress old[RAFT_MAX_VOTERS];
+    struct raft_progress old[RAFT_MAX_MEMBERS];
     uint32_t n_old = r->n_progress;
     memcpy(old, r->progress, sizeof(old));
     r->n_progress = 0;
-    for (uint32_t i = 0; i < r->config.n_voters; i++) {
-        uint32_t id = r->config.voters[i];
+    uint32_t n_members = r->config.n_voters + r->config.n_learners;
+    for (uint32_t i = 0; i < n_members; i++) {
+        bool voter = i < r->config.n_voters;
+        uint32_t id = voter ? r->config.voters[i] : r->config.learners[i - r->config.n_voters];
         struct raft_progress *pr = &r->progress[r->n_progress++];
-        progress_init(r, pr, id);
+        progress_init(r, pr, id, voter);
         for (uint32_t j = 0; j < n_old; j++)
-            if (old[j].id == id)
+            if (old[j].id == id) {
                 *pr = old[j];
+                pr->voter = voter;
+            }
     }
 }
 
@@ -167,30 +236,99 @@ static void progress_become_replicate(struct raft_progress *pr)
 
 /* ---- the merged log view -------------------------------------------------------------- */
 
-/* Term of entry i in the merged view; 0 when i is 0, beyond the end, or compacted away. */
-static uint64_t term_at(const struct raft *r, uint64_t i)
-{
-    const struct raft_ready *rd = r->rd;
-    if (i == 0 || i > r->last_index || i < r->snap_index)
-        return 0;
-    if (rd && rd->n_append && i >= rd->append[0].index)
-        return rd->append[i - rd->append[0].index].term;
-    if (i == r->snap_index)
-        return r->snap_term;
-    return r->log_ops->term(r->log_ctx, i);
-}
-
 /* The last index that is in the caller's log rather than in this call's ready. */
 static uint64_t log_part_last(const struct raft *r)
 {
     const struct raft_ready *rd = r->rd;
     if (rd && rd->n_append)
-        return rd->append[0].index - 1;
+        return rd->append[0].index - rd->append[0].count;
     return r->last_index;
 }
 
-/* Copies entries lo..hi (within limits) into the ready's pool; returns the count (or a
- * negative log error) and sets *out to the first. */
+/* Position in the ready's append of the first entry whose index is > `index` (a binary search:
+ * the appended entries are in index order). */
+static uint32_t append_upper(const struct raft_ready *rd, uint64_t index)
+{
+    uint32_t lo = 0, hi = rd->n_append;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rd->append[mid].index <= index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Term of the entry ending at i in the merged view; 0 when i is 0, beyond the end, compacted
+ * away, or not a boundary. */
+static uint64_t term_at(const struct raft *r, uint64_t i)
+{
+    const struct raft_ready *rd = r->rd;
+    if (i == 0 || i > r->last_index || i < r->snap_index)
+        return 0;
+    if (i == r->snap_index)
+        return r->snap_term;
+    if (i > log_part_last(r)) {
+        uint32_t k = append_upper(rd, i);
+        return k > 0 && rd->append[k - 1].index == i ? rd->append[k - 1].term : 0;
+    }
+    return r->log_ops->term(r->log_ctx, i);
+}
+
+/* Whether the merged view holds an entry ending at `index` of term `term` (index 0, the empty
+ * prefix, matches term 0). */
+static bool log_matches(const struct raft *r, uint64_t index, uint64_t term)
+{
+    if (index > r->last_index)
+        return false;
+    if (index == 0)
+        return term == 0;
+    uint64_t t = term_at(r, index);
+    return t != 0 && t == term;
+}
+
+/* The largest boundary b <= index (b >= snap_index) whose term is <= max_term, its term in
+ * *term; the snapshot point when no entry qualifies. */
+static uint64_t boundary_at(const struct raft *r, uint64_t index, uint64_t max_term,
+                            uint64_t *term)
+{
+    const struct raft_ready *rd = r->rd;
+    uint64_t log_hi = log_part_last(r);
+    index = min_u64(index, r->last_index);
+    if (index > log_hi) {
+        for (uint32_t k = append_upper(rd, index); k-- > 0;) {
+            if (rd->append[k].term <= max_term) {
+                *term = rd->append[k].term;
+                return rd->append[k].index;
+            }
+        }
+        index = log_hi;
+    }
+    if (index > r->snap_index) {
+        uint64_t t = 0;
+        uint64_t b = r->log_ops->boundary(r->log_ctx, index, max_term, &t);
+        if (b > r->snap_index && b <= index) {
+            *term = t;
+            return b;
+        }
+    }
+    *term = r->snap_term;
+    return r->snap_index;
+}
+
+/* The largest boundary below `index` (>= 1); below the snapshot point any index under it will
+ * do (an append starting there becomes a snapshot). */
+static uint64_t boundary_before(const struct raft *r, uint64_t index)
+{
+    uint64_t t;
+    if (index <= r->snap_index)
+        return index - 1;
+    return boundary_at(r, index - 1, UINT64_MAX, &t);
+}
+
+/* Copies the entries ending in [lo, hi] (within the message limits) into the ready's pool;
+ * returns the count (or a negative log error) and sets *out to the first. */
 static int read_entries(struct raft *r, uint64_t lo, uint64_t hi, const struct raft_entry **out)
 {
     struct raft_ready *rd = r->rd;
@@ -203,62 +341,63 @@ static int read_entries(struct raft *r, uint64_t lo, uint64_t hi, const struct r
     if (max_n == 0 || lo > hi)
         return 0;
     if (lo <= log_hi) {
-        int k = r->log_ops->entries(r->log_ctx, lo, hi < log_hi ? hi : log_hi, r->max_msg_bytes,
-                                    dst, max_n);
+        int k = r->log_ops->entries(r->log_ctx, lo, min_u64(hi, log_hi), r->max_msg_bytes, dst,
+                                    max_n);
         if (k < 0)
             return k;
         n = (uint32_t)k;
         for (uint32_t i = 0; i < n; i++)
             bytes += dst[i].len;
+        if (n > 0 && dst[n - 1].index < min_u64(hi, log_hi))
+            goto out; /* the log part hit a limit: the rest comes in a later message */
     }
-    for (uint64_t i = lo + n; i <= hi && i > log_hi && n < max_n; i++) {
-        if (n > 0 && bytes >= r->max_msg_bytes)
-            break;
-        dst[n] = rd->append[i - rd->append[0].index];
-        bytes += dst[n].len;
-        n++;
+    if (hi > log_hi && rd->n_append) {
+        for (uint32_t k = append_upper(rd, lo > log_hi ? lo - 1 : log_hi);
+             k < rd->n_append && rd->append[k].index <= hi && n < max_n; k++) {
+            if (n > 0 && bytes >= r->max_msg_bytes)
+                break;
+            dst[n] = rd->append[k];
+            bytes += dst[n].len;
+            n++;
+        }
     }
+out:
     rd->n_pool += n;
     return (int)n;
 }
 
 /* The configuration in effect at `index` (>= snap_index): the latest config entry at or below
- * it. Scans backwards only down to the best configuration already known to be below it. */
+ * it, looked up in this call's append and then through the log's configuration index. */
 static int config_at(struct raft *r, uint64_t index, struct raft_config *cfg, uint64_t *cfg_index)
 {
-    struct raft_entry buf[RAFT_SCAN_CHUNK];
-    uint64_t floor = r->snap_index;
+    const struct raft_ready *rd = r->rd;
     if (r->config_index <= index) {
         *cfg = r->config; /* the latest configuration of all is at or below index */
         *cfg_index = r->config_index;
         return 0;
     }
-    *cfg = r->snap_config;
-    *cfg_index = r->snap_config_index;
-    if (r->committed_config_index <= index && r->committed_config_index > floor) {
-        *cfg = r->committed_config;
-        *cfg_index = r->committed_config_index;
-        floor = r->committed_config_index;
-    }
-    uint64_t hi = index;
     uint64_t log_hi = log_part_last(r);
-    if (hi > log_hi)
-        hi = log_hi;
-    while (hi > floor) {
-        uint64_t lo = hi - floor > RAFT_SCAN_CHUNK ? hi - RAFT_SCAN_CHUNK + 1 : floor + 1;
-        int n = r->log_ops->entries(r->log_ctx, lo, hi, UINT64_MAX, buf, RAFT_SCAN_CHUNK);
-        if (n < 0)
-            return n;
-        if (n != (int)(hi - lo + 1))
-            return RL_E_INTERNAL;
-        for (int i = n - 1; i >= 0; i--) {
-            if (buf[i].type == RAFT_ENTRY_CONFIG) {
-                *cfg_index = buf[i].index;
-                return raft_config_decode(buf[i].data, buf[i].len, cfg);
+    if (index > log_hi) {
+        for (uint32_t k = append_upper(rd, index); k-- > 0;) {
+            if (rd->append[k].type == RAFT_ENTRY_CONFIG) {
+                *cfg_index = rd->append[k].index;
+                return raft_config_decode(rd->append[k].data, rd->append[k].len, cfg);
             }
         }
-        hi = lo - 1;
+        index = log_hi;
     }
+    if (index > r->snap_index) {
+        struct raft_entry e;
+        int rc = r->log_ops->config(r->log_ctx, index, &e);
+        if (rc < 0)
+            return rc;
+        if (rc > 0 && e.index > r->snap_index && e.index <= index) {
+            *cfg_index = e.index;
+            return raft_config_decode(e.data, e.len, cfg);
+        }
+    }
+    *cfg = r->snap_config;
+    *cfg_index = r->snap_config_index;
     return 0;
 }
 
@@ -267,6 +406,16 @@ static void set_config(struct raft *r, const struct raft_config *cfg, uint64_t i
     r->config = *cfg;
     r->config_index = index;
     progress_rebuild(r);
+}
+
+/* True for a node its configuration names as a voter: only voters campaign and lead. */
+static bool is_voter(const struct raft *r)
+{
+#if RAFT_PLANT_BUG == 6
+    if (!config_is_member(&r->config, r->id) && r->config_index > 0)
+        return true; /* a removed node keeps campaigning (LogCabin #205) */
+#endif
+    return raft_config_is_voter(&r->config, r->id);
 }
 
 /* ---- outputs ------------------------------------------------------------------------- */
@@ -339,6 +488,7 @@ static int ready_append(struct raft *r, const struct raft_entry *src, uint32_t n
 {
     struct raft_ready *rd = r->rd;
     RL_ASSERT(rd->n_append == 0);
+    RL_ASSERT(src[0].index - src[0].count == r->last_index);
     if (n > RAFT_READY_MAX_ENTRIES - rd->n_pool)
         return RL_E_FULL;
     struct raft_entry *dst = &rd->pool[rd->n_pool];
@@ -394,13 +544,12 @@ static void become_leader(struct raft *r)
     r->election_elapsed = 0;
     for (uint32_t i = 0; i < r->n_progress; i++) {
         struct raft_progress *pr = &r->progress[i];
-        uint32_t id = pr->id;
-        progress_init(r, pr, id);
+        progress_init(r, pr, pr->id, pr->voter);
         pr->recent_active = 1;
     }
     /* A no-op of the new term: earlier terms' entries commit only through an entry of this
      * term, so the leader must write one to finish its predecessors' work. */
-    struct raft_entry noop = {.index = r->last_index + 1, .term = r->term};
+    struct raft_entry noop = {.index = r->last_index + 1, .count = 1, .term = r->term};
     r->term_start_index = noop.index;
     r->pending_conf_index = r->last_index;
     if (ready_append(r, &noop, 1) < 0)
@@ -413,6 +562,8 @@ static uint32_t vote_tally(struct raft *r, uint32_t *refused)
     uint32_t granted = 0;
     *refused = 0;
     for (uint32_t i = 0; i < r->n_progress; i++) {
+        if (!r->progress[i].voter)
+            continue;
         granted += r->progress[i].vote > 0;
         *refused += r->progress[i].vote < 0;
     }
@@ -422,9 +573,10 @@ static uint32_t vote_tally(struct raft *r, uint32_t *refused)
 /* Starts a pre-vote (pre) or a real election. Single-voter groups win at once. */
 static void campaign(struct raft *r, bool pre, bool transfer)
 {
-    if (!raft_config_has(&r->config, r->id))
+    if (!is_voter(r))
         return;
-    if (r->config.n_voters == 1)
+    bool alone = r->config.n_voters == 1 && raft_config_is_voter(&r->config, r->id);
+    if (alone)
         pre = false;
     uint64_t vote_term = r->term + 1;
     if (pre) {
@@ -439,12 +591,12 @@ static void campaign(struct raft *r, bool pre, bool transfer)
     reset_election_timer(r);
     for (uint32_t i = 0; i < r->n_progress; i++)
         r->progress[i].vote = r->progress[i].id == r->id ? 1 : 0;
-    if (r->config.n_voters == 1) {
+    if (alone) {
         become_leader(r);
         return;
     }
     for (uint32_t i = 0; i < r->n_progress; i++) {
-        if (r->progress[i].id == r->id)
+        if (r->progress[i].id == r->id || !r->progress[i].voter)
             continue;
         struct raft_msg *m =
             msg_new(r, pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, r->progress[i].id);
@@ -525,20 +677,54 @@ static void leader_step_down(struct raft *r)
     become_follower(r, r->term, RAFT_NONE);
 }
 
+/* True for a leader whose configuration no longer names it a voter. Until that configuration
+ * commits it replicates it without counting itself (it has no progress slot); afterwards it
+ * only hands leadership over. Either way it takes no proposals. */
+static bool leader_leaving(const struct raft *r)
+{
+    return !raft_config_is_voter(&r->config, r->id);
+}
+
+/* A leader has committed a configuration without itself (replication-anchors 6.11): rather
+ * than fall silent, which leaves the voters to wait out an election timeout while its last
+ * appends still reach them and re-arm their leases, it hands leadership to the voter with the
+ * highest match, as a transfer does (TIMEOUT_NOW once that voter holds the whole log, resent
+ * on each heartbeat reply). It steps down when the successor's term reaches it or when the
+ * transfer times out, and never campaigns again: it is no voter. */
+static void hand_over(struct raft *r)
+{
+    struct raft_progress *best = NULL;
+    for (uint32_t i = 0; i < r->n_progress; i++)
+        if (r->progress[i].voter && (!best || r->progress[i].match > best->match))
+            best = &r->progress[i];
+    if (!best) {
+        leader_step_down(r);
+        return;
+    }
+    r->transferee = best->id;
+    r->transfer_elapsed = 0;
+    if (best->match == r->last_index)
+        send_timeout_now(r, best->id);
+}
+
 static void maybe_commit(struct raft *r)
 {
-    uint64_t m[RAFT_MAX_VOTERS];
-    uint32_t n = r->n_progress;
-    if (n == 0)
-        return;
-    for (uint32_t i = 0; i < n; i++) {
+    uint64_t m[RAFT_MAX_MEMBERS];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->n_progress; i++) {
         struct raft_progress *pr = &r->progress[i];
+#if RAFT_PLANT_BUG != 5
+        if (!pr->voter)
+            continue; /* learners count toward no quorum */
+#endif
         uint64_t v = pr->id == r->id ? r->durable_index : pr->match;
-        uint32_t j = i;
+        uint32_t j = n++;
         for (; j > 0 && m[j - 1] < v; j--) /* insertion sort, descending */
             m[j] = m[j - 1];
         m[j] = v;
     }
+    if (n == 0)
+        return;
     uint64_t candidate = m[quorum(n) - 1];
     if (candidate <= r->commit)
         return;
@@ -550,19 +736,18 @@ static void maybe_commit(struct raft *r)
     if (r->commit >= r->config_index) {
         r->committed_config = r->config;
         r->committed_config_index = r->config_index;
-        if (!raft_config_has(&r->config, r->id))
-            leader_step_down(r); /* it removed itself; the others elect a successor */
+        if (leader_leaving(r))
+            hand_over(r);
     }
 }
 
-/* Where to resume after a rejection: the last leader entry at or below the follower's hint
- * whose term is <= the hint's term. Entries up to there may match; the probe finds out. */
+/* Where to resume after a rejection: the end of the last leader entry at or below the
+ * follower's hint whose term is <= the hint's term. Entries up to there may match; the probe
+ * finds out. */
 static uint64_t leader_resume_index(struct raft *r, const struct raft_msg *m)
 {
-    uint64_t j = m->hint_index < r->last_index ? m->hint_index : r->last_index;
-    while (j > r->snap_index && term_at(r, j) > m->hint_term)
-        j--;
-    return j + 1;
+    uint64_t t;
+    return boundary_at(r, m->hint_index, m->hint_term, &t) + 1;
 }
 
 static void handle_append_resp(struct raft *r, const struct raft_msg *m, struct raft_progress *pr)
@@ -573,15 +758,15 @@ static void handle_append_resp(struct raft *r, const struct raft_msg *m, struct 
             (pr->state == RAFT_PR_PROBE && m->index != pr->next - 1))
             return; /* stale */
         uint64_t next = leader_resume_index(r, m);
-        if (next > m->index)
-            next = m->index;
+        if (next > m->index) /* resume strictly below the rejected position */
+            next = m->index == 0 ? 1 : boundary_before(r, m->index) + 1;
         if (next < pr->match + 1)
             next = pr->match + 1;
         progress_become_probe(pr, next);
         send_append_loop(r, pr);
         return;
     }
-    bool progressed = m->index > pr->match;
+    bool progressed = m->index > pr->match && m->index <= r->last_index;
     if (progressed)
         pr->match = m->index;
     infl_free_to(pr, m->index);
@@ -605,7 +790,7 @@ static void handle_heartbeat_resp(struct raft *r, const struct raft_msg *m,
 {
     /* The reply carries the same acknowledgement an append reply would, so a lost append
      * reply cannot leave the leader waiting forever. */
-    if (m->index > pr->match) {
+    if (m->index > pr->match && m->index <= r->last_index) {
         pr->match = m->index;
         if (pr->next <= pr->match)
             pr->next = pr->match + 1;
@@ -641,7 +826,7 @@ static void send_ack(struct raft *r, uint32_t to)
     struct raft_msg *m = msg_new(r, RAFT_MSG_APPEND_RESP, to);
     if (!m)
         return;
-    uint64_t ack = r->durable_index < r->verified_index ? r->durable_index : r->verified_index;
+    uint64_t ack = min_u64(r->durable_index, r->verified_index);
 #if RAFT_PLANT_BUG == 4
     ack = r->verified_index;
 #endif
@@ -655,12 +840,15 @@ static void send_reject(struct raft *r, const struct raft_msg *req)
         return;
     m->flags = RAFT_MSG_F_REJECT;
     m->index = req->index;
-    uint64_t j = req->index < r->last_index ? req->index : r->last_index;
     uint64_t floor = r->commit > r->snap_index ? r->commit : r->snap_index;
-    while (j > floor && term_at(r, j) > req->log_term)
-        j--;
+    uint64_t t;
+    uint64_t j = boundary_at(r, req->index, req->log_term, &t);
+    if (j < floor) {
+        j = floor;
+        t = term_at(r, floor);
+    }
     m->hint_index = j;
-    m->hint_term = term_at(r, j);
+    m->hint_term = t;
 }
 
 static void commit_to(struct raft *r, uint64_t index)
@@ -701,43 +889,65 @@ static int truncate_after(struct raft *r, uint64_t after)
     return 0;
 }
 
+/* An append's entries must follow one another from its previous index, with counts in range
+ * and terms that never decrease and never exceed the message's; anything else is dropped. */
+static bool append_well_formed(const struct raft_msg *m)
+{
+    uint64_t prev = m->index, term = m->log_term;
+    if (m->n_entries > 0 && !m->entries)
+        return false;
+    if (term > m->term || m->n_entries > RAFT_READY_MAX_ENTRIES)
+        return false;
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->count == 0 || e->count > RAFT_MAX_ENTRY_COUNT || e->index < e->count ||
+            e->index - e->count != prev || e->term < term || e->term > m->term ||
+            e->type > RAFT_ENTRY_CONFIG)
+            return false;
+        prev = e->index;
+        term = e->term;
+    }
+    return true;
+}
+
 static int handle_append(struct raft *r, const struct raft_msg *m)
 {
+    if (!append_well_formed(m))
+        return 0;
     if (m->index < r->commit) {
         send_ack(r, m->from);
         return 0;
     }
-    if (m->index > r->last_index || term_at(r, m->index) != m->log_term) {
+    if (!log_matches(r, m->index, m->log_term)) {
         send_reject(r, m);
         return 0;
     }
     uint32_t i = 0;
-    for (; i < m->n_entries; i++) {
+    for (; i < m->n_entries; i++) { /* skip what we hold: same end and term, same entry */
         const struct raft_entry *e = &m->entries[i];
         if (e->index > r->last_index || term_at(r, e->index) != e->term)
             break;
     }
-    uint64_t last_new = m->index + i;
+    uint64_t last_new = i > 0 ? m->entries[i - 1].index : m->index;
     if (i < m->n_entries) {
-        uint64_t first = m->entries[i].index;
         uint32_t n = m->n_entries - i;
         uint32_t room = RAFT_READY_MAX_ENTRIES - r->rd->n_pool;
         if (n > room)
             n = room; /* the rest comes again later */
         if (n > 0) {
             int rc = 0;
-            if (first <= r->last_index)
-                rc = truncate_after(r, first - 1);
+            if (last_new < r->last_index) /* a boundary we matched at: cut what follows */
+                rc = truncate_after(r, last_new);
             if (rc == 0)
                 rc = ready_append(r, &m->entries[i], n);
             if (rc < 0)
                 return rc;
-            last_new = first + n - 1;
+            last_new = m->entries[i + n - 1].index;
         }
     }
     if (last_new > r->verified_index)
         r->verified_index = last_new;
-    commit_to(r, m->commit < last_new ? m->commit : last_new);
+    commit_to(r, min_u64(m->commit, last_new));
     if (r->rd->n_append == 0 || RAFT_PLANT_BUG == 4)
         send_ack(r, m->from); /* otherwise raft_persisted acknowledges */
     return 0;
@@ -746,11 +956,11 @@ static int handle_append(struct raft *r, const struct raft_msg *m)
 static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
 {
     /* The leader sends min(commit, our match); matched entries are durable here. */
-    commit_to(r, m->commit < r->last_index ? m->commit : r->last_index);
+    commit_to(r, min_u64(m->commit, r->last_index));
     struct raft_msg *resp = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
     if (!resp)
         return;
-    resp->index = r->durable_index < r->verified_index ? r->durable_index : r->verified_index;
+    resp->index = min_u64(r->durable_index, r->verified_index);
 #if RAFT_PLANT_BUG == 4
     resp->index = r->verified_index;
 #endif
@@ -764,7 +974,9 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
         send_ack(r, m->from);
         return;
     }
-    if (s->index <= r->last_index && term_at(r, s->index) == s->term) {
+    if (s->term == 0 || s->term > m->term || !config_ids_valid(&s->config))
+        return; /* malformed */
+    if (log_matches(r, s->index, s->term)) {
         /* We hold the snapshot's last entry, so everything up to it matches. */
         if (s->index > r->verified_index)
             r->verified_index = s->index;
@@ -795,6 +1007,8 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 static void handle_vote_request(struct raft *r, const struct raft_msg *m)
 {
     bool pre = m->type == RAFT_MSG_PREVOTE;
+    /* A learner answers too: the candidate's configuration decides whose votes count, and
+     * it may name this node a voter in an entry this node has not received yet. */
     bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->leader == RAFT_NONE) ||
                     (pre && m->term > r->term);
 #if RAFT_PLANT_BUG == 2
@@ -823,7 +1037,7 @@ static void handle_vote_resp(struct raft *r, const struct raft_msg *m)
     if (m->term != (pre ? r->term + 1 : r->term) && !(m->flags & RAFT_MSG_F_REJECT))
         return;
     struct raft_progress *pr = progress_find(r, m->from);
-    if (!pr)
+    if (!pr || !pr->voter)
         return;
     pr->vote = (m->flags & RAFT_MSG_F_REJECT) ? -1 : 1;
     uint32_t refused;
@@ -954,7 +1168,7 @@ static void leader_tick(struct raft *r)
                 continue;
             struct raft_msg *m = msg_new(r, RAFT_MSG_HEARTBEAT, pr->id);
             if (m)
-                m->commit = r->commit < pr->match ? r->commit : pr->match;
+                m->commit = min_u64(r->commit, pr->match);
         }
     }
     for (uint32_t i = 0; i < r->n_progress; i++) {
@@ -964,8 +1178,13 @@ static void leader_tick(struct raft *r)
             send_append_loop(r, pr);
         }
     }
-    if (r->transferee != RAFT_NONE && ++r->transfer_elapsed >= r->election_ticks)
+    if (r->transferee != RAFT_NONE && ++r->transfer_elapsed >= r->election_ticks) {
         r->transferee = RAFT_NONE;
+        if (leader_leaving(r) && r->commit >= r->config_index) {
+            leader_step_down(r); /* the hand-over failed: the voters elect as usual */
+            return;
+        }
+    }
     if (++r->election_elapsed < r->election_ticks)
         return;
     r->election_elapsed = 0;
@@ -974,7 +1193,7 @@ static void leader_tick(struct raft *r)
     uint32_t active = 0;
     for (uint32_t i = 0; i < r->n_progress; i++) {
         struct raft_progress *pr = &r->progress[i];
-        active += pr->id == r->id || pr->recent_active;
+        active += pr->voter && (pr->id == r->id || pr->recent_active);
         pr->recent_active = 0;
     }
     if (active < quorum(r->config.n_voters))
@@ -989,11 +1208,12 @@ int raft_tick(struct raft *r, struct raft_ready *rd)
         leader_tick(r);
     } else if (++r->election_elapsed >= r->randomized_election_ticks) {
         r->election_elapsed = 0;
-        if (raft_config_has(&r->config, r->id)) {
+        if (is_voter(r)) {
             campaign(r, r->pre_vote, false);
         } else {
-            /* Not a voter as far as it knows (perhaps just added): it cannot campaign, but it
-             * must stop honouring a leader it has not heard from, or it would refuse votes. */
+            /* No voter as far as it knows (a learner, removed, or perhaps just added): it
+             * cannot campaign, but it must stop honouring a leader it has not heard from, or
+             * it would refuse votes. */
             r->leader = RAFT_NONE;
             reset_election_timer(r);
         }
@@ -1005,42 +1225,112 @@ int raft_tick(struct raft *r, struct raft_ready *rd)
 /* ---- proposals ----------------------------------------------------------------------- */
 
 static int propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
-                   uint64_t *first_index)
+                   uint64_t *last_index)
 {
     struct raft_entry tmp[RAFT_MAX_PROPOSAL];
     if (r->role != RAFT_LEADER)
         return RL_E_RAFT_NOT_LEADER;
-    if (r->transferee != RAFT_NONE)
+    if (r->transferee != RAFT_NONE || leader_leaving(r))
         return RL_E_RAFT_TRANSFERRING;
-    if (r->last_index - r->commit + n > r->max_uncommitted)
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += entries[i].count;
+    if (r->last_index - r->commit + total > r->max_uncommitted)
         return RL_E_FULL;
+    uint64_t index = r->last_index;
     for (uint32_t i = 0; i < n; i++) {
         tmp[i] = entries[i];
-        tmp[i].index = r->last_index + 1 + i;
+        index += entries[i].count;
+        tmp[i].index = index;
         tmp[i].term = r->term;
     }
     int rc = ready_append(r, tmp, n);
     if (rc < 0)
         return rc;
-    if (first_index)
-        *first_index = tmp[0].index;
+    if (last_index)
+        *last_index = index;
     broadcast_append(r);
     return 0;
 }
 
 int raft_propose(struct raft *r, const struct raft_entry *entries, uint32_t n,
-                 struct raft_ready *rd, uint64_t *first_index)
+                 struct raft_ready *rd, uint64_t *last_index)
 {
     if (n == 0 || n > RAFT_MAX_PROPOSAL)
         return RL_E_INVALID_ARGUMENT;
     for (uint32_t i = 0; i < n; i++)
-        if (entries[i].type != RAFT_ENTRY_NORMAL)
+        if (entries[i].type != RAFT_ENTRY_NORMAL || entries[i].count == 0 ||
+            entries[i].count > RAFT_MAX_ENTRY_COUNT)
             return RL_E_INVALID_ARGUMENT;
     struct raft_saved sv;
     begin(r, rd, &sv);
-    int rc = propose(r, entries, n, first_index);
+    int rc = propose(r, entries, n, last_index);
     finish(r, &sv);
     return rc;
+}
+
+/* True when a quorum of cfg's voters already holds everything committed, so cfg can commit
+ * its own entry one round trip after it is appended. A configuration whose quorum lags can
+ * commit nothing, and the group takes no writes, until the laggards catch up; removing a
+ * voter while another one is far behind is how a group stalls for as long as catch-up takes. */
+static bool config_caught_up(struct raft *r, const struct raft_config *cfg)
+{
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < cfg->n_voters; i++) {
+        uint32_t id = cfg->voters[i];
+        const struct raft_progress *pr = progress_find(r, id);
+        uint64_t match = id == r->id ? r->durable_index : pr ? pr->match : 0;
+        ok += match >= r->commit;
+    }
+    return ok >= quorum(cfg->n_voters);
+}
+
+static void ids_remove(uint32_t *ids, uint32_t *n, uint32_t id)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < *n; i++)
+        if (ids[i] != id)
+            ids[k++] = ids[i];
+    *n = k;
+}
+
+/* Applies op to cfg; returns 0, RL_E_INVALID_ARGUMENT when it does not apply, or
+ * RL_E_RAFT_CATCHING_UP for a learner to promote that lacks the commit index. */
+static int conf_apply(struct raft *r, struct raft_config *cfg, enum raft_conf_op op, uint32_t id)
+{
+    bool member = config_is_member(cfg, id);
+    const struct raft_progress *pr = progress_find(r, id);
+    switch (op) {
+    case RAFT_CONF_ADD_VOTER:
+        if (member || cfg->n_voters >= RAFT_MAX_VOTERS)
+            return RL_E_INVALID_ARGUMENT;
+        cfg->voters[cfg->n_voters++] = id;
+        return 0;
+    case RAFT_CONF_ADD_LEARNER:
+        if (member || cfg->n_learners >= RAFT_MAX_LEARNERS)
+            return RL_E_INVALID_ARGUMENT;
+        cfg->learners[cfg->n_learners++] = id;
+        return 0;
+    case RAFT_CONF_PROMOTE_LEARNER:
+        if (!raft_config_is_learner(cfg, id) || cfg->n_voters >= RAFT_MAX_VOTERS)
+            return RL_E_INVALID_ARGUMENT;
+        if (!pr || pr->match < r->commit)
+            return RL_E_RAFT_CATCHING_UP;
+        ids_remove(cfg->learners, &cfg->n_learners, id);
+        cfg->voters[cfg->n_voters++] = id;
+        return 0;
+    case RAFT_CONF_REMOVE_VOTER:
+        if (!raft_config_is_voter(cfg, id) || cfg->n_voters == 1)
+            return RL_E_INVALID_ARGUMENT;
+        ids_remove(cfg->voters, &cfg->n_voters, id);
+        return 0;
+    case RAFT_CONF_REMOVE_LEARNER:
+        if (!raft_config_is_learner(cfg, id))
+            return RL_E_INVALID_ARGUMENT;
+        ids_remove(cfg->learners, &cfg->n_learners, id);
+        return 0;
+    }
+    return RL_E_INVALID_ARGUMENT;
 }
 
 static int conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id, uint64_t *index)
@@ -1050,32 +1340,25 @@ static int conf_change(struct raft *r, enum raft_conf_op op, uint32_t node_id, u
     if (r->pending_conf_index > r->commit || r->commit < r->term_start_index)
         return RL_E_RAFT_CONF_PENDING;
     struct raft_config cfg = r->config;
-    bool has = raft_config_has(&cfg, node_id);
-    if (op == RAFT_CONF_ADD_VOTER) {
-        if (has || cfg.n_voters >= RAFT_MAX_VOTERS)
-            return RL_E_INVALID_ARGUMENT;
-        cfg.voters[cfg.n_voters++] = node_id;
-    } else {
-        if (!has || cfg.n_voters == 1)
-            return RL_E_INVALID_ARGUMENT;
-        uint32_t k = 0;
-        for (uint32_t i = 0; i < cfg.n_voters; i++)
-            if (cfg.voters[i] != node_id)
-                cfg.voters[k++] = cfg.voters[i];
-        cfg.n_voters = k;
-    }
+    int rc = conf_apply(r, &cfg, op, node_id);
+    if (rc < 0)
+        return rc;
+    bool voters_change = op == RAFT_CONF_ADD_VOTER || op == RAFT_CONF_REMOVE_VOTER ||
+                         op == RAFT_CONF_PROMOTE_LEARNER;
+    if (voters_change && !config_caught_up(r, &cfg))
+        return RL_E_RAFT_CATCHING_UP;
     struct raft_ready *rd = r->rd;
     uint8_t *buf = &rd->scratch[rd->scratch_used];
     uint32_t len = raft_config_encode(&cfg, buf);
     rd->scratch_used += len;
-    struct raft_entry e = {.data = buf, .len = len, .type = RAFT_ENTRY_CONFIG};
-    uint64_t first = 0;
-    int rc = propose(r, &e, 1, &first);
+    struct raft_entry e = {.data = buf, .len = len, .count = 1, .type = RAFT_ENTRY_CONFIG};
+    uint64_t last = 0;
+    rc = propose(r, &e, 1, &last);
     if (rc < 0)
         return rc;
-    r->pending_conf_index = first;
+    r->pending_conf_index = last;
     if (index)
-        *index = first;
+        *index = last;
     return 0;
 }
 
@@ -1099,7 +1382,7 @@ int raft_transfer_leadership(struct raft *r, uint32_t target, struct raft_ready 
     struct raft_progress *pr = progress_find(r, target);
     if (r->role != RAFT_LEADER) {
         rc = RL_E_RAFT_NOT_LEADER;
-    } else if (!pr || target == r->id) {
+    } else if (!pr || !pr->voter || target == r->id) {
         rc = RL_E_INVALID_ARGUMENT;
     } else {
         r->transferee = target;
@@ -1111,6 +1394,16 @@ int raft_transfer_leadership(struct raft *r, uint32_t target, struct raft_ready 
     }
     finish(r, &sv);
     return rc;
+}
+
+const struct raft_progress *raft_progress_of(const struct raft *r, uint32_t id)
+{
+    if (r->role != RAFT_LEADER)
+        return NULL;
+    for (uint32_t i = 0; i < r->n_progress; i++)
+        if (r->progress[i].id == id)
+            return &r->progress[i];
+    return NULL;
 }
 
 /* ---- durability, compaction, init ---------------------------------------------------- */
@@ -1136,17 +1429,20 @@ int raft_compact(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta
 {
     if (index <= r->snap_index || index > r->commit || index > r->durable_index)
         return RL_E_INVALID_ARGUMENT;
+    uint64_t term = term_at(r, index);
+    if (term == 0)
+        return RL_E_INVALID_ARGUMENT; /* not a boundary */
     struct raft_config cfg;
     uint64_t cfg_index;
     int rc = config_at(r, index, &cfg, &cfg_index);
     if (rc < 0)
         return rc;
-    r->snap_term = term_at(r, index);
+    r->snap_term = term;
     r->snap_index = index;
     r->snap_config = cfg;
     r->snap_config_index = cfg_index;
     meta->index = index;
-    meta->term = r->snap_term;
+    meta->term = term;
     meta->config = cfg;
     meta->config_index = cfg_index;
     return 0;
@@ -1155,10 +1451,10 @@ int raft_compact(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta
 int raft_init(struct raft *r, const struct raft_options *opt, const struct raft_hard_state *hs,
               const struct raft_snapshot_meta *snap)
 {
-    if (!opt || !opt->log_ops || opt->id == RAFT_NONE || opt->election_ticks == 0 ||
-        opt->heartbeat_ticks == 0 || opt->heartbeat_ticks >= opt->election_ticks ||
-        opt->max_inflight > RAFT_MAX_INFLIGHT || snap->config.n_voters == 0 ||
-        snap->config.n_voters > RAFT_MAX_VOTERS)
+    if (!opt || !opt->log_ops || !opt->log_ops->boundary || !opt->log_ops->config ||
+        opt->id == RAFT_NONE || opt->election_ticks == 0 || opt->heartbeat_ticks == 0 ||
+        opt->heartbeat_ticks >= opt->election_ticks || opt->max_inflight > RAFT_MAX_INFLIGHT ||
+        !config_ids_valid(&snap->config))
         return RL_E_INVALID_ARGUMENT;
     memset(r, 0, sizeof(*r));
     r->id = opt->id;
@@ -1181,17 +1477,17 @@ int raft_init(struct raft *r, const struct raft_options *opt, const struct raft_
     r->snap_config_index = snap->config_index;
     r->committed_config = snap->config;
     r->committed_config_index = snap->config_index;
-    r->config = snap->config;
-    r->config_index = snap->config_index;
     r->commit = snap->index;
     uint64_t last = r->log_ops->last_index(r->log_ctx);
     r->last_index = last > snap->index ? last : snap->index;
     r->last_term = r->last_index == snap->index ? snap->term : term_at(r, r->last_index);
+    if (r->last_index > snap->index && r->last_term == 0)
+        return RL_E_INVALID_ARGUMENT; /* the log's last index is no boundary of it */
     r->durable_index = r->last_index; /* what the log holds after a restart is on disk */
     r->role = RAFT_FOLLOWER;
+    r->verified_index = r->commit;
     struct raft_config cfg;
     uint64_t cfg_index;
-    r->verified_index = r->commit;
     r->config_index = UINT64_MAX; /* make config_at look through the log */
     int rc = config_at(r, r->last_index, &cfg, &cfg_index);
     if (rc < 0)

@@ -12,7 +12,11 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/batch.h"
+#include "replication/memlog.h"
 #include "replication/raft.h"
+#include "replication/raftlog.h"
+#include "tests/sim/sim_glue.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -26,7 +30,6 @@
 #define SIM_TRACE_LINE_BYTES 200
 #define SIM_ARENA_CHUNK (1u << 20)
 #define SIM_MAX_TERMS (1u << 16) /* terms a run may reach */
-#define SIM_REG_BITS 17          /* (index, term) registry for log matching */
 #define SIM_MAX_SYNCS 32         /* appends awaiting durability per node (then merged) */
 #define SIM_ELECTION_TICKS 10
 #define SIM_HEARTBEAT_TICKS 2
@@ -35,16 +38,6 @@ struct arena_chunk {
     struct arena_chunk *next;
     size_t used;
     uint8_t data[SIM_ARENA_CHUNK];
-};
-
-struct memlog {
-    struct raft_entry *e;
-    uint64_t cap;
-    uint64_t first;     /* index of e[0] */
-    uint64_t n;         /* entries held */
-    uint64_t durable_n; /* e[0..durable_n) survive a crash */
-    uint64_t snap_index;
-    uint64_t snap_term;
 };
 
 struct node {
@@ -59,25 +52,49 @@ struct node {
         uint64_t index, term, at;
     } syncs[SIM_MAX_SYNCS];
     uint64_t commit; /* last commit seen this life */
+    uint64_t holds;  /* the log holds the committed entries up to here (check_no_loss) */
     uint64_t doom_at; /* crash at this tick (0: not scheduled) */
+    uint8_t role;     /* as of its last ready */
+    /* glue mode: the disk is the partition log and an hstore on a simulated machine; `log`
+     * stays as the checker's view of it */
+    struct sim_glue *glue;
+    uint64_t hs_seq;                /* the latest hard-state put */
+    struct raft_hard_state hs_put;  /* ... what it put */
+    struct raft_hard_state hs_durable; /* the latest put known durable */
+    struct held {
+        struct raft_msg m;
+        void *blob; /* the message's entries and their bytes */
+    } *held;                        /* messages waiting for the hard state's fsync */
+    uint32_t n_held, cap_held;
 };
 
 struct net_msg {
     uint64_t at;
+    uint64_t seq; /* send order: ties in `at` on one link deliver in this order */
     struct raft_msg m;
     struct raft_entry *ents;
 };
 
+/* A committed entry, in the order of the global committed log. */
 struct centry {
+    uint64_t index;
+    uint64_t count;
     uint64_t term;
     uint64_t value;
 };
 
-struct reg_slot {
-    uint64_t index; /* 0: empty */
-    uint64_t term;
+/* An entry as first seen on any node, registered under its term: (start, end] and what it
+ * held. One leader per term writes each index once, so entries of one term never overlap
+ * unless identical. */
+struct reg_entry {
+    uint64_t start, end;
     uint64_t value;
     uint64_t prev_term;
+};
+
+struct term_reg {
+    struct reg_entry *e; /* sorted by end; disjoint */
+    uint32_t n, cap;
 };
 
 struct sim {
@@ -89,8 +106,15 @@ struct sim {
     struct node nodes[SIM_MAX_NODES];
     bool link_down[SIM_MAX_NODES][SIM_MAX_NODES];
     uint64_t link_at[SIM_MAX_NODES][SIM_MAX_NODES]; /* latest delivery time on each link */
-    uint32_t n_net;
-    struct net_msg net[SIM_NET_MAX];
+    uint32_t n_net;   /* messages in flight */
+    uint64_t net_seq;
+    struct net_msg net[SIM_NET_MAX]; /* a pool; free slots listed in net_free */
+    uint32_t net_free[SIM_NET_MAX], n_free;
+    struct link_queue {
+        uint64_t head_at; /* due time of heap[0] (UINT64_MAX: empty), scanned per delivery */
+        uint32_t *heap;   /* pool slots, a min-heap on (at, seq) */
+        uint32_t n, cap;
+    } links[SIM_MAX_NODES][SIM_MAX_NODES];
     struct raft_ready rd;
     struct arena_chunk *arena;
     uint64_t next_value;
@@ -99,11 +123,17 @@ struct sim {
     uint32_t crash_rate, restart_rate, partition_rate; /* per 10,000 ticks (per node) */
     uint32_t doom_rate; /* per 10,000 elections: crash the new leader within a few ticks */
     bool pre_vote, check_quorum; /* drawn per run: without them elections churn far more */
+    uint32_t max_count; /* records per proposed entry: 1 (each index an entry) or up to this */
+    struct raftlog_arena *glue_arena; /* glue mode: the raftlogs' read arena */
+    struct batch_builder *builder;    /* glue mode: proposals are real record batches */
     /* checker */
-    uint32_t *leader_of_term;
-    struct centry *committed;
-    uint64_t committed_len, committed_cap;
-    struct reg_slot *reg;
+    uint32_t *leader_of_term; /* by term, [0, n_terms) */
+    uint64_t n_terms;
+    struct centry *committed; /* the global committed log, in index order */
+    uint64_t n_committed, committed_cap;
+    uint64_t committed_len; /* its last index */
+    bool logs_changed;      /* since check_no_loss last looked */
+    struct term_reg *reg;   /* by term, [0, n_terms) */
     /* trace ring */
     char (*trace)[SIM_TRACE_LINE_BYTES];
     uint64_t n_trace;
@@ -190,102 +220,109 @@ static uint64_t entry_value(const struct raft_entry *e)
     return h | 1ull << 63;
 }
 
-/* ---- the in-memory log (what a node's disk holds) -------------------------------------- */
+/* ---- the logs (replication/memlog) --------------------------------------------------- */
 
-static uint64_t ml_last(void *ctx)
+/* Term of the entry ending at `index` in l (the snapshot's at its index), 0 if none. */
+static uint64_t ml_term(const struct memlog *l, uint64_t index)
 {
-    const struct memlog *l = ctx;
-    return l->n ? l->first + l->n - 1 : l->snap_index;
-}
-
-static uint64_t ml_term(void *ctx, uint64_t i)
-{
-    const struct memlog *l = ctx;
-    if (i == l->snap_index)
-        return l->snap_term;
-    if (i < l->first || i >= l->first + l->n)
-        return 0;
-    return l->e[i - l->first].term;
-}
-
-static int ml_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                      struct raft_entry *out, uint32_t max_n)
-{
-    const struct memlog *l = ctx;
-    if (lo < l->first || hi >= l->first + l->n)
-        return RL_E_OFFSET_OUT_OF_RANGE;
-    uint32_t n = 0;
-    uint64_t bytes = 0;
-    for (uint64_t i = lo; i <= hi && n < max_n; i++) {
-        if (n > 0 && bytes >= max_bytes)
-            break;
-        out[n] = l->e[i - l->first];
-        bytes += out[n].len;
-        n++;
-    }
-    return (int)n;
-}
-
-static const struct raft_log_ops ml_ops = {ml_last, ml_term, ml_entries};
-
-static void ml_append(struct memlog *l, const struct raft_entry *e)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->e = realloc(l->e, l->cap * sizeof(*l->e));
-        if (!l->e)
-            abort();
-    }
-    l->e[l->n++] = *e;
-}
-
-static const struct raft_entry *ml_get(const struct memlog *l, uint64_t i)
-{
-    if (i < l->first || i >= l->first + l->n)
-        return NULL;
-    return &l->e[i - l->first];
+    return memlog_ops.term((void *)l, index);
 }
 
 /* ---- checker --------------------------------------------------------------------------- */
 
+/* Makes the per-term tables cover `term`; false (and the run fails) beyond SIM_MAX_TERMS. */
+static bool terms_cover(struct sim *s, uint64_t term)
+{
+    if (term < s->n_terms)
+        return true;
+    if (term >= SIM_MAX_TERMS) {
+        fail(s, "term %llu beyond the simulator's table", (unsigned long long)term);
+        return false;
+    }
+    uint64_t n = s->n_terms ? s->n_terms : 64;
+    while (n <= term)
+        n *= 2;
+    s->leader_of_term = realloc(s->leader_of_term, n * sizeof(*s->leader_of_term));
+    s->reg = realloc(s->reg, n * sizeof(*s->reg));
+    if (!s->leader_of_term || !s->reg)
+        abort();
+    memset(s->leader_of_term + s->n_terms, 0, (n - s->n_terms) * sizeof(*s->leader_of_term));
+    memset(s->reg + s->n_terms, 0, (n - s->n_terms) * sizeof(*s->reg));
+    s->n_terms = n;
+    return true;
+}
+
+/* Log matching on indexes: an entry of term t covering any index another node holds under
+ * term t must be that very entry (same range, payload and predecessor's term). */
 static void check_registry(struct sim *s, struct node *n, const struct raft_entry *e,
                            uint64_t prev_term)
 {
-    uint64_t mask = (1ull << SIM_REG_BITS) - 1;
-    uint64_t h = (e->index * 0x9e3779b97f4a7c15ull ^ e->term * 0xc2b2ae3d27d4eb4full) & mask;
-    uint64_t value = entry_value(e);
-    for (uint64_t probe = 0; probe <= mask; probe++) {
-        struct reg_slot *slot = &s->reg[(h + probe) & mask];
-        if (slot->index == 0) {
-            *slot = (struct reg_slot){e->index, e->term, value, prev_term};
-            return;
-        }
-        if (slot->index == e->index && slot->term == e->term) {
-            if (slot->value != value || slot->prev_term != prev_term)
-                fail(s, "log matching: n%u holds (%llu, term %llu) value %llx prev term %llu, "
-                        "another node value %llx prev term %llu", n->id,
-                     (unsigned long long)e->index, (unsigned long long)e->term,
-                     (unsigned long long)value, (unsigned long long)prev_term,
-                     (unsigned long long)slot->value, (unsigned long long)slot->prev_term);
-            return;
-        }
+    if (!terms_cover(s, e->term))
+        return;
+    struct term_reg *tr = &s->reg[e->term];
+    uint64_t start = e->index - e->count, value = entry_value(e);
+    uint32_t lo = 0, hi = tr->n;
+    while (lo < hi) { /* first registered entry ending after `start` */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (tr->e[mid].end <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    fail(s, "registry full (raise SIM_REG_BITS)");
+    if (lo < tr->n && tr->e[lo].start < e->index) {
+        const struct reg_entry *x = &tr->e[lo];
+        if (x->start != start || x->end != e->index || x->value != value ||
+            x->prev_term != prev_term)
+            fail(s, "log matching: n%u holds (%llu..%llu] term %llu value %llx prev term "
+                    "%llu; another node held (%llu..%llu] value %llx prev term %llu", n->id,
+                 (unsigned long long)start, (unsigned long long)e->index,
+                 (unsigned long long)e->term, (unsigned long long)value,
+                 (unsigned long long)prev_term, (unsigned long long)x->start,
+                 (unsigned long long)x->end, (unsigned long long)x->value,
+                 (unsigned long long)x->prev_term);
+        return;
+    }
+    if (tr->n == tr->cap) {
+        tr->cap = tr->cap ? tr->cap * 2 : 16;
+        tr->e = realloc(tr->e, tr->cap * sizeof(*tr->e));
+        if (!tr->e)
+            abort();
+    }
+    memmove(tr->e + lo + 1, tr->e + lo, (tr->n - lo) * sizeof(*tr->e));
+    tr->e[lo] = (struct reg_entry){start, e->index, value, prev_term};
+    tr->n++;
 }
 
-static bool entry_is_committed(struct sim *s, uint64_t i, const struct raft_entry *e)
+/* The globally committed entry ending at `index`, or NULL. */
+static const struct centry *committed_at(const struct sim *s, uint64_t index)
 {
-    return i <= s->committed_len && e && s->committed[i].term == e->term &&
-           s->committed[i].value == entry_value(e);
+    uint64_t lo = 0, hi = s->n_committed;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->committed[mid].index < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_committed && s->committed[lo].index == index ? &s->committed[lo] : NULL;
+}
+
+static bool entry_is_committed(struct sim *s, const struct raft_entry *e)
+{
+    const struct centry *c = e ? committed_at(s, e->index) : NULL;
+    return c && c->term == e->term && c->count == e->count && c->value == entry_value(e);
+}
+
+static bool is_voter_node(const struct node *n)
+{
+    return raft_config_is_voter(&n->r.config, n->id);
 }
 
 static void check_leader(struct sim *s, struct node *n)
 {
     uint64_t term = n->r.term;
-    if (term >= SIM_MAX_TERMS) {
-        fail(s, "term %llu beyond the simulator's table", (unsigned long long)term);
+    if (!terms_cover(s, term))
         return;
-    }
     if (s->leader_of_term[term] && s->leader_of_term[term] != n->id) {
         fail(s, "two leaders in term %llu: n%u and n%u", (unsigned long long)term,
              s->leader_of_term[term], n->id);
@@ -293,50 +330,71 @@ static void check_leader(struct sim *s, struct node *n)
     }
     s->leader_of_term[term] = n->id;
     /* Leader completeness: it holds every entry committed so far. */
-    for (uint64_t i = n->log.snap_index + 1; i <= s->committed_len; i++) {
-        const struct raft_entry *e = ml_get(&n->log, i);
-        if (!entry_is_committed(s, i, e)) {
+    uint64_t lo = 0, hi = s->n_committed;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->committed[mid].index <= n->log.snap_index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (uint64_t k = lo; k < s->n_committed; k++) {
+        const struct raft_entry *e = memlog_get(&n->log, s->committed[k].index);
+        if (!entry_is_committed(s, e)) {
             fail(s, "leader completeness: n%u leads term %llu without committed entry %llu "
-                    "(term %llu)", n->id, (unsigned long long)term, (unsigned long long)i,
-                 (unsigned long long)s->committed[i].term);
+                    "(term %llu)", n->id, (unsigned long long)term,
+                 (unsigned long long)s->committed[k].index,
+                 (unsigned long long)s->committed[k].term);
             return;
         }
     }
 }
 
+/* Adds e to the global committed log, which must end where e starts. */
+static void committed_push(struct sim *s, struct node *n, const struct raft_entry *e)
+{
+    if (e->index - e->count != s->committed_len) {
+        fail(s, "n%u committed (%llu..%llu] but the committed log ends at %llu", n->id,
+             (unsigned long long)(e->index - e->count), (unsigned long long)e->index,
+             (unsigned long long)s->committed_len);
+        return;
+    }
+    if (s->n_committed == s->committed_cap) {
+        s->committed_cap = s->committed_cap ? s->committed_cap * 2 : 1024;
+        s->committed = realloc(s->committed, s->committed_cap * sizeof(*s->committed));
+        if (!s->committed)
+            abort();
+    }
+    s->committed[s->n_committed++] = (struct centry){e->index, e->count, e->term,
+                                                     entry_value(e)};
+    s->committed_len = e->index;
+}
+
 static void check_commit(struct sim *s, struct node *n, uint64_t commit)
 {
+    const struct memlog *l = &n->log;
     if (commit < n->commit) {
         fail(s, "n%u commit index moved back from %llu to %llu", n->id,
              (unsigned long long)n->commit, (unsigned long long)commit);
         return;
     }
-    if (commit + 1 > s->committed_cap) {
-        s->committed_cap = (commit + 1) * 2;
-        s->committed = realloc(s->committed, s->committed_cap * sizeof(*s->committed));
-        if (!s->committed)
-            abort();
+    if (commit > l->snap_index && !memlog_get(l, commit)) {
+        fail(s, "n%u committed %llu, which ends no entry of its log", n->id,
+             (unsigned long long)commit);
+        return;
     }
-    for (uint64_t i = n->commit + 1; i <= commit; i++) {
-        if (i <= n->log.snap_index)
-            continue; /* came with a snapshot of committed state */
-        const struct raft_entry *e = ml_get(&n->log, i);
-        if (!e) {
-            fail(s, "n%u committed %llu which its log does not hold", n->id,
-                 (unsigned long long)i);
-            return;
-        }
-        if (i <= s->committed_len) {
-            if (!entry_is_committed(s, i, e)) {
-                fail(s, "n%u committed (%llu, term %llu) but (%llu, term %llu) was committed "
-                        "before", n->id, (unsigned long long)i, (unsigned long long)e->term,
-                     (unsigned long long)i, (unsigned long long)s->committed[i].term);
-                return;
-            }
+    /* Entries at or below the snapshot point came with a snapshot of committed state. */
+    for (uint64_t k = memlog_lower_bound(l, n->commit + 1); k < l->n && !s->res->failed; k++) {
+        const struct raft_entry *e = &l->e[k];
+        if (e->index > commit)
+            break;
+        if (e->index <= s->committed_len) {
+            if (!entry_is_committed(s, e))
+                fail(s, "n%u committed (%llu, term %llu, %u records) but another entry ends "
+                        "there or overlaps it in the committed log", n->id,
+                     (unsigned long long)e->index, (unsigned long long)e->term, e->count);
         } else {
-            RL_ASSERT(i == s->committed_len + 1);
-            s->committed[i] = (struct centry){e->term, entry_value(e)};
-            s->committed_len = i;
+            committed_push(s, n, e);
         }
     }
     n->commit = commit;
@@ -352,7 +410,7 @@ static bool same_voters(const struct raft_config *a, const struct raft_config *b
     if (a->n_voters != b->n_voters)
         return false;
     for (uint32_t i = 0; i < a->n_voters; i++)
-        if (!raft_config_has(b, a->voters[i]))
+        if (!raft_config_is_voter(b, a->voters[i]))
             return false;
     return true;
 }
@@ -361,13 +419,15 @@ static bool same_voters(const struct raft_config *a, const struct raft_config *b
  * committed entry must not be able to collect a quorum of votes on log grounds, counting every
  * voter whose durable log (what it would have after a crash) is no newer than the node's log.
  * Raft's own safety argument gives this at every step; it catches a bad commit as soon as it
- * happens, before any election. Checked while all nodes agree on the voters (with a change
- * in flight, whose quorum applies is not a fact of one step). */
+ * happens, before any election. Only voters count: a commit a learner helped make fails here.
+ * Checked while all nodes agree on the voters (with a change in flight, whose quorum applies
+ * is not a fact of one step). */
 static void check_no_loss(struct sim *s)
 {
     uint64_t c = s->committed_len;
-    if (c == 0)
-        return;
+    if (c == 0 || !s->logs_changed)
+        return; /* nothing it looks at moved: no log, durable point, config or commit */
+    s->logs_changed = false;
     const struct raft_config *cfg = &s->nodes[0].r.config;
     for (uint32_t i = 1; i < s->n_nodes; i++)
         if (!same_voters(cfg, &s->nodes[i].r.config))
@@ -375,19 +435,25 @@ static void check_no_loss(struct sim *s)
     for (uint32_t k = 0; k < cfg->n_voters; k++) {
         struct node *cand = &s->nodes[cfg->voters[k] - 1];
         const struct memlog *l = &cand->log;
-        if (l->snap_index >= c || entry_is_committed(s, c, ml_get(l, c)))
+        if (l->snap_index >= c || cand->holds >= c)
             continue;
-        uint64_t last = ml_last((void *)l), last_term = ml_term((void *)l, last);
+        if (memlog_last(l) >= c && entry_is_committed(s, memlog_get(l, c))) {
+            cand->holds = c; /* until its log loses entries (node_lost_to) */
+            continue;
+        }
+        uint64_t last = memlog_last(l), last_term = l->n ? l->e[l->n - 1].term : l->snap_term;
         uint32_t votes = 0;
         for (uint32_t v = 0; v < cfg->n_voters; v++) {
             const struct memlog *vl = &s->nodes[cfg->voters[v] - 1].log;
-            uint64_t dl = vl->durable_n ? vl->first + vl->durable_n - 1 : vl->snap_index;
-            votes += log_newer_or_equal(last_term, last, ml_term((void *)vl, dl), dl);
+            uint64_t dl = memlog_durable_last(vl);
+            uint64_t dt = vl->durable_n ? vl->e[vl->durable_n - 1].term : vl->snap_term;
+            votes += log_newer_or_equal(last_term, last, dt, dl);
         }
         if (votes >= cfg->n_voters / 2 + 1) {
             fail(s, "committed entry %llu (term %llu) can be lost: n%u lacks it (last %llu "
                     "term %llu) yet %u of %u voters' durable logs would let it win",
-                 (unsigned long long)c, (unsigned long long)s->committed[c].term, cand->id,
+                 (unsigned long long)c,
+                 (unsigned long long)s->committed[s->n_committed - 1].term, cand->id,
                  (unsigned long long)last, (unsigned long long)last_term, votes,
                  cfg->n_voters);
             return;
@@ -395,7 +461,84 @@ static void check_no_loss(struct sim *s)
     }
 }
 
+/* Only voters campaign and lead: a learner, or a node its own configuration removed, that
+ * becomes a (pre-)candidate is the LogCabin #205 bug. */
+static void check_role(struct sim *s, struct node *n, uint8_t role)
+{
+    if (role != n->role && role != RAFT_FOLLOWER && !is_voter_node(n))
+        fail(s, "n%u became %s but its configuration does not name it a voter", n->id,
+             raft_role_name((enum raft_role)role));
+    n->role = role;
+}
+
 /* ---- network, disk, ready ------------------------------------------------------------- */
+
+/* The message that goes first on a link: earliest `at`, then earliest sent. */
+static bool net_before(const struct sim *s, uint32_t a, uint32_t b)
+{
+    const struct net_msg *x = &s->net[a], *y = &s->net[b];
+    return x->at < y->at || (x->at == y->at && x->seq < y->seq);
+}
+
+static void link_push(struct sim *s, struct link_queue *q, uint32_t slot)
+{
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 64;
+        q->heap = realloc(q->heap, q->cap * sizeof(*q->heap));
+        if (!q->heap)
+            abort();
+    }
+    uint32_t i = q->n++;
+    while (i > 0 && net_before(s, slot, q->heap[(i - 1) / 2])) {
+        q->heap[i] = q->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->heap[i] = slot;
+    q->head_at = s->net[q->heap[0]].at;
+}
+
+static uint32_t link_pop(struct sim *s, struct link_queue *q)
+{
+    uint32_t top = q->heap[0], last = q->heap[--q->n], i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n && net_before(s, q->heap[c + 1], q->heap[c]))
+            c++;
+        if (!net_before(s, q->heap[c], last))
+            break;
+        q->heap[i] = q->heap[c];
+        i = c;
+    }
+    if (q->n)
+        q->heap[i] = last;
+    q->head_at = q->n ? s->net[q->heap[0]].at : UINT64_MAX;
+    return top;
+}
+
+/* A copy of a message's entries and their bytes in one block (the bytes may live only as long
+ * as the ready: the proposal, the sender's read arena, its config scratch). free() releases
+ * it. */
+static struct raft_entry *copy_entries(const struct raft_entry *src, uint32_t n)
+{
+    size_t bytes = n * sizeof(*src);
+    for (uint32_t i = 0; i < n; i++)
+        bytes += src[i].len;
+    struct raft_entry *e = malloc(bytes ? bytes : 1);
+    if (!e)
+        abort();
+    uint8_t *p = (uint8_t *)(e + n);
+    for (uint32_t i = 0; i < n; i++) {
+        e[i] = src[i];
+        if (src[i].len) {
+            memcpy(p, src[i].data, src[i].len);
+            e[i].data = p;
+            p += src[i].len;
+        }
+    }
+    return e;
+}
 
 static void net_send(struct sim *s, const struct raft_msg *m)
 {
@@ -404,19 +547,12 @@ static void net_send(struct sim *s, const struct raft_msg *m)
         if (chance(s, s->loss_pct * 100) || s->link_down[m->from - 1][m->to - 1] ||
             s->n_net >= SIM_NET_MAX)
             continue;
-        struct net_msg *nm = &s->net[s->n_net++];
+        uint32_t slot = s->net_free[--s->n_free];
+        struct net_msg *nm = &s->net[slot];
+        s->n_net++;
+        nm->seq = ++s->net_seq;
         nm->m = *m;
-        nm->ents = NULL;
-        if (m->n_entries) {
-            nm->ents = malloc(m->n_entries * sizeof(*nm->ents));
-            if (!nm->ents)
-                abort();
-            for (uint32_t i = 0; i < m->n_entries; i++) {
-                nm->ents[i] = m->entries[i];
-                if (nm->ents[i].type == RAFT_ENTRY_CONFIG) /* may point into a ready */
-                    nm->ents[i].data = arena_copy(s, m->entries[i].data, m->entries[i].len);
-            }
-        }
+        nm->ents = m->n_entries ? copy_entries(m->entries, m->n_entries) : NULL;
         nm->m.entries = nm->ents;
         /* Links are FIFO like a TCP connection, except for rare stragglers (a reconnect):
          * those and duplicates are where reordering comes from. */
@@ -428,6 +564,7 @@ static void net_send(struct sim *s, const struct raft_msg *m)
             nm->at = *fifo;
         else
             *fifo = nm->at;
+        link_push(s, &s->links[m->from - 1][m->to - 1], slot);
     }
 }
 
@@ -436,54 +573,62 @@ static void apply_log(struct sim *s, struct node *n)
 {
     struct raft_ready *rd = &s->rd;
     struct memlog *l = &n->log;
+    if (rd->has_snapshot || rd->has_truncate || rd->n_append || rd->commit_changed)
+        s->logs_changed = true;
     if (rd->has_snapshot) {
         trace(s, "n%u installs snapshot at %llu (term %llu)", n->id,
               (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
         n->snap = rd->snapshot;
-        l->first = rd->snapshot.index + 1;
-        l->n = l->durable_n = 0;
-        l->snap_index = rd->snapshot.index;
-        l->snap_term = rd->snapshot.term;
+        memlog_reset(l, rd->snapshot.index, rd->snapshot.term);
+        if (n->holds > rd->snapshot.index)
+            n->holds = rd->snapshot.index;
         s->res->snapshots_sent++;
     }
     if (rd->has_truncate) {
         uint64_t a = rd->truncate_after;
-        if (a < l->snap_index || a >= ml_last(l)) {
-            fail(s, "n%u asked to truncate after %llu outside its log", n->id,
-                 (unsigned long long)a);
+        if (a < l->snap_index || a >= memlog_last(l) ||
+            (a > l->snap_index && !memlog_get(l, a))) {
+            fail(s, "n%u asked to truncate after %llu, no boundary of its log before its end",
+                 n->id, (unsigned long long)a);
             return;
         }
         /* A node may lose a copy of a globally committed entry it does not know to be
          * committed (a stale leader in a minority can overwrite it; the quorum that committed
          * it keeps it, which check_no_loss watches). What it knows to be committed is fixed. */
         if (a < n->commit)
-            fail(s, "n%u erases entry %llu at or below its commit index %llu", n->id,
-                 (unsigned long long)(a + 1), (unsigned long long)n->commit);
+            fail(s, "n%u erases entries after %llu, below its commit index %llu", n->id,
+                 (unsigned long long)a, (unsigned long long)n->commit);
         trace(s, "n%u truncates after %llu", n->id, (unsigned long long)a);
-        l->n = a + 1 - l->first;
-        if (l->durable_n > l->n)
-            l->durable_n = l->n;
+        memlog_truncate_after(l, a);
+        if (n->holds > a)
+            n->holds = a;
     }
     for (uint32_t i = 0; i < rd->n_append; i++) {
         struct raft_entry e = rd->append[i];
-        if (e.index != ml_last(l) + 1) {
-            fail(s, "n%u appends %llu after %llu", n->id, (unsigned long long)e.index,
-                 (unsigned long long)ml_last(l));
+        uint64_t start = e.index - e.count;
+        if (e.count == 0 || e.index < e.count || start != memlog_last(l)) {
+            fail(s, "n%u appends (%llu, %u records) after %llu", n->id,
+                 (unsigned long long)e.index, e.count, (unsigned long long)memlog_last(l));
             return;
         }
-        if (e.type == RAFT_ENTRY_CONFIG)
+        if (e.len) /* the bytes may live only as long as the message or the ready */
             e.data = arena_copy(s, e.data, e.len);
-        check_registry(s, n, &e, ml_term(l, e.index - 1));
-        ml_append(l, &e);
+        check_registry(s, n, &e, ml_term(l, start));
+        if (memlog_append(l, &e) < 0) {
+            fail(s, "n%u: memlog refused (%llu, term %llu)", n->id, (unsigned long long)e.index,
+                 (unsigned long long)e.term);
+            return;
+        }
     }
     if (rd->n_append) {
-        trace(s, "n%u appends %llu..%llu term %llu", n->id,
-              (unsigned long long)rd->append[0].index,
-              (unsigned long long)rd->append[rd->n_append - 1].index,
-              (unsigned long long)rd->append[rd->n_append - 1].term);
+        const struct raft_entry *last = &rd->append[rd->n_append - 1];
+        trace(s, "n%u appends %llu..%llu (%u entries) term %llu", n->id,
+              (unsigned long long)(rd->append[0].index - rd->append[0].count + 1),
+              (unsigned long long)last->index, rd->n_append, (unsigned long long)last->term);
+        if (n->glue)
+            return; /* the partition log reports durability itself */
         /* Each append gets its own flush, completing in order after 0-3 ticks, so followers
          * acknowledge in small steps as a real disk would let them. */
-        const struct raft_entry *last = &rd->append[rd->n_append - 1];
         uint64_t at = s->now + rnd_below(s, 4);
         if (n->n_syncs == SIM_MAX_SYNCS)
             n->n_syncs--; /* merge into the newest */
@@ -493,11 +638,48 @@ static void apply_log(struct sim *s, struct node *n)
     }
 }
 
+/* Glue mode: the hard state must be durable before any message of the node leaves (the
+ * driver's rule, replication-anchors 6.2); until then its messages wait, in order. */
+static void send_or_hold(struct sim *s, struct node *n, const struct raft_msg *m)
+{
+    bool pending = n->glue && (n->n_held || !sim_glue_hs_durable(n->glue, n->hs_seq));
+    if (!pending) {
+        net_send(s, m);
+        return;
+    }
+    if (n->n_held == n->cap_held) {
+        n->cap_held = n->cap_held ? 2 * n->cap_held : 64;
+        n->held = realloc(n->held, n->cap_held * sizeof(*n->held));
+        if (!n->held)
+            abort();
+    }
+    struct held *h = &n->held[n->n_held++];
+    h->m = *m;
+    h->blob = m->n_entries ? copy_entries(m->entries, m->n_entries) : NULL;
+    h->m.entries = h->blob;
+}
+
+static void drop_held(struct node *n)
+{
+    for (uint32_t i = 0; i < n->n_held; i++)
+        free(n->held[i].blob);
+    n->n_held = 0;
+}
+
 static void apply_ready(struct sim *s, struct node *n)
 {
     struct raft_ready *rd = &s->rd;
-    if (rd->hard_state_changed)
+    if (n->glue) {
+        int rc = sim_glue_apply(n->glue, rd, &n->hs_seq);
+        if (rc < 0) {
+            fail(s, "n%u: the glue refused a ready: %s", n->id, rl_strerror(rc));
+            return;
+        }
+        if (rd->hard_state_changed)
+            n->hs_put = rd->hard_state;
+    } else if (rd->hard_state_changed) {
         n->hs = rd->hard_state; /* persisted before any message goes out */
+    }
     apply_log(s, n);
     if (s->res->failed)
         return;
@@ -506,7 +688,7 @@ static void apply_ready(struct sim *s, struct node *n)
               (unsigned long long)rd->term, rd->leader);
         if (rd->term > s->res->max_term)
             s->res->max_term = rd->term;
-        if (rd->role == RAFT_LEADER) {
+        if (rd->role == RAFT_LEADER && n->role != RAFT_LEADER) {
             check_leader(s, n);
             /* The moments after an election, when the new leader is still finishing its
              * predecessors' entries, are where commit-rule bugs show: strike there often. */
@@ -514,10 +696,13 @@ static void apply_ready(struct sim *s, struct node *n)
                 n->doom_at = s->now + 1 + rnd_below(s, 6);
         }
     }
+    check_role(s, n, rd->role);
     if (rd->commit_changed)
         check_commit(s, n, rd->commit_index);
     for (uint32_t i = 0; i < rd->n_msgs; i++)
-        net_send(s, &rd->msgs[i]);
+        send_or_hold(s, n, &rd->msgs[i]);
+    if (n->glue)
+        sim_glue_ready_done(n->glue);
 }
 
 /* Every core call goes through here: count it, check its status, carry out its ready. */
@@ -525,55 +710,183 @@ static void after_call(struct sim *s, struct node *n, int rc, const char *what)
 {
     s->res->steps++;
     if (rc < 0 && rc != RL_E_RAFT_NOT_LEADER && rc != RL_E_RAFT_TRANSFERRING &&
-        rc != RL_E_FULL && rc != RL_E_RAFT_CONF_PENDING && rc != RL_E_INVALID_ARGUMENT)
+        rc != RL_E_FULL && rc != RL_E_RAFT_CONF_PENDING && rc != RL_E_INVALID_ARGUMENT &&
+        rc != RL_E_RAFT_CATCHING_UP)
         fail(s, "n%u: %s failed: %s", n->id, what, rl_strerror(rc));
     apply_ready(s, n);
     check_no_loss(s);
 }
 
+/* Whether `e` was written under its term somewhere before (the same range and bytes). */
+static bool registered(struct sim *s, const struct raft_entry *e)
+{
+    if (e->term >= s->n_terms)
+        return false;
+    const struct term_reg *tr = &s->reg[e->term];
+    for (uint32_t i = 0; i < tr->n; i++)
+        if (tr->e[i].end == e->index)
+            return tr->e[i].start == e->index - e->count && tr->e[i].value == entry_value(e);
+    return false;
+}
+
+/* Glue mode, at a restart: the recovered partition log must begin with every entry the node
+ * had made durable (byte for byte), and whatever follows must be entries written under their
+ * terms before (a power cut may bring back unsynced entries, or a tail whose truncation had
+ * not reached the disk: both are states the log was in). The checker's copy becomes it. */
+static void glue_recover_log(struct sim *s, struct node *n)
+{
+    struct memlog *l = &n->log; /* cut to its durable entries at the crash */
+    struct raftlog *rl = sim_glue_log(n->glue);
+    uint64_t leo = raftlog_ops.last_index(rl), k = 0;
+    struct raft_entry got[64];
+    for (uint64_t lo = l->snap_index + 1; lo <= leo && !s->res->failed;) {
+        int m = raftlog_ops.entries(rl, lo, leo, 1u << 20, got, 64);
+        if (m <= 0) {
+            fail(s, "n%u: the recovered partition log cannot be read at %llu: %s", n->id,
+                 (unsigned long long)lo, rl_strerror(m));
+            break;
+        }
+        for (int j = 0; j < m && !s->res->failed; j++, k++) {
+            const struct raft_entry *e = k < l->n ? &l->e[k] : NULL;
+            if (e && (got[j].index != e->index || got[j].term != e->term ||
+                      got[j].len != e->len ||
+                      (e->len && memcmp(got[j].data, e->data, e->len) != 0))) {
+                fail(s, "n%u: the partition log lost or changed durable entry %llu", n->id,
+                     (unsigned long long)e->index);
+            } else if (!e) {
+                struct raft_entry c = got[j];
+                if (!registered(s, &c))
+                    fail(s, "n%u: the partition log came back with (%llu, term %llu), never "
+                            "written", n->id, (unsigned long long)c.index,
+                         (unsigned long long)c.term);
+                c.data = c.len ? arena_copy(s, c.data, c.len) : NULL;
+                if (!s->res->failed && memlog_append(l, &c) < 0)
+                    fail(s, "n%u: recovered entries do not follow one another", n->id);
+            }
+            lo = got[j].index + 1;
+        }
+        sim_glue_ready_done(n->glue);
+    }
+    if (!s->res->failed && k < l->n)
+        fail(s, "n%u: the partition log came back ending at %llu, before its durable end %llu",
+             n->id, (unsigned long long)leo, (unsigned long long)memlog_last(l));
+    memlog_set_durable(l, memlog_last(l));
+}
+
+/* Glue mode: opens the node's disk again; the hard state found must be at least what was
+ * known durable, and at most the last put. */
+static bool glue_start(struct sim *s, struct node *n, struct raft_hard_state *hs)
+{
+    int rc = sim_glue_start(n->glue, hs);
+    if (rc < 0) {
+        fail(s, "n%u: the glue did not open after a power cut: %s", n->id, rl_strerror(rc));
+        return false;
+    }
+    const struct raft_hard_state *d = &n->hs_durable, *p = &n->hs_put;
+    if (hs->term < d->term || hs->term > p->term ||
+        (hs->term == d->term && d->vote != RAFT_NONE && hs->vote != d->vote)) {
+        fail(s, "n%u: hard state came back as term %llu vote n%u; durable was term %llu vote "
+                "n%u, last put term %llu vote n%u", n->id, (unsigned long long)hs->term,
+             hs->vote, (unsigned long long)d->term, d->vote, (unsigned long long)p->term,
+             p->vote);
+        return false;
+    }
+    n->hs_durable = n->hs_put = *hs;
+    n->hs_seq = 0;
+    glue_recover_log(s, n);
+    return !s->res->failed;
+}
+
 static void node_start(struct sim *s, struct node *n)
 {
+    struct raft_hard_state hs = n->hs;
     struct raft_options opt = {
         .id = n->id,
         .election_ticks = SIM_ELECTION_TICKS,
         .heartbeat_ticks = SIM_HEARTBEAT_TICKS,
         .max_msg_entries = s->max_msg_entries,
         .max_inflight = s->max_inflight,
-        .max_uncommitted = 64,
+        .max_uncommitted = 64 * (s->max_count > 1 ? 8 : 1),
         .seed = rnd(s),
         .pre_vote = s->pre_vote,
         .check_quorum = s->check_quorum,
-        .log_ops = &ml_ops,
+        .log_ops = &memlog_ops,
         .log_ctx = &n->log,
     };
-    int rc = raft_init(&n->r, &opt, &n->hs, &n->snap);
+    if (n->glue) {
+        if (!glue_start(s, n, &hs))
+            return;
+        opt.log_ops = &raftlog_ops;
+        opt.log_ctx = sim_glue_log(n->glue);
+    }
+    int rc = raft_init(&n->r, &opt, &hs, &n->snap);
     if (rc < 0)
         fail(s, "n%u: raft_init: %s", n->id, rl_strerror(rc));
     n->up = true;
+    s->logs_changed = true;
     n->commit = n->r.commit;
+    n->role = RAFT_FOLLOWER;
     n->n_syncs = 0;
 }
 
 static void node_crash(struct sim *s, struct node *n)
 {
-    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id, (unsigned long long)ml_last(&n->log),
-          (unsigned long long)(n->log.first + n->log.durable_n - 1));
+    struct memlog *l = &n->log;
+    trace(s, "n%u CRASHES (log %llu, durable %llu)", n->id, (unsigned long long)memlog_last(l),
+          (unsigned long long)memlog_durable_last(l));
     n->up = false;
-    n->log.n = n->log.durable_n; /* what was not yet durable is gone */
+    if (n->glue) {
+        drop_held(n);
+        sim_glue_crash(n->glue);
+    }
+    memlog_crash(l); /* what was not yet durable is gone (or, on the glue, may be) */
+    s->logs_changed = true;
+    if (n->holds > memlog_last(l))
+        n->holds = memlog_last(l);
     n->n_syncs = 0;
     s->res->crashes++;
+}
+
+/* Glue mode: the disk's completions: hard state made durable releases held messages; appends
+ * made durable are reported to the core. */
+static void glue_syncs(struct sim *s, struct node *n)
+{
+    sim_glue_poll(n->glue);
+    if (n->n_held && sim_glue_hs_durable(n->glue, n->hs_seq)) {
+        n->hs_durable = n->hs_put;
+        for (uint32_t i = 0; i < n->n_held; i++)
+            net_send(s, &n->held[i].m);
+        drop_held(n);
+    } else if (sim_glue_hs_durable(n->glue, n->hs_seq)) {
+        n->hs_durable = n->hs_put;
+    }
+    uint64_t index, term;
+    while (!s->res->failed && n->up && sim_glue_take_durable(n->glue, &index, &term)) {
+        const struct raft_entry *e = memlog_get(&n->log, index);
+        if (e && e->term == term) {
+            memlog_set_durable(&n->log, index);
+            s->logs_changed = true;
+        }
+        int rc = raft_persisted(&n->r, index, term, &s->rd);
+        after_call(s, n, rc, "persisted");
+    }
 }
 
 static void do_syncs(struct sim *s, struct node *n)
 {
     struct memlog *l = &n->log;
+    if (n->glue) {
+        glue_syncs(s, n);
+        return;
+    }
     while (n->n_syncs && n->syncs[0].at <= s->now && n->up && !s->res->failed) {
         struct sync sy = n->syncs[0];
         memmove(n->syncs, n->syncs + 1, --n->n_syncs * sizeof(n->syncs[0]));
-        if (sy.index < l->first || ml_term(l, sy.index) != sy.term)
+        const struct raft_entry *e = memlog_get(l, sy.index);
+        if (!e || e->term != sy.term)
             continue; /* truncated or replaced since: nothing of it to report */
-        if (sy.index - l->first + 1 > l->durable_n)
-            l->durable_n = sy.index - l->first + 1;
+        memlog_set_durable(l, sy.index);
+        s->logs_changed = true;
         int rc = raft_persisted(&n->r, sy.index, sy.term, &s->rd);
         after_call(s, n, rc, "persisted");
     }
@@ -581,17 +894,25 @@ static void do_syncs(struct sim *s, struct node *n)
 
 static void deliver_due(struct sim *s)
 {
-    /* Pick due messages one at a time in random order; bounded by what is in flight now. */
+    /* Deliver due messages one at a time, choosing at random among the links that have one
+     * due but keeping each link in order (a link is a TCP connection: only stragglers and
+     * duplicates, which net_send gives later times, arrive out of order). Bounded by what is
+     * in flight now. */
     for (uint32_t budget = s->n_net; budget > 0 && !s->res->failed; budget--) {
-        uint32_t due[64], n_due = 0;
-        for (uint32_t i = 0; i < s->n_net && n_due < 64; i++)
-            if (s->net[i].at <= s->now)
-                due[n_due++] = i;
-        if (n_due == 0)
+        struct link_queue *cand[SIM_MAX_NODES * SIM_MAX_NODES];
+        uint32_t n_cand = 0;
+        for (uint32_t a = 0; a < s->n_nodes; a++)
+            for (uint32_t b = 0; b < s->n_nodes; b++) {
+                struct link_queue *q = &s->links[a][b];
+                if (q->head_at <= s->now)
+                    cand[n_cand++] = q;
+            }
+        if (n_cand == 0)
             return;
-        uint32_t k = due[rnd_below(s, n_due)];
+        uint32_t k = link_pop(s, cand[rnd_below(s, n_cand)]);
         struct net_msg nm = s->net[k];
-        s->net[k] = s->net[--s->n_net];
+        s->net_free[s->n_free++] = k;
+        s->n_net--;
         struct node *to = &s->nodes[nm.m.to - 1];
         if (to->up && !s->link_down[nm.m.from - 1][nm.m.to - 1]) {
             trace(s, "n%u <- n%u %s term=%llu idx=%llu lt=%llu c=%llu n=%u%s hint=%llu/%llu",
@@ -620,17 +941,49 @@ static struct node *find_leader(struct sim *s)
     return best;
 }
 
-static int propose_value(struct sim *s, struct node *n, uint32_t count, uint64_t *first)
+/* Proposes `n` entries, each with a fresh value and a record count drawn for the run (1, or
+ * 1..max_count with a bias to small batches). *last gets the last one's index. */
+/* Glue mode: the entry is a real record batch of `count` records carrying v, stamped as the
+ * entry that starts at `base` in the leader's term (as repl_propose stamps). */
+static struct raft_entry batch_entry(struct sim *s, uint64_t v, uint32_t count, uint64_t base,
+                                     uint64_t term)
+{
+    batch_builder_reset(s->builder, -1, -1, -1);
+    for (uint32_t r = 0; r < count; r++) {
+        uint64_t val[2] = {v, r};
+        struct batch_record_in rec = {.value = val, .value_len = sizeof(val),
+                                      .timestamp = (int64_t)v};
+        if (batch_builder_add(s->builder, &rec) != 0)
+            abort();
+    }
+    const uint8_t *out;
+    int len = batch_builder_finish(s->builder, &out);
+    if (len <= 0)
+        abort();
+    uint8_t *copy = arena_copy(s, out, (size_t)len);
+    raftlog_stamp(copy, base, term);
+    return (struct raft_entry){.data = copy, .len = (uint32_t)len, .count = count};
+}
+
+static int propose_value(struct sim *s, struct node *ld, uint32_t n, uint64_t *last)
 {
     struct raft_entry e[8];
-    for (uint32_t i = 0; i < count; i++) {
+    uint64_t base = ld->r.last_index;
+    for (uint32_t i = 0; i < n; i++) {
         uint64_t v = ++s->next_value;
-        e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8};
+        uint32_t count = 1;
+        if (s->max_count > 1)
+            count = chance(s, 3000) ? 1 : 1 + rnd_below(s, 1 + rnd_below(s, s->max_count));
+        if (s->builder)
+            e[i] = batch_entry(s, v, count, base, ld->r.term);
+        else
+            e[i] = (struct raft_entry){.data = arena_copy(s, &v, 8), .len = 8, .count = count};
+        base += count;
     }
-    int rc = raft_propose(&n->r, e, count, &s->rd, first);
-    trace(s, "n%u propose %u entries (values from %llu): %s", n->id, count,
-          (unsigned long long)(s->next_value - count + 1), rl_error_name(rc));
-    after_call(s, n, rc, "propose");
+    int rc = raft_propose(&ld->r, e, n, &s->rd, last);
+    trace(s, "n%u propose %u entries (values from %llu): %s", ld->id, n,
+          (unsigned long long)(s->next_value - n + 1), rl_error_name(rc));
+    after_call(s, ld, rc, "propose");
     return rc;
 }
 
@@ -655,47 +1008,53 @@ static void partition(struct sim *s)
     }
 }
 
+/* One membership change toward a random node, keeping the voters within one of the initial
+ * count: a non-member joins as a learner (mostly) or straight as a voter, a learner is promoted
+ * (refused while it lags) or removed, a voter is removed. */
 static void membership(struct sim *s, struct node *ld)
 {
+    static const char *const names[] = {"add voter", "remove voter", "add learner",
+                                        "promote learner", "remove learner"};
     uint32_t target = 1 + rnd_below(s, s->n_nodes);
-    bool is_voter = raft_config_has(&ld->r.config, target);
-    uint32_t nv = ld->r.config.n_voters;
+    const struct raft_config *c = &ld->r.config;
+    bool voter = raft_config_is_voter(c, target), learner = raft_config_is_learner(c, target);
+    uint32_t nv = c->n_voters;
     enum raft_conf_op op;
-    if (is_voter && nv > s->o.n_voters - 1 && nv > 1)
+    if (voter && nv > s->o.n_voters - 1 && nv > 1)
         op = RAFT_CONF_REMOVE_VOTER;
-    else if (!is_voter && nv < s->o.n_voters + 1)
-        op = RAFT_CONF_ADD_VOTER;
+    else if (learner)
+        op = nv < s->o.n_voters + 1 && chance(s, 8000) ? RAFT_CONF_PROMOTE_LEARNER
+                                                       : RAFT_CONF_REMOVE_LEARNER;
+    else if (!voter && nv < s->o.n_voters + 1)
+        op = chance(s, 7500) ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER;
     else
         return;
     uint64_t idx = 0;
     int rc = raft_propose_conf_change(&ld->r, op, target, &s->rd, &idx);
-    trace(s, "n%u proposes %s n%u: %s (index %llu)", ld->id,
-          op == RAFT_CONF_ADD_VOTER ? "add" : "remove", target, rl_error_name(rc),
-          (unsigned long long)idx);
+    trace(s, "n%u proposes %s n%u: %s (index %llu)", ld->id, names[op], target,
+          rl_error_name(rc), (unsigned long long)idx);
     s->res->conf_changes += rc == 0;
     after_call(s, ld, rc, "conf change");
 }
 
 static void compact(struct sim *s, struct node *n)
 {
+    if (n->glue)
+        return; /* the partition log takes no snapshot yet (raftlog.h) */
     uint64_t hi = n->r.commit < n->r.durable_index ? n->r.commit : n->r.durable_index;
     if (hi < n->log.snap_index + 8)
         return;
-    uint64_t idx = hi - rnd_below(s, 4);
+    uint64_t term, idx = memlog_ops.boundary(&n->log, hi - rnd_below(s, 4), UINT64_MAX, &term);
+    if (idx <= n->log.snap_index)
+        return;
     struct raft_snapshot_meta meta;
     int rc = raft_compact(&n->r, idx, &meta);
     if (rc < 0) {
         fail(s, "n%u: compact %llu: %s", n->id, (unsigned long long)idx, rl_strerror(rc));
         return;
     }
-    struct memlog *l = &n->log;
-    uint64_t drop = idx + 1 - l->first;
-    memmove(l->e, l->e + drop, (l->n - drop) * sizeof(*l->e));
-    l->n -= drop;
-    l->durable_n = l->durable_n > drop ? l->durable_n - drop : 0;
-    l->first = idx + 1;
-    l->snap_index = idx;
-    l->snap_term = meta.term;
+    memlog_compact(&n->log, idx);
+    s->logs_changed = true;
     n->snap = meta;
     trace(s, "n%u compacts through %llu", n->id, (unsigned long long)idx);
 }
@@ -766,6 +1125,12 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->res = res;
     s->rng = o->seed * 0x2545f4914f6cdd1dull + 0x1234567;
     s->n_nodes = o->n_voters + 1; /* one spare that membership changes may add */
+    for (uint32_t i = 0; i < SIM_NET_MAX; i++)
+        s->net_free[i] = SIM_NET_MAX - 1 - i;
+    for (uint32_t a = 0; a < SIM_MAX_NODES; a++)
+        for (uint32_t b = 0; b < SIM_MAX_NODES; b++)
+            s->links[a][b].head_at = UINT64_MAX;
+    s->n_free = SIM_NET_MAX;
     if (o->n_voters < 1 || s->n_nodes > SIM_MAX_NODES)
         return RL_E_INVALID_ARGUMENT;
     static const uint32_t entries_choice[] = {1, 2, 8, 64};
@@ -783,6 +1148,8 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
     s->doom_rate = (uint32_t[]){0, 1000, 3000}[rnd_below(s, 3)];
     s->pre_vote = chance(s, 7500);
     s->check_quorum = chance(s, 7500);
+    /* A third of the runs give every entry one index, as before entries spanned several. */
+    s->max_count = (uint32_t[]){1, 8, 64}[rnd_below(s, 3)];
     if (o->healthy) {
         s->loss_pct = s->dup_pct = 0;
         s->max_delay = 1;
@@ -791,44 +1158,66 @@ static int sim_setup(struct sim *s, const struct sim_options *o, struct sim_resu
         s->crash_rate = s->partition_rate = s->doom_rate = 0;
         s->pre_vote = s->check_quorum = true;
     }
-    s->leader_of_term = calloc(SIM_MAX_TERMS, sizeof(*s->leader_of_term));
-    s->reg = calloc(1ull << SIM_REG_BITS, sizeof(*s->reg));
-    s->committed_cap = 1024;
-    s->committed = calloc(s->committed_cap, sizeof(*s->committed));
     if (o->trace)
         s->trace = calloc(SIM_TRACE_LINES, sizeof(*s->trace));
-    if (!s->leader_of_term || !s->reg || !s->committed || (o->trace && !s->trace))
+    if (o->trace && !s->trace)
         return -12;
     struct raft_config cfg = {.n_voters = o->n_voters};
     for (uint32_t i = 0; i < o->n_voters; i++)
         cfg.voters[i] = i + 1;
+    if (o->glue) {
+        unsigned keep = (unsigned[]){0, 300, 900}[rnd_below(s, 3)]; /* unsynced sectors kept */
+        s->glue_arena = raftlog_arena_create(8u << 20);
+        s->builder = batch_builder_create(1u << 20, BATCH_CODEC_NONE, 0);
+        if (!s->glue_arena || !s->builder)
+            return -12;
+        for (uint32_t i = 0; i < s->n_nodes; i++)
+            if (sim_glue_create(rnd(s), keep, s->glue_arena, &s->nodes[i].glue) < 0)
+                return -12;
+    }
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         struct node *n = &s->nodes[i];
         n->id = i + 1;
-        n->log.first = 1;
+        memlog_init(&n->log, 0, 0);
         n->snap.config = cfg;
         node_start(s, n);
     }
     trace(s, "run: %u voters + 1 spare, loss %u%%, dup %u%%, delay 0-%u, %u entries/msg, "
              "window %u, crash/restart/partition per 10k ticks %u/%u/%u, new leader crash "
-             "%u/10k, pre-vote %d, check-quorum %d", o->n_voters, s->loss_pct, s->dup_pct,
-          s->max_delay, s->max_msg_entries, s->max_inflight, s->crash_rate, s->restart_rate,
-          s->partition_rate, s->doom_rate, s->pre_vote, s->check_quorum);
+             "%u/10k, pre-vote %d, check-quorum %d, records per entry 1-%u", o->n_voters,
+          s->loss_pct, s->dup_pct, s->max_delay, s->max_msg_entries, s->max_inflight,
+          s->crash_rate, s->restart_rate, s->partition_rate, s->doom_rate, s->pre_vote,
+          s->check_quorum, s->max_count);
     return 0;
 }
 
 static void sim_teardown(struct sim *s)
 {
-    for (uint32_t i = 0; i < s->n_net; i++)
-        free(s->net[i].ents);
-    for (uint32_t i = 0; i < s->n_nodes; i++)
-        free(s->nodes[i].log.e);
+    for (uint32_t a = 0; a < SIM_MAX_NODES; a++)
+        for (uint32_t b = 0; b < SIM_MAX_NODES; b++) {
+            struct link_queue *q = &s->links[a][b];
+            for (uint32_t i = 0; i < q->n; i++)
+                free(s->net[q->heap[i]].ents);
+            free(q->heap);
+        }
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+        struct node *n = &s->nodes[i];
+        memlog_free(&n->log);
+        sim_glue_destroy(n->glue);
+        drop_held(n);
+        free(n->held);
+    }
+    raftlog_arena_destroy(s->glue_arena);
+    if (s->builder)
+        batch_builder_destroy(s->builder);
     while (s->arena) {
         struct arena_chunk *c = s->arena;
         s->arena = c->next;
         free(c);
     }
     free(s->leader_of_term);
+    for (uint64_t t = 0; t < s->n_terms; t++)
+        free(s->reg[t].e);
     free(s->reg);
     free(s->committed);
     free(s->trace);
@@ -848,12 +1237,17 @@ static void print_nodes(struct sim *s, FILE *out)
                 (unsigned long long)r->snap_index);
         for (uint32_t v = 0; v < r->config.n_voters; v++)
             fprintf(out, " n%u", r->config.voters[v]);
+        if (r->config.n_learners)
+            fprintf(out, " learners");
+        for (uint32_t v = 0; v < r->config.n_learners; v++)
+            fprintf(out, " n%u", r->config.learners[v]);
         fprintf(out, " (at %llu)\n", (unsigned long long)r->config_index);
         for (uint32_t p = 0; r->role == RAFT_LEADER && p < r->n_progress; p++) {
             const struct raft_progress *pr = &r->progress[p];
-            fprintf(out, "      n%u state %u match %llu next %llu inflight %u probe_sent %u\n",
-                    pr->id, pr->state, (unsigned long long)pr->match,
-                    (unsigned long long)pr->next, pr->infl_count, pr->probe_sent);
+            fprintf(out, "      n%u%s state %u match %llu next %llu inflight %u probe_sent "
+                         "%u\n", pr->id, pr->voter ? "" : " (learner)", pr->state,
+                    (unsigned long long)pr->match, (unsigned long long)pr->next,
+                    pr->infl_count, pr->probe_sent);
         }
     }
 }
@@ -908,9 +1302,20 @@ static void liveness(struct sim *s)
     }
 }
 
+/* One run's state (about a megabyte), kept for the next run: million-seed runs would otherwise
+ * spend a good part of their time faulting fresh pages in. Single-threaded, like the rest. */
+static struct sim *sim_alloc(void)
+{
+    static struct sim *cached;
+    if (!cached && !(cached = malloc(sizeof(*cached))))
+        return NULL;
+    memset(cached, 0, sizeof(*cached));
+    return cached;
+}
+
 int sim_run(const struct sim_options *o, struct sim_result *res)
 {
-    struct sim *s = calloc(1, sizeof(*s));
+    struct sim *s = sim_alloc();
     if (!s)
         return -12;
     int rc = sim_setup(s, o, res);
@@ -925,7 +1330,6 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
     if ((res->failed || o->trace_always) && s->trace)
         print_trace(s);
     sim_teardown(s);
-    free(s);
     return rc;
 }
 
@@ -933,7 +1337,7 @@ int sim_failover_ticks(uint64_t seed, uint32_t n_voters)
 {
     struct sim_options o = {.seed = seed, .n_voters = n_voters, .healthy = true};
     struct sim_result res;
-    struct sim *s = calloc(1, sizeof(*s));
+    struct sim *s = sim_alloc();
     int out = -1;
     if (!s || sim_setup(s, &o, &res) < 0)
         goto out;
@@ -961,6 +1365,5 @@ int sim_failover_ticks(uint64_t seed, uint32_t n_voters)
 out:
     if (s)
         sim_teardown(s);
-    free(s);
     return out;
 }

@@ -3,15 +3,22 @@
  *
  * One seeded PRNG drives everything in a run: a 3- or 5-voter cluster (plus one spare node that
  * membership changes may add), a network that delays, loses, duplicates and reorders messages
- * and suffers symmetric and one-way partitions, disks whose appends become durable only after a
- * delay, crashes that lose whatever was not yet durable, restarts, client proposals, membership
- * changes, leadership transfers and log compaction (so lagging followers need snapshots).
+ * (each link in order, as a TCP connection, but for rare stragglers and duplicates that arrive
+ * late) and suffers symmetric and one-way partitions, disks whose appends become durable only
+ * after a delay, crashes that lose whatever was not yet durable, restarts, client proposals,
+ * membership changes, leadership transfers and log compaction (so lagging followers need
+ * snapshots).
+ *
+ * Entries span a random number of indexes (records), or one each in a third of the runs, and
+ * membership changes go through learners (add, catch up, promote) as well as directly.
  *
  * After every step (each call into a node's core and the handling of its ready) a checker
- * verifies: at most one leader per term; log matching; leader completeness; no committed entry
- * ever changed or erased on any node; commit index never moving backwards within a node's life.
- * A run ends with a liveness phase: the network heals, every node restarts, and a leader must be
- * elected and commit a fresh proposal within a bounded number of ticks.
+ * verifies: at most one leader per term; log matching on indexes; leader completeness; no
+ * committed entry ever changed or erased on any node, and every commit a boundary that extends
+ * the committed log; commit index never moving backwards within a node's life; no node lacking
+ * the newest committed entry able to win an election; only voters campaigning. A run ends with
+ * a liveness phase: the network heals, every node restarts, and a leader must be elected and
+ * commit a fresh proposal within a bounded number of ticks.
  *
  * The same seed reproduces a run exactly; a run with `trace` set keeps the last trace lines
  * (every delivery, tick, crash, partition and proposal) and prints them if the run fails.
@@ -30,6 +37,9 @@ struct sim_options {
     uint32_t liveness_ticks; /* bound for electing a leader and committing after healing */
     bool trace;              /* keep a trace and print its tail to `out` on failure */
     bool trace_always;       /* print it even when the run passes */
+    bool glue;               /* each node's log is the partition log through raftlog, its
+                              * hard state in an hstore, both on a simulated disk whose power
+                              * is cut when the node crashes (tests/sim/sim_glue.h) */
     bool healthy;            /* no faults: no loss, delays of 0-1 tick, pre-vote and
                               * check-quorum on (for measurements) */
     FILE *out;
