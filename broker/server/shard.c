@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker/partition/partition.h"
+#include "broker/server/dirlock.h"
 #include "broker/svc/bg.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -389,7 +390,7 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     if (!sh)
         return -ENOMEM;
     sh->cfg = *cfg;
-    sh->listen_fd = sh->http_fd = -1;
+    sh->listen_fd = sh->http_fd = sh->lock_fd = -1;
     sh->clock.fd = -1;
     rc = shard_mkdirs(cfg->data_dir);
     if (rc) {
@@ -397,6 +398,12 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
                  rl_strerror(rc));
         goto fail;
     }
+    /* Before anything opens a log: a second broker on this directory stops here. */
+    rc = dirlock_acquire(cfg->data_dir, err, err_cap);
+    if (rc < 0)
+        goto fail;
+    sh->lock_fd = rc;
+    rc = 0;
     sh->io = io_create(1024, &rc);
     if (!sh->io) {
         snprintf(err, err_cap, "cannot create an io_uring (%s); is io_uring enabled "
@@ -472,5 +479,6 @@ void shard_destroy(struct shard *sh)
     }
     if (sh->io)
         io_destroy(sh->io);
+    dirlock_release(sh->lock_fd); /* last: every log is closed */
     free(sh);
 }

@@ -164,6 +164,7 @@ struct shard {
     struct services svc;
     struct bg *bg_http;              /* formats /metrics off the loop */
     int listen_fd, http_fd;
+    int lock_fd;                     /* holds the data directory's lock (dirlock.h) */
     uint16_t port, http_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
     struct io_op cancel_tick_op;
