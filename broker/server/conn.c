@@ -287,6 +287,7 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
     }
     native_dispatch(sh->svc.native, &r->svc, rq, frame + FRAME_HEADER_BYTES + fi->envelope_len,
                     fi->data_len);
+    req_charge_arena(r); /* and what the handler built (r is queued until its answer leaves) */
 }
 
 static void conn_parse(struct conn *c)
