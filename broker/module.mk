@@ -44,7 +44,7 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
          $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
 # Guards against operators' and clients' mistakes, and limits against hostile peers (issue 9).
 TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration/test_broker_limits \
-         $(BUILD)/tests/integration/test_broker_diskfull
+         $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).
