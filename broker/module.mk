@@ -13,7 +13,7 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/native/native_groups.c \
                broker/server/config.c broker/server/loopclock.c broker/server/req.c \
                broker/server/conn.c broker/server/services.c broker/server/shard.c \
-               broker/server/http.c
+               broker/server/http.c broker/server/dirlock.c
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
 TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c
@@ -42,6 +42,9 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
          $(BUILD)/tests/integration/test_broker_datadir \
          $(BUILD)/tests/integration/test_broker_create_load \
          $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
+# Guards against operators' and clients' mistakes, and limits against hostile peers (issue 9).
+TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration/test_broker_limits \
+         $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).

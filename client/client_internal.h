@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 
 #include "client/ringlog.h"
+#include "proto/frame.h"
 #include "proto/ringlog.pb-c.h"
 
 /* --- configuration ---------------------------------------------------------------------------- */
@@ -177,7 +178,8 @@ int rlc_conn_call(struct rlc_conn *c, Ringlog__Request *req, int timeout_ms,
 /* --- metadata --------------------------------------------------------------------------------- */
 
 #define RLC_MAX_TOPICS 1024 /* topics a handle keeps metadata for */
-#define RLC_MAX_PARTITIONS 4096 /* partitions per topic the client accepts */
+/* Partitions per topic the client accepts: the protocol's limit, which the broker holds too. */
+#define RLC_MAX_PARTITIONS FRAME_MAX_PARTITIONS_PER_TOPIC
 
 struct rlc_topic {
     char *name;

@@ -90,6 +90,9 @@
     X(REQUEST_TIMED_OUT, -5316, "request timed out in the broker")                              \
     X(BROKER_UNAVAILABLE, -5317, "broker is not reachable")                                     \
     X(INVALID_SPLITS, -5318, "range split keys must be sorted, distinct and partitions-1 long") \
+    X(INTERNAL_TOPIC, -5330, "topic is internal to the broker (names starting with __): "     \
+      "clients may not produce to, delete or reconfigure it")                                   \
+    X(DATA_DIR_LOCKED, -5331, "data directory is in use by another ringlogd process")          \
     /* idempotent producers */                                                                  \
     X(OUT_OF_ORDER_SEQUENCE, -5400, "producer sequence has a gap")                              \
     X(DUPLICATE_SEQUENCE, -5401, "producer sequence is a duplicate")                            \

@@ -372,8 +372,12 @@ static void fetch_try(struct svc_req *r, bool force)
     bool errors = false;
     for (uint32_t i = 0; i < fs->n; i++) {
         struct fetch_part_state *fp = &fs->parts[i];
-        if (!fp->p)
+        if (!fp->p) {
+            /* Answered with an error (unknown topic or partition, offset out of range): the
+             * fetch answers now rather than hold its memory for max_wait on its behalf. */
+            errors = errors || fp->res->error_code != 0;
             continue;
+        }
         struct fetch_part *res = fp->res;
         if (partition_gone(fp->p)) {
             res->error_code = RL_E_UNKNOWN_TOPIC;

@@ -97,6 +97,11 @@ bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr)
     return false;
 }
 
+bool meta_topic_internal(const char *name)
+{
+    return name && name[0] == '_' && name[1] == '_';
+}
+
 const struct meta_topic *meta_topic_find(const struct meta *m, const char *name)
 {
     return meta_find_live(m, name);
@@ -190,7 +195,8 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
     if (rc)
         return rc;
     if (s->partitions <= 0 || s->partitions > META_MAX_PARTITIONS_PER_TOPIC) {
-        snprintf(err, err_cap, "partition count must be between 1 and %d, got %d",
+        snprintf(err, err_cap, "partition count must be between 1 and %d (the protocol's "
+                 "limit per topic, which clients hold too), got %d",
                  META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
         return RL_E_INVALID_PARTITIONS;
     }

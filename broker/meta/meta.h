@@ -71,6 +71,11 @@ size_t meta_topic_count(const struct meta *m);
 const struct meta_topic *meta_topic_at(const struct meta *m, size_t i);
 const struct meta_topic *meta_topic_find(const struct meta *m, const char *name);
 
+/* True for the broker's internal topics (names starting with "__", such as __consumer_offsets):
+ * the broker creates and writes them itself; clients may not create, delete, reconfigure or
+ * produce to them (RL_E_INTERNAL_TOPIC). */
+bool meta_topic_internal(const char *name);
+
 /* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC or RL_E_UNKNOWN_PARTITION. */
 struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
                                  int *err);

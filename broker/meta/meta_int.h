@@ -14,9 +14,11 @@
 
 #include "broker/meta/meta.h"
 #include "broker/meta/metalog.h"
+#include "proto/frame.h"
 
-/* A single broker is a cluster of one; partitions per topic are bounded too. */
-#define META_MAX_PARTITIONS_PER_TOPIC 100000
+/* A single broker is a cluster of one; partitions per topic are bounded by the protocol's limit,
+ * which libringlog holds too (proto/frame.h). */
+#define META_MAX_PARTITIONS_PER_TOPIC FRAME_MAX_PARTITIONS_PER_TOPIC
 
 /* A topic the metadata log deleted during replay, whose directories may still exist (the
  * broker stopped between recording the deletion and deleting the logs). */

@@ -125,6 +125,19 @@ static void admin_set_result(struct svc_req *r, Ringlog__TopicResult *tr, int rc
     }
 }
 
+/* Refuses a client's change to an internal topic; true when it did (the result is set). */
+static bool admin_refuse_internal(struct svc_req *r, Ringlog__TopicResult *tr, const char *name,
+                                  const char *what)
+{
+    if (!meta_topic_internal(name))
+        return false;
+    char msg[400];
+    snprintf(msg, sizeof(msg), "topic \"%s\" is internal to the broker (names starting with "
+             "__ are reserved): clients may not %s it", name, what);
+    admin_set_result(r, tr, RL_E_INTERNAL_TOPIC, msg);
+    return true;
+}
+
 static void admin_done(struct meta_proposal *pr)
 {
     struct admin_item *it = pr->ctx;
@@ -209,6 +222,8 @@ void native_create_topics(struct native *n, struct svc_req *r, const Ringlog__Re
         trs[i]->name = q->topics[i]->name;
         if (native_spec(r, q->topics[i], &spec))
             return native_oom(n, r);
+        if (admin_refuse_internal(r, trs[i], spec.name, "create"))
+            continue;
         if (q->validate_only) {
             char msg[512] = "";
             struct topic_config cfg;
@@ -240,6 +255,8 @@ void native_delete_topics(struct native *n, struct svc_req *r, const Ringlog__Re
     struct admin_state *as = r->state;
     for (size_t i = 0; i < q->n_names; i++) {
         trs[i]->name = q->names[i];
+        if (admin_refuse_internal(r, trs[i], q->names[i], "delete"))
+            continue;
         r->pending++;
         meta_propose_delete(n->meta, &items[i].pr, q->names[i]);
     }
@@ -326,6 +343,8 @@ void native_alter_configs(struct native *n, struct svc_req *r, const Ringlog__Re
         trs[i]->name = tc->name;
         if (!cfgs)
             return native_oom(n, r);
+        if (admin_refuse_internal(r, trs[i], tc->name, "reconfigure"))
+            continue;
         if (q->validate_only) {
             char msg[512] = "";
             int rc = meta_check_alter(n->meta, tc->name, cfgs, tc->n_configs, msg, sizeof(msg));

@@ -27,6 +27,9 @@ void config_broker_default(struct broker_config *cfg)
     cfg->max_connections = 1024;
     cfg->max_inflight_bytes = 512ull * 1024 * 1024;
     cfg->max_requests_per_connection = 128;
+    cfg->max_connection_inflight_bytes = 64ull * 1024 * 1024;
+    cfg->connections_max_idle_ms = 600000; /* Kafka's default: 10 minutes */
+    cfg->frame_receive_timeout_ms = 30000;
     cfg->max_topics = 4096;
     cfg->max_partitions = 16384;
     cfg->max_open_files = 1024;
@@ -87,6 +90,9 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("max.connections", max_connections, 1, 1 << 20)
     NUM("max.inflight.bytes", max_inflight_bytes, 1 << 20, 1ll << 40)
     NUM("max.requests.per.connection", max_requests_per_connection, 1, 4096)
+    NUM("max.connection.inflight.bytes", max_connection_inflight_bytes, 1 << 20, 1ll << 40)
+    NUM("connections.max.idle.ms", connections_max_idle_ms, 100, INT32_MAX)
+    NUM("frame.receive.timeout.ms", frame_receive_timeout_ms, 100, 3600000)
     NUM("max.topics", max_topics, 1, 1 << 20)
     NUM("max.partitions", max_partitions, 1, 1 << 22)
     NUM("max.open.files", max_open_files, 16, 1 << 20)
@@ -202,13 +208,32 @@ const char *config_broker_usage(void)
            "\n"
            "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
+           "max.connection.inflight.bytes, connections.max.idle.ms, frame.receive.timeout.ms,\n"
            "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
            "max.groups, offsets.topic.num.partitions, and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
-           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n";
+           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n"
+           "\n"
+           "Limits (defaults in brackets):\n"
+           "  max.connections [1024]       native connections; more are answered\n"
+           "                               TOO_MANY_CONNECTIONS and closed\n"
+           "  connections.max.idle.ms [600000]  a connection (native or HTTP) with no traffic\n"
+           "                               and no work in progress this long is closed\n"
+           "  frame.receive.timeout.ms [30000]  a partial frame with no progress (64 KiB) this\n"
+           "                               long closes its connection (REQUEST_TIMED_OUT)\n"
+           "  max.frame.bytes [104857600]  one frame; larger ones close the connection\n"
+           "  max.inflight.bytes [536870912]  request and response memory of all connections;\n"
+           "                               when reached, connections stop reading\n"
+           "  max.connection.inflight.bytes [67108864]  one connection's share of it\n"
+           "  max.requests.per.connection [128]  pipelined requests read ahead\n"
+           "  max.partitions [16384]       partitions of all topics; one topic has at most 4096\n"
+           "HTTP takes at most 64 connections; at the limit a new one replaces the oldest that\n"
+           "has not sent its request, so /metrics and /v1/status stay reachable.\n"
+           "One ringlogd per data directory: a second one on it exits at once (status 1),\n"
+           "naming the pid that holds <data-dir>/ringlogd.lock.\n";
 }
 
 static const char *config_flag_key(const char *flag)

@@ -32,6 +32,11 @@ struct broker_config {
     uint32_t max_connections;            /* max.connections */
     uint64_t max_inflight_bytes;         /* max.inflight.bytes: request+response memory cap */
     uint32_t max_requests_per_connection; /* max.requests.per.connection (pipelining depth) */
+    uint64_t max_connection_inflight_bytes; /* max.connection.inflight.bytes: one connection's
+                                               share of max.inflight.bytes */
+    uint32_t connections_max_idle_ms;    /* connections.max.idle.ms: idle connections closed */
+    uint32_t frame_receive_timeout_ms;   /* frame.receive.timeout.ms: a partial frame stalled
+                                            this long closes its connection */
     uint32_t max_topics;                 /* max.topics */
     uint32_t max_partitions;             /* max.partitions: over all topics */
     uint32_t max_open_files;             /* max.open.files: segment descriptors kept open */

@@ -7,6 +7,19 @@
  * Responses leave in request order; every response ready at the head of the queue goes out in
  * one sendmsg, and file ranges of fetch answers go file -> pipe -> socket by splice.
  *
+ * Limits against peers that hold memory or connections (conn_tick, every shard tick):
+ *   - a frame larger than the receive buffer is charged to max.inflight.bytes as its bytes
+ *     arrive, not when its header announces it, so a header alone reserves nothing; over the
+ *     budget one such frame (the first to get there) may still complete, so frames being
+ *     received can never wait for each other;
+ *   - a partial frame must make progress (a receive buffer's worth of bytes) every
+ *     frame.receive.timeout.ms, or the connection is answered REQUEST_TIMED_OUT and closed;
+ *   - a connection whose requests hold more than max.connection.inflight.bytes reads no new
+ *     request until they are answered, so a few clients that never read cannot take the whole
+ *     budget;
+ *   - a connection idle for connections.max.idle.ms (nothing received or sent, and nothing
+ *     being worked on; or answers waiting for a peer that does not read them) is closed.
+ *
  * Every io callback here only records its result and marks the connection; conn_process, run
  * by the loop, does the work.
  */
@@ -77,6 +90,7 @@ void conn_create(struct shard *sh, int fd)
     c->rcap = CONN_RBUF_BYTES;
     c->pipe_rd = c->pipe_wr = -1;
     c->id = ++sh->next_conn_id;
+    c->last_active_ns = io_now_ns(sh->io);
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
     char host[INET_ADDRSTRLEN] = "?";
@@ -148,23 +162,18 @@ static bool conn_big_start(struct conn *c, const struct frame_info *fi)
 {
     struct shard *sh = c->sh;
     uint64_t need = fi->total_bytes;
-    if (sh->mem_used + need > sh->cfg.max_inflight_bytes && sh->mem_used > 0) {
-        if (!c->mem_paused)
-            sh->m.mem_pauses++;
-        c->mem_paused = true;
-        sh->mem_paused_any = true;
-        return false;
-    }
+    /* The pages are touched (and charged) only as bytes arrive: the header's word alone
+     * reserves nothing (a peer sending 8 bytes must not hold 100 MiB of budget). */
     uint8_t *big = malloc(need);
     if (!big) {
         c->mem_paused = true;
         sh->mem_paused_any = true;
         return false;
     }
-    shard_mem_charge(sh, need);
     c->big = big;
     c->big_len = need;
     c->big_have = c->rend - c->rstart;
+    shard_mem_charge(sh, c->big_have);
     memcpy(big, c->rbuf + c->rstart, c->big_have);
     c->rstart = c->rend = 0;
     return true;
@@ -174,10 +183,47 @@ static void conn_big_free(struct conn *c)
 {
     if (!c->big)
         return;
+    struct shard *sh = c->sh;
     free(c->big);
-    shard_mem_refund(c->sh, c->big_len);
+    uint64_t charged = c->big_have;
     c->big = NULL;
     c->big_len = c->big_have = 0;
+    if (sh->big_exempt == c) {
+        /* Another frame being received may now complete over the budget. */
+        sh->big_exempt = NULL;
+        shard_mem_wake(sh);
+    }
+    shard_mem_refund(sh, charged);
+}
+
+/* True when c must not read now for memory (then it waits for a refund to wake it). Over the
+ * shard's budget only the one connection receiving a large frame that got there first goes
+ * on (frames already started always complete, and only one can exceed the budget); a
+ * connection over its own share reads again once its requests are answered. */
+static bool conn_mem_wait(struct conn *c)
+{
+    struct shard *sh = c->sh;
+    bool over = sh->mem_used >= sh->cfg.max_inflight_bytes;
+    if (over && c->big && (!sh->big_exempt || sh->big_exempt == c)) {
+        sh->big_exempt = c;
+        return false;
+    }
+    if (over) {
+        if (!c->mem_paused)
+            sh->m.mem_pauses++;
+        c->mem_paused = true;
+        sh->mem_paused_any = true;
+        return true;
+    }
+    /* The frame in progress completes; new requests wait while c holds its share. */
+    if (!c->big && c->req_bytes >= sh->cfg.max_connection_inflight_bytes) {
+        if (!c->conn_paused)
+            sh->m.conn_mem_pauses++;
+        c->conn_paused = true;
+        return true;
+    }
+    c->conn_paused = false;
+    return false;
 }
 
 /* Logs a peer's protocol error, at most CONN_PEER_WARNS_PER_SEC a second, so a flood of bad
@@ -230,6 +276,7 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
         req_respond_error(r, RL_E_FRAME_MALFORMED, msg);
         return;
     }
+    req_charge_arena(r); /* what decoding took counts against the budget from now on */
     r->correlation_id = rq->correlation_id;
     r->api = frame_request_api(rq);
     char msg[256];
@@ -240,6 +287,7 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
     }
     native_dispatch(sh->svc.native, &r->svc, rq, frame + FRAME_HEADER_BYTES + fi->envelope_len,
                     fi->data_len);
+    req_charge_arena(r); /* and what the handler built (r is queued until its answer leaves) */
 }
 
 static void conn_parse(struct conn *c)
@@ -256,6 +304,8 @@ static void conn_parse(struct conn *c)
         conn_big_free(c);
     }
     for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
+        if (c->rend > c->rstart && conn_mem_wait(c))
+            break; /* decoding takes memory too: the rest waits for room */
         struct frame_info fi;
         int rc = frame_parse_header(c->rbuf + c->rstart, c->rend - c->rstart,
                                     sh->cfg.max_frame_bytes, &fi);
@@ -449,6 +499,8 @@ static void conn_send_finished(struct conn *c)
 static void conn_sent(struct conn *c, uint64_t bytes)
 {
     c->sh->m.bytes_sent += bytes;
+    if (bytes)
+        c->last_active_ns = io_now_ns(c->sh->io);
     while (bytes > 0 && c->head) {
         struct req *r = c->head;
         uint64_t left = r->total_bytes - r->sent_bytes;
@@ -467,12 +519,12 @@ static void conn_sent(struct conn *c, uint64_t bytes)
     }
 }
 
-static bool conn_can_read(const struct conn *c)
+static bool conn_can_read(struct conn *c)
 {
     const struct shard *sh = c->sh;
     return !c->recv_inflight && !c->closing && !c->eof && !sh->stopping && !c->mem_paused &&
            c->nreq < sh->cfg.max_requests_per_connection &&
-           (c->big ? c->big_have < c->big_len : c->rend < c->rcap);
+           (c->big ? c->big_have < c->big_len : c->rend < c->rcap) && !conn_mem_wait(c);
 }
 
 static void conn_arm_recv(struct conn *c)
@@ -493,11 +545,15 @@ static void conn_handle_recv(struct conn *c)
     c->recv_completed = false;
     int n = c->recv_result;
     if (n > 0) {
-        if (c->big)
+        if (c->big) {
             c->big_have += (uint64_t)n;
-        else
+            shard_mem_charge(c->sh, (uint64_t)n);
+        } else {
             c->rend += (size_t)n;
+        }
         c->sh->m.bytes_received += (uint64_t)n;
+        c->last_active_ns = io_now_ns(c->sh->io);
+        c->partial_progress += (uint64_t)n;
         return;
     }
     c->eof = true;
@@ -512,6 +568,65 @@ static void conn_handle_recv(struct conn *c)
         conn_fail(c, RL_E_FRAME_MALFORMED, msg);
     }
     c->closing = true;
+}
+
+/* Keeps the deadline of a partial frame (after the receive is re-armed): the clock runs only
+ * while the broker is reading, so a connection held back by the broker (pipelining depth,
+ * memory) is never timed out for it. It starts when a frame is partial and read, is pushed back
+ * each time a receive buffer's worth of bytes arrived, and stops when no frame is partial. */
+static void conn_partial_track(struct conn *c)
+{
+    bool partial = c->big || c->rend > c->rstart;
+    if (!partial || !c->recv_inflight) {
+        c->partial_deadline_ns = 0;
+        if (!partial)
+            c->partial_progress = 0;
+        return;
+    }
+    if (c->partial_deadline_ns == 0 || c->partial_progress >= CONN_RBUF_BYTES) {
+        uint64_t timeout_ns = (uint64_t)c->sh->cfg.frame_receive_timeout_ms * 1000000ull;
+        c->partial_deadline_ns = io_now_ns(c->sh->io) + timeout_ns;
+        c->partial_progress = 0;
+    }
+}
+
+void conn_tick(struct shard *sh, uint64_t now_ns)
+{
+    uint64_t idle_ns = (uint64_t)sh->cfg.connections_max_idle_ms * 1000000ull;
+    for (struct conn *c = sh->conns; c; c = c->next) {
+        if (c->closing || c->dead)
+            continue;
+        if (c->partial_deadline_ns && now_ns > c->partial_deadline_ns) {
+            char msg[200];
+            sh->m.frames_timed_out++;
+            snprintf(msg, sizeof(msg), "a frame was still incomplete (%llu bytes received) "
+                     "after %u ms without progress (frame.receive.timeout.ms); closing the "
+                     "connection", (unsigned long long)(c->big ? c->big_have
+                                                        : c->rend - c->rstart),
+                     sh->cfg.frame_receive_timeout_ms);
+            conn_fail(c, RL_E_REQUEST_TIMED_OUT, msg);
+            shard_mark_conn(c);
+            continue;
+        }
+        if (now_ns - c->last_active_ns <= idle_ns)
+            continue;
+        /* Idle: nothing moved either way for connections.max.idle.ms, and the broker is not
+         * working on anything for it (or only holds answers the peer does not read). */
+        if (c->nreq == 0 && !c->big && c->rend == c->rstart) {
+            RL_DEBUG("connection %s idle for %u ms (connections.max.idle.ms); closing", c->peer,
+                     sh->cfg.connections_max_idle_ms);
+            c->closing = true;
+        } else if (c->head && c->head->ready) {
+            RL_INFO("connection %s has not read its answers for %u ms "
+                    "(connections.max.idle.ms); closing", c->peer,
+                    sh->cfg.connections_max_idle_ms);
+            c->dead = true;
+        } else {
+            continue;
+        }
+        sh->m.connections_idle_closed++;
+        shard_mark_conn(c);
+    }
 }
 
 void conn_process(struct conn *c)
@@ -539,6 +654,7 @@ void conn_process(struct conn *c)
         conn_try_send(c);
         if (conn_can_read(c))
             conn_arm_recv(c);
+        conn_partial_track(c);
     }
     bool done = c->dead || (c->closing && !c->head);
     bool busy = c->recv_inflight || c->send_inflight || c->splice_in_inflight;

@@ -3,6 +3,10 @@
  * format (names prefixed ringlog_), GET /v1/status with JSON. One request per connection
  * (Connection: close), requests up to HTTP_REQ_MAX_BYTES, at most SHARD_MAX_HTTP_CONNS at once;
  * the sockets go through the shard's io ring like everything else.
+ *
+ * An operator can always get in: at the limit, a new connection makes room by shutting down the
+ * oldest one still waiting for its request (http_evict_oldest), and a connection that sent no
+ * whole request within connections.max.idle.ms is shut down (http_tick).
  */
 #include <errno.h>
 #include <limits.h>
@@ -282,6 +286,13 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("frames_too_large_total", "counter", m->frames_too_large);
     G("throttled_responses_total", "counter", m->throttled_responses);
     G("memory_pauses_total", "counter", m->mem_pauses);
+    G("connection_memory_pauses_total", "counter", m->conn_mem_pauses);
+    G("frames_timed_out_total", "counter", m->frames_timed_out);
+    G("connections_idle_closed_total", "counter", m->connections_idle_closed);
+    G("http_connections", "gauge", sh->nhconns);
+    G("http_connections_evicted_total", "counter", m->http_evicted);
+    G("http_connections_idle_closed_total", "counter", m->http_idle_closed);
+    G("disk_full_logs", "gauge", storage_disk_full_logs(sh->st));
     G("produce_deferred_batches_total", "counter", ds.produce.deferred_batches);
     G("inflight_bytes", "gauge", sh->mem_used);
     G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
@@ -323,16 +334,19 @@ static void status_render(struct shard *sh, struct sbuf *b)
         for (uint32_t k = 0; k < t->partition_count; k++)
             records += partition_visible_end(t->parts[k]) - partition_start_offset(t->parts[k]);
     }
+    /* Appends wait for space (and produce gets DISK_FULL) while reads go on: not "serving". */
+    unsigned disk_full = storage_disk_full_logs(sh->st);
     sb_printf(b, "{\"status\":\"%s\",\"node_id\":%d,\"listen\":\"%s:%u\",\"http\":\"%s:%u\","
               "\"data_dir\":\"%s\",\"uptime_ms\":%llu,\"started_at_ms\":%lld,"
               "\"connections\":%u,\"topics\":%zu,\"partitions\":%llu,\"records\":%llu,"
-              "\"inflight_bytes\":%llu}\n",
-              sh->stopping ? "stopping" : "serving", sh->cfg.node_id, sh->cfg.listen_host,
+              "\"inflight_bytes\":%llu,\"disk_full_logs\":%u}\n",
+              sh->stopping ? "stopping" : disk_full ? "disk_full" : "serving",
+              sh->cfg.node_id, sh->cfg.listen_host,
               sh->port, sh->cfg.http_host, sh->http_port, dir,
               (unsigned long long)((io_now_ns(sh->io) - sh->start_ns) / 1000000ull),
               (long long)sh->start_wall_ms, sh->nconns, meta_topic_count(sh->svc.meta),
               (unsigned long long)partitions, (unsigned long long)records,
-              (unsigned long long)sh->mem_used);
+              (unsigned long long)sh->mem_used, disk_full);
 }
 
 /* --- connections ------------------------------------------------------------------------------ */
@@ -373,6 +387,7 @@ void http_conn_start(struct shard *sh, int fd)
     }
     h->sh = sh;
     h->fd = fd;
+    h->start_ns = io_now_ns(sh->io);
     h->next = sh->hconns;
     sh->hconns = h;
     sh->nhconns++;
@@ -523,6 +538,39 @@ void http_process(struct shard *sh)
         h->in_ready = false;
         if (h->op_completed)
             http_step(h);
+    }
+}
+
+/* A connection still waiting for (the rest of) its request, with a receive in flight. */
+static bool http_waiting(const struct http_conn *h)
+{
+    return !h->sending && !h->rendering && h->op_inflight && !h->evicting;
+}
+
+bool http_evict_oldest(struct shard *sh)
+{
+    struct http_conn *oldest = NULL;
+    for (struct http_conn *h = sh->hconns; h; h = h->next)
+        if (http_waiting(h) && (!oldest || h->start_ns < oldest->start_ns))
+            oldest = h;
+    if (!oldest)
+        return false;
+    /* The pending receive completes with an error or end of file and the loop frees it. */
+    oldest->evicting = true;
+    shutdown(oldest->fd, SHUT_RDWR);
+    sh->m.http_evicted++;
+    return true;
+}
+
+void http_tick(struct shard *sh, uint64_t now_ns)
+{
+    uint64_t idle_ns = (uint64_t)sh->cfg.connections_max_idle_ms * 1000000ull;
+    for (struct http_conn *h = sh->hconns; h; h = h->next) {
+        if (http_waiting(h) && now_ns - h->start_ns > idle_ns) {
+            h->evicting = true;
+            shutdown(h->fd, SHUT_RDWR);
+            sh->m.http_idle_closed++;
+        }
     }
 }
 

@@ -63,6 +63,7 @@ struct req {
     uint32_t n_iov;
     uint64_t total_bytes, sent_bytes;
     uint64_t mem_bytes;      /* charged to the shard's in-flight budget */
+    uint64_t arena_charged;  /* of which the arena's growth beyond its first chunk */
     uint8_t fallback[96];    /* an error response when the arena is exhausted */
     struct iovec fallback_iov;
 };
@@ -95,6 +96,11 @@ struct conn {
     bool send_completed;
     int send_result;
     bool eof, closing, mem_paused;
+    bool conn_paused;                /* over max.connection.inflight.bytes: no new requests */
+    uint64_t req_bytes;              /* charged to the budget by its queued requests */
+    uint64_t last_active_ns;         /* last byte received or sent (connections.max.idle.ms) */
+    uint64_t partial_deadline_ns;    /* 0, or when a partial frame times out (while reading) */
+    uint64_t partial_progress;       /* bytes received since that deadline was set */
     bool dead;                       /* a send failed: nothing more can be delivered */
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
@@ -120,7 +126,9 @@ struct http_conn {
     struct http_conn *next;          /* shard's list */
     struct http_conn *ready_next;
     bool in_ready;
+    bool evicting;                   /* shut down to make room for a newer connection */
     int fd;
+    uint64_t start_ns;               /* accepted at (connections.max.idle.ms, eviction) */
     struct io_op op;
     bool op_inflight, op_completed, sending;
     bool rendering;                  /* /metrics being formatted on the HTTP thread */
@@ -154,7 +162,11 @@ struct shard_metrics {
     uint64_t bytes_received, bytes_sent;
     uint64_t frames_malformed, frames_too_large;
     uint64_t throttled_responses, mem_pauses;
+    uint64_t conn_mem_pauses;        /* reads held for max.connection.inflight.bytes */
+    uint64_t frames_timed_out;       /* partial frames closed by frame.receive.timeout.ms */
+    uint64_t connections_idle_closed; /* closed by connections.max.idle.ms */
     uint64_t http_requests;
+    uint64_t http_evicted, http_idle_closed; /* HTTP connections closed to make room / idle */
 };
 
 struct shard {
@@ -164,6 +176,7 @@ struct shard {
     struct services svc;
     struct bg *bg_http;              /* formats /metrics off the loop */
     int listen_fd, http_fd;
+    int lock_fd;                     /* holds the data directory's lock (dirlock.h) */
     uint16_t port, http_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
     struct io_op cancel_tick_op;
@@ -183,6 +196,8 @@ struct shard {
     struct req *pool;
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
+    uint64_t mem_peak;               /* highest mem_used since memory was last trimmed */
+    struct conn *big_exempt;         /* the one large frame that may complete over budget */
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
     bool stopping;
@@ -202,6 +217,8 @@ void shard_mark_conn(struct conn *c);
 /* Charges / refunds bytes against max.inflight.bytes. */
 void shard_mem_charge(struct shard *sh, uint64_t bytes);
 void shard_mem_refund(struct shard *sh, uint64_t bytes);
+/* Every connection paused for memory looks again (one of them may take the exemption). */
+void shard_mem_wake(struct shard *sh);
 /* Throttle time to put in responses now (0 when under budget). */
 uint32_t shard_throttle_ms(const struct shard *sh);
 /* Counts the shard's own io ops in flight (drained before teardown): call at prepare time. */
@@ -220,6 +237,9 @@ struct req *req_get(struct conn *c);
 void req_retire(struct req *r);
 /* Frees the limbo's requests whose ops have all ended. */
 void req_reap_limbo(struct shard *sh);
+/* Charges what r's arena grew beyond its first chunk since the last call (decode memory is
+ * counted as soon as the frame is decoded, not only once a response is built). */
+void req_charge_arena(struct req *r);
 /* Frees r for good (releases, refunds, back to the pool). */
 void req_free(struct req *r);
 /* Encodes resp (+ data; fds[i] >= 0 makes data[i] the iov_len bytes at pos[i] of fds[i]) as
@@ -237,6 +257,9 @@ void conn_create(struct shard *sh, int fd);
 void conn_process(struct conn *c);
 /* Long polls of c answer now (the peer closes, or the broker stops). */
 void conn_interrupt(struct conn *c);
+/* Every tick: closes connections idle for connections.max.idle.ms and those whose partial
+ * frame made no progress for frame.receive.timeout.ms. */
+void conn_tick(struct shard *sh, uint64_t now_ns);
 
 /* --- services.c ------------------------------------------------------------------------------- */
 
@@ -270,6 +293,11 @@ void http_conn_start(struct shard *sh, int fd);
 void http_process(struct shard *sh);
 /* Closes every HTTP connection that has no op in flight; returns how many remain. */
 uint32_t http_close_idle(struct shard *sh);
+/* Makes room for one more HTTP connection at the limit: shuts down the oldest one still
+ * waiting for its request. Returns false when every one is being answered. */
+bool http_evict_oldest(struct shard *sh);
+/* Every tick: shuts down HTTP connections waiting for a request past connections.max.idle.ms. */
+void http_tick(struct shard *sh, uint64_t now_ns);
 
 /* Latency histogram upper bounds in microseconds (METRICS_BUCKETS - 1 finite ones). */
 extern const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1];
