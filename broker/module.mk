@@ -24,6 +24,14 @@ TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
          $(BUILD)/tests/unit/test_broker_metalog $(BUILD)/tests/unit/test_pstate \
          $(BUILD)/tests/unit/test_group $(BUILD)/tests/unit/test_offsets
 
+# Producer state across seeded power cuts on the simulated back-end (1,000 seeds in make test;
+# more with make test-idem-powercut IDEM_POWERCUT_SEEDS=N).
+TESTS += $(BUILD)/tests/unit/test_idem_powercut
+IDEM_POWERCUT_SEEDS ?= 20000
+.PHONY: test-idem-powercut
+test-idem-powercut: $(BUILD)/tests/unit/test_idem_powercut
+	RINGLOG_IDEM_POWERCUT_SEEDS=$(IDEM_POWERCUT_SEEDS) $(BUILD)/tests/unit/test_idem_powercut
+
 # libFuzzer harness for frame and request decoding (tests/fuzz/module.mk builds and replays it).
 FUZZ_HARNESSES += frame
 FUZZ_FLAGS_frame := -max_len=65536

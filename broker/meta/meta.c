@@ -5,7 +5,6 @@
 #include "broker/meta/meta_int.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "broker/partition/partition.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "io/io.h"
 #include "storage/plog.h"
 
 /* --- table helpers ---------------------------------------------------------------------------- */
@@ -121,6 +121,11 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
     }
     *err = 0;
     return t->parts[index];
+}
+
+struct io *meta_io(const struct meta *m)
+{
+    return partition_env_io(m->env);
 }
 
 int64_t meta_producer_id_block_end(const struct meta *m)
@@ -512,31 +517,43 @@ static int meta_replay_one(void *ctx, const uint8_t *payload, uint32_t len)
     return rc;
 }
 
-static int meta_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+struct meta_rm {
+    struct io *io;
+    const char *dir;
+};
+
+static int meta_rm_entry(void *ctx, const char *name)
 {
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP ? rmdir(path) : unlink(path))
-        RL_WARN("cannot remove %s: %s", path, strerror(errno));
+    struct meta_rm *rm = ctx;
+    char path[PATH_MAX + 600];
+    snprintf(path, sizeof(path), "%s/%s", rm->dir, name);
+    int rc = io_path_unlink(rm->io, path);
+    if (rc)
+        RL_WARN("cannot remove %s: %s", path, rl_strerror(rc));
     return 0;
 }
 
 /* Removes the directories of topics whose deletion was recorded but whose logs were not yet
  * deleted when the broker stopped; otherwise a topic created again under the same name would
- * find the old records. Blocks (runs once, at start-up). */
+ * find the old records. A partition directory holds files only. Blocks (runs once, at
+ * start-up). */
 static void meta_remove_leftovers(struct meta *m)
 {
+    struct io *io = partition_env_io(m->env);
     for (size_t i = 0; i < m->n_gone; i++) {
         if (meta_find_live(m, m->gone[i].name))
             continue; /* created again after the deletion: the directories are its own */
         for (uint32_t k = 0; k < m->gone[i].partitions; k++) {
             char dir[PATH_MAX + 300];
-            struct stat sb;
-            if (partition_dir_path(m->lim.data_dir, m->gone[i].name, k, dir, sizeof(dir)) < 0 ||
-                stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+            if (partition_dir_path(m->lim.data_dir, m->gone[i].name, k, dir, sizeof(dir)) < 0)
+                continue;
+            struct meta_rm rm = {io, dir};
+            int rc = io_dir_list(io, dir, meta_rm_entry, &rm);
+            if (rc == -ENOENT || rc == -ENOTDIR)
                 continue;
             RL_INFO("removing %s, left over from the deleted topic %s", dir, m->gone[i].name);
-            nftw(dir, meta_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            if (rc || (rc = io_dir_remove(io, dir)) != 0)
+                RL_WARN("cannot remove %s: %s", dir, rl_strerror(rc));
         }
     }
     free(m->gone);
@@ -604,6 +621,24 @@ static void meta_free(struct meta *m)
     free(m);
 }
 
+/* Damaged bytes in metadata.log may have held producer-id blocks: ids from a lost block may
+ * have been handed out, and handing them out again would make a new producer's batches look
+ * like an old one's duplicates. Every record the damage could have held counts as a block of
+ * META_DAMAGE_ID_SKIP ids, so ids start past anything it can have reserved. */
+static void meta_after_damage(struct meta *m, const struct metalog_stats *ms, const char *path)
+{
+    if (ms->damaged_bytes == 0)
+        return;
+    int64_t records = (int64_t)(ms->damaged_bytes / META_MIN_RECORD_BYTES) + 1;
+    int64_t from = m->producer_id_block_end;
+    m->producer_id_block_end += records * META_DAMAGE_ID_SKIP;
+    RL_ERROR("metadata log %s: %llu damaged bytes in %u ranges (see the corruption reports "
+             "above); topics created or changed there are lost; producer ids skip from %lld to "
+             "%lld in case blocks of ids were recorded there", path,
+             (unsigned long long)ms->damaged_bytes, ms->damaged_ranges, (long long)from,
+             (long long)m->producer_id_block_end);
+}
+
 int meta_open(const struct meta_limits *lim, struct partition_env *env, struct bg *bg,
               struct meta **out, char *err, size_t err_cap)
 {
@@ -617,13 +652,14 @@ int meta_open(const struct meta_limits *lim, struct partition_env *env, struct b
     snprintf(path, sizeof(path), "%s/metadata.log", lim->data_dir);
     struct metalog_stats ms;
     m->replaying = true;
-    int rc = metalog_open(path, meta_replay_one, m, &m->ml, &ms);
+    int rc = metalog_open(partition_env_io(env), path, meta_replay_one, m, &m->ml, &ms);
     m->replaying = false;
     if (rc) {
         snprintf(err, err_cap, "cannot open the metadata log %s: %s", path, rl_strerror(rc));
         meta_free(m);
         return rc;
     }
+    meta_after_damage(m, &ms, path);
     meta_remove_leftovers(m);
     rc = meta_open_partitions(m, err, err_cap);
     if (rc) {

@@ -33,6 +33,7 @@
 struct meta;
 struct partition;
 struct partition_env;
+struct io;
 
 /* A topic as the table holds it. Read-only outside meta; valid until the next apply. */
 struct meta_topic {
@@ -80,8 +81,13 @@ bool meta_topic_internal(const char *name);
 struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
                                  int *err);
 
+/* The io of the broker's partitions: services keeping files beside a partition's log (producer
+ * snapshots) do their file I/O through it. */
+struct io *meta_io(const struct meta *m);
+
 /* The end of the last producer-id block recorded (0 if none): any id below it may have been
- * handed out. */
+ * handed out. After damage in metadata.log it lies further on (ids lost blocks could have
+ * reserved are skipped), and the next block recorded starts there. */
 int64_t meta_producer_id_block_end(const struct meta *m);
 
 /* Partitions of live topics, for metrics. */

@@ -54,6 +54,11 @@ struct meta {
     uint32_t n_proposals;
 };
 
+/* A metadata record is at least its 12-byte header; each one damaged bytes could have held is
+ * assumed to have reserved this many producer ids (meta_after_damage). */
+#define META_MIN_RECORD_BYTES 12u
+#define META_DAMAGE_ID_SKIP (1ll << 20)
+
 /* meta.c, for meta_propose.c */
 int meta_validate(const struct meta *m, const struct meta_record *rec, struct topic_config *cfg,
                   char *err, size_t err_cap);
