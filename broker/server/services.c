@@ -2,7 +2,7 @@
  * services: the subsystems below the server, built in dependency order, driven by the loop and
  * closed in reverse. Dependencies point down:
  *
- *   server -> native -> delivery -> meta -> partition -> storage
+ *   server -> native, kafka -> delivery -> meta -> partition -> storage
  *                                        \-> svc (bg: background threads)
  *
  * This is the one place that knows the list: the loop calls services_turn every turn,
@@ -82,6 +82,8 @@ int services_open(struct shard *sh, char *err, size_t err_cap)
     if (rc)
         return rc;
     rc = native_create(&req_native_host, s->meta, s->dv, &s->native);
+    if (rc == 0 && sh->cfg.kafka_enabled)
+        rc = kafka_create(&req_kafka_host, s->meta, s->dv, &s->kafka);
     if (rc) {
         snprintf(err, err_cap, "out of memory");
         return rc;
@@ -156,4 +158,6 @@ void services_close(struct shard *sh)
     s->penv = NULL;
     native_destroy(s->native);
     s->native = NULL;
+    kafka_destroy(s->kafka);
+    s->kafka = NULL;
 }
