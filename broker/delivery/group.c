@@ -55,6 +55,7 @@ struct group {
     enum group_state state;
     int32_t generation;
     int64_t rebalance_deadline_ms;
+    int64_t complete_not_before_ms; /* the initial delay of a client-side group */
     struct group_member *members; /* members[0..member_count), grown on join */
     uint32_t member_count;
     uint32_t member_cap;
@@ -487,7 +488,7 @@ static void group_maybe_complete(struct group *g, int64_t now_ms)
 {
     if (g->state != GROUP_PREPARING_REBALANCE)
         return;
-    bool all = true;
+    bool all = now_ms >= g->complete_not_before_ms;
     for (uint32_t i = 0; i < g->member_count && all; i++)
         all = g->members[i].join_pending;
     if (all || now_ms >= g->rebalance_deadline_ms)
@@ -503,6 +504,9 @@ static void group_start_rebalance(struct group *g, int64_t now_ms)
     }
     if (g->state == GROUP_PREPARING_REBALANCE)
         return;
+    g->complete_not_before_ms = 0;
+    if (g->state == GROUP_EMPTY && g->client_side && g->limits.initial_rebalance_delay_ms > 0)
+        g->complete_not_before_ms = now_ms + g->limits.initial_rebalance_delay_ms;
     g->awaiting_sync = false;
     for (uint32_t i = 0; i < g->member_count; i++)
         group_answer_sync(g, &g->members[i], RL_E_REBALANCE_IN_PROGRESS);
@@ -512,6 +516,8 @@ static void group_start_rebalance(struct group *g, int64_t now_ms)
             longest_ms = g->members[i].rebalance_timeout_ms;
     g->state = GROUP_PREPARING_REBALANCE;
     g->rebalance_deadline_ms = now_ms + longest_ms;
+    if (g->rebalance_deadline_ms < g->complete_not_before_ms)
+        g->rebalance_deadline_ms = g->complete_not_before_ms;
 }
 
 /* --- requests --------------------------------------------------------------------------------- */

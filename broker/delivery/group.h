@@ -54,6 +54,10 @@ struct group_limits {
     uint32_t max_members;
     int32_t min_session_timeout_ms;
     int32_t max_session_timeout_ms;
+    /* Client-side groups: the first rebalance of an empty group waits this long for more
+     * members before completing (Kafka's group.initial.rebalance.delay.ms), so members that
+     * start together get one assignment instead of a rebalance per arrival. */
+    int32_t initial_rebalance_delay_ms;
 };
 
 struct group;

@@ -37,6 +37,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->group_min_session_timeout_ms = 500;
     cfg->group_max_session_timeout_ms = 300000;
     cfg->group_max_members = 1000;
+    cfg->group_initial_rebalance_delay_ms = 3000;
     cfg->max_groups = 10000;
     cfg->offsets_topic_partitions = 8;
     config_topic_default(&cfg->topic_defaults);
@@ -97,6 +98,7 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
     NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, 100, 3600000)
     NUM("group.max.members", group_max_members, 1, 100000)
+    NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, 0, 300000)
     NUM("max.groups", max_groups, 1, 1000000)
     NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
 #undef NUM
@@ -234,6 +236,7 @@ const char *config_broker_usage(void)
            "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
+           "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
            "max.groups, offsets.topic.num.partitions, and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"

@@ -42,6 +42,7 @@ struct broker_config {
     uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */
     uint32_t group_max_session_timeout_ms; /* group.max.session.timeout.ms */
     uint32_t group_max_members;          /* group.max.members */
+    uint32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
     uint32_t max_groups;                 /* max.groups */
     uint32_t offsets_topic_partitions;   /* offsets.topic.num.partitions (__consumer_offsets) */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */

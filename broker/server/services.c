@@ -48,6 +48,8 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
         .coord = {
             .max_groups = cfg->max_groups,
             .group = {.max_members = cfg->group_max_members,
+                      .initial_rebalance_delay_ms =
+                          (int32_t)cfg->group_initial_rebalance_delay_ms,
                       .min_session_timeout_ms = (int32_t)cfg->group_min_session_timeout_ms,
                       .max_session_timeout_ms = (int32_t)cfg->group_max_session_timeout_ms},
             .offsets_topic_partitions = cfg->offsets_topic_partitions,

@@ -163,7 +163,7 @@ int main(void)
     rd_kafka_t *m[MEMBERS];
     for (int i = 0; i < MEMBERS; i++)
         m[i] = member(bootstrap, group);
-    long got = 0;
+    long got = 0, reads[MEMBERS] = {0};
     int left = 0;
     time_t end = time(NULL) + DEADLINE_S;
     while (got < RECORDS && time(NULL) < end) {
@@ -176,8 +176,10 @@ int main(void)
                 rd_kafka_message_t *msg = rd_kafka_consumer_poll(m[i], 0);
                 if (!msg)
                     break;
-                if (!msg->err)
+                if (!msg->err) {
                     got += process(m[i], msg);
+                    reads[i]++;
+                }
                 rd_kafka_message_destroy(msg);
                 if (got % 5000 == 0)
                     rd_kafka_commit(m[i], NULL, 1);
@@ -186,8 +188,10 @@ int main(void)
         if (got == before) {
             rd_kafka_message_t *msg = rd_kafka_consumer_poll(m[0], 10);
             if (msg) {
-                if (!msg->err)
+                if (!msg->err) {
                     got += process(m[0], msg);
+                    reads[0]++;
+                }
                 rd_kafka_message_destroy(msg);
             }
         }
@@ -208,7 +212,14 @@ int main(void)
                 DEADLINE_S);
         return 1;
     }
-    printf("rdkafka idempotent produce + group of %d (one left): %d records exactly once\n",
-           MEMBERS, RECORDS);
+    for (int i = 0; i < MEMBERS; i++) {
+        if (reads[i] == 0) {
+            fprintf(stderr, "rdkafka_idem_group: member %d read nothing: the group never "
+                    "shared its partitions among all %d members\n", i, MEMBERS);
+            return 1;
+        }
+    }
+    printf("rdkafka idempotent produce + group of %d (one left): %d records exactly once "
+           "(members read %ld, %ld, %ld)\n", MEMBERS, RECORDS, reads[0], reads[1], reads[2]);
     return 0;
 }
