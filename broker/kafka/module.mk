@@ -7,7 +7,7 @@ BROKER_SRCS += broker/kafka/kwire.c broker/kafka/crc32c.c broker/kafka/kerr.c \
                broker/kafka/kserve_data.c broker/kafka/kserve_group.c broker/kafka/kserve_admin.c
 
 TESTS += $(BUILD)/tests/unit/test_kafka_wire $(BUILD)/tests/unit/test_kafka_msg \
-         $(BUILD)/tests/unit/test_kafka_batch
+         $(BUILD)/tests/unit/test_kafka_batch $(BUILD)/tests/unit/test_group_client
 
 # `make bench-kafka-codec`: the cost of batch translation per codec (bench/bench_kafka_codec.c).
 BENCH_TARGETS += bench-kafka-codec
