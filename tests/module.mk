@@ -8,11 +8,11 @@ TEST_DEPS += $(BUILD)/bin/ringlogd
 # Real Kafka clients against a real ringlogd's Kafka listener (tests/kafka/run.sh): hostile
 # frames from a raw socket, kcat,
 # librdkafka from C (idempotent producer, a group of 3 with a member leaving), confluent-kafka
-# and kafka-python, both protocols on one log, every codec, and a SIGKILL restart. A test whose
+# and kafka-python, Kafka admin tooling (kafka-python), both protocols on one log, every codec, and a SIGKILL restart. A test whose
 # client is not installed is skipped with the package to install. kafkajs and sarama run in
 # `make test-kafka-clients` only (they need npm and a Go build).
-KAFKA_MAKE_TESTS := bad_frames.py kcat.sh rdkafka_idem_group confluent.py kafka_python.py cross.sh codecs.sh \
-                    restart.py
+KAFKA_MAKE_TESTS := bad_frames.py kcat.sh rdkafka_idem_group confluent.py kafka_python.py admin.py \
+                    cross.sh codecs.sh restart.py
 TESTS += $(BUILD)/tests/kafka/test_kafka_clients
 TEST_DEPS += $(BUILD)/bin/ringlog
 ifneq ($(strip $(RDKAFKA_LIBS)),)

@@ -18,7 +18,7 @@
 #include "common/log.h"
 
 #define KSERVE_KEYS 33 /* api keys 0..32 */
-#define KSERVE_ZSTD_LEVEL 3 /* gzip, snappy and lz4 batches are stored re-compressed at this */
+#define KSERVE_ZSTD_LEVEL 1 /* gzip, snappy and lz4 batches are stored re-compressed at this */
 
 static void kserve_api_versions(struct kserve_req *kr, struct svc_req *r);
 
@@ -40,6 +40,7 @@ static const kserve_fn kserve_handlers[KSERVE_KEYS] = {
     [KAPI_CREATE_TOPICS] = kserve_create_topics,
     [KAPI_DELETE_TOPICS] = kserve_delete_topics,
     [KAPI_INIT_PRODUCER_ID] = kserve_init_producer_id,
+    [KAPI_DESCRIBE_CONFIGS] = kserve_describe_configs,
 };
 
 static kserve_fn kserve_handler(int16_t key)

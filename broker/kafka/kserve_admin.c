@@ -1,7 +1,7 @@
 /*
  * kserve_admin: CreateTopics and DeleteTopics over broker/meta: each topic is a metadata
  * proposal (recorded and applied in the background), and the response waits for all of them,
- * as the native protocol's does. Kafka's "broker default" (-1) partition count is 1 and its
+ * as the native protocol's does. DescribeConfigs answers from the topic table. Kafka's "broker default" (-1) partition count is 1 and its
  * replication factor the broker's default; manual replica assignments are refused.
  */
 #include "broker/kafka/kserve_int.h"
@@ -140,4 +140,81 @@ void kserve_delete_topics(struct kserve_req *kr, struct svc_req *r)
     }
     if (r->pending == 0)
         kserve_answer(kr, r);
+}
+
+/* --- DescribeConfigs -------------------------------------------------------------------------- */
+
+static bool kserve_config_wanted(const struct kmsg_describe_configs_resource *res,
+                                 const char *key)
+{
+    if (res->n_config_names < 0)
+        return true;
+    for (int32_t i = 0; i < res->n_config_names; i++)
+        if (kstr_eq(res->config_names[i], key))
+            return true;
+    return false;
+}
+
+/* A topic's settings: every topic key of broker/meta, with where its value comes from. */
+static int kserve_topic_configs(struct kserve_req *kr, struct svc_req *r,
+                                const struct kmsg_describe_configs_resource *res,
+                                struct kmsg_describe_configs_result *out)
+{
+    char *name = kserve_cstr(r, res->resource_name);
+    if (!name)
+        return -1;
+    out->resource_name = kstr_of(name);
+    const struct meta_topic *t = meta_topic_find(kr->k->meta, name);
+    if (!t) {
+        out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_message = kstr_of(arena_printf(r->arena, "topic \"%s\" does not exist", name));
+        return out->error_message.ptr ? 0 : -1;
+    }
+    out->configs = kserve_alloc(r, CONFIG_TOPIC_KEY_COUNT, sizeof(*out->configs));
+    if (!out->configs)
+        return -1;
+    for (int k = 0; k < CONFIG_TOPIC_KEY_COUNT; k++) {
+        const char *key = config_topic_key_name((enum config_topic_key)k);
+        if (!kserve_config_wanted(res, key))
+            continue;
+        char *value = arena_strdup(r->arena, t->cfg.values[k]);
+        if (!value)
+            return -1;
+        bool set = (t->cfg.set_mask & (1u << k)) != 0;
+        out->configs[out->n_configs++] = (struct kmsg_config_desc){
+            .name = kstr_of(key), .value = kstr_of(value), .is_default = !set,
+            .config_source = set ? KMSG_CONFIG_SOURCE_TOPIC : KMSG_CONFIG_SOURCE_DEFAULT};
+    }
+    return 0;
+}
+
+void kserve_describe_configs(struct kserve_req *kr, struct svc_req *r)
+{
+    const struct kmsg_describe_configs_req *q = &kr->body->describe_configs;
+    struct kmsg_describe_configs_resp *resp = &kr->resp.describe_configs;
+    int32_t n = q->n_resources > 0 ? q->n_resources : 0;
+    resp->results = kserve_alloc(r, (size_t)n, sizeof(*resp->results));
+    if (!resp->results)
+        return kserve_oom(kr, r);
+    for (int32_t i = 0; i < n; i++) {
+        const struct kmsg_describe_configs_resource *res = &q->resources[i];
+        struct kmsg_describe_configs_result *out = &resp->results[i];
+        out->resource_type = res->resource_type;
+        out->error_message = KSTR_NULL;
+        if (res->resource_type == KMSG_RESOURCE_TOPIC) {
+            if (kserve_topic_configs(kr, r, res, out))
+                return kserve_oom(kr, r);
+            continue;
+        }
+        /* Broker settings are ringlogd's own (ringlogd --help), not Kafka's: none listed. */
+        out->resource_name = kstr_of(kserve_cstr(r, res->resource_name));
+        if (!out->resource_name.ptr)
+            return kserve_oom(kr, r);
+        if (res->resource_type != KMSG_RESOURCE_BROKER) {
+            out->error_code = KERR_INVALID_REQUEST;
+            out->error_message = kstr_of("only topic and broker resources are described");
+        }
+    }
+    resp->n_results = n;
+    kserve_answer(kr, r);
 }

@@ -73,5 +73,6 @@ void kserve_list_groups(struct kserve_req *kr, struct svc_req *r);
 void kserve_describe_groups(struct kserve_req *kr, struct svc_req *r);
 void kserve_create_topics(struct kserve_req *kr, struct svc_req *r);
 void kserve_delete_topics(struct kserve_req *kr, struct svc_req *r);
+void kserve_describe_configs(struct kserve_req *kr, struct svc_req *r);
 
 #endif
