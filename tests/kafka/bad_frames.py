@@ -1,4 +1,5 @@
-"""bad_frames.py: hostile bytes on the Kafka port, from a raw socket. ApiVersions at a version
+"""bad_frames.py: hostile bytes on the Kafka port, from a raw socket. ApiVersions lists exactly
+the APIs and versions served (docs/architecture.md, Kafka listener); ApiVersions at a version
 above the served range gets UNSUPPORTED_VERSION (35) with the served ranges; a batch with a bad
 CRC-32C gets CORRUPT_MESSAGE (2) and the connection stays usable; a negative frame size, an
 API key that is not served, a Produce at a version outside the range and a body cut short each
@@ -63,6 +64,22 @@ def api_versions_ok(s, corr):
     if r is None or struct.unpack(">ih", r[:6]) != (corr, 0):
         fail("ApiVersions v0 was not answered with error 0")
 
+
+# ApiVersions v0 lists exactly what is served, with the ranges clients negotiate from.
+SERVED = {0: (3, 7), 1: (4, 10), 2: (1, 2), 3: (0, 4), 8: (2, 3), 9: (1, 3), 10: (0, 0),
+          11: (0, 2), 12: (0, 1), 13: (0, 1), 14: (0, 1), 15: (0, 2), 16: (0, 2), 18: (0, 3),
+          19: (2, 4), 20: (1, 3), 22: (0, 1), 32: (1, 2)}
+s = connect()
+s.sendall(request(18, 0, 5))
+r = response(s)
+corr, err, n = struct.unpack(">ihi", r[:10])
+listed = {}
+for i in range(n):
+    k, lo, hi = struct.unpack(">hhh", r[10 + 6 * i:16 + 6 * i])
+    listed[k] = (lo, hi)
+if (corr, err) != (5, 0) or listed != SERVED:
+    fail("ApiVersions v0 lists %s, want %s" % (listed, SERVED))
+s.close()
 
 # Too high an ApiVersions version: 35 and the ranges (ApiVersions itself among them).
 s = connect()
