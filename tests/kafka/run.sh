@@ -72,5 +72,12 @@ for t in $tests; do
         tail -n 20 "$log" | sed 's/^/      | /'
     fi
 done
+# The broker stops cleanly (SIGTERM); a sanitizer report in its log (make test-asan) fails the run.
+sh "$here/broker.sh" stop
+if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$KAFKA_WORK/ringlogd.log"; then
+    fail=$((fail + 1)); echo "FAIL  ringlogd reported sanitizer errors:"
+    grep -E -A20 'AddressSanitizer|LeakSanitizer|runtime error:' "$KAFKA_WORK/ringlogd.log" |
+        head -n 60 | sed 's/^/      | /'
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
