@@ -8,7 +8,7 @@
 #   make test         every test suite; ends with "N passed, N failed" (SEED=N replays the
 #                     random tests, TEST_TIMEOUT=S bounds each program; tests/run-tests.sh)
 #   make test-asan    the same suites under ASan + UBSan (outputs in build/asan/)
-#   make run          start ringlogd on 127.0.0.1 with data in ./data
+#   make run          start ringlogd on 127.0.0.1 (Kafka clients: 127.0.0.1:9092), data in ./data
 #   make bench        benchmarks (never part of make test)
 #   make sim SEEDS=N  the raft simulator with N seeds per configuration
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
@@ -185,7 +185,7 @@ test-asan:
 
 run: all
 	mkdir -p data
-	$(BUILD)/bin/ringlogd --data-dir ./data
+	$(BUILD)/bin/ringlogd --data-dir ./data --kafka-listen 127.0.0.1:9092
 
 # Benchmarks run one at a time (they measure the same disk and cores), and the broker's
 # end-to-end bench runs last so its summary line ends the output.

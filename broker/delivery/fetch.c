@@ -322,7 +322,7 @@ static void fetch_build(struct svc_req *r)
             continue;
         }
         bool direct = fetch_direct_ok(fp);
-        fp->spliced = !fp->slice.mem && !direct && fs->f->splice_ok;
+        fp->spliced = !fp->slice.mem && !direct && fs->f->splice_ok && !fs->q->memory_only;
         bool in_memory = fp->slice.mem || fp->spliced || (!direct && fetch_map(fp));
         if (!in_memory && total > 0 && !svc_req_has_room(r, fp->slice.len)) {
             fetch_drop(fp);

@@ -55,6 +55,9 @@ struct fetch_request {
     uint32_t min_bytes, max_bytes, max_wait_ms;
     size_t n_parts;
     struct fetch_part *parts;    /* in the request's arena */
+    /* Every part's bytes in memory, never a file range (the Kafka listener rewrites each
+     * batch's header and computes its CRC over the records). */
+    bool memory_only;
     /* Called once with the answer ready: within fetch_start, or later from the loop. */
     void (*done)(struct svc_req *r, struct fetch_request *q);
     void *ctx;

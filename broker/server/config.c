@@ -40,6 +40,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->group_min_session_timeout_ms = 500;
     cfg->group_max_session_timeout_ms = 300000;
     cfg->group_max_members = 1000;
+    cfg->group_initial_rebalance_delay_ms = 3000;
     cfg->max_groups = 10000;
     cfg->offsets_topic_partitions = 8;
     config_topic_default(&cfg->topic_defaults);
@@ -103,15 +104,44 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
     NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, 100, 3600000)
     NUM("group.max.members", group_max_members, 1, 100000)
+    NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, 0, 300000)
     NUM("max.groups", max_groups, 1, 1000000)
     NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
 #undef NUM
     return 1;
 }
 
+/* kafka.listen HOST:PORT|off and kafka.advertise HOST:PORT. */
+static int config_set_kafka(struct broker_config *cfg, const char *key, const char *value,
+                            char *err, size_t err_cap)
+{
+    bool adv = !strcmp(key, "kafka.advertise");
+    if (!adv && !strcmp(value, "off")) {
+        cfg->kafka_enabled = false;
+        return 0;
+    }
+    char *host = adv ? cfg->kafka_advertise_host : cfg->kafka_host;
+    uint16_t *port = adv ? &cfg->kafka_advertise_port : &cfg->kafka_port;
+    char h[CONFIG_HOST_MAX];
+    uint16_t p;
+    /* The advertised host is a name clients resolve, so any host name is allowed there. */
+    if (config_parse_hostport(value, h, sizeof(h), &p) || (adv && p == 0)) {
+        snprintf(err, err_cap, "%s must be HOST:PORT (e.g. 127.0.0.1:9092)%s, got \"%s\"", key,
+                 adv ? " with a port above 0" : " or off", value);
+        return RL_E_INVALID_CONFIG;
+    }
+    memcpy(host, h, sizeof(h));
+    *port = p;
+    if (!adv)
+        cfg->kafka_enabled = true;
+    return 0;
+}
+
 int config_broker_set(struct broker_config *cfg, const char *key, const char *value, char *err,
                       size_t err_cap)
 {
+    if (!strcmp(key, "kafka.listen") || !strcmp(key, "kafka.advertise"))
+        return config_set_kafka(cfg, key, value, err, err_cap);
     if (!strcmp(key, "listen") || !strcmp(key, "http")) {
         bool http = key[0] == 'h';
         if (http && !strcmp(value, "off")) {
@@ -200,6 +230,7 @@ const char *config_broker_usage(void)
 {
     return "usage: ringlogd [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
            "                [--http HOST:PORT|off] [--node-id N] [--ready-file PATH]\n"
+           "                [--kafka-listen HOST:PORT] [--kafka-advertise HOST:PORT]\n"
            "                [--set KEY=VALUE ...]\n"
            "\n"
            "Starts one ringlog broker in the foreground. Without arguments it listens on\n"
@@ -212,10 +243,14 @@ const char *config_broker_usage(void)
            "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
+           "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
            "max.groups, offsets.topic.num.partitions, and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
-           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n"
+           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P,\n"
+           "kafka=H:P).\n"
+           "--kafka-listen (key kafka.listen) serves Kafka clients on HOST:PORT as well (off by\n"
+           "default); --kafka-advertise (kafka.advertise) is the address they are told to use.\n"
            "\n"
            "Limits (defaults in brackets):\n"
            "  max.connections [1024]       native connections; more are answered\n"
@@ -241,6 +276,7 @@ static const char *config_flag_key(const char *flag)
     static const char *const map[][2] = {
         {"--data-dir", "data.dir"}, {"--listen", "listen"},         {"--http", "http"},
         {"--node-id", "node.id"},   {"--ready-file", "ready.file"},
+        {"--kafka-listen", "kafka.listen"}, {"--kafka-advertise", "kafka.advertise"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!strcmp(flag, map[i][0]))

@@ -47,9 +47,18 @@ struct broker_config {
     uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */
     uint32_t group_max_session_timeout_ms; /* group.max.session.timeout.ms */
     uint32_t group_max_members;          /* group.max.members */
+    uint32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
     uint32_t max_groups;                 /* max.groups */
     uint32_t offsets_topic_partitions;   /* offsets.topic.num.partitions (__consumer_offsets) */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */
+    /* kafka.listen: the Kafka-protocol listener (broker/kafka), off unless set; kafka.advertise:
+     * the address Kafka clients are told to use (Metadata, FindCoordinator), default the
+     * listener's own. */
+    bool kafka_enabled;
+    char kafka_host[CONFIG_HOST_MAX];
+    uint16_t kafka_port;
+    char kafka_advertise_host[CONFIG_HOST_MAX]; /* "" = the listener's */
+    uint16_t kafka_advertise_port;
 };
 
 /* Fills cfg with the defaults: node 0, 127.0.0.1:9400, HTTP 127.0.0.1:9401, ./data. */

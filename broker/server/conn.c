@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/kafka/kframe.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -73,7 +74,7 @@ static void conn_send_done(struct io_op *op, int result)
     shard_mark_conn(c);
 }
 
-void conn_create(struct shard *sh, int fd)
+void conn_create(struct shard *sh, int fd, bool kafka)
 {
     struct conn *c = calloc(1, sizeof(*c));
     uint8_t *buf = malloc(CONN_RBUF_BYTES);
@@ -86,6 +87,7 @@ void conn_create(struct shard *sh, int fd)
     }
     c->sh = sh;
     c->fd = fd;
+    c->kafka = kafka;
     c->rbuf = buf;
     c->rcap = CONN_RBUF_BYTES;
     c->pipe_rd = c->pipe_wr = -1;
@@ -158,10 +160,9 @@ static void conn_free(struct conn *c)
  * budget, filled by recvs aimed at exactly its missing bytes, and freed as soon as the frame is
  * dispatched. Called only with no recv in flight. Returns false when the budget says wait (the
  * connection stops reading until memory is released). */
-static bool conn_big_start(struct conn *c, const struct frame_info *fi)
+static bool conn_big_start(struct conn *c, uint64_t need)
 {
     struct shard *sh = c->sh;
-    uint64_t need = fi->total_bytes;
     /* The pages are touched (and charged) only as bytes arrive: the header's word alone
      * reserves nothing (a peer sending 8 bytes must not hold 100 MiB of budget). */
     uint8_t *big = malloc(need);
@@ -244,19 +245,29 @@ static void conn_warn_peer(struct shard *sh, const struct conn *c, const char *m
         sh->warn_suppressed++;
 }
 
-/* A protocol error that ends the connection: answer once, then close after sending. */
+void conn_protocol_error(struct conn *c, const char *msg)
+{
+    conn_warn_peer(c->sh, c, msg);
+    c->sh->m.frames_malformed++;
+    c->closing = true;
+}
+
+/* A protocol error that ends the connection: answer once, then close after sending. Kafka
+ * has no error frame outside a request's own response, so a Kafka connection just closes. */
 static void conn_fail(struct conn *c, int code, const char *msg)
 {
     conn_warn_peer(c->sh, c, msg);
-    struct req *r = req_get(c);
     c->closing = true;
+    if (c->kafka)
+        return;
+    struct req *r = req_get(c);
     if (!r)
         return;
     r->close_after = true;
     req_respond_error(r, code, msg);
 }
 
-static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct frame_info *fi)
+static void conn_dispatch(struct conn *c, uint8_t *frame, uint64_t total)
 {
     struct shard *sh = c->sh;
     struct req *r = req_get(c);
@@ -264,6 +275,14 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
         c->closing = true;
         return;
     }
+    if (c->kafka) {
+        r->counted = true; /* the latency histograms are by native API */
+        return kafka_dispatch(sh->svc.kafka, &r->svc, frame, (size_t)total);
+    }
+    struct frame_info fi_;
+    const struct frame_info *fi = &fi_;
+    int prc = frame_parse_header(frame, total, UINT32_MAX, &fi_);
+    RL_ASSERT(prc == 1 && fi_.total_bytes == total);
     Ringlog__Request *rq = NULL;
     if (frame_decode_request(frame, fi, &r->arena, &rq)) {
         sh->m.frames_malformed++;
@@ -290,6 +309,23 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
     req_charge_arena(r); /* and what the handler built (r is queued until its answer leaves) */
 }
 
+/* Is a frame's size prefix at buf? 1 with *total (the whole frame's bytes), 0 when more bytes
+ * are needed, or a negative code for a prefix that cannot be right. */
+static int conn_peek(const struct conn *c, const uint8_t *buf, size_t len, uint64_t *total)
+{
+    uint32_t max = c->sh->cfg.max_frame_bytes;
+    if (c->kafka) {
+        size_t fb = 0;
+        int rc = kframe_peek(buf, len, max, &fb);
+        *total = fb;
+        return rc;
+    }
+    struct frame_info fi;
+    int rc = frame_parse_header(buf, len, max, &fi);
+    *total = rc == 1 ? fi.total_bytes : 0;
+    return rc;
+}
+
 static void conn_parse(struct conn *c)
 {
     struct shard *sh = c->sh;
@@ -297,18 +333,14 @@ static void conn_parse(struct conn *c)
     if (c->big) {
         if (c->big_have < c->big_len || c->closing || c->nreq >= max_reqs)
             return;
-        struct frame_info fi;
-        int rc = frame_parse_header(c->big, c->big_len, UINT32_MAX, &fi);
-        RL_ASSERT(rc == 1 && fi.total_bytes == c->big_len);
-        conn_dispatch(c, c->big, &fi);
+        conn_dispatch(c, c->big, c->big_len);
         conn_big_free(c);
     }
     for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
         if (c->rend > c->rstart && conn_mem_wait(c))
             break; /* decoding takes memory too: the rest waits for room */
-        struct frame_info fi;
-        int rc = frame_parse_header(c->rbuf + c->rstart, c->rend - c->rstart,
-                                    sh->cfg.max_frame_bytes, &fi);
+        uint64_t total = 0;
+        int rc = conn_peek(c, c->rbuf + c->rstart, c->rend - c->rstart, &total);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -321,6 +353,10 @@ static void conn_parse(struct conn *c)
                 snprintf(msg, sizeof(msg), "frame of %u bytes exceeds the maximum frame size of "
                          "%u bytes (max.frame.bytes); closing the connection", flen,
                          sh->cfg.max_frame_bytes);
+            } else if (c->kafka) {
+                sh->m.frames_malformed++;
+                snprintf(msg, sizeof(msg), "Kafka frame size %d is negative or smaller than a "
+                         "request header; closing the connection", (int32_t)flen);
             } else {
                 sh->m.frames_malformed++;
                 snprintf(msg, sizeof(msg), "frame header is inconsistent (frame_len %u cannot "
@@ -329,14 +365,14 @@ static void conn_parse(struct conn *c)
             conn_fail(c, rc, msg);
             break;
         }
-        if (c->rend - c->rstart < fi.total_bytes) {
+        if (c->rend - c->rstart < total) {
             /* A recv in flight writes into the buffer as it is: wait for its completion. */
-            if (fi.total_bytes > c->rcap && !c->recv_inflight)
-                conn_big_start(c, &fi);
+            if (total > c->rcap && !c->recv_inflight)
+                conn_big_start(c, total);
             break;
         }
-        conn_dispatch(c, c->rbuf + c->rstart, &fi);
-        c->rstart += fi.total_bytes;
+        conn_dispatch(c, c->rbuf + c->rstart, total);
+        c->rstart += total;
     }
     if (c->recv_inflight) {
         /* The buffer may be reorganised only when no recv is writing into it; the recv's
@@ -423,11 +459,30 @@ static void conn_drain_pipe(struct conn *c)
     io_prep_splice(c->sh->io, &c->send_op, c->pipe_rd, -1, c->fd, -1, (size_t)c->pipe_bytes, 0);
 }
 
+/* Retires answered requests at the head that send nothing (a Kafka Produce with acks=0, a
+ * request whose connection is being closed): nothing else would take them off the queue. */
+static void conn_pop_empty(struct conn *c)
+{
+    for (uint32_t guard = 0; guard < 100000 && c->head; guard++) {
+        struct req *r = c->head;
+        if (!r->ready || r->total_bytes != 0)
+            return;
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->nreq--;
+        if (r->close_after)
+            c->closing = true;
+        req_retire(r);
+    }
+}
+
 static void conn_try_send(struct conn *c)
 {
     struct shard *sh = c->sh;
     if (c->send_inflight || c->splice_in_inflight)
         return;
+    conn_pop_empty(c);
     if (c->pipe_bytes > 0)
         return conn_drain_pipe(c);
     uint32_t n = 0;

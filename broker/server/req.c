@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/kafka/kmsg.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -287,4 +288,59 @@ const struct native_host req_native_host = {
     .response = req_native_response,
     .respond = req_native_respond,
     .respond_error = req_native_respond_error,
+};
+
+/* --- the Kafka contract ----------------------------------------------------------------------- */
+
+/* Charges what r's arena grew beyond its first chunk, and marks r ready to send. */
+static void req_ready(struct req *r)
+{
+    size_t held = arena_held_bytes(&r->arena);
+    if (held > REQ_ARENA_CHUNK_BYTES + r->mem_bytes) {
+        uint64_t extra = held - REQ_ARENA_CHUNK_BYTES - r->mem_bytes;
+        shard_mem_charge(r->sh, extra);
+        r->mem_bytes += extra;
+    }
+    r->ready = true;
+    if (r->conn)
+        shard_mark_conn(r->conn);
+}
+
+static void req_kafka_respond(struct svc_req *s, const struct kmsg_out *out)
+{
+    struct req *r = req_of(s);
+    if (r->ready)
+        return;
+    r->iov = out->iov;
+    r->n_iov = (uint32_t)out->iovcnt;
+    r->total_bytes = out->bytes;
+    req_ready(r);
+}
+
+static void req_kafka_respond_none(struct svc_req *s)
+{
+    struct req *r = req_of(s);
+    if (r->ready)
+        return;
+    r->n_iov = 0;
+    r->total_bytes = 0;
+    req_ready(r);
+}
+
+static void req_kafka_close(struct svc_req *s, const char *reason)
+{
+    struct req *r = req_of(s);
+    if (r->ready)
+        return;
+    r->close_after = true;
+    r->error_code = RL_E_FRAME_MALFORMED;
+    if (r->conn)
+        conn_protocol_error(r->conn, reason);
+    req_kafka_respond_none(s);
+}
+
+const struct kafka_host req_kafka_host = {
+    .respond = req_kafka_respond,
+    .respond_none = req_kafka_respond_none,
+    .close = req_kafka_close,
 };

@@ -2,7 +2,7 @@
  * services: the subsystems below the server, built in dependency order, driven by the loop and
  * closed in reverse. Dependencies point down:
  *
- *   server -> native -> delivery -> meta -> partition -> storage
+ *   server -> native, kafka -> delivery -> meta -> partition -> storage
  *                                        \-> svc (bg: background threads)
  *
  * This is the one place that knows the list: the loop calls services_turn every turn,
@@ -48,6 +48,8 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
         .coord = {
             .max_groups = cfg->max_groups,
             .group = {.max_members = cfg->group_max_members,
+                      .initial_rebalance_delay_ms =
+                          (int32_t)cfg->group_initial_rebalance_delay_ms,
                       .min_session_timeout_ms = (int32_t)cfg->group_min_session_timeout_ms,
                       .max_session_timeout_ms = (int32_t)cfg->group_max_session_timeout_ms},
             .offsets_topic_partitions = cfg->offsets_topic_partitions,
@@ -82,6 +84,8 @@ int services_open(struct shard *sh, char *err, size_t err_cap)
     if (rc)
         return rc;
     rc = native_create(&req_native_host, s->meta, s->dv, &s->native);
+    if (rc == 0 && sh->cfg.kafka_enabled)
+        rc = kafka_create(&req_kafka_host, s->meta, s->dv, &s->kafka);
     if (rc) {
         snprintf(err, err_cap, "out of memory");
         return rc;
@@ -156,4 +160,6 @@ void services_close(struct shard *sh)
     s->penv = NULL;
     native_destroy(s->native);
     s->native = NULL;
+    kafka_destroy(s->kafka);
+    s->kafka = NULL;
 }

@@ -162,6 +162,10 @@ static void shard_accept_done(struct io_op *op, int result)
         sh->accept_inflight = false;
         sh->accept_completed = true;
         sh->accept_result = result;
+    } else if (op == &sh->kafka_accept_op) {
+        sh->kafka_accept_inflight = false;
+        sh->kafka_accept_completed = true;
+        sh->kafka_accept_result = result;
     } else {
         sh->http_accept_inflight = false;
         sh->http_accept_completed = true;
@@ -193,6 +197,14 @@ static void shard_arm_accepts(struct shard *sh)
         shard_op_started(sh);
         io_prep_accept(sh->io, &sh->accept_op, sh->listen_fd, 0);
     }
+    if (sh->kafka_fd >= 0 && !sh->kafka_accept_inflight && !sh->kafka_accept_completed &&
+        !sh->accept_backoff) {
+        sh->kafka_accept_op.done = shard_accept_done;
+        sh->kafka_accept_op.ctx = sh;
+        sh->kafka_accept_inflight = true;
+        shard_op_started(sh);
+        io_prep_accept(sh->io, &sh->kafka_accept_op, sh->kafka_fd, 0);
+    }
     if (sh->http_fd >= 0 && !sh->http_accept_inflight && !sh->http_accept_completed) {
         sh->http_accept_op.done = shard_accept_done;
         sh->http_accept_op.ctx = sh;
@@ -213,28 +225,47 @@ static void shard_arm_tick(struct shard *sh)
     io_prep_timeout(sh->io, &sh->tick_op, (uint64_t)ms * 1000000ull, 0);
 }
 
+/* A connection accepted on either protocol's listener. */
+static void shard_accepted(struct shard *sh, int fd, bool kafka)
+{
+    if (kafka && fd >= 0 && (sh->stopping || sh->nconns >= sh->cfg.max_connections)) {
+        /* Kafka has no frame for "go away": a closed connection makes clients retry. */
+        RL_WARN("Kafka connection refused: %s", sh->stopping ? "broker is shutting down"
+                : "connection limit reached (max.connections)");
+        close(fd);
+        sh->m.connections_rejected++;
+        return;
+    }
+    if (kafka && fd >= 0)
+        return conn_create(sh, fd, true);
+    if (fd >= 0) {
+        if (sh->stopping) {
+            shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
+        } else if (sh->nconns >= sh->cfg.max_connections) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
+                     "(max.connections); retry later or raise the limit",
+                     sh->cfg.max_connections);
+            shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
+        } else {
+            conn_create(sh, fd, false);
+        }
+    } else if (fd != -ECANCELED) {
+        RL_WARN("accept failed: %s", rl_strerror(fd));
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
+            sh->accept_backoff = true; /* retry at the next tick, not in a hot loop */
+    }
+}
+
 static void shard_handle_accepts(struct shard *sh)
 {
     if (sh->accept_completed) {
         sh->accept_completed = false;
-        int fd = sh->accept_result;
-        if (fd >= 0) {
-            if (sh->stopping) {
-                shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
-            } else if (sh->nconns >= sh->cfg.max_connections) {
-                char msg[160];
-                snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
-                         "(max.connections); retry later or raise the limit",
-                         sh->cfg.max_connections);
-                shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
-            } else {
-                conn_create(sh, fd);
-            }
-        } else if (fd != -ECANCELED) {
-            RL_WARN("accept failed: %s", rl_strerror(fd));
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
-                sh->accept_backoff = true; /* retry at the next tick, not in a hot loop */
-        }
+        shard_accepted(sh, sh->accept_result, false);
+    }
+    if (sh->kafka_accept_completed) {
+        sh->kafka_accept_completed = false;
+        shard_accepted(sh, sh->kafka_accept_result, true);
     }
     if (sh->http_accept_completed) {
         sh->http_accept_completed = false;
@@ -310,6 +341,8 @@ static void shard_begin_stop(struct shard *sh)
         shard_cancel(sh, &sh->cancel_accept_op, &sh->accept_op);
     if (sh->http_accept_inflight)
         shard_cancel(sh, &sh->cancel_http_op, &sh->http_accept_op);
+    if (sh->kafka_accept_inflight)
+        shard_cancel(sh, &sh->cancel_kafka_op, &sh->kafka_accept_op);
     for (struct conn *c = sh->conns; c; c = c->next) {
         c->closing = true;
         conn_interrupt(c);
@@ -418,6 +451,11 @@ static void shard_raise_fd_limit(const struct broker_config *cfg)
                 cfg->max_open_files, (unsigned long long)need);
 }
 
+uint16_t shard_kafka_port(const struct shard *sh)
+{
+    return sh->kafka_port;
+}
+
 static int shard_mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
@@ -442,7 +480,7 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     if (!sh)
         return -ENOMEM;
     sh->cfg = *cfg;
-    sh->listen_fd = sh->http_fd = sh->lock_fd = -1;
+    sh->listen_fd = sh->http_fd = sh->lock_fd = sh->kafka_fd = -1;
     sh->clock.fd = -1;
     rc = shard_mkdirs(cfg->data_dir);
     if (rc) {
@@ -487,6 +525,20 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         goto fail;
     }
     native_set_listener(sh->svc.native, cfg->node_id, cfg->listen_host, sh->port);
+    if (cfg->kafka_enabled) {
+        rc = shard_listen(cfg->kafka_host, cfg->kafka_port, &sh->kafka_fd, &sh->kafka_port);
+        if (rc) {
+            snprintf(err, err_cap, "cannot listen for Kafka clients on %s:%u (kafka.listen): %s",
+                     cfg->kafka_host, cfg->kafka_port, rl_strerror(rc));
+            goto fail;
+        }
+        bool adv = cfg->kafka_advertise_host[0] != 0;
+        struct kafka_listener kl = {.node_id = cfg->node_id,
+                                    .host = adv ? cfg->kafka_advertise_host : cfg->kafka_host,
+                                    .port = adv ? cfg->kafka_advertise_port : sh->kafka_port,
+                                    .max_frame_bytes = cfg->max_frame_bytes};
+        kafka_set_listener(sh->svc.kafka, &kl);
+    }
     if (cfg->http_enabled) {
         rc = shard_listen(cfg->http_host, cfg->http_port, &sh->http_fd, &sh->http_port);
         if (rc) {
@@ -510,6 +562,8 @@ void shard_destroy(struct shard *sh)
         close(sh->listen_fd);
     if (sh->http_fd >= 0)
         close(sh->http_fd);
+    if (sh->kafka_fd >= 0)
+        close(sh->kafka_fd);
     /* Closing the logs waits for their appends; the callbacks may touch limbo requests, so
      * those are freed only afterwards. */
     services_close(sh);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "broker/kafka/kafka.h"
 #include "broker/native/native.h"
 #include "broker/server/config.h"
 #include "broker/server/loopclock.h"
@@ -77,6 +78,7 @@ struct services {
     struct meta *meta;               /* topics and cluster metadata */
     struct delivery *dv;             /* produce, fetch, producer ids, groups, offsets */
     struct native *native;           /* the native protocol's handlers */
+    struct kafka *kafka;             /* the Kafka protocol's handlers (kafka.listen) */
     int64_t last_slow_tick_ms;
     int64_t last_retention_ms;
 };
@@ -87,6 +89,7 @@ struct conn {
     struct conn *ready_next;
     bool in_ready;
     int fd;
+    bool kafka;                      /* accepted on the Kafka listener: Kafka framing */
     uint64_t id;
     char peer[64];
     struct io_op recv_op, send_op, cancel_op;
@@ -175,10 +178,13 @@ struct shard {
     struct storage *st;
     struct services svc;
     struct bg *bg_http;              /* formats /metrics off the loop */
-    int listen_fd, http_fd;
+    int listen_fd, http_fd, kafka_fd;
     int lock_fd;                     /* holds the data directory's lock (dirlock.h) */
-    uint16_t port, http_port;
+    uint16_t port, http_port, kafka_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
+    struct io_op kafka_accept_op, cancel_kafka_op;
+    bool kafka_accept_inflight, kafka_accept_completed;
+    int kafka_accept_result;
     struct io_op cancel_tick_op;
     bool accept_inflight, http_accept_inflight, tick_inflight;
     bool accept_completed, http_accept_completed, tick_completed;
@@ -230,6 +236,7 @@ void shard_op_ended(struct shard *sh);
 /* The server's side of the contracts its handlers are written against. */
 extern const struct svc_host req_svc_host;
 extern const struct native_host req_native_host;
+extern const struct kafka_host req_kafka_host;
 
 /* A new request at the tail of c's queue (arena ready), or NULL when out of memory. */
 struct req *req_get(struct conn *c);
@@ -251,10 +258,13 @@ void req_respond_error(struct req *r, int code, const char *msg);
 
 /* --- conn.c ----------------------------------------------------------------------------------- */
 
-/* An accepted connection joins the shard. */
-void conn_create(struct shard *sh, int fd);
+/* An accepted connection joins the shard (kafka: it came to the Kafka listener). */
+void conn_create(struct shard *sh, int fd, bool kafka);
 /* Loop work for one connection marked ready: finish, parse, send, re-arm, maybe free. */
 void conn_process(struct conn *c);
+/* A peer's protocol error: logged (rate-limited) with the peer's address; c closes once the
+ * responses already queued have gone. */
+void conn_protocol_error(struct conn *c, const char *msg);
 /* Long polls of c answer now (the peer closes, or the broker stops). */
 void conn_interrupt(struct conn *c);
 /* Every tick: closes connections idle for connections.max.idle.ms and those whose partial
