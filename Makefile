@@ -79,7 +79,7 @@ LIB_TESTLIB := $(BUILD)/lib/librl_testlib.a
 # libringlog, the public client library: client + common + proto, nothing of the broker.
 LIB_CLIENT_A := $(BUILD)/lib/libringlog.a
 # Everything a test program may need, in link order (users before what they use).
-TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_STORAGE) $(LIB_REPL) \
+TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_REPL) $(LIB_STORAGE) \
                  $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 TESTLIB_SRCS :=
 

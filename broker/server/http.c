@@ -476,7 +476,13 @@ static void http_route(struct http_conn *h)
         status_render(sh, &body);
         return http_reply(h, 200, "OK", "application/json", &body);
     }
-    sb_printf(&body, "not found: %s (try /metrics or /v1/status)\n", path);
+    if (!strcmp(path, "/v1/cluster")) {
+        char *json = services_cluster_json(sh);
+        sb_printf(&body, "%s", json ? json : "{\"cluster\":false}\n");
+        free(json);
+        return http_reply(h, 200, "OK", "application/json", &body);
+    }
+    sb_printf(&body, "not found: %s (try /metrics, /v1/status or /v1/cluster)\n", path);
     http_reply(h, 404, "Not Found", "text/plain", &body);
 }
 

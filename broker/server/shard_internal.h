@@ -40,6 +40,7 @@ struct bg;
 struct partition_env;
 struct meta;
 struct delivery;
+struct ctl;
 
 /* One request on a connection, from its frame to its response being sent. */
 struct req {
@@ -76,6 +77,7 @@ struct services {
     struct meta *meta;               /* topics and cluster metadata */
     struct delivery *dv;             /* produce, fetch, producer ids, groups, offsets */
     struct native *native;           /* the native protocol's handlers */
+    struct ctl *ctl;                 /* the cluster's controller (NULL: a cluster of one) */
     int64_t last_slow_tick_ms;
     int64_t last_retention_ms;
 };
@@ -96,6 +98,7 @@ struct conn {
     int send_result;
     bool eof, closing, mem_paused;
     bool dead;                       /* a send failed: nothing more can be delivered */
+    bool first_checked;              /* its first bytes were checked for a peer hello */
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
     uint8_t *big;                    /* a frame larger than rbuf, being received */
@@ -259,6 +262,11 @@ struct services_work {
     uint64_t segment_rolls;  /* appends that rolled a log */
 };
 void services_work(const struct shard *sh, struct services_work *out);
+/* A connection's first bytes (pre, n >= 4) are a peer hello: the controller takes fd. Returns
+ * false when they are not (or there is no cluster). */
+bool services_adopt_peer(struct shard *sh, int fd, const uint8_t *pre, size_t n);
+/* The cluster's status as JSON (malloc'ed, NUL-terminated) or NULL without a cluster. */
+char *services_cluster_json(const struct shard *sh);
 /* Closes everything (logs cleanly). NULL members are fine. Blocks. */
 void services_close(struct shard *sh);
 
