@@ -43,7 +43,8 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
          $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos \
          $(BUILD)/tests/integration/test_broker_datadir \
          $(BUILD)/tests/integration/test_broker_create_load \
-         $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
+         $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups \
+         $(BUILD)/tests/integration/test_cluster
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).

@@ -35,6 +35,7 @@
 #define CTL_KEY_REG 'r'
 #define CTL_APPLY_BATCH 64
 #define CTL_REG_RESEND_MS 1000
+#define CTL_PING_MS 500 /* liveness pings to every other node (soft state, never logged) */
 
 /* A change waiting at the leader. */
 struct ctl_item {
@@ -92,6 +93,7 @@ struct ctl {
     uint32_t n_brokers;
     uint32_t last_leader;
     uint64_t last_term;
+    int64_t last_ping_ms;
 };
 
 static int64_t ctl_now_ms(const struct ctl *c)
@@ -518,6 +520,8 @@ static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *
                      rl_strerror(rc));
         return;
     }
+    case PEER_PING:
+        return; /* the transport noted when it arrived */
     case PEER_FWD:
         if (len >= 9)
             ctl_enqueue(c, from, rl_load_le64(body), body[8], body + 9, len - 9);
@@ -886,6 +890,12 @@ void ctl_tick(struct ctl *c)
     }
     ctl_local_timers(c, now);
     ctl_register(c, now);
+    if (now - c->last_ping_ms >= CTL_PING_MS) {
+        c->last_ping_ms = now;
+        for (uint32_t i = 0; i < c->cfg.n_voters; i++)
+            if (c->cfg.voters[i].id != c->cfg.self)
+                peer_send(c->peer, c->cfg.voters[i].id, PEER_PING, NULL, 0);
+    }
     ctl_turn(c);
 }
 
@@ -905,6 +915,18 @@ void ctl_get_status(const struct ctl *c, struct ctl_status *out)
     out->last_index = raft_last_index(rf);
     out->n_voters = c->cfg.n_voters;
     int64_t now = ctl_now_ms(c);
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++) {
+        uint32_t id = c->cfg.voters[i].id;
+        const struct raft_progress *pr = raft_progress_of(rf, id);
+        struct peer_node_stats ps;
+        peer_get_node_stats(c->peer, id, &ps);
+        out->voters[i].id = id;
+        out->voters[i].match = pr ? pr->match : 0;
+        if (id == c->cfg.self && raft_role(rf) == RAFT_LEADER)
+            out->voters[i].match = rf->durable_index;
+        out->voters[i].reachable = id == c->cfg.self ||
+            (ps.last_heard_ms && now - ps.last_heard_ms < c->cfg.session_timeout_ms);
+    }
     out->n_brokers = c->n_brokers;
     for (uint32_t i = 0; i < c->n_brokers; i++) {
         struct ctl_broker b = c->brokers[i];

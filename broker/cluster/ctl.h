@@ -41,7 +41,7 @@ struct ctl;
 #define CTL_MAX_VOTERS 9
 #define CTL_MAX_BROKERS 64
 #define CTL_MAX_QUEUE 256             /* changes waiting at the leader; more are refused */
-#define CTL_PROPOSAL_TIMEOUT_MS 10000 /* a change no leader committed by then fails */
+#define CTL_PROPOSAL_TIMEOUT_MS 6000 /* a change no leader committed by then fails */
 #define CTL_RESEND_MS 2000            /* a forwarded change unanswered this long goes again */
 
 struct ctl_voter {
@@ -104,6 +104,11 @@ struct ctl_status {
     uint32_t leader;   /* 0: none known */
     uint64_t term, commit, applied, last_index;
     uint32_t n_voters;
+    struct {
+        uint32_t id;
+        uint64_t match;  /* this node leads: the voter's log is durable up to here; else 0 */
+        bool reachable;  /* heard from within the session timeout (itself: true) */
+    } voters[CTL_MAX_VOTERS];
     uint32_t n_brokers;
     struct ctl_broker brokers[CTL_MAX_BROKERS];
 };

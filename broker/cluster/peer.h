@@ -47,6 +47,7 @@ enum peer_frame_type {
     PEER_RAFT = 1,     /* an rwire frame (replication/rwire.h) */
     PEER_FWD = 2,      /* a change for the controller leader (ctl.c) */
     PEER_FWD_RESP = 3, /* the controller leader's answer */
+    PEER_PING = 4,     /* empty: "I am alive" (broker liveness as every node sees it) */
 };
 
 struct peer_host {

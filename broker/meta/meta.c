@@ -204,6 +204,12 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
                  META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
         return RL_E_INVALID_PARTITIONS;
     }
+    if (s->replication_factor > 1 && m->committer.submit) {
+        snprintf(err, err_cap, "replication factor %d is not supported yet: this version keeps "
+                 "a topic's metadata on every broker of the cluster but does not replicate "
+                 "partitions; use 1", s->replication_factor);
+        return RL_E_INVALID_REPLICATION;
+    }
     if (s->replication_factor != 0 && s->replication_factor != 1) {
         snprintf(err, err_cap, "replication factor %d is not possible: this cluster has one "
                  "broker; use 1", s->replication_factor);

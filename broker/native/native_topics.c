@@ -75,6 +75,7 @@ static int native_metadata_cluster(struct native *n, struct svc_req *r,
         bi->node_id = v.brokers[i].id;
         bi->host = arena_strdup(r->arena, v.brokers[i].host);
         bi->port = v.brokers[i].port;
+        bi->fenced = v.brokers[i].fenced;
         if (!bi->host)
             return -ENOMEM;
         bis[i] = bi;
@@ -83,6 +84,22 @@ static int native_metadata_cluster(struct native *n, struct svc_req *r,
         body->n_brokers = v.n_brokers;
         body->brokers = bis;
     }
+    Ringlog__ControllerVoter **vs = native_alloc(r, (v.n_voters ? v.n_voters : 1) * sizeof(*vs));
+    if (!vs)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < v.n_voters; i++) {
+        vs[i] = NATIVE_NEW(r, Ringlog__ControllerVoter, ringlog__controller_voter__init);
+        if (!vs[i])
+            return -ENOMEM;
+        vs[i]->node_id = v.voters[i].id;
+        vs[i]->match_index = v.voters[i].match;
+        vs[i]->reachable = v.voters[i].reachable;
+    }
+    body->n_voters = v.n_voters;
+    body->voters = vs;
+    body->controller_term = v.term;
+    body->controller_commit = v.commit;
+    body->answered_by = v.self;
     body->controller_id = v.controller_id;
     body->cluster_id = arena_strdup(r->arena, v.cluster_id);
     return body->cluster_id ? 0 : -ENOMEM;

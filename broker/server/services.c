@@ -49,14 +49,22 @@ static void services_cluster_view(void *ctx, struct native_cluster_view *out)
     out->controller_id = st.leader ? (int32_t)st.leader : -1;
     snprintf(out->cluster_id, sizeof(out->cluster_id), "%016llx",
              (unsigned long long)st.cluster_id);
+    out->term = st.term;
+    out->commit = st.commit;
+    out->self = (int32_t)st.self;
     out->n_brokers = 0;
     for (uint32_t i = 0; i < st.n_brokers && i < NATIVE_MAX_BROKERS; i++) {
-        if (!st.brokers[i].alive)
-            continue; /* fenced brokers are not offered to clients */
         uint32_t k = out->n_brokers++;
         out->brokers[k].id = (int32_t)st.brokers[i].id;
         snprintf(out->brokers[k].host, sizeof(out->brokers[k].host), "%s", st.brokers[i].host);
         out->brokers[k].port = st.brokers[i].port;
+        out->brokers[k].fenced = !st.brokers[i].alive;
+    }
+    out->n_voters = st.n_voters;
+    for (uint32_t i = 0; i < st.n_voters && i < 16; i++) {
+        out->voters[i].id = (int32_t)st.voters[i].id;
+        out->voters[i].match = st.voters[i].match;
+        out->voters[i].reachable = st.voters[i].reachable;
     }
 }
 
