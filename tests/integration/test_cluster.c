@@ -211,6 +211,37 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
     cr_assert_eq(create_on((follower + 1) % N, "orders", msg, sizeof(msg)), RL_E_TOPIC_EXISTS,
                  "%s", msg);
 
+    /* The same new topic created at once through two brokers: each passes its own broker's
+     * check, and the leader's check against everything committed before lets one through. */
+    struct tl_conn c1, c2;
+    cr_assert_eq(tl_connect(&c1, "127.0.0.1", b[0].port, 2000), 0);
+    cr_assert_eq(tl_connect(&c2, "127.0.0.1", b[1].port, 2000), 0);
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = "twice";
+    spec.partitions = 1;
+    Ringlog__TopicSpec *specs[1] = {&spec};
+    Ringlog__CreateTopicsRequest ct = RINGLOG__CREATE_TOPICS_REQUEST__INIT;
+    ct.n_topics = 1;
+    ct.topics = specs;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_CREATE_TOPICS;
+    req.create_topics = &ct;
+    cr_assert_geq(tl_send(&c1, &req, NULL, 0), 0);
+    req.correlation_id = 0;
+    cr_assert_geq(tl_send(&c2, &req, NULL, 0), 0);
+    int codes[2];
+    struct tl_conn *cs[2] = {&c1, &c2};
+    for (int k = 0; k < 2; k++) {
+        Ringlog__Response *resp;
+        cr_assert_eq(tl_recv(cs[k], 10000, &resp, NULL, NULL), 0);
+        codes[k] = resp->create_topics->topics[0]->error_code;
+    }
+    tl_close(&c1);
+    tl_close(&c2);
+    cr_assert((codes[0] == 0) != (codes[1] == 0) &&
+                  (codes[0] == RL_E_TOPIC_EXISTS || codes[1] == RL_E_TOPIC_EXISTS),
+              "two creations of one topic answered %d and %d", codes[0], codes[1]);
+
     /* `ringlog cluster status` names the leader, its term and the three brokers. */
     char bs[64];
     snprintf(bs, sizeof(bs), "127.0.0.1:%u", b[follower].port);
