@@ -94,6 +94,7 @@ struct ctl {
     uint32_t last_leader;
     uint64_t last_term;
     int64_t last_ping_ms;
+    bool voter;              /* this node is one of --voters (else a learner of group 0) */
 };
 
 static int64_t ctl_now_ms(const struct ctl *c)
@@ -256,6 +257,12 @@ static void ctl_apply_registration(struct ctl *c, const uint8_t *p, size_t len, 
     memcpy(b->host, p + 15, hl);
     b->host[hl] = 0;
     b->epoch = index;
+    if (id != c->cfg.self && b->port) {
+        int rc = peer_add(c->peer, id, b->host, b->port); /* a broker outside the voters */
+        if (rc && rc != RL_E_EXISTS)
+            RL_WARN("controller: cannot reach broker %u at %s:%u: %s", id, b->host, b->port,
+                    rl_strerror(rc));
+    }
     if (id == c->cfg.self && b->incarnation == c->incarnation && !c->registered) {
         c->registered = true;
         RL_INFO("controller: node %u registered (incarnation %016" PRIx64 ", broker epoch %"
@@ -391,6 +398,27 @@ static int ctl_batch(struct ctl *c, uint8_t kind, const uint8_t *payload, size_t
     return 0;
 }
 
+/* Leader: a registered broker outside the configuration joins group 0 as a learner, so it
+ * receives the controller log (one membership change at a time; the core refuses another
+ * while one is pending, and this is retried every turn). */
+static void ctl_add_learners(struct ctl *c, const struct raft *rf)
+{
+    if (!raft_leader_ready(rf) || rf->pending_conf_index > rf->commit)
+        return;
+    for (uint32_t i = 0; i < c->n_brokers; i++) {
+        uint32_t id = c->brokers[i].id;
+        if (raft_config_is_voter(&rf->config, id) || raft_config_is_learner(&rf->config, id))
+            continue;
+        uint64_t index;
+        int rc = repl_conf_change(c->repl, c->g, RAFT_CONF_ADD_LEARNER, id, &index);
+        if (rc == 0)
+            RL_INFO("controller: broker %u joins the controller log as a learner", id);
+        else if (rc != RL_E_RAFT_CONF_PENDING)
+            RL_WARN("controller: cannot add broker %u as a learner: %s", id, rl_strerror(rc));
+        return;
+    }
+}
+
 /* Proposes the next queued change once everything committed before it is applied here. */
 static void ctl_lead(struct ctl *c)
 {
@@ -411,6 +439,7 @@ static void ctl_lead(struct ctl *c)
         free(c->cur.payload);
         c->cur_active = false;
     }
+    ctl_add_learners(c, rf);
     for (uint32_t guard = 0; guard < CTL_MAX_QUEUE && c->q_len && !c->cur_active; guard++) {
         if (!raft_leader_ready(rf) || c->applied < raft_commit(rf) ||
             meta_commits_pending(c->meta))
@@ -701,12 +730,8 @@ static int ctl_check_config(const struct ctl_config *cfg, char *err, size_t err_
                  "voters list)");
         return RL_E_INVALID_CONFIG;
     }
-    if (!me) {
-        snprintf(err, err_cap, "node %u is not in --voters; list every node of the controller "
-                 "quorum, this one included (brokers outside the quorum are not supported "
-                 "yet)", cfg->self);
-        return RL_E_INVALID_CONFIG;
-    }
+    if (!me)
+        return 0; /* a broker outside the quorum: it joins group 0 as a learner */
     if (me->port != cfg->listen_port) {
         snprintf(err, err_cap, "--voters gives node %u the address %s:%u but it listens on "
                  "%s:%u; the voters list must name each node's --listen address", cfg->self,
@@ -729,6 +754,9 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     c->io = io;
     c->meta = m;
     c->cluster_id = ctl_cluster_id(cfg);
+    for (uint32_t i = 0; i < cfg->n_voters; i++)
+        if (cfg->voters[i].id == cfg->self)
+            c->voter = true;
     c->incarnation = ctl_random64();
     rc = ctl_identity(c, err, err_cap);
     if (rc)
@@ -765,9 +793,10 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     struct meta_committer mc = {ctl_submit, c};
     meta_set_committer(m, &mc);
     c->last_tick_ms = ctl_now_ms(c);
-    RL_INFO("cluster %016" PRIx64 ": node %u of %u voters, incarnation %016" PRIx64
+    RL_INFO("cluster %016" PRIx64 ": node %u, %s of %u voters, incarnation %016" PRIx64
             ", %" PRIu64 " controller records already applied", c->cluster_id, cfg->self,
-            cfg->n_voters, c->incarnation, c->skip_meta);
+            c->voter ? "one" : "a broker outside the quorum", cfg->n_voters, c->incarnation,
+            c->skip_meta);
     *out = c;
     return 0;
 fail:
@@ -837,7 +866,8 @@ void ctl_turn(struct ctl *c)
 static void ctl_register(struct ctl *c, int64_t now)
 {
     uint32_t leader = raft_leader(repl_group_raft(c->g));
-    if (c->registered || c->stopping || !leader || now - c->reg_sent_ms < CTL_REG_RESEND_MS)
+    if (c->registered || c->stopping || (!leader && c->voter) ||
+        now - c->reg_sent_ms < CTL_REG_RESEND_MS)
         return;
     uint8_t p[15 + 64];
     size_t hl = strlen(c->cfg.listen_host);
@@ -849,7 +879,18 @@ static void ctl_register(struct ctl *c, int64_t now)
     p[14] = (uint8_t)hl;
     memcpy(p + 15, c->cfg.listen_host, hl);
     c->reg_sent_ms = now;
-    ctl_forward(c, ++c->next_req, CTL_KEY_REG, p, 15 + hl);
+    if (leader) {
+        ctl_forward(c, ++c->next_req, CTL_KEY_REG, p, 15 + hl);
+        return;
+    }
+    /* A learner learns the leader only from its appends, which come once it is registered:
+     * it asks every voter, and the leader among them takes it. */
+    uint8_t buf[9 + sizeof(p)];
+    rl_store_le64(buf, ++c->next_req);
+    buf[8] = CTL_KEY_REG;
+    memcpy(buf + 9, p, 15 + hl);
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++)
+        peer_send(c->peer, c->cfg.voters[i].id, PEER_FWD, buf, 9 + 15 + hl);
 }
 
 static void ctl_local_timers(struct ctl *c, int64_t now)
@@ -895,6 +936,14 @@ void ctl_tick(struct ctl *c)
         for (uint32_t i = 0; i < c->cfg.n_voters; i++)
             if (c->cfg.voters[i].id != c->cfg.self)
                 peer_send(c->peer, c->cfg.voters[i].id, PEER_PING, NULL, 0);
+        for (uint32_t i = 0; i < c->n_brokers; i++) {
+            uint32_t id = c->brokers[i].id;
+            bool is_voter = false;
+            for (uint32_t k = 0; k < c->cfg.n_voters; k++)
+                is_voter |= c->cfg.voters[k].id == id;
+            if (id != c->cfg.self && !is_voter)
+                peer_send(c->peer, id, PEER_PING, NULL, 0);
+        }
     }
     ctl_turn(c);
 }
@@ -971,6 +1020,38 @@ size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap)
     }
     OUT("]}\n");
 #undef OUT
+    if (n >= cap && cap)
+        n = cap - 1;
+    return n;
+}
+
+size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
+{
+    struct ctl_status s;
+    ctl_get_status(c, &s);
+    struct repl_stats rs;
+    repl_get_stats(c->repl, &rs);
+    uint32_t fenced = 0;
+    for (uint32_t i = 0; i < s.n_brokers; i++)
+        fenced += !s.brokers[i].alive;
+    size_t n = 0;
+#define M(name, type, v)                                                                        \
+    do {                                                                                        \
+        if (n < cap)                                                                            \
+            n += (size_t)snprintf(buf + n, cap - n, "# TYPE ringlog_" name " " type             \
+                                  "\nringlog_" name " %llu\n", (unsigned long long)(v));       \
+    } while (0)
+    M("controller_leader", "gauge", s.leader);
+    M("controller_is_leader", "gauge", s.leader == s.self);
+    M("controller_term", "gauge", s.term);
+    M("controller_commit_index", "gauge", s.commit);
+    M("controller_applied_index", "gauge", s.applied);
+    M("controller_elections_total", "counter", rs.elections);
+    M("controller_leader_changes_total", "counter", rs.leader_changes);
+    M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);
+    M("cluster_brokers", "gauge", s.n_brokers);
+    M("cluster_brokers_fenced", "gauge", fenced);
+#undef M
     if (n >= cap && cap)
         n = cap - 1;
     return n;

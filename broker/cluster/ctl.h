@@ -17,6 +17,10 @@
  * before it first joined a cluster (counted in the identity file), so a restart replays
  * metadata.log and skips that many "m" records of group 0.
  *
+ * A node not in --voters is a broker outside the quorum: once its registration commits, the
+ * leader adds it to group 0 as a learner (RAFT_MAX_LEARNERS of them), so it receives and applies
+ * the controller log like the voters but never votes.
+ *
  * Identity: <data>/node.id binds the directory to a node id and a cluster id (a hash of the
  * voters list) at first start; a later start with another id or another voters list refuses.
  *
@@ -114,6 +118,10 @@ struct ctl_status {
 };
 
 void ctl_get_status(const struct ctl *c, struct ctl_status *out);
+/* Prometheus lines (ringlog_controller_*, ringlog_cluster_*) into buf (NUL-terminated,
+ * truncated to cap). Returns the length. */
+size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap);
+
 /* The status as JSON into buf (NUL-terminated, truncated to cap). Returns the length. */
 size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap);
 

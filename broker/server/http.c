@@ -289,6 +289,10 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("topics", "gauge", meta_topic_count(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
 #undef G
+    char *cl = services_cluster_text(sh, true);
+    if (cl)
+        sb_printf(b, "%s", cl);
+    free(cl);
     metrics_delivery(&ds, b);
     metrics_turns(sh, b);
     metrics_apis(sh, b);

@@ -93,15 +93,22 @@ bool services_adopt_peer(struct shard *sh, int fd, const uint8_t *pre, size_t n)
     return sh->svc.ctl && ctl_adopt(sh->svc.ctl, fd, pre, n);
 }
 
-char *services_cluster_json(const struct shard *sh)
+char *services_cluster_text(const struct shard *sh, bool metrics)
 {
     if (!sh->svc.ctl)
         return NULL;
     size_t cap = 64 * 1024;
     char *buf = malloc(cap);
-    if (buf)
+    if (buf && metrics)
+        ctl_metrics_text(sh->svc.ctl, buf, cap);
+    else if (buf)
         ctl_status_json(sh->svc.ctl, buf, cap);
     return buf;
+}
+
+char *services_cluster_json(const struct shard *sh)
+{
+    return services_cluster_text(sh, false);
 }
 
 static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)

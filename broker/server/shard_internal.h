@@ -265,6 +265,9 @@ void services_work(const struct shard *sh, struct services_work *out);
 /* A connection's first bytes (pre, n >= 4) are a peer hello: the controller takes fd. Returns
  * false when they are not (or there is no cluster). */
 bool services_adopt_peer(struct shard *sh, int fd, const uint8_t *pre, size_t n);
+/* The cluster's status as JSON, or its metrics lines (metrics true) (malloc'ed,
+ * NUL-terminated), or NULL without a cluster. */
+char *services_cluster_text(const struct shard *sh, bool metrics);
 /* The cluster's status as JSON (malloc'ed, NUL-terminated) or NULL without a cluster. */
 char *services_cluster_json(const struct shard *sh);
 /* Closes everything (logs cleanly). NULL members are fine. Blocks. */

@@ -6,8 +6,8 @@
  * printed); the killed node restarts, keeps what it had and catches up with what it missed;
  * `ringlog cluster status` names the leader, its term and the brokers; a lone voter (no
  * majority) refuses a change and says why. A second test starts ringlogd with bad cluster
- * input (wrong node id for a directory, another voters list, a node missing from the list,
- * duplicate ids, a listener the list does not name, a cluster's directory without --voters)
+ * input (wrong node id for a directory, another voters list, a voter id of 0, duplicate ids,
+ * a listener the list does not name, a cluster's directory without --voters)
  * and checks each is refused at start with a message that names the problem.
  * RINGLOG_CLUSTER_FAILOVERS=N (default 2) sets how many leader kills the first test times.
  */
@@ -29,19 +29,20 @@
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
 
-#define N 3
+#define N 3  /* voters */
+#define NB 4 /* brokers: the voters and one outside the quorum */
 #define ELECTION_MS 500 /* election.timeout.ms: elections start after [500, 1000) ms */
 #define START_MS 20000
 
-static struct tl_broker b[N];
-static uint16_t ports[N];
+static struct tl_broker b[NB];
+static uint16_t ports[NB];
 static char voters[256];
 
 /* Free ports for the native listeners: --voters must name them before the brokers start. */
 static void pick_ports(void)
 {
-    int fds[N];
-    for (int i = 0; i < N; i++) {
+    int fds[NB];
+    for (int i = 0; i < NB; i++) {
         fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
         cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -49,7 +50,7 @@ static void pick_ports(void)
         getsockname(fds[i], (struct sockaddr *)&sa, &len);
         ports[i] = ntohs(sa.sin_port);
     }
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < NB; i++)
         close(fds[i]);
     snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
              ports[1], ports[2]);
@@ -90,7 +91,7 @@ static int agreed_leader(long long min_term, long long *term)
 {
     static char body[65536];
     int leader = 0;
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < NB; i++) {
         if (!tl_broker_alive(&b[i]))
             continue;
         if (cluster_json(i, body, sizeof(body)))
@@ -143,7 +144,7 @@ static bool wait_topic_everywhere(const char *name, uint32_t deadline_ms)
     uint64_t until = tl_now_ms() + deadline_ms;
     for (;;) {
         bool all = true;
-        for (int i = 0; i < N; i++)
+        for (int i = 0; i < NB; i++)
             if (tl_broker_alive(&b[i]) && !has_topic(i, name))
                 all = false;
         if (all)
@@ -172,7 +173,7 @@ static void init(void)
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < NB; i++) {
         int st = tl_broker_finish(&b[i], 20000);
         cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
     }
@@ -256,6 +257,11 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
     cr_assert(r.status == 0 && strstr(r.out, want) && tl_count_lines(r.out) >= 9,
               "status %d out:\n%s\nerr: %s", r.status, r.out, r.err);
     tl_cli_run_free(&r);
+    static char metrics[1 << 20];
+    cr_assert_eq(tl_http_get("127.0.0.1", b[leader - 1].http_port, "/metrics", metrics,
+                             sizeof(metrics), 5000), 200);
+    cr_assert(strstr(metrics, "ringlog_controller_is_leader 1\n") &&
+              strstr(metrics, "ringlog_cluster_brokers 3\n"), "%s", metrics);
 
     /* SIGKILL the leader: another voter leads within twice the longest election timeout, and
      * a topic can be created again. */
@@ -363,7 +369,7 @@ Test(cluster, bad_cluster_input_is_refused_at_start)
     } cases[] = {
         {"wrong node id for the directory", "2", listen2, NULL, "belongs to node 1, not node 2"},
         {"another voters list", "1", NULL, other, "belongs to another cluster"},
-        {"node missing from --voters", "4", NULL, NULL, "node 4 is not in --voters"},
+        {"a voter with id 0", "1", NULL, "0@127.0.0.1:1", "with an id >= 1"},
         {"duplicate ids", "1", NULL, "1@127.0.0.1:1,1@127.0.0.1:2", "appears twice"},
         {"a listener the list does not name", "1", "127.0.0.1:1", NULL,
          "the voters list must name each node's --listen address"},
@@ -383,4 +389,45 @@ Test(cluster, bad_cluster_input_is_refused_at_start)
     }
     /* Still the same node of the same cluster: it starts as it did. */
     cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+}
+
+Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
+{
+    /* Three voters and node 4, which --voters does not name: it registers, joins the
+     * controller log as a learner, and applies what the voters commit. Topics created through
+     * each of the four are seen by all; restarting each node in turn (SIGTERM, start) keeps
+     * every topic, and the cluster keeps taking changes. */
+    pick_ports();
+    for (int i = 0; i < NB; i++)
+        start_node(i);
+    long long term = 0;
+    cr_assert_gt(wait_leader(0, &term, 10000), 0, "no controller leader within 10 s");
+    const char *names[NB] = {"from-1", "from-2", "from-3", "from-4"};
+    char msg[512];
+    for (int i = 0; i < NB; i++) {
+        int rc = -1;
+        uint64_t until = tl_now_ms() + 10000; /* node 4 forwards once it knows the leader */
+        while (rc && tl_now_ms() < until)
+            rc = create_on(i, names[i], msg, sizeof(msg));
+        cr_assert_eq(rc, 0, "create through node %d: %s", i + 1, msg);
+    }
+    for (int i = 0; i < NB; i++)
+        cr_assert(wait_topic_everywhere(names[i], 5000), "%s not on every broker", names[i]);
+    for (int i = 0; i < NB; i++) {
+        cr_assert_eq(tl_broker_stop(&b[i], SIGTERM, 20000), 0, "node %d stop", i + 1);
+        cr_assert_eq(tl_broker_restart(&b[i], START_MS), 0, "node %d restart", i + 1);
+        cr_assert_gt(wait_leader(0, &term, 10000), 0, "no leader after node %d restarted",
+                     i + 1);
+        for (int k = 0; k < NB; k++)
+            cr_assert(has_topic(i, names[k]), "node %d lost %s across its restart", i + 1,
+                      names[k]);
+        char name[32];
+        snprintf(name, sizeof(name), "after-restart-%d", i + 1);
+        int rc = -1;
+        uint64_t until = tl_now_ms() + 10000;
+        while (rc && tl_now_ms() < until)
+            rc = create_on(i, name, msg, sizeof(msg));
+        cr_assert_eq(rc, 0, "create through node %d after its restart: %s", i + 1, msg);
+        cr_assert(wait_topic_everywhere(name, 5000), "%s not on every broker", name);
+    }
 }
