@@ -79,7 +79,7 @@ LIB_TESTLIB := $(BUILD)/lib/librl_testlib.a
 # libringlog, the public client library: client + common + proto, nothing of the broker.
 LIB_CLIENT_A := $(BUILD)/lib/libringlog.a
 # Everything a test program may need, in link order (users before what they use).
-TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_STORAGE) $(LIB_REPL) \
+TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_REPL) $(LIB_STORAGE) \
                  $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 TESTLIB_SRCS :=
 
@@ -140,7 +140,7 @@ $(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 # Keep objects of test programs (make would delete them as intermediates).
 .SECONDARY:
 .DEFAULT_GOAL := all
-.PHONY: all test test-asan run bench sim fuzz install clean deps
+.PHONY: all test test-asan run run-cluster bench sim fuzz install clean deps
 all: $(BINS) $(LIBS)
 
 deps: $(DEPS_MK)
@@ -186,6 +186,10 @@ test-asan:
 run: all
 	mkdir -p data
 	$(BUILD)/bin/ringlogd --data-dir ./data --kafka-listen 127.0.0.1:9092
+
+# Three nodes as one cluster (9400/9410/9420, HTTP +1), logs prefixed by node; Ctrl-C stops all.
+run-cluster: all
+	tools/run-cluster.sh $(BUILD)/bin/ringlogd
 
 # Benchmarks run one at a time (they measure the same disk and cores), and the broker's
 # end-to-end bench runs last so its summary line ends the output.

@@ -11,6 +11,7 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
                broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
                broker/native/native_groups.c \
+               broker/cluster/peer.c broker/cluster/ctl.c \
                broker/server/config.c broker/server/loopclock.c broker/server/req.c \
                broker/server/conn.c broker/server/services.c broker/server/shard.c \
                broker/server/http.c broker/server/dirlock.c
@@ -37,11 +38,12 @@ FUZZ_HARNESSES += frame
 FUZZ_FLAGS_frame := -max_len=65536
 
 BINS += $(BUILD)/bin/ringlogd
-$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/server/ringlogd.o $(LIB_BROKER) $(LIB_STORAGE) \
-                       $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
+$(BUILD)/bin/ringlogd: $(BUILD)/obj/broker/server/ringlogd.o $(LIB_BROKER) $(LIB_REPL) \
+                       $(LIB_STORAGE) $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_STORAGE) $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON) \
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_BROKER) $(LIB_REPL) $(LIB_STORAGE) $(LIB_IO) \
+	    $(LIB_PROTO) $(LIB_COMMON) \
 	    $(DEPS_LIBS)
 
 # Integration suites: real ringlogd processes (tests/lib client).
@@ -49,7 +51,8 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
          $(BUILD)/tests/integration/test_broker_restart $(BUILD)/tests/integration/test_broker_chaos \
          $(BUILD)/tests/integration/test_broker_datadir \
          $(BUILD)/tests/integration/test_broker_create_load \
-         $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
+         $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups \
+         $(BUILD)/tests/integration/test_cluster
 # Guards against operators' and clients' mistakes, and limits against hostile peers (issue 9).
 TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration/test_broker_limits \
          $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed

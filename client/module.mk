@@ -22,6 +22,7 @@ LIBS += $(LIB_CLIENT_A) $(LIB_CLIENT_SO)
 # (cli_bench*.c) measures the disk and loopback limits itself (cli_probe.c), so the tool links
 # nothing of bench/.
 CLI_SRCS := client/cli.c client/cli_topic.c client/cli_io.c client/cli_group.c client/cli_bench.c \
+            client/cli_cluster.c \
             client/cli_bench_run.c client/cli_bench_hist.c client/cli_bench_payload.c \
             client/cli_bench_broker.c client/cli_bench_report.c client/cli_probe.c
 CLI_OBJS := $(call obj,$(CLI_SRCS))

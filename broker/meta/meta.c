@@ -146,6 +146,16 @@ uint32_t meta_proposals_pending(const struct meta *m)
     return m->n_proposals;
 }
 
+uint32_t meta_commits_pending(const struct meta *m)
+{
+    return m->n_commits;
+}
+
+uint64_t meta_log_records(const struct meta *m)
+{
+    return m->log_records;
+}
+
 size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs)
 {
     size_t n = 0;
@@ -204,6 +214,12 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
                  "limit per topic, which clients hold too), got %d",
                  META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
         return RL_E_INVALID_PARTITIONS;
+    }
+    if (s->replication_factor > 1 && m->committer.submit) {
+        snprintf(err, err_cap, "replication factor %d is not supported yet: this version keeps "
+                 "a topic's metadata on every broker of the cluster but does not replicate "
+                 "partitions; use 1", s->replication_factor);
+        return RL_E_INVALID_REPLICATION;
     }
     if (s->replication_factor != 0 && s->replication_factor != 1) {
         snprintf(err, err_cap, "replication factor %d is not possible: this cluster has one "
@@ -397,9 +413,11 @@ static int meta_apply_create(struct meta *m, const struct meta_topic_spec *spec)
         return -ENOMEM;
     }
     *c = (struct meta_creating){.t = t, .m = m};
-    if (m->inflight && m->inflight->rec.kind == META_RECORD_CREATE_TOPIC &&
-        !strcmp(m->inflight->rec.spec.name, t->name))
-        c->pr = m->inflight;
+    /* The proposal waiting for this topic: locally the one in flight; in a cluster the one
+     * the committed record being applied carries (another broker's records carry none). */
+    struct meta_proposal *want = m->committer.submit ? m->applying_pr : m->inflight;
+    if (want && want->rec.kind == META_RECORD_CREATE_TOPIC && !strcmp(want->rec.spec.name, t->name))
+        c->pr = want;
     m->partitions_total += t->partition_count;
     struct plog_config pc;
     config_topic_to_plog(&cfg, &pc);
@@ -613,6 +631,12 @@ static void meta_free(struct meta *m)
         }
         meta_topic_free(t);
     }
+    while (m->commit_head) {
+        struct meta_commit *c = m->commit_head;
+        m->commit_head = c->next;
+        free(c->payload);
+        free(c);
+    }
     metalog_close(m->ml);
     free(m->live);
     free(m->doomed);
@@ -660,6 +684,7 @@ int meta_open(const struct meta_limits *lim, struct partition_env *env, struct b
         return rc;
     }
     meta_after_damage(m, &ms, path);
+    m->log_records = ms.records;
     meta_remove_leftovers(m);
     rc = meta_open_partitions(m, err, err_cap);
     if (rc) {
@@ -677,7 +702,8 @@ void meta_close(struct meta *m)
     if (!m)
         return;
     /* Proposals still running (a forced shutdown) finish first: their callbacks touch us. */
-    for (uint32_t guard = 0; (m->inflight || m->n_creating) && guard < 1000000; guard++) {
+    for (uint32_t guard = 0; (m->inflight || m->n_creating || m->commit_inflight) &&
+                             guard < 1000000; guard++) {
         bg_drain(m->bg);
         partition_env_settle(m->env);
     }

@@ -27,6 +27,17 @@ struct meta_gone {
     uint32_t partitions;
 };
 
+/* A committed record on its way into metadata.log and the table (cluster mode). */
+struct meta_commit {
+    struct meta_commit *next;
+    uint8_t *payload;             /* NULL: a marker for pr only */
+    size_t len;
+    struct meta_proposal *pr;
+    int append_rc;
+    struct meta *m;
+    struct bg_job job;
+};
+
 /* A topic whose partitions are being created. */
 struct meta_creating {
     struct meta_topic *t;
@@ -52,6 +63,12 @@ struct meta {
     size_t n_gone, cap_gone;
     struct meta_proposal *queue_head, *queue_tail, *inflight;
     uint32_t n_proposals;
+    uint64_t log_records;         /* records in metadata.log */
+    struct meta_committer committer; /* submit NULL: the local metadata log commits */
+    struct meta_commit *commit_head, *commit_tail, *commit_inflight;
+    uint32_t n_commits;
+    struct meta_proposal *applying_pr; /* the proposal of the committed record being applied */
+    bool commit_failed;           /* metadata.log refused a committed record: applying stopped */
 };
 
 /* A metadata record is at least its 12-byte header; each one damaged bytes could have held is
@@ -66,6 +83,8 @@ int meta_validate(const struct meta *m, const struct meta_record *rec, struct to
 size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs);
 /* Whether a topic is being created for proposal pr. */
 bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr);
+/* Loop work of the committed-record queue (cluster mode). */
+void meta_process_commits(struct meta *m);
 /* The proposal waiting for the topic's creation, when the creation ends. */
 void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err);
 

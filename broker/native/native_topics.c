@@ -58,6 +58,53 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
     return tm;
 }
 
+/* The brokers and controller of a cluster (the view the server gives). Returns 0 or -ENOMEM. */
+static int native_metadata_cluster(struct native *n, struct svc_req *r,
+                                   Ringlog__MetadataResponse *body)
+{
+    struct native_cluster_view v;
+    memset(&v, 0, sizeof(v));
+    n->cluster_view(n->cluster_ctx, &v);
+    Ringlog__BrokerInfo **bis = native_alloc(r, (v.n_brokers ? v.n_brokers : 1) * sizeof(*bis));
+    if (!bis)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < v.n_brokers; i++) {
+        Ringlog__BrokerInfo *bi = NATIVE_NEW(r, Ringlog__BrokerInfo, ringlog__broker_info__init);
+        if (!bi)
+            return -ENOMEM;
+        bi->node_id = v.brokers[i].id;
+        bi->host = arena_strdup(r->arena, v.brokers[i].host);
+        bi->port = v.brokers[i].port;
+        bi->fenced = v.brokers[i].fenced;
+        if (!bi->host)
+            return -ENOMEM;
+        bis[i] = bi;
+    }
+    if (v.n_brokers) {
+        body->n_brokers = v.n_brokers;
+        body->brokers = bis;
+    }
+    Ringlog__ControllerVoter **vs = native_alloc(r, (v.n_voters ? v.n_voters : 1) * sizeof(*vs));
+    if (!vs)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < v.n_voters; i++) {
+        vs[i] = NATIVE_NEW(r, Ringlog__ControllerVoter, ringlog__controller_voter__init);
+        if (!vs[i])
+            return -ENOMEM;
+        vs[i]->node_id = v.voters[i].id;
+        vs[i]->match_index = v.voters[i].match;
+        vs[i]->reachable = v.voters[i].reachable;
+    }
+    body->n_voters = v.n_voters;
+    body->voters = vs;
+    body->controller_term = v.term;
+    body->controller_commit = v.commit;
+    body->answered_by = v.self;
+    body->controller_id = v.controller_id;
+    body->cluster_id = arena_strdup(r->arena, v.cluster_id);
+    return body->cluster_id ? 0 : -ENOMEM;
+}
+
 void native_metadata(struct native *n, struct svc_req *r, const Ringlog__Request *rq,
                      const uint8_t *data)
 {
@@ -89,6 +136,8 @@ void native_metadata(struct native *n, struct svc_req *r, const Ringlog__Request
     body->n_topics = count;
     body->topics = tms;
     body->cluster_id = arena_printf(r->arena, "ringlog-%d", n->node_id);
+    if (n->cluster_view && native_metadata_cluster(n, r, body))
+        return native_oom(n, r);
     resp->body_case = RINGLOG__RESPONSE__BODY_METADATA;
     resp->metadata = body;
     n->host->respond(r, resp, NULL, NULL, NULL, 0);

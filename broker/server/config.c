@@ -17,6 +17,8 @@ void config_broker_default(struct broker_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->node_id = 0;
+    cfg->election_timeout_ms = 1000;
+    cfg->broker_session_timeout_ms = 9000;
     snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
     cfg->listen_port = 9400;
     cfg->http_enabled = true;
@@ -87,6 +89,8 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
         return rc;                                                                              \
     }
     NUM("node.id", node_id, 0, INT32_MAX)
+    NUM("election.timeout.ms", election_timeout_ms, 200, 60000)
+    NUM("broker.session.timeout.ms", broker_session_timeout_ms, 500, 600000)
     NUM("max.frame.bytes", max_frame_bytes, 64 * 1024, 1ll << 30)
     NUM("max.connections", max_connections, 1, 1 << 20)
     NUM("max.inflight.bytes", max_inflight_bytes, 1 << 20, 1ll << 40)
@@ -168,6 +172,8 @@ int config_broker_set(struct broker_config *cfg, const char *key, const char *va
         snprintf(dst, PATH_MAX, "%s", value);
         return 0;
     }
+    if (!strcmp(key, "voters"))
+        return config_parse_voters(cfg, value, err, err_cap);
     int rc = config_broker_set_num(cfg, key, value, err, err_cap);
     if (rc <= 0)
         return rc;
@@ -178,6 +184,52 @@ int config_broker_set(struct broker_config *cfg, const char *key, const char *va
     }
     snprintf(err, err_cap, "unknown setting \"%s\" (see ringlogd --help)", key);
     return RL_E_INVALID_CONFIG;
+}
+
+int config_parse_voters(struct broker_config *cfg, const char *text, char *err, size_t err_cap)
+{
+    char buf[1024];
+    if (strlen(text) >= sizeof(buf) || !text[0]) {
+        snprintf(err, err_cap, "voters must be a list ID@HOST:PORT,... of at most %d nodes",
+                 CONFIG_MAX_VOTERS);
+        return RL_E_INVALID_CONFIG;
+    }
+    snprintf(buf, sizeof(buf), "%s", text);
+    cfg->n_voters = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *at = strchr(tok, '@');
+        struct config_voter v = {0};
+        int64_t id = 0;
+        if (at)
+            *at = 0;
+        if (!at || config_topic_parse_i64(tok, &id) || id < 1 || id > INT32_MAX ||
+            config_parse_hostport(at + 1, v.host, sizeof(v.host), &v.port) || v.port == 0) {
+            snprintf(err, err_cap, "voter \"%s%s%s\" is not ID@HOST:PORT with an id >= 1 and a "
+                     "port >= 1 (e.g. 1@127.0.0.1:9400)", tok, at ? "@" : "", at ? at + 1 : "");
+            return RL_E_INVALID_CONFIG;
+        }
+        v.id = (int32_t)id;
+        if (cfg->n_voters == CONFIG_MAX_VOTERS) {
+            snprintf(err, err_cap, "at most %d voters are allowed", CONFIG_MAX_VOTERS);
+            return RL_E_INVALID_CONFIG;
+        }
+        for (uint32_t i = 0; i < cfg->n_voters; i++) {
+            const struct config_voter *o = &cfg->voters[i];
+            if (o->id == v.id) {
+                snprintf(err, err_cap, "node id %d appears twice; each voter needs its own id",
+                         v.id);
+                return RL_E_INVALID_CONFIG;
+            }
+            if (o->port == v.port && !strcmp(o->host, v.host)) {
+                snprintf(err, err_cap, "nodes %d and %d have the same address %s:%u; each "
+                         "voter needs its own listener", o->id, v.id, v.host, v.port);
+                return RL_E_INVALID_CONFIG;
+            }
+        }
+        cfg->voters[cfg->n_voters++] = v;
+    }
+    return 0;
 }
 
 static char *config_trim(char *s)
@@ -231,13 +283,17 @@ const char *config_broker_usage(void)
     return "usage: ringlogd [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
            "                [--http HOST:PORT|off] [--node-id N] [--ready-file PATH]\n"
            "                [--kafka-listen HOST:PORT] [--kafka-advertise HOST:PORT]\n"
-           "                [--set KEY=VALUE ...]\n"
+           "                [--voters ID@HOST:PORT,...] [--set KEY=VALUE ...]\n"
            "\n"
            "Starts one ringlog broker in the foreground. Without arguments it listens on\n"
            "127.0.0.1:9400 (native protocol) and 127.0.0.1:9401 (HTTP: /metrics, /v1/status)\n"
            "and keeps its data in ./data. SIGTERM or SIGINT shut it down cleanly.\n"
            "\n"
-           "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
+           "With --voters (the controller quorum: node id @ native listener, the same list on\n"
+           "every node) the broker is one node of a cluster; --node-id then names it.\n"
+           "\n"
+           "Config file (and --set) keys: node.id, voters, election.timeout.ms,\n"
+           "broker.session.timeout.ms, listen, http, data.dir, ready.file,\n"
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
            "max.connection.inflight.bytes, connections.max.idle.ms, frame.receive.timeout.ms,\n"
            "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
@@ -277,6 +333,7 @@ static const char *config_flag_key(const char *flag)
         {"--data-dir", "data.dir"}, {"--listen", "listen"},         {"--http", "http"},
         {"--node-id", "node.id"},   {"--ready-file", "ready.file"},
         {"--kafka-listen", "kafka.listen"}, {"--kafka-advertise", "kafka.advertise"},
+        {"--voters", "voters"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!strcmp(flag, map[i][0]))

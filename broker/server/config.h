@@ -19,8 +19,21 @@
 
 #define CONFIG_HOST_MAX 64
 
+#define CONFIG_MAX_VOTERS 9 /* RAFT_MAX_VOTERS */
+
+/* One controller voter of --voters: node id @ its native listener. */
+struct config_voter {
+    int32_t id;
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+};
+
 struct broker_config {
     int32_t node_id;
+    uint32_t n_voters;                   /* voters: 0 for a cluster of one (no --voters) */
+    struct config_voter voters[CONFIG_MAX_VOTERS];
+    uint32_t election_timeout_ms;        /* election.timeout.ms: controller elections */
+    uint32_t broker_session_timeout_ms;  /* broker.session.timeout.ms: silent brokers fenced */
     char listen_host[CONFIG_HOST_MAX];
     uint16_t listen_port;                /* 0: an ephemeral port (see ready_file) */
     bool http_enabled;
@@ -78,6 +91,10 @@ int config_broker_load_file(struct broker_config *cfg, const char *path, char *e
  * 1 when --help was asked (usage printed to stdout), or a negative code with err filled. */
 int config_broker_from_args(struct broker_config *cfg, int argc, char **argv, char *err,
                             size_t err_cap);
+
+/* Parses a --voters list "ID@HOST:PORT,..." into cfg (ids >= 1 and distinct, addresses
+ * distinct, at most CONFIG_MAX_VOTERS). Returns 0 or RL_E_INVALID_CONFIG with err. */
+int config_parse_voters(struct broker_config *cfg, const char *text, char *err, size_t err_cap);
 
 /* Usage text for ringlogd. */
 const char *config_broker_usage(void);

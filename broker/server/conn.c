@@ -138,7 +138,8 @@ static void conn_free(struct conn *c)
             }
         }
     }
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     if (c->pipe_rd >= 0) {
         close(c->pipe_rd);
         close(c->pipe_wr);
@@ -335,6 +336,18 @@ static void conn_parse(struct conn *c)
             return;
         conn_dispatch(c, c->big, c->big_len);
         conn_big_free(c);
+    }
+    if (!c->first_checked && c->rend - c->rstart >= 4 && !c->recv_inflight) {
+        /* Another broker of the cluster: its connection belongs to the controller's
+         * transport (broker/cluster/peer.h), not to the native protocol. */
+        c->first_checked = true;
+        if (c->nreq == 0 &&
+            services_adopt_peer(sh, c->fd, c->rbuf + c->rstart, c->rend - c->rstart)) {
+            c->fd = -1;
+            c->rstart = c->rend = 0;
+            c->closing = true;
+            return;
+        }
     }
     for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
         if (c->rend > c->rstart && conn_mem_wait(c))
@@ -714,7 +727,8 @@ void conn_process(struct conn *c)
     bool done = c->dead || (c->closing && !c->head);
     bool busy = c->recv_inflight || c->send_inflight || c->splice_in_inflight;
     if (done && busy)
-        shutdown(c->fd, c->dead ? SHUT_RDWR : SHUT_RD); /* wakes pending ops */
+        if (c->fd >= 0)
+            shutdown(c->fd, c->dead ? SHUT_RDWR : SHUT_RD); /* wakes pending ops */
     if (done && !busy)
         conn_free(c);
 }

@@ -300,6 +300,10 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("topics", "gauge", meta_topic_count(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
 #undef G
+    char *cl = services_cluster_text(sh, true);
+    if (cl)
+        sb_printf(b, "%s", cl);
+    free(cl);
     metrics_delivery(&ds, b);
     metrics_turns(sh, b);
     metrics_apis(sh, b);
@@ -491,7 +495,13 @@ static void http_route(struct http_conn *h)
         status_render(sh, &body);
         return http_reply(h, 200, "OK", "application/json", &body);
     }
-    sb_printf(&body, "not found: %s (try /metrics or /v1/status)\n", path);
+    if (!strcmp(path, "/v1/cluster")) {
+        char *json = services_cluster_json(sh);
+        sb_printf(&body, "%s", json ? json : "{\"cluster\":false}\n");
+        free(json);
+        return http_reply(h, 200, "OK", "application/json", &body);
+    }
+    sb_printf(&body, "not found: %s (try /metrics, /v1/status or /v1/cluster)\n", path);
     http_reply(h, 404, "Not Found", "text/plain", &body);
 }
 

@@ -41,6 +41,7 @@ struct bg;
 struct partition_env;
 struct meta;
 struct delivery;
+struct ctl;
 
 /* One request on a connection, from its frame to its response being sent. */
 struct req {
@@ -79,6 +80,7 @@ struct services {
     struct delivery *dv;             /* produce, fetch, producer ids, groups, offsets */
     struct native *native;           /* the native protocol's handlers */
     struct kafka *kafka;             /* the Kafka protocol's handlers (kafka.listen) */
+    struct ctl *ctl;                 /* the cluster's controller (NULL: a cluster of one) */
     int64_t last_slow_tick_ms;
     int64_t last_retention_ms;
 };
@@ -105,6 +107,7 @@ struct conn {
     uint64_t partial_deadline_ns;    /* 0, or when a partial frame times out (while reading) */
     uint64_t partial_progress;       /* bytes received since that deadline was set */
     bool dead;                       /* a send failed: nothing more can be delivered */
+    bool first_checked;              /* its first bytes were checked for a peer hello */
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
     uint8_t *big;                    /* a frame larger than rbuf, being received */
@@ -292,6 +295,14 @@ struct services_work {
     uint64_t segment_rolls;  /* appends that rolled a log */
 };
 void services_work(const struct shard *sh, struct services_work *out);
+/* A connection's first bytes (pre, n >= 4) are a peer hello: the controller takes fd. Returns
+ * false when they are not (or there is no cluster). */
+bool services_adopt_peer(struct shard *sh, int fd, const uint8_t *pre, size_t n);
+/* The cluster's status as JSON, or its metrics lines (metrics true) (malloc'ed,
+ * NUL-terminated), or NULL without a cluster. */
+char *services_cluster_text(const struct shard *sh, bool metrics);
+/* The cluster's status as JSON (malloc'ed, NUL-terminated) or NULL without a cluster. */
+char *services_cluster_json(const struct shard *sh);
 /* Closes everything (logs cleanly). NULL members are fine. Blocks. */
 void services_close(struct shard *sh);
 
