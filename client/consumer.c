@@ -175,6 +175,17 @@ static void part_set(struct cpart *p, int64_t offset)
     }
 }
 
+/* Rewinds a partition to what it has handed out: its next fetch starts at its position, and
+ * answers sent before (buffered or in flight) are ignored from now on. */
+static void part_rewind(struct cpart *p)
+{
+    if (p->position == NEEDS_RESET || p->fetch_offset == p->position)
+        return;
+    int64_t skip = p->skip_before_ts;
+    part_set(p, p->position);
+    p->skip_before_ts = skip;
+}
+
 static int assign_one(struct rl_consumer *c, const char *topic, int32_t partition,
                       int64_t offset)
 {
@@ -211,14 +222,8 @@ static int assign_one(struct rl_consumer *c, const char *topic, int32_t partitio
      * every partition to what it has handed out, so the dropped records are fetched again. */
     for (int i = 0; i < c->broker_count; i++)
         broker_drop_answer(&c->brokers[i]);
-    for (int i = 0; i < c->part_count - 1; i++) {
-        struct cpart *q = &c->parts[i];
-        if (q->position == NEEDS_RESET || q->fetch_offset == q->position)
-            continue;
-        int64_t skip = q->skip_before_ts;
-        part_set(q, q->position);
-        q->skip_before_ts = skip;
-    }
+    for (int i = 0; i < c->part_count - 1; i++)
+        part_rewind(&c->parts[i]);
     return 0;
 }
 
@@ -529,9 +534,21 @@ static int fetch_more(struct rl_consumer *c, int bi)
     return 0;
 }
 
+/* The connection to b failed. The answer being iterated is dropped with it, and its
+ * partitions' fetch_offset had already moved past its records when it was taken (answers still
+ * in the buffer or in flight had not moved anything): those partitions start their next fetch
+ * at their position again, or the records between position and fetch_offset would be skipped. */
 static void conn_failed(struct rl_consumer *c, struct cbroker *b, int code)
 {
     rlc_set_err(c->err, sizeof(c->err), "%s", b->conn.err[0] ? b->conn.err : rl_strerror(code));
+    const Ringlog__FetchResponse *fr = b->resp ? b->resp->fetch : NULL;
+    for (size_t i = 0; fr && i < fr->n_topics; i++)
+        for (size_t j = 0; j < fr->topics[i]->n_partitions; j++) {
+            struct cpart *p = part_find(c, fr->topics[i]->name,
+                                        (int32_t)fr->topics[i]->partitions[j]->partition);
+            if (p)
+                part_rewind(p);
+        }
     broker_drop_answer(b);
     rlc_conn_close(&b->conn);
     b->inflight = 0;
