@@ -143,7 +143,7 @@ struct survivor {
     int held_count;
 };
 
-static void survivor_cb(void *ctx, struct rl_consumer *k, int event,
+static void survivor_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
                         const struct rl_topic_partition *parts, size_t count)
 {
     (void)k;

@@ -19,10 +19,14 @@
  * bumps the partition's epoch, so answers to fetches sent before it are ignored.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "client/client_internal.h"
 #include "common/batch.h"
@@ -80,6 +84,10 @@ struct rl_consumer {
     bool refresh;      /* metadata is stale: ask again before routing */
     int pending_error; /* a partition error to report from the next poll */
     struct rlc_group *group; /* after rl_consumer_subscribe */
+    /* Wakes a waiting poll (an eventfd): rl_consumer_wakeup from any thread, and the group's
+     * heartbeat thread when it has news for the member (a rebalance, a lost membership). */
+    int wake_fd;
+    atomic_bool wakeup; /* rl_consumer_wakeup was called: the poll returns 0 */
     uint64_t rnd;
     char err[512];
 };
@@ -94,8 +102,12 @@ struct rl_consumer *rl_consumer_new(const struct rl_conf *conf, char *err, size_
     c->conf = *conf;
     rlc_meta_init(&c->meta, &c->conf);
     c->reader = batch_reader_create(RL_BATCH_MAX_BYTES);
-    if (!c->reader) {
-        rlc_set_err(err, errlen, "out of memory");
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!c->reader || c->wake_fd < 0) {
+        rlc_set_err(err, errlen, "%s", c->reader ? strerror(errno) : "out of memory");
+        if (c->wake_fd >= 0)
+            close(c->wake_fd);
+        batch_reader_destroy(c->reader);
         rlc_meta_destroy(&c->meta);
         free(c);
         return NULL;
@@ -130,7 +142,21 @@ void rl_consumer_destroy(struct rl_consumer *c)
     free(c->parts);
     batch_reader_destroy(c->reader);
     rlc_meta_destroy(&c->meta);
+    close(c->wake_fd);
     free(c);
+}
+
+void rlc_consumer_wake(struct rl_consumer *c)
+{
+    uint64_t one = 1;
+    ssize_t w = write(c->wake_fd, &one, sizeof(one)); /* EAGAIN: a wake is pending already */
+    (void)w;
+}
+
+void rl_consumer_wakeup(struct rl_consumer *c)
+{
+    atomic_store(&c->wakeup, true);
+    rlc_consumer_wake(c);
 }
 
 const char *rl_consumer_last_error(struct rl_consumer *c)
@@ -240,10 +266,22 @@ static int topic_partitions(struct rl_consumer *c, const char *topic)
     return n;
 }
 
+/* A group member's partitions come from its group only. */
+static int check_manual(struct rl_consumer *c)
+{
+    if (!c->group)
+        return 0;
+    rlc_set_err(c->err, sizeof(c->err), "this consumer subscribed to a group, which assigns its "
+                "partitions: use a consumer without rl_consumer_subscribe to assign by hand");
+    return RL_E_INVALID_ARGUMENT;
+}
+
 int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partition,
                        int64_t offset)
 {
-    int n = topic_partitions(c, topic);
+    int n = check_manual(c);
+    if (n == 0)
+        n = topic_partitions(c, topic);
     if (n < 0)
         return n;
     if (partition < 0 || partition >= n) {
@@ -256,7 +294,9 @@ int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partiti
 
 int rl_consumer_assign_topic(struct rl_consumer *c, const char *topic, int64_t offset)
 {
-    int n = topic_partitions(c, topic);
+    int n = check_manual(c);
+    if (n == 0)
+        n = topic_partitions(c, topic);
     for (int32_t i = 0; i < n; i++) {
         int rc = assign_one(c, topic, i, offset);
         if (rc)
@@ -276,12 +316,17 @@ int rl_consumer_seek(struct rl_consumer *c, const char *topic, int32_t partition
     return 0;
 }
 
+static int resolve_part(struct rl_consumer *c, struct cpart *p);
+
 int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition)
 {
     struct cpart *p = part_find(c, topic, partition);
-    if (!p)
+    if (!p) {
+        rlc_set_err(c->err, sizeof(c->err), "%s partition %d is not assigned", topic, partition);
         return RL_E_NOT_FOUND;
-    return p->position == NEEDS_RESET ? p->reset_to : p->position;
+    }
+    int rc = resolve_part(c, p);
+    return rc ? rc : p->position;
 }
 
 /* Asks for one partition's offset at `when` (earliest, latest or a timestamp). */
@@ -351,23 +396,39 @@ int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t
     return 0;
 }
 
+/* Turns a position waiting for earliest/latest into an offset (asks the broker). */
+static int resolve_part(struct rl_consumer *c, struct cpart *p)
+{
+    if (p->position != NEEDS_RESET)
+        return 0;
+    int64_t off;
+    int rc = list_offset(c, p->topic, p->partition, p->reset_to, &off);
+    if (rc)
+        return rc;
+    uint32_t epoch = p->epoch;
+    RL_DEBUG("consumer: %s-%d reset (%lld) to offset %lld", p->topic, p->partition,
+             (long long)p->reset_to, (long long)off);
+    part_set(p, off);
+    p->epoch = epoch; /* nothing was fetched at the unresolved position */
+    return 0;
+}
+
+int rlc_consumer_resolve(struct rl_consumer *c)
+{
+    for (int i = 0; i < c->part_count; i++) {
+        int rc = resolve_part(c, &c->parts[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Resolves positions waiting for earliest/latest and routes partitions to their leaders. */
 static int prepare(struct rl_consumer *c)
 {
-    for (int i = 0; i < c->part_count; i++) {
-        struct cpart *p = &c->parts[i];
-        if (p->position != NEEDS_RESET)
-            continue;
-        int64_t off;
-        int rc = list_offset(c, p->topic, p->partition, p->reset_to, &off);
-        if (rc)
-            return rc;
-        uint32_t epoch = p->epoch;
-        RL_DEBUG("consumer: %s-%d reset (%lld) to offset %lld", p->topic, p->partition,
-                 (long long)p->reset_to, (long long)off);
-        part_set(p, off);
-        p->epoch = epoch; /* nothing was fetched at the unresolved position */
-    }
+    int rc = rlc_consumer_resolve(c);
+    if (rc)
+        return rc;
     if (!c->needs_route)
         return 0;
     c->needs_route = false;
@@ -826,9 +887,9 @@ static bool awaiting(const struct cbroker *b)
     return b->inflight > 0 && !b->resp && rlc_conn_is_open(&b->conn);
 }
 
-/* Waits until some broker's answer arrives or deadline_ms. Answers already read into a
- * connection's buffer are taken first: a single recv can bring several small answers, and
- * poll(2) says nothing about those. */
+/* Waits until some broker's answer arrives, the consumer is woken (rlc_consumer_wake) or
+ * deadline_ms. Answers already read into a connection's buffer are taken first: a single recv
+ * can bring several small answers, and poll(2) says nothing about those. */
 static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
 {
     int taken = 0;
@@ -837,7 +898,7 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
             taken += take_answer(c, i);
     if (taken)
         return 0;
-    struct pollfd pfd[RLC_MAX_BROKERS];
+    struct pollfd pfd[RLC_MAX_BROKERS + 1];
     int idx[RLC_MAX_BROKERS], n = 0;
     int64_t wake = deadline_ms;
     for (int i = 0; i < c->broker_count; i++) {
@@ -852,10 +913,19 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     }
     if (c->needs_route && rlc_now_ms() + c->conf.retry_backoff_ms < wake)
         wake = rlc_now_ms() + c->conf.retry_backoff_ms;
+    pfd[n].fd = c->wake_fd;
+    pfd[n].events = POLLIN;
+    pfd[n].revents = 0;
     int64_t left = wake - rlc_now_ms();
-    int r = poll(n ? pfd : NULL, (nfds_t)n, left > 0 ? (int)left : 0);
+    left = left < 0 ? 0 : left > INT_MAX ? INT_MAX : left;
+    int r = poll(pfd, (nfds_t)n + 1, (int)left);
     if (r <= 0)
         return r < 0 && errno != EINTR ? -errno : 0;
+    if (pfd[n].revents) {
+        uint64_t v;
+        ssize_t got = read(c->wake_fd, &v, sizeof(v)); /* consumes every wake so far */
+        (void)got;
+    }
     for (int k = 0; k < n; k++)
         if (pfd[k].revents && awaiting(&c->brokers[idx[k]]))
             take_answer(c, idx[k]);
@@ -918,6 +988,11 @@ int rl_consumer_subscribe(struct rl_consumer *c, const char *const *topics, size
         rlc_set_err(c->err, sizeof(c->err), "subscribing needs a group: set group.id");
         return RL_E_INVALID_CONFIG;
     }
+    if (!c->group && c->part_count > 0) {
+        rlc_set_err(c->err, sizeof(c->err), "partitions were assigned by hand "
+                    "(rl_consumer_assign): subscribe with a new consumer");
+        return RL_E_INVALID_ARGUMENT;
+    }
     if (!c->group && !(c->group = rlc_group_new(c, &c->conf, &c->meta)))
         return -ENOMEM;
     for (size_t i = 0; i < count; i++) {
@@ -965,6 +1040,9 @@ int rl_consumer_close(struct rl_consumer *c)
     return group_result(c, rlc_group_close(c->group));
 }
 
+/* One rl_consumer_poll. Its loop ends when a record or an error is there, at the deadline, or
+ * on rl_consumer_wakeup; with RL_TIMEOUT_INFINITE only the first and the last. Each turn waits
+ * (wait_answers) for an answer, a wake or the next group duty. */
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
 {
     int64_t deadline = -1; /* read the clock only when a wait is possible: not per record */
@@ -983,8 +1061,11 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
             if (rc)
                 return rc;
         }
+        if (atomic_load_explicit(&c->wakeup, memory_order_relaxed) &&
+            atomic_exchange(&c->wakeup, false))
+            return 0;
         if (deadline < 0)
-            deadline = rlc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+            deadline = timeout_ms < 0 ? INT64_MAX : rlc_now_ms() + timeout_ms;
         if (c->pending_error) {
             int rc = c->pending_error;
             c->pending_error = 0;
@@ -998,15 +1079,19 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
         int rc = prepare(c);
         if (rc && !rlc_retriable(rc))
             return rc;
+        bool unprepared = rc != 0; /* try again after a backoff, not at the deadline */
         last = rc ? rc : last;
         int64_t now = rlc_now_ms();
         rc = send_fetches(c, now);
         last = rc ? rc : last;
         if (now >= deadline)
             return last; /* c->err still says what `last` was */
-        /* A member never waits past its next heartbeat or auto-commit. */
+        /* A member never waits past its next group duty (auto-commit, news from the heartbeat
+         * thread, the poll-interval clock). */
         int64_t until = grouped && rlc_group_due_ms(c->group) < deadline
                             ? rlc_group_due_ms(c->group) : deadline;
+        if (unprepared && now + c->conf.retry_backoff_ms < until)
+            until = now + c->conf.retry_backoff_ms;
         rc = wait_answers(c, until);
         if (rc < 0)
             return rc;

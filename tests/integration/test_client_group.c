@@ -138,7 +138,7 @@ static void member_commit(struct member *m, struct rl_consumer *k)
     }
 }
 
-static void member_rebalance(void *ctx, struct rl_consumer *k, int event,
+static void member_rebalance(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
                              const struct rl_topic_partition *parts, size_t count)
 {
     struct member *m = ctx;
