@@ -202,8 +202,10 @@ static bool must_rejoin(int code)
 }
 
 /* Finds the coordinator (FindCoordinator on the metadata connection, which is thread-safe)
- * and connects `conn` to it. Returns 0 or a code with the message in err. */
-static int coord_connect(struct rlc_group *g, struct rlc_conn *conn, char *err, size_t errlen)
+ * and connects `conn` to it, each step bounded by timeout_ms. Returns 0 or a code with the
+ * message in err. */
+static int coord_connect(struct rlc_group *g, struct rlc_conn *conn, int timeout_ms, char *err,
+                         size_t errlen)
 {
     if (rlc_conn_is_open(conn))
         return 0;
@@ -216,7 +218,7 @@ static int coord_connect(struct rlc_group *g, struct rlc_conn *conn, char *err, 
     const uint8_t *data;
     size_t dlen;
     char merr[sizeof(g->meta->err)];
-    int rc = rlc_meta_call(g->meta, &req, g->conf->request_timeout_ms, &resp, &data, &dlen);
+    int rc = rlc_meta_call(g->meta, &req, timeout_ms, &resp, &data, &dlen);
     pthread_mutex_lock(&g->meta->lock);
     snprintf(merr, sizeof(merr), "%s", g->meta->err);
     pthread_mutex_unlock(&g->meta->lock);
@@ -234,7 +236,8 @@ static int coord_connect(struct rlc_group *g, struct rlc_conn *conn, char *err, 
     struct rlc_addr a;
     snprintf(a.host, sizeof(a.host), "%s", resp->find_coordinator->host);
     a.port = (uint16_t)resp->find_coordinator->port;
-    rc = rlc_conn_open(conn, &a, g->conf->connect_timeout_ms);
+    rc = rlc_conn_open(conn, &a, timeout_ms < g->conf->connect_timeout_ms
+                                     ? timeout_ms : g->conf->connect_timeout_ms);
     if (rc)
         rlc_set_err(err, errlen, "group \"%s\": %s", g->conf->group_id, conn->err);
 out:
@@ -250,7 +253,8 @@ static int coord_request(struct rlc_group *g, struct rlc_conn *conn, Ringlog__Re
                          int timeout_ms, Ringlog__Response **resp, char *err, size_t errlen)
 {
     *resp = NULL;
-    int rc = coord_connect(g, conn, err, errlen);
+    int rc = coord_connect(g, conn, timeout_ms < g->conf->request_timeout_ms
+                                        ? timeout_ms : g->conf->request_timeout_ms, err, errlen);
     if (rc)
         return rc;
     const uint8_t *data;
@@ -459,9 +463,10 @@ static void hb_lose(struct rlc_group *g, enum lost_reason why, const char *msg)
     rlc_consumer_wake(g->c);
 }
 
-/* One heartbeat on the thread's connection, without the lock. */
-static int hb_send(struct rlc_group *g, const char *member, int32_t generation, char *err,
-                   size_t errlen)
+/* One heartbeat on the thread's connection, without the lock, bounded by timeout_ms (finding
+ * and connecting to the coordinator included). */
+static int hb_send(struct rlc_group *g, const char *member, int32_t generation, int timeout_ms,
+                   char *err, size_t errlen)
 {
     Ringlog__HeartbeatRequest hr = RINGLOG__HEARTBEAT_REQUEST__INIT;
     hr.group_id = (char *)g->conf->group_id;
@@ -471,9 +476,6 @@ static int hb_send(struct rlc_group *g, const char *member, int32_t generation, 
     req.body_case = RINGLOG__REQUEST__BODY_HEARTBEAT;
     req.heartbeat = &hr;
     Ringlog__Response *resp;
-    /* Bounded by the session too: past it the member is lost whatever the answer. */
-    int timeout_ms = g->conf->request_timeout_ms < g->conf->session_timeout_ms
-                         ? g->conf->request_timeout_ms : g->conf->session_timeout_ms;
     int rc = coord_request(g, &g->hb_conn, &req, timeout_ms, &resp, err, errlen);
     if (resp)
         ringlog__response__free_unpacked(resp, NULL);
@@ -494,8 +496,13 @@ static void hb_beat(struct rlc_group *g)
     char member[GROUP_MEMBER_ID_MAX], err[512];
     int32_t generation = g->hb_generation;
     snprintf(member, sizeof(member), "%s", g->hb_member);
+    /* Bounded by what is left of the session too: past it the member is lost whatever the
+     * answer, and the thread must be there to say so. */
+    int64_t left = g->hb_last_ok_ms + g->conf->session_timeout_ms - rlc_now_ms();
+    int timeout_ms = left < 1 ? 1 : left < g->conf->request_timeout_ms
+                                        ? (int)left : g->conf->request_timeout_ms;
     pthread_mutex_unlock(&g->lock);
-    int rc = hb_send(g, member, generation, err, sizeof(err));
+    int rc = hb_send(g, member, generation, timeout_ms, err, sizeof(err));
     pthread_mutex_lock(&g->lock);
     int64_t now = rlc_now_ms();
     if (!g->hb_on || g->hb_generation != generation || strcmp(g->hb_member, member) != 0)
