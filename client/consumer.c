@@ -60,6 +60,10 @@ struct cbroker {
     struct rlc_addr addr;
     struct rlc_conn conn;
     int inflight; /* fetches in flight, at most MAX_FETCHES_INFLIGHT */
+    /* When the broker last showed progress: the first fetch in flight was sent, or an answer
+     * came. With fetches in flight and nothing for request.timeout.ms beyond the long-poll
+     * wait, the path is dead (a silent peer, a lost answer): the connection is started over. */
+    int64_t progress_ms;
     int64_t next_try_ms;
     int failures;
     /* The answer being iterated (resp NULL when none). */
@@ -536,6 +540,8 @@ static int send_fetch(struct rl_consumer *c, int bi, uint32_t max_wait_ms)
     if (rc == 0)
         rc = rlc_conn_flush(&b->conn);
     if (rc == 0) {
+        if (b->inflight == 0)
+            b->progress_ms = rlc_now_ms();
         b->inflight++;
         for (int i = 0; i < c->part_count; i++) {
             struct cpart *q = &c->parts[i];
@@ -873,6 +879,7 @@ static int take_answer(struct rl_consumer *c, int bi)
     if (rc == 0)
         return 0;
     install_answer(c, b, resp, data, len);
+    b->progress_ms = rlc_now_ms();
     if (!b->next_try_ms || b->next_try_ms <= rlc_now_ms()) {
         b->failures = 0;
         int src = fetch_more(c, bi);
@@ -885,6 +892,30 @@ static int take_answer(struct rl_consumer *c, int bi)
 static bool awaiting(const struct cbroker *b)
 {
     return b->inflight > 0 && !b->resp && rlc_conn_is_open(&b->conn);
+}
+
+/* Starts over the connections whose fetches went unanswered past request.timeout.ms (plus the
+ * long-poll wait) and moves *wake to the next such deadline. True when one was started over. */
+static bool timed_out_fetches(struct rl_consumer *c, int64_t *wake)
+{
+    int64_t now = rlc_now_ms();
+    int64_t bound = (int64_t)c->conf.request_timeout_ms + c->conf.fetch_max_wait_ms;
+    bool any = false;
+    for (int i = 0; i < c->broker_count; i++) {
+        struct cbroker *b = &c->brokers[i];
+        if (!awaiting(b))
+            continue;
+        if (now >= b->progress_ms + bound) {
+            rlc_set_err(b->conn.err, sizeof(b->conn.err), "no answer to a fetch from broker "
+                        "%s:%u within request.timeout.ms (%d ms): reconnecting", b->addr.host,
+                        b->addr.port, c->conf.request_timeout_ms);
+            conn_failed(c, b, RL_E_TIMED_OUT);
+            any = true;
+        } else if (b->progress_ms + bound < *wake) {
+            *wake = b->progress_ms + bound;
+        }
+    }
+    return any;
 }
 
 /* Waits until some broker's answer arrives, the consumer is woken (rlc_consumer_wake) or
@@ -913,6 +944,8 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     }
     if (c->needs_route && rlc_now_ms() + c->conf.retry_backoff_ms < wake)
         wake = rlc_now_ms() + c->conf.retry_backoff_ms;
+    if (n > 0 && timed_out_fetches(c, &wake))
+        return 0; /* a connection was started over: send again before waiting */
     pfd[n].fd = c->wake_fd;
     pfd[n].events = POLLIN;
     pfd[n].revents = 0;

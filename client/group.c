@@ -97,7 +97,10 @@ struct rlc_group {
     bool hb_on;        /* in sync: heartbeat hb_member at hb_generation */
     char hb_member[GROUP_MEMBER_ID_MAX];
     int32_t hb_generation;
-    int64_t hb_last_ok_ms; /* the coordinator's last answer to a heartbeat of this member */
+    /* When the last heartbeat the coordinator answered was sent. The coordinator heard it no
+     * earlier, so its session clock never runs ahead of this one: the member counts itself
+     * dropped no later than the coordinator drops it. Atomic: poll reads it per record. */
+    atomic_llong hb_last_ok_ms;
     int64_t hb_next_ms;
     enum lost_reason hb_lost;
     bool hb_left;
@@ -128,6 +131,7 @@ struct rlc_group *rlc_group_new(struct rl_consumer *c, const struct rl_conf *con
     pthread_condattr_destroy(&ca);
     atomic_init(&g->news, NEWS_NONE);
     atomic_init(&g->last_poll_ms, rlc_now_ms());
+    atomic_init(&g->hb_last_ok_ms, rlc_now_ms());
     return g;
 }
 
@@ -428,6 +432,30 @@ int rlc_group_commit_offset(struct rlc_group *g, const char *topic, int32_t part
 
 /* --- the heartbeat thread ------------------------------------------------------------------ */
 
+/* heartbeat.interval.ms, but at least three heartbeats per session, whatever the settings
+ * say: a member heartbeating less often than its session lasts would drop itself. */
+static int hb_interval_ms(const struct rlc_group *g)
+{
+    int third = g->conf->session_timeout_ms / 3;
+    int ms = g->conf->heartbeat_interval_ms < third ? g->conf->heartbeat_interval_ms : third;
+    return ms > 0 ? ms : 1;
+}
+
+/* Why a member was lost, for the log and rl_consumer_last_error. */
+static void poll_expired_msg(const struct rlc_group *g, int64_t idle_ms, char *buf, size_t len)
+{
+    snprintf(buf, len, "poll was not called for %lld ms (max.poll.interval.ms is %d): left the "
+             "group; poll more often, or raise max.poll.interval.ms", (long long)idle_ms,
+             g->conf->max_poll_interval_ms);
+}
+
+static void session_expired_msg(const struct rlc_group *g, int64_t quiet_ms, char *buf,
+                                size_t len)
+{
+    snprintf(buf, len, "no heartbeat reached the coordinator for %lld ms (session.timeout.ms is "
+             "%d): dropped from the group", (long long)quiet_ms, g->conf->session_timeout_ms);
+}
+
 /* Starts heartbeating the member's current generation (the member is in sync). */
 static void hb_resume(struct rlc_group *g)
 {
@@ -435,8 +463,8 @@ static void hb_resume(struct rlc_group *g)
     pthread_mutex_lock(&g->lock);
     snprintf(g->hb_member, sizeof(g->hb_member), "%s", g->member_id);
     g->hb_generation = g->generation;
-    g->hb_last_ok_ms = now;
-    g->hb_next_ms = now + g->conf->heartbeat_interval_ms;
+    atomic_store(&g->hb_last_ok_ms, now);
+    g->hb_next_ms = now + hb_interval_ms(g);
     g->hb_left = false;
     g->hb_on = true;
     atomic_store(&g->news, NEWS_NONE); /* about the old generation: acted on already */
@@ -498,7 +526,8 @@ static void hb_beat(struct rlc_group *g)
     snprintf(member, sizeof(member), "%s", g->hb_member);
     /* Bounded by what is left of the session too: past it the member is lost whatever the
      * answer, and the thread must be there to say so. */
-    int64_t left = g->hb_last_ok_ms + g->conf->session_timeout_ms - rlc_now_ms();
+    int64_t sent_ms = rlc_now_ms();
+    int64_t left = atomic_load(&g->hb_last_ok_ms) + g->conf->session_timeout_ms - sent_ms;
     int timeout_ms = left < 1 ? 1 : left < g->conf->request_timeout_ms
                                         ? (int)left : g->conf->request_timeout_ms;
     pthread_mutex_unlock(&g->lock);
@@ -509,8 +538,8 @@ static void hb_beat(struct rlc_group *g)
         return;
     if (rc == 0 || rc == RL_E_REBALANCE_IN_PROGRESS) {
         /* The coordinator saw the member: its session goes on, rebalance or not. */
-        g->hb_last_ok_ms = now;
-        g->hb_next_ms = now + g->conf->heartbeat_interval_ms;
+        atomic_store(&g->hb_last_ok_ms, sent_ms);
+        g->hb_next_ms = now + hb_interval_ms(g);
         if (rc && atomic_load(&g->news) == NEWS_NONE) {
             atomic_store(&g->news, NEWS_REJOIN);
             rlc_consumer_wake(g->c);
@@ -528,9 +557,7 @@ static void hb_poll_expired(struct rlc_group *g, int64_t idle_ms)
 {
     char member[GROUP_MEMBER_ID_MAX], msg[200];
     snprintf(member, sizeof(member), "%s", g->hb_member);
-    snprintf(msg, sizeof(msg), "poll was not called for %lld ms (max.poll.interval.ms is %d): "
-             "left the group; poll more often, or raise max.poll.interval.ms",
-             (long long)idle_ms, g->conf->max_poll_interval_ms);
+    poll_expired_msg(g, idle_ms, msg, sizeof(msg));
     hb_lose(g, LOST_POLL, msg);
     pthread_mutex_unlock(&g->lock);
     leave(g, &g->hb_conn, member);
@@ -549,14 +576,13 @@ static void *hb_main(void *arg)
         }
         int64_t now = rlc_now_ms();
         int64_t poll_due = atomic_load(&g->last_poll_ms) + g->conf->max_poll_interval_ms;
-        int64_t session_end = g->hb_last_ok_ms + g->conf->session_timeout_ms;
+        int64_t last_ok = atomic_load(&g->hb_last_ok_ms);
+        int64_t session_end = last_ok + g->conf->session_timeout_ms;
         if (now > poll_due) {
             hb_poll_expired(g, now - atomic_load(&g->last_poll_ms));
         } else if (now > session_end) {
             char msg[200];
-            snprintf(msg, sizeof(msg), "no heartbeat reached the coordinator for %lld ms "
-                     "(session.timeout.ms is %d): dropped from the group",
-                     (long long)(now - g->hb_last_ok_ms), g->conf->session_timeout_ms);
+            session_expired_msg(g, now - last_ok, msg, sizeof(msg));
             hb_lose(g, LOST_SESSION, msg);
         } else if (now >= g->hb_next_ms) {
             hb_beat(g);
@@ -836,7 +862,7 @@ int64_t rlc_group_due_ms(const struct rlc_group *g)
     if (atomic_load_explicit(&g->news, memory_order_relaxed) != NEWS_NONE)
         return 0;
     int64_t due = atomic_load_explicit(&g->last_poll_ms, memory_order_relaxed) +
-                  g->conf->heartbeat_interval_ms;
+                  hb_interval_ms(g);
     if (g->in_sync && g->conf->enable_auto_commit && g->next_commit_ms < due)
         due = g->next_commit_ms;
     return due;
@@ -847,24 +873,32 @@ bool rlc_group_active(const struct rlc_group *g)
     return g->topic_count > 0 && !g->closed;
 }
 
-/* Takes what the heartbeat thread learned and restarts the poll clock. The fast path (nothing
- * new, the poll clock within bounds) takes no lock: poll runs this for every record. */
+/* Takes what the heartbeat thread learned and restarts the poll clock. Poll checks both
+ * liveness bounds itself too, before it hands out another record, in case the heartbeat thread
+ * ran late (a loaded machine): a member must not process records of partitions that may be
+ * someone else's already. The fast path (nothing new, both clocks within bounds) takes no
+ * lock: poll runs this for every record. */
 static void take_news(struct rlc_group *g, int64_t now)
 {
     int64_t idle = now - atomic_load_explicit(&g->last_poll_ms, memory_order_relaxed);
-    if (atomic_load(&g->news) == NEWS_NONE && idle <= g->conf->max_poll_interval_ms) {
+    int64_t quiet = now - atomic_load_explicit(&g->hb_last_ok_ms, memory_order_relaxed);
+    bool expired = g->in_sync && (idle > g->conf->max_poll_interval_ms ||
+                                  quiet > g->conf->session_timeout_ms);
+    if (atomic_load(&g->news) == NEWS_NONE && !expired) {
         atomic_store_explicit(&g->last_poll_ms, now, memory_order_relaxed);
         return;
     }
     pthread_mutex_lock(&g->lock);
-    if (atomic_load(&g->news) != NEWS_LOST && g->hb_on && idle > g->conf->max_poll_interval_ms) {
-        /* The heartbeat thread has not seen it yet: the same verdict here; lose() leaves. */
+    if (atomic_load(&g->news) != NEWS_LOST && g->hb_on && expired) {
+        /* The heartbeat thread has not seen it yet: the same verdict here (lose() leaves). */
         char msg[200];
-        snprintf(msg, sizeof(msg), "poll was not called for %lld ms (max.poll.interval.ms is "
-                 "%d): left the group; poll more often, or raise max.poll.interval.ms",
-                 (long long)idle, g->conf->max_poll_interval_ms);
+        bool by_poll = idle > g->conf->max_poll_interval_ms;
+        if (by_poll)
+            poll_expired_msg(g, idle, msg, sizeof(msg));
+        else
+            session_expired_msg(g, quiet, msg, sizeof(msg));
         g->hb_left = false;
-        hb_lose(g, LOST_POLL, msg);
+        hb_lose(g, by_poll ? LOST_POLL : LOST_SESSION, msg);
     }
     int news = atomic_exchange(&g->news, NEWS_NONE);
     if (news == NEWS_LOST && g->in_sync) {

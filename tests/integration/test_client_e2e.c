@@ -18,6 +18,7 @@
 #include "client/client_internal.h"
 #include "client/ringlog.h"
 #include "common/err.h"
+#include "tests/integration/tl_proxy.h"
 #include "tests/lib/tl_broker.h"
 
 #define CHECK(cond, ...)                                                                        \
@@ -861,6 +862,54 @@ out:
     return rc;
 }
 
+/* consumer_silent_path: a consumer reads through a proxy that swallows requests for its first
+ * 300 ms of polling, so its first fetch is never answered. With request.timeout.ms 1000 the
+ * consumer gives up on it, reconnects and reads everything within a few seconds. */
+static int t_consumer_silent_path(void)
+{
+    struct tl_proxy px;
+    CHECK(create_topic(&g_broker, "silent", 1, NULL, 0) == 0, "create");
+    CHECK(tl_proxy_start(&px, g_broker.host, g_broker.port, 1) == 0, "proxy");
+    struct rl_conf *pc = conf_for(&g_broker, NULL);
+    char err[256], addr[64];
+    struct rl_producer *p = rl_producer_new(pc, err, sizeof(err));
+    int rc = -1;
+    long n = 0, want = 2000;
+    struct rl_consumer *k = NULL;
+    struct rl_conf *cc = NULL;
+    for (long i = 0; p && i < want; i++)
+        if (rl_producer_send(p, "silent", 0, NULL, 0, "x", 1, 0, NULL) != 0)
+            goto out;
+    if (!p || rl_producer_flush(p, 10000) != 0)
+        goto out;
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", px.port);
+    const char *kv[] = {"bootstrap.servers", addr, "request.timeout.ms", "1000",
+                        "fetch.max.wait.ms", "100", "max.partition.fetch.bytes", "4096", NULL};
+    cc = conf_for(&g_broker, kv);
+    k = rl_consumer_new(cc, err, sizeof(err));
+    /* Offset 0, not EARLIEST: the first request of the poll is the fetch. */
+    if (!k || rl_consumer_assign(k, "silent", 0, 0) != 0)
+        goto out;
+    uint64_t stalled_at = tl_now_ms(), end = stalled_at + 8000;
+    atomic_store(&px.stall, true);
+    struct rl_record r;
+    n += rl_consumer_poll(k, 300, &r) == 1; /* the fetch vanishes */
+    atomic_store(&px.stall, false);
+    while (n < want && tl_now_ms() < end)
+        n += rl_consumer_poll(k, 100, &r) == 1;
+    fprintf(stderr, "  %ld of %ld records, the last %llu ms after the outage began\n", n, want,
+            (unsigned long long)(tl_now_ms() - stalled_at));
+    rc = n == want ? 0 : -1;
+out:
+    rl_consumer_destroy(k);
+    rl_conf_destroy(cc);
+    if (p)
+        rl_producer_destroy(p, 1000);
+    rl_conf_destroy(pc);
+    tl_proxy_stop(&px);
+    return rc;
+}
+
 /* --- runner --------------------------------------------------------------------------------- */
 
 struct test {
@@ -884,6 +933,7 @@ int main(void)
         {"hash_stable_across_restart", t_hash_stable_across_restart},
         {"sigkill_acked_survive", t_sigkill_acked_survive},
         {"consumer_restart", t_consumer_restart},
+        {"consumer_silent_path", t_consumer_silent_path},
     };
     const char *only = getenv("TEST_ONLY");
     int passed = 0, failed = 0;
