@@ -325,9 +325,10 @@ int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t
  * error. */
 int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition);
 
-/* Timeout arguments of the consumer: > 0 waits up to that many ms, 0 does not wait (returns
- * what is already there), RL_TIMEOUT_INFINITE (any negative value) waits until the call has
- * its answer or rl_consumer_wakeup is called. */
+/* Timeouts (the one meaning every timeout_ms of this API has): > 0 waits up to that many ms,
+ * 0 does not wait (returns what is already there), RL_TIMEOUT_INFINITE (any negative value)
+ * waits until the call has its answer; for rl_consumer_poll, a record, an error, or
+ * rl_consumer_wakeup. (Guarded: the general section of this header may define it too.) */
 #ifndef RL_TIMEOUT_INFINITE
 #define RL_TIMEOUT_INFINITE (-1)
 #endif
