@@ -328,7 +328,7 @@ int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t p
 /* Timeouts (the one meaning every timeout_ms of this API has): > 0 waits up to that many ms,
  * 0 does not wait (returns what is already there), RL_TIMEOUT_INFINITE (any negative value)
  * waits until the call has its answer; for rl_consumer_poll, a record, an error, or
- * rl_consumer_wakeup. (Guarded: the general section of this header may define it too.) */
+ * rl_consumer_wakeup. */
 #ifndef RL_TIMEOUT_INFINITE
 #define RL_TIMEOUT_INFINITE (-1)
 #endif
