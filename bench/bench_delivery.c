@@ -148,7 +148,7 @@ static void survivor_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_even
 {
     (void)k;
     struct survivor *s = ctx;
-    if (event == RL_REBALANCE_REVOKED) {
+    if (event != RL_REBALANCE_ASSIGNED) { /* REVOKED or LOST */
         memset(s->held, 0, sizeof(s->held));
         s->held_count = 0;
         return;

@@ -148,8 +148,9 @@ static void member_rebalance(void *ctx, struct rl_consumer *k, enum rl_rebalance
                              const struct rl_topic_partition *parts, size_t count)
 {
     struct member *m = ctx;
-    if (event == RL_REBALANCE_REVOKED) {
+    if (event == RL_REBALANCE_REVOKED)
         member_commit(m, k);
+    if (event != RL_REBALANCE_ASSIGNED) { /* LOST: another member may own them; no commit */
         m->held_count = 0;
         return;
     }
