@@ -143,12 +143,12 @@ struct survivor {
     int held_count;
 };
 
-static void survivor_cb(void *ctx, struct rl_consumer *k, int event,
+static void survivor_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
                         const struct rl_topic_partition *parts, size_t count)
 {
     (void)k;
     struct survivor *s = ctx;
-    if (event == RL_REBALANCE_REVOKED) {
+    if (event != RL_REBALANCE_ASSIGNED) { /* REVOKED or LOST */
         memset(s->held, 0, sizeof(s->held));
         s->held_count = 0;
         return;

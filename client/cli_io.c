@@ -201,7 +201,7 @@ static int flush_and_commit(struct rl_consumer *k)
     return rl_consumer_commit(k);
 }
 
-static void on_rebalance(void *ctx, struct rl_consumer *k, int event,
+static void on_rebalance(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
                          const struct rl_topic_partition *parts, size_t count)
 {
     (void)ctx;

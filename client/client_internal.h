@@ -63,6 +63,7 @@ struct rl_conf {
     char group_id[256]; /* "" without a group */
     int session_timeout_ms;
     int heartbeat_interval_ms;
+    int max_poll_interval_ms;
     int rebalance_timeout_ms;
     bool enable_auto_commit;
     int auto_commit_interval_ms;
@@ -257,11 +258,17 @@ int rlc_consumer_assign_at(struct rl_consumer *c, const char *topic, int32_t par
 /* Drops every partition and everything fetched or in flight for them (connections close, so
  * no late answer can be taken for a partition assigned again later). */
 void rlc_consumer_unassign_all(struct rl_consumer *c);
+/* Turns every position still waiting for earliest/latest into an offset (ListOffsets; blocks
+ * up to request.timeout.ms per partition). Returns 0 or a code, message in last_error. */
+int rlc_consumer_resolve(struct rl_consumer *c);
+/* Wakes a poll waiting on another thread (it runs its group duty). Thread-safe, no lock. */
+void rlc_consumer_wake(struct rl_consumer *c);
 
 /* --- consumer groups (group.c) ---------------------------------------------------------------
  *
- * The membership of one consumer in its group, driven from rl_consumer_poll on the consumer's
- * thread: heartbeats, auto-commit, rebalances. See group.c for the protocol. */
+ * The membership of one consumer in its group: rebalances, commits and callbacks driven from
+ * rl_consumer_poll on the consumer's thread, heartbeats from a thread of its own (started by
+ * rlc_group_subscribe, stopped by rlc_group_free). See group.c for the protocol. */
 struct rlc_group;
 
 /* Creates the membership state (no I/O). conf and meta belong to the consumer and outlive it.
@@ -269,20 +276,22 @@ struct rlc_group;
 struct rlc_group *rlc_group_new(struct rl_consumer *c, const struct rl_conf *conf,
                                 struct rlc_meta *meta);
 void rlc_group_free(struct rlc_group *g);
-/* Sets the subscription (copied); the next duty (re)joins. */
+/* Sets the subscription (copied); the next duty (re)joins. Starts the heartbeat thread. */
 int rlc_group_subscribe(struct rlc_group *g, const char *const *topics, size_t count);
 /* Subscribed and not closed. */
 bool rlc_group_active(const struct rlc_group *g);
-/* Heartbeats, auto-commits and rejoins as due. Blocks for a rebalance (bounded by the
- * rebalance and request timeouts). Returns 0 or a code with the message in rlc_group_error. */
+/* Acts on the heartbeat thread's news (LOST, rejoin), auto-commits and rejoins as due, and
+ * restarts the max.poll.interval.ms clock. Blocks for a rebalance (bounded by the rebalance
+ * and request timeouts). Returns 0 or a code with the message in rlc_group_error. */
 int rlc_group_duty(struct rlc_group *g);
-/* When the next heartbeat or auto-commit is due (monotonic ms): poll never waits past it. */
+/* When the next duty is due (monotonic ms; 0 when news waits): poll never waits past it. */
 int64_t rlc_group_due_ms(const struct rlc_group *g);
 /* Commits every assigned partition's position that moved since its last commit. */
 int rlc_group_commit_positions(struct rlc_group *g);
 int rlc_group_commit_offset(struct rlc_group *g, const char *topic, int32_t partition,
                             int64_t offset);
-/* Commits (auto-commit), revokes, leaves the group. Returns the commit's result. */
+/* Commits (auto-commit), revokes (or loses), leaves the group, stops heartbeating. Returns the
+ * commit's result. */
 int rlc_group_close(struct rlc_group *g);
 const char *rlc_group_error(const struct rlc_group *g);
 

@@ -54,6 +54,7 @@ void rlc_conf_defaults(struct rl_conf *c)
     c->enable_idempotence = true;
     c->session_timeout_ms = 10000;
     c->heartbeat_interval_ms = 3000;
+    c->max_poll_interval_ms = 300000;
     c->rebalance_timeout_ms = 30000;
     c->enable_auto_commit = true;
     c->auto_commit_interval_ms = 5000;
@@ -172,6 +173,7 @@ static const struct key_def keys[] = {
     {"partition.assignment.strategy", K_SPECIAL, 0, 0, 0},
     {"session.timeout.ms", K_INT, OFF(session_timeout_ms), 1, 3600000},
     {"heartbeat.interval.ms", K_INT, OFF(heartbeat_interval_ms), 1, 3600000},
+    {"max.poll.interval.ms", K_INT, OFF(max_poll_interval_ms), 1, 86400000},
     {"rebalance.timeout.ms", K_INT, OFF(rebalance_timeout_ms), 1, 3600000},
     {"auto.commit.interval.ms", K_INT, OFF(auto_commit_interval_ms), 1, 86400000},
     {"request.timeout.ms", K_INT, OFF(request_timeout_ms), 1, 3600000},

@@ -19,10 +19,14 @@
  * bumps the partition's epoch, so answers to fetches sent before it are ignored.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "client/client_internal.h"
 #include "common/batch.h"
@@ -56,6 +60,10 @@ struct cbroker {
     struct rlc_addr addr;
     struct rlc_conn conn;
     int inflight; /* fetches in flight, at most MAX_FETCHES_INFLIGHT */
+    /* When the broker last showed progress: the first fetch in flight was sent, or an answer
+     * came. With fetches in flight and nothing for request.timeout.ms beyond the long-poll
+     * wait, the path is dead (a silent peer, a lost answer): the connection is started over. */
+    int64_t progress_ms;
     int64_t next_try_ms;
     int failures;
     /* The answer being iterated (resp NULL when none). */
@@ -80,6 +88,10 @@ struct rl_consumer {
     bool refresh;      /* metadata is stale: ask again before routing */
     int pending_error; /* a partition error to report from the next poll */
     struct rlc_group *group; /* after rl_consumer_subscribe */
+    /* Wakes a waiting poll (an eventfd): rl_consumer_wakeup from any thread, and the group's
+     * heartbeat thread when it has news for the member (a rebalance, a lost membership). */
+    int wake_fd;
+    atomic_bool wakeup; /* rl_consumer_wakeup was called: the poll returns 0 */
     uint64_t rnd;
     char err[512];
 };
@@ -94,8 +106,12 @@ struct rl_consumer *rl_consumer_new(const struct rl_conf *conf, char *err, size_
     c->conf = *conf;
     rlc_meta_init(&c->meta, &c->conf);
     c->reader = batch_reader_create(RL_BATCH_MAX_BYTES);
-    if (!c->reader) {
-        rlc_set_err(err, errlen, "out of memory");
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!c->reader || c->wake_fd < 0) {
+        rlc_set_err(err, errlen, "%s", c->reader ? strerror(errno) : "out of memory");
+        if (c->wake_fd >= 0)
+            close(c->wake_fd);
+        batch_reader_destroy(c->reader);
         rlc_meta_destroy(&c->meta);
         free(c);
         return NULL;
@@ -130,7 +146,21 @@ void rl_consumer_destroy(struct rl_consumer *c)
     free(c->parts);
     batch_reader_destroy(c->reader);
     rlc_meta_destroy(&c->meta);
+    close(c->wake_fd);
     free(c);
+}
+
+void rlc_consumer_wake(struct rl_consumer *c)
+{
+    uint64_t one = 1;
+    ssize_t w = write(c->wake_fd, &one, sizeof(one)); /* EAGAIN: a wake is pending already */
+    (void)w;
+}
+
+void rl_consumer_wakeup(struct rl_consumer *c)
+{
+    atomic_store(&c->wakeup, true);
+    rlc_consumer_wake(c);
 }
 
 const char *rl_consumer_last_error(struct rl_consumer *c)
@@ -175,6 +205,17 @@ static void part_set(struct cpart *p, int64_t offset)
     }
 }
 
+/* Rewinds a partition to what it has handed out: its next fetch starts at its position, and
+ * answers sent before (buffered or in flight) are ignored from now on. */
+static void part_rewind(struct cpart *p)
+{
+    if (p->position == NEEDS_RESET || p->fetch_offset == p->position)
+        return;
+    int64_t skip = p->skip_before_ts;
+    part_set(p, p->position);
+    p->skip_before_ts = skip;
+}
+
 static int assign_one(struct rl_consumer *c, const char *topic, int32_t partition,
                       int64_t offset)
 {
@@ -211,14 +252,8 @@ static int assign_one(struct rl_consumer *c, const char *topic, int32_t partitio
      * every partition to what it has handed out, so the dropped records are fetched again. */
     for (int i = 0; i < c->broker_count; i++)
         broker_drop_answer(&c->brokers[i]);
-    for (int i = 0; i < c->part_count - 1; i++) {
-        struct cpart *q = &c->parts[i];
-        if (q->position == NEEDS_RESET || q->fetch_offset == q->position)
-            continue;
-        int64_t skip = q->skip_before_ts;
-        part_set(q, q->position);
-        q->skip_before_ts = skip;
-    }
+    for (int i = 0; i < c->part_count - 1; i++)
+        part_rewind(&c->parts[i]);
     return 0;
 }
 
@@ -235,10 +270,22 @@ static int topic_partitions(struct rl_consumer *c, const char *topic)
     return n;
 }
 
+/* A group member's partitions come from its group only. */
+static int check_manual(struct rl_consumer *c)
+{
+    if (!c->group)
+        return 0;
+    rlc_set_err(c->err, sizeof(c->err), "this consumer subscribed to a group, which assigns its "
+                "partitions: use a consumer without rl_consumer_subscribe to assign by hand");
+    return RL_E_INVALID_ARGUMENT;
+}
+
 int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partition,
                        int64_t offset)
 {
-    int n = topic_partitions(c, topic);
+    int n = check_manual(c);
+    if (n == 0)
+        n = topic_partitions(c, topic);
     if (n < 0)
         return n;
     if (partition < 0 || partition >= n) {
@@ -251,7 +298,9 @@ int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partiti
 
 int rl_consumer_assign_topic(struct rl_consumer *c, const char *topic, int64_t offset)
 {
-    int n = topic_partitions(c, topic);
+    int n = check_manual(c);
+    if (n == 0)
+        n = topic_partitions(c, topic);
     for (int32_t i = 0; i < n; i++) {
         int rc = assign_one(c, topic, i, offset);
         if (rc)
@@ -271,12 +320,17 @@ int rl_consumer_seek(struct rl_consumer *c, const char *topic, int32_t partition
     return 0;
 }
 
+static int resolve_part(struct rl_consumer *c, struct cpart *p);
+
 int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition)
 {
     struct cpart *p = part_find(c, topic, partition);
-    if (!p)
+    if (!p) {
+        rlc_set_err(c->err, sizeof(c->err), "%s partition %d is not assigned", topic, partition);
         return RL_E_NOT_FOUND;
-    return p->position == NEEDS_RESET ? p->reset_to : p->position;
+    }
+    int rc = resolve_part(c, p);
+    return rc ? rc : p->position;
 }
 
 /* Asks for one partition's offset at `when` (earliest, latest or a timestamp). */
@@ -346,23 +400,39 @@ int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t
     return 0;
 }
 
+/* Turns a position waiting for earliest/latest into an offset (asks the broker). */
+static int resolve_part(struct rl_consumer *c, struct cpart *p)
+{
+    if (p->position != NEEDS_RESET)
+        return 0;
+    int64_t off;
+    int rc = list_offset(c, p->topic, p->partition, p->reset_to, &off);
+    if (rc)
+        return rc;
+    uint32_t epoch = p->epoch;
+    RL_DEBUG("consumer: %s-%d reset (%lld) to offset %lld", p->topic, p->partition,
+             (long long)p->reset_to, (long long)off);
+    part_set(p, off);
+    p->epoch = epoch; /* nothing was fetched at the unresolved position */
+    return 0;
+}
+
+int rlc_consumer_resolve(struct rl_consumer *c)
+{
+    for (int i = 0; i < c->part_count; i++) {
+        int rc = resolve_part(c, &c->parts[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Resolves positions waiting for earliest/latest and routes partitions to their leaders. */
 static int prepare(struct rl_consumer *c)
 {
-    for (int i = 0; i < c->part_count; i++) {
-        struct cpart *p = &c->parts[i];
-        if (p->position != NEEDS_RESET)
-            continue;
-        int64_t off;
-        int rc = list_offset(c, p->topic, p->partition, p->reset_to, &off);
-        if (rc)
-            return rc;
-        uint32_t epoch = p->epoch;
-        RL_DEBUG("consumer: %s-%d reset (%lld) to offset %lld", p->topic, p->partition,
-                 (long long)p->reset_to, (long long)off);
-        part_set(p, off);
-        p->epoch = epoch; /* nothing was fetched at the unresolved position */
-    }
+    int rc = rlc_consumer_resolve(c);
+    if (rc)
+        return rc;
     if (!c->needs_route)
         return 0;
     c->needs_route = false;
@@ -470,6 +540,8 @@ static int send_fetch(struct rl_consumer *c, int bi, uint32_t max_wait_ms)
     if (rc == 0)
         rc = rlc_conn_flush(&b->conn);
     if (rc == 0) {
+        if (b->inflight == 0)
+            b->progress_ms = rlc_now_ms();
         b->inflight++;
         for (int i = 0; i < c->part_count; i++) {
             struct cpart *q = &c->parts[i];
@@ -529,9 +601,21 @@ static int fetch_more(struct rl_consumer *c, int bi)
     return 0;
 }
 
+/* The connection to b failed. The answer being iterated is dropped with it, and its
+ * partitions' fetch_offset had already moved past its records when it was taken (answers still
+ * in the buffer or in flight had not moved anything): those partitions start their next fetch
+ * at their position again, or the records between position and fetch_offset would be skipped. */
 static void conn_failed(struct rl_consumer *c, struct cbroker *b, int code)
 {
     rlc_set_err(c->err, sizeof(c->err), "%s", b->conn.err[0] ? b->conn.err : rl_strerror(code));
+    const Ringlog__FetchResponse *fr = b->resp ? b->resp->fetch : NULL;
+    for (size_t i = 0; fr && i < fr->n_topics; i++)
+        for (size_t j = 0; j < fr->topics[i]->n_partitions; j++) {
+            struct cpart *p = part_find(c, fr->topics[i]->name,
+                                        (int32_t)fr->topics[i]->partitions[j]->partition);
+            if (p)
+                part_rewind(p);
+        }
     broker_drop_answer(b);
     rlc_conn_close(&b->conn);
     b->inflight = 0;
@@ -795,6 +879,7 @@ static int take_answer(struct rl_consumer *c, int bi)
     if (rc == 0)
         return 0;
     install_answer(c, b, resp, data, len);
+    b->progress_ms = rlc_now_ms();
     if (!b->next_try_ms || b->next_try_ms <= rlc_now_ms()) {
         b->failures = 0;
         int src = fetch_more(c, bi);
@@ -809,9 +894,33 @@ static bool awaiting(const struct cbroker *b)
     return b->inflight > 0 && !b->resp && rlc_conn_is_open(&b->conn);
 }
 
-/* Waits until some broker's answer arrives or deadline_ms. Answers already read into a
- * connection's buffer are taken first: a single recv can bring several small answers, and
- * poll(2) says nothing about those. */
+/* Starts over the connections whose fetches went unanswered past request.timeout.ms (plus the
+ * long-poll wait) and moves *wake to the next such deadline. True when one was started over. */
+static bool timed_out_fetches(struct rl_consumer *c, int64_t *wake)
+{
+    int64_t now = rlc_now_ms();
+    int64_t bound = (int64_t)c->conf.request_timeout_ms + c->conf.fetch_max_wait_ms;
+    bool any = false;
+    for (int i = 0; i < c->broker_count; i++) {
+        struct cbroker *b = &c->brokers[i];
+        if (!awaiting(b))
+            continue;
+        if (now >= b->progress_ms + bound) {
+            rlc_set_err(b->conn.err, sizeof(b->conn.err), "no answer to a fetch from broker "
+                        "%s:%u within request.timeout.ms (%d ms): reconnecting", b->addr.host,
+                        b->addr.port, c->conf.request_timeout_ms);
+            conn_failed(c, b, RL_E_TIMED_OUT);
+            any = true;
+        } else if (b->progress_ms + bound < *wake) {
+            *wake = b->progress_ms + bound;
+        }
+    }
+    return any;
+}
+
+/* Waits until some broker's answer arrives, the consumer is woken (rlc_consumer_wake) or
+ * deadline_ms. Answers already read into a connection's buffer are taken first: a single recv
+ * can bring several small answers, and poll(2) says nothing about those. */
 static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
 {
     int taken = 0;
@@ -820,7 +929,7 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
             taken += take_answer(c, i);
     if (taken)
         return 0;
-    struct pollfd pfd[RLC_MAX_BROKERS];
+    struct pollfd pfd[RLC_MAX_BROKERS + 1];
     int idx[RLC_MAX_BROKERS], n = 0;
     int64_t wake = deadline_ms;
     for (int i = 0; i < c->broker_count; i++) {
@@ -835,10 +944,21 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     }
     if (c->needs_route && rlc_now_ms() + c->conf.retry_backoff_ms < wake)
         wake = rlc_now_ms() + c->conf.retry_backoff_ms;
+    if (n > 0 && timed_out_fetches(c, &wake))
+        return 0; /* a connection was started over: send again before waiting */
+    pfd[n].fd = c->wake_fd;
+    pfd[n].events = POLLIN;
+    pfd[n].revents = 0;
     int64_t left = wake - rlc_now_ms();
-    int r = poll(n ? pfd : NULL, (nfds_t)n, left > 0 ? (int)left : 0);
+    left = left < 0 ? 0 : left > INT_MAX ? INT_MAX : left;
+    int r = poll(pfd, (nfds_t)n + 1, (int)left);
     if (r <= 0)
         return r < 0 && errno != EINTR ? -errno : 0;
+    if (pfd[n].revents) {
+        uint64_t v;
+        ssize_t got = read(c->wake_fd, &v, sizeof(v)); /* consumes every wake so far */
+        (void)got;
+    }
     for (int k = 0; k < n; k++)
         if (pfd[k].revents && awaiting(&c->brokers[idx[k]]))
             take_answer(c, idx[k]);
@@ -901,6 +1021,11 @@ int rl_consumer_subscribe(struct rl_consumer *c, const char *const *topics, size
         rlc_set_err(c->err, sizeof(c->err), "subscribing needs a group: set group.id");
         return RL_E_INVALID_CONFIG;
     }
+    if (!c->group && c->part_count > 0) {
+        rlc_set_err(c->err, sizeof(c->err), "partitions were assigned by hand "
+                    "(rl_consumer_assign): subscribe with a new consumer");
+        return RL_E_INVALID_ARGUMENT;
+    }
     if (!c->group && !(c->group = rlc_group_new(c, &c->conf, &c->meta)))
         return -ENOMEM;
     for (size_t i = 0; i < count; i++) {
@@ -948,6 +1073,9 @@ int rl_consumer_close(struct rl_consumer *c)
     return group_result(c, rlc_group_close(c->group));
 }
 
+/* One rl_consumer_poll. Its loop ends when a record or an error is there, at the deadline, or
+ * on rl_consumer_wakeup; with RL_TIMEOUT_INFINITE only the first and the last. Each turn waits
+ * (wait_answers) for an answer, a wake or the next group duty. */
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
 {
     int64_t deadline = -1; /* read the clock only when a wait is possible: not per record */
@@ -966,8 +1094,11 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
             if (rc)
                 return rc;
         }
+        if (atomic_load_explicit(&c->wakeup, memory_order_relaxed) &&
+            atomic_exchange(&c->wakeup, false))
+            return 0;
         if (deadline < 0)
-            deadline = rlc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+            deadline = timeout_ms < 0 ? INT64_MAX : rlc_now_ms() + timeout_ms;
         if (c->pending_error) {
             int rc = c->pending_error;
             c->pending_error = 0;
@@ -981,15 +1112,19 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
         int rc = prepare(c);
         if (rc && !rlc_retriable(rc))
             return rc;
+        bool unprepared = rc != 0; /* try again after a backoff, not at the deadline */
         last = rc ? rc : last;
         int64_t now = rlc_now_ms();
         rc = send_fetches(c, now);
         last = rc ? rc : last;
         if (now >= deadline)
             return last; /* c->err still says what `last` was */
-        /* A member never waits past its next heartbeat or auto-commit. */
+        /* A member never waits past its next group duty (auto-commit, news from the heartbeat
+         * thread, the poll-interval clock). */
         int64_t until = grouped && rlc_group_due_ms(c->group) < deadline
                             ? rlc_group_due_ms(c->group) : deadline;
+        if (unprepared && now + c->conf.retry_backoff_ms < until)
+            until = now + c->conf.retry_backoff_ms;
         rc = wait_answers(c, until);
         if (rc < 0)
             return rc;

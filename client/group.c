@@ -1,22 +1,36 @@
 /*
  * group: libringlog's consumer-group membership. Where it sits: rl_consumer_poll ->
- * rlc_group_duty (heartbeat, auto-commit, rejoin) -> the group's coordinator (FindCoordinator,
- * JoinGroup, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch, LeaveGroup) -> the consumer's
- * assignment (rlc_consumer_assign_at / rlc_consumer_unassign_all).
+ * rlc_group_duty (auto-commit, news from the heartbeat thread, rejoin) -> the group's
+ * coordinator (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch,
+ * LeaveGroup) -> the consumer's assignment (rlc_consumer_assign_at / rlc_consumer_unassign_all).
  *
- * Heartbeats come from poll, not from a background thread: the consumer stays a single-threaded
- * object, and a member whose application stops polling is dropped by the coordinator after
- * session.timeout.ms, which is what the group needs (its partitions go to members that work).
- * poll never waits past the next heartbeat, so an application that polls with any timeout keeps
- * its membership; one that spends longer than session.timeout.ms between polls loses it, and
- * the next poll rejoins.
+ * Two threads, two connections to the coordinator. The application's thread (inside poll)
+ * joins, syncs, commits, runs the rebalance callbacks and owns the assignment; a heartbeat
+ * thread per member sends Heartbeat every heartbeat.interval.ms on its own connection while
+ * the member is in sync, so an application may process a record for longer than
+ * session.timeout.ms. They share only the small state under `lock` (the member id and
+ * generation to heartbeat, the session and poll clocks, and `news`: what the heartbeat thread
+ * learned and the next poll must act on). The thread never calls back into the application and
+ * never touches the assignment; it wakes a waiting poll (rlc_consumer_wake) when it has news.
  *
- * Rebalance: when the coordinator answers a heartbeat (or a commit) with REBALANCE_IN_PROGRESS,
- * ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID, the member commits what it has handed out (with
- * auto-commit), calls the REVOKED callback, drops its partitions and everything fetched for
- * them, rejoins (JoinGroup waits at the coordinator until the group is complete), takes its
- * partitions from SyncGroup (the coordinator computes the assignment), reads their committed
- * offsets (OffsetFetch; auto.offset.reset where nothing is committed) and calls ASSIGNED.
+ * Liveness (Kafka's two bounds):
+ *  - session: the coordinator drops a member it has not heard from for session.timeout.ms. The
+ *    thread keeps its own clock of the last heartbeat the coordinator answered; past the
+ *    session timeout it declares the member lost without waiting for the coordinator to say so
+ *    (it may be unreachable), since others may already hold the partitions.
+ *  - poll: an application that has not entered poll for max.poll.interval.ms is stuck. The
+ *    thread sends LeaveGroup (the group rebalances at once) and declares the member lost.
+ *
+ * Rebalance events: when a heartbeat (or a commit) is answered REBALANCE_IN_PROGRESS, the
+ * member still owns its partitions: the next poll commits what it has handed out (with
+ * auto-commit), calls REVOKED, drops the partitions and everything fetched for them, rejoins
+ * (JoinGroup waits at the coordinator until the group is complete), takes its partitions from
+ * SyncGroup (the coordinator computes the assignment), reads their committed offsets
+ * (OffsetFetch), resolves every position to an offset (auto.offset.reset where nothing is
+ * committed) and calls ASSIGNED. When the member is lost (UNKNOWN_MEMBER_ID or
+ * ILLEGAL_GENERATION from the coordinator, or either bound above), the next poll calls LOST
+ * instead of REVOKED, commits nothing (the commit would be refused, and must not overwrite the
+ * new owner's progress), and rejoins; LOST therefore always precedes the next ASSIGNED.
  *
  * Commits carry the member id and generation, so a member that was dropped cannot overwrite
  * what the partitions' new owner committed. Auto-commit commits only positions, i.e. offsets
@@ -24,14 +38,17 @@
  * when poll is entered, so the record handed out last has been dealt with), before revocation,
  * and on close.
  *
- * Every call to the coordinator is synchronous on the caller's thread and bounded:
- * request.timeout.ms, or rebalance.timeout.ms plus that for JoinGroup, which the coordinator
- * holds until the rebalance completes.
+ * Every call to the coordinator is synchronous and bounded: request.timeout.ms (the heartbeat
+ * thread: also at most session.timeout.ms), or rebalance.timeout.ms plus that for JoinGroup,
+ * which the coordinator holds until the rebalance completes.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/client_internal.h"
 #include "common/err.h"
@@ -39,6 +56,18 @@
 
 #define GROUP_MAX_TOPICS 256      /* subscription size */
 #define GROUP_JOIN_ATTEMPTS 50    /* join/sync rounds before poll gives up for now */
+#define GROUP_MEMBER_ID_MAX 128
+
+/* What the heartbeat thread learned for the next poll (`news`). LOST outranks REJOIN. */
+enum { NEWS_NONE = 0, NEWS_REJOIN = 1, NEWS_LOST = 2 };
+
+/* Why a member was lost: decides whether it rejoins under its old member id. */
+enum lost_reason {
+    LOST_FENCED = 1,  /* ILLEGAL_GENERATION: the member id still stands */
+    LOST_UNKNOWN,     /* UNKNOWN_MEMBER_ID: join as a new member */
+    LOST_SESSION,     /* no answered heartbeat for session.timeout.ms */
+    LOST_POLL,        /* no poll for max.poll.interval.ms: left the group */
+};
 
 struct rlc_group {
     struct rl_consumer *c;
@@ -47,17 +76,38 @@ struct rlc_group {
     char *topics[GROUP_MAX_TOPICS];
     size_t topic_count;
     struct rlc_conn coord;
-    bool coord_known;
-    struct rlc_addr coord_addr;
-    char member_id[128];
+    char member_id[GROUP_MEMBER_ID_MAX];
     int32_t generation;
     bool in_sync;      /* holds the assignment of `generation` */
     bool need_rejoin;  /* the coordinator asked for a rejoin (or membership is not known) */
     bool closed;
-    int64_t next_hb_ms, next_commit_ms, coord_retry_ms;
+    enum lost_reason lost; /* 0, or the member is lost: LOST at the next duty */
+    bool lost_left;    /* LeaveGroup was sent for the lost member already */
+    int64_t next_commit_ms;
     int failures;
     uint64_t rnd;
     char err[512];
+
+    /* Shared with the heartbeat thread: everything below `lock`, except `news` and
+     * `last_poll_ms`, which poll reads (and writes) without it on its fast path. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* the thread waits on it (CLOCK_MONOTONIC) */
+    pthread_t hb_thread;
+    bool hb_started, hb_stop;
+    bool hb_on;        /* in sync: heartbeat hb_member at hb_generation */
+    char hb_member[GROUP_MEMBER_ID_MAX];
+    int32_t hb_generation;
+    /* When the last heartbeat the coordinator answered was sent. The coordinator heard it no
+     * earlier, so its session clock never runs ahead of this one: the member counts itself
+     * dropped no later than the coordinator drops it. Atomic: poll reads it per record. */
+    atomic_llong hb_last_ok_ms;
+    int64_t hb_next_ms;
+    enum lost_reason hb_lost;
+    bool hb_left;
+    char hb_err[512];
+    atomic_int news;
+    atomic_llong last_poll_ms; /* when poll last ran its duty */
+    struct rlc_conn hb_conn;   /* the heartbeat thread's own */
 };
 
 struct rlc_group *rlc_group_new(struct rl_consumer *c, const struct rl_conf *conf,
@@ -70,8 +120,18 @@ struct rlc_group *rlc_group_new(struct rl_consumer *c, const struct rl_conf *con
     g->conf = conf;
     g->meta = meta;
     g->coord.fd = -1;
+    g->hb_conn.fd = -1;
     g->generation = -1;
     g->rnd = (uint64_t)rlc_wall_ms() ^ (uint64_t)(uintptr_t)g ^ 1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&g->news, NEWS_NONE);
+    atomic_init(&g->last_poll_ms, rlc_now_ms());
+    atomic_init(&g->hb_last_ok_ms, rlc_now_ms());
     return g;
 }
 
@@ -79,9 +139,19 @@ void rlc_group_free(struct rlc_group *g)
 {
     if (!g)
         return;
+    if (g->hb_started) {
+        pthread_mutex_lock(&g->lock);
+        g->hb_stop = true;
+        pthread_cond_signal(&g->cond);
+        pthread_mutex_unlock(&g->lock);
+        pthread_join(g->hb_thread, NULL); /* bounded: its calls are */
+    }
     for (size_t i = 0; i < g->topic_count; i++)
         free(g->topics[i]);
     rlc_conn_close(&g->coord);
+    rlc_conn_close(&g->hb_conn);
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
     free(g);
 }
 
@@ -90,11 +160,22 @@ const char *rlc_group_error(const struct rlc_group *g)
     return g->err;
 }
 
+static void *hb_main(void *arg);
+
 int rlc_group_subscribe(struct rlc_group *g, const char *const *topics, size_t count)
 {
     if (count == 0 || count > GROUP_MAX_TOPICS) {
         rlc_set_err(g->err, sizeof(g->err), "subscribe to 1..%d topics", GROUP_MAX_TOPICS);
         return RL_E_INVALID_ARGUMENT;
+    }
+    if (!g->hb_started) {
+        int rc = pthread_create(&g->hb_thread, NULL, hb_main, g);
+        if (rc) {
+            rlc_set_err(g->err, sizeof(g->err), "cannot start the heartbeat thread: %s",
+                        strerror(rc));
+            return -rc;
+        }
+        g->hb_started = true;
     }
     for (size_t i = 0; i < g->topic_count; i++)
         free(g->topics[i]);
@@ -124,10 +205,13 @@ static bool must_rejoin(int code)
            code == RL_E_UNKNOWN_MEMBER_ID;
 }
 
-/* Finds the coordinator (FindCoordinator on the metadata connection) and connects to it. */
-static int coord_connect(struct rlc_group *g)
+/* Finds the coordinator (FindCoordinator on the metadata connection, which is thread-safe)
+ * and connects `conn` to it, each step bounded by timeout_ms. Returns 0 or a code with the
+ * message in err. */
+static int coord_connect(struct rlc_group *g, struct rlc_conn *conn, int timeout_ms, char *err,
+                         size_t errlen)
 {
-    if (rlc_conn_is_open(&g->coord))
+    if (rlc_conn_is_open(conn))
         return 0;
     Ringlog__FindCoordinatorRequest fr = RINGLOG__FIND_COORDINATOR_REQUEST__INIT;
     fr.group_id = (char *)g->conf->group_id;
@@ -137,52 +221,82 @@ static int coord_connect(struct rlc_group *g)
     Ringlog__Response *resp = NULL;
     const uint8_t *data;
     size_t dlen;
-    int rc = rlc_meta_call(g->meta, &req, g->conf->request_timeout_ms, &resp, &data, &dlen);
+    char merr[sizeof(g->meta->err)];
+    int rc = rlc_meta_call(g->meta, &req, timeout_ms, &resp, &data, &dlen);
+    pthread_mutex_lock(&g->meta->lock);
+    snprintf(merr, sizeof(merr), "%s", g->meta->err);
+    pthread_mutex_unlock(&g->meta->lock);
     if (rc == 0 && (resp->body_case != RINGLOG__RESPONSE__BODY_FIND_COORDINATOR ||
                     !resp->find_coordinator->host || !resp->find_coordinator->port ||
                     strlen(resp->find_coordinator->host) >= RLC_HOST_MAX)) {
         rc = RL_E_FRAME_MALFORMED;
-        rlc_set_err(g->meta->err, sizeof(g->meta->err), "malformed FindCoordinator answer");
+        snprintf(merr, sizeof(merr), "malformed FindCoordinator answer");
     }
     if (rc) {
-        rlc_set_err(g->err, sizeof(g->err), "cannot find the coordinator of group \"%s\": %s",
-                    g->conf->group_id, g->meta->err);
+        rlc_set_err(err, errlen, "cannot find the coordinator of group \"%s\": %s",
+                    g->conf->group_id, merr);
         goto out;
     }
-    snprintf(g->coord_addr.host, sizeof(g->coord_addr.host), "%s",
-             resp->find_coordinator->host);
-    g->coord_addr.port = (uint16_t)resp->find_coordinator->port;
-    rc = rlc_conn_open(&g->coord, &g->coord_addr, g->conf->connect_timeout_ms);
+    struct rlc_addr a;
+    snprintf(a.host, sizeof(a.host), "%s", resp->find_coordinator->host);
+    a.port = (uint16_t)resp->find_coordinator->port;
+    rc = rlc_conn_open(conn, &a, timeout_ms < g->conf->connect_timeout_ms
+                                     ? timeout_ms : g->conf->connect_timeout_ms);
     if (rc)
-        rlc_set_err(g->err, sizeof(g->err), "group \"%s\": %s", g->conf->group_id,
-                    g->coord.err);
+        rlc_set_err(err, errlen, "group \"%s\": %s", g->conf->group_id, conn->err);
 out:
     if (resp)
         ringlog__response__free_unpacked(resp, NULL);
     return rc;
 }
 
-/* Sends req to the coordinator and waits. Returns 0 with *resp (caller frees), or a code with
- * the message in g->err; a lost coordinator closes the connection so the next call finds it
- * again. */
-static int coord_call(struct rlc_group *g, Ringlog__Request *req, int timeout_ms,
-                      Ringlog__Response **resp)
+/* Sends req to the coordinator on `conn` and waits. Returns 0 with *resp (caller frees), or a
+ * code with the message in err; a lost coordinator closes the connection so the next call finds
+ * it again. */
+static int coord_request(struct rlc_group *g, struct rlc_conn *conn, Ringlog__Request *req,
+                         int timeout_ms, Ringlog__Response **resp, char *err, size_t errlen)
 {
     *resp = NULL;
-    int rc = coord_connect(g);
+    int rc = coord_connect(g, conn, timeout_ms < g->conf->request_timeout_ms
+                                        ? timeout_ms : g->conf->request_timeout_ms, err, errlen);
     if (rc)
         return rc;
     const uint8_t *data;
     size_t dlen;
     req->client_id = (char *)g->conf->client_id;
-    rc = rlc_conn_call(&g->coord, req, timeout_ms, resp, &data, &dlen);
+    rc = rlc_conn_call(conn, req, timeout_ms, resp, &data, &dlen);
     if (rc) {
-        rlc_set_err(g->err, sizeof(g->err), "group \"%s\": %s", g->conf->group_id,
-                    g->coord.err);
+        rlc_set_err(err, errlen, "group \"%s\": %s", g->conf->group_id, conn->err);
         if (coord_lost(rc))
-            rlc_conn_close(&g->coord);
+            rlc_conn_close(conn);
     }
     return rc;
+}
+
+/* coord_request on the application thread's connection. */
+static int coord_call(struct rlc_group *g, Ringlog__Request *req, int timeout_ms,
+                      Ringlog__Response **resp)
+{
+    return coord_request(g, &g->coord, req, timeout_ms, resp, g->err, sizeof(g->err));
+}
+
+/* LeaveGroup for `member` on `conn`; failures only logged (the session timeout still removes
+ * the member). */
+static void leave(struct rlc_group *g, struct rlc_conn *conn, const char *member)
+{
+    Ringlog__LeaveGroupRequest lr = RINGLOG__LEAVE_GROUP_REQUEST__INIT;
+    lr.group_id = (char *)g->conf->group_id;
+    lr.member_id = (char *)member;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_LEAVE_GROUP;
+    req.leave_group = &lr;
+    Ringlog__Response *resp;
+    char err[512];
+    int rc = coord_request(g, conn, &req, g->conf->request_timeout_ms, &resp, err, sizeof(err));
+    if (resp)
+        ringlog__response__free_unpacked(resp, NULL);
+    if (rc)
+        RL_DEBUG("group %s: leave failed: %s", g->conf->group_id, err);
 }
 
 /* Waits a jittered backoff before the next attempt; bounded by retry.backoff.max.ms. */
@@ -262,8 +376,10 @@ out:
         ringlog__response__free_unpacked(resp, NULL);
     if (rc && coord_lost(rc))
         rlc_conn_close(&g->coord);
-    if (must_rejoin(rc))
+    if (rc == RL_E_REBALANCE_IN_PROGRESS)
         g->need_rejoin = true;
+    else if ((rc == RL_E_ILLEGAL_GENERATION || rc == RL_E_UNKNOWN_MEMBER_ID) && g->in_sync)
+        g->lost = rc == RL_E_UNKNOWN_MEMBER_ID ? LOST_UNKNOWN : LOST_FENCED;
     free(pp);
     free(ppp);
     free(tt);
@@ -312,6 +428,171 @@ int rlc_group_commit_offset(struct rlc_group *g, const char *topic, int32_t part
     if (rc == 0)
         rlc_consumer_set_committed(g->c, topic, partition, offset);
     return rc;
+}
+
+/* --- the heartbeat thread ------------------------------------------------------------------ */
+
+/* heartbeat.interval.ms, but at least three heartbeats per session, whatever the settings
+ * say: a member heartbeating less often than its session lasts would drop itself. */
+static int hb_interval_ms(const struct rlc_group *g)
+{
+    int third = g->conf->session_timeout_ms / 3;
+    int ms = g->conf->heartbeat_interval_ms < third ? g->conf->heartbeat_interval_ms : third;
+    return ms > 0 ? ms : 1;
+}
+
+/* Why a member was lost, for the log and rl_consumer_last_error. */
+static void poll_expired_msg(const struct rlc_group *g, int64_t idle_ms, char *buf, size_t len)
+{
+    snprintf(buf, len, "poll was not called for %lld ms (max.poll.interval.ms is %d): left the "
+             "group; poll more often, or raise max.poll.interval.ms", (long long)idle_ms,
+             g->conf->max_poll_interval_ms);
+}
+
+static void session_expired_msg(const struct rlc_group *g, int64_t quiet_ms, char *buf,
+                                size_t len)
+{
+    snprintf(buf, len, "no heartbeat reached the coordinator for %lld ms (session.timeout.ms is "
+             "%d): dropped from the group", (long long)quiet_ms, g->conf->session_timeout_ms);
+}
+
+/* Starts heartbeating the member's current generation (the member is in sync). */
+static void hb_resume(struct rlc_group *g)
+{
+    int64_t now = rlc_now_ms();
+    pthread_mutex_lock(&g->lock);
+    snprintf(g->hb_member, sizeof(g->hb_member), "%s", g->member_id);
+    g->hb_generation = g->generation;
+    atomic_store(&g->hb_last_ok_ms, now);
+    g->hb_next_ms = now + hb_interval_ms(g);
+    g->hb_left = false;
+    g->hb_on = true;
+    atomic_store(&g->news, NEWS_NONE); /* about the old generation: acted on already */
+    atomic_store(&g->last_poll_ms, now);
+    pthread_cond_signal(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Stops heartbeating (the member rejoins, leaves or was lost). */
+static void hb_pause(struct rlc_group *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->hb_on = false;
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Under lock: the member is lost; tell the next poll (and wake it). */
+static void hb_lose(struct rlc_group *g, enum lost_reason why, const char *msg)
+{
+    g->hb_on = false;
+    g->hb_lost = why;
+    rlc_set_err(g->hb_err, sizeof(g->hb_err), "group \"%s\": %s", g->conf->group_id, msg);
+    atomic_store(&g->news, NEWS_LOST);
+    rlc_consumer_wake(g->c);
+}
+
+/* One heartbeat on the thread's connection, without the lock, bounded by timeout_ms (finding
+ * and connecting to the coordinator included). */
+static int hb_send(struct rlc_group *g, const char *member, int32_t generation, int timeout_ms,
+                   char *err, size_t errlen)
+{
+    Ringlog__HeartbeatRequest hr = RINGLOG__HEARTBEAT_REQUEST__INIT;
+    hr.group_id = (char *)g->conf->group_id;
+    hr.member_id = (char *)member;
+    hr.generation = generation;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_HEARTBEAT;
+    req.heartbeat = &hr;
+    Ringlog__Response *resp;
+    int rc = coord_request(g, &g->hb_conn, &req, timeout_ms, &resp, err, errlen);
+    if (resp)
+        ringlog__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+/* Under lock: waits on the condition until `until_ms` (monotonic) or a signal. */
+static void hb_wait(struct rlc_group *g, int64_t until_ms)
+{
+    struct timespec ts = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
+    pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+}
+
+/* Under lock: sends the heartbeat that is due (the lock is released for the call) and takes
+ * its answer, unless the member moved on meanwhile. */
+static void hb_beat(struct rlc_group *g)
+{
+    char member[GROUP_MEMBER_ID_MAX], err[512];
+    int32_t generation = g->hb_generation;
+    snprintf(member, sizeof(member), "%s", g->hb_member);
+    /* Bounded by what is left of the session too: past it the member is lost whatever the
+     * answer, and the thread must be there to say so. */
+    int64_t sent_ms = rlc_now_ms();
+    int64_t left = atomic_load(&g->hb_last_ok_ms) + g->conf->session_timeout_ms - sent_ms;
+    int timeout_ms = left < 1 ? 1 : left < g->conf->request_timeout_ms
+                                        ? (int)left : g->conf->request_timeout_ms;
+    pthread_mutex_unlock(&g->lock);
+    int rc = hb_send(g, member, generation, timeout_ms, err, sizeof(err));
+    pthread_mutex_lock(&g->lock);
+    int64_t now = rlc_now_ms();
+    if (!g->hb_on || g->hb_generation != generation || strcmp(g->hb_member, member) != 0)
+        return;
+    if (rc == 0 || rc == RL_E_REBALANCE_IN_PROGRESS) {
+        /* The coordinator saw the member: its session goes on, rebalance or not. */
+        atomic_store(&g->hb_last_ok_ms, sent_ms);
+        g->hb_next_ms = now + hb_interval_ms(g);
+        if (rc && atomic_load(&g->news) == NEWS_NONE) {
+            atomic_store(&g->news, NEWS_REJOIN);
+            rlc_consumer_wake(g->c);
+        }
+    } else if (rc == RL_E_UNKNOWN_MEMBER_ID || rc == RL_E_ILLEGAL_GENERATION) {
+        hb_lose(g, rc == RL_E_UNKNOWN_MEMBER_ID ? LOST_UNKNOWN : LOST_FENCED, err);
+    } else {
+        RL_DEBUG("group %s: heartbeat failed: %s", g->conf->group_id, err);
+        g->hb_next_ms = now + g->conf->retry_backoff_ms; /* the session clock runs on */
+    }
+}
+
+/* Under lock: the member stopped polling. Leaves the group so its partitions move now. */
+static void hb_poll_expired(struct rlc_group *g, int64_t idle_ms)
+{
+    char member[GROUP_MEMBER_ID_MAX], msg[200];
+    snprintf(member, sizeof(member), "%s", g->hb_member);
+    poll_expired_msg(g, idle_ms, msg, sizeof(msg));
+    hb_lose(g, LOST_POLL, msg);
+    pthread_mutex_unlock(&g->lock);
+    leave(g, &g->hb_conn, member);
+    pthread_mutex_lock(&g->lock);
+    g->hb_left = true;
+}
+
+static void *hb_main(void *arg)
+{
+    struct rlc_group *g = arg;
+    pthread_mutex_lock(&g->lock);
+    while (!g->hb_stop) {
+        if (!g->hb_on) {
+            pthread_cond_wait(&g->cond, &g->lock);
+            continue;
+        }
+        int64_t now = rlc_now_ms();
+        int64_t poll_due = atomic_load(&g->last_poll_ms) + g->conf->max_poll_interval_ms;
+        int64_t last_ok = atomic_load(&g->hb_last_ok_ms);
+        int64_t session_end = last_ok + g->conf->session_timeout_ms;
+        if (now > poll_due) {
+            hb_poll_expired(g, now - atomic_load(&g->last_poll_ms));
+        } else if (now > session_end) {
+            char msg[200];
+            session_expired_msg(g, now - last_ok, msg, sizeof(msg));
+            hb_lose(g, LOST_SESSION, msg);
+        } else if (now >= g->hb_next_ms) {
+            hb_beat(g);
+        } else {
+            int64_t until = g->hb_next_ms < poll_due ? g->hb_next_ms : poll_due + 1;
+            hb_wait(g, until < session_end + 1 ? until : session_end + 1);
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
 }
 
 /* --- joining ----------------------------------------------------------------------------------- */
@@ -400,12 +681,23 @@ static int assign_from(struct rlc_group *g, const Ringlog__SyncGroupResponse *sg
         }
     }
     if (rc == 0) {
+        /* In sync from here: heartbeats keep the member while positions are looked up and
+         * while the application's callback runs, however long it takes. */
         g->in_sync = true;
+        hb_resume(g);
+        rc = rlc_consumer_resolve(g->c);
+        if (rc)
+            rlc_set_err(g->err, sizeof(g->err), "group \"%s\": cannot resolve the start "
+                        "positions: %s", g->conf->group_id, rl_consumer_last_error(g->c));
+    }
+    if (rc == 0) {
         RL_DEBUG("group %s: generation %d, %zu partitions assigned", g->conf->group_id,
                  g->generation, k);
         if (g->conf->rebalance_cb)
             g->conf->rebalance_cb(g->conf->rebalance_ctx, g->c, RL_REBALANCE_ASSIGNED, tps, k);
     } else {
+        hb_pause(g);
+        g->in_sync = false;
         rlc_consumer_unassign_all(g->c);
     }
     free(tps);
@@ -469,8 +761,40 @@ out:
     return rc;
 }
 
+/* The member was lost: its partitions may be someone else's already. Tells the application
+ * (LOST, no commit), drops them and everything fetched for them; the next duty rejoins. */
+static void lose(struct rlc_group *g)
+{
+    enum lost_reason why = g->lost;
+    g->lost = 0;
+    hb_pause(g);
+    RL_DEBUG("group %s: membership lost: %s", g->conf->group_id, g->err);
+    if (why == LOST_POLL && !g->lost_left && g->member_id[0])
+        leave(g, &g->coord, g->member_id); /* the heartbeat thread had not done it yet */
+    if (why == LOST_POLL || why == LOST_UNKNOWN)
+        g->member_id[0] = 0; /* join as a new member */
+    g->need_rejoin = true;
+    if (!g->in_sync)
+        return;
+    int n = rlc_consumer_part_count(g->c);
+    g->in_sync = false;
+    if (g->conf->rebalance_cb && n > 0) {
+        struct rl_topic_partition *tps = calloc((size_t)n, sizeof(*tps));
+        for (int i = 0; tps && i < n; i++) {
+            int64_t pos, committed;
+            rlc_consumer_part_at(g->c, i, &tps[i].topic, &tps[i].partition, &pos, &committed);
+        }
+        if (tps)
+            g->conf->rebalance_cb(g->conf->rebalance_ctx, g->c, RL_REBALANCE_LOST, tps,
+                                  (size_t)n);
+        free(tps);
+    }
+    rlc_consumer_unassign_all(g->c);
+}
+
 /* Gives the partitions up: commits what was handed out (auto-commit), tells the application,
- * drops them and everything fetched for them. */
+ * drops them and everything fetched for them. A commit that finds the member already dropped
+ * turns this into a loss (LOST, not REVOKED). */
 static void revoke(struct rlc_group *g)
 {
     if (!g->in_sync)
@@ -480,6 +804,10 @@ static void revoke(struct rlc_group *g)
         if (rc)
             RL_DEBUG("group %s: commit before revocation failed: %s", g->conf->group_id,
                      g->err);
+    }
+    if (g->lost) {
+        lose(g);
+        return;
     }
     int n = rlc_consumer_part_count(g->c);
     if (g->conf->rebalance_cb && n > 0) {
@@ -495,6 +823,7 @@ static void revoke(struct rlc_group *g)
     }
     rlc_consumer_unassign_all(g->c);
     g->in_sync = false;
+    g->lost = 0; /* a commit inside the callback may have found the member gone: moot now */
 }
 
 /* Revokes, then joins and syncs until the member holds the new generation's assignment.
@@ -502,6 +831,7 @@ static void revoke(struct rlc_group *g)
 static int rejoin(struct rlc_group *g)
 {
     revoke(g);
+    hb_pause(g);
     int rc = 0;
     for (int attempt = 0; attempt < GROUP_JOIN_ATTEMPTS; attempt++) {
         rc = join(g);
@@ -510,9 +840,7 @@ static int rejoin(struct rlc_group *g)
         if (rc == 0) {
             g->need_rejoin = false;
             g->failures = 0;
-            int64_t now = rlc_now_ms();
-            g->next_hb_ms = now + g->conf->heartbeat_interval_ms;
-            g->next_commit_ms = now + g->conf->auto_commit_interval_ms;
+            g->next_commit_ms = rlc_now_ms() + g->conf->auto_commit_interval_ms;
             return 0;
         }
         if (rc == RL_E_UNKNOWN_MEMBER_ID)
@@ -526,10 +854,16 @@ static int rejoin(struct rlc_group *g)
     return rc;
 }
 
+/* When poll must run the next duty (monotonic ms): now when the heartbeat thread has news;
+ * else the next auto-commit, and at least every heartbeat.interval.ms, so a long wait inside
+ * poll keeps the poll clock (max.poll.interval.ms) running. */
 int64_t rlc_group_due_ms(const struct rlc_group *g)
 {
-    int64_t due = g->next_hb_ms;
-    if (g->conf->enable_auto_commit && g->next_commit_ms < due)
+    if (atomic_load_explicit(&g->news, memory_order_relaxed) != NEWS_NONE)
+        return 0;
+    int64_t due = atomic_load_explicit(&g->last_poll_ms, memory_order_relaxed) +
+                  hb_interval_ms(g);
+    if (g->in_sync && g->conf->enable_auto_commit && g->next_commit_ms < due)
         due = g->next_commit_ms;
     return due;
 }
@@ -539,21 +873,43 @@ bool rlc_group_active(const struct rlc_group *g)
     return g->topic_count > 0 && !g->closed;
 }
 
-/* Heartbeat: 0, or a code that tells the caller to rejoin / find the coordinator. */
-static int heartbeat(struct rlc_group *g)
+/* Takes what the heartbeat thread learned and restarts the poll clock. Poll checks both
+ * liveness bounds itself too, before it hands out another record, in case the heartbeat thread
+ * ran late (a loaded machine): a member must not process records of partitions that may be
+ * someone else's already. The fast path (nothing new, both clocks within bounds) takes no
+ * lock: poll runs this for every record. */
+static void take_news(struct rlc_group *g, int64_t now)
 {
-    Ringlog__HeartbeatRequest hr = RINGLOG__HEARTBEAT_REQUEST__INIT;
-    hr.group_id = (char *)g->conf->group_id;
-    hr.member_id = g->member_id;
-    hr.generation = g->generation;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_HEARTBEAT;
-    req.heartbeat = &hr;
-    Ringlog__Response *resp;
-    int rc = coord_call(g, &req, g->conf->request_timeout_ms, &resp);
-    if (resp)
-        ringlog__response__free_unpacked(resp, NULL);
-    return rc;
+    int64_t idle = now - atomic_load_explicit(&g->last_poll_ms, memory_order_relaxed);
+    int64_t quiet = now - atomic_load_explicit(&g->hb_last_ok_ms, memory_order_relaxed);
+    bool expired = g->in_sync && (idle > g->conf->max_poll_interval_ms ||
+                                  quiet > g->conf->session_timeout_ms);
+    if (atomic_load(&g->news) == NEWS_NONE && !expired) {
+        atomic_store_explicit(&g->last_poll_ms, now, memory_order_relaxed);
+        return;
+    }
+    pthread_mutex_lock(&g->lock);
+    if (atomic_load(&g->news) != NEWS_LOST && g->hb_on && expired) {
+        /* The heartbeat thread has not seen it yet: the same verdict here (lose() leaves). */
+        char msg[200];
+        bool by_poll = idle > g->conf->max_poll_interval_ms;
+        if (by_poll)
+            poll_expired_msg(g, idle, msg, sizeof(msg));
+        else
+            session_expired_msg(g, quiet, msg, sizeof(msg));
+        g->hb_left = false;
+        hb_lose(g, by_poll ? LOST_POLL : LOST_SESSION, msg);
+    }
+    int news = atomic_exchange(&g->news, NEWS_NONE);
+    if (news == NEWS_LOST && g->in_sync) {
+        g->lost = g->hb_lost;
+        g->lost_left = g->hb_left;
+        snprintf(g->err, sizeof(g->err), "%s", g->hb_err);
+    } else if (news == NEWS_REJOIN) {
+        g->need_rejoin = true;
+    }
+    atomic_store(&g->last_poll_ms, now);
+    pthread_mutex_unlock(&g->lock);
 }
 
 int rlc_group_duty(struct rlc_group *g)
@@ -561,25 +917,16 @@ int rlc_group_duty(struct rlc_group *g)
     if (!rlc_group_active(g))
         return 0;
     int64_t now = rlc_now_ms();
+    take_news(g, now);
+    if (g->lost)
+        lose(g);
     if (g->in_sync && !g->need_rejoin && g->conf->enable_auto_commit &&
         now >= g->next_commit_ms) {
         g->next_commit_ms = now + g->conf->auto_commit_interval_ms;
         if (rlc_group_commit_positions(g))
             RL_DEBUG("group %s: auto-commit failed: %s", g->conf->group_id, g->err);
-    }
-    if (g->in_sync && !g->need_rejoin && now >= g->next_hb_ms) {
-        int rc = heartbeat(g);
-        g->next_hb_ms = rlc_now_ms() + (rc && coord_lost(rc) ? g->conf->retry_backoff_ms
-                                                             : g->conf->heartbeat_interval_ms);
-        if (rc == RL_E_UNKNOWN_MEMBER_ID) {
-            /* The session expired: our partitions belong to others already, so nothing is
-             * committed on the way out (it would be refused anyway). */
-            g->member_id[0] = 0;
-            rlc_consumer_unassign_all(g->c);
-            g->in_sync = false;
-        }
-        if (must_rejoin(rc))
-            g->need_rejoin = true;
+        if (g->lost)
+            lose(g);
     }
     if (g->in_sync && !g->need_rejoin)
         return 0;
@@ -590,25 +937,15 @@ int rlc_group_close(struct rlc_group *g)
 {
     if (g->closed)
         return 0;
+    take_news(g, rlc_now_ms());
     int rc = 0;
-    if (g->in_sync && g->conf->enable_auto_commit)
+    if (g->in_sync && !g->lost && g->conf->enable_auto_commit)
         rc = rlc_group_commit_positions(g);
-    revoke(g);
+    revoke(g); /* or LOST, when the member was dropped */
+    hb_pause(g);
     g->closed = true;
-    if (g->member_id[0] && rlc_conn_is_open(&g->coord)) {
-        Ringlog__LeaveGroupRequest lr = RINGLOG__LEAVE_GROUP_REQUEST__INIT;
-        lr.group_id = (char *)g->conf->group_id;
-        lr.member_id = g->member_id;
-        Ringlog__Request req = RINGLOG__REQUEST__INIT;
-        req.body_case = RINGLOG__REQUEST__BODY_LEAVE_GROUP;
-        req.leave_group = &lr;
-        Ringlog__Response *resp;
-        int lrc = coord_call(g, &req, g->conf->request_timeout_ms, &resp);
-        if (resp)
-            ringlog__response__free_unpacked(resp, NULL);
-        if (lrc)
-            RL_DEBUG("group %s: leave failed: %s", g->conf->group_id, g->err);
-    }
+    if (g->member_id[0] && rlc_conn_is_open(&g->coord))
+        leave(g, &g->coord, g->member_id);
     rlc_conn_close(&g->coord);
     return rc;
 }

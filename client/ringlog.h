@@ -87,7 +87,9 @@ const char *rl_version(void);
  *  consumer groups (rl_consumer_subscribe):
  *   group.id               the group to join ("": none)
  *   session.timeout.ms     the coordinator drops a member it has not heard from this long (10000)
- *   heartbeat.interval.ms  how often rl_consumer_poll heartbeats (3000)
+ *   heartbeat.interval.ms  how often the consumer's heartbeat thread heartbeats (3000)
+ *   max.poll.interval.ms   a member that does not call rl_consumer_poll for this long leaves
+ *                          the group (its next poll gets LOST, then rejoins) (300000)
  *   rebalance.timeout.ms   how long a rebalance waits for members to rejoin (30000)
  *   partition.assignment.strategy  range or roundrobin (range)
  *   enable.auto.commit     true or false (true): commit what poll has handed out, every
@@ -139,17 +141,32 @@ struct rl_topic_partition {
     int32_t partition;
 };
 
+/* What a rebalance callback is told (see "consumer groups" below for when each comes). */
 enum rl_rebalance_event {
-    RL_REBALANCE_REVOKED = 1,  /* the partitions are about to be taken away */
+    RL_REBALANCE_REVOKED = 1,  /* the partitions are about to be given up, in order */
     RL_REBALANCE_ASSIGNED = 2, /* the partitions are now this member's */
+    RL_REBALANCE_LOST = 3,     /* the partitions were already taken away: the member was
+                                  dropped from the group and others may own them now */
 };
 
 /* Called by a group member inside rl_consumer_poll (or rl_consumer_close) on the caller's
- * thread: REVOKED with the partitions held, before the member rejoins (it may call
- * rl_consumer_commit / rl_consumer_commit_offset, and must not poll); ASSIGNED with the new
- * partitions once the group is in sync and their positions are known. Pointers are valid
- * during the call only. */
-typedef void (*rl_rebalance_cb)(void *ctx, struct rl_consumer *c, int event,
+ * thread, never on the library's threads:
+ *  - REVOKED with the partitions held, before the member rejoins or leaves. The member is
+ *    still their owner: the callback may commit (rl_consumer_commit, ..._commit_offset).
+ *  - LOST with the partitions held when the member learns it was dropped from the group
+ *    (session.timeout.ms without a heartbeat reaching the coordinator, max.poll.interval.ms
+ *    without a poll, or the coordinator answering that the member or its generation is
+ *    unknown). Another member may own them already, so nothing can be committed for them;
+ *    drop per-partition state. LOST always comes before the next ASSIGNED, and no REVOKED
+ *    follows it for the same partitions.
+ *  - ASSIGNED with the new partitions once the group is in sync. Their positions are already
+ *    resolved to offsets (the committed offset, or auto.offset.reset looked up at the broker),
+ *    so rl_consumer_position returns a real offset inside the callback, and the callback may
+ *    rl_consumer_seek / rl_consumer_seek_timestamp them; the first record poll returns for a
+ *    partition is then the one at the position the callback left.
+ * The callback must not call rl_consumer_poll, close or destroy. Pointers are valid during the
+ * call only. */
+typedef void (*rl_rebalance_cb)(void *ctx, struct rl_consumer *c, enum rl_rebalance_event event,
                                 const struct rl_topic_partition *parts, size_t count);
 void rl_conf_set_rebalance_cb(struct rl_conf *conf, rl_rebalance_cb cb, void *ctx);
 
@@ -281,7 +298,8 @@ void rl_consumer_destroy(struct rl_consumer *c);
 /* Adds a partition to the assignment and sets its position: an offset >= 0,
  * RL_OFFSET_EARLIEST or RL_OFFSET_LATEST. Fetches metadata when the topic is new to the consumer.
  * Returns 0, RL_E_UNKNOWN_TOPIC, RL_E_UNKNOWN_PARTITION, RL_E_LIMIT (more than 4096 partitions
- * assigned) or a connection error. */
+ * assigned), RL_E_INVALID_ARGUMENT after rl_consumer_subscribe (a group member's partitions
+ * come from the group), or a connection error. */
 int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partition,
                        int64_t offset);
 
@@ -290,7 +308,8 @@ int rl_consumer_assign(struct rl_consumer *c, const char *topic, int32_t partiti
 int rl_consumer_assign_topic(struct rl_consumer *c, const char *topic, int64_t offset);
 
 /* Moves an assigned partition's position (offset >= 0, RL_OFFSET_EARLIEST or LATEST). Records
- * already fetched for it are dropped. Returns 0 or RL_E_NOT_FOUND when not assigned. */
+ * already fetched for it are dropped. Returns 0 or RL_E_NOT_FOUND when not assigned. Allowed
+ * inside an ASSIGNED rebalance callback. */
 int rl_consumer_seek(struct rl_consumer *c, const char *topic, int32_t partition, int64_t offset);
 
 /* Moves an assigned partition to the first record whose timestamp is >= timestamp_ms (asks the
@@ -299,13 +318,32 @@ int rl_consumer_seek(struct rl_consumer *c, const char *topic, int32_t partition
 int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t partition,
                                int64_t timestamp_ms);
 
-/* The next offset the consumer will return for a partition, or a negative code. */
+/* The next offset the consumer will return for a partition: always an offset (>= 0), never
+ * RL_OFFSET_EARLIEST / LATEST. A partition assigned or sought to EARLIEST / LATEST is resolved
+ * here when poll has not done it yet (asks the broker: blocks up to request.timeout.ms).
+ * Returns the offset, RL_E_NOT_FOUND when the partition is not assigned, or the lookup's
+ * error. */
 int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition);
 
-/* Returns the next record: 1 with *rec filled, 0 when none arrived within timeout_ms, or a
- * negative code (RL_E_BATCH_CHECKSUM and friends for a damaged batch, OFFSET_OUT_OF_RANGE when
- * auto.offset.reset is none, connection errors after retries ran out within timeout_ms). */
+/* Timeouts (the one meaning every timeout_ms of this API has): > 0 waits up to that many ms,
+ * 0 does not wait (returns what is already there), RL_TIMEOUT_INFINITE (any negative value)
+ * waits until the call has its answer; for rl_consumer_poll, a record, an error, or
+ * rl_consumer_wakeup. */
+#ifndef RL_TIMEOUT_INFINITE
+#define RL_TIMEOUT_INFINITE (-1)
+#endif
+
+/* Returns the next record: 1 with *rec filled; 0 when none arrived within timeout_ms (never
+ * with RL_TIMEOUT_INFINITE, unless rl_consumer_wakeup was called); or a negative code
+ * (RL_E_BATCH_CHECKSUM and friends for a damaged batch, OFFSET_OUT_OF_RANGE when
+ * auto.offset.reset is none, connection errors after retries ran out within timeout_ms, group
+ * errors). Rebalance callbacks run inside it. A group member's poll may take longer than
+ * timeout_ms while a rebalance completes (up to rebalance.timeout.ms). */
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec);
+
+/* Makes a poll in progress on another thread (or the next poll) return 0 at once. The one
+ * consumer call that is safe from any thread, and from a signal handler. */
+void rl_consumer_wakeup(struct rl_consumer *c);
 
 const char *rl_consumer_last_error(struct rl_consumer *c);
 
@@ -313,13 +351,21 @@ const char *rl_consumer_last_error(struct rl_consumer *c);
  *
  * With group.id set, rl_consumer_subscribe makes the consumer a member of that group: the
  * group's coordinator spreads the subscribed topics' partitions over its members (range or
- * roundrobin) and moves them when members join, leave or go silent. Membership is driven from
- * rl_consumer_poll on the caller's thread (no background thread): poll heartbeats every
- * heartbeat.interval.ms and never waits past the next heartbeat, so an application must call
- * poll at least every session.timeout.ms or it is dropped from the group (the next poll
- * rejoins). A rebalance runs inside poll, which may then take longer than its timeout (up to
- * rebalance.timeout.ms). Each partition starts at the group's committed offset, or
- * auto.offset.reset when nothing is committed.
+ * roundrobin) and moves them when members join, leave or go silent. Liveness has two
+ * separate bounds, as in Kafka's clients:
+ *  - session.timeout.ms: a background thread of the consumer sends a heartbeat every
+ *    heartbeat.interval.ms, whatever the application is doing, so processing a record may take
+ *    longer than the session timeout. When no heartbeat has reached the coordinator for
+ *    session.timeout.ms (the coordinator unreachable, the process stopped), the member counts
+ *    itself dropped: the next poll calls LOST, then rejoins.
+ *  - max.poll.interval.ms: an application that does not call rl_consumer_poll for this long is
+ *    taken to be stuck. The heartbeat thread sends LeaveGroup at once, so the group gives its
+ *    partitions to others without waiting for a session timeout; the next poll calls LOST,
+ *    then rejoins as a new member.
+ * Rebalances (joins, syncs, callbacks) run inside poll on the caller's thread, which may then
+ * take longer than its timeout (up to rebalance.timeout.ms). Each partition starts at the
+ * group's committed offset, or auto.offset.reset when nothing is committed, resolved to an
+ * offset before ASSIGNED is called.
  *
  * At-least-once: commit after processing. rl_consumer_commit commits every partition's position
  * (the offset after the last record poll handed out); with enable.auto.commit (default) that
@@ -329,8 +375,9 @@ const char *rl_consumer_last_error(struct rl_consumer *c);
  */
 
 /* Joins (at the next poll) the group of group.id with a subscription to these topics (copied).
- * Returns 0, RL_E_INVALID_CONFIG without group.id, RL_E_UNKNOWN_TOPIC, or a connection error.
- * Blocks for a metadata lookup per topic. Do not mix with rl_consumer_assign. */
+ * Returns 0, RL_E_INVALID_CONFIG without group.id, RL_E_UNKNOWN_TOPIC, RL_E_INVALID_ARGUMENT
+ * when partitions were assigned by hand (rl_consumer_assign), or a connection error. Blocks
+ * for a metadata lookup per topic. Starts the consumer's heartbeat thread. */
 int rl_consumer_subscribe(struct rl_consumer *c, const char *const *topics, size_t count);
 
 /* Commits the position of every assigned partition that moved since its last commit. Blocks up

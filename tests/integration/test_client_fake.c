@@ -362,7 +362,11 @@ static int t_fatal_error_not_retried(void)
     atomic_store(&g_fake.produce_errors_left, 1);
     atomic_store(&g_fake.produce_requests, 0);
     struct reports rep = {0};
-    struct rl_conf *c = conf_with(NULL);
+    /* One batch, sent by the flush: with a short linger a loaded machine could pause between
+     * two sends long enough to split the records into two requests, and only the first is
+     * scripted to fail. */
+    const char *kv[] = {"linger.ms", "60000", NULL};
+    struct rl_conf *c = conf_with(kv);
     rl_conf_set_delivery_cb(c, report_cb, &rep);
     char err[256];
     struct rl_producer *p = rl_producer_new(c, err, sizeof(err));

@@ -1,7 +1,10 @@
 /*
  * Consumer groups of libringlog against a real ringlogd: at-least-once processing while members
  * join, leave and are killed (SIGKILL), committed offsets surviving a broker restart, and
- * auto-commit committing exactly what poll handed out. Members are child processes that log
+ * auto-commit committing exactly what poll handed out; the rebalance events (LOST after a
+ * session timeout or a member that stopped polling, processing longer than the session
+ * timeout without losing partitions, positions resolved and seekable inside ASSIGNED) and
+ * poll's RL_TIMEOUT_INFINITE. Members of at_least_once are child processes that log
  * every record they process and every commit that succeeded to one shared file (O_APPEND,
  * one write per line, so lines from different processes never interleave and a killed process
  * leaves only whole lines). Prints "N passed, N failed"; RINGLOG_TEST_SEED replays a run.
@@ -10,7 +13,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 
 #include "client/ringlog.h"
 #include "common/err.h"
+#include "tests/integration/tl_proxy.h"
 #include "tests/lib/tl_broker.h"
 
 #define CHECK(cond, ...)                                                                        \
@@ -138,12 +144,13 @@ static void member_commit(struct member *m, struct rl_consumer *k)
     }
 }
 
-static void member_rebalance(void *ctx, struct rl_consumer *k, int event,
+static void member_rebalance(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
                              const struct rl_topic_partition *parts, size_t count)
 {
     struct member *m = ctx;
-    if (event == RL_REBALANCE_REVOKED) {
+    if (event == RL_REBALANCE_REVOKED)
         member_commit(m, k);
+    if (event != RL_REBALANCE_ASSIGNED) { /* LOST: another member may own them; no commit */
         m->held_count = 0;
         return;
     }
@@ -443,6 +450,390 @@ out:
     return rc;
 }
 
+/* --- rebalance events ------------------------------------------------------------------------ */
+
+#define WATCH_MAX 32
+
+/* The rebalance callbacks one member saw, in order. Written on the member's polling thread,
+ * read by the test's thread: under a lock. */
+struct watch {
+    pthread_mutex_t lock;
+    int events[WATCH_MAX];
+    size_t counts[WATCH_MAX];
+    int n;
+    atomic_int held; /* partitions held according to the callbacks */
+    long bad_positions; /* positions that were not offsets inside ASSIGNED */
+    /* Seek inside ASSIGNED: every assigned partition goes to seek_to (when >= 0), and the
+     * position seen before the seek is kept. */
+    int64_t seek_to, position_seen;
+};
+
+static void watch_init(struct watch *w)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    w->seek_to = -1;
+    w->position_seen = -100;
+}
+
+static void watch_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
+                     const struct rl_topic_partition *parts, size_t count)
+{
+    struct watch *w = ctx;
+    for (size_t i = 0; event == RL_REBALANCE_ASSIGNED && i < count; i++) {
+        int64_t pos = rl_consumer_position(k, parts[i].topic, parts[i].partition);
+        w->bad_positions += pos < 0;
+        w->position_seen = pos;
+        if (w->seek_to >= 0)
+            rl_consumer_seek(k, parts[i].topic, parts[i].partition, w->seek_to);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (w->n < WATCH_MAX) {
+        w->events[w->n] = event;
+        w->counts[w->n] = count;
+        w->n++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    atomic_store(&w->held, event == RL_REBALANCE_ASSIGNED ? (int)count : 0);
+}
+
+static int watch_count(struct watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int n = w->n;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+static int watch_event(struct watch *w, int i, size_t *count)
+{
+    pthread_mutex_lock(&w->lock);
+    int e = i < w->n ? w->events[i] : 0;
+    if (count)
+        *count = i < w->n ? w->counts[i] : 0;
+    pthread_mutex_unlock(&w->lock);
+    return e;
+}
+
+static const char *event_name(int e)
+{
+    return e == RL_REBALANCE_ASSIGNED ? "ASSIGNED" : e == RL_REBALANCE_REVOKED ? "REVOKED"
+           : e == RL_REBALANCE_LOST   ? "LOST" : "none";
+}
+
+static void watch_print(struct watch *w, const char *who)
+{
+    pthread_mutex_lock(&w->lock);
+    fprintf(stderr, "  %s saw:", who);
+    for (int i = 0; i < w->n; i++)
+        fprintf(stderr, " %s(%zu)", event_name(w->events[i]), w->counts[i]);
+    fprintf(stderr, "\n");
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* A group member with a watch, its own configuration and (optionally) its own thread. */
+struct gm {
+    struct watch w;
+    struct rl_conf *conf;
+    struct rl_consumer *k;
+    pthread_t th;
+    bool threaded;
+    atomic_bool stop;
+    atomic_long records;
+};
+
+/* Opens and subscribes m; its rebalance callback is cb(ctx), or watch_cb on m's watch. */
+static int gm_open(struct gm *m, const char *group, const char *topic, const char *const *kv,
+                   const char *bootstrap, rl_rebalance_cb cb, void *ctx)
+{
+    watch_init(&m->w);
+    m->conf = conf_for(kv);
+    char err[256];
+    rl_conf_set(m->conf, "group.id", group, err, sizeof(err));
+    if (bootstrap)
+        rl_conf_set(m->conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rl_conf_set_rebalance_cb(m->conf, cb ? cb : watch_cb, cb ? ctx : &m->w);
+    m->k = rl_consumer_new(m->conf, err, sizeof(err));
+    const char *topics[1] = {topic};
+    return m->k && rl_consumer_subscribe(m->k, topics, 1) == 0 ? 0 : -1;
+}
+
+static void gm_poll(struct gm *m, int timeout_ms)
+{
+    struct rl_record r;
+    if (rl_consumer_poll(m->k, timeout_ms, &r) == 1)
+        atomic_fetch_add(&m->records, 1);
+}
+
+/* Polls until the member holds `want` partitions by its callbacks, bounded by timeout_ms. */
+static bool gm_poll_until_held(struct gm *m, int want, uint64_t timeout_ms)
+{
+    for (uint64_t end = tl_now_ms() + timeout_ms; tl_now_ms() < end;) {
+        if (atomic_load(&m->w.held) == want && watch_count(&m->w) > 0)
+            return true;
+        gm_poll(m, 50);
+    }
+    return atomic_load(&m->w.held) == want;
+}
+
+static void *gm_main(void *arg)
+{
+    struct gm *m = arg;
+    for (uint64_t end = tl_now_ms() + 60000; !atomic_load(&m->stop) && tl_now_ms() < end;)
+        gm_poll(m, 50);
+    return NULL;
+}
+
+static int gm_start_thread(struct gm *m)
+{
+    m->threaded = pthread_create(&m->th, NULL, gm_main, m) == 0;
+    return m->threaded ? 0 : -1;
+}
+
+static void gm_close(struct gm *m)
+{
+    if (m->threaded) {
+        atomic_store(&m->stop, true);
+        pthread_join(m->th, NULL);
+        m->threaded = false;
+    }
+    rl_consumer_destroy(m->k);
+    rl_conf_destroy(m->conf);
+    m->k = NULL;
+    m->conf = NULL;
+    pthread_mutex_destroy(&m->w.lock);
+}
+
+/* Waits (bounded) until another thread's member holds `want` partitions. */
+static bool held_within(struct gm *m, int want, uint64_t timeout_ms)
+{
+    uint64_t end = tl_now_ms() + timeout_ms;
+    while (atomic_load(&m->w.held) != want && tl_now_ms() < end)
+        poll(NULL, 0, 10); /* checking another thread's progress against a deadline */
+    return atomic_load(&m->w.held) == want;
+}
+
+static atomic_ullong g_lost_at; /* when LOST came */
+
+struct stall_ctx {
+    struct watch *w;
+    struct tl_proxy *px;
+};
+
+/* LOST ends the outage, so the member can rejoin right after the callback. */
+static void stall_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
+                     const struct rl_topic_partition *parts, size_t count)
+{
+    struct stall_ctx *sc = ctx;
+    watch_cb(sc->w, k, event, parts, count);
+    if (event == RL_REBALANCE_LOST) {
+        atomic_store(&g_lost_at, tl_now_ms());
+        atomic_store(&sc->px->stall, false);
+    }
+}
+
+/* lost_after_session_timeout: a member behind a proxy holds both partitions; the proxy then
+ * swallows everything (no heartbeat reaches the coordinator) for longer than
+ * session.timeout.ms. The member's next events are LOST with the two partitions, then
+ * ASSIGNED once it rejoined: never REVOKED, and LOST before the next ASSIGNED. */
+static int test_lost_after_session_timeout(void)
+{
+    struct tl_proxy px;
+    struct gm m = {0};
+    struct stall_ctx sc = {&m.w, &px};
+    int rc = -1;
+    bool proxy = false;
+    CHECK(create_topic("lost", 2) == 0 && produce("lost", 100) == 0, "setup");
+    CHECK(tl_proxy_start(&px, g_broker.host, g_broker.port, g_seed) == 0, "proxy");
+    proxy = true;
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", px.port);
+    const char *kv[] = {"session.timeout.ms", "1000", "heartbeat.interval.ms", "200",
+                        "rebalance.timeout.ms", "3000", "request.timeout.ms", "3000",
+                        "enable.auto.commit", "false", NULL};
+    CHECK(gm_open(&m, "lost", "lost", kv, addr, stall_cb, &sc) == 0, "member");
+    CHECK(gm_poll_until_held(&m, 2, 10000), "never assigned");
+    uint64_t t0 = tl_now_ms();
+    atomic_store(&px.stall, true);
+    for (uint64_t end = t0 + 15000; tl_now_ms() < end && watch_count(&m.w) < 3;)
+        gm_poll(&m, 100);
+    watch_print(&m.w, "member");
+    uint64_t lost_ms = atomic_load(&g_lost_at) - t0;
+    printf("  LOST %llu ms after the outage began (session.timeout.ms 1000)\n",
+           (unsigned long long)lost_ms);
+    size_t lost_count;
+    CHECK(watch_event(&m.w, 1, &lost_count) == RL_REBALANCE_LOST, "second event is %s, not "
+          "LOST", event_name(watch_event(&m.w, 1, NULL)));
+    CHECK(lost_count == 2, "LOST named %zu partitions, not 2", lost_count);
+    CHECK(watch_event(&m.w, 2, NULL) == RL_REBALANCE_ASSIGNED, "no ASSIGNED after LOST");
+    CHECK(m.w.bad_positions == 0, "%ld positions inside ASSIGNED were not offsets",
+          m.w.bad_positions);
+    CHECK(lost_ms < 2500, "LOST came %llu ms after the outage began (session.timeout.ms 1000)",
+          (unsigned long long)lost_ms);
+    rc = 0;
+out:
+    if (m.conf)
+        gm_close(&m);
+    if (proxy)
+        tl_proxy_stop(&px);
+    return rc;
+}
+
+/* slow_processing_keeps_partitions: a member with session.timeout.ms 1000 spends 2,500 ms
+ * "processing" one record between polls (well within max.poll.interval.ms): the heartbeat
+ * thread keeps it in the group, so it sees no callback after its first ASSIGNED and goes on
+ * with the next record. */
+static int test_slow_processing(void)
+{
+    struct gm m = {0};
+    int rc = -1;
+    CHECK(create_topic("slow", 2) == 0 && produce("slow", 50) == 0, "setup");
+    const char *kv[] = {"session.timeout.ms", "1000", "heartbeat.interval.ms", "200",
+                        "max.poll.interval.ms", "20000", "rebalance.timeout.ms", "3000",
+                        "auto.offset.reset", "earliest", NULL};
+    CHECK(gm_open(&m, "slow", "slow", kv, NULL, NULL, NULL) == 0, "member");
+    for (uint64_t end = tl_now_ms() + 10000; atomic_load(&m.records) == 0 && tl_now_ms() < end;)
+        gm_poll(&m, 100);
+    CHECK(atomic_load(&m.records) == 1, "no first record");
+    for (int round = 0; round < 2; round++) {
+        poll(NULL, 0, 2500); /* the application's work on a record: not a synchronization */
+        gm_poll(&m, 1000);
+    }
+    for (uint64_t end = tl_now_ms() + 1000; tl_now_ms() < end;)
+        gm_poll(&m, 100); /* give news of a lost membership every chance to arrive */
+    watch_print(&m.w, "member");
+    CHECK(watch_count(&m.w) == 1 && watch_event(&m.w, 0, NULL) == RL_REBALANCE_ASSIGNED,
+          "the member saw %d rebalance events, not just its first ASSIGNED",
+          watch_count(&m.w));
+    CHECK(atomic_load(&m.records) > 3, "only %ld records", atomic_load(&m.records));
+    rc = 0;
+out:
+    if (m.conf)
+        gm_close(&m);
+    return rc;
+}
+
+/* stopped_polling_is_removed: members a (max.poll.interval.ms 1500, session.timeout.ms
+ * 10000) and b (its own thread) share four partitions. a stops polling: within far less than
+ * its session timeout, b holds all four (a left the group by itself). When a polls again its
+ * first event is LOST with its two partitions, then ASSIGNED after it rejoined. */
+static int test_stopped_polling(void)
+{
+    struct gm a = {0}, b = {0};
+    int rc = -1;
+    CHECK(create_topic("stuck", 4) == 0 && produce("stuck", 200) == 0, "setup");
+    const char *kva[] = {"session.timeout.ms", "10000", "heartbeat.interval.ms", "200",
+                         "max.poll.interval.ms", "1500", "rebalance.timeout.ms", "5000", NULL};
+    const char *kvb[] = {"session.timeout.ms", "10000", "heartbeat.interval.ms", "200",
+                         "rebalance.timeout.ms", "5000", NULL};
+    CHECK(gm_open(&a, "stuck", "stuck", kva, NULL, NULL, NULL) == 0, "member a");
+    CHECK(gm_poll_until_held(&a, 4, 10000), "a never held 4");
+    CHECK(gm_open(&b, "stuck", "stuck", kvb, NULL, NULL, NULL) == 0, "member b");
+    CHECK(gm_start_thread(&b) == 0, "b's thread");
+    bool both = false;
+    for (uint64_t end = tl_now_ms() + 15000; !both && tl_now_ms() < end;) {
+        gm_poll(&a, 50);
+        both = atomic_load(&a.w.held) == 2 && atomic_load(&b.w.held) == 2;
+    }
+    CHECK(both, "a holds %d, b %d", atomic_load(&a.w.held), atomic_load(&b.w.held));
+    int seen_a = watch_count(&a.w);
+    uint64_t t0 = tl_now_ms();
+    CHECK(held_within(&b, 4, 8000), "b holds %d partitions %llu ms after a stopped polling",
+          atomic_load(&b.w.held), (unsigned long long)(tl_now_ms() - t0));
+    uint64_t moved_ms = tl_now_ms() - t0;
+    printf("  b held all 4 partitions %llu ms after a stopped polling\n",
+           (unsigned long long)moved_ms);
+    CHECK(watch_count(&a.w) == seen_a, "a saw a callback without polling");
+    for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && watch_count(&a.w) < seen_a + 2;)
+        gm_poll(&a, 50);
+    watch_print(&a.w, "a");
+    size_t n;
+    CHECK(watch_event(&a.w, seen_a, &n) == RL_REBALANCE_LOST && n == 2, "a's first event "
+          "after it polled again is %s(%zu), not LOST(2)", event_name(watch_event(&a.w, seen_a,
+          NULL)), n);
+    CHECK(watch_event(&a.w, seen_a + 1, NULL) == RL_REBALANCE_ASSIGNED, "no ASSIGNED after LOST");
+    rc = 0;
+out:
+    if (b.conf)
+        gm_close(&b);
+    if (a.conf)
+        gm_close(&a);
+    return rc;
+}
+
+/* assigned_positions: inside ASSIGNED a partition's position is a real offset (with
+ * auto.offset.reset latest, the log end: 50), and a seek made there decides the first record
+ * poll returns (offset 20). */
+static int test_assigned_positions(void)
+{
+    struct gm m = {0};
+    int rc = -1;
+    CHECK(create_topic("pos", 1) == 0 && produce("pos", 50) == 0, "setup");
+    const char *kv[] = {"auto.offset.reset", "latest", NULL};
+    CHECK(gm_open(&m, "pos", "pos", kv, NULL, NULL, NULL) == 0, "member");
+    m.w.seek_to = 20; /* read by the callback, which runs on this thread */
+    struct rl_record r;
+    int got = 0;
+    for (uint64_t end = tl_now_ms() + 10000; got != 1 && tl_now_ms() < end;)
+        got = rl_consumer_poll(m.k, 100, &r);
+    CHECK(m.w.position_seen == 50, "position inside ASSIGNED was %lld, not 50",
+          (long long)m.w.position_seen);
+    CHECK(got == 1 && r.offset == 20, "first record: rc %d offset %lld, not 20", got,
+          (long long)r.offset);
+    rc = 0;
+out:
+    if (m.conf)
+        gm_close(&m);
+    return rc;
+}
+
+struct waker {
+    struct rl_consumer *k;
+    int after_ms;
+};
+
+static void *waker_main(void *arg)
+{
+    struct waker *w = arg;
+    poll(NULL, 0, w->after_ms); /* the moment to wake at: the thing under test */
+    rl_consumer_wakeup(w->k);
+    return NULL;
+}
+
+/* poll_infinite: rl_consumer_poll with RL_TIMEOUT_INFINITE on a caught-up consumer waits
+ * (it does not return at once) until rl_consumer_wakeup from another thread, then returns 0;
+ * with a timeout of 0 it returns at once. */
+static int test_poll_infinite(void)
+{
+    struct rl_conf *c = conf_for(NULL);
+    char err[256];
+    struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
+    int rc = -1;
+    pthread_t th;
+    bool started = false;
+    CHECK(create_topic("inf", 1) == 0, "setup");
+    CHECK(k && rl_consumer_assign(k, "inf", 0, RL_OFFSET_LATEST) == 0, "assign");
+    CHECK(rl_consumer_position(k, "inf", 0) == 0, "position of an empty partition at latest");
+    struct rl_record r;
+    uint64_t t0 = tl_now_ms();
+    CHECK(rl_consumer_poll(k, 0, &r) == 0 && tl_now_ms() - t0 < 1000, "poll(0)");
+    struct waker w = {k, 400};
+    started = pthread_create(&th, NULL, waker_main, &w) == 0;
+    CHECK(started, "thread");
+    t0 = tl_now_ms();
+    int got = rl_consumer_poll(k, RL_TIMEOUT_INFINITE, &r);
+    uint64_t took = tl_now_ms() - t0;
+    CHECK(got == 0 && took >= 350, "poll(RL_TIMEOUT_INFINITE) returned %d after %llu ms", got,
+          (unsigned long long)took);
+    rc = 0;
+out:
+    if (started)
+        pthread_join(th, NULL);
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return rc;
+}
+
 int main(void)
 {
     const char *s = getenv("RINGLOG_TEST_SEED");
@@ -455,9 +846,20 @@ int main(void)
     struct {
         const char *name;
         int (*fn)(void);
-    } tests[] = {{"auto_commit", test_auto_commit}, {"at_least_once", test_at_least_once}};
+    } tests[] = {
+        {"auto_commit", test_auto_commit},
+        {"assigned_positions", test_assigned_positions},
+        {"poll_infinite", test_poll_infinite},
+        {"slow_processing_keeps_partitions", test_slow_processing},
+        {"stopped_polling_is_removed", test_stopped_polling},
+        {"lost_after_session_timeout", test_lost_after_session_timeout},
+        {"at_least_once", test_at_least_once},
+    };
+    const char *only = getenv("TEST_ONLY");
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        if (only && !strstr(tests[i].name, only))
+            continue;
         uint64_t t0 = tl_now_ms();
         int rc = tests[i].fn();
         printf("%s %s (%" PRIu64 " ms)\n", rc == 0 ? "PASS" : "FAIL", tests[i].name,
