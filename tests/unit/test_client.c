@@ -4,6 +4,7 @@
  * consumer refusal paths that need no broker.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -200,22 +201,95 @@ Test(json, truncation)
     cr_assert_eq(rlc_json_escape((const uint8_t *)"abc", 3, NULL, 0), 3);
 }
 
-/* producer: a broker that is not there fails the first send with a message naming the address
- * and what to do, within the connect timeout, and destroy returns promptly. */
+/* producer: with no broker there, a blocking send (max.block.ms > 0) fails at once with
+ * RL_E_BROKER_UNAVAILABLE and a message naming the address; a non-blocking one
+ * (max.block.ms=0) queues the record, which fails through its callback after
+ * delivery.timeout.ms as TIMED_OUT, NOT_PERSISTED, with a message naming the address. */
+struct unreach_cb {
+    int calls, error, status, partition;
+    char msg[512];
+};
+
+static void unreach_delivery(void *ctx, const struct rl_delivery *d)
+{
+    struct unreach_cb *u = ctx;
+    u->calls++;
+    u->error = d->error;
+    u->status = (int)d->status;
+    u->partition = d->partition;
+    snprintf(u->msg, sizeof(u->msg), "%s", d->error_message);
+}
+
 Test(producer, unreachable_broker_fails_clearly)
 {
+    for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+        struct rl_conf *c = rl_conf_new();
+        char err[256];
+        struct unreach_cb u = {0};
+        cr_assert_eq(rl_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)), 0);
+        cr_assert_eq(rl_conf_set(c, "delivery.timeout.ms", "400", err, sizeof(err)), 0);
+        cr_assert_eq(rl_conf_set(c, "max.block.ms", nonblocking ? "0" : "5000", err,
+                                 sizeof(err)), 0);
+        rl_conf_set_delivery_cb(c, unreach_delivery, &u);
+        struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+        cr_assert_not_null(p, "%s", err);
+        int64_t t0 = rlc_now_ms();
+        int rc = rl_producer_send(p, "orders", RL_PARTITION_ANY, "k", 1, "v", 1, 0, NULL);
+        cr_assert(rlc_now_ms() - t0 < 2000);
+        if (!nonblocking) {
+            cr_assert_eq(rc, RL_E_BROKER_UNAVAILABLE, "send: %s", rl_error_name(rc));
+            cr_assert(strstr(rl_producer_last_error(p), "127.0.0.1:1"), "message: %s",
+                      rl_producer_last_error(p));
+            cr_assert_str_eq(rl_last_error(), rl_producer_last_error(p));
+        } else {
+            cr_assert_eq(rc, 0, "send: %s", rl_error_name(rc));
+        }
+        cr_assert_eq(rl_producer_flush(p, RL_TIMEOUT_INFINITE), 0);
+        cr_assert_eq(u.calls, nonblocking);
+        if (nonblocking) {
+            cr_assert_eq(u.error, RL_E_TIMED_OUT);
+            cr_assert_eq(u.status, RL_DELIVERY_NOT_PERSISTED);
+            cr_assert_eq(u.partition, -1);
+            cr_assert(strstr(u.msg, "127.0.0.1:1") && strstr(u.msg, "orders"), "message: %s",
+                      u.msg);
+        }
+        cr_assert_eq(rl_producer_destroy(p, 1000), 0);
+        rl_conf_destroy(c);
+    }
+}
+
+/* errors: the public enum is the broker's list (spot checks of each group; the build checks
+ * all), retriable and fatal are told apart, and a metadata call to no broker answers
+ * BROKER_UNAVAILABLE rather than an errno. */
+Test(errors, public_codes_and_classes)
+{
+    cr_assert_eq(RL_E_INVALID_ARGUMENT, -5000);
+    cr_assert_eq(RL_E_FULL, -5002);
+    cr_assert_eq(RL_E_BATCH_CHECKSUM, -5103);
+    cr_assert_eq(RL_E_UNKNOWN_TOPIC, -5305);
+    cr_assert_eq(RL_E_BROKER_UNAVAILABLE, -5317);
+    cr_assert_eq(RL_E_PRODUCER_FENCED, -5402);
+    cr_assert_eq(RL_E_REBALANCE_IN_PROGRESS, -5504);
+    cr_assert(rl_error_is_retriable(RL_E_BROKER_UNAVAILABLE));
+    cr_assert(rl_error_is_retriable(RL_E_NOT_LEADER));
+    cr_assert(rl_error_is_retriable(-ECONNRESET));
+    cr_assert(!rl_error_is_retriable(RL_E_UNKNOWN_TOPIC));
+    cr_assert(!rl_error_is_retriable(0));
+    cr_assert(rl_error_is_fatal(RL_E_PRODUCER_FENCED));
+    cr_assert(!rl_error_is_fatal(RL_E_BROKER_UNAVAILABLE));
+    cr_assert(!rl_error_is_fatal(RL_E_UNKNOWN_TOPIC));
+
     struct rl_conf *c = rl_conf_new();
     char err[256];
     cr_assert_eq(rl_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)), 0);
-    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
-    cr_assert_not_null(p, "%s", err);
-    int64_t t0 = rlc_now_ms();
-    int rc = rl_producer_send(p, "orders", RL_PARTITION_ANY, "k", 1, "v", 1, 0, NULL);
-    cr_assert(rc < 0);
-    cr_assert(strstr(rl_producer_last_error(p), "127.0.0.1:1"), "message: %s",
-              rl_producer_last_error(p));
-    cr_assert(rlc_now_ms() - t0 < 6000);
-    cr_assert_eq(rl_producer_destroy(p, 1000), 0);
+    struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
+    cr_assert_not_null(a, "%s", err);
+    const struct rl_topic_info *ti;
+    size_t n;
+    int rc = rl_admin_list_topics(a, &ti, &n);
+    cr_assert_eq(rc, RL_E_BROKER_UNAVAILABLE, "got %d (%s)", rc, rl_error_name(rc));
+    cr_assert(strstr(rl_admin_last_error(a), "127.0.0.1:1"), "%s", rl_admin_last_error(a));
+    rl_admin_destroy(a);
     rl_conf_destroy(c);
 }
 
