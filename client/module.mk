@@ -26,7 +26,7 @@ $(LIB_CLIENT_SO): $(LIB_CLIENT_SO0)
 LIB_CLIENT_PUB := $(BUILD)/lib/libringlog.a
 CLIENT_API_GLOBS = $(shell sed -n '/global:/,/local:/{s/[[:space:];]//g;/^rl_/p;}' \
                      client/libringlog.map)
-$(LIB_CLIENT_PUB): $(CLIENT_SO_OBJS) client/libringlog.map
+$(LIB_CLIENT_PUB): $(CLIENT_SO_OBJS) client/libringlog.map client/module.mk
 	@mkdir -p $(dir $@)
 	@echo "  AR      $@ (rl_ API only)"
 	$(Q)ld -r -o $(BUILD)/lib/libringlog-all.o $(CLIENT_SO_OBJS)

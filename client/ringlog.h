@@ -21,7 +21,9 @@
  *    rl_producer_flush at once. A consumer and an admin handle are single-threaded objects: use
  *    each from one thread at a time (different handles on different threads are independent).
  *  - Blocking: calls that talk to a broker block the calling thread, each bounded by a timeout
- *    (request.timeout.ms unless the call takes its own). None blocks forever.
+ *    (request.timeout.ms unless the call takes its own; RL_TIMEOUT_INFINITE below says what a
+ *    timeout argument means). None blocks forever. rl_producer_send blocks at most max.block.ms,
+ *    and not at all with max.block.ms=0.
  *
  * Build with `pkg-config --cflags --libs ringlog`.
  */

@@ -363,3 +363,90 @@ Test(consumer, group_calls_need_a_group)
     rl_consumer_destroy(k);
     rl_conf_destroy(c);
 }
+
+/* config: Kafka's key names are primary and ringlog 0.1's still work as aliases, reading and
+ * writing the same setting. */
+Test(config, kafka_names_and_aliases)
+{
+    struct rl_conf *c = rl_conf_new();
+    char err[256], buf[64];
+    cr_assert_eq(rl_conf_set(c, "compression", "zstd", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rl_conf_get(c, "compression.type", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "zstd");
+    cr_assert_eq(rl_conf_set(c, "max.in.flight.requests.per.connection", "2", err,
+                             sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rl_conf_get(c, "max.in.flight", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "2");
+    cr_assert_eq(rl_conf_set(c, "connect.timeout.ms", "1234", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "socket.connection.setup.timeout.ms", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "1234");
+    cr_assert_eq(rl_conf_set(c, "compression.zstd.level", "3", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "compression.level", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "3");
+    cr_assert_eq(rl_conf_set(c, "compression.type", "lz9", err, sizeof(err)),
+                 RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "none or zstd"), "%s", err);
+    cr_assert_eq(rl_conf_set(c, "log.level", "loud", err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert_eq(rl_conf_set(c, "log.level", "warn", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "log.level", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "warn");
+    rl_conf_destroy(c);
+}
+
+/* config: rl_conf_get says when a value did not fit, and rl_conf_get_size how much room the
+ * whole value needs. */
+Test(config, get_reports_size)
+{
+    struct rl_conf *c = rl_conf_new();
+    char err[256], buf[8];
+    const char *servers = "10.0.0.1:9400,10.0.0.2:9400";
+    cr_assert_eq(rl_conf_set(c, "bootstrap.servers", servers, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get_size(c, "bootstrap.servers"), strlen(servers) + 1);
+    cr_assert_eq(rl_conf_get(c, "bootstrap.servers", buf, sizeof(buf)), RL_E_FULL);
+    cr_assert_str_eq(buf, "10.0.0.");
+    char big[64];
+    cr_assert_eq(rl_conf_get(c, "bootstrap.servers", big, rl_conf_get_size(c,
+                                                                          "bootstrap.servers")),
+                 0);
+    cr_assert_str_eq(big, servers);
+    cr_assert_eq(rl_conf_get_size(c, "acks"), 2);
+    cr_assert_eq(rl_conf_get(c, "acks", buf, 1), RL_E_FULL);
+    cr_assert_eq(rl_conf_get_size(c, "no.such.key"), 0);
+    cr_assert_eq(rl_conf_get(c, "no.such.key", buf, sizeof(buf)), RL_E_NOT_FOUND);
+    rl_conf_destroy(c);
+}
+
+/* config: contradictory settings are refused when a handle is made, naming both keys;
+ * idempotence left at its default reads false with acks=0, and asked for with acks=0 is an
+ * error. */
+Test(config, cross_key_checks)
+{
+    char err[256], buf[16];
+    struct rl_conf *c = rl_conf_new();
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "session.timeout.ms", "100", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "heartbeat.interval.ms", "20000", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "heartbeat.interval.ms=20000") && strstr(err, "session.timeout.ms=100"),
+              "%s", err);
+    cr_assert_null(rl_producer_new(c, err, sizeof(err)));
+    cr_assert(strstr(rl_last_error(), "heartbeat.interval.ms"), "%s", rl_last_error());
+    rl_conf_destroy(c);
+
+    c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "retry.backoff.ms", "5000", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "retry.backoff.max.ms"), "%s", err);
+    rl_conf_destroy(c);
+
+    c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "acks", "0", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "enable.idempotence", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "false");
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "enable.idempotence", "true", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "enable.idempotence=true") && strstr(err, "acks=0"), "%s", err);
+    cr_assert_null(rl_producer_new(c, err, sizeof(err)));
+    rl_conf_destroy(c);
+}
