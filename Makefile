@@ -76,8 +76,10 @@ LIB_REPL := $(BUILD)/lib/librl_replication.a
 LIB_PROTO := $(BUILD)/lib/librl_proto.a
 LIB_BROKER := $(BUILD)/lib/librl_broker.a
 LIB_TESTLIB := $(BUILD)/lib/librl_testlib.a
-# libringlog, the public client library: client + common + proto, nothing of the broker.
-LIB_CLIENT_A := $(BUILD)/lib/libringlog.a
+# The client library's objects (client + common + proto, nothing of the broker) with every
+# symbol visible, for the tests and the ringlog tool; the installed libringlog.a and
+# libringlog.so, which export only the rl_ API, are made from the same objects in client/module.mk.
+LIB_CLIENT_A := $(BUILD)/lib/librl_client.a
 # Everything a test program may need, in link order (users before what they use).
 TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_REPL) $(LIB_STORAGE) \
                  $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)

@@ -8,7 +8,8 @@
  * so a client sees exactly what the broker saw.
  *
  * Adding a code: append it to its group in RL_ERROR_LIST with a fresh number; never renumber,
- * since the numbers travel on the wire and are written in logs.
+ * since the numbers travel on the wire and are written in logs. Then run
+ * `sh tools/gen_errors.sh --write` so client/ringlog.h publishes it (the build fails until then).
  */
 #ifndef RL_COMMON_ERR_H
 #define RL_COMMON_ERR_H
@@ -117,11 +118,16 @@
     X(RAFT_CATCHING_UP, -5604, "the new configuration's voters lag behind the commit index; "   \
                                "retry once they have caught up")
 
+/* client/ringlog.h publishes the same enum (generated from this list by tools/gen_errors.sh,
+ * checked at build time by client/error.c); whichever header comes first defines it. */
+#ifndef RL_ERROR_ENUM_DEFINED
+#define RL_ERROR_ENUM_DEFINED
 enum rl_error {
 #define RL_ERR_ENUM(name, num, msg) RL_E_##name = (num),
     RL_ERROR_LIST(RL_ERR_ENUM)
 #undef RL_ERR_ENUM
 };
+#endif
 
 /* Message for any return code: 0, -errno, or RL_E_*. Never NULL; static storage. */
 const char *rl_strerror(int code);
