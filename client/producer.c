@@ -142,6 +142,7 @@ struct rl_producer {
     int64_t refreshed_ms;
     struct ptopic *topics[RLC_MAX_TOPICS];
     int topic_count;
+    struct ptopic *last_topic; /* topic_find's first guess (lock held) */
     struct pbroker brokers[RLC_MAX_BROKERS];
     int broker_count;
     uint8_t *bufs[MAX_POOLED_BUFS]; /* idle batch.size buffers (see MAX_POOLED_BUFS) */
@@ -226,11 +227,16 @@ fail:
 
 /* --- sending side (caller threads) ---------------------------------------------------------- */
 
+/* Senders name the same topic record after record: the last one found is compared first, so
+ * a producer of many topics pays one comparison per record, not one per topic. */
 static struct ptopic *topic_find(struct rl_producer *p, const char *name)
 {
+    struct ptopic *last = p->last_topic;
+    if (last && strcmp(last->meta.name, name) == 0)
+        return last;
     for (int i = 0; i < p->topic_count; i++)
         if (strcmp(p->topics[i]->meta.name, name) == 0)
-            return p->topics[i];
+            return p->last_topic = p->topics[i];
     return NULL;
 }
 
@@ -549,7 +555,7 @@ int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m)
     struct batch_record_in rec = {
         .key = m->key, .key_len = m->key ? m->key_len : 0, .value = m->value,
         .value_len = m->value ? m->value_len : 0,
-        .timestamp = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms(),
+        .timestamp = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms_coarse(),
         .headers = m->header_count ? hdrs : NULL, .header_count = m->header_count,
     };
     rc = part_add(p, &t->parts[partition], &rec, m->opaque, mem);

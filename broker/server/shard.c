@@ -470,6 +470,7 @@ void shard_destroy(struct shard *sh)
         arena_destroy(&r->arena);
         free(r);
     }
+    conn_pool_destroy(sh);
     if (sh->io)
         io_destroy(sh->io);
     free(sh);
