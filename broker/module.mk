@@ -42,6 +42,8 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
          $(BUILD)/tests/integration/test_broker_datadir \
          $(BUILD)/tests/integration/test_broker_create_load \
          $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups
+# The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.
+TESTS += $(BUILD)/tests/integration/test_tail_cache
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # `make bench-broker`: the broker measured with the thinnest client (bench/bench_broker.c).
