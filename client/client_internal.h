@@ -133,6 +133,8 @@ uint64_t rlc_rand(uint64_t *state);
 int64_t rlc_now_ms(void);
 int64_t rlc_now_us(void);
 int64_t rlc_wall_ms(void);
+/* Wall-clock ms from the kernel's last tick (at most a tick behind; record timestamps). */
+int64_t rlc_wall_ms_coarse(void);
 
 /* --- JSON ------------------------------------------------------------------------------------ */
 

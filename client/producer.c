@@ -190,6 +190,7 @@ struct rl_producer {
     int64_t refreshed_ms;
     struct ptopic *topics[RLC_MAX_TOPICS];
     int topic_count;
+    struct ptopic *last_topic; /* topic_find's first guess (lock held) */
     struct pbroker brokers[RLC_MAX_BROKERS];
     int broker_count;
     uint8_t *bufs[MAX_POOLED_BUFS]; /* idle batch.size buffers (see MAX_POOLED_BUFS) */
@@ -310,11 +311,16 @@ fail:
 
 /* --- sending side (caller threads) ---------------------------------------------------------- */
 
+/* Senders name the same topic record after record: the last one found is compared first, so
+ * a producer of many topics pays one comparison per record, not one per topic. */
 static struct ptopic *topic_find(struct rl_producer *p, const char *name)
 {
+    struct ptopic *last = p->last_topic;
+    if (last && strcmp(last->meta.name, name) == 0)
+        return last;
     for (int i = 0; i < p->topic_count; i++)
         if (strcmp(p->topics[i]->meta.name, name) == 0)
-            return p->topics[i];
+            return p->last_topic = p->topics[i];
     return NULL;
 }
 
@@ -734,7 +740,7 @@ int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m)
         rlc_fail(p, rc, "%s", p->err);
         goto out;
     }
-    int64_t ts_ms = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms();
+    int64_t ts_ms = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms_coarse();
     if (!t->known || t->pend_count) { /* behind records still waiting for metadata */
         /* The builder's exact check comes later; refuse what can never fit now. */
         if (mem + RL_BATCH_HEADER_SIZE > p->conf.batch_size + RECORD_OVERHEAD) {

@@ -197,6 +197,11 @@ const char *partition_dir(const struct partition *p)
     return p->dir;
 }
 
+uint64_t partition_truncations(const struct partition *p)
+{
+    return plog_truncations(p->log);
+}
+
 uint64_t partition_visible_end(const struct partition *p)
 {
     return p->visible_end;

@@ -136,6 +136,9 @@ const char *partition_dir(const struct partition *p);
 /* THE visible end (the high watermark): offsets below it are committed, and only they may be
  * read, fetched, counted or waited on. */
 uint64_t partition_visible_end(const struct partition *p);
+/* Cuts of the partition's log by truncation (plog_truncations): a reader keeping bytes it read
+ * ahead checks that this did not change. */
+uint64_t partition_truncations(const struct partition *p);
 
 uint64_t partition_start_offset(const struct partition *p);
 /* The log end when the partition was opened: everything an earlier run of the broker left in

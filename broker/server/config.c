@@ -35,6 +35,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->max_topics = 4096;
     cfg->max_partitions = 16384;
     cfg->max_open_files = 1024;
+    cfg->tail_cache_bytes = 256ull << 20;
     cfg->shutdown_timeout_ms = 10000;
     cfg->retention_check_interval_ms = 60000;
     cfg->fetch_splice = 1;
@@ -101,6 +102,8 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("max.topics", max_topics, 1, 1 << 20)
     NUM("max.partitions", max_partitions, 1, 1 << 22)
     NUM("max.open.files", max_open_files, 16, 1 << 20)
+    NUM("tail.cache.bytes", tail_cache_bytes, 0, 1ll << 40)
+    NUM("tail.cache.prefault", tail_cache_prefault, 0, 1)
     NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
     NUM("fetch.splice", fetch_splice, 0, 1)
@@ -296,7 +299,8 @@ const char *config_broker_usage(void)
            "broker.session.timeout.ms, listen, http, data.dir, ready.file,\n"
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
            "max.connection.inflight.bytes, connections.max.idle.ms, frame.receive.timeout.ms,\n"
-           "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
+           "max.topics, max.partitions, max.open.files, tail.cache.bytes (0: off),\n"
+           "tail.cache.prefault (0/1), shutdown.timeout.ms,\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
            "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"

@@ -53,6 +53,8 @@ struct broker_config {
     uint32_t max_topics;                 /* max.topics */
     uint32_t max_partitions;             /* max.partitions: over all topics */
     uint32_t max_open_files;             /* max.open.files: segment descriptors kept open */
+    uint64_t tail_cache_bytes;           /* tail.cache.bytes: recent batches kept in memory */
+    uint32_t tail_cache_prefault;        /* tail.cache.prefault: fault its memory in at start */
     uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
     uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */

@@ -157,22 +157,78 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* A frame larger than the standing buffer gets a buffer of its own, charged to the memory
- * budget, filled by recvs aimed at exactly its missing bytes, and freed as soon as the frame is
- * dispatched. Called only with no recv in flight. Returns false when the budget says wait (the
- * connection stops reading until memory is released). */
+/* A buffer of at least `need` bytes for a big frame: the smallest idle one of the shard's pool
+ * that fits, or a new one (NULL when memory is short). */
+static uint8_t *conn_pool_take(struct shard *sh, uint64_t need, uint64_t *cap)
+{
+    uint32_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < sh->n_big_pool; i++)
+        if (sh->big_pool_cap[i] >= need &&
+            (best == UINT32_MAX || sh->big_pool_cap[i] < sh->big_pool_cap[best]))
+            best = i;
+    if (best != UINT32_MAX) {
+        uint8_t *b = sh->big_pool[best];
+        *cap = sh->big_pool_cap[best];
+        sh->n_big_pool--;
+        sh->big_pool[best] = sh->big_pool[sh->n_big_pool];
+        sh->big_pool_cap[best] = sh->big_pool_cap[sh->n_big_pool];
+        return b;
+    }
+    *cap = need;
+    return malloc(need);
+}
+
+/* Keeps an idle big-frame buffer for the next big frame, or frees it (too large to keep, or
+ * the pool is full: then the smallest kept buffer makes room for a larger one). */
+static void conn_pool_put(struct shard *sh, uint8_t *buf, uint64_t cap)
+{
+    if (cap > CONN_BIG_POOL_MAX_BYTES) {
+        free(buf);
+        return;
+    }
+    if (sh->n_big_pool == CONN_BIG_POOL) {
+        uint32_t small = 0;
+        for (uint32_t i = 1; i < sh->n_big_pool; i++)
+            if (sh->big_pool_cap[i] < sh->big_pool_cap[small])
+                small = i;
+        if (sh->big_pool_cap[small] >= cap) {
+            free(buf);
+            return;
+        }
+        free(sh->big_pool[small]);
+        sh->big_pool[small] = buf;
+        sh->big_pool_cap[small] = cap;
+        return;
+    }
+    sh->big_pool[sh->n_big_pool] = buf;
+    sh->big_pool_cap[sh->n_big_pool++] = cap;
+}
+
+void conn_pool_destroy(struct shard *sh)
+{
+    while (sh->n_big_pool)
+        free(sh->big_pool[--sh->n_big_pool]);
+}
+
+/* A frame larger than the standing buffer gets a buffer of its own (from the shard's pool of
+ * idle ones), charged to the memory budget, filled by recvs aimed at exactly its missing bytes,
+ * and given back as soon as the frame is dispatched. Called only with no recv in flight.
+ * Returns false when the budget says wait (the connection stops reading until memory is
+ * released). */
 static bool conn_big_start(struct conn *c, uint64_t need)
 {
     struct shard *sh = c->sh;
-    /* The pages are touched (and charged) only as bytes arrive: the header's word alone
-     * reserves nothing (a peer sending 8 bytes must not hold 100 MiB of budget). */
-    uint8_t *big = malloc(need);
+    /* The pages are charged only as bytes arrive: the header's word alone reserves nothing
+     * (a peer sending 8 bytes must not hold 100 MiB of budget). */
+    uint64_t cap;
+    uint8_t *big = conn_pool_take(sh, need, &cap);
     if (!big) {
         c->mem_paused = true;
         sh->mem_paused_any = true;
         return false;
     }
     c->big = big;
+    c->big_cap = cap;
     c->big_len = need;
     c->big_have = c->rend - c->rstart;
     shard_mem_charge(sh, c->big_have);
@@ -186,10 +242,10 @@ static void conn_big_free(struct conn *c)
     if (!c->big)
         return;
     struct shard *sh = c->sh;
-    free(c->big);
+    conn_pool_put(sh, c->big, c->big_cap);
     uint64_t charged = c->big_have;
     c->big = NULL;
-    c->big_len = c->big_have = 0;
+    c->big_len = c->big_have = c->big_cap = 0;
     if (sh->big_exempt == c) {
         /* Another frame being received may now complete over the budget. */
         sh->big_exempt = NULL;
@@ -336,6 +392,10 @@ static void conn_parse(struct conn *c)
             return;
         conn_dispatch(c, c->big, c->big_len);
         conn_big_free(c);
+        /* A peer sending big frames usually sends more: read the next header alone, so the
+         * frame's body lands in its own buffer directly instead of partly in rbuf first (a
+         * copy of up to CONN_RBUF_BYTES per frame). */
+        c->header_first = true;
     }
     if (!c->first_checked && c->rend - c->rstart >= 4 && !c->recv_inflight) {
         /* Another broker of the cluster: its connection belongs to the controller's
@@ -378,6 +438,8 @@ static void conn_parse(struct conn *c)
             conn_fail(c, rc, msg);
             break;
         }
+        if (total <= c->rcap)
+            c->header_first = false;
         if (c->rend - c->rstart < total) {
             /* A recv in flight writes into the buffer as it is: wait for its completion. */
             if (total > c->rcap && !c->recv_inflight)
@@ -604,6 +666,8 @@ static void conn_arm_recv(struct conn *c)
     if (c->big)
         io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->big + c->big_have,
                      c->big_len - c->big_have, 0);
+    else if (c->header_first && c->rend == c->rstart)
+        io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, FRAME_HEADER_BYTES, 0);
     else
         io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
 }

@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"
+#include "storage/tcache.h"
 
 const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -260,6 +261,9 @@ static void metrics_delivery(const struct delivery_stats *ds, struct sbuf *b)
     G("produce_duplicate_waits_total", "counter", ds->produce.duplicate_waits);
     G("producer_snapshots_total", "counter", is->snapshots);
     G("producers_expired_total", "counter", is->expired);
+    G("fetch_readahead_reads_total", "counter", ds->fetch.readahead_reads);
+    G("fetch_readahead_hits_total", "counter", ds->fetch.readahead_hits);
+    G("fetch_readahead_wasted_total", "counter", ds->fetch.readahead_wasted);
 #undef G
 }
 
@@ -299,6 +303,17 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("pending_fsync_bytes", "gauge", pending);
     G("topics", "gauge", meta_topic_count(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
+    struct tcache_stats tc;
+    storage_tail_cache_stats(sh->st, &tc);
+    G("tail_cache_hits_total", "counter", tc.hits);
+    G("tail_cache_misses_total", "counter", tc.misses);
+    G("tail_cache_hit_bytes_total", "counter", tc.hit_bytes);
+    G("tail_cache_put_bytes_total", "counter", tc.put_bytes);
+    G("tail_cache_evictions_total", "counter", tc.evictions);
+    G("tail_cache_skipped_total", "counter", tc.skipped);
+    G("tail_cache_bytes", "gauge", tc.cached_bytes);
+    G("tail_cache_budget_bytes", "gauge", tc.budget_bytes);
+    G("tail_cache_prefaulted_bytes", "gauge", tc.prefaulted_bytes);
 #undef G
     char *cl = services_cluster_text(sh, true);
     if (cl)

@@ -504,6 +504,8 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     sh->start_ns = io_now_ns(sh->io);
     sh->start_wall_ms = io_wall_ms(sh->io);
     struct storage_options sopt = {.max_open_files = cfg->max_open_files,
+                                   .tail_cache_bytes = cfg->tail_cache_bytes,
+                                   .tail_cache_prefault = cfg->tail_cache_prefault != 0,
                                    .state_dir = cfg->data_dir};
     rc = storage_open(sh->io, &sopt, &sh->st);
     if (rc) {
@@ -584,6 +586,7 @@ void shard_destroy(struct shard *sh)
         arena_destroy(&r->arena);
         free(r);
     }
+    conn_pool_destroy(sh);
     if (sh->io)
         io_destroy(sh->io);
     dirlock_release(sh->lock_fd); /* last: every log is closed */

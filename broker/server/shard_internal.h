@@ -25,6 +25,8 @@
 
 #define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */
 #define CONN_MAX_IOV 128             /* iovecs gathered into one sendmsg */
+#define CONN_BIG_POOL 8              /* idle big-frame buffers a shard keeps for reuse ... */
+#define CONN_BIG_POOL_MAX_BYTES (8u << 20) /* ... each at most this large */
 #define REQ_ARENA_CHUNK_BYTES (8u * 1024)
 #define REQ_ARENA_MAX_BYTES (64u * 1024 * 1024) /* one request's decode + response structures */
 #define SHARD_REQ_POOL_MAX 512       /* idle request objects kept for reuse */
@@ -111,7 +113,8 @@ struct conn {
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
     uint8_t *big;                    /* a frame larger than rbuf, being received */
-    uint64_t big_len, big_have;
+    uint64_t big_len, big_have, big_cap;
+    bool header_first;               /* the last frame was big: read the next header alone */
     struct req *head, *tail;
     uint32_t nreq;
     struct msghdr msg;
@@ -207,6 +210,11 @@ struct shard {
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
     uint64_t mem_peak;               /* highest mem_used since memory was last trimmed */
     struct conn *big_exempt;         /* the one large frame that may complete over budget */
+    /* Idle buffers of big frames (conn.c), reused so a stream of large produce requests does
+     * not allocate and fault in a fresh buffer per frame; at most CONN_BIG_POOL of them. */
+    uint8_t *big_pool[CONN_BIG_POOL];
+    uint64_t big_pool_cap[CONN_BIG_POOL];
+    uint32_t n_big_pool;
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
     bool stopping;
@@ -273,6 +281,8 @@ void conn_interrupt(struct conn *c);
 /* Every tick: closes connections idle for connections.max.idle.ms and those whose partial
  * frame made no progress for frame.receive.timeout.ms. */
 void conn_tick(struct shard *sh, uint64_t now_ns);
+/* Frees the shard's idle big-frame buffers (shard_destroy). */
+void conn_pool_destroy(struct shard *sh);
 
 /* --- services.c ------------------------------------------------------------------------------- */
 
