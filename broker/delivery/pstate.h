@@ -21,6 +21,10 @@
 #include <stdint.h>
 
 #define PSTATE_BATCHES_KEPT 5
+/* Batches held per producer: the KEPT that checks look at, and as many older ones, so that a
+ * snapshot of what is durable still has KEPT batches of a producer whose newest (up to KEPT,
+ * the most a producer may have in flight) are not durable yet. */
+#define PSTATE_BATCHES_HELD (2 * PSTATE_BATCHES_KEPT)
 
 struct pstate;
 
