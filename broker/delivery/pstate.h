@@ -7,7 +7,8 @@
  *
  * For each producer id it keeps the current epoch and the sequence ranges and offsets of its last
  * PSTATE_BATCHES_KEPT batches (as Kafka does: at most five in flight per partition, so five
- * remembered batches recognise any retry). The table is rebuilt after a restart by replaying
+ * remembered batches recognise any retry), and holds as many older ones for snapshots, which
+ * describe only the durable log. The table is rebuilt after a restart by replaying
  * batch headers from the log, starting from a checksummed snapshot (pstate_snapshot_encode),
  * taken when a segment rolls. Producers idle longer than the expiration are forgotten.
  *
