@@ -85,9 +85,11 @@ static inline void broker_close(struct broker *x)
 {
     if (x->bg)
         bg_drain(x->bg);
+    /* The server's order (broker/server/services.c): partitions close first, and their
+     * producer state (attached to them) with them. */
     coord_stop(x->coord);
-    idem_destroy(x->id);
     meta_close(x->m);
+    idem_destroy(x->id);
     coord_destroy(x->coord);
     bg_destroy(x->bg);
     partition_env_destroy(x->env);

@@ -536,7 +536,7 @@ static bool pc_run_seed(struct pc_run *r)
 }
 
 /* Seeded power cuts during idempotent and plain appends and snapshots (see the top). */
-Test(idem_powercut, powercut_seeds)
+Test(idem_powercut, powercut_seeds, .timeout = 1500)
 {
     uint64_t seed = tl_seed("idem_powercut.powercut_seeds");
     const char *n_env = getenv("RINGLOG_IDEM_POWERCUT_SEEDS");

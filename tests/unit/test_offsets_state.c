@@ -374,7 +374,7 @@ Test(offsets_state, power_cuts)
         io_sim_cut_power_at(b.io, io_sim_mutations(b.io) + 1 + tl_rand(&rng) % 400);
         for (int k = 0; k < 300 && !io_sim_powered_off(b.io); k++) {
             int gi = (int)(tl_rand(&rng) % 4);
-            char g[8];
+            char g[16];
             snprintf(g, sizeof(g), "p%d", gi);
             tried[gi] = k;
             if (commit(g, k) == 0)
@@ -390,7 +390,7 @@ Test(offsets_state, power_cuts)
         cr_assert_eq(rc, 0, "seed %llu #%llu: no start after the cut: %s",
                      (unsigned long long)seed, (unsigned long long)i, rl_strerror(rc));
         for (int gi = 0; gi < 4; gi++) {
-            char g[8];
+            char g[16];
             snprintf(g, sizeof(g), "p%d", gi);
             int64_t got = committed(g);
             cr_assert(got >= acked[gi] && got <= tried[gi], "seed %llu #%llu: group %s has "
