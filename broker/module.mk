@@ -28,6 +28,8 @@ TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
 # Producer state across seeded power cuts on the simulated back-end (1,000 seeds in make test;
 # more with make test-idem-powercut IDEM_POWERCUT_SEEDS=N).
 TESTS += $(BUILD)/tests/unit/test_idem_powercut
+# Committed offsets across damage, snapshots and power cuts, on the simulated back-end.
+TESTS += $(BUILD)/tests/unit/test_offsets_state
 IDEM_POWERCUT_SEEDS ?= 20000
 .PHONY: test-idem-powercut
 test-idem-powercut: $(BUILD)/tests/unit/test_idem_powercut

@@ -10,17 +10,20 @@
 #include "broker/delivery/coordinator.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/meta/meta.h"
+#include "broker/svc/bg.h"
 #include "broker/svc/svc.h"
 #include "common/arena.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "io/io.h"
+#include "storage/checkpoint.h"
 
 #define COORD_REPLAY_BUF_BYTES (COORD_BATCH_MAX_BYTES + (1u << 20))
 #define COORD_LIST_MAX 100000
@@ -28,6 +31,31 @@
 struct coord_group {
     struct coord_group *next;
     struct group *g;
+};
+
+/* Snapshot state of one partition of __consumer_offsets. */
+struct coord_part {
+    uint64_t commits;          /* commit requests applied since the last snapshot began */
+    int64_t first_dirty_ms;    /* when the first of them was applied */
+    uint32_t gen;              /* the file (0, 1) the next snapshot goes to */
+    int64_t prev_next;         /* the next offset of the newest durable snapshot (-1: none) */
+    bool inflight;
+};
+
+/* A snapshot on its way to the disk (bg job). */
+struct coord_snap {
+    struct bg_job job;         /* first */
+    struct coord *c;
+    struct io *io;
+    struct partition *p;
+    uint32_t k;
+    int64_t next;
+    uint64_t commits;
+    char dir[PATH_MAX + 300];
+    char name[64];
+    uint8_t *img;
+    size_t len;
+    int rc;
 };
 
 struct coord {
@@ -45,6 +73,11 @@ struct coord {
     struct meta_topic_spec offsets_spec;
     struct meta_proposal offsets_pr;
     struct coord_pending *waiting, *waiting_tail;
+    /* Snapshots: per partition of __consumer_offsets (once it exists). */
+    struct bg *bg;
+    struct io *io;
+    struct coord_part *parts;
+    uint32_t n_parts;
 };
 
 /* A request waiting for a join answer or a commit's append (in the request's arena). */
@@ -131,17 +164,58 @@ static struct group *coord_get_or_create(struct coord *c, const char *id, int *e
 
 /* --- replay of __consumer_offsets ------------------------------------------------------------- */
 
-static int coord_replay_batches(struct coord *c, struct batch_reader *rd, const uint8_t *buf,
-                                int len, const struct partition *p)
+/* Damage at `offset` of an offsets partition (a read refused, or a batch that does not check):
+ * the log contains it and tells the range, which is skipped; committed offsets in it are
+ * lost (a later commit of the same key brings them back). Returns the offset to read on from,
+ * or 0 with *rc set when the log cannot say. */
+static uint64_t coord_replay_skip(struct coord *c, struct partition *p, uint64_t offset,
+                                  uint64_t batch_end, int *rc)
 {
-    int pos = 0;
-    while (pos < len) {
+    uint64_t from = offset, to = offset;
+    int r = partition_report_damage(p, offset, &from, &to);
+    if (r == RL_E_CORRUPT && to > offset) {
+        RL_ERROR("%s-%u: committed offsets in [%llu, %llu) are damaged and skipped; groups "
+                 "that committed there resume from an older commit (or their reset policy)",
+                 partition_topic(p), partition_index(p), (unsigned long long)from,
+                 (unsigned long long)to);
+        c->st.replay_damaged++;
+        return to;
+    }
+    if ((r == 0 || r == RL_E_FULL) && batch_end > offset) {
+        /* Intact on disk (the damage was in our copy) or not checkable now: skip the batch. */
+        char where[300];
+        snprintf(where, sizeof(where), "%s-%u", partition_topic(p), partition_index(p));
+        RL_CORRUPT(where, -1, (int64_t)offset, "commit batch does not decode; skipped");
+        c->st.replay_damaged++;
+        return batch_end;
+    }
+    *rc = r ? r : RL_E_CORRUPT;
+    return 0;
+}
+
+/* Applies the records at or past `from` of the whole batches in buf. Returns the offset after
+ * the last batch applied; stops at a batch that does not read and sets *bad to its offset and
+ * *bad_end to the offset after it. */
+static uint64_t coord_replay_batches(struct coord *c, struct batch_reader *rd, const uint8_t *buf,
+                                     int len, const struct partition *p, uint64_t from,
+                                     uint64_t *bad, uint64_t *bad_end)
+{
+    uint64_t next = from;
+    for (int pos = 0; pos + RL_BATCH_HEADER_SIZE <= len;) {
         struct batch_header h;
+        if (batch_header_decode(buf + pos, (size_t)(len - pos), &h) || h.batch_len == 0) {
+            *bad = *bad_end = next;
+            return next;
+        }
+        uint64_t end = h.base_offset + h.record_count;
         int rc = batch_reader_open(rd, buf + pos, (size_t)(len - pos), &h);
-        if (rc)
-            return rc;
         struct batch_record rec;
-        while ((rc = batch_reader_next(rd, &rec)) == 1) {
+        for (uint32_t i = 0; rc >= 0 && i <= h.record_count; i++) {
+            if ((rc = batch_reader_next(rd, &rec)) != 1)
+                break;
+            if ((uint64_t)rec.offset < from)
+                continue; /* read again: the slice began inside this batch */
+            c->st.replayed_records++;
             if (offsets_apply_record(c->offsets, rec.key, rec.key_len, rec.value,
                                      rec.value_len) != 0) {
                 char where[300];
@@ -150,16 +224,243 @@ static int coord_replay_batches(struct coord *c, struct batch_reader *rd, const 
                 RL_CORRUPT(where, 0, rec.offset, "commit record does not decode; skipped");
             }
         }
-        if (rc < 0)
-            return rc;
+        if (rc < 0) {
+            *bad = h.base_offset;
+            *bad_end = end;
+            return next;
+        }
+        next = end;
         pos += (int)h.batch_len;
+    }
+    return next;
+}
+
+/* Replays one partition of __consumer_offsets from `off` to its visible end; damaged ranges
+ * are reported and skipped, never a reason to refuse to start. */
+static int coord_replay_partition(struct coord *c, struct partition *p, uint64_t off,
+                                  uint8_t *buf, struct batch_reader *rd)
+{
+    uint64_t end = partition_visible_end(p);
+    int rc = 0;
+    for (uint32_t guard = 0; off < end && guard < (1u << 24); guard++) {
+        int n = partition_read_copy(p, off, COORD_REPLAY_BUF_BYTES / 2, buf,
+                                    COORD_REPLAY_BUF_BYTES);
+        if (n == RL_E_CORRUPT) {
+            off = coord_replay_skip(c, p, off, 0, &rc);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (n <= 0)
+            return n;
+        uint64_t bad = UINT64_MAX, bad_end = 0;
+        uint64_t next = coord_replay_batches(c, rd, buf, n, p, off, &bad, &bad_end);
+        if (bad != UINT64_MAX)
+            next = coord_replay_skip(c, p, bad, bad_end, &rc);
+        if (rc)
+            return rc;
+        if (next <= off)
+            return RL_E_CORRUPT; /* no progress: cannot happen with whole batches */
+        off = next;
     }
     return 0;
 }
 
-static int coord_replay(struct coord *c)
+/* --- snapshots of committed offsets ----------------------------------------------------------- */
+
+/* The snapshot state of every partition of __consumer_offsets; NULL while it does not exist
+ * (or when out of memory: then no snapshot is taken). */
+static struct coord_part *coord_parts(struct coord *c, const struct meta_topic **tp)
 {
     const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
+    *tp = t;
+    if (!t)
+        return NULL;
+    if (!c->parts) {
+        c->parts = calloc(t->partition_count, sizeof(*c->parts));
+        if (!c->parts)
+            return NULL;
+        c->n_parts = t->partition_count;
+        for (uint32_t k = 0; k < c->n_parts; k++)
+            c->parts[k].prev_next = -1;
+    }
+    return t->partition_count == c->n_parts ? c->parts : NULL;
+}
+
+static void coord_snap_name(char *out, size_t cap, uint32_t gen)
+{
+    snprintf(out, cap, "%s.%u", COORD_SNAPSHOT_NAME, gen);
+}
+
+/* Reads snapshot file `gen` of p into a malloc'ed payload. Returns its length, -ENOENT, or
+ * another negative code (damage is reported by checkpoint_load). */
+static int coord_snap_read(struct coord *c, struct partition *p, uint32_t gen, uint8_t **out)
+{
+    char name[64], path[PATH_MAX + 400];
+    coord_snap_name(name, sizeof(name), gen);
+    snprintf(path, sizeof(path), "%s/%s", partition_dir(p), name);
+    uint64_t size = 0;
+    int rc = io_path_size(c->io, path, &size);
+    if (rc)
+        return rc;
+    if (size < CHECKPOINT_OVERHEAD || size - CHECKPOINT_OVERHEAD > CHECKPOINT_LARGE_MAX)
+        return RL_CORRUPT(path, 0, -1, "offsets snapshot has an impossible size; ignored");
+    uint8_t *buf = malloc((size_t)size);
+    if (!buf)
+        return -ENOMEM;
+    rc = checkpoint_load(c->io, partition_dir(p), name, buf, (size_t)size);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return rc;
+}
+
+/* Applies partition k's newest readable snapshot; returns the offset replay goes on from. */
+static uint64_t coord_snap_load(struct coord *c, uint32_t k, struct partition *p)
+{
+    uint8_t *img[2] = {NULL, NULL};
+    int len[2];
+    int64_t next[2] = {-1, -1};
+    for (uint32_t g = 0; g < 2; g++) {
+        uint32_t count;
+        len[g] = coord_snap_read(c, p, g, &img[g]);
+        if (len[g] >= 0 &&
+            offsets_snapshot_header(img[g], (size_t)len[g], &next[g], &count) != 0) {
+            RL_CORRUPT(partition_dir(p), 0, -1, "offsets snapshot does not decode; ignored");
+            next[g] = -1;
+        }
+    }
+    uint32_t best = next[1] > next[0] ? 1 : 0;
+    uint64_t from = partition_start_offset(p);
+    if (next[best] >= 0) {
+        int rc = offsets_snapshot_apply(c->offsets, img[best], (size_t)len[best]);
+        if (rc)
+            RL_ERROR("%s: offsets snapshot %u: %s; replaying the whole log", partition_dir(p),
+                     best, rl_strerror(rc));
+        else if ((uint64_t)next[best] > from)
+            from = (uint64_t)next[best];
+        if (c->parts) {
+            c->parts[k].gen = best ^ 1;
+            c->parts[k].prev_next = next[best];
+        }
+    }
+    free(img[0]);
+    free(img[1]);
+    return from;
+}
+
+static void coord_snap_run(struct bg_job *j)
+{
+    struct coord_snap *sn = (struct coord_snap *)j;
+    sn->rc = checkpoint_save(sn->io, sn->dir, sn->name, sn->img, sn->len,
+                             CHECKPOINT_DURABLE | CHECKPOINT_LARGE);
+}
+
+/* The snapshot is durable (or failed): the log start may move up to the previous snapshot's
+ * next offset (the older file stays readable for a newer one that turns out damaged). */
+static void coord_snap_done(struct bg_job *j)
+{
+    struct coord_snap *sn = (struct coord_snap *)j;
+    struct coord *c = sn->c;
+    struct coord_part *cp = &c->parts[sn->k];
+    cp->inflight = false;
+    if (sn->rc) {
+        RL_WARN("%s: cannot write the offsets snapshot: %s; retrying later", sn->dir,
+                rl_strerror(sn->rc));
+        cp->commits += sn->commits;
+    } else {
+        c->st.snapshots++;
+        cp->gen ^= 1;
+        int64_t keep_from = cp->prev_next;
+        cp->prev_next = sn->next;
+        if (keep_from > (int64_t)partition_start_offset(sn->p) && !partition_gone(sn->p)) {
+            int rc = partition_advance_start(sn->p, (uint64_t)keep_from);
+            if (rc < 0)
+                RL_WARN("%s: cannot move the log start to %lld: %s", sn->dir,
+                        (long long)keep_from, rl_strerror(rc));
+        }
+    }
+    partition_unpin(sn->p);
+    free(sn->img);
+    free(sn);
+}
+
+static bool coord_snap_keep(void *arg, const char *group)
+{
+    const uint32_t *kn = arg;
+    return offsets_partition_for(group, kn[1]) == kn[0];
+}
+
+/* Starts a snapshot of partition k: every commit applied so far is below the visible end
+ * (commits are applied when committed) and none above it, so the table's commits of k's groups
+ * are the log's as of that offset. */
+static void coord_snap_start(struct coord *c, uint32_t k, struct partition *p, int64_t now_ms)
+{
+    struct coord_part *cp = &c->parts[k];
+    struct coord_snap *sn = calloc(1, sizeof(*sn));
+    uint32_t kn[2] = {k, c->n_parts};
+    int64_t next = (int64_t)partition_visible_end(p);
+    int rc = sn ? offsets_snapshot_encode(c->offsets, coord_snap_keep, kn, next,
+                                          CHECKPOINT_LARGE_MAX, &sn->img, &sn->len)
+                : -ENOMEM;
+    cp->first_dirty_ms = now_ms; /* a failure retries one interval later */
+    if (rc) {
+        RL_WARN("%s: cannot encode the offsets snapshot: %s", partition_dir(p), rl_strerror(rc));
+        free(sn);
+        return;
+    }
+    sn->c = c;
+    sn->io = c->io;
+    sn->p = p;
+    sn->k = k;
+    sn->next = next;
+    sn->commits = cp->commits;
+    snprintf(sn->dir, sizeof(sn->dir), "%s", partition_dir(p));
+    coord_snap_name(sn->name, sizeof(sn->name), cp->gen);
+    sn->job.run = coord_snap_run;
+    sn->job.done = coord_snap_done;
+    cp->commits = 0;
+    cp->inflight = true;
+    partition_pin(p);
+    if (bg_submit(c->bg, &sn->job)) {
+        sn->rc = RL_E_FULL;
+        coord_snap_done(&sn->job);
+    }
+}
+
+/* From coord_tick: snapshots of the partitions that are due. */
+static void coord_snap_tick(struct coord *c, int64_t now_ms)
+{
+    const struct meta_topic *t;
+    struct coord_part *parts = c->bg ? coord_parts(c, &t) : NULL;
+    for (uint32_t k = 0; parts && k < c->n_parts; k++) {
+        struct coord_part *cp = &parts[k];
+        if (cp->inflight || cp->commits == 0 || partition_gone(t->parts[k]))
+            continue;
+        if (cp->commits >= COORD_SNAPSHOT_EVERY_COMMITS ||
+            now_ms - cp->first_dirty_ms >= COORD_SNAPSHOT_INTERVAL_MS)
+            coord_snap_start(c, k, t->parts[k], now_ms);
+    }
+}
+
+/* A commit to group_id was applied: counts toward its partition's next snapshot. */
+static void coord_snap_count(struct coord *c, const char *group_id, int64_t now_ms)
+{
+    const struct meta_topic *t;
+    struct coord_part *parts = coord_parts(c, &t);
+    if (!parts)
+        return;
+    struct coord_part *cp = &parts[offsets_partition_for(group_id, c->n_parts)];
+    if (cp->commits++ == 0)
+        cp->first_dirty_ms = now_ms;
+}
+
+static int coord_replay(struct coord *c)
+{
+    const struct meta_topic *t;
+    coord_parts(c, &t);
     if (!t)
         return 0;
     int rc = 0;
@@ -171,27 +472,7 @@ static int coord_replay(struct coord *c)
     }
     for (uint32_t k = 0; k < t->partition_count && rc == 0; k++) {
         struct partition *p = t->parts[k];
-        uint64_t off = partition_start_offset(p), end = partition_visible_end(p);
-        for (uint32_t guard = 0; off < end && guard < (1u << 24); guard++) {
-            int n = partition_read_copy(p, off, COORD_REPLAY_BUF_BYTES / 2, buf,
-                                        COORD_REPLAY_BUF_BYTES);
-            if (n <= 0) {
-                rc = n;
-                break;
-            }
-            uint64_t next = off;
-            for (int pos = 0; pos < n;) {
-                struct batch_header h;
-                if (batch_header_decode(buf + pos, (size_t)(n - pos), &h))
-                    break;
-                next = h.base_offset + h.record_count;
-                pos += (int)h.batch_len;
-            }
-            rc = coord_replay_batches(c, rd, buf, n, p);
-            if (rc || next <= off)
-                break;
-            off = next;
-        }
+        rc = coord_replay_partition(c, p, coord_snap_load(c, k, p), buf, rd);
     }
 out:
     free(buf);
@@ -199,14 +480,16 @@ out:
     return rc;
 }
 
-int coord_create(const struct coord_config *cfg, struct meta *meta, int64_t now_ms,
-                 struct coord **out, char *err, size_t err_cap)
+int coord_create(const struct coord_config *cfg, struct meta *meta, struct bg *bg,
+                 int64_t now_ms, struct coord **out, char *err, size_t err_cap)
 {
     struct coord *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
     c->cfg = *cfg;
     c->meta = meta;
+    c->bg = bg;
+    c->io = meta_io(meta);
     c->nonce = (uint64_t)now_ms << 16;
     c->offsets = offsets_table_create(COORD_MAX_OFFSETS);
     c->bb = batch_builder_create(COORD_BATCH_MAX_BYTES, BATCH_CODEC_NONE, 0);
@@ -222,8 +505,9 @@ int coord_create(const struct coord_config *cfg, struct meta *meta, int64_t now_
         return rc;
     }
     if (offsets_count(c->offsets))
-        RL_INFO("committed offsets: %u replayed from %s", offsets_count(c->offsets),
-                OFFSETS_TOPIC);
+        RL_INFO("committed offsets: %u keys from %s (%llu records replayed after its "
+                "snapshots)", offsets_count(c->offsets), OFFSETS_TOPIC,
+                (unsigned long long)c->st.replayed_records);
     *out = c;
     return 0;
 }
@@ -233,6 +517,8 @@ void coord_stop(struct coord *c)
     if (!c || c->stopped)
         return;
     c->stopped = true;
+    if (c->bg)
+        bg_drain(c->bg); /* a snapshot in flight touches c and its partition */
     for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++) {
         while (c->buckets[b]) {
             struct coord_group *cg = c->buckets[b];
@@ -249,6 +535,7 @@ void coord_destroy(struct coord *c)
     if (!c)
         return;
     coord_stop(c);
+    free(c->parts);
     offsets_table_destroy(c->offsets);
     batch_builder_destroy(c->bb);
     free(c);
@@ -258,6 +545,7 @@ void coord_tick(struct coord *c, int64_t now_ms)
 {
     if (c->stopped)
         return;
+    coord_snap_tick(c, now_ms);
     for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++) {
         struct coord_group **pp = &c->buckets[b];
         while (*pp) {
@@ -618,6 +906,8 @@ static void coord_commit_done(struct partition_append *pa, int result)
         }
     }
     c->st.commits++;
+    if (result == 0)
+        coord_snap_count(c, cm->group_id, cp->now_ms);
     coord_pending_over(cp->r);
 }
 

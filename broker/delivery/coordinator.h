@@ -9,7 +9,8 @@
  *   group's partition of __consumer_offsets (the same append path as produce) -> durable ->
  *   the table updated -> done
  *
- * Start-up replays every partition of that topic into the table. JoinGroup answers are
+ * Start-up replays every partition of that topic into the table, from a snapshot of the
+ * latest commits when there is one (see COORD_SNAPSHOT_*). JoinGroup answers are
  * deferred until the group's rebalance completes (every member rejoined, or the rebalance
  * deadline dropped the rest), which can happen inside another member's request or in
  * coord_tick.
@@ -31,6 +32,7 @@
 #include "broker/partition/partition.h"
 
 struct meta;
+struct bg;
 struct coord;
 struct svc_req;
 
@@ -48,15 +50,31 @@ struct coord_config {
 struct coord_stats {
     uint32_t groups, members, committed_offsets;
     uint64_t commits, commit_errors, rebalances_completed, members_expired;
+    uint64_t snapshots;        /* offsets snapshots written */
+    uint64_t replayed_records; /* commit records replayed at start-up (after the snapshots) */
+    uint64_t replay_damaged;   /* damaged ranges or batches skipped at start-up */
 };
 
-/* Creates the coordinator and replays __consumer_offsets if it exists. now_ms seeds member ids.
- * Returns 0 and *out, or a negative code with err. Blocks (replay). */
-int coord_create(const struct coord_config *cfg, struct meta *meta, int64_t now_ms,
-                 struct coord **out, char *err, size_t err_cap);
+/* Snapshots of committed offsets (offsets.h, "snapshots"): one per partition of
+ * __consumer_offsets, after this many commits to it or this long after its first commit since
+ * the last one, written in the background to alternating files (SNAPSHOT_NAME ".0" / ".1") in
+ * the partition's directory. Once a snapshot is durable, the log start moves up to the next
+ * offset of the one before it, so start-up reads a snapshot and replays a bounded tail, and
+ * the log keeps one snapshot interval more than it needs (the older file still works if the
+ * newer one is damaged). */
+#define COORD_SNAPSHOT_EVERY_COMMITS 10000
+#define COORD_SNAPSHOT_INTERVAL_MS 60000
+#define COORD_SNAPSHOT_NAME "offsets.snapshot"
+
+/* Creates the coordinator and replays __consumer_offsets if it exists (each partition from its
+ * newest readable snapshot, then the records after it; damaged ranges are reported and
+ * skipped). now_ms seeds member ids; `bg` writes snapshots (NULL: none are written). Returns 0
+ * and *out, or a negative code with err. Blocks (replay). */
+int coord_create(const struct coord_config *cfg, struct meta *meta, struct bg *bg,
+                 int64_t now_ms, struct coord **out, char *err, size_t err_cap);
 
 /* Answers pending joins (COORDINATOR_NOT_AVAILABLE) and frees the groups; later requests get
- * COORDINATOR_NOT_AVAILABLE. */
+ * COORDINATOR_NOT_AVAILABLE. Waits for a snapshot being written (bg_drain). */
 void coord_stop(struct coord *c);
 void coord_destroy(struct coord *c);
 

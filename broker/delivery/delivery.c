@@ -22,7 +22,7 @@ int delivery_open(const struct delivery_config *cfg, struct meta *meta, struct b
         snprintf(err, err_cap, "cannot allocate the delivery services");
         goto fail;
     }
-    rc = coord_create(&cfg->coord, meta, now_ms, &dv->coord, err, err_cap);
+    rc = coord_create(&cfg->coord, meta, bg, now_ms, &dv->coord, err, err_cap);
     if (rc)
         goto fail;
     dv->last_idem_tick_ms = now_ms;

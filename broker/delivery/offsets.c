@@ -304,3 +304,97 @@ uint32_t offsets_count(const struct offsets_table *t)
 {
     return t->count;
 }
+
+/* --- snapshots -------------------------------------------------------------------------------- */
+
+#define OFFSETS_SNAPSHOT_MAGIC 0x534f4c52u /* "RLOS" */
+
+/* Bytes one node takes in an image. */
+static size_t offsets_node_bytes(const struct offsets_node *n)
+{
+    size_t ml = n->metadata ? strlen(n->metadata) : 0;
+    return 2 + (1 + 2 + strlen(n->group) + 2 + strlen(n->topic) + 4) + 2 + (1 + 8 + 8 + 2 + ml);
+}
+
+static uint8_t *offsets_put_node(uint8_t *p, const struct offsets_node *n)
+{
+    uint8_t *klen = p;
+    int k = offsets_encode_key(n->group, n->topic, n->partition, p + 2, OFFSETS_KEY_MAX);
+    rl_store_le16(klen, (uint16_t)k);
+    p += 2 + k;
+    struct offsets_commit c = {.offset = n->offset, .commit_ms = n->commit_ms,
+                               .metadata = n->metadata};
+    uint8_t *vlen = p;
+    int v = offsets_encode_value(&c, p + 2, OFFSETS_VALUE_MAX);
+    rl_store_le16(vlen, (uint16_t)v);
+    return p + 2 + v;
+}
+
+int offsets_snapshot_encode(const struct offsets_table *t, offsets_keep_fn keep, void *arg,
+                            int64_t next_offset, size_t max_bytes, uint8_t **out, size_t *len)
+{
+    size_t need = OFFSETS_SNAPSHOT_HEAD;
+    uint32_t count = 0;
+    for (uint32_t b = 0; b <= t->mask; b++)
+        for (struct offsets_node *n = t->buckets[b]; n; n = n->next)
+            if (!keep || keep(arg, n->group)) {
+                need += offsets_node_bytes(n);
+                count++;
+            }
+    if (need > max_bytes)
+        return RL_E_LIMIT;
+    /* The encoders check their room against the largest key and value. */
+    uint8_t *img = malloc(need + OFFSETS_KEY_MAX + OFFSETS_VALUE_MAX + 4);
+    if (!img)
+        return -ENOMEM;
+    rl_store_le32(img, OFFSETS_SNAPSHOT_MAGIC);
+    rl_store_le32(img + 4, OFFSETS_SNAPSHOT_VERSION);
+    rl_store_le64(img + 8, (uint64_t)next_offset);
+    rl_store_le32(img + 16, count);
+    uint8_t *p = img + OFFSETS_SNAPSHOT_HEAD;
+    for (uint32_t b = 0; b <= t->mask; b++)
+        for (struct offsets_node *n = t->buckets[b]; n; n = n->next)
+            if (!keep || keep(arg, n->group))
+                p = offsets_put_node(p, n);
+    *out = img;
+    *len = (size_t)(p - img);
+    return 0;
+}
+
+int offsets_snapshot_header(const uint8_t *img, size_t len, int64_t *next_offset,
+                            uint32_t *count)
+{
+    if (len < OFFSETS_SNAPSHOT_HEAD || rl_load_le32(img) != OFFSETS_SNAPSHOT_MAGIC ||
+        rl_load_le32(img + 4) != OFFSETS_SNAPSHOT_VERSION)
+        return RL_E_CORRUPT;
+    *next_offset = (int64_t)rl_load_le64(img + 8);
+    *count = rl_load_le32(img + 16);
+    return *next_offset < 0 ? RL_E_CORRUPT : 0;
+}
+
+int offsets_snapshot_apply(struct offsets_table *t, const uint8_t *img, size_t len)
+{
+    int64_t next;
+    uint32_t count;
+    if (offsets_snapshot_header(img, len, &next, &count))
+        return RL_E_CORRUPT;
+    size_t pos = OFFSETS_SNAPSHOT_HEAD;
+    for (uint32_t i = 0; i < count; i++) {
+        if (len - pos < 2)
+            return RL_E_CORRUPT;
+        uint16_t kl = rl_load_le16(img + pos);
+        if (len - pos - 2 < (size_t)kl + 2)
+            return RL_E_CORRUPT;
+        const uint8_t *key = img + pos + 2;
+        pos += 2 + kl;
+        uint16_t vl = rl_load_le16(img + pos);
+        if (len - pos - 2 < vl)
+            return RL_E_CORRUPT;
+        const uint8_t *value = img + pos + 2;
+        pos += 2 + (size_t)vl;
+        int rc = offsets_apply_record(t, key, kl, value, vl);
+        if (rc)
+            return rc;
+    }
+    return pos == len ? 0 : RL_E_CORRUPT;
+}

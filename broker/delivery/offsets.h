@@ -17,6 +17,7 @@
 #ifndef RL_BROKER_OFFSETS_H
 #define RL_BROKER_OFFSETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,5 +77,35 @@ uint32_t offsets_visit_group(const struct offsets_table *t, const char *group,
 uint32_t offsets_list_groups(const struct offsets_table *t, const char **groups, uint32_t max);
 
 uint32_t offsets_count(const struct offsets_table *t);
+
+/* --- snapshots -------------------------------------------------------------------------------
+ * A snapshot holds the latest commit of every key of one partition of __consumer_offsets as of
+ * a log offset, so start-up reads the snapshot and replays only the records after it, and the
+ * records below it can go (broker/delivery/coordinator.c). Image (little-endian), stored as a
+ * storage/checkpoint payload (which adds the checksum):
+ *   off 0  u32 magic "RLOS" (0x534f4c52) | off 4 u32 version (1) | off 8 i64 next_offset |
+ *   off 16 u32 count | count x (u16 key_len | key | u16 value_len | value)
+ * where key and value are the record encodings above, so a snapshot entry reads exactly like a
+ * replayed record. */
+#define OFFSETS_SNAPSHOT_VERSION 1u
+#define OFFSETS_SNAPSHOT_HEAD 20u
+
+/* Which commits a snapshot takes: true to keep the group's. */
+typedef bool (*offsets_keep_fn)(void *arg, const char *group);
+
+/* Encodes the commits of the groups `keep` accepts (NULL: all) as of next_offset into a
+ * malloc'ed image (*out, *len; the caller frees). Returns 0, -ENOMEM, or RL_E_LIMIT when the
+ * image would pass max_bytes. */
+int offsets_snapshot_encode(const struct offsets_table *t, offsets_keep_fn keep, void *arg,
+                            int64_t next_offset, size_t max_bytes, uint8_t **out, size_t *len);
+
+/* Reads an image's header: returns 0 with *next_offset and *count, or RL_E_CORRUPT. */
+int offsets_snapshot_header(const uint8_t *img, size_t len, int64_t *next_offset,
+                            uint32_t *count);
+
+/* Applies every entry of an image to t (as replayed records). Returns 0, RL_E_CORRUPT for an
+ * image that does not decode (entries before the bad one stay applied), or RL_E_LIMIT /
+ * -ENOMEM. */
+int offsets_snapshot_apply(struct offsets_table *t, const uint8_t *img, size_t len);
 
 #endif

@@ -44,7 +44,10 @@ struct pstate_entry {
     int64_t last_ms;
     int16_t epoch;
     uint8_t batch_count;
-    struct pstate_batch batches[PSTATE_BATCHES_KEPT]; /* oldest first */
+    /* Oldest first. Checks look at the newest PSTATE_BATCHES_KEPT; the older ones are held so
+     * that a snapshot, which leaves out batches not yet durable, still has the newest
+     * PSTATE_BATCHES_KEPT durable ones of a producer with batches in flight. */
+    struct pstate_batch batches[PSTATE_BATCHES_HELD];
 };
 
 struct pstate {
@@ -170,7 +173,9 @@ static int pstate_check_known(const struct pstate_entry *e, int16_t epoch, int32
         v->expected_sequence = 0;
         return base_sequence == 0 ? 0 : RL_E_OUT_OF_ORDER_SEQUENCE;
     }
-    for (uint32_t i = 0; i < e->batch_count; i++) {
+    uint32_t first = e->batch_count > PSTATE_BATCHES_KEPT ? e->batch_count - PSTATE_BATCHES_KEPT
+                                                          : 0;
+    for (uint32_t i = first; i < e->batch_count; i++) {
         const struct pstate_batch *b = &e->batches[i];
         if (b->first_seq == base_sequence && b->last_seq == last_sequence) {
             v->dup_base_offset = b->base_offset;
@@ -215,8 +220,8 @@ int pstate_record(struct pstate *ps, int64_t producer_id, int16_t epoch, int32_t
         e->epoch = epoch;
         e->batch_count = 0;
     }
-    if (e->batch_count == PSTATE_BATCHES_KEPT) {
-        memmove(&e->batches[0], &e->batches[1], sizeof(e->batches[0]) * (PSTATE_BATCHES_KEPT - 1));
+    if (e->batch_count == PSTATE_BATCHES_HELD) {
+        memmove(&e->batches[0], &e->batches[1], sizeof(e->batches[0]) * (PSTATE_BATCHES_HELD - 1));
         e->batch_count--;
     }
     struct pstate_batch *b = &e->batches[e->batch_count++];
@@ -297,14 +302,16 @@ static uint8_t pstate_batches_below(const struct pstate_entry *e, int64_t next_o
     return n;
 }
 
-static uint8_t *pstate_encode_entry(const struct pstate_entry *e, uint8_t n, uint8_t *p)
+/* Encodes the entry with its batches [from, to) (at most PSTATE_BATCHES_KEPT). */
+static uint8_t *pstate_encode_entry(const struct pstate_entry *e, uint8_t from, uint8_t to,
+                                    uint8_t *p)
 {
     p = put_u64(p, (uint64_t)e->producer_id);
     rl_store_le16(p, (uint16_t)e->epoch);
     p += 2;
-    *p++ = n;
+    *p++ = (uint8_t)(to - from);
     p = put_u64(p, (uint64_t)e->last_ms);
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = from; i < to; i++) {
         p = put_u32(p, (uint32_t)e->batches[i].first_seq);
         p = put_u32(p, (uint32_t)e->batches[i].last_seq);
         p = put_u64(p, (uint64_t)e->batches[i].base_offset);
@@ -334,7 +341,7 @@ int pstate_snapshot_encode(const struct pstate *ps, int64_t next_offset, uint8_t
         uint8_t n = pstate_batches_below(e, next_offset);
         if (n == 0)
             continue;
-        p = pstate_encode_entry(e, n, p);
+        p = pstate_encode_entry(e, n > PSTATE_BATCHES_KEPT ? n - PSTATE_BATCHES_KEPT : 0, n, p);
         count++;
     }
     put_u32(count_at, count);

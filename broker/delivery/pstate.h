@@ -7,7 +7,8 @@
  *
  * For each producer id it keeps the current epoch and the sequence ranges and offsets of its last
  * PSTATE_BATCHES_KEPT batches (as Kafka does: at most five in flight per partition, so five
- * remembered batches recognise any retry). The table is rebuilt after a restart by replaying
+ * remembered batches recognise any retry), and holds as many older ones for snapshots, which
+ * describe only the durable log. The table is rebuilt after a restart by replaying
  * batch headers from the log, starting from a checksummed snapshot (pstate_snapshot_encode),
  * taken when a segment rolls. Producers idle longer than the expiration are forgotten.
  *
@@ -21,6 +22,10 @@
 #include <stdint.h>
 
 #define PSTATE_BATCHES_KEPT 5
+/* Batches held per producer: the KEPT that checks look at, and as many older ones, so that a
+ * snapshot of what is durable still has KEPT batches of a producer whose newest (up to KEPT,
+ * the most a producer may have in flight) are not durable yet. */
+#define PSTATE_BATCHES_HELD (2 * PSTATE_BATCHES_KEPT)
 
 struct pstate;
 

@@ -481,6 +481,18 @@ int partition_read_copy(struct partition *p, uint64_t offset, uint32_t max_bytes
     return plog_read_copy(p->log, offset, max_bytes, p->visible_end, buf, cap);
 }
 
+int partition_advance_start(struct partition *p, uint64_t offset)
+{
+    if (offset > p->visible_end)
+        return RL_E_INVALID_ARGUMENT;
+    return plog_advance_start(p->log, offset);
+}
+
+int partition_report_damage(struct partition *p, uint64_t offset, uint64_t *from, uint64_t *to)
+{
+    return plog_report_damage(p->log, offset, from, to);
+}
+
 int partition_offset_for_time(struct partition *p, int64_t ts_ms, uint64_t *offset)
 {
     uint64_t off = 0;

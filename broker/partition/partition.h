@@ -124,6 +124,11 @@ bool partition_gone(const struct partition *p);
 /* Applies a changed topic config to the open log. Returns 0 or the log's error. */
 int partition_set_config(struct partition *p, const struct plog_config *cfg);
 
+/* Moves the log start up to `offset` (plog_advance_start: whole segments below it go). For
+ * logs whose content below it lives elsewhere (a snapshot of committed offsets). Returns 0 or
+ * a negative code. */
+int partition_advance_start(struct partition *p, uint64_t offset);
+
 /* Retention (plog_enforce_retention): returns segments deleted or a negative code. */
 int partition_enforce_retention(struct partition *p, int64_t now_ms);
 
@@ -220,6 +225,12 @@ void partition_read_release(struct partition *p, struct plog_slice *slice);
  * copied or a negative code. Blocks on pread: for start-up replays. */
 int partition_read_copy(struct partition *p, uint64_t offset, uint32_t max_bytes, uint8_t *buf,
                         size_t cap);
+
+/* A reader found the batch holding `offset` damaged, or a read there failed with
+ * RL_E_CORRUPT: plog_report_damage. Returns RL_E_CORRUPT with the damaged range in
+ * [*from, *to) (read on from *to), 0 when the batch on disk is intact, or another code. Blocks:
+ * for start-up replays. */
+int partition_report_damage(struct partition *p, uint64_t offset, uint64_t *from, uint64_t *to);
 
 /* The first offset whose batch's max timestamp is >= ts, never beyond the visible end. */
 int partition_offset_for_time(struct partition *p, int64_t ts_ms, uint64_t *offset);

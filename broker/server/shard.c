@@ -464,13 +464,13 @@ static int shard_mkdirs(const char *path)
         if (*p != '/')
             continue;
         *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -errno;
+        int rc = io_dir_make(NULL, tmp, 0755); /* before the io exists: plain system calls */
+        if (rc && rc != -EEXIST)
+            return rc;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
+    int rc = io_dir_make(NULL, tmp, 0755);
+    return rc == -EEXIST ? 0 : rc;
 }
 
 int shard_create(const struct broker_config *cfg, struct shard **out, char *err, size_t err_cap)

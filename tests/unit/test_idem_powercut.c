@@ -25,118 +25,15 @@
 #include <string.h>
 
 #include "broker/delivery/idem_int.h"
-#include "broker/delivery/idempotence.h"
-#include "broker/meta/meta.h"
-#include "broker/partition/partition.h"
-#include "broker/svc/bg.h"
-#include "common/batch.h"
-#include "common/err.h"
+#include "broker_sim.h"
 #include "common/log.h"
-#include "io/io.h"
-#include "io/io_sim.h"
 #include "storage/checkpoint.h"
-#include "storage/plog.h"
 #include "tests/lib/tl_seed.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define DATA_DIR "/d"
-#define TOPIC "t"
-#define LOOP_GUARD 100000
-#define NOW_MS 1800000000000ll
-
-struct broker {
-    struct io *io;
-    struct storage *st;
-    struct bg *bg;
-    struct partition_env *env;
-    struct meta *m;
-    struct idem *id;
-    struct batch_builder *bb;
-};
-
 static struct broker b;
-
-static void loop_once(struct broker *x)
-{
-    meta_process(x->m);
-    io_run(x->io, 1000000ull);
-    bg_reap(x->bg);
-    partition_env_process(x->env);
-}
-
-/* Opens everything on x->io; returns 0 or the failing step's code. */
-static int broker_open(struct broker *x)
-{
-    struct storage_options so = {.max_open_files = 64, .state_dir = DATA_DIR};
-    int rc = storage_open(x->io, &so, &x->st);
-    if (rc)
-        return rc;
-    if ((rc = bg_create(x->io, "test", &x->bg)) != 0)
-        return rc;
-    struct partition_env_hooks hooks = {0};
-    if ((rc = partition_env_create(x->io, x->st, &hooks, &x->env)) != 0)
-        return rc;
-    struct meta_limits lim = {.max_topics = 10, .max_partitions = 50};
-    config_topic_default(&lim.topic_defaults);
-    snprintf(lim.data_dir, sizeof(lim.data_dir), "%s", DATA_DIR);
-    char err[512];
-    if ((rc = meta_open(&lim, x->env, x->bg, &x->m, err, sizeof(err))) != 0)
-        return rc;
-    x->id = idem_create(x->m, x->bg, DATA_DIR, 3600ll * 1000 * 24 * 7);
-    x->bb = batch_builder_create(1 << 20, BATCH_CODEC_NONE, 0);
-    return x->id && x->bb ? 0 : -ENOMEM;
-}
-
-/* Tears everything down (after a power cut too: the operations then fail, nothing more). */
-static void broker_close(struct broker *x)
-{
-    if (x->bg)
-        bg_drain(x->bg);
-    idem_destroy(x->id);
-    meta_close(x->m);
-    bg_destroy(x->bg);
-    partition_env_destroy(x->env);
-    storage_destroy(x->st);
-    batch_builder_destroy(x->bb);
-    x->id = NULL;
-    x->m = NULL;
-    x->bg = NULL;
-    x->env = NULL;
-    x->st = NULL;
-    x->bb = NULL;
-}
-
-struct prop {
-    struct meta_proposal pr;
-    bool done;
-};
-
-static void prop_done(struct meta_proposal *pr)
-{
-    ((struct prop *)pr)->done = true;
-}
-
-static int create_topic(struct broker *x, const char *flush)
-{
-    struct meta_config cfg[2] = {{"segment.bytes", "4096"}, {"flush.policy", flush}};
-    struct meta_topic_spec spec = {.name = TOPIC, .partitions = 1, .n_configs = 2,
-                                   .configs = cfg};
-    struct prop p = {.pr = {.done = prop_done}};
-    meta_propose_create(x->m, &p.pr, &spec);
-    for (int i = 0; !p.done && i < LOOP_GUARD; i++)
-        loop_once(x);
-    return p.done ? p.pr.rc : RL_E_TIMED_OUT;
-}
-
-static struct partition *part(struct broker *x)
-{
-    int err = 0;
-    struct partition *p = meta_partition(x->m, TOPIC, 0, &err);
-    cr_assert_not_null(p, "no partition: %s", rl_strerror(err));
-    return p;
-}
 
 struct init {
     struct idem_init in;
@@ -382,6 +279,31 @@ Test(idem_powercut, lost_tail_retry_is_appended_flush_none)
     lost_tail_retry("none", false);
 }
 
+/* A producer with its five batches in flight (the most it may have) when a snapshot is taken
+ * and lost in the cut: the snapshot still holds its durable batch, so the retry of that one
+ * is a duplicate (not appended twice) and the retry of the first lost one is appended. */
+Test(idem_powercut, five_in_flight_at_snapshot)
+{
+    start(3, 0);
+    cr_assert_eq(create_topic(&b, "batch"), 0);
+    int64_t a = new_producer(&b), base = -1;
+    cr_assert_eq(produce(&b, a, 0, 5, 1, true, NULL, &base), 0);
+    static struct pending inflight[PSTATE_BATCHES_KEPT];
+    for (int i = 0; i < PSTATE_BATCHES_KEPT; i++)
+        cr_assert_eq(produce(&b, a, 5 + 2 * i, 2, 10 + (uint64_t)i, false, &inflight[i], &base),
+                     0);
+    snapshot_now(&b);
+    cut_and_restart();
+    cr_assert_eq(partition_log_end(part(&b)), 5);
+    int rc = produce(&b, a, 0, 5, 1, true, NULL, &base);
+    cr_assert_eq(rc, RL_E_DUPLICATE_SEQUENCE, "the durable batch's retry was answered %s at "
+                 "%lld", rl_strerror(rc), (long long)base);
+    cr_assert_eq(base, 0);
+    cr_assert_eq(produce(&b, a, 5, 2, 10, true, NULL, &base), 0);
+    cr_assert_eq(base, 5);
+    finish();
+}
+
 /* Upgrade: a version 1 snapshot (older brokers) claiming A's batch at offsets 5..9, which the
  * log holds plain records at, is not trusted: the state is rebuilt from the log, A's retry is
  * appended, and a version 2 snapshot taken afterwards loads after a restart. */
@@ -421,4 +343,223 @@ Test(idem_powercut, version1_snapshot_rebuilt_from_log)
     cr_assert_eq(produce(&b, a, 5, 5, 3, true, NULL, &base), RL_E_DUPLICATE_SEQUENCE);
     cr_assert_eq(base, 15);
     finish();
+}
+
+/* --- seeded power cuts ------------------------------------------------------------------------ */
+
+#define PC_PRODUCERS 3
+#define PC_SLOTS 64
+#define PC_MAX_BATCHES 512
+
+struct pc_batch {
+    uint64_t base;
+    int64_t pid;     /* -1: plain */
+    int32_t seq;
+    uint32_t n;
+    struct pending *pe;
+};
+
+struct pc_run {
+    uint64_t seed, rng;
+    int64_t pids[PC_PRODUCERS];
+    int32_t next_seq[PC_PRODUCERS];
+    struct pc_batch h[PC_MAX_BATCHES]; /* in offset order */
+    uint32_t n;
+    struct pending slots[PC_SLOTS];
+    bool busy[PC_SLOTS];
+    char why[512];
+};
+
+static uint64_t pc_rnd(struct pc_run *r, uint64_t n)
+{
+    return n ? tl_rand(&r->rng) % n : 0;
+}
+
+static struct pending *pc_slot(struct pc_run *r)
+{
+    for (int i = 0; i < PC_SLOTS; i++) {
+        if (r->busy[i] && r->slots[i].done)
+            r->busy[i] = false;
+        if (!r->busy[i]) {
+            r->busy[i] = true;
+            return &r->slots[i];
+        }
+    }
+    return NULL;
+}
+
+static int pc_in_flight(const struct pc_run *r, int64_t pid)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        n += r->h[i].pid == pid && !r->h[i].pe->done;
+    return n;
+}
+
+/* One step of the workload; false when it cannot go on (the power is off). */
+static bool pc_step(struct pc_run *r)
+{
+    if (io_sim_powered_off(b.io))
+        return false;
+    uint64_t what = pc_rnd(r, 10);
+    if (what < 6 && r->n < PC_MAX_BATCHES) {
+        int k = (int)pc_rnd(r, PC_PRODUCERS + 1); /* PC_PRODUCERS: a plain append */
+        if (k < PC_PRODUCERS && pc_in_flight(r, r->pids[k]) >= PSTATE_BATCHES_KEPT) {
+            loop_once(&b); /* a producer keeps at most five batches in flight */
+            return true;
+        }
+        struct pending *pe = pc_slot(r);
+        if (!pe)
+            return true;
+        uint32_t n = 1 + (uint32_t)pc_rnd(r, 6);
+        int64_t pid = k < PC_PRODUCERS ? r->pids[k] : -1;
+        int32_t seq = k < PC_PRODUCERS ? r->next_seq[k] : -1;
+        int64_t base = -1;
+        int rc = produce(&b, pid, seq, n, r->n, false, pe, &base);
+        if (rc != 0) {
+            pe->done = true; /* never appended (the power went off meanwhile) */
+            return !io_sim_powered_off(b.io);
+        }
+        if (k < PC_PRODUCERS)
+            r->next_seq[k] += (int32_t)n;
+        r->h[r->n++] = (struct pc_batch){(uint64_t)base, pid, seq, n, pe};
+    } else if (what < 7) {
+        struct idem_part *ip = partition_attachment(part(&b));
+        if (ip && ip->ps)
+            snapshot_now(&b);
+    } else {
+        for (uint64_t i = 1 + pc_rnd(r, 3); i > 0; i--)
+            loop_once(&b);
+    }
+    return true;
+}
+
+static bool pc_fail(struct pc_run *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->why, sizeof(r->why), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* The log after the restart: a prefix of the history holding every acknowledged batch. */
+static bool pc_check_log(struct pc_run *r, uint32_t *in_log)
+{
+    struct partition *p = part(&b);
+    uint64_t off = partition_start_offset(p), end = partition_visible_end(p);
+    static uint8_t buf[1 << 20];
+    uint32_t i = 0;
+    while (i < r->n && r->h[i].base < off)
+        i++;
+    for (int guard = 0; off < end && guard < 100000; guard++) {
+        int n = partition_read_copy(p, off, sizeof(buf), buf, sizeof(buf));
+        if (n <= 0)
+            return pc_fail(r, "read at %llu: %s", (unsigned long long)off, rl_strerror(n));
+        for (int pos = 0; pos < n;) {
+            struct batch_header h;
+            if (batch_header_decode(buf + pos, (size_t)(n - pos), &h))
+                return pc_fail(r, "bad batch at %llu", (unsigned long long)off);
+            if (i >= r->n || r->h[i].base != h.base_offset || r->h[i].pid != h.producer_id ||
+                (h.producer_id >= 0 && r->h[i].seq != h.base_sequence))
+                return pc_fail(r, "offset %llu holds producer %lld seq %d, which was not "
+                               "written there", (unsigned long long)h.base_offset,
+                               (long long)h.producer_id, h.base_sequence);
+            i++;
+            off = h.base_offset + h.record_count;
+            pos += (int)h.batch_len;
+        }
+    }
+    for (uint32_t k = i; k < r->n; k++)
+        if (r->h[k].pe->done && r->h[k].pe->result == 0)
+            return pc_fail(r, "acknowledged batch at %llu is gone (log end %llu)",
+                           (unsigned long long)r->h[k].base, (unsigned long long)end);
+    *in_log = i;
+    return true;
+}
+
+/* The producer state agrees with the log: each producer's last batch in it is a duplicate at
+ * its offset, and the sequence after it is accepted. */
+static bool pc_check_state(struct pc_run *r, uint32_t in_log)
+{
+    for (int k = 0; k < PC_PRODUCERS; k++) {
+        const struct pc_batch *last = NULL;
+        for (uint32_t i = 0; i < in_log; i++)
+            if (r->h[i].pid == r->pids[k])
+                last = &r->h[i];
+        struct batch_header h = {.producer_id = r->pids[k], .producer_epoch = 0,
+                                 .record_count = last ? last->n : 1,
+                                 .base_sequence = last ? last->seq : 0};
+        struct pstate_verdict v;
+        int rc = check(&b, part(&b), &h, &v);
+        if (last && (rc != RL_E_DUPLICATE_SEQUENCE || v.dup_base_offset != (int64_t)last->base))
+            return pc_fail(r, "producer %d: its last batch in the log (seq %d at %llu) is "
+                           "answered %s at %lld", k, last->seq,
+                           (unsigned long long)last->base, rl_strerror(rc),
+                           (long long)v.dup_base_offset);
+        if (!last && rc != 0)
+            return pc_fail(r, "producer %d has nothing in the log; seq 0 answered %s", k,
+                           rl_strerror(rc));
+        if (!last)
+            continue;
+        h.base_sequence = last->seq + (int32_t)last->n;
+        h.record_count = 1;
+        rc = check(&b, part(&b), &h, &v);
+        if (rc != 0)
+            return pc_fail(r, "producer %d: the sequence after its last batch in the log (%d) "
+                           "is answered %s", k, h.base_sequence, rl_strerror(rc));
+    }
+    return true;
+}
+
+static bool pc_run_seed(struct pc_run *r)
+{
+    r->rng = tl_rand_init(r->seed, 77);
+    start(r->seed, (unsigned)pc_rnd(r, 1001));
+    if (create_topic(&b, "batch") != 0)
+        return pc_fail(r, "topic not created");
+    for (int k = 0; k < PC_PRODUCERS; k++)
+        r->pids[k] = new_producer(&b);
+    io_sim_cut_power_at(b.io, io_sim_mutations(b.io) + 1 + pc_rnd(r, 300));
+    for (int i = 0; i < 400 && pc_step(r); i++)
+        ;
+    io_sim_cut_power_now(b.io);
+    broker_close(&b);
+    io_sim_restart(b.io);
+    int rc = broker_open(&b);
+    if (rc)
+        return pc_fail(r, "no start after the cut: %s", rl_strerror(rc));
+    uint32_t in_log = 0;
+    bool ok = pc_check_log(r, &in_log) && pc_check_state(r, in_log);
+    finish();
+    return ok;
+}
+
+/* Seeded power cuts during idempotent and plain appends and snapshots (see the top). */
+Test(idem_powercut, powercut_seeds, .timeout = 1500)
+{
+    uint64_t seed = tl_seed("idem_powercut.powercut_seeds");
+    const char *n_env = getenv("RINGLOG_IDEM_POWERCUT_SEEDS");
+    const char *one = getenv("RINGLOG_IDEM_POWERCUT_RUN");
+    uint64_t n = n_env ? strtoull(n_env, NULL, 0) : 1000, first = 0;
+    if (one) {
+        first = strtoull(one, NULL, 0);
+        n = first + 1;
+        rl_log_set_level(RL_LOG_INFO);
+    }
+    static struct pc_run r;
+    int failed = 0;
+    for (uint64_t i = first; i < n && failed < 5; i++) {
+        memset(&r, 0, sizeof(r));
+        r.seed = tl_rand_init(seed, i) & 0xffffffffu;
+        if (!pc_run_seed(&r)) {
+            failed++;
+            printf("FAIL idem powercut run %llu (sim seed %llu): %s\n  replay: RINGLOG_SEED=%llu "
+                   "RINGLOG_IDEM_POWERCUT_RUN=%llu build/tests/unit/test_idem_powercut\n",
+                   (unsigned long long)i, (unsigned long long)r.seed, r.why,
+                   (unsigned long long)seed, (unsigned long long)i);
+        }
+    }
+    printf("idem powercut: %llu runs, %d failed\n", (unsigned long long)n, failed);
+    cr_assert_eq(failed, 0);
 }
