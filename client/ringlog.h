@@ -338,7 +338,7 @@ int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t p
  * (RL_E_BATCH_CHECKSUM and friends for a damaged batch, OFFSET_OUT_OF_RANGE when
  * auto.offset.reset is none, connection errors after retries ran out within timeout_ms, group
  * errors). Rebalance callbacks run inside it. A group member's poll may take longer than
- * timeout_ms while a rebalance completes (up to rebalance.timeout.ms). */
+ * timeout_ms while a rebalance completes (see "consumer groups" below). */
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec);
 
 /* Makes a poll in progress on another thread (or the next poll) return 0 at once. The one
@@ -363,7 +363,9 @@ const char *rl_consumer_last_error(struct rl_consumer *c);
  *    partitions to others without waiting for a session timeout; the next poll calls LOST,
  *    then rejoins as a new member.
  * Rebalances (joins, syncs, callbacks) run inside poll on the caller's thread, which may then
- * take longer than its timeout (up to rebalance.timeout.ms). Each partition starts at the
+ * take longer than its timeout: up to about rebalance.timeout.ms + request.timeout.ms (plus
+ * the callbacks' own time). When the group cannot be joined in that time (the coordinator is
+ * unreachable), poll returns the error and the next poll tries again. Each partition starts at the
  * group's committed offset, or auto.offset.reset when nothing is committed, resolved to an
  * offset before ASSIGNED is called.
  *
