@@ -8,7 +8,7 @@
 #   make test         every test suite; ends with "N passed, N failed" (SEED=N replays the
 #                     random tests, TEST_TIMEOUT=S bounds each program; tests/run-tests.sh)
 #   make test-asan    the same suites under ASan + UBSan (outputs in build/asan/)
-#   make run          start ringlogd on 127.0.0.1 with data in ./data
+#   make run          start ringlogd on 127.0.0.1 (Kafka clients: 127.0.0.1:9092), data in ./data
 #   make bench        benchmarks (never part of make test)
 #   make sim SEEDS=N  the raft simulator with N seeds per configuration
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
@@ -76,10 +76,12 @@ LIB_REPL := $(BUILD)/lib/librl_replication.a
 LIB_PROTO := $(BUILD)/lib/librl_proto.a
 LIB_BROKER := $(BUILD)/lib/librl_broker.a
 LIB_TESTLIB := $(BUILD)/lib/librl_testlib.a
-# libringlog, the public client library: client + common + proto, nothing of the broker.
-LIB_CLIENT_A := $(BUILD)/lib/libringlog.a
+# The client library's objects (client + common + proto, nothing of the broker) with every
+# symbol visible, for the tests and the ringlog tool; the installed libringlog.a and
+# libringlog.so, which export only the rl_ API, are made from the same objects in client/module.mk.
+LIB_CLIENT_A := $(BUILD)/lib/librl_client.a
 # Everything a test program may need, in link order (users before what they use).
-TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_STORAGE) $(LIB_REPL) \
+TEST_LINK_LIBS = $(LIB_TESTLIB) $(LIB_BROKER) $(LIB_CLIENT_A) $(LIB_REPL) $(LIB_STORAGE) \
                  $(LIB_IO) $(LIB_PROTO) $(LIB_COMMON)
 TESTLIB_SRCS :=
 
@@ -140,7 +142,7 @@ $(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 # Keep objects of test programs (make would delete them as intermediates).
 .SECONDARY:
 .DEFAULT_GOAL := all
-.PHONY: all test test-asan run bench sim fuzz install clean deps
+.PHONY: all test test-asan run run-cluster bench sim fuzz install clean deps
 all: $(BINS) $(LIBS)
 
 deps: $(DEPS_MK)
@@ -185,7 +187,11 @@ test-asan:
 
 run: all
 	mkdir -p data
-	$(BUILD)/bin/ringlogd --data-dir ./data
+	$(BUILD)/bin/ringlogd --data-dir ./data --kafka-listen 127.0.0.1:9092
+
+# Three nodes as one cluster (9400/9410/9420, HTTP +1), logs prefixed by node; Ctrl-C stops all.
+run-cluster: all
+	tools/run-cluster.sh $(BUILD)/bin/ringlogd
 
 # Benchmarks run one at a time (they measure the same disk and cores), and the broker's
 # end-to-end bench runs last so its summary line ends the output.

@@ -141,9 +141,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(rest[0], "bench")) {
         rc = cli_bench(&c);
     } else if (!strcmp(rest[0], "cluster")) {
-        cli_error("cluster status is not supported yet: this version runs a single broker; "
-                  "see its state with: curl http://127.0.0.1:9401/v1/status");
-        rc = CLI_EXIT_FAIL;
+        rc = cli_cluster(&c);
     } else {
         cli_error("unknown command \"%s\"; run ringlog --help", rest[0]);
         rc = CLI_EXIT_USAGE;

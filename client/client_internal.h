@@ -2,6 +2,7 @@
  * client_internal.h: what the modules of libringlog share and the public header hides.
  *
  *   rlc_conf_*   configuration keys, parsed and checked (config.c)
+ *   rlc_fail     the calling thread's last error (error.c)
  *   rlc_part_*   partitioners: hash and range (partition.c)
  *   rlc_backoff_ retry delays with exponential growth and full jitter (partition.c)
  *   rlc_json_*   JSON string escaping for the ringlog tool (json.c)
@@ -22,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "client/ringlog.h"
+#include "proto/frame.h"
 #include "proto/ringlog.pb-c.h"
 
 /* --- configuration ---------------------------------------------------------------------------- */
@@ -71,10 +73,37 @@ struct rl_conf {
     void *rebalance_ctx;
     rl_delivery_cb delivery_cb;
     void *delivery_ctx;
+    rl_log_cb log_cb;
+    void *log_ctx;
+    int log_level;        /* enum rl_log_level: the least severe message logged */
+    bool idempotence_set; /* enable.idempotence was set explicitly */
 };
+
+/* Routes the calling thread's log messages to conf's log callback and level until the matching
+ * rlc_log_leave (which restores what was there). Scopes nest; the saved state is the caller's. */
+struct rlc_log_scope {
+    void *fn, *ctx;
+    int level;
+    bool set;
+};
+void rlc_log_enter(const struct rl_conf *conf, struct rlc_log_scope *saved);
+void rlc_log_leave(const struct rlc_log_scope *saved);
+
+/* --- errors (error.c) ------------------------------------------------------------------------ */
+
+/* Records a failure of a call on `handle` as the calling thread's last error (rl_last_error):
+ * the formatted message, or rl_strerror(code) when fmt is NULL. Returns code. */
+int rlc_fail(const void *handle, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The calling thread's last error message when its last failing call was on `handle`, else
+ * NULL. */
+const char *rlc_thread_error(const void *handle);
 
 /* Fills conf with the defaults. */
 void rlc_conf_defaults(struct rl_conf *conf);
+
+/* Whether a producer made from conf is idempotent: enable.idempotence, and acks != 0. */
+bool rlc_conf_idempotent(const struct rl_conf *conf);
 
 /* Parses "host:port,host:port" into addrs (at most max). Returns the count (>= 1) or
  * RL_E_INVALID_CONFIG with a message in err. */
@@ -102,7 +131,10 @@ uint64_t rlc_rand(uint64_t *state);
 
 /* Monotonic milliseconds and wall-clock milliseconds. */
 int64_t rlc_now_ms(void);
+int64_t rlc_now_us(void);
 int64_t rlc_wall_ms(void);
+/* Wall-clock ms from the kernel's last tick (at most a tick behind; record timestamps). */
+int64_t rlc_wall_ms_coarse(void);
 
 /* --- JSON ------------------------------------------------------------------------------------ */
 
@@ -178,7 +210,8 @@ int rlc_conn_call(struct rlc_conn *c, Ringlog__Request *req, int timeout_ms,
 /* --- metadata --------------------------------------------------------------------------------- */
 
 #define RLC_MAX_TOPICS 1024 /* topics a handle keeps metadata for */
-#define RLC_MAX_PARTITIONS 4096 /* partitions per topic the client accepts */
+/* Partitions per topic the client accepts: the protocol's limit, which the broker holds too. */
+#define RLC_MAX_PARTITIONS FRAME_MAX_PARTITIONS_PER_TOPIC
 
 struct rlc_topic {
     char *name;
@@ -233,6 +266,10 @@ int rlc_resp_error(const Ringlog__Response *resp, char *err, size_t errlen);
 
 /* Is this code worth retrying (connection trouble, leadership, throttling, timeouts)? */
 bool rlc_retriable(int code);
+
+/* Is this -errno a connection failing (refused, reset, unreachable, timed out)? Calls that
+ * meet one before or during a request return RL_E_BROKER_UNAVAILABLE instead. */
+bool rlc_connection_error(int code);
 
 /* Does this code mean metadata is stale? */
 bool rlc_needs_metadata(int code);

@@ -14,6 +14,7 @@
 #include "client/client_internal.h"
 #include "common/batch.h"
 #include "common/err.h"
+#include "common/log.h"
 
 void rlc_set_err(char *buf, size_t len, const char *fmt, ...)
 {
@@ -59,6 +60,7 @@ void rlc_conf_defaults(struct rl_conf *c)
     c->enable_auto_commit = true;
     c->auto_commit_interval_ms = 5000;
     snprintf(c->assignor, sizeof(c->assignor), "range");
+    c->log_level = rl_log_get_level(); /* RINGLOG_LOG, else info */
 }
 
 struct rl_conf *rl_conf_new(void)
@@ -92,6 +94,31 @@ void rl_conf_set_rebalance_cb(struct rl_conf *conf, rl_rebalance_cb cb, void *ct
 {
     conf->rebalance_cb = cb;
     conf->rebalance_ctx = ctx;
+}
+
+void rl_conf_set_log_cb(struct rl_conf *conf, rl_log_cb cb, void *ctx)
+{
+    conf->log_cb = cb;
+    conf->log_ctx = ctx;
+}
+
+void rlc_log_enter(const struct rl_conf *conf, struct rlc_log_scope *saved)
+{
+    struct rl_log_sink sink = {.fn = conf->log_cb, .ctx = conf->log_ctx,
+                               .level = (enum rl_log_level)conf->log_level, .set = 1};
+    struct rl_log_sink old;
+    rl_log_swap_thread_sink(&sink, &old);
+    saved->fn = (void *)old.fn;
+    saved->ctx = old.ctx;
+    saved->level = (int)old.level;
+    saved->set = old.set;
+}
+
+void rlc_log_leave(const struct rlc_log_scope *saved)
+{
+    struct rl_log_sink old = {.fn = (rl_log_sink_fn)saved->fn, .ctx = saved->ctx,
+                              .level = (enum rl_log_level)saved->level, .set = saved->set};
+    rl_log_swap_thread_sink(&old, NULL);
 }
 
 int rlc_parse_brokers(const char *s, struct rlc_addr *addrs, int max, char *err, size_t errlen)
@@ -160,12 +187,24 @@ struct key_def {
     long long min, max;
 };
 
+/* Names of ringlog 0.1 that Kafka spells differently: still accepted, read and written as the
+ * Kafka name. */
+static const struct {
+    const char *alias, *name;
+} aliases[] = {
+    {"compression", "compression.type"},
+    {"compression.level", "compression.zstd.level"},
+    {"max.in.flight", "max.in.flight.requests.per.connection"},
+    {"connect.timeout.ms", "socket.connection.setup.timeout.ms"},
+};
+
 #define OFF(f) offsetof(struct rl_conf, f)
 static const struct key_def keys[] = {
     {"bootstrap.servers", K_SPECIAL, 0, 0, 0},
     {"client.id", K_SPECIAL, 0, 0, 0},
     {"acks", K_SPECIAL, 0, 0, 0},
-    {"compression", K_SPECIAL, 0, 0, 0},
+    {"compression.type", K_SPECIAL, 0, 0, 0},
+    {"log.level", K_SPECIAL, 0, 0, 0},
     {"auto.offset.reset", K_SPECIAL, 0, 0, 0},
     {"enable.idempotence", K_SPECIAL, 0, 0, 0},
     {"enable.auto.commit", K_SPECIAL, 0, 0, 0},
@@ -177,16 +216,16 @@ static const struct key_def keys[] = {
     {"rebalance.timeout.ms", K_INT, OFF(rebalance_timeout_ms), 1, 3600000},
     {"auto.commit.interval.ms", K_INT, OFF(auto_commit_interval_ms), 1, 86400000},
     {"request.timeout.ms", K_INT, OFF(request_timeout_ms), 1, 3600000},
-    {"connect.timeout.ms", K_INT, OFF(connect_timeout_ms), 1, 600000},
+    {"socket.connection.setup.timeout.ms", K_INT, OFF(connect_timeout_ms), 1, 600000},
     {"retry.backoff.ms", K_INT, OFF(retry_backoff_ms), 1, 600000},
     {"retry.backoff.max.ms", K_INT, OFF(retry_backoff_max_ms), 1, 600000},
     {"batch.size", K_SIZE, OFF(batch_size), 1024, RL_BATCH_MAX_BYTES - 4096},
     {"linger.ms", K_INT, OFF(linger_ms), 0, 600000},
-    {"compression.level", K_INT, OFF(compression_level), 1, 19},
+    {"compression.zstd.level", K_INT, OFF(compression_level), 1, 19},
     {"buffer.memory", K_SIZE, OFF(buffer_memory), 65536, 1LL << 40},
     {"max.block.ms", K_INT, OFF(max_block_ms), 0, 3600000},
     {"delivery.timeout.ms", K_INT, OFF(delivery_timeout_ms), 1, 86400000},
-    {"max.in.flight", K_INT, OFF(max_in_flight), 1, 5},
+    {"max.in.flight.requests.per.connection", K_INT, OFF(max_in_flight), 1, 5},
     {"max.in.flight.per.partition", K_INT, OFF(max_in_flight_per_partition), 1, 5},
     {"fetch.min.bytes", K_INT, OFF(fetch_min_bytes), 0, RLC_MAX_FRAME_BYTES},
     {"fetch.max.wait.ms", K_INT, OFF(fetch_max_wait_ms), 0, 600000},
@@ -198,6 +237,9 @@ static const struct key_def keys[] = {
 
 static const struct key_def *key_find(const char *key)
 {
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        if (strcmp(aliases[i].alias, key) == 0)
+            key = aliases[i].name;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(keys[i].name, key) == 0)
             return &keys[i];
@@ -264,6 +306,8 @@ static int set_special(struct rl_conf *c, const char *key, const char *v, char *
             *f = false;
         else
             goto bad;
+        if (f == &c->enable_idempotence)
+            c->idempotence_set = true;
         return 0;
     }
     if (strcmp(key, "group.id") == 0) {
@@ -281,7 +325,17 @@ static int set_special(struct rl_conf *c, const char *key, const char *v, char *
         snprintf(c->assignor, sizeof(c->assignor), "%s", v);
         return 0;
     }
-    if (strcmp(key, "compression") == 0) {
+    if (strcmp(key, "log.level") == 0) {
+        static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+        for (int i = 0; i < 5; i++) {
+            if (strcmp(v, names[i]) == 0) {
+                c->log_level = RL_LOG_DEBUG + i;
+                return 0;
+            }
+        }
+        goto bad;
+    }
+    if (strcmp(key, "compression.type") == 0) {
         if (strcmp(v, "none") == 0)
             c->compression = BATCH_CODEC_NONE;
         else if (strcmp(v, "zstd") == 0)
@@ -302,7 +356,8 @@ static int set_special(struct rl_conf *c, const char *key, const char *v, char *
 bad:
     rlc_set_err(err, errlen, "bad value \"%s\" for %s: use %s", v, key,
                 strcmp(key, "acks") == 0          ? "0, 1 or all"
-                : strcmp(key, "compression") == 0 ? "none or zstd"
+                : strcmp(key, "compression.type") == 0 ? "none or zstd"
+                : strcmp(key, "log.level") == 0 ? "debug, info, warn, error or off"
                 : strncmp(key, "enable.", 7) == 0 ? "true or false"
                 : strcmp(key, "partition.assignment.strategy") == 0 ? "range or roundrobin"
                                                   : "earliest, latest or none");
@@ -322,7 +377,7 @@ int rl_conf_set(struct rl_conf *conf, const char *key, const char *value, char *
         return RL_E_INVALID_CONFIG;
     }
     if (k->kind == K_SPECIAL)
-        return set_special(conf, key, value, err, errlen);
+        return set_special(conf, k->name, value, err, errlen);
     long long v;
     if (!parse_int(value, k->min, k->max, &v)) {
         rlc_set_err(err, errlen, "bad value \"%s\" for %s: expected an integer in [%lld, %lld]",
@@ -333,41 +388,90 @@ int rl_conf_set(struct rl_conf *conf, const char *key, const char *value, char *
     return 0;
 }
 
-int rl_conf_get(const struct rl_conf *c, const char *key, char *buf, size_t buflen)
+/* Writes key's value into buf like snprintf and returns the length of the whole value. */
+static size_t conf_format(const struct rl_conf *c, const struct key_def *k, char *buf,
+                          size_t buflen)
 {
-    const struct key_def *k = key_find(key);
-    if (!k)
-        return RL_E_NOT_FOUND;
-    if (k->kind != K_SPECIAL) {
-        snprintf(buf, buflen, "%lld", load_num(c, k));
-        return 0;
-    }
+    static const char *const levels[] = {"debug", "info", "warn", "error", "off"};
+    const char *key = k->name;
+    if (buflen)
+        buf[0] = 0;
+    if (k->kind != K_SPECIAL)
+        return (size_t)snprintf(buf, buflen, "%lld", load_num(c, k));
     if (strcmp(key, "bootstrap.servers") == 0) {
         size_t used = 0;
-        if (buflen)
-            buf[0] = 0;
-        for (int i = 0; i < c->broker_count && used < buflen; i++)
-            used += (size_t)snprintf(buf + used, buflen - used, "%s%s:%u", i ? "," : "",
+        for (int i = 0; i < c->broker_count; i++) {
+            size_t room = used < buflen ? buflen - used : 0;
+            used += (size_t)snprintf(room ? buf + used : NULL, room, "%s%s:%u", i ? "," : "",
                                      c->brokers[i].host, c->brokers[i].port);
-    } else if (strcmp(key, "client.id") == 0) {
-        snprintf(buf, buflen, "%s", c->client_id);
-    } else if (strcmp(key, "acks") == 0) {
-        snprintf(buf, buflen, "%s", c->acks < 0 ? "all" : c->acks ? "1" : "0");
-    } else if (strcmp(key, "compression") == 0) {
-        snprintf(buf, buflen, "%s", c->compression == BATCH_CODEC_ZSTD ? "zstd" : "none");
-    } else if (strcmp(key, "enable.idempotence") == 0) {
-        snprintf(buf, buflen, "%s", c->enable_idempotence ? "true" : "false");
-    } else if (strcmp(key, "enable.auto.commit") == 0) {
-        snprintf(buf, buflen, "%s", c->enable_auto_commit ? "true" : "false");
-    } else if (strcmp(key, "group.id") == 0) {
-        snprintf(buf, buflen, "%s", c->group_id);
-    } else if (strcmp(key, "partition.assignment.strategy") == 0) {
-        snprintf(buf, buflen, "%s", c->assignor);
-    } else {
-        snprintf(buf, buflen, "%s",
-                 c->auto_offset_reset == RL_OFFSET_EARLIEST ? "earliest"
-                 : c->auto_offset_reset == RL_OFFSET_LATEST ? "latest"
-                                                            : "none");
+        }
+        return used;
+    }
+    const char *v;
+    if (strcmp(key, "client.id") == 0)
+        v = c->client_id;
+    else if (strcmp(key, "acks") == 0)
+        v = c->acks < 0 ? "all" : c->acks ? "1" : "0";
+    else if (strcmp(key, "compression.type") == 0)
+        v = c->compression == BATCH_CODEC_ZSTD ? "zstd" : "none";
+    else if (strcmp(key, "log.level") == 0)
+        v = levels[c->log_level >= 0 && c->log_level <= RL_LOG_OFF ? c->log_level : 1];
+    else if (strcmp(key, "enable.idempotence") == 0)
+        v = rlc_conf_idempotent(c) ? "true" : "false";
+    else if (strcmp(key, "enable.auto.commit") == 0)
+        v = c->enable_auto_commit ? "true" : "false";
+    else if (strcmp(key, "group.id") == 0)
+        v = c->group_id;
+    else if (strcmp(key, "partition.assignment.strategy") == 0)
+        v = c->assignor;
+    else
+        v = c->auto_offset_reset == RL_OFFSET_EARLIEST ? "earliest"
+            : c->auto_offset_reset == RL_OFFSET_LATEST ? "latest"
+                                                       : "none";
+    return (size_t)snprintf(buf, buflen, "%s", v);
+}
+
+int rl_conf_get(const struct rl_conf *c, const char *key, char *buf, size_t buflen)
+{
+    const struct key_def *k = c && key ? key_find(key) : NULL;
+    if (!k)
+        return RL_E_NOT_FOUND;
+    size_t len = conf_format(c, k, buf, buflen);
+    return len < buflen ? 0 : RL_E_FULL;
+}
+
+size_t rl_conf_get_size(const struct rl_conf *c, const char *key)
+{
+    const struct key_def *k = c && key ? key_find(key) : NULL;
+    return k ? conf_format(c, k, NULL, 0) + 1 : 0;
+}
+
+bool rlc_conf_idempotent(const struct rl_conf *c)
+{
+    /* acks=0 gets no answers, so there is nothing to deduplicate retries against: idempotence
+     * left at its default turns off; asked for explicitly it is refused (rl_conf_check). */
+    return c->enable_idempotence && c->acks != 0;
+}
+
+int rl_conf_check(const struct rl_conf *c, char *err, size_t errlen)
+{
+    if (c->heartbeat_interval_ms >= c->session_timeout_ms) {
+        rlc_set_err(err, errlen, "heartbeat.interval.ms=%d must be below session.timeout.ms=%d "
+                    "(a third of it is usual), or the member is dropped between heartbeats; "
+                    "lower heartbeat.interval.ms or raise session.timeout.ms",
+                    c->heartbeat_interval_ms, c->session_timeout_ms);
+        return RL_E_INVALID_CONFIG;
+    }
+    if (c->retry_backoff_ms > c->retry_backoff_max_ms) {
+        rlc_set_err(err, errlen, "retry.backoff.ms=%d is above retry.backoff.max.ms=%d; raise "
+                    "retry.backoff.max.ms or lower retry.backoff.ms", c->retry_backoff_ms,
+                    c->retry_backoff_max_ms);
+        return RL_E_INVALID_CONFIG;
+    }
+    if (c->idempotence_set && c->enable_idempotence && c->acks == 0) {
+        rlc_set_err(err, errlen, "enable.idempotence=true needs acknowledgements, but acks=0: "
+                    "set acks=all (or 1), or enable.idempotence=false");
+        return RL_E_INVALID_CONFIG;
     }
     return 0;
 }

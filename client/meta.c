@@ -64,8 +64,30 @@ static int meta_connect(struct rlc_meta *m)
         if (!first_err[0])
             memcpy(first_err, m->conn.err, sizeof(first_err));
     }
-    rlc_set_err(m->err, sizeof(m->err), "%s", first_err);
-    return rc;
+    /* Whatever the socket said (refused, unreachable, timed out), the caller's answer is the
+     * one the header promises: no broker could be reached. */
+    rlc_set_err(m->err, sizeof(m->err), "no broker reachable: %s", first_err);
+    return rc == RL_E_BROKER_UNAVAILABLE || rlc_connection_error(rc) ? RL_E_BROKER_UNAVAILABLE
+                                                                    : rc;
+}
+
+bool rlc_connection_error(int code)
+{
+    switch (code) {
+    case -ECONNREFUSED:
+    case -ECONNRESET:
+    case -ECONNABORTED:
+    case -EPIPE:
+    case -ETIMEDOUT:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -ENOTCONN:
+    case -EHOSTDOWN:
+    case -EADDRNOTAVAIL:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static int call_locked(struct rlc_meta *m, Ringlog__Request *req, int timeout_ms,
@@ -79,15 +101,19 @@ static int call_locked(struct rlc_meta *m, Ringlog__Request *req, int timeout_ms
     rc = rlc_conn_call(&m->conn, req, timeout_ms, resp, data, data_len);
     if (rc)
         rlc_set_err(m->err, sizeof(m->err), "%s", m->conn.err);
-    return rc;
+    /* A connection lost mid-call is the broker becoming unavailable, as far as callers care. */
+    return rlc_connection_error(rc) ? RL_E_BROKER_UNAVAILABLE : rc;
 }
 
 int rlc_meta_call(struct rlc_meta *m, Ringlog__Request *req, int timeout_ms,
                   Ringlog__Response **resp, const uint8_t **data, size_t *data_len)
 {
+    struct rlc_log_scope ls;
+    rlc_log_enter(m->conf, &ls);
     pthread_mutex_lock(&m->lock);
     int rc = call_locked(m, req, timeout_ms, resp, data, data_len);
     pthread_mutex_unlock(&m->lock);
+    rlc_log_leave(&ls);
     return rc;
 }
 
@@ -248,6 +274,8 @@ out:
 
 int rlc_meta_topic(struct rlc_meta *m, const char *topic, bool refresh, struct rlc_topic *out)
 {
+    struct rlc_log_scope ls;
+    rlc_log_enter(m->conf, &ls);
     pthread_mutex_lock(&m->lock);
     int rc = 0;
     struct rlc_topic *t = find_topic(m, topic);
@@ -258,6 +286,7 @@ int rlc_meta_topic(struct rlc_meta *m, const char *topic, bool refresh, struct r
     if (t && out)
         rc = topic_copy(out, t);
     pthread_mutex_unlock(&m->lock);
+    rlc_log_leave(&ls);
     return rc;
 }
 

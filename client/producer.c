@@ -10,6 +10,17 @@
  * only to pick work and to file answers, never across a system call that waits, so senders are
  * not stalled by the network. Delivery callbacks run on the I/O thread without the lock.
  *
+ * Topics whose metadata is not known yet (new, or no broker reachable) keep their records in a
+ * queue of their own, one growing buffer per topic (no allocation per record); the I/O thread
+ * asks for the metadata with backoff, then moves the records into partitions in send order.
+ * So send never waits for the network beyond max.block.ms: with max.block.ms=0 it returns at
+ * once, failing only with RL_E_FULL (or for a bad argument).
+ *
+ * Delivery callbacks run on the I/O thread; send, flush and destroy of the same producer called
+ * from inside one would wait for that very thread, so they fail with -EDEADLK instead. Each
+ * record's report says whether it is in the log (PERSISTED), may be (POSSIBLY_PERSISTED: a
+ * request carrying it went unanswered), or is not (NOT_PERSISTED).
+ *
  * Limits: buffer.memory bounds bytes of records accepted and not yet settled (send waits up to
  * max.block.ms, then fails with RL_E_FULL); max.in.flight bounds requests per connection;
  * max.in.flight.per.partition bounds batches per partition (5); delivery.timeout.ms bounds a
@@ -28,6 +39,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +69,8 @@ struct ptopic;
 /* A sealed batch: waiting in its partition's queue, in flight, or being settled. */
 struct pbatch {
     struct pbatch *next;
-    struct ppart *part;
+    struct ppart *part;  /* NULL for records that failed before reaching a partition */
+    struct ptopic *topic;
     uint64_t seq;        /* seal order, producer-wide: callbacks run in this order */
     uint32_t len;
     uint32_t count;
@@ -68,6 +81,8 @@ struct pbatch {
     int attempts;
     int error;           /* when settled */
     bool stamped;        /* idempotence: carries (producer id, epoch, base_seq) and was sent */
+    bool maybe_written;  /* a request carrying it ended unanswered: it may be in the log */
+    int32_t fail_partition; /* the partition named in a failure report when part is NULL */
     int32_t base_seq;    /* idempotence: valid while stamped */
     int64_t base_offset; /* when settled successfully */
     char *error_message; /* owned, or NULL */
@@ -107,12 +122,45 @@ struct ptopic {
     int32_t sticky;        /* partition for keyless records, -1 to pick the next */
     uint32_t sticky_next;
     bool refresh;          /* metadata is stale */
+    /* Until the first metadata answer (known == false) the topic has no partitions: its
+     * records wait in `pend` (struct prec entries, each followed by its bytes), in send order.
+     * meta_tries counts finished metadata attempts (senders wait for one, up to max.block.ms);
+     * meta_error is the last attempt's result; want_meta asks the I/O thread for one now. */
+    bool known;
+    bool want_meta;
+    int meta_tries;
+    int meta_error;
+    char meta_err[256]; /* the last attempt's message */
+    int64_t meta_next_ms;
+    uint8_t *pend;
+    size_t pend_len, pend_cap, pend_off;
+    uint32_t pend_count;
+};
+
+/* A record waiting for its topic's metadata, followed by key, value and headers (each header:
+ * struct prec_hdr, then key and value bytes). Entries are 8-byte aligned. */
+struct prec {
+    int64_t deadline_ms;
+    int64_t timestamp_ms;
+    void *opaque;
+    size_t mem;
+    uint32_t size; /* bytes of the entry, header included, aligned */
+    int32_t partition;
+    uint32_t key_len, value_len;
+    uint32_t header_count;
+    bool key_null, value_null;
+};
+
+struct prec_hdr {
+    uint32_t key_len;
+    int32_t value_len; /* -1: null */
 };
 
 struct preq {
     uint32_t corr;
     int n;
     int64_t sent_ms;
+    int64_t sent_us; /* for the round-trip statistics */
     struct pbatch *batches[MAX_REQ_BATCHES];
 };
 
@@ -142,6 +190,7 @@ struct rl_producer {
     int64_t refreshed_ms;
     struct ptopic *topics[RLC_MAX_TOPICS];
     int topic_count;
+    struct ptopic *last_topic; /* topic_find's first guess (lock held) */
     struct pbroker brokers[RLC_MAX_BROKERS];
     int broker_count;
     uint8_t *bufs[MAX_POOLED_BUFS]; /* idle batch.size buffers (see MAX_POOLED_BUFS) */
@@ -150,6 +199,7 @@ struct rl_producer {
     size_t mem_sealed; /* of mem_used: bytes in sealed batches (queued or in flight) */
     uint64_t pending; /* records accepted and not yet settled */
     uint64_t acked, failed;
+    uint64_t inflight_records, retries, answered, rtt_sum_us, rtt_max_us, rtt_last_us;
     uint64_t next_seq;
     uint64_t rnd;
     /* Idempotence (enable.idempotence and acks != 0): the producer id and epoch from
@@ -184,8 +234,44 @@ static void wake(struct rl_producer *p)
 
 static void *io_main(void *arg);
 
+/* The producer whose delivery callback this thread is running (NULL outside callbacks): send,
+ * flush and destroy of that producer would wait for this very thread. */
+static __thread const struct rl_producer *in_callback;
+
+/* Refuses a call made from inside one of p's delivery callbacks (see in_callback). */
+static int callback_guard(struct rl_producer *p, const char *what)
+{
+    if (in_callback != p)
+        return 0;
+    return rlc_fail(p, -EDEADLK, "%s called from inside the producer's delivery callback, which "
+                    "runs on its I/O thread; call it from another thread (the callback must "
+                    "return for records to move)", what);
+}
+
+/* Notes a failed call on p for the calling thread and for the producer (lock held). */
+static int send_fail(struct rl_producer *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int send_fail(struct rl_producer *p, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rlc_set_err(p->err, sizeof(p->err), "%s", msg);
+    return rlc_fail(p, code, "%s", msg);
+}
+
 struct rl_producer *rl_producer_new(const struct rl_conf *conf, char *err, size_t errlen)
 {
+    if (!conf) {
+        rlc_set_err(err, errlen, "rl_producer_new: conf is NULL");
+        return NULL;
+    }
+    if (rl_conf_check(conf, err, errlen) != 0) {
+        rlc_fail(NULL, RL_E_INVALID_CONFIG, "%s", err ? err : "contradictory configuration");
+        return NULL;
+    }
     struct rl_producer *p = calloc(1, sizeof(*p));
     if (!p) {
         rlc_set_err(err, errlen, "out of memory");
@@ -200,8 +286,7 @@ struct rl_producer *rl_producer_new(const struct rl_conf *conf, char *err, size_
     pthread_cond_init(&p->cond, &ca);
     pthread_condattr_destroy(&ca);
     p->rnd = (uint64_t)rlc_wall_ms() ^ (uint64_t)(uintptr_t)p ^ 0x9E3779B97F4A7C15ULL;
-    /* acks=0 gets no answers, so there is nothing to deduplicate retries against. */
-    p->idem = conf->enable_idempotence && conf->acks != 0;
+    p->idem = rlc_conf_idempotent(conf);
     p->pid = -1;
     p->epoch = -1;
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -226,11 +311,16 @@ fail:
 
 /* --- sending side (caller threads) ---------------------------------------------------------- */
 
+/* Senders name the same topic record after record: the last one found is compared first, so
+ * a producer of many topics pays one comparison per record, not one per topic. */
 static struct ptopic *topic_find(struct rl_producer *p, const char *name)
 {
+    struct ptopic *last = p->last_topic;
+    if (last && strcmp(last->meta.name, name) == 0)
+        return last;
     for (int i = 0; i < p->topic_count; i++)
         if (strcmp(p->topics[i]->meta.name, name) == 0)
-            return p->topics[i];
+            return p->last_topic = p->topics[i];
     return NULL;
 }
 
@@ -259,54 +349,93 @@ static void topic_route(struct rl_producer *p, struct ptopic *t)
     }
 }
 
-/* Finds or creates the producer's state for a topic. Called without the lock held (metadata may
- * take a round trip); returns with it held on success. */
-static int topic_get(struct rl_producer *p, const char *name, struct ptopic **out)
+/* Gives a topic its metadata and partitions once the first answer arrived (lock held). The
+ * placeholder's name stays (sending threads may hold it); the answer's copy is dropped. */
+static int topic_install(struct rl_producer *p, struct ptopic *t, struct rlc_topic *meta)
 {
-    pthread_mutex_lock(&p->lock);
-    *out = topic_find(p, name);
-    if (*out)
-        return 0;
-    pthread_mutex_unlock(&p->lock);
-    struct rlc_topic meta;
-    int rc = rlc_meta_topic(&p->meta, name, false, &meta);
-    pthread_mutex_lock(&p->lock);
-    if (rc) {
-        rlc_set_err(p->err, sizeof(p->err), "%s", p->meta.err);
-        pthread_mutex_unlock(&p->lock);
-        return rc;
-    }
-    *out = topic_find(p, name); /* another thread may have raced us here */
-    if (*out) {
-        rlc_topic_free(&meta);
-        return 0;
-    }
-    struct ptopic *t = calloc(1, sizeof(*t));
-    if (t)
-        t->parts = calloc((size_t)meta.partitions, sizeof(struct ppart));
-    if (!t || !t->parts || p->topic_count == RLC_MAX_TOPICS) {
-        rc = t && t->parts ? RL_E_LIMIT : -ENOMEM;
-        rlc_set_err(p->err, sizeof(p->err), "cannot track topic \"%s\": %s", name,
-                    rc == RL_E_LIMIT ? "too many topics for one producer" : "out of memory");
-        if (t)
-            free(t->parts);
-        free(t);
-        rlc_topic_free(&meta);
-        pthread_mutex_unlock(&p->lock);
-        return rc;
-    }
-    t->meta = meta;
-    t->sticky = -1;
-    t->sticky_next = (uint32_t)rlc_rand(&p->rnd);
-    for (int32_t i = 0; i < meta.partitions; i++) {
+    struct ppart *parts = calloc((size_t)meta->partitions, sizeof(struct ppart));
+    if (!parts)
+        return -ENOMEM;
+    free(meta->name);
+    meta->name = t->meta.name;
+    t->meta = *meta;
+    memset(meta, 0, sizeof(*meta));
+    t->parts = parts;
+    for (int32_t i = 0; i < t->meta.partitions; i++) {
         t->parts[i].topic = t;
         t->parts[i].id = i;
     }
     topic_route(p, t);
+    t->known = true;
+    return 0;
+}
+
+/* Finds or creates the producer's state for a topic (lock held). A new topic starts without
+ * metadata; the I/O thread fetches it. */
+static int topic_lookup(struct rl_producer *p, const char *name, struct ptopic **out)
+{
+    *out = topic_find(p, name);
+    if (*out)
+        return 0;
+    struct ptopic *t = p->topic_count < RLC_MAX_TOPICS ? calloc(1, sizeof(*t)) : NULL;
+    char *copy = t ? strdup(name) : NULL;
+    if (!copy) {
+        free(t);
+        if (p->topic_count == RLC_MAX_TOPICS)
+            return send_fail(p, RL_E_LIMIT, "cannot track topic \"%s\": one producer sends to "
+                             "at most %d topics", name, RLC_MAX_TOPICS);
+        return send_fail(p, -ENOMEM, "cannot track topic \"%s\": out of memory", name);
+    }
+    t->meta.name = copy;
+    t->sticky = -1;
+    t->sticky_next = (uint32_t)rlc_rand(&p->rnd);
+    t->want_meta = true;
     t->idx = p->topic_count;
     p->topics[p->topic_count++] = t;
     *out = t;
     return 0;
+}
+
+/* With max.block.ms > 0, waits (lock held) for an answer about a topic whose metadata is not
+ * known: the first one, or a fresh one once the last failure's backoff has passed. Returns 0
+ * when the metadata is known, else the failure with its message: RL_E_UNKNOWN_TOPIC,
+ * RL_E_BROKER_UNAVAILABLE (no broker reachable), or RL_E_TIMED_OUT (no answer within
+ * max.block.ms). With max.block.ms = 0 it returns 0 at once: the record then waits in the
+ * topic's queue for the I/O thread's answer. */
+static int topic_wait(struct rl_producer *p, struct ptopic *t)
+{
+    int64_t now = rlc_now_ms();
+    if (t->known || p->conf.max_block_ms == 0)
+        return 0;
+    int target = t->meta_tries;
+    if (t->meta_tries == 0 || now >= t->meta_next_ms) {
+        target = t->meta_tries + 1;
+        t->want_meta = true;
+        t->meta_next_ms = 0;
+        wake(p);
+        int64_t deadline = now + p->conf.max_block_ms;
+        struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+        while (!t->known && t->meta_tries < target && !p->stop) {
+            if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
+                rlc_now_ms() >= deadline)
+                break;
+        }
+    }
+    if (t->known)
+        return 0;
+    if (p->stop)
+        return send_fail(p, RL_E_CLOSED, "the producer is being destroyed");
+    if (t->meta_tries < target)
+        return send_fail(p, RL_E_TIMED_OUT, "no metadata for topic \"%s\" within "
+                         "max.block.ms=%d; is the broker overloaded? (max.block.ms=0 queues "
+                         "the record instead)", t->meta.name, p->conf.max_block_ms);
+    if (t->meta_error == RL_E_UNKNOWN_TOPIC)
+        return send_fail(p, RL_E_UNKNOWN_TOPIC, "topic \"%s\" does not exist; create it with: "
+                         "ringlog topic create %s --partitions N (or rl_admin_create_topic), or "
+                         "check the name", t->meta.name, t->meta.name);
+    int code = t->meta_error == RL_E_BROKER_UNAVAILABLE || rlc_connection_error(t->meta_error)
+                   ? RL_E_BROKER_UNAVAILABLE : t->meta_error;
+    return send_fail(p, code, "%s", t->meta_err);
 }
 
 /* Sequences count records and wrap from INT32_MAX to 0, as the broker expects. */
@@ -368,6 +497,7 @@ static int part_seal(struct rl_producer *p, struct ppart *pt)
     if (!b)
         return len;
     b->part = pt;
+    b->topic = pt->topic;
     b->seq = p->next_seq++;
     b->count = batch_builder_count(pt->bld);
     b->opaques = pt->opaques;
@@ -510,55 +640,133 @@ static long headers_in(const struct rl_message *m, struct batch_record_header *o
     return bytes;
 }
 
+/* Appends a record to the queue of a topic without metadata (lock held). One buffer per topic
+ * grows by doubling, so records do not cost an allocation each. */
+static int pend_push(struct rl_producer *p, struct ptopic *t, const struct rl_message *m,
+                     int64_t timestamp_ms, size_t mem)
+{
+    size_t need = sizeof(struct prec) + m->key_len + m->value_len;
+    for (uint32_t i = 0; i < m->header_count; i++)
+        need += sizeof(struct prec_hdr) + strlen(m->headers[i].key ? m->headers[i].key : "") +
+                m->headers[i].value_len;
+    need = (need + 7) & ~(size_t)7;
+    if (t->pend_len + need > t->pend_cap) {
+        if (t->pend_off) { /* drop the drained front first */
+            memmove(t->pend, t->pend + t->pend_off, t->pend_len - t->pend_off);
+            t->pend_len -= t->pend_off;
+            t->pend_off = 0;
+        }
+        size_t cap = t->pend_cap ? t->pend_cap : 4096;
+        while (cap < t->pend_len + need)
+            cap *= 2;
+        uint8_t *nb = cap != t->pend_cap ? realloc(t->pend, cap) : t->pend;
+        if (!nb)
+            return -ENOMEM;
+        t->pend = nb;
+        t->pend_cap = cap;
+    }
+    struct prec *r = (struct prec *)(t->pend + t->pend_len);
+    *r = (struct prec){
+        .deadline_ms = rlc_now_ms() + p->conf.delivery_timeout_ms, .timestamp_ms = timestamp_ms,
+        .opaque = m->opaque, .mem = mem, .size = (uint32_t)need, .partition = m->partition,
+        .key_len = m->key ? (uint32_t)m->key_len : 0,
+        .value_len = m->value ? (uint32_t)m->value_len : 0, .header_count = m->header_count,
+        .key_null = !m->key, .value_null = !m->value,
+    };
+    uint8_t *w = (uint8_t *)(r + 1);
+    if (r->key_len)
+        memcpy(w, m->key, r->key_len);
+    w += r->key_len;
+    if (r->value_len)
+        memcpy(w, m->value, r->value_len);
+    w += r->value_len;
+    for (uint32_t i = 0; i < m->header_count; i++) {
+        const struct rl_header *h = &m->headers[i];
+        struct prec_hdr ph = {.key_len = h->key ? (uint32_t)strlen(h->key) : 0,
+                              .value_len = h->value ? (int32_t)h->value_len : -1};
+        memcpy(w, &ph, sizeof(ph));
+        w += sizeof(ph);
+        memcpy(w, h->key ? h->key : "", ph.key_len);
+        w += ph.key_len;
+        if (ph.value_len > 0)
+            memcpy(w, h->value, (size_t)ph.value_len);
+        w += ph.value_len > 0 ? ph.value_len : 0;
+    }
+    t->pend_len += need;
+    t->pend_count++;
+    p->mem_used += mem;
+    p->pending++;
+    wake(p);
+    return 0;
+}
+
 int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m)
 {
     struct ptopic *t;
     struct batch_record_header hdrs[RL_MAX_HEADERS];
-    if (!m || !m->topic)
-        return RL_E_INVALID_ARGUMENT;
-    long hbytes = headers_in(m, hdrs);
-    if (hbytes < 0) {
-        rlc_set_err(p->err, sizeof(p->err), "bad headers: at most %d, each with a key",
-                    RL_MAX_HEADERS);
-        return (int)hbytes;
-    }
-    int rc = topic_get(p, m->topic, &t);
+    int rc = callback_guard(p, "rl_producer_send");
     if (rc)
         return rc;
+    if (!m || !m->topic)
+        return rlc_fail(p, RL_E_INVALID_ARGUMENT, "rl_producer_send: no topic");
+    long hbytes = headers_in(m, hdrs);
+    if (hbytes < 0)
+        return rlc_fail(p, (int)hbytes, "bad headers: at most %d, each with a key",
+                        RL_MAX_HEADERS);
+    size_t mem = m->key_len + m->value_len + (size_t)hbytes + RECORD_OVERHEAD;
+    pthread_mutex_lock(&p->lock);
     int32_t partition = m->partition;
     if (p->stop) {
-        rc = RL_E_CLOSED;
+        rc = send_fail(p, RL_E_CLOSED, "the producer is being destroyed");
         goto out;
     }
     if (p->fatal) {
-        rc = p->fatal; /* p->err already says why */
+        rc = rlc_fail(p, p->fatal, "%s", p->err);
         goto out;
     }
-    if (partition != RL_PARTITION_ANY && (partition < 0 || partition >= t->meta.partitions)) {
-        rlc_set_err(p->err, sizeof(p->err), "topic \"%s\" has no partition %d (it has %d)",
-                    m->topic, partition, t->meta.partitions);
-        rc = RL_E_UNKNOWN_PARTITION;
-        goto out;
-    }
-    size_t mem = m->key_len + m->value_len + (size_t)hbytes + RECORD_OVERHEAD;
-    rc = wait_memory(p, mem);
+    rc = topic_lookup(p, m->topic, &t);
+    if (rc == 0)
+        rc = topic_wait(p, t);
     if (rc)
         goto out;
+    if (t->known && partition != RL_PARTITION_ANY &&
+        (partition < 0 || partition >= t->meta.partitions)) {
+        rc = send_fail(p, RL_E_UNKNOWN_PARTITION, "topic \"%s\" has no partition %d (it has "
+                       "%d)", m->topic, partition, t->meta.partitions);
+        goto out;
+    }
+    rc = wait_memory(p, mem);
+    if (rc) {
+        rlc_fail(p, rc, "%s", p->err);
+        goto out;
+    }
+    int64_t ts_ms = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms_coarse();
+    if (!t->known || t->pend_count) { /* behind records still waiting for metadata */
+        /* The builder's exact check comes later; refuse what can never fit now. */
+        if (mem + RL_BATCH_HEADER_SIZE > p->conf.batch_size + RECORD_OVERHEAD) {
+            rc = send_fail(p, RL_E_BATCH_TOO_LARGE, "record of %zu bytes does not fit in a "
+                           "batch (batch.size=%zu); raise batch.size",
+                           m->key_len + m->value_len, p->conf.batch_size);
+            goto out;
+        }
+        rc = pend_push(p, t, m, ts_ms, mem);
+        if (rc)
+            send_fail(p, rc, "cannot queue record: %s", rl_strerror(rc));
+        goto out;
+    }
     if (partition == RL_PARTITION_ANY)
         partition = choose_partition(t, m->key, m->key_len);
     struct batch_record_in rec = {
         .key = m->key, .key_len = m->key ? m->key_len : 0, .value = m->value,
-        .value_len = m->value ? m->value_len : 0,
-        .timestamp = m->timestamp_ms > 0 ? m->timestamp_ms : rlc_wall_ms(),
+        .value_len = m->value ? m->value_len : 0, .timestamp = ts_ms,
         .headers = m->header_count ? hdrs : NULL, .header_count = m->header_count,
     };
     rc = part_add(p, &t->parts[partition], &rec, m->opaque, mem);
     if (rc == RL_E_BATCH_TOO_LARGE)
-        rlc_set_err(p->err, sizeof(p->err), "record of %zu bytes does not fit in a batch "
-                    "(batch.size=%zu); raise batch.size", m->key_len + m->value_len,
-                    p->conf.batch_size);
+        send_fail(p, rc, "record of %zu bytes does not fit in a batch (batch.size=%zu); raise "
+                  "batch.size", m->key_len + m->value_len, p->conf.batch_size);
     else if (rc)
-        rlc_set_err(p->err, sizeof(p->err), "cannot queue record: %s", rl_strerror(rc));
+        send_fail(p, rc, "cannot queue record: %s", rl_strerror(rc));
 out:
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -577,20 +785,28 @@ int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition
 
 int rl_producer_flush(struct rl_producer *p, int timeout_ms)
 {
-    if (timeout_ms < 0)
-        timeout_ms = p->conf.delivery_timeout_ms + p->conf.request_timeout_ms;
-    int64_t deadline = rlc_now_ms() + timeout_ms;
+    int rc = callback_guard(p, "rl_producer_flush");
+    if (rc)
+        return rc;
+    /* RL_TIMEOUT_INFINITE: until every record settled, which delivery.timeout.ms bounds. */
+    bool forever = timeout_ms < 0;
+    int64_t deadline = rlc_now_ms() + (forever ? 0 : timeout_ms);
     struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
-    int rc = 0;
     pthread_mutex_lock(&p->lock);
     p->flushers++;
     wake(p);
     while (p->pending > 0) {
-        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
-            rlc_now_ms() >= deadline) {
-            rlc_set_err(p->err, sizeof(p->err), "flush timed out after %d ms with %llu records "
-                        "not yet acknowledged", timeout_ms, (unsigned long long)p->pending);
-            rc = RL_E_TIMED_OUT;
+        if (forever) {
+            pthread_cond_wait(&p->cond, &p->lock);
+            continue;
+        }
+        if (rlc_now_ms() >= deadline ||
+            (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
+             rlc_now_ms() >= deadline)) {
+            if (p->pending == 0)
+                break;
+            rc = send_fail(p, RL_E_TIMED_OUT, "flush timed out after %d ms with %llu records "
+                           "not yet acknowledged", timeout_ms, (unsigned long long)p->pending);
             break;
         }
     }
@@ -609,9 +825,33 @@ void rl_producer_counts(struct rl_producer *p, uint64_t *acked, uint64_t *failed
     pthread_mutex_unlock(&p->lock);
 }
 
+int rl_producer_stats(struct rl_producer *p, struct rl_producer_stats *out, size_t size)
+{
+    if (!p || !out || size == 0)
+        return RL_E_INVALID_ARGUMENT;
+    struct rl_producer_stats st = {0};
+    pthread_mutex_lock(&p->lock);
+    st.in_flight_records = p->inflight_records;
+    st.queued_records = p->pending - p->inflight_records;
+    for (int i = 0; i < p->broker_count; i++)
+        st.in_flight_requests += p->brokers[i].req_count;
+    st.buffer_bytes = p->mem_used;
+    st.acked_records = p->acked;
+    st.failed_records = p->failed;
+    st.retries = p->retries;
+    st.requests = p->answered;
+    st.rtt_avg_us = p->answered ? p->rtt_sum_us / p->answered : 0;
+    st.rtt_max_us = p->rtt_max_us;
+    st.rtt_last_us = p->rtt_last_us;
+    pthread_mutex_unlock(&p->lock);
+    memcpy(out, &st, size < sizeof(st) ? size : sizeof(st));
+    return 0;
+}
+
 const char *rl_producer_last_error(struct rl_producer *p)
 {
-    return p->err;
+    const char *mine = rlc_thread_error(p);
+    return mine ? mine : p->err;
 }
 
 /* Frees a settled batch; its builder buffer goes back to the pool when there is room (lock
@@ -631,7 +871,10 @@ int rl_producer_destroy(struct rl_producer *p, int timeout_ms)
 {
     if (!p)
         return 0;
-    int rc = rl_producer_flush(p, timeout_ms);
+    int rc = callback_guard(p, "rl_producer_destroy");
+    if (rc)
+        return rc;
+    rc = rl_producer_flush(p, timeout_ms);
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     pthread_cond_broadcast(&p->cond);
@@ -645,7 +888,11 @@ int rl_producer_destroy(struct rl_producer *p, int timeout_ms)
             free(t->parts[j].opaques);
         }
         free(t->parts);
-        rlc_topic_free(&t->meta);
+        free(t->pend);
+        if (!t->known)
+            free(t->meta.name); /* a placeholder has only its name */
+        else
+            rlc_topic_free(&t->meta);
         free(t);
     }
     for (int i = 0; i < p->broker_count; i++)
@@ -772,6 +1019,7 @@ static void retry_or_fail(struct rl_producer *p, struct pbatch *b, int code, con
     struct ppart *pt = b->part;
     if (rlc_retriable(code) && now < b->deadline_ms && !p->stop && !p->fatal) {
         b->attempts++;
+        p->retries++;
         b->retry_at_ms = now + rlc_backoff_ms(b->attempts, p->conf.retry_backoff_ms,
                                               p->conf.retry_backoff_max_ms, rlc_rand(&p->rnd));
         requeue(pt, b);
@@ -808,7 +1056,10 @@ static void fail_conn(struct rl_producer *p, struct pbroker *br, int code, const
     while (br->req_count) {
         struct preq *r = &br->reqs[(br->req_head + br->req_count - 1) % MAX_INFLIGHT_REQS];
         for (int i = r->n - 1; i >= 0; i--) {
+            /* The request may have reached the broker: its batches may be in the log. */
+            r->batches[i]->maybe_written = true;
             r->batches[i]->part->inflight--;
+            p->inflight_records -= r->batches[i]->count;
             retry_or_fail(p, r->batches[i], code, msg, now, done);
         }
         br->req_count--;
@@ -821,6 +1072,117 @@ static void fail_conn(struct rl_producer *p, struct pbroker *br, int code, const
     for (int i = 0; i < p->topic_count; i++)
         p->topics[i]->refresh = true;
     rlc_set_err(p->err, sizeof(p->err), "%s", msg);
+}
+
+/* Makes a failure report for n consecutive records of a topic's metadata queue, starting at
+ * byte `off` (lock held). The records stay counted in mem_used and pending until settle. */
+static int pend_fail_run(struct rl_producer *p, struct ptopic *t, size_t off, uint32_t n,
+                         int code, const char *msg, int32_t partition, struct pbatch **done)
+{
+    struct pbatch *b = calloc(1, sizeof(*b));
+    void **opq = b && p->conf.delivery_cb ? malloc(sizeof(void *) * n) : NULL;
+    char *m = b ? strdup(msg) : NULL;
+    if (!b || !m || (p->conf.delivery_cb && !opq)) {
+        free(b);
+        free(opq);
+        free(m);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct prec *r = (const struct prec *)(t->pend + off);
+        if (opq)
+            opq[i] = r->opaque;
+        b->mem += r->mem;
+        off += r->size;
+    }
+    b->topic = t;
+    b->fail_partition = partition;
+    b->seq = p->next_seq++;
+    b->count = n;
+    b->opaques = opq;
+    b->error = code;
+    b->error_message = m;
+    p->mem_sealed += b->mem; /* settle takes it off with mem_used */
+    b->next = *done;
+    *done = b;
+    return 0;
+}
+
+/* Fails the records of a topic's metadata queue: all of them, or those past their delivery
+ * timeout (the queue is in send order, so they are a prefix) (lock held). */
+static void pend_expire(struct rl_producer *p, struct ptopic *t, bool all, int code,
+                        const char *msg, int64_t now, struct pbatch **done)
+{
+    uint32_t n = 0;
+    size_t off = t->pend_off, end = t->pend_off;
+    while (n < t->pend_count) {
+        const struct prec *r = (const struct prec *)(t->pend + end);
+        if (!all && r->deadline_ms > now)
+            break;
+        end += r->size;
+        n++;
+    }
+    if (n == 0 || pend_fail_run(p, t, off, n, code, msg, -1, done) != 0)
+        return; /* without memory for the report, the next pass tries again */
+    t->pend_off = end;
+    t->pend_count -= n;
+    if (t->pend_count == 0)
+        t->pend_off = t->pend_len = 0;
+}
+
+/* Moves a topic's queued records into its partitions once its metadata is known, in send
+ * order, keeping each record's delivery deadline (lock held). */
+static void pend_drain(struct rl_producer *p, struct ptopic *t, struct pbatch **done)
+{
+    struct batch_record_header hdrs[RL_MAX_HEADERS];
+    while (t->pend_count) {
+        const struct prec *r = (const struct prec *)(t->pend + t->pend_off);
+        const uint8_t *q = (const uint8_t *)(r + 1);
+        struct batch_record_in rec = {
+            .key = r->key_null ? NULL : q, .key_len = r->key_len,
+            .value = r->value_null ? NULL : q + r->key_len, .value_len = r->value_len,
+            .timestamp = r->timestamp_ms, .header_count = r->header_count,
+            .headers = r->header_count ? hdrs : NULL,
+        };
+        q += r->key_len + r->value_len;
+        for (uint32_t i = 0; i < r->header_count; i++) {
+            struct prec_hdr ph;
+            memcpy(&ph, q, sizeof(ph));
+            q += sizeof(ph);
+            hdrs[i] = (struct batch_record_header){
+                .key = q, .key_len = (int32_t)ph.key_len, .value = q + ph.key_len,
+                .value_len = ph.value_len};
+            q += ph.key_len + (ph.value_len > 0 ? (uint32_t)ph.value_len : 0);
+        }
+        int32_t part = r->partition;
+        int rc = RL_E_UNKNOWN_PARTITION;
+        char msg[300];
+        snprintf(msg, sizeof(msg), "topic \"%s\" has no partition %d (it has %d)",
+                 t->meta.name, part, t->meta.partitions);
+        if (part == RL_PARTITION_ANY)
+            part = choose_partition(t, rec.key, rec.key_len);
+        if (part >= 0 && part < t->meta.partitions) {
+            struct ppart *pt = &t->parts[part];
+            p->mem_used -= r->mem; /* part_add counts the record again */
+            p->pending--;
+            rc = part_add(p, pt, &rec, r->opaque, r->mem);
+            if (rc == 0 && r->deadline_ms < pt->open_deadline_ms)
+                pt->open_deadline_ms = r->deadline_ms;
+            if (rc) {
+                p->mem_used += r->mem;
+                p->pending++;
+                snprintf(msg, sizeof(msg), "%s", rc == RL_E_BATCH_TOO_LARGE ? "record does not "
+                         "fit in a batch; raise batch.size" : rl_strerror(rc));
+            }
+        }
+        if (rc && pend_fail_run(p, t, t->pend_off, 1, rc, msg, r->partition, done) != 0)
+            return; /* no memory for the report: the record stays queued */
+        t->pend_off += r->size;
+        t->pend_count--;
+    }
+    free(t->pend);
+    t->pend = NULL;
+    t->pend_len = t->pend_cap = t->pend_off = 0;
 }
 
 /* Seals lingering batches, expires old ones, notes which brokers have work (lock held). */
@@ -836,6 +1198,18 @@ static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
         p->brokers[i].want = false;
     for (int i = 0; i < p->topic_count; i++) {
         struct ptopic *t = p->topics[i];
+        if (t->pend_count) {
+            char msg[600];
+            snprintf(msg, sizeof(msg), "%s", p->stop ? "producer closed before the topic's "
+                     "metadata arrived" : p->fatal ? p->err : "");
+            if (!p->stop && !p->fatal)
+                snprintf(msg, sizeof(msg), "no metadata for topic \"%s\" within "
+                         "delivery.timeout.ms=%d; last error: %s", t->meta.name,
+                         p->conf.delivery_timeout_ms, t->meta_error
+                         ? t->meta_err : "no answer yet");
+            pend_expire(p, t, p->stop || p->fatal, p->stop ? RL_E_SHUTTING_DOWN
+                        : p->fatal ? p->fatal : RL_E_TIMED_OUT, msg, now, done);
+        }
         for (int32_t j = 0; j < t->meta.partitions; j++) {
             struct ppart *pt = &t->parts[j];
             if (pt->first_ms) {
@@ -903,10 +1277,58 @@ static int brokers_known(struct rl_producer *p)
     return n;
 }
 
+/* Asks for the metadata of topics that have none yet and records wait for it (or a sender
+ * does), with backoff between attempts (lock NOT held: the request waits on the network). The
+ * answer installs the partitions and moves the queued records into them; a broker saying the
+ * topic does not exist fails them (NOT_PERSISTED); no answer leaves them queued, bounded by
+ * their delivery timeout. Senders waiting in topic_wait are woken either way. */
+static void fetch_new_topics(struct rl_producer *p, int64_t now, struct pbatch **done)
+{
+    for (int i = 0; i < RLC_MAX_TOPICS; i++) {
+        pthread_mutex_lock(&p->lock);
+        struct ptopic *t = i < p->topic_count ? p->topics[i] : NULL;
+        bool go = t && !t->known && (t->want_meta || t->pend_count) && now >= t->meta_next_ms &&
+                  !p->stop;
+        bool again = t && t->meta_tries > 0;
+        pthread_mutex_unlock(&p->lock);
+        if (!t)
+            break;
+        if (!go)
+            continue;
+        struct rlc_topic m;
+        int rc = rlc_meta_topic(&p->meta, t->meta.name, again, &m);
+        pthread_mutex_lock(&p->lock);
+        if (rc == 0) {
+            rc = topic_install(p, t, &m);
+            rlc_topic_free(&m);
+        }
+        t->meta_tries++;
+        t->meta_error = rc;
+        t->want_meta = false;
+        t->meta_next_ms = rlc_now_ms() + rlc_backoff_ms(t->meta_tries, p->conf.retry_backoff_ms,
+                                                        p->conf.retry_backoff_max_ms,
+                                                        rlc_rand(&p->rnd));
+        if (rc == 0) {
+            RL_DEBUG("producer: metadata of %s: %d partitions", t->meta.name,
+                     t->meta.partitions);
+            pend_drain(p, t, done);
+        } else {
+            RL_DEBUG("producer: metadata of %s: %s", t->meta.name, p->meta.err);
+            rlc_set_err(t->meta_err, sizeof(t->meta_err), "%s", p->meta.err);
+            rlc_set_err(p->err, sizeof(p->err), "%s", p->meta.err);
+            if (rc == RL_E_UNKNOWN_TOPIC)
+                pend_expire(p, t, true, rc, p->meta.err, now, done);
+        }
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
 /* Refreshes stale topic metadata and opens connections that have work (lock NOT held: both may
  * wait on the network). */
-static void prepare_network(struct rl_producer *p, int64_t now)
+static void prepare_network(struct rl_producer *p, int64_t now, struct pbatch **done)
 {
+    fetch_new_topics(p, now, done);
     if (now - p->refreshed_ms >= p->conf.retry_backoff_ms) {
         for (int i = 0; i < RLC_MAX_TOPICS; i++) {
             pthread_mutex_lock(&p->lock);
@@ -915,7 +1337,7 @@ static void prepare_network(struct rl_producer *p, int64_t now)
             pthread_mutex_unlock(&p->lock);
             if (!t)
                 break;
-            if (!stale)
+            if (!stale || !t->known)
                 continue;
             struct rlc_topic m;
             p->refreshed_ms = now;
@@ -979,6 +1401,7 @@ static bool take_batch(struct rl_producer *p, struct ppart *pt, int bi, int64_t 
         pt->q_tail = NULL;
     b->next = NULL;
     pt->inflight++;
+    p->inflight_records += b->count;
     *bytes += b->len;
     r->batches[r->n++] = b;
     return r->n < MAX_REQ_BATCHES;
@@ -1068,6 +1491,7 @@ static void fill_requests(struct rl_producer *p, int64_t now, struct pbatch **do
             if (r->n == 0)
                 break;
             r->sent_ms = now;
+            r->sent_us = rlc_now_us();
             br->req_count++;
             int rc = queue_request(p, br, r);
             if (rc) {
@@ -1108,11 +1532,18 @@ static void handle_answer(struct rl_producer *p, struct pbroker *br, Ringlog__Re
     br->req_count--;
     if (resp->throttle_ms)
         br->next_try_ms = now + resp->throttle_ms;
+    uint64_t rtt = (uint64_t)(rlc_now_us() - r->sent_us);
+    p->answered++;
+    p->rtt_sum_us += rtt;
+    p->rtt_last_us = rtt;
+    if (rtt > p->rtt_max_us)
+        p->rtt_max_us = rtt;
     const Ringlog__ProduceResponse *pr =
         resp->body_case == RINGLOG__RESPONSE__BODY_PRODUCE ? resp->produce : NULL;
     for (int i = 0; i < r->n; i++) {
         struct pbatch *b = r->batches[i];
         b->part->inflight--;
+        p->inflight_records -= b->count;
         const Ringlog__ProducePartitionResult *res = resp->error_code ? NULL
                                                                       : find_result(pr, b);
         int code = resp->error_code ? resp->error_code : res ? res->error_code
@@ -1150,6 +1581,7 @@ static void settle_written(struct rl_producer *p, struct pbroker *br, struct pba
         struct preq *r = &br->reqs[br->req_head];
         for (int i = 0; i < r->n; i++) {
             r->batches[i]->part->inflight--;
+            p->inflight_records -= r->batches[i]->count;
             r->batches[i]->base_offset = -1;
             r->batches[i]->next = *done;
             *done = r->batches[i];
@@ -1224,10 +1656,16 @@ static void settle(struct rl_producer *p, struct pbatch *done)
         return;
     done = sort_by_seq(done);
     if (p->conf.delivery_cb) {
+        in_callback = p;
         for (struct pbatch *b = done; b; b = b->next) {
             struct rl_delivery d = {
-                .topic = b->part->topic->meta.name, .partition = b->part->id,
+                .topic = b->topic->meta.name, .partition = b->part ? b->part->id
+                                                                   : b->fail_partition,
                 .error = b->error, .error_message = b->error_message ? b->error_message : "",
+                .status = b->error ? (b->maybe_written ? RL_DELIVERY_POSSIBLY_PERSISTED
+                                                       : RL_DELIVERY_NOT_PERSISTED)
+                          : p->conf.acks == 0 ? RL_DELIVERY_POSSIBLY_PERSISTED
+                                              : RL_DELIVERY_PERSISTED,
             };
             for (uint32_t i = 0; i < b->count; i++) {
                 d.offset = b->error || b->base_offset < 0 ? -1 : b->base_offset + i;
@@ -1235,6 +1673,7 @@ static void settle(struct rl_producer *p, struct pbatch *done)
                 p->conf.delivery_cb(p->conf.delivery_ctx, &d);
             }
         }
+        in_callback = NULL;
     }
     pthread_mutex_lock(&p->lock);
     while (done) {
@@ -1368,6 +1807,8 @@ static void idem_init(struct rl_producer *p, int64_t now)
 static void *io_main(void *arg)
 {
     struct rl_producer *p = arg;
+    struct rlc_log_scope ls; /* this thread logs through the producer's log settings */
+    rlc_log_enter(&p->conf, &ls);
     for (;;) {
         struct pbatch *done = NULL;
         pthread_mutex_lock(&p->lock);
@@ -1386,7 +1827,7 @@ static void *io_main(void *arg)
             break;
         done = NULL;
         idem_init(p, rlc_now_ms());
-        prepare_network(p, rlc_now_ms());
+        prepare_network(p, rlc_now_ms(), &done);
         pthread_mutex_lock(&p->lock);
         now = rlc_now_ms();
         fill_requests(p, now, &done);

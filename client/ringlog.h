@@ -10,8 +10,9 @@
  *  - Functions return 0 (or a count) on success and a negative code on failure: -errno for an
  *    operating-system failure, RL_E_* (in [-5999, -5000]) for ringlog's own. rl_strerror()
  *    explains any of them; the same numbers travel in broker responses, so a client sees exactly
- *    the code the broker answered with. Handles also keep the last error's full message (with
- *    the broker's own text when it sent one): rl_*_last_error().
+ *    the code the broker answered with (enum rl_error below). Each thread keeps the message
+ *    of its last failed call (with the broker's own text when it sent one): rl_last_error(),
+ *    and per handle rl_*_last_error().
  *  - Ownership: the library never keeps a pointer the caller passed in after the call returns,
  *    except where a function says so. Pointers the library returns belong to the handle and stay
  *    valid for the period each function states.
@@ -20,7 +21,9 @@
  *    rl_producer_flush at once. A consumer and an admin handle are single-threaded objects: use
  *    each from one thread at a time (different handles on different threads are independent).
  *  - Blocking: calls that talk to a broker block the calling thread, each bounded by a timeout
- *    (request.timeout.ms unless the call takes its own). None blocks forever.
+ *    (request.timeout.ms unless the call takes its own; RL_TIMEOUT_INFINITE below says what a
+ *    timeout argument means). None blocks forever. rl_producer_send blocks at most max.block.ms,
+ *    and not at all with max.block.ms=0.
  *
  * Build with `pkg-config --cflags --libs ringlog`.
  */
@@ -43,36 +46,182 @@ extern "C" {
 /* Partition argument of rl_producer_send: let the topic's partitioner choose. */
 #define RL_PARTITION_ANY (-1)
 
+/* Timeouts: every timeout_ms argument of this API means the same thing. A positive value
+ * waits at most that many milliseconds, 0 does not wait (only checks), and RL_TIMEOUT_INFINITE
+ * (any negative value) waits until the call's work is done. Where the library bounds that work
+ * itself (a record settles within delivery.timeout.ms), "infinite" still ends. */
+#ifndef RL_TIMEOUT_INFINITE
+#define RL_TIMEOUT_INFINITE (-1)
+#endif
+
+/* --- errors ------------------------------------------------------------------------------------
+ *
+ * Every function that can fail returns 0 (or a count) on success and a negative code: -errno
+ * for an operating-system failure (-ENOMEM, -EDEADLK...) or one of enum rl_error, ringlog's own
+ * codes, in [-5999, -5000] so they never collide with an errno. They are the numbers the broker
+ * sends in its answers, unchanged: the list is generated from the broker's (common/err.h) and a
+ * build-time check keeps them equal. Numbers never change; new codes are appended.
+ *
+ * What to do with a code: rl_error_is_retriable() says the same call may succeed if repeated
+ * later (the library has usually retried already, within its timeouts); rl_error_is_fatal()
+ * says the handle cannot do its work any more (a fenced producer, a broker too old): destroy it
+ * and create a new one. A code that is neither is a problem with this call's input or state
+ * (an unknown topic, an invalid argument), which repeating will not fix.
+ */
+#ifndef RL_ERROR_ENUM_DEFINED
+#define RL_ERROR_ENUM_DEFINED
+/* BEGIN rl_error: generated from common/err.h by tools/gen_errors.sh; do not edit */
+enum rl_error {
+    RL_E_INVALID_ARGUMENT = -5000, /**< invalid argument */
+    RL_E_CORRUPT = -5001, /**< data is corrupt (checksum or structure mismatch) */
+    RL_E_FULL = -5002, /**< buffer or queue is full; retry after in-flight work completes */
+    RL_E_TIMED_OUT = -5003, /**< operation timed out */
+    RL_E_SHUTTING_DOWN = -5004, /**< shutting down; no new work is accepted */
+    RL_E_CLOSED = -5005, /**< object is closed */
+    RL_E_NOT_FOUND = -5006, /**< not found */
+    RL_E_EXISTS = -5007, /**< already exists */
+    RL_E_LIMIT = -5008, /**< a configured limit was reached */
+    RL_E_INTERNAL = -5009, /**< internal error (a bug); see the broker log */
+    RL_E_BATCH_SHORT = -5100, /**< batch is shorter than its header or its stated length */
+    RL_E_BATCH_MAGIC = -5101, /**< batch has an unknown magic byte (expected 2) */
+    RL_E_BATCH_LENGTH = -5102, /**< batch length field is out of range */
+    RL_E_BATCH_CHECKSUM = -5103, /**< batch checksum mismatch: the bytes were damaged */
+    RL_E_BATCH_VARINT = -5104, /**< batch record has a malformed varint */
+    RL_E_BATCH_DECOMPRESS = -5105, /**< batch records failed to decompress */
+    RL_E_BATCH_COUNT = -5106, /**< batch record count does not match its records */
+    RL_E_BATCH_CODEC = -5107, /**< batch uses an unsupported compression codec */
+    RL_E_BATCH_RECORD = -5108, /**< batch record is malformed (lengths exceed the record) */
+    RL_E_BATCH_TOO_LARGE = -5109, /**< batch exceeds the maximum size */
+    RL_E_BATCH_EMPTY = -5110, /**< batch holds no records */
+    RL_E_BATCH_OFFSETS = -5111, /**< batch offset deltas are not 0..record_count-1 in order */
+    RL_E_BATCH_DECOMPRESS_LIMIT = -5112, /**< batch records decompress past the size limit; send
+        smaller batches (lower batch.size) */
+    RL_E_BATCH_FLAGS = -5113, /**< batch sets flags a producer may not (control, log-append time
+        or reserved bits); send codec bits only */
+    RL_E_BATCH_RECORD_ATTRIBUTES = -5114, /**< batch record attributes byte is not 0 (it is
+        reserved in v2 records); the producer must write 0 */
+    RL_E_BATCH_HEADERS = -5115, /**< batch record headers are malformed (count or lengths exceed
+        the record, or a null key) */
+    RL_E_BATCH_FIRST_TIMESTAMP = -5116, /**< batch first_timestamp is not its first record's
+        timestamp (record 0 needs timestamp delta 0) */
+    RL_E_BATCH_MAX_TIMESTAMP = -5117, /**< batch max_timestamp is not the largest record
+        timestamp; the producer must set it from the records */
+    RL_E_BATCH_TIMESTAMP_RANGE = -5118, /**< batch record timestamp is negative or overflows;
+        timestamps are milliseconds since 1970 */
+    RL_E_BATCH_TIMESTAMP_FUTURE = -5119, /**< record timestamp is too far ahead of the broker's
+        clock (message.timestamp.after.max.ms); fix the producer's clock, and send milliseconds,
+        not micro- or nanoseconds */
+    RL_E_BATCH_TIMESTAMP_PAST = -5120, /**< record timestamp is older than the broker accepts
+        (message.timestamp.before.max.ms); fix the producer's clock or its timestamps */
+    RL_E_OFFSET_OUT_OF_RANGE = -5200, /**< offset is outside the log (before log start or after
+        end) */
+    RL_E_LOG_FAILED = -5201, /**< log refused the write after an earlier I/O failure; restart
+        needed */
+    RL_E_LOG_CLOSED = -5202, /**< log is closed */
+    RL_E_SEGMENT_FULL = -5203, /**< segment is full */
+    RL_E_STALE_OFFSET = -5204, /**< batch base offset does not follow the log end offset */
+    RL_E_DISK_FULL = -5205, /**< disk full (no space left on device): appends resume by
+        themselves once space is freed (delete topics, lower retention, or grow the volume);
+        reads continue */
+    RL_E_FRAME_TOO_LARGE = -5300, /**< frame exceeds the maximum frame size */
+    RL_E_FRAME_MALFORMED = -5301, /**< frame could not be decoded */
+    RL_E_UNSUPPORTED_VERSION = -5302, /**< unsupported protocol version */
+    RL_E_UNKNOWN_API = -5303, /**< unknown request type */
+    RL_E_INVALID_REQUEST = -5304, /**< request is invalid */
+    RL_E_UNKNOWN_TOPIC = -5305, /**< topic does not exist */
+    RL_E_UNKNOWN_PARTITION = -5306, /**< partition does not exist */
+    RL_E_TOPIC_EXISTS = -5307, /**< topic already exists */
+    RL_E_INVALID_TOPIC_NAME = -5308, /**< invalid topic name (1-249 chars of [A-Za-z0-9._-]) */
+    RL_E_INVALID_PARTITIONS = -5309, /**< invalid partition count */
+    RL_E_INVALID_REPLICATION = -5310, /**< invalid replication factor */
+    RL_E_INVALID_CONFIG = -5311, /**< invalid configuration */
+    RL_E_MESSAGE_TOO_LARGE = -5312, /**< batch is larger than the topic's max.message.bytes */
+    RL_E_NOT_LEADER = -5313, /**< this broker is not the leader for the partition */
+    RL_E_TOO_MANY_CONNECTIONS = -5314, /**< broker connection limit reached */
+    RL_E_THROTTLED = -5315, /**< broker is over its memory budget; retry after the throttle time */
+    RL_E_REQUEST_TIMED_OUT = -5316, /**< request timed out in the broker */
+    RL_E_BROKER_UNAVAILABLE = -5317, /**< broker is not reachable */
+    RL_E_INVALID_SPLITS = -5318, /**< range split keys must be sorted, distinct and partitions-1
+        long */
+    RL_E_INTERNAL_TOPIC = -5330, /**< topic is internal to the broker (names starting with __):
+        clients may not produce to, delete or reconfigure it */
+    RL_E_DATA_DIR_LOCKED = -5331, /**< data directory is in use by another ringlogd process */
+    RL_E_OUT_OF_ORDER_SEQUENCE = -5400, /**< producer sequence has a gap */
+    RL_E_DUPLICATE_SEQUENCE = -5401, /**< producer sequence is a duplicate */
+    RL_E_PRODUCER_FENCED = -5402, /**< producer epoch is older than the current one (fenced) */
+    RL_E_UNKNOWN_PRODUCER_ID = -5403, /**< producer id is unknown */
+    RL_E_INVALID_PRODUCER_EPOCH = -5404, /**< producer epoch is invalid */
+    RL_E_COORDINATOR_NOT_AVAILABLE = -5500, /**< group coordinator is not available; retry */
+    RL_E_NOT_COORDINATOR = -5501, /**< this broker is not the group's coordinator */
+    RL_E_UNKNOWN_MEMBER_ID = -5502, /**< unknown group member id; rejoin the group */
+    RL_E_ILLEGAL_GENERATION = -5503, /**< stale group generation; rejoin the group */
+    RL_E_REBALANCE_IN_PROGRESS = -5504, /**< group is rebalancing; rejoin the group */
+    RL_E_GROUP_ID_NOT_FOUND = -5505, /**< group does not exist */
+    RL_E_INVALID_SESSION_TIMEOUT = -5506, /**< session timeout is outside the broker's allowed
+        range */
+    RL_E_INCONSISTENT_PROTOCOL = -5507, /**< member's assignors share none with the group */
+    RL_E_INVALID_GROUP_ID = -5508, /**< invalid group id */
+    RL_E_RAFT_NOT_LEADER = -5600, /**< raft node is not the leader */
+    RL_E_RAFT_DROPPED = -5601, /**< raft proposal was dropped (leadership changed) */
+    RL_E_RAFT_CONF_PENDING = -5602, /**< a membership change is already in progress */
+    RL_E_RAFT_TRANSFERRING = -5603, /**< leadership transfer in progress */
+    RL_E_RAFT_CATCHING_UP = -5604, /**< the new configuration's voters lag behind the commit
+        index; retry once they have caught up */
+};
+/* END rl_error */
+#endif
+
 /* Message for any return code: 0, -errno or RL_E_*. Static storage; never NULL. */
 const char *rl_strerror(int code);
 /* Symbolic name of a code ("UNKNOWN_TOPIC", "ECONNREFUSED", "OK"). Static; never NULL. */
 const char *rl_error_name(int code);
+/* 1 when repeating the operation later may succeed: connection loss, no leader yet, broker
+ * unavailable or throttling, timeouts, a rebalance in progress. 0 otherwise (also for 0). */
+int rl_error_is_retriable(int code);
+/* 1 when the handle that returned the code can do no more work and should be destroyed:
+ * RL_E_PRODUCER_FENCED, RL_E_INVALID_PRODUCER_EPOCH, RL_E_UNSUPPORTED_VERSION, RL_E_UNKNOWN_API
+ * (the broker lacks an API the handle needs). 0 otherwise. */
+int rl_error_is_fatal(int code);
+/* The message of the calling thread's most recent failed libringlog call (any handle), with
+ * the broker's own text when it sent one; "" when none failed yet. Thread-local storage, valid
+ * until the thread's next failing call. Never NULL. */
+const char *rl_last_error(void);
 /* The library version, "0.1.0". Static. */
 const char *rl_version(void);
 
 /* --- configuration ---------------------------------------------------------------------------
  *
- * A configuration is a set of `key = value` strings, checked when set. Keys (defaults):
+ * A configuration is a set of `key = value` strings, checked when set; settings that contradict
+ * each other are refused when a handle is created (see rl_conf_check). Keys carry Kafka's names
+ * where Kafka has the setting; the names of ringlog 0.1 still work as aliases (in brackets).
+ * Keys (defaults):
  *   bootstrap.servers      brokers to start from, "host:port,..." (127.0.0.1:9400)
  *   client.id              sent with every request (ringlog)
  *   request.timeout.ms     bound on each request to a broker (30000)
- *   connect.timeout.ms     bound on a TCP connect (5000)
+ *   socket.connection.setup.timeout.ms  bound on a TCP connect (5000) [connect.timeout.ms]
+ *   log.level              debug, info, warn, error or off: the least severe message the
+ *                          handle logs (the RINGLOG_LOG environment variable, else info); see
+ *                          rl_conf_set_log_cb
  *   retry.backoff.ms       first retry delay; doubles per attempt, full jitter (100)
  *   retry.backoff.max.ms   cap of the retry delay (1000)
  *  producer:
  *   acks                   0, 1 or all (1)
  *   batch.size             max uncompressed record bytes per batch and partition (262144)
  *   linger.ms              how long a partition's batch waits for more records (5)
- *   compression            none or zstd (none)
- *   compression.level      zstd level, 1 fastest (1)
+ *   compression.type       none or zstd (none) [compression]
+ *   compression.zstd.level zstd level, 1 fastest (1) [compression.level]
  *   buffer.memory          bound on bytes of records not yet acknowledged (67108864)
- *   max.block.ms           how long rl_producer_send waits for buffer space (60000)
+ *   max.block.ms           how long rl_producer_send may wait: for buffer space, and for a new
+ *                          topic's metadata; 0 makes send never block (see rl_producer_send)
+ *                          (60000)
  *   delivery.timeout.ms    bound on a record's whole life: batching, retries, answers (120000)
- *   max.in.flight          produce requests in flight per broker connection, 1..5 (5)
+ *   max.in.flight.requests.per.connection  produce requests in flight per broker connection,
+ *                          1..5 (5) [max.in.flight]
  *   max.in.flight.per.partition  batches in flight per partition, 1..5; with idempotence
  *                          order is kept through retries; without it, above 1 a retry may
  *                          reorder records of that partition (5)
- *   enable.idempotence     true or false (true; off when acks=0): each batch carries the
+ *   enable.idempotence     true or false (true; reads false with acks=0 unless set, and set
+ *                          to true with acks=0 it is refused): each batch carries the
  *                          producer id, epoch and a per-partition sequence, so the broker
  *                          appends a retried batch once and keeps a partition's batches in
  *                          order; see "producer" below
@@ -87,7 +236,8 @@ const char *rl_version(void);
  *  consumer groups (rl_consumer_subscribe):
  *   group.id               the group to join ("": none)
  *   session.timeout.ms     the coordinator drops a member it has not heard from this long (10000)
- *   heartbeat.interval.ms  how often the consumer's heartbeat thread heartbeats (3000)
+ *   heartbeat.interval.ms  how often the consumer's heartbeat thread heartbeats; must be below
+ *                          session.timeout.ms (3000)
  *   max.poll.interval.ms   a member that does not call rl_consumer_poll for this long leaves
  *                          the group (its next poll gets LOST, then rejoins) (300000)
  *   rebalance.timeout.ms   how long a rebalance waits for members to rejoin (30000)
@@ -111,22 +261,69 @@ void rl_conf_destroy(struct rl_conf *conf);
 int rl_conf_set(struct rl_conf *conf, const char *key, const char *value, char *err,
                 size_t errlen);
 
-/* Reads a key's current value into buf. Returns 0, or RL_E_NOT_FOUND for an unknown key. */
+/* Reads a key's current value (or an alias's) into buf, NUL-terminated when buflen > 0.
+ * Returns 0, RL_E_NOT_FOUND for an unknown key, or RL_E_FULL when the value did not fit (buf
+ * then holds as much as fits; rl_conf_get_size says how much is needed). */
 int rl_conf_get(const struct rl_conf *conf, const char *key, char *buf, size_t buflen);
+
+/* The buffer size rl_conf_get needs for key's value, counting the terminating NUL; 0 for an
+ * unknown key. */
+size_t rl_conf_get_size(const struct rl_conf *conf, const char *key);
+
+/* Checks the settings against each other, as rl_producer_new does (and a consumer should be
+ * created only from a configuration that passes): heartbeat.interval.ms below
+ * session.timeout.ms, retry.backoff.ms at most retry.backoff.max.ms, enable.idempotence=true
+ * not combined with acks=0. Returns 0, or RL_E_INVALID_CONFIG with a message naming both keys
+ * and the fix in err (errlen bytes; err may be NULL). */
+int rl_conf_check(const struct rl_conf *conf, char *err, size_t errlen);
+
+/* --- logging ---------------------------------------------------------------------------------
+ *
+ * The library logs what an operator may want to know (connections lost and regained, metadata
+ * refreshes at debug level). Without a callback, messages go to stderr, one line each. */
+enum rl_loglevel {
+    RL_LOGLEVEL_DEBUG = 0,
+    RL_LOGLEVEL_INFO = 1,
+    RL_LOGLEVEL_WARN = 2,
+    RL_LOGLEVEL_ERROR = 3,
+};
+
+/* Receives each message at or above log.level of a handle made from this configuration.
+ * Called on whichever thread logs (the producer's I/O thread, or the thread calling into a
+ * consumer or admin handle); message is valid during the call only and has no newline. It
+ * must not call back into the handle that logs. */
+typedef void (*rl_log_cb)(void *ctx, int level, const char *message);
+
+/* Stores the log callback and its context (NULL cb: back to stderr). */
+void rl_conf_set_log_cb(struct rl_conf *conf, rl_log_cb cb, void *ctx);
+
+/* Whether a record is in the log, as far as the producer can know (librdkafka's message
+ * status). A failed record that was never sent, or that the broker refused, is NOT_PERSISTED;
+ * one whose request went out and got no answer (connection lost, timed out) may be in the log:
+ * POSSIBLY_PERSISTED, and a consumer may yet see it. With acks=0 success is only POSSIBLY. */
+enum rl_delivery_status {
+    RL_DELIVERY_NOT_PERSISTED = 0,
+    RL_DELIVERY_POSSIBLY_PERSISTED = 1,
+    RL_DELIVERY_PERSISTED = 2,
+};
 
 /* A record's fate, passed to the delivery callback. Pointers are valid only during the call. */
 struct rl_delivery {
     const char *topic;
-    int32_t partition;
+    int32_t partition; /* -1 when the record failed before a partition was chosen */
     int64_t offset; /* the record's offset when error == 0; -1 otherwise (or when acks=0) */
     int error;      /* 0 when the broker acknowledged the record */
     const char *error_message; /* "" on success; the broker's message or the library's */
     void *opaque;   /* what was given to rl_producer_send */
+    enum rl_delivery_status status;
 };
 
-/* Called once per record sent, on the producer's background thread, in the order the records of
- * a partition were sent. It must not block for long and must not call rl_producer_send,
- * rl_producer_flush or rl_producer_destroy of the same producer (they wait for this thread). */
+/* Called once per record sent, on the producer's I/O thread (never on the thread that sent),
+ * in the order the records of a partition were sent. It should return quickly: while it runs
+ * no answer is read and no batch is sent. It must not call rl_producer_send,
+ * rl_producer_flush or rl_producer_destroy of the same producer: they would wait for the
+ * thread that runs the callback, so they return -EDEADLK at once instead (with a message in
+ * rl_last_error). */
 typedef void (*rl_delivery_cb)(void *ctx, const struct rl_delivery *d);
 
 /* Stores the delivery callback and its context (the library keeps ctx; the caller keeps it
@@ -202,12 +399,25 @@ struct rl_producer *rl_producer_new(const struct rl_conf *conf, char *err, size_
  * partition per batch) or an explicit partition. key may be NULL (no key); value may be NULL
  * (a tombstone). timestamp_ms <= 0 means now. Key and value are copied before it returns.
  *
- * Blocks: the first record for a topic fetches its metadata (bounded by request.timeout.ms);
- * when buffer.memory is used up it waits up to max.block.ms for acknowledgements to free space.
- * Returns 0 when queued (the delivery callback will report the outcome), or: RL_E_FULL (buffer
- * still full after max.block.ms), RL_E_UNKNOWN_TOPIC, RL_E_UNKNOWN_PARTITION,
- * RL_E_BATCH_TOO_LARGE (one record larger than batch.size), RL_E_BROKER_UNAVAILABLE,
- * RL_E_CLOSED (the producer is being destroyed). No callback runs for a record that was refused. */
+ * Blocks at most max.block.ms. The I/O thread fetches each new topic's metadata; once it is
+ * known, records queue through broker outages (bounded by buffer.memory and
+ * delivery.timeout.ms). Before that, it depends on max.block.ms:
+ *  - max.block.ms > 0 (the default): send waits for the metadata answer and fails when there is
+ *    none: RL_E_UNKNOWN_TOPIC (the broker does not have it), RL_E_BROKER_UNAVAILABLE (no broker
+ *    reachable), RL_E_TIMED_OUT (no answer within max.block.ms). When buffer.memory is used up,
+ *    send waits up to max.block.ms for acknowledgements to free space, then fails with
+ *    RL_E_FULL.
+ *  - max.block.ms = 0 (non-blocking): send never waits. A record for a topic whose metadata is
+ *    pending waits in a queue of its own (counted in buffer.memory) and goes out once a broker
+ *    answers; an unknown topic, or no answer within delivery.timeout.ms, fails it through the
+ *    delivery callback. The only failure the network can cause is RL_E_FULL, at once.
+ *
+ * Returns 0 when queued (the delivery callback will report the outcome), or: RL_E_FULL,
+ * RL_E_UNKNOWN_TOPIC, RL_E_BROKER_UNAVAILABLE, RL_E_TIMED_OUT (see above),
+ * RL_E_UNKNOWN_PARTITION (an explicit partition the known topic lacks), RL_E_BATCH_TOO_LARGE
+ * (one record larger than batch.size), RL_E_INVALID_ARGUMENT, RL_E_CLOSED (the producer is being
+ * destroyed), a fatal code (RL_E_PRODUCER_FENCED...), or -EDEADLK from inside a delivery
+ * callback. No callback runs for a record that was refused. */
 int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition,
                      const void *key, size_t key_len, const void *value, size_t value_len,
                      int64_t timestamp_ms, void *opaque);
@@ -241,21 +451,44 @@ struct rl_message {
 int rl_producer_send_message(struct rl_producer *p, const struct rl_message *m);
 
 /* Sends every queued record now and waits until each has been acknowledged or has failed (its
- * callback has run), or timeout_ms passes (< 0: wait up to delivery.timeout.ms). Returns 0, or
- * RL_E_TIMED_OUT. Records sent by other threads during the flush are waited for as well. */
+ * callback has run), or timeout_ms passes (RL_TIMEOUT_INFINITE: until every record settled,
+ * which delivery.timeout.ms bounds). Returns 0, RL_E_TIMED_OUT, or -EDEADLK from inside a
+ * delivery callback. Records sent by other threads during the flush are waited for as well. */
 int rl_producer_flush(struct rl_producer *p, int timeout_ms);
 
 /* Counters since the producer started: records acknowledged and records failed. */
 void rl_producer_counts(struct rl_producer *p, uint64_t *acked, uint64_t *failed);
 
-/* Flushes (up to timeout_ms; < 0 as in flush), then fails what is left with RL_E_SHUTTING_DOWN
+/* A snapshot of a producer's work. Fields may be added at the end; pass sizeof(struct
+ * rl_producer_stats) so an older program keeps working with a newer library. */
+struct rl_producer_stats {
+    uint64_t queued_records;    /* accepted, not yet in a request (waiting for metadata, a
+                                 * leader, linger.ms or a free slot) */
+    uint64_t in_flight_records; /* in requests sent and not yet answered */
+    uint64_t in_flight_requests;
+    uint64_t buffer_bytes;      /* of buffer.memory, in use by records not yet settled */
+    uint64_t acked_records;     /* since the producer started */
+    uint64_t failed_records;
+    uint64_t retries;           /* batches sent again after a retriable failure */
+    uint64_t requests;          /* produce requests answered */
+    uint64_t rtt_avg_us;        /* request round trip, send to answer, over all answers */
+    uint64_t rtt_max_us;
+    uint64_t rtt_last_us;
+};
+
+/* Fills *out (size bytes of it: sizeof(*out)). Returns 0, or RL_E_INVALID_ARGUMENT. */
+int rl_producer_stats(struct rl_producer *p, struct rl_producer_stats *out, size_t size);
+
+/* Flushes (up to timeout_ms, as in flush), then fails what is left with RL_E_SHUTTING_DOWN
  * through the callback, stops the I/O thread and frees everything. Returns the flush result.
- * p is invalid afterwards. */
+ * p is invalid afterwards. From inside a delivery callback it returns -EDEADLK and does
+ * nothing. */
 int rl_producer_destroy(struct rl_producer *p, int timeout_ms);
 
-/* The message of the producer's most recent failure, whichever thread met it (a refused send,
- * a failed flush, a record the I/O thread gave up on). Owned by p; read it right after the
- * failing call, since another thread's failure may overwrite it. Never NULL. */
+/* The message of the last failure the calling thread met in a call on this producer (a refused
+ * send, a failed flush); when this thread has none, the producer's latest failure from any
+ * thread (a record the I/O thread gave up on). Owned by the library; valid until the thread's
+ * next call on p. Never NULL. */
 const char *rl_producer_last_error(struct rl_producer *p);
 
 /* --- consumer ---------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ struct batch_builder {
     int64_t producer_id;
     int16_t producer_epoch;
     int32_t base_sequence;
+    uint32_t zstd_skip; /* batches left to send uncompressed after one that did not shrink */
 };
 
 struct batch_builder *batch_builder_create(size_t max_batch_bytes, enum batch_codec codec,
@@ -326,7 +327,9 @@ int batch_builder_finish(struct batch_builder *b, const uint8_t **out)
     uint8_t *dst = b->buf;
     size_t section = b->records_len;
     uint16_t flags = BATCH_CODEC_NONE;
-    if (b->codec == BATCH_CODEC_ZSTD && section > 1) {
+    if (b->codec == BATCH_CODEC_ZSTD && b->zstd_skip > 0) {
+        b->zstd_skip--;
+    } else if (b->codec == BATCH_CODEC_ZSTD && section > 1) {
         /* Give zstd one byte less than the input: if the result does not fit, compression
          * does not pay, and the records go out as they are. */
         size_t n = ZSTD_compress2(b->cctx, b->zbuf + RL_BATCH_HEADER_SIZE, section - 1,
@@ -336,6 +339,12 @@ int batch_builder_finish(struct batch_builder *b, const uint8_t **out)
             section = n;
             flags = BATCH_CODEC_ZSTD;
         }
+        /* Incompressible records (already compressed or encrypted payloads) cost a full
+         * compression pass per batch for nothing: after a batch that saved less than
+         * 1/BATCH_ZSTD_MIN_SAVING, the next BATCH_ZSTD_GIVE_UP batches go out as they are,
+         * then zstd is tried again (the records may have changed). */
+        if (ZSTD_isError(n) || n > b->records_len - b->records_len / BATCH_ZSTD_MIN_SAVING)
+            b->zstd_skip = BATCH_ZSTD_GIVE_UP;
     }
     uint32_t batch_len = (uint32_t)(RL_BATCH_HEADER_SIZE + section);
     header_write(dst, b, batch_len, flags);

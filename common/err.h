@@ -8,7 +8,8 @@
  * so a client sees exactly what the broker saw.
  *
  * Adding a code: append it to its group in RL_ERROR_LIST with a fresh number; never renumber,
- * since the numbers travel on the wire and are written in logs.
+ * since the numbers travel on the wire and are written in logs. Then run
+ * `sh tools/gen_errors.sh --write` so client/ringlog.h publishes it (the build fails until then).
  */
 #ifndef RL_COMMON_ERR_H
 #define RL_COMMON_ERR_H
@@ -90,6 +91,9 @@
     X(REQUEST_TIMED_OUT, -5316, "request timed out in the broker")                              \
     X(BROKER_UNAVAILABLE, -5317, "broker is not reachable")                                     \
     X(INVALID_SPLITS, -5318, "range split keys must be sorted, distinct and partitions-1 long") \
+    X(INTERNAL_TOPIC, -5330, "topic is internal to the broker (names starting with __): "     \
+      "clients may not produce to, delete or reconfigure it")                                   \
+    X(DATA_DIR_LOCKED, -5331, "data directory is in use by another ringlogd process")          \
     /* idempotent producers */                                                                  \
     X(OUT_OF_ORDER_SEQUENCE, -5400, "producer sequence has a gap")                              \
     X(DUPLICATE_SEQUENCE, -5401, "producer sequence is a duplicate")                            \
@@ -114,11 +118,16 @@
     X(RAFT_CATCHING_UP, -5604, "the new configuration's voters lag behind the commit index; "   \
                                "retry once they have caught up")
 
+/* client/ringlog.h publishes the same enum (generated from this list by tools/gen_errors.sh,
+ * checked at build time by client/error.c); whichever header comes first defines it. */
+#ifndef RL_ERROR_ENUM_DEFINED
+#define RL_ERROR_ENUM_DEFINED
 enum rl_error {
 #define RL_ERR_ENUM(name, num, msg) RL_E_##name = (num),
     RL_ERROR_LIST(RL_ERR_ENUM)
 #undef RL_ERR_ENUM
 };
+#endif
 
 /* Message for any return code: 0, -errno, or RL_E_*. Never NULL; static storage. */
 const char *rl_strerror(int code);

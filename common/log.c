@@ -73,13 +73,31 @@ static void log_vwrite(enum rl_log_level level, const char *file, int line, cons
     (void)w;
 }
 
+static __thread struct rl_log_sink thread_sink;
+
+void rl_log_swap_thread_sink(const struct rl_log_sink *sink, struct rl_log_sink *old)
+{
+    if (old)
+        *old = thread_sink;
+    if (sink)
+        thread_sink = *sink;
+    else
+        memset(&thread_sink, 0, sizeof(thread_sink));
+}
+
 void rl_log_write(enum rl_log_level level, const char *file, int line, const char *fmt, ...)
 {
-    if (level < rl_log_get_level())
+    if (level < (thread_sink.set ? thread_sink.level : rl_log_get_level()))
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_vwrite(level, file, line, fmt, ap);
+    if (thread_sink.set && thread_sink.fn) {
+        char msg[1024];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        thread_sink.fn(thread_sink.ctx, (int)level, msg);
+    } else {
+        log_vwrite(level, file, line, fmt, ap);
+    }
     va_end(ap);
 }
 

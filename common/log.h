@@ -19,6 +19,20 @@ enum rl_log_level rl_log_get_level(void);
 void rl_log_write(enum rl_log_level level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A per-thread destination for messages (libringlog's log callback): while set on a thread,
+ * that thread's messages at or above `level` go to fn (or to stderr when fn is NULL) instead of
+ * being filtered by the process-wide level. message has no newline and is valid during the call. */
+typedef void (*rl_log_sink_fn)(void *ctx, int level, const char *message);
+struct rl_log_sink {
+    rl_log_sink_fn fn;
+    void *ctx;
+    enum rl_log_level level;
+    int set;
+};
+/* Installs *sink for the calling thread (NULL: none) and stores the previous one in *old (may
+ * be NULL), so scopes can nest. */
+void rl_log_swap_thread_sink(const struct rl_log_sink *sink, struct rl_log_sink *old);
+
 /* Reports corruption found in `path` at byte `position` (offset: the log offset, or -1).
  * Returns RL_E_CORRUPT so callers can write `return RL_CORRUPT(...)`. */
 int rl_log_corrupt(const char *src_file, int src_line, const char *path, int64_t position,

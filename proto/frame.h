@@ -28,6 +28,10 @@ struct arena;
 #define FRAME_DEFAULT_MAX_BYTES (100u * 1024 * 1024)
 /* The smallest maximum a broker may be configured with: a frame must hold a maximal batch. */
 #define FRAME_MIN_MAX_BYTES (64u * 1024)
+/* Partitions one topic may have: a limit of the protocol, held by the broker (CreateTopics
+ * refuses more) and by libringlog (which sizes its per-topic routing tables by it), so a topic
+ * the broker creates is always one the client can use. */
+#define FRAME_MAX_PARTITIONS_PER_TOPIC 4096
 /* The protocol version every API speaks today. */
 #define FRAME_VERSION 0u
 

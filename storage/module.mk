@@ -1,7 +1,7 @@
 # storage/: the partition log (segments, indexes, io_uring writer, recovery, retention).
 STORAGE_SRCS += storage/segment.c storage/fcache.c storage/bio.c storage/checkpoint.c \
                 storage/plog_recover.c storage/plog_bg.c \
-                storage/plog.c storage/plog_write.c storage/plog_read.c
+                storage/plog.c storage/plog_write.c storage/plog_read.c storage/tcache.c
 TESTS += $(BUILD)/tests/unit/test_storage $(BUILD)/tests/unit/test_storage_sim
 
 # The storage benchmark: disk limit vs plog appends, group commit vs raw fdatasync.
@@ -17,6 +17,7 @@ TESTS += $(BUILD)/tests/unit/test_storage_recovery $(BUILD)/tests/unit/test_stor
 TESTS += $(BUILD)/tests/integration/test_crash_plog
 TESTS += $(BUILD)/tests/unit/test_storage_many
 TESTS += $(BUILD)/tests/unit/test_storage_format
+TESTS += $(BUILD)/tests/unit/test_tcache
 
 # The recovery fuzz harness (tests/fuzz/module.mk builds, replays and fuzzes it).
 FUZZ_HARNESSES += recovery

@@ -241,8 +241,11 @@ int storage_open(struct io *io, const struct storage_options *opt, struct storag
             rc = checkpoint_delete(io, st->state_dir, STORAGE_CLEAN_RECORD, 1);
     }
     if (rc == 0)
+        rc = tcache_create(opt->tail_cache_bytes, opt->tail_cache_prefault, &st->tcache);
+    if (rc == 0)
         rc = bio_create(io, &st->bio);
     if (rc < 0) {
+        tcache_destroy(st->tcache);
         free(st->scan_buf);
         free(st->job_scan_buf);
         free(st->state_dir);
@@ -287,11 +290,17 @@ void storage_destroy(struct storage *st)
         st->free_rings = r->next;
         free(r);
     }
+    tcache_destroy(st->tcache);
     free(st->clean.e);
     free(st->state_dir);
     free(st->scan_buf);
     free(st->job_scan_buf);
     free(st);
+}
+
+void storage_tail_cache_stats(const struct storage *st, struct tcache_stats *out)
+{
+    tcache_get_stats(st->tcache, out);
 }
 
 unsigned storage_disk_full_logs(const struct storage *st)
@@ -498,6 +507,7 @@ void plog_link(struct plog *log)
 
 void plog_free(struct plog *log)
 {
+    tcache_drop_owner(log->st->tcache, &log->tc);
     plog_chunks_free_all(log);
     plog_free_segments(log);
     if (log->disk_full)

@@ -120,6 +120,10 @@ struct storage_options {
      * NULL: then a clean close is remembered only while this storage lives (a reopen in the
      * same process is clean; the next process recovers every log as after a crash). */
     const char *state_dir;
+    /* The tail cache's budget (storage/tcache.h): recently appended batches of every log kept
+     * in memory for readers at the tail. 0 (or below 1 MiB) disables it. */
+    uint64_t tail_cache_bytes;
+    bool tail_cache_prefault;   /* fault the cache's memory in at start (tcache_create) */
 };
 
 /* Creates the shard's storage context on `io` (borrowed; must outlive the storage). Reads the
@@ -139,6 +143,10 @@ void storage_destroy(struct storage *st);
 /* Logs of this storage that are waiting for disk space (plog_disk_full), for status pages and
  * metrics. */
 unsigned storage_disk_full_logs(const struct storage *st);
+
+/* The tail cache's counters (hits, misses, bytes, evictions; storage/tcache.h). */
+struct tcache_stats;
+void storage_tail_cache_stats(const struct storage *st, struct tcache_stats *out);
 
 /* The storage's io (for callers that do file I/O beside it). */
 struct io *storage_io(const struct storage *st);
@@ -255,6 +263,7 @@ struct plog_slice {
     uint64_t first_offset;  /* base offset of the first batch in the slice */
     uint64_t next_offset;   /* offset after the last batch in the slice */
     void *pin;              /* the log's own */
+    void *cache_pin;        /* the log's own: a slice served by the tail cache */
 };
 
 /* Finds whole batches containing offsets >= `offset`, up to max_bytes but always at least one
@@ -266,10 +275,16 @@ struct plog_slice {
  * out->first_offset .. out->next_offset (nothing to release; read on from next_offset). A
  * slice never reaches into a damaged range. The offset index is in memory; finding the exact
  * batch then reads batch headers (pread, normally from the page cache) for at most one index
- * interval plus the batches returned. */
+ * interval plus the batches returned. Batches still in the tail cache come back in memory
+ * (`mem`, fd -1), from one cache extent: fewer than max_bytes may come back although more
+ * follow. */
 int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
               struct plog_slice *out);
 void plog_slice_release(struct plog *log, struct plog_slice *slice);
+
+/* How many times the log was cut by truncate_to: bytes read earlier (a read-ahead) are still
+ * the log's while this has not changed. */
+uint64_t plog_truncations(const struct plog *log);
 
 /* A reader found the batch holding `offset` damaged (its checksum fails: recovery reads only
  * the tails of sealed segments, so damage elsewhere is found when it is read). The log checks

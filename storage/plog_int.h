@@ -53,6 +53,7 @@
 #include "storage/fcache.h"
 #include "storage/plog.h"
 #include "storage/segment.h"
+#include "storage/tcache.h"
 
 #define PLOG_ALIGN 4096u                   /* O_DIRECT alignment of buffers, offsets, lengths */
 #define PLOG_CHUNK_BYTES (256u << 10)      /* one write-buffer chunk */
@@ -161,6 +162,7 @@ struct storage {
     uint32_t hw_last_batch_len; /* of the last header decoded: sizes the next window */
     uint64_t delete_seq;      /* makes names of files being deleted unique */
     bool direct;              /* O_DIRECT works here (cleared when the file system refuses) */
+    struct tcache *tcache;    /* recently appended batches of every log (tcache.h) */
 };
 
 struct plog {
@@ -210,6 +212,8 @@ struct plog {
     bool closing;
     bool linked;             /* in st->logs */
     struct plog *next_log, *prev_log;
+    struct tcache_owner tc;  /* this log's batches in the tail cache */
+    uint64_t truncations;    /* cuts made by truncate_to (readers holding bytes compare it) */
 };
 
 /* plog_write.c */

@@ -194,8 +194,40 @@ static bool index_slice(const struct segment *seg, uint64_t offset, uint32_t max
     return true;
 }
 
+/* Serves a read from the tail cache when it holds the batch at `offset`. Only readable
+ * batches are answered (the cache has them from their append on), and none of a failed log
+ * (its last appends may never have been written). A read at the readable end is neither a
+ * hit nor a miss. */
+static bool read_cached(struct plog *log, uint64_t offset, uint32_t max_bytes,
+                        uint64_t max_offset, struct plog_slice *out)
+{
+    uint64_t readable = log->q_read != NULL ? log->q_read->base_offset : log->next_offset;
+    if (max_offset > readable)
+        max_offset = readable;
+    if (log->failed || offset >= max_offset)
+        return false;
+    struct tcache_hit hit;
+    if (!tcache_read(log->st->tcache, &log->tc, offset, max_bytes, max_offset, true, &hit))
+        return false;
+    out->mem = hit.mem;
+    out->len = hit.len;
+    out->first_offset = hit.first_offset;
+    out->next_offset = hit.next_offset;
+    out->cache_pin = hit.ext;
+    return true;
+}
+
+static int read_slice(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
+                      bool use_cache, struct plog_slice *out);
+
 int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
               struct plog_slice *out)
+{
+    return read_slice(log, offset, max_bytes, max_offset, true, out);
+}
+
+static int read_slice(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t max_offset,
+                      bool use_cache, struct plog_slice *out)
 {
     struct batch_header h;
     uint64_t pos;
@@ -205,6 +237,8 @@ int plog_read(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64_t ma
     out->first_offset = out->next_offset = offset;
     if (offset < log->start_offset || offset > log->next_offset)
         return RL_E_OFFSET_OUT_OF_RANGE;
+    if (use_cache && read_cached(log, offset, max_bytes, max_offset, out))
+        return 0;
     uint32_t i = seg_index_for(log, offset);
     struct segment *seg = log->segs[i];
     /* Step past segments whose readable batches end before offset; a later segment can only
@@ -268,8 +302,17 @@ found:;
     return 0;
 }
 
+uint64_t plog_truncations(const struct plog *log)
+{
+    return log->truncations;
+}
+
 void plog_slice_release(struct plog *log, struct plog_slice *slice)
 {
+    if (slice->cache_pin != NULL) {
+        tcache_unpin(slice->cache_pin);
+        slice->cache_pin = NULL;
+    }
     struct segment *seg = slice->pin;
     if (seg == NULL)
         return;
@@ -330,7 +373,7 @@ static int contain_reported(struct plog *log, struct segment *seg, uint64_t pos,
 int plog_report_damage(struct plog *log, uint64_t offset, uint64_t *from, uint64_t *to)
 {
     struct plog_slice s;
-    int rc = plog_read(log, offset, 1, UINT64_MAX, &s);
+    int rc = read_slice(log, offset, 1, UINT64_MAX, false, &s); /* the file's bytes */
     if (rc == RL_E_CORRUPT) {
         *from = s.first_offset;
         *to = s.next_offset;
@@ -370,9 +413,13 @@ int plog_read_copy(struct plog *log, uint64_t offset, uint32_t max_bytes, uint64
         plog_slice_release(log, &s);
         return -ENOBUFS;
     }
-    ssize_t n = io_file_pread(log->st->io, s.fd, buf, s.len, s.file_position);
-    if (n != (ssize_t)s.len)
-        rc = n < 0 ? (int)n : -EIO;
+    if (s.mem != NULL) {
+        memcpy(buf, s.mem, s.len);
+    } else {
+        ssize_t n = io_file_pread(log->st->io, s.fd, buf, s.len, s.file_position);
+        if (n != (ssize_t)s.len)
+            rc = n < 0 ? (int)n : -EIO;
+    }
     plog_slice_release(log, &s);
     return rc < 0 ? rc : (int)s.len;
 }
@@ -581,6 +628,8 @@ static int trunc_start(struct plog *log, uint64_t offset, plog_truncate_done_fn 
     plog_release_idle(log);
     RL_ASSERT(log->ch_head == NULL);
     plog_hdr_window_drop(log->st);
+    tcache_drop_from(log->st->tcache, &log->tc, offset);
+    log->truncations++;
     t->dropped = log->nsegs > i + 1;
     while (log->nsegs > i + 1) {
         struct segment *s = log->segs[--log->nsegs];

@@ -315,6 +315,8 @@ int plog_append(struct plog *log, struct plog_append *req)
     batch_stamp(head, base, req->leader_epoch);
     copy_in(log, seg, head, sizeof(head));
     copy_in(log, seg, req->batch + sizeof(head), req->len - (uint32_t)sizeof(head));
+    tcache_put(log->st->tcache, &log->tc, base, base + h.last_offset_delta + 1, head,
+               sizeof(head), req->batch + sizeof(head), req->len - (uint32_t)sizeof(head));
 
     seg->end_pos += req->len;
     seg->next_offset = base + h.last_offset_delta + 1;

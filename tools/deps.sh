@@ -17,6 +17,9 @@ python3-lz4 python3-snappy golang-go golang-github-shopify-sarama-dev"
 DEBS="$DEBS $KAFKA_TEST_DEBS"
 command -v npm >/dev/null 2>&1 || DEBS="$DEBS npm"
 
+# make docs renders client/ringlog.h with Doxygen.
+DEBS="$DEBS doxygen"
+
 # The fault tests (tests/fault) build network namespaces with ip and tc (iproute2) and make
 # partitions with nft (nftables).
 DEBS="$DEBS iproute2 nftables"
@@ -26,6 +29,7 @@ have_all() {
     command -v protoc-c >/dev/null 2>&1 || return 1
     pkg-config --exists $PKGS 2>/dev/null || return 1
     have_fault_tools || return 1
+    command -v doxygen >/dev/null 2>&1 || return 1
     have_kafka_clients
 }
 
@@ -59,5 +63,7 @@ fi
 
 echo "DEPS_CFLAGS := $(pkg-config --cflags $PKGS)"
 echo "DEPS_LIBS := $(pkg-config --libs liburing libxxhash libzstd libprotobuf-c zlib snappy liblz4) -lpthread -lm"
+# What libringlog itself links: the client needs no liburing and none of the Kafka codecs.
+echo "CLIENT_DEPS_LIBS := $(pkg-config --libs libxxhash libzstd libprotobuf-c) -lpthread -lm"
 echo "CRITERION_LIBS := $(pkg-config --libs criterion)"
 echo "RDKAFKA_LIBS := $(pkg-config --libs rdkafka)"

@@ -53,6 +53,7 @@ struct coord_pending {
     struct svc_req *r;
     struct coord *c;
     struct coord_join *join;
+    struct coord_sync *sync;
     struct coord_commit *commit;
     int64_t now_ms;
     struct coord_pending *next_waiting; /* waiting for __consumer_offsets to be created */
@@ -100,6 +101,7 @@ static int coord_partitions(void *arg, const char *topic)
 }
 
 static void coord_join_done(void *token, const struct group_join_result *res);
+static void coord_sync_done(void *token, int error, const uint8_t *assignment, uint32_t len);
 
 static struct group *coord_get_or_create(struct coord *c, const char *id, int *err)
 {
@@ -119,6 +121,7 @@ static struct group *coord_get_or_create(struct coord *c, const char *id, int *e
         return NULL;
     }
     cg->g = g;
+    group_set_sync_done(g, coord_sync_done);
     uint32_t b = coord_bucket(id);
     cg->next = c->buckets[b];
     c->buckets[b] = cg;
@@ -314,6 +317,8 @@ static void coord_answer(struct svc_req *r)
     struct coord_pending *cp = r->state;
     if (cp->join)
         cp->join->done(r, cp->join);
+    else if (cp->sync)
+        cp->sync->done(r, cp->sync);
     else
         cp->commit->done(r, cp->commit);
 }
@@ -323,6 +328,33 @@ static void coord_pending_over(struct svc_req *r)
 {
     RL_ASSERT(r->pending > 0);
     svc_req_op_ended(r);
+}
+
+/* The leader's answer of a client-side group: every member's metadata, copied into r's
+ * arena (the group's copies change at the next join). */
+static int coord_join_members(struct svc_req *r, const struct group *g, struct coord_join *j)
+{
+    uint32_t n = group_member_count(g);
+    j->members = arena_calloc(r->arena, (n + 1) * sizeof(*j->members));
+    if (!j->members)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *id;
+        const uint8_t *md, *as;
+        uint32_t md_len, as_len;
+        group_member_protocol(g, i, &id, &md, &md_len, &as, &as_len);
+        struct coord_join_member *m = &j->members[i];
+        m->member_id = arena_strdup(r->arena, id);
+        uint8_t *copy = arena_alloc(r->arena, md_len ? md_len : 1);
+        if (!m->member_id || !copy)
+            return -ENOMEM;
+        if (md_len)
+            memcpy(copy, md, md_len);
+        m->metadata = copy;
+        m->metadata_len = md_len;
+    }
+    j->n_members = n;
+    return 0;
 }
 
 static void coord_join_done(void *token, const struct group_join_result *res)
@@ -339,7 +371,9 @@ static void coord_join_done(void *token, const struct group_join_result *res)
         j->leader_id = arena_strdup(r->arena, res->leader_id);
         j->assignor = arena_strdup(r->arena, res->assignor ? res->assignor : "");
         j->member_count = res->member_count;
-        if (!j->member_id_out || !j->leader_id || !j->assignor) {
+        bool leader = res->group && !strcmp(res->member_id, res->leader_id);
+        if (!j->member_id_out || !j->leader_id || !j->assignor ||
+            (leader && coord_join_members(r, res->group, j))) {
             j->member_id_out = j->leader_id = j->assignor = "";
             j->rc = RL_E_LIMIT;
             j->msg = "out of request memory";
@@ -384,6 +418,9 @@ static int coord_join_start(struct coord *c, struct svc_req *r, struct coord_joi
         .topic_count = (uint32_t)(j->n_topics > UINT32_MAX ? UINT32_MAX : j->n_topics),
         .assignors = j->assignors,
         .assignor_count = (uint32_t)j->n_assignors,
+        .protocol_type = j->protocol_type,
+        .protocols = j->protocols,
+        .protocol_count = (uint32_t)(j->n_protocols > UINT32_MAX ? UINT32_MAX : j->n_protocols),
     };
     int64_t now_ms = io_wall_ms(r->io);
     r->pending++;
@@ -400,6 +437,8 @@ void coord_join(struct coord *c, struct svc_req *r, struct coord_join *j)
 {
     struct coord_pending *cp = arena_calloc(r->arena, sizeof(*cp));
     j->member_id_out = j->leader_id = j->assignor = "";
+    j->members = NULL;
+    j->n_members = 0;
     j->rc = 0;
     j->msg = NULL;
     if (!cp) {
@@ -469,6 +508,66 @@ int coord_sync(struct coord *c, const char *group_id, const char *member_id, int
     rc = group_sync(g, member_id, generation, now_ms, tps, n);
     coord_member_msg(rc, msg, cap);
     return rc;
+}
+
+static void coord_sync_done(void *token, int error, const uint8_t *assignment, uint32_t len)
+{
+    struct svc_req *r = token;
+    struct coord_pending *cp = r->state;
+    struct coord_sync *s = cp->sync;
+    s->rc = error;
+    if (error) {
+        char msg[COORD_MSG_MAX];
+        coord_member_msg(error, msg, sizeof(msg));
+        s->msg = coord_msg(r, error, msg);
+    } else {
+        uint8_t *copy = arena_alloc(r->arena, len ? len : 1);
+        if (!copy) {
+            s->rc = RL_E_LIMIT;
+            s->msg = "out of request memory";
+        } else {
+            if (len)
+                memcpy(copy, assignment, len);
+            s->assignment = copy;
+            s->assignment_len = len;
+        }
+    }
+    coord_pending_over(r);
+}
+
+void coord_sync_client(struct coord *c, struct svc_req *r, struct coord_sync *s)
+{
+    struct coord_pending *cp = arena_calloc(r->arena, sizeof(*cp));
+    s->rc = 0;
+    s->msg = NULL;
+    s->assignment = NULL;
+    s->assignment_len = 0;
+    if (!cp) {
+        s->rc = RL_E_LIMIT;
+        s->msg = "out of request memory";
+        return s->done(r, s);
+    }
+    *cp = (struct coord_pending){.r = r, .c = c, .sync = s};
+    r->state = cp;
+    r->finish = coord_answer;
+    char msg[COORD_MSG_MAX] = "";
+    int rc;
+    struct group *g = coord_member_group(c, s->group_id, s->member_id, &rc, msg, sizeof(msg));
+    if (g) {
+        r->pending++;
+        rc = group_sync_client(g, s->member_id, s->generation, io_wall_ms(r->io),
+                               s->assignments, (uint32_t)s->n_assignments, r);
+        if (rc == 0)
+            return; /* answered through coord_sync_done, maybe already */
+        r->pending--;
+        coord_member_msg(rc, msg, sizeof(msg));
+        if (rc == RL_E_INCONSISTENT_PROTOCOL)
+            snprintf(msg, sizeof(msg), "the group assigns on the coordinator (native "
+                     "clients); a Kafka client cannot sync in it");
+    }
+    s->rc = rc;
+    s->msg = coord_msg(r, rc, msg);
+    s->done(r, s);
 }
 
 int coord_heartbeat(struct coord *c, const char *group_id, const char *member_id,
@@ -767,11 +866,11 @@ int coord_list_groups(struct coord *c, struct svc_req *r, struct coord_listing *
     size_t n = 0;
     for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++)
         for (struct coord_group *cg = c->buckets[b]; cg; cg = cg->next)
-            gl[n++] = (struct coord_listing){group_id_of(cg->g),
-                                             group_state_name(group_get_state(cg->g))};
+            gl[n++] = (struct coord_listing){group_id_of(cg->g), group_state_label(cg->g),
+                                             group_protocol_type(cg->g)};
     for (uint32_t i = 0; i < n_committed; i++)
         if (!coord_lookup(c, committed[i]))
-            gl[n++] = (struct coord_listing){committed[i], group_state_name(GROUP_EMPTY)};
+            gl[n++] = (struct coord_listing){committed[i], group_state_name(GROUP_EMPTY), ""};
     *out = gl;
     *n_out = n;
     return 0;
@@ -813,6 +912,22 @@ static int coord_describe_members(struct svc_req *r, const struct group *g,
         }
         md->assignment = copy;
         md->n_assignment = count;
+        const uint8_t *meta, *as;
+        uint32_t meta_len, as_len;
+        if (group_member_protocol(g, i, &mid, &meta, &meta_len, &as, &as_len) == 0) {
+            uint8_t *mc = arena_alloc(r->arena, meta_len + 1);
+            uint8_t *ac = arena_alloc(r->arena, as_len + 1);
+            if (!mc || !ac)
+                return -ENOMEM;
+            if (meta_len)
+                memcpy(mc, meta, meta_len);
+            if (as_len)
+                memcpy(ac, as, as_len);
+            md->metadata = mc;
+            md->metadata_len = meta_len;
+            md->assigned = ac;
+            md->assigned_len = as_len;
+        }
     }
     d->n_members = n;
     return 0;
@@ -833,8 +948,9 @@ int coord_describe(struct coord *c, struct svc_req *r, const char *group_id,
         snprintf(msg, sizeof(msg), "group %s has no members and no committed offsets",
                  group_id);
     }
-    d->state = group_state_name(g ? group_get_state(g) : GROUP_EMPTY);
+    d->state = g ? group_state_label(g) : group_state_name(GROUP_EMPTY);
     d->assignor = "";
+    d->protocol_type = g ? group_protocol_type(g) : "";
     d->rc = rc;
     if (rc || !g) {
         d->msg = rc ? arena_strdup(r->arena, msg) : NULL;

@@ -71,6 +71,14 @@ int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap);
 
 /* --- JoinGroup -------------------------------------------------------------------------------- */
 
+/* A member's metadata for the chosen protocol, in the leader's JoinGroup answer (client-side
+ * groups; in the request's arena). */
+struct coord_join_member {
+    const char *member_id;
+    const uint8_t *metadata;
+    uint32_t metadata_len;
+};
+
 struct coord_join {
     /* in */
     const char *group_id;
@@ -81,6 +89,10 @@ struct coord_join {
     size_t n_topics;
     const char *const *assignors;   /* in order of preference */
     size_t n_assignors;
+    /* Client-side assignment (Kafka clients) when protocols is set: see group.h. */
+    const char *protocol_type;
+    const struct group_protocol *protocols;
+    size_t n_protocols;
     /* Called once the join is answered: within coord_join, or later from the loop. */
     void (*done)(struct svc_req *r, struct coord_join *j);
     void *ctx;
@@ -90,6 +102,8 @@ struct coord_join {
     int32_t generation;
     const char *member_id_out, *leader_id, *assignor;
     uint32_t member_count;
+    struct coord_join_member *members; /* client-side groups, the leader's answer only */
+    uint32_t n_members;
 };
 void coord_join(struct coord *c, struct svc_req *r, struct coord_join *j);
 
@@ -103,6 +117,25 @@ int coord_heartbeat(struct coord *c, const char *group_id, const char *member_id
                     int32_t generation, int64_t now_ms, char *msg, size_t cap);
 int coord_leave(struct coord *c, const char *group_id, const char *member_id, int64_t now_ms,
                 char *msg, size_t cap);
+
+/* SyncGroup of a client-side group (Kafka clients): the leader sends every member's
+ * assignment; each member gets its own bytes back, followers once the leader's has come. */
+struct coord_sync {
+    /* in */
+    const char *group_id;
+    const char *member_id;
+    int32_t generation;
+    const struct group_sync_assignment *assignments; /* the leader's; others none */
+    size_t n_assignments;
+    void (*done)(struct svc_req *r, struct coord_sync *s); /* as coord_join's */
+    void *ctx;
+    /* out */
+    int rc;
+    const char *msg;
+    const uint8_t *assignment;      /* in the request's arena */
+    uint32_t assignment_len;
+};
+void coord_sync_client(struct coord *c, struct svc_req *r, struct coord_sync *s);
 
 /* --- OffsetCommit ----------------------------------------------------------------------------- */
 
@@ -146,6 +179,7 @@ void coord_offsets_visit(const struct coord *c, const char *group_id, offsets_vi
 struct coord_listing {
     const char *group_id;           /* owned by the coordinator: copy before the next call */
     const char *state;
+    const char *protocol_type;      /* "consumer" for Kafka groups, "" otherwise */
 };
 /* Every live group, then groups with committed offsets and no members (state "Empty"). Returns
  * the count (listings in r's arena), or an error code with msg. */
@@ -156,11 +190,15 @@ struct coord_member_desc {
     const char *member_id, *client_id;  /* in r's arena */
     const struct group_tp *assignment;  /* in r's arena */
     uint32_t n_assignment;
+    /* client-side groups: the opaque metadata and assignment (in r's arena) */
+    const uint8_t *metadata, *assigned;
+    uint32_t metadata_len, assigned_len;
 };
 struct coord_group_desc {
     int rc;
     const char *msg;
     const char *state, *assignor;
+    const char *protocol_type;          /* "consumer" for Kafka groups; "" for native ones */
     int32_t generation;
     struct coord_member_desc *members;
     uint32_t n_members;

@@ -36,6 +36,7 @@ fail:
 void delivery_tick(struct delivery *dv, int64_t now_ms)
 {
     coord_tick(dv->coord, now_ms);
+    fetch_tick(dv->fetch);
     if (now_ms - dv->last_idem_tick_ms >= DELIVERY_IDEM_TICK_MS ||
         now_ms < dv->last_idem_tick_ms) {
         dv->last_idem_tick_ms = now_ms;
@@ -45,8 +46,10 @@ void delivery_tick(struct delivery *dv, int64_t now_ms)
 
 void delivery_begin_stop(struct delivery *dv)
 {
-    if (dv)
-        coord_stop(dv->coord);
+    if (!dv)
+        return;
+    coord_stop(dv->coord);
+    fetch_begin_stop(dv->fetch);
 }
 
 void delivery_close(struct delivery *dv)
@@ -65,4 +68,5 @@ void delivery_get_stats(const struct delivery *dv, struct delivery_stats *out)
     idem_get_stats(dv->idem, &out->idem);
     coord_get_stats(dv->coord, &out->coord);
     produce_get_stats(dv->produce, &out->produce);
+    fetch_get_stats(dv->fetch, &out->fetch);
 }

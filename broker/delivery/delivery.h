@@ -46,6 +46,7 @@ struct delivery_stats {
     struct idem_stats idem;
     struct coord_stats coord;
     struct produce_stats produce;
+    struct fetch_stats fetch;
 };
 
 /* After the metadata is open: creates the services and replays committed offsets. Returns 0

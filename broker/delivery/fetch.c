@@ -11,6 +11,15 @@
  * virtual machines where first touching a page is expensive that costs about ten times a copy
  * from reused memory. Slices larger than a buffer, and file systems without O_DIRECT, fall back
  * to a splice by the server (or a mapping when the pages are cached, or a buffered read).
+ *
+ * Read-ahead. A consumer catching up reads on from where its last answer ended, so when a
+ * slice is read from the disk, the next slice of that partition (from its next_offset, same
+ * size cap) is read too, into a slot of its own, while the current answer is sent and
+ * processed. The next fetch at that offset takes the slot's slice and buffer (waiting for the
+ * read if it is still under way) instead of starting a read. A slot not taken within
+ * FETCH_RA_IDLE_TICKS ticks is released (it pins its partition and segment); a truncation of
+ * the log since the read (partition_truncations) makes it stale. The read counts as an op of
+ * the request that started it, so shutdown waits for it like for any read.
  */
 #include "broker/delivery/fetch.h"
 
@@ -30,11 +39,35 @@
 #include "io/io.h"
 #include "storage/plog.h"
 
+enum fetch_ra_state { RA_FREE, RA_READING, RA_READY, RA_TAKEN };
+
+/* One read-ahead: the slice after one that was read from the disk. */
+struct fetch_ra {
+    enum fetch_ra_state state;
+    bool drop;                    /* release once the read completes (expired, stopping) */
+    struct partition *p;
+    uint64_t offset;              /* the fetch offset it answers: the previous slice's end */
+    uint32_t cap;                 /* the per-partition byte cap it was read with */
+    uint64_t truncations;         /* partition_truncations when read */
+    uint64_t tick;                /* f->ticks when issued */
+    struct plog_slice slice;
+    uint8_t *dbuf;
+    uint32_t dskip;
+    int result;
+    struct fetch *f;
+    struct svc_req *issuer;       /* the request whose pending count the read holds */
+    struct fetch_part_state *taker; /* RA_TAKEN: the part waiting for the read */
+    struct io_op op;
+};
+
 struct fetch {
     struct meta *meta;
-    bool splice_ok;
+    bool splice_ok, stopping;
     uint8_t *direct_bufs[FETCH_MAX_IDLE_DIRECT_BUFS]; /* idle read buffers */
     uint32_t n_direct_bufs;
+    struct fetch_ra ra[FETCH_RA_SLOTS];
+    uint64_t ticks;
+    struct fetch_stats stats;
 };
 
 enum fetch_phase { FETCH_START, FETCH_WAITING, FETCH_READING, FETCH_DONE };
@@ -48,6 +81,8 @@ struct fetch_part_state {
     bool spliced;                 /* sent from the file by the server's splice */
     bool read_failed;
     uint8_t *copy;                /* a file slice read into memory (inside dbuf, if set) */
+    bool read_ahead;              /* slice and dbuf came from a read-ahead slot */
+    uint32_t cap;                 /* the byte cap this part was read with */
     uint8_t *dbuf;                /* a pooled buffer the slice was read into with O_DIRECT */
     uint32_t dskip;               /* bytes of dbuf before the slice (alignment) */
     void *map;                    /* or mapped, when its pages are all in the page cache */
@@ -77,6 +112,8 @@ int fetch_create(struct meta *meta, bool splice, struct fetch **out)
         return -ENOMEM;
     f->meta = meta;
     f->splice_ok = splice;
+    for (uint32_t i = 0; i < FETCH_RA_SLOTS; i++)
+        f->ra[i].f = f;
     *out = f;
     return 0;
 }
@@ -85,10 +122,15 @@ void fetch_destroy(struct fetch *f)
 {
     if (!f)
         return;
+    /* fetch_begin_stop released every ready read-ahead while the partitions were open; a
+     * slot still reading (a shutdown that gave up waiting) keeps its buffer. */
     while (f->n_direct_bufs)
         free(f->direct_bufs[--f->n_direct_bufs]);
     free(f);
 }
+
+static void fetch_buf_put(struct fetch *f, uint8_t *buf);
+static uint8_t *fetch_buf_get(struct fetch *f);
 
 /* Releases what the parts hold: slices (and their pins), buffers, mappings. */
 static void fetch_release(struct svc_req *r)
@@ -101,14 +143,13 @@ static void fetch_release(struct svc_req *r)
             partition_read_release(fp->p, &fp->slice);
             fp->have_slice = false;
         }
-        if (fp->dbuf && f->n_direct_bufs < FETCH_MAX_IDLE_DIRECT_BUFS)
-            f->direct_bufs[f->n_direct_bufs++] = fp->dbuf;
-        else if (fp->dbuf)
-            free(fp->dbuf);
+        if (fp->dbuf)
+            fetch_buf_put(f, fp->dbuf);
         else
             free(fp->copy);
         fp->dbuf = NULL;
         fp->copy = NULL;
+        fp->read_ahead = false;
         if (fp->map)
             munmap(fp->map, fp->map_len);
         fp->map = NULL;
@@ -219,6 +260,214 @@ static void fetch_read_done(struct io_op *op, int result)
         svc_req_complete(r);
 }
 
+/* --- read-ahead ----------------------------------------------------------------------------- */
+
+static uint8_t *fetch_buf_get(struct fetch *f)
+{
+    uint8_t *buf = NULL;
+    if (f->n_direct_bufs)
+        buf = f->direct_bufs[--f->n_direct_bufs];
+    else if (posix_memalign((void **)&buf, PLOG_DIRECT_ALIGN, FETCH_DIRECT_BUF_BYTES))
+        buf = NULL;
+    return buf;
+}
+
+static void fetch_buf_put(struct fetch *f, uint8_t *buf)
+{
+    if (f->n_direct_bufs < FETCH_MAX_IDLE_DIRECT_BUFS)
+        f->direct_bufs[f->n_direct_bufs++] = buf;
+    else
+        free(buf);
+}
+
+/* The aligned file range a direct read of a slice covers: [*start, *start + *len). */
+static void slice_direct_range(const struct plog_slice *s, uint64_t *start, uint64_t *len)
+{
+    uint64_t a = PLOG_DIRECT_ALIGN;
+    *start = s->file_position / a * a;
+    uint64_t end = (s->file_position + s->len + a - 1) / a * a;
+    *len = end - *start;
+}
+
+static bool slice_direct_ok(const struct plog_slice *s)
+{
+    uint64_t start, len;
+    slice_direct_range(s, &start, &len);
+    return !s->mem && s->direct_fd >= 0 && len <= FETCH_DIRECT_BUF_BYTES;
+}
+
+/* Gives back a ready slot's slice and buffer. */
+static void fetch_ra_release(struct fetch *f, struct fetch_ra *ra)
+{
+    RL_ASSERT(ra->state == RA_READY);
+    partition_read_release(ra->p, &ra->slice);
+    fetch_buf_put(f, ra->dbuf);
+    ra->dbuf = NULL;
+    ra->p = NULL;
+    ra->drop = false;
+    ra->state = RA_FREE;
+}
+
+static void fetch_ra_done(struct io_op *op, int result)
+{
+    struct fetch_ra *ra = op->ctx;
+    struct fetch *f = ra->f;
+    ra->issuer->pending--;
+    ra->issuer = NULL;
+    bool ok = result >= (int)(ra->dskip + ra->slice.len);
+    if (ra->state == RA_TAKEN) {
+        /* A fetch took the slot while it was reading: its part is answered now. */
+        struct fetch_part_state *fp = ra->taker;
+        struct svc_req *r = fp->r;
+        struct fetch_state *fs = r->state;
+        ra->taker = NULL;
+        ra->p = NULL;
+        ra->state = RA_FREE;
+        r->pending--;
+        if (!ok) {
+            fp->read_failed = true;
+            fp->res->error_code = result < 0 ? result : RL_E_INTERNAL;
+            fp->res->error_message = "reading the log failed; see the broker log";
+            RL_ERROR("fetch %s-%u: read-ahead of %u bytes at %llu returned %d",
+                     partition_topic(fp->p), partition_index(fp->p), fp->slice.len,
+                     (unsigned long long)fp->slice.file_position, result);
+        }
+        if (--fs->reads_left == 0)
+            svc_req_complete(r);
+        return;
+    }
+    ra->state = RA_READY;
+    if (!ok || ra->drop || f->stopping) {
+        if (ok)
+            f->stats.readahead_wasted++;
+        fetch_ra_release(f, ra);
+    }
+}
+
+/* Reads the slice after fp's (same partition, same cap) into a free slot, or the one idle the
+ * longest, unless the partition has nothing more or the slice is not a direct file read. */
+static void fetch_ra_issue(struct fetch *f, struct svc_req *r, struct fetch_part_state *fp)
+{
+    uint64_t next = fp->slice.next_offset;
+    if (f->stopping || fp->read_failed || next >= partition_visible_end(fp->p))
+        return;
+    struct fetch_ra *slot = NULL;
+    for (uint32_t i = 0; i < FETCH_RA_SLOTS; i++) {
+        struct fetch_ra *ra = &f->ra[i];
+        if (ra->state != RA_FREE && ra->p == fp->p && ra->offset == next)
+            return; /* already read, or being read */
+        if (ra->state == RA_FREE && (!slot || slot->state != RA_FREE))
+            slot = ra;
+        else if (ra->state == RA_READY && (!slot || (slot->state == RA_READY &&
+                                                     ra->tick < slot->tick)))
+            slot = ra;
+    }
+    if (!slot)
+        return;
+    if (slot->state == RA_READY) {
+        f->stats.readahead_wasted++;
+        fetch_ra_release(f, slot);
+    }
+    if (partition_read(fp->p, next, fp->cap, &slot->slice))
+        return;
+    uint8_t *buf = NULL;
+    if (slot->slice.len == 0 || !slice_direct_ok(&slot->slice) || !(buf = fetch_buf_get(f))) {
+        partition_read_release(fp->p, &slot->slice);
+        return;
+    }
+    uint64_t start, len;
+    slice_direct_range(&slot->slice, &start, &len);
+    slot->state = RA_READING;
+    slot->drop = false;
+    slot->p = fp->p;
+    slot->offset = next;
+    slot->cap = fp->cap;
+    slot->truncations = partition_truncations(fp->p);
+    slot->tick = f->ticks;
+    slot->dbuf = buf;
+    slot->dskip = (uint32_t)(slot->slice.file_position - start);
+    slot->issuer = r;
+    slot->op.done = fetch_ra_done;
+    slot->op.ctx = slot;
+    r->pending++;
+    f->stats.readahead_reads++;
+    io_prep_read(r->io, &slot->op, slot->slice.direct_fd, buf, (uint32_t)len, start, 0);
+}
+
+/* Answers fp at `offset` from a read-ahead slot, when one holds that slice and it is still
+ * the log's. Returns 1 when taken and ready, 2 when taken and still reading (the part is
+ * answered when the read completes), 0 when there is none. */
+static int fetch_ra_take(struct fetch *f, struct svc_req *r, struct fetch_part_state *fp,
+                         uint64_t offset, uint32_t cap)
+{
+    for (uint32_t i = 0; i < FETCH_RA_SLOTS; i++) {
+        struct fetch_ra *ra = &f->ra[i];
+        if ((ra->state != RA_READY && ra->state != RA_READING) || ra->drop || ra->p != fp->p ||
+            ra->offset != offset)
+            continue;
+        if (ra->cap > cap || ra->truncations != partition_truncations(fp->p) ||
+            partition_gone(fp->p) || ra->slice.next_offset > partition_visible_end(fp->p)) {
+            f->stats.readahead_wasted++;
+            if (ra->state == RA_READY)
+                fetch_ra_release(f, ra);
+            else
+                ra->drop = true;
+            return 0;
+        }
+        fp->slice = ra->slice;
+        fp->have_slice = true;
+        fp->read_ahead = true;
+        fp->dbuf = ra->dbuf;
+        fp->dskip = ra->dskip;
+        fp->copy = ra->dbuf + ra->dskip;
+        fp->cap = cap;
+        svc_req_charge(r, FETCH_DIRECT_BUF_BYTES); /* the slot's partition pin goes along */
+        f->stats.readahead_hits++;
+        ra->dbuf = NULL;
+        if (ra->state == RA_READY) {
+            ra->p = NULL;
+            ra->state = RA_FREE;
+            return 1;
+        }
+        struct fetch_state *fs = r->state;
+        ra->state = RA_TAKEN;
+        ra->taker = fp;
+        r->pending++;
+        fs->reads_left++;
+        return 2;
+    }
+    return 0;
+}
+
+void fetch_tick(struct fetch *f)
+{
+    f->ticks++;
+    for (uint32_t i = 0; i < FETCH_RA_SLOTS; i++) {
+        struct fetch_ra *ra = &f->ra[i];
+        if (ra->state == RA_READY && f->ticks - ra->tick >= FETCH_RA_IDLE_TICKS) {
+            f->stats.readahead_wasted++;
+            fetch_ra_release(f, ra);
+        }
+    }
+}
+
+void fetch_begin_stop(struct fetch *f)
+{
+    f->stopping = true;
+    for (uint32_t i = 0; i < FETCH_RA_SLOTS; i++) {
+        struct fetch_ra *ra = &f->ra[i];
+        if (ra->state == RA_READY)
+            fetch_ra_release(f, ra);
+        else if (ra->state == RA_READING)
+            ra->drop = true;
+    }
+}
+
+void fetch_get_stats(const struct fetch *f, struct fetch_stats *out)
+{
+    *out = f->stats;
+}
+
 /* Fills each part's answer bytes and hands the answer over. */
 static void fetch_answer(struct svc_req *r)
 {
@@ -272,10 +521,8 @@ static bool fetch_read_direct(struct fetch *f, struct svc_req *r, struct fetch_p
 {
     uint64_t start, len;
     fetch_direct_range(fp, &start, &len);
-    uint8_t *buf = NULL; /* fetch_direct_ok checked that the range fits */
-    if (f->n_direct_bufs)
-        buf = f->direct_bufs[--f->n_direct_bufs];
-    else if (posix_memalign((void **)&buf, PLOG_DIRECT_ALIGN, FETCH_DIRECT_BUF_BYTES))
+    uint8_t *buf = fetch_buf_get(f); /* fetch_direct_ok checked that the range fits */
+    if (!buf)
         return false;
     fp->dbuf = buf;
     fp->dskip = (uint32_t)(fp->slice.file_position - start);
@@ -317,13 +564,17 @@ static void fetch_build(struct svc_req *r)
         struct fetch_part_state *fp = &fs->parts[i];
         if (!fp->have_slice || fp->slice.len == 0)
             continue;
-        if (total > 0 && total + fp->slice.len > fs->max_bytes) {
+        /* A read-ahead's slice was capped by this fetch's room when taken (and its read may
+         * be under way): it always goes. */
+        if (!fp->read_ahead && total > 0 && total + fp->slice.len > fs->max_bytes) {
             fetch_drop(fp);
             continue;
         }
         bool direct = fetch_direct_ok(fp);
-        fp->spliced = !fp->slice.mem && !direct && fs->f->splice_ok;
-        bool in_memory = fp->slice.mem || fp->spliced || (!direct && fetch_map(fp));
+        fp->spliced = !fp->slice.mem && !direct && !fp->read_ahead && fs->f->splice_ok &&
+                     !fs->q->memory_only;
+        bool in_memory = fp->slice.mem || fp->spliced || fp->read_ahead ||
+                         (!direct && fetch_map(fp));
         if (!in_memory && total > 0 && !svc_req_has_room(r, fp->slice.len)) {
             fetch_drop(fp);
             continue;
@@ -336,6 +587,8 @@ static void fetch_build(struct svc_req *r)
                             fp->slice.next_offset > from ? fp->slice.next_offset - from : 0);
         if (!in_memory)
             fetch_read(r, fp);
+        if (fp->dbuf)
+            fetch_ra_issue(fs->f, r, fp); /* read from the disk: the next slice will be too */
     }
     if (fs->reads_left == 0)
         fetch_answer(r);
@@ -369,11 +622,15 @@ static void fetch_try(struct svc_req *r, bool force)
 {
     struct fetch_state *fs = r->state;
     uint64_t total = 0;
-    bool errors = false;
+    bool errors = false, reading = false;
     for (uint32_t i = 0; i < fs->n; i++) {
         struct fetch_part_state *fp = &fs->parts[i];
-        if (!fp->p)
+        if (!fp->p) {
+            /* Answered with an error (unknown topic or partition, offset out of range): the
+             * fetch answers now rather than hold its memory for max_wait on its behalf. */
+            errors = errors || fp->res->error_code != 0;
             continue;
+        }
         struct fetch_part *res = fp->res;
         if (partition_gone(fp->p)) {
             res->error_code = RL_E_UNKNOWN_TOPIC;
@@ -384,6 +641,16 @@ static void fetch_try(struct svc_req *r, bool force)
         }
         uint64_t room = fs->max_bytes > total ? fs->max_bytes - total : 1;
         uint32_t cap = res->max_bytes && res->max_bytes < room ? res->max_bytes : (uint32_t)room;
+        fp->cap = cap;
+        int taken = fetch_ra_take(fs->f, r, fp, res->offset, cap);
+        if (taken) {
+            res->high_watermark = partition_visible_end(fp->p);
+            res->log_start_offset = partition_start_offset(fp->p);
+            res->log_end_offset = partition_log_end(fp->p);
+            reading |= taken == 2;
+            total += fp->slice.len;
+            continue;
+        }
         int rc = partition_read(fp->p, res->offset, cap, &fp->slice);
         res->high_watermark = partition_visible_end(fp->p);
         res->log_start_offset = partition_start_offset(fp->p);
@@ -400,8 +667,10 @@ static void fetch_try(struct svc_req *r, bool force)
         fp->have_slice = true;
         total += fp->slice.len;
     }
-    bool wait = !force && !errors && total < fs->q->min_bytes && fs->max_wait_ms > 0 &&
-                svc_req_may_wait(r);
+    /* A read-ahead still reading was taken: its buffer is in use, so no long poll (which
+     * releases the parts) now; the answer goes once the read completes. */
+    bool wait = !force && !errors && !reading && total < fs->q->min_bytes &&
+                fs->max_wait_ms > 0 && svc_req_may_wait(r);
     if (wait)
         fetch_wait(r, total);
     else

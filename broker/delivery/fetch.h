@@ -32,6 +32,16 @@ struct svc_req;
  * is larger goes by splice or a buffered read), and at most this many idle ones are kept. */
 #define FETCH_DIRECT_BUF_BYTES (2u * 1024 * 1024)
 #define FETCH_MAX_IDLE_DIRECT_BUFS 16
+/* Catch-up read-ahead: slices read ahead for the next fetch of a partition, at most this many
+ * at once, each released when no fetch took it within this many ticks (100 ms each). */
+#define FETCH_RA_SLOTS 16
+#define FETCH_RA_IDLE_TICKS 3
+
+struct fetch_stats {
+    uint64_t readahead_reads;    /* next slices read ahead */
+    uint64_t readahead_hits;     /* fetches answered with one */
+    uint64_t readahead_wasted;   /* read ahead, then released unused (expired, stale, evicted) */
+};
 
 /* One requested partition. */
 struct fetch_part {
@@ -55,6 +65,9 @@ struct fetch_request {
     uint32_t min_bytes, max_bytes, max_wait_ms;
     size_t n_parts;
     struct fetch_part *parts;    /* in the request's arena */
+    /* Every part's bytes in memory, never a file range (the Kafka listener rewrites each
+     * batch's header and computes its CRC over the records). */
+    bool memory_only;
     /* Called once with the answer ready: within fetch_start, or later from the loop. */
     void (*done)(struct svc_req *r, struct fetch_request *q);
     void *ctx;
@@ -64,6 +77,15 @@ struct fetch_request {
  * (fetch.splice); otherwise they are read into memory. */
 int fetch_create(struct meta *meta, bool splice, struct fetch **out);
 void fetch_destroy(struct fetch *f);
+
+/* Periodic upkeep (every loop tick): releases read-aheads nobody took. */
+void fetch_tick(struct fetch *f);
+
+/* Shutdown begins: read-aheads are released (those still reading once their read ends), and
+ * no new ones start. Call while the partitions are still open. */
+void fetch_begin_stop(struct fetch *f);
+
+void fetch_get_stats(const struct fetch *f, struct fetch_stats *out);
 
 /* Starts q for r. Sets r->state, finish, release and interrupt (a long poll answers at once
  * when the peer closes or the broker stops) and abandon (the connection is gone). */

@@ -14,6 +14,13 @@
 enum { ASSIGNOR_RANGE = 1u << 0, ASSIGNOR_ROUNDROBIN = 1u << 1 };
 #define ASSIGNOR_KINDS 2
 
+/* A client-side member's protocol: owned copies. */
+struct member_protocol {
+    char *name;
+    uint8_t *metadata;
+    uint32_t metadata_len;
+};
+
 struct group_member {
     char id[GROUP_MEMBER_ID_MAX + 1];
     char client_id[GROUP_CLIENT_ID_MAX + 1];
@@ -28,6 +35,13 @@ struct group_member {
     void *join_token;
     struct group_tp *assignment; /* owned; topic pointers into the group's topic table */
     uint32_t assignment_count;
+    /* client-side groups */
+    struct member_protocol *protocols; /* owned, in order of preference */
+    uint32_t protocol_count;
+    uint8_t *assigned;           /* owned: the leader's bytes for this member */
+    uint32_t assigned_len;
+    bool sync_pending;
+    void *sync_token;
 };
 
 struct group {
@@ -41,6 +55,7 @@ struct group {
     enum group_state state;
     int32_t generation;
     int64_t rebalance_deadline_ms;
+    int64_t complete_not_before_ms; /* the initial delay of a client-side group */
     struct group_member *members; /* members[0..member_count), grown on join */
     uint32_t member_count;
     uint32_t member_cap;
@@ -48,6 +63,12 @@ struct group {
     const char *assignor;
     char **topic_table; /* sorted union of subscriptions at the last rebalance */
     uint32_t topic_table_count;
+    /* client-side assignment (fixed by the first member of an empty group) */
+    bool client_side;
+    bool awaiting_sync;          /* completed; the leader's SyncGroup has not come */
+    char protocol_type[GROUP_PROTOCOL_NAME_MAX + 1];
+    char protocol[GROUP_PROTOCOL_NAME_MAX + 1]; /* the chosen one */
+    group_sync_done_fn sync_done;
 };
 
 const char *group_state_name(enum group_state s)
@@ -90,12 +111,38 @@ static void member_free_topics(struct group_member *m)
     m->topic_count = 0;
 }
 
+static void member_free_protocols(struct group_member *m)
+{
+    for (uint32_t i = 0; i < m->protocol_count; i++) {
+        free(m->protocols[i].name);
+        free(m->protocols[i].metadata);
+    }
+    free(m->protocols);
+    m->protocols = NULL;
+    m->protocol_count = 0;
+}
+
 static void member_free(struct group_member *m)
 {
     member_free_topics(m);
+    member_free_protocols(m);
     free(m->assignment);
     m->assignment = NULL;
     m->assignment_count = 0;
+    free(m->assigned);
+    m->assigned = NULL;
+    m->assigned_len = 0;
+}
+
+/* Answers a member's parked SyncGroup (client-side groups). */
+static void group_answer_sync(struct group *g, struct group_member *m, int error)
+{
+    if (!m->sync_pending)
+        return;
+    m->sync_pending = false;
+    if (g->sync_done)
+        g->sync_done(m->sync_token, error, error ? NULL : m->assigned,
+                     error ? 0 : m->assigned_len);
 }
 
 static void group_free_topic_table(struct group *g)
@@ -119,6 +166,7 @@ static void group_answer_join(struct group *g, struct group_member *m, int error
         .leader_id = g->leader_id,
         .assignor = g->assignor ? g->assignor : "",
         .member_count = g->member_count,
+        .group = g->client_side && !error ? g : NULL,
     };
     g->join_done(m->join_token, &res);
 }
@@ -129,6 +177,7 @@ void group_destroy(struct group *g)
         return;
     for (uint32_t i = 0; i < g->member_count; i++) {
         group_answer_join(g, &g->members[i], RL_E_COORDINATOR_NOT_AVAILABLE);
+        group_answer_sync(g, &g->members[i], RL_E_COORDINATOR_NOT_AVAILABLE);
         member_free(&g->members[i]);
     }
     free(g->members);
@@ -148,6 +197,7 @@ static struct group_member *group_find(const struct group *g, const char *member
 
 static void group_remove_member(struct group *g, struct group_member *m)
 {
+    group_answer_sync(g, m, RL_E_UNKNOWN_MEMBER_ID);
     member_free(m);
     uint32_t idx = (uint32_t)(m - g->members);
     memmove(m, m + 1, sizeof(*m) * (g->member_count - idx - 1));
@@ -268,6 +318,54 @@ static const char *group_choose_assignor(const struct group *g)
     return GROUP_ASSIGNOR_RANGE; /* unreachable: joins keep the common set non-empty */
 }
 
+static bool member_supports(const struct group_member *m, const char *name, uint32_t *rank)
+{
+    for (uint32_t p = 0; p < m->protocol_count; p++) {
+        if (!strcmp(m->protocols[p].name, name)) {
+            if (rank)
+                *rank = p;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Kafka's choice: among the protocols every member supports, each member votes for the one it
+ * prefers most; the most votes win, ties going to the first member's order. */
+static void group_choose_protocol(struct group *g)
+{
+    const struct group_member *first = &g->members[0];
+    uint32_t best_votes = 0;
+    const char *best = NULL;
+    for (uint32_t c = 0; c < first->protocol_count; c++) {
+        const char *cand = first->protocols[c].name;
+        bool common = true;
+        for (uint32_t i = 1; i < g->member_count && common; i++)
+            common = member_supports(&g->members[i], cand, NULL);
+        if (!common)
+            continue;
+        uint32_t votes = 0;
+        for (uint32_t i = 0; i < g->member_count; i++) {
+            const struct group_member *m = &g->members[i];
+            const char *fav = NULL;
+            for (uint32_t p = 0; p < m->protocol_count && !fav; p++) {
+                bool all = true;
+                for (uint32_t j = 0; j < g->member_count && all; j++)
+                    all = member_supports(&g->members[j], m->protocols[p].name, NULL);
+                if (all)
+                    fav = m->protocols[p].name;
+            }
+            votes += fav && !strcmp(fav, cand);
+        }
+        if (!best || votes > best_votes) {
+            best = cand;
+            best_votes = votes;
+        }
+    }
+    /* Joins keep a common protocol, so best is set; the fallback only guards the invariant. */
+    snprintf(g->protocol, sizeof(g->protocol), "%s", best ? best : first->protocols[0].name);
+}
+
 /* Hands each member its partitions per member_of; returns 0 or -ENOMEM. */
 static int group_store_assignment(struct group *g, const uint32_t *partitions,
                                   const int32_t *member_of)
@@ -341,6 +439,10 @@ static void group_go_empty(struct group *g)
     g->generation++;
     g->leader_id[0] = '\0';
     g->assignor = NULL;
+    g->client_side = false; /* the next first member decides again */
+    g->awaiting_sync = false;
+    g->protocol[0] = '\0';
+    g->protocol_type[0] = '\0';
     group_free_topic_table(g);
 }
 
@@ -357,10 +459,22 @@ static void group_complete_rebalance(struct group *g, int64_t now_ms)
     }
     qsort(g->members, g->member_count, sizeof(*g->members), cmp_member);
     g->generation++;
-    g->assignor = group_choose_assignor(g);
     if (!group_find(g, g->leader_id))
         snprintf(g->leader_id, sizeof(g->leader_id), "%s", g->members[0].id);
-    int rc = group_assign(g);
+    int rc = 0;
+    if (g->client_side) {
+        group_choose_protocol(g);
+        g->assignor = g->protocol;
+        g->awaiting_sync = true;
+        for (uint32_t i = 0; i < g->member_count; i++) {
+            free(g->members[i].assigned);
+            g->members[i].assigned = NULL;
+            g->members[i].assigned_len = 0;
+        }
+    } else {
+        g->assignor = group_choose_assignor(g);
+        rc = group_assign(g);
+    }
     if (rc < 0)
         RL_ERROR("group %s: assignment failed: %s", g->id, rl_strerror(rc));
     g->state = GROUP_STABLE;
@@ -374,7 +488,7 @@ static void group_maybe_complete(struct group *g, int64_t now_ms)
 {
     if (g->state != GROUP_PREPARING_REBALANCE)
         return;
-    bool all = true;
+    bool all = now_ms >= g->complete_not_before_ms;
     for (uint32_t i = 0; i < g->member_count && all; i++)
         all = g->members[i].join_pending;
     if (all || now_ms >= g->rebalance_deadline_ms)
@@ -390,12 +504,20 @@ static void group_start_rebalance(struct group *g, int64_t now_ms)
     }
     if (g->state == GROUP_PREPARING_REBALANCE)
         return;
+    g->complete_not_before_ms = 0;
+    if (g->state == GROUP_EMPTY && g->client_side && g->limits.initial_rebalance_delay_ms > 0)
+        g->complete_not_before_ms = now_ms + g->limits.initial_rebalance_delay_ms;
+    g->awaiting_sync = false;
+    for (uint32_t i = 0; i < g->member_count; i++)
+        group_answer_sync(g, &g->members[i], RL_E_REBALANCE_IN_PROGRESS);
     int32_t longest_ms = 0;
     for (uint32_t i = 0; i < g->member_count; i++)
         if (g->members[i].rebalance_timeout_ms > longest_ms)
             longest_ms = g->members[i].rebalance_timeout_ms;
     g->state = GROUP_PREPARING_REBALANCE;
     g->rebalance_deadline_ms = now_ms + longest_ms;
+    if (g->rebalance_deadline_ms < g->complete_not_before_ms)
+        g->rebalance_deadline_ms = g->complete_not_before_ms;
 }
 
 /* --- requests --------------------------------------------------------------------------------- */
@@ -407,6 +529,22 @@ static int group_parse_spec(const struct group *g, const struct group_member_spe
     if (spec->session_timeout_ms < g->limits.min_session_timeout_ms ||
         spec->session_timeout_ms > g->limits.max_session_timeout_ms)
         return RL_E_INVALID_SESSION_TIMEOUT;
+    if (spec->protocols) {
+        *pref_count = 0;
+        if (spec->rebalance_timeout_ms < 0 || !spec->protocol_type ||
+            strlen(spec->protocol_type) > GROUP_PROTOCOL_NAME_MAX)
+            return RL_E_INVALID_ARGUMENT;
+        if (spec->protocol_count == 0 || spec->protocol_count > GROUP_PROTOCOLS_MAX)
+            return RL_E_INCONSISTENT_PROTOCOL;
+        for (uint32_t i = 0; i < spec->protocol_count; i++) {
+            const struct group_protocol *p = &spec->protocols[i];
+            if (!p->name || !p->name[0] || strlen(p->name) > GROUP_PROTOCOL_NAME_MAX ||
+                p->metadata_len > GROUP_PROTOCOL_METADATA_MAX ||
+                (p->metadata_len && !p->metadata))
+                return RL_E_INVALID_ARGUMENT;
+        }
+        return 0;
+    }
     if (spec->rebalance_timeout_ms < 0 || spec->topic_count > GROUP_TOPICS_PER_MEMBER_MAX ||
         (spec->topic_count && !spec->topics))
         return RL_E_INVALID_ARGUMENT;
@@ -429,10 +567,34 @@ static int group_parse_spec(const struct group *g, const struct group_member_spe
     return *pref_count ? 0 : RL_E_INCONSISTENT_PROTOCOL;
 }
 
+/* A client-side member must share the protocol type and one protocol with every other member
+ * (and a server-side group takes no client-side member, nor the other way round). */
+static int group_check_client_protocol(const struct group *g, const struct group_member *self,
+                                       const struct group_member_spec *spec)
+{
+    bool others = g->member_count > (self ? 1u : 0u);
+    if (!others)
+        return 0;
+    if (!g->client_side || !spec->protocols || strcmp(g->protocol_type, spec->protocol_type))
+        return RL_E_INCONSISTENT_PROTOCOL;
+    for (uint32_t p = 0; p < spec->protocol_count; p++) {
+        bool all = true;
+        for (uint32_t i = 0; i < g->member_count && all; i++)
+            if (&g->members[i] != self)
+                all = member_supports(&g->members[i], spec->protocols[p].name, NULL);
+        if (all)
+            return 0;
+    }
+    return RL_E_INCONSISTENT_PROTOCOL;
+}
+
 /* A joining member must share an assignor with every other member. */
 static int group_check_protocol(const struct group *g, const struct group_member *self,
                                 const uint8_t *prefs, uint32_t pref_count)
 {
+    bool others = g->member_count > (self ? 1u : 0u);
+    if (others && g->client_side)
+        return RL_E_INCONSISTENT_PROTOCOL;
     unsigned mask = 0;
     for (uint32_t p = 0; p < pref_count; p++)
         mask |= prefs[p];
@@ -487,6 +649,29 @@ static int member_set_topics(struct group_member *m, const struct group_member_s
     return 0;
 }
 
+static int member_set_protocols(struct group_member *m, const struct group_member_spec *spec)
+{
+    member_free_protocols(m);
+    if (!spec->protocols)
+        return 0;
+    m->protocols = calloc(spec->protocol_count, sizeof(*m->protocols));
+    if (!m->protocols)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < spec->protocol_count; i++) {
+        const struct group_protocol *p = &spec->protocols[i];
+        struct member_protocol *mp = &m->protocols[i];
+        m->protocol_count = i + 1;
+        mp->name = strdup(p->name);
+        mp->metadata = malloc(p->metadata_len ? p->metadata_len : 1);
+        if (!mp->name || !mp->metadata)
+            return -ENOMEM;
+        if (p->metadata_len)
+            memcpy(mp->metadata, p->metadata, p->metadata_len);
+        mp->metadata_len = p->metadata_len;
+    }
+    return 0;
+}
+
 int group_join(struct group *g, const struct group_member_spec *spec, int64_t now_ms, void *token)
 {
     uint8_t prefs[ASSIGNOR_KINDS];
@@ -498,12 +683,19 @@ int group_join(struct group *g, const struct group_member_spec *spec, int64_t no
     struct group_member *m = is_new ? NULL : group_find(g, spec->member_id);
     if (!is_new && !m)
         return RL_E_UNKNOWN_MEMBER_ID;
-    rc = group_check_protocol(g, m, prefs, pref_count);
+    rc = spec->protocols ? group_check_client_protocol(g, m, spec)
+                         : group_check_protocol(g, m, prefs, pref_count);
     if (rc < 0)
         return rc;
     if (is_new && !(m = group_add_member(g, spec->client_id)))
         return g->member_count >= g->limits.max_members ? RL_E_LIMIT : -ENOMEM;
-    rc = member_set_topics(m, spec);
+    if (g->member_count == 1) {
+        /* The only member decides how the group assigns. */
+        g->client_side = spec->protocols != NULL;
+        snprintf(g->protocol_type, sizeof(g->protocol_type), "%s",
+                 spec->protocols ? spec->protocol_type : "");
+    }
+    rc = spec->protocols ? member_set_protocols(m, spec) : member_set_topics(m, spec);
     if (rc < 0) {
         if (is_new)
             group_remove_member(g, m);
@@ -547,6 +739,113 @@ int group_sync(struct group *g, const char *member_id, int32_t generation, int64
     *assignment = m->assignment;
     *count = m->assignment_count;
     return 0;
+}
+
+void group_set_sync_done(struct group *g, group_sync_done_fn sync_done)
+{
+    g->sync_done = sync_done;
+}
+
+/* Stores the leader's assignment: every named member's bytes (members it does not name get
+ * none). Returns 0, RL_E_INVALID_ARGUMENT or -ENOMEM; on failure nothing changed. */
+static int group_store_client_assignment(struct group *g,
+                                         const struct group_sync_assignment *a, uint32_t n)
+{
+    uint8_t **bufs = calloc(g->member_count, sizeof(*bufs));
+    uint32_t *lens = calloc(g->member_count, sizeof(*lens));
+    int rc = bufs && lens ? 0 : -ENOMEM;
+    for (uint32_t k = 0; k < n && rc == 0; k++) {
+        struct group_member *m = group_find(g, a[k].member_id);
+        if (!m || a[k].len > GROUP_ASSIGNMENT_MAX || (a[k].len && !a[k].data))
+            continue; /* Kafka ignores assignments for members that are gone */
+        uint32_t idx = (uint32_t)(m - g->members);
+        free(bufs[idx]);
+        bufs[idx] = malloc(a[k].len ? a[k].len : 1);
+        if (!bufs[idx]) {
+            rc = -ENOMEM;
+            break;
+        }
+        if (a[k].len)
+            memcpy(bufs[idx], a[k].data, a[k].len);
+        lens[idx] = a[k].len;
+    }
+    for (uint32_t i = 0; i < g->member_count && bufs; i++) {
+        if (rc == 0) {
+            free(g->members[i].assigned);
+            g->members[i].assigned = bufs[i];
+            g->members[i].assigned_len = lens[i];
+        } else {
+            free(bufs[i]);
+        }
+    }
+    free(bufs);
+    free(lens);
+    return rc;
+}
+
+int group_sync_client(struct group *g, const char *member_id, int32_t generation,
+                      int64_t now_ms, const struct group_sync_assignment *assignments,
+                      uint32_t count, void *token)
+{
+    int rc = group_check_member(g, member_id, generation, now_ms);
+    if (rc < 0)
+        return rc;
+    if (!g->client_side)
+        return RL_E_INCONSISTENT_PROTOCOL;
+    struct group_member *m = group_find(g, member_id);
+    bool leader = !strcmp(member_id, g->leader_id);
+    if (leader && g->awaiting_sync) {
+        rc = group_store_client_assignment(g, assignments, count);
+        if (rc < 0)
+            return rc;
+        g->awaiting_sync = false;
+    }
+    group_answer_sync(g, m, RL_E_REBALANCE_IN_PROGRESS); /* an older parked sync, if any */
+    m->sync_pending = true;
+    m->sync_token = token;
+    if (g->awaiting_sync)
+        return 0; /* parked until the leader's SyncGroup */
+    if (leader) {
+        for (uint32_t i = 0; i < g->member_count; i++)
+            group_answer_sync(g, &g->members[i], 0);
+    } else {
+        group_answer_sync(g, m, 0);
+    }
+    return 0;
+}
+
+int group_member_protocol(const struct group *g, uint32_t i, const char **member_id,
+                          const uint8_t **metadata, uint32_t *metadata_len,
+                          const uint8_t **assignment, uint32_t *assignment_len)
+{
+    if (i >= g->member_count || !g->client_side)
+        return RL_E_INVALID_ARGUMENT;
+    const struct group_member *m = &g->members[i];
+    uint32_t rank = 0;
+    bool has = g->protocol[0] && member_supports(m, g->protocol, &rank);
+    *member_id = m->id;
+    *metadata = has ? m->protocols[rank].metadata : NULL;
+    *metadata_len = has ? m->protocols[rank].metadata_len : 0;
+    *assignment = m->assigned;
+    *assignment_len = m->assigned_len;
+    return 0;
+}
+
+int group_client_side(const struct group *g)
+{
+    return g->client_side;
+}
+
+const char *group_protocol_type(const struct group *g)
+{
+    return g->protocol_type;
+}
+
+const char *group_state_label(const struct group *g)
+{
+    if (g->state == GROUP_STABLE && g->awaiting_sync)
+        return "CompletingRebalance";
+    return group_state_name(g->state);
 }
 
 int group_heartbeat(struct group *g, const char *member_id, int32_t generation, int64_t now_ms)

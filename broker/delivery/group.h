@@ -9,10 +9,19 @@
  * RL_E_REBALANCE_IN_PROGRESS and rejoin. A rebalance completes when every known member has
  * rejoined, or at the rebalance deadline, when those that did not are removed.
  *
- * The coordinator computes the assignment itself (range or round-robin, whichever every member
- * supports, in the first member's order of preference), so clients need no assignor code and
- * SyncGroup answers at once with the member's partitions. Kafka leaves assignment to a leader
- * member; doing it here costs one extra metadata lookup per rebalance and saves a round trip.
+ * Two ways to assign, fixed per group by its first member:
+ *  - server-side (native clients): the coordinator computes the assignment itself (range or
+ *    round-robin, whichever every member supports, in the first member's order of preference),
+ *    so clients need no assignor code and SyncGroup answers at once with the member's
+ *    partitions. This costs one metadata lookup per rebalance and saves a round trip.
+ *  - client-side (Kafka clients): members name protocols (their assignors) with opaque
+ *    metadata each; at completion the group picks the protocol every member supports that most
+ *    members prefer, the leader's join answer carries every member's metadata for it, the
+ *    leader computes the assignment and sends it in its SyncGroup, and the group hands each
+ *    member its opaque bytes. Followers' SyncGroups wait (group_sync_client) until the leader's
+ *    arrives; a new rebalance answers them REBALANCE_IN_PROGRESS. Between completion and the
+ *    leader's SyncGroup the group is "CompletingRebalance" (group_state_label); heartbeats
+ *    succeed then, as in Kafka.
  *
  * Pure logic: no I/O, no clock (callers pass now_ms), no threads. Allocation happens only on
  * join and at rebalance completion, never on heartbeats. Bounded by struct group_limits.
@@ -30,6 +39,10 @@
 #define GROUP_TOPICS_PER_MEMBER_MAX 256
 #define GROUP_ASSIGNOR_RANGE "range"
 #define GROUP_ASSIGNOR_ROUNDROBIN "roundrobin"
+#define GROUP_PROTOCOLS_MAX 16             /* protocols one member may name */
+#define GROUP_PROTOCOL_NAME_MAX 64
+#define GROUP_PROTOCOL_METADATA_MAX (64u * 1024) /* a member's metadata for one protocol */
+#define GROUP_ASSIGNMENT_MAX (1u << 20)    /* the bytes the leader assigns one member */
 
 enum group_state {
     GROUP_EMPTY,
@@ -41,6 +54,10 @@ struct group_limits {
     uint32_t max_members;
     int32_t min_session_timeout_ms;
     int32_t max_session_timeout_ms;
+    /* Client-side groups: the first rebalance of an empty group waits this long for more
+     * members before completing (Kafka's group.initial.rebalance.delay.ms), so members that
+     * start together get one assignment instead of a rebalance per arrival. */
+    int32_t initial_rebalance_delay_ms;
 };
 
 struct group;
@@ -55,10 +72,20 @@ struct group_join_result {
     int32_t generation;
     const char *member_id;  /* the member's id (assigned on first join) */
     const char *leader_id;
-    const char *assignor;   /* "range" or "roundrobin" */
+    const char *assignor;   /* "range" or "roundrobin"; client-side: the chosen protocol */
     uint32_t member_count;
+    /* Client-side groups: the group, to read every member's metadata (group_member_protocol)
+     * for the leader's answer. NULL otherwise. */
+    const struct group *group;
 };
 typedef void (*group_join_done_fn)(void *token, const struct group_join_result *res);
+
+/* One protocol a client-side member supports: its name and opaque metadata (copied). */
+struct group_protocol {
+    const char *name;
+    const uint8_t *metadata;
+    uint32_t metadata_len;
+};
 
 struct group_member_spec {
     const char *member_id;  /* "" for a new member */
@@ -69,6 +96,12 @@ struct group_member_spec {
     uint32_t topic_count;
     const char *const *assignors; /* in order of preference */
     uint32_t assignor_count;
+    /* Client-side assignment when protocols is set (topics and assignors are then ignored):
+     * the protocol type ("consumer"), which every member must share, and the protocols in
+     * order of preference. */
+    const char *protocol_type;
+    const struct group_protocol *protocols;
+    uint32_t protocol_count;
 };
 
 struct group_tp {
@@ -96,6 +129,42 @@ int group_join(struct group *g, const struct group_member_spec *spec, int64_t no
  * Errors: RL_E_UNKNOWN_MEMBER_ID, RL_E_ILLEGAL_GENERATION, RL_E_REBALANCE_IN_PROGRESS. */
 int group_sync(struct group *g, const char *member_id, int32_t generation, int64_t now_ms,
                const struct group_tp **assignment, uint32_t *count);
+
+/* Client-side groups: the answer to a SyncGroup (token as passed to group_sync_client), with
+ * the member's assignment bytes (owned by the group, valid during the call) or an error. */
+typedef void (*group_sync_done_fn)(void *token, int error, const uint8_t *assignment,
+                                   uint32_t assignment_len);
+void group_set_sync_done(struct group *g, group_sync_done_fn sync_done);
+
+/* One member's assignment in the leader's SyncGroup (bytes copied). */
+struct group_sync_assignment {
+    const char *member_id;
+    const uint8_t *data;
+    uint32_t len;
+};
+
+/* SyncGroup of a client-side group. The leader passes every member's assignment (others pass
+ * none). Returns 0 when the answer goes through sync_done (at once when the leader's
+ * assignment is known, else once it arrives or a rebalance starts), or an error at once:
+ * RL_E_UNKNOWN_MEMBER_ID, RL_E_ILLEGAL_GENERATION, RL_E_REBALANCE_IN_PROGRESS,
+ * RL_E_INCONSISTENT_PROTOCOL (a server-side group), RL_E_INVALID_ARGUMENT (an assignment too
+ * large), -ENOMEM. A member's second pending sync answers the first REBALANCE_IN_PROGRESS. */
+int group_sync_client(struct group *g, const char *member_id, int32_t generation,
+                      int64_t now_ms, const struct group_sync_assignment *assignments,
+                      uint32_t count, void *token);
+
+/* Client-side groups: the i-th member's id, metadata for the chosen protocol and assignment
+ * bytes (NULL/0 before the leader's SyncGroup). Returns 0 or RL_E_INVALID_ARGUMENT. */
+int group_member_protocol(const struct group *g, uint32_t i, const char **member_id,
+                          const uint8_t **metadata, uint32_t *metadata_len,
+                          const uint8_t **assignment, uint32_t *assignment_len);
+/* 1 when the group assigns on a leader member (Kafka clients). */
+int group_client_side(const struct group *g);
+/* The protocol type of a client-side group ("consumer"), "" otherwise. */
+const char *group_protocol_type(const struct group *g);
+/* Kafka's name for the group's state: "Empty", "PreparingRebalance", "CompletingRebalance"
+ * (client-side, waiting for the leader's SyncGroup) or "Stable". */
+const char *group_state_label(const struct group *g);
 
 /* Keeps the member alive. 0, or RL_E_UNKNOWN_MEMBER_ID / RL_E_ILLEGAL_GENERATION /
  * RL_E_REBALANCE_IN_PROGRESS (rejoin). */

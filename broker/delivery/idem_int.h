@@ -46,6 +46,7 @@ struct idem_part {
 
 struct idem {
     struct meta *meta;
+    struct io *io;                 /* file I/O of loads and snapshots (meta_io) */
     struct bg *bg;
     char data_dir[PATH_MAX];
     int64_t expiration_ms;

@@ -5,8 +5,9 @@
  * A load is a job that alternates between the loop and the background thread:
  *
  *   bg    read <partition dir>/producer.snapshot and decode it into a fresh table
- *   loop  the replay range: from the snapshot's next offset (cut back when the log lost a tail
- *         after it, moved up to the log start) to the visible end now
+ *   loop  the replay range: from the snapshot's next offset (cut back to the log end this run
+ *         opened with, moved up to the log start) to the visible end now; entries at or past
+ *         it are dropped
  *   loop  partition_read of the next slice (up to 16 MiB)        } until the range is read
  *   bg    read that slice's batch headers, a 1 MiB window at a    }
  *         time, and record the idempotent batches                 }
@@ -15,7 +16,9 @@
  * At most IDEM_MAX_LOADS run at once; each holds a 1 MiB window and one slice.
  *
  * A snapshot is encoded on the loop (the table lives there) into a buffer of its own and
- * written by the background thread (write-temp, fsync, rename, directory fsync).
+ * written by the background thread (write-temp, fsync, rename, directory fsync). It describes
+ * the log up to the visible end only (durable), so it never claims a batch a crash can lose.
+ * All file I/O goes through the I/O layer (io/io.h), so the simulated back-end sees it.
  */
 #include "broker/delivery/idem_int.h"
 
@@ -31,6 +34,7 @@
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "io/io.h"
 #include "storage/checkpoint.h"
 #include "storage/plog.h"
 
@@ -42,6 +46,7 @@ enum idem_load_stage { IDEM_LOAD_SNAPSHOT, IDEM_LOAD_SLICE };
 struct idem_load {
     struct bg_job job;             /* first: the job's callbacks get &job */
     struct idem *id;
+    struct io *io;
     struct idem_part *ip;
     struct partition *p;
     enum idem_load_stage stage;
@@ -61,6 +66,7 @@ struct idem_load {
 struct idem_snap {
     struct bg_job job;             /* first */
     struct idem *id;
+    struct io *io;
     struct idem_part *ip;
     char dir[PATH_MAX + 300];
     uint8_t *buf;
@@ -132,18 +138,17 @@ static void idem_part_dir(const struct idem *id, const struct partition *p, char
     snprintf(out, cap, "%s/%s-%u", id->data_dir, partition_topic(p), partition_index(p));
 }
 
-/* Moves *ps into a table twice as large (through a snapshot image in scratch). */
+/* Moves *ps into a table twice as large. */
 static int idem_table_grow(struct pstate **ps, uint32_t *max, uint8_t *scratch)
 {
+    (void)scratch;
     if (*max >= IDEM_PART_MAX_PRODUCERS)
         return RL_E_LIMIT;
     uint32_t n = *max * 2 > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : *max * 2;
     struct pstate *bigger = pstate_create(n);
     if (!bigger)
         return -ENOMEM;
-    int64_t next = 0;
-    int len = pstate_snapshot_encode(*ps, 0, scratch, CHECKPOINT_MAX_PAYLOAD);
-    if (len < 0 || pstate_snapshot_decode(bigger, scratch, (size_t)len, &next) != 0) {
+    if (pstate_copy(bigger, *ps) != 0) {
         pstate_destroy(bigger);
         return RL_E_INTERNAL;
     }
@@ -178,10 +183,15 @@ int idem_part_record(struct idem *id, struct idem_part *ip, const struct batch_h
 
 /* --- load: background steps ------------------------------------------------------------------- */
 
-/* Reads the snapshot into a fresh table sized for it. */
+/* Reads the snapshot into a fresh table sized for it. A version 1 snapshot (older brokers)
+ * counted batches whose append had not completed, so after a crash it may claim offsets that
+ * the log lost and that later appends then filled with other batches; nothing tells which, so
+ * its content is dropped and the state rebuilt from the whole log (once: the next snapshot is
+ * version 2). */
 static void idem_load_snapshot_run(struct idem_load *ld)
 {
-    int n = checkpoint_read(ld->dir, IDEM_SNAPSHOT_NAME, ld->scratch, CHECKPOINT_MAX_PAYLOAD);
+    int n = checkpoint_load(ld->io, ld->dir, IDEM_SNAPSHOT_NAME, ld->scratch,
+                            CHECKPOINT_MAX_PAYLOAD);
     uint32_t count = 0;
     if (n >= 20)
         memcpy(&count, ld->scratch + 16, 4); /* the snapshot's producer count (pstate.c) */
@@ -195,9 +205,16 @@ static void idem_load_snapshot_run(struct idem_load *ld)
         return;
     }
     ld->next = 0;
-    if (n >= 0 && pstate_snapshot_decode(ld->ps, ld->scratch, (size_t)n, &ld->next) != 0) {
+    uint32_t version = 0;
+    if (n >= 0 && pstate_snapshot_decode(ld->ps, ld->scratch, (size_t)n, &ld->next,
+                                         &version) != 0) {
         RL_CORRUPT(ld->dir, 0, 0, "producer-state snapshot does not decode; rebuilding from the "
                    "log");
+        ld->next = 0;
+    } else if (n >= 0 && version == PSTATE_SNAPSHOT_V1) {
+        RL_INFO("%s/%s: a version 1 snapshot (its offsets may not all be in the log); "
+                "rebuilding producer state from the whole log", ld->dir, IDEM_SNAPSHOT_NAME);
+        pstate_truncate(ld->ps, 0);
         ld->next = 0;
     } else if (n < 0 && n != -ENOENT) {
         RL_WARN("%s/%s: %s; rebuilding producer state from the log", ld->dir,
@@ -217,9 +234,10 @@ static int idem_load_scan(struct idem_load *ld, const struct plog_slice *s)
             if (pos < wpos || pos + RL_BATCH_HEADER_SIZE > wpos + wlen) {
                 uint32_t n = s->len - pos < CHECKPOINT_MAX_PAYLOAD ? s->len - pos
                                                                    : CHECKPOINT_MAX_PAYLOAD;
-                ssize_t got = pread(s->fd, ld->scratch, n, (off_t)(s->file_position + pos));
+                ssize_t got = io_file_pread(ld->io, s->fd, ld->scratch, n,
+                                            s->file_position + pos);
                 if (got < RL_BATCH_HEADER_SIZE)
-                    return got < 0 ? -errno : -EIO;
+                    return got < 0 ? (int)got : -EIO;
                 wpos = pos;
                 wlen = (uint32_t)got;
             }
@@ -320,13 +338,17 @@ static void idem_load_done(struct bg_job *j)
     if (ld->rc)
         return idem_load_end(ld);
     if (ld->stage == IDEM_LOAD_SNAPSHOT) {
-        /* The range to replay, from what the log holds now. */
+        /* The range to replay, from what the log holds now. The snapshot was written by an
+         * earlier run (a load happens once per run), so nothing it holds can lie past the log
+         * end this run opened with, whatever was appended since; and nothing at or past its
+         * own next offset is trusted (replay finds what the log really holds there). */
         uint64_t start = partition_start_offset(ld->p);
         ld->end = partition_visible_end(ld->p);
-        if (ld->next > (int64_t)ld->end) {
-            pstate_truncate(ld->ps, (int64_t)ld->end); /* the log lost a tail after it */
-            ld->next = (int64_t)ld->end;
-        }
+        uint64_t held = partition_open_end(ld->p) < ld->end ? partition_open_end(ld->p)
+                                                              : ld->end;
+        if (ld->next > (int64_t)held)
+            ld->next = (int64_t)held; /* the log lost a tail after the snapshot */
+        pstate_truncate(ld->ps, ld->next);
         ld->from = ld->off = ld->next < (int64_t)start ? start : (uint64_t)ld->next;
     } else {
         ld->off = ld->slice.next_offset;
@@ -355,7 +377,7 @@ static void idem_load_next(struct idem *id)
             idem_load_fail_waiters(ip, -ENOMEM);
             continue;
         }
-        *ld = (struct idem_load){.id = id, .ip = ip, .p = ip->p, .scratch = scratch,
+        *ld = (struct idem_load){.id = id, .io = id->io, .ip = ip, .p = ip->p, .scratch = scratch,
                                  .now_ms = id->now_ms, .stage = IDEM_LOAD_SNAPSHOT};
         ld->job.run = idem_load_run;
         ld->job.done = idem_load_done;
@@ -412,7 +434,8 @@ void idem_wait_loaded(struct idem *id, struct partition *p, struct idem_wait *w)
 static void idem_snap_run(struct bg_job *j)
 {
     struct idem_snap *sn = (struct idem_snap *)j;
-    sn->rc = checkpoint_write(sn->dir, IDEM_SNAPSHOT_NAME, sn->buf, sn->len);
+    sn->rc = checkpoint_save(sn->io, sn->dir, IDEM_SNAPSHOT_NAME, sn->buf, sn->len,
+                             CHECKPOINT_DURABLE);
 }
 
 static void idem_snap_done(struct bg_job *j)
@@ -445,8 +468,10 @@ void idem_part_snapshot(struct idem *id, struct idem_part *ip, int64_t now_ms)
     struct idem_snap *sn = calloc(1, sizeof(*sn));
     size_t cap = pstate_snapshot_size(ip->ps);
     uint8_t *buf = sn ? malloc(cap) : NULL;
-    /* Everything recorded, including appends queued behind a full log, is below this. */
-    int n = buf ? pstate_snapshot_encode(ip->ps, (int64_t)partition_next_offset(ip->p), buf,
+    /* Only what is durable: batches recorded but not yet durable (in flight, or queued
+     * behind a full log) are left out, and replay after a restart finds them if they reached
+     * the disk. */
+    int n = buf ? pstate_snapshot_encode(ip->ps, (int64_t)partition_visible_end(ip->p), buf,
                                          cap) : -ENOMEM;
     if (n < 0) {
         RL_WARN("%s-%u: cannot encode the producer-state snapshot: %s", partition_topic(ip->p),
@@ -455,7 +480,7 @@ void idem_part_snapshot(struct idem *id, struct idem_part *ip, int64_t now_ms)
         free(sn);
         return;
     }
-    *sn = (struct idem_snap){.id = id, .ip = ip, .buf = buf, .len = (size_t)n};
+    *sn = (struct idem_snap){.id = id, .ip = ip, .io = id->io, .buf = buf, .len = (size_t)n};
     sn->job.run = idem_snap_run;
     sn->job.done = idem_snap_done;
     idem_part_dir(id, ip->p, sn->dir, sizeof(sn->dir));

@@ -13,9 +13,11 @@
  * after a restart an id's epoch is recovered from the partitions' producer state when a
  * producer asks to bump it (every partition is loaded first, in the background).
  *
- * A snapshot's next offset covers every batch recorded, including batches whose append has not
- * completed; if the broker then dies, recovery cuts the log below that offset and loading
- * truncates the state to the log's end.
+ * A snapshot describes the log up to its visible end only (what is durable): batches recorded
+ * whose append has not completed are left out, so a crash cannot leave a snapshot claiming
+ * offsets the log lost (which later appends would fill with other producers' batches). A load
+ * trusts nothing at or past the snapshot's next offset, nor past the log end the run opened
+ * with, and replays the log from there.
  */
 #include "broker/delivery/idem_int.h"
 
@@ -126,6 +128,7 @@ struct idem *idem_create(struct meta *meta, struct bg *bg, const char *data_dir,
     for (uint32_t i = 0; i < IDEM_EPOCH_SLOTS; i++)
         id->epochs[i].producer_id = -1;
     id->meta = meta;
+    id->io = meta_io(meta);
     id->bg = bg;
     snprintf(id->data_dir, sizeof(id->data_dir), "%s", data_dir);
     id->expiration_ms = expiration_ms;

@@ -214,6 +214,13 @@ static struct partition *produce_resolve(struct produce *ps, struct svc_req *r,
 {
     int rc;
     const char *topic = res->topic;
+    if (meta_topic_internal(topic)) {
+        res->error_code = RL_E_INTERNAL_TOPIC;
+        res->error_message = arena_printf(r->arena, "topic \"%s\" is internal to the broker: "
+                                          "only the broker writes it (commit offsets with "
+                                          "OffsetCommit)", topic);
+        return NULL;
+    }
     struct partition *p = meta_partition(ps->meta, topic, res->partition, &rc);
     if (!p) {
         res->error_code = rc;
@@ -224,12 +231,6 @@ static struct partition *produce_resolve(struct produce *ps, struct svc_req *r,
         return NULL;
     }
     res->log_start_offset = (int64_t)partition_start_offset(p);
-    if (!strcmp(topic, OFFSETS_TOPIC)) {
-        res->error_code = RL_E_INVALID_REQUEST;
-        res->error_message = "__consumer_offsets is internal: only the group coordinator writes "
-                             "it (use OffsetCommit)";
-        return NULL;
-    }
     *t = meta_topic_find(ps->meta, topic);
     return p;
 }

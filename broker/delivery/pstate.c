@@ -20,11 +20,14 @@
 
 #define PSTATE_EMPTY (-1)
 #define PSTATE_SNAPSHOT_MAGIC 0x53504c52u /* "RLPS" */
-#define PSTATE_SNAPSHOT_VERSION 1u
+#define PSTATE_SNAPSHOT_VERSION 2u
 /* Snapshot layout (little-endian): magic u32 | version u32 | next_offset i64 | count u32 |
  * entries | checksum u64 (xxh3-64 of everything before it). Each entry: producer_id i64 |
  * epoch i16 | batch_count u8 | last_ms i64 | batch_count x (first_seq i32 | last_seq i32 |
- * base_offset i64 | last_offset i64). */
+ * base_offset i64 | last_offset i64).
+ * Version 2 (the same bytes) promises that every batch in it ends below next_offset; the
+ * decoder refuses one that does not. Version 1 made no such promise (its next_offset counted
+ * batches whose append had not completed), so its reader must not trust it blindly. */
 #define PSTATE_SNAPSHOT_HEAD 20
 #define PSTATE_ENTRY_HEAD 19
 #define PSTATE_BATCH_BYTES 24
@@ -284,14 +287,24 @@ size_t pstate_snapshot_size(const struct pstate *ps)
            (size_t)ps->count * (PSTATE_ENTRY_HEAD + PSTATE_BATCHES_KEPT * PSTATE_BATCH_BYTES);
 }
 
-static uint8_t *pstate_encode_entry(const struct pstate_entry *e, uint8_t *p)
+/* The entry's batches that end below next_offset (the older ones: batches are in offset
+ * order), at most batch_count. */
+static uint8_t pstate_batches_below(const struct pstate_entry *e, int64_t next_offset)
+{
+    uint8_t n = 0;
+    while (n < e->batch_count && e->batches[n].last_offset < next_offset)
+        n++;
+    return n;
+}
+
+static uint8_t *pstate_encode_entry(const struct pstate_entry *e, uint8_t n, uint8_t *p)
 {
     p = put_u64(p, (uint64_t)e->producer_id);
     rl_store_le16(p, (uint16_t)e->epoch);
     p += 2;
-    *p++ = e->batch_count;
+    *p++ = n;
     p = put_u64(p, (uint64_t)e->last_ms);
-    for (uint32_t i = 0; i < e->batch_count; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         p = put_u32(p, (uint32_t)e->batches[i].first_seq);
         p = put_u32(p, (uint32_t)e->batches[i].last_seq);
         p = put_u64(p, (uint64_t)e->batches[i].base_offset);
@@ -308,10 +321,23 @@ int pstate_snapshot_encode(const struct pstate *ps, int64_t next_offset, uint8_t
     p = put_u32(p, PSTATE_SNAPSHOT_MAGIC);
     p = put_u32(p, PSTATE_SNAPSHOT_VERSION);
     p = put_u64(p, (uint64_t)next_offset);
-    p = put_u32(p, ps->count);
-    for (uint32_t i = 0; i <= ps->mask; i++)
-        if (ps->slots[i].producer_id != PSTATE_EMPTY)
-            p = pstate_encode_entry(&ps->slots[i], p);
+    uint8_t *count_at = p;
+    p += 4;
+    uint32_t count = 0;
+    for (uint32_t i = 0; i <= ps->mask; i++) {
+        const struct pstate_entry *e = &ps->slots[i];
+        if (e->producer_id == PSTATE_EMPTY)
+            continue;
+        /* Batches at or past next_offset are not in the log the snapshot describes: replay
+         * from next_offset finds them if they reached it, and nothing must claim them if
+         * they did not. */
+        uint8_t n = pstate_batches_below(e, next_offset);
+        if (n == 0)
+            continue;
+        p = pstate_encode_entry(e, n, p);
+        count++;
+    }
+    put_u32(count_at, count);
     uint64_t sum = XXH3_64bits(buf, (size_t)(p - buf));
     p = put_u64(p, sum);
     return (int)(p - buf);
@@ -324,8 +350,10 @@ static void pstate_clear(struct pstate *ps)
     ps->count = 0;
 }
 
-/* Decodes one entry at *pos; returns 0 or RL_E_CORRUPT when it overruns `end` or is invalid. */
-static int pstate_decode_entry(struct pstate *ps, const uint8_t *buf, size_t end, size_t *pos)
+/* Decodes one entry at *pos; returns 0 or RL_E_CORRUPT when it overruns `end` or is invalid
+ * (for version 2, a batch that does not end below next_offset). */
+static int pstate_decode_entry(struct pstate *ps, const uint8_t *buf, size_t end, size_t *pos,
+                               int64_t below)
 {
     if (end - *pos < PSTATE_ENTRY_HEAD)
         return RL_E_CORRUPT;
@@ -351,26 +379,32 @@ static int pstate_decode_entry(struct pstate *ps, const uint8_t *buf, size_t end
         e->batches[i].base_offset = (int64_t)rl_load_le64(p + 8);
         e->batches[i].last_offset = (int64_t)rl_load_le64(p + 16);
         *pos += PSTATE_BATCH_BYTES;
+        if (e->batches[i].last_offset >= below)
+            return RL_E_CORRUPT;
     }
     return 0;
 }
 
 int pstate_snapshot_decode(struct pstate *ps, const uint8_t *buf, size_t len,
-                           int64_t *next_offset)
+                           int64_t *next_offset, uint32_t *version)
 {
     pstate_clear(ps);
     if (len < PSTATE_SNAPSHOT_HEAD + 8)
         return RL_E_CORRUPT;
     size_t body = len - 8;
-    if (XXH3_64bits(buf, body) != rl_load_le64(buf + body) || rl_load_le32(buf) != PSTATE_SNAPSHOT_MAGIC ||
-        rl_load_le32(buf + 4) != PSTATE_SNAPSHOT_VERSION)
+    uint32_t ver = rl_load_le32(buf + 4);
+    if (XXH3_64bits(buf, body) != rl_load_le64(buf + body) ||
+        rl_load_le32(buf) != PSTATE_SNAPSHOT_MAGIC ||
+        (ver != PSTATE_SNAPSHOT_VERSION && ver != PSTATE_SNAPSHOT_V1))
         return RL_E_CORRUPT;
     uint32_t count = rl_load_le32(buf + 16);
+    int64_t next = (int64_t)rl_load_le64(buf + 8);
+    int64_t below = ver == PSTATE_SNAPSHOT_V1 ? INT64_MAX : next;
     if (count > ps->max_producers)
         return RL_E_CORRUPT;
     size_t pos = PSTATE_SNAPSHOT_HEAD;
     for (uint32_t i = 0; i < count; i++) {
-        if (pstate_decode_entry(ps, buf, body, &pos) != 0) {
+        if (pstate_decode_entry(ps, buf, body, &pos, below) != 0) {
             pstate_clear(ps);
             return RL_E_CORRUPT;
         }
@@ -379,6 +413,24 @@ int pstate_snapshot_decode(struct pstate *ps, const uint8_t *buf, size_t len,
         pstate_clear(ps);
         return RL_E_CORRUPT;
     }
-    *next_offset = (int64_t)rl_load_le64(buf + 8);
+    *next_offset = next;
+    if (version)
+        *version = ver;
+    return 0;
+}
+
+int pstate_copy(struct pstate *dst, const struct pstate *src)
+{
+    pstate_clear(dst);
+    if (src->count > dst->max_producers)
+        return RL_E_LIMIT;
+    for (uint32_t i = 0; i <= src->mask; i++) {
+        const struct pstate_entry *e = &src->slots[i];
+        if (e->producer_id == PSTATE_EMPTY)
+            continue;
+        struct pstate_entry *d = pstate_insert(dst, e->producer_id);
+        RL_ASSERT(d); /* count checked above */
+        *d = *e;
+    }
     return 0;
 }

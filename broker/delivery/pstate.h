@@ -69,13 +69,23 @@ uint32_t pstate_count(const struct pstate *ps);
 int pstate_producer_epoch(const struct pstate *ps, int64_t producer_id);
 
 /* Snapshot: a self-contained, checksummed byte image of the table as of log offset
- * `next_offset` (replay resumes there). pstate_snapshot_size() bounds the bytes needed.
- * Encode returns the bytes written or RL_E_FULL if cap is too small. Decode replaces the table's
- * content and returns 0 with *next_offset set, or RL_E_CORRUPT (checksum, magic or structure),
- * leaving the table empty. */
+ * `next_offset` (replay resumes there), which must be durable in the log: the image holds only
+ * batches that end below it (a producer with none is left out), so it never claims a batch the
+ * log may lose. pstate_snapshot_size() bounds the bytes needed. Encode writes the current
+ * version (2) and returns the bytes written or RL_E_FULL if cap is too small. Decode reads
+ * versions 1 and 2, replaces the table's content and returns 0 with *next_offset and *version
+ * (may be NULL) set, or RL_E_CORRUPT (checksum, magic, structure, or a version 2 batch at or
+ * past next_offset), leaving the table empty. A version 1 image may claim batches past its
+ * next_offset that never became durable: see broker/delivery/idem_state.c for how a load
+ * treats it. */
+#define PSTATE_SNAPSHOT_V1 1u
 size_t pstate_snapshot_size(const struct pstate *ps);
 int pstate_snapshot_encode(const struct pstate *ps, int64_t next_offset, uint8_t *buf, size_t cap);
 int pstate_snapshot_decode(struct pstate *ps, const uint8_t *buf, size_t len,
-                           int64_t *next_offset);
+                           int64_t *next_offset, uint32_t *version);
+
+/* Replaces dst's content with src's (a table growing). Returns 0, or RL_E_LIMIT when dst
+ * cannot hold src's producers (dst is left empty). */
+int pstate_copy(struct pstate *dst, const struct pstate *src);
 
 #endif

@@ -171,6 +171,45 @@ static void write_ringlog_header(uint8_t *out, const struct kbatch_header *h, ui
     RL_ASSERT(batch_header_decode(out, batch_len, &check) == 0);
 }
 
+/* A zigzag varint of at most 10 bytes from p[*pos..end); 0, or -1 when malformed. */
+static int read_varlong(const uint8_t *p, size_t end, size_t *pos, int64_t *out)
+{
+    uint64_t u = 0;
+    for (unsigned shift = 0; shift < 70 && *pos < end; shift += 7) {
+        uint8_t b = p[(*pos)++];
+        u |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Some clients (sarama 1.22) send maxTimestamp -1; Kafka's broker sets it from the records,
+ * and so does this, so the batch passes the produce service's check that it matches them.
+ * Records that do not walk leave it as sent: validation then says what is wrong. */
+static void fix_max_timestamp(struct kbatch_header *h, const uint8_t *rec, size_t len)
+{
+    if (h->max_timestamp >= 0)
+        return;
+    int64_t max_delta = 0;
+    size_t pos = 0;
+    for (int32_t i = 0; i < h->records_count; i++) {
+        int64_t rlen, delta;
+        if (read_varlong(rec, len, &pos, &rlen) || rlen < 2 || (uint64_t)rlen > len - pos)
+            return;
+        size_t end = pos + (size_t)rlen, p = pos + 1; /* past the attributes byte */
+        if (read_varlong(rec, end, &p, &delta))
+            return;
+        if (i == 0 || delta > max_delta)
+            max_delta = delta;
+        pos = end;
+    }
+    if (h->base_timestamp >= 0 && max_delta >= 0 && max_delta <= INT64_MAX - h->base_timestamp)
+        h->max_timestamp = h->base_timestamp + max_delta;
+}
+
 static int ensure_scratch(struct kbatch_ctx *ctx)
 {
     if (!ctx->scratch)
@@ -180,7 +219,7 @@ static int ensure_scratch(struct kbatch_ctx *ctx)
 
 /* gzip, snappy or lz4: decompress, then store re-compressed with zstd when that is on and
  * shrinks the records, uncompressed otherwise. */
-static int convert(struct kbatch_ctx *ctx, const struct kbatch_header *h, const uint8_t *records,
+static int convert(struct kbatch_ctx *ctx, struct kbatch_header *h, const uint8_t *records,
                    size_t rlen, struct arena *a, uint8_t **out, size_t *out_len, char *err,
                    size_t errlen)
 {
@@ -200,6 +239,7 @@ static int convert(struct kbatch_ctx *ctx, const struct kbatch_header *h, const 
         return fail(RL_E_BATCH_COUNT, err, errlen, "%s records decompress to nothing but "
                     "recordsCount is %d", kcodec_name(codec), h->records_count);
     size_t raw = (size_t)n, bound = raw;
+    fix_max_timestamp(h, ctx->scratch, raw);
     if (ctx->zstd_level > 0)
         bound = kcodec_compress_bound(KCODEC_ZSTD, raw);
     uint8_t *b = arena_alloc(a, RL_BATCH_HEADER_SIZE + bound);
@@ -238,6 +278,8 @@ int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t
         return convert(ctx, h, records, rlen, a, out, out_len, err, errlen);
     if (codec == KCODEC_ZSTD && rlen == 0)
         return fail(RL_E_BATCH_DECOMPRESS, err, errlen, "zstd records section is empty");
+    if (codec == KCODEC_NONE)
+        fix_max_timestamp(h, records, rlen);
     uint8_t *b;
     if (room_before >= RL_BATCH_HEADER_SIZE - KBATCH_HEADER_SIZE) {
         b = kafka - (RL_BATCH_HEADER_SIZE - KBATCH_HEADER_SIZE); /* records stay in place */

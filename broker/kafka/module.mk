@@ -1,13 +1,13 @@
-# broker/kafka/: the Kafka-protocol listener's pure parts (wire codec, API table, error map,
-# RecordBatch v2 translation). They go into the broker archive; the listener itself joins once
-# the broker's services are protocol-neutral.
+# broker/kafka/: the Kafka-protocol listener: its pure parts (wire codec, API table, error map,
+# RecordBatch v2 translation) and the handlers over the protocol-neutral services (kserve*).
 BROKER_SRCS += broker/kafka/kwire.c broker/kafka/crc32c.c broker/kafka/kerr.c \
                broker/kafka/kframe.c broker/kafka/kapi.c broker/kafka/kio.c broker/kafka/kmsg.c \
                broker/kafka/kmsg_data.c broker/kafka/kmsg_meta.c broker/kafka/kmsg_group.c \
-               broker/kafka/kcodec.c broker/kafka/kbatch.c
+               broker/kafka/kcodec.c broker/kafka/kbatch.c broker/kafka/kserve.c \
+               broker/kafka/kserve_data.c broker/kafka/kserve_group.c broker/kafka/kserve_admin.c
 
 TESTS += $(BUILD)/tests/unit/test_kafka_wire $(BUILD)/tests/unit/test_kafka_msg \
-         $(BUILD)/tests/unit/test_kafka_batch
+         $(BUILD)/tests/unit/test_kafka_batch $(BUILD)/tests/unit/test_group_client
 
 # `make bench-kafka-codec`: the cost of batch translation per codec (bench/bench_kafka_codec.c).
 BENCH_TARGETS += bench-kafka-codec

@@ -5,7 +5,6 @@
 #include "broker/meta/meta_int.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "broker/partition/partition.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "io/io.h"
 #include "storage/plog.h"
 
 /* --- table helpers ---------------------------------------------------------------------------- */
@@ -97,6 +97,11 @@ bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr)
     return false;
 }
 
+bool meta_topic_internal(const char *name)
+{
+    return name && name[0] == '_' && name[1] == '_';
+}
+
 const struct meta_topic *meta_topic_find(const struct meta *m, const char *name)
 {
     return meta_find_live(m, name);
@@ -118,6 +123,11 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
     return t->parts[index];
 }
 
+struct io *meta_io(const struct meta *m)
+{
+    return partition_env_io(m->env);
+}
+
 int64_t meta_producer_id_block_end(const struct meta *m)
 {
     return m->producer_id_block_end;
@@ -134,6 +144,16 @@ uint32_t meta_partition_count(const struct meta *m)
 uint32_t meta_proposals_pending(const struct meta *m)
 {
     return m->n_proposals;
+}
+
+uint32_t meta_commits_pending(const struct meta *m)
+{
+    return m->n_commits;
+}
+
+uint64_t meta_log_records(const struct meta *m)
+{
+    return m->log_records;
 }
 
 size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs)
@@ -190,9 +210,16 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
     if (rc)
         return rc;
     if (s->partitions <= 0 || s->partitions > META_MAX_PARTITIONS_PER_TOPIC) {
-        snprintf(err, err_cap, "partition count must be between 1 and %d, got %d",
+        snprintf(err, err_cap, "partition count must be between 1 and %d (the protocol's "
+                 "limit per topic, which clients hold too), got %d",
                  META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
         return RL_E_INVALID_PARTITIONS;
+    }
+    if (s->replication_factor > 1 && m->committer.submit) {
+        snprintf(err, err_cap, "replication factor %d is not supported yet: this version keeps "
+                 "a topic's metadata on every broker of the cluster but does not replicate "
+                 "partitions; use 1", s->replication_factor);
+        return RL_E_INVALID_REPLICATION;
     }
     if (s->replication_factor != 0 && s->replication_factor != 1) {
         snprintf(err, err_cap, "replication factor %d is not possible: this cluster has one "
@@ -386,9 +413,11 @@ static int meta_apply_create(struct meta *m, const struct meta_topic_spec *spec)
         return -ENOMEM;
     }
     *c = (struct meta_creating){.t = t, .m = m};
-    if (m->inflight && m->inflight->rec.kind == META_RECORD_CREATE_TOPIC &&
-        !strcmp(m->inflight->rec.spec.name, t->name))
-        c->pr = m->inflight;
+    /* The proposal waiting for this topic: locally the one in flight; in a cluster the one
+     * the committed record being applied carries (another broker's records carry none). */
+    struct meta_proposal *want = m->committer.submit ? m->applying_pr : m->inflight;
+    if (want && want->rec.kind == META_RECORD_CREATE_TOPIC && !strcmp(want->rec.spec.name, t->name))
+        c->pr = want;
     m->partitions_total += t->partition_count;
     struct plog_config pc;
     config_topic_to_plog(&cfg, &pc);
@@ -506,31 +535,43 @@ static int meta_replay_one(void *ctx, const uint8_t *payload, uint32_t len)
     return rc;
 }
 
-static int meta_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+struct meta_rm {
+    struct io *io;
+    const char *dir;
+};
+
+static int meta_rm_entry(void *ctx, const char *name)
 {
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP ? rmdir(path) : unlink(path))
-        RL_WARN("cannot remove %s: %s", path, strerror(errno));
+    struct meta_rm *rm = ctx;
+    char path[PATH_MAX + 600];
+    snprintf(path, sizeof(path), "%s/%s", rm->dir, name);
+    int rc = io_path_unlink(rm->io, path);
+    if (rc)
+        RL_WARN("cannot remove %s: %s", path, rl_strerror(rc));
     return 0;
 }
 
 /* Removes the directories of topics whose deletion was recorded but whose logs were not yet
  * deleted when the broker stopped; otherwise a topic created again under the same name would
- * find the old records. Blocks (runs once, at start-up). */
+ * find the old records. A partition directory holds files only. Blocks (runs once, at
+ * start-up). */
 static void meta_remove_leftovers(struct meta *m)
 {
+    struct io *io = partition_env_io(m->env);
     for (size_t i = 0; i < m->n_gone; i++) {
         if (meta_find_live(m, m->gone[i].name))
             continue; /* created again after the deletion: the directories are its own */
         for (uint32_t k = 0; k < m->gone[i].partitions; k++) {
             char dir[PATH_MAX + 300];
-            struct stat sb;
-            if (partition_dir_path(m->lim.data_dir, m->gone[i].name, k, dir, sizeof(dir)) < 0 ||
-                stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+            if (partition_dir_path(m->lim.data_dir, m->gone[i].name, k, dir, sizeof(dir)) < 0)
+                continue;
+            struct meta_rm rm = {io, dir};
+            int rc = io_dir_list(io, dir, meta_rm_entry, &rm);
+            if (rc == -ENOENT || rc == -ENOTDIR)
                 continue;
             RL_INFO("removing %s, left over from the deleted topic %s", dir, m->gone[i].name);
-            nftw(dir, meta_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            if (rc || (rc = io_dir_remove(io, dir)) != 0)
+                RL_WARN("cannot remove %s: %s", dir, rl_strerror(rc));
         }
     }
     free(m->gone);
@@ -590,12 +631,36 @@ static void meta_free(struct meta *m)
         }
         meta_topic_free(t);
     }
+    while (m->commit_head) {
+        struct meta_commit *c = m->commit_head;
+        m->commit_head = c->next;
+        free(c->payload);
+        free(c);
+    }
     metalog_close(m->ml);
     free(m->live);
     free(m->doomed);
     free(m->creating);
     free(m->gone);
     free(m);
+}
+
+/* Damaged bytes in metadata.log may have held producer-id blocks: ids from a lost block may
+ * have been handed out, and handing them out again would make a new producer's batches look
+ * like an old one's duplicates. Every record the damage could have held counts as a block of
+ * META_DAMAGE_ID_SKIP ids, so ids start past anything it can have reserved. */
+static void meta_after_damage(struct meta *m, const struct metalog_stats *ms, const char *path)
+{
+    if (ms->damaged_bytes == 0)
+        return;
+    int64_t records = (int64_t)(ms->damaged_bytes / META_MIN_RECORD_BYTES) + 1;
+    int64_t from = m->producer_id_block_end;
+    m->producer_id_block_end += records * META_DAMAGE_ID_SKIP;
+    RL_ERROR("metadata log %s: %llu damaged bytes in %u ranges (see the corruption reports "
+             "above); topics created or changed there are lost; producer ids skip from %lld to "
+             "%lld in case blocks of ids were recorded there", path,
+             (unsigned long long)ms->damaged_bytes, ms->damaged_ranges, (long long)from,
+             (long long)m->producer_id_block_end);
 }
 
 int meta_open(const struct meta_limits *lim, struct partition_env *env, struct bg *bg,
@@ -611,13 +676,15 @@ int meta_open(const struct meta_limits *lim, struct partition_env *env, struct b
     snprintf(path, sizeof(path), "%s/metadata.log", lim->data_dir);
     struct metalog_stats ms;
     m->replaying = true;
-    int rc = metalog_open(path, meta_replay_one, m, &m->ml, &ms);
+    int rc = metalog_open(partition_env_io(env), path, meta_replay_one, m, &m->ml, &ms);
     m->replaying = false;
     if (rc) {
         snprintf(err, err_cap, "cannot open the metadata log %s: %s", path, rl_strerror(rc));
         meta_free(m);
         return rc;
     }
+    meta_after_damage(m, &ms, path);
+    m->log_records = ms.records;
     meta_remove_leftovers(m);
     rc = meta_open_partitions(m, err, err_cap);
     if (rc) {
@@ -635,7 +702,8 @@ void meta_close(struct meta *m)
     if (!m)
         return;
     /* Proposals still running (a forced shutdown) finish first: their callbacks touch us. */
-    for (uint32_t guard = 0; (m->inflight || m->n_creating) && guard < 1000000; guard++) {
+    for (uint32_t guard = 0; (m->inflight || m->n_creating || m->commit_inflight) &&
+                             guard < 1000000; guard++) {
         bg_drain(m->bg);
         partition_env_settle(m->env);
     }

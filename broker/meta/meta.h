@@ -33,6 +33,7 @@
 struct meta;
 struct partition;
 struct partition_env;
+struct io;
 
 /* A topic as the table holds it. Read-only outside meta; valid until the next apply. */
 struct meta_topic {
@@ -71,12 +72,22 @@ size_t meta_topic_count(const struct meta *m);
 const struct meta_topic *meta_topic_at(const struct meta *m, size_t i);
 const struct meta_topic *meta_topic_find(const struct meta *m, const char *name);
 
+/* True for the broker's internal topics (names starting with "__", such as __consumer_offsets):
+ * the broker creates and writes them itself; clients may not create, delete, reconfigure or
+ * produce to them (RL_E_INTERNAL_TOPIC). */
+bool meta_topic_internal(const char *name);
+
 /* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC or RL_E_UNKNOWN_PARTITION. */
 struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
                                  int *err);
 
+/* The io of the broker's partitions: services keeping files beside a partition's log (producer
+ * snapshots) do their file I/O through it. */
+struct io *meta_io(const struct meta *m);
+
 /* The end of the last producer-id block recorded (0 if none): any id below it may have been
- * handed out. */
+ * handed out. After damage in metadata.log it lies further on (ids lost blocks could have
+ * reserved are skipped), and the next block recorded starts there. */
 int64_t meta_producer_id_block_end(const struct meta *m);
 
 /* Partitions of live topics, for metrics. */
@@ -107,6 +118,7 @@ struct meta_proposal {
     size_t payload_len;
     int append_rc;
     bool rolling_back;           /* the topic's partitions failed: recording its deletion */
+    bool submitted;              /* handed to the committer, not yet answered */
     struct meta *owner;
     struct bg_job job;
 };
@@ -134,6 +146,44 @@ uint32_t meta_proposals_pending(const struct meta *m);
 
 /* Loop work, once per turn: starts the next queued proposal. */
 void meta_process(struct meta *m);
+
+/* --- a cluster's controller as the committer -------------------------------------------------- *
+ * In a cluster the metadata log is the controller's Raft log (broker/cluster/ctl.h). A broker's
+ * own proposals are still validated here, then handed to the committer instead of being
+ * appended locally; every broker (the proposer included) then receives each committed record
+ * through meta_commit_record, in log order, and records it in its metadata.log before applying
+ * it, so a restart replays exactly what was applied. */
+
+struct meta_committer {
+    /* Sends the encoded record of `pr` (payload valid during the call) to the controller. The
+     * committer answers later: meta_proposal_refused, or the record (or a marker) through
+     * meta_commit_record with pr. */
+    void (*submit)(void *ctx, struct meta_proposal *pr, const uint8_t *payload, size_t len);
+    void *ctx;
+};
+
+/* From now on proposals go to c (NULL: back to the local metadata log). */
+void meta_set_committer(struct meta *m, const struct meta_committer *c);
+
+/* The controller refused or lost the submitted proposal pr: it ends with rc and msg. */
+void meta_proposal_refused(struct meta *m, struct meta_proposal *pr, int rc, const char *msg);
+
+/* A committed record (payload copied; NULL with len 0 is a marker that carries only pr),
+ * queued behind the committed records before it: appended to metadata.log, applied, and then,
+ * when pr is not NULL, pr ends (a create once its partitions are open). Returns 0 or -ENOMEM. */
+int meta_commit_record(struct meta *m, const uint8_t *payload, size_t len,
+                       struct meta_proposal *pr);
+
+/* Committed records queued or being recorded. */
+uint32_t meta_commits_pending(const struct meta *m);
+
+/* Records in metadata.log (replayed at open plus appended since). */
+uint64_t meta_log_records(const struct meta *m);
+
+/* Checks an encoded record against the state as meta_process would (the controller leader's
+ * check before it proposes a forwarded change). Returns 0 or a code with a sentence in err. */
+int meta_check_record(const struct meta *m, const uint8_t *payload, size_t len, char *err,
+                      size_t err_cap);
 
 /* --- maintenance (from the loop, never inside a callback) ------------------------------------- */
 

@@ -14,15 +14,28 @@
 
 #include "broker/meta/meta.h"
 #include "broker/meta/metalog.h"
+#include "proto/frame.h"
 
-/* A single broker is a cluster of one; partitions per topic are bounded too. */
-#define META_MAX_PARTITIONS_PER_TOPIC 100000
+/* A single broker is a cluster of one; partitions per topic are bounded by the protocol's limit,
+ * which libringlog holds too (proto/frame.h). */
+#define META_MAX_PARTITIONS_PER_TOPIC FRAME_MAX_PARTITIONS_PER_TOPIC
 
 /* A topic the metadata log deleted during replay, whose directories may still exist (the
  * broker stopped between recording the deletion and deleting the logs). */
 struct meta_gone {
     char name[CONFIG_TOPIC_NAME_MAX + 1];
     uint32_t partitions;
+};
+
+/* A committed record on its way into metadata.log and the table (cluster mode). */
+struct meta_commit {
+    struct meta_commit *next;
+    uint8_t *payload;             /* NULL: a marker for pr only */
+    size_t len;
+    struct meta_proposal *pr;
+    int append_rc;
+    struct meta *m;
+    struct bg_job job;
 };
 
 /* A topic whose partitions are being created. */
@@ -50,7 +63,18 @@ struct meta {
     size_t n_gone, cap_gone;
     struct meta_proposal *queue_head, *queue_tail, *inflight;
     uint32_t n_proposals;
+    uint64_t log_records;         /* records in metadata.log */
+    struct meta_committer committer; /* submit NULL: the local metadata log commits */
+    struct meta_commit *commit_head, *commit_tail, *commit_inflight;
+    uint32_t n_commits;
+    struct meta_proposal *applying_pr; /* the proposal of the committed record being applied */
+    bool commit_failed;           /* metadata.log refused a committed record: applying stopped */
 };
+
+/* A metadata record is at least its 12-byte header; each one damaged bytes could have held is
+ * assumed to have reserved this many producer ids (meta_after_damage). */
+#define META_MIN_RECORD_BYTES 12u
+#define META_DAMAGE_ID_SKIP (1ll << 20)
 
 /* meta.c, for meta_propose.c */
 int meta_validate(const struct meta *m, const struct meta_record *rec, struct topic_config *cfg,
@@ -59,6 +83,8 @@ int meta_validate(const struct meta *m, const struct meta_record *rec, struct to
 size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs);
 /* Whether a topic is being created for proposal pr. */
 bool meta_creating_for(const struct meta *m, const struct meta_proposal *pr);
+/* Loop work of the committed-record queue (cluster mode). */
+void meta_process_commits(struct meta *m);
 /* The proposal waiting for the topic's creation, when the creation ends. */
 void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err);
 

@@ -111,7 +111,20 @@ static int meta_proposal_record(struct meta *m, struct meta_proposal *pr)
         rec.n_configs = meta_set_configs(&cfg, set);
         rec.configs = set;
     }
-    rc = meta_start_append(m, pr, &rec);
+    if (m->committer.submit) {
+        free(pr->payload);
+        pr->payload = NULL;
+        rc = meta_record_encode(&rec, &pr->payload, &pr->payload_len);
+        if (rc == 0 && pr->payload_len > METALOG_MAX_RECORD_BYTES)
+            rc = RL_E_INVALID_ARGUMENT;
+        if (rc == 0) {
+            pr->submitted = true;
+            m->committer.submit(m->committer.ctx, pr, pr->payload, pr->payload_len);
+            return 0;
+        }
+    } else {
+        rc = meta_start_append(m, pr, &rec);
+    }
     if (rc)
         meta_record_failed(&pr->rec, rc, pr->msg, sizeof(pr->msg));
     return rc;
@@ -132,6 +145,7 @@ static void meta_appended(struct bg_job *j)
         meta_record_failed(&pr->rec, pr->append_rc, why, sizeof(why));
         return meta_proposal_fail(m, pr, pr->append_rc, why);
     }
+    m->log_records++;
     /* Apply what was committed, decoded as a replay would see it. */
     struct meta_record_decoded d;
     int rc = meta_record_decode(pr->payload, pr->payload_len, &d);
@@ -155,6 +169,8 @@ void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, con
         return meta_proposal_finish(m, pr);
     pr->rc = rc;
     snprintf(pr->msg, sizeof(pr->msg), "%s", err);
+    if (m->committer.submit)
+        return meta_proposal_finish(m, pr); /* the controller's log keeps the topic */
     pr->rolling_back = true;
     struct meta_record del = {.kind = META_RECORD_DELETE_TOPIC, .name = pr->rec.spec.name};
     int arc = meta_start_append(m, pr, &del);
@@ -172,6 +188,7 @@ static void meta_enqueue(struct meta *m, struct meta_proposal *pr)
     pr->next = NULL;
     pr->payload = NULL;
     pr->rolling_back = false;
+    pr->submitted = false;
     if (m->queue_tail)
         m->queue_tail->next = pr;
     else
@@ -182,6 +199,7 @@ static void meta_enqueue(struct meta *m, struct meta_proposal *pr)
 
 void meta_process(struct meta *m)
 {
+    meta_process_commits(m);
     for (uint32_t guard = 0; !m->inflight && m->queue_head && guard < 100000; guard++) {
         struct meta_proposal *pr = m->queue_head;
         m->queue_head = pr->next;
@@ -222,4 +240,174 @@ void meta_propose_producer_ids(struct meta *m, struct meta_proposal *pr, int64_t
     pr->rec = (struct meta_record){.kind = META_RECORD_PRODUCER_ID_BLOCK,
                                    .producer_id_block_end = block_end};
     meta_enqueue(m, pr);
+}
+
+/* --- a cluster's controller as the committer (meta.h) ----------------------------------------- */
+
+void meta_set_committer(struct meta *m, const struct meta_committer *c)
+{
+    if (c)
+        m->committer = *c;
+    else
+        memset(&m->committer, 0, sizeof(m->committer));
+}
+
+void meta_proposal_refused(struct meta *m, struct meta_proposal *pr, int rc, const char *msg)
+{
+    RL_ASSERT(pr->submitted && m->inflight == pr);
+    pr->submitted = false;
+    meta_proposal_fail(m, pr, rc, msg);
+}
+
+int meta_check_record(const struct meta *m, const uint8_t *payload, size_t len, char *err,
+                      size_t err_cap)
+{
+    struct meta_record_decoded d;
+    int rc = meta_record_decode(payload, len, &d);
+    if (rc) {
+        snprintf(err, err_cap, "the metadata record does not decode");
+        return rc;
+    }
+    struct topic_config cfg;
+    rc = meta_validate(m, &d.rec, &cfg, err, err_cap);
+    meta_record_free(&d);
+    return rc;
+}
+
+int meta_commit_record(struct meta *m, const uint8_t *payload, size_t len,
+                       struct meta_proposal *pr)
+{
+    struct meta_commit *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    if (payload) {
+        c->payload = malloc(len ? len : 1);
+        if (!c->payload) {
+            free(c);
+            return -ENOMEM;
+        }
+        memcpy(c->payload, payload, len);
+    }
+    c->len = len;
+    c->pr = pr;
+    c->m = m;
+    if (m->commit_tail)
+        m->commit_tail->next = c;
+    else
+        m->commit_head = c;
+    m->commit_tail = c;
+    m->n_commits++;
+    return 0;
+}
+
+static struct meta_creating *meta_creating_named(struct meta *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_creating; i++)
+        if (!strcmp(m->creating[i]->t->name, name))
+            return m->creating[i];
+    return NULL;
+}
+
+/* The committed record of pr (or a marker behind it) has been applied: pr ends, a create once
+ * its partitions are open. */
+static void meta_commit_settle(struct meta *m, struct meta_proposal *pr)
+{
+    pr->submitted = false;
+    if (pr->rec.kind != META_RECORD_CREATE_TOPIC)
+        return meta_proposal_finish(m, pr);
+    if (meta_creating_for(m, pr))
+        return; /* ends in meta_proposal_created */
+    struct meta_creating *c = meta_creating_named(m, pr->rec.spec.name);
+    if (c && !c->pr) {
+        c->pr = pr;
+        return;
+    }
+    if (meta_topic_find(m, pr->rec.spec.name))
+        return meta_proposal_finish(m, pr);
+    meta_proposal_fail(m, pr, RL_E_INTERNAL,
+                       "the committed topic was not applied on this broker (see its log)");
+}
+
+static void meta_commit_free(struct meta *m, struct meta_commit *c)
+{
+    m->commit_inflight = NULL;
+    m->n_commits--;
+    free(c->payload);
+    free(c);
+}
+
+static void meta_commit_run(struct bg_job *j)
+{
+    struct meta_commit *c = (struct meta_commit *)((char *)j - offsetof(struct meta_commit, job));
+    c->append_rc = metalog_append(c->m->ml, c->payload, (uint32_t)c->len);
+}
+
+static void meta_commit_appended(struct bg_job *j)
+{
+    struct meta_commit *c = (struct meta_commit *)((char *)j - offsetof(struct meta_commit, job));
+    struct meta *m = c->m;
+    struct meta_proposal *pr = c->pr;
+    if (c->append_rc) {
+        RL_ERROR("metadata: cannot record a committed record in the metadata log: %s; this "
+                 "broker stops applying metadata (restart it once the disk is healthy)",
+                 rl_strerror(c->append_rc));
+        m->commit_failed = true;
+        int rc = c->append_rc;
+        meta_commit_free(m, c);
+        if (pr) {
+            pr->submitted = false;
+            meta_proposal_fail(m, pr, rc, "cannot record the committed change on this broker");
+        }
+        return;
+    }
+    m->log_records++;
+    struct meta_record_decoded d;
+    int rc = meta_record_decode(c->payload, c->len, &d);
+    if (rc == 0) {
+        m->applying_pr = pr;
+        rc = meta_apply(m, &d.rec);
+        m->applying_pr = NULL;
+        meta_record_free(&d);
+    } else {
+        RL_WARN("metadata: a committed record does not decode (%zu bytes); skipped", c->len);
+        rc = 0;
+    }
+    meta_commit_free(m, c);
+    if (pr && rc) {
+        pr->submitted = false;
+        return meta_proposal_fail(m, pr, rc, "cannot apply the change (out of memory)");
+    }
+    if (pr)
+        meta_commit_settle(m, pr);
+}
+
+void meta_process_commits(struct meta *m)
+{
+    for (uint32_t guard = 0; !m->commit_inflight && m->commit_head && !m->commit_failed &&
+                             guard < 100000; guard++) {
+        struct meta_commit *c = m->commit_head;
+        m->commit_head = c->next;
+        if (!m->commit_head)
+            m->commit_tail = NULL;
+        m->commit_inflight = c;
+        if (!c->payload) {
+            struct meta_proposal *pr = c->pr;
+            meta_commit_free(m, c);
+            if (pr)
+                meta_commit_settle(m, pr);
+            continue;
+        }
+        c->job.run = meta_commit_run;
+        c->job.done = meta_commit_appended;
+        int rc = bg_submit(m->bg, &c->job);
+        if (rc) {
+            /* The queue is full: try again next turn. */
+            m->commit_inflight = NULL;
+            c->next = m->commit_head;
+            m->commit_head = c;
+            if (!m->commit_tail)
+                m->commit_tail = c;
+            break;
+        }
+    }
 }

@@ -58,6 +58,13 @@ void native_destroy(struct native *n)
     free(n);
 }
 
+void native_set_cluster(struct native *n, void (*view)(void *ctx, struct native_cluster_view *out),
+                        void *ctx)
+{
+    n->cluster_view = view;
+    n->cluster_ctx = ctx;
+}
+
 void native_set_listener(struct native *n, int32_t node_id, const char *host, uint16_t port)
 {
     n->node_id = node_id;

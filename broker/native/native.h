@@ -49,6 +49,33 @@ void native_destroy(struct native *n);
 /* The address clients are told to use for this broker (Metadata, FindCoordinator). */
 void native_set_listener(struct native *n, int32_t node_id, const char *host, uint16_t port);
 
+/* A cluster's brokers and controller, as Metadata lists them. */
+#define NATIVE_MAX_BROKERS 64
+struct native_cluster_view {
+    int32_t controller_id; /* -1: no controller leader known */
+    char cluster_id[40];
+    uint64_t term, commit;  /* the controller's, as this broker knows them */
+    int32_t self;
+    uint32_t n_brokers;
+    struct {
+        int32_t id;
+        char host[64];
+        uint16_t port;
+        bool fenced;
+    } brokers[NATIVE_MAX_BROKERS];
+    uint32_t n_voters;
+    struct {
+        int32_t id;
+        uint64_t match;     /* 0 unless this broker leads */
+        bool reachable;
+    } voters[16];
+};
+
+/* In a cluster, Metadata asks view() for the brokers and the controller (NULL: a cluster of
+ * one, this broker alone). */
+void native_set_cluster(struct native *n, void (*view)(void *ctx, struct native_cluster_view *out),
+                        void *ctx);
+
 /* Handles a decoded request that passed frame_check_request. data/data_len: the frame's data
  * section, valid only during the call. Either answers at once or leaves async work that ends
  * in an answer. */

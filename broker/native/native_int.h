@@ -19,6 +19,8 @@ struct native {
     int32_t node_id;
     char listen_host[NATIVE_HOST_MAX];
     uint16_t port;
+    void (*cluster_view)(void *ctx, struct native_cluster_view *out);
+    void *cluster_ctx;
 };
 
 typedef void (*native_handler_fn)(struct native *n, struct svc_req *r,

@@ -58,6 +58,53 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
     return tm;
 }
 
+/* The brokers and controller of a cluster (the view the server gives). Returns 0 or -ENOMEM. */
+static int native_metadata_cluster(struct native *n, struct svc_req *r,
+                                   Ringlog__MetadataResponse *body)
+{
+    struct native_cluster_view v;
+    memset(&v, 0, sizeof(v));
+    n->cluster_view(n->cluster_ctx, &v);
+    Ringlog__BrokerInfo **bis = native_alloc(r, (v.n_brokers ? v.n_brokers : 1) * sizeof(*bis));
+    if (!bis)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < v.n_brokers; i++) {
+        Ringlog__BrokerInfo *bi = NATIVE_NEW(r, Ringlog__BrokerInfo, ringlog__broker_info__init);
+        if (!bi)
+            return -ENOMEM;
+        bi->node_id = v.brokers[i].id;
+        bi->host = arena_strdup(r->arena, v.brokers[i].host);
+        bi->port = v.brokers[i].port;
+        bi->fenced = v.brokers[i].fenced;
+        if (!bi->host)
+            return -ENOMEM;
+        bis[i] = bi;
+    }
+    if (v.n_brokers) {
+        body->n_brokers = v.n_brokers;
+        body->brokers = bis;
+    }
+    Ringlog__ControllerVoter **vs = native_alloc(r, (v.n_voters ? v.n_voters : 1) * sizeof(*vs));
+    if (!vs)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < v.n_voters; i++) {
+        vs[i] = NATIVE_NEW(r, Ringlog__ControllerVoter, ringlog__controller_voter__init);
+        if (!vs[i])
+            return -ENOMEM;
+        vs[i]->node_id = v.voters[i].id;
+        vs[i]->match_index = v.voters[i].match;
+        vs[i]->reachable = v.voters[i].reachable;
+    }
+    body->n_voters = v.n_voters;
+    body->voters = vs;
+    body->controller_term = v.term;
+    body->controller_commit = v.commit;
+    body->answered_by = v.self;
+    body->controller_id = v.controller_id;
+    body->cluster_id = arena_strdup(r->arena, v.cluster_id);
+    return body->cluster_id ? 0 : -ENOMEM;
+}
+
 void native_metadata(struct native *n, struct svc_req *r, const Ringlog__Request *rq,
                      const uint8_t *data)
 {
@@ -89,6 +136,8 @@ void native_metadata(struct native *n, struct svc_req *r, const Ringlog__Request
     body->n_topics = count;
     body->topics = tms;
     body->cluster_id = arena_printf(r->arena, "ringlog-%d", n->node_id);
+    if (n->cluster_view && native_metadata_cluster(n, r, body))
+        return native_oom(n, r);
     resp->body_case = RINGLOG__RESPONSE__BODY_METADATA;
     resp->metadata = body;
     n->host->respond(r, resp, NULL, NULL, NULL, 0);
@@ -123,6 +172,19 @@ static void admin_set_result(struct svc_req *r, Ringlog__TopicResult *tr, int rc
         if (!tr->error_message)
             tr->error_message = (char *)rl_strerror(rc);
     }
+}
+
+/* Refuses a client's change to an internal topic; true when it did (the result is set). */
+static bool admin_refuse_internal(struct svc_req *r, Ringlog__TopicResult *tr, const char *name,
+                                  const char *what)
+{
+    if (!meta_topic_internal(name))
+        return false;
+    char msg[400];
+    snprintf(msg, sizeof(msg), "topic \"%s\" is internal to the broker (names starting with "
+             "__ are reserved): clients may not %s it", name, what);
+    admin_set_result(r, tr, RL_E_INTERNAL_TOPIC, msg);
+    return true;
 }
 
 static void admin_done(struct meta_proposal *pr)
@@ -209,6 +271,8 @@ void native_create_topics(struct native *n, struct svc_req *r, const Ringlog__Re
         trs[i]->name = q->topics[i]->name;
         if (native_spec(r, q->topics[i], &spec))
             return native_oom(n, r);
+        if (admin_refuse_internal(r, trs[i], spec.name, "create"))
+            continue;
         if (q->validate_only) {
             char msg[512] = "";
             struct topic_config cfg;
@@ -240,6 +304,8 @@ void native_delete_topics(struct native *n, struct svc_req *r, const Ringlog__Re
     struct admin_state *as = r->state;
     for (size_t i = 0; i < q->n_names; i++) {
         trs[i]->name = q->names[i];
+        if (admin_refuse_internal(r, trs[i], q->names[i], "delete"))
+            continue;
         r->pending++;
         meta_propose_delete(n->meta, &items[i].pr, q->names[i]);
     }
@@ -326,6 +392,8 @@ void native_alter_configs(struct native *n, struct svc_req *r, const Ringlog__Re
         trs[i]->name = tc->name;
         if (!cfgs)
             return native_oom(n, r);
+        if (admin_refuse_internal(r, trs[i], tc->name, "reconfigure"))
+            continue;
         if (q->validate_only) {
             char msg[512] = "";
             int rc = meta_check_alter(n->meta, tc->name, cfgs, tc->n_configs, msg, sizeof(msg));

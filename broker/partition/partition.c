@@ -32,6 +32,11 @@ int partition_env_create(struct io *io, struct storage *st,
     return 0;
 }
 
+struct io *partition_env_io(const struct partition_env *env)
+{
+    return env->io;
+}
+
 void partition_env_destroy(struct partition_env *env)
 {
     if (!env)
@@ -81,7 +86,7 @@ struct partition *partition_new(struct partition_env *env, const char *topic, ui
     snprintf(p->topic, sizeof(p->topic), "%s", topic);
     p->index = index;
     p->log = log;
-    p->durable_end = p->visible_end = plog_end_offset(log);
+    p->open_end = p->durable_end = p->visible_end = plog_end_offset(log);
     return p;
 }
 
@@ -192,6 +197,11 @@ const char *partition_dir(const struct partition *p)
     return p->dir;
 }
 
+uint64_t partition_truncations(const struct partition *p)
+{
+    return plog_truncations(p->log);
+}
+
 uint64_t partition_visible_end(const struct partition *p)
 {
     return p->visible_end;
@@ -200,6 +210,11 @@ uint64_t partition_visible_end(const struct partition *p)
 uint64_t partition_start_offset(const struct partition *p)
 {
     return plog_start_offset(p->log);
+}
+
+uint64_t partition_open_end(const struct partition *p)
+{
+    return p->open_end;
 }
 
 uint64_t partition_log_end(const struct partition *p)

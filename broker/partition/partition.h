@@ -60,6 +60,10 @@ struct partition_env_stats {
 /* Creates the environment on the shard's io and storage. Returns 0 and *out, or -ENOMEM. */
 int partition_env_create(struct io *io, struct storage *st,
                          const struct partition_env_hooks *hooks, struct partition_env **out);
+/* The io the environment's partitions use (for other file I/O of the same broker: the
+ * metadata log, snapshots). */
+struct io *partition_env_io(const struct partition_env *env);
+
 /* Frees the environment; every partition must be closed or deleted first. */
 void partition_env_destroy(struct partition_env *env);
 
@@ -132,8 +136,14 @@ const char *partition_dir(const struct partition *p);
 /* THE visible end (the high watermark): offsets below it are committed, and only they may be
  * read, fetched, counted or waited on. */
 uint64_t partition_visible_end(const struct partition *p);
+/* Cuts of the partition's log by truncation (plog_truncations): a reader keeping bytes it read
+ * ahead checks that this did not change. */
+uint64_t partition_truncations(const struct partition *p);
 
 uint64_t partition_start_offset(const struct partition *p);
+/* The log end when the partition was opened: everything an earlier run of the broker left in
+ * the log lies below it (offsets at or past it were appended by this run). */
+uint64_t partition_open_end(const struct partition *p);
 /* The log end offset: the next offset the log assigns (appended, maybe not yet durable). */
 uint64_t partition_log_end(const struct partition *p);
 /* The next offset an append made now would get: the log end plus the records of appends

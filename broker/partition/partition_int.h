@@ -43,6 +43,7 @@ struct partition {
     char *dir;
     struct plog *log;
     uint64_t durable_end;        /* offsets below are durable here */
+    uint64_t open_end;           /* the log end when opened: what survived the last run */
     uint64_t visible_end;        /* the commit index readers see (the high watermark) */
     struct partition_waiter *waiters;
     uint32_t pins;

@@ -17,6 +17,8 @@ void config_broker_default(struct broker_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->node_id = 0;
+    cfg->election_timeout_ms = 1000;
+    cfg->broker_session_timeout_ms = 9000;
     snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
     cfg->listen_port = 9400;
     cfg->http_enabled = true;
@@ -27,9 +29,13 @@ void config_broker_default(struct broker_config *cfg)
     cfg->max_connections = 1024;
     cfg->max_inflight_bytes = 512ull * 1024 * 1024;
     cfg->max_requests_per_connection = 128;
+    cfg->max_connection_inflight_bytes = 64ull * 1024 * 1024;
+    cfg->connections_max_idle_ms = 600000; /* Kafka's default: 10 minutes */
+    cfg->frame_receive_timeout_ms = 30000;
     cfg->max_topics = 4096;
     cfg->max_partitions = 16384;
     cfg->max_open_files = 1024;
+    cfg->tail_cache_bytes = 256ull << 20;
     cfg->shutdown_timeout_ms = 10000;
     cfg->retention_check_interval_ms = 60000;
     cfg->fetch_splice = 1;
@@ -37,6 +43,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->group_min_session_timeout_ms = 500;
     cfg->group_max_session_timeout_ms = 300000;
     cfg->group_max_members = 1000;
+    cfg->group_initial_rebalance_delay_ms = 3000;
     cfg->max_groups = 10000;
     cfg->offsets_topic_partitions = 8;
     config_topic_default(&cfg->topic_defaults);
@@ -83,13 +90,20 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
         return rc;                                                                              \
     }
     NUM("node.id", node_id, 0, INT32_MAX)
+    NUM("election.timeout.ms", election_timeout_ms, 200, 60000)
+    NUM("broker.session.timeout.ms", broker_session_timeout_ms, 500, 600000)
     NUM("max.frame.bytes", max_frame_bytes, 64 * 1024, 1ll << 30)
     NUM("max.connections", max_connections, 1, 1 << 20)
     NUM("max.inflight.bytes", max_inflight_bytes, 1 << 20, 1ll << 40)
     NUM("max.requests.per.connection", max_requests_per_connection, 1, 4096)
+    NUM("max.connection.inflight.bytes", max_connection_inflight_bytes, 1 << 20, 1ll << 40)
+    NUM("connections.max.idle.ms", connections_max_idle_ms, 100, INT32_MAX)
+    NUM("frame.receive.timeout.ms", frame_receive_timeout_ms, 100, 3600000)
     NUM("max.topics", max_topics, 1, 1 << 20)
     NUM("max.partitions", max_partitions, 1, 1 << 22)
     NUM("max.open.files", max_open_files, 16, 1 << 20)
+    NUM("tail.cache.bytes", tail_cache_bytes, 0, 1ll << 40)
+    NUM("tail.cache.prefault", tail_cache_prefault, 0, 1)
     NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
     NUM("fetch.splice", fetch_splice, 0, 1)
@@ -97,15 +111,44 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
     NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, 100, 3600000)
     NUM("group.max.members", group_max_members, 1, 100000)
+    NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, 0, 300000)
     NUM("max.groups", max_groups, 1, 1000000)
     NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
 #undef NUM
     return 1;
 }
 
+/* kafka.listen HOST:PORT|off and kafka.advertise HOST:PORT. */
+static int config_set_kafka(struct broker_config *cfg, const char *key, const char *value,
+                            char *err, size_t err_cap)
+{
+    bool adv = !strcmp(key, "kafka.advertise");
+    if (!adv && !strcmp(value, "off")) {
+        cfg->kafka_enabled = false;
+        return 0;
+    }
+    char *host = adv ? cfg->kafka_advertise_host : cfg->kafka_host;
+    uint16_t *port = adv ? &cfg->kafka_advertise_port : &cfg->kafka_port;
+    char h[CONFIG_HOST_MAX];
+    uint16_t p;
+    /* The advertised host is a name clients resolve, so any host name is allowed there. */
+    if (config_parse_hostport(value, h, sizeof(h), &p) || (adv && p == 0)) {
+        snprintf(err, err_cap, "%s must be HOST:PORT (e.g. 127.0.0.1:9092)%s, got \"%s\"", key,
+                 adv ? " with a port above 0" : " or off", value);
+        return RL_E_INVALID_CONFIG;
+    }
+    memcpy(host, h, sizeof(h));
+    *port = p;
+    if (!adv)
+        cfg->kafka_enabled = true;
+    return 0;
+}
+
 int config_broker_set(struct broker_config *cfg, const char *key, const char *value, char *err,
                       size_t err_cap)
 {
+    if (!strcmp(key, "kafka.listen") || !strcmp(key, "kafka.advertise"))
+        return config_set_kafka(cfg, key, value, err, err_cap);
     if (!strcmp(key, "listen") || !strcmp(key, "http")) {
         bool http = key[0] == 'h';
         if (http && !strcmp(value, "off")) {
@@ -132,6 +175,8 @@ int config_broker_set(struct broker_config *cfg, const char *key, const char *va
         snprintf(dst, PATH_MAX, "%s", value);
         return 0;
     }
+    if (!strcmp(key, "voters"))
+        return config_parse_voters(cfg, value, err, err_cap);
     int rc = config_broker_set_num(cfg, key, value, err, err_cap);
     if (rc <= 0)
         return rc;
@@ -142,6 +187,52 @@ int config_broker_set(struct broker_config *cfg, const char *key, const char *va
     }
     snprintf(err, err_cap, "unknown setting \"%s\" (see ringlogd --help)", key);
     return RL_E_INVALID_CONFIG;
+}
+
+int config_parse_voters(struct broker_config *cfg, const char *text, char *err, size_t err_cap)
+{
+    char buf[1024];
+    if (strlen(text) >= sizeof(buf) || !text[0]) {
+        snprintf(err, err_cap, "voters must be a list ID@HOST:PORT,... of at most %d nodes",
+                 CONFIG_MAX_VOTERS);
+        return RL_E_INVALID_CONFIG;
+    }
+    snprintf(buf, sizeof(buf), "%s", text);
+    cfg->n_voters = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *at = strchr(tok, '@');
+        struct config_voter v = {0};
+        int64_t id = 0;
+        if (at)
+            *at = 0;
+        if (!at || config_topic_parse_i64(tok, &id) || id < 1 || id > INT32_MAX ||
+            config_parse_hostport(at + 1, v.host, sizeof(v.host), &v.port) || v.port == 0) {
+            snprintf(err, err_cap, "voter \"%s%s%s\" is not ID@HOST:PORT with an id >= 1 and a "
+                     "port >= 1 (e.g. 1@127.0.0.1:9400)", tok, at ? "@" : "", at ? at + 1 : "");
+            return RL_E_INVALID_CONFIG;
+        }
+        v.id = (int32_t)id;
+        if (cfg->n_voters == CONFIG_MAX_VOTERS) {
+            snprintf(err, err_cap, "at most %d voters are allowed", CONFIG_MAX_VOTERS);
+            return RL_E_INVALID_CONFIG;
+        }
+        for (uint32_t i = 0; i < cfg->n_voters; i++) {
+            const struct config_voter *o = &cfg->voters[i];
+            if (o->id == v.id) {
+                snprintf(err, err_cap, "node id %d appears twice; each voter needs its own id",
+                         v.id);
+                return RL_E_INVALID_CONFIG;
+            }
+            if (o->port == v.port && !strcmp(o->host, v.host)) {
+                snprintf(err, err_cap, "nodes %d and %d have the same address %s:%u; each "
+                         "voter needs its own listener", o->id, v.id, v.host, v.port);
+                return RL_E_INVALID_CONFIG;
+            }
+        }
+        cfg->voters[cfg->n_voters++] = v;
+    }
+    return 0;
 }
 
 static char *config_trim(char *s)
@@ -194,21 +285,50 @@ const char *config_broker_usage(void)
 {
     return "usage: ringlogd [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
            "                [--http HOST:PORT|off] [--node-id N] [--ready-file PATH]\n"
-           "                [--set KEY=VALUE ...]\n"
+           "                [--kafka-listen HOST:PORT] [--kafka-advertise HOST:PORT]\n"
+           "                [--voters ID@HOST:PORT,...] [--set KEY=VALUE ...]\n"
            "\n"
            "Starts one ringlog broker in the foreground. Without arguments it listens on\n"
            "127.0.0.1:9400 (native protocol) and 127.0.0.1:9401 (HTTP: /metrics, /v1/status)\n"
            "and keeps its data in ./data. SIGTERM or SIGINT shut it down cleanly.\n"
            "\n"
-           "Config file (and --set) keys: node.id, listen, http, data.dir, ready.file,\n"
+           "With --voters (the controller quorum: node id @ native listener, the same list on\n"
+           "every node) the broker is one node of a cluster; --node-id then names it.\n"
+           "\n"
+           "Config file (and --set) keys: node.id, voters, election.timeout.ms,\n"
+           "broker.session.timeout.ms, listen, http, data.dir, ready.file,\n"
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
-           "max.topics, max.partitions, max.open.files, shutdown.timeout.ms,\n"
+           "max.connection.inflight.bytes, connections.max.idle.ms, frame.receive.timeout.ms,\n"
+           "max.topics, max.partitions, max.open.files, tail.cache.bytes (0: off),\n"
+           "tail.cache.prefault (0/1), shutdown.timeout.ms,\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
+           "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
            "max.groups, offsets.topic.num.partitions, and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
-           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P).\n";
+           "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P,\n"
+           "kafka=H:P).\n"
+           "--kafka-listen (key kafka.listen) serves Kafka clients on HOST:PORT as well (off by\n"
+           "default); --kafka-advertise (kafka.advertise) is the address they are told to use.\n"
+           "\n"
+           "Limits (defaults in brackets):\n"
+           "  max.connections [1024]       native connections; more are answered\n"
+           "                               TOO_MANY_CONNECTIONS and closed\n"
+           "  connections.max.idle.ms [600000]  a connection (native or HTTP) with no traffic\n"
+           "                               and no work in progress this long is closed\n"
+           "  frame.receive.timeout.ms [30000]  a partial frame with no progress (64 KiB) this\n"
+           "                               long closes its connection (REQUEST_TIMED_OUT)\n"
+           "  max.frame.bytes [104857600]  one frame; larger ones close the connection\n"
+           "  max.inflight.bytes [536870912]  request and response memory of all connections;\n"
+           "                               when reached, connections stop reading\n"
+           "  max.connection.inflight.bytes [67108864]  one connection's share of it\n"
+           "  max.requests.per.connection [128]  pipelined requests read ahead\n"
+           "  max.partitions [16384]       partitions of all topics; one topic has at most 4096\n"
+           "HTTP takes at most 64 connections; at the limit a new one replaces the oldest that\n"
+           "has not sent its request, so /metrics and /v1/status stay reachable.\n"
+           "One ringlogd per data directory: a second one on it exits at once (status 1),\n"
+           "naming the pid that holds <data-dir>/ringlogd.lock.\n";
 }
 
 static const char *config_flag_key(const char *flag)
@@ -216,6 +336,8 @@ static const char *config_flag_key(const char *flag)
     static const char *const map[][2] = {
         {"--data-dir", "data.dir"}, {"--listen", "listen"},         {"--http", "http"},
         {"--node-id", "node.id"},   {"--ready-file", "ready.file"},
+        {"--kafka-listen", "kafka.listen"}, {"--kafka-advertise", "kafka.advertise"},
+        {"--voters", "voters"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!strcmp(flag, map[i][0]))

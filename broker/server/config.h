@@ -19,8 +19,21 @@
 
 #define CONFIG_HOST_MAX 64
 
+#define CONFIG_MAX_VOTERS 9 /* RAFT_MAX_VOTERS */
+
+/* One controller voter of --voters: node id @ its native listener. */
+struct config_voter {
+    int32_t id;
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+};
+
 struct broker_config {
     int32_t node_id;
+    uint32_t n_voters;                   /* voters: 0 for a cluster of one (no --voters) */
+    struct config_voter voters[CONFIG_MAX_VOTERS];
+    uint32_t election_timeout_ms;        /* election.timeout.ms: controller elections */
+    uint32_t broker_session_timeout_ms;  /* broker.session.timeout.ms: silent brokers fenced */
     char listen_host[CONFIG_HOST_MAX];
     uint16_t listen_port;                /* 0: an ephemeral port (see ready_file) */
     bool http_enabled;
@@ -32,9 +45,16 @@ struct broker_config {
     uint32_t max_connections;            /* max.connections */
     uint64_t max_inflight_bytes;         /* max.inflight.bytes: request+response memory cap */
     uint32_t max_requests_per_connection; /* max.requests.per.connection (pipelining depth) */
+    uint64_t max_connection_inflight_bytes; /* max.connection.inflight.bytes: one connection's
+                                               share of max.inflight.bytes */
+    uint32_t connections_max_idle_ms;    /* connections.max.idle.ms: idle connections closed */
+    uint32_t frame_receive_timeout_ms;   /* frame.receive.timeout.ms: a partial frame stalled
+                                            this long closes its connection */
     uint32_t max_topics;                 /* max.topics */
     uint32_t max_partitions;             /* max.partitions: over all topics */
     uint32_t max_open_files;             /* max.open.files: segment descriptors kept open */
+    uint64_t tail_cache_bytes;           /* tail.cache.bytes: recent batches kept in memory */
+    uint32_t tail_cache_prefault;        /* tail.cache.prefault: fault its memory in at start */
     uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
     uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */
@@ -42,9 +62,18 @@ struct broker_config {
     uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */
     uint32_t group_max_session_timeout_ms; /* group.max.session.timeout.ms */
     uint32_t group_max_members;          /* group.max.members */
+    uint32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
     uint32_t max_groups;                 /* max.groups */
     uint32_t offsets_topic_partitions;   /* offsets.topic.num.partitions (__consumer_offsets) */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */
+    /* kafka.listen: the Kafka-protocol listener (broker/kafka), off unless set; kafka.advertise:
+     * the address Kafka clients are told to use (Metadata, FindCoordinator), default the
+     * listener's own. */
+    bool kafka_enabled;
+    char kafka_host[CONFIG_HOST_MAX];
+    uint16_t kafka_port;
+    char kafka_advertise_host[CONFIG_HOST_MAX]; /* "" = the listener's */
+    uint16_t kafka_advertise_port;
 };
 
 /* Fills cfg with the defaults: node 0, 127.0.0.1:9400, HTTP 127.0.0.1:9401, ./data. */
@@ -64,6 +93,10 @@ int config_broker_load_file(struct broker_config *cfg, const char *path, char *e
  * 1 when --help was asked (usage printed to stdout), or a negative code with err filled. */
 int config_broker_from_args(struct broker_config *cfg, int argc, char **argv, char *err,
                             size_t err_cap);
+
+/* Parses a --voters list "ID@HOST:PORT,..." into cfg (ids >= 1 and distinct, addresses
+ * distinct, at most CONFIG_MAX_VOTERS). Returns 0 or RL_E_INVALID_CONFIG with err. */
+int config_parse_voters(struct broker_config *cfg, const char *text, char *err, size_t err_cap);
 
 /* Usage text for ringlogd. */
 const char *config_broker_usage(void);

@@ -7,6 +7,19 @@
  * Responses leave in request order; every response ready at the head of the queue goes out in
  * one sendmsg, and file ranges of fetch answers go file -> pipe -> socket by splice.
  *
+ * Limits against peers that hold memory or connections (conn_tick, every shard tick):
+ *   - a frame larger than the receive buffer is charged to max.inflight.bytes as its bytes
+ *     arrive, not when its header announces it, so a header alone reserves nothing; over the
+ *     budget one such frame (the first to get there) may still complete, so frames being
+ *     received can never wait for each other;
+ *   - a partial frame must make progress (a receive buffer's worth of bytes) every
+ *     frame.receive.timeout.ms, or the connection is answered REQUEST_TIMED_OUT and closed;
+ *   - a connection whose requests hold more than max.connection.inflight.bytes reads no new
+ *     request until they are answered, so a few clients that never read cannot take the whole
+ *     budget;
+ *   - a connection idle for connections.max.idle.ms (nothing received or sent, and nothing
+ *     being worked on; or answers waiting for a peer that does not read them) is closed.
+ *
  * Every io callback here only records its result and marks the connection; conn_process, run
  * by the loop, does the work.
  */
@@ -23,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/kafka/kframe.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -60,7 +74,7 @@ static void conn_send_done(struct io_op *op, int result)
     shard_mark_conn(c);
 }
 
-void conn_create(struct shard *sh, int fd)
+void conn_create(struct shard *sh, int fd, bool kafka)
 {
     struct conn *c = calloc(1, sizeof(*c));
     uint8_t *buf = malloc(CONN_RBUF_BYTES);
@@ -73,10 +87,12 @@ void conn_create(struct shard *sh, int fd)
     }
     c->sh = sh;
     c->fd = fd;
+    c->kafka = kafka;
     c->rbuf = buf;
     c->rcap = CONN_RBUF_BYTES;
     c->pipe_rd = c->pipe_wr = -1;
     c->id = ++sh->next_conn_id;
+    c->last_active_ns = io_now_ns(sh->io);
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
     char host[INET_ADDRSTRLEN] = "?";
@@ -122,7 +138,8 @@ static void conn_free(struct conn *c)
             }
         }
     }
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     if (c->pipe_rd >= 0) {
         close(c->pipe_rd);
         close(c->pipe_wr);
@@ -140,31 +157,81 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* A frame larger than the standing buffer gets a buffer of its own, charged to the memory
- * budget, filled by recvs aimed at exactly its missing bytes, and freed as soon as the frame is
- * dispatched. Called only with no recv in flight. Returns false when the budget says wait (the
- * connection stops reading until memory is released). */
-static bool conn_big_start(struct conn *c, const struct frame_info *fi)
+/* A buffer of at least `need` bytes for a big frame: the smallest idle one of the shard's pool
+ * that fits, or a new one (NULL when memory is short). */
+static uint8_t *conn_pool_take(struct shard *sh, uint64_t need, uint64_t *cap)
+{
+    uint32_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < sh->n_big_pool; i++)
+        if (sh->big_pool_cap[i] >= need &&
+            (best == UINT32_MAX || sh->big_pool_cap[i] < sh->big_pool_cap[best]))
+            best = i;
+    if (best != UINT32_MAX) {
+        uint8_t *b = sh->big_pool[best];
+        *cap = sh->big_pool_cap[best];
+        sh->n_big_pool--;
+        sh->big_pool[best] = sh->big_pool[sh->n_big_pool];
+        sh->big_pool_cap[best] = sh->big_pool_cap[sh->n_big_pool];
+        return b;
+    }
+    *cap = need;
+    return malloc(need);
+}
+
+/* Keeps an idle big-frame buffer for the next big frame, or frees it (too large to keep, or
+ * the pool is full: then the smallest kept buffer makes room for a larger one). */
+static void conn_pool_put(struct shard *sh, uint8_t *buf, uint64_t cap)
+{
+    if (cap > CONN_BIG_POOL_MAX_BYTES) {
+        free(buf);
+        return;
+    }
+    if (sh->n_big_pool == CONN_BIG_POOL) {
+        uint32_t small = 0;
+        for (uint32_t i = 1; i < sh->n_big_pool; i++)
+            if (sh->big_pool_cap[i] < sh->big_pool_cap[small])
+                small = i;
+        if (sh->big_pool_cap[small] >= cap) {
+            free(buf);
+            return;
+        }
+        free(sh->big_pool[small]);
+        sh->big_pool[small] = buf;
+        sh->big_pool_cap[small] = cap;
+        return;
+    }
+    sh->big_pool[sh->n_big_pool] = buf;
+    sh->big_pool_cap[sh->n_big_pool++] = cap;
+}
+
+void conn_pool_destroy(struct shard *sh)
+{
+    while (sh->n_big_pool)
+        free(sh->big_pool[--sh->n_big_pool]);
+}
+
+/* A frame larger than the standing buffer gets a buffer of its own (from the shard's pool of
+ * idle ones), charged to the memory budget, filled by recvs aimed at exactly its missing bytes,
+ * and given back as soon as the frame is dispatched. Called only with no recv in flight.
+ * Returns false when the budget says wait (the connection stops reading until memory is
+ * released). */
+static bool conn_big_start(struct conn *c, uint64_t need)
 {
     struct shard *sh = c->sh;
-    uint64_t need = fi->total_bytes;
-    if (sh->mem_used + need > sh->cfg.max_inflight_bytes && sh->mem_used > 0) {
-        if (!c->mem_paused)
-            sh->m.mem_pauses++;
-        c->mem_paused = true;
-        sh->mem_paused_any = true;
-        return false;
-    }
-    uint8_t *big = malloc(need);
+    /* The pages are charged only as bytes arrive: the header's word alone reserves nothing
+     * (a peer sending 8 bytes must not hold 100 MiB of budget). */
+    uint64_t cap;
+    uint8_t *big = conn_pool_take(sh, need, &cap);
     if (!big) {
         c->mem_paused = true;
         sh->mem_paused_any = true;
         return false;
     }
-    shard_mem_charge(sh, need);
     c->big = big;
+    c->big_cap = cap;
     c->big_len = need;
     c->big_have = c->rend - c->rstart;
+    shard_mem_charge(sh, c->big_have);
     memcpy(big, c->rbuf + c->rstart, c->big_have);
     c->rstart = c->rend = 0;
     return true;
@@ -174,10 +241,47 @@ static void conn_big_free(struct conn *c)
 {
     if (!c->big)
         return;
-    free(c->big);
-    shard_mem_refund(c->sh, c->big_len);
+    struct shard *sh = c->sh;
+    conn_pool_put(sh, c->big, c->big_cap);
+    uint64_t charged = c->big_have;
     c->big = NULL;
-    c->big_len = c->big_have = 0;
+    c->big_len = c->big_have = c->big_cap = 0;
+    if (sh->big_exempt == c) {
+        /* Another frame being received may now complete over the budget. */
+        sh->big_exempt = NULL;
+        shard_mem_wake(sh);
+    }
+    shard_mem_refund(sh, charged);
+}
+
+/* True when c must not read now for memory (then it waits for a refund to wake it). Over the
+ * shard's budget only the one connection receiving a large frame that got there first goes
+ * on (frames already started always complete, and only one can exceed the budget); a
+ * connection over its own share reads again once its requests are answered. */
+static bool conn_mem_wait(struct conn *c)
+{
+    struct shard *sh = c->sh;
+    bool over = sh->mem_used >= sh->cfg.max_inflight_bytes;
+    if (over && c->big && (!sh->big_exempt || sh->big_exempt == c)) {
+        sh->big_exempt = c;
+        return false;
+    }
+    if (over) {
+        if (!c->mem_paused)
+            sh->m.mem_pauses++;
+        c->mem_paused = true;
+        sh->mem_paused_any = true;
+        return true;
+    }
+    /* The frame in progress completes; new requests wait while c holds its share. */
+    if (!c->big && c->req_bytes >= sh->cfg.max_connection_inflight_bytes) {
+        if (!c->conn_paused)
+            sh->m.conn_mem_pauses++;
+        c->conn_paused = true;
+        return true;
+    }
+    c->conn_paused = false;
+    return false;
 }
 
 /* Logs a peer's protocol error, at most CONN_PEER_WARNS_PER_SEC a second, so a flood of bad
@@ -198,19 +302,29 @@ static void conn_warn_peer(struct shard *sh, const struct conn *c, const char *m
         sh->warn_suppressed++;
 }
 
-/* A protocol error that ends the connection: answer once, then close after sending. */
+void conn_protocol_error(struct conn *c, const char *msg)
+{
+    conn_warn_peer(c->sh, c, msg);
+    c->sh->m.frames_malformed++;
+    c->closing = true;
+}
+
+/* A protocol error that ends the connection: answer once, then close after sending. Kafka
+ * has no error frame outside a request's own response, so a Kafka connection just closes. */
 static void conn_fail(struct conn *c, int code, const char *msg)
 {
     conn_warn_peer(c->sh, c, msg);
-    struct req *r = req_get(c);
     c->closing = true;
+    if (c->kafka)
+        return;
+    struct req *r = req_get(c);
     if (!r)
         return;
     r->close_after = true;
     req_respond_error(r, code, msg);
 }
 
-static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct frame_info *fi)
+static void conn_dispatch(struct conn *c, uint8_t *frame, uint64_t total)
 {
     struct shard *sh = c->sh;
     struct req *r = req_get(c);
@@ -218,6 +332,14 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
         c->closing = true;
         return;
     }
+    if (c->kafka) {
+        r->counted = true; /* the latency histograms are by native API */
+        return kafka_dispatch(sh->svc.kafka, &r->svc, frame, (size_t)total);
+    }
+    struct frame_info fi_;
+    const struct frame_info *fi = &fi_;
+    int prc = frame_parse_header(frame, total, UINT32_MAX, &fi_);
+    RL_ASSERT(prc == 1 && fi_.total_bytes == total);
     Ringlog__Request *rq = NULL;
     if (frame_decode_request(frame, fi, &r->arena, &rq)) {
         sh->m.frames_malformed++;
@@ -230,6 +352,7 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
         req_respond_error(r, RL_E_FRAME_MALFORMED, msg);
         return;
     }
+    req_charge_arena(r); /* what decoding took counts against the budget from now on */
     r->correlation_id = rq->correlation_id;
     r->api = frame_request_api(rq);
     char msg[256];
@@ -240,6 +363,24 @@ static void conn_dispatch(struct conn *c, const uint8_t *frame, const struct fra
     }
     native_dispatch(sh->svc.native, &r->svc, rq, frame + FRAME_HEADER_BYTES + fi->envelope_len,
                     fi->data_len);
+    req_charge_arena(r); /* and what the handler built (r is queued until its answer leaves) */
+}
+
+/* Is a frame's size prefix at buf? 1 with *total (the whole frame's bytes), 0 when more bytes
+ * are needed, or a negative code for a prefix that cannot be right. */
+static int conn_peek(const struct conn *c, const uint8_t *buf, size_t len, uint64_t *total)
+{
+    uint32_t max = c->sh->cfg.max_frame_bytes;
+    if (c->kafka) {
+        size_t fb = 0;
+        int rc = kframe_peek(buf, len, max, &fb);
+        *total = fb;
+        return rc;
+    }
+    struct frame_info fi;
+    int rc = frame_parse_header(buf, len, max, &fi);
+    *total = rc == 1 ? fi.total_bytes : 0;
+    return rc;
 }
 
 static void conn_parse(struct conn *c)
@@ -249,16 +390,30 @@ static void conn_parse(struct conn *c)
     if (c->big) {
         if (c->big_have < c->big_len || c->closing || c->nreq >= max_reqs)
             return;
-        struct frame_info fi;
-        int rc = frame_parse_header(c->big, c->big_len, UINT32_MAX, &fi);
-        RL_ASSERT(rc == 1 && fi.total_bytes == c->big_len);
-        conn_dispatch(c, c->big, &fi);
+        conn_dispatch(c, c->big, c->big_len);
         conn_big_free(c);
+        /* A peer sending big frames usually sends more: read the next header alone, so the
+         * frame's body lands in its own buffer directly instead of partly in rbuf first (a
+         * copy of up to CONN_RBUF_BYTES per frame). */
+        c->header_first = true;
+    }
+    if (!c->first_checked && c->rend - c->rstart >= 4 && !c->recv_inflight) {
+        /* Another broker of the cluster: its connection belongs to the controller's
+         * transport (broker/cluster/peer.h), not to the native protocol. */
+        c->first_checked = true;
+        if (c->nreq == 0 &&
+            services_adopt_peer(sh, c->fd, c->rbuf + c->rstart, c->rend - c->rstart)) {
+            c->fd = -1;
+            c->rstart = c->rend = 0;
+            c->closing = true;
+            return;
+        }
     }
     for (uint32_t guard = 0; guard < 100000 && !c->closing && c->nreq < max_reqs; guard++) {
-        struct frame_info fi;
-        int rc = frame_parse_header(c->rbuf + c->rstart, c->rend - c->rstart,
-                                    sh->cfg.max_frame_bytes, &fi);
+        if (c->rend > c->rstart && conn_mem_wait(c))
+            break; /* decoding takes memory too: the rest waits for room */
+        uint64_t total = 0;
+        int rc = conn_peek(c, c->rbuf + c->rstart, c->rend - c->rstart, &total);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -271,6 +426,10 @@ static void conn_parse(struct conn *c)
                 snprintf(msg, sizeof(msg), "frame of %u bytes exceeds the maximum frame size of "
                          "%u bytes (max.frame.bytes); closing the connection", flen,
                          sh->cfg.max_frame_bytes);
+            } else if (c->kafka) {
+                sh->m.frames_malformed++;
+                snprintf(msg, sizeof(msg), "Kafka frame size %d is negative or smaller than a "
+                         "request header; closing the connection", (int32_t)flen);
             } else {
                 sh->m.frames_malformed++;
                 snprintf(msg, sizeof(msg), "frame header is inconsistent (frame_len %u cannot "
@@ -279,14 +438,16 @@ static void conn_parse(struct conn *c)
             conn_fail(c, rc, msg);
             break;
         }
-        if (c->rend - c->rstart < fi.total_bytes) {
+        if (total <= c->rcap)
+            c->header_first = false;
+        if (c->rend - c->rstart < total) {
             /* A recv in flight writes into the buffer as it is: wait for its completion. */
-            if (fi.total_bytes > c->rcap && !c->recv_inflight)
-                conn_big_start(c, &fi);
+            if (total > c->rcap && !c->recv_inflight)
+                conn_big_start(c, total);
             break;
         }
-        conn_dispatch(c, c->rbuf + c->rstart, &fi);
-        c->rstart += fi.total_bytes;
+        conn_dispatch(c, c->rbuf + c->rstart, total);
+        c->rstart += total;
     }
     if (c->recv_inflight) {
         /* The buffer may be reorganised only when no recv is writing into it; the recv's
@@ -373,11 +534,30 @@ static void conn_drain_pipe(struct conn *c)
     io_prep_splice(c->sh->io, &c->send_op, c->pipe_rd, -1, c->fd, -1, (size_t)c->pipe_bytes, 0);
 }
 
+/* Retires answered requests at the head that send nothing (a Kafka Produce with acks=0, a
+ * request whose connection is being closed): nothing else would take them off the queue. */
+static void conn_pop_empty(struct conn *c)
+{
+    for (uint32_t guard = 0; guard < 100000 && c->head; guard++) {
+        struct req *r = c->head;
+        if (!r->ready || r->total_bytes != 0)
+            return;
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->nreq--;
+        if (r->close_after)
+            c->closing = true;
+        req_retire(r);
+    }
+}
+
 static void conn_try_send(struct conn *c)
 {
     struct shard *sh = c->sh;
     if (c->send_inflight || c->splice_in_inflight)
         return;
+    conn_pop_empty(c);
     if (c->pipe_bytes > 0)
         return conn_drain_pipe(c);
     uint32_t n = 0;
@@ -449,6 +629,8 @@ static void conn_send_finished(struct conn *c)
 static void conn_sent(struct conn *c, uint64_t bytes)
 {
     c->sh->m.bytes_sent += bytes;
+    if (bytes)
+        c->last_active_ns = io_now_ns(c->sh->io);
     while (bytes > 0 && c->head) {
         struct req *r = c->head;
         uint64_t left = r->total_bytes - r->sent_bytes;
@@ -467,12 +649,12 @@ static void conn_sent(struct conn *c, uint64_t bytes)
     }
 }
 
-static bool conn_can_read(const struct conn *c)
+static bool conn_can_read(struct conn *c)
 {
     const struct shard *sh = c->sh;
     return !c->recv_inflight && !c->closing && !c->eof && !sh->stopping && !c->mem_paused &&
            c->nreq < sh->cfg.max_requests_per_connection &&
-           (c->big ? c->big_have < c->big_len : c->rend < c->rcap);
+           (c->big ? c->big_have < c->big_len : c->rend < c->rcap) && !conn_mem_wait(c);
 }
 
 static void conn_arm_recv(struct conn *c)
@@ -484,6 +666,8 @@ static void conn_arm_recv(struct conn *c)
     if (c->big)
         io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->big + c->big_have,
                      c->big_len - c->big_have, 0);
+    else if (c->header_first && c->rend == c->rstart)
+        io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, FRAME_HEADER_BYTES, 0);
     else
         io_prep_recv(c->sh->io, &c->recv_op, c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
 }
@@ -493,11 +677,15 @@ static void conn_handle_recv(struct conn *c)
     c->recv_completed = false;
     int n = c->recv_result;
     if (n > 0) {
-        if (c->big)
+        if (c->big) {
             c->big_have += (uint64_t)n;
-        else
+            shard_mem_charge(c->sh, (uint64_t)n);
+        } else {
             c->rend += (size_t)n;
+        }
         c->sh->m.bytes_received += (uint64_t)n;
+        c->last_active_ns = io_now_ns(c->sh->io);
+        c->partial_progress += (uint64_t)n;
         return;
     }
     c->eof = true;
@@ -512,6 +700,65 @@ static void conn_handle_recv(struct conn *c)
         conn_fail(c, RL_E_FRAME_MALFORMED, msg);
     }
     c->closing = true;
+}
+
+/* Keeps the deadline of a partial frame (after the receive is re-armed): the clock runs only
+ * while the broker is reading, so a connection held back by the broker (pipelining depth,
+ * memory) is never timed out for it. It starts when a frame is partial and read, is pushed back
+ * each time a receive buffer's worth of bytes arrived, and stops when no frame is partial. */
+static void conn_partial_track(struct conn *c)
+{
+    bool partial = c->big || c->rend > c->rstart;
+    if (!partial || !c->recv_inflight) {
+        c->partial_deadline_ns = 0;
+        if (!partial)
+            c->partial_progress = 0;
+        return;
+    }
+    if (c->partial_deadline_ns == 0 || c->partial_progress >= CONN_RBUF_BYTES) {
+        uint64_t timeout_ns = (uint64_t)c->sh->cfg.frame_receive_timeout_ms * 1000000ull;
+        c->partial_deadline_ns = io_now_ns(c->sh->io) + timeout_ns;
+        c->partial_progress = 0;
+    }
+}
+
+void conn_tick(struct shard *sh, uint64_t now_ns)
+{
+    uint64_t idle_ns = (uint64_t)sh->cfg.connections_max_idle_ms * 1000000ull;
+    for (struct conn *c = sh->conns; c; c = c->next) {
+        if (c->closing || c->dead)
+            continue;
+        if (c->partial_deadline_ns && now_ns > c->partial_deadline_ns) {
+            char msg[200];
+            sh->m.frames_timed_out++;
+            snprintf(msg, sizeof(msg), "a frame was still incomplete (%llu bytes received) "
+                     "after %u ms without progress (frame.receive.timeout.ms); closing the "
+                     "connection", (unsigned long long)(c->big ? c->big_have
+                                                        : c->rend - c->rstart),
+                     sh->cfg.frame_receive_timeout_ms);
+            conn_fail(c, RL_E_REQUEST_TIMED_OUT, msg);
+            shard_mark_conn(c);
+            continue;
+        }
+        if (now_ns - c->last_active_ns <= idle_ns)
+            continue;
+        /* Idle: nothing moved either way for connections.max.idle.ms, and the broker is not
+         * working on anything for it (or only holds answers the peer does not read). */
+        if (c->nreq == 0 && !c->big && c->rend == c->rstart) {
+            RL_DEBUG("connection %s idle for %u ms (connections.max.idle.ms); closing", c->peer,
+                     sh->cfg.connections_max_idle_ms);
+            c->closing = true;
+        } else if (c->head && c->head->ready) {
+            RL_INFO("connection %s has not read its answers for %u ms "
+                    "(connections.max.idle.ms); closing", c->peer,
+                    sh->cfg.connections_max_idle_ms);
+            c->dead = true;
+        } else {
+            continue;
+        }
+        sh->m.connections_idle_closed++;
+        shard_mark_conn(c);
+    }
 }
 
 void conn_process(struct conn *c)
@@ -539,11 +786,13 @@ void conn_process(struct conn *c)
         conn_try_send(c);
         if (conn_can_read(c))
             conn_arm_recv(c);
+        conn_partial_track(c);
     }
     bool done = c->dead || (c->closing && !c->head);
     bool busy = c->recv_inflight || c->send_inflight || c->splice_in_inflight;
     if (done && busy)
-        shutdown(c->fd, c->dead ? SHUT_RDWR : SHUT_RD); /* wakes pending ops */
+        if (c->fd >= 0)
+            shutdown(c->fd, c->dead ? SHUT_RDWR : SHUT_RD); /* wakes pending ops */
     if (done && !busy)
         conn_free(c);
 }

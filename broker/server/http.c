@@ -3,6 +3,10 @@
  * format (names prefixed ringlog_), GET /v1/status with JSON. One request per connection
  * (Connection: close), requests up to HTTP_REQ_MAX_BYTES, at most SHARD_MAX_HTTP_CONNS at once;
  * the sockets go through the shard's io ring like everything else.
+ *
+ * An operator can always get in: at the limit, a new connection makes room by shutting down the
+ * oldest one still waiting for its request (http_evict_oldest), and a connection that sent no
+ * whole request within connections.max.idle.ms is shut down (http_tick).
  */
 #include <errno.h>
 #include <limits.h>
@@ -20,6 +24,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/plog.h"
+#include "storage/tcache.h"
 
 const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -256,6 +261,9 @@ static void metrics_delivery(const struct delivery_stats *ds, struct sbuf *b)
     G("produce_duplicate_waits_total", "counter", ds->produce.duplicate_waits);
     G("producer_snapshots_total", "counter", is->snapshots);
     G("producers_expired_total", "counter", is->expired);
+    G("fetch_readahead_reads_total", "counter", ds->fetch.readahead_reads);
+    G("fetch_readahead_hits_total", "counter", ds->fetch.readahead_hits);
+    G("fetch_readahead_wasted_total", "counter", ds->fetch.readahead_wasted);
 #undef G
 }
 
@@ -282,13 +290,35 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("frames_too_large_total", "counter", m->frames_too_large);
     G("throttled_responses_total", "counter", m->throttled_responses);
     G("memory_pauses_total", "counter", m->mem_pauses);
+    G("connection_memory_pauses_total", "counter", m->conn_mem_pauses);
+    G("frames_timed_out_total", "counter", m->frames_timed_out);
+    G("connections_idle_closed_total", "counter", m->connections_idle_closed);
+    G("http_connections", "gauge", sh->nhconns);
+    G("http_connections_evicted_total", "counter", m->http_evicted);
+    G("http_connections_idle_closed_total", "counter", m->http_idle_closed);
+    G("disk_full_logs", "gauge", storage_disk_full_logs(sh->st));
     G("produce_deferred_batches_total", "counter", ds.produce.deferred_batches);
     G("inflight_bytes", "gauge", sh->mem_used);
     G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
     G("pending_fsync_bytes", "gauge", pending);
     G("topics", "gauge", meta_topic_count(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
+    struct tcache_stats tc;
+    storage_tail_cache_stats(sh->st, &tc);
+    G("tail_cache_hits_total", "counter", tc.hits);
+    G("tail_cache_misses_total", "counter", tc.misses);
+    G("tail_cache_hit_bytes_total", "counter", tc.hit_bytes);
+    G("tail_cache_put_bytes_total", "counter", tc.put_bytes);
+    G("tail_cache_evictions_total", "counter", tc.evictions);
+    G("tail_cache_skipped_total", "counter", tc.skipped);
+    G("tail_cache_bytes", "gauge", tc.cached_bytes);
+    G("tail_cache_budget_bytes", "gauge", tc.budget_bytes);
+    G("tail_cache_prefaulted_bytes", "gauge", tc.prefaulted_bytes);
 #undef G
+    char *cl = services_cluster_text(sh, true);
+    if (cl)
+        sb_printf(b, "%s", cl);
+    free(cl);
     metrics_delivery(&ds, b);
     metrics_turns(sh, b);
     metrics_apis(sh, b);
@@ -323,16 +353,19 @@ static void status_render(struct shard *sh, struct sbuf *b)
         for (uint32_t k = 0; k < t->partition_count; k++)
             records += partition_visible_end(t->parts[k]) - partition_start_offset(t->parts[k]);
     }
+    /* Appends wait for space (and produce gets DISK_FULL) while reads go on: not "serving". */
+    unsigned disk_full = storage_disk_full_logs(sh->st);
     sb_printf(b, "{\"status\":\"%s\",\"node_id\":%d,\"listen\":\"%s:%u\",\"http\":\"%s:%u\","
               "\"data_dir\":\"%s\",\"uptime_ms\":%llu,\"started_at_ms\":%lld,"
               "\"connections\":%u,\"topics\":%zu,\"partitions\":%llu,\"records\":%llu,"
-              "\"inflight_bytes\":%llu}\n",
-              sh->stopping ? "stopping" : "serving", sh->cfg.node_id, sh->cfg.listen_host,
+              "\"inflight_bytes\":%llu,\"disk_full_logs\":%u}\n",
+              sh->stopping ? "stopping" : disk_full ? "disk_full" : "serving",
+              sh->cfg.node_id, sh->cfg.listen_host,
               sh->port, sh->cfg.http_host, sh->http_port, dir,
               (unsigned long long)((io_now_ns(sh->io) - sh->start_ns) / 1000000ull),
               (long long)sh->start_wall_ms, sh->nconns, meta_topic_count(sh->svc.meta),
               (unsigned long long)partitions, (unsigned long long)records,
-              (unsigned long long)sh->mem_used);
+              (unsigned long long)sh->mem_used, disk_full);
 }
 
 /* --- connections ------------------------------------------------------------------------------ */
@@ -373,6 +406,7 @@ void http_conn_start(struct shard *sh, int fd)
     }
     h->sh = sh;
     h->fd = fd;
+    h->start_ns = io_now_ns(sh->io);
     h->next = sh->hconns;
     sh->hconns = h;
     sh->nhconns++;
@@ -476,7 +510,13 @@ static void http_route(struct http_conn *h)
         status_render(sh, &body);
         return http_reply(h, 200, "OK", "application/json", &body);
     }
-    sb_printf(&body, "not found: %s (try /metrics or /v1/status)\n", path);
+    if (!strcmp(path, "/v1/cluster")) {
+        char *json = services_cluster_json(sh);
+        sb_printf(&body, "%s", json ? json : "{\"cluster\":false}\n");
+        free(json);
+        return http_reply(h, 200, "OK", "application/json", &body);
+    }
+    sb_printf(&body, "not found: %s (try /metrics, /v1/status or /v1/cluster)\n", path);
     http_reply(h, 404, "Not Found", "text/plain", &body);
 }
 
@@ -523,6 +563,39 @@ void http_process(struct shard *sh)
         h->in_ready = false;
         if (h->op_completed)
             http_step(h);
+    }
+}
+
+/* A connection still waiting for (the rest of) its request, with a receive in flight. */
+static bool http_waiting(const struct http_conn *h)
+{
+    return !h->sending && !h->rendering && h->op_inflight && !h->evicting;
+}
+
+bool http_evict_oldest(struct shard *sh)
+{
+    struct http_conn *oldest = NULL;
+    for (struct http_conn *h = sh->hconns; h; h = h->next)
+        if (http_waiting(h) && (!oldest || h->start_ns < oldest->start_ns))
+            oldest = h;
+    if (!oldest)
+        return false;
+    /* The pending receive completes with an error or end of file and the loop frees it. */
+    oldest->evicting = true;
+    shutdown(oldest->fd, SHUT_RDWR);
+    sh->m.http_evicted++;
+    return true;
+}
+
+void http_tick(struct shard *sh, uint64_t now_ns)
+{
+    uint64_t idle_ns = (uint64_t)sh->cfg.connections_max_idle_ms * 1000000ull;
+    for (struct http_conn *h = sh->hconns; h; h = h->next) {
+        if (http_waiting(h) && now_ns - h->start_ns > idle_ns) {
+            h->evicting = true;
+            shutdown(h->fd, SHUT_RDWR);
+            sh->m.http_idle_closed++;
+        }
     }
 }
 

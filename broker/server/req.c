@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/kafka/kmsg.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -84,6 +85,8 @@ static void req_account(struct req *r)
 void req_retire(struct req *r)
 {
     req_account(r);
+    if (r->conn)
+        r->conn->req_bytes -= r->mem_bytes;
     r->conn = NULL;
     if (r->svc.pending) {
         r->next = r->sh->limbo;
@@ -104,6 +107,25 @@ void req_reap_limbo(struct shard *sh)
         } else {
             pp = &r->next;
         }
+    }
+}
+
+/* Charges bytes to the shard's budget, as r's (and its connection's, while it has one). */
+static void req_charge(struct req *r, uint64_t bytes)
+{
+    shard_mem_charge(r->sh, bytes);
+    r->mem_bytes += bytes;
+    if (r->conn)
+        r->conn->req_bytes += bytes;
+}
+
+void req_charge_arena(struct req *r)
+{
+    size_t held = arena_held_bytes(&r->arena);
+    if (held > REQ_ARENA_CHUNK_BYTES + r->arena_charged) {
+        uint64_t extra = held - REQ_ARENA_CHUNK_BYTES - r->arena_charged;
+        r->arena_charged += extra;
+        req_charge(r, extra);
     }
 }
 
@@ -139,7 +161,6 @@ static Ringlog__Response *req_response(struct req *r)
 void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *data,
                  const int *fds, const uint64_t *pos, uint32_t n_data)
 {
-    struct shard *sh = r->sh;
     if (r->ready)
         return; /* answered already (e.g. out of memory before async work completed) */
     uint64_t data_len = 0;
@@ -177,13 +198,7 @@ void req_respond(struct req *r, Ringlog__Response *resp, const struct iovec *dat
         if (resp->error_code)
             r->error_code = resp->error_code;
     }
-    /* Charge what the arena grew beyond its first chunk. */
-    size_t held = arena_held_bytes(&r->arena);
-    if (held > REQ_ARENA_CHUNK_BYTES) {
-        uint64_t extra = held - REQ_ARENA_CHUNK_BYTES;
-        shard_mem_charge(sh, extra);
-        r->mem_bytes += extra;
-    }
+    req_charge_arena(r); /* what the arena grew since the decode was charged */
     r->ready = true;
     if (r->conn)
         shard_mark_conn(r->conn);
@@ -221,9 +236,7 @@ static void req_svc_complete(struct svc_req *s)
 
 static void req_svc_charge(struct svc_req *s, uint64_t bytes)
 {
-    struct req *r = req_of(s);
-    shard_mem_charge(r->sh, bytes);
-    r->mem_bytes += bytes;
+    req_charge(req_of(s), bytes);
 }
 
 static bool req_svc_has_room(const struct svc_req *s, uint64_t bytes)
@@ -275,4 +288,59 @@ const struct native_host req_native_host = {
     .response = req_native_response,
     .respond = req_native_respond,
     .respond_error = req_native_respond_error,
+};
+
+/* --- the Kafka contract ----------------------------------------------------------------------- */
+
+/* Charges what r's arena grew beyond its first chunk, and marks r ready to send. */
+static void req_ready(struct req *r)
+{
+    size_t held = arena_held_bytes(&r->arena);
+    if (held > REQ_ARENA_CHUNK_BYTES + r->mem_bytes) {
+        uint64_t extra = held - REQ_ARENA_CHUNK_BYTES - r->mem_bytes;
+        shard_mem_charge(r->sh, extra);
+        r->mem_bytes += extra;
+    }
+    r->ready = true;
+    if (r->conn)
+        shard_mark_conn(r->conn);
+}
+
+static void req_kafka_respond(struct svc_req *s, const struct kmsg_out *out)
+{
+    struct req *r = req_of(s);
+    if (r->ready)
+        return;
+    r->iov = out->iov;
+    r->n_iov = (uint32_t)out->iovcnt;
+    r->total_bytes = out->bytes;
+    req_ready(r);
+}
+
+static void req_kafka_respond_none(struct svc_req *s)
+{
+    struct req *r = req_of(s);
+    if (r->ready)
+        return;
+    r->n_iov = 0;
+    r->total_bytes = 0;
+    req_ready(r);
+}
+
+static void req_kafka_close(struct svc_req *s, const char *reason)
+{
+    struct req *r = req_of(s);
+    if (r->ready)
+        return;
+    r->close_after = true;
+    r->error_code = RL_E_FRAME_MALFORMED;
+    if (r->conn)
+        conn_protocol_error(r->conn, reason);
+    req_kafka_respond_none(s);
+}
+
+const struct kafka_host req_kafka_host = {
+    .respond = req_kafka_respond,
+    .respond_none = req_kafka_respond_none,
+    .close = req_kafka_close,
 };

@@ -24,8 +24,8 @@ static void ringlogd_on_signal(int sig)
         shard_request_stop(ringlogd_shard);
 }
 
-/* Writes "native=H:P\nhttp=H:P\npid=N\n" to path by write-temp-then-rename, so a reader sees
- * either nothing or the whole file. */
+/* Writes "native=H:P\nhttp=H:P\nkafka=H:P\npid=N\n" (http and kafka when enabled) to path by
+ * write-temp-then-rename, so a reader sees either nothing or the whole file. */
 static int ringlogd_write_ready(const struct broker_config *cfg, const struct shard *sh)
 {
     char tmp[PATH_MAX + 16];
@@ -36,6 +36,8 @@ static int ringlogd_write_ready(const struct broker_config *cfg, const struct sh
     fprintf(f, "native=%s:%u\n", cfg->listen_host, shard_port(sh));
     if (cfg->http_enabled)
         fprintf(f, "http=%s:%u\n", cfg->http_host, shard_http_port(sh));
+    if (cfg->kafka_enabled)
+        fprintf(f, "kafka=%s:%u\n", cfg->kafka_host, shard_kafka_port(sh));
     fprintf(f, "pid=%d\n", (int)getpid());
     if (fclose(f))
         return -errno;
@@ -72,6 +74,8 @@ int main(int argc, char **argv)
     RL_INFO("ringlogd node %d serving on %s:%u (HTTP %s), data in %s", cfg.node_id,
             cfg.listen_host, shard_port(sh),
             cfg.http_enabled ? "on" : "off", cfg.data_dir);
+    if (cfg.kafka_enabled)
+        RL_INFO("Kafka clients: bootstrap.servers=%s:%u", cfg.kafka_host, shard_kafka_port(sh));
     if (cfg.http_enabled)
         RL_INFO("metrics: http://%s:%u/metrics  status: http://%s:%u/v1/status", cfg.http_host,
                 shard_http_port(sh), cfg.http_host, shard_http_port(sh));

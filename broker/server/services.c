@@ -2,7 +2,7 @@
  * services: the subsystems below the server, built in dependency order, driven by the loop and
  * closed in reverse. Dependencies point down:
  *
- *   server -> native -> delivery -> meta -> partition -> storage
+ *   server -> native, kafka -> delivery -> meta -> partition -> storage
  *                                        \-> svc (bg: background threads)
  *
  * This is the one place that knows the list: the loop calls services_turn every turn,
@@ -13,7 +13,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "broker/cluster/ctl.h"
 #include "broker/delivery/delivery.h"
 #include "broker/meta/meta.h"
 #include "broker/partition/partition.h"
@@ -39,6 +41,76 @@ static int services_open_meta(struct shard *sh, char *err, size_t err_cap)
     return meta_open(&lim, sh->svc.penv, sh->svc.bg, &sh->svc.meta, err, err_cap);
 }
 
+static void services_cluster_view(void *ctx, struct native_cluster_view *out)
+{
+    struct shard *sh = ctx;
+    struct ctl_status st;
+    ctl_get_status(sh->svc.ctl, &st);
+    out->controller_id = st.leader ? (int32_t)st.leader : -1;
+    snprintf(out->cluster_id, sizeof(out->cluster_id), "%016llx",
+             (unsigned long long)st.cluster_id);
+    out->term = st.term;
+    out->commit = st.commit;
+    out->self = (int32_t)st.self;
+    out->n_brokers = 0;
+    for (uint32_t i = 0; i < st.n_brokers && i < NATIVE_MAX_BROKERS; i++) {
+        uint32_t k = out->n_brokers++;
+        out->brokers[k].id = (int32_t)st.brokers[i].id;
+        snprintf(out->brokers[k].host, sizeof(out->brokers[k].host), "%s", st.brokers[i].host);
+        out->brokers[k].port = st.brokers[i].port;
+        out->brokers[k].fenced = !st.brokers[i].alive;
+    }
+    out->n_voters = st.n_voters;
+    for (uint32_t i = 0; i < st.n_voters && i < 16; i++) {
+        out->voters[i].id = (int32_t)st.voters[i].id;
+        out->voters[i].match = st.voters[i].match;
+        out->voters[i].reachable = st.voters[i].reachable;
+    }
+}
+
+/* With --voters: the controller (group 0 over the voters) becomes meta's committer. */
+static int services_open_cluster(struct shard *sh, char *err, size_t err_cap)
+{
+    const struct broker_config *cfg = &sh->cfg;
+    if (cfg->n_voters == 0)
+        return ctl_check_standalone(cfg->data_dir, err, err_cap);
+    struct ctl_config cc = {.self = (uint32_t)cfg->node_id, .n_voters = cfg->n_voters,
+                            .listen_port = cfg->listen_port, .tick_ms = SHARD_TICK_MS,
+                            .election_timeout_ms = cfg->election_timeout_ms,
+                            .session_timeout_ms = cfg->broker_session_timeout_ms};
+    for (uint32_t i = 0; i < cfg->n_voters; i++) {
+        cc.voters[i].id = (uint32_t)cfg->voters[i].id;
+        snprintf(cc.voters[i].host, sizeof(cc.voters[i].host), "%s", cfg->voters[i].host);
+        cc.voters[i].port = cfg->voters[i].port;
+    }
+    snprintf(cc.data_dir, sizeof(cc.data_dir), "%s", cfg->data_dir);
+    snprintf(cc.listen_host, sizeof(cc.listen_host), "%s", cfg->listen_host);
+    return ctl_open(sh->io, sh->st, sh->svc.meta, &cc, &sh->svc.ctl, err, err_cap);
+}
+
+bool services_adopt_peer(struct shard *sh, int fd, const uint8_t *pre, size_t n)
+{
+    return sh->svc.ctl && ctl_adopt(sh->svc.ctl, fd, pre, n);
+}
+
+char *services_cluster_text(const struct shard *sh, bool metrics)
+{
+    if (!sh->svc.ctl)
+        return NULL;
+    size_t cap = 64 * 1024;
+    char *buf = malloc(cap);
+    if (buf && metrics)
+        ctl_metrics_text(sh->svc.ctl, buf, cap);
+    else if (buf)
+        ctl_status_json(sh->svc.ctl, buf, cap);
+    return buf;
+}
+
+char *services_cluster_json(const struct shard *sh)
+{
+    return services_cluster_text(sh, false);
+}
+
 static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
 {
     const struct broker_config *cfg = &sh->cfg;
@@ -48,6 +120,8 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
         .coord = {
             .max_groups = cfg->max_groups,
             .group = {.max_members = cfg->group_max_members,
+                      .initial_rebalance_delay_ms =
+                          (int32_t)cfg->group_initial_rebalance_delay_ms,
                       .min_session_timeout_ms = (int32_t)cfg->group_min_session_timeout_ms,
                       .max_session_timeout_ms = (int32_t)cfg->group_max_session_timeout_ms},
             .offsets_topic_partitions = cfg->offsets_topic_partitions,
@@ -78,14 +152,21 @@ int services_open(struct shard *sh, char *err, size_t err_cap)
     rc = services_open_meta(sh, err, err_cap);
     if (rc)
         return rc;
+    rc = services_open_cluster(sh, err, err_cap);
+    if (rc)
+        return rc;
     rc = services_open_delivery(sh, err, err_cap);
     if (rc)
         return rc;
     rc = native_create(&req_native_host, s->meta, s->dv, &s->native);
+    if (rc == 0 && sh->cfg.kafka_enabled)
+        rc = kafka_create(&req_kafka_host, s->meta, s->dv, &s->kafka);
     if (rc) {
         snprintf(err, err_cap, "out of memory");
         return rc;
     }
+    if (s->ctl)
+        native_set_cluster(s->native, services_cluster_view, sh);
     s->last_slow_tick_ms = s->last_retention_ms = io_wall_ms(sh->io);
     return 0;
 }
@@ -96,12 +177,18 @@ void services_turn(struct shard *sh)
     bg_reap(s->bg);
     bg_reap(s->bg_state);
     partition_env_process(s->penv);
+    if (s->ctl)
+        ctl_turn(s->ctl); /* committed controller entries reach meta's queue */
     meta_process(s->meta);
+    if (s->ctl)
+        ctl_turn(s->ctl); /* a change meta just submitted goes out this turn */
 }
 
 void services_tick(struct shard *sh, int64_t now_ms)
 {
     struct services *s = &sh->svc;
+    if (s->ctl)
+        ctl_tick(s->ctl);
     delivery_tick(s->dv, now_ms);
     partition_env_tick(s->penv); /* room may have come from elsewhere (descriptors) */
     if (now_ms - s->last_slow_tick_ms >= SHARD_SLOW_TICK_MS || now_ms < s->last_slow_tick_ms) {
@@ -117,6 +204,8 @@ void services_tick(struct shard *sh, int64_t now_ms)
 
 void services_begin_stop(struct shard *sh)
 {
+    if (sh->svc.ctl)
+        ctl_begin_stop(sh->svc.ctl);
     delivery_begin_stop(sh->svc.dv);
 }
 
@@ -144,6 +233,10 @@ void services_close(struct shard *sh)
         bg_drain(s->bg_state);
     if (s->bg)
         bg_drain(s->bg);
+    if (s->ctl)
+        ctl_begin_stop(s->ctl);
+    ctl_close(s->ctl); /* before meta: it is meta's committer */
+    s->ctl = NULL;
     meta_close(s->meta); /* closes every log; commit callbacks still reach the coordinator */
     s->meta = NULL;
     delivery_close(s->dv);
@@ -156,4 +249,6 @@ void services_close(struct shard *sh)
     s->penv = NULL;
     native_destroy(s->native);
     s->native = NULL;
+    kafka_destroy(s->kafka);
+    s->kafka = NULL;
 }

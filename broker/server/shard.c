@@ -14,16 +14,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "broker/partition/partition.h"
+#include "broker/server/dirlock.h"
 #include "broker/svc/bg.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -31,6 +34,8 @@
 
 #define SHARD_BIND_ATTEMPTS 100 /* x SHARD_BIND_RETRY_MS: how long a restart waits for its port */
 #define SHARD_BIND_RETRY_MS 50
+#define SHARD_TRIM_AFTER_BYTES (64ull * 1024 * 1024) /* peak in-flight memory worth trimming */
+#define SHARD_FD_SLACK 256      /* descriptors beyond connections and files: rings, pipes, logs */
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
@@ -57,19 +62,27 @@ void shard_mark_conn(struct conn *c)
 void shard_mem_charge(struct shard *sh, uint64_t bytes)
 {
     sh->mem_used += bytes;
+    if (sh->mem_used > sh->mem_peak)
+        sh->mem_peak = sh->mem_used;
 }
 
 void shard_mem_refund(struct shard *sh, uint64_t bytes)
 {
     RL_ASSERT(sh->mem_used >= bytes);
     sh->mem_used -= bytes;
-    if (sh->mem_paused_any && sh->mem_used < sh->cfg.max_inflight_bytes) {
-        sh->mem_paused_any = false;
-        for (struct conn *c = sh->conns; c; c = c->next) {
-            if (c->mem_paused) {
-                c->mem_paused = false;
-                shard_mark_conn(c);
-            }
+    if (sh->mem_used < sh->cfg.max_inflight_bytes)
+        shard_mem_wake(sh);
+}
+
+void shard_mem_wake(struct shard *sh)
+{
+    if (!sh->mem_paused_any)
+        return;
+    sh->mem_paused_any = false;
+    for (struct conn *c = sh->conns; c; c = c->next) {
+        if (c->mem_paused) {
+            c->mem_paused = false;
+            shard_mark_conn(c);
         }
     }
 }
@@ -149,6 +162,10 @@ static void shard_accept_done(struct io_op *op, int result)
         sh->accept_inflight = false;
         sh->accept_completed = true;
         sh->accept_result = result;
+    } else if (op == &sh->kafka_accept_op) {
+        sh->kafka_accept_inflight = false;
+        sh->kafka_accept_completed = true;
+        sh->kafka_accept_result = result;
     } else {
         sh->http_accept_inflight = false;
         sh->http_accept_completed = true;
@@ -180,6 +197,14 @@ static void shard_arm_accepts(struct shard *sh)
         shard_op_started(sh);
         io_prep_accept(sh->io, &sh->accept_op, sh->listen_fd, 0);
     }
+    if (sh->kafka_fd >= 0 && !sh->kafka_accept_inflight && !sh->kafka_accept_completed &&
+        !sh->accept_backoff) {
+        sh->kafka_accept_op.done = shard_accept_done;
+        sh->kafka_accept_op.ctx = sh;
+        sh->kafka_accept_inflight = true;
+        shard_op_started(sh);
+        io_prep_accept(sh->io, &sh->kafka_accept_op, sh->kafka_fd, 0);
+    }
     if (sh->http_fd >= 0 && !sh->http_accept_inflight && !sh->http_accept_completed) {
         sh->http_accept_op.done = shard_accept_done;
         sh->http_accept_op.ctx = sh;
@@ -200,39 +225,71 @@ static void shard_arm_tick(struct shard *sh)
     io_prep_timeout(sh->io, &sh->tick_op, (uint64_t)ms * 1000000ull, 0);
 }
 
+/* A connection accepted on either protocol's listener. */
+static void shard_accepted(struct shard *sh, int fd, bool kafka)
+{
+    if (kafka && fd >= 0 && (sh->stopping || sh->nconns >= sh->cfg.max_connections)) {
+        /* Kafka has no frame for "go away": a closed connection makes clients retry. */
+        RL_WARN("Kafka connection refused: %s", sh->stopping ? "broker is shutting down"
+                : "connection limit reached (max.connections)");
+        close(fd);
+        sh->m.connections_rejected++;
+        return;
+    }
+    if (kafka && fd >= 0)
+        return conn_create(sh, fd, true);
+    if (fd >= 0) {
+        if (sh->stopping) {
+            shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
+        } else if (sh->nconns >= sh->cfg.max_connections) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
+                     "(max.connections); retry later or raise the limit",
+                     sh->cfg.max_connections);
+            shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
+        } else {
+            conn_create(sh, fd, false);
+        }
+    } else if (fd != -ECANCELED) {
+        RL_WARN("accept failed: %s", rl_strerror(fd));
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
+            sh->accept_backoff = true; /* retry at the next tick, not in a hot loop */
+    }
+}
+
 static void shard_handle_accepts(struct shard *sh)
 {
     if (sh->accept_completed) {
         sh->accept_completed = false;
-        int fd = sh->accept_result;
-        if (fd >= 0) {
-            if (sh->stopping) {
-                shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
-            } else if (sh->nconns >= sh->cfg.max_connections) {
-                char msg[160];
-                snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
-                         "(max.connections); retry later or raise the limit",
-                         sh->cfg.max_connections);
-                shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
-            } else {
-                conn_create(sh, fd);
-            }
-        } else if (fd != -ECANCELED) {
-            RL_WARN("accept failed: %s", rl_strerror(fd));
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
-                sh->accept_backoff = true; /* retry at the next tick, not in a hot loop */
-        }
+        shard_accepted(sh, sh->accept_result, false);
+    }
+    if (sh->kafka_accept_completed) {
+        sh->kafka_accept_completed = false;
+        shard_accepted(sh, sh->kafka_accept_result, true);
     }
     if (sh->http_accept_completed) {
         sh->http_accept_completed = false;
         int fd = sh->http_accept_result;
         if (fd >= 0) {
-            if (sh->stopping || sh->nhconns >= SHARD_MAX_HTTP_CONNS)
+            /* At the limit, the oldest connection still waiting for its request makes room:
+             * idle or slow HTTP peers cannot lock an operator out of /metrics and /v1/status. */
+            if (sh->stopping ||
+                (sh->nhconns >= SHARD_MAX_HTTP_CONNS && !http_evict_oldest(sh)))
                 close(fd);
             else
                 http_conn_start(sh, fd);
         }
     }
+}
+
+/* After a burst of requests (large decodes, big frames) has drained, gives the freed heap back
+ * to the system: the allocator would otherwise keep the burst's peak resident for good. */
+static void shard_trim_memory(struct shard *sh)
+{
+    if (sh->mem_peak < SHARD_TRIM_AFTER_BYTES || sh->mem_used > sh->mem_peak / 4)
+        return;
+    malloc_trim(0);
+    sh->mem_peak = sh->mem_used;
 }
 
 static void shard_handle_tick(struct shard *sh)
@@ -242,6 +299,10 @@ static void shard_handle_tick(struct shard *sh)
     sh->tick_completed = false;
     sh->ticks++;
     sh->accept_backoff = false; /* re-arm an accept that failed for lack of fds */
+    uint64_t now_ns = io_now_ns(sh->io);
+    conn_tick(sh, now_ns);
+    http_tick(sh, now_ns);
+    shard_trim_memory(sh);
     services_tick(sh, io_wall_ms(sh->io));
     if (!sh->stopping)
         shard_arm_tick(sh);
@@ -280,6 +341,8 @@ static void shard_begin_stop(struct shard *sh)
         shard_cancel(sh, &sh->cancel_accept_op, &sh->accept_op);
     if (sh->http_accept_inflight)
         shard_cancel(sh, &sh->cancel_http_op, &sh->http_accept_op);
+    if (sh->kafka_accept_inflight)
+        shard_cancel(sh, &sh->cancel_kafka_op, &sh->kafka_accept_op);
     for (struct conn *c = sh->conns; c; c = c->next) {
         c->closing = true;
         conn_interrupt(c);
@@ -365,6 +428,34 @@ uint16_t shard_http_port(const struct shard *sh)
     return sh->http_port;
 }
 
+/* Raises the descriptor limit to what the configured limits can use (connections of both
+ * listeners, open segments with their read descriptors), so reaching max.connections never
+ * leaves the HTTP listener unable to accept for lack of descriptors. */
+static void shard_raise_fd_limit(const struct broker_config *cfg)
+{
+    uint64_t need = (uint64_t)cfg->max_connections + SHARD_MAX_HTTP_CONNS +
+                    2ull * cfg->max_open_files + SHARD_FD_SLACK;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? (rlim_t)need
+                                                                      : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (want < need)
+        RL_WARN("the descriptor limit (%llu, hard) is below what max.connections=%u and "
+                "max.open.files=%u can use (%llu): accepts may fail before those limits; raise "
+                "ulimit -n or lower them", (unsigned long long)want, cfg->max_connections,
+                cfg->max_open_files, (unsigned long long)need);
+}
+
+uint16_t shard_kafka_port(const struct shard *sh)
+{
+    return sh->kafka_port;
+}
+
 static int shard_mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
@@ -389,7 +480,7 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
     if (!sh)
         return -ENOMEM;
     sh->cfg = *cfg;
-    sh->listen_fd = sh->http_fd = -1;
+    sh->listen_fd = sh->http_fd = sh->lock_fd = sh->kafka_fd = -1;
     sh->clock.fd = -1;
     rc = shard_mkdirs(cfg->data_dir);
     if (rc) {
@@ -397,15 +488,24 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
                  rl_strerror(rc));
         goto fail;
     }
+    /* Before anything opens a log: a second broker on this directory stops here. */
+    rc = dirlock_acquire(cfg->data_dir, err, err_cap);
+    if (rc < 0)
+        goto fail;
+    sh->lock_fd = rc;
+    rc = 0;
     sh->io = io_create(1024, &rc);
     if (!sh->io) {
         snprintf(err, err_cap, "cannot create an io_uring (%s); is io_uring enabled "
                  "(sysctl kernel.io_uring_disabled)?", rl_strerror(rc));
         goto fail;
     }
+    shard_raise_fd_limit(cfg);
     sh->start_ns = io_now_ns(sh->io);
     sh->start_wall_ms = io_wall_ms(sh->io);
     struct storage_options sopt = {.max_open_files = cfg->max_open_files,
+                                   .tail_cache_bytes = cfg->tail_cache_bytes,
+                                   .tail_cache_prefault = cfg->tail_cache_prefault != 0,
                                    .state_dir = cfg->data_dir};
     rc = storage_open(sh->io, &sopt, &sh->st);
     if (rc) {
@@ -427,6 +527,20 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
         goto fail;
     }
     native_set_listener(sh->svc.native, cfg->node_id, cfg->listen_host, sh->port);
+    if (cfg->kafka_enabled) {
+        rc = shard_listen(cfg->kafka_host, cfg->kafka_port, &sh->kafka_fd, &sh->kafka_port);
+        if (rc) {
+            snprintf(err, err_cap, "cannot listen for Kafka clients on %s:%u (kafka.listen): %s",
+                     cfg->kafka_host, cfg->kafka_port, rl_strerror(rc));
+            goto fail;
+        }
+        bool adv = cfg->kafka_advertise_host[0] != 0;
+        struct kafka_listener kl = {.node_id = cfg->node_id,
+                                    .host = adv ? cfg->kafka_advertise_host : cfg->kafka_host,
+                                    .port = adv ? cfg->kafka_advertise_port : sh->kafka_port,
+                                    .max_frame_bytes = cfg->max_frame_bytes};
+        kafka_set_listener(sh->svc.kafka, &kl);
+    }
     if (cfg->http_enabled) {
         rc = shard_listen(cfg->http_host, cfg->http_port, &sh->http_fd, &sh->http_port);
         if (rc) {
@@ -450,6 +564,8 @@ void shard_destroy(struct shard *sh)
         close(sh->listen_fd);
     if (sh->http_fd >= 0)
         close(sh->http_fd);
+    if (sh->kafka_fd >= 0)
+        close(sh->kafka_fd);
     /* Closing the logs waits for their appends; the callbacks may touch limbo requests, so
      * those are freed only afterwards. */
     services_close(sh);
@@ -470,7 +586,9 @@ void shard_destroy(struct shard *sh)
         arena_destroy(&r->arena);
         free(r);
     }
+    conn_pool_destroy(sh);
     if (sh->io)
         io_destroy(sh->io);
+    dirlock_release(sh->lock_fd); /* last: every log is closed */
     free(sh);
 }

@@ -30,6 +30,8 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
 /* Ports actually bound (useful when the config asked for port 0). */
 uint16_t shard_port(const struct shard *sh);
 uint16_t shard_http_port(const struct shard *sh);
+/* The Kafka listener's port (0 when kafka.listen is off). */
+uint16_t shard_kafka_port(const struct shard *sh);
 
 /* Serves until shard_request_stop, then stops accepting, answers in-flight requests (waiting
  * at most shutdown.timeout.ms), and returns 0. Blocks. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "broker/kafka/kafka.h"
 #include "broker/native/native.h"
 #include "broker/server/config.h"
 #include "broker/server/loopclock.h"
@@ -24,6 +25,8 @@
 
 #define CONN_RBUF_BYTES (64u * 1024) /* receive buffer every connection keeps */
 #define CONN_MAX_IOV 128             /* iovecs gathered into one sendmsg */
+#define CONN_BIG_POOL 8              /* idle big-frame buffers a shard keeps for reuse ... */
+#define CONN_BIG_POOL_MAX_BYTES (8u << 20) /* ... each at most this large */
 #define REQ_ARENA_CHUNK_BYTES (8u * 1024)
 #define REQ_ARENA_MAX_BYTES (64u * 1024 * 1024) /* one request's decode + response structures */
 #define SHARD_REQ_POOL_MAX 512       /* idle request objects kept for reuse */
@@ -40,6 +43,7 @@ struct bg;
 struct partition_env;
 struct meta;
 struct delivery;
+struct ctl;
 
 /* One request on a connection, from its frame to its response being sent. */
 struct req {
@@ -63,6 +67,7 @@ struct req {
     uint32_t n_iov;
     uint64_t total_bytes, sent_bytes;
     uint64_t mem_bytes;      /* charged to the shard's in-flight budget */
+    uint64_t arena_charged;  /* of which the arena's growth beyond its first chunk */
     uint8_t fallback[96];    /* an error response when the arena is exhausted */
     struct iovec fallback_iov;
 };
@@ -76,6 +81,8 @@ struct services {
     struct meta *meta;               /* topics and cluster metadata */
     struct delivery *dv;             /* produce, fetch, producer ids, groups, offsets */
     struct native *native;           /* the native protocol's handlers */
+    struct kafka *kafka;             /* the Kafka protocol's handlers (kafka.listen) */
+    struct ctl *ctl;                 /* the cluster's controller (NULL: a cluster of one) */
     int64_t last_slow_tick_ms;
     int64_t last_retention_ms;
 };
@@ -86,6 +93,7 @@ struct conn {
     struct conn *ready_next;
     bool in_ready;
     int fd;
+    bool kafka;                      /* accepted on the Kafka listener: Kafka framing */
     uint64_t id;
     char peer[64];
     struct io_op recv_op, send_op, cancel_op;
@@ -95,11 +103,18 @@ struct conn {
     bool send_completed;
     int send_result;
     bool eof, closing, mem_paused;
+    bool conn_paused;                /* over max.connection.inflight.bytes: no new requests */
+    uint64_t req_bytes;              /* charged to the budget by its queued requests */
+    uint64_t last_active_ns;         /* last byte received or sent (connections.max.idle.ms) */
+    uint64_t partial_deadline_ns;    /* 0, or when a partial frame times out (while reading) */
+    uint64_t partial_progress;       /* bytes received since that deadline was set */
     bool dead;                       /* a send failed: nothing more can be delivered */
+    bool first_checked;              /* its first bytes were checked for a peer hello */
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
     uint8_t *big;                    /* a frame larger than rbuf, being received */
-    uint64_t big_len, big_have;
+    uint64_t big_len, big_have, big_cap;
+    bool header_first;               /* the last frame was big: read the next header alone */
     struct req *head, *tail;
     uint32_t nreq;
     struct msghdr msg;
@@ -120,7 +135,9 @@ struct http_conn {
     struct http_conn *next;          /* shard's list */
     struct http_conn *ready_next;
     bool in_ready;
+    bool evicting;                   /* shut down to make room for a newer connection */
     int fd;
+    uint64_t start_ns;               /* accepted at (connections.max.idle.ms, eviction) */
     struct io_op op;
     bool op_inflight, op_completed, sending;
     bool rendering;                  /* /metrics being formatted on the HTTP thread */
@@ -154,7 +171,11 @@ struct shard_metrics {
     uint64_t bytes_received, bytes_sent;
     uint64_t frames_malformed, frames_too_large;
     uint64_t throttled_responses, mem_pauses;
+    uint64_t conn_mem_pauses;        /* reads held for max.connection.inflight.bytes */
+    uint64_t frames_timed_out;       /* partial frames closed by frame.receive.timeout.ms */
+    uint64_t connections_idle_closed; /* closed by connections.max.idle.ms */
     uint64_t http_requests;
+    uint64_t http_evicted, http_idle_closed; /* HTTP connections closed to make room / idle */
 };
 
 struct shard {
@@ -163,9 +184,13 @@ struct shard {
     struct storage *st;
     struct services svc;
     struct bg *bg_http;              /* formats /metrics off the loop */
-    int listen_fd, http_fd;
-    uint16_t port, http_port;
+    int listen_fd, http_fd, kafka_fd;
+    int lock_fd;                     /* holds the data directory's lock (dirlock.h) */
+    uint16_t port, http_port, kafka_port;
     struct io_op accept_op, http_accept_op, tick_op, cancel_accept_op, cancel_http_op;
+    struct io_op kafka_accept_op, cancel_kafka_op;
+    bool kafka_accept_inflight, kafka_accept_completed;
+    int kafka_accept_result;
     struct io_op cancel_tick_op;
     bool accept_inflight, http_accept_inflight, tick_inflight;
     bool accept_completed, http_accept_completed, tick_completed;
@@ -183,6 +208,13 @@ struct shard {
     struct req *pool;
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
+    uint64_t mem_peak;               /* highest mem_used since memory was last trimmed */
+    struct conn *big_exempt;         /* the one large frame that may complete over budget */
+    /* Idle buffers of big frames (conn.c), reused so a stream of large produce requests does
+     * not allocate and fault in a fresh buffer per frame; at most CONN_BIG_POOL of them. */
+    uint8_t *big_pool[CONN_BIG_POOL];
+    uint64_t big_pool_cap[CONN_BIG_POOL];
+    uint32_t n_big_pool;
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
     bool stopping;
@@ -202,6 +234,8 @@ void shard_mark_conn(struct conn *c);
 /* Charges / refunds bytes against max.inflight.bytes. */
 void shard_mem_charge(struct shard *sh, uint64_t bytes);
 void shard_mem_refund(struct shard *sh, uint64_t bytes);
+/* Every connection paused for memory looks again (one of them may take the exemption). */
+void shard_mem_wake(struct shard *sh);
 /* Throttle time to put in responses now (0 when under budget). */
 uint32_t shard_throttle_ms(const struct shard *sh);
 /* Counts the shard's own io ops in flight (drained before teardown): call at prepare time. */
@@ -213,6 +247,7 @@ void shard_op_ended(struct shard *sh);
 /* The server's side of the contracts its handlers are written against. */
 extern const struct svc_host req_svc_host;
 extern const struct native_host req_native_host;
+extern const struct kafka_host req_kafka_host;
 
 /* A new request at the tail of c's queue (arena ready), or NULL when out of memory. */
 struct req *req_get(struct conn *c);
@@ -220,6 +255,9 @@ struct req *req_get(struct conn *c);
 void req_retire(struct req *r);
 /* Frees the limbo's requests whose ops have all ended. */
 void req_reap_limbo(struct shard *sh);
+/* Charges what r's arena grew beyond its first chunk since the last call (decode memory is
+ * counted as soon as the frame is decoded, not only once a response is built). */
+void req_charge_arena(struct req *r);
 /* Frees r for good (releases, refunds, back to the pool). */
 void req_free(struct req *r);
 /* Encodes resp (+ data; fds[i] >= 0 makes data[i] the iov_len bytes at pos[i] of fds[i]) as
@@ -231,12 +269,20 @@ void req_respond_error(struct req *r, int code, const char *msg);
 
 /* --- conn.c ----------------------------------------------------------------------------------- */
 
-/* An accepted connection joins the shard. */
-void conn_create(struct shard *sh, int fd);
+/* An accepted connection joins the shard (kafka: it came to the Kafka listener). */
+void conn_create(struct shard *sh, int fd, bool kafka);
 /* Loop work for one connection marked ready: finish, parse, send, re-arm, maybe free. */
 void conn_process(struct conn *c);
+/* A peer's protocol error: logged (rate-limited) with the peer's address; c closes once the
+ * responses already queued have gone. */
+void conn_protocol_error(struct conn *c, const char *msg);
 /* Long polls of c answer now (the peer closes, or the broker stops). */
 void conn_interrupt(struct conn *c);
+/* Every tick: closes connections idle for connections.max.idle.ms and those whose partial
+ * frame made no progress for frame.receive.timeout.ms. */
+void conn_tick(struct shard *sh, uint64_t now_ns);
+/* Frees the shard's idle big-frame buffers (shard_destroy). */
+void conn_pool_destroy(struct shard *sh);
 
 /* --- services.c ------------------------------------------------------------------------------- */
 
@@ -259,6 +305,14 @@ struct services_work {
     uint64_t segment_rolls;  /* appends that rolled a log */
 };
 void services_work(const struct shard *sh, struct services_work *out);
+/* A connection's first bytes (pre, n >= 4) are a peer hello: the controller takes fd. Returns
+ * false when they are not (or there is no cluster). */
+bool services_adopt_peer(struct shard *sh, int fd, const uint8_t *pre, size_t n);
+/* The cluster's status as JSON, or its metrics lines (metrics true) (malloc'ed,
+ * NUL-terminated), or NULL without a cluster. */
+char *services_cluster_text(const struct shard *sh, bool metrics);
+/* The cluster's status as JSON (malloc'ed, NUL-terminated) or NULL without a cluster. */
+char *services_cluster_json(const struct shard *sh);
 /* Closes everything (logs cleanly). NULL members are fine. Blocks. */
 void services_close(struct shard *sh);
 
@@ -270,6 +324,11 @@ void http_conn_start(struct shard *sh, int fd);
 void http_process(struct shard *sh);
 /* Closes every HTTP connection that has no op in flight; returns how many remain. */
 uint32_t http_close_idle(struct shard *sh);
+/* Makes room for one more HTTP connection at the limit: shuts down the oldest one still
+ * waiting for its request. Returns false when every one is being answered. */
+bool http_evict_oldest(struct shard *sh);
+/* Every tick: shuts down HTTP connections waiting for a request past connections.max.idle.ms. */
+void http_tick(struct shard *sh, uint64_t now_ns);
 
 /* Latency histogram upper bounds in microseconds (METRICS_BUCKETS - 1 finite ones). */
 extern const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1];

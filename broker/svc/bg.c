@@ -32,6 +32,7 @@ struct bg {
     uint64_t n_done;          /* done callbacks run (loop thread only) */
     bool running;             /* the thread holds a job */
     bool stop;
+    bool inline_jobs;         /* a simulated io: no thread, jobs run inside bg_submit */
 };
 
 static void bg_push(struct bg_list *l, struct bg_job *j)
@@ -79,6 +80,13 @@ int bg_create(struct io *io, const char *name, struct bg **out)
     b->io = io;
     strncpy(b->name, name, sizeof(b->name) - 1);
     pthread_mutex_init(&b->mu, NULL);
+    if (io_is_sim(io)) {
+        /* A simulated io is single-threaded and deterministic: jobs run on the caller's
+         * thread, at submission, and their done callbacks at the next bg_reap as usual. */
+        b->inline_jobs = true;
+        *out = b;
+        return 0;
+    }
     pthread_cond_init(&b->work, NULL);
     pthread_cond_init(&b->finished, NULL);
     int rc = pthread_create(&b->thread, NULL, bg_main, b);
@@ -96,6 +104,12 @@ int bg_create(struct io *io, const char *name, struct bg **out)
 int bg_submit(struct bg *b, struct bg_job *j)
 {
     RL_ASSERT(j->run && j->done);
+    if (b->inline_jobs) {
+        j->run(j);
+        bg_push(&b->done, j);
+        b->n_pending++;
+        return 0;
+    }
     pthread_mutex_lock(&b->mu);
     if (b->n_queued >= BG_MAX_JOBS) {
         pthread_mutex_unlock(&b->mu);
@@ -156,11 +170,13 @@ void bg_destroy(struct bg *b)
     if (!b)
         return;
     bg_drain(b);
-    pthread_mutex_lock(&b->mu);
-    b->stop = true;
-    pthread_cond_signal(&b->work);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
+    if (!b->inline_jobs) {
+        pthread_mutex_lock(&b->mu);
+        b->stop = true;
+        pthread_cond_signal(&b->work);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thread, NULL);
+    }
     if (b->n_pending)
         RL_WARN("bg %s: stopping with %u jobs unfinished", b->name, b->n_pending);
     pthread_mutex_destroy(&b->mu);

@@ -13,6 +13,9 @@
  * alive and unmodified from bg_submit until its done has run. Queued jobs are bounded by
  * BG_MAX_JOBS; every user keeps at most one job per object it owns in flight, which bounds them
  * far below that.
+ *
+ * On a simulated io (io/io_sim.h, single-threaded) there is no thread: a job runs inside
+ * bg_submit and its done at the next bg_reap, so tests stay deterministic.
  */
 #ifndef RL_BROKER_SVC_BG_H
 #define RL_BROKER_SVC_BG_H

@@ -528,11 +528,13 @@ Test(broker, retention_moves_log_start)
 
 /* With fetch.splice=0 file slices are read into memory (cold) or mapped from the page cache
  * (warm): reading the same data twice goes through both paths and returns the same bytes as
- * the default splice path of the fixture's broker. */
+ * the default splice path of the fixture's broker. The tail cache is off, so the reads go to
+ * the files. */
 Test(broker, fetch_without_splice)
 {
     struct tl_broker nb;
-    static const char *const args[] = {"--set", "fetch.splice=0", NULL};
+    static const char *const args[] = {"--set", "fetch.splice=0", "--set", "tail.cache.bytes=0",
+                                       NULL};
     cr_assert_eq(tl_broker_start(&nb, args, 20000), 0);
     struct tl_conn c;
     cr_assert_eq(tl_connect(&c, nb.host, nb.port, 5000), 0);

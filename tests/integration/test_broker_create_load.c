@@ -34,6 +34,7 @@
 #define CL_MAX_SAMPLES (1u << 20)
 #define CL_BATCH_RECORDS 64
 #define CL_RECORD_BYTES 1024
+#define CL_SLOW_TURNS_ALLOWED 2 /* of ~50 creations (or rolls): see the check */
 
 static struct tl_broker broker;
 static atomic_bool stop;
@@ -224,11 +225,16 @@ static void cl_run(bool produce)
         cr_expect_geq(segs, 3, "the producer's log rolled only %u times", segs ? segs - 1 : 0);
     cr_expect(all > 0 && fast >= 0 && opening >= 0 && rolling >= 0,
               "no ringlog_loop_turn_seconds histogram or slow-turn counts");
-    cr_expect_eq(opening, 0, "%lld event-loop turns that worked on topic creation took over "
-                 "10 ms", opening);
+    /* Creating a topic or rolling a segment on the loop (an fsync per partition, a segment
+     * preallocated in place) makes nearly every one of the 50 creations or ~50 rolls a slow
+     * turn. A turn corrected for run-queue waits can still stall once or twice when the
+     * machine is oversubscribed (the loop waiting on a lock held by a preempted background
+     * thread), so a few are allowed, not dozens. */
+    cr_expect_leq(opening, CL_SLOW_TURNS_ALLOWED, "%lld event-loop turns that worked on topic "
+                  "creation took over 10 ms", opening);
     if (produce)
-        cr_expect_eq(rolling, 0, "%lld event-loop turns that rolled a segment took over 10 ms",
-                     rolling);
+        cr_expect_leq(rolling, CL_SLOW_TURNS_ALLOWED, "%lld event-loop turns that rolled a "
+                      "segment took over 10 ms", rolling);
 
     struct tl_conn check;
     cr_assert_eq(tl_connect(&check, broker.host, broker.port, 5000), 0);

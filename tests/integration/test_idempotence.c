@@ -462,11 +462,12 @@ Test(idem, expiration, .init = NULL)
 /* Nobody but the coordinator writes __consumer_offsets. */
 Test(idem, internal_topic_is_not_produced)
 {
-    cr_assert_eq(tl_create_topic(&conn, "__consumer_offsets", 2, NULL, NULL, 0), 0);
+    cr_assert_eq(tl_create_topic(&conn, "__consumer_offsets", 2, NULL, NULL, 0),
+                 RL_E_INTERNAL_TOPIC);
     uint8_t *b;
     int len = tl_make_batch(2, "x", &b);
     cr_assert_eq(tl_produce(&conn, "__consumer_offsets", 0, b, (uint32_t)len, 1, NULL),
-                 RL_E_INVALID_REQUEST);
+                 RL_E_INTERNAL_TOPIC);
     free(b);
 }
 

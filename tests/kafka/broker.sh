@@ -19,7 +19,8 @@ start() {
     rm -f "$KAFKA_WORK/ready"
     "$BUILD/bin/ringlogd" --data-dir "$KAFKA_WORK/data" --listen "127.0.0.1:$native" \
         --http "127.0.0.1:$http" --kafka-listen "127.0.0.1:$kafka" \
-        --ready-file "$KAFKA_WORK/ready" >> "$KAFKA_WORK/ringlogd.log" 2>&1 &
+        --ready-file "$KAFKA_WORK/ready" --set group.initial.rebalance.delay.ms=500 \
+        >> "$KAFKA_WORK/ringlogd.log" 2>&1 &
     echo $! > "$KAFKA_WORK/pid"
     i=0
     while ! grep -q '^kafka=' "$KAFKA_WORK/ready" 2>/dev/null; do

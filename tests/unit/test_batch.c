@@ -248,6 +248,36 @@ Test(batch, zstd_falls_back_when_it_does_not_shrink)
     batch_reader_destroy(r);
 }
 
+/* zstd gives up on incompressible records: after a batch of random bytes, the next
+ * BATCH_ZSTD_GIVE_UP batches go out uncompressed even when they would shrink (so zstd was not
+ * run on them), and the one after is compressed again; every batch reads back. */
+Test(batch, zstd_gives_up_after_incompressible_then_retries)
+{
+    static uint8_t rnd[8192], text[8192];
+    fill_random(rnd, sizeof(rnd), 11);
+    memset(text, 'x', sizeof(text));
+    struct batch_builder *b = batch_builder_create(64 * 1024, BATCH_CODEC_ZSTD, 3);
+    struct batch_reader *r = batch_reader_create(64 * 1024);
+    cr_assert_not_null(b);
+    for (int i = 0; i <= BATCH_ZSTD_GIVE_UP + 1; i++) {
+        struct batch_record_in in = {.key = "k", .key_len = 1, .value = i == 0 ? rnd : text,
+                                     .value_len = sizeof(text), .timestamp = 5};
+        batch_builder_reset(b, -1, -1, -1);
+        cr_assert_eq(batch_builder_add(b, &in), 0);
+        const uint8_t *out;
+        int len = batch_builder_finish(b, &out);
+        cr_assert_gt(len, 0);
+        struct batch_header h;
+        cr_assert_eq(batch_header_decode(out, (size_t)len, &h), 0);
+        int want = i == BATCH_ZSTD_GIVE_UP + 1 ? BATCH_CODEC_ZSTD : BATCH_CODEC_NONE;
+        cr_assert_eq(h.flags & BATCH_FLAG_CODEC_MASK, want, "batch %d: codec %d, expected %d",
+                     i, h.flags & BATCH_FLAG_CODEC_MASK, want);
+        expect_records(r, out, (size_t)len, &in, 1, 0);
+    }
+    batch_builder_destroy(b);
+    batch_reader_destroy(r);
+}
+
 /* A 1 MiB+ value (incompressible and compressible) survives both codecs. */
 static void large_record(enum batch_codec codec, int compressible)
 {

@@ -4,6 +4,7 @@
  * consumer refusal paths that need no broker.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -200,22 +201,95 @@ Test(json, truncation)
     cr_assert_eq(rlc_json_escape((const uint8_t *)"abc", 3, NULL, 0), 3);
 }
 
-/* producer: a broker that is not there fails the first send with a message naming the address
- * and what to do, within the connect timeout, and destroy returns promptly. */
+/* producer: with no broker there, a blocking send (max.block.ms > 0) fails at once with
+ * RL_E_BROKER_UNAVAILABLE and a message naming the address; a non-blocking one
+ * (max.block.ms=0) queues the record, which fails through its callback after
+ * delivery.timeout.ms as TIMED_OUT, NOT_PERSISTED, with a message naming the address. */
+struct unreach_cb {
+    int calls, error, status, partition;
+    char msg[512];
+};
+
+static void unreach_delivery(void *ctx, const struct rl_delivery *d)
+{
+    struct unreach_cb *u = ctx;
+    u->calls++;
+    u->error = d->error;
+    u->status = (int)d->status;
+    u->partition = d->partition;
+    snprintf(u->msg, sizeof(u->msg), "%s", d->error_message);
+}
+
 Test(producer, unreachable_broker_fails_clearly)
 {
+    for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+        struct rl_conf *c = rl_conf_new();
+        char err[256];
+        struct unreach_cb u = {0};
+        cr_assert_eq(rl_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)), 0);
+        cr_assert_eq(rl_conf_set(c, "delivery.timeout.ms", "400", err, sizeof(err)), 0);
+        cr_assert_eq(rl_conf_set(c, "max.block.ms", nonblocking ? "0" : "5000", err,
+                                 sizeof(err)), 0);
+        rl_conf_set_delivery_cb(c, unreach_delivery, &u);
+        struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+        cr_assert_not_null(p, "%s", err);
+        int64_t t0 = rlc_now_ms();
+        int rc = rl_producer_send(p, "orders", RL_PARTITION_ANY, "k", 1, "v", 1, 0, NULL);
+        cr_assert(rlc_now_ms() - t0 < 2000);
+        if (!nonblocking) {
+            cr_assert_eq(rc, RL_E_BROKER_UNAVAILABLE, "send: %s", rl_error_name(rc));
+            cr_assert(strstr(rl_producer_last_error(p), "127.0.0.1:1"), "message: %s",
+                      rl_producer_last_error(p));
+            cr_assert_str_eq(rl_last_error(), rl_producer_last_error(p));
+        } else {
+            cr_assert_eq(rc, 0, "send: %s", rl_error_name(rc));
+        }
+        cr_assert_eq(rl_producer_flush(p, RL_TIMEOUT_INFINITE), 0);
+        cr_assert_eq(u.calls, nonblocking);
+        if (nonblocking) {
+            cr_assert_eq(u.error, RL_E_TIMED_OUT);
+            cr_assert_eq(u.status, RL_DELIVERY_NOT_PERSISTED);
+            cr_assert_eq(u.partition, -1);
+            cr_assert(strstr(u.msg, "127.0.0.1:1") && strstr(u.msg, "orders"), "message: %s",
+                      u.msg);
+        }
+        cr_assert_eq(rl_producer_destroy(p, 1000), 0);
+        rl_conf_destroy(c);
+    }
+}
+
+/* errors: the public enum is the broker's list (spot checks of each group; the build checks
+ * all), retriable and fatal are told apart, and a metadata call to no broker answers
+ * BROKER_UNAVAILABLE rather than an errno. */
+Test(errors, public_codes_and_classes)
+{
+    cr_assert_eq(RL_E_INVALID_ARGUMENT, -5000);
+    cr_assert_eq(RL_E_FULL, -5002);
+    cr_assert_eq(RL_E_BATCH_CHECKSUM, -5103);
+    cr_assert_eq(RL_E_UNKNOWN_TOPIC, -5305);
+    cr_assert_eq(RL_E_BROKER_UNAVAILABLE, -5317);
+    cr_assert_eq(RL_E_PRODUCER_FENCED, -5402);
+    cr_assert_eq(RL_E_REBALANCE_IN_PROGRESS, -5504);
+    cr_assert(rl_error_is_retriable(RL_E_BROKER_UNAVAILABLE));
+    cr_assert(rl_error_is_retriable(RL_E_NOT_LEADER));
+    cr_assert(rl_error_is_retriable(-ECONNRESET));
+    cr_assert(!rl_error_is_retriable(RL_E_UNKNOWN_TOPIC));
+    cr_assert(!rl_error_is_retriable(0));
+    cr_assert(rl_error_is_fatal(RL_E_PRODUCER_FENCED));
+    cr_assert(!rl_error_is_fatal(RL_E_BROKER_UNAVAILABLE));
+    cr_assert(!rl_error_is_fatal(RL_E_UNKNOWN_TOPIC));
+
     struct rl_conf *c = rl_conf_new();
     char err[256];
     cr_assert_eq(rl_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)), 0);
-    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
-    cr_assert_not_null(p, "%s", err);
-    int64_t t0 = rlc_now_ms();
-    int rc = rl_producer_send(p, "orders", RL_PARTITION_ANY, "k", 1, "v", 1, 0, NULL);
-    cr_assert(rc < 0);
-    cr_assert(strstr(rl_producer_last_error(p), "127.0.0.1:1"), "message: %s",
-              rl_producer_last_error(p));
-    cr_assert(rlc_now_ms() - t0 < 6000);
-    cr_assert_eq(rl_producer_destroy(p, 1000), 0);
+    struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
+    cr_assert_not_null(a, "%s", err);
+    const struct rl_topic_info *ti;
+    size_t n;
+    int rc = rl_admin_list_topics(a, &ti, &n);
+    cr_assert_eq(rc, RL_E_BROKER_UNAVAILABLE, "got %d (%s)", rc, rl_error_name(rc));
+    cr_assert(strstr(rl_admin_last_error(a), "127.0.0.1:1"), "%s", rl_admin_last_error(a));
+    rl_admin_destroy(a);
     rl_conf_destroy(c);
 }
 
@@ -287,5 +361,92 @@ Test(consumer, group_calls_need_a_group)
     cr_assert_eq(rl_consumer_commit_offset(k, "orders", 0, 5), RL_E_INVALID_ARGUMENT);
     cr_assert_eq(rl_consumer_close(k), 0); /* nothing to leave */
     rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+}
+
+/* config: Kafka's key names are primary and ringlog 0.1's still work as aliases, reading and
+ * writing the same setting. */
+Test(config, kafka_names_and_aliases)
+{
+    struct rl_conf *c = rl_conf_new();
+    char err[256], buf[64];
+    cr_assert_eq(rl_conf_set(c, "compression", "zstd", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rl_conf_get(c, "compression.type", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "zstd");
+    cr_assert_eq(rl_conf_set(c, "max.in.flight.requests.per.connection", "2", err,
+                             sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rl_conf_get(c, "max.in.flight", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "2");
+    cr_assert_eq(rl_conf_set(c, "connect.timeout.ms", "1234", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "socket.connection.setup.timeout.ms", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "1234");
+    cr_assert_eq(rl_conf_set(c, "compression.zstd.level", "3", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "compression.level", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "3");
+    cr_assert_eq(rl_conf_set(c, "compression.type", "lz9", err, sizeof(err)),
+                 RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "none or zstd"), "%s", err);
+    cr_assert_eq(rl_conf_set(c, "log.level", "loud", err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert_eq(rl_conf_set(c, "log.level", "warn", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "log.level", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "warn");
+    rl_conf_destroy(c);
+}
+
+/* config: rl_conf_get says when a value did not fit, and rl_conf_get_size how much room the
+ * whole value needs. */
+Test(config, get_reports_size)
+{
+    struct rl_conf *c = rl_conf_new();
+    char err[256], buf[8];
+    const char *servers = "10.0.0.1:9400,10.0.0.2:9400";
+    cr_assert_eq(rl_conf_set(c, "bootstrap.servers", servers, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get_size(c, "bootstrap.servers"), strlen(servers) + 1);
+    cr_assert_eq(rl_conf_get(c, "bootstrap.servers", buf, sizeof(buf)), RL_E_FULL);
+    cr_assert_str_eq(buf, "10.0.0.");
+    char big[64];
+    cr_assert_eq(rl_conf_get(c, "bootstrap.servers", big, rl_conf_get_size(c,
+                                                                          "bootstrap.servers")),
+                 0);
+    cr_assert_str_eq(big, servers);
+    cr_assert_eq(rl_conf_get_size(c, "acks"), 2);
+    cr_assert_eq(rl_conf_get(c, "acks", buf, 1), RL_E_FULL);
+    cr_assert_eq(rl_conf_get_size(c, "no.such.key"), 0);
+    cr_assert_eq(rl_conf_get(c, "no.such.key", buf, sizeof(buf)), RL_E_NOT_FOUND);
+    rl_conf_destroy(c);
+}
+
+/* config: contradictory settings are refused when a handle is made, naming both keys;
+ * idempotence left at its default reads false with acks=0, and asked for with acks=0 is an
+ * error. */
+Test(config, cross_key_checks)
+{
+    char err[256], buf[16];
+    struct rl_conf *c = rl_conf_new();
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "session.timeout.ms", "100", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "heartbeat.interval.ms", "20000", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "heartbeat.interval.ms=20000") && strstr(err, "session.timeout.ms=100"),
+              "%s", err);
+    cr_assert_null(rl_producer_new(c, err, sizeof(err)));
+    cr_assert(strstr(rl_last_error(), "heartbeat.interval.ms"), "%s", rl_last_error());
+    rl_conf_destroy(c);
+
+    c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "retry.backoff.ms", "5000", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "retry.backoff.max.ms"), "%s", err);
+    rl_conf_destroy(c);
+
+    c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "acks", "0", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "enable.idempotence", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "false");
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "enable.idempotence", "true", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "enable.idempotence=true") && strstr(err, "acks=0"), "%s", err);
+    cr_assert_null(rl_producer_new(c, err, sizeof(err)));
     rl_conf_destroy(c);
 }

@@ -230,6 +230,34 @@ Test(kbatch, every_codec_translates)
     }
 }
 
+/* A client that sends maxTimestamp -1 (sarama 1.22) gets it set from the records, as Kafka's
+ * broker does, uncompressed or converted; the other fields are as sent. */
+Test(kbatch, missing_max_timestamp_is_set_from_records)
+{
+    struct sample_records *s = arena_calloc(&arena, sizeof(*s));
+    make_records(s, 20, test_seed());
+    static const int codecs[] = {KCODEC_NONE, KCODEC_GZIP};
+    for (size_t c = 0; c < 2; c++) {
+        struct kbatch_header h = client_header(s->count, -1);
+        h.max_timestamp = -1;
+        size_t cap = KBATCH_HEADER_SIZE + kcodec_compress_bound(codecs[c], s->len) + 64;
+        uint8_t *buf = arena_alloc(&arena, cap + 4);
+        int64_t n = kbatch_build_kafka(ctx, &h, codecs[c], 0, s->records, s->len, buf + 4, cap);
+        cr_assert_gt(n, 0);
+        uint8_t *out;
+        size_t out_len;
+        struct kbatch_header got;
+        cr_assert_eq(kbatch_from_kafka(ctx, buf + 4, (size_t)n, 4, &arena, &out, &out_len, &got,
+                                       err, sizeof(err)), 0, "%s", err);
+        struct batch_header rh;
+        cr_assert_eq(batch_validate(out, out_len, &rh), 0);
+        cr_assert_eq(rh.max_timestamp, 1700000000000 + 19, "codec %d: %lld", codecs[c],
+                     (long long)rh.max_timestamp);
+        cr_assert_eq(got.max_timestamp, rh.max_timestamp);
+        assert_records(out, out_len, s, 0);
+    }
+}
+
 /* Stored batches (stamped with offsets and an epoch) are served as Kafka batches: the CRC
  * checks, offsets and epoch show, records are referenced in place, and translating the served
  * bytes back gives the same records. zstd batches are down-converted for old Fetch versions. */

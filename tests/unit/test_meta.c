@@ -214,3 +214,43 @@ Test(meta, producer_id_blocks)
     mt_reopen();
     cr_assert_eq(meta_producer_id_block_end(m), 1000);
 }
+
+/* Damage in the middle of metadata.log is contained: the record it hit (topic "b") is lost
+ * and reported, the records after it (topic "c", a producer-id block) still apply, and
+ * producer ids skip ahead in case the damaged bytes held a block of them. */
+Test(meta, damaged_metadata_log_contained)
+{
+    cr_assert_eq(mt_create("a", 1, NULL, NULL), 0);
+    cr_assert_eq(mt_create("b", 1, NULL, NULL), 0);
+    cr_assert_eq(mt_create("c", 1, NULL, NULL), 0);
+    struct mt_prop p = {.pr = {.done = mt_done}};
+    meta_propose_producer_ids(m, &p.pr, 1000);
+    cr_assert_eq(mt_run(&p), 0);
+    meta_close(m);
+    /* Records: magic (8 bytes), then u32 len | u64 sum | payload; the second is "b". */
+    char path[400];
+    snprintf(path, sizeof(path), "%s/metadata.log", dir);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t len[4];
+    cr_assert_eq(pread(fd, len, 4, 8), 4);
+    off_t second = 8 + 12 + (off_t)(len[0] | len[1] << 8 | len[2] << 16 | (uint32_t)len[3] << 24);
+    uint8_t c;
+    cr_assert_eq(pread(fd, &c, 1, second + 13), 1);
+    c ^= 0x40;
+    cr_assert_eq(pwrite(fd, &c, 1, second + 13), 1);
+    close(fd);
+    mt_open();
+    cr_assert_not_null(meta_topic_find(m, "a"));
+    cr_assert_null(meta_topic_find(m, "b"), "a damaged record was applied");
+    cr_assert_not_null(meta_topic_find(m, "c"), "the records after the damage were lost");
+    cr_assert_gt(meta_producer_id_block_end(m), 1000,
+                 "producer ids do not skip past what the damage may have reserved");
+    int64_t skipped = meta_producer_id_block_end(m);
+    struct mt_prop q = {.pr = {.done = mt_done}};
+    meta_propose_producer_ids(m, &q.pr, skipped + 1000);
+    cr_assert_eq(mt_run(&q), 0);
+    mt_reopen();
+    cr_assert_geq(meta_producer_id_block_end(m), skipped + 1000);
+    cr_assert_not_null(meta_topic_find(m, "c"));
+}

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "broker/delivery/pstate.h"
 #include "common/err.h"
 
@@ -120,7 +123,7 @@ Test(pstate, snapshot_round_trip_and_corruption)
     cr_assert_gt(len, 0);
     struct pstate *copy = pstate_create(64);
     int64_t next = 0;
-    cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)len, &next), 0);
+    cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)len, &next, NULL), 0);
     cr_assert_eq(next, 4242);
     cr_assert_eq(pstate_count(copy), 40);
     for (int64_t pid = 0; pid < 40; pid++) {
@@ -134,13 +137,13 @@ Test(pstate, snapshot_round_trip_and_corruption)
     for (int i = 0; i < 200; i++) {
         size_t at = (size_t)rand() % (size_t)len;
         buf[at] ^= (uint8_t)(1 + rand() % 255);
-        cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)len, &next), RL_E_CORRUPT,
+        cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)len, &next, NULL), RL_E_CORRUPT,
                      "flip at %zu undetected (seed %u)", at, seed);
         cr_assert_eq(pstate_count(copy), 0);
         buf[at] = 0;
         len = pstate_snapshot_encode(ps, 4242, buf, cap);
     }
-    cr_assert_eq(pstate_snapshot_decode(copy, buf, 10, &next), RL_E_CORRUPT);
+    cr_assert_eq(pstate_snapshot_decode(copy, buf, 10, &next, NULL), RL_E_CORRUPT);
     pstate_destroy(copy);
     free(buf);
 }
@@ -182,11 +185,51 @@ static const uint8_t golden_fixture_snapshot[] = {
     0x00, 0x00, 0x00, 0x7c, 0x69, 0x93, 0xb6, 0xbf, 0xd1, 0x0f, 0x49,
 };
 
+/* The same two tables in version 2 (the current encoder's output): the same bytes with version
+ * 2 and their checksum. Version 2 promises every batch ends below next_offset. */
+static const uint8_t golden_snapshot_v2[] = {
+    0x52, 0x4c, 0x50, 0x53, 0x02, 0x00, 0x00, 0x00, 0xaa, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x02, 0x68, 0xe5, 0xcf, 0x8b,
+    0x01, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x0e, 0x00, 0x00, 0x00, 0xa5,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xa9, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x02, 0x01, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x55, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x55, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x56, 0x00,
+    0x00, 0x00, 0xa4, 0x00, 0x00, 0x00, 0x56, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0xa4, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x69, 0x38,
+    0xea, 0x79, 0xb9, 0xbc, 0x08, 0x00,
+};
+
+static const uint8_t golden_fixture_snapshot_v2[] = {
+    0x52, 0x4c, 0x50, 0x53, 0x02, 0x00, 0x00, 0x00, 0x90, 0x01, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x37, 0xfb, 0x60, 0x35, 0xa2,
+    0x01, 0x00, 0x00, 0x56, 0x00, 0x00, 0x00, 0xa4, 0x00, 0x00, 0x00, 0x56,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xa4, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0xa5, 0x00, 0x00, 0x00, 0xf2, 0x00, 0x00, 0x00, 0xa5,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf2, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0xf3, 0x00, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00, 0xf3,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x41, 0x01, 0x00, 0x00, 0x8e, 0x01, 0x00, 0x00, 0x41,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8e, 0x01, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x8f, 0x01, 0x00, 0x00, 0x8f, 0x01, 0x00, 0x00, 0x8f,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8f, 0x01, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x44, 0x07, 0x0d, 0xd9, 0xe7, 0xc4, 0xae, 0x82,
+};
+
+/* Version 1 images (older brokers) still decode, reported as version 1 so a load knows not to
+ * trust them; encoding their tables gives the version 2 images; and those decode as
+ * version 2 into the same decisions. */
 Test(pstate, golden_snapshot)
 {
     int64_t next = 0;
-    cr_assert_eq(pstate_snapshot_decode(ps, golden_snapshot, sizeof(golden_snapshot), &next), 0);
+    uint32_t version = 0;
+    cr_assert_eq(pstate_snapshot_decode(ps, golden_snapshot, sizeof(golden_snapshot), &next,
+                                        &version), 0);
     cr_assert_eq(next, 170);
+    cr_assert_eq(version, PSTATE_SNAPSHOT_V1);
     cr_assert_eq(pstate_count(ps), 2);
     cr_assert_eq(pstate_producer_epoch(ps, 3), 0);
     cr_assert_eq(pstate_producer_epoch(ps, 7), 2);
@@ -197,17 +240,59 @@ Test(pstate, golden_snapshot)
     cr_assert_eq(pstate_check(ps, 7, 2, 15, 1, &v), 0);
     uint8_t buf[4096];
     int n = pstate_snapshot_encode(ps, 170, buf, sizeof(buf));
-    cr_assert_eq(n, (int)sizeof(golden_snapshot));
-    cr_assert_eq(memcmp(buf, golden_snapshot, sizeof(golden_snapshot)), 0);
+    cr_assert_eq(n, (int)sizeof(golden_snapshot_v2));
+    cr_assert_eq(memcmp(buf, golden_snapshot_v2, sizeof(golden_snapshot_v2)), 0);
+    cr_assert_eq(pstate_snapshot_decode(ps, golden_snapshot_v2, sizeof(golden_snapshot_v2),
+                                        &next, &version), 0);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(next, 170);
+    cr_assert_eq(pstate_check(ps, 3, 0, 86, 79, &v), RL_E_DUPLICATE_SEQUENCE);
+    cr_assert_eq(v.dup_base_offset, 86);
 
     cr_assert_eq(pstate_snapshot_decode(ps, golden_fixture_snapshot,
-                                        sizeof(golden_fixture_snapshot), &next), 0);
+                                        sizeof(golden_fixture_snapshot), &next, NULL), 0);
     cr_assert_eq(next, 400);
     cr_assert_eq(pstate_count(ps), 1);
     cr_assert_eq(pstate_check(ps, 3, 0, 399, 1, &v), RL_E_DUPLICATE_SEQUENCE);
     cr_assert_eq(v.dup_base_offset, 399);
     cr_assert_eq(pstate_check(ps, 3, 0, 400, 1, &v), 0);
     n = pstate_snapshot_encode(ps, 400, buf, sizeof(buf));
-    cr_assert_eq(n, (int)sizeof(golden_fixture_snapshot));
-    cr_assert_eq(memcmp(buf, golden_fixture_snapshot, sizeof(golden_fixture_snapshot)), 0);
+    cr_assert_eq(n, (int)sizeof(golden_fixture_snapshot_v2));
+    cr_assert_eq(memcmp(buf, golden_fixture_snapshot_v2, sizeof(golden_fixture_snapshot_v2)), 0);
+}
+
+/* A snapshot holds only batches that end below its next offset (what is durable in the log):
+ * later batches are left out, a producer with only later batches is left out altogether, and
+ * a version 2 image claiming a batch at or past its next offset is refused as corrupt. */
+Test(pstate, snapshot_describes_only_below_next_offset)
+{
+    cr_assert_eq(append(1, 0, 0, 5, 0), 0);   /* offsets 0-4 */
+    cr_assert_eq(append(2, 0, 0, 5, 5), 0);   /* 5-9 */
+    cr_assert_eq(append(1, 0, 5, 5, 10), 0);  /* 10-14: not durable yet */
+    cr_assert_eq(append(3, 0, 0, 5, 15), 0);  /* 15-19: not durable yet */
+    uint8_t buf[4096];
+    int n = pstate_snapshot_encode(ps, 10, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    struct pstate *copy = pstate_create(64);
+    int64_t next = 0;
+    uint32_t version = 0;
+    cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)n, &next, &version), 0);
+    cr_assert_eq(next, 10);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(pstate_count(copy), 2, "producer 3 has nothing below 10");
+    struct pstate_verdict v;
+    /* Producer 1's retry of the batch at 10 is new again (it may not be in the log). */
+    cr_assert_eq(pstate_check(copy, 1, 0, 5, 5, &v), 0);
+    cr_assert_eq(pstate_check(copy, 1, 0, 0, 5, &v), RL_E_DUPLICATE_SEQUENCE);
+    cr_assert_eq(pstate_check(copy, 3, 0, 0, 5, &v), 0);
+    /* An image claiming more than its next offset is refused: encode with next 20, then
+     * lower the next offset and fix the checksum. */
+    n = pstate_snapshot_encode(ps, 20, buf, sizeof(buf));
+    buf[8] = 12;
+    uint64_t sum = XXH3_64bits(buf, (size_t)n - 8);
+    for (int i = 0; i < 8; i++)
+        buf[n - 8 + i] = (uint8_t)(sum >> (8 * i));
+    cr_assert_eq(pstate_snapshot_decode(copy, buf, (size_t)n, &next, NULL), RL_E_CORRUPT);
+    cr_assert_eq(pstate_count(copy), 0);
+    pstate_destroy(copy);
 }

@@ -1,0 +1,1058 @@
+/*
+ * ctl: see ctl.h. Three parts: the identity file, group 0 on the replication driver (the log,
+ * the transport, ticks, committed entries applied in order), and proposals (one local change at
+ * a time per broker; at the leader, one queued change proposed at a time, each checked against
+ * the state every earlier committed change produced).
+ */
+#include "broker/cluster/ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "broker/cluster/peer.h"
+#include "broker/meta/meta.h"
+#include "common/batch.h"
+#include "common/endian.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "io/io.h"
+#include "replication/hstore.h"
+#include "replication/raftlog.h"
+#include "replication/repl.h"
+#include "storage/plog.h"
+
+#define CTL_GROUP 0
+#define CTL_MAX_RECORD_BYTES (16u << 20)
+#define CTL_KEY_META 'm'
+#define CTL_KEY_REG 'r'
+#define CTL_APPLY_BATCH 64
+#define CTL_REG_RESEND_MS 1000
+#define CTL_PING_MS 500 /* liveness pings to every other node (soft state, never logged) */
+
+/* A change waiting at the leader. */
+struct ctl_item {
+    uint32_t from;   /* 0: this broker */
+    uint64_t req_id;
+    uint8_t kind;
+    uint8_t *payload;
+    size_t len;
+};
+
+/* This broker's own metadata change on its way through the controller. */
+struct ctl_local {
+    bool active, answered;
+    uint64_t req_id;
+    struct meta_proposal *pr;
+    uint8_t *payload;
+    size_t len;
+    int64_t deadline_ms, sent_ms;
+    uint32_t sent_to;
+    uint64_t index; /* answered: the committed entry */
+};
+
+struct ctl {
+    struct ctl_config cfg;
+    struct io *io;
+    struct meta *meta;
+    uint64_t cluster_id, incarnation;
+    uint64_t legacy_records; /* metadata.log records from before the cluster */
+    uint64_t skip_meta;      /* "m" records of group 0 already in metadata.log */
+    uint64_t meta_seen;
+    struct peer *peer;
+    struct hstore *hs;
+    struct plog *plog;
+    struct raftlog *rl;
+    struct raftlog_arena *arena;
+    struct repl *repl;
+    struct repl_group *g;
+    struct batch_builder *bb;
+    struct batch_reader *br;
+    uint64_t applied;
+    int64_t last_tick_ms;
+    bool stopping;
+    uint64_t next_req;
+    struct ctl_local local;
+    /* registration */
+    bool registered;
+    int64_t reg_sent_ms;
+    /* leader */
+    struct ctl_item queue[CTL_MAX_QUEUE];
+    uint32_t q_head, q_len;
+    bool cur_active;
+    struct ctl_item cur;
+    uint64_t cur_index, cur_term;
+    struct ctl_broker brokers[CTL_MAX_BROKERS];
+    uint32_t n_brokers;
+    uint32_t last_leader;
+    uint64_t last_term;
+    int64_t last_ping_ms;
+    bool voter;              /* this node is one of --voters (else a learner of group 0) */
+};
+
+static int64_t ctl_now_ms(const struct ctl *c)
+{
+    return (int64_t)(io_now_ns(c->io) / 1000000ull);
+}
+
+/* --- identity -------------------------------------------------------------------------------- */
+
+static uint64_t ctl_cluster_id(const struct ctl_config *cfg)
+{
+    /* The voters in id order, so the order they are listed in does not matter. */
+    struct ctl_voter v[CTL_MAX_VOTERS];
+    memcpy(v, cfg->voters, cfg->n_voters * sizeof(v[0]));
+    for (uint32_t i = 1; i < cfg->n_voters; i++)
+        for (uint32_t j = i; j > 0 && v[j - 1].id > v[j].id; j--) {
+            struct ctl_voter t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    char buf[CTL_MAX_VOTERS * 96] = "";
+    size_t n = 0;
+    for (uint32_t i = 0; i < cfg->n_voters; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%u@%s:%u,", v[i].id, v[i].host,
+                              v[i].port);
+    return XXH3_64bits(buf, n);
+}
+
+static int ctl_identity_write(const char *data_dir, uint32_t node, uint64_t cid,
+                              uint64_t legacy)
+{
+    char path[PATH_MAX + 32], tmp[PATH_MAX + 48], text[160];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, CTL_IDENTITY_FILE);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int n = snprintf(text, sizeof(text), "node.id=%u\ncluster.id=%016" PRIx64
+                     "\nlegacy.records=%" PRIu64 "\n", node, cid, legacy);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, text, (size_t)n) == n ? 0 : -EIO;
+    if (rc == 0 && fdatasync(fd))
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && rename(tmp, path))
+        rc = -errno;
+    if (rc == 0) {
+        int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return rc;
+}
+
+/* Reads <dir>/node.id: 1 and the fields, 0 when absent, or a negative code. */
+static int ctl_identity_read(const char *data_dir, uint32_t *node, uint64_t *cid,
+                             uint64_t *legacy)
+{
+    char path[PATH_MAX + 32], text[256];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, CTL_IDENTITY_FILE);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    unsigned long long c = 0, l = 0;
+    unsigned nd = 0;
+    if (sscanf(text, "node.id=%u\ncluster.id=%llx\nlegacy.records=%llu", &nd, &c, &l) != 3)
+        return RL_E_CORRUPT;
+    *node = nd;
+    *cid = c;
+    *legacy = l;
+    return 1;
+}
+
+int ctl_check_standalone(const char *data_dir, char *err, size_t err_cap)
+{
+    uint32_t node;
+    uint64_t cid, legacy;
+    int rc = ctl_identity_read(data_dir, &node, &cid, &legacy);
+    if (rc <= 0)
+        return 0;
+    snprintf(err, err_cap, "the data directory %s belongs to node %u of a cluster (cluster id "
+             "%016" PRIx64 "); start it with --node-id %u and the cluster's --voters, or use "
+             "another --data-dir for a single broker", data_dir, node, cid, node);
+    return RL_E_INVALID_CONFIG;
+}
+
+static int ctl_identity(struct ctl *c, char *err, size_t err_cap)
+{
+    const struct ctl_config *cfg = &c->cfg;
+    uint32_t node;
+    uint64_t cid, legacy;
+    int rc = ctl_identity_read(cfg->data_dir, &node, &cid, &legacy);
+    if (rc < 0) {
+        snprintf(err, err_cap, "cannot read %s/%s: %s; restore it or use a fresh --data-dir",
+                 cfg->data_dir, CTL_IDENTITY_FILE, rl_strerror(rc));
+        return rc;
+    }
+    if (rc == 0) {
+        c->legacy_records = meta_log_records(c->meta);
+        rc = ctl_identity_write(cfg->data_dir, cfg->self, c->cluster_id, c->legacy_records);
+        if (rc) {
+            snprintf(err, err_cap, "cannot write %s/%s: %s", cfg->data_dir, CTL_IDENTITY_FILE,
+                     rl_strerror(rc));
+            return rc;
+        }
+        if (c->legacy_records)
+            RL_INFO("cluster: this data directory joins a cluster with %" PRIu64 " metadata "
+                    "records of its own (kept on this broker)", c->legacy_records);
+        return 0;
+    }
+    if (node != cfg->self) {
+        snprintf(err, err_cap, "the data directory %s belongs to node %u, not node %u: start it "
+                 "with --node-id %u, or give node %u a data directory of its own",
+                 cfg->data_dir, node, cfg->self, node, cfg->self);
+        return RL_E_INVALID_CONFIG;
+    }
+    if (cid != c->cluster_id) {
+        snprintf(err, err_cap, "the data directory %s belongs to another cluster (cluster id "
+                 "%016" PRIx64 "; these --voters make %016" PRIx64 "): start it with the "
+                 "voters it was created with, the same list on every node, or use a fresh "
+                 "--data-dir", cfg->data_dir, cid, c->cluster_id);
+        return RL_E_INVALID_CONFIG;
+    }
+    c->legacy_records = legacy;
+    return 0;
+}
+
+/* --- broker table ---------------------------------------------------------------------------- */
+
+static struct ctl_broker *ctl_broker_find(struct ctl *c, uint32_t id)
+{
+    for (uint32_t i = 0; i < c->n_brokers; i++)
+        if (c->brokers[i].id == id)
+            return &c->brokers[i];
+    return NULL;
+}
+
+static void ctl_apply_registration(struct ctl *c, const uint8_t *p, size_t len, uint64_t index)
+{
+    if (len < 15 || len < 15u + p[14]) {
+        RL_WARN("controller: a registration at index %" PRIu64 " does not decode; skipped",
+                index);
+        return;
+    }
+    uint32_t id = rl_load_le32(p);
+    struct ctl_broker *b = ctl_broker_find(c, id);
+    if (!b) {
+        if (c->n_brokers == CTL_MAX_BROKERS)
+            return;
+        b = &c->brokers[c->n_brokers++];
+    }
+    b->id = id;
+    b->incarnation = rl_load_le64(p + 4);
+    b->port = rl_load_le16(p + 12);
+    size_t hl = p[14] < sizeof(b->host) ? p[14] : sizeof(b->host) - 1;
+    memcpy(b->host, p + 15, hl);
+    b->host[hl] = 0;
+    b->epoch = index;
+    if (id != c->cfg.self && b->port) {
+        int rc = peer_add(c->peer, id, b->host, b->port); /* a broker outside the voters */
+        if (rc && rc != RL_E_EXISTS)
+            RL_WARN("controller: cannot reach broker %u at %s:%u: %s", id, b->host, b->port,
+                    rl_strerror(rc));
+    }
+    if (id == c->cfg.self && b->incarnation == c->incarnation && !c->registered) {
+        c->registered = true;
+        RL_INFO("controller: node %u registered (incarnation %016" PRIx64 ", broker epoch %"
+                PRIu64 ")", id, b->incarnation, index);
+    }
+}
+
+/* --- answers --------------------------------------------------------------------------------- */
+
+static void ctl_local_clear(struct ctl *c)
+{
+    free(c->local.payload);
+    memset(&c->local, 0, sizeof(c->local));
+}
+
+/* The leader's answer to this broker's change (req_id), rc 0 with the committed index. */
+static void ctl_local_answer(struct ctl *c, uint64_t req_id, int rc, uint64_t index,
+                             const char *msg)
+{
+    struct ctl_local *l = &c->local;
+    if (!l->active || l->answered || l->req_id != req_id)
+        return; /* a registration's answer, or an answer to a resend already settled */
+    if (rc == RL_E_RAFT_NOT_LEADER) {
+        l->sent_to = 0; /* leadership moved: the next tick sends it to the new leader */
+        return;
+    }
+    if (rc) {
+        struct meta_proposal *pr = l->pr;
+        ctl_local_clear(c);
+        meta_proposal_refused(c->meta, pr, rc, msg);
+        return;
+    }
+    l->answered = true;
+    l->index = index;
+    if (c->applied >= index) {
+        /* Already handed to meta without its proposal: a marker behind it ends it. */
+        struct meta_proposal *pr = l->pr;
+        ctl_local_clear(c);
+        if (meta_commit_record(c->meta, NULL, 0, pr))
+            meta_proposal_refused(c->meta, pr, -ENOMEM, "out of memory");
+    }
+}
+
+static void ctl_answer(struct ctl *c, const struct ctl_item *it, int rc, uint64_t index,
+                       const char *msg)
+{
+    if (it->from == 0 || it->from == c->cfg.self) {
+        ctl_local_answer(c, it->req_id, rc, index, msg);
+        return;
+    }
+    uint8_t buf[8 + 4 + 8 + 2 + 512];
+    size_t ml = msg ? strlen(msg) : 0;
+    if (ml > 512)
+        ml = 512;
+    rl_store_le64(buf, it->req_id);
+    rl_store_le32(buf + 8, (uint32_t)rc);
+    rl_store_le64(buf + 12, index);
+    rl_store_le16(buf + 20, (uint16_t)ml);
+    if (ml)
+        memcpy(buf + 22, msg, ml);
+    peer_send(c->peer, it->from, PEER_FWD_RESP, buf, 22 + ml);
+}
+
+/* --- the leader's queue ---------------------------------------------------------------------- */
+
+static void ctl_enqueue(struct ctl *c, uint32_t from, uint64_t req_id, uint8_t kind,
+                        const uint8_t *payload, size_t len)
+{
+    struct ctl_item it = {.from = from, .req_id = req_id, .kind = kind};
+    const struct raft *rf = repl_group_raft(c->g);
+    if (raft_role(rf) != RAFT_LEADER) {
+        ctl_answer(c, &it, RL_E_RAFT_NOT_LEADER, 0, "this node no longer leads the controller");
+        return;
+    }
+    /* A resend of a change already queued or in flight is not queued twice. */
+    if (c->cur_active && c->cur.from == from && c->cur.req_id == req_id)
+        return;
+    for (uint32_t i = 0; i < c->q_len; i++) {
+        const struct ctl_item *q = &c->queue[(c->q_head + i) % CTL_MAX_QUEUE];
+        if (q->from == from && q->req_id == req_id)
+            return;
+    }
+    if (c->q_len == CTL_MAX_QUEUE || len > CTL_MAX_RECORD_BYTES) {
+        ctl_answer(c, &it, RL_E_FULL, 0, "the controller has too many changes queued; retry");
+        return;
+    }
+    it.payload = malloc(len ? len : 1);
+    if (!it.payload) {
+        ctl_answer(c, &it, -ENOMEM, 0, "the controller is out of memory");
+        return;
+    }
+    memcpy(it.payload, payload, len);
+    it.len = len;
+    c->queue[(c->q_head + c->q_len) % CTL_MAX_QUEUE] = it;
+    c->q_len++;
+}
+
+static void ctl_fail_queue(struct ctl *c, int rc, const char *msg)
+{
+    if (c->cur_active) {
+        ctl_answer(c, &c->cur, rc, 0, msg);
+        free(c->cur.payload);
+        c->cur_active = false;
+    }
+    while (c->q_len) {
+        struct ctl_item *it = &c->queue[c->q_head];
+        ctl_answer(c, it, rc, 0, msg);
+        free(it->payload);
+        c->q_head = (c->q_head + 1) % CTL_MAX_QUEUE;
+        c->q_len--;
+    }
+}
+
+/* Builds the one-record batch of an entry into a malloc'ed buffer. */
+static int ctl_batch(struct ctl *c, uint8_t kind, const uint8_t *payload, size_t len,
+                     uint8_t **out, uint32_t *out_len)
+{
+    batch_builder_reset(c->bb, -1, -1, -1);
+    struct batch_record_in r = {.key = &kind, .key_len = 1, .value = payload,
+                                .value_len = len, .timestamp = io_wall_ms(c->io)};
+    int rc = batch_builder_add(c->bb, &r);
+    if (rc)
+        return rc;
+    const uint8_t *b;
+    int n = batch_builder_finish(c->bb, &b);
+    if (n < 0)
+        return n;
+    *out = malloc((size_t)n);
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, b, (size_t)n);
+    *out_len = (uint32_t)n;
+    return 0;
+}
+
+/* Leader: a registered broker outside the configuration joins group 0 as a learner, so it
+ * receives the controller log (one membership change at a time; the core refuses another
+ * while one is pending, and this is retried every turn). */
+static void ctl_add_learners(struct ctl *c, const struct raft *rf)
+{
+    if (!raft_leader_ready(rf) || rf->pending_conf_index > rf->commit)
+        return;
+    for (uint32_t i = 0; i < c->n_brokers; i++) {
+        uint32_t id = c->brokers[i].id;
+        if (raft_config_is_voter(&rf->config, id) || raft_config_is_learner(&rf->config, id))
+            continue;
+        uint64_t index;
+        int rc = repl_conf_change(c->repl, c->g, RAFT_CONF_ADD_LEARNER, id, &index);
+        if (rc == 0)
+            RL_INFO("controller: broker %u joins the controller log as a learner", id);
+        else if (rc != RL_E_RAFT_CONF_PENDING)
+            RL_WARN("controller: cannot add broker %u as a learner: %s", id, rl_strerror(rc));
+        return;
+    }
+}
+
+/* Proposes the next queued change once everything committed before it is applied here. */
+static void ctl_lead(struct ctl *c)
+{
+    const struct raft *rf = repl_group_raft(c->g);
+    if (raft_role(rf) != RAFT_LEADER) {
+        if (c->cur_active || c->q_len)
+            ctl_fail_queue(c, RL_E_RAFT_NOT_LEADER, "the controller leader changed; retry");
+        return;
+    }
+    if (c->cur_active) {
+        if (raft_term(rf) != c->cur_term) {
+            ctl_fail_queue(c, RL_E_RAFT_NOT_LEADER, "the controller leader changed; retry");
+            return;
+        }
+        if (c->applied < c->cur_index || meta_commits_pending(c->meta))
+            return;
+        ctl_answer(c, &c->cur, 0, c->cur_index, NULL);
+        free(c->cur.payload);
+        c->cur_active = false;
+    }
+    ctl_add_learners(c, rf);
+    for (uint32_t guard = 0; guard < CTL_MAX_QUEUE && c->q_len && !c->cur_active; guard++) {
+        if (!raft_leader_ready(rf) || c->applied < raft_commit(rf) ||
+            meta_commits_pending(c->meta))
+            return;
+        struct ctl_item it = c->queue[c->q_head];
+        c->q_head = (c->q_head + 1) % CTL_MAX_QUEUE;
+        c->q_len--;
+        char err[800] = "";
+        int rc = 0;
+        if (it.kind == CTL_KEY_META)
+            rc = meta_check_record(c->meta, it.payload, it.len, err, sizeof(err));
+        uint8_t *batch = NULL;
+        uint32_t blen = 0;
+        uint64_t last = 0;
+        if (rc == 0)
+            rc = ctl_batch(c, it.kind, it.payload, it.len, &batch, &blen);
+        if (rc == 0) {
+            rc = repl_propose(c->repl, c->g, &batch, &blen, 1, &last);
+            if (rc)
+                snprintf(err, sizeof(err), "the controller could not take the change: %s",
+                         rl_strerror(rc));
+        }
+        free(batch);
+        if (rc) {
+            ctl_answer(c, &it, rc, 0, err);
+            free(it.payload);
+            continue;
+        }
+        c->cur = it;
+        c->cur_active = true;
+        c->cur_index = last;
+        c->cur_term = raft_term(rf);
+    }
+}
+
+/* --- applying committed entries -------------------------------------------------------------- */
+
+static void ctl_apply_entry(struct ctl *c, const struct raft_entry *e)
+{
+    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
+        return;
+    struct batch_header h;
+    struct batch_record rec;
+    if (batch_reader_open(c->br, e->data, e->len, &h) || (h.flags & BATCH_FLAG_CONTROL) ||
+        batch_reader_next(c->br, &rec) != 1 || rec.key_len != 1 || rec.value_len < 0) {
+        if (!(h.flags & BATCH_FLAG_CONTROL))
+            RL_WARN("controller: entry %" PRIu64 " is not a controller record; skipped",
+                    e->index);
+        return;
+    }
+    if (rec.key[0] == CTL_KEY_REG) {
+        ctl_apply_registration(c, rec.value, (size_t)rec.value_len, e->index);
+        return;
+    }
+    if (rec.key[0] != CTL_KEY_META)
+        return;
+    if (++c->meta_seen <= c->skip_meta)
+        return; /* in metadata.log already (replayed at start) */
+    struct meta_proposal *pr = NULL;
+    if (c->local.active && c->local.answered && c->local.index == e->index) {
+        pr = c->local.pr;
+        ctl_local_clear(c);
+    }
+    if (meta_commit_record(c->meta, rec.value, (size_t)rec.value_len, pr)) {
+        RL_ERROR("controller: out of memory applying entry %" PRIu64, e->index);
+        if (pr)
+            meta_proposal_refused(c->meta, pr, -ENOMEM, "out of memory");
+    }
+}
+
+static void ctl_apply(struct ctl *c)
+{
+    uint64_t commit = raft_commit(repl_group_raft(c->g));
+    struct raft_entry ents[CTL_APPLY_BATCH];
+    for (uint32_t guard = 0; c->applied < commit && guard < 1024; guard++) {
+        int n = raftlog_ops.entries(c->rl, c->applied + 1, commit, 4u << 20, ents,
+                                    CTL_APPLY_BATCH);
+        if (n <= 0) {
+            raftlog_ready_done(c->rl);
+            break; /* not yet written here (RL_E_FULL): a later turn applies it */
+        }
+        for (int i = 0; i < n; i++) {
+            ctl_apply_entry(c, &ents[i]);
+            c->applied = ents[i].index;
+        }
+        raftlog_ready_done(c->rl);
+    }
+}
+
+/* --- transport ------------------------------------------------------------------------------- */
+
+static int ctl_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
+{
+    struct ctl *c = ctx;
+    return peer_send(c->peer, to, PEER_RAFT, frame, len);
+}
+
+static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *body,
+                         size_t len)
+{
+    struct ctl *c = ctx;
+    switch (type) {
+    case PEER_RAFT: {
+        int rc = repl_receive(c->repl, from, body, len);
+        if (rc)
+            RL_DEBUG("controller: a frame from node %u was malformed: %s", from,
+                     rl_strerror(rc));
+        return;
+    }
+    case PEER_PING:
+        return; /* the transport noted when it arrived */
+    case PEER_FWD:
+        if (len >= 9)
+            ctl_enqueue(c, from, rl_load_le64(body), body[8], body + 9, len - 9);
+        return;
+    case PEER_FWD_RESP: {
+        if (len < 22)
+            return;
+        size_t ml = rl_load_le16(body + 20);
+        char msg[520];
+        if (ml > len - 22 || ml >= sizeof(msg))
+            return;
+        memcpy(msg, body + 22, ml);
+        msg[ml] = 0;
+        ctl_local_answer(c, rl_load_le64(body), (int)(int32_t)rl_load_le32(body + 8),
+                         rl_load_le64(body + 12), msg);
+        return;
+    }
+    default:
+        RL_DEBUG("controller: unknown peer frame type %u from node %u", type, from);
+    }
+}
+
+/* Sends a change to the leader (or queues it here when this node leads). */
+static void ctl_forward(struct ctl *c, uint64_t req_id, uint8_t kind, const uint8_t *payload,
+                        size_t len)
+{
+    uint32_t leader = raft_leader(repl_group_raft(c->g));
+    if (leader == c->cfg.self) {
+        ctl_enqueue(c, 0, req_id, kind, payload, len);
+        return;
+    }
+    uint8_t *buf = malloc(9 + len);
+    if (!buf)
+        return;
+    rl_store_le64(buf, req_id);
+    buf[8] = kind;
+    memcpy(buf + 9, payload, len);
+    peer_send(c->peer, leader, PEER_FWD, buf, 9 + len);
+    free(buf);
+}
+
+static void ctl_submit(void *ctx, struct meta_proposal *pr, const uint8_t *payload, size_t len)
+{
+    struct ctl *c = ctx;
+    RL_ASSERT(!c->local.active); /* meta proposes one change at a time */
+    if (c->stopping) {
+        meta_proposal_refused(c->meta, pr, RL_E_SHUTTING_DOWN, "the broker is shutting down");
+        return;
+    }
+    c->local.payload = malloc(len ? len : 1);
+    if (!c->local.payload) {
+        meta_proposal_refused(c->meta, pr, -ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(c->local.payload, payload, len);
+    c->local.len = len;
+    c->local.active = true;
+    c->local.pr = pr;
+    c->local.req_id = ++c->next_req;
+    c->local.deadline_ms = ctl_now_ms(c) + CTL_PROPOSAL_TIMEOUT_MS;
+    uint32_t leader = raft_leader(repl_group_raft(c->g));
+    if (leader) {
+        c->local.sent_to = leader;
+        c->local.sent_ms = ctl_now_ms(c);
+        ctl_forward(c, c->local.req_id, CTL_KEY_META, payload, len);
+    }
+}
+
+/* --- group 0 --------------------------------------------------------------------------------- */
+
+static void ctl_on_commit(void *ctx, struct repl_group *g, uint64_t commit)
+{
+    (void)ctx;
+    (void)g;
+    (void)commit; /* applied by ctl_turn, outside the driver's calls */
+}
+
+static void ctl_on_role(void *ctx, struct repl_group *g, enum raft_role role, uint64_t term,
+                        uint32_t leader)
+{
+    struct ctl *c = ctx;
+    (void)g;
+    if (leader != c->last_leader || term != c->last_term) {
+        if (leader)
+            RL_INFO("controller: node %u leads in term %" PRIu64 "%s", leader, term,
+                    leader == c->cfg.self ? " (this node)" : "");
+        c->last_leader = leader;
+        c->last_term = term;
+    }
+    (void)role;
+}
+
+static void ctl_durable_notify(void *ctx)
+{
+    repl_group_log_durable(ctx);
+}
+
+static int ctl_open_log(struct ctl *c, struct storage *st, char *err, size_t err_cap)
+{
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s/%s", c->cfg.data_dir, CTL_DIR);
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        int rc = -errno;
+        snprintf(err, err_cap, "cannot create %s: %s", dir, rl_strerror(rc));
+        return rc;
+    }
+    struct plog_config pc;
+    plog_config_default(&pc);
+    pc.retention_ms = -1;
+    pc.retention_bytes = -1;
+    pc.segment_bytes = 64u << 20;
+    pc.segment_ms = INT64_MAX / 4;
+    pc.max_batch_bytes = CTL_MAX_RECORD_BYTES + 4096;
+    int rc = plog_open(st, dir, &pc, NULL, &c->plog);
+    if (rc == 0)
+        rc = raftlog_open(c->io, c->plog, dir, c->arena, &c->rl);
+    if (rc == 0)
+        rc = hstore_open(c->io, c->cfg.data_dir, &c->hs);
+    if (rc)
+        snprintf(err, err_cap, "cannot open the controller log in %s: %s", dir,
+                 rl_strerror(rc));
+    return rc;
+}
+
+static int ctl_open_group(struct ctl *c)
+{
+    struct repl_transport tr = {ctl_send, c};
+    c->repl = repl_create(c->cfg.self, c->hs, &tr);
+    if (!c->repl)
+        return -ENOMEM;
+    uint32_t ticks = c->cfg.election_timeout_ms / c->cfg.tick_ms;
+    struct repl_group_options o = {
+        .id = CTL_GROUP,
+        .raft = {.id = c->cfg.self, .election_ticks = ticks < 3 ? 3 : ticks,
+                 .heartbeat_ticks = 1, .seed = c->incarnation ^ c->cfg.self, .pre_vote = true,
+                 .check_quorum = true, .log_ops = &raftlog_ops, .log_ctx = c->rl},
+        .log = &repl_raftlog_ops,
+        .on_commit = ctl_on_commit,
+        .on_role = ctl_on_role,
+        .ctx = c,
+    };
+    o.snap.config.n_voters = c->cfg.n_voters;
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++)
+        o.snap.config.voters[i] = c->cfg.voters[i].id;
+    int rc = repl_group_add(c->repl, &o, &c->g);
+    if (rc)
+        return rc;
+    raftlog_set_notify(c->rl, ctl_durable_notify, c->g);
+    return 0;
+}
+
+static uint64_t ctl_random64(void)
+{
+    uint64_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+            v = 0;
+        close(fd);
+    }
+    if (!v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+    }
+    return v ? v : 1;
+}
+
+static int ctl_check_config(const struct ctl_config *cfg, char *err, size_t err_cap)
+{
+    const struct ctl_voter *me = NULL;
+    for (uint32_t i = 0; i < cfg->n_voters; i++)
+        if (cfg->voters[i].id == cfg->self)
+            me = &cfg->voters[i];
+    if (cfg->self == 0) {
+        snprintf(err, err_cap, "--voters needs --node-id N (N >= 1, this node's id in the "
+                 "voters list)");
+        return RL_E_INVALID_CONFIG;
+    }
+    if (!me)
+        return 0; /* a broker outside the quorum: it joins group 0 as a learner */
+    if (me->port != cfg->listen_port) {
+        snprintf(err, err_cap, "--voters gives node %u the address %s:%u but it listens on "
+                 "%s:%u; the voters list must name each node's --listen address", cfg->self,
+                 me->host, me->port, cfg->listen_host, cfg->listen_port);
+        return RL_E_INVALID_CONFIG;
+    }
+    return 0;
+}
+
+int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl_config *cfg,
+             struct ctl **out, char *err, size_t err_cap)
+{
+    int rc = ctl_check_config(cfg, err, err_cap);
+    if (rc)
+        return rc;
+    struct ctl *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->cfg = *cfg;
+    c->io = io;
+    c->meta = m;
+    c->cluster_id = ctl_cluster_id(cfg);
+    for (uint32_t i = 0; i < cfg->n_voters; i++)
+        if (cfg->voters[i].id == cfg->self)
+            c->voter = true;
+    c->incarnation = ctl_random64();
+    rc = ctl_identity(c, err, err_cap);
+    if (rc)
+        goto fail;
+    c->skip_meta = meta_log_records(m) - c->legacy_records;
+    struct peer_host ph = {ctl_on_frame, c};
+    c->peer = peer_create(io, cfg->self, c->cluster_id, &ph);
+    c->arena = raftlog_arena_create((8u << 20) + CTL_MAX_RECORD_BYTES + 4096);
+    c->bb = batch_builder_create(CTL_MAX_RECORD_BYTES, BATCH_CODEC_NONE, 0);
+    c->br = batch_reader_create(64 * 1024);
+    if (!c->peer || !c->arena || !c->bb || !c->br) {
+        rc = -ENOMEM;
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < cfg->n_voters; i++) {
+        if (cfg->voters[i].id == cfg->self)
+            continue;
+        rc = peer_add(c->peer, cfg->voters[i].id, cfg->voters[i].host, cfg->voters[i].port);
+        if (rc) {
+            snprintf(err, err_cap, "voter %u: bad address %s:%u", cfg->voters[i].id,
+                     cfg->voters[i].host, cfg->voters[i].port);
+            goto fail;
+        }
+    }
+    rc = ctl_open_log(c, st, err, err_cap);
+    if (rc)
+        goto fail;
+    rc = ctl_open_group(c);
+    if (rc) {
+        snprintf(err, err_cap, "cannot start the controller group: %s", rl_strerror(rc));
+        goto fail;
+    }
+    struct meta_committer mc = {ctl_submit, c};
+    meta_set_committer(m, &mc);
+    c->last_tick_ms = ctl_now_ms(c);
+    RL_INFO("cluster %016" PRIx64 ": node %u, %s of %u voters, incarnation %016" PRIx64
+            ", %" PRIu64 " controller records already applied", c->cluster_id, cfg->self,
+            c->voter ? "one" : "a broker outside the quorum", cfg->n_voters, c->incarnation,
+            c->skip_meta);
+    *out = c;
+    return 0;
+fail:
+    ctl_close(c);
+    return rc;
+}
+
+void ctl_begin_stop(struct ctl *c)
+{
+    c->stopping = true;
+    if (c->local.active) {
+        struct meta_proposal *pr = c->local.pr;
+        ctl_local_clear(c);
+        meta_proposal_refused(c->meta, pr, RL_E_SHUTTING_DOWN, "the broker is shutting down");
+    }
+}
+
+void ctl_close(struct ctl *c)
+{
+    if (!c)
+        return;
+    if (c->meta)
+        meta_set_committer(c->meta, NULL);
+    if (c->cur_active)
+        free(c->cur.payload);
+    while (c->q_len) {
+        free(c->queue[c->q_head].payload);
+        c->q_head = (c->q_head + 1) % CTL_MAX_QUEUE;
+        c->q_len--;
+    }
+    ctl_local_clear(c);
+    if (c->repl)
+        repl_destroy(c->repl);
+    if (c->rl)
+        raftlog_close(c->rl);
+    if (c->plog)
+        plog_close(c->plog);
+    if (c->hs)
+        hstore_close(c->hs);
+    peer_destroy(c->peer);
+    if (c->arena)
+        raftlog_arena_destroy(c->arena);
+    batch_builder_destroy(c->bb);
+    batch_reader_destroy(c->br);
+    free(c);
+}
+
+bool ctl_adopt(struct ctl *c, int fd, const uint8_t *pre, size_t n)
+{
+    if (!peer_is_hello(pre, n))
+        return false;
+    peer_adopt(c->peer, fd, pre, n);
+    return true;
+}
+
+/* --- the loop -------------------------------------------------------------------------------- */
+
+void ctl_turn(struct ctl *c)
+{
+    peer_process(c->peer);
+    ctl_apply(c);
+    ctl_lead(c);
+    repl_flush(c->repl);
+    peer_process(c->peer); /* what the flush queued goes out now, not next turn */
+}
+
+static void ctl_register(struct ctl *c, int64_t now)
+{
+    uint32_t leader = raft_leader(repl_group_raft(c->g));
+    if (c->registered || c->stopping || (!leader && c->voter) ||
+        now - c->reg_sent_ms < CTL_REG_RESEND_MS)
+        return;
+    uint8_t p[15 + 64];
+    size_t hl = strlen(c->cfg.listen_host);
+    if (hl > 63)
+        hl = 63;
+    rl_store_le32(p, c->cfg.self);
+    rl_store_le64(p + 4, c->incarnation);
+    rl_store_le16(p + 12, c->cfg.listen_port);
+    p[14] = (uint8_t)hl;
+    memcpy(p + 15, c->cfg.listen_host, hl);
+    c->reg_sent_ms = now;
+    if (leader) {
+        ctl_forward(c, ++c->next_req, CTL_KEY_REG, p, 15 + hl);
+        return;
+    }
+    /* A learner learns the leader only from its appends, which come once it is registered:
+     * it asks every voter, and the leader among them takes it. */
+    uint8_t buf[9 + sizeof(p)];
+    rl_store_le64(buf, ++c->next_req);
+    buf[8] = CTL_KEY_REG;
+    memcpy(buf + 9, p, 15 + hl);
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++)
+        peer_send(c->peer, c->cfg.voters[i].id, PEER_FWD, buf, 9 + 15 + hl);
+}
+
+static void ctl_local_timers(struct ctl *c, int64_t now)
+{
+    struct ctl_local *l = &c->local;
+    if (!l->active || l->answered)
+        return;
+    uint32_t leader = raft_leader(repl_group_raft(c->g));
+    if (now >= l->deadline_ms) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "the controller did not commit the change within %d ms "
+                 "(%s); a majority of the %u voters must be running and reachable",
+                 CTL_PROPOSAL_TIMEOUT_MS, leader ? "its leader did not answer"
+                                                  : "no controller leader is elected",
+                 c->cfg.n_voters);
+        struct meta_proposal *pr = l->pr;
+        ctl_local_clear(c);
+        meta_proposal_refused(c->meta, pr, RL_E_REQUEST_TIMED_OUT, msg);
+        return;
+    }
+    if (leader && (l->sent_to != leader || now - l->sent_ms >= CTL_RESEND_MS)) {
+        l->sent_to = leader;
+        l->sent_ms = now;
+        ctl_forward(c, l->req_id, CTL_KEY_META, l->payload, l->len);
+    }
+}
+
+void ctl_tick(struct ctl *c)
+{
+    int64_t now = ctl_now_ms(c);
+    for (uint32_t guard = 0; now - c->last_tick_ms >= (int64_t)c->cfg.tick_ms; guard++) {
+        if (guard == 20) {
+            c->last_tick_ms = now; /* the loop stalled: do not replay a burst of ticks */
+            break;
+        }
+        repl_tick(c->repl);
+        c->last_tick_ms += c->cfg.tick_ms;
+    }
+    ctl_local_timers(c, now);
+    ctl_register(c, now);
+    if (now - c->last_ping_ms >= CTL_PING_MS) {
+        c->last_ping_ms = now;
+        for (uint32_t i = 0; i < c->cfg.n_voters; i++)
+            if (c->cfg.voters[i].id != c->cfg.self)
+                peer_send(c->peer, c->cfg.voters[i].id, PEER_PING, NULL, 0);
+        for (uint32_t i = 0; i < c->n_brokers; i++) {
+            uint32_t id = c->brokers[i].id;
+            bool is_voter = false;
+            for (uint32_t k = 0; k < c->cfg.n_voters; k++)
+                is_voter |= c->cfg.voters[k].id == id;
+            if (id != c->cfg.self && !is_voter)
+                peer_send(c->peer, id, PEER_PING, NULL, 0);
+        }
+    }
+    ctl_turn(c);
+}
+
+/* --- status ---------------------------------------------------------------------------------- */
+
+void ctl_get_status(const struct ctl *c, struct ctl_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct raft *rf = repl_group_raft(c->g);
+    out->self = c->cfg.self;
+    out->cluster_id = c->cluster_id;
+    out->role = raft_role_name(raft_role(rf));
+    out->leader = raft_leader(rf);
+    out->term = raft_term(rf);
+    out->commit = raft_commit(rf);
+    out->applied = c->applied;
+    out->last_index = raft_last_index(rf);
+    out->n_voters = c->cfg.n_voters;
+    int64_t now = ctl_now_ms(c);
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++) {
+        uint32_t id = c->cfg.voters[i].id;
+        const struct raft_progress *pr = raft_progress_of(rf, id);
+        struct peer_node_stats ps;
+        peer_get_node_stats(c->peer, id, &ps);
+        out->voters[i].id = id;
+        out->voters[i].match = pr ? pr->match : 0;
+        if (id == c->cfg.self && raft_role(rf) == RAFT_LEADER)
+            out->voters[i].match = rf->durable_index;
+        out->voters[i].reachable = id == c->cfg.self ||
+            (ps.last_heard_ms && now - ps.last_heard_ms < c->cfg.session_timeout_ms);
+    }
+    out->n_brokers = c->n_brokers;
+    for (uint32_t i = 0; i < c->n_brokers; i++) {
+        struct ctl_broker b = c->brokers[i];
+        struct peer_node_stats ps;
+        peer_get_node_stats(c->peer, b.id, &ps);
+        b.alive = b.id == c->cfg.self ||
+                  (ps.last_heard_ms && now - ps.last_heard_ms < c->cfg.session_timeout_ms);
+        out->brokers[i] = b;
+    }
+}
+
+size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap)
+{
+    struct ctl_status s;
+    ctl_get_status(c, &s);
+    size_t n = 0;
+#define OUT(...)                                                                                \
+    do {                                                                                        \
+        if (n < cap)                                                                            \
+            n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__);                               \
+    } while (0)
+    OUT("{\"node_id\":%u,\"cluster_id\":\"%016" PRIx64 "\",\"controller\":{\"role\":\"%s\","
+        "\"leader\":%u,\"term\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
+        ",\"last_index\":%" PRIu64 "},\"voters\":[", s.self, s.cluster_id, s.role, s.leader,
+        s.term, s.commit, s.applied, s.last_index);
+    int64_t now = ctl_now_ms(c);
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++) {
+        const struct ctl_voter *v = &c->cfg.voters[i];
+        struct peer_node_stats ps;
+        peer_get_node_stats(c->peer, v->id, &ps);
+        bool self = v->id == c->cfg.self;
+        OUT("%s{\"id\":%u,\"address\":\"%s:%u\",\"connected\":%s,\"last_heard_ms_ago\":%lld}",
+            i ? "," : "", v->id, v->host, v->port, self || ps.connected ? "true" : "false",
+            self ? 0LL : ps.last_heard_ms ? (long long)(now - ps.last_heard_ms) : -1LL);
+    }
+    OUT("],\"brokers\":[");
+    for (uint32_t i = 0; i < s.n_brokers; i++) {
+        const struct ctl_broker *b = &s.brokers[i];
+        OUT("%s{\"id\":%u,\"address\":\"%s:%u\",\"incarnation\":\"%016" PRIx64 "\","
+            "\"epoch\":%" PRIu64 ",\"state\":\"%s\"}", i ? "," : "", b->id, b->host, b->port,
+            b->incarnation, b->epoch, b->alive ? "alive" : "fenced");
+    }
+    OUT("]}\n");
+#undef OUT
+    if (n >= cap && cap)
+        n = cap - 1;
+    return n;
+}
+
+size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
+{
+    struct ctl_status s;
+    ctl_get_status(c, &s);
+    struct repl_stats rs;
+    repl_get_stats(c->repl, &rs);
+    uint32_t fenced = 0;
+    for (uint32_t i = 0; i < s.n_brokers; i++)
+        fenced += !s.brokers[i].alive;
+    size_t n = 0;
+#define M(name, type, v)                                                                        \
+    do {                                                                                        \
+        if (n < cap)                                                                            \
+            n += (size_t)snprintf(buf + n, cap - n, "# TYPE ringlog_" name " " type             \
+                                  "\nringlog_" name " %llu\n", (unsigned long long)(v));       \
+    } while (0)
+    M("controller_leader", "gauge", s.leader);
+    M("controller_is_leader", "gauge", s.leader == s.self);
+    M("controller_term", "gauge", s.term);
+    M("controller_commit_index", "gauge", s.commit);
+    M("controller_applied_index", "gauge", s.applied);
+    M("controller_elections_total", "counter", rs.elections);
+    M("controller_leader_changes_total", "counter", rs.leader_changes);
+    M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);
+    M("cluster_brokers", "gauge", s.n_brokers);
+    M("cluster_brokers_fenced", "gauge", fenced);
+#undef M
+    if (n >= cap && cap)
+        n = cap - 1;
+    return n;
+}

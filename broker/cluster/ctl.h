@@ -1,0 +1,128 @@
+/*
+ * ctl: the controller of a cluster: Raft group 0 over the voters of --voters, whose log holds
+ * the metadata records (broker/meta's vocabulary) and broker registrations. Where it sits:
+ * server -> ctl -> meta (the state machine it feeds), replication (repl, raftlog over a plog,
+ * hstore) and peer (the broker-to-broker transport over the native listener).
+ *
+ *   propose (any broker): admin request -> meta validates -> meta_committer.submit -> ctl ->
+ *     the controller leader (itself, or forwarded over peer) -> the leader checks the record
+ *     against its applied state, proposes it to group 0, and answers once it is committed and
+ *     applied there -> the proposer's meta ends the request once it has applied the record
+ *   apply (every broker): committed entries of group 0, in order -> meta_commit_record
+ *     (metadata.log, then the table) and registrations -> the broker table
+ *
+ * A controller entry is a record batch of one record: key "m" with a MetaRecord value, or key
+ * "r" with a registration (u32 node | u64 incarnation | u16 port | u8 host length | host). A
+ * broker's metadata.log holds every metadata record it applied, after the records it held
+ * before it first joined a cluster (counted in the identity file), so a restart replays
+ * metadata.log and skips that many "m" records of group 0.
+ *
+ * A node not in --voters is a broker outside the quorum: once its registration commits, the
+ * leader adds it to group 0 as a learner (RAFT_MAX_LEARNERS of them), so it receives and applies
+ * the controller log like the voters but never votes.
+ *
+ * Identity: <data>/node.id binds the directory to a node id and a cluster id (a hash of the
+ * voters list) at first start; a later start with another id or another voters list refuses.
+ *
+ * Files: <data>/raft-hardstate (hstore: term and vote), <data>/__controller/ (the plog of group
+ * 0 and its raftlog checkpoint). Single-threaded: the shard's loop.
+ */
+#ifndef RL_BROKER_CLUSTER_CTL_H
+#define RL_BROKER_CLUSTER_CTL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct io;
+struct storage;
+struct meta;
+struct ctl;
+
+#define CTL_IDENTITY_FILE "node.id"
+#define CTL_DIR "__controller"
+#define CTL_MAX_VOTERS 9
+#define CTL_MAX_BROKERS 64
+#define CTL_MAX_QUEUE 256             /* changes waiting at the leader; more are refused */
+#define CTL_PROPOSAL_TIMEOUT_MS 6000 /* a change no leader committed by then fails */
+#define CTL_RESEND_MS 2000            /* a forwarded change unanswered this long goes again */
+
+struct ctl_voter {
+    uint32_t id;
+    char host[64];
+    uint16_t port;
+};
+
+struct ctl_config {
+    uint32_t self;
+    uint32_t n_voters;
+    struct ctl_voter voters[CTL_MAX_VOTERS];
+    char data_dir[PATH_MAX];
+    char listen_host[64];       /* this broker's native listener, as registered */
+    uint16_t listen_port;
+    uint32_t tick_ms;           /* Raft tick */
+    uint32_t election_timeout_ms;
+    uint32_t session_timeout_ms; /* a broker silent this long is reported fenced */
+};
+
+/* Checks the identity file of data_dir against cfg (writing it on first start), opens group 0
+ * and its transport, and makes itself meta's committer. Blocks. Returns 0 and *out, or a code
+ * with a sentence in err (wrong node id, another cluster's directory, a voters list without
+ * this node, ...). */
+int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl_config *cfg,
+             struct ctl **out, char *err, size_t err_cap);
+
+/* A broker started without --voters: refuses a data directory that belongs to a cluster.
+ * Returns 0 or RL_E_INVALID_CONFIG with err. */
+int ctl_check_standalone(const char *data_dir, char *err, size_t err_cap);
+
+/* Fails the change waiting for the controller (shutdown) and stops proposing. */
+void ctl_begin_stop(struct ctl *c);
+/* Closes group 0, its log and the transport. Blocks. */
+void ctl_close(struct ctl *c);
+
+/* Loop work, every turn: frames in, committed entries applied, the leader's queue, frames out. */
+void ctl_turn(struct ctl *c);
+/* Timers: Raft ticks due since the last call, resends, timeouts, registration. */
+void ctl_tick(struct ctl *c);
+
+/* Takes an accepted connection whose first bytes (pre, n) are a peer hello. Returns false when
+ * they are not one (the caller keeps fd). */
+bool ctl_adopt(struct ctl *c, int fd, const uint8_t *pre, size_t n);
+
+/* One broker as the controller's log registered it. */
+struct ctl_broker {
+    uint32_t id;
+    uint64_t incarnation;
+    uint64_t epoch;   /* controller log index of its registration */
+    char host[64];
+    uint16_t port;
+    bool alive;       /* this node heard from it within the session timeout (itself: true) */
+};
+
+struct ctl_status {
+    uint32_t self;
+    uint64_t cluster_id;
+    const char *role;  /* "leader", "follower", "candidate", "pre-candidate" */
+    uint32_t leader;   /* 0: none known */
+    uint64_t term, commit, applied, last_index;
+    uint32_t n_voters;
+    struct {
+        uint32_t id;
+        uint64_t match;  /* this node leads: the voter's log is durable up to here; else 0 */
+        bool reachable;  /* heard from within the session timeout (itself: true) */
+    } voters[CTL_MAX_VOTERS];
+    uint32_t n_brokers;
+    struct ctl_broker brokers[CTL_MAX_BROKERS];
+};
+
+void ctl_get_status(const struct ctl *c, struct ctl_status *out);
+/* Prometheus lines (ringlog_controller_*, ringlog_cluster_*) into buf (NUL-terminated,
+ * truncated to cap). Returns the length. */
+size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap);
+
+/* The status as JSON into buf (NUL-terminated, truncated to cap). Returns the length. */
+size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * kafka: the Kafka-protocol listener's handlers, beside broker/native and over the same
+ * protocol-neutral services (broker/meta for topics, broker/delivery for produce, fetch,
+ * producer ids, groups and offsets). The server (broker/server) accepts Kafka connections,
+ * cuts frames with kframe_peek and hands each whole frame here; a handler decodes it (kmsg),
+ * calls the services and answers through struct kafka_host. Request path:
+ *
+ *   conn (kafka listener) -> kframe_peek -> kafka_dispatch -> kmsg_decode_request ->
+ *   handler (kserve*.c) -> produce/fetch/coord/meta -> kmsg_encode_response -> host->respond
+ *
+ * Records cross without re-encoding: Produce batches become ringlog batches in place
+ * (kbatch_from_kafka) and stored batches go out as Kafka batches by reference (kbatch_serve).
+ * What is decoded from a frame (names, member ids) is a view into the frame, which the server
+ * may reuse once kafka_dispatch returns: handlers copy what a later answer needs into the
+ * request's arena before returning.
+ *
+ * Protocol errors (bytes that do not parse, an API key or version outside the kapi table other
+ * than ApiVersions) close the connection after the responses already due, with a logged reason,
+ * as Kafka does; ApiVersions at too high a version gets UNSUPPORTED_VERSION with the served
+ * ranges. Single-threaded: the shard's loop.
+ */
+#ifndef RL_BROKER_KAFKA_KAFKA_H
+#define RL_BROKER_KAFKA_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kafka;
+struct kmsg_out;
+struct meta;
+struct delivery;
+struct svc_req;
+
+/* What the handlers need from the server's framing. */
+struct kafka_host {
+    /* Sends out (whole frames: size prefix included) as r's response. out->iov and the
+     * memory it points to must stay valid until r is released (r's arena, stored batches the
+     * request holds). */
+    void (*respond)(struct svc_req *r, const struct kmsg_out *out);
+    /* r gets no response (Produce with acks=0); later responses are not held up by it. */
+    void (*respond_none)(struct svc_req *r);
+    /* A protocol error: logs reason with the peer's address, sends nothing for r, and closes
+     * the connection once the responses before r have gone. */
+    void (*close)(struct svc_req *r, const char *reason);
+};
+
+/* The listener's identity as clients should see it. */
+struct kafka_listener {
+    int32_t node_id;
+    const char *host;        /* copied */
+    uint16_t port;
+    uint32_t max_frame_bytes;
+};
+
+/* host is borrowed (it must outlive k). Returns 0 and *out, or -ENOMEM. */
+int kafka_create(const struct kafka_host *host, struct meta *meta, struct delivery *dv,
+                 struct kafka **out);
+void kafka_destroy(struct kafka *k);
+
+/* The address Metadata and FindCoordinator tell clients (call once the port is bound). */
+void kafka_set_listener(struct kafka *k, const struct kafka_listener *l);
+
+/* Handles one whole frame (size prefix included: len = 4 + size, as kframe_peek measured it).
+ * frame is writable and valid only during the call. Answers at once or leaves async work that
+ * ends in an answer, exactly once, through the host. */
+void kafka_dispatch(struct kafka *k, struct svc_req *r, uint8_t *frame, size_t len);
+
+#endif

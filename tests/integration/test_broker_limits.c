@@ -1,0 +1,419 @@
+/*
+ * test_broker_limits: peers that hold the broker's memory or connections cannot stop it from
+ * serving everyone else (issue 9, items 7, 8 and 9). Each test starts its own ringlogd with the
+ * limits it exercises, plays the hostile peers over real TCP, and checks that a well-behaved
+ * client is served meanwhile and that the broker sheds the hostile ones:
+ *   - slowloris: frame headers announcing ~89 MiB each reserve nothing, a 1 MiB produce goes
+ *     through, and the stalled frames are closed after frame.receive.timeout.ms;
+ *   - decode memory: pipelined fetches with huge partition lists are charged to the budget as
+ *     they are decoded, reads stop at the budget, and the broker's peak RSS stays bounded; a
+ *     long poll naming only unknown partitions answers at once;
+ *   - peers that never read their answers are closed after connections.max.idle.ms;
+ *   - idle native and HTTP connections are closed after connections.max.idle.ms, and a full HTTP
+ *     listener still answers /metrics and /v1/status.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "proto/frame.h"
+#include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_client.h"
+
+static struct tl_broker broker;
+static struct tl_conn conn;
+static bool started;
+
+static void start(const char *const *args)
+{
+    int rc = tl_broker_start(&broker, args, 20000);
+    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
+    started = true;
+    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+}
+
+static void teardown(void)
+{
+    if (!started)
+        return;
+    tl_close(&conn);
+    int st = tl_broker_finish(&broker, 30000);
+    cr_expect_eq(st, 0, "broker exit status %d", st);
+}
+
+TestSuite(limits, .fini = teardown, .timeout = 120);
+
+static void pace(uint32_t ms) /* polling pace, not synchronization */
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long metric(const char *name)
+{
+    static char body[1 << 18];
+    int st = tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body), 5000);
+    cr_assert_eq(st, 200, "GET /metrics: %d", st);
+    char key[160];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *m = strstr(body, key);
+    cr_assert_not_null(m, "no metric %s", name);
+    return atoll(m + strlen(key));
+}
+
+/* A field of /proc/<broker>/status in kB (VmRSS, VmHWM). */
+static long long proc_kb(const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)broker.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            v = atoll(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+/* A raw TCP connection (for HTTP peers that never send). */
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+    return fd;
+}
+
+/* True once the peer closed fd (read returns 0 or an error) within timeout_ms. */
+static bool raw_closed(int fd, uint32_t timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[256];
+    for (uint64_t until = tl_now_ms() + timeout_ms; tl_now_ms() <= until;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return true;
+    }
+    return false;
+}
+
+/* The well-behaved client produces a 1 MiB batch and reads it back, each within 5 s. */
+static void assert_served(const char *topic)
+{
+    uint8_t *b;
+    int len = tl_make_batch_sized(16, 64 * 1024, &b);
+    cr_assert_gt(len, 1 << 20);
+    int64_t base = -1;
+    uint64_t t0 = tl_now_ms();
+    int rc = tl_produce(&conn, topic, 0, b, (uint32_t)len, 1, &base);
+    free(b);
+    cr_assert_eq(rc, 0, "a 1 MiB produce failed: %s", rl_strerror(rc));
+    cr_assert_lt(tl_now_ms() - t0, 5000, "a 1 MiB produce took %llu ms",
+                 (unsigned long long)(tl_now_ms() - t0));
+    struct tl_fetch f = {.topic = topic, .offset = (uint64_t)base, .max_bytes = 4 << 20};
+    struct tl_fetch_result fr;
+    cr_assert_eq(tl_fetch(&conn, &f, &fr), 0);
+    cr_assert_geq(fr.records, 16);
+}
+
+/* --- item 7: slowloris ------------------------------------------------------------------------ */
+
+/* Six connections send only a frame header announcing ~89 MiB (together the whole 512 MiB
+ * budget, as in the audit); a 1 MiB produce from another client still goes through at once,
+ * the budget gauge shows nothing reserved, and the six are answered REQUEST_TIMED_OUT and
+ * closed once frame.receive.timeout.ms passes without progress. */
+Test(limits, slowloris_headers_reserve_nothing)
+{
+    static const char *const args[] = {"--set", "frame.receive.timeout.ms=1500", NULL};
+    start(args);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    struct tl_conn slow[6];
+    uint32_t flen = 89461000; /* 6 x (4 + flen) = 536,766,024 bytes, as measured */
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(tl_connect(&slow[i], broker.host, broker.port, 5000), 0);
+        uint8_t hdr[FRAME_HEADER_BYTES];
+        frame_write_header(hdr, 100, flen - 4 - 100);
+        cr_assert_eq(tl_send_raw(&slow[i], hdr, sizeof(hdr)), 0);
+    }
+    /* Let the broker see them (the gauge would show a reservation at once). */
+    for (uint64_t until = tl_now_ms() + 2000; tl_now_ms() < until;) {
+        if (metric("ringlog_network_received_bytes_total") >= 48)
+            break;
+        pace(20);
+    }
+    long long held = metric("ringlog_inflight_bytes");
+    cr_assert_lt(held, 1 << 20, "six frame headers hold %lld bytes of the budget", held);
+    assert_served("t");
+    for (int i = 0; i < 6; i++) {
+        Ringlog__Response *resp;
+        int rc = tl_recv(&slow[i], 10000, &resp, NULL, NULL);
+        cr_assert_eq(rc, 0, "stalled connection %d got no answer: %s", i, rl_strerror(rc));
+        cr_assert_eq(resp->error_code, RL_E_REQUEST_TIMED_OUT, "%s", resp->error_message);
+        cr_assert_not_null(strstr(resp->error_message, "frame.receive.timeout.ms"), "%s",
+                           resp->error_message);
+        cr_assert(tl_wait_closed(&slow[i], 5000));
+        tl_close(&slow[i]);
+    }
+    cr_assert_geq(metric("ringlog_frames_timed_out_total"), 6);
+    assert_served("t");
+}
+
+/* A frame that keeps arriving (slowly, but a receive buffer's worth at a time) is not cut off:
+ * the timeout is for frames that stall, not for frames that are large. */
+Test(limits, slow_but_steady_frame_completes)
+{
+    static const char *const args[] = {"--set", "frame.receive.timeout.ms=1000", NULL};
+    start(args);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch_sized(8, 64 * 1024, &b); /* ~512 KiB */
+    Ringlog__ProducePartition pp = RINGLOG__PRODUCE_PARTITION__INIT;
+    pp.partition = 0;
+    pp.data_len = (uint32_t)len;
+    Ringlog__ProducePartition *pps[1] = {&pp};
+    Ringlog__ProduceTopic pt = RINGLOG__PRODUCE_TOPIC__INIT;
+    pt.name = (char *)"t";
+    pt.n_partitions = 1;
+    pt.partitions = pps;
+    Ringlog__ProduceTopic *pts[1] = {&pt};
+    Ringlog__ProduceRequest pr = RINGLOG__PRODUCE_REQUEST__INIT;
+    pr.acks = 1;
+    pr.timeout_ms = 10000;
+    pr.n_topics = 1;
+    pr.topics = pts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_PRODUCE;
+    req.produce = &pr;
+    req.correlation_id = 77;
+    size_t env = ringlog__request__get_packed_size(&req);
+    uint8_t *frame = malloc(FRAME_HEADER_BYTES + env + (size_t)len);
+    frame_write_header(frame, (uint32_t)env, (uint32_t)len);
+    ringlog__request__pack(&req, frame + FRAME_HEADER_BYTES);
+    memcpy(frame + FRAME_HEADER_BYTES + env, b, (size_t)len);
+    size_t total = FRAME_HEADER_BYTES + env + (size_t)len;
+    /* 64 KiB every 400 ms: the whole frame takes about 3 s, three timeouts' worth. */
+    for (size_t off = 0; off < total; off += 64 * 1024) {
+        size_t n = total - off < 64 * 1024 ? total - off : 64 * 1024;
+        cr_assert_eq(tl_send_raw(&conn, frame + off, n), 0);
+        if (off + n < total)
+            pace(400);
+    }
+    free(frame);
+    free(b);
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_recv(&conn, 10000, &resp, NULL, NULL), 0);
+    cr_assert_eq(resp->error_code, 0, "%s", resp->error_message);
+    cr_assert_eq(resp->correlation_id, 77);
+    cr_assert_eq(resp->produce->topics[0]->partitions[0]->error_code, 0);
+}
+
+/* --- item 8: decode memory -------------------------------------------------------------------- */
+
+/* Sends a long-poll Fetch naming `n` partitions (all partition 0 of topic at its end, so the
+ * fetch waits): about 2 bytes each on the wire, a few hundred in the broker. */
+static void send_wide_fetch(struct tl_conn *c, const char *topic, size_t n, uint32_t wait_ms)
+{
+    Ringlog__FetchPartition fp = RINGLOG__FETCH_PARTITION__INIT;
+    Ringlog__FetchPartition **fps = malloc(n * sizeof(*fps));
+    for (size_t i = 0; i < n; i++)
+        fps[i] = &fp;
+    Ringlog__FetchTopic ft = RINGLOG__FETCH_TOPIC__INIT;
+    ft.name = (char *)topic;
+    ft.n_partitions = n;
+    ft.partitions = fps;
+    Ringlog__FetchTopic *fts[1] = {&ft};
+    Ringlog__FetchRequest fr = RINGLOG__FETCH_REQUEST__INIT;
+    fr.max_wait_ms = wait_ms;
+    fr.min_bytes = 1;
+    fr.n_topics = 1;
+    fr.topics = fts;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_FETCH;
+    req.fetch = &fr;
+    cr_assert_geq(tl_send(c, &req, NULL, 0), 0);
+    free(fps);
+}
+
+#define WIDE_FETCHES 40
+#define WIDE_FETCH_PARTS 60000
+
+static void *wide_fetch_sender(void *arg)
+{
+    for (int i = 0; i < WIDE_FETCHES; i++)
+        send_wide_fetch(arg, "t", WIDE_FETCH_PARTS, 1000);
+    return NULL;
+}
+
+/* 40 pipelined long polls of 60,000 partitions each (120 KB on the wire, tens of MB decoded
+ * and built each): decode memory is charged to the budget (the gauge shows it while they
+ * wait), the connection stops being read at its share of the budget, and the broker's peak
+ * RSS stays far below what 40 decoded requests take; it is returned after the client leaves. */
+Test(limits, decode_memory_is_budgeted, .timeout = 180)
+{
+    static const char *const args[] = {"--set", "max.inflight.bytes=134217728", "--set",
+                                       "max.connection.inflight.bytes=33554432", NULL};
+    start(args);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    cr_assert_eq(tl_create_topic(&conn, "t2", 1, NULL, NULL, 0), 0);
+    long long rss0 = proc_kb("VmRSS");
+    struct tl_conn hog;
+    cr_assert_eq(tl_connect(&hog, broker.host, broker.port, 5000), 0);
+    /* The sends block once the broker stops reading: a thread sends them. */
+    pthread_t sender;
+    cr_assert_eq(pthread_create(&sender, NULL, wide_fetch_sender, &hog), 0);
+    /* While they are read and wait: the gauge shows what they hold, and never much more than
+     * the connection's share (one request of ~30 MB may take it over). */
+    long long held = 0, most = 0;
+    for (uint64_t until = tl_now_ms() + 4000; tl_now_ms() < until;) {
+        held = metric("ringlog_inflight_bytes");
+        most = held > most ? held : most;
+        pace(20);
+    }
+    cr_assert_geq(most, 16 << 20, "the budget gauge showed at most %lld bytes while decoded "
+                  "fetches waited", most);
+    cr_assert_leq(most, 80 << 20, "one connection held %lld bytes with a 32 MiB share", most);
+    assert_served("t2");
+    /* Every fetch is answered in turn (they time out empty). */
+    for (int i = 0; i < WIDE_FETCHES; i++) {
+        Ringlog__Response *resp;
+        cr_assert_eq(tl_recv(&hog, 30000, &resp, NULL, NULL), 0, "fetch %d unanswered", i);
+    }
+    pthread_join(sender, NULL);
+    long long hwm = proc_kb("VmHWM");
+    fprintf(stderr, "decode_memory_is_budgeted: RSS %lld kB at start, peak %lld kB, gauge at "
+            "most %lld bytes\n", rss0, hwm, most);
+    cr_assert_lt(hwm - rss0, 400 * 1024, "the broker grew by %lld kB for %d pipelined "
+                 "requests under a 32 MiB share", hwm - rss0, WIDE_FETCHES);
+    tl_close(&hog);
+    long long rss = 0;
+    for (uint64_t until = tl_now_ms() + 10000; tl_now_ms() < until;) {
+        rss = proc_kb("VmRSS");
+        if (rss - rss0 < 64 * 1024 && metric("ringlog_inflight_bytes") == 0)
+            break;
+        pace(100);
+    }
+    cr_assert_lt(rss - rss0, 64 * 1024, "RSS stayed %lld kB above its start after the "
+                 "client left", rss - rss0);
+}
+
+/* A long poll whose partitions are all unknown answers at once, not after max_wait_ms. */
+Test(limits, long_poll_of_unknown_partitions_answers_at_once)
+{
+    start(NULL);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    struct tl_fetch f = {.topic = "nope", .max_wait_ms = 20000, .min_bytes = 1};
+    struct tl_fetch_result fr;
+    uint64_t t0 = tl_now_ms();
+    cr_assert_eq(tl_fetch(&conn, &f, &fr), RL_E_UNKNOWN_TOPIC);
+    f.topic = "t";
+    f.partition = 5;
+    cr_assert_eq(tl_fetch(&conn, &f, &fr), RL_E_UNKNOWN_PARTITION);
+    uint64_t took = tl_now_ms() - t0;
+    cr_assert_lt(took, 3000, "long polls of unknown partitions waited %llu ms",
+                 (unsigned long long)took);
+}
+
+/* --- item 9: idle connections and the HTTP reserve -------------------------------------------- */
+
+/* Idle native connections filling max.connections are closed after connections.max.idle.ms,
+ * and then a new client gets in. */
+Test(limits, idle_native_connections_are_closed)
+{
+    static const char *const args[] = {"--set", "max.connections=8", "--set",
+                                       "connections.max.idle.ms=1000", NULL};
+    start(args);
+    tl_close(&conn);
+    struct tl_conn idle[8];
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(tl_connect(&idle[i], broker.host, broker.port, 5000), 0);
+    for (int i = 0; i < 8; i++) {
+        cr_assert(tl_wait_closed(&idle[i], 10000), "idle connection %d was not closed", i);
+        tl_close(&idle[i]);
+    }
+    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    cr_assert_geq(metric("ringlog_connections_idle_closed_total"), 8);
+}
+
+/* Two clients pipeline 128 fetches each and never read the answers: once connections.max.idle.ms
+ * passes without progress they are closed and what they held is released; a third client is
+ * served all along. */
+Test(limits, peers_that_never_read_are_closed, .timeout = 180)
+{
+    static const char *const args[] = {"--set", "connections.max.idle.ms=2000", "--set",
+                                       "max.connection.inflight.bytes=8388608", NULL};
+    start(args);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    for (int i = 0; i < 4; i++)
+        assert_served("t"); /* 4 MiB of data to fetch */
+    struct tl_conn hog[2];
+    for (int h = 0; h < 2; h++) {
+        cr_assert_eq(tl_connect(&hog[h], broker.host, broker.port, 5000), 0);
+        int rb = 4096;
+        setsockopt(hog[h].fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
+        for (int i = 0; i < 128; i++) {
+            struct tl_fetch f = {.topic = "t", .max_bytes = 8 << 20};
+            cr_assert_geq(tl_send_fetch(&hog[h], &f), 0);
+        }
+    }
+    assert_served("t");
+    /* The peers are closed by the broker (the test's own connection, idle meanwhile, too): no
+     * native connection is left, and nothing is held. Reading what the peers were sent would
+     * take long through their tiny windows, so the broker's account is what is checked. */
+    long long closed = 0, left = -1, held = -1;
+    for (uint64_t until = tl_now_ms() + 30000; tl_now_ms() < until && (left != 0 || held != 0);) {
+        closed = metric("ringlog_connections_idle_closed_total");
+        left = metric("ringlog_connections");
+        held = metric("ringlog_inflight_bytes");
+        pace(50);
+    }
+    cr_assert_geq(closed, 2, "peers that never read were not closed (%lld closed)", closed);
+    cr_assert_eq(left, 0, "%lld connections still open", left);
+    cr_assert_eq(held, 0, "%lld bytes still held after the peers were closed", held);
+    for (int h = 0; h < 2; h++)
+        tl_close(&hog[h]);
+    tl_close(&conn);
+    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    assert_served("t");
+}
+
+/* 64 HTTP connections that send nothing fill the HTTP listener; /metrics and /v1/status are
+ * still answered (the oldest waiting connection makes room), and with a short
+ * connections.max.idle.ms idle HTTP connections are closed by the broker. */
+Test(limits, http_reserve_and_idle_timeout)
+{
+    static const char *const args[] = {"--set", "connections.max.idle.ms=1500", NULL};
+    start(args);
+    int fds[70];
+    for (int i = 0; i < 70; i++)
+        fds[i] = raw_connect(broker.http_port);
+    static char body[1 << 18];
+    for (int k = 0; k < 3; k++) {
+        int st = tl_http_get(broker.host, broker.http_port, "/v1/status", body, sizeof(body),
+                             5000);
+        cr_assert_eq(st, 200, "GET /v1/status with the HTTP listener full: %d", st);
+        cr_assert_not_null(strstr(body, "\"status\":\"serving\""), "%s", body);
+    }
+    cr_assert_gt(metric("ringlog_http_connections_evicted_total"), 0);
+    /* The rest are closed once idle. */
+    for (int i = 0; i < 70; i++) {
+        cr_assert(raw_closed(fds[i], 10000), "idle HTTP connection %d was not closed", i);
+        close(fds[i]);
+    }
+    cr_assert_gt(metric("ringlog_http_connections_idle_closed_total"), 0);
+}
