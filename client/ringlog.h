@@ -19,11 +19,13 @@
  *  - Thread safety: a configuration is not thread-safe (build it on one thread, then only read
  *    it). A producer is fully thread-safe: any number of threads may call rl_producer_send and
  *    rl_producer_flush at once. A consumer and an admin handle are single-threaded objects: use
- *    each from one thread at a time (different handles on different threads are independent).
+ *    each from one thread at a time (different handles on different threads are independent);
+ *    rl_consumer_wakeup is the one consumer call safe from any thread.
  *  - Blocking: calls that talk to a broker block the calling thread, each bounded by a timeout
  *    (request.timeout.ms unless the call takes its own; RL_TIMEOUT_INFINITE below says what a
- *    timeout argument means). None blocks forever. rl_producer_send blocks at most max.block.ms,
- *    and not at all with max.block.ms=0.
+ *    timeout argument means). None blocks forever, except rl_consumer_poll given
+ *    RL_TIMEOUT_INFINITE, which waits for a record (rl_consumer_wakeup ends the wait).
+ *    rl_producer_send blocks at most max.block.ms, and not at all with max.block.ms=0.
  *
  * Build with `pkg-config --cflags --libs ringlog`.
  */
@@ -557,14 +559,6 @@ int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t
  * Returns the offset, RL_E_NOT_FOUND when the partition is not assigned, or the lookup's
  * error. */
 int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition);
-
-/* Timeouts (the one meaning every timeout_ms of this API has): > 0 waits up to that many ms,
- * 0 does not wait (returns what is already there), RL_TIMEOUT_INFINITE (any negative value)
- * waits until the call has its answer; for rl_consumer_poll, a record, an error, or
- * rl_consumer_wakeup. */
-#ifndef RL_TIMEOUT_INFINITE
-#define RL_TIMEOUT_INFINITE (-1)
-#endif
 
 /* Returns the next record: 1 with *rec filled; 0 when none arrived within timeout_ms (never
  * with RL_TIMEOUT_INFINITE, unless rl_consumer_wakeup was called); or a negative code
