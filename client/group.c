@@ -597,8 +597,8 @@ static void *hb_main(void *arg)
 
 /* --- joining ----------------------------------------------------------------------------------- */
 
-/* JoinGroup: waits at the coordinator until the rebalance completes. */
-static int join(struct rlc_group *g)
+/* JoinGroup: waits at the coordinator until the rebalance completes, at most timeout_ms. */
+static int join(struct rlc_group *g, int timeout_ms)
 {
     const char *assignors[2] = {g->conf->assignor,
                                 strcmp(g->conf->assignor, "range") ? "range" : "roundrobin"};
@@ -615,8 +615,7 @@ static int join(struct rlc_group *g)
     req.body_case = RINGLOG__REQUEST__BODY_JOIN_GROUP;
     req.join_group = &jr;
     Ringlog__Response *resp;
-    int rc = coord_call(g, &req, g->conf->rebalance_timeout_ms + g->conf->request_timeout_ms,
-                        &resp);
+    int rc = coord_call(g, &req, timeout_ms, &resp);
     if (rc == 0 && (resp->body_case != RINGLOG__RESPONSE__BODY_JOIN_GROUP ||
                     !resp->join_group->member_id ||
                     strlen(resp->join_group->member_id) >= sizeof(g->member_id))) {
@@ -827,14 +826,22 @@ static void revoke(struct rlc_group *g)
 }
 
 /* Revokes, then joins and syncs until the member holds the new generation's assignment.
- * Bounded: GROUP_JOIN_ATTEMPTS rounds, each bounded by its calls' timeouts. */
+ * Bounded in time, as rl_consumer_poll promises: rounds start only within rebalance.timeout.ms
+ * plus request.timeout.ms, and JoinGroup waits no longer than what is left (a coordinator that
+ * cannot be reached would otherwise hold one poll for GROUP_JOIN_ATTEMPTS full rounds). The
+ * next poll goes on where this one stopped. */
 static int rejoin(struct rlc_group *g)
 {
     revoke(g);
     hb_pause(g);
     int rc = 0;
+    int64_t deadline = rlc_now_ms() + g->conf->rebalance_timeout_ms +
+                       g->conf->request_timeout_ms;
     for (int attempt = 0; attempt < GROUP_JOIN_ATTEMPTS; attempt++) {
-        rc = join(g);
+        int64_t left = deadline - rlc_now_ms();
+        if (attempt > 0 && left <= 0)
+            break;
+        rc = join(g, left > 1 ? (int)left : 1);
         if (rc == 0)
             rc = sync_and_assign(g);
         if (rc == 0) {

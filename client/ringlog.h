@@ -19,11 +19,13 @@
  *  - Thread safety: a configuration is not thread-safe (build it on one thread, then only read
  *    it). A producer is fully thread-safe: any number of threads may call rl_producer_send and
  *    rl_producer_flush at once. A consumer and an admin handle are single-threaded objects: use
- *    each from one thread at a time (different handles on different threads are independent).
+ *    each from one thread at a time (different handles on different threads are independent);
+ *    rl_consumer_wakeup is the one consumer call safe from any thread.
  *  - Blocking: calls that talk to a broker block the calling thread, each bounded by a timeout
  *    (request.timeout.ms unless the call takes its own; RL_TIMEOUT_INFINITE below says what a
- *    timeout argument means). None blocks forever. rl_producer_send blocks at most max.block.ms,
- *    and not at all with max.block.ms=0.
+ *    timeout argument means). None blocks forever, except rl_consumer_poll given
+ *    RL_TIMEOUT_INFINITE, which waits for a record (rl_consumer_wakeup ends the wait).
+ *    rl_producer_send blocks at most max.block.ms, and not at all with max.block.ms=0.
  *
  * Build with `pkg-config --cflags --libs ringlog`.
  */
@@ -558,20 +560,12 @@ int rl_consumer_seek_timestamp(struct rl_consumer *c, const char *topic, int32_t
  * error. */
 int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t partition);
 
-/* Timeouts (the one meaning every timeout_ms of this API has): > 0 waits up to that many ms,
- * 0 does not wait (returns what is already there), RL_TIMEOUT_INFINITE (any negative value)
- * waits until the call has its answer; for rl_consumer_poll, a record, an error, or
- * rl_consumer_wakeup. */
-#ifndef RL_TIMEOUT_INFINITE
-#define RL_TIMEOUT_INFINITE (-1)
-#endif
-
 /* Returns the next record: 1 with *rec filled; 0 when none arrived within timeout_ms (never
  * with RL_TIMEOUT_INFINITE, unless rl_consumer_wakeup was called); or a negative code
  * (RL_E_BATCH_CHECKSUM and friends for a damaged batch, OFFSET_OUT_OF_RANGE when
  * auto.offset.reset is none, connection errors after retries ran out within timeout_ms, group
  * errors). Rebalance callbacks run inside it. A group member's poll may take longer than
- * timeout_ms while a rebalance completes (up to rebalance.timeout.ms). */
+ * timeout_ms while a rebalance completes (see "consumer groups" below). */
 int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec);
 
 /* Makes a poll in progress on another thread (or the next poll) return 0 at once. The one
@@ -596,7 +590,9 @@ const char *rl_consumer_last_error(struct rl_consumer *c);
  *    partitions to others without waiting for a session timeout; the next poll calls LOST,
  *    then rejoins as a new member.
  * Rebalances (joins, syncs, callbacks) run inside poll on the caller's thread, which may then
- * take longer than its timeout (up to rebalance.timeout.ms). Each partition starts at the
+ * take longer than its timeout: up to about rebalance.timeout.ms + request.timeout.ms (plus
+ * the callbacks' own time). When the group cannot be joined in that time (the coordinator is
+ * unreachable), poll returns the error and the next poll tries again. Each partition starts at the
  * group's committed offset, or auto.offset.reset when nothing is committed, resolved to an
  * offset before ASSIGNED is called.
  *

@@ -787,6 +787,52 @@ out:
     return rc;
 }
 
+/* unreachable_coordinator_bounds_poll: a member behind a proxy that swallows everything, for
+ * good: LOST comes after the session timeout, and no single rl_consumer_poll(100) call takes
+ * much longer than rebalance.timeout.ms + request.timeout.ms (3,000 ms) while it fails to
+ * rejoin. Once the path works again, the member is ASSIGNED again. */
+static int test_unreachable_coordinator(void)
+{
+    struct tl_proxy px;
+    struct gm m = {0};
+    int rc = -1;
+    bool proxy = false;
+    CHECK(create_topic("unreach", 2) == 0, "setup");
+    CHECK(tl_proxy_start(&px, g_broker.host, g_broker.port, g_seed) == 0, "proxy");
+    proxy = true;
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", px.port);
+    const char *kv[] = {"session.timeout.ms", "1000", "heartbeat.interval.ms", "200",
+                        "rebalance.timeout.ms", "2000", "request.timeout.ms", "1000",
+                        "connect.timeout.ms", "1000", "retry.backoff.max.ms", "200", NULL};
+    CHECK(gm_open(&m, "unreach", "unreach", kv, addr, NULL, NULL) == 0, "member");
+    CHECK(gm_poll_until_held(&m, 2, 10000), "never assigned");
+    atomic_store(&px.stall, true);
+    uint64_t longest = 0, t0 = tl_now_ms();
+    int errors = 0;
+    while (tl_now_ms() - t0 < 8000) {
+        struct rl_record r;
+        uint64_t a = tl_now_ms();
+        errors += rl_consumer_poll(m.k, 100, &r) < 0;
+        longest = tl_now_ms() - a > longest ? tl_now_ms() - a : longest;
+    }
+    atomic_store(&px.stall, false);
+    printf("  longest poll(100) while the coordinator was unreachable: %llu ms, %d errors\n",
+           (unsigned long long)longest, errors);
+    CHECK(watch_event(&m.w, 1, NULL) == RL_REBALANCE_LOST, "no LOST during the outage");
+    CHECK(longest < 6000, "one poll(100) took %llu ms", (unsigned long long)longest);
+    CHECK(errors > 0, "poll never said it could not rejoin");
+    CHECK(gm_poll_until_held(&m, 2, 15000), "not assigned again after the outage");
+    watch_print(&m.w, "member");
+    rc = 0;
+out:
+    if (m.conf)
+        gm_close(&m);
+    if (proxy)
+        tl_proxy_stop(&px);
+    return rc;
+}
+
 struct waker {
     struct rl_consumer *k;
     int after_ms;
@@ -853,6 +899,7 @@ int main(void)
         {"slow_processing_keeps_partitions", test_slow_processing},
         {"stopped_polling_is_removed", test_stopped_polling},
         {"lost_after_session_timeout", test_lost_after_session_timeout},
+        {"unreachable_coordinator_bounds_poll", test_unreachable_coordinator},
         {"at_least_once", test_at_least_once},
     };
     const char *only = getenv("TEST_ONLY");
