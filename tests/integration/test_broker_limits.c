@@ -249,57 +249,75 @@ static void send_wide_fetch(struct tl_conn *c, const char *topic, size_t n, uint
     free(fps);
 }
 
-#define WIDE_FETCHES 40
-#define WIDE_FETCH_PARTS 60000
+#define WIDE_FETCHES 20
+#define WIDE_FETCH_PARTS 15000
+#define MAX_HOGS 3
 
 static void *wide_fetch_sender(void *arg)
 {
     for (int i = 0; i < WIDE_FETCHES; i++)
-        send_wide_fetch(arg, "t", WIDE_FETCH_PARTS, 1000);
+        send_wide_fetch(arg, "t", WIDE_FETCH_PARTS, 500);
     return NULL;
 }
 
-/* 40 pipelined long polls of 60,000 partitions each (120 KB on the wire, tens of MB decoded
- * and built each): decode memory is charged to the budget (the gauge shows it while they
- * wait), the connection stops being read at its share of the budget, and the broker's peak
- * RSS stays far below what 40 decoded requests take; it is returned after the client leaves. */
+/* n clients each pipeline WIDE_FETCHES wide long polls (sent by threads: sends block once the
+ * broker stops reading); the budget gauge is sampled for sample_ms while the bystander is
+ * served, then every answer is read. Returns the largest gauge value seen. */
+static long long run_hogs(int n, uint32_t sample_ms)
+{
+    struct tl_conn hog[MAX_HOGS];
+    pthread_t sender[MAX_HOGS];
+    for (int h = 0; h < n; h++) {
+        cr_assert_eq(tl_connect(&hog[h], broker.host, broker.port, 5000), 0);
+        cr_assert_eq(pthread_create(&sender[h], NULL, wide_fetch_sender, &hog[h]), 0);
+    }
+    long long most = 0;
+    for (uint64_t until = tl_now_ms() + sample_ms; tl_now_ms() < until;) {
+        long long held = metric("ringlog_inflight_bytes");
+        most = held > most ? held : most;
+        pace(10);
+    }
+    assert_served("t2");
+    for (int h = 0; h < n; h++) {
+        for (int i = 0; i < WIDE_FETCHES; i++) {
+            Ringlog__Response *resp;
+            cr_assert_eq(tl_recv(&hog[h], 30000, &resp, NULL, NULL), 0,
+                         "client %d: fetch %d unanswered", h, i);
+        }
+        pthread_join(sender[h], NULL);
+        tl_close(&hog[h]);
+    }
+    return most;
+}
+
+/* Pipelined long polls of 15,000 partitions each (30 KB on the wire, several MB decoded and
+ * built each): decode memory is charged to the budget as it is taken (the gauge shows it while
+ * they wait); one client stops being read at its share (24 MiB), three together at the budget
+ * (64 MiB); the broker's peak RSS stays near the budget, and is returned after the clients
+ * leave. */
 Test(limits, decode_memory_is_budgeted, .timeout = 180)
 {
-    static const char *const args[] = {"--set", "max.inflight.bytes=134217728", "--set",
-                                       "max.connection.inflight.bytes=33554432", NULL};
+    static const char *const args[] = {"--set", "max.inflight.bytes=67108864", "--set",
+                                       "max.connection.inflight.bytes=25165824", NULL};
     start(args);
     cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
     cr_assert_eq(tl_create_topic(&conn, "t2", 1, NULL, NULL, 0), 0);
     long long rss0 = proc_kb("VmRSS");
-    struct tl_conn hog;
-    cr_assert_eq(tl_connect(&hog, broker.host, broker.port, 5000), 0);
-    /* The sends block once the broker stops reading: a thread sends them. */
-    pthread_t sender;
-    cr_assert_eq(pthread_create(&sender, NULL, wide_fetch_sender, &hog), 0);
-    /* While they are read and wait: the gauge shows what they hold, and never much more than
-     * the connection's share (one request of ~30 MB may take it over). */
-    long long held = 0, most = 0;
-    for (uint64_t until = tl_now_ms() + 4000; tl_now_ms() < until;) {
-        held = metric("ringlog_inflight_bytes");
-        most = held > most ? held : most;
-        pace(20);
-    }
-    cr_assert_geq(most, 16 << 20, "the budget gauge showed at most %lld bytes while decoded "
-                  "fetches waited", most);
-    cr_assert_leq(most, 80 << 20, "one connection held %lld bytes with a 32 MiB share", most);
-    assert_served("t2");
-    /* Every fetch is answered in turn (they time out empty). */
-    for (int i = 0; i < WIDE_FETCHES; i++) {
-        Ringlog__Response *resp;
-        cr_assert_eq(tl_recv(&hog, 30000, &resp, NULL, NULL), 0, "fetch %d unanswered", i);
-    }
-    pthread_join(sender, NULL);
+    long long one = run_hogs(1, 2000);
+    cr_assert_geq(one, 8 << 20, "the budget gauge showed at most %lld bytes while decoded "
+                  "fetches waited", one);
+    cr_assert_leq(one, 40 << 20, "one client held %lld bytes with a 24 MiB share", one);
+    long long three = run_hogs(3, 2500);
+    cr_assert_leq(three, 80 << 20, "three clients held %lld bytes with a 64 MiB budget", three);
     long long hwm = proc_kb("VmHWM");
-    fprintf(stderr, "decode_memory_is_budgeted: RSS %lld kB at start, peak %lld kB, gauge at "
-            "most %lld bytes\n", rss0, hwm, most);
-    cr_assert_lt(hwm - rss0, 400 * 1024, "the broker grew by %lld kB for %d pipelined "
-                 "requests under a 32 MiB share", hwm - rss0, WIDE_FETCHES);
-    tl_close(&hog);
+    fprintf(stderr, "decode_memory_is_budgeted: RSS %lld kB at start, peak %lld kB; gauge at "
+            "most %lld bytes (one client), %lld (three)\n", rss0, hwm, one, three);
+    /* A sanitizer's allocator keeps freed memory in quarantine and pads every block: its RSS
+     * says nothing about the broker's (the gauge checks above still hold). */
+    if (strstr(tl_ringlogd_path(), "/asan/"))
+        return;
+    cr_assert_lt(hwm - rss0, 200 * 1024, "the broker grew by %lld kB for %d pipelined "
+                 "requests under a 64 MiB budget", hwm - rss0, 4 * WIDE_FETCHES);
     long long rss = 0;
     for (uint64_t until = tl_now_ms() + 10000; tl_now_ms() < until;) {
         rss = proc_kb("VmRSS");
@@ -308,7 +326,7 @@ Test(limits, decode_memory_is_budgeted, .timeout = 180)
         pace(100);
     }
     cr_assert_lt(rss - rss0, 64 * 1024, "RSS stayed %lld kB above its start after the "
-                 "client left", rss - rss0);
+                 "clients left", rss - rss0);
 }
 
 /* A long poll whose partitions are all unknown answers at once, not after max_wait_ms. */
