@@ -120,6 +120,7 @@ static rd_kafka_t *member(const char *bootstrap, const char *group)
     set(c, "auto.offset.reset", "earliest");
     set(c, "enable.auto.commit", "false");
     set(c, "enable.auto.offset.store", "false");
+    set(c, "heartbeat.interval.ms", "500"); /* members notice the leave sooner */
     rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
     if (!rk)
