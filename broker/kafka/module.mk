@@ -20,6 +20,18 @@ $(BUILD)/bench/bench_kafka_codec: $(BUILD)/obj/bench/bench_kafka_codec.o $(LIB_B
 bench-kafka-codec: $(BUILD)/bench/bench_kafka_codec
 	$(BUILD)/bench/bench_kafka_codec
 
+# `make bench-kafka`: librdkafka's producer and consumer against the Kafka listener beside
+# `ringlog bench` on the native protocol, in one run (bench/bench_kafka.sh prints
+# "kafka: produce P MB/s = R of native, consume C MB/s = S of native").
+BENCH_TARGETS += bench-kafka
+.PHONY: bench-kafka
+$(BUILD)/bench/bench_kafka_rd: bench/bench_kafka_rd.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) $(RDKAFKA_LIBS)
+bench-kafka: $(BUILD)/bench/bench_kafka_rd $(BUILD)/bin/ringlog $(BUILD)/bin/ringlogd
+	$(Q)BUILD=$(BUILD) sh bench/bench_kafka.sh
+
 # Fuzz harnesses (tests/fuzz/module.mk builds, replays and fuzzes them): request frames, and
 # batch translation. `make fuzz-corpus-kafka` regenerates both seed corpora.
 FUZZ_HARNESSES += kafka kafka_batch
