@@ -106,8 +106,8 @@ int kbatch_check(const uint8_t *batch, size_t len, struct kbatch_header *h, char
  * with room_before >= 4 the result is in place at kafka - 4; otherwise it is allocated from a.
  * On success *out and *out_len are the ringlog batch (base_offset 0, leader_epoch 0) and *h the
  * Kafka header as sent (but for a maxTimestamp of -1 set from the records). Returns 0, an
- * RL_E_BATCH_* code (bad batch: the client gets kerr_invalid_batch / MESSAGE_TOO_LARGE through kerr), or RL_E_FULL (arena). The input bytes
- * are left unspecified on failure only when the in-place path was taken after all checks,
+ * RL_E_BATCH_* code (bad batch: the client gets kerr_invalid_batch / MESSAGE_TOO_LARGE
+ * through kerr), or RL_E_FULL (arena). The input bytes are left unspecified on failure only when the in-place path was taken after all checks,
  * which cannot fail; a refused batch is never modified. */
 int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t room_before,
                       struct arena *a, uint8_t **out, size_t *out_len, struct kbatch_header *h,
