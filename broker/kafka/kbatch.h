@@ -25,8 +25,8 @@
  * sets are refused), no transactional or control batches from clients, contiguous offsets
  * (lastOffsetDelta = recordsCount - 1); a maxTimestamp of -1 (sarama 1.22 sends it) is set
  * from the records, as Kafka's broker does, for uncompressed and converted batches. Every
- * batch kbatch_from_kafka returns has a valid ringlog header and checksum (batch_validate passes); record-level validation is the produce
- * service's, as for native batches.
+ * batch kbatch_from_kafka returns has a valid ringlog header and checksum (batch_validate
+ * passes); record-level validation is the produce service's, as for native batches.
  */
 #ifndef RL_BROKER_KAFKA_KBATCH_H
 #define RL_BROKER_KAFKA_KBATCH_H
@@ -107,8 +107,9 @@ int kbatch_check(const uint8_t *batch, size_t len, struct kbatch_header *h, char
  * On success *out and *out_len are the ringlog batch (base_offset 0, leader_epoch 0) and *h the
  * Kafka header as sent (but for a maxTimestamp of -1 set from the records). Returns 0, an
  * RL_E_BATCH_* code (bad batch: the client gets kerr_invalid_batch / MESSAGE_TOO_LARGE
- * through kerr), or RL_E_FULL (arena). The input bytes are left unspecified on failure only when the in-place path was taken after all checks,
- * which cannot fail; a refused batch is never modified. */
+ * through kerr), or RL_E_FULL (arena). The input bytes are left unspecified on failure only
+ * when the in-place path was taken after all checks, which cannot fail; a refused batch is
+ * never modified. */
 int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t room_before,
                       struct arena *a, uint8_t **out, size_t *out_len, struct kbatch_header *h,
                       char *err, size_t errlen);
