@@ -6,17 +6,23 @@ TESTS += $(BUILD)/tests/integration/test_produce_validation
 TEST_DEPS += $(BUILD)/bin/ringlogd
 
 # Real Kafka clients against a real ringlogd's Kafka listener (tests/kafka/run.sh): hostile
-# frames from a raw socket, kcat,
-# librdkafka from C (idempotent producer, a group of 3 with a member leaving), confluent-kafka
-# and kafka-python, Kafka admin tooling (kafka-python), both protocols on one log, every codec, and a SIGKILL restart. A test whose
-# client is not installed is skipped with the package to install. kafkajs and sarama run in
-# `make test-kafka-clients` only (they need npm and a Go build).
+# frames from a raw socket, kcat, librdkafka from C (idempotent producer, a group of 3 with a
+# member leaving), confluent-kafka, kafka-python and its admin client, kafkajs, sarama, both
+# protocols on one log, every codec, and a SIGKILL restart. A test whose
+# client is not installed is skipped with the package to install: kafkajs needs npm (and the
+# registry once), sarama Go and Debian's golang-github-shopify-sarama-dev.
 KAFKA_MAKE_TESTS := bad_frames.py kcat.sh rdkafka_idem_group confluent.py kafka_python.py admin.py \
-                    cross.sh codecs.sh restart.py
+                    kafkajs.js sarama cross.sh codecs.sh restart.py
 TESTS += $(BUILD)/tests/kafka/test_kafka_clients
 TEST_DEPS += $(BUILD)/bin/ringlog
 ifneq ($(strip $(RDKAFKA_LIBS)),)
 TEST_DEPS += $(BUILD)/tests/kafka/rdkafka_idem_group
+endif
+ifneq ($(and $(shell command -v go),$(wildcard /usr/share/gocode/src/github.com/Shopify/sarama)),)
+TEST_DEPS += $(BUILD)/tests/kafka/sarama_group
+endif
+ifneq ($(shell command -v npm),)
+TEST_DEPS += $(BUILD)/kafka-npm/node_modules/kafkajs/package.json
 endif
 $(BUILD)/tests/kafka/test_kafka_clients: tests/module.mk
 	@mkdir -p $(dir $@)

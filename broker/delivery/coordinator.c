@@ -1176,6 +1176,60 @@ static void coord_count_visit(void *arg, const char *topic, uint32_t partition,
 }
 
 /* The members of a live group, copied into r's arena. */
+static uint32_t coord_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The partitions in a Kafka "consumer" protocol assignment (version i16, then [topic: i16
+ * length + bytes, [partition i32]], then user data), so `ringlog group describe` shows what a
+ * Kafka member owns. Bytes that do not parse leave the list empty: they are the clients' own
+ * and only shown here. Returns 0 or -ENOMEM. */
+static int coord_consumer_assignment(struct svc_req *r, const uint8_t *b, uint32_t len,
+                                     struct coord_member_desc *md)
+{
+    if (len < 6)
+        return 0;
+    uint32_t pos = 2, n_topics = coord_be32(b + pos), total = 0;
+    pos += 4;
+    /* First pass: count (and bound) the partitions. */
+    uint32_t p = pos;
+    for (uint32_t t = 0; t < n_topics; t++) {
+        if (len - p < 2)
+            return 0;
+        uint32_t tl = (uint32_t)b[p] << 8 | b[p + 1];
+        if (tl > len - p - 2 || len - p - 2 - tl < 4)
+            return 0;
+        p += 2 + tl;
+        uint32_t np = coord_be32(b + p);
+        p += 4;
+        if (np > (len - p) / 4)
+            return 0;
+        p += 4 * np;
+        total += np;
+    }
+    struct group_tp *tps = arena_calloc(r->arena, (total + 1) * sizeof(*tps));
+    if (!tps)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t t = 0; t < n_topics; t++) {
+        uint32_t tl = (uint32_t)b[pos] << 8 | b[pos + 1];
+        char *topic = arena_alloc(r->arena, tl + 1);
+        if (!topic)
+            return -ENOMEM;
+        memcpy(topic, b + pos + 2, tl);
+        topic[tl] = 0;
+        pos += 2 + tl;
+        uint32_t np = coord_be32(b + pos);
+        pos += 4;
+        for (uint32_t i = 0; i < np; i++, pos += 4)
+            tps[k++] = (struct group_tp){.topic = topic, .partition = coord_be32(b + pos)};
+    }
+    md->assignment = tps;
+    md->n_assignment = total;
+    return 0;
+}
+
 static int coord_describe_members(struct svc_req *r, const struct group *g,
                                   struct coord_group_desc *d)
 {
@@ -1217,6 +1271,9 @@ static int coord_describe_members(struct svc_req *r, const struct group *g,
             md->metadata_len = meta_len;
             md->assigned = ac;
             md->assigned_len = as_len;
+            if (!strcmp(group_protocol_type(g), "consumer") &&
+                coord_consumer_assignment(r, ac, as_len, md))
+                return -ENOMEM;
         }
     }
     d->n_members = n;

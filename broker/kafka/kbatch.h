@@ -24,9 +24,9 @@
  * Kafka rules kept: exactly one batch per Produce partition (v3+), magic 2 only (legacy message
  * sets are refused), no transactional or control batches from clients, contiguous offsets
  * (lastOffsetDelta = recordsCount - 1); a maxTimestamp of -1 (sarama 1.22 sends it) is set
- from the records, as Kafka's broker does, for uncompressed and converted batches. Every batch kbatch_from_kafka returns has a valid
- * ringlog header and checksum (batch_validate passes); record-level validation is the produce
- * service's, as for native batches.
+ * from the records, as Kafka's broker does, for uncompressed and converted batches. Every
+ * batch kbatch_from_kafka returns has a valid ringlog header and checksum (batch_validate
+ * passes); record-level validation is the produce service's, as for native batches.
  */
 #ifndef RL_BROKER_KAFKA_KBATCH_H
 #define RL_BROKER_KAFKA_KBATCH_H
@@ -105,10 +105,11 @@ int kbatch_check(const uint8_t *batch, size_t len, struct kbatch_header *h, char
  * overwritten (4 for a decoded Produce v3-v8 request: the records length). For codec none/zstd
  * with room_before >= 4 the result is in place at kafka - 4; otherwise it is allocated from a.
  * On success *out and *out_len are the ringlog batch (base_offset 0, leader_epoch 0) and *h the
- * Kafka header as sent (but for a maxTimestamp of -1 set from the records). Returns 0, an RL_E_BATCH_* code (bad batch: the client gets
- * kerr_invalid_batch / MESSAGE_TOO_LARGE through kerr), or RL_E_FULL (arena). The input bytes
- * are left unspecified on failure only when the in-place path was taken after all checks,
- * which cannot fail; a refused batch is never modified. */
+ * Kafka header as sent (but for a maxTimestamp of -1 set from the records). Returns 0, an
+ * RL_E_BATCH_* code (bad batch: the client gets kerr_invalid_batch / MESSAGE_TOO_LARGE
+ * through kerr), or RL_E_FULL (arena). The input bytes are left unspecified on failure only
+ * when the in-place path was taken after all checks, which cannot fail; a refused batch is
+ * never modified. */
 int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t room_before,
                       struct arena *a, uint8_t **out, size_t *out_len, struct kbatch_header *h,
                       char *err, size_t errlen);

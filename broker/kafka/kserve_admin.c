@@ -1,8 +1,9 @@
 /*
  * kserve_admin: CreateTopics and DeleteTopics over broker/meta: each topic is a metadata
  * proposal (recorded and applied in the background), and the response waits for all of them,
- * as the native protocol's does. DescribeConfigs answers from the topic table. Kafka's "broker default" (-1) partition count is 1 and its
+ * as the native protocol's does. Kafka's "broker default" (-1) partition count is 1 and its
  * replication factor the broker's default; manual replica assignments are refused.
+ * DescribeConfigs answers from the topic table.
  */
 #include "broker/kafka/kserve_int.h"
 

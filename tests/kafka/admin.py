@@ -1,9 +1,10 @@
 """admin.py: Kafka tooling over the listener, with kafka-python 2.0.2's KafkaAdminClient:
 CreateTopics (then Metadata shows the partitions), DescribeConfigs (the topic's settings),
 ListGroups and DescribeGroups of a live Kafka consumer group (state, protocol, the member and
-its assignment), the group's committed offsets (OffsetFetch, the numbers lag is computed
-from), and DeleteTopics."""
+its assignment, also as `ringlog group describe` shows it), the group's committed offsets
+(OffsetFetch, the numbers lag is computed from), and DeleteTopics."""
 import os
+import subprocess
 import sys
 import time
 
@@ -54,6 +55,10 @@ if desc.state != "Stable" or desc.protocol_type != "consumer" or len(desc.member
 assigned = desc.members[0].member_assignment.assignment
 if sorted(assigned) != [(TOPIC, [0, 1])]:
     fail("the member's assignment as described: %s" % assigned)
+native = subprocess.run([os.environ["RINGLOG"], "--brokers", os.environ["RINGLOG_BROKERS"],
+                         "group", "describe", GROUP], capture_output=True, text=True).stdout
+if "%s[0,1]" % TOPIC not in native:
+    fail("ringlog group describe does not show the Kafka member's partitions:\n" + native)
 offsets = admin.list_consumer_group_offsets(GROUP)
 if {tp.partition: om.offset for tp, om in offsets.items()} != {0: 5, 1: 5}:
     fail("committed offsets: %s" % offsets)

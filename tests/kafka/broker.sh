@@ -19,7 +19,7 @@ start() {
     rm -f "$KAFKA_WORK/ready"
     "$BUILD/bin/ringlogd" --data-dir "$KAFKA_WORK/data" --listen "127.0.0.1:$native" \
         --http "127.0.0.1:$http" --kafka-listen "127.0.0.1:$kafka" \
-        --ready-file "$KAFKA_WORK/ready" --set group.initial.rebalance.delay.ms=500 \
+        --ready-file "$KAFKA_WORK/ready" --set group.initial.rebalance.delay.ms=200 \
         >> "$KAFKA_WORK/ringlogd.log" 2>&1 &
     echo $! > "$KAFKA_WORK/pid"
     i=0

@@ -19,8 +19,12 @@ pass=0; fail=0; skip=0
 # Prints why test $1 cannot run here (its client is missing), or nothing when it can.
 missing() {
     case "$1" in
-    kcat.sh|cross.sh|codecs.sh)
+    kcat.sh|codecs.sh)
         command -v kcat >/dev/null 2>&1 || echo "kcat is not installed (apt-get install kcat)" ;;
+    cross.sh)
+        command -v kcat >/dev/null 2>&1 || echo "kcat is not installed (apt-get install kcat)"
+        /usr/bin/python3 -c 'import kafka' 2>/dev/null ||
+            echo "kafka-python is not installed (apt-get install python3-kafka)" ;;
     confluent.py|restart.py)
         /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null ||
             echo "confluent-kafka for Python is not installed (apt-get install python3-confluent-kafka)" ;;
