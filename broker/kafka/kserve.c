@@ -16,6 +16,7 @@
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "io/io.h"
 
 #define KSERVE_KEYS 33 /* api keys 0..32 */
 #define KSERVE_ZSTD_LEVEL 1 /* gzip, snappy and lz4 batches are stored re-compressed at this */
@@ -178,8 +179,17 @@ static int kserve_topic_metadata(struct kserve_req *kr, struct svc_req *r, const
     tm->name = kstr_of(name);
     const struct meta_topic *t = meta_topic_find(kr->k->meta, name);
     if (!t) {
-        /* auto.create.topics.enable is off: clients are told the topic does not exist. */
+        /* auto.create.topics.enable is off: clients are told the topic does not exist. Metadata
+         * v0-v4 carries no message, so the broker's log says it (once a second at most:
+         * clients retry quickly). */
         tm->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        int64_t now = io_wall_ms(r->io);
+        if (now - kr->k->unknown_topic_logged_ms >= 1000) {
+            kr->k->unknown_topic_logged_ms = now;
+            RL_INFO("Kafka client %s asked for topic \"%s\", which does not exist; topics are "
+                    "not created on first use (auto.create.topics.enable is off): create it "
+                    "with ringlog topic create %s --partitions N", svc_req_peer(r), name, name);
+        }
         return 0;
     }
     tm->is_internal = name[0] == '_' && name[1] == '_';

@@ -25,6 +25,7 @@ struct kafka {
     int32_t node_id;
     char host_name[KSERVE_HOST_MAX];
     uint16_t port;
+    int64_t unknown_topic_logged_ms; /* rate limit of the "no auto-creation" log line */
 };
 
 /* One request being served: its header (client_id copied), the decoded body, and the
