@@ -31,7 +31,7 @@
 
 #define N 3  /* voters */
 #define NB 4 /* brokers: the voters and one outside the quorum */
-#define ELECTION_MS 500 /* election.timeout.ms: elections start after [500, 1000) ms */
+#define ELECTION_MS 1000 /* election.timeout.ms (the default): elections after [1, 2) s */
 #define START_MS 20000
 
 static struct tl_broker b[NB];
@@ -62,7 +62,7 @@ static void start_node(int i)
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
     snprintf(node, sizeof(node), "%d", i + 1);
     const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=500", NULL};
+                          "--set", "election.timeout.ms=1000", NULL};
     int rc = tl_broker_start(&b[i], args, START_MS);
     cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
 }
