@@ -8,7 +8,10 @@
  * majority) refuses a change and says why. A second test starts ringlogd with bad cluster
  * input (wrong node id for a directory, another voters list, a voter id of 0, duplicate ids,
  * a listener the list does not name, a cluster's directory without --voters)
- * and checks each is refused at start with a message that names the problem.
+ * and checks each is refused at start with a message that names the problem. A third runs
+ * three voters and a broker outside them: topics created through each are seen by all, every
+ * node restarts in turn keeping them, and the broker killed and kept down is reported fenced.
+ * A fourth turns a single broker's directory into a one-voter cluster keeping its topic.
  * RINGLOG_CLUSTER_FAILOVERS=N (default 2) sets how many leader kills the first test times.
  */
 #include <criterion/criterion.h>
@@ -33,6 +36,7 @@
 #define NB 4 /* brokers: the voters and one outside the quorum */
 #define ELECTION_MS 1000 /* election.timeout.ms (the default): elections after [1, 2) s */
 #define START_MS 20000
+#define SESSION_MS "2000" /* broker.session.timeout.ms: a silent broker is fenced after 2 s */
 
 static struct tl_broker b[NB];
 static uint16_t ports[NB];
@@ -62,7 +66,8 @@ static void start_node(int i)
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
     snprintf(node, sizeof(node), "%d", i + 1);
     const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=1000", NULL};
+                          "--set", "election.timeout.ms=1000",
+                          "--set", "broker.session.timeout.ms=" SESSION_MS, NULL};
     int rc = tl_broker_start(&b[i], args, START_MS);
     cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
 }
@@ -430,4 +435,64 @@ Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
         cr_assert_eq(rc, 0, "create through node %d after its restart: %s", i + 1, msg);
         cr_assert(wait_topic_everywhere(name, 5000), "%s not on every broker", name);
     }
+    /* Node 4 killed and kept down is reported fenced by the leader once its session times
+     * out; back, it is alive again. */
+    int leader = wait_leader(0, &term, 10000);
+    cr_assert_gt(leader, 0);
+    tl_broker_kill(&b[3]);
+    static char body[65536];
+    const char *fenced = "{\"id\":4,";
+    for (uint64_t until = tl_now_ms() + 10000;; usleep(50000)) {
+        cr_assert_eq(cluster_json(leader - 1, body, sizeof(body)), 0);
+        const char *p = strstr(strstr(body, "\"brokers\""), fenced);
+        if (p && !strncmp(strstr(p, "\"state\":"), "\"state\":\"fenced\"", 16))
+            break;
+        cr_assert(tl_now_ms() < until, "node 4 not fenced 10 s after its kill: %s", body);
+    }
+    cr_assert_eq(tl_broker_restart(&b[3], START_MS), 0);
+    for (uint64_t until = tl_now_ms() + 10000;; usleep(50000)) {
+        cr_assert_eq(cluster_json(leader - 1, body, sizeof(body)), 0);
+        const char *p = strstr(strstr(body, "\"brokers\""), fenced);
+        if (p && !strncmp(strstr(p, "\"state\":"), "\"state\":\"alive\"", 15))
+            break;
+        cr_assert(tl_now_ms() < until, "node 4 not alive again: %s", body);
+    }
+}
+
+Test(cluster, a_single_brokers_directory_joins_a_cluster_keeping_its_topics)
+{
+    /* A directory written by a single broker (no --voters) starts as node 1 of a one-voter
+     * cluster: its topic is kept, topics created through the controller are added, and
+     * after another restart both are there exactly once (the controller records already in
+     * metadata.log are not applied again, the new ones are). */
+    pick_ports();
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[0]);
+    const char *single[] = {"--listen", listen, NULL};
+    cr_assert_eq(tl_broker_start(&b[0], single, START_MS), 0);
+    char msg[512];
+    cr_assert_eq(create_on(0, "legacy", msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
+    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u", ports[0]);
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "--node-id");
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "1");
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "--voters");
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "%s", voters);
+    cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+    long long term;
+    cr_assert_eq(wait_leader(0, &term, 10000), 1);
+    cr_assert(has_topic(0, "legacy"), "the single broker's topic was lost");
+    cr_assert_eq(create_on(0, "joined", msg, sizeof(msg)), 0, "%s", msg);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
+        cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+        cr_assert_eq(wait_leader(0, &term, 10000), 1);
+        cr_assert(has_topic(0, "legacy") && has_topic(0, "joined"), "restart %d lost a topic",
+                  k + 1);
+        char name[32];
+        snprintf(name, sizeof(name), "restart-%d", k + 1);
+        cr_assert_eq(create_on(0, name, msg, sizeof(msg)), 0, "%s", msg);
+        cr_assert_eq(create_on(0, "joined", msg, sizeof(msg)), RL_E_TOPIC_EXISTS, "%s", msg);
+    }
+    cr_assert(has_topic(0, "restart-1") && has_topic(0, "restart-2"));
 }
