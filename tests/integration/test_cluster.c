@@ -176,6 +176,26 @@ static void init(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* InitProducerId (new producer) on node i: the response code, the id in *pid. */
+static int init_pid_on(int i, int64_t *pid)
+{
+    struct tl_conn c;
+    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[i].port, 2000), 0);
+    Ringlog__InitProducerIdRequest ip = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
+    ip.producer_id = -1;
+    ip.producer_epoch = -1;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
+    req.init_producer_id = &ip;
+    Ringlog__Response *resp;
+    int rc = tl_call(&c, &req, NULL, 0, 10000, &resp, NULL, NULL);
+    cr_assert_eq(rc, 0, "InitProducerId transport: %s", rl_strerror(rc));
+    rc = resp->error_code;
+    *pid = resp->init_producer_id ? resp->init_producer_id->producer_id : -1;
+    tl_close(&c);
+    return rc;
+}
+
 static void teardown(void)
 {
     for (int i = 0; i < NB; i++) {
@@ -247,6 +267,20 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
     cr_assert((codes[0] == 0) != (codes[1] == 0) &&
                   (codes[0] == RL_E_TOPIC_EXISTS || codes[1] == RL_E_TOPIC_EXISTS),
               "two creations of one topic answered %d and %d", codes[0], codes[1]);
+
+    /* Producer ids come in blocks recorded through the controller: every broker gets ids,
+     * and no two brokers hand out the same one (their blocks never overlap). */
+    int64_t pids[N][3];
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(init_pid_on(i, &pids[i][k]), 0, "InitProducerId on node %d", i + 1);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 3; k++)
+            for (int j = 0; j < N; j++)
+                for (int l = 0; l < 3; l++)
+                    cr_assert(i == j || pids[i][k] / 1000 != pids[j][l] / 1000,
+                              "nodes %d and %d hand out ids of one block (%lld, %lld)", i + 1,
+                              j + 1, (long long)pids[i][k], (long long)pids[j][l]);
 
     /* `ringlog cluster status` names the leader, its term and the three brokers. */
     char bs[64];
