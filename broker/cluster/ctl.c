@@ -855,6 +855,10 @@ void ctl_close(struct ctl *c)
         c->q_len--;
     }
     ctl_local_clear(c);
+    /* Appends still in flight complete while raftlog_close waits for them: they must not
+     * report to a group that is gone. */
+    if (c->rl)
+        raftlog_set_notify(c->rl, NULL, NULL);
     if (c->repl)
         repl_destroy(c->repl);
     if (c->rl)

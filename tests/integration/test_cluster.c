@@ -337,9 +337,14 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
 
     /* A lone voter (the other two stopped) refuses to change metadata and says why. */
     int lone = leader - 1;
-    for (int i = 0; i < N; i++)
-        if (i != lone)
-            cr_assert_eq(tl_broker_stop(&b[i], SIGTERM, 20000), 0);
+    for (int i = 0; i < N; i++) {
+        if (i == lone)
+            continue;
+        int st = tl_broker_stop(&b[i], SIGTERM, 20000);
+        if (st)
+            tl_broker_dump_log(&b[i], 80);
+        cr_assert_eq(st, 0, "node %d stopped with status %d", i + 1, st);
+    }
     int rc = create_on(lone, "no-quorum", msg, sizeof(msg));
     cr_assert_eq(rc, RL_E_REQUEST_TIMED_OUT, "%d: %s", rc, msg);
     cr_assert(strstr(msg, "a majority of the 3 voters must be running"), "%s", msg);
