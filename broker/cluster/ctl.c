@@ -56,6 +56,13 @@ struct ctl_local {
     int64_t deadline_ms, sent_ms;
     uint32_t sent_to;
     uint64_t index; /* answered: the committed entry */
+    /* Refused: delivered once this broker has applied what the leader had applied when it
+     * refused (refuse_index), so the change's proposer (a retry, a client's next request)
+     * sees at least the state the leader checked against. */
+    bool refused;
+    int refuse_rc;
+    uint64_t refuse_index;
+    char refuse_msg[520];
 };
 
 struct ctl {
@@ -278,21 +285,41 @@ static void ctl_local_clear(struct ctl *c)
     memset(&c->local, 0, sizeof(c->local));
 }
 
-/* The leader's answer to this broker's change (req_id), rc 0 with the committed index. */
+/* Delivers a refusal once this broker has applied up to the leader's state at the time (or at
+ * once when `now`: the deadline passed). */
+static void ctl_local_refuse_due(struct ctl *c, bool now)
+{
+    struct ctl_local *l = &c->local;
+    if (!l->active || !l->refused)
+        return;
+    if (!now && (c->applied < l->refuse_index || meta_commits_pending(c->meta)))
+        return;
+    struct meta_proposal *pr = l->pr;
+    int rc = l->refuse_rc;
+    char msg[sizeof(l->refuse_msg)];
+    snprintf(msg, sizeof(msg), "%s", l->refuse_msg);
+    ctl_local_clear(c);
+    meta_proposal_refused(c->meta, pr, rc, msg);
+}
+
+/* The leader's answer to this broker's change (req_id): rc 0 with the committed index, or a
+ * refusal with the leader's applied index. */
 static void ctl_local_answer(struct ctl *c, uint64_t req_id, int rc, uint64_t index,
                              const char *msg)
 {
     struct ctl_local *l = &c->local;
-    if (!l->active || l->answered || l->req_id != req_id)
+    if (!l->active || l->answered || l->refused || l->req_id != req_id)
         return; /* a registration's answer, or an answer to a resend already settled */
     if (rc == RL_E_RAFT_NOT_LEADER) {
         l->sent_to = 0; /* leadership moved: the next tick sends it to the new leader */
         return;
     }
     if (rc) {
-        struct meta_proposal *pr = l->pr;
-        ctl_local_clear(c);
-        meta_proposal_refused(c->meta, pr, rc, msg);
+        l->refused = true;
+        l->refuse_rc = rc;
+        l->refuse_index = index;
+        snprintf(l->refuse_msg, sizeof(l->refuse_msg), "%s", msg ? msg : "");
+        ctl_local_refuse_due(c, false);
         return;
     }
     l->answered = true;
@@ -464,7 +491,7 @@ static void ctl_lead(struct ctl *c)
         }
         free(batch);
         if (rc) {
-            ctl_answer(c, &it, rc, 0, err);
+            ctl_answer(c, &it, rc, c->applied, err);
             free(it.payload);
             continue;
         }
@@ -828,6 +855,10 @@ void ctl_close(struct ctl *c)
         c->q_len--;
     }
     ctl_local_clear(c);
+    /* Appends still in flight complete while raftlog_close waits for them: they must not
+     * report to a group that is gone. */
+    if (c->rl)
+        raftlog_set_notify(c->rl, NULL, NULL);
     if (c->repl)
         repl_destroy(c->repl);
     if (c->rl)
@@ -858,6 +889,7 @@ void ctl_turn(struct ctl *c)
 {
     peer_process(c->peer);
     ctl_apply(c);
+    ctl_local_refuse_due(c, false);
     ctl_lead(c);
     repl_flush(c->repl);
     peer_process(c->peer); /* what the flush queued goes out now, not next turn */
@@ -896,7 +928,9 @@ static void ctl_register(struct ctl *c, int64_t now)
 static void ctl_local_timers(struct ctl *c, int64_t now)
 {
     struct ctl_local *l = &c->local;
-    if (!l->active || l->answered)
+    if (l->active && l->refused && now >= l->deadline_ms)
+        ctl_local_refuse_due(c, true);
+    if (!l->active || l->answered || l->refused)
         return;
     uint32_t leader = raft_leader(repl_group_raft(c->g));
     if (now >= l->deadline_ms) {

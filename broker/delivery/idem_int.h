@@ -51,6 +51,8 @@ struct idem {
     char data_dir[PATH_MAX];
     int64_t expiration_ms;
     int64_t next_id, block_end;
+    int64_t reserve_base;          /* the block being reserved starts here */
+    uint32_t reserve_retries;      /* the block was refused because another broker's came first */
     struct idem_epoch *epochs;
     uint32_t n_epochs;
     uint8_t *scratch;              /* the loop's table-growth image, CHECKPOINT_MAX_PAYLOAD */

@@ -33,6 +33,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/checkpoint.h"
+
+_Static_assert(IDEM_BLOCK_SIZE == META_PRODUCER_ID_BLOCK, "one producer-id block size");
 #include "storage/plog.h"
 
 #define IDEM_EPOCH_SLOTS (2u * IDEM_MAX_PRODUCERS) /* power of two; load factor <= 0.5 */
@@ -176,15 +178,30 @@ static void idem_reserve_block(struct idem *id)
     id->reserving = true;
     id->block_pr.done = idem_block_recorded;
     id->block_pr.ctx = id;
-    meta_propose_producer_ids(id->meta, &id->block_pr, id->block_end + IDEM_BLOCK_SIZE);
+    /* In a cluster other brokers record blocks too: the next block starts after every block
+     * recorded so far (the metadata state), not only after this broker's own. */
+    int64_t recorded = meta_producer_id_block_end(id->meta);
+    id->reserve_base = recorded > id->block_end ? recorded : id->block_end;
+    meta_propose_producer_ids(id->meta, &id->block_pr, id->reserve_base + IDEM_BLOCK_SIZE);
 }
 
 static void idem_block_recorded(struct meta_proposal *pr)
 {
     struct idem *id = pr->ctx;
     id->reserving = false;
-    if (pr->rc == 0)
-        id->block_end = meta_producer_id_block_end(id->meta);
+    if (pr->rc == RL_E_INVALID_ARGUMENT && id->reserve_retries < IDEM_BLOCK_RETRIES) {
+        /* Another broker's block was committed first (the controller refuses a block that
+         * does not start past every recorded one): ask again past it. */
+        id->reserve_retries++;
+        return idem_reserve_block(id);
+    }
+    id->reserve_retries = 0;
+    if (pr->rc == 0) {
+        /* This broker's ids are those of its own block, [reserve_base, its end). */
+        id->block_end = id->reserve_base + IDEM_BLOCK_SIZE;
+        if (id->next_id < id->reserve_base)
+            id->next_id = id->reserve_base;
+    }
     for (uint32_t guard = 0; id->waiting && guard < 10000000; guard++) {
         struct idem_init *in = id->waiting;
         in->rc = pr->rc;

@@ -35,6 +35,7 @@ struct batch_header;
 struct idem;
 
 #define IDEM_BLOCK_SIZE 1000               /* producer ids reserved per metadata record */
+#define IDEM_BLOCK_RETRIES 8               /* a block refused because another came first */
 #define IDEM_MAX_PRODUCERS 65536            /* broker-wide producers whose epoch is tracked */
 #define IDEM_PART_MIN_PRODUCERS 64          /* first table size of a partition */
 #define IDEM_PART_MAX_PRODUCERS 7000        /* per partition; the snapshot stays < 1 MiB */

@@ -313,6 +313,15 @@ int meta_validate(const struct meta *m, const struct meta_record *rec, struct to
         return meta_altered_config(t, rec->configs, rec->n_configs, cfg, err, err_cap);
     }
     case META_RECORD_PRODUCER_ID_BLOCK:
+        /* In a cluster a block must start past every recorded one: a broker that proposes from
+         * a stale view must not get ids another broker's block already holds. */
+        if (m->committer.submit &&
+            rec->producer_id_block_end - m->producer_id_block_end < META_PRODUCER_ID_BLOCK) {
+            snprintf(err, err_cap, "producer-id block end %lld does not leave a block of %d "
+                     "past %lld", (long long)rec->producer_id_block_end,
+                     META_PRODUCER_ID_BLOCK, (long long)m->producer_id_block_end);
+            return RL_E_INVALID_ARGUMENT;
+        }
         if (rec->producer_id_block_end <= m->producer_id_block_end) {
             snprintf(err, err_cap, "producer-id block end %lld is not past %lld",
                      (long long)rec->producer_id_block_end, (long long)m->producer_id_block_end);

@@ -30,6 +30,10 @@
 #include "broker/meta/meta_record.h"
 #include "broker/svc/bg.h"
 
+/* Producer ids one block record reserves (delivery's IDEM_BLOCK_SIZE); in a cluster a block must
+ * end at least this far past the recorded end, so blocks of different brokers never overlap. */
+#define META_PRODUCER_ID_BLOCK 1000
+
 struct meta;
 struct partition;
 struct partition_env;

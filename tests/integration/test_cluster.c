@@ -8,7 +8,10 @@
  * majority) refuses a change and says why. A second test starts ringlogd with bad cluster
  * input (wrong node id for a directory, another voters list, a voter id of 0, duplicate ids,
  * a listener the list does not name, a cluster's directory without --voters)
- * and checks each is refused at start with a message that names the problem.
+ * and checks each is refused at start with a message that names the problem. A third runs
+ * three voters and a broker outside them: topics created through each are seen by all, every
+ * node restarts in turn keeping them, and the broker killed and kept down is reported fenced.
+ * A fourth turns a single broker's directory into a one-voter cluster keeping its topic.
  * RINGLOG_CLUSTER_FAILOVERS=N (default 2) sets how many leader kills the first test times.
  */
 #include <criterion/criterion.h>
@@ -31,8 +34,9 @@
 
 #define N 3  /* voters */
 #define NB 4 /* brokers: the voters and one outside the quorum */
-#define ELECTION_MS 500 /* election.timeout.ms: elections start after [500, 1000) ms */
+#define ELECTION_MS 1000 /* election.timeout.ms (the default): elections after [1, 2) s */
 #define START_MS 20000
+#define SESSION_MS "2000" /* broker.session.timeout.ms: a silent broker is fenced after 2 s */
 
 static struct tl_broker b[NB];
 static uint16_t ports[NB];
@@ -62,7 +66,8 @@ static void start_node(int i)
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
     snprintf(node, sizeof(node), "%d", i + 1);
     const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=500", NULL};
+                          "--set", "election.timeout.ms=1000",
+                          "--set", "broker.session.timeout.ms=" SESSION_MS, NULL};
     int rc = tl_broker_start(&b[i], args, START_MS);
     cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
 }
@@ -171,6 +176,26 @@ static void init(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* InitProducerId (new producer) on node i: the response code, the id in *pid. */
+static int init_pid_on(int i, int64_t *pid)
+{
+    struct tl_conn c;
+    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[i].port, 2000), 0);
+    Ringlog__InitProducerIdRequest ip = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
+    ip.producer_id = -1;
+    ip.producer_epoch = -1;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
+    req.init_producer_id = &ip;
+    Ringlog__Response *resp;
+    int rc = tl_call(&c, &req, NULL, 0, 10000, &resp, NULL, NULL);
+    cr_assert_eq(rc, 0, "InitProducerId transport: %s", rl_strerror(rc));
+    rc = resp->error_code;
+    *pid = resp->init_producer_id ? resp->init_producer_id->producer_id : -1;
+    tl_close(&c);
+    return rc;
+}
+
 static void teardown(void)
 {
     for (int i = 0; i < NB; i++) {
@@ -243,6 +268,20 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
                   (codes[0] == RL_E_TOPIC_EXISTS || codes[1] == RL_E_TOPIC_EXISTS),
               "two creations of one topic answered %d and %d", codes[0], codes[1]);
 
+    /* Producer ids come in blocks recorded through the controller: every broker gets ids,
+     * and no two brokers hand out the same one (their blocks never overlap). */
+    int64_t pids[N][3];
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(init_pid_on(i, &pids[i][k]), 0, "InitProducerId on node %d", i + 1);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 3; k++)
+            for (int j = 0; j < N; j++)
+                for (int l = 0; l < 3; l++)
+                    cr_assert(i == j || pids[i][k] / 1000 != pids[j][l] / 1000,
+                              "nodes %d and %d hand out ids of one block (%lld, %lld)", i + 1,
+                              j + 1, (long long)pids[i][k], (long long)pids[j][l]);
+
     /* `ringlog cluster status` names the leader, its term and the three brokers. */
     char bs[64];
     snprintf(bs, sizeof(bs), "127.0.0.1:%u", b[follower].port);
@@ -298,9 +337,14 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
 
     /* A lone voter (the other two stopped) refuses to change metadata and says why. */
     int lone = leader - 1;
-    for (int i = 0; i < N; i++)
-        if (i != lone)
-            cr_assert_eq(tl_broker_stop(&b[i], SIGTERM, 20000), 0);
+    for (int i = 0; i < N; i++) {
+        if (i == lone)
+            continue;
+        int st = tl_broker_stop(&b[i], SIGTERM, 20000);
+        if (st)
+            tl_broker_dump_log(&b[i], 80);
+        cr_assert_eq(st, 0, "node %d stopped with status %d", i + 1, st);
+    }
     int rc = create_on(lone, "no-quorum", msg, sizeof(msg));
     cr_assert_eq(rc, RL_E_REQUEST_TIMED_OUT, "%d: %s", rc, msg);
     cr_assert(strstr(msg, "a majority of the 3 voters must be running"), "%s", msg);
@@ -430,4 +474,64 @@ Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
         cr_assert_eq(rc, 0, "create through node %d after its restart: %s", i + 1, msg);
         cr_assert(wait_topic_everywhere(name, 5000), "%s not on every broker", name);
     }
+    /* Node 4 killed and kept down is reported fenced by the leader once its session times
+     * out; back, it is alive again. */
+    int leader = wait_leader(0, &term, 10000);
+    cr_assert_gt(leader, 0);
+    tl_broker_kill(&b[3]);
+    static char body[65536];
+    const char *fenced = "{\"id\":4,";
+    for (uint64_t until = tl_now_ms() + 10000;; usleep(50000)) {
+        cr_assert_eq(cluster_json(leader - 1, body, sizeof(body)), 0);
+        const char *p = strstr(strstr(body, "\"brokers\""), fenced);
+        if (p && !strncmp(strstr(p, "\"state\":"), "\"state\":\"fenced\"", 16))
+            break;
+        cr_assert(tl_now_ms() < until, "node 4 not fenced 10 s after its kill: %s", body);
+    }
+    cr_assert_eq(tl_broker_restart(&b[3], START_MS), 0);
+    for (uint64_t until = tl_now_ms() + 10000;; usleep(50000)) {
+        cr_assert_eq(cluster_json(leader - 1, body, sizeof(body)), 0);
+        const char *p = strstr(strstr(body, "\"brokers\""), fenced);
+        if (p && !strncmp(strstr(p, "\"state\":"), "\"state\":\"alive\"", 15))
+            break;
+        cr_assert(tl_now_ms() < until, "node 4 not alive again: %s", body);
+    }
+}
+
+Test(cluster, a_single_brokers_directory_joins_a_cluster_keeping_its_topics)
+{
+    /* A directory written by a single broker (no --voters) starts as node 1 of a one-voter
+     * cluster: its topic is kept, topics created through the controller are added, and
+     * after another restart both are there exactly once (the controller records already in
+     * metadata.log are not applied again, the new ones are). */
+    pick_ports();
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[0]);
+    const char *single[] = {"--listen", listen, NULL};
+    cr_assert_eq(tl_broker_start(&b[0], single, START_MS), 0);
+    char msg[512];
+    cr_assert_eq(create_on(0, "legacy", msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
+    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u", ports[0]);
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "--node-id");
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "1");
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "--voters");
+    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "%s", voters);
+    cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+    long long term;
+    cr_assert_eq(wait_leader(0, &term, 10000), 1);
+    cr_assert(has_topic(0, "legacy"), "the single broker's topic was lost");
+    cr_assert_eq(create_on(0, "joined", msg, sizeof(msg)), 0, "%s", msg);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
+        cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+        cr_assert_eq(wait_leader(0, &term, 10000), 1);
+        cr_assert(has_topic(0, "legacy") && has_topic(0, "joined"), "restart %d lost a topic",
+                  k + 1);
+        char name[32];
+        snprintf(name, sizeof(name), "restart-%d", k + 1);
+        cr_assert_eq(create_on(0, name, msg, sizeof(msg)), 0, "%s", msg);
+        cr_assert_eq(create_on(0, "joined", msg, sizeof(msg)), RL_E_TOPIC_EXISTS, "%s", msg);
+    }
+    cr_assert(has_topic(0, "restart-1") && has_topic(0, "restart-2"));
 }
