@@ -32,6 +32,7 @@
 #define TCACHE_EXT_BATCHES 8              /* room for this many batches like the one cut for */
 #define TCACHE_EXT_GROW_BYTES (16u << 20) /* the newest extent grows in place up to this */
 #define TCACHE_MIN_BUDGET (1u << 20)      /* smaller budgets disable the cache */
+#define TCACHE_PREFAULT_AHEAD (32u << 20) /* the ring is faulted in this far ahead of use */
 
 struct tcache;
 struct tcache_ext;
@@ -66,9 +67,12 @@ struct tcache_stats {
  * no-op and every read a miss that is not counted). The ring is reserved at once and faulted
  * in as it fills, which on virtual machines costs far more than the copies (measured: zeroing
  * fresh pages took 57% of the broker's CPU while the ring filled, and halved produce
- * throughput); with `prefault` a thread of its own faults the whole ring in at once
- * (MADV_POPULATE_WRITE, which leaves the bytes alone, so the ring is usable meanwhile), and
- * stats.prefaulted_bytes says how far it got. Returns 0 and *out, or -ENOMEM. */
+ * throughput). So a thread
+ * of the cache's own faults the ring in (MADV_POPULATE_WRITE, which leaves the bytes alone, so
+ * the ring is usable meanwhile) TCACHE_PREFAULT_AHEAD ahead of the furthest byte used, from
+ * the first batch on, or the whole ring at once with `prefault`; stats.prefaulted_bytes says
+ * how far it got. The ring asks for huge pages (see tcache.c). Returns 0
+ * and *out, or -ENOMEM. */
 int tcache_create(uint64_t budget_bytes, bool prefault, struct tcache **out);
 
 /* Stops the prefault thread, frees the ring; every hit must have been released. NULL is fine. */

@@ -289,6 +289,29 @@ Test(tcache, prefault_covers_the_ring_while_it_is_used)
     tcache_destroy(c);
 }
 
+static void wait_prefaulted(struct tcache *c, uint64_t bytes)
+{
+    uint64_t deadline = tl_now_ns() + 30ull * 1000000000ull;
+    while (stats(c).prefaulted_bytes < bytes && tl_now_ns() < deadline) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(stats(c).prefaulted_bytes, bytes, "prefaulted %llu of %llu bytes",
+                 (unsigned long long)stats(c).prefaulted_bytes, (unsigned long long)bytes);
+}
+
+/* Without prefault, the ring is faulted in ahead of use and no further: nothing before the
+ * first extent; then twice TCACHE_PREFAULT_AHEAD beyond its end (not the whole ring). */
+Test(tcache, the_ring_is_faulted_in_ahead_of_use)
+{
+    struct tcache *c = make(4 * TCACHE_PREFAULT_AHEAD);
+    cr_assert_eq(stats(c).prefaulted_bytes, 0);
+    struct tcache_owner o = {0};
+    put(c, &o, 0, 1, 200u << 10, 11); /* one extent of 1 MiB */
+    wait_prefaulted(c, (1u << 20) + 2 * TCACHE_PREFAULT_AHEAD);
+    tcache_destroy(c);
+}
+
 /* --- through the partition log ---------------------------------------------------------------- */
 
 #include "tests/unit/storage_testutil.h"
