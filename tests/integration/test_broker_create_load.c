@@ -220,7 +220,13 @@ static void cl_run(bool produce)
             (unsigned long long)created_ms, lister.n, p99 / 1000.0, max / 1000.0,
             (unsigned long long)(producer.bytes >> 20), segs, all, all - under_1ms,
             all - under_5ms, all - fast, opening, rolling, cl_slow(body, "other"), longest_ms);
-    cr_expect_lt(p99, 50000, "ListOffsets p99 %.2f ms while creating partitions", p99 / 1000.0);
+    /* Under a sanitizer every allocation and access is instrumented several times over: turn
+     * times and latencies then measure the instrumentation, so only correctness is checked. */
+    bool timed = !strstr(tl_ringlogd_path(), "/asan/");
+    if (!timed)
+        fprintf(stderr, "sanitized build: turn times and latency not checked\n");
+    cr_expect(!timed || p99 < 50000, "ListOffsets p99 %.2f ms while creating partitions",
+              p99 / 1000.0);
     if (produce)
         cr_expect_geq(segs, 3, "the producer's log rolled only %u times", segs ? segs - 1 : 0);
     cr_expect(all > 0 && fast >= 0 && opening >= 0 && rolling >= 0,
@@ -230,11 +236,11 @@ static void cl_run(bool produce)
      * turn. A turn corrected for run-queue waits can still stall once or twice when the
      * machine is oversubscribed (the loop waiting on a lock held by a preempted background
      * thread), so a few are allowed, not dozens. */
-    cr_expect_leq(opening, CL_SLOW_TURNS_ALLOWED, "%lld event-loop turns that worked on topic "
-                  "creation took over 10 ms", opening);
+    cr_expect_leq(timed ? opening : 0, CL_SLOW_TURNS_ALLOWED, "%lld event-loop turns that "
+                  "worked on topic creation took over 10 ms", opening);
     if (produce)
-        cr_expect_leq(rolling, CL_SLOW_TURNS_ALLOWED, "%lld event-loop turns that rolled a "
-                      "segment took over 10 ms", rolling);
+        cr_expect_leq(timed ? rolling : 0, CL_SLOW_TURNS_ALLOWED, "%lld event-loop turns "
+                      "that rolled a segment took over 10 ms", rolling);
 
     struct tl_conn check;
     cr_assert_eq(tl_connect(&check, broker.host, broker.port, 5000), 0);
