@@ -633,7 +633,8 @@ static int phase_catchup(struct bench *b)
     return b->catchup_i < 0 ? -1 : 0;
 }
 
-/* Prints the cache counters the broker exports (if any), after the reads that use them. */
+/* Prints the tail cache's and the read-ahead's counters the broker exports (if any), after the
+ * reads that use them. */
 static void say_cache_metrics(struct bench *b)
 {
     char *text, line[1024];
@@ -641,6 +642,8 @@ static void say_cache_metrics(struct bench *b)
         return;
     if (bbroker_metrics_matching(text, "cache", line, sizeof(line)) > 0)
         say(b, "broker cache metrics: %s\n", line);
+    if (bbroker_metrics_matching(text, "readahead", line, sizeof(line)) > 0)
+        say(b, "broker read-ahead metrics: %s\n", line);
     free(text);
 }
 

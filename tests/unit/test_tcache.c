@@ -197,6 +197,16 @@ Test(tcache, truncation_drops_batches_from_its_offset)
     tcache_drop_owner(c, &o);
     cr_assert_eq(stats(c).cached_bytes, 0);
     cr_assert_not(tcache_read(c, &o, 1, 1u << 20, UINT64_MAX, true, &h));
+    /* Batches with gaps between them, one extent each: every extent from the cut on goes. */
+    for (uint64_t k = 0; k < 6; k++)
+        put(c, &o, k * 10, 1, 500, 3);
+    tcache_drop_from(c, &o, 20);
+    for (uint64_t k = 0; k < 6; k++) {
+        bool hit = tcache_read(c, &o, k * 10, 1u << 20, UINT64_MAX, true, &h);
+        cr_assert_eq(hit, k < 2, "batch at %llu", (unsigned long long)k * 10);
+        if (hit)
+            tcache_release(&h);
+    }
     tcache_destroy(c);
 }
 
