@@ -81,6 +81,7 @@ struct centry {
     uint64_t count;
     uint64_t term;
     uint64_t value;
+    uint64_t commit_term; /* the committing leader's term; nondecreasing along the log */
 };
 
 /* An entry as first seen on any node, registered under its term: (start, end] and what it
@@ -329,7 +330,10 @@ static void check_leader(struct sim *s, struct node *n)
         return;
     }
     s->leader_of_term[term] = n->id;
-    /* Leader completeness: it holds every entry committed so far. */
+    /* Leader completeness (Raft paper, 5.4): an entry committed in term T is in the log of
+     * every leader of a term above T. A deposed leader's vote can arrive late, so a leader of an
+     * older term may be elected after a newer one committed: only entries committed in terms
+     * below this one are required (commit terms grow along the log, so the scan stops there). */
     uint64_t lo = 0, hi = s->n_committed;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
@@ -339,6 +343,8 @@ static void check_leader(struct sim *s, struct node *n)
             hi = mid;
     }
     for (uint64_t k = lo; k < s->n_committed; k++) {
+        if (s->committed[k].commit_term >= term)
+            break;
         const struct raft_entry *e = memlog_get(&n->log, s->committed[k].index);
         if (!entry_is_committed(s, e)) {
             fail(s, "leader completeness: n%u leads term %llu without committed entry %llu "
@@ -365,8 +371,10 @@ static void committed_push(struct sim *s, struct node *n, const struct raft_entr
         if (!s->committed)
             abort();
     }
+    /* The first node to commit an entry is its leader (followers learn the commit index
+     * from it), so n's term is the term the entry was committed in. */
     s->committed[s->n_committed++] = (struct centry){e->index, e->count, e->term,
-                                                     entry_value(e)};
+                                                     entry_value(e), n->r.term};
     s->committed_len = e->index;
 }
 

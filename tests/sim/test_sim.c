@@ -55,6 +55,10 @@ static const struct {
      * elected anyone when the 400-tick liveness window ended (removed_leader_hands_over_*,
      * voter_change_waits_for_the_new_quorum_to_catch_up). */
     {516557, 3, "removed leader: hand-over and catch-up before a voter change"},
+    /* n3 granted n1 its vote for term 9, then voted n2 in for term 10; n2 committed, and the
+     * late term-9 grant made n1 a (deposed) leader of term 9 without that entry. Legal Raft:
+     * the checker now asks a leader only for entries committed in lower terms. */
+    {437481, 3, "a late vote elects a leader of an older term after a newer one committed"},
 };
 #endif
 
