@@ -64,6 +64,8 @@ void shard_mem_charge(struct shard *sh, uint64_t bytes)
     sh->mem_used += bytes;
     if (sh->mem_used > sh->mem_peak)
         sh->mem_peak = sh->mem_used;
+    if (sh->mem_used > sh->mem_high)
+        sh->mem_high = sh->mem_used;
 }
 
 void shard_mem_refund(struct shard *sh, uint64_t bytes)

@@ -197,6 +197,7 @@ struct shard {
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
     uint64_t mem_peak;               /* highest mem_used since memory was last trimmed */
+    uint64_t mem_high;               /* highest mem_used since start (a metric) */
     struct conn *big_exempt;         /* the one large frame that may complete over budget */
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;

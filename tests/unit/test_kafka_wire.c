@@ -321,7 +321,8 @@ Test(kerr, every_project_code_is_mapped)
 {
     static const int unknown_on_purpose[] = {RL_E_SEGMENT_FULL, RL_E_STALE_OFFSET,
                                              RL_E_CLOSED, RL_E_EXISTS, RL_E_NOT_FOUND,
-                                             RL_E_INTERNAL, RL_E_TOO_MANY_CONNECTIONS};
+                                             RL_E_INTERNAL, RL_E_TOO_MANY_CONNECTIONS,
+                                             RL_E_DATA_DIR_LOCKED /* start-up only */};
     for (int code = RL_ERR_MAX; code >= RL_ERR_MIN; code--) {
         if (strcmp(rl_error_name(code), "UNKNOWN") == 0 ||
             strncmp(rl_strerror(code), "unknown", 7) == 0)
