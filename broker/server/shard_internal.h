@@ -17,6 +17,7 @@
 #include "broker/server/config.h"
 #include "broker/server/loopclock.h"
 #include "broker/server/shard.h"
+#include "broker/svc/bg.h"
 #include "broker/svc/svc.h"
 #include "common/arena.h"
 #include "io/io.h"
@@ -198,6 +199,8 @@ struct shard {
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
     uint64_t mem_peak;               /* highest mem_used since memory was last trimmed */
     uint64_t mem_high;               /* highest mem_used since start (a metric) */
+    struct bg_job trim_job;          /* malloc_trim on the HTTP thread, off the loop */
+    bool trim_busy;
     struct conn *big_exempt;         /* the one large frame that may complete over budget */
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
