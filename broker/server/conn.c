@@ -12,6 +12,8 @@
  *     arrive, not when its header announces it, so a header alone reserves nothing; over the
  *     budget one such frame (the first to get there) may still complete, so frames being
  *     received can never wait for each other;
+ *   - over the budget (or its own share) a connection dispatches no new frame, but its standing
+ *     buffer keeps being filled, so a peer that leaves is noticed;
  *   - a partial frame must make progress (a receive buffer's worth of bytes) every
  *     frame.receive.timeout.ms, or the connection is answered REQUEST_TIMED_OUT and closed;
  *   - a connection whose requests hold more than max.connection.inflight.bytes reads no new
@@ -652,9 +654,16 @@ static void conn_sent(struct conn *c, uint64_t bytes)
 static bool conn_can_read(struct conn *c)
 {
     const struct shard *sh = c->sh;
-    return !c->recv_inflight && !c->closing && !c->eof && !sh->stopping && !c->mem_paused &&
-           c->nreq < sh->cfg.max_requests_per_connection &&
-           (c->big ? c->big_have < c->big_len : c->rend < c->rcap) && !conn_mem_wait(c);
+    if (c->recv_inflight || c->closing || c->eof || sh->stopping ||
+        c->nreq >= sh->cfg.max_requests_per_connection)
+        return false;
+    /* A frame with a buffer of its own is received only while memory allows. The standing
+     * buffer is paid for already, so it is always filled: over the budget it is dispatching
+     * that waits (conn_parse), and a peer that goes away is still noticed (its long polls
+     * answer, its connection is freed) instead of holding its memory until it times out. */
+    if (c->big)
+        return c->big_have < c->big_len && !conn_mem_wait(c);
+    return c->rend < c->rcap;
 }
 
 static void conn_arm_recv(struct conn *c)

@@ -300,6 +300,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("produce_deferred_batches_total", "counter", ds.produce.deferred_batches);
     G("inflight_bytes", "gauge", sh->mem_used);
     G("inflight_bytes_limit", "gauge", sh->cfg.max_inflight_bytes);
+    G("inflight_bytes_peak", "gauge", sh->mem_high);
     G("pending_fsync_bytes", "gauge", pending);
     G("topics", "gauge", meta_topic_count(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,8 @@ void shard_mem_charge(struct shard *sh, uint64_t bytes)
     sh->mem_used += bytes;
     if (sh->mem_used > sh->mem_peak)
         sh->mem_peak = sh->mem_used;
+    if (sh->mem_used > sh->mem_high)
+        sh->mem_high = sh->mem_used;
 }
 
 void shard_mem_refund(struct shard *sh, uint64_t bytes)
@@ -282,14 +285,30 @@ static void shard_handle_accepts(struct shard *sh)
     }
 }
 
+static void shard_trim_run(struct bg_job *j)
+{
+    (void)j;
+    malloc_trim(0);
+}
+
+static void shard_trim_done(struct bg_job *j)
+{
+    struct shard *sh = (struct shard *)((char *)j - offsetof(struct shard, trim_job));
+    sh->trim_busy = false;
+}
+
 /* After a burst of requests (large decodes, big frames) has drained, gives the freed heap back
- * to the system: the allocator would otherwise keep the burst's peak resident for good. */
+ * to the system: the allocator would otherwise keep the burst's peak resident for good. The
+ * trim walks the whole heap, so it runs on the HTTP thread, not the loop. */
 static void shard_trim_memory(struct shard *sh)
 {
-    if (sh->mem_peak < SHARD_TRIM_AFTER_BYTES || sh->mem_used > sh->mem_peak / 4)
+    if (sh->trim_busy || sh->mem_peak < SHARD_TRIM_AFTER_BYTES ||
+        sh->mem_used > sh->mem_peak / 4)
         return;
-    malloc_trim(0);
     sh->mem_peak = sh->mem_used;
+    sh->trim_job = (struct bg_job){.run = shard_trim_run, .done = shard_trim_done};
+    if (bg_submit(sh->bg_http, &sh->trim_job) == 0)
+        sh->trim_busy = true;
 }
 
 static void shard_handle_tick(struct shard *sh)

@@ -18,6 +18,7 @@
 #include "broker/server/config.h"
 #include "broker/server/loopclock.h"
 #include "broker/server/shard.h"
+#include "broker/svc/bg.h"
 #include "broker/svc/svc.h"
 #include "common/arena.h"
 #include "io/io.h"
@@ -209,6 +210,9 @@ struct shard {
     uint32_t npool;
     uint64_t mem_used;               /* in-flight bytes charged to max.inflight.bytes */
     uint64_t mem_peak;               /* highest mem_used since memory was last trimmed */
+    uint64_t mem_high;               /* highest mem_used since start (a metric) */
+    struct bg_job trim_job;          /* malloc_trim on the HTTP thread, off the loop */
+    bool trim_busy;
     struct conn *big_exempt;         /* the one large frame that may complete over budget */
     /* Idle buffers of big frames (conn.c), reused so a stream of large produce requests does
      * not allocate and fault in a fresh buffer per frame; at most CONN_BIG_POOL of them. */
