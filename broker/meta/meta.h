@@ -48,7 +48,9 @@ struct meta_topic {
     struct meta_bytes *split_keys;   /* owned copies */
     struct topic_config cfg;
     uint32_t max_message_bytes;      /* cached from cfg */
-    struct partition **parts;        /* partition_count of them */
+    struct partition **parts;        /* partition_count of them; NULL: another broker owns it */
+    uint32_t *owners;                /* cluster placement: node owning each partition; NULL:
+                                      * this broker holds every partition */
 };
 
 struct meta_limits {
@@ -56,6 +58,8 @@ struct meta_limits {
     uint32_t max_topics;             /* max.topics */
     uint32_t max_partitions;         /* max.partitions, over all topics */
     struct topic_config topic_defaults;
+    uint32_t node_id;                /* in a cluster: this broker (partitions placed on it are
+                                      * opened here); 0: a single broker holds every partition */
 };
 
 /* Opens <data_dir>/metadata.log (created if needed), applies its records, removes directories
@@ -81,9 +85,17 @@ const struct meta_topic *meta_topic_find(const struct meta *m, const char *name)
  * produce to them (RL_E_INTERNAL_TOPIC). */
 bool meta_topic_internal(const char *name);
 
-/* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC or RL_E_UNKNOWN_PARTITION. */
+/* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC, RL_E_UNKNOWN_PARTITION or
+ * RL_E_NOT_LEADER (the controller placed it on another broker: meta_partition_owner). */
 struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
                                  int *err);
+
+/* The node owning partition i of t in a cluster, or 0 when this broker holds it without a
+ * placement (a single broker, a topic from before the cluster). */
+uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i);
+
+/* This broker's node id in a cluster (meta_limits.node_id), 0 for a single broker. */
+uint32_t meta_node_id(const struct meta *m);
 
 /* The io of the broker's partitions: services keeping files beside a partition's log (producer
  * snapshots) do their file I/O through it. */
