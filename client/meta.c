@@ -6,7 +6,9 @@
  *
  * The cache is refreshed on demand: the first use of a topic, and whenever a broker answers
  * NOT_LEADER, UNKNOWN_TOPIC or UNKNOWN_PARTITION (the caller asks with refresh = true). One mutex
- * guards it, so the producer's I/O thread and sending threads can share it.
+ * guards it, so the producer's I/O thread and sending threads can share it. The synchronous
+ * connection goes to any broker, except for a partition's own request (the consumer's
+ * ListOffsets), which rlc_meta_call_leader sends to that partition's leader.
  */
 #include <errno.h>
 #include <stdlib.h>

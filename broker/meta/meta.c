@@ -128,6 +128,16 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
     return t->parts[index];
 }
 
+const char *meta_not_leader_msg(const struct meta *m, const char *topic, uint32_t index,
+                                char *buf, size_t cap)
+{
+    const struct meta_topic *t = meta_find_live(m, topic);
+    snprintf(buf, cap, "partition %u of \"%s\" is on node %u, not on this broker (node %u): "
+             "ask Metadata for its leader and send it there", index, topic,
+             t ? meta_partition_owner(t, index) : 0, m->lim.node_id);
+    return buf;
+}
+
 uint32_t meta_node_id(const struct meta *m)
 {
     return m->lim.node_id;

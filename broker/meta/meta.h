@@ -13,6 +13,10 @@
  * so a controller can later feed meta_apply from its log instead. Proposals run one at a time,
  * each validated against everything applied before it, and complete through their `done`.
  *
+ * In a cluster a topic's record may place each partition on one broker (owners): a broker opens
+ * only the partitions placed on it (meta_limits.node_id) and answers RL_E_NOT_LEADER for the
+ * others; without owners (a single broker) it holds every partition.
+ *
  * A deleted topic leaves the table at once (new requests see UNKNOWN_TOPIC, its partitions are
  * marked gone); its logs are deleted once nothing pins them, by meta_reap from the loop.
  *
@@ -93,6 +97,11 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
 /* The node owning partition i of t in a cluster, or 0 when this broker holds it without a
  * placement (a single broker, a topic from before the cluster). */
 uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i);
+
+/* The sentence for RL_E_NOT_LEADER from meta_partition: which node owns the partition and what
+ * the client does about it. Writes into buf (NUL-terminated); returns buf. */
+const char *meta_not_leader_msg(const struct meta *m, const char *topic, uint32_t index,
+                                char *buf, size_t cap);
 
 /* This broker's node id in a cluster (meta_limits.node_id), 0 for a single broker. */
 uint32_t meta_node_id(const struct meta *m);

@@ -644,6 +644,10 @@ Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placemen
         struct tl_fetch_result fr;
         rc = tl_fetch(&c, &f, &fr);
         cr_assert_eq(rc, RL_E_NOT_LEADER, "fetch from non-owner: %s", rl_strerror(rc));
+        char says[64];
+        snprintf(says, sizeof(says), "is on node %d", own + 1);
+        cr_assert(fr.error_message && strstr(fr.error_message, says),
+                  "the refusal does not name the owner: %s", fr.error_message);
         int64_t off;
         rc = tl_list_offset(&c, "placed", (uint32_t)k, -2, &off);
         cr_assert_eq(rc, RL_E_NOT_LEADER, "list offsets at non-owner: %s", rl_strerror(rc));
