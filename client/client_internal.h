@@ -261,6 +261,13 @@ int rlc_meta_leader(struct rlc_meta *m, const char *topic, int32_t partition,
 int rlc_meta_call(struct rlc_meta *m, Ringlog__Request *req, int timeout_ms,
                   Ringlog__Response **resp, const uint8_t **data, size_t *data_len);
 
+/* As rlc_meta_call, but on a connection to the leader of (topic, partition) (the metadata
+ * connection moves there; a cluster of one is the bootstrap broker). Returns as rlc_meta_call,
+ * or RL_E_NOT_LEADER when the cache names no leader. */
+int rlc_meta_call_leader(struct rlc_meta *m, const char *topic, int32_t partition,
+                         Ringlog__Request *req, int timeout_ms, Ringlog__Response **resp,
+                         const uint8_t **data, size_t *data_len);
+
 /* Copies the first error found in a response (request level) into err and returns its code. */
 int rlc_resp_error(const Ringlog__Response *resp, char *err, size_t errlen);
 

@@ -355,7 +355,28 @@ static int list_offset(struct rl_consumer *c, const char *topic, int32_t partiti
     Ringlog__Response *resp = NULL;
     const uint8_t *data;
     size_t dlen;
-    int rc = rlc_meta_call(&c->meta, &req, c->conf.request_timeout_ms, &resp, &data, &dlen);
+    /* The partition's leader answers; a stale view (NOT_LEADER) is refreshed and asked once
+     * more. */
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (resp)
+            ringlog__response__free_unpacked(resp, NULL);
+        resp = NULL;
+        struct rlc_topic t;
+        rc = rlc_meta_topic(&c->meta, topic, attempt > 0, &t);
+        if (rc)
+            break;
+        rlc_topic_free(&t);
+        rc = rlc_meta_call_leader(&c->meta, topic, partition, &req, c->conf.request_timeout_ms,
+                                  &resp, &data, &dlen);
+        if (rc == RL_E_NOT_LEADER)
+            continue;
+        if (rc || resp->body_case != RINGLOG__RESPONSE__BODY_LIST_OFFSETS ||
+            resp->list_offsets->n_topics != 1 ||
+            resp->list_offsets->topics[0]->n_partitions != 1 ||
+            resp->list_offsets->topics[0]->partitions[0]->error_code != RL_E_NOT_LEADER)
+            break;
+    }
     if (rc) {
         rlc_set_err(c->err, sizeof(c->err), "list offsets: %s", c->meta.err);
         goto out;

@@ -6,7 +6,9 @@
  *
  * The cache is refreshed on demand: the first use of a topic, and whenever a broker answers
  * NOT_LEADER, UNKNOWN_TOPIC or UNKNOWN_PARTITION (the caller asks with refresh = true). One mutex
- * guards it, so the producer's I/O thread and sending threads can share it.
+ * guards it, so the producer's I/O thread and sending threads can share it. The synchronous
+ * connection goes to any broker, except for a partition's own request (the consumer's
+ * ListOffsets), which rlc_meta_call_leader sends to that partition's leader.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -290,10 +292,10 @@ int rlc_meta_topic(struct rlc_meta *m, const char *topic, bool refresh, struct r
     return rc;
 }
 
-int rlc_meta_leader(struct rlc_meta *m, const char *topic, int32_t partition,
-                    struct rlc_addr *out)
+/* The leader's address from the cache (lock held). */
+static int leader_locked(struct rlc_meta *m, const char *topic, int32_t partition,
+                         struct rlc_addr *out)
 {
-    pthread_mutex_lock(&m->lock);
     int rc = RL_E_NOT_FOUND;
     struct rlc_topic *t = find_topic(m, topic);
     if (!t || partition < 0 || partition >= t->partitions)
@@ -315,7 +317,49 @@ int rlc_meta_leader(struct rlc_meta *m, const char *topic, int32_t partition,
         rc = 0;
     }
 out:
+    return rc;
+}
+
+int rlc_meta_leader(struct rlc_meta *m, const char *topic, int32_t partition,
+                    struct rlc_addr *out)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = leader_locked(m, topic, partition, out);
     pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int rlc_meta_call_leader(struct rlc_meta *m, const char *topic, int32_t partition,
+                         Ringlog__Request *req, int timeout_ms, Ringlog__Response **resp,
+                         const uint8_t **data, size_t *data_len)
+{
+    struct rlc_log_scope ls;
+    rlc_log_enter(m->conf, &ls);
+    pthread_mutex_lock(&m->lock);
+    *resp = NULL;
+    struct rlc_addr a;
+    int rc = leader_locked(m, topic, partition, &a);
+    if (rc) {
+        rlc_set_err(m->err, sizeof(m->err), "no leader known for %s partition %d", topic,
+                    partition);
+        rc = RL_E_NOT_LEADER;
+        goto out;
+    }
+    if (rlc_conn_is_open(&m->conn) &&
+        (m->conn.addr.port != a.port || strcmp(m->conn.addr.host, a.host) != 0))
+        rlc_conn_close(&m->conn);
+    if (!rlc_conn_is_open(&m->conn)) {
+        rc = rlc_conn_open(&m->conn, &a, m->conf->connect_timeout_ms);
+        if (rc) {
+            rlc_set_err(m->err, sizeof(m->err), "%s", m->conn.err);
+            rc = rlc_connection_error(rc) ? RL_E_BROKER_UNAVAILABLE : rc;
+            goto out;
+        }
+    }
+    rc = call_locked(m, req, timeout_ms, resp, data, data_len);
+out:
+    pthread_mutex_unlock(&m->lock);
+    rlc_log_leave(&ls);
     return rc;
 }
 

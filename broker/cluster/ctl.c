@@ -447,6 +447,70 @@ static void ctl_add_learners(struct ctl *c, const struct raft *rf)
 }
 
 /* Proposes the next queued change once everything committed before it is applied here. */
+/* Placement (the leader, before it proposes a topic's creation): each partition of a new
+ * topic gets an owner, round-robin over the registered brokers it hears from (in id order),
+ * starting at the number of partitions already live so topics spread too. The owners are part
+ * of the committed record, so every broker applies the same placement whatever it sees of the
+ * others. Internal topics (__consumer_offsets) stay on every broker. Replaces it->payload;
+ * returns 0 or a code with a sentence in err. */
+static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_cap)
+{
+    struct meta_record_decoded d;
+    int rc = meta_record_decode(it->payload, it->len, &d);
+    if (rc) {
+        snprintf(err, err_cap, "the change does not decode: %s", rl_strerror(rc));
+        return rc;
+    }
+    struct meta_record *rec = &d.rec;
+    if (rec->kind != META_RECORD_CREATE_TOPIC || meta_topic_internal(rec->spec.name) ||
+        rec->spec.n_owners) {
+        meta_record_free(&d);
+        return 0;
+    }
+    struct ctl_status st;
+    ctl_get_status(c, &st);
+    uint32_t ids[CTL_MAX_BROKERS], n = 0;
+    for (uint32_t i = 0; i < st.n_brokers; i++) {
+        if (!st.brokers[i].alive)
+            continue;
+        uint32_t k = n++;
+        for (; k > 0 && ids[k - 1] > st.brokers[i].id; k--)
+            ids[k] = ids[k - 1];
+        ids[k] = st.brokers[i].id;
+    }
+    if (n == 0) {
+        meta_record_free(&d);
+        snprintf(err, err_cap, "no registered broker is alive to place topic \"%s\" on; wait "
+                 "for the brokers to register (ringlog cluster status) and retry",
+                 rec->spec.name);
+        return RL_E_BROKER_UNAVAILABLE;
+    }
+    uint32_t parts = (uint32_t)rec->spec.partitions;
+    uint32_t *owners = malloc((parts ? parts : 1) * sizeof(*owners));
+    if (!owners) {
+        meta_record_free(&d);
+        return -ENOMEM;
+    }
+    uint32_t start = meta_partition_count(c->meta);
+    for (uint32_t i = 0; i < parts; i++)
+        owners[i] = ids[(start + i) % n];
+    rec->spec.owners = owners;
+    rec->spec.n_owners = parts;
+    uint8_t *out = NULL;
+    size_t len = 0;
+    rc = meta_record_encode(rec, &out, &len);
+    free(owners);
+    meta_record_free(&d);
+    if (rc) {
+        snprintf(err, err_cap, "cannot encode the placement: %s", rl_strerror(rc));
+        return rc;
+    }
+    free(it->payload);
+    it->payload = out;
+    it->len = len;
+    return 0;
+}
+
 static void ctl_lead(struct ctl *c)
 {
     const struct raft *rf = repl_group_raft(c->g);
@@ -478,6 +542,8 @@ static void ctl_lead(struct ctl *c)
         int rc = 0;
         if (it.kind == CTL_KEY_META)
             rc = meta_check_record(c->meta, it.payload, it.len, err, sizeof(err));
+        if (rc == 0 && it.kind == CTL_KEY_META)
+            rc = ctl_place(c, &it, err, sizeof(err));
         uint8_t *batch = NULL;
         uint32_t blen = 0;
         uint64_t last = 0;

@@ -11,6 +11,10 @@
  *   apply (every broker): committed entries of group 0, in order -> meta_commit_record
  *     (metadata.log, then the table) and registrations -> the broker table
  *
+ * Placement: before proposing a topic's creation the leader writes each partition's owner into
+ * the record (round-robin over the registered brokers it hears from); every broker opens only
+ * its own partitions and answers NOT_LEADER for the others (broker/meta).
+ *
  * A controller entry is a record batch of one record: key "m" with a MetaRecord value, or key
  * "r" with a registration (u32 node | u64 incarnation | u16 port | u8 host length | host). A
  * broker's metadata.log holds every metadata record it applied, after the records it held

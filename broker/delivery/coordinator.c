@@ -916,7 +916,8 @@ static int coord_commit_check(struct coord *c, struct svc_req *r, struct coord_c
 {
     int rc;
     const char *why = NULL;
-    if (!meta_partition(c->meta, it->topic, it->partition, &rc))
+    /* A partition another broker owns (cluster placement) exists all the same. */
+    if (!meta_partition(c->meta, it->topic, it->partition, &rc) && rc != RL_E_NOT_LEADER)
         why = rc == RL_E_UNKNOWN_TOPIC ? "topic does not exist" : "partition does not exist";
     else if (it->offset < 0 && (rc = RL_E_INVALID_REQUEST))
         why = "offset must be >= 0 (the next offset to consume)";

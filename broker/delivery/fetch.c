@@ -718,8 +718,12 @@ static void fetch_resolve(struct fetch *f, struct svc_req *r, struct fetch_part_
     struct partition *p = meta_partition(f->meta, topic, res->partition, &rc);
     if (!p) {
         res->error_code = rc;
+        char why[256];
         res->error_message = rc == RL_E_UNKNOWN_TOPIC
             ? arena_printf(r->arena, "topic \"%s\" does not exist", topic)
+            : rc == RL_E_NOT_LEADER
+            ? arena_printf(r->arena, "%s", meta_not_leader_msg(f->meta, topic, res->partition,
+                                                               why, sizeof(why)))
             : arena_printf(r->arena, "topic \"%s\" has no partition %u", topic, res->partition);
         return;
     }
@@ -781,6 +785,12 @@ void fetch_list_offset(struct fetch *f, struct svc_req *r, const char *topic, ui
     *out = (struct fetch_offset){.offset = -1, .timestamp = -1};
     if (!p) {
         out->error_code = rc;
+        char why[256];
+        if (rc == RL_E_NOT_LEADER) {
+            out->error_message = arena_printf(r->arena, "%s", meta_not_leader_msg(
+                                                  f->meta, topic, partition, why, sizeof(why)));
+            return;
+        }
         out->error_message = arena_printf(r->arena, "%s %s-%u",
                                           rc == RL_E_UNKNOWN_TOPIC ? "no topic for"
                                                                    : "no such partition:",

@@ -150,6 +150,19 @@ void idem_destroy(struct idem *id)
 
 /* --- InitProducerId --------------------------------------------------------------------------- */
 
+/* Ids below this may have been handed out: this broker's next id; in a cluster also any id of
+ * a block another broker recorded (its producers write to partitions this broker owns). */
+static int64_t idem_issued_end(const struct idem *id)
+{
+    int64_t end = id->next_id;
+    if (meta_node_id(id->meta)) {
+        int64_t recorded = meta_producer_id_block_end(id->meta);
+        if (recorded > end)
+            end = recorded;
+    }
+    return end;
+}
+
 /* Hands out the next id with epoch 0. Returns 0, 1 when the reserved block is used up (a new
  * one must be recorded first), or RL_E_LIMIT with in->msg set. */
 static int idem_new_id(struct idem *id, struct idem_init *in)
@@ -284,7 +297,7 @@ static int idem_bump_unknown(struct idem *id, struct idem_init *in)
     for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
         const struct meta_topic *t = meta_topic_at(id->meta, i);
         for (uint32_t k = 0; k < t->partition_count; k++) {
-            struct idem_part *ip = idem_part_get(id, t->parts[k]);
+            struct idem_part *ip = t->parts[k] ? idem_part_get(id, t->parts[k]) : NULL;
             if (ip)
                 idem_part_load(id, ip);
         }
@@ -323,7 +336,7 @@ int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
     in->msg[0] = 0;
     in->out_id = -1;
     in->out_epoch = -1;
-    if (producer_id < -1 || (producer_id >= 0 && producer_id >= id->next_id)) {
+    if (producer_id < -1 || (producer_id >= 0 && producer_id >= idem_issued_end(id))) {
         snprintf(in->msg, sizeof(in->msg), "producer id %lld was never handed out by this "
                  "broker; ask for a new one with producer_id -1", (long long)producer_id);
         return in->rc = RL_E_UNKNOWN_PRODUCER_ID;
@@ -346,7 +359,7 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
 {
     const char *tn = partition_topic(p);
     memset(v, 0, sizeof(*v));
-    if (h->producer_id >= id->next_id) {
+    if (h->producer_id >= idem_issued_end(id)) {
         snprintf(msg, msg_cap, "producer id %lld was never handed out; call InitProducerId",
                  (long long)h->producer_id);
         return RL_E_UNKNOWN_PRODUCER_ID;

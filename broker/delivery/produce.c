@@ -224,9 +224,13 @@ static struct partition *produce_resolve(struct produce *ps, struct svc_req *r,
     struct partition *p = meta_partition(ps->meta, topic, res->partition, &rc);
     if (!p) {
         res->error_code = rc;
+        char why[256];
         res->error_message = rc == RL_E_UNKNOWN_TOPIC
             ? arena_printf(r->arena, "topic \"%s\" does not exist; create it with: ringlog "
                            "topic create %s --partitions N", topic, topic)
+            : rc == RL_E_NOT_LEADER
+            ? arena_printf(r->arena, "%s", meta_not_leader_msg(ps->meta, topic, res->partition,
+                                                               why, sizeof(why)))
             : arena_printf(r->arena, "topic \"%s\" has no partition %u", topic, res->partition);
         return NULL;
     }

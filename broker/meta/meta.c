@@ -55,6 +55,7 @@ static void meta_topic_free(struct meta_topic *t)
         free((void *)t->split_keys[i].data);
     free(t->split_keys);
     free(t->parts);
+    free(t->owners);
     free(t);
 }
 
@@ -119,8 +120,39 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
         *err = RL_E_UNKNOWN_PARTITION;
         return NULL;
     }
+    if (!t->parts[index]) {
+        *err = RL_E_NOT_LEADER;
+        return NULL;
+    }
     *err = 0;
     return t->parts[index];
+}
+
+const char *meta_not_leader_msg(const struct meta *m, const char *topic, uint32_t index,
+                                char *buf, size_t cap)
+{
+    const struct meta_topic *t = meta_find_live(m, topic);
+    snprintf(buf, cap, "partition %u of \"%s\" is on node %u, not on this broker (node %u): "
+             "ask Metadata for its leader and send it there", index, topic,
+             t ? meta_partition_owner(t, index) : 0, m->lim.node_id);
+    return buf;
+}
+
+uint32_t meta_node_id(const struct meta *m)
+{
+    return m->lim.node_id;
+}
+
+uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i)
+{
+    return t->owners && i < t->partition_count ? t->owners[i] : 0;
+}
+
+/* Whether this broker holds partition i of t (opens its log). */
+static bool meta_holds(const struct meta *m, const struct meta_topic *t, uint32_t i)
+{
+    uint32_t o = meta_partition_owner(t, i);
+    return o == 0 || o == m->lim.node_id;
 }
 
 struct io *meta_io(const struct meta *m)
@@ -225,6 +257,11 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
         snprintf(err, err_cap, "replication factor %d is not possible: this cluster has one "
                  "broker; use 1", s->replication_factor);
         return RL_E_INVALID_REPLICATION;
+    }
+    if (s->n_owners && s->n_owners != (size_t)s->partitions) {
+        snprintf(err, err_cap, "the placement names %zu owners for %d partitions",
+                 s->n_owners, s->partitions);
+        return RL_E_INVALID_ARGUMENT;
     }
     rc = meta_check_splits(s, err, err_cap);
     if (rc)
@@ -349,6 +386,12 @@ static struct meta_topic *meta_topic_build(const struct meta_topic_spec *s,
     t->cfg = *cfg;
     t->max_message_bytes = config_topic_max_message_bytes(cfg);
     t->parts = calloc(t->partition_count, sizeof(*t->parts));
+    if (s->n_owners) {
+        t->owners = malloc(t->partition_count * sizeof(*t->owners));
+        if (!t->owners)
+            goto fail;
+        memcpy(t->owners, s->owners, t->partition_count * sizeof(*t->owners));
+    }
     t->split_keys = s->n_split_keys ? calloc(s->n_split_keys, sizeof(*t->split_keys)) : NULL;
     if (!t->parts || (s->n_split_keys && !t->split_keys))
         goto fail;
@@ -430,8 +473,11 @@ static int meta_apply_create(struct meta *m, const struct meta_topic_spec *spec)
     m->partitions_total += t->partition_count;
     struct plog_config pc;
     config_topic_to_plog(&cfg, &pc);
+    bool hold[META_MAX_PARTITIONS_PER_TOPIC];
+    for (uint32_t i = 0; i < t->partition_count; i++)
+        hold[i] = meta_holds(m, t, i);
     rc = partition_open_all(m->env, m->lim.data_dir, t->name, t->partition_count, &pc,
-                            t->parts, meta_topic_opened, c);
+                            hold, t->parts, meta_topic_opened, c);
     if (rc) {
         META_REMOVE(m->creating, &m->n_creating, c);
         m->partitions_total -= t->partition_count;
@@ -471,7 +517,8 @@ static void meta_apply_delete(struct meta *m, const char *name)
         return;
     }
     for (uint32_t i = 0; i < t->partition_count; i++)
-        partition_mark_gone(t->parts[i]);
+        if (t->parts[i])
+            partition_mark_gone(t->parts[i]);
     if (META_PUSH(&m->doomed, &m->n_doomed, &m->cap_doomed, t)) {
         /* Out of memory: the logs go now if nothing holds them, or leak until restart. */
         RL_ERROR("out of memory deleting topic %s; its logs stay until restart", name);
@@ -498,6 +545,8 @@ static void meta_apply_alter(struct meta *m, const char *name, const struct meta
     struct plog_config pc;
     config_topic_to_plog(&cfg, &pc);
     for (uint32_t i = 0; i < t->partition_count; i++) {
+        if (!t->parts[i])
+            continue;
         int rc = partition_set_config(t->parts[i], &pc);
         if (rc)
             RL_WARN("%s-%u: config change not applied to the open log: %s", t->name, i,
@@ -604,6 +653,8 @@ static int meta_open_partitions(struct meta *m, char *err, size_t err_cap)
         struct plog_config pc;
         config_topic_to_plog(&t->cfg, &pc);
         for (uint32_t k = 0; k < t->partition_count; k++) {
+            if (!meta_holds(m, t, k))
+                continue;
             int rc = partition_open(m->env, m->lim.data_dir, t->name, k, &pc, &t->parts[k],
                                     err, err_cap);
             if (rc)
@@ -616,7 +667,7 @@ static int meta_open_partitions(struct meta *m, char *err, size_t err_cap)
 static bool meta_topic_pinned(const struct meta_topic *t)
 {
     for (uint32_t i = 0; i < t->partition_count; i++)
-        if (partition_pinned(t->parts[i]))
+        if (t->parts[i] && partition_pinned(t->parts[i]))
             return true;
     return false;
 }
@@ -635,7 +686,7 @@ static void meta_free(struct meta *m)
         for (uint32_t k = 0; k < t->partition_count; k++) {
             if (held)
                 partition_close(t->parts[k]);
-            else
+            else if (t->parts[k])
                 partition_delete(t->parts[k]);
         }
         meta_topic_free(t);
@@ -731,7 +782,8 @@ void meta_reap(struct meta *m)
         }
         META_REMOVE(m->doomed, &m->n_doomed, t);
         for (uint32_t k = 0; k < t->partition_count; k++)
-            partition_delete(t->parts[k]);
+            if (t->parts[k])
+                partition_delete(t->parts[k]);
         meta_topic_free(t);
     }
 }
@@ -741,6 +793,8 @@ void meta_enforce_retention(struct meta *m, int64_t now_ms)
     for (size_t i = 0; i < m->n_live; i++) {
         struct meta_topic *t = m->live[i];
         for (uint32_t k = 0; k < t->partition_count; k++) {
+            if (!t->parts[k])
+                continue;
             int rc = partition_enforce_retention(t->parts[k], now_ms);
             if (rc > 0)
                 RL_INFO("%s-%u: retention deleted %d segments", t->name, k, rc);

@@ -13,6 +13,10 @@
  * so a controller can later feed meta_apply from its log instead. Proposals run one at a time,
  * each validated against everything applied before it, and complete through their `done`.
  *
+ * In a cluster a topic's record may place each partition on one broker (owners): a broker opens
+ * only the partitions placed on it (meta_limits.node_id) and answers RL_E_NOT_LEADER for the
+ * others; without owners (a single broker) it holds every partition.
+ *
  * A deleted topic leaves the table at once (new requests see UNKNOWN_TOPIC, its partitions are
  * marked gone); its logs are deleted once nothing pins them, by meta_reap from the loop.
  *
@@ -48,7 +52,9 @@ struct meta_topic {
     struct meta_bytes *split_keys;   /* owned copies */
     struct topic_config cfg;
     uint32_t max_message_bytes;      /* cached from cfg */
-    struct partition **parts;        /* partition_count of them */
+    struct partition **parts;        /* partition_count of them; NULL: another broker owns it */
+    uint32_t *owners;                /* cluster placement: node owning each partition; NULL:
+                                      * this broker holds every partition */
 };
 
 struct meta_limits {
@@ -56,6 +62,8 @@ struct meta_limits {
     uint32_t max_topics;             /* max.topics */
     uint32_t max_partitions;         /* max.partitions, over all topics */
     struct topic_config topic_defaults;
+    uint32_t node_id;                /* in a cluster: this broker (partitions placed on it are
+                                      * opened here); 0: a single broker holds every partition */
 };
 
 /* Opens <data_dir>/metadata.log (created if needed), applies its records, removes directories
@@ -81,9 +89,22 @@ const struct meta_topic *meta_topic_find(const struct meta *m, const char *name)
  * produce to them (RL_E_INTERNAL_TOPIC). */
 bool meta_topic_internal(const char *name);
 
-/* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC or RL_E_UNKNOWN_PARTITION. */
+/* A live topic's partition, or NULL with *err = RL_E_UNKNOWN_TOPIC, RL_E_UNKNOWN_PARTITION or
+ * RL_E_NOT_LEADER (the controller placed it on another broker: meta_partition_owner). */
 struct partition *meta_partition(const struct meta *m, const char *topic, uint32_t index,
                                  int *err);
+
+/* The node owning partition i of t in a cluster, or 0 when this broker holds it without a
+ * placement (a single broker, a topic from before the cluster). */
+uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i);
+
+/* The sentence for RL_E_NOT_LEADER from meta_partition: which node owns the partition and what
+ * the client does about it. Writes into buf (NUL-terminated); returns buf. */
+const char *meta_not_leader_msg(const struct meta *m, const char *topic, uint32_t index,
+                                char *buf, size_t cap);
+
+/* This broker's node id in a cluster (meta_limits.node_id), 0 for a single broker. */
+uint32_t meta_node_id(const struct meta *m);
 
 /* The io of the broker's partitions: services keeping files beside a partition's log (producer
  * snapshots) do their file I/O through it. */

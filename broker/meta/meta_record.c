@@ -60,6 +60,8 @@ int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len
         meta_record_put_configs(rec->spec.configs, n_cfg, entries, ptrs);
         spec.n_configs = n_cfg;
         spec.configs = ptrs;
+        spec.n_owners = rec->spec.n_owners;
+        spec.owners = (uint32_t *)rec->spec.owners;
         msg.body_case = RINGLOG__META_RECORD__BODY_CREATE_TOPIC;
         msg.create_topic = &spec;
         break;
@@ -135,7 +137,8 @@ int meta_record_decode(const uint8_t *buf, size_t len, struct meta_record_decode
             .name = s->name, .partitions = s->partitions,
             .replication_factor = s->replication_factor, .partitioner = (int32_t)s->partitioner,
             .n_split_keys = s->n_split_keys, .split_keys = o->keys,
-            .n_configs = s->n_configs, .configs = o->configs};
+            .n_configs = s->n_configs, .configs = o->configs,
+            .n_owners = s->n_owners, .owners = s->owners};
         break;
     }
     case RINGLOG__META_RECORD__BODY_DELETE_TOPIC:

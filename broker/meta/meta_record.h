@@ -9,7 +9,8 @@
  * place in broker/meta that knows protobuf.
  *
  *   MetaRecord { oneof body {
- *     TopicSpec    create_topic = 1;  // configs hold only the keys set explicitly
+ *     TopicSpec    create_topic = 1;  // configs hold only the keys set explicitly; owners
+ *                                     // (cluster) the node owning each partition
  *     string       delete_topic = 2;
  *     TopicConfigs alter_configs = 3; // the full set of explicitly set keys after the change
  *     int64        producer_id_block_end = 4; } }
@@ -45,6 +46,8 @@ struct meta_topic_spec {
     const struct meta_bytes *split_keys;
     size_t n_configs;
     const struct meta_config *configs;
+    size_t n_owners;              /* 0, or partitions: the node owning each (cluster placement) */
+    const uint32_t *owners;
 };
 
 enum meta_record_kind {

@@ -421,7 +421,8 @@ static int native_offsets_topic(struct native *n, struct svc_req *r, const char 
             return -ENOMEM;
         Ringlog__OffsetFetchPartitionResult *pr = one->partitions[one->n_partitions - 1];
         int rc;
-        if (!have && !meta_partition(n->meta, qt->name, part, &rc)) {
+        if (!have && !meta_partition(n->meta, qt->name, part, &rc) &&
+            rc != RL_E_NOT_LEADER) { /* owned by another broker: exists all the same */
             pr->error_code = rc;
             pr->error_message = (char *)rl_strerror(rc);
         }

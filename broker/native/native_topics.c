@@ -37,22 +37,24 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
     tm->n_partitions = t->partition_count;
     tm->partitions = native_alloc(r, t->partition_count * sizeof(*tm->partitions));
     Ringlog__PartitionMetadata *pm = native_alloc(r, t->partition_count * sizeof(*pm));
-    int32_t *node = native_alloc(r, sizeof(*node));
+    int32_t *node = native_alloc(r, t->partition_count * sizeof(*node));
     if (!tm->partitions || !pm || !node || !tm->split_keys)
         return NULL;
     for (size_t i = 0; i < t->n_split_keys; i++) {
         tm->split_keys[i].data = (uint8_t *)t->split_keys[i].data;
         tm->split_keys[i].len = t->split_keys[i].len;
     }
-    *node = n->node_id;
     for (uint32_t i = 0; i < t->partition_count; i++) {
+        /* The controller's placement names the owner; without one this broker holds it. */
+        uint32_t owner = meta_partition_owner(t, i);
+        node[i] = owner ? (int32_t)owner : n->node_id;
         ringlog__partition_metadata__init(&pm[i]);
         pm[i].partition = i;
-        pm[i].leader = n->node_id;
+        pm[i].leader = node[i];
         pm[i].n_replicas = 1;
-        pm[i].replicas = node;
+        pm[i].replicas = &node[i];
         pm[i].n_isr = 1;
-        pm[i].isr = node;
+        pm[i].isr = &node[i];
         tm->partitions[i] = &pm[i];
     }
     return tm;

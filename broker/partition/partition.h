@@ -97,17 +97,18 @@ int partition_open(struct partition_env *env, const char *data_dir, const char *
                    uint32_t index, const struct plog_config *cfg, struct partition **out,
                    char *err, size_t err_cap);
 
-/* Called once when partition_open_all finishes: rc 0 with every out[i] set, or a negative code
+/* Called once when partition_open_all finishes: rc 0 with every held out[i] set, or a negative code
  * with a sentence in err (nothing stays open or on disk then). */
 typedef void (*partition_opened_fn)(void *ctx, int rc, const char *err);
 
 /* Creates partitions 0..count-1 of a new topic without stalling the loop: storage opens each
  * log on its background thread (plog_open_async), and the partitions are built on the loop as
  * they land. out (count slots) is filled as they open and must stay valid until done runs,
- * from partition_env_process. Returns 0 (done will be called), or -ENOMEM. */
+ * from partition_env_process. hold (count flags, or NULL for all): the partitions this broker
+ * holds; the others stay NULL and get no log. Returns 0 (done will be called), or -ENOMEM. */
 int partition_open_all(struct partition_env *env, const char *data_dir, const char *topic,
-                       uint32_t count, const struct plog_config *cfg, struct partition **out,
-                       partition_opened_fn done, void *ctx);
+                       uint32_t count, const struct plog_config *cfg, const bool *hold,
+                       struct partition **out, partition_opened_fn done, void *ctx);
 
 /* Closes the log cleanly (marking a clean shutdown) and frees p. Must not be pinned. Blocks. */
 void partition_close(struct partition *p);

@@ -115,8 +115,8 @@ static void partition_open_landed(void *ctx, struct plog *log, int result,
 }
 
 int partition_open_all(struct partition_env *env, const char *data_dir, const char *topic,
-                       uint32_t count, const struct plog_config *cfg, struct partition **out,
-                       partition_opened_fn done, void *ctx)
+                       uint32_t count, const struct plog_config *cfg, const bool *hold,
+                       struct partition **out, partition_opened_fn done, void *ctx)
 {
     struct partition_opening *o = calloc(1, sizeof(*o) + count * sizeof(o->slots[0]));
     if (!o)
@@ -129,9 +129,15 @@ int partition_open_all(struct partition_env *env, const char *data_dir, const ch
     o->done = done;
     o->ctx = ctx;
     char dir[PATH_MAX + 300];
+    uint32_t started = 0;
     for (uint32_t i = 0; i < count; i++) {
         o->slots[i] = (struct partition_open_slot){.o = o, .index = i};
         out[i] = NULL;
+        if (hold && !hold[i]) {
+            o->landed++; /* another broker's: nothing to open */
+            continue;
+        }
+        started++;
         int rc = partition_dir_path(data_dir, topic, i, dir, sizeof(dir));
         if (rc >= 0)
             rc = plog_open_async(env->st, dir, cfg, partition_open_landed, &o->slots[i]);
@@ -140,11 +146,12 @@ int partition_open_all(struct partition_env *env, const char *data_dir, const ch
             o->rc = rc;
             snprintf(o->err, sizeof(o->err), "cannot create the log of %s-%u: %s", topic, i,
                      rl_strerror(rc));
-            o->count = i;
+            o->count = i; /* the skipped ones below i have landed already */
+            started--;
             break;
         }
     }
-    env->opening_parts += o->count;
+    env->opening_parts += started;
     o->next = env->openings;
     env->openings = o;
     return 0;

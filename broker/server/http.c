@@ -140,6 +140,8 @@ static int metrics_snapshot(struct shard *sh, struct metrics_job *mj)
         mj->n_topics = i + 1;
         for (uint32_t k = 0; k < t->partition_count; k++) {
             const struct partition *p = t->parts[k];
+            if (!p)
+                continue; /* placed on another broker */
             const struct partition_stats *ps = partition_stats(p);
             mj->rows[mj->n_rows++] = (struct metrics_row){
                 (uint32_t)i, k,
@@ -276,7 +278,8 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     for (size_t i = 0; i < meta_topic_count(sh->svc.meta); i++) {
         const struct meta_topic *t = meta_topic_at(sh->svc.meta, i);
         for (uint32_t k = 0; k < t->partition_count; k++)
-            pending += partition_unsynced_bytes(t->parts[k]);
+            if (t->parts[k])
+                pending += partition_unsynced_bytes(t->parts[k]);
     }
 #define G(name, type, v)                                                                        \
     sb_printf(b, "# TYPE ringlog_" name " " type "\nringlog_" name " %llu\n",                   \
@@ -352,7 +355,9 @@ static void status_render(struct shard *sh, struct sbuf *b)
         const struct meta_topic *t = meta_topic_at(sh->svc.meta, i);
         partitions += t->partition_count;
         for (uint32_t k = 0; k < t->partition_count; k++)
-            records += partition_visible_end(t->parts[k]) - partition_start_offset(t->parts[k]);
+            if (t->parts[k])
+                records += partition_visible_end(t->parts[k]) -
+                           partition_start_offset(t->parts[k]);
     }
     /* Appends wait for space (and produce gets DISK_FULL) while reads go on: not "serving". */
     unsigned disk_full = storage_disk_full_logs(sh->st);

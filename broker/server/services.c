@@ -36,7 +36,8 @@ static int services_open_meta(struct shard *sh, char *err, size_t err_cap)
     const struct broker_config *cfg = &sh->cfg;
     struct meta_limits lim = {.max_topics = cfg->max_topics,
                               .max_partitions = cfg->max_partitions,
-                              .topic_defaults = cfg->topic_defaults};
+                              .topic_defaults = cfg->topic_defaults,
+                              .node_id = cfg->n_voters ? (uint32_t)cfg->node_id : 0};
     snprintf(lim.data_dir, sizeof(lim.data_dir), "%s", cfg->data_dir);
     return meta_open(&lim, sh->svc.penv, sh->svc.bg, &sh->svc.meta, err, err_cap);
 }

@@ -12,6 +12,10 @@
  * three voters and a broker outside them: topics created through each are seen by all, every
  * node restarts in turn keeping them, and the broker killed and kept down is reported fenced.
  * A fourth turns a single broker's directory into a one-voter cluster keeping its topic.
+ * A fifth places a 6-partition topic over three brokers: every broker's Metadata names the
+ * same owner per partition, each broker owns some and keeps no log of the others, a produce,
+ * fetch or list-offsets sent to a non-owner gets NOT_LEADER, and libringlog bootstrapped to one
+ * broker writes 1,000 keyed records to all partitions that a consumer reads back exactly once.
  * RINGLOG_CLUSTER_FAILOVERS=N (default 2) sets how many leader kills the first test times.
  */
 #include <criterion/criterion.h>
@@ -27,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/ringlog.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_cli.h"
@@ -534,4 +539,181 @@ Test(cluster, a_single_brokers_directory_joins_a_cluster_keeping_its_topics)
         cr_assert_eq(create_on(0, "joined", msg, sizeof(msg)), RL_E_TOPIC_EXISTS, "%s", msg);
     }
     cr_assert(has_topic(0, "restart-1") && has_topic(0, "restart-2"));
+}
+
+/* The leader (owner) node of each partition of `topic` as node i's Metadata names them, the
+ * brokers it lists in *n_brokers. Returns the partition count, or -1. */
+static int leaders_on(int i, const char *topic, int32_t *leaders, int cap, int *n_brokers)
+{
+    struct tl_conn c;
+    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+        return -1;
+    char *names[1] = {(char *)topic};
+    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
+    mr.n_topics = 1;
+    mr.topics = names;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
+    req.metadata = &mr;
+    Ringlog__Response *resp = NULL;
+    int n = -1;
+    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 &&
+        resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0) {
+        const Ringlog__TopicMetadata *tm = resp->metadata->topics[0];
+        n = (int)tm->n_partitions;
+        for (int k = 0; k < n && k < cap; k++)
+            leaders[tm->partitions[k]->partition] = tm->partitions[k]->leader;
+        *n_brokers = (int)resp->metadata->n_brokers;
+    }
+    tl_close(&c);
+    return n;
+}
+
+/* Brokers the leader's /v1/cluster reports alive. */
+static int alive_brokers(int leader)
+{
+    static char body[65536];
+    if (cluster_json(leader - 1, body, sizeof(body)))
+        return 0;
+    const char *p = strstr(body, "\"brokers\"");
+    int n = 0;
+    for (; p && (p = strstr(p, "\"state\":\"alive\"")); p++)
+        n++;
+    return n;
+}
+
+#define PLACED_PARTS 6
+#define PLACED_RECORDS 1000
+
+Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placement)
+{
+    pick_ports();
+    for (int i = 0; i < N; i++)
+        start_node(i);
+    long long term = 0;
+    int leader = wait_leader(0, &term, 10000);
+    cr_assert_gt(leader, 0, "no controller leader within 10 s");
+    for (uint64_t until = tl_now_ms() + 10000; alive_brokers(leader) < N; usleep(20000))
+        cr_assert(tl_now_ms() < until, "only %d of %d brokers registered and alive",
+                  alive_brokers(leader), N);
+    /* Created through a follower: the leader's record places the partitions. */
+    int follower = leader % N;
+    struct tl_conn c;
+    char msg[512] = "";
+    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[follower].port, 2000), 0);
+    cr_assert_eq(tl_create_topic(&c, "placed", PLACED_PARTS, NULL, msg, sizeof(msg)), 0, "%s",
+                 msg);
+    tl_close(&c);
+    cr_assert(wait_topic_everywhere("placed", 5000), "placed not on every broker");
+
+    /* Every broker names the same owner for each partition, and each owns some. */
+    int32_t owner[PLACED_PARTS], seen[PLACED_PARTS];
+    int n_brokers = 0;
+    cr_assert_eq(leaders_on(0, "placed", owner, PLACED_PARTS, &n_brokers), PLACED_PARTS);
+    cr_assert_eq(n_brokers, N, "Metadata lists %d brokers", n_brokers);
+    int owned[N + 1] = {0};
+    for (int k = 0; k < PLACED_PARTS; k++) {
+        cr_assert(owner[k] >= 1 && owner[k] <= N, "partition %d led by %d", k, owner[k]);
+        owned[owner[k]]++;
+    }
+    for (int i = 1; i <= N; i++)
+        cr_assert_gt(owned[i], 0, "node %d owns no partition of 6", i);
+    for (int i = 1; i < N; i++) {
+        cr_assert_eq(leaders_on(i, "placed", seen, PLACED_PARTS, &n_brokers), PLACED_PARTS);
+        for (int k = 0; k < PLACED_PARTS; k++)
+            cr_assert_eq(seen[k], owner[k], "node %d names %d for partition %d, node 1 %d",
+                         i + 1, seen[k], k, owner[k]);
+    }
+    /* A non-owner keeps no log of the partition and refuses its produce, fetch and offsets. */
+    uint8_t *batch;
+    int blen = tl_make_batch(3, "direct", &batch);
+    cr_assert_gt(blen, 0);
+    for (int k = 0; k < PLACED_PARTS; k++) {
+        int own = owner[k] - 1, other = (own + 1) % N;
+        char dir[600];
+        snprintf(dir, sizeof(dir), "%s/placed-%d", b[other].data_dir, k);
+        cr_assert_neq(access(dir, F_OK), 0, "node %d keeps %s, owned by node %d", other + 1,
+                      dir, own + 1);
+        snprintf(dir, sizeof(dir), "%s/placed-%d", b[own].data_dir, k);
+        cr_assert_eq(access(dir, F_OK), 0, "owner node %d has no %s", own + 1, dir);
+        cr_assert_eq(tl_connect(&c, "127.0.0.1", b[other].port, 2000), 0);
+        int rc = tl_produce(&c, "placed", (uint32_t)k, batch, (uint32_t)blen, 1, NULL);
+        cr_assert_eq(rc, RL_E_NOT_LEADER, "produce to non-owner node %d: %s", other + 1,
+                     rl_strerror(rc));
+        struct tl_fetch f = {.topic = "placed", .partition = (uint32_t)k, .max_bytes = 1 << 20};
+        struct tl_fetch_result fr;
+        rc = tl_fetch(&c, &f, &fr);
+        cr_assert_eq(rc, RL_E_NOT_LEADER, "fetch from non-owner: %s", rl_strerror(rc));
+        char says[64];
+        snprintf(says, sizeof(says), "is on node %d", own + 1);
+        cr_assert(fr.error_message && strstr(fr.error_message, says),
+                  "the refusal does not name the owner: %s", fr.error_message);
+        int64_t off;
+        rc = tl_list_offset(&c, "placed", (uint32_t)k, -2, &off);
+        cr_assert_eq(rc, RL_E_NOT_LEADER, "list offsets at non-owner: %s", rl_strerror(rc));
+        tl_close(&c);
+    }
+    free(batch);
+
+    /* libringlog, bootstrapped to one broker, follows the placement. */
+    char boot[32], err[512];
+    snprintf(boot, sizeof(boot), "127.0.0.1:%u", b[follower].port);
+    struct rl_conf *conf = rl_conf_new();
+    cr_assert(conf);
+    cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", boot, err, sizeof(err)), 0, "%s", err);
+    struct rl_producer *p = rl_producer_new(conf, err, sizeof(err));
+    cr_assert(p, "%s", err);
+    for (int i = 0; i < PLACED_RECORDS; i++) {
+        char key[16], val[32];
+        int kl = snprintf(key, sizeof(key), "k%04d", i);
+        int vl = snprintf(val, sizeof(val), "value-%d", i);
+        int rc = rl_producer_send(p, "placed", RL_PARTITION_ANY, key, (size_t)kl, val,
+                                  (size_t)vl, 0, NULL);
+        cr_assert_eq(rc, 0, "send %d: %s", i, rl_producer_last_error(p));
+    }
+    cr_assert_eq(rl_producer_flush(p, 30000), 0, "flush: %s", rl_producer_last_error(p));
+    uint64_t acked, failed;
+    rl_producer_counts(p, &acked, &failed);
+    cr_assert_eq(acked, PLACED_RECORDS, "acked %llu failed %llu: %s",
+                 (unsigned long long)acked, (unsigned long long)failed,
+                 rl_producer_last_error(p));
+    cr_assert_eq(failed, 0);
+    rl_producer_destroy(p, 5000);
+
+    struct rl_consumer *k = rl_consumer_new(conf, err, sizeof(err));
+    cr_assert(k, "%s", err);
+    cr_assert_eq(rl_consumer_assign_topic(k, "placed", RL_OFFSET_EARLIEST), PLACED_PARTS, "%s",
+                 rl_consumer_last_error(k));
+    static uint8_t got[PLACED_RECORDS];
+    memset(got, 0, sizeof(got));
+    int total = 0, per_part[PLACED_PARTS] = {0};
+    for (uint64_t until = tl_now_ms() + 30000; total < PLACED_RECORDS;) {
+        cr_assert(tl_now_ms() < until, "read %d of %d records: %s", total, PLACED_RECORDS,
+                  rl_consumer_last_error(k));
+        struct rl_record r;
+        int rc = rl_consumer_poll(k, 200, &r);
+        cr_assert_geq(rc, 0, "poll: %s", rl_consumer_last_error(k));
+        if (rc == 0)
+            continue;
+        cr_assert_eq(r.key_len, 5);
+        int idx = atoi((const char *)r.key + 1);
+        cr_assert(idx >= 0 && idx < PLACED_RECORDS);
+        char want[32];
+        int wl = snprintf(want, sizeof(want), "value-%d", idx);
+        cr_assert(r.value_len == wl && !memcmp(r.value, want, (size_t)wl), "record %d", idx);
+        cr_assert_eq(got[idx], 0, "record %d read twice", idx);
+        got[idx] = 1;
+        per_part[r.partition]++;
+        total++;
+    }
+    /* Nothing more arrives: each record was stored once. */
+    struct rl_record r;
+    cr_assert_eq(rl_consumer_poll(k, 500, &r), 0, "a record beyond the %d written",
+                 PLACED_RECORDS);
+    for (int i = 0; i < PLACED_PARTS; i++)
+        cr_assert_gt(per_part[i], 0, "partition %d got no record", i);
+    rl_consumer_destroy(k);
+    rl_conf_destroy(conf);
+    cr_log_info("placement: partitions per node 1/2/3 = %d/%d/%d", owned[1], owned[2],
+                owned[3]);
 }

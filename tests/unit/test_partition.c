@@ -277,7 +277,7 @@ Test(partition, open_all_in_background)
     struct plog_config pc;
     plog_config_default(&pc);
     struct pt_opened o = {0};
-    cr_assert_eq(partition_open_all(env, dir, "many", N, &pc, parts, pt_opened_cb, &o), 0);
+    cr_assert_eq(partition_open_all(env, dir, "many", N, &pc, NULL, parts, pt_opened_cb, &o), 0);
     cr_assert(partition_env_busy(env) || !o.done);
     pt_drive(&o.done);
     cr_assert_eq(o.rc, 0);
@@ -311,7 +311,7 @@ Test(partition, open_all_failure_leaves_nothing)
     struct plog_config pc;
     plog_config_default(&pc);
     struct pt_opened o = {0};
-    cr_assert_eq(partition_open_all(env, dir, "half", N, &pc, parts, pt_opened_cb, &o), 0);
+    cr_assert_eq(partition_open_all(env, dir, "half", N, &pc, NULL, parts, pt_opened_cb, &o), 0);
     pt_drive(&o.done);
     cr_assert_lt(o.rc, 0);
     cr_assert_not_null(strstr(o.err, "half-2"), "the error names the partition: %s", o.err);
