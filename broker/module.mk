@@ -11,7 +11,7 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
                broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
                broker/native/native_groups.c \
-               broker/cluster/peer.c broker/cluster/ctl.c \
+               broker/cluster/peer.c broker/cluster/ctl.c broker/cluster/replica.c \
                broker/server/config.c broker/server/loopclock.c broker/server/req.c \
                broker/server/conn.c broker/server/services.c broker/server/shard.c \
                broker/server/http.c broker/server/dirlock.c

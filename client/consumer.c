@@ -832,6 +832,13 @@ static int iter_next(struct rl_consumer *c, struct cbroker *b, struct rl_record 
                 b->sec_off += h.batch_len; /* wholly before the position: nothing to return */
                 continue;
             }
+            if (rc == 0 && h.batch_len <= left && (h.flags & BATCH_FLAG_CONTROL)) {
+                /* A replicated log's control batch (a leader's no-op or a configuration):
+                 * no records for the application; the position moves past it. */
+                b->cur->position = (int64_t)(h.base_offset + h.last_offset_delta) + 1;
+                b->sec_off += h.batch_len;
+                continue;
+            }
             if (rc == 0 && h.batch_len > left) {
                 b->sec_off = b->sec_end; /* a partial batch at the end: fetched again later */
                 continue;

@@ -34,6 +34,7 @@ int rl_error_is_retriable(int code)
 {
     switch (code) {
     case RL_E_NOT_LEADER:
+    case RL_E_NOT_ENOUGH_REPLICAS:
     case RL_E_THROTTLED:
     case RL_E_REQUEST_TIMED_OUT:
     case RL_E_TIMED_OUT:

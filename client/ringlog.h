@@ -148,6 +148,8 @@ enum rl_error {
     RL_E_INTERNAL_TOPIC = -5330, /**< topic is internal to the broker (names starting with __):
         clients may not produce to, delete or reconfigure it */
     RL_E_DATA_DIR_LOCKED = -5331, /**< data directory is in use by another ringlogd process */
+    RL_E_NOT_ENOUGH_REPLICAS = -5332, /**< fewer in-sync replicas than the topic's
+        min.insync.replicas */
     RL_E_OUT_OF_ORDER_SEQUENCE = -5400, /**< producer sequence has a gap */
     RL_E_DUPLICATE_SEQUENCE = -5401, /**< producer sequence is a duplicate */
     RL_E_PRODUCER_FENCED = -5402, /**< producer epoch is older than the current one (fenced) */

@@ -94,6 +94,7 @@
     X(INTERNAL_TOPIC, -5330, "topic is internal to the broker (names starting with __): "     \
       "clients may not produce to, delete or reconfigure it")                                   \
     X(DATA_DIR_LOCKED, -5331, "data directory is in use by another ringlogd process")          \
+    X(NOT_ENOUGH_REPLICAS, -5332, "fewer in-sync replicas than the topic's min.insync.replicas") \
     /* idempotent producers */                                                                  \
     X(OUT_OF_ORDER_SEQUENCE, -5400, "producer sequence has a gap")                              \
     X(DUPLICATE_SEQUENCE, -5401, "producer sequence is a duplicate")                            \

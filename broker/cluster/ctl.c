@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "broker/cluster/peer.h"
+#include "broker/cluster/replica.h"
 #include "broker/meta/meta.h"
 #include "common/batch.h"
 #include "common/endian.h"
@@ -102,6 +103,7 @@ struct ctl {
     uint64_t last_term;
     int64_t last_ping_ms;
     bool voter;              /* this node is one of --voters (else a learner of group 0) */
+    struct replicas *replicas; /* partitions with more than one replica (replica.h) */
 };
 
 static int64_t ctl_now_ms(const struct ctl *c)
@@ -486,20 +488,43 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
         return RL_E_BROKER_UNAVAILABLE;
     }
     uint32_t parts = (uint32_t)rec->spec.partitions;
+    uint32_t rf = rec->spec.replication_factor > 1 ? (uint32_t)rec->spec.replication_factor : 1;
+    if (rf > n) {
+        snprintf(err, err_cap, "replication factor %u for topic \"%s\" needs %u live brokers, "
+                 "but the controller hears from %u of the %u registered: start more brokers "
+                 "(ringlog cluster status shows them) or create the topic with "
+                 "--replicas %u or less", rf, rec->spec.name, rf, n, st.n_brokers, n);
+        meta_record_free(&d);
+        return RL_E_INVALID_REPLICATION;
+    }
     uint32_t *owners = malloc((parts ? parts : 1) * sizeof(*owners));
-    if (!owners) {
+    uint32_t *replicas = rf > 1 ? malloc((size_t)parts * rf * sizeof(*replicas)) : NULL;
+    if (!owners || (rf > 1 && !replicas)) {
+        free(owners);
+        free(replicas);
         meta_record_free(&d);
         return -ENOMEM;
     }
+    /* Partition i's replicas are rf consecutive brokers from its round-robin start; the first
+     * is its preferred leader (and its owner, for readers of the placement that know owners
+     * only). */
     uint32_t start = meta_partition_count(c->meta);
-    for (uint32_t i = 0; i < parts; i++)
+    for (uint32_t i = 0; i < parts; i++) {
         owners[i] = ids[(start + i) % n];
+        for (uint32_t k = 0; k < rf && replicas; k++)
+            replicas[(size_t)i * rf + k] = ids[(start + i + k) % n];
+    }
     rec->spec.owners = owners;
     rec->spec.n_owners = parts;
+    if (replicas) {
+        rec->spec.replicas = replicas;
+        rec->spec.n_replicas = (size_t)parts * rf;
+    }
     uint8_t *out = NULL;
     size_t len = 0;
     rc = meta_record_encode(rec, &out, &len);
     free(owners);
+    free(replicas);
     meta_record_free(&d);
     if (rc) {
         snprintf(err, err_cap, "cannot encode the placement: %s", rl_strerror(rc));
@@ -885,6 +910,14 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     }
     struct meta_committer mc = {ctl_submit, c};
     meta_set_committer(m, &mc);
+    uint32_t ticks = c->cfg.election_timeout_ms / c->cfg.tick_ms;
+    struct replicas_config rc_cfg = {.self = cfg->self, .election_ticks = ticks < 3 ? 3 : ticks,
+                                     .tick_ms = cfg->tick_ms,
+                                     .seed = c->incarnation ^ cfg->self};
+    rc = replicas_create(io, c->repl, c->arena, c->peer, m, &rc_cfg, &c->replicas, err,
+                         err_cap);
+    if (rc)
+        goto fail;
     c->last_tick_ms = ctl_now_ms(c);
     RL_INFO("cluster %016" PRIx64 ": node %u, %s of %u voters, incarnation %016" PRIx64
             ", %" PRIu64 " controller records already applied", c->cluster_id, cfg->self,
@@ -925,6 +958,7 @@ void ctl_close(struct ctl *c)
      * report to a group that is gone. */
     if (c->rl)
         raftlog_set_notify(c->rl, NULL, NULL);
+    replicas_destroy(c->replicas); /* the partitions' groups leave the driver first */
     if (c->repl)
         repl_destroy(c->repl);
     if (c->rl)
@@ -1152,6 +1186,8 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("cluster_brokers", "gauge", s.n_brokers);
     M("cluster_brokers_fenced", "gauge", fenced);
 #undef M
+    if (c->replicas && n < cap)
+        n += replicas_metrics_text(c->replicas, buf + n, cap - n);
     if (n >= cap && cap)
         n = cap - 1;
     return n;

@@ -234,6 +234,20 @@ static struct partition *produce_resolve(struct produce *ps, struct svc_req *r,
             : arena_printf(r->arena, "topic \"%s\" has no partition %u", topic, res->partition);
         return NULL;
     }
+    if (partition_replicated(p) && !partition_leads(p)) {
+        /* A follower (or a leader that has not yet committed an entry of its term). */
+        uint32_t leader = partition_leader(p), self = meta_node_id(ps->meta);
+        res->error_code = RL_E_NOT_LEADER;
+        res->error_message =
+            leader && leader != self
+                ? arena_printf(r->arena, "partition %u of \"%s\" is led by node %u, not by "
+                               "this broker (node %u, a follower): ask Metadata for its leader "
+                               "and send it there", res->partition, topic, leader, self)
+                : arena_printf(r->arena, "partition %u of \"%s\" has no leader ready yet "
+                               "(an election is under way or the new leader is committing its "
+                               "first entry): retry shortly", res->partition, topic);
+        return NULL;
+    }
     res->log_start_offset = (int64_t)partition_start_offset(p);
     *t = meta_topic_find(ps->meta, topic);
     return p;

@@ -47,6 +47,31 @@ static void meta_remove(void **arr, size_t *n, void *x)
 #define META_PUSH(arr, n, cap, x) meta_push((void ***)(arr), (n), (cap), (x))
 #define META_REMOVE(arr, n, x) meta_remove((void **)(arr), (n), (x))
 
+/* Replication stops for t's partitions (before they are closed or deleted). */
+static void meta_detach_topic(struct meta *m, struct meta_topic *t)
+{
+    if (!m->replicator.detach || !t->replicas)
+        return;
+    for (uint32_t i = 0; i < t->partition_count; i++)
+        if (t->parts[i] && partition_replicated(t->parts[i]))
+            m->replicator.detach(m->replicator.ctx, t->parts[i]);
+}
+
+/* Replication starts for t's partitions this broker holds. */
+static int meta_attach_topic(struct meta *m, struct meta_topic *t)
+{
+    if (!m->replicator.attach || !t->replicas)
+        return 0;
+    for (uint32_t i = 0; i < t->partition_count; i++) {
+        if (!t->parts[i] || partition_replicated(t->parts[i]))
+            continue;
+        int rc = m->replicator.attach(m->replicator.ctx, t, i, t->parts[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static void meta_topic_free(struct meta_topic *t)
 {
     if (!t)
@@ -56,6 +81,7 @@ static void meta_topic_free(struct meta_topic *t)
     free(t->split_keys);
     free(t->parts);
     free(t->owners);
+    free(t->replicas);
     free(t);
 }
 
@@ -148,9 +174,34 @@ uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i)
     return t->owners && i < t->partition_count ? t->owners[i] : 0;
 }
 
+const uint32_t *meta_partition_replicas(const struct meta_topic *t, uint32_t i, uint32_t *n)
+{
+    if (!t->replicas || i >= t->partition_count) {
+        *n = 0;
+        return NULL;
+    }
+    *n = t->replication_factor;
+    return t->replicas + (size_t)i * t->replication_factor;
+}
+
+uint32_t meta_topic_min_insync(const struct meta_topic *t)
+{
+    int64_t v = 1;
+    if (config_topic_parse_i64(t->cfg.values[CONFIG_MIN_INSYNC_REPLICAS], &v) || v < 1)
+        v = 1;
+    return (uint32_t)v;
+}
+
 /* Whether this broker holds partition i of t (opens its log). */
 static bool meta_holds(const struct meta *m, const struct meta_topic *t, uint32_t i)
 {
+    uint32_t n;
+    const uint32_t *r = meta_partition_replicas(t, i, &n);
+    for (uint32_t k = 0; k < n; k++)
+        if (r[k] == m->lim.node_id)
+            return true;
+    if (r)
+        return false;
     uint32_t o = meta_partition_owner(t, i);
     return o == 0 || o == m->lim.node_id;
 }
@@ -235,6 +286,23 @@ static int meta_check_splits(const struct meta_topic_spec *s, char *err, size_t 
 }
 
 /* The spec on its own: name, counts, partitioner, configs (into *cfg). */
+/* min.insync.replicas may not exceed the replicas a partition has: acks=all could never be
+ * answered. */
+static int meta_check_insync(const struct topic_config *cfg, uint32_t rf, const char *name,
+                             char *err, size_t err_cap)
+{
+    int64_t v = 1;
+    if (config_topic_parse_i64(cfg->values[CONFIG_MIN_INSYNC_REPLICAS], &v) || v < 1)
+        v = 1;
+    if ((uint64_t)v > rf) {
+        snprintf(err, err_cap, "min.insync.replicas %lld is larger than the replication factor "
+                 "%u of topic \"%s\": acks=all could never be answered; set it to at most %u",
+                 (long long)v, rf, name, rf);
+        return RL_E_INVALID_CONFIG;
+    }
+    return 0;
+}
+
 static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s,
                            struct topic_config *cfg, char *err, size_t err_cap)
 {
@@ -247,13 +315,20 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
                  META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
         return RL_E_INVALID_PARTITIONS;
     }
-    if (s->replication_factor > 1 && m->committer.submit) {
-        snprintf(err, err_cap, "replication factor %d is not supported yet: this version keeps "
-                 "a topic's metadata on every broker of the cluster but does not replicate "
-                 "partitions; use 1", s->replication_factor);
+    if (m->committer.submit && meta_topic_internal(s->name) && s->replication_factor > 1) {
+        snprintf(err, err_cap, "internal topic \"%s\" keeps one replica on every broker; "
+                 "replication factor %d is not possible for it", s->name,
+                 s->replication_factor);
         return RL_E_INVALID_REPLICATION;
     }
-    if (s->replication_factor != 0 && s->replication_factor != 1) {
+    if ((m->committer.submit || s->n_replicas) && (s->replication_factor < 0 ||
+                                s->replication_factor > META_MAX_REPLICATION_FACTOR)) {
+        snprintf(err, err_cap, "replication factor %d is not possible: use 1 to %d (at most "
+                 "the number of brokers)", s->replication_factor, META_MAX_REPLICATION_FACTOR);
+        return RL_E_INVALID_REPLICATION;
+    }
+    if (!m->committer.submit && !s->n_replicas && s->replication_factor != 0 &&
+        s->replication_factor != 1) {
         snprintf(err, err_cap, "replication factor %d is not possible: this cluster has one "
                  "broker; use 1", s->replication_factor);
         return RL_E_INVALID_REPLICATION;
@@ -261,6 +336,12 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
     if (s->n_owners && s->n_owners != (size_t)s->partitions) {
         snprintf(err, err_cap, "the placement names %zu owners for %d partitions",
                  s->n_owners, s->partitions);
+        return RL_E_INVALID_ARGUMENT;
+    }
+    if (s->n_replicas && (s->replication_factor < 2 ||
+                          s->n_replicas != (size_t)s->partitions * (size_t)s->replication_factor)) {
+        snprintf(err, err_cap, "the placement names %zu replicas for %d partitions of "
+                 "replication factor %d", s->n_replicas, s->partitions, s->replication_factor);
         return RL_E_INVALID_ARGUMENT;
     }
     rc = meta_check_splits(s, err, err_cap);
@@ -273,7 +354,8 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
         if (rc)
             return rc;
     }
-    return 0;
+    return meta_check_insync(cfg, s->replication_factor > 1 ? (uint32_t)s->replication_factor
+                                                            : 1, s->name, err, err_cap);
 }
 
 int meta_check_create(const struct meta *m, const struct meta_topic_spec *s,
@@ -305,6 +387,13 @@ int meta_check_create(const struct meta *m, const struct meta_topic_spec *s,
 }
 
 /* The topic's config after setting the listed keys (others keep their values). */
+static int meta_check_insync_alter(const struct meta_topic *t, const struct topic_config *cfg,
+                                   char *err, size_t err_cap)
+{
+    return meta_check_insync(cfg, t->replication_factor ? t->replication_factor : 1, t->name,
+                             err, err_cap);
+}
+
 static int meta_altered_config(const struct meta_topic *t, const struct meta_config *configs,
                                size_t n, struct topic_config *cfg, char *err, size_t err_cap)
 {
@@ -326,7 +415,8 @@ int meta_check_alter(const struct meta *m, const char *name, const struct meta_c
         return RL_E_UNKNOWN_TOPIC;
     }
     struct topic_config cfg;
-    return meta_altered_config(t, configs, n, &cfg, err, err_cap);
+    int rc = meta_altered_config(t, configs, n, &cfg, err, err_cap);
+    return rc ? rc : meta_check_insync_alter(t, &cfg, err, err_cap);
 }
 
 int meta_validate(const struct meta *m, const struct meta_record *rec, struct topic_config *cfg,
@@ -392,6 +482,14 @@ static struct meta_topic *meta_topic_build(const struct meta_topic_spec *s,
             goto fail;
         memcpy(t->owners, s->owners, t->partition_count * sizeof(*t->owners));
     }
+    t->replication_factor = 1;
+    if (s->n_replicas) {
+        t->replication_factor = (uint32_t)s->replication_factor;
+        t->replicas = malloc(s->n_replicas * sizeof(*t->replicas));
+        if (!t->replicas)
+            goto fail;
+        memcpy(t->replicas, s->replicas, s->n_replicas * sizeof(*t->replicas));
+    }
     t->split_keys = s->n_split_keys ? calloc(s->n_split_keys, sizeof(*t->split_keys)) : NULL;
     if (!t->parts || (s->n_split_keys && !t->split_keys))
         goto fail;
@@ -417,6 +515,13 @@ static void meta_topic_opened(void *ctx, int rc, const char *err)
     struct meta *m = c->m;
     struct meta_topic *t = c->t;
     META_REMOVE(m->creating, &m->n_creating, c);
+    char aerr[160];
+    if (rc == 0 && (rc = meta_attach_topic(m, t)) != 0) {
+        snprintf(aerr, sizeof(aerr), "cannot start replicating its partitions: %s",
+                 rl_strerror(rc));
+        err = aerr;
+        meta_detach_topic(m, t);
+    }
     if (rc == 0 && META_PUSH(&m->live, &m->n_live, &m->cap_live, t))
         rc = -ENOMEM; /* cannot happen while creating holds a slot; handled all the same */
     if (rc == 0) {
@@ -424,6 +529,7 @@ static void meta_topic_opened(void *ctx, int rc, const char *err)
     } else {
         RL_WARN("topic %s: creating its partitions failed: %s", t->name, err);
         m->partitions_total -= t->partition_count;
+        meta_detach_topic(m, t);
         for (uint32_t i = 0; i < t->partition_count; i++)
             if (t->parts[i])
                 partition_delete(t->parts[i]);
@@ -639,6 +745,7 @@ static void meta_remove_leftovers(struct meta *m)
 
 static void meta_close_partitions(struct meta_topic *t)
 {
+    /* The replicator was unset (detaching every partition) before meta closes. */
     for (uint32_t k = 0; k < t->partition_count; k++) {
         partition_close(t->parts[k]);
         t->parts[k] = NULL;
@@ -770,6 +877,25 @@ void meta_close(struct meta *m)
     meta_free(m);
 }
 
+int meta_set_replicator(struct meta *m, const struct meta_replicator *r)
+{
+    for (size_t i = 0; i < m->n_live; i++)
+        meta_detach_topic(m, m->live[i]);
+    for (size_t i = 0; i < m->n_doomed; i++)
+        meta_detach_topic(m, m->doomed[i]);
+    if (!r) {
+        memset(&m->replicator, 0, sizeof(m->replicator));
+        return 0;
+    }
+    m->replicator = *r;
+    for (size_t i = 0; i < m->n_live; i++) {
+        int rc = meta_attach_topic(m, m->live[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* --- maintenance ------------------------------------------------------------------------------ */
 
 void meta_reap(struct meta *m)
@@ -781,6 +907,7 @@ void meta_reap(struct meta *m)
             continue;
         }
         META_REMOVE(m->doomed, &m->n_doomed, t);
+        meta_detach_topic(m, t);
         for (uint32_t k = 0; k < t->partition_count; k++)
             if (t->parts[k])
                 partition_delete(t->parts[k]);

@@ -37,6 +37,8 @@
 /* Producer ids one block record reserves (delivery's IDEM_BLOCK_SIZE); in a cluster a block must
  * end at least this far past the recorded end, so blocks of different brokers never overlap. */
 #define META_PRODUCER_ID_BLOCK 1000
+/* Replicas per partition at most (a Raft group's voters). */
+#define META_MAX_REPLICATION_FACTOR 9
 
 struct meta;
 struct partition;
@@ -55,6 +57,9 @@ struct meta_topic {
     struct partition **parts;        /* partition_count of them; NULL: another broker owns it */
     uint32_t *owners;                /* cluster placement: node owning each partition; NULL:
                                       * this broker holds every partition */
+    uint32_t replication_factor;     /* 1, or the replicas per partition (a cluster) */
+    uint32_t *replicas;              /* replication_factor > 1: partition i's replicas are
+                                      * replicas[i * rf ..], the preferred leader first */
 };
 
 struct meta_limits {
@@ -97,6 +102,13 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
 /* The node owning partition i of t in a cluster, or 0 when this broker holds it without a
  * placement (a single broker, a topic from before the cluster). */
 uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i);
+
+/* The replicas of partition i of t (*n of them, the preferred leader first), or NULL when the
+ * partition has one replica (meta_partition_owner). */
+const uint32_t *meta_partition_replicas(const struct meta_topic *t, uint32_t i, uint32_t *n);
+
+/* min.insync.replicas of the topic as a number. */
+uint32_t meta_topic_min_insync(const struct meta_topic *t);
 
 /* The sentence for RL_E_NOT_LEADER from meta_partition: which node owns the partition and what
  * the client does about it. Writes into buf (NUL-terminated); returns buf. */
@@ -186,6 +198,20 @@ struct meta_committer {
     void (*submit)(void *ctx, struct meta_proposal *pr, const uint8_t *payload, size_t len);
     void *ctx;
 };
+
+/* A cluster's replication of partitions with more than one replica (broker/cluster). attach
+ * runs for every such partition this broker holds once its log is open (at start-up when the
+ * replicator is set, for a new topic before it goes live); detach before the partition is
+ * closed or deleted. attach returns 0 or a code (the topic's creation then fails here). */
+struct meta_replicator {
+    int (*attach)(void *ctx, const struct meta_topic *t, uint32_t i, struct partition *p);
+    void (*detach)(void *ctx, struct partition *p);
+    void *ctx;
+};
+
+/* Sets the replicator (NULL: none) and attaches every replicated partition already open.
+ * Returns 0 or the first attach's code. */
+int meta_set_replicator(struct meta *m, const struct meta_replicator *r);
 
 /* From now on proposals go to c (NULL: back to the local metadata log). */
 void meta_set_committer(struct meta *m, const struct meta_committer *c);

@@ -65,6 +65,7 @@ struct meta {
     uint32_t n_proposals;
     uint64_t log_records;         /* records in metadata.log */
     struct meta_committer committer; /* submit NULL: the local metadata log commits */
+    struct meta_replicator replicator; /* attach NULL: no partition is replicated */
     struct meta_commit *commit_head, *commit_tail, *commit_inflight;
     uint32_t n_commits;
     struct meta_proposal *applying_pr; /* the proposal of the committed record being applied */

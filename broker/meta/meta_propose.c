@@ -93,7 +93,7 @@ static void meta_record_failed(const struct meta_record *rec, int rc, char *out,
     }
 }
 
-/* The record as stored: a create with replication factor 1 and only the explicitly set keys,
+/* The record as stored: a create with its replication factor (1 on a single broker) and only the explicitly set keys,
  * an alter with every explicitly set key after the change. */
 static int meta_proposal_record(struct meta *m, struct meta_proposal *pr)
 {
@@ -104,7 +104,9 @@ static int meta_proposal_record(struct meta *m, struct meta_proposal *pr)
         return rc;
     struct meta_record rec = pr->rec;
     if (rec.kind == META_RECORD_CREATE_TOPIC) {
-        rec.spec.replication_factor = 1;
+        /* A cluster keeps the factor (the controller places that many replicas). */
+        if (!m->committer.submit || rec.spec.replication_factor < 1)
+            rec.spec.replication_factor = 1;
         rec.spec.n_configs = meta_set_configs(&cfg, set);
         rec.spec.configs = set;
     } else if (rec.kind == META_RECORD_ALTER_CONFIGS) {

@@ -62,6 +62,8 @@ int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len
         spec.configs = ptrs;
         spec.n_owners = rec->spec.n_owners;
         spec.owners = (uint32_t *)rec->spec.owners;
+        spec.n_replicas = rec->spec.n_replicas;
+        spec.replicas = (uint32_t *)rec->spec.replicas;
         msg.body_case = RINGLOG__META_RECORD__BODY_CREATE_TOPIC;
         msg.create_topic = &spec;
         break;
@@ -138,7 +140,8 @@ int meta_record_decode(const uint8_t *buf, size_t len, struct meta_record_decode
             .replication_factor = s->replication_factor, .partitioner = (int32_t)s->partitioner,
             .n_split_keys = s->n_split_keys, .split_keys = o->keys,
             .n_configs = s->n_configs, .configs = o->configs,
-            .n_owners = s->n_owners, .owners = s->owners};
+            .n_owners = s->n_owners, .owners = s->owners,
+            .n_replicas = s->n_replicas, .replicas = s->replicas};
         break;
     }
     case RINGLOG__META_RECORD__BODY_DELETE_TOPIC:

@@ -48,6 +48,9 @@ struct meta_topic_spec {
     const struct meta_config *configs;
     size_t n_owners;              /* 0, or partitions: the node owning each (cluster placement) */
     const uint32_t *owners;
+    size_t n_replicas;            /* 0, or partitions * replication_factor: each partition's
+                                   * replicas, the preferred leader first (cluster placement) */
+    const uint32_t *replicas;
 };
 
 enum meta_record_kind {

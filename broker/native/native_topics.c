@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
 #include "common/err.h"
 
 /* --- Metadata --------------------------------------------------------------------------------- */
@@ -33,7 +34,6 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
     tm->partitioner = (Ringlog__Partitioner)t->partitioner;
     tm->n_split_keys = t->n_split_keys;
     tm->split_keys = native_alloc(r, (t->n_split_keys + 1) * sizeof(*tm->split_keys));
-    tm->replication_factor = 1;
     tm->n_partitions = t->partition_count;
     tm->partitions = native_alloc(r, t->partition_count * sizeof(*tm->partitions));
     Ringlog__PartitionMetadata *pm = native_alloc(r, t->partition_count * sizeof(*pm));
@@ -44,6 +44,7 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
         tm->split_keys[i].data = (uint8_t *)t->split_keys[i].data;
         tm->split_keys[i].len = t->split_keys[i].len;
     }
+    tm->replication_factor = t->replication_factor ? t->replication_factor : 1;
     for (uint32_t i = 0; i < t->partition_count; i++) {
         /* The controller's placement names the owner; without one this broker holds it. */
         uint32_t owner = meta_partition_owner(t, i);
@@ -56,6 +57,32 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
         pm[i].n_isr = 1;
         pm[i].isr = &node[i];
         tm->partitions[i] = &pm[i];
+        uint32_t nr;
+        const uint32_t *reps = meta_partition_replicas(t, i, &nr);
+        if (!reps)
+            continue;
+        /* Replicated: the leader this replica knows (else the preferred one), the replicas,
+         * and the in-sync replicas as the leader counts them. */
+        int32_t *rv = native_alloc(r, 2 * nr * sizeof(*rv));
+        if (!rv)
+            return NULL;
+        for (uint32_t k = 0; k < nr; k++)
+            rv[k] = (int32_t)reps[k];
+        pm[i].replicas = rv;
+        pm[i].n_replicas = nr;
+        pm[i].isr = rv;
+        pm[i].n_isr = nr;
+        struct partition *p = t->parts[i];
+        if (p && partition_replicated(p)) {
+            if (partition_leader(p))
+                pm[i].leader = (int32_t)partition_leader(p);
+            uint32_t ids[META_MAX_REPLICATION_FACTOR];
+            uint32_t ni = partition_in_sync(p, ids, META_MAX_REPLICATION_FACTOR);
+            for (uint32_t k = 0; k < ni; k++)
+                rv[nr + k] = (int32_t)ids[k];
+            pm[i].isr = rv + nr;
+            pm[i].n_isr = ni;
+        }
     }
     return tm;
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -145,6 +146,8 @@ void partition_close(struct partition *p)
     if (!p)
         return;
     partition_fail_deferred(p, RL_E_SHUTTING_DOWN);
+    if (p->replicated)
+        partition_set_replicator(p, NULL);
     plog_close(p->log); /* waits for appends in flight: their done callbacks run */
     partition_free(p);
 }
@@ -160,6 +163,11 @@ void partition_delete(struct partition *p)
 
 int partition_set_config(struct partition *p, const struct plog_config *cfg)
 {
+    if (p->replicated && cfg->flush_policy != PLOG_FLUSH_BATCH) {
+        struct plog_config c = *cfg; /* a Raft log counts an append only once it is synced */
+        c.flush_policy = PLOG_FLUSH_BATCH;
+        return plog_set_config(p->log, &c);
+    }
     return plog_set_config(p->log, cfg);
 }
 
@@ -268,6 +276,8 @@ static void partition_finish(struct partition_append *a, int result)
 static void partition_commit_to(struct partition *p, uint64_t end, uint32_t bytes)
 {
     RL_ASSERT(end <= p->durable_end);
+    if (end < p->visible_end)
+        end = p->visible_end; /* a replicated log's visible end never moves back */
     if (end > p->visible_end) {
         p->visible_end = end;
         partition_notify(p, PARTITION_VISIBLE, bytes);
@@ -367,10 +377,54 @@ static int partition_defer(struct partition *p, struct partition_append *a)
     return 0;
 }
 
+static void partition_queue(struct partition_append **head, struct partition_append **tail,
+                            struct partition_append *a)
+{
+    a->next = NULL;
+    if (*tail)
+        (*tail)->next = a;
+    else
+        *head = a;
+    *tail = a;
+}
+
+/* A replicated partition's append: proposed to the group, acknowledged by the replicator's
+ * reports (partition_repl_durable, partition_repl_commit). */
+static int partition_append_replicated(struct partition *p, struct partition_append *a)
+{
+    if (!p->leads)
+        return RL_E_NOT_LEADER;
+    uint64_t end = 0;
+    int rc = p->repl.propose(p->repl.ctx, (uint8_t *)(uintptr_t)a->batch, a->len,
+                             a->ack == PARTITION_ACK_ALL, &end);
+    if (rc) {
+        p->stats.append_errors++;
+        return rc;
+    }
+    a->base_offset = end - a->records;
+    a->last_offset = end - 1;
+    p->stats.records_in += a->records;
+    p->stats.bytes_in += a->len;
+    p->stats.batches_in++;
+    partition_pin(p);
+    if (a->ack == PARTITION_ACK_ALL)
+        partition_queue(&p->commit_head, &p->commit_tail, a);
+    else
+        partition_queue(&p->durable_head, &p->durable_tail, a);
+    return 0;
+}
+
 int partition_append(struct partition *p, struct partition_append *a)
 {
     if (p->gone)
         return RL_E_UNKNOWN_TOPIC;
+    if (p->replicated) {
+        a->p = p;
+        a->copy = NULL;
+        a->deferred = false;
+        a->next = NULL;
+        return partition_append_replicated(p, a);
+    }
     a->p = p;
     a->copy = NULL;
     a->deferred = false;
@@ -456,6 +510,115 @@ void partition_env_process(struct partition_env *env)
             p->deferred_listed = false;
         }
     }
+}
+
+/* --- replication ------------------------------------------------------------------------------ */
+
+static void partition_fail_list(struct partition_append **head, struct partition_append **tail,
+                                int rc)
+{
+    for (uint32_t guard = 0; *head && guard < (1u << 24); guard++) {
+        struct partition_append *a = *head;
+        *head = a->next;
+        partition_finish(a, rc);
+    }
+    *tail = NULL;
+}
+
+void partition_set_replicator(struct partition *p, const struct partition_replicator *r)
+{
+    if (r) {
+        p->repl = *r;
+        p->replicated = true;
+        p->leads = false;
+        p->leader = 0;
+        p->commit_index = 0;
+        /* What lies past the group's commit index may be cut: nothing is visible until the
+         * commit index is learned (the visible end only moves up from here). */
+        p->visible_end = plog_start_offset(p->log);
+        p->durable_end = plog_end_offset(p->log);
+        return;
+    }
+    partition_fail_list(&p->durable_head, &p->durable_tail, RL_E_NOT_LEADER);
+    partition_fail_list(&p->commit_head, &p->commit_tail, RL_E_NOT_LEADER);
+    memset(&p->repl, 0, sizeof(p->repl));
+    p->replicated = false;
+    p->leads = false;
+}
+
+bool partition_replicated(const struct partition *p)
+{
+    return p->replicated;
+}
+
+struct plog *partition_plog(struct partition *p)
+{
+    return p->log;
+}
+
+/* The visible end follows the commit index, never past what is durable here. */
+static void partition_repl_visible(struct partition *p)
+{
+    uint64_t end = p->commit_index < p->durable_end ? p->commit_index : p->durable_end;
+    if (end > p->visible_end)
+        partition_commit_to(p, end, 0);
+}
+
+void partition_repl_durable(struct partition *p, uint64_t end)
+{
+    p->durable_end = end;
+    for (uint32_t guard = 0; p->durable_head && guard < (1u << 24); guard++) {
+        struct partition_append *a = p->durable_head;
+        if (a->last_offset >= end)
+            break;
+        p->durable_head = a->next;
+        if (!p->durable_head)
+            p->durable_tail = NULL;
+        partition_finish(a, 0);
+    }
+    partition_repl_visible(p);
+}
+
+void partition_repl_commit(struct partition *p, uint64_t commit)
+{
+    if (commit > p->commit_index)
+        p->commit_index = commit;
+    partition_repl_visible(p);
+}
+
+void partition_repl_role(struct partition *p, bool leads, uint32_t leader, uint64_t term)
+{
+    if (leads && !p->leads)
+        p->lead_gen++;
+    p->leads = leads;
+    p->leader = leader;
+    p->term = term;
+    if (!leads) {
+        /* Deposed: whatever waits may still commit under the next leader, or be cut; the
+         * producer retries (an idempotent retry of a committed batch is recognised). */
+        partition_fail_list(&p->durable_head, &p->durable_tail, RL_E_NOT_LEADER);
+        partition_fail_list(&p->commit_head, &p->commit_tail, RL_E_NOT_LEADER);
+    }
+}
+
+uint32_t partition_leader(const struct partition *p)
+{
+    return p->leader;
+}
+
+bool partition_leads(const struct partition *p)
+{
+    return p->leads;
+}
+
+uint32_t partition_in_sync(const struct partition *p, uint32_t *out, uint32_t cap)
+{
+    return p->replicated && p->repl.in_sync ? p->repl.in_sync(p->repl.ctx, out, cap) : 0;
+}
+
+uint64_t partition_lead_generation(const struct partition *p)
+{
+    return p->lead_gen;
 }
 
 /* --- readers and waiters ---------------------------------------------------------------------- */

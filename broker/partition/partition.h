@@ -258,6 +258,49 @@ void partition_wait(struct partition *p, struct partition_waiter *w);
 /* Removes w if it is waiting; harmless otherwise. */
 void partition_unwait(struct partition_waiter *w);
 
+/* --- replication (a cluster's Raft group per partition, broker/cluster/replica) -------------- *
+ * A partition with more than one replica is a Raft group whose log is this partition's plog.
+ * Its appends do not go to the log directly: partition_append proposes the batch to the group
+ * (the batch is stamped in place with its offset and the term, so its bytes must be writable),
+ * the group appends it through the raftlog, and the replicator reports back:
+ *   partition_repl_durable   this replica's log is durable up to `end` (acks=1 on the leader)
+ *   partition_repl_commit    the group's commit index: the visible end follows, never past
+ *                            what is durable here (acks=all; fetch on every replica)
+ *   partition_repl_role      leadership: only the ready leader (it committed an entry of its
+ *                            term) takes appends; losing it fails every append waiting (they
+ *                            may still commit: an idempotent retry is recognised)
+ * A replicated partition opens with its visible end at the log start: what the log holds past
+ * the commit index may be cut, so nothing is visible until the group's commit index is known. */
+
+struct partition_replicator {
+    /* Proposes one batch (stamped in place). all: acks=all (min.insync.replicas applies).
+     * Returns 0 with *end (the offset after the batch), or a code (RL_E_NOT_LEADER,
+     * RL_E_NOT_ENOUGH_REPLICAS, RL_E_THROTTLED, ...). */
+    int (*propose)(void *ctx, uint8_t *batch, uint32_t len, bool all, uint64_t *end);
+    /* The replicas in sync (node ids into out, at most cap); returns how many. */
+    uint32_t (*in_sync)(void *ctx, uint32_t *out, uint32_t cap);
+    void *ctx;
+};
+
+/* Makes p replicated (r copied), or plain again (r NULL: appends waiting fail with
+ * RL_E_NOT_LEADER). */
+void partition_set_replicator(struct partition *p, const struct partition_replicator *r);
+bool partition_replicated(const struct partition *p);
+/* The log under p, for the replicator's raftlog. */
+struct plog *partition_plog(struct partition *p);
+void partition_repl_durable(struct partition *p, uint64_t end);
+void partition_repl_commit(struct partition *p, uint64_t commit);
+void partition_repl_role(struct partition *p, bool leads, uint32_t leader, uint64_t term);
+/* The leader this replica knows (0: none), and whether it is this broker, ready for appends. */
+uint32_t partition_leader(const struct partition *p);
+bool partition_leads(const struct partition *p);
+/* The in-sync replicas of a replicated partition (see broker/cluster/replica.h); 0 when p is
+ * not replicated. */
+uint32_t partition_in_sync(const struct partition *p, uint32_t *out, uint32_t cap);
+/* Counts the times this replica became the ready leader: state derived from appends made while
+ * leading (producer state) is stale when this changed. */
+uint64_t partition_lead_generation(const struct partition *p);
+
 /* --- attachment ------------------------------------------------------------------------------- */
 
 /* One object another module keeps per partition (broker/delivery: producer state), freed with

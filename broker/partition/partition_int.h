@@ -55,6 +55,13 @@ struct partition {
     uint64_t deferred_records;
     /* Durable appends acknowledged at commit (PARTITION_ACK_ALL), in offset order. */
     struct partition_append *commit_head, *commit_tail;
+    /* Replication (partition_set_replicator): appends go to the group; acks=1 appends wait
+     * in durable_head for this replica's durability, acks=all ones in commit_head. */
+    struct partition_replicator repl;
+    bool replicated, leads;
+    uint32_t leader;
+    uint64_t term, commit_index, lead_gen;
+    struct partition_append *durable_head, *durable_tail;
     void *attachment;
     void (*attachment_free)(void *obj);
     struct partition_stats stats;

@@ -98,7 +98,7 @@ char *services_cluster_text(const struct shard *sh, bool metrics)
 {
     if (!sh->svc.ctl)
         return NULL;
-    size_t cap = 64 * 1024;
+    size_t cap = metrics ? 1024 * 1024 : 64 * 1024; /* per-partition replica lines */
     char *buf = malloc(cap);
     if (buf && metrics)
         ctl_metrics_text(sh->svc.ctl, buf, cap);

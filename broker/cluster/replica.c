@@ -1,0 +1,340 @@
+/*
+ * replica: see replica.h. One `struct replica` per replicated partition this broker holds: its
+ * raftlog over the partition's plog and its group in the shared driver; the driver's callbacks
+ * report durability, commit and leadership to the partition.
+ */
+#include "broker/cluster/replica.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "broker/cluster/peer.h"
+#include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "io/io.h"
+#include "replication/raftlog.h"
+#include "replication/repl.h"
+#include "storage/plog.h"
+
+/* A leader refuses appends while this much of its log waits for the disk: the raftlog fails a
+ * group whose plog refuses an append for lack of room (64 MiB per log). */
+#define REPLICA_MAX_UNSYNCED_BYTES (32u << 20)
+
+struct replica {
+    struct replicas *rs;
+    struct partition *p;
+    struct raftlog *rl;
+    struct repl_group *g;
+    uint64_t gid;
+    uint32_t index;
+    uint32_t min_insync;
+    uint32_t n_nodes;
+    uint32_t nodes[RAFT_MAX_VOTERS];
+    uint64_t logged_term; /* the term whose leadership was last logged */
+    uint64_t elections, leader_changes;
+    struct replica *next;
+};
+
+struct replicas {
+    struct io *io;
+    struct repl *repl;
+    struct raftlog_arena *arena;
+    struct peer *peer;
+    struct meta *meta;
+    struct replicas_config cfg;
+    struct replica *list;
+    uint32_t n;
+    uint64_t elections, leader_changes;
+};
+
+uint64_t replicas_group_id(const char *topic, uint32_t index)
+{
+    char buf[300];
+    int n = snprintf(buf, sizeof(buf), "%s/%u", topic, index);
+    uint64_t h = XXH3_64bits(buf, n > 0 ? (size_t)n : 0);
+    return h | (1ull << 63); /* never 0, the controller's */
+}
+
+static int64_t replicas_now_ms(const struct replicas *rs)
+{
+    return (int64_t)(io_now_ns(rs->io) / 1000000ull);
+}
+
+/* --- the partition's side ---------------------------------------------------------------------- */
+
+static uint32_t replica_in_sync(void *ctx, uint32_t *out, uint32_t cap)
+{
+    struct replica *rp = ctx;
+    const struct raft *rf = repl_group_raft(rp->g);
+    uint32_t n = 0;
+    if (raft_role(rf) != RAFT_LEADER) {
+        for (uint32_t i = 0; i < rp->n_nodes && n < cap; i++)
+            out[n++] = rp->nodes[i];
+        return n;
+    }
+    int64_t now = replicas_now_ms(rp->rs);
+    int64_t window = (int64_t)rp->rs->cfg.election_ticks * rp->rs->cfg.tick_ms;
+    for (uint32_t i = 0; i < rp->n_nodes && n < cap; i++) {
+        uint32_t id = rp->nodes[i];
+        if (id == rp->rs->cfg.self) {
+            out[n++] = id;
+            continue;
+        }
+        const struct raft_progress *pr = raft_progress_of(rf, id);
+        struct peer_node_stats ps;
+        peer_get_node_stats(rp->rs->peer, id, &ps);
+        if (pr && pr->state == RAFT_PR_REPLICATE && ps.last_heard_ms &&
+            now - ps.last_heard_ms <= window)
+            out[n++] = id;
+    }
+    return n;
+}
+
+static int replica_propose(void *ctx, uint8_t *batch, uint32_t len, bool all, uint64_t *end)
+{
+    struct replica *rp = ctx;
+    const struct raft *rf = repl_group_raft(rp->g);
+    if (raft_role(rf) != RAFT_LEADER || !raft_leader_ready(rf))
+        return RL_E_NOT_LEADER;
+    if (all && rp->min_insync > 1) {
+        uint32_t ids[RAFT_MAX_VOTERS];
+        if (replica_in_sync(rp, ids, RAFT_MAX_VOTERS) < rp->min_insync)
+            return RL_E_NOT_ENOUGH_REPLICAS;
+    }
+    if (partition_unsynced_bytes(rp->p) > REPLICA_MAX_UNSYNCED_BYTES)
+        return RL_E_THROTTLED;
+    uint64_t last = 0;
+    int rc = repl_propose(rp->rs->repl, rp->g, &batch, &len, 1, &last);
+    if (rc == RL_E_RAFT_NOT_LEADER)
+        return RL_E_NOT_LEADER;
+    if (rc == RL_E_FULL)
+        return RL_E_THROTTLED;
+    if (rc)
+        return rc;
+    *end = last;
+    return 0;
+}
+
+/* --- the driver's callbacks -------------------------------------------------------------------- */
+
+/* The partition takes appends only on the leader that committed an entry of its term. */
+static void replica_sync_role(struct replica *rp)
+{
+    const struct raft *rf = repl_group_raft(rp->g);
+    bool leads = raft_role(rf) == RAFT_LEADER && raft_leader_ready(rf);
+    if (leads != partition_leads(rp->p) || raft_leader(rf) != partition_leader(rp->p))
+        partition_repl_role(rp->p, leads, raft_leader(rf), raft_term(rf));
+}
+
+static void replica_on_commit(void *ctx, struct repl_group *g, uint64_t commit)
+{
+    struct replica *rp = ctx;
+    (void)g;
+    partition_repl_commit(rp->p, commit);
+    replica_sync_role(rp);
+}
+
+static void replica_on_role(void *ctx, struct repl_group *g, enum raft_role role, uint64_t term,
+                            uint32_t leader)
+{
+    struct replica *rp = ctx;
+    (void)g;
+    rp->leader_changes++;
+    rp->rs->leader_changes++;
+    if (role == RAFT_LEADER && term != rp->logged_term) {
+        rp->logged_term = term;
+        rp->elections++;
+        rp->rs->elections++;
+        RL_INFO("leader of %s-%u in term %" PRIu64, partition_topic(rp->p), rp->index, term);
+    }
+    (void)leader;
+    replica_sync_role(rp);
+}
+
+static void replica_on_durable(void *ctx, struct repl_group *g, uint64_t index)
+{
+    struct replica *rp = ctx;
+    (void)g;
+    partition_repl_durable(rp->p, index);
+}
+
+static void replica_notify(void *ctx)
+{
+    repl_group_log_durable(ctx);
+}
+
+/* --- attach and detach (meta's replicator) ----------------------------------------------------- */
+
+static void replica_free(struct replica *rp)
+{
+    if (rp->rl)
+        raftlog_set_notify(rp->rl, NULL, NULL);
+    if (rp->g)
+        repl_group_remove(rp->rs->repl, rp->g);
+    if (rp->rl)
+        raftlog_close(rp->rl); /* waits for its appends in flight */
+    free(rp);
+}
+
+static int replicas_attach(void *ctx, const struct meta_topic *t, uint32_t i, struct partition *p)
+{
+    struct replicas *rs = ctx;
+    uint32_t n;
+    const uint32_t *nodes = meta_partition_replicas(t, i, &n);
+    if (!nodes || n < 2 || n > RAFT_MAX_VOTERS)
+        return RL_E_INVALID_ARGUMENT;
+    struct replica *rp = calloc(1, sizeof(*rp));
+    if (!rp)
+        return -ENOMEM;
+    rp->rs = rs;
+    rp->p = p;
+    rp->index = i;
+    rp->min_insync = meta_topic_min_insync(t);
+    rp->n_nodes = n;
+    memcpy(rp->nodes, nodes, n * sizeof(*nodes));
+    rp->gid = replicas_group_id(t->name, i);
+    /* Raft counts a replica toward commit only once its copy is on disk: the log must
+     * acknowledge an append only after its fdatasync. */
+    struct plog_config pc;
+    config_topic_to_plog(&t->cfg, &pc);
+    pc.flush_policy = PLOG_FLUSH_BATCH;
+    int rc = plog_set_config(partition_plog(p), &pc);
+    if (rc == 0)
+        rc = raftlog_open(rs->io, partition_plog(p), partition_dir(p), rs->arena, &rp->rl);
+    if (rc) {
+        RL_ERROR("%s-%u: cannot open its replicated log: %s", t->name, i, rl_strerror(rc));
+        free(rp);
+        return rc;
+    }
+    struct repl_group_options o = {
+        .id = rp->gid,
+        .raft = {.id = rs->cfg.self, .election_ticks = rs->cfg.election_ticks,
+                 .heartbeat_ticks = 1, .seed = rs->cfg.seed ^ rp->gid, .pre_vote = true,
+                 .check_quorum = true, .log_ops = &raftlog_ops, .log_ctx = rp->rl},
+        .log = &repl_raftlog_ops,
+        .on_commit = replica_on_commit,
+        .on_role = replica_on_role,
+        .on_durable = replica_on_durable,
+        .ctx = rp,
+    };
+    o.snap.config.n_voters = n;
+    memcpy(o.snap.config.voters, nodes, n * sizeof(*nodes));
+    rc = repl_group_add(rs->repl, &o, &rp->g);
+    if (rc) {
+        RL_ERROR("%s-%u: cannot start its raft group: %s", t->name, i, rl_strerror(rc));
+        raftlog_close(rp->rl);
+        free(rp);
+        return rc;
+    }
+    raftlog_set_notify(rp->rl, replica_notify, rp->g);
+    struct partition_replicator pr = {replica_propose, replica_in_sync, rp};
+    partition_set_replicator(p, &pr);
+    rp->next = rs->list;
+    rs->list = rp;
+    rs->n++;
+    return 0;
+}
+
+static void replicas_detach(void *ctx, struct partition *p)
+{
+    struct replicas *rs = ctx;
+    for (struct replica **pp = &rs->list; *pp; pp = &(*pp)->next) {
+        struct replica *rp = *pp;
+        if (rp->p != p)
+            continue;
+        *pp = rp->next;
+        rs->n--;
+        partition_set_replicator(p, NULL);
+        replica_free(rp);
+        return;
+    }
+}
+
+int replicas_create(struct io *io, struct repl *r, struct raftlog_arena *arena,
+                    struct peer *peer, struct meta *m, const struct replicas_config *cfg,
+                    struct replicas **out, char *err, size_t err_cap)
+{
+    struct replicas *rs = calloc(1, sizeof(*rs));
+    if (!rs) {
+        snprintf(err, err_cap, "out of memory");
+        return -ENOMEM;
+    }
+    *rs = (struct replicas){.io = io, .repl = r, .arena = arena, .peer = peer, .meta = m,
+                            .cfg = *cfg};
+    struct meta_replicator mr = {replicas_attach, replicas_detach, rs};
+    int rc = meta_set_replicator(m, &mr);
+    if (rc) {
+        snprintf(err, err_cap, "cannot start replicating the partitions this broker holds: %s",
+                 rl_strerror(rc));
+        replicas_destroy(rs);
+        return rc;
+    }
+    *out = rs;
+    return 0;
+}
+
+void replicas_destroy(struct replicas *rs)
+{
+    if (!rs)
+        return;
+    meta_set_replicator(rs->meta, NULL); /* detaches every partition */
+    for (uint32_t guard = 0; rs->list && guard < (1u << 20); guard++) {
+        struct replica *rp = rs->list; /* cannot happen: meta detached them all */
+        rs->list = rp->next;
+        partition_set_replicator(rp->p, NULL);
+        replica_free(rp);
+    }
+    free(rs);
+}
+
+/* --- status ------------------------------------------------------------------------------------ */
+
+void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->groups = rs->n;
+    for (const struct replica *rp = rs->list; rp; rp = rp->next)
+        out->leading += partition_leads(rp->p);
+    out->elections = rs->elections;
+    out->leader_changes = rs->leader_changes;
+}
+
+size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
+{
+    size_t n = 0;
+#define OUT(...)                                                                                \
+    do {                                                                                        \
+        if (n < cap)                                                                            \
+            n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__);                               \
+    } while (0)
+    struct replicas_stats st;
+    replicas_get_stats(rs, &st);
+    OUT("# TYPE ringlog_replica_groups gauge\nringlog_replica_groups %u\n", st.groups);
+    OUT("# TYPE ringlog_replica_leading gauge\nringlog_replica_leading %u\n", st.leading);
+    OUT("# TYPE ringlog_replica_elections_total counter\nringlog_replica_elections_total %"
+        PRIu64 "\n", st.elections);
+    OUT("# TYPE ringlog_replica_leader_changes_total counter\n"
+        "ringlog_replica_leader_changes_total %" PRIu64 "\n", st.leader_changes);
+    OUT("# TYPE ringlog_partition_role gauge\n# TYPE ringlog_partition_term gauge\n"
+        "# TYPE ringlog_partition_commit_index gauge\n");
+    for (const struct replica *rp = rs->list; rp && n < cap; rp = rp->next) {
+        const struct raft *rf = repl_group_raft(rp->g);
+        const char *t = partition_topic(rp->p);
+        OUT("ringlog_partition_role{topic=\"%s\",partition=\"%u\",role=\"%s\"} 1\n", t,
+            rp->index, raft_role_name(raft_role(rf)));
+        OUT("ringlog_partition_term{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", t, rp->index,
+            raft_term(rf));
+        OUT("ringlog_partition_commit_index{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", t,
+            rp->index, raft_commit(rf));
+    }
+#undef OUT
+    if (n >= cap && cap)
+        n = cap - 1;
+    return n;
+}

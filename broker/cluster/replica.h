@@ -1,0 +1,73 @@
+/*
+ * replica: the partitions of a cluster with more than one replica, each a Raft group whose log
+ * is the partition's own plog. Where it sits: ctl (which owns the loop's single replication
+ * driver, its hstore and the peer transport) -> replica -> meta (as its replicator: told when a
+ * replicated partition opens or goes) and partition (appends proposed, durability, commit and
+ * leadership reported back), replication/ (a raftlog over the partition's plog, a group in the
+ * shared repl driver).
+ *
+ *   produce on the leader: partition_append -> replica's propose -> repl_propose (the batch is
+ *     stamped with its offset and the term) -> the raftlog appends it to the plog and the
+ *     driver ships it to the followers (one frame per node per turn for every group)
+ *   followers: the driver hands the leader's entries to the raftlog (keep_offsets)
+ *   every replica: durable here -> partition_repl_durable; commit index ->
+ *     partition_repl_commit (the visible end, the high watermark); role -> partition_repl_role
+ *
+ * Groups: one per replicated partition, id = a hash of (topic, partition) with the top bit set
+ * (group 0 is the controller), the same on every broker and across restarts; the voters are the
+ * partition's replicas from the topic's record. Term and vote live in the loop's hstore beside
+ * the controller's, so one fdatasync per turn covers every group. The leader epoch of every batch
+ * is the term (raftlog_stamp). A partition takes appends only on its leader once the leader
+ * committed an entry of its term (its no-op), so everything in its log is committed by then.
+ *
+ * In-sync replicas (min.insync.replicas, Metadata's isr): on the leader, itself and every
+ * follower whose progress is replicating and which this broker heard from within the election
+ * timeout; elsewhere every replica is reported. Under Raft an acks=all append commits once a
+ * majority has it durable, whatever min.insync.replicas says; the setting only refuses appends
+ * (NOT_ENOUGH_REPLICAS) while fewer replicas than it are in sync.
+ *
+ * Single-threaded: the shard's loop.
+ */
+#ifndef RL_BROKER_CLUSTER_REPLICA_H
+#define RL_BROKER_CLUSTER_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct io;
+struct meta;
+struct peer;
+struct repl;
+struct raftlog_arena;
+struct replicas;
+
+struct replicas_config {
+    uint32_t self;
+    uint32_t election_ticks;
+    uint32_t tick_ms;
+    uint64_t seed;
+};
+
+/* Creates the replica set and makes it meta's replicator (attaching the replicated partitions
+ * already open). Returns 0 and *out, or a code with a sentence in err. */
+int replicas_create(struct io *io, struct repl *r, struct raftlog_arena *arena,
+                    struct peer *peer, struct meta *m, const struct replicas_config *cfg,
+                    struct replicas **out, char *err, size_t err_cap);
+/* Detaches every partition (their groups leave the driver, their raftlogs close) and frees the
+ * set. Call it before the driver is destroyed. Blocks. */
+void replicas_destroy(struct replicas *rs);
+
+/* The group id of partition `index` of `topic` (never 0). */
+uint64_t replicas_group_id(const char *topic, uint32_t index);
+
+struct replicas_stats {
+    uint32_t groups, leading;
+    uint64_t elections, leader_changes; /* this broker's partition groups */
+};
+void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out);
+
+/* Prometheus lines: per partition role, term, commit index; per broker elections and leader
+ * changes. Returns the length written (NUL-terminated, truncated to cap). */
+size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap);
+
+#endif
