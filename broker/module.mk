@@ -58,6 +58,8 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
 # Guards against operators' and clients' mistakes, and limits against hostile peers (issue 9).
 TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration/test_broker_limits \
          $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed
+# Replicated partitions: failover under idempotent acks=all load, replicas byte for byte equal.
+TESTS += $(BUILD)/tests/integration/test_replication
 # The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.
 TESTS += $(BUILD)/tests/integration/test_tail_cache
 TEST_DEPS += $(BUILD)/bin/ringlogd

@@ -377,6 +377,7 @@ bool rlc_retriable(int code)
 {
     switch (code) {
     case RL_E_NOT_LEADER:
+    case RL_E_NOT_ENOUGH_REPLICAS: /* a follower may be back in sync soon */
     case RL_E_THROTTLED:
     case RL_E_REQUEST_TIMED_OUT:
     case RL_E_TIMED_OUT:

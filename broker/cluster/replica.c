@@ -89,7 +89,7 @@ static uint32_t replica_in_sync(void *ctx, uint32_t *out, uint32_t cap)
         const struct raft_progress *pr = raft_progress_of(rf, id);
         struct peer_node_stats ps;
         peer_get_node_stats(rp->rs->peer, id, &ps);
-        if (pr && pr->state == RAFT_PR_REPLICATE && ps.last_heard_ms &&
+        if (pr && pr->state != RAFT_PR_SNAPSHOT && ps.last_heard_ms &&
             now - ps.last_heard_ms <= window)
             out[n++] = id;
     }

@@ -21,8 +21,8 @@
  * committed an entry of its term (its no-op), so everything in its log is committed by then.
  *
  * In-sync replicas (min.insync.replicas, Metadata's isr): on the leader, itself and every
- * follower whose progress is replicating and which this broker heard from within the election
- * timeout; elsewhere every replica is reported. Under Raft an acks=all append commits once a
+ * follower this broker heard from within the election timeout that is not being sent a
+ * snapshot (it can catch up from the leader's log); elsewhere every replica is reported. Under Raft an acks=all append commits once a
  * majority has it durable, whatever min.insync.replicas says; the setting only refuses appends
  * (NOT_ENOUGH_REPLICAS) while fewer replicas than it are in sync.
  *

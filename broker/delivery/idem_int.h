@@ -42,6 +42,9 @@ struct idem_part {
     struct idem_part *load_next;   /* idem's load queue */
     struct idem_wait *waiters, *waiters_tail; /* waiting for the load, in order */
     bool snapshot_inflight, snapshot_wanted;
+    /* partition_lead_generation when the loaded state's replay range was taken: a replicated
+     * partition whose replica led again since holds appends this state never saw. */
+    uint64_t lead_gen;
 };
 
 struct idem {

@@ -54,6 +54,7 @@ struct idem_load {
     int64_t now_ms;
     int64_t next;                  /* the snapshot's next offset */
     uint64_t from, end, off;       /* replay [from, end); off: the next slice */
+    uint64_t lead_gen;             /* the partition's lead generation when end was taken */
     uint32_t slices;
     struct pstate *ps;
     uint32_t max_producers;
@@ -283,6 +284,7 @@ static void idem_load_end(struct idem_load *ld)
         pstate_expire(ld->ps, ld->now_ms, id->expiration_ms);
         ip->ps = ld->ps;
         ip->max_producers = ld->max_producers;
+        ip->lead_gen = ld->lead_gen;
         ld->ps = NULL;
         RL_INFO("%s-%u: producer state loaded (%u producers, replayed offsets %lld..%llu)",
                 partition_topic(ld->p), partition_index(ld->p), pstate_count(ip->ps),
@@ -344,6 +346,7 @@ static void idem_load_done(struct bg_job *j)
          * own next offset is trusted (replay finds what the log really holds there). */
         uint64_t start = partition_start_offset(ld->p);
         ld->end = partition_visible_end(ld->p);
+        ld->lead_gen = partition_lead_generation(ld->p);
         uint64_t held = partition_open_end(ld->p) < ld->end ? partition_open_end(ld->p)
                                                               : ld->end;
         if (ld->next > (int64_t)held)

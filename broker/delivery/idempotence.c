@@ -384,6 +384,14 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
                  partition_index(p), rl_strerror(-ENOMEM));
         return -ENOMEM;
     }
+    if (ip->ps && partition_replicated(p) && ip->lead_gen != partition_lead_generation(p)) {
+        /* This replica became the leader again: while it followed, other leaders appended
+         * batches its state never recorded. The state is rebuilt from the log, which holds
+         * everything committed (a leader takes appends only once its log is committed). */
+        pstate_destroy(ip->ps);
+        ip->ps = NULL;
+        ip->dirty = false;
+    }
     if (!ip->ps) {
         idem_part_load(id, ip);
         return IDEM_PENDING; /* the caller waits with idem_wait_loaded */
@@ -454,6 +462,9 @@ static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t n
     struct partition *p = ip->p;
     if (!ip->ps)
         return; /* being loaded (or its load failed: the next idempotent batch retries) */
+    if (partition_replicated(p) &&
+        (!partition_leads(p) || ip->lead_gen != partition_lead_generation(p)))
+        return; /* a follower's state is stale: never snapshot it */
     if (expire) {
         uint32_t n = pstate_expire(ip->ps, now_ms, id->expiration_ms);
         id->st.expired += n;
