@@ -41,6 +41,7 @@
 /* A change waiting at the leader. */
 struct ctl_item {
     uint32_t from;   /* 0: this broker */
+    int64_t queued_ms;
     uint64_t req_id;
     uint8_t kind;
     uint8_t *payload;
@@ -360,7 +361,8 @@ static void ctl_answer(struct ctl *c, const struct ctl_item *it, int rc, uint64_
 static void ctl_enqueue(struct ctl *c, uint32_t from, uint64_t req_id, uint8_t kind,
                         const uint8_t *payload, size_t len)
 {
-    struct ctl_item it = {.from = from, .req_id = req_id, .kind = kind};
+    struct ctl_item it = {.from = from, .req_id = req_id, .kind = kind,
+                          .queued_ms = ctl_now_ms(c)};
     const struct raft *rf = repl_group_raft(c->g);
     if (raft_role(rf) != RAFT_LEADER) {
         ctl_answer(c, &it, RL_E_RAFT_NOT_LEADER, 0, "this node no longer leads the controller");
@@ -536,6 +538,51 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
     return 0;
 }
 
+/* A topic's creation asking for more replicas than the brokers the leader hears from waits at
+ * the head of the queue (up to CTL_PLACE_WAIT_MS) while the cluster's members are enough to
+ * hold them: at a cluster's start the brokers register a moment after the leader is elected. */
+static bool ctl_place_waits(struct ctl *c, const struct ctl_item *it)
+{
+    if (it->kind != CTL_KEY_META || ctl_now_ms(c) - it->queued_ms >= CTL_PLACE_WAIT_MS)
+        return false;
+    struct meta_record_decoded d;
+    if (meta_record_decode(it->payload, it->len, &d))
+        return false;
+    int32_t rf = d.rec.kind == META_RECORD_CREATE_TOPIC ? d.rec.spec.replication_factor : 0;
+    meta_record_free(&d);
+    if (rf <= 1)
+        return false;
+    struct ctl_status st;
+    ctl_get_status(c, &st);
+    uint32_t alive = 0, members = c->cfg.n_voters;
+    for (uint32_t i = 0; i < st.n_brokers; i++) {
+        alive += st.brokers[i].alive;
+        bool voter = false;
+        for (uint32_t k = 0; k < c->cfg.n_voters; k++)
+            voter |= c->cfg.voters[k].id == st.brokers[i].id;
+        members += !voter;
+    }
+    return (uint32_t)rf > alive && (uint32_t)rf <= members;
+}
+
+/* Moves the first queued registration to the head of the queue (a waiting topic must not hold
+ * up the registrations it waits for). Returns whether there was one. */
+static bool ctl_registration_first(struct ctl *c)
+{
+    for (uint32_t i = 1; i < c->q_len; i++) {
+        uint32_t at = (c->q_head + i) % CTL_MAX_QUEUE;
+        if (c->queue[at].kind != CTL_KEY_REG)
+            continue;
+        struct ctl_item reg = c->queue[at];
+        for (uint32_t k = i; k > 0; k--)
+            c->queue[(c->q_head + k) % CTL_MAX_QUEUE] =
+                c->queue[(c->q_head + k - 1) % CTL_MAX_QUEUE];
+        c->queue[c->q_head] = reg;
+        return true;
+    }
+    return false;
+}
+
 static void ctl_lead(struct ctl *c)
 {
     const struct raft *rf = repl_group_raft(c->g);
@@ -559,6 +606,8 @@ static void ctl_lead(struct ctl *c)
     for (uint32_t guard = 0; guard < CTL_MAX_QUEUE && c->q_len && !c->cur_active; guard++) {
         if (!raft_leader_ready(rf) || c->applied < raft_commit(rf) ||
             meta_commits_pending(c->meta))
+            return;
+        if (ctl_place_waits(c, &c->queue[c->q_head]) && !ctl_registration_first(c))
             return;
         struct ctl_item it = c->queue[c->q_head];
         c->q_head = (c->q_head + 1) % CTL_MAX_QUEUE;

@@ -51,6 +51,8 @@ struct ctl;
 #define CTL_MAX_QUEUE 256             /* changes waiting at the leader; more are refused */
 #define CTL_PROPOSAL_TIMEOUT_MS 6000 /* a change no leader committed by then fails */
 #define CTL_RESEND_MS 2000            /* a forwarded change unanswered this long goes again */
+#define CTL_PLACE_WAIT_MS 4000        /* a replicated topic waits this long for brokers to
+                                       * register before too few are refused */
 
 struct ctl_voter {
     uint32_t id;

@@ -128,7 +128,8 @@ static void replica_sync_role(struct replica *rp)
 {
     const struct raft *rf = repl_group_raft(rp->g);
     bool leads = raft_role(rf) == RAFT_LEADER && raft_leader_ready(rf);
-    if (leads != partition_leads(rp->p) || raft_leader(rf) != partition_leader(rp->p))
+    if (leads != partition_leads(rp->p) || raft_leader(rf) != partition_leader(rp->p) ||
+        raft_term(rf) != partition_term(rp->p))
         partition_repl_role(rp->p, leads, raft_leader(rf), raft_term(rf));
 }
 

@@ -731,6 +731,17 @@ static void fetch_resolve(struct fetch *f, struct svc_req *r, struct fetch_part_
     res->high_watermark = visible;
     res->log_start_offset = start;
     res->log_end_offset = partition_log_end(p);
+    if (res->offset > visible && partition_replicated(p) && !partition_leads(p)) {
+        /* A follower (or a replica that restarted and has not yet learned the commit index)
+         * may be behind what a reader saw on the leader: that is not out of range. */
+        res->error_code = RL_E_NOT_LEADER;
+        res->error_message = arena_printf(
+            r->arena, "offset %llu of %s-%u is past what this replica (node %u) knows to be "
+            "committed (%llu); fetch from the leader (node %u; 0: none known yet)",
+            (unsigned long long)res->offset, topic, res->partition, meta_node_id(f->meta),
+            (unsigned long long)visible, partition_leader(p));
+        return;
+    }
     if (res->offset < start || res->offset > visible) {
         res->error_code = RL_E_OFFSET_OUT_OF_RANGE;
         res->error_message = arena_printf(

@@ -74,8 +74,10 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
         pm[i].n_isr = nr;
         struct partition *p = t->parts[i];
         if (p && partition_replicated(p)) {
-            if (partition_leader(p))
-                pm[i].leader = (int32_t)partition_leader(p);
+            /* The leader this replica knows in the term it knows; none (-1) while it does
+             * not know one (clients ask again), never a guess that could name two leaders. */
+            pm[i].leader = partition_leader(p) ? (int32_t)partition_leader(p) : -1;
+            pm[i].leader_epoch = (uint32_t)partition_term(p);
             uint32_t ids[META_MAX_REPLICATION_FACTOR];
             uint32_t ni = partition_in_sync(p, ids, META_MAX_REPLICATION_FACTOR);
             for (uint32_t k = 0; k < ni; k++)

@@ -606,6 +606,11 @@ uint32_t partition_leader(const struct partition *p)
     return p->leader;
 }
 
+uint64_t partition_term(const struct partition *p)
+{
+    return p->term;
+}
+
 bool partition_leads(const struct partition *p)
 {
     return p->leads;

@@ -293,6 +293,8 @@ void partition_repl_commit(struct partition *p, uint64_t commit);
 void partition_repl_role(struct partition *p, bool leads, uint32_t leader, uint64_t term);
 /* The leader this replica knows (0: none), and whether it is this broker, ready for appends. */
 uint32_t partition_leader(const struct partition *p);
+/* The term this replica is in (the leader epoch Metadata reports). */
+uint64_t partition_term(const struct partition *p);
 bool partition_leads(const struct partition *p);
 /* The in-sync replicas of a replicated partition (see broker/cluster/replica.h); 0 when p is
  * not replicated. */
