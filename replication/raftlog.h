@@ -91,11 +91,24 @@ void raftlog_close(struct raftlog *rl);
 /* The raft_log_ops of a raftlog; log_ctx is the struct raftlog. */
 extern const struct raft_log_ops raftlog_ops;
 
-/* Step 2 of a ready (raft.h): truncation (refused with RL_E_INTERNAL below the commit index
- * the log was told of), then the appends. A snapshot install is refused with
- * RL_E_INVALID_ARGUMENT: the plog has no way yet to restart at an offset past its end. Does not
- * block. Returns 0 or a negative code (the raftlog is then failed). */
+/* Step 2 of a ready (raft.h): a snapshot install, or truncation (refused with RL_E_INTERNAL
+ * below the commit index the log was told of), then the appends. Installing snapshot (index,
+ * term, configuration) restarts the plog empty at `index` (plog_reset_to, with the snapshot as
+ * the reset's meta, so the two are durable together) and forgets the old log's epochs,
+ * configurations and tail; the leader's batches from its log start then arrive as ordinary
+ * appends. The install blocks (a few syncs; it happens once per replica that fell behind its
+ * leader's log start); nothing else here does. Returns 0 or a negative code (the raftlog is
+ * then failed). */
 int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd);
+
+/* What the log starts after, for raft_init (repl_group_options.snap) when a group restarts:
+ * the snapshot last installed while the log still starts there; otherwise index = the log
+ * start, its term from the epochs, and the latest configuration entry at or below it (or the
+ * installed snapshot's, or `initial` with config_index 0 when the log holds none). A new log
+ * gives index 0 and `initial`. Returns 0, or RL_E_CORRUPT when the term at the log start is
+ * unknown (a start inside a batch). */
+int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
+                     struct raft_snapshot_meta *out);
 
 /* The ready just carried out is done: the arena's contents (entries() payloads) may go. */
 void raftlog_ready_done(struct raftlog *rl);
