@@ -46,6 +46,12 @@
 struct raftlog_arena {
     uint8_t *buf;
     size_t used, cap;
+    /* The catch-up budget (raftlog_arena_set_catchup_rate): a token bucket on io's clock. */
+    struct io *io;
+    uint64_t rate;       /* bytes per second; 0: no limit */
+    int64_t tokens;      /* bytes that may be read now (may go negative by one read) */
+    uint64_t refilled_ns;
+    struct raftlog_arena_stats stats;
 };
 
 struct epoch {
@@ -138,6 +144,13 @@ static int grow(void **p, uint32_t *cap, uint32_t need, size_t size, uint32_t li
     return 0;
 }
 
+/* What the bucket holds at most: a tenth of a second's budget, at least 64 KiB. */
+static uint64_t catchup_burst(const struct raftlog_arena *a)
+{
+    uint64_t b = a->rate / 10;
+    return b < (64u << 10) ? (64u << 10) : b;
+}
+
 struct raftlog_arena *raftlog_arena_create(size_t cap_bytes)
 {
     struct raftlog_arena *a = calloc(1, sizeof(*a));
@@ -150,6 +163,36 @@ struct raftlog_arena *raftlog_arena_create(size_t cap_bytes)
         return NULL;
     }
     return a;
+}
+
+void raftlog_arena_set_catchup_rate(struct raftlog_arena *a, struct io *io,
+                                    uint64_t bytes_per_sec)
+{
+    a->io = io;
+    a->rate = bytes_per_sec;
+    a->tokens = (int64_t)catchup_burst(a);
+    a->refilled_ns = io_now_ns(io);
+}
+
+void raftlog_arena_get_stats(const struct raftlog_arena *a, struct raftlog_arena_stats *out)
+{
+    *out = a->stats;
+}
+
+/* Bytes a catch-up read may take now (refilling the bucket first); <= 0: none this time. */
+static int64_t catchup_tokens(struct raftlog_arena *a)
+{
+    uint64_t now = io_now_ns(a->io);
+    if (now > a->refilled_ns) {
+        uint64_t dt = now - a->refilled_ns;
+        uint64_t add = dt >= 1000000000ull ? a->rate : (uint64_t)((__uint128_t)a->rate * dt /
+                                                                  1000000000ull);
+        int64_t cap = (int64_t)catchup_burst(a);
+        a->tokens = a->tokens + (int64_t)add > cap ? cap : a->tokens + (int64_t)add;
+        if (add > 0 || dt >= 1000000000ull)
+            a->refilled_ns = now;
+    }
+    return a->tokens;
 }
 
 void raftlog_arena_destroy(struct raftlog_arena *a)
@@ -489,6 +532,18 @@ static int ops_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
     struct raftlog_arena *a = rl->arena;
     uint64_t offset = lo - 1, bytes = 0;
     uint32_t n = 0;
+    /* Entries a quorum already holds go to a follower that is behind: catch-up, within the
+     * loop's budget, so it cannot starve the appends producers wait for. */
+    bool catchup = a->rate > 0 && lo <= rl->commit;
+    if (catchup) {
+        int64_t tokens = catchup_tokens(a);
+        if (tokens <= 0) {
+            a->stats.catchup_deferred++;
+            return RL_E_FULL; /* later: the core retries on the next reply or heartbeat */
+        }
+        if ((uint64_t)tokens < max_bytes)
+            max_bytes = (uint64_t)tokens;
+    }
     while (n < max_n && offset < hi && bytes < max_bytes) {
         size_t room = a->cap - a->used;
         uint64_t want = max_bytes - bytes;
@@ -514,6 +569,10 @@ static int ops_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
             bytes += (uint64_t)len;
             k += (size_t)len;
         }
+    }
+    if (catchup) {
+        a->tokens -= (int64_t)bytes;
+        a->stats.catchup_bytes += bytes;
     }
     return n ? (int)n : RL_E_FULL;
 }
@@ -1180,6 +1239,11 @@ int raftlog_maintain(struct raftlog *rl, uint64_t max_uncovered)
         return 0;
     int rc = ckpt_save(rl);
     return rc < 0 ? rc : 1;
+}
+
+uint64_t raftlog_log_start(const struct raftlog *rl)
+{
+    return plog_start_offset(rl->plog);
 }
 
 int raftlog_failed(const struct raftlog *rl)

@@ -76,6 +76,21 @@ struct raftlog_arena;
 struct raftlog_arena *raftlog_arena_create(size_t cap_bytes);
 void raftlog_arena_destroy(struct raftlog_arena *a);
 
+/* The catch-up budget of a loop (replication.catchup.max.bytes.per.sec): entries read for a
+ * follower that is behind (entries at or below the commit index, which a quorum already holds:
+ * a restarted replica, one caught up from the log start, a new learner) take at most
+ * bytes_per_sec across every raftlog of the arena, measured on io's clock, with a burst of a
+ * tenth of a second (at least 64 KiB). Past it entries() answers "later" (RL_E_FULL) and the
+ * core sends them on a later reply or heartbeat. Entries not yet committed (what producers
+ * wait for) are never held back. 0 (the default): no limit. */
+void raftlog_arena_set_catchup_rate(struct raftlog_arena *a, struct io *io,
+                                    uint64_t bytes_per_sec);
+struct raftlog_arena_stats {
+    uint64_t catchup_bytes;    /* bytes read for catch-up */
+    uint64_t catchup_deferred; /* catch-up reads put off because the budget was spent */
+};
+void raftlog_arena_get_stats(const struct raftlog_arena *a, struct raftlog_arena_stats *out);
+
 /* Opens the Raft view of `log` (an open plog of directory `dir` on the storage whose io is
  * `io`; borrowed: it must outlive the raftlog), reading the checkpoint and the log past it.
  * Blocks. Returns 0 and *out, RL_E_CORRUPT (a damaged checkpoint is reported and rebuilt from the
@@ -124,6 +139,9 @@ void raftlog_set_commit(struct raftlog *rl, uint64_t commit);
  * than `max_uncovered` bytes were appended since it (0: only on change). Blocks (two fsyncs)
  * when it writes. Returns 1 when written, 0 when not needed, or a negative code. */
 int raftlog_maintain(struct raftlog *rl, uint64_t max_uncovered);
+
+/* The log start (the plog's), where retention or a snapshot install left it. */
+uint64_t raftlog_log_start(const struct raftlog *rl);
 
 /* The sticky error, or 0. */
 int raftlog_failed(const struct raftlog *rl);
