@@ -911,3 +911,81 @@ Test(repl, a_follower_behind_the_leaders_log_start_is_caught_up_from_it)
     assert_logs_identical();
     pcluster_fini();
 }
+
+Test(repl, catch_up_stays_within_the_loop_budget_and_producers_go_on)
+{
+    /* replication.catchup.max.bytes.per.sec: a follower that missed a few hundred KiB catches
+     * up, but what its leaders read for it never exceeds the budget (burst plus rate times the
+     * time passed, measured on each leader's io clock), the budget does hold it back, and
+     * batches produced meanwhile commit within a few turns (a quorum is there without it). */
+    const uint64_t rate = 256u << 10, burst = 64u << 10, slack = 16u << 10;
+    pcluster_init();
+    produce(3, 1);
+    struct pnode *f = a_follower();
+    pnode_stop(f);
+    produce(120, 100);
+    uint64_t t0[NODES];
+    for (uint32_t i = 0; i < NODES; i++) {
+        raftlog_arena_set_catchup_rate(pn[i].arena, pn[i].io, rate);
+        t0[i] = io_now_ns(pn[i].io);
+    }
+    pnode_start(f);
+    uint32_t worst_commit_turns = 0, pending_turns = 0, produced = 0;
+    uint64_t want = 0;
+    bool caught_up = false;
+    for (int turn_no = 0; turn_no < 60000 && !caught_up; turn_no++) {
+        struct pnode *ld = pleader(0);
+        if (ld && want == 0 && produced < 50) {
+            struct tu_batch b = tu_build(5, 50, 9000 + produced, 1);
+            uint8_t *p = b.data;
+            cr_assert_eq(repl_propose(ld->r, ld->g[0], &p, &b.len, 1, &want), 0);
+            free(b.data);
+            produced++;
+            pending_turns = 0;
+        }
+        pturn();
+#ifdef TU_SIM
+        for (uint32_t i = 0; i < NODES; i++)
+            io_sim_advance(pn[i].io, 1000000); /* a millisecond per turn, as on a real loop */
+#endif
+        if (want) {
+            pending_turns++;
+            if (ld && raft_commit(repl_group_raft(ld->g[0])) >= want) {
+                if (pending_turns > worst_commit_turns)
+                    worst_commit_turns = pending_turns;
+                want = 0;
+            }
+        }
+        for (uint32_t i = 0; i < NODES; i++) {
+            if (&pn[i] == f)
+                continue;
+            struct raftlog_arena_stats st;
+            raftlog_arena_get_stats(pn[i].arena, &st);
+            uint64_t dt = io_now_ns(pn[i].io) - t0[i];
+            uint64_t allowed = burst + (uint64_t)((__uint128_t)rate * dt / 1000000000ull) + slack;
+            cr_assert_leq(st.catchup_bytes, allowed, "node %u read %" PRIu64 " bytes for "
+                          "catch-up in %" PRIu64 " ms; the budget allows %" PRIu64, i + 1,
+                          st.catchup_bytes, dt / 1000000, allowed);
+        }
+        caught_up = produced >= 50 && want == 0;
+        for (uint32_t g = 0; g < PGROUPS && caught_up; g++)
+            caught_up = raft_commit(repl_group_raft(f->g[g])) >=
+                        raft_last_index(repl_group_raft(pleader(g)->g[g]));
+    }
+    cr_assert(caught_up, "the follower did not catch up within the turns allowed");
+    uint64_t total = 0, deferred = 0;
+    for (uint32_t i = 0; i < NODES; i++) {
+        struct raftlog_arena_stats st;
+        raftlog_arena_get_stats(pn[i].arena, &st);
+        total += st.catchup_bytes;
+        deferred += st.catchup_deferred;
+    }
+    printf("catch-up at %" PRIu64 " KiB/s: %" PRIu64 " bytes, %" PRIu64 " reads put off; "
+           "batches produced meanwhile committed within %u turns\n", rate >> 10, total,
+           deferred, worst_commit_turns);
+    cr_assert_gt(total, 2 * burst, "too little catch-up to test the budget");
+    cr_assert_gt(deferred, 0, "the budget never held catch-up back");
+    cr_assert_leq(worst_commit_turns, 100, "producers were held up by the catch-up");
+    assert_logs_identical();
+    pcluster_fini();
+}
