@@ -45,8 +45,8 @@
  * (struct raftlog_arena), valid until raftlog_ready_done. Batches appended but not yet written
  * are not readable from the plog; entries() then returns RL_E_FULL and the core sends them on a
  * later call. All file I/O goes through io (checkpoints through storage/checkpoint.h), so the
- * simulated back-end can stand in for the disk. Blocking: open, close and maintain; nothing on
- * the append, truncation or read path blocks.
+ * simulated back-end can stand in for the disk. Blocking: open, close, maintain and a snapshot
+ * install (rare); nothing on the append, truncation or read path blocks.
  */
 #ifndef RL_REPLICATION_RAFTLOG_H
 #define RL_REPLICATION_RAFTLOG_H
