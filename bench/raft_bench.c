@@ -258,7 +258,7 @@ static void idle_set_commit(void *log, uint64_t commit)
 }
 
 static const struct repl_log_ops idle_ops = {idle_apply, idle_ready_done, idle_take_durable,
-                                             idle_set_commit};
+                                             idle_set_commit, NULL};
 
 static int idle_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 {

@@ -100,3 +100,15 @@ $(BUILD)/bench/raft_bench: $(BUILD)/obj/bench/raft_bench.o $(SIM_OBJS) $(LIB_REP
 .PHONY: bench-raft
 bench-raft: $(BUILD)/bench/raft_bench
 	$(BUILD)/bench/raft_bench
+
+# make bench-replica: memory per partition replica (plog + raftlog + raft + repl group) and the
+# idle CPU of 1,000 partition groups of 3 replicas on 3 in-process brokers (bench/replica_cost.c).
+BENCH_TARGETS += bench-replica
+$(BUILD)/bench/replica_cost: $(BUILD)/obj/bench/replica_cost.o $(LIB_REPL) $(LIB_STORAGE) \
+		$(LIB_IO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEPS_LIBS)
+.PHONY: bench-replica
+bench-replica: $(BUILD)/bench/replica_cost
+	$(BUILD)/bench/replica_cost

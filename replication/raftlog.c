@@ -35,7 +35,8 @@
 #define RAFT_PLANT_BUG 0
 #endif
 
-#define RAFTLOG_CKPT_VERSION 1
+#define RAFTLOG_CKPT_VERSION 2   /* 2 adds the plog reset it was written after; 1 still reads */
+#define RAFTLOG_SNAP_META_BYTES (28 + RAFT_CONFIG_MAX_BYTES) /* meta kept with a plog reset */
 #define RAFTLOG_SCAN_BYTES (1u << 20) /* read window of the open-time scan */
 #define RAFTLOG_CTL_KEY_BYTES 4       /* control key: version i16, type i16 (big-endian) */
 #define RAFTLOG_TAIL_MAX 512          /* tail boundaries kept (half dropped when reached) */
@@ -45,6 +46,12 @@
 struct raftlog_arena {
     uint8_t *buf;
     size_t used, cap;
+    /* The catch-up budget (raftlog_arena_set_catchup_rate): a token bucket on io's clock. */
+    struct io *io;
+    uint64_t rate;       /* bytes per second; 0: no limit */
+    int64_t tokens;      /* bytes that may be read now (may go negative by one read) */
+    uint64_t refilled_ns;
+    struct raftlog_arena_stats stats;
 };
 
 struct epoch {
@@ -109,6 +116,11 @@ struct raftlog {
     struct queued *queue;     /* appends waiting for it, in order */
     uint32_t n_queue, cap_queue;
     uint8_t ctl[RAFTLOG_CTL_MAX_BYTES]; /* the control batch being appended */
+    /* The latest snapshot installed (the plog's reset record): what the log starts after
+     * when its start is still reset_at. */
+    bool has_base;
+    uint64_t reset_at;
+    struct raft_snapshot_meta base;
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -132,6 +144,13 @@ static int grow(void **p, uint32_t *cap, uint32_t need, size_t size, uint32_t li
     return 0;
 }
 
+/* What the bucket holds at most: a tenth of a second's budget, at least 64 KiB. */
+static uint64_t catchup_burst(const struct raftlog_arena *a)
+{
+    uint64_t b = a->rate / 10;
+    return b < (64u << 10) ? (64u << 10) : b;
+}
+
 struct raftlog_arena *raftlog_arena_create(size_t cap_bytes)
 {
     struct raftlog_arena *a = calloc(1, sizeof(*a));
@@ -144,6 +163,36 @@ struct raftlog_arena *raftlog_arena_create(size_t cap_bytes)
         return NULL;
     }
     return a;
+}
+
+void raftlog_arena_set_catchup_rate(struct raftlog_arena *a, struct io *io,
+                                    uint64_t bytes_per_sec)
+{
+    a->io = io;
+    a->rate = bytes_per_sec;
+    a->tokens = (int64_t)catchup_burst(a);
+    a->refilled_ns = io_now_ns(io);
+}
+
+void raftlog_arena_get_stats(const struct raftlog_arena *a, struct raftlog_arena_stats *out)
+{
+    *out = a->stats;
+}
+
+/* Bytes a catch-up read may take now (refilling the bucket first); <= 0: none this time. */
+static int64_t catchup_tokens(struct raftlog_arena *a)
+{
+    uint64_t now = io_now_ns(a->io);
+    if (now > a->refilled_ns) {
+        uint64_t dt = now - a->refilled_ns;
+        uint64_t add = dt >= 1000000000ull ? a->rate : (uint64_t)((__uint128_t)a->rate * dt /
+                                                                  1000000000ull);
+        int64_t cap = (int64_t)catchup_burst(a);
+        a->tokens = a->tokens + (int64_t)add > cap ? cap : a->tokens + (int64_t)add;
+        if (add > 0 || dt >= 1000000000ull)
+            a->refilled_ns = now;
+    }
+    return a->tokens;
 }
 
 void raftlog_arena_destroy(struct raftlog_arena *a)
@@ -407,10 +456,16 @@ static uint64_t ops_last(void *ctx)
     return ((struct raftlog *)ctx)->leo;
 }
 
+static uint64_t start_term(struct raftlog *rl);
+static void queue_clear(struct raftlog *rl, uint32_t keep);
+
 static uint64_t ops_term(void *ctx, uint64_t index)
 {
     struct raftlog *rl = ctx;
-    if (index == 0 || index > rl->leo || index <= plog_start_offset(rl->plog))
+    uint64_t start = plog_start_offset(rl->plog);
+    if (index == start && index > 0)
+        return start_term(rl); /* the core compacts up to the log start (raft_compact) */
+    if (index == 0 || index > rl->leo || index < start)
         return 0;
     if (index >= rl->tail_lo) {
         if (index == rl->tail_lo)
@@ -477,6 +532,18 @@ static int ops_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
     struct raftlog_arena *a = rl->arena;
     uint64_t offset = lo - 1, bytes = 0;
     uint32_t n = 0;
+    /* Entries a quorum already holds go to a follower that is behind: catch-up, within the
+     * loop's budget, so it cannot starve the appends producers wait for. */
+    bool catchup = a->rate > 0 && lo <= rl->commit;
+    if (catchup) {
+        int64_t tokens = catchup_tokens(a);
+        if (tokens <= 0) {
+            a->stats.catchup_deferred++;
+            return RL_E_FULL; /* later: the core retries on the next reply or heartbeat */
+        }
+        if ((uint64_t)tokens < max_bytes)
+            max_bytes = (uint64_t)tokens;
+    }
     while (n < max_n && offset < hi && bytes < max_bytes) {
         size_t room = a->cap - a->used;
         uint64_t want = max_bytes - bytes;
@@ -502,6 +569,10 @@ static int ops_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
             bytes += (uint64_t)len;
             k += (size_t)len;
         }
+    }
+    if (catchup) {
+        a->tokens -= (int64_t)bytes;
+        a->stats.catchup_bytes += bytes;
     }
     return n ? (int)n : RL_E_FULL;
 }
@@ -543,8 +614,10 @@ const struct raft_log_ops raftlog_ops = {
 /* ---- checkpoint ----------------------------------------------------------------------- */
 
 /* Layout (little-endian): u32 version | u64 covered | u32 n_epochs | u32 n_confs |
+ * [version 2: u64 reset_at, the plog reset it describes the log after, 0: none] |
  * n_epochs x (u64 epoch, u64 start) | n_confs x (u64 index, u32 len, len bytes). Epochs wholly
- * below the log start are left out (the one the start falls in stays). */
+ * below the entry ending at the log start are left out. A checkpoint written before the plog's
+ * latest reset describes a log that is gone: it is ignored. */
 static int ckpt_save(struct raftlog *rl)
 {
     uint64_t start = plog_start_offset(rl->plog);
@@ -553,13 +626,13 @@ static int ckpt_save(struct raftlog *rl)
         covered = rl->leo;
     if (covered < rl->covered)
         covered = rl->covered; /* what an earlier checkpoint covered is still immutable */
-    int64_t first = epoch_at(rl, start);
+    int64_t first = epoch_at(rl, start ? start - 1 : 0); /* the term of the start's entry too */
     uint32_t e0 = first < 0 ? 0 : (uint32_t)first;
-    size_t cap = 20 + (size_t)(rl->n_epochs - e0) * 16 + (size_t)rl->n_confs * (12 + 64);
+    size_t cap = 28 + (size_t)(rl->n_epochs - e0) * 16 + (size_t)rl->n_confs * (12 + 64);
     uint8_t *buf = malloc(cap + (size_t)rl->n_confs * RAFT_CONFIG_MAX_BYTES);
     if (!buf)
         return -ENOMEM;
-    size_t k = 20;
+    size_t k = 28;
     uint32_t n_confs = 0;
     uint32_t n_epochs = 0;
     for (uint32_t i = e0; i < rl->n_epochs && rl->epochs[i].start < covered; i++, k += 16) {
@@ -577,6 +650,7 @@ static int ckpt_save(struct raftlog *rl)
     rl_store_le64(buf + 4, covered);
     rl_store_le32(buf + 12, n_epochs);
     rl_store_le32(buf + 16, n_confs);
+    rl_store_le64(buf + 20, rl->has_base ? rl->reset_at : 0);
     int rc = checkpoint_save(rl->io, rl->dir, RAFTLOG_CHECKPOINT, buf, k, CHECKPOINT_DURABLE);
     free(buf);
     if (rc < 0)
@@ -596,11 +670,15 @@ static int ckpt_load(struct raftlog *rl)
         return -ENOMEM;
     int len = checkpoint_load(rl->io, rl->dir, RAFTLOG_CHECKPOINT, buf, cap);
     int rc = 0;
-    if (len < 20 || rl_load_le32(buf) != RAFTLOG_CKPT_VERSION)
+    uint32_t version = len >= 20 ? rl_load_le32(buf) : 0;
+    if ((version != 1 && version != 2) || (version == 2 && len < 28))
         goto out; /* none (or damaged, already reported): scan the whole log */
+    uint64_t ck_reset = version == 2 ? rl_load_le64(buf + 20) : 0;
+    if (ck_reset != (rl->has_base ? rl->reset_at : 0))
+        goto out; /* written before the latest snapshot install: the log it describes is gone */
     uint64_t covered = rl_load_le64(buf + 4);
     uint32_t n_epochs = rl_load_le32(buf + 12), n_confs = rl_load_le32(buf + 16);
-    size_t k = 20;
+    size_t k = version == 2 ? 28 : 20;
     for (uint32_t i = 0; i < n_epochs && rc == 0; i++, k += 16) {
         if (k + 16 > (size_t)len)
             goto bad;
@@ -693,6 +771,127 @@ static bool epochs_plausible(struct raftlog *rl)
     return ok;
 }
 
+/* ---- snapshots: the log restarted at the leader's log start ---------------------------- */
+
+static uint32_t meta_encode(const struct raft_snapshot_meta *m, uint8_t *buf)
+{
+    rl_store_le64(buf, m->index);
+    rl_store_le64(buf + 8, m->term);
+    rl_store_le64(buf + 16, m->config_index);
+    uint32_t n = raft_config_encode(&m->config, buf + 28);
+    rl_store_le32(buf + 24, n);
+    return 28 + n;
+}
+
+static int meta_decode(const uint8_t *buf, size_t len, struct raft_snapshot_meta *m)
+{
+    if (len < 28 || rl_load_le32(buf + 24) != len - 28)
+        return RL_E_CORRUPT;
+    m->index = rl_load_le64(buf);
+    m->term = rl_load_le64(buf + 8);
+    m->config_index = rl_load_le64(buf + 16);
+    return raft_config_decode(buf + 28, (uint32_t)(len - 28), &m->config);
+}
+
+/* Reads the plog's reset record: the snapshot the log was last restarted at. */
+static int base_load(struct raftlog *rl)
+{
+    uint8_t buf[RAFTLOG_SNAP_META_BYTES];
+    uint64_t at;
+    int n = plog_reset_meta(rl->plog, &at, buf, sizeof(buf));
+    if (n == -ENOENT)
+        return 0;
+    if (n < 0)
+        return n;
+    if (meta_decode(buf, (size_t)n, &rl->base) < 0 || rl->base.index != at)
+        return RL_CORRUPT(rl->dir, 0, at, "the snapshot record of the log's last restart "
+                          "does not parse; the partition must be restored from a replica");
+    rl->has_base = true;
+    rl->reset_at = at;
+    return 0;
+}
+
+/* The term of the entry ending at the log start, or 0 when unknown (the start is inside a
+ * batch, or the epochs below it were not kept). */
+static uint64_t start_term(struct raftlog *rl)
+{
+    uint64_t start = plog_start_offset(rl->plog);
+    if (rl->has_base && rl->base.index == start)
+        return rl->base.term;
+    if (start < rl->leo) {
+        uint64_t base, end;
+        if (batch_around(rl, start, &base, &end) < 0 || base != start)
+            return 0;
+    } else if (start != rl->tail_lo && !tail_term(rl, start)) {
+        return 0;
+    }
+    return term_of_offset(rl, start - 1);
+}
+
+int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
+                     struct raft_snapshot_meta *out)
+{
+    uint64_t start = plog_start_offset(rl->plog);
+    if (rl->has_base && rl->base.index == start) {
+        *out = rl->base;
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    out->config = *initial;
+    if (start == 0)
+        return 0;
+    out->index = start;
+    out->term = start_term(rl);
+    if (out->term == 0)
+        return RL_E_CORRUPT;
+    uint32_t lo = 0, hi = rl->n_confs; /* the latest configuration entry at or below start */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rl->confs[mid].index <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0) {
+        out->config_index = rl->confs[lo - 1].index;
+        return raft_config_decode(rl->confs[lo - 1].payload, rl->confs[lo - 1].len,
+                                  &out->config);
+    }
+    if (rl->has_base) {
+        out->config_index = rl->base.config_index;
+        out->config = rl->base.config;
+    }
+    return 0;
+}
+
+/* Installs snapshot s: the plog restarts empty at s->index (durably, with s as its meta), and
+ * every index of the old log is forgotten. Blocks (plog_reset_to): rare, once per replica that
+ * fell behind its leader's log start. */
+static int install(struct raftlog *rl, const struct raft_snapshot_meta *s)
+{
+    uint8_t meta[RAFTLOG_SNAP_META_BYTES];
+    if (s->index <= rl->commit || s->index <= plog_start_offset(rl->plog))
+        return RL_E_INTERNAL; /* the core installs only past its commit index */
+    queue_clear(rl, 0); /* appends waiting for a truncation: their log is going */
+    rl->retruncate = false;
+    uint32_t n = meta_encode(s, meta);
+    int rc = plog_reset_to(rl->plog, s->index, meta, n);
+    if (rc < 0)
+        return rc;
+    RL_ASSERTF(rl->n_inflight == 0 && !rl->truncating, "raftlog %s: appends outlived a reset",
+               rl->dir);
+    rl->leo = rl->commit = rl->covered = rl->tail_lo = s->index;
+    rl->n_epochs = rl->n_confs = rl->n_tail = 0;
+    rl->durable_index = s->index;
+    rl->durable_term = s->term;
+    rl->durable_new = false; /* the core counts the snapshot durable itself */
+    rl->has_base = true;
+    rl->reset_at = s->index;
+    rl->base = *s;
+    rl->dirty = true;
+    return ckpt_save(rl); /* so the next open need not read the log back */
+}
+
 int raftlog_open(struct io *io, struct plog *log, const char *dir, struct raftlog_arena *arena,
                  struct raftlog **out)
 {
@@ -705,7 +904,9 @@ int raftlog_open(struct io *io, struct plog *log, const char *dir, struct raftlo
     rl->plog = log;
     rl->arena = arena;
     rl->leo = plog_end_offset(log);
-    int rc = ckpt_load(rl);
+    int rc = base_load(rl);
+    if (rc == 0)
+        rc = ckpt_load(rl);
     if (rc == 0) {
         uint64_t start = plog_start_offset(log);
         rl->dirty = false; /* what was loaded is what the disk holds */
@@ -989,8 +1190,11 @@ int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd)
 {
     if (rl->failed)
         return rl->failed;
-    if (rd->has_snapshot)
-        return fail(rl, RL_E_INVALID_ARGUMENT);
+    if (rd->has_snapshot) {
+        int rc = install(rl, &rd->snapshot);
+        if (rc < 0)
+            return fail(rl, rc);
+    }
     if (rd->has_truncate) {
         int rc = truncate_to(rl, rd->truncate_after);
         if (rc < 0)
@@ -1035,6 +1239,11 @@ int raftlog_maintain(struct raftlog *rl, uint64_t max_uncovered)
         return 0;
     int rc = ckpt_save(rl);
     return rc < 0 ? rc : 1;
+}
+
+uint64_t raftlog_log_start(const struct raftlog *rl)
+{
+    return plog_start_offset(rl->plog);
 }
 
 int raftlog_failed(const struct raftlog *rl)

@@ -45,8 +45,8 @@
  * (struct raftlog_arena), valid until raftlog_ready_done. Batches appended but not yet written
  * are not readable from the plog; entries() then returns RL_E_FULL and the core sends them on a
  * later call. All file I/O goes through io (checkpoints through storage/checkpoint.h), so the
- * simulated back-end can stand in for the disk. Blocking: open, close and maintain; nothing on
- * the append, truncation or read path blocks.
+ * simulated back-end can stand in for the disk. Blocking: open, close, maintain and a snapshot
+ * install (rare); nothing on the append, truncation or read path blocks.
  */
 #ifndef RL_REPLICATION_RAFTLOG_H
 #define RL_REPLICATION_RAFTLOG_H
@@ -76,6 +76,21 @@ struct raftlog_arena;
 struct raftlog_arena *raftlog_arena_create(size_t cap_bytes);
 void raftlog_arena_destroy(struct raftlog_arena *a);
 
+/* The catch-up budget of a loop (replication.catchup.max.bytes.per.sec): entries read for a
+ * follower that is behind (entries at or below the commit index, which a quorum already holds:
+ * a restarted replica, one caught up from the log start, a new learner) take at most
+ * bytes_per_sec across every raftlog of the arena, measured on io's clock, with a burst of a
+ * tenth of a second (at least 64 KiB). Past it entries() answers "later" (RL_E_FULL) and the
+ * core sends them on a later reply or heartbeat. Entries not yet committed (what producers
+ * wait for) are never held back. 0 (the default): no limit. */
+void raftlog_arena_set_catchup_rate(struct raftlog_arena *a, struct io *io,
+                                    uint64_t bytes_per_sec);
+struct raftlog_arena_stats {
+    uint64_t catchup_bytes;    /* bytes read for catch-up */
+    uint64_t catchup_deferred; /* catch-up reads put off because the budget was spent */
+};
+void raftlog_arena_get_stats(const struct raftlog_arena *a, struct raftlog_arena_stats *out);
+
 /* Opens the Raft view of `log` (an open plog of directory `dir` on the storage whose io is
  * `io`; borrowed: it must outlive the raftlog), reading the checkpoint and the log past it.
  * Blocks. Returns 0 and *out, RL_E_CORRUPT (a damaged checkpoint is reported and rebuilt from the
@@ -91,11 +106,24 @@ void raftlog_close(struct raftlog *rl);
 /* The raft_log_ops of a raftlog; log_ctx is the struct raftlog. */
 extern const struct raft_log_ops raftlog_ops;
 
-/* Step 2 of a ready (raft.h): truncation (refused with RL_E_INTERNAL below the commit index
- * the log was told of), then the appends. A snapshot install is refused with
- * RL_E_INVALID_ARGUMENT: the plog has no way yet to restart at an offset past its end. Does not
- * block. Returns 0 or a negative code (the raftlog is then failed). */
+/* Step 2 of a ready (raft.h): a snapshot install, or truncation (refused with RL_E_INTERNAL
+ * below the commit index the log was told of), then the appends. Installing snapshot (index,
+ * term, configuration) restarts the plog empty at `index` (plog_reset_to, with the snapshot as
+ * the reset's meta, so the two are durable together) and forgets the old log's epochs,
+ * configurations and tail; the leader's batches from its log start then arrive as ordinary
+ * appends. The install blocks (a few syncs; it happens once per replica that fell behind its
+ * leader's log start); nothing else here does. Returns 0 or a negative code (the raftlog is
+ * then failed). */
 int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd);
+
+/* What the log starts after, for raft_init (repl_group_options.snap) when a group restarts:
+ * the snapshot last installed while the log still starts there; otherwise index = the log
+ * start, its term from the epochs, and the latest configuration entry at or below it (or the
+ * installed snapshot's, or `initial` with config_index 0 when the log holds none). A new log
+ * gives index 0 and `initial`. Returns 0, or RL_E_CORRUPT when the term at the log start is
+ * unknown (a start inside a batch). */
+int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
+                     struct raft_snapshot_meta *out);
 
 /* The ready just carried out is done: the arena's contents (entries() payloads) may go. */
 void raftlog_ready_done(struct raftlog *rl);
@@ -111,6 +139,9 @@ void raftlog_set_commit(struct raftlog *rl, uint64_t commit);
  * than `max_uncovered` bytes were appended since it (0: only on change). Blocks (two fsyncs)
  * when it writes. Returns 1 when written, 0 when not needed, or a negative code. */
 int raftlog_maintain(struct raftlog *rl, uint64_t max_uncovered);
+
+/* The log start (the plog's), where retention or a snapshot install left it. */
+uint64_t raftlog_log_start(const struct raftlog *rl);
 
 /* The sticky error, or 0. */
 int raftlog_failed(const struct raftlog *rl);

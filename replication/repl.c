@@ -447,12 +447,27 @@ static int step(struct repl *r, struct repl_group *g, const struct raft_msg *m)
     return rc;
 }
 
+/* The log's start moved past the core's snapshot point (retention): the core follows, so a
+ * follower behind it is sent a snapshot of the log start rather than entries that are gone. */
+static void compact_to_log_start(struct repl_group *g)
+{
+    uint64_t start = g->log->log_start(g->opt.log_ctx);
+    struct raft_snapshot_meta m;
+    if (start <= g->raft.snap_index)
+        return;
+    if (raft_compact(&g->raft, start, &m) == 0)
+        g->snap = m;
+    g->log->ready_done(g->opt.log_ctx); /* what the lookups read */
+}
+
 void repl_tick(struct repl *r)
 {
     for (uint32_t i = 0; i < r->n_buckets; i++)
         for (struct repl_group *g = r->buckets[i]; g; g = g->hnext) {
             if (g->failed)
                 continue;
+            if (g->log->log_start)
+                compact_to_log_start(g);
             raft_tick(&g->raft, &r->rd);
             process(r, g);
         }
@@ -746,9 +761,15 @@ static void rl_set_commit(void *log, uint64_t commit)
     raftlog_set_commit(log, commit);
 }
 
+static uint64_t rl_log_start(void *log)
+{
+    return raftlog_log_start(log);
+}
+
 const struct repl_log_ops repl_raftlog_ops = {
     .apply = rl_apply,
     .ready_done = rl_ready_done,
     .take_durable = rl_take_durable,
     .set_commit = rl_set_commit,
+    .log_start = rl_log_start,
 };

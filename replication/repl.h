@@ -58,6 +58,10 @@ struct repl_log_ops {
     bool (*take_durable)(void *log, uint64_t *index, uint64_t *term);
     /* The commit index reached (the log may refuse to truncate below it). */
     void (*set_commit)(void *log, uint64_t commit);
+    /* Where the log starts now (retention moves it), or NULL. When it passes the core's
+     * snapshot index the driver compacts the core there (raft_compact), so a follower that
+     * needs what is gone gets a snapshot message naming the log start. */
+    uint64_t (*log_start)(void *log);
 };
 
 /* The repl_log_ops of a raftlog (log = struct raftlog *), so a partition's plog backs a group.

@@ -18,6 +18,7 @@ TESTS += $(BUILD)/tests/integration/test_crash_plog
 TESTS += $(BUILD)/tests/unit/test_storage_many
 TESTS += $(BUILD)/tests/unit/test_storage_format
 TESTS += $(BUILD)/tests/unit/test_tcache
+TESTS += $(BUILD)/tests/unit/test_plog_reset $(BUILD)/tests/unit/test_plog_reset_sim
 
 # The recovery fuzz harness (tests/fuzz/module.mk builds, replays and fuzzes it).
 FUZZ_HARNESSES += recovery

@@ -345,4 +345,25 @@ int plog_enforce_retention(struct plog *log, int64_t now_ms);
  * before that lands brings back the old start (records reappear, nothing is lost). */
 int plog_advance_start(struct plog *log, uint64_t offset);
 
+
+/* Restarts the log empty at `offset`: every batch is discarded, the log start and end become
+ * `offset`, and the next append gets it (a replica whose leader no longer holds what it lacks
+ * starts over at the leader's log start). `offset` must lie past the log start
+ * (RL_E_OFFSET_OUT_OF_RANGE otherwise). `meta` (up to PLOG_RESET_META_MAX bytes, the caller's:
+ * replication keeps the term and configuration there) is stored with the new start, atomically
+ * with it, and read back by plog_reset_meta. Crash-safe: the reset record is written durably
+ * first (the commit point), then the old segments' files are removed (the lowest last, with
+ * directory syncs) and the new empty segment created; a crash before the record leaves the old
+ * log, after it the next open finishes the removal, so a restart finds either the old log or
+ * the new one starting at `offset`, never a mix. Waits for the appends and background work in
+ * flight first (their callbacks run). A failure after the commit point fails the log (sticky;
+ * the next open finishes the reset). Blocks (a few syncs): for rare events. Returns 0,
+ * RL_E_LOG_CLOSED, RL_E_LOG_FAILED, RL_E_FULL (a truncation is under way),
+ * RL_E_INVALID_ARGUMENT, RL_E_DISK_FULL or an I/O error. */
+#define PLOG_RESET_META_MAX 256u
+int plog_reset_to(struct plog *log, uint64_t offset, const void *meta, uint32_t meta_len);
+/* The latest reset of the log: its offset in *offset and its meta copied into meta (cap bytes;
+ * meta may be NULL). Returns the meta's length, -ENOENT when the log was never reset,
+ * -ENOBUFS, or RL_E_CORRUPT (a damaged record, reported). Blocks (reads a small file). */
+int plog_reset_meta(struct plog *log, uint64_t *offset, void *meta, size_t cap);
 #endif

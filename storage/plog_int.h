@@ -83,6 +83,7 @@
 #define STORAGE_CLEAN_RECORD "storage-clean"
 #define PLOG_LEGACY_CLEAN_MARKER "clean-shutdown" /* per-log marker of the first version */
 #define PLOG_LOG_START_CHECKPOINT "log-start"
+#define PLOG_RESET_CHECKPOINT "log-reset"  /* where plog_reset_to restarted the log, and its meta */
 
 struct chunk {
     uint8_t *buf;          /* PLOG_CHUNK_BYTES, PLOG_ALIGN-aligned */

@@ -557,6 +557,159 @@ static int activate(struct plog *log, uint64_t start)
     return plog_load_tail_block(log);
 }
 
+/* --- restarting the log at an offset (plog_reset_to) -------------------------------------- */
+
+/* Unlinks one segment's files, its .log last: a segment whose .log survives a cut may still
+ * have its other files, and one whose .log is gone has none left to be taken up by a later
+ * segment of the same name. */
+static int reset_remove_segment(struct io *io, const char *dir, uint64_t base)
+{
+    static const char *const exts[] = {".damaged", ".timeindex", ".index", ".log"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+        if (snprintf(path, sizeof(path), "%s/%020llu%s", dir, (unsigned long long)base,
+                     exts[i]) >= (int)sizeof(path))
+            return -ENAMETOOLONG;
+        int rc = io_path_unlink(io, path);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+/* Removes the files of segments bases[0..n): every one but the lowest first, a directory sync,
+ * then the lowest and another sync. The lowest lies below the reset offset, so while it is on
+ * disk recovery knows the reset is unfinished and does it again. */
+static int reset_remove_all(struct io *io, const char *dir, const uint64_t *bases, uint32_t n)
+{
+    int rc = 0;
+    for (uint32_t i = n; i > 1 && rc == 0; i--)
+        rc = reset_remove_segment(io, dir, bases[i - 1]);
+    if (rc == 0 && n > 1)
+        rc = io_dir_sync(io, dir);
+    if (rc == 0 && n > 0)
+        rc = reset_remove_segment(io, dir, bases[0]);
+    if (rc == 0 && n > 0)
+        rc = io_dir_sync(io, dir);
+    return rc;
+}
+
+/* The reset record: u64 offset, then the caller's meta. Returns the meta length with *offset
+ * set, -ENOENT when the log was never reset, or another negative code. */
+static int reset_record_load(struct io *io, const char *dir, uint64_t *offset, uint8_t *meta,
+                             size_t cap)
+{
+    uint8_t buf[8 + PLOG_RESET_META_MAX];
+    int n = checkpoint_load(io, dir, PLOG_RESET_CHECKPOINT, buf, sizeof(buf));
+    if (n < 0)
+        return n;
+    if (n < 8)
+        return RL_CORRUPT(dir, 0, n, "log-reset record is shorter than its offset");
+    *offset = rl_load_le64(buf);
+    size_t len = (size_t)n - 8;
+    if (meta != NULL && len > cap)
+        return -ENOBUFS;
+    if (meta != NULL)
+        memcpy(meta, buf + 8, len);
+    return (int)len;
+}
+
+/* Finishes a reset that a crash interrupted: while a segment below the reset offset is left,
+ * the reset record is newer than the files, so they all go (none of them belongs to the new
+ * log: it takes appends only once the old files are gone). */
+static int reset_redo(struct plog *log, uint64_t offset)
+{
+    uint64_t *bases = NULL;
+    uint32_t n = 0;
+    int rc = list_segments(log->st->io, log->dir, &bases, &n);
+    if (rc == 0 && n > 0 && bases[0] < offset) {
+        RL_WARN("%s: finishing a restart of the log at offset %llu that a crash interrupted",
+                log->dir, (unsigned long long)offset);
+        rc = reset_remove_all(log->st->io, log->dir, bases, n);
+    }
+    free(bases);
+    return rc;
+}
+
+int plog_reset_meta(struct plog *log, uint64_t *offset, void *meta, size_t cap)
+{
+    return reset_record_load(log->st->io, log->dir, offset, meta, cap);
+}
+
+int plog_reset_to(struct plog *log, uint64_t offset, const void *meta, uint32_t meta_len)
+{
+    struct io *io = log->st->io;
+    if (log->closing)
+        return RL_E_LOG_CLOSED;
+    if (log->failed)
+        return RL_E_LOG_FAILED;
+    if (log->trunc_busy)
+        return RL_E_FULL;
+    if (meta_len > PLOG_RESET_META_MAX || (meta_len > 0 && meta == NULL))
+        return RL_E_INVALID_ARGUMENT;
+    if (offset <= log->segs[0]->base_offset || offset <= log->start_offset)
+        return RL_E_OFFSET_OUT_OF_RANGE;
+    int rc = plog_drain(log);
+    if (rc < 0)
+        return rc;
+    /* The commit point: once the record is durable, recovery finishes the reset. */
+    uint8_t rec[8 + PLOG_RESET_META_MAX];
+    rl_store_le64(rec, offset);
+    if (meta_len)
+        memcpy(rec + 8, meta, meta_len);
+    rc = checkpoint_save(io, log->dir, PLOG_RESET_CHECKPOINT, rec, 8 + meta_len,
+                         CHECKPOINT_DURABLE);
+    if (rc < 0) {
+        /* The rename may have reached the disk: only recovery can tell which log is there. */
+        plog_fail(log, rc);
+        return rc;
+    }
+    uint64_t *bases = malloc((size_t)log->nsegs * sizeof(*bases));
+    if (bases == NULL) {
+        plog_fail(log, -ENOMEM);
+        return -ENOMEM;
+    }
+    uint32_t n = log->nsegs;
+    for (uint32_t i = 0; i < n; i++)
+        bases[i] = log->segs[i]->base_offset;
+    /* In memory at once: the old segments go (a reader's slice keeps its own). */
+    plog_chunks_free_all(log);
+    plog_hdr_window_drop(log->st);
+    tcache_drop_from(log->st->tcache, &log->tc, 0);
+    log->truncations++;
+    for (uint32_t i = 0; i < n; i++) {
+        struct segment *seg = log->segs[i];
+        fcache_close(&log->st->fc, &seg->rd);
+        fcache_close(&log->st->fc, &seg->wr);
+        fcache_close(&log->st->fc, &seg->drd);
+        if (seg->refs > 0)
+            seg->deleted = true;
+        else
+            segment_free(seg);
+    }
+    log->nsegs = 0;
+    log->size_bytes = 0;
+    log->falloc_seg = NULL;
+    rc = reset_remove_all(io, log->dir, bases, n);
+    free(bases);
+    if (rc == 0)
+        rc = create_first_segment(log, offset);
+    if (rc == 0) {
+        struct segment *act = log->segs[0];
+        act->lsn_base = 0;
+        act->created_ms = io_wall_ms(io);
+        log->start_offset = log->next_offset = offset;
+        log->appended_lsn = log->issued_lsn = log->written_lsn = log->durable_lsn = 0;
+        memset(log->tail_block, 0, PLOG_ALIGN);
+    }
+    if (rc < 0) {
+        RL_ERROR("%s: restarting the log at offset %llu failed (%s); the next open finishes it",
+                 log->dir, (unsigned long long)offset, rl_strerror(rc));
+        plog_fail(log, rc);
+    }
+    return rc;
+}
+
 int plog_recover(struct plog *log, const struct clean_entry *clean, uint8_t *buf,
                  struct plog_recovery_report *rep)
 {
@@ -572,6 +725,14 @@ int plog_recover(struct plog *log, const struct clean_entry *clean, uint8_t *buf
         return lg;
     if (lg > 0)
         clean = &legacy;
+    uint64_t reset_at = 0;
+    rc = reset_record_load(io, log->dir, &reset_at, NULL, 0);
+    if (rc >= 0)
+        rc = reset_redo(log, reset_at);
+    else if (rc == -ENOENT)
+        rc = 0;
+    if (rc < 0)
+        return rc;
     rc = recover_all(log, clean, buf, rep);
     if (rc == 0 && clean != NULL && !clean_matches(log, clean)) {
         RL_WARN("%s: the clean-shutdown record does not match the files; recovering the log "
@@ -588,6 +749,8 @@ int plog_recover(struct plog *log, const struct clean_entry *clean, uint8_t *buf
         start = rl_load_le64(sbuf);
     if (clean != NULL && clean->start_offset > start)
         start = clean->start_offset;
+    if (reset_at > start)
+        start = reset_at; /* the new log may have lost its empty first segment */
     return activate(log, start);
 }
 

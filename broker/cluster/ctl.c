@@ -932,6 +932,8 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     struct peer_host ph = {ctl_on_frame, c};
     c->peer = peer_create(io, cfg->self, c->cluster_id, &ph);
     c->arena = raftlog_arena_create((8u << 20) + CTL_MAX_RECORD_BYTES + 4096);
+    if (c->arena)
+        raftlog_arena_set_catchup_rate(c->arena, io, cfg->catchup_bytes_per_sec);
     c->bb = batch_builder_create(CTL_MAX_RECORD_BYTES, BATCH_CODEC_NONE, 0);
     c->br = batch_reader_create(64 * 1024);
     if (!c->peer || !c->arena || !c->bb || !c->br) {

@@ -70,6 +70,7 @@ struct ctl_config {
     uint32_t tick_ms;           /* Raft tick */
     uint32_t election_timeout_ms;
     uint32_t session_timeout_ms; /* a broker silent this long is reported fenced */
+    uint64_t catchup_bytes_per_sec; /* the loop's catch-up budget (raftlog.h; 0: no limit) */
 };
 
 /* Checks the identity file of data_dir against cfg (writing it on first start), opens group 0

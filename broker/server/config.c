@@ -38,6 +38,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->tail_cache_bytes = 256ull << 20;
     cfg->shutdown_timeout_ms = 10000;
     cfg->retention_check_interval_ms = 60000;
+    cfg->catchup_bytes_per_sec = 100ull << 20;
     cfg->fetch_splice = 1;
     cfg->producer_id_expiration_ms = 7ull * 24 * 3600 * 1000;
     cfg->group_min_session_timeout_ms = 500;
@@ -106,6 +107,7 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("tail.cache.prefault", tail_cache_prefault, 0, 1)
     NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
+    NUM("replication.catchup.max.bytes.per.sec", catchup_bytes_per_sec, 0, 1ll << 40)
     NUM("fetch.splice", fetch_splice, 0, 1)
     NUM("producer.id.expiration.ms", producer_id_expiration_ms, 1000, 1ll << 42)
     NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
@@ -302,6 +304,8 @@ const char *config_broker_usage(void)
            "max.topics, max.partitions, max.open.files, tail.cache.bytes (0: off),\n"
            "tail.cache.prefault (0/1), shutdown.timeout.ms,\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
+           "replication.catchup.max.bytes.per.sec (catch-up of replicas behind, per loop; 0: no\n"
+           "limit),\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
            "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
            "max.groups, offsets.topic.num.partitions, and the topic keys\n"

@@ -57,6 +57,7 @@ struct broker_config {
     uint32_t tail_cache_prefault;        /* tail.cache.prefault: fault its memory in at start */
     uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
+    uint64_t catchup_bytes_per_sec; /* replication.catchup.max.bytes.per.sec (0: no limit) */
     uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */
     uint64_t producer_id_expiration_ms;  /* producer.id.expiration.ms: idle producers forgotten */
     uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */

@@ -78,7 +78,8 @@ static int services_open_cluster(struct shard *sh, char *err, size_t err_cap)
     struct ctl_config cc = {.self = (uint32_t)cfg->node_id, .n_voters = cfg->n_voters,
                             .listen_port = cfg->listen_port, .tick_ms = SHARD_TICK_MS,
                             .election_timeout_ms = cfg->election_timeout_ms,
-                            .session_timeout_ms = cfg->broker_session_timeout_ms};
+                            .session_timeout_ms = cfg->broker_session_timeout_ms,
+                            .catchup_bytes_per_sec = cfg->catchup_bytes_per_sec};
     for (uint32_t i = 0; i < cfg->n_voters; i++) {
         cc.voters[i].id = (uint32_t)cfg->voters[i].id;
         snprintf(cc.voters[i].host, sizeof(cc.voters[i].host), "%s", cfg->voters[i].host);

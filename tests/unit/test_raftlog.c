@@ -405,3 +405,126 @@ Test(raftlog, group_commits_with_commit_index_as_high_watermark)
     cr_assert_eq(raft_last_index(&r), idx);
     cr_assert(raft_config_is_learner(&r.config, 2), "the configuration came back");
 }
+
+/* ---- snapshot install: the log restarted at the leader's log start --------------------- */
+
+/* Appends data entries of `count` records under `term` through a follower's ready, waits. */
+static uint64_t follow_append(uint64_t term, uint32_t count, int n, uint64_t tag)
+{
+    static struct raft_ready rd;
+    static struct raft_entry ents[8];
+    memset(&rd, 0, sizeof(rd));
+    rd.role = RAFT_FOLLOWER;
+    uint64_t last = raftlog_ops.last_index(g_rl);
+    for (int i = 0; i < n; i++) {
+        last += count;
+        ents[i] = data_entry(last, count, term, tag + (uint64_t)i);
+    }
+    rd.append = ents;
+    rd.n_append = (uint32_t)n;
+    cr_assert_eq(raftlog_apply(g_rl, &rd), 0);
+    wait_durable(last);
+    return last;
+}
+
+static void install_snapshot(const struct raft_snapshot_meta *s)
+{
+    static struct raft_ready rd;
+    memset(&rd, 0, sizeof(rd));
+    rd.role = RAFT_FOLLOWER;
+    rd.has_snapshot = true;
+    rd.snapshot = *s;
+    int rc = raftlog_apply(g_rl, &rd);
+    cr_assert_eq(rc, 0, "install: %s", rl_strerror(rc));
+    raftlog_ready_done(g_rl);
+    raftlog_set_commit(g_rl, s->index);
+}
+
+static void expect_after_install(const struct raft_snapshot_meta *s, uint64_t last)
+{
+    struct raft_config initial = {.n_voters = 1, .voters = {9}};
+    struct raft_snapshot_meta got;
+    cr_assert_eq(plog_start_offset(g_plog), s->index);
+    cr_assert_eq(raftlog_ops.last_index(g_rl), last);
+    cr_assert_eq(raftlog_ops.term(g_rl, s->index), s->term, "the term at the log start");
+    cr_assert_eq(raftlog_ops.term(g_rl, s->index - 1), 0, "an index below the start");
+    cr_assert_eq(raftlog_snapshot(g_rl, &initial, &got), 0);
+    cr_assert_eq(got.index, s->index);
+    cr_assert_eq(got.term, s->term);
+    cr_assert_eq(got.config_index, s->config_index);
+    cr_assert_eq(got.config.n_voters, s->config.n_voters);
+    cr_assert_eq(got.config.voters[2], s->config.voters[2]);
+    uint64_t t;
+    cr_assert_eq(raftlog_ops.boundary(g_rl, s->index + 1, 1, &t), 0,
+                 "no entry of the old log answers");
+}
+
+Test(raftlog, snapshot_install_restarts_the_log_and_appends_continue_across_reopens)
+{
+    /* A follower holds entries of terms 1-3 (a divergent, uncommitted tail of term 3); the
+     * leader's log starts past all of it. The install leaves an empty log starting there with
+     * the snapshot's term and configuration, the leader's batches append from there (terms
+     * lower than the discarded tail's included), and a reopen finds the same log, whose
+     * restart point raftlog_snapshot gives back. A second install goes further. */
+    follow_append(1, 5, 4, 1);
+    raftlog_set_commit(g_rl, 20);
+    follow_append(3, 2, 3, 10);
+    cr_assert_eq(raftlog_maintain(g_rl, 0), 1);
+    struct raft_snapshot_meta s = {.index = 500, .term = 2, .config_index = 400,
+                                   .config = {.n_voters = 3, .voters = {1, 2, 3}}};
+    install_snapshot(&s);
+    expect_after_install(&s, 500);
+    cr_assert_eq(raftlog_failed(g_rl), 0);
+    uint64_t last = follow_append(2, 4, 3, 100);
+    last = follow_append(4, 1, 2, 200);
+    cr_assert_eq(last, 514);
+    cr_assert_eq(raftlog_ops.term(g_rl, 512), 2);
+    cr_assert_eq(raftlog_ops.term(g_rl, 514), 4);
+    struct raft_entry e[8];
+    int n = raftlog_ops.entries(g_rl, 501, 514, 1u << 20, e, 8);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(e[0].index, 504);
+    cr_assert_eq(e[4].index, 514);
+    raftlog_ready_done(g_rl);
+    close_logs();
+    open_logs();
+    expect_after_install(&s, 514);
+    cr_assert_eq(raftlog_ops.term(g_rl, 508), 2);
+    cr_assert_eq(raftlog_ops.term(g_rl, 513), 4);
+    /* The checkpoint of the old log must not come back (epoch 3 started at 20). */
+    uint64_t t;
+    cr_assert_eq(raftlog_ops.boundary(g_rl, 514, 3, &t), 512);
+    cr_assert_eq(t, 2);
+    struct raft_snapshot_meta s2 = {.index = 9000, .term = 7, .config_index = 0,
+                                    .config = {.n_voters = 3, .voters = {1, 2, 4}}};
+    install_snapshot(&s2);
+    expect_after_install(&s2, 9000);
+    last = follow_append(7, 3, 1, 300);
+    close_logs();
+    open_logs();
+    expect_after_install(&s2, 9003);
+    cr_assert_eq(raftlog_ops.term(g_rl, 9003), 7);
+}
+
+Test(raftlog, reopen_after_an_install_that_left_the_old_checkpoint_ignores_it)
+{
+    /* A crash between the plog's restart and the raftlog's checkpoint: the checkpoint on disk
+     * describes the old log. Simulated by putting the old checkpoint back after the install. */
+    follow_append(3, 5, 4, 1);
+    raftlog_set_commit(g_rl, 20);
+    cr_assert_eq(raftlog_maintain(g_rl, 0), 1);
+    static uint8_t old[4096];
+    int n = checkpoint_load(g_io, g_dir, RAFTLOG_CHECKPOINT, old, sizeof(old));
+    cr_assert_gt(n, 0);
+    struct raft_snapshot_meta s = {.index = 100, .term = 2, .config_index = 0,
+                                   .config = {.n_voters = 3, .voters = {1, 2, 3}}};
+    install_snapshot(&s);
+    follow_append(2, 1, 1, 50);
+    raftlog_ready_done(g_rl);
+    close_logs();
+    cr_assert_eq(checkpoint_save(g_io, g_dir, RAFTLOG_CHECKPOINT, old, (size_t)n,
+                                 CHECKPOINT_DURABLE), 0);
+    open_logs();
+    expect_after_install(&s, 101);
+    cr_assert_eq(raftlog_ops.term(g_rl, 101), 2, "epoch 3 of the old log came back");
+}

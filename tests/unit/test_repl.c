@@ -116,7 +116,7 @@ static void ml_set_commit(void *log, uint64_t commit)
 }
 
 static const struct repl_log_ops ml_ops = {ml_apply, ml_ready_done, ml_take_durable,
-                                           ml_set_commit};
+                                           ml_set_commit, NULL};
 
 /* ---- the transport -------------------------------------------------------------------- */
 
@@ -485,11 +485,40 @@ struct pnode {
 
 static struct pnode pn[NODES];
 
+/* What the leaders sent the watched node (catch-up tests). */
+static struct {
+    uint32_t node;                  /* 0: nobody watched */
+    uint64_t min_entry_start[PGROUPS]; /* lowest index an entry sent to it started at */
+    uint32_t snapshots[PGROUPS];    /* snapshot messages sent to it */
+    uint64_t seg_bytes;             /* plog segment size for new nodes (0: default) */
+} wch;
+
+static void watch_frame(const uint8_t *frame, size_t len)
+{
+    static struct rwire_reader rd;
+    struct rwire_record rec;
+    cr_assert_eq(rwire_open(&rd, frame, len), 0);
+    while (rwire_next(&rd, &rec) == 1) {
+        if (rec.kind != RWIRE_MSG || rec.group < 100 || rec.group >= 100 + PGROUPS)
+            continue;
+        uint32_t g = (uint32_t)(rec.group - 100);
+        if (rec.msg.type == RAFT_MSG_SNAPSHOT)
+            wch.snapshots[g]++;
+        for (uint32_t i = 0; rec.msg.type == RAFT_MSG_APPEND && i < rec.msg.n_entries; i++) {
+            uint64_t start = rec.msg.entries[i].index - rec.msg.entries[i].count;
+            if (start < wch.min_entry_start[g])
+                wch.min_entry_start[g] = start;
+        }
+    }
+}
+
 static int pt_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 {
     struct pnode *from = ctx;
     if (from->down || pn[to - 1].down)
         return RL_E_BROKER_UNAVAILABLE;
+    if (to == wch.node)
+        watch_frame(frame, len);
     cr_assert_lt(t.n_next, MAX_FRAMES);
     struct frame *f = &t.next[t.n_next++];
     f->from = from->id;
@@ -516,14 +545,19 @@ static void pnode_start(struct pnode *n)
         struct plog_config cfg;
         plog_config_default(&cfg);
         cfg.retention_ms = -1;
+        if (wch.seg_bytes)
+            cfg.segment_bytes = wch.seg_bytes;
         cr_assert_eq(plog_open(n->st, sub, &cfg, NULL, &n->plog[g]), 0);
         cr_assert_eq(raftlog_open(n->io, n->plog[g], sub, n->arena, &n->rl[g]), 0);
+        struct raft_config initial = {.n_voters = NODES, .voters = {1, 2, 3}};
+        struct raft_snapshot_meta snap;
+        cr_assert_eq(raftlog_snapshot(n->rl[g], &initial, &snap), 0);
         struct repl_group_options o = {
             .id = 100 + g,
             .raft = {.id = n->id, .election_ticks = 10, .heartbeat_ticks = 2,
                      .seed = 7 * g + n->id, .pre_vote = true, .check_quorum = true,
                      .log_ops = &raftlog_ops, .log_ctx = n->rl[g]},
-            .snap = {.config = {.n_voters = NODES, .voters = {1, 2, 3}}},
+            .snap = snap,
             .log = &repl_raftlog_ops,
         };
         cr_assert_eq(repl_group_add(n->r, &o, &n->g[g]), 0);
@@ -626,12 +660,13 @@ static void assert_logs_identical(void)
     for (uint32_t g = 0; g < PGROUPS; g++) {
         struct pnode *ld = pleader(g);
         uint64_t hw = raft_commit(repl_group_raft(ld->g[g]));
-        int na = plog_read_copy(ld->plog[g], 0, sizeof(a), hw, a, sizeof(a));
+        uint64_t from = plog_start_offset(ld->plog[g]);
+        int na = plog_read_copy(ld->plog[g], from, sizeof(a), hw, a, sizeof(a));
         cr_assert_gt(na, 0);
         for (uint32_t i = 0; i < NODES; i++) {
             if (pn[i].down || &pn[i] == ld)
                 continue;
-            int nb = plog_read_copy(pn[i].plog[g], 0, sizeof(b), hw, b, sizeof(b));
+            int nb = plog_read_copy(pn[i].plog[g], from, sizeof(b), hw, b, sizeof(b));
             cr_assert_eq(nb, na, "group %u node %u: %d bytes vs %d", g, i + 1, nb, na);
             cr_assert_eq(memcmp(a, b, (size_t)na), 0, "group %u: node %u's bytes differ", g,
                          i + 1);
@@ -639,12 +674,8 @@ static void assert_logs_identical(void)
     }
 }
 
-Test(repl, partition_logs_replicate_byte_identical_across_a_leader_loss)
+static void pcluster_init(void)
 {
-    /* Four groups whose logs are plogs (raftlog) on three brokers: batches replicate and commit;
-     * every broker's log holds the same bytes up to the high watermark. The broker leading
-     * group 0 stops; the other two elect a leader and go on; the stopped broker restarts from
-     * its files, catches up from its own log end, and all logs are identical again. */
     memset(&t, 0, sizeof(t));
     for (uint32_t i = 0; i < NODES; i++) {
         struct pnode *n = &pn[i];
@@ -656,6 +687,31 @@ Test(repl, partition_logs_replicate_byte_identical_across_a_leader_loss)
         tu_mkdtemp(n->io, n->dir, sizeof(n->dir), "repl_plog");
         pnode_start(n);
     }
+}
+
+static void pcluster_fini(void)
+{
+    for (uint32_t i = 0; i < NODES; i++) {
+        if (!pn[i].down)
+            pnode_stop(&pn[i]);
+        raftlog_arena_destroy(pn[i].arena);
+        storage_destroy(pn[i].st);
+        tu_rm_rf(pn[i].io, pn[i].dir);
+        io_destroy(pn[i].io);
+    }
+    for (uint32_t i = 0; i < t.n_next; i++)
+        free(t.next[i].p);
+    t.n_next = 0;
+    memset(&wch, 0, sizeof(wch));
+}
+
+Test(repl, partition_logs_replicate_byte_identical_across_a_leader_loss)
+{
+    /* Four groups whose logs are plogs (raftlog) on three brokers: batches replicate and commit;
+     * every broker's log holds the same bytes up to the high watermark. The broker leading
+     * group 0 stops; the other two elect a leader and go on; the stopped broker restarts from
+     * its files, catches up from its own log end, and all logs are identical again. */
+    pcluster_init();
     produce(20, 1);
     assert_logs_identical();
     struct pnode *victim = pleader(0);
@@ -667,15 +723,7 @@ Test(repl, partition_logs_replicate_byte_identical_across_a_leader_loss)
     pnode_start(victim);
     produce(5, 200);
     assert_logs_identical();
-    for (uint32_t i = 0; i < NODES; i++) {
-        pnode_stop(&pn[i]);
-        raftlog_arena_destroy(pn[i].arena);
-        storage_destroy(pn[i].st);
-        tu_rm_rf(pn[i].io, pn[i].dir);
-        io_destroy(pn[i].io);
-    }
-    for (uint32_t i = 0; i < t.n_next; i++)
-        free(t.next[i].p);
+    pcluster_fini();
 }
 
 Test(repl, a_lossy_transport_loses_nothing_committed)
@@ -732,4 +780,212 @@ Test(repl, a_lossy_transport_loses_nothing_committed)
     printf("node 1 under 20%% loss: %" PRIu64 " id-only / %" PRIu64 " full heartbeats\n",
            st.hb_id_only, st.hb_full);
     cluster_fini();
+}
+
+/* ---- catch-up ------------------------------------------------------------------------- */
+
+/* Node 3, after it handed leadership of every group it led to node 1 (so the others keep
+ * their leaders while it is down). */
+static struct pnode *a_follower(void)
+{
+    struct pnode *f = &pn[2];
+    for (uint32_t g = 0; g < PGROUPS; g++) {
+        for (int i = 0; i < 300 && pleader(g) == f; i++) {
+            if (i % 50 == 0)
+                repl_transfer(f->r, f->g[g], 1);
+            pturn();
+        }
+        for (int i = 0; i < 300 && !pleader(g); i++)
+            pturn();
+        cr_assert(pleader(g) && pleader(g) != f, "group %u: leadership did not move", g);
+    }
+    return f;
+}
+
+static void watch(struct pnode *n)
+{
+    memset(&wch.min_entry_start, 0xff, sizeof(wch.min_entry_start));
+    memset(&wch.snapshots, 0, sizeof(wch.snapshots));
+    wch.node = n->id;
+}
+
+Test(repl, a_restarted_follower_catches_up_from_its_own_log_end)
+{
+    /* A follower stops and misses batches; restarted from its files, the leaders send it only
+     * what lies past its own log end: no entry it already holds, no snapshot. */
+    pcluster_init();
+    produce(10, 1);
+    struct pnode *f = a_follower();
+    cr_assert_not_null(f, "every broker leads a group");
+    pnode_stop(f);
+    uint64_t end[PGROUPS];
+    for (uint32_t g = 0; g < PGROUPS; g++)
+        end[g] = 0;
+    produce(20, 100);
+    pnode_start(f);
+    for (uint32_t g = 0; g < PGROUPS; g++) {
+        end[g] = plog_end_offset(f->plog[g]);
+        cr_assert_gt(end[g], 0, "group %u: the follower restarted with nothing", g);
+        cr_assert_lt(end[g], raft_last_index(repl_group_raft(pleader(g)->g[g])));
+    }
+    watch(f);
+    produce(2, 200);
+    assert_logs_identical();
+    for (uint32_t g = 0; g < PGROUPS; g++) {
+        cr_assert_eq(wch.snapshots[g], 0, "group %u: a snapshot for a follower with the log", g);
+        cr_assert_geq(wch.min_entry_start[g], end[g],
+                      "group %u: the leader sent from %" PRIu64 ", the follower held up to %"
+                      PRIu64, g, wch.min_entry_start[g], end[g]);
+        cr_assert_eq(wch.min_entry_start[g], end[g], "group %u: catch-up did not start at its end",
+                     g);
+    }
+    pcluster_fini();
+}
+
+/* Runs retention on every live replica of every group until each log starts past `past` (the
+ * stopped follower's ends), bounded. */
+static void retain_past(const uint64_t *past)
+{
+    for (int round = 0; round < 2000; round++) {
+        bool done = true;
+        for (uint32_t i = 0; i < NODES; i++)
+            for (uint32_t g = 0; g < PGROUPS && !pn[i].down; g++) {
+                plog_enforce_retention(pn[i].plog[g], io_wall_ms(pn[i].io));
+                done = done && plog_start_offset(pn[i].plog[g]) > past[g];
+            }
+        if (done)
+            return;
+        pturn();
+    }
+    cr_assert_fail("retention did not pass the stopped follower's log ends");
+}
+
+Test(repl, a_follower_behind_the_leaders_log_start_is_caught_up_from_it)
+{
+    /* Small segments; a follower stops; the others go on and retention deletes everything it
+     * would need. Restarted, it gets a snapshot naming the leader's log start, restarts its log
+     * there, and the leader's batches stream to it from there: its log then equals the
+     * leader's byte for byte from the log start, and it keeps up with new batches. A second
+     * restart of it finds its log where the snapshot put it. */
+    wch.seg_bytes = 8192;
+    pcluster_init();
+    produce(10, 1);
+    struct pnode *f = a_follower();
+    cr_assert_not_null(f);
+    uint64_t end[PGROUPS];
+    pnode_stop(f);
+    produce(60, 100);
+    for (uint32_t i = 0; i < NODES; i++)
+        for (uint32_t g = 0; g < PGROUPS && !pn[i].down; g++) {
+            struct plog_config cfg;
+            plog_config_default(&cfg);
+            cfg.retention_ms = -1;
+            cfg.segment_bytes = wch.seg_bytes;
+            cfg.retention_bytes = 3 * 8192;
+            cr_assert_eq(plog_set_config(pn[i].plog[g], &cfg), 0);
+        }
+    pnode_start(f);
+    for (uint32_t g = 0; g < PGROUPS; g++)
+        end[g] = plog_end_offset(f->plog[g]);
+    pnode_stop(f);
+    retain_past(end);
+    watch(f);
+    pnode_start(f);
+    produce(3, 300);
+    assert_logs_identical();
+    for (uint32_t g = 0; g < PGROUPS; g++) {
+        struct pnode *ld = pleader(g);
+        cr_assert_geq(wch.snapshots[g], 1, "group %u: no snapshot message", g);
+        uint64_t start = plog_start_offset(f->plog[g]);
+        cr_assert_gt(start, end[g], "group %u: the follower's log did not restart", g);
+        cr_assert_eq(wch.min_entry_start[g], start, "group %u: streaming began at %" PRIu64
+                     ", the log start is %" PRIu64, g, wch.min_entry_start[g], start);
+        cr_assert_eq(raft_commit(repl_group_raft(f->g[g])),
+                     raft_commit(repl_group_raft(ld->g[g])));
+    }
+    pnode_stop(f);
+    pnode_start(f);
+    for (uint32_t g = 0; g < PGROUPS; g++)
+        cr_assert_geq(repl_group_raft(f->g[g])->snap_index, plog_start_offset(f->plog[g]));
+    produce(2, 400);
+    assert_logs_identical();
+    pcluster_fini();
+}
+
+Test(repl, catch_up_stays_within_the_loop_budget_and_producers_go_on)
+{
+    /* replication.catchup.max.bytes.per.sec: a follower that missed a few hundred KiB catches
+     * up, but what its leaders read for it never exceeds the budget (burst plus rate times the
+     * time passed, measured on each leader's io clock), the budget does hold it back, and
+     * batches produced meanwhile commit within a few turns (a quorum is there without it). */
+    const uint64_t rate = 256u << 10, burst = 64u << 10, slack = 16u << 10;
+    pcluster_init();
+    produce(3, 1);
+    struct pnode *f = a_follower();
+    pnode_stop(f);
+    produce(120, 100);
+    uint64_t t0[NODES];
+    for (uint32_t i = 0; i < NODES; i++) {
+        raftlog_arena_set_catchup_rate(pn[i].arena, pn[i].io, rate);
+        t0[i] = io_now_ns(pn[i].io);
+    }
+    pnode_start(f);
+    uint32_t worst_commit_turns = 0, pending_turns = 0, produced = 0;
+    uint64_t want = 0;
+    bool caught_up = false;
+    for (int turn_no = 0; turn_no < 60000 && !caught_up; turn_no++) {
+        struct pnode *ld = pleader(0);
+        if (ld && want == 0 && produced < 50) {
+            struct tu_batch b = tu_build(5, 50, 9000 + produced, 1);
+            uint8_t *p = b.data;
+            cr_assert_eq(repl_propose(ld->r, ld->g[0], &p, &b.len, 1, &want), 0);
+            free(b.data);
+            produced++;
+            pending_turns = 0;
+        }
+        pturn();
+#ifdef TU_SIM
+        for (uint32_t i = 0; i < NODES; i++)
+            io_sim_advance(pn[i].io, 1000000); /* a millisecond per turn, as on a real loop */
+#endif
+        if (want) {
+            pending_turns++;
+            if (ld && raft_commit(repl_group_raft(ld->g[0])) >= want) {
+                if (pending_turns > worst_commit_turns)
+                    worst_commit_turns = pending_turns;
+                want = 0;
+            }
+        }
+        for (uint32_t i = 0; i < NODES; i++) {
+            if (&pn[i] == f)
+                continue;
+            struct raftlog_arena_stats st;
+            raftlog_arena_get_stats(pn[i].arena, &st);
+            uint64_t dt = io_now_ns(pn[i].io) - t0[i];
+            uint64_t allowed = burst + (uint64_t)((__uint128_t)rate * dt / 1000000000ull) + slack;
+            cr_assert_leq(st.catchup_bytes, allowed, "node %u read %" PRIu64 " bytes for "
+                          "catch-up in %" PRIu64 " ms; the budget allows %" PRIu64, i + 1,
+                          st.catchup_bytes, dt / 1000000, allowed);
+        }
+        caught_up = produced >= 50 && want == 0;
+        for (uint32_t g = 0; g < PGROUPS && caught_up; g++)
+            caught_up = raft_commit(repl_group_raft(f->g[g])) >=
+                        raft_last_index(repl_group_raft(pleader(g)->g[g]));
+    }
+    cr_assert(caught_up, "the follower did not catch up within the turns allowed");
+    uint64_t total = 0, deferred = 0;
+    for (uint32_t i = 0; i < NODES; i++) {
+        struct raftlog_arena_stats st;
+        raftlog_arena_get_stats(pn[i].arena, &st);
+        total += st.catchup_bytes;
+        deferred += st.catchup_deferred;
+    }
+    printf("catch-up at %" PRIu64 " KiB/s: %" PRIu64 " bytes, %" PRIu64 " reads put off; "
+           "batches produced meanwhile committed within %u turns\n", rate >> 10, total,
+           deferred, worst_commit_turns);
+    cr_assert_gt(total, 2 * burst, "too little catch-up to test the budget");
+    cr_assert_gt(deferred, 0, "the budget never held catch-up back");
+    cr_assert_leq(worst_commit_turns, 100, "producers were held up by the catch-up");
+    assert_logs_identical();
+    pcluster_fini();
 }
