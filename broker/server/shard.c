@@ -409,6 +409,11 @@ int shard_run(struct shard *sh)
                             : TURN_OTHER);
         if (!sh->stopping)
             continue;
+        /* Appends waiting for disk space would hold the stop until space comes back (or the
+         * deadline): they are answered now, not stored. */
+        if (storage_disk_full_logs(sh->st) > 0 &&
+            storage_abandon_space_waits(sh->st, RL_E_SHUTTING_DOWN) > 0)
+            continue;
         if (!sh->conns && !sh->limbo)
             break;
         if (!forced && io_now_ns(sh->io) > sh->stop_deadline_ns) {

@@ -5,6 +5,10 @@
  * and once space is freed (a ballast file removed, nothing done to the broker) appends resume
  * by themselves; every acknowledged record is there, also after a restart.
  *
+ * sigterm_while_waiting_for_space: SIGTERM while an append waits for space ends within the
+ * shutdown bound, well before shutdown.timeout.ms: the waiting append is answered with an error
+ * that says it was not stored, the broker exits 0, and a restart holds every acknowledged record.
+ *
  * The tmpfs is mounted in a private mount namespace of the test process (the broker it starts
  * inherits it), so nothing outside the test sees it; without the privileges for that the test
  * says "skipped".
@@ -220,6 +224,72 @@ Test(diskfull, reported_and_resumed)
     cr_assert_eq(tl_broker_restart(&broker, 20000), 0);
     tl_close(&conn);
     cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    cr_assert_eq(tl_list_offset(&conn, "t", 0, -1, &end), 0);
+    cr_assert_eq(end, acked, "after restart: log end %lld, acknowledged %lld", (long long)end,
+                 (long long)acked);
+}
+
+/* Produces ~240 KiB batches on c until one is not answered within 3 s (it waits for space) or is
+ * refused; returns the records acknowledged, *parked tells which. */
+static int64_t fill_disk(struct tl_conn *c, const uint8_t *b, uint32_t len, bool *parked)
+{
+    char msg[512];
+    int64_t acked = 0;
+    int last = 0;
+    for (int i = 0; i < 200 && last == 0; i++) {
+        last = produce_on(c, b, len, 3000, msg, sizeof(msg));
+        if (last == 0)
+            acked += 4;
+    }
+    *parked = last == -ETIMEDOUT;
+    cr_assert(last == -ETIMEDOUT || last == RL_E_DISK_FULL, "after %lld records: %d (%s) %s",
+              (long long)acked, last, rl_error_name(last), msg);
+    return acked;
+}
+
+Test(diskfull, sigterm_while_waiting_for_space)
+{
+    mount_small_fs();
+    char ballast[200], data[200];
+    snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
+    snprintf(data, sizeof(data), "%s/data", mnt);
+    write_ballast(ballast);
+    /* A long shutdown bound: the waiting append must not need it. */
+    const char *args[] = {"--data-dir", data, "--set", "shutdown.timeout.ms=60000", NULL};
+    int rc = tl_broker_start(&broker, args, 20000);
+    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
+    started = true;
+    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    static const char *const cfg[] = {"segment.bytes=1048576", NULL};
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, cfg, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch_sized(4, 60 * 1024, &b);
+    cr_assert_gt(len, 0);
+    bool parked = false;
+    int64_t acked = fill_disk(&conn, b, (uint32_t)len, &parked);
+    free(b);
+    cr_assert(parked, "no append waited for space (each was refused at once)");
+
+    uint64_t t0 = tl_now_ms();
+    cr_assert_eq(kill(broker.pid, SIGTERM), 0);
+    char msg[512] = "";
+    int answer = produce_answer(&conn, 10000, msg, sizeof(msg));
+    cr_assert_neq(answer, -ETIMEDOUT, "the waiting append got no answer at SIGTERM");
+    cr_assert_neq(answer, 0, "an append that never reached the disk was acknowledged");
+    cr_assert_not_null(strstr(msg, "without being stored"), "unclear answer %d (%s): %s", answer,
+                       rl_error_name(answer), msg);
+    int st = tl_broker_stop(&broker, SIGTERM, 10000);
+    uint64_t took = tl_now_ms() - t0;
+    cr_assert_eq(st, 0, "exit status %d", st);
+    cr_assert_lt(took, 10000, "the stop took %llu ms", (unsigned long long)took);
+    fprintf(stderr, "stopped in %llu ms while disk full; the waiting append got %s: %s\n",
+            (unsigned long long)took, rl_error_name(answer), msg);
+
+    cr_assert_eq(unlink(ballast), 0);
+    cr_assert_eq(tl_broker_restart(&broker, 20000), 0);
+    tl_close(&conn);
+    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    int64_t end = -1;
     cr_assert_eq(tl_list_offset(&conn, "t", 0, -1, &end), 0);
     cr_assert_eq(end, acked, "after restart: log end %lld, acknowledged %lld", (long long)end,
                  (long long)acked);
