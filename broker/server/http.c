@@ -296,6 +296,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("connection_memory_pauses_total", "counter", m->conn_mem_pauses);
     G("frames_timed_out_total", "counter", m->frames_timed_out);
     G("connections_idle_closed_total", "counter", m->connections_idle_closed);
+    G("connections_reserved_total", "counter", m->connections_reserved);
     G("http_connections", "gauge", sh->nhconns);
     G("http_connections_evicted_total", "counter", m->http_evicted);
     G("http_connections_idle_closed_total", "counter", m->http_idle_closed);

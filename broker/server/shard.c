@@ -239,19 +239,28 @@ static void shard_accepted(struct shard *sh, int fd, bool kafka)
         sh->m.connections_rejected++;
         return;
     }
-    if (kafka && fd >= 0)
-        return conn_create(sh, fd, true);
+    if (kafka && fd >= 0) {
+        conn_create(sh, fd, true);
+        return;
+    }
     if (fd >= 0) {
         if (sh->stopping) {
             shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
-        } else if (sh->nconns >= sh->cfg.max_connections) {
+        } else if (sh->nconns >= sh->cfg.max_connections + SHARD_NATIVE_RESERVE) {
             char msg[160];
             snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
                      "(max.connections); retry later or raise the limit",
                      sh->cfg.max_connections);
             shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
         } else {
-            conn_create(sh, fd, false);
+            bool reserve = sh->nconns >= sh->cfg.max_connections;
+            struct conn *c = conn_create(sh, fd, false);
+            if (c && reserve) {
+                c->reserved = true; /* admin requests only, a short idle timeout */
+                sh->m.connections_reserved++;
+                RL_INFO("connection %s taken into the operator reserve (max.connections=%u "
+                        "reached): admin requests only", c->peer, sh->cfg.max_connections);
+            }
         }
     } else if (fd != -ECANCELED) {
         RL_WARN("accept failed: %s", rl_strerror(fd));
@@ -457,7 +466,7 @@ uint16_t shard_http_port(const struct shard *sh)
  * leaves the HTTP listener unable to accept for lack of descriptors. */
 static void shard_raise_fd_limit(const struct broker_config *cfg)
 {
-    uint64_t need = (uint64_t)cfg->max_connections + SHARD_MAX_HTTP_CONNS +
+    uint64_t need = (uint64_t)cfg->max_connections + SHARD_NATIVE_RESERVE + SHARD_MAX_HTTP_CONNS +
                     2ull * cfg->max_open_files + SHARD_FD_SLACK;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)

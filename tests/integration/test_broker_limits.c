@@ -439,3 +439,58 @@ Test(limits, http_reserve_and_idle_timeout)
     }
     cr_assert_gt(metric("ringlog_http_connections_idle_closed_total"), 0);
 }
+
+/* Item 9's native half: with max.connections taken by clients, an operator still gets in. The
+ * next SHARD_NATIVE_RESERVE (4) connections are served admin requests (create a topic, list
+ * offsets), are refused data requests with TOO_MANY_CONNECTIONS (a message naming the reserve)
+ * and closed, the one after the reserve is refused at once, and a reserved connection left idle
+ * is closed after 10 s while the clients' connections stay. */
+Test(limits, native_reserve_for_operators)
+{
+    static const char *const args[] = {"--set", "max.connections=8", NULL};
+    start(args);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    struct tl_conn users[7], ops[4];
+    int64_t off;
+    for (int i = 0; i < 7; i++) { /* with conn: max.connections, each one seen by the broker */
+        cr_assert_eq(tl_connect(&users[i], broker.host, broker.port, 5000), 0);
+        cr_assert_eq(tl_list_offset(&users[i], "t", 0, -1, &off), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(tl_connect(&ops[i], broker.host, broker.port, 5000), 0);
+        char topic[32];
+        snprintf(topic, sizeof(topic), "ops-%d", i);
+        cr_assert_eq(tl_create_topic(&ops[i], topic, 1, NULL, NULL, 0), 0,
+                     "an admin request on reserved connection %d failed", i);
+        cr_assert_eq(tl_list_offset(&ops[i], "t", 0, -1, &off), 0);
+    }
+    /* Past the reserve: refused at once. */
+    struct tl_conn extra;
+    cr_assert_eq(tl_connect(&extra, broker.host, broker.port, 5000), 0);
+    cr_assert_eq(tl_list_offset(&extra, "t", 0, -1, &off), RL_E_TOO_MANY_CONNECTIONS);
+    tl_close(&extra);
+    /* A data request on a reserved connection: refused with a message, connection closed. */
+    uint8_t *b;
+    int len = tl_make_batch(1, "v", &b);
+    cr_assert_gt(len, 0);
+    cr_assert_geq(tl_send_produce(&ops[0], "t", 0, b, (uint32_t)len, 1), 0);
+    free(b);
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_recv(&ops[0], 5000, &resp, NULL, NULL), 0);
+    cr_assert_eq(resp->error_code, RL_E_TOO_MANY_CONNECTIONS, "produce on a reserved "
+                 "connection: %d %s", resp->error_code, resp->error_message);
+    cr_assert_not_null(strstr(resp->error_message, "kept for operators"), "%s",
+                       resp->error_message);
+    cr_assert(tl_wait_closed(&ops[0], 5000));
+    tl_close(&ops[0]);
+    /* The reserve's idle timeout is short; the clients' is not (600 s). */
+    for (int i = 1; i < 4; i++) {
+        cr_assert(tl_wait_closed(&ops[i], 20000), "idle reserved connection %d stays", i);
+        tl_close(&ops[i]);
+    }
+    for (int i = 0; i < 7; i++) {
+        cr_assert_eq(tl_list_offset(&users[i], "t", 0, -1, &off), 0);
+        tl_close(&users[i]);
+    }
+    cr_assert_eq(metric("ringlog_connections_reserved_total"), 4);
+}
