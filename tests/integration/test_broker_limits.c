@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -493,4 +494,52 @@ Test(limits, native_reserve_for_operators)
         tl_close(&users[i]);
     }
     cr_assert_eq(metric("ringlog_connections_reserved_total"), 4);
+}
+
+/* Max open files of the broker's process from /proc/<pid>/limits: soft or hard. */
+static long long broker_nofile(bool hard)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)broker.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long long soft_v = -1, hard_v = -1;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "Max open files", 14))
+            sscanf(line + 14, "%lld %lld", &soft_v, &hard_v);
+    fclose(f);
+    cr_assert_gt(soft_v, 0, "no Max open files in %s", path);
+    return hard ? hard_v : soft_v;
+}
+
+/* Started with a soft descriptor limit of 256 under a higher hard one, the broker raises its
+ * soft limit to the hard one and says so. (Criterion runs each test in its own process, so the
+ * limits set here do not outlive the test.) */
+Test(limits, descriptor_limit_raised_to_hard)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max <= 256)
+        cr_skip_test("skipped: the hard descriptor limit (%llu) leaves nothing to raise",
+                     (unsigned long long)rl.rlim_max);
+    rl.rlim_cur = 256;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    start(NULL);
+    cr_assert_eq(broker_nofile(false), (long long)rl.rlim_max, "soft %lld, hard %llu",
+                 broker_nofile(false), (unsigned long long)rl.rlim_max);
+    cr_assert(tl_broker_log_has(&broker, "descriptor limit raised from 256"));
+}
+
+/* With a hard descriptor limit below what max.connections and max.open.files can use, the
+ * broker starts, serves, and says which limit to raise. */
+Test(limits, descriptor_limit_too_low_is_reported)
+{
+    struct rlimit rl = {.rlim_cur = 600, .rlim_max = 600};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    start(NULL);
+    cr_assert_eq(broker_nofile(false), 600);
+    cr_assert(tl_broker_log_has(&broker, "the descriptor limit (600) is below what "
+                                         "max.connections=1024"));
+    cr_assert(tl_broker_log_has(&broker, "raise the hard limit (ulimit -Hn"));
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
 }

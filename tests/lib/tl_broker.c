@@ -221,6 +221,18 @@ void tl_broker_dump_log(const struct tl_broker *b, int lines)
         fprintf(stderr, "(no log at %s)\n", b->log_path);
 }
 
+bool tl_broker_log_has(const struct tl_broker *b, const char *needle)
+{
+    FILE *f = fopen(b->log_path, "r");
+    char line[4096];
+    bool found = false;
+    for (int n = 0; f && !found && n < 10000000 && fgets(line, sizeof(line), f); n++)
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 void tl_broker_cleanup(struct tl_broker *b)
 {
     tl_broker_kill(b);

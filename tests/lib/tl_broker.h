@@ -66,6 +66,9 @@ bool tl_broker_alive(struct tl_broker *b);
 /* Prints the last `lines` lines of the broker's log to stderr (for failing tests). */
 void tl_broker_dump_log(const struct tl_broker *b, int lines);
 
+/* True when a line of the broker's log (its stdout and stderr) contains needle. */
+bool tl_broker_log_has(const struct tl_broker *b, const char *needle);
+
 /* Kills the broker if running and removes its temporary directory. */
 void tl_broker_cleanup(struct tl_broker *b);
 
