@@ -250,6 +250,7 @@ static void metrics_delivery(const struct delivery_stats *ds, struct sbuf *b)
     G("groups", "gauge", cs->groups);
     G("group_members", "gauge", cs->members);
     G("committed_offsets", "gauge", cs->committed_offsets);
+    G("offsets_expired_total", "counter", cs->offsets_expired);
     G("offset_commits_total", "counter", cs->commits);
     G("offset_commit_errors_total", "counter", cs->commit_errors);
     G("group_rebalance_joins_total", "counter", cs->rebalances_completed);

@@ -126,6 +126,8 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
                       .min_session_timeout_ms = (int32_t)cfg->group_min_session_timeout_ms,
                       .max_session_timeout_ms = (int32_t)cfg->group_max_session_timeout_ms},
             .offsets_topic_partitions = cfg->offsets_topic_partitions,
+            .offsets_retention_ms = (int64_t)cfg->offsets_retention_minutes * 60000,
+            .offsets_retention_check_ms = cfg->offsets_retention_check_interval_ms,
         },
     };
     snprintf(dc.data_dir, sizeof(dc.data_dir), "%s", cfg->data_dir);
