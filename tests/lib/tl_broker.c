@@ -51,6 +51,24 @@ const char *tl_ringlogd_path(void)
     return path;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TL_SANITIZED_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TL_SANITIZED_BUILD 1
+#endif
+
+bool tl_sanitized(void)
+{
+#ifdef TL_SANITIZED_BUILD
+    return true;
+#else
+    return strstr(tl_ringlogd_path(), "/asan/") != NULL;
+#endif
+}
+
 static int tl_spawn(struct tl_broker *b, const char *listen, const char *http)
 {
     const char *argv[TL_BROKER_MAX_ARGS + 16];

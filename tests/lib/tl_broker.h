@@ -43,6 +43,11 @@ struct tl_broker {
 /* Path of the ringlogd binary to test (static storage). */
 const char *tl_ringlogd_path(void);
 
+/* True when the broker under test runs under a sanitizer (this program was built with one, as
+ * `make test-asan` builds both, or the ringlogd tested is a build/asan one): its times and RSS
+ * then measure the instrumentation, so tests check correctness only. */
+bool tl_sanitized(void);
+
 /* Creates the temporary directory and starts ringlogd with `extra_args` (NULL-terminated, may be
  * NULL) added to its command line, then waits up to timeout_ms for its ready file. Returns 0, or
  * -ETIMEDOUT / -ECHILD (the broker exited) / -errno; on failure the broker's log tail is printed
