@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 
 #define SMALL_FS_BYTES (12u << 20)
 #define BALLAST_BYTES (3u << 20)
@@ -35,15 +36,11 @@
 static struct tl_broker broker;
 static struct tl_conn conn;
 static char mnt[128];
-static bool started, mounted;
+static bool mounted;
 
 static void teardown(void)
 {
-    if (started) {
-        tl_close(&conn);
-        int st = tl_broker_finish(&broker, 30000);
-        cr_expect_eq(st, 0, "broker exit status %d", st);
-    }
+    tl_fixture_finish(&broker, &conn);
     if (mounted)
         umount2(mnt, MNT_DETACH);
     if (mnt[0])
@@ -51,12 +48,6 @@ static void teardown(void)
 }
 
 TestSuite(diskfull, .fini = teardown, .timeout = 120);
-
-static void pace(uint32_t ms) /* polling pace, not synchronization */
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* A private tmpfs of SMALL_FS_BYTES at mnt, or a skip. */
 static void mount_small_fs(void)
@@ -122,18 +113,6 @@ static void status(char *body, size_t cap)
     cr_assert_eq(st, 200);
 }
 
-static long long metric(const char *name)
-{
-    static char body[1 << 17];
-    cr_assert_eq(tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body),
-                             5000), 200);
-    char key[160];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    const char *m = strstr(body, key);
-    cr_assert_not_null(m, "no metric %s", name);
-    return atoll(m + strlen(key));
-}
-
 Test(diskfull, reported_and_resumed)
 {
     mount_small_fs();
@@ -142,10 +121,7 @@ Test(diskfull, reported_and_resumed)
     snprintf(data, sizeof(data), "%s/data", mnt);
     write_ballast(ballast);
     const char *args[] = {"--data-dir", data, NULL};
-    int rc = tl_broker_start(&broker, args, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    started = true;
-    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    tl_fixture_start(&broker, &conn, args);
     static const char *const cfg[] = {"segment.bytes=1048576", NULL};
     cr_assert_eq(tl_create_topic(&conn, "t", 1, cfg, NULL, 0), 0);
 
@@ -178,7 +154,7 @@ Test(diskfull, reported_and_resumed)
     char body[4096];
     status(body, sizeof(body));
     cr_assert_not_null(strstr(body, "\"status\":\"disk_full\""), "%s", body);
-    cr_assert_geq(metric("ringlog_disk_full_logs"), 1);
+    cr_assert_geq(tl_metric(&broker, "ringlog_disk_full_logs"), 1);
     /* Reads go on. */
     struct tl_fetch f = {.topic = "t", .offset = 0, .max_bytes = 1 << 20};
     struct tl_fetch_result fr;
@@ -199,7 +175,7 @@ Test(diskfull, reported_and_resumed)
         if (rcp == 0)
             acked += 4;
         else
-            pace(200);
+            tl_pace(200);
     }
     tl_close(&other);
     cr_assert_eq(rcp, 0, "appends did not resume after space was freed: %s", msg);
@@ -207,10 +183,10 @@ Test(diskfull, reported_and_resumed)
         status(body, sizeof(body));
         if (strstr(body, "\"status\":\"serving\""))
             break;
-        pace(100);
+        tl_pace(100);
     }
     cr_assert_not_null(strstr(body, "\"status\":\"serving\""), "%s", body);
-    cr_assert_eq(metric("ringlog_disk_full_logs"), 0);
+    cr_assert_eq(tl_metric(&broker, "ringlog_disk_full_logs"), 0);
     free(b);
 
     /* Every acknowledged record, also after a restart. */
@@ -254,10 +230,7 @@ Test(diskfull, sigterm_while_waiting_for_space)
     write_ballast(ballast);
     /* A long shutdown bound: the waiting append must not need it. */
     const char *args[] = {"--data-dir", data, "--set", "shutdown.timeout.ms=60000", NULL};
-    int rc = tl_broker_start(&broker, args, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    started = true;
-    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    tl_fixture_start(&broker, &conn, args);
     static const char *const cfg[] = {"segment.bytes=1048576", NULL};
     cr_assert_eq(tl_create_topic(&conn, "t", 1, cfg, NULL, 0), 0);
     uint8_t *b;

@@ -30,46 +30,21 @@
 #include "proto/frame.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 
 static struct tl_broker broker;
 static struct tl_conn conn;
-static bool started;
-
-static void start(const char *const *args)
-{
-    int rc = tl_broker_start(&broker, args, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    started = true;
-    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
-}
 
 static void teardown(void)
 {
-    if (!started)
-        return;
-    tl_close(&conn);
-    int st = tl_broker_finish(&broker, 30000);
-    cr_expect_eq(st, 0, "broker exit status %d", st);
+    tl_fixture_finish(&broker, &conn);
 }
 
 TestSuite(limits, .fini = teardown, .timeout = 120);
 
-static void pace(uint32_t ms) /* polling pace, not synchronization */
+static void start(const char *const *args)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long metric(const char *name)
-{
-    static char body[1 << 18];
-    int st = tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body), 5000);
-    cr_assert_eq(st, 200, "GET /metrics: %d", st);
-    char key[160];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    const char *m = strstr(body, key);
-    cr_assert_not_null(m, "no metric %s", name);
-    return atoll(m + strlen(key));
+    tl_fixture_start(&broker, &conn, args);
 }
 
 /* A field of /proc/<broker>/status in kB (VmRSS, VmHWM). */
@@ -86,31 +61,6 @@ static long long proc_kb(const char *field)
             v = atoll(line + n + 1);
     fclose(f);
     return v;
-}
-
-/* A raw TCP connection (for HTTP peers that never send). */
-static int raw_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
-    return fd;
-}
-
-/* True once the peer closed fd (read returns 0 or an error) within timeout_ms. */
-static bool raw_closed(int fd, uint32_t timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char buf[256];
-    for (uint64_t until = tl_now_ms() + timeout_ms; tl_now_ms() <= until;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return true;
-    }
-    return false;
 }
 
 /* The well-behaved client produces a 1 MiB batch and reads it back, each within 5 s. */
@@ -153,11 +103,11 @@ Test(limits, slowloris_headers_reserve_nothing)
     }
     /* Let the broker see them (the gauge would show a reservation at once). */
     for (uint64_t until = tl_now_ms() + 2000; tl_now_ms() < until;) {
-        if (metric("ringlog_network_received_bytes_total") >= 48)
+        if (tl_metric(&broker, "ringlog_network_received_bytes_total") >= 48)
             break;
-        pace(20);
+        tl_pace(20);
     }
-    long long held = metric("ringlog_inflight_bytes");
+    long long held = tl_metric(&broker, "ringlog_inflight_bytes");
     cr_assert_lt(held, 1 << 20, "six frame headers hold %lld bytes of the budget", held);
     assert_served("t");
     for (int i = 0; i < 6; i++) {
@@ -170,7 +120,7 @@ Test(limits, slowloris_headers_reserve_nothing)
         cr_assert(tl_wait_closed(&slow[i], 5000));
         tl_close(&slow[i]);
     }
-    cr_assert_geq(metric("ringlog_frames_timed_out_total"), 6);
+    cr_assert_geq(tl_metric(&broker, "ringlog_frames_timed_out_total"), 6);
     assert_served("t");
 }
 
@@ -212,7 +162,7 @@ Test(limits, slow_but_steady_frame_completes)
         size_t n = total - off < 64 * 1024 ? total - off : 64 * 1024;
         cr_assert_eq(tl_send_raw(&conn, frame + off, n), 0);
         if (off + n < total)
-            pace(400);
+            tl_pace(400);
     }
     free(frame);
     free(b);
@@ -274,9 +224,9 @@ static long long run_hogs(int n, uint32_t sample_ms)
     }
     long long most = 0;
     for (uint64_t until = tl_now_ms() + sample_ms; tl_now_ms() < until;) {
-        long long held = metric("ringlog_inflight_bytes");
+        long long held = tl_metric(&broker, "ringlog_inflight_bytes");
         most = held > most ? held : most;
-        pace(10);
+        tl_pace(10);
     }
     assert_served("t2");
     for (int h = 0; h < n; h++) {
@@ -325,9 +275,9 @@ Test(limits, decode_memory_is_budgeted, .timeout = 180)
     long long rss = 0;
     for (uint64_t until = tl_now_ms() + 10000; tl_now_ms() < until;) {
         rss = proc_kb("VmRSS");
-        if (rss - rss0 < 64 * 1024 && metric("ringlog_inflight_bytes") == 0)
+        if (rss - rss0 < 64 * 1024 && tl_metric(&broker, "ringlog_inflight_bytes") == 0)
             break;
-        pace(100);
+        tl_pace(100);
     }
     cr_assert_lt(rss - rss0, 64 * 1024, "RSS stayed %lld kB above its start after the "
                  "clients left", rss - rss0);
@@ -369,7 +319,7 @@ Test(limits, idle_native_connections_are_closed)
     }
     cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
     cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
-    cr_assert_geq(metric("ringlog_connections_idle_closed_total"), 8);
+    cr_assert_geq(tl_metric(&broker, "ringlog_connections_idle_closed_total"), 8);
 }
 
 /* Two clients pipeline 128 fetches each and never read the answers: once connections.max.idle.ms
@@ -400,10 +350,10 @@ Test(limits, peers_that_never_read_are_closed, .timeout = 180)
     long long closed = 0, left = -1, held = -1;
     for (uint64_t until = tl_now_ms() + 30000;
          tl_now_ms() < until && (closed < 2 || left != 0 || held != 0);) {
-        closed = metric("ringlog_connections_idle_closed_total");
-        left = metric("ringlog_connections");
-        held = metric("ringlog_inflight_bytes");
-        pace(50);
+        closed = tl_metric(&broker, "ringlog_connections_idle_closed_total");
+        left = tl_metric(&broker, "ringlog_connections");
+        held = tl_metric(&broker, "ringlog_inflight_bytes");
+        tl_pace(50);
     }
     cr_assert_geq(closed, 2, "peers that never read were not closed (%lld closed)", closed);
     cr_assert_eq(left, 0, "%lld connections still open", left);
@@ -424,7 +374,7 @@ Test(limits, http_reserve_and_idle_timeout)
     start(args);
     int fds[70];
     for (int i = 0; i < 70; i++)
-        fds[i] = raw_connect(broker.http_port);
+        fds[i] = tl_raw_connect(broker.http_port);
     static char body[1 << 18];
     for (int k = 0; k < 3; k++) {
         int st = tl_http_get(broker.host, broker.http_port, "/v1/status", body, sizeof(body),
@@ -432,13 +382,13 @@ Test(limits, http_reserve_and_idle_timeout)
         cr_assert_eq(st, 200, "GET /v1/status with the HTTP listener full: %d", st);
         cr_assert_not_null(strstr(body, "\"status\":\"serving\""), "%s", body);
     }
-    cr_assert_gt(metric("ringlog_http_connections_evicted_total"), 0);
+    cr_assert_gt(tl_metric(&broker, "ringlog_http_connections_evicted_total"), 0);
     /* The rest are closed once idle. */
     for (int i = 0; i < 70; i++) {
-        cr_assert(raw_closed(fds[i], 10000), "idle HTTP connection %d was not closed", i);
+        cr_assert(tl_expect_closed(fds[i], 10000), "idle HTTP connection %d was not closed", i);
         close(fds[i]);
     }
-    cr_assert_gt(metric("ringlog_http_connections_idle_closed_total"), 0);
+    cr_assert_gt(tl_metric(&broker, "ringlog_http_connections_idle_closed_total"), 0);
 }
 
 /* Item 9's native half: with max.connections taken by clients, an operator still gets in. The
@@ -493,7 +443,7 @@ Test(limits, native_reserve_for_operators)
         cr_assert_eq(tl_list_offset(&users[i], "t", 0, -1, &off), 0);
         tl_close(&users[i]);
     }
-    cr_assert_eq(metric("ringlog_connections_reserved_total"), 4);
+    cr_assert_eq(tl_metric(&broker, "ringlog_connections_reserved_total"), 4);
 }
 
 /* Max open files of the broker's process from /proc/<pid>/limits: soft or hard. */
