@@ -7,8 +7,8 @@
  * blocks replays to the same state before and after it, with the records it no longer needs
  * gone (compact_same_state); seeded power cuts at every point of a compaction leave a log that
  * replays to that state and takes appends (compact_power_cuts_sim); damage is left alone and
- * a leftover .compact file is removed (compact_leaves_damage). And its format, pinned: a metadata.log written by the broker of
- * commit c904487 decodes into the records it holds, and encoding those records again
+ * a leftover .compact file is removed (compact_leaves_damage). And its format, pinned: a
+ * metadata.log written by the broker of commit c904487 decodes into the records it holds, and encoding those records again
  * (broker/meta/meta_record.h) reproduces the file byte for byte.
  */
 #include <criterion/criterion.h>
