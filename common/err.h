@@ -24,7 +24,8 @@
     X(CORRUPT, -5001, "data is corrupt (checksum or structure mismatch)")                       \
     X(FULL, -5002, "buffer or queue is full; retry after in-flight work completes")             \
     X(TIMED_OUT, -5003, "operation timed out")                                                  \
-    X(SHUTTING_DOWN, -5004, "shutting down; no new work is accepted")                           \
+    X(SHUTTING_DOWN, -5004, "shutting down; no new work is accepted, and work still waiting "  \
+      "(an append waiting for disk space) is answered without being stored; retry once it runs")\
     X(CLOSED, -5005, "object is closed")                                                        \
     X(NOT_FOUND, -5006, "not found")                                                            \
     X(EXISTS, -5007, "already exists")                                                          \

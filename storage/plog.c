@@ -599,6 +599,42 @@ static void fail_queued(struct plog *log, int code)
     log->q_read = NULL;
 }
 
+static unsigned count_queued(const struct plog *log)
+{
+    unsigned n = 0;
+    for (const struct plog_append *r = log->q_head; r && n < UINT32_MAX; r = r->next)
+        n++;
+    return n;
+}
+
+/* A log waiting for space gives its waiting appends up: they fail with `code`, and the log
+ * refuses (sticky) everything after, so a retry timer cannot write them later; it is not
+ * closed cleanly, and the next open recovers it to what reached the disk. */
+static void abandon_space_wait(struct plog *log, int code)
+{
+    RL_WARN("%s: stopping while the disk is full: %u appends waiting for space are answered "
+            "\"%s\" and not stored; the next start recovers the log", log->dir,
+            count_queued(log), rl_strerror(code));
+    log->disk_full = false;
+    log->disk_full_rewind = false;
+    log->disk_full_retrying = false;
+    log->st->disk_full_logs--;
+    log->failed = code;
+    stop_timer(log, &log->retry, &log->retry_armed);
+    fail_queued(log, code);
+}
+
+unsigned storage_abandon_space_waits(struct storage *st, int code)
+{
+    unsigned n = 0;
+    for (struct plog *log = st->logs; log && st->disk_full_logs > 0; log = log->next_log)
+        if (log->disk_full && log->failed == 0) {
+            abandon_space_wait(log, code);
+            n++;
+        }
+    return n;
+}
+
 void plog_close(struct plog *log)
 {
     log->closing = true;

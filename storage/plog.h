@@ -144,6 +144,12 @@ void storage_destroy(struct storage *st);
  * metrics. */
 unsigned storage_disk_full_logs(const struct storage *st);
 
+/* For a stopping broker: every log waiting for disk space fails its waiting appends with `code`
+ * now (they were never acknowledged, and are not written later) instead of holding the stop
+ * until space comes back; such a log refuses further appends and is recovered at its next open.
+ * Returns the logs given up. Does not block. */
+unsigned storage_abandon_space_waits(struct storage *st, int code);
+
 /* The tail cache's counters (hits, misses, bytes, evictions; storage/tcache.h). */
 struct tcache_stats;
 void storage_tail_cache_stats(const struct storage *st, struct tcache_stats *out);

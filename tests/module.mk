@@ -36,3 +36,7 @@ $(BUILD)/tests/kafka/test_kafka_clients: tests/module.mk
 mutate:
 	$(Q)BUILD=$(BUILD) MUTATE_TESTS="$(TESTS)" MUTATE_DEPS="$(TEST_DEPS)" \
 	    sh tools/mutate.sh $(MUTANTS)
+
+# The standard broker fixture and the helpers the broker suites share (tests/lib/tl_fixture.h);
+# delivery reports counted for the client suites (tests/lib/tl_delivery.h).
+TESTLIB_SRCS += tests/lib/tl_fixture.c tests/lib/tl_delivery.c

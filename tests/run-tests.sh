@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs every test program given on the command line and sums their tallies into one closing
 # line "N passed, N failed[, N skipped]". A Criterion program reports through its "Synthesis"
-# line; every other test program prints its own "N passed, N failed[, N skipped]" line. A program
+# line, and its skips (cr_skip_test, which the Synthesis line leaves out) through the TAP report
+# Criterion writes when CRITERION_OUTPUTS asks for one ($BUILD/test-logs/<name>.tap); every
+# other test program prints its own "N passed, N failed[, N skipped]" line. A program
 # that prints neither counts as one test, judged by its exit status; so does one that exits
 # non-zero after printing a clean tally (a crash after the summary is still a failure).
 # Each program's full output goes to $BUILD/test-logs/<name>.log and is shown when it fails.
@@ -38,8 +40,10 @@ for t in "$@"; do
     log="$logs/$name.log"
     why=""
     start=$(date +%s)
+    tap="$logs/$name.tap"
+    rm -f "$tap"
     if [ -x "$t" ]; then
-        timeout -k 10 "$TEST_TIMEOUT" "$t" >"$log" 2>&1
+        CRITERION_OUTPUTS="tap:$tap" timeout -k 10 "$TEST_TIMEOUT" "$t" >"$log" 2>&1
         rc=$?
     else
         echo "$t: no such test program (not built?)" >"$log"
@@ -60,7 +64,8 @@ for t in "$@"; do
         f=$(echo "$synth" | sed -E 's/.*Failing: ([0-9]+).*/\1/')
         c=$(echo "$synth" | sed -E 's/.*Crashing: ([0-9]+).*/\1/')
         f=$((f + c))
-        s=$(grep -ac '\[SKIP\]' "$log" || true)
+        s=$(grep -ac '# SKIP' "$tap" 2>/dev/null || true)
+        s=${s:-0}
     elif [ -n "$plain" ]; then
         p=$(echo "$plain" | sed -E 's/^([A-Za-z_-]+: )?([0-9]+) passed.*/\2/')
         f=$(echo "$plain" | sed -E 's/.* ([0-9]+) failed.*/\1/')

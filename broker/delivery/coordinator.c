@@ -3,7 +3,8 @@
  * coordinator.h).
  *
  * A group lives in the table while it has members; coord_tick drops groups left empty (their
- * committed offsets stay in the offset table and in __consumer_offsets). Memberships are not
+ * committed offsets stay in the offset table and in __consumer_offsets until
+ * offsets.retention.minutes passes, see coordinator.h "Retention"). Memberships are not
  * persisted: after a restart members get UNKNOWN_MEMBER_ID and rejoin, as Kafka's do after a
  * coordinator moves.
  */
@@ -78,6 +79,20 @@ struct coord {
     struct io *io;
     struct coord_part *parts;
     uint32_t n_parts;
+    /* Retention: the next check, and tombstone batches still on their way. */
+    int64_t next_expiry_ms;
+    uint32_t expiry_inflight;
+    struct coord_expiry *expiry_spent; /* answered, freed at the next tick (see done) */
+};
+
+/* Tombstones of expired commits of one partition of __consumer_offsets, on their way. */
+struct coord_expiry {
+    struct partition_append pa; /* first: the append callback gets &pa */
+    struct coord *c;
+    struct coord_expiry *next_spent;
+    uint32_t k, n;
+    size_t used;
+    uint8_t keys[COORD_EXPIRE_BATCH_KEYS * (2 + OFFSETS_KEY_MAX)]; /* n x (u16 len | key) */
 };
 
 /* A request waiting for a join answer or a commit's append (in the request's arena). */
@@ -457,6 +472,136 @@ static void coord_snap_count(struct coord *c, const char *group_id, int64_t now_
         cp->first_dirty_ms = now_ms;
 }
 
+/* --- retention of committed offsets ---------------------------------------------------------- */
+
+/* The tombstones are durable: the keys go from the table too (in the log's order, so the table
+ * stays the log's latest record per key, which snapshots rely on). */
+static void coord_expiry_done(struct partition_append *pa, int result)
+{
+    struct coord_expiry *e = (struct coord_expiry *)pa;
+    struct coord *c = e->c;
+    c->expiry_inflight--;
+    if (result) {
+        RL_WARN("%s-%u: cannot write tombstones of %u expired commits: %s; retried at the "
+                "next check", OFFSETS_TOPIC, e->k, e->n, rl_strerror(result));
+    } else {
+        size_t pos = 0;
+        for (uint32_t i = 0; i < e->n; i++) {
+            uint16_t kl = (uint16_t)(e->keys[pos] | e->keys[pos + 1] << 8);
+            offsets_apply_record(c->offsets, e->keys + pos + 2, kl, NULL, -1);
+            pos += 2u + kl;
+        }
+        c->st.offsets_expired += e->n;
+        if (c->parts && e->k < c->n_parts && c->parts[e->k].commits++ == 0)
+            c->parts[e->k].first_dirty_ms = io_wall_ms(c->io);
+        RL_INFO("%s-%u: %u committed offsets expired (offsets.retention.minutes after their "
+                "group was last live)", OFFSETS_TOPIC, e->k, e->n);
+    }
+    /* Not freed here: partition_log_done reads the append after its done returns. */
+    e->next_spent = c->expiry_spent;
+    c->expiry_spent = e;
+}
+
+static void coord_expiry_free_spent(struct coord *c)
+{
+    for (uint32_t guard = 0; c->expiry_spent && guard < UINT32_MAX; guard++) {
+        struct coord_expiry *e = c->expiry_spent;
+        c->expiry_spent = e->next_spent;
+        free(e);
+    }
+}
+
+struct coord_expire_scan {
+    struct coord *c;
+    struct coord_expiry **batches; /* per partition of __consumer_offsets, made on demand */
+    bool full;                     /* a batch filled up: check again soon */
+};
+
+static bool coord_expire_live(void *arg, const char *group)
+{
+    const struct coord_expire_scan *s = arg;
+    return coord_lookup(s->c, group) != NULL;
+}
+
+static bool coord_expire_take(void *arg, const char *group, const char *topic,
+                              uint32_t partition)
+{
+    struct coord_expire_scan *s = arg;
+    uint32_t k = offsets_partition_for(group, s->c->n_parts);
+    struct coord_expiry *e = s->batches[k];
+    if (!e && !(e = s->batches[k] = calloc(1, sizeof(*e))))
+        return false;
+    if (e->n >= COORD_EXPIRE_BATCH_KEYS) {
+        s->full = true;
+        return false;
+    }
+    int kl = offsets_encode_key(group, topic, partition, e->keys + e->used + 2, OFFSETS_KEY_MAX);
+    if (kl <= 0)
+        return false;
+    e->keys[e->used] = (uint8_t)kl;
+    e->keys[e->used + 1] = (uint8_t)(kl >> 8);
+    e->used += 2u + (size_t)kl;
+    e->n++;
+    return true;
+}
+
+/* Appends partition k's tombstone batch; frees it when the append cannot start. */
+static void coord_expire_append(struct coord *c, struct partition *p, struct coord_expiry *e,
+                                uint32_t k, int64_t now_ms)
+{
+    batch_builder_reset(c->bb, -1, -1, -1);
+    int rc = 0;
+    for (size_t pos = 0, i = 0; i < e->n && rc == 0; i++) {
+        size_t kl = (size_t)(e->keys[pos] | e->keys[pos + 1] << 8);
+        struct batch_record_in rec = {.key = e->keys + pos + 2, .key_len = kl,
+                                      .timestamp = now_ms};
+        rc = batch_builder_add(c->bb, &rec);
+        pos += 2 + kl;
+    }
+    const uint8_t *batch = NULL;
+    int len = rc ? rc : batch_builder_finish(c->bb, &batch);
+    e->c = c;
+    e->k = k;
+    e->pa = (struct partition_append){.batch = batch, .len = (uint32_t)len, .records = e->n,
+                                      .ack = PARTITION_ACK_ALL, .done = coord_expiry_done,
+                                      .ctx = e};
+    if (len <= 0 || (rc = partition_append(p, &e->pa)) != 0) {
+        RL_WARN("%s-%u: cannot append tombstones of %u expired commits: %s; retried at the "
+                "next check", OFFSETS_TOPIC, k, e->n, rl_strerror(len <= 0 ? len : rc));
+        free(e);
+        return;
+    }
+    c->expiry_inflight++;
+}
+
+/* One retention check: commits of groups with members are kept (and marked active now); the
+ * others, past retention, get tombstones. */
+static void coord_expire(struct coord *c, int64_t now_ms)
+{
+    c->next_expiry_ms = now_ms + (int64_t)c->cfg.offsets_retention_check_ms;
+    const struct meta_topic *t;
+    struct coord_part *parts = coord_parts(c, &t);
+    if (!parts)
+        return;
+    struct coord_expire_scan s = {.c = c, .batches = calloc(c->n_parts, sizeof(*s.batches))};
+    if (!s.batches)
+        return;
+    offsets_expire_scan(c->offsets, now_ms, now_ms - c->cfg.offsets_retention_ms,
+                        coord_expire_live, coord_expire_take, &s,
+                        COORD_EXPIRE_BATCH_KEYS * c->n_parts);
+    for (uint32_t k = 0; k < c->n_parts; k++) {
+        if (!s.batches[k])
+            continue;
+        if (s.batches[k]->n == 0 || partition_gone(t->parts[k]))
+            free(s.batches[k]);
+        else
+            coord_expire_append(c, t->parts[k], s.batches[k], k, now_ms);
+    }
+    free(s.batches);
+    if (s.full)
+        c->next_expiry_ms = now_ms + COORD_EXPIRE_AGAIN_MS;
+}
+
 static int coord_replay(struct coord *c)
 {
     const struct meta_topic *t;
@@ -491,6 +636,11 @@ int coord_create(const struct coord_config *cfg, struct meta *meta, struct bg *b
     c->bg = bg;
     c->io = meta_io(meta);
     c->nonce = (uint64_t)now_ms << 16;
+    /* Live groups rejoin within their session timeout after a restart: none is judged before. */
+    int64_t grace_ms = cfg->group.max_session_timeout_ms > 0 ? cfg->group.max_session_timeout_ms
+                                                              : 0;
+    c->next_expiry_ms = now_ms + (grace_ms > (int64_t)cfg->offsets_retention_check_ms
+                                      ? grace_ms : (int64_t)cfg->offsets_retention_check_ms);
     c->offsets = offsets_table_create(COORD_MAX_OFFSETS);
     c->bb = batch_builder_create(COORD_BATCH_MAX_BYTES, BATCH_CODEC_NONE, 0);
     if (!c->offsets || !c->bb) {
@@ -535,6 +685,7 @@ void coord_destroy(struct coord *c)
     if (!c)
         return;
     coord_stop(c);
+    coord_expiry_free_spent(c);
     free(c->parts);
     offsets_table_destroy(c->offsets);
     batch_builder_destroy(c->bb);
@@ -546,12 +697,19 @@ void coord_tick(struct coord *c, int64_t now_ms)
     if (c->stopped)
         return;
     coord_snap_tick(c, now_ms);
+    coord_expiry_free_spent(c);
+    if (c->cfg.offsets_retention_ms > 0 && c->expiry_inflight == 0 &&
+        now_ms >= c->next_expiry_ms)
+        coord_expire(c, now_ms);
     for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++) {
         struct coord_group **pp = &c->buckets[b];
         while (*pp) {
             struct coord_group *cg = *pp;
             c->st.members_expired += group_tick(cg->g, now_ms);
             if (group_get_state(cg->g) == GROUP_EMPTY && group_member_count(cg->g) == 0) {
+                /* Retention of its commits counts from now. */
+                if (c->cfg.offsets_retention_ms > 0)
+                    offsets_touch_group(c->offsets, group_id_of(cg->g), now_ms);
                 *pp = cg->next;
                 group_destroy(cg->g);
                 free(cg);

@@ -45,6 +45,8 @@ struct coord_config {
     uint32_t max_groups;                  /* max.groups */
     struct group_limits group;            /* members, session timeout bounds */
     uint32_t offsets_topic_partitions;    /* offsets.topic.num.partitions */
+    int64_t offsets_retention_ms;         /* offsets.retention.minutes; 0: commits never expire */
+    uint32_t offsets_retention_check_ms;  /* offsets.retention.check.interval.ms */
 };
 
 struct coord_stats {
@@ -53,7 +55,19 @@ struct coord_stats {
     uint64_t snapshots;        /* offsets snapshots written */
     uint64_t replayed_records; /* commit records replayed at start-up (after the snapshots) */
     uint64_t replay_damaged;   /* damaged ranges or batches skipped at start-up */
+    uint64_t offsets_expired;  /* commits removed by offsets.retention.minutes (tombstoned) */
 };
+
+/* Retention of committed offsets: a group's commits are kept while it has members and expire
+ * offsets_retention_ms after it was last live (or after the commit, for standalone commits
+ * and groups not seen since start). Every offsets_retention_check_ms the coordinator appends a
+ * tombstone per expired key (one batch per partition of __consumer_offsets, at most
+ * COORD_EXPIRE_BATCH_KEYS; a full batch brings the next check forward) and removes the keys
+ * once the tombstones are durable, so neither a replay nor a snapshot brings them back. The
+ * first check waits for the check interval and the longest session timeout after start, so
+ * live groups rejoin (memberships are not persisted) before anything of theirs can expire. */
+#define COORD_EXPIRE_BATCH_KEYS 512
+#define COORD_EXPIRE_AGAIN_MS 1000
 
 /* Snapshots of committed offsets (offsets.h, "snapshots"): one per partition of
  * __consumer_offsets, after this many commits to it or this long after its first commit since

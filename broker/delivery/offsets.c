@@ -25,6 +25,7 @@ struct offsets_node {
     uint32_t partition;
     int64_t offset;
     int64_t commit_ms;
+    int64_t active_ms; /* retention: the later of commit_ms and when its group was last live */
     char *metadata; /* NULL when empty */
 };
 
@@ -179,6 +180,8 @@ int offsets_put(struct offsets_table *t, const char *group, const char *topic,
         return rc;
     n->offset = c->offset;
     n->commit_ms = c->commit_ms;
+    if (c->commit_ms > n->active_ms)
+        n->active_ms = c->commit_ms;
     return 0;
 }
 
@@ -218,6 +221,33 @@ uint32_t offsets_delete_group(struct offsets_table *t, const char *group)
         }
     }
     return removed;
+}
+
+void offsets_touch_group(struct offsets_table *t, const char *group, int64_t now_ms)
+{
+    for (uint32_t b = 0; b <= t->mask; b++)
+        for (struct offsets_node *n = t->buckets[b]; n; n = n->next)
+            if (n->active_ms < now_ms && !strcmp(n->group, group))
+                n->active_ms = now_ms;
+}
+
+uint32_t offsets_expire_scan(struct offsets_table *t, int64_t now_ms, int64_t before_ms,
+                             offsets_live_fn live, offsets_expired_fn expired, void *arg,
+                             uint32_t max)
+{
+    uint32_t n_expired = 0;
+    for (uint32_t b = 0; b <= t->mask; b++) {
+        for (struct offsets_node *n = t->buckets[b]; n; n = n->next) {
+            if (live(arg, n->group)) {
+                if (n->active_ms < now_ms)
+                    n->active_ms = now_ms;
+            } else if (n->active_ms <= before_ms && n_expired < max &&
+                       expired(arg, n->group, n->topic, n->partition)) {
+                n_expired++;
+            }
+        }
+    }
+    return n_expired;
 }
 
 /* Reads a u16-length-prefixed name at *pos into out (NUL-terminated); false when malformed. */

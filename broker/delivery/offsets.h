@@ -78,6 +78,28 @@ uint32_t offsets_list_groups(const struct offsets_table *t, const char **groups,
 
 uint32_t offsets_count(const struct offsets_table *t);
 
+/* --- retention (offsets.retention.minutes) ----------------------------------------------------
+ * Every key has an activity time: its commit_ms, raised to the time its group was last seen
+ * live (with members) by offsets_touch_group or offsets_expire_scan. It lives in memory only;
+ * after a restart it is the commit's own time again. */
+
+/* Marks every commit of `group` active at now_ms (the group was live until now). */
+void offsets_touch_group(struct offsets_table *t, const char *group, int64_t now_ms);
+
+/* Is the group live (it has members, so its commits are kept however old)? */
+typedef bool (*offsets_live_fn)(void *arg, const char *group);
+/* A commit past retention; returns true when the caller took it (it counts toward max). */
+typedef bool (*offsets_expired_fn)(void *arg, const char *group, const char *topic,
+                                   uint32_t partition);
+
+/* One pass over the table: commits of live groups become active at now_ms; every other commit
+ * whose activity time is at or before before_ms is handed to `expired`, at most max of them.
+ * Removes nothing (the caller removes a key once its tombstone is in the log). Returns how
+ * many `expired` took. */
+uint32_t offsets_expire_scan(struct offsets_table *t, int64_t now_ms, int64_t before_ms,
+                             offsets_live_fn live, offsets_expired_fn expired, void *arg,
+                             uint32_t max);
+
 /* --- snapshots -------------------------------------------------------------------------------
  * A snapshot holds the latest commit of every key of one partition of __consumer_offsets as of
  * a log offset, so start-up reads the snapshot and replays only the records after it, and the

@@ -17,6 +17,45 @@
 #include "common/log.h"
 #include "io/io.h"
 
+/* --- shared by Produce and Fetch ------------------------------------------------------------- */
+
+/* Partitions named by a request's topics (Produce and Fetch topics both carry n_partitions). */
+#define KSERVE_PARTS_NAMED(q, total)                                                          \
+    do {                                                                                      \
+        (total) = 0;                                                                          \
+        for (int32_t i_ = 0; i_ < (q)->n_topics; i_++)                                        \
+            (total) += (size_t)(q)->topics[i_].n_partitions;                                  \
+    } while (0)
+
+/* Allocations both start with: the op (op_bytes) with `total` response slots (*slot), `total`
+ * parts of part_bytes, and the answer's n_topics topics of topic_bytes. Returns the op, or NULL
+ * when out of memory (then nothing else is to be used). */
+static void *kserve_data_alloc(struct svc_req *r, size_t op_bytes, size_t total,
+                               size_t part_bytes, void **parts, void ***slot, size_t n_topics,
+                               size_t topic_bytes, void **topics)
+{
+    void *op = kserve_alloc(r, 1, op_bytes);
+    *parts = kserve_alloc(r, total, part_bytes);
+    *topics = kserve_alloc(r, n_topics, topic_bytes);
+    *slot = kserve_alloc(r, total, sizeof(void *));
+    return op && *parts && *topics && *slot ? op : NULL;
+}
+
+/* Names an answer's topic after the request's and makes room for its n partitions (Produce and
+ * Fetch answer topics are laid out alike). Returns the name as a C string (in the arena), or
+ * NULL when out of memory. */
+static char *kserve_data_topic(struct svc_req *r, struct kstr name, int32_t n, size_t part_bytes,
+                               struct kstr *name_out, int32_t *n_out, void **partitions)
+{
+    char *cname = kserve_cstr(r, name);
+    *partitions = kserve_alloc(r, (size_t)n, part_bytes);
+    if (!cname || !*partitions)
+        return NULL;
+    *name_out = kstr_of(cname);
+    *n_out = n;
+    return cname;
+}
+
 /* --- Produce ---------------------------------------------------------------------------------- */
 
 struct kserve_produce {
@@ -73,27 +112,30 @@ void kserve_produce(struct kserve_req *kr, struct svc_req *r)
 {
     struct kmsg_produce_req *q = &kr->body->produce;
     struct kmsg_produce_resp *resp = &kr->resp.produce;
-    struct kserve_produce *op = kserve_alloc(r, 1, sizeof(*op));
-    size_t total = 0;
-    for (int32_t i = 0; i < q->n_topics; i++)
-        total += (size_t)q->topics[i].n_partitions;
-    struct produce_part *parts = kserve_alloc(r, total, sizeof(*parts));
-    resp->topics = kserve_alloc(r, (size_t)q->n_topics, sizeof(*resp->topics));
-    op->slot = op ? kserve_alloc(r, total, sizeof(*op->slot)) : NULL;
-    if (!op || !parts || !resp->topics || !op->slot)
+    size_t total;
+    KSERVE_PARTS_NAMED(q, total);
+    void *parts_m, **slot, *topics;
+    struct kserve_produce *op = kserve_data_alloc(r, sizeof(*op), total,
+                                                  sizeof(struct produce_part), &parts_m, &slot,
+                                                  (size_t)q->n_topics, sizeof(*resp->topics),
+                                                  &topics);
+    if (!op)
         return kserve_oom(kr, r);
+    struct produce_part *parts = parts_m;
+    resp->topics = topics;
+    op->slot = (struct kmsg_produce_partition_resp **)slot;
     kr->op = op;
     bool acks_ok = q->acks == 0 || q->acks == 1 || q->acks == -1;
     size_t n = 0;
     for (int32_t i = 0; i < q->n_topics; i++) {
         struct kmsg_produce_topic *t = &q->topics[i];
         struct kmsg_produce_topic_resp *tr = &resp->topics[i];
-        char *name = kserve_cstr(r, t->name);
-        tr->partitions = kserve_alloc(r, (size_t)t->n_partitions, sizeof(*tr->partitions));
-        if (!name || !tr->partitions)
+        void *prs;
+        char *name = kserve_data_topic(r, t->name, t->n_partitions, sizeof(*tr->partitions),
+                                       &tr->name, &tr->n_partitions, &prs);
+        if (!name)
             return kserve_oom(kr, r);
-        tr->name = kstr_of(name);
-        tr->n_partitions = t->n_partitions;
+        tr->partitions = prs;
         for (int32_t j = 0; j < t->n_partitions; j++) {
             struct kmsg_produce_partition_resp *pr = &tr->partitions[j];
             *pr = (struct kmsg_produce_partition_resp){
@@ -164,26 +206,28 @@ void kserve_fetch(struct kserve_req *kr, struct svc_req *r)
 {
     struct kmsg_fetch_req *q = &kr->body->fetch;
     struct kmsg_fetch_resp *resp = &kr->resp.fetch;
-    struct kserve_fetch *op = kserve_alloc(r, 1, sizeof(*op));
-    size_t total = 0;
-    for (int32_t i = 0; i < q->n_topics; i++)
-        total += (size_t)q->topics[i].n_partitions;
-    struct fetch_part *parts = kserve_alloc(r, total, sizeof(*parts));
-    resp->topics = kserve_alloc(r, (size_t)q->n_topics, sizeof(*resp->topics));
-    op->slot = op ? kserve_alloc(r, total, sizeof(*op->slot)) : NULL;
-    if (!op || !parts || !resp->topics || !op->slot)
+    size_t total;
+    KSERVE_PARTS_NAMED(q, total);
+    void *parts_m, **slot, *topics;
+    struct kserve_fetch *op = kserve_data_alloc(r, sizeof(*op), total, sizeof(struct fetch_part),
+                                                &parts_m, &slot, (size_t)q->n_topics,
+                                                sizeof(*resp->topics), &topics);
+    if (!op)
         return kserve_oom(kr, r);
+    struct fetch_part *parts = parts_m;
+    resp->topics = topics;
+    op->slot = (struct kmsg_fetch_partition_resp **)slot;
     kr->op = op;
     size_t n = 0;
     for (int32_t i = 0; i < q->n_topics; i++) {
         struct kmsg_fetch_topic *t = &q->topics[i];
         struct kmsg_fetch_topic_resp *tr = &resp->topics[i];
-        char *name = kserve_cstr(r, t->name);
-        tr->partitions = kserve_alloc(r, (size_t)t->n_partitions, sizeof(*tr->partitions));
-        if (!name || !tr->partitions)
+        void *prs;
+        char *name = kserve_data_topic(r, t->name, t->n_partitions, sizeof(*tr->partitions),
+                                       &tr->name, &tr->n_partitions, &prs);
+        if (!name)
             return kserve_oom(kr, r);
-        tr->name = kstr_of(name);
-        tr->n_partitions = t->n_partitions;
+        tr->partitions = prs;
         for (int32_t j = 0; j < t->n_partitions; j++) {
             const struct kmsg_fetch_partition *fp = &t->partitions[j];
             struct kmsg_fetch_partition_resp *pr = &tr->partitions[j];

@@ -830,6 +830,26 @@ static void meta_after_damage(struct meta *m, const struct metalog_stats *ms, co
              (long long)m->producer_id_block_end);
 }
 
+/* After replay and the removal of leftovers (whose delete records compaction drops): a log
+ * holding many records no longer needed is rewritten without them, so starts stay short
+ * however many topics came and went. A failure leaves the old log in use. */
+static void meta_compact_log(struct meta *m, const struct metalog_stats *ms, const char *path)
+{
+    if (!m->lim.log_compact_min_dropped || ms->damaged_bytes || ms->damaged_ranges)
+        return;
+    struct metalog_compact_stats cs;
+    int rc = metalog_compact(m->ml, m->lim.log_compact_min_dropped, &cs);
+    if (rc) {
+        RL_WARN("metadata log %s: compaction failed (%s); the log stays as it was", path,
+                rl_strerror(rc));
+    } else if (cs.dropped) {
+        RL_INFO("metadata log %s compacted: %u records no longer needed dropped, %u kept "
+                "(%llu -> %llu bytes)", path, cs.dropped, cs.kept,
+                (unsigned long long)cs.bytes_before, (unsigned long long)cs.bytes_after);
+        m->log_records = cs.kept;
+    }
+}
+
 int meta_open(const struct meta_limits *lim, struct partition_env *env, struct bg *bg,
               struct meta **out, char *err, size_t err_cap)
 {
@@ -853,6 +873,7 @@ int meta_open(const struct meta_limits *lim, struct partition_env *env, struct b
     meta_after_damage(m, &ms, path);
     m->log_records = ms.records;
     meta_remove_leftovers(m);
+    meta_compact_log(m, &ms, path);
     rc = meta_open_partitions(m, err, err_cap);
     if (rc) {
         meta_free(m);

@@ -69,7 +69,13 @@ struct meta_limits {
     struct topic_config topic_defaults;
     uint32_t node_id;                /* in a cluster: this broker (partitions placed on it are
                                       * opened here); 0: a single broker holds every partition */
+    /* Compaction of metadata.log at open (metalog_compact) once this many records are no
+     * longer needed; 0: never. Single brokers only: a cluster node's node.id counts the
+     * records its metadata.log held before it joined (broker/cluster/ctl.c). */
+    uint32_t log_compact_min_dropped;
 };
+
+#define META_LOG_COMPACT_MIN_DROPPED 1000
 
 /* Opens <data_dir>/metadata.log (created if needed), applies its records, removes directories
  * left by deletions the last run recorded but did not finish, and opens every partition

@@ -14,6 +14,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "broker/meta/meta_record.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "io/io.h"
@@ -143,6 +144,18 @@ static int metalog_replay(struct metalog *ml, const uint8_t *buf, uint64_t len,
     return 0;
 }
 
+static int metalog_sync_dir(struct metalog *ml)
+{
+    char dir[sizeof(ml->path)];
+    snprintf(dir, sizeof(dir), "%s", ml->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    return io_dir_sync(ml->io, slash ? dir : ".");
+}
+
 /* A new file: the magic, synced, and the directory entry made durable too (without it a
  * power cut could take the whole file, and every record acknowledged in it, away). */
 static int metalog_init_file(struct metalog *ml)
@@ -152,16 +165,8 @@ static int metalog_init_file(struct metalog *ml)
         rc = metalog_write_all(ml, (const uint8_t *)METALOG_MAGIC, METALOG_MAGIC_BYTES, 0);
     if (!rc)
         rc = io_file_fdatasync(ml->io, ml->fd);
-    if (!rc) {
-        char dir[sizeof(ml->path)];
-        snprintf(dir, sizeof(dir), "%s", ml->path);
-        char *slash = strrchr(dir, '/');
-        if (slash == dir)
-            slash[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        rc = io_dir_sync(ml->io, slash ? dir : ".");
-    }
+    if (!rc)
+        rc = metalog_sync_dir(ml);
     ml->size = METALOG_MAGIC_BYTES;
     return rc;
 }
@@ -213,6 +218,12 @@ int metalog_open(struct io *io, const char *path, metalog_replay_fn fn, void *ct
         return -ENOMEM;
     ml->io = io;
     snprintf(ml->path, sizeof(ml->path), "%s", path);
+    char tmp[sizeof(ml->path) + 16];
+    snprintf(tmp, sizeof(tmp), "%s.compact", path);
+    uint64_t tmp_size;
+    if (io_path_size(io, tmp, &tmp_size) == 0 && io_path_unlink(io, tmp) == 0)
+        RL_WARN("metadata log %s: removed %s, left by a compaction that did not finish (the "
+                "log itself is whole)", path, tmp);
     ml->fd = io_file_open(io, path, O_RDWR | O_CREAT, 0644);
     int rc = ml->fd < 0 ? ml->fd : metalog_load(ml, fn, ctx, &local);
     if (rc) {
@@ -249,6 +260,218 @@ int metalog_append(struct metalog *ml, const uint8_t *payload, uint32_t len)
     }
     ml->size += sizeof(hdr) + len;
     return 0;
+}
+
+/* --- compaction ------------------------------------------------------------------------------ */
+
+#define METALOG_STATE_NONE 0    /* the name is not seen yet (walking backwards) */
+#define METALOG_STATE_ALTERED 1 /* its last alter is kept; the create before it will be */
+#define METALOG_STATE_DONE 2    /* created (kept) or deleted: nothing older of it is needed */
+
+struct metalog_rec {
+    uint64_t pos;
+    uint32_t len;
+    bool keep;
+};
+
+/* Names seen walking the log backwards: open addressing over a power-of-two table. */
+struct metalog_names {
+    char **name;
+    uint8_t *state;
+    uint64_t mask;
+};
+
+static uint8_t *metalog_name_state(struct metalog_names *nm, const char *name)
+{
+    uint64_t h = XXH3_64bits(name, strlen(name));
+    for (uint64_t i = 0; i <= nm->mask; i++) {
+        uint64_t slot = (h + i) & nm->mask;
+        if (!nm->name[slot]) {
+            if (!(nm->name[slot] = strdup(name)))
+                return NULL;
+            nm->state[slot] = METALOG_STATE_NONE;
+            return &nm->state[slot];
+        }
+        if (!strcmp(nm->name[slot], name))
+            return &nm->state[slot];
+    }
+    return NULL; /* cannot happen: the table has room for every record */
+}
+
+/* Decides, from the newest record back, which records the state still needs. */
+static int metalog_classify(const uint8_t *buf, struct metalog_rec *recs, uint32_t n,
+                            struct metalog_names *nm)
+{
+    int64_t best_block = INT64_MIN;
+    for (uint32_t i = n; i-- > 0;) {
+        struct metalog_rec *r = &recs[i];
+        struct meta_record_decoded d;
+        r->keep = true;
+        if (meta_record_decode(buf + r->pos + METALOG_REC_HEADER, r->len, &d))
+            continue; /* not ours to judge */
+        const struct meta_record *m = &d.rec;
+        const char *name = m->kind == META_RECORD_CREATE_TOPIC ? m->spec.name : m->name;
+        uint8_t *st = NULL;
+        if (m->kind == META_RECORD_PRODUCER_ID_BLOCK) {
+            r->keep = m->producer_id_block_end > best_block;
+            if (r->keep)
+                best_block = m->producer_id_block_end;
+        } else if (m->kind != META_RECORD_UNKNOWN && name) {
+            if (!(st = metalog_name_state(nm, name))) {
+                meta_record_free(&d);
+                return -ENOMEM;
+            }
+        }
+        if (st && m->kind == META_RECORD_DELETE_TOPIC) {
+            r->keep = false; /* with the topic's older records: it does not exist at the end */
+            if (*st == METALOG_STATE_NONE)
+                *st = METALOG_STATE_DONE;
+        } else if (st && m->kind == META_RECORD_ALTER_CONFIGS) {
+            r->keep = *st == METALOG_STATE_NONE;
+            if (r->keep)
+                *st = METALOG_STATE_ALTERED;
+        } else if (st && m->kind == META_RECORD_CREATE_TOPIC) {
+            r->keep = *st != METALOG_STATE_DONE;
+            *st = METALOG_STATE_DONE;
+        }
+        meta_record_free(&d);
+    }
+    return 0;
+}
+
+/* The records of buf up to `end`, each whole and checked; RL_E_CORRUPT when any is not (the
+ * file holds damage, which compaction leaves alone). */
+static int metalog_index(const uint8_t *buf, uint64_t end, struct metalog_rec **out,
+                         uint32_t *n_out)
+{
+    uint64_t cap = (end - METALOG_MAGIC_BYTES) / METALOG_REC_HEADER + 1;
+    struct metalog_rec *recs = calloc(cap, sizeof(*recs));
+    if (!recs)
+        return -ENOMEM;
+    uint32_t n = 0;
+    for (uint64_t pos = METALOG_MAGIC_BYTES; pos < end && n < cap;) {
+        if (metalog_record_ok(buf, end, pos) != 1) {
+            free(recs);
+            return RL_E_CORRUPT;
+        }
+        recs[n].pos = pos;
+        recs[n].len = rl_load_le32(buf + pos);
+        pos += METALOG_REC_HEADER + recs[n].len;
+        n++;
+    }
+    *out = recs;
+    *n_out = n;
+    return 0;
+}
+
+/* Writes the kept records to a new file at tmp, durable. Returns its fd (open) and size. */
+static int metalog_write_compact(struct metalog *ml, const char *tmp, const uint8_t *buf,
+                                 const struct metalog_rec *recs, uint32_t n, uint64_t *size)
+{
+    int fd = io_file_open(ml->io, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return fd;
+    ssize_t w = io_file_pwrite(ml->io, fd, METALOG_MAGIC, METALOG_MAGIC_BYTES, 0);
+    uint64_t pos = METALOG_MAGIC_BYTES;
+    for (uint32_t i = 0; i < n && w >= 0; i++) {
+        if (!recs[i].keep)
+            continue;
+        size_t len = METALOG_REC_HEADER + recs[i].len;
+        w = io_file_pwrite(ml->io, fd, buf + recs[i].pos, len, pos);
+        pos += len;
+    }
+    int rc = w < 0 ? (int)w : io_file_fdatasync(ml->io, fd);
+    if (rc) {
+        io_file_close(ml->io, fd);
+        io_path_unlink(ml->io, tmp);
+        return rc;
+    }
+    *size = pos;
+    return fd;
+}
+
+/* Switches to the compacted file: the directory synced (earlier removals durable before a log
+ * without their delete records can appear), the rename, the directory synced again. */
+static int metalog_switch(struct metalog *ml, const char *tmp, int fd, uint64_t size)
+{
+    int rc = metalog_sync_dir(ml);
+    if (rc) {
+        io_file_close(ml->io, fd);
+        io_path_unlink(ml->io, tmp);
+        return rc;
+    }
+    rc = io_path_rename(ml->io, tmp, ml->path);
+    if (!rc)
+        rc = metalog_sync_dir(ml);
+    if (rc) {
+        /* Which name the disk holds is not known: no more appends to either. */
+        ml->failed = true;
+        io_file_close(ml->io, fd);
+        RL_ERROR("metadata log %s: compaction could not switch files (%s); refusing further "
+                 "changes until a restart", ml->path, rl_strerror(rc));
+        return rc;
+    }
+    io_file_close(ml->io, ml->fd);
+    ml->fd = fd;
+    ml->size = size;
+    return 0;
+}
+
+int metalog_compact(struct metalog *ml, uint32_t min_dropped, struct metalog_compact_stats *out)
+{
+    *out = (struct metalog_compact_stats){.bytes_before = ml->size, .bytes_after = ml->size};
+    if (ml->failed)
+        return RL_E_LOG_FAILED;
+    uint8_t *buf = NULL;
+    uint64_t len = 0;
+    struct metalog_rec *recs = NULL;
+    struct metalog_names nm = {0};
+    uint32_t n = 0;
+    int rc = metalog_read_file(ml, &buf, &len);
+    if (rc || len < ml->size || ml->size <= METALOG_MAGIC_BYTES)
+        goto out;
+    if ((rc = metalog_index(buf, ml->size, &recs, &n)) != 0) {
+        rc = rc == RL_E_CORRUPT ? 0 : rc; /* damage stays where it is */
+        goto out;
+    }
+    uint64_t slots = 16;
+    while (slots < 2ull * n)
+        slots <<= 1;
+    nm.name = calloc(slots, sizeof(*nm.name));
+    nm.state = calloc(slots, 1);
+    nm.mask = slots - 1;
+    if (!nm.name || !nm.state) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = metalog_classify(buf, recs, n, &nm)) != 0)
+        goto out;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++)
+        kept += recs[i].keep;
+    out->kept = n;
+    if (n - kept < min_dropped || n == kept)
+        goto out;
+    char tmp[sizeof(ml->path) + 16];
+    snprintf(tmp, sizeof(tmp), "%s.compact", ml->path);
+    uint64_t size = 0;
+    int fd = metalog_write_compact(ml, tmp, buf, recs, n, &size);
+    if (fd < 0) {
+        rc = fd;
+        goto out;
+    }
+    if ((rc = metalog_switch(ml, tmp, fd, size)) != 0)
+        goto out;
+    *out = (struct metalog_compact_stats){.kept = kept, .dropped = n - kept,
+                                          .bytes_before = len, .bytes_after = size};
+out:
+    for (uint64_t i = 0; nm.name && i <= nm.mask; i++)
+        free(nm.name[i]);
+    free(nm.name);
+    free(nm.state);
+    free(recs);
+    free(buf);
+    return rc;
 }
 
 uint64_t metalog_size(const struct metalog *ml)

@@ -61,6 +61,28 @@ int metalog_open(struct io *io, const char *path, metalog_replay_fn fn, void *ct
  * reached the disk is unknown. Blocks. */
 int metalog_append(struct metalog *ml, const uint8_t *payload, uint32_t len);
 
+/* Compaction (single brokers; broker/meta/meta.c decides when). The log is rewritten holding
+ * only the records that rebuild the same state: per topic name its last create and the last
+ * alter after it, unless a delete follows (then none of its records); the highest producer-id
+ * block; and every record whose kind this version does not know or that does not decode (it
+ * cannot judge them). Order is kept, so the new log replays to exactly the state of the old.
+ * Nothing is done when fewer than min_dropped records would go, or when the file holds damage
+ * (a damaged range tells how many producer ids to skip on every open, so it must stay).
+ *
+ * Crash safety: the new log is written to <path>.compact, made durable, the directory synced
+ * (what the caller removed from it before, leftovers of deleted topics, is durable first), then
+ * renamed over <path> and the directory synced again. A power cut at any point leaves either
+ * the old or the new log, which replay to the same state; metalog_open removes a <path>.compact
+ * left behind. After a failure the log stays the old one and appends go on. */
+struct metalog_compact_stats {
+    uint32_t kept, dropped;   /* records; dropped 0 when nothing was done */
+    uint64_t bytes_before, bytes_after;
+};
+
+/* Returns 0 (out says what happened), or a negative code (the old log is still in use; after a
+ * failure at or after the rename the log is failed, as after a failed append). Blocks. */
+int metalog_compact(struct metalog *ml, uint32_t min_dropped, struct metalog_compact_stats *out);
+
 /* Bytes in the file. */
 uint64_t metalog_size(const struct metalog *ml);
 

@@ -47,6 +47,8 @@ void config_broker_default(struct broker_config *cfg)
     cfg->group_initial_rebalance_delay_ms = 3000;
     cfg->max_groups = 10000;
     cfg->offsets_topic_partitions = 8;
+    cfg->offsets_retention_minutes = 10080;
+    cfg->offsets_retention_check_interval_ms = 600000;
     config_topic_default(&cfg->topic_defaults);
 }
 
@@ -116,6 +118,9 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, 0, 300000)
     NUM("max.groups", max_groups, 1, 1000000)
     NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
+    NUM("offsets.retention.minutes", offsets_retention_minutes, 1, INT32_MAX)
+    NUM("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms, 1000,
+        INT32_MAX)
 #undef NUM
     return 1;
 }
@@ -308,7 +313,9 @@ const char *config_broker_usage(void)
            "limit),\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
            "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
-           "max.groups, offsets.topic.num.partitions, and the topic keys\n"
+           "max.groups, offsets.topic.num.partitions, offsets.retention.minutes (committed\n"
+           "offsets of an empty group expire this long after it was last live; 10080),\n"
+           "offsets.retention.check.interval.ms, and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
            "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P,\n"

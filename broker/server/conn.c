@@ -76,7 +76,7 @@ static void conn_send_done(struct io_op *op, int result)
     shard_mark_conn(c);
 }
 
-void conn_create(struct shard *sh, int fd, bool kafka)
+struct conn *conn_create(struct shard *sh, int fd, bool kafka)
 {
     struct conn *c = calloc(1, sizeof(*c));
     uint8_t *buf = malloc(CONN_RBUF_BYTES);
@@ -85,7 +85,7 @@ void conn_create(struct shard *sh, int fd, bool kafka)
         free(buf);
         close(fd);
         RL_WARN("out of memory accepting a connection");
-        return;
+        return NULL;
     }
     c->sh = sh;
     c->fd = fd;
@@ -117,6 +117,29 @@ void conn_create(struct shard *sh, int fd, bool kafka)
     sh->m.connections_accepted++;
     RL_DEBUG("connection %llu from %s", (unsigned long long)c->id, c->peer);
     shard_mark_conn(c);
+    return c;
+}
+
+/* What an operator needs on a reserved connection: looking at and changing topics, configs,
+ * offsets and groups; nothing that carries data or holds group membership. */
+static bool conn_admin_api(Ringlog__Api api)
+{
+    switch (api) {
+    case RINGLOG__API__API_VERSIONS:
+    case RINGLOG__API__API_METADATA:
+    case RINGLOG__API__API_CREATE_TOPICS:
+    case RINGLOG__API__API_DELETE_TOPICS:
+    case RINGLOG__API__API_DESCRIBE_CONFIGS:
+    case RINGLOG__API__API_ALTER_CONFIGS:
+    case RINGLOG__API__API_LIST_OFFSETS:
+    case RINGLOG__API__API_FIND_COORDINATOR:
+    case RINGLOG__API__API_OFFSET_FETCH:
+    case RINGLOG__API__API_LIST_GROUPS:
+    case RINGLOG__API__API_DESCRIBE_GROUPS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void conn_free(struct conn *c)
@@ -358,6 +381,16 @@ static void conn_dispatch(struct conn *c, uint8_t *frame, uint64_t total)
     r->correlation_id = rq->correlation_id;
     r->api = frame_request_api(rq);
     char msg[256];
+    if (c->reserved && !conn_admin_api(r->api)) {
+        snprintf(msg, sizeof(msg), "broker connection limit of %u reached (max.connections): "
+                 "this connection is one of %u kept for operators and takes admin requests "
+                 "only; retry later or raise the limit", sh->cfg.max_connections,
+                 SHARD_NATIVE_RESERVE);
+        r->close_after = true;
+        c->closing = true;
+        req_respond_error(r, RL_E_TOO_MANY_CONNECTIONS, msg);
+        return;
+    }
     int rc = frame_check_request(rq, fi->data_len, msg, sizeof(msg));
     if (rc) {
         req_respond_error(r, rc, msg);
@@ -734,6 +767,8 @@ static void conn_partial_track(struct conn *c)
 void conn_tick(struct shard *sh, uint64_t now_ns)
 {
     uint64_t idle_ns = (uint64_t)sh->cfg.connections_max_idle_ms * 1000000ull;
+    uint64_t reserve_idle_ns = idle_ns < SHARD_RESERVE_IDLE_MS * 1000000ull
+                                   ? idle_ns : SHARD_RESERVE_IDLE_MS * 1000000ull;
     for (struct conn *c = sh->conns; c; c = c->next) {
         if (c->closing || c->dead)
             continue;
@@ -749,7 +784,7 @@ void conn_tick(struct shard *sh, uint64_t now_ns)
             shard_mark_conn(c);
             continue;
         }
-        if (now_ns - c->last_active_ns <= idle_ns)
+        if (now_ns - c->last_active_ns <= (c->reserved ? reserve_idle_ns : idle_ns))
             continue;
         /* Idle: nothing moved either way for connections.max.idle.ms, and the broker is not
          * working on anything for it (or only holds answers the peer does not read). */

@@ -250,6 +250,7 @@ static void metrics_delivery(const struct delivery_stats *ds, struct sbuf *b)
     G("groups", "gauge", cs->groups);
     G("group_members", "gauge", cs->members);
     G("committed_offsets", "gauge", cs->committed_offsets);
+    G("offsets_expired_total", "counter", cs->offsets_expired);
     G("offset_commits_total", "counter", cs->commits);
     G("offset_commit_errors_total", "counter", cs->commit_errors);
     G("group_rebalance_joins_total", "counter", cs->rebalances_completed);
@@ -296,6 +297,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("connection_memory_pauses_total", "counter", m->conn_mem_pauses);
     G("frames_timed_out_total", "counter", m->frames_timed_out);
     G("connections_idle_closed_total", "counter", m->connections_idle_closed);
+    G("connections_reserved_total", "counter", m->connections_reserved);
     G("http_connections", "gauge", sh->nhconns);
     G("http_connections_evicted_total", "counter", m->http_evicted);
     G("http_connections_idle_closed_total", "counter", m->http_idle_closed);

@@ -39,6 +39,12 @@ static int services_open_meta(struct shard *sh, char *err, size_t err_cap)
                               .topic_defaults = cfg->topic_defaults,
                               .node_id = cfg->n_voters ? (uint32_t)cfg->node_id : 0};
     snprintf(lim.data_dir, sizeof(lim.data_dir), "%s", cfg->data_dir);
+    /* Compaction changes how many records metadata.log holds, which a cluster node's node.id
+     * counts: single brokers only (and not on a cluster node's directory started alone, which
+     * services_open_cluster refuses after this). */
+    char why[512];
+    if (cfg->n_voters == 0 && ctl_check_standalone(cfg->data_dir, why, sizeof(why)) == 0)
+        lim.log_compact_min_dropped = META_LOG_COMPACT_MIN_DROPPED;
     return meta_open(&lim, sh->svc.penv, sh->svc.bg, &sh->svc.meta, err, err_cap);
 }
 
@@ -127,6 +133,8 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
                       .min_session_timeout_ms = (int32_t)cfg->group_min_session_timeout_ms,
                       .max_session_timeout_ms = (int32_t)cfg->group_max_session_timeout_ms},
             .offsets_topic_partitions = cfg->offsets_topic_partitions,
+            .offsets_retention_ms = (int64_t)cfg->offsets_retention_minutes * 60000,
+            .offsets_retention_check_ms = cfg->offsets_retention_check_interval_ms,
         },
     };
     snprintf(dc.data_dir, sizeof(dc.data_dir), "%s", cfg->data_dir);

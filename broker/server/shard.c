@@ -239,19 +239,28 @@ static void shard_accepted(struct shard *sh, int fd, bool kafka)
         sh->m.connections_rejected++;
         return;
     }
-    if (kafka && fd >= 0)
-        return conn_create(sh, fd, true);
+    if (kafka && fd >= 0) {
+        conn_create(sh, fd, true);
+        return;
+    }
     if (fd >= 0) {
         if (sh->stopping) {
             shard_reject(sh, fd, RL_E_SHUTTING_DOWN, "broker is shutting down");
-        } else if (sh->nconns >= sh->cfg.max_connections) {
+        } else if (sh->nconns >= sh->cfg.max_connections + SHARD_NATIVE_RESERVE) {
             char msg[160];
             snprintf(msg, sizeof(msg), "broker connection limit of %u reached "
                      "(max.connections); retry later or raise the limit",
                      sh->cfg.max_connections);
             shard_reject(sh, fd, RL_E_TOO_MANY_CONNECTIONS, msg);
         } else {
-            conn_create(sh, fd, false);
+            bool reserve = sh->nconns >= sh->cfg.max_connections;
+            struct conn *c = conn_create(sh, fd, false);
+            if (c && reserve) {
+                c->reserved = true; /* admin requests only, a short idle timeout */
+                sh->m.connections_reserved++;
+                RL_INFO("connection %s taken into the operator reserve (max.connections=%u "
+                        "reached): admin requests only", c->peer, sh->cfg.max_connections);
+            }
         }
     } else if (fd != -ECANCELED) {
         RL_WARN("accept failed: %s", rl_strerror(fd));
@@ -409,6 +418,11 @@ int shard_run(struct shard *sh)
                             : TURN_OTHER);
         if (!sh->stopping)
             continue;
+        /* Appends waiting for disk space would hold the stop until space comes back (or the
+         * deadline): they are answered now, not stored. */
+        if (storage_disk_full_logs(sh->st) > 0 &&
+            storage_abandon_space_waits(sh->st, RL_E_SHUTTING_DOWN) > 0)
+            continue;
         if (!sh->conns && !sh->limbo)
             break;
         if (!forced && io_now_ns(sh->io) > sh->stop_deadline_ns) {
@@ -447,27 +461,43 @@ uint16_t shard_http_port(const struct shard *sh)
     return sh->http_port;
 }
 
-/* Raises the descriptor limit to what the configured limits can use (connections of both
- * listeners, open segments with their read descriptors), so reaching max.connections never
- * leaves the HTTP listener unable to accept for lack of descriptors. */
+/* Raises the soft descriptor limit to the hard one (Redis and Kafka's start scripts do the
+ * same), so reaching max.connections never leaves the HTTP listener unable to accept for lack
+ * of descriptors; says so when the hard limit is below what the configured limits can use
+ * (connections of both listeners, open segments with their read descriptors). */
 static void shard_raise_fd_limit(const struct broker_config *cfg)
 {
-    uint64_t need = (uint64_t)cfg->max_connections + SHARD_MAX_HTTP_CONNS +
-                    2ull * cfg->max_open_files + SHARD_FD_SLACK;
+    uint64_t need = (uint64_t)cfg->max_connections + SHARD_NATIVE_RESERVE +
+                    SHARD_MAX_HTTP_CONNS + 2ull * cfg->max_open_files + SHARD_FD_SLACK;
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+    if (getrlimit(RLIMIT_NOFILE, &rl)) {
+        RL_WARN("cannot read the descriptor limit (%s); accepts may fail before "
+                "max.connections", strerror(errno));
         return;
-    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? (rlim_t)need
-                                                                      : rl.rlim_max;
-    if (want > rl.rlim_cur) {
+    }
+    rlim_t was = rl.rlim_cur;
+    /* An unlimited hard limit cannot be a soft one (the kernel caps it at nr_open): ask for
+     * what the limits need, or keep a higher soft limit. */
+    rlim_t want = rl.rlim_max != RLIM_INFINITY ? rl.rlim_max : need > was ? need : was;
+    if (want > was) {
         rl.rlim_cur = want;
-        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl)) {
+            RL_WARN("cannot raise the descriptor limit from %llu to %llu (%s)",
+                    (unsigned long long)was, (unsigned long long)want, strerror(errno));
+            want = was;
+        } else {
+            RL_INFO("descriptor limit raised from %llu to %llu (the hard limit)",
+                    (unsigned long long)was, (unsigned long long)want);
+        }
+    } else {
+        want = was;
     }
     if (want < need)
-        RL_WARN("the descriptor limit (%llu, hard) is below what max.connections=%u and "
+        RL_WARN("the descriptor limit (%llu) is below what max.connections=%u and "
                 "max.open.files=%u can use (%llu): accepts may fail before those limits; raise "
-                "ulimit -n or lower them", (unsigned long long)want, cfg->max_connections,
-                cfg->max_open_files, (unsigned long long)need);
+                "the hard limit (ulimit -Hn, LimitNOFILE=) or lower them",
+                (unsigned long long)want, cfg->max_connections, cfg->max_open_files,
+                (unsigned long long)need);
 }
 
 uint16_t shard_kafka_port(const struct shard *sh)

@@ -32,6 +32,11 @@
 #define REQ_ARENA_MAX_BYTES (64u * 1024 * 1024) /* one request's decode + response structures */
 #define SHARD_REQ_POOL_MAX 512       /* idle request objects kept for reuse */
 #define SHARD_MAX_HTTP_CONNS 64
+/* Native connections past max.connections kept for an operator: they carry admin requests only
+ * (conn_admin_api) and close after SHARD_RESERVE_IDLE_MS idle, so busy or idle clients at the
+ * limit cannot lock the CLI out. */
+#define SHARD_NATIVE_RESERVE 4
+#define SHARD_RESERVE_IDLE_MS 10000
 #define HTTP_REQ_MAX_BYTES 8192
 #define SHARD_TICK_MS 100            /* group timers; slower upkeep counts its own interval */
 #define SHARD_SLOW_TICK_MS 1000      /* deleted topics reaped, accept backoff cleared */
@@ -111,6 +116,7 @@ struct conn {
     uint64_t partial_progress;       /* bytes received since that deadline was set */
     bool dead;                       /* a send failed: nothing more can be delivered */
     bool first_checked;              /* its first bytes were checked for a peer hello */
+    bool reserved;                   /* past max.connections: admin requests only */
     uint8_t *rbuf;
     size_t rcap, rstart, rend;       /* unparsed bytes are rbuf[rstart, rend) */
     uint8_t *big;                    /* a frame larger than rbuf, being received */
@@ -175,6 +181,7 @@ struct shard_metrics {
     uint64_t conn_mem_pauses;        /* reads held for max.connection.inflight.bytes */
     uint64_t frames_timed_out;       /* partial frames closed by frame.receive.timeout.ms */
     uint64_t connections_idle_closed; /* closed by connections.max.idle.ms */
+    uint64_t connections_reserved;    /* accepted into the operator reserve */
     uint64_t http_requests;
     uint64_t http_evicted, http_idle_closed; /* HTTP connections closed to make room / idle */
 };
@@ -274,7 +281,8 @@ void req_respond_error(struct req *r, int code, const char *msg);
 /* --- conn.c ----------------------------------------------------------------------------------- */
 
 /* An accepted connection joins the shard (kafka: it came to the Kafka listener). */
-void conn_create(struct shard *sh, int fd, bool kafka);
+/* Returns the new connection, or NULL (out of memory; fd is closed). */
+struct conn *conn_create(struct shard *sh, int fd, bool kafka);
 /* Loop work for one connection marked ready: finish, parse, send, re-arm, maybe free. */
 void conn_process(struct conn *c);
 /* A peer's protocol error: logged (rate-limited) with the peer's address; c closes once the

@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 
 #define CHAOS_CONNECTIONS 300
 #define CHAOS_MAX_FRAMES 40
@@ -103,15 +104,6 @@ static void build_frames(void)
     make_frame(5, &req, NULL, 0);
 }
 
-static long long metric(const char *body, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (!strncmp(p, name, n) && p[n] == ' ')
-            return atoll(p + n + 1);
-    return -1;
-}
-
 /* One connection: pipeline a random run of frames, cut at a random byte, leave a random way. */
 static void chaos_connection(const struct tl_broker *b, unsigned *seed)
 {
@@ -170,17 +162,14 @@ Test(chaos, abrupt_connections, .timeout = 120)
     int64_t end = -1;
     cr_assert_eq(tl_list_offset(&admin, "chaos", 1, -1, &end), 0);
     cr_assert_eq(end % 20, 0, "a partial batch became visible: end %lld", (long long)end);
-    static char body[1 << 20];
     long long conns = -1, mem = -1;
     uint64_t deadline = tl_now_ms() + 20000;
     while (tl_now_ms() < deadline) {
-        cr_assert_eq(tl_http_get(b.host, b.http_port, "/metrics", body, sizeof(body), 5000),
-                     200);
-        conns = metric(body, "ringlog_connections");
-        mem = metric(body, "ringlog_inflight_bytes");
+        conns = tl_metric(&b, "ringlog_connections");
+        mem = tl_metric(&b, "ringlog_inflight_bytes");
         if (conns == 1 && mem == 0)
             break;
-        poll(NULL, 0, 20);
+        tl_pace(20);
     }
     cr_assert_eq(conns, 1, "connections left over: %lld", conns);
     cr_assert_eq(mem, 0, "in-flight bytes left over: %lld", mem);

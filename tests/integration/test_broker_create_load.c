@@ -222,7 +222,7 @@ static void cl_run(bool produce)
             all - under_5ms, all - fast, opening, rolling, cl_slow(body, "other"), longest_ms);
     /* Under a sanitizer every allocation and access is instrumented several times over: turn
      * times and latencies then measure the instrumentation, so only correctness is checked. */
-    bool timed = !strstr(tl_ringlogd_path(), "/asan/");
+    bool timed = !tl_sanitized();
     if (!timed)
         fprintf(stderr, "sanitized build: turn times and latency not checked\n");
     cr_expect(!timed || p99 < 50000, "ListOffsets p99 %.2f ms while creating partitions",

@@ -5,6 +5,10 @@
  * and once space is freed (a ballast file removed, nothing done to the broker) appends resume
  * by themselves; every acknowledged record is there, also after a restart.
  *
+ * sigterm_while_waiting_for_space: SIGTERM while an append waits for space ends within the
+ * shutdown bound, well before shutdown.timeout.ms: the waiting append is answered with an error
+ * that says it was not stored, the broker exits 0, and a restart holds every acknowledged record.
+ *
  * The tmpfs is mounted in a private mount namespace of the test process (the broker it starts
  * inherits it), so nothing outside the test sees it; without the privileges for that the test
  * says "skipped".
@@ -24,6 +28,7 @@
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 
 #define SMALL_FS_BYTES (12u << 20)
 #define BALLAST_BYTES (3u << 20)
@@ -31,15 +36,11 @@
 static struct tl_broker broker;
 static struct tl_conn conn;
 static char mnt[128];
-static bool started, mounted;
+static bool mounted;
 
 static void teardown(void)
 {
-    if (started) {
-        tl_close(&conn);
-        int st = tl_broker_finish(&broker, 30000);
-        cr_expect_eq(st, 0, "broker exit status %d", st);
-    }
+    tl_fixture_finish(&broker, &conn);
     if (mounted)
         umount2(mnt, MNT_DETACH);
     if (mnt[0])
@@ -47,12 +48,6 @@ static void teardown(void)
 }
 
 TestSuite(diskfull, .fini = teardown, .timeout = 120);
-
-static void pace(uint32_t ms) /* polling pace, not synchronization */
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* A private tmpfs of SMALL_FS_BYTES at mnt, or a skip. */
 static void mount_small_fs(void)
@@ -66,11 +61,9 @@ static void mount_small_fs(void)
         int e = errno;
         rmdir(mnt);
         mnt[0] = 0;
-        /* Criterion reports skips only when verbose: this line is what tests/run-tests.sh
-         * counts, so a machine that cannot mount (a chroot, no CAP_SYS_ADMIN) shows a skip,
-         * not a suite that ran nothing. */
-        fprintf(stderr, "[SKIP] diskfull: cannot mount a private tmpfs (%s); needs "
-                "CAP_SYS_ADMIN and / as a mount point\n", strerror(e));
+        /* tests/run-tests.sh counts the skip (from Criterion's TAP report), so a machine
+         * that cannot mount (a chroot, no CAP_SYS_ADMIN) shows a skip, not a suite that ran
+         * nothing. */
         cr_skip_test("skipped: cannot mount a private tmpfs (%s); needs CAP_SYS_ADMIN",
                      strerror(e));
     }
@@ -120,18 +113,6 @@ static void status(char *body, size_t cap)
     cr_assert_eq(st, 200);
 }
 
-static long long metric(const char *name)
-{
-    static char body[1 << 17];
-    cr_assert_eq(tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body),
-                             5000), 200);
-    char key[160];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    const char *m = strstr(body, key);
-    cr_assert_not_null(m, "no metric %s", name);
-    return atoll(m + strlen(key));
-}
-
 Test(diskfull, reported_and_resumed)
 {
     mount_small_fs();
@@ -140,10 +121,7 @@ Test(diskfull, reported_and_resumed)
     snprintf(data, sizeof(data), "%s/data", mnt);
     write_ballast(ballast);
     const char *args[] = {"--data-dir", data, NULL};
-    int rc = tl_broker_start(&broker, args, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    started = true;
-    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    tl_fixture_start(&broker, &conn, args);
     static const char *const cfg[] = {"segment.bytes=1048576", NULL};
     cr_assert_eq(tl_create_topic(&conn, "t", 1, cfg, NULL, 0), 0);
 
@@ -176,7 +154,7 @@ Test(diskfull, reported_and_resumed)
     char body[4096];
     status(body, sizeof(body));
     cr_assert_not_null(strstr(body, "\"status\":\"disk_full\""), "%s", body);
-    cr_assert_geq(metric("ringlog_disk_full_logs"), 1);
+    cr_assert_geq(tl_metric(&broker, "ringlog_disk_full_logs"), 1);
     /* Reads go on. */
     struct tl_fetch f = {.topic = "t", .offset = 0, .max_bytes = 1 << 20};
     struct tl_fetch_result fr;
@@ -197,7 +175,7 @@ Test(diskfull, reported_and_resumed)
         if (rcp == 0)
             acked += 4;
         else
-            pace(200);
+            tl_pace(200);
     }
     tl_close(&other);
     cr_assert_eq(rcp, 0, "appends did not resume after space was freed: %s", msg);
@@ -205,10 +183,10 @@ Test(diskfull, reported_and_resumed)
         status(body, sizeof(body));
         if (strstr(body, "\"status\":\"serving\""))
             break;
-        pace(100);
+        tl_pace(100);
     }
     cr_assert_not_null(strstr(body, "\"status\":\"serving\""), "%s", body);
-    cr_assert_eq(metric("ringlog_disk_full_logs"), 0);
+    cr_assert_eq(tl_metric(&broker, "ringlog_disk_full_logs"), 0);
     free(b);
 
     /* Every acknowledged record, also after a restart. */
@@ -220,6 +198,69 @@ Test(diskfull, reported_and_resumed)
     cr_assert_eq(tl_broker_restart(&broker, 20000), 0);
     tl_close(&conn);
     cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    cr_assert_eq(tl_list_offset(&conn, "t", 0, -1, &end), 0);
+    cr_assert_eq(end, acked, "after restart: log end %lld, acknowledged %lld", (long long)end,
+                 (long long)acked);
+}
+
+/* Produces ~240 KiB batches on c until one is not answered within 3 s (it waits for space) or is
+ * refused; returns the records acknowledged, *parked tells which. */
+static int64_t fill_disk(struct tl_conn *c, const uint8_t *b, uint32_t len, bool *parked)
+{
+    char msg[512];
+    int64_t acked = 0;
+    int last = 0;
+    for (int i = 0; i < 200 && last == 0; i++) {
+        last = produce_on(c, b, len, 3000, msg, sizeof(msg));
+        if (last == 0)
+            acked += 4;
+    }
+    *parked = last == -ETIMEDOUT;
+    cr_assert(last == -ETIMEDOUT || last == RL_E_DISK_FULL, "after %lld records: %d (%s) %s",
+              (long long)acked, last, rl_error_name(last), msg);
+    return acked;
+}
+
+Test(diskfull, sigterm_while_waiting_for_space)
+{
+    mount_small_fs();
+    char ballast[200], data[200];
+    snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
+    snprintf(data, sizeof(data), "%s/data", mnt);
+    write_ballast(ballast);
+    /* A long shutdown bound: the waiting append must not need it. */
+    const char *args[] = {"--data-dir", data, "--set", "shutdown.timeout.ms=60000", NULL};
+    tl_fixture_start(&broker, &conn, args);
+    static const char *const cfg[] = {"segment.bytes=1048576", NULL};
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, cfg, NULL, 0), 0);
+    uint8_t *b;
+    int len = tl_make_batch_sized(4, 60 * 1024, &b);
+    cr_assert_gt(len, 0);
+    bool parked = false;
+    int64_t acked = fill_disk(&conn, b, (uint32_t)len, &parked);
+    free(b);
+    cr_assert(parked, "no append waited for space (each was refused at once)");
+
+    uint64_t t0 = tl_now_ms();
+    cr_assert_eq(kill(broker.pid, SIGTERM), 0);
+    char msg[512] = "";
+    int answer = produce_answer(&conn, 10000, msg, sizeof(msg));
+    cr_assert_neq(answer, -ETIMEDOUT, "the waiting append got no answer at SIGTERM");
+    cr_assert_neq(answer, 0, "an append that never reached the disk was acknowledged");
+    cr_assert_not_null(strstr(msg, "without being stored"), "unclear answer %d (%s): %s", answer,
+                       rl_error_name(answer), msg);
+    int st = tl_broker_stop(&broker, SIGTERM, 10000);
+    uint64_t took = tl_now_ms() - t0;
+    cr_assert_eq(st, 0, "exit status %d", st);
+    cr_assert_lt(took, 10000, "the stop took %llu ms", (unsigned long long)took);
+    fprintf(stderr, "stopped in %llu ms while disk full; the waiting append got %s: %s\n",
+            (unsigned long long)took, rl_error_name(answer), msg);
+
+    cr_assert_eq(unlink(ballast), 0);
+    cr_assert_eq(tl_broker_restart(&broker, 20000), 0);
+    tl_close(&conn);
+    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    int64_t end = -1;
     cr_assert_eq(tl_list_offset(&conn, "t", 0, -1, &end), 0);
     cr_assert_eq(end, acked, "after restart: log end %lld, acknowledged %lld", (long long)end,
                  (long long)acked);

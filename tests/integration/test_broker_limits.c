@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,46 +30,21 @@
 #include "proto/frame.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 
 static struct tl_broker broker;
 static struct tl_conn conn;
-static bool started;
-
-static void start(const char *const *args)
-{
-    int rc = tl_broker_start(&broker, args, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    started = true;
-    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
-}
 
 static void teardown(void)
 {
-    if (!started)
-        return;
-    tl_close(&conn);
-    int st = tl_broker_finish(&broker, 30000);
-    cr_expect_eq(st, 0, "broker exit status %d", st);
+    tl_fixture_finish(&broker, &conn);
 }
 
 TestSuite(limits, .fini = teardown, .timeout = 120);
 
-static void pace(uint32_t ms) /* polling pace, not synchronization */
+static void start(const char *const *args)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long metric(const char *name)
-{
-    static char body[1 << 18];
-    int st = tl_http_get(broker.host, broker.http_port, "/metrics", body, sizeof(body), 5000);
-    cr_assert_eq(st, 200, "GET /metrics: %d", st);
-    char key[160];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    const char *m = strstr(body, key);
-    cr_assert_not_null(m, "no metric %s", name);
-    return atoll(m + strlen(key));
+    tl_fixture_start(&broker, &conn, args);
 }
 
 /* A field of /proc/<broker>/status in kB (VmRSS, VmHWM). */
@@ -85,31 +61,6 @@ static long long proc_kb(const char *field)
             v = atoll(line + n + 1);
     fclose(f);
     return v;
-}
-
-/* A raw TCP connection (for HTTP peers that never send). */
-static int raw_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
-    return fd;
-}
-
-/* True once the peer closed fd (read returns 0 or an error) within timeout_ms. */
-static bool raw_closed(int fd, uint32_t timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char buf[256];
-    for (uint64_t until = tl_now_ms() + timeout_ms; tl_now_ms() <= until;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return true;
-    }
-    return false;
 }
 
 /* The well-behaved client produces a 1 MiB batch and reads it back, each within 5 s. */
@@ -152,11 +103,11 @@ Test(limits, slowloris_headers_reserve_nothing)
     }
     /* Let the broker see them (the gauge would show a reservation at once). */
     for (uint64_t until = tl_now_ms() + 2000; tl_now_ms() < until;) {
-        if (metric("ringlog_network_received_bytes_total") >= 48)
+        if (tl_metric(&broker, "ringlog_network_received_bytes_total") >= 48)
             break;
-        pace(20);
+        tl_pace(20);
     }
-    long long held = metric("ringlog_inflight_bytes");
+    long long held = tl_metric(&broker, "ringlog_inflight_bytes");
     cr_assert_lt(held, 1 << 20, "six frame headers hold %lld bytes of the budget", held);
     assert_served("t");
     for (int i = 0; i < 6; i++) {
@@ -169,7 +120,7 @@ Test(limits, slowloris_headers_reserve_nothing)
         cr_assert(tl_wait_closed(&slow[i], 5000));
         tl_close(&slow[i]);
     }
-    cr_assert_geq(metric("ringlog_frames_timed_out_total"), 6);
+    cr_assert_geq(tl_metric(&broker, "ringlog_frames_timed_out_total"), 6);
     assert_served("t");
 }
 
@@ -211,7 +162,7 @@ Test(limits, slow_but_steady_frame_completes)
         size_t n = total - off < 64 * 1024 ? total - off : 64 * 1024;
         cr_assert_eq(tl_send_raw(&conn, frame + off, n), 0);
         if (off + n < total)
-            pace(400);
+            tl_pace(400);
     }
     free(frame);
     free(b);
@@ -273,9 +224,9 @@ static long long run_hogs(int n, uint32_t sample_ms)
     }
     long long most = 0;
     for (uint64_t until = tl_now_ms() + sample_ms; tl_now_ms() < until;) {
-        long long held = metric("ringlog_inflight_bytes");
+        long long held = tl_metric(&broker, "ringlog_inflight_bytes");
         most = held > most ? held : most;
-        pace(10);
+        tl_pace(10);
     }
     assert_served("t2");
     for (int h = 0; h < n; h++) {
@@ -317,16 +268,16 @@ Test(limits, decode_memory_is_budgeted, .timeout = 180)
             "most %lld bytes (one client), %lld (three)\n", rss0, hwm, one, three);
     /* A sanitizer's allocator keeps freed memory in quarantine and pads every block: its RSS
      * says nothing about the broker's (the gauge checks above still hold). */
-    if (strstr(tl_ringlogd_path(), "/asan/"))
+    if (tl_sanitized())
         return;
     cr_assert_lt(hwm - rss0, 200 * 1024, "the broker grew by %lld kB for %d pipelined "
                  "requests under a 64 MiB budget", hwm - rss0, 4 * WIDE_FETCHES);
     long long rss = 0;
     for (uint64_t until = tl_now_ms() + 10000; tl_now_ms() < until;) {
         rss = proc_kb("VmRSS");
-        if (rss - rss0 < 64 * 1024 && metric("ringlog_inflight_bytes") == 0)
+        if (rss - rss0 < 64 * 1024 && tl_metric(&broker, "ringlog_inflight_bytes") == 0)
             break;
-        pace(100);
+        tl_pace(100);
     }
     cr_assert_lt(rss - rss0, 64 * 1024, "RSS stayed %lld kB above its start after the "
                  "clients left", rss - rss0);
@@ -368,7 +319,7 @@ Test(limits, idle_native_connections_are_closed)
     }
     cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
     cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
-    cr_assert_geq(metric("ringlog_connections_idle_closed_total"), 8);
+    cr_assert_geq(tl_metric(&broker, "ringlog_connections_idle_closed_total"), 8);
 }
 
 /* Two clients pipeline 128 fetches each and never read the answers: once connections.max.idle.ms
@@ -399,10 +350,10 @@ Test(limits, peers_that_never_read_are_closed, .timeout = 180)
     long long closed = 0, left = -1, held = -1;
     for (uint64_t until = tl_now_ms() + 30000;
          tl_now_ms() < until && (closed < 2 || left != 0 || held != 0);) {
-        closed = metric("ringlog_connections_idle_closed_total");
-        left = metric("ringlog_connections");
-        held = metric("ringlog_inflight_bytes");
-        pace(50);
+        closed = tl_metric(&broker, "ringlog_connections_idle_closed_total");
+        left = tl_metric(&broker, "ringlog_connections");
+        held = tl_metric(&broker, "ringlog_inflight_bytes");
+        tl_pace(50);
     }
     cr_assert_geq(closed, 2, "peers that never read were not closed (%lld closed)", closed);
     cr_assert_eq(left, 0, "%lld connections still open", left);
@@ -423,7 +374,7 @@ Test(limits, http_reserve_and_idle_timeout)
     start(args);
     int fds[70];
     for (int i = 0; i < 70; i++)
-        fds[i] = raw_connect(broker.http_port);
+        fds[i] = tl_raw_connect(broker.http_port);
     static char body[1 << 18];
     for (int k = 0; k < 3; k++) {
         int st = tl_http_get(broker.host, broker.http_port, "/v1/status", body, sizeof(body),
@@ -431,11 +382,114 @@ Test(limits, http_reserve_and_idle_timeout)
         cr_assert_eq(st, 200, "GET /v1/status with the HTTP listener full: %d", st);
         cr_assert_not_null(strstr(body, "\"status\":\"serving\""), "%s", body);
     }
-    cr_assert_gt(metric("ringlog_http_connections_evicted_total"), 0);
+    cr_assert_gt(tl_metric(&broker, "ringlog_http_connections_evicted_total"), 0);
     /* The rest are closed once idle. */
     for (int i = 0; i < 70; i++) {
-        cr_assert(raw_closed(fds[i], 10000), "idle HTTP connection %d was not closed", i);
+        cr_assert(tl_expect_closed(fds[i], 10000), "idle HTTP connection %d was not closed", i);
         close(fds[i]);
     }
-    cr_assert_gt(metric("ringlog_http_connections_idle_closed_total"), 0);
+    cr_assert_gt(tl_metric(&broker, "ringlog_http_connections_idle_closed_total"), 0);
+}
+
+/* Item 9's native half: with max.connections taken by clients, an operator still gets in. The
+ * next SHARD_NATIVE_RESERVE (4) connections are served admin requests (create a topic, list
+ * offsets), are refused data requests with TOO_MANY_CONNECTIONS (a message naming the reserve)
+ * and closed, the one after the reserve is refused at once, and a reserved connection left idle
+ * is closed after 10 s while the clients' connections stay. */
+Test(limits, native_reserve_for_operators)
+{
+    static const char *const args[] = {"--set", "max.connections=8", NULL};
+    start(args);
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
+    struct tl_conn users[7], ops[4];
+    int64_t off;
+    for (int i = 0; i < 7; i++) { /* with conn: max.connections, each one seen by the broker */
+        cr_assert_eq(tl_connect(&users[i], broker.host, broker.port, 5000), 0);
+        cr_assert_eq(tl_list_offset(&users[i], "t", 0, -1, &off), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(tl_connect(&ops[i], broker.host, broker.port, 5000), 0);
+        char topic[32];
+        snprintf(topic, sizeof(topic), "ops-%d", i);
+        cr_assert_eq(tl_create_topic(&ops[i], topic, 1, NULL, NULL, 0), 0,
+                     "an admin request on reserved connection %d failed", i);
+        cr_assert_eq(tl_list_offset(&ops[i], "t", 0, -1, &off), 0);
+    }
+    /* Past the reserve: refused at once. */
+    struct tl_conn extra;
+    cr_assert_eq(tl_connect(&extra, broker.host, broker.port, 5000), 0);
+    cr_assert_eq(tl_list_offset(&extra, "t", 0, -1, &off), RL_E_TOO_MANY_CONNECTIONS);
+    tl_close(&extra);
+    /* A data request on a reserved connection: refused with a message, connection closed. */
+    uint8_t *b;
+    int len = tl_make_batch(1, "v", &b);
+    cr_assert_gt(len, 0);
+    cr_assert_geq(tl_send_produce(&ops[0], "t", 0, b, (uint32_t)len, 1), 0);
+    free(b);
+    Ringlog__Response *resp;
+    cr_assert_eq(tl_recv(&ops[0], 5000, &resp, NULL, NULL), 0);
+    cr_assert_eq(resp->error_code, RL_E_TOO_MANY_CONNECTIONS, "produce on a reserved "
+                 "connection: %d %s", resp->error_code, resp->error_message);
+    cr_assert_not_null(strstr(resp->error_message, "kept for operators"), "%s",
+                       resp->error_message);
+    cr_assert(tl_wait_closed(&ops[0], 5000));
+    tl_close(&ops[0]);
+    /* The reserve's idle timeout is short; the clients' is not (600 s). */
+    for (int i = 1; i < 4; i++) {
+        cr_assert(tl_wait_closed(&ops[i], 20000), "idle reserved connection %d stays", i);
+        tl_close(&ops[i]);
+    }
+    for (int i = 0; i < 7; i++) {
+        cr_assert_eq(tl_list_offset(&users[i], "t", 0, -1, &off), 0);
+        tl_close(&users[i]);
+    }
+    cr_assert_eq(tl_metric(&broker, "ringlog_connections_reserved_total"), 4);
+}
+
+/* Max open files of the broker's process from /proc/<pid>/limits: soft or hard. */
+static long long broker_nofile(bool hard)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)broker.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long long soft_v = -1, hard_v = -1;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "Max open files", 14))
+            sscanf(line + 14, "%lld %lld", &soft_v, &hard_v);
+    fclose(f);
+    cr_assert_gt(soft_v, 0, "no Max open files in %s", path);
+    return hard ? hard_v : soft_v;
+}
+
+/* Started with a soft descriptor limit of 256 under a higher hard one, the broker raises its
+ * soft limit to the hard one and says so. (Criterion runs each test in its own process, so the
+ * limits set here do not outlive the test.) */
+Test(limits, descriptor_limit_raised_to_hard)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max <= 256)
+        cr_skip_test("skipped: the hard descriptor limit (%llu) leaves nothing to raise",
+                     (unsigned long long)rl.rlim_max);
+    rl.rlim_cur = 256;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    start(NULL);
+    cr_assert_eq(broker_nofile(false), (long long)rl.rlim_max, "soft %lld, hard %llu",
+                 broker_nofile(false), (unsigned long long)rl.rlim_max);
+    cr_assert(tl_broker_log_has(&broker, "descriptor limit raised from 256"));
+}
+
+/* With a hard descriptor limit below what max.connections and max.open.files can use, the
+ * broker starts, serves, and says which limit to raise. */
+Test(limits, descriptor_limit_too_low_is_reported)
+{
+    struct rlimit rl = {.rlim_cur = 600, .rlim_max = 600};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    start(NULL);
+    cr_assert_eq(broker_nofile(false), 600);
+    cr_assert(tl_broker_log_has(&broker, "the descriptor limit (600) is below what "
+                                         "max.connections=1024"));
+    cr_assert(tl_broker_log_has(&broker, "raise the hard limit (ulimit -Hn"));
+    cr_assert_eq(tl_create_topic(&conn, "t", 1, NULL, NULL, 0), 0);
 }

@@ -28,6 +28,7 @@
 #include "proto/frame.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 #include "tests/lib/tl_seed.h"
 
 #define BYSTANDER_TOPIC "bystander-topic"
@@ -41,33 +42,18 @@ static void setup(void)
     static const char *const args[] = {"--set", "max.frame.bytes=1048576", "--set",
                                        "max.partitions=64", "--set", "max.topics=32", "--set",
                                        "frame.receive.timeout.ms=1000", NULL};
-    int rc = tl_broker_start(&broker, args, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    cr_assert_eq(tl_connect(&bystander, broker.host, broker.port, 5000), 0);
+    tl_fixture_start(&broker, &bystander, args);
     tl_create_topic(&bystander, BYSTANDER_TOPIC, 1, NULL, NULL, 0);
-}
-
-static bool log_has(const char *needle)
-{
-    FILE *f = fopen(broker.log_path, "r");
-    char line[2048];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof(line), f))
-        found = strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return found;
 }
 
 static void teardown(void)
 {
-    tl_close(&bystander);
     bool alive = tl_broker_alive(&broker);
-    bool asserted = log_has("ASSERT") || log_has("assertion");
-    int st = tl_broker_finish(&broker, 30000);
+    bool asserted = tl_broker_log_has(&broker, "ASSERT") ||
+                    tl_broker_log_has(&broker, "assertion");
+    tl_fixture_finish(&broker, &bystander);
     cr_expect(alive, "the broker died");
     cr_expect_not(asserted, "the broker logged an assertion");
-    cr_expect_eq(st, 0, "broker exit status %d", st);
 }
 
 TestSuite(malformed, .init = setup, .fini = teardown, .timeout = 300);

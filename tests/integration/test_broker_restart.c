@@ -16,22 +16,19 @@
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_fixture.h"
 
 static struct tl_broker broker;
 static struct tl_conn conn;
 
 static void setup(void)
 {
-    int rc = tl_broker_start(&broker, NULL, 20000);
-    cr_assert_eq(rc, 0, "ringlogd did not start: %s", rl_strerror(rc));
-    cr_assert_eq(tl_connect(&conn, broker.host, broker.port, 5000), 0);
+    tl_fixture_start(&broker, &conn, NULL);
 }
 
 static void teardown(void)
 {
-    tl_close(&conn);
-    int st = tl_broker_finish(&broker, 20000);
-    cr_expect_eq(st, 0, "broker exit status %d", st);
+    tl_fixture_finish(&broker, &conn);
 }
 
 TestSuite(restart, .init = setup, .fini = teardown, .timeout = 90);

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "tests/integration/tl_proxy.h"
 #include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_delivery.h"
 
 #define CHECK(cond, ...)                                                                        \
     do {                                                                                        \
@@ -312,25 +313,18 @@ static int t_threads(void)
 
 struct route_state {
     int32_t part[256];
-    atomic_int done;
+    struct tl_deliveries dv;
 };
-
-static void route_cb(void *ctx, const struct rl_delivery *d)
-{
-    struct route_state *s = ctx;
-    s->part[(uintptr_t)d->opaque] = d->error ? -1 : d->partition;
-    atomic_fetch_add(&s->done, 1);
-}
 
 /* Sends keys[i] for i < n and records the partition each delivery reports. */
 static int send_keys(const struct tl_broker *b, const char *topic, const char *const *keys,
                      int n, struct route_state *s)
 {
     struct rl_conf *c = conf_for(b, NULL);
-    rl_conf_set_delivery_cb(c, route_cb, s);
+    tl_deliveries_init(&s->dv, s->part, 256);
+    rl_conf_set_delivery_cb(c, tl_delivery_cb, &s->dv);
     char err[256];
     struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
-    atomic_store(&s->done, 0);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++)
         rc = rl_producer_send(p, topic, RL_PARTITION_ANY, keys[i], strlen(keys[i]), "x", 1, 0,
@@ -460,15 +454,8 @@ static int t_zstd_roundtrip(void)
 
 struct sticky_state {
     int32_t part[4000];
-    atomic_int n;
+    struct tl_deliveries dv;
 };
-
-static void sticky_cb(void *ctx, const struct rl_delivery *d)
-{
-    struct sticky_state *s = ctx;
-    s->part[(uintptr_t)d->opaque] = d->error ? -1 : d->partition;
-    atomic_fetch_add(&s->n, 1);
-}
 
 /* keyless: records without a key stay in one partition for a whole batch, and successive
  * batches move on, so every partition gets some. */
@@ -478,7 +465,8 @@ static int t_keyless_sticky(void)
     const char *kv[] = {"batch.size", "4096", "linger.ms", "1000", NULL};
     struct rl_conf *c = conf_for(&g_broker, kv);
     struct sticky_state *s = calloc(1, sizeof(*s));
-    rl_conf_set_delivery_cb(c, sticky_cb, s);
+    tl_deliveries_init(&s->dv, s->part, 4000);
+    rl_conf_set_delivery_cb(c, tl_delivery_cb, &s->dv);
     char err[256], val[100] = {0};
     struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
     for (int i = 0; i < 4000; i++)

@@ -17,6 +17,7 @@
 
 #include "client/ringlog.h"
 #include "tests/lib/tl_broker.h"
+#include "tests/lib/tl_delivery.h"
 
 #define CHECK(cond, ...)                                                                        \
     do {                                                                                        \
@@ -56,41 +57,6 @@ static int create_topic(const struct tl_broker *b, const char *name, int partiti
     return rc;
 }
 
-/* Delivery reports, counted by outcome; the first failure's message is kept. */
-struct reports {
-    atomic_long persisted, possibly, not_persisted, failed, out_of_order;
-    int first_error;
-    char first_msg[512];
-    int64_t last_offset[8];
-};
-
-static void count_cb(void *ctx, const struct rl_delivery *d)
-{
-    struct reports *r = ctx;
-    if (d->status == RL_DELIVERY_PERSISTED)
-        atomic_fetch_add(&r->persisted, 1);
-    else if (d->status == RL_DELIVERY_POSSIBLY_PERSISTED)
-        atomic_fetch_add(&r->possibly, 1);
-    else
-        atomic_fetch_add(&r->not_persisted, 1);
-    if (d->error && atomic_fetch_add(&r->failed, 1) == 0) {
-        r->first_error = d->error;
-        snprintf(r->first_msg, sizeof(r->first_msg), "%s", d->error_message);
-    }
-    if (!d->error && d->partition >= 0 && d->partition < 8) {
-        if (d->offset <= r->last_offset[d->partition])
-            atomic_fetch_add(&r->out_of_order, 1);
-        r->last_offset[d->partition] = d->offset;
-    }
-}
-
-static void reports_init(struct reports *r)
-{
-    memset(r, 0, sizeof(*r));
-    for (int i = 0; i < 8; i++)
-        r->last_offset[i] = -1;
-}
-
 /* Sends n records with max.block.ms=0, checking each send returns 0 at once. */
 static int send_burst(struct rl_producer *p, const char *topic, int n, uint64_t *worst_ms)
 {
@@ -118,12 +84,12 @@ static int t_nonblocking_broker_down(void)
     CHECK(tl_broker_start(&b, NULL, 10000) == 0, "start broker");
     CHECK(create_topic(&b, "nb", 4) == 0, "create");
     CHECK(tl_broker_stop(&b, SIGTERM, 10000) == 0, "stop");
-    struct reports r;
-    reports_init(&r);
+    struct tl_deliveries r;
+    tl_deliveries_init(&r, NULL, 0);
     const char *kv[] = {"max.block.ms", "0", "delivery.timeout.ms", "60000",
                         "retry.backoff.max.ms", "200", NULL};
     struct rl_conf *c = conf_for(&b, kv);
-    rl_conf_set_delivery_cb(c, count_cb, &r);
+    rl_conf_set_delivery_cb(c, tl_delivery_cb, &r);
     char err[256];
     struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
     CHECK(p, "producer: %s", err);
@@ -204,13 +170,13 @@ static int t_possibly_persisted(void)
     struct tl_broker b = {0};
     CHECK(tl_broker_start(&b, NULL, 10000) == 0, "start broker");
     CHECK(create_topic(&b, "maybe", 1) == 0, "create");
-    struct reports r;
-    reports_init(&r);
+    struct tl_deliveries r;
+    tl_deliveries_init(&r, NULL, 0);
     const char *kv[] = {"request.timeout.ms", "300", "delivery.timeout.ms", "1500",
                         "linger.ms", "0", NULL};
     struct rl_conf *c = conf_for(&b, kv);
     rl_conf_set(c, "request.timeout.ms", "300", NULL, 0);
-    rl_conf_set_delivery_cb(c, count_cb, &r);
+    rl_conf_set_delivery_cb(c, tl_delivery_cb, &r);
     char err[256];
     struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
     CHECK(p, "producer: %s", err);
@@ -258,11 +224,11 @@ static int t_broker_codes(void)
     rl_producer_destroy(p, 1000);
     rl_conf_destroy(c);
 
-    struct reports r;
-    reports_init(&r);
+    struct tl_deliveries r;
+    tl_deliveries_init(&r, NULL, 0);
     const char *kv[] = {"max.block.ms", "0", NULL};
     c = conf_for(&g_broker, kv);
-    rl_conf_set_delivery_cb(c, count_cb, &r);
+    rl_conf_set_delivery_cb(c, tl_delivery_cb, &r);
     p = rl_producer_new(c, err, sizeof(err));
     CHECK(p, "producer: %s", err);
     CHECK(rl_producer_send(p, "missing2", RL_PARTITION_ANY, NULL, 0, "v", 1, 0, NULL) == 0,

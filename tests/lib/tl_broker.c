@@ -51,6 +51,24 @@ const char *tl_ringlogd_path(void)
     return path;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TL_SANITIZED_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TL_SANITIZED_BUILD 1
+#endif
+
+bool tl_sanitized(void)
+{
+#ifdef TL_SANITIZED_BUILD
+    return true;
+#else
+    return strstr(tl_ringlogd_path(), "/asan/") != NULL;
+#endif
+}
+
 static int tl_spawn(struct tl_broker *b, const char *listen, const char *http)
 {
     const char *argv[TL_BROKER_MAX_ARGS + 16];
@@ -219,6 +237,18 @@ void tl_broker_dump_log(const struct tl_broker *b, int lines)
     snprintf(cmd, sizeof(cmd), "tail -n %d '%s' 1>&2", lines, b->log_path);
     if (system(cmd) != 0)
         fprintf(stderr, "(no log at %s)\n", b->log_path);
+}
+
+bool tl_broker_log_has(const struct tl_broker *b, const char *needle)
+{
+    FILE *f = fopen(b->log_path, "r");
+    char line[4096];
+    bool found = false;
+    for (int n = 0; f && !found && n < 10000000 && fgets(line, sizeof(line), f); n++)
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
 }
 
 void tl_broker_cleanup(struct tl_broker *b)

@@ -43,6 +43,11 @@ struct tl_broker {
 /* Path of the ringlogd binary to test (static storage). */
 const char *tl_ringlogd_path(void);
 
+/* True when the broker under test runs under a sanitizer (this program was built with one, as
+ * `make test-asan` builds both, or the ringlogd tested is a build/asan one): its times and RSS
+ * then measure the instrumentation, so tests check correctness only. */
+bool tl_sanitized(void);
+
 /* Creates the temporary directory and starts ringlogd with `extra_args` (NULL-terminated, may be
  * NULL) added to its command line, then waits up to timeout_ms for its ready file. Returns 0, or
  * -ETIMEDOUT / -ECHILD (the broker exited) / -errno; on failure the broker's log tail is printed
@@ -65,6 +70,9 @@ bool tl_broker_alive(struct tl_broker *b);
 
 /* Prints the last `lines` lines of the broker's log to stderr (for failing tests). */
 void tl_broker_dump_log(const struct tl_broker *b, int lines);
+
+/* True when a line of the broker's log (its stdout and stderr) contains needle. */
+bool tl_broker_log_has(const struct tl_broker *b, const char *needle);
 
 /* Kills the broker if running and removes its temporary directory. */
 void tl_broker_cleanup(struct tl_broker *b);

@@ -39,6 +39,7 @@ struct broker {
     struct coord *coord;
     struct batch_builder *bb;
     const char *segment_bytes; /* default segment.bytes of new topics (NULL: built-in) */
+    int64_t offsets_retention_ms; /* 0: commits never expire (checked every second) */
 };
 
 static inline void loop_once(struct broker *x)
@@ -76,7 +77,9 @@ static inline int broker_open(struct broker *x)
         return -ENOMEM;
     struct coord_config cc = {.max_groups = 100, .offsets_topic_partitions = 1,
                               .group = {.max_members = 10, .min_session_timeout_ms = 100,
-                                        .max_session_timeout_ms = 60000}};
+                                        .max_session_timeout_ms = 60000},
+                              .offsets_retention_ms = x->offsets_retention_ms,
+                              .offsets_retention_check_ms = 1000};
     return coord_create(&cc, x->m, x->bg, NOW_MS, &x->coord, err, sizeof(err));
 }
 

@@ -11,6 +11,11 @@
  *    every group's latest commit back (also an idle group's, committed once long before).
  *  - damaged_snapshot_falls_back: the newest snapshot file damaged; the older one and the log
  *    after it still give every commit.
+ *  - retention_expires_empty_groups: offsets.retention.minutes (30 s here, on the simulated
+ *    clock): nothing expires within the grace after a start, a standalone commit expires
+ *    once retention has passed since it was made, a group's commits are kept however old while
+ *    it has members and expire retention after it emptied;
+ *    expiry writes tombstones, so neither a restart (replay) nor a snapshot brings them back.
  *  - power_cuts: seeded cuts while commits and snapshots run; every acknowledged commit (or a
  *    later one of the same key) is back after the restart. RINGLOG_SEED replays a run.
  */
@@ -77,17 +82,24 @@ static void commit_answered(struct svc_req *r, struct coord_commit *cm)
     ((struct creq *)r)->answered = true;
 }
 
-/* Starts a standalone commit of (group, "x", 0) at `offset`; run the loop until q->answered. */
-static void commit_start(struct creq *q, const char *group, int64_t offset)
+/* Starts a commit of (group, "x", 0) at `offset` by member (standalone: "", -1); run the loop
+ * until q->answered. */
+static void commit_start_as(struct creq *q, const char *group, const char *member, int32_t gen,
+                            int64_t offset)
 {
     memset(q, 0, sizeof(*q));
     arena_init(&q->arena, 4096, 1 << 20);
     q->r = (struct svc_req){.host = &host, .arena = &q->arena, .io = b.io};
     q->it = (struct coord_commit_item){.topic = "x", .partition = 0, .offset = offset,
                                        .metadata = ""};
-    q->cm = (struct coord_commit){.group_id = group, .member_id = "", .generation = -1,
+    q->cm = (struct coord_commit){.group_id = group, .member_id = member, .generation = gen,
                                   .items = &q->it, .n_items = 1, .done = commit_answered};
     coord_commit(b.coord, &q->r, &q->cm);
+}
+
+static void commit_start(struct creq *q, const char *group, int64_t offset)
+{
+    commit_start_as(q, group, "", -1, offset);
 }
 
 /* Runs the loop until q is answered; returns the item's code. After a power cut some I/O
@@ -146,12 +158,15 @@ static int64_t committed(const char *group)
     return coord_offset_get(b.coord, group, "x", 0, &oc) == 0 ? oc.offset : -1;
 }
 
+static int64_t start_retention_ms; /* offsets retention of the next start (0: none) */
+
 static void start(uint64_t seed, const char *segment_bytes)
 {
-    struct io_sim_config sc = {.seed = seed};
+    struct io_sim_config sc = {.seed = seed, .wall_start_ms = NOW_MS};
     int err = 0;
     memset(&b, 0, sizeof(b));
     b.segment_bytes = segment_bytes;
+    b.offsets_retention_ms = start_retention_ms;
     b.io = io_create_sim(&sc, &err);
     cr_assert_not_null(b.io);
     cr_assert_eq(io_dir_make(b.io, DATA_DIR, 0755), 0);
@@ -359,6 +374,117 @@ Test(offsets_state, damaged_snapshot_falls_back)
     cr_assert_eq(committed("idle"), 5);
     cr_assert_eq(committed("mid"), 9, "the log no longer held what the older snapshot lacks");
     cr_assert_gt(stats().replayed_records, 5, "the damaged snapshot was used");
+    finish();
+}
+
+/* --- retention -------------------------------------------------------------------------------- */
+
+static void join_done(struct svc_req *r, struct coord_join *j)
+{
+    (void)j;
+    ((struct creq *)r)->answered = true;
+}
+
+/* Joins `group` as its only member (server-side assignment of x); fills member (copied) and
+ * *gen. */
+static void join_alone(const char *group, char *member, size_t cap, int32_t *gen)
+{
+    struct creq q;
+    memset(&q, 0, sizeof(q));
+    arena_init(&q.arena, 4096, 1 << 20);
+    q.r = (struct svc_req){.host = &host, .arena = &q.arena, .io = b.io};
+    static const char *const topics[] = {"x"};
+    static const char *const assignors[] = {"range"};
+    struct coord_join j = {.group_id = group, .member_id = "", .client_id = "t",
+                           .session_timeout_ms = 60000, .topics = topics, .n_topics = 1,
+                           .assignors = assignors, .n_assignors = 1, .done = join_done};
+    coord_join(b.coord, &q.r, &j);
+    for (int i = 0; !q.answered && i < LOOP_GUARD; i++) {
+        if (q.completed) {
+            q.completed = false;
+            q.r.finish(&q.r);
+            continue;
+        }
+        coord_tick(b.coord, io_wall_ms(b.io));
+        loop_once(&b);
+    }
+    cr_assert(q.answered && j.rc == 0, "join of %s: %d %s", group, j.rc, j.msg ? j.msg : "");
+    snprintf(member, cap, "%s", j.member_id_out);
+    *gen = j.generation;
+    arena_destroy(&q.arena);
+}
+
+/* A member commit of (group, "x", 0). */
+static int member_commit(const char *group, const char *member, int32_t gen, int64_t offset)
+{
+    struct creq *q = malloc(sizeof(*q));
+    cr_assert_not_null(q);
+    commit_start_as(q, group, member, gen, offset);
+    int rc = commit_wait(q);
+    free(q);
+    return rc;
+}
+
+/* Runs the coordinator's upkeep at wall time `at` (members heartbeat first when live), then the
+ * loop until `expired` commits have expired in all, and checks that no more did. */
+static void tick_at(int64_t at, uint64_t expired)
+{
+    coord_tick(b.coord, at);
+    bg_reap(b.bg); /* a snapshot it started */
+    for (int i = 0; stats().offsets_expired < expired && i < LOOP_GUARD; i++)
+        loop_once(&b);
+    for (int i = 0; i < 50; i++) /* and any expiry not expected has time to complete */
+        loop_once(&b);
+    cr_assert_eq(stats().offsets_expired, expired, "at +%lld ms: %llu commits expired, not "
+                 "%llu", (long long)(at - NOW_MS), (unsigned long long)stats().offsets_expired,
+                 (unsigned long long)expired);
+}
+
+Test(offsets_state, retention_expires_empty_groups)
+{
+    start_retention_ms = 30000; /* shorter than the start's grace (the 60 s session timeout) */
+    start(21, NULL);
+    int64_t t0 = io_wall_ms(b.io);
+    cr_assert_eq(commit("standalone", 5), 0);
+    char member[128];
+    int32_t gen;
+    join_alone("live", member, sizeof(member), &gen);
+    cr_assert_eq(member_commit("live", member, gen, 9), 0);
+    char msg[256];
+    /* Within the first minute after start nothing is judged (members rejoin first), though
+     * the standalone commit is past retention at +50 s. */
+    cr_assert_eq(coord_heartbeat(b.coord, "live", member, gen, t0 + 50000, msg, sizeof(msg)), 0,
+                 "%s", msg);
+    tick_at(t0 + 50000, 0);
+    /* Past retention: the standalone commit goes, the live group's (as old) stays. */
+    cr_assert_eq(coord_heartbeat(b.coord, "live", member, gen, t0 + 70000, msg, sizeof(msg)), 0,
+                 "%s", msg);
+    tick_at(t0 + 70000, 1);
+    cr_assert_eq(committed("standalone"), -1, "an expired commit is still served");
+    cr_assert_eq(committed("live"), 9, "a live group's commit expired");
+    /* The group empties at +70.5 s (between two checks): its commit lives until +100.5 s. */
+    cr_assert_eq(coord_leave(b.coord, "live", member, t0 + 70500, msg, sizeof(msg)), 0, "%s",
+                 msg);
+    tick_at(t0 + 70500, 1);
+    tick_at(t0 + 100200, 1);
+    cr_assert_eq(committed("live"), 9, "expired before retention passed since it emptied");
+    cr_assert_geq(stats().snapshots, 2, "no snapshot was taken after the expiry");
+    restart(); /* the in-memory activity goes: commit times and a new start's grace */
+    cr_assert_eq(committed("standalone"), -1, "a restart brought an expired commit back");
+    cr_assert_eq(committed("live"), 9);
+    int64_t t1 = t0 + 100200;
+    tick_at(t1 + 1000, 1); /* the restart's grace over, the group gone since: expires */
+    cr_assert_eq(committed("live"), -1, "an empty group's commit outlived retention");
+    /* No snapshot since: the replay meets the tombstone. (The standalone commit's expiry was
+     * taken into a snapshot before the first restart.) */
+    restart();
+    cr_assert_eq(committed("standalone"), -1, "a restart brought an expired commit back");
+    cr_assert_eq(committed("live"), -1, "a restart brought an expired commit back");
+    cr_assert_eq(stats().committed_offsets, 0);
+    cr_assert_eq(commit("standalone", 6), 0); /* a new commit of an expired key is kept */
+    restart();
+    cr_assert_eq(committed("standalone"), 6);
+    start_retention_ms = 0;
     finish();
 }
 

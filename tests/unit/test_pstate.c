@@ -219,46 +219,70 @@ static const uint8_t golden_fixture_snapshot_v2[] = {
     0x00, 0x00, 0x00, 0x44, 0x07, 0x0d, 0xd9, 0xe7, 0xc4, 0xae, 0x82,
 };
 
+/* The golden pairs: a version 1 image an older broker wrote, its version 2 twin (what the
+ * encoder writes now for the same table), and what the table must then decide: a duplicate
+ * (with the offset of its original) and an accepted next batch. */
+struct golden_case {
+    const char *what;
+    const uint8_t *v1, *v2;
+    size_t v1_len, v2_len;
+    int64_t next_offset;
+    uint32_t producers;
+    int64_t dup_pid;
+    int16_t dup_epoch;
+    int32_t dup_seq, dup_count;
+    int64_t dup_base, dup_last;
+    int64_t ok_pid;
+    int16_t ok_epoch;
+    int32_t ok_seq;
+};
+
+static const struct golden_case golden_cases[] = {
+    {"two producers (commit c904487)", golden_snapshot, golden_snapshot_v2,
+     sizeof(golden_snapshot), sizeof(golden_snapshot_v2), 170, 2, 3, 0, 86, 79, 86, 164, 7, 2,
+     15},
+    {"datadir-v1 fixture", golden_fixture_snapshot, golden_fixture_snapshot_v2,
+     sizeof(golden_fixture_snapshot), sizeof(golden_fixture_snapshot_v2), 400, 1, 3, 0, 399, 1,
+     399, 399, 3, 0, 400},
+};
+
+/* The table after decoding one golden image decides as the case says. */
+static void golden_decisions(const struct golden_case *g, const char *which)
+{
+    struct pstate_verdict v;
+    cr_assert_eq(pstate_count(ps), g->producers, "%s, %s", g->what, which);
+    cr_assert_eq(pstate_check(ps, g->dup_pid, g->dup_epoch, g->dup_seq, g->dup_count, &v),
+                 RL_E_DUPLICATE_SEQUENCE, "%s, %s", g->what, which);
+    cr_assert_eq(v.dup_base_offset, g->dup_base, "%s, %s", g->what, which);
+    cr_assert_eq(v.dup_last_offset, g->dup_last, "%s, %s", g->what, which);
+    cr_assert_eq(pstate_check(ps, g->ok_pid, g->ok_epoch, g->ok_seq, 1, &v), 0, "%s, %s",
+                 g->what, which);
+}
+
 /* Version 1 images (older brokers) still decode, reported as version 1 so a load knows not to
  * trust them; encoding their tables gives the version 2 images; and those decode as
  * version 2 into the same decisions. */
 Test(pstate, golden_snapshot)
 {
-    int64_t next = 0;
-    uint32_t version = 0;
-    cr_assert_eq(pstate_snapshot_decode(ps, golden_snapshot, sizeof(golden_snapshot), &next,
-                                        &version), 0);
-    cr_assert_eq(next, 170);
-    cr_assert_eq(version, PSTATE_SNAPSHOT_V1);
-    cr_assert_eq(pstate_count(ps), 2);
-    cr_assert_eq(pstate_producer_epoch(ps, 3), 0);
-    cr_assert_eq(pstate_producer_epoch(ps, 7), 2);
-    struct pstate_verdict v;
-    cr_assert_eq(pstate_check(ps, 3, 0, 86, 79, &v), RL_E_DUPLICATE_SEQUENCE);
-    cr_assert_eq(v.dup_base_offset, 86);
-    cr_assert_eq(v.dup_last_offset, 164);
-    cr_assert_eq(pstate_check(ps, 7, 2, 15, 1, &v), 0);
-    uint8_t buf[4096];
-    int n = pstate_snapshot_encode(ps, 170, buf, sizeof(buf));
-    cr_assert_eq(n, (int)sizeof(golden_snapshot_v2));
-    cr_assert_eq(memcmp(buf, golden_snapshot_v2, sizeof(golden_snapshot_v2)), 0);
-    cr_assert_eq(pstate_snapshot_decode(ps, golden_snapshot_v2, sizeof(golden_snapshot_v2),
-                                        &next, &version), 0);
-    cr_assert_eq(version, 2);
-    cr_assert_eq(next, 170);
-    cr_assert_eq(pstate_check(ps, 3, 0, 86, 79, &v), RL_E_DUPLICATE_SEQUENCE);
-    cr_assert_eq(v.dup_base_offset, 86);
-
-    cr_assert_eq(pstate_snapshot_decode(ps, golden_fixture_snapshot,
-                                        sizeof(golden_fixture_snapshot), &next, NULL), 0);
-    cr_assert_eq(next, 400);
-    cr_assert_eq(pstate_count(ps), 1);
-    cr_assert_eq(pstate_check(ps, 3, 0, 399, 1, &v), RL_E_DUPLICATE_SEQUENCE);
-    cr_assert_eq(v.dup_base_offset, 399);
-    cr_assert_eq(pstate_check(ps, 3, 0, 400, 1, &v), 0);
-    n = pstate_snapshot_encode(ps, 400, buf, sizeof(buf));
-    cr_assert_eq(n, (int)sizeof(golden_fixture_snapshot_v2));
-    cr_assert_eq(memcmp(buf, golden_fixture_snapshot_v2, sizeof(golden_fixture_snapshot_v2)), 0);
+    for (size_t i = 0; i < sizeof(golden_cases) / sizeof(golden_cases[0]); i++) {
+        const struct golden_case *g = &golden_cases[i];
+        int64_t next = 0;
+        uint32_t version = 0;
+        cr_assert_eq(pstate_snapshot_decode(ps, g->v1, g->v1_len, &next, &version), 0, "%s",
+                     g->what);
+        cr_assert_eq(next, g->next_offset, "%s", g->what);
+        cr_assert_eq(version, PSTATE_SNAPSHOT_V1, "%s", g->what);
+        golden_decisions(g, "version 1");
+        uint8_t buf[4096];
+        int n = pstate_snapshot_encode(ps, g->next_offset, buf, sizeof(buf));
+        cr_assert_eq(n, (int)g->v2_len, "%s: encoded %d bytes", g->what, n);
+        cr_assert_eq(memcmp(buf, g->v2, g->v2_len), 0, "%s: not the version 2 image", g->what);
+        cr_assert_eq(pstate_snapshot_decode(ps, g->v2, g->v2_len, &next, &version), 0, "%s",
+                     g->what);
+        cr_assert_eq(version, 2, "%s", g->what);
+        cr_assert_eq(next, g->next_offset, "%s", g->what);
+        golden_decisions(g, "version 2");
+    }
 }
 
 /* A snapshot holds only batches that end below its next offset (what is durable in the log):
