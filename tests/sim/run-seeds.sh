@@ -9,6 +9,8 @@
 # process (default 10000). Each chunk writes OUTDIR/vVOTERS-FIRST.log (default OUTDIR:
 # the directory holding BIN); a chunk whose log already ends in a tally is skipped, so the same
 # command resumes an interrupted run. The closing line sums every chunk of this VOTERS value.
+# For the glue mode, BIN is a copy of build/tests/sim/test_sim_glue; give it an OUTDIR of its
+# own, as its logs are named like the plain runs'.
 set -eu
 [ $# -ge 4 ] || { echo "usage: $0 BIN VOTERS FIRST COUNT [CHUNK] [OUTDIR]" >&2; exit 2; }
 bin=$1 voters=$2 first=$3 count=$4 chunk=${5:-10000} out=${6:-$(dirname "$bin")}

@@ -53,6 +53,7 @@ struct node {
     } syncs[SIM_MAX_SYNCS];
     uint64_t commit; /* last commit seen this life */
     uint64_t holds;  /* the log holds the committed entries up to here (check_no_loss) */
+    uint64_t complete; /* check_leader found every committed entry up to here in the log */
     uint64_t doom_at; /* crash at this tick (0: not scheduled) */
     uint8_t role;     /* as of its last ready */
     /* glue mode: the disk is the partition log and an hstore on a simulated machine; `log`
@@ -215,9 +216,18 @@ static uint64_t entry_value(const struct raft_entry *e)
         memcpy(&v, e->data, 8);
         return v;
     }
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of config payloads, tagged */
-    for (uint32_t i = 0; i < e->len; i++)
-        h = (h ^ ((const uint8_t *)e->data)[i]) * 0x100000001b3ull;
+    /* A hash of any other payload (a configuration, a record batch in glue mode), tagged: eight
+     * bytes a step, as the checker hashes every entry several times. */
+    const uint8_t *p = e->data;
+    uint64_t h = 0xcbf29ce484222325ull ^ e->len, w;
+    uint32_t i = 0;
+    for (; i + 8 <= e->len; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    for (; i < e->len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return h | 1ull << 63;
 }
 
@@ -334,10 +344,11 @@ static void check_leader(struct sim *s, struct node *n)
      * every leader of a term above T. A deposed leader's vote can arrive late, so a leader of an
      * older term may be elected after a newer one committed: only entries committed in terms
      * below this one are required (commit terms grow along the log, so the scan stops there). */
+    uint64_t from = n->log.snap_index > n->complete ? n->log.snap_index : n->complete;
     uint64_t lo = 0, hi = s->n_committed;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        if (s->committed[mid].index <= n->log.snap_index)
+        if (s->committed[mid].index <= from)
             lo = mid + 1;
         else
             hi = mid;
@@ -353,7 +364,18 @@ static void check_leader(struct sim *s, struct node *n)
                  (unsigned long long)s->committed[k].term);
             return;
         }
+        n->complete = s->committed[k].index; /* until its log loses entries (node_lost_to) */
     }
+}
+
+/* n's log lost or replaced its entries after `index`: what the checker knew it to hold beyond
+ * that point no longer stands. */
+static void node_lost_to(struct node *n, uint64_t index)
+{
+    if (n->holds > index)
+        n->holds = index;
+    if (n->complete > index)
+        n->complete = index;
 }
 
 /* Adds e to the global committed log, which must end where e starts. */
@@ -588,8 +610,7 @@ static void apply_log(struct sim *s, struct node *n)
               (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
         n->snap = rd->snapshot;
         memlog_reset(l, rd->snapshot.index, rd->snapshot.term);
-        if (n->holds > rd->snapshot.index)
-            n->holds = rd->snapshot.index;
+        node_lost_to(n, rd->snapshot.index);
         s->res->snapshots_sent++;
     }
     if (rd->has_truncate) {
@@ -608,8 +629,7 @@ static void apply_log(struct sim *s, struct node *n)
                  (unsigned long long)a, (unsigned long long)n->commit);
         trace(s, "n%u truncates after %llu", n->id, (unsigned long long)a);
         memlog_truncate_after(l, a);
-        if (n->holds > a)
-            n->holds = a;
+        node_lost_to(n, a);
     }
     for (uint32_t i = 0; i < rd->n_append; i++) {
         struct raft_entry e = rd->append[i];
@@ -849,8 +869,7 @@ static void node_crash(struct sim *s, struct node *n)
     }
     memlog_crash(l); /* what was not yet durable is gone (or, on the glue, may be) */
     s->logs_changed = true;
-    if (n->holds > memlog_last(l))
-        n->holds = memlog_last(l);
+    node_lost_to(n, memlog_last(l));
     n->n_syncs = 0;
     s->res->crashes++;
 }
