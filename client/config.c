@@ -320,7 +320,8 @@ static int set_special(struct rl_conf *c, const char *key, const char *v, char *
         return 0;
     }
     if (strcmp(key, "partition.assignment.strategy") == 0) {
-        if (strcmp(v, "range") != 0 && strcmp(v, "roundrobin") != 0)
+        if (strcmp(v, "range") != 0 && strcmp(v, "roundrobin") != 0 &&
+            strcmp(v, "cooperative-sticky") != 0)
             goto bad;
         snprintf(c->assignor, sizeof(c->assignor), "%s", v);
         return 0;
@@ -359,7 +360,8 @@ bad:
                 : strcmp(key, "compression.type") == 0 ? "none or zstd"
                 : strcmp(key, "log.level") == 0 ? "debug, info, warn, error or off"
                 : strncmp(key, "enable.", 7) == 0 ? "true or false"
-                : strcmp(key, "partition.assignment.strategy") == 0 ? "range or roundrobin"
+                : strcmp(key, "partition.assignment.strategy") == 0
+                    ? "range, roundrobin or cooperative-sticky"
                                                   : "earliest, latest or none");
     return RL_E_INVALID_CONFIG;
 }

@@ -92,6 +92,7 @@ struct rl_consumer {
      * heartbeat thread when it has news for the member (a rebalance, a lost membership). */
     int wake_fd;
     atomic_bool wakeup; /* rl_consumer_wakeup was called: the poll returns 0 */
+    bool group_ready;   /* the group's JoinGroup answer arrived: run the duty */
     uint64_t rnd;
     char err[512];
 };
@@ -950,7 +951,7 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
             taken += take_answer(c, i);
     if (taken)
         return 0;
-    struct pollfd pfd[RLC_MAX_BROKERS + 1];
+    struct pollfd pfd[RLC_MAX_BROKERS + 2];
     int idx[RLC_MAX_BROKERS], n = 0;
     int64_t wake = deadline_ms;
     for (int i = 0; i < c->broker_count; i++) {
@@ -967,6 +968,13 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
         wake = rlc_now_ms() + c->conf.retry_backoff_ms;
     if (n > 0 && timed_out_fetches(c, &wake))
         return 0; /* a connection was started over: send again before waiting */
+    int nb = n; /* broker slots: pfd[0..nb) */
+    int gfd = c->group ? rlc_group_fd(c->group) : -1;
+    if (gfd >= 0) { /* a cooperative member's JoinGroup: its answer is a duty */
+        pfd[n].fd = gfd;
+        pfd[n].events = POLLIN;
+        pfd[n++].revents = 0;
+    }
     pfd[n].fd = c->wake_fd;
     pfd[n].events = POLLIN;
     pfd[n].revents = 0;
@@ -975,12 +983,14 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     int r = poll(pfd, (nfds_t)n + 1, (int)left);
     if (r <= 0)
         return r < 0 && errno != EINTR ? -errno : 0;
+    if (gfd >= 0 && pfd[nb].revents)
+        c->group_ready = true;
     if (pfd[n].revents) {
         uint64_t v;
         ssize_t got = read(c->wake_fd, &v, sizeof(v)); /* consumes every wake so far */
         (void)got;
     }
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < nb; k++)
         if (pfd[k].revents && awaiting(&c->brokers[idx[k]]))
             take_answer(c, idx[k]);
     return 0;
@@ -1018,6 +1028,40 @@ int rlc_consumer_assign_at(struct rl_consumer *c, const char *topic, int32_t par
     if (rc == 0)
         part_find(c, topic, partition)->committed = committed;
     return rc;
+}
+
+bool rlc_consumer_has(struct rl_consumer *c, const char *topic, int32_t partition)
+{
+    return part_find(c, topic, partition) != NULL;
+}
+
+int rlc_consumer_unassign(struct rl_consumer *c, const char *topic, int32_t partition)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (!p)
+        return RL_E_NOT_FOUND;
+    /* A fetch of it in flight dies with its connection (no late answer can be taken for it if
+     * it comes back); the other partitions there are fetched again from their positions. */
+    if (p->inflight && p->broker >= 0) {
+        struct cbroker *b = &c->brokers[p->broker];
+        broker_drop_answer(b);
+        rlc_conn_close(&b->conn);
+        b->inflight = 0;
+        for (int i = 0; i < c->part_count; i++)
+            if (c->parts[i].broker == p->broker)
+                c->parts[i].inflight = false;
+    }
+    /* Answers being iterated point into parts[], which moves: drop them and rewind every
+     * partition to what it has handed out, as assign_one does. */
+    for (int i = 0; i < c->broker_count; i++)
+        broker_drop_answer(&c->brokers[i]);
+    for (int i = 0; i < c->part_count; i++)
+        part_rewind(&c->parts[i]);
+    free(p->topic);
+    int idx = (int)(p - c->parts);
+    memmove(p, p + 1, sizeof(*p) * (size_t)(c->part_count - idx - 1));
+    c->part_count--;
+    return 0;
 }
 
 void rlc_consumer_unassign_all(struct rl_consumer *c)
@@ -1149,7 +1193,8 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
         rc = wait_answers(c, until);
         if (rc < 0)
             return rc;
-        if (grouped && rlc_now_ms() >= rlc_group_due_ms(c->group)) {
+        if (grouped && (c->group_ready || rlc_now_ms() >= rlc_group_due_ms(c->group))) {
+            c->group_ready = false;
             rc = rlc_group_duty(c->group);
             if (rc)
                 return group_result(c, rc);

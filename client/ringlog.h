@@ -243,7 +243,9 @@ const char *rl_version(void);
  *   max.poll.interval.ms   a member that does not call rl_consumer_poll for this long leaves
  *                          the group (its next poll gets LOST, then rejoins) (300000)
  *   rebalance.timeout.ms   how long a rebalance waits for members to rejoin (30000)
- *   partition.assignment.strategy  range or roundrobin (range)
+ *   partition.assignment.strategy  range, roundrobin or cooperative-sticky (range); the
+ *                          first two are eager (every member gives up everything at each
+ *                          rebalance), cooperative-sticky is incremental: see "consumer groups"
  *   enable.auto.commit     true or false (true): commit what poll has handed out, every
  *                          auto.commit.interval.ms, before partitions are revoked and on close
  *   auto.commit.interval.ms  (5000)
@@ -350,19 +352,21 @@ enum rl_rebalance_event {
 
 /* Called by a group member inside rl_consumer_poll (or rl_consumer_close) on the caller's
  * thread, never on the library's threads:
- *  - REVOKED with the partitions held, before the member rejoins or leaves. The member is
- *    still their owner: the callback may commit (rl_consumer_commit, ..._commit_offset).
+ *  - REVOKED with the partitions held, before the member rejoins or leaves (cooperative
+ *    rebalancing: only the partitions that move to another member). The member is still
+ *    their owner: the callback may commit (rl_consumer_commit, ..._commit_offset).
  *  - LOST with the partitions held when the member learns it was dropped from the group
  *    (session.timeout.ms without a heartbeat reaching the coordinator, max.poll.interval.ms
  *    without a poll, or the coordinator answering that the member or its generation is
  *    unknown). Another member may own them already, so nothing can be committed for them;
  *    drop per-partition state. LOST always comes before the next ASSIGNED, and no REVOKED
  *    follows it for the same partitions.
- *  - ASSIGNED with the new partitions once the group is in sync. Their positions are already
- *    resolved to offsets (the committed offset, or auto.offset.reset looked up at the broker),
- *    so rl_consumer_position returns a real offset inside the callback, and the callback may
- *    rl_consumer_seek / rl_consumer_seek_timestamp them; the first record poll returns for a
- *    partition is then the one at the position the callback left.
+ *  - ASSIGNED with the new partitions once the group is in sync (cooperative: only those
+ *    added in this generation, possibly none; retained ones are not named). Their positions
+ *    are already resolved to offsets (the committed offset, or auto.offset.reset looked up
+ *    at the broker), so rl_consumer_position returns a real offset inside the callback, and
+ *    the callback may rl_consumer_seek / rl_consumer_seek_timestamp them; the first record
+ *    poll returns for a partition is then the one at the position the callback left.
  * The callback must not call rl_consumer_poll, close or destroy. Pointers are valid during the
  * call only. */
 typedef void (*rl_rebalance_cb)(void *ctx, struct rl_consumer *c, enum rl_rebalance_event event,
@@ -595,6 +599,21 @@ const char *rl_consumer_last_error(struct rl_consumer *c);
  * unreachable), poll returns the error and the next poll tries again. Each partition starts at the
  * group's committed offset, or auto.offset.reset when nothing is committed, resolved to an
  * offset before ASSIGNED is called.
+ *
+ * Eager or cooperative (partition.assignment.strategy). With range or roundrobin (eager), a
+ * member that learns of a rebalance commits (auto-commit), gets REVOKED for all its partitions
+ * and drops them, then rejoins; nothing is consumed until ASSIGNED. With cooperative-sticky
+ * (incremental, Kafka's KIP-429) a rebalance does not stop the group: the member rejoins
+ * keeping its partitions, and poll goes on handing out their records while the JoinGroup
+ * waits (the coordinator computes a sticky assignment: members keep what they can). A
+ * partition that moves is taken from its owner first: the owner gets REVOKED for just the
+ * partitions it loses (after auto-commit) and rejoins at once; the group gives them to their
+ * new owner in the following round, whose ASSIGNED names only the partitions it gains (it may
+ * name none). A partition is never held by two members at once, and a retained partition keeps
+ * its position and prefetched records. Every member of a group must use the same kind: a
+ * cooperative member names only cooperative-sticky, so joining an eager group fails with
+ * RL_E_INCONSISTENT_PROTOCOL. While a cooperative JoinGroup is pending, rl_consumer_commit
+ * returns RL_E_REBALANCE_IN_PROGRESS (retriable; the generation is about to change).
  *
  * At-least-once: commit after processing. rl_consumer_commit commits every partition's position
  * (the offset after the last record poll handed out); with enable.auto.commit (default) that

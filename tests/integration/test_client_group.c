@@ -265,17 +265,22 @@ static void tally_read(struct tally *t)
     }
 }
 
-static int end_offsets(const char *topic, int64_t *end)
+static int end_offsets_n(const char *topic, int64_t *end, int parts)
 {
     struct rl_conf *c = conf_for(NULL);
     char err[256];
     struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
     int rc = 0;
-    for (int p = 0; p < PARTS && rc == 0; p++)
+    for (int p = 0; p < parts && rc == 0; p++)
         rc = rl_admin_list_offsets(a, topic, p, RL_OFFSET_LATEST, &end[p]);
     rl_admin_destroy(a);
     rl_conf_destroy(c);
     return rc;
+}
+
+static int end_offsets(const char *topic, int64_t *end)
+{
+    return end_offsets_n(topic, end, PARTS);
 }
 
 /* Waits for a child, bounded; SIGKILLs it past the deadline. Returns its exit code or -1. */
@@ -880,6 +885,248 @@ out:
     return rc;
 }
 
+/* --- cooperative rebalancing ------------------------------------------------------------------ */
+
+#define COOP_PARTS 6
+#define COOP_RECORDS 60000
+#define COOP_EVENTS 32
+
+/* A member of the cooperative test, run by a thread of its own (a consumer is used by one
+ * thread at a time; each has its own). Events and counters are read by the main thread under
+ * `lock`. */
+struct coop_member {
+    pthread_t th;
+    struct rl_conf *conf;
+    struct rl_consumer *k;
+    pthread_mutex_t lock;
+    atomic_bool stop;
+    bool held[COOP_PARTS];
+    int events[COOP_EVENTS];        /* RL_REBALANCE_* in order */
+    unsigned event_parts[COOP_EVENTS]; /* bit p: partition p named */
+    uint64_t event_ms[COOP_EVENTS];
+    int event_count;
+    int64_t last[COOP_PARTS];       /* last offset handed out per partition (-1: none) */
+    long breaks[COOP_PARTS];        /* a record that did not follow the last one */
+    long records;
+    long retained_during;           /* records of partitions it keeps, in the watched window */
+    atomic_bool watching;
+    const char *err;
+};
+
+static pthread_mutex_t g_coop_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *g_coop_seen[COOP_PARTS];
+static int64_t g_coop_end[COOP_PARTS];
+static long g_coop_distinct;
+
+static void coop_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
+                    const struct rl_topic_partition *parts, size_t count)
+{
+    (void)k;
+    struct coop_member *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    unsigned bits = 0;
+    for (size_t i = 0; i < count; i++)
+        if (parts[i].partition >= 0 && parts[i].partition < COOP_PARTS) {
+            bits |= 1u << parts[i].partition;
+            m->held[parts[i].partition] = event == RL_REBALANCE_ASSIGNED;
+            m->last[parts[i].partition] = -1; /* starts again where the group says */
+        }
+    if (m->event_count < COOP_EVENTS) {
+        m->events[m->event_count] = event;
+        m->event_parts[m->event_count] = bits;
+        m->event_ms[m->event_count++] = tl_now_ms();
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void *coop_main(void *arg)
+{
+    struct coop_member *m = arg;
+    int batch = 0;
+    for (uint64_t end = tl_now_ms() + 90000; !atomic_load(&m->stop) && tl_now_ms() < end;) {
+        struct rl_record r;
+        int rc = rl_consumer_poll(m->k, 50, &r);
+        if (rc < 0)
+            fprintf(stderr, "  coop member: poll: %s\n", rl_consumer_last_error(m->k));
+        if (rc != 1 || r.partition < 0 || r.partition >= COOP_PARTS)
+            continue;
+        pthread_mutex_lock(&m->lock);
+        int p = r.partition;
+        if (m->last[p] >= 0 && r.offset != m->last[p] + 1)
+            m->breaks[p]++;
+        m->last[p] = r.offset;
+        m->records++;
+        if (atomic_load(&m->watching))
+            m->retained_during++;
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_lock(&g_coop_seen_lock);
+        if (r.offset < g_coop_end[p] && !g_coop_seen[p][r.offset]++)
+            g_coop_distinct++;
+        pthread_mutex_unlock(&g_coop_seen_lock);
+        if (++batch == 50) {
+            batch = 0;
+            poll(NULL, 0, 5); /* the application's work: spreads consumption over seconds */
+        }
+    }
+    return NULL;
+}
+
+static int coop_start(struct coop_member *m, const char *strategy)
+{
+    const char *kv[] = {"group.id", "coop", "partition.assignment.strategy", strategy,
+                        "session.timeout.ms", "3000", "heartbeat.interval.ms", "200",
+                        "rebalance.timeout.ms", "5000", "auto.commit.interval.ms", "300",
+                        "auto.offset.reset", "earliest", "fetch.max.wait.ms", "100", NULL};
+    pthread_mutex_init(&m->lock, NULL);
+    for (int p = 0; p < COOP_PARTS; p++)
+        m->last[p] = -1;
+    m->conf = conf_for(kv);
+    rl_conf_set_rebalance_cb(m->conf, coop_cb, m);
+    char err[256];
+    m->k = rl_consumer_new(m->conf, err, sizeof(err));
+    const char *topics[1] = {"coop"};
+    if (!m->k || rl_consumer_subscribe(m->k, topics, 1) != 0)
+        return -1;
+    return pthread_create(&m->th, NULL, coop_main, m) == 0 ? 0 : -1;
+}
+
+static void coop_stop(struct coop_member *m)
+{
+    if (!m->k)
+        return;
+    atomic_store(&m->stop, true);
+    rl_consumer_wakeup(m->k);
+    pthread_join(m->th, NULL);
+    rl_consumer_close(m->k);
+    rl_consumer_destroy(m->k);
+    rl_conf_destroy(m->conf);
+    pthread_mutex_destroy(&m->lock);
+    m->k = NULL;
+}
+
+static unsigned coop_held(struct coop_member *m)
+{
+    pthread_mutex_lock(&m->lock);
+    unsigned bits = 0;
+    for (int p = 0; p < COOP_PARTS; p++)
+        bits |= m->held[p] ? 1u << p : 0;
+    pthread_mutex_unlock(&m->lock);
+    return bits;
+}
+
+/* Polls (with a deadline) until the members hold `want` partitions each, all 6 covered. */
+static bool coop_wait_split(struct coop_member *ms, int n, int want, uint64_t timeout_ms)
+{
+    for (uint64_t end = tl_now_ms() + timeout_ms; tl_now_ms() < end; poll(NULL, 0, 20)) {
+        unsigned all = 0;
+        bool ok = true;
+        for (int i = 0; i < n; i++) {
+            unsigned h = coop_held(&ms[i]);
+            ok = ok && __builtin_popcount(h) == want && !(all & h);
+            all |= h;
+        }
+        if (ok && all == (1u << COOP_PARTS) - 1)
+            return true;
+    }
+    return false;
+}
+
+/* cooperative_rebalance: two members of a cooperative-sticky group consume 6 partitions; a
+ * third joins mid-stream. The two keep the partitions they retain throughout: no REVOKED or
+ * LOST names one, their records keep coming in offset order with no rewind (also while the
+ * rebalance runs), and only the two partitions that move are revoked, then assigned to the
+ * newcomer in a later generation. Every record is consumed. With eager range the same run
+ * revokes everything (the check that fails then is the first one). */
+static int test_cooperative_rebalance(void)
+{
+    struct coop_member ms[3];
+    memset(ms, 0, sizeof(ms));
+    int rc = -1;
+    int marks[2] = {0, 0};
+    unsigned base[2] = {0, 0};
+    CHECK(create_topic("coop", COOP_PARTS) == 0, "create");
+    CHECK(produce("coop", COOP_RECORDS) == 0, "produce");
+    CHECK(end_offsets_n("coop", g_coop_end, COOP_PARTS) == 0, "end offsets");
+    for (int p = 0; p < COOP_PARTS; p++)
+        CHECK((g_coop_seen[p] = calloc((size_t)g_coop_end[p] + 1, 1)), "oom");
+    const char *strategy = getenv("COOP_STRATEGY") ? getenv("COOP_STRATEGY")
+                                                   : "cooperative-sticky";
+    CHECK(coop_start(&ms[0], strategy) == 0 && coop_start(&ms[1], strategy) == 0, "members");
+    CHECK(coop_wait_split(ms, 2, 3, 20000), "two members never split 6 partitions 3 + 3");
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&ms[i].lock);
+        marks[i] = ms[i].event_count;
+        base[i] = 0;
+        for (int p = 0; p < COOP_PARTS; p++)
+            base[i] |= ms[i].held[p] ? 1u << p : 0;
+        pthread_mutex_unlock(&ms[i].lock);
+        atomic_store(&ms[i].watching, true);
+    }
+    long before = g_coop_distinct;
+    uint64_t t_join = tl_now_ms();
+    CHECK(coop_start(&ms[2], strategy) == 0, "third member");
+    CHECK(coop_wait_split(ms, 3, 2, 20000), "three members never split 6 partitions 2 + 2 + 2");
+    for (int i = 0; i < 2; i++)
+        atomic_store(&ms[i].watching, false);
+    printf("  rebalance took %llu ms; %ld records consumed before it\n",
+           (unsigned long long)(tl_now_ms() - t_join), before);
+    for (int i = 0; i < 2; i++) {
+        unsigned now = coop_held(&ms[i]), kept = base[i] & now, moved = base[i] & ~now;
+        pthread_mutex_lock(&ms[i].lock);
+        long during = ms[i].retained_during;
+        int events = ms[i].event_count;
+        bool bad = false;
+        for (int e = marks[i]; e < events; e++) {
+            printf("  member %d: %s %#x\n", i, event_name(ms[i].events[e]),
+                   ms[i].event_parts[e]);
+            if ((ms[i].events[e] != RL_REBALANCE_ASSIGNED && (ms[i].event_parts[e] & kept)) ||
+                ms[i].events[e] == RL_REBALANCE_LOST ||
+                (ms[i].events[e] == RL_REBALANCE_REVOKED && ms[i].event_parts[e] != moved))
+                bad = true;
+        }
+        long breaks = 0;
+        for (int p = 0; p < COOP_PARTS; p++)
+            breaks += kept & (1u << p) ? ms[i].breaks[p] : 0;
+        pthread_mutex_unlock(&ms[i].lock);
+        CHECK(!bad, "member %d: an event named a partition it kept (%#x), or REVOKED was "
+              "not exactly the moved ones (%#x)", i, kept, moved);
+        CHECK(now == kept && __builtin_popcount(moved) == 1, "member %d: held %#x, now %#x",
+              i, base[i], now);
+        CHECK(breaks == 0, "member %d: %ld records of kept partitions out of offset order",
+              i, breaks);
+        CHECK(during > 0, "member %d consumed nothing while the third joined", i);
+    }
+    pthread_mutex_lock(&ms[2].lock);
+    bool newcomer_ok = ms[2].event_count >= 1 &&
+                       ms[2].events[ms[2].event_count - 1] == RL_REBALANCE_ASSIGNED;
+    for (int e = 0; e < ms[2].event_count; e++)
+        newcomer_ok = newcomer_ok && ms[2].events[e] == RL_REBALANCE_ASSIGNED;
+    pthread_mutex_unlock(&ms[2].lock);
+    CHECK(newcomer_ok, "the newcomer saw something other than ASSIGNED");
+    for (uint64_t end = tl_now_ms() + 60000; tl_now_ms() < end; poll(NULL, 0, 50)) {
+        pthread_mutex_lock(&g_coop_seen_lock);
+        long d = g_coop_distinct;
+        pthread_mutex_unlock(&g_coop_seen_lock);
+        if (d == COOP_RECORDS)
+            break;
+    }
+    pthread_mutex_lock(&g_coop_seen_lock);
+    long distinct = g_coop_distinct;
+    pthread_mutex_unlock(&g_coop_seen_lock);
+    printf("  %ld of %d records consumed; members took %ld, %ld, %ld\n", distinct,
+           COOP_RECORDS, ms[0].records, ms[1].records, ms[2].records);
+    CHECK(distinct == COOP_RECORDS, "only %ld of %d records consumed", distinct, COOP_RECORDS);
+    rc = 0;
+out:
+    for (int i = 0; i < 3; i++)
+        coop_stop(&ms[i]);
+    for (int p = 0; p < COOP_PARTS; p++) {
+        free(g_coop_seen[p]);
+        g_coop_seen[p] = NULL;
+    }
+    return rc;
+}
+
 int main(void)
 {
     const char *s = getenv("RINGLOG_TEST_SEED");
@@ -901,6 +1148,7 @@ int main(void)
         {"lost_after_session_timeout", test_lost_after_session_timeout},
         {"unreachable_coordinator_bounds_poll", test_unreachable_coordinator},
         {"at_least_once", test_at_least_once},
+        {"cooperative_rebalance", test_cooperative_rebalance},
     };
     const char *only = getenv("TEST_ONLY");
     int passed = 0, failed = 0;
