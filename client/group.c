@@ -585,6 +585,8 @@ static void hb_poll_expired(struct rlc_group *g, int64_t idle_ms)
 static void *hb_main(void *arg)
 {
     struct rlc_group *g = arg;
+    struct rlc_log_scope ls;
+    rlc_log_enter(g->conf, &ls); /* the consumer's log callback, for the thread's whole life */
     pthread_mutex_lock(&g->lock);
     while (!g->hb_stop) {
         if (!g->hb_on) {
@@ -609,6 +611,7 @@ static void *hb_main(void *arg)
         }
     }
     pthread_mutex_unlock(&g->lock);
+    rlc_log_leave(&ls);
     return NULL;
 }
 

@@ -1127,6 +1127,141 @@ out:
     return rc;
 }
 
+/* consumer_stats: a consumer of 2 partitions holding 1,000 records reports what it handed out,
+ * its fetches and their round trips, and each partition's lag (high watermark - position),
+ * which falls to 0 once everything is consumed. */
+static int test_consumer_stats(void)
+{
+    struct rl_conf *c = NULL;
+    struct rl_consumer *k = NULL;
+    int rc = -1;
+    CHECK(create_topic("stats", 2) == 0 && produce("stats", 1000) == 0, "setup");
+    const char *kv[] = {"fetch.max.wait.ms", "100", "max.partition.fetch.bytes", "4096", NULL};
+    c = conf_for(kv);
+    char err[256];
+    k = rl_consumer_new(c, err, sizeof(err));
+    CHECK(k && rl_consumer_assign_topic(k, "stats", RL_OFFSET_EARLIEST) == 2, "assign");
+    struct rl_consumer_stats st;
+    struct rl_partition_stats ps[2];
+    long n = 0;
+    bool both = false;
+    for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && (n < 100 || !both);) {
+        struct rl_record r;
+        n += rl_consumer_poll(k, 100, &r) == 1;
+        CHECK(rl_consumer_stats(k, &st, sizeof(st), ps, 2) == 2, "stats");
+        both = ps[0].high_watermark >= 0 && ps[1].high_watermark >= 0;
+    }
+    CHECK(both && n >= 100, "%ld records, high watermarks %lld %lld", n,
+          (long long)ps[0].high_watermark, (long long)ps[1].high_watermark);
+    printf("  after %ld records: lag %lld, %llu fetches, rtt avg %llu us max %llu us, "
+           "%llu bytes buffered, %llu fetches in flight\n", n, (long long)st.lag,
+           (unsigned long long)st.fetches, (unsigned long long)st.rtt_avg_us,
+           (unsigned long long)st.rtt_max_us, (unsigned long long)st.buffered_bytes,
+           (unsigned long long)st.in_flight_fetches);
+    CHECK(st.records == (uint64_t)n && st.assigned_partitions == 2, "records %llu of %ld",
+          (unsigned long long)st.records, n);
+    CHECK(ps[0].high_watermark + ps[1].high_watermark == 1000, "high watermarks %lld + %lld",
+          (long long)ps[0].high_watermark, (long long)ps[1].high_watermark);
+    CHECK(ps[0].position + ps[1].position == n, "positions %lld + %lld, %ld handed out",
+          (long long)ps[0].position, (long long)ps[1].position, n);
+    CHECK(st.lag == 1000 - n && ps[0].lag + ps[1].lag == 1000 - n, "lag %lld after %ld of 1000",
+          (long long)st.lag, n);
+    CHECK(st.fetches >= 1 && st.rtt_avg_us > 0 && st.rtt_max_us >= st.rtt_avg_us &&
+          st.rtt_last_us > 0, "fetches %llu, rtt %llu/%llu/%llu us",
+          (unsigned long long)st.fetches, (unsigned long long)st.rtt_avg_us,
+          (unsigned long long)st.rtt_max_us, (unsigned long long)st.rtt_last_us);
+    CHECK(st.bytes >= (uint64_t)n * 3, "%llu key and value bytes", (unsigned long long)st.bytes);
+    for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && n < 1000;) {
+        struct rl_record r;
+        n += rl_consumer_poll(k, 100, &r) == 1;
+    }
+    CHECK(rl_consumer_stats(k, &st, sizeof(st), ps, 1) == 2, "stats with room for one");
+    CHECK(n == 1000 && st.lag == 0 && ps[0].lag == 0, "%ld consumed, lag %lld", n,
+          (long long)st.lag);
+    struct rl_consumer_stats small = {0};
+    CHECK(rl_consumer_stats(k, &small, sizeof(uint64_t), NULL, 0) == 2 &&
+          small.assigned_partitions == 2 && small.records == 0, "a shorter struct");
+    CHECK(rl_consumer_stats(k, NULL, sizeof(st), NULL, 0) == RL_E_INVALID_ARGUMENT, "NULL");
+    rc = 0;
+out:
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return rc;
+}
+
+struct log_seen {
+    pthread_mutex_t lock;
+    int count, joined;
+};
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+    (void)level;
+    struct log_seen *ls = ctx;
+    pthread_mutex_lock(&ls->lock);
+    ls->count++;
+    ls->joined += strstr(msg, "group logs: joined as") != NULL;
+    pthread_mutex_unlock(&ls->lock);
+}
+
+/* consumer_logs_through_callback: with rl_conf_set_log_cb, a group member's messages (joins,
+ * fetch answers, at log.level debug) reach the callback and nothing of them reaches stderr
+ * (redirected to a file for the test). */
+static int test_consumer_logs(void)
+{
+    struct log_seen seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct rl_conf *c = NULL;
+    struct rl_consumer *k = NULL;
+    int rc = -1, saved = -1;
+    char path[400], text[4096] = "";
+    CHECK(create_topic("logs", 1) == 0 && produce("logs", 10) == 0, "setup");
+    const char *kv[] = {"group.id", "logs", "log.level", "debug", "fetch.max.wait.ms", "100",
+                        NULL};
+    c = conf_for(kv);
+    rl_conf_set_log_cb(c, log_cb, &seen);
+    snprintf(path, sizeof(path), "%s/stderr.txt", g_broker.dir);
+    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+    CHECK(fd >= 0, "%s", strerror(errno));
+    fflush(stderr);
+    saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    char err[256];
+    k = rl_consumer_new(c, err, sizeof(err));
+    const char *topics[1] = {"logs"};
+    int got = 0;
+    if (k && rl_consumer_subscribe(k, topics, 1) == 0)
+        for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && got < 10;) {
+            struct rl_record r;
+            got += rl_consumer_poll(k, 100, &r) == 1;
+        }
+    rl_consumer_destroy(k);
+    k = NULL;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    saved = -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    text[len > 0 ? len : 0] = 0;
+    CHECK(got == 10, "consumed %d of 10", got);
+    CHECK(seen.count > 0 && seen.joined > 0, "%d messages through the callback, %d joins",
+          seen.count, seen.joined);
+    CHECK(!strstr(text, "group logs") && !strstr(text, "consumer:"), "on stderr: %s", text);
+    printf("  %d messages through the callback, none on stderr\n", seen.count);
+    rc = 0;
+out:
+    if (saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+    }
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return rc;
+}
+
 int main(void)
 {
     const char *s = getenv("RINGLOG_TEST_SEED");
@@ -1149,6 +1284,8 @@ int main(void)
         {"unreachable_coordinator_bounds_poll", test_unreachable_coordinator},
         {"at_least_once", test_at_least_once},
         {"cooperative_rebalance", test_cooperative_rebalance},
+        {"consumer_stats", test_consumer_stats},
+        {"consumer_logs_through_callback", test_consumer_logs},
     };
     const char *only = getenv("TEST_ONLY");
     int passed = 0, failed = 0;
