@@ -498,6 +498,15 @@ static void hb_pause(struct rlc_group *g)
     pthread_mutex_unlock(&g->lock);
 }
 
+/* Heartbeats the same member and generation again after hb_pause, its clocks unchanged. */
+static void hb_unpause(struct rlc_group *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->hb_on = true;
+    pthread_cond_signal(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
 /* Under lock: the member is lost; tell the next poll (and wake it). */
 static void hb_lose(struct rlc_group *g, enum lost_reason why, const char *msg)
 {
@@ -765,6 +774,7 @@ static bool in_assignment(const Ringlog__SyncGroupResponse *sg, const char *topi
 }
 
 static void lose(struct rlc_group *g);
+static void revoke(struct rlc_group *g);
 
 /* Cooperative: gives up the partitions held that the new assignment lacks (commit with
  * auto-commit, REVOKED with just those, drop them), keeping the others and their positions.
@@ -883,9 +893,23 @@ static int sync_and_assign(struct rlc_group *g)
         rc = RL_E_FRAME_MALFORMED;
         rlc_set_err(g->err, sizeof(g->err), "malformed SyncGroup answer");
     }
+    bool held = g->in_sync; /* cooperative: partitions kept through the join */
+    if (rc && !resp && held) {
+        /* Unanswered: the coordinator may have handed this generation out, and counts what
+         * it took from the member as given up. Not knowing what that was, give up all. */
+        revoke(g);
+    }
     if (rc)
         goto out;
     const Ringlog__SyncGroupResponse *sg = resp->sync_group;
+    /* Cooperative: what the new assignment lacks goes now, before anything else can fail
+     * (the coordinator counts it as given up once it answered). */
+    if (held && revoke_missing(g, sg) > 0)
+        g->need_rejoin = true; /* hand the revoked partitions over in the next round */
+    if (held && !g->in_sync) {
+        rc = RL_E_ILLEGAL_GENERATION; /* a commit found the member dropped: LOST was called */
+        goto out;
+    }
     /* Committed offsets of exactly these partitions. */
     Ringlog__OffsetFetchTopic *ft = calloc(sg->n_assignment + 1, sizeof(*ft));
     Ringlog__OffsetFetchTopic **ftp = calloc(sg->n_assignment + 1, sizeof(*ftp));
@@ -911,11 +935,6 @@ static int sync_and_assign(struct rlc_group *g)
         rc = RL_E_FRAME_MALFORMED;
         rlc_set_err(g->err, sizeof(g->err), "malformed OffsetFetch answer");
     }
-    bool held = g->in_sync; /* cooperative: partitions kept through the join */
-    if (rc == 0 && held && revoke_missing(g, sg) > 0)
-        g->need_rejoin = true; /* hand the revoked partitions over in the next round */
-    if (rc == 0 && held && !g->in_sync)
-        rc = RL_E_ILLEGAL_GENERATION; /* a commit found the member dropped: LOST was called */
     if (rc == 0)
         rc = assign_from(g, sg, oresp ? oresp->offset_fetch : NULL);
 free_fetch:
@@ -1046,10 +1065,12 @@ static int coop_step(struct rlc_group *g)
     if (!g->joining) {
         if (now < g->next_join_ms)
             return 0;
+        /* Heartbeats pause first: one of the old generation answered after the rebalance
+         * completed would read as ILLEGAL_GENERATION. */
         hb_pause(g);
         int rc = join_send(g);
-        if (rc) {
-            hb_resume(g); /* still in sync with the old generation */
+        if (rc) { /* still in sync with the old generation: heartbeat it again */
+            hb_unpause(g);
             g->need_rejoin = true;
             g->failures++;
             g->next_join_ms = now + rlc_backoff_ms(g->failures, g->conf->retry_backoff_ms,
@@ -1068,6 +1089,7 @@ static int coop_step(struct rlc_group *g)
     if (rc == 0 && now < g->join_deadline_ms)
         return 0; /* not answered yet */
     g->joining = false;
+    bool answered = rc == 1; /* the coordinator heard the member: its session goes on */
     if (rc == 0) {
         rlc_set_err(g->err, sizeof(g->err), "group \"%s\": JoinGroup not answered within "
                     "rebalance.timeout.ms + request.timeout.ms", g->conf->group_id);
@@ -1092,8 +1114,10 @@ static int coop_step(struct rlc_group *g)
         return 0;
     }
     g->need_rejoin = true;
-    if (g->in_sync)
-        hb_resume(g);
+    if (g->in_sync && answered)
+        hb_resume(g); /* the generation the join gave, or the old one */
+    else if (g->in_sync)
+        hb_unpause(g); /* no answer: the session clock runs on from the last heartbeat */
     if (!must_rejoin(rc)) {
         g->failures++;
         g->next_join_ms = rlc_now_ms() + rlc_backoff_ms(g->failures, g->conf->retry_backoff_ms,

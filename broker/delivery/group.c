@@ -35,6 +35,11 @@ struct group_member {
     void *join_token;
     struct group_tp *assignment; /* owned; topic pointers into the group's topic table */
     uint32_t assignment_count;
+    /* Cooperative groups: what the member was last handed by SyncGroup (owned copies), i.e.
+     * what it may still hold. A member that never synced a generation that took partitions
+     * from it has not revoked them, so they stay its until it syncs one. */
+    struct group_tp *synced;
+    uint32_t synced_count;
     /* client-side groups */
     struct member_protocol *protocols; /* owned, in order of preference */
     uint32_t protocol_count;
@@ -122,8 +127,18 @@ static void member_free_protocols(struct group_member *m)
     m->protocol_count = 0;
 }
 
+static void member_free_synced(struct group_member *m)
+{
+    for (uint32_t i = 0; i < m->synced_count; i++)
+        free((char *)m->synced[i].topic);
+    free(m->synced);
+    m->synced = NULL;
+    m->synced_count = 0;
+}
+
 static void member_free(struct group_member *m)
 {
+    member_free_synced(m);
     member_free_topics(m);
     member_free_protocols(m);
     free(m->assignment);
@@ -456,8 +471,8 @@ static int group_store_assignment(struct group *g, const uint32_t *partitions,
     return 0;
 }
 
-/* Cooperative: who held each topic-partition k of the new table in the last generation (-1:
- * nobody in the group now). Members' assignments still point into the old table `old`. */
+/* Cooperative: who may hold each topic-partition k of the new table (-1: nobody in the group):
+ * what each member was last handed by SyncGroup. */
 static void group_prev_owners(const struct group *g, const uint32_t *partitions,
                               int32_t *prev_owner, uint32_t total)
 {
@@ -466,16 +481,17 @@ static void group_prev_owners(const struct group *g, const uint32_t *partitions,
     uint32_t tcount = g->topic_table_count;
     for (uint32_t m = 0; m < g->member_count; m++) {
         const struct group_member *mem = &g->members[m];
-        for (uint32_t i = 0; i < mem->assignment_count; i++) {
-            const char *key = mem->assignment[i].topic;
+        for (uint32_t i = 0; i < mem->synced_count; i++) {
+            const char *key = mem->synced[i].topic;
             char **hit = bsearch(&key, g->topic_table, tcount, sizeof(char *), cmp_str);
             if (!hit)
                 continue;
             uint32_t t = (uint32_t)(hit - g->topic_table), k = 0;
             for (uint32_t u = 0; u < t; u++)
                 k += partitions[u];
-            if (mem->assignment[i].partition < partitions[t])
-                prev_owner[k + mem->assignment[i].partition] = (int32_t)m;
+            if (mem->synced[i].partition < partitions[t] &&
+                prev_owner[k + mem->synced[i].partition] < 0)
+                prev_owner[k + mem->synced[i].partition] = (int32_t)m;
         }
     }
 }
@@ -841,7 +857,30 @@ int group_sync(struct group *g, const char *member_id, int32_t generation, int64
     int rc = group_check_member(g, member_id, generation, now_ms);
     if (rc < 0)
         return rc;
-    const struct group_member *m = group_find(g, member_id);
+    struct group_member *m = group_find(g, member_id);
+    if (g->assignor && !strcmp(g->assignor, GROUP_ASSIGNOR_COOPERATIVE)) {
+        /* Remember what the member was told: the next cooperative assignment counts these as
+         * its own until it syncs again (allocates; cooperative groups only). */
+        struct group_tp *copy = calloc(m->assignment_count ? m->assignment_count : 1,
+                                       sizeof(*copy));
+        if (!copy)
+            return -ENOMEM;
+        uint32_t n = 0;
+        for (; n < m->assignment_count; n++) {
+            copy[n].partition = m->assignment[n].partition;
+            if (!(copy[n].topic = strdup(m->assignment[n].topic)))
+                break;
+        }
+        if (n < m->assignment_count) {
+            for (uint32_t i = 0; i < n; i++)
+                free((char *)copy[i].topic);
+            free(copy);
+            return -ENOMEM;
+        }
+        member_free_synced(m);
+        m->synced = copy;
+        m->synced_count = n;
+    }
     *assignment = m->assignment;
     *count = m->assignment_count;
     return 0;

@@ -368,13 +368,15 @@ static int test_at_least_once(void)
     tl_broker_kill(&g_broker);
     CHECK(tl_broker_restart(&g_broker, 20000) == 0, "restart");
     const char *kv[] = {"group.id", "alo", "session.timeout.ms", "1500",
-                        "auto.offset.reset", "earliest", "fetch.max.wait.ms", "100", NULL};
+                        "heartbeat.interval.ms", "300", "auto.offset.reset", "earliest",
+                        "fetch.max.wait.ms", "100", NULL};
     struct rl_conf *c = conf_for(kv);
     char err[256];
     struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
     const char *topics[1] = {"alo"};
     int got = 0;
-    rc = k ? rl_consumer_subscribe(k, topics, 1) : -1;
+    CHECK(k, "consumer: %s", err);
+    rc = rl_consumer_subscribe(k, topics, 1);
     for (uint64_t end = tl_now_ms() + 3000; rc == 0 && tl_now_ms() < end;) {
         struct rl_record r;
         int n = rl_consumer_poll(k, 100, &r);

@@ -233,10 +233,12 @@ Test(group, cooperative_rebalance_moves_only_what_it_must)
     char a[GROUP_MEMBER_ID_MAX + 1], b[GROUP_MEMBER_ID_MAX + 1], cm[GROUP_MEMBER_ID_MAX + 1];
     snprintf(a, sizeof(a), "%s", joins[0].member_id);
     cr_assert_str_eq(joins[0].res.assignor, "cooperative-sticky");
+    cr_assert_eq(assigned(a, joins[0].res.generation), 6);
     join_coop(1, "", 10);
     join_coop(2, a, 20);
     snprintf(b, sizeof(b), "%s", joins[1].member_id);
     cr_assert_eq(assigned(b, joins[2].res.generation), 0, "a's partitions wait a round");
+    cr_assert_eq(assigned(a, joins[2].res.generation), 3);
     join_coop(9, a, 25); /* a revoked 3..5 and rejoins; b follows */
     join_coop(10, b, 26);
     int32_t gen = joins[9].res.generation;
@@ -274,4 +276,29 @@ Test(group, cooperative_rebalance_moves_only_what_it_must)
     cr_assert_eq(assigned(cm, gen), 2);
     for (uint32_t p = 0; p < 6; p++)
         cr_assert_eq(owns(a, gen, p) + owns(b, gen, p) + owns(cm, gen, p), 1);
+}
+
+/* A member that never synced the generation that took partitions from it has not revoked
+ * them: the next generation still counts them as its own and withholds them again, instead
+ * of handing them to someone else while it may still consume them. */
+Test(group, cooperative_waits_for_the_owner_to_sync)
+{
+    join_coop(0, "", 0);
+    char a[GROUP_MEMBER_ID_MAX + 1], b[GROUP_MEMBER_ID_MAX + 1];
+    snprintf(a, sizeof(a), "%s", joins[0].member_id);
+    cr_assert_eq(assigned(a, joins[0].res.generation), 6);
+    join_coop(1, "", 10);
+    join_coop(2, a, 20); /* generation 2: 3..5 withheld from a; a does not sync it */
+    snprintf(b, sizeof(b), "%s", joins[1].member_id);
+    cr_assert(joins[2].done);
+    join_coop(3, a, 30);
+    join_coop(4, b, 40);
+    int32_t gen = joins[3].res.generation;
+    cr_assert_eq(assigned(b, gen), 0, "b got partitions a may still hold");
+    cr_assert_eq(assigned(a, gen), 3);
+    join_coop(5, a, 50); /* synced now: a revoked 3..5 */
+    join_coop(6, b, 60);
+    gen = joins[5].res.generation;
+    cr_assert_eq(assigned(b, gen), 3);
+    cr_assert_eq(assigned(a, gen), 3);
 }
