@@ -67,7 +67,7 @@ static int create_topic(const char *name, int parts)
 /* One produce phase: records per second acknowledged, or -1. */
 static double produce_phase(bool idem, int seconds, const uint8_t *pool)
 {
-    const char *kv[] = {"enable.idempotence", idem ? "true" : "false", "acks", "1",
+    const char *kv[] = {"enable.idempotence", idem ? "true" : "false", "acks", "all",
                         "batch.size", "262144", "linger.ms", "5",
                         "max.in.flight.per.partition", "5", "buffer.memory", "33554432", NULL};
     struct rl_conf *c = conf_with(kv);

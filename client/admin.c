@@ -318,8 +318,9 @@ int rl_admin_describe_topic(struct rl_admin *a, const char *name,
     if (mr->topics[0]->error_code) {
         rc = mr->topics[0]->error_code;
         if (rc == RL_E_UNKNOWN_TOPIC)
-            rlc_set_err(a->err, sizeof(a->err), "topic \"%s\" does not exist; create it with: "
-                        "ringlog topic create %s --partitions N", name, name);
+            rlc_set_err(a->err, sizeof(a->err), "topic \"%s\" does not exist; create it first "
+                        "(rl_admin_create_topic; from a shell: ringlog topic create %s), or "
+                        "check the name", name, name);
         else
             rlc_set_err(a->err, sizeof(a->err), "topic \"%s\": %s", name,
                         rl_strerror(rc));

@@ -107,8 +107,9 @@ int cli_produce(struct cli *c)
                           CLI_MAX_HEADERS, v);
                 return CLI_EXIT_USAGE;
             }
-            *eq = 0;
-            hdrs[nhdrs++] = (struct rl_header){c->argv[i], eq + 1, strlen(eq + 1)};
+            hdrs[nhdrs++] = (struct rl_header){.key = c->argv[i],
+                                               .key_len = (size_t)(eq - c->argv[i]),
+                                               .value = eq + 1, .value_len = strlen(eq + 1)};
         } else if (!strcmp(c->argv[i], "--idempotent")) {
             /* The library's default; the flag insists, even over -X enable.idempotence. */
             idempotent = true;
@@ -128,8 +129,8 @@ int cli_produce(struct cli *c)
     if (idempotent) {
         char acks[8];
         rl_conf_get(c->conf, "acks", acks, sizeof(acks));
-        if (!strcmp(acks, "0")) {
-            cli_error("--idempotent needs acknowledgements: use --acks 1 or all");
+        if (strcmp(acks, "all") != 0) {
+            cli_error("--idempotent needs --acks all");
             return CLI_EXIT_USAGE;
         }
         cli_conf_set(c, "enable.idempotence", "true");
@@ -243,12 +244,11 @@ static void print_json(const struct rl_record *r, char **buf, size_t *cap)
         fputs("null", stdout);
     fputs(",\"headers\":{", stdout);
     size_t pos = 0;
-    const uint8_t *hk, *hv;
-    int32_t hkl, hvl;
-    for (int n = 0; rl_record_header(r, &pos, &hk, &hkl, &hv, &hvl) == 1; n++) {
-        printf("%s\"%s\":", n ? "," : "", json_str(hk, (size_t)(hkl > 0 ? hkl : 0), buf, cap));
-        if (hv)
-            printf("\"%s\"", json_str(hv, (size_t)hvl, buf, cap));
+    struct rl_header h;
+    for (int n = 0; rl_record_header(r, &pos, &h) == 1; n++) {
+        printf("%s\"%s\":", n ? "," : "", json_str((const uint8_t *)h.key, h.key_len, buf, cap));
+        if (h.value)
+            printf("\"%s\"", json_str(h.value, h.value_len, buf, cap));
         else
             fputs("null", stdout);
     }

@@ -68,7 +68,7 @@ struct rl_conf {
     int rebalance_timeout_ms;
     bool enable_auto_commit;
     int auto_commit_interval_ms;
-    char assignor[32]; /* "range" or "roundrobin" */
+    char assignor[32]; /* "range", "roundrobin" or "cooperative-sticky" */
     rl_rebalance_cb rebalance_cb;
     void *rebalance_ctx;
     rl_delivery_cb delivery_cb;
@@ -300,6 +300,10 @@ int rlc_consumer_assign_at(struct rl_consumer *c, const char *topic, int32_t par
 /* Drops every partition and everything fetched or in flight for them (connections close, so
  * no late answer can be taken for a partition assigned again later). */
 void rlc_consumer_unassign_all(struct rl_consumer *c);
+/* Drops one partition (cooperative rebalancing) and what was fetched for it; the others keep
+ * their positions. Returns 0 or RL_E_NOT_FOUND. */
+int rlc_consumer_unassign(struct rl_consumer *c, const char *topic, int32_t partition);
+bool rlc_consumer_has(struct rl_consumer *c, const char *topic, int32_t partition);
 /* Turns every position still waiting for earliest/latest into an offset (ListOffsets; blocks
  * up to request.timeout.ms per partition). Returns 0 or a code, message in last_error. */
 int rlc_consumer_resolve(struct rl_consumer *c);
@@ -328,6 +332,9 @@ bool rlc_group_active(const struct rlc_group *g);
 int rlc_group_duty(struct rlc_group *g);
 /* When the next duty is due (monotonic ms; 0 when news waits): poll never waits past it. */
 int64_t rlc_group_due_ms(const struct rlc_group *g);
+/* A cooperative member's JoinGroup in flight: the connection poll also waits on (its answer
+ * makes the next duty due), or -1. */
+int rlc_group_fd(const struct rlc_group *g);
 /* Commits every assigned partition's position that moved since its last commit. */
 int rlc_group_commit_positions(struct rlc_group *g);
 int rlc_group_commit_offset(struct rlc_group *g, const char *topic, int32_t partition,

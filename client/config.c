@@ -37,7 +37,7 @@ void rlc_conf_defaults(struct rl_conf *c)
     c->connect_timeout_ms = 5000;
     c->retry_backoff_ms = 100;
     c->retry_backoff_max_ms = 1000;
-    c->acks = 1;
+    c->acks = -1; /* all, as Kafka since 3.0: what idempotence needs */
     c->batch_size = 256 * 1024;
     c->linger_ms = 5;
     c->compression = BATCH_CODEC_NONE;
@@ -320,7 +320,8 @@ static int set_special(struct rl_conf *c, const char *key, const char *v, char *
         return 0;
     }
     if (strcmp(key, "partition.assignment.strategy") == 0) {
-        if (strcmp(v, "range") != 0 && strcmp(v, "roundrobin") != 0)
+        if (strcmp(v, "range") != 0 && strcmp(v, "roundrobin") != 0 &&
+            strcmp(v, "cooperative-sticky") != 0)
             goto bad;
         snprintf(c->assignor, sizeof(c->assignor), "%s", v);
         return 0;
@@ -359,7 +360,8 @@ bad:
                 : strcmp(key, "compression.type") == 0 ? "none or zstd"
                 : strcmp(key, "log.level") == 0 ? "debug, info, warn, error or off"
                 : strncmp(key, "enable.", 7) == 0 ? "true or false"
-                : strcmp(key, "partition.assignment.strategy") == 0 ? "range or roundrobin"
+                : strcmp(key, "partition.assignment.strategy") == 0
+                    ? "range, roundrobin or cooperative-sticky"
                                                   : "earliest, latest or none");
     return RL_E_INVALID_CONFIG;
 }
@@ -448,9 +450,11 @@ size_t rl_conf_get_size(const struct rl_conf *c, const char *key)
 
 bool rlc_conf_idempotent(const struct rl_conf *c)
 {
-    /* acks=0 gets no answers, so there is nothing to deduplicate retries against: idempotence
-     * left at its default turns off; asked for explicitly it is refused (rl_conf_check). */
-    return c->enable_idempotence && c->acks != 0;
+    /* Kafka's rule: idempotence needs acks=all. With acks=0 there is no answer to deduplicate
+     * retries against; with acks=1 a batch acknowledged by a leader that then loses it can be
+     * retried under a sequence the next leader never saw. Left at its default, idempotence
+     * turns off with acks 0 or 1; asked for explicitly it is refused (rl_conf_check). */
+    return c->enable_idempotence && c->acks < 0;
 }
 
 int rl_conf_check(const struct rl_conf *c, char *err, size_t errlen)
@@ -468,9 +472,11 @@ int rl_conf_check(const struct rl_conf *c, char *err, size_t errlen)
                     c->retry_backoff_max_ms);
         return RL_E_INVALID_CONFIG;
     }
-    if (c->idempotence_set && c->enable_idempotence && c->acks == 0) {
-        rlc_set_err(err, errlen, "enable.idempotence=true needs acknowledgements, but acks=0: "
-                    "set acks=all (or 1), or enable.idempotence=false");
+    if (c->idempotence_set && c->enable_idempotence && c->acks >= 0) {
+        rlc_set_err(err, errlen, "enable.idempotence=true needs acks=all, but acks=%d (an "
+                    "acknowledgement from the leader alone cannot keep retries from "
+                    "duplicating or losing records): set acks=all, or enable.idempotence=false",
+                    c->acks);
         return RL_E_INVALID_CONFIG;
     }
     return 0;

@@ -102,7 +102,7 @@ int rlc_conn_open(struct rlc_conn *c, const struct rlc_addr *addr, int timeout_m
     if (rc)
         rlc_set_err(c->err, sizeof(c->err),
                     "cannot connect to broker %s:%u: %s; is ringlogd running there? "
-                    "(set the address with --brokers / bootstrap.servers)",
+                    "(set the address in bootstrap.servers)",
                     addr->host, addr->port, strerror(-rc));
     return rc;
 }

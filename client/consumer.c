@@ -54,12 +54,17 @@ struct cpart {
      * The broker answers at batch granularity; this makes the seek exact per record. */
     int64_t skip_before_ts;
     int64_t committed;    /* group members: the last offset committed for it, -1 if unknown */
+    int64_t high_watermark; /* from its last fetch answer, -1 before one (rl_consumer_stats) */
 };
 
 struct cbroker {
     struct rlc_addr addr;
     struct rlc_conn conn;
     int inflight; /* fetches in flight, at most MAX_FETCHES_INFLIGHT */
+    /* When each fetch in flight was sent (a ring: answers come in request order), for the
+     * round trips of rl_consumer_stats. */
+    int64_t sent_us[MAX_FETCHES_INFLIGHT];
+    int sent_head;
     /* When the broker last showed progress: the first fetch in flight was sent, or an answer
      * came. With fetches in flight and nothing for request.timeout.ms beyond the long-poll
      * wait, the path is dead (a silent peer, a lost answer): the connection is started over. */
@@ -92,12 +97,24 @@ struct rl_consumer {
      * heartbeat thread when it has news for the member (a rebalance, a lost membership). */
     int wake_fd;
     atomic_bool wakeup; /* rl_consumer_wakeup was called: the poll returns 0 */
+    /* rl_consumer_stats: since creation. */
+    uint64_t records, bytes, fetches, retries, rtt_sum_us, rtt_max_us, rtt_last_us;
+    bool group_ready;   /* the group's JoinGroup answer arrived: run the duty */
     uint64_t rnd;
     char err[512];
 };
 
 struct rl_consumer *rl_consumer_new(const struct rl_conf *conf, char *err, size_t errlen)
 {
+    if (!conf) {
+        rlc_set_err(err, errlen, "rl_consumer_new: conf is NULL");
+        return NULL;
+    }
+    /* The same cross-key checks as a producer (session and heartbeat above all). */
+    if (rl_conf_check(conf, err, errlen) != 0) {
+        rlc_fail(NULL, RL_E_INVALID_CONFIG, "%s", err ? err : "contradictory configuration");
+        return NULL;
+    }
     struct rl_consumer *c = calloc(1, sizeof(*c));
     if (!c) {
         rlc_set_err(err, errlen, "out of memory");
@@ -134,8 +151,11 @@ void rl_consumer_destroy(struct rl_consumer *c)
     if (!c)
         return;
     if (c->group) {
+        struct rlc_log_scope ls;
+        rlc_log_enter(&c->conf, &ls); /* the group's last words go to the log callback */
         rlc_group_close(c->group);
         rlc_group_free(c->group);
+        rlc_log_leave(&ls);
     }
     for (int i = 0; i < c->broker_count; i++) {
         broker_drop_answer(&c->brokers[i]);
@@ -245,6 +265,7 @@ static int assign_one(struct rl_consumer *c, const char *topic, int32_t partitio
     p->partition = partition;
     p->broker = -1;
     p->committed = -1;
+    p->high_watermark = -1;
     part_set(p, offset);
     c->part_count++;
     c->needs_route = true;
@@ -329,7 +350,10 @@ int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t p
         rlc_set_err(c->err, sizeof(c->err), "%s partition %d is not assigned", topic, partition);
         return RL_E_NOT_FOUND;
     }
+    struct rlc_log_scope ls;
+    rlc_log_enter(&c->conf, &ls);
     int rc = resolve_part(c, p);
+    rlc_log_leave(&ls);
     return rc ? rc : p->position;
 }
 
@@ -561,8 +585,11 @@ static int send_fetch(struct rl_consumer *c, int bi, uint32_t max_wait_ms)
     if (rc == 0)
         rc = rlc_conn_flush(&b->conn);
     if (rc == 0) {
-        if (b->inflight == 0)
+        if (b->inflight == 0) {
             b->progress_ms = rlc_now_ms();
+            b->sent_head = 0;
+        }
+        b->sent_us[(b->sent_head + b->inflight) % MAX_FETCHES_INFLIGHT] = rlc_now_us();
         b->inflight++;
         for (int i = 0; i < c->part_count; i++) {
             struct cpart *q = &c->parts[i];
@@ -643,6 +670,7 @@ static void conn_failed(struct rl_consumer *c, struct cbroker *b, int code)
     for (int i = 0; i < c->part_count; i++)
         if (c->parts[i].broker == b - c->brokers)
             c->parts[i].inflight = false;
+    c->retries++;
     b->failures++;
     b->next_try_ms = rlc_now_ms() + rlc_backoff_ms(b->failures, c->conf.retry_backoff_ms,
                                                    c->conf.retry_backoff_max_ms,
@@ -690,6 +718,14 @@ static void advance_fetch_offset(struct cpart *p, const uint8_t *sec, size_t len
 static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Response *resp,
                            const uint8_t *data, size_t len)
 {
+    if (b->inflight > 0) {
+        uint64_t rtt = (uint64_t)(rlc_now_us() - b->sent_us[b->sent_head]);
+        b->sent_head = (b->sent_head + 1) % MAX_FETCHES_INFLIGHT;
+        c->fetches++;
+        c->rtt_sum_us += rtt;
+        c->rtt_last_us = rtt;
+        c->rtt_max_us = rtt > c->rtt_max_us ? rtt : c->rtt_max_us;
+    }
     b->inflight--;
     if (resp->error_code || resp->body_case != RINGLOG__RESPONSE__BODY_FETCH) {
         /* A request-level failure (throttling, a malformed request): start the connection
@@ -716,6 +752,8 @@ static void install_answer(struct rl_consumer *c, struct cbroker *b, Ringlog__Re
             const Ringlog__FetchPartitionResult *r = fr->topics[i]->partitions[j];
             size_t sec = r->data_len <= len - off ? r->data_len : len - off;
             struct cpart *p = part_find(c, fr->topics[i]->name, (int32_t)r->partition);
+            if (p && !r->error_code)
+                p->high_watermark = (int64_t)r->high_watermark;
             if (p) {
                 p->buf_epoch = p->req_epoch; /* the prefetch will overwrite req_epoch */
                 p->inflight = false;
@@ -771,10 +809,10 @@ static void fill_record(struct rl_record *rec, const struct cpart *p,
     rec->partition = p->partition;
     rec->offset = r->offset;
     rec->timestamp_ms = r->timestamp;
-    rec->key = r->key;
-    rec->key_len = r->key_len;
+    rec->key = r->key; /* NULL for a null key (a length of -1 in the batch) */
+    rec->key_len = r->key_len > 0 ? (size_t)r->key_len : 0;
     rec->value = r->value;
-    rec->value_len = r->value_len;
+    rec->value_len = r->value_len > 0 ? (size_t)r->value_len : 0;
     rec->header_count = r->header_count;
     rec->headers_raw = r->headers;
     rec->headers_len = r->headers_len;
@@ -790,6 +828,7 @@ static int batch_damaged(struct rl_consumer *c, struct cbroker *b, int code, int
     part_set(p, p->position);
     b->batch_open = false;
     b->cur = NULL;
+    c->retries++;
     return code;
 }
 
@@ -814,6 +853,8 @@ static int iter_next(struct rl_consumer *c, struct cbroker *b, struct rl_record 
                 b->cur->skip_before_ts = INT64_MIN;
                 fill_record(rec, b->cur, &r);
                 b->cur->position = r.offset + 1;
+                c->records++;
+                c->bytes += rec->key_len + rec->value_len;
                 return 1;
             }
             if (rc < 0)
@@ -957,7 +998,7 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
             taken += take_answer(c, i);
     if (taken)
         return 0;
-    struct pollfd pfd[RLC_MAX_BROKERS + 1];
+    struct pollfd pfd[RLC_MAX_BROKERS + 2];
     int idx[RLC_MAX_BROKERS], n = 0;
     int64_t wake = deadline_ms;
     for (int i = 0; i < c->broker_count; i++) {
@@ -974,6 +1015,13 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
         wake = rlc_now_ms() + c->conf.retry_backoff_ms;
     if (n > 0 && timed_out_fetches(c, &wake))
         return 0; /* a connection was started over: send again before waiting */
+    int nb = n; /* broker slots: pfd[0..nb) */
+    int gfd = c->group ? rlc_group_fd(c->group) : -1;
+    if (gfd >= 0) { /* a cooperative member's JoinGroup: its answer is a duty */
+        pfd[n].fd = gfd;
+        pfd[n].events = POLLIN;
+        pfd[n++].revents = 0;
+    }
     pfd[n].fd = c->wake_fd;
     pfd[n].events = POLLIN;
     pfd[n].revents = 0;
@@ -982,12 +1030,14 @@ static int wait_answers(struct rl_consumer *c, int64_t deadline_ms)
     int r = poll(pfd, (nfds_t)n + 1, (int)left);
     if (r <= 0)
         return r < 0 && errno != EINTR ? -errno : 0;
+    if (gfd >= 0 && pfd[nb].revents)
+        c->group_ready = true;
     if (pfd[n].revents) {
         uint64_t v;
         ssize_t got = read(c->wake_fd, &v, sizeof(v)); /* consumes every wake so far */
         (void)got;
     }
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < nb; k++)
         if (pfd[k].revents && awaiting(&c->brokers[idx[k]]))
             take_answer(c, idx[k]);
     return 0;
@@ -1025,6 +1075,40 @@ int rlc_consumer_assign_at(struct rl_consumer *c, const char *topic, int32_t par
     if (rc == 0)
         part_find(c, topic, partition)->committed = committed;
     return rc;
+}
+
+bool rlc_consumer_has(struct rl_consumer *c, const char *topic, int32_t partition)
+{
+    return part_find(c, topic, partition) != NULL;
+}
+
+int rlc_consumer_unassign(struct rl_consumer *c, const char *topic, int32_t partition)
+{
+    struct cpart *p = part_find(c, topic, partition);
+    if (!p)
+        return RL_E_NOT_FOUND;
+    /* A fetch of it in flight dies with its connection (no late answer can be taken for it if
+     * it comes back); the other partitions there are fetched again from their positions. */
+    if (p->inflight && p->broker >= 0) {
+        struct cbroker *b = &c->brokers[p->broker];
+        broker_drop_answer(b);
+        rlc_conn_close(&b->conn);
+        b->inflight = 0;
+        for (int i = 0; i < c->part_count; i++)
+            if (c->parts[i].broker == p->broker)
+                c->parts[i].inflight = false;
+    }
+    /* Answers being iterated point into parts[], which moves: drop them and rewind every
+     * partition to what it has handed out, as assign_one does. */
+    for (int i = 0; i < c->broker_count; i++)
+        broker_drop_answer(&c->brokers[i]);
+    for (int i = 0; i < c->part_count; i++)
+        part_rewind(&c->parts[i]);
+    free(p->topic);
+    int idx = (int)(p - c->parts);
+    memmove(p, p + 1, sizeof(*p) * (size_t)(c->part_count - idx - 1));
+    c->part_count--;
+    return 0;
 }
 
 void rlc_consumer_unassign_all(struct rl_consumer *c)
@@ -1098,13 +1182,17 @@ int rl_consumer_close(struct rl_consumer *c)
 {
     if (!c->group)
         return 0;
-    return group_result(c, rlc_group_close(c->group));
+    struct rlc_log_scope ls;
+    rlc_log_enter(&c->conf, &ls);
+    int rc = group_result(c, rlc_group_close(c->group));
+    rlc_log_leave(&ls);
+    return rc;
 }
 
 /* One rl_consumer_poll. Its loop ends when a record or an error is there, at the deadline, or
  * on rl_consumer_wakeup; with RL_TIMEOUT_INFINITE only the first and the last. Each turn waits
  * (wait_answers) for an answer, a wake or the next group duty. */
-int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
+static int consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
 {
     int64_t deadline = -1; /* read the clock only when a wait is possible: not per record */
     int last = 0;
@@ -1156,7 +1244,8 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
         rc = wait_answers(c, until);
         if (rc < 0)
             return rc;
-        if (grouped && rlc_now_ms() >= rlc_group_due_ms(c->group)) {
+        if (grouped && (c->group_ready || rlc_now_ms() >= rlc_group_due_ms(c->group))) {
+            c->group_ready = false;
             rc = rlc_group_duty(c->group);
             if (rc)
                 return group_result(c, rc);
@@ -1164,8 +1253,55 @@ int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *re
     }
 }
 
-int rl_record_header(const struct rl_record *rec, size_t *pos, const uint8_t **key,
-                     int32_t *key_len, const uint8_t **value, int32_t *value_len)
+int rl_consumer_stats(struct rl_consumer *c, struct rl_consumer_stats *out, size_t size,
+                      struct rl_partition_stats *parts, size_t parts_max)
+{
+    if (!c || !out || size == 0 || (parts_max && !parts))
+        return RL_E_INVALID_ARGUMENT;
+    struct rl_consumer_stats st = {0};
+    st.assigned_partitions = (uint64_t)c->part_count;
+    for (int i = 0; i < c->broker_count; i++) {
+        const struct cbroker *b = &c->brokers[i];
+        st.in_flight_fetches += (uint64_t)b->inflight;
+        if (b->resp && b->data_len > b->sec_off)
+            st.buffered_bytes += b->data_len - b->sec_off;
+    }
+    st.records = c->records;
+    st.bytes = c->bytes;
+    st.fetches = c->fetches;
+    st.retries = c->retries;
+    st.rtt_avg_us = c->fetches ? c->rtt_sum_us / c->fetches : 0;
+    st.rtt_max_us = c->rtt_max_us;
+    st.rtt_last_us = c->rtt_last_us;
+    for (int i = 0; i < c->part_count; i++) {
+        const struct cpart *p = &c->parts[i];
+        int64_t pos = p->position == NEEDS_RESET ? -1 : p->position;
+        int64_t lag = pos >= 0 && p->high_watermark >= 0
+                          ? (p->high_watermark > pos ? p->high_watermark - pos : 0) : -1;
+        if (lag > 0)
+            st.lag += lag;
+        if ((size_t)i < parts_max)
+            parts[i] = (struct rl_partition_stats){
+                .topic = p->topic, .partition = p->partition, .position = pos,
+                .high_watermark = p->high_watermark, .lag = lag, .committed = p->committed,
+            };
+    }
+    memcpy(out, &st, size < sizeof(st) ? size : sizeof(st));
+    return c->part_count;
+}
+
+/* Whatever poll logs goes to the consumer's log callback (log.level), not to stderr. The scope
+ * is two stores of a thread-local; poll is entered per record. */
+int rl_consumer_poll(struct rl_consumer *c, int timeout_ms, struct rl_record *rec)
+{
+    struct rlc_log_scope ls;
+    rlc_log_enter(&c->conf, &ls);
+    int rc = consumer_poll(c, timeout_ms, rec);
+    rlc_log_leave(&ls);
+    return rc;
+}
+
+int rl_record_header(const struct rl_record *rec, size_t *pos, struct rl_header *out)
 {
     struct batch_record r = {
         .header_count = rec->header_count, .headers = rec->headers_raw,
@@ -1174,10 +1310,10 @@ int rl_record_header(const struct rl_record *rec, size_t *pos, const uint8_t **k
     struct batch_record_header h;
     int rc = batch_header_next(&r, pos, &h);
     if (rc == 1) {
-        *key = h.key;
-        *key_len = h.key_len;
-        *value = h.value;
-        *value_len = h.value_len;
+        out->key = (const char *)h.key;
+        out->key_len = h.key_len > 0 ? (size_t)h.key_len : 0;
+        out->value = h.value;
+        out->value_len = h.value && h.value_len > 0 ? (size_t)h.value_len : 0;
     }
     return rc;
 }

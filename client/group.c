@@ -84,6 +84,14 @@ struct rlc_group {
     enum lost_reason lost; /* 0, or the member is lost: LOST at the next duty */
     bool lost_left;    /* LeaveGroup was sent for the lost member already */
     int64_t next_commit_ms;
+    /* Cooperative rebalancing (partition.assignment.strategy=cooperative-sticky): the member
+     * keeps its partitions while its JoinGroup waits on a connection of its own, so poll keeps
+     * handing out their records; joining is true from the request until its answer. */
+    struct rlc_conn join_conn;
+    bool joining;
+    uint32_t join_corr;
+    int64_t join_deadline_ms;
+    int64_t next_join_ms;  /* after a failed cooperative join: not before this */
     int failures;
     uint64_t rnd;
     char err[512];
@@ -121,6 +129,7 @@ struct rlc_group *rlc_group_new(struct rl_consumer *c, const struct rl_conf *con
     g->meta = meta;
     g->coord.fd = -1;
     g->hb_conn.fd = -1;
+    g->join_conn.fd = -1;
     g->generation = -1;
     g->rnd = (uint64_t)rlc_wall_ms() ^ (uint64_t)(uintptr_t)g ^ 1;
     pthread_condattr_t ca;
@@ -150,6 +159,7 @@ void rlc_group_free(struct rlc_group *g)
         free(g->topics[i]);
     rlc_conn_close(&g->coord);
     rlc_conn_close(&g->hb_conn);
+    rlc_conn_close(&g->join_conn);
     pthread_cond_destroy(&g->cond);
     pthread_mutex_destroy(&g->lock);
     free(g);
@@ -318,6 +328,13 @@ static int commit_list(struct rlc_group *g, const struct rl_topic_partition *tps
 {
     if (count == 0)
         return 0;
+    if (g->joining) {
+        /* The generation is about to change: a commit under the old one could be answered
+         * ILLEGAL_GENERATION once the rebalance completes, which reads as being dropped. */
+        rlc_set_err(g->err, sizeof(g->err), "group \"%s\" is rebalancing; commit again after "
+                    "it (the member keeps its partitions meanwhile)", g->conf->group_id);
+        return RL_E_REBALANCE_IN_PROGRESS;
+    }
     Ringlog__OffsetCommitPartition *pp = calloc(count, sizeof(*pp));
     Ringlog__OffsetCommitPartition **ppp = calloc(count, sizeof(*ppp));
     Ringlog__OffsetCommitTopic *tt = calloc(count, sizeof(*tt));
@@ -481,6 +498,15 @@ static void hb_pause(struct rlc_group *g)
     pthread_mutex_unlock(&g->lock);
 }
 
+/* Heartbeats the same member and generation again after hb_pause, its clocks unchanged. */
+static void hb_unpause(struct rlc_group *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->hb_on = true;
+    pthread_cond_signal(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
 /* Under lock: the member is lost; tell the next poll (and wake it). */
 static void hb_lose(struct rlc_group *g, enum lost_reason why, const char *msg)
 {
@@ -568,6 +594,8 @@ static void hb_poll_expired(struct rlc_group *g, int64_t idle_ms)
 static void *hb_main(void *arg)
 {
     struct rlc_group *g = arg;
+    struct rlc_log_scope ls;
+    rlc_log_enter(g->conf, &ls); /* the consumer's log callback, for the thread's whole life */
     pthread_mutex_lock(&g->lock);
     while (!g->hb_stop) {
         if (!g->hb_on) {
@@ -592,30 +620,39 @@ static void *hb_main(void *arg)
         }
     }
     pthread_mutex_unlock(&g->lock);
+    rlc_log_leave(&ls);
     return NULL;
 }
 
 /* --- joining ----------------------------------------------------------------------------------- */
 
-/* JoinGroup: waits at the coordinator until the rebalance completes, at most timeout_ms. */
-static int join(struct rlc_group *g, int timeout_ms)
+static bool cooperative(const struct rlc_group *g)
 {
-    const char *assignors[2] = {g->conf->assignor,
-                                strcmp(g->conf->assignor, "range") ? "range" : "roundrobin"};
-    Ringlog__JoinGroupRequest jr = RINGLOG__JOIN_GROUP_REQUEST__INIT;
-    jr.group_id = (char *)g->conf->group_id;
-    jr.member_id = g->member_id;
-    jr.session_timeout_ms = (uint32_t)g->conf->session_timeout_ms;
-    jr.rebalance_timeout_ms = (uint32_t)g->conf->rebalance_timeout_ms;
-    jr.topics = g->topics;
-    jr.n_topics = g->topic_count;
-    jr.assignors = (char **)assignors;
-    jr.n_assignors = 2;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_JOIN_GROUP;
-    req.join_group = &jr;
-    Ringlog__Response *resp;
-    int rc = coord_call(g, &req, timeout_ms, &resp);
+    return strcmp(g->conf->assignor, "cooperative-sticky") == 0;
+}
+
+/* Fills a JoinGroup request (assignors must have room for 2). A cooperative member names only
+ * cooperative-sticky: a group that falls back to an eager assignor would hand its partitions
+ * to others while it still consumes them. */
+static void join_request(struct rlc_group *g, Ringlog__JoinGroupRequest *jr,
+                         const char **assignors)
+{
+    assignors[0] = g->conf->assignor;
+    assignors[1] = strcmp(g->conf->assignor, "range") ? "range" : "roundrobin";
+    ringlog__join_group_request__init(jr);
+    jr->group_id = (char *)g->conf->group_id;
+    jr->member_id = g->member_id;
+    jr->session_timeout_ms = (uint32_t)g->conf->session_timeout_ms;
+    jr->rebalance_timeout_ms = (uint32_t)g->conf->rebalance_timeout_ms;
+    jr->topics = g->topics;
+    jr->n_topics = g->topic_count;
+    jr->assignors = (char **)assignors;
+    jr->n_assignors = cooperative(g) ? 1 : 2;
+}
+
+/* Takes a JoinGroup answer (rc: the call's result); frees resp. */
+static int join_took(struct rlc_group *g, int rc, Ringlog__Response *resp)
+{
     if (rc == 0 && (resp->body_case != RINGLOG__RESPONSE__BODY_JOIN_GROUP ||
                     !resp->join_group->member_id ||
                     strlen(resp->join_group->member_id) >= sizeof(g->member_id))) {
@@ -633,6 +670,80 @@ static int join(struct rlc_group *g, int timeout_ms)
     return rc;
 }
 
+/* JoinGroup: waits at the coordinator until the rebalance completes, at most timeout_ms. */
+static int join(struct rlc_group *g, int timeout_ms)
+{
+    const char *assignors[2];
+    Ringlog__JoinGroupRequest jr;
+    join_request(g, &jr, assignors);
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_JOIN_GROUP;
+    req.join_group = &jr;
+    Ringlog__Response *resp;
+    int rc = coord_call(g, &req, timeout_ms, &resp);
+    return join_took(g, rc, resp);
+}
+
+/* Cooperative: sends JoinGroup on join_conn without waiting for its answer. */
+static int join_send(struct rlc_group *g)
+{
+    int rc = coord_connect(g, &g->join_conn, g->conf->request_timeout_ms, g->err,
+                           sizeof(g->err));
+    if (rc)
+        return rc;
+    const char *assignors[2];
+    Ringlog__JoinGroupRequest jr;
+    join_request(g, &jr, assignors);
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_JOIN_GROUP;
+    req.join_group = &jr;
+    req.client_id = (char *)g->conf->client_id;
+    rc = rlc_conn_queue(&g->join_conn, &req, NULL, 0, &g->join_corr);
+    if (rc == 0)
+        rc = rlc_conn_flush(&g->join_conn);
+    if (rc) {
+        rlc_set_err(g->err, sizeof(g->err), "group \"%s\": %s", g->conf->group_id,
+                    g->join_conn.err);
+        rlc_conn_close(&g->join_conn);
+    }
+    return rc;
+}
+
+/* Cooperative: takes the JoinGroup answer if it is there. Returns 1 with the join's result in
+ * *result, 0 when it has not come yet, or a connection failure (the connection is closed). */
+static int join_poll(struct rlc_group *g, int *result)
+{
+    Ringlog__Response *resp = NULL;
+    const uint8_t *data;
+    size_t dlen;
+    int rc = rlc_conn_flush(&g->join_conn);
+    while (rc == 0) {
+        rc = rlc_conn_read(&g->join_conn, &resp, &data, &dlen);
+        if (rc != 1)
+            break;
+        if (resp->correlation_id == g->join_corr)
+            break;
+        ringlog__response__free_unpacked(resp, NULL); /* not ours: skip */
+        resp = NULL;
+        rc = 0;
+    }
+    if (rc < 0) {
+        rlc_set_err(g->err, sizeof(g->err), "group \"%s\": %s", g->conf->group_id,
+                    g->join_conn.err);
+        rlc_conn_close(&g->join_conn);
+        return rc;
+    }
+    if (rc == 0)
+        return 0;
+    int code = resp->error_code;
+    if (code)
+        rlc_set_err(g->err, sizeof(g->err), "group \"%s\": %s", g->conf->group_id,
+                    resp->error_message && resp->error_message[0] ? resp->error_message
+                                                                  : rl_strerror(code));
+    *result = join_took(g, code, resp);
+    return 1;
+}
+
 /* The committed offset of (topic, partition) in an OffsetFetch answer, or -1. */
 static int64_t committed_of(const Ringlog__OffsetFetchResponse *of, const char *topic,
                             uint32_t partition)
@@ -648,8 +759,61 @@ static int64_t committed_of(const Ringlog__OffsetFetchResponse *of, const char *
     return -1;
 }
 
+static bool in_assignment(const Ringlog__SyncGroupResponse *sg, const char *topic,
+                          int32_t partition)
+{
+    for (size_t i = 0; i < sg->n_assignment; i++) {
+        const Ringlog__TopicPartitions *tp = sg->assignment[i];
+        if (!tp->topic || strcmp(tp->topic, topic) != 0)
+            continue;
+        for (size_t j = 0; j < tp->n_partitions; j++)
+            if ((int32_t)tp->partitions[j] == partition)
+                return true;
+    }
+    return false;
+}
+
+static void lose(struct rlc_group *g);
+static void revoke(struct rlc_group *g);
+
+/* Cooperative: gives up the partitions held that the new assignment lacks (commit with
+ * auto-commit, REVOKED with just those, drop them), keeping the others and their positions.
+ * Returns how many were revoked; the member then rejoins so the group can hand them over. */
+static size_t revoke_missing(struct rlc_group *g, const Ringlog__SyncGroupResponse *sg)
+{
+    int n = rlc_consumer_part_count(g->c);
+    struct rl_topic_partition *tps = calloc((size_t)n + 1, sizeof(*tps));
+    if (!tps)
+        return 0;
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t pos, committed;
+        const char *topic;
+        int32_t part;
+        rlc_consumer_part_at(g->c, i, &topic, &part, &pos, &committed);
+        if (!in_assignment(sg, topic, part))
+            tps[k++] = (struct rl_topic_partition){.topic = topic, .partition = part};
+    }
+    if (k > 0 && g->conf->enable_auto_commit && rlc_group_commit_positions(g))
+        RL_DEBUG("group %s: commit before revocation failed: %s", g->conf->group_id, g->err);
+    if (k > 0 && g->lost) {
+        free(tps);
+        lose(g);
+        return 0;
+    }
+    if (k > 0 && g->conf->rebalance_cb)
+        g->conf->rebalance_cb(g->conf->rebalance_ctx, g->c, RL_REBALANCE_REVOKED, tps, k);
+    /* Each entry's topic string belongs to its own partition, freed only when that one goes. */
+    for (size_t i = 0; i < k; i++)
+        rlc_consumer_unassign(g->c, tps[i].topic, tps[i].partition);
+    g->lost = 0;
+    free(tps);
+    return k;
+}
+
 /* Takes the partitions SyncGroup gave, each at its committed offset (auto.offset.reset where
- * none is committed), and tells the application. */
+ * none is committed), and tells the application. A cooperative member already holding some
+ * keeps them as they are: only the others are added, and ASSIGNED names only those. */
 static int assign_from(struct rlc_group *g, const Ringlog__SyncGroupResponse *sg,
                        const Ringlog__OffsetFetchResponse *of)
 {
@@ -664,6 +828,8 @@ static int assign_from(struct rlc_group *g, const Ringlog__SyncGroupResponse *sg
     for (size_t i = 0; i < sg->n_assignment && rc == 0; i++) {
         const Ringlog__TopicPartitions *tp = sg->assignment[i];
         for (size_t j = 0; j < tp->n_partitions && rc == 0; j++) {
+            if (rlc_consumer_has(g->c, tp->topic, (int32_t)tp->partitions[j]))
+                continue; /* retained (cooperative): its position and buffers stay */
             int64_t off = committed_of(of, tp->topic, tp->partitions[j]);
             int64_t start = off >= 0 ? off : g->conf->auto_offset_reset;
             if (start == 0 && off < 0) {
@@ -694,6 +860,14 @@ static int assign_from(struct rlc_group *g, const Ringlog__SyncGroupResponse *sg
                  g->generation, k);
         if (g->conf->rebalance_cb)
             g->conf->rebalance_cb(g->conf->rebalance_ctx, g->c, RL_REBALANCE_ASSIGNED, tps, k);
+    } else if (rlc_consumer_part_count(g->c) > (int)k) {
+        /* Cooperative, with partitions retained: drop only the new ones (the application
+         * never heard of them) and try the rebalance again. */
+        for (size_t i = 0; i < k; i++)
+            rlc_consumer_unassign(g->c, tps[i].topic, tps[i].partition);
+        g->in_sync = true;
+        hb_resume(g);
+        g->need_rejoin = true;
     } else {
         hb_pause(g);
         g->in_sync = false;
@@ -719,9 +893,23 @@ static int sync_and_assign(struct rlc_group *g)
         rc = RL_E_FRAME_MALFORMED;
         rlc_set_err(g->err, sizeof(g->err), "malformed SyncGroup answer");
     }
+    bool held = g->in_sync; /* cooperative: partitions kept through the join */
+    if (rc && !resp && held) {
+        /* Unanswered: the coordinator may have handed this generation out, and counts what
+         * it took from the member as given up. Not knowing what that was, give up all. */
+        revoke(g);
+    }
     if (rc)
         goto out;
     const Ringlog__SyncGroupResponse *sg = resp->sync_group;
+    /* Cooperative: what the new assignment lacks goes now, before anything else can fail
+     * (the coordinator counts it as given up once it answered). */
+    if (held && revoke_missing(g, sg) > 0)
+        g->need_rejoin = true; /* hand the revoked partitions over in the next round */
+    if (held && !g->in_sync) {
+        rc = RL_E_ILLEGAL_GENERATION; /* a commit found the member dropped: LOST was called */
+        goto out;
+    }
     /* Committed offsets of exactly these partitions. */
     Ringlog__OffsetFetchTopic *ft = calloc(sg->n_assignment + 1, sizeof(*ft));
     Ringlog__OffsetFetchTopic **ftp = calloc(sg->n_assignment + 1, sizeof(*ftp));
@@ -767,6 +955,10 @@ static void lose(struct rlc_group *g)
     enum lost_reason why = g->lost;
     g->lost = 0;
     hb_pause(g);
+    if (g->joining) { /* a cooperative join under the lost membership: moot */
+        rlc_conn_close(&g->join_conn);
+        g->joining = false;
+    }
     RL_DEBUG("group %s: membership lost: %s", g->conf->group_id, g->err);
     if (why == LOST_POLL && !g->lost_left && g->member_id[0])
         leave(g, &g->coord, g->member_id); /* the heartbeat thread had not done it yet */
@@ -861,6 +1053,86 @@ static int rejoin(struct rlc_group *g)
     return rc;
 }
 
+/* Cooperative rebalance, one step per duty, never blocking on the join: the member keeps its
+ * partitions (heartbeats pause: the generation is about to change) and poll keeps handing out
+ * their records while JoinGroup waits on join_conn. When the answer comes, SyncGroup (answered
+ * at once) gives the new assignment: partitions missing from it are revoked, new ones are
+ * added, retained ones are untouched. Bounded like rejoin: an answer that does not come within
+ * rebalance.timeout.ms + request.timeout.ms closes the connection and the member tries again. */
+static int coop_step(struct rlc_group *g)
+{
+    int64_t now = rlc_now_ms();
+    if (!g->joining) {
+        if (now < g->next_join_ms)
+            return 0;
+        /* Heartbeats pause first: one of the old generation answered after the rebalance
+         * completed would read as ILLEGAL_GENERATION. */
+        hb_pause(g);
+        int rc = join_send(g);
+        if (rc) { /* still in sync with the old generation: heartbeat it again */
+            hb_unpause(g);
+            g->need_rejoin = true;
+            g->failures++;
+            g->next_join_ms = now + rlc_backoff_ms(g->failures, g->conf->retry_backoff_ms,
+                                                   g->conf->retry_backoff_max_ms,
+                                                   rlc_rand(&g->rnd));
+            RL_DEBUG("group %s: cooperative join not sent: %s", g->conf->group_id, g->err);
+            return 0;
+        }
+        g->joining = true;
+        g->need_rejoin = false;
+        g->join_deadline_ms = now + g->conf->rebalance_timeout_ms + g->conf->request_timeout_ms;
+        return 0;
+    }
+    int result = 0;
+    int rc = join_poll(g, &result);
+    if (rc == 0 && now < g->join_deadline_ms)
+        return 0; /* not answered yet */
+    g->joining = false;
+    bool answered = rc == 1; /* the coordinator heard the member: its session goes on */
+    if (rc == 0) {
+        rlc_set_err(g->err, sizeof(g->err), "group \"%s\": JoinGroup not answered within "
+                    "rebalance.timeout.ms + request.timeout.ms", g->conf->group_id);
+        rlc_conn_close(&g->join_conn);
+        rc = RL_E_TIMED_OUT;
+    } else if (rc == 1) {
+        rc = result;
+    }
+    if (rc == 0)
+        rc = sync_and_assign(g);
+    if (rc == 0) {
+        g->failures = 0;
+        g->next_commit_ms = rlc_now_ms() + g->conf->auto_commit_interval_ms;
+        return 0;
+    }
+    if (rc == RL_E_UNKNOWN_MEMBER_ID || rc == RL_E_ILLEGAL_GENERATION) {
+        /* Dropped while joining: the partitions may be someone else's (LOST, no commit). */
+        if (g->in_sync) {
+            g->lost = rc == RL_E_UNKNOWN_MEMBER_ID ? LOST_UNKNOWN : LOST_FENCED;
+            lose(g);
+        }
+        return 0;
+    }
+    g->need_rejoin = true;
+    if (g->in_sync && answered)
+        hb_resume(g); /* the generation the join gave, or the old one */
+    else if (g->in_sync)
+        hb_unpause(g); /* no answer: the session clock runs on from the last heartbeat */
+    if (!must_rejoin(rc)) {
+        g->failures++;
+        g->next_join_ms = rlc_now_ms() + rlc_backoff_ms(g->failures, g->conf->retry_backoff_ms,
+                                                        g->conf->retry_backoff_max_ms,
+                                                        rlc_rand(&g->rnd));
+        RL_DEBUG("group %s: cooperative join round: %s", g->conf->group_id, g->err);
+    }
+    return 0;
+}
+
+int rlc_group_fd(const struct rlc_group *g)
+{
+    return g->joining ? g->join_conn.fd : -1;
+}
+
 /* When poll must run the next duty (monotonic ms): now when the heartbeat thread has news;
  * else the next auto-commit, and at least every heartbeat.interval.ms, so a long wait inside
  * poll keeps the poll clock (max.poll.interval.ms) running. */
@@ -870,6 +1142,10 @@ int64_t rlc_group_due_ms(const struct rlc_group *g)
         return 0;
     int64_t due = atomic_load_explicit(&g->last_poll_ms, memory_order_relaxed) +
                   hb_interval_ms(g);
+    if (g->joining && g->join_deadline_ms < due)
+        due = g->join_deadline_ms;
+    if (!g->joining && g->need_rejoin && g->in_sync && g->next_join_ms < due)
+        due = g->next_join_ms; /* a cooperative join to retry */
     if (g->in_sync && g->conf->enable_auto_commit && g->next_commit_ms < due)
         due = g->next_commit_ms;
     return due;
@@ -927,7 +1203,7 @@ int rlc_group_duty(struct rlc_group *g)
     take_news(g, now);
     if (g->lost)
         lose(g);
-    if (g->in_sync && !g->need_rejoin && g->conf->enable_auto_commit &&
+    if (g->in_sync && !g->need_rejoin && !g->joining && g->conf->enable_auto_commit &&
         now >= g->next_commit_ms) {
         g->next_commit_ms = now + g->conf->auto_commit_interval_ms;
         if (rlc_group_commit_positions(g))
@@ -935,8 +1211,10 @@ int rlc_group_duty(struct rlc_group *g)
         if (g->lost)
             lose(g);
     }
-    if (g->in_sync && !g->need_rejoin)
+    if (g->in_sync && !g->need_rejoin && !g->joining)
         return 0;
+    if (cooperative(g) && g->in_sync)
+        return coop_step(g);
     return rejoin(g);
 }
 
@@ -945,6 +1223,10 @@ int rlc_group_close(struct rlc_group *g)
     if (g->closed)
         return 0;
     take_news(g, rlc_now_ms());
+    if (g->joining) { /* give the pending join up; the commit goes under the old generation */
+        rlc_conn_close(&g->join_conn);
+        g->joining = false;
+    }
     int rc = 0;
     if (g->in_sync && !g->lost && g->conf->enable_auto_commit)
         rc = rlc_group_commit_positions(g);

@@ -231,7 +231,8 @@ static int fetch_topic(struct rlc_meta *m, const char *topic)
         rc = tm->error_code;
         if (rc == RL_E_UNKNOWN_TOPIC)
             rlc_set_err(m->err, sizeof(m->err), "topic \"%s\" does not exist; create it "
-                        "with: ringlog topic create %s --partitions N", topic, topic);
+                        "first (rl_admin_create_topic; from a shell: ringlog topic create %s), "
+                        "or check the name", topic, topic);
         else
             rlc_set_err(m->err, sizeof(m->err), "topic \"%s\": %s", topic,
                         tm->error_message && tm->error_message[0] ? tm->error_message

@@ -430,8 +430,8 @@ static int topic_wait(struct rl_producer *p, struct ptopic *t)
                          "max.block.ms=%d; is the broker overloaded? (max.block.ms=0 queues "
                          "the record instead)", t->meta.name, p->conf.max_block_ms);
     if (t->meta_error == RL_E_UNKNOWN_TOPIC)
-        return send_fail(p, RL_E_UNKNOWN_TOPIC, "topic \"%s\" does not exist; create it with: "
-                         "ringlog topic create %s --partitions N (or rl_admin_create_topic), or "
+        return send_fail(p, RL_E_UNKNOWN_TOPIC, "topic \"%s\" does not exist; create it first "
+                         "(rl_admin_create_topic; from a shell: ringlog topic create %s), or "
                          "check the name", t->meta.name, t->meta.name);
     int code = t->meta_error == RL_E_BROKER_UNAVAILABLE || rlc_connection_error(t->meta_error)
                    ? RL_E_BROKER_UNAVAILABLE : t->meta_error;
@@ -619,6 +619,12 @@ static int part_add(struct rl_producer *p, struct ppart *pt, const struct batch_
     return 0;
 }
 
+/* A header key's length: key_len, or the NUL-terminated key's when key_len is 0. */
+static size_t hdr_key_len(const struct rl_header *h)
+{
+    return !h->key ? 0 : h->key_len ? h->key_len : strlen(h->key);
+}
+
 /* Converts the public headers into the codec's form (no allocation: at most RL_MAX_HEADERS)
  * and returns the bytes they add to the record, or a negative code. */
 static long headers_in(const struct rl_message *m, struct batch_record_header *out)
@@ -628,7 +634,7 @@ static long headers_in(const struct rl_message *m, struct batch_record_header *o
         return RL_E_INVALID_ARGUMENT;
     for (uint32_t i = 0; i < m->header_count; i++) {
         const struct rl_header *h = &m->headers[i];
-        size_t klen = h->key ? strlen(h->key) : 0;
+        size_t klen = hdr_key_len(h);
         if (klen > INT32_MAX || h->value_len > INT32_MAX)
             return RL_E_INVALID_ARGUMENT;
         out[i] = (struct batch_record_header){
@@ -647,8 +653,7 @@ static int pend_push(struct rl_producer *p, struct ptopic *t, const struct rl_me
 {
     size_t need = sizeof(struct prec) + m->key_len + m->value_len;
     for (uint32_t i = 0; i < m->header_count; i++)
-        need += sizeof(struct prec_hdr) + strlen(m->headers[i].key ? m->headers[i].key : "") +
-                m->headers[i].value_len;
+        need += sizeof(struct prec_hdr) + hdr_key_len(&m->headers[i]) + m->headers[i].value_len;
     need = (need + 7) & ~(size_t)7;
     if (t->pend_len + need > t->pend_cap) {
         if (t->pend_off) { /* drop the drained front first */
@@ -682,7 +687,7 @@ static int pend_push(struct rl_producer *p, struct ptopic *t, const struct rl_me
     w += r->value_len;
     for (uint32_t i = 0; i < m->header_count; i++) {
         const struct rl_header *h = &m->headers[i];
-        struct prec_hdr ph = {.key_len = h->key ? (uint32_t)strlen(h->key) : 0,
+        struct prec_hdr ph = {.key_len = (uint32_t)hdr_key_len(h),
                               .value_len = h->value ? (int32_t)h->value_len : -1};
         memcpy(w, &ph, sizeof(ph));
         w += sizeof(ph);

@@ -209,7 +209,7 @@ const char *rl_version(void);
  *   retry.backoff.ms       first retry delay; doubles per attempt, full jitter (100)
  *   retry.backoff.max.ms   cap of the retry delay (1000)
  *  producer:
- *   acks                   0, 1 or all (1)
+ *   acks                   0, 1 or all (all)
  *   batch.size             max uncompressed record bytes per batch and partition (262144)
  *   linger.ms              how long a partition's batch waits for more records (5)
  *   compression.type       none or zstd (none) [compression]
@@ -224,8 +224,9 @@ const char *rl_version(void);
  *   max.in.flight.per.partition  batches in flight per partition, 1..5; with idempotence
  *                          order is kept through retries; without it, above 1 a retry may
  *                          reorder records of that partition (5)
- *   enable.idempotence     true or false (true; reads false with acks=0 unless set, and set
- *                          to true with acks=0 it is refused): each batch carries the
+ *   enable.idempotence     true or false (true). Needs acks=all, as in Kafka: with acks 0
+ *                          or 1 it reads false unless set, and set to true it is refused
+ *                          (rl_conf_check). Each batch carries the
  *                          producer id, epoch and a per-partition sequence, so the broker
  *                          appends a retried batch once and keeps a partition's batches in
  *                          order; see "producer" below
@@ -245,7 +246,9 @@ const char *rl_version(void);
  *   max.poll.interval.ms   a member that does not call rl_consumer_poll for this long leaves
  *                          the group (its next poll gets LOST, then rejoins) (300000)
  *   rebalance.timeout.ms   how long a rebalance waits for members to rejoin (30000)
- *   partition.assignment.strategy  range or roundrobin (range)
+ *   partition.assignment.strategy  range, roundrobin or cooperative-sticky (range); the
+ *                          first two are eager (every member gives up everything at each
+ *                          rebalance), cooperative-sticky is incremental: see "consumer groups"
  *   enable.auto.commit     true or false (true): commit what poll has handed out, every
  *                          auto.commit.interval.ms, before partitions are revoked and on close
  *   auto.commit.interval.ms  (5000)
@@ -274,11 +277,11 @@ int rl_conf_get(const struct rl_conf *conf, const char *key, char *buf, size_t b
  * unknown key. */
 size_t rl_conf_get_size(const struct rl_conf *conf, const char *key);
 
-/* Checks the settings against each other, as rl_producer_new does (and a consumer should be
- * created only from a configuration that passes): heartbeat.interval.ms below
- * session.timeout.ms, retry.backoff.ms at most retry.backoff.max.ms, enable.idempotence=true
- * not combined with acks=0. Returns 0, or RL_E_INVALID_CONFIG with a message naming both keys
- * and the fix in err (errlen bytes; err may be NULL). */
+/* Checks the settings against each other, as rl_producer_new and rl_consumer_new do:
+ * heartbeat.interval.ms below session.timeout.ms, retry.backoff.ms at most
+ * retry.backoff.max.ms, enable.idempotence=true only with acks=all. Returns 0, or
+ * RL_E_INVALID_CONFIG with a message naming both keys and the fix in err (errlen bytes; err
+ * may be NULL). */
 int rl_conf_check(const struct rl_conf *conf, char *err, size_t errlen);
 
 /* --- logging ---------------------------------------------------------------------------------
@@ -293,9 +296,9 @@ enum rl_loglevel {
 };
 
 /* Receives each message at or above log.level of a handle made from this configuration.
- * Called on whichever thread logs (the producer's I/O thread, or the thread calling into a
- * consumer or admin handle); message is valid during the call only and has no newline. It
- * must not call back into the handle that logs. */
+ * Called on whichever thread logs (the producer's I/O thread, a consumer's heartbeat thread,
+ * or the thread calling into a consumer or admin handle); message is valid during the call
+ * only and has no newline. It must not call back into the handle that logs. */
 typedef void (*rl_log_cb)(void *ctx, int level, const char *message);
 
 /* Stores the log callback and its context (NULL cb: back to stderr). */
@@ -352,19 +355,21 @@ enum rl_rebalance_event {
 
 /* Called by a group member inside rl_consumer_poll (or rl_consumer_close) on the caller's
  * thread, never on the library's threads:
- *  - REVOKED with the partitions held, before the member rejoins or leaves. The member is
- *    still their owner: the callback may commit (rl_consumer_commit, ..._commit_offset).
+ *  - REVOKED with the partitions held, before the member rejoins or leaves (cooperative
+ *    rebalancing: only the partitions that move to another member). The member is still
+ *    their owner: the callback may commit (rl_consumer_commit, ..._commit_offset).
  *  - LOST with the partitions held when the member learns it was dropped from the group
  *    (session.timeout.ms without a heartbeat reaching the coordinator, max.poll.interval.ms
  *    without a poll, or the coordinator answering that the member or its generation is
  *    unknown). Another member may own them already, so nothing can be committed for them;
  *    drop per-partition state. LOST always comes before the next ASSIGNED, and no REVOKED
  *    follows it for the same partitions.
- *  - ASSIGNED with the new partitions once the group is in sync. Their positions are already
- *    resolved to offsets (the committed offset, or auto.offset.reset looked up at the broker),
- *    so rl_consumer_position returns a real offset inside the callback, and the callback may
- *    rl_consumer_seek / rl_consumer_seek_timestamp them; the first record poll returns for a
- *    partition is then the one at the position the callback left.
+ *  - ASSIGNED with the new partitions once the group is in sync (cooperative: only those
+ *    added in this generation, possibly none; retained ones are not named). Their positions
+ *    are already resolved to offsets (the committed offset, or auto.offset.reset looked up
+ *    at the broker), so rl_consumer_position returns a real offset inside the callback, and
+ *    the callback may rl_consumer_seek / rl_consumer_seek_timestamp them; the first record
+ *    poll returns for a partition is then the one at the position the callback left.
  * The callback must not call rl_consumer_poll, close or destroy. Pointers are valid during the
  * call only. */
 typedef void (*rl_rebalance_cb)(void *ctx, struct rl_consumer *c, enum rl_rebalance_event event,
@@ -426,11 +431,15 @@ int rl_producer_send(struct rl_producer *p, const char *topic, int32_t partition
                      const void *key, size_t key_len, const void *value, size_t value_len,
                      int64_t timestamp_ms, void *opaque);
 
-/* A record header: key (a NUL-terminated string) and value bytes (NULL for a null value). */
+/* A record header, in the same form when produced (rl_message.headers) and when consumed
+ * (rl_record_header): key bytes and their length, value bytes and their length (value NULL:
+ * a null value, value_len 0). Producing, key_len 0 means key is a NUL-terminated string (so
+ * `{"trace", "abc", 3}` still works); a consumed key is not NUL-terminated: use key_len. */
 struct rl_header {
     const char *key;
     const void *value;
     size_t value_len;
+    size_t key_len;
 };
 
 #define RL_MAX_HEADERS 64 /* headers per record */
@@ -514,21 +523,22 @@ struct rl_record {
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms;
-    const uint8_t *key;   /* NULL when the record has no key */
-    int32_t key_len;      /* -1 when no key */
-    const uint8_t *value; /* NULL for a null value */
-    int32_t value_len;    /* -1 when null */
+    const uint8_t *key;   /* NULL when the record has no key (an empty key is not NULL) */
+    size_t key_len;       /* 0 when no key */
+    const uint8_t *value; /* NULL for a null value (a tombstone; an empty value is not NULL) */
+    size_t value_len;     /* 0 when null */
     uint32_t header_count;
     const uint8_t *headers_raw; /* encoded headers; walk them with rl_record_header */
     size_t headers_len;
 };
 
-/* Walks a record's headers: *pos starts at 0. Returns 1 with key/value filled (pointers valid
- * like the record's), 0 at the end, or a negative code when malformed. */
-int rl_record_header(const struct rl_record *rec, size_t *pos, const uint8_t **key,
-                     int32_t *key_len, const uint8_t **value, int32_t *value_len);
+/* Walks a record's headers: *pos starts at 0. Returns 1 with *out filled (key and key_len;
+ * value and value_len, value NULL for a null value; pointers valid like the record's, the key
+ * not NUL-terminated), 0 at the end, or a negative code when malformed. */
+int rl_record_header(const struct rl_record *rec, size_t *pos, struct rl_header *out);
 
-/* Creates a consumer (conf copied). Does not connect yet. NULL with a message in err on failure. */
+/* Creates a consumer (conf copied). Does not connect yet. NULL with a message in err on failure:
+ * contradictory settings (rl_conf_check), or out of memory. */
 struct rl_consumer *rl_consumer_new(const struct rl_conf *conf, char *err, size_t errlen);
 void rl_consumer_destroy(struct rl_consumer *c);
 
@@ -576,6 +586,41 @@ void rl_consumer_wakeup(struct rl_consumer *c);
 
 const char *rl_consumer_last_error(struct rl_consumer *c);
 
+/* A snapshot of a consumer's work. Fields may be added at the end; pass sizeof(struct
+ * rl_consumer_stats) so an older program keeps working with a newer library. */
+struct rl_consumer_stats {
+    uint64_t assigned_partitions;
+    uint64_t buffered_bytes;    /* fetched and not yet handed out by poll (queued) */
+    uint64_t in_flight_fetches; /* fetch requests sent and not yet answered */
+    uint64_t records;           /* handed out by poll since the consumer was created */
+    uint64_t bytes;             /* key and value bytes of those records */
+    uint64_t fetches;           /* fetch answers received */
+    uint64_t retries;           /* connections started over (failure, silent peer) and damaged
+                                 * batches fetched again */
+    uint64_t rtt_avg_us;        /* fetch round trip, send to answer, over all answers; a
+                                 * long-poll's wait (fetch.max.wait.ms) counts */
+    uint64_t rtt_max_us;
+    uint64_t rtt_last_us;
+    int64_t lag;                /* sum of the partitions' known lags */
+};
+
+/* One assigned partition in rl_consumer_stats. */
+struct rl_partition_stats {
+    const char *topic;      /* owned by the consumer; valid until its next call */
+    int32_t partition;
+    int64_t position;       /* the next offset poll hands out; -1 while unresolved */
+    int64_t high_watermark; /* as of its last fetch answer; -1 before the first */
+    int64_t lag;            /* high_watermark - position: records not yet consumed; -1 unknown */
+    int64_t committed;      /* group members: the last offset committed; -1 unknown */
+};
+
+/* Fills *out (size bytes of it: sizeof(*out)) and up to parts_max entries of parts, one per
+ * assigned partition in assignment order (parts may be NULL when parts_max is 0). Returns the
+ * number of assigned partitions (which may exceed parts_max), or RL_E_INVALID_ARGUMENT.
+ * Reads the consumer's own state only: no I/O, no allocation. Same thread rules as poll. */
+int rl_consumer_stats(struct rl_consumer *c, struct rl_consumer_stats *out, size_t size,
+                      struct rl_partition_stats *parts, size_t parts_max);
+
 /* --- consumer groups ----------------------------------------------------------------------------
  *
  * With group.id set, rl_consumer_subscribe makes the consumer a member of that group: the
@@ -597,6 +642,21 @@ const char *rl_consumer_last_error(struct rl_consumer *c);
  * unreachable), poll returns the error and the next poll tries again. Each partition starts at the
  * group's committed offset, or auto.offset.reset when nothing is committed, resolved to an
  * offset before ASSIGNED is called.
+ *
+ * Eager or cooperative (partition.assignment.strategy). With range or roundrobin (eager), a
+ * member that learns of a rebalance commits (auto-commit), gets REVOKED for all its partitions
+ * and drops them, then rejoins; nothing is consumed until ASSIGNED. With cooperative-sticky
+ * (incremental, Kafka's KIP-429) a rebalance does not stop the group: the member rejoins
+ * keeping its partitions, and poll goes on handing out their records while the JoinGroup
+ * waits (the coordinator computes a sticky assignment: members keep what they can). A
+ * partition that moves is taken from its owner first: the owner gets REVOKED for just the
+ * partitions it loses (after auto-commit) and rejoins at once; the group gives them to their
+ * new owner in the following round, whose ASSIGNED names only the partitions it gains (it may
+ * name none). A partition is never held by two members at once, and a retained partition keeps
+ * its position and prefetched records. Every member of a group must use the same kind: a
+ * cooperative member names only cooperative-sticky, so joining an eager group fails with
+ * RL_E_INCONSISTENT_PROTOCOL. While a cooperative JoinGroup is pending, rl_consumer_commit
+ * returns RL_E_REBALANCE_IN_PROGRESS (retriable; the generation is about to change).
  *
  * At-least-once: commit after processing. rl_consumer_commit commits every partition's position
  * (the offset after the last record poll handed out); with enable.auto.commit (default) that

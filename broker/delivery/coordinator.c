@@ -836,7 +836,8 @@ static const char *coord_join_msg(int rc)
         return "session_timeout_ms is outside [group.min.session.timeout.ms, "
                "group.max.session.timeout.ms]";
     case RL_E_INCONSISTENT_PROTOCOL:
-        return "the member's assignors (range, roundrobin) share none with the group's members";
+        return "the member's assignors (range, roundrobin, cooperative-sticky) share none with the "
+               "group's members";
     case RL_E_UNKNOWN_MEMBER_ID:
         return "unknown member id; join again with an empty member id";
     case RL_E_LIMIT:

@@ -11,8 +11,8 @@
 #include "common/err.h"
 #include "common/log.h"
 
-enum { ASSIGNOR_RANGE = 1u << 0, ASSIGNOR_ROUNDROBIN = 1u << 1 };
-#define ASSIGNOR_KINDS 2
+enum { ASSIGNOR_RANGE = 1u << 0, ASSIGNOR_ROUNDROBIN = 1u << 1, ASSIGNOR_COOPERATIVE = 1u << 2 };
+#define ASSIGNOR_KINDS 3
 
 /* A client-side member's protocol: owned copies. */
 struct member_protocol {
@@ -35,6 +35,11 @@ struct group_member {
     void *join_token;
     struct group_tp *assignment; /* owned; topic pointers into the group's topic table */
     uint32_t assignment_count;
+    /* Cooperative groups: what the member was last handed by SyncGroup (owned copies), i.e.
+     * what it may still hold. A member that never synced a generation that took partitions
+     * from it has not revoked them, so they stay its until it syncs one. */
+    struct group_tp *synced;
+    uint32_t synced_count;
     /* client-side groups */
     struct member_protocol *protocols; /* owned, in order of preference */
     uint32_t protocol_count;
@@ -122,8 +127,18 @@ static void member_free_protocols(struct group_member *m)
     m->protocol_count = 0;
 }
 
+static void member_free_synced(struct group_member *m)
+{
+    for (uint32_t i = 0; i < m->synced_count; i++)
+        free((char *)m->synced[i].topic);
+    free(m->synced);
+    m->synced = NULL;
+    m->synced_count = 0;
+}
+
 static void member_free(struct group_member *m)
 {
+    member_free_synced(m);
     member_free_topics(m);
     member_free_protocols(m);
     free(m->assignment);
@@ -253,6 +268,66 @@ void group_assign_roundrobin(uint32_t topic_count, const uint32_t *partitions,
     }
 }
 
+void group_assign_cooperative(uint32_t topic_count, const uint32_t *partitions,
+                              uint32_t member_count, const bool *subscribed,
+                              const int32_t *prev_owner, int32_t *member_of)
+{
+    uint32_t total = 0;
+    for (uint32_t t = 0; t < topic_count; t++)
+        total += partitions[t];
+    uint32_t *load = calloc(member_count ? member_count : 1, sizeof(*load));
+    if (!load) {
+        group_assign_roundrobin(topic_count, partitions, member_count, subscribed, member_of);
+        return;
+    }
+    uint32_t floor_share = member_count ? total / member_count : 0;
+    uint32_t extra = member_count ? total % member_count : 0; /* members that may hold one more */
+    /* Sticky: a previous owner still subscribed keeps up to its fair share. */
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t k = 0;
+        for (uint32_t t = 0; t < topic_count; t++)
+            for (uint32_t p = 0; p < partitions[t]; p++, k++) {
+                int32_t o = prev_owner[k];
+                if (pass == 0)
+                    member_of[k] = -1;
+                if (o < 0 || (uint32_t)o >= member_count || member_of[k] >= 0 ||
+                    !subscribed[(uint32_t)o * topic_count + t])
+                    continue;
+                bool keep = pass == 0 ? load[o] < floor_share
+                                      : load[o] == floor_share && extra > 0;
+                if (!keep)
+                    continue;
+                extra -= pass == 1;
+                member_of[k] = o;
+                load[o]++;
+            }
+    }
+    /* The rest goes to the least loaded subscriber (lowest index on ties). */
+    uint32_t k = 0;
+    for (uint32_t t = 0; t < topic_count; t++)
+        for (uint32_t p = 0; p < partitions[t]; p++, k++) {
+            if (member_of[k] >= 0)
+                continue;
+            int32_t best = -1;
+            for (uint32_t m = 0; m < member_count; m++)
+                if (subscribed[m * topic_count + t] && (best < 0 || load[m] < load[best]))
+                    best = (int32_t)m;
+            member_of[k] = best;
+            if (best >= 0)
+                load[best]++;
+        }
+    /* Incremental: a partition moving away from a member still in the group goes to nobody in
+     * this generation. Its owner sees it missing, revokes it and rejoins; the next rebalance
+     * finds it unowned and hands it over, so no two members ever hold it at once. */
+    k = 0;
+    for (uint32_t t = 0; t < topic_count; t++)
+        for (uint32_t p = 0; p < partitions[t]; p++, k++)
+            if (prev_owner[k] >= 0 && (uint32_t)prev_owner[k] < member_count &&
+                member_of[k] != prev_owner[k])
+                member_of[k] = -1;
+    free(load);
+}
+
 /* --- rebalance completion --------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -303,7 +378,7 @@ static int group_build_topic_table(struct group *g)
 
 static const char *group_choose_assignor(const struct group *g)
 {
-    unsigned common = ASSIGNOR_RANGE | ASSIGNOR_ROUNDROBIN;
+    unsigned common = ASSIGNOR_RANGE | ASSIGNOR_ROUNDROBIN | ASSIGNOR_COOPERATIVE;
     for (uint32_t i = 0; i < g->member_count; i++) {
         unsigned mask = 0;
         for (uint32_t p = 0; p < g->members[i].pref_count; p++)
@@ -313,8 +388,9 @@ static const char *group_choose_assignor(const struct group *g)
     const struct group_member *first = &g->members[0];
     for (uint32_t p = 0; p < first->pref_count; p++)
         if (first->prefs[p] & common)
-            return first->prefs[p] == ASSIGNOR_RANGE ? GROUP_ASSIGNOR_RANGE
-                                                     : GROUP_ASSIGNOR_ROUNDROBIN;
+            return first->prefs[p] == ASSIGNOR_RANGE        ? GROUP_ASSIGNOR_RANGE
+                   : first->prefs[p] == ASSIGNOR_ROUNDROBIN ? GROUP_ASSIGNOR_ROUNDROBIN
+                                                            : GROUP_ASSIGNOR_COOPERATIVE;
     return GROUP_ASSIGNOR_RANGE; /* unreachable: joins keep the common set non-empty */
 }
 
@@ -395,15 +471,45 @@ static int group_store_assignment(struct group *g, const uint32_t *partitions,
     return 0;
 }
 
+/* Cooperative: who may hold each topic-partition k of the new table (-1: nobody in the group):
+ * what each member was last handed by SyncGroup. */
+static void group_prev_owners(const struct group *g, const uint32_t *partitions,
+                              int32_t *prev_owner, uint32_t total)
+{
+    for (uint32_t k = 0; k < total; k++)
+        prev_owner[k] = -1;
+    uint32_t tcount = g->topic_table_count;
+    for (uint32_t m = 0; m < g->member_count; m++) {
+        const struct group_member *mem = &g->members[m];
+        for (uint32_t i = 0; i < mem->synced_count; i++) {
+            const char *key = mem->synced[i].topic;
+            char **hit = bsearch(&key, g->topic_table, tcount, sizeof(char *), cmp_str);
+            if (!hit)
+                continue;
+            uint32_t t = (uint32_t)(hit - g->topic_table), k = 0;
+            for (uint32_t u = 0; u < t; u++)
+                k += partitions[u];
+            if (mem->synced[i].partition < partitions[t] &&
+                prev_owner[k + mem->synced[i].partition] < 0)
+                prev_owner[k + mem->synced[i].partition] = (int32_t)m;
+        }
+    }
+}
+
 static int group_assign(struct group *g)
 {
+    /* The old table stays until the new assignment replaces the members' pointers into it. */
+    char **old_table = g->topic_table;
+    uint32_t old_count = g->topic_table_count;
+    g->topic_table = NULL;
+    g->topic_table_count = 0;
     int rc = group_build_topic_table(g);
-    if (rc < 0)
-        return rc;
     uint32_t tcount = g->topic_table_count, total = 0;
     uint32_t *partitions = calloc(tcount ? tcount : 1, sizeof(*partitions));
     bool *subscribed = calloc((size_t)g->member_count * (tcount ? tcount : 1), sizeof(bool));
-    int32_t *member_of = NULL;
+    int32_t *member_of = NULL, *prev_owner = NULL;
+    if (rc < 0)
+        goto out;
     rc = -ENOMEM;
     if (!partitions || !subscribed)
         goto out;
@@ -419,17 +525,32 @@ static int group_assign(struct group *g)
             subscribed[m * tcount + (uint32_t)(hit - g->topic_table)] = true;
         }
     member_of = malloc(sizeof(*member_of) * (total ? total : 1));
-    if (!member_of)
+    prev_owner = malloc(sizeof(*prev_owner) * (total ? total : 1));
+    if (!member_of || !prev_owner)
         goto out;
-    if (!strcmp(g->assignor, GROUP_ASSIGNOR_ROUNDROBIN))
+    if (!strcmp(g->assignor, GROUP_ASSIGNOR_COOPERATIVE)) {
+        group_prev_owners(g, partitions, prev_owner, total);
+        group_assign_cooperative(tcount, partitions, g->member_count, subscribed, prev_owner,
+                                 member_of);
+    } else if (!strcmp(g->assignor, GROUP_ASSIGNOR_ROUNDROBIN))
         group_assign_roundrobin(tcount, partitions, g->member_count, subscribed, member_of);
     else
         group_assign_range(tcount, partitions, g->member_count, subscribed, member_of);
     rc = group_store_assignment(g, partitions, member_of);
 out:
+    if (rc < 0)
+        for (uint32_t m = 0; m < g->member_count; m++) { /* no pointer into the old table */
+            free(g->members[m].assignment);
+            g->members[m].assignment = NULL;
+            g->members[m].assignment_count = 0;
+        }
+    for (uint32_t i = 0; i < old_count; i++)
+        free(old_table[i]);
+    free(old_table);
     free(partitions);
     free(subscribed);
     free(member_of);
+    free(prev_owner);
     return rc;
 }
 
@@ -558,7 +679,8 @@ static int group_parse_spec(const struct group *g, const struct group_member_spe
         unsigned bit = !a ? 0
                        : !strcmp(a, GROUP_ASSIGNOR_RANGE)      ? ASSIGNOR_RANGE
                        : !strcmp(a, GROUP_ASSIGNOR_ROUNDROBIN) ? ASSIGNOR_ROUNDROBIN
-                                                               : 0;
+                       : !strcmp(a, GROUP_ASSIGNOR_COOPERATIVE) ? ASSIGNOR_COOPERATIVE
+                                                                : 0;
         if (bit && !(seen & bit)) {
             seen |= bit;
             prefs[(*pref_count)++] = (uint8_t)bit;
@@ -735,7 +857,30 @@ int group_sync(struct group *g, const char *member_id, int32_t generation, int64
     int rc = group_check_member(g, member_id, generation, now_ms);
     if (rc < 0)
         return rc;
-    const struct group_member *m = group_find(g, member_id);
+    struct group_member *m = group_find(g, member_id);
+    if (g->assignor && !strcmp(g->assignor, GROUP_ASSIGNOR_COOPERATIVE)) {
+        /* Remember what the member was told: the next cooperative assignment counts these as
+         * its own until it syncs again (allocates; cooperative groups only). */
+        struct group_tp *copy = calloc(m->assignment_count ? m->assignment_count : 1,
+                                       sizeof(*copy));
+        if (!copy)
+            return -ENOMEM;
+        uint32_t n = 0;
+        for (; n < m->assignment_count; n++) {
+            copy[n].partition = m->assignment[n].partition;
+            if (!(copy[n].topic = strdup(m->assignment[n].topic)))
+                break;
+        }
+        if (n < m->assignment_count) {
+            for (uint32_t i = 0; i < n; i++)
+                free((char *)copy[i].topic);
+            free(copy);
+            return -ENOMEM;
+        }
+        member_free_synced(m);
+        m->synced = copy;
+        m->synced_count = n;
+    }
     *assignment = m->assignment;
     *count = m->assignment_count;
     return 0;

@@ -39,6 +39,7 @@
 #define GROUP_TOPICS_PER_MEMBER_MAX 256
 #define GROUP_ASSIGNOR_RANGE "range"
 #define GROUP_ASSIGNOR_ROUNDROBIN "roundrobin"
+#define GROUP_ASSIGNOR_COOPERATIVE "cooperative-sticky"
 #define GROUP_PROTOCOLS_MAX 16             /* protocols one member may name */
 #define GROUP_PROTOCOL_NAME_MAX 64
 #define GROUP_PROTOCOL_METADATA_MAX (64u * 1024) /* a member's metadata for one protocol */
@@ -203,5 +204,13 @@ void group_assign_range(uint32_t topic_count, const uint32_t *partitions,
                         uint32_t member_count, const bool *subscribed, int32_t *member_of);
 void group_assign_roundrobin(uint32_t topic_count, const uint32_t *partitions,
                              uint32_t member_count, const bool *subscribed, int32_t *member_of);
+/* Cooperative-sticky (Kafka's KIP-429, computed here): prev_owner[k] is the member that held
+ * partition k in the last generation (-1: none). Every previous owner still subscribed keeps up
+ * to its fair share, the rest go to the least loaded subscribers; then a partition whose owner
+ * changes is withheld (-1) for this generation, so its owner revokes it and rejoins, and the
+ * next rebalance hands it over. */
+void group_assign_cooperative(uint32_t topic_count, const uint32_t *partitions,
+                              uint32_t member_count, const bool *subscribed,
+                              const int32_t *prev_owner, int32_t *member_of);
 
 #endif

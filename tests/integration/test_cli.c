@@ -130,8 +130,9 @@ static int t_errors(void)
 {
     struct tl_cli_run r;
     run_cli(&r, "x\n", "produce", "nosuch", NULL);
-    CHECK(r.status == 1 && strstr(r.err, "topic \"nosuch\" does not exist; create it with: "
-                                  "ringlog topic create nosuch --partitions N"), "%d %s",
+    CHECK(r.status == 1 && strstr(r.err, "topic \"nosuch\" does not exist; create it first "
+                                  "(rl_admin_create_topic; from a shell: ringlog topic create "
+                                  "nosuch)"), "%d %s",
           r.status, r.err);
     run_free(&r);
     run_cli(&r, NULL, "consume", "nosuch", "--count", "1", NULL);

@@ -45,7 +45,7 @@ static int t_group_roundtrip(void)
     CHECK(r.status == 0, "produce: %s", r.err);
     run_free(&r);
     run_cli(&r, NULL, "produce", "gt", "--idempotent", "--acks", "0", NULL);
-    CHECK(r.status == 2 && strstr(r.err, "--idempotent needs acknowledgements"), "%s", r.err);
+    CHECK(r.status == 2 && strstr(r.err, "--idempotent needs --acks all"), "%s", r.err);
     run_free(&r);
     static char seen[100];
     int total = 0;

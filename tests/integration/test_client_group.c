@@ -265,17 +265,22 @@ static void tally_read(struct tally *t)
     }
 }
 
-static int end_offsets(const char *topic, int64_t *end)
+static int end_offsets_n(const char *topic, int64_t *end, int parts)
 {
     struct rl_conf *c = conf_for(NULL);
     char err[256];
     struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
     int rc = 0;
-    for (int p = 0; p < PARTS && rc == 0; p++)
+    for (int p = 0; p < parts && rc == 0; p++)
         rc = rl_admin_list_offsets(a, topic, p, RL_OFFSET_LATEST, &end[p]);
     rl_admin_destroy(a);
     rl_conf_destroy(c);
     return rc;
+}
+
+static int end_offsets(const char *topic, int64_t *end)
+{
+    return end_offsets_n(topic, end, PARTS);
 }
 
 /* Waits for a child, bounded; SIGKILLs it past the deadline. Returns its exit code or -1. */
@@ -363,13 +368,15 @@ static int test_at_least_once(void)
     tl_broker_kill(&g_broker);
     CHECK(tl_broker_restart(&g_broker, 20000) == 0, "restart");
     const char *kv[] = {"group.id", "alo", "session.timeout.ms", "1500",
-                        "auto.offset.reset", "earliest", "fetch.max.wait.ms", "100", NULL};
+                        "heartbeat.interval.ms", "300", "auto.offset.reset", "earliest",
+                        "fetch.max.wait.ms", "100", NULL};
     struct rl_conf *c = conf_for(kv);
     char err[256];
     struct rl_consumer *k = rl_consumer_new(c, err, sizeof(err));
     const char *topics[1] = {"alo"};
     int got = 0;
-    rc = k ? rl_consumer_subscribe(k, topics, 1) : -1;
+    CHECK(k, "consumer: %s", err);
+    rc = rl_consumer_subscribe(k, topics, 1);
     for (uint64_t end = tl_now_ms() + 3000; rc == 0 && tl_now_ms() < end;) {
         struct rl_record r;
         int n = rl_consumer_poll(k, 100, &r);
@@ -880,6 +887,383 @@ out:
     return rc;
 }
 
+/* --- cooperative rebalancing ------------------------------------------------------------------ */
+
+#define COOP_PARTS 6
+#define COOP_RECORDS 60000
+#define COOP_EVENTS 32
+
+/* A member of the cooperative test, run by a thread of its own (a consumer is used by one
+ * thread at a time; each has its own). Events and counters are read by the main thread under
+ * `lock`. */
+struct coop_member {
+    pthread_t th;
+    struct rl_conf *conf;
+    struct rl_consumer *k;
+    pthread_mutex_t lock;
+    atomic_bool stop;
+    bool held[COOP_PARTS];
+    int events[COOP_EVENTS];        /* RL_REBALANCE_* in order */
+    unsigned event_parts[COOP_EVENTS]; /* bit p: partition p named */
+    uint64_t event_ms[COOP_EVENTS];
+    int event_count;
+    int64_t last[COOP_PARTS];       /* last offset handed out per partition (-1: none) */
+    long breaks[COOP_PARTS];        /* a record that did not follow the last one */
+    long records;
+    long retained_during;           /* records of partitions it keeps, in the watched window */
+    atomic_bool watching;
+    const char *err;
+};
+
+static pthread_mutex_t g_coop_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *g_coop_seen[COOP_PARTS];
+static int64_t g_coop_end[COOP_PARTS];
+static long g_coop_distinct;
+
+static void coop_cb(void *ctx, struct rl_consumer *k, enum rl_rebalance_event event,
+                    const struct rl_topic_partition *parts, size_t count)
+{
+    (void)k;
+    struct coop_member *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    unsigned bits = 0;
+    for (size_t i = 0; i < count; i++)
+        if (parts[i].partition >= 0 && parts[i].partition < COOP_PARTS) {
+            bits |= 1u << parts[i].partition;
+            m->held[parts[i].partition] = event == RL_REBALANCE_ASSIGNED;
+            m->last[parts[i].partition] = -1; /* starts again where the group says */
+        }
+    if (m->event_count < COOP_EVENTS) {
+        m->events[m->event_count] = event;
+        m->event_parts[m->event_count] = bits;
+        m->event_ms[m->event_count++] = tl_now_ms();
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void *coop_main(void *arg)
+{
+    struct coop_member *m = arg;
+    int batch = 0;
+    for (uint64_t end = tl_now_ms() + 90000; !atomic_load(&m->stop) && tl_now_ms() < end;) {
+        struct rl_record r;
+        int rc = rl_consumer_poll(m->k, 50, &r);
+        if (rc < 0)
+            fprintf(stderr, "  coop member: poll: %s\n", rl_consumer_last_error(m->k));
+        if (rc != 1 || r.partition < 0 || r.partition >= COOP_PARTS)
+            continue;
+        pthread_mutex_lock(&m->lock);
+        int p = r.partition;
+        if (m->last[p] >= 0 && r.offset != m->last[p] + 1)
+            m->breaks[p]++;
+        m->last[p] = r.offset;
+        m->records++;
+        if (atomic_load(&m->watching))
+            m->retained_during++;
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_lock(&g_coop_seen_lock);
+        if (r.offset < g_coop_end[p] && !g_coop_seen[p][r.offset]++)
+            g_coop_distinct++;
+        pthread_mutex_unlock(&g_coop_seen_lock);
+        if (++batch == 50) {
+            batch = 0;
+            poll(NULL, 0, 5); /* the application's work: spreads consumption over seconds */
+        }
+    }
+    return NULL;
+}
+
+static int coop_start(struct coop_member *m, const char *strategy)
+{
+    const char *kv[] = {"group.id", "coop", "partition.assignment.strategy", strategy,
+                        "session.timeout.ms", "3000", "heartbeat.interval.ms", "200",
+                        "rebalance.timeout.ms", "5000", "auto.commit.interval.ms", "300",
+                        "auto.offset.reset", "earliest", "fetch.max.wait.ms", "100", NULL};
+    pthread_mutex_init(&m->lock, NULL);
+    for (int p = 0; p < COOP_PARTS; p++)
+        m->last[p] = -1;
+    m->conf = conf_for(kv);
+    rl_conf_set_rebalance_cb(m->conf, coop_cb, m);
+    char err[256];
+    m->k = rl_consumer_new(m->conf, err, sizeof(err));
+    const char *topics[1] = {"coop"};
+    if (!m->k || rl_consumer_subscribe(m->k, topics, 1) != 0)
+        return -1;
+    return pthread_create(&m->th, NULL, coop_main, m) == 0 ? 0 : -1;
+}
+
+static void coop_stop(struct coop_member *m)
+{
+    if (!m->k)
+        return;
+    atomic_store(&m->stop, true);
+    rl_consumer_wakeup(m->k);
+    pthread_join(m->th, NULL);
+    rl_consumer_close(m->k);
+    rl_consumer_destroy(m->k);
+    rl_conf_destroy(m->conf);
+    pthread_mutex_destroy(&m->lock);
+    m->k = NULL;
+}
+
+static unsigned coop_held(struct coop_member *m)
+{
+    pthread_mutex_lock(&m->lock);
+    unsigned bits = 0;
+    for (int p = 0; p < COOP_PARTS; p++)
+        bits |= m->held[p] ? 1u << p : 0;
+    pthread_mutex_unlock(&m->lock);
+    return bits;
+}
+
+/* Polls (with a deadline) until the members hold `want` partitions each, all 6 covered. */
+static bool coop_wait_split(struct coop_member *ms, int n, int want, uint64_t timeout_ms)
+{
+    for (uint64_t end = tl_now_ms() + timeout_ms; tl_now_ms() < end; poll(NULL, 0, 20)) {
+        unsigned all = 0;
+        bool ok = true;
+        for (int i = 0; i < n; i++) {
+            unsigned h = coop_held(&ms[i]);
+            ok = ok && __builtin_popcount(h) == want && !(all & h);
+            all |= h;
+        }
+        if (ok && all == (1u << COOP_PARTS) - 1)
+            return true;
+    }
+    return false;
+}
+
+/* cooperative_rebalance: two members of a cooperative-sticky group consume 6 partitions; a
+ * third joins mid-stream. The two keep the partitions they retain throughout: no REVOKED or
+ * LOST names one, their records keep coming in offset order with no rewind (also while the
+ * rebalance runs), and only the two partitions that move are revoked, then assigned to the
+ * newcomer in a later generation. Every record is consumed. With eager range the same run
+ * revokes everything (the check that fails then is the first one). */
+static int test_cooperative_rebalance(void)
+{
+    struct coop_member ms[3];
+    memset(ms, 0, sizeof(ms));
+    int rc = -1;
+    int marks[2] = {0, 0};
+    unsigned base[2] = {0, 0};
+    CHECK(create_topic("coop", COOP_PARTS) == 0, "create");
+    CHECK(produce("coop", COOP_RECORDS) == 0, "produce");
+    CHECK(end_offsets_n("coop", g_coop_end, COOP_PARTS) == 0, "end offsets");
+    for (int p = 0; p < COOP_PARTS; p++)
+        CHECK((g_coop_seen[p] = calloc((size_t)g_coop_end[p] + 1, 1)), "oom");
+    const char *strategy = getenv("COOP_STRATEGY") ? getenv("COOP_STRATEGY")
+                                                   : "cooperative-sticky";
+    CHECK(coop_start(&ms[0], strategy) == 0 && coop_start(&ms[1], strategy) == 0, "members");
+    CHECK(coop_wait_split(ms, 2, 3, 20000), "two members never split 6 partitions 3 + 3");
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&ms[i].lock);
+        marks[i] = ms[i].event_count;
+        base[i] = 0;
+        for (int p = 0; p < COOP_PARTS; p++)
+            base[i] |= ms[i].held[p] ? 1u << p : 0;
+        pthread_mutex_unlock(&ms[i].lock);
+        atomic_store(&ms[i].watching, true);
+    }
+    long before = g_coop_distinct;
+    uint64_t t_join = tl_now_ms();
+    CHECK(coop_start(&ms[2], strategy) == 0, "third member");
+    CHECK(coop_wait_split(ms, 3, 2, 20000), "three members never split 6 partitions 2 + 2 + 2");
+    for (int i = 0; i < 2; i++)
+        atomic_store(&ms[i].watching, false);
+    printf("  rebalance took %llu ms; %ld records consumed before it\n",
+           (unsigned long long)(tl_now_ms() - t_join), before);
+    for (int i = 0; i < 2; i++) {
+        unsigned now = coop_held(&ms[i]), kept = base[i] & now, moved = base[i] & ~now;
+        pthread_mutex_lock(&ms[i].lock);
+        long during = ms[i].retained_during;
+        int events = ms[i].event_count;
+        bool bad = false;
+        for (int e = marks[i]; e < events; e++) {
+            printf("  member %d: %s %#x\n", i, event_name(ms[i].events[e]),
+                   ms[i].event_parts[e]);
+            if ((ms[i].events[e] != RL_REBALANCE_ASSIGNED && (ms[i].event_parts[e] & kept)) ||
+                ms[i].events[e] == RL_REBALANCE_LOST ||
+                (ms[i].events[e] == RL_REBALANCE_REVOKED && ms[i].event_parts[e] != moved))
+                bad = true;
+        }
+        long breaks = 0;
+        for (int p = 0; p < COOP_PARTS; p++)
+            breaks += kept & (1u << p) ? ms[i].breaks[p] : 0;
+        pthread_mutex_unlock(&ms[i].lock);
+        CHECK(!bad, "member %d: an event named a partition it kept (%#x), or REVOKED was "
+              "not exactly the moved ones (%#x)", i, kept, moved);
+        CHECK(now == kept && __builtin_popcount(moved) == 1, "member %d: held %#x, now %#x",
+              i, base[i], now);
+        CHECK(breaks == 0, "member %d: %ld records of kept partitions out of offset order",
+              i, breaks);
+        CHECK(during > 0, "member %d consumed nothing while the third joined", i);
+    }
+    pthread_mutex_lock(&ms[2].lock);
+    bool newcomer_ok = ms[2].event_count >= 1 &&
+                       ms[2].events[ms[2].event_count - 1] == RL_REBALANCE_ASSIGNED;
+    for (int e = 0; e < ms[2].event_count; e++)
+        newcomer_ok = newcomer_ok && ms[2].events[e] == RL_REBALANCE_ASSIGNED;
+    pthread_mutex_unlock(&ms[2].lock);
+    CHECK(newcomer_ok, "the newcomer saw something other than ASSIGNED");
+    for (uint64_t end = tl_now_ms() + 60000; tl_now_ms() < end; poll(NULL, 0, 50)) {
+        pthread_mutex_lock(&g_coop_seen_lock);
+        long d = g_coop_distinct;
+        pthread_mutex_unlock(&g_coop_seen_lock);
+        if (d == COOP_RECORDS)
+            break;
+    }
+    pthread_mutex_lock(&g_coop_seen_lock);
+    long distinct = g_coop_distinct;
+    pthread_mutex_unlock(&g_coop_seen_lock);
+    printf("  %ld of %d records consumed; members took %ld, %ld, %ld\n", distinct,
+           COOP_RECORDS, ms[0].records, ms[1].records, ms[2].records);
+    CHECK(distinct == COOP_RECORDS, "only %ld of %d records consumed", distinct, COOP_RECORDS);
+    rc = 0;
+out:
+    for (int i = 0; i < 3; i++)
+        coop_stop(&ms[i]);
+    for (int p = 0; p < COOP_PARTS; p++) {
+        free(g_coop_seen[p]);
+        g_coop_seen[p] = NULL;
+    }
+    return rc;
+}
+
+/* consumer_stats: a consumer of 2 partitions holding 1,000 records reports what it handed out,
+ * its fetches and their round trips, and each partition's lag (high watermark - position),
+ * which falls to 0 once everything is consumed. */
+static int test_consumer_stats(void)
+{
+    struct rl_conf *c = NULL;
+    struct rl_consumer *k = NULL;
+    int rc = -1;
+    CHECK(create_topic("stats", 2) == 0 && produce("stats", 1000) == 0, "setup");
+    const char *kv[] = {"fetch.max.wait.ms", "100", "max.partition.fetch.bytes", "4096", NULL};
+    c = conf_for(kv);
+    char err[256];
+    k = rl_consumer_new(c, err, sizeof(err));
+    CHECK(k && rl_consumer_assign_topic(k, "stats", RL_OFFSET_EARLIEST) == 2, "assign");
+    struct rl_consumer_stats st;
+    struct rl_partition_stats ps[2];
+    long n = 0;
+    bool both = false;
+    for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && (n < 100 || !both);) {
+        struct rl_record r;
+        n += rl_consumer_poll(k, 100, &r) == 1;
+        CHECK(rl_consumer_stats(k, &st, sizeof(st), ps, 2) == 2, "stats");
+        both = ps[0].high_watermark >= 0 && ps[1].high_watermark >= 0;
+    }
+    CHECK(both && n >= 100, "%ld records, high watermarks %lld %lld", n,
+          (long long)ps[0].high_watermark, (long long)ps[1].high_watermark);
+    printf("  after %ld records: lag %lld, %llu fetches, rtt avg %llu us max %llu us, "
+           "%llu bytes buffered, %llu fetches in flight\n", n, (long long)st.lag,
+           (unsigned long long)st.fetches, (unsigned long long)st.rtt_avg_us,
+           (unsigned long long)st.rtt_max_us, (unsigned long long)st.buffered_bytes,
+           (unsigned long long)st.in_flight_fetches);
+    CHECK(st.records == (uint64_t)n && st.assigned_partitions == 2, "records %llu of %ld",
+          (unsigned long long)st.records, n);
+    CHECK(ps[0].high_watermark + ps[1].high_watermark == 1000, "high watermarks %lld + %lld",
+          (long long)ps[0].high_watermark, (long long)ps[1].high_watermark);
+    CHECK(ps[0].position + ps[1].position == n, "positions %lld + %lld, %ld handed out",
+          (long long)ps[0].position, (long long)ps[1].position, n);
+    CHECK(st.lag == 1000 - n && ps[0].lag + ps[1].lag == 1000 - n, "lag %lld after %ld of 1000",
+          (long long)st.lag, n);
+    CHECK(st.fetches >= 1 && st.rtt_avg_us > 0 && st.rtt_max_us >= st.rtt_avg_us &&
+          st.rtt_last_us > 0, "fetches %llu, rtt %llu/%llu/%llu us",
+          (unsigned long long)st.fetches, (unsigned long long)st.rtt_avg_us,
+          (unsigned long long)st.rtt_max_us, (unsigned long long)st.rtt_last_us);
+    CHECK(st.bytes >= (uint64_t)n * 3, "%llu key and value bytes", (unsigned long long)st.bytes);
+    for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && n < 1000;) {
+        struct rl_record r;
+        n += rl_consumer_poll(k, 100, &r) == 1;
+    }
+    CHECK(rl_consumer_stats(k, &st, sizeof(st), ps, 1) == 2, "stats with room for one");
+    CHECK(n == 1000 && st.lag == 0 && ps[0].lag == 0, "%ld consumed, lag %lld", n,
+          (long long)st.lag);
+    struct rl_consumer_stats small = {0};
+    CHECK(rl_consumer_stats(k, &small, sizeof(uint64_t), NULL, 0) == 2 &&
+          small.assigned_partitions == 2 && small.records == 0, "a shorter struct");
+    CHECK(rl_consumer_stats(k, NULL, sizeof(st), NULL, 0) == RL_E_INVALID_ARGUMENT, "NULL");
+    rc = 0;
+out:
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return rc;
+}
+
+struct log_seen {
+    pthread_mutex_t lock;
+    int count, joined;
+};
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+    (void)level;
+    struct log_seen *ls = ctx;
+    pthread_mutex_lock(&ls->lock);
+    ls->count++;
+    ls->joined += strstr(msg, "group logs: joined as") != NULL;
+    pthread_mutex_unlock(&ls->lock);
+}
+
+/* consumer_logs_through_callback: with rl_conf_set_log_cb, a group member's messages (joins,
+ * fetch answers, at log.level debug) reach the callback and nothing of them reaches stderr
+ * (redirected to a file for the test). */
+static int test_consumer_logs(void)
+{
+    struct log_seen seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct rl_conf *c = NULL;
+    struct rl_consumer *k = NULL;
+    int rc = -1, saved = -1;
+    char path[400], text[4096] = "";
+    CHECK(create_topic("logs", 1) == 0 && produce("logs", 10) == 0, "setup");
+    const char *kv[] = {"group.id", "logs", "log.level", "debug", "fetch.max.wait.ms", "100",
+                        NULL};
+    c = conf_for(kv);
+    rl_conf_set_log_cb(c, log_cb, &seen);
+    snprintf(path, sizeof(path), "%s/stderr.txt", g_broker.dir);
+    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+    CHECK(fd >= 0, "%s", strerror(errno));
+    fflush(stderr);
+    saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    char err[256];
+    k = rl_consumer_new(c, err, sizeof(err));
+    const char *topics[1] = {"logs"};
+    int got = 0;
+    if (k && rl_consumer_subscribe(k, topics, 1) == 0)
+        for (uint64_t end = tl_now_ms() + 10000; tl_now_ms() < end && got < 10;) {
+            struct rl_record r;
+            got += rl_consumer_poll(k, 100, &r) == 1;
+        }
+    rl_consumer_destroy(k);
+    k = NULL;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    saved = -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    text[len > 0 ? len : 0] = 0;
+    CHECK(got == 10, "consumed %d of 10", got);
+    CHECK(seen.count > 0 && seen.joined > 0, "%d messages through the callback, %d joins",
+          seen.count, seen.joined);
+    CHECK(!strstr(text, "group logs") && !strstr(text, "consumer:"), "on stderr: %s", text);
+    printf("  %d messages through the callback, none on stderr\n", seen.count);
+    rc = 0;
+out:
+    if (saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+    }
+    rl_consumer_destroy(k);
+    rl_conf_destroy(c);
+    return rc;
+}
+
 int main(void)
 {
     const char *s = getenv("RINGLOG_TEST_SEED");
@@ -901,6 +1285,9 @@ int main(void)
         {"lost_after_session_timeout", test_lost_after_session_timeout},
         {"unreachable_coordinator_bounds_poll", test_unreachable_coordinator},
         {"at_least_once", test_at_least_once},
+        {"cooperative_rebalance", test_cooperative_rebalance},
+        {"consumer_stats", test_consumer_stats},
+        {"consumer_logs_through_callback", test_consumer_logs},
     };
     const char *only = getenv("TEST_ONLY");
     int passed = 0, failed = 0;

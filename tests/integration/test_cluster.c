@@ -700,7 +700,7 @@ Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placemen
         cr_assert(idx >= 0 && idx < PLACED_RECORDS);
         char want[32];
         int wl = snprintf(want, sizeof(want), "value-%d", idx);
-        cr_assert(r.value_len == wl && !memcmp(r.value, want, (size_t)wl), "record %d", idx);
+        cr_assert(r.value_len == (size_t)wl && !memcmp(r.value, want, (size_t)wl), "record %d", idx);
         cr_assert_eq(got[idx], 0, "record %d read twice", idx);
         got[idx] = 1;
         per_part[r.partition]++;

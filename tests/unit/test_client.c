@@ -116,7 +116,9 @@ Test(config, defaults)
     cr_assert_eq(rl_conf_get(c, "bootstrap.servers", buf, sizeof(buf)), 0);
     cr_assert_str_eq(buf, "127.0.0.1:9400");
     rl_conf_get(c, "acks", buf, sizeof(buf));
-    cr_assert_str_eq(buf, "1");
+    cr_assert_str_eq(buf, "all");
+    rl_conf_get(c, "enable.idempotence", buf, sizeof(buf));
+    cr_assert_str_eq(buf, "true");
     rl_conf_get(c, "batch.size", buf, sizeof(buf));
     cr_assert_str_eq(buf, "262144");
     rl_conf_get(c, "max.in.flight", buf, sizeof(buf));
@@ -333,7 +335,11 @@ Test(config, delivery_keys)
                              sizeof(err)), 0);
     cr_assert_eq(rl_conf_set(c, "partition.assignment.strategy", "sticky", err, sizeof(err)),
                  RL_E_INVALID_CONFIG);
-    cr_assert(strstr(err, "range or roundrobin"), "%s", err);
+    cr_assert(strstr(err, "range, roundrobin or cooperative-sticky"), "%s", err);
+    cr_assert_eq(rl_conf_set(c, "partition.assignment.strategy", "cooperative-sticky", err,
+                             sizeof(err)), 0);
+    rl_conf_get(c, "partition.assignment.strategy", buf, sizeof(buf));
+    cr_assert_str_eq(buf, "cooperative-sticky");
     cr_assert_eq(rl_conf_set(c, "group.id", "payments", err, sizeof(err)), 0);
     rl_conf_get(c, "group.id", buf, sizeof(buf));
     cr_assert_str_eq(buf, "payments");
@@ -409,7 +415,7 @@ Test(config, get_reports_size)
                                                                           "bootstrap.servers")),
                  0);
     cr_assert_str_eq(big, servers);
-    cr_assert_eq(rl_conf_get_size(c, "acks"), 2);
+    cr_assert_eq(rl_conf_get_size(c, "acks"), 4);
     cr_assert_eq(rl_conf_get(c, "acks", buf, 1), RL_E_FULL);
     cr_assert_eq(rl_conf_get_size(c, "no.such.key"), 0);
     cr_assert_eq(rl_conf_get(c, "no.such.key", buf, sizeof(buf)), RL_E_NOT_FOUND);
@@ -448,5 +454,47 @@ Test(config, cross_key_checks)
     cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
     cr_assert(strstr(err, "enable.idempotence=true") && strstr(err, "acks=0"), "%s", err);
     cr_assert_null(rl_producer_new(c, err, sizeof(err)));
+    rl_conf_destroy(c);
+
+    /* Kafka's rule: idempotence needs acks=all; acks=1 turns the default off and refuses an
+     * explicit true (before, only acks=0 did). */
+    c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "acks", "1", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_get(c, "enable.idempotence", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "false");
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "enable.idempotence", "true", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), RL_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "enable.idempotence=true needs acks=all") && strstr(err, "acks=1"),
+              "%s", err);
+    cr_assert_eq(rl_conf_set(c, "acks", "all", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_check(c, err, sizeof(err)), 0);
+    rl_conf_destroy(c);
+
+    /* A consumer is held to the same checks as a producer. */
+    c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "session.timeout.ms", "100", err, sizeof(err)), 0);
+    cr_assert_null(rl_consumer_new(c, err, sizeof(err)));
+    cr_assert(strstr(err, "heartbeat.interval.ms") && strstr(err, "session.timeout.ms=100"),
+              "%s", err);
+    rl_conf_destroy(c);
+}
+
+/* Library messages name configuration keys, never the command-line tool's flags: a broker
+ * that cannot be reached is reported with bootstrap.servers. */
+Test(config, messages_name_keys_not_cli_flags)
+{
+    char err[256];
+    struct rl_conf *c = rl_conf_new();
+    cr_assert_eq(rl_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)), 0);
+    cr_assert_eq(rl_conf_set(c, "request.timeout.ms", "1000", err, sizeof(err)), 0);
+    struct rl_admin *a = rl_admin_new(c, err, sizeof(err));
+    cr_assert_not_null(a, "%s", err);
+    const struct rl_topic_info *ti;
+    size_t n;
+    cr_assert_lt(rl_admin_list_topics(a, &ti, &n), 0);
+    const char *msg = rl_admin_last_error(a);
+    cr_assert(strstr(msg, "bootstrap.servers") && !strstr(msg, "--"), "%s", msg);
+    rl_admin_destroy(a);
     rl_conf_destroy(c);
 }

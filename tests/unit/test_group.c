@@ -179,3 +179,126 @@ Test(group, assignors_cover_every_partition_once)
     int32_t want_rr[10] = {0, 1, 2, 0, 1, 2, 0, 2, 0, 2};
     cr_assert_arr_eq(owner, want_rr, sizeof(owner));
 }
+
+/* Cooperative-sticky: previous owners keep their fair share; a partition that must move is
+ * withheld (-1) in the generation that takes it away, and goes to its new owner only when its
+ * old owner no longer holds it. */
+Test(group, cooperative_assignor_is_sticky_and_incremental)
+{
+    uint32_t parts[1] = {6};
+    bool subs[3] = {true, true, true};
+    int32_t prev[6] = {0, 0, 0, 1, 1, 1}, owner[6];
+    group_assign_cooperative(1, parts, 3, subs, prev, owner);
+    int32_t want[6] = {0, 0, -1, 1, 1, -1}; /* 2 and 5 move to member 2: withheld for now */
+    cr_assert_arr_eq(owner, want, sizeof(owner));
+    int32_t prev2[6] = {0, 0, -1, 1, 1, -1};
+    group_assign_cooperative(1, parts, 3, subs, prev2, owner);
+    int32_t want2[6] = {0, 0, 2, 1, 1, 2};
+    cr_assert_arr_eq(owner, want2, sizeof(owner));
+    int32_t none[6] = {-1, -1, -1, -1, -1, -1}; /* a fresh group: balanced, everyone owned */
+    group_assign_cooperative(1, parts, 3, subs, none, owner);
+    int32_t want3[6] = {0, 1, 2, 0, 1, 2};
+    cr_assert_arr_eq(owner, want3, sizeof(owner));
+}
+
+static const char *assignors_coop[] = {"cooperative-sticky"};
+
+static int join_coop(int slot, const char *member_id, int64_t now_ms)
+{
+    struct group_member_spec spec = {
+        .member_id = member_id, .client_id = "c", .session_timeout_ms = 1000,
+        .rebalance_timeout_ms = 5000, .topics = topics_orders, .topic_count = 1,
+        .assignors = assignors_coop, .assignor_count = 1,
+    };
+    return group_join(g, &spec, now_ms, (void *)(intptr_t)slot);
+}
+
+static bool owns(const char *member_id, int32_t gen, uint32_t partition)
+{
+    const struct group_tp *tps;
+    uint32_t n;
+    cr_assert_eq(group_sync(g, member_id, gen, 0, &tps, &n), 0);
+    for (uint32_t i = 0; i < n; i++)
+        if (tps[i].partition == partition)
+            return true;
+    return false;
+}
+
+/* Through the state machine: a third member joining two keeps their partitions where it can;
+ * in the first generation nobody holds a moving partition, in the next the newcomer does. No
+ * generation gives a partition to two members. Eager range is unchanged (tests above). */
+Test(group, cooperative_rebalance_moves_only_what_it_must)
+{
+    join_coop(0, "", 0);
+    char a[GROUP_MEMBER_ID_MAX + 1], b[GROUP_MEMBER_ID_MAX + 1], cm[GROUP_MEMBER_ID_MAX + 1];
+    snprintf(a, sizeof(a), "%s", joins[0].member_id);
+    cr_assert_str_eq(joins[0].res.assignor, "cooperative-sticky");
+    cr_assert_eq(assigned(a, joins[0].res.generation), 6);
+    join_coop(1, "", 10);
+    join_coop(2, a, 20);
+    snprintf(b, sizeof(b), "%s", joins[1].member_id);
+    cr_assert_eq(assigned(b, joins[2].res.generation), 0, "a's partitions wait a round");
+    cr_assert_eq(assigned(a, joins[2].res.generation), 3);
+    join_coop(9, a, 25); /* a revoked 3..5 and rejoins; b follows */
+    join_coop(10, b, 26);
+    int32_t gen = joins[9].res.generation;
+    uint32_t before_a = assigned(a, gen), before_b = assigned(b, gen);
+    cr_assert_eq(before_a + before_b, 6);
+    cr_assert(before_a >= 2 && before_b >= 2, "%u %u", before_a, before_b);
+    bool held_a[6], held_b[6];
+    for (uint32_t p = 0; p < 6; p++) {
+        held_a[p] = owns(a, gen, p);
+        held_b[p] = owns(b, gen, p);
+    }
+    join_coop(3, "", 30); /* the newcomer */
+    join_coop(4, a, 40);
+    join_coop(5, b, 50);
+    cr_assert(joins[3].done && joins[4].done && joins[5].done);
+    snprintf(cm, sizeof(cm), "%s", joins[3].member_id);
+    gen = joins[4].res.generation;
+    uint32_t moved = 0;
+    for (uint32_t p = 0; p < 6; p++) {
+        bool na = owns(a, gen, p), nb = owns(b, gen, p), nc = owns(cm, gen, p);
+        cr_assert(!nc, "partition %u given to the newcomer while its owner holds it", p);
+        cr_assert(!(na && !held_a[p]) && !(nb && !held_b[p]), "partition %u moved between "
+                  "old members", p);
+        moved += !na && !nb;
+    }
+    cr_assert_eq(moved, 2, "two partitions move to the third member");
+    /* The owners revoked them and rejoin: the next generation hands them over. */
+    join_coop(6, a, 60);
+    join_coop(7, b, 70);
+    join_coop(8, cm, 80);
+    cr_assert(joins[6].done && joins[7].done && joins[8].done);
+    gen = joins[6].res.generation;
+    cr_assert_eq(assigned(a, gen), 2);
+    cr_assert_eq(assigned(b, gen), 2);
+    cr_assert_eq(assigned(cm, gen), 2);
+    for (uint32_t p = 0; p < 6; p++)
+        cr_assert_eq(owns(a, gen, p) + owns(b, gen, p) + owns(cm, gen, p), 1);
+}
+
+/* A member that never synced the generation that took partitions from it has not revoked
+ * them: the next generation still counts them as its own and withholds them again, instead
+ * of handing them to someone else while it may still consume them. */
+Test(group, cooperative_waits_for_the_owner_to_sync)
+{
+    join_coop(0, "", 0);
+    char a[GROUP_MEMBER_ID_MAX + 1], b[GROUP_MEMBER_ID_MAX + 1];
+    snprintf(a, sizeof(a), "%s", joins[0].member_id);
+    cr_assert_eq(assigned(a, joins[0].res.generation), 6);
+    join_coop(1, "", 10);
+    join_coop(2, a, 20); /* generation 2: 3..5 withheld from a; a does not sync it */
+    snprintf(b, sizeof(b), "%s", joins[1].member_id);
+    cr_assert(joins[2].done);
+    join_coop(3, a, 30);
+    join_coop(4, b, 40);
+    int32_t gen = joins[3].res.generation;
+    cr_assert_eq(assigned(b, gen), 0, "b got partitions a may still hold");
+    cr_assert_eq(assigned(a, gen), 3);
+    join_coop(5, a, 50); /* synced now: a revoked 3..5 */
+    join_coop(6, b, 60);
+    gen = joins[5].res.generation;
+    cr_assert_eq(assigned(b, gen), 3);
+    cr_assert_eq(assigned(a, gen), 3);
+}
