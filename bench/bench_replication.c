@@ -68,6 +68,7 @@
 #define RB_SEGMENT_BYTES (128ull << 20)
 #define RB_FAILOVER_DEADLINE_MS 60000
 #define RB_HEALTHY_DEADLINE_MS 60000
+#define RB_IDLE_SETTLE_S 5
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -316,14 +317,26 @@ static struct rl_conf *producer_conf(const struct rb *r)
     return conf_with(r, kv);
 }
 
-static void print_phase(const struct brun_result *res)
+/* CPU seconds each broker has used so far. */
+static void cpu_now(const struct rb *r, double *cpu)
 {
-    double s = res->secs > 0 ? res->secs : 1;
+    for (int i = 0; i < RB_BROKERS; i++) {
+        struct bbroker bb;
+        fill_bbroker(r, i, &bb);
+        cpu[i] = bbroker_cpu_s(&bb);
+    }
+}
+
+static void print_phase(const struct rb *r, const struct brun_result *res, const double *cpu0)
+{
+    double cpu1[RB_BROKERS], s = res->secs > 0 ? res->secs : 1;
+    cpu_now(r, cpu1);
     printf("%s: %llu records in %.2f s = %.1f MB/s; ack p50 %.2f p99 %.2f p99.9 %.2f max %.2f "
-           "ms; CPU of broker 1 %.2f cores\n", res->label, (unsigned long long)res->acked,
-           res->secs, res->mbps, bhist_percentile_ms(res->ack, 50),
-           bhist_percentile_ms(res->ack, 99), bhist_percentile_ms(res->ack, 99.9),
-           bhist_percentile_ms(res->ack, 100), res->broker_cpu_s / s);
+           "ms; CPU of brokers 1-3: %.2f %.2f %.2f cores\n", res->label,
+           (unsigned long long)res->acked, res->secs, res->mbps,
+           bhist_percentile_ms(res->ack, 50), bhist_percentile_ms(res->ack, 99),
+           bhist_percentile_ms(res->ack, 99.9), bhist_percentile_ms(res->ack, 100),
+           (cpu1[0] - cpu0[0]) / s, (cpu1[1] - cpu0[1]) / s, (cpu1[2] - cpu0[2]) / s);
 }
 
 /* The max and half-load phases. Fills *ratio (of the disk, measured before) and *p99_ms. */
@@ -349,21 +362,24 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
            r->o.replicas);
     struct brun_produce spec = {.topic = RB_TOPIC, .payload = &pl,
                                 .seconds = r->o.max_seconds, .segment_bytes = RB_SEGMENT_BYTES};
+    double cpu0[RB_BROKERS];
+    cpu_now(r, cpu0);
     if (brun_produce(&env, "max", &spec, &max)) {
         fprintf(stderr, "bench-replication: max phase: %s\n", max.error);
         goto out;
     }
-    print_phase(&max);
+    print_phase(r, &max, cpu0);
     *max_mbps = max.mbps;
     spec.rate_rps = (double)max.acked / max.secs / 2;
     spec.seconds = r->o.seconds;
     printf("bench-replication: half: open loop at %.0f records/s (half the maximum) for %d s\n",
            spec.rate_rps, r->o.seconds);
+    cpu_now(r, cpu0);
     if (brun_produce(&env, "half", &spec, &half)) {
         fprintf(stderr, "bench-replication: half-load phase: %s\n", half.error);
         goto out;
     }
-    print_phase(&half);
+    print_phase(r, &half, cpu0);
     printf("half: the sender fell behind its schedule by at most %.2f ms\n", half.max_lag_ms);
     *p99_ms = bhist_percentile_ms(half.ack, 99);
     rc = 0;
@@ -575,8 +591,10 @@ static int run_idle(struct rb *r)
         return -1;
     }
     printf("bench-replication: idle: %d partitions x %d replicas created, every one led, in "
-           "%llu ms; measuring %d s of idleness\n", r->o.idle_partitions, r->o.replicas,
-           (unsigned long long)(tl_now_ms() - t), r->o.idle_seconds);
+           "%llu ms; measuring %d s of idleness after %d s to settle\n", r->o.idle_partitions,
+           r->o.replicas, (unsigned long long)(tl_now_ms() - t), r->o.idle_seconds,
+           RB_IDLE_SETTLE_S);
+    idle_cpu(r, RB_IDLE_SETTLE_S, cores); /* the election storm's aftermath is not idleness */
     idle_cpu(r, r->o.idle_seconds, cores);
     int32_t *lead = calloc((size_t)r->o.idle_partitions, sizeof(*lead));
     int n = lead ? leaders(r, RB_IDLE_TOPIC, lead, r->o.idle_partitions) : -1;
