@@ -286,18 +286,17 @@ int hist_leader_kill(struct hist *h, int32_t node, uint32_t partition, uint32_t 
     return rc;
 }
 
-/* Leader kills under load whose partition got a successor: another node's claim of a higher
- * term. */
+/* Leader kills under load after which the partition had an election: a claim of a higher
+ * term (by any node: the restarted victim may win it, which is still a failover). */
 static void count_leader_kills(struct hist *h, struct hist_report *rep)
 {
     rep->leader_kills = h->n_kills;
     for (long i = 0; i < h->n_kills; i++) {
         const struct hkill *k = &h->kills[i];
-        bool successor = false;
-        for (size_t c = 0; c < h->n_claims && !successor; c++)
-            successor = h->claims[c].partition == k->partition &&
-                        h->claims[c].term > k->term && h->claims[c].node != k->node;
-        rep->leader_kills_under_load += k->under_load && !k->stale && successor;
+        bool elected = false;
+        for (size_t c = 0; c < h->n_claims && !elected; c++)
+            elected = h->claims[c].partition == k->partition && h->claims[c].term > k->term;
+        rep->leader_kills_under_load += k->under_load && !k->stale && elected;
     }
 }
 
@@ -711,8 +710,8 @@ void hist_report_print(const struct hist_report *rep, FILE *out)
             rep->writes, rep->acked, rep->failed, rep->info, rep->reads, rep->claims,
             rep->total);
     if (rep->leader_kills)
-        fprintf(out, "checker: %ld leader kills, %ld of them under load with a successor "
-                     "elected\n", rep->leader_kills, rep->leader_kills_under_load);
+        fprintf(out, "checker: %ld leader kills, %ld of them under load and followed by an "
+                     "election\n", rep->leader_kills, rep->leader_kills_under_load);
     for (int k = 0; k < HIST_ANOMALY_KINDS; k++) {
         if (!rep->count[k])
             continue;

@@ -91,7 +91,7 @@ static int pick_leader(void *ctx)
 }
 
 /* A kill of the broker pick_leader named: recorded in the history as a leader kill, which the
- * checker counts when acknowledgements were arriving and a successor was elected. */
+ * checker counts when acknowledgements were arriving and an election followed. */
 static void before_kill(void *ctx, int target, bool targeted)
 {
     struct scn *s = ctx;

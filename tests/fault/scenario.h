@@ -35,7 +35,7 @@ struct scn_config {
 struct scn_result {
     long acked, reads, anomalies;
     long faults[NEM_KINDS], targeted_kills;
-    long leader_kills; /* the checker's count: leader kills under load with a successor */
+    long leader_kills; /* the checker's count: leader kills under load, then an election */
     char why[512]; /* the first failure, "" when clean */
 };
 

@@ -11,8 +11,9 @@
  *        [--replicas 1|3]
  *
  * The last line before the tally counts leader kills under load with the checker clean: kills
- * of a partition's current leader while acknowledgements were arriving, after which another
- * broker was elected (tests/fault/history.h, hist_leader_kill), summed over clean rounds.
+ * of a partition's current leader while acknowledgements were arriving, after which the
+ * partition had an election (tests/fault/history.h, hist_leader_kill), summed over clean
+ * rounds.
  * --replicas 1 soaks unreplicated partitions on the cluster (a development aid while the
  * cluster refuses 3); a refusal of the replication factor ends the soak as "skipped".
  *
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
         printf(" %s %ld", nem_kind_name((enum nem_kind)k), faults[k]);
     printf("; kills of partition leaders: %ld\n", targeted);
     /* The issue's figure: leader kills the checker confirmed (under load, the victim the
-     * current leader, a successor elected), in rounds whose checker found nothing. */
+     * current leader, an election after it), in rounds whose checker found nothing. */
     if (!failed && !refused && rounds)
         printf("soak: %ld leader kills under load with the checker clean (issue 11 asks for "
                "at least 200%s)\n", leader_kills,

@@ -80,8 +80,8 @@ int main(void)
         return 1;
     }
     printf("ok       cluster_under_faults: %ld acknowledged, %ld reads, %ld kills (%ld of "
-           "leaders; %ld leader kills under load with a successor elected, as the checker "
-           "counts them), %ld pauses\n1 passed, 0 failed\n", res.acked, res.reads,
+           "leaders; %ld leader kills under load followed by an election, as the "
+           "checker counts them), %ld pauses\n1 passed, 0 failed\n", res.acked, res.reads,
            res.faults[NEM_KILL], res.targeted_kills, res.leader_kills, res.faults[NEM_PAUSE]);
     return 0;
 }
