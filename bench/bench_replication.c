@@ -213,9 +213,11 @@ static int create_topic(const struct rb *r, const char *name, int partitions)
         if (a)
             snprintf(last, sizeof(last), "%s", rl_admin_last_error(a));
         rl_admin_destroy(a);
-        if (rc == 0)
+        if (rc == 0 || rc == RL_E_TOPIC_EXISTS) /* a retry of a create that happened */
             return 0;
-        if (rc == RL_E_INVALID_REPLICATION) {
+        /* INVALID_REPLICATION also says "needs 3 live brokers" while brokers register: only
+         * the refusal of the replication factor itself ends the bench at once. */
+        if (rc == RL_E_INVALID_REPLICATION && strstr(last, "not supported")) {
             printf("bench-replication: ringlogd refuses a topic with %d replicas: \"%s\"\n"
                    "replication: not measured (partitions are not replicated yet; "
                    "--replicas 1, e.g. make bench-replication BENCH_REPL_ARGS='--replicas 1', "

@@ -135,16 +135,20 @@ static int setup(struct scn *s)
     /* A fresh cluster elects its controller and registers its brokers first: creation is
      * retried until then (a create that timed out but happened answers TOPIC_EXISTS). */
     uint64_t deadline = tl_now_ms() + START_MS;
+    bool refused = false;
     for (;;) {
         rc = wl_create_topic(s->cl.bootstrap, TOPIC, cfg->partitions, cfg->replicas, why,
                              sizeof(why));
         if (rc == RL_E_TOPIC_EXISTS)
             rc = 0;
-        if (!rc || rc == RL_E_INVALID_REPLICATION || tl_now_ms() >= deadline)
+        /* INVALID_REPLICATION also says "needs 3 live brokers" while brokers register: only
+         * the refusal of the replication factor itself ends the scenario at once. */
+        refused = rc == RL_E_INVALID_REPLICATION && strstr(why, "not supported");
+        if (!rc || refused || tl_now_ms() >= deadline)
             break;
         poll(NULL, 0, 250);
     }
-    if (rc == RL_E_INVALID_REPLICATION) {
+    if (refused) {
         snprintf(s->res->why, sizeof(s->res->why), "create topic: %s", why);
         return SCN_REFUSED;
     }
