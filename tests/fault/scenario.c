@@ -58,7 +58,10 @@ static void *observer_main(void *arg)
             const struct rl_topic_info *t;
             if (a && rl_admin_describe_topic(a, TOPIC, &t) == 0)
                 for (int32_t p = 0; p < t->partition_count; p++)
-                    if (t->partitions[p].leader >= 0 && !t->partitions[p].error)
+                    /* Epoch 0 is no term (Raft's start at 1): a broker that does not know it
+                     * claims nothing the checker could hold against another. */
+                    if (t->partitions[p].leader >= 0 && !t->partitions[p].error &&
+                        t->partitions[p].leader_epoch > 0)
                         hist_leader(s->h, (uint32_t)p, t->partitions[p].leader_epoch,
                                     t->partitions[p].leader, "metadata");
             rl_admin_destroy(a);
@@ -66,6 +69,26 @@ static void *observer_main(void *arg)
         poll(NULL, 0, OBSERVE_EVERY_MS);
     }
     return NULL;
+}
+
+/* Records the pick as a leader for before_kill when the evidence holds: Metadata's epoch when
+ * it has one; else the brokers' own log lines ("leader of <topic>-<p> in term <t>"), where the
+ * highest term logged for the partition must be the named leader's. */
+static void pick_confirm(struct scn *s, int32_t leader, int32_t part, uint32_t epoch)
+{
+    uint32_t best = 0, term;
+    int32_t best_node = -1;
+    for (int i = 1; epoch == 0 && i <= s->cl.n; i++)
+        if (wl_log_latest_claim(s->cl.b[i].log_path, TOPIC, (uint32_t)part, &term) == 1 &&
+            term > best) {
+            best = term;
+            best_node = i;
+        }
+    if (epoch == 0 && best_node != leader)
+        return;
+    s->picked_node = leader;
+    s->picked_part = part;
+    s->picked_term = epoch ? epoch : best;
 }
 
 /* The nemesis's target: the leader of a random partition, as the cluster tells it now. */
@@ -80,11 +103,8 @@ static int pick_leader(void *ctx)
     if (a && rl_admin_describe_topic(a, TOPIC, &t) == 0 && t->partition_count > 0) {
         const struct rl_partition_info *pi = &t->partitions[r % (uint32_t)t->partition_count];
         leader = pi->leader;
-        if (!pi->error && leader > 0) {
-            s->picked_node = leader;
-            s->picked_part = pi->partition;
-            s->picked_term = pi->leader_epoch;
-        }
+        if (!pi->error && leader > 0)
+            pick_confirm(s, leader, pi->partition, pi->leader_epoch);
     }
     rl_admin_destroy(a);
     return leader;

@@ -598,3 +598,26 @@ long wl_claims_from_log(struct hist *h, const char *log_path, const char *topic,
     fclose(f);
     return n;
 }
+
+int wl_log_latest_claim(const char *log_path, const char *topic, uint32_t partition,
+                        uint32_t *term)
+{
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return -errno;
+    char line[1024], pat[200];
+    snprintf(pat, sizeof(pat), "leader of %s-", topic);
+    int found = 0;
+    *term = 0;
+    while (fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, pat);
+        unsigned p, t;
+        if (at && sscanf(at + strlen(pat), "%u in term %u", &p, &t) == 2 && p == partition &&
+            t >= *term) {
+            *term = t;
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}

@@ -122,6 +122,12 @@ long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const ch
  * leading p in term t. Returns the claims found or -errno. */
 long wl_claims_from_log(struct hist *h, const char *log_path, const char *topic, int node);
 
+/* The highest term in which the broker whose log is at log_path logged becoming leader of
+ * topic's partition ("leader of <topic>-<p> in term <t>"). Returns 1 with *term, 0 when it
+ * never did, or -errno. */
+int wl_log_latest_claim(const char *log_path, const char *topic, uint32_t partition,
+                        uint32_t *term);
+
 /* The end of a fault run, after healing: drains every partition through the bootstrap
  * brokers, dumps every running broker's log as a replica source, runs the checker and prints
  * its report; a history with anomalies is written to <cluster dir>/history.txt. Returns the
