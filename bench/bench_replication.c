@@ -725,6 +725,8 @@ static int run_throughput_and_failover(struct rb *r)
     if (r->o.replicas != 3)
         printf("note: %d replica%s, not the issue's 3: a development run, not the figure\n",
                r->o.replicas, r->o.replicas > 1 ? "s" : "");
+    if (!failover)
+        printf("note: --kills 0: failover not measured (printed as 0)\n");
     printf("replication: produce %.3f of disk (ceiling %.2f), p99 %.2f ms at half load; "
            "failover median %.0f ms, p99 %.0f ms\n", ratio, ceiling, p99, f50, f99);
     return 0;
