@@ -11,6 +11,7 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -28,7 +29,13 @@ enum io_kind {
     IO_KIND_PLAIN = 0,
     IO_KIND_TIMEOUT = 1, /* the kernel's -ETIME on expiry means success here */
     IO_KIND_WAKE = 2,    /* the internal eventfd read */
+    IO_KIND_DISK = 3,    /* a write or fdatasync: what io.fault.delay.file slows down */
 };
+
+/* io.fault.delay.file is re-read at most this often (a test changes it while the broker runs). */
+#define IO_DELAY_REREAD_NS (100ull * 1000000ull)
+/* The largest delay the hook takes from its file (a typo must not stall a test for hours). */
+#define IO_DELAY_MAX_MS 60000
 
 /* The completion queue is this many times the submission queue, so bursts of completions
  * (accepts, timers firing together) do not overflow it. */
@@ -51,6 +58,11 @@ struct io {
     bool in_chain;     /* the last prepared op had IO_LINK */
     struct io_op *deferred_head; /* ops completed without reaching the kernel */
     struct io_op *deferred_tail;
+    /* The slow-disk fault hook (io_fault_delay_file): completions of writes and fdatasyncs
+     * wait in a FIFO until their due time (timeout_ns_storage[0]; the result in [1]). */
+    char *delay_path;
+    uint64_t delay_ns, delay_read_ns;
+    struct io_op *slow_head, *slow_tail;
 };
 
 static void io_wake_rearm(struct io *io);
@@ -141,6 +153,7 @@ void io_destroy(struct io *io)
         close(io->wake_fd);
     }
     pthread_mutex_destroy(&io->post_mu);
+    free(io->delay_path);
     free(io);
 }
 
@@ -258,7 +271,7 @@ void io_prep_write(struct io *io, struct io_op *op, int fd, const void *buf, siz
     io_count(io, &io->stats.writes);
     IO_SIM_PREP(io, op, flags, .kind = IOS_WRITE, .fd = fd, .cbuf = buf, .len = len,
                 .offset = offset);
-    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_DISK);
     if (sqe == NULL)
         return;
     io_uring_prep_write(sqe, fd, buf, (unsigned)len, offset);
@@ -271,7 +284,7 @@ void io_prep_writev(struct io *io, struct io_op *op, int fd, const struct iovec 
     io_count(io, &io->stats.writes);
     IO_SIM_PREP(io, op, flags, .kind = IOS_WRITEV, .fd = fd, .iov = iov, .iovcnt = iovcnt,
                 .offset = offset);
-    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_DISK);
     if (sqe == NULL)
         return;
     io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, offset);
@@ -282,7 +295,7 @@ void io_prep_fdatasync(struct io *io, struct io_op *op, int fd, unsigned flags)
 {
     io_count(io, &io->stats.fdatasyncs);
     IO_SIM_PREP(io, op, flags, .kind = IOS_FDATASYNC, .fd = fd);
-    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_PLAIN);
+    struct io_uring_sqe *sqe = io_sqe(io, op, flags, IO_KIND_DISK);
     if (sqe == NULL)
         return;
     io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
@@ -418,6 +431,95 @@ int io_submit(struct io *io)
     return io_uring_submit(&io->ring);
 }
 
+int io_fault_delay_file(struct io *io, const char *path)
+{
+    if (io->sim != NULL)
+        return -EOPNOTSUPP;
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return -ENOMEM;
+    free(io->delay_path);
+    io->delay_path = copy;
+    io->delay_read_ns = 0;
+    return 0;
+}
+
+/* Re-reads the delay file when the last reading is older than IO_DELAY_REREAD_NS: a missing,
+ * empty or unparsable file means no delay. */
+static void io_delay_refresh(struct io *io, uint64_t now_ns)
+{
+    if (io->delay_read_ns != 0 && now_ns - io->delay_read_ns < IO_DELAY_REREAD_NS)
+        return;
+    io->delay_read_ns = now_ns;
+    io->delay_ns = 0;
+    int fd = open(io->delay_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    char *end;
+    long ms = strtol(buf, &end, 10);
+    if (end != buf && ms > 0)
+        io->delay_ns = (uint64_t)(ms < IO_DELAY_MAX_MS ? ms : IO_DELAY_MAX_MS) * 1000000ull;
+}
+
+/* Holds a write's or fdatasync's completion until now + the delay (never before the one held
+ * before it, so completions keep their order). Returns false when there is no delay. */
+static bool io_delay_hold(struct io *io, struct io_op *op, int res)
+{
+    if (io->delay_path == NULL || op->kind != IO_KIND_DISK)
+        return false;
+    uint64_t now = io_now_ns(io);
+    io_delay_refresh(io, now);
+    if (io->delay_ns == 0 && io->slow_head == NULL)
+        return false;
+    uint64_t due = now + io->delay_ns;
+    if (io->slow_tail != NULL && io->slow_tail->timeout_ns_storage[0] > due)
+        due = io->slow_tail->timeout_ns_storage[0];
+    op->timeout_ns_storage[0] = due;
+    op->timeout_ns_storage[1] = (uint64_t)(int64_t)res;
+    op->next_pending = NULL;
+    if (io->slow_tail != NULL)
+        io->slow_tail->next_pending = op;
+    else
+        io->slow_head = op;
+    io->slow_tail = op;
+    return true;
+}
+
+/* Delivers the held completions that are due. Returns how many callbacks ran. */
+static int io_delay_release(struct io *io, int budget)
+{
+    int ran = 0;
+    uint64_t now = io->slow_head != NULL ? io_now_ns(io) : 0;
+    while (io->slow_head != NULL && ran < budget &&
+           io->slow_head->timeout_ns_storage[0] <= now) {
+        struct io_op *op = io->slow_head;
+        io->slow_head = op->next_pending;
+        if (io->slow_head == NULL)
+            io->slow_tail = NULL;
+        RL_ASSERT(io->inflight > 0);
+        io->inflight--;
+        op->done(op, (int)(int64_t)op->timeout_ns_storage[1]);
+        ran++;
+    }
+    return ran;
+}
+
+/* How long io_run may wait: no longer than until the first held completion is due. */
+static uint64_t io_delay_bound(struct io *io, uint64_t timeout_ns)
+{
+    if (io->slow_head == NULL)
+        return timeout_ns;
+    uint64_t now = io_now_ns(io), due = io->slow_head->timeout_ns_storage[0];
+    uint64_t left = due > now ? due - now : 0;
+    return left < timeout_ns ? left : timeout_ns;
+}
+
 /* Delivers one completion: the layer's own wake op is re-armed, every other op is handed to its
  * owner. Returns 1 when a caller's callback ran. */
 static int io_complete(struct io *io, struct io_op *op, int res)
@@ -427,6 +529,8 @@ static int io_complete(struct io *io, struct io_op *op, int res)
         io_wake_rearm(io);
         return 0;
     }
+    if (io_delay_hold(io, op, res))
+        return 0;
     RL_ASSERT(io->inflight > 0);
     io->inflight--;
     if (op->kind == IO_KIND_TIMEOUT && res == -ETIME)
@@ -491,6 +595,7 @@ int io_run(struct io *io, uint64_t timeout_ns)
 
     if (io->sim != NULL)
         return io_sim_run(io->sim, timeout_ns);
+    timeout_ns = io_delay_bound(io, timeout_ns);
     if (io->deferred_head != NULL || io_has_posted(io)) {
         rc = io_uring_submit(&io->ring);
     } else if (timeout_ns == 0) {
@@ -524,6 +629,7 @@ int io_run(struct io *io, uint64_t timeout_ns)
         io_uring_cqe_seen(&io->ring, cqe);
         ran += io_complete(io, op, res);
     }
+    ran += io_delay_release(io, IO_MAX_CALLBACKS_PER_RUN - ran);
     return ran + io_run_posted(io);
 }
 

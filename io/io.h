@@ -131,6 +131,15 @@ void io_post(struct io *io, struct io_op *op, int result);
 typedef int (*io_work_fn)(struct io_op *op);
 void io_prep_work(struct io *io, struct io_op *op, io_work_fn work, unsigned flags);
 
+/* Fault hook for tests (ringlogd's io.fault.delay.file): from now on the completion of every
+ * write, writev and fdatasync is held for the number of milliseconds the file at `path` holds
+ * (re-read at most every 100 ms while ops complete; missing, empty or 0: no delay; capped at
+ * 60 s), so one broker's disk looks slow while the others' is not. Completions keep their order.
+ * The op still reaches the kernel at once; only its callback waits (io_run wakes for it). The
+ * path is copied. Returns 0, -ENOMEM, or -EOPNOTSUPP on the simulated back-end (which has its
+ * own fault injection). */
+int io_fault_delay_file(struct io *io, const char *path);
+
 /* True for the simulated back-end. Background threads use it to decide whether they may run
  * (a simulated io is single-threaded: its jobs go through io_prep_work instead). */
 bool io_is_sim(const struct io *io);

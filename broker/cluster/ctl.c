@@ -483,10 +483,10 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
         ids[k] = st.brokers[i].id;
     }
     if (n == 0) {
-        meta_record_free(&d);
         snprintf(err, err_cap, "no registered broker is alive to place topic \"%s\" on; wait "
                  "for the brokers to register (ringlog cluster status) and retry",
                  rec->spec.name);
+        meta_record_free(&d); /* after the message: the name lives in the decoded record */
         return RL_E_BROKER_UNAVAILABLE;
     }
     uint32_t parts = (uint32_t)rec->spec.partitions;

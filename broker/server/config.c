@@ -184,6 +184,14 @@ int config_broker_set(struct broker_config *cfg, const char *key, const char *va
     }
     if (!strcmp(key, "voters"))
         return config_parse_voters(cfg, value, err, err_cap);
+    if (!strcmp(key, "io.fault.delay.file")) {
+        if (strlen(value) >= PATH_MAX) {
+            snprintf(err, err_cap, "%s must be a path shorter than %d chars", key, PATH_MAX);
+            return RL_E_INVALID_CONFIG;
+        }
+        snprintf(cfg->io_fault_delay_file, PATH_MAX, "%s", value);
+        return 0;
+    }
     int rc = config_broker_set_num(cfg, key, value, err, err_cap);
     if (rc <= 0)
         return rc;
@@ -316,6 +324,9 @@ const char *config_broker_usage(void)
            "max.groups, offsets.topic.num.partitions, offsets.retention.minutes (committed\n"
            "offsets of an empty group expire this long after it was last live; 10080),\n"
            "offsets.retention.check.interval.ms, and the topic keys\n"
+           "max.groups, offsets.topic.num.partitions, io.fault.delay.file (fault tests: a\n"
+           "file whose number of milliseconds is added to every write and fsync), and the\n"
+           "topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"
            "A port of 0 picks a free port; --ready-file then tells which (native=H:P, http=H:P,\n"

@@ -41,6 +41,8 @@ struct broker_config {
     uint16_t http_port;
     char data_dir[PATH_MAX];
     char ready_file[PATH_MAX];           /* "" or a path written once listening (for tests) */
+    char io_fault_delay_file[PATH_MAX];  /* io.fault.delay.file: "" or a file of milliseconds
+                                            added to every write and fsync (fault tests) */
     uint32_t max_frame_bytes;            /* max.frame.bytes */
     uint32_t max_connections;            /* max.connections */
     uint64_t max_inflight_bytes;         /* max.inflight.bytes: request+response memory cap */

@@ -549,6 +549,15 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
                  "(sysctl kernel.io_uring_disabled)?", rl_strerror(rc));
         goto fail;
     }
+    if (cfg->io_fault_delay_file[0]) {
+        rc = io_fault_delay_file(sh->io, cfg->io_fault_delay_file);
+        if (rc) {
+            snprintf(err, err_cap, "io.fault.delay.file: %s", rl_strerror(rc));
+            goto fail;
+        }
+        RL_WARN("io.fault.delay.file=%s: writes and fsyncs are delayed by the milliseconds "
+                 "it holds (a fault-test setting)", cfg->io_fault_delay_file);
+    }
     shard_raise_fd_limit(cfg);
     sh->start_ns = io_now_ns(sh->io);
     sh->start_wall_ms = io_wall_ms(sh->io);

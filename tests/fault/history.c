@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define VALUE_NONE UINT64_MAX /* a read whose bytes are no value of ours */
 
@@ -53,8 +54,19 @@ struct hclaim {
     const char *how;
 };
 
+/* A leader kill as recorded (hist_leader_kill). */
+struct hkill {
+    uint32_t partition, term;
+    int32_t node;
+    bool under_load;
+    bool stale;  /* a higher term was already claimed for the partition at the kill */
+};
+
 struct hist {
     pthread_mutex_t mu;
+    struct hkill kills[HIST_MAX_KILLS];
+    long n_kills;
+    uint64_t last_ack_ms; /* monotonic time of the latest acknowledgement */
     uint32_t partitions;
     struct hwriter writer[HIST_MAX_WRITERS];
     int n_writers;
@@ -81,6 +93,13 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     *arr = p;
     *cap = ncap;
     return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 struct hist *hist_new(uint32_t partitions)
@@ -178,6 +197,7 @@ int hist_complete(struct hist *h, int writer, uint32_t seq, enum hist_status st,
     if (st == HIST_OK) {
         w->ack_offset = offset;
         h->acked++;
+        h->last_ack_ms = mono_ms();
         if (node >= 0 && term > 0)
             rc = add_claim_locked(h, w->partition, term, node, "acknowledgement");
     }
@@ -248,6 +268,36 @@ int hist_leader(struct hist *h, uint32_t partition, uint32_t term, int32_t node,
     int rc = add_claim_locked(h, partition, term, node, how);
     pthread_mutex_unlock(&h->mu);
     return rc;
+}
+
+int hist_leader_kill(struct hist *h, int32_t node, uint32_t partition, uint32_t term)
+{
+    pthread_mutex_lock(&h->mu);
+    int rc = -ENOMEM;
+    if (h->n_kills < HIST_MAX_KILLS && partition < h->partitions) {
+        struct hkill *k = &h->kills[h->n_kills++];
+        *k = (struct hkill){.partition = partition, .term = term, .node = node};
+        k->under_load = h->last_ack_ms && mono_ms() - h->last_ack_ms <= HIST_LOAD_WINDOW_MS;
+        for (size_t i = 0; i < h->n_claims; i++)
+            k->stale |= h->claims[i].partition == partition && h->claims[i].term > term;
+        rc = add_claim_locked(h, partition, term, node, "metadata before a kill");
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+/* Leader kills under load after which the partition had an election: a claim of a higher
+ * term (by any node: the restarted victim may win it, which is still a failover). */
+static void count_leader_kills(struct hist *h, struct hist_report *rep)
+{
+    rep->leader_kills = h->n_kills;
+    for (long i = 0; i < h->n_kills; i++) {
+        const struct hkill *k = &h->kills[i];
+        bool elected = false;
+        for (size_t c = 0; c < h->n_claims && !elected; c++)
+            elected = h->claims[c].partition == k->partition && h->claims[c].term > k->term;
+        rep->leader_kills_under_load += k->under_load && !k->stale && elected;
+    }
 }
 
 long hist_acked(struct hist *h)
@@ -615,6 +665,7 @@ long hist_check(struct hist *h, const struct hist_check_opts *opts, struct hist_
 {
     memset(rep, 0, sizeof(*rep));
     tally(h, rep);
+    count_leader_kills(h, rep);
     for (int wi = 0; wi < h->n_writers; wi++)
         for (uint32_t s = 0; s < h->writer[wi].n; s++) {
             h->writer[wi].w[s].seen_offset = -1;
@@ -658,6 +709,9 @@ void hist_report_print(const struct hist_report *rep, FILE *out)
                  "%ld reads, %ld leadership claims: %ld anomalies\n",
             rep->writes, rep->acked, rep->failed, rep->info, rep->reads, rep->claims,
             rep->total);
+    if (rep->leader_kills)
+        fprintf(out, "checker: %ld leader kills, %ld of them under load and followed by an "
+                     "election\n", rep->leader_kills, rep->leader_kills_under_load);
     for (int k = 0; k < HIST_ANOMALY_KINDS; k++) {
         if (!rep->count[k])
             continue;

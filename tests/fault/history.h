@@ -103,6 +103,17 @@ void hist_source_reset(struct hist *h, int source);
 int hist_leader(struct hist *h, uint32_t partition, uint32_t term, int32_t node,
                 const char *how);
 
+/* A partition's leader is about to be SIGKILLed: `node` led `partition` in `term`, as the
+ * cluster's metadata said just before. Recorded with whether the workload was under load then
+ * (an acknowledgement within the last HIST_LOAD_WINDOW_MS) and with the claims known so far.
+ * hist_check counts it as a leader kill under load when, besides, the victim's claim was still
+ * the highest term claimed for the partition at the kill (the metadata was not stale) and a
+ * claim of a higher term for the partition exists at check time (an election followed; the
+ * restarted victim may have won it): the kills `make soak` reports. Returns 0 or -ENOMEM. */
+#define HIST_LOAD_WINDOW_MS 1000
+#define HIST_MAX_KILLS 4096
+int hist_leader_kill(struct hist *h, int32_t node, uint32_t partition, uint32_t term);
+
 /* Writes "w<writer>-<seq>" into buf; returns its length (buf holds >= 24 bytes). */
 int hist_value_format(int writer, uint32_t seq, char *buf, size_t cap);
 
@@ -117,6 +128,8 @@ struct hist_check_opts {
 
 struct hist_report {
     long writes, acked, failed, info, reads, claims;
+    long leader_kills;          /* hist_leader_kill calls */
+    long leader_kills_under_load; /* of them: under load, not stale, an election after */
     long count[HIST_ANOMALY_KINDS];
     long total; /* anomalies of every kind */
     char example[HIST_ANOMALY_KINDS][HIST_MAX_EXAMPLES][200];

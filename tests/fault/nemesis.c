@@ -65,13 +65,23 @@ static int partition_halves(struct nem *n)
     return netns_partition(lab, a, na, b, nb);
 }
 
+/* The next kind from a shuffled deck of every available kind, dealt again when empty: any
+ * run of as many steps as there are kinds meets each kind once (a short suite covers them
+ * all), and long runs stay balanced. */
 static enum nem_kind choose(struct nem *n)
 {
-    for (;;) {
-        enum nem_kind k = (enum nem_kind)nem_rand(n, NEM_KINDS);
-        if (n->kinds >> k & 1)
-            return k;
+    if (n->deck_n == 0) {
+        for (int k = 0; k < NEM_KINDS; k++)
+            if (n->kinds >> k & 1)
+                n->deck[n->deck_n++] = (uint8_t)k;
+        for (int i = n->deck_n - 1; i > 0; i--) {
+            int j = (int)nem_rand(n, (uint32_t)i + 1);
+            uint8_t t = n->deck[i];
+            n->deck[i] = n->deck[j];
+            n->deck[j] = t;
+        }
     }
+    return (enum nem_kind)n->deck[--n->deck_n];
 }
 
 int nem_begin(struct nem *n)
@@ -86,6 +96,8 @@ int nem_begin(struct nem *n)
     switch (k) {
     case NEM_KILL:
         n->target = pick_broker(n, &targeted);
+        if (n->before_kill)
+            n->before_kill(n->pick_ctx, n->target, targeted);
         cl_kill(n->c, n->target);
         n->targeted_kills += targeted;
         break;

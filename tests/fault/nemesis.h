@@ -6,6 +6,9 @@
  * alone), so a failing run is replayed with the same seed; timing on a loaded machine still
  * varies, which is why the checker, not a recording, is the oracle.
  *
+ * Kinds are dealt from a shuffled deck of those available (each once per round of the deck),
+ * so a schedule of as many steps as kinds has every kind once.
+ *
  * Faults: kill -9 (restarted when the step ends), pause (SIGSTOP, resumed when it ends; hold
  * times reach past an election timeout), a partition of all hosts into two random halves, the
  * isolation of one host, a one-way partition between two hosts, packet loss on one host's link,
@@ -46,7 +49,12 @@ struct nem {
     unsigned kinds;           /* bit k: fault k may be chosen (unsupported ones are dropped) */
     int (*pick)(void *ctx);   /* a broker to hit (1..n), or <= 0 for a random one */
     void *pick_ctx;
+    /* Called just before a SIGKILL of broker `target` (targeted: `pick` chose it), with
+     * pick_ctx; may be NULL. The scenario records leader kills here. */
+    void (*before_kill)(void *ctx, int target, bool targeted);
     bool active;
+    uint8_t deck[NEM_KINDS];  /* kinds still to deal in this round of the deck */
+    int deck_n;
     enum nem_kind kind;       /* the fault in progress */
     int target;               /* its broker or host */
     uint32_t hold_ms;         /* how long the schedule wants it held */

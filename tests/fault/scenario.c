@@ -31,6 +31,8 @@ struct scn {
     bool observing;
     atomic_bool stop_observer;
     struct scn_result *res;
+    int32_t picked_node, picked_part; /* pick_leader's last answer (node -1: none) */
+    uint32_t picked_term;
 };
 
 static struct rl_admin *admin_for(const char *bootstrap)
@@ -56,7 +58,10 @@ static void *observer_main(void *arg)
             const struct rl_topic_info *t;
             if (a && rl_admin_describe_topic(a, TOPIC, &t) == 0)
                 for (int32_t p = 0; p < t->partition_count; p++)
-                    if (t->partitions[p].leader >= 0 && !t->partitions[p].error)
+                    /* Epoch 0 is no term (Raft's start at 1): a broker that does not know it
+                     * claims nothing the checker could hold against another. */
+                    if (t->partitions[p].leader >= 0 && !t->partitions[p].error &&
+                        t->partitions[p].leader_epoch > 0)
                         hist_leader(s->h, (uint32_t)p, t->partitions[p].leader_epoch,
                                     t->partitions[p].leader, "metadata");
             rl_admin_destroy(a);
@@ -64,6 +69,26 @@ static void *observer_main(void *arg)
         poll(NULL, 0, OBSERVE_EVERY_MS);
     }
     return NULL;
+}
+
+/* Records the pick as a leader for before_kill when the evidence holds: Metadata's epoch when
+ * it has one; else the brokers' own log lines ("leader of <topic>-<p> in term <t>"), where the
+ * highest term logged for the partition must be the named leader's. */
+static void pick_confirm(struct scn *s, int32_t leader, int32_t part, uint32_t epoch)
+{
+    uint32_t best = 0, term;
+    int32_t best_node = -1;
+    for (int i = 1; epoch == 0 && i <= s->cl.n; i++)
+        if (wl_log_latest_claim(s->cl.b[i].log_path, TOPIC, (uint32_t)part, &term) == 1 &&
+            term > best) {
+            best = term;
+            best_node = i;
+        }
+    if (epoch == 0 && best_node != leader)
+        return;
+    s->picked_node = leader;
+    s->picked_part = part;
+    s->picked_term = epoch ? epoch : best;
 }
 
 /* The nemesis's target: the leader of a random partition, as the cluster tells it now. */
@@ -74,10 +99,24 @@ static int pick_leader(void *ctx)
     struct rl_admin *a = admin_for(s->cl.bootstrap);
     const struct rl_topic_info *t;
     int leader = 0;
-    if (a && rl_admin_describe_topic(a, TOPIC, &t) == 0 && t->partition_count > 0)
-        leader = t->partitions[r % (uint32_t)t->partition_count].leader;
+    s->picked_node = -1;
+    if (a && rl_admin_describe_topic(a, TOPIC, &t) == 0 && t->partition_count > 0) {
+        const struct rl_partition_info *pi = &t->partitions[r % (uint32_t)t->partition_count];
+        leader = pi->leader;
+        if (!pi->error && leader > 0)
+            pick_confirm(s, leader, pi->partition, pi->leader_epoch);
+    }
     rl_admin_destroy(a);
     return leader;
+}
+
+/* A kill of the broker pick_leader named: recorded in the history as a leader kill, which the
+ * checker counts when acknowledgements were arriving and an election followed. */
+static void before_kill(void *ctx, int target, bool targeted)
+{
+    struct scn *s = ctx;
+    if (targeted && target == s->picked_node && s->h)
+        hist_leader_kill(s->h, target, (uint32_t)s->picked_part, s->picked_term);
 }
 
 /* Every partition has a leader (a fresh cluster elects them after the topic is made). */
@@ -113,8 +152,26 @@ static int setup(struct scn *s)
     int rc = cl_start(&s->cl, s->lab, cfg->brokers, cfg->cluster, NULL, START_MS);
     FAIL_IF(rc, "brokers did not start: %s", strerror(-rc));
     char why[256];
-    rc = wl_create_topic(s->cl.bootstrap, TOPIC, cfg->partitions, cfg->replicas, why,
-                         sizeof(why));
+    /* A fresh cluster elects its controller and registers its brokers first: creation is
+     * retried until then (a create that timed out but happened answers TOPIC_EXISTS). */
+    uint64_t deadline = tl_now_ms() + START_MS;
+    bool refused = false;
+    for (;;) {
+        rc = wl_create_topic(s->cl.bootstrap, TOPIC, cfg->partitions, cfg->replicas, why,
+                             sizeof(why));
+        if (rc == RL_E_TOPIC_EXISTS)
+            rc = 0;
+        /* INVALID_REPLICATION also says "needs 3 live brokers" while brokers register: only
+         * the refusal of the replication factor itself ends the scenario at once. */
+        refused = rc == RL_E_INVALID_REPLICATION && strstr(why, "not supported");
+        if (!rc || refused || tl_now_ms() >= deadline)
+            break;
+        poll(NULL, 0, 250);
+    }
+    if (refused) {
+        snprintf(s->res->why, sizeof(s->res->why), "create topic: %s", why);
+        return SCN_REFUSED;
+    }
     FAIL_IF(rc, "create topic: %s", why);
     FAIL_IF(wait_leaders(s, START_MS), "partitions without a leader after %d ms", START_MS);
     s->h = hist_new((uint32_t)cfg->partitions);
@@ -141,6 +198,7 @@ static int schedule(struct scn *s)
     if (cfg->target_leaders) {
         s->nem.pick = pick_leader;
         s->nem.pick_ctx = s;
+        s->nem.before_kill = before_kill;
     }
     FAIL_IF(!s->nem.kinds, "no fault of the asked kinds works here");
     for (int step = 0; step < cfg->steps; step++) {
@@ -181,8 +239,10 @@ static int verify(struct scn *s)
         char name[32], why[256];
         snprintf(name, sizeof(name), "disk-%d", i);
         int src = hist_source_add(s->h, HIST_REPLICA, i, name);
+        /* Every broker holds every partition when there are as many replicas as brokers. */
+        bool every = !cfg->cluster || cfg->replicas >= cfg->brokers;
         long n = wl_dump_data_dir(s->h, src, s->cl.b[i].data_dir, TOPIC, cfg->partitions,
-                                  why, sizeof(why));
+                                  every, why, sizeof(why));
         FAIL_IF(n < 0, "reading broker %d's files: %s", i, why);
         wl_claims_from_log(s->h, s->cl.b[i].log_path, TOPIC, i);
     }
@@ -191,6 +251,7 @@ static int verify(struct scn *s)
     a = hist_check(s->h, &opts, rep);
     s->res->acked = rep->acked;
     s->res->reads = rep->reads;
+    s->res->leader_kills = rep->leader_kills_under_load;
     s->res->anomalies = a;
     if (a)
         hist_report_print(rep, stderr);
@@ -225,6 +286,13 @@ int scn_run(struct netns_lab *lab, const struct scn_config *cfg, struct scn_resu
     for (int k = 0; k < NEM_KINDS; k++)
         res->faults[k] = s.nem.count[k];
     res->targeted_kills = s.nem.targeted_kills;
+    if (rc == SCN_REFUSED) { /* nothing ran: nothing to keep */
+        netns_log(lab, "scenario not run: %s", res->why);
+        netns_heal(lab);
+        cl_destroy(&s.cl, false);
+        hist_free(s.h);
+        return SCN_REFUSED;
+    }
     if (rc) {
         netns_log(lab, "scenario failed: %s", res->why);
         for (int i = 1; i <= s.cl.n; i++) {

@@ -35,12 +35,17 @@ struct scn_config {
 struct scn_result {
     long acked, reads, anomalies;
     long faults[NEM_KINDS], targeted_kills;
+    long leader_kills; /* the checker's count: leader kills under load, then an election */
     char why[512]; /* the first failure, "" when clean */
 };
 
+/* scn_run's answer when ringlogd refused the topic's replication factor: nothing ran. */
+#define SCN_REFUSED 1
+
 /* Runs one scenario in lab (which must have brokers + 2 hosts). Returns 0 when the run was
- * live and the checker clean, else -1 with res->why saying what failed (the brokers' files,
- * logs and the history are kept in the directory it names). */
+ * live and the checker clean; SCN_REFUSED with ringlogd's refusal in res->why when it does not
+ * take the replication factor (nothing is kept); else -1 with res->why saying what failed (the
+ * brokers' files, logs and the history are kept in the directory it names). */
 int scn_run(struct netns_lab *lab, const struct scn_config *cfg, struct scn_result *res);
 
 #endif

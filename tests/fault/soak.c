@@ -8,6 +8,14 @@
  * keeps its brokers' files, logs and history, and exits 1.
  *
  *   soak [--minutes N] [--seed S] [--brokers 1|3] [--steps K] [--faults kill,pause,...]
+ *        [--replicas 1|3]
+ *
+ * The last line before the tally counts leader kills under load with the checker clean: kills
+ * of a partition's current leader while acknowledgements were arriving, after which the
+ * partition had an election (tests/fault/history.h, hist_leader_kill), summed over clean
+ * rounds.
+ * --replicas 1 soaks unreplicated partitions on the cluster (a development aid while the
+ * cluster refuses 3); a refusal of the replication factor ends the soak as "skipped".
  *
  * --faults narrows the schedule to some kinds (names as printed in the summary), to chase one
  * failure with the faults that matter.
@@ -36,7 +44,7 @@ struct soak_args {
     char extra[256]; /* the arguments besides --minutes and --seed, for the replay line */
     double minutes;
     uint64_t seed;
-    int brokers, steps;
+    int brokers, steps, replicas;
     unsigned kinds;
 };
 
@@ -77,6 +85,8 @@ static int parse(int argc, char **argv, struct soak_args *a)
             a->brokers = atoi(v);
         else if (!strcmp(argv[i], "--steps") && v)
             a->steps = atoi(v);
+        else if (!strcmp(argv[i], "--replicas") && v)
+            a->replicas = atoi(v);
         else if (!strcmp(argv[i], "--faults") && v) {
             if (!(a->kinds = parse_kinds(v)))
                 return -EINVAL;
@@ -84,7 +94,7 @@ static int parse(int argc, char **argv, struct soak_args *a)
         else {
             fprintf(stderr, "soak: unknown or incomplete argument \"%s\"\n"
                     "usage: soak [--minutes N] [--seed S] [--brokers 1|3] [--steps K] "
-                    "[--faults kill,pause,...]\n",
+                    "[--faults kill,pause,...] [--replicas 1|3]\n",
                     argv[i]);
             return -EINVAL;
         }
@@ -95,8 +105,10 @@ static int parse(int argc, char **argv, struct soak_args *a)
         }
         i++;
     }
-    if (a->minutes <= 0 || a->steps < 1 || a->brokers < 0 || a->brokers > 3) {
-        fprintf(stderr, "soak: --minutes must be > 0, --steps >= 1, --brokers 1 or 3\n");
+    if (a->minutes <= 0 || a->steps < 1 || a->brokers < 0 || a->brokers > 3 ||
+        a->replicas < 0 || a->replicas > 3) {
+        fprintf(stderr, "soak: --minutes must be > 0, --steps >= 1, --brokers 1 or 3, "
+                "--replicas 1 to 3\n");
         return -EINVAL;
     }
     return 0;
@@ -145,24 +157,34 @@ int main(int argc, char **argv)
            a.extra[0] ? " SOAK_ARGS='" : "", a.extra, a.extra[0] ? "'" : "");
     fflush(stdout);
     uint64_t end = tl_now_ms() + (uint64_t)(a.minutes * 60000), x = a.seed;
-    long rounds = 0, failed = 0, acked = 0, faults[NEM_KINDS] = {0}, targeted = 0;
+    long rounds = 0, failed = 0, refused = 0, acked = 0, faults[NEM_KINDS] = {0},
+         targeted = 0, leader_kills = 0;
     while (tl_now_ms() < end && !failed) {
+        int replicas = !cluster ? 0 : a.replicas ? a.replicas : 3;
         struct scn_config cfg = {.brokers = brokers, .cluster = cluster,
-                                 .partitions = cluster ? 6 : 3, .replicas = cluster ? 3 : 0,
+                                 .partitions = cluster ? 6 : 3, .replicas = replicas,
                                  .producers = 2, .consumers = 2, .steps = a.steps,
                                  .kinds = a.kinds, .target_leaders = cluster,
                                  .seed = splitmix(&x), .recover_ms = 30000, .min_acked = 500};
         struct scn_result res;
         int rc = scn_run(&lab, &cfg, &res);
+        if (rc == SCN_REFUSED) {
+            printf("soak: ringlogd refuses %d replicas (%s): nothing soaked; --replicas 1 "
+                   "(SOAK_ARGS='--replicas 1') soaks unreplicated partitions\n", replicas,
+                   res.why);
+            refused = 1;
+            break;
+        }
         rounds++;
+        leader_kills += res.leader_kills;
         failed += rc != 0;
         acked += res.acked;
         targeted += res.targeted_kills;
         for (int k = 0; k < NEM_KINDS; k++)
             faults[k] += res.faults[k];
-        printf("soak: round %ld (seed %llu): %s; %ld acknowledged, %ld kills\n", rounds,
-               (unsigned long long)cfg.seed, rc ? res.why : "clean", res.acked,
-               res.faults[NEM_KILL]);
+        printf("soak: round %ld (seed %llu): %s; %ld acknowledged, %ld kills, %ld leader "
+               "kills under load\n", rounds, (unsigned long long)cfg.seed,
+               rc ? res.why : "clean", res.acked, res.faults[NEM_KILL], res.leader_kills);
         fflush(stdout);
     }
     netns_lab_destroy(&lab);
@@ -170,10 +192,21 @@ int main(int argc, char **argv)
     for (int k = 0; k < NEM_KINDS; k++)
         printf(" %s %ld", nem_kind_name((enum nem_kind)k), faults[k]);
     printf("; kills of partition leaders: %ld\n", targeted);
+    /* The issue's figure: leader kills the checker confirmed (under load, the victim the
+     * current leader, an election after it), in rounds whose checker found nothing. */
+    if (!failed && !refused && rounds)
+        printf("soak: %ld leader kills under load with the checker clean (issue 11 asks for "
+               "at least 200%s)\n", leader_kills,
+               leader_kills >= 200 ? ": met" : "; SOAK_ARGS='--faults kill' makes every fault "
+               "a kill");
     if (failed)
         printf("soak: FAILED; replay with: make soak SOAK_MINUTES=%g SOAK_SEED=%llu%s%s%s\n",
                a.minutes, (unsigned long long)a.seed, a.extra[0] ? " SOAK_ARGS='" : "",
                a.extra, a.extra[0] ? "'" : "");
+    if (refused) {
+        printf("0 passed, 0 failed, 1 skipped\n");
+        return 0;
+    }
     printf("%ld passed, %ld failed\n", rounds - failed, failed);
     return failed ? 1 : 0;
 }

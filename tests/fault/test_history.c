@@ -406,3 +406,43 @@ Test(history, two_leaders_from_broker_logs)
     unlink(b);
     rmdir(dir);
 }
+
+/* Leader kills: counted under load only when acknowledgements were arriving, the metadata that
+ * named the victim was not stale (no higher term claimed before the kill), and the partition
+ * was later claimed in a higher term (an election followed, whoever won it). None of this is
+ * an anomaly. */
+Test(history, leader_kills_are_counted_only_with_load_and_an_election)
+{
+    struct base b;
+    base_init(&b, true); /* acknowledgements just now: under load; node 1 leads in term 1 */
+    cr_assert_eq(hist_leader_kill(b.h, 1, 0, 1), 0); /* node 2 wins term 2 below: counted */
+    cr_assert_eq(hist_leader_kill(b.h, 1, 1, 1), 0); /* the victim wins term 2: counted */
+    cr_assert_eq(hist_leader(b.h, 0, 2, 2, "metadata"), 0);
+    cr_assert_eq(hist_leader_kill(b.h, 1, 0, 1), 0); /* stale: term 2 was claimed already */
+    cr_assert_eq(hist_leader(b.h, 1, 2, 1, "metadata"), 0);
+    struct hist_report rep;
+    cr_assert_eq(hist_check(b.h, &loose, &rep), 0);
+    cr_assert_eq(rep.leader_kills, 3);
+    cr_assert_eq(rep.leader_kills_under_load, 2);
+    hist_free(b.h);
+
+    /* No election after the kill (the same term claimed again): not counted. */
+    base_init(&b, true);
+    cr_assert_eq(hist_leader_kill(b.h, 1, 0, 1), 0);
+    cr_assert_eq(hist_leader(b.h, 0, 1, 1, "log"), 0);
+    cr_assert_eq(hist_check(b.h, &loose, &rep), 0);
+    cr_assert_eq(rep.leader_kills, 1);
+    cr_assert_eq(rep.leader_kills_under_load, 0);
+    hist_free(b.h);
+
+    /* No acknowledgement ever: never under load, even with an election after. */
+    struct hist *h = hist_new(PARTS);
+    cr_assert_eq(hist_leader(h, 0, 1, 1, "metadata"), 0);
+    cr_assert_eq(hist_leader_kill(h, 1, 0, 1), 0);
+    cr_assert_eq(hist_leader(h, 0, 2, 3, "metadata"), 0);
+    struct hist_check_opts none = {0};
+    cr_assert_eq(hist_check(h, &none, &rep), 0);
+    cr_assert_eq(rep.leader_kills, 1);
+    cr_assert_eq(rep.leader_kills_under_load, 0);
+    hist_free(h);
+}

@@ -274,30 +274,53 @@ long wl_acks_within(struct wl *w, uint32_t window_ms)
 }
 
 /* The end offset of every partition, asked of the bootstrap brokers. */
+/* One admin per broker of bootstrap ("h:p,h:p,..."): ListOffsets goes to the broker it is
+ * sent to, and only a partition's leader answers it. Returns how many were made. */
+static int admins_per_broker(const char *bootstrap, struct rl_admin **out, int cap)
+{
+    static const char *const kv[] = {"request.timeout.ms", "3000", NULL};
+    char list[256];
+    snprintf(list, sizeof(list), "%s", bootstrap);
+    int n = 0;
+    for (char *save, *tok = strtok_r(list, ",", &save); tok && n < cap;
+         tok = strtok_r(NULL, ",", &save)) {
+        struct rl_conf *conf = conf_new(tok, kv);
+        char err[256];
+        out[n] = conf ? rl_admin_new(conf, err, sizeof(err)) : NULL;
+        rl_conf_destroy(conf);
+        n += out[n] != NULL;
+    }
+    return n;
+}
+
 static int end_offsets(const char *bootstrap, const char *topic, int partitions, int64_t *end,
                        uint32_t timeout_ms, char *why, size_t cap)
 {
-    static const char *const kv[] = {"request.timeout.ms", "3000", NULL};
-    struct rl_conf *conf = conf_new(bootstrap, kv);
-    char err[256] = "";
-    struct rl_admin *a = conf ? rl_admin_new(conf, err, sizeof(err)) : NULL;
-    rl_conf_destroy(conf);
-    if (!a) {
-        snprintf(why, cap, "admin: %s", err);
+    struct rl_admin *a[WL_MAX_CLIENTS];
+    int na = admins_per_broker(bootstrap, a, WL_MAX_CLIENTS);
+    if (na == 0) {
+        snprintf(why, cap, "admin: no broker in \"%s\"", bootstrap);
         return RL_E_INVALID_CONFIG;
     }
     int rc = 0;
     uint64_t deadline = tl_now_ms() + timeout_ms;
     for (int p = 0; p < partitions; p++) {
-        while ((rc = rl_admin_list_offsets(a, topic, p, RL_OFFSET_LATEST, &end[p])) != 0 &&
-               tl_now_ms() < deadline)
-            poll(NULL, 0, 100); /* a broker just restarted or a leader moving: ask again */
+        /* The partition's leader answers; the others say NOT_LEADER. A broker just restarted
+         * or a leader moving: ask again until the deadline. */
+        for (int i = 0;; i = (i + 1) % na) {
+            rc = rl_admin_list_offsets(a[i], topic, p, RL_OFFSET_LATEST, &end[p]);
+            if (!rc || tl_now_ms() >= deadline)
+                break;
+            if (i == na - 1)
+                poll(NULL, 0, 100);
+        }
         if (rc) {
-            snprintf(why, cap, "end offset of partition %d: %s", p, rl_admin_last_error(a));
+            snprintf(why, cap, "end offset of partition %d: %s", p, rl_admin_last_error(a[0]));
             break;
         }
     }
-    rl_admin_destroy(a);
+    for (int i = 0; i < na; i++)
+        rl_admin_destroy(a[i]);
     return rc;
 }
 
@@ -426,6 +449,10 @@ long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port
     hist_source_reset(h, source);
     for (int p = 0; total >= 0 && p < partitions; p++) {
         long n = dump_partition(h, source, &c, r, topic, (uint32_t)p, deadline, why, cap);
+        if (n == RL_E_NOT_LEADER) { /* a follower or a non-owner serves no reads */
+            why[0] = 0;
+            continue;
+        }
         total = n < 0 ? n : total + n;
     }
     batch_reader_destroy(r);
@@ -521,7 +548,7 @@ static long dump_segment(struct hist *h, int source, uint32_t p, struct batch_re
 }
 
 long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const char *topic,
-                      int partitions, char *why, size_t cap)
+                      int partitions, bool every_partition, char *why, size_t cap)
 {
     struct batch_reader *r = batch_reader_create(16u << 20);
     long total = r ? 0 : -ENOMEM;
@@ -530,6 +557,8 @@ long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const ch
         char dir[600], *names[1024];
         snprintf(dir, sizeof(dir), "%s/%s-%d", data_dir, topic, p);
         int k = segment_names(dir, names, 1024);
+        if (k == -ENOENT && !every_partition)
+            continue; /* no replica of this partition here */
         if (k < 0) {
             snprintf(why, cap, "%s: %s", dir, strerror(-k));
             total = k;
@@ -568,4 +597,27 @@ long wl_claims_from_log(struct hist *h, const char *log_path, const char *topic,
     }
     fclose(f);
     return n;
+}
+
+int wl_log_latest_claim(const char *log_path, const char *topic, uint32_t partition,
+                        uint32_t *term)
+{
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return -errno;
+    char line[1024], pat[200];
+    snprintf(pat, sizeof(pat), "leader of %s-", topic);
+    int found = 0;
+    *term = 0;
+    while (fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, pat);
+        unsigned p, t;
+        if (at && sscanf(at + strlen(pat), "%u in term %u", &p, &t) == 2 && p == partition &&
+            t >= *term) {
+            *term = t;
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
 }

@@ -100,7 +100,9 @@ long wl_drain(struct hist *h, const char *bootstrap, const char *topic, int part
 
 /* Reads broker host:port's log of every partition, from offset 0 up to its high watermark,
  * through the raw protocol, recording each record with its batch's term under `source` (a
- * replica source of the history). Returns records read or a negative code. */
+ * replica source of the history). Partitions the broker answers NOT_LEADER for (a follower,
+ * or a broker that holds no replica) are skipped: their copies are read from the files after
+ * the clean stop. Returns records read or a negative code. */
 long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port,
                      const char *topic, int partitions, uint32_t timeout_ms, char *why,
                      size_t cap);
@@ -108,15 +110,23 @@ long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port
 /* Reads one stopped broker's copy of the topic straight from its data directory
  * (the segment files <data_dir>/<topic>-<p>/NNN.log, batches in file order up to the first byte that is no valid
  * batch), recording each record with its batch's term under `source` (a replica source).
- * Read-only; the broker must be stopped (a clean stop leaves no preallocated tail). Returns
- * records read or a negative code with the reason in why. */
+ * every_partition: the broker must hold every partition (a missing directory is an error);
+ * else a partition without a directory holds no replica here and is skipped. Read-only; the
+ * broker must be stopped (a clean stop leaves no preallocated tail). Returns records read or a
+ * negative code with the reason in why. */
 long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const char *topic,
-                      int partitions, char *why, size_t cap);
+                      int partitions, bool every_partition, char *why, size_t cap);
 
 /* Leadership claims from a broker's log: every line holding "leader of <topic>-<p> in term <t>"
  * (the phrase a broker logs when it becomes a partition's leader) is recorded as node `node`
  * leading p in term t. Returns the claims found or -errno. */
 long wl_claims_from_log(struct hist *h, const char *log_path, const char *topic, int node);
+
+/* The highest term in which the broker whose log is at log_path logged becoming leader of
+ * topic's partition ("leader of <topic>-<p> in term <t>"). Returns 1 with *term, 0 when it
+ * never did, or -errno. */
+int wl_log_latest_claim(const char *log_path, const char *topic, uint32_t partition,
+                        uint32_t *term);
 
 /* The end of a fault run, after healing: drains every partition through the bootstrap
  * brokers, dumps every running broker's log as a replica source, runs the checker and prints

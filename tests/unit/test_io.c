@@ -580,3 +580,61 @@ Test(io_sim, direct_alignment_links_and_clock)
     io_file_close(io, fd);
     io_destroy(io);
 }
+
+/* Writes `ms` into the delay file at path (what a fault test does to slow one broker's disk). */
+static void put_delay(const char *path, const char *ms)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(ms, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* The slow-disk hook: with 80 in the file, a write + fdatasync chain completes no sooner than
+ * 80 ms after submission and in order, while a timer of 1 ms is not held; after the file says 0
+ * (re-read within 100 ms) a chain completes at once again. */
+Test(io, fault_delay_file_slows_writes_and_fsyncs)
+{
+    struct io *io = make_io();
+    char dpath[64], fpath[64];
+    snprintf(dpath, sizeof(dpath), "/tmp/rl_test_io_delay_XXXXXX");
+    int dfd = mkstemp(dpath);
+    cr_assert_geq(dfd, 0);
+    close(dfd);
+    put_delay(dpath, "80\n");
+    cr_assert_eq(io_fault_delay_file(io, dpath), 0);
+    int fd = temp_file(fpath, sizeof(fpath));
+    static char buf[4096];
+    struct result w = {0}, s = {0}, t = {0};
+    struct io_op wop = {.done = record_done, .ctx = &w}, sop = {.done = record_done, .ctx = &s};
+    struct io_op top = {.done = record_done, .ctx = &t};
+    uint64_t t0 = io_now_ns(io);
+    io_prep_write(io, &wop, fd, buf, sizeof(buf), 0, IO_LINK);
+    io_prep_fdatasync(io, &sop, fd, 0);
+    io_prep_timeout(io, &top, 1000000ull, 0);
+    run_until(io, &t);
+    cr_assert_lt(io_now_ns(io) - t0, 70000000ull, "a timer was held like a write");
+    run_until(io, &s);
+    uint64_t took = io_now_ns(io) - t0;
+    cr_assert_eq(w.calls, 1);
+    cr_assert_eq(w.res, (int)sizeof(buf));
+    cr_assert_eq(s.res, 0);
+    cr_assert_lt(w.order, s.order, "completions left their order");
+    cr_assert_geq(took, 80000000ull, "the chain completed after %llu ns, under the 80 ms delay",
+                  (unsigned long long)took);
+    cr_assert_eq(io_inflight(io), 0);
+
+    put_delay(dpath, "0\n");
+    uint64_t wait_until = io_now_ns(io) + 150000000ull; /* past the 100 ms re-read period */
+    while (io_now_ns(io) < wait_until)
+        io_run(io, wait_until - io_now_ns(io));
+    struct result w2 = {0};
+    struct io_op w2op = {.done = record_done, .ctx = &w2};
+    io_prep_write(io, &w2op, fd, buf, sizeof(buf), 0, 0);
+    t0 = io_now_ns(io);
+    run_until(io, &w2);
+    cr_assert_lt(io_now_ns(io) - t0, 60000000ull, "a delay of 0 still held the write");
+    close(fd);
+    unlink(dpath);
+    io_destroy(io);
+}
