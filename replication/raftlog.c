@@ -840,10 +840,15 @@ int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
     out->config = *initial;
     if (start == 0)
         return 0;
-    out->index = start;
     out->term = start_term(rl);
-    if (out->term == 0)
-        return RL_E_CORRUPT;
+    if (out->term == 0) {
+        RL_WARN("%s: the term of the entry ending at the log start %llu is unknown (a start "
+                "inside a batch, or a checkpoint of an earlier version); the group starts "
+                "from index 0 and cannot send a snapshot until its log start moves again",
+                rl->dir, (unsigned long long)start);
+        return 0;
+    }
+    out->index = start;
     uint32_t lo = 0, hi = rl->n_confs; /* the latest configuration entry at or below start */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

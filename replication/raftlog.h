@@ -120,8 +120,9 @@ int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd);
  * the snapshot last installed while the log still starts there; otherwise index = the log
  * start, its term from the epochs, and the latest configuration entry at or below it (or the
  * installed snapshot's, or `initial` with config_index 0 when the log holds none). A new log
- * gives index 0 and `initial`. Returns 0, or RL_E_CORRUPT when the term at the log start is
- * unknown (a start inside a batch). */
+ * gives index 0 and `initial`, and so does a log whose term at the start is unknown (a start
+ * inside a batch, or epochs dropped by an earlier version's checkpoint: warned; such a group
+ * cannot send snapshots until its start moves again). Returns 0 or a negative code. */
 int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
                      struct raft_snapshot_meta *out);
 
