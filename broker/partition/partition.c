@@ -315,6 +315,8 @@ static void partition_log_done(struct plog_append *pa, int result)
     p->stats.batches_in++;
     a->last_offset = pa->last_offset;
     p->durable_end = pa->last_offset + 1;
+    /* Read before the commit: committing may finish (and free) an acks=all append. */
+    bool answer_now = a->ack == PARTITION_ACK_LEADER;
     if (a->ack == PARTITION_ACK_ALL) {
         a->next = NULL;
         if (p->commit_tail)
@@ -323,8 +325,9 @@ static void partition_log_done(struct plog_append *pa, int result)
             p->commit_head = a;
         p->commit_tail = a;
     }
-    partition_commit_to(p, p->durable_end, a->len); /* one replica: committed once durable */
-    if (a->ack == PARTITION_ACK_LEADER)
+    uint32_t len = a->len;
+    partition_commit_to(p, p->durable_end, len); /* one replica: committed once durable */
+    if (answer_now)
         partition_finish(a, 0);
 }
 
