@@ -78,7 +78,9 @@ enum rl_error {
     RL_E_CORRUPT = -5001, /**< data is corrupt (checksum or structure mismatch) */
     RL_E_FULL = -5002, /**< buffer or queue is full; retry after in-flight work completes */
     RL_E_TIMED_OUT = -5003, /**< operation timed out */
-    RL_E_SHUTTING_DOWN = -5004, /**< shutting down; no new work is accepted */
+    RL_E_SHUTTING_DOWN = -5004, /**< shutting down; no new work is accepted, and work still
+        waiting (an append waiting for disk space) is answered without being stored; retry once
+        it runs */
     RL_E_CLOSED = -5005, /**< object is closed */
     RL_E_NOT_FOUND = -5006, /**< not found */
     RL_E_EXISTS = -5007, /**< already exists */
