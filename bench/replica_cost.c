@@ -202,13 +202,19 @@ int main(int argc, char **argv)
     }
     for (uint32_t w = 0; w < 50; w++) /* settle: durability reported, heartbeats id-only */
         turn();
+    uint32_t failed = 0;
+    for (uint32_t k = 0; k < NODES; k++)
+        for (uint32_t g = 0; g < groups; g++)
+            failed += repl_group_failed(nodes[k].g[g]) != 0;
+    uint32_t led = ready_leaders(groups);
     size_t heap2 = heap_bytes(), rss2 = rss_bytes();
     double c0 = cpu_s();
     for (uint32_t i = 0; i < ticks; i++)
         turn();
     double per_tick = (cpu_s() - c0) / ticks / NODES;
     printf("replica cost, %u partitions x 3 replicas on 3 brokers (plog + raftlog + raft + repl "
-           "group), leaders after %u turns:\n", groups, t);
+           "group): %u of %u groups led after %u turns, %u replicas failed\n", groups, led, groups, t,
+           failed);
     printf("  memory per replica at open: %.0f bytes heap, %.0f bytes resident "
            "(struct raft %zu, driver group %zu)\n",
            (double)(heap1 - heap0) / groups, (double)(rss1 - rss0) / groups, sizeof(struct raft),

@@ -783,8 +783,10 @@ static size_t revoke_missing(struct rlc_group *g, const Ringlog__SyncGroupRespon
 {
     int n = rlc_consumer_part_count(g->c);
     struct rl_topic_partition *tps = calloc((size_t)n + 1, sizeof(*tps));
-    if (!tps)
+    if (!tps) {
+        revoke(g); /* the coordinator counts them as given up: give up all rather than none */
         return 0;
+    }
     size_t k = 0;
     for (int i = 0; i < n; i++) {
         int64_t pos, committed;
@@ -907,7 +909,8 @@ static int sync_and_assign(struct rlc_group *g)
     if (held && revoke_missing(g, sg) > 0)
         g->need_rejoin = true; /* hand the revoked partitions over in the next round */
     if (held && !g->in_sync) {
-        rc = RL_E_ILLEGAL_GENERATION; /* a commit found the member dropped: LOST was called */
+        /* A commit found the member dropped (LOST was called), or all was revoked. */
+        rc = RL_E_ILLEGAL_GENERATION;
         goto out;
     }
     /* Committed offsets of exactly these partitions. */

@@ -52,6 +52,7 @@ struct raftlog_arena {
     int64_t tokens;      /* bytes that may be read now (may go negative by one read) */
     uint64_t refilled_ns;
     struct raftlog_arena_stats stats;
+    struct raftlog *blocked; /* raftlogs whose queued appends wait for write-buffer space */
 };
 
 struct epoch {
@@ -121,6 +122,12 @@ struct raftlog {
     bool has_base;
     uint64_t reset_at;
     struct raft_snapshot_meta base;
+    /* The plog refused an append for buffer space (RL_E_FULL: its write-buffer pool, shared by
+     * every log of the storage, is lent out): the append and every later one wait in `queue`,
+     * in order, and are retried whenever any raftlog of the arena completes an append or
+     * finishes a ready. */
+    bool blocked;
+    struct raftlog *next_blocked;
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -458,6 +465,8 @@ static uint64_t ops_last(void *ctx)
 
 static uint64_t start_term(struct raftlog *rl);
 static void queue_clear(struct raftlog *rl, uint32_t keep);
+static void unblock(struct raftlog *rl);
+static void retry_blocked(struct raftlog_arena *a);
 
 static uint64_t ops_term(void *ctx, uint64_t index)
 {
@@ -840,10 +849,15 @@ int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
     out->config = *initial;
     if (start == 0)
         return 0;
-    out->index = start;
     out->term = start_term(rl);
-    if (out->term == 0)
-        return RL_E_CORRUPT;
+    if (out->term == 0) {
+        RL_WARN("%s: the term of the entry ending at the log start %llu is unknown (a start "
+                "inside a batch, or a checkpoint of an earlier version); the group starts "
+                "from index 0 and cannot send a snapshot until its log start moves again",
+                rl->dir, (unsigned long long)start);
+        return 0;
+    }
+    out->index = start;
     uint32_t lo = 0, hi = rl->n_confs; /* the latest configuration entry at or below start */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -872,7 +886,8 @@ static int install(struct raftlog *rl, const struct raft_snapshot_meta *s)
     uint8_t meta[RAFTLOG_SNAP_META_BYTES];
     if (s->index <= rl->commit || s->index <= plog_start_offset(rl->plog))
         return RL_E_INTERNAL; /* the core installs only past its commit index */
-    queue_clear(rl, 0); /* appends waiting for a truncation: their log is going */
+    queue_clear(rl, 0); /* appends waiting for a truncation or space: their log is going */
+    unblock(rl);
     rl->retruncate = false;
     uint32_t n = meta_encode(s, meta);
     int rc = plog_reset_to(rl->plog, s->index, meta, n);
@@ -936,6 +951,8 @@ static void queue_clear(struct raftlog *rl, uint32_t keep)
     for (uint32_t i = keep; i < rl->n_queue; i++)
         free(rl->queue[i].bytes);
     rl->n_queue = keep;
+    if (keep == 0)
+        unblock(rl);
 }
 
 void raftlog_close(struct raftlog *rl)
@@ -1012,6 +1029,8 @@ static void append_done(struct plog_append *req, int result)
         rl->durable_new = true;
     }
     pending_put(rl, p);
+    if (rl->arena->blocked)
+        retry_blocked(rl->arena); /* a completed write may have given buffer space back */
     if (rl->notify)
         rl->notify(rl->notify_ctx);
 }
@@ -1033,6 +1052,73 @@ static int issue(struct raftlog *rl, const uint8_t *bytes, uint32_t len, uint64_
                  uint64_t term, bool keep_offsets);
 static int truncate_start(struct raftlog *rl, uint64_t after);
 
+static void unblock(struct raftlog *rl)
+{
+    if (!rl->blocked)
+        return;
+    for (struct raftlog **p = &rl->arena->blocked; *p; p = &(*p)->next_blocked)
+        if (*p == rl) {
+            *p = rl->next_blocked;
+            break;
+        }
+    rl->blocked = false;
+}
+
+static void block(struct raftlog *rl)
+{
+    if (rl->blocked)
+        return;
+    rl->blocked = true;
+    rl->next_blocked = rl->arena->blocked;
+    rl->arena->blocked = rl;
+    rl->arena->stats.appends_blocked++;
+}
+
+/* Hands the queued appends to the plog in order, as far as it takes them: the rest stay queued
+ * (blocked) when it is out of buffer space. */
+static void queue_flush(struct raftlog *rl)
+{
+    uint32_t i = 0;
+    int rc = 0;
+    for (; i < rl->n_queue && !rl->failed; i++) {
+        struct queued *q = &rl->queue[i];
+        rc = issue(rl, q->bytes, q->len, q->index, q->term, q->keep_offsets);
+        if (rc == RL_E_FULL)
+            break;
+        free(q->bytes);
+        if (rc < 0 && !rl->failed)
+            rl->failed = rc;
+    }
+    if (rl->failed) {
+        queue_clear(rl, i < rl->n_queue ? i : rl->n_queue);
+        rl->n_queue = 0;
+        unblock(rl);
+        return;
+    }
+    memmove(rl->queue, rl->queue + i, (rl->n_queue - i) * sizeof(*rl->queue));
+    rl->n_queue -= i;
+    if (rl->n_queue)
+        block(rl);
+    else
+        unblock(rl);
+}
+
+/* Retries the appends of every blocked raftlog of the arena (bounded: one pass; a log that is
+ * still refused stays on the list). */
+static void retry_blocked(struct raftlog_arena *a)
+{
+    struct raftlog *list = a->blocked;
+    a->blocked = NULL;
+    for (struct raftlog *rl = list, *next; rl; rl = next) {
+        next = rl->next_blocked;
+        rl->blocked = false;
+        if (!rl->truncating)
+            queue_flush(rl);
+        else
+            block(rl); /* the truncation's end sends them */
+    }
+}
+
 /* The plog's truncation ended: start the one asked for meanwhile, or send the queued appends. */
 static void truncate_done(void *ctx, int result)
 {
@@ -1051,13 +1137,7 @@ static void truncate_done(void *ctx, int result)
             rl->failed = rc;
         return;
     }
-    for (uint32_t i = 0; i < rl->n_queue && !rl->failed; i++) {
-        struct queued *q = &rl->queue[i];
-        int rc = issue(rl, q->bytes, q->len, q->index, q->term, q->keep_offsets);
-        if (rc < 0)
-            rl->failed = rc;
-    }
-    queue_clear(rl, 0);
+    queue_flush(rl);
 }
 
 static int truncate_start(struct raftlog *rl, uint64_t after)
@@ -1178,8 +1258,13 @@ static int append_one(struct raftlog *rl, const struct raft_entry *e, bool leade
     if (rc == 0 && e->type == RAFT_ENTRY_CONFIG)
         rc = conf_note(rl, e->index, e->data, e->len);
     if (rc == 0)
-        rc = rl->truncating ? enqueue(rl, bytes, len, e->index, e->term, !leader)
-                            : issue(rl, bytes, len, e->index, e->term, !leader);
+        rc = rl->truncating || rl->n_queue ? enqueue(rl, bytes, len, e->index, e->term, !leader)
+                                            : issue(rl, bytes, len, e->index, e->term, !leader);
+    if (rc == RL_E_FULL && !rl->truncating) { /* no buffer space now: wait for some */
+        rc = enqueue(rl, bytes, len, e->index, e->term, !leader);
+        if (rc == 0)
+            block(rl);
+    }
     if (rc < 0)
         return rc;
     rl->leo = e->index;
@@ -1212,6 +1297,8 @@ int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd)
 void raftlog_ready_done(struct raftlog *rl)
 {
     rl->arena->used = 0;
+    if (rl->arena->blocked)
+        retry_blocked(rl->arena);
 }
 
 bool raftlog_take_durable(struct raftlog *rl, uint64_t *index, uint64_t *term)

@@ -33,9 +33,12 @@
  * proposer stamps it; raftlog_stamp). Followers append with keep_offsets (the plog checks the offset), the
  * leader with assigned offsets. Appends complete asynchronously: raftlog_take_durable reports
  * the highest entry made durable, which the driver passes to raft_persisted (never from inside
- * the plog callback, which may run while another ready is being carried out). A failed append
- * (I/O error, RL_E_FULL from the plog's buffer) makes the raftlog failed: every later call
- * returns the error and the driver restarts the group from what is durable.
+ * the plog callback, which may run while another ready is being carried out). An append the
+ * plog refuses for buffer space (RL_E_FULL: the storage's write-buffer pool is lent out, as
+ * when a thousand groups elect at once) waits in order with the ones after it and is retried
+ * when any raftlog of the arena completes an append or finishes a ready. A failed append (an
+ * I/O error) makes the raftlog failed: every later call returns the error and the driver
+ * restarts the group from what is durable.
  *
  * Truncation uses plog_truncate_to_async (the cut in memory at once, the files in the
  * background); appends made before it is done wait in a queue (their bytes copied) and go to the
@@ -88,6 +91,7 @@ void raftlog_arena_set_catchup_rate(struct raftlog_arena *a, struct io *io,
 struct raftlog_arena_stats {
     uint64_t catchup_bytes;    /* bytes read for catch-up */
     uint64_t catchup_deferred; /* catch-up reads put off because the budget was spent */
+    uint64_t appends_blocked;  /* times a raftlog's appends waited for write-buffer space */
 };
 void raftlog_arena_get_stats(const struct raftlog_arena *a, struct raftlog_arena_stats *out);
 
@@ -120,8 +124,9 @@ int raftlog_apply(struct raftlog *rl, const struct raft_ready *rd);
  * the snapshot last installed while the log still starts there; otherwise index = the log
  * start, its term from the epochs, and the latest configuration entry at or below it (or the
  * installed snapshot's, or `initial` with config_index 0 when the log holds none). A new log
- * gives index 0 and `initial`. Returns 0, or RL_E_CORRUPT when the term at the log start is
- * unknown (a start inside a batch). */
+ * gives index 0 and `initial`, and so does a log whose term at the start is unknown (a start
+ * inside a batch, or epochs dropped by an earlier version's checkpoint: warned; such a group
+ * cannot send snapshots until its start moves again). Returns 0 or a negative code. */
 int raftlog_snapshot(struct raftlog *rl, const struct raft_config *initial,
                      struct raft_snapshot_meta *out);
 

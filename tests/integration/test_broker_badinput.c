@@ -285,8 +285,8 @@ Test(badinput, fetch_out_of_range)
     assert_still_serving();
 }
 
-/* Connections over max.connections and the operator reserve past it (4, admin requests only,
- * which ApiVersions is) get TOO_MANY_CONNECTIONS and are closed. */
+/* Connections over max.connections and its operator reserve (4, which serve admin requests
+ * such as ApiVersions) get TOO_MANY_CONNECTIONS and are closed. */
 Test(badinput, too_many_connections)
 {
     struct tl_conn extra[12];
@@ -307,9 +307,8 @@ Test(badinput, too_many_connections)
             rejected++; /* the rejection frame may be lost to a reset; the close is what counts */
         }
     }
-    cr_assert_eq(rejected, 2, "8 allowed and 4 kept for operators, 2 held by the fixture, "
-                 "12 more tried: %d rejected",
-                 rejected);
+    cr_assert_eq(rejected, 2, "8 allowed and 4 reserved, 2 held by the fixture, 12 more tried: "
+                 "%d rejected", rejected);
     for (int i = 0; i < opened; i++)
         tl_close(&extra[i]);
     assert_still_serving();

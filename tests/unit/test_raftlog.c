@@ -528,3 +528,69 @@ Test(raftlog, reopen_after_an_install_that_left_the_old_checkpoint_ignores_it)
     expect_after_install(&s, 101);
     cr_assert_eq(raftlog_ops.term(g_rl, 101), 2, "epoch 3 of the old log came back");
 }
+
+Test(raftlog, appends_refused_for_buffer_space_wait_and_go_out_in_order)
+{
+    /* Other logs of the storage hold its whole write-buffer pool (as when a thousand groups
+     * elect at once): the plog refuses the raftlog's appends with RL_E_FULL. They must wait,
+     * in order, not fail the log, and become durable once the other logs' writes complete. */
+    struct plog *other[4];
+    static struct tu_append a[4][400];
+    struct tu_batch sizes[3] = {tu_build(1, 1000 * 1000, 77, 1), tu_build(1, 60 * 1000, 78, 1),
+                                tu_build(1, 1000, 79, 1)};
+    int n[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        char sub[300];
+        snprintf(sub, sizeof(sub), "%s/other-%d", g_dir, k);
+        struct plog_config cfg;
+        plog_config_default(&cfg);
+        cfg.retention_ms = -1;
+        cr_assert_eq(plog_open(g_st, sub, &cfg, NULL, &other[k]), 0);
+    }
+    /* Each log takes batches until it is refused (its own 64 MiB, or the pool), big ones
+     * first, then smaller, so no chunk of the pool is left. */
+    for (int k = 0; k < 4; k++)
+        for (int z = 0; z < 3; z++)
+            while (n[k] < 400 && tu_append_start(other[k], &a[k][n[k]], &sizes[z]) == 0)
+                n[k]++;
+    struct tu_append probe;
+    bool full = tu_append_start(other[3], &probe, &sizes[2]) == RL_E_FULL;
+    cr_assert(full, "the storage's write-buffer pool never ran out");
+    struct raftlog_arena_stats st0, st1;
+    raftlog_arena_get_stats(g_arena, &st0);
+    static struct raft_ready rd;
+    static struct raft_entry ents[3];
+    memset(&rd, 0, sizeof(rd));
+    rd.role = RAFT_FOLLOWER;
+    for (int i = 0; i < 3; i++)
+        ents[i] = data_entry(4 * (uint64_t)(i + 1), 4, 1, 500 + (uint64_t)i);
+    rd.append = ents;
+    rd.n_append = 3;
+    cr_assert_eq(raftlog_apply(g_rl, &rd), 0, "an append refused for space failed the log");
+    raftlog_ready_done(g_rl);
+    raftlog_arena_get_stats(g_arena, &st1);
+    cr_assert_gt(st1.appends_blocked, st0.appends_blocked, "the appends did not wait");
+    cr_assert_lt(plog_end_offset(g_plog), 12, "the plog took them all although it was full");
+    /* The driver finishes a ready for every group every tick (raftlog_ready_done), which is
+     * one of the moments the waiting appends are retried. */
+    uint64_t deadline = io_now_ns(g_io) + TU_DEADLINE_NS, got = 0, term;
+    while (got != 12 && io_now_ns(g_io) < deadline) {
+        raftlog_ready_done(g_rl);
+        if (!raftlog_take_durable(g_rl, &got, &term))
+            io_run(g_io, 10 * 1000000ull);
+    }
+    cr_assert_eq(got, 12, "the waiting appends never became durable");
+    cr_assert_eq(raftlog_failed(g_rl), 0);
+    static uint8_t buf[4096];
+    for (int i = 0; i < 3; i++) {
+        int len = plog_read_copy(g_plog, 4 * (uint64_t)i, 1, UINT64_MAX, buf, sizeof(buf));
+        cr_assert_eq(len, (int)ents[i].len);
+        cr_assert_eq(memcmp(buf + 8, (const uint8_t *)ents[i].data + 8, ents[i].len - 8), 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        cr_assert(tu_run_until(g_io, &a[k][n[k] - 1].calls, 1));
+        plog_close(other[k]);
+    }
+    for (int z = 0; z < 3; z++)
+        free(sizes[z].data);
+}
