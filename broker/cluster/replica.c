@@ -25,6 +25,7 @@
 /* A leader refuses appends while this much of its log waits for the disk: the raftlog fails a
  * group whose plog refuses an append for lack of room (64 MiB per log). */
 #define REPLICA_MAX_UNSYNCED_BYTES (32u << 20)
+#define REPLICA_CHECK_MS 100 /* failed groups and balancing: checked this often */
 
 struct replica {
     struct replicas *rs;
@@ -54,6 +55,7 @@ struct replicas {
     uint64_t elections, leader_changes;
     uint64_t handoffs, balance_transfers;
     bool handing_off;
+    int64_t last_check_ms; /* replicas_tick's last walk */
 };
 
 uint64_t replicas_group_id(const char *topic, uint32_t index)
@@ -103,8 +105,8 @@ static int replica_propose(void *ctx, uint8_t *batch, uint32_t len, bool all, ui
 {
     struct replica *rp = ctx;
     const struct raft *rf = repl_group_raft(rp->g);
-    if (raft_role(rf) != RAFT_LEADER || !raft_leader_ready(rf))
-        return RL_E_NOT_LEADER;
+    if (raft_role(rf) != RAFT_LEADER || !raft_leader_ready(rf) || repl_group_failed(rp->g))
+        return RL_E_NOT_LEADER; /* a failed group: the others elect a leader */
     if (all && rp->min_insync > 1) {
         uint32_t ids[RAFT_MAX_VOTERS];
         if (replica_in_sync(rp, ids, RAFT_MAX_VOTERS) < rp->min_insync)
@@ -365,11 +367,29 @@ static bool replica_preferred_ready(struct replica *rp, int64_t now)
     return ps.connected && ps.last_heard_ms && now - ps.last_heard_ms <= window;
 }
 
+/* A group whose log failed is neither ticked nor stepped, so its core still says it leads:
+ * the partition stops claiming it (Metadata, produce) and the other replicas elect. */
+static void replicas_step_down_failed(struct replicas *rs)
+{
+    for (struct replica *rp = rs->list; rp; rp = rp->next) {
+        if (!repl_group_failed(rp->g) || !partition_leads(rp->p))
+            continue;
+        RL_ERROR("%s-%u: its log failed (%s): no longer leading it; it stays down until the "
+                 "broker restarts", partition_topic(rp->p), rp->index,
+                 rl_strerror(repl_group_failed(rp->g)));
+        partition_repl_role(rp->p, false, 0, raft_term(repl_group_raft(rp->g)));
+    }
+}
+
 void replicas_tick(struct replicas *rs)
 {
+    int64_t now = replicas_now_ms(rs);
+    if (now - rs->last_check_ms < REPLICA_CHECK_MS && now >= rs->last_check_ms)
+        return; /* a walk over every group, 10 times a second at most */
+    rs->last_check_ms = now;
+    replicas_step_down_failed(rs);
     if (!rs->cfg.leader_balance || rs->handing_off)
         return;
-    int64_t now = replicas_now_ms(rs);
     uint32_t busy = 0;
     for (const struct replica *rp = rs->list; rp; rp = rp->next) {
         const struct raft *rf = repl_group_raft(rp->g);
