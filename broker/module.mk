@@ -60,6 +60,8 @@ TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration
          $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed
 # Replicated partitions: failover under idempotent acks=all load, replicas byte for byte equal.
 TESTS += $(BUILD)/tests/integration/test_replication
+# Operations: SIGTERM hands leadership off (rolling restart under load), preferred leaders.
+TESTS += $(BUILD)/tests/integration/test_replication_ops
 # The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.
 TESTS += $(BUILD)/tests/integration/test_tail_cache
 TEST_DEPS += $(BUILD)/bin/ringlogd

@@ -964,7 +964,8 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     uint32_t ticks = c->cfg.election_timeout_ms / c->cfg.tick_ms;
     struct replicas_config rc_cfg = {.self = cfg->self, .election_ticks = ticks < 3 ? 3 : ticks,
                                      .tick_ms = cfg->tick_ms,
-                                     .seed = c->incarnation ^ cfg->self};
+                                     .seed = c->incarnation ^ cfg->self,
+                                     .leader_balance = cfg->leader_balance};
     rc = replicas_create(io, c->repl, c->arena, c->peer, m, &rc_cfg, &c->replicas, err,
                          err_cap);
     if (rc)
@@ -979,6 +980,36 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
 fail:
     ctl_close(c);
     return rc;
+}
+
+uint32_t ctl_handoff(struct ctl *c)
+{
+    uint32_t led = c->replicas ? replicas_handoff(c->replicas) : 0;
+    const struct raft *rf = repl_group_raft(c->g);
+    if (raft_role(rf) != RAFT_LEADER || repl_group_failed(c->g))
+        return led;
+    /* The controller too: to the live voter holding the most of its log. */
+    if (rf->transferee == 0) {
+        uint32_t best = 0;
+        uint64_t best_match = 0;
+        int64_t now = ctl_now_ms(c);
+        for (uint32_t i = 0; i < c->cfg.n_voters; i++) {
+            uint32_t id = c->cfg.voters[i].id;
+            const struct raft_progress *pr = raft_progress_of(rf, id);
+            struct peer_node_stats ps;
+            peer_get_node_stats(c->peer, id, &ps);
+            if (id == c->cfg.self || !pr || !pr->voter || !ps.connected || !ps.last_heard_ms ||
+                now - ps.last_heard_ms > (int64_t)c->cfg.election_timeout_ms)
+                continue;
+            if (!best || pr->match > best_match) {
+                best = id;
+                best_match = pr->match;
+            }
+        }
+        if (!best || repl_transfer(c->repl, c->g, best) != 0)
+            return led; /* no voter to take it: nothing to wait for */
+    }
+    return led + 1;
 }
 
 void ctl_begin_stop(struct ctl *c)
@@ -1114,6 +1145,8 @@ void ctl_tick(struct ctl *c)
         repl_tick(c->repl);
         c->last_tick_ms += c->cfg.tick_ms;
     }
+    if (c->replicas)
+        replicas_tick(c->replicas);
     ctl_local_timers(c, now);
     ctl_register(c, now);
     if (now - c->last_ping_ms >= CTL_PING_MS) {

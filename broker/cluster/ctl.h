@@ -71,6 +71,7 @@ struct ctl_config {
     uint32_t election_timeout_ms;
     uint32_t session_timeout_ms; /* a broker silent this long is reported fenced */
     uint64_t catchup_bytes_per_sec; /* the loop's catch-up budget (raftlog.h; 0: no limit) */
+    bool leader_balance;            /* preferred-leader balancing of replicated partitions */
 };
 
 /* Checks the identity file of data_dir against cfg (writing it on first start), opens group 0
@@ -83,6 +84,11 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
 /* A broker started without --voters: refuses a data directory that belongs to a cluster.
  * Returns 0 or RL_E_INVALID_CONFIG with err. */
 int ctl_check_standalone(const char *data_dir, char *err, size_t err_cap);
+
+/* A stopping broker, before ctl_begin_stop: hands leadership of the partitions it leads
+ * (replicas_handoff) and of the controller to other in-sync replicas. Call it every turn until
+ * it returns 0 (nothing led here any more) or the caller's deadline passes. */
+uint32_t ctl_handoff(struct ctl *c);
 
 /* Fails the change waiting for the controller (shutdown) and stops proposing. */
 void ctl_begin_stop(struct ctl *c);

@@ -25,6 +25,7 @@
 /* A leader refuses appends while this much of its log waits for the disk: the raftlog fails a
  * group whose plog refuses an append for lack of room (64 MiB per log). */
 #define REPLICA_MAX_UNSYNCED_BYTES (32u << 20)
+#define REPLICA_CHECK_MS 100 /* failed groups and balancing: checked this often */
 
 struct replica {
     struct replicas *rs;
@@ -37,6 +38,7 @@ struct replica {
     uint32_t n_nodes;
     uint32_t nodes[RAFT_MAX_VOTERS];
     uint64_t logged_term; /* the term whose leadership was last logged */
+    int64_t led_since_ms; /* when this broker last became leader */
     uint64_t elections, leader_changes;
     struct replica *next;
 };
@@ -51,6 +53,9 @@ struct replicas {
     struct replica *list;
     uint32_t n;
     uint64_t elections, leader_changes;
+    uint64_t handoffs, balance_transfers;
+    bool handing_off;
+    int64_t last_check_ms; /* replicas_tick's last walk */
 };
 
 uint64_t replicas_group_id(const char *topic, uint32_t index)
@@ -100,8 +105,8 @@ static int replica_propose(void *ctx, uint8_t *batch, uint32_t len, bool all, ui
 {
     struct replica *rp = ctx;
     const struct raft *rf = repl_group_raft(rp->g);
-    if (raft_role(rf) != RAFT_LEADER || !raft_leader_ready(rf))
-        return RL_E_NOT_LEADER;
+    if (raft_role(rf) != RAFT_LEADER || !raft_leader_ready(rf) || repl_group_failed(rp->g))
+        return RL_E_NOT_LEADER; /* a failed group: the others elect a leader */
     if (all && rp->min_insync > 1) {
         uint32_t ids[RAFT_MAX_VOTERS];
         if (replica_in_sync(rp, ids, RAFT_MAX_VOTERS) < rp->min_insync)
@@ -111,8 +116,8 @@ static int replica_propose(void *ctx, uint8_t *batch, uint32_t len, bool all, ui
         return RL_E_THROTTLED;
     uint64_t last = 0;
     int rc = repl_propose(rp->rs->repl, rp->g, &batch, &len, 1, &last);
-    if (rc == RL_E_RAFT_NOT_LEADER)
-        return RL_E_NOT_LEADER;
+    if (rc == RL_E_RAFT_NOT_LEADER || rc == RL_E_RAFT_TRANSFERRING)
+        return RL_E_NOT_LEADER; /* a transfer: the client retries on the next leader */
     if (rc == RL_E_FULL)
         return RL_E_THROTTLED;
     if (rc)
@@ -152,6 +157,7 @@ static void replica_on_role(void *ctx, struct repl_group *g, enum raft_role role
         rp->logged_term = term;
         rp->elections++;
         rp->rs->elections++;
+        rp->led_since_ms = replicas_now_ms(rp->rs);
         RL_INFO("leader of %s-%u in term %" PRIu64, partition_topic(rp->p), rp->index, term);
     }
     (void)leader;
@@ -294,6 +300,114 @@ void replicas_destroy(struct replicas *rs)
     free(rs);
 }
 
+/* --- leadership hand-off and preferred-leader balancing --------------------------------------- */
+
+/* rp leads and may be asked to transfer: ready, not failed, no transfer under way. */
+static bool replica_may_transfer(const struct replica *rp)
+{
+    const struct raft *rf = repl_group_raft(rp->g);
+    return !repl_group_failed(rp->g) && raft_role(rf) == RAFT_LEADER && raft_leader_ready(rf) &&
+           rf->transferee == 0;
+}
+
+/* The in-sync follower of rp's group holding the most of the log, or 0. */
+static uint32_t replica_successor(struct replica *rp)
+{
+    const struct raft *rf = repl_group_raft(rp->g);
+    uint32_t ids[RAFT_MAX_VOTERS], best = 0;
+    uint64_t best_match = 0;
+    uint32_t n = replica_in_sync(rp, ids, RAFT_MAX_VOTERS);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct raft_progress *pr = raft_progress_of(rf, ids[i]);
+        if (ids[i] == rp->rs->cfg.self || !pr || !pr->voter)
+            continue;
+        if (!best || pr->match > best_match) {
+            best = ids[i];
+            best_match = pr->match;
+        }
+    }
+    return best;
+}
+
+uint32_t replicas_handoff(struct replicas *rs)
+{
+    if (!rs->handing_off)
+        RL_INFO("handing leadership of the partitions this broker leads to other replicas");
+    rs->handing_off = true;
+    uint32_t led = 0;
+    for (struct replica *rp = rs->list; rp; rp = rp->next) {
+        const struct raft *rf = repl_group_raft(rp->g);
+        if (repl_group_failed(rp->g) || raft_role(rf) != RAFT_LEADER)
+            continue;
+        if (rf->transferee) {
+            led++;
+            continue;
+        }
+        uint32_t to = replica_successor(rp);
+        if (to && repl_transfer(rs->repl, rp->g, to) == 0) {
+            rs->handoffs++;
+            led++;
+        } /* else no follower in sync to take it: nothing to wait for */
+    }
+    return led;
+}
+
+/* The preferred replica of rp's group can take over: connected, heard from within the election
+ * timeout, durable up to the commit index. */
+static bool replica_preferred_ready(struct replica *rp, int64_t now)
+{
+    const struct raft *rf = repl_group_raft(rp->g);
+    uint32_t pref = rp->nodes[0];
+    const struct raft_progress *pr = raft_progress_of(rf, pref);
+    if (!pr || !pr->voter || pr->state != RAFT_PR_REPLICATE || pr->match < raft_commit(rf))
+        return false;
+    struct peer_node_stats ps;
+    peer_get_node_stats(rp->rs->peer, pref, &ps);
+    int64_t window = (int64_t)rp->rs->cfg.election_ticks * rp->rs->cfg.tick_ms;
+    return ps.connected && ps.last_heard_ms && now - ps.last_heard_ms <= window;
+}
+
+/* A group whose log failed is neither ticked nor stepped, so its core still says it leads:
+ * the partition stops claiming it (Metadata, produce) and the other replicas elect. */
+static void replicas_step_down_failed(struct replicas *rs)
+{
+    for (struct replica *rp = rs->list; rp; rp = rp->next) {
+        if (!repl_group_failed(rp->g) || !partition_leads(rp->p))
+            continue;
+        RL_ERROR("%s-%u: its log failed (%s): no longer leading it; it stays down until the "
+                 "broker restarts", partition_topic(rp->p), rp->index,
+                 rl_strerror(repl_group_failed(rp->g)));
+        partition_repl_role(rp->p, false, 0, raft_term(repl_group_raft(rp->g)));
+    }
+}
+
+void replicas_tick(struct replicas *rs)
+{
+    int64_t now = replicas_now_ms(rs);
+    if (now - rs->last_check_ms < REPLICA_CHECK_MS && now >= rs->last_check_ms)
+        return; /* a walk over every group, 10 times a second at most */
+    rs->last_check_ms = now;
+    replicas_step_down_failed(rs);
+    if (!rs->cfg.leader_balance || rs->handing_off)
+        return;
+    uint32_t busy = 0;
+    for (const struct replica *rp = rs->list; rp; rp = rp->next) {
+        const struct raft *rf = repl_group_raft(rp->g);
+        busy += raft_role(rf) == RAFT_LEADER && rf->transferee != 0;
+    }
+    for (struct replica *rp = rs->list; rp && busy < REPLICA_BALANCE_MAX_INFLIGHT; rp = rp->next) {
+        if (rp->nodes[0] == rs->cfg.self || !replica_may_transfer(rp) ||
+            now - rp->led_since_ms < REPLICA_BALANCE_SETTLE_MS || !replica_preferred_ready(rp, now))
+            continue;
+        if (repl_transfer(rs->repl, rp->g, rp->nodes[0]) == 0) {
+            RL_INFO("%s-%u: handing leadership back to its preferred replica %u",
+                    partition_topic(rp->p), rp->index, rp->nodes[0]);
+            rs->balance_transfers++;
+            busy++;
+        }
+    }
+}
+
 /* --- status ------------------------------------------------------------------------------------ */
 
 void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out)
@@ -304,6 +418,8 @@ void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out)
         out->leading += partition_leads(rp->p);
     out->elections = rs->elections;
     out->leader_changes = rs->leader_changes;
+    out->handoffs = rs->handoffs;
+    out->balance_transfers = rs->balance_transfers;
 }
 
 size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
@@ -322,6 +438,10 @@ size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
         PRIu64 "\n", st.elections);
     OUT("# TYPE ringlog_replica_leader_changes_total counter\n"
         "ringlog_replica_leader_changes_total %" PRIu64 "\n", st.leader_changes);
+    OUT("# TYPE ringlog_replica_handoffs_total counter\nringlog_replica_handoffs_total %" PRIu64
+        "\n# TYPE ringlog_replica_balance_transfers_total counter\n"
+        "ringlog_replica_balance_transfers_total %" PRIu64 "\n", st.handoffs,
+        st.balance_transfers);
     OUT("# TYPE ringlog_partition_role gauge\n# TYPE ringlog_partition_term gauge\n"
         "# TYPE ringlog_partition_commit_index gauge\n");
     for (const struct replica *rp = rs->list; rp && n < cap; rp = rp->next) {

@@ -31,6 +31,7 @@
 #ifndef RL_BROKER_CLUSTER_REPLICA_H
 #define RL_BROKER_CLUSTER_REPLICA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,7 @@ struct replicas_config {
     uint32_t election_ticks;
     uint32_t tick_ms;
     uint64_t seed;
+    bool leader_balance; /* auto.leader.rebalance.enable: preferred-leader balancing */
 };
 
 /* Creates the replica set and makes it meta's replicator (attaching the replicated partitions
@@ -60,9 +62,34 @@ void replicas_destroy(struct replicas *rs);
 /* The group id of partition `index` of `topic` (never 0). */
 uint64_t replicas_group_id(const char *topic, uint32_t index);
 
+/*
+ * Leadership hand-off (a stopping broker): every group this broker leads is asked to transfer
+ * leadership (raft_transfer_leadership) to its in-sync follower that holds the most of the log;
+ * a transfer the core abandoned (an election timeout without the target taking over) is asked
+ * again. Call it every turn until it returns 0 or the caller's deadline passes; from the first
+ * call on this broker no longer balances leadership. Returns the groups this broker still leads
+ * with a transfer under way (a group no in-sync follower can take, or a failed one, is not
+ * waited for).
+ */
+uint32_t replicas_handoff(struct replicas *rs);
+
+/*
+ * Preferred-leader balancing, every tick (unless cfg.leader_balance is off or a hand-off began):
+ * a group this broker has led for at least REPLICA_BALANCE_SETTLE_MS whose preferred replica (the
+ * first of its placement) is another broker that is connected, heard from within the election
+ * timeout and durable up to the commit index hands leadership to it. At most
+ * REPLICA_BALANCE_MAX_INFLIGHT transfers run at once from one broker, so a broker that comes back
+ * takes its partitions back a few at a time. The settle time keeps a leader from handing back to
+ * a broker that has just handed off to it (which stops right after).
+ */
+#define REPLICA_BALANCE_SETTLE_MS 5000
+#define REPLICA_BALANCE_MAX_INFLIGHT 8
+void replicas_tick(struct replicas *rs);
+
 struct replicas_stats {
     uint32_t groups, leading;
     uint64_t elections, leader_changes; /* this broker's partition groups */
+    uint64_t handoffs, balance_transfers; /* transfers asked by hand-off and by balancing */
 };
 void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out);
 

@@ -37,6 +37,8 @@ void config_broker_default(struct broker_config *cfg)
     cfg->max_open_files = 1024;
     cfg->tail_cache_bytes = 256ull << 20;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->shutdown_handoff_timeout_ms = 5000;
+    cfg->auto_leader_rebalance = 1;
     cfg->retention_check_interval_ms = 60000;
     cfg->catchup_bytes_per_sec = 100ull << 20;
     cfg->fetch_splice = 1;
@@ -108,6 +110,13 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("tail.cache.bytes", tail_cache_bytes, 0, 1ll << 40)
     NUM("tail.cache.prefault", tail_cache_prefault, 0, 1)
     NUM("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000)
+    NUM("shutdown.handoff.timeout.ms", shutdown_handoff_timeout_ms, 0, 600000)
+    if (!strcmp(key, "auto.leader.rebalance.enable") &&
+        (!strcmp(value, "true") || !strcmp(value, "false"))) {
+        cfg->auto_leader_rebalance = value[0] == 't';
+        return 0;
+    }
+    NUM("auto.leader.rebalance.enable", auto_leader_rebalance, 0, 1)
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
     NUM("replication.catchup.max.bytes.per.sec", catchup_bytes_per_sec, 0, 1ll << 40)
     NUM("fetch.splice", fetch_splice, 0, 1)
@@ -315,7 +324,8 @@ const char *config_broker_usage(void)
            "max.frame.bytes, max.connections, max.inflight.bytes, max.requests.per.connection,\n"
            "max.connection.inflight.bytes, connections.max.idle.ms, frame.receive.timeout.ms,\n"
            "max.topics, max.partitions, max.open.files, tail.cache.bytes (0: off),\n"
-           "tail.cache.prefault (0/1), shutdown.timeout.ms,\n"
+           "tail.cache.prefault (0/1), shutdown.timeout.ms, shutdown.handoff.timeout.ms,\n"
+           "auto.leader.rebalance.enable (true/false),\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "replication.catchup.max.bytes.per.sec (catch-up of replicas behind, per loop; 0: no\n"
            "limit),\n"

@@ -58,6 +58,9 @@ struct broker_config {
     uint64_t tail_cache_bytes;           /* tail.cache.bytes: recent batches kept in memory */
     uint32_t tail_cache_prefault;        /* tail.cache.prefault: fault its memory in at start */
     uint32_t shutdown_timeout_ms;        /* shutdown.timeout.ms: bound on draining at SIGTERM */
+    uint32_t shutdown_handoff_timeout_ms; /* shutdown.handoff.timeout.ms: at SIGTERM, bound on
+                                           * handing leadership to other replicas (0: none) */
+    uint32_t auto_leader_rebalance;      /* auto.leader.rebalance.enable: preferred leaders */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
     uint64_t catchup_bytes_per_sec; /* replication.catchup.max.bytes.per.sec (0: no limit) */
     uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */

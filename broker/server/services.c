@@ -85,7 +85,8 @@ static int services_open_cluster(struct shard *sh, char *err, size_t err_cap)
                             .listen_port = cfg->listen_port, .tick_ms = SHARD_TICK_MS,
                             .election_timeout_ms = cfg->election_timeout_ms,
                             .session_timeout_ms = cfg->broker_session_timeout_ms,
-                            .catchup_bytes_per_sec = cfg->catchup_bytes_per_sec};
+                            .catchup_bytes_per_sec = cfg->catchup_bytes_per_sec,
+                            .leader_balance = cfg->auto_leader_rebalance != 0};
     for (uint32_t i = 0; i < cfg->n_voters; i++) {
         cc.voters[i].id = (uint32_t)cfg->voters[i].id;
         snprintf(cc.voters[i].host, sizeof(cc.voters[i].host), "%s", cfg->voters[i].host);
@@ -210,6 +211,11 @@ void services_tick(struct shard *sh, int64_t now_ms)
         s->last_retention_ms = now_ms;
         meta_enforce_retention(s->meta, now_ms);
     }
+}
+
+uint32_t services_handoff(struct shard *sh)
+{
+    return sh->svc.ctl ? ctl_handoff(sh->svc.ctl) : 0;
 }
 
 void services_begin_stop(struct shard *sh)

@@ -379,6 +379,29 @@ static void shard_begin_stop(struct shard *sh)
     services_begin_stop(sh); /* pending joins are answered, not left to the deadline */
 }
 
+/* SIGTERM: leadership of the replicated partitions this broker leads goes to other replicas
+ * first (bounded by shutdown.handoff.timeout.ms), the broker serving meanwhile (a produce to a
+ * partition being handed off gets NOT_LEADER and goes to the new leader); then the stop as
+ * always. The hand-off keeps being asked while the broker stops, so a leadership that comes
+ * back (balancing elsewhere) leaves again. */
+static void shard_handoff(struct shard *sh)
+{
+    uint64_t now = io_now_ns(sh->io);
+    uint32_t led = sh->cfg.shutdown_handoff_timeout_ms ? services_handoff(sh) : 0;
+    if (sh->stopping)
+        return;
+    if (!sh->handoff_deadline_ns)
+        sh->handoff_deadline_ns =
+            now + (uint64_t)sh->cfg.shutdown_handoff_timeout_ms * 1000000ull + 1;
+    if (led == 0 || now >= sh->handoff_deadline_ns) {
+        if (led)
+            RL_WARN("stopping while still leading %u replicated partitions: they were not handed "
+                    "off within shutdown.handoff.timeout.ms (%u ms)", led,
+                    sh->cfg.shutdown_handoff_timeout_ms);
+        shard_begin_stop(sh);
+    }
+}
+
 static void shard_force_close(struct shard *sh)
 {
     RL_WARN("shutdown timeout: closing %u connections with requests still in flight",
@@ -407,8 +430,8 @@ int shard_run(struct shard *sh)
         struct services_work before, after;
         services_work(sh, &before);
         loopclock_turn_start(&sh->clock, io_now_ns(sh->io), services_changing(sh));
-        if (sh->stop_requested && !sh->stopping)
-            shard_begin_stop(sh);
+        if (sh->stop_requested)
+            shard_handoff(sh);
         shard_process(sh);
         uint64_t turn_ns = loopclock_turn_end(&sh->clock, io_now_ns(sh->io));
         services_work(sh, &after);

@@ -228,6 +228,7 @@ struct shard {
     uint32_t n_big_pool;
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
+    uint64_t handoff_deadline_ns;   /* 0: no hand-off began */
     bool stopping;
     uint64_t stop_deadline_ns;
     uint64_t start_ns;
@@ -307,6 +308,9 @@ void services_turn(struct shard *sh);
 void services_tick(struct shard *sh, int64_t now_ms);
 /* Shutdown begins. */
 void services_begin_stop(struct shard *sh);
+/* At SIGTERM, before services_begin_stop: hands leadership of the replicated partitions this
+ * broker leads to other replicas (ctl_handoff); every turn until it returns 0. */
+uint32_t services_handoff(struct shard *sh);
 /* True while metadata or partitions are being changed in the background (turns are then
  * timed exactly). */
 bool services_changing(const struct shard *sh);

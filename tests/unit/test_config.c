@@ -83,6 +83,28 @@ Test(config, broker_defaults)
     cr_assert_eq(c.node_id, 0);
 }
 
+/* Leadership hand-off and balancing settings: defaults, Kafka's true/false spelling, refusals. */
+Test(config, handoff_and_balancing)
+{
+    struct broker_config c;
+    char err[256];
+    char *argv[] = {"ringlogd", NULL};
+    cr_assert_eq(config_broker_from_args(&c, 1, argv, err, sizeof(err)), 0);
+    cr_assert_eq(c.shutdown_handoff_timeout_ms, 5000);
+    cr_assert_eq(c.auto_leader_rebalance, 1);
+    cr_assert_eq(config_broker_set(&c, "auto.leader.rebalance.enable", "false", err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(c.auto_leader_rebalance, 0);
+    cr_assert_eq(config_broker_set(&c, "auto.leader.rebalance.enable", "1", err, sizeof(err)), 0);
+    cr_assert_eq(c.auto_leader_rebalance, 1);
+    cr_assert_neq(config_broker_set(&c, "auto.leader.rebalance.enable", "maybe", err,
+                                    sizeof(err)), 0);
+    cr_assert_eq(config_broker_set(&c, "shutdown.handoff.timeout.ms", "0", err, sizeof(err)), 0);
+    cr_assert_eq(c.shutdown_handoff_timeout_ms, 0);
+    cr_assert_neq(config_broker_set(&c, "shutdown.handoff.timeout.ms", "700000", err,
+                                    sizeof(err)), 0);
+}
+
 /* The file sets values, flags win over the file, and errors name the file and line. */
 Test(config, file_and_flags)
 {
