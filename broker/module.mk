@@ -60,6 +60,8 @@ TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration
          $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed
 # Replicated partitions: failover under idempotent acks=all load, replicas byte for byte equal.
 TESTS += $(BUILD)/tests/integration/test_replication
+# Groups keep their committed offsets when their coordinator's broker is killed.
+TESTS += $(BUILD)/tests/integration/test_repl_groups
 # The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.
 TESTS += $(BUILD)/tests/integration/test_tail_cache
 TEST_DEPS += $(BUILD)/bin/ringlogd

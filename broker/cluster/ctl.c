@@ -455,7 +455,8 @@ static void ctl_add_learners(struct ctl *c, const struct raft *rf)
  * topic gets an owner, round-robin over the registered brokers it hears from (in id order),
  * starting at the number of partitions already live so topics spread too. The owners are part
  * of the committed record, so every broker applies the same placement whatever it sees of the
- * others. Internal topics (__consumer_offsets) stay on every broker. Replaces it->payload;
+ * others. Internal topics (__consumer_offsets) are placed too, with min(3, live brokers) replicas
+ * unless the creation asks for a number. Replaces it->payload;
  * returns 0 or a code with a sentence in err. */
 static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_cap)
 {
@@ -466,8 +467,7 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
         return rc;
     }
     struct meta_record *rec = &d.rec;
-    if (rec->kind != META_RECORD_CREATE_TOPIC || meta_topic_internal(rec->spec.name) ||
-        rec->spec.n_owners) {
+    if (rec->kind != META_RECORD_CREATE_TOPIC || rec->spec.n_owners) {
         meta_record_free(&d);
         return 0;
     }
@@ -491,6 +491,10 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
     }
     uint32_t parts = (uint32_t)rec->spec.partitions;
     uint32_t rf = rec->spec.replication_factor > 1 ? (uint32_t)rec->spec.replication_factor : 1;
+    if (meta_topic_internal(rec->spec.name) && rec->spec.replication_factor <= 0) {
+        rf = n < 3 ? n : 3; /* __consumer_offsets by default: Kafka's min(3, brokers) */
+        rec->spec.replication_factor = (int32_t)rf;
+    }
     if (rf > n) {
         snprintf(err, err_cap, "replication factor %u for topic \"%s\" needs %u live brokers, "
                  "but the controller hears from %u of the %u registered: start more brokers "
