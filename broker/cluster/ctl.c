@@ -68,6 +68,8 @@ struct ctl_local {
 };
 
 struct ctl {
+    /* Raft frames (every group's appends, heartbeats and answers) sent and received. */
+    uint64_t raft_bytes_sent, raft_bytes_received;
     struct ctl_config cfg;
     struct io *io;
     struct meta *meta;
@@ -705,7 +707,10 @@ static void ctl_apply(struct ctl *c)
 static int ctl_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 {
     struct ctl *c = ctx;
-    return peer_send(c->peer, to, PEER_RAFT, frame, len);
+    int rc = peer_send(c->peer, to, PEER_RAFT, frame, len);
+    if (rc == 0)
+        c->raft_bytes_sent += len;
+    return rc;
 }
 
 static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *body,
@@ -714,6 +719,7 @@ static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *
     struct ctl *c = ctx;
     switch (type) {
     case PEER_RAFT: {
+        c->raft_bytes_received += len;
         int rc = repl_receive(c->repl, from, body, len);
         if (rc)
             RL_DEBUG("controller: a frame from node %u was malformed: %s", from,
@@ -1240,6 +1246,8 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);
     M("cluster_brokers", "gauge", s.n_brokers);
     M("cluster_brokers_fenced", "gauge", fenced);
+    M("replication_sent_bytes_total", "counter", c->raft_bytes_sent);
+    M("replication_received_bytes_total", "counter", c->raft_bytes_received);
 #undef M
     if (c->replicas && n < cap)
         n += replicas_metrics_text(c->replicas, buf + n, cap - n);
