@@ -472,7 +472,10 @@ static void coord_snap_tick(struct coord *c, int64_t now_ms)
     struct coord_part *parts = c->bg ? coord_parts(c, &t) : NULL;
     for (uint32_t k = 0; parts && k < c->n_parts; k++) {
         struct coord_part *cp = &parts[k];
-        if (cp->inflight || cp->commits == 0 || !t->parts[k] || partition_gone(t->parts[k]))
+        /* Only a partition served here: another broker's table of it may be partial, and a
+         * snapshot of it would stand for commits it does not hold. */
+        if (cp->inflight || cp->commits == 0 || !coord_part_here(c, k) ||
+            partition_gone(t->parts[k]))
             continue;
         if (cp->commits >= COORD_SNAPSHOT_EVERY_COMMITS ||
             now_ms - cp->first_dirty_ms >= COORD_SNAPSHOT_INTERVAL_MS)
@@ -1369,6 +1372,9 @@ static void coord_offsets_created(struct meta_proposal *pr)
     c->offsets_creating = false;
     if (pr->rc == 0)
         RL_INFO("created %s with %u partitions", OFFSETS_TOPIC, c->cfg.offsets_topic_partitions);
+    else
+        RL_WARN("cannot create %s: %s; groups have no coordinator until it exists (the next "
+                "FindCoordinator tries again)", OFFSETS_TOPIC, pr->msg);
     for (uint32_t guard = 0; c->waiting && guard < 10000000; guard++) {
         struct coord_pending *cp = c->waiting;
         c->waiting = cp->next_waiting;

@@ -15,6 +15,11 @@
  * deadline dropped the rest), which can happen inside another member's request or in
  * coord_tick.
  *
+ * In a cluster __consumer_offsets is replicated and a group is coordinated by the ready leader
+ * of its partition of it: that broker loads the partition's commits from its log when its
+ * leadership begins (at the first request) and drops them when it ends (coord_tick); the
+ * others answer RL_E_NOT_COORDINATOR (coord_leader_of names the leader they know).
+ *
  * Errors: every call answers with an RL_E_* code and a sentence (msg). A stopped coordinator
  * (the broker is shutting down) answers RL_E_COORDINATOR_NOT_AVAILABLE.
  *
