@@ -62,6 +62,10 @@ TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration
 TESTS += $(BUILD)/tests/integration/test_replication
 # Operations: SIGTERM hands leadership off (rolling restart under load), preferred leaders.
 TESTS += $(BUILD)/tests/integration/test_replication_ops
+# Groups keep their committed offsets when their coordinator's broker is killed.
+TESTS += $(BUILD)/tests/integration/test_repl_groups
+# A follower behind the leader's log start catches up by snapshot install; replication metrics.
+TESTS += $(BUILD)/tests/integration/test_repl_catchup
 # The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.
 TESTS += $(BUILD)/tests/integration/test_tail_cache
 TEST_DEPS += $(BUILD)/bin/ringlogd

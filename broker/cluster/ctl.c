@@ -68,6 +68,8 @@ struct ctl_local {
 };
 
 struct ctl {
+    /* Raft frames (every group's appends, heartbeats and answers) sent and received. */
+    uint64_t raft_bytes_sent, raft_bytes_received;
     struct ctl_config cfg;
     struct io *io;
     struct meta *meta;
@@ -455,7 +457,8 @@ static void ctl_add_learners(struct ctl *c, const struct raft *rf)
  * topic gets an owner, round-robin over the registered brokers it hears from (in id order),
  * starting at the number of partitions already live so topics spread too. The owners are part
  * of the committed record, so every broker applies the same placement whatever it sees of the
- * others. Internal topics (__consumer_offsets) stay on every broker. Replaces it->payload;
+ * others. Internal topics (__consumer_offsets) are placed too, with min(3, live brokers) replicas
+ * unless the creation asks for a number. Replaces it->payload;
  * returns 0 or a code with a sentence in err. */
 static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_cap)
 {
@@ -466,8 +469,7 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
         return rc;
     }
     struct meta_record *rec = &d.rec;
-    if (rec->kind != META_RECORD_CREATE_TOPIC || meta_topic_internal(rec->spec.name) ||
-        rec->spec.n_owners) {
+    if (rec->kind != META_RECORD_CREATE_TOPIC || rec->spec.n_owners) {
         meta_record_free(&d);
         return 0;
     }
@@ -491,6 +493,10 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
     }
     uint32_t parts = (uint32_t)rec->spec.partitions;
     uint32_t rf = rec->spec.replication_factor > 1 ? (uint32_t)rec->spec.replication_factor : 1;
+    if (meta_topic_internal(rec->spec.name) && rec->spec.replication_factor <= 0) {
+        rf = n < 3 ? n : 3; /* __consumer_offsets by default: Kafka's min(3, brokers) */
+        rec->spec.replication_factor = (int32_t)rf;
+    }
     if (rf > n) {
         snprintf(err, err_cap, "replication factor %u for topic \"%s\" needs %u live brokers, "
                  "but the controller hears from %u of the %u registered: start more brokers "
@@ -701,7 +707,10 @@ static void ctl_apply(struct ctl *c)
 static int ctl_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 {
     struct ctl *c = ctx;
-    return peer_send(c->peer, to, PEER_RAFT, frame, len);
+    int rc = peer_send(c->peer, to, PEER_RAFT, frame, len);
+    if (rc == 0)
+        c->raft_bytes_sent += len;
+    return rc;
 }
 
 static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *body,
@@ -710,6 +719,7 @@ static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *
     struct ctl *c = ctx;
     switch (type) {
     case PEER_RAFT: {
+        c->raft_bytes_received += len;
         int rc = repl_receive(c->repl, from, body, len);
         if (rc)
             RL_DEBUG("controller: a frame from node %u was malformed: %s", from,
@@ -1269,6 +1279,8 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);
     M("cluster_brokers", "gauge", s.n_brokers);
     M("cluster_brokers_fenced", "gauge", fenced);
+    M("replication_sent_bytes_total", "counter", c->raft_bytes_sent);
+    M("replication_received_bytes_total", "counter", c->raft_bytes_received);
 #undef M
     if (c->replicas && n < cap)
         n += replicas_metrics_text(c->replicas, buf + n, cap - n);

@@ -422,6 +422,41 @@ void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out)
     out->balance_transfers = rs->balance_transfers;
 }
 
+/* On the leader: the replicas in sync, and each follower's lag behind the leader's log end in
+ * offsets and in bytes. The bytes are estimated from the log's average bytes per offset (the
+ * log keeps no offset-to-position map for arbitrary offsets); 0 lag is exact. Returns the
+ * length written at buf (snprintf rules). */
+static size_t replica_lag_text(const struct replica *rp, char *buf, size_t cap)
+{
+    const struct raft *rf = repl_group_raft(rp->g);
+    if (raft_role(rf) != RAFT_LEADER || cap == 0)
+        return 0;
+    const char *t = partition_topic(rp->p);
+    uint32_t ids[RAFT_MAX_VOTERS];
+    uint32_t isr = replica_in_sync((void *)rp, ids, RAFT_MAX_VOTERS);
+    size_t n = (size_t)snprintf(buf, cap, "ringlog_partition_in_sync_replicas{topic=\"%s\","
+                                "partition=\"%u\"} %u\n", t, rp->index, isr);
+    const struct plog *log = partition_plog(rp->p);
+    uint64_t start = plog_start_offset(log), end = plog_end_offset(log);
+    uint64_t size = plog_size_bytes(log), last = raft_last_index(rf);
+    for (uint32_t i = 0; i < rp->n_nodes && n < cap; i++) {
+        const struct raft_progress *pr = raft_progress_of(rf, rp->nodes[i]);
+        if (rp->nodes[i] == rp->rs->cfg.self || !pr)
+            continue;
+        uint64_t lag = last > pr->match ? last - pr->match : 0;
+        uint64_t bytes = end > start ? (uint64_t)((double)lag * (double)size /
+                                                  (double)(end - start)) : 0;
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "ringlog_partition_follower_lag_records{topic=\"%s\",partition="
+                              "\"%u\",follower=\"%u\"} %" PRIu64 "\n"
+                              "ringlog_partition_follower_lag_bytes{topic=\"%s\",partition="
+                              "\"%u\",follower=\"%u\"} %" PRIu64 "\n",
+                              t, rp->index, rp->nodes[i], lag, t, rp->index, rp->nodes[i],
+                              bytes);
+    }
+    return n;
+}
+
 size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -443,7 +478,10 @@ size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
         "ringlog_replica_balance_transfers_total %" PRIu64 "\n", st.handoffs,
         st.balance_transfers);
     OUT("# TYPE ringlog_partition_role gauge\n# TYPE ringlog_partition_term gauge\n"
-        "# TYPE ringlog_partition_commit_index gauge\n");
+        "# TYPE ringlog_partition_commit_index gauge\n"
+        "# TYPE ringlog_partition_in_sync_replicas gauge\n"
+        "# TYPE ringlog_partition_follower_lag_records gauge\n"
+        "# TYPE ringlog_partition_follower_lag_bytes gauge\n");
     for (const struct replica *rp = rs->list; rp && n < cap; rp = rp->next) {
         const struct raft *rf = repl_group_raft(rp->g);
         const char *t = partition_topic(rp->p);
@@ -453,6 +491,8 @@ size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
             raft_term(rf));
         OUT("ringlog_partition_commit_index{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", t,
             rp->index, raft_commit(rf));
+        if (n < cap)
+            n += replica_lag_text(rp, buf + n, cap - n);
     }
 #undef OUT
     if (n >= cap && cap)

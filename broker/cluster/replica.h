@@ -93,8 +93,10 @@ struct replicas_stats {
 };
 void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out);
 
-/* Prometheus lines: per partition role, term, commit index; per broker elections and leader
- * changes. Returns the length written (NUL-terminated, truncated to cap). */
+/* Prometheus lines: per partition role, term, commit index, and on its leader the in-sync
+ * replicas and each follower's lag behind the leader's log end in offsets and (estimated from
+ * the log's average bytes per offset) bytes; per broker elections and leader changes. Returns
+ * the length written (NUL-terminated, truncated to cap). */
 size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap);
 
 #endif

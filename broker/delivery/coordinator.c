@@ -41,6 +41,10 @@ struct coord_part {
     uint32_t gen;              /* the file (0, 1) the next snapshot goes to */
     int64_t prev_next;         /* the next offset of the newest durable snapshot (-1: none) */
     bool inflight;
+    /* Replicated partitions (a cluster): this broker coordinates k's groups only while it leads
+     * k; `served` once it loaded k's commits in its leadership `lead_gen`. */
+    bool served;
+    uint64_t lead_gen;
 };
 
 /* A snapshot on its way to the disk (bg job). */
@@ -281,6 +285,19 @@ static int coord_replay_partition(struct coord *c, struct partition *p, uint64_t
     return 0;
 }
 
+/* Whether this broker holds partition k of __consumer_offsets and coordinates its groups: an
+ * unreplicated partition it holds, or a replicated one it leads and has loaded (coord_serve). */
+static bool coord_part_here(struct coord *c, uint32_t k)
+{
+    const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
+    if (!t || !c->parts || k >= c->n_parts || t->partition_count != c->n_parts || !t->parts[k])
+        return false;
+    struct partition *p = t->parts[k];
+    return !partition_replicated(p) ||
+           (c->parts[k].served && partition_leads(p) &&
+            partition_lead_generation(p) == c->parts[k].lead_gen);
+}
+
 /* --- snapshots of committed offsets ----------------------------------------------------------- */
 
 /* The snapshot state of every partition of __consumer_offsets; NULL while it does not exist
@@ -390,7 +407,10 @@ static void coord_snap_done(struct bg_job *j)
         cp->gen ^= 1;
         int64_t keep_from = cp->prev_next;
         cp->prev_next = sn->next;
-        if (keep_from > (int64_t)partition_start_offset(sn->p) && !partition_gone(sn->p)) {
+        /* A replicated partition keeps its log: a replica caught up from the leader's log
+         * start would lack the snapshot that stands for what lies below it. */
+        if (keep_from > (int64_t)partition_start_offset(sn->p) && !partition_gone(sn->p) &&
+            !partition_replicated(sn->p)) {
             int rc = partition_advance_start(sn->p, (uint64_t)keep_from);
             if (rc < 0)
                 RL_WARN("%s: cannot move the log start to %lld: %s", sn->dir,
@@ -452,7 +472,10 @@ static void coord_snap_tick(struct coord *c, int64_t now_ms)
     struct coord_part *parts = c->bg ? coord_parts(c, &t) : NULL;
     for (uint32_t k = 0; parts && k < c->n_parts; k++) {
         struct coord_part *cp = &parts[k];
-        if (cp->inflight || cp->commits == 0 || partition_gone(t->parts[k]))
+        /* Only a partition served here: another broker's table of it may be partial, and a
+         * snapshot of it would stand for commits it does not hold. */
+        if (cp->inflight || cp->commits == 0 || !coord_part_here(c, k) ||
+            partition_gone(t->parts[k]))
             continue;
         if (cp->commits >= COORD_SNAPSHOT_EVERY_COMMITS ||
             now_ms - cp->first_dirty_ms >= COORD_SNAPSHOT_INTERVAL_MS)
@@ -528,6 +551,8 @@ static bool coord_expire_take(void *arg, const char *group, const char *topic,
 {
     struct coord_expire_scan *s = arg;
     uint32_t k = offsets_partition_for(group, s->c->n_parts);
+    if (!coord_part_here(s->c, k))
+        return false; /* another broker coordinates k's groups (or held them before) */
     struct coord_expiry *e = s->batches[k];
     if (!e && !(e = s->batches[k] = calloc(1, sizeof(*e))))
         return false;
@@ -592,7 +617,7 @@ static void coord_expire(struct coord *c, int64_t now_ms)
     for (uint32_t k = 0; k < c->n_parts; k++) {
         if (!s.batches[k])
             continue;
-        if (s.batches[k]->n == 0 || partition_gone(t->parts[k]))
+        if (s.batches[k]->n == 0 || !coord_part_here(c, k) || partition_gone(t->parts[k]))
             free(s.batches[k]);
         else
             coord_expire_append(c, t->parts[k], s.batches[k], k, now_ms);
@@ -617,6 +642,8 @@ static int coord_replay(struct coord *c)
     }
     for (uint32_t k = 0; k < t->partition_count && rc == 0; k++) {
         struct partition *p = t->parts[k];
+        if (!p || partition_replicated(p))
+            continue; /* not here, or loaded when this broker leads it (coord_serve) */
         rc = coord_replay_partition(c, p, coord_snap_load(c, k, p), buf, rd);
     }
 out:
@@ -692,10 +719,13 @@ void coord_destroy(struct coord *c)
     free(c);
 }
 
+static void coord_serve_tick(struct coord *c);
+
 void coord_tick(struct coord *c, int64_t now_ms)
 {
     if (c->stopped)
         return;
+    coord_serve_tick(c);
     coord_snap_tick(c, now_ms);
     coord_expiry_free_spent(c);
     if (c->cfg.offsets_retention_ms > 0 && c->expiry_inflight == 0 &&
@@ -732,14 +762,145 @@ void coord_get_stats(const struct coord *c, struct coord_stats *out)
     out->committed_offsets = offsets_count(c->offsets);
 }
 
+/* --- coordination follows the leadership of __consumer_offsets (a cluster) --------------------
+ *
+ * In a cluster __consumer_offsets is replicated (placed by the controller like any topic) and
+ * the coordinator of a group is the ready leader of the group's partition. A broker that
+ * becomes that leader loads the partition's commits from its log (everything in a ready
+ * leader's log is committed) on the first request for one of its groups; one that stops
+ * leading drops the partition's groups and commits (coord_tick) and answers NOT_COORDINATOR
+ * naming the leader it knows, so clients find the coordinator again. */
+
+static void coord_offsets_create(struct coord *c);
+
+/* Forgets partition k's groups (pending joins are answered COORDINATOR_NOT_AVAILABLE) and
+ * commits: another broker coordinates them now, or they are about to be reloaded. */
+static void coord_part_drop(struct coord *c, uint32_t k)
+{
+    for (uint32_t b = 0; b < COORD_GROUP_BUCKETS; b++) {
+        for (struct coord_group **pp = &c->buckets[b]; *pp;) {
+            struct coord_group *cg = *pp;
+            if (offsets_partition_for(group_id_of(cg->g), c->n_parts) != k) {
+                pp = &cg->next;
+                continue;
+            }
+            *pp = cg->next;
+            group_destroy(cg->g);
+            free(cg);
+            c->n_groups--;
+        }
+    }
+    uint32_t n = offsets_count(c->offsets);
+    const char **ids = n ? calloc(n, sizeof(*ids)) : NULL;
+    uint32_t got = ids ? offsets_list_groups(c->offsets, ids, n) : 0, mine = 0;
+    for (uint32_t i = 0; i < got; i++) /* copied first: deleting frees the table's strings */
+        if (offsets_partition_for(ids[i], c->n_parts) == k && (ids[i] = strdup(ids[i])))
+            ids[mine++] = ids[i];
+    for (uint32_t i = 0; i < mine; i++) {
+        offsets_delete_group(c->offsets, ids[i]);
+        free((void *)ids[i]);
+    }
+    free(ids);
+    c->parts[k].served = false;
+    c->parts[k].commits = 0;
+}
+
+/* Loads partition k's commits from its (committed) log: its newest snapshot, then the rest. */
+static int coord_part_load(struct coord *c, struct partition *p, uint32_t k)
+{
+    coord_part_drop(c, k);
+    uint64_t before = c->st.replayed_records;
+    uint8_t *buf = malloc(COORD_REPLAY_BUF_BYTES);
+    struct batch_reader *rd = batch_reader_create(RL_BATCH_MAX_BYTES);
+    int rc = buf && rd ? coord_replay_partition(c, p, coord_snap_load(c, k, p), buf, rd)
+                       : -ENOMEM;
+    free(buf);
+    batch_reader_destroy(rd);
+    if (rc == 0)
+        RL_INFO("coordinating the groups of %s-%u (term %llu): %llu commit records loaded",
+                OFFSETS_TOPIC, k, (unsigned long long)partition_term(p),
+                (unsigned long long)(c->st.replayed_records - before));
+    return rc;
+}
+
+/* The leader of partition k this broker knows: the replica's view, or the preferred replica
+ * (the owner) where it holds no replica; 0 when none is known. */
+static uint32_t coord_part_leader(const struct meta_topic *t, uint32_t k)
+{
+    if (t->parts[k])
+        return partition_leader(t->parts[k]);
+    uint32_t n = 0;
+    const uint32_t *r = meta_partition_replicas(t, k, &n);
+    return r && n ? r[0] : meta_partition_owner(t, k);
+}
+
+/* Whether this broker coordinates group_id now (loading its partition's commits when it just
+ * became the leader). Returns 0, or NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE with msg. */
+static int coord_serve(struct coord *c, const char *group_id, char *msg, size_t cap)
+{
+    if (meta_node_id(c->meta) == 0)
+        return 0; /* a single broker coordinates every group */
+    const struct meta_topic *t;
+    struct coord_part *parts = coord_parts(c, &t);
+    if (!t) {
+        coord_offsets_create(c);
+        snprintf(msg, cap, "%s is being created; find the coordinator again in a moment",
+                 OFFSETS_TOPIC);
+        return RL_E_COORDINATOR_NOT_AVAILABLE;
+    }
+    if (!parts)
+        return -ENOMEM;
+    uint32_t k = offsets_partition_for(group_id, c->n_parts);
+    struct partition *p = t->parts[k];
+    if (p && !partition_replicated(p))
+        return 0; /* one replica, here (or an older cluster's copy on every broker) */
+    if (!p || !partition_leads(p)) {
+        uint32_t leader = coord_part_leader(t, k);
+        snprintf(msg, cap, "group \"%s\" is coordinated by the leader of %s-%u (%s%u), not by "
+                 "this broker (node %u): find the coordinator again", group_id, OFFSETS_TOPIC,
+                 k, leader ? "node " : "none known yet, election under way: ", leader,
+                 meta_node_id(c->meta));
+        return leader && leader != meta_node_id(c->meta) ? RL_E_NOT_COORDINATOR
+                                                         : RL_E_COORDINATOR_NOT_AVAILABLE;
+    }
+    uint64_t gen = partition_lead_generation(p);
+    if (parts[k].served && parts[k].lead_gen == gen)
+        return 0;
+    int rc = coord_part_load(c, p, k);
+    if (rc) {
+        snprintf(msg, cap, "cannot load the committed offsets of %s-%u: %s; retry",
+                 OFFSETS_TOPIC, k, rl_strerror(rc));
+        return RL_E_COORDINATOR_NOT_AVAILABLE;
+    }
+    parts[k].served = true;
+    parts[k].lead_gen = gen;
+    return 0;
+}
+
+/* From coord_tick: a partition this broker no longer leads (or led again since it loaded it)
+ * stops being served here; its groups and commits are dropped. */
+static void coord_serve_tick(struct coord *c)
+{
+    const struct meta_topic *t;
+    struct coord_part *parts = meta_node_id(c->meta) ? coord_parts(c, &t) : NULL;
+    for (uint32_t k = 0; parts && k < c->n_parts; k++) {
+        if (!parts[k].served || coord_part_here(c, k))
+            continue;
+        RL_INFO("no longer coordinating the groups of %s-%u (leader now: node %u)",
+                OFFSETS_TOPIC, k, t->parts[k] ? partition_leader(t->parts[k]) : 0);
+        coord_part_drop(c, k);
+    }
+}
+
 /* Checks that group requests can be served now and the group id is valid. */
-static int coord_precheck(const struct coord *c, const char *group_id, char *msg, size_t cap)
+static int coord_precheck(struct coord *c, const char *group_id, char *msg, size_t cap)
 {
     if (!c || c->stopped) {
         snprintf(msg, cap, "the broker is shutting down; find the coordinator again and retry");
         return RL_E_COORDINATOR_NOT_AVAILABLE;
     }
-    return group_id ? coord_check_id(group_id, msg, cap) : 0;
+    int rc = group_id ? coord_check_id(group_id, msg, cap) : 0;
+    return rc || !group_id ? rc : coord_serve(c, group_id, msg, cap);
 }
 
 /* A message in the request's arena: msg when set, else the code's own sentence. */
@@ -754,6 +915,14 @@ static const char *coord_msg(struct svc_req *r, int rc, const char *msg)
 int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap)
 {
     return coord_precheck(c, group_id, msg, cap);
+}
+
+uint32_t coord_leader_of(struct coord *c, const char *group_id)
+{
+    const struct meta_topic *t;
+    if (!group_id || meta_node_id(c->meta) == 0 || !coord_parts(c, &t))
+        return 0;
+    return coord_part_leader(t, offsets_partition_for(group_id, c->n_parts));
 }
 
 /* --- JoinGroup -------------------------------------------------------------------------------- */
@@ -1048,6 +1217,8 @@ static void coord_commit_done(struct partition_append *pa, int result)
     struct coord_pending *cp = (struct coord_pending *)pa;
     struct coord *c = cp->c;
     struct coord_commit *cm = cp->commit;
+    if (result == RL_E_NOT_LEADER)
+        result = RL_E_NOT_COORDINATOR; /* leadership moved: so did the coordinator */
     for (size_t i = 0; i < cm->n_items; i++) {
         struct coord_commit_item *it = &cm->items[i];
         if (it->rc)
@@ -1167,7 +1338,14 @@ static int coord_commit_append(struct coord_pending *cp, char *msg, size_t cap)
         snprintf(msg, cap, "%s does not exist", OFFSETS_TOPIC);
         return RL_E_UNKNOWN_TOPIC;
     }
-    struct partition *p = t->parts[offsets_partition_for(cp->commit->group_id, t->partition_count)];
+    uint32_t k = offsets_partition_for(cp->commit->group_id, t->partition_count);
+    struct partition *p = t->parts[k];
+    if (!p) {
+        snprintf(msg, cap, "%s-%u, which holds group \"%s\", is on node %u, not on this broker: "
+                 "find the coordinator again", OFFSETS_TOPIC, k, cp->commit->group_id,
+                 coord_part_leader(t, k));
+        return RL_E_NOT_COORDINATOR;
+    }
     const uint8_t *batch = NULL;
     uint32_t records = 0;
     cp->now_ms = io_wall_ms(cp->r->io);
@@ -1183,7 +1361,7 @@ static int coord_commit_append(struct coord_pending *cp, char *msg, size_t cap)
     int rc = partition_append(p, &cp->pa);
     if (rc == 0)
         cp->r->pending++;
-    return rc;
+    return rc == RL_E_NOT_LEADER ? RL_E_NOT_COORDINATOR : rc;
 }
 
 /* __consumer_offsets now exists (or could not be created): the commits that waited for it go
@@ -1194,6 +1372,9 @@ static void coord_offsets_created(struct meta_proposal *pr)
     c->offsets_creating = false;
     if (pr->rc == 0)
         RL_INFO("created %s with %u partitions", OFFSETS_TOPIC, c->cfg.offsets_topic_partitions);
+    else
+        RL_WARN("cannot create %s: %s; groups have no coordinator until it exists (the next "
+                "FindCoordinator tries again)", OFFSETS_TOPIC, pr->msg);
     for (uint32_t guard = 0; c->waiting && guard < 10000000; guard++) {
         struct coord_pending *cp = c->waiting;
         c->waiting = cp->next_waiting;
@@ -1222,11 +1403,19 @@ static void coord_commit_wait_topic(struct coord_pending *cp)
         c->waiting = cp;
     c->waiting_tail = cp;
     cp->r->pending++;
+    coord_offsets_create(c);
+}
+
+/* Starts creating __consumer_offsets unless under way. In a cluster the controller places it
+ * like any topic, with offsets.topic.replication.factor replicas (0: min(3, live brokers)). */
+static void coord_offsets_create(struct coord *c)
+{
     if (c->offsets_creating)
         return;
     c->offsets_creating = true;
     c->offsets_spec = (struct meta_topic_spec){
-        .name = OFFSETS_TOPIC, .partitions = (int32_t)c->cfg.offsets_topic_partitions};
+        .name = OFFSETS_TOPIC, .partitions = (int32_t)c->cfg.offsets_topic_partitions,
+        .replication_factor = (int32_t)c->cfg.offsets_topic_replication_factor};
     c->offsets_pr.done = coord_offsets_created;
     c->offsets_pr.ctx = c;
     meta_propose_create(c->meta, &c->offsets_pr, &c->offsets_spec);
@@ -1261,7 +1450,8 @@ void coord_commit(struct coord *c, struct svc_req *r, struct coord_commit *cm)
             valid++;
         }
     }
-    if (grc == RL_E_INVALID_GROUP_ID || grc == RL_E_COORDINATOR_NOT_AVAILABLE) {
+    if (grc == RL_E_INVALID_GROUP_ID || grc == RL_E_COORDINATOR_NOT_AVAILABLE ||
+        grc == RL_E_NOT_COORDINATOR) {
         cm->rc = grc;
         cm->msg = gmsg;
     }

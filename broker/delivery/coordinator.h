@@ -15,6 +15,11 @@
  * deadline dropped the rest), which can happen inside another member's request or in
  * coord_tick.
  *
+ * In a cluster __consumer_offsets is replicated and a group is coordinated by the ready leader
+ * of its partition of it: that broker loads the partition's commits from its log when its
+ * leadership begins (at the first request) and drops them when it ends (coord_tick); the
+ * others answer RL_E_NOT_COORDINATOR (coord_leader_of names the leader they know).
+ *
  * Errors: every call answers with an RL_E_* code and a sentence (msg). A stopped coordinator
  * (the broker is shutting down) answers RL_E_COORDINATOR_NOT_AVAILABLE.
  *
@@ -45,6 +50,7 @@ struct coord_config {
     uint32_t max_groups;                  /* max.groups */
     struct group_limits group;            /* members, session timeout bounds */
     uint32_t offsets_topic_partitions;    /* offsets.topic.num.partitions */
+    uint32_t offsets_topic_replication_factor; /* in a cluster; 0: min(3, live brokers) */
     int64_t offsets_retention_ms;         /* offsets.retention.minutes; 0: commits never expire */
     uint32_t offsets_retention_check_ms;  /* offsets.retention.check.interval.ms */
 };
@@ -97,9 +103,15 @@ void coord_tick(struct coord *c, int64_t now_ms);
 
 void coord_get_stats(const struct coord *c, struct coord_stats *out);
 
-/* FindCoordinator: 0 when this broker coordinates group_id (it coordinates every group), else
- * the error (bad id, stopping) with msg. */
+/* FindCoordinator: 0 when this broker coordinates group_id, else the error with msg. A single
+ * broker coordinates every group; in a cluster the ready leader of the group's partition of
+ * (replicated) __consumer_offsets does: elsewhere RL_E_NOT_COORDINATOR, and coord_leader_of
+ * names the leader this broker knows; RL_E_COORDINATOR_NOT_AVAILABLE while none is known or
+ * the topic is being created (the call starts its creation). */
 int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap);
+/* The node coordinating group_id as far as this broker knows (0: none known, or a single
+ * broker). */
+uint32_t coord_leader_of(struct coord *c, const char *group_id);
 
 /* --- JoinGroup -------------------------------------------------------------------------------- */
 

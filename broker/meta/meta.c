@@ -315,12 +315,6 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
                  META_MAX_PARTITIONS_PER_TOPIC, s->partitions);
         return RL_E_INVALID_PARTITIONS;
     }
-    if (m->committer.submit && meta_topic_internal(s->name) && s->replication_factor > 1) {
-        snprintf(err, err_cap, "internal topic \"%s\" keeps one replica on every broker; "
-                 "replication factor %d is not possible for it", s->name,
-                 s->replication_factor);
-        return RL_E_INVALID_REPLICATION;
-    }
     if ((m->committer.submit || s->n_replicas) && (s->replication_factor < 0 ||
                                 s->replication_factor > META_MAX_REPLICATION_FACTOR)) {
         snprintf(err, err_cap, "replication factor %d is not possible: use 1 to %d (at most "

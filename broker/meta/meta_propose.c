@@ -104,8 +104,10 @@ static int meta_proposal_record(struct meta *m, struct meta_proposal *pr)
         return rc;
     struct meta_record rec = pr->rec;
     if (rec.kind == META_RECORD_CREATE_TOPIC) {
-        /* A cluster keeps the factor (the controller places that many replicas). */
-        if (!m->committer.submit || rec.spec.replication_factor < 1)
+        /* A cluster keeps the factor (the controller places that many replicas); an internal
+         * topic's 0 lets the controller choose (min(3, live brokers)). */
+        if (!m->committer.submit ||
+            (rec.spec.replication_factor < 1 && !meta_topic_internal(rec.spec.name)))
             rec.spec.replication_factor = 1;
         rec.spec.n_configs = meta_set_configs(&cfg, set);
         rec.spec.configs = set;

@@ -72,6 +72,29 @@ void native_init_producer_id(struct native *n, struct svc_req *r, const Ringlog_
 
 /* --- FindCoordinator -------------------------------------------------------------------------- */
 
+/* In a cluster the coordinator is the broker leading the group's partition of
+ * __consumer_offsets: names it (from the cluster view) when it is another broker. */
+static bool native_find_elsewhere(struct native *n, struct svc_req *r, const char *group_id,
+                                  Ringlog__FindCoordinatorResponse *body)
+{
+    uint32_t node = coord_leader_of(n->dv->coord, group_id);
+    if (!node || !n->cluster_view)
+        return false;
+    struct native_cluster_view *v = arena_calloc(r->arena, sizeof(*v));
+    if (!v)
+        return false;
+    n->cluster_view(n->cluster_ctx, v);
+    for (uint32_t i = 0; i < v->n_brokers && i < NATIVE_MAX_BROKERS; i++) {
+        if ((uint32_t)v->brokers[i].id != node || v->brokers[i].fenced || !v->brokers[i].port)
+            continue;
+        body->node_id = (int32_t)node;
+        body->host = arena_strdup(r->arena, v->brokers[i].host);
+        body->port = v->brokers[i].port;
+        return body->host != NULL;
+    }
+    return false;
+}
+
 void native_find_coordinator(struct native *n, struct svc_req *r, const Ringlog__Request *rq,
                              const uint8_t *data)
 {
@@ -86,6 +109,9 @@ void native_find_coordinator(struct native *n, struct svc_req *r, const Ringlog_
     body->node_id = rc ? -1 : n->node_id;
     body->host = rc ? (char *)"" : n->listen_host;
     body->port = rc ? 0 : n->port;
+    if (rc == RL_E_NOT_COORDINATOR && native_find_elsewhere(n, r, rq->find_coordinator->group_id,
+                                                            body))
+        rc = 0; /* the leader of the group's offsets partition, on another broker */
     native_set_error(r, resp, rc, msg);
     resp->body_case = RINGLOG__RESPONSE__BODY_FIND_COORDINATOR;
     resp->find_coordinator = body;

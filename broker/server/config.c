@@ -127,6 +127,7 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, 0, 300000)
     NUM("max.groups", max_groups, 1, 1000000)
     NUM("offsets.topic.num.partitions", offsets_topic_partitions, 1, 1000)
+    NUM("offsets.topic.replication.factor", offsets_topic_replication_factor, 0, 5)
     NUM("offsets.retention.minutes", offsets_retention_minutes, 1, INT32_MAX)
     NUM("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms, 1000,
         INT32_MAX)

@@ -71,6 +71,7 @@ struct broker_config {
     uint32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
     uint32_t max_groups;                 /* max.groups */
     uint32_t offsets_topic_partitions;   /* offsets.topic.num.partitions (__consumer_offsets) */
+    uint32_t offsets_topic_replication_factor; /* in a cluster; 0: min(3, live brokers) */
     uint32_t offsets_retention_minutes;  /* offsets.retention.minutes (Kafka's: 7 days) */
     uint32_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */

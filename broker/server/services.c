@@ -134,6 +134,7 @@ static int services_open_delivery(struct shard *sh, char *err, size_t err_cap)
                       .min_session_timeout_ms = (int32_t)cfg->group_min_session_timeout_ms,
                       .max_session_timeout_ms = (int32_t)cfg->group_max_session_timeout_ms},
             .offsets_topic_partitions = cfg->offsets_topic_partitions,
+            .offsets_topic_replication_factor = cfg->offsets_topic_replication_factor,
             .offsets_retention_ms = (int64_t)cfg->offsets_retention_minutes * 60000,
             .offsets_retention_check_ms = cfg->offsets_retention_check_interval_ms,
         },
