@@ -240,12 +240,21 @@ def main():
         for p in procs:
             if p.poll() is None:
                 p.terminate()
+        codes = []
         for p in procs:
             try:
-                p.wait(timeout=30)
+                codes.append(p.wait(timeout=30))
             except subprocess.TimeoutExpired:
                 p.kill()
-                p.wait()
+                codes.append(p.wait())
+    # Each node stops cleanly on SIGTERM, and a sanitizer report (make test-asan) fails the test.
+    for i in range(3):
+        with open(os.path.join(WORK, f"node-{i + 1}.log")) as f:
+            text = f.read()
+        if "Sanitizer" in text or "runtime error:" in text:
+            fail(f"node {i + 1}'s log has a sanitizer report")
+        if codes[i] != 0:
+            fail(f"node {i + 1} exited with {codes[i]} on SIGTERM")
     print("cluster_meta: ok", flush=True)
     return 0
 
