@@ -6,7 +6,8 @@
 #   - Metadata from every node lists the 3 brokers with their own Kafka addresses, and names
 #     each partition's leader as `ringlog topic describe` (native Metadata) does, with 3
 #     replicas;
-#   - a producer with retries=0 (so a NOT_LEADER_OR_FOLLOWER answer fails the send) writes
+#   - after one warm-up record per partition (retries on: an elected leader refuses produce
+#     until its no-op commits), a producer with retries=0 (so a NOT_LEADER_OR_FOLLOWER answer fails the send) writes
 #     RECORDS records to every partition, each acknowledged at the offset expected;
 #   - a consumer assigned all 6 partitions reads them all back, and kafka-python reported no
 #     NOT_LEADER_OR_FOLLOWER answer (counted where it decodes error codes).
@@ -175,6 +176,15 @@ def main():
         if len(set(leaders.values())) < 2:
             print("note: every partition is led by one node", flush=True)
 
+        # A leader named in Metadata accepts produce once its term's no-op has committed (a few
+        # ms after its election; until then NOT_LEADER): one record per partition with retries
+        # waits that out before the counted part starts.
+        warm = KafkaProducer(bootstrap_servers=boot, acks="all", retries=20,
+                             retry_backoff_ms=50, client_id="kmeta-warmup")
+        for f in [warm.send(TOPIC, value=b"warm-up", partition=p) for p in range(PARTITIONS)]:
+            f.get(timeout=30)
+        warm.close()
+
         counter = NotLeaderCounter()
         counter.install()
 
@@ -219,7 +229,8 @@ def main():
                 # holds the Raft no-op and configuration entries as control batches, which
                 # librdkafka skips): they are the records with a key here.
                 control[0] += sum(1 for m in msgs if m.key is not None)
-                got[tp.partition].extend(m for m in msgs if m.key is None)
+                got[tp.partition].extend(m for m in msgs
+                                         if m.key is None and m.value != b"warm-up")
         cons.close()
         for p in range(PARTITIONS):
             offs = [m.offset for m in got[p]]
