@@ -8,11 +8,12 @@ TEST_DEPS += $(BUILD)/bin/ringlogd
 # Real Kafka clients against a real ringlogd's Kafka listener (tests/kafka/run.sh): hostile
 # frames from a raw socket, kcat, librdkafka from C (idempotent producer, a group of 3 with a
 # member leaving), confluent-kafka, kafka-python and its admin client, kafkajs, sarama, both
-# protocols on one log, every codec, and a SIGKILL restart. A test whose
+# protocols on one log, every codec, a SIGKILL restart, and (cluster_meta.py, its own three
+# brokers) Kafka Metadata naming each replicated partition's leader. A test whose
 # client is not installed is skipped with the package to install: kafkajs needs npm (and the
 # registry once), sarama Go and Debian's golang-github-shopify-sarama-dev.
 KAFKA_MAKE_TESTS := bad_frames.py kcat.sh rdkafka_idem_group confluent.py kafka_python.py admin.py \
-                    kafkajs.js sarama cross.sh codecs.sh restart.py
+                    kafkajs.js sarama cross.sh codecs.sh restart.py cluster_meta.py
 TESTS += $(BUILD)/tests/kafka/test_kafka_clients
 TEST_DEPS += $(BUILD)/bin/ringlog
 ifneq ($(strip $(RDKAFKA_LIBS)),)

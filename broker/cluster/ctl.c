@@ -92,6 +92,8 @@ struct ctl {
     uint64_t next_req;
     struct ctl_local local;
     /* registration */
+    char kafka_host[64];  /* this broker's Kafka listener as registered (port 0: none) */
+    uint16_t kafka_port;
     bool registered;
     int64_t reg_sent_ms;
     /* leader */
@@ -269,6 +271,16 @@ static void ctl_apply_registration(struct ctl *c, const uint8_t *p, size_t len, 
     memcpy(b->host, p + 15, hl);
     b->host[hl] = 0;
     b->epoch = index;
+    /* The Kafka listener's address, when the registration has the tail (older ones do not). */
+    size_t at = 15u + p[14];
+    b->kafka_port = 0;
+    b->kafka_host[0] = 0;
+    if (len >= at + 3 && len >= at + 3 + p[at + 2]) {
+        size_t kl = p[at + 2] < sizeof(b->kafka_host) ? p[at + 2] : sizeof(b->kafka_host) - 1;
+        b->kafka_port = rl_load_le16(p + at);
+        memcpy(b->kafka_host, p + at + 3, kl);
+        b->kafka_host[kl] = 0;
+    }
     if (id != c->cfg.self && b->port) {
         int rc = peer_add(c->peer, id, b->host, b->port); /* a broker outside the voters */
         if (rc && rc != RL_E_EXISTS)
@@ -1093,7 +1105,7 @@ static void ctl_register(struct ctl *c, int64_t now)
     if (c->registered || c->stopping || (!leader && c->voter) ||
         now - c->reg_sent_ms < CTL_REG_RESEND_MS)
         return;
-    uint8_t p[15 + 64];
+    uint8_t p[15 + 64 + 3 + 64];
     size_t hl = strlen(c->cfg.listen_host);
     if (hl > 63)
         hl = 63;
@@ -1102,9 +1114,17 @@ static void ctl_register(struct ctl *c, int64_t now)
     rl_store_le16(p + 12, c->cfg.listen_port);
     p[14] = (uint8_t)hl;
     memcpy(p + 15, c->cfg.listen_host, hl);
+    size_t len = 15 + hl;
+    if (c->kafka_port) {
+        size_t kl = strlen(c->kafka_host);
+        rl_store_le16(p + len, c->kafka_port);
+        p[len + 2] = (uint8_t)kl;
+        memcpy(p + len + 3, c->kafka_host, kl);
+        len += 3 + kl;
+    }
     c->reg_sent_ms = now;
     if (leader) {
-        ctl_forward(c, ++c->next_req, CTL_KEY_REG, p, 15 + hl);
+        ctl_forward(c, ++c->next_req, CTL_KEY_REG, p, len);
         return;
     }
     /* A learner learns the leader only from its appends, which come once it is registered:
@@ -1112,9 +1132,15 @@ static void ctl_register(struct ctl *c, int64_t now)
     uint8_t buf[9 + sizeof(p)];
     rl_store_le64(buf, ++c->next_req);
     buf[8] = CTL_KEY_REG;
-    memcpy(buf + 9, p, 15 + hl);
+    memcpy(buf + 9, p, len);
     for (uint32_t i = 0; i < c->cfg.n_voters; i++)
-        peer_send(c->peer, c->cfg.voters[i].id, PEER_FWD, buf, 9 + 15 + hl);
+        peer_send(c->peer, c->cfg.voters[i].id, PEER_FWD, buf, 9 + len);
+}
+
+void ctl_set_kafka_address(struct ctl *c, const char *host, uint16_t port)
+{
+    snprintf(c->kafka_host, sizeof(c->kafka_host), "%s", host);
+    c->kafka_port = port;
 }
 
 static void ctl_local_timers(struct ctl *c, int64_t now)
@@ -1243,8 +1269,11 @@ size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap)
     for (uint32_t i = 0; i < s.n_brokers; i++) {
         const struct ctl_broker *b = &s.brokers[i];
         OUT("%s{\"id\":%u,\"address\":\"%s:%u\",\"incarnation\":\"%016" PRIx64 "\","
-            "\"epoch\":%" PRIu64 ",\"state\":\"%s\"}", i ? "," : "", b->id, b->host, b->port,
+            "\"epoch\":%" PRIu64 ",\"state\":\"%s\"", i ? "," : "", b->id, b->host, b->port,
             b->incarnation, b->epoch, b->alive ? "alive" : "fenced");
+        if (b->kafka_port)
+            OUT(",\"kafka\":\"%s:%u\"", b->kafka_host, b->kafka_port);
+        OUT("}");
     }
     OUT("]}\n");
 #undef OUT

@@ -16,7 +16,9 @@
  * its own partitions and answers NOT_LEADER for the others (broker/meta).
  *
  * A controller entry is a record batch of one record: key "m" with a MetaRecord value, or key
- * "r" with a registration (u32 node | u64 incarnation | u16 port | u8 host length | host). A
+ * "r" with a registration (u32 node | u64 incarnation | u16 port | u8 host length | host, then,
+ * from a broker with a Kafka listener, u16 Kafka port | u8 Kafka host length | Kafka host: a
+ * registration without the tail, as older brokers wrote it, has no Kafka listener). A
  * broker's metadata.log holds every metadata record it applied, after the records it held
  * before it first joined a cluster (counted in the identity file), so a restart replays
  * metadata.log and skips that many "m" records of group 0.
@@ -100,6 +102,10 @@ void ctl_turn(struct ctl *c);
 /* Timers: Raft ticks due since the last call, resends, timeouts, registration. */
 void ctl_tick(struct ctl *c);
 
+/* The advertised address of this broker's Kafka listener, carried by its registration (call
+ * before the loop runs, once the port is bound; host is copied, at most 63 bytes). */
+void ctl_set_kafka_address(struct ctl *c, const char *host, uint16_t port);
+
 /* Takes an accepted connection whose first bytes (pre, n) are a peer hello. Returns false when
  * they are not one (the caller keeps fd). */
 bool ctl_adopt(struct ctl *c, int fd, const uint8_t *pre, size_t n);
@@ -111,6 +117,8 @@ struct ctl_broker {
     uint64_t epoch;   /* controller log index of its registration */
     char host[64];
     uint16_t port;
+    char kafka_host[64]; /* its Kafka listener's advertised address; port 0: none */
+    uint16_t kafka_port;
     bool alive;       /* this node heard from it within the session timeout (itself: true) */
 };
 

@@ -52,6 +52,21 @@ struct kafka_listener {
     uint32_t max_frame_bytes;
 };
 
+#define KAFKA_MAX_BROKERS 64
+
+/* A cluster as Metadata shows it to Kafka clients: the registered brokers with a Kafka listener
+ * (their advertised address) and the controller leader. */
+struct kafka_cluster_view {
+    char cluster_id[24];
+    int32_t controller_id; /* -1: none known */
+    uint32_t n_brokers;
+    struct {
+        int32_t id;
+        char host[64];
+        uint16_t port;
+    } brokers[KAFKA_MAX_BROKERS];
+};
+
 /* host is borrowed (it must outlive k). Returns 0 and *out, or -ENOMEM. */
 int kafka_create(const struct kafka_host *host, struct meta *meta, struct delivery *dv,
                  struct kafka **out);
@@ -59,6 +74,12 @@ void kafka_destroy(struct kafka *k);
 
 /* The address Metadata and FindCoordinator tell clients (call once the port is bound). */
 void kafka_set_listener(struct kafka *k, const struct kafka_listener *l);
+
+/* In a cluster: Metadata lists the brokers view fills in (this broker is always listed, with
+ * its own listener's address), and each partition's replicas and known leader; without it
+ * this broker is the only one. */
+void kafka_set_cluster(struct kafka *k, void (*view)(void *ctx, struct kafka_cluster_view *out),
+                       void *ctx);
 
 /* Handles one whole frame (size prefix included: len = 4 + size, as kframe_peek measured it).
  * frame is writable and valid only during the call. Answers at once or leaves async work that

@@ -13,6 +13,7 @@
 
 #include "broker/kafka/kbatch.h"
 #include "broker/meta/meta.h"
+#include "broker/partition/partition.h"
 #include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -80,6 +81,13 @@ void kafka_set_listener(struct kafka *k, const struct kafka_listener *l)
     k->node_id = l->node_id;
     snprintf(k->host_name, sizeof(k->host_name), "%s", l->host);
     k->port = l->port;
+}
+
+void kafka_set_cluster(struct kafka *k, void (*view)(void *ctx, struct kafka_cluster_view *out),
+                       void *ctx)
+{
+    k->cluster_view = view;
+    k->cluster_ctx = ctx;
 }
 
 char *kserve_cstr(struct svc_req *r, struct kstr s)
@@ -173,6 +181,48 @@ static void kserve_api_versions(struct kserve_req *kr, struct svc_req *r)
 
 /* --- Metadata --------------------------------------------------------------------------------- */
 
+/* One partition as native Metadata shows it: the controller's owner (else this broker) for a
+ * partition of one replica; for a replicated one its replicas, the leader this broker's replica
+ * knows (none while it knows none: LEADER_NOT_AVAILABLE, clients ask again, never a guess
+ * that could name two leaders; the preferred replica where this broker holds no replica) and
+ * the in-sync replicas as the leader counts them. */
+static int kserve_partition_metadata(struct kserve_req *kr, struct svc_req *r,
+                                     const struct meta_topic *t, uint32_t i,
+                                     struct kmsg_metadata_partition *pm)
+{
+    uint32_t owner = meta_partition_owner(t, i);
+    uint32_t nr = 0;
+    const uint32_t *reps = meta_partition_replicas(t, i, &nr);
+    int32_t *rv = kserve_alloc(r, reps ? 2 * (size_t)nr : 1, sizeof(*rv));
+    if (!rv)
+        return -ENOMEM;
+    *pm = (struct kmsg_metadata_partition){.partition = (int32_t)i, .replicas = rv,
+                                           .n_replicas = 1, .isr = rv, .n_isr = 1};
+    if (!reps) {
+        rv[0] = owner ? (int32_t)owner : kr->k->node_id;
+        pm->leader = rv[0];
+        return 0;
+    }
+    for (uint32_t k = 0; k < nr; k++)
+        rv[k] = (int32_t)reps[k];
+    pm->n_replicas = pm->n_isr = (int32_t)nr;
+    pm->leader = rv[0];
+    struct partition *p = t->parts ? t->parts[i] : NULL;
+    if (p && partition_replicated(p)) {
+        uint32_t leader = partition_leader(p);
+        pm->leader = leader ? (int32_t)leader : -1;
+        if (!leader)
+            pm->error_code = KERR_LEADER_NOT_AVAILABLE;
+        uint32_t ids[META_MAX_REPLICATION_FACTOR];
+        uint32_t ni = partition_in_sync(p, ids, META_MAX_REPLICATION_FACTOR);
+        for (uint32_t k = 0; k < ni && k < nr; k++)
+            rv[nr + k] = (int32_t)ids[k];
+        pm->isr = rv + nr;
+        pm->n_isr = (int32_t)(ni < nr ? ni : nr);
+    }
+    return 0;
+}
+
 static int kserve_topic_metadata(struct kserve_req *kr, struct svc_req *r, const char *name,
                                  struct kmsg_metadata_topic *tm)
 {
@@ -194,17 +244,51 @@ static int kserve_topic_metadata(struct kserve_req *kr, struct svc_req *r, const
     }
     tm->is_internal = name[0] == '_' && name[1] == '_';
     tm->partitions = kserve_alloc(r, t->partition_count, sizeof(*tm->partitions));
-    int32_t *node = kserve_alloc(r, 1, sizeof(*node));
-    if (!tm->partitions || !node)
+    if (!tm->partitions)
         return -ENOMEM;
-    *node = kr->k->node_id;
-    for (uint32_t i = 0; i < t->partition_count; i++) {
-        tm->partitions[i] = (struct kmsg_metadata_partition){
-            .partition = (int32_t)i, .leader = kr->k->node_id, .replicas = node,
-            .n_replicas = 1, .isr = node, .n_isr = 1};
-    }
+    for (uint32_t i = 0; i < t->partition_count; i++)
+        if (kserve_partition_metadata(kr, r, t, i, &tm->partitions[i]))
+            return -ENOMEM;
     tm->n_partitions = (int32_t)t->partition_count;
     return 0;
+}
+
+/* The brokers: every registered broker with a Kafka listener, and always this one (before its
+ * registration commits, and without a cluster). Returns 0 or -ENOMEM. */
+static int kserve_metadata_brokers(struct kafka *k, struct svc_req *r,
+                                   struct kmsg_metadata_resp *resp)
+{
+    struct kafka_cluster_view *v = NULL;
+    if (k->cluster_view) {
+        v = arena_calloc(r->arena, sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        k->cluster_view(k->cluster_ctx, v);
+    }
+    uint32_t n = v ? (v->n_brokers < KAFKA_MAX_BROKERS ? v->n_brokers : KAFKA_MAX_BROKERS) : 0;
+    resp->brokers = kserve_alloc(r, (size_t)n + 1, sizeof(*resp->brokers));
+    if (!resp->brokers)
+        return -ENOMEM;
+    bool controller_listed = false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!v->brokers[i].port)
+            continue; /* no Kafka listener */
+        if (v->brokers[i].id == k->node_id)
+            continue; /* this listener's own address, below */
+        controller_listed |= v->brokers[i].id == v->controller_id;
+        resp->brokers[resp->n_brokers++] = (struct kmsg_metadata_broker){
+            .node_id = v->brokers[i].id, .host = kstr_of(v->brokers[i].host),
+            .port = v->brokers[i].port, .rack = KSTR_NULL};
+    }
+    resp->brokers[resp->n_brokers++] = (struct kmsg_metadata_broker){
+        .node_id = k->node_id, .host = kstr_of(k->host_name), .port = k->port,
+        .rack = KSTR_NULL};
+    /* Kafka clients send admin requests to the controller: the controller leader when it has
+     * a Kafka listener, else this broker (which forwards them). */
+    resp->controller_id = v && controller_listed ? v->controller_id : k->node_id;
+    resp->cluster_id = kstr_of(v ? arena_strdup(r->arena, v->cluster_id)
+                                 : arena_printf(r->arena, "ringlog-%d", k->node_id));
+    return resp->cluster_id.ptr ? 0 : -ENOMEM;
 }
 
 void kserve_metadata(struct kserve_req *kr, struct svc_req *r)
@@ -214,16 +298,9 @@ void kserve_metadata(struct kserve_req *kr, struct svc_req *r)
     struct kafka *k = kr->k;
     size_t count = q->all_topics ? meta_topic_count(k->meta)
                                  : (size_t)(q->n_topics > 0 ? q->n_topics : 0);
-    resp->brokers = kserve_alloc(r, 1, sizeof(*resp->brokers));
     resp->topics = kserve_alloc(r, count, sizeof(*resp->topics));
-    if (!resp->brokers || !resp->topics)
+    if (!resp->topics || kserve_metadata_brokers(k, r, resp))
         return kserve_oom(kr, r);
-    resp->brokers[0] = (struct kmsg_metadata_broker){
-        .node_id = k->node_id, .host = kstr_of(k->host_name), .port = k->port,
-        .rack = KSTR_NULL};
-    resp->n_brokers = 1;
-    resp->cluster_id = kstr_of(arena_printf(r->arena, "ringlog-%d", k->node_id));
-    resp->controller_id = k->node_id;
     for (size_t i = 0; i < count; i++) {
         const char *name = q->all_topics
                                ? arena_strdup(r->arena, meta_topic_at(k->meta, i)->name)

@@ -26,6 +26,8 @@ struct kafka {
     char host_name[KSERVE_HOST_MAX];
     uint16_t port;
     int64_t unknown_topic_logged_ms; /* rate limit of the "no auto-creation" log line */
+    void (*cluster_view)(void *ctx, struct kafka_cluster_view *out); /* NULL: no cluster */
+    void *cluster_ctx;
 };
 
 /* One request being served: its header (client_id copied), the decoded body, and the

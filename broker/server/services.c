@@ -75,6 +75,24 @@ static void services_cluster_view(void *ctx, struct native_cluster_view *out)
     }
 }
 
+static void services_kafka_view(void *ctx, struct kafka_cluster_view *out)
+{
+    struct shard *sh = ctx;
+    struct ctl_status st;
+    ctl_get_status(sh->svc.ctl, &st);
+    out->controller_id = st.leader ? (int32_t)st.leader : -1;
+    snprintf(out->cluster_id, sizeof(out->cluster_id), "%016llx",
+             (unsigned long long)st.cluster_id);
+    out->n_brokers = 0;
+    for (uint32_t i = 0; i < st.n_brokers && out->n_brokers < KAFKA_MAX_BROKERS; i++) {
+        uint32_t k = out->n_brokers++;
+        out->brokers[k].id = (int32_t)st.brokers[i].id;
+        snprintf(out->brokers[k].host, sizeof(out->brokers[k].host), "%s",
+                 st.brokers[i].kafka_host);
+        out->brokers[k].port = st.brokers[i].kafka_port;
+    }
+}
+
 /* With --voters: the controller (group 0 over the voters) becomes meta's committer. */
 static int services_open_cluster(struct shard *sh, char *err, size_t err_cap)
 {
@@ -179,6 +197,8 @@ int services_open(struct shard *sh, char *err, size_t err_cap)
     }
     if (s->ctl)
         native_set_cluster(s->native, services_cluster_view, sh);
+    if (s->ctl && s->kafka)
+        kafka_set_cluster(s->kafka, services_kafka_view, sh);
     s->last_slow_tick_ms = s->last_retention_ms = io_wall_ms(sh->io);
     return 0;
 }

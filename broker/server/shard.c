@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/cluster/ctl.h"
 #include "broker/partition/partition.h"
 #include "broker/server/dirlock.h"
 #include "broker/svc/bg.h"
@@ -621,6 +622,8 @@ int shard_create(const struct broker_config *cfg, struct shard **out, char *err,
                                     .port = adv ? cfg->kafka_advertise_port : sh->kafka_port,
                                     .max_frame_bytes = cfg->max_frame_bytes};
         kafka_set_listener(sh->svc.kafka, &kl);
+        if (sh->svc.ctl) /* registered with the broker (ctl.h) */
+            ctl_set_kafka_address(sh->svc.ctl, kl.host, kl.port);
     }
     if (cfg->http_enabled) {
         rc = shard_listen(cfg->http_host, cfg->http_port, &sh->http_fd, &sh->http_port);

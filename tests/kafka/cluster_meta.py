@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+# cluster_meta: Kafka Metadata in a cluster. Starts its own 3 ringlogd nodes (--voters, each with
+# a Kafka listener; free ports), creates a topic of 6 partitions with replication factor 3 through
+# node 1's Kafka listener (kafka-python's admin client), then, with clients bootstrapped from
+# node 1 only:
+#   - Metadata from every node lists the 3 brokers with their own Kafka addresses, and names
+#     each partition's leader as `ringlog topic describe` (native Metadata) does, with 3
+#     replicas;
+#   - after one warm-up record per partition (retries on: an elected leader refuses produce
+#     until its no-op commits), a producer with retries=0 (so a NOT_LEADER_OR_FOLLOWER answer fails the send) writes
+#     RECORDS records to every partition, each acknowledged at the offset expected;
+#   - a consumer assigned all 6 partitions reads them all back, and kafka-python reported no
+#     NOT_LEADER_OR_FOLLOWER answer (counted where it decodes error codes).
+# Exits 0 when all of that held. Needs BUILD (build dir) and KAFKA_WORK (scratch dir).
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import kafka.errors
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+BUILD = os.environ.get("BUILD", "build")
+WORK = os.path.join(os.environ["KAFKA_WORK"], "cluster_meta")
+RINGLOGD = os.path.join(BUILD, "bin", "ringlogd")
+RINGLOG = os.path.join(BUILD, "bin", "ringlog")
+SEED = int(os.environ.get("RINGLOG_TEST_SEED", str(random.randrange(1, 1 << 31))))
+print(f"cluster_meta: seed {SEED} (RINGLOG_TEST_SEED={SEED} repeats it)", flush=True)
+rng = random.Random(SEED)
+PARTITIONS = 6
+RECORDS = 40
+TOPIC = f"kmeta-{SEED}"
+
+
+class NotLeaderCounter:
+    """Counts the NOT_LEADER_OR_FOLLOWER (6) answers kafka-python decodes in any response
+    (Produce, Fetch, ListOffsets all map error codes through kafka.errors.for_code; its fetcher
+    refreshes metadata on one without logging it)."""
+
+    def __init__(self):
+        self.count = 0
+        self.orig = kafka.errors.for_code
+
+    def install(self):
+        def counting(code):
+            if code == 6:
+                self.count += 1
+            return self.orig(code)
+        kafka.errors.for_code = counting
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    for i in (1, 2, 3):
+        log = os.path.join(WORK, f"node-{i}.log")
+        if os.path.exists(log):
+            with open(log) as f:
+                tail = f.readlines()[-8:]
+            print(f"--- node {i} log tail:\n" + "".join(tail), flush=True)
+    raise SystemExit(1)
+
+
+def poll(what, fn, seconds=30.0):
+    """Calls fn until it returns a true value or the deadline passes (then fails)."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # a client error while the cluster settles: ask again
+            last = e
+        time.sleep(0.2)
+    fail(f"{what} within {seconds:.0f} s (last error: {last})")
+
+
+def native_leaders(native_addr):
+    """Partition -> leader as `ringlog topic describe` (native Metadata) reports it."""
+    out = subprocess.run([RINGLOG, "--brokers", native_addr, "topic", "describe", TOPIC],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        return None
+    leaders = {}
+    for line in out.stdout.splitlines():
+        m = re.match(r"^(\d+)\s+(-?\d+)\s+\d+\s*$", line)
+        if m:
+            leaders[int(m.group(1))] = int(m.group(2))
+    return leaders if len(leaders) == PARTITIONS else None
+
+
+def kafka_metadata(client):
+    """(brokers {id: (host, port)}, partitions {p: (leader, replicas, isr, error)}) from the
+    Kafka Metadata the admin client's cluster view holds after a fresh request."""
+    f = client._client.cluster.request_update()
+    client._client.poll(future=f, timeout_ms=10000)
+    if not f.succeeded():
+        return None
+    c = client._client.cluster
+    brokers = {b.nodeId: (b.host, b.port) for b in c.brokers()}
+    parts = {}
+    for p in c.partitions_for_topic(TOPIC) or ():
+        pm = c._partitions[TOPIC][p]
+        parts[p] = (pm.leader, list(pm.replicas), list(pm.isr), pm.error)
+    return brokers, parts
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    native = [free_port() for _ in range(3)]
+    http = [free_port() for _ in range(3)]
+    kport = [free_port() for _ in range(3)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{native[i]}" for i in range(3))
+    procs = []
+    try:
+        for i in range(3):
+            ready = os.path.join(WORK, f"node-{i + 1}.ready")
+            log = open(os.path.join(WORK, f"node-{i + 1}.log"), "w")
+            procs.append(subprocess.Popen(
+                [RINGLOGD, "--node-id", str(i + 1), "--listen", f"127.0.0.1:{native[i]}",
+                 "--http", f"127.0.0.1:{http[i]}", "--data-dir",
+                 os.path.join(WORK, f"data-{i + 1}"), "--voters", voters,
+                 "--kafka-listen", f"127.0.0.1:{kport[i]}", "--ready-file", ready],
+                stdout=log, stderr=subprocess.STDOUT))
+        for i in range(3):
+            ready = os.path.join(WORK, f"node-{i + 1}.ready")
+            poll(f"node {i + 1} writes its ready file",
+                 lambda: procs[i].poll() is None and os.path.exists(ready)
+                 and "kafka=" in open(ready).read())
+        boot = f"127.0.0.1:{kport[0]}"
+        want = {i + 1: ("127.0.0.1", kport[i]) for i in range(3)}
+
+        # Every node's Kafka Metadata lists the three brokers at their Kafka addresses.
+        admins = [KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{kport[i]}",
+                                   client_id=f"kmeta-admin-{i + 1}") for i in range(3)]
+        for i in range(3):
+            poll(f"node {i + 1}'s Kafka Metadata lists brokers {want}",
+                 lambda: (kafka_metadata(admins[i]) or ({}, {}))[0] == want)
+        print(f"brokers as Kafka Metadata lists them: {want}", flush=True)
+
+        res = poll("CreateTopics through node 1 succeeds",
+                   lambda: admins[0].create_topics(
+                       [NewTopic(TOPIC, PARTITIONS, 3)], timeout_ms=20000) or True)
+        del res
+
+        # Each node's Kafka Metadata names the leader its native Metadata names, with 3 replicas.
+        def agrees(i):
+            md = kafka_metadata(admins[i])
+            nl = native_leaders(f"127.0.0.1:{native[i]}")
+            if not md or not nl or len(md[1]) != PARTITIONS:
+                return False
+            for p, (leader, replicas, isr, err) in md[1].items():
+                if leader < 1 or err != 0 or sorted(replicas) != [1, 2, 3] or not isr:
+                    return False
+                if nl[p] != leader:
+                    return False
+            return md[1]
+        parts = None
+        for i in range(3):
+            parts = poll(f"node {i + 1}'s Kafka Metadata names native Metadata's leaders",
+                         lambda: agrees(i))
+        leaders = {p: v[0] for p, v in sorted(parts.items())}
+        print(f"leaders (Kafka Metadata = native Metadata): {leaders}", flush=True)
+        if len(set(leaders.values())) < 2:
+            print("note: every partition is led by one node", flush=True)
+
+        # A leader named in Metadata accepts produce once its term's no-op has committed (a few
+        # ms after its election; until then NOT_LEADER): one record per partition with retries
+        # waits that out before the counted part starts.
+        warm = KafkaProducer(bootstrap_servers=boot, acks="all", retries=20,
+                             retry_backoff_ms=50, client_id="kmeta-warmup")
+        for f in [warm.send(TOPIC, value=b"warm-up", partition=p) for p in range(PARTITIONS)]:
+            f.get(timeout=30)
+        warm.close()
+
+        counter = NotLeaderCounter()
+        counter.install()
+
+        # retries=0: a produce answered NOT_LEADER_OR_FOLLOWER fails its send.
+        prod = KafkaProducer(bootstrap_servers=boot, acks="all", retries=0, linger_ms=5,
+                             client_id="kmeta-producer")
+        futs = []
+        sent = {p: [] for p in range(PARTITIONS)}
+        for p in range(PARTITIONS):
+            for n in range(RECORDS):
+                sent[p].append(f"{p}:{n}:{rng.random()}".encode())
+                futs.append((p, n, prod.send(TOPIC, value=sent[p][-1], partition=p)))
+        acked = {p: [] for p in range(PARTITIONS)}
+        for p, n, f in futs:
+            md = f.get(timeout=30)
+            if md.partition != p:
+                fail(f"record {n} of partition {p} acknowledged in partition {md.partition}")
+            acked[p].append(md.offset)
+        for p in range(PARTITIONS):
+            if acked[p] != list(range(acked[p][0], acked[p][0] + RECORDS)):
+                fail(f"partition {p}: acknowledged offsets {acked[p][:5]}... not consecutive")
+        print(f"first acknowledged offset per partition: "
+              f"{ {p: acked[p][0] for p in range(PARTITIONS)} }", flush=True)
+        prod.close()
+        print(f"produced {PARTITIONS * RECORDS} records, retries=0, all acknowledged",
+              flush=True)
+
+        cons = KafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False,
+                             client_id="kmeta-consumer", consumer_timeout_ms=1000)
+        tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+        cons.assign(tps)
+        cons.seek_to_beginning(*tps)
+        got = {p: [] for p in range(PARTITIONS)}
+        control = [0]
+        deadline = time.monotonic() + 60
+        while sum(len(v) for v in got.values()) < PARTITIONS * RECORDS:
+            if time.monotonic() > deadline:
+                fail(f"consumed {sum(len(v) for v in got.values())} of "
+                     f"{PARTITIONS * RECORDS} records within 60 s")
+            for tp, msgs in cons.poll(timeout_ms=500).items():
+                # kafka-python 2.0.2 hands out control records (a replicated partition's log
+                # holds the Raft no-op and configuration entries as control batches, which
+                # librdkafka skips): they are the records with a key here.
+                control[0] += sum(1 for m in msgs if m.key is not None)
+                got[tp.partition].extend(m for m in msgs
+                                         if m.key is None and m.value != b"warm-up")
+        cons.close()
+        for p in range(PARTITIONS):
+            offs = [m.offset for m in got[p]]
+            if offs != acked[p]:
+                fail(f"partition {p}: consumed offsets {offs} not the acknowledged {acked[p]}")
+            vals = [m.value for m in got[p]]
+            if vals != sent[p]:
+                fail(f"partition {p}: consumed {vals[:2]}... not what was produced "
+                     f"{sent[p][:2]}...")
+        print(f"consumed {PARTITIONS * RECORDS} records from node 1's bootstrap at the "
+              f"acknowledged offsets (and {control[0]} control records)", flush=True)
+        if counter.count:
+            fail(f"{counter.count} NOT_LEADER_OR_FOLLOWER answers after the first Metadata")
+        print("NOT_LEADER_OR_FOLLOWER answers seen by the clients: 0", flush=True)
+        for a in admins:
+            a.close()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        codes = []
+        for p in procs:
+            try:
+                codes.append(p.wait(timeout=30))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes.append(p.wait())
+    # Each node stops cleanly on SIGTERM, and a sanitizer report (make test-asan) fails the test.
+    for i in range(3):
+        with open(os.path.join(WORK, f"node-{i + 1}.log")) as f:
+            text = f.read()
+        if "Sanitizer" in text or "runtime error:" in text:
+            fail(f"node {i + 1}'s log has a sanitizer report")
+        if codes[i] != 0:
+            fail(f"node {i + 1} exited with {codes[i]} on SIGTERM")
+    print("cluster_meta: ok", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
