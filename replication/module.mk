@@ -10,8 +10,9 @@ TESTS += $(BUILD)/tests/unit/test_raft $(BUILD)/tests/sim/test_sim
 SIM_OBJS := $(BUILD)/obj/tests/sim/sim.o $(BUILD)/obj/tests/sim/sim_glue.o
 # The raft programs link only the layers they use (replication, and for the glue mode storage
 # and io), so a broken build elsewhere in the tree does not stop them.
-TESTS += $(BUILD)/tests/sim/test_sim_glue
-$(BUILD)/tests/sim/test_sim $(BUILD)/tests/sim/test_sim_glue: $(BUILD)/tests/sim/%: \
+TESTS += $(BUILD)/tests/sim/test_sim_glue $(BUILD)/tests/sim/test_sim_notice
+$(BUILD)/tests/sim/test_sim $(BUILD)/tests/sim/test_sim_glue $(BUILD)/tests/sim/test_sim_notice: \
+		$(BUILD)/tests/sim/%: \
 		$(BUILD)/obj/tests/sim/%.o $(SIM_OBJS) $(LIB_REPL) $(LIB_STORAGE) $(LIB_IO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
@@ -34,7 +35,8 @@ $(REPL_GLUE_TESTS): $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB_REP
 # Planted bugs: the core and the simulator's driver rebuilt with -DRAFT_PLANT_BUG=N into
 # separate objects and programs. The production raft.o (and librl_replication.a) never holds
 # them. Each program passes only if the simulator catches its bug within a fixed seed budget.
-RAFT_PLANTED := 1 2 3 4 5 6
+# 9 is a bug of the lost-connection notice: its program runs with --notice on.
+RAFT_PLANTED := 1 2 3 4 5 6 9
 RAFT_BUG_BINS := $(foreach n,$(RAFT_PLANTED),$(BUILD)/tests/sim/planted_bug$(n))
 RAFT_BUG_OBJS := $(foreach n,$(RAFT_PLANTED),$(BUILD)/obj/replication/raft_bug$(n).o)
 SIM_BUG_OBJS := $(foreach n,$(RAFT_PLANTED),$(BUILD)/obj/tests/sim/test_sim_bug$(n).o)

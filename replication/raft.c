@@ -19,6 +19,8 @@
  *   4: acknowledge appended entries before they are durable
  *   5: count learners toward the commit quorum
  *   6: let a node that is no voter (a removed leader, a learner) campaign
+ *   9: a follower told its leader is unreachable forgets its vote of this term (found only
+ *      with the simulator's --notice; 7 and 8 are bugs of the glue)
  */
 #include "replication/raft.h"
 
@@ -1218,6 +1220,56 @@ int raft_tick(struct raft *r, struct raft_ready *rd)
             reset_election_timer(r);
         }
     }
+    finish(r, &sv);
+    return 0;
+}
+
+/* ---- transport notices ---------------------------------------------------------------- */
+
+/* This node's position among the voters of its configuration, not counting `skip` (the
+ * leader just lost): 0 for the first survivor. Every survivor computes the same order, so
+ * their early campaigns are staggered rather than split. */
+static uint32_t voter_rank(const struct raft *r, uint32_t skip)
+{
+    uint32_t rank = 0;
+    for (uint32_t i = 0; i < r->config.n_voters; i++) {
+        uint32_t v = r->config.voters[i];
+        if (v == r->id)
+            return rank;
+        rank += v != skip;
+    }
+    return rank;
+}
+
+static void leader_unreachable(struct raft *r, uint32_t leader)
+{
+    /* Only pre-vote with check-quorum keeps an early campaign harmless: a node whose
+     * connection merely flapped asks first, and voters that still hear the leader refuse. */
+    if (!r->pre_vote || !r->check_quorum || leader == RAFT_NONE || r->role != RAFT_FOLLOWER ||
+        r->leader != leader)
+        return;
+    uint32_t delay = 1 + 2 * voter_rank(r, leader);
+    uint32_t left = r->randomized_election_ticks > r->election_elapsed
+                        ? r->randomized_election_ticks - r->election_elapsed
+                        : 1;
+    if (left < delay)
+        delay = left;
+    /* The lease ends now (election_elapsed reaches election_ticks), so this node answers
+     * the other survivors' pre-votes; a message from the leader restarts the count and,
+     * the deadline being past election_ticks, leaves an ordinary timeout. */
+    r->election_elapsed = r->election_ticks;
+    r->randomized_election_ticks = r->election_ticks + delay;
+#if RAFT_PLANT_BUG == 9
+    r->vote = RAFT_NONE; /* "forgets" the leader with the vote that elected it */
+    r->leader = RAFT_NONE;
+#endif
+}
+
+int raft_leader_unreachable(struct raft *r, uint32_t leader, struct raft_ready *rd)
+{
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    leader_unreachable(r, leader);
     finish(r, &sv);
     return 0;
 }

@@ -3,9 +3,10 @@
  *
  * Where it sits: replication path "partition replication -> raft -> (messages, log actions)".
  * The core does no I/O, reads no clock, starts no thread and keeps no global state. Its caller
- * feeds it four kinds of input: a message from a peer (raft_step), a timer tick (raft_tick), a
- * proposal (raft_propose, raft_propose_conf_change) and notice that the log is durable up to an
- * entry (raft_persisted). Every call fills a caller-owned struct raft_ready with what the caller
+ * feeds it five kinds of input: a message from a peer (raft_step), a timer tick (raft_tick), a
+ * proposal (raft_propose, raft_propose_conf_change), notice that the log is durable up to an
+ * entry (raft_persisted) and notice from the transport that the leader's connection was lost
+ * (raft_leader_unreachable). Every call fills a caller-owned struct raft_ready with what the caller
  * must do next, in this order:
  *
  *   1. persist term and vote when hard_state_changed (before any message below is sent);
@@ -346,6 +347,25 @@ int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint32_t node
  * acknowledges to its leader; a leader counts itself toward the quorum. Reports for entries
  * that have since been truncated are ignored. */
 int raft_persisted(struct raft *r, uint64_t index, uint64_t term, struct raft_ready *rd);
+
+/* Transport notice: this node's connection to node `leader` was lost (reset or closed, as
+ * when its process dies), so its leader is probably gone. Call it when the transport sees that
+ * connection drop, for each group whose raft_leader() is that node; it is cheap and harmless
+ * for others (ignored unless this node is a follower of `leader`).
+ * Effect: the follower stops honouring the leader's lease at once (it answers the other
+ * followers' pre-votes) and starts a pre-vote after 1 + 2 x rank ticks instead of its
+ * randomized election timeout (or at that timeout if it comes sooner), where rank is its
+ * position among the voters of its configuration without `leader` (0, 1, ...): every
+ * follower gets the notice at about the same time, and the fixed stagger lets the first
+ * one win rather than split the vote. A message from the leader before then cancels it
+ * (an ordinary election timeout is armed).
+ * Limits: acts only with pre_vote and check_quorum on (otherwise returns 0 and does
+ * nothing): an early campaign is safe in any case, but only these two keep it from
+ * deposing a healthy leader when the connection merely flapped (the other voters still hear
+ * the leader and refuse the pre-vote). A lost connection is only a hint: a leader that is
+ * partitioned rather than dead keeps leading until check-quorum deposes it. Returns 0; the
+ * ready is normally empty. */
+int raft_leader_unreachable(struct raft *r, uint32_t leader, struct raft_ready *rd);
 
 /* Leader only: hands leadership to voter `target` once it is caught up (TIMEOUT_NOW).
  * Proposals are refused until the transfer ends; it is abandoned after an election timeout. */

@@ -857,6 +857,23 @@ static void node_start(struct sim *s, struct node *n)
     n->n_syncs = 0;
 }
 
+/* --notice: the transport of node `to` saw its connection to `lost` drop. */
+static void notice_one(struct sim *s, struct node *to, uint32_t lost, const char *why)
+{
+    if (!to->up || to->r.leader != lost || to->id == lost)
+        return;
+    trace(s, "n%u hears its connection to leader n%u was lost (%s)", to->id, lost, why);
+    int rc = raft_leader_unreachable(&to->r, lost, &s->rd);
+    after_call(s, to, rc, "leader unreachable");
+}
+
+/* --notice: node `lost` died or was cut off; every node following it hears of it. */
+static void notice_all(struct sim *s, uint32_t lost, const char *why)
+{
+    for (uint32_t i = 0; i < s->n_nodes && s->o.notice && !s->res->failed; i++)
+        notice_one(s, &s->nodes[i], lost, why);
+}
+
 static void node_crash(struct sim *s, struct node *n)
 {
     struct memlog *l = &n->log;
@@ -872,6 +889,7 @@ static void node_crash(struct sim *s, struct node *n)
     node_lost_to(n, memlog_last(l));
     n->n_syncs = 0;
     s->res->crashes++;
+    notice_all(s, n->id, "crash");
 }
 
 /* Glue mode: the disk's completions: hard state made durable releases held messages; appends
@@ -1033,6 +1051,20 @@ static void partition(struct sim *s)
             trace(s, "PARTITION one-way n%u -> n%u", a + 1, b + 1);
         }
     }
+    /* A cut in either direction breaks the TCP connection between the two nodes. */
+    for (uint32_t a = 0; a < s->n_nodes && s->o.notice; a++)
+        for (uint32_t b = 0; b < s->n_nodes && !s->res->failed; b++)
+            if (s->link_down[a][b] || s->link_down[b][a])
+                notice_one(s, &s->nodes[b], a + 1, "partition");
+}
+
+/* --notice: a connection that merely flapped: a follower hears its (healthy) leader's
+ * connection was lost. Pre-vote and check-quorum must keep the leader in place. */
+static void flap(struct sim *s)
+{
+    struct node *n = &s->nodes[rnd_below(s, s->n_nodes)];
+    if (n->up && n->r.leader != RAFT_NONE)
+        notice_one(s, n, n->r.leader, "flap");
 }
 
 /* One membership change toward a random node, keeping the voters within one of the initial
@@ -1101,6 +1133,8 @@ static void chaos(struct sim *s)
             node_start(s, n);
         }
     }
+    if (s->o.notice && chance(s, 50))
+        flap(s);
     if (chance(s, s->partition_rate))
         partition(s);
     else if (chance(s, 200))
@@ -1360,9 +1394,10 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
     return rc;
 }
 
-int sim_failover_ticks(uint64_t seed, uint32_t n_voters)
+int sim_failover_ticks(uint64_t seed, uint32_t n_voters, bool notice)
 {
-    struct sim_options o = {.seed = seed, .n_voters = n_voters, .healthy = true};
+    struct sim_options o = {.seed = seed, .n_voters = n_voters, .healthy = true,
+                            .notice = notice};
     struct sim_result res;
     struct sim *s = sim_alloc();
     int out = -1;

@@ -42,6 +42,10 @@ struct sim_options {
                               * is cut when the node crashes (tests/sim/sim_glue.h) */
     bool healthy;            /* no faults: no loss, delays of 0-1 tick, pre-vote and
                               * check-quorum on (for measurements) */
+    bool notice;             /* the transport's notice of a lost connection: when a node
+                              * crashes or a partition cuts its links, every node that follows
+                              * it gets raft_leader_unreachable; connections also flap now and
+                              * then (a notice about a healthy leader) */
     FILE *out;
 };
 
@@ -64,7 +68,8 @@ int sim_run(const struct sim_options *opt, struct sim_result *res);
 
 /* Failover measurement for the benchmark: a healthy cluster (no loss, delays of 0-1 ticks)
  * elects a leader and commits; then the leader crashes. Returns the ticks from the crash until
- * a new leader commits an entry of its own term, or -1 on a failed check or no recovery. */
-int sim_failover_ticks(uint64_t seed, uint32_t n_voters);
+ * a new leader commits an entry of its own term, or -1 on a failed check or no recovery. With
+ * `notice` the survivors are told at once that the leader's connection was lost. */
+int sim_failover_ticks(uint64_t seed, uint32_t n_voters, bool notice);
 
 #endif

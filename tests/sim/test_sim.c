@@ -9,6 +9,10 @@
  *   --count 1                      run every seed and count the failing ones (no regression
  *                                  seeds; tests/sim/run-seeds.sh runs long ranges this way)
  *   --verbose 1                    with --seed: print the trace even if the run passes
+ *   --notice 1                     the transport's notices: followers of a node that crashes or
+ *                                  is cut off get raft_leader_unreachable, and connections
+ *                                  flap now and then (test_sim_notice is this program with it
+ *                                  on, 300 seeds per configuration by default)
  *   --glue 1                       nodes keep their log in the partition log (raftlog) and
  *                                  their hard state in an hstore, on simulated disks whose
  *                                  power is cut at every crash (30 seeds per configuration by
@@ -33,9 +37,13 @@
 #ifndef SIM_GLUE_DEFAULT
 #define SIM_GLUE_DEFAULT 0 /* test_sim_glue.c sets it */
 #endif
+#ifndef SIM_NOTICE_DEFAULT
+#define SIM_NOTICE_DEFAULT (RAFT_PLANT_BUG == 9) /* test_sim_notice.c sets it */
+#endif
 
 #define DEFAULT_SEEDS 750 /* about 14 s of CPU for both: make test stays quick on a busy box */
 #define GLUE_DEFAULT_SEEDS 30 /* glue runs do real storage work on simulated disks */
+#define NOTICE_DEFAULT_SEEDS 300 /* the notice path on top of the 750 plain seeds */
 #define DEFAULT_CHAOS_TICKS 2000
 #define PLANTED_CHAOS_TICKS 500 /* planted-bug runs: shorter runs, more seeds */
 #define LIVENESS_TICKS 400    /* 40 election timeouts: generous, yet a hard bound */
@@ -77,12 +85,14 @@ static const char *self_path = "build/tests/sim/test_sim";
 
 static bool verbose; /* --verbose 1: print the replay's trace even if it passes */
 static bool glue_mode = SIM_GLUE_DEFAULT; /* --glue 1 */
+static bool notice_mode = SIM_NOTICE_DEFAULT; /* --notice 1 */
 
 static void replay(uint64_t seed, uint32_t voters, uint32_t ticks)
 {
     struct sim_options o = {.seed = seed, .n_voters = voters, .chaos_ticks = ticks,
                             .liveness_ticks = LIVENESS_TICKS, .trace = true, .out = stdout,
-                            .trace_always = verbose, .glue = glue_mode};
+                            .trace_always = verbose, .glue = glue_mode,
+                            .notice = notice_mode};
     struct sim_result res;
     sim_run(&o, &res);
     printf("seed %" PRIu64 " (%u voters): %s%s\n", seed, voters, res.failed ? "FAILED: " : "ok",
@@ -108,7 +118,8 @@ static uint64_t run_config(uint32_t voters, uint64_t first, uint64_t count, uint
     struct sim_result res;
     for (uint64_t seed = first; seed < first + count; seed++) {
         struct sim_options o = {.seed = seed, .n_voters = voters, .chaos_ticks = ticks,
-                                .liveness_ticks = LIVENESS_TICKS, .glue = glue_mode};
+                                .liveness_ticks = LIVENESS_TICKS, .glue = glue_mode,
+                                .notice = notice_mode};
         if (sim_run(&o, &res) < 0) {
             printf("seed %" PRIu64 ": simulator setup failed\n", seed);
             bad = seed;
@@ -145,13 +156,13 @@ static uint64_t run_config(uint32_t voters, uint64_t first, uint64_t count, uint
             bad = seed;
             if (!quiet) {
                 printf("FAILED seed %" PRIu64 " (%u voters): %s\n", seed, voters, res.reason);
-                printf("replay: %s --seed %" PRIu64 " --voters %u --ticks %u --glue %d\n",
-                       self_path, seed, voters, ticks, glue_mode);
+                printf("replay: %s --seed %" PRIu64 " --voters %u --ticks %u --glue %d "
+                       "--notice %d\n", self_path, seed, voters, ticks, glue_mode, notice_mode);
                 replay(seed, voters, ticks);
             } else {
                 printf("caught at seed %" PRIu64 " (%u voters): %s\n", seed, voters, res.reason);
-                printf("replay: %s --seed %" PRIu64 " --voters %u --ticks %u --glue %d\n",
-                       self_path, seed, voters, ticks, glue_mode);
+                printf("replay: %s --seed %" PRIu64 " --voters %u --ticks %u --glue %d "
+                       "--notice %d\n", self_path, seed, voters, ticks, glue_mode, notice_mode);
             }
             break;
         }
@@ -193,13 +204,17 @@ int main(int argc, char **argv)
             ticks = (uint32_t)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--glue"))
             glue_mode = atoi(argv[i + 1]) != 0;
+        else if (!strcmp(argv[i], "--notice"))
+            notice_mode = atoi(argv[i + 1]) != 0;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
         }
     }
     if (!seeds)
-        seeds = glue_mode ? GLUE_DEFAULT_SEEDS : DEFAULT_SEEDS;
+        seeds = glue_mode     ? GLUE_DEFAULT_SEEDS
+                : notice_mode ? NOTICE_DEFAULT_SEEDS
+                              : DEFAULT_SEEDS;
     if (glue_mode && !verbose)
         rl_log_set_level(RL_LOG_OFF); /* power cuts make storage complain, as it should */
     if (one_seed) {
@@ -210,7 +225,7 @@ int main(int argc, char **argv)
     int pass = 0, failed = 0;
 #if !RAFT_PLANT_BUG
     for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]) && !count_mode &&
-                       !glue_mode; i++) {
+                       !glue_mode && !notice_mode; i++) {
         if (voters && regressions[i].voters != voters)
             continue;
         uint64_t bad = run_config(regressions[i].voters, regressions[i].seed, 1,

@@ -934,3 +934,73 @@ Test(raft, malformed_appends_are_dropped)
         tc_apply(2);
     }
 }
+
+/* Tells node `id` that its connection to node `lost` dropped, and carries out the ready. */
+static void tc_unreachable(uint32_t id, uint32_t lost)
+{
+    cr_assert_eq(raft_leader_unreachable(&node(id)->r, lost, &tc.rd), 0);
+    tc_apply(id);
+}
+
+Test(raft, leader_unreachable_survivors_campaign_at_once_in_rank_order)
+{
+    /* The leader dies; both survivors hear it. The first in voter order (rank 0, 1 tick)
+     * campaigns before the second (rank 1, 3 ticks) and wins at once: the second no longer
+     * honours the dead leader's lease, so it grants the pre-vote and the vote. */
+    tc_init(3, 3);
+    tc_elect(1);
+    tc_heartbeat(1);
+    cr_assert_eq(node(1)->r.role, RAFT_LEADER);
+    uint64_t term = node(1)->r.term;
+    tc_isolate(1, true);
+    tc_unreachable(2, 1);
+    tc_unreachable(3, 1);
+    tc_tick(3, 2);
+    cr_assert_eq(node(3)->r.role, RAFT_FOLLOWER, "rank 1 waits 3 ticks");
+    tc_tick(2, 1);
+    cr_assert_eq(node(2)->r.role, RAFT_PRECANDIDATE, "rank 0 campaigns after 1 tick");
+    tc_deliver();
+    cr_assert_eq(node(2)->r.role, RAFT_LEADER);
+    cr_assert_eq(node(2)->r.term, term + 1);
+    cr_assert_eq(node(3)->r.leader, 2);
+}
+
+Test(raft, leader_unreachable_flap_does_not_disrupt_a_healthy_leader)
+{
+    /* Only node 3's connection flapped: its pre-vote is refused by the voters that still
+     * hear the leader, and the leader keeps its term. A notice naming a node that is not
+     * the leader changes nothing. */
+    tc_init(3, 3);
+    tc_elect(1);
+    tc_heartbeat(1);
+    uint64_t term = node(1)->r.term;
+    tc_unreachable(3, 2);
+    tc_tick(3, 5);
+    cr_assert_eq(node(3)->r.role, RAFT_FOLLOWER, "a notice about a non-leader is ignored");
+    tc_unreachable(3, 1);
+    tc_tick(3, 3);
+    cr_assert_eq(node(3)->r.role, RAFT_PRECANDIDATE, "rank 1 campaigns after 3 ticks");
+    tc_deliver();
+    cr_assert_eq(node(1)->r.role, RAFT_LEADER);
+    for (int round = 0; round < 10; round++) {
+        tc_tick(3, 1);
+        tc_heartbeat(1);
+    }
+    cr_assert_eq(node(1)->r.role, RAFT_LEADER);
+    cr_assert_eq(node(1)->r.term, term);
+    cr_assert_eq(node(3)->r.leader, 1);
+    cr_assert_eq(node(3)->r.term, term);
+}
+
+Test(raft, leader_unreachable_needs_pre_vote_and_check_quorum)
+{
+    /* Without pre-vote and check-quorum an early campaign could depose a healthy leader over
+     * a flapping connection, so the notice does nothing. */
+    tc_init_opts(3, 3, false, false);
+    tc_elect(1);
+    tc_heartbeat(1);
+    tc_unreachable(2, 1);
+    tc_tick(2, 5);
+    cr_assert_eq(node(2)->r.role, RAFT_FOLLOWER);
+    cr_assert_eq(node(2)->r.leader, 1);
+}
