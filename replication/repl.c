@@ -518,6 +518,15 @@ int repl_transfer(struct repl *r, struct repl_group *g, uint32_t target)
     return rc;
 }
 
+int repl_leader_unreachable(struct repl *r, struct repl_group *g, uint32_t node)
+{
+    if (g->failed)
+        return g->failed;
+    int rc = raft_leader_unreachable(&g->raft, node, &r->rd);
+    process(r, g);
+    return rc;
+}
+
 int repl_deliver(struct repl *r, uint64_t group, const struct raft_msg *m)
 {
     struct repl_group *g = repl_group_find(r, group);

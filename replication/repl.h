@@ -137,6 +137,9 @@ int repl_propose(struct repl *r, struct repl_group *g, uint8_t *const *batches,
 int repl_conf_change(struct repl *r, struct repl_group *g, enum raft_conf_op op, uint32_t node,
                      uint64_t *index);
 int repl_transfer(struct repl *r, struct repl_group *g, uint32_t target);
+/* The transport lost its connection to node `node`: raft_leader_unreachable on g (a follower
+ * of that node campaigns after a short, rank-staggered delay). Returns 0 or g's failure. */
+int repl_leader_unreachable(struct repl *r, struct repl_group *g, uint32_t node);
 
 /* One frame from node `from` (the transport's inbound side). Returns 0, or the decode error
  * (the frame is dropped from the first bad record on, which is counted). */

@@ -1092,6 +1092,8 @@ bool ctl_adopt(struct ctl *c, int fd, const uint8_t *pre, size_t n)
 void ctl_turn(struct ctl *c)
 {
     peer_process(c->peer);
+    if (c->replicas)
+        replicas_watch_peers(c->replicas); /* a dead leader's followers campaign early */
     ctl_apply(c);
     ctl_local_refuse_due(c, false);
     ctl_lead(c);

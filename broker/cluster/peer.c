@@ -46,6 +46,7 @@ struct out_link {
     struct pbuf wbuf, qbuf;
     int64_t retry_at_ms;
     bool warned;
+    bool lost; /* a connection with it was lost since peer_take_lost last looked */
     struct peer_node_stats st;
 };
 
@@ -189,10 +190,19 @@ static void in_recv_cb(struct io_op *op, int res)
 
 /* --- outbound -------------------------------------------------------------------------------- */
 
+/* An established connection with `l`'s node (either direction) is gone. */
+static void out_mark_lost(struct out_link *l)
+{
+    l->lost = true;
+    l->st.losses++;
+}
+
 static void out_fail(struct out_link *l, int why)
 {
     if (l->state == L_CLOSING || l->state == L_IDLE)
         return;
+    if (l->state == L_UP)
+        out_mark_lost(l); /* a refused dial is no news: the node was already unreachable */
     if (!l->warned)
         RL_INFO("peer: connection to node %u at %s lost or refused: %s (retrying every %d ms)",
                 l->node, l->addr, rl_strerror(why), PEER_RECONNECT_MS);
@@ -448,10 +458,14 @@ static bool in_process(struct in_link *l, int64_t now)
     struct peer *p = l->p;
     if (l->recv_done) {
         l->recv_done = false;
-        if (l->recv_res <= 0)
+        if (l->recv_res <= 0) {
+            struct out_link *o = l->hello_ok && !l->dead ? peer_out(p, l->node) : NULL;
+            if (o)
+                out_mark_lost(o);
             l->dead = true;
-        else
+        } else {
             l->rlen += (size_t)l->recv_res;
+        }
     }
     if (!l->dead)
         in_parse(l, now);
@@ -489,6 +503,18 @@ void peer_process(struct peer *p)
     }
     for (uint32_t i = 0; i < p->n_out; i++)
         out_process(p->out[i], now);
+}
+
+uint32_t peer_take_lost(struct peer *p, uint32_t *out, uint32_t cap)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < p->n_out && n < cap; i++) {
+        if (p->out[i]->lost) {
+            p->out[i]->lost = false;
+            out[n++] = p->out[i]->node;
+        }
+    }
+    return n;
 }
 
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out)

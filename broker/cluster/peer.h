@@ -60,6 +60,7 @@ struct peer_node_stats {
     bool connected;         /* our connection to it is up */
     int64_t last_heard_ms;  /* monotonic ms of its last frame to us (0: never) */
     uint64_t frames_sent, frames_dropped, frames_received, bytes_sent, bytes_received;
+    uint64_t losses;        /* established connections to or from it that were lost */
 };
 
 /* Creates the transport of node `self` of cluster `cluster_id` on `io` (borrowed). NULL on
@@ -89,5 +90,12 @@ bool peer_is_hello(const uint8_t *buf, size_t n);
 void peer_process(struct peer *p);
 
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out);
+
+/* Nodes whose connection was lost since the last call: an established connection to or from
+ * them closed or was reset (a dead process's kernel resets both at once). A hint for fast
+ * failover (raft_leader_unreachable), never proof: a connection also drops when the far end
+ * merely restarts it. Fills out[0..cap) with distinct ids and forgets them; returns the count
+ * (nodes beyond cap stay pending for the next call). One consumer: the replicas (replica.h). */
+uint32_t peer_take_lost(struct peer *p, uint32_t *out, uint32_t cap);
 
 #endif

@@ -54,6 +54,7 @@ struct replicas {
     uint32_t n;
     uint64_t elections, leader_changes;
     uint64_t handoffs, balance_transfers;
+    uint64_t leader_lost_notices;
     bool handing_off;
     int64_t last_check_ms; /* replicas_tick's last walk */
 };
@@ -408,6 +409,38 @@ void replicas_tick(struct replicas *rs)
     }
 }
 
+/* --- fast failover ----------------------------------------------------------------------------- */
+
+static bool ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+void replicas_watch_peers(struct replicas *rs)
+{
+    uint32_t lost[PEER_MAX_NODES];
+    uint32_t n = peer_take_lost(rs->peer, lost, PEER_MAX_NODES);
+    if (n == 0)
+        return;
+    uint64_t told = 0;
+    for (struct replica *rp = rs->list; rp; rp = rp->next) {
+        const struct raft *rf = repl_group_raft(rp->g);
+        uint32_t leader = raft_leader(rf);
+        if (repl_group_failed(rp->g) || raft_role(rf) != RAFT_FOLLOWER || leader == 0 ||
+            leader == rs->cfg.self || !ids_have(lost, n, leader))
+            continue;
+        if (repl_leader_unreachable(rs->repl, rp->g, leader) == 0)
+            told++;
+    }
+    rs->leader_lost_notices += told;
+    if (told)
+        RL_INFO("connection to node %u%s lost: %" PRIu64 " partition groups it led campaign "
+                "early", lost[0], n > 1 ? " (and others)" : "", told);
+}
+
 /* --- status ------------------------------------------------------------------------------------ */
 
 void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out)
@@ -420,6 +453,7 @@ void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out)
     out->leader_changes = rs->leader_changes;
     out->handoffs = rs->handoffs;
     out->balance_transfers = rs->balance_transfers;
+    out->leader_lost_notices = rs->leader_lost_notices;
 }
 
 /* On the leader: the replicas in sync, and each follower's lag behind the leader's log end in
@@ -477,6 +511,8 @@ size_t replicas_metrics_text(const struct replicas *rs, char *buf, size_t cap)
         "\n# TYPE ringlog_replica_balance_transfers_total counter\n"
         "ringlog_replica_balance_transfers_total %" PRIu64 "\n", st.handoffs,
         st.balance_transfers);
+    OUT("# TYPE ringlog_replica_leader_lost_notices_total counter\n"
+        "ringlog_replica_leader_lost_notices_total %" PRIu64 "\n", st.leader_lost_notices);
     OUT("# TYPE ringlog_partition_role gauge\n# TYPE ringlog_partition_term gauge\n"
         "# TYPE ringlog_partition_commit_index gauge\n"
         "# TYPE ringlog_partition_in_sync_replicas gauge\n"

@@ -86,10 +86,20 @@ uint32_t replicas_handoff(struct replicas *rs);
 #define REPLICA_BALANCE_MAX_INFLIGHT 8
 void replicas_tick(struct replicas *rs);
 
+/*
+ * Fast failover, every loop turn (cheap when nothing happened): when the transport reports
+ * connections lost (peer_take_lost), every group this broker follows whose leader is one of
+ * those nodes gets raft_leader_unreachable, so the followers of a dead broker campaign within
+ * a few ticks instead of an election timeout. Pre-vote and check-quorum keep a merely
+ * flapping connection from deposing a healthy leader.
+ */
+void replicas_watch_peers(struct replicas *rs);
+
 struct replicas_stats {
     uint32_t groups, leading;
     uint64_t elections, leader_changes; /* this broker's partition groups */
     uint64_t handoffs, balance_transfers; /* transfers asked by hand-off and by balancing */
+    uint64_t leader_lost_notices; /* groups told their leader's connection was lost */
 };
 void replicas_get_stats(const struct replicas *rs, struct replicas_stats *out);
 
