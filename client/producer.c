@@ -338,14 +338,23 @@ static int broker_index(struct rl_producer *p, const struct rlc_addr *a)
     return p->broker_count++;
 }
 
-/* Points every partition of t at its leader's connection (lock held). */
-static void topic_route(struct rl_producer *p, struct ptopic *t)
+/* Points every partition of t at its leader's connection (lock held). A partition that moved
+ * to a new leader sends its queued batches at once: their back-off was for the old leader
+ * (gone or no longer leading), and the new one is known to be there (fast failover). */
+static void topic_route(struct rl_producer *p, struct ptopic *t, int64_t now)
 {
     for (int32_t i = 0; i < t->meta.partitions; i++) {
+        struct ppart *pt = &t->parts[i];
         struct rlc_addr a;
-        t->parts[i].broker = -1;
+        int old = pt->broker;
+        pt->broker = -1;
         if (rlc_meta_leader(&p->meta, t->meta.name, i, &a) == 0)
-            t->parts[i].broker = broker_index(p, &a);
+            pt->broker = broker_index(p, &a);
+        if (pt->broker < 0 || pt->broker == old)
+            continue;
+        for (struct pbatch *b = pt->q_head; b; b = b->next)
+            if (b->retry_at_ms > now)
+                b->retry_at_ms = now;
     }
 }
 
@@ -364,8 +373,9 @@ static int topic_install(struct rl_producer *p, struct ptopic *t, struct rlc_top
     for (int32_t i = 0; i < t->meta.partitions; i++) {
         t->parts[i].topic = t;
         t->parts[i].id = i;
+        t->parts[i].broker = -1;
     }
-    topic_route(p, t);
+    topic_route(p, t, rlc_now_ms());
     t->known = true;
     return 0;
 }
@@ -1268,6 +1278,12 @@ static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
             br->next_try_ms < wake_at)
             wake_at = br->next_try_ms;
     }
+    /* Stale metadata is asked again as soon as the refresh interval allows, not when some
+     * batch's back-off ends: a new leader is then used the moment it is known. */
+    int64_t refresh_at = p->refreshed_ms + p->conf.retry_backoff_ms;
+    for (int i = 0; i < p->topic_count && p->conf.retry_backoff_ms > 0; i++)
+        if (p->topics[i]->refresh && p->topics[i]->known && refresh_at < wake_at)
+            wake_at = refresh_at > now ? refresh_at : now;
     return wake_at;
 }
 
@@ -1355,7 +1371,7 @@ static void prepare_network(struct rl_producer *p, int64_t now, struct pbatch **
             pthread_mutex_lock(&p->lock);
             if (m.partitions == t->meta.partitions)
                 memcpy(t->meta.leaders, m.leaders, sizeof(int32_t) * (size_t)m.partitions);
-            topic_route(p, t);
+            topic_route(p, t, rlc_now_ms());
             t->refresh = false;
             pthread_mutex_unlock(&p->lock);
             rlc_topic_free(&m);
