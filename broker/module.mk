@@ -66,6 +66,8 @@ TESTS += $(BUILD)/tests/integration/test_replication_ops
 TESTS += $(BUILD)/tests/integration/test_repl_groups
 # A follower behind the leader's log start catches up by snapshot install; replication metrics.
 TESTS += $(BUILD)/tests/integration/test_repl_catchup
+# Fast failover: a SIGKILLed leader's partition takes acks=all produce again within a bound.
+TESTS += $(BUILD)/tests/integration/test_repl_failover
 # The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.
 TESTS += $(BUILD)/tests/integration/test_tail_cache
 TEST_DEPS += $(BUILD)/bin/ringlogd
