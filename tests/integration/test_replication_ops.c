@@ -190,6 +190,8 @@ static struct {
     atomic_uint_fast64_t ok, failed;
     atomic_int first_err;
     atomic_uint_fast64_t last_ms[PARTS], max_gap_ms[PARTS];
+    atomic_uint_fast64_t gap_end_ms[PARTS]; /* when the longest gap ended */
+    atomic_uint_fast64_t reset_ms;
 } acks;
 
 static void on_delivery(void *ctx, const struct rl_delivery *d)
@@ -207,17 +209,29 @@ static void on_delivery(void *ctx, const struct rl_delivery *d)
     uint64_t now = tl_now_ms();
     uint64_t last = atomic_exchange(&acks.last_ms[d->partition], now);
     uint64_t gap = last && now > last ? now - last : 0;
-    if (gap > atomic_load(&acks.max_gap_ms[d->partition]))
+    if (gap > atomic_load(&acks.max_gap_ms[d->partition])) {
         atomic_store(&acks.max_gap_ms[d->partition], gap);
+        atomic_store(&acks.gap_end_ms[d->partition], now);
+    }
 }
 
 static void gaps_reset(void)
 {
     uint64_t now = tl_now_ms();
+    atomic_store(&acks.reset_ms, now);
     for (int k = 0; k < PARTS; k++) {
         atomic_store(&acks.last_ms[k], now);
         atomic_store(&acks.max_gap_ms[k], 0);
+        atomic_store(&acks.gap_end_ms[k], now);
     }
+}
+
+/* When partition k's longest gap began, in ms after the gaps were reset (the SIGTERM). */
+static uint64_t gap_began(int k)
+{
+    uint64_t began = atomic_load(&acks.gap_end_ms[k]) - atomic_load(&acks.max_gap_ms[k]);
+    uint64_t reset = atomic_load(&acks.reset_ms);
+    return began > reset ? began - reset : 0;
 }
 
 /* The longest gap of any partition, counting the time since its last ack as one. */
@@ -336,8 +350,9 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
                     "preferred partitions after %" PRIu64 " ms; longest acknowledgement stall "
                     "%" PRIu64 " ms (%s-%d)", i + 1, stopped, tl_now_ms() - t0, stall, TOPIC,
                     part);
-        fprintf(stderr, "rolling restart node %d: longest ack stall %" PRIu64 " ms\n", i + 1,
-                stall);
+        fprintf(stderr, "rolling restart node %d: stopped in %" PRIu64 " ms; longest ack "
+                "stall %" PRIu64 " ms (%s-%d), from %" PRIu64 " ms after the SIGTERM\n", i + 1,
+                stopped, stall, TOPIC, part, part >= 0 ? gap_began(part) : 0);
         if (stall > worst)
             worst = stall;
         cr_assert_lt(stall, max_stall, "node %d's restart stalled %s-%d's acknowledgements for "
