@@ -2,7 +2,8 @@
  * libringlog against a scripted fake broker on 127.0.0.1 (a thread in this process speaking the
  * native protocol), for the failure paths a healthy ringlogd never shows on demand: a fetched
  * batch with a damaged checksum, NOT_LEADER answers that must be retried after a metadata
- * refresh, a non-retriable error, a broker that never answers (request and delivery timeouts),
+ * refresh, a leader that moves to another broker (the batch goes there at once), a
+ * non-retriable error, a broker that never answers (request and delivery timeouts),
  * and a full producer buffer. Prints "N passed, N failed".
  */
 #include <errno.h>
@@ -45,6 +46,10 @@ struct fake {
     atomic_int produce_error;
     atomic_bool produce_silent;     /* never answer produces */
     atomic_int corrupt_fetches_left; /* damage the batch in this many fetch answers */
+    atomic_bool two_nodes;      /* Metadata names two brokers (both this fake, by two names) */
+    atomic_int leader;          /* ... and this one (1 or 2) as the partition's leader */
+    atomic_bool move_on_error;  /* a scripted produce error moves the leader to node 2 */
+    atomic_llong moved_ms;      /* when it did */
     /* counters */
     atomic_int metadata_requests, produce_requests, fetch_requests;
     uint8_t *batch; /* the partition's one batch (3 records), served by fetch */
@@ -92,6 +97,21 @@ static void answer_metadata(int fd, Ringlog__Response *resp)
     Ringlog__MetadataResponse mr = RINGLOG__METADATA_RESPONSE__INIT;
     mr.topics = &tmp;
     mr.n_topics = 1;
+    /* Two node ids for one fake: the client keys brokers by address, so "localhost" is
+     * another broker to it than "127.0.0.1". */
+    Ringlog__BrokerInfo b1 = RINGLOG__BROKER_INFO__INIT, b2 = RINGLOG__BROKER_INFO__INIT;
+    Ringlog__BrokerInfo *bs[2] = {&b1, &b2};
+    if (atomic_load(&g_fake.two_nodes)) {
+        b1.node_id = 1;
+        b1.host = "127.0.0.1";
+        b1.port = g_fake.port;
+        b2.node_id = 2;
+        b2.host = "localhost";
+        b2.port = g_fake.port;
+        mr.brokers = bs;
+        mr.n_brokers = 2;
+        pm.leader = atomic_load(&g_fake.leader);
+    }
     resp->body_case = RINGLOG__RESPONSE__BODY_METADATA;
     resp->metadata = &mr;
     send_response(fd, resp, NULL, 0);
@@ -110,6 +130,10 @@ static void answer_produce(int fd, Ringlog__Response *resp)
     if (atomic_fetch_sub(&g_fake.produce_errors_left, 1) > 0) {
         pr.error_code = g_fake.produce_error;
         pr.error_message = "scripted failure from the fake broker";
+        if (atomic_load(&g_fake.move_on_error)) {
+            atomic_store(&g_fake.leader, 2);
+            atomic_store(&g_fake.moved_ms, rlc_now_ms());
+        }
     } else {
         pr.base_offset = 100 + n;
     }
@@ -355,6 +379,43 @@ static int t_not_leader_retried(void)
     return 0;
 }
 
+/* A partition whose leader moved (NOT_LEADER, then Metadata naming another broker) sends its
+ * batch to the new leader as soon as the refresh names it, not when its retry back-off (here
+ * random up to 2 s) ends. Four rounds, so that a back-off that happens to be short cannot
+ * hide a producer that waits it out (each round has a 70% chance to expose one). */
+static int t_new_leader_gets_the_batch_at_once(void)
+{
+    const char *kv[] = {"retry.backoff.ms", "2000", "retry.backoff.max.ms", "2000", NULL};
+    for (int round = 0; round < 4; round++) {
+        g_fake.produce_error = RL_E_NOT_LEADER;
+        atomic_store(&g_fake.produce_errors_left, 1);
+        atomic_store(&g_fake.leader, 1);
+        atomic_store(&g_fake.two_nodes, true);
+        atomic_store(&g_fake.move_on_error, true);
+        atomic_store(&g_fake.moved_ms, 0);
+        struct reports rep = {0};
+        struct rl_conf *c = conf_with(kv);
+        rl_conf_set_delivery_cb(c, report_cb, &rep);
+        char err[256];
+        struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+        CHECK(p, "%s", err);
+        CHECK(rl_producer_send(p, "t", 0, NULL, 0, "v", 1, 0, NULL) == 0, "%s",
+              rl_producer_last_error(p));
+        CHECK(rl_producer_flush(p, 5000) == 0, "%s", rl_producer_last_error(p));
+        int64_t took = rlc_now_ms() - atomic_load(&g_fake.moved_ms);
+        CHECK(atomic_load(&rep.n) == 1 && rep.error[0] == 0, "n %d error %d",
+              atomic_load(&rep.n), rep.error[0]);
+        CHECK(atomic_load(&g_fake.moved_ms) > 0, "the leader never moved");
+        CHECK(took < 600, "round %d: acknowledged %lld ms after the leader moved: the batch "
+              "waited out its back-off", round, (long long)took);
+        rl_producer_destroy(p, 1000);
+        rl_conf_destroy(c);
+    }
+    atomic_store(&g_fake.two_nodes, false);
+    atomic_store(&g_fake.move_on_error, false);
+    return 0;
+}
+
 /* A non-retriable error fails the records at once with the broker's message. */
 static int t_fatal_error_not_retried(void)
 {
@@ -455,6 +516,7 @@ int main(void)
     } tests[] = {
         {"checksum_damage_detected", t_checksum_damage_detected},
         {"not_leader_retried", t_not_leader_retried},
+        {"new_leader_gets_the_batch_at_once", t_new_leader_gets_the_batch_at_once},
         {"fatal_error_not_retried", t_fatal_error_not_retried},
         {"silent_broker_times_out", t_silent_broker_times_out},
         {"buffer_full", t_buffer_full},
