@@ -108,6 +108,9 @@ struct sim {
     struct node nodes[SIM_MAX_NODES];
     bool link_down[SIM_MAX_NODES][SIM_MAX_NODES];
     uint64_t link_at[SIM_MAX_NODES][SIM_MAX_NODES]; /* latest delivery time on each link */
+    /* --notice after a crash, [lost][to]: due once what the dead node had sent on that link
+     * has arrived (a TCP reset follows the data before it); 0: none pending */
+    uint64_t notice_at[SIM_MAX_NODES][SIM_MAX_NODES];
     uint32_t n_net;   /* messages in flight */
     uint64_t net_seq;
     struct net_msg net[SIM_NET_MAX]; /* a pool; free slots listed in net_free */
@@ -867,11 +870,25 @@ static void notice_one(struct sim *s, struct node *to, uint32_t lost, const char
     after_call(s, to, rc, "leader unreachable");
 }
 
-/* --notice: node `lost` died or was cut off; every node following it hears of it. */
-static void notice_all(struct sim *s, uint32_t lost, const char *why)
+/* --notice: node `lost` died; every node hears of it once the messages the dead node sent it
+ * before dying have arrived (rare stragglers, a model of a reconnect, may come later). */
+static void notice_crash(struct sim *s, uint32_t lost)
 {
-    for (uint32_t i = 0; i < s->n_nodes && s->o.notice && !s->res->failed; i++)
-        notice_one(s, &s->nodes[i], lost, why);
+    for (uint32_t i = 0; i < s->n_nodes && s->o.notice; i++)
+        if (i != lost - 1)
+            s->notice_at[lost - 1][i] = s->link_at[lost - 1][i] > s->now
+                                            ? s->link_at[lost - 1][i] : s->now;
+}
+
+/* Delivers the crash notices that are due (after the tick's deliveries). */
+static void deliver_notices(struct sim *s)
+{
+    for (uint32_t a = 0; a < s->n_nodes && s->o.notice; a++)
+        for (uint32_t b = 0; b < s->n_nodes && !s->res->failed; b++)
+            if (s->notice_at[a][b] && s->notice_at[a][b] <= s->now) {
+                s->notice_at[a][b] = 0;
+                notice_one(s, &s->nodes[b], a + 1, "crash");
+            }
 }
 
 static void node_crash(struct sim *s, struct node *n)
@@ -889,7 +906,7 @@ static void node_crash(struct sim *s, struct node *n)
     node_lost_to(n, memlog_last(l));
     n->n_syncs = 0;
     s->res->crashes++;
-    notice_all(s, n->id, "crash");
+    notice_crash(s, n->id);
 }
 
 /* Glue mode: the disk's completions: hard state made durable releases held messages; appends
@@ -1170,6 +1187,7 @@ static void tick_all(struct sim *s)
         after_call(s, n, rc, "tick");
     }
     deliver_due(s);
+    deliver_notices(s);
     for (uint32_t i = 0; i < s->n_nodes && !s->res->failed; i++) {
         struct node *n = &s->nodes[i];
         if (n->up)

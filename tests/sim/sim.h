@@ -43,9 +43,10 @@ struct sim_options {
     bool healthy;            /* no faults: no loss, delays of 0-1 tick, pre-vote and
                               * check-quorum on (for measurements) */
     bool notice;             /* the transport's notice of a lost connection: when a node
-                              * crashes or a partition cuts its links, every node that follows
-                              * it gets raft_leader_unreachable; connections also flap now and
-                              * then (a notice about a healthy leader) */
+                              * crashes (once what it sent has arrived) or a partition cuts
+                              * its links (at once), every node that follows it gets
+                              * raft_leader_unreachable; connections also flap now and then
+                              * (a notice about a healthy leader) */
     FILE *out;
 };
 
