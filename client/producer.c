@@ -113,6 +113,11 @@ struct ppart {
     int32_t next_seq, seal_seq;
     uint64_t unres_seq[MAX_INFLIGHT_PART];
     int unres_count;
+    /* The latest seal order (pbatch.seq) acknowledged while stamped, under epoch acked_epoch
+     * (-1: none): the broker takes a partition's sequences only in order, so every stamped
+     * batch sealed before it was appended too, whatever the broker now says of it. */
+    uint64_t acked_seq;
+    int32_t acked_epoch;
 };
 
 struct ptopic {
@@ -374,6 +379,7 @@ static int topic_install(struct rl_producer *p, struct ptopic *t, struct rlc_top
         t->parts[i].topic = t;
         t->parts[i].id = i;
         t->parts[i].broker = -1;
+        t->parts[i].acked_epoch = -1;
     }
     topic_route(p, t, rlc_now_ms());
     t->known = true;
@@ -1008,6 +1014,28 @@ static bool idem_predecessor_pending(const struct pbatch *b)
     return false;
 }
 
+/* Records that stamped batch b was acknowledged (lock held, before it is unstamped). */
+static void idem_note_acked(struct rl_producer *p, const struct pbatch *b)
+{
+    struct ppart *pt = b->part;
+    if (!b->stamped)
+        return;
+    if (pt->acked_epoch != p->epoch || b->seq > pt->acked_seq) {
+        pt->acked_epoch = p->epoch;
+        pt->acked_seq = b->seq;
+    }
+}
+
+/* A gap reported for a stamped batch sealed before one already acknowledged under the same
+ * epoch: the broker appended it (its answer was lost, e.g. on a leader that stopped answering,
+ * and the broker's window of recent batches no longer holds it). Resending it under a new
+ * epoch would write it twice. */
+static bool idem_known_appended(const struct rl_producer *p, const struct pbatch *b)
+{
+    const struct ppart *pt = b->part;
+    return b->stamped && pt->acked_epoch == p->epoch && p->epoch >= 0 && pt->acked_seq > b->seq;
+}
+
 /* OUT_OF_ORDER_SEQUENCE or UNKNOWN_PRODUCER_ID for a stamped batch (lock held). With a
  * predecessor pending the batch waits behind it and goes again with the same sequence.
  * Otherwise the broker certainly did not append it, nor any later batch of the partition:
@@ -1574,11 +1602,17 @@ static void handle_answer(struct rl_producer *p, struct pbroker *br, Ringlog__Re
         if (code == RL_E_DUPLICATE_SEQUENCE && b->stamped)
             code = 0;
         if ((code == RL_E_OUT_OF_ORDER_SEQUENCE || code == RL_E_UNKNOWN_PRODUCER_ID) &&
+            idem_known_appended(p, b)) {
+            code = 0; /* delivered; its offset is no longer known */
+            res = NULL;
+        }
+        if ((code == RL_E_OUT_OF_ORDER_SEQUENCE || code == RL_E_UNKNOWN_PRODUCER_ID) &&
             b->stamped && now < b->deadline_ms && !p->stop) {
             idem_gap(p, b, now);
             continue;
         }
         if (code == 0) {
+            idem_note_acked(p, b);
             idem_unstamp(p, b);
             b->base_offset = res ? res->base_offset : -1;
             b->next = *done;
