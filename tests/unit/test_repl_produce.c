@@ -22,7 +22,28 @@ static struct broker b;
 
 /* --- the scripted replicator: proposals take the next offsets, nothing more ------------------ */
 
-static uint64_t g_next; /* the log end the leader's proposals reach */
+static uint64_t g_next;      /* the log end the leader's proposals reach */
+static bool g_write;         /* proposals (and follower appends) go to the plog too */
+static struct partition *g_p;
+
+static void log_done(struct plog_append *pa, int result)
+{
+    cr_assert_eq(result, 0);
+    free(pa);
+}
+
+/* Appends a batch to the partition's plog as the group would (term stamped). */
+static void log_append(const uint8_t *batch, uint32_t len, uint32_t term)
+{
+    struct plog_append *pa = calloc(1, sizeof(*pa));
+    pa->batch = batch;
+    pa->len = len;
+    pa->leader_epoch = term;
+    pa->done = log_done;
+    cr_assert_eq(plog_append(partition_plog(g_p), pa), 0);
+    cr_assert_eq(pa->base_offset, g_next);
+    g_next = pa->last_offset + 1;
+}
 
 static int fake_propose(void *ctx, uint8_t *batch, uint32_t len, bool all, uint64_t *end)
 {
@@ -30,7 +51,10 @@ static int fake_propose(void *ctx, uint8_t *batch, uint32_t len, bool all, uint6
     (void)all;
     struct batch_header h;
     cr_assert_eq(batch_header_decode(batch, len, &h), 0);
-    g_next += h.record_count;
+    if (g_write)
+        log_append(batch, len, (uint32_t)partition_term(g_p));
+    else
+        g_next += h.record_count;
     *end = g_next;
     return 0;
 }
@@ -137,6 +161,7 @@ static int64_t new_producer(void)
 /* An idempotent batch of 3 records (pid, epoch 0, seq 0), copied to buf; returns its length. */
 static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
 {
+    memset(buf, 0, cap < 64 ? cap : 64);
     batch_builder_reset(b.bb, pid, 0, 0);
     for (int i = 0; i < 3; i++) {
         struct batch_record_in rec = {.value = (const uint8_t *)"v", .value_len = 1,
@@ -156,7 +181,6 @@ static void run_until(bool *flag)
         loop_once(&b);
 }
 
-static struct partition *g_p;
 static struct produce *g_ps;
 static int64_t g_pid;
 
@@ -167,6 +191,7 @@ static void start(void)
     struct io_sim_config sc = {.seed = 1, .wall_start_ms = NOW_MS};
     int err = 0;
     memset(&b, 0, sizeof(b));
+    g_write = false;
     b.io = io_create_sim(&sc, &err);
     cr_assert_not_null(b.io);
     cr_assert_eq(io_dir_make(b.io, DATA_DIR, 0755), 0);
@@ -267,6 +292,48 @@ Test(repl_produce, a_committed_append_of_this_leadership_is_acknowledged)
     cr_assert_eq(q2->part.error_code, 0, "the retry: %d", q2->part.error_code);
     cr_assert_eq(q2->part.base_offset, 0, "the retry names the original's offsets");
     cr_assert_eq(g_next, 3, "the retry was appended again");
+    preq_free(q1);
+    preq_free(q2);
+    free(q1);
+    free(q2);
+}
+
+Test(repl_produce, a_new_leader_knows_the_batches_it_appended_as_a_follower)
+{
+    /* Producer state follows the log across leaderships: this replica leads term 2 (its state
+     * loaded then), follows node 2 in term 3 while node 2 appends producer P's batch at 3..5,
+     * and leads again in term 4. P's retry of that batch (its answer was lost with node 2) is a
+     * duplicate answered with the original's offsets, not appended a second time. */
+    g_write = true;
+    static uint8_t other[4096], batch[4096];
+    int64_t pid2 = new_producer();
+    uint32_t olen = build(pid2, other, sizeof(other));
+    uint32_t len = build(g_pid, batch, sizeof(batch));
+    struct preq *q1 = calloc(1, sizeof(*q1)), *q2 = calloc(1, sizeof(*q2));
+    produce_send(g_ps, q1, other, olen);
+    for (int i = 0; g_next == 0 && i < 1000; i++)
+        loop_once(&b); /* the producer state loads in this leadership */
+    cr_assert_eq(g_next, 3);
+    for (int i = 0; i < 50; i++)
+        loop_once(&b);
+    partition_repl_durable(g_p, 3);
+    partition_repl_commit(g_p, 3);
+    run_until(&q1->answered);
+    cr_assert(q1->answered && q1->part.error_code == 0);
+    partition_repl_role(g_p, false, 2, 3);
+    log_append(batch, len, 3); /* node 2's entry, replicated here */
+    for (int i = 0; i < 50; i++)
+        loop_once(&b);
+    partition_repl_durable(g_p, 6);
+    partition_repl_commit(g_p, 6);
+    partition_repl_role(g_p, true, 1, 4);
+    produce_send(g_ps, q2, batch, len);
+    run_until(&q2->answered);
+    cr_assert(q2->answered, "the retry was never answered");
+    cr_assert_eq(q2->part.error_code, 0, "the retry: %d", q2->part.error_code);
+    cr_assert_eq(g_next, 6, "the retry was appended a second time, at %llu",
+                 (unsigned long long)(g_next - 3));
+    cr_assert_eq(q2->part.base_offset, 3, "the retry names the original's offsets");
     preq_free(q1);
     preq_free(q2);
     free(q1);
