@@ -422,7 +422,16 @@ static bool ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
 void replicas_watch_peers(struct replicas *rs)
 {
     uint32_t lost[PEER_MAX_NODES];
-    uint32_t n = peer_take_lost(rs->peer, lost, PEER_MAX_NODES);
+    uint32_t got = peer_take_lost(rs->peer, lost, PEER_MAX_NODES), n = 0;
+    for (uint32_t i = 0; i < got; i++) {
+        /* A node whose connection is up again merely flapped (or only its connection to us
+         * was redialed): a notice would only make its followers doubt a healthy leader. A
+         * dead node's connection stays down (its redials are refused). */
+        struct peer_node_stats ps;
+        peer_get_node_stats(rs->peer, lost[i], &ps);
+        if (!ps.connected)
+            lost[n++] = lost[i];
+    }
     if (n == 0)
         return;
     uint64_t told = 0;
