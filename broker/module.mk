@@ -9,7 +9,8 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/delivery/idempotence.c broker/delivery/idem_state.c \
                broker/delivery/coordinator.c \
                broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
-               broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
+               broker/native/native.c broker/native/native_topics.c broker/native/native_replicas.c \
+               broker/native/native_data.c \
                broker/native/native_groups.c \
                broker/cluster/peer.c broker/cluster/ctl.c broker/cluster/replica.c \
                broker/server/config.c broker/server/loopclock.c broker/server/req.c \

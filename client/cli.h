@@ -42,5 +42,10 @@ int cli_consume(struct cli *c);
 int cli_bench(struct cli *c);
 int cli_group(struct cli *c);
 int cli_cluster(struct cli *c);
+/* `topic reassign TOPIC PARTITION --replicas 1,2,4` (cli_cluster.c). */
+int cli_topic_reassign(struct cli *c);
+/* Prints each partition's replicas, in-sync replicas and move target of a replicated topic
+ * (nothing for a topic with one replica). Returns 0 or a code. */
+int cli_topic_replicas(const struct rl_conf *conf, const char *topic);
 
 #endif
