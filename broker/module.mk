@@ -63,6 +63,8 @@ TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration
 TESTS += $(BUILD)/tests/integration/test_replication
 # Operations: SIGTERM hands leadership off (rolling restart under load), preferred leaders.
 TESTS += $(BUILD)/tests/integration/test_replication_ops
+# Moving replicas: remove-broker under acks=all load, a leader killed mid-move, bad requests.
+TESTS += $(BUILD)/tests/integration/test_reassign
 # Groups keep their committed offsets when their coordinator's broker is killed.
 TESTS += $(BUILD)/tests/integration/test_repl_groups
 # A follower behind the leader's log start catches up by snapshot install; replication metrics.

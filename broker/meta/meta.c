@@ -850,6 +850,8 @@ static void meta_apply_reassign_done(struct meta *m, const struct meta_record *r
     size_t rf = t->replication_factor;
     memcpy(t->replicas + mv->partition * rf, mv->replicas, rf * sizeof(uint32_t));
     memset(t->targets + mv->partition * rf, 0, rf * sizeof(uint32_t));
+    if (t->owners) /* the owner is the preferred replica (what brokers without it name) */
+        t->owners[mv->partition] = mv->replicas[0];
     if (!m->replaying)
         RL_INFO("%s-%u: its replicas moved", t->name, mv->partition);
     if (!m->replaying && t->parts[mv->partition] && !meta_holds(m, t, mv->partition))
