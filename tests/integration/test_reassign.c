@@ -40,7 +40,7 @@
 #define MAXP 3
 #define KEYS 300
 #define START_MS 20000
-#define MOVE_MS 120000
+#define MOVE_MS 60000
 
 static struct tl_broker b[N];
 static uint16_t ports[N];
