@@ -1,7 +1,7 @@
 /*
  * cli: the `ringlog` command-line tool (client/cli*.c), a thin shell over libringlog.
  * cli.c parses the global options and dispatches; cli_topic.c holds `topic`, cli_io.c `produce`
- * and `consume`, cli_group.c `group`, cli_bench.c `bench`, cli_cluster.c `cluster status`. Every failure prints one line naming the problem and what
+ * and `consume`, cli_group.c `group`, cli_bench.c `bench`, cli_cluster.c `cluster` and `topic reassign`. Every failure prints one line naming the problem and what
  * to do, and the process exits non-zero (1 for failures, 2 for usage errors).
  */
 #ifndef RL_CLIENT_CLI_H

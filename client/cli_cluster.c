@@ -1,10 +1,16 @@
 /*
  * cli_cluster: `ringlog cluster status | remove-broker N`, `ringlog topic reassign` and the
- * replicas part of `ringlog topic describe`. status: the cluster's brokers (alive or fenced), the controller
- * leader and its term, and the controller's commit index as the voters report it. Asks one
- * broker for Metadata over the library's synchronous request path (rlc_meta_call), then, when
- * another broker leads the controller, asks the leader too: only the leader knows how far each
- * voter's copy of the controller log reaches.
+ * replicas part of `ringlog topic describe`.
+ *
+ * status: the cluster's brokers (alive or fenced), the controller leader and its term, and the
+ * controller's commit index as the voters report it. Asks one broker for Metadata over the
+ * library's synchronous request path (rlc_meta_call), then, when another broker leads the
+ * controller, asks the leader too: only the leader knows how far each voter's copy of the
+ * controller log reaches.
+ *
+ * remove-broker and reassign: one AlterReplicas request (answered once the controller recorded
+ * the moves; the partition leaders move the replicas afterwards). Errors are the broker's
+ * sentences.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -45,6 +45,7 @@
 static struct tl_broker b[N];
 static uint16_t ports[N];
 static char voters[256], boot[160], cli[PATH_MAX];
+static char cli_boot[160]; /* the brokers the CLI is given: the live ones */
 static const char *topic;
 static uint32_t parts;
 
@@ -65,6 +66,7 @@ static void pick_ports(void)
              ports[1], ports[2]);
     snprintf(boot, sizeof(boot), "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u",
              ports[0], ports[1], ports[2], ports[3]);
+    snprintf(cli_boot, sizeof(cli_boot), "%s", boot);
     snprintf(cli, sizeof(cli), "%s", tl_ringlogd_path());
     char *slash = strrchr(cli, '/');
     cr_assert(slash);
@@ -463,14 +465,24 @@ static void check_logs_equal(void)
     }
 }
 
+/* The CLI is given every broker but node `id` (stopped: a connection to it would fail). */
+static void cli_without(int32_t id)
+{
+    cli_boot[0] = 0;
+    for (int i = 0; i < N; i++)
+        if (i != id - 1)
+            snprintf(cli_boot + strlen(cli_boot), sizeof(cli_boot) - strlen(cli_boot),
+                     "%s127.0.0.1:%u", cli_boot[0] ? "," : "", ports[i]);
+}
+
 /* --- the CLI ---------------------------------------------------------------------------------- */
 
 /* Runs `ringlog ARGS` and checks its exit status and, when want_err is set, that its stderr
  * says it. */
-#define CLI_EXPECT(want_status, want_err, ...)                                                        \
+#define CLI_EXPECT(want_status, want_err, ...)                                                 \
     do {                                                                                        \
         struct tl_cli_run r_;                                                                   \
-        cr_assert_eq(tl_cli_run(&r_, cli, boot, NULL, __VA_ARGS__, NULL), 0);                   \
+        cr_assert_eq(tl_cli_run(&r_, cli, cli_boot, NULL, __VA_ARGS__, NULL), 0);               \
         cr_assert_eq(r_.status, (want_status), "ringlog exit %d, want %d; stdout: %s "         \
                      "stderr: %s", r_.status, (want_status), r_.out, r_.err);                   \
         const char *w_ = (want_err);                                                            \
@@ -521,7 +533,7 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
                  w[running].target[0]);
         CLI_EXPECT(1, "already running", "topic", "reassign", "mv", ps, "--replicas", list);
         struct tl_cli_run r;
-        cr_assert_eq(tl_cli_run(&r, cli, boot, NULL, "topic", "describe", "mv", NULL), 0);
+        cr_assert_eq(tl_cli_run(&r, cli, cli_boot, NULL, "topic", "describe", "mv", NULL), 0);
         cr_assert(strstr(r.out, "moving to"), "topic describe shows no move: %s", r.out);
         tl_cli_run_free(&r);
     }
@@ -548,6 +560,7 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
     /* The removed broker is shut down; once it is fenced, three brokers are left for replicas
      * of 3, and none of them can go. */
     cr_assert_eq(tl_broker_stop(&b[gone - 1], SIGTERM, 20000), 0);
+    cli_without(gone);
     for (uint64_t until = tl_now_ms() + 30000; !fenced_on(gone == 1 ? 1 : 0, gone);
          usleep(100000))
         cr_assert(tl_now_ms() < until, "node %d is not reported fenced", gone);
@@ -585,6 +598,7 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
          !tl_broker_log_has(&b[leader - 1], "move: adding learner"); usleep(2000))
         cr_assert(tl_now_ms() < until, "leader %d did not start the move", leader);
     tl_broker_kill(&b[leader - 1]);
+    cli_without(leader);
     /* The move cannot end before another replica is elected: a second one is refused. */
     char back[32];
     snprintf(back, sizeof(back), "%d,%d,%d", v[0].replicas[0], v[0].replicas[1],
