@@ -136,7 +136,8 @@ static int view_of(int i, struct view *v, uint32_t *brokers)
             x->n_replicas = RF;
             memcpy(x->replicas, pm->replicas, RF * sizeof(int32_t));
             x->n_target = (uint32_t)pm->n_target_replicas;
-            memcpy(x->target, pm->target_replicas, x->n_target * sizeof(int32_t));
+            if (x->n_target)
+                memcpy(x->target, pm->target_replicas, x->n_target * sizeof(int32_t));
         }
     }
     tl_close(&c);
@@ -269,6 +270,39 @@ static struct rl_conf *conf;
 static atomic_bool stop_sending;
 static atomic_int sent;
 
+static int preload_records, preload_read;
+
+/* RINGLOG_REASSIGN_PRELOAD_MB=M: M MiB of 1 KiB records (values starting with 'p') written
+ * before the move, so its catch-up has a log of that size to copy (default 0). */
+static void preload(void)
+{
+    const char *env = getenv("RINGLOG_REASSIGN_PRELOAD_MB");
+    int mb = env ? atoi(env) : 0;
+    if (mb <= 0)
+        return;
+    static char val[1024];
+    uint64_t x = 88172645463325252ull, t0 = tl_now_ms();
+    for (int i = 0; i < mb * 1024; i++) {
+        for (size_t k = 1; k < sizeof(val); k++) { /* incompressible: a compressed batch */
+            x ^= x << 13;                          /* would copy far fewer bytes */
+            x ^= x >> 7;
+            x ^= x << 17;
+            val[k] = (char)(' ' + x % 94);
+        }
+        val[0] = 'p';
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "p%d", i % 64);
+        int rc = rl_producer_send(prod, topic, RL_PARTITION_ANY, key, (size_t)kl, val,
+                                  sizeof(val), 0, NULL);
+        cr_assert_eq(rc, 0, "preload: %s", rl_producer_last_error(prod));
+    }
+    cr_assert_eq(rl_producer_flush(prod, 300000), 0, "preload: %s", rl_producer_last_error(prod));
+    preload_records = mb * 1024;
+    fprintf(stderr, "preloaded %d MiB (%d records of 1 KiB, %" PRIu64 " acknowledged) in %"
+            PRIu64 " ms\n", mb, preload_records, (uint64_t)atomic_load(&acks.ok),
+            tl_now_ms() - t0);
+}
+
 static void on_delivery(void *ctx, const struct rl_delivery *d)
 {
     (void)ctx;
@@ -315,6 +349,8 @@ static pthread_t start_load(void)
     rl_conf_set_delivery_cb(conf, on_delivery, NULL);
     prod = rl_producer_new(conf, err, sizeof(err));
     cr_assert(prod, "%s", err);
+    if (!strcmp(topic, "mv"))
+        preload();
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, sender, NULL), 0);
     return th;
@@ -338,6 +374,7 @@ static void stop_load_and_read(pthread_t th)
     pthread_join(th, NULL);
     cr_assert_eq(rl_producer_flush(prod, 120000), 0, "flush: %s", rl_producer_last_error(prod));
     int records = atomic_load(&sent);
+    atomic_fetch_sub(&acks.ok, (uint64_t)preload_records);
     cr_assert_eq(atomic_load(&acks.failed), 0, "%" PRIu64 " records failed, the first with %s",
                  (uint64_t)atomic_load(&acks.failed), rl_strerror(atomic_load(&acks.first_err)));
     cr_assert_eq(atomic_load(&acks.ok), (uint64_t)records);
@@ -357,6 +394,10 @@ static void stop_load_and_read(pthread_t th)
         cr_assert_geq(rc, 0, "poll: %s", rl_consumer_last_error(k));
         if (rc == 0)
             continue;
+        if (r.value_len > 0 && ((const char *)r.value)[0] == 'p') {
+            preload_read++; /* a preload record (RINGLOG_REASSIGN_PRELOAD_MB) */
+            continue;
+        }
         char val[48];
         cr_assert(r.value_len > 0 && (size_t)r.value_len < sizeof(val));
         memcpy(val, r.value, r.value_len);
@@ -370,6 +411,15 @@ static void stop_load_and_read(pthread_t th)
         total++;
     }
     struct rl_record r;
+    for (uint64_t until = tl_now_ms() + 60000; preload_read < preload_records;) {
+        cr_assert(tl_now_ms() < until, "read %d of %d preload records", preload_read,
+                  preload_records);
+        int rc = rl_consumer_poll(k, 200, &r);
+        cr_assert_geq(rc, 0, "poll: %s", rl_consumer_last_error(k));
+        preload_read += rc > 0 && r.value_len > 0 && ((const char *)r.value)[0] == 'p';
+        cr_assert(rc == 0 || (r.value_len > 0 && ((const char *)r.value)[0] == 'p'),
+                  "a record beyond the %d written", records);
+    }
     cr_assert_eq(rl_consumer_poll(k, 500, &r), 0, "a record beyond the %d written", records);
     free(next);
     rl_consumer_destroy(k);
