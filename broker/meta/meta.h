@@ -15,7 +15,10 @@
  *
  * In a cluster a topic's record may place each partition on one broker (owners): a broker opens
  * only the partitions placed on it (meta_limits.node_id) and answers RL_E_NOT_LEADER for the
- * others; without owners (a single broker) it holds every partition.
+ * others; without owners (a single broker) it holds every partition. A replicated partition is
+ * held by the brokers among its replicas or, while a move of its replicas runs, its target: a
+ * broker a reassign record names opens the partition when it applies the record, and a broker
+ * the reassign-done record leaves out retires it (deleted once unpinned, by meta_reap).
  *
  * A deleted topic leaves the table at once (new requests see UNKNOWN_TOPIC, its partitions are
  * marked gone); its logs are deleted once nothing pins them, by meta_reap from the loop.
