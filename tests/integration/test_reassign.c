@@ -585,6 +585,8 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
         struct tl_cli_run r;
         cr_assert_eq(tl_cli_run(&r, cli, cli_boot, NULL, "topic", "describe", "mv", NULL), 0);
         cr_assert(strstr(r.out, "moving to"), "topic describe shows no move: %s", r.out);
+        const char *tbl = strstr(r.out, "partition  replicas");
+        fprintf(stderr, "topic describe mv during the move:\n%s", tbl ? tbl : r.out);
         tl_cli_run_free(&r);
     }
     uint64_t took = wait_moved(gone, NULL, MOVE_MS);
