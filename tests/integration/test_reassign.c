@@ -11,8 +11,9 @@
  *      every acknowledged record is read back exactly once, each key in order, the new replicas'
  *      committed logs equal the others' byte for byte, and the removed broker deletes its logs.
  *   2. leader_killed_mid_move: `ringlog topic reassign` moves a partition off its leader, and the
- *      leader is SIGKILLed as soon as the move is recorded; the new leader finishes the move and
- *      nothing acknowledged is lost.
+ *      leader is SIGKILLed right after it added the learner; a second move of the partition is
+ *      refused while this one runs; the new leader finishes the move and nothing acknowledged is
+ *      lost; the replica that moved in restarts and holds the same committed bytes as the others.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -666,6 +667,10 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
             leader, list, took);
     wait_acks(500, "after the move");
     cr_assert_eq(tl_broker_restart(&b[leader - 1], START_MS), 0);
+    /* The replica that moved in restarts: its membership comes back from its own log. */
+    cr_assert_eq(tl_broker_stop(&b[in - 1], SIGTERM, 20000), 0);
+    cr_assert_eq(tl_broker_restart(&b[in - 1], START_MS), 0);
+    wait_acks(500, "after the new replica restarted");
     stop_load_and_read(th);
     check_logs_equal();
 }
