@@ -1228,6 +1228,26 @@ static void pend_drain(struct rl_producer *p, struct ptopic *t, struct pbatch **
     t->pend_len = t->pend_cap = t->pend_off = 0;
 }
 
+/* Why a queued batch is given up (malloc'ed). One that was tried already says so with the
+ * same words as a failed attempt's expiry (retry_or_fail): whether its deadline passes while
+ * it waits for a retry or while it is in flight is a matter of timing. */
+static char *expired_message(const struct rl_producer *p, const struct pbatch *b)
+{
+    if (p->stop)
+        return strdup("producer closed before the batch was sent");
+    if (p->fatal)
+        return strdup(p->err);
+    char buf[sizeof(p->err) + 128];
+    if (b->attempts > 0)
+        snprintf(buf, sizeof(buf), "not acknowledged within delivery.timeout.ms=%d after %d "
+                 "attempts; last error: %s", p->conf.delivery_timeout_ms, b->attempts,
+                 p->err[0] ? p->err : "none recorded");
+    else
+        snprintf(buf, sizeof(buf), "not sent within delivery.timeout.ms=%d; is the "
+                 "partition's leader reachable?", p->conf.delivery_timeout_ms);
+    return strdup(buf);
+}
+
 /* Seals lingering batches, expires old ones, notes which brokers have work (lock held). */
 static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
 {
@@ -1270,10 +1290,7 @@ static int64_t scan(struct rl_producer *p, int64_t now, struct pbatch **done)
                     idem_settle_failed(p, b);
                     b->error = p->stop ? RL_E_SHUTTING_DOWN : p->fatal ? p->fatal
                                                                        : RL_E_TIMED_OUT;
-                    b->error_message = strdup(p->stop ? "producer closed before the batch was "
-                                              "sent" : p->fatal ? p->err
-                                              : "not sent within delivery.timeout.ms; "
-                                              "is the partition's leader reachable?");
+                    b->error_message = expired_message(p, b);
                     b->next = *done;
                     *done = b;
                     continue;
