@@ -743,6 +743,14 @@ static void fetch_resolve(struct fetch *f, struct svc_req *r, struct fetch_part_
             (unsigned long long)visible, partition_leader(p));
         return;
     }
+    if (res->offset > visible && partition_replicated(p) && res->offset <= res->log_end_offset) {
+        /* A leader that was elected a moment ago shows only what its own log holds durably,
+         * which may still be behind the commit index a reader saw on the previous leader:
+         * that offset is not readable here yet, not out of range (an answer of that would
+         * send the reader back to the start). It reads nothing until the visible end moves. */
+        fp->p = p;
+        return;
+    }
     if (res->offset < start || res->offset > visible) {
         res->error_code = RL_E_OFFSET_OUT_OF_RANGE;
         res->error_message = arena_printf(
