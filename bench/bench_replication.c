@@ -341,6 +341,28 @@ static void print_phase(const struct rb *r, const struct brun_result *res, const
            (cpu1[0] - cpu0[0]) / s, (cpu1[1] - cpu0[1]) / s, (cpu1[2] - cpu0[2]) / s);
 }
 
+/* The transport and replication counters of every broker so far (cumulative): what the
+ * leaders sent twice, probes, frames dropped, flow-control pauses, the most bytes queued. */
+static void print_counters(const struct rb *r, const char *after)
+{
+    static const char *const parts[] = {"ringlog_replication_", "ringlog_peer_"};
+    for (int i = 0; i < RB_BROKERS; i++) {
+        struct bbroker bb;
+        char *text = NULL;
+        fill_bbroker(r, i, &bb);
+        if (bbroker_metrics(&bb, &text) != 0) {
+            printf("counters after %s: broker %d: /metrics unavailable\n", after, i + 1);
+            continue;
+        }
+        for (int k = 0; k < 2; k++) {
+            char line[4096];
+            if (bbroker_metrics_matching(text, parts[k], line, sizeof(line)) > 0)
+                printf("counters after %s: broker %d: %s\n", after, i + 1, line);
+        }
+        free(text);
+    }
+}
+
 /* The max and half-load phases. Fills *ratio (of the disk, measured before) and *p99_ms. */
 static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
 {
@@ -371,6 +393,7 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
         goto out;
     }
     print_phase(r, &max, cpu0);
+    print_counters(r, "max");
     *max_mbps = max.mbps;
     spec.rate_rps = (double)max.acked / max.secs / 2;
     spec.seconds = r->o.seconds;
@@ -383,6 +406,7 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
     }
     print_phase(r, &half, cpu0);
     printf("half: the sender fell behind its schedule by at most %.2f ms\n", half.max_lag_ms);
+    print_counters(r, "half");
     *p99_ms = bhist_percentile_ms(half.ack, 99);
     rc = 0;
 out:

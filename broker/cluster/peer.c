@@ -295,9 +295,10 @@ static void out_process(struct out_link *l, int64_t now)
             l->send_op.done = out_send_cb;
             l->send_op.ctx = l;
             l->send_inflight = true;
+            l->st.send_calls++;
             p->ops++;
             io_prep_send(p->io, &l->send_op, l->fd, l->wbuf.p + l->wbuf.off,
-                         l->wbuf.len - l->wbuf.off, MSG_NOSIGNAL);
+                         peer_send_chunk(l->wbuf.len - l->wbuf.off), MSG_NOSIGNAL);
         }
     }
     if (!l->recv_inflight) {
@@ -332,7 +333,21 @@ int peer_send(struct peer *p, uint32_t to, uint8_t type, const void *body, size_
         memcpy(h + PEER_FRAME_HEADER_BYTES, body, len);
     l->qbuf.len += need;
     l->st.frames_sent++;
+    size_t queued = peer_backlog_bytes(p, to);
+    if (queued > l->st.bytes_queued_max)
+        l->st.bytes_queued_max = queued;
     return 0;
+}
+
+size_t peer_send_chunk(size_t pending)
+{
+    return pending < PEER_MAX_SEND_BYTES ? pending : PEER_MAX_SEND_BYTES;
+}
+
+size_t peer_backlog_bytes(const struct peer *p, uint32_t node)
+{
+    const struct out_link *l = peer_out(p, node);
+    return l ? l->qbuf.len + (l->wbuf.len - l->wbuf.off) : 0;
 }
 
 /* --- inbound --------------------------------------------------------------------------------- */
@@ -494,9 +509,10 @@ void peer_process(struct peer *p)
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out)
 {
     const struct out_link *l = peer_out(p, node);
-    if (l)
+    if (l) {
         *out = l->st;
-    else
+        out->bytes_queued = peer_backlog_bytes(p, node);
+    } else
         memset(out, 0, sizeof(*out));
 }
 

@@ -17,7 +17,11 @@
  * an error in the log naming both ids, and the connection is closed.
  *
  * Outbound queues are bounded (PEER_MAX_QUEUE_BYTES per node): a frame that does not fit is
- * dropped and counted (Raft tolerates loss; the sender retries). A lost connection drops what
+ * dropped and counted (Raft tolerates loss; the sender retries). The replication driver keeps
+ * far below that bound by pausing appends to a node whose backlog (peer_backlog_bytes) is
+ * high (repl.h, REPL_FLOW_PAUSE_BYTES), so a drop means a real overload. One send call writes
+ * at most PEER_MAX_SEND_BYTES, so one node's backlog cannot hold a huge socket write and
+ * frames queued meanwhile join the next write in order. A lost connection drops what
  * was queued on it and is dialed again after PEER_RECONNECT_MS.
  *
  * io callbacks only record results; peer_process (once per loop turn) does the work, so frames
@@ -39,6 +43,7 @@ struct peer;
 #define PEER_FRAME_HEADER_BYTES 8
 #define PEER_MAX_BODY_BYTES (80u << 20)   /* a larger frame closes the connection */
 #define PEER_MAX_QUEUE_BYTES (32u << 20)  /* queued for one node before frames are dropped */
+#define PEER_MAX_SEND_BYTES (1u << 20)    /* written to a socket by one send call */
 #define PEER_MAX_NODES 64
 #define PEER_MAX_INBOUND 128
 #define PEER_RECONNECT_MS 200
@@ -60,6 +65,9 @@ struct peer_node_stats {
     bool connected;         /* our connection to it is up */
     int64_t last_heard_ms;  /* monotonic ms of its last frame to us (0: never) */
     uint64_t frames_sent, frames_dropped, frames_received, bytes_sent, bytes_received;
+    uint64_t bytes_queued;      /* now: queued or being written, not yet sent */
+    uint64_t bytes_queued_max;  /* the most ever queued at once */
+    uint64_t send_calls;        /* socket send operations */
 };
 
 /* Creates the transport of node `self` of cluster `cluster_id` on `io` (borrowed). NULL on
@@ -87,6 +95,12 @@ bool peer_is_hello(const uint8_t *buf, size_t n);
 
 /* Loop work: completions, inbound frames to on_frame, sends, dials due. */
 void peer_process(struct peer *p);
+
+/* Bytes queued for `node` and not yet written to its socket (0 for an unknown node). */
+size_t peer_backlog_bytes(const struct peer *p, uint32_t node);
+
+/* The length one send call writes of `pending` bytes (at most PEER_MAX_SEND_BYTES). */
+size_t peer_send_chunk(size_t pending);
 
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out);
 

@@ -182,7 +182,7 @@ static void add_groups(struct tnode *n)
 
 static void start_node(struct tnode *n)
 {
-    struct repl_transport tr = {tr_send, n};
+    struct repl_transport tr = {.send = tr_send, .ctx = n};
     cr_assert_eq(hstore_open(n->io, n->dir, &n->hs), 0);
     n->r = repl_create(n->id, n->hs, &tr);
     cr_assert_not_null(n->r);
@@ -536,7 +536,7 @@ static void durable_notify(void *ctx)
 
 static void pnode_start(struct pnode *n)
 {
-    struct repl_transport tr = {pt_send, n};
+    struct repl_transport tr = {.send = pt_send, .ctx = n};
     cr_assert_eq(hstore_open(n->io, n->dir, &n->hs), 0);
     n->r = repl_create(n->id, n->hs, &tr);
     for (uint32_t g = 0; g < PGROUPS; g++) {
