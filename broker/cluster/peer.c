@@ -339,11 +339,6 @@ int peer_send(struct peer *p, uint32_t to, uint8_t type, const void *body, size_
     return 0;
 }
 
-size_t peer_send_chunk(size_t pending)
-{
-    return pending < PEER_MAX_SEND_BYTES ? pending : PEER_MAX_SEND_BYTES;
-}
-
 size_t peer_backlog_bytes(const struct peer *p, uint32_t node)
 {
     const struct out_link *l = peer_out(p, node);

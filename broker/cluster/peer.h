@@ -100,7 +100,10 @@ void peer_process(struct peer *p);
 size_t peer_backlog_bytes(const struct peer *p, uint32_t node);
 
 /* The length one send call writes of `pending` bytes (at most PEER_MAX_SEND_BYTES). */
-size_t peer_send_chunk(size_t pending);
+static inline size_t peer_send_chunk(size_t pending)
+{
+    return pending < PEER_MAX_SEND_BYTES ? pending : PEER_MAX_SEND_BYTES;
+}
 
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out);
 

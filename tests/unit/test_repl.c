@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 
+#include "broker/cluster/peer.h"
 #include "common/endian.h"
 #include "replication/hstore.h"
 #include "replication/memlog.h"
@@ -60,6 +61,7 @@ static struct {
     uint32_t early_grants;
     uint32_t loss_pct;  /* frames the transport drops */
     uint64_t rng;
+    size_t backlog[NODES + 1][NODES + 1]; /* what the transport says it holds, from -> to */
 } t;
 
 /* ---- the memlog as a repl log --------------------------------------------------------- */
@@ -134,6 +136,12 @@ static void check_frame_votes(const uint8_t *p, size_t len)
     }
 }
 
+static size_t tr_backlog(void *ctx, uint32_t to)
+{
+    const struct tnode *from = ctx;
+    return t.backlog[from->id][to];
+}
+
 static int tr_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 {
     struct tnode *from = ctx;
@@ -182,7 +190,7 @@ static void add_groups(struct tnode *n)
 
 static void start_node(struct tnode *n)
 {
-    struct repl_transport tr = {.send = tr_send, .ctx = n};
+    struct repl_transport tr = {.send = tr_send, .ctx = n, .backlog = tr_backlog};
     cr_assert_eq(hstore_open(n->io, n->dir, &n->hs), 0);
     n->r = repl_create(n->id, n->hs, &tr);
     cr_assert_not_null(n->r);
@@ -988,4 +996,84 @@ Test(repl, catch_up_stays_within_the_loop_budget_and_producers_go_on)
     cr_assert_leq(worst_commit_turns, 100, "producers were held up by the catch-up");
     assert_logs_identical();
     pcluster_fini();
+}
+
+/* The leader's appends sent so far (all groups of its driver). */
+static uint64_t appends_sent(const struct tnode *n)
+{
+    struct repl_stats st;
+    repl_get_stats(n->r, &st);
+    return st.appends_sent;
+}
+
+/* Proposes one batch in group 0 at its leader ld; returns the index that commits it. */
+static uint64_t propose_one(struct tnode *ld, uint32_t seq)
+{
+    struct tu_batch b = tu_build(2, 64, seq, 1000 + seq);
+    uint8_t *p = b.data;
+    uint64_t last = 0;
+    cr_assert_eq(repl_propose(ld->r, ld->logs[0].g, &p, &b.len, 1, &last), 0);
+    free(b.data);
+    return last;
+}
+
+Test(repl, flow_control_pauses_at_the_high_mark_and_resumes_at_the_low_one)
+{
+    /* Appends to a node stop once the transport's backlog to it reaches REPL_FLOW_PAUSE_BYTES
+     * (heartbeats go on), stay stopped until it drains to REPL_FLOW_RESUME_BYTES, and then
+     * go at once, in the same flush, without waiting for a heartbeat reply. */
+    cluster_init(1);
+    run_until_leaders(400);
+    struct tnode *ld = leader_of(0);
+    cr_assert_not_null(ld);
+    struct tnode *f = &t.n[ld->id % NODES]; /* a follower */
+    for (int i = 0; i < 20; i++)
+        turn();
+    /* Just under the high mark: appends still go. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_PAUSE_BYTES - 1;
+    turn();
+    uint64_t want = propose_one(ld, 1);
+    for (int i = 0; i < 20 && raft_last_index(repl_group_raft(f->logs[0].g)) < want; i++)
+        turn();
+    cr_assert_geq(raft_last_index(repl_group_raft(f->logs[0].g)), want);
+    /* At the high mark: paused. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_PAUSE_BYTES;
+    turn();
+    want = propose_one(ld, 2);
+    for (int i = 0; i < 20; i++)
+        turn();
+    cr_assert_lt(raft_last_index(repl_group_raft(f->logs[0].g)), want, "sent while paused");
+    struct repl_stats st;
+    repl_get_stats(ld->r, &st);
+    cr_assert_eq(st.flow_pauses, 1);
+    cr_assert_gt(st.flow_paused_appends, 0);
+    /* Drained, but not to the low mark: still paused. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_RESUME_BYTES + 1;
+    for (int i = 0; i < 20; i++)
+        turn();
+    cr_assert_lt(raft_last_index(repl_group_raft(f->logs[0].g)), want, "resumed too early");
+    /* At the low mark: the very next flush sends the appends. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_RESUME_BYTES;
+    uint64_t before = appends_sent(ld);
+    turn();
+    cr_assert_gt(appends_sent(ld), before, "nothing sent in the flush that resumed");
+    for (int i = 0; i < 20 && raft_last_index(repl_group_raft(f->logs[0].g)) < want; i++)
+        turn();
+    cr_assert_geq(raft_last_index(repl_group_raft(f->logs[0].g)), want);
+    repl_get_stats(ld->r, &st);
+    cr_assert_eq(st.flow_resumes, 1);
+    cr_assert_eq(st.entries_resent, 0, "flow control made the leader send entries twice");
+    cluster_fini();
+}
+
+Test(repl, the_peer_transport_writes_at_most_a_mebibyte_per_send)
+{
+    /* One socket send of the broker-to-broker transport carries at most PEER_MAX_SEND_BYTES,
+     * so frames queued meanwhile follow in the next write; a node it does not know has no
+     * backlog. */
+    cr_assert_eq(peer_send_chunk(10), 10);
+    cr_assert_eq(peer_send_chunk(PEER_MAX_SEND_BYTES), PEER_MAX_SEND_BYTES);
+    cr_assert_eq(peer_send_chunk(PEER_MAX_SEND_BYTES + 1), PEER_MAX_SEND_BYTES);
+    cr_assert_eq(peer_send_chunk(64u << 20), 1u << 20);
+    cr_assert_gt(PEER_MAX_QUEUE_BYTES, REPL_FLOW_PAUSE_BYTES + RWIRE_MAX_FRAME_BYTES / 4);
 }
