@@ -182,6 +182,18 @@ static struct rwire_buf *node_frame(struct repl *r, struct node_out *o)
     return &o->msgs;
 }
 
+/* Payload bytes of the messages for `to` that the core has put in the ready it is filling
+ * (one call can queue a whole window of appends before any of them is encoded). */
+static size_t ready_bytes_to(const struct raft_ready *rd, uint32_t to)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < rd->n_msgs; i++)
+        if (rd->msgs[i].to == to)
+            for (uint32_t k = 0; k < rd->msgs[i].n_entries; k++)
+                n += rd->msgs[i].entries[k].len;
+    return n;
+}
+
 /* The raft core's flow-control question (raft_options.may_send): may appends go to `to`?
  * No once what the transport holds for it plus this turn's frame reaches
  * REPL_FLOW_PAUSE_BYTES; yes again only when the transport's backlog has drained to
@@ -193,7 +205,8 @@ static bool flow_may_send(void *ctx, uint32_t to)
     struct node_out *o = node_out(r, to);
     if (!o)
         return true;
-    if (!o->paused && o->backlog + o->msgs.len >= REPL_FLOW_PAUSE_BYTES) {
+    if (!o->paused &&
+        o->backlog + o->msgs.len + ready_bytes_to(&r->rd, to) >= REPL_FLOW_PAUSE_BYTES) {
         o->paused = true;
         r->stats.flow_pauses++;
     }

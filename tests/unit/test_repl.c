@@ -62,6 +62,7 @@ static struct {
     uint32_t loss_pct;  /* frames the transport drops */
     uint64_t rng;
     size_t backlog[NODES + 1][NODES + 1]; /* what the transport says it holds, from -> to */
+    size_t max_frame[NODES + 1][NODES + 1]; /* the largest frame handed over, from -> to */
 } t;
 
 /* ---- the memlog as a repl log --------------------------------------------------------- */
@@ -150,6 +151,8 @@ static int tr_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
         t.max_frames_per_pair_turn = t.frames_this_turn[from->id][to];
     if (t.check_votes && from->id == 2)
         check_frame_votes(frame, len);
+    if (len > t.max_frame[from->id][to])
+        t.max_frame[from->id][to] = len;
     if (t.loss_pct && tu_rand(&t.rng) % 100 < t.loss_pct)
         return 0; /* lost on the way: Raft and the heartbeat ids must cope */
     struct frame *f = &t.next[t.n_next++];
@@ -1076,4 +1079,37 @@ Test(repl, the_peer_transport_writes_at_most_a_mebibyte_per_send)
     cr_assert_eq(peer_send_chunk(PEER_MAX_SEND_BYTES + 1), PEER_MAX_SEND_BYTES);
     cr_assert_eq(peer_send_chunk(64u << 20), 1u << 20);
     cr_assert_gt(PEER_MAX_QUEUE_BYTES, REPL_FLOW_PAUSE_BYTES + RWIRE_MAX_FRAME_BYTES / 4);
+}
+
+Test(repl, flow_control_counts_a_window_queued_in_one_call)
+{
+    /* One proposal can make the core queue a whole window of appends for a follower before
+     * any of them is encoded: the high mark counts them too, so the frame stops about one
+     * message past it instead of a window past it. */
+    cluster_init(1);
+    run_until_leaders(400);
+    struct tnode *ld = leader_of(0);
+    struct tnode *f = &t.n[ld->id % NODES];
+    for (int i = 0; i < 20; i++)
+        turn();
+    t.backlog[ld->id][f->id] = REPL_FLOW_PAUSE_BYTES - (2u << 20);
+    turn(); /* the driver reads the backlog at a flush */
+    struct tu_batch b[8];
+    uint8_t *p[8];
+    uint32_t lens[8];
+    for (uint32_t i = 0; i < 8; i++) {
+        b[i] = tu_build(512, 1000, i, 5000 + 512 * i);
+        p[i] = b[i].data;
+        lens[i] = b[i].len;
+    }
+    memset(t.max_frame, 0, sizeof(t.max_frame));
+    uint64_t last = 0;
+    cr_assert_eq(repl_propose(ld->r, ld->logs[0].g, p, lens, 8, &last), 0);
+    turn();
+    size_t sent = t.max_frame[ld->id][f->id];
+    printf("backlog 2 MiB under the mark, 8 x 512 KiB proposed: a frame of %zu bytes\n", sent);
+    cr_assert_lt(sent, (3u << 20) + 4096, "the frame ran %zu bytes past the backlog", sent);
+    for (uint32_t i = 0; i < 8; i++)
+        free(b[i].data);
+    cluster_fini();
 }
