@@ -177,7 +177,7 @@ static struct node_out *node_out(struct repl *r, uint32_t node)
 /* The frame to o, begun (header written) when this turn has put nothing in it yet. */
 static struct rwire_buf *node_frame(struct repl *r, struct node_out *o)
 {
-    if (o->msgs.len == 0 && rwire_begin(&o->msgs, r->self, o->node) < 0)
+    if (o->msgs.len == 0 && rwire_begin_at(&o->msgs, r->t.headroom, r->self, o->node) < 0)
         return NULL;
     return &o->msgs;
 }
@@ -764,6 +764,15 @@ static void put_replies(struct repl *r, struct node_out *o)
     o->n_hbrs = 0;
 }
 
+/* Hands o's frame to the transport: the buffer itself when it takes buffers (no copy). */
+static int frame_send(struct repl *r, struct node_out *o)
+{
+    struct rwire_buf *b = &o->msgs;
+    if (!r->t.send_buf)
+        return r->t.send(r->t.ctx, o->node, b->p + b->base, b->len - b->base);
+    return r->t.send_buf(r->t.ctx, o->node, &b->p, &b->cap, b->len - b->base);
+}
+
 static size_t flow_backlog(const struct repl *r, uint32_t node)
 {
     return r->t.backlog ? r->t.backlog(r->t.ctx, node) : 0;
@@ -814,7 +823,7 @@ void repl_flush(struct repl *r)
         put_heartbeats(r, o);
         put_replies(r, o);
         rwire_end(&o->msgs);
-        int rc = r->t.send(r->t.ctx, o->node, o->msgs.p, o->msgs.len);
+        int rc = frame_send(r, o);
         (*(rc < 0 ? &r->stats.frames_dropped : &r->stats.frames_sent))++;
         o->msgs.len = 0;
         o->msgs.records = 0;

@@ -77,6 +77,12 @@ struct repl_transport {
      * control: appends to a node pause once this plus the turn's frame to it reaches
      * REPL_FLOW_PAUSE_BYTES and resume once it is down to REPL_FLOW_RESUME_BYTES. */
     size_t (*backlog)(void *ctx, uint32_t to);
+    /* Optional, instead of a copy in send: the frame is buf[headroom, headroom + len) of a
+     * malloc'ed buffer of *cap bytes whose first `headroom` bytes are free for the
+     * transport's header. The transport may take the buffer (then it puts another one,
+     * possibly NULL with *cap 0, in *buf and *cap) or copy from it. Returns as send. */
+    int (*send_buf)(void *ctx, uint32_t to, uint8_t **buf, size_t *cap, size_t len);
+    size_t headroom;
 };
 
 /* Flow control per node (see repl_transport.backlog); heartbeats are never paused. */

@@ -725,6 +725,15 @@ static int ctl_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
     return rc;
 }
 
+static int ctl_send_buf(void *ctx, uint32_t to, uint8_t **buf, size_t *cap, size_t len)
+{
+    struct ctl *c = ctx;
+    int rc = peer_send_buf(c->peer, to, PEER_RAFT, buf, cap, len);
+    if (rc == 0)
+        c->raft_bytes_sent += len;
+    return rc;
+}
+
 static size_t ctl_backlog(void *ctx, uint32_t to)
 {
     struct ctl *c = ctx;
@@ -872,7 +881,8 @@ static int ctl_open_log(struct ctl *c, struct storage *st, char *err, size_t err
 
 static int ctl_open_group(struct ctl *c)
 {
-    struct repl_transport tr = {.send = ctl_send, .ctx = c, .backlog = ctl_backlog};
+    struct repl_transport tr = {.send = ctl_send, .ctx = c, .backlog = ctl_backlog,
+                                .send_buf = ctl_send_buf, .headroom = PEER_FRAME_HEADER_BYTES};
     c->repl = repl_create(c->cfg.self, c->hs, &tr);
     if (!c->repl)
         return -ENOMEM;

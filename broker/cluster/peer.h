@@ -86,6 +86,13 @@ int peer_add(struct peer *p, uint32_t node, const char *host, uint16_t port);
  * dropped). */
 int peer_send(struct peer *p, uint32_t to, uint8_t type, const void *body, size_t len);
 
+/* As peer_send for a body at (*buf)[PEER_FRAME_HEADER_BYTES, + len) of a malloc'ed buffer of
+ * *cap bytes: the header is written in front of it and, when nothing is queued for `to`, the
+ * buffer itself becomes the queue (no copy) and the caller gets the queue's old buffer back in
+ * *buf and *cap (possibly NULL and 0). Otherwise the body is copied as peer_send does. */
+int peer_send_buf(struct peer *p, uint32_t to, uint8_t type, uint8_t **buf, size_t *cap,
+                  size_t len);
+
 /* Takes over an accepted connection whose first bytes (pre[0..n), n may be 0) began a peer
  * hello. The caller no longer owns fd. */
 void peer_adopt(struct peer *p, int fd, const uint8_t *pre, size_t n);
