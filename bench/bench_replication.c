@@ -28,7 +28,8 @@
  * "failover" of an unreplicated partition is then its broker's restart, and says so).
  *
  *   bench_replication [--replicas N (3)] [--partitions N (6)] [--max-seconds S (10)]
- *                     [--seconds S (10)] [--kills K (50)] [--dir D ($TMPDIR or /var/tmp)]
+ *                     [--seconds S (10)] [--half-rps N (half the max)] [--kills K (50)]
+ *                     [--dir D ($TMPDIR or /var/tmp)]
  *                     [--disk-mb M (1024)] [--idle] [--idle-partitions N (1000)]
  *                     [--idle-seconds S (30)] [--broker-set KEY=VALUE ...]
  * ringlogd is $RINGLOGD (the Makefile sets it). Brokers die with the bench (tl_broker).
@@ -92,6 +93,7 @@ void cli_error(const char *fmt, ...)
 
 struct rb_opts {
     int replicas, partitions, max_seconds, seconds, kills, idle_partitions, idle_seconds;
+    long half_rps; /* the second phase's rate (records/s); 0: half the measured maximum */
     bool idle;
     const char *dir;
     size_t disk_bytes;
@@ -395,10 +397,10 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
     print_phase(r, &max, cpu0);
     print_counters(r, "max");
     *max_mbps = max.mbps;
-    spec.rate_rps = (double)max.acked / max.secs / 2;
+    spec.rate_rps = r->o.half_rps ? (double)r->o.half_rps : (double)max.acked / max.secs / 2;
     spec.seconds = r->o.seconds;
-    printf("bench-replication: half: open loop at %.0f records/s (half the maximum) for %d s\n",
-           spec.rate_rps, r->o.seconds);
+    printf("bench-replication: half: open loop at %.0f records/s (%s) for %d s\n",
+           spec.rate_rps, r->o.half_rps ? "--half-rps" : "half the maximum", r->o.seconds);
     cpu_now(r, cpu0);
     if (brun_produce(&env, "half", &spec, &half)) {
         fprintf(stderr, "bench-replication: half-load phase: %s\n", half.error);
@@ -655,7 +657,7 @@ static int run_idle(struct rb *r)
 
 static const char usage[] =
     "usage: bench_replication [--replicas N (3)] [--partitions N (6, at most 64)]\n"
-    "       [--max-seconds S (10)] [--seconds S (10)] [--kills K (50)]\n"
+    "       [--max-seconds S (10)] [--seconds S (10)] [--half-rps N] [--kills K (50)]\n"
     "       [--dir D ($TMPDIR or /var/tmp)] [--disk-mb M (1024)] [--broker-set KEY=VALUE]\n"
     "       [--idle [--idle-partitions N (1000)] [--idle-seconds S (30)]]\n";
 
@@ -683,6 +685,8 @@ static int parse(int argc, char **argv, struct rb_opts *o)
             o->max_seconds = (int)n;
         else if (!strcmp(a, "--seconds") && n >= 1 && n <= 3600)
             o->seconds = (int)n;
+        else if (!strcmp(a, "--half-rps") && n >= 1 && n <= 10000000)
+            o->half_rps = n;
         else if (!strcmp(a, "--kills") && n >= 0 && n <= RB_MAX_KILLS)
             o->kills = (int)n;
         else if (!strcmp(a, "--idle-partitions") && n >= 1 && n <= 4096)
