@@ -344,7 +344,9 @@ static void print_phase(const struct rb *r, const struct brun_result *res, const
 }
 
 /* The transport and replication counters of every broker so far (cumulative): what the
- * leaders sent twice, probes, frames dropped, flow-control pauses, the most bytes queued. */
+ * leaders sent twice, probes, frames dropped, flow-control pauses, the most bytes queued.
+ * A peer series is the sum over the broker's peer nodes (bytes_queued_max too: the sum of each
+ * node's maximum). */
 static void print_counters(const struct rb *r, const char *after)
 {
     static const char *const parts[] = {"ringlog_replication_", "ringlog_peer_"};
@@ -395,6 +397,7 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
         goto out;
     }
     print_phase(r, &max, cpu0);
+    printf("counters (cumulative; ringlog_peer_* summed over each broker's peer nodes):\n");
     print_counters(r, "max");
     *max_mbps = max.mbps;
     spec.rate_rps = r->o.half_rps ? (double)r->o.half_rps : (double)max.acked / max.secs / 2;
