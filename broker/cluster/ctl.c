@@ -1361,6 +1361,11 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("replication_flow_pauses_total", "counter", rs.flow_pauses);
     M("replication_flow_paused_appends_total", "counter", rs.flow_paused_appends);
     M("replication_frames_dropped_total", "counter", rs.frames_dropped);
+    struct raftlog_arena_stats as = {0};
+    if (c->arena)
+        raftlog_arena_get_stats(c->arena, &as);
+    M("replication_log_reads_total", "counter", as.send_reads);
+    M("replication_log_read_bytes_total", "counter", as.send_read_bytes);
 #undef M
     if (n < cap)
         n += ctl_peer_metrics_text(c, buf + n, cap - n);
