@@ -730,7 +730,7 @@ static int ctl_send_buf(void *ctx, uint32_t to, uint8_t **buf, size_t *cap, size
     struct ctl *c = ctx;
     int rc = peer_send_buf(c->peer, to, PEER_RAFT, buf, cap, len);
     if (rc == 0)
-        c->raft_bytes_sent += len;
+        c->raft_bytes_sent += (uint64_t)len;
     return rc;
 }
 
