@@ -28,7 +28,8 @@
  * "failover" of an unreplicated partition is then its broker's restart, and says so).
  *
  *   bench_replication [--replicas N (3)] [--partitions N (6)] [--max-seconds S (10)]
- *                     [--seconds S (10)] [--kills K (50)] [--dir D ($TMPDIR or /var/tmp)]
+ *                     [--seconds S (10)] [--half-rps N (half the max)] [--kills K (50)]
+ *                     [--dir D ($TMPDIR or /var/tmp)]
  *                     [--disk-mb M (1024)] [--idle] [--idle-partitions N (1000)]
  *                     [--idle-seconds S (30)] [--broker-set KEY=VALUE ...]
  * ringlogd is $RINGLOGD (the Makefile sets it). Brokers die with the bench (tl_broker).
@@ -92,6 +93,7 @@ void cli_error(const char *fmt, ...)
 
 struct rb_opts {
     int replicas, partitions, max_seconds, seconds, kills, idle_partitions, idle_seconds;
+    long half_rps; /* the second phase's rate (records/s); 0: half the measured maximum */
     bool idle;
     const char *dir;
     size_t disk_bytes;
@@ -341,6 +343,30 @@ static void print_phase(const struct rb *r, const struct brun_result *res, const
            (cpu1[0] - cpu0[0]) / s, (cpu1[1] - cpu0[1]) / s, (cpu1[2] - cpu0[2]) / s);
 }
 
+/* The transport and replication counters of every broker so far (cumulative): what the
+ * leaders sent twice, probes, frames dropped, flow-control pauses, the most bytes queued.
+ * A peer series is the sum over the broker's peer nodes (bytes_queued_max too: the sum of each
+ * node's maximum). */
+static void print_counters(const struct rb *r, const char *after)
+{
+    static const char *const parts[] = {"ringlog_replication_", "ringlog_peer_"};
+    for (int i = 0; i < RB_BROKERS; i++) {
+        struct bbroker bb;
+        char *text = NULL;
+        fill_bbroker(r, i, &bb);
+        if (bbroker_metrics(&bb, &text) != 0) {
+            printf("counters after %s: broker %d: /metrics unavailable\n", after, i + 1);
+            continue;
+        }
+        for (int k = 0; k < 2; k++) {
+            char line[4096];
+            if (bbroker_metrics_matching(text, parts[k], line, sizeof(line)) > 0)
+                printf("counters after %s: broker %d: %s\n", after, i + 1, line);
+        }
+        free(text);
+    }
+}
+
 /* The max and half-load phases. Fills *ratio (of the disk, measured before) and *p99_ms. */
 static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
 {
@@ -371,11 +397,13 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
         goto out;
     }
     print_phase(r, &max, cpu0);
+    printf("counters (cumulative; ringlog_peer_* summed over each broker's peer nodes):\n");
+    print_counters(r, "max");
     *max_mbps = max.mbps;
-    spec.rate_rps = (double)max.acked / max.secs / 2;
+    spec.rate_rps = r->o.half_rps ? (double)r->o.half_rps : (double)max.acked / max.secs / 2;
     spec.seconds = r->o.seconds;
-    printf("bench-replication: half: open loop at %.0f records/s (half the maximum) for %d s\n",
-           spec.rate_rps, r->o.seconds);
+    printf("bench-replication: half: open loop at %.0f records/s (%s) for %d s\n",
+           spec.rate_rps, r->o.half_rps ? "--half-rps" : "half the maximum", r->o.seconds);
     cpu_now(r, cpu0);
     if (brun_produce(&env, "half", &spec, &half)) {
         fprintf(stderr, "bench-replication: half-load phase: %s\n", half.error);
@@ -383,6 +411,7 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
     }
     print_phase(r, &half, cpu0);
     printf("half: the sender fell behind its schedule by at most %.2f ms\n", half.max_lag_ms);
+    print_counters(r, "half");
     *p99_ms = bhist_percentile_ms(half.ack, 99);
     rc = 0;
 out:
@@ -631,7 +660,7 @@ static int run_idle(struct rb *r)
 
 static const char usage[] =
     "usage: bench_replication [--replicas N (3)] [--partitions N (6, at most 64)]\n"
-    "       [--max-seconds S (10)] [--seconds S (10)] [--kills K (50)]\n"
+    "       [--max-seconds S (10)] [--seconds S (10)] [--half-rps N] [--kills K (50)]\n"
     "       [--dir D ($TMPDIR or /var/tmp)] [--disk-mb M (1024)] [--broker-set KEY=VALUE]\n"
     "       [--idle [--idle-partitions N (1000)] [--idle-seconds S (30)]]\n";
 
@@ -659,6 +688,8 @@ static int parse(int argc, char **argv, struct rb_opts *o)
             o->max_seconds = (int)n;
         else if (!strcmp(a, "--seconds") && n >= 1 && n <= 3600)
             o->seconds = (int)n;
+        else if (!strcmp(a, "--half-rps") && n >= 1 && n <= 10000000)
+            o->half_rps = n;
         else if (!strcmp(a, "--kills") && n >= 0 && n <= RB_MAX_KILLS)
             o->kills = (int)n;
         else if (!strcmp(a, "--idle-partitions") && n >= 1 && n <= 4096)

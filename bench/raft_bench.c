@@ -327,7 +327,7 @@ static void idle_cost(uint32_t groups, uint32_t ticks)
         if (!mkdtemp(dirs[k]) || !(io[k] = io_create(64, &err)) ||
             hstore_open(io[k], dirs[k], &hs[k]) < 0)
             abort();
-        struct repl_transport t = {idle_send, (void *)(uintptr_t)(k + 1)};
+        struct repl_transport t = {.send = idle_send, .ctx = (void *)(uintptr_t)(k + 1)};
         if (!(r[k] = repl_create(k + 1, hs[k], &t)))
             abort();
         for (uint32_t g = 0; g < groups; g++) {

@@ -177,7 +177,7 @@ int main(int argc, char **argv)
             storage_create(n->io, 256, &n->st) < 0 || hstore_open(n->io, n->dir, &n->hs) < 0 ||
             !(n->arena = raftlog_arena_create((8u << 20) + (8u << 20))))
             abort();
-        struct repl_transport t = {send_frame, (void *)(uintptr_t)n->id};
+        struct repl_transport t = {.send = send_frame, .ctx = (void *)(uintptr_t)n->id};
         n->r = repl_create(n->id, n->hs, &t);
         n->plog = calloc(groups, sizeof(*n->plog));
         n->rl = calloc(groups, sizeof(*n->rl));

@@ -222,6 +222,7 @@ static void progress_become_probe(struct raft_progress *pr, uint64_t next)
 {
     pr->state = RAFT_PR_PROBE;
     pr->probe_sent = 0;
+    pr->probe_hbs = 0;
     pr->next = next;
     pr->infl_head = 0;
     pr->infl_count = 0;
@@ -628,6 +629,24 @@ static void send_snapshot(struct raft *r, struct raft_progress *pr)
     pr->infl_count = 0;
 }
 
+/* Counts an append to pr: entries at or below what pr was already sent in this leadership go
+ * out a second time (a probe after a loss, or waste). */
+static void count_append(struct raft *r, struct raft_progress *pr, const struct raft_entry *ents,
+                         uint32_t n)
+{
+    r->ctr.appends_sent++;
+    r->ctr.probe_appends += pr->state == RAFT_PR_PROBE;
+    r->ctr.entries_sent += n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ents[i].index > pr->sent_hi)
+            break;
+        r->ctr.entries_resent++;
+        r->ctr.bytes_resent += ents[i].len;
+    }
+    if (n && ents[n - 1].index > pr->sent_hi)
+        pr->sent_hi = ents[n - 1].index;
+}
+
 /* Sends one append (or snapshot) to pr if its state allows; returns true if it sent entries
  * and another one might follow (pipelining in REPLICATE). */
 static bool send_append(struct raft *r, struct raft_progress *pr)
@@ -642,6 +661,10 @@ static bool send_append(struct raft *r, struct raft_progress *pr)
         send_snapshot(r, pr);
         return false;
     }
+    if (r->may_send && !r->may_send(r->flow_ctx, pr->id)) {
+        r->ctr.flow_paused++; /* raft_send_more picks it up when the transport has room */
+        return false;
+    }
     const struct raft_entry *ents = NULL;
     int n = read_entries(r, pr->next, r->last_index, &ents);
     if (n < 0 || (n == 0 && pr->state == RAFT_PR_REPLICATE))
@@ -654,6 +677,7 @@ static bool send_append(struct raft *r, struct raft_progress *pr)
     m->commit = r->commit;
     m->entries = ents;
     m->n_entries = (uint32_t)n;
+    count_append(r, pr, ents, (uint32_t)n);
     if (pr->state == RAFT_PR_PROBE) {
         pr->probe_sent = 1;
         return false;
@@ -787,6 +811,34 @@ static void handle_append_resp(struct raft *r, const struct raft_msg *m, struct 
     send_append_loop(r, pr);
 }
 
+/* PROBE: the probe out may have been lost, but its answer may also just be late (a busy
+ * follower, a long send queue): send it again only every RAFT_PROBE_RESEND_HBS heartbeat
+ * replies, never on each one. */
+static void probe_maybe_resend(struct raft_progress *pr)
+{
+    if (!pr->probe_sent)
+        return;
+    if (++pr->probe_hbs >= RAFT_PROBE_RESEND_HBS) {
+        pr->probe_hbs = 0;
+        pr->probe_sent = 0;
+    }
+}
+
+/* REPLICATE: entries in flight are shipped once; a late reply is no reason to send them again.
+ * The transport keeps the order of a node pair, so a heartbeat reaches the follower after
+ * every append sent before it: only a reply that shows the follower without entries sent
+ * before the previous heartbeat (hb_mark[1]), twice in a row with nothing new, says they were
+ * lost (a gap after a loss also makes the follower reject, which probes at once). Then the
+ * follower is probed from its match. Entries sent since then are merely on their way. */
+static void replicate_check_stall(struct raft *r, struct raft_progress *pr, uint64_t hint)
+{
+    if (hint < pr->hb_mark[1] && hint == pr->last_hint) {
+        r->ctr.stall_probes++;
+        progress_become_probe(pr, pr->match + 1);
+    }
+    pr->last_hint = hint;
+}
+
 static void handle_heartbeat_resp(struct raft *r, const struct raft_msg *m,
                                   struct raft_progress *pr)
 {
@@ -802,19 +854,10 @@ static void handle_heartbeat_resp(struct raft *r, const struct raft_msg *m,
             return;
     }
     if (pr->match < r->last_index) {
-        if (pr->state == RAFT_PR_PROBE) {
-            pr->probe_sent = 0;
-        } else if (pr->state == RAFT_PR_REPLICATE) {
-            /* Appends in flight may have been lost. A full window gets one slot back so a
-             * new append can go out (and be rejected into a probe if there is a gap); a
-             * follower that got nothing new across two heartbeats is probed again. */
-            if (pr->infl_count >= r->max_inflight)
-                infl_free_to(pr, pr->infl[pr->infl_head]);
-            uint64_t hint = m->hint_index;
-            if (hint < pr->next - 1 && hint == pr->last_hint)
-                progress_become_probe(pr, pr->match + 1);
-            pr->last_hint = hint;
-        }
+        if (pr->state == RAFT_PR_PROBE)
+            probe_maybe_resend(pr);
+        else if (pr->state == RAFT_PR_REPLICATE)
+            replicate_check_stall(r, pr, m->hint_index);
         send_append_loop(r, pr);
     }
     if (r->transferee == pr->id && pr->match == r->last_index)
@@ -1171,6 +1214,8 @@ static void leader_tick(struct raft *r)
             struct raft_msg *m = msg_new(r, RAFT_MSG_HEARTBEAT, pr->id);
             if (m)
                 m->commit = min_u64(r->commit, pr->match);
+            pr->hb_mark[1] = pr->hb_mark[0];
+            pr->hb_mark[0] = pr->next - 1;
         }
     }
     for (uint32_t i = 0; i < r->n_progress; i++) {
@@ -1448,6 +1493,17 @@ int raft_transfer_leadership(struct raft *r, uint32_t target, struct raft_ready 
     return rc;
 }
 
+int raft_send_more(struct raft *r, uint32_t to, struct raft_ready *rd)
+{
+    struct raft_saved sv;
+    begin(r, rd, &sv);
+    struct raft_progress *pr = r->role == RAFT_LEADER ? progress_find(r, to) : NULL;
+    if (pr && pr->id != r->id)
+        send_append_loop(r, pr);
+    finish(r, &sv);
+    return 0;
+}
+
 const struct raft_progress *raft_progress_of(const struct raft *r, uint32_t id)
 {
     if (r->role != RAFT_LEADER)
@@ -1521,6 +1577,8 @@ int raft_init(struct raft *r, const struct raft_options *opt, const struct raft_
     r->rng = opt->seed ^ ((uint64_t)opt->id << 32);
     r->log_ops = opt->log_ops;
     r->log_ctx = opt->log_ctx;
+    r->may_send = opt->may_send;
+    r->flow_ctx = opt->flow_ctx;
     r->term = hs ? hs->term : 0;
     r->vote = hs ? hs->vote : RAFT_NONE;
     r->snap_index = snap->index;

@@ -201,6 +201,11 @@ struct raft_options {
     bool check_quorum;
     const struct raft_log_ops *log_ops;
     void *log_ctx;
+    /* Flow control (may be NULL: always): whether the transport to `to` has room for more
+     * appends. While it says no, the leader sends that follower no append (heartbeats still
+     * go); once it has room again the caller calls raft_send_more. */
+    bool (*may_send)(void *flow_ctx, uint32_t to);
+    void *flow_ctx;
 };
 
 struct raft_hard_state {
@@ -226,6 +231,24 @@ struct raft_progress {
     uint32_t infl_head;
     uint32_t infl_count;
     uint64_t infl[RAFT_MAX_INFLIGHT]; /* last index of each in-flight append, oldest first */
+    uint64_t sent_hi;   /* highest index ever sent to it in this leadership (resend counter) */
+    uint64_t hb_mark[2]; /* next - 1 when the last two heartbeats went out (newest first) */
+    uint32_t probe_hbs; /* PROBE: heartbeat replies since the probe went out */
+};
+
+/* A leader waits this many heartbeat replies before it sends a probe again: a probe is
+ * resent at most once per two heartbeats, never on every one. */
+#define RAFT_PROBE_RESEND_HBS 2
+
+/* What a group has sent, to see waste (a leader re-sending what is already on its way). */
+struct raft_counters {
+    uint64_t appends_sent;   /* append messages */
+    uint64_t probe_appends;  /* of which probes (PROBE state: one at a time) */
+    uint64_t entries_sent;
+    uint64_t entries_resent; /* entries at or below what was already sent to that follower */
+    uint64_t bytes_resent;   /* their payload bytes */
+    uint64_t stall_probes;   /* followers put back to PROBE: a heartbeat overtook a loss */
+    uint64_t flow_paused;    /* appends held back because the transport had no room */
 };
 
 /* One group's whole state. Fields are read-only to callers; use the accessors. */
@@ -269,6 +292,9 @@ struct raft {
     const struct raft_log_ops *log_ops;
     void *log_ctx;
     struct raft_ready *rd; /* the ready of the call in progress; NULL between calls */
+    bool (*may_send)(void *flow_ctx, uint32_t to);
+    void *flow_ctx;
+    struct raft_counters ctr;
 };
 
 /* What one call asks the caller to do; see the file comment for the order. */
@@ -366,6 +392,9 @@ int raft_persisted(struct raft *r, uint64_t index, uint64_t term, struct raft_re
  * partitioned rather than dead keeps leading until check-quorum deposes it. Returns 0; the
  * ready is normally empty. */
 int raft_leader_unreachable(struct raft *r, uint32_t leader, struct raft_ready *rd);
+/* Leader only: the transport to `to` has room again (the options' may_send said no before):
+ * sends that follower what its window allows. Returns 0 (nothing to do when not leading). */
+int raft_send_more(struct raft *r, uint32_t to, struct raft_ready *rd);
 
 /* Leader only: hands leadership to voter `target` once it is caught up (TIMEOUT_NOW).
  * Proposals are refused until the transfer ends; it is abandoned after an election timeout. */

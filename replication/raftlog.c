@@ -562,6 +562,8 @@ static int ops_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
             break; /* not yet readable, or no room left in this ready */
         if (rc < 0)
             return n ? (int)n : rc;
+        a->stats.send_reads++;
+        a->stats.send_read_bytes += (uint64_t)rc;
         const uint8_t *p = a->buf + a->used;
         a->used += (size_t)rc;
         for (size_t k = 0; k < (size_t)rc && n < max_n;) {

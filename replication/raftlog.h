@@ -92,6 +92,8 @@ struct raftlog_arena_stats {
     uint64_t catchup_bytes;    /* bytes read for catch-up */
     uint64_t catchup_deferred; /* catch-up reads put off because the budget was spent */
     uint64_t appends_blocked;  /* times a raftlog's appends waited for write-buffer space */
+    uint64_t send_reads;       /* reads of the log (pread, on the loop) for entries to send */
+    uint64_t send_read_bytes;  /* their bytes (catch-up included) */
 };
 void raftlog_arena_get_stats(const struct raftlog_arena *a, struct raftlog_arena_stats *out);
 

@@ -81,7 +81,11 @@ struct hbr_item {
 
 struct node_out {
     uint32_t node;
-    struct rwire_buf msgs; /* encoded RWIRE_MSG records, no header */
+    bool paused;    /* flow control: appends to it wait until its backlog drains */
+    size_t backlog; /* the transport's bytes queued for it, as of the last flush */
+    /* this turn's frame to it: header and RWIRE_MSG records, encoded in place so that flush
+     * only adds the heartbeats and hands it over (no copy into another buffer) */
+    struct rwire_buf msgs;
     struct hb_item *hbs;
     uint32_t n_hbs, cap_hbs;
     struct hbr_item *hbrs;
@@ -97,11 +101,22 @@ struct repl {
     struct node_out *nodes;
     uint32_t n_nodes, cap_nodes;
     struct repl_group *held_list, *durable_list;
-    struct rwire_buf frame;
     struct rwire_reader reader;
     struct repl_stats stats;
+    struct raft_counters gone; /* the counters of removed groups */
     struct raft_ready rd;
 };
+
+static void counters_add(struct raft_counters *to, const struct raft_counters *c)
+{
+    to->appends_sent += c->appends_sent;
+    to->probe_appends += c->probe_appends;
+    to->entries_sent += c->entries_sent;
+    to->entries_resent += c->entries_resent;
+    to->bytes_resent += c->bytes_resent;
+    to->stall_probes += c->stall_probes;
+    to->flow_paused += c->flow_paused;
+}
 
 /* ---- tables ---------------------------------------------------------------------------- */
 
@@ -157,6 +172,45 @@ static struct node_out *node_out(struct repl *r, uint32_t node)
     memset(o, 0, sizeof(*o));
     o->node = node;
     return o;
+}
+
+/* The frame to o, begun (header written) when this turn has put nothing in it yet. */
+static struct rwire_buf *node_frame(struct repl *r, struct node_out *o)
+{
+    if (o->msgs.len == 0 && rwire_begin_at(&o->msgs, r->t.headroom, r->self, o->node) < 0)
+        return NULL;
+    return &o->msgs;
+}
+
+/* Payload bytes of the messages for `to` that the core has put in the ready it is filling
+ * (one call can queue a whole window of appends before any of them is encoded). */
+static size_t ready_bytes_to(const struct raft_ready *rd, uint32_t to)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < rd->n_msgs; i++)
+        if (rd->msgs[i].to == to)
+            for (uint32_t k = 0; k < rd->msgs[i].n_entries; k++)
+                n += rd->msgs[i].entries[k].len;
+    return n;
+}
+
+/* The raft core's flow-control question (raft_options.may_send): may appends go to `to`?
+ * No once what the transport holds for it plus this turn's frame reaches
+ * REPL_FLOW_PAUSE_BYTES; yes again only when the transport's backlog has drained to
+ * REPL_FLOW_RESUME_BYTES (flow_refresh). The gap between the two keeps a node from flapping
+ * between paused and running on every frame. */
+static bool flow_may_send(void *ctx, uint32_t to)
+{
+    struct repl *r = ctx;
+    struct node_out *o = node_out(r, to);
+    if (!o)
+        return true;
+    if (!o->paused &&
+        o->backlog + o->msgs.len + ready_bytes_to(&r->rd, to) >= REPL_FLOW_PAUSE_BYTES) {
+        o->paused = true;
+        r->stats.flow_pauses++;
+    }
+    return !o->paused;
 }
 
 static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
@@ -228,7 +282,6 @@ void repl_destroy(struct repl *r)
     }
     free(r->nodes);
     free(r->buckets);
-    rwire_buf_free(&r->frame);
     free(r);
 }
 
@@ -252,6 +305,8 @@ int repl_group_add(struct repl *r, const struct repl_group_options *o, struct re
     g->on_role = o->on_role;
     g->on_durable = o->on_durable;
     g->ctx = o->ctx;
+    g->opt.may_send = flow_may_send;
+    g->opt.flow_ctx = r;
     struct raft_hard_state hs = hstore_get(r->hs, o->id);
     int rc = raft_init(&g->raft, &g->opt, &hs, &g->snap);
     if (rc < 0) {
@@ -287,6 +342,7 @@ void repl_group_remove(struct repl *r, struct repl_group *g)
         list_remove(&r->held_list, g, true);
     if (g->in_durable)
         list_remove(&r->durable_list, g, false);
+    counters_add(&r->gone, &g->raft.ctr);
     r->n_groups--;
     group_free(g); /* heartbeat items naming it are dropped at flush: its id finds nothing */
 }
@@ -364,8 +420,9 @@ static int send_msg(struct repl *r, struct repl_group *g, const struct raft_msg 
         return 0;
     }
     if (!held) {
+        struct rwire_buf *f = node_frame(r, o);
         r->stats.msgs_sent++;
-        return rwire_put_msg(&o->msgs, g->id, m);
+        return f ? rwire_put_msg(f, g->id, m) : -ENOMEM;
     }
     struct rwire_buf rec = {0}; /* a held message travels whole: heartbeats in full */
     int rc;
@@ -645,8 +702,9 @@ static void release_held(struct repl *r)
             memcpy(&node, g->held.p + k, 4);
             memcpy(&len, g->held.p + k + 4, 4);
             struct node_out *o = node_out(r, node);
-            if (o)
-                rwire_put_raw(&o->msgs, g->held.p + k + 8, len, 1);
+            struct rwire_buf *f = o ? node_frame(r, o) : NULL;
+            if (f)
+                rwire_put_raw(f, g->held.p + k + 8, len, 1);
             k += 8 + len;
         }
         g->held.len = 0;
@@ -680,7 +738,7 @@ static void put_heartbeats(struct repl *r, struct node_out *o)
             p->ask_full_resp = false;
         }
         (*(form == RWIRE_ID_ONLY ? &r->stats.hb_id_only : &r->stats.hb_full))++;
-        rwire_put_hb(&r->frame, h->group, form, h->term, h->commit);
+        rwire_put_hb(&o->msgs, h->group, form, h->term, h->commit);
     }
     o->n_hbs = 0;
 }
@@ -691,7 +749,7 @@ static void put_replies(struct repl *r, struct node_out *o)
         const struct hbr_item *h = &o->hbrs[i];
         struct repl_group *g = repl_group_find(r, h->group);
         if (h->need_full || !g) {
-            rwire_put_hb_resp(&r->frame, h->group, RWIRE_NEED_FULL, 0, 0, 0, 0, 0);
+            rwire_put_hb_resp(&o->msgs, h->group, RWIRE_NEED_FULL, 0, 0, 0, 0, 0);
             continue;
         }
         bool same = g->resp_valid && !g->resp_ask_full && g->resp_to == o->node &&
@@ -709,10 +767,53 @@ static void put_replies(struct repl *r, struct node_out *o)
             g->resp_flags = h->flags;
         }
         (*(same ? &r->stats.hb_resp_id_only : &r->stats.hb_resp_full))++;
-        rwire_put_hb_resp(&r->frame, h->group, same ? RWIRE_ID_ONLY : RWIRE_FULL, h->term,
+        rwire_put_hb_resp(&o->msgs, h->group, same ? RWIRE_ID_ONLY : RWIRE_FULL, h->term,
                           h->index, h->hint, h->commit, h->flags);
     }
     o->n_hbrs = 0;
+}
+
+/* Hands o's frame to the transport: the buffer itself when it takes buffers (no copy). */
+static int frame_send(struct repl *r, struct node_out *o)
+{
+    struct rwire_buf *b = &o->msgs;
+    if (!r->t.send_buf)
+        return r->t.send(r->t.ctx, o->node, b->p + b->base, b->len - b->base);
+    return r->t.send_buf(r->t.ctx, o->node, &b->p, &b->cap, b->len - b->base);
+}
+
+static size_t flow_backlog(const struct repl *r, uint32_t node)
+{
+    return r->t.backlog ? r->t.backlog(r->t.ctx, node) : 0;
+}
+
+/* Appends to `node` may go again: every group this node leads sends that follower what its
+ * window allows (raft_send_more), into this turn's frame. */
+static void flow_resume(struct repl *r, uint32_t node)
+{
+    r->stats.flow_resumes++;
+    for (uint32_t i = 0; i < r->n_buckets; i++)
+        for (struct repl_group *g = r->buckets[i]; g; g = g->hnext) {
+            if (g->failed || raft_role(&g->raft) != RAFT_LEADER)
+                continue;
+            raft_send_more(&g->raft, node, &r->rd);
+            process(r, g);
+        }
+}
+
+/* The start of a flush: what the transport still holds for each node; a paused node whose
+ * backlog drained to REPL_FLOW_RESUME_BYTES runs again. */
+static void flow_refresh(struct repl *r)
+{
+    for (uint32_t i = 0; i < r->n_nodes; i++) {
+        uint32_t node = r->nodes[i].node; /* flow_resume may grow r->nodes */
+        size_t backlog = flow_backlog(r, node);
+        r->nodes[i].backlog = backlog;
+        if (r->nodes[i].paused && backlog <= REPL_FLOW_RESUME_BYTES) {
+            r->nodes[i].paused = false;
+            flow_resume(r, node);
+        }
+    }
 }
 
 void repl_flush(struct repl *r)
@@ -721,26 +822,38 @@ void repl_flush(struct repl *r)
     if (hstore_flush(r->hs) == 1)
         r->stats.hstore_flushes++;
     release_held(r);
+    flow_refresh(r);
     for (uint32_t i = 0; i < r->n_nodes; i++) {
         struct node_out *o = &r->nodes[i];
         if (o->msgs.records == 0 && o->n_hbs == 0 && o->n_hbrs == 0)
             continue;
-        if (rwire_begin(&r->frame, r->self, o->node) < 0)
+        if (!node_frame(r, o))
             continue;
-        rwire_put_raw(&r->frame, o->msgs.p, o->msgs.len, o->msgs.records);
-        o->msgs.len = 0;
-        o->msgs.records = 0;
         put_heartbeats(r, o);
         put_replies(r, o);
-        rwire_end(&r->frame);
-        int rc = r->t.send(r->t.ctx, o->node, r->frame.p, r->frame.len);
+        rwire_end(&o->msgs);
+        int rc = frame_send(r, o);
         (*(rc < 0 ? &r->stats.frames_dropped : &r->stats.frames_sent))++;
+        o->msgs.len = 0;
+        o->msgs.records = 0;
+        o->backlog = flow_backlog(r, o->node);
     }
 }
 
 void repl_get_stats(const struct repl *r, struct repl_stats *out)
 {
     *out = r->stats;
+    struct raft_counters c = r->gone;
+    for (uint32_t i = 0; i < r->n_buckets; i++)
+        for (const struct repl_group *g = r->buckets[i]; g; g = g->hnext)
+            counters_add(&c, &g->raft.ctr);
+    out->appends_sent = c.appends_sent;
+    out->probe_appends = c.probe_appends;
+    out->entries_sent = c.entries_sent;
+    out->entries_resent = c.entries_resent;
+    out->bytes_resent = c.bytes_resent;
+    out->stall_probes = c.stall_probes;
+    out->flow_paused_appends = c.flow_paused;
 }
 
 size_t repl_group_state_bytes(void)

@@ -73,7 +73,21 @@ extern const struct repl_log_ops repl_raftlog_ops;
 struct repl_transport {
     int (*send)(void *ctx, uint32_t to, const uint8_t *frame, size_t len);
     void *ctx;
+    /* Bytes the transport holds for `to` and has not yet written (NULL: none ever). Flow
+     * control: appends to a node pause once this plus the turn's frame to it reaches
+     * REPL_FLOW_PAUSE_BYTES and resume once it is down to REPL_FLOW_RESUME_BYTES. */
+    size_t (*backlog)(void *ctx, uint32_t to);
+    /* Optional, instead of a copy in send: the frame is buf[headroom, headroom + len) of a
+     * malloc'ed buffer of *cap bytes whose first `headroom` bytes are free for the
+     * transport's header. The transport may take the buffer (then it puts another one,
+     * possibly NULL with *cap 0, in *buf and *cap) or copy from it. Returns as send. */
+    int (*send_buf)(void *ctx, uint32_t to, uint8_t **buf, size_t *cap, size_t len);
+    size_t headroom;
 };
+
+/* Flow control per node (see repl_transport.backlog); heartbeats are never paused. */
+#define REPL_FLOW_PAUSE_BYTES (8u << 20)
+#define REPL_FLOW_RESUME_BYTES (4u << 20)
 
 struct repl_group_options {
     uint64_t id;                      /* group id: 0 for the controller, then partitions */
@@ -97,6 +111,11 @@ struct repl_stats {
     uint64_t msgs_sent, hb_full, hb_id_only, hb_resp_full, hb_resp_id_only;
     uint64_t hstore_flushes, held_msgs;
     uint64_t elections, leader_changes;
+    /* flow control: nodes paused and resumed; waste: the cores' counters (raft_counters)
+     * summed over the groups */
+    uint64_t flow_pauses, flow_resumes;
+    uint64_t appends_sent, probe_appends, entries_sent, entries_resent, bytes_resent;
+    uint64_t stall_probes, flow_paused_appends;
 };
 
 /* Creates the driver of node `self` on its shared hard-state store (borrowed). Returns NULL on

@@ -48,15 +48,23 @@ static void put64(struct rwire_buf *b, uint64_t v)
 
 int rwire_begin(struct rwire_buf *b, uint32_t from, uint32_t to)
 {
+    return rwire_begin_at(b, 0, from, to);
+}
+
+int rwire_begin_at(struct rwire_buf *b, size_t headroom, uint32_t from, uint32_t to)
+{
     b->len = 0;
     b->records = 0;
-    int rc = reserve(b, RWIRE_HEADER_BYTES);
+    b->base = 0;
+    int rc = reserve(b, headroom + RWIRE_HEADER_BYTES);
     if (rc < 0)
         return rc;
+    b->base = headroom;
+    b->len = headroom;
     put32(b, RWIRE_MAGIC);
-    rl_store_le16(b->p + 4, RWIRE_VERSION);
-    rl_store_le16(b->p + 6, 0);
-    b->len = 8;
+    rl_store_le16(b->p + headroom + 4, RWIRE_VERSION);
+    rl_store_le16(b->p + headroom + 6, 0);
+    b->len = headroom + 8;
     put32(b, from);
     put32(b, to);
     put32(b, 0);
@@ -66,8 +74,8 @@ int rwire_begin(struct rwire_buf *b, uint32_t from, uint32_t to)
 
 void rwire_end(struct rwire_buf *b)
 {
-    rl_store_le32(b->p + 16, b->records);
-    rl_store_le32(b->p + 20, (uint32_t)(b->len - RWIRE_HEADER_BYTES));
+    rl_store_le32(b->p + b->base + 16, b->records);
+    rl_store_le32(b->p + b->base + 20, (uint32_t)(b->len - b->base - RWIRE_HEADER_BYTES));
 }
 
 void rwire_buf_free(struct rwire_buf *b)

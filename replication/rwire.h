@@ -55,10 +55,14 @@ struct rwire_buf {
     uint8_t *p;
     size_t len, cap;
     uint32_t records;
+    size_t base; /* where the frame starts in p (room left before it for a transport) */
 };
 
 /* Starts a frame from `from` to `to` in b (discarding what it held). */
 int rwire_begin(struct rwire_buf *b, uint32_t from, uint32_t to);
+/* The same, with `headroom` bytes left free before the frame (b->base), so a transport can
+ * write its own header there and send the buffer as it is. */
+int rwire_begin_at(struct rwire_buf *b, size_t headroom, uint32_t from, uint32_t to);
 /* Appends a record. Return 0 or -ENOMEM. */
 int rwire_put_msg(struct rwire_buf *b, uint64_t group, const struct raft_msg *m);
 int rwire_put_hb(struct rwire_buf *b, uint64_t group, uint8_t form, uint64_t term,

@@ -679,13 +679,16 @@ int plog_reset_to(struct plog *log, uint64_t offset, const void *meta, uint32_t 
     log->truncations++;
     for (uint32_t i = 0; i < n; i++) {
         struct segment *seg = log->segs[i];
+        if (seg->refs > 0) {
+            /* A reader's slice (or a job) still holds it, maybe with its descriptor pinned:
+             * the last release closes the descriptors and frees it. */
+            seg->deleted = true;
+            continue;
+        }
         fcache_close(&log->st->fc, &seg->rd);
         fcache_close(&log->st->fc, &seg->wr);
         fcache_close(&log->st->fc, &seg->drd);
-        if (seg->refs > 0)
-            seg->deleted = true;
-        else
-            segment_free(seg);
+        segment_free(seg);
     }
     log->nsegs = 0;
     log->size_bytes = 0;

@@ -725,6 +725,21 @@ static int ctl_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
     return rc;
 }
 
+static int ctl_send_buf(void *ctx, uint32_t to, uint8_t **buf, size_t *cap, size_t len)
+{
+    struct ctl *c = ctx;
+    int rc = peer_send_buf(c->peer, to, PEER_RAFT, buf, cap, len);
+    if (rc == 0)
+        c->raft_bytes_sent += (uint64_t)len;
+    return rc;
+}
+
+static size_t ctl_backlog(void *ctx, uint32_t to)
+{
+    struct ctl *c = ctx;
+    return peer_backlog_bytes(c->peer, to);
+}
+
 static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *body,
                          size_t len)
 {
@@ -866,7 +881,8 @@ static int ctl_open_log(struct ctl *c, struct storage *st, char *err, size_t err
 
 static int ctl_open_group(struct ctl *c)
 {
-    struct repl_transport tr = {ctl_send, c};
+    struct repl_transport tr = {.send = ctl_send, .ctx = c, .backlog = ctl_backlog,
+                                .send_buf = ctl_send_buf, .headroom = PEER_FRAME_HEADER_BYTES};
     c->repl = repl_create(c->cfg.self, c->hs, &tr);
     if (!c->repl)
         return -ENOMEM;
@@ -1284,6 +1300,32 @@ size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap)
     return n;
 }
 
+/* The transport per peer node: frames sent and dropped, bytes queued now and at most. */
+static size_t ctl_peer_metrics_text(const struct ctl *c, char *buf, size_t cap)
+{
+    static const char *const names[] = {"frames_sent_total", "frames_dropped_total",
+                                        "bytes_queued", "bytes_queued_max", "send_calls_total"};
+    static const char *const types[] = {"counter", "counter", "gauge", "gauge", "counter"};
+    size_t n = 0;
+    for (uint32_t k = 0; k < 5; k++) {
+        if (n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "# TYPE ringlog_peer_%s %s\n", names[k],
+                                  types[k]);
+        for (uint32_t i = 0; i < c->n_brokers && n < cap; i++) {
+            uint32_t id = c->brokers[i].id;
+            if (id == c->cfg.self)
+                continue;
+            struct peer_node_stats ps;
+            peer_get_node_stats(c->peer, id, &ps);
+            uint64_t v[] = {ps.frames_sent, ps.frames_dropped, ps.bytes_queued,
+                            ps.bytes_queued_max, ps.send_calls};
+            n += (size_t)snprintf(buf + n, cap - n, "ringlog_peer_%s{node=\"%u\"} %" PRIu64
+                                  "\n", names[k], id, v[k]);
+        }
+    }
+    return n;
+}
+
 size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
 {
     struct ctl_status s;
@@ -1312,7 +1354,23 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("cluster_brokers_fenced", "gauge", fenced);
     M("replication_sent_bytes_total", "counter", c->raft_bytes_sent);
     M("replication_received_bytes_total", "counter", c->raft_bytes_received);
+    M("replication_appends_sent_total", "counter", rs.appends_sent);
+    M("replication_probe_appends_total", "counter", rs.probe_appends);
+    M("replication_entries_sent_total", "counter", rs.entries_sent);
+    M("replication_entries_resent_total", "counter", rs.entries_resent);
+    M("replication_bytes_resent_total", "counter", rs.bytes_resent);
+    M("replication_stall_probes_total", "counter", rs.stall_probes);
+    M("replication_flow_pauses_total", "counter", rs.flow_pauses);
+    M("replication_flow_paused_appends_total", "counter", rs.flow_paused_appends);
+    M("replication_frames_dropped_total", "counter", rs.frames_dropped);
+    struct raftlog_arena_stats as = {0};
+    if (c->arena)
+        raftlog_arena_get_stats(c->arena, &as);
+    M("replication_log_reads_total", "counter", as.send_reads);
+    M("replication_log_read_bytes_total", "counter", as.send_read_bytes);
 #undef M
+    if (n < cap)
+        n += ctl_peer_metrics_text(c, buf + n, cap - n);
     if (c->replicas && n < cap)
         n += replicas_metrics_text(c->replicas, buf + n, cap - n);
     if (n >= cap && cap)

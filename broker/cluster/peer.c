@@ -305,9 +305,10 @@ static void out_process(struct out_link *l, int64_t now)
             l->send_op.done = out_send_cb;
             l->send_op.ctx = l;
             l->send_inflight = true;
+            l->st.send_calls++;
             p->ops++;
             io_prep_send(p->io, &l->send_op, l->fd, l->wbuf.p + l->wbuf.off,
-                         l->wbuf.len - l->wbuf.off, MSG_NOSIGNAL);
+                         peer_send_chunk(l->wbuf.len - l->wbuf.off), MSG_NOSIGNAL);
         }
     }
     if (!l->recv_inflight) {
@@ -342,7 +343,42 @@ int peer_send(struct peer *p, uint32_t to, uint8_t type, const void *body, size_
         memcpy(h + PEER_FRAME_HEADER_BYTES, body, len);
     l->qbuf.len += need;
     l->st.frames_sent++;
+    size_t queued = peer_backlog_bytes(p, to);
+    if (queued > l->st.bytes_queued_max)
+        l->st.bytes_queued_max = queued;
     return 0;
+}
+
+int peer_send_buf(struct peer *p, uint32_t to, uint8_t type, uint8_t **buf, size_t *cap,
+                  size_t len)
+{
+    struct out_link *l = peer_out(p, to);
+    if (!l || l->qbuf.len > 0 || len > PEER_MAX_BODY_BYTES || !*buf ||
+        (l->state != L_UP && l->state != L_CONNECTING))
+        return peer_send(p, to, type, *buf ? *buf + PEER_FRAME_HEADER_BYTES : NULL, len);
+    uint8_t *h = *buf;
+    rl_store_le32(h, (uint32_t)len);
+    h[4] = type;
+    h[5] = h[6] = h[7] = 0;
+    uint8_t *old = l->qbuf.p;
+    size_t old_cap = l->qbuf.cap;
+    l->qbuf.p = *buf;
+    l->qbuf.cap = *cap;
+    l->qbuf.len = PEER_FRAME_HEADER_BYTES + len;
+    l->qbuf.off = 0;
+    *buf = old;
+    *cap = old_cap;
+    l->st.frames_sent++;
+    size_t queued = peer_backlog_bytes(p, to);
+    if (queued > l->st.bytes_queued_max)
+        l->st.bytes_queued_max = queued;
+    return 0;
+}
+
+size_t peer_backlog_bytes(const struct peer *p, uint32_t node)
+{
+    const struct out_link *l = peer_out(p, node);
+    return l ? l->qbuf.len + (l->wbuf.len - l->wbuf.off) : 0;
 }
 
 /* --- inbound --------------------------------------------------------------------------------- */
@@ -520,9 +556,10 @@ uint32_t peer_take_lost(struct peer *p, uint32_t *out, uint32_t cap)
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out)
 {
     const struct out_link *l = peer_out(p, node);
-    if (l)
+    if (l) {
         *out = l->st;
-    else
+        out->bytes_queued = peer_backlog_bytes(p, node);
+    } else
         memset(out, 0, sizeof(*out));
 }
 

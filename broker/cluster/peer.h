@@ -17,7 +17,11 @@
  * an error in the log naming both ids, and the connection is closed.
  *
  * Outbound queues are bounded (PEER_MAX_QUEUE_BYTES per node): a frame that does not fit is
- * dropped and counted (Raft tolerates loss; the sender retries). A lost connection drops what
+ * dropped and counted (Raft tolerates loss; the sender retries). The replication driver keeps
+ * far below that bound by pausing appends to a node whose backlog (peer_backlog_bytes) is
+ * high (repl.h, REPL_FLOW_PAUSE_BYTES), so a drop means a real overload. One send call writes
+ * at most PEER_MAX_SEND_BYTES, so one node's backlog cannot hold a huge socket write and
+ * frames queued meanwhile join the next write in order. A lost connection drops what
  * was queued on it and is dialed again after PEER_RECONNECT_MS.
  *
  * io callbacks only record results; peer_process (once per loop turn) does the work, so frames
@@ -39,6 +43,7 @@ struct peer;
 #define PEER_FRAME_HEADER_BYTES 8
 #define PEER_MAX_BODY_BYTES (80u << 20)   /* a larger frame closes the connection */
 #define PEER_MAX_QUEUE_BYTES (32u << 20)  /* queued for one node before frames are dropped */
+#define PEER_MAX_SEND_BYTES (1u << 20)    /* written to a socket by one send call */
 #define PEER_MAX_NODES 64
 #define PEER_MAX_INBOUND 128
 #define PEER_RECONNECT_MS 200
@@ -61,6 +66,9 @@ struct peer_node_stats {
     int64_t last_heard_ms;  /* monotonic ms of its last frame to us (0: never) */
     uint64_t frames_sent, frames_dropped, frames_received, bytes_sent, bytes_received;
     uint64_t losses;        /* established connections to or from it that were lost */
+    uint64_t bytes_queued;      /* now: queued or being written, not yet sent */
+    uint64_t bytes_queued_max;  /* the most ever queued at once */
+    uint64_t send_calls;        /* socket send operations */
 };
 
 /* Creates the transport of node `self` of cluster `cluster_id` on `io` (borrowed). NULL on
@@ -79,6 +87,13 @@ int peer_add(struct peer *p, uint32_t node, const char *host, uint16_t port);
  * dropped). */
 int peer_send(struct peer *p, uint32_t to, uint8_t type, const void *body, size_t len);
 
+/* As peer_send for a body at (*buf)[PEER_FRAME_HEADER_BYTES, + len) of a malloc'ed buffer of
+ * *cap bytes: the header is written in front of it and, when nothing is queued for `to`, the
+ * buffer itself becomes the queue (no copy) and the caller gets the queue's old buffer back in
+ * *buf and *cap (possibly NULL and 0). Otherwise the body is copied as peer_send does. */
+int peer_send_buf(struct peer *p, uint32_t to, uint8_t type, uint8_t **buf, size_t *cap,
+                  size_t len);
+
 /* Takes over an accepted connection whose first bytes (pre[0..n), n may be 0) began a peer
  * hello. The caller no longer owns fd. */
 void peer_adopt(struct peer *p, int fd, const uint8_t *pre, size_t n);
@@ -88,6 +103,15 @@ bool peer_is_hello(const uint8_t *buf, size_t n);
 
 /* Loop work: completions, inbound frames to on_frame, sends, dials due. */
 void peer_process(struct peer *p);
+
+/* Bytes queued for `node` and not yet written to its socket (0 for an unknown node). */
+size_t peer_backlog_bytes(const struct peer *p, uint32_t node);
+
+/* The length one send call writes of `pending` bytes (at most PEER_MAX_SEND_BYTES). */
+static inline size_t peer_send_chunk(size_t pending)
+{
+    return pending < PEER_MAX_SEND_BYTES ? pending : PEER_MAX_SEND_BYTES;
+}
 
 void peer_get_node_stats(const struct peer *p, uint32_t node, struct peer_node_stats *out);
 

@@ -306,3 +306,32 @@ Test(plog_reset, power_cuts_leave_the_old_log_or_the_new_one_never_a_mix)
     cr_assert_gt(outcomes[1], 0, "no cut landed after a reset");
 }
 #endif
+
+Test(plog_reset, a_reader_holding_a_slice_keeps_its_descriptor_across_the_reset)
+{
+    /* A fetch may hold a slice of an old segment (its descriptor pinned) when a snapshot
+     * install resets the log: the reset must leave that descriptor to the slice's release
+     * instead of closing it under the reader (which stopped the broker on an assertion). */
+    fill(NB);
+    struct plog_slice s;
+    bool pinned = false;
+    for (int i = 0; i < NB && !pinned; i++) {
+        cr_assert_eq(plog_read(g_log, g_base[i], 4096, UINT64_MAX, &s), 0);
+        pinned = s.fd >= 0;
+        if (!pinned)
+            plog_slice_release(g_log, &s);
+    }
+    cr_assert(pinned, "no batch was read from a file");
+    uint64_t at = plog_end_offset(g_log) + 100;
+    cr_assert_eq(plog_reset_to(g_log, at, NULL, 0), 0);
+    uint8_t buf[8];
+    cr_assert_eq(io_file_pread(g_io, s.fd, buf, sizeof(buf), s.file_position), (int)sizeof(buf),
+                 "the slice's descriptor still reads");
+    plog_slice_release(g_log, &s);
+    struct tu_batch nb;
+    uint64_t base;
+    cr_assert_eq(tu_build_append(g_io, g_log, &nb, 3, 100, 77, 5, &base), 0);
+    cr_assert_eq(base, at);
+    expect_batches(at, &nb, 1);
+    free(nb.data);
+}

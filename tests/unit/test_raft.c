@@ -1004,3 +1004,64 @@ Test(raft, leader_unreachable_needs_pre_vote_and_check_quorum)
     cr_assert_eq(node(2)->r.role, RAFT_FOLLOWER);
     cr_assert_eq(node(2)->r.leader, 1);
 }
+
+/* A heartbeat reply from `from` to leader `leader` as the wire would bring it, with the
+ * follower's durable `index` and received `hint` (a reply that was late, or from a follower
+ * that got nothing). */
+static void tc_hb_resp(uint32_t leader, uint32_t from, uint64_t index, uint64_t hint)
+{
+    struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = from, .to = leader,
+                         .term = node(leader)->r.term, .index = index, .hint_index = hint};
+    cr_assert_eq(raft_step(&node(leader)->r, &m, &tc.rd), 0);
+    tc_apply(leader);
+}
+
+Test(raft, late_replies_do_not_make_the_leader_resend_entries)
+{
+    /* Entries in flight are shipped once: replies that answer heartbeats sent before them (late,
+     * not lost) send nothing again; a reply to a heartbeat sent after them that still lacks
+     * them (a real loss) probes, and the follower catches up. */
+    tc_init(3, 3);
+    tc_elect(1);
+    tc_heartbeat(1);
+    uint64_t old = node(1)->r.last_index;
+    cr_assert_eq(node(1)->r.progress[2].state, RAFT_PR_REPLICATE);
+    cr_assert_eq(tc_propose(1, 5), 0);
+    tc_tick(1, 2); /* a heartbeat goes out behind the append */
+    struct raft_counters c0 = node(1)->r.ctr;
+    tc_hb_resp(1, 3, old, old); /* two replies to heartbeats from before the append */
+    tc_hb_resp(1, 3, old, old);
+    cr_assert_eq(node(1)->r.ctr.entries_resent, c0.entries_resent, "a late reply resent");
+    cr_assert_eq(node(1)->r.ctr.appends_sent, c0.appends_sent);
+    cr_assert_eq(node(1)->r.progress[2].state, RAFT_PR_REPLICATE);
+    tc_deliver();
+    cr_assert_eq(node(3)->r.last_index, node(1)->r.last_index);
+    cr_assert_eq(node(1)->r.ctr.entries_resent, c0.entries_resent);
+    /* Now a real loss: the appends never arrive, two heartbeats overtake them. */
+    cr_assert_eq(tc_propose(1, 5), 0);
+    tc_drop(RAFT_MSG_APPEND);
+    for (int i = 0; i < 3; i++)
+        tc_heartbeat(1);
+    cr_assert_eq(node(3)->r.last_index, node(1)->r.last_index, "the lost tail was resent");
+    cr_assert_gt(node(1)->r.ctr.stall_probes, c0.stall_probes);
+    cr_assert_gt(node(1)->r.ctr.entries_resent, c0.entries_resent);
+}
+
+Test(raft, a_probe_is_resent_at_most_once_per_two_heartbeats)
+{
+    /* A follower that answers heartbeats but never a probe (its probe may be lost or only
+     * late) gets the probe again on every second heartbeat reply, not on each. */
+    tc_init(3, 3);
+    tc.cut[1][3] = true; /* n3 hears nothing from n1, but its replies are fed in below */
+    tc_elect(1);
+    cr_assert_eq(node(1)->r.role, RAFT_LEADER);
+    cr_assert_eq(node(1)->r.progress[2].state, RAFT_PR_PROBE);
+    uint64_t probes = node(1)->r.ctr.probe_appends;
+    for (int i = 0; i < 4; i++) {
+        tc_tick(1, 2);
+        tc_hb_resp(1, 3, 0, 0);
+    }
+    cr_assert_eq(node(1)->r.ctr.probe_appends - probes, 4 / RAFT_PROBE_RESEND_HBS,
+                 "%llu probes in 4 heartbeats",
+                 (unsigned long long)(node(1)->r.ctr.probe_appends - probes));
+}

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 
+#include "broker/cluster/peer.h"
 #include "common/endian.h"
 #include "replication/hstore.h"
 #include "replication/memlog.h"
@@ -60,6 +61,8 @@ static struct {
     uint32_t early_grants;
     uint32_t loss_pct;  /* frames the transport drops */
     uint64_t rng;
+    size_t backlog[NODES + 1][NODES + 1]; /* what the transport says it holds, from -> to */
+    size_t max_frame[NODES + 1][NODES + 1]; /* the largest frame handed over, from -> to */
 } t;
 
 /* ---- the memlog as a repl log --------------------------------------------------------- */
@@ -134,6 +137,12 @@ static void check_frame_votes(const uint8_t *p, size_t len)
     }
 }
 
+static size_t tr_backlog(void *ctx, uint32_t to)
+{
+    const struct tnode *from = ctx;
+    return t.backlog[from->id][to];
+}
+
 static int tr_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 {
     struct tnode *from = ctx;
@@ -142,6 +151,8 @@ static int tr_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
         t.max_frames_per_pair_turn = t.frames_this_turn[from->id][to];
     if (t.check_votes && from->id == 2)
         check_frame_votes(frame, len);
+    if (len > t.max_frame[from->id][to])
+        t.max_frame[from->id][to] = len;
     if (t.loss_pct && tu_rand(&t.rng) % 100 < t.loss_pct)
         return 0; /* lost on the way: Raft and the heartbeat ids must cope */
     struct frame *f = &t.next[t.n_next++];
@@ -152,6 +163,28 @@ static int tr_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
     cr_assert_not_null(f->p);
     memcpy(f->p, frame, len);
     return 0;
+}
+
+/* The buffer-taking transport (repl_transport.send_buf) of nodes 2 and 3: the frame sits after
+ * 8 bytes of headroom; every other call takes the buffer and hands back none, the others hand
+ * back a small new one, as the peer transport swaps its queue's buffer. */
+static int tr_send_buf(void *ctx, uint32_t to, uint8_t **buf, size_t *cap, size_t len)
+{
+    static uint32_t calls;
+    cr_assert_not_null(*buf);
+    cr_assert_leq(8 + len, *cap);
+    cr_assert_eq(rl_load_le32(*buf + 8), RWIRE_MAGIC, "the frame starts after the headroom");
+    int rc = tr_send(ctx, to, *buf + 8, len);
+    free(*buf);
+    if (++calls % 2) {
+        *buf = NULL;
+        *cap = 0;
+    } else {
+        *cap = 64;
+        *buf = malloc(*cap);
+        cr_assert_not_null(*buf);
+    }
+    return rc;
 }
 
 /* ---- a cluster ------------------------------------------------------------------------ */
@@ -182,7 +215,11 @@ static void add_groups(struct tnode *n)
 
 static void start_node(struct tnode *n)
 {
-    struct repl_transport tr = {tr_send, n};
+    struct repl_transport tr = {.send = tr_send, .ctx = n, .backlog = tr_backlog};
+    if (n->id != 1) {
+        tr.send_buf = tr_send_buf;
+        tr.headroom = 8;
+    }
     cr_assert_eq(hstore_open(n->io, n->dir, &n->hs), 0);
     n->r = repl_create(n->id, n->hs, &tr);
     cr_assert_not_null(n->r);
@@ -536,7 +573,7 @@ static void durable_notify(void *ctx)
 
 static void pnode_start(struct pnode *n)
 {
-    struct repl_transport tr = {pt_send, n};
+    struct repl_transport tr = {.send = pt_send, .ctx = n};
     cr_assert_eq(hstore_open(n->io, n->dir, &n->hs), 0);
     n->r = repl_create(n->id, n->hs, &tr);
     for (uint32_t g = 0; g < PGROUPS; g++) {
@@ -988,4 +1025,117 @@ Test(repl, catch_up_stays_within_the_loop_budget_and_producers_go_on)
     cr_assert_leq(worst_commit_turns, 100, "producers were held up by the catch-up");
     assert_logs_identical();
     pcluster_fini();
+}
+
+/* The leader's appends sent so far (all groups of its driver). */
+static uint64_t appends_sent(const struct tnode *n)
+{
+    struct repl_stats st;
+    repl_get_stats(n->r, &st);
+    return st.appends_sent;
+}
+
+/* Proposes one batch in group 0 at its leader ld; returns the index that commits it. */
+static uint64_t propose_one(struct tnode *ld, uint32_t seq)
+{
+    struct tu_batch b = tu_build(2, 64, seq, 1000 + seq);
+    uint8_t *p = b.data;
+    uint64_t last = 0;
+    cr_assert_eq(repl_propose(ld->r, ld->logs[0].g, &p, &b.len, 1, &last), 0);
+    free(b.data);
+    return last;
+}
+
+Test(repl, flow_control_pauses_at_the_high_mark_and_resumes_at_the_low_one)
+{
+    /* Appends to a node stop once the transport's backlog to it reaches REPL_FLOW_PAUSE_BYTES
+     * (heartbeats go on), stay stopped until it drains to REPL_FLOW_RESUME_BYTES, and then
+     * go at once, in the same flush, without waiting for a heartbeat reply. */
+    cluster_init(1);
+    run_until_leaders(400);
+    struct tnode *ld = leader_of(0);
+    cr_assert_not_null(ld);
+    struct tnode *f = &t.n[ld->id % NODES]; /* a follower */
+    for (int i = 0; i < 20; i++)
+        turn();
+    /* Just under the high mark: appends still go. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_PAUSE_BYTES - 1;
+    turn();
+    uint64_t want = propose_one(ld, 1);
+    for (int i = 0; i < 20 && raft_last_index(repl_group_raft(f->logs[0].g)) < want; i++)
+        turn();
+    cr_assert_geq(raft_last_index(repl_group_raft(f->logs[0].g)), want);
+    /* At the high mark: paused. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_PAUSE_BYTES;
+    turn();
+    want = propose_one(ld, 2);
+    for (int i = 0; i < 20; i++)
+        turn();
+    cr_assert_lt(raft_last_index(repl_group_raft(f->logs[0].g)), want, "sent while paused");
+    struct repl_stats st;
+    repl_get_stats(ld->r, &st);
+    cr_assert_eq(st.flow_pauses, 1);
+    cr_assert_gt(st.flow_paused_appends, 0);
+    /* Drained, but not to the low mark: still paused. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_RESUME_BYTES + 1;
+    for (int i = 0; i < 20; i++)
+        turn();
+    cr_assert_lt(raft_last_index(repl_group_raft(f->logs[0].g)), want, "resumed too early");
+    /* At the low mark: the very next flush sends the appends. */
+    t.backlog[ld->id][f->id] = REPL_FLOW_RESUME_BYTES;
+    uint64_t before = appends_sent(ld);
+    turn();
+    cr_assert_gt(appends_sent(ld), before, "nothing sent in the flush that resumed");
+    for (int i = 0; i < 20 && raft_last_index(repl_group_raft(f->logs[0].g)) < want; i++)
+        turn();
+    cr_assert_geq(raft_last_index(repl_group_raft(f->logs[0].g)), want);
+    repl_get_stats(ld->r, &st);
+    cr_assert_eq(st.flow_resumes, 1);
+    cr_assert_eq(st.entries_resent, 0, "flow control made the leader send entries twice");
+    cluster_fini();
+}
+
+Test(repl, the_peer_transport_writes_at_most_a_mebibyte_per_send)
+{
+    /* One socket send of the broker-to-broker transport carries at most PEER_MAX_SEND_BYTES,
+     * so frames queued meanwhile follow in the next write; a node it does not know has no
+     * backlog. */
+    cr_assert_eq(peer_send_chunk(10), 10);
+    cr_assert_eq(peer_send_chunk(PEER_MAX_SEND_BYTES), PEER_MAX_SEND_BYTES);
+    cr_assert_eq(peer_send_chunk(PEER_MAX_SEND_BYTES + 1), PEER_MAX_SEND_BYTES);
+    cr_assert_eq(peer_send_chunk(64u << 20), 1u << 20);
+    cr_assert_gt(PEER_MAX_QUEUE_BYTES, REPL_FLOW_PAUSE_BYTES + RWIRE_MAX_FRAME_BYTES / 4);
+}
+
+Test(repl, flow_control_counts_a_window_queued_in_one_call)
+{
+    /* One proposal can make the core queue a whole window of appends for a follower before
+     * any of them is encoded: the high mark counts them too, so the frame stops about one
+     * message past it instead of a window past it. */
+    cluster_init(1);
+    run_until_leaders(400);
+    struct tnode *ld = leader_of(0);
+    struct tnode *f = &t.n[ld->id % NODES];
+    for (int i = 0; i < 20; i++)
+        turn();
+    t.backlog[ld->id][f->id] = REPL_FLOW_PAUSE_BYTES - (2u << 20);
+    turn(); /* the driver reads the backlog at a flush */
+    struct tu_batch b[8];
+    uint8_t *p[8];
+    uint32_t lens[8];
+    for (uint32_t i = 0; i < 8; i++) {
+        b[i] = tu_build(512, 1000, i, 5000 + 512 * i);
+        p[i] = b[i].data;
+        lens[i] = b[i].len;
+    }
+    memset(t.max_frame, 0, sizeof(t.max_frame));
+    uint64_t last = 0;
+    cr_assert_eq(repl_propose(ld->r, ld->logs[0].g, p, lens, 8, &last), 0);
+    turn();
+    size_t sent = t.max_frame[ld->id][f->id];
+    printf("backlog 2 MiB under the mark, 8 x 512 KiB proposed: a frame of %zu bytes\n", sent);
+    cr_assert_lt(sent, (3u << 20) + 4096, "the frame ran %zu bytes past the backlog", sent);
+    for (uint32_t i = 0; i < 8; i++)
+        free(b[i].data);
+    cluster_fini();
 }
