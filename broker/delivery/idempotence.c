@@ -386,13 +386,21 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
     }
     if (ip->ps && partition_replicated(p) && ip->lead_gen != partition_lead_generation(p)) {
         /* This replica became the leader again: while it followed, other leaders appended
-         * batches its state never recorded. The state is rebuilt from the log, which holds
-         * everything committed (a leader takes appends only once its log is committed). */
-        pstate_destroy(ip->ps);
-        ip->ps = NULL;
-        ip->dirty = false;
+         * batches. A follower's table holds the committed log below `applied` and only that:
+         * it goes on from there to the visible end, which is the whole log once the no-op
+         * committed (a leader takes appends only then). A table that still holds appends of
+         * an earlier leadership (its deposal not yet seen by idem_tick) may hold what a
+         * truncation cut: it is rebuilt from the snapshot, which is committed. */
+        if (ip->led) { /* may hold what a truncation cut */
+            pstate_destroy(ip->ps);
+            ip->ps = NULL;
+            ip->dirty = false;
+            ip->led = false;
+        } else {
+            idem_part_resume(id, ip);
+        }
     }
-    if (!ip->ps) {
+    if (!ip->ps || ip->loading || ip->load_queued) {
         idem_part_load(id, ip);
         return IDEM_PENDING; /* the caller waits with idem_wait_loaded */
     }
@@ -456,15 +464,41 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
 
 /* --- maintenance ------------------------------------------------------------------------------ */
 
+/* A follower's upkeep: its table applies what committed since the last tick (a replay from
+ * `applied`, short), so a leader change needs only the tail; a table holding appends of this
+ * replica's leadership may hold what the new leader's log cut, so it is rebuilt from the
+ * snapshot (committed, so never cut) instead. Returns true when the table may be expired and
+ * snapshotted now (it is not being replayed). */
+static bool idem_follow(struct idem *id, struct idem_part *ip)
+{
+    if (ip->loading || ip->load_queued)
+        return false;
+    if (ip->led) { /* appends of its leadership, maybe cut */
+        pstate_destroy(ip->ps);
+        ip->ps = NULL;
+        ip->dirty = false;
+        ip->led = false;
+        idem_part_load(id, ip);
+        return false;
+    }
+    if (partition_visible_end(ip->p) > ip->applied) {
+        idem_part_resume(id, ip);
+        return false; /* snapshot next tick, from the table brought up to date */
+    }
+    return true;
+}
+
 static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t now_ms,
                                 bool expire)
 {
     struct partition *p = ip->p;
     if (!ip->ps)
         return; /* being loaded (or its load failed: the next idempotent batch retries) */
-    if (partition_replicated(p) &&
-        (!partition_leads(p) || ip->lead_gen != partition_lead_generation(p)))
-        return; /* a follower's state is stale: never snapshot it */
+    if (partition_replicated(p) && !partition_leads(p) && !idem_follow(id, ip))
+        return;
+    if (partition_replicated(p) && partition_leads(p) &&
+        ip->lead_gen != partition_lead_generation(p))
+        return; /* a new leader's table is brought up to date by its first idem_check */
     if (expire) {
         uint32_t n = pstate_expire(ip->ps, now_ms, id->expiration_ms);
         id->st.expired += n;

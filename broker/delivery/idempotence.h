@@ -48,6 +48,9 @@ struct idem_stats {
     uint32_t partitions_loaded;  /* partitions whose producer state is in memory */
     uint64_t partition_producers; /* sum over loaded partitions of their producers */
     uint64_t duplicates, out_of_order, fenced, snapshots, expired;
+    uint64_t replayed_offsets;   /* log offsets replayed by loads, in total */
+    uint64_t resumes;            /* loads that went on from a table in memory (no snapshot) */
+    uint64_t last_replay_from, last_replay_end; /* the latest load's replay range */
 };
 
 /* Creates the broker-wide state. The next id handed out is the end of the last block recorded
