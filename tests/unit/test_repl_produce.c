@@ -162,11 +162,12 @@ static int64_t new_producer(void)
     return w.in.out_id;
 }
 
-/* An idempotent batch of 3 records (pid, epoch 0, seq 0), copied to buf; returns its length. */
-static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
+/* An idempotent batch of 3 records (pid, epoch 0, sequence seq), copied to buf; returns its
+ * length. */
+static uint32_t build_seq(int64_t pid, int32_t seq, uint8_t *buf, size_t cap)
 {
     memset(buf, 0, cap < 64 ? cap : 64);
-    batch_builder_reset(b.bb, pid, 0, 0);
+    batch_builder_reset(b.bb, pid, 0, seq);
     for (int i = 0; i < 3; i++) {
         struct batch_record_in rec = {.value = (const uint8_t *)"v", .value_len = 1,
                                       .timestamp = NOW_MS};
@@ -177,6 +178,11 @@ static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
     cr_assert(len > 0 && (size_t)len <= cap);
     memcpy(buf, p, (size_t)len);
     return (uint32_t)len;
+}
+
+static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
+{
+    return build_seq(pid, 0, buf, cap);
 }
 
 static void run_until(bool *flag)
@@ -367,9 +373,9 @@ static void follow_append(const uint8_t *batch, uint32_t len, uint32_t term)
 
 Test(repl_produce, a_follower_keeps_producer_state_so_a_new_leader_replays_only_the_tail)
 {
-    /* This replica leads term 2, then follows node 2 in term 3 while node 2 appends twenty
-     * other producers' batches and then P's, each committed, the loop's upkeep running as
-     * they come. Leading again in term 4, P's retry is recognised at once: the new leader's
+    /* This replica leads term 2, then follows node 2 in term 3 while node 2 appends 400
+     * batches of another producer and then P's, each committed, the loop's upkeep running
+     * every 20 batches. Leading again in term 4, P's retry is recognised at once: the new leader's
      * state load replays nothing (the follower applied what committed), where a rebuild
      * replayed the whole log. */
     g_write = true;
@@ -389,10 +395,11 @@ Test(repl_produce, a_follower_keeps_producer_state_so_a_new_leader_replays_only_
     cr_assert(q1->answered && q1->part.error_code == 0);
     partition_repl_role(g_p, false, 2, 3);
     idem_second(&now);
-    for (int k = 0; k < 20; k++) {
-        olen = build(new_producer(), other, sizeof(other));
+    int64_t q = new_producer();
+    for (int k = 0; k < 400; k++) {
+        olen = build_seq(q, 3 * k, other, sizeof(other));
         follow_append(other, olen, 3);
-        if (k % 4 == 3)
+        if (k % 20 == 19)
             idem_second(&now);
     }
     uint32_t len = build(g_pid, batch, sizeof(batch));
@@ -412,6 +419,10 @@ Test(repl_produce, a_follower_keeps_producer_state_so_a_new_leader_replays_only_
     cr_assert_eq(q2->part.base_offset, (int64_t)p_base, "the retry names the original's offsets");
     cr_assert_eq(g_next, end, "the retry was appended a second time");
     idem_get_stats(b.id, &st);
+    fprintf(stderr, "repl_produce: the new leader replayed offsets %llu..%llu of a log of %llu "
+            "(%llu offsets replayed since start)\n", (unsigned long long)st.last_replay_from,
+            (unsigned long long)st.last_replay_end, (unsigned long long)g_next,
+            (unsigned long long)st.replayed_offsets);
     cr_assert_eq(st.resumes, resumes + 1, "the new leader did not go on from the follower's state");
     cr_assert_eq(st.last_replay_end - st.last_replay_from, 0,
                  "the new leader replayed offsets %llu..%llu",
