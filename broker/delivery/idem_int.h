@@ -51,6 +51,7 @@ struct idem_part {
      * so no truncation can touch it. */
     uint64_t applied;
     bool led;
+    bool adopted; /* taken up by a follower: its table starts small (most have no producers) */
 };
 
 struct idem {

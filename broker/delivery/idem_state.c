@@ -60,6 +60,7 @@ struct idem_load {
     uint32_t slices;
     struct pstate *ps;
     uint32_t max_producers;
+    uint32_t min_producers;        /* the table's first size */
     uint8_t *scratch;              /* CHECKPOINT_MAX_PAYLOAD: snapshot image, header window */
     struct plog_slice slice;
     bool have_slice;
@@ -199,7 +200,7 @@ static void idem_load_snapshot_run(struct idem_load *ld)
     uint32_t count = 0;
     if (n >= 20)
         memcpy(&count, ld->scratch + 16, 4); /* the snapshot's producer count (pstate.c) */
-    uint32_t want = IDEM_PART_MIN_PRODUCERS;
+    uint32_t want = ld->min_producers;
     while (want < count && want < IDEM_PART_MAX_PRODUCERS)
         want *= 2;
     ld->max_producers = want > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : want;
@@ -296,7 +297,8 @@ static void idem_load_end(struct idem_load *ld)
         id->st.resumes += ld->resume;
         id->st.last_replay_from = ld->from;
         id->st.last_replay_end = ld->end;
-        if (!ld->resume || ld->end - ld->from >= IDEM_RESUME_LOG_OFFSETS)
+        if (!ld->resume || partition_leads(ld->p) ||
+            ld->end - ld->from >= IDEM_RESUME_LOG_OFFSETS) /* a follower's are routine */
             RL_INFO("%s-%u: producer state %s (%u producers, replayed offsets %lld..%llu)",
                     partition_topic(ld->p), partition_index(ld->p),
                     ld->resume ? "brought up to date" : "loaded", pstate_count(ip->ps),
@@ -414,7 +416,9 @@ static void idem_load_next(struct idem *id)
         }
         *ld = (struct idem_load){.id = id, .io = id->io, .ip = ip, .p = ip->p, .scratch = scratch,
                                  .now_ms = id->now_ms, .stage = IDEM_LOAD_SNAPSHOT,
-                                 .resume = ip->ps != NULL};
+                                 .resume = ip->ps != NULL,
+                                 .min_producers = ip->adopted ? IDEM_PART_FOLLOWER_PRODUCERS
+                                                              : IDEM_PART_MIN_PRODUCERS};
         ld->job.run = idem_load_run;
         ld->job.done = idem_load_done;
         idem_part_dir(id, ip->p, ld->dir, sizeof(ld->dir));

@@ -42,6 +42,9 @@ _Static_assert(IDEM_BLOCK_SIZE == META_PRODUCER_ID_BLOCK, "one producer-id block
 /* Besides rolls, a snapshot once this many bytes were appended and this long has passed since
  * the last one, so replay after a crash reads a bounded part of a large active segment. */
 #define IDEM_SNAPSHOT_EVERY_BYTES (256ull << 20)
+/* A follower takes up a partition's producer state once its committed log holds more than
+ * this many offsets: below it the log is the leaders' no-ops and configuration entries. */
+#define IDEM_FOLLOW_MIN_OFFSETS 16
 #define IDEM_SNAPSHOT_MIN_INTERVAL_MS 10000
 
 /* --- epoch map -------------------------------------------------------------------------------- */
@@ -520,6 +523,31 @@ static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t n
     idem_part_snapshot(id, ip, now_ms);
 }
 
+/* Takes up the producer state of replicated partitions this replica follows and holds none of
+ * (from then on idem_follow keeps it up to date), so their first leadership here needs only a
+ * short replay. Only into free load slots with nothing queued: a produce's load or an epoch
+ * bump never waits behind more than IDEM_MAX_LOADS of them. */
+static void idem_adopt(struct idem *id)
+{
+    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(id->meta, i);
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            struct partition *p = t->parts[k];
+            if (!p || !partition_replicated(p) || partition_leads(p) || partition_gone(p) ||
+                partition_attachment(p) ||
+                partition_visible_end(p) - partition_start_offset(p) <= IDEM_FOLLOW_MIN_OFFSETS)
+                continue;
+            if (id->load_head || id->loads_inflight >= IDEM_MAX_LOADS)
+                return;
+            struct idem_part *ip = idem_part_get(id, p);
+            if (!ip)
+                return;
+            ip->adopted = true;
+            idem_part_load(id, ip);
+        }
+    }
+}
+
 void idem_tick(struct idem *id, int64_t now_ms)
 {
     id->now_ms = now_ms;
@@ -538,6 +566,7 @@ void idem_tick(struct idem *id, int64_t now_ms)
             producers += pstate_count(ip->ps);
         }
     }
+    idem_adopt(id);
     id->st.partitions_loaded = loaded;
     id->st.partition_producers = producers;
 }

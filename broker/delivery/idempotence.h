@@ -38,6 +38,7 @@ struct idem;
 #define IDEM_BLOCK_RETRIES 8               /* a block refused because another came first */
 #define IDEM_MAX_PRODUCERS 65536            /* broker-wide producers whose epoch is tracked */
 #define IDEM_PART_MIN_PRODUCERS 64          /* first table size of a partition */
+#define IDEM_PART_FOLLOWER_PRODUCERS 4      /* ... that a follower took up (grows on demand) */
 #define IDEM_PART_MAX_PRODUCERS 7000        /* per partition; the snapshot stays < 1 MiB */
 #define IDEM_MAX_LOADS 2                    /* partitions loading at once */
 #define IDEM_SNAPSHOT_NAME "producer.snapshot"

@@ -476,3 +476,44 @@ Test(repl_produce, a_truncation_on_a_follower_removes_the_cut_producers_sequence
     free(q1);
     free(q2);
 }
+
+Test(repl_produce, a_follower_takes_up_producer_state_it_never_held)
+{
+    /* This replica only follows (node 2 leads term 3) and has no producer state: once the
+     * committed log holds more than the leaders' control entries, the upkeep takes the state
+     * up and keeps it current, so at its first leadership P's retry is recognised after a
+     * replay of nothing. */
+    g_write = true;
+    int64_t now = NOW_MS;
+    static uint8_t batch[4096], other[4096];
+    struct preq *q2 = calloc(1, sizeof(*q2));
+    partition_repl_role(g_p, false, 2, 3);
+    int64_t q = new_producer();
+    for (int k = 0; k < 40; k++) {
+        uint32_t olen = build_seq(q, 3 * k, other, sizeof(other));
+        follow_append(other, olen, 3);
+        if (k % 10 == 9)
+            idem_second(&now);
+    }
+    uint32_t len = build(g_pid, batch, sizeof(batch));
+    uint64_t p_base = g_next;
+    follow_append(batch, len, 3);
+    idem_second(&now);
+    struct idem_stats st;
+    idem_get_stats(b.id, &st);
+    cr_assert_eq(st.last_replay_end, g_next, "the follower did not take up the state");
+    partition_repl_role(g_p, true, 1, 4);
+    uint64_t end = g_next;
+    produce_send(g_ps, q2, batch, len);
+    run_until(&q2->answered);
+    cr_assert(q2->answered, "the retry was never answered");
+    cr_assert_eq(q2->part.error_code, 0, "the retry: %d", q2->part.error_code);
+    cr_assert_eq(q2->part.base_offset, (int64_t)p_base);
+    cr_assert_eq(g_next, end, "the retry was appended a second time");
+    idem_get_stats(b.id, &st);
+    cr_assert_eq(st.last_replay_end - st.last_replay_from, 0,
+                 "the new leader replayed offsets %llu..%llu",
+                 (unsigned long long)st.last_replay_from, (unsigned long long)st.last_replay_end);
+    preq_free(q2);
+    free(q2);
+}
