@@ -467,12 +467,10 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
 
 /* --- maintenance ------------------------------------------------------------------------------ */
 
-/* A follower's upkeep: its table applies what committed since the last tick (a replay from
- * `applied`, short), so a leader change needs only the tail; a table holding appends of this
- * replica's leadership may hold what the new leader's log cut, so it is rebuilt from the
- * snapshot (committed, so never cut) instead. Returns true when the table may be expired and
- * snapshotted now (it is not being replayed). */
-static bool idem_follow(struct idem *id, struct idem_part *ip)
+/* A follower's table is ready for upkeep (expiry, snapshots, then idem_follow_apply) unless
+ * it is being replayed, or it holds appends of this replica's leadership: those may be what
+ * the new leader's log cut, so it is rebuilt from the snapshot (committed, so never cut). */
+static bool idem_follow_ready(struct idem *id, struct idem_part *ip)
 {
     if (ip->loading || ip->load_queued)
         return false;
@@ -484,12 +482,22 @@ static bool idem_follow(struct idem *id, struct idem_part *ip)
         idem_part_load(id, ip);
         return false;
     }
-    if (partition_visible_end(ip->p) > ip->applied) {
-        idem_part_resume(id, ip);
-        return false; /* snapshot next tick, from the table brought up to date */
-    }
     return true;
 }
+
+/* A follower's table applies what committed since the last tick (a replay from `applied`,
+ * short), so a leader change needs only the tail. After the snapshot checks: the table is
+ * away while it is replayed. */
+static void idem_follow_apply(struct idem *id, struct idem_part *ip)
+{
+    if (!ip->ps || ip->loading || ip->load_queued || partition_gone(ip->p))
+        return;
+    if (partition_visible_end(ip->p) > ip->applied) {
+        idem_part_resume(id, ip);
+    }
+}
+
+static void idem_upkeep(struct idem *id, struct idem_part *ip, int64_t now_ms, bool expire);
 
 static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t now_ms,
                                 bool expire)
@@ -497,8 +505,20 @@ static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t n
     struct partition *p = ip->p;
     if (!ip->ps)
         return; /* being loaded (or its load failed: the next idempotent batch retries) */
-    if (partition_replicated(p) && !partition_leads(p) && !idem_follow(id, ip))
+    if (partition_replicated(p) && !partition_leads(p)) {
+        if (!idem_follow_ready(id, ip))
+            return;
+        idem_upkeep(id, ip, now_ms, expire); /* expiry and snapshots, as a leader's */
+        idem_follow_apply(id, ip);
         return;
+    }
+    idem_upkeep(id, ip, now_ms, expire);
+}
+
+/* Expiry and snapshots of a table that is in place. */
+static void idem_upkeep(struct idem *id, struct idem_part *ip, int64_t now_ms, bool expire)
+{
+    struct partition *p = ip->p;
     if (partition_replicated(p) && partition_leads(p) &&
         ip->lead_gen != partition_lead_generation(p))
         return; /* a new leader's table is brought up to date by its first idem_check */

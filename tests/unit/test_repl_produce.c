@@ -409,6 +409,7 @@ Test(repl_produce, a_follower_keeps_producer_state_so_a_new_leader_replays_only_
     struct idem_stats st;
     idem_get_stats(b.id, &st);
     cr_assert_eq(st.last_replay_end, g_next, "the follower did not apply up to the commit");
+    cr_assert_gt(st.snapshots, 0, "the follower never snapshotted its state (its log rolled)");
     uint64_t resumes = st.resumes;
     partition_repl_role(g_p, true, 1, 4);
     uint64_t end = g_next;
