@@ -551,6 +551,8 @@ static void idem_adopt(struct idem *id)
 {
     for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
         const struct meta_topic *t = meta_topic_at(id->meta, i);
+        if (meta_topic_internal(t->name))
+            continue; /* clients may not produce to it */
         for (uint32_t k = 0; k < t->partition_count; k++) {
             struct partition *p = t->parts[k];
             if (!p || !partition_replicated(p) || partition_leads(p) || partition_gone(p) ||
