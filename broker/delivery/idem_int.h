@@ -45,6 +45,13 @@ struct idem_part {
     /* partition_lead_generation when the loaded state's replay range was taken: a replicated
      * partition whose replica led again since holds appends this state never saw. */
     uint64_t lead_gen;
+    /* The table holds every idempotent batch of the log below `applied` (a load's replay end)
+     * and, when `led`, batches recorded while leading past it, which a truncation may cut. A
+     * follower's table holds committed batches only (a load never reads past the visible end),
+     * so no truncation can touch it. */
+    uint64_t applied;
+    bool led;
+    bool adopted; /* taken up by a follower: its table starts small (most have no producers) */
 };
 
 struct idem {
@@ -80,6 +87,9 @@ struct idem {
 struct idem_part *idem_part_get(struct idem *id, struct partition *p);
 /* Queues a load of ip's state (nothing when loaded, loading or queued). */
 void idem_part_load(struct idem *id, struct idem_part *ip);
+/* Queues a load that goes on from ip's table in memory, replaying the log from ip->applied to
+ * the visible end (a follower applying what committed; a new leader's catch-up). */
+void idem_part_resume(struct idem *id, struct idem_part *ip);
 /* True while loads run or wait. */
 bool idem_loads_busy(const struct idem *id);
 /* Records one batch into a loaded ip, growing its table when full. Returns 0 or RL_E_LIMIT. */

@@ -40,6 +40,7 @@
 
 #define IDEM_REPLAY_READ_BYTES (16u << 20) /* per slice; read 1 MiB at a time */
 #define IDEM_REPLAY_MAX_SLICES (1u << 24)
+#define IDEM_RESUME_LOG_OFFSETS 100000u /* a follower's catch-up this long is logged */
 
 enum idem_load_stage { IDEM_LOAD_SNAPSHOT, IDEM_LOAD_SLICE };
 
@@ -55,9 +56,11 @@ struct idem_load {
     int64_t next;                  /* the snapshot's next offset */
     uint64_t from, end, off;       /* replay [from, end); off: the next slice */
     uint64_t lead_gen;             /* the partition's lead generation when end was taken */
+    bool resume;                   /* goes on from the partition's table: no snapshot read */
     uint32_t slices;
     struct pstate *ps;
     uint32_t max_producers;
+    uint32_t min_producers;        /* the table's first size */
     uint8_t *scratch;              /* CHECKPOINT_MAX_PAYLOAD: snapshot image, header window */
     struct plog_slice slice;
     bool have_slice;
@@ -179,6 +182,7 @@ int idem_part_record(struct idem *id, struct idem_part *ip, const struct batch_h
                      uint64_t base_offset, int64_t now_ms)
 {
     ip->dirty = true;
+    ip->led = true; /* past `applied`, possibly not committed */
     return idem_table_record(&ip->ps, &ip->max_producers, id->scratch, h, base_offset, now_ms);
 }
 
@@ -196,7 +200,7 @@ static void idem_load_snapshot_run(struct idem_load *ld)
     uint32_t count = 0;
     if (n >= 20)
         memcpy(&count, ld->scratch + 16, 4); /* the snapshot's producer count (pstate.c) */
-    uint32_t want = IDEM_PART_MIN_PRODUCERS;
+    uint32_t want = ld->min_producers;
     while (want < count && want < IDEM_PART_MAX_PRODUCERS)
         want *= 2;
     ld->max_producers = want > IDEM_PART_MAX_PRODUCERS ? IDEM_PART_MAX_PRODUCERS : want;
@@ -285,10 +289,20 @@ static void idem_load_end(struct idem_load *ld)
         ip->ps = ld->ps;
         ip->max_producers = ld->max_producers;
         ip->lead_gen = ld->lead_gen;
+        ip->applied = ld->end;
+        ip->led = false;
+        ip->dirty |= ld->resume && ld->end > ld->from; /* a follower snapshots what it applied */
         ld->ps = NULL;
-        RL_INFO("%s-%u: producer state loaded (%u producers, replayed offsets %lld..%llu)",
-                partition_topic(ld->p), partition_index(ld->p), pstate_count(ip->ps),
-                (long long)ld->from, (unsigned long long)ld->end);
+        id->st.replayed_offsets += ld->end - ld->from;
+        id->st.resumes += ld->resume;
+        id->st.last_replay_from = ld->from;
+        id->st.last_replay_end = ld->end;
+        if (!ld->resume || partition_leads(ld->p) ||
+            ld->end - ld->from >= IDEM_RESUME_LOG_OFFSETS) /* a follower's are routine */
+            RL_INFO("%s-%u: producer state %s (%u producers, replayed offsets %lld..%llu)",
+                    partition_topic(ld->p), partition_index(ld->p),
+                    ld->resume ? "brought up to date" : "loaded", pstate_count(ip->ps),
+                    (long long)ld->from, (unsigned long long)ld->end);
     } else {
         RL_ERROR("%s-%u: cannot rebuild producer state from the log: %s",
                  partition_topic(ld->p), partition_index(ld->p), rl_strerror(ld->rc));
@@ -317,8 +331,10 @@ static bool idem_load_slice(struct idem_load *ld)
         if (ld->rc)
             return true;
         ld->have_slice = true;
-        if (ld->slice.len == 0)
+        if (ld->slice.len == 0) {
+            ld->end = ld->off; /* nothing readable past here: the table covers no more */
             return true;
+        }
         if (!ld->slice.mem) {
             ld->stage = IDEM_LOAD_SLICE;
             ld->rc = bg_submit(ld->id->bg, &ld->job);
@@ -362,6 +378,24 @@ static void idem_load_done(struct bg_job *j)
         idem_load_end(ld);
 }
 
+/* A resumed load: no snapshot, the table in memory covers the log below ip->applied (all
+ * committed, so still in the log), and replay goes from there to the visible end now. */
+static void idem_load_resume(struct idem_load *ld)
+{
+    struct idem_part *ip = ld->ip;
+    ld->ps = ip->ps;
+    ld->max_producers = ip->max_producers;
+    ip->ps = NULL; /* idem_check waits (IDEM_PENDING) while the bg thread records into it */
+    uint64_t start = partition_start_offset(ld->p);
+    ld->end = partition_visible_end(ld->p);
+    ld->lead_gen = partition_lead_generation(ld->p);
+    ld->from = ld->off = ip->applied < start ? start : ip->applied;
+    if (ld->end < ld->from)
+        ld->end = ld->from; /* cannot happen: the visible end never moves back */
+    if (idem_load_slice(ld))
+        idem_load_end(ld);
+}
+
 /* Starts queued loads while fewer than IDEM_MAX_LOADS run. */
 static void idem_load_next(struct idem *id)
 {
@@ -381,12 +415,19 @@ static void idem_load_next(struct idem *id)
             continue;
         }
         *ld = (struct idem_load){.id = id, .io = id->io, .ip = ip, .p = ip->p, .scratch = scratch,
-                                 .now_ms = id->now_ms, .stage = IDEM_LOAD_SNAPSHOT};
+                                 .now_ms = id->now_ms, .stage = IDEM_LOAD_SNAPSHOT,
+                                 .resume = ip->ps != NULL,
+                                 .min_producers = ip->adopted ? IDEM_PART_FOLLOWER_PRODUCERS
+                                                              : IDEM_PART_MIN_PRODUCERS};
         ld->job.run = idem_load_run;
         ld->job.done = idem_load_done;
         idem_part_dir(id, ip->p, ld->dir, sizeof(ld->dir));
         ip->loading = true;
         id->loads_inflight++;
+        if (ld->resume) {
+            idem_load_resume(ld);
+            continue;
+        }
         if (bg_submit(id->bg, &ld->job)) {
             ld->rc = RL_E_FULL;
             idem_load_end(ld);
@@ -396,10 +437,8 @@ static void idem_load_next(struct idem *id)
         idem_loads_drained(id);
 }
 
-void idem_part_load(struct idem *id, struct idem_part *ip)
+static void idem_part_queue(struct idem *id, struct idem_part *ip)
 {
-    if (ip->ps || ip->loading || ip->load_queued)
-        return;
     partition_pin(ip->p); /* until the load ends: the partition outlives it */
     ip->load_queued = true;
     ip->load_next = NULL;
@@ -409,6 +448,20 @@ void idem_part_load(struct idem *id, struct idem_part *ip)
         id->load_head = ip;
     id->load_tail = ip;
     idem_load_next(id);
+}
+
+void idem_part_load(struct idem *id, struct idem_part *ip)
+{
+    if (ip->ps || ip->loading || ip->load_queued)
+        return;
+    idem_part_queue(id, ip);
+}
+
+void idem_part_resume(struct idem *id, struct idem_part *ip)
+{
+    if (!ip->ps || ip->loading || ip->load_queued)
+        return;
+    idem_part_queue(id, ip);
 }
 
 bool idem_loads_busy(const struct idem *id)
@@ -456,7 +509,7 @@ static void idem_snap_done(struct bg_job *j)
     partition_unpin(ip->p);
     free(sn->buf);
     free(sn);
-    if (ip->snapshot_wanted && !partition_gone(ip->p)) {
+    if (ip->snapshot_wanted && ip->ps && !ip->loading && !partition_gone(ip->p)) {
         ip->snapshot_wanted = false;
         idem_part_snapshot(ip->id, ip, ip->snapshot_ms);
     }
@@ -474,8 +527,10 @@ void idem_part_snapshot(struct idem *id, struct idem_part *ip, int64_t now_ms)
     /* Only what is durable: batches recorded but not yet durable (in flight, or queued
      * behind a full log) are left out, and replay after a restart finds them if they reached
      * the disk. */
-    int n = buf ? pstate_snapshot_encode(ip->ps, (int64_t)partition_visible_end(ip->p), buf,
-                                         cap) : -ENOMEM;
+    uint64_t upto = partition_visible_end(ip->p);
+    if (partition_replicated(ip->p) && !ip->led && ip->applied < upto)
+        upto = ip->applied; /* a follower's table covers what it applied, no more */
+    int n = buf ? pstate_snapshot_encode(ip->ps, (int64_t)upto, buf, cap) : -ENOMEM;
     if (n < 0) {
         RL_WARN("%s-%u: cannot encode the producer-state snapshot: %s", partition_topic(ip->p),
                 partition_index(ip->p), rl_strerror(n));

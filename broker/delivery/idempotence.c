@@ -42,6 +42,9 @@ _Static_assert(IDEM_BLOCK_SIZE == META_PRODUCER_ID_BLOCK, "one producer-id block
 /* Besides rolls, a snapshot once this many bytes were appended and this long has passed since
  * the last one, so replay after a crash reads a bounded part of a large active segment. */
 #define IDEM_SNAPSHOT_EVERY_BYTES (256ull << 20)
+/* A follower takes up a partition's producer state once its committed log holds more than
+ * this many offsets: below it the log is the leaders' no-ops and configuration entries. */
+#define IDEM_FOLLOW_MIN_OFFSETS 16
 #define IDEM_SNAPSHOT_MIN_INTERVAL_MS 10000
 
 /* --- epoch map -------------------------------------------------------------------------------- */
@@ -386,13 +389,21 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
     }
     if (ip->ps && partition_replicated(p) && ip->lead_gen != partition_lead_generation(p)) {
         /* This replica became the leader again: while it followed, other leaders appended
-         * batches its state never recorded. The state is rebuilt from the log, which holds
-         * everything committed (a leader takes appends only once its log is committed). */
-        pstate_destroy(ip->ps);
-        ip->ps = NULL;
-        ip->dirty = false;
+         * batches. A follower's table holds the committed log below `applied` and only that:
+         * it goes on from there to the visible end, which is the whole log once the no-op
+         * committed (a leader takes appends only then). A table that still holds appends of
+         * an earlier leadership (its deposal not yet seen by idem_tick) may hold what a
+         * truncation cut: it is rebuilt from the snapshot, which is committed. */
+        if (ip->led) { /* may hold what a truncation cut */
+            pstate_destroy(ip->ps);
+            ip->ps = NULL;
+            ip->dirty = false;
+            ip->led = false;
+        } else {
+            idem_part_resume(id, ip);
+        }
     }
-    if (!ip->ps) {
+    if (!ip->ps || ip->loading || ip->load_queued) {
         idem_part_load(id, ip);
         return IDEM_PENDING; /* the caller waits with idem_wait_loaded */
     }
@@ -456,15 +467,61 @@ void idem_record(struct idem *id, struct partition *p, const struct batch_header
 
 /* --- maintenance ------------------------------------------------------------------------------ */
 
+/* A follower's table is ready for upkeep (expiry, snapshots, then idem_follow_apply) unless
+ * it is being replayed, or it holds appends of this replica's leadership: those may be what
+ * the new leader's log cut, so it is rebuilt from the snapshot (committed, so never cut). */
+static bool idem_follow_ready(struct idem *id, struct idem_part *ip)
+{
+    if (ip->loading || ip->load_queued)
+        return false;
+    if (ip->led) { /* appends of its leadership, maybe cut */
+        pstate_destroy(ip->ps);
+        ip->ps = NULL;
+        ip->dirty = false;
+        ip->led = false;
+        idem_part_load(id, ip);
+        return false;
+    }
+    return true;
+}
+
+/* A follower's table applies what committed since the last tick (a replay from `applied`,
+ * short), so a leader change needs only the tail. After the snapshot checks: the table is
+ * away while it is replayed. */
+static void idem_follow_apply(struct idem *id, struct idem_part *ip)
+{
+    if (!ip->ps || ip->loading || ip->load_queued || partition_gone(ip->p))
+        return;
+    if (partition_visible_end(ip->p) > ip->applied) {
+        idem_part_resume(id, ip);
+    }
+}
+
+static void idem_upkeep(struct idem *id, struct idem_part *ip, int64_t now_ms, bool expire);
+
 static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t now_ms,
                                 bool expire)
 {
     struct partition *p = ip->p;
     if (!ip->ps)
         return; /* being loaded (or its load failed: the next idempotent batch retries) */
-    if (partition_replicated(p) &&
-        (!partition_leads(p) || ip->lead_gen != partition_lead_generation(p)))
-        return; /* a follower's state is stale: never snapshot it */
+    if (partition_replicated(p) && !partition_leads(p)) {
+        if (!idem_follow_ready(id, ip))
+            return;
+        idem_upkeep(id, ip, now_ms, expire); /* expiry and snapshots, as a leader's */
+        idem_follow_apply(id, ip);
+        return;
+    }
+    idem_upkeep(id, ip, now_ms, expire);
+}
+
+/* Expiry and snapshots of a table that is in place. */
+static void idem_upkeep(struct idem *id, struct idem_part *ip, int64_t now_ms, bool expire)
+{
+    struct partition *p = ip->p;
+    if (partition_replicated(p) && partition_leads(p) &&
+        ip->lead_gen != partition_lead_generation(p))
+        return; /* a new leader's table is brought up to date by its first idem_check */
     if (expire) {
         uint32_t n = pstate_expire(ip->ps, now_ms, id->expiration_ms);
         id->st.expired += n;
@@ -486,6 +543,33 @@ static void idem_tick_partition(struct idem *id, struct idem_part *ip, int64_t n
     idem_part_snapshot(id, ip, now_ms);
 }
 
+/* Takes up the producer state of replicated partitions this replica follows and holds none of
+ * (from then on idem_follow keeps it up to date), so their first leadership here needs only a
+ * short replay. Only into free load slots with nothing queued: a produce's load or an epoch
+ * bump never waits behind more than IDEM_MAX_LOADS of them. */
+static void idem_adopt(struct idem *id)
+{
+    for (size_t i = 0; i < meta_topic_count(id->meta); i++) {
+        const struct meta_topic *t = meta_topic_at(id->meta, i);
+        if (meta_topic_internal(t->name))
+            continue; /* clients may not produce to it */
+        for (uint32_t k = 0; k < t->partition_count; k++) {
+            struct partition *p = t->parts[k];
+            if (!p || !partition_replicated(p) || partition_leads(p) || partition_gone(p) ||
+                partition_attachment(p) ||
+                partition_visible_end(p) - partition_start_offset(p) <= IDEM_FOLLOW_MIN_OFFSETS)
+                continue;
+            if (id->load_head || id->loads_inflight >= IDEM_MAX_LOADS)
+                return;
+            struct idem_part *ip = idem_part_get(id, p);
+            if (!ip)
+                return;
+            ip->adopted = true;
+            idem_part_load(id, ip);
+        }
+    }
+}
+
 void idem_tick(struct idem *id, int64_t now_ms)
 {
     id->now_ms = now_ms;
@@ -504,6 +588,7 @@ void idem_tick(struct idem *id, int64_t now_ms)
             producers += pstate_count(ip->ps);
         }
     }
+    idem_adopt(id);
     id->st.partitions_loaded = loaded;
     id->st.partition_producers = producers;
 }

@@ -38,6 +38,7 @@ struct idem;
 #define IDEM_BLOCK_RETRIES 8               /* a block refused because another came first */
 #define IDEM_MAX_PRODUCERS 65536            /* broker-wide producers whose epoch is tracked */
 #define IDEM_PART_MIN_PRODUCERS 64          /* first table size of a partition */
+#define IDEM_PART_FOLLOWER_PRODUCERS 4      /* ... that a follower took up (grows on demand) */
 #define IDEM_PART_MAX_PRODUCERS 7000        /* per partition; the snapshot stays < 1 MiB */
 #define IDEM_MAX_LOADS 2                    /* partitions loading at once */
 #define IDEM_SNAPSHOT_NAME "producer.snapshot"
@@ -48,6 +49,9 @@ struct idem_stats {
     uint32_t partitions_loaded;  /* partitions whose producer state is in memory */
     uint64_t partition_producers; /* sum over loaded partitions of their producers */
     uint64_t duplicates, out_of_order, fenced, snapshots, expired;
+    uint64_t replayed_offsets;   /* log offsets replayed by loads, in total */
+    uint64_t resumes;            /* loads that went on from a table in memory (no snapshot) */
+    uint64_t last_replay_from, last_replay_end; /* the latest load's replay range */
 };
 
 /* Creates the broker-wide state. The next id handed out is the end of the last block recorded

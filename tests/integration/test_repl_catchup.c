@@ -212,8 +212,9 @@ Test(repl_catchup, a_follower_behind_the_log_start_is_installed_and_streamed, .f
     int64_t sent0 = metric_on(leader, "ringlog_replication_sent_bytes_total");
     uint64_t produced = 0;
     for (uint32_t k = 0; produced < PRODUCE_BYTES && k < 1000; k++) {
-        cr_assert_eq(tl_produce(&lc, TOPIC, 0, batch, (uint32_t)blen, -1, NULL), 0,
-                     "acks=all produce %u with one follower down", k);
+        int prc = tl_produce(&lc, TOPIC, 0, batch, (uint32_t)blen, -1, NULL);
+        cr_assert_eq(prc, 0, "acks=all produce %u with one follower down: %s", k,
+                     rl_strerror(prc));
         produced += (uint64_t)blen;
     }
     char lag_r[160], lag_b[160], isr[160];

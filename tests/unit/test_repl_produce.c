@@ -26,9 +26,12 @@ static uint64_t g_next;      /* the log end the leader's proposals reach */
 static bool g_write;         /* proposals (and follower appends) go to the plog too */
 static struct partition *g_p;
 
+static uint32_t g_appends, g_appended; /* plog appends made, and completed */
+
 static void log_done(struct plog_append *pa, int result)
 {
     cr_assert_eq(result, 0);
+    g_appended++;
     free(pa);
 }
 
@@ -41,6 +44,7 @@ static void log_append(const uint8_t *batch, uint32_t len, uint32_t term)
     pa->leader_epoch = term;
     pa->done = log_done;
     cr_assert_eq(plog_append(partition_plog(g_p), pa), 0);
+    g_appends++;
     cr_assert_eq(pa->base_offset, g_next);
     g_next = pa->last_offset + 1;
 }
@@ -158,11 +162,12 @@ static int64_t new_producer(void)
     return w.in.out_id;
 }
 
-/* An idempotent batch of 3 records (pid, epoch 0, seq 0), copied to buf; returns its length. */
-static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
+/* An idempotent batch of 3 records (pid, epoch 0, sequence seq), copied to buf; returns its
+ * length. */
+static uint32_t build_seq(int64_t pid, int32_t seq, uint8_t *buf, size_t cap)
 {
     memset(buf, 0, cap < 64 ? cap : 64);
-    batch_builder_reset(b.bb, pid, 0, 0);
+    batch_builder_reset(b.bb, pid, 0, seq);
     for (int i = 0; i < 3; i++) {
         struct batch_record_in rec = {.value = (const uint8_t *)"v", .value_len = 1,
                                       .timestamp = NOW_MS};
@@ -173,6 +178,11 @@ static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
     cr_assert(len > 0 && (size_t)len <= cap);
     memcpy(buf, p, (size_t)len);
     return (uint32_t)len;
+}
+
+static uint32_t build(int64_t pid, uint8_t *buf, size_t cap)
+{
+    return build_seq(pid, 0, buf, cap);
 }
 
 static void run_until(bool *flag)
@@ -192,6 +202,7 @@ static void start(void)
     int err = 0;
     memset(&b, 0, sizeof(b));
     g_write = false;
+    g_appends = g_appended = 0;
     b.io = io_create_sim(&sc, &err);
     cr_assert_not_null(b.io);
     cr_assert_eq(io_dir_make(b.io, DATA_DIR, 0755), 0);
@@ -337,5 +348,173 @@ Test(repl_produce, a_new_leader_knows_the_batches_it_appended_as_a_follower)
     preq_free(q1);
     preq_free(q2);
     free(q1);
+    free(q2);
+}
+
+/* Runs the producer-state upkeep as the loop does every second, and lets its loads finish. */
+static void idem_second(int64_t *now)
+{
+    *now += 1000;
+    idem_tick(b.id, *now);
+    for (int i = 0; i < 50; i++)
+        loop_once(&b);
+}
+
+/* Node 2's entry, replicated to this follower, made durable and committed. */
+static void follow_append(const uint8_t *batch, uint32_t len, uint32_t term)
+{
+    log_append(batch, len, term);
+    for (int i = 0; g_appended < g_appends && i < 1000; i++)
+        loop_once(&b);
+    cr_assert_eq(g_appended, g_appends, "the follower's append never completed");
+    partition_repl_durable(g_p, g_next);
+    partition_repl_commit(g_p, g_next);
+}
+
+Test(repl_produce, a_follower_keeps_producer_state_so_a_new_leader_replays_only_the_tail)
+{
+    /* This replica leads term 2, then follows node 2 in term 3 while node 2 appends 400
+     * batches of another producer and then P's, each committed, the loop's upkeep running
+     * every 20 batches. Leading again in term 4, P's retry is recognised at once: the new leader's
+     * state load replays nothing (the follower applied what committed), where a rebuild
+     * replayed the whole log. */
+    g_write = true;
+    int64_t now = NOW_MS;
+    static uint8_t batch[4096], other[4096];
+    struct preq *q1 = calloc(1, sizeof(*q1)), *q2 = calloc(1, sizeof(*q2));
+    uint32_t olen = build(new_producer(), other, sizeof(other));
+    produce_send(g_ps, q1, other, olen);
+    for (int i = 0; g_next == 0 && i < 1000; i++)
+        loop_once(&b);
+    cr_assert_eq(g_next, 3);
+    for (int i = 0; g_appended < g_appends && i < 1000; i++)
+        loop_once(&b);
+    partition_repl_durable(g_p, 3);
+    partition_repl_commit(g_p, 3);
+    run_until(&q1->answered);
+    cr_assert(q1->answered && q1->part.error_code == 0);
+    partition_repl_role(g_p, false, 2, 3);
+    idem_second(&now);
+    int64_t q = new_producer();
+    for (int k = 0; k < 400; k++) {
+        olen = build_seq(q, 3 * k, other, sizeof(other));
+        follow_append(other, olen, 3);
+        if (k % 20 == 19)
+            idem_second(&now);
+    }
+    uint32_t len = build(g_pid, batch, sizeof(batch));
+    uint64_t p_base = g_next;
+    follow_append(batch, len, 3);
+    idem_second(&now);
+    struct idem_stats st;
+    idem_get_stats(b.id, &st);
+    cr_assert_eq(st.last_replay_end, g_next, "the follower did not apply up to the commit");
+    cr_assert_gt(st.snapshots, 0, "the follower never snapshotted its state (its log rolled)");
+    uint64_t resumes = st.resumes;
+    partition_repl_role(g_p, true, 1, 4);
+    uint64_t end = g_next;
+    produce_send(g_ps, q2, batch, len);
+    run_until(&q2->answered);
+    cr_assert(q2->answered, "the retry was never answered");
+    cr_assert_eq(q2->part.error_code, 0, "the retry: %d", q2->part.error_code);
+    cr_assert_eq(q2->part.base_offset, (int64_t)p_base, "the retry names the original's offsets");
+    cr_assert_eq(g_next, end, "the retry was appended a second time");
+    idem_get_stats(b.id, &st);
+    fprintf(stderr, "repl_produce: the new leader replayed offsets %llu..%llu of a log of %llu "
+            "(%llu offsets replayed since start)\n", (unsigned long long)st.last_replay_from,
+            (unsigned long long)st.last_replay_end, (unsigned long long)g_next,
+            (unsigned long long)st.replayed_offsets);
+    cr_assert_eq(st.resumes, resumes + 1, "the new leader did not go on from the follower's state");
+    cr_assert_eq(st.last_replay_end - st.last_replay_from, 0,
+                 "the new leader replayed offsets %llu..%llu",
+                 (unsigned long long)st.last_replay_from, (unsigned long long)st.last_replay_end);
+    preq_free(q1);
+    preq_free(q2);
+    free(q1);
+    free(q2);
+}
+
+Test(repl_produce, a_truncation_on_a_follower_removes_the_cut_producers_sequence)
+{
+    /* This replica leads term 2 and appends P's batch at 0..2, never committed; node 3 leads
+     * term 3 and cuts it here (its own entry, another producer's, fills 0..2 and commits). The
+     * upkeep of the deposed replica rolls its state back. Leading again in term 4, P's retry
+     * of the cut batch is new: appended at 3..5, not answered with offsets 0..2, which hold
+     * the other producer's records. */
+    g_write = true;
+    int64_t now = NOW_MS;
+    static uint8_t batch[4096], other[4096];
+    struct preq *q1 = calloc(1, sizeof(*q1)), *q2 = calloc(1, sizeof(*q2));
+    uint32_t len = build(g_pid, batch, sizeof(batch));
+    produce_send(g_ps, q1, batch, len);
+    for (int i = 0; g_next == 0 && i < 1000; i++)
+        loop_once(&b);
+    cr_assert_eq(g_next, 3);
+    partition_repl_durable(g_p, 3);
+    partition_repl_role(g_p, false, 3, 3);
+    run_until(&q1->answered);
+    cr_assert(q1->answered && q1->part.error_code == RL_E_NOT_LEADER);
+    idem_second(&now); /* the deposal seen before the cut */
+    cr_assert_eq(plog_truncate_to(partition_plog(g_p), 0), 0);
+    g_next = 0;
+    uint32_t olen = build(new_producer(), other, sizeof(other));
+    follow_append(other, olen, 3);
+    idem_second(&now);
+    idem_second(&now);
+    partition_repl_role(g_p, true, 1, 4);
+    produce_send(g_ps, q2, batch, len);
+    for (int i = 0; g_next == 3 && i < 1000; i++)
+        loop_once(&b);
+    cr_assert_eq(g_next, 6, "the retry of a cut batch was not appended (answered %d at %lld)",
+                 q2->part.error_code, (long long)q2->part.base_offset);
+    partition_repl_durable(g_p, 6);
+    partition_repl_commit(g_p, 6);
+    run_until(&q2->answered);
+    cr_assert(q2->answered && q2->part.error_code == 0, "the retry: %d", q2->part.error_code);
+    cr_assert_eq(q2->part.base_offset, 3);
+    preq_free(q1);
+    preq_free(q2);
+    free(q1);
+    free(q2);
+}
+
+Test(repl_produce, a_follower_takes_up_producer_state_it_never_held)
+{
+    /* This replica only follows (node 2 leads term 3) and has no producer state: once the
+     * committed log holds more than the leaders' control entries, the upkeep takes the state
+     * up and keeps it current, so at its first leadership P's retry is recognised after a
+     * replay of nothing. */
+    g_write = true;
+    int64_t now = NOW_MS;
+    static uint8_t batch[4096], other[4096];
+    struct preq *q2 = calloc(1, sizeof(*q2));
+    partition_repl_role(g_p, false, 2, 3);
+    int64_t q = new_producer();
+    for (int k = 0; k < 40; k++) {
+        uint32_t olen = build_seq(q, 3 * k, other, sizeof(other));
+        follow_append(other, olen, 3);
+        if (k % 10 == 9)
+            idem_second(&now);
+    }
+    uint32_t len = build(g_pid, batch, sizeof(batch));
+    uint64_t p_base = g_next;
+    follow_append(batch, len, 3);
+    idem_second(&now);
+    struct idem_stats st;
+    idem_get_stats(b.id, &st);
+    cr_assert_eq(st.last_replay_end, g_next, "the follower did not take up the state");
+    partition_repl_role(g_p, true, 1, 4);
+    uint64_t end = g_next;
+    produce_send(g_ps, q2, batch, len);
+    run_until(&q2->answered);
+    cr_assert(q2->answered, "the retry was never answered");
+    cr_assert_eq(q2->part.error_code, 0, "the retry: %d", q2->part.error_code);
+    cr_assert_eq(q2->part.base_offset, (int64_t)p_base);
+    cr_assert_eq(g_next, end, "the retry was appended a second time");
+    idem_get_stats(b.id, &st);
+    cr_assert_eq(st.last_replay_end - st.last_replay_from, 0,
+                 "the new leader replayed offsets %llu..%llu",
+                 (unsigned long long)st.last_replay_from, (unsigned long long)st.last_replay_end);
+    preq_free(q2);
     free(q2);
 }
