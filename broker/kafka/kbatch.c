@@ -387,13 +387,20 @@ int kbatch_serve(struct kbatch_ctx *ctx, const uint8_t *stored, size_t len, int 
     if (!iov || !hdrs)
         return RL_E_FULL;
     size_t pos = 0, total = 0;
+    int served = 0;
     for (int i = 0; i < n; i++) {
         struct batch_header s;
         batch_header_decode(stored + pos, len - pos, &s); /* checked by count_batches */
         const uint8_t *records = stored + pos + RL_BATCH_HEADER_SIZE;
         size_t rlen = s.batch_len - RL_BATCH_HEADER_SIZE;
-        uint16_t flags = s.flags & (BATCH_FLAG_CODEC_MASK | BATCH_FLAG_LOG_APPEND_TIME |
-                                    BATCH_FLAG_CONTROL);
+        pos += s.batch_len;
+        /* A replicated log's control batches (Raft no-ops, configurations) are not records
+         * for Kafka clients, some of which (kafka-python) would hand them to the application
+         * as records: they are left out, and the offsets they take are a gap, as compaction
+         * leaves in Kafka. */
+        if (s.flags & BATCH_FLAG_CONTROL)
+            continue;
+        uint16_t flags = s.flags & (BATCH_FLAG_CODEC_MASK | BATCH_FLAG_LOG_APPEND_TIME);
         if ((flags & BATCH_FLAG_CODEC_MASK) == BATCH_CODEC_ZSTD && !allow_zstd) {
             int rc = down_convert(ctx, &records, &rlen, a);
             if (rc)
@@ -402,17 +409,18 @@ int kbatch_serve(struct kbatch_ctx *ctx, const uint8_t *stored, size_t len, int 
         }
         struct kbatch_header k;
         kafka_view(&s, flags, &k);
-        uint8_t *hdr = hdrs + (size_t)i * KBATCH_HEADER_SIZE;
+        uint8_t *hdr = hdrs + (size_t)served * KBATCH_HEADER_SIZE;
         kbatch_write_header(hdr, &k, records, rlen);
-        iov[2 * i] = (struct iovec){hdr, KBATCH_HEADER_SIZE};
-        iov[2 * i + 1] = (struct iovec){(void *)(uintptr_t)records, rlen};
+        iov[2 * served] = (struct iovec){hdr, KBATCH_HEADER_SIZE};
+        iov[2 * served + 1] = (struct iovec){(void *)(uintptr_t)records, rlen};
         total += KBATCH_HEADER_SIZE + rlen;
-        pos += s.batch_len;
+        served++;
     }
     if (total > INT32_MAX)
         return RL_E_BATCH_TOO_LARGE; /* only after down-conversion growth */
-    *out = (struct kmsg_records){.len = (int32_t)total, .iov = iov, .iovcnt = 2 * n};
-    return n;
+    if (served)
+        *out = (struct kmsg_records){.len = (int32_t)total, .iov = iov, .iovcnt = 2 * served};
+    return served;
 }
 
 int64_t kbatch_build_kafka(struct kbatch_ctx *ctx, const struct kbatch_header *h, int codec,

@@ -253,7 +253,7 @@ void kserve_fetch(struct kserve_req *kr, struct svc_req *r)
         .min_bytes = q->min_bytes > 0 ? (uint32_t)q->min_bytes : 0,
         .max_bytes = q->max_bytes > 0 ? (uint32_t)q->max_bytes : 0,
         .max_wait_ms = q->max_wait_ms > 0 ? (uint32_t)q->max_wait_ms : 0,
-        .n_parts = n, .parts = parts, .memory_only = true,
+        .n_parts = n, .parts = parts, .memory_only = true, .skip_control = true,
         .done = kserve_fetch_done, .ctx = kr};
     fetch_start(kr->k->dv->fetch, r, &op->q);
 }
