@@ -204,6 +204,7 @@ struct partition_append {
     struct partition *p;
     uint8_t *copy;
     struct partition_append *next;
+    uint64_t term;              /* replicated: the term it was proposed in */
 };
 
 /* Appends a's batch. Returns 0 (done will be called; a->base_offset is set), or a negative
@@ -243,6 +244,7 @@ enum partition_event {
                         * replicated log's commit, whose size is not counted: read to see) */
     PARTITION_FAILED,  /* an append failed (the log refuses appends from now on) */
     PARTITION_GONE,    /* the partition is being deleted */
+    PARTITION_DEPOSED, /* a replicated partition's leader stopped leading (its log may be cut) */
 };
 
 struct partition_waiter {
