@@ -490,10 +490,20 @@ static int reader_decompress(struct batch_reader *r, const uint8_t *src, size_t 
     return 0;
 }
 
-int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
-                      struct batch_header *h)
+/* batch_validate without the checksum: the header and the length. */
+static int batch_check_header(const uint8_t *buf, size_t len, struct batch_header *h)
 {
-    int rc = batch_validate(batch, len, &r->h);
+    int rc = batch_header_decode(buf, len, h);
+    if (rc)
+        return rc;
+    return len < h->batch_len ? RL_E_BATCH_SHORT : 0;
+}
+
+static int reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
+                       struct batch_header *h, bool checksum)
+{
+    int rc = checksum ? batch_validate(batch, len, &r->h)
+                      : batch_check_header(batch, len, &r->h);
     if (rc)
         return reader_fail_header(r, rc, len);
     const uint8_t *section = batch + RL_BATCH_HEADER_SIZE;
@@ -519,6 +529,12 @@ int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
     if (h)
         *h = r->h;
     return 0;
+}
+
+int batch_reader_open(struct batch_reader *r, const uint8_t *batch, size_t len,
+                      struct batch_header *h)
+{
+    return reader_open(r, batch, len, h, true);
 }
 
 /* Reads a varint field of a record whose bytes end at rec_end. A varint cut short by the end of
@@ -802,7 +818,7 @@ static int timestamps_check(struct batch_reader *r, const struct full_check *fc,
 int batch_validate_full(struct batch_reader *r, const uint8_t *batch, size_t len,
                         const struct batch_limits *lim, struct batch_header *h)
 {
-    int rc = batch_reader_open(r, batch, len, h);
+    int rc = reader_open(r, batch, len, h, !lim->checksum_known);
     if (rc)
         return rc;
     struct full_check fc = {0};

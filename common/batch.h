@@ -38,6 +38,7 @@
 #ifndef RL_COMMON_BATCH_H
 #define RL_COMMON_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -272,6 +273,10 @@ struct batch_limits {
     int64_t now_ms;        /* the broker's wall clock, ms since 1970 */
     int64_t after_max_ms;  /* a record may be at most this far ahead of now_ms */
     int64_t before_max_ms; /* a record may be at most this far behind now_ms */
+    /* The caller computed the checksum over these very bytes itself (a batch the broker
+     * built, as the Kafka listener does from a batch whose CRC-32C it checked): it is not
+     * computed again. Everything else is checked as usual. */
+    bool checksum_known;
 };
 
 /* Everything a broker must check before acknowledging a produced batch, so that every consumer

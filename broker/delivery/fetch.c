@@ -34,6 +34,7 @@
 #include "broker/partition/partition.h"
 #include "broker/svc/svc.h"
 #include "common/arena.h"
+#include "common/batch.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "io/io.h"
@@ -70,7 +71,9 @@ struct fetch {
     struct fetch_stats stats;
 };
 
-enum fetch_phase { FETCH_START, FETCH_WAITING, FETCH_READING, FETCH_DONE };
+/* FETCH_RETRY: skip_control moved offsets past control batches; the loop reads again once the
+ * previous wait's timer and cancel have completed (their io_ops are reused). */
+enum fetch_phase { FETCH_START, FETCH_WAITING, FETCH_READING, FETCH_RETRY, FETCH_DONE };
 
 struct fetch_part_state {
     struct svc_req *r;
@@ -90,6 +93,7 @@ struct fetch_part_state {
     const uint8_t *map_data;      /* the slice's first byte inside map */
     struct io_op read_op;
     struct partition_waiter waiter;
+    uint64_t skip_to;             /* skip_control: the offset after its control batches */
 };
 
 struct fetch_state {
@@ -100,7 +104,9 @@ struct fetch_state {
     uint32_t max_bytes, max_wait_ms;
     uint64_t waited_bytes;
     enum fetch_phase phase;
-    bool woken, timer_armed;
+    bool woken, timer_armed, cancel_inflight;
+    bool remeasure;               /* woken by a commit of unknown size: read, maybe wait on */
+    uint64_t deadline_ns;         /* io_now_ns at start + max_wait */
     uint32_t reads_left;
     struct io_op timer_op, cancel_op;
 };
@@ -200,7 +206,10 @@ static void fetch_wake(struct partition_waiter *w, enum partition_event ev, uint
         ev == PARTITION_DEPOSED)
         return;
     fs->waited_bytes += bytes;
-    if (ev == PARTITION_GONE || fs->waited_bytes >= fs->q->min_bytes) {
+    /* A replicated log's commit does not say how many bytes it made visible: read again to
+     * measure against min_bytes (fetch_finish), rather than wait out max_wait. */
+    fs->remeasure = ev == PARTITION_VISIBLE && bytes == 0 && fs->waited_bytes < fs->q->min_bytes;
+    if (ev == PARTITION_GONE || fs->remeasure || fs->waited_bytes >= fs->q->min_bytes) {
         fs->woken = true;
         svc_req_complete(fp->r);
     }
@@ -215,6 +224,8 @@ static void fetch_timer_done(struct io_op *op, int result)
     if (result == 0 && fs->phase == FETCH_WAITING && !fs->woken) {
         fs->woken = true;
         svc_req_complete(r);
+    } else if (fs->phase == FETCH_RETRY) {
+        svc_req_complete(r);
     }
 }
 
@@ -222,7 +233,11 @@ static void fetch_cancel_done(struct io_op *op, int result)
 {
     (void)result;
     struct svc_req *r = op->ctx;
+    struct fetch_state *fs = r->state;
     r->pending--;
+    fs->cancel_inflight = false;
+    if (fs->phase == FETCH_RETRY)
+        svc_req_complete(r);
 }
 
 /* Ends a wait: unlinks the waiters and cancels the timer (whose completion ends later). */
@@ -234,6 +249,7 @@ static void fetch_stop_wait(struct svc_req *r)
     if (fs->timer_armed) {
         fs->cancel_op.done = fetch_cancel_done;
         fs->cancel_op.ctx = r;
+        fs->cancel_inflight = true;
         r->pending++;
         io_prep_cancel(r->io, &fs->cancel_op, &fs->timer_op, 0);
     }
@@ -469,6 +485,77 @@ void fetch_get_stats(const struct fetch *f, struct fetch_stats *out)
     *out = f->stats;
 }
 
+static void fetch_try(struct svc_req *r, bool force);
+
+/* Whether the whole batches of data are all control batches (at least one); *next is then
+ * the offset after the last. */
+static bool fetch_only_control(const uint8_t *data, uint32_t len, uint64_t *next)
+{
+    uint32_t pos = 0;
+    bool any = false;
+    while (len - pos >= RL_BATCH_HEADER_SIZE) {
+        struct batch_header h;
+        if (batch_header_decode(data + pos, len - pos, &h) || h.batch_len > len - pos)
+            break;
+        if (!(h.flags & BATCH_FLAG_CONTROL))
+            return false;
+        *next = h.base_offset + h.last_offset_delta + 1;
+        any = true;
+        pos += h.batch_len;
+    }
+    return any;
+}
+
+/* skip_control: when the answer would carry nothing but control batches (a replicated log's
+ * Raft entries at its end, as after a leader change), moves those parts past them and starts
+ * reading again instead of answering, so a consumer at the end waits for the next records
+ * rather than getting an empty answer at once, again and again. Returns true when it did. */
+static bool fetch_skip_control(struct svc_req *r)
+{
+    struct fetch_state *fs = r->state;
+    bool skip = false;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part_state *fp = &fs->parts[i];
+        struct fetch_part *res = fp->res;
+        fp->skip_to = 0;
+        if (res->error_code)
+            return false;
+        if (res->data_len == 0)
+            continue;
+        if (!res->data || !fetch_only_control(res->data, res->data_len, &fp->skip_to))
+            return false; /* data to answer with */
+        skip = true;
+    }
+    if (!skip)
+        return false;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        struct fetch_part_state *fp = &fs->parts[i];
+        if (fp->skip_to > fp->res->offset)
+            fp->res->offset = fp->skip_to;
+        fp->res->data_len = 0;
+        fp->res->data = NULL;
+        fp->spliced = false;
+    }
+    fetch_release(r);
+    fs->phase = FETCH_RETRY;
+    svc_req_complete(r);
+    return true;
+}
+
+/* FETCH_RETRY, once no timer or cancel of the last wait is in flight: reads again, waiting at
+ * most what is left of max_wait. */
+static void fetch_retry(struct svc_req *r)
+{
+    struct fetch_state *fs = r->state;
+    if (fs->timer_armed || fs->cancel_inflight)
+        return; /* their completions bring the loop back */
+    uint64_t now = io_now_ns(r->io);
+    fs->max_wait_ms = fs->deadline_ns > now ? (uint32_t)((fs->deadline_ns - now) / 1000000u)
+                                            : 0;
+    fs->phase = FETCH_START;
+    fetch_try(r, false);
+}
+
 /* Fills each part's answer bytes and hands the answer over. */
 static void fetch_answer(struct svc_req *r)
 {
@@ -488,6 +575,8 @@ static void fetch_answer(struct svc_req *r)
             res->file_position = fp->slice.file_position;
         }
     }
+    if (fs->q->skip_control && fs->q->memory_only && fetch_skip_control(r))
+        return;
     fs->phase = FETCH_DONE;
     fs->q->done(r, fs->q);
 }
@@ -602,6 +691,7 @@ static void fetch_wait(struct svc_req *r, uint64_t have_bytes)
     fetch_release(r);
     fs->phase = FETCH_WAITING;
     fs->woken = false;
+    fs->remeasure = false;
     fs->waited_bytes = have_bytes;
     for (uint32_t i = 0; i < fs->n; i++) {
         struct fetch_part_state *fp = &fs->parts[i];
@@ -683,9 +773,17 @@ static void fetch_finish(struct svc_req *r)
     struct fetch_state *fs = r->state;
     if (fs->phase == FETCH_WAITING && fs->woken) {
         fetch_stop_wait(r);
+        if (fs->remeasure) {
+            fs->remeasure = false;
+            fs->phase = FETCH_RETRY; /* may wait again for what is left of max_wait */
+            fetch_retry(r);
+            return;
+        }
         fetch_try(r, true);
     } else if (fs->phase == FETCH_READING && fs->reads_left == 0) {
         fetch_answer(r);
+    } else if (fs->phase == FETCH_RETRY) {
+        fetch_retry(r);
     }
 }
 
@@ -703,8 +801,9 @@ static void fetch_interrupt(struct svc_req *r)
 static void fetch_abandon(struct svc_req *r)
 {
     struct fetch_state *fs = r->state;
-    if (fs->phase == FETCH_WAITING) {
-        fetch_stop_wait(r);
+    if (fs->phase == FETCH_WAITING || fs->phase == FETCH_RETRY) {
+        if (fs->phase == FETCH_WAITING)
+            fetch_stop_wait(r);
         fs->phase = FETCH_DONE;
     }
 }
@@ -781,6 +880,7 @@ void fetch_start(struct fetch *f, struct svc_req *r, struct fetch_request *q)
     fs->n = (uint32_t)q->n_parts;
     fs->max_bytes = q->max_bytes ? q->max_bytes : FETCH_DEFAULT_MAX_BYTES;
     fs->max_wait_ms = q->max_wait_ms < FETCH_MAX_WAIT_MS ? q->max_wait_ms : FETCH_MAX_WAIT_MS;
+    fs->deadline_ns = io_now_ns(r->io) + (uint64_t)fs->max_wait_ms * 1000000u;
     for (uint32_t i = 0; i < fs->n; i++) {
         parts[i].r = r;
         parts[i].res = &q->parts[i];

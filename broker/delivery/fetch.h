@@ -68,6 +68,12 @@ struct fetch_request {
     /* Every part's bytes in memory, never a file range (the Kafka listener rewrites each
      * batch's header and computes its CRC over the records). */
     bool memory_only;
+    /* Leave out what only a replicated log's control batches (Raft no-ops, configurations)
+     * would answer (needs memory_only): when every part's bytes are control batches only,
+     * those parts' offsets move past them (part.offset is updated) and the fetch reads again,
+     * long-polling for what remains of max_wait. The answer may still carry control batches
+     * beside data; the caller leaves them out (offset gaps are legal for Kafka clients). */
+    bool skip_control;
     /* Called once with the answer ready: within fetch_start, or later from the loop. */
     void (*done)(struct svc_req *r, struct fetch_request *q);
     void *ctx;

@@ -154,7 +154,7 @@ static int produce_check(struct produce *ps, struct svc_req *r, const struct met
     }
     /* Full validation (common/batch.h), so whatever is acknowledged every consumer can read. */
     struct batch_limits lim = {io_wall_ms(r->io), RL_BATCH_TIMESTAMP_AFTER_MAX_MS,
-                               RL_BATCH_TIMESTAMP_BEFORE_MAX_MS};
+                               RL_BATCH_TIMESTAMP_BEFORE_MAX_MS, res->checksum_known};
     while (pos < len) {
         struct batch_header h;
         int rc = batch_header_decode(d + pos, len - pos, &h) == 0 &&

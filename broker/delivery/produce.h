@@ -17,6 +17,7 @@
 #ifndef RL_BROKER_DELIVERY_PRODUCE_H
 #define RL_BROKER_DELIVERY_PRODUCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ struct produce_part {
     uint32_t partition;
     const uint8_t *data;        /* whole batches; valid only during produce_start */
     uint32_t data_len;
+    bool checksum_known;        /* the caller computed data's checksums itself (not redone) */
     /* out */
     int32_t error_code;
     const char *error_message;  /* in the request's arena (or static) */

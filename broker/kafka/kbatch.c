@@ -6,6 +6,7 @@
 #include "broker/kafka/kbatch.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +20,43 @@
 #include "common/err.h"
 #include "common/log.h"
 
+/* The Kafka CRC-32C of a stored batch, keyed by what determines it: the stored xxh3 checksum
+ * (which covers every byte the Kafka CRC does: flags, counts, timestamps, producer fields and
+ * records) and batch_len. Produce fills it with the CRC the client sent when the stored batch
+ * is the client's (codec none or zstd, header unchanged), fetch reads it instead of a pass
+ * over the records, and fills it on a miss for the next consumer. Direct-mapped, fixed size.
+ * A wrong hit needs an xxh3-64 collision and can only make a consumer see a bad CRC. */
+#define KBATCH_CRC_CACHE_SLOTS 65536u /* 1 MiB */
+struct kbatch_crc_slot {
+    uint64_t checksum;
+    uint32_t batch_len;
+    uint32_t crc;
+};
+
 struct kbatch_ctx {
     struct kcodec *codec;
     size_t max_batch_bytes;
     int zstd_level;
     uint8_t *scratch; /* decompressed records; max_batch_bytes, allocated at first need */
+    struct kbatch_crc_slot *crcs; /* KBATCH_CRC_CACHE_SLOTS */
 };
+
+static void crc_cache_put(struct kbatch_ctx *ctx, uint64_t checksum, uint32_t batch_len,
+                          uint32_t crc)
+{
+    ctx->crcs[checksum & (KBATCH_CRC_CACHE_SLOTS - 1)] =
+        (struct kbatch_crc_slot){checksum, batch_len, crc};
+}
+
+static bool crc_cache_get(const struct kbatch_ctx *ctx, uint64_t checksum, uint32_t batch_len,
+                          uint32_t *crc)
+{
+    const struct kbatch_crc_slot *s = &ctx->crcs[checksum & (KBATCH_CRC_CACHE_SLOTS - 1)];
+    if (s->checksum != checksum || s->batch_len != batch_len || batch_len == 0)
+        return false;
+    *crc = s->crc;
+    return true;
+}
 
 _Static_assert(RL_BATCH_HEADER_SIZE == KBATCH_HEADER_SIZE + 4,
                "in-place produce writes the ringlog header over the Kafka header and the "
@@ -36,7 +68,10 @@ struct kbatch_ctx *kbatch_ctx_create(size_t max_batch_bytes, int zstd_level)
     if (!ctx)
         return NULL;
     ctx->codec = kcodec_create();
-    if (!ctx->codec) {
+    ctx->crcs = calloc(KBATCH_CRC_CACHE_SLOTS, sizeof(*ctx->crcs));
+    if (!ctx->codec || !ctx->crcs) {
+        kcodec_destroy(ctx->codec);
+        free(ctx->crcs);
         free(ctx);
         return NULL;
     }
@@ -53,6 +88,7 @@ void kbatch_ctx_destroy(struct kbatch_ctx *ctx)
         return;
     kcodec_destroy(ctx->codec);
     free(ctx->scratch);
+    free(ctx->crcs);
     free(ctx);
 }
 
@@ -278,6 +314,7 @@ int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t
         return convert(ctx, h, records, rlen, a, out, out_len, err, errlen);
     if (codec == KCODEC_ZSTD && rlen == 0)
         return fail(RL_E_BATCH_DECOMPRESS, err, errlen, "zstd records section is empty");
+    int64_t sent_max_timestamp = h->max_timestamp;
     if (codec == KCODEC_NONE)
         fix_max_timestamp(h, records, rlen);
     uint8_t *b;
@@ -292,13 +329,20 @@ int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t
     uint16_t flags = (uint16_t)(h->attributes & (KBATCH_ATTR_CODEC_MASK |
                                                  KBATCH_ATTR_LOG_APPEND_TIME));
     write_ringlog_header(b, h, flags, (uint32_t)(RL_BATCH_HEADER_SIZE + rlen));
+    /* The stored batch's Kafka view is the client's batch (attributes are codec and timestamp
+     * type only, kbatch_check): its CRC is the one the client sent, unless maxTimestamp was
+     * set here. */
+    if (h->max_timestamp == sent_max_timestamp)
+        crc_cache_put(ctx, rl_load_le64(b + BATCH_OFF_CHECKSUM),
+                      (uint32_t)(RL_BATCH_HEADER_SIZE + rlen), h->crc);
     *out = b;
     *out_len = RL_BATCH_HEADER_SIZE + rlen;
     return 0;
 }
 
-void kbatch_write_header(uint8_t hdr[KBATCH_HEADER_SIZE], const struct kbatch_header *h,
-                         const uint8_t *records, size_t records_len)
+/* The header fields of h, all but the CRC. */
+static void write_kafka_fields(uint8_t hdr[KBATCH_HEADER_SIZE], const struct kbatch_header *h,
+                               size_t records_len)
 {
     kwire_store_be64(hdr + KBATCH_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
     kwire_store_be32(hdr + KBATCH_OFF_BATCH_LENGTH,
@@ -313,8 +357,20 @@ void kbatch_write_header(uint8_t hdr[KBATCH_HEADER_SIZE], const struct kbatch_he
     kwire_store_be16(hdr + KBATCH_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
     kwire_store_be32(hdr + KBATCH_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
     kwire_store_be32(hdr + KBATCH_OFF_RECORDS_COUNT, (uint32_t)h->records_count);
+}
+
+static uint32_t kafka_crc(const uint8_t hdr[KBATCH_HEADER_SIZE], const uint8_t *records,
+                          size_t records_len)
+{
     uint32_t crc = crc32c_update(0, hdr + KBATCH_CRC_FROM, KBATCH_HEADER_SIZE - KBATCH_CRC_FROM);
-    kwire_store_be32(hdr + KBATCH_OFF_CRC, crc32c_update(crc, records, records_len));
+    return crc32c_update(crc, records, records_len);
+}
+
+void kbatch_write_header(uint8_t hdr[KBATCH_HEADER_SIZE], const struct kbatch_header *h,
+                         const uint8_t *records, size_t records_len)
+{
+    write_kafka_fields(hdr, h, records_len);
+    kwire_store_be32(hdr + KBATCH_OFF_CRC, kafka_crc(hdr, records, records_len));
 }
 
 /* The Kafka view of a stored batch's header. */
@@ -387,32 +443,50 @@ int kbatch_serve(struct kbatch_ctx *ctx, const uint8_t *stored, size_t len, int 
     if (!iov || !hdrs)
         return RL_E_FULL;
     size_t pos = 0, total = 0;
+    int served = 0;
     for (int i = 0; i < n; i++) {
         struct batch_header s;
         batch_header_decode(stored + pos, len - pos, &s); /* checked by count_batches */
         const uint8_t *records = stored + pos + RL_BATCH_HEADER_SIZE;
         size_t rlen = s.batch_len - RL_BATCH_HEADER_SIZE;
-        uint16_t flags = s.flags & (BATCH_FLAG_CODEC_MASK | BATCH_FLAG_LOG_APPEND_TIME |
-                                    BATCH_FLAG_CONTROL);
+        pos += s.batch_len;
+        /* A replicated log's control batches (Raft no-ops, configurations) are not records
+         * for Kafka clients, some of which (kafka-python) would hand them to the application
+         * as records: they are left out, and the offsets they take are a gap, as compaction
+         * leaves in Kafka. */
+        if (s.flags & BATCH_FLAG_CONTROL)
+            continue;
+        uint16_t flags = s.flags & (BATCH_FLAG_CODEC_MASK | BATCH_FLAG_LOG_APPEND_TIME);
+        bool as_stored = true;
         if ((flags & BATCH_FLAG_CODEC_MASK) == BATCH_CODEC_ZSTD && !allow_zstd) {
             int rc = down_convert(ctx, &records, &rlen, a);
             if (rc)
                 return rc;
             flags &= (uint16_t)~BATCH_FLAG_CODEC_MASK;
+            as_stored = false;
         }
         struct kbatch_header k;
         kafka_view(&s, flags, &k);
-        uint8_t *hdr = hdrs + (size_t)i * KBATCH_HEADER_SIZE;
-        kbatch_write_header(hdr, &k, records, rlen);
-        iov[2 * i] = (struct iovec){hdr, KBATCH_HEADER_SIZE};
-        iov[2 * i + 1] = (struct iovec){(void *)(uintptr_t)records, rlen};
+        uint8_t *hdr = hdrs + (size_t)served * KBATCH_HEADER_SIZE;
+        write_kafka_fields(hdr, &k, rlen);
+        uint32_t crc;
+        if (!as_stored) {
+            crc = kafka_crc(hdr, records, rlen);
+        } else if (!crc_cache_get(ctx, s.checksum, s.batch_len, &crc)) {
+            crc = kafka_crc(hdr, records, rlen);
+            crc_cache_put(ctx, s.checksum, s.batch_len, crc);
+        }
+        kwire_store_be32(hdr + KBATCH_OFF_CRC, crc);
+        iov[2 * served] = (struct iovec){hdr, KBATCH_HEADER_SIZE};
+        iov[2 * served + 1] = (struct iovec){(void *)(uintptr_t)records, rlen};
         total += KBATCH_HEADER_SIZE + rlen;
-        pos += s.batch_len;
+        served++;
     }
     if (total > INT32_MAX)
         return RL_E_BATCH_TOO_LARGE; /* only after down-conversion growth */
-    *out = (struct kmsg_records){.len = (int32_t)total, .iov = iov, .iovcnt = 2 * n};
-    return n;
+    if (served)
+        *out = (struct kmsg_records){.len = (int32_t)total, .iov = iov, .iovcnt = 2 * served};
+    return served;
 }
 
 int64_t kbatch_build_kafka(struct kbatch_ctx *ctx, const struct kbatch_header *h, int codec,

@@ -116,7 +116,8 @@ int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t
 
 /* Fetch: serves the stored ringlog batches in [stored, stored + len) as Kafka batches. Whole
  * batches only: a trailing partial batch is left out (Kafka clients drop one anyway, and its
- * CRC could not be computed). When allow_zstd is 0 (Fetch < v10) zstd batches are
+ * CRC could not be computed), and so are control batches (a replicated log's Raft entries).
+ * When allow_zstd is 0 (Fetch < v10) zstd batches are
  * decompressed and served uncompressed. Builds out->iov (headers in the arena, records by
  * reference into stored or decompressed copies in the arena) and out->len. Returns the number
  * of batches served (>= 0), or RL_E_BATCH_* when a stored batch has a bad header (the stored

@@ -23,6 +23,33 @@ static int16_t kserve_group_err(int rc)
 
 /* --- FindCoordinator -------------------------------------------------------------------------- */
 
+/* In a cluster the coordinator is the broker leading the group's partition of
+ * __consumer_offsets: when that is another broker with a Kafka listener, names it at its
+ * registered Kafka address (from the cluster view) and returns true. */
+static bool kserve_find_elsewhere(struct kafka *k, struct svc_req *r, const char *group_id,
+                                  struct kmsg_find_coordinator_resp *resp)
+{
+    uint32_t node = coord_leader_of(k->dv->coord, group_id);
+    if (!node || (int32_t)node == k->node_id || !k->cluster_view)
+        return false;
+    struct kafka_cluster_view *v = arena_calloc(r->arena, sizeof(*v));
+    if (!v)
+        return false;
+    k->cluster_view(k->cluster_ctx, v);
+    for (uint32_t i = 0; i < v->n_brokers && i < KAFKA_MAX_BROKERS; i++) {
+        if (v->brokers[i].id != (int32_t)node || !v->brokers[i].port)
+            continue;
+        char *host = arena_strdup(r->arena, v->brokers[i].host);
+        if (!host)
+            return false;
+        resp->node_id = (int32_t)node;
+        resp->host = kstr_of(host);
+        resp->port = v->brokers[i].port;
+        return true;
+    }
+    return false;
+}
+
 void kserve_find_coordinator(struct kserve_req *kr, struct svc_req *r)
 {
     const struct kmsg_find_coordinator_req *q = &kr->body->find_coordinator;
@@ -33,12 +60,22 @@ void kserve_find_coordinator(struct kserve_req *kr, struct svc_req *r)
     char msg[COORD_MSG_MAX] = "";
     int rc = q->key_type != 0 ? RL_E_COORDINATOR_NOT_AVAILABLE /* transactions: not served */
                               : coord_find(kr->k->dv->coord, key, msg, sizeof(msg));
+    resp->node_id = kr->k->node_id;
+    resp->host = kstr_of(kr->k->host_name);
+    resp->port = kr->k->port;
+    if (rc == RL_E_NOT_COORDINATOR) {
+        /* Another broker leads the group's offsets partition: name it (one round trip to
+         * the coordinator); while its Kafka address is not known, the client asks again. */
+        rc = kserve_find_elsewhere(kr->k, r, key, resp) ? 0 : RL_E_COORDINATOR_NOT_AVAILABLE;
+    }
     resp->error_code = kserve_group_err(rc);
     resp->error_message = rc ? kstr_of(arena_strdup(r->arena, msg[0] ? msg : rl_strerror(rc)))
                              : KSTR_NULL;
-    resp->node_id = rc ? -1 : kr->k->node_id;
-    resp->host = kstr_of(rc ? "" : kr->k->host_name);
-    resp->port = rc ? -1 : kr->k->port;
+    if (rc) {
+        resp->node_id = -1;
+        resp->host = kstr_of("");
+        resp->port = -1;
+    }
     kserve_answer(kr, r);
 }
 

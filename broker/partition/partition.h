@@ -240,7 +240,8 @@ int partition_offset_for_time(struct partition *p, int64_t ts_ms, uint64_t *offs
 /* --- waiters (long polls, duplicates waiting for their original) ------------------------------ */
 
 enum partition_event {
-    PARTITION_VISIBLE, /* the visible end moved; `bytes` batch bytes became visible */
+    PARTITION_VISIBLE, /* the visible end moved; `bytes` batch bytes became visible (0: a
+                        * replicated log's commit, whose size is not counted: read to see) */
     PARTITION_FAILED,  /* an append failed (the log refuses appends from now on) */
     PARTITION_GONE,    /* the partition is being deleted */
     PARTITION_DEPOSED, /* a replicated partition's leader stopped leading (its log may be cut) */

@@ -10,7 +10,18 @@
 #     until its no-op commits), a producer with retries=0 (so a NOT_LEADER_OR_FOLLOWER answer fails the send) writes
 #     RECORDS records to every partition, each acknowledged at the offset expected;
 #   - a consumer assigned all 6 partitions reads them all back, and kafka-python reported no
-#     NOT_LEADER_OR_FOLLOWER answer (counted where it decodes error codes).
+#     NOT_LEADER_OR_FOLLOWER answer (counted where it decodes error codes); no control record
+#     (a replicated log's Raft no-op or configuration entry) reaches it: Fetch leaves them out;
+#   - group coordinator on another broker: every node's FindCoordinator names the same node
+#     (the leader of the group's __consumer_offsets partition) at its Kafka address, so two
+#     of them name another broker; a group consumer bootstrapped from one of those reads
+#     everything and commits, and the committed offsets read back;
+#   - leader change: partition 0's leader is SIGKILLed between two runs of acks=all produce
+#     (retries on); a consumer at the log end before the kill, bootstrapped from a survivor,
+#     reads every acknowledged record at its acknowledged offset (no loss). Once the new
+#     leader's log ends with its no-op, a Fetch (v4, max_wait 10 s) at the old end waits past
+#     that control entry and answers with the record produced 0.5 s later (not at once with
+#     nothing). The killed node is then restarted.
 # Exits 0 when all of that held. Needs BUILD (build dir) and KAFKA_WORK (scratch dir).
 import os
 import random
@@ -18,11 +29,16 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import kafka.errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.protocol.commit import GroupCoordinatorRequest
+from kafka.protocol.fetch import FetchRequest
+from kafka.protocol.offset import OffsetRequest
+from kafka.record import MemoryRecords
 
 BUILD = os.environ.get("BUILD", "build")
 WORK = os.path.join(os.environ["KAFKA_WORK"], "cluster_meta")
@@ -117,6 +133,167 @@ def kafka_metadata(client):
     return brokers, parts
 
 
+def raw(admin, node, req, seconds=10.0):
+    """Sends req to node through the admin client's connections; the response, or None."""
+    c = admin._client
+    deadline = time.monotonic() + seconds
+    while not c.ready(node):
+        if time.monotonic() > deadline:
+            return None
+        c.poll(timeout_ms=100)
+    f = c.send(node, req)
+    c.poll(future=f, timeout_ms=int(seconds * 1000))
+    return f.value if f.succeeded() else None
+
+
+def decode_records(data):
+    """[(offset, key, value)] of a Fetch answer's records bytes."""
+    out = []
+    recs = MemoryRecords(data)
+    while recs.has_next():
+        batch = recs.next_batch()
+        if batch is None:
+            break
+        out.extend((r.offset, r.key, r.value) for r in batch)
+    return out
+
+
+def check_coordinator(admins, want, boot_ports):
+    """Every node's FindCoordinator names one coordinator at its Kafka address; a group
+    consumer bootstrapped from another node reads all and commits. Returns the group."""
+    group = f"kmeta-group-{SEED}"
+
+    def view():
+        seen = {}
+        for n in (1, 2, 3):
+            r = raw(admins[0], n, GroupCoordinatorRequest[0](group))
+            if r is None or r.error_code != 0:
+                return None
+            seen[n] = (r.coordinator_id, r.host, r.port)
+        return seen if len(set(seen.values())) == 1 else None
+    seen = poll(f"every node's FindCoordinator names one coordinator of {group}", view, 60)
+    coord, host, port = seen[1]
+    if want.get(coord) != (host, port):
+        fail(f"FindCoordinator named node {coord} at {host}:{port}, not its Kafka address "
+             f"{want.get(coord)}")
+    others = [n for n in (1, 2, 3) if n != coord]
+    print(f"group {group}: nodes {others} name coordinator node {coord} at {host}:{port}",
+          flush=True)
+    gc = KafkaConsumer(TOPIC, bootstrap_servers=f"127.0.0.1:{boot_ports[others[0] - 1]}",
+                       group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                       client_id="kmeta-group")
+    got = 0
+    deadline = time.monotonic() + 60
+    while got < PARTITIONS * RECORDS:
+        if time.monotonic() > deadline:
+            fail(f"group consumer read {got} of {PARTITIONS * RECORDS} records in 60 s")
+        for _tp, msgs in gc.poll(timeout_ms=500).items():
+            got += sum(1 for m in msgs if m.value != b"warm-up")
+    gc.commit()
+    tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+    for tp in tps:
+        if gc.committed(tp) != gc.position(tp):
+            fail(f"{tp}: committed {gc.committed(tp)}, position {gc.position(tp)}")
+    gc.close()
+    print(f"group consumer bootstrapped from node {others[0]} read {got} records and "
+          f"committed through node {coord}", flush=True)
+    return group
+
+
+def leader_of(admin, p):
+    md = kafka_metadata(admin)
+    if not md or p not in md[1]:
+        return None
+    leader = md[1][p][0]
+    return leader if leader > 0 else None
+
+
+def failover(admins, kport, procs, start_node):
+    """Partition 0 across its leader's SIGKILL: nothing acknowledged is lost, and a Fetch at
+    the new leader's end (a trailing no-op) waits for the next record. Returns the killed
+    node."""
+    p0 = 0
+    old = poll("partition 0's leader", lambda: leader_of(admins[0], p0))
+    live = [n for n in (1, 2, 3) if n != old]
+    adm = admins[live[0] - 1]
+    lboot = f"127.0.0.1:{kport[live[0] - 1]}"
+    prod = KafkaProducer(bootstrap_servers=lboot, acks="all", retries=100,
+                         retry_backoff_ms=100, max_in_flight_requests_per_connection=1,
+                         client_id="kmeta-failover")
+    cons = KafkaConsumer(bootstrap_servers=lboot, group_id=None, enable_auto_commit=False,
+                         client_id="kmeta-failover-consumer")
+    tp0 = TopicPartition(TOPIC, p0)
+    cons.assign([tp0])
+    cons.seek_to_end(tp0)
+    cons.position(tp0)
+    acked = []
+    got = {}
+
+    def produce(tag, n):
+        for k in range(n):
+            v = f"fo:{tag}:{k}:{rng.random()}".encode()
+            acked.append((prod.send(TOPIC, value=v, partition=p0).get(timeout=60).offset, v))
+
+    def consume_all(what):
+        deadline = time.monotonic() + 60
+        while any(off not in got for off, _ in acked):
+            if time.monotonic() > deadline:
+                fail(f"{what}: {sum(1 for o, _ in acked if o in got)} of {len(acked)} "
+                     "acknowledged records consumed in 60 s")
+            for _tp, msgs in cons.poll(timeout_ms=500).items():
+                for m in msgs:
+                    if m.key is not None:
+                        fail(f"a control record reached the consumer at offset {m.offset}")
+                    got[m.offset] = m.value
+        for off, v in acked:
+            if got[off] != v:
+                fail(f"{what}: offset {off} holds {got[off]!r}, acknowledged {v!r}")
+
+    produce("before", 20)
+    consume_all("before the leader change")
+    end = cons.position(tp0)
+    procs[old - 1].kill()
+    procs[old - 1].wait()
+    new = poll(f"a new leader of partition {p0} after node {old}'s SIGKILL",
+               lambda: (lambda n: n if n and n != old else None)(leader_of(adm, p0)), 60)
+
+    def latest():
+        r = raw(adm, new, OffsetRequest[1](-1, [(TOPIC, [(p0, -1)])]))
+        part = r.topics[0][1][0] if r else None
+        return part[3] if part and part[1] == 0 else -1
+    poll(f"node {new}'s log of partition {p0} ends past {end} (its no-op committed)",
+         lambda: latest() > end, 60)
+    acked_at = []
+    timer = threading.Timer(0.5, lambda: (produce("during-fetch", 1),
+                                          acked_at.append(time.monotonic())))
+    t0 = time.monotonic()
+    timer.start()
+    r = raw(adm, new, FetchRequest[4](-1, 10000, 1, 1 << 20, 0,
+                                      [(TOPIC, [(p0, end, 1 << 20)])]), seconds=20)
+    waited = time.monotonic() - t0
+    timer.join()
+    part = r.topics[0][1][0] if r else None
+    recs = decode_records(part[5]) if part and part[1] == 0 and part[5] else []
+    if not recs or acked[-1][1] not in [v for _o, _k, v in recs] or waited < 0.4:
+        fail(f"Fetch at {end} from node {new} (its log ends with control entries) answered "
+             f"{recs} after {waited:.2f} s; wanted the record produced 0.5 s in")
+    if any(k is not None for _o, k, _v in recs):
+        fail(f"Fetch answered a control record: {recs}")
+    late = t0 + waited - acked_at[0]
+    print(f"partition {p0}: leader {old} killed, new leader {new}; Fetch at {end} waited "
+          f"{waited:.2f} s past the trailing control entries for the next record at "
+          f"{recs[0][0]}, answered {late:.2f} s after its acknowledgement", flush=True)
+    if late > 3:
+        fail("the Fetch answered more than 3 s after the record it waited for was acknowledged")
+    produce("after", 20)
+    consume_all("after the leader change")
+    prod.close()
+    cons.close()
+    print(f"partition {p0}: {len(acked)} records acknowledged across the leader change, all "
+          f"consumed at their offsets", flush=True)
+    return old
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     native = [free_port() for _ in range(3)]
@@ -124,16 +301,16 @@ def main():
     kport = [free_port() for _ in range(3)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{native[i]}" for i in range(3))
     procs = []
+    argv = []
     try:
         for i in range(3):
             ready = os.path.join(WORK, f"node-{i + 1}.ready")
             log = open(os.path.join(WORK, f"node-{i + 1}.log"), "w")
-            procs.append(subprocess.Popen(
-                [RINGLOGD, "--node-id", str(i + 1), "--listen", f"127.0.0.1:{native[i]}",
-                 "--http", f"127.0.0.1:{http[i]}", "--data-dir",
-                 os.path.join(WORK, f"data-{i + 1}"), "--voters", voters,
-                 "--kafka-listen", f"127.0.0.1:{kport[i]}", "--ready-file", ready],
-                stdout=log, stderr=subprocess.STDOUT))
+            argv.append([RINGLOGD, "--node-id", str(i + 1), "--listen",
+                         f"127.0.0.1:{native[i]}", "--http", f"127.0.0.1:{http[i]}",
+                         "--data-dir", os.path.join(WORK, f"data-{i + 1}"), "--voters", voters,
+                         "--kafka-listen", f"127.0.0.1:{kport[i]}", "--ready-file", ready])
+            procs.append(subprocess.Popen(argv[-1], stdout=log, stderr=subprocess.STDOUT))
         for i in range(3):
             ready = os.path.join(WORK, f"node-{i + 1}.ready")
             poll(f"node {i + 1} writes its ready file",
@@ -245,6 +422,16 @@ def main():
         if counter.count:
             fail(f"{counter.count} NOT_LEADER_OR_FOLLOWER answers after the first Metadata")
         print("NOT_LEADER_OR_FOLLOWER answers seen by the clients: 0", flush=True)
+        if control[0]:
+            fail(f"{control[0]} control records reached the consumer")
+        check_coordinator(admins, want, kport)
+        killed = failover(admins, kport, procs, 1)
+        ready = os.path.join(WORK, f"node-{killed}.ready")
+        os.unlink(ready)
+        procs[killed - 1] = subprocess.Popen(argv[killed - 1], stdout=open(
+            os.path.join(WORK, f"node-{killed}.log"), "a"), stderr=subprocess.STDOUT)
+        poll(f"node {killed} restarts", lambda: procs[killed - 1].poll() is None
+             and os.path.exists(ready) and "kafka=" in open(ready).read())
         for a in admins:
             a.close()
     finally:

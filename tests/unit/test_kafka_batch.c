@@ -440,3 +440,36 @@ Test(kbatch, crc_leaves_offset_and_epoch_out)
     cr_assert_eq(kbatch_check(k, 70, &h, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(h.base_offset, 123456);
 }
+
+/* A replicated log's control batches (Raft no-ops, configurations) are left out of what Kafka
+ * clients fetch; the data batch after one is served, its offsets unchanged (a gap). */
+Test(kbatch, control_batches_left_out)
+{
+    unsigned seed = test_seed();
+    struct sample_records *s = arena_calloc(&arena, sizeof(*s));
+    make_records(s, 10, seed);
+    size_t l1, l2, n1, n2;
+    uint8_t *k1 = client_batch(s, KCODEC_NONE, -1, &l1);
+    uint8_t *k2 = client_batch(s, KCODEC_NONE, -1, &l2);
+    uint8_t *b1, *b2;
+    struct kbatch_header h;
+    cr_assert_eq(kbatch_from_kafka(ctx, k1, l1, 4, &arena, &b1, &n1, &h, err, sizeof(err)), 0);
+    cr_assert_eq(kbatch_from_kafka(ctx, k2, l2, 4, &arena, &b2, &n2, &h, err, sizeof(err)), 0);
+    rl_store_le16(b1 + BATCH_OFF_FLAGS, BATCH_FLAG_CONTROL);
+    rl_store_le64(b1 + BATCH_OFF_CHECKSUM, batch_compute_checksum(b1, (uint32_t)n1));
+    batch_stamp(b1, 500, 3);
+    batch_stamp(b2, 510, 3);
+    uint8_t *slice = arena_alloc(&arena, n1 + n2);
+    memcpy(slice, b1, n1);
+    memcpy(slice + n1, b2, n2);
+    struct kmsg_records rec;
+    cr_assert_eq(kbatch_serve(ctx, slice, n1, 1, &arena, &rec), 0, "control only: nothing");
+    cr_assert_eq(rec.len, 0);
+    cr_assert_eq(kbatch_serve(ctx, slice, n1 + n2, 1, &arena, &rec), 1);
+    cr_assert_eq(rec.iovcnt, 2);
+    struct kmsg_out o = {(struct iovec *)rec.iov, rec.iovcnt, (size_t)rec.len};
+    uint8_t *flat = kmsg_flatten(&o, &arena);
+    struct kbatch_header k;
+    cr_assert_eq(kbatch_check(flat, (size_t)rec.len, &k, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(k.base_offset, 510);
+}
