@@ -51,6 +51,8 @@ struct meta_topic_spec {
     size_t n_replicas;            /* 0, or partitions * replication_factor: each partition's
                                    * replicas, the preferred leader first (cluster placement) */
     const uint32_t *replicas;
+    uint64_t incarnation;         /* cluster: unique per creation (set by the controller); 0:
+                                   * a single broker or an older record */
 };
 
 enum meta_record_kind {
@@ -68,6 +70,7 @@ struct meta_record {
     size_t n_configs;              /* ALTER_CONFIGS */
     const struct meta_config *configs;
     int64_t producer_id_block_end; /* PRODUCER_ID_BLOCK */
+    uint64_t rollback_incarnation; /* DELETE_TOPIC: non-zero: undoes that creation (meta.c) */
 };
 
 /* Encodes rec into a malloc'ed buffer (*out, *len). Returns 0, RL_E_INVALID_ARGUMENT for an
