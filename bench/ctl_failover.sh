@@ -16,9 +16,16 @@ RINGLOGD=${RINGLOGD:-build/bin/ringlogd}
 RINGLOG=${RINGLOG:-build/bin/ringlog}
 [ -x "$RINGLOGD" ] && [ -x "$RINGLOG" ] || { echo "build first (make -j2)" >&2; exit 2; }
 DIR=$(mktemp -d /tmp/ringlog-ctl-failover-XXXXXX)
-BASE=$((20000 + RANDOM % 30000))
-declare -a PID PORT
-for i in 1 2 3; do PORT[$i]=$((BASE + (i - 1) * 10)); done
+# Six free ports (native and HTTP per node), as the kernel hands them out: fixed ones collide
+# with whatever else runs on the machine.
+read -r -a FREE <<< "$(python3 -c '
+import socket
+s = [socket.socket() for _ in range(6)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')"
+[ "${#FREE[@]}" = 6 ] || { echo "cannot pick free ports (python3)" >&2; exit 2; }
+declare -a PID PORT HTTP
+for i in 1 2 3; do PORT[$i]=${FREE[$((i - 1))]}; HTTP[$i]=${FREE[$((i + 2))]}; done
 VOTERS="1@127.0.0.1:${PORT[1]},2@127.0.0.1:${PORT[2]},3@127.0.0.1:${PORT[3]}"
 
 cleanup() {
@@ -34,7 +41,7 @@ start_node() {
     local i=$1
     mkdir -p "$DIR/node-$i"
     "$RINGLOGD" --node-id "$i" --listen "127.0.0.1:${PORT[$i]}" \
-        --http "127.0.0.1:$((PORT[$i] + 1))" --data-dir "$DIR/node-$i" --voters "$VOTERS" \
+        --http "127.0.0.1:${HTTP[$i]}" --data-dir "$DIR/node-$i" --voters "$VOTERS" \
         --set "election.timeout.ms=$ELECTION_MS" >> "$DIR/node-$i.log" 2>&1 &
     PID[$i]=$!
 }
@@ -42,7 +49,7 @@ start_node() {
 # The leader node $1 names in GET /v1/cluster (0: none or no answer).
 leader_of() {
     local body
-    body=$(curl -s -m 1 "http://127.0.0.1:$((PORT[$1] + 1))/v1/cluster") || { echo 0; return; }
+    body=$(curl -s -m 1 "http://127.0.0.1:${HTTP[$1]}/v1/cluster") || { echo 0; return; }
     local l=${body#*\"leader\":}
     l=${l%%[!0-9]*}
     echo "${l:-0}"
