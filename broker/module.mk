@@ -25,6 +25,8 @@ TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
          $(BUILD)/tests/unit/test_meta \
          $(BUILD)/tests/unit/test_broker_metalog $(BUILD)/tests/unit/test_pstate \
          $(BUILD)/tests/unit/test_group $(BUILD)/tests/unit/test_offsets
+# The controller's apply checkpoint file: round trip and damage.
+TESTS += $(BUILD)/tests/unit/test_ctlckpt
 
 # Producer state across seeded power cuts on the simulated back-end (1,000 seeds in make test;
 # more with make test-idem-powercut IDEM_POWERCUT_SEEDS=N).
