@@ -551,6 +551,7 @@ fail:
 }
 
 static void meta_apply_delete(struct meta *m, const char *name, uint64_t incarnation);
+static void meta_reap_named(struct meta *m, const char *name);
 
 /* The partitions of a topic created while serving are open (or failed). */
 static void meta_topic_opened(void *ctx, int rc, const char *err)
@@ -613,6 +614,7 @@ static int meta_apply_create(struct meta *m, const struct meta_topic_spec *spec)
         m->partitions_total += t->partition_count;
         return 0;
     }
+    meta_reap_named(m, spec->name);
     struct meta_creating *c = calloc(1, sizeof(*c));
     if (!c || META_PUSH(&m->creating, &m->n_creating, &m->cap_creating, c)) {
         free(c);
@@ -984,6 +986,16 @@ int meta_set_replicator(struct meta *m, const struct meta_replicator *r)
 
 /* --- maintenance ------------------------------------------------------------------------------ */
 
+static void meta_reap_topic(struct meta *m, struct meta_topic *t)
+{
+    META_REMOVE(m->doomed, &m->n_doomed, t);
+    meta_detach_topic(m, t);
+    for (uint32_t k = 0; k < t->partition_count; k++)
+        if (t->parts[k])
+            partition_delete(t->parts[k]);
+    meta_topic_free(t);
+}
+
 void meta_reap(struct meta *m)
 {
     for (size_t i = 0; i < m->n_doomed;) {
@@ -992,12 +1004,29 @@ void meta_reap(struct meta *m)
             i++;
             continue;
         }
-        META_REMOVE(m->doomed, &m->n_doomed, t);
-        meta_detach_topic(m, t);
-        for (uint32_t k = 0; k < t->partition_count; k++)
-            if (t->parts[k])
-                partition_delete(t->parts[k]);
-        meta_topic_free(t);
+        meta_reap_topic(m, t);
+    }
+}
+
+/* A creation applied while an earlier topic of the name still waits to be reaped (in a
+ * cluster the leader accepts the name once it has reaped it; this broker may not have yet):
+ * the old logs go now, so the new ones open in fresh directories (plog_delete renames the old
+ * one away first) and the old partition groups leave before the new ones start. */
+static void meta_reap_named(struct meta *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_doomed;) {
+        struct meta_topic *t = m->doomed[i];
+        if (strcmp(t->name, name)) {
+            i++;
+            continue;
+        }
+        if (meta_topic_pinned(t)) {
+            RL_WARN("topic %s is created again while its previous logs are still in use; "
+                    "they are removed once released", name);
+            i++;
+            continue;
+        }
+        meta_reap_topic(m, t);
     }
 }
 

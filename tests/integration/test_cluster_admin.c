@@ -316,14 +316,15 @@ Test(cluster_admin, status_errors_rollback_and_recreate)
 
     /* A replicated topic deleted and created again at once, a few times: every broker
      * starts its groups (they have new ids per creation). */
-    for (int round = 0; round < 8; round++) {
-        /* Through the controller leader: it accepts the name again as soon as it has
-         * reaped the old topic, maybe before a follower has. */
-        rc = create_on(leader - 1, "again", 2, 3, msg, sizeof(msg));
+    for (int round = 0; round < 10; round++) {
+        /* Through each broker in turn: the proposer and the controller leader accept the
+         * name again once they have reaped the old topic, maybe before the third broker has
+         * (which then must not start groups of the old ids nor reuse the old directories). */
+        rc = create_on(round % N, "again", 2, 3, msg, sizeof(msg));
         uint64_t u = tl_now_ms() + WAIT_MS;
         while (rc == RL_E_TOPIC_EXISTS && tl_now_ms() < u) {
             usleep(5000);
-            rc = create_on(leader - 1, "again", 2, 3, msg, sizeof(msg));
+            rc = create_on(round % N, "again", 2, 3, msg, sizeof(msg));
         }
         cr_assert_eq(rc, 0, "round %d: %s %s", round, rl_strerror(rc), msg);
         cr_assert(wait_topic("again", 1), "round %d: not on every broker", round);
