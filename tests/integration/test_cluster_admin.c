@@ -56,7 +56,7 @@ static void pick_ports(void)
 static void start_all(void)
 {
     for (int i = 0; i < N; i++) {
-        char listen[32], node[8];
+        char listen[32], node[16];
         snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
         snprintf(node, sizeof(node), "%d", i + 1);
         const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
