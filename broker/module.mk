@@ -33,6 +33,8 @@ TESTS += $(BUILD)/tests/unit/test_ctlckpt
 TESTS += $(BUILD)/tests/unit/test_idem_powercut
 # Committed offsets across damage, snapshots and power cuts, on the simulated back-end.
 TESTS += $(BUILD)/tests/unit/test_offsets_state
+# The produce path of a replicated partition under a scripted replicator (acknowledgement rule).
+TESTS += $(BUILD)/tests/unit/test_repl_produce
 IDEM_POWERCUT_SEEDS ?= 20000
 .PHONY: test-idem-powercut
 test-idem-powercut: $(BUILD)/tests/unit/test_idem_powercut

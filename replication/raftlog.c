@@ -732,9 +732,12 @@ static int scan_from(struct raftlog *rl, uint64_t from)
         }
         if (rc <= 0)
             break;
-        for (size_t k = 0; k < (size_t)rc;) {
+        /* got, not rc: rc takes each note's result, and a window must be walked to its end
+         * (ending the walk after its first batch re-reads the window for every batch). */
+        size_t got = (size_t)rc;
+        for (size_t k = 0; k < got;) {
             struct raft_entry e;
-            int len = batch_to_entry(buf + k, (size_t)rc - k, &e);
+            int len = batch_to_entry(buf + k, got - k, &e);
             if (len < 0) {
                 rc = len;
                 goto out;

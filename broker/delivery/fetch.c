@@ -196,7 +196,8 @@ static void fetch_wake(struct partition_waiter *w, enum partition_event ev, uint
 {
     struct fetch_part_state *fp = w->ctx;
     struct fetch_state *fs = fp->r->state;
-    if (fs->phase != FETCH_WAITING || fs->woken || ev == PARTITION_FAILED)
+    if (fs->phase != FETCH_WAITING || fs->woken || ev == PARTITION_FAILED ||
+        ev == PARTITION_DEPOSED)
         return;
     fs->waited_bytes += bytes;
     if (ev == PARTITION_GONE || fs->waited_bytes >= fs->q->min_bytes) {

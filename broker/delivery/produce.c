@@ -40,6 +40,7 @@ struct produce_append {
     bool first;              /* first batch of its partition in the request: sets base_offset */
     struct partition_waiter dup_wait; /* a duplicate waiting for its original to be visible */
     uint64_t dup_until;
+    uint64_t dup_gen;        /* replicated: the leadership the original was appended in */
 };
 
 struct produce_state {
@@ -109,13 +110,22 @@ static void produce_dup_wake(struct partition_waiter *w, enum partition_event ev
 {
     (void)bytes;
     struct produce_append *a = w->ctx;
-    if (ev == PARTITION_VISIBLE && partition_visible_end(a->p) < a->dup_until)
+    /* The original is this leadership's entry: once the replica stops leading, its offsets
+     * may be cut and filled by another leader's entries, which then commit; only the same
+     * leadership reaching them proves the original committed there. */
+    bool lost = partition_replicated(a->p) &&
+                (!partition_leads(a->p) || partition_lead_generation(a->p) != a->dup_gen);
+    if (ev == PARTITION_VISIBLE && !lost && partition_visible_end(a->p) < a->dup_until)
+        return;
+    if (ev == PARTITION_DEPOSED && !lost)
         return;
     partition_unwait(w);
     if (ev == PARTITION_GONE)
         produce_fail(a, RL_E_UNKNOWN_TOPIC);
     else if (ev == PARTITION_FAILED)
         produce_fail(a, RL_E_LOG_FAILED);
+    else if (lost)
+        produce_fail(a, RL_E_NOT_LEADER);
     partition_unpin(a->p);
     produce_op_over(a->r);
 }
@@ -199,6 +209,7 @@ static int produce_idem_check(struct produce *ps, struct produce_append *a,
     /* The original is still being written: answer once it is durable, like the original. */
     ps->st.duplicate_waits++;
     a->dup_until = (uint64_t)v.dup_last_offset + 1;
+    a->dup_gen = partition_lead_generation(a->p);
     a->dup_wait.wake = produce_dup_wake;
     a->dup_wait.ctx = a;
     partition_wait(a->p, &a->dup_wait);

@@ -289,7 +289,12 @@ static void partition_commit_to(struct partition *p, uint64_t end, uint32_t byte
         p->commit_head = a->next;
         if (!p->commit_head)
             p->commit_tail = NULL;
-        partition_finish(a, 0);
+        /* Success only when what committed at its offsets is the entry it was appended as:
+         * the leader of its term, still leading, never cut its own log. Otherwise (deposal is
+         * normally seen first, partition_repl_role) the offsets may hold another leader's
+         * entries: the producer retries. */
+        bool same = !p->replicated || (p->leads && a->term == p->term);
+        partition_finish(a, same ? 0 : RL_E_NOT_LEADER);
     }
 }
 
@@ -406,6 +411,7 @@ static int partition_append_replicated(struct partition *p, struct partition_app
     }
     a->base_offset = end - a->records;
     a->last_offset = end - 1;
+    a->term = p->term;
     p->stats.records_in += a->records;
     p->stats.bytes_in += a->len;
     p->stats.batches_in++;
@@ -601,6 +607,7 @@ void partition_repl_role(struct partition *p, bool leads, uint32_t leader, uint6
          * producer retries (an idempotent retry of a committed batch is recognised). */
         partition_fail_list(&p->durable_head, &p->durable_tail, RL_E_NOT_LEADER);
         partition_fail_list(&p->commit_head, &p->commit_tail, RL_E_NOT_LEADER);
+        partition_notify(p, PARTITION_DEPOSED, 0); /* duplicates waiting for an original */
     }
 }
 

@@ -204,6 +204,7 @@ struct partition_append {
     struct partition *p;
     uint8_t *copy;
     struct partition_append *next;
+    uint64_t term;              /* replicated: the term it was proposed in */
 };
 
 /* Appends a's batch. Returns 0 (done will be called; a->base_offset is set), or a negative
@@ -242,6 +243,7 @@ enum partition_event {
     PARTITION_VISIBLE, /* the visible end moved; `bytes` batch bytes became visible */
     PARTITION_FAILED,  /* an append failed (the log refuses appends from now on) */
     PARTITION_GONE,    /* the partition is being deleted */
+    PARTITION_DEPOSED, /* a replicated partition's leader stopped leading (its log may be cut) */
 };
 
 struct partition_waiter {

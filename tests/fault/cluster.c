@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -234,10 +237,52 @@ void cl_kill(struct cl_cluster *c, int i)
     b->paused = false;
 }
 
+/* Whether broker i's `port` can be bound in its host (as ringlogd binds it): a child joins
+ * the host's namespace and tries. 1 free, 0 in use, negative: could not tell. */
+static int port_free(struct cl_cluster *c, int i, int port)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        if (netns_enter(c->lab, c->b[i].node) != 0)
+            _exit(2);
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        if (fd < 0 || inet_pton(AF_INET, c->b[i].host, &sa.sin_addr) != 1)
+            _exit(2);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        _exit(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) == 2)
+        return -ECHILD;
+    return WEXITSTATUS(status) == 0;
+}
+
+/* After a SIGKILL the kernel may release the dead broker's listening socket a little after the
+ * process is reaped (io_uring requests holding it are torn down asynchronously): a restart at
+ * once can fail to bind. Polls until the port is free (bounded; on timeout the restart goes
+ * ahead and reports what ringlogd says). */
+static void wait_port_free(struct cl_cluster *c, int i, uint32_t timeout_ms)
+{
+    uint64_t deadline = tl_now_ms() + timeout_ms;
+    static const int ports[] = {CL_PORT, CL_HTTP_PORT};
+    for (int k = 0; k < 2; k++) {
+        int rc;
+        while ((rc = port_free(c, i, ports[k])) == 0 && tl_now_ms() < deadline)
+            poll(NULL, 0, 20);
+        if (rc == 0)
+            netns_log(c->lab, "broker %d: port %d still in use after %u ms; restarting anyway",
+                      i, ports[k], timeout_ms);
+    }
+}
+
 int cl_restart(struct cl_cluster *c, int i, uint32_t timeout_ms)
 {
     if (c->b[i].pid)
         cl_kill(c, i);
+    wait_port_free(c, i, timeout_ms);
     netns_log(c->lab, "restart broker %d", i);
     int rc = spawn(c, i);
     return rc ? rc : wait_broker(c, i, timeout_ms);

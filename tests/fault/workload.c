@@ -460,6 +460,59 @@ long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port
     return total;
 }
 
+/* Whether the broker on c serves `partition` up to `end` (its visible end, the commit index it
+ * knows, has reached it): a fetch at `end` succeeds on a replica whose visible end is there,
+ * and is refused (NOT_LEADER, out of range) on one behind. */
+static bool replica_reached(struct tl_conn *c, const char *topic, uint32_t partition,
+                            int64_t end)
+{
+    struct tl_fetch f = {.topic = topic, .partition = partition, .offset = (uint64_t)end,
+                         .max_bytes = 1};
+    struct tl_fetch_result res;
+    return tl_fetch(c, &f, &res) == 0 && res.high_watermark >= (uint64_t)end;
+}
+
+int wl_wait_replicas(struct cl_cluster *c, const char *topic, int partitions,
+                     bool every_partition, uint32_t timeout_ms, char *why, size_t cap)
+{
+    int64_t *end = calloc((size_t)partitions, sizeof(*end));
+    if (!end)
+        return -ENOMEM;
+    int rc = end_offsets(c->bootstrap, topic, partitions, end, timeout_ms, why, cap);
+    if (rc) {
+        free(end);
+        return rc;
+    }
+    uint64_t deadline = tl_now_ms() + timeout_ms;
+    for (int i = 1; i <= c->n; i++) {
+        if (!cl_alive(c, i))
+            continue;
+        for (int p = 0; p < partitions; p++) {
+            bool reached = false;
+            while (!reached && tl_now_ms() < deadline) {
+                struct tl_conn conn;
+                if (tl_connect(&conn, c->b[i].host, CL_PORT, 2000) == 0) {
+                    reached = replica_reached(&conn, topic, (uint32_t)p, end[p]);
+                    tl_close(&conn);
+                }
+                if (!reached && !every_partition)
+                    break; /* it may hold no replica of p */
+                if (!reached)
+                    poll(NULL, 0, 50);
+            }
+            if (!reached && every_partition) {
+                snprintf(why, cap, "broker %d's replica of partition %d did not reach the "
+                         "leader's end %lld within %u ms after healing", i, p,
+                         (long long)end[p], timeout_ms);
+                free(end);
+                return -ETIMEDOUT;
+            }
+        }
+    }
+    free(end);
+    return 0;
+}
+
 long wl_verify(struct hist *h, struct cl_cluster *c, const char *topic, int partitions,
                const struct hist_check_opts *opts, uint32_t timeout_ms)
 {

@@ -117,6 +117,15 @@ long wl_dump_replica(struct hist *h, int source, const char *host, uint16_t port
 long wl_dump_data_dir(struct hist *h, int source, const char *data_dir, const char *topic,
                       int partitions, bool every_partition, char *why, size_t cap);
 
+/* Waits until every running broker's replica of every partition serves up to the partition's
+ * end (the leader's high watermark, read first): its log then equals the leader's up to
+ * there, so a clean stop leaves no divergent uncommitted tail (a deposed leader's appends the
+ * new leader has not yet cut) below the end for wl_dump_data_dir to read as the replica's
+ * copy. every_partition: each broker holds every partition. Returns 0, or -ETIMEDOUT (or the
+ * end offsets' error) with the reason in why. */
+int wl_wait_replicas(struct cl_cluster *c, const char *topic, int partitions,
+                     bool every_partition, uint32_t timeout_ms, char *why, size_t cap);
+
 /* Leadership claims from a broker's log: every line holding "leader of <topic>-<p> in term <t>"
  * (the phrase a broker logs when it becomes a partition's leader) is recorded as node `node`
  * leading p in term t. Returns the claims found or -errno. */
