@@ -9,7 +9,8 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/delivery/idempotence.c broker/delivery/idem_state.c \
                broker/delivery/coordinator.c \
                broker/delivery/produce.c broker/delivery/fetch.c broker/delivery/delivery.c \
-               broker/native/native.c broker/native/native_topics.c broker/native/native_data.c \
+               broker/native/native.c broker/native/native_topics.c broker/native/native_replicas.c \
+               broker/native/native_data.c \
                broker/native/native_groups.c \
                broker/cluster/peer.c broker/cluster/ctl.c broker/cluster/replica.c \
                broker/cluster/ctlckpt.c \
@@ -69,6 +70,8 @@ TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration
 TESTS += $(BUILD)/tests/integration/test_replication
 # Operations: SIGTERM hands leadership off (rolling restart under load), preferred leaders.
 TESTS += $(BUILD)/tests/integration/test_replication_ops
+# Moving replicas: remove-broker under acks=all load, a leader killed mid-move, bad requests.
+TESTS += $(BUILD)/tests/integration/test_reassign
 # Groups keep their committed offsets when their coordinator's broker is killed.
 TESTS += $(BUILD)/tests/integration/test_repl_groups
 # A follower behind the leader's log start catches up by snapshot install; replication metrics.

@@ -1,7 +1,7 @@
 /*
  * cli: the `ringlog` command-line tool (client/cli*.c), a thin shell over libringlog.
  * cli.c parses the global options and dispatches; cli_topic.c holds `topic`, cli_io.c `produce`
- * and `consume`, cli_group.c `group`, cli_bench.c `bench`, cli_cluster.c `cluster status`. Every failure prints one line naming the problem and what
+ * and `consume`, cli_group.c `group`, cli_bench.c `bench`, cli_cluster.c `cluster` and `topic reassign`. Every failure prints one line naming the problem and what
  * to do, and the process exits non-zero (1 for failures, 2 for usage errors).
  */
 #ifndef RL_CLIENT_CLI_H
@@ -42,5 +42,10 @@ int cli_consume(struct cli *c);
 int cli_bench(struct cli *c);
 int cli_group(struct cli *c);
 int cli_cluster(struct cli *c);
+/* `topic reassign TOPIC PARTITION --replicas 1,2,4` (cli_cluster.c). */
+int cli_topic_reassign(struct cli *c);
+/* Prints each partition's replicas, in-sync replicas and move target of a replicated topic
+ * (nothing for a topic with one replica). Returns 0 or a code. */
+int cli_topic_replicas(const struct rl_conf *conf, const char *topic);
 
 #endif

@@ -1,11 +1,19 @@
 /*
- * cli_cluster: `ringlog cluster status`: the cluster's brokers (alive or fenced, whether each
- * leads the controller, how many partition replicas each hosts and leads), the controller
- * leader and its term, and for each voter the controller commit index it knows and the index
- * it has applied. Asks one broker for Metadata of every topic over the library's synchronous
- * request path (rlc_meta_call), then asks each voter for its own view (commit and applied are
- * per node), and the leader's answer gives how far each voter's copy of the log reaches.
+ * cli_cluster: `ringlog cluster status | remove-broker N`, `ringlog topic reassign` and the
+ * replicas part of `ringlog topic describe`.
+ *
+ * status: the cluster's brokers (alive or fenced, whether each leads the controller, how many
+ * partition replicas each hosts and leads), the controller leader and its term, and for each
+ * voter the controller commit index it knows and the index it has applied. Asks one broker for
+ * Metadata of every topic over the library's synchronous request path (rlc_meta_call), then
+ * asks each voter for its own view (commit and applied are per node), and the leader's answer
+ * gives how far each voter's copy of the log reaches.
+ *
+ * remove-broker and reassign: one AlterReplicas request (answered once the controller recorded
+ * the moves; the partition leaders move the replicas afterwards). Errors are the broker's
+ * sentences.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,10 +159,153 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
     }
 }
 
+static int cli_timeout_ms(const struct rl_conf *conf)
+{
+    char v[32];
+    rl_conf_get(conf, "request.timeout.ms", v, sizeof(v));
+    return atoi(v);
+}
+
+/* Prints a list of node ids as "1,2,4". */
+static void cli_print_ids(const int32_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%s%d", i ? "," : "", ids[i]);
+}
+
+/* Sends an AlterReplicas request and prints the moves the controller recorded. */
+static int cluster_alter_replicas(struct cli *c, Ringlog__AlterReplicasRequest *ar)
+{
+    struct rlc_meta m;
+    rlc_meta_init(&m, c->conf);
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_ALTER_REPLICAS;
+    req.alter_replicas = ar;
+    Ringlog__Response *resp = NULL;
+    const uint8_t *data;
+    size_t dlen;
+    int rc = rlc_meta_call(&m, &req, cli_timeout_ms(c->conf), &resp, &data, &dlen);
+    if (rc == 0)
+        rc = rlc_resp_error(resp, m.err, sizeof(m.err));
+    if (rc == 0 && resp->body_case != RINGLOG__RESPONSE__BODY_ALTER_REPLICAS) {
+        rc = RL_E_FRAME_MALFORMED;
+        snprintf(m.err, sizeof(m.err), "the broker does not know AlterReplicas (an older "
+                 "broker?)");
+    }
+    if (rc) {
+        cli_error("%s", m.err);
+    } else if (resp->alter_replicas->n_moves == 0) {
+        printf("nothing to move: broker %u holds no replica\n", ar->remove_broker);
+    } else {
+        for (size_t i = 0; i < resp->alter_replicas->n_moves; i++) {
+            const Ringlog__PartitionMove *pm = resp->alter_replicas->moves[i];
+            printf("moving %s-%u to replicas ", pm->topic, pm->partition);
+            for (size_t k = 0; k < pm->n_replicas; k++)
+                printf("%s%u", k ? "," : "", pm->replicas[k]);
+            printf("\n");
+        }
+        printf("the partition leaders move the replicas now; ringlog topic describe TOPIC "
+               "shows the progress\n");
+    }
+    if (resp)
+        ringlog__response__free_unpacked(resp, NULL);
+    rlc_meta_destroy(&m);
+    return rc ? CLI_EXIT_FAIL : 0;
+}
+
+/* `ringlog topic reassign TOPIC PARTITION --replicas 1,2,4` */
+int cli_topic_reassign(struct cli *c)
+{
+    const char *usage = "usage: ringlog topic reassign TOPIC PARTITION --replicas ID,ID,...";
+    const char *list = NULL;
+    for (int i = 3; i < c->argc; i++) {
+        if (!(list = cli_opt(c, &i, "--replicas"))) {
+            cli_error("%s (unknown option %s)", usage, c->argv[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (c->argc < 3 || !list) {
+        cli_error("%s", usage);
+        return CLI_EXIT_USAGE;
+    }
+    uint32_t ids[16];
+    size_t n = 0;
+    for (const char *p = list; *p && n < 16;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > INT32_MAX || (*end && *end != ',')) {
+            cli_error("--replicas: \"%s\" is not a list of broker ids (1,2,4)", list);
+            return CLI_EXIT_USAGE;
+        }
+        ids[n++] = (uint32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    Ringlog__PartitionMove pm = RINGLOG__PARTITION_MOVE__INIT;
+    Ringlog__PartitionMove *pp = &pm;
+    pm.topic = c->argv[1];
+    pm.partition = (uint32_t)cli_int("PARTITION", c->argv[2], 0, INT32_MAX);
+    pm.n_replicas = n;
+    pm.replicas = ids;
+    Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
+    ar.n_moves = 1;
+    ar.moves = &pp;
+    return cluster_alter_replicas(c, &ar);
+}
+
+int cli_topic_replicas(const struct rl_conf *conf, const char *topic)
+{
+    struct rlc_meta m;
+    rlc_meta_init(&m, conf);
+    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
+    char *t = (char *)topic;
+    mr.n_topics = 1;
+    mr.topics = &t;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
+    req.metadata = &mr;
+    Ringlog__Response *resp = NULL;
+    const uint8_t *data;
+    size_t dlen;
+    int rc = rlc_meta_call(&m, &req, cli_timeout_ms(conf), &resp, &data, &dlen);
+    if (rc == 0 && (resp->body_case != RINGLOG__RESPONSE__BODY_METADATA ||
+                    resp->metadata->n_topics != 1))
+        rc = RL_E_FRAME_MALFORMED;
+    const Ringlog__TopicMetadata *tm = rc ? NULL : resp->metadata->topics[0];
+    if (tm && tm->replication_factor > 1 && !tm->error_code) {
+        printf("%-10s %-12s %-12s %s\n", "partition", "replicas", "in-sync", "moving to");
+        for (size_t i = 0; i < tm->n_partitions; i++) {
+            const Ringlog__PartitionMetadata *pm = tm->partitions[i];
+            char a[64], b[64];
+            int na = 0, nb = 0;
+            for (size_t k = 0; k < pm->n_replicas && na < 50; k++)
+                na += snprintf(a + na, sizeof(a) - (size_t)na, "%s%d", k ? "," : "",
+                               pm->replicas[k]);
+            for (size_t k = 0; k < pm->n_isr && nb < 50; k++)
+                nb += snprintf(b + nb, sizeof(b) - (size_t)nb, "%s%d", k ? "," : "",
+                               pm->isr[k]);
+            printf("%-10u %-12s %-12s ", pm->partition, na ? a : "-", nb ? b : "-");
+            if (pm->n_target_replicas)
+                cli_print_ids(pm->target_replicas, pm->n_target_replicas);
+            else
+                printf("-");
+            printf("\n");
+        }
+    }
+    if (resp)
+        ringlog__response__free_unpacked(resp, NULL);
+    rlc_meta_destroy(&m);
+    return rc;
+}
+
 int cli_cluster(struct cli *c)
 {
+    if (c->argc == 2 && !strcmp(c->argv[0], "remove-broker")) {
+        Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
+        ar.remove_broker = (uint32_t)cli_int("remove-broker", c->argv[1], 1, INT32_MAX);
+        return cluster_alter_replicas(c, &ar);
+    }
     if (c->argc < 1 || strcmp(c->argv[0], "status")) {
-        cli_error("usage: ringlog [--brokers H:P,...] cluster status");
+        cli_error("usage: ringlog [--brokers H:P,...] cluster status | remove-broker N");
         return CLI_EXIT_USAGE;
     }
     char v[32], err[600];

@@ -107,7 +107,7 @@ static void print_key(const uint8_t *k, size_t len)
         putchar(k[i] >= 0x20 && k[i] < 0x7F ? k[i] : '?');
 }
 
-static int topic_describe(struct rl_admin *a, const char *name)
+static int topic_describe(struct cli *c, struct rl_admin *a, const char *name)
 {
     const struct rl_topic_info *t;
     if (rl_admin_describe_topic(a, name, &t)) {
@@ -134,6 +134,8 @@ static int topic_describe(struct rl_admin *a, const char *name)
         printf("%-10d %-8d %u%s%s\n", t->partitions[i].partition, t->partitions[i].leader,
                t->partitions[i].leader_epoch, t->partitions[i].error ? "  error: " : "",
                t->partitions[i].error ? rl_strerror(t->partitions[i].error) : "");
+    if (t->replication_factor > 1)
+        cli_topic_replicas(c->conf, name); /* replicas and moves: best effort */
     return 0;
 }
 
@@ -171,6 +173,8 @@ static int topic_run(struct cli *c, struct rl_admin *a)
         return topic_create(c, a);
     if (!strcmp(sub, "alter"))
         return topic_alter(c, a);
+    if (!strcmp(sub, "reassign"))
+        return cli_topic_reassign(c);
     if (!strcmp(sub, "list")) {
         const struct rl_topic_info *t;
         size_t n;
@@ -188,7 +192,7 @@ static int topic_run(struct cli *c, struct rl_admin *a)
     }
     if ((!strcmp(sub, "describe") || !strcmp(sub, "delete")) && c->argc == 2) {
         if (sub[1] == 'e' && sub[2] == 's')
-            return topic_describe(a, c->argv[1]);
+            return topic_describe(c, a, c->argv[1]);
         if (rl_admin_delete_topic(a, c->argv[1])) {
             cli_error("%s", rl_admin_last_error(a));
             return CLI_EXIT_FAIL;
@@ -196,7 +200,8 @@ static int topic_run(struct cli *c, struct rl_admin *a)
         printf("deleted topic \"%s\"\n", c->argv[1]);
         return 0;
     }
-    cli_error("usage: ringlog topic create|list|describe NAME|delete NAME|alter NAME ...");
+    cli_error("usage: ringlog topic create|list|describe NAME|delete NAME|alter NAME ...|"
+              "reassign NAME PARTITION --replicas ID,...");
     return CLI_EXIT_USAGE;
 }
 

@@ -173,6 +173,8 @@ enum rl_error {
     RL_E_RAFT_TRANSFERRING = -5603, /**< leadership transfer in progress */
     RL_E_RAFT_CATCHING_UP = -5604, /**< the new configuration's voters lag behind the commit
         index; retry once they have caught up */
+    RL_E_REASSIGN_RUNNING = -5605, /**< a move of the partition's replicas is already running */
+    RL_E_UNKNOWN_BROKER = -5606, /**< no broker with that node id is registered in the cluster */
 };
 /* END rl_error */
 #endif

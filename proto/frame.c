@@ -91,6 +91,7 @@ Ringlog__Api frame_request_api(const Ringlog__Request *req)
     case RINGLOG__REQUEST__BODY_OFFSET_FETCH:
     case RINGLOG__REQUEST__BODY_LIST_GROUPS:
     case RINGLOG__REQUEST__BODY_DESCRIBE_GROUPS:
+    case RINGLOG__REQUEST__BODY_ALTER_REPLICAS:
         /* Field numbers are the Api values plus 9 (see the proto). */
         return (Ringlog__Api)(req->body_case - 9);
     default:
@@ -120,6 +121,7 @@ const char *frame_api_name(Ringlog__Api api)
     case RINGLOG__API__API_OFFSET_FETCH: return "offset_fetch";
     case RINGLOG__API__API_LIST_GROUPS: return "list_groups";
     case RINGLOG__API__API_DESCRIBE_GROUPS: return "describe_groups";
+    case RINGLOG__API__API_ALTER_REPLICAS: return "alter_replicas";
     default: return "unknown";
     }
 }

@@ -25,7 +25,10 @@
 /* A leader refuses appends while this much of its log waits for the disk: the raftlog fails a
  * group whose plog refuses an append for lack of room (64 MiB per log). */
 #define REPLICA_MAX_UNSYNCED_BYTES (32u << 20)
-#define REPLICA_CHECK_MS 100 /* failed groups and balancing: checked this often */
+#define REPLICA_CHECK_MS 100 /* failed groups, moves and balancing: checked this often */
+#define REPLICA_MOVE_RETRY_MS 1000 /* a refused end of a move is proposed again after this */
+
+struct replica_done;
 
 struct replica {
     struct replicas *rs;
@@ -40,7 +43,21 @@ struct replica {
     uint64_t logged_term; /* the term whose leadership was last logged */
     int64_t led_since_ms; /* when this broker last became leader */
     uint64_t elections, leader_changes;
+    uint32_t n_target;                 /* a move runs toward target[] (meta's record); 0: none */
+    uint32_t target[RAFT_MAX_VOTERS];
+    struct replica_done *done;         /* the end of the move, proposed and not yet answered */
+    int64_t move_wait_until_ms;        /* a refused end of move is proposed again after this */
     struct replica *next;
+};
+
+/* The end of a move proposed to the controller: its own allocation, because the replica may
+ * go (its topic deleted) before the controller answers; rp is cleared then. */
+struct replica_done {
+    struct meta_proposal pr;
+    struct replica *rp;
+    struct meta_move mv;
+    uint32_t replicas[RAFT_MAX_VOTERS];
+    char topic[256];
 };
 
 struct replicas {
@@ -86,10 +103,13 @@ static uint32_t replica_in_sync(void *ctx, uint32_t *out, uint32_t cap)
             out[n++] = rp->nodes[i];
         return n;
     }
+    /* Over the voters of the configuration in effect: during a move they are neither the old
+     * nor the new replicas of meta's record (a learner is never in sync: it counts toward
+     * nothing). */
     int64_t now = replicas_now_ms(rp->rs);
     int64_t window = (int64_t)rp->rs->cfg.election_ticks * rp->rs->cfg.tick_ms;
-    for (uint32_t i = 0; i < rp->n_nodes && n < cap; i++) {
-        uint32_t id = rp->nodes[i];
+    for (uint32_t i = 0; i < rf->config.n_voters && n < cap; i++) {
+        uint32_t id = rf->config.voters[i];
         if (id == rp->rs->cfg.self) {
             out[n++] = id;
             continue;
@@ -183,6 +203,8 @@ static void replica_notify(void *ctx)
 
 static void replica_free(struct replica *rp)
 {
+    if (rp->done)
+        rp->done->rp = NULL; /* the controller's answer finds no replica */
     if (rp->rl)
         raftlog_set_notify(rp->rl, NULL, NULL);
     if (rp->g)
@@ -208,6 +230,10 @@ static int replicas_attach(void *ctx, const struct meta_topic *t, uint32_t i, st
     rp->min_insync = meta_topic_min_insync(t);
     rp->n_nodes = n;
     memcpy(rp->nodes, nodes, n * sizeof(*nodes));
+    const uint32_t *tg = meta_partition_target(t, i);
+    rp->n_target = tg ? n : 0;
+    if (tg)
+        memcpy(rp->target, tg, n * sizeof(*tg));
     rp->gid = replicas_group_id(t->name, i, t->incarnation);
     /* Raft counts a replica toward commit only once its copy is on disk: the log must
      * acknowledge an append only after its fdatasync. */
@@ -266,6 +292,28 @@ static void replicas_detach(void *ctx, struct partition *p)
     }
 }
 
+/* meta's record of the partition's replicas or move target changed. */
+static void replicas_moved(void *ctx, const struct meta_topic *t, uint32_t i, struct partition *p)
+{
+    struct replicas *rs = ctx;
+    for (struct replica *rp = rs->list; rp; rp = rp->next) {
+        if (rp->p != p)
+            continue;
+        uint32_t n;
+        const uint32_t *nodes = meta_partition_replicas(t, i, &n);
+        const uint32_t *tg = meta_partition_target(t, i);
+        if (nodes && n <= RAFT_MAX_VOTERS) {
+            rp->n_nodes = n;
+            memcpy(rp->nodes, nodes, n * sizeof(*nodes));
+        }
+        rp->n_target = tg && nodes ? n : 0;
+        if (rp->n_target)
+            memcpy(rp->target, tg, n * sizeof(*tg));
+        rp->move_wait_until_ms = 0;
+        return;
+    }
+}
+
 int replicas_create(struct io *io, struct repl *r, struct raftlog_arena *arena,
                     struct peer *peer, struct meta *m, const struct replicas_config *cfg,
                     struct replicas **out, char *err, size_t err_cap)
@@ -277,7 +325,7 @@ int replicas_create(struct io *io, struct repl *r, struct raftlog_arena *arena,
     }
     *rs = (struct replicas){.io = io, .repl = r, .arena = arena, .peer = peer, .meta = m,
                             .cfg = *cfg};
-    struct meta_replicator mr = {replicas_attach, replicas_detach, rs};
+    struct meta_replicator mr = {replicas_attach, replicas_detach, replicas_moved, rs};
     int rc = meta_set_replicator(m, &mr);
     if (rc) {
         snprintf(err, err_cap, "cannot start replicating the partitions this broker holds: %s",
@@ -370,6 +418,131 @@ static bool replica_preferred_ready(struct replica *rp, int64_t now)
     return ps.connected && ps.last_heard_ms && now - ps.last_heard_ms <= window;
 }
 
+/* --- moving replicas -------------------------------------------------------------------------- *
+ * The controller records a move's target (meta); the partition's leader drives it one
+ * membership change at a time: every target replica missing from the group joins as a learner,
+ * a learner that holds the commit index is promoted, then the voters outside the target are
+ * removed (this leader last: the core hands leadership to the best remaining voter once its
+ * removal commits), and once the target voters are committed the leader records the end of the
+ * move. Every step is decided from the configuration in the group's log, so a new leader (the
+ * old one died mid-move) continues where the log stands. Redundancy never drops: a replica
+ * leaves only after its successor is a voter holding the commit index. */
+
+static bool replica_in_target(const struct replica *rp, uint32_t id)
+{
+    for (uint32_t i = 0; i < rp->n_target; i++)
+        if (rp->target[i] == id)
+            return true;
+    return false;
+}
+
+static void replica_done_answered(struct meta_proposal *pr)
+{
+    struct replica_done *d = (struct replica_done *)pr;
+    struct replica *rp = d->rp;
+    if (rp) {
+        rp->done = NULL;
+        if (pr->rc) {
+            RL_WARN("%s-%u: recording the end of the move failed (%s); retrying",
+                    d->topic, d->mv.partition, pr->msg[0] ? pr->msg : rl_strerror(pr->rc));
+            rp->move_wait_until_ms = replicas_now_ms(rp->rs) + REPLICA_MOVE_RETRY_MS;
+        }
+    }
+    free(d);
+}
+
+/* The target voters are committed: the controller records the end of the move. */
+static void replica_move_done(struct replica *rp)
+{
+    struct replica_done *d = calloc(1, sizeof(*d));
+    if (!d)
+        return; /* tried again next time */
+    d->rp = rp;
+    snprintf(d->topic, sizeof(d->topic), "%s", partition_topic(rp->p));
+    memcpy(d->replicas, rp->target, rp->n_target * sizeof(*rp->target));
+    d->mv = (struct meta_move){d->topic, rp->index, rp->n_target, d->replicas};
+    d->pr.done = replica_done_answered;
+    d->pr.ctx = d;
+    rp->done = d;
+    RL_INFO("%s-%u: its replicas are the move's target; recording the end of the move",
+            d->topic, rp->index);
+    meta_propose_reassign_done(rp->rs->meta, &d->pr, &d->mv);
+}
+
+/* Proposes one membership change; false when the core refused it (tried again later). */
+static bool replica_conf(struct replica *rp, enum raft_conf_op op, uint32_t id, const char *what)
+{
+    uint64_t idx;
+    int rc = repl_conf_change(rp->rs->repl, rp->g, op, id, &idx);
+    if (rc == 0)
+        RL_INFO("%s-%u: move: %s %u", partition_topic(rp->p), rp->index, what, id);
+    return rc == 0;
+}
+
+/* The next step of the move this leader drives (see above), or nothing while the last change
+ * is uncommitted or a learner catches up. */
+static void replica_move_step(struct replica *rp, int64_t now)
+{
+    const struct raft *rf = repl_group_raft(rp->g);
+    const struct raft_config *cf = &rf->config;
+    uint32_t self = rp->rs->cfg.self;
+    if (rf->config_index > raft_commit(rf) || rf->transferee || !raft_config_is_voter(cf, self))
+        return;
+    for (uint32_t i = 0; i < rp->n_target; i++) {
+        uint32_t id = rp->target[i];
+        if (!raft_config_is_voter(cf, id) && !raft_config_is_learner(cf, id)) {
+            replica_conf(rp, RAFT_CONF_ADD_LEARNER, id, "adding learner");
+            return;
+        }
+    }
+    for (uint32_t i = 0; i < cf->n_learners; i++) {
+        uint32_t id = cf->learners[i];
+        const struct raft_progress *pr = raft_progress_of(rf, id);
+        if (!replica_in_target(rp, id)) {
+            replica_conf(rp, RAFT_CONF_REMOVE_LEARNER, id, "removing learner");
+            return;
+        }
+        if (pr && pr->match >= raft_commit(rf)) { /* the core checks it again */
+            replica_conf(rp, RAFT_CONF_PROMOTE_LEARNER, id, "promoting caught-up learner");
+            return;
+        }
+    }
+    if (cf->n_learners)
+        return; /* catching up */
+    bool self_out = false;
+    for (uint32_t i = 0; i < cf->n_voters; i++) {
+        uint32_t id = cf->voters[i];
+        if (replica_in_target(rp, id))
+            continue;
+        if (id == self) {
+            self_out = true;
+            continue;
+        }
+        replica_conf(rp, RAFT_CONF_REMOVE_VOTER, id, "removing voter");
+        return;
+    }
+    if (self_out) {
+        replica_conf(rp, RAFT_CONF_REMOVE_VOTER, self, "removing itself (leadership goes to "
+                     "a remaining voter) as voter");
+        return;
+    }
+    if (!rp->done && now >= rp->move_wait_until_ms)
+        replica_move_done(rp);
+}
+
+/* Every move whose group this broker leads takes its next step. */
+static void replicas_moves(struct replicas *rs, int64_t now)
+{
+    if (rs->handing_off)
+        return;
+    for (struct replica *rp = rs->list; rp; rp = rp->next) {
+        const struct raft *rf = repl_group_raft(rp->g);
+        if (rp->n_target && !repl_group_failed(rp->g) && raft_role(rf) == RAFT_LEADER &&
+            raft_leader_ready(rf))
+            replica_move_step(rp, now);
+    }
+}
+
 /* A group whose log failed is neither ticked nor stepped, so its core still says it leads:
  * the partition stops claiming it (Metadata, produce) and the other replicas elect. */
 static void replicas_step_down_failed(struct replicas *rs)
@@ -391,6 +564,7 @@ void replicas_tick(struct replicas *rs)
         return; /* a walk over every group, 10 times a second at most */
     rs->last_check_ms = now;
     replicas_step_down_failed(rs);
+    replicas_moves(rs, now);
     if (!rs->cfg.leader_balance || rs->handing_off)
         return;
     uint32_t busy = 0;
@@ -399,7 +573,7 @@ void replicas_tick(struct replicas *rs)
         busy += raft_role(rf) == RAFT_LEADER && rf->transferee != 0;
     }
     for (struct replica *rp = rs->list; rp && busy < REPLICA_BALANCE_MAX_INFLIGHT; rp = rp->next) {
-        if (rp->nodes[0] == rs->cfg.self || !replica_may_transfer(rp) ||
+        if (rp->nodes[0] == rs->cfg.self || rp->n_target || !replica_may_transfer(rp) ||
             now - rp->led_since_ms < REPLICA_BALANCE_SETTLE_MS || !replica_preferred_ready(rp, now))
             continue;
         if (repl_transfer(rs->repl, rp->g, rp->nodes[0]) == 0) {
@@ -442,9 +616,10 @@ static size_t replica_lag_text(const struct replica *rp, char *buf, size_t cap)
     const struct plog *log = partition_plog(rp->p);
     uint64_t start = plog_start_offset(log), end = plog_end_offset(log);
     uint64_t size = plog_size_bytes(log), last = raft_last_index(rf);
-    for (uint32_t i = 0; i < rp->n_nodes && n < cap; i++) {
-        const struct raft_progress *pr = raft_progress_of(rf, rp->nodes[i]);
-        if (rp->nodes[i] == rp->rs->cfg.self || !pr)
+    /* Every member the leader replicates to: voters and, during a move, learners. */
+    for (uint32_t i = 0; i < rf->n_progress && n < cap; i++) {
+        const struct raft_progress *pr = &rf->progress[i];
+        if (pr->id == rp->rs->cfg.self)
             continue;
         uint64_t lag = last > pr->match ? last - pr->match : 0;
         uint64_t bytes = end > start ? (uint64_t)((double)lag * (double)size /
@@ -454,8 +629,7 @@ static size_t replica_lag_text(const struct replica *rp, char *buf, size_t cap)
                               "\"%u\",follower=\"%u\"} %" PRIu64 "\n"
                               "ringlog_partition_follower_lag_bytes{topic=\"%s\",partition="
                               "\"%u\",follower=\"%u\"} %" PRIu64 "\n",
-                              t, rp->index, rp->nodes[i], lag, t, rp->index, rp->nodes[i],
-                              bytes);
+                              t, rp->index, pr->id, lag, t, rp->index, pr->id, bytes);
     }
     return n;
 }

@@ -26,6 +26,15 @@
  * majority has it durable, whatever min.insync.replicas says; the setting only refuses appends
  * (NOT_ENOUGH_REPLICAS) while fewer replicas than it are in sync.
  *
+ * Moving replicas (ringlog topic reassign, cluster remove-broker): the controller records a
+ * partition's target replicas (meta_partition_target); a broker in the target opens the
+ * partition and attaches a replica outside the group; the leader, every tick, takes the move's
+ * next step from the configuration in its log (add a missing target replica as a learner,
+ * promote a learner holding the commit index, remove the voters outside the target, itself
+ * last), and once the target voters are committed proposes the end of the move to the
+ * controller, after which the brokers left out delete their copies (docs/architecture.md,
+ * "Moving replicas"). On the leader, in-sync replicas are counted over the voters in effect.
+ *
  * Single-threaded: the shard's loop.
  */
 #ifndef RL_BROKER_CLUSTER_REPLICA_H
@@ -75,7 +84,9 @@ uint64_t replicas_group_id(const char *topic, uint32_t index, uint64_t incarnati
 uint32_t replicas_handoff(struct replicas *rs);
 
 /*
- * Preferred-leader balancing, every tick (unless cfg.leader_balance is off or a hand-off began):
+ * Every tick: the next step of each move this broker's groups lead (unless a hand-off began),
+ * then preferred-leader balancing (unless cfg.leader_balance is off or a hand-off began; a
+ * partition being moved is skipped):
  * a group this broker has led for at least REPLICA_BALANCE_SETTLE_MS whose preferred replica (the
  * first of its placement) is another broker that is connected, heard from within the election
  * timeout and durable up to the commit index hands leadership to it. At most

@@ -53,6 +53,7 @@
     X(INVALID_PRODUCER_EPOCH, 47, 0)                                                            \
     X(KAFKA_STORAGE_ERROR, 56, 1)                                                               \
     X(UNKNOWN_PRODUCER_ID, 59, 0)                                                               \
+    X(REASSIGNMENT_IN_PROGRESS, 60, 0)                                                          \
     X(GROUP_ID_NOT_FOUND, 69, 0)                                                                \
     X(FETCH_SESSION_ID_NOT_FOUND, 70, 1)                                                        \
     X(UNSUPPORTED_COMPRESSION_TYPE, 76, 0)                                                      \

@@ -82,6 +82,7 @@ static void meta_topic_free(struct meta_topic *t)
     free(t->parts);
     free(t->owners);
     free(t->replicas);
+    free(t->targets);
     free(t);
 }
 
@@ -192,6 +193,22 @@ const uint32_t *meta_partition_replicas(const struct meta_topic *t, uint32_t i, 
     return t->replicas + (size_t)i * t->replication_factor;
 }
 
+const uint32_t *meta_partition_target(const struct meta_topic *t, uint32_t i)
+{
+    if (!t->targets || !t->replicas || i >= t->partition_count)
+        return NULL;
+    const uint32_t *tg = t->targets + (size_t)i * t->replication_factor;
+    return tg[0] ? tg : NULL;
+}
+
+static bool meta_ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+    for (uint32_t k = 0; ids && k < n; k++)
+        if (ids[k] == id)
+            return true;
+    return false;
+}
+
 uint32_t meta_topic_min_insync(const struct meta_topic *t)
 {
     int64_t v = 1;
@@ -205,11 +222,9 @@ static bool meta_holds(const struct meta *m, const struct meta_topic *t, uint32_
 {
     uint32_t n;
     const uint32_t *r = meta_partition_replicas(t, i, &n);
-    for (uint32_t k = 0; k < n; k++)
-        if (r[k] == m->lim.node_id)
-            return true;
     if (r)
-        return false;
+        return meta_ids_have(r, n, m->lim.node_id) ||
+               meta_ids_have(meta_partition_target(t, i), n, m->lim.node_id);
     uint32_t o = meta_partition_owner(t, i);
     return o == 0 || o == m->lim.node_id;
 }
@@ -458,10 +473,107 @@ int meta_check_alter(const struct meta *m, const char *name, const struct meta_c
     return rc ? rc : meta_check_insync_alter(t, &cfg, err, err_cap);
 }
 
+/* The replicated partition a move names, or NULL with a sentence in err. */
+static const struct meta_topic *meta_move_topic(const struct meta *m, const struct meta_move *mv,
+                                                int *rc, char *err, size_t err_cap)
+{
+    const struct meta_topic *t = meta_find_live(m, mv->topic);
+    *rc = RL_E_UNKNOWN_TOPIC;
+    if (!t) {
+        snprintf(err, err_cap, "topic \"%s\" does not exist", mv->topic);
+        return NULL;
+    }
+    *rc = RL_E_UNKNOWN_PARTITION;
+    if (mv->partition >= t->partition_count) {
+        snprintf(err, err_cap, "topic \"%s\" has %u partitions: partition %u does not exist",
+                 t->name, t->partition_count, mv->partition);
+        return NULL;
+    }
+    *rc = RL_E_INVALID_ARGUMENT;
+    if (!t->replicas) {
+        snprintf(err, err_cap, "%s-%u has a single replica: only replicated partitions "
+                 "(replication factor > 1) can move", t->name, mv->partition);
+        return NULL;
+    }
+    if (mv->n_replicas != t->replication_factor) {
+        snprintf(err, err_cap, "%s-%u has %u replicas (its replication factor), not %u: name "
+                 "as many brokers as it has replicas", t->name, mv->partition,
+                 t->replication_factor, mv->n_replicas);
+        return NULL;
+    }
+    for (uint32_t k = 0; k < mv->n_replicas; k++) {
+        if (mv->replicas[k] == 0 || meta_ids_have(mv->replicas, k, mv->replicas[k])) {
+            snprintf(err, err_cap, "%s-%u: replica %u is %s", t->name, mv->partition,
+                     mv->replicas[k], mv->replicas[k] ? "named twice" : "no broker id");
+            return NULL;
+        }
+    }
+    *rc = 0;
+    return t;
+}
+
+/* A REASSIGN: every move valid, none of a partition that moves already, no partition twice. */
+static int meta_check_reassign(const struct meta *m, const struct meta_record *rec, char *err,
+                               size_t err_cap)
+{
+    for (size_t i = 0; i < rec->n_moves; i++) {
+        const struct meta_move *mv = &rec->moves[i];
+        int rc;
+        const struct meta_topic *t = meta_move_topic(m, mv, &rc, err, err_cap);
+        if (!t)
+            return rc;
+        if (meta_partition_target(t, mv->partition)) {
+            snprintf(err, err_cap, "a move of %s-%u's replicas is already running; wait for it "
+                     "to finish (ringlog topic describe %s shows its target)", t->name,
+                     mv->partition, t->name);
+            return RL_E_REASSIGN_RUNNING;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (!strcmp(rec->moves[k].topic, mv->topic) &&
+                rec->moves[k].partition == mv->partition) {
+                snprintf(err, err_cap, "%s-%u is named twice", t->name, mv->partition);
+                return RL_E_INVALID_ARGUMENT;
+            }
+        }
+    }
+    if (rec->n_moves == 0) {
+        snprintf(err, err_cap, "no partition to move");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return 0;
+}
+
+/* A REASSIGN_DONE: the partition's move runs toward exactly these replicas. */
+static int meta_check_reassign_done(const struct meta *m, const struct meta_record *rec,
+                                    char *err, size_t err_cap)
+{
+    int rc;
+    const struct meta_move *mv = &rec->moves[0];
+    const struct meta_topic *t = rec->n_moves == 1 ? meta_move_topic(m, mv, &rc, err, err_cap)
+                                                   : NULL;
+    if (!t)
+        return rec->n_moves == 1 ? rc : RL_E_INVALID_ARGUMENT;
+    const uint32_t *tg = meta_partition_target(t, mv->partition);
+    if (!tg || memcmp(tg, mv->replicas, mv->n_replicas * sizeof(*tg))) {
+        snprintf(err, err_cap, "%s-%u: no move toward these replicas runs", t->name,
+                 mv->partition);
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return 0;
+}
+
 int meta_validate(const struct meta *m, const struct meta_record *rec, struct topic_config *cfg,
                   char *err, size_t err_cap)
 {
     switch (rec->kind) {
+    case META_RECORD_REASSIGN:
+        if (!m->committer.submit && !m->replaying) {
+            snprintf(err, err_cap, "a single broker has no replicas to move");
+            return RL_E_INVALID_ARGUMENT;
+        }
+        return meta_check_reassign(m, rec, err, err_cap);
+    case META_RECORD_REASSIGN_DONE:
+        return meta_check_reassign_done(m, rec, err, err_cap);
     case META_RECORD_CREATE_TOPIC:
         return meta_check_create(m, &rec->spec, cfg, err, err_cap);
     case META_RECORD_DELETE_TOPIC:
@@ -727,9 +839,109 @@ static void meta_apply_alter(struct meta *m, const char *name, const struct meta
     }
 }
 
+/* The replicator learns that partition i's replicas or target changed. */
+static void meta_moved(struct meta *m, struct meta_topic *t, uint32_t i)
+{
+    if (!m->replaying && t->parts[i] && m->replicator.moved && partition_replicated(t->parts[i]))
+        m->replicator.moved(m->replicator.ctx, t, i, t->parts[i]);
+}
+
+/* This broker is in a move's target: it opens the partition (an empty log, or what an earlier
+ * stay left) and starts its replica, which waits outside the group until the leader adds it as
+ * a learner. Opening blocks the loop for a directory and an empty segment. */
+static void meta_open_moved_in(struct meta *m, struct meta_topic *t, uint32_t i)
+{
+    char err[400];
+    struct plog_config pc;
+    config_topic_to_plog(&t->cfg, &pc);
+    int rc = partition_open(m->env, m->lim.data_dir, t->name, i, &pc, &t->parts[i], err,
+                            sizeof(err));
+    if (rc) {
+        RL_ERROR("%s-%u: cannot open the replica moving here: %s", t->name, i, err);
+        t->parts[i] = NULL;
+        return;
+    }
+    if (m->replicator.attach && (rc = m->replicator.attach(m->replicator.ctx, t, i,
+                                                           t->parts[i])) != 0) {
+        RL_ERROR("%s-%u: cannot start the replica moving here: %s", t->name, i, rl_strerror(rc));
+        partition_delete(t->parts[i]);
+        t->parts[i] = NULL;
+        return;
+    }
+    RL_INFO("%s-%u: a replica moves here; it joins the group as a learner", t->name, i);
+}
+
+static void meta_apply_reassign(struct meta *m, const struct meta_record *rec)
+{
+    char err[400];
+    if (meta_check_reassign(m, rec, err, sizeof(err))) {
+        RL_WARN("metadata: skipping a move of replicas: %s", err);
+        return;
+    }
+    for (size_t k = 0; k < rec->n_moves; k++) {
+        const struct meta_move *mv = &rec->moves[k];
+        struct meta_topic *t = meta_find_live(m, mv->topic);
+        size_t rf = t->replication_factor;
+        if (!t->targets && !(t->targets = calloc(t->partition_count * rf, sizeof(uint32_t)))) {
+            RL_ERROR("metadata: out of memory recording the move of %s-%u", t->name,
+                     mv->partition);
+            continue;
+        }
+        memcpy(t->targets + mv->partition * rf, mv->replicas, rf * sizeof(uint32_t));
+        if (!m->replaying && !t->parts[mv->partition] && meta_holds(m, t, mv->partition))
+            meta_open_moved_in(m, t, mv->partition);
+        meta_moved(m, t, mv->partition);
+    }
+}
+
+/* A partition moved off this broker: replication stops, readers are told, and its log is
+ * deleted once nothing pins it (meta_reap). */
+static void meta_retire(struct meta *m, struct meta_topic *t, uint32_t i)
+{
+    struct partition *p = t->parts[i];
+    t->parts[i] = NULL;
+    if (m->replicator.detach && partition_replicated(p))
+        m->replicator.detach(m->replicator.ctx, p);
+    partition_mark_gone(p);
+    if (META_PUSH(&m->retired, &m->n_retired, &m->cap_retired, p)) {
+        RL_ERROR("%s-%u: out of memory retiring the replica; its log stays until restart",
+                 t->name, i);
+        return;
+    }
+    RL_INFO("%s-%u: its replica moved off this broker; deleting its log", t->name, i);
+}
+
+static void meta_apply_reassign_done(struct meta *m, const struct meta_record *rec)
+{
+    char err[400];
+    if (meta_check_reassign_done(m, rec, err, sizeof(err))) {
+        RL_WARN("metadata: skipping the end of a move: %s", err);
+        return;
+    }
+    const struct meta_move *mv = &rec->moves[0];
+    struct meta_topic *t = meta_find_live(m, mv->topic);
+    size_t rf = t->replication_factor;
+    memcpy(t->replicas + mv->partition * rf, mv->replicas, rf * sizeof(uint32_t));
+    memset(t->targets + mv->partition * rf, 0, rf * sizeof(uint32_t));
+    if (t->owners) /* the owner is the preferred replica (what brokers without it name) */
+        t->owners[mv->partition] = mv->replicas[0];
+    if (!m->replaying)
+        RL_INFO("%s-%u: its replicas moved", t->name, mv->partition);
+    if (!m->replaying && t->parts[mv->partition] && !meta_holds(m, t, mv->partition))
+        meta_retire(m, t, mv->partition);
+    else
+        meta_moved(m, t, mv->partition);
+}
+
 int meta_apply(struct meta *m, const struct meta_record *rec)
 {
     switch (rec->kind) {
+    case META_RECORD_REASSIGN:
+        meta_apply_reassign(m, rec);
+        return 0;
+    case META_RECORD_REASSIGN_DONE:
+        meta_apply_reassign_done(m, rec);
+        return 0;
     case META_RECORD_CREATE_TOPIC:
         return meta_apply_create(m, &rec->spec);
     case META_RECORD_DELETE_TOPIC:
@@ -865,6 +1077,13 @@ static void meta_free(struct meta *m)
         }
         meta_topic_free(t);
     }
+    for (size_t i = 0; i < m->n_retired; i++) {
+        if (partition_pinned(m->retired[i]))
+            partition_close(m->retired[i]); /* the next start leaves the directory alone */
+        else
+            partition_delete(m->retired[i]);
+    }
+    free(m->retired);
     while (m->commit_head) {
         struct meta_commit *c = m->commit_head;
         m->commit_head = c->next;
@@ -998,6 +1217,15 @@ static void meta_reap_topic(struct meta *m, struct meta_topic *t)
 
 void meta_reap(struct meta *m)
 {
+    for (size_t i = 0; i < m->n_retired;) {
+        struct partition *p = m->retired[i];
+        if (partition_pinned(p)) {
+            i++;
+            continue;
+        }
+        META_REMOVE(m->retired, &m->n_retired, p);
+        partition_delete(p);
+    }
     for (size_t i = 0; i < m->n_doomed;) {
         struct meta_topic *t = m->doomed[i];
         if (meta_topic_pinned(t)) {

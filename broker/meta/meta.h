@@ -15,7 +15,10 @@
  *
  * In a cluster a topic's record may place each partition on one broker (owners): a broker opens
  * only the partitions placed on it (meta_limits.node_id) and answers RL_E_NOT_LEADER for the
- * others; without owners (a single broker) it holds every partition.
+ * others; without owners (a single broker) it holds every partition. A replicated partition is
+ * held by the brokers among its replicas or, while a move of its replicas runs, its target: a
+ * broker a reassign record names opens the partition when it applies the record, and a broker
+ * the reassign-done record leaves out retires it (deleted once unpinned, by meta_reap).
  *
  * A deleted topic leaves the table at once (new requests see UNKNOWN_TOPIC, its partitions are
  * marked gone); its logs are deleted once nothing pins them, by meta_reap from the loop.
@@ -61,6 +64,8 @@ struct meta_topic {
     uint32_t *replicas;              /* replication_factor > 1: partition i's replicas are
                                       * replicas[i * rf ..], the preferred leader first */
     uint64_t incarnation;            /* cluster: unique per creation (meta_topic_spec) */
+    uint32_t *targets;               /* replicated: a move of partition i's replicas runs toward
+                                      * targets[i * rf ..] (all 0: none); NULL: no move ever */
 };
 
 struct meta_limits {
@@ -113,6 +118,11 @@ uint32_t meta_partition_owner(const struct meta_topic *t, uint32_t i);
 /* The replicas of partition i of t (*n of them, the preferred leader first), or NULL when the
  * partition has one replica (meta_partition_owner). */
 const uint32_t *meta_partition_replicas(const struct meta_topic *t, uint32_t i, uint32_t *n);
+
+/* The target replicas of a move of partition i's replicas that runs (rf of them, the preferred
+ * leader first), or NULL when none runs. The broker holds the partition when it is one of its
+ * replicas or of its target. */
+const uint32_t *meta_partition_target(const struct meta_topic *t, uint32_t i);
 
 /* min.insync.replicas of the topic as a number. */
 uint32_t meta_topic_min_insync(const struct meta_topic *t);
@@ -185,6 +195,15 @@ void meta_propose_delete(struct meta *m, struct meta_proposal *pr, const char *n
 void meta_propose_alter(struct meta *m, struct meta_proposal *pr, const char *name,
                         const struct meta_config *configs, size_t n);
 void meta_propose_producer_ids(struct meta *m, struct meta_proposal *pr, int64_t block_end);
+/* Moves of partition replicas (moves[0..n), valid until done): recorded as targets. A cluster
+ * only; refused when a partition is unknown or unreplicated, a list's length is not the
+ * replication factor, an id repeats, or a move of that partition already runs. */
+void meta_propose_reassign(struct meta *m, struct meta_proposal *pr, const struct meta_move *moves,
+                           size_t n);
+/* A move finished (the partition's leader saw the target voters committed): the replicas become
+ * mv->replicas, which must equal the target. */
+void meta_propose_reassign_done(struct meta *m, struct meta_proposal *pr,
+                                const struct meta_move *mv);
 
 /* Proposals queued or in flight. */
 uint32_t meta_proposals_pending(const struct meta *m);
@@ -214,6 +233,8 @@ struct meta_committer {
 struct meta_replicator {
     int (*attach)(void *ctx, const struct meta_topic *t, uint32_t i, struct partition *p);
     void (*detach)(void *ctx, struct partition *p);
+    /* The replicas or the move target of partition i changed (may be NULL). */
+    void (*moved)(void *ctx, const struct meta_topic *t, uint32_t i, struct partition *p);
     void *ctx;
 };
 

@@ -71,6 +71,8 @@ struct meta {
     uint32_t n_commits;
     struct meta_proposal *applying_pr; /* the proposal of the committed record being applied */
     bool commit_failed;           /* metadata.log refused a committed record: applying stopped */
+    struct partition **retired;   /* moved off this broker: deleted once unpinned (meta_reap) */
+    size_t n_retired, cap_retired;
 };
 
 /* A metadata record is at least its 12-byte header; each one damaged bytes could have held is

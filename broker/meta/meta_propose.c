@@ -86,6 +86,10 @@ static void meta_record_failed(const struct meta_record *rec, int rc, char *out,
     case META_RECORD_ALTER_CONFIGS:
         snprintf(out, cap, "cannot record the config change: %s", rl_strerror(rc));
         break;
+    case META_RECORD_REASSIGN:
+    case META_RECORD_REASSIGN_DONE:
+        snprintf(out, cap, "cannot record the move of replicas: %s", rl_strerror(rc));
+        break;
     default:
         snprintf(out, cap, "cannot record a block of producer ids in the metadata log: %s",
                  rl_strerror(rc));
@@ -266,6 +270,20 @@ void meta_propose_producer_ids(struct meta *m, struct meta_proposal *pr, int64_t
 {
     pr->rec = (struct meta_record){.kind = META_RECORD_PRODUCER_ID_BLOCK,
                                    .producer_id_block_end = block_end};
+    meta_enqueue(m, pr);
+}
+
+void meta_propose_reassign(struct meta *m, struct meta_proposal *pr, const struct meta_move *moves,
+                           size_t n)
+{
+    pr->rec = (struct meta_record){.kind = META_RECORD_REASSIGN, .n_moves = n, .moves = moves};
+    meta_enqueue(m, pr);
+}
+
+void meta_propose_reassign_done(struct meta *m, struct meta_proposal *pr,
+                                const struct meta_move *mv)
+{
+    pr->rec = (struct meta_record){.kind = META_RECORD_REASSIGN_DONE, .n_moves = 1, .moves = mv};
     meta_enqueue(m, pr);
 }
 

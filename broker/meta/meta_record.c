@@ -6,6 +6,7 @@
 #include "broker/meta/meta_record.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,42 @@ struct meta_record_owner {
     Ringlog__MetaRecord *msg;
     struct meta_bytes *keys;
     struct meta_config *configs;
+    struct meta_move *moves;
 };
+
+/* Encodes a REASSIGN or REASSIGN_DONE record into msg (pm/pp: n_moves room each). */
+static void meta_record_put_moves(const struct meta_record *rec, Ringlog__MetaRecord *msg,
+                                  Ringlog__AlterReplicasRequest *ar, Ringlog__PartitionMove *pm,
+                                  Ringlog__PartitionMove **pp)
+{
+    for (size_t i = 0; i < rec->n_moves; i++) {
+        ringlog__partition_move__init(&pm[i]);
+        pm[i].topic = (char *)rec->moves[i].topic;
+        pm[i].partition = rec->moves[i].partition;
+        pm[i].n_replicas = rec->moves[i].n_replicas;
+        pm[i].replicas = (uint32_t *)rec->moves[i].replicas;
+        pp[i] = &pm[i];
+    }
+    if (rec->kind == META_RECORD_REASSIGN_DONE) {
+        msg->body_case = RINGLOG__META_RECORD__BODY_REASSIGN_DONE;
+        msg->reassign_done = &pm[0];
+        return;
+    }
+    ar->n_moves = rec->n_moves;
+    ar->moves = pp;
+    msg->body_case = RINGLOG__META_RECORD__BODY_REASSIGN;
+    msg->reassign = ar;
+}
+
+/* The plain moves of decoded PartitionMove messages (NULL when out of memory). */
+static struct meta_move *meta_record_get_moves(Ringlog__PartitionMove *const *pm, size_t n)
+{
+    struct meta_move *mv = calloc(n + 1, sizeof(*mv));
+    for (size_t i = 0; mv && i < n; i++)
+        mv[i] = (struct meta_move){pm[i]->topic, pm[i]->partition, (uint32_t)pm[i]->n_replicas,
+                                   pm[i]->replicas};
+    return mv;
+}
 
 /* Fills entries/ptrs (n of them) from configs. */
 static void meta_record_put_configs(const struct meta_config *configs, size_t n,
@@ -40,8 +76,13 @@ int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len
     Ringlog__ConfigEntry *entries = calloc(n_cfg + 1, sizeof(*entries));
     Ringlog__ConfigEntry **ptrs = calloc(n_cfg + 1, sizeof(*ptrs));
     ProtobufCBinaryData *keys = calloc(n_keys + 1, sizeof(*keys));
+    Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
+    size_t n_mv = rec->kind == META_RECORD_REASSIGN || rec->kind == META_RECORD_REASSIGN_DONE ?
+                  rec->n_moves : 0;
+    Ringlog__PartitionMove *pm = calloc(n_mv + 1, sizeof(*pm));
+    Ringlog__PartitionMove **pp = calloc(n_mv + 1, sizeof(*pp));
     int rc = 0;
-    if (!entries || !ptrs || !keys) {
+    if (!entries || !ptrs || !keys || !pm || !pp) {
         rc = -ENOMEM;
         goto out;
     }
@@ -85,6 +126,14 @@ int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len
         msg.body_case = RINGLOG__META_RECORD__BODY_PRODUCER_ID_BLOCK_END;
         msg.producer_id_block_end = rec->producer_id_block_end;
         break;
+    case META_RECORD_REASSIGN:
+    case META_RECORD_REASSIGN_DONE:
+        if (n_mv == 0 || (rec->kind == META_RECORD_REASSIGN_DONE && n_mv != 1)) {
+            rc = RL_E_INVALID_ARGUMENT;
+            goto out;
+        }
+        meta_record_put_moves(rec, &msg, &ar, pm, pp);
+        break;
     default:
         rc = RL_E_INVALID_ARGUMENT;
         goto out;
@@ -100,6 +149,8 @@ out:
     free(entries);
     free(ptrs);
     free(keys);
+    free(pm);
+    free(pp);
     return rc;
 }
 
@@ -166,6 +217,19 @@ int meta_record_decode(const uint8_t *buf, size_t len, struct meta_record_decode
         rec->kind = META_RECORD_PRODUCER_ID_BLOCK;
         rec->producer_id_block_end = m->producer_id_block_end;
         break;
+    case RINGLOG__META_RECORD__BODY_REASSIGN:
+    case RINGLOG__META_RECORD__BODY_REASSIGN_DONE: {
+        bool done = m->body_case == RINGLOG__META_RECORD__BODY_REASSIGN_DONE;
+        Ringlog__PartitionMove *const one[1] = {m->reassign_done};
+        size_t n = done ? 1 : m->reassign->n_moves;
+        o->moves = meta_record_get_moves(done ? one : m->reassign->moves, n);
+        if (!o->moves)
+            goto oom;
+        rec->kind = done ? META_RECORD_REASSIGN_DONE : META_RECORD_REASSIGN;
+        rec->n_moves = n;
+        rec->moves = o->moves;
+        break;
+    }
     default:
         rec->kind = META_RECORD_UNKNOWN;
         break;
@@ -184,6 +248,7 @@ void meta_record_free(struct meta_record_decoded *d)
     ringlog__meta_record__free_unpacked(o->msg, NULL);
     free(o->keys);
     free(o->configs);
+    free(o->moves);
     free(o);
     d->owner = NULL;
 }

@@ -13,7 +13,9 @@
  *                                     // (cluster) the node owning each partition
  *     string       delete_topic = 2;
  *     TopicConfigs alter_configs = 3; // the full set of explicitly set keys after the change
- *     int64        producer_id_block_end = 4; } }
+ *     int64        producer_id_block_end = 4;
+ *     AlterReplicasRequest reassign = 5;  // moves: each partition's target replicas
+ *     PartitionMove reassign_done = 6; } } // a move finished: the replicas now
  */
 #ifndef RL_BROKER_META_RECORD_H
 #define RL_BROKER_META_RECORD_H
@@ -55,12 +57,22 @@ struct meta_topic_spec {
                                    * a single broker or an older record */
 };
 
+/* A partition's replicas to be (REASSIGN) or now (REASSIGN_DONE). */
+struct meta_move {
+    const char *topic;
+    uint32_t partition;
+    uint32_t n_replicas;
+    const uint32_t *replicas;
+};
+
 enum meta_record_kind {
     META_RECORD_UNKNOWN = 0,
     META_RECORD_CREATE_TOPIC,      /* spec (configs: only the keys set explicitly) */
     META_RECORD_DELETE_TOPIC,      /* name */
     META_RECORD_ALTER_CONFIGS,     /* name, configs: every explicitly set key after the change */
     META_RECORD_PRODUCER_ID_BLOCK, /* producer ids below block_end were handed out or reserved */
+    META_RECORD_REASSIGN,          /* moves: partitions whose replicas move to these targets */
+    META_RECORD_REASSIGN_DONE,     /* moves[0]: a move finished with these replicas */
 };
 
 struct meta_record {
@@ -71,6 +83,8 @@ struct meta_record {
     const struct meta_config *configs;
     int64_t producer_id_block_end; /* PRODUCER_ID_BLOCK */
     uint64_t rollback_incarnation; /* DELETE_TOPIC: non-zero: undoes that creation (meta.c) */
+    size_t n_moves;                /* REASSIGN (>= 1), REASSIGN_DONE (1) */
+    const struct meta_move *moves;
 };
 
 /* Encodes rec into a malloc'ed buffer (*out, *len). Returns 0, RL_E_INVALID_ARGUMENT for an

@@ -13,7 +13,7 @@
 #include "proto/frame.h"
 
 #define NATIVE_SOFTWARE "ringlogd 0.1"
-#define NATIVE_APIS (RINGLOG__API__API_DESCRIBE_GROUPS + 1)
+#define NATIVE_APIS (RINGLOG__API__API_ALTER_REPLICAS + 1)
 
 static void native_api_versions(struct native *n, struct svc_req *r,
                                 const Ringlog__Request *rq, const uint8_t *data);
@@ -38,6 +38,7 @@ static const native_handler_fn native_handlers[NATIVE_APIS] = {
     [RINGLOG__API__API_OFFSET_FETCH] = native_offset_fetch,
     [RINGLOG__API__API_LIST_GROUPS] = native_list_groups,
     [RINGLOG__API__API_DESCRIBE_GROUPS] = native_describe_groups,
+    [RINGLOG__API__API_ALTER_REPLICAS] = native_alter_replicas,
 };
 
 int native_create(const struct native_host *host, struct meta *meta, struct delivery *dv,

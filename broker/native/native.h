@@ -58,7 +58,7 @@ struct native_cluster_view {
     uint64_t applied;       /* the controller log index this broker has applied */
     int32_t self;
     uint32_t n_brokers;
-    struct {
+    struct native_cluster_broker {
         int32_t id;
         char host[64];
         uint16_t port;

@@ -83,5 +83,7 @@ void native_list_groups(struct native *n, struct svc_req *r, const Ringlog__Requ
                         const uint8_t *data);
 void native_describe_groups(struct native *n, struct svc_req *r, const Ringlog__Request *rq,
                             const uint8_t *data);
+void native_alter_replicas(struct native *n, struct svc_req *r, const Ringlog__Request *rq,
+                           const uint8_t *data);
 
 #endif

@@ -72,6 +72,14 @@ static Ringlog__TopicMetadata *native_topic_metadata(struct native *n, struct sv
         pm[i].n_replicas = nr;
         pm[i].isr = rv;
         pm[i].n_isr = nr;
+        const uint32_t *tg = meta_partition_target(t, i);
+        int32_t *tv = tg ? native_alloc(r, nr * sizeof(*tv)) : NULL;
+        for (uint32_t k = 0; tv && k < nr; k++)
+            tv[k] = (int32_t)tg[k];
+        if (tv) {
+            pm[i].target_replicas = tv;
+            pm[i].n_target_replicas = nr;
+        }
         struct partition *p = t->parts[i];
         if (p && partition_replicated(p)) {
             /* The leader this replica knows in the term it knows; none (-1) while it does

@@ -136,6 +136,7 @@ static bool conn_admin_api(Ringlog__Api api)
     case RINGLOG__API__API_OFFSET_FETCH:
     case RINGLOG__API__API_LIST_GROUPS:
     case RINGLOG__API__API_DESCRIBE_GROUPS:
+    case RINGLOG__API__API_ALTER_REPLICAS:
         return true;
     default:
         return false;

@@ -5,7 +5,7 @@
  * applying a record twice changes nothing; a create whose partitions cannot be made is rolled
  * back (and stays rolled back after a restart); producer-id blocks only grow; a metadata.log
  * holding many records no longer needed is compacted at open, to the same table
- * (compacted_at_open).
+ * (compacted_at_open); moves of replicas are encoded, validated and applied (reassign_records).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -304,4 +304,101 @@ Test(meta, compacted_at_open)
     }
     cr_assert_eq(mt_create("churn0", 1, NULL, NULL), 0);
     cr_assert_eq(partition_visible_end(meta_topic_find(m, "churn0")->parts[0]), 0);
+}
+
+static void mt_submit(void *ctx, struct meta_proposal *pr, const uint8_t *payload, size_t len)
+{
+    (void)ctx;
+    (void)pr;
+    (void)payload;
+    (void)len;
+}
+
+/* Checks an encoded record as the controller leader would; returns the code, err the sentence. */
+static int mt_check(const struct meta_record *rec, char *err, size_t cap)
+{
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(meta_record_encode(rec, &buf, &len), 0);
+    struct meta_record_decoded d;
+    cr_assert_eq(meta_record_decode(buf, len, &d), 0);
+    cr_assert_eq(d.rec.kind, rec->kind);
+    cr_assert_eq(d.rec.n_moves, rec->n_moves);
+    for (size_t i = 0; i < rec->n_moves; i++) {
+        cr_assert_str_eq(d.rec.moves[i].topic, rec->moves[i].topic);
+        cr_assert_eq(d.rec.moves[i].partition, rec->moves[i].partition);
+        cr_assert_eq(d.rec.moves[i].n_replicas, rec->moves[i].n_replicas);
+        cr_assert_arr_eq(d.rec.moves[i].replicas, rec->moves[i].replicas,
+                         rec->moves[i].n_replicas * sizeof(uint32_t));
+    }
+    meta_record_free(&d);
+    err[0] = 0;
+    int rc = meta_check_record(m, buf, len, err, cap);
+    free(buf);
+    return rc;
+}
+
+/* Moves of replicas: reassign and reassign-done records round-trip through their encoding, are
+ * validated (count, duplicates, single-replica partitions, one move per partition, done only for
+ * the running target), and applying them sets and clears the target and replaces the replicas
+ * (and the owner). */
+Test(meta, reassign_records)
+{
+    static const struct meta_committer cm = {mt_submit, NULL};
+    uint32_t owners[2] = {1, 2}, reps[6] = {1, 2, 3, 2, 3, 1};
+    struct meta_topic_spec spec = {.name = "mv", .partitions = 2, .replication_factor = 3,
+                                   .n_owners = 2, .owners = owners, .n_replicas = 6,
+                                   .replicas = reps};
+    struct meta_record create = {.kind = META_RECORD_CREATE_TOPIC, .spec = spec};
+    cr_assert_eq(meta_apply(m, &create), 0);
+    const struct meta_topic *t = NULL;
+    for (uint64_t until = io_now_ns(io) + MT_DEADLINE_NS;
+         !(t = meta_topic_find(m, "mv")) && io_now_ns(io) < until;) {
+        io_run(io, 1000000ull);
+        partition_env_process(env);
+    }
+    cr_assert_not_null(t);
+    cr_assert_null(meta_partition_target(t, 0));
+    char err[512];
+    uint32_t to[3] = {4, 2, 3}, two[2] = {4, 2}, dup[3] = {4, 4, 3};
+    struct meta_move mv = {"mv", 0, 3, to};
+    struct meta_record ra = {.kind = META_RECORD_REASSIGN, .n_moves = 1, .moves = &mv};
+    cr_assert_eq(mt_check(&ra, err, sizeof(err)), RL_E_INVALID_ARGUMENT, "single broker: %s",
+                 err);
+    meta_set_committer(m, &cm);
+    cr_assert_eq(mt_check(&ra, err, sizeof(err)), 0, "%s", err);
+    struct meta_move bad = {"mv", 0, 2, two};
+    struct meta_record rb = {.kind = META_RECORD_REASSIGN, .n_moves = 1, .moves = &bad};
+    cr_assert_eq(mt_check(&rb, err, sizeof(err)), RL_E_INVALID_ARGUMENT);
+    cr_assert(strstr(err, "name as many brokers"), "%s", err);
+    bad = (struct meta_move){"mv", 0, 3, dup};
+    cr_assert_eq(mt_check(&rb, err, sizeof(err)), RL_E_INVALID_ARGUMENT);
+    cr_assert(strstr(err, "named twice"), "%s", err);
+    bad = (struct meta_move){"mv", 7, 3, to};
+    cr_assert_eq(mt_check(&rb, err, sizeof(err)), RL_E_UNKNOWN_PARTITION);
+    struct meta_record done = {.kind = META_RECORD_REASSIGN_DONE, .n_moves = 1, .moves = &mv};
+    cr_assert_eq(mt_check(&done, err, sizeof(err)), RL_E_INVALID_ARGUMENT, "no move runs");
+
+    cr_assert_eq(meta_apply(m, &ra), 0);
+    const uint32_t *tg = meta_partition_target(t, 0);
+    cr_assert_not_null(tg);
+    cr_assert_arr_eq(tg, to, sizeof(to));
+    cr_assert_null(meta_partition_target(t, 1));
+    cr_assert_eq(mt_check(&ra, err, sizeof(err)), RL_E_REASSIGN_RUNNING);
+    cr_assert(strstr(err, "already running"), "%s", err);
+    uint32_t other[3] = {2, 3, 4};
+    struct meta_move om = {"mv", 0, 3, other};
+    struct meta_record od = {.kind = META_RECORD_REASSIGN_DONE, .n_moves = 1, .moves = &om};
+    cr_assert_eq(mt_check(&od, err, sizeof(err)), RL_E_INVALID_ARGUMENT, "another target");
+    cr_assert_eq(mt_check(&done, err, sizeof(err)), 0, "%s", err);
+
+    cr_assert_eq(meta_apply(m, &done), 0);
+    uint32_t n;
+    cr_assert_arr_eq(meta_partition_replicas(t, 0, &n), to, sizeof(to));
+    cr_assert_eq(meta_partition_owner(t, 0), 4);
+    cr_assert_null(meta_partition_target(t, 0));
+    cr_assert_arr_eq(meta_partition_replicas(t, 1, &n), reps + 3, 3 * sizeof(uint32_t));
+    cr_assert_eq(meta_apply(m, &done), 0, "a second end changes nothing");
+    cr_assert_arr_eq(meta_partition_replicas(t, 0, &n), to, sizeof(to));
+    meta_set_committer(m, NULL);
 }
