@@ -13,6 +13,7 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/native/native_data.c \
                broker/native/native_groups.c \
                broker/cluster/peer.c broker/cluster/ctl.c broker/cluster/replica.c \
+               broker/cluster/ctlckpt.c \
                broker/server/config.c broker/server/loopclock.c broker/server/req.c \
                broker/server/conn.c broker/server/services.c broker/server/shard.c \
                broker/server/http.c broker/server/dirlock.c
@@ -25,6 +26,8 @@ TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
          $(BUILD)/tests/unit/test_meta \
          $(BUILD)/tests/unit/test_broker_metalog $(BUILD)/tests/unit/test_pstate \
          $(BUILD)/tests/unit/test_group $(BUILD)/tests/unit/test_offsets
+# The controller's apply checkpoint file: round trip and damage.
+TESTS += $(BUILD)/tests/unit/test_ctlckpt
 
 # Producer state across seeded power cuts on the simulated back-end (1,000 seeds in make test;
 # more with make test-idem-powercut IDEM_POWERCUT_SEEDS=N).
@@ -58,6 +61,8 @@ TESTS += $(BUILD)/tests/integration/test_broker $(BUILD)/tests/integration/test_
          $(BUILD)/tests/integration/test_broker_create_load \
          $(BUILD)/tests/integration/test_idempotence $(BUILD)/tests/integration/test_groups \
          $(BUILD)/tests/integration/test_cluster
+# Operating a cluster: status, refusals that say what to do, rollback, start-up replay bound.
+TESTS += $(BUILD)/tests/integration/test_cluster_admin
 # Guards against operators' and clients' mistakes, and limits against hostile peers (issue 9).
 TESTS += $(BUILD)/tests/integration/test_broker_guard $(BUILD)/tests/integration/test_broker_limits \
          $(BUILD)/tests/integration/test_broker_diskfull $(BUILD)/tests/integration/test_broker_malformed

@@ -107,6 +107,8 @@ static int topic_result(struct rl_admin *a, const Ringlog__TopicResult *r, const
     if (r->error_code == RL_E_UNKNOWN_TOPIC)
         rlc_set_err(a->err, sizeof(a->err), "topic \"%s\" does not exist; list topics with: "
                     "ringlog topic list", name);
+    else if (r->error_code == RL_E_TOPIC_EXISTS && r->error_message && r->error_message[0])
+        rlc_set_err(a->err, sizeof(a->err), "%s", r->error_message); /* how it differs */
     else if (r->error_code == RL_E_TOPIC_EXISTS)
         rlc_set_err(a->err, sizeof(a->err), "topic \"%s\" already exists; see it with: "
                     "ringlog topic describe %s", name, name);

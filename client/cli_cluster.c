@@ -2,11 +2,12 @@
  * cli_cluster: `ringlog cluster status | remove-broker N`, `ringlog topic reassign` and the
  * replicas part of `ringlog topic describe`.
  *
- * status: the cluster's brokers (alive or fenced), the controller leader and its term, and the
- * controller's commit index as the voters report it. Asks one broker for Metadata over the
- * library's synchronous request path (rlc_meta_call), then, when another broker leads the
- * controller, asks the leader too: only the leader knows how far each voter's copy of the
- * controller log reaches.
+ * status: the cluster's brokers (alive or fenced, whether each leads the controller, how many
+ * partition replicas each hosts and leads), the controller leader and its term, and for each
+ * voter the controller commit index it knows and the index it has applied. Asks one broker for
+ * Metadata of every topic over the library's synchronous request path (rlc_meta_call), then
+ * asks each voter for its own view (commit and applied are per node), and the leader's answer
+ * gives how far each voter's copy of the log reaches.
  *
  * remove-broker and reassign: one AlterReplicas request (answered once the controller recorded
  * the moves; the partition leaders move the replicas afterwards). Errors are the broker's
@@ -21,15 +22,18 @@
 #include "client/client_internal.h"
 #include "common/err.h"
 
-static int cluster_metadata(const struct rl_conf *conf, int timeout_ms,
+/* Metadata from the brokers conf names: all topics (the replica counts) or none. */
+static int cluster_metadata(const struct rl_conf *conf, int timeout_ms, bool topics,
                             Ringlog__Response **resp, char *err, size_t cap)
 {
     struct rlc_meta m;
     rlc_meta_init(&m, conf);
     Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
     char *none = "";
-    mr.topics = &none; /* no topic wanted: only the brokers and the controller */
+    if (!topics) {
+        mr.n_topics = 1;
+        mr.topics = &none; /* no topic wanted: only the brokers and the controller */
+    }
     Ringlog__Request req = RINGLOG__REQUEST__INIT;
     req.body_case = RINGLOG__REQUEST__BODY_METADATA;
     req.metadata = &mr;
@@ -46,7 +50,85 @@ static int cluster_metadata(const struct rl_conf *conf, int timeout_ms,
     return rc;
 }
 
-static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__MetadataResponse *ld)
+/* The view of the broker `id` of mr's list (its own commit and applied index), or NULL. */
+static Ringlog__Response *cluster_ask(const Ringlog__MetadataResponse *mr, int32_t id,
+                                      int timeout_ms)
+{
+    for (size_t i = 0; i < mr->n_brokers; i++) {
+        if (mr->brokers[i]->node_id != id || mr->brokers[i]->fenced)
+            continue;
+        char addr[96], err[600];
+        snprintf(addr, sizeof(addr), "%s:%u", mr->brokers[i]->host, mr->brokers[i]->port);
+        struct rl_conf *lc = rl_conf_new();
+        Ringlog__Response *r = NULL;
+        if (lc && (rl_conf_set(lc, "bootstrap.servers", addr, err, sizeof(err)) ||
+                   cluster_metadata(lc, timeout_ms, false, &r, err, sizeof(err))))
+            r = NULL;
+        rl_conf_destroy(lc);
+        /* Only the node asked for: bootstrap may have answered from another one. */
+        if (r && r->metadata->answered_by != id) {
+            ringlog__response__free_unpacked(r, NULL);
+            r = NULL;
+        }
+        return r;
+    }
+    return NULL;
+}
+
+/* Partition replicas broker `id` hosts and leads, over every topic of mr. */
+static void cluster_count(const Ringlog__MetadataResponse *mr, int32_t id, unsigned *hosted,
+                          unsigned *led)
+{
+    *hosted = *led = 0;
+    for (size_t t = 0; t < mr->n_topics; t++) {
+        const Ringlog__TopicMetadata *tm = mr->topics[t];
+        for (size_t p = 0; p < tm->n_partitions; p++) {
+            const Ringlog__PartitionMetadata *pm = tm->partitions[p];
+            bool host = pm->n_replicas == 0 && pm->leader == id;
+            for (size_t r = 0; r < pm->n_replicas; r++)
+                host |= pm->replicas[r] == id;
+            *hosted += host;
+            *led += pm->leader == id;
+        }
+    }
+}
+
+static bool cluster_is_voter(const Ringlog__MetadataResponse *mr, int32_t id)
+{
+    for (size_t i = 0; i < mr->n_voters; i++)
+        if (mr->voters[i]->node_id == id)
+            return true;
+    return false;
+}
+
+static void cluster_print_voters(const Ringlog__MetadataResponse *mr,
+                                 const Ringlog__MetadataResponse *ld,
+                                 Ringlog__Response *const *views)
+{
+    printf("%-6s %-10s %-10s %-10s %s\n", "VOTER", "REACHABLE", "COMMIT", "APPLIED",
+           "LOG ON LEADER");
+    for (size_t i = 0; i < mr->n_voters; i++) {
+        const Ringlog__ControllerVoter *v = mr->voters[i];
+        const Ringlog__ControllerVoter *lv = NULL;
+        for (size_t k = 0; ld && k < ld->n_voters; k++)
+            if (ld->voters[k]->node_id == v->node_id)
+                lv = ld->voters[k];
+        char commit[32] = "-", applied[32] = "-", match[32] = "-";
+        if (views[i]) {
+            const Ringlog__MetadataResponse *vv = views[i]->metadata;
+            snprintf(commit, sizeof(commit), "%llu", (unsigned long long)vv->controller_commit);
+            snprintf(applied, sizeof(applied), "%llu",
+                     (unsigned long long)vv->controller_applied);
+        }
+        if (lv)
+            snprintf(match, sizeof(match), "%llu", (unsigned long long)lv->match_index);
+        printf("%-6d %-10s %-10s %-10s %s\n", v->node_id, v->reachable ? "yes" : "no", commit,
+               applied, match);
+    }
+}
+
+static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__MetadataResponse *ld,
+                          Ringlog__Response *const *views)
 {
     if (mr->answered_by == 0 && mr->controller_term == 0) {
         printf("a single broker (no --voters): node %d at %s:%u\n", mr->controller_id,
@@ -61,28 +143,19 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
     else
         printf("controller: no leader (term %llu): a majority of the voters must be running "
                "and reach each other\n", (unsigned long long)mr->controller_term);
-    printf("%-6s %-10s %-12s %s\n", "VOTER", "REACHABLE", "COMMIT", "LOG ON LEADER");
-    for (size_t i = 0; i < mr->n_voters; i++) {
-        const Ringlog__ControllerVoter *v = mr->voters[i];
-        const Ringlog__ControllerVoter *lv = NULL;
-        for (size_t k = 0; ld && k < ld->n_voters; k++)
-            if (ld->voters[k]->node_id == v->node_id)
-                lv = ld->voters[k];
-        char commit[32] = "-", match[32] = "-";
-        if (v->node_id == mr->answered_by)
-            snprintf(commit, sizeof(commit), "%llu", (unsigned long long)mr->controller_commit);
-        else if (ld && v->node_id == ld->answered_by)
-            snprintf(commit, sizeof(commit), "%llu", (unsigned long long)ld->controller_commit);
-        if (lv)
-            snprintf(match, sizeof(match), "%llu", (unsigned long long)lv->match_index);
-        printf("%-6d %-10s %-12s %s\n", v->node_id, v->reachable ? "yes" : "no", commit, match);
-    }
-    printf("%-6s %-22s %s\n", "BROKER", "ADDRESS", "STATE");
+    cluster_print_voters(mr, ld, views);
+    printf("%-6s %-22s %-7s %-11s %-9s %s\n", "BROKER", "ADDRESS", "STATE", "CONTROLLER",
+           "REPLICAS", "LEADS");
     for (size_t i = 0; i < mr->n_brokers; i++) {
         const Ringlog__BrokerInfo *b = mr->brokers[i];
         char addr[96];
         snprintf(addr, sizeof(addr), "%s:%u", b->host, b->port);
-        printf("%-6d %-22s %s\n", b->node_id, addr, b->fenced ? "fenced" : "alive");
+        unsigned hosted, led;
+        cluster_count(mr, b->node_id, &hosted, &led);
+        const char *role = b->node_id == mr->controller_id ? "leader"
+                           : cluster_is_voter(mr, b->node_id) ? "voter" : "-";
+        printf("%-6d %-22s %-7s %-11s %-9u %u\n", b->node_id, addr,
+               b->fenced ? "fenced" : "alive", role, hosted, led);
     }
 }
 
@@ -238,31 +311,32 @@ int cli_cluster(struct cli *c)
     char v[32], err[600];
     rl_conf_get(c->conf, "request.timeout.ms", v, sizeof(v));
     int timeout_ms = atoi(v);
-    Ringlog__Response *resp = NULL, *lresp = NULL;
-    int rc = cluster_metadata(c->conf, timeout_ms, &resp, err, sizeof(err));
+    Ringlog__Response *resp = NULL;
+    int rc = cluster_metadata(c->conf, timeout_ms, true, &resp, err, sizeof(err));
     if (rc) {
         cli_error("%s", err);
         return CLI_EXIT_FAIL;
     }
     const Ringlog__MetadataResponse *mr = resp->metadata, *ld = NULL;
-    if (mr->controller_id > 0 && mr->controller_id != mr->answered_by) {
-        for (size_t i = 0; i < mr->n_brokers; i++) {
-            if (mr->brokers[i]->node_id != mr->controller_id)
-                continue;
-            char addr[96];
-            snprintf(addr, sizeof(addr), "%s:%u", mr->brokers[i]->host, mr->brokers[i]->port);
-            struct rl_conf *lc = rl_conf_new();
-            if (lc && rl_conf_set(lc, "bootstrap.servers", addr, err, sizeof(err)) == 0 &&
-                cluster_metadata(lc, timeout_ms, &lresp, err, sizeof(err)) == 0)
-                ld = lresp->metadata;
-            rl_conf_destroy(lc);
-        }
-    } else if (mr->controller_id > 0) {
-        ld = mr;
+    /* Each voter's own view: the commit index it knows and the index it applied. */
+    Ringlog__Response *views[16] = {0};
+    size_t nv = mr->n_voters < 16 ? mr->n_voters : 16;
+    for (size_t i = 0; i < nv; i++) {
+        if (mr->voters[i]->node_id == mr->answered_by)
+            continue;
+        views[i] = cluster_ask(mr, mr->voters[i]->node_id, timeout_ms);
+        if (views[i] && mr->voters[i]->node_id == mr->controller_id)
+            ld = views[i]->metadata;
     }
-    cluster_print(mr, ld);
+    for (size_t i = 0; i < nv; i++)
+        if (mr->voters[i]->node_id == mr->answered_by)
+            views[i] = resp; /* printed from, freed once below */
+    if (mr->controller_id > 0 && mr->controller_id == mr->answered_by)
+        ld = mr;
+    cluster_print(mr, ld, views);
+    for (size_t i = 0; i < nv; i++)
+        if (views[i] && views[i] != resp)
+            ringlog__response__free_unpacked(views[i], NULL);
     ringlog__response__free_unpacked(resp, NULL);
-    if (lresp)
-        ringlog__response__free_unpacked(lresp, NULL);
     return 0;
 }

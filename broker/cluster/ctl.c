@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "broker/cluster/ctlckpt.h"
 #include "broker/cluster/peer.h"
 #include "broker/cluster/replica.h"
 #include "broker/meta/meta.h"
@@ -108,6 +109,14 @@ struct ctl {
     uint64_t last_term;
     int64_t last_ping_ms;
     bool voter;              /* this node is one of --voters (else a learner of group 0) */
+    /* Voters that refused this node's hello: their --voters list makes another cluster id. */
+    uint32_t rejected_by[CTL_MAX_VOTERS];
+    uint64_t rejected_cid[CTL_MAX_VOTERS];
+    uint32_t n_rejected;
+    /* Start-up replay (ctlckpt.h): the checkpoint's index, the log's last index at open and
+     * the entries read up to it, for the metrics. */
+    uint64_t ckpt_index, start_last_index, start_entries_read;
+    bool ckpt_warned;
     struct replicas *replicas; /* partitions with more than one replica (replica.h) */
 };
 
@@ -536,6 +545,9 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
     }
     rec->spec.owners = owners;
     rec->spec.n_owners = parts;
+    /* The index the record is about to take: unique among committed records, so a name
+     * deleted and created again gets new partition group ids (replicas_group_id). */
+    rec->spec.incarnation = raft_last_index(repl_group_raft(c->g)) + 1;
     if (replicas) {
         rec->spec.replicas = replicas;
         rec->spec.n_replicas = (size_t)parts * rf;
@@ -695,6 +707,63 @@ static void ctl_apply_entry(struct ctl *c, const struct raft_entry *e)
     }
 }
 
+/* Records how far this broker applied, once `every` entries past the last checkpoint and once
+ * metadata.log holds every record applied (the checkpoint counts them). */
+static void ctl_checkpoint(struct ctl *c, uint64_t every)
+{
+    if (c->applied < c->ckpt_index + every || meta_commits_pending(c->meta))
+        return;
+    struct ctlckpt *ck = calloc(1, sizeof(*ck));
+    if (!ck)
+        return;
+    ck->applied = c->applied;
+    ck->meta_seen = c->meta_seen;
+    ck->n_brokers = c->n_brokers;
+    memcpy(ck->brokers, c->brokers, c->n_brokers * sizeof(c->brokers[0]));
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s/%s", c->cfg.data_dir, CTL_DIR);
+    int rc = ctlckpt_write(dir, ck);
+    free(ck);
+    if (rc == 0) {
+        c->ckpt_index = c->applied;
+        return;
+    }
+    c->ckpt_index = c->applied; /* retried after the next `every` entries, not every turn */
+    if (!c->ckpt_warned)
+        RL_WARN("controller: cannot write the apply checkpoint in %s: %s (a restart replays "
+                "more of the controller log)", dir, rl_strerror(rc));
+    c->ckpt_warned = true;
+}
+
+/* Start-up: resumes applying after the checkpoint, with the broker table it recorded. Ignored
+ * (the whole log is replayed) when it does not check or covers metadata records that
+ * metadata.log lost (an unsynced tail). */
+static void ctl_checkpoint_load(struct ctl *c)
+{
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s/%s", c->cfg.data_dir, CTL_DIR);
+    struct ctlckpt *ck = calloc(1, sizeof(*ck));
+    int rc = ck ? ctlckpt_read(dir, ck) : -ENOMEM;
+    if (rc == 1 && ck->meta_seen > c->skip_meta)
+        RL_WARN("controller: the apply checkpoint covers %" PRIu64 " metadata records but "
+                "metadata.log holds %" PRIu64 "; replaying the whole controller log",
+                ck->meta_seen, c->skip_meta);
+    else if (rc == 1) {
+        c->applied = c->ckpt_index = ck->applied;
+        c->meta_seen = ck->meta_seen;
+        c->n_brokers = ck->n_brokers;
+        memcpy(c->brokers, ck->brokers, ck->n_brokers * sizeof(ck->brokers[0]));
+        for (uint32_t i = 0; i < c->n_brokers; i++) {
+            const struct ctl_broker *b = &c->brokers[i];
+            if (b->id != c->cfg.self && b->port)
+                peer_add(c->peer, b->id, b->host, b->port); /* voters are there already */
+        }
+    } else if (rc < 0)
+        RL_WARN("controller: the apply checkpoint in %s is unusable (%s); replaying the whole "
+                "controller log", dir, rl_strerror(rc));
+    free(ck);
+}
+
 static void ctl_apply(struct ctl *c)
 {
     uint64_t commit = raft_commit(repl_group_raft(c->g));
@@ -709,9 +778,49 @@ static void ctl_apply(struct ctl *c)
         for (int i = 0; i < n; i++) {
             ctl_apply_entry(c, &ents[i]);
             c->applied = ents[i].index;
+            c->start_entries_read += c->applied <= c->start_last_index;
         }
         raftlog_ready_done(c->rl);
     }
+    ctl_checkpoint(c, CTLCKPT_EVERY);
+}
+
+/* A voter refused our hello: its voters list differs from ours. Once a majority of the voters
+ * do, this node is the odd one out (ctl_fatal stops it); one refusing voter alone is the
+ * misconfigured one and stops itself when the others refuse it. */
+static void ctl_note_rejection(struct ctl *c, uint32_t from, uint64_t cid)
+{
+    bool voter = false;
+    for (uint32_t i = 0; i < c->cfg.n_voters; i++)
+        voter |= c->cfg.voters[i].id == from;
+    if (!voter || cid == c->cluster_id)
+        return;
+    for (uint32_t i = 0; i < c->n_rejected; i++)
+        if (c->rejected_by[i] == from)
+            return;
+    if (c->n_rejected == CTL_MAX_VOTERS)
+        return;
+    c->rejected_by[c->n_rejected] = from;
+    c->rejected_cid[c->n_rejected++] = cid;
+    RL_WARN("controller: voter %u refuses this node: its --voters list differs from ours "
+            "(cluster id %016" PRIx64 ", ours %016" PRIx64 ")", from, cid, c->cluster_id);
+}
+
+int ctl_fatal(const struct ctl *c, char *err, size_t err_cap)
+{
+    if (c->n_rejected < c->cfg.n_voters / 2 + 1)
+        return 0;
+    char ids[CTL_MAX_VOTERS * 12] = "";
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->n_rejected && n < sizeof(ids); i++)
+        n += (size_t)snprintf(ids + n, sizeof(ids) - n, "%s%u", i ? ", " : "",
+                              c->rejected_by[i]);
+    snprintf(err, err_cap, "--voters disagrees with the majority of the voters: nodes %s "
+             "(%u of %u voters) run another voters list (cluster id %016" PRIx64 ", this "
+             "node's list makes %016" PRIx64 "); start this node with the same --voters "
+             "string as the other nodes (same ids and host:port for every voter)", ids,
+             c->n_rejected, c->cfg.n_voters, c->rejected_cid[0], c->cluster_id);
+    return RL_E_INVALID_CONFIG;
 }
 
 /* --- transport ------------------------------------------------------------------------------- */
@@ -755,6 +864,10 @@ static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *
     }
     case PEER_PING:
         return; /* the transport noted when it arrived */
+    case PEER_REJECTED:
+        if (len >= 8)
+            ctl_note_rejection(c, from, rl_load_le64(body));
+        return;
     case PEER_FWD:
         if (len >= 9)
             ctl_enqueue(c, from, rl_load_le64(body), body[8], body + 9, len - 9);
@@ -935,6 +1048,18 @@ static int ctl_check_config(const struct ctl_config *cfg, char *err, size_t err_
                  "voters list)");
         return RL_E_INVALID_CONFIG;
     }
+    for (uint32_t i = 0; i < cfg->n_voters; i++) {
+        const struct ctl_voter *v = &cfg->voters[i];
+        if (v->id == cfg->self || v->port != cfg->listen_port ||
+            strcmp(v->host, cfg->listen_host))
+            continue;
+        /* Two nodes on one address: the peers would take this node for the other one. */
+        snprintf(err, err_cap, "--listen %s:%u is the address --voters gives to node %u, not "
+                 "to this node %u: start this node with its own --listen address (and, if it "
+                 "is a voter, the same one in --voters), or with --node-id %u", cfg->listen_host,
+                 cfg->listen_port, v->id, cfg->self, v->id);
+        return RL_E_INVALID_CONFIG;
+    }
     if (!me)
         return 0; /* a broker outside the quorum: it joins group 0 as a learner */
     if (me->port != cfg->listen_port) {
@@ -992,11 +1117,13 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     rc = ctl_open_log(c, st, err, err_cap);
     if (rc)
         goto fail;
+    ctl_checkpoint_load(c);
     rc = ctl_open_group(c);
     if (rc) {
         snprintf(err, err_cap, "cannot start the controller group: %s", rl_strerror(rc));
         goto fail;
     }
+    c->start_last_index = raft_last_index(repl_group_raft(c->g));
     struct meta_committer mc = {ctl_submit, c};
     meta_set_committer(m, &mc);
     uint32_t ticks = c->cfg.election_timeout_ms / c->cfg.tick_ms;
@@ -1010,9 +1137,10 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
         goto fail;
     c->last_tick_ms = ctl_now_ms(c);
     RL_INFO("cluster %016" PRIx64 ": node %u, %s of %u voters, incarnation %016" PRIx64
-            ", %" PRIu64 " controller records already applied", c->cluster_id, cfg->self,
+            ", %" PRIu64 " controller records already applied, replay from index %" PRIu64
+            " (checkpoint) to %" PRIu64, c->cluster_id, cfg->self,
             c->voter ? "one" : "a broker outside the quorum", cfg->n_voters, c->incarnation,
-            c->skip_meta);
+            c->skip_meta, c->ckpt_index + 1, c->start_last_index);
     *out = c;
     return 0;
 fail:
@@ -1064,6 +1192,8 @@ void ctl_close(struct ctl *c)
 {
     if (!c)
         return;
+    if (c->g && c->meta)
+        ctl_checkpoint(c, 1); /* a clean stop: the next start reads nothing it applied */
     if (c->meta)
         meta_set_committer(c->meta, NULL);
     if (c->cur_active)
@@ -1347,6 +1477,8 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("controller_term", "gauge", s.term);
     M("controller_commit_index", "gauge", s.commit);
     M("controller_applied_index", "gauge", s.applied);
+    M("controller_checkpoint_index", "gauge", c->ckpt_index);
+    M("controller_start_entries_read", "gauge", c->start_entries_read);
     M("controller_elections_total", "counter", rs.elections);
     M("controller_leader_changes_total", "counter", rs.leader_changes);
     M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);

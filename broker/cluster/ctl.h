@@ -97,6 +97,11 @@ void ctl_begin_stop(struct ctl *c);
 /* Closes group 0, its log and the transport. Blocks. */
 void ctl_close(struct ctl *c);
 
+/* A condition this node cannot run under, found after start (a majority of the voters refuse
+ * this node's --voters list): returns its code with a sentence in err, or 0. The caller stops
+ * the broker and exits non-zero. */
+int ctl_fatal(const struct ctl *c, char *err, size_t err_cap);
+
 /* Loop work, every turn: frames in, committed entries applied, the leader's queue, frames out. */
 void ctl_turn(struct ctl *c);
 /* Timers: Raft ticks due since the last call, resends, timeouts, registration. */

@@ -273,6 +273,9 @@ static void out_process(struct out_link *l, int64_t now)
     }
     if (l->recv_done) {
         l->recv_done = false;
+        if (l->recv_res >= PEER_REJECT_BYTES && rl_load_le32(l->rtiny) == PEER_REJECT_MAGIC &&
+            p->host.on_frame)
+            p->host.on_frame(p->host.ctx, l->node, PEER_REJECTED, l->rtiny + 8, 8);
         if (l->recv_res <= 0)
             out_fail(l, l->recv_res ? l->recv_res : -ECONNRESET);
     }
@@ -420,6 +423,13 @@ static bool in_hello(struct in_link *l)
         return false;
     }
     if (cid != p->cluster_id) {
+        /* Tell the dialer why (best effort, non-blocking: 16 bytes fit any socket buffer). */
+        uint8_t no[PEER_REJECT_BYTES];
+        rl_store_le32(no, PEER_REJECT_MAGIC);
+        rl_store_le32(no + 4, p->self);
+        rl_store_le64(no + 8, p->cluster_id);
+        if (send(l->fd, no, sizeof(no), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            RL_DEBUG("peer: cannot tell node %u why: %s", from, rl_strerror(-errno));
         RL_ERROR("peer: node %u belongs to another cluster (cluster id %016llx, ours %016llx): "
                  "every node must be started with the same --voters list", from,
                  (unsigned long long)cid, (unsigned long long)p->cluster_id);

@@ -47,12 +47,20 @@ struct peer;
 #define PEER_MAX_NODES 64
 #define PEER_MAX_INBOUND 128
 #define PEER_RECONNECT_MS 200
+/* A node refusing a hello of another cluster writes back 16 bytes before it closes: u32
+ * PEER_REJECT_MAGIC ("RLNO") | u32 its node id | u64 its cluster id, so the dialing node learns
+ * that its --voters list disagrees (the outbound link's receive sees them). */
+#define PEER_REJECT_MAGIC 0x4f4e4c52u
+#define PEER_REJECT_BYTES 16
 
 enum peer_frame_type {
     PEER_RAFT = 1,     /* an rwire frame (replication/rwire.h) */
     PEER_FWD = 2,      /* a change for the controller leader (ctl.c) */
     PEER_FWD_RESP = 3, /* the controller leader's answer */
     PEER_PING = 4,     /* empty: "I am alive" (broker liveness as every node sees it) */
+    /* Never on the wire as a frame: reported to the host when a node refused our hello because
+     * its cluster id differs. Body: u64 its cluster id (le). See PEER_REJECT_MAGIC. */
+    PEER_REJECTED = 5,
 };
 
 struct peer_host {

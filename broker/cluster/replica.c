@@ -76,10 +76,13 @@ struct replicas {
     int64_t last_check_ms; /* replicas_tick's last walk */
 };
 
-uint64_t replicas_group_id(const char *topic, uint32_t index)
+uint64_t replicas_group_id(const char *topic, uint32_t index, uint64_t incarnation)
 {
-    char buf[300];
-    int n = snprintf(buf, sizeof(buf), "%s/%u", topic, index);
+    char buf[340];
+    /* Without an incarnation (records from before it existed) the id is the name's alone. */
+    int n = incarnation ? snprintf(buf, sizeof(buf), "%s/%u@%llu", topic, index,
+                                   (unsigned long long)incarnation)
+                        : snprintf(buf, sizeof(buf), "%s/%u", topic, index);
     uint64_t h = XXH3_64bits(buf, n > 0 ? (size_t)n : 0);
     return h | (1ull << 63); /* never 0, the controller's */
 }
@@ -232,7 +235,7 @@ static int replicas_attach(void *ctx, const struct meta_topic *t, uint32_t i, st
     rp->n_target = tg ? n : 0;
     if (tg)
         memcpy(rp->target, tg, n * sizeof(*tg));
-    rp->gid = replicas_group_id(t->name, i);
+    rp->gid = replicas_group_id(t->name, i, t->incarnation);
     /* Raft counts a replica toward commit only once its copy is on disk: the log must
      * acknowledge an append only after its fdatasync. */
     struct plog_config pc;

@@ -68,8 +68,9 @@ int replicas_create(struct io *io, struct repl *r, struct raftlog_arena *arena,
  * set. Call it before the driver is destroyed. Blocks. */
 void replicas_destroy(struct replicas *rs);
 
-/* The group id of partition `index` of `topic` (never 0). */
-uint64_t replicas_group_id(const char *topic, uint32_t index);
+/* The group id of partition `index` of `topic` created as `incarnation` (meta_topic; 0: a
+ * record from before incarnations). Never 0. */
+uint64_t replicas_group_id(const char *topic, uint32_t index, uint64_t incarnation);
 
 /*
  * Leadership hand-off (a stopping broker): every group this broker leads is asked to transfer

@@ -109,6 +109,14 @@ static struct meta_topic *meta_find_live(const struct meta *m, const char *name)
     return meta_find_in(m->live, m->n_live, name);
 }
 
+static struct meta_creating *meta_creating_of(const struct meta *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_creating; i++)
+        if (!strcmp(m->creating[i]->t->name, name))
+            return m->creating[i];
+    return NULL;
+}
+
 static bool meta_is_creating(const struct meta *m, const char *name)
 {
     for (size_t i = 0; i < m->n_creating; i++)
@@ -367,6 +375,43 @@ static int meta_check_spec(const struct meta *m, const struct meta_topic_spec *s
                                                             : 1, s->name, err, err_cap);
 }
 
+static const char *meta_partitioner_word(int32_t p)
+{
+    return p == META_PARTITIONER_RANGE ? "range" : "hash";
+}
+
+/* The refusal of a name in use: what the existing topic is and how the request differs, so the
+ * user can tell a harmless repeat from a conflicting one. */
+static void meta_exists_message(const struct meta *m, const struct meta_topic_spec *s,
+                                char *err, size_t err_cap)
+{
+    const struct meta_topic *t = meta_find_live(m, s->name);
+    if (!t) {
+        snprintf(err, err_cap, "topic \"%s\" already exists (its creation is in progress); "
+                 "describe it once created (ringlog topic describe %s) or use another name",
+                 s->name, s->name);
+        return;
+    }
+    uint32_t rf = t->replication_factor ? t->replication_factor : 1;
+    char diff[200] = "";
+    size_t n = 0;
+    if ((uint32_t)s->partitions != t->partition_count)
+        n += (size_t)snprintf(diff + n, sizeof(diff) - n, ", %d partitions instead of %u",
+                              s->partitions, t->partition_count);
+    if (s->replication_factor > 0 && (uint32_t)s->replication_factor != rf && n < sizeof(diff))
+        n += (size_t)snprintf(diff + n, sizeof(diff) - n, ", replication factor %d instead "
+                              "of %u", s->replication_factor, rf);
+    if ((enum meta_partitioner)s->partitioner != t->partitioner && n < sizeof(diff))
+        snprintf(diff + n, sizeof(diff) - n, ", the %s partitioner instead of %s",
+                 meta_partitioner_word(s->partitioner), meta_partitioner_word(t->partitioner));
+    snprintf(err, err_cap, "topic \"%s\" already exists with %u partitions, replication factor "
+             "%u, %s partitioning; %s%s. Use it as it is, delete it first (ringlog topic delete "
+             "%s), or pick another name", s->name, t->partition_count, rf,
+             meta_partitioner_word(t->partitioner),
+             diff[0] ? "the request asks for" : "the request asks for the same",
+             diff[0] ? diff + 1 : "", s->name);
+}
+
 int meta_check_create(const struct meta *m, const struct meta_topic_spec *s,
                       struct topic_config *cfg, char *err, size_t err_cap)
 {
@@ -374,7 +419,7 @@ int meta_check_create(const struct meta *m, const struct meta_topic_spec *s,
     if (rc)
         return rc;
     if (meta_find_live(m, s->name) || meta_is_creating(m, s->name)) {
-        snprintf(err, err_cap, "topic \"%s\" already exists", s->name);
+        meta_exists_message(m, s, err, err_cap);
         return RL_E_TOPIC_EXISTS;
     }
     if (meta_find_in(m->doomed, m->n_doomed, s->name)) {
@@ -532,6 +577,8 @@ int meta_validate(const struct meta *m, const struct meta_record *rec, struct to
     case META_RECORD_CREATE_TOPIC:
         return meta_check_create(m, &rec->spec, cfg, err, err_cap);
     case META_RECORD_DELETE_TOPIC:
+        if (rec->rollback_incarnation)
+            return 0; /* a failed creation's undo: a no-op where the topic is unknown */
         if (!meta_find_live(m, rec->name)) {
             snprintf(err, err_cap, "topic \"%s\" does not exist", rec->name);
             return RL_E_UNKNOWN_TOPIC;
@@ -589,6 +636,7 @@ static struct meta_topic *meta_topic_build(const struct meta_topic_spec *s,
         memcpy(t->owners, s->owners, t->partition_count * sizeof(*t->owners));
     }
     t->replication_factor = 1;
+    t->incarnation = s->incarnation;
     if (s->n_replicas) {
         t->replication_factor = (uint32_t)s->replication_factor;
         t->replicas = malloc(s->n_replicas * sizeof(*t->replicas));
@@ -614,12 +662,16 @@ fail:
     return NULL;
 }
 
+static void meta_apply_delete(struct meta *m, const char *name, uint64_t incarnation);
+static void meta_reap_named(struct meta *m, const char *name);
+
 /* The partitions of a topic created while serving are open (or failed). */
 static void meta_topic_opened(void *ctx, int rc, const char *err)
 {
     struct meta_creating *c = ctx;
     struct meta *m = c->m;
     struct meta_topic *t = c->t;
+    uint64_t incarnation = t->incarnation; /* t is freed when the creation failed */
     META_REMOVE(m->creating, &m->n_creating, c);
     char aerr[160];
     if (rc == 0 && (rc = meta_attach_topic(m, t)) != 0) {
@@ -632,6 +684,8 @@ static void meta_topic_opened(void *ctx, int rc, const char *err)
         rc = -ENOMEM; /* cannot happen while creating holds a slot; handled all the same */
     if (rc == 0) {
         RL_INFO("created topic %s with %u partitions", t->name, t->partition_count);
+        if (c->deleted)
+            meta_apply_delete(m, t->name, 0);
     } else {
         RL_WARN("topic %s: creating its partitions failed: %s", t->name, err);
         m->partitions_total -= t->partition_count;
@@ -641,8 +695,10 @@ static void meta_topic_opened(void *ctx, int rc, const char *err)
                 partition_delete(t->parts[i]);
         meta_topic_free(t);
     }
-    if (c->pr)
+    if (c->pr) {
+        c->pr->failed_incarnation = rc ? incarnation : 0;
         meta_proposal_created(m, c->pr, rc, err);
+    }
     free(c);
 }
 
@@ -670,6 +726,7 @@ static int meta_apply_create(struct meta *m, const struct meta_topic_spec *spec)
         m->partitions_total += t->partition_count;
         return 0;
     }
+    meta_reap_named(m, spec->name);
     struct meta_creating *c = calloc(1, sizeof(*c));
     if (!c || META_PUSH(&m->creating, &m->n_creating, &m->cap_creating, c)) {
         free(c);
@@ -714,11 +771,27 @@ static void meta_note_gone(struct meta *m, const struct meta_topic *t)
     m->n_gone++;
 }
 
-static void meta_apply_delete(struct meta *m, const char *name)
+/* incarnation: 0, or the creation a rollback undoes (another creation of the name stays). */
+static void meta_apply_delete(struct meta *m, const char *name, uint64_t incarnation)
 {
     struct meta_topic *t = meta_find_live(m, name);
     if (!t) {
-        RL_WARN("metadata: deletion of unknown topic %s skipped", name);
+        struct meta_creating *c = meta_creating_of(m, name);
+        if (c && (!incarnation || c->t->incarnation == incarnation)) {
+            c->deleted = true; /* deleted once open (meta_topic_opened) */
+            RL_INFO("topic %s is deleted while its partitions open", name);
+            return;
+        }
+        if (incarnation)
+            RL_INFO("metadata: topic %s, whose creation failed on its proposer, is not here "
+                    "(nothing to undo)", name);
+        else
+            RL_WARN("metadata: deletion of unknown topic %s skipped", name);
+        return;
+    }
+    if (incarnation && t->incarnation != incarnation) {
+        RL_WARN("metadata: the undo of a failed creation of %s names another incarnation; "
+                "the topic stays", name);
         return;
     }
     META_REMOVE(m->live, &m->n_live, t);
@@ -872,7 +945,7 @@ int meta_apply(struct meta *m, const struct meta_record *rec)
     case META_RECORD_CREATE_TOPIC:
         return meta_apply_create(m, &rec->spec);
     case META_RECORD_DELETE_TOPIC:
-        meta_apply_delete(m, rec->name);
+        meta_apply_delete(m, rec->name, rec->rollback_incarnation);
         return 0;
     case META_RECORD_ALTER_CONFIGS:
         meta_apply_alter(m, rec->name, rec->configs, rec->n_configs);
@@ -1132,6 +1205,16 @@ int meta_set_replicator(struct meta *m, const struct meta_replicator *r)
 
 /* --- maintenance ------------------------------------------------------------------------------ */
 
+static void meta_reap_topic(struct meta *m, struct meta_topic *t)
+{
+    META_REMOVE(m->doomed, &m->n_doomed, t);
+    meta_detach_topic(m, t);
+    for (uint32_t k = 0; k < t->partition_count; k++)
+        if (t->parts[k])
+            partition_delete(t->parts[k]);
+    meta_topic_free(t);
+}
+
 void meta_reap(struct meta *m)
 {
     for (size_t i = 0; i < m->n_retired;) {
@@ -1149,12 +1232,29 @@ void meta_reap(struct meta *m)
             i++;
             continue;
         }
-        META_REMOVE(m->doomed, &m->n_doomed, t);
-        meta_detach_topic(m, t);
-        for (uint32_t k = 0; k < t->partition_count; k++)
-            if (t->parts[k])
-                partition_delete(t->parts[k]);
-        meta_topic_free(t);
+        meta_reap_topic(m, t);
+    }
+}
+
+/* A creation applied while an earlier topic of the name still waits to be reaped (in a
+ * cluster the leader accepts the name once it has reaped it; this broker may not have yet):
+ * the old logs go now, so the new ones open in fresh directories (plog_delete renames the old
+ * one away first) and the old partition groups leave before the new ones start. */
+static void meta_reap_named(struct meta *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_doomed;) {
+        struct meta_topic *t = m->doomed[i];
+        if (strcmp(t->name, name)) {
+            i++;
+            continue;
+        }
+        if (meta_topic_pinned(t)) {
+            RL_WARN("topic %s is created again while its previous logs are still in use; "
+                    "they are removed once released", name);
+            i++;
+            continue;
+        }
+        meta_reap_topic(m, t);
     }
 }
 

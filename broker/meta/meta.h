@@ -63,6 +63,7 @@ struct meta_topic {
     uint32_t replication_factor;     /* 1, or the replicas per partition (a cluster) */
     uint32_t *replicas;              /* replication_factor > 1: partition i's replicas are
                                       * replicas[i * rf ..], the preferred leader first */
+    uint64_t incarnation;            /* cluster: unique per creation (meta_topic_spec) */
     uint32_t *targets;               /* replicated: a move of partition i's replicas runs toward
                                       * targets[i * rf ..] (all 0: none); NULL: no move ever */
 };
@@ -171,6 +172,7 @@ struct meta_proposal {
     size_t payload_len;
     int append_rc;
     bool rolling_back;           /* the topic's partitions failed: recording its deletion */
+    uint64_t failed_incarnation; /* cluster: the incarnation whose creation failed here */
     bool submitted;              /* handed to the committer, not yet answered */
     struct meta *owner;
     struct bg_job job;

@@ -43,6 +43,7 @@ struct meta_creating {
     struct meta_topic *t;
     struct meta *m;
     struct meta_proposal *pr;   /* the proposal waiting for it, or NULL */
+    bool deleted;               /* its deletion was applied while its partitions opened */
 };
 
 struct meta {

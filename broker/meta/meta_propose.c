@@ -171,6 +171,29 @@ static void meta_appended(struct bg_job *j)
         return meta_proposal_fail(m, pr, RL_E_INTERNAL, "the recorded topic was not applied");
 }
 
+/* A cluster: the creation is in the controller's log, so its undo goes there too (every broker
+ * deletes that incarnation, even one still opening it); the proposal ends with the creation's
+ * error once the undo is committed or refused. */
+static void meta_rollback_submit(struct meta *m, struct meta_proposal *pr)
+{
+    pr->rolling_back = true;
+    struct meta_record del = {.kind = META_RECORD_DELETE_TOPIC, .name = pr->rec.spec.name,
+                              .rollback_incarnation = pr->failed_incarnation};
+    free(pr->payload);
+    pr->payload = NULL;
+    int rc = pr->failed_incarnation ? meta_record_encode(&del, &pr->payload, &pr->payload_len)
+                                    : RL_E_INVALID_ARGUMENT; /* a record without one */
+    if (rc) {
+        RL_ERROR("metadata: cannot propose the undo of topic %s's creation: %s",
+                 pr->rec.spec.name, rl_strerror(rc));
+        return meta_proposal_finish(m, pr); /* the controller's log keeps the topic */
+    }
+    RL_WARN("metadata: topic %s could not be created here; proposing its deletion",
+            pr->rec.spec.name);
+    pr->submitted = true;
+    m->committer.submit(m->committer.ctx, pr, pr->payload, pr->payload_len);
+}
+
 void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, const char *err)
 {
     if (rc == 0)
@@ -178,7 +201,7 @@ void meta_proposal_created(struct meta *m, struct meta_proposal *pr, int rc, con
     pr->rc = rc;
     snprintf(pr->msg, sizeof(pr->msg), "%s", err);
     if (m->committer.submit)
-        return meta_proposal_finish(m, pr); /* the controller's log keeps the topic */
+        return meta_rollback_submit(m, pr);
     pr->rolling_back = true;
     struct meta_record del = {.kind = META_RECORD_DELETE_TOPIC, .name = pr->rec.spec.name};
     int arc = meta_start_append(m, pr, &del);
@@ -278,6 +301,12 @@ void meta_proposal_refused(struct meta *m, struct meta_proposal *pr, int rc, con
 {
     RL_ASSERT(pr->submitted && m->inflight == pr);
     pr->submitted = false;
+    if (pr->rolling_back) {
+        RL_ERROR("metadata: the undo of topic %s's failed creation was refused: %s (%s); the "
+                 "topic stays on the brokers that created it", pr->rec.spec.name,
+                 rl_strerror(rc), msg ? msg : "");
+        return meta_proposal_finish(m, pr); /* rc and msg hold the creation's failure */
+    }
     meta_proposal_fail(m, pr, rc, msg);
 }
 
@@ -335,6 +364,10 @@ static struct meta_creating *meta_creating_named(struct meta *m, const char *nam
 static void meta_commit_settle(struct meta *m, struct meta_proposal *pr)
 {
     pr->submitted = false;
+    if (pr->rolling_back) {
+        RL_INFO("metadata: the failed creation of topic %s is undone", pr->rec.spec.name);
+        return meta_proposal_finish(m, pr); /* rc and msg hold the creation's failure */
+    }
     if (pr->rec.kind != META_RECORD_CREATE_TOPIC)
         return meta_proposal_finish(m, pr);
     if (meta_creating_for(m, pr))

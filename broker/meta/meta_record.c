@@ -105,12 +105,14 @@ int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len
         spec.owners = (uint32_t *)rec->spec.owners;
         spec.n_replicas = rec->spec.n_replicas;
         spec.replicas = (uint32_t *)rec->spec.replicas;
+        spec.incarnation = rec->spec.incarnation;
         msg.body_case = RINGLOG__META_RECORD__BODY_CREATE_TOPIC;
         msg.create_topic = &spec;
         break;
     case META_RECORD_DELETE_TOPIC:
         msg.body_case = RINGLOG__META_RECORD__BODY_DELETE_TOPIC;
         msg.delete_topic = (char *)rec->name;
+        msg.rollback_incarnation = rec->rollback_incarnation;
         break;
     case META_RECORD_ALTER_CONFIGS:
         tc.name = (char *)rec->name;
@@ -192,12 +194,14 @@ int meta_record_decode(const uint8_t *buf, size_t len, struct meta_record_decode
             .n_split_keys = s->n_split_keys, .split_keys = o->keys,
             .n_configs = s->n_configs, .configs = o->configs,
             .n_owners = s->n_owners, .owners = s->owners,
-            .n_replicas = s->n_replicas, .replicas = s->replicas};
+            .n_replicas = s->n_replicas, .replicas = s->replicas,
+            .incarnation = s->incarnation};
         break;
     }
     case RINGLOG__META_RECORD__BODY_DELETE_TOPIC:
         rec->kind = META_RECORD_DELETE_TOPIC;
         rec->name = m->delete_topic;
+        rec->rollback_incarnation = m->rollback_incarnation;
         break;
     case RINGLOG__META_RECORD__BODY_ALTER_CONFIGS:
         o->configs = meta_record_get_configs(m->alter_configs->configs,

@@ -53,6 +53,8 @@ struct meta_topic_spec {
     size_t n_replicas;            /* 0, or partitions * replication_factor: each partition's
                                    * replicas, the preferred leader first (cluster placement) */
     const uint32_t *replicas;
+    uint64_t incarnation;         /* cluster: unique per creation (set by the controller); 0:
+                                   * a single broker or an older record */
 };
 
 /* A partition's replicas to be (REASSIGN) or now (REASSIGN_DONE). */
@@ -80,6 +82,7 @@ struct meta_record {
     size_t n_configs;              /* ALTER_CONFIGS */
     const struct meta_config *configs;
     int64_t producer_id_block_end; /* PRODUCER_ID_BLOCK */
+    uint64_t rollback_incarnation; /* DELETE_TOPIC: non-zero: undoes that creation (meta.c) */
     size_t n_moves;                /* REASSIGN (>= 1), REASSIGN_DONE (1) */
     const struct meta_move *moves;
 };

@@ -55,6 +55,7 @@ struct native_cluster_view {
     int32_t controller_id; /* -1: no controller leader known */
     char cluster_id[40];
     uint64_t term, commit;  /* the controller's, as this broker knows them */
+    uint64_t applied;       /* the controller log index this broker has applied */
     int32_t self;
     uint32_t n_brokers;
     struct native_cluster_broker {

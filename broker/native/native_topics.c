@@ -138,6 +138,7 @@ static int native_metadata_cluster(struct native *n, struct svc_req *r,
     body->voters = vs;
     body->controller_term = v.term;
     body->controller_commit = v.commit;
+    body->controller_applied = v.applied;
     body->answered_by = v.self;
     body->controller_id = v.controller_id;
     body->cluster_id = arena_strdup(r->arena, v.cluster_id);

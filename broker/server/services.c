@@ -58,6 +58,7 @@ static void services_cluster_view(void *ctx, struct native_cluster_view *out)
              (unsigned long long)st.cluster_id);
     out->term = st.term;
     out->commit = st.commit;
+    out->applied = st.applied;
     out->self = (int32_t)st.self;
     out->n_brokers = 0;
     for (uint32_t i = 0; i < st.n_brokers && i < NATIVE_MAX_BROKERS; i++) {
@@ -221,6 +222,13 @@ void services_tick(struct shard *sh, int64_t now_ms)
     struct services *s = &sh->svc;
     if (s->ctl)
         ctl_tick(s->ctl);
+    char why[600];
+    int frc = s->ctl && !sh->exit_rc ? ctl_fatal(s->ctl, why, sizeof(why)) : 0;
+    if (frc) {
+        RL_ERROR("%s", why);
+        sh->exit_rc = frc;
+        shard_request_stop(sh);
+    }
     delivery_tick(s->dv, now_ms);
     partition_env_tick(s->penv); /* room may have come from elsewhere (descriptors) */
     if (now_ms - s->last_slow_tick_ms >= SHARD_SLOW_TICK_MS || now_ms < s->last_slow_tick_ms) {

@@ -466,7 +466,7 @@ int shard_run(struct shard *sh)
     if (sh->ops)
         RL_WARN("stopping with %u io ops still in flight", sh->ops);
     loopclock_close(&sh->clock);
-    return 0;
+    return sh->exit_rc;
 }
 
 void shard_request_stop(struct shard *sh)

@@ -228,6 +228,7 @@ struct shard {
     uint32_t n_big_pool;
     bool mem_paused_any;
     volatile sig_atomic_t stop_requested;
+    int exit_rc;                  /* non-zero: a fatal condition stopped the loop (ctl_fatal) */
     uint64_t handoff_deadline_ns;   /* 0: no hand-off began */
     bool stopping;
     uint64_t stop_deadline_ns;

@@ -38,7 +38,8 @@ static int t_topic_commands(void)
           r.status, r.out, r.err);
     run_free(&r);
     run_cli(&r, NULL, "topic", "create", "orders", "--partitions", "4", NULL);
-    CHECK(r.status == 1 && strstr(r.err, "already exists"), "create twice: %d %s", r.status,
+    CHECK(r.status == 1 && strstr(r.err, "already exists with 4 partitions") &&
+          strstr(r.err, "the request asks for the same"), "create twice: %d %s", r.status,
           r.err);
     run_free(&r);
     run_cli(&r, NULL, "topic", "list", NULL);
