@@ -429,14 +429,6 @@ static bool replica_preferred_ready(struct replica *rp, int64_t now)
  * old one died mid-move) continues where the log stands. Redundancy never drops: a replica
  * leaves only after its successor is a voter holding the commit index. */
 
-static bool replica_in_target(const struct replica *rp, uint32_t id)
-{
-    for (uint32_t i = 0; i < rp->n_target; i++)
-        if (rp->target[i] == id)
-            return true;
-    return false;
-}
-
 static void replica_done_answered(struct meta_proposal *pr)
 {
     struct replica_done *d = (struct replica_done *)pr;
@@ -499,7 +491,7 @@ static void replica_move_step(struct replica *rp, int64_t now)
     for (uint32_t i = 0; i < cf->n_learners; i++) {
         uint32_t id = cf->learners[i];
         const struct raft_progress *pr = raft_progress_of(rf, id);
-        if (!replica_in_target(rp, id)) {
+        if (!meta_ids_have(rp->target, rp->n_target, id)) {
             replica_conf(rp, RAFT_CONF_REMOVE_LEARNER, id, "removing learner");
             return;
         }
@@ -513,7 +505,7 @@ static void replica_move_step(struct replica *rp, int64_t now)
     bool self_out = false;
     for (uint32_t i = 0; i < cf->n_voters; i++) {
         uint32_t id = cf->voters[i];
-        if (replica_in_target(rp, id))
+        if (meta_ids_have(rp->target, rp->n_target, id))
             continue;
         if (id == self) {
             self_out = true;
@@ -588,14 +580,6 @@ void replicas_tick(struct replicas *rs)
 
 /* --- fast failover ----------------------------------------------------------------------------- */
 
-static bool ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
 void replicas_watch_peers(struct replicas *rs)
 {
     uint32_t lost[PEER_MAX_NODES];
@@ -616,7 +600,7 @@ void replicas_watch_peers(struct replicas *rs)
         const struct raft *rf = repl_group_raft(rp->g);
         uint32_t leader = raft_leader(rf);
         if (repl_group_failed(rp->g) || raft_role(rf) != RAFT_FOLLOWER || leader == 0 ||
-            leader == rs->cfg.self || !ids_have(lost, n, leader))
+            leader == rs->cfg.self || !meta_ids_have(lost, n, leader))
             continue;
         if (repl_leader_unreachable(rs->repl, rp->g, leader) == 0)
             told++;

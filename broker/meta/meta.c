@@ -201,7 +201,7 @@ const uint32_t *meta_partition_target(const struct meta_topic *t, uint32_t i)
     return tg[0] ? tg : NULL;
 }
 
-static bool meta_ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
+bool meta_ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
 {
     for (uint32_t k = 0; ids && k < n; k++)
         if (ids[k] == id)

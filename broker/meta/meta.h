@@ -124,6 +124,9 @@ const uint32_t *meta_partition_replicas(const struct meta_topic *t, uint32_t i, 
  * replicas or of its target. */
 const uint32_t *meta_partition_target(const struct meta_topic *t, uint32_t i);
 
+/* Whether broker `id` is among ids[0..n) (a replica or target list; NULL holds none). */
+bool meta_ids_have(const uint32_t *ids, uint32_t n, uint32_t id);
+
 /* min.insync.replicas of the topic as a number. */
 uint32_t meta_topic_min_insync(const struct meta_topic *t);
 

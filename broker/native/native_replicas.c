@@ -35,14 +35,6 @@ static const struct native_cluster_broker *replicas_broker(const struct native_c
     return NULL;
 }
 
-static bool replicas_has(const uint32_t *ids, uint32_t n, uint32_t id)
-{
-    for (uint32_t k = 0; k < n; k++)
-        if (ids[k] == id)
-            return true;
-    return false;
-}
-
 /* Every named replica is a registered, live broker. Returns 0 or a code with err. */
 static int replicas_check_brokers(const struct native_cluster_view *v, const struct meta_move *mv,
                                   char *err, size_t cap)
@@ -75,7 +67,7 @@ static void replicas_load(const struct meta *m, const struct native_cluster_view
             const uint32_t *r = meta_partition_replicas(t, i, &n);
             const uint32_t *tg = meta_partition_target(t, i);
             for (uint32_t b = 0; r && b < v->n_brokers; b++)
-                load[b] += replicas_has(tg ? tg : r, n, (uint32_t)v->brokers[b].id);
+                load[b] += meta_ids_have(tg ? tg : r, n, (uint32_t)v->brokers[b].id);
         }
     }
 }
@@ -87,7 +79,7 @@ static uint32_t replicas_pick(const struct native_cluster_view *v, const uint32_
     uint32_t best = 0, best_load = 0;
     for (uint32_t b = 0; b < v->n_brokers; b++) {
         uint32_t id = (uint32_t)v->brokers[b].id;
-        if (id == gone || v->brokers[b].fenced || replicas_has(ids, n, id))
+        if (id == gone || v->brokers[b].fenced || meta_ids_have(ids, n, id))
             continue;
         if (!best || load[b] < best_load) {
             best = id;
@@ -125,7 +117,7 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                          "partitions can move", t->name, i, gone);
                 return RL_E_INVALID_ARGUMENT;
             }
-            if (!replicas_has(r, n, gone) && !(tg && replicas_has(tg, n, gone)))
+            if (!meta_ids_have(r, n, gone) && !(tg && meta_ids_have(tg, n, gone)))
                 continue;
             if (tg) {
                 snprintf(err, cap, "a move of %s-%u's replicas is already running; wait for "
