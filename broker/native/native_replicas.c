@@ -47,7 +47,8 @@ static int replicas_check_brokers(const struct native_cluster_view *v, const str
             return RL_E_UNKNOWN_BROKER;
         }
         if (b->fenced) {
-            snprintf(err, cap, "broker %u is not alive (fenced): a replica cannot move there",
+            snprintf(err, cap, "broker %u is not alive (fenced): a replica cannot move there; "
+                     "start it again or name another broker",
                      mv->replicas[k]);
             return RL_E_BROKER_UNAVAILABLE;
         }
@@ -114,7 +115,8 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                 if (meta_partition_owner(t, i) != gone)
                     continue;
                 snprintf(err, cap, "%s-%u has a single replica, on broker %u: only replicated "
-                         "partitions can move", t->name, i, gone);
+                         "partitions can move; copy its records to a topic created with "
+                         "--replicas 3, or delete it, then remove the broker", t->name, i, gone);
                 return RL_E_INVALID_ARGUMENT;
             }
             if (!meta_ids_have(r, n, gone) && !(tg && meta_ids_have(tg, n, gone)))
@@ -135,7 +137,7 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                 if (!to) {
                     snprintf(err, cap, "cannot remove broker %u: %s-%u needs %u replicas and "
                              "no other live broker is free to take one (the last brokers "
-                             "stay)", gone, t->name, i, n);
+                             "stay); start another broker first", gone, t->name, i, n);
                     return RL_E_INVALID_ARGUMENT;
                 }
                 nr[k] = to;
