@@ -227,6 +227,13 @@ static uint64_t coord_replay_batches(struct coord *c, struct batch_reader *rd, c
             return next;
         }
         uint64_t end = h.base_offset + h.record_count;
+        if (h.flags & BATCH_FLAG_CONTROL) {
+            /* A replicated partition's Raft entries (leader no-ops, configurations): not
+             * commits, and not damage either. */
+            next = end;
+            pos += (int)h.batch_len;
+            continue;
+        }
         int rc = batch_reader_open(rd, buf + pos, (size_t)(len - pos), &h);
         struct batch_record rec;
         for (uint32_t i = 0; rc >= 0 && i <= h.record_count; i++) {
