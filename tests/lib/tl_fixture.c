@@ -74,3 +74,52 @@ void tl_pace(uint32_t ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
+
+void tl_cluster_ports(uint16_t *ports, int n, int n_voters, char *voters, size_t cap)
+{
+    int fds[16];
+    cr_assert(n > 0 && n <= 16 && n_voters <= n, "a test cluster has 1..16 nodes (%d asked)", n);
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s",
+                     strerror(errno));
+        socklen_t len = sizeof(sa);
+        cr_assert_eq(getsockname(fds[i], (struct sockaddr *)&sa, &len), 0);
+        ports[i] = ntohs(sa.sin_port);
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    size_t used = 0;
+    for (int i = 0; i < n_voters; i++) {
+        int w = snprintf(voters + used, cap - used, "%s%d@127.0.0.1:%u", i ? "," : "", i + 1,
+                         ports[i]);
+        cr_assert(w > 0 && (size_t)w < cap - used, "the voters list does not fit %zu bytes", cap);
+        used += (size_t)w;
+    }
+}
+
+void tl_cluster_start_node(struct tl_broker *b, int i, const uint16_t *ports, const char *voters,
+                           const char *const *extra, uint32_t start_ms)
+{
+    char listen[32], node[16];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
+    snprintf(node, sizeof(node), "%d", i + 1);
+    const char *args[32] = {"--listen", listen, "--node-id", node, "--voters", voters};
+    int n = 6;
+    for (int k = 0; extra && extra[k]; k++) {
+        cr_assert(n < 31, "too many ringlogd arguments for node %d", i + 1);
+        args[n++] = extra[k];
+    }
+    args[n] = NULL;
+    int rc = tl_broker_start(b, args, start_ms);
+    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
+}
+
+void tl_cluster_finish(struct tl_broker *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int st = tl_broker_finish(&b[i], 20000);
+        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
+    }
+}
