@@ -34,7 +34,6 @@
 #include "client/ringlog.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
-#include "tests/lib/tl_fixture.h"
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
 
@@ -51,15 +50,31 @@ static char voters[256];
 /* Free ports for the native listeners: --voters must name them before the brokers start. */
 static void pick_ports(void)
 {
-    tl_cluster_ports(ports, NB, 3, voters, sizeof(voters));
+    int fds[NB];
+    for (int i = 0; i < NB; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+        socklen_t len = sizeof(sa);
+        getsockname(fds[i], (struct sockaddr *)&sa, &len);
+        ports[i] = ntohs(sa.sin_port);
+    }
+    for (int i = 0; i < NB; i++)
+        close(fds[i]);
+    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
+             ports[1], ports[2]);
 }
 
 static void start_node(int i)
 {
-    static const char *const extra[] = {"--set", "election.timeout.ms=1000",
-                                        "--set", "broker.session.timeout.ms=" SESSION_MS,
-                                        NULL};
-    tl_cluster_start_node(&b[i], i, ports, voters, extra, START_MS);
+    char listen[32], node[8];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
+    snprintf(node, sizeof(node), "%d", i + 1);
+    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
+                          "--set", "election.timeout.ms=1000",
+                          "--set", "broker.session.timeout.ms=" SESSION_MS, NULL};
+    int rc = tl_broker_start(&b[i], args, START_MS);
+    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
 }
 
 /* A number after "key": in a JSON body, or -1. */

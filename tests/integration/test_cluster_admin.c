@@ -25,7 +25,6 @@
 
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
-#include "tests/lib/tl_fixture.h"
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
 
@@ -39,7 +38,19 @@ static char voters[256];
 
 static void pick_ports(void)
 {
-    tl_cluster_ports(ports, N + 1, 3, voters, sizeof(voters));
+    int fds[N + 1];
+    for (int i = 0; i <= N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+        socklen_t len = sizeof(sa);
+        getsockname(fds[i], (struct sockaddr *)&sa, &len);
+        ports[i] = ntohs(sa.sin_port);
+    }
+    for (int i = 0; i <= N; i++)
+        close(fds[i]);
+    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
+             ports[1], ports[2]);
 }
 
 static void start_all(void)
@@ -150,7 +161,10 @@ static int delete_on(int i, const char *name)
 
 static void teardown(void)
 {
-    tl_cluster_finish(b, N);
+    for (int i = 0; i < N; i++) {
+        int st = tl_broker_finish(&b[i], 20000);
+        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
+    }
 }
 
 static void init(void)

@@ -28,7 +28,6 @@
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
-#include "tests/lib/tl_fixture.h"
 
 #define N 3
 #define PARTS 6
@@ -42,20 +41,39 @@ static char voters[256];
 
 static void pick_ports(void)
 {
-    tl_cluster_ports(ports, N, 3, voters, sizeof(voters));
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+        socklen_t len = sizeof(sa);
+        getsockname(fds[i], (struct sockaddr *)&sa, &len);
+        ports[i] = ntohs(sa.sin_port);
+    }
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
+             ports[1], ports[2]);
 }
 
 static void start_node(int i)
 {
-    static const char *const extra[] = {"--set", "election.timeout.ms=1000",
-                                        "--set", "broker.session.timeout.ms=2000",
-                                        NULL};
-    tl_cluster_start_node(&b[i], i, ports, voters, extra, START_MS);
+    char listen[32], node[16];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
+    snprintf(node, sizeof(node), "%d", i + 1);
+    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
+                          "--set", "election.timeout.ms=1000",
+                          "--set", "broker.session.timeout.ms=2000", NULL};
+    int rc = tl_broker_start(&b[i], args, START_MS);
+    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
 }
 
 static void teardown(void)
 {
-    tl_cluster_finish(b, N);
+    for (int i = 0; i < N; i++) {
+        int st = tl_broker_finish(&b[i], 20000);
+        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
+    }
 }
 
 static int create_topic(int i, int32_t partitions, int32_t rf, const char *insync, char *msg,

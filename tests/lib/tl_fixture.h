@@ -15,7 +15,6 @@
 #define RL_TESTS_TL_FIXTURE_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
 #include "tests/lib/tl_broker.h"
@@ -43,21 +42,5 @@ long long tl_metric(const struct tl_broker *b, const char *name);
 
 /* The pace of a polling loop (sleeps ms): never synchronization, always inside a deadline. */
 void tl_pace(uint32_t ms);
-
-/* --- clusters: nodes 1..n on 127.0.0.1, the first n_voters the controller quorum ----------- */
-
-/* Picks n free ports on 127.0.0.1 (bound together so they differ, then released) into
- * ports[0..n) and writes the --voters list of nodes 1..n_voters at ports[0..n_voters) into
- * voters; asserts. Node i+1 listens on ports[i]. */
-void tl_cluster_ports(uint16_t *ports, int n, int n_voters, char *voters, size_t cap);
-
-/* Starts node i+1 as b with --listen 127.0.0.1:ports[i], --node-id i+1, --voters voters and
- * the suite's extra arguments (NULL-terminated, may be NULL); asserts it started within
- * start_ms. */
-void tl_cluster_start_node(struct tl_broker *b, int i, const uint16_t *ports, const char *voters,
-                           const char *const *extra, uint32_t start_ms);
-
-/* Stops every node of b[0..n) (SIGTERM, 20 s each) and expects each to exit 0. */
-void tl_cluster_finish(struct tl_broker *b, int n);
 
 #endif
