@@ -19,7 +19,7 @@ BROKER_SRCS += broker/svc/bg.c \
                broker/server/http.c broker/server/dirlock.c
 
 # Shared test helpers (tests/lib): broker processes and a blocking protocol client.
-TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c
+TESTLIB_SRCS += tests/lib/tl_broker.c tests/lib/tl_client.c tests/lib/tl_cluster.c
 
 TESTS += $(BUILD)/tests/unit/test_frame $(BUILD)/tests/unit/test_config \
          $(BUILD)/tests/unit/test_partition $(BUILD)/tests/unit/test_bg \

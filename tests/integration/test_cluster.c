@@ -22,12 +22,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +34,7 @@
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_cluster.h"
 
 #define N 3  /* voters */
 #define NB 4 /* brokers: the voters and one outside the quorum */
@@ -43,39 +42,12 @@
 #define START_MS 20000
 #define SESSION_MS "2000" /* broker.session.timeout.ms: a silent broker is fenced after 2 s */
 
-static struct tl_broker b[NB];
-static uint16_t ports[NB];
-static char voters[256];
-
+static const char *const node_args[] = {"--set", "election.timeout.ms=1000",
+                                         "--set", "broker.session.timeout.ms=" SESSION_MS, NULL};
 /* Free ports for the native listeners: --voters must name them before the brokers start. */
-static void pick_ports(void)
-{
-    int fds[NB];
-    for (int i = 0; i < NB; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < NB; i++)
-        close(fds[i]);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[2]);
-}
-
-static void start_node(int i)
-{
-    char listen[32], node[8];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=1000",
-                          "--set", "broker.session.timeout.ms=" SESSION_MS, NULL};
-    int rc = tl_broker_start(&b[i], args, START_MS);
-    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
-}
+static const struct tl_cluster_conf cluster_conf = {.nodes = NB, .voters = N, .args = node_args,
+                                                    .start_ms = START_MS};
+static struct tl_cluster cl;
 
 /* A number after "key": in a JSON body, or -1. */
 static long long json_num(const char *body, const char *key)
@@ -89,9 +61,9 @@ static long long json_num(const char *body, const char *key)
 /* GET /v1/cluster of node i: 0 with the body, or an error. */
 static int cluster_json(int i, char *body, size_t cap)
 {
-    if (!tl_broker_alive(&b[i]))
+    if (!tl_broker_alive(&cl.b[i]))
         return -ECHILD;
-    int st = tl_http_get("127.0.0.1", b[i].http_port, "/v1/cluster", body, cap, 2000);
+    int st = tl_http_get("127.0.0.1", cl.b[i].http_port, "/v1/cluster", body, cap, 2000);
     return st == 200 ? 0 : st < 0 ? st : -EPROTO;
 }
 
@@ -102,7 +74,7 @@ static int agreed_leader(long long min_term, long long *term)
     static char body[65536];
     int leader = 0;
     for (int i = 0; i < NB; i++) {
-        if (!tl_broker_alive(&b[i]))
+        if (!tl_broker_alive(&cl.b[i]))
             continue;
         if (cluster_json(i, body, sizeof(body)))
             return 0;
@@ -132,21 +104,7 @@ static int wait_leader(long long min_term, long long *term, uint32_t deadline_ms
 /* Whether node i's Metadata lists topic `name` without error. */
 static bool has_topic(int i, const char *name)
 {
-    struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
-        return false;
-    char *names[1] = {(char *)name};
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = names;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
-    bool ok = tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 &&
-              resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0;
-    tl_close(&c); /* frees resp */
-    return ok;
+    return tl_cluster_has_topic(&cl, i, name);
 }
 
 static bool wait_topic_everywhere(const char *name, uint32_t deadline_ms)
@@ -155,7 +113,7 @@ static bool wait_topic_everywhere(const char *name, uint32_t deadline_ms)
     for (;;) {
         bool all = true;
         for (int i = 0; i < NB; i++)
-            if (tl_broker_alive(&b[i]) && !has_topic(i, name))
+            if (tl_broker_alive(&cl.b[i]) && !has_topic(i, name))
                 all = false;
         if (all)
             return true;
@@ -168,7 +126,7 @@ static bool wait_topic_everywhere(const char *name, uint32_t deadline_ms)
 static int create_on(int i, const char *name, char *msg, size_t cap)
 {
     struct tl_conn c;
-    int rc = tl_connect(&c, "127.0.0.1", b[i].port, 2000);
+    int rc = tl_cluster_connect(&cl, i, &c);
     if (rc)
         return rc;
     rc = tl_create_topic(&c, name, 2, NULL, msg, cap);
@@ -185,7 +143,7 @@ static void init(void)
 static int init_pid_on(int i, int64_t *pid)
 {
     struct tl_conn c;
-    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[i].port, 2000), 0);
+    cr_assert_eq(tl_cluster_connect(&cl, i, &c), 0);
     Ringlog__InitProducerIdRequest ip = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
     ip.producer_id = -1;
     ip.producer_epoch = -1;
@@ -203,19 +161,16 @@ static int init_pid_on(int i, int64_t *pid)
 
 static void teardown(void)
 {
-    for (int i = 0; i < NB; i++) {
-        int st = tl_broker_finish(&b[i], 20000);
-        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
-    }
+    tl_cluster_finish(&cl);
 }
 
 TestSuite(cluster, .init = init, .fini = teardown, .timeout = 240);
 
 Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
 {
-    pick_ports();
+    tl_cluster_init(&cl, &cluster_conf);
     for (int i = 0; i < N; i++)
-        start_node(i);
+        tl_cluster_start_node(&cl, i);
     long long term = 0;
     int leader = wait_leader(0, &term, 10000);
     cr_assert_gt(leader, 0, "no controller leader within 10 s");
@@ -245,8 +200,8 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
     /* The same new topic created at once through two brokers: each passes its own broker's
      * check, and the leader's check against everything committed before lets one through. */
     struct tl_conn c1, c2;
-    cr_assert_eq(tl_connect(&c1, "127.0.0.1", b[0].port, 2000), 0);
-    cr_assert_eq(tl_connect(&c2, "127.0.0.1", b[1].port, 2000), 0);
+    cr_assert_eq(tl_connect(&c1, "127.0.0.1", cl.b[0].port, 2000), 0);
+    cr_assert_eq(tl_connect(&c2, "127.0.0.1", cl.b[1].port, 2000), 0);
     Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
     spec.name = "twice";
     spec.partitions = 1;
@@ -289,7 +244,7 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
 
     /* `ringlog cluster status` names the leader, its term and the three brokers. */
     char bs[64];
-    snprintf(bs, sizeof(bs), "127.0.0.1:%u", b[follower].port);
+    snprintf(bs, sizeof(bs), "127.0.0.1:%u", cl.b[follower].port);
     char cli[PATH_MAX];
     snprintf(cli, sizeof(cli), "%s", tl_ringlogd_path());
     cr_assert_eq(strcmp(cli + strlen(cli) - 9, "/ringlogd"), 0, "%s", cli);
@@ -302,7 +257,7 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
               "status %d out:\n%s\nerr: %s", r.status, r.out, r.err);
     tl_cli_run_free(&r);
     static char metrics[1 << 20];
-    cr_assert_eq(tl_http_get("127.0.0.1", b[leader - 1].http_port, "/metrics", metrics,
+    cr_assert_eq(tl_http_get("127.0.0.1", cl.b[leader - 1].http_port, "/metrics", metrics,
                              sizeof(metrics), 5000), 200);
     cr_assert(strstr(metrics, "ringlog_controller_is_leader 1\n") &&
               strstr(metrics, "ringlog_cluster_brokers 3\n"), "%s", metrics);
@@ -313,7 +268,7 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
     int kills = env ? atoi(env) : 2;
     for (int k = 0; k < kills; k++) {
         int victim = leader - 1;
-        tl_broker_kill(&b[victim]);
+        tl_broker_kill(&cl.b[victim]);
         uint64_t t0 = tl_now_ms();
         long long old_term = term;
         leader = wait_leader(old_term, &term, 2 * 2 * ELECTION_MS);
@@ -333,7 +288,7 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
                " ms; first topic creation after %" PRIu64 " ms\n", k + 1, victim + 1, leader,
                term, t_elect, t_create);
         /* The killed node restarts, keeps what it had and catches up with what it missed. */
-        cr_assert_eq(tl_broker_restart(&b[victim], START_MS), 0);
+        cr_assert_eq(tl_broker_restart(&cl.b[victim], START_MS), 0);
         cr_assert(wait_topic_everywhere(name, 10000), "node %d did not catch up", victim + 1);
         cr_assert(has_topic(victim, "orders"));
         long long t2;
@@ -345,9 +300,9 @@ Test(cluster, three_voters_elect_share_metadata_fail_over_and_catch_up)
     for (int i = 0; i < N; i++) {
         if (i == lone)
             continue;
-        int st = tl_broker_stop(&b[i], SIGTERM, 20000);
+        int st = tl_broker_stop(&cl.b[i], SIGTERM, 20000);
         if (st)
-            tl_broker_dump_log(&b[i], 80);
+            tl_broker_dump_log(&cl.b[i], 80);
         cr_assert_eq(st, 0, "node %d stopped with status %d", i + 1, st);
     }
     int rc = create_on(lone, "no-quorum", msg, sizeof(msg));
@@ -406,13 +361,13 @@ static int run_bad(const char *data_dir, const char *node, const char *listen,
 
 Test(cluster, bad_cluster_input_is_refused_at_start)
 {
-    pick_ports();
-    start_node(0); /* binds node 1 and the cluster's id to its directory */
-    cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
+    tl_cluster_init(&cl, &cluster_conf);
+    tl_cluster_start_node(&cl, 0); /* binds node 1 and the cluster's id to its directory */
+    cr_assert_eq(tl_broker_stop(&cl.b[0], SIGTERM, 20000), 0);
     char listen[32], listen2[32], err[8192], other[256];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[0]);
-    snprintf(listen2, sizeof(listen2), "127.0.0.1:%u", ports[1]);
-    const char *dir = b[0].data_dir;
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", cl.ports[0]);
+    snprintf(listen2, sizeof(listen2), "127.0.0.1:%u", cl.ports[1]);
+    const char *dir = cl.b[0].data_dir;
     struct {
         const char *what, *node, *listen, *voters, *want;
     } cases[] = {
@@ -426,10 +381,10 @@ Test(cluster, bad_cluster_input_is_refused_at_start)
          "cluster"},
         {"--voters without --node-id", NULL, NULL, NULL, "--voters needs --node-id"},
     };
-    snprintf(other, sizeof(other), "1@127.0.0.1:%u,2@127.0.0.1:%u", ports[0], ports[1]);
+    snprintf(other, sizeof(other), "1@127.0.0.1:%u,2@127.0.0.1:%u", cl.ports[0], cl.ports[1]);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *v = cases[i].voters ? (cases[i].voters[0] ? cases[i].voters : NULL)
-                                        : voters;
+                                        : cl.voters;
         int st = run_bad(dir, cases[i].node, cases[i].listen ? cases[i].listen : listen, v, err,
                          sizeof(err));
         cr_expect(st != 0 && strstr(err, cases[i].want),
@@ -437,7 +392,7 @@ Test(cluster, bad_cluster_input_is_refused_at_start)
                   err);
     }
     /* Still the same node of the same cluster: it starts as it did. */
-    cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+    cr_assert_eq(tl_broker_restart(&cl.b[0], START_MS), 0);
 }
 
 Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
@@ -446,9 +401,9 @@ Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
      * controller log as a learner, and applies what the voters commit. Topics created through
      * each of the four are seen by all; restarting each node in turn (SIGTERM, start) keeps
      * every topic, and the cluster keeps taking changes. */
-    pick_ports();
+    tl_cluster_init(&cl, &cluster_conf);
     for (int i = 0; i < NB; i++)
-        start_node(i);
+        tl_cluster_start_node(&cl, i);
     long long term = 0;
     cr_assert_gt(wait_leader(0, &term, 10000), 0, "no controller leader within 10 s");
     const char *names[NB] = {"from-1", "from-2", "from-3", "from-4"};
@@ -463,8 +418,8 @@ Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
     for (int i = 0; i < NB; i++)
         cr_assert(wait_topic_everywhere(names[i], 5000), "%s not on every broker", names[i]);
     for (int i = 0; i < NB; i++) {
-        cr_assert_eq(tl_broker_stop(&b[i], SIGTERM, 20000), 0, "node %d stop", i + 1);
-        cr_assert_eq(tl_broker_restart(&b[i], START_MS), 0, "node %d restart", i + 1);
+        cr_assert_eq(tl_broker_stop(&cl.b[i], SIGTERM, 20000), 0, "node %d stop", i + 1);
+        cr_assert_eq(tl_broker_restart(&cl.b[i], START_MS), 0, "node %d restart", i + 1);
         cr_assert_gt(wait_leader(0, &term, 10000), 0, "no leader after node %d restarted",
                      i + 1);
         for (int k = 0; k < NB; k++)
@@ -483,7 +438,7 @@ Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
      * out; back, it is alive again. */
     int leader = wait_leader(0, &term, 10000);
     cr_assert_gt(leader, 0);
-    tl_broker_kill(&b[3]);
+    tl_broker_kill(&cl.b[3]);
     static char body[65536];
     const char *fenced = "{\"id\":4,";
     for (uint64_t until = tl_now_ms() + 10000;; usleep(50000)) {
@@ -493,7 +448,7 @@ Test(cluster, a_broker_outside_the_voters_joins_and_every_node_restarts_in_turn)
             break;
         cr_assert(tl_now_ms() < until, "node 4 not fenced 10 s after its kill: %s", body);
     }
-    cr_assert_eq(tl_broker_restart(&b[3], START_MS), 0);
+    cr_assert_eq(tl_broker_restart(&cl.b[3], START_MS), 0);
     for (uint64_t until = tl_now_ms() + 10000;; usleep(50000)) {
         cr_assert_eq(cluster_json(leader - 1, body, sizeof(body)), 0);
         const char *p = strstr(strstr(body, "\"brokers\""), fenced);
@@ -509,27 +464,27 @@ Test(cluster, a_single_brokers_directory_joins_a_cluster_keeping_its_topics)
      * cluster: its topic is kept, topics created through the controller are added, and
      * after another restart both are there exactly once (the controller records already in
      * metadata.log are not applied again, the new ones are). */
-    pick_ports();
+    tl_cluster_init(&cl, &cluster_conf);
     char listen[32];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[0]);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", cl.ports[0]);
     const char *single[] = {"--listen", listen, NULL};
-    cr_assert_eq(tl_broker_start(&b[0], single, START_MS), 0);
+    cr_assert_eq(tl_broker_start(&cl.b[0], single, START_MS), 0);
     char msg[512];
     cr_assert_eq(create_on(0, "legacy", msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u", ports[0]);
-    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "--node-id");
-    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "1");
-    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "--voters");
-    snprintf(b[0].extra[b[0].n_extra++], sizeof(b[0].extra[0]), "%s", voters);
-    cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+    cr_assert_eq(tl_broker_stop(&cl.b[0], SIGTERM, 20000), 0);
+    snprintf(cl.voters, sizeof(cl.voters), "1@127.0.0.1:%u", cl.ports[0]);
+    snprintf(cl.b[0].extra[cl.b[0].n_extra++], sizeof(cl.b[0].extra[0]), "--node-id");
+    snprintf(cl.b[0].extra[cl.b[0].n_extra++], sizeof(cl.b[0].extra[0]), "1");
+    snprintf(cl.b[0].extra[cl.b[0].n_extra++], sizeof(cl.b[0].extra[0]), "--voters");
+    snprintf(cl.b[0].extra[cl.b[0].n_extra++], sizeof(cl.b[0].extra[0]), "%s", cl.voters);
+    cr_assert_eq(tl_broker_restart(&cl.b[0], START_MS), 0);
     long long term;
     cr_assert_eq(wait_leader(0, &term, 10000), 1);
     cr_assert(has_topic(0, "legacy"), "the single broker's topic was lost");
     cr_assert_eq(create_on(0, "joined", msg, sizeof(msg)), 0, "%s", msg);
     for (int k = 0; k < 2; k++) {
-        cr_assert_eq(tl_broker_stop(&b[0], SIGTERM, 20000), 0);
-        cr_assert_eq(tl_broker_restart(&b[0], START_MS), 0);
+        cr_assert_eq(tl_broker_stop(&cl.b[0], SIGTERM, 20000), 0);
+        cr_assert_eq(tl_broker_restart(&cl.b[0], START_MS), 0);
         cr_assert_eq(wait_leader(0, &term, 10000), 1);
         cr_assert(has_topic(0, "legacy") && has_topic(0, "joined"), "restart %d lost a topic",
                   k + 1);
@@ -546,24 +501,16 @@ Test(cluster, a_single_brokers_directory_joins_a_cluster_keeping_its_topics)
 static int leaders_on(int i, const char *topic, int32_t *leaders, int cap, int *n_brokers)
 {
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    Ringlog__MetadataResponse *md;
+    if (tl_cluster_metadata(&cl, i, &c, topic, &md))
         return -1;
-    char *names[1] = {(char *)topic};
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = names;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
     int n = -1;
-    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 &&
-        resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0) {
-        const Ringlog__TopicMetadata *tm = resp->metadata->topics[0];
+    if (md->n_topics == 1 && md->topics[0]->error_code == 0) {
+        const Ringlog__TopicMetadata *tm = md->topics[0];
         n = (int)tm->n_partitions;
         for (int k = 0; k < n && k < cap; k++)
             leaders[tm->partitions[k]->partition] = tm->partitions[k]->leader;
-        *n_brokers = (int)resp->metadata->n_brokers;
+        *n_brokers = (int)md->n_brokers;
     }
     tl_close(&c);
     return n;
@@ -587,9 +534,9 @@ static int alive_brokers(int leader)
 
 Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placement)
 {
-    pick_ports();
+    tl_cluster_init(&cl, &cluster_conf);
     for (int i = 0; i < N; i++)
-        start_node(i);
+        tl_cluster_start_node(&cl, i);
     long long term = 0;
     int leader = wait_leader(0, &term, 10000);
     cr_assert_gt(leader, 0, "no controller leader within 10 s");
@@ -600,7 +547,7 @@ Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placemen
     int follower = leader % N;
     struct tl_conn c;
     char msg[512] = "";
-    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[follower].port, 2000), 0);
+    cr_assert_eq(tl_connect(&c, "127.0.0.1", cl.b[follower].port, 2000), 0);
     cr_assert_eq(tl_create_topic(&c, "placed", PLACED_PARTS, NULL, msg, sizeof(msg)), 0, "%s",
                  msg);
     tl_close(&c);
@@ -631,12 +578,12 @@ Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placemen
     for (int k = 0; k < PLACED_PARTS; k++) {
         int own = owner[k] - 1, other = (own + 1) % N;
         char dir[600];
-        snprintf(dir, sizeof(dir), "%s/placed-%d", b[other].data_dir, k);
+        snprintf(dir, sizeof(dir), "%s/placed-%d", cl.b[other].data_dir, k);
         cr_assert_neq(access(dir, F_OK), 0, "node %d keeps %s, owned by node %d", other + 1,
                       dir, own + 1);
-        snprintf(dir, sizeof(dir), "%s/placed-%d", b[own].data_dir, k);
+        snprintf(dir, sizeof(dir), "%s/placed-%d", cl.b[own].data_dir, k);
         cr_assert_eq(access(dir, F_OK), 0, "owner node %d has no %s", own + 1, dir);
-        cr_assert_eq(tl_connect(&c, "127.0.0.1", b[other].port, 2000), 0);
+        cr_assert_eq(tl_connect(&c, "127.0.0.1", cl.b[other].port, 2000), 0);
         int rc = tl_produce(&c, "placed", (uint32_t)k, batch, (uint32_t)blen, 1, NULL);
         cr_assert_eq(rc, RL_E_NOT_LEADER, "produce to non-owner node %d: %s", other + 1,
                      rl_strerror(rc));
@@ -657,7 +604,7 @@ Test(cluster, partitions_are_placed_over_brokers_and_clients_follow_the_placemen
 
     /* libringlog, bootstrapped to one broker, follows the placement. */
     char boot[32], err[512];
-    snprintf(boot, sizeof(boot), "127.0.0.1:%u", b[follower].port);
+    snprintf(boot, sizeof(boot), "127.0.0.1:%u", cl.b[follower].port);
     struct rl_conf *conf = rl_conf_new();
     cr_assert(conf);
     cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", boot, err, sizeof(err)), 0, "%s", err);

@@ -14,12 +14,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,49 +25,27 @@
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_cluster.h"
 
 #define N 3
 #define START_MS 20000
 #define WAIT_MS 20000
 
-static struct tl_broker b[N];
-static uint16_t ports[N + 1];
-static char voters[256];
+static const char *const node_args[] = {"--set", "election.timeout.ms=1000", NULL};
+static struct tl_cluster cl;
 
-static void pick_ports(void)
-{
-    int fds[N + 1];
-    for (int i = 0; i <= N; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i <= N; i++)
-        close(fds[i]);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[2]);
-}
-
+/* The three voters, and one spare port (cl.ports[N]) that no node listens on. */
 static void start_all(void)
 {
-    for (int i = 0; i < N; i++) {
-        char listen[32], node[16];
-        snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
-        snprintf(node, sizeof(node), "%d", i + 1);
-        const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                              "--set", "election.timeout.ms=1000", NULL};
-        int rc = tl_broker_start(&b[i], args, START_MS);
-        cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
-    }
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .spare_ports = 1,
+                                                   .args = node_args, .start_ms = START_MS});
+    tl_cluster_start_all(&cl);
 }
 
 static long long metric(int i, const char *name)
 {
     static char body[1 << 20];
-    if (tl_http_get("127.0.0.1", b[i].http_port, "/metrics", body, sizeof(body), 5000) != 200)
+    if (tl_http_get("127.0.0.1", cl.b[i].http_port, "/metrics", body, sizeof(body), 5000) != 200)
         return -1;
     char pat[128];
     snprintf(pat, sizeof(pat), "\n%s ", name);
@@ -101,18 +77,10 @@ static int wait_leader(void)
 static int has_topic(int i, const char *name)
 {
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    Ringlog__MetadataResponse *md;
+    if (tl_cluster_metadata(&cl, i, &c, name, &md))
         return -1;
-    char *names[1] = {(char *)name};
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = names;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
-    int rc = tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL);
-    int out = rc ? -1 : resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0;
+    int out = md->n_topics == 1 && md->topics[0]->error_code == 0;
     tl_close(&c);
     return out;
 }
@@ -136,7 +104,7 @@ static bool wait_topic(const char *name, int want)
 static int create_on(int i, const char *name, int32_t parts, int32_t rf, char *msg, size_t cap)
 {
     struct tl_conn c;
-    int rc = tl_connect(&c, "127.0.0.1", b[i].port, 2000);
+    int rc = tl_cluster_connect(&cl, i, &c);
     if (rc)
         return rc;
     Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
@@ -151,7 +119,7 @@ static int create_on(int i, const char *name, int32_t parts, int32_t rf, char *m
 static int delete_on(int i, const char *name)
 {
     struct tl_conn c;
-    int rc = tl_connect(&c, "127.0.0.1", b[i].port, 2000);
+    int rc = tl_cluster_connect(&cl, i, &c);
     if (rc)
         return rc;
     rc = tl_delete_topic(&c, name);
@@ -161,10 +129,7 @@ static int delete_on(int i, const char *name)
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
-        int st = tl_broker_finish(&b[i], 20000);
-        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
-    }
+    tl_cluster_finish(&cl);
 }
 
 static void init(void)
@@ -224,7 +189,7 @@ static void cli_path(char *cli, size_t cap)
 static void check_status(int leader)
 {
     char bs[64], cli[PATH_MAX];
-    snprintf(bs, sizeof(bs), "127.0.0.1:%u", b[leader % N].port); /* a follower */
+    snprintf(bs, sizeof(bs), "127.0.0.1:%u", cl.b[leader % N].port); /* a follower */
     cli_path(cli, sizeof(cli));
     struct tl_cli_run r;
     cr_assert_eq(tl_cli_run(&r, cli, bs, NULL, "cluster", "status", NULL), 0);
@@ -233,7 +198,7 @@ static void check_status(int leader)
               "status %d out:\n%s\nerr: %s", r.status, r.out, r.err);
     /* The leader's broker line says "leader"; every voter shows its own applied index. */
     char want[64];
-    snprintf(want, sizeof(want), "\n%-6d 127.0.0.1:%u", leader, b[leader - 1].port);
+    snprintf(want, sizeof(want), "\n%-6d 127.0.0.1:%u", leader, cl.b[leader - 1].port);
     const char *line = strstr(r.out, want);
     cr_assert(line && strstr(line, " leader "), "no leader line for node %d:\n%s", leader,
               r.out);
@@ -249,7 +214,7 @@ static void check_status(int leader)
     /* "admin" has 3 partitions of 2 replicas: 6 replicas hosted over the brokers. */
     unsigned hosted = 0, led = 0;
     for (int i = 1; i <= N; i++) {
-        snprintf(want, sizeof(want), "\n%-6d 127.0.0.1:%u", i, b[i - 1].port);
+        snprintf(want, sizeof(want), "\n%-6d 127.0.0.1:%u", i, cl.b[i - 1].port);
         line = strstr(r.out, want);
         cr_assert(line, "no broker line for node %d:\n%s", i, r.out);
         char state[16], role[16];
@@ -265,7 +230,6 @@ static void check_status(int leader)
 
 Test(cluster_admin, status_errors_rollback_and_recreate)
 {
-    pick_ports();
     start_all();
     int leader = wait_leader();
     char msg[1024];
@@ -294,7 +258,7 @@ Test(cluster_admin, status_errors_rollback_and_recreate)
     int p = (leader + 1) % N;
     char path[PATH_MAX];
     for (int k = 0; k < 3; k++) {
-        snprintf(path, sizeof(path), "%s/undo-%d", b[p].data_dir, k);
+        snprintf(path, sizeof(path), "%s/undo-%d", cl.b[p].data_dir, k);
         int fd = open(path, O_WRONLY | O_CREAT, 0644);
         cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
         close(fd);
@@ -302,9 +266,9 @@ Test(cluster_admin, status_errors_rollback_and_recreate)
     rc = create_on(p, "undo", 3, 1, msg, sizeof(msg));
     cr_assert_neq(rc, 0, "the creation should fail on node %d", p + 1);
     cr_assert(wait_topic("undo", 0), "the failed creation was not undone everywhere");
-    cr_assert(tl_broker_log_has(&b[p], "proposing its deletion"));
+    cr_assert(tl_broker_log_has(&cl.b[p], "proposing its deletion"));
     for (int k = 0; k < 3; k++) {
-        snprintf(path, sizeof(path), "%s/undo-%d", b[p].data_dir, k);
+        snprintf(path, sizeof(path), "%s/undo-%d", cl.b[p].data_dir, k);
         unlink(path);
     }
     uint64_t retry_until = tl_now_ms() + WAIT_MS;
@@ -331,27 +295,26 @@ Test(cluster_admin, status_errors_rollback_and_recreate)
         cr_assert_eq(delete_on(leader - 1, "again"), 0);
     }
     for (int i = 0; i < N; i++)
-        cr_assert(!tl_broker_log_has(&b[i], "cannot start its raft group"),
+        cr_assert(!tl_broker_log_has(&cl.b[i], "cannot start its raft group"),
                   "node %d could not start a group", i + 1);
 }
 
 Test(cluster_admin, disagreeing_voters_and_a_taken_listen_address_exit_1)
 {
-    pick_ports();
     start_all();
     wait_leader();
     char out[16384], other[256], listen[32];
     /* Node 4 (outside the quorum) names voter 3 at another port: voters 1, 2 and 3 refuse
      * it, a majority, and it exits saying so. */
-    snprintf(other, sizeof(other), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[3]);
+    snprintf(other, sizeof(other), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", cl.ports[0],
+             cl.ports[1], cl.ports[3]);
     snprintf(listen, sizeof(listen), "127.0.0.1:0");
     int st = run_node("4", listen, other, out, sizeof(out));
     cr_assert(st == 1 && strstr(out, "--voters disagrees with the majority of the voters") &&
               strstr(out, "same --voters"), "exit %d:\n%s", st, out);
     /* --listen at the address --voters gives node 2. */
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[1]);
-    st = run_node("4", listen, voters, out, sizeof(out));
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", cl.ports[1]);
+    st = run_node("4", listen, cl.voters, out, sizeof(out));
     cr_assert(st != 0 && strstr(out, "is the address --voters gives to node 2"), "exit %d:\n%s",
               st, out);
     /* The cluster is untouched. */
@@ -374,7 +337,6 @@ static long long read_at_start(int i, long long index)
 
 Test(cluster_admin, restart_replays_the_controller_log_after_its_checkpoint)
 {
-    pick_ports();
     start_all();
     int leader = wait_leader();
     enum { TOPICS = 90 };
@@ -391,8 +353,8 @@ Test(cluster_admin, restart_replays_the_controller_log_after_its_checkpoint)
     cr_assert(ck >= 64 && applied >= TOPICS, "checkpoint %lld applied %lld", ck, applied);
 
     /* A clean stop checkpoints what it applied: the restart reads (almost) nothing. */
-    cr_assert_eq(tl_broker_stop(&b[f], SIGTERM, 20000), 0);
-    cr_assert_eq(tl_broker_restart(&b[f], START_MS), 0);
+    cr_assert_eq(tl_broker_stop(&cl.b[f], SIGTERM, 20000), 0);
+    cr_assert_eq(tl_broker_restart(&cl.b[f], START_MS), 0);
     cr_assert(wait_topic("ck00", 1) && wait_topic("ck89", 1));
     long long read = read_at_start(f, applied);
     cr_assert(read >= 0 && read < 10, "a restart after a clean stop read %lld entries", read);
@@ -404,8 +366,8 @@ Test(cluster_admin, restart_replays_the_controller_log_after_its_checkpoint)
     }
     cr_assert(wait_topic("ck109", 1));
     long long total = metric(f, "ringlog_controller_applied_index");
-    tl_broker_kill(&b[f]);
-    cr_assert_eq(tl_broker_restart(&b[f], START_MS), 0);
+    tl_broker_kill(&cl.b[f]);
+    cr_assert_eq(tl_broker_restart(&cl.b[f], START_MS), 0);
     cr_assert(wait_topic("ck109", 1) && wait_topic("ck00", 1));
     read = read_at_start(f, total);
     cr_assert(read >= 0 && read <= 64 + 8 && read < total - 20,

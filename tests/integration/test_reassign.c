@@ -18,23 +18,21 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/ringlog.h"
 #include "common/err.h"
-#include "common/batch.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_cluster.h"
 
 #define N 4
 #define RF 3
@@ -43,55 +41,30 @@
 #define START_MS 20000
 #define MOVE_MS 60000
 
-static struct tl_broker b[N];
-static uint16_t ports[N];
-static char voters[256], boot[160], cli[PATH_MAX];
-static char cli_boot[160]; /* the brokers the CLI is given: the live ones */
+static const char *const node_args[] = {"--set", "election.timeout.ms=1500",
+                                         "--set", "broker.session.timeout.ms=6000", NULL};
+static struct tl_cluster cl;
+static char cli[PATH_MAX];
+static char cli_boot[256]; /* the brokers the CLI is given: the live ones */
 static const char *topic;
 static uint32_t parts;
 
-static void pick_ports(void)
+/* Nodes 1-3 vote, node 4 does not; the CLI binary sits beside ringlogd. */
+static void start_cluster(void)
 {
-    int fds[N];
-    for (int i = 0; i < N; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < N; i++)
-        close(fds[i]);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[2]);
-    snprintf(boot, sizeof(boot), "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u",
-             ports[0], ports[1], ports[2], ports[3]);
-    snprintf(cli_boot, sizeof(cli_boot), "%s", boot);
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .voters = 3, .args = node_args,
+                                                   .start_ms = START_MS});
+    snprintf(cli_boot, sizeof(cli_boot), "%s", cl.boot);
     snprintf(cli, sizeof(cli), "%s", tl_ringlogd_path());
     char *slash = strrchr(cli, '/');
     cr_assert(slash);
     strcpy(slash + 1, "ringlog");
-}
-
-static void start_node(int i)
-{
-    char listen[32], node[16];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=1500",
-                          "--set", "broker.session.timeout.ms=6000", NULL};
-    int rc = tl_broker_start(&b[i], args, START_MS);
-    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
+    tl_cluster_start_all(&cl);
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
-        int st = tl_broker_finish(&b[i], 20000);
-        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
-    }
+    tl_cluster_finish(&cl);
 }
 
 /* One partition as a node's Metadata shows it. */
@@ -105,27 +78,19 @@ struct view {
  * Returns 0 or -1. */
 static int view_of(int i, struct view *v, uint32_t *brokers)
 {
-    if (!tl_broker_alive(&b[i]))
+    if (!tl_broker_alive(&cl.b[i]))
         return -1;
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    Ringlog__MetadataResponse *md;
+    if (tl_cluster_metadata(&cl, i, &c, topic, &md))
         return -1;
-    char *names[1] = {(char *)topic};
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = names;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
     int rc = -1;
-    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 &&
-        resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0 &&
-        resp->metadata->topics[0]->n_partitions == parts) {
-        const Ringlog__TopicMetadata *tm = resp->metadata->topics[0];
+    if (md->n_topics == 1 && md->topics[0]->error_code == 0 &&
+        md->topics[0]->n_partitions == parts) {
+        const Ringlog__TopicMetadata *tm = md->topics[0];
         rc = 0;
         if (brokers)
-            *brokers = (uint32_t)resp->metadata->n_brokers;
+            *brokers = (uint32_t)md->n_brokers;
         for (uint32_t k = 0; k < parts; k++) {
             const Ringlog__PartitionMetadata *pm = tm->partitions[k];
             if (pm->partition >= parts || pm->n_replicas != RF || pm->n_target_replicas > RF) {
@@ -157,19 +122,10 @@ static bool has(const int32_t *ids, uint32_t n, int32_t id)
 static uint32_t brokers_of(int i)
 {
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    Ringlog__MetadataResponse *md;
+    if (tl_cluster_metadata(&cl, i, &c, NULL, &md))
         return 0;
-    char *none = "";
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = &none;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
-    uint32_t n = 0;
-    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0)
-        n = (uint32_t)resp->metadata->n_brokers;
+    uint32_t n = (uint32_t)md->n_brokers;
     tl_close(&c);
     return n;
 }
@@ -178,20 +134,12 @@ static uint32_t brokers_of(int i)
 static bool fenced_on(int i, int32_t id)
 {
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    Ringlog__MetadataResponse *md;
+    if (tl_cluster_metadata(&cl, i, &c, NULL, &md))
         return false;
-    char *none = "";
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = &none;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
     bool f = false;
-    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0)
-        for (size_t k = 0; k < resp->metadata->n_brokers; k++)
-            f |= resp->metadata->brokers[k]->node_id == id && resp->metadata->brokers[k]->fenced;
+    for (size_t k = 0; k < md->n_brokers; k++)
+        f |= md->brokers[k]->node_id == id && md->brokers[k]->fenced;
     tl_close(&c);
     return f;
 }
@@ -205,19 +153,12 @@ static void create_topic(const char *name, uint32_t n)
     for (uint64_t until = tl_now_ms() + 30000; brokers_of(0) < N; usleep(50000))
         cr_assert(tl_now_ms() < until, "the %d brokers did not register within 30 s", N);
     char msg[600] = "";
-    int rc = -1;
-    for (uint64_t until = tl_now_ms() + 30000; rc != 0; usleep(50000)) {
-        cr_assert(tl_now_ms() < until, "topic %s: %s (%s)", name, rl_strerror(rc), msg);
-        struct tl_conn c;
-        if (tl_connect(&c, "127.0.0.1", b[0].port, 2000))
-            continue;
-        Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
-        spec.name = (char *)name;
-        spec.partitions = (int32_t)n;
-        spec.replication_factor = RF;
-        rc = tl_create_topic_spec(&c, &spec, msg, sizeof(msg));
-        tl_close(&c);
-    }
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = (char *)name;
+    spec.partitions = (int32_t)n;
+    spec.replication_factor = RF;
+    int rc = tl_cluster_create_topic(&cl, 0, &spec, msg, sizeof(msg), 50, 30000);
+    cr_assert_eq(rc, 0, "topic %s: %s (%s)", name, rl_strerror(rc), msg);
     struct view v[MAXP];
     for (uint64_t until = tl_now_ms() + 30000;; usleep(50000)) {
         bool ok = true;
@@ -242,7 +183,7 @@ static uint64_t wait_moved(int32_t gone, const int32_t *want0, uint64_t timeout_
     for (uint64_t until = t0 + timeout_ms;; usleep(50000)) {
         bool ok = true, any = false;
         for (int i = 0; i < N && ok; i++) {
-            if (!tl_broker_alive(&b[i]))
+            if (!tl_broker_alive(&cl.b[i]))
                 continue;
             ok = view_of(i, v, NULL) == 0;
             any = true;
@@ -262,10 +203,7 @@ static uint64_t wait_moved(int32_t gone, const int32_t *want0, uint64_t timeout_
 
 /* --- load and read-back ----------------------------------------------------------------------- */
 
-static struct {
-    atomic_uint_fast64_t ok, failed;
-    atomic_int first_err;
-} acks;
+static struct tl_cluster_acks acks;
 static struct rl_producer *prod;
 static struct rl_conf *conf;
 static atomic_bool stop_sending;
@@ -304,28 +242,11 @@ static void preload(void)
             tl_now_ms() - t0);
 }
 
-static void on_delivery(void *ctx, const struct rl_delivery *d)
-{
-    (void)ctx;
-    if (d->error == 0) {
-        atomic_fetch_add(&acks.ok, 1);
-        return;
-    }
-    atomic_fetch_add(&acks.failed, 1);
-    int z = 0;
-    atomic_compare_exchange_strong(&acks.first_err, &z, d->error);
-}
-
 static void *sender(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 10000000 && !atomic_load(&stop_sending); i++) {
-        char key[16], val[48];
-        int k = i % KEYS;
-        int kl = snprintf(key, sizeof(key), "k%04d", k);
-        int vl = snprintf(val, sizeof(val), "%d:%d", k, i / KEYS);
-        if (rl_producer_send(prod, topic, RL_PARTITION_ANY, key, (size_t)kl, val, (size_t)vl, 0,
-                             NULL) != 0) {
+        if (tl_cluster_keyed_send(prod, topic, i, KEYS) != 0) {
             fprintf(stderr, "send %d: %s\n", i, rl_producer_last_error(prod));
             break;
         }
@@ -341,13 +262,13 @@ static pthread_t start_load(void)
     char err[512];
     conf = rl_conf_new();
     cr_assert(conf);
-    const char *kv[][2] = {{"bootstrap.servers", boot}, {"acks", "all"},
+    const char *kv[][2] = {{"bootstrap.servers", cl.boot}, {"acks", "all"},
                            {"enable.idempotence", "true"}, {"delivery.timeout.ms", "120000"},
                            {"retry.backoff.ms", "20"}, {"retry.backoff.max.ms", "200"},
                            {"log.level", "error"}};
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         cr_assert_eq(rl_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)), 0, "%s", err);
-    rl_conf_set_delivery_cb(conf, on_delivery, NULL);
+    rl_conf_set_delivery_cb(conf, tl_cluster_acks_on_delivery, &acks);
     prod = rl_producer_new(conf, err, sizeof(err));
     cr_assert(prod, "%s", err);
     if (!strcmp(topic, "mv"))
@@ -359,11 +280,7 @@ static pthread_t start_load(void)
 
 static void wait_acks(uint64_t more, const char *when)
 {
-    uint64_t target = atomic_load(&acks.ok) + more;
-    for (uint64_t until = tl_now_ms() + 30000; atomic_load(&acks.ok) < target; usleep(10000))
-        cr_assert(tl_now_ms() < until, "%s: acknowledgements stopped (%" PRIu64 " ok, %" PRIu64
-                  " failed)", when, (uint64_t)atomic_load(&acks.ok),
-                  (uint64_t)atomic_load(&acks.failed));
+    tl_cluster_acks_wait(&acks, more, 30000, when);
 }
 
 /* Stops the load, checks that every record was acknowledged and reads each back exactly once,
@@ -376,9 +293,7 @@ static void stop_load_and_read(pthread_t th)
     cr_assert_eq(rl_producer_flush(prod, 120000), 0, "flush: %s", rl_producer_last_error(prod));
     int records = atomic_load(&sent);
     atomic_fetch_sub(&acks.ok, (uint64_t)preload_records);
-    cr_assert_eq(atomic_load(&acks.failed), 0, "%" PRIu64 " records failed, the first with %s",
-                 (uint64_t)atomic_load(&acks.failed), rl_strerror(atomic_load(&acks.first_err)));
-    cr_assert_eq(atomic_load(&acks.ok), (uint64_t)records);
+    tl_cluster_acks_expect(&acks, records);
     rl_producer_destroy(prod, 5000);
     struct rl_consumer *k = rl_consumer_new(conf, err, sizeof(err));
     cr_assert(k, "%s", err);
@@ -399,16 +314,7 @@ static void stop_load_and_read(pthread_t th)
             preload_read++; /* a preload record (RINGLOG_REASSIGN_PRELOAD_MB) */
             continue;
         }
-        char val[48];
-        cr_assert(r.value_len > 0 && (size_t)r.value_len < sizeof(val));
-        memcpy(val, r.value, r.value_len);
-        val[r.value_len] = 0;
-        int key = -1, seq = -1;
-        cr_assert_eq(sscanf(val, "%d:%d", &key, &seq), 2, "value %s", val);
-        cr_assert(key >= 0 && key < KEYS);
-        cr_assert_eq(seq, next[key], "key %d: record %d where %d was due (%s)", key, seq,
-                     next[key], seq < next[key] ? "read twice" : "one lost or out of order");
-        next[key]++;
+        tl_cluster_keyed_expect_next(next, KEYS, &r);
         total++;
     }
     struct rl_record r;
@@ -430,59 +336,6 @@ static void stop_load_and_read(pthread_t th)
 
 /* --- byte-equal logs -------------------------------------------------------------------------- */
 
-static int64_t hwm_on(int i, uint32_t p)
-{
-    struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
-        return -1;
-    struct tl_fetch f = {.topic = topic, .partition = p, .max_bytes = 1};
-    struct tl_fetch_result fr;
-    int rc = tl_fetch(&c, &f, &fr);
-    int64_t h = rc == 0 ? (int64_t)fr.high_watermark : -1;
-    tl_close(&c);
-    return h;
-}
-
-/* Node i's committed batches of partition p below `end` (malloc'ed, *len). */
-static uint8_t *read_all(int i, uint32_t p, uint64_t end, size_t *len)
-{
-    struct tl_conn c;
-    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[i].port, 2000), 0);
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    cr_assert(buf);
-    uint64_t off = 0;
-    for (uint32_t guard = 0; off < end && guard < 100000; guard++) {
-        struct tl_fetch f = {.topic = topic, .partition = p, .offset = off,
-                             .max_bytes = 1 << 20};
-        struct tl_fetch_result fr;
-        int rc = tl_fetch(&c, &f, &fr);
-        cr_assert_eq(rc, 0, "fetch %s-%u at %" PRIu64 " from node %d: %s", topic, p, off, i + 1,
-                     rl_strerror(rc));
-        cr_assert_gt(fr.data_len, 0, "node %d returned nothing at %" PRIu64, i + 1, off);
-        uint32_t pos = 0;
-        for (uint32_t g2 = 0; pos < fr.data_len && g2 < 1000000; g2++) {
-            struct batch_header h;
-            if (batch_header_decode(fr.data + pos, fr.data_len - pos, &h) ||
-                h.batch_len > fr.data_len - pos || h.base_offset >= end)
-                break;
-            if (n + h.batch_len > cap) {
-                cap = (n + h.batch_len) * 2;
-                buf = realloc(buf, cap);
-                cr_assert(buf);
-            }
-            memcpy(buf + n, fr.data + pos, h.batch_len);
-            n += h.batch_len;
-            pos += h.batch_len;
-            off = h.base_offset + h.last_offset_delta + 1;
-        }
-        cr_assert_gt(pos, 0, "node %d: no whole batch at %" PRIu64, i + 1, off);
-    }
-    tl_close(&c);
-    *len = n;
-    return buf;
-}
-
 /* Every replica of every partition holds the same committed bytes. */
 static void check_logs_equal(void)
 {
@@ -492,27 +345,7 @@ static void check_logs_equal(void)
         int nodes[RF];
         for (int r = 0; r < RF; r++)
             nodes[r] = v[p].replicas[r] - 1;
-        int64_t h[RF];
-        for (uint64_t until = tl_now_ms() + 30000;; usleep(20000)) {
-            for (int r = 0; r < RF; r++)
-                h[r] = hwm_on(nodes[r], p);
-            if (h[0] > 0 && h[0] == h[1] && h[1] == h[2])
-                break;
-            cr_assert(tl_now_ms() < until, "%s-%u: high watermarks %" PRId64 "/%" PRId64
-                      "/%" PRId64 " did not meet within 30 s", topic, p, h[0], h[1], h[2]);
-        }
-        size_t len0 = 0;
-        uint8_t *log0 = read_all(nodes[0], p, (uint64_t)h[0], &len0);
-        for (int r = 1; r < RF; r++) {
-            size_t len = 0;
-            uint8_t *log = read_all(nodes[r], p, (uint64_t)h[0], &len);
-            cr_assert_eq(len, len0, "%s-%u: node %d holds %zu committed bytes, node %d %zu",
-                         topic, p, nodes[r] + 1, len, nodes[0] + 1, len0);
-            cr_assert(!memcmp(log, log0, len), "%s-%u: node %d's committed bytes differ from "
-                      "node %d's", topic, p, nodes[r] + 1, nodes[0] + 1);
-            free(log);
-        }
-        free(log0);
+        tl_cluster_expect_same_log(&cl, topic, p, nodes, RF);
     }
 }
 
@@ -523,7 +356,7 @@ static void cli_without(int32_t id)
     for (int i = 0; i < N; i++)
         if (i != id - 1)
             snprintf(cli_boot + strlen(cli_boot), sizeof(cli_boot) - strlen(cli_boot),
-                     "%s127.0.0.1:%u", cli_boot[0] ? "," : "", ports[i]);
+                     "%s127.0.0.1:%u", cli_boot[0] ? "," : "", cl.ports[i]);
 }
 
 /* --- the CLI ---------------------------------------------------------------------------------- */
@@ -543,9 +376,7 @@ static void cli_without(int32_t id)
 
 Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
 {
-    pick_ports();
-    for (int i = 0; i < N; i++)
-        start_node(i);
+    start_cluster();
     create_topic("mv", 3);
     struct view v[MAXP];
     cr_assert_eq(view_of(0, v, NULL), 0);
@@ -604,7 +435,7 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
     /* The removed broker deletes its logs of the topic. */
     for (uint32_t p = 0; p < parts; p++) {
         char dir[600];
-        snprintf(dir, sizeof(dir), "%s/mv-%u", b[gone - 1].data_dir, p);
+        snprintf(dir, sizeof(dir), "%s/mv-%u", cl.b[gone - 1].data_dir, p);
         struct stat st;
         for (uint64_t until = tl_now_ms() + 30000; stat(dir, &st) == 0; usleep(50000))
             cr_assert(tl_now_ms() < until, "node %d still holds %s", gone, dir);
@@ -612,7 +443,7 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
 
     /* The removed broker is shut down; once it is fenced, three brokers are left for replicas
      * of 3, and none of them can go. */
-    cr_assert_eq(tl_broker_stop(&b[gone - 1], SIGTERM, 20000), 0);
+    cr_assert_eq(tl_broker_stop(&cl.b[gone - 1], SIGTERM, 20000), 0);
     cli_without(gone);
     for (uint64_t until = tl_now_ms() + 30000; !fenced_on(gone == 1 ? 1 : 0, gone);
          usleep(100000))
@@ -624,9 +455,7 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
 
 Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
 {
-    pick_ports();
-    for (int i = 0; i < N; i++)
-        start_node(i);
+    start_cluster();
     create_topic("mk", 1);
     pthread_t th = start_load();
     wait_acks(1000, "before the move");
@@ -648,9 +477,9 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
     CLI_EXPECT(0, NULL, "topic", "reassign", "mk", "0", "--replicas", list);
     /* Mid-move: the leader has added the learner, and is killed before anything else. */
     for (uint64_t until = tl_now_ms() + 30000;
-         !tl_broker_log_has(&b[leader - 1], "move: adding learner"); usleep(2000))
+         !tl_broker_log_has(&cl.b[leader - 1], "move: adding learner"); usleep(2000))
         cr_assert(tl_now_ms() < until, "leader %d did not start the move", leader);
-    tl_broker_kill(&b[leader - 1]);
+    tl_broker_kill(&cl.b[leader - 1]);
     cli_without(leader);
     /* The move cannot end before another replica is elected: a second one is refused. */
     char back[32];
@@ -661,15 +490,15 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
     bool finished_by_other = false;
     for (int i = 0; i < N; i++)
         finished_by_other |= i != leader - 1 &&
-                             tl_broker_log_has(&b[i], "recording the end of the move");
+                             tl_broker_log_has(&cl.b[i], "recording the end of the move");
     cr_assert(finished_by_other, "no new leader recorded the end of the move");
     fprintf(stderr, "leader %d killed mid-move: the move to %s finished %" PRIu64 " ms later\n",
             leader, list, took);
     wait_acks(500, "after the move");
-    cr_assert_eq(tl_broker_restart(&b[leader - 1], START_MS), 0);
+    cr_assert_eq(tl_broker_restart(&cl.b[leader - 1], START_MS), 0);
     /* The replica that moved in restarts: its membership comes back from its own log. */
-    cr_assert_eq(tl_broker_stop(&b[in - 1], SIGTERM, 20000), 0);
-    cr_assert_eq(tl_broker_restart(&b[in - 1], START_MS), 0);
+    cr_assert_eq(tl_broker_stop(&cl.b[in - 1], SIGTERM, 20000), 0);
+    cr_assert_eq(tl_broker_restart(&cl.b[in - 1], START_MS), 0);
     wait_acks(500, "after the new replica restarted");
     stop_load_and_read(th);
     check_logs_equal();

@@ -15,17 +15,16 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdbool.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/ringlog.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_cluster.h"
 
 #define N 3
 #define PARTS 3
@@ -34,57 +33,23 @@
 #define TOPIC "grouped"
 #define GROUP "survivors"
 
-static struct tl_broker b[N];
-static uint16_t ports[N];
-static char voters[256], boot[256];
-
-static void pick_ports(void)
-{
-    int fds[N];
-    for (int i = 0; i < N; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < N; i++)
-        close(fds[i]);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[2]);
-    snprintf(boot, sizeof(boot), "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", ports[0], ports[1],
-             ports[2]);
-}
-
-static void start_node(int i)
-{
-    char listen[32], node[16];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=1000",
-                          "--set", "broker.session.timeout.ms=2000",
-                          "--set", "offsets.topic.num.partitions=4", NULL};
-    int rc = tl_broker_start(&b[i], args, START_MS);
-    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
-}
+static const char *const node_args[] = {"--set", "election.timeout.ms=1000",
+                                         "--set", "broker.session.timeout.ms=2000",
+                                         "--set", "offsets.topic.num.partitions=4", NULL};
+static struct tl_cluster cl;
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
-        int st = tl_broker_finish(&b[i], 20000);
-        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
-    }
+    tl_cluster_finish(&cl);
 }
 
 /* FindCoordinator on node i: the node id it names (0 on an error). */
 static int coordinator_on(int i)
 {
-    if (!tl_broker_alive(&b[i]))
+    if (!tl_broker_alive(&cl.b[i]))
         return 0;
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    if (tl_cluster_connect(&cl, i, &c))
         return 0;
     Ringlog__FindCoordinatorRequest fr = RINGLOG__FIND_COORDINATOR_REQUEST__INIT;
     fr.group_id = GROUP;
@@ -119,7 +84,8 @@ static void produce_all(void)
 {
     struct rl_conf *conf = rl_conf_new();
     char err[512];
-    cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", boot, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", cl.boot, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_eq(rl_conf_set(conf, "acks", "all", err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(rl_conf_set(conf, "log.level", "error", err, sizeof(err)), 0, "%s", err);
     struct rl_producer *p = rl_producer_new(conf, err, sizeof(err));
@@ -164,7 +130,7 @@ static struct rl_consumer *member(struct rl_conf **confp)
 {
     struct rl_conf *conf = rl_conf_new();
     char err[512];
-    const char *kv[][2] = {{"bootstrap.servers", boot}, {"group.id", GROUP},
+    const char *kv[][2] = {{"bootstrap.servers", cl.boot}, {"group.id", GROUP},
                            {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"},
                            {"session.timeout.ms", "4000"}, {"heartbeat.interval.ms", "300"},
                            {"request.timeout.ms", "3000"}, {"log.level", "error"}};
@@ -208,23 +174,16 @@ static void committed_of(struct rl_consumer *k, int64_t *out)
 Test(repl_groups, committed_offsets_survive_the_coordinators_sigkill, .fini = teardown,
      .timeout = 300)
 {
-    pick_ports();
-    for (int i = 0; i < N; i++)
-        start_node(i);
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .args = node_args,
+                                                   .start_ms = START_MS});
+    tl_cluster_start_all(&cl);
     char msg[512] = "";
-    struct tl_conn c;
-    int rc = RL_E_BROKER_UNAVAILABLE;
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = TOPIC;
+    spec.partitions = PARTS;
+    spec.replication_factor = 3;
     /* The brokers register a moment after the controller is elected: retry the creation. */
-    for (uint64_t until = tl_now_ms() + 20000; rc && tl_now_ms() < until; usleep(100000)) {
-        if (tl_connect(&c, "127.0.0.1", b[0].port, 2000))
-            continue;
-        Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
-        spec.name = TOPIC;
-        spec.partitions = PARTS;
-        spec.replication_factor = 3;
-        rc = tl_create_topic_spec(&c, &spec, msg, sizeof(msg));
-        tl_close(&c);
-    }
+    int rc = tl_cluster_create_topic(&cl, 0, &spec, msg, sizeof(msg), 100, 20000);
     cr_assert_eq(rc, 0, "create %s: %s (%s)", TOPIC, rl_strerror(rc), msg);
     produce_all();
     cr_log_info("%d records produced to %s", PARTS * PER_PART, TOPIC);
@@ -287,7 +246,7 @@ Test(repl_groups, committed_offsets_survive_the_coordinators_sigkill, .fini = te
             cr_log_info("coordinator of %s is node %d; committed %" PRId64 "/%" PRId64 "/%"
                         PRId64 "; killing it", GROUP, coord, acked[0], acked[1], acked[2]);
             t_kill = tl_now_ms();
-            tl_broker_kill(&b[victim]);
+            tl_broker_kill(&cl.b[victim]);
         }
     }
     cr_assert_geq(victim, 0, "the coordinator was never killed");
@@ -350,5 +309,5 @@ Test(repl_groups, committed_offsets_survive_the_coordinators_sigkill, .fini = te
     rl_consumer_close(k);
     rl_consumer_destroy(k);
     rl_conf_destroy(conf);
-    cr_assert_eq(tl_broker_restart(&b[victim], START_MS), 0, "node %d did not restart", coord);
+    cr_assert_eq(tl_broker_restart(&cl.b[victim], START_MS), 0, "node %d did not restart", coord);
 }

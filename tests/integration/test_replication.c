@@ -14,20 +14,18 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/ringlog.h"
-#include "common/batch.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_cluster.h"
 
 #define N 3
 #define PARTS 6
@@ -35,52 +33,20 @@
 #define START_MS 20000
 #define TOPIC "replicated"
 
-static struct tl_broker b[N];
-static uint16_t ports[N];
-static char voters[256];
-
-static void pick_ports(void)
-{
-    int fds[N];
-    for (int i = 0; i < N; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < N; i++)
-        close(fds[i]);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[2]);
-}
-
-static void start_node(int i)
-{
-    char listen[32], node[16];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=1000",
-                          "--set", "broker.session.timeout.ms=2000", NULL};
-    int rc = tl_broker_start(&b[i], args, START_MS);
-    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
-}
+static const char *const node_args[] = {"--set", "election.timeout.ms=1000",
+                                         "--set", "broker.session.timeout.ms=2000", NULL};
+static struct tl_cluster cl;
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
-        int st = tl_broker_finish(&b[i], 20000);
-        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
-    }
+    tl_cluster_finish(&cl);
 }
 
 static int create_topic(int i, int32_t partitions, int32_t rf, const char *insync, char *msg,
                         size_t cap)
 {
     struct tl_conn c;
-    int rc = tl_connect(&c, "127.0.0.1", b[i].port, 2000);
+    int rc = tl_cluster_connect(&cl, i, &c);
     if (rc)
         return rc;
     Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
@@ -99,126 +65,11 @@ static int create_topic(int i, int32_t partitions, int32_t rf, const char *insyn
     return rc;
 }
 
-/* The leader of each partition as node i's Metadata names it. Returns the partition count or
- * -1. */
-static int leaders_on(int i, int32_t *leaders)
-{
-    if (!tl_broker_alive(&b[i]))
-        return -1;
-    struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
-        return -1;
-    char *names[1] = {TOPIC};
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = names;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
-    int n = -1;
-    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 &&
-        resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0) {
-        const Ringlog__TopicMetadata *tm = resp->metadata->topics[0];
-        n = (int)tm->n_partitions;
-        for (int k = 0; k < n && k < PARTS; k++) {
-            leaders[tm->partitions[k]->partition] = tm->partitions[k]->leader;
-            if (tm->partitions[k]->n_replicas != N)
-                n = -1;
-        }
-    }
-    tl_close(&c);
-    return n;
-}
-
-/* The high watermark of partition p on node i, or -1. */
-static int64_t hwm_on(int i, uint32_t p)
-{
-    struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
-        return -1;
-    struct tl_fetch f = {.topic = TOPIC, .partition = p, .max_bytes = 1};
-    struct tl_fetch_result fr;
-    int rc = tl_fetch(&c, &f, &fr);
-    int64_t h = rc == 0 ? (int64_t)fr.high_watermark : -1;
-    tl_close(&c);
-    return h;
-}
-
-/* Node i's committed bytes of partition p from offset 0 up to `end` (malloc'ed, *len). */
-static uint8_t *read_all(int i, uint32_t p, uint64_t end, size_t *len)
-{
-    struct tl_conn c;
-    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[i].port, 2000), 0);
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    cr_assert(buf);
-    uint64_t off = 0;
-    for (uint32_t guard = 0; off < end && guard < 100000; guard++) {
-        struct tl_fetch f = {.topic = TOPIC, .partition = p, .offset = off,
-                             .max_bytes = 1 << 20};
-        struct tl_fetch_result fr;
-        int rc = tl_fetch(&c, &f, &fr);
-        cr_assert_eq(rc, 0, "fetch %s-%u at %" PRIu64 " from node %d: %s", TOPIC, p, off, i + 1,
-                     rl_strerror(rc));
-        cr_assert_gt(fr.data_len, 0, "node %d returned nothing at %" PRIu64 " below %" PRIu64,
-                     i + 1, off, end);
-        /* Whole batches; the next offset is past the last one returned. */
-        uint32_t pos = 0;
-        for (uint32_t g2 = 0; pos < fr.data_len && g2 < 1000000; g2++) {
-            struct batch_header h;
-            if (batch_header_decode(fr.data + pos, fr.data_len - pos, &h) ||
-                h.batch_len > fr.data_len - pos || h.base_offset >= end)
-                break;
-            if (n + h.batch_len > cap) {
-                cap = (n + h.batch_len) * 2;
-                buf = realloc(buf, cap);
-                cr_assert(buf);
-            }
-            memcpy(buf + n, fr.data + pos, h.batch_len);
-            n += h.batch_len;
-            pos += h.batch_len;
-            off = h.base_offset + h.last_offset_delta + 1;
-        }
-        cr_assert_gt(pos, 0, "node %d: no whole batch at %" PRIu64, i + 1, off);
-    }
-    tl_close(&c);
-    *len = n;
-    return buf;
-}
-
-struct acks {
-    atomic_uint_fast64_t ok, failed;
-    atomic_int first_err;
-};
-
-static void on_delivery(void *ctx, const struct rl_delivery *d)
-{
-    struct acks *a = ctx;
-    if (d->error == 0) {
-        atomic_fetch_add(&a->ok, 1);
-    } else {
-        atomic_fetch_add(&a->failed, 1);
-        int z = 0;
-        atomic_compare_exchange_strong(&a->first_err, &z, d->error);
-    }
-}
-
 /* The leader of partition 0 that every live node names (1..N), or 0 while they disagree (a
  * restarted node names the preferred replica until it hears from the leader). */
 static int agreed_leader0(int except)
 {
-    int leader = 0;
-    for (int i = 0; i < N; i++) {
-        if (i == except)
-            continue;
-        int32_t seen[PARTS];
-        if (leaders_on(i, seen) != PARTS || seen[0] < 1 || seen[0] > N ||
-            (leader && seen[0] != leader))
-            return 0;
-        leader = seen[0];
-    }
-    return leader;
+    return tl_cluster_agreed_leader(&cl, TOPIC, PARTS, 0, except);
 }
 
 /* Kills the leader of partition 0 (as every node names it) while records are in flight, waits
@@ -231,7 +82,7 @@ static uint64_t kill_leader(void)
         cr_assert(tl_now_ms() < until, "the nodes do not agree on a leader of %s-0", TOPIC);
     int victim = leader - 1;
     uint64_t t0 = tl_now_ms();
-    tl_broker_kill(&b[victim]);
+    tl_broker_kill(&cl.b[victim]);
     uint64_t took = 0;
     for (uint64_t until = t0 + 15000; !took; usleep(20000)) {
         cr_assert(tl_now_ms() < until, "no new leader of %s-0 15 s after node %d was killed",
@@ -240,7 +91,7 @@ static uint64_t kill_leader(void)
         if (l && l != leader)
             took = tl_now_ms() - t0;
     }
-    cr_assert_eq(tl_broker_restart(&b[victim], START_MS), 0, "node %d did not restart",
+    cr_assert_eq(tl_broker_restart(&cl.b[victim], START_MS), 0, "node %d did not restart",
                  victim + 1);
     for (uint64_t until = tl_now_ms() + 15000; !agreed_leader0(-1); usleep(20000))
         cr_assert(tl_now_ms() < until, "restarted node %d does not name %s-0's leader",
@@ -253,12 +104,7 @@ static uint64_t kill_leader(void)
 static void send_range(struct rl_producer *p, int from, int to)
 {
     for (int i = from; i < to; i++) {
-        char key[16], val[48];
-        int k = i % KEYS;
-        int kl = snprintf(key, sizeof(key), "k%04d", k);
-        int vl = snprintf(val, sizeof(val), "%d:%d", k, i / KEYS);
-        int rc = rl_producer_send(p, TOPIC, RL_PARTITION_ANY, key, (size_t)kl, val, (size_t)vl,
-                                  0, NULL);
+        int rc = tl_cluster_keyed_send(p, TOPIC, i, KEYS);
         cr_assert_eq(rc, 0, "send %d: %s", i, rl_producer_last_error(p));
     }
 }
@@ -270,9 +116,9 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
     const char *env = getenv("RINGLOG_REPL_RECORDS");
     if (env && atoi(env) > 0)
         records = atoi(env);
-    pick_ports();
-    for (int i = 0; i < N; i++)
-        start_node(i);
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .args = node_args,
+                                                   .start_ms = START_MS});
+    tl_cluster_start_all(&cl);
     char msg[600] = "";
     /* Refusals that name the numbers: more replicas than brokers, min.insync above the
      * factor. The create retries while the brokers register. */
@@ -293,43 +139,32 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
 
     /* Every partition led, as every broker sees it. */
     int32_t l[PARTS];
-    for (uint64_t until = tl_now_ms() + 15000;; usleep(20000)) {
-        cr_assert(tl_now_ms() < until, "the partitions got no leaders within 15 s");
-        bool all = true;
-        for (int i = 0; i < N && all; i++)
-            all = leaders_on(i, l) == PARTS;
-        for (int k = 0; k < PARTS && all; k++)
-            all = l[k] >= 1 && l[k] <= N;
-        if (all)
-            break;
-    }
+    tl_cluster_wait_leaders(&cl, TOPIC, PARTS, N, l, 15000);
     /* A follower refuses a produce. */
     uint8_t *batch;
     int blen = tl_make_batch(2, "direct", &batch);
     cr_assert_gt(blen, 0);
     struct tl_conn c;
     int follower = l[0] % N; /* node l[0] + 1, 0-based */
-    cr_assert_eq(tl_connect(&c, "127.0.0.1", b[follower].port, 2000), 0);
+    cr_assert_eq(tl_cluster_connect(&cl, follower, &c), 0);
     rc = tl_produce(&c, TOPIC, 0, batch, (uint32_t)blen, -1, NULL);
     cr_assert_eq(rc, RL_E_NOT_LEADER, "produce to follower node %d of %s-0: %s", follower + 1,
                  rl_strerror(rc));
     tl_close(&c);
     free(batch);
 
-    char boot[96], err[512];
-    snprintf(boot, sizeof(boot), "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", ports[0], ports[1],
-             ports[2]);
+    char err[512];
     struct rl_conf *conf = rl_conf_new();
     cr_assert(conf);
-    cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", boot, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", cl.boot, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(rl_conf_set(conf, "acks", "all", err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(rl_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)), 0, "%s",
                  err);
     cr_assert_eq(rl_conf_set(conf, "delivery.timeout.ms", "90000", err, sizeof(err)), 0, "%s",
                  err);
     cr_assert_eq(rl_conf_set(conf, "log.level", "error", err, sizeof(err)), 0, "%s", err);
-    static struct acks acks;
-    rl_conf_set_delivery_cb(conf, on_delivery, &acks);
+    static struct tl_cluster_acks acks;
+    rl_conf_set_delivery_cb(conf, tl_cluster_acks_on_delivery, &acks);
     struct rl_producer *p = rl_producer_new(conf, err, sizeof(err));
     cr_assert(p, "%s", err);
     uint64_t t0 = tl_now_ms();
@@ -340,9 +175,7 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
     send_range(p, 2 * records / 3, records);
     cr_assert_eq(rl_producer_flush(p, 120000), 0, "flush: %s", rl_producer_last_error(p));
     uint64_t took = tl_now_ms() - t0;
-    cr_assert_eq(atomic_load(&acks.failed), 0, "%" PRIu64 " records failed, the first with %s",
-                 (uint64_t)atomic_load(&acks.failed), rl_strerror(atomic_load(&acks.first_err)));
-    cr_assert_eq(atomic_load(&acks.ok), (uint64_t)records);
+    tl_cluster_acks_expect(&acks, records);
     rl_producer_destroy(p, 5000);
     cr_log_info("%d idempotent acks=all records acknowledged in %" PRIu64 " ms through two "
                 "leader kills", records, took);
@@ -365,16 +198,7 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
         cr_assert_geq(rc, 0, "poll: %s", rl_consumer_last_error(k));
         if (rc == 0)
             continue;
-        char val[48];
-        cr_assert(r.value_len > 0 && (size_t)r.value_len < sizeof(val));
-        memcpy(val, r.value, r.value_len);
-        val[r.value_len] = 0;
-        int key = -1, seq = -1;
-        cr_assert_eq(sscanf(val, "%d:%d", &key, &seq), 2, "value %s", val);
-        cr_assert(key >= 0 && key < KEYS);
-        cr_assert_eq(seq, next[key], "key %d: record %d where %d was due (%s)", key, seq,
-                     next[key], seq < next[key] ? "read twice" : "one lost or out of order");
-        next[key]++;
+        tl_cluster_keyed_expect_next(next, KEYS, &r);
         total++;
     }
     struct rl_record r;
@@ -384,27 +208,7 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
     rl_conf_destroy(conf);
 
     /* Every replica catches up, and their committed logs are the same bytes. */
-    for (uint32_t part = 0; part < PARTS; part++) {
-        int64_t h[N];
-        for (uint64_t until = tl_now_ms() + 30000;; usleep(20000)) {
-            cr_assert(tl_now_ms() < until, "%s-%u: high watermarks %" PRId64 "/%" PRId64
-                      "/%" PRId64 " did not meet within 30 s", TOPIC, part, h[0], h[1], h[2]);
-            for (int i = 0; i < N; i++)
-                h[i] = hwm_on(i, part);
-            if (h[0] > 0 && h[0] == h[1] && h[1] == h[2])
-                break;
-        }
-        size_t len0 = 0;
-        uint8_t *log0 = read_all(0, part, (uint64_t)h[0], &len0);
-        for (int i = 1; i < N; i++) {
-            size_t len = 0;
-            uint8_t *log = read_all(i, part, (uint64_t)h[0], &len);
-            cr_assert_eq(len, len0, "%s-%u: node %d holds %zu committed bytes, node 1 %zu",
-                         TOPIC, part, i + 1, len, len0);
-            cr_assert(!memcmp(log, log0, len), "%s-%u: node %d's committed bytes differ from "
-                      "node 1's", TOPIC, part, i + 1);
-            free(log);
-        }
-        free(log0);
-    }
+    static const int all[N] = {0, 1, 2};
+    for (uint32_t part = 0; part < PARTS; part++)
+        tl_cluster_expect_same_log(&cl, TOPIC, part, all, N);
 }

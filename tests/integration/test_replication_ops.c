@@ -19,20 +19,19 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/ringlog.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
+#include "tests/lib/tl_cluster.h"
 
 #define N 3
 #define PARTS 6
@@ -40,69 +39,29 @@
 #define START_MS 20000
 #define TOPIC "ops"
 
-static struct tl_broker b[N];
-static uint16_t ports[N];
-static char voters[256];
-
-static void pick_ports(void)
-{
-    int fds[N];
-    for (int i = 0; i < N; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < N; i++)
-        close(fds[i]);
-    snprintf(voters, sizeof(voters), "1@127.0.0.1:%u,2@127.0.0.1:%u,3@127.0.0.1:%u", ports[0],
-             ports[1], ports[2]);
-}
-
-static void start_node(int i)
-{
-    char listen[32], node[16];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[i]);
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--listen", listen, "--node-id", node, "--voters", voters,
-                          "--set", "election.timeout.ms=3000",
-                          "--set", "broker.session.timeout.ms=6000", NULL};
-    int rc = tl_broker_start(&b[i], args, START_MS);
-    cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, rl_strerror(rc));
-}
+static const char *const node_args[] = {"--set", "election.timeout.ms=3000",
+                                         "--set", "broker.session.timeout.ms=6000", NULL};
+static struct tl_cluster cl;
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
-        int st = tl_broker_finish(&b[i], 20000);
-        cr_expect_eq(st, 0, "node %d exit status %d", i + 1, st);
-    }
+    tl_cluster_finish(&cl);
 }
 
 /* Node i's Metadata: leader and preferred replica (first of the placement) of every
  * partition. Returns 0, or -1 when it does not answer with all of them. */
 static int view_of(int i, int32_t *leaders, int32_t *preferred)
 {
-    if (!tl_broker_alive(&b[i]))
+    if (!tl_broker_alive(&cl.b[i]))
         return -1;
     struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
+    Ringlog__MetadataResponse *md;
+    if (tl_cluster_metadata(&cl, i, &c, TOPIC, &md))
         return -1;
-    char *names[1] = {TOPIC};
-    Ringlog__MetadataRequest mr = RINGLOG__METADATA_REQUEST__INIT;
-    mr.n_topics = 1;
-    mr.topics = names;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_METADATA;
-    req.metadata = &mr;
-    Ringlog__Response *resp = NULL;
     int rc = -1;
-    if (tl_call(&c, &req, NULL, 0, 5000, &resp, NULL, NULL) == 0 &&
-        resp->metadata->n_topics == 1 && resp->metadata->topics[0]->error_code == 0 &&
-        resp->metadata->topics[0]->n_partitions == PARTS) {
-        const Ringlog__TopicMetadata *tm = resp->metadata->topics[0];
+    if (md->n_topics == 1 && md->topics[0]->error_code == 0 &&
+        md->topics[0]->n_partitions == PARTS) {
+        const Ringlog__TopicMetadata *tm = md->topics[0];
         rc = 0;
         for (int k = 0; k < PARTS; k++) {
             const Ringlog__PartitionMetadata *pm = tm->partitions[k];
@@ -124,7 +83,7 @@ static bool agreed(int32_t *leaders, int32_t *preferred)
     bool any = false;
     for (int i = 0; i < N; i++) {
         int32_t l[PARTS], p[PARTS];
-        if (!tl_broker_alive(&b[i]))
+        if (!tl_broker_alive(&cl.b[i]))
             continue;
         if (view_of(i, l, p))
             return false;
@@ -154,20 +113,6 @@ static void wait_preferred_leaders(uint32_t timeout_ms, const char *when)
     }
 }
 
-/* The high watermark of partition p on node i, or -1. */
-static int64_t hwm_on(int i, uint32_t p)
-{
-    struct tl_conn c;
-    if (tl_connect(&c, "127.0.0.1", b[i].port, 2000))
-        return -1;
-    struct tl_fetch f = {.topic = TOPIC, .partition = p, .max_bytes = 1};
-    struct tl_fetch_result fr;
-    int rc = tl_fetch(&c, &f, &fr);
-    int64_t h = rc == 0 ? (int64_t)fr.high_watermark : -1;
-    tl_close(&c);
-    return h;
-}
-
 /* Polls until node i's high watermark of every partition reaches what another node reports
  * now. */
 static void wait_caught_up(int i)
@@ -176,9 +121,10 @@ static void wait_caught_up(int i)
         int64_t target = -1;
         for (int j = 0; j < N && target < 0; j++)
             if (j != i)
-                target = hwm_on(j, p);
+                target = tl_cluster_hwm(&cl, j, TOPIC, p);
         cr_assert_geq(target, 0, "no other node reports %s-%u's high watermark", TOPIC, p);
-        for (uint64_t until = tl_now_ms() + 30000; hwm_on(i, p) < target; usleep(20000))
+        for (uint64_t until = tl_now_ms() + 30000; tl_cluster_hwm(&cl, i, TOPIC, p) < target;
+             usleep(20000))
             cr_assert(tl_now_ms() < until, "node %d did not catch up on %s-%u to %" PRId64
                       " within 30 s", i + 1, TOPIC, p, target);
     }
@@ -187,8 +133,7 @@ static void wait_caught_up(int i)
 /* Acknowledgements: counts, and per partition the time of the last one and the longest gap
  * between two since the gaps were last reset. */
 static struct {
-    atomic_uint_fast64_t ok, failed;
-    atomic_int first_err;
+    struct tl_cluster_acks counts;
     atomic_uint_fast64_t last_ms[PARTS], max_gap_ms[PARTS];
     atomic_uint_fast64_t gap_end_ms[PARTS]; /* when the longest gap ended */
     atomic_uint_fast64_t reset_ms;
@@ -197,13 +142,9 @@ static struct {
 static void on_delivery(void *ctx, const struct rl_delivery *d)
 {
     (void)ctx;
-    if (d->error != 0) {
-        atomic_fetch_add(&acks.failed, 1);
-        int z = 0;
-        atomic_compare_exchange_strong(&acks.first_err, &z, d->error);
+    tl_cluster_acks_on_delivery(&acks.counts, d);
+    if (d->error != 0)
         return;
-    }
-    atomic_fetch_add(&acks.ok, 1);
     if (d->partition < 0 || d->partition >= PARTS)
         return;
     uint64_t now = tl_now_ms();
@@ -260,13 +201,7 @@ static void *sender(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 10000000 && !atomic_load(&stop_sending); i++) {
-        char key[16], val[48];
-        int k = i % KEYS;
-        int kl = snprintf(key, sizeof(key), "k%04d", k);
-        int vl = snprintf(val, sizeof(val), "%d:%d", k, i / KEYS);
-        int rc = rl_producer_send(prod, TOPIC, RL_PARTITION_ANY, key, (size_t)kl, val,
-                                  (size_t)vl, 0, NULL);
-        if (rc != 0) {
+        if (tl_cluster_keyed_send(prod, TOPIC, i, KEYS) != 0) {
             fprintf(stderr, "send %d: %s\n", i, rl_producer_last_error(prod));
             break;
         }
@@ -280,11 +215,7 @@ static void *sender(void *arg)
 /* Waits until at least `more` further records are acknowledged (the load flows). */
 static void wait_acks(uint64_t more, const char *when)
 {
-    uint64_t target = atomic_load(&acks.ok) + more;
-    for (uint64_t until = tl_now_ms() + 30000; atomic_load(&acks.ok) < target; usleep(10000))
-        cr_assert(tl_now_ms() < until, "%s: acknowledgements stopped (%" PRIu64 " ok, %" PRIu64
-                  " failed)", when, (uint64_t)atomic_load(&acks.ok),
-                  (uint64_t)atomic_load(&acks.failed));
+    tl_cluster_acks_wait(&acks.counts, more, 30000, when);
 }
 
 Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .timeout = 300)
@@ -293,31 +224,22 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     const char *env = getenv("RINGLOG_OPS_MAX_STALL_MS");
     if (env && atoi(env) > 0)
         max_stall = (uint64_t)atoi(env);
-    pick_ports();
-    for (int i = 0; i < N; i++)
-        start_node(i);
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .args = node_args,
+                                                   .start_ms = START_MS});
+    tl_cluster_start_all(&cl);
     char msg[600] = "";
-    int rc = -1;
-    for (uint64_t until = tl_now_ms() + 20000; rc != 0 && tl_now_ms() < until; usleep(50000)) {
-        struct tl_conn c;
-        if (tl_connect(&c, "127.0.0.1", b[0].port, 2000))
-            continue;
-        Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
-        spec.name = TOPIC;
-        spec.partitions = PARTS;
-        spec.replication_factor = N;
-        rc = tl_create_topic_spec(&c, &spec, msg, sizeof(msg));
-        tl_close(&c);
-    }
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = TOPIC;
+    spec.partitions = PARTS;
+    spec.replication_factor = N;
+    int rc = tl_cluster_create_topic(&cl, 0, &spec, msg, sizeof(msg), 50, 20000);
     cr_assert_eq(rc, 0, "create %s: %s (%s)", TOPIC, rl_strerror(rc), msg);
     wait_preferred_leaders(30000, "after creation");
 
-    char boot[96], err[512];
-    snprintf(boot, sizeof(boot), "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", ports[0], ports[1],
-             ports[2]);
+    char err[512];
     struct rl_conf *conf = rl_conf_new();
     cr_assert(conf);
-    const char *kv[][2] = {{"bootstrap.servers", boot}, {"acks", "all"},
+    const char *kv[][2] = {{"bootstrap.servers", cl.boot}, {"acks", "all"},
                            {"enable.idempotence", "true"}, {"delivery.timeout.ms", "120000"},
                            {"retry.backoff.ms", "20"}, {"retry.backoff.max.ms", "200"},
                            {"log.level", "error"}};
@@ -335,12 +257,12 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     for (int i = 0; i < N; i++) {
         gaps_reset();
         uint64_t t0 = tl_now_ms();
-        int st = tl_broker_stop(&b[i], SIGTERM, 30000);
+        int st = tl_broker_stop(&cl.b[i], SIGTERM, 30000);
         cr_assert_eq(st, 0, "node %d: exit status %d after SIGTERM", i + 1, st);
         uint64_t stopped = tl_now_ms() - t0;
-        cr_assert(tl_broker_log_has(&b[i], "handing leadership"), "node %d did not hand off",
+        cr_assert(tl_broker_log_has(&cl.b[i], "handing leadership"), "node %d did not hand off",
                   i + 1);
-        cr_assert_eq(tl_broker_restart(&b[i], START_MS), 0, "node %d did not restart", i + 1);
+        cr_assert_eq(tl_broker_restart(&cl.b[i], START_MS), 0, "node %d did not restart", i + 1);
         wait_caught_up(i);
         wait_preferred_leaders(30000, "after a restart");
         wait_acks(500, "after a restart");
@@ -364,14 +286,14 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     int32_t l[PARTS], p[PARTS];
     cr_assert(agreed(l, p));
     int victim = p[0] - 1;
-    tl_broker_kill(&b[victim]);
+    tl_broker_kill(&cl.b[victim]);
     for (uint64_t until = tl_now_ms() + 30000;; usleep(50000)) {
         cr_assert(tl_now_ms() < until, "no new leader of %s-0 after node %d was killed", TOPIC,
                   victim + 1);
         if (agreed(l, p) && l[0] != victim + 1)
             break;
     }
-    cr_assert_eq(tl_broker_restart(&b[victim], START_MS), 0);
+    cr_assert_eq(tl_broker_restart(&cl.b[victim], START_MS), 0);
     uint64_t t1 = tl_now_ms();
     wait_caught_up(victim);
     wait_preferred_leaders(30000, "after a kill");
@@ -383,9 +305,7 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     pthread_join(th, NULL);
     cr_assert_eq(rl_producer_flush(prod, 120000), 0, "flush: %s", rl_producer_last_error(prod));
     int records = atomic_load(&sent);
-    cr_assert_eq(atomic_load(&acks.failed), 0, "%" PRIu64 " records failed, the first with %s",
-                 (uint64_t)atomic_load(&acks.failed), rl_strerror(atomic_load(&acks.first_err)));
-    cr_assert_eq(atomic_load(&acks.ok), (uint64_t)records);
+    tl_cluster_acks_expect(&acks.counts, records);
     rl_producer_destroy(prod, 5000);
     fprintf(stderr, "rolling restart: %d records, worst acknowledgement stall %" PRIu64 " ms\n",
             records, worst);
@@ -405,16 +325,7 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
         cr_assert_geq(rc, 0, "poll: %s", rl_consumer_last_error(k));
         if (rc == 0)
             continue;
-        char val[48];
-        cr_assert(r.value_len > 0 && (size_t)r.value_len < sizeof(val));
-        memcpy(val, r.value, r.value_len);
-        val[r.value_len] = 0;
-        int key = -1, seq = -1;
-        cr_assert_eq(sscanf(val, "%d:%d", &key, &seq), 2, "value %s", val);
-        cr_assert(key >= 0 && key < KEYS);
-        cr_assert_eq(seq, next[key], "key %d: record %d where %d was due (%s)", key, seq,
-                     next[key], seq < next[key] ? "read twice" : "one lost or out of order");
-        next[key]++;
+        tl_cluster_keyed_expect_next(next, KEYS, &r);
         total++;
     }
     struct rl_record r;
