@@ -15,6 +15,10 @@
  *   3. A preferred leader SIGKILLed: the others elect, it restarts and, once caught up, leads
  *      its partitions again.
  * Then every acknowledged record is read back exactly once, each key's records in order.
+ *
+ * And on a cluster of its own: a produce reaching a leader while it hands its leadership over
+ * (SIGTERM, the followers paused with SIGSTOP so the transfer stays under way) is answered
+ * NOT_LEADER, which clients retry on the next leader, never the Raft core's own refusal.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -45,6 +49,9 @@ static struct tl_cluster cl;
 
 static void teardown(void)
 {
+    for (int i = 0; i < cl.n; i++)
+        if (cl.b[i].pid > 0)
+            kill(cl.b[i].pid, SIGCONT); /* a node a test paused */
     tl_cluster_finish(&cl);
 }
 
@@ -333,4 +340,49 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     free(next);
     rl_consumer_destroy(k);
     rl_conf_destroy(conf);
+}
+
+Test(replication_ops, produce_during_handoff_is_redirected, .fini = teardown, .timeout = 120)
+{
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .args = node_args,
+                                                   .start_ms = START_MS});
+    tl_cluster_start_all(&cl);
+    char msg[600] = "";
+    Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
+    spec.name = "handoff";
+    spec.partitions = 1;
+    spec.replication_factor = N;
+    int rc = tl_cluster_create_topic(&cl, 0, &spec, msg, sizeof(msg), 50, 20000);
+    cr_assert_eq(rc, 0, "create handoff: %s (%s)", rl_strerror(rc), msg);
+    int32_t leader;
+    tl_cluster_wait_leaders(&cl, "handoff", 1, N, &leader, 30000);
+    int l = leader - 1;
+
+    struct tl_conn c;
+    cr_assert_eq(tl_cluster_connect(&cl, l, &c), 0);
+    uint8_t *batch = NULL;
+    int len = tl_make_batch(1, "handoff", &batch);
+    cr_assert_gt(len, 0);
+    int64_t base = -1;
+    rc = tl_produce(&c, "handoff", 0, batch, (uint32_t)len, -1, &base);
+    cr_assert_eq(rc, 0, "produce before the hand-off: %s", rl_strerror(rc));
+
+    /* Paused followers never take over, so the leader's transfer stays under way (until the
+     * election timeout, 3 s, well past the produce below); they still count as in sync. */
+    for (int i = 0; i < N; i++)
+        if (i != l)
+            cr_assert_eq(kill(cl.b[i].pid, SIGSTOP), 0);
+    cr_assert_eq(kill(cl.b[l].pid, SIGTERM), 0);
+    for (uint64_t until = tl_now_ms() + 2000; !tl_broker_log_has(&cl.b[l], "handing leadership");
+         usleep(10000))
+        cr_assert(tl_now_ms() < until, "node %d does not hand its leadership over", l + 1);
+    rc = tl_produce(&c, "handoff", 0, batch, (uint32_t)len, -1, &base);
+    cr_assert_eq(rc, RL_E_NOT_LEADER, "a produce during the hand-off was answered %d (%s), "
+                 "not NOT_LEADER: clients would not retry it on the next leader", rc,
+                 rl_strerror(rc));
+    tl_close(&c);
+    free(batch);
+    for (int i = 0; i < N; i++)
+        if (i != l)
+            cr_assert_eq(kill(cl.b[i].pid, SIGCONT), 0);
 }
