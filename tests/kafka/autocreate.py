@@ -74,6 +74,8 @@ class Broker:
         self.proc.terminate()
         if self.proc.wait(timeout=30) != 0:
             fail("ringlogd exited with %d: %s" % (self.proc.returncode, self.log()[-2000:]))
+        if any(w in self.log() for w in ("AddressSanitizer", "LeakSanitizer", "runtime error:")):
+            fail("ringlogd reported sanitizer errors: " + self.log()[-3000:])
 
 
 def wait_live(b, topic, partitions=3):

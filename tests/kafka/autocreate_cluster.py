@@ -153,6 +153,20 @@ def too_many_replicas(kafka):
         fail("node 3 stopped serving")
 
 
+def stop():
+    """Stops every node (SIGTERM); the exit codes, None for a node that had to be killed."""
+    for p in procs:
+        p.terminate()
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=30))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes.append(None)
+    return codes
+
+
 def main():
     try:
         kafka = start()
@@ -160,13 +174,12 @@ def main():
         all_at_once(kafka)
         too_many_replicas(kafka)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        codes = stop()
+    if codes != [0, 0, 0]:
+        fail("the nodes did not stop cleanly: exit codes %r" % codes)
+    for i, text in logs().items():
+        if "AddressSanitizer" in text or "LeakSanitizer" in text or "runtime error:" in text:
+            fail("node %d reported sanitizer errors" % i)
     print("autocreate_cluster ok")
 
 
