@@ -11,6 +11,8 @@
     not created;
   - a raw Produce to a new topic is answered with a retriable error (UNKNOWN_TOPIC_OR_PARTITION
     or LEADER_NOT_AVAILABLE) while it is created, then succeeds at offset 0;
+  - CreateTopics (raw v2) with -1 partitions and replication factor, the
+    "broker default", creates num.partitions (3) partitions;
   - restarted on a fresh data directory with default.replication.factor=2 (one broker), a
     Metadata request gets INVALID_REPLICATION_FACTOR, the log says why, nothing is created and
     the broker goes on serving.
@@ -168,6 +170,14 @@ def raw_produce(b):
         fail("%s: %d creations logged, not 1" % (topic, b.creations(topic)))
 
 
+def create_topics_defaults(b):
+    topic = "auto-defaults-" + SUFFIX
+    got = kraw.create_topic(b.kafka, topic, -1, -1)
+    if got[0] != 0:
+        fail("CreateTopics with -1 counts answered %r" % (got,))
+    wait_live(b, topic, partitions=3)
+
+
 def too_many_replicas():
     b = Broker("rf2", "default.replication.factor=2")
     try:
@@ -193,6 +203,7 @@ def main():
         concurrent(b)
         invalid_names(b)
         raw_produce(b)
+        create_topics_defaults(b)
     finally:
         b.stop()
     too_many_replicas()

@@ -6,6 +6,7 @@ import io
 import socket
 import struct
 
+from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.produce import ProduceRequest, ProduceResponse
 from kafka.record.memory_records import MemoryRecordsBuilder
@@ -97,3 +98,18 @@ def produce(bootstrap, topic, value, partition=0):
         s.close()
     part = r.topics[0][1][0]
     return part[1], part[2]
+
+
+def create_topic(bootstrap, topic, partitions, replication_factor):
+    """(error_code, error_message) of CreateTopics v2 for one topic (-1: the broker's default;
+    kafka-python's admin client refuses to send it)."""
+    q = CreateTopicsRequest[2](create_topic_requests=[(topic, partitions, replication_factor,
+                                                       [], [])],
+                               timeout=10000, validate_only=False)
+    s = connect(bootstrap)
+    try:
+        send(s, 19, 2, q.encode())
+        r = receive(s, CreateTopicsResponse[2])
+    finally:
+        s.close()
+    return r.topic_errors[0][1], r.topic_errors[0][2]
