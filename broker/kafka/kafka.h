@@ -22,6 +22,7 @@
 #ifndef RL_BROKER_KAFKA_KAFKA_H
 #define RL_BROKER_KAFKA_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,27 @@ void kafka_set_listener(struct kafka *k, const struct kafka_listener *l);
  * this broker is the only one. */
 void kafka_set_cluster(struct kafka *k, void (*view)(void *ctx, struct kafka_cluster_view *out),
                        void *ctx);
+
+/* Topic auto-creation, Kafka's auto.create.topics.enable (off by default), with Kafka's
+ * num.partitions and default.replication.factor for the topics it creates (and for a
+ * CreateTopics request's -1 "broker default" counts; 1 and 1 until set). */
+struct kafka_auto_create {
+    bool enable;
+    int32_t partitions;
+    int32_t replication_factor;
+};
+
+/* Creations started by auto-creation that may be in flight at once; a request naming another
+ * unknown topic meanwhile is answered LEADER_NOT_AVAILABLE (clients retry). */
+#define KAFKA_AUTO_CREATE_MAX 64
+
+/* Turns auto-creation on or off. On: a Metadata request allowing it (allow_auto_topic_creation,
+ * always before v4) or a Produce naming a topic that does not exist starts its creation through
+ * CreateTopics' path (a meta proposal, which the controller places in a cluster) without
+ * waiting for it, and is answered with a retriable error (LEADER_NOT_AVAILABLE in Metadata,
+ * UNKNOWN_TOPIC_OR_PARTITION in Produce) until the topic is live. Allocates the table of
+ * creations in flight once. Returns 0 or -ENOMEM. */
+int kafka_set_auto_create(struct kafka *k, const struct kafka_auto_create *ac);
 
 /* Handles one whole frame (size prefix included: len = 4 + size, as kframe_peek measured it).
  * frame is writable and valid only during the call. Answers at once or leaves async work that

@@ -64,6 +64,7 @@ int kafka_create(const struct kafka_host *host, struct meta *meta, struct delive
     k->host = host;
     k->meta = meta;
     k->dv = dv;
+    k->auto_cfg = (struct kafka_auto_create){.partitions = 1, .replication_factor = 1};
     *out = k;
     return 0;
 }
@@ -73,6 +74,7 @@ void kafka_destroy(struct kafka *k)
     if (!k)
         return;
     kbatch_ctx_destroy(k->bctx);
+    kserve_auto_destroy(k);
     free(k);
 }
 
@@ -223,23 +225,42 @@ static int kserve_partition_metadata(struct kserve_req *kr, struct svc_req *r,
     return 0;
 }
 
+/* A topic that does not exist: auto-created when that is on and the request allows it (Kafka
+ * answers LEADER_NOT_AVAILABLE meanwhile), else UNKNOWN_TOPIC_OR_PARTITION. Metadata v0-v4
+ * carries no message, so the broker's log says why it is not created (once a second at most:
+ * clients retry quickly). */
+static void kserve_unknown_topic(struct kserve_req *kr, struct svc_req *r, const char *name,
+                                 bool allow_create, struct kmsg_metadata_topic *tm)
+{
+    struct kafka *k = kr->k;
+    if (k->auto_cfg.enable && allow_create) {
+        tm->error_code = kserve_auto_create(kr, r, name, false);
+        return;
+    }
+    tm->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    int64_t now = io_wall_ms(r->io);
+    if (now - k->unknown_topic_logged_ms < 1000)
+        return;
+    k->unknown_topic_logged_ms = now;
+    if (k->auto_cfg.enable)
+        RL_INFO("Kafka client %s asked for topic \"%s\", which does not exist; the client did "
+                "not allow auto-creation (allow_auto_topic_creation=false): create it with "
+                "ringlog topic create %s --partitions N", svc_req_peer(r), name, name);
+    else
+        RL_INFO("Kafka client %s asked for topic \"%s\", which does not exist; topics are "
+                "not created on first use (auto.create.topics.enable is off): create it "
+                "with ringlog topic create %s --partitions N or a Kafka admin client, or start "
+                "ringlogd with --set auto.create.topics.enable=true", svc_req_peer(r), name,
+                name);
+}
+
 static int kserve_topic_metadata(struct kserve_req *kr, struct svc_req *r, const char *name,
-                                 struct kmsg_metadata_topic *tm)
+                                 bool allow_create, struct kmsg_metadata_topic *tm)
 {
     tm->name = kstr_of(name);
     const struct meta_topic *t = meta_topic_find(kr->k->meta, name);
     if (!t) {
-        /* auto.create.topics.enable is off: clients are told the topic does not exist. Metadata
-         * v0-v4 carries no message, so the broker's log says it (once a second at most:
-         * clients retry quickly). */
-        tm->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-        int64_t now = io_wall_ms(r->io);
-        if (now - kr->k->unknown_topic_logged_ms >= 1000) {
-            kr->k->unknown_topic_logged_ms = now;
-            RL_INFO("Kafka client %s asked for topic \"%s\", which does not exist; topics are "
-                    "not created on first use (auto.create.topics.enable is off): create it "
-                    "with ringlog topic create %s --partitions N", svc_req_peer(r), name, name);
-        }
+        kserve_unknown_topic(kr, r, name, allow_create, tm);
         return 0;
     }
     tm->is_internal = name[0] == '_' && name[1] == '_';
@@ -305,7 +326,8 @@ void kserve_metadata(struct kserve_req *kr, struct svc_req *r)
         const char *name = q->all_topics
                                ? arena_strdup(r->arena, meta_topic_at(k->meta, i)->name)
                                : kserve_cstr(r, q->topics[i]);
-        if (!name || kserve_topic_metadata(kr, r, name, &resp->topics[i]))
+        bool allow = !q->all_topics && q->allow_auto_topic_creation;
+        if (!name || kserve_topic_metadata(kr, r, name, allow, &resp->topics[i]))
             return kserve_oom(kr, r);
     }
     resp->n_topics = (int32_t)count;

@@ -1,8 +1,9 @@
 /*
  * kserve_admin: CreateTopics and DeleteTopics over broker/meta: each topic is a metadata
  * proposal (recorded and applied in the background), and the response waits for all of them,
- * as the native protocol's does. Kafka's "broker default" (-1) partition count is 1 and its
- * replication factor the broker's default; manual replica assignments are refused.
+ * as the native protocol's does. Kafka's "broker default" (-1) partition count and replication
+ * factor are the broker's num.partitions and default.replication.factor (1 and 1 unless set,
+ * as in Kafka); manual replica assignments are refused.
  * DescribeConfigs answers from the topic table.
  */
 #include "broker/kafka/kserve_int.h"
@@ -63,8 +64,8 @@ static struct kserve_admin_item *kserve_admin_start(struct kserve_req *kr, struc
     return items;
 }
 
-static int kserve_spec(struct svc_req *r, const struct kmsg_create_topic *t,
-                       struct meta_topic_spec *spec)
+static int kserve_spec(const struct kafka *k, struct svc_req *r,
+                       const struct kmsg_create_topic *t, struct meta_topic_spec *spec)
 {
     struct meta_config *cfgs = kserve_alloc(r, (size_t)(t->n_configs > 0 ? t->n_configs : 0),
                                             sizeof(*cfgs));
@@ -78,8 +79,10 @@ static int kserve_spec(struct svc_req *r, const struct kmsg_create_topic *t,
             return -1;
     }
     *spec = (struct meta_topic_spec){
-        .name = name, .partitions = t->num_partitions < 0 ? 1 : t->num_partitions,
-        .replication_factor = t->replication_factor < 0 ? 0 : t->replication_factor,
+        .name = name,
+        .partitions = t->num_partitions < 0 ? k->auto_cfg.partitions : t->num_partitions,
+        .replication_factor = t->replication_factor < 0 ? k->auto_cfg.replication_factor
+                                                        : t->replication_factor,
         .partitioner = META_PARTITIONER_HASH,
         .n_configs = (size_t)(t->n_configs > 0 ? t->n_configs : 0), .configs = cfgs};
     return 0;
@@ -98,7 +101,7 @@ void kserve_create_topics(struct kserve_req *kr, struct svc_req *r)
         const struct kmsg_create_topic *t = &q->topics[i];
         struct meta_topic_spec spec;
         items[i].with_message = true;
-        if (kserve_spec(r, t, &spec))
+        if (kserve_spec(kr->k, r, t, &spec))
             return kserve_oom(kr, r);
         resp->topics[i].name = kstr_of(spec.name);
         if (t->n_assignments > 0) {

@@ -13,6 +13,7 @@
 
 #include "broker/delivery/delivery.h"
 #include "broker/kafka/kbatch.h"
+#include "broker/meta/meta.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "io/io.h"
@@ -139,6 +140,11 @@ void kserve_produce(struct kserve_req *kr, struct svc_req *r)
         if (!name)
             return kserve_oom(kr, r);
         tr->partitions = prs;
+        /* auto.create.topics.enable: a topic that does not exist is being created; its
+         * partitions are answered with a retriable error until it is live. */
+        int16_t topic_err = 0;
+        if (kr->k->auto_cfg.enable && acks_ok && !meta_topic_find(kr->k->meta, name))
+            topic_err = kserve_auto_create(kr, r, name, true);
         for (int32_t j = 0; j < t->n_partitions; j++) {
             struct kmsg_produce_partition_resp *pr = &tr->partitions[j];
             *pr = (struct kmsg_produce_partition_resp){
@@ -151,6 +157,8 @@ void kserve_produce(struct kserve_req *kr, struct svc_req *r)
                 pr->error_code = KERR_INVALID_REQUIRED_ACKS;
             else if (t->partitions[j].partition < 0)
                 pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else if (topic_err)
+                pr->error_code = topic_err;
             else
                 pr->error_code = kserve_produce_part(kr, r, &t->partitions[j], part);
             if (pr->error_code == 0)

@@ -1,7 +1,9 @@
 /*
  * kserve_int: what the Kafka handler files share: kserve.c (dispatch, ApiVersions, Metadata),
- * kserve_data.c (Produce, Fetch, ListOffsets, InitProducerId) and kserve_group.c
- * (FindCoordinator, the group APIs, OffsetCommit/OffsetFetch, ListGroups/DescribeGroups).
+ * kserve_data.c (Produce, Fetch, ListOffsets, InitProducerId), kserve_group.c
+ * (FindCoordinator, the group APIs, OffsetCommit/OffsetFetch, ListGroups/DescribeGroups),
+ * kserve_admin.c (CreateTopics, DeleteTopics, DescribeConfigs) and kserve_auto.c (topic
+ * auto-creation for Metadata and Produce).
  * Nothing outside broker/kafka includes this.
  */
 #ifndef RL_BROKER_KAFKA_KSERVE_INT_H
@@ -16,6 +18,7 @@
 #define KSERVE_HOST_MAX 256
 
 struct kbatch_ctx;
+struct kserve_auto;
 
 struct kafka {
     const struct kafka_host *host;
@@ -26,6 +29,9 @@ struct kafka {
     char host_name[KSERVE_HOST_MAX];
     uint16_t port;
     int64_t unknown_topic_logged_ms; /* rate limit of the "no auto-creation" log line */
+    struct kafka_auto_create auto_cfg; /* also CreateTopics' defaults for -1 counts */
+    struct kserve_auto *autos;   /* KAFKA_AUTO_CREATE_MAX slots when auto-creation is on */
+    int64_t auto_logged_ms;      /* rate limit of auto-creation's refusal log lines */
     void (*cluster_view)(void *ctx, struct kafka_cluster_view *out); /* NULL: no cluster */
     void *cluster_ctx;
 };
@@ -58,6 +64,18 @@ static inline void *kserve_alloc(struct svc_req *r, size_t n, size_t size)
 
 /* Closes the connection: the request needs more memory than one request may use. */
 void kserve_oom(struct kserve_req *kr, struct svc_req *r);
+
+/* Auto-creation (kserve_auto.c) of topic `name`, which does not exist, for a Metadata request
+ * (produce false) or a Produce: starts its creation unless one is under way or failed less than
+ * a second ago, never waiting for it. Returns the Kafka error code to answer for the topic:
+ * LEADER_NOT_AVAILABLE (Metadata) or UNKNOWN_TOPIC_OR_PARTITION (Produce) while it is being
+ * created, INVALID_TOPIC_EXCEPTION for a name that cannot be a topic, or why it cannot be
+ * created (Metadata: INVALID_REPLICATION_FACTOR when there are too few brokers). Logs why. */
+int16_t kserve_auto_create(struct kserve_req *kr, struct svc_req *r, const char *name,
+                           bool produce);
+
+/* Frees the auto-creation table (no creation may be in flight: meta is closed first). */
+void kserve_auto_destroy(struct kafka *k);
 
 /* Handlers, by file. */
 void kserve_metadata(struct kserve_req *kr, struct svc_req *r);

@@ -4,7 +4,8 @@ BROKER_SRCS += broker/kafka/kwire.c broker/kafka/crc32c.c broker/kafka/kerr.c \
                broker/kafka/kframe.c broker/kafka/kapi.c broker/kafka/kio.c broker/kafka/kmsg.c \
                broker/kafka/kmsg_data.c broker/kafka/kmsg_meta.c broker/kafka/kmsg_group.c \
                broker/kafka/kcodec.c broker/kafka/kbatch.c broker/kafka/kserve.c \
-               broker/kafka/kserve_data.c broker/kafka/kserve_group.c broker/kafka/kserve_admin.c
+               broker/kafka/kserve_data.c broker/kafka/kserve_group.c broker/kafka/kserve_admin.c \
+               broker/kafka/kserve_auto.c
 
 TESTS += $(BUILD)/tests/unit/test_kafka_wire $(BUILD)/tests/unit/test_kafka_msg \
          $(BUILD)/tests/unit/test_kafka_batch $(BUILD)/tests/unit/test_group_client

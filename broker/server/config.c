@@ -51,6 +51,8 @@ void config_broker_default(struct broker_config *cfg)
     cfg->offsets_topic_partitions = 8;
     cfg->offsets_retention_minutes = 10080;
     cfg->offsets_retention_check_interval_ms = 600000;
+    cfg->num_partitions = 1;             /* Kafka's defaults */
+    cfg->default_replication_factor = 1;
     config_topic_default(&cfg->topic_defaults);
 }
 
@@ -117,6 +119,14 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
         return 0;
     }
     NUM("auto.leader.rebalance.enable", auto_leader_rebalance, 0, 1)
+    if (!strcmp(key, "auto.create.topics.enable") &&
+        (!strcmp(value, "true") || !strcmp(value, "false"))) {
+        cfg->auto_create_topics = value[0] == 't';
+        return 0;
+    }
+    NUM("auto.create.topics.enable", auto_create_topics, 0, 1)
+    NUM("num.partitions", num_partitions, 1, 4096)  /* one topic's most partitions */
+    NUM("default.replication.factor", default_replication_factor, 1, 9)  /* Raft voters */
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
     NUM("replication.catchup.max.bytes.per.sec", catchup_bytes_per_sec, 0, 1ll << 40)
     NUM("fetch.splice", fetch_splice, 0, 1)
@@ -334,7 +344,12 @@ const char *config_broker_usage(void)
            "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
            "max.groups, offsets.topic.num.partitions, offsets.retention.minutes (committed\n"
            "offsets of an empty group expire this long after it was last live; 10080),\n"
-           "offsets.retention.check.interval.ms, io.fault.delay.file (fault tests: a file\n"
+           "offsets.retention.check.interval.ms,\n"
+           "auto.create.topics.enable (true/false; default false: a Kafka client's Metadata\n"
+           "or Produce naming a topic that does not exist creates it, with num.partitions [1]\n"
+           "partitions and default.replication.factor [1] replicas, as in Kafka; the two\n"
+           "are also what a Kafka CreateTopics request's -1 counts mean),\n"
+           "io.fault.delay.file (fault tests: a file\n"
            "whose number of milliseconds is added to every write and fsync), and the topic keys\n"
            "(retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,\n"
            "flush.policy, min.insync.replicas, cleanup.policy) as broker-wide defaults.\n"

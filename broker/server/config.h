@@ -74,6 +74,11 @@ struct broker_config {
     uint32_t offsets_topic_replication_factor; /* in a cluster; 0: min(3, live brokers) */
     uint32_t offsets_retention_minutes;  /* offsets.retention.minutes (Kafka's: 7 days) */
     uint32_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms */
+    uint32_t auto_create_topics;         /* auto.create.topics.enable: Kafka clients' Metadata
+                                          * and Produce create unknown topics (default off) */
+    uint32_t num_partitions;             /* num.partitions: of an auto-created topic (and a
+                                          * Kafka CreateTopics' -1 partitions) */
+    uint32_t default_replication_factor; /* default.replication.factor: likewise, replicas */
     struct topic_config topic_defaults;  /* topic keys in the file set broker-wide defaults */
     /* kafka.listen: the Kafka-protocol listener (broker/kafka), off unless set; kafka.advertise:
      * the address Kafka clients are told to use (Metadata, FindCoordinator), default the

@@ -192,6 +192,13 @@ int services_open(struct shard *sh, char *err, size_t err_cap)
     rc = native_create(&req_native_host, s->meta, s->dv, &s->native);
     if (rc == 0 && sh->cfg.kafka_enabled)
         rc = kafka_create(&req_kafka_host, s->meta, s->dv, &s->kafka);
+    if (rc == 0 && s->kafka) {
+        struct kafka_auto_create ac = {
+            .enable = sh->cfg.auto_create_topics != 0,
+            .partitions = (int32_t)sh->cfg.num_partitions,
+            .replication_factor = (int32_t)sh->cfg.default_replication_factor};
+        rc = kafka_set_auto_create(s->kafka, &ac);
+    }
     if (rc) {
         snprintf(err, err_cap, "out of memory");
         return rc;

@@ -105,6 +105,35 @@ Test(config, handoff_and_balancing)
                                     sizeof(err)), 0);
 }
 
+/* Kafka's topic auto-creation settings: off, 1 partition and 1 replica by default (Kafka's);
+ * true/false or 0/1; counts within what one topic can have. */
+Test(config, auto_create_topics)
+{
+    struct broker_config c;
+    char err[256];
+    char *argv[] = {"ringlogd", NULL};
+    cr_assert_eq(config_broker_from_args(&c, 1, argv, err, sizeof(err)), 0);
+    cr_assert_eq(c.auto_create_topics, 0);
+    cr_assert_eq(c.num_partitions, 1);
+    cr_assert_eq(c.default_replication_factor, 1);
+    cr_assert_eq(config_broker_set(&c, "auto.create.topics.enable", "true", err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(c.auto_create_topics, 1);
+    cr_assert_eq(config_broker_set(&c, "auto.create.topics.enable", "0", err, sizeof(err)), 0);
+    cr_assert_eq(c.auto_create_topics, 0);
+    cr_assert_neq(config_broker_set(&c, "auto.create.topics.enable", "yes", err, sizeof(err)),
+                  0);
+    cr_assert_eq(config_broker_set(&c, "num.partitions", "12", err, sizeof(err)), 0);
+    cr_assert_eq(c.num_partitions, 12);
+    cr_assert_neq(config_broker_set(&c, "num.partitions", "0", err, sizeof(err)), 0);
+    cr_assert_neq(config_broker_set(&c, "num.partitions", "4097", err, sizeof(err)), 0);
+    cr_assert_eq(config_broker_set(&c, "default.replication.factor", "3", err, sizeof(err)), 0);
+    cr_assert_eq(c.default_replication_factor, 3);
+    cr_assert_neq(config_broker_set(&c, "default.replication.factor", "0", err, sizeof(err)), 0);
+    cr_assert_neq(config_broker_set(&c, "default.replication.factor", "10", err, sizeof(err)),
+                  0);
+}
+
 /* The file sets values, flags win over the file, and errors name the file and line. */
 Test(config, file_and_flags)
 {
