@@ -164,7 +164,7 @@ static size_t op_serve(void *p)
     struct serve_arg *a = p;
     arena_reset(&arena);
     struct kmsg_records rec;
-    if (kbatch_serve(a->ctx, a->stored, a->stored_len, a->allow_zstd, &arena, &rec) != 1) {
+    if (kbatch_serve(a->ctx, a->stored, a->stored_len, a->allow_zstd, 1, &arena, &rec) != 1) {
         fprintf(stderr, "bench_kafka_codec: serve failed\n");
         exit(1);
     }

@@ -19,6 +19,7 @@
 #include "common/endian.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/varint.h"
 
 /* The Kafka CRC-32C of a stored batch, keyed by what determines it: the stored xxh3 checksum
  * (which covers every byte the Kafka CRC does: flags, counts, timestamps, producer fields and
@@ -430,8 +431,112 @@ static int down_convert(struct kbatch_ctx *ctx, const uint8_t **records, size_t 
     return 0;
 }
 
+/* The control type a stored control batch names: its one record's key is version 0 (i16) and
+ * the type (i16), big-endian, as Kafka's control records are (replication/raftlog.c writes
+ * Raft's no-op and configuration entries so). KBATCH_CONTROL_TYPE_OTHER when it does not
+ * parse as that. */
+static uint16_t stored_control_type(const uint8_t *records, size_t rlen)
+{
+    size_t pos = 0, n;
+    int32_t v32;
+    int64_t v64;
+    if (!(n = varint_read32(records, rlen, &v32)) || v32 < 0 || (size_t)v32 > rlen - n)
+        return KBATCH_CONTROL_TYPE_OTHER;
+    rlen = n + (size_t)v32; /* the first record's end */
+    pos = n + 1;            /* its attributes */
+    if (pos > rlen || !(n = varint_read64(records + pos, rlen - pos, &v64)))
+        return KBATCH_CONTROL_TYPE_OTHER;
+    pos += n;
+    if (!(n = varint_read32(records + pos, rlen - pos, &v32)))
+        return KBATCH_CONTROL_TYPE_OTHER;
+    pos += n;
+    if (!(n = varint_read32(records + pos, rlen - pos, &v32)) || v32 != 4 ||
+        rlen - pos - n < 4 || records[pos + n] != 0 || records[pos + n + 1] != 0)
+        return KBATCH_CONTROL_TYPE_OTHER;
+    return (uint16_t)(records[pos + n + 2] << 8 | records[pos + n + 3]);
+}
+
+size_t kbatch_control_record(uint8_t out[KBATCH_CONTROL_RECORD_MAX], int32_t offset_delta,
+                             uint16_t type)
+{
+    uint8_t body[KBATCH_CONTROL_RECORD_MAX];
+    size_t k = 0;
+    body[k++] = 0;                             /* attributes */
+    k += varint_write64(body + k, 0);          /* timestamp delta */
+    k += varint_write32(body + k, offset_delta);
+    k += varint_write32(body + k, 4);          /* key: version 0, type */
+    body[k++] = 0;
+    body[k++] = 0;
+    body[k++] = (uint8_t)(type >> 8);
+    body[k++] = (uint8_t)type;
+    k += varint_write32(body + k, 6);          /* value: version 0, coordinator epoch 0 */
+    memset(body + k, 0, 6);
+    k += 6;
+    k += varint_write32(body + k, 0);          /* no headers */
+    size_t n = varint_write32(out, (int32_t)k);
+    memcpy(out + n, body, k);
+    return n + k;
+}
+
+/* A stored control batch (a replicated log's Raft entry) as a Kafka control batch: the
+ * control attribute, no producer, its offsets and timestamps, and one control record at its
+ * last offset (Kafka's transaction-marker layout, with the stored type), built in the arena
+ * in place of the stored record, whose value (a Raft configuration) is not for clients.
+ * Clients skip the record but store its offset, so their position and committed offset
+ * reach the high watermark. Fills hdr and *rec / *rlen; returns 0 or RL_E_FULL. */
+static int serve_control(const struct batch_header *s, const uint8_t *stored_records,
+                         size_t stored_rlen, struct arena *a, uint8_t hdr[KBATCH_HEADER_SIZE],
+                         const uint8_t **rec, size_t *rlen)
+{
+    uint8_t *r = arena_alloc(a, KBATCH_CONTROL_RECORD_MAX);
+    if (!r)
+        return RL_E_FULL;
+    *rlen = kbatch_control_record(r, (int32_t)s->last_offset_delta,
+                                  stored_control_type(stored_records, stored_rlen));
+    *rec = r;
+    struct kbatch_header k;
+    kafka_view(s, KBATCH_ATTR_CONTROL, &k);
+    k.producer_id = -1;
+    k.producer_epoch = -1;
+    k.base_sequence = -1;
+    k.records_count = 1;
+    write_kafka_fields(hdr, &k, *rlen);
+    kwire_store_be32(hdr + KBATCH_OFF_CRC, kafka_crc(hdr, r, *rlen));
+    return 0;
+}
+
+/* A stored data batch as a Kafka batch: its header in hdr, *records / *rlen its records
+ * (decompressed into the arena for a client without zstd). The CRC comes from the cache when
+ * the records are served as stored. Returns 0, RL_E_FULL or a decompression error. */
+static int serve_data(struct kbatch_ctx *ctx, const struct batch_header *s, int allow_zstd,
+                      struct arena *a, uint8_t hdr[KBATCH_HEADER_SIZE], const uint8_t **records,
+                      size_t *rlen)
+{
+    uint16_t flags = s->flags & (BATCH_FLAG_CODEC_MASK | BATCH_FLAG_LOG_APPEND_TIME);
+    bool as_stored = true;
+    if ((flags & BATCH_FLAG_CODEC_MASK) == BATCH_CODEC_ZSTD && !allow_zstd) {
+        int rc = down_convert(ctx, records, rlen, a);
+        if (rc)
+            return rc;
+        flags &= (uint16_t)~BATCH_FLAG_CODEC_MASK;
+        as_stored = false;
+    }
+    struct kbatch_header k;
+    kafka_view(s, flags, &k);
+    write_kafka_fields(hdr, &k, *rlen);
+    uint32_t crc;
+    if (!as_stored) {
+        crc = kafka_crc(hdr, *records, *rlen);
+    } else if (!crc_cache_get(ctx, s->checksum, s->batch_len, &crc)) {
+        crc = kafka_crc(hdr, *records, *rlen);
+        crc_cache_put(ctx, s->checksum, s->batch_len, crc);
+    }
+    kwire_store_be32(hdr + KBATCH_OFF_CRC, crc);
+    return 0;
+}
+
 int kbatch_serve(struct kbatch_ctx *ctx, const uint8_t *stored, size_t len, int allow_zstd,
-                 struct arena *a, struct kmsg_records *out)
+                 int with_control, struct arena *a, struct kmsg_records *out)
 {
     *out = (struct kmsg_records){.data = NULL, .len = 0};
     size_t whole;
@@ -450,33 +555,19 @@ int kbatch_serve(struct kbatch_ctx *ctx, const uint8_t *stored, size_t len, int 
         const uint8_t *records = stored + pos + RL_BATCH_HEADER_SIZE;
         size_t rlen = s.batch_len - RL_BATCH_HEADER_SIZE;
         pos += s.batch_len;
-        /* A replicated log's control batches (Raft no-ops, configurations) are not records
-         * for Kafka clients, some of which (kafka-python) would hand them to the application
-         * as records: they are left out, and the offsets they take are a gap, as compaction
-         * leaves in Kafka. */
-        if (s.flags & BATCH_FLAG_CONTROL)
-            continue;
-        uint16_t flags = s.flags & (BATCH_FLAG_CODEC_MASK | BATCH_FLAG_LOG_APPEND_TIME);
-        bool as_stored = true;
-        if ((flags & BATCH_FLAG_CODEC_MASK) == BATCH_CODEC_ZSTD && !allow_zstd) {
-            int rc = down_convert(ctx, &records, &rlen, a);
-            if (rc)
-                return rc;
-            flags &= (uint16_t)~BATCH_FLAG_CODEC_MASK;
-            as_stored = false;
-        }
-        struct kbatch_header k;
-        kafka_view(&s, flags, &k);
         uint8_t *hdr = hdrs + (size_t)served * KBATCH_HEADER_SIZE;
-        write_kafka_fields(hdr, &k, rlen);
-        uint32_t crc;
-        if (!as_stored) {
-            crc = kafka_crc(hdr, records, rlen);
-        } else if (!crc_cache_get(ctx, s.checksum, s.batch_len, &crc)) {
-            crc = kafka_crc(hdr, records, rlen);
-            crc_cache_put(ctx, s.checksum, s.batch_len, crc);
-        }
-        kwire_store_be32(hdr + KBATCH_OFF_CRC, crc);
+        int rc;
+        /* A replicated log's control batches (Raft no-ops, configurations) are served as
+         * Kafka control batches, or left out (a gap in the offsets) for a client that would
+         * hand their records to the application (kbatch.h). */
+        if (!(s.flags & BATCH_FLAG_CONTROL))
+            rc = serve_data(ctx, &s, allow_zstd, a, hdr, &records, &rlen);
+        else if (with_control)
+            rc = serve_control(&s, records, rlen, a, hdr, &records, &rlen);
+        else
+            continue;
+        if (rc)
+            return rc;
         iov[2 * served] = (struct iovec){hdr, KBATCH_HEADER_SIZE};
         iov[2 * served + 1] = (struct iovec){(void *)(uintptr_t)records, rlen};
         total += KBATCH_HEADER_SIZE + rlen;

@@ -116,14 +116,36 @@ int kbatch_from_kafka(struct kbatch_ctx *ctx, uint8_t *kafka, size_t len, size_t
 
 /* Fetch: serves the stored ringlog batches in [stored, stored + len) as Kafka batches. Whole
  * batches only: a trailing partial batch is left out (Kafka clients drop one anyway, and its
- * CRC could not be computed), and so are control batches (a replicated log's Raft entries).
- * When allow_zstd is 0 (Fetch < v10) zstd batches are
+ * CRC could not be computed). When allow_zstd is 0 (Fetch < v10) zstd batches are
  * decompressed and served uncompressed. Builds out->iov (headers in the arena, records by
  * reference into stored or decompressed copies in the arena) and out->len. Returns the number
  * of batches served (>= 0), or RL_E_BATCH_* when a stored batch has a bad header (the stored
- * bytes must have passed batch_validate when appended), or RL_E_FULL (arena). */
+ * bytes must have passed batch_validate when appended), or RL_E_FULL (arena).
+ *
+ * Control batches (a replicated log's Raft no-ops and configuration entries): with
+ * with_control, each is served as a Kafka control batch (attribute 0x20, producer -1, the
+ * stored offsets, leader epoch and timestamps) holding one control record at its last offset,
+ * built in the arena (kbatch_control_record; the stored record's value, a Raft configuration,
+ * is not served). Kafka clients skip control records but advance past them, and librdkafka
+ * also stores their offsets, so a consumer's position and committed offset reach the high
+ * watermark; this is how a Kafka broker's transaction markers look. A control batch is served
+ * in about 80 bytes whatever its stored size, so an answer can differ from the stored bytes'
+ * size by that much per control batch. Without with_control they are left out, a gap in the
+ * offsets (for Kafka clients that would hand control records to the application: see
+ * docs/architecture.md, Kafka listener, Fetch). */
 int kbatch_serve(struct kbatch_ctx *ctx, const uint8_t *stored, size_t len, int allow_zstd,
-                 struct arena *a, struct kmsg_records *out);
+                 int with_control, struct arena *a, struct kmsg_records *out);
+
+/* The control record of a served control batch: Kafka's control-record layout (key version
+ * i16 0 + type i16; value version i16 0 + coordinator epoch i32 0, which sarama 1.22 reads
+ * and fails without), timestamp delta 0, offset delta offset_delta, no headers. type is the
+ * stored record's (ringlog's Raft types, 100 no-op and 101 configuration: no Kafka client acts
+ * on them, as on Kafka's 0 abort and 1 commit), else KBATCH_CONTROL_TYPE_OTHER. Writes the
+ * length-prefixed record to out and returns its size. */
+#define KBATCH_CONTROL_RECORD_MAX 32
+#define KBATCH_CONTROL_TYPE_OTHER 99
+size_t kbatch_control_record(uint8_t out[KBATCH_CONTROL_RECORD_MAX], int32_t offset_delta,
+                             uint16_t type);
 
 /* Writes a Kafka header for records_len bytes of records described by h (crc and
  * batch_length computed here) into hdr[61]; the CRC covers hdr[21..61) then the records. Used

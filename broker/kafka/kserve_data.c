@@ -183,6 +183,22 @@ struct kserve_fetch {
     struct kmsg_fetch_partition_resp **slot; /* per part: its response entry */
 };
 
+/* The first Fetch version whose clients get a replicated log's Raft control entries as Kafka
+ * control batches (kbatch_serve). A client that sends Fetch v4 to a broker offering 4-10 does
+ * not negotiate versions: kafka-python 2.0.2, which always sends v4 and hands control records
+ * to the application as records (it has no control-batch check; fixed upstream in 2025,
+ * dpkp/kafka-python#2499), or sarama pinned to Kafka 0.11. Those keep the gap: control
+ * batches left out and, when an answer would hold nothing else, skipped by the fetch service
+ * (skip_control). Every client that negotiates (librdkafka 2.0.2 and so kcat and
+ * confluent-kafka, kafkajs, Java) sends v10 and skips control batches while advancing past
+ * them. docs/architecture.md (Kafka listener, Fetch) has the clients' behaviour in full. */
+#define KSERVE_FETCH_CONTROL_MIN_VERSION 5
+
+static bool kserve_fetch_with_control(const struct kserve_req *kr)
+{
+    return kr->hdr.api_version >= KSERVE_FETCH_CONTROL_MIN_VERSION;
+}
+
 static void kserve_fetch_done(struct svc_req *r, struct fetch_request *q)
 {
     struct kserve_req *kr = q->ctx;
@@ -199,8 +215,8 @@ static void kserve_fetch_done(struct svc_req *r, struct fetch_request *q)
         pr->log_start_offset = (int64_t)p->log_start_offset;
         if (p->data_len == 0 || !p->data)
             continue;
-        int rc = kbatch_serve(kr->k->bctx, p->data, p->data_len, allow_zstd, r->arena,
-                              &pr->records);
+        int rc = kbatch_serve(kr->k->bctx, p->data, p->data_len, allow_zstd,
+                              kserve_fetch_with_control(kr), r->arena, &pr->records);
         if (rc == RL_E_FULL)
             return kserve_oom(kr, r);
         if (rc < 0) {
@@ -264,7 +280,8 @@ void kserve_fetch(struct kserve_req *kr, struct svc_req *r)
         .min_bytes = q->min_bytes > 0 ? (uint32_t)q->min_bytes : 0,
         .max_bytes = q->max_bytes > 0 ? (uint32_t)q->max_bytes : 0,
         .max_wait_ms = q->max_wait_ms > 0 ? (uint32_t)q->max_wait_ms : 0,
-        .n_parts = n, .parts = parts, .memory_only = true, .skip_control = true,
+        .n_parts = n, .parts = parts, .memory_only = true,
+        .skip_control = !kserve_fetch_with_control(kr),
         .done = kserve_fetch_done, .ctx = kr};
     fetch_start(kr->k->dv->fetch, r, &op->q);
 }

@@ -5,14 +5,18 @@
  * counts behind the CRC). Properties: nothing reads past the input; a refused batch is left
  * unchanged and has a message; every accepted batch passes batch_validate; served back as a
  * Kafka batch (stamped, with and without zstd) it passes kbatch_check and translates again to
- * a batch with the same records section.
+ * a batch with the same records section; flagged as a control batch (a Raft entry), it is left
+ * out, or served as one Kafka control batch with a right CRC-32C and the fixed control record.
  */
 #include <string.h>
 
 #include "broker/kafka/crc32c.h"
 #include "broker/kafka/kbatch.h"
+#include "broker/kafka/kwire.h"
 #include "common/arena.h"
 #include "common/batch.h"
+#include "common/endian.h"
+#include "common/varint.h"
 #include "common/err.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -29,7 +33,7 @@ static void serve_back(const uint8_t *stored, size_t len)
     batch_stamp(copy, 5000, 3);
     for (int allow_zstd = 0; allow_zstd < 2; allow_zstd++) {
         struct kmsg_records rec;
-        int n = kbatch_serve(ctx_zstd, copy, len, allow_zstd, &arena, &rec);
+        int n = kbatch_serve(ctx_zstd, copy, len, allow_zstd, 1, &arena, &rec);
         if (n < 0) {
             /* only a zstd section that does not decompress may fail, and only when converting */
             FUZZ_CHECK(!allow_zstd && (n == RL_E_BATCH_DECOMPRESS || n == RL_E_BATCH_TOO_LARGE));
@@ -52,6 +56,41 @@ static void serve_back(const uint8_t *stored, size_t len)
                                                   copy + RL_BATCH_HEADER_SIZE,
                                                   len - RL_BATCH_HEADER_SIZE) == 0);
     }
+}
+
+/* The same stored bytes flagged as a control batch (a replicated log's Raft entry): left out
+ * without with_control; with it, one Kafka control batch of one record at its last offset,
+ * whatever the stored record holds, with a right CRC-32C. */
+static void serve_as_control(const uint8_t *stored, size_t len)
+{
+    uint8_t *copy = arena_alloc(&arena, len);
+    FUZZ_CHECK(copy);
+    memcpy(copy, stored, len);
+    rl_store_le16(copy + BATCH_OFF_FLAGS, BATCH_FLAG_CONTROL);
+    rl_store_le64(copy + BATCH_OFF_CHECKSUM, batch_compute_checksum(copy, (uint32_t)len));
+    batch_stamp(copy, 7000, 4);
+    struct kmsg_records rec;
+    FUZZ_CHECK(kbatch_serve(ctx_zstd, copy, len, 1, 0, &arena, &rec) == 0 && rec.len == 0);
+    FUZZ_CHECK(kbatch_serve(ctx_zstd, copy, len, 0, 1, &arena, &rec) == 1);
+    FUZZ_CHECK(rec.len > KBATCH_HEADER_SIZE &&
+               rec.len <= KBATCH_HEADER_SIZE + KBATCH_CONTROL_RECORD_MAX);
+    struct kmsg_out o = {(struct iovec *)rec.iov, rec.iovcnt, (size_t)rec.len};
+    uint8_t *flat = kmsg_flatten(&o, &arena);
+    FUZZ_CHECK(flat);
+    FUZZ_CHECK(kwire_load_be32(flat + KBATCH_OFF_BATCH_LENGTH) == (uint32_t)rec.len - 12);
+    FUZZ_CHECK(kwire_load_be16(flat + KBATCH_OFF_ATTRIBUTES) == KBATCH_ATTR_CONTROL);
+    FUZZ_CHECK(kwire_load_be64(flat + KBATCH_OFF_BASE_OFFSET) == 7000);
+    FUZZ_CHECK(kwire_load_be32(flat + KBATCH_OFF_RECORDS_COUNT) == 1);
+    FUZZ_CHECK(kwire_load_be32(flat + KBATCH_OFF_CRC) ==
+               crc32c_update(0, flat + KBATCH_CRC_FROM, (size_t)rec.len - KBATCH_CRC_FROM));
+    /* The record: length, attributes, timestamp delta, offset delta, key length, then the key
+     * (version 0, type), whose type is the only byte pair not fixed by the header. */
+    int32_t delta = (int32_t)kwire_load_be32(flat + KBATCH_OFF_LAST_OFFSET_DELTA);
+    uint8_t want[KBATCH_CONTROL_RECORD_MAX];
+    size_t n = kbatch_control_record(
+        want, delta, kwire_load_be16(flat + KBATCH_HEADER_SIZE + 6 + varint_size32(delta)));
+    FUZZ_CHECK(n == (size_t)rec.len - KBATCH_HEADER_SIZE &&
+               memcmp(want, flat + KBATCH_HEADER_SIZE, n) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -99,5 +138,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(batch_validate(out, out_len, NULL) == 0);
     serve_back(out, out_len);
+    serve_as_control(out, out_len);
     return 0;
 }

@@ -3,8 +3,8 @@
 (--voters, Kafka listeners; num.partitions=2, default.replication.factor=3 on nodes 1 and 2,
 5 on node 3):
   - kcat -P through node 2 to a topic that does not exist: the creation goes through the
-    controller, the topic gets 2 partitions of 3 replicas on every node, and kcat -C through
-    node 3 reads the records back;
+    controller, the topic gets 2 partitions of 3 replicas on every node, and kcat -C -e through
+    node 3 reads the records back and exits at the end of both partitions;
   - Metadata for one new topic asked of all three nodes at once: whatever each answers
     meanwhile is LEADER_NOT_AVAILABLE or no error, and every node then shows the one topic;
   - node 3's replication factor 5 is more than the 3 live brokers: its Metadata answers
@@ -102,10 +102,10 @@ def through_kcat(kafka):
                    input=b"x\ny\nz\n", check=True, timeout=120)
     poll("%s live on every node with 2 partitions" % topic,
          lambda: everywhere(kafka, topic, (0, 2)))
-    # -c 3, not -e: a replicated log ends with Raft control entries that Fetch leaves out, so
-    # librdkafka's position stays below the high watermark and it never reports the end.
-    out = subprocess.run(["kcat", "-b", kafka[2], "-C", "-t", topic, "-o", "beginning", "-c",
-                          "3", "-q"], capture_output=True, check=True, timeout=120).stdout
+    # -e: a replicated log ends with Raft control entries, which Fetch serves to librdkafka as
+    # Kafka control batches, so its position reaches the high watermark and it reports the end.
+    out = subprocess.run(["kcat", "-b", kafka[2], "-C", "-t", topic, "-o", "beginning", "-e",
+                          "-q"], capture_output=True, check=True, timeout=120).stdout
     if sorted(out.split()) != [b"x", b"y", b"z"]:
         fail("kcat -C through node 3 read back %r, not x y z" % out)
     parts = kraw.metadata_response(kafka[0], [topic], version=1).topics[0][3]

@@ -13,7 +13,7 @@ KAFKA_WORK=$(mktemp -d /tmp/ringlog-kafka.XXXXXX)
 export BUILD KAFKA_WORK
 trap 'sh "$here/broker.sh" stop; rm -rf "$KAFKA_WORK"' EXIT INT TERM
 
-tests=${*:-"bad_frames.py kcat.sh rdkafka_idem_group confluent.py kafka_python.py admin.py kafkajs.js sarama cross.sh codecs.sh restart.py cluster_meta.py autocreate_off.py autocreate.py autocreate_cluster.py"}
+tests=${*:-"bad_frames.py kcat.sh rdkafka_idem_group confluent.py kafka_python.py admin.py kafkajs.js sarama cross.sh codecs.sh restart.py cluster_meta.py control_cluster.py autocreate_off.py autocreate.py autocreate_cluster.py"}
 pass=0; fail=0; skip=0
 
 # Prints why test $1 cannot run here (its client is missing), or nothing when it can.
@@ -31,6 +31,12 @@ missing() {
     bad_frames.py)
         [ -x /usr/bin/python3 ] || echo "/usr/bin/python3 is not installed (apt-get install python3)" ;;
     kafka_python.py|admin.py|cluster_meta.py|autocreate_off.py)
+        /usr/bin/python3 -c 'import kafka' 2>/dev/null ||
+            echo "kafka-python is not installed (apt-get install python3-kafka)" ;;
+    control_cluster.py)
+        command -v kcat >/dev/null 2>&1 || echo "kcat is not installed (apt-get install kcat)"
+        /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null ||
+            echo "confluent-kafka for Python is not installed (apt-get install python3-confluent-kafka)"
         /usr/bin/python3 -c 'import kafka' 2>/dev/null ||
             echo "kafka-python is not installed (apt-get install python3-kafka)" ;;
     autocreate.py|autocreate_cluster.py)

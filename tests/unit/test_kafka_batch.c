@@ -14,10 +14,12 @@
 #include "broker/kafka/kbatch.h"
 #include "broker/kafka/kcodec.h"
 #include "broker/kafka/kerr.h"
+#include "broker/kafka/kwire.h"
 #include "common/arena.h"
 #include "common/batch.h"
 #include "common/endian.h"
 #include "common/err.h"
+#include "replication/raftlog.h"
 #include "tests/unit/test_kafka_samples.h"
 
 static struct arena arena;
@@ -284,7 +286,7 @@ Test(kbatch, stored_batches_serve_as_kafka)
     memcpy(slice + n1 + n2, b1, 30);
     for (int allow_zstd = 0; allow_zstd < 2; allow_zstd++) {
         struct kmsg_records rec;
-        cr_assert_eq(kbatch_serve(ctx, slice, slice_len, allow_zstd, &arena, &rec), 2);
+        cr_assert_eq(kbatch_serve(ctx, slice, slice_len, allow_zstd, 1, &arena, &rec), 2);
         cr_assert_eq(rec.iovcnt, 4);
         cr_assert_eq(rec.iov[1].iov_base, slice + RL_BATCH_HEADER_SIZE, "records by reference");
         cr_assert_eq(rec.iov[3].iov_base == slice + n1 + RL_BATCH_HEADER_SIZE, allow_zstd,
@@ -308,7 +310,7 @@ Test(kbatch, stored_batches_serve_as_kafka)
         assert_records(back, back_len, s, 0);
     }
     struct kmsg_records none;
-    cr_assert_eq(kbatch_serve(ctx, slice, 30, 1, &arena, &none), 0);
+    cr_assert_eq(kbatch_serve(ctx, slice, 30, 1, 1, &arena, &none), 0);
     cr_assert_eq(none.len, 0);
     cr_assert_null(none.iov);
 }
@@ -441,8 +443,9 @@ Test(kbatch, crc_leaves_offset_and_epoch_out)
     cr_assert_eq(h.base_offset, 123456);
 }
 
-/* A replicated log's control batches (Raft no-ops, configurations) are left out of what Kafka
- * clients fetch; the data batch after one is served, its offsets unchanged (a gap). */
+/* Without with_control (clients that would hand control records to the application), a
+ * replicated log's control batches (Raft no-ops, configurations) are left out of what they
+ * fetch; the data batch after one is served, its offsets unchanged (a gap). */
 Test(kbatch, control_batches_left_out)
 {
     unsigned seed = test_seed();
@@ -463,13 +466,105 @@ Test(kbatch, control_batches_left_out)
     memcpy(slice, b1, n1);
     memcpy(slice + n1, b2, n2);
     struct kmsg_records rec;
-    cr_assert_eq(kbatch_serve(ctx, slice, n1, 1, &arena, &rec), 0, "control only: nothing");
+    cr_assert_eq(kbatch_serve(ctx, slice, n1, 1, 0, &arena, &rec), 0, "control only: nothing");
     cr_assert_eq(rec.len, 0);
-    cr_assert_eq(kbatch_serve(ctx, slice, n1 + n2, 1, &arena, &rec), 1);
+    cr_assert_eq(kbatch_serve(ctx, slice, n1 + n2, 1, 0, &arena, &rec), 1);
     cr_assert_eq(rec.iovcnt, 2);
     struct kmsg_out o = {(struct iovec *)rec.iov, rec.iovcnt, (size_t)rec.len};
     uint8_t *flat = kmsg_flatten(&o, &arena);
     struct kbatch_header k;
     cr_assert_eq(kbatch_check(flat, (size_t)rec.len, &k, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(k.base_offset, 510);
+}
+
+/* Checks the Kafka control batch at b (len bytes left): base offset, leader epoch, control
+ * attribute, no producer, one record, a CRC-32C over attributes..end that is right, and the
+ * control record Kafka clients skip at the batch's last offset (last_delta < 64) with the
+ * given type. Returns its size. */
+static size_t expect_control_batch(const uint8_t *b, size_t len, int64_t base, int32_t epoch,
+                                   uint8_t last_delta, uint16_t type)
+{
+    cr_assert_geq(len, KBATCH_HEADER_SIZE);
+    size_t total = 12 + kwire_load_be32(b + KBATCH_OFF_BATCH_LENGTH);
+    cr_assert_leq(total, len);
+    cr_assert_eq((int64_t)kwire_load_be64(b + KBATCH_OFF_BASE_OFFSET), base);
+    cr_assert_eq((int32_t)kwire_load_be32(b + KBATCH_OFF_LEADER_EPOCH), epoch);
+    cr_assert_eq(b[KBATCH_OFF_MAGIC], 2);
+    cr_assert_eq(kwire_load_be16(b + KBATCH_OFF_ATTRIBUTES), KBATCH_ATTR_CONTROL);
+    cr_assert_eq(kwire_load_be32(b + KBATCH_OFF_LAST_OFFSET_DELTA), last_delta);
+    cr_assert_eq((int64_t)kwire_load_be64(b + KBATCH_OFF_PRODUCER_ID), -1);
+    cr_assert_eq((int16_t)kwire_load_be16(b + KBATCH_OFF_PRODUCER_EPOCH), -1);
+    cr_assert_eq((int32_t)kwire_load_be32(b + KBATCH_OFF_BASE_SEQUENCE), -1);
+    cr_assert_eq(kwire_load_be32(b + KBATCH_OFF_RECORDS_COUNT), 1);
+    cr_assert_eq(kwire_load_be32(b + KBATCH_OFF_CRC),
+                 crc32c_update(0, b + KBATCH_CRC_FROM, total - KBATCH_CRC_FROM), "CRC-32C");
+    /* The record, byte for byte (varints zigzag): length 16, attributes 0, timestamp delta 0,
+     * offset delta last_delta, key length 4: version 0 + type, value length 6: zeros, no
+     * headers. */
+    const uint8_t want[] = {32, 0, 0, (uint8_t)(2 * last_delta), 8, 0, 0, (uint8_t)(type >> 8),
+                            (uint8_t)type, 12, 0, 0, 0, 0, 0, 0, 0};
+    cr_assert_eq(total, KBATCH_HEADER_SIZE + sizeof(want));
+    cr_assert_arr_eq(b + KBATCH_HEADER_SIZE, want, sizeof(want));
+    uint8_t rec[KBATCH_CONTROL_RECORD_MAX];
+    cr_assert_eq(kbatch_control_record(rec, last_delta, type), sizeof(want));
+    cr_assert_arr_eq(rec, want, sizeof(want));
+    return total;
+}
+
+/* With with_control (Fetch v5+), each control batch of a replicated log (here a leader's no-op
+ * and a configuration entry, as raftlog writes them) is served as a Kafka control batch in
+ * its place, with its offset and term, so clients advance past it; the configuration's
+ * payload is not served; the data batch after them is served as always. */
+Test(kbatch, control_batches_served)
+{
+    unsigned seed = test_seed();
+    struct sample_records *s = arena_calloc(&arena, sizeof(*s));
+    make_records(s, 10, seed);
+    size_t l3, n3;
+    uint8_t *k3 = client_batch(s, KCODEC_NONE, -1, &l3);
+    uint8_t *b3;
+    struct kbatch_header h;
+    cr_assert_eq(kbatch_from_kafka(ctx, k3, l3, 4, &arena, &b3, &n3, &h, err, sizeof(err)), 0);
+    batch_stamp(b3, 502, 7);
+    uint8_t *slice = arena_alloc(&arena, 4096 + n3);
+    const char conf[] = "1@127.0.0.1:9001,2@127.0.0.1:9002,3@127.0.0.1:9003";
+    int n1 = raftlog_control_batch(slice, 2048, RAFTLOG_CTL_NOOP, NULL, 0, 500, 7);
+    cr_assert_gt(n1, 0);
+    int n2 = raftlog_control_batch(slice + n1, 2048, RAFTLOG_CTL_CONFIG, conf, sizeof(conf), 501,
+                                   7);
+    cr_assert_gt(n2, (int)sizeof(conf));
+    memcpy(slice + n1 + n2, b3, n3);
+    size_t len = (size_t)n1 + (size_t)n2 + n3;
+    struct kmsg_records rec;
+    cr_assert_eq(kbatch_serve(ctx, slice, len, 1, 1, &arena, &rec), 3);
+    cr_assert_eq(rec.iovcnt, 6);
+    struct kmsg_out o = {(struct iovec *)rec.iov, rec.iovcnt, (size_t)rec.len};
+    uint8_t *flat = kmsg_flatten(&o, &arena);
+    size_t c1 = expect_control_batch(flat, (size_t)rec.len, 500, 7, 0, RAFTLOG_CTL_NOOP);
+    size_t c2 = expect_control_batch(flat + c1, (size_t)rec.len - c1, 501, 7, 0,
+                                     RAFTLOG_CTL_CONFIG);
+    struct kbatch_header k;
+    cr_assert_eq(kbatch_check(flat + c1 + c2, (size_t)rec.len - c1 - c2, &k, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(k.base_offset, 502);
+    cr_assert_eq(k.records_count, 10);
+    /* Control entries alone (a log that ends with them): served, not an empty answer. */
+    cr_assert_eq(kbatch_serve(ctx, slice, (size_t)n1, 1, 1, &arena, &rec), 1);
+    flat = kmsg_flatten(&(struct kmsg_out){(struct iovec *)rec.iov, rec.iovcnt,
+                                           (size_t)rec.len}, &arena);
+    cr_assert_eq(expect_control_batch(flat, (size_t)rec.len, 500, 7, 0, RAFTLOG_CTL_NOOP),
+                 (size_t)rec.len);
+    /* A control batch of 10 offsets whose record is not a control record of ours: the neutral
+     * type, the record at its last offset. */
+    size_t l4, n4;
+    uint8_t *k4 = client_batch(s, KCODEC_NONE, -1, &l4);
+    uint8_t *b4;
+    cr_assert_eq(kbatch_from_kafka(ctx, k4, l4, 4, &arena, &b4, &n4, &h, err, sizeof(err)), 0);
+    rl_store_le16(b4 + BATCH_OFF_FLAGS, BATCH_FLAG_CONTROL);
+    rl_store_le64(b4 + BATCH_OFF_CHECKSUM, batch_compute_checksum(b4, (uint32_t)n4));
+    batch_stamp(b4, 900, 2);
+    cr_assert_eq(kbatch_serve(ctx, b4, n4, 1, 1, &arena, &rec), 1);
+    flat = kmsg_flatten(&(struct kmsg_out){(struct iovec *)rec.iov, rec.iovcnt,
+                                           (size_t)rec.len}, &arena);
+    expect_control_batch(flat, (size_t)rec.len, 900, 2, 9, KBATCH_CONTROL_TYPE_OTHER);
 }

@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""control_cluster.py: Kafka consumers reach the end of a replicated partition whose log holds
+Raft control entries. Starts its own 3 ringlogd nodes (--voters, Kafka listeners), creates a
+topic of 1 partition with 3 replicas, produces N records in two runs (confluent-kafka,
+acks=all) around leader changes (the leader SIGKILLed, a new one elected, the node restarted),
+the last one after the second run, so the log holds control entries (each new leader's no-op)
+at its start, in the middle and at its end, and the high watermark counts them (> N). Then:
+  - `kcat -C -e` from the beginning exits by itself with exactly the N records, in order;
+  - a confluent-kafka group consumer (check.crcs on, enable.partition.eof on) reads the N
+    records, gets partition EOF at the high watermark, its position is the high watermark, and
+    the offset it commits (librdkafka stores a control record's offset like a record's) reads
+    back as the high watermark: lag 0 in Kafka tooling;
+  - kafka-python 2.0.2 (Fetch v4, which hands control records to the application) reads the N
+    records and no control record;
+  - kafkajs 2.2.4 (control_kafkajs.js; skipped when not installed) reads the N records and its
+    group's committed offset reaches the high watermark.
+Control entries are served to Fetch v5+ as Kafka control batches (docs/architecture.md, Kafka
+listener, Fetch). Needs BUILD and KAFKA_WORK (tests/kafka/run.sh sets them); kcat,
+confluent-kafka and kafka-python."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KpTopicPartition
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kraw  # noqa: E402
+
+BUILD = os.environ.get("BUILD", "build")
+WORK = os.path.join(os.environ["KAFKA_WORK"], "control_cluster")
+RINGLOGD = os.path.join(BUILD, "bin", "ringlogd")
+TOPIC = "kctl-%d" % os.getpid()
+N_EACH = 25
+procs = []
+argv = []
+kafka = []
+
+
+def logs():
+    return {i: open(os.path.join(WORK, "node-%d.log" % i), errors="replace").read()
+            for i in (1, 2, 3)}
+
+
+def fail(msg):
+    for i, text in logs().items():
+        print("--- node %d log (end)\n%s" % (i, text[-1500:]))
+    sys.exit("control_cluster.py: " + msg)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def poll(what, fn, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # a node starting or an election under way: ask again
+            last = e
+        time.sleep(0.2)
+    fail("%s: not within %.0f s (last error: %r)" % (what, seconds, last))
+
+
+def launch(i):
+    ready = os.path.join(WORK, "node-%d.ready" % (i + 1))
+    if os.path.exists(ready):
+        os.unlink(ready)
+    log = open(os.path.join(WORK, "node-%d.log" % (i + 1)), "a")
+    procs[i] = subprocess.Popen(argv[i], stdout=log, stderr=subprocess.STDOUT)
+    poll("node %d writes its ready file" % (i + 1),
+         lambda: procs[i].poll() is None and os.path.exists(ready)
+         and "kafka=" in open(ready).read())
+
+
+def start():
+    os.makedirs(WORK)
+    native = [free_port() for _ in range(3)]
+    kport = [free_port() for _ in range(3)]
+    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, native[i]) for i in range(3))
+    for i in range(3):
+        argv.append([RINGLOGD, "--node-id", str(i + 1), "--listen",
+                     "127.0.0.1:%d" % native[i], "--http", "off", "--data-dir",
+                     os.path.join(WORK, "data-%d" % (i + 1)), "--voters", voters,
+                     "--kafka-listen", "127.0.0.1:%d" % kport[i], "--ready-file",
+                     os.path.join(WORK, "node-%d.ready" % (i + 1))])
+        procs.append(None)
+        kafka.append("127.0.0.1:%d" % kport[i])
+    for i in range(3):
+        launch(i)
+    for i in range(3):
+        poll("node %d lists 3 brokers" % (i + 1),
+             lambda: len(kraw.metadata_response(kafka[i], [], version=1).brokers) == 3)
+
+
+def live():
+    return [kafka[i] for i in range(3) if procs[i].poll() is None]
+
+
+def leader():
+    """Partition 0's leader as a live node's Kafka Metadata names it, or None."""
+    part = kraw.metadata_response(live()[0], [TOPIC], version=1).topics[0][3][0]
+    return part[2] if part[0] == 0 and part[2] > 0 else None
+
+
+def high_watermark():
+    c = Consumer({"bootstrap.servers": ",".join(live()), "group.id": "kctl-hw"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=5, cached=False)[1]
+    finally:
+        c.close()
+
+
+def produce(tag, n, expected):
+    p = Producer({"bootstrap.servers": ",".join(live()), "acks": "all",
+                  "enable.idempotence": True, "message.timeout.ms": 60000})
+    failed = []
+    for k in range(n):
+        v = b"%s-%d" % (tag, k)
+        p.produce(TOPIC, value=v, partition=0,
+                  on_delivery=lambda err, _m: err is not None and failed.append(err))
+        expected.append(v)
+    if p.flush(90) != 0 or failed:
+        fail("records left unacknowledged: %r" % failed[:3])
+
+
+def leader_change():
+    """SIGKILLs partition 0's leader, waits until another node leads and its no-op has
+    committed (the high watermark grows with no record produced), restarts the killed node."""
+    old = poll("partition 0's leader", leader)
+    hw = poll("partition 0's high watermark", high_watermark)
+    procs[old - 1].kill()
+    procs[old - 1].wait()
+    new = poll("a new leader after node %d's SIGKILL" % old,
+               lambda: (lambda n: n if n and n != old else None)(leader()))
+    poll("node %d's no-op commits (high watermark past %d)" % (new, hw),
+         lambda: high_watermark() > hw)
+    launch(old - 1)
+    print("leader %d killed and restarted, node %d leads" % (old, new), flush=True)
+
+
+def check_kcat(expected, hw):
+    try:
+        out = subprocess.run(["kcat", "-b", ",".join(kafka), "-C", "-t", TOPIC, "-p", "0",
+                              "-o", "beginning", "-e", "-q", "-f", "%s\n"],
+                             capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        fail("kcat -C -e did not exit within 60 s: its position never reached the high "
+             "watermark %d past the trailing control entries" % hw)
+    got = out.stdout.split(b"\n")[:-1]
+    if out.returncode != 0 or got != expected:
+        fail("kcat -C -e exited %d with %d records (want %d): %r..." %
+             (out.returncode, len(got), len(expected), got[:3]))
+    print("kcat -C -e exited by itself with the %d records" % len(got), flush=True)
+
+
+def check_confluent(expected, hw):
+    c = Consumer({"bootstrap.servers": ",".join(kafka), "group.id": "kctl-g-%d" % os.getpid(),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "enable.partition.eof": True, "check.crcs": True})
+    tp = TopicPartition(TOPIC, 0)
+    try:
+        c.subscribe([TOPIC])
+        got, eof = [], None
+        deadline = time.monotonic() + 60
+        while eof is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    fail("confluent-kafka consumer error: %s" % m.error())
+                eof = m.offset()
+                continue
+            got.append(m.value())
+        pos = c.position([tp])[0].offset
+        if eof is None:
+            fail("no partition EOF within 60 s: %d records read, position %d, high watermark "
+                 "%d" % (len(got), pos, hw))
+        # EOF comes at the high watermark of that fetch: hw, or more if an election since (a
+        # restarted node's) appended another no-op.
+        now = high_watermark()
+        if got != expected or not hw <= eof <= now or pos != eof:
+            fail("confluent-kafka read %d records (want %d), EOF at %d, position %d, high "
+                 "watermark %d (now %d)" % (len(got), len(expected), eof, pos, hw, now))
+        c.commit(asynchronous=False)
+        committed = c.committed([tp], timeout=10)[0].offset
+        if committed != eof:
+            fail("committed offset %d, high watermark %d: lag never reaches 0" %
+                 (committed, eof))
+    finally:
+        c.close()
+    print("confluent-kafka: %d records, partition EOF, position and committed offset at the "
+          "high watermark %d" % (len(got), eof), flush=True)
+
+
+def check_kafka_python(expected):
+    c = KafkaConsumer(bootstrap_servers=kafka, group_id=None, enable_auto_commit=False,
+                      check_crcs=True, client_id="kctl-kafka-python")
+    tp = KpTopicPartition(TOPIC, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < len(expected) and time.monotonic() < deadline:
+        for _tp, msgs in c.poll(timeout_ms=500).items():
+            for m in msgs:
+                if m.key is not None:
+                    fail("a control record reached kafka-python at offset %d" % m.offset)
+                got.append(m.value)
+    # Anything more (a control record after the last one) would show within a poll or two.
+    for _tp, msgs in c.poll(timeout_ms=1000).items():
+        got.extend(m.value for m in msgs)
+    c.close()
+    if got != expected:
+        fail("kafka-python read %d records (want %d): %r..." % (len(got), len(expected),
+                                                               got[:3]))
+    print("kafka-python (Fetch v4): the %d records, no control record" % len(got), flush=True)
+
+
+def check_kafkajs(expected, hw):
+    """kafkajs (npm; run.sh's kafkajs test installs it) when it is there: a leg of its own,
+    reported as skipped otherwise."""
+    modules = os.path.join(BUILD, "kafka-npm", "node_modules")
+    if not os.path.exists(os.path.join(modules, "kafkajs", "package.json")):
+        print("kafkajs: skipped (not installed: make kafka-client-tests)", flush=True)
+        return
+    env = dict(os.environ, NODE_PATH=os.path.abspath(modules), KCTL_TOPIC=TOPIC,
+               KCTL_BROKERS=",".join(kafka), KCTL_HW=str(hw),
+               KCTL_VALUES="\n".join(v.decode() for v in expected))
+    js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "control_kafkajs.js")
+    try:
+        out = subprocess.run(["node", js], env=env, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        fail("the kafkajs consumer did not finish within 90 s")
+    if out.returncode != 0:
+        fail("kafkajs: %s%s" % (out.stdout, out.stderr[-1500:]))
+    print(out.stdout.strip(), flush=True)
+
+
+def stop():
+    for p in procs:
+        if p and p.poll() is None:
+            p.terminate()
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=30) if p else None)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes.append(None)
+    return codes
+
+
+def main():
+    try:
+        start()
+        poll("CreateTopics %s (1 partition, 3 replicas)" % TOPIC,
+             lambda: kraw.create_topic(kafka[0], TOPIC, 1, 3)[0] in (0, 36))
+        poll("partition 0 has a leader", leader)
+        expected = []
+        produce(b"a", N_EACH, expected)
+        leader_change()
+        produce(b"b", N_EACH, expected)
+        leader_change()
+        hw = poll("partition 0's high watermark", high_watermark)
+        print("high watermark %d after %d records" % (hw, len(expected)), flush=True)
+        if hw <= len(expected):
+            fail("the high watermark %d does not count control entries: nothing to test" % hw)
+        check_kcat(expected, hw)
+        check_confluent(expected, hw)
+        check_kafka_python(expected)
+        check_kafkajs(expected, hw)
+    finally:
+        codes = stop()
+    if codes != [0, 0, 0]:
+        fail("the nodes did not stop cleanly: exit codes %r" % codes)
+    for i, text in logs().items():
+        if "AddressSanitizer" in text or "LeakSanitizer" in text or "runtime error:" in text:
+            fail("node %d reported sanitizer errors" % i)
+    print("control_cluster ok")
+
+
+main()
