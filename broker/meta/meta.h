@@ -263,6 +263,11 @@ uint32_t meta_commits_pending(const struct meta *m);
 /* Records in metadata.log (replayed at open plus appended since). */
 uint64_t meta_log_records(const struct meta *m);
 
+/* Records [first, end) of metadata.log as the file holds them, for a controller snapshot
+ * transfer (broker/cluster/ctl.c): metalog_read_records. Blocks. */
+int meta_log_read(struct meta *m, uint64_t first, uint64_t end, size_t max_bytes, uint8_t *out,
+                  size_t cap, size_t *len_out, uint32_t *n_out);
+
 /* Checks an encoded record against the state as meta_process would (the controller leader's
  * check before it proposes a forwarded change). Returns 0 or a code with a sentence in err. */
 int meta_check_record(const struct meta *m, const uint8_t *payload, size_t len, char *err,
