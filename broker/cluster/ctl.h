@@ -35,9 +35,10 @@
  * holds more than cfg.snapshot_entries entries before the last checkpoint written, the node
  * moves its log start to that checkpoint's index (plog_advance_start; the core follows,
  * raft_compact); a leader stops short of the match index of any member it heard from within
- * the session timeout (a slow follower gets entries; one down gets a snapshot once back). Invariant: the log start never passes an index this node's own metadata.log
- * and checkpoint durably cover, so a restart resumes after the checkpoint and reads only the
- * entries after it.
+ * the session timeout (a slow follower gets entries; one down gets a snapshot once back).
+ * Invariant: the log start never passes an index this node's own metadata.log and checkpoint
+ * durably cover, so a restart resumes after the checkpoint and reads only the entries after
+ * it.
  *
  * Catch-up past a log start (a node down while the leader truncated, a new broker): the
  * leader's core sends a snapshot message naming its log start S and the node's log restarts
@@ -53,7 +54,9 @@
  * checkpoint. A crash in between leaves metadata.log a prefix of the history and the old
  * checkpoint below the log start: the next start asks again from what metadata.log holds. A
  * chunk that does not check, a node not yet at S, or no answer: asked again after
- * CTL_IMAGE_RETRY_MS (of the next node).
+ * CTL_IMAGE_RETRY_MS (of the next node). Serving a chunk reads the answering node's
+ * metadata.log on the loop (blocking; rare: only nodes behind a log start ask). A node of an
+ * earlier version neither serves nor asks: upgrade every node before one can fall behind.
  *
  * Files: <data>/raft-hardstate (hstore: term and vote), <data>/__controller/ (the plog of group
  * 0 and its raftlog checkpoint). Single-threaded: the shard's loop.
