@@ -909,6 +909,11 @@ static void ctl_image_ask(struct ctl *c, int64_t now)
     }
     in->attempt++;
     in->sent_ms = now;
+    if (in->attempt % 30 == 0)
+        RL_WARN("controller: still fetching the metadata behind the log start (index %" PRIu64
+                ") after %u requests, %" PRIu64 " records held; the answering nodes are behind "
+                "it, unreachable, or send chunks that do not check (%" PRIu64 " so far)",
+                raftlog_log_start(c->rl), in->attempt, in->have, in->failures);
     if (!to)
         return;
     uint8_t req[CTL_IMAGE_REQ_BYTES];
