@@ -77,7 +77,9 @@ struct meta_limits {
                                       * opened here); 0: a single broker holds every partition */
     /* Compaction of metadata.log at open (metalog_compact) once this many records are no
      * longer needed; 0: never. Single brokers only: a cluster node's node.id counts the
-     * records its metadata.log held before it joined (broker/cluster/ctl.c). */
+     * records its metadata.log held before it joined (broker/cluster/ctl.c), and a node
+     * behind the controller log's start fetches records from others' metadata.log by their
+     * position (meta_log_read), so a cluster node's metadata.log is never compacted. */
     uint32_t log_compact_min_dropped;
 };
 
