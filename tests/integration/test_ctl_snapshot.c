@@ -3,11 +3,13 @@
  * real ringlogd processes on 127.0.0.1 with controller.snapshot.entries=20 (the log is cut
  * at every apply checkpoint, CTLCKPT_EVERY = 64 entries). Checks: after many topic creations
  * every voter's controller log starts past index 0 (ringlog_controller_log_start); a voter
- * restarted keeps every topic and reads only the entries after its checkpoint; a voter killed
- * while the leader truncates past it catches up by snapshot install (metadata fetched from the
- * leader: ringlog_controller_snapshot_installs_total) and names every topic, also when killed
- * as its install starts and after a further restart; a brand-new broker (node 4, outside the voters) started after truncation
- * gets every topic the same way.
+ * restarted keeps every topic and reads only the entries after its checkpoint; a follower
+ * back within the session timeout from a restart across the leader's checkpoint gets
+ * entries, not a snapshot; a voter killed while the leader truncates past it catches up by
+ * snapshot install (metadata fetched from the leader:
+ * ringlog_controller_snapshot_installs_total) and names every topic, also when killed as its
+ * install starts and after a further restart; a brand-new broker (node 4, outside the
+ * voters) started after truncation gets every topic the same way.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -29,6 +31,10 @@
 static const char *const node_args[] = {"--set", "election.timeout.ms=1000", "--set",
                                         "controller.snapshot.entries=20", "--set",
                                         "broker.session.timeout.ms=3000", NULL};
+/* The first test: a longer session, so a follower down for a moment is still "heard". */
+static const char *const node_args_slow[] = {"--set", "election.timeout.ms=1000", "--set",
+                                             "controller.snapshot.entries=20", "--set",
+                                             "broker.session.timeout.ms=8000", NULL};
 static struct tl_cluster cl;
 
 static void teardown(void)
@@ -104,7 +110,7 @@ static long long wait_metric(int i, const char *name, long long min)
 Test(ctl_snapshot, every_voter_truncates_and_a_restart_reads_only_after_its_snapshot,
      .fini = teardown)
 {
-    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = NV, .args = node_args,
+    tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = NV, .args = node_args_slow,
                                                    .start_ms = START_MS});
     tl_cluster_start_all(&cl);
     bool up[NV] = {true, true, true};
@@ -137,11 +143,37 @@ Test(ctl_snapshot, every_voter_truncates_and_a_restart_reads_only_after_its_snap
               applied, start);
     cr_assert_geq(metric(f, "ringlog_controller_log_start"), start);
     cr_assert_eq(metric(f, "ringlog_controller_snapshot_installs_total"), 0);
-    /* The cluster keeps taking changes. */
+    /* A follower back within the session timeout (killed and restarted while the leader
+     * passed its next checkpoint) is still counted: the leader truncates no further than its
+     * match, so it gets entries, not a snapshot. */
     leader = wait_leader(up, NV);
-    create_range(leader - 1, TOPICS, TOPICS + 5);
+    int l = leader - 1, s = (leader + 1) % NV, next = TOPICS;
+    long long ck = metric(l, "ringlog_controller_checkpoint_index");
+    while (metric(l, "ringlog_controller_applied_index") < ck + 64 - 3) {
+        create_range(l, next, next + 1);
+        next++;
+    }
+    long long before = metric(l, "ringlog_controller_log_start");
+    tl_broker_kill(&cl.b[s]);
+    uint64_t killed = tl_now_ms();
+    while (metric(l, "ringlog_controller_checkpoint_index") <= ck) {
+        cr_assert(tl_now_ms() - killed < 4000, "no checkpoint on the leader meanwhile");
+        create_range(l, next, next + 1);
+        next++;
+    }
+    cr_assert_eq(tl_broker_restart(&cl.b[s], START_MS), 0);
+    uint64_t down_ms = tl_now_ms() - killed;
+    cr_assert_gt(metric(l, "ringlog_controller_log_start"), before,
+                 "the leader did not truncate at its checkpoint");
+    expect_all_topics(s, next);
+    if (down_ms < 6000) /* the session timeout is 8 s */
+        cr_assert_eq(metric(s, "ringlog_controller_snapshot_installs_total"), 0,
+                     "node %d, down %llu ms, was sent a snapshot", s + 1,
+                     (unsigned long long)down_ms);
+    /* The cluster keeps taking changes. */
+    create_range(l, next, next + 5);
     for (int i = 0; i < NV; i++)
-        expect_all_topics(i, TOPICS + 5);
+        expect_all_topics(i, next + 5);
 }
 
 Test(ctl_snapshot, a_voter_behind_the_log_start_and_a_new_broker_catch_up_by_install,
