@@ -76,6 +76,8 @@ TESTS += $(BUILD)/tests/integration/test_reassign
 TESTS += $(BUILD)/tests/integration/test_repl_groups
 # A follower behind the leader's log start catches up by snapshot install; replication metrics.
 TESTS += $(BUILD)/tests/integration/test_repl_catchup
+# The controller log truncated at its apply checkpoint; nodes behind it catch up by install.
+TESTS += $(BUILD)/tests/integration/test_ctl_snapshot
 # Fast failover: a SIGKILLed leader's partition takes acks=all produce again within a bound.
 TESTS += $(BUILD)/tests/integration/test_repl_failover
 # The tail cache end to end: tail fetches counted as hits, bytes identical to the disk's.

@@ -21,6 +21,7 @@
 #include "broker/cluster/peer.h"
 #include "broker/cluster/replica.h"
 #include "broker/meta/meta.h"
+#include "broker/meta/metalog.h"
 #include "common/batch.h"
 #include "common/endian.h"
 #include "common/err.h"
@@ -66,6 +67,19 @@ struct ctl_local {
     int refuse_rc;
     uint64_t refuse_index;
     char refuse_msg[520];
+};
+
+/* A fetch of the metadata behind a snapshot install (ctl.h): the records held so far, the
+ * request out, and, once every record is here, the checkpoint to take. */
+struct ctl_install {
+    bool active;
+    bool final;            /* every record of `ck` is recorded or queued: take ck once done */
+    uint64_t have;         /* group 0's "m" records metadata.log holds or will hold */
+    uint64_t req_id;
+    int64_t sent_ms;       /* 0: ask at once */
+    uint32_t attempt;
+    uint64_t installs, failures;
+    struct ctlckpt *ck;    /* the answering node's checkpoint (final) */
 };
 
 struct ctl {
@@ -117,6 +131,13 @@ struct ctl {
      * the entries read up to it, for the metrics. */
     uint64_t ckpt_index, start_last_index, start_entries_read;
     bool ckpt_warned;
+    /* Snapshots (ctl.h): the last checkpoint written durably (served to nodes behind a log
+     * start; its index bounds the log start), and a fetch of the metadata behind an install. */
+    struct ctlckpt *durable_ck;
+    bool has_durable_ck;
+    bool ckpt_due;       /* write a checkpoint as soon as metadata.log holds what was applied */
+    uint64_t compactions;
+    struct ctl_install inst;
     struct replicas *replicas; /* partitions with more than one replica (replica.h) */
 };
 
@@ -707,6 +728,47 @@ static void ctl_apply_entry(struct ctl *c, const struct raft_entry *e)
     }
 }
 
+/* Truncates the controller log up to the last durable checkpoint once more than
+ * snapshot_entries entries lie before it. Never past that checkpoint: everything up to it is
+ * in this node's metadata.log and checkpoint, both synced (the invariant in ctl.h). Called
+ * after each checkpoint written. */
+static void ctl_compact(struct ctl *c)
+{
+    if (!c->has_durable_ck || c->inst.active)
+        return;
+    uint64_t upto = c->durable_ck->applied, start = raftlog_log_start(c->rl);
+    /* A leader keeps what the members it hears from still need, so a follower that is merely
+     * slow gets entries, not a snapshot; a member silent past the session timeout gets a
+     * snapshot when it is back. */
+    const struct raft *rf = repl_group_raft(c->g);
+    int64_t now = ctl_now_ms(c);
+    for (uint32_t i = 0; raft_role(rf) == RAFT_LEADER && i < rf->n_progress; i++) {
+        const struct raft_progress *pr = &rf->progress[i];
+        struct peer_node_stats ps;
+        peer_get_node_stats(c->peer, pr->id, &ps);
+        if (pr->id != c->cfg.self && ps.last_heard_ms &&
+            now - ps.last_heard_ms < (int64_t)c->cfg.session_timeout_ms && pr->match < upto)
+            upto = pr->match;
+    }
+    /* After an install the checkpoint may lie past what the log holds yet (the fetched
+     * checkpoint is the answering node's): the core compacts only committed entries. */
+    if (upto > raft_commit(rf))
+        upto = raft_commit(rf);
+    if (upto <= start || upto - start <= c->cfg.snapshot_entries)
+        return;
+    RL_ASSERTF(upto <= c->applied && upto <= c->durable_ck->applied,
+               "controller: truncation to %" PRIu64 " past applied %" PRIu64, upto, c->applied);
+    int rc = plog_advance_start(c->plog, upto);
+    if (rc) {
+        RL_WARN("controller: cannot truncate the controller log to index %" PRIu64 ": %s",
+                upto, rl_strerror(rc));
+        return;
+    }
+    c->compactions++;
+    RL_INFO("controller: log truncated: it now starts after index %" PRIu64 " (was %" PRIu64
+            ")", upto, start);
+}
+
 /* Records how far this broker applied, once `every` entries past the last checkpoint and once
  * metadata.log holds every record applied (the checkpoint counts them). */
 static void ctl_checkpoint(struct ctl *c, uint64_t every)
@@ -723,12 +785,18 @@ static void ctl_checkpoint(struct ctl *c, uint64_t every)
     char dir[PATH_MAX + 32];
     snprintf(dir, sizeof(dir), "%s/%s", c->cfg.data_dir, CTL_DIR);
     int rc = ctlckpt_write(dir, ck);
-    free(ck);
     if (rc == 0) {
         c->ckpt_index = c->applied;
+        c->ckpt_due = false;
+        *c->durable_ck = *ck; /* served to nodes behind a log start; bounds our own */
+        c->has_durable_ck = true;
+        free(ck);
+        ctl_compact(c);
         return;
     }
+    free(ck);
     c->ckpt_index = c->applied; /* retried after the next `every` entries, not every turn */
+    c->ckpt_due = false;
     if (!c->ckpt_warned)
         RL_WARN("controller: cannot write the apply checkpoint in %s: %s (a restart replays "
                 "more of the controller log)", dir, rl_strerror(rc));
@@ -750,6 +818,8 @@ static void ctl_checkpoint_load(struct ctl *c)
                 ck->meta_seen, c->skip_meta);
     else if (rc == 1) {
         c->applied = c->ckpt_index = ck->applied;
+        *c->durable_ck = *ck;
+        c->has_durable_ck = true;
         c->meta_seen = ck->meta_seen;
         c->n_brokers = ck->n_brokers;
         memcpy(c->brokers, ck->brokers, ck->n_brokers * sizeof(ck->brokers[0]));
@@ -764,8 +834,194 @@ static void ctl_checkpoint_load(struct ctl *c)
     free(ck);
 }
 
+/* --- snapshot install: the metadata behind a log start (ctl.h) ------------------------------ */
+
+/* Snapshot chunk request, PEER_CTL_IMAGE_REQ (little-endian): off 0 u64 req_id | 8 u64 the
+ * asker's log start (the answering checkpoint must cover it) | 16 u64 first "m" record wanted
+ * | 24 u32 max record bytes. The answer is a chunk (ctlckpt.h). */
+#define CTL_IMAGE_REQ_BYTES 28
+
+static void ctl_image_answer(struct ctl *c, uint32_t to, uint64_t req_id, int status,
+                             const uint8_t *recs, size_t recs_len, uint32_t n_recs,
+                             uint64_t first)
+{
+    size_t cap = ctlckpt_chunk_bytes(status ? 0 : c->durable_ck->n_brokers, recs_len);
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return; /* the asker asks again */
+    size_t len = ctlckpt_chunk_encode(buf, req_id, status, c->durable_ck, first, recs, recs_len,
+                                      n_recs);
+    peer_send(c->peer, to, PEER_CTL_IMAGE_RESP, buf, len);
+    free(buf);
+}
+
+/* Serves one chunk from this node's last durable checkpoint: the "m" records [first, M) of
+ * group 0, which follow this broker's legacy records in its metadata.log. */
+static void ctl_image_serve(struct ctl *c, uint32_t from, const uint8_t *body, size_t len)
+{
+    if (len < CTL_IMAGE_REQ_BYTES)
+        return;
+    uint64_t req_id = rl_load_le64(body), want = rl_load_le64(body + 8);
+    uint64_t first = rl_load_le64(body + 16);
+    size_t max_bytes = rl_load_le32(body + 24);
+    const struct ctlckpt *ck = c->durable_ck;
+    if (!c->has_durable_ck || ck->applied < want || first > ck->meta_seen) {
+        ctl_image_answer(c, from, req_id, RL_E_OFFSET_OUT_OF_RANGE, NULL, 0, 0, first);
+        return;
+    }
+    if (max_bytes > CTL_IMAGE_CHUNK_BYTES || max_bytes == 0)
+        max_bytes = CTL_IMAGE_CHUNK_BYTES;
+    size_t cap = CTL_IMAGE_CHUNK_BYTES, got = 0;
+    uint32_t n = 0;
+    uint8_t *recs = malloc(cap);
+    int rc = recs ? 0 : -ENOMEM;
+    if (rc == 0 && first < ck->meta_seen)
+        rc = meta_log_read(c->meta, c->legacy_records + first,
+                           c->legacy_records + ck->meta_seen, max_bytes, recs, cap, &got, &n);
+    if (rc == -ENOBUFS) { /* one record larger than a chunk: it goes alone */
+        free(recs);
+        cap = METALOG_MAX_RECORD_BYTES + CTLCKPT_CHUNK_RECORD_HEADER;
+        recs = malloc(cap);
+        rc = recs ? meta_log_read(c->meta, c->legacy_records + first, c->legacy_records +
+                                  first + 1, cap, recs, cap, &got, &n) : -ENOMEM;
+    }
+    if (rc) {
+        RL_WARN("controller: cannot serve metadata records from %" PRIu64 " to node %u: %s",
+                first, from, rl_strerror(rc));
+        ctl_image_answer(c, from, req_id, rc, NULL, 0, 0, first);
+    } else
+        ctl_image_answer(c, from, req_id, 0, recs, got, n, first);
+    free(recs);
+}
+
+static void ctl_image_ask(struct ctl *c, int64_t now)
+{
+    struct ctl_install *in = &c->inst;
+    uint32_t leader = raft_leader(repl_group_raft(c->g)), to = 0;
+    /* The leader (its checkpoint covers its own log start) and, every other try, the voters
+     * in turn: a snapshot from a former leader may be ahead of the new one's checkpoint. */
+    if (leader && leader != c->cfg.self && in->attempt % 2 == 0)
+        to = leader;
+    for (uint32_t k = 0; !to && k < c->cfg.n_voters; k++) {
+        uint32_t id = c->cfg.voters[(in->attempt / 2 + k) % c->cfg.n_voters].id;
+        if (id != c->cfg.self)
+            to = id;
+    }
+    in->attempt++;
+    in->sent_ms = now;
+    if (in->attempt % 30 == 0)
+        RL_WARN("controller: still fetching the metadata behind the log start (index %" PRIu64
+                ") after %u requests, %" PRIu64 " records held; the answering nodes are behind "
+                "it, unreachable, or send chunks that do not check (%" PRIu64 " so far)",
+                raftlog_log_start(c->rl), in->attempt, in->have, in->failures);
+    if (!to)
+        return;
+    uint8_t req[CTL_IMAGE_REQ_BYTES];
+    rl_store_le64(req, ++in->req_id);
+    rl_store_le64(req + 8, raftlog_log_start(c->rl));
+    rl_store_le64(req + 16, in->have);
+    rl_store_le32(req + 24, CTL_IMAGE_CHUNK_BYTES);
+    peer_send(c->peer, to, PEER_CTL_IMAGE_REQ, req, sizeof(req));
+}
+
+/* A chunk: checked whole (ctlckpt_chunk_decode), then its records queued for metadata.log in
+ * order; once they reach the answering checkpoint's M, that checkpoint is taken once they are
+ * recorded (ctl_install_step). */
+static void ctl_image_take(struct ctl *c, const uint8_t *body, size_t len)
+{
+    struct ctl_install *in = &c->inst;
+    if (!in->active || in->final || len < 8 || rl_load_le64(body) != in->req_id)
+        return; /* late, or an answer to an earlier request */
+    struct ctlckpt_chunk ch;
+    if (ctlckpt_chunk_decode(body, len, &ch, in->ck)) {
+        in->failures++;
+        RL_WARN("controller: a snapshot chunk does not check (%zu bytes); asking again", len);
+        return; /* the retry timer asks again */
+    }
+    const struct ctlckpt *ck = in->ck;
+    if (ch.status || ck->applied < raftlog_log_start(c->rl) || ck->meta_seen < in->have ||
+        ch.first != in->have || ch.n_records > ck->meta_seen - in->have) {
+        RL_DEBUG("controller: snapshot chunk not served (%s); asking again later",
+                 rl_strerror(ch.status));
+        return;
+    }
+    const uint8_t *p = ch.records;
+    for (uint32_t i = 0; i < ch.n_records; i++) {
+        uint32_t rl = rl_load_le32(p);
+        if (meta_commit_record(c->meta, p + CTLCKPT_CHUNK_RECORD_HEADER, rl, NULL))
+            return; /* out of memory: what was queued is a prefix; asked again from there */
+        in->have++;
+        p += CTLCKPT_CHUNK_RECORD_HEADER + (size_t)rl;
+    }
+    in->sent_ms = 0; /* the next chunk at once (once these are recorded) */
+    in->final = in->have == ck->meta_seen;
+}
+
+/* Takes the fetched checkpoint once metadata.log holds every record it covers. */
+static void ctl_install_finish(struct ctl *c)
+{
+    struct ctl_install *in = &c->inst;
+    const struct ctlckpt *ck = in->ck;
+    c->applied = ck->applied;
+    c->meta_seen = ck->meta_seen;
+    c->n_brokers = ck->n_brokers;
+    memcpy(c->brokers, ck->brokers, ck->n_brokers * sizeof(ck->brokers[0]));
+    for (uint32_t i = 0; i < c->n_brokers; i++) {
+        const struct ctl_broker *b = &c->brokers[i];
+        if (b->id != c->cfg.self && b->port)
+            peer_add(c->peer, b->id, b->host, b->port);
+        if (b->id == c->cfg.self && b->incarnation == c->incarnation)
+            c->registered = true;
+    }
+    /* This broker's own change, committed at an index the install covered: it is in the
+     * records just recorded, so a marker behind them ends it (as ctl_local_answer does). */
+    if (c->local.active && c->local.answered && c->local.index <= c->applied) {
+        struct meta_proposal *pr = c->local.pr;
+        ctl_local_clear(c);
+        if (meta_commit_record(c->meta, NULL, 0, pr))
+            meta_proposal_refused(c->meta, pr, -ENOMEM, "out of memory");
+    }
+    in->active = in->final = false;
+    in->installs++;
+    c->ckpt_due = true; /* written below, before anything past it is applied */
+    ctl_checkpoint(c, 0);
+    RL_INFO("controller: snapshot installed: metadata as of controller index %" PRIu64 " (%"
+            PRIu64 " records), %u brokers; applying the log after it", c->applied,
+            c->meta_seen, c->n_brokers);
+}
+
+/* This node's applied index lies below its log start (a snapshot was installed, or the
+ * checkpoint was lost): fetch the metadata up to a checkpoint at or past the log start. */
+static void ctl_install_step(struct ctl *c)
+{
+    struct ctl_install *in = &c->inst;
+    if (!in->active) {
+        in->active = true;
+        in->final = false;
+        in->attempt = 0;
+        in->sent_ms = 0;
+        in->have = c->meta_seen > c->skip_meta ? c->meta_seen : c->skip_meta;
+        RL_INFO("controller: the log starts after index %" PRIu64 " but this node applied up "
+                "to %" PRIu64 "; fetching the metadata from %" PRIu64 " records on",
+                raftlog_log_start(c->rl), c->applied, in->have);
+    }
+    if (meta_commits_pending(c->meta))
+        return; /* one chunk at a time in memory */
+    if (in->final) {
+        ctl_install_finish(c);
+        return;
+    }
+    int64_t now = ctl_now_ms(c);
+    if (in->sent_ms == 0 || now - in->sent_ms >= CTL_IMAGE_RETRY_MS)
+        ctl_image_ask(c, now);
+}
+
 static void ctl_apply(struct ctl *c)
 {
+    if (c->inst.active || raftlog_log_start(c->rl) > c->applied) {
+        ctl_install_step(c);
+        return;
+    }
     uint64_t commit = raft_commit(repl_group_raft(c->g));
     struct raft_entry ents[CTL_APPLY_BATCH];
     for (uint32_t guard = 0; c->applied < commit && guard < 1024; guard++) {
@@ -782,7 +1038,7 @@ static void ctl_apply(struct ctl *c)
         }
         raftlog_ready_done(c->rl);
     }
-    ctl_checkpoint(c, CTLCKPT_EVERY);
+    ctl_checkpoint(c, c->ckpt_due ? 0 : CTLCKPT_EVERY);
 }
 
 /* A voter refused our hello: its voters list differs from ours. Once a majority of the voters
@@ -871,6 +1127,12 @@ static void ctl_on_frame(void *ctx, uint32_t from, uint8_t type, const uint8_t *
     case PEER_FWD:
         if (len >= 9)
             ctl_enqueue(c, from, rl_load_le64(body), body[8], body + 9, len - 9);
+        return;
+    case PEER_CTL_IMAGE_REQ:
+        ctl_image_serve(c, from, body, len);
+        return;
+    case PEER_CTL_IMAGE_RESP:
+        ctl_image_take(c, body, len);
         return;
     case PEER_FWD_RESP: {
         if (len < 22)
@@ -1010,10 +1272,14 @@ static int ctl_open_group(struct ctl *c)
         .on_role = ctl_on_role,
         .ctx = c,
     };
-    o.snap.config.n_voters = c->cfg.n_voters;
+    struct raft_config initial = {.n_voters = c->cfg.n_voters};
     for (uint32_t i = 0; i < c->cfg.n_voters; i++)
-        o.snap.config.voters[i] = c->cfg.voters[i].id;
-    int rc = repl_group_add(c->repl, &o, &c->g);
+        initial.voters[i] = c->cfg.voters[i].id;
+    /* What the log starts after: a truncation or an installed snapshot moved it. */
+    int rc = raftlog_snapshot(c->rl, &initial, &o.snap);
+    if (rc)
+        return rc;
+    rc = repl_group_add(c->repl, &o, &c->g);
     if (rc)
         return rc;
     raftlog_set_notify(c->rl, ctl_durable_notify, c->g);
@@ -1081,6 +1347,8 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
     if (!c)
         return -ENOMEM;
     c->cfg = *cfg;
+    if (!c->cfg.snapshot_entries)
+        c->cfg.snapshot_entries = CTL_SNAPSHOT_ENTRIES_DEFAULT;
     c->io = io;
     c->meta = m;
     c->cluster_id = ctl_cluster_id(cfg);
@@ -1099,7 +1367,9 @@ int ctl_open(struct io *io, struct storage *st, struct meta *m, const struct ctl
         raftlog_arena_set_catchup_rate(c->arena, io, cfg->catchup_bytes_per_sec);
     c->bb = batch_builder_create(CTL_MAX_RECORD_BYTES, BATCH_CODEC_NONE, 0);
     c->br = batch_reader_create(64 * 1024);
-    if (!c->peer || !c->arena || !c->bb || !c->br) {
+    c->durable_ck = calloc(1, sizeof(*c->durable_ck));
+    c->inst.ck = calloc(1, sizeof(*c->inst.ck));
+    if (!c->peer || !c->arena || !c->bb || !c->br || !c->durable_ck || !c->inst.ck) {
         rc = -ENOMEM;
         snprintf(err, err_cap, "out of memory");
         goto fail;
@@ -1222,6 +1492,8 @@ void ctl_close(struct ctl *c)
         raftlog_arena_destroy(c->arena);
     batch_builder_destroy(c->bb);
     batch_reader_destroy(c->br);
+    free(c->durable_ck);
+    free(c->inst.ck);
     free(c);
 }
 
@@ -1364,6 +1636,8 @@ void ctl_get_status(const struct ctl *c, struct ctl_status *out)
     out->commit = raft_commit(rf);
     out->applied = c->applied;
     out->last_index = raft_last_index(rf);
+    out->log_start = raftlog_log_start(c->rl);
+    out->installing = c->inst.active;
     out->n_voters = c->cfg.n_voters;
     int64_t now = ctl_now_ms(c);
     for (uint32_t i = 0; i < c->cfg.n_voters; i++) {
@@ -1401,8 +1675,8 @@ size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap)
     } while (0)
     OUT("{\"node_id\":%u,\"cluster_id\":\"%016" PRIx64 "\",\"controller\":{\"role\":\"%s\","
         "\"leader\":%u,\"term\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
-        ",\"last_index\":%" PRIu64 "},\"voters\":[", s.self, s.cluster_id, s.role, s.leader,
-        s.term, s.commit, s.applied, s.last_index);
+        ",\"last_index\":%" PRIu64 ",\"log_start\":%" PRIu64 "},\"voters\":[", s.self,
+        s.cluster_id, s.role, s.leader, s.term, s.commit, s.applied, s.last_index, s.log_start);
     int64_t now = ctl_now_ms(c);
     for (uint32_t i = 0; i < c->cfg.n_voters; i++) {
         const struct ctl_voter *v = &c->cfg.voters[i];
@@ -1479,6 +1753,12 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("controller_applied_index", "gauge", s.applied);
     M("controller_checkpoint_index", "gauge", c->ckpt_index);
     M("controller_start_entries_read", "gauge", c->start_entries_read);
+    M("controller_log_start", "gauge", s.log_start);
+    M("controller_snapshot_index", "gauge", repl_group_raft(c->g)->snap_index);
+    M("controller_log_truncations_total", "counter", c->compactions);
+    M("controller_snapshot_installing", "gauge", s.installing);
+    M("controller_snapshot_installs_total", "counter", c->inst.installs);
+    M("controller_snapshot_chunk_failures_total", "counter", c->inst.failures);
     M("controller_elections_total", "counter", rs.elections);
     M("controller_leader_changes_total", "counter", rs.leader_changes);
     M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);

@@ -30,6 +30,34 @@
  * Identity: <data>/node.id binds the directory to a node id and a cluster id (a hash of the
  * voters list) at first start; a later start with another id or another voters list refuses.
  *
+ * Snapshots (truncation of the controller log). The applied checkpoint (ctlckpt.h, written
+ * once metadata.log durably holds every record applied) is this node's snapshot: once the log
+ * holds more than cfg.snapshot_entries entries before the last checkpoint written, the node
+ * moves its log start to that checkpoint's index (plog_advance_start; the core follows,
+ * raft_compact); a leader stops short of the match index of any member it heard from within
+ * the session timeout (a slow follower gets entries; one down gets a snapshot once back).
+ * Invariant: the log start never passes an index this node's own metadata.log and checkpoint
+ * durably cover, so a restart resumes after the checkpoint and reads only the entries after
+ * it.
+ *
+ * Catch-up past a log start (a node down while the leader truncated, a new broker): the
+ * leader's core sends a snapshot message naming its log start S and the node's log restarts
+ * empty at S (raftlog). Its applied index A is then below its log start, so it fetches the
+ * metadata it lacks (PEER_CTL_IMAGE_REQ / RESP, bounded chunks): the answering node (the
+ * leader, or another voter) serves from its own last durable checkpoint (index C >= S,
+ * meta_seen M, broker table) the "m" records the asker lacks, read from its metadata.log
+ * (every cluster node's metadata.log holds group 0's "m" records in log order after its own
+ * legacy ones), each with its metadata.log checksum and the chunk with one more. The asker
+ * checks a whole chunk before taking any of it, records its records in metadata.log through
+ * meta_commit_record (each a state the log passed through: metadata is never a mix of two
+ * histories), and once it holds M of them takes C as applied and the table, and writes its
+ * checkpoint. A crash in between leaves metadata.log a prefix of the history and the old
+ * checkpoint below the log start: the next start asks again from what metadata.log holds. A
+ * chunk that does not check, a node not yet at S, or no answer: asked again after
+ * CTL_IMAGE_RETRY_MS (of the next node). Serving a chunk reads the answering node's
+ * metadata.log on the loop (blocking; rare: only nodes behind a log start ask). A node of an
+ * earlier version neither serves nor asks: upgrade every node before one can fall behind.
+ *
  * Files: <data>/raft-hardstate (hstore: term and vote), <data>/__controller/ (the plog of group
  * 0 and its raftlog checkpoint). Single-threaded: the shard's loop.
  */
@@ -53,6 +81,10 @@ struct ctl;
 #define CTL_MAX_QUEUE 256             /* changes waiting at the leader; more are refused */
 #define CTL_PROPOSAL_TIMEOUT_MS 6000 /* a change no leader committed by then fails */
 #define CTL_RESEND_MS 2000            /* a forwarded change unanswered this long goes again */
+#define CTL_SNAPSHOT_ENTRIES_DEFAULT 10000 /* controller.snapshot.entries */
+#define CTL_IMAGE_CHUNK_BYTES (1u << 20) /* metadata records in one snapshot chunk (at least
+                                          * one record, however large) */
+#define CTL_IMAGE_RETRY_MS 1000           /* an unanswered or refused chunk request goes again */
 #define CTL_PLACE_WAIT_MS 4000        /* a replicated topic waits this long for brokers to
                                        * register before too few are refused */
 
@@ -74,6 +106,8 @@ struct ctl_config {
     uint32_t session_timeout_ms; /* a broker silent this long is reported fenced */
     uint64_t catchup_bytes_per_sec; /* the loop's catch-up budget (raftlog.h; 0: no limit) */
     bool leader_balance;            /* preferred-leader balancing of replicated partitions */
+    uint32_t snapshot_entries;      /* log entries before the checkpoint that trigger a
+                                     * truncation (0: CTL_SNAPSHOT_ENTRIES_DEFAULT) */
 };
 
 /* Checks the identity file of data_dir against cfg (writing it on first start), opens group 0
@@ -133,6 +167,8 @@ struct ctl_status {
     const char *role;  /* "leader", "follower", "candidate", "pre-candidate" */
     uint32_t leader;   /* 0: none known */
     uint64_t term, commit, applied, last_index;
+    uint64_t log_start;       /* the controller log starts after this index */
+    bool installing;          /* fetching the metadata behind a snapshot install */
     uint32_t n_voters;
     struct {
         uint32_t id;

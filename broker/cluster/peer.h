@@ -61,6 +61,8 @@ enum peer_frame_type {
     /* Never on the wire as a frame: reported to the host when a node refused our hello because
      * its cluster id differs. Body: u64 its cluster id (le). See PEER_REJECT_MAGIC. */
     PEER_REJECTED = 5,
+    PEER_CTL_IMAGE_REQ = 6,  /* a node behind a controller snapshot asks for metadata (ctl.c) */
+    PEER_CTL_IMAGE_RESP = 7, /* a chunk of the metadata image */
 };
 
 struct peer_host {

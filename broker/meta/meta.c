@@ -262,6 +262,12 @@ uint64_t meta_log_records(const struct meta *m)
     return m->log_records;
 }
 
+int meta_log_read(struct meta *m, uint64_t first, uint64_t end, size_t max_bytes, uint8_t *out,
+                  size_t cap, size_t *len_out, uint32_t *n_out)
+{
+    return metalog_read_records(m->ml, first, end, max_bytes, out, cap, len_out, n_out);
+}
+
 size_t meta_set_configs(const struct topic_config *cfg, struct meta_config *configs)
 {
     size_t n = 0;

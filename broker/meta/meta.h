@@ -77,7 +77,9 @@ struct meta_limits {
                                       * opened here); 0: a single broker holds every partition */
     /* Compaction of metadata.log at open (metalog_compact) once this many records are no
      * longer needed; 0: never. Single brokers only: a cluster node's node.id counts the
-     * records its metadata.log held before it joined (broker/cluster/ctl.c). */
+     * records its metadata.log held before it joined (broker/cluster/ctl.c), and a node
+     * behind the controller log's start fetches records from others' metadata.log by their
+     * position (meta_log_read), so a cluster node's metadata.log is never compacted. */
     uint32_t log_compact_min_dropped;
 };
 
@@ -262,6 +264,11 @@ uint32_t meta_commits_pending(const struct meta *m);
 
 /* Records in metadata.log (replayed at open plus appended since). */
 uint64_t meta_log_records(const struct meta *m);
+
+/* Records [first, end) of metadata.log as the file holds them, for a controller snapshot
+ * transfer (broker/cluster/ctl.c): metalog_read_records. Blocks. */
+int meta_log_read(struct meta *m, uint64_t first, uint64_t end, size_t max_bytes, uint8_t *out,
+                  size_t cap, size_t *len_out, uint32_t *n_out);
 
 /* Checks an encoded record against the state as meta_process would (the controller leader's
  * check before it proposes a forwarded change). Returns 0 or a code with a sentence in err. */

@@ -474,6 +474,48 @@ out:
     return rc;
 }
 
+int metalog_read_records(struct metalog *ml, uint64_t first, uint64_t end, size_t max_bytes,
+                         uint8_t *out, size_t cap, size_t *len_out, uint32_t *n_out)
+{
+    *len_out = 0;
+    *n_out = 0;
+    uint8_t *buf;
+    uint64_t len;
+    int rc = metalog_read_file(ml, &buf, &len);
+    if (rc)
+        return rc;
+    uint64_t pos = METALOG_MAGIC_BYTES;
+    if (len < pos || memcmp(buf, METALOG_MAGIC, METALOG_MAGIC_BYTES)) {
+        rc = RL_CORRUPT(ml->path, 0, -1, "metadata log magic missing while reading records");
+        goto out;
+    }
+    for (uint64_t i = 0; i < end; i++) {
+        int ok = metalog_record_ok(buf, len, pos);
+        if (ok != 1) {
+            rc = ok < 0 ? RL_E_OFFSET_OUT_OF_RANGE
+                        : RL_CORRUPT(ml->path, (int64_t)pos, -1, "metadata record checksum "
+                                     "mismatch while reading records for a peer");
+            goto out;
+        }
+        size_t rl = METALOG_REC_HEADER + rl_load_le32(buf + pos);
+        if (i >= first) {
+            if (*n_out && (*len_out + rl > max_bytes || *len_out + rl > cap))
+                break;
+            if (*len_out + rl > cap) {
+                rc = -ENOBUFS;
+                goto out;
+            }
+            memcpy(out + *len_out, buf + pos, rl);
+            *len_out += rl;
+            (*n_out)++;
+        }
+        pos += rl;
+    }
+out:
+    free(buf);
+    return rc;
+}
+
 uint64_t metalog_size(const struct metalog *ml)
 {
     return ml->size;

@@ -83,6 +83,19 @@ struct metalog_compact_stats {
  * failure at or after the rename the log is failed, as after a failed append). Blocks. */
 int metalog_compact(struct metalog *ml, uint32_t min_dropped, struct metalog_compact_stats *out);
 
+/* Copies records [first, end) (numbered from 0 in file order) as the file holds them (u32
+ * payload_len | u64 xxh3 | payload each, so the reader can check them) into out (cap bytes),
+ * stopping before the one that would pass max_bytes (the first is copied whatever its size,
+ * if it fits in cap). *n_out: records copied; *len_out: their bytes. Reads the whole file
+ * (a controller snapshot transfer, rare); the records asked for must be durable (an append
+ * on the background thread may run meanwhile: what it writes lies past them). Returns 0,
+ * RL_E_OFFSET_OUT_OF_RANGE when the file holds fewer than `end` records, RL_E_CORRUPT when a
+ * record before `end` does not check (a damaged range makes numbering unreliable),
+ * -ENOBUFS when the first record does not fit in cap, or -errno. Blocks; allocates a
+ * buffer of the file's size for the call. */
+int metalog_read_records(struct metalog *ml, uint64_t first, uint64_t end, size_t max_bytes,
+                         uint8_t *out, size_t cap, size_t *len_out, uint32_t *n_out);
+
 /* Bytes in the file. */
 uint64_t metalog_size(const struct metalog *ml);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/cluster/ctl.h"
 #include "common/err.h"
 #include "storage/plog.h"
 
@@ -41,6 +42,7 @@ void config_broker_default(struct broker_config *cfg)
     cfg->auto_leader_rebalance = 1;
     cfg->retention_check_interval_ms = 60000;
     cfg->catchup_bytes_per_sec = 100ull << 20;
+    cfg->controller_snapshot_entries = CTL_SNAPSHOT_ENTRIES_DEFAULT;
     cfg->fetch_splice = 1;
     cfg->producer_id_expiration_ms = 7ull * 24 * 3600 * 1000;
     cfg->group_min_session_timeout_ms = 500;
@@ -129,6 +131,7 @@ static int config_broker_set_num(struct broker_config *cfg, const char *key, con
     NUM("default.replication.factor", default_replication_factor, 1, 9)  /* Raft voters */
     NUM("retention.check.interval.ms", retention_check_interval_ms, 100, 86400000)
     NUM("replication.catchup.max.bytes.per.sec", catchup_bytes_per_sec, 0, 1ll << 40)
+    NUM("controller.snapshot.entries", controller_snapshot_entries, 1, 100000000)
     NUM("fetch.splice", fetch_splice, 0, 1)
     NUM("producer.id.expiration.ms", producer_id_expiration_ms, 1000, 1ll << 42)
     NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, 100, 3600000)
@@ -339,7 +342,8 @@ const char *config_broker_usage(void)
            "auto.leader.rebalance.enable (true/false),\n"
            "retention.check.interval.ms, fetch.splice (0/1), producer.id.expiration.ms,\n"
            "replication.catchup.max.bytes.per.sec (catch-up of replicas behind, per loop; 0: no\n"
-           "limit),\n"
+           "limit), controller.snapshot.entries (controller log entries kept before the\n"
+           "applied checkpoint before the log is truncated; default 10000),\n"
            "group.min.session.timeout.ms, group.max.session.timeout.ms, group.max.members,\n"
            "group.initial.rebalance.delay.ms (Kafka clients' groups),\n"
            "max.groups, offsets.topic.num.partitions, offsets.retention.minutes (committed\n"

@@ -63,6 +63,8 @@ struct broker_config {
     uint32_t auto_leader_rebalance;      /* auto.leader.rebalance.enable: preferred leaders */
     uint32_t retention_check_interval_ms; /* retention.check.interval.ms */
     uint64_t catchup_bytes_per_sec; /* replication.catchup.max.bytes.per.sec (0: no limit) */
+    uint32_t controller_snapshot_entries; /* controller.snapshot.entries: controller log entries
+                                           * kept before the applied checkpoint (ctl.h) */
     uint32_t fetch_splice;               /* fetch.splice: 1 sends file slices by splice */
     uint64_t producer_id_expiration_ms;  /* producer.id.expiration.ms: idle producers forgotten */
     uint32_t group_min_session_timeout_ms; /* group.min.session.timeout.ms */

@@ -105,6 +105,7 @@ static int services_open_cluster(struct shard *sh, char *err, size_t err_cap)
                             .election_timeout_ms = cfg->election_timeout_ms,
                             .session_timeout_ms = cfg->broker_session_timeout_ms,
                             .catchup_bytes_per_sec = cfg->catchup_bytes_per_sec,
+                            .snapshot_entries = cfg->controller_snapshot_entries,
                             .leader_balance = cfg->auto_leader_rebalance != 0};
     for (uint32_t i = 0; i < cfg->n_voters; i++) {
         cc.voters[i].id = (uint32_t)cfg->voters[i].id;

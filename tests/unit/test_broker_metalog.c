@@ -9,9 +9,11 @@
  * replays to that state and takes appends (compact_power_cuts_sim); damage is left alone and
  * a leftover .compact file is removed (compact_leaves_damage). And its format, pinned: a
  * metadata.log written by the broker of commit c904487 decodes into the records it holds, and encoding those records again
- * (broker/meta/meta_record.h) reproduces the file byte for byte.
+ * (broker/meta/meta_record.h) reproduces the file byte for byte. Records read back by number
+ * for a controller snapshot transfer (read_records_ranges_and_damage).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +192,55 @@ Test(metalog, damaged_range_skipped)
     reopen(&s, &st);
     cr_assert_eq(s.n, 4);
     cr_assert_str_eq(s.rec[3], "sixth");
+}
+
+/* metalog_read_records (a controller snapshot transfer): records [first, end) come back in
+ * the file's format, stopping before max_bytes (at least one); more than the file holds is
+ * RL_E_OFFSET_OUT_OF_RANGE, a first record too large for the buffer -ENOBUFS, and a damaged
+ * record before `end` RL_E_CORRUPT (numbering past damage is unreliable). */
+Test(metalog, read_records_ranges_and_damage)
+{
+    struct metalog *ml;
+    struct seen s = {0};
+    cr_assert_eq(metalog_open(NULL, path, collect, &s, &ml, NULL), 0);
+    const char *recs[5] = {"first", "second", "third", "fourth", "fifth"};
+    uint64_t at[5];
+    for (int i = 0; i < 5; i++) {
+        at[i] = metalog_size(ml);
+        cr_assert_eq(metalog_append(ml, (const uint8_t *)recs[i], (uint32_t)strlen(recs[i])), 0);
+    }
+    uint8_t out[256];
+    size_t len;
+    uint32_t n;
+    cr_assert_eq(metalog_read_records(ml, 1, 4, 1000, out, sizeof(out), &len, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(len, at[4] - at[1]);
+    size_t p = 0;
+    for (int i = 1; i < 4; i++) {
+        uint32_t rl = out[p] | out[p + 1] << 8;
+        cr_assert(rl == strlen(recs[i]) && !memcmp(out + p + 12, recs[i], rl), "record %d", i);
+        p += 12 + rl;
+    }
+    /* max_bytes: the records that fit, at least one. */
+    cr_assert_eq(metalog_read_records(ml, 0, 5, 12 + 5 + 12 + 6, out, sizeof(out), &len, &n), 0);
+    cr_assert(n == 2 && len == at[2] - at[0] && !memcmp(out + 12, "first", 5));
+    cr_assert_eq(metalog_read_records(ml, 2, 5, 1, out, sizeof(out), &len, &n), 0);
+    cr_assert(n == 1 && !memcmp(out + 12, "third", 5));
+    cr_assert_eq(metalog_read_records(ml, 5, 5, 1000, out, sizeof(out), &len, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(metalog_read_records(ml, 3, 6, 1000, out, sizeof(out), &len, &n),
+                 RL_E_OFFSET_OUT_OF_RANGE);
+    cr_assert_eq(metalog_read_records(ml, 1, 2, 1000, out, 10, &len, &n), -ENOBUFS);
+    int fd = open(path, O_RDWR);
+    uint8_t c;
+    cr_assert_eq(pread(fd, &c, 1, (off_t)at[2] + 13), 1);
+    c ^= 0x20;
+    cr_assert_eq(pwrite(fd, &c, 1, (off_t)at[2] + 13), 1); /* "third": payload */
+    close(fd);
+    cr_assert_eq(metalog_read_records(ml, 0, 2, 1000, out, sizeof(out), &len, &n), 0);
+    cr_assert_eq(metalog_read_records(ml, 3, 5, 1000, out, sizeof(out), &len, &n),
+                 RL_E_CORRUPT);
+    metalog_close(ml);
 }
 
 /* A file that is not a metadata log is refused rather than overwritten. */
