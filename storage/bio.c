@@ -5,13 +5,16 @@
 #include "storage/bio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -29,6 +32,7 @@ struct bio {
     unsigned pending;        /* submitted, completion not yet delivered */
     uint64_t done;
     bool stop;
+    atomic_bool hurry;       /* destroying: gradual removals skip their pauses */
 };
 
 /* A removal: fire and forget, freed by its own completion. */
@@ -36,6 +40,8 @@ struct bio_rm {
     struct bio_job job;
     struct bio *b;
     int recursive;
+    uint64_t step_bytes; /* > 0: truncate in steps of this many bytes before the unlink */
+    uint32_t pause_us;   /* between two steps */
     char path[];
 };
 
@@ -56,11 +62,37 @@ static int rm_child(void *arg, const char *name)
     return 0;
 }
 
+/* Frees a file's blocks a step at a time from its end, pausing between steps, so that each
+ * journal commit of the file system carries a few MiB of freed (and, under `discard`, trimmed)
+ * blocks instead of the whole file. Errors end it early: the unlink that follows still runs. */
+static void rm_truncate_in_steps(struct bio_rm *r)
+{
+    struct io *io = r->b->io;
+    int fd = io_file_open(io, r->path, O_WRONLY, 0);
+    if (fd < 0)
+        return;
+    uint64_t size = 0;
+    if (io_file_size(io, fd, &size) == 0) {
+        while (size > r->step_bytes) {
+            size -= r->step_bytes;
+            if (io_file_truncate(io, fd, size) < 0)
+                break;
+            if (r->b->threaded && r->pause_us && !atomic_load(&r->b->hurry)) {
+                struct timespec ts = {0, (long)r->pause_us * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    io_file_close(io, fd);
+}
+
 static int rm_work(struct bio_job *job)
 {
     struct bio_rm *r = (struct bio_rm *)((char *)job - offsetof(struct bio_rm, job));
     struct io *io = r->b->io;
     int rc;
+    if (r->step_bytes > 0)
+        rm_truncate_in_steps(r);
     if (r->recursive) {
         struct rm_tree_ctx c = {io, r->path};
         io_dir_list(io, r->path, rm_child, &c);
@@ -143,6 +175,7 @@ void bio_destroy(struct bio *b)
 {
     if (b == NULL)
         return;
+    atomic_store(&b->hurry, true);
     bio_drain(b);
     if (b->threaded) {
         pthread_mutex_lock(&b->mu);
@@ -187,7 +220,8 @@ void bio_submit(struct bio *b, struct bio_job *job)
     pthread_mutex_unlock(&b->mu);
 }
 
-int bio_remove(struct bio *b, const char *path, int recursive)
+static int rm_submit(struct bio *b, const char *path, int recursive, uint64_t step_bytes,
+                     uint32_t pause_us)
 {
     size_t len = strlen(path);
     struct bio_rm *r = malloc(sizeof(*r) + len + 1);
@@ -196,11 +230,23 @@ int bio_remove(struct bio *b, const char *path, int recursive)
     memcpy(r->path, path, len + 1);
     r->b = b;
     r->recursive = recursive;
+    r->step_bytes = step_bytes;
+    r->pause_us = pause_us;
     r->job.work = rm_work;
     r->job.done = rm_done;
     r->job.ctx = r;
     bio_submit(b, &r->job);
     return 0;
+}
+
+int bio_remove(struct bio *b, const char *path, int recursive)
+{
+    return rm_submit(b, path, recursive, 0, 0);
+}
+
+int bio_remove_gradually(struct bio *b, const char *path, uint64_t step_bytes, uint32_t pause_us)
+{
+    return rm_submit(b, path, 0, step_bytes, pause_us);
 }
 
 void bio_drain(struct bio *b)

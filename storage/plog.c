@@ -244,6 +244,11 @@ int storage_open(struct io *io, const struct storage_options *opt, struct storag
         rc = tcache_create(opt->tail_cache_bytes, opt->tail_cache_prefault, &st->tcache);
     if (rc == 0)
         rc = bio_create(io, &st->bio);
+    if (rc == 0) {
+        rc = bio_create(io, &st->reaper);
+        if (rc < 0)
+            bio_destroy(st->bio);
+    }
     if (rc < 0) {
         tcache_destroy(st->tcache);
         free(st->scan_buf);
@@ -271,6 +276,7 @@ void storage_destroy(struct storage *st)
     while (st->logs != NULL)
         plog_close(st->logs);
     bio_destroy(st->bio);
+    bio_destroy(st->reaper); /* after bio: its removals queue gradual ones (no pauses now) */
     if (st->state_dir != NULL && st->clean.n > 0) {
         /* One syncfs makes every closed log's data and index files durable, then one record
          * says they are complete: a few syncs for any number of logs. */
@@ -316,6 +322,7 @@ struct io *storage_io(const struct storage *st)
 void storage_debug_sync_background(struct storage *st)
 {
     bio_drain(st->bio);
+    bio_drain(st->reaper); /* the removals bio's jobs handed over */
 }
 
 unsigned storage_debug_open_files(const struct storage *st)
@@ -394,12 +401,22 @@ struct remove_job {
     struct bio_job job;
     struct plog *log;
     struct segment *stub; /* only its stem is used */
+    bool renamed;         /* the data file is now `gone`, for the reaper */
+    char gone[PATH_MAX];
 };
 
+/* Renames the data file (a fast step, in order with the jobs that create files, so its name is
+ * free at once) for the reaper to free in steps, and removes the small files now. */
 static int remove_work(struct bio_job *job)
 {
     struct remove_job *r = job->ctx;
-    plog_segment_remove_files(storage_io(r->log->st), r->stub);
+    struct io *io = storage_io(r->log->st);
+    char path[PATH_MAX];
+    if (segment_path(r->stub, ".log", path, sizeof(path)) == 0 &&
+        snprintf(r->gone, sizeof(r->gone), "%s.deleted", path) < (int)sizeof(r->gone) &&
+        io_path_rename(io, path, r->gone) == 0)
+        r->renamed = true;
+    plog_segment_remove_files(io, r->stub);
     return 0;
 }
 
@@ -407,6 +424,11 @@ static void remove_done(struct bio_job *job, int result)
 {
     struct remove_job *r = job->ctx;
     (void)result;
+    /* Without memory for the job the file stays as <stem>.log.deleted, which the log's next
+     * open removes. */
+    if (r->renamed && bio_remove_gradually(r->log->st->reaper, r->gone, PLOG_REMOVE_STEP_BYTES,
+                                           PLOG_REMOVE_PAUSE_US) < 0)
+        RL_WARN("%s: out of memory; removed at the next start", r->gone);
     plog_job_finished(r->log);
     if (r->log->trunc_waiting)
         plog_truncate_resume(r->log);

@@ -79,6 +79,10 @@
 #define PLOG_DRAIN_TIMEOUT_NS (120ull * 1000000000ull) /* blocking calls give up after this */
 #define PLOG_MAX_BATCH_LIMIT ((PLOG_LOG_MAX_CHUNKS - 4) * PLOG_CHUNK_BYTES)
 #define PLOG_DISK_FULL_RETRY_MS 1000       /* a write refused for space is retried this often */
+/* A dropped segment's data file is freed PLOG_REMOVE_STEP_BYTES at a time, PLOG_REMOVE_PAUSE_US
+ * apart, on the storage's reaper thread (bio_remove_gradually says why). */
+#define PLOG_REMOVE_STEP_BYTES (8u << 20)
+#define PLOG_REMOVE_PAUSE_US 2000
 #define PLOG_FD_RETRY_MS 10                /* every descriptor pinned: try again this soon */
 #define STORAGE_CLEAN_RECORD "storage-clean"
 #define PLOG_LEGACY_CLEAN_MARKER "clean-shutdown" /* per-log marker of the first version */
@@ -142,6 +146,7 @@ struct storage {
     struct io *io;
     struct fcache fc;
     struct bio *bio;
+    struct bio *reaper;       /* frees dropped segments' data files in steps (remove_done) */
     char *state_dir;          /* NULL: no clean-shutdown record */
     struct clean_table clean; /* logs closed cleanly (read at open, added by plog_close) */
     uint8_t *job_scan_buf;    /* PLOG_SCAN_BUF_BYTES for background recovery (one job at a time) */

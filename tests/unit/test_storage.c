@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <sys/mount.h>
 
+#include "storage/bio.h"
 #include "storage/checkpoint.h"
 #include "storage/fcache.h"
 #include "storage/plog_debug.h"
@@ -286,12 +287,48 @@ Test(storage, retention_by_size)
     cr_assert_eq(plog_read(log, start - 1, 1, UINT64_MAX, &s), RL_E_OFFSET_OUT_OF_RANGE);
     storage_debug_sync_background(g_st);
     cr_assert_eq(tu_count_files(g_io, g_dir, ".log"), (int)plog_segment_count(log));
+    cr_assert_eq(tu_count_files(g_io, g_dir, ".deleted"), 0, "a dropped data file was left");
     check_contents(log, b, 60, 2);
     plog_close(log);
     log = open_log(&cfg, NULL);
     cr_assert_eq(plog_start_offset(log), start);
     plog_close(log);
     free_batches(b, 60);
+}
+
+/* Large files go in steps (bio_remove_gradually, used for dropped segments' data files): a
+ * 24 MiB file is cut to 16 and 8 MiB, then unlinked; a step larger than the file is one unlink. */
+Test(storage, gradual_removal_frees_in_steps)
+{
+    char path[300], small[300];
+    snprintf(path, sizeof(path), "%s/big.log.deleted", g_dir);
+    snprintf(small, sizeof(small), "%s/small.log.deleted", g_dir);
+    const char *files[] = {path, small};
+    for (int i = 0; i < 2; i++) {
+        int fd = io_file_open(g_io, files[i], O_CREAT | O_WRONLY, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(io_file_truncate(g_io, fd, i == 0 ? 24u << 20 : 4u << 20), 0);
+        io_file_close(g_io, fd);
+    }
+    struct bio *b;
+    cr_assert_eq(bio_create(g_io, &b), 0);
+#ifdef TU_SIM
+    uint64_t before = io_sim_mutations(g_io);
+#endif
+    cr_assert_eq(bio_remove_gradually(b, path, 8u << 20, 100), 0);
+    bio_drain(b);
+#ifdef TU_SIM
+    cr_assert_eq(io_sim_mutations(g_io) - before, 3, "24 MiB in 8 MiB steps: two truncations "
+                 "and the unlink, not %llu changes",
+                 (unsigned long long)(io_sim_mutations(g_io) - before));
+    before = io_sim_mutations(g_io);
+#endif
+    cr_assert_eq(bio_remove_gradually(b, small, 8u << 20, 100), 0);
+    bio_destroy(b);
+#ifdef TU_SIM
+    cr_assert_eq(io_sim_mutations(g_io) - before, 1);
+#endif
+    cr_assert(!tu_exists(g_io, path) && !tu_exists(g_io, small));
 }
 
 /* Retention by age deletes segments whose newest record is older than retention_ms. */
