@@ -146,8 +146,16 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
     cluster_print_voters(mr, ld, views);
     printf("%-6s %-22s %-7s %-11s %-9s %s\n", "BROKER", "ADDRESS", "STATE", "CONTROLLER",
            "REPLICAS", "LEADS");
-    for (size_t i = 0; i < mr->n_brokers; i++) {
-        const Ringlog__BrokerInfo *b = mr->brokers[i];
+    /* By node id, whatever order the brokers registered in (a selection over a few rows). */
+    int32_t last = INT32_MIN;
+    for (size_t n = 0; n < mr->n_brokers; n++) {
+        const Ringlog__BrokerInfo *b = NULL;
+        for (size_t i = 0; i < mr->n_brokers; i++)
+            if (mr->brokers[i]->node_id > last && (!b || mr->brokers[i]->node_id < b->node_id))
+                b = mr->brokers[i];
+        if (!b)
+            break;
+        last = b->node_id;
         char addr[96];
         snprintf(addr, sizeof(addr), "%s:%u", b->host, b->port);
         unsigned hosted, led;
