@@ -163,10 +163,18 @@ struct partition *meta_partition(const struct meta *m, const char *topic, uint32
     return t->parts[index];
 }
 
+static bool meta_holds(const struct meta *m, const struct meta_topic *t, uint32_t i);
+
 const char *meta_not_leader_msg(const struct meta *m, const char *topic, uint32_t index,
                                 char *buf, size_t cap)
 {
     const struct meta_topic *t = meta_find_live(m, topic);
+    if (t && index < t->partition_count && !t->parts[index] && meta_holds(m, t, index)) {
+        snprintf(buf, cap, "this broker's (node %u) replica of partition %u of \"%s\" could "
+                 "not be opened (its log says why; it is retried): ask Metadata for the "
+                 "leader, or retry", m->lim.node_id, index, topic);
+        return buf;
+    }
     snprintf(buf, cap, "partition %u of \"%s\" is on node %u, not on this broker (node %u): "
              "ask Metadata for its leader and send it there", index, topic,
              t ? meta_partition_owner(t, index) : 0, m->lim.node_id);
@@ -671,6 +679,40 @@ fail:
 static void meta_apply_delete(struct meta *m, const char *name, uint64_t incarnation);
 static void meta_reap_named(struct meta *m, const char *name);
 
+/* A creation that failed here is kept (without its replicas) when the committed metadata of
+ * a cluster says the topic exists and nothing undoes it: another broker proposed it (only the
+ * proposer rolls a failed creation back, for every broker) and no deletion came meanwhile.
+ * Forgetting it would leave this broker without the topic until its next start. */
+static bool meta_keeps_failed_creation(const struct meta *m, const struct meta_creating *c)
+{
+    return m->committer.submit && !c->pr && !c->deleted;
+}
+
+/* Keeps t live with no partition open here; meta_reopen_missing opens its replicas later. */
+static void meta_keep_without_replicas(struct meta *m, struct meta_topic *t, const char *err)
+{
+    meta_detach_topic(m, t);
+    for (uint32_t i = 0; i < t->partition_count; i++) {
+        if (t->parts[i])
+            partition_delete(t->parts[i]);
+        t->parts[i] = NULL;
+    }
+    if (META_PUSH(&m->live, &m->n_live, &m->cap_live, t)) {
+        RL_ERROR("topic %s: its replicas here could not be created (%s), and keeping the topic "
+                 "failed (out of memory): this broker lacks it until restarted", t->name, err);
+        m->partitions_total -= t->partition_count;
+        meta_topic_free(t);
+        return;
+    }
+    t->replicas_missing = true;
+    t->reopen_tries = 0;
+    t->reopen_at_ms = 0;
+    m->replicas_missing = true;
+    RL_WARN("topic %s: its replicas on this broker could not be created: %s; the topic is "
+            "kept (the cluster created it) and the replicas are tried again in 1 s, backing "
+            "off to %d s", t->name, err, META_REOPEN_MAX_MS / 1000);
+}
+
 /* The partitions of a topic created while serving are open (or failed). */
 static void meta_topic_opened(void *ctx, int rc, const char *err)
 {
@@ -692,6 +734,8 @@ static void meta_topic_opened(void *ctx, int rc, const char *err)
         RL_INFO("created topic %s with %u partitions", t->name, t->partition_count);
         if (c->deleted)
             meta_apply_delete(m, t->name, 0);
+    } else if (meta_keeps_failed_creation(m, c)) {
+        meta_keep_without_replicas(m, t, err);
     } else {
         RL_WARN("topic %s: creating its partitions failed: %s", t->name, err);
         m->partitions_total -= t->partition_count;
@@ -852,6 +896,17 @@ static void meta_moved(struct meta *m, struct meta_topic *t, uint32_t i)
         m->replicator.moved(m->replicator.ctx, t, i, t->parts[i]);
 }
 
+/* A replica t holds here is not open; meta_reopen_missing retries it. */
+static void meta_note_missing(struct meta *m, struct meta_topic *t)
+{
+    if (!t->replicas_missing) {
+        t->replicas_missing = true;
+        t->reopen_tries = 0;
+        t->reopen_at_ms = 0;
+    }
+    m->replicas_missing = true;
+}
+
 /* This broker is in a move's target: it opens the partition (an empty log, or what an earlier
  * stay left) and starts its replica, which waits outside the group until the leader adds it as
  * a learner. Opening blocks the loop for a directory and an empty segment. */
@@ -863,15 +918,19 @@ static void meta_open_moved_in(struct meta *m, struct meta_topic *t, uint32_t i)
     int rc = partition_open(m->env, m->lim.data_dir, t->name, i, &pc, &t->parts[i], err,
                             sizeof(err));
     if (rc) {
-        RL_ERROR("%s-%u: cannot open the replica moving here: %s", t->name, i, err);
+        RL_ERROR("%s-%u: cannot open the replica moving here: %s (tried again in 1 s)", t->name,
+                 i, err);
         t->parts[i] = NULL;
+        meta_note_missing(m, t);
         return;
     }
     if (m->replicator.attach && (rc = m->replicator.attach(m->replicator.ctx, t, i,
                                                            t->parts[i])) != 0) {
-        RL_ERROR("%s-%u: cannot start the replica moving here: %s", t->name, i, rl_strerror(rc));
+        RL_ERROR("%s-%u: cannot start the replica moving here: %s (tried again in 1 s)",
+                 t->name, i, rl_strerror(rc));
         partition_delete(t->parts[i]);
         t->parts[i] = NULL;
+        meta_note_missing(m, t);
         return;
     }
     RL_INFO("%s-%u: a replica moves here; it joins the group as a learner", t->name, i);
@@ -1276,4 +1335,90 @@ void meta_enforce_retention(struct meta *m, int64_t now_ms)
                 RL_INFO("%s-%u: retention deleted %d segments", t->name, k, rc);
         }
     }
+}
+
+/* Opens partition i of t that this broker holds (an empty log, or what an earlier try left) and
+ * starts its replica when the topic is replicated. Returns 0 or a code with err. */
+static int meta_open_held(struct meta *m, struct meta_topic *t, uint32_t i, char *err, size_t cap)
+{
+    struct plog_config pc;
+    config_topic_to_plog(&t->cfg, &pc);
+    int rc = partition_open(m->env, m->lim.data_dir, t->name, i, &pc, &t->parts[i], err, cap);
+    if (rc) {
+        t->parts[i] = NULL;
+        return rc;
+    }
+    if (t->replicas && m->replicator.attach &&
+        (rc = m->replicator.attach(m->replicator.ctx, t, i, t->parts[i])) != 0) {
+        snprintf(err, cap, "cannot start its replica: %s", rl_strerror(rc));
+        partition_delete(t->parts[i]);
+        t->parts[i] = NULL;
+    }
+    return rc;
+}
+
+/* One topic's retry: opens what is missing (within *budget opens). True when none is left. */
+static bool meta_reopen_topic(struct meta *m, struct meta_topic *t, uint32_t *budget,
+                              int64_t now_ms)
+{
+    char err[400] = "";
+    uint32_t failed = 0, left = 0;
+    for (uint32_t i = 0; i < t->partition_count; i++) {
+        if (t->parts[i] || !meta_holds(m, t, i))
+            continue;
+        if (*budget == 0) {
+            left++;
+            continue;
+        }
+        (*budget)--;
+        if (meta_open_held(m, t, i, err, sizeof(err)) == 0)
+            RL_INFO("%s-%u: its replica here is open now", t->name, i);
+        else
+            failed++;
+    }
+    if (failed) {
+        t->reopen_tries++;
+        int64_t wait = 1000ll << (t->reopen_tries < 5 ? t->reopen_tries : 5);
+        if (wait > META_REOPEN_MAX_MS)
+            wait = META_REOPEN_MAX_MS;
+        t->reopen_at_ms = now_ms + wait;
+        RL_WARN("topic %s: %u of its replicas on this broker still cannot be opened: %s; next "
+                "try in %lld s", t->name, failed, err, (long long)(wait / 1000));
+    }
+    return failed == 0 && left == 0;
+}
+
+void meta_reopen_missing(struct meta *m, int64_t now_ms)
+{
+    if (!m->replicas_missing || m->replaying)
+        return;
+    uint32_t budget = META_REOPEN_BUDGET;
+    bool any = false;
+    for (size_t k = 0; k < m->n_live; k++) {
+        struct meta_topic *t = m->live[k];
+        if (!t->replicas_missing)
+            continue;
+        any = true;
+        if (t->reopen_at_ms == 0)
+            t->reopen_at_ms = now_ms + 1000; /* the first retry, a second after the failure */
+        if (now_ms < t->reopen_at_ms)
+            continue;
+        if (meta_reopen_topic(m, t, &budget, now_ms)) {
+            t->replicas_missing = false;
+            t->reopen_tries = 0;
+            t->reopen_at_ms = 0;
+        }
+    }
+    m->replicas_missing = any;
+}
+
+uint32_t meta_replicas_missing(const struct meta *m)
+{
+    uint32_t n = 0;
+    for (size_t k = 0; k < m->n_live; k++) {
+        const struct meta_topic *t = m->live[k];
+        for (uint32_t i = 0; t->replicas_missing && i < t->partition_count; i++)
+            n += !t->parts[i] && meta_holds(m, t, i);
+    }
+    return n;
 }

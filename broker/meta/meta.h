@@ -66,6 +66,11 @@ struct meta_topic {
     uint64_t incarnation;            /* cluster: unique per creation (meta_topic_spec) */
     uint32_t *targets;               /* replicated: a move of partition i's replicas runs toward
                                       * targets[i * rf ..] (all 0: none); NULL: no move ever */
+    /* Cluster: a replica this broker holds could not be opened (its parts[i] is NULL though
+     * meta holds it); meta_reopen_missing retries it with backoff. */
+    bool replicas_missing;
+    uint32_t reopen_tries;           /* failed retries so far (the backoff doubles) */
+    int64_t reopen_at_ms;            /* the next retry; 0: not scheduled yet */
 };
 
 struct meta_limits {
@@ -282,5 +287,17 @@ void meta_reap(struct meta *m);
 
 /* Runs retention on every partition. */
 void meta_enforce_retention(struct meta *m, int64_t now_ms);
+
+/* Retries opening the replicas this broker holds whose logs could not be opened when their
+ * topic was created or moved here (the committed metadata says the topic exists, so a cluster
+ * node keeps it and converges rather than forgetting it until restart). Each topic backs off
+ * from 1 s to META_REOPEN_MAX_MS; at most META_REOPEN_BUDGET opens per call, as each blocks
+ * the loop for a directory and an empty segment. Call about once a second. */
+void meta_reopen_missing(struct meta *m, int64_t now_ms);
+#define META_REOPEN_MAX_MS 30000
+#define META_REOPEN_BUDGET 16
+
+/* Replicas this broker holds that are not open (meta_reopen_missing retries them). */
+uint32_t meta_replicas_missing(const struct meta *m);
 
 #endif

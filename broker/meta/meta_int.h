@@ -59,6 +59,7 @@ struct meta {
     size_t n_creating, cap_creating;
     uint32_t partitions_total;
     bool replaying;               /* start-up: build the table, open logs afterwards */
+    bool replicas_missing;        /* some live topic may have replicas_missing set */
     int64_t producer_id_block_end;
     struct meta_gone *gone;       /* replay only */
     size_t n_gone, cap_gone;

@@ -308,6 +308,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     G("inflight_bytes_peak", "gauge", sh->mem_high);
     G("pending_fsync_bytes", "gauge", pending);
     G("topics", "gauge", meta_topic_count(sh->svc.meta));
+    G("replicas_missing", "gauge", meta_replicas_missing(sh->svc.meta));
     G("uptime_seconds", "gauge", (io_now_ns(sh->io) - sh->start_ns) / 1000000000ull);
     struct tcache_stats tc;
     storage_tail_cache_stats(sh->st, &tc);

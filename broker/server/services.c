@@ -242,6 +242,7 @@ void services_tick(struct shard *sh, int64_t now_ms)
     if (now_ms - s->last_slow_tick_ms >= SHARD_SLOW_TICK_MS || now_ms < s->last_slow_tick_ms) {
         s->last_slow_tick_ms = now_ms;
         meta_reap(s->meta);
+        meta_reopen_missing(s->meta, now_ms);
     }
     int64_t every = (int64_t)sh->cfg.retention_check_interval_ms;
     if (now_ms - s->last_retention_ms >= every || now_ms < s->last_retention_ms) {

@@ -8,7 +8,9 @@
  * (new partition group ids per creation); a broker whose --voters list disagrees with the
  * voters' exits 1 naming the problem, as does a --listen address --voters gives to another node;
  * a restart reads the controller log only after its apply checkpoint (the metrics say how much
- * it read), after a clean stop and after SIGKILL, keeping every topic.
+ * it read), after a clean stop and after SIGKILL, keeping every topic; a creation that fails
+ * on a broker that did not propose it leaves the topic there (the other replicas serve it) and
+ * that broker opens its replica once the cause is gone, catching up byte for byte.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -376,4 +378,71 @@ Test(cluster_admin, restart_replays_the_controller_log_after_its_checkpoint)
         snprintf(name, sizeof(name), "ck%02d", t);
         cr_assert_eq(has_topic(f, name), 1, "%s lost", name);
     }
+}
+
+/* The node (0-based) leading partition 0 of `topic` by the nodes' metrics, other than `skip`;
+ * -1 when none says so yet. */
+static int partition_leader(const char *topic, int skip)
+{
+    char name[160];
+    snprintf(name, sizeof(name),
+             "ringlog_partition_role{topic=\"%s\",partition=\"0\",role=\"leader\"}", topic);
+    for (int i = 0; i < N; i++)
+        if (i != skip && metric(i, name) == 1)
+            return i;
+    return -1;
+}
+
+Test(cluster_admin, a_replica_that_cannot_be_created_is_retried_until_it_opens)
+{
+    start_all();
+    int leader = wait_leader();
+    int p = leader % N, q = (p + 1) % N; /* p proposes; q cannot create its replica */
+    char path[PATH_MAX], msg[1024];
+    snprintf(path, sizeof(path), "%s/held-0", cl.b[q].data_dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    close(fd);
+    int rc = create_on(p, "held", 1, 3, msg, sizeof(msg));
+    cr_assert_eq(rc, 0, "create through node %d: %s %s", p + 1, rl_strerror(rc), msg);
+    cr_assert(wait_topic("held", 1), "node %d does not list the topic its replica failed in",
+              q + 1);
+    cr_assert(tl_broker_log_has(&cl.b[q], "could not be created"));
+    cr_assert_eq(metric(q, "ringlog_replicas_missing"), 1);
+
+    /* The two other replicas elect a leader and commit acks=all writes meanwhile. */
+    int pl = -1;
+    for (uint64_t until = tl_now_ms() + WAIT_MS; (pl = partition_leader("held", q)) < 0;
+         usleep(20000))
+        cr_assert(tl_now_ms() < until, "no leader of held-0 among the two open replicas");
+    uint8_t *batch = NULL;
+    int blen = tl_make_batch_sized(16, 1000, &batch);
+    cr_assert_gt(blen, 0);
+    struct tl_conn lc;
+    cr_assert_eq(tl_cluster_connect(&cl, pl, &lc), 0);
+    for (int k = 0; k < 20; k++)
+        for (uint64_t until = tl_now_ms() + 10000;; usleep(20000)) {
+            int prc = tl_produce(&lc, "held", 0, batch, (uint32_t)blen, -1, NULL);
+            if (prc == 0)
+                break; /* the first tries may come before the leader's no-op commits */
+            cr_assert(tl_now_ms() < until, "acks=all produce %d: %s", k, rl_strerror(prc));
+        }
+    tl_close(&lc);
+    free(batch);
+    /* A retry with the file still in its way fails and keeps the replica missing. */
+    for (uint64_t until = tl_now_ms() + 15000;
+         !tl_broker_log_has(&cl.b[q], "still cannot be opened"); usleep(50000))
+        cr_assert(tl_now_ms() < until, "node %d never retried its replica", q + 1);
+    cr_assert_eq(metric(q, "ringlog_replicas_missing"), 1, "the replica counts as open with "
+                 "the file still in its way");
+
+    /* The cause gone, the next retry opens the replica, which catches up from the leader. */
+    cr_assert_eq(unlink(path), 0);
+    for (uint64_t until = tl_now_ms() + 45000; metric(q, "ringlog_replicas_missing") != 0;
+         usleep(50000))
+        cr_assert(tl_now_ms() < until, "node %d did not open its replica after the file went",
+                  q + 1);
+    cr_assert(tl_broker_log_has(&cl.b[q], "its replica here is open now"));
+    int nodes[N] = {0, 1, 2};
+    tl_cluster_expect_same_log(&cl, "held", 0, nodes, N);
 }
