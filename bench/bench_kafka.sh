@@ -7,6 +7,7 @@
 # linger.ms=5, batch.size 1 MiB) producing for the same time and reading it all back from the
 # beginning. Prints
 #   kafka: produce P MB/s = R of native, consume C MB/s = S of native
+#   kafka: produce CPU per GB: broker B core-s (native N, Xx), client C core-s (libringlog L, Yx)
 # Environment: BUILD (build), SECONDS_EACH (10), PARTITIONS (8).
 set -eu
 BUILD=${BUILD:-build}
@@ -72,10 +73,24 @@ print("bench-kafka: the tail cache was not faulted in within 120 s; going on")
 PY
 "$BUILD/bin/ringlog" --brokers "127.0.0.1:$1" topic create bench-kafka \
     --partitions "$PARTITIONS" --config flush.policy=batch > /dev/null
-out=$("$BUILD/bench/bench_kafka_rd" "127.0.0.1:$2" bench-kafka "$PARTITIONS" "$SECONDS_EACH")
+out=$("$BUILD/bench/bench_kafka_rd" "127.0.0.1:$2" bench-kafka "$PARTITIONS" "$SECONDS_EACH" \
+      "$pid")
 echo "$out"
-kafka_p=$(echo "$out" | sed -E 's/^kafka-bench: produce ([0-9.]+) MB\/s.*/\1/')
-kafka_c=$(echo "$out" | sed -E 's/.*consume ([0-9.]+) MB\/s.*/\1/')
-awk -v kp="$kafka_p" -v np="$native_p" -v kc="$kafka_c" -v nc="$native_c" 'BEGIN {
+kafka_p=$(echo "$out" | sed -nE 's/^kafka-bench: produce ([0-9.]+) MB\/s.*/\1/p')
+kafka_c=$(echo "$out" | sed -nE 's/^kafka-bench: .*consume ([0-9.]+) MB\/s.*/\1/p')
+# CPU per GB of records produced, which host noise moves far less than MB/s: the broker's on
+# each protocol (what the Kafka listener costs beyond native) and each client's (librdkafka
+# against libringlog), from the produce phases of both runs.
+cpu=$(echo "$out" | sed -nE 's/^kafka-bench-cpu: produce client ([0-9.]+) broker ([-0-9.]+) cores.*/\1 \2/p')
+ncpu=$(grep '^max (closed loop)' "$work/native.txt" |
+       sed -nE 's/.*CPU: client ([0-9.]+), broker ([0-9.]+) cores.*/\1 \2/p')
+awk -v kp="$kafka_p" -v np="$native_p" -v kc="$kafka_c" -v nc="$native_c" \
+    -v cpu="$cpu" -v ncpu="$ncpu" 'BEGIN {
     printf "kafka: produce %.0f MB/s = %.2f of native, consume %.0f MB/s = %.2f of native\n",
-           kp, (np > 0 ? kp / np : 0), kc, (nc > 0 ? kc / nc : 0) }'
+           kp, (np > 0 ? kp / np : 0), kc, (nc > 0 ? kc / nc : 0)
+    split(cpu, k, " "); split(ncpu, n, " ")
+    if (kp > 0 && np > 0 && k[2] >= 0 && n[2] > 0)
+        printf "kafka: produce CPU per GB: broker %.2f core-s (native %.2f, %.2fx), client %.2f " \
+               "core-s (libringlog %.2f, %.2fx)\n", k[2] * 1000 / kp, n[2] * 1000 / np,
+               (k[2] / kp) / (n[2] / np), k[1] * 1000 / kp, n[1] * 1000 / np,
+               (k[1] / kp) / (n[1] / np) }'

@@ -108,4 +108,10 @@ int kafka_set_auto_create(struct kafka *k, const struct kafka_auto_create *ac);
  * ends in an answer, exactly once, through the host. */
 void kafka_dispatch(struct kafka *k, struct svc_req *r, uint8_t *frame, size_t len);
 
+/* For the server's per-API metrics: the api_key of a whole request frame (as kafka_dispatch
+ * takes it), or -1 when it is too short to hold one; and Kafka's name of an API the listener
+ * serves ("Produce"), or NULL for any other key. */
+int16_t kafka_frame_api_key(const uint8_t *frame, size_t len);
+const char *kafka_api_name(int16_t api_key);
+
 #endif

@@ -130,6 +130,19 @@ void kserve_answer(struct kserve_req *kr, struct svc_req *r)
     kr->k->host->close(r, msg);
 }
 
+int16_t kafka_frame_api_key(const uint8_t *frame, size_t len)
+{
+    if (len < KFRAME_SIZE_BYTES + 2)
+        return -1;
+    return (int16_t)(((uint16_t)frame[KFRAME_SIZE_BYTES] << 8) | frame[KFRAME_SIZE_BYTES + 1]);
+}
+
+const char *kafka_api_name(int16_t api_key)
+{
+    const struct kapi *api = kapi_lookup(api_key);
+    return api ? api->name : NULL;
+}
+
 void kafka_dispatch(struct kafka *k, struct svc_req *r, uint8_t *frame, size_t len)
 {
     struct kserve_req *kr = arena_calloc(r->arena, sizeof(*kr));

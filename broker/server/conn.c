@@ -359,7 +359,8 @@ static void conn_dispatch(struct conn *c, uint8_t *frame, uint64_t total)
         return;
     }
     if (c->kafka) {
-        r->counted = true; /* the latency histograms are by native API */
+        r->kafka = true;
+        r->kafka_api = kafka_frame_api_key(frame, (size_t)total);
         return kafka_dispatch(sh->svc.kafka, &r->svc, frame, (size_t)total);
     }
     struct frame_info fi_;

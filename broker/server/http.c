@@ -31,10 +31,8 @@ const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1] = {
     1000000, 2500000, 10000000,
 };
 
-void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error)
+static void metrics_count(struct api_metrics *m, uint64_t latency_us, bool error)
 {
-    unsigned a = (unsigned)api < METRICS_APIS ? (unsigned)api : 0;
-    struct api_metrics *m = &sh->m.api[a];
     m->requests++;
     if (error)
         m->errors++;
@@ -43,6 +41,21 @@ void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, boo
     while (b < METRICS_BUCKETS - 1 && latency_us > metrics_bucket_bounds_us[b])
         b++;
     m->buckets[b]++;
+}
+
+void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error)
+{
+    unsigned a = (unsigned)api < METRICS_APIS ? (unsigned)api : 0;
+    metrics_count(&sh->m.api[a], latency_us, error);
+}
+
+void metrics_record_kafka(struct shard *sh, int16_t api_key, uint64_t latency_us)
+{
+    /* Keys the listener does not serve share the last slot ("unserved"). */
+    unsigned k = api_key >= 0 && api_key < METRICS_KAFKA_KEYS - 1 && kafka_api_name(api_key)
+                     ? (unsigned)api_key
+                     : METRICS_KAFKA_KEYS - 1;
+    metrics_count(&sh->m.kafka_api[k], latency_us, false);
 }
 
 static const uint64_t metrics_turn_bounds_ns[METRICS_TURN_BUCKETS - 1] = {
@@ -178,6 +191,24 @@ static void metrics_job_free(struct metrics_job *mj)
     free(mj);
 }
 
+/* One API's series of a latency histogram family (upper bounds metrics_bucket_bounds_us). */
+static void metrics_histogram(struct sbuf *b, const char *family, const char *api,
+                              const struct api_metrics *m)
+{
+    uint64_t cum = 0;
+    for (unsigned k = 0; k < METRICS_BUCKETS; k++) {
+        cum += m->buckets[k];
+        if (k < METRICS_BUCKETS - 1)
+            sb_printf(b, "%s_bucket{api=\"%s\",le=\"%g\"} %llu\n", family, api,
+                      (double)metrics_bucket_bounds_us[k] / 1e6, (unsigned long long)cum);
+        else
+            sb_printf(b, "%s_bucket{api=\"%s\",le=\"+Inf\"} %llu\n", family, api,
+                      (unsigned long long)cum);
+    }
+    sb_printf(b, "%s_sum{api=\"%s\"} %.6f\n", family, api, (double)m->sum_us / 1e6);
+    sb_printf(b, "%s_count{api=\"%s\"} %llu\n", family, api, (unsigned long long)m->requests);
+}
+
 static void metrics_apis(struct shard *sh, struct sbuf *b)
 {
     sb_printf(b, "# TYPE ringlog_requests_total counter\n");
@@ -191,24 +222,30 @@ static void metrics_apis(struct shard *sh, struct sbuf *b)
                   (unsigned long long)m->errors);
     }
     sb_printf(b, "# TYPE ringlog_request_latency_seconds histogram\n");
-    for (unsigned a = 0; a < METRICS_APIS; a++) {
-        const struct api_metrics *m = &sh->m.api[a];
-        const char *api = frame_api_name((Ringlog__Api)a);
-        uint64_t cum = 0;
-        for (unsigned k = 0; k < METRICS_BUCKETS; k++) {
-            cum += m->buckets[k];
-            if (k < METRICS_BUCKETS - 1)
-                sb_printf(b, "ringlog_request_latency_seconds_bucket{api=\"%s\",le=\"%g\"} "
-                          "%llu\n", api, (double)metrics_bucket_bounds_us[k] / 1e6,
-                          (unsigned long long)cum);
-            else
-                sb_printf(b, "ringlog_request_latency_seconds_bucket{api=\"%s\",le=\"+Inf\"} "
-                          "%llu\n", api, (unsigned long long)cum);
-        }
-        sb_printf(b, "ringlog_request_latency_seconds_sum{api=\"%s\"} %.6f\n", api,
-                  (double)m->sum_us / 1e6);
-        sb_printf(b, "ringlog_request_latency_seconds_count{api=\"%s\"} %llu\n", api,
-                  (unsigned long long)m->requests);
+    for (unsigned a = 0; a < METRICS_APIS; a++)
+        metrics_histogram(b, "ringlog_request_latency_seconds", frame_api_name((Ringlog__Api)a),
+                          &sh->m.api[a]);
+}
+
+/* The Kafka listener's requests by Kafka API (the ones it serves, then "unserved"), from frame
+ * arrival to the answer's last byte sent, as the native families count. */
+static void metrics_kafka_apis(struct shard *sh, struct sbuf *b)
+{
+    if (!sh->svc.kafka)
+        return;
+    sb_printf(b, "# TYPE ringlog_kafka_requests_total counter\n");
+    for (int k = 0; k < METRICS_KAFKA_KEYS; k++) {
+        const char *name = k < METRICS_KAFKA_KEYS - 1 ? kafka_api_name((int16_t)k) : "unserved";
+        if (name)
+            sb_printf(b, "ringlog_kafka_requests_total{api=\"%s\"} %llu\n", name,
+                      (unsigned long long)sh->m.kafka_api[k].requests);
+    }
+    sb_printf(b, "# TYPE ringlog_kafka_request_latency_seconds histogram\n");
+    for (int k = 0; k < METRICS_KAFKA_KEYS; k++) {
+        const char *name = k < METRICS_KAFKA_KEYS - 1 ? kafka_api_name((int16_t)k) : "unserved";
+        if (name)
+            metrics_histogram(b, "ringlog_kafka_request_latency_seconds", name,
+                              &sh->m.kafka_api[k]);
     }
 }
 
@@ -329,6 +366,7 @@ static void metrics_render(struct shard *sh, struct sbuf *b)
     metrics_delivery(&ds, b);
     metrics_turns(sh, b);
     metrics_apis(sh, b);
+    metrics_kafka_apis(sh, b);
 }
 
 /* Copies s into out as the inside of a JSON string (quotes, backslashes, control bytes). */

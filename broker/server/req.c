@@ -78,7 +78,10 @@ static void req_account(struct req *r)
         return;
     r->counted = true;
     uint64_t us = (io_now_ns(r->sh->io) - r->start_ns) / 1000;
-    metrics_record(r->sh, r->api, us, r->error_code != 0);
+    if (r->kafka)
+        metrics_record_kafka(r->sh, r->kafka_api, us);
+    else
+        metrics_record(r->sh, r->api, us, r->error_code != 0);
 }
 
 /* The response is sent (or will never be): free r now or once its ops complete. */

@@ -42,6 +42,7 @@
 #define SHARD_SLOW_TICK_MS 1000      /* deleted topics reaped, accept backoff cleared */
 #define METRICS_BUCKETS 16
 #define METRICS_APIS 20              /* Ringlog__Api values 0..19 */
+#define METRICS_KAFKA_KEYS 64        /* Kafka api_key values 0..63 (the served ones are below) */
 
 struct shard;
 struct conn;
@@ -66,6 +67,8 @@ struct req {
     bool close_after;        /* close the connection once this response is sent */
     bool needs_finish;       /* async work completed; the loop should finish the response */
     bool counted;            /* latency recorded */
+    bool kafka;              /* a Kafka request: counted by kafka_api, not api */
+    int16_t kafka_api;       /* its api_key (METRICS_KAFKA_KEYS - 1 when out of range) */
     struct iovec *iov;       /* [0]: frame header + envelope; then raw batch data */
     int *seg_fd;             /* NULL, or per iov: -1 for memory, else a file segment of iov_len
                                 bytes at seg_pos in seg_fd (sent by splice; iov_base NULL) */
@@ -171,6 +174,8 @@ enum turn_cause { TURN_TOPIC_CREATE, TURN_SEGMENT_ROLL, TURN_OTHER, TURN_CAUSES 
 
 struct shard_metrics {
     struct api_metrics api[METRICS_APIS];
+    struct api_metrics kafka_api[METRICS_KAFKA_KEYS]; /* errors unused: Kafka answers carry
+                                                       * them per partition, unseen here */
     uint64_t turns[METRICS_TURN_BUCKETS];
     uint64_t turns_sum_ns, turn_max_ns;
     uint64_t slow_turns[TURN_CAUSES];
@@ -350,6 +355,7 @@ void http_tick(struct shard *sh, uint64_t now_ns);
 /* Latency histogram upper bounds in microseconds (METRICS_BUCKETS - 1 finite ones). */
 extern const uint64_t metrics_bucket_bounds_us[METRICS_BUCKETS - 1];
 void metrics_record(struct shard *sh, Ringlog__Api api, uint64_t latency_us, bool error);
+void metrics_record_kafka(struct shard *sh, int16_t api_key, uint64_t latency_us);
 void metrics_record_turn(struct shard *sh, uint64_t ns, enum turn_cause cause);
 
 #endif

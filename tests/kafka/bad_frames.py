@@ -4,13 +4,15 @@ above the served range gets UNSUPPORTED_VERSION (35) with the served ranges; a b
 CRC-32C gets CORRUPT_MESSAGE (2) and the connection stays usable; a negative frame size, an
 API key that is not served, a Produce at a version outside the range and a body cut short each
 close the connection without an answer, with the reason in the broker's log; and through it
-all the broker keeps serving other clients."""
+all the broker keeps serving other clients. /metrics counts the requests by Kafka API, the key
+it does not serve as "unserved"."""
 import os
 import socket
 import struct
 import subprocess
 import sys
 import time
+import urllib.request
 
 HOST, PORT = os.environ["KAFKA_BOOTSTRAP"].rsplit(":", 1)
 LOG = os.path.join(os.environ["KAFKA_WORK"], "ringlogd.log")
@@ -138,4 +140,29 @@ for what, data, logged in cases:
 s = connect()
 api_versions_ok(s, 40)
 s.close()
+
+
+def kafka_requests():
+    """ringlog_kafka_requests_total by api from the broker's /metrics."""
+    http = open(os.path.join(os.environ["KAFKA_WORK"], "ports")).read().split()[1]
+    text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % http, timeout=10).read()
+    out = {}
+    for line in text.decode().splitlines():
+        if line.startswith('ringlog_kafka_requests_total{api="'):
+            name = line.split('"')[1]
+            out[name] = int(line.split()[-1])
+    return out
+
+
+# Every ApiVersions above was answered and counted once it was sent (at least 8 here), the bad
+# Produce too, and API key 999 as "unserved". The count of a request lands when its answer has
+# gone (or its connection closed), so this polls briefly.
+deadline = time.time() + 10
+while True:
+    n = kafka_requests()
+    if n.get("ApiVersions", 0) >= 8 and n.get("Produce", 0) >= 1 and n.get("unserved", 0) >= 1:
+        break
+    if time.time() > deadline:
+        fail("/metrics does not count the Kafka requests sent: %r" % n)
+    time.sleep(0.05)
 print("bad frames ok")
