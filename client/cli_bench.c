@@ -451,6 +451,9 @@ static void say_phase(struct bench *b, const struct brun_result *r)
         if (r->e2e->count)
             say_pcts(b, "end-to-end", r->e2e);
         say(b, "; sender behind schedule at most %.2f ms", r->max_lag_ms);
+        if (r->broker_p99_ms >= 0)
+            say(b, "; broker's own produce latency p50 <= %g p99 <= %g ms (its histogram)",
+                r->broker_p50_ms, r->broker_p99_ms);
     }
     if (r->stored_bytes && r->bytes)
         say(b, "; stored %.3f of the record bytes", (double)r->stored_bytes / (double)r->bytes);

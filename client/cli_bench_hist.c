@@ -1,6 +1,9 @@
 /*
  * cli_bench_hist: log-linear latency histogram (see cli_bench_hist.h for the layout).
  */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/cli_bench_hist.h"
@@ -64,4 +67,38 @@ uint64_t bhist_percentile_us(const struct bhist *h, double pct)
 double bhist_percentile_ms(const struct bhist *h, double pct)
 {
     return (double)bhist_percentile_us(h, pct) / 1000.0;
+}
+
+void bhist_prom_parse(const char *text, const char *api, struct bhist_prom *out)
+{
+    char prefix[128];
+    int pl = snprintf(prefix, sizeof(prefix),
+                      "ringlog_request_latency_seconds_bucket{api=\"%s\",le=\"", api);
+    out->n = 0;
+    for (const char *line = text; line && *line;) {
+        const char *v;
+        if (!strncmp(line, prefix, (size_t)pl) && out->n < BHIST_PROM_BUCKETS &&
+            (v = strchr(line + pl, ' ')) != NULL) {
+            const char *le = line + pl;
+            out->le_ms[out->n] = strncmp(le, "+Inf", 4) ? strtod(le, NULL) * 1000.0 : INFINITY;
+            out->cum[out->n++] = strtoull(v + 1, NULL, 10);
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+}
+
+double bhist_prom_percentile_ms(const struct bhist_prom *before, const struct bhist_prom *after,
+                                double pct)
+{
+    if (after->n == 0 || after->n != before->n)
+        return -1;
+    uint64_t total = after->cum[after->n - 1] - before->cum[before->n - 1];
+    if (total == 0)
+        return -1;
+    double want = (double)total * pct / 100.0;
+    for (uint32_t i = 0; i < after->n; i++)
+        if ((double)(after->cum[i] - before->cum[i]) >= want)
+            return isinf(after->le_ms[i]) && i > 0 ? after->le_ms[i - 1] : after->le_ms[i];
+    return after->n > 1 ? after->le_ms[after->n - 2] : -1;
 }

@@ -47,6 +47,25 @@ uint64_t bhist_percentile_us(const struct bhist *h, double pct);
 /* The same in milliseconds, for printing. */
 double bhist_percentile_ms(const struct bhist *h, double pct);
 
+/* The broker's latency histogram of one native API as /metrics gives it
+ * (ringlog_request_latency_seconds, from a request's arrival to its answer sent): cumulative
+ * counts per bucket, upper bounds in ms (the last +Inf). */
+#define BHIST_PROM_BUCKETS 32
+struct bhist_prom {
+    uint32_t n;
+    double le_ms[BHIST_PROM_BUCKETS];
+    uint64_t cum[BHIST_PROM_BUCKETS];
+};
+
+/* Fills *out with api's buckets from a /metrics text (n 0 when absent). */
+void bhist_prom_parse(const char *text, const char *api, struct bhist_prom *out);
+
+/* The upper bound (ms) of the bucket holding percentile pct (0-100) of the requests counted
+ * between `before` and `after` (two readings of one histogram), or -1 when none was; +Inf
+ * reads as the largest finite bound. */
+double bhist_prom_percentile_ms(const struct bhist_prom *before, const struct bhist_prom *after,
+                                double pct);
+
 /* Bucket arithmetic, exposed for the inline record and the tests. */
 unsigned bhist_index(uint64_t us);
 uint64_t bhist_upper_us(unsigned idx);

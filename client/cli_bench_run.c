@@ -324,6 +324,17 @@ static int topic_offsets(const struct brun_env *env, const char *topic, struct o
 }
 
 /* Bytes the broker has appended to topic since it started (0 when its metrics cannot be read). */
+/* The broker's produce latency histogram now (n 0 when /metrics does not answer). */
+static void broker_produce_hist(const struct brun_env *env, struct bhist_prom *h)
+{
+    char *text;
+    h->n = 0;
+    if (bbroker_metrics(env->broker, &text) != 0)
+        return;
+    bhist_prom_parse(text, "produce", h);
+    free(text);
+}
+
 static uint64_t topic_bytes_in(const struct brun_env *env, const char *topic)
 {
     char *text;
@@ -772,6 +783,8 @@ int brun_produce(const struct brun_env *env, const char *label, const struct bru
         alongside_start(env, spec->topic, &cs, ph.e2e, out->error, sizeof(out->error)))
         goto fail;
     uint64_t stored0 = topic_bytes_in(env, spec->topic);
+    struct bhist_prom hist0, hist1;
+    broker_produce_hist(env, &hist0);
     phase_start(&ph, spec->topic, spec->segment_bytes);
     cs.phase_start_ns = s.start_ns = ph.t0_ns;
     s.end_ns = s.start_ns + (uint64_t)(spec->seconds * 1e9);
@@ -793,6 +806,9 @@ int brun_produce(const struct brun_env *env, const char *label, const struct bru
     if (consuming)
         alongside_finish(&cs, st.acked, out);
     out->stored_bytes = topic_bytes_in(env, spec->topic) - stored0;
+    broker_produce_hist(env, &hist1);
+    out->broker_p50_ms = bhist_prom_percentile_ms(&hist0, &hist1, 50);
+    out->broker_p99_ms = bhist_prom_percentile_ms(&hist0, &hist1, 99);
     produce_figures(env, spec, &ph, &s, &st, consuming ? &cs : NULL);
     if (cs.k)
         rl_consumer_destroy(cs.k);

@@ -81,6 +81,10 @@ struct brun_result {
     double mbps;         /* bytes / secs, 10^6 bytes per second */
     double consume_mbps; /* produce phases with a consumer: what it read per second */
     double max_lag_ms;   /* open loop: how late the sender got behind the schedule at worst */
+    /* The broker's own produce latency over the phase (arrival to answer sent, bucket upper
+     * bounds of its histogram): what of the client's ack latency the broker accounts for.
+     * -1: unknown. */
+    double broker_p50_ms, broker_p99_ms;
     double client_cpu_s, broker_cpu_s;
     uint64_t stored_bytes; /* bytes the broker appended to the topic (after compression) */
     struct bhist *ack, *e2e; /* whole phase; freed by brun_result_free */

@@ -1,7 +1,8 @@
 /* ringlog bench's building blocks without a broker: the latency histogram's buckets and
- * percentiles, and the stamped payloads (exact sizes, stamps that round-trip, random batches
+ * percentiles, the stamped payloads (exact sizes, stamps that round-trip, random batches
  * that stay incompressible pool cycle after pool cycle, JSON events that are well formed and
- * compress). Seeds are fixed, so every run checks the same records. */
+ * compress), and the broker's produce latency read from two /metrics texts. Seeds are fixed,
+ * so every run checks the same records. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
@@ -162,4 +163,40 @@ Test(bench_payload, too_small)
     cr_assert_eq(payload_init(&p, PAYLOAD_RANDOM, 7, 0, 1, err, sizeof(err)), -EINVAL);
     uint64_t stamp;
     cr_assert_eq(payload_stamp(PAYLOAD_JSON, (const uint8_t *)"{\"x\":1}", 7, &stamp), -EINVAL);
+}
+
+/* The broker's produce latency over a phase: the difference of two readings of its cumulative
+ * histogram, read as the upper bound of the bucket holding the percentile; another API's
+ * series are not mixed in; +Inf reads as the largest finite bound; no request: -1. */
+Test(bench_broker, produce_latency_from_two_readings)
+{
+    static const char before[] =
+        "# TYPE ringlog_request_latency_seconds histogram\n"
+        "ringlog_request_latency_seconds_bucket{api=\"fetch\",le=\"0.001\"} 500\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"0.001\"} 10\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"0.0025\"} 10\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"0.05\"} 10\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"+Inf\"} 10\n";
+    static const char after[] =
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"0.001\"} 60\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"0.0025\"} 108\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"0.05\"} 109\n"
+        "ringlog_request_latency_seconds_bucket{api=\"produce\",le=\"+Inf\"} 110\n"
+        "ringlog_request_latency_seconds_bucket{api=\"fetch\",le=\"0.001\"} 900\n";
+    struct bhist_prom h0, h1;
+    bhist_prom_parse(before, "produce", &h0);
+    bhist_prom_parse(after, "produce", &h1);
+    cr_assert_eq(h1.n, 4);
+    cr_assert_eq(h1.cum[1], 108);
+    cr_assert_float_eq(h1.le_ms[1], 2.5, 1e-9);
+    /* 100 requests in the phase: 50 within 1 ms, 48 more within 2.5 ms, 1 within 50, 1 over. */
+    cr_assert_float_eq(bhist_prom_percentile_ms(&h0, &h1, 50), 1.0, 1e-9);
+    cr_assert_float_eq(bhist_prom_percentile_ms(&h0, &h1, 98), 2.5, 1e-9);
+    cr_assert_float_eq(bhist_prom_percentile_ms(&h0, &h1, 99), 50.0, 1e-9);
+    cr_assert_float_eq(bhist_prom_percentile_ms(&h0, &h1, 100), 50.0, 1e-9, "+Inf");
+    cr_assert_eq(bhist_prom_percentile_ms(&h1, &h1, 99), -1, "no request in between");
+    struct bhist_prom none;
+    bhist_prom_parse("ringlog_topics 3\n", "produce", &none);
+    cr_assert_eq(none.n, 0);
+    cr_assert_eq(bhist_prom_percentile_ms(&none, &none, 99), -1);
 }
