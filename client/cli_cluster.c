@@ -145,8 +145,9 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
         printf("controller: no leader (term %llu): a majority of the voters must be running "
                "and reach each other\n", (unsigned long long)mr->controller_term);
     cluster_print_voters(mr, ld, views);
-    printf("%-6s %-22s %-7s %-15s %-11s %-9s %s\n", "BROKER", "ADDRESS", "STATE", "PLACEMENT",
-           "CONTROLLER", "REPLICAS", "LEADS");
+    /* PLACEMENT last: scripts reading the earlier columns by position keep working. */
+    printf("%-6s %-22s %-7s %-11s %-9s %-6s %s\n", "BROKER", "ADDRESS", "STATE", "CONTROLLER",
+           "REPLICAS", "LEADS", "PLACEMENT");
     /* By node id, whatever order the brokers registered in (a selection over a few rows). */
     int32_t last = INT32_MIN;
     for (size_t n = 0; n < mr->n_brokers; n++) {
@@ -163,9 +164,9 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
         cluster_count(mr, b->node_id, &hosted, &led);
         const char *role = b->node_id == mr->controller_id ? "leader"
                            : cluster_is_voter(mr, b->node_id) ? "voter" : "-";
-        printf("%-6d %-22s %-7s %-15s %-11s %-9u %u\n", b->node_id, addr,
-               b->fenced ? "fenced" : "alive", b->decommissioned ? "decommissioned" : "eligible",
-               role, hosted, led);
+        printf("%-6d %-22s %-7s %-11s %-9u %-6u %s\n", b->node_id, addr,
+               b->fenced ? "fenced" : "alive", role, hosted, led,
+               b->decommissioned ? "decommissioned" : "eligible");
     }
 }
 

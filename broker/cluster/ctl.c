@@ -525,7 +525,8 @@ static void ctl_place_refusal(const struct ctl_status *st, uint32_t rf, uint32_t
 
 /* Proposes the next queued change once everything committed before it is applied here. */
 /* Placement (the leader, before it proposes a topic's creation): each partition of a new
- * topic gets an owner, round-robin over the registered brokers it hears from (in id order),
+ * topic gets an owner, round-robin over the registered brokers it hears from that are not
+ * decommissioned (in id order; a decommissioned broker receives nothing new),
  * starting at the number of partitions already live so topics spread too. The owners are part
  * of the committed record, so every broker applies the same placement whatever it sees of the
  * others. Internal topics (__consumer_offsets) are placed too, with min(3, live brokers) replicas

@@ -41,7 +41,9 @@ static const struct native_cluster_broker *replicas_broker(const struct native_c
     return NULL;
 }
 
-/* Every named replica is a registered, live broker. Returns 0 or a code with err. */
+/* Every named replica is a registered, live broker. Returns 0 or a code with err. (A
+ * decommissioned one is refused by meta's check on the controller leader, against the marks
+ * committed before the move: a removal racing with this request cannot slip past it.) */
 static int replicas_check_brokers(const struct native_cluster_view *v, const struct meta_move *mv,
                                   char *err, size_t cap)
 {
@@ -51,13 +53,6 @@ static int replicas_check_brokers(const struct native_cluster_view *v, const str
             snprintf(err, cap, "broker %u is not registered in the cluster (ringlog cluster "
                      "status lists the brokers)", mv->replicas[k]);
             return RL_E_UNKNOWN_BROKER;
-        }
-        if (b->decommissioned) {
-            snprintf(err, cap, "broker %u is decommissioned (ringlog cluster remove-broker "
-                     "%u): no replica can move there; name another broker, or make it eligible "
-                     "again with ringlog cluster recommission %u", mv->replicas[k],
-                     mv->replicas[k], mv->replicas[k]);
-            return RL_E_BROKER_DECOMMISSIONED;
         }
         if (b->fenced) {
             snprintf(err, cap, "broker %u is not alive (fenced): a replica cannot move there; "
@@ -223,8 +218,7 @@ static int replicas_plan_cancel_remove(struct replicas_req *q, uint32_t gone, ch
                 q->moves[q->n_moves++] = (struct meta_move){t->name, i, n, r};
         }
     }
-    q->rec.cancel = true;
-    q->rec.recommission_broker = gone;
+    q->rec = (struct meta_record){.cancel = true, .recommission_broker = gone};
     return 0;
 }
 
