@@ -99,6 +99,23 @@ static uint32_t replicas_pick(const struct native_cluster_view *v, const uint32_
     return best;
 }
 
+/* An arena copy of a move whose topic name and replicas point into the topic table: the
+ * record is encoded, and the answer packed, after later records may have changed the table. */
+static int replicas_move_copy(struct replicas_req *q, struct meta_move *out, const char *topic,
+                              uint32_t partition, const uint32_t *r, uint32_t n)
+{
+    size_t tl = strlen(topic) + 1;
+    char *name = native_alloc(q->r, tl);
+    uint32_t *ids = native_alloc(q->r, (n + 1) * sizeof(*ids));
+    if (!name || !ids)
+        return -ENOMEM;
+    memcpy(name, topic, tl);
+    if (n)
+        memcpy(ids, r, n * sizeof(*ids));
+    *out = (struct meta_move){name, partition, n, ids};
+    return 0;
+}
+
 /* Plans a move of every replicated partition with a replica on `gone` onto the live brokers
  * holding the fewest replicas. Returns 0 (q->moves, q->n_moves; none when nothing sits there)
  * or a code with err. */
@@ -154,7 +171,8 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                 for (uint32_t b = 0; b < v->n_brokers; b++)
                     load[b] += v->brokers[b].id == (int32_t)to;
             }
-            q->moves[q->n_moves++] = (struct meta_move){t->name, i, n, nr};
+            if (replicas_move_copy(q, &q->moves[q->n_moves++], t->name, i, nr, n))
+                return -ENOMEM;
         }
     }
     return 0;
@@ -180,7 +198,8 @@ static int replicas_plan_cancel(struct replicas_req *q, const Ringlog__AlterRepl
             return RL_E_NO_MOVE_RUNNING;
         }
         /* Unknown or unreplicated: meta's check names what is wrong. */
-        q->moves[i] = (struct meta_move){pm->topic, pm->partition, r ? n : 0, r};
+        if (replicas_move_copy(q, &q->moves[i], pm->topic, pm->partition, r, r ? n : 0))
+            return -ENOMEM;
     }
     q->n_moves = a->n_moves;
     q->rec.cancel = true;
@@ -214,8 +233,10 @@ static int replicas_plan_cancel_remove(struct replicas_req *q, uint32_t gone, ch
             uint32_t n;
             const uint32_t *r = meta_partition_replicas(t, i, &n);
             const uint32_t *tg = meta_partition_target(t, i);
-            if (r && tg && meta_ids_have(r, n, gone) && !meta_ids_have(tg, n, gone))
-                q->moves[q->n_moves++] = (struct meta_move){t->name, i, n, r};
+            if (!r || !tg || !meta_ids_have(r, n, gone) || meta_ids_have(tg, n, gone))
+                continue;
+            if (replicas_move_copy(q, &q->moves[q->n_moves++], t->name, i, r, n))
+                return -ENOMEM;
         }
     }
     q->rec = (struct meta_record){.cancel = true, .recommission_broker = gone};
