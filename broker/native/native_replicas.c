@@ -149,7 +149,8 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                 continue;
             if (tg) {
                 snprintf(err, cap, "a move of %s-%u's replicas is already running; wait for "
-                         "it to finish (ringlog topic describe %s)", t->name, i, t->name);
+                         "it to finish (ringlog topic describe TOPIC), or cancel it (ringlog "
+                         "topic reassign TOPIC %u --cancel)", t->name, i, i);
                 return RL_E_REASSIGN_RUNNING;
             }
             uint32_t *nr = native_alloc(q->r, n * sizeof(*nr));
