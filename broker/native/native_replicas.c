@@ -214,7 +214,7 @@ static int replicas_plan_cancel(struct replicas_req *q, const Ringlog__AlterRepl
 /* remove-broker --cancel: the moves off `gone` that run go back to their origin and its mark
  * is cleared (one record). */
 static int replicas_plan_cancel_remove(struct replicas_req *q, uint32_t gone, char *err,
-                                         size_t cap)
+                                       size_t cap)
 {
     struct meta *m = q->n->meta;
     if (!meta_broker_decommissioned(m, gone)) {
