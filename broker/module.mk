@@ -72,6 +72,8 @@ TESTS += $(BUILD)/tests/integration/test_replication
 TESTS += $(BUILD)/tests/integration/test_replication_ops
 # Moving replicas: remove-broker under acks=all load, a leader killed mid-move, bad requests.
 TESTS += $(BUILD)/tests/integration/test_reassign
+# Decommissioned brokers stay out of placement (restart, snapshot install); cancelling a move.
+TESTS += $(BUILD)/tests/integration/test_decom
 # Groups keep their committed offsets when their coordinator's broker is killed.
 TESTS += $(BUILD)/tests/integration/test_repl_groups
 # A follower behind the leader's log start catches up by snapshot install; replication metrics.

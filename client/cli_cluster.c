@@ -1,17 +1,18 @@
 /*
- * cli_cluster: `ringlog cluster status | remove-broker N`, `ringlog topic reassign` and the
- * replicas part of `ringlog topic describe`.
+ * cli_cluster: `ringlog cluster status | remove-broker N [--cancel] | recommission N`,
+ * `ringlog topic reassign [--cancel]` and the replicas part of `ringlog topic describe`.
  *
- * status: the cluster's brokers (alive or fenced, whether each leads the controller, how many
- * partition replicas each hosts and leads), the controller leader and its term, and for each
+ * status: the cluster's brokers (alive or fenced, whether placement may pick each or it is
+ * decommissioned, whether each leads the controller, how many partition replicas each hosts
+ * and leads), the controller leader and its term, and for each
  * voter the controller commit index it knows and the index it has applied. Asks one broker for
  * Metadata of every topic over the library's synchronous request path (rlc_meta_call), then
  * asks each voter for its own view (commit and applied are per node), and the leader's answer
  * gives how far each voter's copy of the log reaches.
  *
- * remove-broker and reassign: one AlterReplicas request (answered once the controller recorded
- * the moves; the partition leaders move the replicas afterwards). Errors are the broker's
- * sentences.
+ * remove-broker, recommission, reassign and their --cancel: one AlterReplicas request
+ * (answered once the controller recorded the moves and marks; the partition leaders move the
+ * replicas afterwards). Errors are the broker's sentences.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -144,8 +145,9 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
         printf("controller: no leader (term %llu): a majority of the voters must be running "
                "and reach each other\n", (unsigned long long)mr->controller_term);
     cluster_print_voters(mr, ld, views);
-    printf("%-6s %-22s %-7s %-11s %-9s %s\n", "BROKER", "ADDRESS", "STATE", "CONTROLLER",
-           "REPLICAS", "LEADS");
+    /* PLACEMENT last: scripts reading the earlier columns by position keep working. */
+    printf("%-6s %-22s %-7s %-11s %-9s %-6s %s\n", "BROKER", "ADDRESS", "STATE", "CONTROLLER",
+           "REPLICAS", "LEADS", "PLACEMENT");
     /* By node id, whatever order the brokers registered in (a selection over a few rows). */
     int32_t last = INT32_MIN;
     for (size_t n = 0; n < mr->n_brokers; n++) {
@@ -162,8 +164,9 @@ static void cluster_print(const Ringlog__MetadataResponse *mr, const Ringlog__Me
         cluster_count(mr, b->node_id, &hosted, &led);
         const char *role = b->node_id == mr->controller_id ? "leader"
                            : cluster_is_voter(mr, b->node_id) ? "voter" : "-";
-        printf("%-6d %-22s %-7s %-11s %-9u %u\n", b->node_id, addr,
-               b->fenced ? "fenced" : "alive", role, hosted, led);
+        printf("%-6d %-22s %-7s %-11s %-9u %-6u %s\n", b->node_id, addr,
+               b->fenced ? "fenced" : "alive", role, hosted, led,
+               b->decommissioned ? "decommissioned" : "eligible");
     }
 }
 
@@ -179,6 +182,22 @@ static void cli_print_ids(const int32_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         printf("%s%d", i ? "," : "", ids[i]);
+}
+
+/* What the controller recorded besides the moves it lists. */
+static void cluster_print_recorded(const Ringlog__AlterReplicasRequest *ar, size_t n_moves)
+{
+    if (ar->recommission_broker)
+        printf("broker %u is recommissioned: new topics and moves may place replicas on it "
+               "again\n", ar->recommission_broker);
+    else if (ar->remove_broker && ar->cancel)
+        printf("the removal of broker %u is cancelled (%zu running move%s back to %s "
+               "replicas); it is eligible for placement again\n", ar->remove_broker, n_moves,
+               n_moves == 1 ? " goes" : "s go", n_moves == 1 ? "its" : "their");
+    else if (ar->remove_broker)
+        printf("broker %u is decommissioned: no new replica is placed on it (ringlog cluster "
+               "recommission %u undoes it)%s\n", ar->remove_broker, ar->remove_broker,
+               n_moves ? "" : "; it holds no replica: nothing to move");
 }
 
 /* Sends an AlterReplicas request and prints the moves the controller recorded. */
@@ -200,14 +219,15 @@ static int cluster_alter_replicas(struct cli *c, Ringlog__AlterReplicasRequest *
         snprintf(m.err, sizeof(m.err), "the broker does not know AlterReplicas (an older "
                  "broker?)");
     }
-    if (rc) {
+    if (rc)
         cli_error("%s", m.err);
-    } else if (resp->alter_replicas->n_moves == 0) {
-        printf("nothing to move: broker %u holds no replica\n", ar->remove_broker);
-    } else {
+    else
+        cluster_print_recorded(ar, resp->alter_replicas->n_moves);
+    if (rc == 0 && resp->alter_replicas->n_moves) {
         for (size_t i = 0; i < resp->alter_replicas->n_moves; i++) {
             const Ringlog__PartitionMove *pm = resp->alter_replicas->moves[i];
-            printf("moving %s-%u to replicas ", pm->topic, pm->partition);
+            printf("%s %s-%u to replicas ", ar->cancel ? "cancelled: moving back" : "moving",
+                   pm->topic, pm->partition);
             for (size_t k = 0; k < pm->n_replicas; k++)
                 printf("%s%u", k ? "," : "", pm->replicas[k]);
             printf("\n");
@@ -221,21 +241,42 @@ static int cluster_alter_replicas(struct cli *c, Ringlog__AlterReplicasRequest *
     return rc ? CLI_EXIT_FAIL : 0;
 }
 
-/* `ringlog topic reassign TOPIC PARTITION --replicas 1,2,4` */
+/* `ringlog topic reassign TOPIC PARTITION --cancel`: the running move goes back to the
+ * replicas it started from. */
+static int cli_topic_reassign_cancel(struct cli *c)
+{
+    Ringlog__PartitionMove pm = RINGLOG__PARTITION_MOVE__INIT;
+    Ringlog__PartitionMove *pp = &pm;
+    pm.topic = c->argv[1];
+    pm.partition = (uint32_t)cli_int("PARTITION", c->argv[2], 0, INT32_MAX);
+    Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
+    ar.n_moves = 1;
+    ar.moves = &pp;
+    ar.cancel = true;
+    return cluster_alter_replicas(c, &ar);
+}
+
+/* `ringlog topic reassign TOPIC PARTITION --replicas 1,2,4 | --cancel` */
 int cli_topic_reassign(struct cli *c)
 {
-    const char *usage = "usage: ringlog topic reassign TOPIC PARTITION --replicas ID,ID,...";
+    const char *usage = "usage: ringlog topic reassign TOPIC PARTITION --replicas ID,ID,... | "
+                        "--cancel";
     const char *list = NULL;
+    bool cancel = false;
     for (int i = 3; i < c->argc; i++) {
-        if (!(list = cli_opt(c, &i, "--replicas"))) {
+        if (!strcmp(c->argv[i], "--cancel")) {
+            cancel = true;
+        } else if (!(list = cli_opt(c, &i, "--replicas"))) {
             cli_error("%s (unknown option %s)", usage, c->argv[i]);
             return CLI_EXIT_USAGE;
         }
     }
-    if (c->argc < 3 || !list) {
+    if (c->argc < 3 || !list == !cancel) {
         cli_error("%s", usage);
         return CLI_EXIT_USAGE;
     }
+    if (cancel)
+        return cli_topic_reassign_cancel(c);
     uint32_t ids[16];
     size_t n = 0;
     for (const char *p = list; *p && n < 16;) {
@@ -307,13 +348,21 @@ int cli_topic_replicas(const struct rl_conf *conf, const char *topic)
 
 int cli_cluster(struct cli *c)
 {
-    if (c->argc == 2 && !strcmp(c->argv[0], "remove-broker")) {
+    bool cancel = c->argc == 3 && !strcmp(c->argv[2], "--cancel");
+    if ((c->argc == 2 || cancel) && !strcmp(c->argv[0], "remove-broker")) {
         Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
         ar.remove_broker = (uint32_t)cli_int("remove-broker", c->argv[1], 1, INT32_MAX);
+        ar.cancel = cancel;
+        return cluster_alter_replicas(c, &ar);
+    }
+    if (c->argc == 2 && !strcmp(c->argv[0], "recommission")) {
+        Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
+        ar.recommission_broker = (uint32_t)cli_int("recommission", c->argv[1], 1, INT32_MAX);
         return cluster_alter_replicas(c, &ar);
     }
     if (c->argc < 1 || strcmp(c->argv[0], "status")) {
-        cli_error("usage: ringlog [--brokers H:P,...] cluster status | remove-broker N");
+        cli_error("usage: ringlog [--brokers H:P,...] cluster status | remove-broker N "
+                  "[--cancel] | recommission N");
         return CLI_EXIT_USAGE;
     }
     char v[32], err[600];

@@ -201,7 +201,7 @@ static int topic_run(struct cli *c, struct rl_admin *a)
         return 0;
     }
     cli_error("usage: ringlog topic create|list|describe NAME|delete NAME|alter NAME ...|"
-              "reassign NAME PARTITION --replicas ID,...");
+              "reassign NAME PARTITION --replicas ID,... | --cancel");
     return CLI_EXIT_USAGE;
 }
 

@@ -175,6 +175,8 @@ enum rl_error {
         index; retry once they have caught up */
     RL_E_REASSIGN_RUNNING = -5605, /**< a move of the partition's replicas is already running */
     RL_E_UNKNOWN_BROKER = -5606, /**< no broker with that node id is registered in the cluster */
+    RL_E_BROKER_DECOMMISSIONED = -5607, /**< broker is decommissioned: nothing is placed on it */
+    RL_E_NO_MOVE_RUNNING = -5608, /**< no move of the partition's replicas is running */
 };
 /* END rl_error */
 #endif

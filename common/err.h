@@ -120,7 +120,9 @@
     X(RAFT_CATCHING_UP, -5604, "the new configuration's voters lag behind the commit index; "   \
                                "retry once they have caught up")                            \
     X(REASSIGN_RUNNING, -5605, "a move of the partition's replicas is already running")       \
-    X(UNKNOWN_BROKER, -5606, "no broker with that node id is registered in the cluster")
+    X(UNKNOWN_BROKER, -5606, "no broker with that node id is registered in the cluster")   \
+    X(BROKER_DECOMMISSIONED, -5607, "broker is decommissioned: nothing is placed on it")   \
+    X(NO_MOVE_RUNNING, -5608, "no move of the partition's replicas is running")
 
 /* client/ringlog.h publishes the same enum (generated from this list by tools/gen_errors.sh,
  * checked at build time by client/error.c); whichever header comes first defines it. */

@@ -494,9 +494,39 @@ static void ctl_add_learners(struct ctl *c, const struct raft *rf)
     }
 }
 
+/* The sentence refusing a topic whose rf replicas do not fit on the n brokers placement may
+ * pick: what is missing, and the fix (decommissioned brokers named: they may be why). */
+static void ctl_place_refusal(const struct ctl_status *st, uint32_t rf, uint32_t n,
+                              const char *topic, char *err, size_t err_cap)
+{
+    char decom[160] = "";
+    size_t dn = 0;
+    uint32_t nd = 0;
+    for (uint32_t i = 0; i < st->n_brokers && dn < sizeof(decom) - 16; i++) {
+        if (!st->brokers[i].decommissioned)
+            continue;
+        dn += (size_t)snprintf(decom + dn, sizeof(decom) - dn, "%s%u", nd ? "," : "",
+                               st->brokers[i].id);
+        nd++;
+    }
+    if (nd == 0) {
+        snprintf(err, err_cap, "replication factor %u for topic \"%s\" needs %u live brokers, "
+                 "but the controller hears from %u of the %u registered: start more brokers "
+                 "(ringlog cluster status shows them) or create the topic with "
+                 "--replicas %u or less", rf, topic, rf, n, st->n_brokers, n);
+        return;
+    }
+    snprintf(err, err_cap, "replication factor %u for topic \"%s\" needs %u live brokers that "
+             "are not decommissioned, but only %u of the %u registered are (decommissioned: "
+             "%s): create the topic with --replicas %u or less, start more brokers, or make a "
+             "decommissioned broker eligible again with ringlog cluster recommission N", rf,
+             topic, rf, n, st->n_brokers, decom, n);
+}
+
 /* Proposes the next queued change once everything committed before it is applied here. */
 /* Placement (the leader, before it proposes a topic's creation): each partition of a new
- * topic gets an owner, round-robin over the registered brokers it hears from (in id order),
+ * topic gets an owner, round-robin over the registered brokers it hears from that are not
+ * decommissioned (in id order; a decommissioned broker receives nothing new),
  * starting at the number of partitions already live so topics spread too. The owners are part
  * of the committed record, so every broker applies the same placement whatever it sees of the
  * others. Internal topics (__consumer_offsets) are placed too, with min(3, live brokers) replicas
@@ -519,7 +549,7 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
     ctl_get_status(c, &st);
     uint32_t ids[CTL_MAX_BROKERS], n = 0;
     for (uint32_t i = 0; i < st.n_brokers; i++) {
-        if (!st.brokers[i].alive)
+        if (!st.brokers[i].alive || st.brokers[i].decommissioned)
             continue;
         uint32_t k = n++;
         for (; k > 0 && ids[k - 1] > st.brokers[i].id; k--)
@@ -527,8 +557,9 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
         ids[k] = st.brokers[i].id;
     }
     if (n == 0) {
-        snprintf(err, err_cap, "no registered broker is alive to place topic \"%s\" on; wait "
-                 "for the brokers to register (ringlog cluster status) and retry",
+        snprintf(err, err_cap, "no registered broker is alive and not decommissioned to place "
+                 "topic \"%s\" on; wait for the brokers to register (ringlog cluster status), "
+                 "or recommission one (ringlog cluster recommission N), and retry",
                  rec->spec.name);
         meta_record_free(&d); /* after the message: the name lives in the decoded record */
         return RL_E_BROKER_UNAVAILABLE;
@@ -540,10 +571,7 @@ static int ctl_place(struct ctl *c, struct ctl_item *it, char *err, size_t err_c
         rec->spec.replication_factor = (int32_t)rf;
     }
     if (rf > n) {
-        snprintf(err, err_cap, "replication factor %u for topic \"%s\" needs %u live brokers, "
-                 "but the controller hears from %u of the %u registered: start more brokers "
-                 "(ringlog cluster status shows them) or create the topic with "
-                 "--replicas %u or less", rf, rec->spec.name, rf, n, st.n_brokers, n);
+        ctl_place_refusal(&st, rf, n, rec->spec.name, err, err_cap);
         meta_record_free(&d);
         return RL_E_INVALID_REPLICATION;
     }
@@ -607,11 +635,13 @@ static bool ctl_place_waits(struct ctl *c, const struct ctl_item *it)
     ctl_get_status(c, &st);
     uint32_t alive = 0, members = c->cfg.n_voters;
     for (uint32_t i = 0; i < st.n_brokers; i++) {
-        alive += st.brokers[i].alive;
+        bool decom = st.brokers[i].decommissioned; /* never placed on: not waited for */
+        alive += st.brokers[i].alive && !decom;
         bool voter = false;
         for (uint32_t k = 0; k < c->cfg.n_voters; k++)
             voter |= c->cfg.voters[k].id == st.brokers[i].id;
-        members += !voter;
+        members += !voter && !decom;
+        members -= voter && decom;
     }
     return (uint32_t)rf > alive && (uint32_t)rf <= members;
 }
@@ -1659,6 +1689,7 @@ void ctl_get_status(const struct ctl *c, struct ctl_status *out)
         peer_get_node_stats(c->peer, b.id, &ps);
         b.alive = b.id == c->cfg.self ||
                   (ps.last_heard_ms && now - ps.last_heard_ms < c->cfg.session_timeout_ms);
+        b.decommissioned = meta_broker_decommissioned(c->meta, b.id);
         out->brokers[i] = b;
     }
 }
@@ -1691,8 +1722,9 @@ size_t ctl_status_json(const struct ctl *c, char *buf, size_t cap)
     for (uint32_t i = 0; i < s.n_brokers; i++) {
         const struct ctl_broker *b = &s.brokers[i];
         OUT("%s{\"id\":%u,\"address\":\"%s:%u\",\"incarnation\":\"%016" PRIx64 "\","
-            "\"epoch\":%" PRIu64 ",\"state\":\"%s\"", i ? "," : "", b->id, b->host, b->port,
-            b->incarnation, b->epoch, b->alive ? "alive" : "fenced");
+            "\"epoch\":%" PRIu64 ",\"state\":\"%s\",\"decommissioned\":%s", i ? "," : "",
+            b->id, b->host, b->port, b->incarnation, b->epoch, b->alive ? "alive" : "fenced",
+            b->decommissioned ? "true" : "false");
         if (b->kafka_port)
             OUT(",\"kafka\":\"%s:%u\"", b->kafka_host, b->kafka_port);
         OUT("}");
@@ -1736,9 +1768,11 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     ctl_get_status(c, &s);
     struct repl_stats rs;
     repl_get_stats(c->repl, &rs);
-    uint32_t fenced = 0;
-    for (uint32_t i = 0; i < s.n_brokers; i++)
+    uint32_t fenced = 0, decom = 0;
+    for (uint32_t i = 0; i < s.n_brokers; i++) {
         fenced += !s.brokers[i].alive;
+        decom += s.brokers[i].decommissioned;
+    }
     size_t n = 0;
 #define M(name, type, v)                                                                        \
     do {                                                                                        \
@@ -1764,6 +1798,7 @@ size_t ctl_metrics_text(const struct ctl *c, char *buf, size_t cap)
     M("controller_hardstate_fsyncs_total", "counter", rs.hstore_flushes);
     M("cluster_brokers", "gauge", s.n_brokers);
     M("cluster_brokers_fenced", "gauge", fenced);
+    M("cluster_brokers_decommissioned", "gauge", decom);
     M("replication_sent_bytes_total", "counter", c->raft_bytes_sent);
     M("replication_received_bytes_total", "counter", c->raft_bytes_received);
     M("replication_appends_sent_total", "counter", rs.appends_sent);

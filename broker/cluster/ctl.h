@@ -12,8 +12,9 @@
  *     (metadata.log, then the table) and registrations -> the broker table
  *
  * Placement: before proposing a topic's creation the leader writes each partition's owner into
- * the record (round-robin over the registered brokers it hears from); every broker opens only
- * its own partitions and answers NOT_LEADER for the others (broker/meta).
+ * the record (round-robin over the registered brokers it hears from that are not decommissioned:
+ * meta_broker_decommissioned); every broker opens only its own partitions and answers
+ * NOT_LEADER for the others (broker/meta).
  *
  * A controller entry is a record batch of one record: key "m" with a MetaRecord value, or key
  * "r" with a registration (u32 node | u64 incarnation | u16 port | u8 host length | host, then,
@@ -159,6 +160,8 @@ struct ctl_broker {
     char kafka_host[64]; /* its Kafka listener's advertised address; port 0: none */
     uint16_t kafka_port;
     bool alive;       /* this node heard from it within the session timeout (itself: true) */
+    bool decommissioned; /* ctl_get_status: meta_broker_decommissioned (metadata, not part of
+                          * the registration nor of the checkpoint's broker table) */
 };
 
 struct ctl_status {

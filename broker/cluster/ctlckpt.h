@@ -12,6 +12,9 @@
  *   then u64 xxh3-64 of everything before it.
  *   broker: off 0 u32 id | 4 u64 incarnation | 12 u64 epoch | 20 u16 port | 22 u16 kafka port |
  *           24 host[64] (NUL-padded) | 88 kafka host[64]
+ * The table holds registrations only. Whether a broker is decommissioned (remove-broker) is
+ * metadata (meta_broker_decommissioned), rebuilt from metadata.log and carried by a snapshot
+ * chunk's records, so neither this file nor the chunk format changed for it.
  */
 #ifndef RL_BROKER_CLUSTER_CTLCKPT_H
 #define RL_BROKER_CLUSTER_CTLCKPT_H

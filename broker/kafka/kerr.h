@@ -58,6 +58,7 @@
     X(FETCH_SESSION_ID_NOT_FOUND, 70, 1)                                                        \
     X(UNSUPPORTED_COMPRESSION_TYPE, 76, 0)                                                      \
     X(MEMBER_ID_REQUIRED, 79, 0)                                                                \
+    X(NO_REASSIGNMENT_IN_PROGRESS, 85, 0)                                                       \
     X(INVALID_RECORD, 87, 0)
 
 enum kerr_code {

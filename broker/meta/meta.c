@@ -209,6 +209,14 @@ const uint32_t *meta_partition_target(const struct meta_topic *t, uint32_t i)
     return tg[0] ? tg : NULL;
 }
 
+bool meta_broker_decommissioned(const struct meta *m, uint32_t id)
+{
+    for (uint32_t i = 0; id && i < m->n_decommissioned; i++)
+        if (m->decommissioned[i] == id)
+            return true;
+    return false;
+}
+
 bool meta_ids_have(const uint32_t *ids, uint32_t n, uint32_t id)
 {
     for (uint32_t k = 0; ids && k < n; k++)
@@ -526,33 +534,119 @@ static const struct meta_topic *meta_move_topic(const struct meta *m, const stru
     return t;
 }
 
-/* A REASSIGN: every move valid, none of a partition that moves already, no partition twice. */
+/* A cancel of partition mv's move: one runs, and mv names its origin (the partition's replicas,
+ * unchanged until the move ends), which is not already its target. */
+static int meta_check_cancel(const struct meta_topic *t, const struct meta_move *mv, char *err,
+                             size_t err_cap)
+{
+    uint32_t n;
+    const uint32_t *r = meta_partition_replicas(t, mv->partition, &n);
+    const uint32_t *tg = meta_partition_target(t, mv->partition);
+    if (!tg || !memcmp(tg, r, n * sizeof(*r))) {
+        snprintf(err, err_cap, "no move of %s-%u's replicas is running%s: nothing to cancel "
+                 "(ringlog topic describe %s shows its replicas)", t->name, mv->partition,
+                 tg ? " (a cancel already returns it to its replicas)" : "", t->name);
+        return RL_E_NO_MOVE_RUNNING;
+    }
+    if (memcmp(r, mv->replicas, n * sizeof(*r))) {
+        snprintf(err, err_cap, "%s-%u: the cancel does not name the replicas the move started "
+                 "from; run ringlog topic reassign %s %u --cancel again", t->name,
+                 mv->partition, t->name, mv->partition);
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return 0;
+}
+
+/* A new move's target names no decommissioned broker (placement never picks one). */
+static int meta_check_target_brokers(const struct meta *m, const struct meta_topic *t,
+                                     const struct meta_move *mv, char *err, size_t err_cap)
+{
+    for (uint32_t k = 0; k < mv->n_replicas; k++) {
+        if (!meta_broker_decommissioned(m, mv->replicas[k]))
+            continue;
+        snprintf(err, err_cap, "broker %u is decommissioned (ringlog cluster remove-broker %u): "
+                 "no replica of %s-%u can move there; name another broker, or make it "
+                 "eligible again with ringlog cluster recommission %u", mv->replicas[k],
+                 mv->replicas[k], t->name, mv->partition, mv->replicas[k]);
+        return RL_E_BROKER_DECOMMISSIONED;
+    }
+    return 0;
+}
+
+/* One move of a REASSIGN: valid, and a new move of a partition that does not move already
+ * (cancel: see meta_check_cancel). */
+static int meta_check_move(const struct meta *m, const struct meta_record *rec,
+                           const struct meta_move *mv, char *err, size_t err_cap)
+{
+    int rc;
+    const struct meta_topic *t = meta_move_topic(m, mv, &rc, err, err_cap);
+    if (!t)
+        return rc;
+    if (rec->cancel)
+        return meta_check_cancel(t, mv, err, err_cap);
+    if (meta_partition_target(t, mv->partition)) {
+        snprintf(err, err_cap, "a move of %s-%u's replicas is already running; wait for it "
+                 "to finish, or stop it with ringlog topic reassign %s %u --cancel (ringlog "
+                 "topic describe %s shows its target)", t->name, mv->partition, t->name,
+                 mv->partition, t->name);
+        return RL_E_REASSIGN_RUNNING;
+    }
+    if (meta_ids_have(mv->replicas, mv->n_replicas, rec->remove_broker)) {
+        snprintf(err, err_cap, "%s-%u: a move off broker %u cannot move onto it", t->name,
+                 mv->partition, rec->remove_broker);
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return meta_check_target_brokers(m, t, mv, err, err_cap);
+}
+
+/* The broker marks of a REASSIGN: a recommission names a decommissioned broker and comes
+ * alone or with the cancel of the moves off it; the table of marks has room. */
+static int meta_check_marks(const struct meta *m, const struct meta_record *rec, char *err,
+                            size_t err_cap)
+{
+    uint32_t re = rec->recommission_broker, rm = rec->remove_broker;
+    if ((re && (rm || (rec->n_moves && !rec->cancel))) || (rm && rec->cancel)) {
+        snprintf(err, err_cap, "a change of replicas either removes a broker, recommissions "
+                 "one, or cancels moves (with a recommission: the moves off that broker)");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    if (re && !meta_broker_decommissioned(m, re)) {
+        snprintf(err, err_cap, "broker %u is not decommissioned: nothing to recommission "
+                 "(ringlog cluster status shows which brokers are)", re);
+        return RL_E_INVALID_ARGUMENT;
+    }
+    if (rm && !meta_broker_decommissioned(m, rm) &&
+        m->n_decommissioned == META_MAX_DECOMMISSIONED) {
+        snprintf(err, err_cap, "%u brokers are decommissioned already, the most the cluster "
+                 "records; recommission one (ringlog cluster recommission N) first",
+                 META_MAX_DECOMMISSIONED);
+        return RL_E_INVALID_ARGUMENT;
+    }
+    if (rec->n_moves == 0 && !re && !rm) {
+        snprintf(err, err_cap, "no partition to move");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return 0;
+}
+
+/* A REASSIGN: its marks valid, every move valid, no partition twice. */
 static int meta_check_reassign(const struct meta *m, const struct meta_record *rec, char *err,
                                size_t err_cap)
 {
+    int rc = meta_check_marks(m, rec, err, err_cap);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < rec->n_moves; i++) {
         const struct meta_move *mv = &rec->moves[i];
-        int rc;
-        const struct meta_topic *t = meta_move_topic(m, mv, &rc, err, err_cap);
-        if (!t)
+        if ((rc = meta_check_move(m, rec, mv, err, err_cap)) != 0)
             return rc;
-        if (meta_partition_target(t, mv->partition)) {
-            snprintf(err, err_cap, "a move of %s-%u's replicas is already running; wait for it "
-                     "to finish (ringlog topic describe %s shows its target)", t->name,
-                     mv->partition, t->name);
-            return RL_E_REASSIGN_RUNNING;
-        }
         for (size_t k = 0; k < i; k++) {
             if (!strcmp(rec->moves[k].topic, mv->topic) &&
                 rec->moves[k].partition == mv->partition) {
-                snprintf(err, err_cap, "%s-%u is named twice", t->name, mv->partition);
+                snprintf(err, err_cap, "%s-%u is named twice", mv->topic, mv->partition);
                 return RL_E_INVALID_ARGUMENT;
             }
         }
-    }
-    if (rec->n_moves == 0) {
-        snprintf(err, err_cap, "no partition to move");
-        return RL_E_INVALID_ARGUMENT;
     }
     return 0;
 }
@@ -936,6 +1030,24 @@ static void meta_open_moved_in(struct meta *m, struct meta_topic *t, uint32_t i)
     RL_INFO("%s-%u: a replica moves here; it joins the group as a learner", t->name, i);
 }
 
+/* The decommission marks a REASSIGN changes (checked: room for a new one). */
+static void meta_apply_marks(struct meta *m, const struct meta_record *rec)
+{
+    uint32_t rm = rec->remove_broker, re = rec->recommission_broker;
+    if (rm && !meta_broker_decommissioned(m, rm))
+        m->decommissioned[m->n_decommissioned++] = rm;
+    for (uint32_t i = 0; re && i < m->n_decommissioned; i++) {
+        if (m->decommissioned[i] != re)
+            continue;
+        m->decommissioned[i] = m->decommissioned[--m->n_decommissioned];
+        break;
+    }
+    if (!m->replaying && rm)
+        RL_INFO("metadata: broker %u is decommissioned: no replica is placed on it", rm);
+    if (!m->replaying && re)
+        RL_INFO("metadata: broker %u is recommissioned: placement may pick it again", re);
+}
+
 static void meta_apply_reassign(struct meta *m, const struct meta_record *rec)
 {
     char err[400];
@@ -943,6 +1055,7 @@ static void meta_apply_reassign(struct meta *m, const struct meta_record *rec)
         RL_WARN("metadata: skipping a move of replicas: %s", err);
         return;
     }
+    meta_apply_marks(m, rec);
     for (size_t k = 0; k < rec->n_moves; k++) {
         const struct meta_move *mv = &rec->moves[k];
         struct meta_topic *t = meta_find_live(m, mv->topic);

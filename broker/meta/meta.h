@@ -42,6 +42,8 @@
 #define META_PRODUCER_ID_BLOCK 1000
 /* Replicas per partition at most (a Raft group's voters). */
 #define META_MAX_REPLICATION_FACTOR 9
+/* Decommissioned brokers recorded at most (the controller registers CTL_MAX_BROKERS). */
+#define META_MAX_DECOMMISSIONED 64
 
 struct meta;
 struct partition;
@@ -131,6 +133,13 @@ const uint32_t *meta_partition_replicas(const struct meta_topic *t, uint32_t i, 
  * replicas or of its target. */
 const uint32_t *meta_partition_target(const struct meta_topic *t, uint32_t i);
 
+/* Whether broker `id` is decommissioned: a REASSIGN record with remove_broker = id marked it
+ * and none with recommission_broker = id cleared it since. The controller's placement of new
+ * topics and every new move's target leave such a broker out; the replicas it still holds
+ * stay until moved. The mark is metadata, so metadata.log replay and a controller snapshot
+ * install rebuild it like the topic table. */
+bool meta_broker_decommissioned(const struct meta *m, uint32_t id);
+
 /* Whether broker `id` is among ids[0..n) (a replica or target list; NULL holds none). */
 bool meta_ids_have(const uint32_t *ids, uint32_t n, uint32_t id);
 
@@ -210,6 +219,11 @@ void meta_propose_producer_ids(struct meta *m, struct meta_proposal *pr, int64_t
  * replication factor, an id repeats, or a move of that partition already runs. */
 void meta_propose_reassign(struct meta *m, struct meta_proposal *pr, const struct meta_move *moves,
                            size_t n);
+/* The general form of meta_propose_reassign: a REASSIGN record (rec->kind; its moves valid
+ * until done) that may also decommission (remove_broker), recommission a broker, or cancel the
+ * running moves of its partitions (cancel: each move names the partition's replicas). */
+void meta_propose_replica_change(struct meta *m, struct meta_proposal *pr,
+                                 const struct meta_record *rec);
 /* A move finished (the partition's leader saw the target voters committed): the replicas become
  * mv->replicas, which must equal the target. */
 void meta_propose_reassign_done(struct meta *m, struct meta_proposal *pr,

@@ -74,6 +74,8 @@ struct meta {
     bool commit_failed;           /* metadata.log refused a committed record: applying stopped */
     struct partition **retired;   /* moved off this broker: deleted once unpinned (meta_reap) */
     size_t n_retired, cap_retired;
+    uint32_t decommissioned[META_MAX_DECOMMISSIONED]; /* brokers placement skips (unordered) */
+    uint32_t n_decommissioned;
 };
 
 /* A metadata record is at least its 12-byte header; each one damaged bytes could have held is

@@ -280,6 +280,14 @@ void meta_propose_reassign(struct meta *m, struct meta_proposal *pr, const struc
     meta_enqueue(m, pr);
 }
 
+void meta_propose_replica_change(struct meta *m, struct meta_proposal *pr,
+                                 const struct meta_record *rec)
+{
+    pr->rec = *rec;
+    pr->rec.kind = META_RECORD_REASSIGN;
+    meta_enqueue(m, pr);
+}
+
 void meta_propose_reassign_done(struct meta *m, struct meta_proposal *pr,
                                 const struct meta_move *mv)
 {

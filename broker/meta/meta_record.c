@@ -40,6 +40,9 @@ static void meta_record_put_moves(const struct meta_record *rec, Ringlog__MetaRe
     }
     ar->n_moves = rec->n_moves;
     ar->moves = pp;
+    ar->remove_broker = rec->remove_broker;
+    ar->recommission_broker = rec->recommission_broker;
+    ar->cancel = rec->cancel;
     msg->body_case = RINGLOG__META_RECORD__BODY_REASSIGN;
     msg->reassign = ar;
 }
@@ -128,7 +131,8 @@ int meta_record_encode(const struct meta_record *rec, uint8_t **out, size_t *len
         break;
     case META_RECORD_REASSIGN:
     case META_RECORD_REASSIGN_DONE:
-        if (n_mv == 0 || (rec->kind == META_RECORD_REASSIGN_DONE && n_mv != 1)) {
+        if ((n_mv == 0 && !rec->remove_broker && !rec->recommission_broker) ||
+            (rec->kind == META_RECORD_REASSIGN_DONE && n_mv != 1)) {
             rc = RL_E_INVALID_ARGUMENT;
             goto out;
         }
@@ -228,6 +232,11 @@ int meta_record_decode(const uint8_t *buf, size_t len, struct meta_record_decode
         rec->kind = done ? META_RECORD_REASSIGN_DONE : META_RECORD_REASSIGN;
         rec->n_moves = n;
         rec->moves = o->moves;
+        if (!done) {
+            rec->remove_broker = m->reassign->remove_broker;
+            rec->recommission_broker = m->reassign->recommission_broker;
+            rec->cancel = m->reassign->cancel;
+        }
         break;
     }
     default:

@@ -14,12 +14,19 @@
  *     string       delete_topic = 2;
  *     TopicConfigs alter_configs = 3; // the full set of explicitly set keys after the change
  *     int64        producer_id_block_end = 4;
- *     AlterReplicasRequest reassign = 5;  // moves: each partition's target replicas
+ *     AlterReplicasRequest reassign = 5;  // moves: each partition's target replicas;
+ *                                         // remove_broker: decommissions it too;
+ *                                         // recommission_broker: clears the mark; cancel:
+ *                                         // moves carry the origin, which becomes the target
  *     PartitionMove reassign_done = 6; } } // a move finished: the replicas now
+ *
+ * A reassign record written before remove_broker, recommission_broker and cancel were stored
+ * decodes with all three 0: it decommissions nothing, as it did when it was written.
  */
 #ifndef RL_BROKER_META_RECORD_H
 #define RL_BROKER_META_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,8 +90,14 @@ struct meta_record {
     const struct meta_config *configs;
     int64_t producer_id_block_end; /* PRODUCER_ID_BLOCK */
     uint64_t rollback_incarnation; /* DELETE_TOPIC: non-zero: undoes that creation (meta.c) */
-    size_t n_moves;                /* REASSIGN (>= 1), REASSIGN_DONE (1) */
+    size_t n_moves;                /* REASSIGN (>= 1 unless it only (de/re)commissions a
+                                    * broker), REASSIGN_DONE (1) */
     const struct meta_move *moves;
+    uint32_t remove_broker;        /* REASSIGN: > 0: decommissions this broker (the moves are
+                                    * the ones off it) */
+    uint32_t recommission_broker;  /* REASSIGN: > 0: clears this broker's mark */
+    bool cancel;                   /* REASSIGN: each move's replicas are the partition's replicas
+                                    * (the origin of the running move), recorded as its target */
 };
 
 /* Encodes rec into a malloc'ed buffer (*out, *len). Returns 0, RL_E_INVALID_ARGUMENT for an

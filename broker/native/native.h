@@ -63,6 +63,7 @@ struct native_cluster_view {
         char host[64];
         uint16_t port;
         bool fenced;
+        bool decommissioned; /* placement and new moves leave it out (meta.h) */
     } brokers[NATIVE_MAX_BROKERS];
     uint32_t n_voters;
     struct {

@@ -5,6 +5,11 @@
  * (broker/cluster/replica.c). This file only checks the request against the brokers the
  * cluster registered and, for remove-broker, plans the moves; meta checks the moves against
  * the topic table (again on the controller leader).
+ *
+ * The same request decommissions (remove-broker records the mark with its moves, in one
+ * record, so the mark and the moves commit together), recommissions (recommission_broker), and
+ * cancels running moves (cancel: this file fills each partition's replicas, the move's origin,
+ * which meta records as the target; the partition's leader then converges back).
  */
 #include "broker/native/native_int.h"
 
@@ -23,6 +28,7 @@ struct replicas_req {
     Ringlog__Response *resp;
     struct meta_move *moves;
     size_t n_moves;
+    struct meta_record rec; /* the marks and cancel of the request (moves set at the end) */
 };
 
 /* A registered broker of the view, or NULL. */
@@ -35,7 +41,9 @@ static const struct native_cluster_broker *replicas_broker(const struct native_c
     return NULL;
 }
 
-/* Every named replica is a registered, live broker. Returns 0 or a code with err. */
+/* Every named replica is a registered, live broker. Returns 0 or a code with err. (A
+ * decommissioned one is refused by meta's check on the controller leader, against the marks
+ * committed before the move: a removal racing with this request cannot slip past it.) */
 static int replicas_check_brokers(const struct native_cluster_view *v, const struct meta_move *mv,
                                   char *err, size_t cap)
 {
@@ -80,7 +88,8 @@ static uint32_t replicas_pick(const struct native_cluster_view *v, const uint32_
     uint32_t best = 0, best_load = 0;
     for (uint32_t b = 0; b < v->n_brokers; b++) {
         uint32_t id = (uint32_t)v->brokers[b].id;
-        if (id == gone || v->brokers[b].fenced || meta_ids_have(ids, n, id))
+        if (id == gone || v->brokers[b].fenced || v->brokers[b].decommissioned ||
+            meta_ids_have(ids, n, id))
             continue;
         if (!best || load[b] < best_load) {
             best = id;
@@ -88,6 +97,23 @@ static uint32_t replicas_pick(const struct native_cluster_view *v, const uint32_
         }
     }
     return best;
+}
+
+/* An arena copy of a move whose topic name and replicas point into the topic table: the
+ * record is encoded, and the answer packed, after later records may have changed the table. */
+static int replicas_move_copy(struct replicas_req *q, struct meta_move *out, const char *topic,
+                              uint32_t partition, const uint32_t *r, uint32_t n)
+{
+    size_t tl = strlen(topic) + 1;
+    char *name = native_alloc(q->r, tl);
+    uint32_t *ids = native_alloc(q->r, (n + 1) * sizeof(*ids));
+    if (!name || !ids)
+        return -ENOMEM;
+    memcpy(name, topic, tl);
+    if (n)
+        memcpy(ids, r, n * sizeof(*ids));
+    *out = (struct meta_move){name, partition, n, ids};
+    return 0;
 }
 
 /* Plans a move of every replicated partition with a replica on `gone` onto the live brokers
@@ -123,7 +149,8 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                 continue;
             if (tg) {
                 snprintf(err, cap, "a move of %s-%u's replicas is already running; wait for "
-                         "it to finish (ringlog topic describe %s)", t->name, i, t->name);
+                         "it to finish (ringlog topic describe TOPIC), or cancel it (ringlog "
+                         "topic reassign TOPIC %u --cancel)", t->name, i, i);
                 return RL_E_REASSIGN_RUNNING;
             }
             uint32_t *nr = native_alloc(q->r, n * sizeof(*nr));
@@ -137,16 +164,83 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
                 if (!to) {
                     snprintf(err, cap, "cannot remove broker %u: %s-%u needs %u replicas and "
                              "no other live broker is free to take one (the last brokers "
-                             "stay); start another broker first", gone, t->name, i, n);
+                             "stay; decommissioned ones take none); start another broker "
+                             "first, or recommission one", gone, t->name, i, n);
                     return RL_E_INVALID_ARGUMENT;
                 }
                 nr[k] = to;
                 for (uint32_t b = 0; b < v->n_brokers; b++)
                     load[b] += v->brokers[b].id == (int32_t)to;
             }
-            q->moves[q->n_moves++] = (struct meta_move){t->name, i, n, nr};
+            if (replicas_move_copy(q, &q->moves[q->n_moves++], t->name, i, nr, n))
+                return -ENOMEM;
         }
     }
+    return 0;
+}
+
+/* Cancel: every move named (topic, partition) gets the partition's replicas, the origin of its
+ * running move; meta refuses a partition with no move running (nothing to cancel). */
+static int replicas_plan_cancel(struct replicas_req *q, const Ringlog__AlterReplicasRequest *a,
+                                char *err, size_t cap)
+{
+    q->moves = native_alloc(q->r, (a->n_moves + 1) * sizeof(*q->moves));
+    if (!q->moves)
+        return -ENOMEM;
+    for (size_t i = 0; i < a->n_moves; i++) {
+        const Ringlog__PartitionMove *pm = a->moves[i];
+        const struct meta_topic *t = meta_topic_find(q->n->meta, pm->topic);
+        uint32_t n = 0;
+        const uint32_t *r = t ? meta_partition_replicas(t, pm->partition, &n) : NULL;
+        if (r && !meta_partition_target(t, pm->partition)) {
+            snprintf(err, cap, "no move of %s-%u's replicas is running: nothing to cancel "
+                     "(ringlog topic describe %s shows its replicas)", t->name, pm->partition,
+                     t->name);
+            return RL_E_NO_MOVE_RUNNING;
+        }
+        /* Unknown or unreplicated: meta's check names what is wrong. */
+        if (replicas_move_copy(q, &q->moves[i], pm->topic, pm->partition, r, r ? n : 0))
+            return -ENOMEM;
+    }
+    q->n_moves = a->n_moves;
+    q->rec.cancel = true;
+    if (q->n_moves == 0) {
+        snprintf(err, cap, "name the partitions whose moves to cancel");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    return 0;
+}
+
+/* remove-broker --cancel: the moves off `gone` that run go back to their origin and its mark
+ * is cleared (one record). */
+static int replicas_plan_cancel_remove(struct replicas_req *q, uint32_t gone, char *err,
+                                       size_t cap)
+{
+    struct meta *m = q->n->meta;
+    if (!meta_broker_decommissioned(m, gone)) {
+        snprintf(err, cap, "broker %u is not decommissioned: there is no removal to cancel "
+                 "(ringlog cluster status shows which brokers are)", gone);
+        return RL_E_NO_MOVE_RUNNING;
+    }
+    size_t total = 0;
+    for (size_t ti = 0; ti < meta_topic_count(m); ti++)
+        total += meta_topic_at(m, ti)->partition_count;
+    q->moves = native_alloc(q->r, (total + 1) * sizeof(*q->moves));
+    if (!q->moves)
+        return -ENOMEM;
+    for (size_t ti = 0; ti < meta_topic_count(m); ti++) {
+        const struct meta_topic *t = meta_topic_at(m, ti);
+        for (uint32_t i = 0; i < t->partition_count; i++) {
+            uint32_t n;
+            const uint32_t *r = meta_partition_replicas(t, i, &n);
+            const uint32_t *tg = meta_partition_target(t, i);
+            if (!r || !tg || !meta_ids_have(r, n, gone) || meta_ids_have(tg, n, gone))
+                continue;
+            if (replicas_move_copy(q, &q->moves[q->n_moves++], t->name, i, r, n))
+                return -ENOMEM;
+        }
+    }
+    q->rec = (struct meta_record){.cancel = true, .recommission_broker = gone};
     return 0;
 }
 
@@ -211,6 +305,36 @@ static void replicas_recorded(struct meta_proposal *pr)
     svc_req_op_ended(q->r);
 }
 
+/* The request's record (q->moves, q->rec's marks) after the checks this broker can make. */
+static int replicas_plan(struct replicas_req *q, const Ringlog__AlterReplicasRequest *a,
+                         const struct native_cluster_view *v, char *err, size_t cap)
+{
+    uint32_t id = a->remove_broker ? a->remove_broker : a->recommission_broker;
+    if ((a->remove_broker && a->recommission_broker) ||
+        (a->recommission_broker && (a->n_moves || a->cancel))) {
+        snprintf(err, cap, "name one of: moves, a broker to remove, a broker to recommission");
+        return RL_E_INVALID_ARGUMENT;
+    }
+    if (id && !replicas_broker(v, id)) {
+        snprintf(err, cap, "broker %u is not registered in the cluster (ringlog cluster status "
+                 "lists the brokers)", id);
+        return RL_E_UNKNOWN_BROKER;
+    }
+    if (a->recommission_broker) {
+        q->rec.recommission_broker = id;
+        return 0;
+    }
+    if (a->remove_broker && a->cancel)
+        return replicas_plan_cancel_remove(q, id, err, cap);
+    if (a->remove_broker) {
+        q->rec.remove_broker = id;
+        return replicas_plan_remove(q, v, id, err, cap);
+    }
+    if (a->cancel)
+        return replicas_plan_cancel(q, a, err, cap);
+    return replicas_from_request(q, a, v, err, cap);
+}
+
 void native_alter_replicas(struct native *n, struct svc_req *r, const Ringlog__Request *rq,
                            const uint8_t *data)
 {
@@ -234,24 +358,20 @@ void native_alter_replicas(struct native *n, struct svc_req *r, const Ringlog__R
         snprintf(err, sizeof(err), "name either moves or a broker to remove, not both");
     } else {
         n->cluster_view(n->cluster_ctx, v);
-        if (a->remove_broker && !replicas_broker(v, a->remove_broker)) {
-            rc = RL_E_UNKNOWN_BROKER;
-            snprintf(err, sizeof(err), "broker %u is not registered in the cluster (ringlog "
-                     "cluster status lists the brokers)", a->remove_broker);
-        } else if (a->remove_broker) {
-            rc = replicas_plan_remove(q, v, a->remove_broker, err, sizeof(err));
-        } else {
-            rc = replicas_from_request(q, a, v, err, sizeof(err));
-        }
+        rc = replicas_plan(q, a, v, err, sizeof(err));
     }
     if (rc == -ENOMEM || replicas_body(q))
         return native_oom(n, r);
-    if (rc || q->n_moves == 0) {
+    if (rc) {
         native_set_error(r, q->resp, rc, err);
-        return replicas_finish(r); /* refused, or nothing sits on the broker to remove */
+        return replicas_finish(r);
     }
+    /* Even with no move (a broker holding nothing), remove-broker records the mark. */
+    q->rec.kind = META_RECORD_REASSIGN;
+    q->rec.moves = q->moves;
+    q->rec.n_moves = q->n_moves;
     q->pr.done = replicas_recorded;
     q->pr.ctx = q;
     r->pending++;
-    meta_propose_reassign(n->meta, &q->pr, q->moves, q->n_moves);
+    meta_propose_replica_change(n->meta, &q->pr, &q->rec);
 }

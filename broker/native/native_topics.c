@@ -115,6 +115,7 @@ static int native_metadata_cluster(struct native *n, struct svc_req *r,
         bi->host = arena_strdup(r->arena, v.brokers[i].host);
         bi->port = v.brokers[i].port;
         bi->fenced = v.brokers[i].fenced;
+        bi->decommissioned = v.brokers[i].decommissioned;
         if (!bi->host)
             return -ENOMEM;
         bis[i] = bi;

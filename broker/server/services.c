@@ -67,6 +67,7 @@ static void services_cluster_view(void *ctx, struct native_cluster_view *out)
         snprintf(out->brokers[k].host, sizeof(out->brokers[k].host), "%s", st.brokers[i].host);
         out->brokers[k].port = st.brokers[i].port;
         out->brokers[k].fenced = !st.brokers[i].alive;
+        out->brokers[k].decommissioned = st.brokers[i].decommissioned;
     }
     out->n_voters = st.n_voters;
     for (uint32_t i = 0; i < st.n_voters && i < 16; i++) {

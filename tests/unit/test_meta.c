@@ -21,6 +21,7 @@
 #include "broker/svc/bg.h"
 #include "common/err.h"
 #include "io/io.h"
+#include "proto/ringlog.pb-c.h"
 #include "storage/plog.h"
 
 #define MT_DEADLINE_NS (30ull * 1000000000ull)
@@ -324,6 +325,9 @@ static int mt_check(const struct meta_record *rec, char *err, size_t cap)
     cr_assert_eq(meta_record_decode(buf, len, &d), 0);
     cr_assert_eq(d.rec.kind, rec->kind);
     cr_assert_eq(d.rec.n_moves, rec->n_moves);
+    cr_assert_eq(d.rec.remove_broker, rec->remove_broker);
+    cr_assert_eq(d.rec.recommission_broker, rec->recommission_broker);
+    cr_assert_eq(d.rec.cancel, rec->cancel);
     for (size_t i = 0; i < rec->n_moves; i++) {
         cr_assert_str_eq(d.rec.moves[i].topic, rec->moves[i].topic);
         cr_assert_eq(d.rec.moves[i].partition, rec->moves[i].partition);
@@ -400,5 +404,105 @@ Test(meta, reassign_records)
     cr_assert_arr_eq(meta_partition_replicas(t, 1, &n), reps + 3, 3 * sizeof(uint32_t));
     cr_assert_eq(meta_apply(m, &done), 0, "a second end changes nothing");
     cr_assert_arr_eq(meta_partition_replicas(t, 0, &n), to, sizeof(to));
+    meta_set_committer(m, NULL);
+}
+
+/* Commits a record as the controller would deliver it (appended to metadata.log, applied). */
+static void mt_commit(const struct meta_record *rec)
+{
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(meta_record_encode(rec, &buf, &len), 0);
+    cr_assert_eq(meta_commit_record(m, buf, len, NULL), 0);
+    free(buf);
+    uint64_t until = io_now_ns(io) + MT_DEADLINE_NS;
+    while (meta_commits_pending(m) && io_now_ns(io) < until) {
+        meta_process(m);
+        io_run(io, 1000000ull);
+        bg_reap(bg);
+        partition_env_process(env);
+    }
+    cr_assert_eq(meta_commits_pending(m), 0, "the record was not applied");
+}
+
+/* Decommission marks and cancels: a reassign record written without the new fields decodes to
+ * no mark; remove_broker marks a broker (also with no move) and the mark survives a replay of
+ * metadata.log; a move onto it is refused naming the fix; recommission clears it (only a marked
+ * broker); a cancel needs a running move and its origin, makes the origin the target, and the
+ * end of the move then leaves the replicas where they were. */
+Test(meta, decommission_and_cancel_records)
+{
+    static const struct meta_committer cm = {mt_submit, NULL};
+    uint32_t owners[1] = {1}, reps[3] = {1, 2, 3};
+    struct meta_topic_spec spec = {.name = "dc", .partitions = 1, .replication_factor = 3,
+                                   .n_owners = 1, .owners = owners, .n_replicas = 3,
+                                   .replicas = reps};
+    meta_set_committer(m, &cm);
+    mt_commit(&(struct meta_record){.kind = META_RECORD_CREATE_TOPIC, .spec = spec});
+    char err[512];
+    /* An older record: MetaRecord.reassign with moves only. */
+    uint32_t to[3] = {4, 2, 3};
+    Ringlog__PartitionMove pm = RINGLOG__PARTITION_MOVE__INIT;
+    Ringlog__PartitionMove *pp = &pm;
+    pm.topic = "dc";
+    pm.n_replicas = 3;
+    pm.replicas = to;
+    Ringlog__AlterReplicasRequest ar = RINGLOG__ALTER_REPLICAS_REQUEST__INIT;
+    ar.n_moves = 1;
+    ar.moves = &pp;
+    Ringlog__MetaRecord mr = RINGLOG__META_RECORD__INIT;
+    mr.body_case = RINGLOG__META_RECORD__BODY_REASSIGN;
+    mr.reassign = &ar;
+    uint8_t old[128];
+    size_t old_len = ringlog__meta_record__pack(&mr, old);
+    struct meta_record_decoded d;
+    cr_assert_eq(meta_record_decode(old, old_len, &d), 0);
+    cr_assert(d.rec.kind == META_RECORD_REASSIGN && d.rec.n_moves == 1 &&
+              !d.rec.remove_broker && !d.rec.recommission_broker && !d.rec.cancel);
+    meta_record_free(&d);
+
+    struct meta_record rm = {.kind = META_RECORD_REASSIGN, .remove_broker = 4};
+    cr_assert_eq(mt_check(&rm, err, sizeof(err)), 0, "%s", err);
+    cr_assert_not(meta_broker_decommissioned(m, 4));
+    mt_commit(&rm);
+    cr_assert(meta_broker_decommissioned(m, 4));
+    cr_assert_not(meta_broker_decommissioned(m, 3));
+    mt_reopen();
+    meta_set_committer(m, &cm);
+    cr_assert(meta_broker_decommissioned(m, 4), "the mark did not survive the replay");
+    struct meta_move mv = {"dc", 0, 3, to};
+    struct meta_record ra = {.kind = META_RECORD_REASSIGN, .n_moves = 1, .moves = &mv};
+    cr_assert_eq(mt_check(&ra, err, sizeof(err)), RL_E_BROKER_DECOMMISSIONED);
+    cr_assert(strstr(err, "ringlog cluster recommission 4"), "%s", err);
+    struct meta_record re3 = {.kind = META_RECORD_REASSIGN, .recommission_broker = 3};
+    cr_assert_eq(mt_check(&re3, err, sizeof(err)), RL_E_INVALID_ARGUMENT);
+    cr_assert(strstr(err, "nothing to recommission"), "%s", err);
+    struct meta_record re4 = {.kind = META_RECORD_REASSIGN, .recommission_broker = 4};
+    mt_commit(&re4);
+    cr_assert_not(meta_broker_decommissioned(m, 4));
+
+    uint32_t origin[3] = {1, 2, 3}, wrong[3] = {3, 2, 1};
+    struct meta_move cm0 = {"dc", 0, 3, origin};
+    struct meta_record cancel = {.kind = META_RECORD_REASSIGN, .n_moves = 1, .moves = &cm0,
+                                 .cancel = true};
+    cr_assert_eq(mt_check(&cancel, err, sizeof(err)), RL_E_NO_MOVE_RUNNING);
+    cr_assert(strstr(err, "nothing to cancel"), "%s", err);
+    mt_commit(&ra);
+    const struct meta_topic *t = meta_topic_find(m, "dc");
+    cr_assert_arr_eq(meta_partition_target(t, 0), to, sizeof(to));
+    struct meta_move cw = {"dc", 0, 3, wrong};
+    struct meta_record cancel_wrong = {.kind = META_RECORD_REASSIGN, .n_moves = 1,
+                                       .moves = &cw, .cancel = true};
+    cr_assert_eq(mt_check(&cancel_wrong, err, sizeof(err)), RL_E_INVALID_ARGUMENT);
+    cr_assert_eq(mt_check(&cancel, err, sizeof(err)), 0, "%s", err);
+    mt_commit(&cancel);
+    cr_assert_arr_eq(meta_partition_target(t, 0), origin, sizeof(origin));
+    cr_assert_eq(mt_check(&cancel, err, sizeof(err)), RL_E_NO_MOVE_RUNNING, "cancelled twice");
+    cr_assert_eq(mt_check(&ra, err, sizeof(err)), RL_E_REASSIGN_RUNNING);
+    struct meta_record done = {.kind = META_RECORD_REASSIGN_DONE, .n_moves = 1, .moves = &cm0};
+    mt_commit(&done);
+    uint32_t n;
+    cr_assert_arr_eq(meta_partition_replicas(t, 0, &n), origin, sizeof(origin));
+    cr_assert_null(meta_partition_target(t, 0));
     meta_set_committer(m, NULL);
 }
