@@ -55,5 +55,6 @@ mutate:
 	    sh tools/mutate.sh $(MUTANTS)
 
 # The standard broker fixture and the helpers the broker suites share (tests/lib/tl_fixture.h);
-# delivery reports counted for the client suites (tests/lib/tl_delivery.h).
-TESTLIB_SRCS += tests/lib/tl_fixture.c tests/lib/tl_delivery.c
+# delivery reports counted for the client suites (tests/lib/tl_delivery.h); the producer load
+# the replication suites restart brokers under (tests/lib/tl_load.h).
+TESTLIB_SRCS += tests/lib/tl_fixture.c tests/lib/tl_delivery.c tests/lib/tl_load.c

@@ -14,7 +14,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
 #include "tests/lib/tl_cluster.h"
+#include "tests/lib/tl_load.h"
 
 #define N 3
 #define PARTS 3
@@ -44,25 +44,12 @@ static void teardown(void)
     tl_cluster_finish(&cl);
 }
 
-/* --- the load: a sender thread of keyed records -------------------------------------------- */
-
-static struct rl_producer *load;
-static atomic_bool stop_sending;
-static atomic_int sent;
-static struct tl_cluster_acks acks;
-
-static void *sender(void *arg)
-{
-    (void)arg;
-    for (int i = 0; !atomic_load(&stop_sending); i++) {
-        if (tl_cluster_keyed_send(load, TOPIC, i, KEYS) != 0)
-            break; /* the main thread sees the shortfall in the acknowledgements */
-        atomic_store(&sent, i + 1);
-        if (i % 64 == 63)
-            usleep(1000); /* load, but leave the brokers room to fail over on a busy machine */
-    }
-    return NULL;
-}
+/* The load: keyed records at full speed, a short pause every 64 to leave the brokers room to
+ * fail over on a busy machine. */
+static struct tl_load load;
+static const struct tl_load_conf load_conf = {
+    .topic = TOPIC, .partitions = PARTS, .keys = KEYS, .pace_every = 64, .pace_us = 1000,
+    .delivery_timeout_ms = 90000, .retry_backoff_ms = 10, .retry_backoff_max_ms = 100};
 
 /* --- the probe: one record, its acknowledgement timed --------------------------------------- */
 
@@ -77,21 +64,6 @@ static void on_probe_delivery(void *ctx, const struct rl_delivery *d)
     atomic_store(&probe.ack_ms, tl_now_ms());
     atomic_store(&probe.error, d->error);
     atomic_store(&probe.done, 1);
-}
-
-static struct rl_conf *conf_new(const char *boot, rl_delivery_cb cb, void *ctx)
-{
-    static const char *const kv[][2] = {
-        {"acks", "all"}, {"enable.idempotence", "true"}, {"delivery.timeout.ms", "90000"},
-        {"retry.backoff.ms", "10"}, {"retry.backoff.max.ms", "100"}, {"log.level", "error"}};
-    char err[512];
-    struct rl_conf *conf = rl_conf_new();
-    cr_assert(conf);
-    cr_assert_eq(rl_conf_set(conf, "bootstrap.servers", boot, err, sizeof(err)), 0, "%s", err);
-    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-        cr_assert_eq(rl_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)), 0, "%s", err);
-    rl_conf_set_delivery_cb(conf, cb, ctx);
-    return conf;
 }
 
 /* Sends the probe to `part` and waits (bounded) for its fate. Returns the ms from t0 to its
@@ -127,16 +99,13 @@ Test(repl_failover, a_killed_leader_is_replaced_within_the_bound, .fini = teardo
     cr_assert_eq(rc, 0, "create %s: %s (%s)", TOPIC, rl_strerror(rc), msg);
     tl_cluster_wait_leaders(&cl, TOPIC, PARTS, 0, NULL, 15000);
 
-    struct rl_conf *lconf = conf_new(cl.boot, tl_cluster_acks_on_delivery, &acks);
-    struct rl_conf *pconf = conf_new(cl.boot, on_probe_delivery, NULL);
+    tl_load_start(&load, cl.boot, &load_conf);
+    /* The probe producer has the load's settings, its own delivery callback. */
+    struct rl_conf *pconf = tl_load_client_conf_new(&load, on_probe_delivery, NULL);
     char err[512];
-    load = rl_producer_new(lconf, err, sizeof(err));
-    cr_assert(load, "%s", err);
     struct rl_producer *pp = rl_producer_new(pconf, err, sizeof(err));
     cr_assert(pp, "%s", err);
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, sender, NULL), 0);
-    tl_cluster_acks_wait(&acks, 2000, 30000, "before the kills");
+    tl_load_wait_acks(&load, 2000, "before the kills");
 
     uint64_t took[KILLS];
     for (int k = 0; k < KILLS; k++) {
@@ -163,24 +132,16 @@ Test(repl_failover, a_killed_leader_is_replaced_within_the_bound, .fini = teardo
                      leader, notices0, notices);
         cr_assert_eq(tl_broker_restart(&cl.b[victim], START_MS), 0, "node %d did not restart",
                      victim + 1);
-        tl_cluster_acks_wait(&acks, 500, 30000, "after a restart");
+        tl_load_wait_acks(&load, 500, "after a restart");
     }
 
-    atomic_store(&stop_sending, true);
-    pthread_join(th, NULL);
-    cr_assert_eq(rl_producer_flush(load, 120000), 0, "flush: %s", rl_producer_last_error(load));
-    int records = atomic_load(&sent);
-    tl_cluster_acks_expect(&acks, records);
-    rl_producer_destroy(load, 5000);
+    int records = tl_load_stop(&load);
     rl_producer_destroy(pp, 5000);
     rl_conf_destroy(pconf);
 
     /* Read back: each record once, each key's records in order, nothing more (the probes are
      * the only other records). */
-    struct rl_consumer *c = rl_consumer_new(lconf, err, sizeof(err));
-    cr_assert(c, "%s", err);
-    cr_assert_eq(rl_consumer_assign_topic(c, TOPIC, RL_OFFSET_EARLIEST), PARTS, "%s",
-                 rl_consumer_last_error(c));
+    struct rl_consumer *c = tl_load_reader_new(&load);
     int *next = calloc(KEYS, sizeof(int));
     cr_assert(next);
     int64_t next_off[PARTS] = {0};
@@ -212,7 +173,6 @@ Test(repl_failover, a_killed_leader_is_replaced_within_the_bound, .fini = teardo
     cr_assert_eq(probes, 2 * KILLS, "probes read %d times, %d sent", probes, 2 * KILLS);
     free(next);
     rl_consumer_destroy(c);
-    rl_conf_destroy(lconf);
     fprintf(stderr, "failover: %d records exactly once; probe acknowledged %" PRIu64 ", %" PRIu64
             ", %" PRIu64 " ms after SIGKILL (bound %" PRIu64 " ms)\n", records, took[0], took[1],
             took[2], bound_ms);

@@ -23,9 +23,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +34,7 @@
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
 #include "tests/lib/tl_cluster.h"
+#include "tests/lib/tl_load.h"
 
 #define N 3
 #define PARTS 6
@@ -137,93 +136,11 @@ static void wait_caught_up(int i)
     }
 }
 
-/* Acknowledgements: counts, and per partition the time of the last one and the longest gap
- * between two since the gaps were last reset. */
-static struct {
-    struct tl_cluster_acks counts;
-    atomic_uint_fast64_t last_ms[PARTS], max_gap_ms[PARTS];
-    atomic_uint_fast64_t gap_end_ms[PARTS]; /* when the longest gap ended */
-    atomic_uint_fast64_t reset_ms;
-} acks;
-
-static void on_delivery(void *ctx, const struct rl_delivery *d)
-{
-    (void)ctx;
-    tl_cluster_acks_on_delivery(&acks.counts, d);
-    if (d->error != 0)
-        return;
-    if (d->partition < 0 || d->partition >= PARTS)
-        return;
-    uint64_t now = tl_now_ms();
-    uint64_t last = atomic_exchange(&acks.last_ms[d->partition], now);
-    uint64_t gap = last && now > last ? now - last : 0;
-    if (gap > atomic_load(&acks.max_gap_ms[d->partition])) {
-        atomic_store(&acks.max_gap_ms[d->partition], gap);
-        atomic_store(&acks.gap_end_ms[d->partition], now);
-    }
-}
-
-static void gaps_reset(void)
-{
-    uint64_t now = tl_now_ms();
-    atomic_store(&acks.reset_ms, now);
-    for (int k = 0; k < PARTS; k++) {
-        atomic_store(&acks.last_ms[k], now);
-        atomic_store(&acks.max_gap_ms[k], 0);
-        atomic_store(&acks.gap_end_ms[k], now);
-    }
-}
-
-/* When partition k's longest gap began, in ms after the gaps were reset (the SIGTERM). */
-static uint64_t gap_began(int k)
-{
-    uint64_t began = atomic_load(&acks.gap_end_ms[k]) - atomic_load(&acks.max_gap_ms[k]);
-    uint64_t reset = atomic_load(&acks.reset_ms);
-    return began > reset ? began - reset : 0;
-}
-
-/* The longest gap of any partition, counting the time since its last ack as one. */
-static uint64_t gaps_max(int *part)
-{
-    uint64_t now = tl_now_ms(), m = 0;
-    for (int k = 0; k < PARTS; k++) {
-        uint64_t g = atomic_load(&acks.max_gap_ms[k]);
-        uint64_t open = now - atomic_load(&acks.last_ms[k]);
-        if (open > g)
-            g = open;
-        if (g > m) {
-            m = g;
-            *part = k;
-        }
-    }
-    return m;
-}
-
-static struct rl_producer *prod;
-static atomic_bool stop_sending;
-static atomic_int sent;
-
-/* A steady load (about 2,000 records a second) until stop_sending. */
-static void *sender(void *arg)
-{
-    (void)arg;
-    for (int i = 0; i < 10000000 && !atomic_load(&stop_sending); i++) {
-        if (tl_cluster_keyed_send(prod, TOPIC, i, KEYS) != 0) {
-            fprintf(stderr, "send %d: %s\n", i, rl_producer_last_error(prod));
-            break;
-        }
-        atomic_store(&sent, i + 1);
-        if (i % 10 == 9)
-            usleep(5000); /* pacing, not synchronization */
-    }
-    return NULL;
-}
-
-/* Waits until at least `more` further records are acknowledged (the load flows). */
-static void wait_acks(uint64_t more, const char *when)
-{
-    tl_cluster_acks_wait(&acks.counts, more, 30000, when);
-}
+/* The load: about 2,000 keyed records a second. */
+static struct tl_load load;
+static const struct tl_load_conf load_conf = {
+    .topic = TOPIC, .partitions = PARTS, .keys = KEYS, .pace_every = 10, .pace_us = 5000,
+    .delivery_timeout_ms = 120000, .retry_backoff_ms = 20, .retry_backoff_max_ms = 200};
 
 Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .timeout = 300)
 {
@@ -243,26 +160,13 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     cr_assert_eq(rc, 0, "create %s: %s (%s)", TOPIC, rl_strerror(rc), msg);
     wait_preferred_leaders(30000, "after creation");
 
-    char err[512];
-    struct rl_conf *conf = rl_conf_new();
-    cr_assert(conf);
-    const char *kv[][2] = {{"bootstrap.servers", cl.boot}, {"acks", "all"},
-                           {"enable.idempotence", "true"}, {"delivery.timeout.ms", "120000"},
-                           {"retry.backoff.ms", "20"}, {"retry.backoff.max.ms", "200"},
-                           {"log.level", "error"}};
-    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-        cr_assert_eq(rl_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)), 0, "%s", err);
-    rl_conf_set_delivery_cb(conf, on_delivery, NULL);
-    prod = rl_producer_new(conf, err, sizeof(err));
-    cr_assert(prod, "%s", err);
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, sender, NULL), 0);
-    wait_acks(2000, "before the restarts");
+    tl_load_start(&load, cl.boot, &load_conf);
+    tl_load_wait_acks(&load, 2000, "before the restarts");
 
     /* Rolling restart. */
     uint64_t worst = 0;
     for (int i = 0; i < N; i++) {
-        gaps_reset();
+        tl_load_gaps_reset(&load);
         uint64_t t0 = tl_now_ms();
         int st = tl_broker_stop(&cl.b[i], SIGTERM, 30000);
         cr_assert_eq(st, 0, "node %d: exit status %d after SIGTERM", i + 1, st);
@@ -272,16 +176,16 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
         cr_assert_eq(tl_broker_restart(&cl.b[i], START_MS), 0, "node %d did not restart", i + 1);
         wait_caught_up(i);
         wait_preferred_leaders(30000, "after a restart");
-        wait_acks(500, "after a restart");
+        tl_load_wait_acks(&load, 500, "after a restart");
         int part = -1;
-        uint64_t stall = gaps_max(&part);
+        uint64_t stall = tl_load_longest_gap(&load, &part);
         cr_log_info("rolling restart: node %d stopped in %" PRIu64 " ms, back and leading its "
                     "preferred partitions after %" PRIu64 " ms; longest acknowledgement stall "
                     "%" PRIu64 " ms (%s-%d)", i + 1, stopped, tl_now_ms() - t0, stall, TOPIC,
                     part);
         fprintf(stderr, "rolling restart node %d: stopped in %" PRIu64 " ms; longest ack "
                 "stall %" PRIu64 " ms (%s-%d), from %" PRIu64 " ms after the SIGTERM\n", i + 1,
-                stopped, stall, TOPIC, part, part >= 0 ? gap_began(part) : 0);
+                stopped, stall, TOPIC, part, part >= 0 ? tl_load_gap_began(&load, part) : 0);
         if (stall > worst)
             worst = stall;
         cr_assert_lt(stall, max_stall, "node %d's restart stalled %s-%d's acknowledgements for "
@@ -306,21 +210,13 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     wait_preferred_leaders(30000, "after a kill");
     cr_log_info("node %d killed and restarted: leads its preferred partitions again %" PRIu64
                 " ms after its restart", victim + 1, tl_now_ms() - t1);
-    wait_acks(500, "after the kill");
+    tl_load_wait_acks(&load, 500, "after the kill");
 
-    atomic_store(&stop_sending, true);
-    pthread_join(th, NULL);
-    cr_assert_eq(rl_producer_flush(prod, 120000), 0, "flush: %s", rl_producer_last_error(prod));
-    int records = atomic_load(&sent);
-    tl_cluster_acks_expect(&acks.counts, records);
-    rl_producer_destroy(prod, 5000);
+    int records = tl_load_stop(&load);
     fprintf(stderr, "rolling restart: %d records, worst acknowledgement stall %" PRIu64 " ms\n",
             records, worst);
 
-    struct rl_consumer *k = rl_consumer_new(conf, err, sizeof(err));
-    cr_assert(k, "%s", err);
-    cr_assert_eq(rl_consumer_assign_topic(k, TOPIC, RL_OFFSET_EARLIEST), PARTS, "%s",
-                 rl_consumer_last_error(k));
+    struct rl_consumer *k = tl_load_reader_new(&load);
     int *next = calloc(KEYS, sizeof(int));
     cr_assert(next);
     int total = 0;
@@ -339,7 +235,6 @@ Test(replication_ops, rolling_restart_and_preferred_leaders, .fini = teardown, .
     cr_assert_eq(rl_consumer_poll(k, 500, &r), 0, "a record beyond the %d written", records);
     free(next);
     rl_consumer_destroy(k);
-    rl_conf_destroy(conf);
 }
 
 Test(replication_ops, produce_during_handoff_is_redirected, .fini = teardown, .timeout = 120)

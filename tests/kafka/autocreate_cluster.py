@@ -12,84 +12,31 @@
     log says why, no node has the topic, and node 3 goes on serving.
 Needs BUILD and KAFKA_WORK (tests/kafka/run.sh sets them); kcat and kafka-python."""
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kcluster  # noqa: E402
 import kraw  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-WORK = os.path.join(os.environ["KAFKA_WORK"], "autocreate_cluster")
-RINGLOGD = os.path.join(BUILD, "bin", "ringlogd")
 SUFFIX = str(os.getpid())
-procs = []
 
 
-def logs():
-    return {i: open(os.path.join(WORK, "node-%d.log" % i), errors="replace").read()
-            for i in (1, 2, 3)}
+def node_options(node):
+    """Auto-creation on, 2 partitions; 3 replicas from nodes 1 and 2, more than there are
+    brokers from node 3."""
+    rf = "5" if node == 3 else "3"
+    return ["--set", "auto.create.topics.enable=true", "--set", "num.partitions=2",
+            "--set", "default.replication.factor=" + rf]
 
 
-def fail(msg):
-    for i, text in logs().items():
-        print("--- node %d log (end)\n%s" % (i, text[-1500:]))
-    sys.exit("autocreate_cluster.py: " + msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def poll(what, fn, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except (OSError, ConnectionError) as e:  # a node still starting: ask again
-            last = e
-        time.sleep(0.2)
-    fail("%s: not within %.0f s (last error: %r)" % (what, seconds, last))
-
-
-def start():
-    os.makedirs(WORK)
-    native = [free_port() for _ in range(3)]
-    kport = [free_port() for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, native[i]) for i in range(3))
-    for i in range(3):
-        rf = "5" if i == 2 else "3"
-        argv = [RINGLOGD, "--node-id", str(i + 1), "--listen", "127.0.0.1:%d" % native[i],
-                "--http", "off", "--data-dir", os.path.join(WORK, "data-%d" % (i + 1)),
-                "--voters", voters, "--kafka-listen", "127.0.0.1:%d" % kport[i],
-                "--ready-file", os.path.join(WORK, "node-%d.ready" % (i + 1)),
-                "--set", "auto.create.topics.enable=true", "--set", "num.partitions=2",
-                "--set", "default.replication.factor=" + rf]
-        log = open(os.path.join(WORK, "node-%d.log" % (i + 1)), "w")
-        procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
-    kafka = ["127.0.0.1:%d" % p for p in kport]
-    for i in range(3):
-        ready = os.path.join(WORK, "node-%d.ready" % (i + 1))
-        poll("node %d writes its ready file" % (i + 1),
-             lambda: procs[i].poll() is None and os.path.exists(ready)
-             and "kafka=" in open(ready).read())
-    # Registered: every node's Metadata lists the three brokers.
-    for i in range(3):
-        poll("node %d lists 3 brokers" % (i + 1), lambda: len(brokers(kafka[i])) == 3)
-    return kafka
-
-
-def brokers(bootstrap):
-    return kraw.metadata_response(bootstrap, [], version=1).brokers
+# Only a connection error means "not yet" here: any other exception is a failure at once.
+CLUSTER = kcluster.Cluster("autocreate_cluster.py",
+                           os.path.join(os.environ["KAFKA_WORK"], "autocreate_cluster"),
+                           retry_on=(OSError,), node_options=node_options)
+fail = CLUSTER.fail
+poll = CLUSTER.poll
 
 
 def everywhere(kafka, topic, want):
@@ -143,43 +90,25 @@ def too_many_replicas(kafka):
     poll("node 3 answers INVALID_REPLICATION_FACTOR for %s" % topic, refused)
     if not seen <= {kraw.LEADER_NOT_AVAILABLE, kraw.INVALID_REPLICATION_FACTOR}:
         fail("Metadata answers for %s: %r" % (topic, seen))
-    if "replication factor 5" not in logs()[3]:
+    if "replication factor 5" not in CLUSTER.logs()[3]:
         fail("node 3's log does not say why %s is not created" % topic)
     for k in kafka:
         if kraw.metadata(k, [topic], version=4, allow=False)[topic][0] != \
                 kraw.UNKNOWN_TOPIC_OR_PARTITION:
             fail("%s exists on %s" % (topic, k))
-    if procs[2].poll() is not None or len(brokers(kafka[2])) != 3:
+    if not CLUSTER.running(3) or not CLUSTER.lists_all_brokers(3):
         fail("node 3 stopped serving")
-
-
-def stop():
-    """Stops every node (SIGTERM); the exit codes, None for a node that had to be killed."""
-    for p in procs:
-        p.terminate()
-    codes = []
-    for p in procs:
-        try:
-            codes.append(p.wait(timeout=30))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            codes.append(None)
-    return codes
 
 
 def main():
     try:
-        kafka = start()
+        kafka = CLUSTER.start()
         through_kcat(kafka)
         all_at_once(kafka)
         too_many_replicas(kafka)
     finally:
-        codes = stop()
-    if codes != [0, 0, 0]:
-        fail("the nodes did not stop cleanly: exit codes %r" % codes)
-    for i, text in logs().items():
-        if "AddressSanitizer" in text or "LeakSanitizer" in text or "runtime error:" in text:
-            fail("node %d reported sanitizer errors" % i)
+        codes = CLUSTER.stop()
+    CLUSTER.check_stopped_cleanly(codes)
     print("autocreate_cluster ok")
 
 

@@ -26,7 +26,6 @@
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -40,9 +39,10 @@ from kafka.protocol.fetch import FetchRequest
 from kafka.protocol.offset import OffsetRequest
 from kafka.record import MemoryRecords
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kcluster  # noqa: E402
+
 BUILD = os.environ.get("BUILD", "build")
-WORK = os.path.join(os.environ["KAFKA_WORK"], "cluster_meta")
-RINGLOGD = os.path.join(BUILD, "bin", "ringlogd")
 RINGLOG = os.path.join(BUILD, "bin", "ringlog")
 SEED = int(os.environ.get("RINGLOG_TEST_SEED", str(random.randrange(1, 1 << 31))))
 print(f"cluster_meta: seed {SEED} (RINGLOG_TEST_SEED={SEED} repeats it)", flush=True)
@@ -50,6 +50,10 @@ rng = random.Random(SEED)
 PARTITIONS = 6
 RECORDS = 40
 TOPIC = f"kmeta-{SEED}"
+CLUSTER = kcluster.Cluster("cluster_meta.py",
+                           os.path.join(os.environ["KAFKA_WORK"], "cluster_meta"), http=True)
+fail = CLUSTER.fail
+poll = CLUSTER.poll
 
 
 class NotLeaderCounter:
@@ -67,40 +71,6 @@ class NotLeaderCounter:
                 self.count += 1
             return self.orig(code)
         kafka.errors.for_code = counting
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    for i in (1, 2, 3):
-        log = os.path.join(WORK, f"node-{i}.log")
-        if os.path.exists(log):
-            with open(log) as f:
-                tail = f.readlines()[-8:]
-            print(f"--- node {i} log tail:\n" + "".join(tail), flush=True)
-    raise SystemExit(1)
-
-
-def poll(what, fn, seconds=30.0):
-    """Calls fn until it returns a true value or the deadline passes (then fails)."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # a client error while the cluster settles: ask again
-            last = e
-        time.sleep(0.2)
-    fail(f"{what} within {seconds:.0f} s (last error: {last})")
 
 
 def native_leaders(native_addr):
@@ -158,7 +128,7 @@ def decode_records(data):
     return out
 
 
-def check_coordinator(admins, want, boot_ports):
+def check_coordinator(admins, want):
     """Every node's FindCoordinator names one coordinator at its Kafka address; a group
     consumer bootstrapped from another node reads all and commits. Returns the group."""
     group = f"kmeta-group-{SEED}"
@@ -179,7 +149,7 @@ def check_coordinator(admins, want, boot_ports):
     others = [n for n in (1, 2, 3) if n != coord]
     print(f"group {group}: nodes {others} name coordinator node {coord} at {host}:{port}",
           flush=True)
-    gc = KafkaConsumer(TOPIC, bootstrap_servers=f"127.0.0.1:{boot_ports[others[0] - 1]}",
+    gc = KafkaConsumer(TOPIC, bootstrap_servers=CLUSTER.kafka[others[0] - 1],
                        group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
                        client_id="kmeta-group")
     got = 0
@@ -208,7 +178,7 @@ def leader_of(admin, p):
     return leader if leader > 0 else None
 
 
-def failover(admins, kport, procs, start_node):
+def failover(admins):
     """Partition 0 across its leader's SIGKILL: nothing acknowledged is lost, and a Fetch at
     the new leader's end (a trailing no-op) waits for the next record. Returns the killed
     node."""
@@ -216,7 +186,7 @@ def failover(admins, kport, procs, start_node):
     old = poll("partition 0's leader", lambda: leader_of(admins[0], p0))
     live = [n for n in (1, 2, 3) if n != old]
     adm = admins[live[0] - 1]
-    lboot = f"127.0.0.1:{kport[live[0] - 1]}"
+    lboot = CLUSTER.kafka[live[0] - 1]
     prod = KafkaProducer(bootstrap_servers=lboot, acks="all", retries=100,
                          retry_backoff_ms=100, max_in_flight_requests_per_connection=1,
                          client_id="kmeta-failover")
@@ -252,8 +222,7 @@ def failover(admins, kport, procs, start_node):
     produce("before", 20)
     consume_all("before the leader change")
     end = cons.position(tp0)
-    procs[old - 1].kill()
-    procs[old - 1].wait()
+    CLUSTER.kill(old)
     new = poll(f"a new leader of partition {p0} after node {old}'s SIGKILL",
                lambda: (lambda n: n if n and n != old else None)(leader_of(adm, p0)), 60)
 
@@ -295,32 +264,13 @@ def failover(admins, kport, procs, start_node):
 
 
 def main():
-    os.makedirs(WORK, exist_ok=True)
-    native = [free_port() for _ in range(3)]
-    http = [free_port() for _ in range(3)]
-    kport = [free_port() for _ in range(3)]
-    voters = ",".join(f"{i + 1}@127.0.0.1:{native[i]}" for i in range(3))
-    procs = []
-    argv = []
     try:
-        for i in range(3):
-            ready = os.path.join(WORK, f"node-{i + 1}.ready")
-            log = open(os.path.join(WORK, f"node-{i + 1}.log"), "w")
-            argv.append([RINGLOGD, "--node-id", str(i + 1), "--listen",
-                         f"127.0.0.1:{native[i]}", "--http", f"127.0.0.1:{http[i]}",
-                         "--data-dir", os.path.join(WORK, f"data-{i + 1}"), "--voters", voters,
-                         "--kafka-listen", f"127.0.0.1:{kport[i]}", "--ready-file", ready])
-            procs.append(subprocess.Popen(argv[-1], stdout=log, stderr=subprocess.STDOUT))
-        for i in range(3):
-            ready = os.path.join(WORK, f"node-{i + 1}.ready")
-            poll(f"node {i + 1} writes its ready file",
-                 lambda: procs[i].poll() is None and os.path.exists(ready)
-                 and "kafka=" in open(ready).read())
-        boot = f"127.0.0.1:{kport[0]}"
-        want = {i + 1: ("127.0.0.1", kport[i]) for i in range(3)}
+        CLUSTER.start()
+        boot = CLUSTER.kafka[0]
+        want = {i + 1: ("127.0.0.1", CLUSTER.kafka_ports[i]) for i in range(3)}
 
         # Every node's Kafka Metadata lists the three brokers at their Kafka addresses.
-        admins = [KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{kport[i]}",
+        admins = [KafkaAdminClient(bootstrap_servers=CLUSTER.kafka[i],
                                    client_id=f"kmeta-admin-{i + 1}") for i in range(3)]
         for i in range(3):
             poll(f"node {i + 1}'s Kafka Metadata lists brokers {want}",
@@ -335,7 +285,7 @@ def main():
         # Each node's Kafka Metadata names the leader its native Metadata names, with 3 replicas.
         def agrees(i):
             md = kafka_metadata(admins[i])
-            nl = native_leaders(f"127.0.0.1:{native[i]}")
+            nl = native_leaders(CLUSTER.native[i])
             if not md or not nl or len(md[1]) != PARTITIONS:
                 return False
             for p, (leader, replicas, isr, err) in md[1].items():
@@ -424,39 +374,19 @@ def main():
         print("NOT_LEADER_OR_FOLLOWER answers seen by the clients: 0", flush=True)
         if control[0]:
             fail(f"{control[0]} control records reached the consumer")
-        check_coordinator(admins, want, kport)
-        killed = failover(admins, kport, procs, 1)
-        ready = os.path.join(WORK, f"node-{killed}.ready")
-        os.unlink(ready)
-        procs[killed - 1] = subprocess.Popen(argv[killed - 1], stdout=open(
-            os.path.join(WORK, f"node-{killed}.log"), "a"), stderr=subprocess.STDOUT)
-        poll(f"node {killed} restarts", lambda: procs[killed - 1].poll() is None
-             and os.path.exists(ready) and "kafka=" in open(ready).read())
+        check_coordinator(admins, want)
+        CLUSTER.restart(failover(admins))
         for a in admins:
             a.close()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        codes = []
-        for p in procs:
-            try:
-                codes.append(p.wait(timeout=30))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                codes.append(p.wait())
+        codes = CLUSTER.stop()
     # Each node stops cleanly on SIGTERM, and a sanitizer report (make test-asan) fails the test.
-    for i in range(3):
-        with open(os.path.join(WORK, f"node-{i + 1}.log")) as f:
-            text = f.read()
-        if "Sanitizer" in text or "runtime error:" in text:
-            fail(f"node {i + 1}'s log has a sanitizer report")
-        # Raft entries of __consumer_offsets (no-ops, configurations) are not commits, and
-        # calling them damage would drown real damage in noise.
+    CLUSTER.check_stopped_cleanly(codes)
+    # Raft entries of __consumer_offsets (no-ops, configurations) are not commits, and calling
+    # them damage would drown real damage in noise.
+    for node, text in CLUSTER.logs().items():
         if "commit record does not decode" in text:
-            fail(f"node {i + 1} reported a Raft entry of __consumer_offsets as damage")
-        if codes[i] != 0:
-            fail(f"node {i + 1} exited with {codes[i]} on SIGTERM")
+            fail(f"node {node} reported a Raft entry of __consumer_offsets as damage")
     print("cluster_meta: ok", flush=True)
     return 0
 

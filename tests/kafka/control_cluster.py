@@ -18,7 +18,6 @@ Control entries are served to Fetch v5+ as Kafka control batches (docs/architect
 listener, Fetch). Needs BUILD and KAFKA_WORK (tests/kafka/run.sh sets them); kcat,
 confluent-kafka and kafka-python."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,94 +27,27 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kcluster  # noqa: E402
 import kraw  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
-WORK = os.path.join(os.environ["KAFKA_WORK"], "control_cluster")
-RINGLOGD = os.path.join(BUILD, "bin", "ringlogd")
 TOPIC = "kctl-%d" % os.getpid()
 N_EACH = 25
-procs = []
-argv = []
-kafka = []
-
-
-def logs():
-    return {i: open(os.path.join(WORK, "node-%d.log" % i), errors="replace").read()
-            for i in (1, 2, 3)}
-
-
-def fail(msg):
-    for i, text in logs().items():
-        print("--- node %d log (end)\n%s" % (i, text[-1500:]))
-    sys.exit("control_cluster.py: " + msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def poll(what, fn, seconds=60.0):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # a node starting or an election under way: ask again
-            last = e
-        time.sleep(0.2)
-    fail("%s: not within %.0f s (last error: %r)" % (what, seconds, last))
-
-
-def launch(i):
-    ready = os.path.join(WORK, "node-%d.ready" % (i + 1))
-    if os.path.exists(ready):
-        os.unlink(ready)
-    log = open(os.path.join(WORK, "node-%d.log" % (i + 1)), "a")
-    procs[i] = subprocess.Popen(argv[i], stdout=log, stderr=subprocess.STDOUT)
-    poll("node %d writes its ready file" % (i + 1),
-         lambda: procs[i].poll() is None and os.path.exists(ready)
-         and "kafka=" in open(ready).read())
-
-
-def start():
-    os.makedirs(WORK)
-    native = [free_port() for _ in range(3)]
-    kport = [free_port() for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, native[i]) for i in range(3))
-    for i in range(3):
-        argv.append([RINGLOGD, "--node-id", str(i + 1), "--listen",
-                     "127.0.0.1:%d" % native[i], "--http", "off", "--data-dir",
-                     os.path.join(WORK, "data-%d" % (i + 1)), "--voters", voters,
-                     "--kafka-listen", "127.0.0.1:%d" % kport[i], "--ready-file",
-                     os.path.join(WORK, "node-%d.ready" % (i + 1))])
-        procs.append(None)
-        kafka.append("127.0.0.1:%d" % kport[i])
-    for i in range(3):
-        launch(i)
-    for i in range(3):
-        poll("node %d lists 3 brokers" % (i + 1),
-             lambda: len(kraw.metadata_response(kafka[i], [], version=1).brokers) == 3)
-
-
-def live():
-    return [kafka[i] for i in range(3) if procs[i].poll() is None]
+CLUSTER = kcluster.Cluster("control_cluster.py",
+                           os.path.join(os.environ["KAFKA_WORK"], "control_cluster"),
+                           seconds=60.0)
+fail = CLUSTER.fail
+poll = CLUSTER.poll
 
 
 def leader():
     """Partition 0's leader as a live node's Kafka Metadata names it, or None."""
-    part = kraw.metadata_response(live()[0], [TOPIC], version=1).topics[0][3][0]
+    part = kraw.metadata_response(CLUSTER.live()[0], [TOPIC], version=1).topics[0][3][0]
     return part[2] if part[0] == 0 and part[2] > 0 else None
 
 
 def high_watermark():
-    c = Consumer({"bootstrap.servers": ",".join(live()), "group.id": "kctl-hw"})
+    c = Consumer({"bootstrap.servers": ",".join(CLUSTER.live()), "group.id": "kctl-hw"})
     try:
         return c.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=5, cached=False)[1]
     finally:
@@ -123,7 +55,7 @@ def high_watermark():
 
 
 def produce(tag, n, expected):
-    p = Producer({"bootstrap.servers": ",".join(live()), "acks": "all",
+    p = Producer({"bootstrap.servers": ",".join(CLUSTER.live()), "acks": "all",
                   "enable.idempotence": True, "message.timeout.ms": 60000})
     failed = []
     for k in range(n):
@@ -140,20 +72,19 @@ def leader_change():
     committed (the high watermark grows with no record produced), restarts the killed node."""
     old = poll("partition 0's leader", leader)
     hw = poll("partition 0's high watermark", high_watermark)
-    procs[old - 1].kill()
-    procs[old - 1].wait()
+    CLUSTER.kill(old)
     new = poll("a new leader after node %d's SIGKILL" % old,
                lambda: (lambda n: n if n and n != old else None)(leader()))
     poll("node %d's no-op commits (high watermark past %d)" % (new, hw),
          lambda: high_watermark() > hw)
-    launch(old - 1)
+    CLUSTER.restart(old)
     print("leader %d killed and restarted, node %d leads" % (old, new), flush=True)
 
 
 def check_kcat(expected, hw):
     try:
-        out = subprocess.run(["kcat", "-b", ",".join(kafka), "-C", "-t", TOPIC, "-p", "0",
-                              "-o", "beginning", "-e", "-q", "-f", "%s\n"],
+        out = subprocess.run(["kcat", "-b", ",".join(CLUSTER.kafka), "-C", "-t", TOPIC,
+                              "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%s\n"],
                              capture_output=True, timeout=60)
     except subprocess.TimeoutExpired:
         fail("kcat -C -e did not exit within 60 s: its position never reached the high "
@@ -166,9 +97,10 @@ def check_kcat(expected, hw):
 
 
 def check_confluent(expected, hw):
-    c = Consumer({"bootstrap.servers": ",".join(kafka), "group.id": "kctl-g-%d" % os.getpid(),
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "enable.partition.eof": True, "check.crcs": True})
+    c = Consumer({"bootstrap.servers": ",".join(CLUSTER.kafka),
+                  "group.id": "kctl-g-%d" % os.getpid(), "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "check.crcs": True})
     tp = TopicPartition(TOPIC, 0)
     try:
         c.subscribe([TOPIC])
@@ -219,7 +151,7 @@ def check_confluent(expected, hw):
 
 
 def check_kafka_python(expected):
-    c = KafkaConsumer(bootstrap_servers=kafka, group_id=None, enable_auto_commit=False,
+    c = KafkaConsumer(bootstrap_servers=CLUSTER.kafka, group_id=None, enable_auto_commit=False,
                       check_crcs=True, client_id="kctl-kafka-python")
     tp = KpTopicPartition(TOPIC, 0)
     c.assign([tp])
@@ -250,7 +182,7 @@ def check_kafkajs(expected, hw):
         print("kafkajs: skipped (not installed: make kafka-client-tests)", flush=True)
         return
     env = dict(os.environ, NODE_PATH=os.path.abspath(modules), KCTL_TOPIC=TOPIC,
-               KCTL_BROKERS=",".join(kafka), KCTL_HW=str(hw),
+               KCTL_BROKERS=",".join(CLUSTER.kafka), KCTL_HW=str(hw),
                KCTL_VALUES="\n".join(v.decode() for v in expected))
     js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "control_kafkajs.js")
     try:
@@ -262,25 +194,11 @@ def check_kafkajs(expected, hw):
     print(out.stdout.strip(), flush=True)
 
 
-def stop():
-    for p in procs:
-        if p and p.poll() is None:
-            p.terminate()
-    codes = []
-    for p in procs:
-        try:
-            codes.append(p.wait(timeout=30) if p else None)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            codes.append(None)
-    return codes
-
-
 def main():
     try:
-        start()
+        CLUSTER.start()
         poll("CreateTopics %s (1 partition, 3 replicas)" % TOPIC,
-             lambda: kraw.create_topic(kafka[0], TOPIC, 1, 3)[0] in (0, 36))
+             lambda: kraw.create_topic(CLUSTER.kafka[0], TOPIC, 1, 3)[0] in (0, 36))
         poll("partition 0 has a leader", leader)
         expected = []
         produce(b"a", N_EACH, expected)
@@ -296,12 +214,8 @@ def main():
         check_kafka_python(expected)
         check_kafkajs(expected, hw)
     finally:
-        codes = stop()
-    if codes != [0, 0, 0]:
-        fail("the nodes did not stop cleanly: exit codes %r" % codes)
-    for i, text in logs().items():
-        if "AddressSanitizer" in text or "LeakSanitizer" in text or "runtime error:" in text:
-            fail("node %d reported sanitizer errors" % i)
+        codes = CLUSTER.stop()
+    CLUSTER.check_stopped_cleanly(codes)
     print("control_cluster ok")
 
 
