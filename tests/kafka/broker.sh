@@ -9,12 +9,30 @@ set -eu
 BUILD=${BUILD:-build}
 ports="$KAFKA_WORK/ports"
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# Three free ports below the kernel's ephemeral range, as kcluster.py free_ports picks them: a
+# restart reuses them, and an ephemeral port could meanwhile be some connection's source port.
+free_ports() {
+    /usr/bin/python3 - <<'PY'
+import random, socket
+try:
+    high = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    high = 32768
+high = high if high > 21000 else 65535
+held = []
+while len(held) < 3:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.SystemRandom().randrange(20000, high)))
+        held.append(s)
+    except OSError:
+        s.close()
+print(*(s.getsockname()[1] for s in held))
+PY
 }
 
 start() {
-    [ -s "$ports" ] || echo "$(free_port) $(free_port) $(free_port)" > "$ports"
+    [ -s "$ports" ] || free_ports > "$ports"
     read -r native http kafka < "$ports"
     rm -f "$KAFKA_WORK/ready"
     "$BUILD/bin/ringlogd" --data-dir "$KAFKA_WORK/data" --listen "127.0.0.1:$native" \

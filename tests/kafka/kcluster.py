@@ -8,6 +8,7 @@ SIGTERM and check_stopped_cleanly() fails the test on an exit code other than 0 
 report in a log (make test-asan). Every wait polls with a deadline, never sleeps to
 synchronize. Needs BUILD (tests/kafka/run.sh sets it) and kafka-python (kraw.py)."""
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -21,12 +22,38 @@ RINGLOGD = os.path.join(os.environ.get("BUILD", "build"), "bin", "ringlogd")
 SANITIZER_MARKS = ("Sanitizer", "runtime error:")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_ports(n):
+    """n distinct free ports of 127.0.0.1 below the kernel's ephemeral range, at random from
+    20000 up, each checked by binding (all held until the last is found). Not bind(0)'s
+    ephemeral ports: a node started or restarted later could find its port taken as the source
+    port of some connection made meanwhile (as tests/lib/tl_broker.c tl_pick_ports)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        high = 32768
+    if high <= 21000:
+        high = 65535
+    held, ports = [], []
+    try:
+        for _ in range(1000):
+            if len(ports) == n:
+                break
+            port = random.SystemRandom().randrange(20000, high)
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+            ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    if len(ports) != n:
+        raise OSError("cannot find %d free ports below %d" % (n, high))
+    return ports
 
 
 def no_options(_node):
@@ -115,14 +142,16 @@ class Cluster:
 
     def choose_addresses(self):
         """Picks the free ports and writes every node's command line."""
-        native = [free_port() for _ in NODES]
-        self.kafka_ports = [free_port() for _ in NODES]
+        ports = free_ports(3 * len(NODES))
+        native = ports[:len(NODES)]
+        self.kafka_ports = ports[len(NODES):2 * len(NODES)]
+        http_ports = ports[2 * len(NODES):]
         self.native = ["127.0.0.1:%d" % p for p in native]
         self.kafka = ["127.0.0.1:%d" % p for p in self.kafka_ports]
         voters = ",".join("%d@%s" % (node, self.native[node - 1]) for node in NODES)
         self.argv = []
         for node in NODES:
-            http = "127.0.0.1:%d" % free_port() if self.http else "off"
+            http = "127.0.0.1:%d" % http_ports[node - 1] if self.http else "off"
             self.argv.append([RINGLOGD, "--node-id", str(node),
                               "--listen", self.native[node - 1], "--http", http,
                               "--data-dir", os.path.join(self.work, "data-%d" % node),

@@ -3,6 +3,7 @@
  */
 #include "tests/lib/tl_broker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -150,6 +152,51 @@ static int tl_wait_ready(struct tl_broker *b, uint32_t timeout_ms)
     return -ETIMEDOUT;
 }
 
+/* The first port of the kernel's ephemeral range (32768 when it cannot be read). */
+static unsigned tl_ephemeral_low(void)
+{
+    unsigned low = 32768, high;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+int tl_pick_ports(uint16_t *ports, int n)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)tl_now_ms();
+    unsigned low = TL_PORT_LOW, high = tl_ephemeral_low();
+    if (high <= low + 1000u)
+        high = 65535; /* an unusual range: any port above TL_PORT_LOW, checked all the same */
+    int fds[64], got = 0, rc = 0;
+    if (n > 64)
+        return -EINVAL;
+    for (int tries = 0; got < n && tries < 1000; tries++) {
+        uint16_t port = (uint16_t)(low + (unsigned)rand_r(&seed) % (high - low));
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            rc = -errno;
+            break;
+        }
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                                 .sin_addr.s_addr = htonl(0x7f000001)};
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            close(fd); /* taken (or one of ours already): another */
+            continue;
+        }
+        fds[got] = fd;
+        ports[got++] = port;
+    }
+    for (int i = 0; i < got; i++)
+        close(fds[i]);
+    return got == n ? 0 : rc ? rc : -EADDRINUSE;
+}
+
 int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t timeout_ms)
 {
     memset(b, 0, sizeof(*b));
@@ -165,9 +212,22 @@ int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t
         snprintf(b->extra[i], sizeof(b->extra[i]), "%s", extra_args[i]);
         b->n_extra = i + 1;
     }
-    int rc = tl_spawn(b, "127.0.0.1:0", "127.0.0.1:0");
-    if (!rc)
-        rc = tl_wait_ready(b, timeout_ms);
+    /* Picked ports can still be taken by another test's pick before ringlogd binds them: a
+     * start that fails on an address in use is tried again on new ports. */
+    int rc = -EADDRINUSE;
+    for (int attempt = 0; attempt < 3 && rc == -EADDRINUSE; attempt++) {
+        uint16_t ports[2];
+        char listen[32], http[32];
+        if ((rc = tl_pick_ports(ports, 2)) != 0)
+            break;
+        snprintf(listen, sizeof(listen), "127.0.0.1:%u", ports[0]);
+        snprintf(http, sizeof(http), "127.0.0.1:%u", ports[1]);
+        rc = tl_spawn(b, listen, http);
+        if (!rc)
+            rc = tl_wait_ready(b, timeout_ms);
+        if (rc == -ECHILD && tl_broker_log_has(b, "in use"))
+            rc = -EADDRINUSE;
+    }
     if (rc)
         tl_broker_cleanup(b); /* its log was shown; leave no process or directory behind */
     return rc;

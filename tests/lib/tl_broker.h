@@ -2,8 +2,8 @@
  * tl_broker: start, stop, kill and restart real ringlogd processes for integration tests.
  * Each broker gets a fresh temporary directory (ringlog-test-XXXXXX under $TMPDIR, else /tmp)
  * holding its data directory (data/), its log (ringlogd.log: stdout and stderr) and its ready
- * file; it listens on 127.0.0.1 with ephemeral ports (native and HTTP), which the ready file
- * reports.
+ * file; it listens on 127.0.0.1 on ports tl_pick_ports chose (native and HTTP), which a restart
+ * keeps.
  *
  *   struct tl_broker b;
  *   tl_broker_start(&b, NULL, 10000);           // extra ringlogd args may be given
@@ -53,6 +53,14 @@ bool tl_sanitized(void);
  * -ETIMEDOUT / -ECHILD (the broker exited) / -errno; on failure the broker's log tail is printed
  * to stderr and the process and directory are gone. */
 int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t timeout_ms);
+
+/* Picks n distinct free TCP ports of 127.0.0.1 below the kernel's ephemeral range
+ * (net.ipv4.ip_local_port_range), at random from TL_PORT_LOW up, each checked by binding (all
+ * bound at once, so they differ; released before returning). Not bind(0)'s ephemeral ports:
+ * between the pick and a broker's bind (or its restart after SIGKILL) any process's outgoing
+ * connection could take one of those as its source port. Returns 0 or -errno. */
+#define TL_PORT_LOW 20000
+int tl_pick_ports(uint16_t *ports, int n);
 
 /* Starts the broker again on the same directory and the same ports (after a stop or kill).
  * Returns as tl_broker_start. */

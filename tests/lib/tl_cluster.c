@@ -3,14 +3,11 @@
  */
 #include "tests/lib/tl_cluster.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/batch.h"
@@ -29,19 +26,10 @@ void tl_cluster_init(struct tl_cluster *cl, const struct tl_cluster_conf *conf)
         cl->conf.voters = conf->nodes;
     if (!cl->conf.start_ms)
         cl->conf.start_ms = 20000;
-    /* All bound at once so that they differ; released just before the brokers take them. */
-    int fds[TL_CLUSTER_MAX_NODES + 2];
-    for (int i = 0; i < n_ports; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        cr_assert_geq(fds[i], 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        socklen_t len = sizeof(sa);
-        getsockname(fds[i], (struct sockaddr *)&sa, &len);
-        cl->ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < n_ports; i++)
-        close(fds[i]);
+    /* Below the ephemeral range: a node started (or restarted) later must find its port free,
+     * though the others' connections took source ports meanwhile. */
+    int prc = tl_pick_ports(cl->ports, n_ports);
+    cr_assert_eq(prc, 0, "cannot pick %d free ports: %s", n_ports, strerror(-prc));
     for (int i = 0; i < cl->conf.voters; i++)
         snprintf(cl->voters + strlen(cl->voters), sizeof(cl->voters) - strlen(cl->voters),
                  "%s%d@127.0.0.1:%u", i ? "," : "", i + 1, cl->ports[i]);
