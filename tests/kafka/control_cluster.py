@@ -96,6 +96,16 @@ def check_kcat(expected, hw):
     print("kcat -C -e exited by itself with the %d records" % len(got), flush=True)
 
 
+def rejoined(c, until):
+    """Serves the consumer (poll) until its rejoin is done: its assignment revoked (at most
+    5 s; it may be already), then given again (until `until`)."""
+    revoke_until = min(until, time.monotonic() + 5)
+    while c.assignment() and time.monotonic() < revoke_until:
+        c.poll(0.2)
+    while not c.assignment() and time.monotonic() < until:
+        c.poll(0.2)
+
+
 def check_confluent(expected, hw):
     c = Consumer({"bootstrap.servers": ",".join(CLUSTER.kafka),
                   "group.id": "kctl-g-%d" % os.getpid(), "auto.offset.reset": "earliest",
@@ -130,8 +140,13 @@ def check_confluent(expected, hw):
         if got != expected or not hw <= eof <= now or pos != eof:
             fail("confluent-kafka read %d records (want %d), EOF at %d, position %d, high "
                  "watermark %d (now %d)" % (len(got), len(expected), eof, pos, hw, now))
-        # A slow run (sanitizers) can see the member's session end and the group rebalance
-        # between EOF and the commit: rejoin (poll) and commit the same offset again.
+        # The member may have lost its membership by the commit: a slow run's session ended,
+        # or the coordinator moved (preferred-leader balancing hands __consumer_offsets
+        # partitions back as nodes restart) and the new one does not know the group (group
+        # membership is not replicated: members rejoin). Then rejoin and commit the same
+        # offset again, but only once the rejoin has finished: a commit sent mid-join carries
+        # no member id, is refused, and makes librdkafka drop that join and start another,
+        # each leaving an orphan member that holds the next rebalance for its session.
         commit_until = time.monotonic() + 40
         while True:
             try:
@@ -143,7 +158,7 @@ def check_confluent(expected, hw):
                                                  KafkaError.REBALANCE_IN_PROGRESS)
                 if not retriable or time.monotonic() > commit_until:
                     fail("commit at the high watermark %d: %s" % (eof, e))
-                c.poll(0.5)
+                rejoined(c, commit_until)
         committed = c.committed([tp], timeout=10)[0].offset
         if committed != eof:
             fail("committed offset %d, high watermark %d: lag never reaches 0" %
