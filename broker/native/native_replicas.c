@@ -116,6 +116,16 @@ static int replicas_move_copy(struct replicas_req *q, struct meta_move *out, con
     return 0;
 }
 
+/* Room in the request for a move of every partition of the cluster (and one more). */
+static int replicas_moves_alloc(struct replicas_req *q, const struct meta *m)
+{
+    size_t total = 0;
+    for (size_t ti = 0; ti < meta_topic_count(m); ti++)
+        total += meta_topic_at(m, ti)->partition_count;
+    q->moves = native_alloc(q->r, (total + 1) * sizeof(*q->moves));
+    return q->moves ? 0 : -ENOMEM;
+}
+
 /* Plans a move of every replicated partition with a replica on `gone` onto the live brokers
  * holding the fewest replicas. Returns 0 (q->moves, q->n_moves; none when nothing sits there)
  * or a code with err. */
@@ -125,11 +135,7 @@ static int replicas_plan_remove(struct replicas_req *q, const struct native_clus
     struct meta *m = q->n->meta;
     uint32_t load[NATIVE_MAX_BROKERS];
     replicas_load(m, v, load);
-    size_t total = 0;
-    for (size_t ti = 0; ti < meta_topic_count(m); ti++)
-        total += meta_topic_at(m, ti)->partition_count;
-    q->moves = native_alloc(q->r, (total + 1) * sizeof(*q->moves));
-    if (!q->moves)
+    if (replicas_moves_alloc(q, m))
         return -ENOMEM;
     for (size_t ti = 0; ti < meta_topic_count(m); ti++) {
         const struct meta_topic *t = meta_topic_at(m, ti);
@@ -222,11 +228,7 @@ static int replicas_plan_cancel_remove(struct replicas_req *q, uint32_t gone, ch
                  "(ringlog cluster status shows which brokers are)", gone);
         return RL_E_NO_MOVE_RUNNING;
     }
-    size_t total = 0;
-    for (size_t ti = 0; ti < meta_topic_count(m); ti++)
-        total += meta_topic_at(m, ti)->partition_count;
-    q->moves = native_alloc(q->r, (total + 1) * sizeof(*q->moves));
-    if (!q->moves)
+    if (replicas_moves_alloc(q, m))
         return -ENOMEM;
     for (size_t ti = 0; ti < meta_topic_count(m); ti++) {
         const struct meta_topic *t = meta_topic_at(m, ti);
