@@ -18,12 +18,12 @@ try:
     high = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except (OSError, ValueError, IndexError):
     high = 32768
-high = high if high > 21000 else 65535
+high = high if high > 27000 else 65535
 held = []
 while len(held) < 3:
     s = socket.socket()
     try:
-        s.bind(("127.0.0.1", random.SystemRandom().randrange(20000, high)))
+        s.bind(("127.0.0.1", random.SystemRandom().randrange(26000, high)))
         held.append(s)
     except OSError:
         s.close()

@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,17 +154,23 @@ static int tl_wait_ready(struct tl_broker *b, uint32_t timeout_ms)
     return -ETIMEDOUT;
 }
 
-/* The first port of the kernel's ephemeral range (32768 when it cannot be read). */
-static unsigned tl_ephemeral_low(void)
+/* Reserves port for this process: an flock held on TL_PORT_LOCK_DIR/PORT by a descriptor that
+ * stays open (close-on-exec, so brokers do not inherit it). False when another live process
+ * holds it. */
+static bool tl_port_reserve(uint16_t port)
 {
-    unsigned low = 32768, high;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f) {
-        if (fscanf(f, "%u %u", &low, &high) != 2)
-            low = 32768;
-        fclose(f);
+    char path[96];
+    if (mkdir(TL_PORT_LOCK_DIR, 01777) != 0 && errno != EEXIST)
+        return true; /* no lock directory: the bind check alone */
+    snprintf(path, sizeof(path), "%s/%u", TL_PORT_LOCK_DIR, port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return true;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return false;
     }
-    return low;
+    return true; /* fd is deliberately kept: the reservation lasts until this process ends */
 }
 
 int tl_pick_ports(uint16_t *ports, int n)
@@ -170,14 +178,12 @@ int tl_pick_ports(uint16_t *ports, int n)
     static unsigned seed;
     if (!seed)
         seed = (unsigned)getpid() ^ (unsigned)tl_now_ms();
-    unsigned low = TL_PORT_LOW, high = tl_ephemeral_low();
-    if (high <= low + 1000u)
-        high = 65535; /* an unusual range: any port above TL_PORT_LOW, checked all the same */
     int fds[64], got = 0, rc = 0;
     if (n > 64)
         return -EINVAL;
     for (int tries = 0; got < n && tries < 1000; tries++) {
-        uint16_t port = (uint16_t)(low + (unsigned)rand_r(&seed) % (high - low));
+        uint16_t port =
+            (uint16_t)(TL_PORT_LOW + (unsigned)rand_r(&seed) % (TL_PORT_HIGH - TL_PORT_LOW));
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             rc = -errno;
@@ -185,8 +191,8 @@ int tl_pick_ports(uint16_t *ports, int n)
         }
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
                                  .sin_addr.s_addr = htonl(0x7f000001)};
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-            close(fd); /* taken (or one of ours already): another */
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || !tl_port_reserve(port)) {
+            close(fd); /* taken, reserved by another test, or one of ours already */
             continue;
         }
         fds[got] = fd;

@@ -54,12 +54,17 @@ bool tl_sanitized(void);
  * to stderr and the process and directory are gone. */
 int tl_broker_start(struct tl_broker *b, const char *const *extra_args, uint32_t timeout_ms);
 
-/* Picks n distinct free TCP ports of 127.0.0.1 below the kernel's ephemeral range
- * (net.ipv4.ip_local_port_range), at random from TL_PORT_LOW up, each checked by binding (all
- * bound at once, so they differ; released before returning). Not bind(0)'s ephemeral ports:
- * between the pick and a broker's bind (or its restart after SIGKILL) any process's outgoing
- * connection could take one of those as its source port. Returns 0 or -errno. */
+/* Picks n distinct free TCP ports of 127.0.0.1 in [TL_PORT_LOW, TL_PORT_HIGH), below the
+ * kernel's ephemeral range, at random, each checked by binding, and reserves each for the rest
+ * of this process's life: an flock on TL_PORT_LOCK_DIR/PORT, held by a descriptor kept open
+ * (the kernel drops it when the process ends, however it ends), so no other test process
+ * picks a port whose broker is down for a restart. Not bind(0)'s ephemeral ports: between the
+ * pick and a broker's bind (or its restart after SIGKILL) any process's outgoing connection
+ * could take one of those as its source port. The Kafka scripts pick from TL_PORT_HIGH up
+ * (tests/kafka/kcluster.py), so the two never meet. Returns 0 or -errno. */
 #define TL_PORT_LOW 20000
+#define TL_PORT_HIGH 26000
+#define TL_PORT_LOCK_DIR "/tmp/ringlog-test-ports"
 int tl_pick_ports(uint16_t *ports, int n);
 
 /* Starts the broker again on the same directory and the same ports (after a stop or kill).
