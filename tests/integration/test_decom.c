@@ -326,7 +326,8 @@ static int p0_on(int i, const char *topic, struct p0 *p)
         const Ringlog__PartitionMetadata *pm = md->topics[0]->partitions[0];
         memcpy(p->replicas, pm->replicas, sizeof(p->replicas));
         p->n_target = pm->n_target_replicas <= RF ? (uint32_t)pm->n_target_replicas : 0;
-        memcpy(p->target, pm->target_replicas, p->n_target * sizeof(int32_t));
+        if (p->n_target) /* target_replicas is NULL when there is none */
+            memcpy(p->target, pm->target_replicas, p->n_target * sizeof(int32_t));
         p->leader = pm->leader;
         rc = 0;
     }
