@@ -55,10 +55,7 @@ static void start_cluster(void)
     tl_cluster_init(&cl, &(struct tl_cluster_conf){.nodes = N, .voters = 3, .args = node_args,
                                                    .start_ms = START_MS});
     snprintf(cli_boot, sizeof(cli_boot), "%s", cl.boot);
-    snprintf(cli, sizeof(cli), "%s", tl_ringlogd_path());
-    char *slash = strrchr(cli, '/');
-    cr_assert(slash);
-    strcpy(slash + 1, "ringlog");
+    cr_assert_eq(tl_cli_path(cli, sizeof(cli)), 0);
     tl_cluster_start_all(&cl);
 }
 

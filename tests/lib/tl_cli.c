@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,4 +136,13 @@ int tl_cli_run(struct tl_cli_run *r, const char *cli, const char *brokers, const
     waitpid(pid, &st, 0);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return 0;
+}
+
+int tl_cli_path(char *out, size_t cap)
+{
+    const char *d = tl_ringlogd_path();
+    const char *slash = strrchr(d, '/');
+    size_t dir = slash ? (size_t)(slash - d) + 1 : 0;
+    int n = snprintf(out, cap, "%.*sringlog", (int)dir, d);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }

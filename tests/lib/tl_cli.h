@@ -39,6 +39,10 @@ int tl_cli_run(struct tl_cli_run *r, const char *cli, const char *brokers, const
                ...);
 void tl_cli_run_free(struct tl_cli_run *r);
 
+/* The `ringlog` binary beside the ringlogd the tests run (tl_ringlogd_path), written into out.
+ * Returns 0, or -ENAMETOOLONG. */
+int tl_cli_path(char *out, size_t cap);
+
 /* Number of '\n' in s. */
 int tl_count_lines(const char *s);
 
