@@ -38,7 +38,9 @@
 #include "storage/checkpoint.h"
 #include "storage/plog.h"
 
-#define IDEM_REPLAY_READ_BYTES (16u << 20) /* per slice; read 1 MiB at a time */
+#define IDEM_REPLAY_READ_BYTES (16u << 20) /* per slice */
+#define IDEM_SCAN_WINDOW (64u << 10)       /* bytes read at a time for headers (idem_load_scan) */
+#define IDEM_SCAN_HEADER_ONLY (16u << 10)  /* ... or the header alone after a batch above this */
 #define IDEM_REPLAY_MAX_SLICES (1u << 24)
 #define IDEM_RESUME_LOG_OFFSETS 100000u /* a follower's catch-up this long is logged */
 
@@ -227,18 +229,24 @@ static void idem_load_snapshot_run(struct idem_load *ld)
     }
 }
 
-/* Records the idempotent batches of the slice in [from, end). A file slice is read through the
- * window a piece at a time (segment files bypass the page cache, so one small read per header
- * would be one disk read per batch). */
+/* Records the idempotent batches of the slice in [from, end). Only headers matter, so a file
+ * slice is read IDEM_SCAN_WINDOW bytes at a time, or just the next header when the batch before
+ * it was larger than IDEM_SCAN_HEADER_ONLY (where a read per header costs less than copying the
+ * batch): small batches' headers come many to a read (the segments bypass the page cache, so a
+ * read per header would be a disk read per batch), and a large batch costs one read of its
+ * header rather than of all its bytes. A follower brings its producer state up to date this way
+ * after every tick; reading whole windows read every replicated byte back (55% of the brokers'
+ * CPU in a closed-loop replicated run). */
 static int idem_load_scan(struct idem_load *ld, const struct plog_slice *s)
 {
-    uint32_t wpos = 0, wlen = 0;
+    uint32_t wpos = 0, wlen = 0, last_len = 0;
     for (uint32_t pos = 0; pos + RL_BATCH_HEADER_SIZE <= s->len;) {
         const uint8_t *b = s->mem ? s->mem + pos : NULL;
         if (!b) {
             if (pos < wpos || pos + RL_BATCH_HEADER_SIZE > wpos + wlen) {
-                uint32_t n = s->len - pos < CHECKPOINT_MAX_PAYLOAD ? s->len - pos
-                                                                   : CHECKPOINT_MAX_PAYLOAD;
+                uint32_t want = last_len > IDEM_SCAN_HEADER_ONLY ? RL_BATCH_HEADER_SIZE
+                                                                 : IDEM_SCAN_WINDOW;
+                uint32_t n = s->len - pos < want ? s->len - pos : want;
                 ssize_t got = io_file_pread(ld->io, s->fd, ld->scratch, n,
                                             s->file_position + pos);
                 if (got < RL_BATCH_HEADER_SIZE)
@@ -259,6 +267,7 @@ static int idem_load_scan(struct idem_load *ld, const struct plog_slice *s)
                               ld->now_ms))
             RL_WARN("%s: producer state full; producer %lld forgotten", ld->dir,
                     (long long)h.producer_id);
+        last_len = h.batch_len;
         pos += h.batch_len;
     }
     return 0;
