@@ -24,7 +24,8 @@
 const double brun_pcts[BRUN_PCTS] = {50, 99, 99.9, 100};
 
 #define NS 1000000000ull
-#define WARMUP_OPAQUE ((void *)(uintptr_t)1) /* the record that fetches metadata first */
+#define WARMUP_OPAQUE ((void *)(uintptr_t)1) /* the records sent before the clock starts */
+#define WARMUP_MAX_PARTITIONS 4096          /* partitions warmed up one record each, at most */
 #define FLUSH_TIMEOUT_MS 120000
 #define SLACK_SECS 8 /* per-second slots kept beyond the phase's planned length */
 
@@ -323,7 +324,6 @@ static int topic_offsets(const struct brun_env *env, const char *topic, struct o
     return rc ? -1 : 0;
 }
 
-/* Bytes the broker has appended to topic since it started (0 when its metrics cannot be read). */
 /* The broker's produce latency histogram now (n 0 when /metrics does not answer). */
 static void broker_produce_hist(const struct brun_env *env, struct bhist_prom *h)
 {
@@ -335,6 +335,7 @@ static void broker_produce_hist(const struct brun_env *env, struct bhist_prom *h
     free(text);
 }
 
+/* Bytes the broker has appended to topic since it started (0 when its metrics cannot be read). */
 static uint64_t topic_bytes_in(const struct brun_env *env, const char *topic)
 {
     char *text;
@@ -663,8 +664,12 @@ static void phase_end(struct phase *ph, uint64_t last_ns)
     ph->ack = ph->e2e = NULL;
 }
 
-/* A producer whose first record (the warm-up: it fetches the topic's metadata and opens the
- * connection) is acknowledged before the clock starts, so no measured record pays for it. */
+/* A producer warmed up before the clock starts, so no measured record pays for a start-up
+ * cost: its first record fetches the topic's metadata, then one record to every partition
+ * (explicit partitions until the producer refuses one past the last) opens the connection to
+ * every leader and settles every partition's first idempotent batch. Measured: without the
+ * per-partition records, a replicated half-load phase's first second had a p99 of 36 ms
+ * against 4-7 ms for the others. */
 static struct rl_producer *producer_warm(const struct brun_env *env,
                                          const struct brun_produce *spec, struct ack_state *st,
                                          char *err, size_t errlen)
@@ -684,8 +689,18 @@ static struct rl_producer *producer_warm(const struct brun_env *env,
                               WARMUP_OPAQUE);
     if (rc == 0)
         rc = rl_producer_flush(p, FLUSH_TIMEOUT_MS);
+    for (int32_t k = 0; rc == 0 && !st->failed && k < WARMUP_MAX_PARTITIONS; k++) {
+        rc = rl_producer_send(p, spec->topic, k, NULL, 0, v, env->record_size, 0,
+                              WARMUP_OPAQUE);
+        if (rc == RL_E_UNKNOWN_PARTITION) {
+            rc = 0;
+            break;
+        }
+    }
+    if (rc == 0)
+        rc = rl_producer_flush(p, FLUSH_TIMEOUT_MS);
     if (rc || st->failed) {
-        snprintf(err, errlen, "first record to %s: %s", spec->topic,
+        snprintf(err, errlen, "warm-up records to %s: %s", spec->topic,
                  st->failed ? st->first_error : rl_producer_last_error(p));
         rl_producer_destroy(p, 0);
         return NULL;

@@ -1001,29 +1001,35 @@ static void meta_note_missing(struct meta *m, struct meta_topic *t)
     m->replicas_missing = true;
 }
 
+/* Opens partition i of t that this broker holds (an empty log, or what an earlier try left) and
+ * starts its replica when the topic is replicated. Returns 0 or a code with err. */
+static int meta_open_held(struct meta *m, struct meta_topic *t, uint32_t i, char *err, size_t cap)
+{
+    struct plog_config pc;
+    config_topic_to_plog(&t->cfg, &pc);
+    int rc = partition_open(m->env, m->lim.data_dir, t->name, i, &pc, &t->parts[i], err, cap);
+    if (rc) {
+        t->parts[i] = NULL;
+        return rc;
+    }
+    if (t->replicas && m->replicator.attach &&
+        (rc = m->replicator.attach(m->replicator.ctx, t, i, t->parts[i])) != 0) {
+        snprintf(err, cap, "cannot start its replica: %s", rl_strerror(rc));
+        partition_delete(t->parts[i]);
+        t->parts[i] = NULL;
+    }
+    return rc;
+}
+
 /* This broker is in a move's target: it opens the partition (an empty log, or what an earlier
  * stay left) and starts its replica, which waits outside the group until the leader adds it as
  * a learner. Opening blocks the loop for a directory and an empty segment. */
 static void meta_open_moved_in(struct meta *m, struct meta_topic *t, uint32_t i)
 {
     char err[400];
-    struct plog_config pc;
-    config_topic_to_plog(&t->cfg, &pc);
-    int rc = partition_open(m->env, m->lim.data_dir, t->name, i, &pc, &t->parts[i], err,
-                            sizeof(err));
-    if (rc) {
+    if (meta_open_held(m, t, i, err, sizeof(err)) != 0) {
         RL_ERROR("%s-%u: cannot open the replica moving here: %s (tried again in 1 s)", t->name,
                  i, err);
-        t->parts[i] = NULL;
-        meta_note_missing(m, t);
-        return;
-    }
-    if (m->replicator.attach && (rc = m->replicator.attach(m->replicator.ctx, t, i,
-                                                           t->parts[i])) != 0) {
-        RL_ERROR("%s-%u: cannot start the replica moving here: %s (tried again in 1 s)",
-                 t->name, i, rl_strerror(rc));
-        partition_delete(t->parts[i]);
-        t->parts[i] = NULL;
         meta_note_missing(m, t);
         return;
     }
@@ -1448,26 +1454,6 @@ void meta_enforce_retention(struct meta *m, int64_t now_ms)
                 RL_INFO("%s-%u: retention deleted %d segments", t->name, k, rc);
         }
     }
-}
-
-/* Opens partition i of t that this broker holds (an empty log, or what an earlier try left) and
- * starts its replica when the topic is replicated. Returns 0 or a code with err. */
-static int meta_open_held(struct meta *m, struct meta_topic *t, uint32_t i, char *err, size_t cap)
-{
-    struct plog_config pc;
-    config_topic_to_plog(&t->cfg, &pc);
-    int rc = partition_open(m->env, m->lim.data_dir, t->name, i, &pc, &t->parts[i], err, cap);
-    if (rc) {
-        t->parts[i] = NULL;
-        return rc;
-    }
-    if (t->replicas && m->replicator.attach &&
-        (rc = m->replicator.attach(m->replicator.ctx, t, i, t->parts[i])) != 0) {
-        snprintf(err, cap, "cannot start its replica: %s", rl_strerror(rc));
-        partition_delete(t->parts[i]);
-        t->parts[i] = NULL;
-    }
-    return rc;
 }
 
 /* One topic's retry: opens what is missing (within *budget opens). True when none is left. */

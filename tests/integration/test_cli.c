@@ -250,11 +250,8 @@ int main(void)
         {"errors", t_errors},
         {"produce_unacked_fails", t_produce_unacked_fails},
     };
-    snprintf(g_cli, sizeof(g_cli), "%s", tl_ringlogd_path());
-    char *slash = strrchr(g_cli, '/');
-    if (slash)
-        strcpy(slash + 1, "ringlog");
-    if (access(g_cli, X_OK) != 0 || tl_broker_start(&g_broker, NULL, 10000) != 0) {
+    if (tl_cli_path(g_cli, sizeof(g_cli)) != 0 || access(g_cli, X_OK) != 0 ||
+        tl_broker_start(&g_broker, NULL, 10000) != 0) {
         fprintf(stderr, "cannot run %s or start ringlogd\n", g_cli);
         printf("0 passed, 1 failed\n");
         return 1;

@@ -270,12 +270,8 @@ int main(void)
         {"bad_options", t_bad_options},
     };
     snprintf(g_ringlogd, sizeof(g_ringlogd), "%s", tl_ringlogd_path());
-    snprintf(g_cli, sizeof(g_cli), "%s", g_ringlogd);
-    char *slash = strrchr(g_cli, '/');
-    if (slash)
-        strcpy(slash + 1, "ringlog");
     snprintf(g_tmp, sizeof(g_tmp), "/tmp/rl-test-bench.XXXXXX");
-    if (access(g_cli, X_OK) != 0 || !mkdtemp(g_tmp)) {
+    if (tl_cli_path(g_cli, sizeof(g_cli)) != 0 || access(g_cli, X_OK) != 0 || !mkdtemp(g_tmp)) {
         fprintf(stderr, "cannot run %s or create %s\n", g_cli, g_tmp);
         printf("0 passed, 1 failed\n");
         return 1;
