@@ -14,6 +14,9 @@
  *      leader is SIGKILLed right after it added the learner; a second move of the partition is
  *      refused while this one runs; the new leader finishes the move and nothing acknowledged is
  *      lost; the replica that moved in restarts and holds the same committed bytes as the others.
+ *      Then the partition moves back onto the old leader, whose replica left the group: it
+ *      rejoins as a learner from what its earlier stay left (or from nothing), catches up under
+ *      load and is promoted, and the replica that had moved in leaves again.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -497,6 +500,14 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
     cr_assert_eq(tl_broker_stop(&cl.b[in - 1], SIGTERM, 20000), 0);
     cr_assert_eq(tl_broker_restart(&cl.b[in - 1], START_MS), 0);
     wait_acks(500, "after the new replica restarted");
+
+    /* Back onto the old leader, whose replica left the group while it was down. */
+    snprintf(cli_boot, sizeof(cli_boot), "%s", cl.boot);
+    CLI_EXPECT(0, NULL, "topic", "reassign", "mk", "0", "--replicas", back);
+    took = wait_moved(in, v[0].replicas, MOVE_MS);
+    fprintf(stderr, "moved back to %s (onto node %d, which had left the group) in %" PRIu64
+            " ms\n", back, leader, took);
+    wait_acks(500, "after the move back");
     stop_load_and_read(th);
     check_logs_equal();
 }
