@@ -181,8 +181,8 @@ test: $(TESTS) $(TEST_DEPS)
 
 # Sanitized programs run several times slower (test_sim: about 5 minutes on a loaded 2-core
 # machine), so each gets 30 minutes unless TEST_TIMEOUT says otherwise.
-# The power-cut suites run 1,000 seeds in make test; sanitized, a fifth of them finds what the
-# instrumentation can (memory errors on the recovery paths) in a fifth of the time. Criterion
+# The power-cut suites run thousands of seeds in make test; sanitized, 200 seeds find what the
+# instrumentation can (memory errors on the recovery paths) in a fraction of the time. Criterion
 # itself leaks one 48-byte block in suites with long per-test timeouts (tests/lsan.supp).
 test-asan:
 	$(Q)RINGLOG_POWERCUT_SEEDS=200 RINGLOG_IDEM_POWERCUT_SEEDS=200 \

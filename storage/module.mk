@@ -28,7 +28,7 @@ fuzz-corpus-recovery: $(BUILD)/tests/fuzz/gen_corpus_recovery
 	mkdir -p tests/fuzz/corpus/recovery
 	$(BUILD)/tests/fuzz/gen_corpus_recovery tests/fuzz/corpus/recovery
 
-# Seeded power cuts on the simulated back-end (1,000 seeds in make test; more with
+# Seeded power cuts on the simulated back-end (5,000 seeds in make test; more with
 # make test-powercut POWERCUT_SEEDS=N).
 TESTS += $(BUILD)/tests/unit/test_storage_powercut
 POWERCUT_SEEDS ?= 100000

@@ -541,13 +541,36 @@ struct trunc_job {
     void *ctx;
 };
 
+/* Removes seg's .index and .timeindex files. Returns how many there were, or a code. */
+static int remove_index_files(struct io *io, const struct segment *seg)
+{
+    static const char *const exts[] = {".index", ".timeindex"};
+    char path[PATH_MAX];
+    int removed = 0;
+    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+        if (segment_path(seg, exts[i], path, sizeof(path)) != 0)
+            return -ENAMETOOLONG;
+        int rc = io_path_unlink(io, path);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        removed += rc == 0;
+    }
+    return removed;
+}
+
 static int trunc_work(struct bio_job *job)
 {
     struct trunc_job *t = job->ctx;
     struct io *io = t->log->st->io;
     struct segment *seg = t->seg;
     char path[PATH_MAX];
-    int rc = t->dropped ? io_dir_sync(io, t->log->dir) : 0;
+    /* A cut segment's index files describe batches the cut removes and later appends replace
+     * with others: they go first (the segment is saved again when it is next finished). Left
+     * in place, a power cut after a later roll made the segment look sealed at recovery, its
+     * stale index was trusted, and a read at one of its positions found no batch header. */
+    int rc = remove_index_files(io, seg);
+    if (rc > 0 || (rc == 0 && t->dropped))
+        rc = io_dir_sync(io, t->log->dir); /* both removals before the cut */
     int fd = rc < 0 ? rc : (segment_path(seg, ".log", path, sizeof(path)) == 0
                                 ? io_file_open(io, path, O_RDWR, 0) : -ENAMETOOLONG);
     if (fd < 0)
@@ -741,6 +764,11 @@ static void start_done(struct bio_job *job, int result)
                 "start earlier again", log->dir, rl_strerror(result));
     if (log->start_dirty)
         plog_start_checkpoint(log);
+    /* A truncation waits for every job: this may have been the last one (without this, a
+     * truncation asked for while the checkpoint was written waited for some other event, and a
+     * log given no more work waited for ever; the power-cut seeds found it). */
+    if (log->trunc_waiting)
+        plog_truncate_resume(log);
 }
 
 /* Writes the current log start in the background: one job at a time, the latest value wins. */

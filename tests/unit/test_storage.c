@@ -1189,6 +1189,72 @@ Test(storage, truncate_to_async)
     free_batches(b, 30);
 }
 
+/* A truncation asked for while the log-start checkpoint (plog_advance_start's background job)
+ * is being written starts once that job is done, with nothing else happening on the log: the
+ * job's completion must start it. (It did not: the truncation waited for an event that never
+ * came, and the power-cut seeds 3234, 3830, ... found it.) */
+Test(storage, a_truncation_waiting_for_the_log_start_checkpoint_runs_when_it_is_written)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[30];
+    append_n(log, b, 30, 2, 1000);
+    cr_assert_eq(plog_advance_start(log, 10), 0); /* queues the checkpoint job */
+    int state = 0;
+    cr_assert_eq(plog_truncate_to_async(log, 40, truncated, &state), 0);
+    uint64_t deadline = io_now_ns(g_io) + 5000000000ull;
+    while (state == 0 && io_now_ns(g_io) < deadline)
+        io_run(g_io, 10 * 1000000ull);
+    cr_assert_eq(state, 1, "the truncation never started (state %d)", state);
+    cr_assert_eq(plog_end_offset(log), 40);
+    plog_close(log);
+    free_batches(b, 30);
+}
+
+/* A truncation into a finished segment removes its index files with the cut: they describe
+ * batches that later appends replace with others. Kept, a power cut after the next roll made
+ * the segment look sealed at recovery, the stale index was trusted, and a read at one of its
+ * positions found no batch header ("data is corrupt"; the replication simulator's glue mode,
+ * seed 3500125, found it). After the cut, new appends of other sizes, a roll and a reopen after
+ * an unclean stop, every batch reads back. */
+Test(storage, a_truncation_into_a_finished_segment_removes_its_index_files)
+{
+    struct plog_config cfg;
+    small_config(&cfg);
+    struct plog *log = open_log(&cfg, NULL);
+    struct tu_batch b[60];
+    append_n(log, b, 60, 2, 1000);
+    cr_assert_gt(plog_segment_count(log), 2);
+    storage_debug_sync_background(g_st);
+    char idx[600], tidx[600];
+    snprintf(idx, sizeof(idx), "%s/%020d.index", g_dir, 0);
+    snprintf(tidx, sizeof(tidx), "%s/%020d.timeindex", g_dir, 0);
+    for (uint64_t until = io_now_ns(g_io) + TU_DEADLINE_NS;
+         !tu_exists(g_io, idx) && io_now_ns(g_io) < until;)
+        io_run(g_io, 10 * 1000000ull); /* the first segment's finish job saves them */
+    cr_assert(tu_exists(g_io, idx), "the first segment's index was never saved");
+    cr_assert_eq(plog_truncate_to(log, 10), 0);
+    cr_assert_eq(plog_segment_count(log), 1);
+    cr_assert(!tu_exists(g_io, idx) && !tu_exists(g_io, tidx),
+              "the cut segment's index files are still there");
+    /* Other batch sizes from the cut on, until the log rolls again. */
+    for (int i = 5; i < 60; i++) {
+        free(b[i].data);
+        b[i] = tu_build(2, 50 + (size_t)(i * 53) % 900, (uint64_t)(1000 + i), 5000 + i);
+        uint64_t base;
+        cr_assert_eq(tu_append_wait(g_io, log, &b[i], &base), 0);
+        cr_assert_eq(base, (uint64_t)i * 2);
+    }
+    cr_assert_gt(plog_segment_count(log), 1);
+    plog_close(log);
+    storage_debug_forget_clean(g_st);
+    log = open_log(&cfg, NULL);
+    check_contents(log, b, 60, 2);
+    plog_close(log);
+    free_batches(b, 60);
+}
+
 /* Closing a log while the disk is full answers every append it still holds (never
  * acknowledged) with RL_E_DISK_FULL, so no caller waits forever; the next open recovers what
  * reached the disk. Simulated back-end. */
