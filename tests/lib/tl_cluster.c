@@ -343,6 +343,12 @@ int tl_cluster_keyed_send(struct rl_producer *p, const char *topic, int i, int k
                             NULL);
 }
 
+/* Where each key's last record was read (the offset, +1; 0: none yet), so a record read twice
+ * says whether the log holds it twice (a later offset: a broker bug) or the consumer read an
+ * offset again (the same or an earlier one: a client bug). */
+#define TL_KEYED_MAX_KEYS 8192
+static int64_t keyed_last_offset[TL_KEYED_MAX_KEYS];
+
 void tl_cluster_keyed_expect_next(int *next, int keys, const struct rl_record *r)
 {
     char val[48];
@@ -352,7 +358,16 @@ void tl_cluster_keyed_expect_next(int *next, int keys, const struct rl_record *r
     int key = -1, seq = -1;
     cr_assert_eq(sscanf(val, "%d:%d", &key, &seq), 2, "value %s", val);
     cr_assert(key >= 0 && key < keys);
-    cr_assert_eq(seq, next[key], "key %d: record %d where %d was due (%s)", key, seq, next[key],
-                 seq < next[key] ? "read twice" : "one lost or out of order");
+    int64_t *last = key < TL_KEYED_MAX_KEYS ? &keyed_last_offset[key] : NULL;
+    if (last && next[key] == 0)
+        *last = 0; /* a new read-back */
+    cr_assert_eq(seq, next[key], "key %d: record %d where %d was due (%s), at %s-%d offset %"
+                 PRId64 "; the key's previous record was read at offset %" PRId64 " (%s)", key,
+                 seq, next[key], seq < next[key] ? "read twice" : "one lost or out of order",
+                 r->topic, r->partition, r->offset, last && *last ? *last - 1 : -1,
+                 !last || !*last ? "none" : r->offset > *last - 1 ?
+                 "a later offset: the log holds it twice" : "the consumer read back");
+    if (last)
+        *last = r->offset + 1;
     next[key]++;
 }
