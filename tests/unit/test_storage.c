@@ -1151,6 +1151,18 @@ static void truncated(void *ctx, int result)
     *r = result == 0 ? 1 : result;
 }
 
+/* Closes log, forgets that it was closed cleanly (as a crash would), reopens it and checks
+ * that it holds b[0..n) of `records` records each, then closes it. */
+static void check_after_unclean_reopen(struct plog *log, const struct plog_config *cfg,
+                                       const struct tu_batch *b, int n, uint32_t records)
+{
+    plog_close(log);
+    storage_debug_forget_clean(g_st);
+    log = open_log(cfg, NULL);
+    check_contents(log, b, n, records);
+    plog_close(log);
+}
+
 /* truncate_to_async waits for the appends in flight (they are acknowledged first), refuses new
  * appends until it is done, hides the tail from readers as soon as it starts, cuts the files in
  * the background, and the cut survives a reopen after an unclean stop. */
@@ -1181,11 +1193,7 @@ Test(storage, truncate_to_async)
     check_contents(log, b, 10, 2);
     cr_assert_eq(tu_append_wait(g_io, log, &b[10], NULL), 0);
     cr_assert_eq(plog_truncate_to_async(log, 23, truncated, &state), RL_E_OFFSET_OUT_OF_RANGE);
-    plog_close(log);
-    storage_debug_forget_clean(g_st);
-    log = open_log(&cfg, NULL);
-    check_contents(log, b, 11, 2);
-    plog_close(log);
+    check_after_unclean_reopen(log, &cfg, b, 11, 2);
     free_batches(b, 30);
 }
 
@@ -1247,11 +1255,7 @@ Test(storage, a_truncation_into_a_finished_segment_removes_its_index_files)
         cr_assert_eq(base, (uint64_t)i * 2);
     }
     cr_assert_gt(plog_segment_count(log), 1);
-    plog_close(log);
-    storage_debug_forget_clean(g_st);
-    log = open_log(&cfg, NULL);
-    check_contents(log, b, 60, 2);
-    plog_close(log);
+    check_after_unclean_reopen(log, &cfg, b, 60, 2);
     free_batches(b, 60);
 }
 
