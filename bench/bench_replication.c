@@ -37,7 +37,8 @@
  * "failover" of an unreplicated partition is then its broker's restart, and says so).
  *
  *   bench_replication [--replicas N (3)] [--partitions N (6)] [--max-seconds S (10)]
- *                     [--warmup-seconds S (0)] [--seconds S (10)] [--half-rps N (half the max)] [--kills K (50)]
+ *                     [--warmup-seconds S (0)] [--seconds S (10)]
+ *                     [--half-rps N (half the max)] [--kills K (50)]
  *                     [--dir D ($TMPDIR or /var/tmp)]
  *                     [--disk-mb M (1024)] [--idle] [--idle-partitions N (1000)]
  *                     [--idle-seconds S (30)] [--broker-set KEY=VALUE ...]
@@ -80,7 +81,7 @@
 #define RB_HEALTHY_DEADLINE_MS 60000
 #define RB_IDLE_SETTLE_S 5
 #define RB_LEADERS_STABLE_MS 6000    /* a second beyond the balancer's settle time */
-#define RB_SETTLE_MS 60000           /* the wait for writeback between the phases */
+#define RB_SETTLE_MS 60000           /* settle's wait for followers and writeback */
 #define RB_SETTLE_BYTES (64ll << 20) /* ... until less than this is unwritten */
 
 static volatile sig_atomic_t g_interrupted;
@@ -854,7 +855,8 @@ static int parse(int argc, char **argv, struct rb_opts *o)
 {
     const char *tmp = getenv("TMPDIR");
     *o = (struct rb_opts){.replicas = 3, .partitions = 6, .max_seconds = 10, .seconds = 10,
-                          .warmup_seconds = 0, .kills = 50, .idle_partitions = 1000, .idle_seconds = 30,
+                          .warmup_seconds = 0, .kills = 50, .idle_partitions = 1000,
+                          .idle_seconds = 30,
                           .dir = tmp && tmp[0] ? tmp : "/var/tmp", .disk_bytes = 1u << 30};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

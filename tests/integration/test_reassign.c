@@ -501,7 +501,13 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
     cr_assert_eq(tl_broker_restart(&cl.b[in - 1], START_MS), 0);
     wait_acks(500, "after the new replica restarted");
 
-    /* Back onto the old leader, whose replica left the group while it was down. */
+    /* Back onto the old leader, whose replica left the group while it was down, once every
+     * node lists it registered again (a move naming an unregistered broker is refused). */
+    for (int i = 0; i < N; i++)
+        for (uint64_t until = tl_now_ms() + 30000;
+             brokers_of(i) < N || fenced_on(i, leader); usleep(50000))
+            cr_assert(tl_now_ms() < until, "node %d does not list node %d registered again "
+                      "within 30 s of its restart", i + 1, leader);
     snprintf(cli_boot, sizeof(cli_boot), "%s", cl.boot);
     CLI_EXPECT(0, NULL, "topic", "reassign", "mk", "0", "--replicas", back);
     took = wait_moved(in, v[0].replicas, MOVE_MS);
