@@ -390,6 +390,7 @@ bool rlc_retriable(int code)
     case RL_E_LOG_CLOSED:
     case RL_E_RAFT_NOT_LEADER:
     case RL_E_RAFT_DROPPED:
+    case RL_E_PRODUCER_ID_NOT_YET_KNOWN: /* the broker's metadata catches up */
     case -ECONNRESET:
     case -ECONNREFUSED:
     case -EPIPE:

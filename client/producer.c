@@ -34,7 +34,11 @@
  * the partition is unresolved means "wait for it" (idem_gap); with none unresolved, the broker
  * has neither that batch nor any later one: they lose their sequences and wait for an epoch
  * bump. Any stamped batch that ends without success sets need_bump: new batches hold back,
- * stamped ones settle, then InitProducerId(id, epoch) (idem_init) restarts sequences at 0.
+ * stamped ones settle, then the producer bumps its epoch itself (idem_init; the id is its
+ * alone) and sequences restart at 0. InitProducerId is asked only for the first id and for a
+ * fresh one when the epoch would pass INT16_MAX. A gap answer is trusted only from the
+ * partition's producer state: a broker that cannot vouch for the id yet (its metadata lags)
+ * answers PRODUCER_ID_NOT_YET_KNOWN, retried like NOT_LEADER.
  * Without idempotence, max.in.flight.per.partition above 1 lets a retry reorder records.
  */
 #include <errno.h>
@@ -1040,10 +1044,13 @@ static bool idem_known_appended(const struct rl_producer *p, const struct pbatch
  * predecessor pending the batch waits behind it and goes again with the same sequence.
  * Otherwise the broker certainly did not append it, nor any later batch of the partition:
  * they are unstamped and wait for the epoch bump that restarts sequences. */
-static void idem_gap(struct rl_producer *p, struct pbatch *b, int64_t now)
+static void idem_gap(struct rl_producer *p, struct pbatch *b, int64_t now, const char *why)
 {
     struct ppart *pt = b->part;
     if (!idem_predecessor_pending(b)) {
+        RL_INFO("producer: %s-%d: the broker lacks the batch at sequence %u (%s); it and the "
+                "partition's later batches go again under a new epoch", pt->topic->meta.name,
+                pt->id, (unsigned)b->base_seq, why && why[0] ? why : "a sequence gap");
         idem_unstamp(p, b);
         for (struct pbatch *q = pt->q_head; q; q = q->next)
             if (q->stamped && q->seq > b->seq)
@@ -1625,7 +1632,9 @@ static void handle_answer(struct rl_producer *p, struct pbroker *br, Ringlog__Re
         }
         if ((code == RL_E_OUT_OF_ORDER_SEQUENCE || code == RL_E_UNKNOWN_PRODUCER_ID) &&
             b->stamped && now < b->deadline_ms && !p->stop) {
-            idem_gap(p, b, now);
+            idem_gap(p, b, now, resp->error_code ? resp->error_message
+                                : res              ? res->error_message
+                                                   : NULL);
             continue;
         }
         if (code == 0) {
@@ -1820,17 +1829,27 @@ static void idem_restart(struct rl_producer *p, int64_t pid, int16_t epoch)
     }
 }
 
-/* Asks for a producer id (the first time) or an epoch bump (need_bump, once no stamped batch
- * is unresolved), on the metadata connection (lock NOT held: it waits on the network, bounded by
- * request.timeout.ms). A failure is retried with backoff; batches wait meanwhile, bounded by
- * their delivery timeout. A broker without the API, or a fenced producer, is fatal. */
+/* Asks for a producer id (the first time, or when the epoch would overflow) or bumps the epoch
+ * (need_bump, once no stamped batch is unresolved). Asking goes on the metadata connection
+ * (lock NOT held: it waits on the network, bounded by request.timeout.ms). A failure is
+ * retried with backoff; batches wait meanwhile, bounded by their delivery timeout. A broker
+ * without the API, or a fenced producer, is fatal. */
 static void idem_init(struct rl_producer *p, int64_t now)
 {
     pthread_mutex_lock(&p->lock);
     bool go = p->idem && !p->fatal && !p->stop && p->topic_count > 0 && now >= p->init_next_ms &&
               (p->pid < 0 || (p->need_bump && p->unresolved == 0));
+    if (go && p->pid >= 0 && p->epoch < INT16_MAX) {
+        /* The id is this producer's alone, so it bumps the epoch itself (as Kafka's idempotent
+         * producers do): no broker round trip, and no broker whose view of the id's epochs
+         * lags another's to ask. Each partition fences the old epoch once the new one wrote. */
+        RL_INFO("producer: id %lld epoch %d (bumped: sequences restart at 0)", (long long)p->pid,
+                p->epoch + 1);
+        idem_restart(p, p->pid, (int16_t)(p->epoch + 1));
+        go = false;
+    }
     Ringlog__InitProducerIdRequest ir = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
-    ir.producer_id = p->pid;
+    ir.producer_id = p->epoch < INT16_MAX ? p->pid : -1; /* epochs used up: a new id */
     ir.producer_epoch = p->epoch;
     pthread_mutex_unlock(&p->lock);
     if (!go)

@@ -157,6 +157,9 @@ enum rl_error {
     RL_E_PRODUCER_FENCED = -5402, /**< producer epoch is older than the current one (fenced) */
     RL_E_UNKNOWN_PRODUCER_ID = -5403, /**< producer id is unknown */
     RL_E_INVALID_PRODUCER_EPOCH = -5404, /**< producer epoch is invalid */
+    RL_E_PRODUCER_ID_NOT_YET_KNOWN = -5405, /**< producer id lies past every id block this
+        broker has seen recorded: its metadata lags the broker that handed the id out; retry
+        shortly */
     RL_E_COORDINATOR_NOT_AVAILABLE = -5500, /**< group coordinator is not available; retry */
     RL_E_NOT_COORDINATOR = -5501, /**< this broker is not the group's coordinator */
     RL_E_UNKNOWN_MEMBER_ID = -5502, /**< unknown group member id; rejoin the group */

@@ -102,6 +102,8 @@
     X(PRODUCER_FENCED, -5402, "producer epoch is older than the current one (fenced)")          \
     X(UNKNOWN_PRODUCER_ID, -5403, "producer id is unknown")                                     \
     X(INVALID_PRODUCER_EPOCH, -5404, "producer epoch is invalid")                               \
+    X(PRODUCER_ID_NOT_YET_KNOWN, -5405, "producer id lies past every id block this broker has " \
+      "seen recorded: its metadata lags the broker that handed the id out; retry shortly")      \
     /* consumer groups */                                                                       \
     X(COORDINATOR_NOT_AVAILABLE, -5500, "group coordinator is not available; retry")            \
     X(NOT_COORDINATOR, -5501, "this broker is not the group's coordinator")                     \

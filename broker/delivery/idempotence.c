@@ -11,7 +11,11 @@
  * producer.id.expiration.ms are dropped). The produce path fences a batch whose epoch is older
  * than that, even on a partition the newer epoch has not written yet. The map is not persisted:
  * after a restart an id's epoch is recovered from the partitions' producer state when a
- * producer asks to bump it (every partition is loaded first, in the background).
+ * producer asks to bump it (every partition is loaded first, in the background). In a cluster
+ * a broker's map knows only the bumps it answered: a newer epoch was handed out by another
+ * broker (or bumped by the producer itself, as libringlog does) and is taken as current. What
+ * keeps an old epoch's batch out after a bump is each partition's state: it fences an epoch
+ * older than the newest it recorded.
  *
  * A snapshot describes the log up to its visible end only (what is durable): batches recorded
  * whose append has not completed are left out, so a crash cannot leave a snapshot claiming
@@ -275,6 +279,8 @@ static int idem_bump(struct idem *id, struct idem_init *in, int32_t current)
                  "handed out since", (long long)producer_id, epoch, current);
         return in->rc = RL_E_PRODUCER_FENCED;
     }
+    if (epoch > current && meta_node_id(id->meta))
+        current = epoch; /* bumped by another broker, which this one's map never heard of */
     if (epoch > current) {
         snprintf(in->msg, sizeof(in->msg), "producer %lld epoch %d was never handed out "
                  "(current %d)", (long long)producer_id, epoch, current);
@@ -339,6 +345,12 @@ int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
     in->msg[0] = 0;
     in->out_id = -1;
     in->out_epoch = -1;
+    if (producer_id >= 0 && producer_id >= idem_issued_end(id) && meta_node_id(id->meta)) {
+        snprintf(in->msg, sizeof(in->msg), "producer id %lld lies past the id blocks this "
+                 "broker has seen recorded: its metadata lags; retry shortly",
+                 (long long)producer_id);
+        return in->rc = RL_E_PRODUCER_ID_NOT_YET_KNOWN;
+    }
     if (producer_id < -1 || (producer_id >= 0 && producer_id >= idem_issued_end(id))) {
         snprintf(in->msg, sizeof(in->msg), "producer id %lld was never handed out by this "
                  "broker; ask for a new one with producer_id -1", (long long)producer_id);
@@ -363,6 +375,15 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
     const char *tn = partition_topic(p);
     memset(v, 0, sizeof(*v));
     if (h->producer_id >= idem_issued_end(id)) {
+        if (meta_node_id(id->meta)) {
+            /* Another broker may have handed it out from a block this broker's metadata has
+             * not applied yet (the controller committed it, this node has not learnt so): not
+             * a gap the producer must restart its sequences over, only a wait. */
+            snprintf(msg, msg_cap, "producer id %lld lies past the id blocks this broker has "
+                     "seen recorded (up to %lld): its metadata lags; retry shortly",
+                     (long long)h->producer_id, (long long)idem_issued_end(id));
+            return RL_E_PRODUCER_ID_NOT_YET_KNOWN; /* retriable: no word on the sequence */
+        }
         snprintf(msg, msg_cap, "producer id %lld was never handed out; call InitProducerId",
                  (long long)h->producer_id);
         return RL_E_UNKNOWN_PRODUCER_ID;

@@ -83,17 +83,21 @@ struct idem_init {
  * be the id's current epoch: the epoch is bumped (a fresh id is handed out when the epoch would
  * overflow). Returns 0 or an error with in->out_* / in->msg set, or 1 when the answer waits
  * (for a block of ids to be recorded, or for every partition's state to load); in->done runs
- * then, from the loop. Errors: RL_E_UNKNOWN_PRODUCER_ID (never handed out),
- * RL_E_PRODUCER_FENCED (an older epoch), RL_E_INVALID_PRODUCER_EPOCH (negative or never
- * handed out), RL_E_LIMIT, or the metadata log's. */
+ * then, from the loop. Errors: RL_E_UNKNOWN_PRODUCER_ID (never handed out; in a cluster
+ * RL_E_PRODUCER_ID_NOT_YET_KNOWN, as this broker's metadata may lag), RL_E_PRODUCER_FENCED (an
+ * older epoch), RL_E_INVALID_PRODUCER_EPOCH (negative, or above the current one on a single
+ * broker; in a cluster another broker may have handed it out, so it is taken as current),
+ * RL_E_LIMIT, or the metadata log's. */
 int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms);
 
 /* Checks a batch with producer_id >= 0 about to be appended to p. Returns 0 (append it, then
  * idem_record), RL_E_DUPLICATE_SEQUENCE with v->dup_* set (do not append; answer with those
  * offsets once they are visible), IDEM_PENDING (p's state is being loaded: wait with
  * idem_wait_loaded, then check again), or an error with msg set: RL_E_OUT_OF_ORDER_SEQUENCE,
- * RL_E_PRODUCER_FENCED, RL_E_UNKNOWN_PRODUCER_ID, RL_E_INVALID_PRODUCER_EPOCH, RL_E_LIMIT, or a
- * code from loading the state. */
+ * RL_E_PRODUCER_FENCED, RL_E_UNKNOWN_PRODUCER_ID, RL_E_INVALID_PRODUCER_EPOCH, RL_E_LIMIT,
+ * RL_E_PRODUCER_ID_NOT_YET_KNOWN (in a cluster: an id past every block this broker's metadata
+ * has applied, which may be another broker's newest; retriable), or a code from loading the
+ * state. */
 int idem_check(struct idem *id, struct partition *p, const struct batch_header *h,
                int64_t now_ms, struct pstate_verdict *v, char *msg, size_t msg_cap);
 

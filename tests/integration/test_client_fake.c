@@ -4,7 +4,9 @@
  * batch with a damaged checksum, NOT_LEADER answers that must be retried after a metadata
  * refresh, a leader that moves to another broker (the batch goes there at once), a
  * non-retriable error, a broker that never answers (request and delivery timeouts),
- * and a full producer buffer. Prints "N passed, N failed".
+ * a full producer buffer, and an idempotent producer's answers to a broker whose metadata lags
+ * (retried with the same sequence) and to a sequence gap (an epoch bump of its own, without
+ * InitProducerId). Prints "N passed, N failed".
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,7 +53,11 @@ struct fake {
     atomic_bool move_on_error;  /* a scripted produce error moves the leader to node 2 */
     atomic_llong moved_ms;      /* when it did */
     /* counters */
-    atomic_int metadata_requests, produce_requests, fetch_requests;
+    atomic_int metadata_requests, produce_requests, fetch_requests, init_requests;
+    /* each produced batch's producer epoch and base sequence, in arrival order */
+    atomic_int produced;
+    int16_t produced_epoch[64];
+    int32_t produced_seq[64];
     uint8_t *batch; /* the partition's one batch (3 records), served by fetch */
     int batch_len;
 };
@@ -117,9 +123,35 @@ static void answer_metadata(int fd, Ringlog__Response *resp)
     send_response(fd, resp, NULL, 0);
 }
 
-static void answer_produce(int fd, Ringlog__Response *resp)
+/* InitProducerId: producer id 7, epoch 0 (the fake hands out one id). */
+static void answer_init_producer_id(int fd, Ringlog__Response *resp)
+{
+    atomic_fetch_add(&g_fake.init_requests, 1);
+    Ringlog__InitProducerIdResponse ir = RINGLOG__INIT_PRODUCER_ID_RESPONSE__INIT;
+    ir.producer_id = 7;
+    ir.producer_epoch = 0;
+    resp->body_case = RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID;
+    resp->init_producer_id = &ir;
+    send_response(fd, resp, NULL, 0);
+}
+
+/* Notes the epoch and base sequence of the request's first batch. */
+static void note_batch(const uint8_t *data, size_t len)
+{
+    struct batch_header h;
+    if (batch_header_decode(data, len, &h) != 0)
+        return;
+    int i = atomic_fetch_add(&g_fake.produced, 1);
+    if (i < 64) {
+        g_fake.produced_epoch[i] = h.producer_epoch;
+        g_fake.produced_seq[i] = h.base_sequence;
+    }
+}
+
+static void answer_produce(int fd, Ringlog__Response *resp, const uint8_t *data, size_t len)
 {
     int n = atomic_fetch_add(&g_fake.produce_requests, 1);
+    note_batch(data, len);
     if (g_fake.produce_silent)
         return;
     Ringlog__ProducePartitionResult pr = RINGLOG__PRODUCE_PARTITION_RESULT__INIT, *prp = &pr;
@@ -207,14 +239,18 @@ static int serve_one(int fd)
         return -1;
     }
     Ringlog__Request *rq = ringlog__request__unpack(NULL, elen, buf);
-    free(buf);
-    if (!rq)
+    if (!rq) {
+        free(buf);
         return -1;
+    }
     Ringlog__Response resp = RINGLOG__RESPONSE__INIT;
     resp.correlation_id = rq->correlation_id;
     switch (rq->body_case) {
     case RINGLOG__REQUEST__BODY_METADATA: answer_metadata(fd, &resp); break;
-    case RINGLOG__REQUEST__BODY_PRODUCE: answer_produce(fd, &resp); break;
+    case RINGLOG__REQUEST__BODY_PRODUCE:
+        answer_produce(fd, &resp, buf + elen, flen - 4 - elen);
+        break;
+    case RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID: answer_init_producer_id(fd, &resp); break;
     case RINGLOG__REQUEST__BODY_FETCH: answer_fetch(fd, &resp, rq->fetch); break;
     case RINGLOG__REQUEST__BODY_LIST_OFFSETS: answer_list_offsets(fd, &resp); break;
     default:
@@ -222,6 +258,7 @@ static int serve_one(int fd)
         send_response(fd, &resp, NULL, 0);
     }
     ringlog__request__free_unpacked(rq, NULL);
+    free(buf);
     return 0;
 }
 
@@ -507,6 +544,68 @@ static int t_buffer_full(void)
     return 0;
 }
 
+/* An idempotent producer sends one record; the fake answers its first produces with `error`
+ * (`errors` times), then takes the batch. Returns 0 once delivered (report checked). */
+static int idem_send_one(int error, int errors)
+{
+    g_fake.produce_error = error;
+    atomic_store(&g_fake.produce_errors_left, errors);
+    atomic_store(&g_fake.produce_requests, 0);
+    atomic_store(&g_fake.init_requests, 0);
+    atomic_store(&g_fake.produced, 0);
+    struct reports rep = {0};
+    const char *kv[] = {"enable.idempotence", "true", "max.in.flight.per.partition", "5", NULL};
+    struct rl_conf *c = conf_with(kv);
+    rl_conf_set_delivery_cb(c, report_cb, &rep);
+    char err[256];
+    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
+    CHECK(p, "%s", err);
+    CHECK(rl_producer_send(p, "t", 0, NULL, 0, "v", 1, 0, NULL) == 0, "%s",
+          rl_producer_last_error(p));
+    CHECK(rl_producer_flush(p, 5000) == 0, "%s", rl_producer_last_error(p));
+    CHECK(atomic_load(&rep.n) == 1 && rep.error[0] == 0, "n %d error %d: %s",
+          atomic_load(&rep.n), rep.error[0], rep.message);
+    CHECK(atomic_load(&g_fake.produced) == errors + 1, "%d batches sent for %d errors",
+          atomic_load(&g_fake.produced), errors);
+    rl_producer_destroy(p, 1000);
+    rl_conf_destroy(c);
+    return 0;
+}
+
+/* In a cluster a broker whose metadata has not applied the id's block yet answers
+ * PRODUCER_ID_NOT_YET_KNOWN: retried with the same epoch and sequence (it says nothing about
+ * the batch). Taking it as a gap would bump the epoch and, where another broker had appended
+ * the batch, write it twice. */
+static int t_idem_id_not_yet_known_is_retried(void)
+{
+    if (idem_send_one(RL_E_PRODUCER_ID_NOT_YET_KNOWN, 2) != 0)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        CHECK(g_fake.produced_epoch[i] == 0 && g_fake.produced_seq[i] == 0,
+              "send %d carried epoch %d sequence %d, not epoch 0 sequence 0", i,
+              g_fake.produced_epoch[i], g_fake.produced_seq[i]);
+    CHECK(atomic_load(&g_fake.init_requests) == 1, "%d InitProducerIds",
+          atomic_load(&g_fake.init_requests));
+    return 0;
+}
+
+/* A gap with nothing unresolved (UNKNOWN_PRODUCER_ID: the partition has no state for the
+ * producer) restarts sequences under a bumped epoch, which the producer sets itself: the
+ * batch goes again as epoch 1 sequence 0, and InitProducerId was asked once, for the id. */
+static int t_idem_gap_bumps_the_epoch_locally(void)
+{
+    if (idem_send_one(RL_E_UNKNOWN_PRODUCER_ID, 1) != 0)
+        return -1;
+    CHECK(g_fake.produced_epoch[0] == 0 && g_fake.produced_seq[0] == 0,
+          "first send: epoch %d sequence %d", g_fake.produced_epoch[0], g_fake.produced_seq[0]);
+    CHECK(g_fake.produced_epoch[1] == 1 && g_fake.produced_seq[1] == 0,
+          "resend: epoch %d sequence %d, not epoch 1 sequence 0", g_fake.produced_epoch[1],
+          g_fake.produced_seq[1]);
+    CHECK(atomic_load(&g_fake.init_requests) == 1, "%d InitProducerIds (the bump needs none)",
+          atomic_load(&g_fake.init_requests));
+    return 0;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -520,6 +619,8 @@ int main(void)
         {"fatal_error_not_retried", t_fatal_error_not_retried},
         {"silent_broker_times_out", t_silent_broker_times_out},
         {"buffer_full", t_buffer_full},
+        {"idem_id_not_yet_known_is_retried", t_idem_id_not_yet_known_is_retried},
+        {"idem_gap_bumps_the_epoch_locally", t_idem_gap_bumps_the_epoch_locally},
     };
     if (fake_start() != 0) {
         printf("0 passed, 1 failed\n");

@@ -53,21 +53,9 @@ static void restart_after_kill(void)
 static int init_pid(struct tl_conn *c, int64_t pid, int32_t epoch, int64_t *out_pid,
                     int16_t *out_epoch)
 {
-    Ringlog__InitProducerIdRequest ip = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
-    ip.producer_id = pid;
-    ip.producer_epoch = epoch;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
-    req.init_producer_id = &ip;
-    Ringlog__Response *resp;
-    int rc = tl_call(c, &req, NULL, 0, 10000, &resp, NULL, NULL);
-    cr_assert_eq(rc, 0, "InitProducerId transport: %s", rl_strerror(rc));
-    cr_assert_eq(resp->body_case, RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID);
-    if (out_pid)
-        *out_pid = resp->init_producer_id->producer_id;
-    if (out_epoch)
-        *out_epoch = (int16_t)resp->init_producer_id->producer_epoch;
-    return resp->error_code;
+    int rc = tl_init_producer_id(c, pid, epoch, out_pid, out_epoch);
+    cr_assert(rc >= 0 || rc <= -5000, "InitProducerId transport: %s", rl_strerror(rc));
+    return rc;
 }
 
 /* A batch of `count` records "<seq>" from (pid, epoch) starting at seq. Caller frees. */

@@ -6,9 +6,11 @@
  * every record is acknowledged; a consumer reads every one back exactly once, each key's
  * records in the order they were sent, and nothing more; every replica's high watermark reaches
  * the leader's (the killed nodes caught up) and the committed prefix of every partition is
- * byte for byte the same on all three; a produce sent to a follower gets NOT_LEADER; a replication
- * factor above the brokers and min.insync.replicas above the factor are refused. Failover times
- * (SIGKILL to the first new leader in every live broker's Metadata) are printed.
+ * byte for byte the same on all three; a produce sent to a follower gets NOT_LEADER; an
+ * idempotent batch whose producer id lies past every recorded id block gets the retriable
+ * PRODUCER_ID_NOT_YET_KNOWN; an epoch bumped on one broker can be bumped again on another; a
+ * replication factor above the brokers and min.insync.replicas above the factor are refused.
+ * Failover times (SIGKILL to the first new leader in every live broker's Metadata) are printed.
  * RINGLOG_REPL_RECORDS=N sets the record count (default 100000).
  */
 #include <criterion/criterion.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "client/ringlog.h"
+#include "common/batch.h"
 #include "common/err.h"
 #include "tests/lib/tl_broker.h"
 #include "tests/lib/tl_client.h"
@@ -152,6 +155,47 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
                  rl_strerror(rc));
     tl_close(&c);
     free(batch);
+    /* In a cluster a producer id past every block the leader has seen recorded may come from
+     * another broker whose block this one has not applied yet: a retriable answer, never the
+     * gap (UNKNOWN_PRODUCER_ID) that would make a producer restart its sequences and write a
+     * batch another leader took a second time. */
+    struct batch_builder *bb = batch_builder_create(4096, BATCH_CODEC_NONE, 0);
+    cr_assert(bb);
+    batch_builder_reset(bb, (int64_t)1 << 40, 0, 0);
+    struct batch_record_in rec = {.value = "v", .value_len = 1, .timestamp = 1000};
+    cr_assert_eq(batch_builder_add(bb, &rec), 0);
+    const uint8_t *idem;
+    blen = batch_builder_finish(bb, &idem);
+    cr_assert_gt(blen, 0);
+    cr_assert_eq(tl_cluster_connect(&cl, l[0] - 1, &c), 0);
+    rc = tl_produce(&c, TOPIC, 0, idem, (uint32_t)blen, -1, NULL);
+    cr_assert_eq(rc, RL_E_PRODUCER_ID_NOT_YET_KNOWN, "an idempotent batch of an id past every "
+                 "recorded block, to leader node %d of %s-0: %s", l[0], TOPIC, rl_strerror(rc));
+    tl_close(&c);
+    batch_builder_destroy(bb);
+    /* Each broker knows only the epochs it handed out: an id from node 1, bumped on node 2,
+     * then bumped on node 1 again (which knows only epoch 0) goes on to epoch 2. */
+    struct tl_conn c1, c2;
+    cr_assert_eq(tl_cluster_connect(&cl, 0, &c1), 0);
+    cr_assert_eq(tl_cluster_connect(&cl, 1, &c2), 0);
+    int64_t pid = -1;
+    int16_t epoch = -1;
+    cr_assert_eq(tl_init_producer_id(&c1, -1, 0, &pid, &epoch), 0);
+    cr_assert_eq(epoch, 0);
+    rc = RL_E_PRODUCER_ID_NOT_YET_KNOWN; /* until node 2 applied node 1's block of ids */
+    for (uint64_t until = tl_now_ms() + 15000; rc == RL_E_PRODUCER_ID_NOT_YET_KNOWN;
+         usleep(20000)) {
+        cr_assert(tl_now_ms() < until, "node 2 never learnt producer id %lld", (long long)pid);
+        rc = tl_init_producer_id(&c2, pid, 0, NULL, &epoch);
+    }
+    cr_assert_eq(rc, 0, "bump of producer %lld on node 2: %s", (long long)pid, rl_strerror(rc));
+    cr_assert_eq(epoch, 1);
+    rc = tl_init_producer_id(&c1, pid, 1, NULL, &epoch);
+    cr_assert_eq(rc, 0, "bump of producer %lld epoch 1 (from node 2) on node 1: %s",
+                 (long long)pid, rl_strerror(rc));
+    cr_assert_eq(epoch, 2);
+    tl_close(&c1);
+    tl_close(&c2);
 
     char err[512];
     struct rl_conf *conf = rl_conf_new();

@@ -320,6 +320,13 @@ bool tl_broker_log_has(const struct tl_broker *b, const char *needle)
 void tl_broker_cleanup(struct tl_broker *b)
 {
     tl_broker_kill(b);
+    const char *keep = getenv("TL_KEEP_DIRS");
+    if (keep && keep[0] == '1') {
+        if (b->dir[0])
+            fprintf(stderr, "tl_broker: kept %s (TL_KEEP_DIRS=1)\n", b->dir);
+        b->dir[0] = 0;
+        return; /* a failed run's logs and data, for a post-mortem */
+    }
     const char *base = strrchr(b->dir, '/');
     if (!b->dir[0] || !base || strncmp(base, "/ringlog-test-", 14) || strchr(b->dir, '\''))
         return; /* only ever remove what tl_broker_start created */

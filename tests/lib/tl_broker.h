@@ -87,7 +87,8 @@ void tl_broker_dump_log(const struct tl_broker *b, int lines);
 /* True when a line of the broker's log (its stdout and stderr) contains needle. */
 bool tl_broker_log_has(const struct tl_broker *b, const char *needle);
 
-/* Kills the broker if running and removes its temporary directory. */
+/* Kills the broker if running and removes its temporary directory (with TL_KEEP_DIRS=1 in the
+ * environment the directory stays, and its path is printed: logs and data for a post-mortem). */
 void tl_broker_cleanup(struct tl_broker *b);
 
 /* The end of a test's broker: SIGTERM and wait up to timeout_ms (when it runs), print the log

@@ -385,6 +385,30 @@ int64_t tl_send_produce(struct tl_conn *c, const char *topic, uint32_t partition
     return tl_send(c, &req, data, len);
 }
 
+int tl_init_producer_id(struct tl_conn *c, int64_t pid, int32_t epoch, int64_t *out_pid,
+                        int16_t *out_epoch)
+{
+    Ringlog__InitProducerIdRequest ip = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
+    ip.producer_id = pid;
+    ip.producer_epoch = epoch;
+    Ringlog__Request req = RINGLOG__REQUEST__INIT;
+    req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
+    req.init_producer_id = &ip;
+    Ringlog__Response *resp;
+    int rc = tl_call(c, &req, NULL, 0, 10000, &resp, NULL, NULL);
+    if (rc)
+        return rc;
+    if (resp->error_code)
+        return resp->error_code;
+    if (resp->body_case != RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID)
+        return RL_E_FRAME_MALFORMED;
+    if (out_pid)
+        *out_pid = resp->init_producer_id->producer_id;
+    if (out_epoch)
+        *out_epoch = (int16_t)resp->init_producer_id->producer_epoch;
+    return 0;
+}
+
 int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,
                uint32_t len, int32_t acks, int64_t *base_offset)
 {

@@ -91,6 +91,11 @@ int64_t tl_send_produce(struct tl_conn *c, const char *topic, uint32_t partition
  * *out is malloc'ed (free it). Returns the batch length or a negative code. */
 int tl_make_batch_random(uint32_t count, uint32_t value_bytes, uint8_t **out);
 
+/* InitProducerId(pid, epoch): pid -1 for a new id. Returns the response's error code (0 with
+ * *out_pid and *out_epoch set; either may be NULL) or a negative transport code. */
+int tl_init_producer_id(struct tl_conn *c, int64_t pid, int32_t epoch, int64_t *out_pid,
+                        int16_t *out_epoch);
+
 /* Produces one partition's data (one or more batches). Returns the partition's error code
  * (request-level codes too); *base_offset (may be NULL) gets the assigned base offset. */
 int tl_produce(struct tl_conn *c, const char *topic, uint32_t partition, const void *data,

@@ -313,7 +313,9 @@ void tl_cluster_acks_on_delivery(void *ctx, const struct rl_delivery *d)
     }
     atomic_fetch_add(&a->failed, 1);
     int z = 0;
-    atomic_compare_exchange_strong(&a->first_err, &z, d->error);
+    if (atomic_compare_exchange_strong(&a->first_err, &z, d->error))
+        snprintf(a->first_msg, sizeof(a->first_msg), "%s",
+                 d->error_message ? d->error_message : "");
 }
 
 void tl_cluster_acks_wait(struct tl_cluster_acks *a, uint64_t more, uint32_t timeout_ms,
@@ -328,8 +330,9 @@ void tl_cluster_acks_wait(struct tl_cluster_acks *a, uint64_t more, uint32_t tim
 
 void tl_cluster_acks_expect(struct tl_cluster_acks *a, int records)
 {
-    cr_assert_eq(atomic_load(&a->failed), 0, "%" PRIu64 " records failed, the first with %s",
-                 (uint64_t)atomic_load(&a->failed), rl_strerror(atomic_load(&a->first_err)));
+    cr_assert_eq(atomic_load(&a->failed), 0, "%" PRIu64 " records failed, the first with %d "
+                 "(%s): %s", (uint64_t)atomic_load(&a->failed), atomic_load(&a->first_err),
+                 rl_strerror(atomic_load(&a->first_err)), a->first_msg);
     cr_assert_eq(atomic_load(&a->ok), (uint64_t)records);
 }
 

@@ -125,6 +125,7 @@ void tl_cluster_expect_same_log(struct tl_cluster *cl, const char *topic, uint32
 struct tl_cluster_acks {
     atomic_uint_fast64_t ok, failed;
     atomic_int first_err; /* the first failure's code */
+    char first_msg[256];  /* ... and its message (written once, by the failure that set it) */
 };
 
 /* A delivery callback (ctx: a struct tl_cluster_acks) counting acknowledgements and failures. */
