@@ -40,7 +40,7 @@ case "$BUILD" in
 *) WORK="$ROOT/$BUILD/mutate/tree" ;;
 esac
 MBUILD=build # the mirror's own build directory, whatever $BUILD is
-TAB=$(printf '\t')
+SEP=$(printf '\037') # a field separator `read` does not collapse (tabs would: an empty "to")
 
 die() {
     echo "mutate: $*" >&2
@@ -50,8 +50,8 @@ die() {
 [ -f "$LIST" ] || die "no mutation list $LIST"
 command -v perl >/dev/null || die "perl is needed to apply mutations"
 
-# --- parse the list into one line per mutant: name TAB file TAB from TAB to TAB suites -------
-PARSED="$BUILD/mutate/parsed.tsv"
+# --- parse the list into one line per mutant: name SEP file SEP from SEP to SEP suites -------
+PARSED="$BUILD/mutate/parsed.txt"
 mkdir -p "$BUILD/mutate"
 perl -ne '
     BEGIN { $n = 0; $bad = 0 }
@@ -64,7 +64,7 @@ perl -ne '
             }
         }
         for my $k (keys %m) {
-            if ($k ne "line" && $m{$k} =~ /\t/) {
+            if ($k ne "line" && $m{$k} =~ /[\t\037]/) {
                 print STDERR "$ARGV: mutant $m{mutant}: tabs are not allowed\n";
                 $bad = 1;
             }
@@ -73,7 +73,7 @@ perl -ne '
             print STDERR "$ARGV: mutant name $m{mutant} is used twice\n";
             $bad = 1;
         }
-        print join("\t", $m{mutant}, $m{file}, $m{from}, $m{to}, $m{"caught-by"}), "\n";
+        print join("\037", $m{mutant}, $m{file}, $m{from}, $m{to}, $m{"caught-by"}), "\n";
         %m = ();
     }
     chomp;
@@ -96,10 +96,10 @@ perl -ne '
 # Only the mutants named on the command line, if any.
 if [ $# -gt 0 ]; then
     for want in "$@"; do
-        cut -f1 "$PARSED" | grep -qx -- "$want" || die "no mutant named $want in $LIST"
+        cut -d "$SEP" -f1 "$PARSED" | grep -qx -- "$want" || die "no mutant named $want in $LIST"
     done
     printf '%s\n' "$@" >"$BUILD/mutate/wanted"
-    awk -F '\t' 'NR == FNR { w[$0] = 1; next } ($1 in w)' "$BUILD/mutate/wanted" "$PARSED" \
+    awk -F "$SEP" 'NR == FNR { w[$0] = 1; next } ($1 in w)' "$BUILD/mutate/wanted" "$PARSED" \
         >"$PARSED.sel" && mv "$PARSED.sel" "$PARSED"
 fi
 [ -s "$PARSED" ] || die "no mutants to run"
@@ -124,7 +124,7 @@ count_in() {
 # --- 1. check every entry against the working tree -------------------------------------------
 problems=0
 all_suites=""
-while IFS="$TAB" read -r name file from to suites; do
+while IFS="$SEP" read -r name file from to suites; do
     if [ ! -f "$file" ]; then
         echo "mutate: $name: no file $file" >&2
         problems=$((problems + 1))
@@ -203,7 +203,7 @@ done
 
 # --- 3. each mutant ---------------------------------------------------------------------------
 total=0; caught=0; bad=""
-while IFS="$TAB" read -r name file from to suites; do
+while IFS="$SEP" read -r name file from to suites; do
     total=$((total + 1))
     start=$(date +%s)
     FROM="$from" TO="$to" perl -0777 -i -pe '$i = index($_, $ENV{FROM});
