@@ -361,6 +361,19 @@ static void report_cb(void *ctx, const struct rl_delivery *d)
         snprintf(r->message, sizeof(r->message), "%s", d->error_message);
 }
 
+/* A producer of conf c (reports to rep) that sent one record to partition 0 and flushed it. */
+static int sent_one(struct rl_conf *c, struct reports *rep, struct rl_producer **out)
+{
+    rl_conf_set_delivery_cb(c, report_cb, rep);
+    char err[256];
+    struct rl_producer *p = *out = rl_producer_new(c, err, sizeof(err));
+    CHECK(p, "%s", err);
+    CHECK(rl_producer_send(p, "t", 0, NULL, 0, "v", 1, 0, NULL) == 0, "%s",
+          rl_producer_last_error(p));
+    CHECK(rl_producer_flush(p, 5000) == 0, "%s", rl_producer_last_error(p));
+    return 0;
+}
+
 /* A damaged batch is refused with a checksum error naming the partition and offset; the next
  * poll fetches it again from the same position and, undamaged now, returns its records. */
 static int t_checksum_damage_detected(void)
@@ -432,13 +445,9 @@ static int t_new_leader_gets_the_batch_at_once(void)
         atomic_store(&g_fake.moved_ms, 0);
         struct reports rep = {0};
         struct rl_conf *c = conf_with(kv);
-        rl_conf_set_delivery_cb(c, report_cb, &rep);
-        char err[256];
-        struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
-        CHECK(p, "%s", err);
-        CHECK(rl_producer_send(p, "t", 0, NULL, 0, "v", 1, 0, NULL) == 0, "%s",
-              rl_producer_last_error(p));
-        CHECK(rl_producer_flush(p, 5000) == 0, "%s", rl_producer_last_error(p));
+        struct rl_producer *p;
+        if (sent_one(c, &rep, &p) != 0)
+            return -1;
         int64_t took = rlc_now_ms() - atomic_load(&g_fake.moved_ms);
         CHECK(atomic_load(&rep.n) == 1 && rep.error[0] == 0, "n %d error %d",
               atomic_load(&rep.n), rep.error[0]);
@@ -556,13 +565,9 @@ static int idem_send_one(int error, int errors)
     struct reports rep = {0};
     const char *kv[] = {"enable.idempotence", "true", "max.in.flight.per.partition", "5", NULL};
     struct rl_conf *c = conf_with(kv);
-    rl_conf_set_delivery_cb(c, report_cb, &rep);
-    char err[256];
-    struct rl_producer *p = rl_producer_new(c, err, sizeof(err));
-    CHECK(p, "%s", err);
-    CHECK(rl_producer_send(p, "t", 0, NULL, 0, "v", 1, 0, NULL) == 0, "%s",
-          rl_producer_last_error(p));
-    CHECK(rl_producer_flush(p, 5000) == 0, "%s", rl_producer_last_error(p));
+    struct rl_producer *p;
+    if (sent_one(c, &rep, &p) != 0)
+        return -1;
     CHECK(atomic_load(&rep.n) == 1 && rep.error[0] == 0, "n %d error %d: %s",
           atomic_load(&rep.n), rep.error[0], rep.message);
     CHECK(atomic_load(&g_fake.produced) == errors + 1, "%d batches sent for %d errors",

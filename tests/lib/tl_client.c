@@ -258,6 +258,13 @@ int tl_create_topic_spec(struct tl_conn *c, Ringlog__TopicSpec *spec, char *msg,
     return rc;
 }
 
+/* tl_call without data; a response carrying a request-level error returns that code. */
+static int tl_call_answered(struct tl_conn *c, Ringlog__Request *req, Ringlog__Response **resp)
+{
+    int rc = tl_call(c, req, NULL, 0, 10000, resp, NULL, NULL);
+    return rc ? rc : (*resp)->error_code;
+}
+
 int tl_delete_topic(struct tl_conn *c, const char *name)
 {
     char *names[1] = {(char *)name};
@@ -268,11 +275,9 @@ int tl_delete_topic(struct tl_conn *c, const char *name)
     req.body_case = RINGLOG__REQUEST__BODY_DELETE_TOPICS;
     req.delete_topics = &dt;
     Ringlog__Response *resp;
-    int rc = tl_call(c, &req, NULL, 0, 10000, &resp, NULL, NULL);
+    int rc = tl_call_answered(c, &req, &resp);
     if (rc)
         return rc;
-    if (resp->error_code)
-        return resp->error_code;
     if (!resp->delete_topics || resp->delete_topics->n_topics != 1)
         return RL_E_INTERNAL;
     return resp->delete_topics->topics[0]->error_code;
@@ -395,11 +400,9 @@ int tl_init_producer_id(struct tl_conn *c, int64_t pid, int32_t epoch, int64_t *
     req.body_case = RINGLOG__REQUEST__BODY_INIT_PRODUCER_ID;
     req.init_producer_id = &ip;
     Ringlog__Response *resp;
-    int rc = tl_call(c, &req, NULL, 0, 10000, &resp, NULL, NULL);
+    int rc = tl_call_answered(c, &req, &resp);
     if (rc)
         return rc;
-    if (resp->error_code)
-        return resp->error_code;
     if (resp->body_case != RINGLOG__RESPONSE__BODY_INIT_PRODUCER_ID)
         return RL_E_FRAME_MALFORMED;
     if (out_pid)
