@@ -35,6 +35,7 @@
 #define KEYS 600
 #define START_MS 20000
 #define TOPIC "replicated"
+#define REFUSALS "refusals" /* a topic for the produces that must be refused */
 
 static const char *const node_args[] = {"--set", "election.timeout.ms=1000",
                                          "--set", "broker.session.timeout.ms=2000", NULL};
@@ -45,15 +46,15 @@ static void teardown(void)
     tl_cluster_finish(&cl);
 }
 
-static int create_topic(int i, int32_t partitions, int32_t rf, const char *insync, char *msg,
-                        size_t cap)
+static int create_topic(int i, const char *name, int32_t partitions, int32_t rf,
+                        const char *insync, char *msg, size_t cap)
 {
     struct tl_conn c;
     int rc = tl_cluster_connect(&cl, i, &c);
     if (rc)
         return rc;
     Ringlog__TopicSpec spec = RINGLOG__TOPIC_SPEC__INIT;
-    spec.name = TOPIC;
+    spec.name = (char *)name;
     spec.partitions = partitions;
     spec.replication_factor = rf;
     Ringlog__ConfigEntry ce = RINGLOG__CONFIG_ENTRY__INIT, *cep = &ce;
@@ -127,33 +128,45 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
      * factor. The create retries while the brokers register. */
     int rc = -1;
     for (uint64_t until = tl_now_ms() + 20000; tl_now_ms() < until; usleep(50000)) {
-        rc = create_topic(0, PARTS, N + 1, NULL, msg, sizeof(msg));
+        rc = create_topic(0, TOPIC, PARTS, N + 1, NULL, msg, sizeof(msg));
         if (rc == RL_E_INVALID_REPLICATION && strstr(msg, "hears from 3"))
             break;
     }
     cr_assert_eq(rc, RL_E_INVALID_REPLICATION, "replication factor 4 on 3 brokers: %s (%s)",
                  rl_strerror(rc), msg);
     cr_assert(strstr(msg, "needs 4 live brokers"), "%s", msg);
-    rc = create_topic(1, PARTS, N, "4", msg, sizeof(msg));
+    rc = create_topic(1, TOPIC, PARTS, N, "4", msg, sizeof(msg));
     cr_assert_eq(rc, RL_E_INVALID_CONFIG, "min.insync.replicas 4 with 3 replicas: %s (%s)",
                  rl_strerror(rc), msg);
-    rc = create_topic(1, PARTS, N, "2", msg, sizeof(msg));
+    rc = create_topic(1, TOPIC, PARTS, N, "2", msg, sizeof(msg));
+    cr_assert_eq(rc, 0, "%s", msg);
+    /* The refusals below go to a topic of their own: one a leadership move let through (the
+     * follower asked had just become the leader) cannot add records to the one read back. */
+    rc = create_topic(1, REFUSALS, 1, N, NULL, msg, sizeof(msg));
     cr_assert_eq(rc, 0, "%s", msg);
 
     /* Every partition led, as every broker sees it. */
     int32_t l[PARTS];
     tl_cluster_wait_leaders(&cl, TOPIC, PARTS, N, l, 15000);
-    /* A follower refuses a produce. */
+    /* A follower refuses a produce. A produce another node takes means that node leads now
+     * (balancing moved it): asked again of a follower of the leader named then. */
     uint8_t *batch;
     int blen = tl_make_batch(2, "direct", &batch);
     cr_assert_gt(blen, 0);
     struct tl_conn c;
-    int follower = l[0] % N; /* node l[0] + 1, 0-based */
-    cr_assert_eq(tl_cluster_connect(&cl, follower, &c), 0);
-    rc = tl_produce(&c, TOPIC, 0, batch, (uint32_t)blen, -1, NULL);
-    cr_assert_eq(rc, RL_E_NOT_LEADER, "produce to follower node %d of %s-0: %s", follower + 1,
-                 rl_strerror(rc));
-    tl_close(&c);
+    int32_t rl[1];
+    rc = 0;
+    for (uint64_t until = tl_now_ms() + 15000; rc != RL_E_NOT_LEADER; usleep(50000)) {
+        cr_assert(tl_now_ms() < until, "no follower of %s-0 refused a produce: %s", REFUSALS,
+                  rl_strerror(rc));
+        tl_cluster_wait_leaders(&cl, REFUSALS, 1, N, rl, 15000);
+        int follower = rl[0] % N; /* node rl[0] + 1, 0-based */
+        cr_assert_eq(tl_cluster_connect(&cl, follower, &c), 0);
+        rc = tl_produce(&c, REFUSALS, 0, batch, (uint32_t)blen, -1, NULL);
+        tl_close(&c);
+        cr_assert(rc == 0 || rc == RL_E_NOT_LEADER, "produce to follower node %d of %s-0: %s",
+                  follower + 1, REFUSALS, rl_strerror(rc));
+    }
     free(batch);
     /* In a cluster a producer id past every block the leader has seen recorded may come from
      * another broker whose block this one has not applied yet: a retriable answer, never the
@@ -169,14 +182,15 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
     cr_assert_gt(blen, 0);
     rc = RL_E_NOT_LEADER; /* asked again where leadership moved meanwhile (balancing) */
     for (uint64_t until = tl_now_ms() + 15000; rc == RL_E_NOT_LEADER; usleep(50000)) {
-        cr_assert(tl_now_ms() < until, "%s-0 has no stable leader", TOPIC);
-        tl_cluster_wait_leaders(&cl, TOPIC, PARTS, N, l, 15000);
-        cr_assert_eq(tl_cluster_connect(&cl, l[0] - 1, &c), 0);
-        rc = tl_produce(&c, TOPIC, 0, idem, (uint32_t)blen, -1, NULL);
+        cr_assert(tl_now_ms() < until, "%s-0 has no stable leader", REFUSALS);
+        tl_cluster_wait_leaders(&cl, REFUSALS, 1, N, rl, 15000);
+        cr_assert_eq(tl_cluster_connect(&cl, rl[0] - 1, &c), 0);
+        rc = tl_produce(&c, REFUSALS, 0, idem, (uint32_t)blen, -1, NULL);
         tl_close(&c);
     }
     cr_assert_eq(rc, RL_E_PRODUCER_ID_NOT_YET_KNOWN, "an idempotent batch of an id past every "
-                 "recorded block, to leader node %d of %s-0: %s", l[0], TOPIC, rl_strerror(rc));
+                 "recorded block, to leader node %d of %s-0: %s", rl[0], REFUSALS,
+                 rl_strerror(rc));
     batch_builder_destroy(bb);
     /* Each broker knows only the epochs it handed out: an id from node 1, bumped on node 2,
      * then bumped on node 1 again (which knows only epoch 0) goes on to epoch 2. */
