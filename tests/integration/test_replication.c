@@ -105,6 +105,88 @@ static uint64_t kill_leader(void)
     return took;
 }
 
+/* A follower of REFUSALS-0 refuses a produce with NOT_LEADER. A produce another node takes
+ * means that node leads now (balancing moved it): asked again of a follower of the leader named
+ * then, bounded by 15 s. */
+static void follower_refuses_a_produce(void)
+{
+    uint8_t *batch;
+    int blen = tl_make_batch(2, "direct", &batch);
+    cr_assert_gt(blen, 0);
+    struct tl_conn c;
+    int32_t leader[1];
+    int rc = 0;
+    for (uint64_t until = tl_now_ms() + 15000; rc != RL_E_NOT_LEADER; usleep(50000)) {
+        cr_assert(tl_now_ms() < until, "no follower of %s-0 refused a produce: %s", REFUSALS,
+                  rl_strerror(rc));
+        tl_cluster_wait_leaders(&cl, REFUSALS, 1, N, leader, 15000);
+        int follower = leader[0] % N; /* node leader[0] + 1, 0-based */
+        cr_assert_eq(tl_cluster_connect(&cl, follower, &c), 0);
+        rc = tl_produce(&c, REFUSALS, 0, batch, (uint32_t)blen, -1, NULL);
+        tl_close(&c);
+        cr_assert(rc == 0 || rc == RL_E_NOT_LEADER, "produce to follower node %d of %s-0: %s",
+                  follower + 1, REFUSALS, rl_strerror(rc));
+    }
+    free(batch);
+}
+
+/* In a cluster a producer id past every block the leader has seen recorded may come from
+ * another broker whose block this one has not applied yet: a retriable answer, never the gap
+ * (UNKNOWN_PRODUCER_ID) that would make a producer restart its sequences and write a batch
+ * another leader took a second time. */
+static void an_id_past_the_known_blocks_is_retriable(void)
+{
+    struct batch_builder *bb = batch_builder_create(4096, BATCH_CODEC_NONE, 0);
+    cr_assert(bb);
+    batch_builder_reset(bb, (int64_t)1 << 40, 0, 0);
+    struct batch_record_in rec = {.value = "v", .value_len = 1, .timestamp = 1000};
+    cr_assert_eq(batch_builder_add(bb, &rec), 0);
+    const uint8_t *idem;
+    int blen = batch_builder_finish(bb, &idem);
+    cr_assert_gt(blen, 0);
+    struct tl_conn c;
+    int32_t leader[1];
+    int rc = RL_E_NOT_LEADER; /* asked again where leadership moved meanwhile (balancing) */
+    for (uint64_t until = tl_now_ms() + 15000; rc == RL_E_NOT_LEADER; usleep(50000)) {
+        cr_assert(tl_now_ms() < until, "%s-0 has no stable leader", REFUSALS);
+        tl_cluster_wait_leaders(&cl, REFUSALS, 1, N, leader, 15000);
+        cr_assert_eq(tl_cluster_connect(&cl, leader[0] - 1, &c), 0);
+        rc = tl_produce(&c, REFUSALS, 0, idem, (uint32_t)blen, -1, NULL);
+        tl_close(&c);
+    }
+    cr_assert_eq(rc, RL_E_PRODUCER_ID_NOT_YET_KNOWN, "an idempotent batch of an id past every "
+                 "recorded block, to leader node %d of %s-0: %s", leader[0], REFUSALS,
+                 rl_strerror(rc));
+    batch_builder_destroy(bb);
+}
+
+/* Each broker knows only the epochs it handed out: an id from node 1, bumped on node 2, then
+ * bumped on node 1 again (which knows only epoch 0) goes on to epoch 2. */
+static void an_epoch_bumped_elsewhere_bumps_again(void)
+{
+    struct tl_conn c1, c2;
+    cr_assert_eq(tl_cluster_connect(&cl, 0, &c1), 0);
+    cr_assert_eq(tl_cluster_connect(&cl, 1, &c2), 0);
+    int64_t pid = -1;
+    int16_t epoch = -1;
+    cr_assert_eq(tl_init_producer_id(&c1, -1, 0, &pid, &epoch), 0);
+    cr_assert_eq(epoch, 0);
+    int rc = RL_E_PRODUCER_ID_NOT_YET_KNOWN; /* until node 2 applied node 1's block of ids */
+    for (uint64_t until = tl_now_ms() + 15000; rc == RL_E_PRODUCER_ID_NOT_YET_KNOWN;
+         usleep(20000)) {
+        cr_assert(tl_now_ms() < until, "node 2 never learnt producer id %lld", (long long)pid);
+        rc = tl_init_producer_id(&c2, pid, 0, NULL, &epoch);
+    }
+    cr_assert_eq(rc, 0, "bump of producer %lld on node 2: %s", (long long)pid, rl_strerror(rc));
+    cr_assert_eq(epoch, 1);
+    rc = tl_init_producer_id(&c1, pid, 1, NULL, &epoch);
+    cr_assert_eq(rc, 0, "bump of producer %lld epoch 1 (from node 2) on node 1: %s",
+                 (long long)pid, rl_strerror(rc));
+    cr_assert_eq(epoch, 2);
+    tl_close(&c1);
+    tl_close(&c2);
+}
+
 static void send_range(struct rl_producer *p, int from, int to)
 {
     for (int i = from; i < to; i++) {
@@ -146,75 +228,10 @@ Test(replication, acknowledged_records_survive_two_leader_kills, .fini = teardow
     cr_assert_eq(rc, 0, "%s", msg);
 
     /* Every partition led, as every broker sees it. */
-    int32_t l[PARTS];
-    tl_cluster_wait_leaders(&cl, TOPIC, PARTS, N, l, 15000);
-    /* A follower refuses a produce. A produce another node takes means that node leads now
-     * (balancing moved it): asked again of a follower of the leader named then. */
-    uint8_t *batch;
-    int blen = tl_make_batch(2, "direct", &batch);
-    cr_assert_gt(blen, 0);
-    struct tl_conn c;
-    int32_t rl[1];
-    rc = 0;
-    for (uint64_t until = tl_now_ms() + 15000; rc != RL_E_NOT_LEADER; usleep(50000)) {
-        cr_assert(tl_now_ms() < until, "no follower of %s-0 refused a produce: %s", REFUSALS,
-                  rl_strerror(rc));
-        tl_cluster_wait_leaders(&cl, REFUSALS, 1, N, rl, 15000);
-        int follower = rl[0] % N; /* node rl[0] + 1, 0-based */
-        cr_assert_eq(tl_cluster_connect(&cl, follower, &c), 0);
-        rc = tl_produce(&c, REFUSALS, 0, batch, (uint32_t)blen, -1, NULL);
-        tl_close(&c);
-        cr_assert(rc == 0 || rc == RL_E_NOT_LEADER, "produce to follower node %d of %s-0: %s",
-                  follower + 1, REFUSALS, rl_strerror(rc));
-    }
-    free(batch);
-    /* In a cluster a producer id past every block the leader has seen recorded may come from
-     * another broker whose block this one has not applied yet: a retriable answer, never the
-     * gap (UNKNOWN_PRODUCER_ID) that would make a producer restart its sequences and write a
-     * batch another leader took a second time. */
-    struct batch_builder *bb = batch_builder_create(4096, BATCH_CODEC_NONE, 0);
-    cr_assert(bb);
-    batch_builder_reset(bb, (int64_t)1 << 40, 0, 0);
-    struct batch_record_in rec = {.value = "v", .value_len = 1, .timestamp = 1000};
-    cr_assert_eq(batch_builder_add(bb, &rec), 0);
-    const uint8_t *idem;
-    blen = batch_builder_finish(bb, &idem);
-    cr_assert_gt(blen, 0);
-    rc = RL_E_NOT_LEADER; /* asked again where leadership moved meanwhile (balancing) */
-    for (uint64_t until = tl_now_ms() + 15000; rc == RL_E_NOT_LEADER; usleep(50000)) {
-        cr_assert(tl_now_ms() < until, "%s-0 has no stable leader", REFUSALS);
-        tl_cluster_wait_leaders(&cl, REFUSALS, 1, N, rl, 15000);
-        cr_assert_eq(tl_cluster_connect(&cl, rl[0] - 1, &c), 0);
-        rc = tl_produce(&c, REFUSALS, 0, idem, (uint32_t)blen, -1, NULL);
-        tl_close(&c);
-    }
-    cr_assert_eq(rc, RL_E_PRODUCER_ID_NOT_YET_KNOWN, "an idempotent batch of an id past every "
-                 "recorded block, to leader node %d of %s-0: %s", rl[0], REFUSALS,
-                 rl_strerror(rc));
-    batch_builder_destroy(bb);
-    /* Each broker knows only the epochs it handed out: an id from node 1, bumped on node 2,
-     * then bumped on node 1 again (which knows only epoch 0) goes on to epoch 2. */
-    struct tl_conn c1, c2;
-    cr_assert_eq(tl_cluster_connect(&cl, 0, &c1), 0);
-    cr_assert_eq(tl_cluster_connect(&cl, 1, &c2), 0);
-    int64_t pid = -1;
-    int16_t epoch = -1;
-    cr_assert_eq(tl_init_producer_id(&c1, -1, 0, &pid, &epoch), 0);
-    cr_assert_eq(epoch, 0);
-    rc = RL_E_PRODUCER_ID_NOT_YET_KNOWN; /* until node 2 applied node 1's block of ids */
-    for (uint64_t until = tl_now_ms() + 15000; rc == RL_E_PRODUCER_ID_NOT_YET_KNOWN;
-         usleep(20000)) {
-        cr_assert(tl_now_ms() < until, "node 2 never learnt producer id %lld", (long long)pid);
-        rc = tl_init_producer_id(&c2, pid, 0, NULL, &epoch);
-    }
-    cr_assert_eq(rc, 0, "bump of producer %lld on node 2: %s", (long long)pid, rl_strerror(rc));
-    cr_assert_eq(epoch, 1);
-    rc = tl_init_producer_id(&c1, pid, 1, NULL, &epoch);
-    cr_assert_eq(rc, 0, "bump of producer %lld epoch 1 (from node 2) on node 1: %s",
-                 (long long)pid, rl_strerror(rc));
-    cr_assert_eq(epoch, 2);
-    tl_close(&c1);
-    tl_close(&c2);
+    tl_cluster_wait_leaders(&cl, TOPIC, PARTS, N, NULL, 15000);
+    follower_refuses_a_produce();
+    an_id_past_the_known_blocks_is_retriable();
+    an_epoch_bumped_elsewhere_bumps_again();
 
     char err[512];
     struct rl_conf *conf = rl_conf_new();
