@@ -1849,8 +1849,7 @@ static void idem_init(struct rl_producer *p, int64_t now)
         go = false;
     }
     Ringlog__InitProducerIdRequest ir = RINGLOG__INIT_PRODUCER_ID_REQUEST__INIT;
-    ir.producer_id = p->epoch < INT16_MAX ? p->pid : -1; /* epochs used up: a new id */
-    ir.producer_epoch = p->epoch;
+    ir.producer_id = -1; /* the first id, or a fresh one once the epochs are used up */
     pthread_mutex_unlock(&p->lock);
     if (!go)
         return;

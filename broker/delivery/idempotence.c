@@ -170,6 +170,22 @@ static int64_t idem_issued_end(const struct idem *id)
     return end;
 }
 
+/* In a cluster, an id past every block this broker's metadata has applied: another broker may
+ * have handed it out from a block the controller committed and this node has not learnt of
+ * yet. Not a gap the producer must restart its sequences over, only a wait (the caller answers
+ * RL_E_PRODUCER_ID_NOT_YET_KNOWN; msg says so). */
+static bool idem_id_not_yet_known(const struct idem *id, int64_t producer_id, char *msg,
+                                  size_t msg_cap)
+{
+    if (!meta_node_id(id->meta) || producer_id < idem_issued_end(id))
+        return false;
+    snprintf(msg, msg_cap, "producer id %lld lies past the id blocks this broker has seen "
+             "recorded (up to %lld): its metadata lags the broker that handed it out; the "
+             "producer retries until it catches up", (long long)producer_id,
+             (long long)idem_issued_end(id));
+    return true;
+}
+
 /* Hands out the next id with epoch 0. Returns 0, 1 when the reserved block is used up (a new
  * one must be recorded first), or RL_E_LIMIT with in->msg set. */
 static int idem_new_id(struct idem *id, struct idem_init *in)
@@ -345,12 +361,8 @@ int idem_init_producer(struct idem *id, struct idem_init *in, int64_t now_ms)
     in->msg[0] = 0;
     in->out_id = -1;
     in->out_epoch = -1;
-    if (producer_id >= 0 && producer_id >= idem_issued_end(id) && meta_node_id(id->meta)) {
-        snprintf(in->msg, sizeof(in->msg), "producer id %lld lies past the id blocks this "
-                 "broker has seen recorded: its metadata lags; retry shortly",
-                 (long long)producer_id);
+    if (producer_id >= 0 && idem_id_not_yet_known(id, producer_id, in->msg, sizeof(in->msg)))
         return in->rc = RL_E_PRODUCER_ID_NOT_YET_KNOWN;
-    }
     if (producer_id < -1 || (producer_id >= 0 && producer_id >= idem_issued_end(id))) {
         snprintf(in->msg, sizeof(in->msg), "producer id %lld was never handed out by this "
                  "broker; ask for a new one with producer_id -1", (long long)producer_id);
@@ -374,16 +386,9 @@ int idem_check(struct idem *id, struct partition *p, const struct batch_header *
 {
     const char *tn = partition_topic(p);
     memset(v, 0, sizeof(*v));
+    if (idem_id_not_yet_known(id, h->producer_id, msg, msg_cap))
+        return RL_E_PRODUCER_ID_NOT_YET_KNOWN; /* retriable: no word on the sequence */
     if (h->producer_id >= idem_issued_end(id)) {
-        if (meta_node_id(id->meta)) {
-            /* Another broker may have handed it out from a block this broker's metadata has
-             * not applied yet (the controller committed it, this node has not learnt so): not
-             * a gap the producer must restart its sequences over, only a wait. */
-            snprintf(msg, msg_cap, "producer id %lld lies past the id blocks this broker has "
-                     "seen recorded (up to %lld): its metadata lags; retry shortly",
-                     (long long)h->producer_id, (long long)idem_issued_end(id));
-            return RL_E_PRODUCER_ID_NOT_YET_KNOWN; /* retriable: no word on the sequence */
-        }
         snprintf(msg, msg_cap, "producer id %lld was never handed out; call InitProducerId",
                  (long long)h->producer_id);
         return RL_E_UNKNOWN_PRODUCER_ID;
