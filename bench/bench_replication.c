@@ -5,7 +5,8 @@
  * brokers write every byte three times to this one disk:
  *
  *   limits    raw O_DIRECT write bandwidth of the disk under --dir (client/cli_probe.c),
- *             measured before and after the phases, the better figure kept;
+ *             measured before and after the phases, the better figure kept, with the
+ *             latency of a durable 4 KiB append (write + fdatasync) on the idle disk;
  *   leaders   waits until the topic's leaders have not changed for 6 s (preferred-leader
  *             balancing moves them 5 s after the first elections);
  *   max       closed-loop produce into a topic of --partitions partitions and --replicas
@@ -20,6 +21,11 @@
  *             counted from each record's intended send time (no coordinated omission), with
  *             the p99 of each second and each broker's own p99 (from its /metrics histogram)
  *             to tell a broker's latency from the client's or the scheduler's;
+ *   floor     the disk's own latency at that load: one perfect group-committing writer per
+ *             replica log (partitions x replicas files) appends what the half phase wrote, three
+ *             times over, with write + fdatasync and no network or CPU work
+ *             (probe_fsync_loaded_run); every acks=all answer waits for such an append on a
+ *             follower, so its p99 is the physical limit under the half-load p99;
  *   failover  --kills times: the leader of a partition (from Metadata) is SIGKILLed; a record is
  *             sent to that partition at once and the time from the SIGKILL to its acks=all
  *             acknowledgement (by the successor: the killed broker cannot answer) is one sample;
@@ -80,6 +86,8 @@
 #define RB_FAILOVER_DEADLINE_MS 60000
 #define RB_HEALTHY_DEADLINE_MS 60000
 #define RB_IDLE_SETTLE_S 5
+#define RB_FSYNC_PROBES 500 /* durable 4 KiB appends timed, the disk idle */
+#define RB_FLOOR_SECONDS 5  /* the loaded probe after the half phase */
 #define RB_LEADERS_STABLE_MS 6000    /* a second beyond the balancer's settle time */
 #define RB_SETTLE_MS 60000           /* settle's wait for followers and writeback */
 #define RB_SETTLE_BYTES (64ll << 20) /* ... until less than this is unwritten */
@@ -121,6 +129,7 @@ struct rb {
     uint16_t ports[RB_BROKERS];
     char voters[256], bootstrap[256];
     double disk_mbps;
+    double floor_p99_ms; /* the disk's durable-append p99 under the half phase's writes */
 };
 
 /* --- the cluster ------------------------------------------------------------------------------ */
@@ -546,6 +555,26 @@ static int half_warmup(const struct rb *r, const struct brun_env *env,
     return rc;
 }
 
+/* The disk's latency floor at the half phase's load (header: "floor"). */
+static int half_floor(struct rb *r, double half_mbps)
+{
+    unsigned logs = (unsigned)(r->o.partitions * r->o.replicas);
+    double per_log = half_mbps * r->o.replicas / logs;
+    struct probe_loaded f;
+    char err[512];
+    if (probe_fsync_loaded_run(r->o.dir, logs, per_log, RB_FLOOR_SECONDS, &f, err,
+                               sizeof(err))) {
+        fprintf(stderr, "bench-replication: %s\n", err);
+        return -1;
+    }
+    printf("floor: %u logs, each a perfect group-committing writer of %.1f MB/s (%.0f MB/s in "
+           "all, as the half phase wrote), for %d s: wrote %.0f MB/s; durable-append latency "
+           "p50 %.2f p99 %.2f ms\n", logs, per_log, per_log * logs, RB_FLOOR_SECONDS, f.mbps,
+           f.p50_ms, f.p99_ms);
+    r->floor_p99_ms = f.p99_ms;
+    return 0;
+}
+
 /* The max and half-load phases. Fills *ratio (of the disk, measured before) and *p99_ms. */
 static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
 {
@@ -599,7 +628,7 @@ static int run_produce(struct rb *r, double *max_mbps, double *p99_ms)
     print_half_breakdown(&half, hist0, hist1);
     print_counters(r, "half");
     *p99_ms = bhist_percentile_ms(half.ack, 99);
-    rc = 0;
+    rc = half_floor(r, half.mbps);
 out:
     brun_result_free(&max);
     brun_result_free(&half);
@@ -905,13 +934,16 @@ bad:
 static int probe(struct rb *r, const char *when)
 {
     struct probe_disk d;
+    double f50 = 0, f99 = 0;
     char err[512];
-    if (probe_disk_run(r->o.dir, r->o.disk_bytes, 1u << 20, 16, &d, err, sizeof(err))) {
+    if (probe_disk_run(r->o.dir, r->o.disk_bytes, 1u << 20, 16, &d, err, sizeof(err)) ||
+        probe_fsync_run(r->o.dir, RB_FSYNC_PROBES, &f50, &f99, err, sizeof(err))) {
         fprintf(stderr, "bench-replication: %s\n", err);
         return -1;
     }
     printf("limits (%s): raw disk write %.0f MB/s in %s (O_DIRECT, 1 MiB blocks, 16 in "
-           "flight)\n", when, d.write_mbps, r->o.dir);
+           "flight); durable 4 KiB append (write + fdatasync) p50 %.2f p99 %.2f ms\n", when,
+           d.write_mbps, r->o.dir, f50, f99);
     r->disk_mbps = fmax(r->disk_mbps, d.write_mbps);
     return 0;
 }
@@ -948,6 +980,9 @@ static int run_throughput_and_failover(struct rb *r)
            "median < 1000 ms (%s)\n", ratio >= 0.25 ? "met" : "missed",
            p99 < 10 ? "met" : "missed",
            !failover ? "not measured" : f50 < 1000 ? "met" : "missed");
+    printf("latency floor: the half-load p99 (%.2f ms) is %.1fx the disk's own durable-append "
+           "p99 at that load (%.2f ms)\n", p99,
+           r->floor_p99_ms > 0 ? p99 / r->floor_p99_ms : 0, r->floor_p99_ms);
     if (r->o.replicas != 3)
         printf("note: %d replica%s, not the issue's 3: a development run, not the figure\n",
                r->o.replicas, r->o.replicas > 1 ? "s" : "");

@@ -178,6 +178,148 @@ out:
     return rc;
 }
 
+/* The loaded probe's latencies: a shared histogram of PROBE_BUCKET_US buckets. */
+#define PROBE_UNIT 4096u
+#define PROBE_MAX_WRITE (1u << 20)
+#define PROBE_BUCKET_US 20
+#define PROBE_BUCKETS 250000u /* 5 s; slower units count in the last bucket */
+
+struct loaded_stream {
+    int fd;
+    void *buf;
+    double rate;     /* bytes per second */
+    double t0, end;  /* monotonic seconds */
+    atomic_uint *hist;
+    uint64_t written; /* units */
+    int error;
+    pthread_t tid;
+};
+
+static void sleep_until(double t)
+{
+    struct timespec ts = {.tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* One write + fdatasync of the k units due from unit `first`; counts each unit's latency. */
+static int loaded_write(struct loaded_stream *s, uint64_t first, uint64_t k)
+{
+    uint64_t wrap_units = PROBE_LOADED_WRAP / PROBE_UNIT;
+    off_t off = (off_t)((first % wrap_units) * PROBE_UNIT);
+    ssize_t n = pwrite(s->fd, s->buf, (size_t)(k * PROBE_UNIT), off);
+    if (n != (ssize_t)(k * PROBE_UNIT))
+        return n < 0 ? -errno : -EIO;
+    if (fdatasync(s->fd))
+        return -errno;
+    double done = now_s();
+    for (uint64_t j = first; j < first + k; j++) {
+        double due = s->t0 + (double)(j + 1) * PROBE_UNIT / s->rate;
+        double us = done > due ? (done - due) * 1e6 : 0;
+        size_t b = (size_t)(us / PROBE_BUCKET_US);
+        atomic_fetch_add_explicit(&s->hist[b < PROBE_BUCKETS ? b : PROBE_BUCKETS - 1], 1,
+                                  memory_order_relaxed);
+    }
+    return 0;
+}
+
+static void *loaded_stream_main(void *arg)
+{
+    struct loaded_stream *s = arg;
+    uint64_t wrap_units = PROBE_LOADED_WRAP / PROBE_UNIT;
+    for (;;) {
+        double now = now_s();
+        if (now >= s->end)
+            return NULL;
+        uint64_t due = (uint64_t)((now - s->t0) * s->rate / PROBE_UNIT);
+        if (due <= s->written) { /* nothing due: wait for the next unit */
+            sleep_until(s->t0 + (double)(s->written + 1) * PROBE_UNIT / s->rate);
+            continue;
+        }
+        uint64_t k = due - s->written;
+        uint64_t room = wrap_units - s->written % wrap_units; /* up to the wrap */
+        k = k < PROBE_MAX_WRITE / PROBE_UNIT ? k : PROBE_MAX_WRITE / PROBE_UNIT;
+        k = k < room ? k : room;
+        s->error = loaded_write(s, s->written, k);
+        if (s->error)
+            return NULL;
+        s->written += k;
+    }
+}
+
+/* A stream's file (preallocated, unlinked) and buffer. Returns 0 or a negative errno. */
+static int loaded_open(const char *dir, struct loaded_stream *s)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/probe-loaded.XXXXXX", dir);
+    s->fd = mkostemp(path, O_DIRECT | O_CLOEXEC);
+    if (s->fd < 0)
+        return -errno;
+    unlink(path);
+    if (fallocate(s->fd, 0, 0, PROBE_LOADED_WRAP))
+        return -errno;
+    if (posix_memalign(&s->buf, PROBE_UNIT, PROBE_MAX_WRITE))
+        return -ENOMEM;
+    memset(s->buf, 0x5A, PROBE_MAX_WRITE);
+    return 0;
+}
+
+/* The bucket's upper bound in ms at quantile q of the histogram's n units. */
+static double loaded_quantile(const atomic_uint *hist, uint64_t n, double q)
+{
+    uint64_t want = (uint64_t)((double)n * q), seen = 0;
+    for (size_t b = 0; b < PROBE_BUCKETS; b++) {
+        seen += atomic_load(&hist[b]);
+        if (seen > want)
+            return (double)(b + 1) * PROBE_BUCKET_US / 1e3;
+    }
+    return (double)PROBE_BUCKETS * PROBE_BUCKET_US / 1e3;
+}
+
+int probe_fsync_loaded_run(const char *dir, unsigned streams, double mbps, double seconds,
+                           struct probe_loaded *out, char *err, size_t errlen)
+{
+    if (streams == 0 || streams > 256 || !(mbps > 0) || !(seconds > 0)) {
+        snprintf(err, errlen, "loaded fdatasync probe: bad arguments (%u streams, %.1f MB/s, "
+                 "%.1f s)", streams, mbps, seconds);
+        return -EINVAL;
+    }
+    struct loaded_stream *s = calloc(streams, sizeof(*s));
+    atomic_uint *hist = calloc(PROBE_BUCKETS, sizeof(*hist));
+    int rc = s && hist ? 0 : -ENOMEM;
+    unsigned opened = 0, started = 0;
+    for (; rc == 0 && opened < streams; opened++)
+        rc = loaded_open(dir, &s[opened]);
+    double t0 = now_s() + 0.01;
+    for (unsigned i = 0; rc == 0 && i < streams; i++, started++) {
+        s[i] = (struct loaded_stream){.fd = s[i].fd, .buf = s[i].buf, .rate = mbps * 1e6,
+                                      .t0 = t0, .end = t0 + seconds, .hist = hist};
+        if (pthread_create(&s[i].tid, NULL, loaded_stream_main, &s[i]))
+            rc = -EAGAIN;
+    }
+    uint64_t units = 0;
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(s[i].tid, NULL);
+        rc = rc ? rc : s[i].error;
+        units += s[i].written;
+    }
+    if (rc == 0) {
+        out->p50_ms = loaded_quantile(hist, units, 0.50);
+        out->p99_ms = loaded_quantile(hist, units, 0.99);
+        out->mbps = (double)units * PROBE_UNIT / 1e6 / (now_s() - t0);
+    } else {
+        snprintf(err, errlen, "loaded fdatasync probe in %s failed: %s", dir, strerror(-rc));
+    }
+    for (unsigned i = 0; s && i < opened; i++) {
+        if (s[i].fd >= 0)
+            close(s[i].fd);
+        free(s[i].buf);
+    }
+    free(s);
+    free(hist);
+    return rc;
+}
+
 struct loop_sender {
     int fd;
     size_t total, chunk;

@@ -7,7 +7,7 @@
  *    preallocated file (the way the partition log writes its preallocated segments), so the
  *    figure is the device's and not the page cache's or the block allocator's;
  *  - the latency of a durable 4 KiB append (O_DIRECT write + fdatasync), the floor under any
- *    acknowledgement that waits for the disk;
+ *    acknowledgement that waits for the disk, alone or while the disk takes a write load;
  *  - loopback TCP bandwidth: one connection on 127.0.0.1, one thread sending, one receiving,
  *    as a broker sends fetched data to one consumer connection.
  *
@@ -38,6 +38,24 @@ int probe_disk_run(const char *dir, size_t total_bytes, size_t block_bytes, unsi
  * message in err. */
 int probe_fsync_run(const char *dir, unsigned count, double *p50_ms, double *p99_ms, char *err,
                     size_t errlen);
+
+/* What a durable append costs while the disk takes a given write load. */
+struct probe_loaded {
+    double p50_ms, p99_ms; /* of each 4 KiB unit, from when it was due to when it was durable */
+    double mbps;           /* what the streams wrote, 10^6 bytes per second */
+};
+
+/* The latency floor of an acknowledgement under load: `streams` threads (the logs of the
+ * brokers sharing the disk), each a perfect group-committing writer of its own preallocated
+ * O_DIRECT file in dir: the data due at `mbps` MB/s (per stream) is written in one write of at
+ * most 1 MiB, then fdatasync, again and again for `seconds` (the file is rewritten from its
+ * start every PROBE_LOADED_WRAP bytes). Each 4 KiB unit's latency runs from the time it was due
+ * to the end of the fdatasync that covered it, so a disk that falls behind the pace shows in
+ * the figure (no coordinated omission). No network and no CPU work: what a broker adds to it is
+ * its own cost. Returns 0 or a negative errno with a message in err. */
+#define PROBE_LOADED_WRAP (32u << 20)
+int probe_fsync_loaded_run(const char *dir, unsigned streams, double mbps, double seconds,
+                           struct probe_loaded *out, char *err, size_t errlen);
 
 /* Sends total_bytes over one loopback TCP connection in chunk_bytes writes. Fills *mbps.
  * Returns 0 or a negative errno with a message in err. */
