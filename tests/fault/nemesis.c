@@ -8,6 +8,7 @@
 
 static const char *const kind_names[NEM_KINDS] = {
     "kill", "pause", "partition-halves", "isolate", "one-way", "loss", "delay", "slow-disk",
+    "slow-link",
 };
 
 const char *nem_kind_name(enum nem_kind k)
@@ -35,6 +36,8 @@ void nem_init(struct nem *n, struct cl_cluster *c, uint64_t seed, unsigned kinds
         n->kinds &= ~(1u << NEM_LOSS);
     if (!lab->have_netem)
         n->kinds &= ~(1u << NEM_DELAY);
+    if (!lab->have_tbf)
+        n->kinds &= ~(1u << NEM_SLOW_LINK);
     if (!c->slow_disk_hook)
         n->kinds &= ~(1u << NEM_SLOW_DISK);
     if (lab->n_hosts < 2)
@@ -128,6 +131,11 @@ int nem_begin(struct nem *n)
     case NEM_DELAY:
         n->target = 1 + (int)nem_rand(n, (uint32_t)hosts);
         rc = netns_delay(lab, n->target, 20 + (int)nem_rand(n, 80), 10);
+        break;
+    case NEM_SLOW_LINK: /* 0.5-4 Mbit/s: replication under load sends far more */
+        n->target = 1 + (int)nem_rand(n, (uint32_t)hosts);
+        rc = netns_slow_link(lab, n->target, 500 + (int)nem_rand(n, 3500),
+                             50 + (int)nem_rand(n, 350));
         break;
     case NEM_SLOW_DISK:
         n->target = pick_broker(n, &targeted);

@@ -12,7 +12,8 @@
  * Faults: kill -9 (restarted when the step ends), pause (SIGSTOP, resumed when it ends; hold
  * times reach past an election timeout), a partition of all hosts into two random halves, the
  * isolation of one host, a one-way partition between two hosts, packet loss on one host's link,
- * delay (only with netem), a slow disk (only with ringlogd's io.fault.delay.file hook). Broker
+ * delay (only with netem), a slow disk (only with ringlogd's io.fault.delay.file hook), a slow
+ * link on one host (tbf: a low rate, and what queues too long dropped). Broker
  * faults target the broker `pick` returns when it is set (a partition's leader, say), else a
  * random one.
  *
@@ -35,6 +36,7 @@ enum nem_kind {
     NEM_LOSS,
     NEM_DELAY,
     NEM_SLOW_DISK,
+    NEM_SLOW_LINK,
     NEM_KINDS
 };
 

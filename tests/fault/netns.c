@@ -281,6 +281,9 @@ static void probe(struct netns_lab *lab)
     lab->have_netem = netns_sh(lab, 1, NULL, 0,
                                "tc qdisc add dev eth0 root netem delay 1ms 2>&1 && "
                                "tc qdisc del dev eth0 root") == 0;
+    lab->have_tbf = netns_sh(lab, 1, NULL, 0,
+                             "tc qdisc add dev eth0 root tbf rate 1mbit burst 32kbit latency "
+                             "100ms 2>&1 && tc qdisc del dev eth0 root") == 0;
     if (netns_sh(lab, 1, NULL, 0, "nft add table inet probe && nft delete table inet probe") == 0)
         lab->firewall = NETNS_FW_NFT;
     else if (netns_sh(lab, 1, NULL, 0, "iptables -L INPUT -n >/dev/null") == 0)
@@ -366,9 +369,10 @@ void netns_lab_destroy(struct netns_lab *lab)
 
 const char *netns_capabilities(const struct netns_lab *lab)
 {
-    static char buf[160];
-    snprintf(buf, sizeof(buf), "netem: %s; firewall (partitions%s): %s",
+    static char buf[200];
+    snprintf(buf, sizeof(buf), "netem: %s; tbf (slow links): %s; firewall (partitions%s): %s",
              lab->have_netem ? "yes" : "no (sch_netem missing: delay cases skip)",
+             lab->have_tbf ? "yes" : "no (slow-link cases skip)",
              lab->have_netem ? "" : ", loss",
              lab->firewall == NETNS_FW_NFT        ? "nftables"
              : lab->firewall == NETNS_FW_IPTABLES ? "iptables"
@@ -441,16 +445,25 @@ int netns_isolate(struct netns_lab *lab, int host)
     return n ? netns_partition(lab, &host, 1, others, n) : 0;
 }
 
-/* netem with `spec` on both ends of host's link (replacing what was there). */
-static int netem_both_ends(struct netns_lab *lab, int host, const char *spec)
+/* The root qdisc `qdisc` (e.g. "netem delay 20ms") on both ends of host's link, replacing
+ * what was there. */
+static int qdisc_both_ends(struct netns_lab *lab, int host, const char *qdisc)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "tc qdisc replace dev eth0 root netem %s", spec);
+    snprintf(cmd, sizeof(cmd), "tc qdisc replace dev eth0 root %s", qdisc);
     int rc = must(lab, host, cmd);
     if (rc)
         return rc;
-    snprintf(cmd, sizeof(cmd), "tc qdisc replace dev vh%d root netem %s", host, spec);
+    snprintf(cmd, sizeof(cmd), "tc qdisc replace dev vh%d root %s", host, qdisc);
     return must(lab, 0, cmd);
+}
+
+/* netem with `spec` on both ends of host's link. */
+static int netem_both_ends(struct netns_lab *lab, int host, const char *spec)
+{
+    char qdisc[192];
+    snprintf(qdisc, sizeof(qdisc), "netem %s", spec);
+    return qdisc_both_ends(lab, host, qdisc);
 }
 
 static int netem_spec(const struct netns_host *h, char *spec, size_t cap)
@@ -532,17 +545,49 @@ int netns_delay(struct netns_lab *lab, int host, int delay_ms, int jitter_ms)
     return netem_both_ends(lab, host, spec);
 }
 
+int netns_slow_link(struct netns_lab *lab, int host, int kbit, int queue_ms)
+{
+    if (!valid_host(lab, host) || kbit <= 0 || queue_ms <= 0)
+        return -EINVAL;
+    if (!lab->have_tbf)
+        return -EOPNOTSUPP;
+    char qdisc[128];
+    /* A burst of 32 kbit (4 KB) lets a heartbeat through an idle link at once; anything that
+     * would wait longer than queue_ms behind the rate is dropped. */
+    snprintf(qdisc, sizeof(qdisc), "tbf rate %dkbit burst 32kbit latency %dms", kbit, queue_ms);
+    netns_log(lab, "slow link on host %d: %d kbit/s each way, drops past %d ms of queue (tbf, "
+              "both ends)", host, kbit, queue_ms);
+    lab->host[host].slow_kbit = kbit;
+    return qdisc_both_ends(lab, host, qdisc);
+}
+
+/* Logs what a slow link did on host's side (tbf's counts of packets held back and dropped),
+ * so a log shows the fault took effect. */
+static void slow_link_report(struct netns_lab *lab, int host)
+{
+    char out[2048];
+    if (netns_sh(lab, host, out, sizeof(out), "tc -s qdisc show dev eth0") != 0)
+        return;
+    const char *sent = strstr(out, "Sent "), *dropped = strstr(out, "dropped ");
+    const char *over = strstr(out, "overlimits ");
+    netns_log(lab, "slow link on host %d ends: sent %ld bytes, %ld packets dropped, %ld over "
+              "the rate", host, sent ? atol(sent + 5) : -1, dropped ? atol(dropped + 8) : -1,
+              over ? atol(over + 11) : -1);
+}
+
 int netns_heal(struct netns_lab *lab)
 {
-    netns_log(lab, "heal: every partition, loss and delay removed");
+    netns_log(lab, "heal: every partition, loss, delay and slow link removed");
     int first = 0;
     for (int i = 1; i <= lab->n_hosts; i++) {
         int rc = firewall_reset(lab, i);
-        if (lab->have_netem) {
+        if (lab->host[i].slow_kbit)
+            slow_link_report(lab, i);
+        if (lab->have_netem || lab->have_tbf) {
             netns_sh(lab, i, NULL, 0, "tc qdisc del dev eth0 root 2>/dev/null");
             netns_sh(lab, 0, NULL, 0, "tc qdisc del dev vh%d root 2>/dev/null", i);
         }
-        lab->host[i].loss_percent = lab->host[i].delay_ms = 0;
+        lab->host[i].loss_percent = lab->host[i].delay_ms = lab->host[i].slow_kbit = 0;
         if (rc && !first)
             first = rc;
     }

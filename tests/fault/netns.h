@@ -19,6 +19,10 @@
  *     statistic) on the host's input and output;
  *   - delay on a host's link: tc netem on both veth ends; -EOPNOTSUPP without sch_netem (the
  *     caller reports the case skipped, never passed);
+ *   - a slow link: tc tbf on both veth ends, a rate far below what replication sends, and
+ *     packets that would queue longer than a bound dropped: what crosses the link is delayed
+ *     by its queue (up to the bound) and the rest lost, as on a congested or degraded link.
+ *     Works without sch_netem (tbf is a separate qdisc);
  *   - heal: every rule and qdisc removed.
  * Hosts are held by a small process each (it owns the namespace and dies with the test), so
  * nothing is named in /run/netns and parallel test runs cannot collide.
@@ -48,6 +52,7 @@ struct netns_host {
     int ns_fd;      /* /proc/<holder>/ns/net */
     char addr[16];  /* "10.77.0.<i>" */
     int loss_percent, delay_ms;
+    int slow_kbit;  /* a slow link's rate, 0: none */
 };
 
 struct netns_lab {
@@ -55,6 +60,7 @@ struct netns_lab {
     struct netns_host host[NETNS_MAX_HOSTS + 1];
     int outer_fd;                              /* the sandbox namespace itself (host 0) */
     bool have_netem;                           /* tc qdisc netem works here */
+    bool have_tbf;                             /* tc qdisc tbf works here (slow links) */
     enum netns_firewall firewall;              /* what partitions are made with */
     uint64_t t0_ms;                            /* when the lab was made (log timestamps) */
     FILE *log;                                 /* the fault log (besides stderr), may be NULL */
@@ -119,6 +125,10 @@ long netns_dropped(struct netns_lab *lab, int host);
 /* Delays host's link by delay_ms (+- jitter_ms, normal) in each direction: netem on both veth
  * ends. Returns -EOPNOTSUPP when the kernel has no sch_netem. */
 int netns_delay(struct netns_lab *lab, int host, int delay_ms, int jitter_ms);
+
+/* Slows host's link to kbit kbit/s in each direction, dropping what would queue longer than
+ * queue_ms (tbf on both veth ends). Returns -EOPNOTSUPP when the kernel has no sch_tbf. */
+int netns_slow_link(struct netns_lab *lab, int host, int kbit, int queue_ms);
 
 /* Removes every partition rule, loss and delay. Returns 0 or the first failure's code. */
 int netns_heal(struct netns_lab *lab);
