@@ -21,9 +21,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +34,7 @@
 #include "tests/lib/tl_cli.h"
 #include "tests/lib/tl_client.h"
 #include "tests/lib/tl_cluster.h"
+#include "tests/lib/tl_load.h"
 
 #define N 4
 #define RF 3
@@ -203,23 +202,35 @@ static uint64_t wait_moved(int32_t gone, const int32_t *want0, uint64_t timeout_
 
 /* --- load and read-back ----------------------------------------------------------------------- */
 
-static struct tl_cluster_acks acks;
-static struct rl_producer *prod;
-static struct rl_conf *conf;
-static atomic_bool stop_sending;
-static atomic_int sent;
-
+static struct tl_load load;
 static int preload_records, preload_read;
 
+/* The load: tl_load's keyed stream, about 2,000 records a second. */
+static struct tl_load_conf load_conf(void)
+{
+    return (struct tl_load_conf){.topic = topic, .partitions = (int)parts, .keys = KEYS,
+                                 .pace_every = 10, .pace_us = 5000,
+                                 .delivery_timeout_ms = 120000, .retry_backoff_ms = 20,
+                                 .retry_backoff_max_ms = 200};
+}
+
 /* RINGLOG_REASSIGN_PRELOAD_MB=M: M MiB of 1 KiB records (values starting with 'p') written
- * before the move, so its catch-up has a log of that size to copy (default 0). */
+ * before the move by a producer of their own, so its catch-up has a log of that size to copy
+ * (default 0). */
 static void preload(void)
 {
     const char *env = getenv("RINGLOG_REASSIGN_PRELOAD_MB");
     int mb = env ? atoi(env) : 0;
     if (mb <= 0)
         return;
+    static struct tl_cluster_acks acks;
     static char val[1024];
+    char err[512];
+    struct tl_load settings = {.conf = load_conf(), .boot = cl.boot};
+    struct rl_conf *conf = tl_load_client_conf_new(&settings, tl_cluster_acks_on_delivery, &acks);
+    struct rl_producer *prod = rl_producer_new(conf, err, sizeof(err));
+    rl_conf_destroy(conf);
+    cr_assert(prod, "%s", err);
     uint64_t x = 88172645463325252ull, t0 = tl_now_ms();
     for (int i = 0; i < mb * 1024; i++) {
         for (size_t k = 1; k < sizeof(val); k++) { /* incompressible: a compressed batch */
@@ -237,68 +248,26 @@ static void preload(void)
     }
     cr_assert_eq(rl_producer_flush(prod, 300000), 0, "preload: %s", rl_producer_last_error(prod));
     preload_records = mb * 1024;
-    fprintf(stderr, "preloaded %d MiB (%d records of 1 KiB, %" PRIu64 " acknowledged) in %"
-            PRIu64 " ms\n", mb, preload_records, (uint64_t)atomic_load(&acks.ok),
-            tl_now_ms() - t0);
+    tl_cluster_acks_expect(&acks, preload_records);
+    rl_producer_destroy(prod, 5000);
+    fprintf(stderr, "preloaded %d MiB (%d records of 1 KiB) in %" PRIu64 " ms\n", mb,
+            preload_records, tl_now_ms() - t0);
 }
 
-static void *sender(void *arg)
+static void start_load(void)
 {
-    (void)arg;
-    for (int i = 0; i < 10000000 && !atomic_load(&stop_sending); i++) {
-        if (tl_cluster_keyed_send(prod, topic, i, KEYS) != 0) {
-            fprintf(stderr, "send %d: %s\n", i, rl_producer_last_error(prod));
-            break;
-        }
-        atomic_store(&sent, i + 1);
-        if (i % 10 == 9)
-            usleep(5000); /* pacing, not synchronization: about 2,000 records a second */
-    }
-    return NULL;
-}
-
-static pthread_t start_load(void)
-{
-    char err[512];
-    conf = rl_conf_new();
-    cr_assert(conf);
-    const char *kv[][2] = {{"bootstrap.servers", cl.boot}, {"acks", "all"},
-                           {"enable.idempotence", "true"}, {"delivery.timeout.ms", "120000"},
-                           {"retry.backoff.ms", "20"}, {"retry.backoff.max.ms", "200"},
-                           {"log.level", "error"}};
-    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-        cr_assert_eq(rl_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)), 0, "%s", err);
-    rl_conf_set_delivery_cb(conf, tl_cluster_acks_on_delivery, &acks);
-    prod = rl_producer_new(conf, err, sizeof(err));
-    cr_assert(prod, "%s", err);
     if (!strcmp(topic, "mv"))
         preload();
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, sender, NULL), 0);
-    return th;
-}
-
-static void wait_acks(uint64_t more, const char *when)
-{
-    tl_cluster_acks_wait(&acks, more, 30000, when);
+    struct tl_load_conf lc = load_conf();
+    tl_load_start(&load, cl.boot, &lc);
 }
 
 /* Stops the load, checks that every record was acknowledged and reads each back exactly once,
- * each key's records in order. */
-static void stop_load_and_read(pthread_t th)
+ * each key's records in order (and the preload's records, once each, besides). */
+static void stop_load_and_read(void)
 {
-    char err[512];
-    atomic_store(&stop_sending, true);
-    pthread_join(th, NULL);
-    cr_assert_eq(rl_producer_flush(prod, 120000), 0, "flush: %s", rl_producer_last_error(prod));
-    int records = atomic_load(&sent);
-    atomic_fetch_sub(&acks.ok, (uint64_t)preload_records);
-    tl_cluster_acks_expect(&acks, records);
-    rl_producer_destroy(prod, 5000);
-    struct rl_consumer *k = rl_consumer_new(conf, err, sizeof(err));
-    cr_assert(k, "%s", err);
-    cr_assert_eq(rl_consumer_assign_topic(k, topic, RL_OFFSET_EARLIEST), (int)parts, "%s",
-                 rl_consumer_last_error(k));
+    int records = tl_load_stop(&load);
+    struct rl_consumer *k = tl_load_reader_new(&load);
     int *next = calloc(KEYS, sizeof(int));
     cr_assert(next);
     int total = 0;
@@ -330,7 +299,6 @@ static void stop_load_and_read(pthread_t th)
     cr_assert_eq(rl_consumer_poll(k, 500, &r), 0, "a record beyond the %d written", records);
     free(next);
     rl_consumer_destroy(k);
-    rl_conf_destroy(conf);
     fprintf(stderr, "%s: %d acknowledged records read back exactly once\n", topic, records);
 }
 
@@ -388,8 +356,8 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
     for (int32_t id = 2; id <= N; id++)
         if (count[id] > count[gone])
             gone = id;
-    pthread_t th = start_load();
-    wait_acks(1000, "before the move");
+    start_load();
+    tl_load_wait_acks(&load, 1000, "before the move");
 
     CLI_EXPECT(1, "not registered", "cluster", "remove-broker", "9");
     CLI_EXPECT(1, "name as many brokers", "topic", "reassign", "mv", "0", "--replicas", "1,2");
@@ -427,9 +395,9 @@ Test(reassign, remove_broker_under_load, .fini = teardown, .timeout = 400)
             "moved %" PRIu64 " ms after the command (%" PRIu64 " ms after it returned)\n", gone,
             count[gone], parts, total, took);
     cr_log_info("remove-broker took %" PRIu64 " ms", total);
-    wait_acks(500, "after the move");
+    tl_load_wait_acks(&load, 500, "after the move");
 
-    stop_load_and_read(th);
+    stop_load_and_read();
     check_logs_equal();
 
     /* The removed broker deletes its logs of the topic. */
@@ -457,8 +425,8 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
 {
     start_cluster();
     create_topic("mk", 1);
-    pthread_t th = start_load();
-    wait_acks(1000, "before the move");
+    start_load();
+    tl_load_wait_acks(&load, 1000, "before the move");
     struct view v[MAXP];
     cr_assert_eq(view_of(0, v, NULL), 0);
     int32_t leader = v[0].leader, in = 0;
@@ -494,12 +462,12 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
     cr_assert(finished_by_other, "no new leader recorded the end of the move");
     fprintf(stderr, "leader %d killed mid-move: the move to %s finished %" PRIu64 " ms later\n",
             leader, list, took);
-    wait_acks(500, "after the move");
+    tl_load_wait_acks(&load, 500, "after the move");
     cr_assert_eq(tl_broker_restart(&cl.b[leader - 1], START_MS), 0);
     /* The replica that moved in restarts: its membership comes back from its own log. */
     cr_assert_eq(tl_broker_stop(&cl.b[in - 1], SIGTERM, 20000), 0);
     cr_assert_eq(tl_broker_restart(&cl.b[in - 1], START_MS), 0);
-    wait_acks(500, "after the new replica restarted");
+    tl_load_wait_acks(&load, 500, "after the new replica restarted");
 
     /* Back onto the old leader, whose replica left the group while it was down, once every
      * node lists it registered again (a move naming an unregistered broker is refused). */
@@ -513,7 +481,7 @@ Test(reassign, leader_killed_mid_move, .fini = teardown, .timeout = 300)
     took = wait_moved(in, v[0].replicas, MOVE_MS);
     fprintf(stderr, "moved back to %s (onto node %d, which had left the group) in %" PRIu64
             " ms\n", back, leader, took);
-    wait_acks(500, "after the move back");
-    stop_load_and_read(th);
+    tl_load_wait_acks(&load, 500, "after the move back");
+    stop_load_and_read();
     check_logs_equal();
 }
