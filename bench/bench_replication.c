@@ -406,7 +406,9 @@ static void print_phase(const struct rb *r, const struct brun_result *res, const
  * node's maximum). */
 static void print_counters(const struct rb *r, const char *after)
 {
-    static const char *const parts[] = {"ringlog_replication_", "ringlog_peer_"};
+    /* The loop's turns and the time its thread waited, runnable, for a core (preempted) tell
+     * a broker that waited for the CPU from one that waited for the disk or its peers. */
+    static const char *const parts[] = {"ringlog_replication_", "ringlog_peer_", "ringlog_loop_"};
     for (int i = 0; i < RB_BROKERS; i++) {
         struct bbroker bb;
         char *text = NULL;
@@ -415,7 +417,7 @@ static void print_counters(const struct rb *r, const char *after)
             printf("counters after %s: broker %d: /metrics unavailable\n", after, i + 1);
             continue;
         }
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 3; k++) {
             char line[4096];
             if (bbroker_metrics_matching(text, parts[k], line, sizeof(line)) > 0)
                 printf("counters after %s: broker %d: %s\n", after, i + 1, line);

@@ -303,8 +303,9 @@ int bbroker_metrics_matching(const char *text, const char *part, char *buf, size
     }
     size_t off = 0;
     buf[0] = 0;
-    for (int i = 0; i < n && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%s=%.0f", i ? " " : "", names[i],
-                                sums[i]);
+    for (int i = 0; i < n && off < len; i++) /* counts whole, seconds to the microsecond */
+        off += (size_t)snprintf(buf + off, len - off,
+                                sums[i] == (double)(long long)sums[i] ? "%s%s=%.0f" : "%s%s=%.6f",
+                                i ? " " : "", names[i], sums[i]);
     return n;
 }

@@ -1,15 +1,19 @@
 /* ringlog bench's building blocks without a broker: the latency histogram's buckets and
  * percentiles, the stamped payloads (exact sizes, stamps that round-trip, random batches
  * that stay incompressible pool cycle after pool cycle, JSON events that are well formed and
- * compress), and the broker's produce latency read from two /metrics texts. Seeds are fixed,
+ * compress), and the broker's produce latency and counters read from /metrics texts. Seeds are fixed,
  * so every run checks the same records. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
+#include "client/cli.h"
+#include "client/cli_bench_broker.h"
 #include "client/cli_bench_hist.h"
 #include "client/cli_bench_payload.h"
 
@@ -199,4 +203,37 @@ Test(bench_broker, produce_latency_from_two_readings)
     bhist_prom_parse("ringlog_topics 3\n", "produce", &none);
     cr_assert_eq(none.n, 0);
     cr_assert_eq(bhist_prom_percentile_ms(&none, &none, 99), -1);
+}
+
+/* The tool's error printer (client/cli.c, which holds the tool's main), for cli_bench_broker's
+ * messages. */
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Counters the bench prints: every series of each metric whose name holds the part, summed
+ * over labels; histogram buckets left out; whole counts printed whole and seconds to the
+ * microsecond (a loop's preempted time of 0.25 s printed as 0 hid it). */
+Test(bench_broker, counters_matching_a_part)
+{
+    static const char text[] =
+        "# TYPE ringlog_loop_slow_turns_total counter\n"
+        "ringlog_loop_slow_turns_total{work=\"segment_roll\"} 2\n"
+        "ringlog_loop_slow_turns_total{work=\"other\"} 5\n"
+        "ringlog_loop_turn_seconds_bucket{le=\"0.001\"} 40\n"
+        "ringlog_loop_preempted_seconds_total 0.250000\n"
+        "ringlog_peer_frames_sent_total 2470115299\n";
+    char buf[512];
+    cr_assert_eq(bbroker_metrics_matching(text, "ringlog_loop_", buf, sizeof(buf)), 2);
+    cr_assert_str_eq(buf, "ringlog_loop_slow_turns_total=7 "
+                          "ringlog_loop_preempted_seconds_total=0.250000");
+    cr_assert_eq(bbroker_metrics_matching(text, "peer", buf, sizeof(buf)), 1);
+    cr_assert_str_eq(buf, "ringlog_peer_frames_sent_total=2470115299");
+    cr_assert_eq(bbroker_metrics_matching(text, "nothing", buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "");
 }
