@@ -406,8 +406,8 @@ static void print_phase(const struct rb *r, const struct brun_result *res, const
  * node's maximum). */
 static void print_counters(const struct rb *r, const char *after)
 {
-    /* The loop's turns and the time its thread waited, runnable, for a core (preempted) tell
-     * a broker that waited for the CPU from one that waited for the disk or its peers. */
+    /* The loop's turns, slow turns, and the time slow turns spent without a CPU (preempted)
+     * tell a broker that waited for a core from one that waited for the disk or its peers. */
     static const char *const parts[] = {"ringlog_replication_", "ringlog_peer_", "ringlog_loop_"};
     for (int i = 0; i < RB_BROKERS; i++) {
         struct bbroker bb;
