@@ -378,30 +378,16 @@ int rl_admin_list_offsets(struct rl_admin *a, const char *topic, int32_t partiti
                           int64_t timestamp, int64_t *offset)
 {
     reset(a);
-    Ringlog__ListOffsetsPartition lp = RINGLOG__LIST_OFFSETS_PARTITION__INIT;
-    lp.partition = (uint32_t)partition;
-    lp.timestamp = timestamp;
-    Ringlog__ListOffsetsPartition *lpp = &lp;
-    Ringlog__ListOffsetsTopic lt = RINGLOG__LIST_OFFSETS_TOPIC__INIT;
-    lt.name = (char *)topic;
-    lt.partitions = &lpp;
-    lt.n_partitions = 1;
-    Ringlog__ListOffsetsTopic *ltp = &lt;
-    Ringlog__ListOffsetsRequest lr = RINGLOG__LIST_OFFSETS_REQUEST__INIT;
-    lr.topics = &ltp;
-    lr.n_topics = 1;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_LIST_OFFSETS;
-    req.list_offsets = &lr;
-    int rc = call(a, &req, RINGLOG__RESPONSE__BODY_LIST_OFFSETS, &a->resp);
+    struct rlc_list_offsets q;
+    int rc = call(a, rlc_list_offsets_one(&q, topic, partition, timestamp),
+                  RINGLOG__RESPONSE__BODY_LIST_OFFSETS, &a->resp);
     if (rc)
         return rc;
-    const Ringlog__ListOffsetsResponse *r = a->resp->list_offsets;
-    if (r->n_topics != 1 || r->topics[0]->n_partitions != 1) {
+    const Ringlog__ListOffsetsPartitionResult *pr = rlc_list_offsets_result(a->resp);
+    if (!pr) {
         rlc_set_err(a->err, sizeof(a->err), "broker's list-offsets answer has no result");
         return RL_E_FRAME_MALFORMED;
     }
-    const Ringlog__ListOffsetsPartitionResult *pr = r->topics[0]->partitions[0];
     if (pr->error_code) {
         rlc_set_err(a->err, sizeof(a->err), "topic \"%s\" partition %d: %s", topic, partition,
                     pr->error_message && pr->error_message[0] ? pr->error_message

@@ -55,30 +55,17 @@ static int group_list(struct rlc_meta *m, int timeout_ms)
 /* The log end offset of a partition (ListOffsets latest), or -1 when it cannot be had. */
 static int64_t log_end(struct rlc_meta *m, const char *topic, uint32_t partition, int timeout_ms)
 {
-    Ringlog__ListOffsetsPartition lp = RINGLOG__LIST_OFFSETS_PARTITION__INIT;
-    lp.partition = partition;
-    lp.timestamp = RL_OFFSET_LATEST;
-    Ringlog__ListOffsetsPartition *lpp = &lp;
-    Ringlog__ListOffsetsTopic lt = RINGLOG__LIST_OFFSETS_TOPIC__INIT;
-    lt.name = (char *)topic;
-    lt.partitions = &lpp;
-    lt.n_partitions = 1;
-    Ringlog__ListOffsetsTopic *ltp = &lt;
-    Ringlog__ListOffsetsRequest lr = RINGLOG__LIST_OFFSETS_REQUEST__INIT;
-    lr.topics = &ltp;
-    lr.n_topics = 1;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_LIST_OFFSETS;
-    req.list_offsets = &lr;
+    struct rlc_list_offsets q;
+    Ringlog__Request *req = rlc_list_offsets_one(&q, topic, (int32_t)partition, RL_OFFSET_LATEST);
     Ringlog__Response *resp = NULL;
     const uint8_t *data;
     size_t dlen;
     int64_t off = -1;
-    if (rlc_meta_call(m, &req, timeout_ms, &resp, &data, &dlen) == 0 &&
-        resp->body_case == RINGLOG__RESPONSE__BODY_LIST_OFFSETS &&
-        resp->list_offsets->n_topics == 1 && resp->list_offsets->topics[0]->n_partitions == 1 &&
-        resp->list_offsets->topics[0]->partitions[0]->error_code == 0)
-        off = resp->list_offsets->topics[0]->partitions[0]->offset;
+    if (rlc_meta_call(m, req, timeout_ms, &resp, &data, &dlen) == 0) {
+        const Ringlog__ListOffsetsPartitionResult *r = rlc_list_offsets_result(resp);
+        if (r && r->error_code == 0)
+            off = r->offset;
+    }
     if (resp)
         ringlog__response__free_unpacked(resp, NULL);
     return off;

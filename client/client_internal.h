@@ -268,6 +268,21 @@ int rlc_meta_call_leader(struct rlc_meta *m, const char *topic, int32_t partitio
                          Ringlog__Request *req, int timeout_ms, Ringlog__Response **resp,
                          const uint8_t **data, size_t *data_len);
 
+/* A ListOffsets request for one partition at `when` (RL_OFFSET_EARLIEST, RL_OFFSET_LATEST or a
+ * timestamp), built in q: the request points into it, so q must outlive the call. */
+struct rlc_list_offsets {
+    Ringlog__ListOffsetsPartition part, *partp;
+    Ringlog__ListOffsetsTopic topic, *topicp;
+    Ringlog__ListOffsetsRequest body;
+    Ringlog__Request req;
+};
+Ringlog__Request *rlc_list_offsets_one(struct rlc_list_offsets *q, const char *topic,
+                                       int32_t partition, int64_t when);
+
+/* The one partition's result in the answer to such a request, or NULL when the answer is not a
+ * ListOffsets answer for one partition (a malformed one). */
+const Ringlog__ListOffsetsPartitionResult *rlc_list_offsets_result(const Ringlog__Response *resp);
+
 /* Copies the first error found in a response (request level) into err and returns its code. */
 int rlc_resp_error(const Ringlog__Response *resp, char *err, size_t errlen);
 

@@ -361,21 +361,8 @@ int64_t rl_consumer_position(struct rl_consumer *c, const char *topic, int32_t p
 static int list_offset(struct rl_consumer *c, const char *topic, int32_t partition, int64_t when,
                        int64_t *offset)
 {
-    Ringlog__ListOffsetsPartition lp = RINGLOG__LIST_OFFSETS_PARTITION__INIT;
-    lp.partition = (uint32_t)partition;
-    lp.timestamp = when;
-    Ringlog__ListOffsetsPartition *lpp = &lp;
-    Ringlog__ListOffsetsTopic lt = RINGLOG__LIST_OFFSETS_TOPIC__INIT;
-    lt.name = (char *)topic;
-    lt.partitions = &lpp;
-    lt.n_partitions = 1;
-    Ringlog__ListOffsetsTopic *ltp = &lt;
-    Ringlog__ListOffsetsRequest lr = RINGLOG__LIST_OFFSETS_REQUEST__INIT;
-    lr.topics = &ltp;
-    lr.n_topics = 1;
-    Ringlog__Request req = RINGLOG__REQUEST__INIT;
-    req.body_case = RINGLOG__REQUEST__BODY_LIST_OFFSETS;
-    req.list_offsets = &lr;
+    struct rlc_list_offsets q;
+    Ringlog__Request *req = rlc_list_offsets_one(&q, topic, partition, when);
     Ringlog__Response *resp = NULL;
     const uint8_t *data;
     size_t dlen;
@@ -391,27 +378,24 @@ static int list_offset(struct rl_consumer *c, const char *topic, int32_t partiti
         if (rc)
             break;
         rlc_topic_free(&t);
-        rc = rlc_meta_call_leader(&c->meta, topic, partition, &req, c->conf.request_timeout_ms,
+        rc = rlc_meta_call_leader(&c->meta, topic, partition, req, c->conf.request_timeout_ms,
                                   &resp, &data, &dlen);
         if (rc == RL_E_NOT_LEADER)
             continue;
-        if (rc || resp->body_case != RINGLOG__RESPONSE__BODY_LIST_OFFSETS ||
-            resp->list_offsets->n_topics != 1 ||
-            resp->list_offsets->topics[0]->n_partitions != 1 ||
-            resp->list_offsets->topics[0]->partitions[0]->error_code != RL_E_NOT_LEADER)
+        const Ringlog__ListOffsetsPartitionResult *r = rc ? NULL : rlc_list_offsets_result(resp);
+        if (!r || r->error_code != RL_E_NOT_LEADER)
             break;
     }
     if (rc) {
         rlc_set_err(c->err, sizeof(c->err), "list offsets: %s", c->meta.err);
         goto out;
     }
-    rc = RL_E_FRAME_MALFORMED;
-    if (resp->body_case != RINGLOG__RESPONSE__BODY_LIST_OFFSETS ||
-        resp->list_offsets->n_topics != 1 || resp->list_offsets->topics[0]->n_partitions != 1) {
+    const Ringlog__ListOffsetsPartitionResult *r = rlc_list_offsets_result(resp);
+    if (!r) {
+        rc = RL_E_FRAME_MALFORMED;
         rlc_set_err(c->err, sizeof(c->err), "broker sent a malformed list-offsets answer");
         goto out;
     }
-    const Ringlog__ListOffsetsPartitionResult *r = resp->list_offsets->topics[0]->partitions[0];
     rc = r->error_code;
     if (rc) {
         rlc_set_err(c->err, sizeof(c->err), "topic \"%s\" partition %d: %s", topic, partition,

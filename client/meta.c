@@ -107,6 +107,35 @@ static int call_locked(struct rlc_meta *m, Ringlog__Request *req, int timeout_ms
     return rlc_connection_error(rc) ? RL_E_BROKER_UNAVAILABLE : rc;
 }
 
+Ringlog__Request *rlc_list_offsets_one(struct rlc_list_offsets *q, const char *topic,
+                                       int32_t partition, int64_t when)
+{
+    ringlog__list_offsets_partition__init(&q->part);
+    q->part.partition = (uint32_t)partition;
+    q->part.timestamp = when;
+    q->partp = &q->part;
+    ringlog__list_offsets_topic__init(&q->topic);
+    q->topic.name = (char *)topic;
+    q->topic.partitions = &q->partp;
+    q->topic.n_partitions = 1;
+    q->topicp = &q->topic;
+    ringlog__list_offsets_request__init(&q->body);
+    q->body.topics = &q->topicp;
+    q->body.n_topics = 1;
+    ringlog__request__init(&q->req);
+    q->req.body_case = RINGLOG__REQUEST__BODY_LIST_OFFSETS;
+    q->req.list_offsets = &q->body;
+    return &q->req;
+}
+
+const Ringlog__ListOffsetsPartitionResult *rlc_list_offsets_result(const Ringlog__Response *resp)
+{
+    if (!resp || resp->body_case != RINGLOG__RESPONSE__BODY_LIST_OFFSETS ||
+        resp->list_offsets->n_topics != 1 || resp->list_offsets->topics[0]->n_partitions != 1)
+        return NULL;
+    return resp->list_offsets->topics[0]->partitions[0];
+}
+
 int rlc_meta_call(struct rlc_meta *m, Ringlog__Request *req, int timeout_ms,
                   Ringlog__Response **resp, const uint8_t **data, size_t *data_len)
 {
