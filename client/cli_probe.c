@@ -291,11 +291,13 @@ int probe_fsync_loaded_run(const char *dir, unsigned streams, double mbps, doubl
     for (; rc == 0 && opened < streams; opened++)
         rc = loaded_open(dir, &s[opened]);
     double t0 = now_s() + 0.01;
-    for (unsigned i = 0; rc == 0 && i < streams; i++, started++) {
+    for (unsigned i = 0; rc == 0 && i < streams; i++) {
         s[i] = (struct loaded_stream){.fd = s[i].fd, .buf = s[i].buf, .rate = mbps * 1e6,
                                       .t0 = t0, .end = t0 + seconds, .hist = hist};
         if (pthread_create(&s[i].tid, NULL, loaded_stream_main, &s[i]))
             rc = -EAGAIN;
+        else
+            started++;
     }
     uint64_t units = 0;
     for (unsigned i = 0; i < started; i++) {

@@ -42,7 +42,9 @@ int probe_fsync_run(const char *dir, unsigned count, double *p50_ms, double *p99
 /* What a durable append costs while the disk takes a given write load. */
 struct probe_loaded {
     double p50_ms, p99_ms; /* of each 4 KiB unit, from when it was due to when it was durable */
-    double mbps;           /* what the streams wrote, 10^6 bytes per second */
+    double mbps;           /* what the streams wrote, 10^6 bytes per second: below what was
+                            * asked, the disk fell behind (units still due at the end are not
+                            * in the percentiles) */
 };
 
 /* The latency floor of an acknowledgement under load: `streams` threads (the logs of the
