@@ -227,6 +227,7 @@ static void *loaded_stream_main(void *arg)
 {
     struct loaded_stream *s = arg;
     uint64_t wrap_units = PROBE_LOADED_WRAP / PROBE_UNIT;
+    sleep_until(s->t0); /* before it nothing is due (and now - t0 would be negative) */
     for (;;) {
         double now = now_s();
         if (now >= s->end)
@@ -308,7 +309,7 @@ int probe_fsync_loaded_run(const char *dir, unsigned streams, double mbps, doubl
     if (rc == 0) {
         out->p50_ms = loaded_quantile(hist, units, 0.50);
         out->p99_ms = loaded_quantile(hist, units, 0.99);
-        out->mbps = (double)units * PROBE_UNIT / 1e6 / (now_s() - t0);
+        out->mbps = (double)units * PROBE_UNIT / 1e6 / seconds; /* over the run's length */
     } else {
         snprintf(err, errlen, "loaded fdatasync probe in %s failed: %s", dir, strerror(-rc));
     }

@@ -54,7 +54,7 @@ TESTS += $(BUILD)/tests/unit/test_client $(BUILD)/tests/integration/test_client_
 # The bench command's histogram and payloads, tested on their own (they are CLI objects, not
 # part of libringlog, so this program links them directly).
 BENCH_UNIT_OBJS := $(call obj,client/cli_bench_hist.c client/cli_bench_payload.c \
-                                  client/cli_bench_broker.c)
+                                  client/cli_bench_broker.c client/cli_probe.c)
 $(BUILD)/tests/unit/test_cli_bench: $(BUILD)/obj/tests/unit/test_cli_bench.o $(BENCH_UNIT_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"

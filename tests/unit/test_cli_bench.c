@@ -1,7 +1,8 @@
 /* ringlog bench's building blocks without a broker: the latency histogram's buckets and
  * percentiles, the stamped payloads (exact sizes, stamps that round-trip, random batches
  * that stay incompressible pool cycle after pool cycle, JSON events that are well formed and
- * compress), and the broker's produce latency and counters read from /metrics texts. Seeds are fixed,
+ * compress), the broker's produce latency and counters read from /metrics texts, and the
+ * loaded fdatasync probe's pace. Seeds are fixed,
  * so every run checks the same records. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include "client/cli_bench_broker.h"
 #include "client/cli_bench_hist.h"
 #include "client/cli_bench_payload.h"
+#include "client/cli_probe.h"
 
 /* Every value lies inside its bucket, buckets are contiguous, and a bucket is at most 1/128
  * of its values wide. */
@@ -236,4 +238,23 @@ Test(bench_broker, counters_matching_a_part)
     cr_assert_str_eq(buf, "ringlog_peer_frames_sent_total=2470115299");
     cr_assert_eq(bbroker_metrics_matching(text, "nothing", buf, sizeof(buf)), 0);
     cr_assert_str_eq(buf, "");
+}
+
+/* The loaded fdatasync probe writes at the pace asked for (two streams of 1 MB/s for 0.5 s
+ * write about 2 MB/s), its percentiles are ordered, and bad arguments are refused with a
+ * message. Needs a directory on a file system with O_DIRECT ($TMPDIR, else /var/tmp). */
+Test(bench_probe, loaded_fsync_probe_keeps_its_pace)
+{
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+    struct probe_loaded f = {0};
+    char err[256] = "";
+    cr_assert_eq(probe_fsync_loaded_run(dir, 0, 1.0, 0.5, &f, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "bad arguments"), "%s", err);
+    int rc = probe_fsync_loaded_run(dir, 2, 1.0, 0.5, &f, err, sizeof(err));
+    if (rc == -EINVAL)
+        cr_skip_test("%s has no O_DIRECT: %s", dir, err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(f.mbps > 1.4 && f.mbps < 2.1, "wrote %.2f MB/s, asked for 2", f.mbps);
+    cr_assert(f.p50_ms > 0 && f.p50_ms <= f.p99_ms, "p50 %.2f p99 %.2f ms", f.p50_ms, f.p99_ms);
+    cr_assert_lt(f.p99_ms, 2000, "a 2 MB/s load took %.2f ms at p99", f.p99_ms);
 }
