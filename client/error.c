@@ -45,6 +45,7 @@ int rl_error_is_retriable(int code)
     case RL_E_SHUTTING_DOWN:
     case RL_E_COORDINATOR_NOT_AVAILABLE:
     case RL_E_NOT_COORDINATOR:
+    case RL_E_COORDINATOR_LOADING:
     case RL_E_REBALANCE_IN_PROGRESS:
     case RL_E_RAFT_NOT_LEADER:
     case RL_E_RAFT_DROPPED:

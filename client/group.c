@@ -204,6 +204,7 @@ int rlc_group_subscribe(struct rlc_group *g, const char *const *topics, size_t c
 static bool coord_lost(int code)
 {
     return code == RL_E_NOT_COORDINATOR || code == RL_E_COORDINATOR_NOT_AVAILABLE ||
+           code == RL_E_COORDINATOR_LOADING ||
            (code < 0 && code > -4096) || code == RL_E_BROKER_UNAVAILABLE ||
            code == RL_E_SHUTTING_DOWN || code == RL_E_REQUEST_TIMED_OUT;
 }

@@ -170,6 +170,8 @@ enum rl_error {
         range */
     RL_E_INCONSISTENT_PROTOCOL = -5507, /**< member's assignors share none with the group */
     RL_E_INVALID_GROUP_ID = -5508, /**< invalid group id */
+    RL_E_COORDINATOR_LOADING = -5509, /**< the group coordinator was just elected and is loading
+        the group's committed offsets; retry shortly */
     RL_E_RAFT_NOT_LEADER = -5600, /**< raft node is not the leader */
     RL_E_RAFT_DROPPED = -5601, /**< raft proposal was dropped (leadership changed) */
     RL_E_RAFT_CONF_PENDING = -5602, /**< a membership change is already in progress */

@@ -114,6 +114,8 @@
     X(INVALID_SESSION_TIMEOUT, -5506, "session timeout is outside the broker's allowed range")  \
     X(INCONSISTENT_PROTOCOL, -5507, "member's assignors share none with the group")             \
     X(INVALID_GROUP_ID, -5508, "invalid group id")                                              \
+    X(COORDINATOR_LOADING, -5509, "the group coordinator was just elected and is loading the "  \
+      "group's committed offsets; retry shortly")                                               \
     /* replication */                                                                           \
     X(RAFT_NOT_LEADER, -5600, "raft node is not the leader")                                    \
     X(RAFT_DROPPED, -5601, "raft proposal was dropped (leadership changed)")                    \

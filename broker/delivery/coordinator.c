@@ -842,7 +842,8 @@ static uint32_t coord_part_leader(const struct meta_topic *t, uint32_t k)
 }
 
 /* Whether this broker coordinates group_id now (loading its partition's commits when it just
- * became the leader). Returns 0, or NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE with msg. */
+ * became the leader). Returns 0, or NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE /
+ * COORDINATOR_LOADING with msg. */
 static int coord_serve(struct coord *c, const char *group_id, char *msg, size_t cap)
 {
     if (meta_node_id(c->meta) == 0)
@@ -863,6 +864,16 @@ static int coord_serve(struct coord *c, const char *group_id, char *msg, size_t 
         return 0; /* one replica, here (or an older cluster's copy on every broker) */
     if (!p || !partition_leads(p)) {
         uint32_t leader = coord_part_leader(t, k);
+        if (p && leader == meta_node_id(c->meta)) {
+            /* Elected, its first entry not yet committed: the coordinator is here in a moment.
+             * Kafka clients retry COORDINATOR_LOAD_IN_PROGRESS where they are; librdkafka
+             * does not retry an OffsetFetch refused with NOT_AVAILABLE, and its partition then
+             * waits for the next rebalance. */
+            snprintf(msg, cap, "node %u was just elected leader of %s-%u, which holds group "
+                     "\"%s\", and is loading its commits: retry in a moment",
+                     leader, OFFSETS_TOPIC, k, group_id);
+            return RL_E_COORDINATOR_LOADING;
+        }
         snprintf(msg, cap, "group \"%s\" is coordinated by the leader of %s-%u (%s%u), not by "
                  "this broker (node %u): find the coordinator again", group_id, OFFSETS_TOPIC,
                  k, leader ? "node " : "none known yet, election under way: ", leader,
@@ -921,7 +932,11 @@ static const char *coord_msg(struct svc_req *r, int rc, const char *msg)
 
 int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap)
 {
-    return coord_precheck(c, group_id, msg, cap);
+    int rc = coord_precheck(c, group_id, msg, cap);
+    if (rc != RL_E_COORDINATOR_LOADING)
+        return rc;
+    msg[0] = 0; /* the coordinator, in a moment: its group requests are told to retry here */
+    return 0;
 }
 
 uint32_t coord_leader_of(struct coord *c, const char *group_id)
@@ -1341,9 +1356,9 @@ static int coord_commit_append(struct coord_pending *cp, char *msg, size_t cap)
 {
     struct coord *c = cp->c;
     const struct meta_topic *t = meta_topic_find(c->meta, OFFSETS_TOPIC);
-    if (!t) {
-        snprintf(msg, cap, "%s does not exist", OFFSETS_TOPIC);
-        return RL_E_UNKNOWN_TOPIC;
+    if (!t) { /* created at another broker's request, not yet known here */
+        snprintf(msg, cap, "%s is being created; retry in a moment", OFFSETS_TOPIC);
+        return RL_E_COORDINATOR_NOT_AVAILABLE;
     }
     uint32_t k = offsets_partition_for(cp->commit->group_id, t->partition_count);
     struct partition *p = t->parts[k];
@@ -1379,6 +1394,8 @@ static void coord_offsets_created(struct meta_proposal *pr)
     c->offsets_creating = false;
     if (pr->rc == 0)
         RL_INFO("created %s with %u partitions", OFFSETS_TOPIC, c->cfg.offsets_topic_partitions);
+    else if (pr->rc == RL_E_TOPIC_EXISTS) /* another broker's request for it came first */
+        RL_INFO("%s exists: created at another broker's request", OFFSETS_TOPIC);
     else
         RL_WARN("cannot create %s: %s; groups have no coordinator until it exists (the next "
                 "FindCoordinator tries again)", OFFSETS_TOPIC, pr->msg);
@@ -1386,7 +1403,7 @@ static void coord_offsets_created(struct meta_proposal *pr)
         struct coord_pending *cp = c->waiting;
         c->waiting = cp->next_waiting;
         char msg[sizeof(pr->msg) + 64] = "";
-        int rc = pr->rc;
+        int rc = pr->rc == RL_E_TOPIC_EXISTS ? 0 : pr->rc;
         if (rc)
             snprintf(msg, sizeof(msg), "cannot create %s: %s", OFFSETS_TOPIC, pr->msg);
         else
@@ -1458,7 +1475,7 @@ void coord_commit(struct coord *c, struct svc_req *r, struct coord_commit *cm)
         }
     }
     if (grc == RL_E_INVALID_GROUP_ID || grc == RL_E_COORDINATOR_NOT_AVAILABLE ||
-        grc == RL_E_NOT_COORDINATOR) {
+        grc == RL_E_NOT_COORDINATOR || grc == RL_E_COORDINATOR_LOADING) {
         cm->rc = grc;
         cm->msg = gmsg;
     }

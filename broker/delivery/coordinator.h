@@ -18,7 +18,9 @@
  * In a cluster __consumer_offsets is replicated and a group is coordinated by the ready leader
  * of its partition of it: that broker loads the partition's commits from its log when its
  * leadership begins (at the first request) and drops them when it ends (coord_tick); the
- * others answer RL_E_NOT_COORDINATOR (coord_leader_of names the leader they know).
+ * others answer RL_E_NOT_COORDINATOR (coord_leader_of names the leader they know). An elected
+ * leader whose first entry has not committed yet answers group requests
+ * RL_E_COORDINATOR_LOADING (retry here), and FindCoordinator names it.
  *
  * Errors: every call answers with an RL_E_* code and a sentence (msg). A stopped coordinator
  * (the broker is shutting down) answers RL_E_COORDINATOR_NOT_AVAILABLE.
@@ -104,10 +106,10 @@ void coord_tick(struct coord *c, int64_t now_ms);
 void coord_get_stats(const struct coord *c, struct coord_stats *out);
 
 /* FindCoordinator: 0 when this broker coordinates group_id, else the error with msg. A single
- * broker coordinates every group; in a cluster the ready leader of the group's partition of
- * (replicated) __consumer_offsets does: elsewhere RL_E_NOT_COORDINATOR, and coord_leader_of
- * names the leader this broker knows; RL_E_COORDINATOR_NOT_AVAILABLE while none is known or
- * the topic is being created (the call starts its creation). */
+ * broker coordinates every group; in a cluster the leader of the group's partition of
+ * (replicated) __consumer_offsets does (ready or about to be): elsewhere RL_E_NOT_COORDINATOR,
+ * and coord_leader_of names the leader this broker knows; RL_E_COORDINATOR_NOT_AVAILABLE while
+ * none is known or the topic is being created (the call starts its creation). */
 int coord_find(struct coord *c, const char *group_id, char *msg, size_t cap);
 /* The node coordinating group_id as far as this broker knows (0: none known, or a single
  * broker). */

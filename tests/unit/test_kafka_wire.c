@@ -305,6 +305,8 @@ Test(kerr, mapping)
     cr_assert_eq(kerr_from_rl(RL_E_ILLEGAL_GENERATION, KERR_SCOPE_GROUP), 22);
     cr_assert_eq(kerr_from_rl(RL_E_REBALANCE_IN_PROGRESS, KERR_SCOPE_GROUP), 27);
     cr_assert_eq(kerr_from_rl(RL_E_UNKNOWN_MEMBER_ID, KERR_SCOPE_GROUP), 25);
+    /* An elected coordinator not yet ready: clients retry where they are, not elsewhere. */
+    cr_assert_eq(kerr_from_rl(RL_E_COORDINATOR_LOADING, KERR_SCOPE_GROUP), 14);
     cr_assert_eq(kerr_from_rl(-EPERM, KERR_SCOPE_PARTITION), -1);
     cr_assert_eq(kerr_from_rl(RL_E_SEGMENT_FULL, KERR_SCOPE_PARTITION), -1);
     cr_assert_eq(kerr_invalid_batch(3), 2);
