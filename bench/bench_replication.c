@@ -570,9 +570,9 @@ static int half_floor(struct rb *r, double half_mbps)
         return -1;
     }
     printf("floor: %u logs, each a perfect group-committing writer of %.1f MB/s (%.0f MB/s in "
-           "all, as the half phase wrote), for %d s: wrote %.0f MB/s; durable-append latency "
-           "p50 %.2f p99 %.2f ms\n", logs, per_log, per_log * logs, RB_FLOOR_SECONDS, f.mbps,
-           f.p50_ms, f.p99_ms);
+           "all, as the half phase wrote), for %d s: %.0f MB durable after %.2f s (%.0f MB/s); "
+           "durable-append latency p50 %.2f p99 %.2f ms\n", logs, per_log, per_log * logs,
+           RB_FLOOR_SECONDS, (double)f.bytes / 1e6, f.seconds, f.mbps, f.p50_ms, f.p99_ms);
     r->floor_p99_ms = f.p99_ms;
     return 0;
 }

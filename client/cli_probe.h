@@ -19,6 +19,7 @@
 #define RL_CLIENT_CLI_PROBE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define PROBE_MAX_QD 64
 
@@ -42,16 +43,17 @@ int probe_fsync_run(const char *dir, unsigned count, double *p50_ms, double *p99
 /* What a durable append costs while the disk takes a given write load. */
 struct probe_loaded {
     double p50_ms, p99_ms; /* of each 4 KiB unit, from when it was due to when it was durable */
-    double mbps;           /* what the streams wrote, 10^6 bytes per second: below what was
-                            * asked, the disk fell behind (units still due at the end are not
-                            * in the percentiles) */
+    uint64_t bytes;        /* what the streams wrote: every unit due before the run's end */
+    double seconds;        /* from the start until the last of them was durable */
+    double mbps;           /* bytes / seconds, in 10^6 bytes per second: below what was asked,
+                            * the disk fell behind */
 };
 
 /* The latency floor of an acknowledgement under load: `streams` threads (the logs of the
  * brokers sharing the disk), each a perfect group-committing writer of its own preallocated
  * O_DIRECT file in dir: the data due at `mbps` MB/s (per stream) is written in one write of at
- * most 1 MiB, then fdatasync, again and again for `seconds` (the file is rewritten from its
- * start every PROBE_LOADED_WRAP bytes). Each 4 KiB unit's latency runs from the time it was due
+ * most 1 MiB, then fdatasync, again and again until everything due within `seconds` is durable
+ * (the file is rewritten from its start every PROBE_LOADED_WRAP bytes). Each 4 KiB unit's latency runs from the time it was due
  * to the end of the fdatasync that covered it, so a disk that falls behind the pace shows in
  * the figure (no coordinated omission). No network and no CPU work: what a broker adds to it is
  * its own cost. Returns 0 or a negative errno with a message in err. */
