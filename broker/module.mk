@@ -36,6 +36,8 @@ TESTS += $(BUILD)/tests/unit/test_idem_powercut
 TESTS += $(BUILD)/tests/unit/test_offsets_state
 # The produce path of a replicated partition under a scripted replicator (acknowledgement rule).
 TESTS += $(BUILD)/tests/unit/test_repl_produce
+# Which broker answers for a group, by the role of its __consumer_offsets replica (scripted).
+TESTS += $(BUILD)/tests/unit/test_coord_cluster
 IDEM_POWERCUT_SEEDS ?= 20000
 .PHONY: test-idem-powercut
 test-idem-powercut: $(BUILD)/tests/unit/test_idem_powercut

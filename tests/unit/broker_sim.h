@@ -40,6 +40,7 @@ struct broker {
     struct batch_builder *bb;
     const char *segment_bytes; /* default segment.bytes of new topics (NULL: built-in) */
     int64_t offsets_retention_ms; /* 0: commits never expire (checked every second) */
+    uint32_t node_id;          /* a cluster node (only partitions placed on it open); 0: single */
 };
 
 static inline void loop_once(struct broker *x)
@@ -62,7 +63,7 @@ static inline int broker_open(struct broker *x)
     struct partition_env_hooks hooks = {0};
     if ((rc = partition_env_create(x->io, x->st, &hooks, &x->env)) != 0)
         return rc;
-    struct meta_limits lim = {.max_topics = 10, .max_partitions = 50};
+    struct meta_limits lim = {.max_topics = 10, .max_partitions = 50, .node_id = x->node_id};
     config_topic_default(&lim.topic_defaults);
     if (x->segment_bytes)
         snprintf(lim.topic_defaults.values[CONFIG_SEGMENT_BYTES], CONFIG_VALUE_MAX, "%s",
