@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "broker_sim.h"
-#include "common/log.h"
 
 #define GROUP "g"
 #define SELF 1u
@@ -46,17 +45,10 @@ static void detach(void *ctx, struct partition *p)
 
 static void start(void)
 {
-    if (!getenv("RINGLOG_TEST_VERBOSE"))
-        rl_log_set_level(RL_LOG_OFF);
-    struct io_sim_config sc = {.seed = 1, .wall_start_ms = NOW_MS};
-    int err = 0;
     memset(&b, 0, sizeof(b));
     g_p = NULL;
     b.node_id = SELF;
-    b.io = io_create_sim(&sc, &err);
-    cr_assert_not_null(b.io);
-    cr_assert_eq(io_dir_make(b.io, DATA_DIR, 0755), 0);
-    cr_assert_eq(broker_open(&b), 0);
+    broker_sim_start(&b);
     static const struct meta_replicator mr = {attach, detach, NULL, NULL};
     cr_assert_eq(meta_set_replicator(b.m, &mr), 0);
     /* As the controller records it: 1 partition (the coordinator's offsets_topic_partitions),

@@ -16,7 +16,6 @@
 #include "broker/svc/svc.h"
 #include "broker_sim.h"
 #include "common/arena.h"
-#include "common/log.h"
 
 static struct broker b;
 
@@ -196,17 +195,10 @@ static int64_t g_pid;
 
 static void start(void)
 {
-    if (!getenv("RINGLOG_TEST_VERBOSE"))
-        rl_log_set_level(RL_LOG_OFF);
-    struct io_sim_config sc = {.seed = 1, .wall_start_ms = NOW_MS};
-    int err = 0;
     memset(&b, 0, sizeof(b));
     g_write = false;
     g_appends = g_appended = 0;
-    b.io = io_create_sim(&sc, &err);
-    cr_assert_not_null(b.io);
-    cr_assert_eq(io_dir_make(b.io, DATA_DIR, 0755), 0);
-    cr_assert_eq(broker_open(&b), 0);
+    broker_sim_start(&b);
     cr_assert_eq(create_topic(&b, "batch"), 0);
     g_p = part(&b);
     g_next = plog_end_offset(partition_plog(g_p));
