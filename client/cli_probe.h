@@ -53,10 +53,11 @@ struct probe_loaded {
  * brokers sharing the disk), each a perfect group-committing writer of its own preallocated
  * O_DIRECT file in dir: the data due at `mbps` MB/s (per stream) is written in one write of at
  * most 1 MiB, then fdatasync, again and again until everything due within `seconds` is durable
- * (the file is rewritten from its start every PROBE_LOADED_WRAP bytes). Each 4 KiB unit's latency runs from the time it was due
- * to the end of the fdatasync that covered it, so a disk that falls behind the pace shows in
- * the figure (no coordinated omission). No network and no CPU work: what a broker adds to it is
- * its own cost. Returns 0 or a negative errno with a message in err. */
+ * (the file is rewritten from its start every PROBE_LOADED_WRAP bytes). Each 4 KiB unit's
+ * latency runs from the time it was due to the end of the fdatasync that covered it, so a disk
+ * that falls behind the pace shows in the figure (no coordinated omission). No network and no
+ * CPU work: what a broker adds to it is its own cost. Returns 0 or a negative errno with a
+ * message in err. */
 #define PROBE_LOADED_WRAP (32u << 20)
 int probe_fsync_loaded_run(const char *dir, unsigned streams, double mbps, double seconds,
                            struct probe_loaded *out, char *err, size_t errlen);
